@@ -1,0 +1,90 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+let upcoming: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("MemberImportVisibility"),
+]
+
+let package = Package(
+    name: "Outpost",
+    platforms: [.macOS(.v14)],
+    products: [
+        .library(name: "OutpostCRDT", targets: ["OutpostCRDT"]),
+        .library(name: "OutpostModel", targets: ["OutpostModel"]),
+        .library(name: "OutpostProtocol", targets: ["OutpostProtocol"]),
+        .library(name: "OutpostClient", targets: ["OutpostClient"]),
+        .library(name: "OutpostServer", targets: ["OutpostServer"]),
+        .executable(name: "outpost", targets: ["outpost"]),
+        .executable(name: "outpost-server", targets: ["outpost-server"]),
+        .executable(name: "outpost-bench", targets: ["outpost-bench"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.0"),
+    ],
+    targets: [
+        // Clocks, ids, field states and merge: no I/O, no clock reads, no randomness.
+        .target(name: "OutpostCRDT", swiftSettings: upcoming),
+        // The care model: record types, the merge-policy table, validation, the practice generator.
+        .target(name: "OutpostModel", dependencies: ["OutpostCRDT"], swiftSettings: upcoming),
+        // Wire messages and the pure sync session state machine.
+        .target(name: "OutpostProtocol", dependencies: ["OutpostModel"], swiftSettings: upcoming),
+        // Local store (GRDB), outbox, sync engine.
+        .target(
+            name: "OutpostClient",
+            dependencies: [
+                "OutpostProtocol",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: upcoming
+        ),
+        // Sync server and the umbrella store.
+        .target(
+            name: "OutpostServer",
+            dependencies: ["OutpostProtocol", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: upcoming
+        ),
+        .executableTarget(
+            name: "outpost",
+            dependencies: [
+                "OutpostClient",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: upcoming
+        ),
+        .executableTarget(
+            name: "outpost-server",
+            dependencies: [
+                "OutpostServer",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: upcoming
+        ),
+        // Benchmarks (not tests): `swift run -c release outpost-bench --help`.
+        .executableTarget(
+            name: "outpost-bench",
+            dependencies: [
+                "OutpostClient",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ],
+            path: "tools/bench",
+            swiftSettings: upcoming
+        ),
+        // Reusable law checkers, the seeded generator and test clocks.
+        .target(name: "OutpostTestSupport", dependencies: ["OutpostModel"], swiftSettings: upcoming),
+        .testTarget(
+            name: "OutpostCRDTTests",
+            dependencies: ["OutpostCRDT", "OutpostTestSupport"],
+            swiftSettings: upcoming
+        ),
+        .testTarget(
+            name: "OutpostModelTests",
+            dependencies: ["OutpostModel", "OutpostTestSupport"],
+            swiftSettings: upcoming
+        ),
+    ]
+)

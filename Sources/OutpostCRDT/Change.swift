@@ -1,0 +1,109 @@
+/// A reference to one record: its type and its id.
+public struct RecordRef: Sendable, Hashable, Comparable, Codable, CustomStringConvertible {
+    /// The record type, for example `patient`.
+    public var type: String
+    /// The record id, for example `pat_01JD…`.
+    public var id: String
+
+    /// Creates a record reference.
+    public init(type: String, id: String) {
+        self.type = type
+        self.id = id
+    }
+
+    public static func < (lhs: RecordRef, rhs: RecordRef) -> Bool {
+        (lhs.type, lhs.id) < (rhs.type, rhs.id)
+    }
+
+    public var description: String { "\(type)/\(id)" }
+}
+
+/// One edit of one field of one record: the unit that is stored, synced and merged.
+///
+/// A change names the values it replaces (``replaces``): the field's values as the writer saw them. A
+/// change that did not see another write to the same field is *concurrent* with it, which is how Outpost
+/// tells a real conflict from an ordinary update.
+public struct Change: Sendable, Hashable, Codable {
+    /// The change's identity: replica and per-replica counter.
+    public var id: ChangeID
+    /// The record written.
+    public var record: RecordRef
+    /// The field written.
+    public var field: String
+    /// What the change does.
+    public var operation: Operation
+    /// The value assigned, added, removed or appended.
+    public var value: Value
+    /// The ids of the writes this change replaces (for `remove`: the observed tags), sorted.
+    public var replaces: [ChangeID]
+    /// When the change was made, by hybrid logical clock.
+    public var clock: Timestamp
+    /// The person who made it (a person id).
+    public var author: String
+    /// The site where it was made (a site id), if known.
+    public var site: String?
+
+    /// Creates a change; `replaces` is sorted and deduplicated.
+    public init(
+        id: ChangeID,
+        record: RecordRef,
+        field: String,
+        operation: Operation,
+        value: Value,
+        replaces: [ChangeID] = [],
+        clock: Timestamp,
+        author: String,
+        site: String? = nil
+    ) {
+        self.id = id
+        self.record = record
+        self.field = field
+        self.operation = operation
+        self.value = value
+        self.replaces = Array(Set(replaces)).sorted()
+        self.clock = clock
+        self.author = author
+        self.site = site
+    }
+
+    /// The write this change leaves in its field, with its provenance.
+    public var write: Write {
+        Write(id: id, value: value, clock: clock, author: author, site: site)
+    }
+
+    private enum CodingKeys: String, CodingKey {
+        case id, record, field
+        case operation = "op"
+        case value, replaces, clock, author, site
+    }
+}
+
+/// A value held by a field, with who wrote it, where and when.
+public struct Write: Sendable, Hashable, Codable {
+    /// The change that wrote it.
+    public var id: ChangeID
+    /// The value.
+    public var value: Value
+    /// When it was written.
+    public var clock: Timestamp
+    /// Who wrote it (a person id).
+    public var author: String
+    /// Where it was written (a site id), if known.
+    public var site: String?
+
+    /// Creates a write.
+    public init(id: ChangeID, value: Value, clock: Timestamp, author: String, site: String?) {
+        self.id = id
+        self.value = value
+        self.clock = clock
+        self.author = author
+        self.site = site
+    }
+
+    /// Whether this write is later than `other` in the total order used to pick winners: by clock, then
+    /// by change id.
+    public func isLater(than other: Write) -> Bool {
+        if clock != other.clock { return clock > other.clock }
+        return id > other.id
+    }
+}

@@ -1,0 +1,45 @@
+/// Identifiers generated offline without coordination and sortable by creation time (ULID layout).
+///
+/// 48 bits of milliseconds since 1970 followed by 80 random bits, written as 26 characters of Crockford
+/// base 32. Ids made in a later millisecond sort after earlier ones as plain strings. Time and randomness
+/// are passed in, so ids are reproducible in tests.
+public enum SortableID {
+    /// The 32 characters of Crockford's base 32, in order.
+    public static let alphabet = Array("0123456789ABCDEFGHJKMNPQRSTVWXYZ".utf8)
+
+    /// Makes an id for `millis` with randomness from `generator`.
+    public static func make(millis: UInt64, using generator: inout some RandomNumberGenerator) -> String {
+        var chars = [UInt8](repeating: 0, count: 26)
+        var time = millis & 0xFFFF_FFFF_FFFF
+        for index in stride(from: 9, through: 0, by: -1) {
+            chars[index] = alphabet[Int(time & 31)]
+            time >>= 5
+        }
+        var random = generator.next()
+        var moreRandom = generator.next()
+        for index in 10..<26 {
+            if index == 22 { random = moreRandom }
+            chars[index] = alphabet[Int(random & 31)]
+            random >>= 5
+            if index == 21 { moreRandom = generator.next() }
+        }
+        return String(decoding: chars, as: UTF8.self)
+    }
+
+    /// Whether `text` has the shape of an id made by ``make(millis:using:)``.
+    public static func isValid(_ text: some StringProtocol) -> Bool {
+        let bytes = Array(text.utf8)
+        return bytes.count == 26 && bytes[0] <= UInt8(ascii: "7") && bytes.allSatisfy { alphabet.contains($0) }
+    }
+
+    /// The creation time encoded in a valid id, in milliseconds since 1970.
+    public static func millis(of text: some StringProtocol) -> UInt64? {
+        guard isValid(text) else { return nil }
+        var value: UInt64 = 0
+        for byte in text.utf8.prefix(10) {
+            guard let digit = alphabet.firstIndex(of: byte) else { return nil }
+            value = value << 5 | UInt64(digit)
+        }
+        return value
+    }
+}

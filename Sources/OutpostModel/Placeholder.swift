@@ -1,0 +1,1 @@
+// The care model lives here; see RecordType.swift and the field table.

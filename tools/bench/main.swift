@@ -1,0 +1,1 @@
+print("outpost-bench: no benchmarks yet")
