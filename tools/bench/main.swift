@@ -1,1 +1,11 @@
-print("outpost-bench: no benchmarks yet")
+import ArgumentParser
+
+/// Benchmarks (never tests): each prints its figures and the command that reproduces them.
+@main
+struct OutpostBench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "outpost-bench",
+        abstract: "Outpost's benchmarks. Run in release mode: swift run -c release outpost-bench <name>.",
+        subcommands: []
+    )
+}
