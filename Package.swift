@@ -82,6 +82,11 @@ let package = Package(
             swiftSettings: upcoming
         ),
         .testTarget(
+            name: "OutpostClientTests",
+            dependencies: ["OutpostClient", "OutpostTestSupport"],
+            swiftSettings: upcoming
+        ),
+        .testTarget(
             name: "OutpostModelTests",
             dependencies: ["OutpostModel", "OutpostTestSupport"],
             swiftSettings: upcoming

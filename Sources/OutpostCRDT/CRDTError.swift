@@ -14,6 +14,9 @@ public struct CRDTError: Error, Sendable, Hashable, CustomStringConvertible {
         /// The change's operation does not suit the field's policy.
         public static let operationNotAllowed = Code("operationNotAllowed")
 
+        /// Stored or received bytes could not be decoded.
+        public static let malformedEncoding = Code("malformedEncoding")
+
         public var description: String { name }
     }
 

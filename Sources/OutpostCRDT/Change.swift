@@ -60,7 +60,7 @@ public struct Change: Sendable, Hashable, Codable {
         self.field = field
         self.operation = operation
         self.value = value
-        self.replaces = Array(Set(replaces)).sorted()
+        self.replaces = replaces.count < 2 ? replaces : Array(Set(replaces)).sorted()
         self.clock = clock
         self.author = author
         self.site = site

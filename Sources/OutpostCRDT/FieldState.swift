@@ -21,6 +21,18 @@ public struct FieldState: Sendable, Hashable, Codable {
         superseded = []
     }
 
+    /// Restores a state from its parts; `nil` unless both arrays are strictly sorted by change id and no
+    /// live write is also superseded.
+    public init?(live: [Write], superseded: [ChangeID]) {
+        for index in live.indices.dropFirst() where !(live[index - 1].id < live[index].id) { return nil }
+        for index in superseded.indices.dropFirst() where !(superseded[index - 1] < superseded[index]) {
+            return nil
+        }
+        self.live = live
+        self.superseded = superseded
+        for write in live where Self.search(superseded, write.id, by: { $0 }).found { return nil }
+    }
+
     /// Whether the field has never been written.
     public var isEmpty: Bool { live.isEmpty && superseded.isEmpty }
 
@@ -30,8 +42,9 @@ public struct FieldState: Sendable, Hashable, Codable {
     /// ``RecordState/apply(_:policy:)``).
     @discardableResult
     public mutating func apply(_ change: Change) -> Bool {
+        // A live write has had its replacements recorded already. A superseded one may not have (it can
+        // arrive after the change that replaced it), so its replacements are always recorded.
         if Self.search(live, change.id, by: \.id).found { return false }
-        if Self.search(superseded, change.id, by: { $0 }).found { return false }
         var changed = false
         for replaced in change.replaces {
             let slot = Self.search(superseded, replaced, by: { $0 })

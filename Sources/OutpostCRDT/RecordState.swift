@@ -6,6 +6,9 @@ public struct RecordState: Sendable, Hashable, Codable {
     /// An empty record.
     public init() { fields = [:] }
 
+    /// Creates a record from field states.
+    public init(fields: [String: FieldState]) { self.fields = fields }
+
     /// The state of `field` (empty when never written).
     public subscript(field: String) -> FieldState {
         fields[field] ?? FieldState()

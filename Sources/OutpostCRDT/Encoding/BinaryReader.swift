@@ -1,0 +1,174 @@
+/// Reads what ``BinaryWriter`` wrote; every malformed input is refused with a ``CRDTError`` (code
+/// `malformedEncoding`), never a crash.
+public struct BinaryReader {
+    private let bytes: [UInt8]
+    private var offset: Int
+
+    /// Creates a reader over `bytes`.
+    public init(_ bytes: [UInt8]) {
+        self.bytes = bytes
+        self.offset = 0
+    }
+
+    /// Whether every byte has been read.
+    public var isAtEnd: Bool { offset == bytes.count }
+
+    private func malformed(_ what: String) -> CRDTError {
+        CRDTError(code: .malformedEncoding, message: "stored data is malformed (\(what) at byte \(offset))")
+    }
+
+    /// Reads an unsigned varint.
+    public mutating func readVarint() throws(CRDTError) -> UInt64 {
+        var result: UInt64 = 0
+        var shift: UInt64 = 0
+        while true {
+            guard offset < bytes.count else { throw malformed("truncated number") }
+            let byte = bytes[offset]
+            offset += 1
+            guard shift < 64 else { throw malformed("number too long") }
+            result |= UInt64(byte & 0x7F) << shift
+            if byte < 0x80 { return result }
+            shift += 7
+        }
+    }
+
+    private mutating func readCount() throws(CRDTError) -> Int {
+        let count = try readVarint()
+        guard count <= UInt64(bytes.count - offset) else { throw malformed("count past the end") }
+        return Int(count)
+    }
+
+    /// Reads one byte.
+    public mutating func readByte() throws(CRDTError) -> UInt8 {
+        guard offset < bytes.count else { throw malformed("truncated data") }
+        defer { offset += 1 }
+        return bytes[offset]
+    }
+
+    /// Reads a string.
+    public mutating func readString() throws(CRDTError) -> String {
+        let count = try readCount()
+        let end = offset + count
+        let text = String(decoding: bytes[offset..<end], as: UTF8.self)
+        offset = end
+        return text
+    }
+
+    /// Reads an optional string.
+    public mutating func readOptionalString() throws(CRDTError) -> String? {
+        switch try readByte() {
+        case 0: return nil
+        case 1: return try readString()
+        default: throw malformed("bad presence flag")
+        }
+    }
+
+    /// Reads a value.
+    public mutating func readValue() throws(CRDTError) -> Value {
+        switch try readByte() {
+        case 0: return .null
+        case 1: return .bool(false)
+        case 2: return .bool(true)
+        case 3:
+            let zigzag = try readVarint()
+            return .int(Int64(bitPattern: zigzag >> 1) ^ -Int64(bitPattern: zigzag & 1))
+        case 4: return .string(try readString())
+        default: throw malformed("unknown value tag")
+        }
+    }
+
+    /// Reads a change id.
+    public mutating func readChangeID() throws(CRDTError) -> ChangeID {
+        let replica = try readString()
+        let counter = try readVarint()
+        guard ReplicaID.isValid(replica) else { throw malformed("bad replica id") }
+        return ChangeID(replica: ReplicaID(unchecked: replica), counter: counter)
+    }
+
+    /// Reads a timestamp.
+    public mutating func readTimestamp() throws(CRDTError) -> Timestamp {
+        let millis = try readVarint()
+        let counter = try readVarint()
+        guard counter <= UInt64(UInt32.max) else { throw malformed("bad clock counter") }
+        return Timestamp(millis: millis, counter: UInt32(counter))
+    }
+
+    /// Reads a field state.
+    public mutating func readFieldState() throws(CRDTError) -> FieldState {
+        let liveCount = try readCount()
+        var live: [Write] = []
+        live.reserveCapacity(liveCount)
+        for _ in 0..<liveCount {
+            let id = try readChangeID()
+            let value = try readValue()
+            let clock = try readTimestamp()
+            let author = try readString()
+            let site = try readOptionalString()
+            live.append(Write(id: id, value: value, clock: clock, author: author, site: site))
+        }
+        let supersededCount = try readCount()
+        var superseded: [ChangeID] = []
+        superseded.reserveCapacity(supersededCount)
+        for _ in 0..<supersededCount { superseded.append(try readChangeID()) }
+        guard let state = FieldState(live: live, superseded: superseded) else {
+            throw malformed("unsorted field state")
+        }
+        return state
+    }
+
+    /// Reads a record state.
+    public mutating func readRecordState() throws(CRDTError) -> RecordState {
+        let count = try readCount()
+        var fields: [String: FieldState] = [:]
+        fields.reserveCapacity(count)
+        for _ in 0..<count {
+            let name = try readString()
+            fields[name] = try readFieldState()
+        }
+        return RecordState(fields: fields)
+    }
+
+    /// Reads changes written by ``BinaryWriter/write(changes:of:)``.
+    public mutating func readChanges() throws(CRDTError) -> [Change] {
+        let type = try readString()
+        let id = try readString()
+        let record = RecordRef(type: type, id: id)
+        let count = try readCount()
+        var changes: [Change] = []
+        changes.reserveCapacity(count)
+        for _ in 0..<count {
+            let changeID = try readChangeID()
+            let field = try readString()
+            let operation: Operation
+            switch try readByte() {
+            case 0: operation = .assign
+            case 1: operation = .add
+            case 2: operation = .remove
+            case 3: operation = .append
+            default: throw malformed("unknown operation")
+            }
+            let value = try readValue()
+            let replacesCount = try readCount()
+            var replaces: [ChangeID] = []
+            replaces.reserveCapacity(replacesCount)
+            for _ in 0..<replacesCount { replaces.append(try readChangeID()) }
+            let clock = try readTimestamp()
+            let author = try readString()
+            let site = try readOptionalString()
+            changes.append(
+                Change(
+                    id: changeID,
+                    record: record,
+                    field: field,
+                    operation: operation,
+                    value: value,
+                    replaces: replaces,
+                    clock: clock,
+                    author: author,
+                    site: site
+                )
+            )
+        }
+        return changes
+    }
+}

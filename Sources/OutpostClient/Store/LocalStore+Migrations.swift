@@ -1,0 +1,57 @@
+import GRDB
+
+extension LocalStore {
+    /// The store's schema migrations. Never edit a migration once shipped: add a new one.
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1") { db in
+            // The replica's identity, clock, counter and sync position (one row).
+            try db.execute(
+                sql: """
+                    CREATE TABLE replica (
+                        id INTEGER PRIMARY KEY CHECK (id = 1),
+                        replicaID TEXT NOT NULL,
+                        counter INTEGER NOT NULL DEFAULT 0,
+                        clockMillis INTEGER NOT NULL DEFAULT 0,
+                        clockCounter INTEGER NOT NULL DEFAULT 0,
+                        ackedCounter INTEGER NOT NULL DEFAULT 0,
+                        checkpoint TEXT,
+                        serverURL TEXT,
+                        lastSyncAt INTEGER,
+                        createdAt INTEGER NOT NULL
+                    );
+                    -- Merged state of every record (binary field states).
+                    CREATE TABLE record (
+                        type TEXT NOT NULL,
+                        id TEXT NOT NULL,
+                        owner TEXT,
+                        state BLOB NOT NULL,
+                        PRIMARY KEY (type, id)
+                    ) WITHOUT ROWID;
+                    CREATE INDEX record_owner ON record (owner) WHERE owner IS NOT NULL;
+                    -- The change log: every change seen, one row per record per transaction. Local rows with
+                    -- maxCounter above replica.ackedCounter form the outbox.
+                    CREATE TABLE change (
+                        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                        type TEXT NOT NULL,
+                        id TEXT NOT NULL,
+                        isLocal INTEGER NOT NULL,
+                        maxCounter INTEGER,
+                        payload BLOB NOT NULL
+                    );
+                    CREATE INDEX change_record ON change (type, id);
+                    CREATE INDEX change_outbox ON change (maxCounter) WHERE isLocal = 1;
+                    -- The conflict inbox: fields with concurrent values awaiting review.
+                    CREATE TABLE conflict (
+                        type TEXT NOT NULL,
+                        id TEXT NOT NULL,
+                        field TEXT NOT NULL,
+                        detectedAt INTEGER NOT NULL,
+                        PRIMARY KEY (type, id, field)
+                    ) WITHOUT ROWID;
+                    """
+            )
+        }
+        return migrator
+    }
+}

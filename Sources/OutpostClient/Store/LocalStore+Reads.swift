@@ -1,0 +1,199 @@
+import Foundation
+import GRDB
+public import OutpostCRDT
+
+/// A conflict waiting in the inbox.
+public struct StoredConflict: Sendable, Hashable {
+    /// The conflict: record, field and every concurrent value with its provenance.
+    public var conflict: FieldConflict
+    /// When this replica first saw it (milliseconds since 1970, this device's clock).
+    public var detectedAtMillis: UInt64
+}
+
+/// A summary of a replica's state, for `outpost status`.
+public struct StoreStatus: Sendable, Hashable {
+    /// This replica's id.
+    public var replicaID: ReplicaID
+    /// Local changes the server has not acknowledged yet.
+    public var pendingChanges: Int
+    /// Conflicts awaiting review.
+    public var openConflicts: Int
+    /// Records held, by type.
+    public var recordCounts: [String: Int]
+    /// The server this replica syncs with, if one is set.
+    public var serverURL: String?
+    /// When the last sync completed (milliseconds since 1970), if ever.
+    public var lastSyncAtMillis: UInt64?
+    /// The latest clock reading of this replica.
+    public var clock: Timestamp
+}
+
+extension LocalStore {
+    static func loadState(_ record: RecordRef, db: Database) throws -> RecordState? {
+        guard
+            let data = try Data.fetchOne(
+                db,
+                sql: "SELECT state FROM record WHERE type = ? AND id = ?",
+                arguments: [record.type, record.id]
+            )
+        else { return nil }
+        var reader = BinaryReader(Array(data))
+        return try reader.readRecordState()
+    }
+
+    /// Runs `body` in a read transaction, wrapping every failure in a ``ClientError``.
+    func read<T>(doing action: String, _ body: (Database) throws -> T) throws(ClientError) -> T {
+        do {
+            return try writer.read(body)
+        } catch {
+            throw Self.wrap(error, path: path, doing: action)
+        }
+    }
+
+    /// The merged state of one record, or `nil` when this replica does not hold it.
+    public func record(_ ref: RecordRef) throws(ClientError) -> RecordState? {
+        try read(doing: "read a record") { db in try Self.loadState(ref, db: db) }
+    }
+
+    /// Every record of `type` (optionally only those owned by `owner`), sorted by id.
+    public func records(
+        ofType type: String,
+        owner: String? = nil
+    ) throws(ClientError) -> [(
+        id: String, state: RecordState
+    )] {
+        try read(doing: "list records") { db in
+            let rows: RowCursor
+            if let owner {
+                rows = try Row.fetchCursor(
+                    db,
+                    sql: "SELECT id, state FROM record WHERE type = ? AND owner = ? ORDER BY id",
+                    arguments: [type, owner]
+                )
+            } else {
+                rows = try Row.fetchCursor(
+                    db,
+                    sql: "SELECT id, state FROM record WHERE type = ? ORDER BY id",
+                    arguments: [type]
+                )
+            }
+            var result: [(id: String, state: RecordState)] = []
+            while let row = try rows.next() {
+                let data: Data = row["state"]
+                var reader = BinaryReader(Array(data))
+                result.append((row["id"], try reader.readRecordState()))
+            }
+            return result
+        }
+    }
+
+    /// Every change this replica has seen of one record, earliest first (by clock, then change id).
+    public func history(of ref: RecordRef) throws(ClientError) -> [Change] {
+        try read(doing: "read a record's history") { db in
+            let payloads = try Data.fetchAll(
+                db,
+                sql: "SELECT payload FROM change WHERE type = ? AND id = ? ORDER BY seq",
+                arguments: [ref.type, ref.id]
+            )
+            var changes: [Change] = []
+            for payload in payloads {
+                var reader = BinaryReader(Array(payload))
+                changes.append(contentsOf: try reader.readChanges())
+            }
+            return changes.sorted { ($0.clock, $0.id) < ($1.clock, $1.id) }
+        }
+    }
+
+    /// Local changes the server has not acknowledged, in counter order, at most `limit`.
+    public func pendingChanges(limit: Int = .max) throws(ClientError) -> [Change] {
+        try read(doing: "read the outbox") { db in
+            let acked = try Int64.fetchOne(db, sql: "SELECT ackedCounter FROM replica WHERE id = 1") ?? 0
+            let payloads = try Data.fetchCursor(
+                db,
+                sql: "SELECT payload FROM change WHERE isLocal = 1 AND maxCounter > ? ORDER BY maxCounter",
+                arguments: [acked]
+            )
+            var changes: [Change] = []
+            while let payload = try payloads.next() {
+                var reader = BinaryReader(Array(payload))
+                changes.append(contentsOf: try reader.readChanges().filter { $0.id.counter > UInt64(acked) })
+            }
+            changes.sort { $0.id.counter < $1.id.counter }
+            return Array(changes.prefix(limit))
+        }
+    }
+
+    /// Every open conflict, sorted by record and field.
+    public func conflicts() throws(ClientError) -> [StoredConflict] {
+        let schema = configuration.schema
+        return try read(doing: "read the conflict inbox") { db in
+            let rows = try Row.fetchAll(
+                db,
+                sql: "SELECT type, id, field, detectedAt FROM conflict ORDER BY type, id, field"
+            )
+            var result: [StoredConflict] = []
+            for row in rows {
+                let ref = RecordRef(type: row["type"], id: row["id"])
+                let field: String = row["field"]
+                guard let state = try Self.loadState(ref, db: db),
+                    let policy = schema.policy(type: ref.type, field: field),
+                    let conflict = FieldConflict(record: ref, field: field, state: state[field], policy: policy)
+                else { continue }
+                result.append(StoredConflict(conflict: conflict, detectedAtMillis: UInt64(row["detectedAt"] as Int64)))
+            }
+            return result
+        }
+    }
+
+    /// A summary of the replica: pending changes, open conflicts, record counts, sync position.
+    public func status() throws(ClientError) -> StoreStatus {
+        try read(doing: "read the store's status") { db in
+            guard let row = try Row.fetchOne(db, sql: "SELECT * FROM replica WHERE id = 1") else {
+                throw ClientError(code: .storeCorrupt, message: "the store at \(path) has no replica row")
+            }
+            let acked: Int64 = row["ackedCounter"]
+            let counter: Int64 = row["counter"]
+            let conflicts = try Int.fetchOne(db, sql: "SELECT count(*) FROM conflict") ?? 0
+            var counts: [String: Int] = [:]
+            for count in try Row.fetchAll(db, sql: "SELECT type, count(*) AS n FROM record GROUP BY type") {
+                counts[count["type"]] = count["n"]
+            }
+            let lastSync: Int64? = row["lastSyncAt"]
+            return StoreStatus(
+                replicaID: replicaID,
+                pendingChanges: Int(counter - acked),
+                openConflicts: conflicts,
+                recordCounts: counts,
+                serverURL: row["serverURL"],
+                lastSyncAtMillis: lastSync.map { UInt64($0) },
+                clock: Timestamp(
+                    millis: UInt64(row["clockMillis"] as Int64),
+                    counter: UInt32(row["clockCounter"] as Int64)
+                )
+            )
+        }
+    }
+
+    /// Checks the database file's integrity (SQLite's `integrity_check`) and that every stored record and
+    /// change decodes; returns the problems found (empty when sound).
+    public func verifyIntegrity() throws(ClientError) -> [String] {
+        try read(doing: "check the store's integrity") { db in
+            var problems = try String.fetchAll(db, sql: "PRAGMA integrity_check").filter { $0 != "ok" }
+            let states = try Row.fetchCursor(db, sql: "SELECT type, id, state FROM record")
+            while let row = try states.next() {
+                var reader = BinaryReader(Array(row["state"] as Data))
+                if (try? reader.readRecordState()) == nil || !reader.isAtEnd {
+                    problems.append("record \(row["type"] as String)/\(row["id"] as String) does not decode")
+                }
+            }
+            let changes = try Row.fetchCursor(db, sql: "SELECT seq, payload FROM change")
+            while let row = try changes.next() {
+                var reader = BinaryReader(Array(row["payload"] as Data))
+                if (try? reader.readChanges()) == nil || !reader.isAtEnd {
+                    problems.append("change row \(row["seq"] as Int64) does not decode")
+                }
+            }
+            return problems
+        }
+    }
+}

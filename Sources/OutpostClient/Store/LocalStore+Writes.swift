@@ -1,0 +1,250 @@
+import Foundation
+import GRDB
+public import OutpostCRDT
+
+/// What applying a batch of changes did.
+public struct ApplyReport: Sendable, Hashable {
+    /// Changes that were new to this replica.
+    public var applied: Int
+    /// Changes this replica had already seen (retries, duplicates).
+    public var duplicates: Int
+    /// Conflicts that opened in this batch.
+    public var newConflicts: Int
+    /// Conflicts that this batch resolved.
+    public var resolvedConflicts: Int
+
+    /// An empty report.
+    public init(applied: Int = 0, duplicates: Int = 0, newConflicts: Int = 0, resolvedConflicts: Int = 0) {
+        self.applied = applied
+        self.duplicates = duplicates
+        self.newConflicts = newConflicts
+        self.resolvedConflicts = resolvedConflicts
+    }
+}
+
+extension LocalStore {
+    /// Turns edits into changes and writes them in one transaction; returns the changes.
+    ///
+    /// Each edit is stamped with this replica's next counter and clock and names what it replaces as this
+    /// store holds it now: for an assignment, every current value of the field (so it resolves any
+    /// conflict there); for a removal, the element's tags.
+    ///
+    /// - Throws: ``ClientError`` `invalidEdit` when the schema refuses an edit (nothing is written), or a
+    ///   storage error.
+    @discardableResult
+    public func commit(_ edits: [Edit], author: String, site: String?) throws(ClientError) -> [Change] {
+        guard !edits.isEmpty else { return [] }
+        let now = configuration.wallClock.nowMillis()
+        return try write(doing: "save the edit") { db in
+            var transaction = try StoreTransaction(db: db, store: self)
+            var changes: [Change] = []
+            changes.reserveCapacity(edits.count)
+            for edit in edits {
+                let current = try transaction.state(of: edit.record)[edit.field]
+                let replaces: [ChangeID]
+                switch edit.operation {
+                case .assign: replaces = current.liveIDs
+                case .remove: replaces = current.tags(of: edit.value)
+                case .add, .append: replaces = []
+                }
+                transaction.counter += 1
+                let change = Change(
+                    id: ChangeID(replica: replicaID, counter: transaction.counter),
+                    record: edit.record,
+                    field: edit.field,
+                    operation: edit.operation,
+                    value: edit.value,
+                    replaces: replaces,
+                    clock: transaction.clock.tick(wallMillis: now),
+                    author: author,
+                    site: site
+                )
+                try checkSchema(change)
+                try transaction.apply(change, isLocal: true)
+                changes.append(change)
+            }
+            try transaction.finish(now: now)
+            return changes
+        }
+    }
+
+    /// Applies changes received from elsewhere (the server, an import) in one transaction, optionally
+    /// advancing the sync checkpoint in the same transaction.
+    ///
+    /// Changes already seen are counted as duplicates and change nothing, so a retried page is harmless.
+    /// A received clock ahead of this device's wall clock by more than the skew bound does not move the
+    /// local clock (the change is still applied: nothing is lost).
+    ///
+    /// - Throws: ``ClientError`` `invalidEdit` when the schema refuses a change (nothing is written).
+    @discardableResult
+    public func applyRemote(_ changes: [Change], checkpoint: String? = nil) throws(ClientError) -> ApplyReport {
+        let now = configuration.wallClock.nowMillis()
+        return try write(doing: "apply received changes") { db in
+            var transaction = try StoreTransaction(db: db, store: self)
+            for change in changes {
+                try checkSchema(change)
+                _ = try? transaction.clock.receive(change.clock, wallMillis: now)
+                if try transaction.apply(change, isLocal: change.id.replica == replicaID) {
+                    transaction.report.applied += 1
+                } else {
+                    transaction.report.duplicates += 1
+                }
+            }
+            if let checkpoint {
+                try db.execute(sql: "UPDATE replica SET checkpoint = ? WHERE id = 1", arguments: [checkpoint])
+            }
+            try transaction.finish(now: now)
+            return transaction.report
+        }
+    }
+
+    /// Drops local changes up to `counter` from the outbox: the server has stored them.
+    public func acknowledge(upTo counter: UInt64) throws(ClientError) {
+        try write(doing: "record the server's acknowledgement") { db in
+            try db.execute(
+                sql: "UPDATE replica SET ackedCounter = max(ackedCounter, ?) WHERE id = 1",
+                arguments: [Int64(counter)]
+            )
+        }
+    }
+
+    func checkSchema(_ change: Change) throws(ClientError) {
+        do {
+            _ = try configuration.schema.check(change)
+        } catch {
+            throw ClientError(code: .invalidEdit, message: error.message, cause: error)
+        }
+    }
+
+    /// Runs `body` in one write transaction, wrapping every failure in a ``ClientError``.
+    func write<T>(doing action: String, _ body: (Database) throws -> T) throws(ClientError) -> T {
+        do {
+            return try writer.write(body)
+        } catch {
+            throw Self.wrap(error, path: path, doing: action)
+        }
+    }
+}
+
+/// The working state of one write transaction: records loaded once, written back once.
+struct StoreTransaction {
+    let db: Database
+    let store: LocalStore
+    var counter: UInt64
+    var clock: HybridLogicalClock
+    var report = ApplyReport()
+    private var states: [RecordRef: RecordState] = [:]
+    private var existing: Set<RecordRef> = []
+    private var logged: [RecordRef: [Change]] = [:]
+    private var localLogged: [RecordRef: [Change]] = [:]
+    private var touched: Set<FieldKey> = []
+
+    struct FieldKey: Hashable {
+        var record: RecordRef
+        var field: String
+    }
+
+    init(db: Database, store: LocalStore) throws {
+        self.db = db
+        self.store = store
+        guard let row = try Row.fetchOne(db, sql: "SELECT counter, clockMillis, clockCounter FROM replica WHERE id = 1")
+        else {
+            throw ClientError(code: .storeCorrupt, message: "the store at \(store.path) has no replica row")
+        }
+        counter = UInt64(row["counter"] as Int64)
+        clock = HybridLogicalClock(
+            latest: Timestamp(
+                millis: UInt64(row["clockMillis"] as Int64),
+                counter: UInt32(row["clockCounter"] as Int64)
+            )
+        )
+    }
+
+    mutating func state(of record: RecordRef) throws -> RecordState {
+        if let state = states[record] { return state }
+        let state = try LocalStore.loadState(record, db: db) ?? RecordState()
+        if !state.fields.isEmpty { existing.insert(record) }
+        states[record] = state
+        return state
+    }
+
+    /// Applies one change; returns whether it was new.
+    @discardableResult
+    mutating func apply(_ change: Change, isLocal: Bool) throws -> Bool {
+        var state = try state(of: change.record)
+        let changed = state.apply(change)
+        states[change.record] = state
+        guard changed else { return false }
+        if isLocal {
+            localLogged[change.record, default: []].append(change)
+        } else {
+            logged[change.record, default: []].append(change)
+        }
+        touched.insert(FieldKey(record: change.record, field: change.field))
+        return true
+    }
+
+    mutating func finish(now: UInt64) throws {
+        let schema = store.configuration.schema
+        for (record, state) in states where logged[record] != nil || localLogged[record] != nil {
+            var writer = BinaryWriter(capacity: 512)
+            writer.write(state)
+            var owner: String?
+            if let ownerField = store.configuration.ownerField[record.type] {
+                owner = state[ownerField].resolution(under: .lww).winner?.value.stringValue
+            }
+            if existing.contains(record) {
+                try db.execute(
+                    sql: "UPDATE record SET state = ?, owner = ? WHERE type = ? AND id = ?",
+                    arguments: [Data(writer.bytes), owner, record.type, record.id]
+                )
+            } else {
+                try db.execute(
+                    sql: "INSERT INTO record (type, id, owner, state) VALUES (?, ?, ?, ?)",
+                    arguments: [record.type, record.id, owner, Data(writer.bytes)]
+                )
+            }
+        }
+        for (isLocal, groups) in [(true, localLogged), (false, logged)] {
+            for (record, changes) in groups {
+                var writer = BinaryWriter(capacity: 64 * changes.count)
+                writer.write(changes: changes, of: record)
+                let maxCounter = isLocal ? changes.map(\.id.counter).max().map { Int64($0) } : nil
+                try db.execute(
+                    sql: "INSERT INTO change (type, id, isLocal, maxCounter, payload) VALUES (?, ?, ?, ?, ?)",
+                    arguments: [record.type, record.id, isLocal, maxCounter, Data(writer.bytes)]
+                )
+            }
+        }
+        for key in touched {
+            guard let policy = schema.policy(type: key.record.type, field: key.field), policy.isRegister,
+                let state = states[key.record]
+            else { continue }
+            let isConflict = state[key.field].resolution(under: policy).isConflict
+            let wasConflict =
+                try existing.contains(key.record)
+                && Bool.fetchOne(
+                    db,
+                    sql: "SELECT 1 FROM conflict WHERE type = ? AND id = ? AND field = ?",
+                    arguments: [key.record.type, key.record.id, key.field]
+                ) ?? false
+            if isConflict && !wasConflict {
+                try db.execute(
+                    sql: "INSERT INTO conflict (type, id, field, detectedAt) VALUES (?, ?, ?, ?)",
+                    arguments: [key.record.type, key.record.id, key.field, Int64(now)]
+                )
+                report.newConflicts += 1
+            } else if !isConflict && wasConflict {
+                try db.execute(
+                    sql: "DELETE FROM conflict WHERE type = ? AND id = ? AND field = ?",
+                    arguments: [key.record.type, key.record.id, key.field]
+                )
+                report.resolvedConflicts += 1
+            }
+        }
+        try db.execute(
+            sql: "UPDATE replica SET counter = ?, clockMillis = ?, clockCounter = ? WHERE id = 1",
+            arguments: [Int64(counter), Int64(clock.latest.millis), Int64(clock.latest.counter)]
+        )
+    }
+}

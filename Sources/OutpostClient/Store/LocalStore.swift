@@ -1,0 +1,194 @@
+import Foundation
+import GRDB
+public import Logging
+public import OutpostCRDT
+
+/// One replica's local store: the change log, the merged records, the outbox, the conflict inbox and the
+/// replica's clock, in one SQLite database (WAL) through GRDB.
+///
+/// Every call that writes is one transaction: the changes, their effect on the merged records, the
+/// outbox and the conflict inbox are written together or not at all, and are durable when the call
+/// returns. For example:
+///
+/// ```swift
+/// let store = try LocalStore.create(at: path, configuration: .init(schema: CareModel.schema))
+/// let patient = RecordRef(type: "patient", id: "pat_01JD…")
+/// try store.commit([.assign(patient, "phone", "555-0100")], author: "per_01JD…", site: nil)
+/// ```
+///
+/// Errors are ``ClientError``s; SQLite's never cross this API.
+public struct LocalStore: Sendable {
+    /// How a store interprets its records.
+    public struct Configuration: Sendable {
+        /// Merge policies of every field.
+        public var schema: Schema
+        /// For record types that belong to another record (a task to its patient), the field that names
+        /// the owner; stored beside the record so owners' records can be found quickly.
+        public var ownerField: [String: String]
+        /// The wall clock that stamps local changes.
+        public var wallClock: any WallClock
+        /// Where the store logs (identifiers only, never record contents).
+        public var logger: Logger
+
+        /// Creates a configuration.
+        public init(
+            schema: Schema,
+            ownerField: [String: String] = [:],
+            wallClock: any WallClock = SystemWallClock(),
+            logger: Logger = Logger(label: "outpost.store", factory: { _ in SwiftLogNoOpLogHandler() })
+        ) {
+            self.schema = schema
+            self.ownerField = ownerField
+            self.wallClock = wallClock
+            self.logger = logger
+        }
+    }
+
+    let writer: DatabasePool
+    /// The store's configuration.
+    public let configuration: Configuration
+    /// This replica's id.
+    public let replicaID: ReplicaID
+    /// Where the store lives on disk.
+    public let path: String
+
+    /// Creates a new store at `path` for a new replica.
+    ///
+    /// - Parameter replicaID: the replica's id; a random one is made when `nil`.
+    /// - Throws: ``ClientError`` `storeExists` when a file is already there; `storeReadOnly` or `storage`
+    ///   when the file cannot be created. Nothing is left behind on failure.
+    public static func create(
+        at path: String,
+        replicaID: ReplicaID? = nil,
+        configuration: Configuration
+    ) throws(ClientError) -> LocalStore {
+        if FileManager.default.fileExists(atPath: path) {
+            throw ClientError(
+                code: .storeExists,
+                message: "a store already exists at \(path); use it, or choose another path with --store"
+            )
+        }
+        let directory = (path as NSString).deletingLastPathComponent
+        if !directory.isEmpty {
+            try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        }
+        var generator = SystemRandomNumberGenerator()
+        let replica = replicaID ?? ReplicaID(unchecked: "r" + SortableID.make(millis: 0, using: &generator).suffix(16))
+        do {
+            let pool = try DatabasePool(path: path, configuration: Self.databaseConfiguration(readOnly: false))
+            try Self.migrator.migrate(pool)
+            let now = configuration.wallClock.nowMillis()
+            try pool.write { db in
+                try db.execute(
+                    sql: "INSERT INTO replica (id, replicaID, createdAt) VALUES (1, ?, ?)",
+                    arguments: [replica.rawValue, Int64(now)]
+                )
+            }
+            configuration.logger.info("created store", metadata: ["replica": "\(replica)"])
+            return LocalStore(writer: pool, configuration: configuration, replicaID: replica, path: path)
+        } catch {
+            for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + suffix) }
+            throw Self.wrap(error, path: path, doing: "create the store")
+        }
+    }
+
+    /// Opens an existing store, upgrading its schema when it was made by an older version.
+    ///
+    /// - Throws: ``ClientError`` `storeNotFound` (no file: run `outpost init`), `storeCorrupt` (not an
+    ///   Outpost store or damaged), `storeTooNew` (made by a newer Outpost), `storeReadOnly`.
+    public static func open(at path: String, configuration: Configuration) throws(ClientError) -> LocalStore {
+        guard FileManager.default.fileExists(atPath: path) else {
+            throw ClientError(
+                code: .storeNotFound,
+                message: "no store at \(path); create one with 'outpost init', or point --store (or OUTPOST_STORE) "
+                    + "at an existing store"
+            )
+        }
+        do {
+            let pool = try DatabasePool(path: path, configuration: Self.databaseConfiguration(readOnly: false))
+            let (superseded, complete, replica) = try pool.read { db in
+                let superseded = try Self.migrator.hasBeenSuperseded(db)
+                let complete = try Self.migrator.hasCompletedMigrations(db)
+                let replica = try String.fetchOne(db, sql: "SELECT replicaID FROM replica WHERE id = 1")
+                return (superseded, complete, replica)
+            }
+            if superseded {
+                throw ClientError(
+                    code: .storeTooNew,
+                    message: "the store at \(path) was written by a newer version of Outpost; upgrade outpost to "
+                        + "open it"
+                )
+            }
+            if !complete { try Self.migrator.migrate(pool) }
+            guard let replica, let replicaID = ReplicaID(replica) else {
+                throw ClientError(
+                    code: .storeCorrupt,
+                    message: "the store at \(path) has no replica identity; it is damaged or not an Outpost store"
+                )
+            }
+            return LocalStore(writer: pool, configuration: configuration, replicaID: replicaID, path: path)
+        } catch let error as ClientError {
+            throw error
+        } catch {
+            throw Self.wrap(error, path: path, doing: "open the store")
+        }
+    }
+
+    static func databaseConfiguration(readOnly: Bool) -> GRDB.Configuration {
+        var config = GRDB.Configuration()
+        config.readonly = readOnly
+        config.busyMode = .timeout(10)
+        config.label = "outpost.store"
+        config.prepareDatabase { db in
+            // Full durability: a command's write survives a power cut once the command returns.
+            try db.execute(sql: "PRAGMA synchronous = FULL")
+        }
+        return config
+    }
+
+    /// Maps a GRDB or SQLite error to a ``ClientError`` without exposing statement arguments.
+    static func wrap(_ error: any Error, path: String, doing action: String) -> ClientError {
+        if let error = error as? ClientError { return error }
+        if let error = error as? CRDTError {
+            return ClientError(code: .storeCorrupt, message: "could not \(action): \(error.message)", cause: error)
+        }
+        if let error = error as? DatabaseError {
+            switch error.resultCode {
+            case .SQLITE_NOTADB, .SQLITE_CORRUPT:
+                return ClientError(
+                    code: .storeCorrupt,
+                    message: "could not \(action): \(path) is not an Outpost store or is damaged; restore it from "
+                        + "a backup or create a new one with 'outpost init'",
+                    cause: error
+                )
+            case .SQLITE_READONLY, .SQLITE_CANTOPEN, .SQLITE_PERM:
+                return ClientError(
+                    code: .storeReadOnly,
+                    message: "could not \(action): \(path) cannot be written; check the file's and its folder's "
+                        + "permissions",
+                    cause: error
+                )
+            case .SQLITE_BUSY, .SQLITE_LOCKED:
+                return ClientError(
+                    code: .storeBusy,
+                    message: "could not \(action): another process is using \(path); try again when it is done",
+                    cause: error
+                )
+            case .SQLITE_FULL:
+                return ClientError(
+                    code: .storage,
+                    message: "could not \(action): the disk holding \(path) is full; free some space and retry",
+                    cause: error
+                )
+            default:
+                break
+            }
+            return ClientError(
+                code: .storage,
+                message: "could not \(action): SQLite error \(error.resultCode.rawValue) on \(path)",
+                cause: error
+            )
+        }
+        return ClientError(code: .storage, message: "could not \(action) at \(path)", cause: nil)
+    }
+}

@@ -1,0 +1,152 @@
+import Foundation
+import OutpostCRDT
+import OutpostClient
+import Testing
+
+/// A wall clock that tests move by hand.
+private final class TestClock: WallClock, @unchecked Sendable {
+    // Only read and written from the test's own task.
+    var millis: UInt64 = 1_700_000_000_000
+    func nowMillis() -> UInt64 { millis }
+}
+
+private let schema = Schema(types: [
+    "patient": [
+        "phone": .lww,
+        "birthDate": .review,
+        "conditions": .set,
+        "notes": .log,
+    ],
+    "task": [
+        "patient": .lww,
+        "status": .status(StatusRules(terminal: ["completed", "cancelled"], overriding: ["entered-in-error"])),
+    ],
+])
+
+private func temporaryPath() -> String {
+    let directory = FileManager.default.temporaryDirectory.appendingPathComponent("outpost-tests-\(UUID())")
+    return directory.appendingPathComponent("store.sqlite").path
+}
+
+private func makeStore(_ path: String = temporaryPath(), replica: String = "laptop") throws -> LocalStore {
+    try LocalStore.create(
+        at: path,
+        replicaID: ReplicaID(replica),
+        configuration: .init(schema: schema, ownerField: ["task": "patient"], wallClock: TestClock())
+    )
+}
+
+struct LocalStoreTests {
+    let patient = RecordRef(type: "patient", id: "pat_1")
+
+    @Test func committedEditsSurviveReopening() throws {
+        let path = temporaryPath()
+        let store = try makeStore(path)
+        try store.commit(
+            [.assign(patient, "phone", "555-0100"), .add(patient, "conditions", "E11")],
+            author: "per_1",
+            site: nil
+        )
+        try store.commit([.assign(patient, "phone", "555-0199")], author: "per_1", site: "sit_1")
+
+        let reopened = try LocalStore.open(at: path, configuration: .init(schema: schema))
+        let state = try #require(try reopened.record(patient))
+        #expect(state["phone"].resolution(under: .lww).winner?.value == "555-0199")
+        #expect(state["phone"].live.count == 1)
+        #expect(state["conditions"].elements == ["E11"])
+        #expect(try reopened.history(of: patient).map(\.id.counter) == [1, 2, 3])
+        #expect(try reopened.status().pendingChanges == 3)
+    }
+
+    @Test func assignmentsNameWhatTheyReplace() throws {
+        let store = try makeStore()
+        let first = try store.commit([.assign(patient, "birthDate", "1950-01-01")], author: "per_1", site: nil)
+        let second = try store.commit([.assign(patient, "birthDate", "1950-01-02")], author: "per_1", site: nil)
+        #expect(second[0].replaces == [first[0].id])
+        #expect(try store.conflicts().isEmpty)
+    }
+
+    @Test func concurrentReviewWritesOpenAConflictThatAResolutionCloses() throws {
+        let laptop = try makeStore(replica: "laptop")
+        let school = try makeStore(replica: "school")
+        let base = try laptop.commit([.assign(patient, "birthDate", "1950-01-01")], author: "per_1", site: nil)
+        try school.applyRemote(base)
+        let mine = try laptop.commit([.assign(patient, "birthDate", "1950-01-02")], author: "per_1", site: nil)
+        let theirs = try school.commit([.assign(patient, "birthDate", "1951-01-01")], author: "per_2", site: nil)
+
+        let report = try laptop.applyRemote(theirs)
+        #expect(report.applied == 1)
+        #expect(report.newConflicts == 1)
+        let conflicts = try laptop.conflicts()
+        #expect(conflicts.count == 1)
+        #expect(conflicts.first?.conflict.values.count == 2)
+
+        let again = try laptop.applyRemote(theirs)
+        #expect(again == ApplyReport(applied: 0, duplicates: 1))
+
+        let resolution = try laptop.commit([.assign(patient, "birthDate", "1950-01-02")], author: "per_3", site: nil)
+        #expect(Set(resolution[0].replaces) == [mine[0].id, theirs[0].id])
+        #expect(try laptop.conflicts().isEmpty)
+        let schoolReport = try school.applyRemote(mine + resolution)
+        #expect(schoolReport.resolvedConflicts == 1 || schoolReport.newConflicts == 0)
+        #expect(try school.conflicts().isEmpty)
+    }
+
+    @Test func outboxDrainsOnlyOnAcknowledgement() throws {
+        let store = try makeStore()
+        try store.commit([.assign(patient, "phone", "1"), .assign(patient, "phone", "2")], author: "per_1", site: nil)
+        try store.commit([.append(patient, "notes", "seen at home")], author: "per_1", site: nil)
+        #expect(try store.pendingChanges().map(\.id.counter) == [1, 2, 3])
+        try store.acknowledge(upTo: 2)
+        #expect(try store.pendingChanges().map(\.id.counter) == [3])
+        #expect(try store.status().pendingChanges == 1)
+    }
+
+    @Test func refusedEditWritesNothing() throws {
+        let store = try makeStore()
+        try store.commit([.assign(patient, "phone", "1")], author: "per_1", site: nil)
+        #expect(throws: ClientError.self) {
+            try store.commit(
+                [.assign(patient, "phone", "2"), .assign(patient, "conditions", "E11")],
+                author: "per_1",
+                site: nil
+            )
+        }
+        #expect(try store.record(patient)?["phone"].resolution(under: .lww).winner?.value == "1")
+        #expect(try store.status().pendingChanges == 1)
+    }
+
+    @Test func openingAMissingStoreSaysHowToCreateOne() throws {
+        let error = try #require(throws: ClientError.self) {
+            try LocalStore.open(at: temporaryPath(), configuration: .init(schema: schema))
+        }
+        #expect(error.code == .storeNotFound)
+        #expect(error.message.contains("outpost init"))
+    }
+
+    @Test func openingAFileThatIsNotAStoreIsRefused() throws {
+        let path = temporaryPath()
+        try FileManager.default.createDirectory(
+            atPath: (path as NSString).deletingLastPathComponent,
+            withIntermediateDirectories: true
+        )
+        try Data(repeating: 0x42, count: 8192).write(to: URL(fileURLWithPath: path))
+        let error = try #require(throws: ClientError.self) {
+            try LocalStore.open(at: path, configuration: .init(schema: schema))
+        }
+        #expect(error.code == .storeCorrupt)
+    }
+
+    @Test func creatingOverAnExistingStoreIsRefused() throws {
+        let path = temporaryPath()
+        _ = try makeStore(path)
+        let error = try #require(throws: ClientError.self) { try makeStore(path) }
+        #expect(error.code == .storeExists)
+    }
+
+    @Test func integrityCheckOfAHealthyStoreFindsNothing() throws {
+        let store = try makeStore()
+        try store.commit([.assign(patient, "phone", "1")], author: "per_1", site: nil)
+        #expect(try store.verifyIntegrity().isEmpty)
+    }
+}
