@@ -1,0 +1,68 @@
+import OutpostCRDT
+
+/// The care model: record types, the field table, validation, views and change construction.
+///
+/// Every field of every record type is declared once, in `CareModel+Fields.swift`; everything else
+/// (the CRDT ``schema``, validation, views, the generator, docs/model.md) reads that table.
+public enum CareModel {
+    /// The rules of task status (FHIR Task codes): `completed`, `cancelled` and `failed` end the work and
+    /// beat a concurrent non-terminal status; `entered-in-error` beats everything.
+    public static let taskStatusRules = StatusRules(
+        terminal: ["completed", "cancelled", "failed"],
+        overriding: ["entered-in-error"]
+    )
+
+    /// The merge policy of every field, for the CRDT (`Document`, the local store, the server).
+    public static let schema = Schema(
+        types: Dictionary(
+            uniqueKeysWithValues: RecordType.allCases.map { type in
+                (type.rawValue, Dictionary(uniqueKeysWithValues: fields(of: type).map { ($0.name, $0.policy) }))
+            }
+        )
+    )
+
+    /// The fields of `type`, in table order.
+    public static func fields(of type: RecordType) -> [FieldSpec] {
+        table[type] ?? []
+    }
+
+    /// The spec of `field` of `type`, or `nil` when the type has no such field.
+    public static func spec(_ type: RecordType, _ field: String) -> FieldSpec? {
+        index[type]?[field]
+    }
+
+    /// For record types that belong to a patient (tasks, observations, encounters), the field naming the
+    /// patient; for the local store's `ownerField`.
+    public static let ownerField: [String: String] = [
+        RecordType.task.rawValue: "patient",
+        RecordType.observation.rawValue: "patient",
+        RecordType.encounter.rawValue: "patient",
+    ]
+
+    /// The status values that retire a record of `type` (records are retired, never deleted): for example
+    /// `inactive`, `deceased` and `entered-in-error` for patients; only `entered-in-error` for tasks,
+    /// observations and encounters, whose other statuses are part of the care record.
+    public static func retiredStatuses(of type: RecordType) -> Set<String> {
+        switch type {
+        case .practice, .site, .person, .team, .subgroup: ["inactive"]
+        case .patient: ["inactive", "deceased", "entered-in-error"]
+        case .task, .observation, .encounter: ["entered-in-error"]
+        }
+    }
+
+    /// The FHIR Encounter class (v3 ActCode) of each encounter kind: `office` is `AMB`, `ed-visit` is
+    /// `EMER`, `admission` is `IMP`, and so on.
+    public static let encounterClass: [String: String] = [
+        "office": "AMB",
+        "specialist": "AMB",
+        "virtual": "VR",
+        "home": "HH",
+        "school": "FLD",
+        "ed-visit": "EMER",
+        "admission": "IMP",
+    ]
+
+    private static let index: [RecordType: [String: FieldSpec]] = table.mapValues { specs in
+        Dictionary(uniqueKeysWithValues: specs.map { ($0.name, $0) })
+    }
+}

@@ -1,0 +1,67 @@
+import OutpostCRDT
+
+/// One row of the field table: everything the model knows about one field of one record type.
+public struct FieldSpec: Sendable, Hashable {
+    /// The record type the field belongs to.
+    public let recordType: RecordType
+    /// The field's name, for example `birthDate`.
+    public let name: String
+    /// How concurrent writes merge (DESIGN.md section 3).
+    public let policy: MergePolicy
+    /// What its values look like.
+    public let kind: FieldKind
+    /// Required, immutable, sensitive, not in the future.
+    public let traits: FieldTraits
+    /// One line saying what the field holds.
+    public let summary: String
+
+    /// Creates a field spec.
+    public init(
+        recordType: RecordType,
+        name: String,
+        policy: MergePolicy,
+        kind: FieldKind,
+        traits: FieldTraits,
+        summary: String
+    ) {
+        self.recordType = recordType
+        self.name = name
+        self.policy = policy
+        self.kind = kind
+        self.traits = traits
+        self.summary = summary
+    }
+
+    /// `type.field`, as errors name it: `patient.birthDate`.
+    public var path: String { "\(recordType).\(name)" }
+
+    /// Whether the field must have a value when the record is created.
+    public var isRequired: Bool { traits.contains(.required) }
+    /// Whether the field cannot change once it has a value.
+    public var isImmutable: Bool { traits.contains(.immutable) }
+    /// Whether the field holds patient data, never to be shown in errors or logs.
+    public var isSensitive: Bool { traits.contains(.sensitive) }
+    /// Whether a date or date-time in the field cannot be later than today.
+    public var isNotInFuture: Bool { traits.contains(.notInFuture) }
+    /// Whether the field holds one value (`lww`, `review`, `status`) rather than a set or a log.
+    public var isRegister: Bool { policy.isRegister }
+
+    /// The rule a value of this field must follow, in words: `must be a date YYYY-MM-DD from 1900-01-01,
+    /// not in the future`.
+    public var rule: String {
+        let future = isNotInFuture ? ", not in the future" : ""
+        switch kind {
+        case .text: return "must be non-empty text of at most \(FieldKind.maxTextLength) bytes"
+        case .code: return "must be a code of 1 to 64 letters, digits or - . _ : / (no spaces)"
+        case .date: return "must be a date YYYY-MM-DD from 1900-01-01\(future)"
+        case .dateTime: return "must be a UTC date-time YYYY-MM-DDTHH:MM:SSZ from 1900-01-01\(future)"
+        case .enumeration(let values): return "must be one of: " + values.joined(separator: ", ")
+        case .integer(let range): return "must be a whole number from \(range.lowerBound) to \(range.upperBound)"
+        case .cents: return "must be a whole number of cents, zero or more"
+        case .decimal: return "must be a decimal number written as a string, like \"7.2\""
+        case .bool: return "must be true or false"
+        case .phone: return "must be a phone number: 7 to 15 digits, optionally with + - . ( ) and spaces"
+        case .reference(let type): return "must be the id of an existing \(type) (\(type.idPrefix)_…)"
+        }
+    }
+}

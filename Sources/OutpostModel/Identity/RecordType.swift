@@ -1,0 +1,74 @@
+import OutpostCRDT
+
+/// The kinds of record in the care model.
+///
+/// The raw value is the type's name in changes, dumps and the protocol (`patient`); ``idPrefix`` starts
+/// every id of the type (`pat_01JD3Q…`), so a bare id says what it names.
+public enum RecordType: String, Sendable, Hashable, CaseIterable, Codable, Comparable, CustomStringConvertible {
+    /// A practice: the organisation whose records these are.
+    case practice
+    /// A place where care happens: a clinic, a home-visit round, a school, a workplace, a pharmacy, virtual.
+    case site
+    /// A member of staff.
+    case person
+    /// A care team serving one subgroup, with a named leader.
+    case team
+    /// A subgroup of patients with similar needs, as the practice defines it; drives per-member payments.
+    case subgroup
+    /// A patient on the panel.
+    case patient
+    /// A care task (FHIR Task): outreach, screening, referral, follow-up and so on.
+    case task
+    /// A measurement (FHIR Observation, LOINC-coded); immutable once written.
+    case observation
+    /// A visit or admission (FHIR Encounter); immutable once written.
+    case encounter
+
+    /// The prefix of every id of this type, before the underscore: `pat` for patients.
+    public var idPrefix: String {
+        switch self {
+        case .practice: "pra"
+        case .site: "sit"
+        case .person: "per"
+        case .team: "tea"
+        case .subgroup: "sub"
+        case .patient: "pat"
+        case .task: "tsk"
+        case .observation: "obs"
+        case .encounter: "enc"
+        }
+    }
+
+    /// The type whose prefix starts `id` (`pat_01JD…` is a patient), or `nil` when no type's prefix followed
+    /// by `_` starts it. Only the prefix is read: use ``isValidID(_:)`` to check the whole id.
+    public init?(idPrefixOf id: some StringProtocol) {
+        guard let underscore = id.firstIndex(of: "_") else { return nil }
+        let prefix = id[id.startIndex..<underscore]
+        guard let type = Self.allCases.first(where: { $0.idPrefix == prefix }) else { return nil }
+        self = type
+    }
+
+    /// Whether `id` is a well-formed id of this type: the prefix, `_`, then a ``SortableID``.
+    public func isValidID(_ id: some StringProtocol) -> Bool {
+        let prefix = idPrefix + "_"
+        guard id.hasPrefix(prefix) else { return false }
+        return SortableID.isValid(id.dropFirst(prefix.count))
+    }
+
+    /// Makes a new id of this type for `millis` with randomness from `generator`.
+    public func makeID(millis: UInt64, using generator: inout some RandomNumberGenerator) -> String {
+        idPrefix + "_" + SortableID.make(millis: millis, using: &generator)
+    }
+
+    /// The reference of the record `id` when `id` is a well-formed id of any type; `nil` otherwise.
+    ///
+    /// For example, `RecordType.ref(forID: "pat_01JD3Q…")` is `patient/pat_01JD3Q…`.
+    public static func ref(forID id: String) -> RecordRef? {
+        guard let type = RecordType(idPrefixOf: id), type.isValidID(id) else { return nil }
+        return RecordRef(type: type.rawValue, id: id)
+    }
+
+    public static func < (lhs: RecordType, rhs: RecordType) -> Bool { lhs.rawValue < rhs.rawValue }
+
+    public var description: String { rawValue }
+}

@@ -1,1 +1,0 @@
-// The care model lives here; see RecordType.swift and the field table.

@@ -1,0 +1,136 @@
+import OutpostCRDT
+
+/// A field's current content, as its policy reads it.
+public enum FieldValue: Sendable, Hashable {
+    /// A register (`lww`, `review`, `status`): the value (`nil` when never written or cleared) and whether
+    /// concurrent values await review.
+    case single(Value?, isConflict: Bool)
+    /// A `set`: its elements, sorted.
+    case set([Value])
+    /// A `log`: its entries, earliest first, with who wrote them, where and when.
+    case log([Write])
+
+    /// The register's value, or `nil` for sets, logs and empty registers.
+    public var value: Value? {
+        if case .single(let value, _) = self { return value }
+        return nil
+    }
+
+    /// A set's elements, or a log's entries' values; a register's value as a one-element list.
+    public var values: [Value] {
+        switch self {
+        case .single(let value, _): value.map { [$0] } ?? []
+        case .set(let elements): elements
+        case .log(let entries): entries.map(\.value)
+        }
+    }
+
+    /// Whether a register's concurrent values await review.
+    public var isConflict: Bool {
+        if case .single(_, let isConflict) = self { return isConflict }
+        return false
+    }
+}
+
+/// A record as lists and views show it: every field of the table read through its policy.
+public struct MaterializedRecord: Sendable, Hashable {
+    /// The record's type.
+    public var type: RecordType
+    /// The record's id.
+    public var id: String
+    /// The fields that have ever been written, by name.
+    public var fields: [String: FieldValue]
+
+    /// Creates a materialized record from its parts.
+    public init(type: RecordType, id: String, fields: [String: FieldValue]) {
+        self.type = type
+        self.id = id
+        self.fields = fields
+    }
+
+    /// Reads `state` through the field table. Fields the table does not know are left out.
+    public init(type: RecordType, id: String, state: RecordState) {
+        var fields: [String: FieldValue] = [:]
+        for spec in CareModel.fields(of: type) {
+            guard let field = state.fields[spec.name], !field.isEmpty else { continue }
+            switch spec.policy {
+            case .lww, .review, .status:
+                let resolution = field.resolution(under: spec.policy)
+                fields[spec.name] = .single(resolution.winner?.value, isConflict: resolution.isConflict)
+            case .set: fields[spec.name] = .set(field.elements)
+            case .log: fields[spec.name] = .log(field.entries)
+            }
+        }
+        self.init(type: type, id: id, fields: fields)
+    }
+
+    /// The record's reference.
+    public var ref: RecordRef { RecordRef(type: type.rawValue, id: id) }
+
+    /// A register's value (`nil` when unset, and for sets and logs).
+    public func value(_ field: String) -> Value? { fields[field]?.value }
+
+    /// A register's text (`nil` when unset or not text).
+    public func string(_ field: String) -> String? { fields[field]?.value?.stringValue }
+
+    /// A set's elements or a log's entries' values (empty when never written).
+    public func values(_ field: String) -> [Value] { fields[field]?.values ?? [] }
+
+    /// The fields with concurrent values awaiting review, sorted.
+    public var conflictedFields: [String] {
+        fields.filter(\.value.isConflict).keys.sorted()
+    }
+
+    /// Whether the record is retired (its status is one of ``CareModel/retiredStatuses(of:)``).
+    public var isRetired: Bool {
+        guard let status = string("status") else { return false }
+        return CareModel.retiredStatuses(of: type).contains(status)
+    }
+
+    /// Canonical JSON: keys sorted, no spaces, the same bytes for the same content.
+    ///
+    /// `{"conflicts":["birthDate"],"fields":{...},"id":"pat_…","type":"patient"}`: registers hold their
+    /// value (the provisional winner when in conflict), sets a sorted array, logs an array of
+    /// `{"author","clock","id","site","value"}` objects earliest first.
+    public func canonicalJSON() -> String {
+        var out = "{\"conflicts\":["
+        for (index, name) in conflictedFields.enumerated() {
+            if index > 0 { out.append(",") }
+            JSONText.append(string: name, to: &out)
+        }
+        out.append("],\"fields\":{")
+        for (index, name) in fields.keys.sorted().enumerated() {
+            guard let field = fields[name] else { continue }
+            if index > 0 { out.append(",") }
+            JSONText.append(string: name, to: &out)
+            out.append(":")
+            switch field {
+            case .single(let value, _): JSONText.append(value: value ?? .null, to: &out)
+            case .set(let elements): JSONText.append(values: elements, to: &out)
+            case .log(let entries):
+                out.append("[")
+                for (entryIndex, entry) in entries.enumerated() {
+                    if entryIndex > 0 { out.append(",") }
+                    out.append("{\"author\":")
+                    JSONText.append(string: entry.author, to: &out)
+                    out.append(",\"clock\":")
+                    JSONText.append(string: entry.clock.description, to: &out)
+                    out.append(",\"id\":")
+                    JSONText.append(string: entry.id.description, to: &out)
+                    out.append(",\"site\":")
+                    JSONText.append(value: entry.site.map(Value.string) ?? .null, to: &out)
+                    out.append(",\"value\":")
+                    JSONText.append(value: entry.value, to: &out)
+                    out.append("}")
+                }
+                out.append("]")
+            }
+        }
+        out.append("},\"id\":")
+        JSONText.append(string: id, to: &out)
+        out.append(",\"type\":")
+        JSONText.append(string: type.rawValue, to: &out)
+        out.append("}")
+        return out
+    }
+}

@@ -1,0 +1,103 @@
+import OutpostCRDT
+import OutpostModel
+import Testing
+
+struct FieldTableTests {
+    @Test func everyRecordTypeHasFieldsWithUniqueNamesAndARetiringStatus() throws {
+        for type in RecordType.allCases {
+            let fields = CareModel.fields(of: type)
+            #expect(!fields.isEmpty, "\(type) has no fields")
+            #expect(Set(fields.map(\.name)).count == fields.count, "\(type) declares a field twice")
+            let status = try #require(CareModel.spec(type, "status"), "\(type) has no status")
+            #expect(status.isRequired)
+            #expect(!status.isImmutable, "\(type).status must stay writable so the record can be retired")
+            for retired in CareModel.retiredStatuses(of: type) {
+                #expect(status.kind.allowedValues.contains(retired), "\(type) cannot be retired as \(retired)")
+            }
+            for spec in fields {
+                #expect(spec.recordType == type)
+                #expect(CareModel.spec(type, spec.name) == spec)
+                #expect(!spec.summary.isEmpty)
+            }
+        }
+    }
+
+    @Test func schemaHasThePolicyOfEveryField() {
+        for type in RecordType.allCases {
+            #expect(CareModel.schema.types[type.rawValue]?.count == CareModel.fields(of: type).count)
+            for spec in CareModel.fields(of: type) {
+                #expect(CareModel.schema.policy(type: type.rawValue, field: spec.name) == spec.policy)
+            }
+        }
+    }
+
+    @Test(
+        arguments: [
+            // DESIGN.md section 3, typical fields of each policy.
+            (RecordType.patient, "phone", "lww"), (.patient, "address", "lww"), (.task, "dueDate", "lww"),
+            (.task, "assignee", "lww"), (.task, "priority", "lww"), (.task, "title", "lww"),
+            (.patient, "givenName", "review"), (.patient, "familyName", "review"), (.patient, "birthDate", "review"),
+            (.patient, "sex", "review"), (.patient, "mrn", "review"), (.patient, "deceasedOn", "review"),
+            (.patient, "subgroup", "review"), (.patient, "primaryTeam", "review"), (.team, "leader", "review"),
+            (.patient, "status", "review"), (.patient, "consentToText", "review"),
+            (.patient, "consentToShare", "review"), (.task, "referralStatus", "review"),
+            (.encounter, "costCents", "review"), (.subgroup, "monthlyPaymentCents", "review"),
+            (.team, "members", "set"), (.patient, "conditions", "set"), (.patient, "careGaps", "set"),
+            (.patient, "sites", "set"), (.patient, "allergies", "set"), (.patient, "notes", "log"),
+            (.task, "notes", "log"), (.task, "status", "status"),
+        ]
+    )
+    func policiesFollowTheDesign(type: RecordType, field: String, policy: String) throws {
+        let spec = try #require(CareModel.spec(type, field))
+        #expect(spec.policy.name == policy)
+    }
+
+    @Test func taskStatusEndsWorkAndEnteredInErrorOverrides() throws {
+        let spec = try #require(CareModel.spec(.task, "status"))
+        #expect(spec.policy == .status(CareModel.taskStatusRules))
+        #expect(CareModel.taskStatusRules.terminal == ["completed", "cancelled", "failed"])
+        #expect(CareModel.taskStatusRules.overriding == ["entered-in-error"])
+        #expect(
+            spec.kind.allowedValues == [
+                "requested", "ready", "in-progress", "on-hold", "completed", "cancelled", "failed", "entered-in-error",
+            ]
+        )
+        #expect(CareModel.spec(.task, "priority")?.kind.allowedValues == ["routine", "urgent", "asap", "stat"])
+        #expect(CareModel.spec(.patient, "sex")?.kind.allowedValues == ["male", "female", "other", "unknown"])
+    }
+
+    @Test func observationAndEncounterFactsAreImmutable() {
+        for type in [RecordType.observation, .encounter] {
+            for spec in CareModel.fields(of: type) where spec.name != "status" {
+                #expect(spec.isImmutable, "\(spec.path) should be immutable")
+            }
+        }
+        #expect(CareModel.spec(.task, "patient")?.isImmutable == true)
+        #expect(CareModel.spec(.patient, "givenName")?.isImmutable == false)
+    }
+
+    @Test func patientDataIsSensitive() {
+        let sensitive = [
+            "patient.givenName", "patient.familyName", "patient.birthDate", "patient.phone", "patient.address",
+            "patient.notes", "patient.conditions", "observation.value", "task.notes", "task.title",
+        ]
+        for path in sensitive {
+            let parts = path.split(separator: ".").map(String.init)
+            let spec = RecordType(rawValue: parts[0]).flatMap { CareModel.spec($0, parts[1]) }
+            #expect(spec?.isSensitive == true, "\(path) should be sensitive")
+        }
+        #expect(CareModel.spec(.task, "status")?.isSensitive == false)
+    }
+
+    @Test func referencesPointAtRealTypesAndObservationsUseLOINC() {
+        #expect(CareModel.spec(.patient, "subgroup")?.kind == .reference(.subgroup))
+        #expect(CareModel.spec(.patient, "primaryTeam")?.kind == .reference(.team))
+        #expect(CareModel.spec(.task, "assignee")?.kind == .reference(.person))
+        let codes = CareModel.spec(.observation, "code")?.kind.allowedValues ?? []
+        #expect(codes.contains("4548-4") && codes.contains("8480-6") && codes.contains("8462-4"))
+        for kind in CareModel.spec(.encounter, "kind")?.kind.allowedValues ?? [] {
+            #expect(CareModel.encounterClass[kind] != nil, "encounter kind \(kind) has no FHIR class")
+        }
+        #expect(CareModel.ownerField["task"] == "patient")
+    }
+}

@@ -1,0 +1,59 @@
+import OutpostCRDT
+import OutpostModel
+import Testing
+
+struct RecordIDTests {
+    @Test func everyTypeHasADistinctThreeLetterPrefix() {
+        let prefixes = RecordType.allCases.map(\.idPrefix)
+        #expect(Set(prefixes).count == RecordType.allCases.count)
+        #expect(prefixes.allSatisfy { $0.count == 3 })
+        #expect(RecordType.patient.idPrefix == "pat")
+        #expect(RecordType.task.idPrefix == "tsk")
+    }
+
+    @Test func madeIdsParseAsTheirTypeOnly() throws {
+        var generator = SeededGenerator(seed: 42)
+        let patient = PatientID.make(millis: 1_780_000_000_000, using: &generator)
+        #expect(patient.rawValue.hasPrefix("pat_"))
+        #expect(patient.rawValue.count == 30)
+        #expect(PatientID(patient.rawValue) == patient)
+        #expect(TaskID(patient.rawValue) == nil)
+        #expect(patient.millis == 1_780_000_000_000)
+        #expect(patient.ref == RecordRef(type: "patient", id: patient.rawValue))
+        #expect(PatientID("pat_") == nil)
+        #expect(PatientID("pat_not-a-sortable-id-at-all") == nil)
+        #expect(PatientID(patient.rawValue.lowercased()) == nil)
+    }
+
+    @Test func idsMadeLaterSortAfterEarlierOnes() {
+        var generator = SeededGenerator(seed: 7)
+        let ids = (0..<200).map { TaskID.make(millis: 1_700_000_000_000 + UInt64($0) * 3, using: &generator) }
+        #expect(ids == ids.sorted())
+        #expect(ids.map(\.rawValue) == ids.map(\.rawValue).sorted())
+    }
+
+    @Test func sameSeedGivesSameIds() {
+        var first = SeededGenerator(seed: 9)
+        var second = SeededGenerator(seed: 9)
+        #expect(SiteID.make(millis: 5, using: &first) == SiteID.make(millis: 5, using: &second))
+    }
+
+    @Test func typeIsInferredFromThePrefix() {
+        for type in RecordType.allCases {
+            let id = Fixture.id(type)
+            #expect(RecordType(idPrefixOf: id) == type)
+            #expect(RecordType.ref(forID: id) == RecordRef(type: type.rawValue, id: id))
+            #expect(type.isValidID(id))
+        }
+        #expect(RecordType(idPrefixOf: "xyz_01JD") == nil)
+        #expect(RecordType(idPrefixOf: "patient") == nil)
+        #expect(RecordType.ref(forID: "pat_short") == nil)
+    }
+
+    @Test func typedIdsRoundTripThroughCodable() throws {
+        let id = try #require(PatientID(Fixture.id(.patient)))
+        let data = try JSONEncoderShim.encode(id)
+        #expect(try JSONEncoderShim.decode(PatientID.self, data) == id)
+        #expect(throws: (any Error).self) { try JSONEncoderShim.decode(TeamID.self, data) }
+    }
+}
