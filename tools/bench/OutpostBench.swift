@@ -6,6 +6,6 @@ struct OutpostBench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "outpost-bench",
         abstract: "Outpost's benchmarks. Run in release mode: swift run -c release outpost-bench <name>.",
-        subcommands: []
+        subcommands: [ApplyBenchmark.self, GeneratePractice.self]
     )
 }
