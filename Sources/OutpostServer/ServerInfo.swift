@@ -1,4 +1,4 @@
-public import OutpostProtocol
+import OutpostProtocol
 
 /// Facts about the sync server that its executable prints.
 public enum ServerInfo {
