@@ -76,6 +76,36 @@ public struct Change: Sendable, Hashable, Codable {
         case operation = "op"
         case value, replaces, clock, author, site
     }
+
+    /// Decodes a change through ``init(id:record:field:operation:value:replaces:clock:author:site:)``, so
+    /// `replaces` is sorted and deduplicated whatever order the sender wrote it in.
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(
+            id: try container.decode(ChangeID.self, forKey: .id),
+            record: try container.decode(RecordRef.self, forKey: .record),
+            field: try container.decode(String.self, forKey: .field),
+            operation: try container.decode(Operation.self, forKey: .operation),
+            value: try container.decode(Value.self, forKey: .value),
+            replaces: try container.decodeIfPresent([ChangeID].self, forKey: .replaces) ?? [],
+            clock: try container.decode(Timestamp.self, forKey: .clock),
+            author: try container.decode(String.self, forKey: .author),
+            site: try container.decodeIfPresent(String.self, forKey: .site)
+        )
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(id, forKey: .id)
+        try container.encode(record, forKey: .record)
+        try container.encode(field, forKey: .field)
+        try container.encode(operation, forKey: .operation)
+        try container.encode(value, forKey: .value)
+        try container.encode(replaces, forKey: .replaces)
+        try container.encode(clock, forKey: .clock)
+        try container.encode(author, forKey: .author)
+        try container.encodeIfPresent(site, forKey: .site)
+    }
 }
 
 /// A value held by a field, with who wrote it, where and when.

@@ -15,10 +15,16 @@ public struct ChangeID: Sendable, Hashable, Comparable, Codable, CustomStringCon
     }
 
     /// Parses the `replica/counter` form; `nil` when malformed.
+    ///
+    /// Only the canonical spelling is accepted (decimal digits, no sign, no leading zero), so one change has
+    /// exactly one written id and ids compare equal as text whenever they are equal as values.
     public init?(_ text: String) {
         guard let slash = text.lastIndex(of: "/"),
-            let replica = ReplicaID(String(text[..<slash])),
-            let counter = UInt64(text[text.index(after: slash)...]), counter > 0
+            let replica = ReplicaID(String(text[..<slash]))
+        else { return nil }
+        let digits = text[text.index(after: slash)...]
+        guard let first = digits.first, first != "0", digits.allSatisfy({ $0.isASCII && $0.isNumber }),
+            let counter = UInt64(digits)
         else { return nil }
         self.init(replica: replica, counter: counter)
     }

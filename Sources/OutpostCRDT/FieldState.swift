@@ -155,6 +155,28 @@ public struct FieldState: Sendable, Hashable, Codable {
         case live
         case superseded
     }
+
+    /// Decodes a state, refusing one whose parts break the invariants of ``init(live:superseded:)``.
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        let live = try container.decode([Write].self, forKey: .live)
+        let superseded = try container.decode([ChangeID].self, forKey: .superseded)
+        guard let state = FieldState(live: live, superseded: superseded) else {
+            throw DecodingError.dataCorrupted(
+                .init(
+                    codingPath: decoder.codingPath,
+                    debugDescription: "field state must list live and superseded ids strictly sorted and disjoint"
+                )
+            )
+        }
+        self = state
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(live, forKey: .live)
+        try container.encode(superseded, forKey: .superseded)
+    }
 }
 
 /// A register's current value as its policy reads it.

@@ -82,6 +82,7 @@ public struct BinaryReader {
         let replica = try readString()
         let counter = try readVarint()
         guard ReplicaID.isValid(replica) else { throw malformed("bad replica id") }
+        guard counter > 0 else { throw malformed("change counter 0") }
         return ChangeID(replica: ReplicaID(unchecked: replica), counter: counter)
     }
 
