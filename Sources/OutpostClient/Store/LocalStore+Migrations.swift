@@ -41,6 +41,11 @@ extension LocalStore {
                     );
                     CREATE INDEX change_record ON change (type, id);
                     CREATE INDEX change_outbox ON change (maxCounter) WHERE isLocal = 1;
+                    -- Replica settings (the default author and site, display preferences).
+                    CREATE TABLE setting (
+                        key TEXT PRIMARY KEY NOT NULL,
+                        value TEXT NOT NULL
+                    ) WITHOUT ROWID;
                     -- The conflict inbox: fields with concurrent values awaiting review.
                     CREATE TABLE conflict (
                         type TEXT NOT NULL,

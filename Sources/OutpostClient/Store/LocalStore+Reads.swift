@@ -197,3 +197,27 @@ extension LocalStore {
         }
     }
 }
+
+extension LocalStore {
+    /// A replica setting (for example the default author), or `nil` when unset.
+    public func setting(_ key: String) throws(ClientError) -> String? {
+        try read(doing: "read a setting") { db in
+            try String.fetchOne(db, sql: "SELECT value FROM setting WHERE key = ?", arguments: [key])
+        }
+    }
+
+    /// Sets (or, with `nil`, clears) a replica setting.
+    public func setSetting(_ key: String, to value: String?) throws(ClientError) {
+        try write(doing: "save a setting") { db in
+            if let value {
+                try db.execute(
+                    sql:
+                        "INSERT INTO setting (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                    arguments: [key, value]
+                )
+            } else {
+                try db.execute(sql: "DELETE FROM setting WHERE key = ?", arguments: [key])
+            }
+        }
+    }
+}

@@ -33,13 +33,28 @@ extension LocalStore {
     ///   storage error.
     @discardableResult
     public func commit(_ edits: [Edit], author: String, site: String?) throws(ClientError) -> [Change] {
-        guard !edits.isEmpty else { return [] }
+        try commit(author: author, site: site) { _ in edits }
+    }
+
+    /// Builds edits from the store's current state and writes them, all in one transaction.
+    ///
+    /// `build` runs inside the transaction, so what it reads (``TransactionContext``) cannot change before
+    /// its edits are written; it validates and returns the edits, or throws to write nothing. `progress`
+    /// is told how many edits have been applied, every 1,000 edits and at the end.
+    @discardableResult
+    public func commit(
+        author: String,
+        site: String?,
+        progress: ((_ done: Int, _ total: Int) -> Void)? = nil,
+        _ build: (TransactionContext) throws -> [Edit]
+    ) throws(ClientError) -> [Change] {
         let now = configuration.wallClock.nowMillis()
         return try write(doing: "save the edit") { db in
-            var transaction = try StoreTransaction(db: db, store: self)
+            let transaction = try StoreTransaction(db: db, store: self)
+            let edits = try build(TransactionContext(transaction: transaction))
             var changes: [Change] = []
             changes.reserveCapacity(edits.count)
-            for edit in edits {
+            for (index, edit) in edits.enumerated() {
                 let current = try transaction.state(of: edit.record)[edit.field]
                 let replaces: [ChangeID]
                 switch edit.operation {
@@ -62,8 +77,10 @@ extension LocalStore {
                 try checkSchema(change)
                 try transaction.apply(change, isLocal: true)
                 changes.append(change)
+                if let progress, (index + 1) % 1000 == 0 { progress(index + 1, edits.count) }
             }
             try transaction.finish(now: now)
+            progress?(edits.count, edits.count)
             return changes
         }
     }
@@ -80,7 +97,7 @@ extension LocalStore {
     public func applyRemote(_ changes: [Change], checkpoint: String? = nil) throws(ClientError) -> ApplyReport {
         let now = configuration.wallClock.nowMillis()
         return try write(doing: "apply received changes") { db in
-            var transaction = try StoreTransaction(db: db, store: self)
+            let transaction = try StoreTransaction(db: db, store: self)
             for change in changes {
                 try checkSchema(change)
                 _ = try? transaction.clock.receive(change.clock, wallMillis: now)
@@ -126,8 +143,29 @@ extension LocalStore {
     }
 }
 
+/// What the `build` closure of ``LocalStore/commit(author:site:progress:_:)`` can read: the store's
+/// state inside the transaction.
+public struct TransactionContext {
+    let transaction: StoreTransaction
+
+    /// Whether the store holds `record`.
+    public func exists(_ record: RecordRef) -> Bool {
+        guard let state = try? transaction.state(of: record) else { return false }
+        return !state.fields.isEmpty
+    }
+
+    /// The merged state of `record` (empty when the store does not hold it).
+    public func state(of record: RecordRef) throws(ClientError) -> RecordState {
+        do {
+            return try transaction.state(of: record)
+        } catch {
+            throw LocalStore.wrap(error, path: transaction.store.path, doing: "read a record")
+        }
+    }
+}
+
 /// The working state of one write transaction: records loaded once, written back once.
-struct StoreTransaction {
+final class StoreTransaction {
     let db: Database
     let store: LocalStore
     var counter: UInt64
@@ -160,7 +198,7 @@ struct StoreTransaction {
         )
     }
 
-    mutating func state(of record: RecordRef) throws -> RecordState {
+    func state(of record: RecordRef) throws -> RecordState {
         if let state = states[record] { return state }
         let state = try LocalStore.loadState(record, db: db) ?? RecordState()
         if !state.fields.isEmpty { existing.insert(record) }
@@ -170,7 +208,7 @@ struct StoreTransaction {
 
     /// Applies one change; returns whether it was new.
     @discardableResult
-    mutating func apply(_ change: Change, isLocal: Bool) throws -> Bool {
+    func apply(_ change: Change, isLocal: Bool) throws -> Bool {
         var state = try state(of: change.record)
         let changed = state.apply(change)
         states[change.record] = state
@@ -184,7 +222,7 @@ struct StoreTransaction {
         return true
     }
 
-    mutating func finish(now: UInt64) throws {
+    func finish(now: UInt64) throws {
         let schema = store.configuration.schema
         for (record, state) in states where logged[record] != nil || localLogged[record] != nil {
             var writer = BinaryWriter(capacity: 512)

@@ -1,0 +1,241 @@
+public import Logging
+public import OutpostCRDT
+public import OutpostModel
+
+/// A replica of the care model: a ``LocalStore`` that speaks record types and validates every edit
+/// against the model before writing it.
+///
+/// This is the API an app embeds. For example:
+///
+/// ```swift
+/// let replica = try CareStore.open(at: path)
+/// let patient = try replica.create(.patient, fields: ["givenName": ["Ana"], …])
+/// try replica.update(patient, [.assign(patient, "phone", "555-0100")])
+/// let open = try replica.records(.task).filter { !$0.isRetired }
+/// ```
+///
+/// Every write is one transaction and is durable when the call returns; an invalid edit throws a
+/// ``ClientError`` (`invalidEdit`, naming the field and the rule) and writes nothing.
+public struct CareStore: Sendable {
+    /// The underlying store.
+    public let store: LocalStore
+
+    /// Setting keys of the replica's default author and site.
+    public enum SettingKey {
+        /// The person id that signs this replica's edits.
+        public static let person = "person"
+        /// The site id where this replica's edits are made.
+        public static let site = "site"
+    }
+
+    init(store: LocalStore) {
+        self.store = store
+    }
+
+    /// The store configuration for the care model.
+    public static func configuration(
+        wallClock: any WallClock = SystemWallClock(),
+        logger: Logger = Logger(label: "outpost.store", factory: { _ in SwiftLogNoOpLogHandler() })
+    ) -> LocalStore.Configuration {
+        LocalStore.Configuration(
+            schema: CareModel.schema,
+            ownerField: CareModel.ownerField,
+            wallClock: wallClock,
+            logger: logger
+        )
+    }
+
+    /// Creates a new replica at `path`. See ``LocalStore/create(at:replicaID:configuration:)``.
+    public static func create(
+        at path: String,
+        replicaID: ReplicaID? = nil,
+        wallClock: any WallClock = SystemWallClock()
+    ) throws(ClientError) -> CareStore {
+        CareStore(
+            store: try LocalStore.create(
+                at: path,
+                replicaID: replicaID,
+                configuration: configuration(wallClock: wallClock)
+            )
+        )
+    }
+
+    /// Opens an existing replica. See ``LocalStore/open(at:configuration:)``.
+    public static func open(
+        at path: String,
+        wallClock: any WallClock = SystemWallClock()
+    ) throws(ClientError)
+        -> CareStore
+    {
+        CareStore(store: try LocalStore.open(at: path, configuration: configuration(wallClock: wallClock)))
+    }
+
+    /// This replica's id.
+    public var replicaID: ReplicaID { store.replicaID }
+
+    /// Who signs this replica's edits: the configured person id, or `replica:<id>` until one is set.
+    public func author() throws(ClientError) -> String {
+        try store.setting(SettingKey.person) ?? "replica:\(store.replicaID)"
+    }
+
+    /// Where this replica's edits are made: the configured site id, if any.
+    public func site() throws(ClientError) -> String? {
+        try store.setting(SettingKey.site)
+    }
+
+    var today: CalendarDate { CalendarDate(millis: store.configuration.wallClock.nowMillis()) }
+
+    static func invalid(_ error: ModelError) -> ClientError {
+        ClientError(code: .invalidEdit, message: error.description, cause: error)
+    }
+
+    /// Creates a record of `type` with a new id and returns its reference.
+    ///
+    /// - Throws: ``ClientError`` `invalidEdit` (a missing required field, a bad value, a reference to a
+    ///   record this replica does not hold); nothing is written.
+    @discardableResult
+    public func create(_ type: RecordType, fields: [String: [Value]]) throws(ClientError) -> RecordRef {
+        var generator = SystemRandomNumberGenerator()
+        let id = type.makeID(millis: store.configuration.wallClock.nowMillis(), using: &generator)
+        let draft = DraftRecord(type: type, id: id, fields: fields)
+        let today = today
+        try store.commit(author: try author(), site: try site()) { context in
+            do {
+                try CareModel.validate(draft, today: today, exists: context.exists)
+            } catch let error as ModelError {
+                throw Self.invalid(error)
+            }
+            return Self.edits(creating: draft)
+        }
+        return draft.ref
+    }
+
+    /// Applies edits to existing records in one transaction.
+    ///
+    /// - Throws: ``ClientError`` `unknownRecord` when a record is not held here, `invalidEdit` when an
+    ///   edit breaks a rule of the model (wrong operation for the field, bad value, an immutable field);
+    ///   nothing is written.
+    @discardableResult
+    public func update(_ edits: [Edit]) throws(ClientError) -> [Change] {
+        let today = today
+        return try store.commit(author: try author(), site: try site()) { context in
+            for edit in edits {
+                guard let type = RecordType(rawValue: edit.record.type), context.exists(edit.record) else {
+                    throw ClientError(
+                        code: .unknownRecord,
+                        message: "no \(edit.record.type) with id \(edit.record.id) on this replica; check the id "
+                            + "with 'outpost \(edit.record.type) list'"
+                    )
+                }
+                do {
+                    try CareModel.validateEdit(
+                        type,
+                        field: edit.field,
+                        operation: edit.operation,
+                        value: edit.value,
+                        current: try context.state(of: edit.record)[edit.field],
+                        today: today,
+                        exists: context.exists
+                    )
+                } catch let error as ModelError {
+                    throw Self.invalid(error)
+                }
+            }
+            return edits
+        }
+    }
+
+    /// The edits that create `draft`: one per register field, one per set element and log entry.
+    static func edits(creating draft: DraftRecord) -> [Edit] {
+        var edits: [Edit] = []
+        let ref = draft.ref
+        for name in draft.fields.keys.sorted() {
+            guard let spec = CareModel.spec(draft.type, name), let values = draft.fields[name] else { continue }
+            switch spec.policy {
+            case .lww, .review, .status:
+                if let value = values.first, !value.isNull { edits.append(.assign(ref, name, value)) }
+            case .set:
+                for value in values { edits.append(.add(ref, name, value)) }
+            case .log:
+                for value in values { edits.append(.append(ref, name, value)) }
+            }
+        }
+        return edits
+    }
+
+    /// Loads a practice dump (the generator's format, `docs/practice-format.md`) in one transaction.
+    ///
+    /// Every record is validated first, references resolved against the dump and the store; a record
+    /// whose id the store already holds is refused. Nothing is written unless everything is valid.
+    ///
+    /// - Returns: how many records were created.
+    @discardableResult
+    public func importPractice(
+        _ dump: PracticeDump,
+        progress: ((_ done: Int, _ total: Int) -> Void)? = nil
+    ) throws(ClientError) -> Int {
+        let today = today
+        let drafts: [DraftRecord]
+        do {
+            drafts = try dump.drafts()
+        } catch {
+            throw Self.invalid(error)
+        }
+        try store.commit(author: try author(), site: try site(), progress: progress) { context in
+            var incoming = Set<RecordRef>()
+            incoming.reserveCapacity(drafts.count)
+            for draft in drafts {
+                guard incoming.insert(draft.ref).inserted else {
+                    throw ClientError(
+                        code: .invalidEdit,
+                        message: "the dump holds \(draft.ref) twice; every record id must be unique"
+                    )
+                }
+            }
+            var edits: [Edit] = []
+            edits.reserveCapacity(drafts.count * 16)
+            for draft in drafts {
+                if context.exists(draft.ref) {
+                    throw ClientError(
+                        code: .invalidEdit,
+                        message: "this replica already holds \(draft.ref); import into a new store, or remove the "
+                            + "record from the file"
+                    )
+                }
+                do {
+                    try CareModel.validate(draft, today: today) { incoming.contains($0) || context.exists($0) }
+                } catch let error as ModelError {
+                    throw Self.invalid(error)
+                }
+                edits.append(contentsOf: Self.edits(creating: draft))
+            }
+            return edits
+        }
+        return drafts.count
+    }
+
+    /// The materialized view of one record, or `nil` when this replica does not hold it.
+    public func record(_ ref: RecordRef) throws(ClientError) -> MaterializedRecord? {
+        guard let type = RecordType(rawValue: ref.type), let state = try store.record(ref) else { return nil }
+        return MaterializedRecord(type: type, id: ref.id, state: state)
+    }
+
+    /// Every record of `type` (optionally those owned by one patient), sorted by id.
+    public func records(_ type: RecordType, owner: String? = nil) throws(ClientError) -> [MaterializedRecord] {
+        try store.records(ofType: type.rawValue, owner: owner).map {
+            MaterializedRecord(type: type, id: $0.id, state: $0.state)
+        }
+    }
+
+    /// A canonical JSON dump of every record: one record per line, sorted by type and id, keys sorted.
+    ///
+    /// Two replicas holding the same state export identical bytes, whatever their history.
+    public func exportCanonicalJSON() throws(ClientError) -> String {
+        var lines: [String] = []
+        for type in RecordType.allCases.sorted() {
+            for record in try records(type) { lines.append(record.canonicalJSON()) }
+        }
+        return "{\"format\":\"outpost-export\",\"version\":1,\"records\":[\n" + lines.joined(separator: ",\n")
+            + (lines.isEmpty ? "" : "\n") + "]}\n"
+    }
+}

@@ -1,0 +1,134 @@
+import ArgumentParser
+import OutpostCRDT
+import OutpostClient
+import OutpostModel
+
+/// `outpost patient ...`
+struct PatientCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "patient",
+        abstract: "Add, find, show, change and retire patients.",
+        subcommands: [
+            AddRecord<PatientKind>.self, ListPatients.self, ShowRecord<PatientKind>.self, SetFields<PatientKind>.self,
+            RetirePatient.self,
+        ]
+    )
+}
+
+struct ListPatients: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "list",
+        abstract: "List patients, optionally of one subgroup, team, site or risk tier."
+    )
+
+    @OptionGroup var storeOptions: StoreOptions
+    @OptionGroup var output: OutputOptions
+    @Option(help: ArgumentHelp("Only patients in this subgroup (id or key).", valueName: "subgroup"))
+    var subgroup: String?
+    @Option(help: ArgumentHelp("Only patients whose primary team is this team.", valueName: "team-id"))
+    var team: String?
+    @Option(help: ArgumentHelp("Only patients seen at this site.", valueName: "site-id")) var site: String?
+    @Option(help: ArgumentHelp("Only patients of this risk tier.", valueName: "tier")) var risk: String?
+    @Flag(name: .long, help: "Include retired patients.") var all = false
+
+    mutating func validate() throws {
+        if let risk, let spec = CareModel.spec(.patient, "riskTier"), !spec.kind.allowedValues.contains(risk) {
+            throw ValidationError("--risk must be one of " + spec.kind.allowedValues.joined(separator: ", "))
+        }
+    }
+
+    mutating func run() throws {
+        let store = try storeOptions.open()
+        var subgroupIDs: Set<String> = []
+        if let subgroup {
+            let matching = try store.records(.subgroup).filter { $0.id == subgroup || $0.string("key") == subgroup }
+            guard !matching.isEmpty else {
+                throw CLIError.input("no subgroup with id or key '\(subgroup)'; see 'outpost subgroup list'")
+            }
+            subgroupIDs = Set(matching.map(\.id))
+        }
+        let patients = try store.records(.patient).filter { patient in
+            (all || !patient.isRetired)
+                && (subgroup == nil || subgroupIDs.contains(patient.string("subgroup") ?? ""))
+                && (team == nil || patient.string("primaryTeam") == team)
+                && (site == nil || patient.values("sites").contains(.string(site ?? "")))
+                && (risk == nil || patient.string("riskTier") == risk)
+        }
+        try RecordOutput.printList(patients, columns: PatientKind.columns, json: output.json)
+    }
+}
+
+struct RetirePatient: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "retire",
+        abstract: "Retire a patient (records are never deleted): inactive, deceased or entered-in-error."
+    )
+
+    @OptionGroup var storeOptions: StoreOptions
+    @Argument(help: ArgumentHelp("The patient's id.", valueName: "id")) var id: String
+    @Option(help: "The new status: inactive, deceased or entered-in-error.") var status = "inactive"
+
+    mutating func validate() throws {
+        guard ["inactive", "deceased", "entered-in-error"].contains(status) else {
+            throw ValidationError("--status must be inactive, deceased or entered-in-error")
+        }
+    }
+
+    mutating func run() throws {
+        let store = try storeOptions.open()
+        let patient = try RecordOutput.require(id, .patient, in: store)
+        try store.update([.assign(patient.ref, "status", .string(status))])
+        print("\(id): \(status)")
+    }
+}
+
+/// `outpost team ...`
+struct TeamCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "team",
+        abstract: "Add, list, show and change care teams and their members.",
+        subcommands: [
+            AddRecord<TeamKind>.self, ListRecords<TeamKind>.self, ShowRecord<TeamKind>.self, SetFields<TeamKind>.self,
+            TeamMember.self,
+        ]
+    )
+}
+
+struct TeamMember: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "member",
+        abstract: "Add people to a team or remove them.",
+        subcommands: [Change.self, Remove.self]
+    )
+
+    struct Change: ParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "add", abstract: "Add a person to a team.")
+        @OptionGroup var storeOptions: StoreOptions
+        @Argument(help: ArgumentHelp("The team's id.", valueName: "team-id")) var team: String
+        @Argument(help: ArgumentHelp("The person's id.", valueName: "person-id")) var person: String
+
+        mutating func run() throws {
+            let store = try storeOptions.open()
+            let record = try RecordOutput.require(team, .team, in: store)
+            try store.update([.add(record.ref, "members", .string(person))])
+            print("\(team): \(person) added")
+        }
+    }
+
+    struct Remove: ParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "remove", abstract: "Remove a person from a team.")
+        @OptionGroup var storeOptions: StoreOptions
+        @Argument(help: ArgumentHelp("The team's id.", valueName: "team-id")) var team: String
+        @Argument(help: ArgumentHelp("The person's id.", valueName: "person-id")) var person: String
+
+        mutating func run() throws {
+            let store = try storeOptions.open()
+            let record = try RecordOutput.require(team, .team, in: store)
+            guard record.values("members").contains(.string(person)) else {
+                throw CLIError.input("\(person) is not a member of \(team); see 'outpost team show \(team)'")
+            }
+            try store.update([.remove(record.ref, "members", .string(person))])
+            print("\(team): \(person) removed")
+        }
+    }
+}

@@ -1,0 +1,226 @@
+import ArgumentParser
+import Foundation
+import OutpostCRDT
+import OutpostClient
+import OutpostModel
+
+/// `outpost init`: create this device's replica.
+struct Init: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Create a new replica (a local store) on this device; no server is needed."
+    )
+
+    @OptionGroup var storeOptions: StoreOptions
+    @Option(help: ArgumentHelp("This replica's id (default: a new random id).", valueName: "id")) var replica: String?
+
+    mutating func run() throws {
+        var replicaID: ReplicaID? = nil
+        if let replica {
+            guard let parsed = ReplicaID(replica) else {
+                throw CLIError.input("--replica takes letters, digits, '-' and '_', at most 64 characters")
+            }
+            replicaID = parsed
+        }
+        let store = try CareStore.create(at: storeOptions.path, replicaID: replicaID)
+        print("created replica \(store.replicaID) at \(storeOptions.path)")
+        print("next: 'outpost use --person ID --site ID' signs your edits once you have a person record")
+    }
+}
+
+/// `outpost use`: the person and site that sign this replica's edits.
+struct Use: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Set who signs this replica's edits and where they are made.",
+        discussion: "Every change carries its author and site. Until a person is set, edits are signed replica:<id>."
+    )
+
+    @OptionGroup var storeOptions: StoreOptions
+    @Option(help: ArgumentHelp("Your person id.", valueName: "person-id")) var person: String?
+    @Option(help: ArgumentHelp("The site you work at.", valueName: "site-id")) var site: String?
+
+    mutating func run() throws {
+        let store = try storeOptions.open()
+        if let person {
+            _ = try RecordOutput.require(person, .person, in: store)
+            try store.store.setSetting(CareStore.SettingKey.person, to: person)
+        }
+        if let site {
+            _ = try RecordOutput.require(site, .site, in: store)
+            try store.store.setSetting(CareStore.SettingKey.site, to: site)
+        }
+        print("author: \(try store.author())")
+        print("site: \(try store.site() ?? "(none)")")
+    }
+}
+
+/// `outpost status`
+struct Status: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Show this replica: id, pending changes, open conflicts, records held, last sync."
+    )
+
+    @OptionGroup var storeOptions: StoreOptions
+    @OptionGroup var output: OutputOptions
+
+    struct Report: Encodable {
+        var replica: String
+        var store: String
+        var author: String
+        var site: String?
+        var pendingChanges: Int
+        var openConflicts: Int
+        var records: [String: Int]
+        var server: String?
+        var lastSync: String?
+    }
+
+    mutating func run() throws {
+        let store = try storeOptions.open()
+        let status = try store.store.status()
+        let report = Report(
+            replica: status.replicaID.rawValue,
+            store: storeOptions.path,
+            author: try store.author(),
+            site: try store.site(),
+            pendingChanges: status.pendingChanges,
+            openConflicts: status.openConflicts,
+            records: status.recordCounts,
+            server: status.serverURL,
+            lastSync: status.lastSyncAtMillis.map(Format.millis)
+        )
+        if output.json {
+            try Terminal.json(report)
+            return
+        }
+        print("replica:         \(report.replica)")
+        print("store:           \(report.store)")
+        print("author:          \(report.author)\(report.site.map { " at \($0)" } ?? "")")
+        print("pending changes: \(report.pendingChanges)")
+        print("open conflicts:  \(report.openConflicts)")
+        print("server:          \(report.server ?? "(none: offline only)")")
+        print("last sync:       \(report.lastSync ?? "never")")
+        let counts = RecordType.allCases.compactMap { type in
+            report.records[type.rawValue].map { "\($0) \(type)" }
+        }
+        print("records:         \(counts.isEmpty ? "none" : counts.joined(separator: ", "))")
+    }
+}
+
+/// `outpost history RECORD`
+struct History: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Show every value each field of a record has had, with who, where and when."
+    )
+
+    @OptionGroup var storeOptions: StoreOptions
+    @OptionGroup var output: OutputOptions
+    @Argument(help: ArgumentHelp("The record's id, for example pat_01JD….", valueName: "id")) var id: String
+    @Option(help: ArgumentHelp("Only this field.", valueName: "field")) var field: String?
+
+    struct Entry: Encodable {
+        var change: String
+        var field: String
+        var operation: String
+        var value: Value
+        var replaces: [String]
+        var clock: String
+        var at: String
+        var author: String
+        var site: String?
+    }
+
+    mutating func run() throws {
+        let store = try storeOptions.open()
+        let record = try RecordOutput.require(id, nil, in: store)
+        let changes = try store.store.history(of: record.ref).filter { field == nil || $0.field == field }
+        let entries = changes.map { change in
+            Entry(
+                change: change.id.description,
+                field: change.field,
+                operation: change.operation.rawValue,
+                value: change.value,
+                replaces: change.replaces.map(\.description),
+                clock: change.clock.description,
+                at: Format.clock(change.clock),
+                author: change.author,
+                site: change.site
+            )
+        }
+        if output.json {
+            try Terminal.json(entries)
+            return
+        }
+        Terminal.table(
+            ["when", "field", "op", "value", "author", "site", "change"],
+            entries.map { [$0.at, $0.field, $0.operation, $0.value.description, $0.author, $0.site ?? "", $0.change] },
+            empty: "no history"
+        )
+    }
+}
+
+/// `outpost export`
+struct Export: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract:
+            "Write a canonical dump of every record: sorted and stable, identical on replicas with the same state."
+    )
+
+    @OptionGroup var storeOptions: StoreOptions
+    @Option(help: "Output format (json).") var format = "json"
+    @Option(name: .shortAndLong, help: ArgumentHelp("Write to this file instead of stdout.", valueName: "file"))
+    var output: String?
+
+    mutating func validate() throws {
+        guard format == "json" else { throw ValidationError("--format takes json") }
+    }
+
+    mutating func run() throws {
+        let store = try storeOptions.open()
+        let text = try store.exportCanonicalJSON()
+        if let output {
+            do {
+                try Data(text.utf8).write(to: URL(fileURLWithPath: output), options: .atomic)
+            } catch {
+                throw CLIError.runtime("could not write \(output); check the folder exists and is writable")
+            }
+        } else {
+            print(text, terminator: "")
+        }
+    }
+}
+
+/// `outpost import FILE`
+struct Import: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Load a practice (the generator's JSON format, docs/practice-format.md) in one transaction.",
+        discussion: "Every record is validated first; if any is invalid, nothing is written."
+    )
+
+    @OptionGroup var storeOptions: StoreOptions
+    @Argument(help: ArgumentHelp("The practice file.", valueName: "file")) var file: String
+
+    mutating func run() throws {
+        let store = try storeOptions.open()
+        guard let data = FileManager.default.contents(atPath: file) else {
+            throw CLIError.input("cannot read \(file); check the path")
+        }
+        let dump: PracticeDump
+        do {
+            dump = try PracticeDump.decode(data)
+        } catch {
+            throw CLIError.input("\(file): \(error.description)")
+        }
+        let showProgress = Terminal.stderrIsTerminal
+        var lastPercent = -1
+        let count = try store.importPractice(dump) { done, total in
+            guard showProgress, total > 10_000 else { return }
+            let percent = total == 0 ? 100 : done * 100 / total
+            if percent != lastPercent {
+                lastPercent = percent
+                FileHandle.standardError.write(Data("\rimporting: \(percent)% (\(done)/\(total) fields)".utf8))
+                if done == total { FileHandle.standardError.write(Data("\n".utf8)) }
+            }
+        }
+        print("imported \(count) records from \(file)")
+    }
+}

@@ -1,0 +1,99 @@
+import ArgumentParser
+import OutpostCRDT
+import OutpostClient
+import OutpostModel
+
+/// Parses `FIELD=VALUE`, `FIELD+=VALUE` and `FIELD-=VALUE` arguments against the field table.
+///
+/// Values are read by the field's kind: integers and cents as whole numbers, booleans as true/false,
+/// everything else as text; an empty value (`FIELD=`) clears an optional field.
+enum FieldArguments {
+    struct Assignment {
+        var field: FieldSpec
+        var operation: Operation
+        var value: Value
+    }
+
+    /// Parses arguments; with `isUpdate`, a set field must say `+=` or `-=`.
+    static func parse(_ arguments: [String], type: RecordType, isUpdate: Bool = false) throws -> [Assignment] {
+        try arguments.map { argument in try parse(argument, type: type, isUpdate: isUpdate) }
+    }
+
+    static func parse(_ argument: String, type: RecordType, isUpdate: Bool) throws -> Assignment {
+        guard let equals = argument.firstIndex(of: "=") else {
+            throw CLIError.input(
+                "'\(argument)' is not FIELD=VALUE; fields of a \(type): "
+                    + CareModel.fields(of: type).map(\.name).joined(separator: ", ")
+            )
+        }
+        var name = String(argument[..<equals])
+        var operation: Operation? = nil
+        if name.hasSuffix("+") {
+            operation = .add
+            name.removeLast()
+        } else if name.hasSuffix("-") {
+            operation = .remove
+            name.removeLast()
+        }
+        let text = String(argument[argument.index(after: equals)...])
+        guard let spec = CareModel.spec(type, name) else {
+            throw CLIError.input(
+                "a \(type) has no field '\(name)'; its fields: "
+                    + CareModel.fields(of: type).map(\.name).joined(separator: ", ")
+            )
+        }
+        let resolved: Operation
+        switch spec.policy {
+        case .lww, .review, .status:
+            guard operation == nil else {
+                throw CLIError.input("\(spec.path) holds one value; write \(name)=VALUE")
+            }
+            resolved = .assign
+        case .set:
+            if isUpdate && operation == nil {
+                throw CLIError.input(
+                    "\(spec.path) is a set: add with \(name)+=VALUE, remove with \(name)-=VALUE"
+                )
+            }
+            resolved = operation ?? .add
+        case .log:
+            guard operation == nil || operation == .add else {
+                throw CLIError.input("\(spec.path) is append-only; entries cannot be removed")
+            }
+            resolved = .append
+        }
+        return Assignment(field: spec, operation: resolved, value: try value(text, for: spec))
+    }
+
+    static func value(_ text: String, for spec: FieldSpec) throws -> Value {
+        if text.isEmpty { return .null }
+        switch spec.kind {
+        case .integer, .cents:
+            guard let number = Int64(text) else {
+                throw CLIError.input("\(spec.path) takes a whole number (\(spec.rule)); '\(text)' is not one")
+            }
+            return .int(number)
+        case .bool:
+            switch text.lowercased() {
+            case "true", "yes", "1": return .bool(true)
+            case "false", "no", "0": return .bool(false)
+            default: throw CLIError.input("\(spec.path) takes true or false")
+            }
+        default:
+            return .string(text)
+        }
+    }
+
+    /// A help paragraph listing a type's fields: name, kind, policy, whether required, allowed values.
+    static func help(for type: RecordType) -> String {
+        var lines = ["Fields of a \(type) (FIELD=VALUE; sets take FIELD+=VALUE and FIELD-=VALUE):"]
+        for spec in CareModel.fields(of: type) {
+            var line = "  \(spec.name) — \(spec.kind.name), \(spec.policy.name)"
+            if spec.isRequired { line += ", required" }
+            if spec.isImmutable { line += ", immutable" }
+            if !spec.kind.allowedValues.isEmpty { line += ": " + spec.kind.allowedValues.joined(separator: "|") }
+            lines.append(line)
+        }
+        return lines.joined(separator: "\n")
+    }
+}

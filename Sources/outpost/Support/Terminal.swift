@@ -1,0 +1,50 @@
+import Foundation
+
+/// Output helpers: stderr lines, aligned tables, canonical JSON.
+enum Terminal {
+    /// Writes one line to stderr, prefixed with `outpost: `.
+    static func error(_ message: String, prefixed: Bool = true) {
+        let line = (prefixed ? "outpost: " : "") + message + (message.hasSuffix("\n") ? "" : "\n")
+        FileHandle.standardError.write(Data(line.utf8))
+    }
+
+    /// Writes a line to stderr without a prefix (progress, notices).
+    static func note(_ message: String) {
+        FileHandle.standardError.write(Data((message + "\n").utf8))
+    }
+
+    /// Whether stderr is a terminal (progress indicators only draw there).
+    static var stderrIsTerminal: Bool { isatty(2) == 1 }
+
+    /// Prints rows as an aligned table with a header; prints `empty` when there are no rows.
+    static func table(_ header: [String], _ rows: [[String]], empty: String = "(none)") {
+        guard !rows.isEmpty else {
+            print(empty)
+            return
+        }
+        var widths = header.map(\.count)
+        for row in rows {
+            for (index, cell) in row.enumerated() where index < widths.count {
+                widths[index] = max(widths[index], cell.count)
+            }
+        }
+        func line(_ cells: [String]) -> String {
+            var parts: [String] = []
+            for (index, cell) in cells.enumerated() {
+                let isLast = index == cells.count - 1
+                parts.append(isLast ? cell : cell.padding(toLength: widths[index], withPad: " ", startingAt: 0))
+            }
+            return parts.joined(separator: "  ")
+        }
+        print(line(header.map { $0.uppercased() }))
+        for row in rows { print(line(row)) }
+    }
+
+    /// Prints a JSON value with sorted keys (stable output for scripts).
+    static func json(_ value: some Encodable) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
+        let data = try encoder.encode(value)
+        print(String(decoding: data, as: UTF8.self))
+    }
+}
