@@ -23,6 +23,10 @@ let package = Package(
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.0"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.0"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.0"),
     ],
     targets: [
         // Clocks, ids, field states and merge: no I/O, no clock reads, no randomness.
@@ -44,7 +48,15 @@ let package = Package(
         // Sync server and the umbrella store.
         .target(
             name: "OutpostServer",
-            dependencies: ["OutpostProtocol", .product(name: "Logging", package: "swift-log")],
+            dependencies: [
+                "OutpostProtocol",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+            ],
             swiftSettings: upcoming
         ),
         .executableTarget(
@@ -84,6 +96,23 @@ let package = Package(
         .testTarget(
             name: "OutpostClientTests",
             dependencies: ["OutpostClient", "OutpostTestSupport"],
+            swiftSettings: upcoming
+        ),
+        .testTarget(
+            name: "OutpostProtocolTests",
+            dependencies: ["OutpostProtocol", "OutpostTestSupport"],
+            resources: [.copy("Golden")],
+            swiftSettings: upcoming
+        ),
+        // Runs the built `outpost` and `outpost-server` executables as a user would.
+        .testTarget(
+            name: "OutpostCLITests",
+            dependencies: ["OutpostClient", "OutpostTestSupport"],
+            swiftSettings: upcoming
+        ),
+        .testTarget(
+            name: "OutpostServerTests",
+            dependencies: ["OutpostServer", "OutpostClient", "OutpostTestSupport"],
             swiftSettings: upcoming
         ),
         .testTarget(

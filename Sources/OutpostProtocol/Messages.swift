@@ -1,0 +1,197 @@
+public import OutpostCRDT
+
+/// `GET /v1/session`: who the token belongs to and what the server allows. A client calls it first, to check
+/// the token and the protocol version and to learn the limits it must keep to.
+public struct SessionInfo: Sendable, Hashable, Codable {
+    /// The wire protocol the server speaks (``OutpostVersion/wireProtocol``).
+    public var protocolVersion: Int
+    /// The server's software version.
+    public var serverVersion: String
+    /// The practice the token is bound to (a practice id).
+    public var practice: String
+    /// The token's role.
+    public var role: Role
+    /// The token's scope within the practice.
+    public var scope: Scope
+    /// The server's clock when it answered, in milliseconds since the Unix epoch.
+    public var serverTimeMillis: UInt64
+    /// How far ahead of the server's clock a pushed change may be, in milliseconds.
+    public var maxClockSkewMillis: UInt64
+    /// The request limits the server enforces.
+    public var limits: Limits
+
+    /// Creates a session description.
+    public init(
+        protocolVersion: Int,
+        serverVersion: String,
+        practice: String,
+        role: Role,
+        scope: Scope,
+        serverTimeMillis: UInt64,
+        maxClockSkewMillis: UInt64,
+        limits: Limits
+    ) {
+        self.protocolVersion = protocolVersion
+        self.serverVersion = serverVersion
+        self.practice = practice
+        self.role = role
+        self.scope = scope
+        self.serverTimeMillis = serverTimeMillis
+        self.maxClockSkewMillis = maxClockSkewMillis
+        self.limits = limits
+    }
+}
+
+/// What a token may do: see `protocol/README.md`, "Roles".
+public enum Role: String, Sendable, Hashable, Codable, CaseIterable {
+    /// A clinician's laptop: reads and writes care records in scope, resolves conflicts.
+    case clinician
+    /// A shared device at a site (a school clinic's laptop): reads and writes care records in scope.
+    case siteDevice = "site-device"
+    /// A practice administrator: everything, including the practice's structure, tokens and purges.
+    case admin
+}
+
+/// The part of a practice a token sees: sites and teams. Both empty means the whole practice.
+public struct Scope: Sendable, Hashable, Codable {
+    /// Site ids; a patient with one of these sites is in scope.
+    public var sites: [String]
+    /// Team ids; a patient whose primary team is one of these is in scope.
+    public var teams: [String]
+
+    /// Creates a scope; the ids are sorted and deduplicated.
+    public init(sites: [String] = [], teams: [String] = []) {
+        self.sites = Array(Set(sites)).sorted()
+        self.teams = Array(Set(teams)).sorted()
+    }
+
+    /// The scope of the whole practice.
+    public static let practice = Scope()
+
+    /// Whether the scope is the whole practice.
+    public var isWholePractice: Bool { sites.isEmpty && teams.isEmpty }
+}
+
+/// The limits a server enforces on requests; exceeding one is a `413` or `400` with a JSON error body.
+public struct Limits: Sendable, Hashable, Codable {
+    /// The largest request body accepted, in bytes.
+    public var maxBodyBytes: Int
+    /// The most changes one push may carry.
+    public var maxPushChanges: Int
+    /// The most changes (or snapshot records) one page may carry.
+    public var maxPageSize: Int
+    /// The longest a live pull may wait, in seconds.
+    public var maxWaitSeconds: Int
+
+    /// Creates limits.
+    public init(maxBodyBytes: Int, maxPushChanges: Int, maxPageSize: Int, maxWaitSeconds: Int) {
+        self.maxBodyBytes = maxBodyBytes
+        self.maxPushChanges = maxPushChanges
+        self.maxPageSize = maxPageSize
+        self.maxWaitSeconds = maxWaitSeconds
+    }
+
+    /// The limits of a default server.
+    public static let standard = Limits(
+        maxBodyBytes: 8 << 20,
+        maxPushChanges: 5_000,
+        maxPageSize: 5_000,
+        maxWaitSeconds: 30
+    )
+}
+
+/// `POST /v1/push`: changes from one replica's outbox, oldest first.
+///
+/// A push is all or nothing: if any change is refused, the response is an error naming its index and the
+/// server stores none of them. Changes the server already holds (same id, same content) are counted as
+/// duplicates, so a retried push is harmless.
+public struct PushRequest: Sendable, Hashable, Codable {
+    /// The replica that made every change in the batch.
+    public var replica: ReplicaID
+    /// The changes, in the replica's counter order.
+    public var changes: [Change]
+
+    /// Creates a push.
+    public init(replica: ReplicaID, changes: [Change]) {
+        self.replica = replica
+        self.changes = changes
+    }
+}
+
+/// The answer to a successful push.
+public struct PushResponse: Sendable, Hashable, Codable {
+    /// Changes stored for the first time.
+    public var accepted: Int
+    /// Changes the server already held.
+    public var duplicates: Int
+    /// The highest counter of this replica the server now holds: the replica drops every outbox entry up to
+    /// it, in the same transaction that records this answer.
+    public var acknowledged: UInt64
+    /// The server's clock, in milliseconds since the Unix epoch.
+    public var serverTimeMillis: UInt64
+
+    /// Creates a push response.
+    public init(accepted: Int, duplicates: Int, acknowledged: UInt64, serverTimeMillis: UInt64) {
+        self.accepted = accepted
+        self.duplicates = duplicates
+        self.acknowledged = acknowledged
+        self.serverTimeMillis = serverTimeMillis
+    }
+}
+
+/// `GET /v1/changes?since=CHECKPOINT&limit=N&wait=SECONDS`: one page of the practice's changes feed after a
+/// checkpoint, filtered by the token's scope.
+///
+/// With `wait`, a server that has nothing newer holds the request until a change arrives or the wait ends
+/// (a long poll), then answers with what it has, possibly nothing.
+public struct PullResponse: Sendable, Hashable, Codable {
+    /// Changes after the request's checkpoint, in feed order.
+    public var changes: [Change]
+    /// The checkpoint to send next time: the position after the last change of this page.
+    public var checkpoint: String
+    /// Whether more changes follow at once.
+    public var hasMore: Bool
+
+    /// Creates a pull page.
+    public init(changes: [Change], checkpoint: String, hasMore: Bool) {
+        self.changes = changes
+        self.checkpoint = checkpoint
+        self.hasMore = hasMore
+    }
+}
+
+/// `GET /v1/snapshot?after=CURSOR&limit=N`: one page of the current state of every record in scope, for a new
+/// device or one whose checkpoint the server can no longer serve.
+///
+/// The `checkpoint` of the first page is a feed position that every page's state already includes; after
+/// the last page the device pulls changes from it. Record states merge idempotently, so a change that is
+/// both in a page and in the feed after the checkpoint is harmless.
+public struct SnapshotPage: Sendable, Hashable, Codable {
+    /// The records of this page, sorted by type then id.
+    public var records: [SnapshotRecord]
+    /// Where to pull changes from once the snapshot is applied (the same on every page of one snapshot).
+    public var checkpoint: String
+    /// The cursor of the next page, or `nil` on the last page.
+    public var next: String?
+
+    /// Creates a snapshot page.
+    public init(records: [SnapshotRecord], checkpoint: String, next: String?) {
+        self.records = records
+        self.checkpoint = checkpoint
+        self.next = next
+    }
+}
+
+/// One record of a snapshot: its merged state, field by field.
+public struct SnapshotRecord: Sendable, Hashable, Codable {
+    /// The record.
+    public var record: RecordRef
+    /// Its merged state.
+    public var state: RecordState
+
+    /// Creates a snapshot record.
+    public init(record: RecordRef, state: RecordState) {
+        self.record = record
+        self.state = state
+    }
+}
