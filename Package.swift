@@ -107,7 +107,7 @@ let package = Package(
         // Runs the built `outpost` and `outpost-server` executables as a user would.
         .testTarget(
             name: "OutpostCLITests",
-            dependencies: ["OutpostClient", "OutpostTestSupport"],
+            dependencies: ["OutpostClient", "OutpostTestSupport", .product(name: "GRDB", package: "GRDB.swift")],
             swiftSettings: upcoming
         ),
         .testTarget(
