@@ -77,9 +77,14 @@ public struct Change: Sendable, Hashable, Codable {
         case value, replaces, clock, author, site
     }
 
+    private static let keys: Set<String> = [
+        "id", "record", "field", "op", "value", "replaces", "clock", "author", "site",
+    ]
+
     /// Decodes a change through ``init(id:record:field:operation:value:replaces:clock:author:site:)``, so
     /// `replaces` is sorted and deduplicated whatever order the sender wrote it in.
     public init(from decoder: any Decoder) throws {
+        try StrictKeys.check(decoder, allowed: Self.keys)
         let container = try decoder.container(keyedBy: CodingKeys.self)
         self.init(
             id: try container.decode(ChangeID.self, forKey: .id),

@@ -116,6 +116,24 @@ public struct PushRequest: Sendable, Hashable, Codable {
         self.replica = replica
         self.changes = changes
     }
+
+    private enum CodingKeys: String, CodingKey {
+        case replica, changes
+    }
+
+    /// Decodes a push, refusing keys it does not define.
+    public init(from decoder: any Decoder) throws {
+        try StrictKeys.check(decoder, allowed: ["replica", "changes"])
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        replica = try container.decode(ReplicaID.self, forKey: .replica)
+        changes = try container.decode([Change].self, forKey: .changes)
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(replica, forKey: .replica)
+        try container.encode(changes, forKey: .changes)
+    }
 }
 
 /// The answer to a successful push.

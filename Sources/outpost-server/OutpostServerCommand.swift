@@ -1,17 +1,158 @@
 import ArgumentParser
+import Foundation
+import Hummingbird
+import Logging
+import Metrics
 import OutpostProtocol
 import OutpostServer
+import Prometheus
 
+/// `outpost-server`: the sync server and its administration commands on a data directory.
+///
+/// Exit codes: 0 ok, 1 runtime error (the store cannot be opened, the port is taken), 2 bad usage or input.
 @main
-struct OutpostServerCommand: ParsableCommand {
+struct OutpostServerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "outpost-server",
         abstract: "The Outpost sync server: the umbrella store a network of practices shares.",
-        discussion: "Sync endpoints arrive with the sync issue; today this prints its version and help.",
-        version: ServerInfo.versionLine
+        discussion: """
+            Start it with 'outpost-server serve' (SQLite in ./outpost-data, port 8787). The first start creates \
+            a practice and writes an admin token to DATA/admin-token; issue tokens for devices with \
+            'outpost-server token issue'.
+            Exit codes: 0 ok, 1 runtime error, 2 bad usage or input.
+            """,
+        version: ServerInfo.versionLine,
+        subcommands: [Serve.self, PracticeCommand.self, TokenCommand.self],
+        defaultSubcommand: Serve.self
+    )
+}
+
+/// The data directory option shared by every subcommand.
+struct DataOptions: ParsableArguments {
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "The server's data directory.",
+            discussion: "Defaults to $OUTPOST_DATA, else ./outpost-data.",
+            valueName: "dir"
+        )
+    )
+    var data: String?
+
+    var directory: String {
+        data ?? ProcessInfo.processInfo.environment["OUTPOST_DATA"] ?? "outpost-data"
+    }
+
+    /// Opens the store for an administration command: it must exist.
+    func openStore() throws -> ServerStore {
+        do {
+            return try ServerStore(directory: directory, create: false, logger: Logger(label: "outpost-server"))
+        } catch {
+            throw RuntimeFailure(error.message)
+        }
+    }
+}
+
+/// A failure that exits 1 with one line on stderr.
+struct RuntimeFailure: Error, CustomStringConvertible {
+    var description: String
+    init(_ message: String) { description = message }
+}
+
+/// Prints one line on stderr and exits with the documented code.
+func fail(_ error: any Error) -> Never {
+    let line: String
+    let code: Int32
+    switch error {
+    case let error as ServerError:
+        line = error.message
+        code = error.isClientError ? 2 : 1
+    case let error as ValidationError:
+        line = error.message
+        code = 2
+    case let error as RuntimeFailure:
+        line = error.description
+        code = 1
+    default:
+        line = "\(error)"
+        code = 1
+    }
+    FileHandle.standardError.write(Data(("outpost-server: error: " + line + "\n").utf8))
+    exit(code)
+}
+
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run the sync server.",
+        discussion: """
+            Listens on HOST:PORT (port 0 picks a free port) and prints 'listening on http://HOST:PORT' once \
+            ready. SIGINT or SIGTERM stops it gracefully. Logs go to stderr as key=value lines with request \
+            ids and no patient data.
+            """
     )
 
-    mutating func run() throws {
-        print(Self.helpMessage())
+    @OptionGroup var data: DataOptions
+    @Option(help: "The address to listen on.") var host = "127.0.0.1"
+    @Option(help: "The port to listen on; 0 picks a free one.") var port = 8787
+    @Option(help: "The name of the practice created on first start.") var practiceName = "My practice"
+    @Option(help: "How far ahead of the server's clock a change may be, in seconds.") var maxClockSkew = 300
+    @Option(help: "The log level: trace, debug, info, notice, warning, error.") var logLevel = "info"
+
+    mutating func validate() throws {
+        guard (0...65_535).contains(port) else { throw ValidationError("--port must be 0 to 65535") }
+        guard maxClockSkew > 0 else { throw ValidationError("--max-clock-skew must be a positive number of seconds") }
+        guard Logger.Level(rawValue: logLevel) != nil else {
+            throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error")
+        }
+    }
+
+    mutating func run() async throws {
+        let level = Logger.Level(rawValue: logLevel) ?? .info
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let registry = PrometheusCollectorRegistry()
+        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
+        let logger = Logger(label: "outpost-server")
+        let directory = data.directory
+        let clock = ServerWallClock()
+        let store: ServerStore
+        do {
+            store = try ServerStore(directory: directory, create: true, logger: logger)
+            if let bootstrap = try SyncServer.bootstrapIfNeeded(
+                store: store,
+                directory: directory,
+                practiceName: practiceName,
+                clock: clock
+            ) {
+                print("created practice \(bootstrap.practice.id) (\(bootstrap.practice.name))")
+                print("admin token written to \(bootstrap.tokenFile) (readable only by you)")
+            }
+        } catch {
+            fail(error)
+        }
+        let configuration = ServerConfiguration(
+            dataDirectory: directory,
+            host: host,
+            port: port,
+            maxClockSkewMillis: UInt64(maxClockSkew) * 1000
+        )
+        let host = host
+        let app = SyncServer.makeApplication(
+            configuration: configuration,
+            store: store,
+            clock: clock,
+            registry: registry,
+            logger: logger
+        ) { port in
+            FileHandle.standardOutput.write(Data("listening on http://\(host):\(port)\n".utf8))
+        }
+        do {
+            try await app.runService()
+        } catch {
+            fail(RuntimeFailure("the server stopped: \(error)"))
+        }
     }
 }

@@ -1,0 +1,48 @@
+import HTTPTypes
+import Hummingbird
+import Logging
+import OutpostProtocol
+
+/// Turns every failure into a JSON ``ErrorBody``: refusals keep their code and message, Hummingbird's own
+/// errors (unknown path, body too large) get the matching code, and anything else is a bare `500` with the
+/// request id, its cause logged and never sent.
+struct ErrorBodyMiddleware<Context: RequestContext>: RouterMiddleware {
+    func handle(
+        _ request: Request,
+        context: Context,
+        next: (Request, Context) async throws -> Response
+    )
+        async throws -> Response
+    {
+        var response: Response
+        do {
+            response = try await next(request, context)
+        } catch let error as ServerError {
+            if error.status.code >= 500 {
+                context.logger.error("request failed", metadata: ["code": "\(error.code)"])
+            }
+            response = try error.response(from: request, context: context)
+        } catch let error as any HTTPResponseError {
+            let refusal: ServerError =
+                switch error.status {
+                case .notFound: ServerError(.notFound, .notFound, "no endpoint \(request.method) \(request.uri.path)")
+                case .methodNotAllowed:
+                    ServerError(.notFound, .methodNotAllowed, "\(request.method) is not allowed on \(request.uri.path)")
+                case .contentTooLarge: ServerError.tooLarge("the request body is too large")
+                default:
+                    ServerError(
+                        error.status.code < 500 ? .malformedRequest : .internalError,
+                        error.status,
+                        error.status.code < 500 ? "bad request: \(error.status.reasonPhrase)" : "internal error"
+                    )
+                }
+            response = try refusal.response(from: request, context: context)
+        } catch {
+            context.logger.error("request failed", metadata: ["error": "\(String(reflecting: type(of: error)))"])
+            response = try ServerError.internalFailure().response(from: request, context: context)
+        }
+        response.headers[HTTPField.Name(Wire.requestIDHeader)!] = context.id
+        response.headers[HTTPField.Name(Wire.protocolHeader)!] = String(OutpostVersion.wireProtocol)
+        return response
+    }
+}

@@ -1,0 +1,230 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+import Metrics
+import NIOCore
+import OutpostCRDT
+import OutpostProtocol
+import ServiceLifecycle
+
+/// The `/v1` endpoints: session, push, changes and snapshot, each authenticated by a bearer token.
+struct SyncRoutes: Sendable {
+    let store: ServerStore
+    let configuration: ServerConfiguration
+    let notifier: FeedNotifier
+    let clock: any WallClock
+
+    func register(on router: Router<BasicRequestContext>) {
+        router.get(.init(stringLiteral: Wire.Path.session)) { request, context in
+            try await session(request, context)
+        }
+        router.post(.init(stringLiteral: Wire.Path.push)) { request, context in
+            try await push(request, context)
+        }
+        router.get(.init(stringLiteral: Wire.Path.changes)) { request, context in
+            try await changes(request, context)
+        }
+        router.get(.init(stringLiteral: Wire.Path.snapshot)) { request, context in
+            try await snapshot(request, context)
+        }
+    }
+
+    /// The token presented with the request, if it may be used now.
+    func authenticate(_ request: Request) throws(ServerError) -> TokenEntry {
+        if let version = request.headers[HTTPField.Name(Wire.protocolHeader)!],
+            version != String(OutpostVersion.wireProtocol)
+        {
+            throw ServerError(
+                .unsupportedProtocol,
+                .badRequest,
+                "this server speaks protocol \(OutpostVersion.wireProtocol), not \(version); update the client",
+                field: Wire.protocolHeader
+            )
+        }
+        guard let header = request.headers[.authorization], header.hasPrefix("Bearer ") else {
+            throw ServerError.unauthorized("no bearer token; send 'Authorization: Bearer <token>'")
+        }
+        let secret = TokenSecret(String(header.dropFirst("Bearer ".count)).trimmingCharacters(in: .whitespaces))
+        guard let token = try store.token(hash: secret.hash) else {
+            throw ServerError.unauthorized("unknown token; check it was copied whole, or ask for a new one")
+        }
+        if let refusal = token.refusal(at: clock.nowMillis()) {
+            throw ServerError.unauthorized(refusal)
+        }
+        return token
+    }
+
+    func session(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
+        let token = try authenticate(request)
+        let info = SessionInfo(
+            protocolVersion: OutpostVersion.wireProtocol,
+            serverVersion: OutpostVersion.software,
+            practice: token.practice,
+            role: token.role,
+            scope: token.scope,
+            serverTimeMillis: clock.nowMillis(),
+            maxClockSkewMillis: configuration.maxClockSkewMillis,
+            limits: configuration.limits
+        )
+        return try ServerError.jsonResponse(info, status: .ok)
+    }
+
+    func push(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
+        let token = try authenticate(request)
+        let limits = configuration.limits
+        var request = request
+        let body: ByteBuffer
+        do {
+            body = try await request.collectBody(upTo: limits.maxBodyBytes)
+        } catch {
+            throw ServerError.tooLarge(
+                "the body is larger than \(limits.maxBodyBytes) bytes; push in smaller batches"
+            )
+        }
+        let push: PushRequest
+        do {
+            push = try Wire.makeDecoder().decode(PushRequest.self, from: Data(body.readableBytesView))
+        } catch let error as DecodingError {
+            throw ServerError.malformed("the body is not a push message: \(Self.describe(error))")
+        }
+        guard push.changes.count <= limits.maxPushChanges else {
+            throw ServerError.tooLarge(
+                "\(push.changes.count) changes in one push; send at most \(limits.maxPushChanges) per push"
+            )
+        }
+        let outcome = try store.push(
+            push,
+            token: token,
+            now: clock.nowMillis(),
+            maxClockSkewMillis: configuration.maxClockSkewMillis
+        )
+        if outcome.response.accepted > 0 {
+            await notifier.notify(token.practice)
+            Counter(label: "outpost_changes_accepted_total").increment(by: outcome.response.accepted)
+        }
+        if outcome.newConflicts > 0 || outcome.resolvedConflicts > 0 {
+            Gauge(label: "outpost_open_conflicts").record(try store.openConflictCount())
+        }
+        context.logger.info(
+            "push",
+            metadata: [
+                "replica": "\(push.replica)", "token": "\(token.id)", "accepted": "\(outcome.response.accepted)",
+                "duplicates": "\(outcome.response.duplicates)", "newConflicts": "\(outcome.newConflicts)",
+            ]
+        )
+        return try ServerError.jsonResponse(outcome.response, status: .ok)
+    }
+
+    func changes(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
+        let token = try authenticate(request)
+        let query = request.uri.queryParameters
+        let since = try Self.checkpoint(query["since"].map(String.init))
+        let limit = try Self.integer(query, "limit", default: configuration.limits.maxPageSize)
+        guard limit >= 1, limit <= configuration.limits.maxPageSize else {
+            throw ServerError.parameter("limit", "limit must be 1 to \(configuration.limits.maxPageSize)")
+        }
+        let wait = try Self.integer(query, "wait", default: 0)
+        guard wait >= 0, wait <= configuration.limits.maxWaitSeconds else {
+            throw ServerError.parameter("wait", "wait must be 0 to \(configuration.limits.maxWaitSeconds) seconds")
+        }
+        let head = try store.feedHead(practice: token.practice)
+        guard since <= head else {
+            throw ServerError(
+                .checkpointExpired,
+                .gone,
+                "checkpoint \(since) is ahead of this server's feed (restored from a backup?); bootstrap again "
+                    + "from /v1/snapshot, keeping unpushed changes",
+                field: "since"
+            )
+        }
+        var page = try store.pull(practice: token.practice, since: since, limit: limit)
+        if page.payloads.isEmpty && wait > 0 {
+            let generation = await notifier.generation(of: token.practice)
+            page = try store.pull(practice: token.practice, since: since, limit: limit)
+            if page.payloads.isEmpty {
+                // A graceful shutdown releases every waiting pull at once rather than after its wait.
+                let notifier = notifier
+                await withGracefulShutdownHandler {
+                    await notifier.wait(token.practice, after: generation, timeout: .seconds(wait))
+                } onGracefulShutdown: {
+                    Task { await notifier.close() }
+                }
+                page = try store.pull(practice: token.practice, since: since, limit: limit)
+            }
+        }
+        Counter(label: "outpost_changes_served_total").increment(by: page.payloads.count)
+        var bytes = ByteBuffer()
+        bytes.writeString("{\"changes\":[")
+        for (index, payload) in page.payloads.enumerated() {
+            if index > 0 { bytes.writeString(",") }
+            bytes.writeBytes(payload)
+        }
+        bytes.writeString("],\"checkpoint\":\"\(page.checkpoint)\",\"hasMore\":\(page.hasMore)}")
+        var headers = HTTPFields()
+        headers[.contentType] = "application/json"
+        return Response(status: .ok, headers: headers, body: .init(byteBuffer: bytes))
+    }
+
+    func snapshot(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
+        let token = try authenticate(request)
+        let query = request.uri.queryParameters
+        let limit = try Self.integer(query, "limit", default: configuration.limits.maxPageSize)
+        guard limit >= 1, limit <= configuration.limits.maxPageSize else {
+            throw ServerError.parameter("limit", "limit must be 1 to \(configuration.limits.maxPageSize)")
+        }
+        var cursor: RecordRef?
+        var checkpoint: Int64?
+        if let after = query["after"] {
+            let parts = after.split(separator: "~", omittingEmptySubsequences: false)
+            guard parts.count == 3, let position = Int64(parts[0]), position >= 0 else {
+                throw ServerError.parameter("after", "after must be the 'next' cursor of the previous page")
+            }
+            checkpoint = position
+            cursor = RecordRef(type: String(parts[1]), id: String(parts[2]))
+        }
+        let page = try store.snapshot(practice: token.practice, after: cursor, limit: limit)
+        let position = checkpoint ?? page.checkpoint
+        let message = SnapshotPage(
+            records: page.records,
+            checkpoint: String(position),
+            next: page.next.map { "\(position)~\($0.type)~\($0.id)" }
+        )
+        return try ServerError.jsonResponse(message, status: .ok)
+    }
+
+    static func checkpoint(_ text: String?) throws(ServerError) -> Int64 {
+        guard let text, !text.isEmpty else { return 0 }
+        guard let value = Int64(text), value >= 0 else {
+            throw ServerError.parameter("since", "since must be a checkpoint this server returned")
+        }
+        return value
+    }
+
+    static func integer(_ query: Parameters, _ name: String, default value: Int) throws(ServerError) -> Int {
+        guard let text = query[name[...]] else { return value }
+        guard let number = Int(text) else { throw ServerError.parameter(name, "\(name) must be a whole number") }
+        return number
+    }
+
+    /// A decoding error in words, with the path to the offending key and no value.
+    static func describe(_ error: DecodingError) -> String {
+        func path(_ context: DecodingError.Context) -> String {
+            let keys = context.codingPath.map { $0.intValue.map { "[\($0)]" } ?? ".\($0.stringValue)" }.joined()
+            return keys.isEmpty ? "the top level" : String(keys.dropFirst(keys.hasPrefix(".") ? 1 : 0))
+        }
+        switch error {
+        case .typeMismatch(let type, let context):
+            return "\(path(context)) has the wrong type (expected \(type))"
+        case .valueNotFound(_, let context):
+            return "\(path(context)) is missing a value"
+        case .keyNotFound(let key, let context):
+            let at = path(context)
+            return "missing key '\(key.stringValue)'" + (at == "the top level" ? "" : " in \(at)")
+        case .dataCorrupted(let context):
+            return "\(path(context)): \(context.debugDescription)"
+        @unknown default:
+            return "unreadable"
+        }
+    }
+}

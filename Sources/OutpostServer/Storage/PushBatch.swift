@@ -1,0 +1,175 @@
+import Foundation
+import GRDB
+import HTTPTypes
+import OutpostCRDT
+import OutpostModel
+import OutpostProtocol
+
+/// The records one push touches, loaded once, checked and merged in memory, written back at the end.
+struct PushBatch {
+    let practice: String
+    let db: Database
+    private var states: [RecordRef: RecordState] = [:]
+    private var isNew: Set<RecordRef> = []
+    private var touched: Set<FieldKey> = []
+
+    private struct FieldKey: Hashable {
+        var record: RecordRef
+        var field: String
+    }
+
+    init(practice: String, db: Database) {
+        self.practice = practice
+        self.db = db
+    }
+
+    /// The record types only an administrator may write: the practice's structure.
+    static let structureTypes: Set<RecordType> = [.practice, .site, .person, .team, .subgroup]
+
+    /// Checks one change against the role and the care model, in the context of the batch so far.
+    mutating func check(_ change: Change, index: Int, role: Role, today: CalendarDate) throws {
+        guard let type = RecordType(rawValue: change.record.type) else {
+            throw ServerError(
+                .invalidChange,
+                .unprocessableContent,
+                "change \(index) names record type '\(change.record.type)', which is not one of the care model's",
+                field: "record.type",
+                index: index
+            )
+        }
+        guard type.isValidID(change.record.id) else {
+            throw ServerError(
+                .invalidChange,
+                .unprocessableContent,
+                "change \(index) names '\(change.record.id)', which is not a \(type) id",
+                field: "record.id",
+                index: index
+            )
+        }
+        if Self.structureTypes.contains(type) && role != .admin {
+            throw ServerError.forbidden(
+                "change \(index) edits a \(type), part of the practice's structure, which only an admin token may "
+                    + "change",
+                index: index
+            )
+        }
+        guard let state = try state(of: change.record) else {
+            throw ServerError(
+                .notFound,
+                .notFound,
+                "change \(index) names \(change.record), which does not exist in this practice",
+                field: "record",
+                index: index
+            )
+        }
+        let practice = practice
+        let db = db
+        let states = states
+        do {
+            try CareModel.validateEdit(
+                type,
+                field: change.field,
+                operation: change.operation,
+                value: change.value,
+                current: state[change.field],
+                today: today,
+                exists: { ref in
+                    if states[ref] != nil { return true }
+                    return
+                        (try? Bool.fetchOne(
+                            db,
+                            sql: "SELECT 1 FROM record WHERE type = ? AND id = ? AND practice = ?",
+                            arguments: [ref.type, ref.id, practice]
+                        )) == true
+                }
+            )
+        } catch {
+            throw ServerError(
+                .invalidChange,
+                .unprocessableContent,
+                "change \(index): \(error.description)",
+                field: error.field,
+                index: index
+            )
+        }
+    }
+
+    /// The record's state in this batch: loaded from the store, empty for a new record, `nil` when the id
+    /// belongs to another practice (indistinguishable, to the caller, from a record that does not exist).
+    private mutating func state(of ref: RecordRef) throws -> RecordState? {
+        if let state = states[ref] { return state }
+        guard
+            let row = try Row.fetchOne(
+                db,
+                sql: "SELECT practice, state FROM record WHERE type = ? AND id = ?",
+                arguments: [ref.type, ref.id]
+            )
+        else {
+            states[ref] = RecordState()
+            isNew.insert(ref)
+            return RecordState()
+        }
+        guard row["practice"] as String == practice else { return nil }
+        var reader = BinaryReader(Array(row["state"] as Data))
+        let state = try reader.readRecordState()
+        states[ref] = state
+        return state
+    }
+
+    /// Merges a checked change into its record.
+    mutating func apply(_ change: Change) throws {
+        var state = states[change.record] ?? RecordState()
+        _ = state.apply(change)
+        states[change.record] = state
+        touched.insert(FieldKey(record: change.record, field: change.field))
+    }
+
+    /// The patient a record belongs to (itself for a patient), for scoping the feed.
+    func owner(of ref: RecordRef) -> String? {
+        if ref.type == RecordType.patient.rawValue { return ref.id }
+        guard let field = CareModel.ownerField[ref.type], let state = states[ref] else { return nil }
+        return state[field].resolution(under: .lww).winner?.value.stringValue
+    }
+
+    /// Writes the touched records back and updates the conflict table.
+    func finish(now: UInt64) throws -> (opened: Int, resolved: Int) {
+        var records = Set<RecordRef>()
+        for key in touched { records.insert(key.record) }
+        for ref in records.sorted() {
+            guard let state = states[ref] else { continue }
+            var writer = BinaryWriter(capacity: 512)
+            writer.write(state)
+            try db.execute(
+                sql: """
+                    INSERT INTO record (type, id, practice, owner, state) VALUES (?, ?, ?, ?, ?)
+                    ON CONFLICT (type, id) DO UPDATE SET owner = excluded.owner, state = excluded.state
+                    """,
+                arguments: [ref.type, ref.id, practice, owner(of: ref), Data(writer.bytes)]
+            )
+        }
+        var opened = 0
+        var resolved = 0
+        for key in touched {
+            guard let policy = CareModel.schema.policy(type: key.record.type, field: key.field), policy.isRegister,
+                let state = states[key.record]
+            else { continue }
+            if state[key.field].resolution(under: policy).isConflict {
+                try db.execute(
+                    sql: """
+                        INSERT INTO conflict (practice, type, id, field, detectedAt) VALUES (?, ?, ?, ?, ?)
+                        ON CONFLICT DO NOTHING
+                        """,
+                    arguments: [practice, key.record.type, key.record.id, key.field, Int64(now)]
+                )
+                opened += db.changesCount
+            } else {
+                try db.execute(
+                    sql: "DELETE FROM conflict WHERE type = ? AND id = ? AND field = ?",
+                    arguments: [key.record.type, key.record.id, key.field]
+                )
+                resolved += db.changesCount
+            }
+        }
+        return (opened, resolved)
+    }
+}

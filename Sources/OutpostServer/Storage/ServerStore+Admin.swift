@@ -1,0 +1,150 @@
+import Foundation
+import GRDB
+import HTTPTypes
+import OutpostCRDT
+import OutpostModel
+public import OutpostProtocol
+
+extension ServerStore {
+    /// Adds a practice and returns it.
+    public func addPractice(
+        name: String,
+        now: UInt64,
+        generator: inout some RandomNumberGenerator
+    ) throws(ServerError)
+        -> PracticeEntry
+    {
+        let trimmed = name.trimmingCharacters(in: .whitespaces)
+        guard !trimmed.isEmpty, trimmed.count <= 200 else {
+            throw ServerError.malformed("a practice needs a name of 1 to 200 characters", field: "name")
+        }
+        let entry = PracticeEntry(
+            id: RecordType.practice.makeID(millis: now, using: &generator),
+            name: trimmed,
+            createdAtMillis: now
+        )
+        try write { db in
+            try db.execute(
+                sql: "INSERT INTO practice (id, name, createdAt) VALUES (?, ?, ?)",
+                arguments: [entry.id, entry.name, Int64(now)]
+            )
+        }
+        return entry
+    }
+
+    /// Every practice, oldest first.
+    public func practices() throws(ServerError) -> [PracticeEntry] {
+        try read { db in
+            try Row.fetchAll(db, sql: "SELECT id, name, createdAt FROM practice ORDER BY createdAt, id").map {
+                PracticeEntry(id: $0["id"], name: $0["name"], createdAtMillis: UInt64($0["createdAt"] as Int64))
+            }
+        }
+    }
+
+    /// The practice with `id`, if any.
+    public func practice(_ id: String) throws(ServerError) -> PracticeEntry? {
+        try practices().first { $0.id == id }
+    }
+
+    /// Issues a token and returns its secret, which is shown once and never stored.
+    public func issueToken(
+        practice: String,
+        role: Role,
+        scope: Scope,
+        label: String,
+        expiresAtMillis: UInt64?,
+        now: UInt64
+    ) throws(ServerError) -> (secret: TokenSecret, entry: TokenEntry) {
+        guard try self.practice(practice) != nil else {
+            throw ServerError(
+                .notFound,
+                .notFound,
+                "no practice \(practice); list them with 'outpost-server practice list'",
+                field: "practice"
+            )
+        }
+        let secret = TokenSecret.make()
+        let entry = TokenEntry(
+            id: secret.id,
+            practice: practice,
+            role: role,
+            scope: scope,
+            label: label,
+            createdAtMillis: now,
+            expiresAtMillis: expiresAtMillis,
+            revokedAtMillis: nil
+        )
+        try write { db in
+            try db.execute(
+                sql: """
+                    INSERT INTO token (id, hash, practice, role, scopeSites, scopeTeams, label, createdAt, expiresAt)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    """,
+                arguments: [
+                    entry.id, secret.hash, practice, role.rawValue, entry.scope.sites.joined(separator: ","),
+                    entry.scope.teams.joined(separator: ","), label, Int64(now), expiresAtMillis.map { Int64($0) },
+                ]
+            )
+        }
+        return (secret, entry)
+    }
+
+    /// The tokens of one practice, or of all when `practice` is `nil`, oldest first.
+    public func tokens(practice: String? = nil) throws(ServerError) -> [TokenEntry] {
+        try read { db in
+            let rows =
+                if let practice {
+                    try Row.fetchAll(
+                        db,
+                        sql: "SELECT * FROM token WHERE practice = ? ORDER BY createdAt",
+                        arguments: [practice]
+                    )
+                } else {
+                    try Row.fetchAll(db, sql: "SELECT * FROM token ORDER BY createdAt")
+                }
+            return rows.map(Self.tokenEntry)
+        }
+    }
+
+    /// The token whose secret hashes to `hash`, if any (revoked and expired ones included).
+    public func token(hash: String) throws(ServerError) -> TokenEntry? {
+        try read { db in
+            try Row.fetchOne(db, sql: "SELECT * FROM token WHERE hash = ?", arguments: [hash]).map(Self.tokenEntry)
+        }
+    }
+
+    /// Revokes a token; the next request made with it is refused. Revoking twice is harmless.
+    ///
+    /// - Throws: ``ServerError`` `not_found` for an unknown token id.
+    public func revokeToken(id: String, now: UInt64) throws(ServerError) -> TokenEntry {
+        try write { db in
+            try db.execute(
+                sql: "UPDATE token SET revokedAt = COALESCE(revokedAt, ?) WHERE id = ?",
+                arguments: [Int64(now), id]
+            )
+            guard let row = try Row.fetchOne(db, sql: "SELECT * FROM token WHERE id = ?", arguments: [id]) else {
+                throw ServerError(
+                    .notFound,
+                    .notFound,
+                    "no token \(id); list them with 'outpost-server token list'",
+                    field: "token"
+                )
+            }
+            return Self.tokenEntry(row)
+        }
+    }
+
+    static func tokenEntry(_ row: Row) -> TokenEntry {
+        func ids(_ text: String) -> [String] { text.split(separator: ",").map(String.init) }
+        return TokenEntry(
+            id: row["id"],
+            practice: row["practice"],
+            role: Role(rawValue: row["role"]) ?? .clinician,
+            scope: Scope(sites: ids(row["scopeSites"]), teams: ids(row["scopeTeams"])),
+            label: row["label"],
+            createdAtMillis: UInt64(row["createdAt"] as Int64),
+            expiresAtMillis: (row["expiresAt"] as Int64?).map { UInt64($0) },
+            revokedAtMillis: (row["revokedAt"] as Int64?).map { UInt64($0) }
+        )
+    }
+}

@@ -1,0 +1,240 @@
+public import Foundation
+import GRDB
+import HTTPTypes
+public import OutpostCRDT
+import OutpostModel
+public import OutpostProtocol
+
+/// What a push did, for the response, the log and the metrics.
+public struct PushOutcome: Sendable, Hashable {
+    /// The response sent to the device.
+    public var response: PushResponse
+    /// Conflicts opened by this push.
+    public var newConflicts: Int
+    /// Conflicts this push resolved.
+    public var resolvedConflicts: Int
+}
+
+/// One page of the changes feed, as stored JSON, ready to send.
+public struct FeedPage: Sendable {
+    /// Each change's JSON, in feed order.
+    public var payloads: [Data]
+    /// The feed position after the last change of the page (or the request's, when the page is empty).
+    public var checkpoint: Int64
+    /// Whether more changes follow at once.
+    public var hasMore: Bool
+}
+
+extension ServerStore {
+    /// Stores a device's push, all or nothing, and returns what it did.
+    ///
+    /// Each change is checked against the token (practice, role), the device binding of its replica id,
+    /// the server's clock and the care model's rules, in order; the first refusal throws a ``ServerError``
+    /// naming the change's index and nothing is stored.
+    public func push(
+        _ request: PushRequest,
+        token: TokenEntry,
+        now: UInt64,
+        maxClockSkewMillis: UInt64
+    ) throws(ServerError) -> PushOutcome {
+        let today = CalendarDate(millis: now)
+        let encoder = Wire.makeEncoder()
+        return try write { db in
+            try Self.bindDevice(request.replica, token: token, now: now, db: db)
+            var batch = PushBatch(practice: token.practice, db: db)
+            var accepted = 0
+            var duplicates = 0
+            for (index, change) in request.changes.enumerated() {
+                let payload: Data
+                do {
+                    payload = try encoder.encode(change)
+                } catch {
+                    throw ServerError.malformed("change \(index) cannot be encoded", field: "changes")
+                }
+                guard change.id.replica == request.replica else {
+                    throw ServerError(
+                        .replicaMismatch,
+                        .forbidden,
+                        "change \(index) has id \(change.id), not from replica \(request.replica); a push carries "
+                            + "only its own replica's changes",
+                        index: index
+                    )
+                }
+                if let stored = try Data.fetchOne(
+                    db,
+                    sql: "SELECT payload FROM change WHERE replica = ? AND counter = ?",
+                    arguments: [change.id.replica.rawValue, Int64(change.id.counter)]
+                ) {
+                    guard stored == payload else {
+                        throw ServerError(
+                            .changeIDReused,
+                            .conflict,
+                            "change \(change.id) was already pushed with different content; this replica was "
+                                + "probably restored from an old copy: make a new replica with 'outpost init'",
+                            index: index
+                        )
+                    }
+                    duplicates += 1
+                    continue
+                }
+                if change.clock.millis > now + maxClockSkewMillis {
+                    throw ServerError(
+                        .clockSkew,
+                        .conflict,
+                        "change \(change.id) is stamped \(change.clock.millis - now) ms ahead of the server's "
+                            + "clock (limit \(maxClockSkewMillis) ms); fix this device's clock, then sync again: "
+                            + "pending changes are re-stamped and kept",
+                        index: index
+                    )
+                }
+                try batch.check(change, index: index, role: token.role, today: today)
+                try batch.apply(change)
+                try db.execute(
+                    sql: """
+                        INSERT INTO change (practice, replica, counter, type, id, owner, payload)
+                        VALUES (?, ?, ?, ?, ?, ?, ?)
+                        """,
+                    arguments: [
+                        token.practice, change.id.replica.rawValue, Int64(change.id.counter), change.record.type,
+                        change.record.id, batch.owner(of: change.record), payload,
+                    ]
+                )
+                accepted += 1
+            }
+            let conflicts = try batch.finish(now: now)
+            let maxCounter = request.changes.map(\.id.counter).max() ?? 0
+            try db.execute(
+                sql: "UPDATE device SET acknowledged = MAX(acknowledged, ?), lastSeen = ? WHERE replica = ?",
+                arguments: [Int64(maxCounter), Int64(now), request.replica.rawValue]
+            )
+            let acknowledged =
+                try Int64.fetchOne(
+                    db,
+                    sql: "SELECT acknowledged FROM device WHERE replica = ?",
+                    arguments: [request.replica.rawValue]
+                ) ?? 0
+            return PushOutcome(
+                response: PushResponse(
+                    accepted: accepted,
+                    duplicates: duplicates,
+                    acknowledged: UInt64(acknowledged),
+                    serverTimeMillis: now
+                ),
+                newConflicts: conflicts.opened,
+                resolvedConflicts: conflicts.resolved
+            )
+        }
+    }
+
+    /// Binds `replica` to the token's device on its first push; refuses a replica id another device uses.
+    ///
+    /// A replica moves to a new token of the same practice only when its old token can no longer be used
+    /// (expired or revoked), which is how a device continues after being given a new token.
+    static func bindDevice(_ replica: ReplicaID, token: TokenEntry, now: UInt64, db: Database) throws {
+        if let row = try Row.fetchOne(
+            db,
+            sql: "SELECT practice, token FROM device WHERE replica = ?",
+            arguments: [replica.rawValue]
+        ) {
+            let boundToken: String = row["token"]
+            if boundToken == token.id { return }
+            let practice: String = row["practice"]
+            let previous = try Row.fetchOne(db, sql: "SELECT * FROM token WHERE id = ?", arguments: [boundToken])
+                .map(tokenEntry)
+            guard practice == token.practice, let previous, !previous.isUsable(at: now) else {
+                throw ServerError(
+                    .replicaMismatch,
+                    .forbidden,
+                    "replica \(replica) belongs to another device; each device pushes under its own replica id"
+                )
+            }
+            try db.execute(
+                sql: "UPDATE device SET token = ? WHERE replica = ?",
+                arguments: [token.id, replica.rawValue]
+            )
+        } else {
+            try db.execute(
+                sql: """
+                    INSERT INTO device (replica, practice, token, acknowledged, firstSeen, lastSeen)
+                    VALUES (?, ?, ?, 0, ?, ?)
+                    """,
+                arguments: [replica.rawValue, token.practice, token.id, Int64(now), Int64(now)]
+            )
+        }
+    }
+
+    /// The highest feed position of a practice (0 when it has no changes).
+    public func feedHead(practice: String) throws(ServerError) -> Int64 {
+        try read { db in
+            try Int64.fetchOne(db, sql: "SELECT MAX(seq) FROM change WHERE practice = ?", arguments: [practice]) ?? 0
+        }
+    }
+
+    /// The practice's changes after `since`, at most `limit`.
+    public func pull(practice: String, since: Int64, limit: Int) throws(ServerError) -> FeedPage {
+        try read { db in
+            let rows = try Row.fetchAll(
+                db,
+                sql: "SELECT seq, payload FROM change WHERE practice = ? AND seq > ? ORDER BY seq LIMIT ?",
+                arguments: [practice, since, limit + 1]
+            )
+            let page = rows.prefix(limit)
+            return FeedPage(
+                payloads: page.map { $0["payload"] },
+                checkpoint: page.last.map { $0["seq"] } ?? since,
+                hasMore: rows.count > limit
+            )
+        }
+    }
+
+    /// One page of the practice's current records after `cursor` (type, id), with the feed position
+    /// every page already includes.
+    public func snapshot(
+        practice: String,
+        after cursor: RecordRef?,
+        limit: Int
+    ) throws(ServerError)
+        -> (records: [SnapshotRecord], checkpoint: Int64, next: RecordRef?)
+    {
+        try read { db in
+            let head =
+                try Int64.fetchOne(db, sql: "SELECT MAX(seq) FROM change WHERE practice = ?", arguments: [practice])
+                ?? 0
+            let rows = try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT type, id, state FROM record
+                    WHERE practice = ? AND (type > ? OR (type = ? AND id > ?))
+                    ORDER BY type, id LIMIT ?
+                    """,
+                arguments: [practice, cursor?.type ?? "", cursor?.type ?? "", cursor?.id ?? "", limit + 1]
+            )
+            var records: [SnapshotRecord] = []
+            for row in rows.prefix(limit) {
+                var reader = BinaryReader(Array(row["state"] as Data))
+                records.append(
+                    SnapshotRecord(
+                        record: RecordRef(type: row["type"], id: row["id"]),
+                        state: try reader.readRecordState()
+                    )
+                )
+            }
+            return (records, head, rows.count > limit ? records.last?.record : nil)
+        }
+    }
+
+    /// The number of open conflicts, across practices or in one.
+    public func openConflictCount(practice: String? = nil) throws(ServerError) -> Int {
+        try read { db in
+            if let practice {
+                return try Int.fetchOne(
+                    db,
+                    sql: "SELECT COUNT(*) FROM conflict WHERE practice = ?",
+                    arguments: [practice]
+                )
+                    ?? 0
+            }
+            return try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM conflict") ?? 0
+        }
+    }
+}

@@ -1,0 +1,204 @@
+import Foundation
+import GRDB
+import HTTPTypes
+import Logging
+import OutpostCRDT
+import OutpostModel
+public import OutpostProtocol
+
+/// A practice of the umbrella store: the hard boundary of every read and write.
+public struct PracticeEntry: Sendable, Hashable, Codable {
+    /// The practice id (`pra_…`).
+    public var id: String
+    /// Its display name.
+    public var name: String
+    /// When it was added, in milliseconds since the Unix epoch.
+    public var createdAtMillis: UInt64
+}
+
+/// A token as the store keeps it: never the secret, only its hash and what it grants.
+public struct TokenEntry: Sendable, Hashable, Codable {
+    /// The public id (`tok_…`).
+    public var id: String
+    /// The practice it is bound to.
+    public var practice: String
+    /// What it may do.
+    public var role: Role
+    /// The part of the practice it sees.
+    public var scope: Scope
+    /// A label for people (`home visits, Ana's laptop`).
+    public var label: String
+    /// When it was issued.
+    public var createdAtMillis: UInt64
+    /// When it stops working, if ever.
+    public var expiresAtMillis: UInt64?
+    /// When it was revoked, if it was.
+    public var revokedAtMillis: UInt64?
+
+    /// Whether the token may be used at `now`.
+    public func isUsable(at now: UInt64) -> Bool {
+        revokedAtMillis == nil && (expiresAtMillis.map { now < $0 } ?? true)
+    }
+
+    /// Why the token may not be used at `now`, or `nil` when it may.
+    public func refusal(at now: UInt64) -> String? {
+        if revokedAtMillis != nil {
+            return "token \(id) was revoked; ask an administrator for a new token and run 'outpost remote set'"
+        }
+        if let expiry = expiresAtMillis, now >= expiry {
+            return "token \(id) expired; ask an administrator for a new token and run 'outpost remote set'"
+        }
+        return nil
+    }
+}
+
+/// The umbrella store on SQLite (GRDB, WAL): practices, tokens, devices, the changes feed, merged records
+/// and open conflicts.
+///
+/// The feed is the `change` table's integer primary key. SQLite has one writer at a time and assigns the
+/// key inside the writing transaction, so feed order is commit order and a reader can never see a later
+/// change before an earlier one commits: a pull that stops at the highest key it saw skips nothing.
+public final class ServerStore: Sendable {
+    let pool: DatabasePool
+    /// The database file.
+    public let path: String
+    let logger: Logger
+
+    /// Opens the store in `directory`, creating both when `create` is true.
+    ///
+    /// - Throws: ``ServerError`` when the directory or store is missing (and `create` is false), unreadable
+    ///   or of a newer schema.
+    public init(directory: String, create: Bool, logger: Logger) throws(ServerError) {
+        let path = (directory as NSString).appendingPathComponent("outpost-server.sqlite")
+        self.path = path
+        self.logger = logger
+        let exists = FileManager.default.fileExists(atPath: path)
+        if !exists && !create {
+            throw ServerError.storage(
+                "no server store in \(directory); start 'outpost-server serve --data \(directory)' once to create it"
+            )
+        }
+        do {
+            try FileManager.default.createDirectory(
+                atPath: directory,
+                withIntermediateDirectories: true,
+                attributes: [.posixPermissions: 0o700]
+            )
+            var configuration = Configuration()
+            configuration.busyMode = .timeout(10)
+            configuration.prepareDatabase { db in
+                try db.execute(sql: "PRAGMA synchronous = NORMAL")
+            }
+            if !exists {
+                // The store holds patient data: only its owner may read it (SQLite gives the -wal and -shm
+                // files the database file's mode).
+                FileManager.default.createFile(atPath: path, contents: nil, attributes: [.posixPermissions: 0o600])
+            }
+            pool = try DatabasePool(path: path, configuration: configuration)
+            try Self.migrator.migrate(pool)
+        } catch let error as ServerError {
+            throw error
+        } catch {
+            throw ServerError.storage("cannot open the server store at \(path): \(error)")
+        }
+    }
+
+    /// Runs `body` in a write transaction; any failure other than a ``ServerError`` becomes an internal one.
+    func write<T>(_ body: (Database) throws -> T) throws(ServerError) -> T {
+        do {
+            return try pool.write(body)
+        } catch let error as ServerError {
+            throw error
+        } catch {
+            logger.error("storage write failed", metadata: ["error": "\(error)"])
+            throw ServerError.internalFailure()
+        }
+    }
+
+    /// Runs `body` in a read transaction; any failure other than a ``ServerError`` becomes an internal one.
+    func read<T>(_ body: (Database) throws -> T) throws(ServerError) -> T {
+        do {
+            return try pool.read(body)
+        } catch let error as ServerError {
+            throw error
+        } catch {
+            logger.error("storage read failed", metadata: ["error": "\(error)"])
+            throw ServerError.internalFailure()
+        }
+    }
+
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE practice (
+                        id TEXT PRIMARY KEY NOT NULL,
+                        name TEXT NOT NULL,
+                        createdAt INTEGER NOT NULL
+                    );
+                    CREATE TABLE token (
+                        id TEXT PRIMARY KEY NOT NULL,
+                        hash TEXT NOT NULL UNIQUE,
+                        practice TEXT NOT NULL REFERENCES practice(id),
+                        role TEXT NOT NULL,
+                        scopeSites TEXT NOT NULL,
+                        scopeTeams TEXT NOT NULL,
+                        label TEXT NOT NULL,
+                        createdAt INTEGER NOT NULL,
+                        expiresAt INTEGER,
+                        revokedAt INTEGER
+                    );
+                    CREATE TABLE device (
+                        replica TEXT PRIMARY KEY NOT NULL,
+                        practice TEXT NOT NULL REFERENCES practice(id),
+                        token TEXT NOT NULL REFERENCES token(id),
+                        acknowledged INTEGER NOT NULL,
+                        firstSeen INTEGER NOT NULL,
+                        lastSeen INTEGER NOT NULL
+                    );
+                    CREATE TABLE change (
+                        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                        practice TEXT NOT NULL,
+                        replica TEXT NOT NULL,
+                        counter INTEGER NOT NULL,
+                        type TEXT NOT NULL,
+                        id TEXT NOT NULL,
+                        owner TEXT,
+                        payload BLOB NOT NULL,
+                        UNIQUE (replica, counter)
+                    );
+                    CREATE INDEX change_by_practice ON change (practice, seq);
+                    CREATE TABLE record (
+                        type TEXT NOT NULL,
+                        id TEXT NOT NULL,
+                        practice TEXT NOT NULL,
+                        owner TEXT,
+                        state BLOB NOT NULL,
+                        PRIMARY KEY (type, id)
+                    ) WITHOUT ROWID;
+                    CREATE INDEX record_by_practice ON record (practice, type, id);
+                    CREATE TABLE conflict (
+                        practice TEXT NOT NULL,
+                        type TEXT NOT NULL,
+                        id TEXT NOT NULL,
+                        field TEXT NOT NULL,
+                        detectedAt INTEGER NOT NULL,
+                        PRIMARY KEY (type, id, field)
+                    ) WITHOUT ROWID;
+                    """
+            )
+        }
+        return migrator
+    }
+}
+
+extension ServerError {
+    static func storage(_ message: String) -> ServerError {
+        ServerError(.unavailable, .serviceUnavailable, message)
+    }
+
+    static func internalFailure() -> ServerError {
+        ServerError(.internalError, .internalServerError, "the server failed unexpectedly; quote the request id")
+    }
+}

@@ -1,0 +1,115 @@
+import Foundation
+import HTTPTypes
+public import Hummingbird
+public import Logging
+import NIOCore
+public import OutpostCRDT
+import OutpostProtocol
+public import Prometheus
+
+/// The sync server: builds the Hummingbird application over a ``ServerStore``.
+///
+/// ```swift
+/// let store = try ServerStore(directory: dir, create: true, logger: logger)
+/// let app = SyncServer.makeApplication(configuration: .init(dataDirectory: dir), store: store, logger: logger)
+/// try await app.runService()
+/// ```
+public enum SyncServer {
+    /// What the first start of a data directory created: its practice and the admin token's file.
+    public struct Bootstrap: Sendable {
+        /// The practice created.
+        public var practice: PracticeEntry
+        /// The file holding the admin token's secret, readable only by its owner.
+        public var tokenFile: String
+    }
+
+    /// The file name of the bootstrap admin token in a data directory.
+    public static let adminTokenFileName = "admin-token"
+
+    /// On a data directory with no practice yet: adds one and writes an admin token for it to
+    /// `admin-token`, mode 0600. Returns `nil` when the directory already has a practice.
+    public static func bootstrapIfNeeded(
+        store: ServerStore,
+        directory: String,
+        practiceName: String,
+        clock: any WallClock
+    ) throws(ServerError) -> Bootstrap? {
+        guard try store.practices().isEmpty else { return nil }
+        var generator = SystemRandomNumberGenerator()
+        let now = clock.nowMillis()
+        let practice = try store.addPractice(name: practiceName, now: now, generator: &generator)
+        let issued = try store.issueToken(
+            practice: practice.id,
+            role: .admin,
+            scope: .practice,
+            label: "bootstrap admin",
+            expiresAtMillis: nil,
+            now: now
+        )
+        let path = (directory as NSString).appendingPathComponent(adminTokenFileName)
+        let created = FileManager.default.createFile(
+            atPath: path,
+            contents: Data((issued.secret.text + "\n").utf8),
+            attributes: [.posixPermissions: 0o600]
+        )
+        guard created else {
+            throw ServerError.storage("cannot write the admin token to \(path); check the directory's permissions")
+        }
+        return Bootstrap(practice: practice, tokenFile: path)
+    }
+
+    /// Builds the application: health, readiness, metrics and the `/v1` sync endpoints.
+    ///
+    /// - Parameters:
+    ///   - registry: the Prometheus registry the executable bootstrapped the metrics system with, served at
+    ///     `/metrics`; `nil` serves an empty page.
+    ///   - onListening: called with the bound port once the server accepts connections.
+    public static func makeApplication(
+        configuration: ServerConfiguration,
+        store: ServerStore,
+        clock: any WallClock,
+        registry: PrometheusCollectorRegistry?,
+        logger: Logger,
+        onListening: @escaping @Sendable (Int) async -> Void = { _ in }
+    ) -> some ApplicationProtocol {
+        let router = Router(context: BasicRequestContext.self)
+        router.add(middleware: ErrorBodyMiddleware())
+        router.add(middleware: LogRequestsMiddleware(.info, includeHeaders: .none))
+        router.add(middleware: MetricsMiddleware())
+        router.get(.init(stringLiteral: Wire.Path.health)) { _, _ in
+            try ServerError.jsonResponse(["status": "ok"], status: .ok)
+        }
+        router.get(.init(stringLiteral: Wire.Path.ready)) { _, _ in
+            _ = try store.feedHead(practice: "")
+            return try ServerError.jsonResponse(["status": "ready"], status: .ok)
+        }
+        router.get(.init(stringLiteral: Wire.Path.metrics)) { _, _ in
+            var bytes: [UInt8] = []
+            registry?.emit(into: &bytes)
+            var headers = HTTPFields()
+            headers[.contentType] = "text/plain; version=0.0.4"
+            return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
+        }
+        let notifier = FeedNotifier()
+        SyncRoutes(store: store, configuration: configuration, notifier: notifier, clock: clock).register(on: router)
+        return Application(
+            router: router,
+            configuration: .init(address: .hostname(configuration.host, port: configuration.port)),
+            onServerRunning: { channel in
+                await onListening(channel.localAddress?.port ?? configuration.port)
+            },
+            logger: logger
+        )
+    }
+}
+
+/// The system's wall clock, for the server's time.
+public struct ServerWallClock: WallClock {
+    /// Creates the system clock.
+    public init() {}
+
+    /// Milliseconds since 1970, read from the system.
+    public func nowMillis() -> UInt64 {
+        UInt64(max(0, Date().timeIntervalSince1970 * 1000))
+    }
+}

@@ -1,0 +1,209 @@
+import ArgumentParser
+import Foundation
+import OutpostProtocol
+import OutpostServer
+
+struct PracticeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "practice",
+        abstract: "Add and list the practices of the umbrella store.",
+        subcommands: [Add.self, List.self]
+    )
+
+    struct Add: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Add a practice and print its id.")
+        @OptionGroup var data: DataOptions
+        @Argument(help: "The practice's name.") var name: String
+
+        func run() async throws {
+            let store = try data.openStore()
+            var generator = SystemRandomNumberGenerator()
+            do {
+                let practice = try store.addPractice(
+                    name: name,
+                    now: ServerWallClock().nowMillis(),
+                    generator: &generator
+                )
+                print(practice.id)
+            } catch {
+                fail(error)
+            }
+        }
+    }
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List the practices.")
+        @OptionGroup var data: DataOptions
+        @Flag(help: "Print JSON instead of a table.") var json = false
+
+        func run() async throws {
+            let store = try data.openStore()
+            do {
+                let practices = try store.practices()
+                if json {
+                    print(String(decoding: try Wire.makeEncoder().encode(practices), as: UTF8.self))
+                } else {
+                    printTable(
+                        ["ID", "NAME", "CREATED"],
+                        practices.map { [$0.id, $0.name, isoDate($0.createdAtMillis)] }
+                    )
+                }
+            } catch {
+                fail(error)
+            }
+        }
+    }
+}
+
+struct TokenCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "token",
+        abstract: "Issue, list and revoke the bearer tokens devices sync with.",
+        subcommands: [Issue.self, List.self, Revoke.self]
+    )
+
+    struct Issue: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Issue a token and print its secret once (it is stored only as a hash).",
+            discussion: """
+                Example: outpost-server token issue --practice pra_... --role clinician --teams tea_... \
+                --expires-in 90 --label "home visits laptop"
+                """
+        )
+        @OptionGroup var data: DataOptions
+        @Option(help: "The practice the token is bound to (default: the only practice).") var practice: String?
+        @Option(help: "clinician, site-device or admin.") var role: String
+        @Option(parsing: .upToNextOption, help: "Sites the token sees (site ids).") var sites: [String] = []
+        @Option(parsing: .upToNextOption, help: "Teams the token sees (team ids).") var teams: [String] = []
+        @Option(help: "Days until the token expires (default: never).") var expiresIn: Int?
+        @Option(help: "A label for people, e.g. the device.") var label = ""
+        @Flag(help: "Print JSON (the secret and the token) instead of text.") var json = false
+
+        func validate() throws {
+            guard Role(rawValue: role) != nil else {
+                throw ValidationError("--role must be clinician, site-device or admin, not '\(role)'")
+            }
+            if let expiresIn, expiresIn <= 0 { throw ValidationError("--expires-in must be a positive number of days") }
+            for site in sites where !site.hasPrefix("sit_") {
+                throw ValidationError("--sites takes site ids (sit_...), not '\(site)'")
+            }
+            for team in teams where !team.hasPrefix("tea_") {
+                throw ValidationError("--teams takes team ids (tea_...), not '\(team)'")
+            }
+        }
+
+        func run() async throws {
+            let store = try data.openStore()
+            do {
+                let practiceID: String
+                if let practice {
+                    practiceID = practice
+                } else {
+                    let all = try store.practices()
+                    guard all.count == 1 else {
+                        throw ValidationError("the store has \(all.count) practices; name one with --practice")
+                    }
+                    practiceID = all[0].id
+                }
+                let now = ServerWallClock().nowMillis()
+                let issued = try store.issueToken(
+                    practice: practiceID,
+                    role: Role(rawValue: role) ?? .clinician,
+                    scope: Scope(sites: sites, teams: teams),
+                    label: label,
+                    expiresAtMillis: expiresIn.map { now + UInt64($0) * 86_400_000 },
+                    now: now
+                )
+                if json {
+                    struct Issued: Encodable {
+                        var secret: String
+                        var token: TokenEntry
+                    }
+                    let text = try Wire.makeEncoder().encode(Issued(secret: issued.secret.text, token: issued.entry))
+                    print(String(decoding: text, as: UTF8.self))
+                } else {
+                    print(issued.secret.text)
+                    FileHandle.standardError.write(
+                        Data(
+                            "issued \(issued.entry.id) (\(role)) for \(practiceID); the secret above is shown once\n"
+                                .utf8
+                        )
+                    )
+                }
+            } catch {
+                fail(error)
+            }
+        }
+    }
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List tokens (never their secrets).")
+        @OptionGroup var data: DataOptions
+        @Option(help: "Only this practice's tokens.") var practice: String?
+        @Flag(help: "Print JSON instead of a table.") var json = false
+
+        func run() async throws {
+            let store = try data.openStore()
+            do {
+                let tokens = try store.tokens(practice: practice)
+                if json {
+                    print(String(decoding: try Wire.makeEncoder().encode(tokens), as: UTF8.self))
+                    return
+                }
+                let now = ServerWallClock().nowMillis()
+                printTable(
+                    ["ID", "PRACTICE", "ROLE", "SCOPE", "STATE", "EXPIRES", "LABEL"],
+                    tokens.map { token in
+                        let scope =
+                            token.scope.isWholePractice
+                            ? "practice" : (token.scope.sites + token.scope.teams).joined(separator: ",")
+                        let state =
+                            token.revokedAtMillis != nil ? "revoked" : token.isUsable(at: now) ? "active" : "expired"
+                        return [
+                            token.id, token.practice, token.role.rawValue, scope, state,
+                            token.expiresAtMillis.map(isoDate) ?? "never", token.label,
+                        ]
+                    }
+                )
+            } catch {
+                fail(error)
+            }
+        }
+    }
+
+    struct Revoke: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Revoke a token; the device's next request is refused, its local data is kept."
+        )
+        @OptionGroup var data: DataOptions
+        @Argument(help: "The token's id (tok_...).") var id: String
+
+        func run() async throws {
+            let store = try data.openStore()
+            do {
+                let token = try store.revokeToken(id: id, now: ServerWallClock().nowMillis())
+                print("revoked \(token.id)")
+            } catch {
+                fail(error)
+            }
+        }
+    }
+}
+
+/// Prints rows as a left-aligned table.
+func printTable(_ header: [String], _ rows: [[String]]) {
+    var widths = header.map(\.count)
+    for row in rows { for (index, cell) in row.enumerated() { widths[index] = max(widths[index], cell.count) } }
+    for row in [header] + rows {
+        let cells = row.enumerated().map { index, cell in
+            index == row.count - 1 ? cell : cell.padding(toLength: widths[index], withPad: " ", startingAt: 0)
+        }
+        print(cells.joined(separator: "  "))
+    }
+}
+
+/// A UTC date-time in ISO 8601, for listings.
+func isoDate(_ millis: UInt64) -> String {
+    let formatter = ISO8601DateFormatter()
+    return formatter.string(from: Date(timeIntervalSince1970: Double(millis) / 1000))
+}
