@@ -26,6 +26,14 @@ public struct ClientError: Error, Sendable, CustomStringConvertible {
         public static let unknownRecord = Code("unknownRecord")
         /// Any other storage failure.
         public static let storage = Code("storage")
+        /// No server is set for this replica.
+        public static let noRemote = Code("noRemote")
+        /// The server could not be reached, or kept failing, after retries. Nothing was lost.
+        public static let unreachable = Code("unreachable")
+        /// The server refused the token (unknown, expired or revoked). The outbox is kept.
+        public static let unauthorized = Code("unauthorized")
+        /// The server refused a request or a change; ``ClientError/serverCode`` says why.
+        public static let refused = Code("refused")
 
         public var description: String { name }
     }
@@ -36,12 +44,15 @@ public struct ClientError: Error, Sendable, CustomStringConvertible {
     public var message: String
     /// The underlying error, if any (may hold details unfit for display to other users).
     public var cause: (any Error & Sendable)?
+    /// The server's error code (`clock_skew`, `forbidden`…) when the server refused something.
+    public var serverCode: String?
 
     /// Creates an error.
-    public init(code: Code, message: String, cause: (any Error & Sendable)? = nil) {
+    public init(code: Code, message: String, cause: (any Error & Sendable)? = nil, serverCode: String? = nil) {
         self.code = code
         self.message = message
         self.cause = cause
+        self.serverCode = serverCode
     }
 
     public var description: String { message }

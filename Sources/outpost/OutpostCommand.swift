@@ -15,7 +15,7 @@ struct OutpostCommand: AsyncParsableCommand {
             Init.self, Use.self, Status.self,
             RecordGroup<SiteKind>.self, RecordGroup<PersonKind>.self, TeamCommand.self, RecordGroup<SubgroupKind>.self,
             PatientCommand.self, TaskCommand.self, Worklist.self, Observe.self, EncounterCommand.self,
-            History.self, Export.self, Import.self,
+            ObservationCommand.self, History.self, Export.self, Import.self, RemoteCommand.self, SyncCommand.self,
         ]
     )
 }

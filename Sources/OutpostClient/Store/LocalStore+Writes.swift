@@ -176,6 +176,8 @@ final class StoreTransaction {
     private var logged: [RecordRef: [Change]] = [:]
     private var localLogged: [RecordRef: [Change]] = [:]
     private var touched: Set<FieldKey> = []
+    /// Records whose state changed by a state merge (a snapshot), with no change to log.
+    private var merged: Set<RecordRef> = []
 
     struct FieldKey: Hashable {
         var record: RecordRef
@@ -206,6 +208,27 @@ final class StoreTransaction {
         return state
     }
 
+    /// Merges a record's state from a snapshot; returns whether it changed anything. The snapshot's writes
+    /// are not logged as changes: history on this replica starts at the snapshot.
+    @discardableResult
+    func merge(_ record: RecordRef, _ incoming: RecordState) throws -> Bool {
+        var state = try state(of: record)
+        let before = state
+        state.merge(incoming)
+        guard state != before else { return false }
+        states[record] = state
+        merged.insert(record)
+        for field in incoming.fields.keys { touched.insert(FieldKey(record: record, field: field)) }
+        return true
+    }
+
+    /// Replaces a record's state outright (re-stamped pending writes).
+    func replace(_ record: RecordRef, with state: RecordState) throws {
+        _ = try self.state(of: record)
+        states[record] = state
+        merged.insert(record)
+    }
+
     /// Applies one change; returns whether it was new.
     @discardableResult
     func apply(_ change: Change, isLocal: Bool) throws -> Bool {
@@ -224,7 +247,8 @@ final class StoreTransaction {
 
     func finish(now: UInt64) throws {
         let schema = store.configuration.schema
-        for (record, state) in states where logged[record] != nil || localLogged[record] != nil {
+        for (record, state) in states
+        where logged[record] != nil || localLogged[record] != nil || merged.contains(record) {
             var writer = BinaryWriter(capacity: 512)
             writer.write(state)
             var owner: String?

@@ -3,17 +3,21 @@ import Foundation
 import OutpostCRDT
 import OutpostClient
 import OutpostModel
+import OutpostProtocol
 
 /// `outpost init`: create this device's replica.
-struct Init: ParsableCommand {
+struct Init: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Create a new replica (a local store) on this device; no server is needed."
+        abstract: "Create a new replica (a local store) on this device; a server is optional.",
+        discussion: "With --server and --token, the replica syncs with that server ('outpost sync')."
     )
 
     @OptionGroup var storeOptions: StoreOptions
     @Option(help: ArgumentHelp("This replica's id (default: a new random id).", valueName: "id")) var replica: String?
+    @OptionGroup var remoteOptions: RemoteOptions
 
-    mutating func run() throws {
+    mutating func run() async throws {
+        let remote = try remoteOptions.remote()
         var replicaID: ReplicaID? = nil
         if let replica {
             guard let parsed = ReplicaID(replica) else {
@@ -23,6 +27,21 @@ struct Init: ParsableCommand {
         }
         let store = try CareStore.create(at: storeOptions.path, replicaID: replicaID)
         print("created replica \(store.replicaID) at \(storeOptions.path)")
+        if let remote {
+            let session: SessionInfo?
+            do {
+                session = try await checkRemote(remote, store: store.store)
+            } catch {
+                // A refused token leaves nothing behind: the new store goes too.
+                for suffix in ["", "-wal", "-shm"] {
+                    try? FileManager.default.removeItem(atPath: storeOptions.path + suffix)
+                }
+                throw error
+            }
+            try store.store.setRemote(remote)
+            print("server: \(remote.url.absoluteString)" + (session.map { " (practice \($0.practice))" } ?? ""))
+            print("next: 'outpost sync' brings the practice's records to this replica")
+        }
         print("next: 'outpost use --person ID --site ID' signs your edits once you have a person record")
     }
 }
@@ -198,6 +217,14 @@ struct Import: ParsableCommand {
 
     @OptionGroup var storeOptions: StoreOptions
     @Argument(help: ArgumentHelp("The practice file.", valueName: "file")) var file: String
+    @Flag(
+        help: ArgumentHelp(
+            "Print progress lines on stderr even when it is not a terminal.",
+            discussion: "One line per percent: 'importing: 42% (21000/50000 fields)'. On a terminal, large "
+                + "imports always show progress on one updating line."
+        )
+    )
+    var progress = false
 
     mutating func run() throws {
         let store = try storeOptions.open()
@@ -210,15 +237,19 @@ struct Import: ParsableCommand {
         } catch {
             throw CLIError.input("\(file): \(error.description)")
         }
-        let showProgress = Terminal.stderrIsTerminal
+        let onTerminal = Terminal.stderrIsTerminal && !progress
+        let lines = progress
         var lastPercent = -1
         let count = try store.importPractice(dump) { done, total in
-            guard showProgress, total > 10_000 else { return }
+            guard lines || (onTerminal && total > 10_000) else { return }
             let percent = total == 0 ? 100 : done * 100 / total
-            if percent != lastPercent {
-                lastPercent = percent
-                FileHandle.standardError.write(Data("\rimporting: \(percent)% (\(done)/\(total) fields)".utf8))
-                if done == total { FileHandle.standardError.write(Data("\n".utf8)) }
+            guard percent != lastPercent else { return }
+            lastPercent = percent
+            let text = "importing: \(percent)% (\(done)/\(total) fields)"
+            if lines {
+                Terminal.note(text)
+            } else {
+                FileHandle.standardError.write(Data(("\r" + text + (done == total ? "\n" : "")).utf8))
             }
         }
         print("imported \(count) records from \(file)")

@@ -1,0 +1,170 @@
+import Foundation
+import GRDB
+import OutpostCRDT
+public import OutpostProtocol
+
+/// The server a replica syncs with.
+public struct Remote: Sendable, Hashable {
+    /// The server's base URL, e.g. `http://127.0.0.1:8787`.
+    public var url: URL
+    /// The bearer token's secret.
+    public var token: String
+
+    /// Creates a remote.
+    public init(url: URL, token: String) {
+        self.url = url
+        self.token = token
+    }
+}
+
+extension LocalStore {
+    static let tokenSetting = "remote.token"
+
+    /// The server this replica syncs with, if one is set.
+    public func remote() throws(ClientError) -> Remote? {
+        try read(doing: "read the server settings") { db in
+            guard let text = try String.fetchOne(db, sql: "SELECT serverURL FROM replica WHERE id = 1"),
+                let url = URL(string: text),
+                let token = try String.fetchOne(
+                    db,
+                    sql: "SELECT value FROM setting WHERE key = ?",
+                    arguments: [Self.tokenSetting]
+                )
+            else { return nil }
+            return Remote(url: url, token: token)
+        }
+    }
+
+    /// Sets (or, with `nil`, clears) the server. Changing the server forgets the sync checkpoint, so the next
+    /// sync bootstraps from the new server; the outbox is kept and pushed there.
+    public func setRemote(_ remote: Remote?) throws(ClientError) {
+        try write(doing: "save the server settings") { db in
+            let previous = try String.fetchOne(db, sql: "SELECT serverURL FROM replica WHERE id = 1")
+            if previous != remote?.url.absoluteString {
+                try db.execute(sql: "UPDATE replica SET checkpoint = NULL WHERE id = 1")
+            }
+            try db.execute(
+                sql: "UPDATE replica SET serverURL = ? WHERE id = 1",
+                arguments: [remote?.url.absoluteString]
+            )
+            if let remote {
+                try db.execute(
+                    sql: "INSERT OR REPLACE INTO setting (key, value) VALUES (?, ?)",
+                    arguments: [Self.tokenSetting, remote.token]
+                )
+            } else {
+                try db.execute(sql: "DELETE FROM setting WHERE key = ?", arguments: [Self.tokenSetting])
+            }
+        }
+    }
+
+    /// The feed position this replica has applied up to, or `nil` before its first bootstrap.
+    public func checkpoint() throws(ClientError) -> String? {
+        try read(doing: "read the sync checkpoint") { db in
+            try String.fetchOne(db, sql: "SELECT checkpoint FROM replica WHERE id = 1")
+        }
+    }
+
+    /// Forgets the checkpoint, so the next sync bootstraps again (the server could not serve it).
+    public func forgetCheckpoint() throws(ClientError) {
+        try write(doing: "forget the sync checkpoint") { db in
+            try db.execute(sql: "UPDATE replica SET checkpoint = NULL WHERE id = 1")
+        }
+    }
+
+    /// Records a successful sync's time.
+    public func markSynced(atMillis now: UInt64) throws(ClientError) {
+        try write(doing: "record the sync time") { db in
+            try db.execute(sql: "UPDATE replica SET lastSyncAt = ? WHERE id = 1", arguments: [Int64(now)])
+        }
+    }
+
+    /// The highest local counter the server has acknowledged.
+    public func acknowledgedCounter() throws(ClientError) -> UInt64 {
+        try read(doing: "read the outbox position") { db in
+            UInt64(try Int64.fetchOne(db, sql: "SELECT ackedCounter FROM replica WHERE id = 1") ?? 0)
+        }
+    }
+
+    /// Merges one page of a snapshot; with `checkpoint`, also records where to pull from afterwards, in the
+    /// same transaction.
+    @discardableResult
+    public func applySnapshot(_ records: [SnapshotRecord], checkpoint: String?) throws(ClientError) -> ApplyReport {
+        let now = configuration.wallClock.nowMillis()
+        return try write(doing: "apply a snapshot page") { db in
+            let transaction = try StoreTransaction(db: db, store: self)
+            for record in records {
+                for field in record.state.fields.values {
+                    for write in field.live { _ = try? transaction.clock.receive(write.clock, wallMillis: now) }
+                }
+                if try transaction.merge(record.record, record.state) {
+                    transaction.report.applied += 1
+                } else {
+                    transaction.report.duplicates += 1
+                }
+            }
+            if let checkpoint {
+                try db.execute(sql: "UPDATE replica SET checkpoint = ? WHERE id = 1", arguments: [checkpoint])
+            }
+            try transaction.finish(now: now)
+            return transaction.report
+        }
+    }
+
+    /// Re-stamps pending changes whose clock is more than `maxSkewMillis` ahead of `serverMillis` (the server
+    /// refused them as clock skew): each gets a new clock from the server's time, in counter order, in its
+    /// log entry and in its record's state. The server never accepted these changes, so no other replica
+    /// holds them. Returns how many were re-stamped.
+    public func restampPending(serverMillis: UInt64, maxSkewMillis: UInt64) throws(ClientError) -> Int {
+        try write(doing: "re-stamp pending changes") { db in
+            let transaction = try StoreTransaction(db: db, store: self)
+            let acked = try Int64.fetchOne(db, sql: "SELECT ackedCounter FROM replica WHERE id = 1") ?? 0
+            let rows = try Row.fetchAll(
+                db,
+                sql: "SELECT seq, type, id, payload FROM change WHERE isLocal = 1 AND maxCounter > ? ORDER BY seq",
+                arguments: [acked]
+            )
+            var pending: [(seq: Int64, record: RecordRef, changes: [Change])] = []
+            for row in rows {
+                var reader = BinaryReader(Array(row["payload"] as Data))
+                pending.append((row["seq"], RecordRef(type: row["type"], id: row["id"]), try reader.readChanges()))
+            }
+            let limit = serverMillis + maxSkewMillis
+            let skewed =
+                pending.flatMap(\.changes)
+                .filter { $0.id.counter > UInt64(acked) && $0.clock.millis > limit }
+                .sorted { $0.id.counter < $1.id.counter }
+            guard !skewed.isEmpty else { return 0 }
+            // The replica's clock restarts from the server's time; each skewed change gets the next tick.
+            var clock = HybridLogicalClock(latest: Timestamp(millis: serverMillis, counter: 0))
+            var stamps: [ChangeID: Timestamp] = [:]
+            for change in skewed { stamps[change.id] = clock.tick(wallMillis: serverMillis) }
+            transaction.clock = clock
+            for entry in pending where entry.changes.contains(where: { stamps[$0.id] != nil }) {
+                let changes = entry.changes.map { change in
+                    var change = change
+                    if let stamp = stamps[change.id] { change.clock = stamp }
+                    return change
+                }
+                var writer = BinaryWriter(capacity: 64 * changes.count)
+                writer.write(changes: changes, of: entry.record)
+                try db.execute(
+                    sql: "UPDATE change SET payload = ? WHERE seq = ?",
+                    arguments: [Data(writer.bytes), entry.seq]
+                )
+                var fields: [String: FieldState] = [:]
+                for (name, field) in try transaction.state(of: entry.record).fields {
+                    let live = field.live.map { write in
+                        var write = write
+                        if let stamp = stamps[write.id] { write.clock = stamp }
+                        return write
+                    }
+                    fields[name] = FieldState(live: live, superseded: field.superseded) ?? field
+                }
+                try transaction.replace(entry.record, with: RecordState(fields: fields))
+            }
+            try transaction.finish(now: configuration.wallClock.nowMillis())
+            return skewed.count
+        }
+    }
+}
