@@ -23,14 +23,35 @@ enum OutpostMain {
             exit(cliError.exitCode)
         } catch {
             let code = OutpostCommand.exitCode(for: error)
-            let message = OutpostCommand.fullMessage(for: error)
             if code == .success {
+                // --help and --version.
+                let message = OutpostCommand.fullMessage(for: error)
                 if !message.isEmpty { print(message) }
                 exit(0)
             }
-            if !message.isEmpty { Terminal.error(message, prefixed: !message.hasPrefix("Error:")) }
+            // One line: what was wrong, and where the usage is (ArgumentParser's own text spans three).
+            let message = OutpostCommand.message(for: error).split(separator: "\n").first.map(String.init) ?? ""
+            if !message.isEmpty {
+                Terminal.error(message + "; see '\(commandPath(CommandLine.arguments.dropFirst())) --help'")
+            }
             // ArgumentParser's usage errors exit 64; Outpost documents 2 for every bad usage or input.
             exit(code == .validationFailure ? CLIError.badInput : code.rawValue)
         }
+    }
+
+    /// The subcommand path named by the leading arguments, for example `outpost patient list`.
+    static func commandPath(_ arguments: ArraySlice<String>) -> String {
+        var command: any ParsableCommand.Type = OutpostCommand.self
+        var path = ["outpost"]
+        for argument in arguments {
+            guard
+                let next = command.configuration.subcommands.first(where: {
+                    $0._commandName == argument
+                })
+            else { break }
+            command = next
+            path.append(argument)
+        }
+        return path.joined(separator: " ")
     }
 }

@@ -104,12 +104,28 @@ public struct LocalStore: Sendable {
                     + "at an existing store"
             )
         }
+        // Opening writes to the file (WAL mode): refuse a file that is not an SQLite database at all (empty
+        // or foreign) before SQLite touches it.
+        // (A file this process cannot read is left to SQLite, which reports the permission problem.)
+        if let file = FileHandle(forReadingAtPath: path) {
+            let header = (try? file.read(upToCount: 16)) ?? nil
+            try? file.close()
+            guard let header, header.elementsEqual("SQLite format 3\0".utf8) else {
+                throw ClientError(
+                    code: .storeCorrupt,
+                    message: "could not open the store: \(path) is not an Outpost store or is damaged; restore it "
+                        + "from a backup or create a new one with 'outpost init'"
+                )
+            }
+        }
         do {
             let pool = try DatabasePool(path: path, configuration: Self.databaseConfiguration(readOnly: false))
             let (superseded, complete, replica) = try pool.read { db in
                 let superseded = try Self.migrator.hasBeenSuperseded(db)
                 let complete = try Self.migrator.hasCompletedMigrations(db)
-                let replica = try String.fetchOne(db, sql: "SELECT replicaID FROM replica WHERE id = 1")
+                let replica =
+                    try db.tableExists("replica")
+                    ? String.fetchOne(db, sql: "SELECT replicaID FROM replica WHERE id = 1") : nil
                 return (superseded, complete, replica)
             }
             if superseded {
@@ -119,13 +135,14 @@ public struct LocalStore: Sendable {
                         + "open it"
                 )
             }
-            if !complete { try Self.migrator.migrate(pool) }
+            // Checked before migrating, so that another program's SQLite database is never written to.
             guard let replica, let replicaID = ReplicaID(replica) else {
                 throw ClientError(
                     code: .storeCorrupt,
                     message: "the store at \(path) has no replica identity; it is damaged or not an Outpost store"
                 )
             }
+            if !complete { try Self.migrator.migrate(pool) }
             return LocalStore(writer: pool, configuration: configuration, replicaID: replicaID, path: path)
         } catch let error as ClientError {
             throw error

@@ -59,7 +59,21 @@ struct EncounterCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "encounter",
         abstract: "Record encounters (office, virtual, home, school, ED visits, admissions, specialist visits).",
-        subcommands: [AddEncounter.self, ListRecords<EncounterKind>.self, ShowRecord<EncounterKind>.self]
+        subcommands: [
+            AddEncounter.self, ListRecords<EncounterKind>.self, ShowRecord<EncounterKind>.self,
+            SetFields<EncounterKind>.self,
+        ]
+    )
+}
+
+/// `outpost observation ...`: list, show and correct observations (record new ones with `outpost observe`).
+struct ObservationCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "observation",
+        abstract: "List and show observations; mark one entered-in-error (record new ones with 'outpost observe').",
+        subcommands: [
+            ListRecords<ObservationKind>.self, ShowRecord<ObservationKind>.self, SetFields<ObservationKind>.self,
+        ]
     )
 }
 

@@ -32,13 +32,12 @@ struct ListPatients: ParsableCommand {
     @Flag(name: .long, help: "Include retired patients.") var all = false
 
     mutating func validate() throws {
-        if let risk, let spec = CareModel.spec(.patient, "riskTier"), !spec.kind.allowedValues.contains(risk) {
-            throw ValidationError("--risk must be one of " + spec.kind.allowedValues.joined(separator: ", "))
-        }
+        try RecordOutput.validateAllowed(risk, field: "riskTier", of: .patient, option: "--risk")
     }
 
     mutating func run() throws {
         let store = try storeOptions.open()
+        try RecordOutput.requireFilters([(team, .team), (site, .site)], in: store)
         var subgroupIDs: Set<String> = []
         if let subgroup {
             let matching = try store.records(.subgroup).filter { $0.id == subgroup || $0.string("key") == subgroup }

@@ -81,7 +81,17 @@ enum RecordOutput {
             print("[" + records.map { $0.canonicalJSON() }.joined(separator: ",\n") + "]")
             return
         }
-        Terminal.table(["id"] + columns, records.map { record in [record.id] + columns.map { cell(record, $0) } })
+        // A set shows how many elements it holds: a team's member ids would not fit on one line.
+        Terminal.table(
+            ["id"] + columns,
+            records.map { record in
+                [record.id]
+                    + columns.map { column in
+                        if case .set(let elements) = record.fields[column] { return String(elements.count) }
+                        return cell(record, column)
+                    }
+            }
+        )
     }
 
     static func printRecord(_ record: MaterializedRecord, json: Bool) {
@@ -106,6 +116,20 @@ enum RecordOutput {
                 )
             }
         }
+    }
+
+    /// Refuses an option's value that is not one of a field's allowed values (a usage error, exit 2).
+    static func validateAllowed(_ value: String?, field: String, of type: RecordType, option: String) throws {
+        guard let value, let spec = CareModel.spec(type, field), !spec.kind.allowedValues.contains(value) else {
+            return
+        }
+        throw ValidationError("\(option) must be one of " + spec.kind.allowedValues.joined(separator: ", "))
+    }
+
+    /// Requires every given filter id to name a record of its type on this replica, so that a mistyped id
+    /// is reported rather than silently matching nothing.
+    static func requireFilters(_ filters: [(String?, RecordType)], in store: CareStore) throws {
+        for case (let id?, let type) in filters { _ = try require(id, type, in: store) }
     }
 
     /// Looks up a record by id, inferring its type from the id's prefix when `type` is nil.

@@ -58,8 +58,13 @@ struct ListTasks: ParsableCommand {
     @Option(help: ArgumentHelp("Only this team's tasks.", valueName: "team-id")) var team: String?
     @Option(help: ArgumentHelp("Only tasks assigned to this person.", valueName: "person-id")) var assignee: String?
 
+    mutating func validate() throws {
+        try RecordOutput.validateAllowed(status, field: "status", of: .task, option: "--status")
+    }
+
     mutating func run() throws {
         let store = try storeOptions.open()
+        try RecordOutput.requireFilters([(patient, .patient), (team, .team), (assignee, .person)], in: store)
         let tasks = try store.records(.task, owner: patient).filter { task in
             (status == nil || task.string("status") == status) && (team == nil || task.string("team") == team)
                 && (assignee == nil || task.string("assignee") == assignee)
@@ -180,6 +185,7 @@ struct Worklist: ParsableCommand {
         } else {
             day = CalendarDate(millis: SystemWallClock().nowMillis())
         }
+        try RecordOutput.requireFilters([(team, .team), (person, .person), (site, .site)], in: store)
         var sitePatients: Set<String>? = nil
         if let site {
             sitePatients = Set(

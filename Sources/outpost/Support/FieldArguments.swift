@@ -85,13 +85,32 @@ enum FieldArguments {
     }
 
     /// A help paragraph listing a type's fields: name, kind, policy, whether required, allowed values.
+    ///
+    /// Every line fits in 78 columns, so that ArgumentParser, which rewraps longer lines of a discussion
+    /// at its own width, leaves the list as written; long lists of allowed values continue on indented lines.
     static func help(for type: RecordType) -> String {
         var lines = ["Fields of a \(type) (FIELD=VALUE; sets take FIELD+=VALUE and FIELD-=VALUE):"]
         for spec in CareModel.fields(of: type) {
             var line = "  \(spec.name) — \(spec.kind.name), \(spec.policy.name)"
             if spec.isRequired { line += ", required" }
             if spec.isImmutable { line += ", immutable" }
-            if !spec.kind.allowedValues.isEmpty { line += ": " + spec.kind.allowedValues.joined(separator: "|") }
+            let allowed = spec.kind.allowedValues
+            if allowed.isEmpty {
+                lines.append(line)
+                continue
+            }
+            line += ":"
+            var indent = ""
+            for (index, value) in allowed.enumerated() {
+                let piece = value + (index < allowed.count - 1 ? "," : "")
+                if line.count + 1 + piece.count > 78 {
+                    lines.append(line)
+                    indent = "      "
+                    line = indent + piece
+                } else {
+                    line += " " + piece
+                }
+            }
             lines.append(line)
         }
         return lines.joined(separator: "\n")

@@ -36,8 +36,18 @@ enum Terminal {
             }
             return parts.joined(separator: "  ")
         }
-        print(line(header.map { $0.uppercased() }))
+        print(line(header.map(columnTitle)))
         for row in rows { print(line(row)) }
+    }
+
+    /// A column's title: a field name in capitals, its words apart (`familyName` reads `FAMILY NAME`).
+    static func columnTitle(_ name: String) -> String {
+        var title = ""
+        for character in name {
+            if character.isUppercase && !title.isEmpty { title.append(" ") }
+            title.append(character)
+        }
+        return title.uppercased()
     }
 
     /// Prints a JSON value with sorted keys (stable output for scripts).
