@@ -77,8 +77,7 @@ struct PushBatch {
                     if states[ref] != nil { return true }
                     return
                         (try? Bool.fetchOne(
-                            db,
-                            sql: "SELECT 1 FROM record WHERE type = ? AND id = ? AND practice = ?",
+                            db.cachedStatement(sql: "SELECT 1 FROM record WHERE type = ? AND id = ? AND practice = ?"),
                             arguments: [ref.type, ref.id, practice]
                         )) == true
                 }
@@ -100,8 +99,7 @@ struct PushBatch {
         if let state = states[ref] { return state }
         guard
             let row = try Row.fetchOne(
-                db,
-                sql: "SELECT practice, state FROM record WHERE type = ? AND id = ?",
+                db.cachedStatement(sql: "SELECT practice, state FROM record WHERE type = ? AND id = ?"),
                 arguments: [ref.type, ref.id]
             )
         else {
@@ -139,11 +137,12 @@ struct PushBatch {
             guard let state = states[ref] else { continue }
             var writer = BinaryWriter(capacity: 512)
             writer.write(state)
-            try db.execute(
+            try db.cachedStatement(
                 sql: """
                     INSERT INTO record (type, id, practice, owner, state) VALUES (?, ?, ?, ?, ?)
                     ON CONFLICT (type, id) DO UPDATE SET owner = excluded.owner, state = excluded.state
-                    """,
+                    """
+            ).execute(
                 arguments: [ref.type, ref.id, practice, owner(of: ref), Data(writer.bytes)]
             )
         }
@@ -163,8 +162,7 @@ struct PushBatch {
                 )
                 opened += db.changesCount
             } else {
-                try db.execute(
-                    sql: "DELETE FROM conflict WHERE type = ? AND id = ? AND field = ?",
+                try db.cachedStatement(sql: "DELETE FROM conflict WHERE type = ? AND id = ? AND field = ?").execute(
                     arguments: [key.record.type, key.record.id, key.field]
                 )
                 resolved += db.changesCount

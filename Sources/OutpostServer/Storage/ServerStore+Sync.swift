@@ -61,8 +61,7 @@ extension ServerStore {
                     )
                 }
                 if let stored = try Data.fetchOne(
-                    db,
-                    sql: "SELECT payload FROM change WHERE replica = ? AND counter = ?",
+                    db.cachedStatement(sql: "SELECT payload FROM change WHERE replica = ? AND counter = ?"),
                     arguments: [change.id.replica.rawValue, Int64(change.id.counter)]
                 ) {
                     guard stored == payload else {
@@ -89,11 +88,12 @@ extension ServerStore {
                 }
                 try batch.check(change, index: index, role: token.role, today: today)
                 try batch.apply(change)
-                try db.execute(
+                try db.cachedStatement(
                     sql: """
                         INSERT INTO change (practice, replica, counter, type, id, owner, payload)
                         VALUES (?, ?, ?, ?, ?, ?, ?)
-                        """,
+                        """
+                ).execute(
                     arguments: [
                         token.practice, change.id.replica.rawValue, Int64(change.id.counter), change.record.type,
                         change.record.id, batch.owner(of: change.record), payload,

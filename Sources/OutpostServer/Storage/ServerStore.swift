@@ -92,7 +92,11 @@ public final class ServerStore: Sendable {
             if !exists {
                 // The store holds patient data: only its owner may read it (SQLite gives the -wal and -shm
                 // files the database file's mode).
-                FileManager.default.createFile(atPath: path, contents: nil, attributes: [.posixPermissions: 0o600])
+                _ = FileManager.default.createFile(
+                    atPath: path,
+                    contents: nil,
+                    attributes: [.posixPermissions: 0o600]
+                )
             }
             pool = try DatabasePool(path: path, configuration: configuration)
             try Self.migrator.migrate(pool)

@@ -1,0 +1,260 @@
+import Foundation
+import Testing
+
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+
+/// Finds the executables SwiftPM built beside the test bundle.
+enum Built {
+    static var directory: URL {
+        var url = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
+        while url.pathComponents.count > 1 {
+            url.deleteLastPathComponent()
+            if FileManager.default.fileExists(atPath: url.appendingPathComponent("outpost-server").path) { return url }
+        }
+        return URL(fileURLWithPath: ".build/debug")
+    }
+
+    static var server: URL { directory.appendingPathComponent("outpost-server") }
+    static var outpost: URL { directory.appendingPathComponent("outpost") }
+
+    /// The package's root folder (for fixtures).
+    static let packageRoot = URL(fileURLWithPath: #filePath)
+        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent()
+
+    static func fixture(_ name: String) -> String {
+        packageRoot.appendingPathComponent("fixtures").appendingPathComponent(name).path
+    }
+}
+
+/// What one run of an executable did.
+struct RunResult: CustomStringConvertible {
+    var status: Int32
+    var stdout: String
+    var stderr: String
+
+    var output: String { stdout.trimmingCharacters(in: .whitespacesAndNewlines) }
+    var description: String { "exit \(status)\n--- stdout\n\(stdout)--- stderr\n\(stderr)" }
+}
+
+/// Runs an executable to completion, capturing its output through files (large output cannot block it).
+func runProcess(
+    _ executable: URL,
+    _ arguments: [String],
+    in directory: URL,
+    environment: [String: String] = [:]
+)
+    throws -> RunResult
+{
+    let id = UUID().uuidString
+    let outURL = directory.appendingPathComponent(".\(id).out")
+    let errURL = directory.appendingPathComponent(".\(id).err")
+    _ = FileManager.default.createFile(atPath: outURL.path, contents: nil)
+    _ = FileManager.default.createFile(atPath: errURL.path, contents: nil)
+    defer {
+        try? FileManager.default.removeItem(at: outURL)
+        try? FileManager.default.removeItem(at: errURL)
+    }
+    let out = try FileHandle(forWritingTo: outURL)
+    let err = try FileHandle(forWritingTo: errURL)
+    defer {
+        try? out.close()
+        try? err.close()
+    }
+    let process = Process()
+    process.executableURL = executable
+    process.arguments = arguments
+    var env = [
+        "PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin", "HOME": directory.path,
+        "LANG": "C.UTF-8",
+    ]
+    env.merge(environment) { _, new in new }
+    process.environment = env
+    process.currentDirectoryURL = directory
+    process.standardInput = FileHandle.nullDevice
+    process.standardOutput = out
+    process.standardError = err
+    try process.run()
+    process.waitUntilExit()
+    return RunResult(
+        status: process.terminationStatus,
+        stdout: String(decoding: try Data(contentsOf: outURL), as: UTF8.self),
+        stderr: String(decoding: try Data(contentsOf: errURL), as: UTF8.self)
+    )
+}
+
+struct HarnessError: Error, CustomStringConvertible {
+    var description: String
+}
+
+/// A temporary folder that is removed when released.
+final class TemporaryDirectory {
+    let url: URL
+
+    init(_ prefix: String) throws {
+        url = FileManager.default.temporaryDirectory.appendingPathComponent("\(prefix)-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+    }
+
+    func path(_ name: String) -> String { url.appendingPathComponent(name).path }
+
+    deinit { try? FileManager.default.removeItem(at: url) }
+}
+
+/// The real `outpost-server`, started on an ephemeral loopback port with a temporary data directory.
+///
+/// Readiness is awaited by polling (its "listening on" line, then `GET /health`) with a deadline, never by
+/// sleeping for a fixed time.
+final class TestServer {
+    let directory: TemporaryDirectory
+    var dataDirectory: String { directory.path("data") }
+    private(set) var process: Process?
+    private(set) var port = 0
+    private var logCount = 0
+
+    var url: URL { URL(string: "http://127.0.0.1:\(port)")! }
+    var adminToken: String {
+        (try? String(contentsOfFile: dataDirectory + "/admin-token", encoding: .utf8))?
+            .trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
+    }
+
+    init(arguments: [String] = []) async throws {
+        directory = try TemporaryDirectory("outpost-e2e")
+        try await start(arguments: arguments)
+    }
+
+    deinit {
+        if let process, process.isRunning {
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+        }
+    }
+
+    /// Starts the server; on a restart, on the same port as before so clients keep their URL.
+    func start(arguments: [String] = []) async throws {
+        logCount += 1
+        let outPath = directory.path("server\(logCount).out")
+        let errPath = directory.path("server\(logCount).err")
+        _ = FileManager.default.createFile(atPath: outPath, contents: nil)
+        _ = FileManager.default.createFile(atPath: errPath, contents: nil)
+        let process = Process()
+        process.executableURL = Built.server
+        process.arguments =
+            ["serve", "--data", dataDirectory, "--port", String(port), "--log-level", "warning"] + arguments
+        process.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: outPath))
+        process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: errPath))
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        self.process = process
+        let deadline = Date().addingTimeInterval(30)
+        while Date() < deadline {
+            let text = (try? String(contentsOfFile: outPath, encoding: .utf8)) ?? ""
+            if let range = text.range(of: "listening on http://127.0.0.1:") {
+                let digits = text[range.upperBound...].prefix { $0.isNumber }
+                if let bound = Int(digits) {
+                    port = bound
+                    break
+                }
+            }
+            guard process.isRunning else {
+                throw HarnessError(
+                    description:
+                        "outpost-server exited: \((try? String(contentsOfFile: errPath, encoding: .utf8)) ?? "")"
+                )
+            }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        guard port != 0 else { throw HarnessError(description: "outpost-server did not start within 30 s") }
+        while Date() < deadline {
+            if let (status, _) = try? await request("GET", "/health"), status == 200 { return }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        throw HarnessError(description: "outpost-server did not become healthy within 30 s")
+    }
+
+    /// Kills the server with `signal` and waits for it to exit.
+    func stop(signal: Int32 = SIGKILL) {
+        guard let process, process.isRunning else { return }
+        kill(process.processIdentifier, signal)
+        process.waitUntilExit()
+    }
+
+    /// Runs an administration subcommand on the data directory.
+    func admin(_ arguments: [String]) throws -> RunResult {
+        var arguments = arguments
+        arguments.insert(contentsOf: ["--data", dataDirectory], at: min(2, arguments.count))
+        return try runProcess(Built.server, arguments, in: directory.url)
+    }
+
+    /// Issues a token and returns its secret.
+    func issueToken(role: String, practice: String? = nil, extra: [String] = []) throws -> String {
+        var arguments = ["token", "issue", "--role", role] + extra
+        if let practice { arguments += ["--practice", practice] }
+        let result = try admin(arguments)
+        guard result.status == 0 else { throw HarnessError(description: "token issue failed: \(result)") }
+        return result.output
+    }
+
+    /// Sends one HTTP request and returns the status and body.
+    func request(
+        _ method: String,
+        _ path: String,
+        token: String? = nil,
+        body: Data? = nil
+    ) async throws
+        -> (Int, Data)
+    {
+        var request = URLRequest(url: URL(string: "http://127.0.0.1:\(port)\(path)")!, timeoutInterval: 30)
+        request.httpMethod = method
+        if let token { request.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization") }
+        if let body {
+            request.httpBody = body
+            request.setValue("application/json", forHTTPHeaderField: "Content-Type")
+        }
+        let (data, response) = try await URLSession.shared.data(for: request)
+        return ((response as? HTTPURLResponse)?.statusCode ?? 0, data)
+    }
+}
+
+/// One device's replica, driven through the real `outpost` CLI.
+struct Device {
+    let name: String
+    let directory: TemporaryDirectory
+    var store: String { directory.path("\(name).sqlite") }
+
+    init(_ name: String, in directory: TemporaryDirectory) {
+        self.name = name
+        self.directory = directory
+    }
+
+    /// Runs `outpost` on this device's store.
+    @discardableResult
+    func run(_ arguments: String...) throws -> RunResult {
+        try runProcess(Built.outpost, arguments, in: directory.url, environment: ["OUTPOST_STORE": store])
+    }
+
+    /// Runs `outpost` and requires it to succeed; returns its trimmed stdout.
+    @discardableResult
+    func ok(_ arguments: String..., sourceLocation: SourceLocation = #_sourceLocation) throws -> String {
+        let result = try runProcess(Built.outpost, arguments, in: directory.url, environment: ["OUTPOST_STORE": store])
+        try #require(
+            result.status == 0,
+            "outpost \(arguments.joined(separator: " ")): \(result)",
+            sourceLocation: sourceLocation
+        )
+        return result.output
+    }
+
+    /// The canonical export of this replica.
+    func export() throws -> String {
+        try ok("export", "--format", "json")
+    }
+
+    /// `outpost status --json`, decoded.
+    func status() throws -> [String: Any] {
+        let text = try ok("status", "--json")
+        return (try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any]) ?? [:]
+    }
+}
