@@ -165,8 +165,9 @@ public struct CareStore: Sendable {
 
     /// Loads a practice dump (the generator's format, `docs/practice-format.md`) in one transaction.
     ///
-    /// Every record is validated first, references resolved against the dump and the store; a record
-    /// whose id the store already holds is refused. Nothing is written unless everything is valid.
+    /// The header is checked (format, version, a practice record with the header's id), every record is
+    /// validated, references resolved against the dump and the store; a record whose id the store already
+    /// holds is refused. Nothing is written unless everything is valid.
     ///
     /// - Returns: how many records were created.
     @discardableResult
@@ -175,11 +176,32 @@ public struct CareStore: Sendable {
         progress: ((_ done: Int, _ total: Int) -> Void)? = nil
     ) throws(ClientError) -> Int {
         let today = today
+        guard dump.format == PracticeDump.formatName else {
+            throw ClientError(
+                code: .invalidEdit,
+                message: "dump.format: '\(dump.format)' is not an Outpost practice dump (\(PracticeDump.formatName)); "
+                    + "check the file"
+            )
+        }
+        guard dump.version == PracticeDump.currentVersion else {
+            throw ClientError(
+                code: .invalidEdit,
+                message: "dump.version: version \(dump.version) is not one this Outpost reads "
+                    + "(\(PracticeDump.currentVersion)); upgrade Outpost or re-export"
+            )
+        }
         let drafts: [DraftRecord]
         do {
             drafts = try dump.drafts()
         } catch {
             throw Self.invalid(error)
+        }
+        let practice = RecordRef(type: RecordType.practice.rawValue, id: dump.practice.id)
+        guard drafts.contains(where: { $0.ref == practice }) else {
+            throw ClientError(
+                code: .invalidEdit,
+                message: "dump.practice.id: no practice record has the id \(dump.practice.id); add it or fix the header"
+            )
         }
         try store.commit(author: try author(), site: try site(), progress: progress) { context in
             var incoming = Set<RecordRef>()

@@ -75,7 +75,7 @@ public struct LocalStore: Sendable {
         var generator = SystemRandomNumberGenerator()
         let replica = replicaID ?? ReplicaID(unchecked: "r" + SortableID.make(millis: 0, using: &generator).suffix(16))
         do {
-            let pool = try DatabasePool(path: path, configuration: Self.databaseConfiguration(readOnly: false))
+            let pool = try makePool(path: path)
             try Self.migrator.migrate(pool)
             let now = configuration.wallClock.nowMillis()
             try pool.write { db in
@@ -119,8 +119,10 @@ public struct LocalStore: Sendable {
             }
         }
         do {
-            let pool = try DatabasePool(path: path, configuration: Self.databaseConfiguration(readOnly: false))
-            let (superseded, complete, replica) = try pool.read { db in
+            // Checked through a read-only connection first: opening a pool writes (WAL set-up), and a store this
+            // version must not open (newer, foreign) is left untouched.
+            let probe = try DatabaseQueue(path: path, configuration: Self.databaseConfiguration(readOnly: true))
+            let (superseded, complete, replica) = try probe.read { db in
                 let superseded = try Self.migrator.hasBeenSuperseded(db)
                 let complete = try Self.migrator.hasCompletedMigrations(db)
                 let replica =
@@ -128,6 +130,7 @@ public struct LocalStore: Sendable {
                     ? String.fetchOne(db, sql: "SELECT replicaID FROM replica WHERE id = 1") : nil
                 return (superseded, complete, replica)
             }
+            try probe.close()
             if superseded {
                 throw ClientError(
                     code: .storeTooNew,
@@ -142,6 +145,7 @@ public struct LocalStore: Sendable {
                     message: "the store at \(path) has no replica identity; it is damaged or not an Outpost store"
                 )
             }
+            let pool = try makePool(path: path)
             if !complete { try Self.migrator.migrate(pool) }
             return LocalStore(writer: pool, configuration: configuration, replicaID: replicaID, path: path)
         } catch let error as ClientError {
@@ -149,6 +153,16 @@ public struct LocalStore: Sendable {
         } catch {
             throw Self.wrap(error, path: path, doing: "open the store")
         }
+    }
+
+    /// Opens the writable pool with full durability.
+    ///
+    /// GRDB sets `synchronous = NORMAL` on the writer when it enables WAL, after `prepareDatabase` has run;
+    /// under NORMAL a commit can be lost to a power cut. FULL is set again here, once the pool is open.
+    static func makePool(path: String) throws -> DatabasePool {
+        let pool = try DatabasePool(path: path, configuration: Self.databaseConfiguration(readOnly: false))
+        try pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
+        return pool
     }
 
     static func databaseConfiguration(readOnly: Bool) -> GRDB.Configuration {

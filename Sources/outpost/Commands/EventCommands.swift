@@ -42,6 +42,13 @@ struct Observe: ParsableCommand {
     mutating func run() throws {
         let store = try storeOptions.open()
         let owner = try RecordOutput.require(patient, .patient, in: store)
+        let codes = CareModel.spec(.observation, "code")?.kind.allowedValues ?? []
+        guard codes.contains(code) else {
+            throw CLIError.input(
+                "observation.code: '\(code)' is not a code Outpost records; use one of: "
+                    + codes.joined(separator: ", ")
+            )
+        }
         guard let unit = unit ?? Self.usualUnits[code] else {
             throw CLIError.input("give the unit with --unit for code \(code)")
         }

@@ -22,7 +22,8 @@ enum Terminal {
             print(empty)
             return
         }
-        var widths = header.map(\.count)
+        let titles = header.map(columnTitle)
+        var widths = titles.map(\.count)
         for row in rows {
             for (index, cell) in row.enumerated() where index < widths.count {
                 widths[index] = max(widths[index], cell.count)
@@ -36,7 +37,7 @@ enum Terminal {
             }
             return parts.joined(separator: "  ")
         }
-        print(line(header.map(columnTitle)))
+        print(line(titles))
         for row in rows { print(line(row)) }
     }
 

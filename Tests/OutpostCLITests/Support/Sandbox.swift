@@ -1,0 +1,306 @@
+import Foundation
+import OutpostClient
+import Testing
+
+/// What one run of the `outpost` executable did.
+struct CLIResult: CustomStringConvertible {
+    /// The exit status (or the signal number when `wasSignaled`).
+    var status: Int32
+    /// Everything written to standard output.
+    var stdout: String
+    /// Everything written to standard error.
+    var stderr: String
+
+    /// Standard output's lines, without the final empty one.
+    var lines: [String] {
+        stdout.split(separator: "\n", omittingEmptySubsequences: false).map(String.init).dropLastEmpty()
+    }
+    /// Standard error's lines, without the final empty one.
+    var errorLines: [String] {
+        stderr.split(separator: "\n", omittingEmptySubsequences: false).map(String.init).dropLastEmpty()
+    }
+    /// Standard output without the trailing newline.
+    var output: String { stdout.hasSuffix("\n") ? String(stdout.dropLast()) : stdout }
+
+    var description: String { "exit \(status)\n--- stdout\n\(stdout)--- stderr\n\(stderr)" }
+}
+
+extension [String] {
+    fileprivate func dropLastEmpty() -> [String] { last == "" ? Array(dropLast()) : self }
+}
+
+/// A temporary folder for one test: a store path inside it and a runner for the built `outpost`.
+///
+/// Each run gets a clean environment (`HOME` inside the sandbox, `OUTPOST_STORE` set to ``store``), so
+/// nothing reads or writes the real user's files. The folder is removed when the sandbox is released.
+final class Sandbox {
+    /// The sandbox's folder.
+    let directory: URL
+    /// The store path that runs use through `OUTPOST_STORE`.
+    var store: String
+    private var runCount = 0
+
+    /// The package's root folder (for fixtures).
+    static let packageRoot = URL(fileURLWithPath: #filePath)
+        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent()
+
+    /// A fixture file's path, for example `fixture("practice-small.json")`.
+    static func fixture(_ name: String) -> String {
+        packageRoot.appendingPathComponent("fixtures").appendingPathComponent(name).path
+    }
+
+    init() throws {
+        directory = FileManager.default.temporaryDirectory
+            .appendingPathComponent("outpost-cli-\(UUID().uuidString)", isDirectory: true)
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        store = directory.appendingPathComponent("store.sqlite").path
+    }
+
+    deinit {
+        try? FileManager.default.removeItem(at: directory)
+    }
+
+    /// A path inside the sandbox.
+    func path(_ name: String) -> String { directory.appendingPathComponent(name).path }
+
+    /// The environment every run starts from.
+    func environment(_ extra: [String: String] = [:]) -> [String: String] {
+        var environment = [
+            "PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin",
+            "HOME": directory.path,
+            "LANG": "C.UTF-8",
+            "OUTPOST_STORE": store,
+        ]
+        environment.merge(extra) { _, new in new }
+        return environment
+    }
+
+    /// Runs `outpost` with `arguments` to completion; output is captured through files, so large output
+    /// cannot block the child.
+    @discardableResult
+    func run(
+        _ arguments: [String],
+        environment extra: [String: String] = [:],
+        user: uid_t? = nil
+    ) throws
+        -> CLIResult
+    {
+        runCount += 1
+        let outURL = directory.appendingPathComponent(".run\(runCount).out")
+        let errURL = directory.appendingPathComponent(".run\(runCount).err")
+        try Data().write(to: outURL)
+        try Data().write(to: errURL)
+        defer {
+            try? FileManager.default.removeItem(at: outURL)
+            try? FileManager.default.removeItem(at: errURL)
+        }
+        let out = try FileHandle(forWritingTo: outURL)
+        let err = try FileHandle(forWritingTo: errURL)
+        defer {
+            try? out.close()
+            try? err.close()
+        }
+        let process = Process()
+        if let user {
+            // Runs as another (unprivileged) user: `setpriv` drops root's privileges for this process only.
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/setpriv")
+            process.arguments =
+                ["--reuid=\(user)", "--regid=\(user)", "--clear-groups", Executables.outpost.path] + arguments
+        } else {
+            process.executableURL = Executables.outpost
+            process.arguments = arguments
+        }
+        process.environment = environment(extra)
+        process.currentDirectoryURL = directory
+        process.standardInput = FileHandle.nullDevice
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        process.waitUntilExit()
+        return CLIResult(
+            status: process.terminationStatus,
+            stdout: String(decoding: try Data(contentsOf: outURL), as: UTF8.self),
+            stderr: String(decoding: try Data(contentsOf: errURL), as: UTF8.self)
+        )
+    }
+
+    /// Runs `outpost` and requires it to succeed; returns standard output without the trailing newline.
+    @discardableResult
+    func outpost(
+        _ arguments: String...,
+        environment: [String: String] = [:],
+        sourceLocation: SourceLocation = #_sourceLocation
+    ) throws -> String {
+        try outpost(arguments: arguments, environment: environment, sourceLocation: sourceLocation)
+    }
+
+    /// Runs `outpost` and requires it to succeed; returns standard output without the trailing newline.
+    @discardableResult
+    func outpost(
+        arguments: [String],
+        environment: [String: String] = [:],
+        sourceLocation: SourceLocation = #_sourceLocation
+    ) throws -> String {
+        let result = try run(arguments, environment: environment)
+        try #require(
+            result.status == 0,
+            "outpost \(arguments.joined(separator: " ")) failed: \(result)",
+            sourceLocation: sourceLocation
+        )
+        return result.output
+    }
+
+    /// Runs `outpost … --json` and decodes its output.
+    func json(_ arguments: String..., sourceLocation: SourceLocation = #_sourceLocation) throws -> Any {
+        let result = try run(arguments + ["--json"])
+        try #require(result.status == 0, "outpost \(arguments.joined(separator: " ")) failed: \(result)")
+        return try JSONSerialization.jsonObject(with: Data(result.stdout.utf8), options: [.fragmentsAllowed])
+    }
+
+    /// The store's canonical export (`outpost export --format json`).
+    func export() throws -> String {
+        let result = try run(["export", "--format", "json"])
+        try #require(result.status == 0, "export failed: \(result)")
+        return result.stdout
+    }
+
+    /// The bytes of the store's files (the database, its WAL and shared memory files, when present).
+    func storeBytes() -> [String: Data] {
+        var files: [String: Data] = [:]
+        for suffix in ["", "-wal", "-shm", "-journal"] {
+            if let data = FileManager.default.contents(atPath: store + suffix) { files[suffix] = data }
+        }
+        return files
+    }
+
+    /// Runs a command that must be refused: exit `status`, one line on stderr (prefixed `outpost: `) that
+    /// contains every one of `mentions`, nothing on stdout, and the store's export and outbox unchanged.
+    @discardableResult
+    func expectRefused(
+        _ arguments: [String],
+        status: Int32 = 2,
+        mentioning mentions: [String] = [],
+        sourceLocation: SourceLocation = #_sourceLocation
+    ) throws -> CLIResult {
+        let before = try snapshot()
+        let result = try run(arguments)
+        let command = "outpost " + arguments.joined(separator: " ")
+        #expect(result.status == status, "\(command): \(result)", sourceLocation: sourceLocation)
+        #expect(result.stdout.isEmpty, "\(command) printed to stdout: \(result)", sourceLocation: sourceLocation)
+        #expect(
+            result.errorLines.count == 1,
+            "\(command): not one stderr line: \(result)",
+            sourceLocation: sourceLocation
+        )
+        #expect(result.stderr.hasPrefix("outpost: "), "\(command): \(result)", sourceLocation: sourceLocation)
+        for mention in mentions {
+            #expect(
+                result.stderr.contains(mention),
+                "\(command): no '\(mention)' in \(result)",
+                sourceLocation: sourceLocation
+            )
+        }
+        let after = try snapshot()
+        #expect(after.export == before.export, "\(command) changed the store", sourceLocation: sourceLocation)
+        #expect(after.pending == before.pending, "\(command) wrote changes", sourceLocation: sourceLocation)
+        return result
+    }
+
+    /// The store's canonical export and outbox size, read in this process (faster than two more runs).
+    func snapshot() throws -> (export: String, pending: Int) {
+        let store = try CareStore.open(at: store)
+        return (try store.exportCanonicalJSON(), try store.store.status().pendingChanges)
+    }
+
+    /// The replica's outbox size, from `outpost status --json`.
+    func pendingChanges() throws -> Int {
+        let status = try json("status") as? [String: Any]
+        return try #require(status?["pendingChanges"] as? Int)
+    }
+}
+
+extension Sandbox {
+    /// A sandbox whose store holds the small fixture practice (`fixtures/practice-small.json`), copied from a
+    /// template made once per test run.
+    static func withPractice() throws -> Sandbox {
+        let sandbox = try Sandbox()
+        let template = try PracticeTemplate.shared.get()
+        try FileManager.default.copyItem(atPath: template, toPath: sandbox.store)
+        return sandbox
+    }
+}
+
+/// A store holding the small fixture practice, imported once by the real CLI and copied by each test.
+enum PracticeTemplate {
+    struct Failure: Error, CustomStringConvertible {
+        var description: String
+    }
+
+    /// The template store's path, or why it could not be made.
+    static let shared: Result<String, Failure> = make()
+
+    private static func make() -> Result<String, Failure> {
+        do {
+            let sandbox = try Sandbox()
+            // A folder of its own, kept for the whole test run (the sandbox's own folder goes with it).
+            let directory = FileManager.default.temporaryDirectory
+                .appendingPathComponent("outpost-cli-template-\(ProcessInfo.processInfo.processIdentifier)")
+            try? FileManager.default.removeItem(at: directory)
+            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+            sandbox.store = directory.appendingPathComponent("store.sqlite").path
+            for arguments in [["init", "--replica", "template"], ["import", Sandbox.fixture("practice-small.json")]] {
+                let result = try sandbox.run(arguments)
+                guard result.status == 0 else {
+                    return .failure(Failure(description: "could not make the template store: \(result)"))
+                }
+            }
+            return .success(sandbox.store)
+        } catch {
+            return .failure(Failure(description: "could not make the template store: \(error)"))
+        }
+    }
+}
+
+/// The small fixture practice's records, read from the fixture file (text fields and lists of text).
+enum Fixture {
+    struct Record: Sendable {
+        var type: String
+        var id: String
+        var fields: [String: String]
+        var lists: [String: [String]]
+    }
+
+    static let records: [Record] = {
+        guard let data = FileManager.default.contents(atPath: Sandbox.fixture("practice-small.json")),
+            let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+            let records = object["records"] as? [[String: Any]]
+        else { return [] }
+        return records.compactMap { record in
+            guard let type = record["type"] as? String, let id = record["id"] as? String else { return nil }
+            let raw = record["fields"] as? [String: Any] ?? [:]
+            return Record(
+                type: type,
+                id: id,
+                fields: raw.compactMapValues { $0 as? String },
+                lists: raw.compactMapValues { $0 as? [String] }
+            )
+        }
+    }()
+
+    /// Every fixture record of `type`, in file order.
+    static func all(_ type: String) -> [Record] { records.filter { $0.type == type } }
+
+    /// The first fixture record of `type` matching `predicate`.
+    static func first(
+        _ type: String,
+        sourceLocation: SourceLocation = #_sourceLocation,
+        where predicate: (Record) -> Bool = { _ in true }
+    ) throws -> Record {
+        try #require(
+            records.first { $0.type == type && predicate($0) },
+            "the fixture has no such \(type)",
+            sourceLocation: sourceLocation
+        )
+    }
+}
