@@ -28,4 +28,20 @@ public struct Timestamp: Sendable, Hashable, Comparable, Codable, CustomStringCo
         case millis = "ms"
         case counter = "c"
     }
+
+    /// Decodes `{"ms": …, "c": …}`, refusing other keys.
+    public init(from decoder: any Decoder) throws {
+        try StrictKeys.check(decoder, allowed: ["ms", "c"])
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(
+            millis: try container.decode(UInt64.self, forKey: .millis),
+            counter: try container.decode(UInt32.self, forKey: .counter)
+        )
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(millis, forKey: .millis)
+        try container.encode(counter, forKey: .counter)
+    }
 }

@@ -193,8 +193,15 @@ extension CareModel {
         ),
     ]
 
+    /// Every record type ends with this field: the conflict resolutions made on the record, so a
+    /// resolution's reason syncs and is audited like any edit.
+    private static let resolutions: Row = (
+        "resolutions", .log, .text, [.sensitive],
+        "Conflict resolutions: the field, the value chosen and why ('outpost conflicts resolve')."
+    )
+
     private static func rows(_ type: RecordType, _ rows: [Row]) -> [FieldSpec] {
-        rows.map { row in
+        (rows + [resolutions]).map { row in
             FieldSpec(
                 recordType: type,
                 name: row.name,

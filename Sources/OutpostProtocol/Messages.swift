@@ -70,6 +70,30 @@ public struct Scope: Sendable, Hashable, Codable {
 
     /// Whether the scope is the whole practice.
     public var isWholePractice: Bool { sites.isEmpty && teams.isEmpty }
+
+    private enum CodingKeys: String, CodingKey {
+        case sites, teams
+    }
+
+    /// Decodes a scope, refusing ids that are unsorted or repeated (one scope has one spelling).
+    public init(from decoder: any Decoder) throws {
+        try StrictKeys.check(decoder, allowed: ["sites", "teams"])
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        let sites = try container.decode([String].self, forKey: .sites)
+        let teams = try container.decode([String].self, forKey: .teams)
+        self.init(sites: sites, teams: teams)
+        guard self.sites == sites, self.teams == teams else {
+            throw DecodingError.dataCorrupted(
+                .init(codingPath: decoder.codingPath, debugDescription: "scope ids must be sorted and unique")
+            )
+        }
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(sites, forKey: .sites)
+        try container.encode(teams, forKey: .teams)
+    }
 }
 
 /// The limits a server enforces on requests; exceeding one is a `413` or `400` with a JSON error body.

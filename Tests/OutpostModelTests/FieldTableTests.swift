@@ -68,12 +68,22 @@ struct FieldTableTests {
 
     @Test func observationAndEncounterFactsAreImmutable() {
         for type in [RecordType.observation, .encounter] {
-            for spec in CareModel.fields(of: type) where spec.name != "status" {
+            // The status can mark an entry in error; resolutions record how its conflicts were settled.
+            for spec in CareModel.fields(of: type) where !["status", "resolutions"].contains(spec.name) {
                 #expect(spec.isImmutable, "\(spec.path) should be immutable")
             }
         }
         #expect(CareModel.spec(.task, "patient")?.isImmutable == true)
         #expect(CareModel.spec(.patient, "givenName")?.isImmutable == false)
+    }
+
+    @Test func everyRecordTypeEndsWithItsResolutionsLog() {
+        for type in RecordType.allCases {
+            let spec = CareModel.fields(of: type).last
+            #expect(spec?.name == "resolutions")
+            #expect(spec?.policy.name == "log")
+            #expect(spec?.isSensitive == true)
+        }
     }
 
     @Test func patientDataIsSensitive() {
