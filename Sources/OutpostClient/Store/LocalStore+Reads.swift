@@ -32,8 +32,7 @@ extension LocalStore {
     static func loadState(_ record: RecordRef, db: Database) throws -> RecordState? {
         guard
             let data = try Data.fetchOne(
-                db,
-                sql: "SELECT state FROM record WHERE type = ? AND id = ?",
+                db.cachedStatement(sql: "SELECT state FROM record WHERE type = ? AND id = ?"),
                 arguments: [record.type, record.id]
             )
         else { return nil }

@@ -232,9 +232,9 @@ final class StoreTransaction {
     /// Applies one change; returns whether it was new.
     @discardableResult
     func apply(_ change: Change, isLocal: Bool) throws -> Bool {
-        var state = try state(of: change.record)
-        let changed = state.apply(change)
-        states[change.record] = state
+        _ = try state(of: change.record)
+        // Mutated in place: a copy taken out of the dictionary would copy the record's fields on every change.
+        let changed = states[change.record, default: RecordState()].apply(change)
         guard changed else { return false }
         if isLocal {
             localLogged[change.record, default: []].append(change)
@@ -256,15 +256,11 @@ final class StoreTransaction {
                 owner = state[ownerField].resolution(under: .lww).winner?.value.stringValue
             }
             if existing.contains(record) {
-                try db.execute(
-                    sql: "UPDATE record SET state = ?, owner = ? WHERE type = ? AND id = ?",
-                    arguments: [Data(writer.bytes), owner, record.type, record.id]
-                )
+                try db.cachedStatement(sql: "UPDATE record SET state = ?, owner = ? WHERE type = ? AND id = ?").execute(
+                    arguments: [Data(writer.bytes), owner, record.type, record.id])
             } else {
-                try db.execute(
-                    sql: "INSERT INTO record (type, id, owner, state) VALUES (?, ?, ?, ?)",
-                    arguments: [record.type, record.id, owner, Data(writer.bytes)]
-                )
+                try db.cachedStatement(sql: "INSERT INTO record (type, id, owner, state) VALUES (?, ?, ?, ?)").execute(
+                    arguments: [record.type, record.id, owner, Data(writer.bytes)])
             }
         }
         for (isLocal, groups) in [(true, localLogged), (false, logged)] {
@@ -272,10 +268,9 @@ final class StoreTransaction {
                 var writer = BinaryWriter(capacity: 64 * changes.count)
                 writer.write(changes: changes, of: record)
                 let maxCounter = isLocal ? changes.map(\.id.counter).max().map { Int64($0) } : nil
-                try db.execute(
-                    sql: "INSERT INTO change (type, id, isLocal, maxCounter, payload) VALUES (?, ?, ?, ?, ?)",
-                    arguments: [record.type, record.id, isLocal, maxCounter, Data(writer.bytes)]
-                )
+                try db.cachedStatement(
+                    sql: "INSERT INTO change (type, id, isLocal, maxCounter, payload) VALUES (?, ?, ?, ?, ?)"
+                ).execute(arguments: [record.type, record.id, isLocal, maxCounter, Data(writer.bytes)])
             }
         }
         for key in touched {
@@ -286,21 +281,16 @@ final class StoreTransaction {
             let wasConflict =
                 try existing.contains(key.record)
                 && Bool.fetchOne(
-                    db,
-                    sql: "SELECT 1 FROM conflict WHERE type = ? AND id = ? AND field = ?",
+                    db.cachedStatement(sql: "SELECT 1 FROM conflict WHERE type = ? AND id = ? AND field = ?"),
                     arguments: [key.record.type, key.record.id, key.field]
                 ) ?? false
             if isConflict && !wasConflict {
-                try db.execute(
-                    sql: "INSERT INTO conflict (type, id, field, detectedAt) VALUES (?, ?, ?, ?)",
-                    arguments: [key.record.type, key.record.id, key.field, Int64(now)]
-                )
+                try db.cachedStatement(sql: "INSERT INTO conflict (type, id, field, detectedAt) VALUES (?, ?, ?, ?)")
+                    .execute(arguments: [key.record.type, key.record.id, key.field, Int64(now)])
                 report.newConflicts += 1
             } else if !isConflict && wasConflict {
-                try db.execute(
-                    sql: "DELETE FROM conflict WHERE type = ? AND id = ? AND field = ?",
-                    arguments: [key.record.type, key.record.id, key.field]
-                )
+                try db.cachedStatement(sql: "DELETE FROM conflict WHERE type = ? AND id = ? AND field = ?").execute(
+                    arguments: [key.record.type, key.record.id, key.field])
                 report.resolvedConflicts += 1
             }
         }

@@ -118,6 +118,11 @@ enum RecordOutput {
         }
     }
 
+    /// The type's name with its indefinite article: `a patient`, `an encounter`.
+    static func article(_ type: RecordType) -> String {
+        ("aeiou".contains(type.rawValue.first ?? "x") ? "an " : "a ") + type.rawValue
+    }
+
     /// Refuses an option's value that is not one of a field's allowed values (a usage error, exit 2).
     static func validateAllowed(_ value: String?, field: String, of type: RecordType, option: String) throws {
         guard let value, let spec = CareModel.spec(type, field), !spec.kind.allowedValues.contains(value) else {
@@ -151,7 +156,7 @@ struct AddRecord<Kind: CLIRecordKind>: ParsableCommand {
     static var configuration: CommandConfiguration {
         CommandConfiguration(
             commandName: "add",
-            abstract: "Add a \(Kind.type) and print its id.",
+            abstract: "Add \(RecordOutput.article(Kind.type)) and print its id.",
             discussion: FieldArguments.help(for: Kind.type)
         )
     }
@@ -193,7 +198,7 @@ struct ListRecords<Kind: CLIRecordKind>: ParsableCommand {
 
 struct ShowRecord<Kind: CLIRecordKind>: ParsableCommand {
     static var configuration: CommandConfiguration {
-        CommandConfiguration(commandName: "show", abstract: "Show every field of a \(Kind.type).")
+        CommandConfiguration(commandName: "show", abstract: "Show every field of \(RecordOutput.article(Kind.type)).")
     }
 
     @OptionGroup var storeOptions: StoreOptions
@@ -210,7 +215,7 @@ struct SetFields<Kind: CLIRecordKind>: ParsableCommand {
     static var configuration: CommandConfiguration {
         CommandConfiguration(
             commandName: "set",
-            abstract: "Change fields of a \(Kind.type) (one transaction).",
+            abstract: "Change fields of \(RecordOutput.article(Kind.type)) (one transaction).",
             discussion: FieldArguments.help(for: Kind.type)
         )
     }

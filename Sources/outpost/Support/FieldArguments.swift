@@ -22,7 +22,7 @@ enum FieldArguments {
     static func parse(_ argument: String, type: RecordType, isUpdate: Bool) throws -> Assignment {
         guard let equals = argument.firstIndex(of: "=") else {
             throw CLIError.input(
-                "'\(argument)' is not FIELD=VALUE; fields of a \(type): "
+                "'\(argument)' is not FIELD=VALUE; fields of \(RecordOutput.article(type)): "
                     + CareModel.fields(of: type).map(\.name).joined(separator: ", ")
             )
         }
@@ -38,7 +38,7 @@ enum FieldArguments {
         let text = String(argument[argument.index(after: equals)...])
         guard let spec = CareModel.spec(type, name) else {
             throw CLIError.input(
-                "a \(type) has no field '\(name)'; its fields: "
+                "\(RecordOutput.article(type)) has no field '\(name)'; its fields: "
                     + CareModel.fields(of: type).map(\.name).joined(separator: ", ")
             )
         }
@@ -89,7 +89,7 @@ enum FieldArguments {
     /// Every line fits in 78 columns, so that ArgumentParser, which rewraps longer lines of a discussion
     /// at its own width, leaves the list as written; long lists of allowed values continue on indented lines.
     static func help(for type: RecordType) -> String {
-        var lines = ["Fields of a \(type) (FIELD=VALUE; sets take FIELD+=VALUE and FIELD-=VALUE):"]
+        var lines = ["Fields of \(RecordOutput.article(type)) (FIELD=VALUE; sets take FIELD+=VALUE and FIELD-=VALUE):"]
         for spec in CareModel.fields(of: type) {
             var line = "  \(spec.name) — \(spec.kind.name), \(spec.policy.name)"
             if spec.isRequired { line += ", required" }
