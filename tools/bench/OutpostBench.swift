@@ -6,6 +6,6 @@ struct OutpostBench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "outpost-bench",
         abstract: "Outpost's benchmarks. Run in release mode: swift run -c release outpost-bench <name>.",
-        subcommands: [ApplyBenchmark.self, GeneratePractice.self]
+        subcommands: [ApplyBenchmark.self, StoreBenchmark.self, GeneratePractice.self]
     )
 }

@@ -1,0 +1,288 @@
+import ArgumentParser
+import Foundation
+import GRDB
+import OutpostCRDT
+import OutpostClient
+import OutpostModel
+
+/// The local store against plain SQLite, in one run: importing the reference practice, and applying
+/// 10,000 remote changes. Also the store's size on disk and the process's peak memory.
+struct StoreBenchmark: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "store",
+        abstract: "Import the reference practice and apply 10,000 remote changes, beside plain SQLite.",
+        discussion: """
+            Outpost: CareStore.importPractice (validation, CRDT merge, binary encoding, change log, outbox, \
+            one transaction) of an already parsed practice into a new store; LocalStore.applyRemote of \
+            10,000 changes made on another replica, in one call and in pages. Plain SQLite: the same \
+            records (one row per record, its JSON encoded beforehand) and the same 10,000 changes (one row \
+            each) inserted in one transaction. Both use WAL and synchronous=FULL, like the store.
+            """
+    )
+
+    @Option(help: "Seed of the generated practice.")
+    var seed: UInt64 = 1
+
+    @Option(help: "Practice size: small, medium or reference.")
+    var size: String = "reference"
+
+    @Option(help: "Runs of each measurement; the best is reported.")
+    var runs: Int = 3
+
+    @Option(help: "Remote changes to apply.")
+    var changes: Int = 10_000
+
+    @Option(help: "Page size when applying remote changes in pages.")
+    var page: Int = 1_000
+
+    @Option(help: "Folder for the stores (default: a new temporary folder, removed afterwards).")
+    var directory: String?
+
+    func validate() throws {
+        guard PracticeGenerator.Size(named: size) != nil else {
+            throw ValidationError("--size must be small, medium or reference")
+        }
+        guard runs >= 1, changes >= 1, page >= 1 else {
+            throw ValidationError("--runs, --changes and --page must be at least 1")
+        }
+    }
+
+    func run() throws {
+        guard let practiceSize = PracticeGenerator.Size(named: size) else { throw ExitCode.validationFailure }
+        let folder = URL(
+            fileURLWithPath: directory ?? NSTemporaryDirectory() + "outpost-bench-store-\(getpid())",
+            isDirectory: true
+        )
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { if directory == nil { try? FileManager.default.removeItem(at: folder) } }
+
+        let dump = PracticeGenerator(seed: seed, size: practiceSize).generate()
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        let rows = try dump.records.map { record in
+            (record.type, record.id, String(decoding: try encoder.encode(record), as: UTF8.self))
+        }
+        let fieldWrites = try dump.changes(replica: ReplicaID(unchecked: "x"), clock: .zero, author: "x").count
+        print("practice: seed \(seed), size \(size), \(dump.records.count) records, \(fieldWrites) field writes")
+        print("machine: \(ProcessInfo.processInfo.activeProcessorCount) cores; best of \(runs) runs")
+        print(
+            "peak memory before the first import (practice generated, rows encoded): "
+                + Self.mebibytes(Self.peakResidentBytes())
+        )
+        print("")
+
+        // (a) Import.
+        var bestImport = Duration.seconds(1_000_000)
+        var bestPlainImport = Duration.seconds(1_000_000)
+        var storeBytes = 0
+        var plainBytes = 0
+        for run in 1...runs {
+            let path = folder.appendingPathComponent("import-\(run).sqlite").path
+            let elapsed = try measure {
+                let store = try CareStore.create(at: path, replicaID: ReplicaID(unchecked: "bench"))
+                try store.importPractice(dump)
+            }
+            storeBytes = Self.bytes(at: path)
+            bestImport = min(bestImport, elapsed)
+
+            let plainPath = folder.appendingPathComponent("plain-import-\(run).sqlite").path
+            let plainElapsed = try measure { try Self.plainInsert(rows, at: plainPath) }
+            plainBytes = Self.bytes(at: plainPath)
+            bestPlainImport = min(bestPlainImport, plainElapsed)
+            print("import run \(run): outpost \(Self.format(elapsed)), plain SQLite \(Self.format(plainElapsed))")
+        }
+        print(
+            "import: outpost \(Self.format(bestImport)), plain SQLite \(Self.format(bestPlainImport)), ratio "
+                + Self.ratio(bestImport, bestPlainImport)
+        )
+        print("size on disk: outpost store \(Self.mebibytes(storeBytes)), plain SQLite \(Self.mebibytes(plainBytes))")
+        print("peak memory after import: \(Self.mebibytes(Self.peakResidentBytes()))")
+        print("")
+
+        // (b) Remote changes: edits another replica made to the practice.
+        let basePath = folder.appendingPathComponent("import-1.sqlite").path
+        let imported = try CareStore.open(at: basePath).store.pendingChanges()
+        let remote = try Self.remoteEdits(count: changes, after: imported, practice: dump, seed: seed)
+        let changeRows = try remote.map { change in
+            ("\(change.record)", change.id.description, String(decoding: try encoder.encode(change), as: UTF8.self))
+        }
+        var bestOne = Duration.seconds(1_000_000)
+        var bestPaged = Duration.seconds(1_000_000)
+        var bestPlain = Duration.seconds(1_000_000)
+        for run in 1...runs {
+            let one = try measureApply(remote, pages: remote.count, from: basePath, folder: folder, name: "one-\(run)")
+            let paged = try measureApply(remote, pages: page, from: basePath, folder: folder, name: "paged-\(run)")
+            let plainPath = folder.appendingPathComponent("plain-changes-\(run).sqlite").path
+            let plain = try measure { try Self.plainInsert(changeRows, at: plainPath) }
+            bestOne = min(bestOne, one)
+            bestPaged = min(bestPaged, paged)
+            bestPlain = min(bestPlain, plain)
+            print(
+                "remote run \(run): outpost one transaction \(Self.format(one)), pages of \(page) "
+                    + "\(Self.format(paged)), plain SQLite \(Self.format(plain))"
+            )
+        }
+        print(
+            "\(remote.count) remote changes: outpost \(Self.format(bestOne)) in one transaction (ratio "
+                + "\(Self.ratio(bestOne, bestPlain))), \(Self.format(bestPaged)) in pages of \(page) (ratio "
+                + "\(Self.ratio(bestPaged, bestPlain))); plain SQLite \(Self.format(bestPlain))"
+        )
+        print("peak memory (whole run): \(Self.mebibytes(Self.peakResidentBytes()))")
+        print("")
+        print(
+            "reproduce: swift run --scratch-path .build-cli -c release outpost-bench store --seed \(seed) --size "
+                + "\(size) --runs \(runs)"
+        )
+    }
+
+    /// Copies the imported store, then times applying `changes` to the copy in pages of `pages`.
+    private func measureApply(
+        _ changes: [Change],
+        pages: Int,
+        from base: String,
+        folder: URL,
+        name: String
+    ) throws -> Duration {
+        let path = folder.appendingPathComponent("remote-\(name).sqlite").path
+        try FileManager.default.copyItem(atPath: base, toPath: path)
+        let store = try CareStore.open(at: path).store
+        return try measure {
+            var start = 0
+            while start < changes.count {
+                let end = min(start + pages, changes.count)
+                try store.applyRemote(Array(changes[start..<end]))
+                start = end
+            }
+        }
+    }
+
+    /// `count` edits by replica `site-b` to tasks and patients: priorities, due dates, assignees, statuses,
+    /// notes, phones and care gaps, each replacing what the importing replica wrote.
+    static func remoteEdits(
+        count: Int,
+        after imported: [Change],
+        practice: PracticeDump,
+        seed: UInt64
+    ) throws
+        -> [Change]
+    {
+        var document = Document(schema: CareModel.schema)
+        try document.apply(imported)
+        let tasks = practice.records.filter { $0.type == "task" }.map { RecordRef(type: "task", id: $0.id) }
+        let patients = practice.records.filter { $0.type == "patient" }.map { RecordRef(type: "patient", id: $0.id) }
+        let people = practice.records.filter { $0.type == "person" }.map(\.id)
+        let startMillis = (imported.map(\.clock.millis).max() ?? 0) + 60_000
+        var generator = SeededGenerator(seed: seed &+ 1)
+        let replica = ReplicaID(unchecked: "site-b")
+        var result: [Change] = []
+        result.reserveCapacity(count)
+        for index in 0..<count {
+            let choice = Int(generator.next() % 100)
+            let record: RecordRef
+            let field: String
+            let operation: OutpostCRDT.Operation
+            let value: Value
+            switch choice {
+            case 0..<25:
+                (record, field, operation) = (pick(tasks, &generator), "priority", .assign)
+                value = .string(pick(["routine", "urgent", "asap", "stat"], &generator))
+            case 25..<45:
+                (record, field, operation) = (pick(tasks, &generator), "dueDate", .assign)
+                value = .string(PracticeGenerator.asOf.adding(days: Int(generator.next() % 90)).description)
+            case 45..<60:
+                (record, field, operation) = (pick(tasks, &generator), "assignee", .assign)
+                value = .string(pick(people, &generator))
+            case 60..<70:
+                (record, field, operation) = (pick(tasks, &generator), "status", .assign)
+                value = .string(pick(["in-progress", "on-hold", "ready"], &generator))
+            case 70..<85:
+                (record, field, operation) = (pick(tasks, &generator), "notes", .append)
+                value = .string("Called; left a message (\(index)).")
+            case 85..<95:
+                (record, field, operation) = (pick(patients, &generator), "phone", .assign)
+                value = .string("555-01\(String(format: "%02d", Int(generator.next() % 100)))")
+            default:
+                (record, field, operation) = (pick(patients, &generator), "careGaps", .add)
+                value = .string(pick(["a1c-overdue", "flu-vaccine", "colorectal-screening"], &generator))
+            }
+            let change = CareModel.editChange(
+                operation,
+                record: record,
+                field: field,
+                value: value,
+                current: document.field(record, field),
+                id: ChangeID(replica: replica, counter: UInt64(index + 1)),
+                clock: Timestamp(millis: startMillis + UInt64(index)),
+                author: people[0],
+                site: nil
+            )
+            _ = try document.apply(change)
+            result.append(change)
+        }
+        return result
+    }
+
+    /// A seeded choice from a non-empty array.
+    static func pick<Element>(_ elements: [Element], _ generator: inout SeededGenerator) -> Element {
+        elements[Int(generator.next() % UInt64(elements.count))]
+    }
+
+    /// Plain SQLite: one row per item, keyed by (kind, id), its JSON text, all in one transaction.
+    static func plainInsert(_ rows: [(String, String, String)], at path: String) throws {
+        var configuration = GRDB.Configuration()
+        configuration.prepareDatabase { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
+        let pool = try DatabasePool(path: path, configuration: configuration)
+        try pool.write { db in
+            try db.execute(
+                sql:
+                    "CREATE TABLE item (kind TEXT NOT NULL, id TEXT NOT NULL, json TEXT NOT NULL, PRIMARY KEY (kind, id))"
+            )
+            let statement = try db.makeStatement(sql: "INSERT INTO item (kind, id, json) VALUES (?, ?, ?)")
+            for (kind, id, json) in rows {
+                try statement.execute(arguments: [kind, id, json])
+            }
+        }
+    }
+
+    private func measure(_ body: () throws -> Void) throws -> Duration {
+        let clock = ContinuousClock()
+        let start = clock.now
+        try body()
+        return clock.now - start
+    }
+
+    /// The size of a database and its WAL file.
+    static func bytes(at path: String) -> Int {
+        ["", "-wal"].reduce(0) { total, suffix in
+            total + ((try? FileManager.default.attributesOfItem(atPath: path + suffix))?[.size] as? Int ?? 0)
+        }
+    }
+
+    /// The process's peak resident set size (getrusage; Linux reports kibibytes).
+    static func peakResidentBytes() -> Int {
+        var usage = rusage()
+        #if os(Linux)
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        return usage.ru_maxrss * 1024
+        #else
+        getrusage(RUSAGE_SELF, &usage)
+        return usage.ru_maxrss
+        #endif
+    }
+
+    static func format(_ duration: Duration) -> String {
+        let millis = Double(duration.components.seconds) * 1000 + Double(duration.components.attoseconds) / 1e15
+        return "\(Int(millis.rounded())) ms"
+    }
+
+    static func ratio(_ lhs: Duration, _ rhs: Duration) -> String {
+        let seconds = { (duration: Duration) in
+            Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
+        }
+        return String(format: "%.2fx", seconds(lhs) / max(seconds(rhs), 1e-9))
+    }
+
+    static func mebibytes(_ bytes: Int) -> String {
+        String(format: "%.1f MiB", Double(bytes) / 1_048_576)
+    }
+}
