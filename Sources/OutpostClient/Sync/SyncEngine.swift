@@ -102,12 +102,20 @@ public actor SyncEngine {
             )
         }
         session = info
+        try store.setSetting(Self.roleSetting, to: info.role.rawValue)
         return info
     }
+
+    /// The setting holding the token's role, as the server last said.
+    public static let roleSetting = "remote.role"
+    /// The setting holding when the last sync started (milliseconds since 1970): conflicts detected since
+    /// then are "new since the last sync".
+    public static let syncStartedSetting = "sync.startedAt"
 
     /// Pushes the outbox, bootstraps if needed and pulls until caught up.
     public func sync() async throws(ClientError) -> SyncReport {
         var report = SyncReport()
+        try store.setSetting(Self.syncStartedSetting, to: String(store.configuration.wallClock.nowMillis()))
         let session = try await fetchSession()
         try await pushAll(&report, session: session)
         if try store.checkpoint() == nil { try await bootstrap(&report, session: session) }

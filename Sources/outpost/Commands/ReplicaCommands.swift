@@ -88,6 +88,7 @@ struct Status: ParsableCommand {
         var site: String?
         var pendingChanges: Int
         var openConflicts: Int
+        var newConflicts: Int
         var records: [String: Int]
         var server: String?
         var lastSync: String?
@@ -96,6 +97,9 @@ struct Status: ParsableCommand {
     mutating func run() throws {
         let store = try storeOptions.open()
         let status = try store.store.status()
+        // New: detected since the last sync started (by that sync or after it).
+        let since = try store.store.setting(SyncEngine.syncStartedSetting).flatMap { UInt64($0) } ?? 0
+        let newConflicts = try store.store.conflicts().filter { $0.detectedAtMillis >= since }.count
         let report = Report(
             replica: status.replicaID.rawValue,
             store: storeOptions.path,
@@ -103,6 +107,7 @@ struct Status: ParsableCommand {
             site: try store.site(),
             pendingChanges: status.pendingChanges,
             openConflicts: status.openConflicts,
+            newConflicts: newConflicts,
             records: status.recordCounts,
             server: status.serverURL,
             lastSync: status.lastSyncAtMillis.map(Format.millis)
@@ -115,7 +120,11 @@ struct Status: ParsableCommand {
         print("store:           \(report.store)")
         print("author:          \(report.author)\(report.site.map { " at \($0)" } ?? "")")
         print("pending changes: \(report.pendingChanges)")
-        print("open conflicts:  \(report.openConflicts)")
+        print(
+            "open conflicts:  \(report.openConflicts)"
+                + (report.openConflicts > 0
+                    ? " (\(report.newConflicts) new since the last sync; 'outpost conflicts list')" : "")
+        )
         print("server:          \(report.server ?? "(none: offline only)")")
         print("last sync:       \(report.lastSync ?? "never")")
         let counts = RecordType.allCases.compactMap { type in
