@@ -90,6 +90,7 @@ let package = Package(
                 "OutpostClient",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             path: "tools/bench",
             swiftSettings: upcoming

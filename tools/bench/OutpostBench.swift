@@ -2,10 +2,10 @@ import ArgumentParser
 
 /// Benchmarks (never tests): each prints its figures and the command that reproduces them.
 @main
-struct OutpostBench: ParsableCommand {
+struct OutpostBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "outpost-bench",
         abstract: "Outpost's benchmarks. Run in release mode: swift run -c release outpost-bench <name>.",
-        subcommands: [ApplyBenchmark.self, StoreBenchmark.self, GeneratePractice.self]
+        subcommands: [ApplyBenchmark.self, StoreBenchmark.self, SyncBenchmark.self, GeneratePractice.self]
     )
 }

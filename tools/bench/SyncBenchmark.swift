@@ -1,0 +1,347 @@
+import ArgumentParser
+import Foundation
+import Logging
+import OutpostCRDT
+import OutpostClient
+import OutpostModel
+import OutpostProtocol
+
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+
+/// Sync over loopback against the real `outpost-server` (built beside this benchmark): the first push of a
+/// whole practice, a new device's bootstrap, two sites' offline edits converging, and many devices syncing
+/// at once.
+struct SyncBenchmark: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sync",
+        abstract: "Sync over loopback against the real outpost-server: bootstrap, two sites converging, many devices.",
+        discussion: """
+            Starts the outpost-server built beside this benchmark on a free loopback port with a temporary data \
+            directory, and drives OutpostClient's SyncEngine over HTTP (URLSession). Bytes on the wire are \
+            HTTP bodies (requests and responses), without headers.
+            """
+    )
+
+    @Option(help: "Seed of the generated practice.") var seed: UInt64 = 1
+    @Option(help: "Practice size for the bootstrap and two-site runs: small, medium or reference.")
+    var size: String = "reference"
+    @Option(help: "Offline edits made on each of the two sites.") var edits: Int = 10_000
+    @Option(help: "Devices syncing at once.") var devices: Int = 50
+    @Option(help: "Concurrent sync rounds of the devices.") var rounds: Int = 5
+
+    func validate() throws {
+        guard PracticeGenerator.Size(named: size) != nil else {
+            throw ValidationError("--size must be small, medium or reference")
+        }
+        guard edits >= 1, devices >= 1, rounds >= 1 else {
+            throw ValidationError("--edits, --devices and --rounds must be at least 1")
+        }
+    }
+
+    func run() async throws {
+        guard let practiceSize = PracticeGenerator.Size(named: size) else { throw ExitCode.validationFailure }
+        let folder = URL(fileURLWithPath: NSTemporaryDirectory() + "outpost-bench-sync-\(getpid())", isDirectory: true)
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let server = try BenchServer(data: folder.appendingPathComponent("server").path)
+        defer { server.stop() }
+        print(
+            "outpost-bench sync --seed \(seed) --size \(size) --edits \(edits) --devices \(devices) --rounds \(rounds)"
+        )
+        print("server: \(server.url.absoluteString) (\(ProcessInfo.processInfo.activeProcessorCount) cores)")
+
+        // 1. A first device loads the practice and pushes all of it.
+        let dump = PracticeGenerator(seed: seed, size: practiceSize).generate()
+        let seedStore = try CareStore.create(at: folder.appendingPathComponent("seed.sqlite").path)
+        try seedStore.importPractice(dump)
+        let pending = try seedStore.store.status().pendingChanges
+        let seedWire = WireCounter()
+        var options = SyncEngine.Options()
+        options.pushBatch = 5_000
+        options.pageSize = 5_000
+        let seedEngine = engine(seedStore, server, seedWire, options)
+        let firstPush = try await measure { _ = try await seedEngine.sync() }
+        print(
+            "first push: \(dump.records.count) records, \(pending) changes in \(StoreBenchmark.format(firstPush)), "
+                + "\(megabytes(seedWire.sent)) sent"
+        )
+
+        // 2. A new device bootstraps the practice: persisted and queryable when sync returns.
+        let siteA = try CareStore.create(at: folder.appendingPathComponent("site-a.sqlite").path)
+        let wireA = WireCounter()
+        let engineA = engine(siteA, server, wireA, options)
+        let bootstrap = try await measure { _ = try await engineA.sync() }
+        let patients = try siteA.store.records(ofType: "patient").count
+        print(
+            "bootstrap: \(StoreBenchmark.format(bootstrap)) to a new replica (\(patients) patients queryable), "
+                + "\(megabytes(wireA.received)) received (target: under 1 s)"
+        )
+
+        // 3. Two sites edit offline, then sync until converged.
+        let siteB = try CareStore.create(at: folder.appendingPathComponent("site-b.sqlite").path)
+        let wireB = WireCounter()
+        let engineB = engine(siteB, server, wireB, options)
+        _ = try await engineB.sync()
+        try makeEdits(siteA, dump: dump, seed: seed &+ 11)
+        try makeEdits(siteB, dump: dump, seed: seed &+ 22)
+        wireA.reset()
+        wireB.reset()
+        let converge = try await measure {
+            _ = try await engineA.sync()
+            _ = try await engineB.sync()
+            _ = try await engineA.sync()
+        }
+        let same = try siteA.exportCanonicalJSON() == siteB.exportCanonicalJSON()
+        print(
+            "two sites, \(edits) offline edits each: converged in \(StoreBenchmark.format(converge)) "
+                + "(exports identical: \(same)); on the wire site A sent \(megabytes(wireA.sent)), received "
+                + "\(megabytes(wireA.received)); site B sent \(megabytes(wireB.sent)), received "
+                + "\(megabytes(wireB.received)) (targets: under 1 s, about 160 kB per side)"
+        )
+        print("peak memory of this process so far: \(StoreBenchmark.mebibytes(StoreBenchmark.peakResidentBytes()))")
+
+        // 4. Many devices of a small practice sync at once.
+        let practice = try server.admin(["practice", "add", "Busy clinic"]).trimmingCharacters(
+            in: .whitespacesAndNewlines
+        )
+        let token = try server.admin(["token", "issue", "--practice", practice, "--role", "admin"])
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        let small = PracticeGenerator(seed: seed &+ 5, size: .small).generate()
+        let loader = try CareStore.create(at: folder.appendingPathComponent("busy-seed.sqlite").path)
+        try loader.importPractice(small)
+        _ = try await engine(loader, server, WireCounter(), options, token: token).sync()
+        var fleet: [(CareStore, SyncEngine)] = []
+        let latencies = LatencyLog()
+        for index in 0..<devices {
+            let store = try CareStore.create(at: folder.appendingPathComponent("device-\(index).sqlite").path)
+            let deviceEngine = engine(store, server, WireCounter(latencies: nil), SyncEngine.Options(), token: token)
+            _ = try await deviceEngine.sync()
+            fleet.append(
+                (store, engine(store, server, WireCounter(latencies: latencies), SyncEngine.Options(), token: token))
+            )
+        }
+        var syncLatencies: [Duration] = []
+        var errors = 0
+        for round in 0..<rounds {
+            for (index, device) in fleet.enumerated() {
+                try makeEdits(device.0, dump: small, seed: seed &+ UInt64(round * 1000 + index), count: 5)
+            }
+            let results = await withTaskGroup(of: Result<Duration, any Error>.self) { group in
+                for device in fleet {
+                    group.addTask {
+                        do {
+                            return .success(try await Self.measure { _ = try await device.1.sync() })
+                        } catch {
+                            return .failure(error)
+                        }
+                    }
+                }
+                var results: [Result<Duration, any Error>] = []
+                for await result in group { results.append(result) }
+                return results
+            }
+            for result in results {
+                switch result {
+                case .success(let duration): syncLatencies.append(duration)
+                case .failure: errors += 1
+                }
+            }
+        }
+        let requests = latencies.sorted()
+        let syncs = syncLatencies.sorted()
+        print(
+            "\(devices) devices syncing at once, \(rounds) rounds of 5 edits each: \(requests.count) requests, "
+                + "p50 \(StoreBenchmark.format(percentile(requests, 0.5))), "
+                + "p99 \(StoreBenchmark.format(percentile(requests, 0.99))) per request; whole sync p50 "
+                + "\(StoreBenchmark.format(percentile(syncs, 0.5))), p99 \(StoreBenchmark.format(percentile(syncs, 0.99))); "
+                + "\(errors) errors (target: p99 under 250 ms, no errors)"
+        )
+    }
+
+    func engine(
+        _ store: CareStore,
+        _ server: BenchServer,
+        _ wire: WireCounter,
+        _ options: SyncEngine.Options,
+        token: String? = nil
+    ) -> SyncEngine {
+        SyncEngine(
+            store: store.store,
+            transport: CountingTransport(
+                base: HTTPTransport(baseURL: server.url, token: token ?? server.adminToken),
+                counter: wire
+            ),
+            options: options,
+            logger: Logger(label: "bench")
+        )
+    }
+
+    /// Offline edits on one replica: task priorities, due dates and notes, patient phones; 100 per
+    /// transaction.
+    func makeEdits(_ store: CareStore, dump: PracticeDump, seed: UInt64, count: Int? = nil) throws {
+        let tasks = dump.records.filter { $0.type == "task" }.map { RecordRef(type: "task", id: $0.id) }
+        let patients = dump.records.filter { $0.type == "patient" }.map { RecordRef(type: "patient", id: $0.id) }
+        var generator = SeededGenerator(seed: seed)
+        var batch: [Edit] = []
+        for index in 0..<(count ?? edits) {
+            let task = StoreBenchmark.pick(tasks, &generator)
+            switch generator.next() % 4 {
+            case 0:
+                batch.append(
+                    .assign(task, "priority", .string(StoreBenchmark.pick(["routine", "urgent"], &generator)))
+                )
+            case 1:
+                let due = PracticeGenerator.asOf.adding(days: Int(generator.next() % 90)).description
+                batch.append(.assign(task, "dueDate", .string(due)))
+            case 2: batch.append(.append(task, "notes", .string("Called; left a message (\(index)).")))
+            default:
+                let phone = "(406) 555-\(String(format: "%04d", Int(generator.next() % 10_000)))"
+                batch.append(.assign(StoreBenchmark.pick(patients, &generator), "phone", .string(phone)))
+            }
+            if batch.count == 100 {
+                _ = try store.update(batch)
+                batch.removeAll()
+            }
+        }
+        if !batch.isEmpty { _ = try store.update(batch) }
+    }
+
+    static func measure(_ body: () async throws -> Void) async throws -> Duration {
+        let clock = ContinuousClock()
+        let start = clock.now
+        try await body()
+        return clock.now - start
+    }
+
+    func measure(_ body: () async throws -> Void) async throws -> Duration {
+        try await Self.measure(body)
+    }
+
+    func megabytes(_ bytes: Int) -> String {
+        bytes < 1_000_000
+            ? String(format: "%.1f kB", Double(bytes) / 1000) : String(format: "%.1f MB", Double(bytes) / 1e6)
+    }
+
+    func percentile(_ sorted: [Duration], _ fraction: Double) -> Duration {
+        guard !sorted.isEmpty else { return .zero }
+        return sorted[min(sorted.count - 1, Int((Double(sorted.count) * fraction).rounded(.up)) - 1)]
+    }
+}
+
+/// Counts HTTP body bytes each way and, optionally, logs request latencies.
+final class WireCounter: @unchecked Sendable {
+    // `lock` guards every stored property.
+    private let lock = NSLock()
+    private var sentBytes = 0
+    private var receivedBytes = 0
+    let latencies: LatencyLog?
+
+    init(latencies: LatencyLog? = nil) { self.latencies = latencies }
+
+    var sent: Int { lock.withLock { sentBytes } }
+    var received: Int { lock.withLock { receivedBytes } }
+
+    func add(sent: Int, received: Int) {
+        lock.withLock {
+            sentBytes += sent
+            receivedBytes += received
+        }
+    }
+
+    func reset() {
+        lock.withLock {
+            sentBytes = 0
+            receivedBytes = 0
+        }
+    }
+}
+
+/// Request latencies from many tasks.
+final class LatencyLog: @unchecked Sendable {
+    // `lock` guards `values`.
+    private let lock = NSLock()
+    private var values: [Duration] = []
+
+    func add(_ duration: Duration) { lock.withLock { values.append(duration) } }
+    func sorted() -> [Duration] { lock.withLock { values.sorted() } }
+}
+
+/// A transport that counts what crosses the wire.
+struct CountingTransport: SyncTransport {
+    let base: HTTPTransport
+    let counter: WireCounter
+
+    func send(_ request: TransportRequest) async throws -> TransportResponse {
+        let clock = ContinuousClock()
+        let start = clock.now
+        let response = try await base.send(request)
+        counter.latencies?.add(clock.now - start)
+        counter.add(sent: request.body?.count ?? 0, received: response.body.count)
+        return response
+    }
+}
+
+/// The real `outpost-server` from this benchmark's build folder, on a free loopback port.
+final class BenchServer {
+    let process: Process
+    let data: String
+    let url: URL
+    let executable: URL
+
+    var adminToken: String {
+        ((try? String(contentsOfFile: data + "/admin-token", encoding: .utf8)) ?? "")
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    init(data: String) throws {
+        self.data = data
+        executable = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
+            .deletingLastPathComponent().appendingPathComponent("outpost-server")
+        guard FileManager.default.isExecutableFile(atPath: executable.path) else {
+            throw ValidationError("build outpost-server first: swift build -c release --product outpost-server")
+        }
+        let output = data + ".out"
+        _ = FileManager.default.createFile(atPath: output, contents: nil)
+        process = Process()
+        process.executableURL = executable
+        process.arguments = ["serve", "--data", data, "--port", "0", "--log-level", "error"]
+        process.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: output))
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        let deadline = Date().addingTimeInterval(30)
+        var port: Int?
+        while port == nil, Date() < deadline, process.isRunning {
+            let text = (try? String(contentsOfFile: output, encoding: .utf8)) ?? ""
+            if let range = text.range(of: "listening on http://127.0.0.1:") {
+                port = Int(text[range.upperBound...].prefix { $0.isNumber })
+            } else {
+                Thread.sleep(forTimeInterval: 0.01)
+            }
+        }
+        guard let port else { throw ValidationError("outpost-server did not start") }
+        url = URL(string: "http://127.0.0.1:\(port)")!
+    }
+
+    /// Runs an administration subcommand on the server's data directory; returns its stdout.
+    func admin(_ arguments: [String]) throws -> String {
+        let process = Process()
+        process.executableURL = executable
+        process.arguments = Array(arguments.prefix(2)) + ["--data", data] + Array(arguments.dropFirst(2))
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        let output = pipe.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return String(decoding: output, as: UTF8.self)
+    }
+
+    func stop() {
+        if process.isRunning {
+            process.terminate()
+            process.waitUntilExit()
+        }
+    }
+}
