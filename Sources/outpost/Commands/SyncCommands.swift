@@ -148,7 +148,7 @@ struct SyncCommand: AsyncParsableCommand {
                 "pending": report.pending,
             ]
             if let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]) {
-                Swift.print(String(decoding: data, as: UTF8.self))
+                FileHandle.standardOutput.write(data + Data("\n".utf8))
             }
             return
         }
@@ -161,6 +161,7 @@ struct SyncCommand: AsyncParsableCommand {
         if report.resolvedConflicts > 0 { parts.append("resolved \(report.resolvedConflicts)") }
         parts.append("open conflicts \(report.openConflicts)")
         parts.append("pending \(report.pending)")
-        Swift.print(parts.joined(separator: ", "))
+        // Unbuffered, so `sync --watch` shows each round at once even when its output is a file or a pipe.
+        FileHandle.standardOutput.write(Data((parts.joined(separator: ", ") + "\n").utf8))
     }
 }

@@ -1,0 +1,174 @@
+import Foundation
+import Testing
+
+/// The conflict inbox across a real server and three real CLI replicas.
+@Suite(.serialized)
+struct ConflictEndToEndTests {
+    func json(_ text: String) throws -> Any {
+        try JSONSerialization.jsonObject(with: Data(text.utf8))
+    }
+
+    func conflicts(_ device: Device) throws -> [[String: Any]] {
+        try #require(try json(try device.ok("conflicts", "list", "--json")) as? [[String: Any]])
+    }
+
+    func firstPatient(_ device: Device) throws -> String {
+        let list = try #require(try json(try device.ok("patient", "list", "--json")) as? [[String: Any]])
+        return try #require(list.first?["id"] as? String)
+    }
+
+    /// A server, an admin replica `a` holding the small practice, and clinician replicas `b` and `c`.
+    func practice() async throws -> (TestServer, TemporaryDirectory, Device, Device, Device) {
+        let server = try await TestServer()
+        let folder = try TemporaryDirectory("outpost-conflicts")
+        let url = server.url.absoluteString
+        let a = Device("a", in: folder)
+        let b = Device("b", in: folder)
+        let c = Device("c", in: folder)
+        try a.ok("init", "--server", url, "--token", server.adminToken)
+        try a.ok("import", Built.fixture("practice-small.json"))
+        try a.ok("sync")
+        for device in [b, c] {
+            try device.ok("init", "--server", url, "--token", try server.issueToken(role: "clinician"))
+            try device.ok("sync")
+        }
+        return (server, folder, a, b, c)
+    }
+
+    @Test func concurrentEditsConflictResolutionsClearEverywhereAndCompetingResolutionsConflictAgain() async throws {
+        let (server, folder, a, b, c) = try await practice()
+        _ = (server, folder)
+        let patient = try firstPatient(a)
+        let id = "\(patient).birthDate"
+
+        // Offline, a and b change the same review field and the same lww field.
+        try a.ok("patient", "set", patient, "birthDate=1970-01-02", "phone=(406) 555-0101")
+        try b.ok("patient", "set", patient, "birthDate=1971-03-04", "phone=(406) 555-0202")
+        for device in [a, b, c, a, b] { try device.ok("sync") }
+        for device in [a, b, c] {
+            let open = try conflicts(device)
+            #expect(open.map { $0["id"] as? String } == [id], "\(device.name): \(open)")
+            #expect(open.first?["values"] as? Int == 2)
+        }
+        let status = try c.ok("status")
+        #expect(status.contains("open conflicts:  1"))
+
+        // c resolves; once everyone syncs, no replica has it open, and all hold c's choice.
+        let shown = try #require(try json(try c.ok("conflicts", "show", id, "--json")) as? [String: Any])
+        let values = try #require(shown["values"] as? [[String: Any]])
+        #expect(values.count == 2)
+        #expect(values.filter { $0["provisional"] as? Bool == true }.count == 1)
+        #expect(Set(values.compactMap { $0["device"] as? String }).count == 2)
+        let picked = try #require(values.first?["value"] as? String)
+        try c.ok("conflicts", "resolve", id, "--pick", "1", "--reason", "checked the ID card")
+        #expect(try conflicts(c).isEmpty)
+        for device in [c, a, b] { try device.ok("sync") }
+        let export = try a.export()
+        for device in [a, b, c] {
+            #expect(try conflicts(device).isEmpty, "\(device.name)")
+            let record = try #require(try json(try device.ok("patient", "show", patient, "--json")) as? [String: Any])
+            #expect((record["fields"] as? [String: Any])?["birthDate"] as? String == picked)
+            #expect(try device.export() == export)
+        }
+
+        // The audit trail names every step with its device, the resolution with its reason.
+        let audit = try #require(try json(try b.ok("audit", "--patient", patient, "--json")) as? [[String: Any]])
+        let birthDates = audit.filter { $0["field"] as? String == "birthDate" }
+        let devices = Set(birthDates.compactMap { $0["device"] as? String })
+        #expect(devices.count == 3, "a's and b's edits and c's resolution: \(birthDates)")
+        let resolution = try #require(audit.first { $0["field"] as? String == "resolutions" })
+        #expect((resolution["value"] as? String)?.contains("checked the ID card") == true)
+        #expect(resolution["device"] as? String == birthDates.last?["device"] as? String)
+
+        // Two people resolve a new conflict differently while apart: a new conflict, nothing lost.
+        try a.ok("patient", "set", patient, "birthDate=1972-05-06")
+        try b.ok("patient", "set", patient, "birthDate=1973-07-08")
+        for device in [a, b, a] { try device.ok("sync") }
+        try #require(try conflicts(a).count == 1)
+        try #require(try conflicts(b).count == 1)
+        try a.ok("conflicts", "resolve", id, "--pick", "1", "--reason", "a decides")
+        try b.ok("conflicts", "resolve", id, "--value", "1974-09-10", "--reason", "b decides")
+        for device in [a, b, c, a] { try device.ok("sync") }
+        for device in [a, b, c] {
+            let open = try conflicts(device)
+            #expect(open.map { $0["id"] as? String } == [id], "\(device.name)")
+            #expect(open.first?["values"] as? Int == 2)
+        }
+        #expect(try a.export() == c.export())
+    }
+
+    @Test func aSiteDeviceCannotResolveAndBadResolutionsChangeNothing() async throws {
+        let (server, folder, a, b, _) = try await practice()
+        let school = Device("school", in: folder)
+        try school.ok(
+            "init",
+            "--server",
+            server.url.absoluteString,
+            "--token",
+            try server.issueToken(role: "site-device")
+        )
+        try school.ok("sync")
+        let patient = try firstPatient(a)
+        let id = "\(patient).birthDate"
+        try a.ok("patient", "set", patient, "birthDate=1970-01-02")
+        try b.ok("patient", "set", patient, "birthDate=1971-03-04")
+        for device in [a, b, a, school] { try device.ok("sync") }
+        try #require(try conflicts(school).count == 1)
+        let before = try school.export()
+
+        let refused = try school.run("conflicts", "resolve", id, "--pick", "1")
+        #expect(refused.status == 2)
+        #expect(refused.stderr.contains("site-device"))
+        for arguments in [
+            ["conflicts", "resolve", "pat_01JWMCKG00000000000000000.birthDate", "--pick", "1"],
+            ["conflicts", "resolve", id, "--pick", "3"],
+            ["conflicts", "resolve", id, "--value", "not-a-date"],
+            ["conflicts", "show", "nonsense"],
+        ] {
+            let result = try runProcess(
+                Built.outpost,
+                arguments,
+                in: folder.url,
+                environment: ["OUTPOST_STORE": a.store]
+            )
+            #expect(result.status == 2, "\(arguments): \(result)")
+            #expect(result.stderr.split(separator: "\n").count == 1, "one line: \(result.stderr)")
+        }
+        #expect(try school.export() == before)
+        #expect(try conflicts(a).count == 1)
+        #expect(try a.status()["pendingChanges"] as? Int == 0)
+    }
+
+    @Test func anOpenConflictSurvivesTheClientBeingKilled() async throws {
+        let (server, folder, a, b, _) = try await practice()
+        _ = server
+        let patient = try firstPatient(a)
+        try a.ok("patient", "set", patient, "birthDate=1970-01-02")
+        try b.ok("patient", "set", patient, "birthDate=1971-03-04")
+        try a.ok("sync")
+        // b's watch brings the conflict in, then b is killed while it waits for more.
+        let output = folder.path("watch.out")
+        _ = FileManager.default.createFile(atPath: output, contents: nil)
+        let watch = Process()
+        watch.executableURL = Built.outpost
+        watch.arguments = ["sync", "--watch", "--wait", "30"]
+        watch.environment = ["OUTPOST_STORE": b.store, "HOME": folder.url.path]
+        watch.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: output))
+        watch.standardError = FileHandle.nullDevice
+        try watch.run()
+        let deadline = Date().addingTimeInterval(60)
+        while Date() < deadline, watch.isRunning,
+            !((try? String(contentsOfFile: output, encoding: .utf8)) ?? "").contains("new conflicts 1")
+        {
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        #expect(watch.isRunning)
+        #expect(((try? String(contentsOfFile: output, encoding: .utf8)) ?? "").contains("new conflicts 1"))
+        kill(watch.processIdentifier, SIGKILL)
+        watch.waitUntilExit()
+        #expect(watch.terminationReason == .uncaughtSignal)
+        let open = try conflicts(b)
+        #expect(open.map { $0["id"] as? String } == ["\(patient).birthDate"])
+        #expect(try b.ok("status").contains("open conflicts:  1"))
+    }
+}
