@@ -37,7 +37,7 @@ struct ConflictEndToEndTests {
 
     @Test func concurrentEditsConflictResolutionsClearEverywhereAndCompetingResolutionsConflictAgain() async throws {
         let (server, folder, a, b, c) = try await practice()
-        _ = (server, folder)
+        _ = folder
         let patient = try firstPatient(a)
         let id = "\(patient).birthDate"
 
@@ -52,6 +52,13 @@ struct ConflictEndToEndTests {
         }
         let status = try c.ok("status")
         #expect(status.contains("open conflicts:  1"))
+        // The umbrella store's admins see it too, read from the server's state.
+        let onServer = try server.admin(["conflicts", "list", "--json"])
+        try #require(onServer.status == 0, "\(onServer)")
+        let serverList = try #require(try json(onServer.stdout) as? [[String: Any]])
+        #expect(serverList.map { $0["id"] as? String } == [id])
+        let serverShow = try server.admin(["conflicts", "show", id, "--json"])
+        #expect((try json(serverShow.stdout) as? [[String: Any]])?.count == 2)
 
         // c resolves; once everyone syncs, no replica has it open, and all hold c's choice.
         let shown = try #require(try json(try c.ok("conflicts", "show", id, "--json")) as? [String: Any])
@@ -63,6 +70,7 @@ struct ConflictEndToEndTests {
         try c.ok("conflicts", "resolve", id, "--pick", "1", "--reason", "checked the ID card")
         #expect(try conflicts(c).isEmpty)
         for device in [c, a, b] { try device.ok("sync") }
+        #expect(try server.admin(["conflicts", "list"]).output == "no open conflicts")
         let export = try a.export()
         for device in [a, b, c] {
             #expect(try conflicts(device).isEmpty, "\(device.name)")
