@@ -147,6 +147,47 @@ struct ConflictEndToEndTests {
         #expect(try a.status()["pendingChanges"] as? Int == 0)
     }
 
+    @Test func bulkResolutionByRuleShowsItsPlanOnADryRunThenResolves() async throws {
+        let (server, folder, a, b, _) = try await practice()
+        _ = (server, folder)
+        let patients = try #require(try json(try a.ok("patient", "list", "--json")) as? [[String: Any]])
+            .compactMap { $0["id"] as? String }.prefix(3)
+        try #require(patients.count == 3)
+        for patient in patients {
+            try a.ok("patient", "set", patient, "birthDate=1970-01-02")
+            try b.ok("patient", "set", patient, "birthDate=1971-03-04")
+        }
+        try a.ok("sync")
+        try b.ok("sync")
+        try a.ok("sync")
+        try #require(try conflicts(a).count == 3)
+
+        let dryRun = try a.ok(
+            "conflicts",
+            "resolve",
+            "--all",
+            "--field",
+            "patient.birthDate",
+            "--rule",
+            "newest",
+            "--dry-run"
+        )
+        #expect(dryRun.contains("would keep"))
+        #expect(dryRun.contains("nothing changed"))
+        #expect(try conflicts(a).count == 3)
+        #expect(try a.status()["pendingChanges"] as? Int == 0)
+
+        let refused = try a.run("conflicts", "resolve", "--all", "--field", "patient.birthDate", "--rule", "loudest")
+        #expect(refused.status == 2)
+
+        let done = try a.ok("conflicts", "resolve", "--all", "--field", "patient.birthDate", "--rule", "newest")
+        #expect(done.contains("resolved 3 of 3"))
+        #expect(try conflicts(a).isEmpty)
+        for device in [a, b] { try device.ok("sync") }
+        #expect(try conflicts(b).isEmpty)
+        #expect(try a.export() == b.export())
+    }
+
     @Test func anOpenConflictSurvivesTheClientBeingKilled() async throws {
         let (server, folder, a, b, _) = try await practice()
         _ = server
