@@ -6,6 +6,9 @@ struct OutpostBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "outpost-bench",
         abstract: "Outpost's benchmarks. Run in release mode: swift run -c release outpost-bench <name>.",
-        subcommands: [ApplyBenchmark.self, StoreBenchmark.self, SyncBenchmark.self, GeneratePractice.self]
+        subcommands: [
+            ApplyBenchmark.self, StoreBenchmark.self, SyncBenchmark.self, GeneratePractice.self,
+            ScorecardBenchmark.self,
+        ]
     )
 }
