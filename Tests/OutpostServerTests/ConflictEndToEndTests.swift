@@ -1,4 +1,5 @@
 import Foundation
+import OutpostClient
 import Testing
 
 /// The conflict inbox across a real server and three real CLI replicas.
@@ -143,6 +144,18 @@ struct ConflictEndToEndTests {
             #expect(result.stderr.split(separator: "\n").count == 1, "one line: \(result.stderr)")
         }
         #expect(try school.export() == before)
+        #expect(try conflicts(a).count == 1)
+
+        // The server enforces it too: a site device that forgot its role resolves locally, and its push is
+        // refused; the resolution stays in its outbox, nothing reaches the others.
+        let store = try CareStore.open(at: school.store)
+        try store.store.setSetting(SyncEngine.roleSetting, to: nil)
+        try school.ok("conflicts", "resolve", id, "--pick", "1")
+        let push = try school.run("sync")
+        #expect(push.status == 1, "\(push)")
+        #expect(push.stderr.contains("site-device token cannot resolve"))
+        #expect(try school.status()["pendingChanges"] as? Int == 2)
+        try a.ok("sync")
         #expect(try conflicts(a).count == 1)
         #expect(try a.status()["pendingChanges"] as? Int == 0)
     }

@@ -62,6 +62,13 @@ struct PushBatch {
                 index: index
             )
         }
+        if role == .siteDevice && Self.resolvesConflict(change, state: state) {
+            throw ServerError.forbidden(
+                "change \(index) resolves a conflict on \(change.record.type).\(change.field); a site-device token "
+                    + "cannot resolve conflicts, ask a clinician or an administrator",
+                index: index
+            )
+        }
         let practice = practice
         let db = db
         let states = states
@@ -91,6 +98,18 @@ struct PushBatch {
                 index: index
             )
         }
+    }
+
+    /// Whether a change settles a conflict: it records a resolution, or it replaces two or more of the
+    /// concurrent values of a field in conflict.
+    static func resolvesConflict(_ change: Change, state: RecordState) -> Bool {
+        if change.field == "resolutions" { return true }
+        guard let policy = CareModel.schema.policy(type: change.record.type, field: change.field), policy.isRegister
+        else { return false }
+        let field = state[change.field]
+        guard field.resolution(under: policy).isConflict else { return false }
+        let live = Set(field.live.map(\.id))
+        return change.replaces.filter { live.contains($0) }.count >= 2
     }
 
     /// The record's state in this batch: loaded from the store, empty for a new record, `nil` when the id
