@@ -76,6 +76,14 @@ struct TokenCommand: AsyncParsableCommand {
         @Option(parsing: .upToNextOption, help: "Sites the token sees (site ids).") var sites: [String] = []
         @Option(parsing: .upToNextOption, help: "Teams the token sees (team ids).") var teams: [String] = []
         @Option(help: "Days until the token expires (default: never).") var expiresIn: Int?
+        @Option(
+            help: ArgumentHelp(
+                "When the token expires, in milliseconds since 1970, instead of --expires-in.",
+                discussion: "For scripts and tests: a time in the past issues a token that is already expired.",
+                valueName: "millis"
+            )
+        )
+        var expiresAtMillis: UInt64?
         @Option(help: "A label for people, e.g. the device.") var label = ""
         @Flag(help: "Print JSON (the secret and the token) instead of text.") var json = false
 
@@ -84,6 +92,17 @@ struct TokenCommand: AsyncParsableCommand {
                 throw ValidationError("--role must be clinician, site-device or admin, not '\(role)'")
             }
             if let expiresIn, expiresIn <= 0 { throw ValidationError("--expires-in must be a positive number of days") }
+            if let expiresIn, expiresIn > 36_500 {
+                throw ValidationError(
+                    "--expires-in must be at most 36500 days; leave it out for a token that never expires"
+                )
+            }
+            if let expiresAtMillis, expiresAtMillis > UInt64(Int64.max) {
+                throw ValidationError("--expires-at-millis must be at most \(Int64.max)")
+            }
+            if expiresIn != nil && expiresAtMillis != nil {
+                throw ValidationError("give --expires-in or --expires-at-millis, not both")
+            }
             for site in sites where !site.hasPrefix("sit_") {
                 throw ValidationError("--sites takes site ids (sit_...), not '\(site)'")
             }
@@ -111,7 +130,7 @@ struct TokenCommand: AsyncParsableCommand {
                     role: Role(rawValue: role) ?? .clinician,
                     scope: Scope(sites: sites, teams: teams),
                     label: label,
-                    expiresAtMillis: expiresIn.map { now + UInt64($0) * 86_400_000 },
+                    expiresAtMillis: expiresAtMillis ?? expiresIn.map { now + UInt64($0) * 86_400_000 },
                     now: now
                 )
                 if json {

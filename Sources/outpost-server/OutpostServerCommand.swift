@@ -22,9 +22,29 @@ struct OutpostServerCommand: AsyncParsableCommand {
             Exit codes: 0 ok, 1 runtime error, 2 bad usage or input.
             """,
         version: ServerInfo.versionLine,
-        subcommands: [Serve.self, PracticeCommand.self, TokenCommand.self],
+        subcommands: [Serve.self, PracticeCommand.self, TokenCommand.self, ConflictsCommand.self],
         defaultSubcommand: Serve.self
     )
+
+    /// Runs the command; bad usage exits 2 as documented (ArgumentParser's own code is 64).
+    static func main() async {
+        do {
+            var command = try parseAsRoot()
+            if var command = command as? any AsyncParsableCommand {
+                try await command.run()
+            } else {
+                try command.run()
+            }
+        } catch {
+            let code = exitCode(for: error)
+            if code == .success {
+                print(fullMessage(for: error))
+                Foundation.exit(0)
+            }
+            FileHandle.standardError.write(Data((fullMessage(for: error) + "\n").utf8))
+            Foundation.exit(code == .validationFailure ? 2 : code.rawValue)
+        }
+    }
 }
 
 /// The data directory option shared by every subcommand.

@@ -60,6 +60,17 @@ extension ServerStore {
                         index: index
                     )
                 }
+                // SQLite integers are signed: a larger counter would trap converting, and no replica reaches it.
+                guard change.id.counter <= UInt64(Int64.max) else {
+                    throw ServerError(
+                        .invalidChange,
+                        .unprocessableContent,
+                        "change \(index) has counter \(change.id.counter); this server stores counters up to "
+                            + "\(Int64.max)",
+                        field: "id",
+                        index: index
+                    )
+                }
                 if let stored = try Data.fetchOne(
                     db.cachedStatement(sql: "SELECT payload FROM change WHERE replica = ? AND counter = ?"),
                     arguments: [change.id.replica.rawValue, Int64(change.id.counter)]

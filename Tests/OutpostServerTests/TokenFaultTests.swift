@@ -1,0 +1,153 @@
+import Foundation
+import OutpostClient
+import OutpostProtocol
+import Testing
+
+/// Revoked and expired tokens: `401` with a clear message, `outpost sync` exits 1 with one line and keeps
+/// the outbox, and a new token of the same practice takes over the replica only once the old one is unusable.
+@Suite(.serialized)
+struct TokenFaultTests {
+    /// Checks a failed `outpost sync`: exit 1, one line on stderr containing `words`.
+    func expectOneLineFailure(
+        _ result: RunResult,
+        containing words: [String],
+        sourceLocation: SourceLocation = #_sourceLocation
+    ) {
+        #expect(result.status == 1, "\(result)", sourceLocation: sourceLocation)
+        let line = result.stderr.trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(!line.isEmpty && !line.contains("\n"), "one line: \(result)", sourceLocation: sourceLocation)
+        for word in words {
+            #expect(line.contains(word), "the error should say '\(word)': \(line)", sourceLocation: sourceLocation)
+        }
+    }
+
+    @Test func aRevokedTokenIsRefusedTheOutboxKeptAndANewTokenTakesOverTheReplica() async throws {
+        let server = try await TestServer()
+        let devices = try TemporaryDirectory("outpost-devices")
+        let url = server.url.absoluteString
+        let first = try server.issueTokenEntry(role: "admin", extra: ["--label", "desk"])
+        let second = try server.issueTokenEntry(role: "admin", extra: ["--label", "desk, reissued"])
+        let desk = Device("desk", in: devices)
+        try desk.ok("init", "--server", url, "--token", first.secret)
+        try desk.ok("import", try TinyPractice.write(in: devices))
+        try desk.ok("sync")
+        try desk.ok("patient", "set", TinyPractice.patients[0], "preferredLanguage=es", "riskTier=high")
+        let replica = try #require(try desk.status()["replica"] as? String)
+        #expect(try desk.status()["pendingChanges"] as? Int == 2)
+
+        // While the desk's token is usable, no other token may push under its replica id.
+        let body = Data(#"{"changes":[],"replica":"\#(replica)"}"#.utf8)
+        try expectRefusal(
+            try await server.request("POST", Wire.Path.push, token: second.secret, body: body),
+            status: 403,
+            code: "replica_mismatch"
+        )
+
+        let revoked = try server.admin(["token", "revoke", first.id])
+        try #require(revoked.status == 0, "\(revoked)")
+        let error = try expectRefusal(
+            try await server.request("GET", Wire.Path.session, token: first.secret),
+            status: 401,
+            code: "unauthorized"
+        )
+        #expect((error["message"] as? String ?? "").contains("revoked"))
+
+        expectOneLineFailure(try desk.run("sync"), containing: ["revoked", "kept"])
+        #expect(try desk.status()["pendingChanges"] as? Int == 2, "the outbox must be kept")
+
+        // A refused token changes nothing; a good one is saved and the outbox goes to the server.
+        let refused = try desk.run("remote", "set", url, "--token", first.secret)
+        #expect(refused.status != 0, "\(refused)")
+        try desk.ok("remote", "set", url, "--token", second.secret)
+        let text = try desk.ok("sync", "--json")
+        let report = try #require(try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any])
+        #expect(report["pushed"] as? Int == 2)
+        #expect(report["pending"] as? Int == 0)
+
+        let laptop = Device("laptop", in: devices)
+        try laptop.ok("init", "--server", url, "--token", second.secret)
+        try laptop.ok("sync")
+        #expect(try laptop.export() == desk.export())
+        #expect(try laptop.export().contains(#""riskTier":"high""#))
+    }
+
+    @Test func anExpiredTokenIsRefusedTheOutboxKeptAndANewTokenSyncsIt() async throws {
+        let server = try await TestServer()
+        let devices = try TemporaryDirectory("outpost-devices")
+        let url = server.url.absoluteString
+        let expired = try server.issueTokenEntry(
+            role: "admin",
+            extra: ["--expires-at-millis", String(nowMillis() - 60_000)]
+        )
+        let error = try expectRefusal(
+            try await server.request("GET", Wire.Path.session, token: expired.secret),
+            status: 401,
+            code: "unauthorized"
+        )
+        #expect((error["message"] as? String ?? "").contains("expired"))
+        let listed = try server.admin(["token", "list"])
+        #expect(listed.stdout.split(separator: "\n").contains { $0.contains(expired.id) && $0.contains("expired") })
+
+        // A device that worked offline, whose token expired before it could sync.
+        let nurse = Device("nurse", in: devices)
+        try nurse.ok("init")
+        try nurse.ok("import", try TinyPractice.write(in: devices))
+        let pending = try #require(try nurse.status()["pendingChanges"] as? Int)
+        let refused = try nurse.run("remote", "set", url, "--token", expired.secret)
+        #expect(refused.status != 0, "an expired token is not saved: \(refused)")
+        do {
+            // Saved while it was still valid, as it would have been.
+            let replica = try LocalReplica(openingAt: nurse.store)
+            try replica.store.setRemote(Remote(url: server.url, token: expired.secret))
+        }
+
+        expectOneLineFailure(try nurse.run("sync"), containing: ["expired", "kept"])
+        #expect(try nurse.status()["pendingChanges"] as? Int == pending)
+
+        let fresh = try server.issueToken(role: "admin", extra: ["--expires-in", "30"])
+        try nurse.ok("remote", "set", url, "--token", fresh)
+        let text = try nurse.ok("sync", "--json")
+        let report = try #require(try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any])
+        #expect(report["pushed"] as? Int == pending)
+        #expect(report["pending"] as? Int == 0)
+        #expect(try await server.feed(fresh).count == pending)
+    }
+
+    @Test func aTokenOfAnotherPracticeNeverTakesOverAReplicaEvenOnceItsTokenIsRevoked() async throws {
+        let server = try await TestServer()
+        let directory = try TemporaryDirectory("outpost-tokens")
+        let first = try server.issueTokenEntry(role: "admin")
+        let a = try LocalReplica("site-a", in: directory)
+        try TinyPractice.load(into: a.care)
+        _ = try await a.engine(server.transport(first.secret)).sync()
+        let added = try server.admin(["practice", "add", "Other Practice"])
+        try #require(added.status == 0, "\(added)")
+        let other = try server.issueToken(role: "admin", practice: added.output)
+        try #require(try server.admin(["token", "revoke", first.id]).status == 0)
+
+        let body = Data(#"{"changes":[],"replica":"site-a"}"#.utf8)
+        try expectRefusal(
+            try await server.request("POST", Wire.Path.push, token: other, body: body),
+            status: 403,
+            code: "replica_mismatch"
+        )
+    }
+
+    @Test func tokenExpiryOptionsOutOfRangeAreRefusedAsBadUsage() throws {
+        let directory = try TemporaryDirectory("outpost-tokens")
+        let data = directory.path("data")
+        let added = try runProcess(Built.server, ["practice", "list", "--data", data], in: directory.url)
+        #expect(added.status != 0, "no store yet: \(added)")
+        for arguments in [
+            ["--expires-in", "99999999999999"], ["--expires-at-millis", "18446744073709551615"],
+            ["--expires-in", "1", "--expires-at-millis", "1"], ["--expires-in", "0"],
+        ] {
+            let result = try runProcess(
+                Built.server,
+                ["token", "issue", "--data", data, "--role", "admin"] + arguments,
+                in: directory.url
+            )
+            #expect(result.status == 2, "\(arguments): \(result)")
+        }
+    }
+}
