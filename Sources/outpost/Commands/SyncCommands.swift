@@ -38,6 +38,14 @@ struct RemoteOptions: ParsableArguments {
     }
 }
 
+/// The sync engine's logger for the CLI: warnings and errors only, so a failed sync is one line on stderr
+/// (its retries are logged at info).
+func syncLogger() -> Logger {
+    var logger = Logger(label: "outpost")
+    logger.logLevel = .warning
+    return logger
+}
+
 /// Checks a remote by asking it for the token's session; an unreachable server is only a warning (the
 /// device may be offline), a refused token is an error and nothing is saved.
 func checkRemote(_ remote: Remote, store: LocalStore) async throws -> SessionInfo? {
@@ -47,7 +55,7 @@ func checkRemote(_ remote: Remote, store: LocalStore) async throws -> SessionInf
         store: store,
         transport: HTTPTransport(baseURL: remote.url, token: remote.token),
         options: options,
-        logger: Logger(label: "outpost")
+        logger: syncLogger()
     )
     do {
         return try await engine.fetchSession()
@@ -127,7 +135,7 @@ struct SyncCommand: AsyncParsableCommand {
 
     func run() async throws {
         let store = try storeOptions.open()
-        let engine = try SyncEngine(store: store.store, logger: Logger(label: "outpost"))
+        let engine = try SyncEngine(store: store.store, logger: syncLogger())
         let json = json
         if watch {
             try await engine.watch(wait: wait) { report in
