@@ -147,8 +147,13 @@ struct Serve: AsyncParsableCommand {
                 practiceName: practiceName,
                 clock: clock
             ) {
-                print("created practice \(bootstrap.practice.id) (\(bootstrap.practice.name))")
-                print("admin token written to \(bootstrap.tokenFile) (readable only by you)")
+                // Unbuffered: a supervisor or a test reading this output sees it at once.
+                FileHandle.standardOutput.write(
+                    Data(
+                        ("created practice \(bootstrap.practice.id) (\(bootstrap.practice.name))\n"
+                            + "admin token written to \(bootstrap.tokenFile) (readable only by you)\n").utf8
+                    )
+                )
             }
         } catch {
             fail(error)
