@@ -97,7 +97,7 @@ enum ScorecardOutput {
         } else {
             Swift.print("Scorecard \(scorecard.period) by \(scorecard.grouping.rawValue)")
             Terminal.table(
-                ["measure"] + groups.map(\.label),
+                ["measure"] + groups.map { $0.label.lowercased() },  // lowercased: the table capitalizes headers
                 names.map { name in [name] + groups.map { format(name, value($0, name)) } }
             )
         }
