@@ -10,9 +10,9 @@ struct ScorecardBenchmark: ParsableCommand {
         abstract: "Scorecard of the reference practice over a year (2025-06-01..2026-05-31): time and memory.",
         discussion: """
             Without --store: generates the practice, imports it into a new store, then measures. With --store \
-            PATH of an existing replica (for example one made by 'outpost import'), measures only opening it, \
-            reading it (CareStore.scorecardData) and computing the scorecard, so the peak memory reported is \
-            the scorecard's own.
+            PATH: the first run imports the practice there and stops; the next measures only opening the \
+            store, reading it (CareStore.scorecardData) and computing the scorecard, so the peak memory \
+            reported is the scorecard's own.
             """
     )
 
@@ -20,7 +20,8 @@ struct ScorecardBenchmark: ParsableCommand {
     @Option(help: "Practice size: small, medium or reference.") var size: String = "reference"
     @Option(help: "Runs; the best is reported.") var runs: Int = 3
     @Option(help: "The period.") var period: String = "2025-06-01..2026-05-31"
-    @Option(help: "An existing store to read instead of importing a generated practice.") var store: String?
+    @Option(help: "A store to read instead of importing a generated practice (made, and left, if missing).")
+    var store: String?
 
     func validate() throws {
         guard PracticeGenerator.Size(named: size) != nil else {
@@ -36,8 +37,13 @@ struct ScorecardBenchmark: ParsableCommand {
         }
         let path: String
         var folder: URL?
-        if let store {
+        if let store, FileManager.default.fileExists(atPath: store) {
             path = store
+        } else if let store {
+            let dump = PracticeGenerator(seed: seed, size: practiceSize).generate()
+            try CareStore.create(at: store).importPractice(dump)
+            print("imported \(dump.records.count) records into \(store); run again with the same --store to measure")
+            return
         } else {
             let directory = URL(
                 fileURLWithPath: NSTemporaryDirectory() + "outpost-bench-scorecard-\(getpid())",
