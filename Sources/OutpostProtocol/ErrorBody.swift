@@ -74,6 +74,8 @@ public struct ErrorCode: RawRepresentable, Sendable, Hashable, Codable, CustomSt
     public static let forbidden = ErrorCode(rawValue: "forbidden")
     /// 403: the replica id of a push belongs to another device.
     public static let replicaMismatch = ErrorCode(rawValue: "replica_mismatch")
+    /// 403: a pushed change edits a patient (or its records) outside the token's scope of sites and teams.
+    public static let outOfScope = ErrorCode(rawValue: "out_of_scope")
     /// 404: no such endpoint, or no such record in this practice.
     public static let notFound = ErrorCode(rawValue: "not_found")
     /// 409: a change id the server holds with different content (a replica restored from an old backup).

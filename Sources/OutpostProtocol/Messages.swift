@@ -193,12 +193,48 @@ public struct PullResponse: Sendable, Hashable, Codable {
     public var checkpoint: String
     /// Whether more changes follow at once.
     public var hasMore: Bool
+    /// For a scoped token: the current records of patients that entered its scope (each patient and the
+    /// records it owns), to merge like a snapshot. Absent when empty.
+    public var records: [SnapshotRecord]
+    /// For a scoped token: patients that left its scope; the device purges each and the records it owns
+    /// (after pushing its pending edits). Absent when empty.
+    public var removed: [String]
 
     /// Creates a pull page.
-    public init(changes: [Change], checkpoint: String, hasMore: Bool) {
+    public init(
+        changes: [Change],
+        checkpoint: String,
+        hasMore: Bool,
+        records: [SnapshotRecord] = [],
+        removed: [String] = []
+    ) {
         self.changes = changes
         self.checkpoint = checkpoint
         self.hasMore = hasMore
+        self.records = records
+        self.removed = removed
+    }
+
+    private enum CodingKeys: String, CodingKey {
+        case changes, checkpoint, hasMore, records, removed
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        changes = try container.decode([Change].self, forKey: .changes)
+        checkpoint = try container.decode(String.self, forKey: .checkpoint)
+        hasMore = try container.decode(Bool.self, forKey: .hasMore)
+        records = try container.decodeIfPresent([SnapshotRecord].self, forKey: .records) ?? []
+        removed = try container.decodeIfPresent([String].self, forKey: .removed) ?? []
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(changes, forKey: .changes)
+        try container.encode(checkpoint, forKey: .checkpoint)
+        try container.encode(hasMore, forKey: .hasMore)
+        if !records.isEmpty { try container.encode(records, forKey: .records) }
+        if !removed.isEmpty { try container.encode(removed, forKey: .removed) }
     }
 }
 

@@ -111,6 +111,66 @@ extension LocalStore {
         }
     }
 
+    /// Applies one pulled page in one transaction: records of patients that entered the scope (merged like a
+    /// snapshot), the changes, the removal of patients that left the scope, and the new checkpoint.
+    ///
+    /// A removed patient's records, history and conflicts go; its pending local changes stay in the outbox
+    /// (the server refused them, or they are still to be pushed), so nothing entered here is lost.
+    @discardableResult
+    public func applyPage(
+        changes: [Change],
+        records: [SnapshotRecord],
+        removed: [String],
+        checkpoint: String
+    )
+        throws(ClientError) -> ApplyReport
+    {
+        let now = configuration.wallClock.nowMillis()
+        return try write(doing: "apply a pulled page") { db in
+            let transaction = try StoreTransaction(db: db, store: self)
+            for record in records {
+                for field in record.state.fields.values {
+                    for write in field.live { _ = try? transaction.clock.receive(write.clock, wallMillis: now) }
+                }
+                if try transaction.merge(record.record, record.state) { transaction.report.applied += 1 }
+            }
+            for change in changes {
+                try checkSchema(change)
+                _ = try? transaction.clock.receive(change.clock, wallMillis: now)
+                if try transaction.apply(change, isLocal: change.id.replica == replicaID) {
+                    transaction.report.applied += 1
+                } else {
+                    transaction.report.duplicates += 1
+                }
+            }
+            try db.execute(sql: "UPDATE replica SET checkpoint = ? WHERE id = 1", arguments: [checkpoint])
+            try transaction.finish(now: now)
+            if !removed.isEmpty {
+                let acked = try Int64.fetchOne(db, sql: "SELECT ackedCounter FROM replica WHERE id = 1") ?? 0
+                for patient in removed {
+                    let refs = try Row.fetchAll(
+                        db,
+                        sql: "SELECT type, id FROM record WHERE (type = 'patient' AND id = ?) OR owner = ?",
+                        arguments: [patient, patient]
+                    )
+                    for ref in refs {
+                        let arguments: StatementArguments = [ref["type"] as String, ref["id"] as String]
+                        try db.execute(
+                            sql: """
+                                DELETE FROM change WHERE type = ? AND id = ?
+                                AND NOT (isLocal = 1 AND maxCounter > \(acked))
+                                """,
+                            arguments: arguments
+                        )
+                        try db.execute(sql: "DELETE FROM conflict WHERE type = ? AND id = ?", arguments: arguments)
+                        try db.execute(sql: "DELETE FROM record WHERE type = ? AND id = ?", arguments: arguments)
+                    }
+                }
+            }
+            return transaction.report
+        }
+    }
+
     /// Re-stamps pending changes whose clock is more than `maxSkewMillis` ahead of `serverMillis` (the server
     /// refused them as clock skew): each gets a new clock from the server's time, in counter order, in its
     /// log entry and in its record's state. The server never accepted these changes, so no other replica

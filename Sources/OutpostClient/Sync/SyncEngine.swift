@@ -25,6 +25,8 @@ public struct SyncReport: Sendable, Hashable {
     public var openConflicts = 0
     /// Local changes still waiting for the server.
     public var pending = 0
+    /// Patients that left this device's scope and were removed from it (with the records they own).
+    public var purged = 0
 
     /// Creates an empty report.
     public init() {}
@@ -193,7 +195,7 @@ public actor SyncEngine {
         var cursor: String?
         var checkpoint: String?
         repeat {
-            var query = [("limit", String(limit))]
+            var query = [("limit", String(limit)), ("replica", store.replicaID.rawValue)]
             if let cursor { query.append(("after", cursor)) }
             let page: SnapshotPage = try await exchange(
                 TransportRequest(method: "GET", path: Wire.Path.snapshot, query: query)
@@ -216,7 +218,7 @@ public actor SyncEngine {
             let since = try store.checkpoint() ?? "0"
             let page: PullResponse
             do throws(ClientError) {
-                var query = [("since", since), ("limit", String(limit))]
+                var query = [("since", since), ("limit", String(limit)), ("replica", store.replicaID.rawValue)]
                 if wait > 0 { query.append(("wait", String(wait))) }
                 page = try await exchange(
                     TransportRequest(method: "GET", path: Wire.Path.changes, query: query, timeout: Double(wait + 30))
@@ -227,8 +229,14 @@ public actor SyncEngine {
                 try await bootstrap(&report, session: session)
                 continue
             }
-            let applied = try store.applyRemote(page.changes, checkpoint: page.checkpoint)
+            let applied = try store.applyPage(
+                changes: page.changes,
+                records: page.records,
+                removed: page.removed,
+                checkpoint: page.checkpoint
+            )
             report.pulled += applied.applied
+            report.purged += page.removed.count
             report.add(applied)
             wait = 0
             if !page.hasMore { return }

@@ -138,11 +138,40 @@ struct SyncRoutes: Sendable {
                 field: "since"
             )
         }
-        var page = try store.pull(practice: token.practice, since: since, limit: limit)
-        if page.payloads.isEmpty && wait > 0 {
+        // A scoped token pulls as one device (its replica id), so the server knows which patients it holds.
+        var replica: ReplicaID?
+        if !token.scope.isWholePractice {
+            guard let text = query["replica"], let id = ReplicaID(String(text)) else {
+                throw ServerError.parameter("replica", "a scoped token pulls with replica=<this device's replica id>")
+            }
+            try store.checkReplica(id, token: token)
+            replica = id
+        }
+        let store = store
+        func fetch() throws(ServerError) -> ScopedFeedPage {
+            if let replica {
+                return try store.scopedPull(
+                    practice: token.practice,
+                    scope: token.scope,
+                    replica: replica,
+                    since: since,
+                    limit: limit
+                )
+            }
+            return ScopedFeedPage(
+                feed: try store.pull(practice: token.practice, since: since, limit: limit),
+                records: [],
+                removed: []
+            )
+        }
+        func isEmpty(_ page: ScopedFeedPage) -> Bool {
+            page.feed.payloads.isEmpty && page.records.isEmpty && page.removed.isEmpty
+        }
+        var scoped = try fetch()
+        if isEmpty(scoped) && wait > 0 {
             let generation = await notifier.generation(of: token.practice)
-            page = try store.pull(practice: token.practice, since: since, limit: limit)
-            if page.payloads.isEmpty {
+            scoped = try fetch()
+            if isEmpty(scoped) {
                 // A graceful shutdown releases every waiting pull at once rather than after its wait.
                 let notifier = notifier
                 await withGracefulShutdownHandler {
@@ -150,9 +179,10 @@ struct SyncRoutes: Sendable {
                 } onGracefulShutdown: {
                     Task { await notifier.close() }
                 }
-                page = try store.pull(practice: token.practice, since: since, limit: limit)
+                scoped = try fetch()
             }
         }
+        let page = scoped.feed
         Counter(label: "outpost_changes_served_total").increment(by: page.payloads.count)
         var bytes = ByteBuffer()
         bytes.writeString("{\"changes\":[")
@@ -160,7 +190,15 @@ struct SyncRoutes: Sendable {
             if index > 0 { bytes.writeString(",") }
             bytes.writeBytes(payload)
         }
-        bytes.writeString("],\"checkpoint\":\"\(page.checkpoint)\",\"hasMore\":\(page.hasMore)}")
+        bytes.writeString("],\"checkpoint\":\"\(page.checkpoint)\",\"hasMore\":\(page.hasMore)")
+        if !scoped.records.isEmpty || !scoped.removed.isEmpty {
+            let encoder = Wire.makeEncoder()
+            bytes.writeString(",\"records\":")
+            bytes.writeBytes(try encoder.encode(scoped.records))
+            bytes.writeString(",\"removed\":")
+            bytes.writeBytes(try encoder.encode(scoped.removed))
+        }
+        bytes.writeString("}")
         var headers = HTTPFields()
         headers[.contentType] = "application/json"
         return Response(status: .ok, headers: headers, body: .init(byteBuffer: bytes))
@@ -183,7 +221,26 @@ struct SyncRoutes: Sendable {
             checkpoint = position
             cursor = RecordRef(type: String(parts[1]), id: String(parts[2]))
         }
-        let page = try store.snapshot(practice: token.practice, after: cursor, limit: limit)
+        var inScope: Set<String>?
+        if !token.scope.isWholePractice {
+            guard let text = query["replica"], let replica = ReplicaID(String(text)) else {
+                throw ServerError.parameter(
+                    "replica",
+                    "a scoped token bootstraps with replica=<this device's replica id>"
+                )
+            }
+            try store.checkReplica(replica, token: token)
+            inScope = try store.patients(in: token.scope, practice: token.practice)
+            if cursor == nil {
+                try store.registerSnapshot(
+                    practice: token.practice,
+                    scope: token.scope,
+                    replica: replica,
+                    checkpoint: try store.feedHead(practice: token.practice)
+                )
+            }
+        }
+        let page = try store.snapshot(practice: token.practice, after: cursor, limit: limit, visibleTo: inScope)
         let position = checkpoint ?? page.checkpoint
         let message = SnapshotPage(
             records: page.records,

@@ -18,6 +18,9 @@ struct PushBatch {
         var field: String
     }
 
+    /// For a scoped token, the patients in its scope when the push began; `nil` for the whole practice.
+    var patientsInScope: Set<String>?
+
     init(practice: String, db: Database) {
         self.practice = practice
         self.db = db
@@ -62,6 +65,19 @@ struct PushBatch {
                 index: index
             )
         }
+        if let patientsInScope, let patient = scopedPatient(of: change),
+            !patientsInScope.contains(patient),
+            !isNew.contains(RecordRef(type: RecordType.patient.rawValue, id: patient))
+        {
+            throw ServerError(
+                .outOfScope,
+                .forbidden,
+                "change \(index) edits \(change.record), whose patient is outside this token's scope; the change "
+                    + "stays in the device's outbox for an administrator",
+                field: "record",
+                index: index
+            )
+        }
         if role == .siteDevice && Self.resolvesConflict(change, state: state) {
             throw ServerError.forbidden(
                 "change \(index) resolves a conflict on \(change.record.type).\(change.field); a site-device token "
@@ -98,6 +114,17 @@ struct PushBatch {
                 index: index
             )
         }
+    }
+
+    /// The patient whose scope decides whether a change is allowed: the record's owner, or, for a new
+    /// record, the patient its owner field is being set to.
+    private func scopedPatient(of change: Change) -> String? {
+        if isNew.contains(change.record) {
+            if change.record.type == RecordType.patient.rawValue { return nil }
+            if CareModel.ownerField[change.record.type] == change.field { return change.value.stringValue }
+            return owner(of: change.record)
+        }
+        return owner(of: change.record)
     }
 
     /// Whether a change settles a conflict: it records a resolution, or it replaces two or more of the
@@ -164,6 +191,21 @@ struct PushBatch {
             ).execute(
                 arguments: [ref.type, ref.id, practice, owner(of: ref), Data(writer.bytes)]
             )
+        }
+        for ref in records where ref.type == RecordType.patient.rawValue {
+            guard let state = states[ref] else { continue }
+            let team = state["primaryTeam"].resolution(under: .review).winner?.value.stringValue
+            try db.cachedStatement(
+                sql: """
+                    INSERT INTO patient_scope (patient, practice, team) VALUES (?, ?, ?)
+                    ON CONFLICT (patient) DO UPDATE SET team = excluded.team
+                    """
+            ).execute(arguments: [ref.id, practice, team])
+            try db.cachedStatement(sql: "DELETE FROM patient_site WHERE patient = ?").execute(arguments: [ref.id])
+            for site in Set(state["sites"].elements.compactMap(\.stringValue)) {
+                try db.cachedStatement(sql: "INSERT INTO patient_site (patient, site) VALUES (?, ?)")
+                    .execute(arguments: [ref.id, site])
+            }
         }
         var opened = 0
         var resolved = 0

@@ -42,6 +42,19 @@ extension ServerStore {
         return try write { db in
             try Self.bindDevice(request.replica, token: token, now: now, db: db)
             var batch = PushBatch(practice: token.practice, db: db)
+            if !token.scope.isWholePractice {
+                // In scope: patients in the token's scope now, and those this device holds until it is told to
+                // purge them, so its pending edits to a patient that just left reach the server first.
+                var allowed = try Self.patients(in: token.scope, practice: token.practice, db: db)
+                allowed.formUnion(
+                    try String.fetchAll(
+                        db,
+                        sql: "SELECT patient FROM device_patient WHERE replica = ? AND state = 'in'",
+                        arguments: [request.replica.rawValue]
+                    )
+                )
+                batch.patientsInScope = allowed
+            }
             var accepted = 0
             var duplicates = 0
             for (index, change) in request.changes.enumerated() {
@@ -203,7 +216,8 @@ extension ServerStore {
     public func snapshot(
         practice: String,
         after cursor: RecordRef?,
-        limit: Int
+        limit: Int,
+        visibleTo inScope: Set<String>? = nil
     ) throws(ServerError)
         -> (records: [SnapshotRecord], checkpoint: Int64, next: RecordRef?)
     {
@@ -214,14 +228,20 @@ extension ServerStore {
             let rows = try Row.fetchAll(
                 db,
                 sql: """
-                    SELECT type, id, state FROM record
+                    SELECT type, id, owner, state FROM record
                     WHERE practice = ? AND (type > ? OR (type = ? AND id > ?))
                     ORDER BY type, id LIMIT ?
                     """,
                 arguments: [practice, cursor?.type ?? "", cursor?.type ?? "", cursor?.id ?? "", limit + 1]
             )
             var records: [SnapshotRecord] = []
+            var last: RecordRef?
             for row in rows.prefix(limit) {
+                last = RecordRef(type: row["type"], id: row["id"])
+                if let inScope, !Self.isVisible(type: row["type"], id: row["id"], owner: row["owner"], inScope: inScope)
+                {
+                    continue
+                }
                 var reader = BinaryReader(Array(row["state"] as Data))
                 records.append(
                     SnapshotRecord(
@@ -230,7 +250,7 @@ extension ServerStore {
                     )
                 )
             }
-            return (records, head, rows.count > limit ? records.last?.record : nil)
+            return (records, head, rows.count > limit ? last : nil)
         }
     }
 

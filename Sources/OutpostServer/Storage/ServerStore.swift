@@ -193,6 +193,37 @@ public final class ServerStore: Sendable {
                     """
             )
         }
+        migrator.registerMigration("v2-scopes") { db in
+            // What decides a patient's scope (primary team, sites), kept current on every push, and which
+            // patients each scoped device has been sent: `state` 'in' (its records were sent) or 'out' (told
+            // to purge), `at` the checkpoint of that answer and `atSince` the checkpoint it answered; the
+            // device has applied it once it pulls from at or past `at` (and past `atSince`).
+            try db.execute(
+                sql: """
+                    CREATE TABLE patient_scope (
+                        patient TEXT PRIMARY KEY NOT NULL,
+                        practice TEXT NOT NULL,
+                        team TEXT
+                    ) WITHOUT ROWID;
+                    CREATE INDEX patient_scope_by_team ON patient_scope (practice, team);
+                    CREATE TABLE patient_site (
+                        patient TEXT NOT NULL,
+                        site TEXT NOT NULL,
+                        PRIMARY KEY (patient, site)
+                    ) WITHOUT ROWID;
+                    CREATE INDEX patient_site_by_site ON patient_site (site);
+                    CREATE TABLE device_patient (
+                        replica TEXT NOT NULL,
+                        patient TEXT NOT NULL,
+                        state TEXT NOT NULL,
+                        at INTEGER NOT NULL,
+                        atSince INTEGER NOT NULL,
+                        PRIMARY KEY (replica, patient)
+                    ) WITHOUT ROWID;
+                    CREATE INDEX record_by_owner ON record (owner) WHERE owner IS NOT NULL;
+                    """
+            )
+        }
         return migrator
     }
 }

@@ -153,7 +153,7 @@ struct SyncCommand: AsyncParsableCommand {
                 "snapshotRecords": report.snapshotRecords, "bootstrapped": report.bootstrapped,
                 "restamped": report.restamped, "newConflicts": report.newConflicts,
                 "resolvedConflicts": report.resolvedConflicts, "openConflicts": report.openConflicts,
-                "pending": report.pending,
+                "pending": report.pending, "purged": report.purged,
             ]
             if let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]) {
                 FileHandle.standardOutput.write(data + Data("\n".utf8))
@@ -162,6 +162,7 @@ struct SyncCommand: AsyncParsableCommand {
         }
         var parts = ["pushed \(report.pushed)", "pulled \(report.pulled)"]
         if report.bootstrapped { parts.append("bootstrapped \(report.snapshotRecords) records") }
+        if report.purged > 0 { parts.append("removed \(report.purged) patients that left this device's scope") }
         if report.restamped > 0 {
             parts.append("re-stamped \(report.restamped) changes (this device's clock runs ahead: fix it)")
         }

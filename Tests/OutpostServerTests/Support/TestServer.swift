@@ -247,6 +247,18 @@ struct Device {
         return result.output
     }
 
+    /// Runs `outpost` with an argument list and requires it to succeed; returns its trimmed stdout.
+    @discardableResult
+    func ok(arguments: [String], sourceLocation: SourceLocation = #_sourceLocation) throws -> String {
+        let result = try runProcess(Built.outpost, arguments, in: directory.url, environment: ["OUTPOST_STORE": store])
+        try #require(
+            result.status == 0,
+            "outpost \(arguments.joined(separator: " ")): \(result)",
+            sourceLocation: sourceLocation
+        )
+        return result.output
+    }
+
     /// The canonical export of this replica.
     func export() throws -> String {
         try ok("export", "--format", "json")

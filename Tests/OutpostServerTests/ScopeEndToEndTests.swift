@@ -1,0 +1,155 @@
+import Foundation
+import Testing
+
+/// Two practices, four devices with different scopes, on the real server.
+@Suite(.serialized)
+struct ScopeEndToEndTests {
+    func list(_ device: Device, _ arguments: String...) throws -> [[String: Any]] {
+        let text = try device.ok(arguments: arguments + ["--json"])
+        return try #require(try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [[String: Any]])
+    }
+
+    func ids(_ device: Device, _ arguments: String...) throws -> Set<String> {
+        let text = try device.ok(arguments: arguments + ["--json"])
+        let rows = try #require(try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [[String: Any]])
+        return Set(rows.compactMap { $0["id"] as? String })
+    }
+
+    /// The tasks of `patients`, as the admin's full replica holds them.
+    func tasks(of patients: Set<String>, in admin: Device) throws -> Set<String> {
+        Set(
+            try list(admin, "task", "list").filter {
+                patients.contains(($0["fields"] as? [String: Any])?["patient"] as? String ?? "")
+            }.compactMap { $0["id"] as? String }
+        )
+    }
+
+    @Test func eachDeviceSeesExactlyItsScopeAndPatientsMoveInAndOutWithoutAResync() async throws {
+        let server = try await TestServer()
+        let folder = try TemporaryDirectory("outpost-scopes")
+        let url = server.url.absoluteString
+        let admin = Device("admin", in: folder)
+        try admin.ok("init", "--server", url, "--token", server.adminToken)
+        try admin.ok("import", Built.fixture("practice-small.json"))
+        try admin.ok("sync")
+        let teams = try list(admin, "team", "list").compactMap { $0["id"] as? String }.sorted()
+        let sites = try list(admin, "site", "list").compactMap { $0["id"] as? String }.sorted()
+        try #require(teams.count >= 2 && !sites.isEmpty)
+        let team = teams[0]
+        let otherTeam = teams[1]
+        let school = sites[0]
+
+        let nurse = Device("nurse", in: folder)
+        try nurse.ok(
+            "init",
+            "--server",
+            url,
+            "--token",
+            try server.issueToken(role: "clinician", extra: ["--teams", team])
+        )
+        try nurse.ok("sync")
+        let kiosk = Device("kiosk", in: folder)
+        try kiosk.ok(
+            "init",
+            "--server",
+            url,
+            "--token",
+            try server.issueToken(role: "site-device", extra: ["--sites", school])
+        )
+        try kiosk.ok("sync")
+        // Another practice on the same server.
+        let other = try server.admin(["practice", "add", "Other practice"]).output
+        let stranger = Device("stranger", in: folder)
+        try stranger.ok("init", "--server", url, "--token", try server.issueToken(role: "admin", practice: other))
+        try stranger.ok("site", "add", "name=Other clinic", "kind=clinic")
+        try stranger.ok("sync")
+
+        // Each sees exactly its scope: the practice's structure, and the patients (with their tasks) of its
+        // team or site.
+        let teamPatients = try ids(admin, "patient", "list", "--team", team)
+        let sitePatients = try ids(admin, "patient", "list", "--site", school)
+        try #require(!teamPatients.isEmpty && !sitePatients.isEmpty)
+        #expect(try ids(nurse, "patient", "list") == teamPatients)
+        #expect(try ids(nurse, "task", "list") == tasks(of: teamPatients, in: admin))
+        #expect(try ids(kiosk, "patient", "list") == sitePatients)
+        #expect(try ids(kiosk, "task", "list") == tasks(of: sitePatients, in: admin))
+        for device in [nurse, kiosk] {
+            #expect(try ids(device, "site", "list") == Set(sites))
+            #expect(try ids(device, "team", "list") == Set(teams))
+        }
+        #expect(try ids(admin, "patient", "list").count > teamPatients.count)
+        #expect(try ids(stranger, "patient", "list").isEmpty)
+        #expect(try ids(stranger, "site", "list").count == 1)
+        try admin.ok("sync")
+        #expect(try ids(admin, "site", "list") == Set(sites))
+
+        // A patient of the nurse's team: the nurse edits it offline while the admin moves it to another
+        // team. The nurse's edit reaches the server, then the patient leaves the nurse's laptop.
+        let moving = try #require(teamPatients.sorted().first)
+        let movingTasks = try tasks(of: [moving], in: admin)
+        try nurse.ok("patient", "set", moving, "preferredLanguage=es")
+        try admin.ok("patient", "set", moving, "primaryTeam=\(otherTeam)")
+        try admin.ok("sync")
+        let report = try nurse.ok("sync")
+        #expect(report.contains("pushed 1"), "\(report)")
+        #expect(report.contains("removed 1 patients"), "\(report)")
+        #expect(try ids(nurse, "patient", "list") == teamPatients.subtracting([moving]))
+        #expect(try ids(nurse, "task", "list").isDisjoint(with: movingTasks))
+        #expect(try nurse.status()["pendingChanges"] as? Int == 0)
+        try admin.ok("sync")
+        let moved = try #require(
+            try JSONSerialization.jsonObject(with: Data(try admin.ok("patient", "show", moving, "--json").utf8))
+                as? [String: Any]
+        )
+        #expect((moved["fields"] as? [String: Any])?["preferredLanguage"] as? String == "es")
+
+        // Back to the nurse's team: the patient and its tasks arrive again, without a resync.
+        try admin.ok("patient", "set", moving, "primaryTeam=\(team)")
+        try admin.ok("sync")
+        let back = try nurse.ok("sync", "--json")
+        let moves = try #require(try JSONSerialization.jsonObject(with: Data(back.utf8)) as? [String: Any])
+        #expect(moves["bootstrapped"] as? Bool == false)
+        #expect(try ids(nurse, "patient", "list") == teamPatients)
+        #expect(try ids(nurse, "task", "list") == tasks(of: teamPatients, in: admin))
+
+        // The stranger still holds nothing of this practice, and this practice nothing of the stranger's.
+        try stranger.ok("sync")
+        #expect(try ids(stranger, "patient", "list").isEmpty)
+        #expect(!(try stranger.export()).contains(moving))
+        #expect(!(try nurse.export()).contains("Other clinic"))
+    }
+
+    @Test func aScopedTokenCannotPushEditsToAPatientOutsideItsScopeNorPullWithoutItsReplica() async throws {
+        let server = try await TestServer()
+        let folder = try TemporaryDirectory("outpost-scopes")
+        let url = server.url.absoluteString
+        let admin = Device("admin", in: folder)
+        try admin.ok("init", "--server", url, "--token", server.adminToken)
+        try admin.ok("import", Built.fixture("practice-small.json"))
+        try admin.ok("sync")
+        let teams = try list(admin, "team", "list").compactMap { $0["id"] as? String }.sorted()
+        let token = try server.issueToken(role: "clinician", extra: ["--teams", teams[0]])
+        let outside = try #require(try ids(admin, "patient", "list", "--team", teams[1]).sorted().first)
+
+        // A raw push under the scoped token, editing a patient of another team: refused, nothing stored.
+        let nurse = Device("nurse", in: folder)
+        try nurse.ok("init", "--server", url, "--token", token)
+        try nurse.ok("sync")
+        let before = try await server.request("GET", "/v1/changes?since=0&limit=5000", token: server.adminToken)
+        let change = """
+            {"replica":"rogue-device","changes":[{"id":"rogue-device/1","record":{"type":"patient","id":"\(outside)"},\
+            "field":"preferredLanguage","op":"assign","value":"fr","replaces":[],"clock":{"ms":\(UInt64(Date().timeIntervalSince1970 * 1000)),"c":0},\
+            "author":"replica:rogue-device"}]}
+            """
+        let (status, body) = try await server.request("POST", "/v1/push", token: token, body: Data(change.utf8))
+        #expect(status == 403)
+        let text = String(decoding: body, as: UTF8.self)
+        #expect(text.contains("out_of_scope"), "\(text)")
+        #expect(!text.contains("preferredLanguage\":\"fr"))
+        let after = try await server.request("GET", "/v1/changes?since=0&limit=5000", token: server.adminToken)
+        #expect(before.1 == after.1)
+        // A pull without the device's replica id is refused for a scoped token.
+        let (pullStatus, _) = try await server.request("GET", "/v1/changes?since=0", token: token)
+        #expect(pullStatus == 400)
+    }
+}
