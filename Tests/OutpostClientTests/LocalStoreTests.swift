@@ -92,6 +92,22 @@ struct LocalStoreTests {
         #expect(try school.conflicts().isEmpty)
     }
 
+    @Test func aChangeArrivingAfterTheOneThatReplacedItStillEntersTheHistory() throws {
+        let laptop = try makeStore(replica: "laptop")
+        let office = try makeStore(replica: "office")
+        let first = try laptop.commit([.assign(patient, "phone", "555-0100")], author: "per_1", site: nil)
+        try laptop.commit([.assign(patient, "phone", "555-0199")], author: "per_1", site: nil)
+        let both = try laptop.history(of: patient)
+        // The office receives the replacement first, then the value it replaced.
+        let later = try office.applyRemote([both[1]])
+        let earlier = try office.applyRemote(first)
+        #expect(later.applied == 1)
+        #expect(earlier == ApplyReport(applied: 1, duplicates: 0))
+        #expect(try office.history(of: patient).map(\.id) == both.map(\.id))
+        #expect(try office.record(patient) == laptop.record(patient))
+        #expect(try office.applyRemote(first) == ApplyReport(applied: 0, duplicates: 1))
+    }
+
     @Test func outboxDrainsOnlyOnAcknowledgement() throws {
         let store = try makeStore()
         try store.commit([.assign(patient, "phone", "1"), .assign(patient, "phone", "2")], author: "per_1", site: nil)

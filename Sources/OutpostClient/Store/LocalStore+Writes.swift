@@ -176,6 +176,8 @@ final class StoreTransaction {
     private var logged: [RecordRef: [Change]] = [:]
     private var localLogged: [RecordRef: [Change]] = [:]
     private var touched: Set<FieldKey> = []
+    /// Per record, the ids already in the log, loaded when a change leaves the state unchanged.
+    private var loggedIDCache: [RecordRef: Set<ChangeID>] = [:]
     /// Records whose state changed by a state merge (a snapshot), with no change to log.
     private var merged: Set<RecordRef> = []
 
@@ -235,7 +237,14 @@ final class StoreTransaction {
         _ = try state(of: change.record)
         // Mutated in place: a copy taken out of the dictionary would copy the record's fields on every change.
         let changed = states[change.record, default: RecordState()].apply(change)
-        guard changed else { return false }
+        if !changed {
+            // Unchanged state: a duplicate, or a new change that arrived after the change that replaced it
+            // (the merge is right either way). The latter still belongs in the history: look it up in the log.
+            let field = states[change.record]?[change.field]
+            if field?.live.contains(where: { $0.id == change.id }) == true { return false }
+            if try loggedIDs(of: change.record).contains(change.id) { return false }
+        }
+        loggedIDCache[change.record]?.insert(change.id)
         if isLocal {
             localLogged[change.record, default: []].append(change)
         } else {
@@ -243,6 +252,23 @@ final class StoreTransaction {
         }
         touched.insert(FieldKey(record: change.record, field: change.field))
         return true
+    }
+
+    /// The ids of the changes of `record` already in the log (or logged by this transaction).
+    private func loggedIDs(of record: RecordRef) throws -> Set<ChangeID> {
+        if let ids = loggedIDCache[record] { return ids }
+        var ids = Set<ChangeID>()
+        for payload in try Data.fetchAll(
+            db,
+            sql: "SELECT payload FROM change WHERE type = ? AND id = ?",
+            arguments: [record.type, record.id]
+        ) {
+            var reader = BinaryReader(Array(payload))
+            for change in try reader.readChanges() { ids.insert(change.id) }
+        }
+        for change in (logged[record] ?? []) + (localLogged[record] ?? []) { ids.insert(change.id) }
+        loggedIDCache[record] = ids
+        return ids
     }
 
     func finish(now: UInt64) throws {
