@@ -22,7 +22,7 @@ struct OutpostServerCommand: AsyncParsableCommand {
             Exit codes: 0 ok, 1 runtime error, 2 bad usage or input.
             """,
         version: ServerInfo.versionLine,
-        subcommands: [Serve.self, PracticeCommand.self, TokenCommand.self, ConflictsCommand.self],
+        subcommands: [Serve.self, PracticeCommand.self, TokenCommand.self, ConflictsCommand.self, PurgeCommand.self],
         defaultSubcommand: Serve.self
     )
 

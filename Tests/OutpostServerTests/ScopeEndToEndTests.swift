@@ -152,4 +152,69 @@ struct ScopeEndToEndTests {
         let (pullStatus, _) = try await server.request("GET", "/v1/changes?since=0", token: token)
         #expect(pullStatus == 400)
     }
+
+    @Test func aLegalPurgeErasesThePatientFromTheServerAndEveryDevice() async throws {
+        let server = try await TestServer()
+        let folder = try TemporaryDirectory("outpost-purge")
+        let url = server.url.absoluteString
+        let admin = Device("admin", in: folder)
+        try admin.ok("init", "--server", url, "--token", server.adminToken)
+        try admin.ok("import", Built.fixture("practice-small.json"))
+        try admin.ok("sync")
+        let team = try #require(try list(admin, "team", "list").compactMap { $0["id"] as? String }.sorted().first)
+        let nurse = Device("nurse", in: folder)
+        try nurse.ok(
+            "init",
+            "--server",
+            url,
+            "--token",
+            try server.issueToken(role: "clinician", extra: ["--teams", team])
+        )
+        try nurse.ok("sync")
+        let office = Device("office", in: folder)
+        try office.ok("init", "--server", url, "--token", server.adminToken)
+        try office.ok("sync")
+        let patient = try #require(try ids(admin, "patient", "list", "--team", team).sorted().first)
+        let shown = try #require(
+            try JSONSerialization.jsonObject(with: Data(try admin.ok("patient", "show", patient, "--json").utf8))
+                as? [String: Any]
+        )
+        // The medical record number is unique to the patient (names are not).
+        let mrn = try #require((shown["fields"] as? [String: Any])?["mrn"] as? String)
+        let owned = try tasks(of: [patient], in: admin)
+        try #require(!owned.isEmpty)
+
+        let refused = try server.admin(["purge", "patient", patient])
+        #expect(refused.status == 2, "a purge needs a reason: \(refused)")
+        let purged = try server.admin(["purge", "patient", patient, "--reason", "court order 2026-117"])
+        try #require(purged.status == 0, "\(purged)")
+
+        // The server holds nothing of the patient: not in the feed, not in a snapshot.
+        for path in ["/v1/changes?since=0&limit=5000", "/v1/snapshot?limit=5000"] {
+            let (_, body) = try await server.request("GET", path, token: server.adminToken)
+            let text = String(decoding: body, as: UTF8.self)
+            // (The patient's id may appear only in a pull's `removed`, which tells devices to erase it.)
+            let leaked = text.contains(mrn) || owned.contains { text.contains($0) }
+            #expect(!leaked, "\(path) still holds the purged patient")
+        }
+        // Every device removes it on its next sync, scoped or not.
+        for device in [admin, nurse, office] {
+            try device.ok("sync")
+            #expect(!(try ids(device, "patient", "list")).contains(patient), "\(device.name)")
+            #expect(try ids(device, "task", "list").isDisjoint(with: owned), "\(device.name)")
+            let leaked = try device.export().contains(mrn)
+            #expect(!leaked, "\(device.name)")
+        }
+        #expect(try admin.export() == office.export())
+        // A new device never sees it; the audit entry keeps the id, the reason and no patient data.
+        let late = Device("late", in: folder)
+        try late.ok("init", "--server", url, "--token", server.adminToken)
+        try late.ok("sync")
+        #expect(try late.export() == admin.export())
+        let audit = try server.admin(["purge", "list", "--json"])
+        #expect(audit.stdout.contains(patient))
+        #expect(audit.stdout.contains("court order 2026-117"))
+        let leaked = audit.stdout.contains(mrn)
+        #expect(!leaked)
+    }
 }

@@ -158,11 +158,8 @@ struct SyncRoutes: Sendable {
                     limit: limit
                 )
             }
-            return ScopedFeedPage(
-                feed: try store.pull(practice: token.practice, since: since, limit: limit),
-                records: [],
-                removed: []
-            )
+            let feed = try store.pull(practice: token.practice, since: since, limit: limit)
+            return ScopedFeedPage(feed: feed, records: [], removed: feed.removed)
         }
         func isEmpty(_ page: ScopedFeedPage) -> Bool {
             page.feed.payloads.isEmpty && page.records.isEmpty && page.removed.isEmpty

@@ -74,7 +74,8 @@ extension ServerStore {
                 arguments: [practice, since, limit + 1]
             )
             let scanned = rows.prefix(limit)
-            let checkpoint: Int64 = scanned.last.map { $0["seq"] } ?? since
+            var checkpoint: Int64 = scanned.last.map { $0["seq"] } ?? since
+            if rows.count <= limit { checkpoint = max(checkpoint, try Self.feedHead(practice: practice, db: db)) }
             let inScope = try Self.patients(in: scope, practice: practice, db: db)
             var known: [String: (state: String, at: Int64, atSince: Int64)] = [:]
             for row in try Row.fetchAll(
@@ -144,10 +145,11 @@ extension ServerStore {
                 }
                 return row["payload"]
             }
+            let purged = try Self.purged(practice: practice, since: since, db: db)
             return ScopedFeedPage(
                 feed: FeedPage(payloads: payloads, checkpoint: checkpoint, hasMore: rows.count > limit),
                 records: records,
-                removed: removed
+                removed: Array(Set(removed + purged)).sorted()
             )
         }
     }

@@ -23,6 +23,8 @@ public struct FeedPage: Sendable {
     public var checkpoint: Int64
     /// Whether more changes follow at once.
     public var hasMore: Bool
+    /// Patients purged after the request's checkpoint: the device removes them.
+    public var removed: [String] = []
 }
 
 extension ServerStore {
@@ -190,8 +192,16 @@ extension ServerStore {
     /// The highest feed position of a practice (0 when it has no changes).
     public func feedHead(practice: String) throws(ServerError) -> Int64 {
         try read { db in
-            try Int64.fetchOne(db, sql: "SELECT MAX(seq) FROM change WHERE practice = ?", arguments: [practice]) ?? 0
+            try Self.feedHead(practice: practice, db: db)
         }
+    }
+
+    /// The highest feed position of a practice: its last change, or a later purge.
+    static func feedHead(practice: String, db: Database) throws -> Int64 {
+        max(
+            try Int64.fetchOne(db, sql: "SELECT MAX(seq) FROM change WHERE practice = ?", arguments: [practice]) ?? 0,
+            try purgeHead(practice: practice, db: db)
+        )
     }
 
     /// The practice's changes after `since`, at most `limit`.
@@ -203,10 +213,15 @@ extension ServerStore {
                 arguments: [practice, since, limit + 1]
             )
             let page = rows.prefix(limit)
+            let hasMore = rows.count > limit
+            var checkpoint: Int64 = page.last.map { $0["seq"] } ?? since
+            // Caught up: move past any purge, so it is announced once.
+            if !hasMore { checkpoint = max(checkpoint, try Self.feedHead(practice: practice, db: db)) }
             return FeedPage(
                 payloads: page.map { $0["payload"] },
-                checkpoint: page.last.map { $0["seq"] } ?? since,
-                hasMore: rows.count > limit
+                checkpoint: checkpoint,
+                hasMore: hasMore,
+                removed: try Self.purged(practice: practice, since: since, db: db)
             )
         }
     }
@@ -222,9 +237,7 @@ extension ServerStore {
         -> (records: [SnapshotRecord], checkpoint: Int64, next: RecordRef?)
     {
         try read { db in
-            let head =
-                try Int64.fetchOne(db, sql: "SELECT MAX(seq) FROM change WHERE practice = ?", arguments: [practice])
-                ?? 0
+            let head = try Self.feedHead(practice: practice, db: db)
             let rows = try Row.fetchAll(
                 db,
                 sql: """

@@ -224,6 +224,23 @@ public final class ServerStore: Sendable {
                     """
             )
         }
+        migrator.registerMigration("v3-purges") { db in
+            // Legal purges: which patient, when, why, and the feed position every device must pass to learn
+            // of it. The patient's data is gone; this row (an id, not patient data) remains as the audit entry.
+            try db.execute(
+                sql: """
+                    CREATE TABLE purge (
+                        practice TEXT NOT NULL,
+                        patient TEXT NOT NULL,
+                        position INTEGER NOT NULL,
+                        reason TEXT NOT NULL,
+                        records INTEGER NOT NULL,
+                        at INTEGER NOT NULL,
+                        PRIMARY KEY (practice, patient)
+                    ) WITHOUT ROWID;
+                    """
+            )
+        }
         return migrator
     }
 }

@@ -1,0 +1,123 @@
+import Foundation
+import GRDB
+import HTTPTypes
+import OutpostModel
+import OutpostProtocol
+
+/// A legal purge as the audit keeps it: no patient data, only the id, when, why and how much went.
+public struct PurgeEntry: Sendable, Hashable, Codable {
+    /// The practice.
+    public var practice: String
+    /// The purged patient's id.
+    public var patient: String
+    /// Why (as the administrator gave it).
+    public var reason: String
+    /// How many records went (the patient and the records it owned).
+    public var records: Int
+    /// When, in milliseconds since the Unix epoch.
+    public var atMillis: UInt64
+}
+
+extension ServerStore {
+    /// Erases a patient and every record that belongs to it (tasks, observations, encounters), with their
+    /// changes and conflicts, from the server; every device removes them on its next sync. A purge entry
+    /// without patient data remains.
+    ///
+    /// - Throws: ``ServerError`` `not_found` when the practice holds no such patient.
+    public func purge(practice: String, patient: String, reason: String, now: UInt64) throws(ServerError) -> PurgeEntry
+    {
+        let trimmed = reason.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard !trimmed.isEmpty else {
+            throw ServerError.malformed("a purge needs --reason: the legal ground, for the audit", field: "reason")
+        }
+        return try write { db in
+            guard
+                try Bool.fetchOne(
+                    db,
+                    sql: "SELECT 1 FROM record WHERE type = 'patient' AND id = ? AND practice = ?",
+                    arguments: [patient, practice]
+                ) == true
+            else {
+                throw ServerError(
+                    .notFound,
+                    .notFound,
+                    "no patient \(patient) in practice \(practice)",
+                    field: "patient"
+                )
+            }
+            let refs = try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT type, id FROM record
+                    WHERE practice = ? AND ((type = 'patient' AND id = ?) OR owner = ?)
+                    """,
+                arguments: [practice, patient, patient]
+            )
+            for ref in refs {
+                let arguments: StatementArguments = [ref["type"] as String, ref["id"] as String]
+                try db.execute(sql: "DELETE FROM change WHERE type = ? AND id = ?", arguments: arguments)
+                try db.execute(sql: "DELETE FROM conflict WHERE type = ? AND id = ?", arguments: arguments)
+                try db.execute(sql: "DELETE FROM record WHERE type = ? AND id = ?", arguments: arguments)
+            }
+            try db.execute(sql: "DELETE FROM patient_scope WHERE patient = ?", arguments: [patient])
+            try db.execute(sql: "DELETE FROM patient_site WHERE patient = ?", arguments: [patient])
+            try db.execute(sql: "DELETE FROM device_patient WHERE patient = ?", arguments: [patient])
+            // A new feed position, past every checkpoint ever given out: every device learns of the purge
+            // when it pulls from an earlier one. The next change takes the position after it.
+            let position =
+                (try Int64.fetchOne(db, sql: "SELECT seq FROM sqlite_sequence WHERE name = 'change'") ?? 0) + 1
+            try db.execute(
+                sql: "INSERT OR REPLACE INTO sqlite_sequence (name, seq) VALUES ('change', ?)",
+                arguments: [position]
+            )
+            let entry = PurgeEntry(
+                practice: practice,
+                patient: patient,
+                reason: trimmed,
+                records: refs.count,
+                atMillis: now
+            )
+            try db.execute(
+                sql: """
+                    INSERT OR REPLACE INTO purge (practice, patient, position, reason, records, at)
+                    VALUES (?, ?, ?, ?, ?, ?)
+                    """,
+                arguments: [practice, patient, position, trimmed, refs.count, Int64(now)]
+            )
+            return entry
+        }
+    }
+
+    /// The practice's purges, oldest first.
+    public func purges(practice: String) throws(ServerError) -> [PurgeEntry] {
+        try read { db in
+            try Row.fetchAll(
+                db,
+                sql: "SELECT * FROM purge WHERE practice = ? ORDER BY at, patient",
+                arguments: [practice]
+            ).map {
+                PurgeEntry(
+                    practice: $0["practice"],
+                    patient: $0["patient"],
+                    reason: $0["reason"],
+                    records: $0["records"],
+                    atMillis: UInt64($0["at"] as Int64)
+                )
+            }
+        }
+    }
+
+    /// Patients purged after feed position `since`, which a device must remove.
+    static func purged(practice: String, since: Int64, db: Database) throws -> [String] {
+        try String.fetchAll(
+            db,
+            sql: "SELECT patient FROM purge WHERE practice = ? AND position > ? ORDER BY patient",
+            arguments: [practice, since]
+        )
+    }
+
+    /// The highest purge position of a practice (0 without purges).
+    static func purgeHead(practice: String, db: Database) throws -> Int64 {
+        try Int64.fetchOne(db, sql: "SELECT MAX(position) FROM purge WHERE practice = ?", arguments: [practice]) ?? 0
+    }
+}

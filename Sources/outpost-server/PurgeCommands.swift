@@ -1,0 +1,68 @@
+import ArgumentParser
+import Foundation
+import OutpostServer
+
+/// `outpost-server purge`: legal erasure of a patient from the server and, on their next sync, every device.
+struct PurgeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "purge",
+        abstract: "Erase a patient and everything that belongs to it, everywhere (legal purge).",
+        subcommands: [Patient.self, List.self]
+    )
+
+    struct Patient: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "patient",
+            abstract: "Erase a patient, its tasks, observations and encounters, with their history and conflicts.",
+            discussion: """
+                Every device removes them on its next sync. An audit entry remains with the patient's id, the \
+                time, the reason and how many records went, and no patient data ('outpost-server purge list').
+                """
+        )
+        @OptionGroup var data: DataOptions
+        @OptionGroup var practice: ConflictsCommand.PracticeOption
+        @Argument(help: ArgumentHelp("The patient's id (pat_…).", valueName: "patient-id")) var id: String
+        @Option(help: ArgumentHelp("The legal ground, for the audit.", valueName: "text")) var reason: String
+
+        func run() async throws {
+            let store = try data.openStore()
+            do {
+                let entry = try store.purge(
+                    practice: try practice.resolve(in: store),
+                    patient: id,
+                    reason: reason,
+                    now: ServerWallClock().nowMillis()
+                )
+                print("purged \(entry.patient): \(entry.records) records; devices remove them on their next sync")
+            } catch {
+                fail(error)
+            }
+        }
+    }
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List a practice's purges (the audit entries).")
+        @OptionGroup var data: DataOptions
+        @OptionGroup var practice: ConflictsCommand.PracticeOption
+        @Flag(help: "Print JSON instead of a table.") var json = false
+
+        func run() async throws {
+            let store = try data.openStore()
+            do {
+                let entries = try store.purges(practice: try practice.resolve(in: store))
+                if json {
+                    print(String(decoding: try JSONEncoder.sorted.encode(entries), as: UTF8.self))
+                } else if entries.isEmpty {
+                    print("no purges")
+                } else {
+                    printTable(
+                        ["PATIENT", "RECORDS", "WHEN", "REASON"],
+                        entries.map { [$0.patient, String($0.records), isoDate($0.atMillis), $0.reason] }
+                    )
+                }
+            } catch {
+                fail(error)
+            }
+        }
+    }
+}
