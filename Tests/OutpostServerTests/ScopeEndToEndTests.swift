@@ -119,7 +119,12 @@ struct ScopeEndToEndTests {
         #expect(!(try nurse.export()).contains("Other clinic"))
     }
 
-    @Test func aScopedTokenCannotPushEditsToAPatientOutsideItsScopeNorPullWithoutItsReplica() async throws {
+    @Test(arguments: ["team", "site"])
+    func aScopedTokenCannotPushEditsToAPatientOutsideItsScopeNorPullWithoutItsReplica(
+        scopedBy kind: String
+    )
+        async throws
+    {
         let server = try await TestServer()
         let folder = try TemporaryDirectory("outpost-scopes")
         let url = server.url.absoluteString
@@ -127,9 +132,26 @@ struct ScopeEndToEndTests {
         try admin.ok("init", "--server", url, "--token", server.adminToken)
         try admin.ok("import", Built.fixture("practice-small.json"))
         try admin.ok("sync")
-        let teams = try list(admin, "team", "list").compactMap { $0["id"] as? String }.sorted()
-        let token = try server.issueToken(role: "clinician", extra: ["--teams", teams[0]])
-        let outside = try #require(try ids(admin, "patient", "list", "--team", teams[1]).sorted().first)
+        let token: String
+        let outside: String
+        if kind == "team" {
+            let teams = try list(admin, "team", "list").compactMap { $0["id"] as? String }.sorted()
+            token = try server.issueToken(role: "clinician", extra: ["--teams", teams[0]])
+            outside = try #require(try ids(admin, "patient", "list", "--team", teams[1]).sorted().first)
+        } else {
+            let sites = try list(admin, "site", "list").compactMap { $0["id"] as? String }.sorted()
+            let everyone = try ids(admin, "patient", "list")
+            let site = try #require(
+                try sites.first {
+                    let seen = try ids(admin, "patient", "list", "--site", $0)
+                    return !seen.isEmpty && seen != everyone
+                },
+                "a site that some patients but not all are seen at"
+            )
+            token = try server.issueToken(role: "site-device", extra: ["--sites", site])
+            let away = try ids(admin, "patient", "list").subtracting(try ids(admin, "patient", "list", "--site", site))
+            outside = try #require(away.sorted().first)
+        }
 
         // A raw push under the scoped token, editing a patient of another team: refused, nothing stored.
         let nurse = Device("nurse", in: folder)
