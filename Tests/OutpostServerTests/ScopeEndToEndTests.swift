@@ -15,6 +15,15 @@ struct ScopeEndToEndTests {
         return Set(rows.compactMap { $0["id"] as? String })
     }
 
+    /// An admin replica that loaded the small practice and pushed it.
+    func practiceAdmin(_ server: TestServer, in folder: TemporaryDirectory) throws -> Device {
+        let admin = Device("admin", in: folder)
+        try admin.ok("init", "--server", server.url.absoluteString, "--token", server.adminToken)
+        try admin.ok("import", Built.fixture("practice-small.json"))
+        try admin.ok("sync")
+        return admin
+    }
+
     /// The tasks of `patients`, as the admin's full replica holds them.
     func tasks(of patients: Set<String>, in admin: Device) throws -> Set<String> {
         Set(
@@ -28,10 +37,7 @@ struct ScopeEndToEndTests {
         let server = try await TestServer()
         let folder = try TemporaryDirectory("outpost-scopes")
         let url = server.url.absoluteString
-        let admin = Device("admin", in: folder)
-        try admin.ok("init", "--server", url, "--token", server.adminToken)
-        try admin.ok("import", Built.fixture("practice-small.json"))
-        try admin.ok("sync")
+        let admin = try practiceAdmin(server, in: folder)
         let teams = try list(admin, "team", "list").compactMap { $0["id"] as? String }.sorted()
         let sites = try list(admin, "site", "list").compactMap { $0["id"] as? String }.sorted()
         try #require(teams.count >= 2 && !sites.isEmpty)
@@ -40,23 +46,9 @@ struct ScopeEndToEndTests {
         let school = sites[0]
 
         let nurse = Device("nurse", in: folder)
-        try nurse.ok(
-            "init",
-            "--server",
-            url,
-            "--token",
-            try server.issueToken(role: "clinician", extra: ["--teams", team])
-        )
-        try nurse.ok("sync")
+        try nurse.join(server, token: try server.issueToken(role: "clinician", extra: ["--teams", team]))
         let kiosk = Device("kiosk", in: folder)
-        try kiosk.ok(
-            "init",
-            "--server",
-            url,
-            "--token",
-            try server.issueToken(role: "site-device", extra: ["--sites", school])
-        )
-        try kiosk.ok("sync")
+        try kiosk.join(server, token: try server.issueToken(role: "site-device", extra: ["--sites", school]))
         // Another practice on the same server.
         let other = try server.admin(["practice", "add", "Other practice"]).output
         let stranger = Device("stranger", in: folder)
@@ -128,10 +120,7 @@ struct ScopeEndToEndTests {
         let server = try await TestServer()
         let folder = try TemporaryDirectory("outpost-scopes")
         let url = server.url.absoluteString
-        let admin = Device("admin", in: folder)
-        try admin.ok("init", "--server", url, "--token", server.adminToken)
-        try admin.ok("import", Built.fixture("practice-small.json"))
-        try admin.ok("sync")
+        let admin = try practiceAdmin(server, in: folder)
         let token: String
         let outside: String
         if kind == "team" {
@@ -178,24 +167,12 @@ struct ScopeEndToEndTests {
     @Test func aLegalPurgeErasesThePatientFromTheServerAndEveryDevice() async throws {
         let server = try await TestServer()
         let folder = try TemporaryDirectory("outpost-purge")
-        let url = server.url.absoluteString
-        let admin = Device("admin", in: folder)
-        try admin.ok("init", "--server", url, "--token", server.adminToken)
-        try admin.ok("import", Built.fixture("practice-small.json"))
-        try admin.ok("sync")
+        let admin = try practiceAdmin(server, in: folder)
         let team = try #require(try list(admin, "team", "list").compactMap { $0["id"] as? String }.sorted().first)
         let nurse = Device("nurse", in: folder)
-        try nurse.ok(
-            "init",
-            "--server",
-            url,
-            "--token",
-            try server.issueToken(role: "clinician", extra: ["--teams", team])
-        )
-        try nurse.ok("sync")
+        try nurse.join(server, token: try server.issueToken(role: "clinician", extra: ["--teams", team]))
         let office = Device("office", in: folder)
-        try office.ok("init", "--server", url, "--token", server.adminToken)
-        try office.ok("sync")
+        try office.join(server, token: server.adminToken)
         let patient = try #require(try ids(admin, "patient", "list", "--team", team).sorted().first)
         let shown = try #require(
             try JSONSerialization.jsonObject(with: Data(try admin.ok("patient", "show", patient, "--json").utf8))
@@ -230,8 +207,7 @@ struct ScopeEndToEndTests {
         #expect(try admin.export() == office.export())
         // A new device never sees it; the audit entry keeps the id, the reason and no patient data.
         let late = Device("late", in: folder)
-        try late.ok("init", "--server", url, "--token", server.adminToken)
-        try late.ok("sync")
+        try late.join(server, token: server.adminToken)
         #expect(try late.export() == admin.export())
         let audit = try server.admin(["purge", "list", "--json"])
         #expect(audit.stdout.contains(patient))

@@ -259,6 +259,12 @@ struct Device {
         return result.output
     }
 
+    /// Makes this device's replica on `server` with `token` and syncs it once.
+    func join(_ server: TestServer, token: String) throws {
+        try ok("init", "--server", server.url.absoluteString, "--token", token)
+        try ok("sync")
+    }
+
     /// The canonical export of this replica.
     func export() throws -> String {
         try ok("export", "--format", "json")
