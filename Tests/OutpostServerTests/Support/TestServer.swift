@@ -148,8 +148,11 @@ final class TestServer {
         process.standardInput = FileHandle.nullDevice
         try process.run()
         self.process = process
-        let deadline = Date().addingTimeInterval(30)
-        while Date() < deadline {
+        // A hang guard counted in polls, not wall time: under a loaded test run, other tests' blocking process
+        // waits can keep this task from running for a while, which must not count against the server.
+        var polls = 0
+        while polls < 3_000 {
+            polls += 1
             let text = (try? String(contentsOfFile: outPath, encoding: .utf8)) ?? ""
             if let range = text.range(of: "listening on http://127.0.0.1:") {
                 let digits = text[range.upperBound...].prefix { $0.isNumber }
@@ -166,12 +169,13 @@ final class TestServer {
             }
             try await Task.sleep(for: .milliseconds(10))
         }
-        guard port != 0 else { throw HarnessError(description: "outpost-server did not start within 30 s") }
-        while Date() < deadline {
+        guard port != 0 else { throw HarnessError(description: "outpost-server did not start within 3,000 polls") }
+        while polls < 6_000 {
+            polls += 1
             if let (status, _) = try? await request("GET", "/health"), status == 200 { return }
             try await Task.sleep(for: .milliseconds(10))
         }
-        throw HarnessError(description: "outpost-server did not become healthy within 30 s")
+        throw HarnessError(description: "outpost-server did not become healthy within 3,000 polls")
     }
 
     /// Kills the server with `signal` and waits for it to exit.
