@@ -90,8 +90,29 @@ extension LocalStore {
     /// same transaction.
     @discardableResult
     public func applySnapshot(_ records: [SnapshotRecord], checkpoint: String?) throws(ClientError) -> ApplyReport {
+        try applyPage(changes: [], records: records, removed: [], checkpoint: checkpoint)
+    }
+
+    /// Applies one pulled page in one transaction: records of patients that entered the scope (merged like a
+    /// snapshot), the changes, the removal of patients that left the scope, and the new checkpoint.
+    ///
+    /// A removed patient's records, history and conflicts go; its pending local changes stay in the outbox
+    /// (the server refused them, or they are still to be pushed), so nothing entered here is lost.
+    ///
+    /// ``applyRemote(_:checkpoint:)`` and ``applySnapshot(_:checkpoint:)`` are this with no records, or no
+    /// changes. Changes and records already held count as duplicates; without `checkpoint` the sync position
+    /// stays where it was.
+    @discardableResult
+    public func applyPage(
+        changes: [Change],
+        records: [SnapshotRecord],
+        removed: [String],
+        checkpoint: String?
+    )
+        throws(ClientError) -> ApplyReport
+    {
         let now = configuration.wallClock.nowMillis()
-        return try write(doing: "apply a snapshot page") { db in
+        return try write(doing: "apply received changes") { db in
             let transaction = try StoreTransaction(db: db, store: self)
             for record in records {
                 for field in record.state.fields.values {
@@ -103,37 +124,6 @@ extension LocalStore {
                     transaction.report.duplicates += 1
                 }
             }
-            if let checkpoint {
-                try db.execute(sql: "UPDATE replica SET checkpoint = ? WHERE id = 1", arguments: [checkpoint])
-            }
-            try transaction.finish(now: now)
-            return transaction.report
-        }
-    }
-
-    /// Applies one pulled page in one transaction: records of patients that entered the scope (merged like a
-    /// snapshot), the changes, the removal of patients that left the scope, and the new checkpoint.
-    ///
-    /// A removed patient's records, history and conflicts go; its pending local changes stay in the outbox
-    /// (the server refused them, or they are still to be pushed), so nothing entered here is lost.
-    @discardableResult
-    public func applyPage(
-        changes: [Change],
-        records: [SnapshotRecord],
-        removed: [String],
-        checkpoint: String
-    )
-        throws(ClientError) -> ApplyReport
-    {
-        let now = configuration.wallClock.nowMillis()
-        return try write(doing: "apply a pulled page") { db in
-            let transaction = try StoreTransaction(db: db, store: self)
-            for record in records {
-                for field in record.state.fields.values {
-                    for write in field.live { _ = try? transaction.clock.receive(write.clock, wallMillis: now) }
-                }
-                if try transaction.merge(record.record, record.state) { transaction.report.applied += 1 }
-            }
             for change in changes {
                 try checkSchema(change)
                 _ = try? transaction.clock.receive(change.clock, wallMillis: now)
@@ -143,7 +133,9 @@ extension LocalStore {
                     transaction.report.duplicates += 1
                 }
             }
-            try db.execute(sql: "UPDATE replica SET checkpoint = ? WHERE id = 1", arguments: [checkpoint])
+            if let checkpoint {
+                try db.execute(sql: "UPDATE replica SET checkpoint = ? WHERE id = 1", arguments: [checkpoint])
+            }
             try transaction.finish(now: now)
             if !removed.isEmpty {
                 let acked = try Int64.fetchOne(db, sql: "SELECT ackedCounter FROM replica WHERE id = 1") ?? 0

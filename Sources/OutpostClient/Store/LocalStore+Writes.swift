@@ -95,24 +95,7 @@ extension LocalStore {
     /// - Throws: ``ClientError`` `invalidEdit` when the schema refuses a change (nothing is written).
     @discardableResult
     public func applyRemote(_ changes: [Change], checkpoint: String? = nil) throws(ClientError) -> ApplyReport {
-        let now = configuration.wallClock.nowMillis()
-        return try write(doing: "apply received changes") { db in
-            let transaction = try StoreTransaction(db: db, store: self)
-            for change in changes {
-                try checkSchema(change)
-                _ = try? transaction.clock.receive(change.clock, wallMillis: now)
-                if try transaction.apply(change, isLocal: change.id.replica == replicaID) {
-                    transaction.report.applied += 1
-                } else {
-                    transaction.report.duplicates += 1
-                }
-            }
-            if let checkpoint {
-                try db.execute(sql: "UPDATE replica SET checkpoint = ? WHERE id = 1", arguments: [checkpoint])
-            }
-            try transaction.finish(now: now)
-            return transaction.report
-        }
+        try applyPage(changes: changes, records: [], removed: [], checkpoint: checkpoint)
     }
 
     /// Drops local changes up to `counter` from the outbox: the server has stored them.
