@@ -2,6 +2,7 @@ import Foundation
 import OutpostCRDT
 import OutpostClient
 import OutpostModel
+import OutpostTestSupport
 import Testing
 
 /// Replicas that hold the same practice and receive the same edits, in different orders, batches and with

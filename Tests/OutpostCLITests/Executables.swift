@@ -1,4 +1,5 @@
 import Foundation
+import OutpostTestSupport
 
 /// Locates the executables SwiftPM built beside the test bundle.
 enum Executables {

@@ -2,6 +2,7 @@ import Foundation
 import OutpostCRDT
 import OutpostClient
 import OutpostModel
+import OutpostTestSupport
 import Testing
 
 /// A real `outpost import`, SIGKILLed at seeded points of its progress, leaves the store exactly as it was

@@ -1,4 +1,5 @@
 import Foundation
+import OutpostTestSupport
 import Testing
 
 /// `outpost patient add|list|show|set|retire`, on a store holding the small fixture practice.

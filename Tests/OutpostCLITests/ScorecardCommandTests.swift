@@ -1,4 +1,5 @@
 import Foundation
+import OutpostTestSupport
 import Testing
 
 /// `outpost scorecard`, `outpost panel` and `outpost gaps` on the hand-checkable sample practice

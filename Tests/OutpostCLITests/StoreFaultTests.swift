@@ -1,6 +1,7 @@
 import Foundation
 import GRDB
 import OutpostCRDT
+import OutpostTestSupport
 import Testing
 
 /// A missing, damaged, newer or read-only store: one line on stderr naming the path and the fix, exit 1,

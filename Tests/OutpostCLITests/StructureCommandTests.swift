@@ -1,4 +1,5 @@
 import Foundation
+import OutpostTestSupport
 import Testing
 
 /// `outpost init`, `site`, `person`, `team` (with `team member`) and `subgroup`, run as a user would.

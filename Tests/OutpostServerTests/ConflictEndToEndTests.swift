@@ -1,5 +1,6 @@
 import Foundation
 import OutpostClient
+import OutpostTestSupport
 import Testing
 
 /// The conflict inbox across a real server and three real CLI replicas.

@@ -2,6 +2,7 @@ import Foundation
 import OutpostCRDT
 import OutpostClient
 import OutpostProtocol
+import OutpostTestSupport
 import Testing
 
 /// Pushes sent twice, and bad requests of every kind over raw HTTP: each is a `4xx` with a JSON error body

@@ -1,6 +1,7 @@
 import Foundation
 import OutpostClient
 import OutpostProtocol
+import OutpostTestSupport
 import Testing
 
 /// Health, readiness, metrics and logs: they say what the server did and never what a patient is called.

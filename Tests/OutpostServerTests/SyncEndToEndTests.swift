@@ -1,4 +1,5 @@
 import Foundation
+import OutpostTestSupport
 import Testing
 
 /// Real server, real CLI replicas: offline edits, syncs in various orders, convergence.

@@ -2,6 +2,7 @@ import Foundation
 import OutpostCRDT
 import OutpostClient
 import OutpostProtocol
+import OutpostTestSupport
 import Testing
 
 #if canImport(FoundationNetworking)

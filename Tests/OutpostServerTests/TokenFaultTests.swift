@@ -1,6 +1,7 @@
 import Foundation
 import OutpostClient
 import OutpostProtocol
+import OutpostTestSupport
 import Testing
 
 /// Revoked and expired tokens: `401` with a clear message, `outpost sync` exits 1 with one line and keeps

@@ -1,33 +1,10 @@
 import Foundation
 import OutpostClient
+import OutpostTestSupport
 import Testing
 
 /// What one run of the `outpost` executable did.
-struct CLIResult: CustomStringConvertible {
-    /// The exit status (or the signal number when `wasSignaled`).
-    var status: Int32
-    /// Everything written to standard output.
-    var stdout: String
-    /// Everything written to standard error.
-    var stderr: String
-
-    /// Standard output's lines, without the final empty one.
-    var lines: [String] {
-        stdout.split(separator: "\n", omittingEmptySubsequences: false).map(String.init).dropLastEmpty()
-    }
-    /// Standard error's lines, without the final empty one.
-    var errorLines: [String] {
-        stderr.split(separator: "\n", omittingEmptySubsequences: false).map(String.init).dropLastEmpty()
-    }
-    /// Standard output without the trailing newline.
-    var output: String { stdout.hasSuffix("\n") ? String(stdout.dropLast()) : stdout }
-
-    var description: String { "exit \(status)\n--- stdout\n\(stdout)--- stderr\n\(stderr)" }
-}
-
-extension [String] {
-    fileprivate func dropLastEmpty() -> [String] { last == "" ? Array(dropLast()) : self }
-}
+typealias CLIResult = ProcessResult
 
 /// A temporary folder for one test: a store path inside it and a runner for the built `outpost`.
 ///
@@ -38,7 +15,6 @@ final class Sandbox {
     let directory: URL
     /// The store path that runs use through `OUTPOST_STORE`.
     var store: String
-    private var runCount = 0
 
     /// The package's root folder (for fixtures).
     static let packageRoot = URL(fileURLWithPath: #filePath)
@@ -86,43 +62,16 @@ final class Sandbox {
     ) throws
         -> CLIResult
     {
-        runCount += 1
-        let outURL = directory.appendingPathComponent(".run\(runCount).out")
-        let errURL = directory.appendingPathComponent(".run\(runCount).err")
-        try Data().write(to: outURL)
-        try Data().write(to: errURL)
-        defer {
-            try? FileManager.default.removeItem(at: outURL)
-            try? FileManager.default.removeItem(at: errURL)
-        }
-        let out = try FileHandle(forWritingTo: outURL)
-        let err = try FileHandle(forWritingTo: errURL)
-        defer {
-            try? out.close()
-            try? err.close()
-        }
-        let process = Process()
         if let user {
             // Runs as another (unprivileged) user: `setpriv` drops root's privileges for this process only.
-            process.executableURL = URL(fileURLWithPath: "/usr/bin/setpriv")
-            process.arguments =
-                ["--reuid=\(user)", "--regid=\(user)", "--clear-groups", Executables.outpost.path] + arguments
-        } else {
-            process.executableURL = Executables.outpost
-            process.arguments = arguments
+            return try ChildProcess.run(
+                URL(fileURLWithPath: "/usr/bin/setpriv"),
+                ["--reuid=\(user)", "--regid=\(user)", "--clear-groups", Executables.outpost.path] + arguments,
+                in: directory,
+                environment: environment(extra)
+            )
         }
-        process.environment = environment(extra)
-        process.currentDirectoryURL = directory
-        process.standardInput = FileHandle.nullDevice
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        process.waitUntilExit()
-        return CLIResult(
-            status: process.terminationStatus,
-            stdout: String(decoding: try Data(contentsOf: outURL), as: UTF8.self),
-            stderr: String(decoding: try Data(contentsOf: errURL), as: UTF8.self)
-        )
+        return try ChildProcess.run(Executables.outpost, arguments, in: directory, environment: environment(extra))
     }
 
     /// Runs `outpost` and requires it to succeed; returns standard output without the trailing newline.

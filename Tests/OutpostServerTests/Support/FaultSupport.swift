@@ -4,6 +4,7 @@ import OutpostCRDT
 import OutpostClient
 import OutpostModel
 import OutpostProtocol
+import OutpostTestSupport
 import Synchronization
 import Testing
 

@@ -1,4 +1,5 @@
 import Foundation
+import OutpostTestSupport
 import Testing
 
 #if canImport(FoundationNetworking)
@@ -30,16 +31,9 @@ enum Built {
 }
 
 /// What one run of an executable did.
-struct RunResult: CustomStringConvertible {
-    var status: Int32
-    var stdout: String
-    var stderr: String
+typealias RunResult = ProcessResult
 
-    var output: String { stdout.trimmingCharacters(in: .whitespacesAndNewlines) }
-    var description: String { "exit \(status)\n--- stdout\n\(stdout)--- stderr\n\(stderr)" }
-}
-
-/// Runs an executable to completion, capturing its output through files (large output cannot block it).
+/// Runs an executable to completion in `directory`, with a minimal environment plus `environment`.
 func runProcess(
     _ executable: URL,
     _ arguments: [String],
@@ -48,41 +42,12 @@ func runProcess(
 )
     throws -> RunResult
 {
-    let id = UUID().uuidString
-    let outURL = directory.appendingPathComponent(".\(id).out")
-    let errURL = directory.appendingPathComponent(".\(id).err")
-    _ = FileManager.default.createFile(atPath: outURL.path, contents: nil)
-    _ = FileManager.default.createFile(atPath: errURL.path, contents: nil)
-    defer {
-        try? FileManager.default.removeItem(at: outURL)
-        try? FileManager.default.removeItem(at: errURL)
-    }
-    let out = try FileHandle(forWritingTo: outURL)
-    let err = try FileHandle(forWritingTo: errURL)
-    defer {
-        try? out.close()
-        try? err.close()
-    }
-    let process = Process()
-    process.executableURL = executable
-    process.arguments = arguments
     var env = [
         "PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin", "HOME": directory.path,
         "LANG": "C.UTF-8",
     ]
     env.merge(environment) { _, new in new }
-    process.environment = env
-    process.currentDirectoryURL = directory
-    process.standardInput = FileHandle.nullDevice
-    process.standardOutput = out
-    process.standardError = err
-    try process.run()
-    process.waitUntilExit()
-    return RunResult(
-        status: process.terminationStatus,
-        stdout: String(decoding: try Data(contentsOf: outURL), as: UTF8.self),
-        stderr: String(decoding: try Data(contentsOf: errURL), as: UTF8.self)
-    )
+    return try ChildProcess.run(executable, arguments, in: directory, environment: env)
 }
 
 struct HarnessError: Error, CustomStringConvertible {
