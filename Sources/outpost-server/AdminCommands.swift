@@ -72,7 +72,7 @@ struct TokenCommand: AsyncParsableCommand {
         )
         @OptionGroup var data: DataOptions
         @Option(help: "The practice the token is bound to (default: the only practice).") var practice: String?
-        @Option(help: "clinician, site-device or admin.") var role: String
+        @Option(help: "clinician, site-device or admin (a successor takes its predecessor's).") var role: String?
         @Option(parsing: .upToNextOption, help: "Sites the token sees (site ids).") var sites: [String] = []
         @Option(parsing: .upToNextOption, help: "Teams the token sees (team ids).") var teams: [String] = []
         @Option(help: "Days until the token expires (default: never).") var expiresIn: Int?
@@ -84,12 +84,41 @@ struct TokenCommand: AsyncParsableCommand {
             )
         )
         var expiresAtMillis: UInt64?
-        @Option(help: "A label for people, e.g. the device.") var label = ""
+        @Option(help: "A label for people, e.g. the device.") var label: String?
+        @Option(
+            help: ArgumentHelp(
+                "The person the token is issued to (per_...): its edits must be signed by that person.",
+                discussion: "Leave it out for a device shared by several people."
+            )
+        )
+        var person: String?
+        @Option(
+            help: ArgumentHelp(
+                "Issue the successor of this token (tok_...): same practice, role, scope and person; it takes over "
+                    + "the replica ids of the devices that used the old one, which is revoked.",
+                discussion: "For a device whose token was lost, leaked or revoked: its data and outbox continue.",
+                valueName: "token-id"
+            )
+        )
+        var successorOf: String?
         @Flag(help: "Print JSON (the secret and the token) instead of text.") var json = false
 
         func validate() throws {
-            guard Role(rawValue: role) != nil else {
-                throw ValidationError("--role must be clinician, site-device or admin, not '\(role)'")
+            if successorOf != nil {
+                guard role == nil, sites.isEmpty, teams.isEmpty, person == nil, practice == nil else {
+                    throw ValidationError(
+                        "a successor keeps its predecessor's practice, role, scope and person: give --successor-of "
+                            + "with --label and --expires-in or --expires-at-millis only"
+                    )
+                }
+            } else {
+                guard let role else { throw ValidationError("give --role clinician, site-device or admin") }
+                guard Role(rawValue: role) != nil else {
+                    throw ValidationError("--role must be clinician, site-device or admin, not '\(role)'")
+                }
+            }
+            if let person, !person.hasPrefix("per_") {
+                throw ValidationError("--person takes a person id (per_...), not '\(person)'")
             }
             if let expiresIn, expiresIn <= 0 { throw ValidationError("--expires-in must be a positive number of days") }
             if let expiresIn, expiresIn > 36_500 {
@@ -114,6 +143,13 @@ struct TokenCommand: AsyncParsableCommand {
         func run() async throws {
             let store = try data.openStore()
             do {
+                let now = ServerWallClock().nowMillis()
+                let expiry = expiresAtMillis ?? expiresIn.map { now + UInt64($0) * 86_400_000 }
+                if let successorOf {
+                    let issued = try store.issueSuccessor(of: successorOf, label: label, expiresAtMillis: expiry, now: now)
+                    try report(issued)
+                    return
+                }
                 let practiceID: String
                 if let practice {
                     practiceID = practice
@@ -124,15 +160,26 @@ struct TokenCommand: AsyncParsableCommand {
                     }
                     practiceID = all[0].id
                 }
-                let now = ServerWallClock().nowMillis()
                 let issued = try store.issueToken(
                     practice: practiceID,
-                    role: Role(rawValue: role) ?? .clinician,
+                    role: role.flatMap(Role.init(rawValue:)) ?? .clinician,
                     scope: Scope(sites: sites, teams: teams),
-                    label: label,
-                    expiresAtMillis: expiresAtMillis ?? expiresIn.map { now + UInt64($0) * 86_400_000 },
+                    label: label ?? "",
+                    expiresAtMillis: expiry,
+                    person: person,
                     now: now
                 )
+                try report(issued)
+            } catch {
+                fail(error)
+            }
+        }
+
+        /// Prints the secret (stdout) and what was issued.
+        func report(_ issued: (secret: TokenSecret, entry: TokenEntry)) throws {
+            let role = issued.entry.role.rawValue
+            let practiceID = issued.entry.practice
+            do {
                 if json {
                     struct Issued: Encodable {
                         var secret: String

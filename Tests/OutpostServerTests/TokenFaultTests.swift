@@ -5,7 +5,8 @@ import OutpostTestSupport
 import Testing
 
 /// Revoked and expired tokens: `401` with a clear message, `outpost sync` exits 1 with one line and keeps
-/// the outbox, and a new token of the same practice takes over the replica only once the old one is unusable.
+/// the outbox; a device continues under the successor an administrator issues for its token, and no other token
+/// ever takes over its replica id.
 @Suite(.serialized)
 struct TokenFaultTests {
     /// Checks a failed `outpost sync`: exit 1, one line on stderr containing `words`.
@@ -22,12 +23,12 @@ struct TokenFaultTests {
         }
     }
 
-    @Test func aRevokedTokenIsRefusedTheOutboxKeptAndANewTokenTakesOverTheReplica() async throws {
+    @Test func aRevokedTokenIsRefusedTheOutboxKeptAndItsSuccessorTakesOverTheReplica() async throws {
         let server = try await TestServer()
         let devices = try TemporaryDirectory("outpost-devices")
         let url = server.url.absoluteString
         let first = try server.issueTokenEntry(role: "admin", extra: ["--label", "desk"])
-        let second = try server.issueTokenEntry(role: "admin", extra: ["--label", "desk, reissued"])
+        let other = try server.issueTokenEntry(role: "admin", extra: ["--label", "another desk"])
         let desk = Device("desk", in: devices)
         try desk.ok("init", "--server", url, "--token", first.secret)
         try desk.ok("import", try TinyPractice.write(in: devices))
@@ -39,7 +40,7 @@ struct TokenFaultTests {
         // While the desk's token is usable, no other token may push under its replica id.
         let body = Data(#"{"changes":[],"replica":"\#(replica)"}"#.utf8)
         try expectRefusal(
-            try await server.request("POST", Wire.Path.push, token: second.secret, body: body),
+            try await server.request("POST", Wire.Path.push, token: other.secret, body: body),
             status: 403,
             code: "replica_mismatch"
         )
@@ -55,6 +56,18 @@ struct TokenFaultTests {
 
         expectOneLineFailure(try desk.run("sync"), containing: ["revoked", "kept"])
         #expect(try desk.status()["pendingChanges"] as? Int == 2, "the outbox must be kept")
+
+        // Revoking the desk's token does not free its replica id for any other token.
+        try expectRefusal(
+            try await server.request("POST", Wire.Path.push, token: other.secret, body: body),
+            status: 403,
+            code: "replica_mismatch"
+        )
+        let successor = try server.issueTokenEntry(
+            role: "",
+            extra: ["--successor-of", first.id, "--label", "desk, reissued"]
+        )
+        let second = successor
 
         // A refused token changes nothing; a good one is saved and the outbox goes to the server.
         let refused = try desk.run("remote", "set", url, "--token", first.secret)
@@ -114,24 +127,27 @@ struct TokenFaultTests {
         #expect(try await server.feed(fresh).count == pending)
     }
 
-    @Test func aTokenOfAnotherPracticeNeverTakesOverAReplicaEvenOnceItsTokenIsRevoked() async throws {
+    @Test func aReplicaIDIsPerPracticeAnotherPracticesDeviceOfTheSameIDIsAnotherDevice() async throws {
         let server = try await TestServer()
         let directory = try TemporaryDirectory("outpost-tokens")
         let first = try server.issueTokenEntry(role: "admin")
         let a = try LocalReplica("site-a", in: directory)
         try TinyPractice.load(into: a.care)
-        _ = try await a.engine(server.transport(first.secret)).sync()
+        let pushed = try await a.engine(server.transport(first.secret)).sync().pushed
         let added = try server.admin(["practice", "add", "Other Practice"])
         try #require(added.status == 0, "\(added)")
         let other = try server.issueToken(role: "admin", practice: added.output)
-        try #require(try server.admin(["token", "revoke", first.id]).status == 0)
 
+        // The other practice's `site-a` is its own device: it holds nothing of the first one's.
         let body = Data(#"{"changes":[],"replica":"site-a"}"#.utf8)
-        try expectRefusal(
-            try await server.request("POST", Wire.Path.push, token: other, body: body),
-            status: 403,
-            code: "replica_mismatch"
-        )
+        let (status, answer) = try await server.request("POST", Wire.Path.push, token: other, body: body)
+        #expect(status == 200, "\(String(decoding: answer, as: UTF8.self))")
+        #expect(try Wire.makeDecoder().decode(PushResponse.self, from: answer).acknowledged == 0)
+        #expect(try await server.feed(other).isEmpty)
+
+        // The first practice's device is untouched and keeps its acknowledged counter.
+        let (_, again) = try await server.request("POST", Wire.Path.push, token: first.secret, body: body)
+        #expect(try Wire.makeDecoder().decode(PushResponse.self, from: again).acknowledged == UInt64(pushed))
     }
 
     @Test func tokenExpiryOptionsOutOfRangeAreRefusedAsBadUsage() throws {

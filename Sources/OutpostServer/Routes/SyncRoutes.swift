@@ -138,14 +138,17 @@ struct SyncRoutes: Sendable {
                 field: "since"
             )
         }
-        // A scoped token pulls as one device (its replica id), so the server knows which patients it holds.
+        // A scoped token pulls as one device (its replica id), so the server knows which patients it holds. The
+        // replica id, when given, must be this token's (a new one is bound to it here).
         var replica: ReplicaID?
-        if !token.scope.isWholePractice {
-            guard let text = query["replica"], let id = ReplicaID(String(text)) else {
-                throw ServerError.parameter("replica", "a scoped token pulls with replica=<this device's replica id>")
+        if let text = query["replica"] {
+            guard let id = ReplicaID(String(text)) else {
+                throw ServerError.parameter("replica", "replica must be this device's replica id")
             }
-            try store.checkReplica(id, token: token)
-            replica = id
+            try store.claimReplica(id, token: token, now: clock.nowMillis())
+            if !token.scope.isWholePractice { replica = id }
+        } else if !token.scope.isWholePractice {
+            throw ServerError.parameter("replica", "a scoped token pulls with replica=<this device's replica id>")
         }
         let store = store
         func fetch() throws(ServerError) -> ScopedFeedPage {
@@ -219,14 +222,21 @@ struct SyncRoutes: Sendable {
             cursor = RecordRef(type: String(parts[1]), id: String(parts[2]))
         }
         var inScope: Set<String>?
+        var replica: ReplicaID?
+        if let text = query["replica"] {
+            guard let id = ReplicaID(String(text)) else {
+                throw ServerError.parameter("replica", "replica must be this device's replica id")
+            }
+            try store.claimReplica(id, token: token, now: clock.nowMillis())
+            replica = id
+        }
         if !token.scope.isWholePractice {
-            guard let text = query["replica"], let replica = ReplicaID(String(text)) else {
+            guard let replica else {
                 throw ServerError.parameter(
                     "replica",
                     "a scoped token bootstraps with replica=<this device's replica id>"
                 )
             }
-            try store.checkReplica(replica, token: token)
             inScope = try store.patients(in: token.scope, practice: token.practice)
             if cursor == nil {
                 try store.registerSnapshot(

@@ -12,6 +12,12 @@ struct PushBatch {
     private var states: [RecordRef: RecordState] = [:]
     private var isNew: Set<RecordRef> = []
     private var touched: Set<FieldKey> = []
+    private var touchedRecords: Set<RecordRef> = []
+    /// The owner column of the records loaded from the store, to notice an owner learnt by this push.
+    private var storedOwners: [RecordRef: String?] = [:]
+    /// Every record this push writes, known before the first change is checked: a change may name as its
+    /// author or site a person or site that a later change of the same push creates.
+    var written: Set<RecordRef> = []
 
     private struct FieldKey: Hashable {
         var record: RecordRef
@@ -30,7 +36,8 @@ struct PushBatch {
     static let structureTypes: Set<RecordType> = [.practice, .site, .person, .team, .subgroup]
 
     /// Checks one change against the role and the care model, in the context of the batch so far.
-    mutating func check(_ change: Change, index: Int, role: Role, today: CalendarDate) throws {
+    mutating func check(_ change: Change, index: Int, token: TokenEntry, today: CalendarDate) throws {
+        let role = token.role
         guard let type = RecordType(rawValue: change.record.type) else {
             throw ServerError(
                 .invalidChange,
@@ -56,15 +63,8 @@ struct PushBatch {
                 index: index
             )
         }
-        guard let state = try state(of: change.record) else {
-            throw ServerError(
-                .notFound,
-                .notFound,
-                "change \(index) names \(change.record), which does not exist in this practice",
-                field: "record",
-                index: index
-            )
-        }
+        try checkProvenance(change, index: index, person: token.person)
+        let state = try state(of: change.record)
         if let patientsInScope, let patient = scopedPatient(of: change),
             !patientsInScope.contains(patient),
             !isNew.contains(RecordRef(type: RecordType.patient.rawValue, id: patient))
@@ -85,9 +85,6 @@ struct PushBatch {
                 index: index
             )
         }
-        let practice = practice
-        let db = db
-        let states = states
         do {
             try CareModel.validateEdit(
                 type,
@@ -96,14 +93,7 @@ struct PushBatch {
                 value: change.value,
                 current: state[change.field],
                 today: today,
-                exists: { ref in
-                    if states[ref] != nil { return true }
-                    return
-                        (try? Bool.fetchOne(
-                            db.cachedStatement(sql: "SELECT 1 FROM record WHERE type = ? AND id = ? AND practice = ?"),
-                            arguments: [ref.type, ref.id, practice]
-                        )) == true
-                }
+                exists: { ref in exists(ref) }
             )
         } catch {
             throw ServerError(
@@ -127,45 +117,104 @@ struct PushBatch {
         return owner(of: change.record)
     }
 
-    /// Whether a change settles a conflict: it records a resolution, or it replaces two or more of the
-    /// concurrent values of a field in conflict.
+    /// Whether a change settles a conflict: it records a resolution, or the field is in conflict before it and
+    /// not after it, whatever the change's shape (replacing every concurrent value, or only some of them with
+    /// one of the others' values).
     static func resolvesConflict(_ change: Change, state: RecordState) -> Bool {
         if change.field == "resolutions" { return true }
         guard let policy = CareModel.schema.policy(type: change.record.type, field: change.field), policy.isRegister
         else { return false }
-        let field = state[change.field]
+        var field = state[change.field]
         guard field.resolution(under: policy).isConflict else { return false }
-        let live = Set(field.live.map(\.id))
-        return change.replaces.filter { live.contains($0) }.count >= 2
+        field.apply(change)
+        return !field.resolution(under: policy).isConflict
     }
 
-    /// The record's state in this batch: loaded from the store, empty for a new record, `nil` when the id
-    /// belongs to another practice (indistinguishable, to the caller, from a record that does not exist).
-    private mutating func state(of ref: RecordRef) throws -> RecordState? {
+    /// Checks who and where a change says it was made: the author is a person of the practice (the token's
+    /// person, for a token bound to one) or this replica (`replica:<id>`), and the site a site of the practice.
+    private func checkProvenance(_ change: Change, index: Int, person: String?) throws {
+        func refuse(_ field: String, _ message: String) -> ServerError {
+            ServerError(.invalidChange, .unprocessableContent, "change \(index): \(message)", field: field, index: index)
+        }
+        let author = change.author
+        if let person {
+            guard author == person else {
+                throw refuse(
+                    "author",
+                    "the author must be \(person), the person this token is issued to; a token signs only its "
+                        + "person's edits"
+                )
+            }
+        } else if author.hasPrefix("replica:") {
+            guard author == "replica:\(change.id.replica)" else {
+                throw refuse(
+                    "author",
+                    "a replica signs as replica:\(change.id.replica), its own id; set a person with 'outpost use "
+                        + "--person'"
+                )
+            }
+        }
+        if !author.hasPrefix("replica:") {
+            let ref = RecordRef(type: RecordType.person.rawValue, id: author)
+            guard RecordType.person.isValidID(author), written.contains(ref) || exists(ref) else {
+                throw refuse(
+                    "author",
+                    "the author must be a person of this practice (per_...) or replica:<replica id>; "
+                        + (RecordType.person.isValidID(author)
+                            ? "\(author) is not a person of this practice" : "this one is not a person id")
+                )
+            }
+        }
+        if let site = change.site {
+            let ref = RecordRef(type: RecordType.site.rawValue, id: site)
+            guard RecordType.site.isValidID(site), written.contains(ref) || exists(ref) else {
+                throw refuse(
+                    "site",
+                    RecordType.site.isValidID(site)
+                        ? "\(site) is not a site of this practice" : "the site must be a site id of this practice (sit_...)"
+                )
+            }
+        }
+    }
+
+    /// The record's state in this batch: loaded from the store, or empty for a record this practice does not
+    /// hold yet. Ids are per practice: another practice's record of the same id is another record.
+    private mutating func state(of ref: RecordRef) throws -> RecordState {
         if let state = states[ref] { return state }
         guard
             let row = try Row.fetchOne(
-                db.cachedStatement(sql: "SELECT practice, state FROM record WHERE type = ? AND id = ?"),
-                arguments: [ref.type, ref.id]
+                db.cachedStatement(sql: "SELECT owner, state FROM record WHERE practice = ? AND type = ? AND id = ?"),
+                arguments: [practice, ref.type, ref.id]
             )
         else {
             states[ref] = RecordState()
             isNew.insert(ref)
             return RecordState()
         }
-        guard row["practice"] as String == practice else { return nil }
         var reader = BinaryReader(Array(row["state"] as Data))
         let state = try reader.readRecordState()
         states[ref] = state
+        storedOwners[ref] = row["owner"] as String?
         return state
+    }
+
+    /// Whether the practice holds `ref`, in the store or written earlier in this push.
+    func exists(_ ref: RecordRef) -> Bool {
+        if states[ref] != nil, !isNew.contains(ref) || touchedRecords.contains(ref) { return true }
+        return
+            (try? Bool.fetchOne(
+                db.cachedStatement(sql: "SELECT 1 FROM record WHERE practice = ? AND type = ? AND id = ?"),
+                arguments: [practice, ref.type, ref.id]
+            )) == true
     }
 
     /// Merges a checked change into its record.
     mutating func apply(_ change: Change) throws {
-        var state = states[change.record] ?? RecordState()
-        _ = state.apply(change)
-        states[change.record] = state
+        // In place: a copy of the state would copy the field's whole history on every change (a log of n
+        // entries would cost n per append).
+        states[change.record, default: RecordState()].apply(change)
         touched.insert(FieldKey(record: change.record, field: change.field))
+        touchedRecords.insert(change.record)
     }
 
     /// The patient a record belongs to (itself for a patient), for scoping the feed.
@@ -183,28 +232,33 @@ struct PushBatch {
             guard let state = states[ref] else { continue }
             var writer = BinaryWriter(capacity: 512)
             writer.write(state)
+            let owner = owner(of: ref)
             try db.cachedStatement(
                 sql: """
-                    INSERT INTO record (type, id, practice, owner, state) VALUES (?, ?, ?, ?, ?)
-                    ON CONFLICT (type, id) DO UPDATE SET owner = excluded.owner, state = excluded.state
+                    INSERT INTO record (practice, type, id, owner, state) VALUES (?, ?, ?, ?, ?)
+                    ON CONFLICT (practice, type, id) DO UPDATE SET owner = excluded.owner, state = excluded.state
                     """
             ).execute(
-                arguments: [ref.type, ref.id, practice, owner(of: ref), Data(writer.bytes)]
+                arguments: [practice, ref.type, ref.id, owner, Data(writer.bytes)]
             )
+            if let owner, ref.type != RecordType.patient.rawValue, case .some(.none) = storedOwners[ref] {
+                try learnOwner(owner, of: ref)
+            }
         }
         for ref in records where ref.type == RecordType.patient.rawValue {
             guard let state = states[ref] else { continue }
             let team = state["primaryTeam"].resolution(under: .review).winner?.value.stringValue
             try db.cachedStatement(
                 sql: """
-                    INSERT INTO patient_scope (patient, practice, team) VALUES (?, ?, ?)
-                    ON CONFLICT (patient) DO UPDATE SET team = excluded.team
+                    INSERT INTO patient_scope (practice, patient, team) VALUES (?, ?, ?)
+                    ON CONFLICT (practice, patient) DO UPDATE SET team = excluded.team
                     """
-            ).execute(arguments: [ref.id, practice, team])
-            try db.cachedStatement(sql: "DELETE FROM patient_site WHERE patient = ?").execute(arguments: [ref.id])
+            ).execute(arguments: [practice, ref.id, team])
+            try db.cachedStatement(sql: "DELETE FROM patient_site WHERE practice = ? AND patient = ?")
+                .execute(arguments: [practice, ref.id])
             for site in Set(state["sites"].elements.compactMap(\.stringValue)) {
-                try db.cachedStatement(sql: "INSERT INTO patient_site (patient, site) VALUES (?, ?)")
-                    .execute(arguments: [ref.id, site])
+                try db.cachedStatement(sql: "INSERT INTO patient_site (practice, patient, site) VALUES (?, ?, ?)")
+                    .execute(arguments: [practice, ref.id, site])
             }
         }
         var opened = 0
@@ -223,12 +277,26 @@ struct PushBatch {
                 )
                 opened += db.changesCount
             } else {
-                try db.cachedStatement(sql: "DELETE FROM conflict WHERE type = ? AND id = ? AND field = ?").execute(
-                    arguments: [key.record.type, key.record.id, key.field]
-                )
+                try db.cachedStatement(
+                    sql: "DELETE FROM conflict WHERE practice = ? AND type = ? AND id = ? AND field = ?"
+                ).execute(arguments: [practice, key.record.type, key.record.id, key.field])
                 resolved += db.changesCount
             }
         }
         return (opened, resolved)
+    }
+
+    /// A record stored without its patient learnt it in this push (its creation was split across pushes): its
+    /// earlier changes now belong to that patient, and every scoped device holding the patient, which skipped
+    /// them as ownerless, is sent the patient whole again on its next pull.
+    private func learnOwner(_ owner: String, of ref: RecordRef) throws {
+        try db.cachedStatement(
+            sql: "UPDATE change SET owner = ? WHERE practice = ? AND type = ? AND id = ? AND owner IS NULL"
+        ).execute(arguments: [owner, practice, ref.type, ref.id])
+        try db.cachedStatement(
+            sql: """
+                UPDATE device_patient SET at = \(Int64.max) WHERE practice = ? AND patient = ? AND state = 'in'
+                """
+        ).execute(arguments: [practice, owner])
     }
 }

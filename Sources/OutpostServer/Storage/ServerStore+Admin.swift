@@ -47,45 +47,112 @@ extension ServerStore {
     }
 
     /// Issues a token and returns its secret, which is shown once and never stored.
+    ///
+    /// - Parameters:
+    ///   - person: the person (`per_…`, a person of the practice) the token is issued to; its changes must be
+    ///     signed by that person. `nil` for a shared device.
+    /// - Throws: ``ServerError`` `not_found` for an unknown practice, `invalid_parameter` for a person who is
+    ///   not one of the practice's.
     public func issueToken(
         practice: String,
         role: Role,
         scope: Scope,
         label: String,
         expiresAtMillis: UInt64?,
+        person: String? = nil,
         now: UInt64
     ) throws(ServerError) -> (secret: TokenSecret, entry: TokenEntry) {
-        guard try self.practice(practice) != nil else {
-            throw ServerError(
-                .notFound,
-                .notFound,
-                "no practice \(practice); list them with 'outpost-server practice list'",
-                field: "practice"
-            )
-        }
-        let secret = TokenSecret.make()
         let entry = TokenEntry(
-            id: secret.id,
+            id: "",
             practice: practice,
             role: role,
             scope: scope,
             label: label,
             createdAtMillis: now,
             expiresAtMillis: expiresAtMillis,
-            revokedAtMillis: nil
+            revokedAtMillis: nil,
+            person: person
         )
+        return try write { db in try Self.insertToken(entry, db: db) }
+    }
+
+    /// Issues the successor of a token: a new secret with the same practice, role, scope and person, which takes
+    /// over the replica ids of the devices that used the old one (their local data and outboxes continue under
+    /// it). The old token is revoked at once, if it was not already.
+    ///
+    /// - Throws: ``ServerError`` `not_found` for an unknown token.
+    public func issueSuccessor(
+        of id: String,
+        label: String?,
+        expiresAtMillis: UInt64?,
+        now: UInt64
+    ) throws(ServerError) -> (secret: TokenSecret, entry: TokenEntry) {
         try write { db in
+            guard let row = try Row.fetchOne(db, sql: "SELECT * FROM token WHERE id = ?", arguments: [id]) else {
+                throw ServerError(
+                    .notFound,
+                    .notFound,
+                    "no token \(id); list them with 'outpost-server token list'",
+                    field: "token"
+                )
+            }
+            let previous = Self.tokenEntry(row)
+            var entry = previous
+            entry.label = label ?? previous.label
+            entry.createdAtMillis = now
+            entry.expiresAtMillis = expiresAtMillis
+            entry.revokedAtMillis = nil
+            entry.successorOf = previous.id
             try db.execute(
-                sql: """
-                    INSERT INTO token (id, hash, practice, role, scopeSites, scopeTeams, label, createdAt, expiresAt)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-                    """,
-                arguments: [
-                    entry.id, secret.hash, practice, role.rawValue, entry.scope.sites.joined(separator: ","),
-                    entry.scope.teams.joined(separator: ","), label, Int64(now), expiresAtMillis.map { Int64($0) },
-                ]
+                sql: "UPDATE token SET revokedAt = COALESCE(revokedAt, ?) WHERE id = ?",
+                arguments: [Int64(now), previous.id]
+            )
+            return try Self.insertToken(entry, db: db)
+        }
+    }
+
+    private static func insertToken(_ draft: TokenEntry, db: Database) throws -> (secret: TokenSecret, entry: TokenEntry)
+    {
+        guard try Bool.fetchOne(db, sql: "SELECT 1 FROM practice WHERE id = ?", arguments: [draft.practice]) == true
+        else {
+            throw ServerError(
+                .notFound,
+                .notFound,
+                "no practice \(draft.practice); list them with 'outpost-server practice list'",
+                field: "practice"
             )
         }
+        if let person = draft.person {
+            guard
+                RecordType.person.isValidID(person),
+                try Bool.fetchOne(
+                    db,
+                    sql: "SELECT 1 FROM record WHERE practice = ? AND type = 'person' AND id = ?",
+                    arguments: [draft.practice, person]
+                ) == true
+            else {
+                throw ServerError.parameter(
+                    "person",
+                    "\(person) is not a person of practice \(draft.practice); list them with 'outpost person list' on "
+                        + "a synced replica"
+                )
+            }
+        }
+        let secret = TokenSecret.make()
+        var entry = draft
+        entry.id = secret.id
+        try db.execute(
+            sql: """
+                INSERT INTO token (id, hash, practice, role, scopeSites, scopeTeams, label, createdAt, expiresAt,
+                                   person, successorOf)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """,
+            arguments: [
+                entry.id, secret.hash, entry.practice, entry.role.rawValue, entry.scope.sites.joined(separator: ","),
+                entry.scope.teams.joined(separator: ","), entry.label, Int64(entry.createdAtMillis),
+                entry.expiresAtMillis.map { Int64($0) }, entry.person, entry.successorOf,
+            ]
+        )
         return (secret, entry)
     }
 
@@ -144,7 +211,9 @@ extension ServerStore {
             label: row["label"],
             createdAtMillis: UInt64(row["createdAt"] as Int64),
             expiresAtMillis: (row["expiresAt"] as Int64?).map { UInt64($0) },
-            revokedAtMillis: (row["revokedAt"] as Int64?).map { UInt64($0) }
+            revokedAtMillis: (row["revokedAt"] as Int64?).map { UInt64($0) },
+            person: row["person"],
+            successorOf: row["successorOf"]
         )
     }
 }

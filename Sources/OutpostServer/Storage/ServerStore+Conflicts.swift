@@ -23,7 +23,7 @@ extension ServerStore {
                 db,
                 sql: """
                     SELECT c.type, c.id, c.field, c.detectedAt, r.state FROM conflict c
-                    JOIN record r ON r.type = c.type AND r.id = c.id
+                    JOIN record r ON r.practice = c.practice AND r.type = c.type AND r.id = c.id
                     WHERE c.practice = ? ORDER BY c.type, c.id, c.field
                     """,
                 arguments: [practice]

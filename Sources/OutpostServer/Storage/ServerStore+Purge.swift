@@ -54,22 +54,25 @@ extension ServerStore {
                 arguments: [practice, patient, patient]
             )
             for ref in refs {
-                let arguments: StatementArguments = [ref["type"] as String, ref["id"] as String]
-                try db.execute(sql: "DELETE FROM change WHERE type = ? AND id = ?", arguments: arguments)
-                try db.execute(sql: "DELETE FROM conflict WHERE type = ? AND id = ?", arguments: arguments)
-                try db.execute(sql: "DELETE FROM record WHERE type = ? AND id = ?", arguments: arguments)
+                let arguments: StatementArguments = [practice, ref["type"] as String, ref["id"] as String]
+                for table in ["change", "conflict", "record"] {
+                    try db.execute(
+                        sql: "DELETE FROM \(table) WHERE practice = ? AND type = ? AND id = ?",
+                        arguments: arguments
+                    )
+                }
             }
-            try db.execute(sql: "DELETE FROM patient_scope WHERE patient = ?", arguments: [patient])
-            try db.execute(sql: "DELETE FROM patient_site WHERE patient = ?", arguments: [patient])
-            try db.execute(sql: "DELETE FROM device_patient WHERE patient = ?", arguments: [patient])
+            for table in ["patient_scope", "patient_site", "device_patient"] {
+                try db.execute(
+                    sql: "DELETE FROM \(table) WHERE practice = ? AND patient = ?",
+                    arguments: [practice, patient]
+                )
+            }
             // A new feed position, past every checkpoint ever given out: every device learns of the purge
             // when it pulls from an earlier one. The next change takes the position after it.
             let position =
-                (try Int64.fetchOne(db, sql: "SELECT seq FROM sqlite_sequence WHERE name = 'change'") ?? 0) + 1
-            try db.execute(
-                sql: "INSERT OR REPLACE INTO sqlite_sequence (name, seq) VALUES ('change', ?)",
-                arguments: [position]
-            )
+                (try Int64.fetchOne(db, sql: "SELECT MAX(seq) FROM sqlite_sequence WHERE name = 'change'") ?? 0) + 1
+            try Self.reserveFeedPosition(atLeast: position, db: db)
             let entry = PurgeEntry(
                 practice: practice,
                 patient: patient,

@@ -36,8 +36,7 @@ extension ServerStore {
                 try String.fetchAll(
                     db,
                     sql: """
-                        SELECT s.patient FROM patient_site s JOIN patient_scope p ON p.patient = s.patient
-                        WHERE p.practice = ? AND s.site IN (\(marks))
+                        SELECT patient FROM patient_site WHERE practice = ? AND site IN (\(marks))
                         """,
                     arguments: StatementArguments([practice] + scope.sites)
                 )
@@ -80,8 +79,8 @@ extension ServerStore {
             var known: [String: (state: String, at: Int64, atSince: Int64)] = [:]
             for row in try Row.fetchAll(
                 db,
-                sql: "SELECT patient, state, at, atSince FROM device_patient WHERE replica = ?",
-                arguments: [replica.rawValue]
+                sql: "SELECT patient, state, at, atSince FROM device_patient WHERE practice = ? AND replica = ?",
+                arguments: [practice, replica.rawValue]
             ) {
                 known[row["patient"]] = (row["state"], row["at"], row["atSince"])
             }
@@ -99,8 +98,8 @@ extension ServerStore {
                     removed.append(patient)
                 } else {
                     try db.execute(
-                        sql: "DELETE FROM device_patient WHERE replica = ? AND patient = ?",
-                        arguments: [replica.rawValue, patient]
+                        sql: "DELETE FROM device_patient WHERE practice = ? AND replica = ? AND patient = ?",
+                        arguments: [practice, replica.rawValue, patient]
                     )
                 }
             }
@@ -108,11 +107,12 @@ extension ServerStore {
                 for patient in patients {
                     try db.cachedStatement(
                         sql: """
-                            INSERT INTO device_patient (replica, patient, state, at, atSince) VALUES (?, ?, ?, ?, ?)
-                            ON CONFLICT (replica, patient) DO UPDATE
+                            INSERT INTO device_patient (practice, replica, patient, state, at, atSince)
+                            VALUES (?, ?, ?, ?, ?, ?)
+                            ON CONFLICT (practice, replica, patient) DO UPDATE
                             SET state = excluded.state, at = excluded.at, atSince = excluded.atSince
                             """
-                    ).execute(arguments: [replica.rawValue, patient, state, checkpoint, since])
+                    ).execute(arguments: [practice, replica.rawValue, patient, state, checkpoint, since])
                 }
             }
             var records: [SnapshotRecord] = []
@@ -165,11 +165,17 @@ extension ServerStore {
         throws(ServerError)
     {
         try write { db in
-            try db.execute(sql: "DELETE FROM device_patient WHERE replica = ?", arguments: [replica.rawValue])
+            try db.execute(
+                sql: "DELETE FROM device_patient WHERE practice = ? AND replica = ?",
+                arguments: [practice, replica.rawValue]
+            )
             for patient in try Self.patients(in: scope, practice: practice, db: db) {
                 try db.cachedStatement(
-                    sql: "INSERT INTO device_patient (replica, patient, state, at, atSince) VALUES (?, ?, 'in', ?, ?)"
-                ).execute(arguments: [replica.rawValue, patient, checkpoint, checkpoint - 1])
+                    sql: """
+                        INSERT INTO device_patient (practice, replica, patient, state, at, atSince)
+                        VALUES (?, ?, ?, 'in', ?, ?)
+                        """
+                ).execute(arguments: [practice, replica.rawValue, patient, checkpoint, checkpoint - 1])
             }
         }
     }
@@ -179,19 +185,9 @@ extension ServerStore {
         try read { db in try Self.patients(in: scope, practice: practice, db: db) }
     }
 
-    /// Checks that `replica` may pull with `token`: bound to it, or not yet bound (a new device).
-    public func checkReplica(_ replica: ReplicaID, token: TokenEntry) throws(ServerError) {
-        try read { db in
-            guard
-                let row = try Row.fetchOne(
-                    db,
-                    sql: "SELECT practice, token FROM device WHERE replica = ?",
-                    arguments: [replica.rawValue]
-                )
-            else { return }
-            guard row["practice"] as String == token.practice else {
-                throw ServerError(.replicaMismatch, .forbidden, "replica \(replica) belongs to another device")
-            }
-        }
+    /// Checks that `replica` may pull with `token`, binding a new device's replica id to the token on its first
+    /// pull: a replica id bound to another token is `403 replica_mismatch` (see ``bindDevice(_:token:now:db:)``).
+    public func claimReplica(_ replica: ReplicaID, token: TokenEntry, now: UInt64) throws(ServerError) {
+        try write { db in try Self.bindDevice(replica, token: token, now: now, db: db) }
     }
 }

@@ -44,6 +44,7 @@ extension ServerStore {
         return try write { db in
             try Self.bindDevice(request.replica, token: token, now: now, db: db)
             var batch = PushBatch(practice: token.practice, db: db)
+            batch.written = Set(request.changes.map(\.record))
             if !token.scope.isWholePractice {
                 // In scope: patients in the token's scope now, and those this device holds until it is told to
                 // purge them, so its pending edits to a patient that just left reach the server first.
@@ -51,13 +52,15 @@ extension ServerStore {
                 allowed.formUnion(
                     try String.fetchAll(
                         db,
-                        sql: "SELECT patient FROM device_patient WHERE replica = ? AND state = 'in'",
-                        arguments: [request.replica.rawValue]
+                        sql: """
+                            SELECT patient FROM device_patient WHERE practice = ? AND replica = ? AND state = 'in'
+                            """,
+                        arguments: [token.practice, request.replica.rawValue]
                     )
                 )
                 batch.patientsInScope = allowed
             }
-            var accepted = 0
+            var accepted: [(change: Change, payload: Data)] = []
             var duplicates = 0
             for (index, change) in request.changes.enumerated() {
                 let payload: Data
@@ -87,8 +90,10 @@ extension ServerStore {
                     )
                 }
                 if let stored = try Data.fetchOne(
-                    db.cachedStatement(sql: "SELECT payload FROM change WHERE replica = ? AND counter = ?"),
-                    arguments: [change.id.replica.rawValue, Int64(change.id.counter)]
+                    db.cachedStatement(
+                        sql: "SELECT payload FROM change WHERE practice = ? AND replica = ? AND counter = ?"
+                    ),
+                    arguments: [token.practice, change.id.replica.rawValue, Int64(change.id.counter)]
                 ) {
                     guard stored == payload else {
                         throw ServerError(
@@ -112,8 +117,13 @@ extension ServerStore {
                         index: index
                     )
                 }
-                try batch.check(change, index: index, role: token.role, today: today)
+                try batch.check(change, index: index, token: token, today: today)
                 try batch.apply(change)
+                accepted.append((change, payload))
+            }
+            // Stored once the whole push is merged, so each change carries its record's owner as of the end of
+            // the push: the fields of a new task written before its `patient` field belong to that patient too.
+            for (change, payload) in accepted {
                 try db.cachedStatement(
                     sql: """
                         INSERT INTO change (practice, replica, counter, type, id, owner, payload)
@@ -125,23 +135,24 @@ extension ServerStore {
                         change.record.id, batch.owner(of: change.record), payload,
                     ]
                 )
-                accepted += 1
             }
             let conflicts = try batch.finish(now: now)
             let maxCounter = request.changes.map(\.id.counter).max() ?? 0
             try db.execute(
-                sql: "UPDATE device SET acknowledged = MAX(acknowledged, ?), lastSeen = ? WHERE replica = ?",
-                arguments: [Int64(maxCounter), Int64(now), request.replica.rawValue]
+                sql: """
+                    UPDATE device SET acknowledged = MAX(acknowledged, ?), lastSeen = ? WHERE practice = ? AND replica = ?
+                    """,
+                arguments: [Int64(maxCounter), Int64(now), token.practice, request.replica.rawValue]
             )
             let acknowledged =
                 try Int64.fetchOne(
                     db,
-                    sql: "SELECT acknowledged FROM device WHERE replica = ?",
-                    arguments: [request.replica.rawValue]
+                    sql: "SELECT acknowledged FROM device WHERE practice = ? AND replica = ?",
+                    arguments: [token.practice, request.replica.rawValue]
                 ) ?? 0
             return PushOutcome(
                 response: PushResponse(
-                    accepted: accepted,
+                    accepted: accepted.count,
                     duplicates: duplicates,
                     acknowledged: UInt64(acknowledged),
                     serverTimeMillis: now
@@ -152,41 +163,56 @@ extension ServerStore {
         }
     }
 
-    /// Binds `replica` to the token's device on its first push; refuses a replica id another device uses.
+    /// Binds `replica` to the token on the device's first request (push or scoped pull); refuses a replica id
+    /// bound to another token of the practice.
     ///
-    /// A replica moves to a new token of the same practice only when its old token can no longer be used
-    /// (expired or revoked), which is how a device continues after being given a new token.
+    /// A replica id moves to another token only by an administrator's act: a token issued as the successor of
+    /// the bound one (`outpost-server token issue --successor-of`) takes the replica over on its first request.
+    /// Nothing a request says moves it otherwise, so a token cannot borrow another device's replica id to pull
+    /// that device's patients or push in its name.
     static func bindDevice(_ replica: ReplicaID, token: TokenEntry, now: UInt64, db: Database) throws {
-        if let row = try Row.fetchOne(
+        if let boundToken = try String.fetchOne(
             db,
-            sql: "SELECT practice, token FROM device WHERE replica = ?",
-            arguments: [replica.rawValue]
+            sql: "SELECT token FROM device WHERE practice = ? AND replica = ?",
+            arguments: [token.practice, replica.rawValue]
         ) {
-            let boundToken: String = row["token"]
             if boundToken == token.id { return }
-            let practice: String = row["practice"]
-            let previous = try Row.fetchOne(db, sql: "SELECT * FROM token WHERE id = ?", arguments: [boundToken])
-                .map(tokenEntry)
-            guard practice == token.practice, let previous, !previous.isUsable(at: now) else {
+            guard try isSuccessor(token.id, of: boundToken, db: db) else {
                 throw ServerError(
                     .replicaMismatch,
                     .forbidden,
-                    "replica \(replica) belongs to another device; each device pushes under its own replica id"
+                    "replica \(replica) belongs to another device; each device uses its own replica id (a device "
+                        + "given a new token needs one issued with 'outpost-server token issue --successor-of')"
                 )
             }
             try db.execute(
-                sql: "UPDATE device SET token = ? WHERE replica = ?",
-                arguments: [token.id, replica.rawValue]
+                sql: "UPDATE device SET token = ? WHERE practice = ? AND replica = ?",
+                arguments: [token.id, token.practice, replica.rawValue]
             )
         } else {
             try db.execute(
                 sql: """
-                    INSERT INTO device (replica, practice, token, acknowledged, firstSeen, lastSeen)
+                    INSERT INTO device (practice, replica, token, acknowledged, firstSeen, lastSeen)
                     VALUES (?, ?, ?, 0, ?, ?)
                     """,
-                arguments: [replica.rawValue, token.practice, token.id, Int64(now), Int64(now)]
+                arguments: [token.practice, replica.rawValue, token.id, Int64(now), Int64(now)]
             )
         }
+    }
+
+    /// Whether `token` descends from `ancestor` through successor tokens.
+    static func isSuccessor(_ token: String, of ancestor: String, db: Database) throws -> Bool {
+        var current = token
+        var seen: Set<String> = []
+        while let previous = try String.fetchOne(
+            db,
+            sql: "SELECT successorOf FROM token WHERE id = ?",
+            arguments: [current]
+        ), seen.insert(previous).inserted {
+            if previous == ancestor { return true }
+            current = previous
+        }
+        return false
     }
 
     /// The highest feed position of a practice (0 when it has no changes).

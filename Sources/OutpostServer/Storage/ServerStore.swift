@@ -34,6 +34,10 @@ public struct TokenEntry: Sendable, Hashable, Codable {
     public var expiresAtMillis: UInt64?
     /// When it was revoked, if it was.
     public var revokedAtMillis: UInt64?
+    /// The person it is issued to (`per_…`), who alone may sign its changes; `nil` for a shared device.
+    public var person: String? = nil
+    /// The token it succeeds, whose devices' replica ids it took over.
+    public var successorOf: String? = nil
 
     /// Whether the token may be used at `now`.
     public func isUsable(at now: UInt64) -> Bool {
@@ -241,7 +245,124 @@ public final class ServerStore: Sendable {
                     """
             )
         }
+        migrator.registerMigration("v4-per-practice") { db in
+            // Ids are per practice: the same record, replica or patient id in two practices is two things, and no
+            // answer to one practice depends on what another holds. Every key starts with the practice. Tokens
+            // may be bound to a person (who alone may author its changes) and may succeed another token (taking
+            // over its devices' replica ids).
+            let sequence = try Int64.fetchOne(db, sql: "SELECT MAX(seq) FROM sqlite_sequence WHERE name = 'change'")
+            try db.execute(
+                sql: """
+                    CREATE TABLE record_v4 (
+                        practice TEXT NOT NULL,
+                        type TEXT NOT NULL,
+                        id TEXT NOT NULL,
+                        owner TEXT,
+                        state BLOB NOT NULL,
+                        PRIMARY KEY (practice, type, id)
+                    ) WITHOUT ROWID;
+                    INSERT INTO record_v4 SELECT practice, type, id, owner, state FROM record;
+                    DROP TABLE record;
+                    ALTER TABLE record_v4 RENAME TO record;
+                    CREATE INDEX record_by_owner ON record (practice, owner) WHERE owner IS NOT NULL;
+
+                    CREATE TABLE conflict_v4 (
+                        practice TEXT NOT NULL,
+                        type TEXT NOT NULL,
+                        id TEXT NOT NULL,
+                        field TEXT NOT NULL,
+                        detectedAt INTEGER NOT NULL,
+                        PRIMARY KEY (practice, type, id, field)
+                    ) WITHOUT ROWID;
+                    INSERT INTO conflict_v4 SELECT practice, type, id, field, detectedAt FROM conflict;
+                    DROP TABLE conflict;
+                    ALTER TABLE conflict_v4 RENAME TO conflict;
+
+                    CREATE TABLE change_v4 (
+                        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                        practice TEXT NOT NULL,
+                        replica TEXT NOT NULL,
+                        counter INTEGER NOT NULL,
+                        type TEXT NOT NULL,
+                        id TEXT NOT NULL,
+                        owner TEXT,
+                        payload BLOB NOT NULL,
+                        UNIQUE (practice, replica, counter)
+                    );
+                    INSERT INTO change_v4 SELECT seq, practice, replica, counter, type, id, owner, payload FROM change;
+                    DROP TABLE change;
+                    ALTER TABLE change_v4 RENAME TO change;
+                    CREATE INDEX change_by_practice ON change (practice, seq);
+                    CREATE INDEX change_by_record ON change (practice, type, id);
+
+                    CREATE TABLE device_v4 (
+                        practice TEXT NOT NULL REFERENCES practice(id),
+                        replica TEXT NOT NULL,
+                        token TEXT NOT NULL REFERENCES token(id),
+                        acknowledged INTEGER NOT NULL,
+                        firstSeen INTEGER NOT NULL,
+                        lastSeen INTEGER NOT NULL,
+                        PRIMARY KEY (practice, replica)
+                    ) WITHOUT ROWID;
+                    INSERT INTO device_v4 SELECT practice, replica, token, acknowledged, firstSeen, lastSeen FROM device;
+                    DROP TABLE device;
+                    ALTER TABLE device_v4 RENAME TO device;
+
+                    CREATE TABLE patient_scope_v4 (
+                        practice TEXT NOT NULL,
+                        patient TEXT NOT NULL,
+                        team TEXT,
+                        PRIMARY KEY (practice, patient)
+                    ) WITHOUT ROWID;
+                    INSERT INTO patient_scope_v4 SELECT practice, patient, team FROM patient_scope;
+                    DROP TABLE patient_scope;
+                    ALTER TABLE patient_scope_v4 RENAME TO patient_scope;
+                    CREATE INDEX patient_scope_by_team ON patient_scope (practice, team);
+
+                    CREATE TABLE patient_site_v4 (
+                        practice TEXT NOT NULL,
+                        patient TEXT NOT NULL,
+                        site TEXT NOT NULL,
+                        PRIMARY KEY (practice, patient, site)
+                    ) WITHOUT ROWID;
+                    INSERT INTO patient_site_v4
+                        SELECT p.practice, s.patient, s.site FROM patient_site s JOIN patient_scope p USING (patient);
+                    DROP TABLE patient_site;
+                    ALTER TABLE patient_site_v4 RENAME TO patient_site;
+                    CREATE INDEX patient_site_by_site ON patient_site (practice, site);
+
+                    CREATE TABLE device_patient_v4 (
+                        practice TEXT NOT NULL,
+                        replica TEXT NOT NULL,
+                        patient TEXT NOT NULL,
+                        state TEXT NOT NULL,
+                        at INTEGER NOT NULL,
+                        atSince INTEGER NOT NULL,
+                        PRIMARY KEY (practice, replica, patient)
+                    ) WITHOUT ROWID;
+                    INSERT INTO device_patient_v4
+                        SELECT d.practice, p.replica, p.patient, p.state, p.at, p.atSince
+                        FROM device_patient p JOIN device d USING (replica);
+                    DROP TABLE device_patient;
+                    ALTER TABLE device_patient_v4 RENAME TO device_patient;
+
+                    ALTER TABLE token ADD COLUMN person TEXT;
+                    ALTER TABLE token ADD COLUMN successorOf TEXT;
+                    """
+            )
+            // The feed's sequence survives the rebuild, including positions a purge reserved past the last change.
+            try ServerStore.reserveFeedPosition(atLeast: sequence ?? 0, db: db)
+        }
         return migrator
+    }
+
+    /// Makes the next change's feed position greater than `position` (SQLite's AUTOINCREMENT counter for the
+    /// `change` table is a row of `sqlite_sequence`, which has no key: update the row, never add a second one).
+    static func reserveFeedPosition(atLeast position: Int64, db: Database) throws {
+        try db.execute(sql: "DELETE FROM sqlite_sequence WHERE name = 'change' AND seq < ?", arguments: [position])
+        if try Int64.fetchOne(db, sql: "SELECT COUNT(*) FROM sqlite_sequence WHERE name = 'change'") == 0 {
+            try db.execute(sql: "INSERT INTO sqlite_sequence (name, seq) VALUES ('change', ?)", arguments: [position])
+        }
     }
 }
 

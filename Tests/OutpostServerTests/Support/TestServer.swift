@@ -159,7 +159,8 @@ final class TestServer {
 
     /// Issues a token and returns its secret.
     func issueToken(role: String, practice: String? = nil, extra: [String] = []) throws -> String {
-        var arguments = ["token", "issue", "--role", role] + extra
+        // An empty role leaves `--role` out (a successor takes its predecessor's).
+        var arguments = ["token", "issue"] + (role.isEmpty ? [] : ["--role", role]) + extra
         if let practice { arguments += ["--practice", practice] }
         let result = try admin(arguments)
         guard result.status == 0 else { throw HarnessError(description: "token issue failed: \(result)") }
