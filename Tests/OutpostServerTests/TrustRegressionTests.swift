@@ -144,7 +144,11 @@ struct TrustRegressionTests {
 
         // The kiosk presenting the laptop's replica id: refused for pulls, snapshots and pushes.
         for path in ["/v1/changes?since=0&replica=\(replica)", "/v1/snapshot?replica=\(replica)"] {
-            try expectRefusal(try await server.request("GET", path, token: kiosk), status: 403, code: "replica_mismatch")
+            try expectRefusal(
+                try await server.request("GET", path, token: kiosk),
+                status: 403,
+                code: "replica_mismatch"
+            )
         }
         let forged = try change(
             "\(replica)/999",
