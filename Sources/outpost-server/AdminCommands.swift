@@ -146,7 +146,12 @@ struct TokenCommand: AsyncParsableCommand {
                 let now = ServerWallClock().nowMillis()
                 let expiry = expiresAtMillis ?? expiresIn.map { now + UInt64($0) * 86_400_000 }
                 if let successorOf {
-                    let issued = try store.issueSuccessor(of: successorOf, label: label, expiresAtMillis: expiry, now: now)
+                    let issued = try store.issueSuccessor(
+                        of: successorOf,
+                        label: label,
+                        expiresAtMillis: expiry,
+                        now: now
+                    )
                     try report(issued)
                     return
                 }

@@ -146,13 +146,13 @@ struct SyncRoutes: Sendable {
                 throw ServerError.parameter("replica", "replica must be this device's replica id")
             }
             try store.claimReplica(id, token: token, now: clock.nowMillis())
-            if !token.scope.isWholePractice { replica = id }
+            replica = id
         } else if !token.scope.isWholePractice {
             throw ServerError.parameter("replica", "a scoped token pulls with replica=<this device's replica id>")
         }
         let store = store
         func fetch() throws(ServerError) -> ScopedFeedPage {
-            if let replica {
+            if let replica, !token.scope.isWholePractice {
                 return try store.scopedPull(
                     practice: token.practice,
                     scope: token.scope,
@@ -161,7 +161,7 @@ struct SyncRoutes: Sendable {
                     limit: limit
                 )
             }
-            let feed = try store.pull(practice: token.practice, since: since, limit: limit)
+            let feed = try store.pull(practice: token.practice, since: since, limit: limit, excluding: replica)
             return ScopedFeedPage(feed: feed, records: [], removed: feed.removed)
         }
         func isEmpty(_ page: ScopedFeedPage) -> Bool {

@@ -134,7 +134,13 @@ struct PushBatch {
     /// person, for a token bound to one) or this replica (`replica:<id>`), and the site a site of the practice.
     private func checkProvenance(_ change: Change, index: Int, person: String?) throws {
         func refuse(_ field: String, _ message: String) -> ServerError {
-            ServerError(.invalidChange, .unprocessableContent, "change \(index): \(message)", field: field, index: index)
+            ServerError(
+                .invalidChange,
+                .unprocessableContent,
+                "change \(index): \(message)",
+                field: field,
+                index: index
+            )
         }
         let author = change.author
         if let person {
@@ -171,7 +177,8 @@ struct PushBatch {
                 throw refuse(
                     "site",
                     RecordType.site.isValidID(site)
-                        ? "\(site) is not a site of this practice" : "the site must be a site id of this practice (sit_...)"
+                        ? "\(site) is not a site of this practice"
+                        : "the site must be a site id of this practice (sit_...)"
                 )
             }
         }

@@ -111,8 +111,10 @@ extension ServerStore {
         }
     }
 
-    private static func insertToken(_ draft: TokenEntry, db: Database) throws -> (secret: TokenSecret, entry: TokenEntry)
-    {
+    private static func insertToken(
+        _ draft: TokenEntry,
+        db: Database
+    ) throws -> (secret: TokenSecret, entry: TokenEntry) {
         guard try Bool.fetchOne(db, sql: "SELECT 1 FROM practice WHERE id = ?", arguments: [draft.practice]) == true
         else {
             throw ServerError(

@@ -68,8 +68,10 @@ extension ServerStore {
         try write { db in
             let rows = try Row.fetchAll(
                 db,
-                sql:
-                    "SELECT seq, type, id, owner, payload FROM change WHERE practice = ? AND seq > ? ORDER BY seq LIMIT ?",
+                sql: """
+                    SELECT seq, replica, type, id, owner, payload FROM change WHERE practice = ? AND seq > ?
+                    ORDER BY seq LIMIT ?
+                    """,
                 arguments: [practice, since, limit + 1]
             )
             let scanned = rows.prefix(limit)
@@ -136,6 +138,8 @@ extension ServerStore {
             }
             let fresh = Set(entering)
             let payloads: [Data] = scanned.compactMap { row in
+                // The device holds its own changes already.
+                if row["replica"] as String == replica.rawValue { return nil }
                 let owner: String? = row["owner"]
                 let type: String = row["type"]
                 let id: String = row["id"]

@@ -230,13 +230,24 @@ extension ServerStore {
         )
     }
 
-    /// The practice's changes after `since`, at most `limit`.
-    public func pull(practice: String, since: Int64, limit: Int) throws(ServerError) -> FeedPage {
+    /// The practice's changes after `since`, at most `limit`, leaving out those made by `excluding` (the
+    /// requesting device holds its own changes already).
+    public func pull(
+        practice: String,
+        since: Int64,
+        limit: Int,
+        excluding: ReplicaID? = nil
+    ) throws(ServerError)
+        -> FeedPage
+    {
         try read { db in
             let rows = try Row.fetchAll(
                 db,
-                sql: "SELECT seq, payload FROM change WHERE practice = ? AND seq > ? ORDER BY seq LIMIT ?",
-                arguments: [practice, since, limit + 1]
+                sql: """
+                    SELECT seq, payload FROM change WHERE practice = ? AND seq > ? AND replica IS NOT ?
+                    ORDER BY seq LIMIT ?
+                    """,
+                arguments: [practice, since, excluding?.rawValue, limit + 1]
             )
             let page = rows.prefix(limit)
             let hasMore = rows.count > limit
