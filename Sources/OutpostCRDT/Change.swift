@@ -25,7 +25,10 @@ public struct RecordRef: Sendable, Hashable, Comparable, Codable, CustomStringCo
     public init(from decoder: any Decoder) throws {
         try StrictKeys.check(decoder, allowed: ["id", "type"])
         let container = try decoder.container(keyedBy: CodingKeys.self)
-        self.init(type: try container.decode(String.self, forKey: .type), id: try container.decode(String.self, forKey: .id))
+        self.init(
+            type: try container.decode(String.self, forKey: .type),
+            id: try container.decode(String.self, forKey: .id)
+        )
     }
 }
 

@@ -187,7 +187,10 @@ public enum StrictJSON {
         mutating func key() throws(Failure) {
             skipWhitespace()
             guard index < bytes.count, bytes[index] == UInt8(ascii: "\"") else {
-                throw fail(index < bytes.count ? "expected a key in quotes, found \(shown(bytes[index]))" : "the body ends inside an object")
+                throw fail(
+                    index < bytes.count
+                        ? "expected a key in quotes, found \(shown(bytes[index]))" : "the body ends inside an object"
+                )
             }
             let start = index
             let keyStart = keyBytes.count
@@ -246,7 +249,10 @@ public enum StrictJSON {
             }
             if index < bytes.count && bytes[index] == UInt8(ascii: ".") {
                 if integersOnly {
-                    throw fail("a number with a fraction; integers are written without '.', decimals as strings", at: start)
+                    throw fail(
+                        "a number with a fraction; integers are written without '.', decimals as strings",
+                        at: start
+                    )
                 }
                 index += 1
                 guard index < bytes.count, isDigit(bytes[index]) else { throw fail("a '.' not followed by a digit") }
@@ -275,7 +281,9 @@ public enum StrictJSON {
                 // The common case: printable ASCII other than the quote and the backslash.
                 while index < bytes.count {
                     let byte = bytes[index]
-                    guard byte >= 0x20, byte < 0x80, byte != UInt8(ascii: "\""), byte != UInt8(ascii: "\\") else { break }
+                    guard byte >= 0x20, byte < 0x80, byte != UInt8(ascii: "\""), byte != UInt8(ascii: "\\") else {
+                        break
+                    }
                     index += 1
                 }
                 if sink != nil && index > runStart {
@@ -350,7 +358,8 @@ public enum StrictJSON {
                 index += 1
                 var code = try hex4()
                 if code >= 0xD800 && code < 0xDC00 {
-                    guard index + 1 < bytes.count, bytes[index] == UInt8(ascii: "\\"), bytes[index + 1] == UInt8(ascii: "u")
+                    guard index + 1 < bytes.count, bytes[index] == UInt8(ascii: "\\"),
+                        bytes[index + 1] == UInt8(ascii: "u")
                     else { throw fail("a lone surrogate escape (\\uD800-\\uDBFF without its pair)", at: start) }
                     index += 2
                     let low = try hex4()

@@ -1,7 +1,7 @@
 import Foundation
 import HTTPTypes
-import HummingbirdCore
 public import Hummingbird
+import HummingbirdCore
 public import Logging
 import NIOCore
 public import OutpostCRDT

@@ -130,7 +130,8 @@ struct Serve: AsyncParsableCommand {
 
     mutating func validate() throws {
         guard maxConnections > 0 else { throw ValidationError("--max-connections must be at least 1") }
-        for (name, value) in [("idle", idleTimeout), ("header", headerTimeout), ("body", bodyTimeout)] where value <= 0 {
+        for (name, value) in [("idle", idleTimeout), ("header", headerTimeout), ("body", bodyTimeout)] where value <= 0
+        {
             throw ValidationError("--\(name)-timeout must be a positive number of seconds")
         }
         guard (0...65_535).contains(port) else { throw ValidationError("--port must be 0 to 65535") }

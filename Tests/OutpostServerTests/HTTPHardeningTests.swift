@@ -124,15 +124,22 @@ struct HTTPHardeningTests {
 
     /// Requests the HTTP parser refuses, with the status and code the JSON body must carry.
     static let unparsable: [(String, [UInt8], Int, String)] = [
-        ("a NUL in a header", Array("GET /health HTTP/1.1\r\nHost: a\r\nX-Bad: a\u{0}b\r\n\r\n".utf8), 400, "malformed_request"),
+        (
+            "a NUL in a header", Array("GET /health HTTP/1.1\r\nHost: a\r\nX-Bad: a\u{0}b\r\n\r\n".utf8), 400,
+            "malformed_request"
+        ),
         ("an unknown method", Array("FROB /health HTTP/1.1\r\nHost: a\r\n\r\n".utf8), 400, "malformed_request"),
         (
-            "a 100 kB URL", Array(("GET /health?" + String(repeating: "a", count: 100_000) + " HTTP/1.1\r\nHost: a\r\n\r\n").utf8),
+            "a 100 kB URL",
+            Array(("GET /health?" + String(repeating: "a", count: 100_000) + " HTTP/1.1\r\nHost: a\r\n\r\n").utf8),
             431, "too_large"
         ),
         (
             "a 1 MiB header",
-            Array(("GET /health HTTP/1.1\r\nHost: a\r\nX-Big: " + String(repeating: "b", count: 1 << 20) + "\r\n\r\n").utf8),
+            Array(
+                ("GET /health HTTP/1.1\r\nHost: a\r\nX-Big: " + String(repeating: "b", count: 1 << 20) + "\r\n\r\n")
+                    .utf8
+            ),
             431, "too_large"
         ),
         (
@@ -185,14 +192,19 @@ struct HTTPHardeningTests {
     }
 
     @Test func aCursorTheServerWroteIsServed() async throws {
-        let server = try await TestServer()
+        let (server, directory) = try await StrictReadingTests.seededServer()
+        _ = directory
         let admin = server.adminToken
         let (status, body) = try await server.request("GET", "\(Wire.Path.snapshot)?limit=1", token: admin)
         try #require(status == 200)
         let page = try Wire.makeDecoder().decode(SnapshotPage.self, from: body)
-        let next = try #require(page.next, "the bootstrap practice has more than one record")
+        let next = try #require(page.next, "the seeded practice has more than one record")
         let encoded = try #require(next.addingPercentEncoding(withAllowedCharacters: .alphanumerics))
-        let (second, _) = try await server.request("GET", "\(Wire.Path.snapshot)?limit=1&after=\(encoded)", token: admin)
+        let (second, _) = try await server.request(
+            "GET",
+            "\(Wire.Path.snapshot)?limit=1&after=\(encoded)",
+            token: admin
+        )
         #expect(second == 200)
     }
 }

@@ -59,7 +59,10 @@ struct StrictReadingTests {
             let code = HTTPAnswer(status: status, headers: [:], body: answer).error["code"] as? String
             let expected = example.refusal == "malformed_request" ? 400 : 422
             let check = {
-                #expect(status == expected, "\(example.file) (\(example.why)): \(String(decoding: answer, as: UTF8.self))")
+                #expect(
+                    status == expected,
+                    "\(example.file) (\(example.why)): \(String(decoding: answer, as: UTF8.self))"
+                )
                 #expect(code == example.refusal, "\(example.file)")
             }
             if example.file == provenance {

@@ -36,7 +36,9 @@ struct GuardedHTTP1Channel: ServerChildChannel, HTTPChannelHandler {
                 withDecoderLimitConfiguration: decoderLimits
             )
             try channel.pipeline.syncOperations.addHandler(HTTP1ToHTTPServerCodec(secure: false))
-            try channel.pipeline.syncOperations.addHandler(ParserErrorResponseHandler(maxHeaderBytes: Self.maxHeaderBytes))
+            try channel.pipeline.syncOperations.addHandler(
+                ParserErrorResponseHandler(maxHeaderBytes: Self.maxHeaderBytes)
+            )
             try channel.pipeline.syncOperations.addHandler(deadlines)
             try channel.pipeline.syncOperations.addHandler(HTTPConnectionStateHandler(idleTimeout: nil, logger: logger))
             let value = try NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>(

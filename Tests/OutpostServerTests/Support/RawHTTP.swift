@@ -45,7 +45,9 @@ final class RawConnection: @unchecked Sendable {  // `fd` is written only in ini
         Thread {
             var sent = 0
             while sent < bytes.count {
-                let count = bytes[sent...].withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+                let count = bytes[sent...].withUnsafeBytes {
+                    Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL))
+                }
                 if count <= 0 { return }
                 sent += count
             }
@@ -102,7 +104,9 @@ struct RawResponse: CustomStringConvertible {
         var headers: [String: String] = [:]
         for line in head.dropFirst() {
             guard let colon = line.firstIndex(of: ":") else { continue }
-            headers[line[..<colon].lowercased()] = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+            headers[line[..<colon].lowercased()] = line[line.index(after: colon)...].trimmingCharacters(
+                in: .whitespaces
+            )
         }
         self.headers = headers
         body = data[end.upperBound...]
@@ -134,7 +138,12 @@ struct HTTPAnswer {
 
 extension TestServer {
     /// Sends one request with exactly the headers given and returns the status, headers and body.
-    func send(_ method: String, _ path: String, headers: [String: String] = [:], body: Data? = nil) async throws
+    func send(
+        _ method: String,
+        _ path: String,
+        headers: [String: String] = [:],
+        body: Data? = nil
+    ) async throws
         -> HTTPAnswer
     {
         var request = URLRequest(url: URL(string: "http://127.0.0.1:\(port)\(path)")!, timeoutInterval: 60)
