@@ -16,6 +16,20 @@ public struct RecordRef: Sendable, Hashable, Comparable, Codable, CustomStringCo
     }
 
     public var description: String { "\(type)/\(id)" }
+
+    private enum CodingKeys: String, CodingKey {
+        case type, id
+    }
+
+    /// Decodes a record reference, refusing keys it does not define.
+    public init(from decoder: any Decoder) throws {
+        try StrictKeys.check(decoder, allowed: ["id", "type"])
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(
+            type: try container.decode(String.self, forKey: .type),
+            id: try container.decode(String.self, forKey: .id)
+        )
+    }
 }
 
 /// One edit of one field of one record: the unit that is stored, synced and merged.

@@ -66,6 +66,10 @@ public struct ErrorCode: RawRepresentable, Sendable, Hashable, Codable, CustomSt
     public static let invalidParameter = ErrorCode(rawValue: "invalid_parameter")
     /// 400: the protocol version the client speaks is not served here.
     public static let unsupportedProtocol = ErrorCode(rawValue: "unsupported_protocol")
+    /// 405: the path is known but not with this method; the `Allow` header lists the methods it takes.
+    public static let methodNotAllowed = ErrorCode(rawValue: "method_not_allowed")
+    /// 415: a request body without `Content-Type: application/json`.
+    public static let unsupportedMediaType = ErrorCode(rawValue: "unsupported_media_type")
     /// 422: a pushed change breaks the care model's rules (unknown field, bad value, immutable field…).
     public static let invalidChange = ErrorCode(rawValue: "invalid_change")
     /// 401: no token, an unknown token, or an expired or revoked one.

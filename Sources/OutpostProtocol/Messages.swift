@@ -151,6 +151,22 @@ public struct PushRequest: Sendable, Hashable, Codable {
         let container = try decoder.container(keyedBy: CodingKeys.self)
         replica = try container.decode(ReplicaID.self, forKey: .replica)
         changes = try container.decode([Change].self, forKey: .changes)
+        // Oldest first, each change once: the push's own counters strictly increase (other replicas' changes
+        // are refused later, as replica_mismatch with their index).
+        var previous: UInt64?
+        for (index, change) in changes.enumerated() where change.id.replica == replica {
+            if let previous, change.id.counter <= previous {
+                throw DecodingError.dataCorrupted(
+                    .init(
+                        codingPath: decoder.codingPath + [CodingKeys.changes, IndexKey(index), IndexKey("id")],
+                        debugDescription:
+                            "counter \(change.id.counter) follows counter \(previous); a push carries its replica's "
+                            + "changes once each, in strictly increasing counter order"
+                    )
+                )
+            }
+            previous = change.id.counter
+        }
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -158,6 +174,25 @@ public struct PushRequest: Sendable, Hashable, Codable {
         try container.encode(replica, forKey: .replica)
         try container.encode(changes, forKey: .changes)
     }
+}
+
+/// A coding key for an error's path: an array index or a key name.
+private struct IndexKey: CodingKey {
+    var stringValue: String
+    var intValue: Int?
+
+    init(_ index: Int) {
+        stringValue = String(index)
+        intValue = index
+    }
+
+    init(_ name: String) {
+        stringValue = name
+        intValue = nil
+    }
+
+    init?(stringValue: String) { self.init(stringValue) }
+    init?(intValue: Int) { self.init(intValue) }
 }
 
 /// The answer to a successful push.

@@ -29,4 +29,28 @@ public enum Wire {
     public static func makeDecoder() -> JSONDecoder {
         JSONDecoder()
     }
+
+    /// The media type of every body; a request with a body MUST send it (`charset=utf-8` is allowed).
+    public static let contentType = "application/json"
+
+    /// Whether a `Content-Type` header value names ``contentType``: `application/json`, in any case, with
+    /// no parameter other than `charset=utf-8`.
+    public static func isJSONContentType(_ value: String) -> Bool {
+        let parts = value.split(separator: ";", omittingEmptySubsequences: false).map {
+            $0.trimmingCharacters(in: .whitespaces).lowercased()
+        }
+        guard parts.first == contentType else { return false }
+        return parts.dropFirst().allSatisfy { $0 == "charset=utf-8" || $0 == "charset=\"utf-8\"" }
+    }
+
+    /// Decodes a request body strictly, as servers read requests (protocol/README.md, sections 1 and 2): the
+    /// bytes are checked by ``StrictJSON`` in its integer-only profile first (UTF-8, no byte-order mark, no
+    /// repeated key, no trailing comma, integers without fraction or exponent), then decoded.
+    ///
+    /// - Throws: ``StrictJSON/Failure`` when the bytes are not strict JSON, or `DecodingError` when they are
+    ///   not the message.
+    public static func decodeRequest<Message: Decodable>(_ type: Message.Type, from data: Data) throws -> Message {
+        try StrictJSON.validate(data, integersOnly: true)
+        return try makeDecoder().decode(type, from: data)
+    }
 }

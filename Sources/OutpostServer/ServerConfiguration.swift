@@ -12,6 +12,8 @@ public struct ServerConfiguration: Sendable {
     public var limits: Limits
     /// How far ahead of the server's clock a pushed change may be.
     public var maxClockSkewMillis: UInt64
+    /// Connection timeouts and the cap on open connections.
+    public var connections: ConnectionLimits
 
     /// Creates a configuration.
     public init(
@@ -19,12 +21,14 @@ public struct ServerConfiguration: Sendable {
         host: String = "127.0.0.1",
         port: Int = 8787,
         limits: Limits = .standard,
-        maxClockSkewMillis: UInt64 = 5 * 60 * 1000
+        maxClockSkewMillis: UInt64 = 5 * 60 * 1000,
+        connections: ConnectionLimits = .standard
     ) {
         self.dataDirectory = dataDirectory
         self.host = host
         self.port = port
         self.limits = limits
         self.maxClockSkewMillis = maxClockSkewMillis
+        self.connections = connections
     }
 }

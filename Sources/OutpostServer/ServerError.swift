@@ -38,8 +38,20 @@ public struct ServerError: Error, Sendable, CustomStringConvertible {
     /// Whether the fault is the caller's (a `4xx`) rather than the server's.
     public var isClientError: Bool { status.code < 500 }
 
-    static func unauthorized(_ message: String) -> ServerError {
-        ServerError(.unauthorized, .unauthorized, message)
+    /// A `401`; `tokenPresented` marks a token that was sent but cannot be used, which the
+    /// `WWW-Authenticate` challenge says as `error="invalid_token"` (RFC 6750 section 3).
+    static func unauthorized(_ message: String, tokenPresented: Bool = false) -> ServerError {
+        var error = ServerError(.unauthorized, .unauthorized, message)
+        error.isInvalidToken = tokenPresented
+        return error
+    }
+
+    /// Whether a `401` answers a token that was presented but is unknown, expired or revoked.
+    var isInvalidToken = false
+
+    /// The `WWW-Authenticate` challenge of a `401` (RFC 6750 section 3).
+    var challenge: String {
+        "Bearer realm=\"outpost\"" + (isInvalidToken ? ", error=\"invalid_token\"" : "")
     }
 
     static func forbidden(_ message: String, index: Int? = nil) -> ServerError {
@@ -66,7 +78,11 @@ public struct ServerError: Error, Sendable, CustomStringConvertible {
 
 extension ServerError: HTTPResponseError {
     public func response(from request: Request, context: some RequestContext) throws -> Response {
-        try Self.jsonResponse(body(requestID: context.id), status: status)
+        var response = try Self.jsonResponse(body(requestID: context.id), status: status)
+        if status == .unauthorized {
+            response.headers[.wwwAuthenticate] = challenge
+        }
+        return response
     }
 
     static func jsonResponse(_ body: some Encodable, status: HTTPResponse.Status) throws -> Response {

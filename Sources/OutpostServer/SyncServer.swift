@@ -1,6 +1,7 @@
 import Foundation
 import HTTPTypes
 public import Hummingbird
+import HummingbirdCore
 public import Logging
 import NIOCore
 public import OutpostCRDT
@@ -92,8 +93,13 @@ public enum SyncServer {
         }
         let notifier = FeedNotifier()
         SyncRoutes(store: store, configuration: configuration, notifier: notifier, clock: clock).register(on: router)
+        let limits = configuration.connections.fittedToProcess(logger: logger)
+        let registry = ConnectionRegistry(maxConnections: limits.maxConnections)
         return Application(
             router: router,
+            server: HTTPServerBuilder { responder in
+                GuardedHTTP1Channel(responder: responder, limits: limits, registry: registry)
+            },
             configuration: .init(address: .hostname(configuration.host, port: configuration.port)),
             onServerRunning: { channel in
                 await onListening(channel.localAddress?.port ?? configuration.port)

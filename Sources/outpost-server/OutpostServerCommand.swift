@@ -117,8 +117,23 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "The name of the practice created on first start.") var practiceName = "My practice"
     @Option(help: "How far ahead of the server's clock a change may be, in seconds.") var maxClockSkew = 300
     @Option(help: "The log level: trace, debug, info, notice, warning, error.") var logLevel = "info"
+    @Option(help: "The most connections open at once; at the cap, the longest-idle one is closed for a new one.")
+    var maxConnections = ConnectionLimits.standard.maxConnections
+    @Option(help: "Seconds a connection with no request in progress stays open.")
+    var idleTimeout = Self.seconds(ConnectionLimits.standard.idleTimeout)
+    @Option(help: "Seconds a request's headers may take to arrive, from its first byte.")
+    var headerTimeout = Self.seconds(ConnectionLimits.standard.headerTimeout)
+    @Option(help: "The longest pause, in seconds, while a request's body is read.")
+    var bodyTimeout = Self.seconds(ConnectionLimits.standard.bodyTimeout)
+
+    private static func seconds(_ duration: Duration) -> Int { Int(duration.components.seconds) }
 
     mutating func validate() throws {
+        guard maxConnections > 0 else { throw ValidationError("--max-connections must be at least 1") }
+        for (name, value) in [("idle", idleTimeout), ("header", headerTimeout), ("body", bodyTimeout)] where value <= 0
+        {
+            throw ValidationError("--\(name)-timeout must be a positive number of seconds")
+        }
         guard (0...65_535).contains(port) else { throw ValidationError("--port must be 0 to 65535") }
         guard maxClockSkew > 0 else { throw ValidationError("--max-clock-skew must be a positive number of seconds") }
         guard Logger.Level(rawValue: logLevel) != nil else {
@@ -162,7 +177,13 @@ struct Serve: AsyncParsableCommand {
             dataDirectory: directory,
             host: host,
             port: port,
-            maxClockSkewMillis: UInt64(maxClockSkew) * 1000
+            maxClockSkewMillis: UInt64(maxClockSkew) * 1000,
+            connections: ConnectionLimits(
+                maxConnections: maxConnections,
+                idleTimeout: .seconds(idleTimeout),
+                headerTimeout: .seconds(headerTimeout),
+                bodyTimeout: .seconds(bodyTimeout)
+            )
         )
         let host = host
         let app = SyncServer.makeApplication(

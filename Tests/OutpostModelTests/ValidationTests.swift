@@ -294,6 +294,31 @@ struct ValidationTests {
         #expect(edit("notes", .append, "Called back.") == nil)
     }
 
+    @Test func aRemovedValueIsCheckedLikeAnAddedOne() {
+        func edit(_ field: String, _ operation: Operation, _ value: Value) -> ModelError? {
+            modelError { () throws(ModelError) in
+                try CareModel.validateEdit(
+                    .patient,
+                    field: field,
+                    operation: operation,
+                    value: value,
+                    current: FieldState(),
+                    today: today,
+                    exists: { _ in false }
+                )
+            }
+        }
+        for value: Value in [false, 12_345, .null] {
+            let added = edit("careGaps", .add, value)
+            let removed = edit("careGaps", .remove, value)
+            #expect(added != nil, "adding \(value) to a set of codes is refused")
+            #expect(removed?.code == added?.code, "removing \(value) is refused as adding it is")
+            #expect(removed?.field == "patient.careGaps")
+        }
+        check(edit("conditions", .remove, "E11 9"), .invalidFormat, "patient.conditions", rule: "")
+        #expect(edit("careGaps", .remove, "a1c-overdue") == nil)
+    }
+
     @Test func sensitiveValuesNeverAppearInAnyError() {
         let secret = "Zyxwvut-1984"
         for spec in RecordType.allCases.flatMap(CareModel.fields(of:)) where spec.isSensitive {

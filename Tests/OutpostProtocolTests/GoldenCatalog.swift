@@ -487,6 +487,18 @@ enum GoldenCatalog {
             error(.notFound, "No endpoint GET /v1/record. See protocol/README.md for the endpoints of protocol 1.")
         ),
         .make(
+            "error-body.method-not-allowed.json",
+            error(.methodNotAllowed, "/v1/push takes POST, not GET", field: "method")
+        ),
+        .make(
+            "error-body.unsupported-media-type.json",
+            error(
+                .unsupportedMediaType,
+                "the push has no Content-Type; send 'Content-Type: application/json'",
+                field: "Content-Type"
+            )
+        ),
+        .make(
             "error-body.change-id-reused.json",
             error(
                 .changeIDReused,

@@ -1,4 +1,6 @@
 import Foundation
+import OutpostCRDT
+import OutpostModel
 import OutpostProtocol
 import Testing
 
@@ -12,6 +14,8 @@ struct InvalidExample: Sendable, Decodable, CustomStringConvertible {
     let refusal: String
     /// Why it is invalid, in words.
     let why: String
+    /// `care model` when only the care model refuses it (no schema can say so).
+    let refusedBy: String?
 
     var description: String { file }
 
@@ -28,17 +32,13 @@ struct InvalidMessageTests {
     /// Decoders of the v1 messages, by schema name.
     static let decoders: [String: @Sendable (Data) throws -> Void] = [
         "session-info": { _ = try Wire.makeDecoder().decode(SessionInfo.self, from: $0) },
-        "push-request": { _ = try Wire.makeDecoder().decode(PushRequest.self, from: $0) },
+        // Requests are read as the server reads them: strictly.
+        "push-request": { _ = try Wire.decodeRequest(PushRequest.self, from: $0) },
         "push-response": { _ = try Wire.makeDecoder().decode(PushResponse.self, from: $0) },
         "pull-response": { _ = try Wire.makeDecoder().decode(PullResponse.self, from: $0) },
         "snapshot-page": { _ = try Wire.makeDecoder().decode(SnapshotPage.self, from: $0) },
         "error-body": { _ = try Wire.makeDecoder().decode(ErrorBody.self, from: $0) },
     ]
-
-    /// Malformed messages the Swift decoders still accept: Foundation's `JSONDecoder` (behind
-    /// `Wire.makeDecoder()`) takes a trailing comma. A known issue until the decoder refuses it (see
-    /// protocol/README.md, "Known gaps"); the test then fails, to say the entry can go.
-    static let acceptedByTheSwiftDecoders: Set<String> = ["push-request.not-json.json"]
 
     @Test func everyInvalidFileIsListedInTheIndexExactlyOnce() throws {
         let listed = try InvalidExample.all().map(\.file)
@@ -54,16 +54,30 @@ struct InvalidMessageTests {
         let data = try ProtocolFiles.read(example.file, in: ProtocolFiles.invalid)
         switch example.refusal {
         case "malformed_request":
-            if Self.acceptedByTheSwiftDecoders.contains(example.file) {
-                withKnownIssue("the Swift decoder accepts \(example.file): \(example.why)") {
-                    #expect(throws: (any Error).self) { try decode(data) }
-                }
-            } else {
-                #expect(throws: (any Error).self, "\(example.why)") { try decode(data) }
-            }
+            #expect(throws: (any Error).self, "\(example.why)") { try decode(data) }
         case "invalid_change":
             #expect(throws: Never.self, "a well-formed push must decode so the server can name the change") {
                 try decode(data)
+            }
+            if example.refusedBy == "care model" {
+                let push = try Wire.decodeRequest(PushRequest.self, from: data)
+                let refused = push.changes.contains { change in
+                    guard let type = RecordType(rawValue: change.record.type) else { return true }
+                    do throws(ModelError) {
+                        try CareModel.validateEdit(
+                            type,
+                            field: change.field,
+                            operation: change.operation,
+                            value: change.value,
+                            current: FieldState(),
+                            today: CalendarDate(year: 2026, month: 11, day: 24)!
+                        )
+                        return false
+                    } catch {
+                        return true
+                    }
+                }
+                #expect(refused, "the care model accepts \(example.file): \(example.why)")
             }
         default:
             Issue.record("unknown refusal \(example.refusal) in index.json")

@@ -103,13 +103,14 @@ struct PushRefusalTests {
         reused.value = .string("Something else entirely")
         let before = try await server.holdings(admin)
 
+        // Counters strictly increase within a push, so the reused (older) change goes first.
         let error = try expectRefusal(
-            try await push(server, admin, "site-a", fresh + [reused]),
+            try await push(server, admin, "site-a", [reused] + fresh),
             status: 409,
             code: "change_id_reused"
         )
-        #expect(error["index"] as? Int == 1)
-        #expect(try await server.holdings(admin) == before, "the valid change before it was stored")
+        #expect(error["index"] as? Int == 0)
+        #expect(try await server.holdings(admin) == before, "the valid change after it was stored")
 
         let (status, body) = try await push(server, admin, "site-a", fresh)
         #expect(status == 200)
@@ -174,9 +175,13 @@ struct PushRefusalTests {
             code: "too_large"
         )
 
-        var fresh = seeded.pushed[0]
-        fresh.id = try #require(ChangeID("site-a/\(seeded.pushed.count + 1)"))
-        let many = Array(repeating: fresh, count: Limits.standard.maxPushChanges + 1)
+        // Distinct, increasing counters: a push's counters strictly increase (else it is malformed).
+        var many: [Change] = []
+        for offset in 1...(Limits.standard.maxPushChanges + 1) {
+            var fresh = seeded.pushed[0]
+            fresh.id = try #require(ChangeID("site-a/\(seeded.pushed.count + offset)"))
+            many.append(fresh)
+        }
         let error = try expectRefusal(try await push(server, admin, "site-a", many), status: 413, code: "too_large")
         #expect((error["message"] as? String ?? "").contains("\(Limits.standard.maxPushChanges)"))
         #expect(try await server.holdings(admin) == before)
@@ -440,8 +445,7 @@ struct PushRefusalTests {
         let requestID = try #require(unknown.headers[Wire.requestIDHeader.lowercased()])
         #expect(error["requestID"] as? String == requestID)
         let wrongMethod = try await server.request("GET", Wire.Path.push, token: admin)
-        #expect([404, 405].contains(wrongMethod.0))
-        try expectRefusal(wrongMethod, status: wrongMethod.0, code: "not_found")
+        try expectRefusal(wrongMethod, status: 405, code: "method_not_allowed")
 
         #expect(try await server.holdings(admin) == before)
     }

@@ -121,7 +121,12 @@ extension CareModel {
                 rule: "cannot change once written"
             )
         }
-        if operation == .remove { return }
+        if operation == .remove {
+            // A removal names a value of the field's kind, checked as an add of it would be; the record a
+            // removed reference names need not exist any more.
+            try check(spec, value, today: today, exists: { _ in true })
+            return
+        }
         if spec.isRequired && value.isNull {
             throw fail(spec, .required, "a required field cannot be cleared; give it a value")
         }

@@ -4,9 +4,17 @@ import Logging
 import OutpostProtocol
 
 /// Turns every failure into a JSON ``ErrorBody``: refusals keep their code and message, Hummingbird's own
-/// errors (unknown path, body too large) get the matching code, and anything else is a bare `500` with the
+/// errors (unknown path, a known path with another method, body too large) get the matching code, and anything else is a bare `500` with the
 /// request id, its cause logged and never sent.
 struct ErrorBodyMiddleware<Context: RequestContext>: RouterMiddleware {
+    /// The methods each known path takes, for the `Allow` header of a `405` (RFC 9110 section 15.5.6).
+    static var allowedMethods: [String: String] {
+        [
+            Wire.Path.session: "GET", Wire.Path.push: "POST", Wire.Path.changes: "GET", Wire.Path.snapshot: "GET",
+            Wire.Path.health: "GET", Wire.Path.ready: "GET", Wire.Path.metrics: "GET",
+        ]
+    }
+
     func handle(
         _ request: Request,
         context: Context,
@@ -23,11 +31,20 @@ struct ErrorBodyMiddleware<Context: RequestContext>: RouterMiddleware {
             }
             response = try error.response(from: request, context: context)
         } catch let error as any HTTPResponseError {
+            let allowed = Self.allowedMethods[request.uri.path]
             let refusal: ServerError =
                 switch error.status {
-                case .notFound: ServerError(.notFound, .notFound, "no endpoint \(request.method) \(request.uri.path)")
-                case .methodNotAllowed:
-                    ServerError(.notFound, .methodNotAllowed, "\(request.method) is not allowed on \(request.uri.path)")
+                case .notFound, .methodNotAllowed:
+                    if let allowed {
+                        ServerError(
+                            .methodNotAllowed,
+                            .methodNotAllowed,
+                            "\(request.uri.path) takes \(allowed), not \(request.method)",
+                            field: "method"
+                        )
+                    } else {
+                        ServerError(.notFound, .notFound, "no endpoint \(request.method) \(request.uri.path)")
+                    }
                 case .contentTooLarge: ServerError.tooLarge("the request body is too large")
                 default:
                     ServerError(
@@ -37,6 +54,9 @@ struct ErrorBodyMiddleware<Context: RequestContext>: RouterMiddleware {
                     )
                 }
             response = try refusal.response(from: request, context: context)
+            if refusal.status == .methodNotAllowed, let allowed {
+                response.headers[.allow] = allowed
+            }
         } catch {
             context.logger.error("request failed", metadata: ["error": "\(String(reflecting: type(of: error)))"])
             response = try ServerError.internalFailure().response(from: request, context: context)

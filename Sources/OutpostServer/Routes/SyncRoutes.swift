@@ -5,6 +5,7 @@ import Logging
 import Metrics
 import NIOCore
 import OutpostCRDT
+import OutpostModel
 import OutpostProtocol
 import ServiceLifecycle
 
@@ -42,15 +43,22 @@ struct SyncRoutes: Sendable {
                 field: Wire.protocolHeader
             )
         }
-        guard let header = request.headers[.authorization], header.hasPrefix("Bearer ") else {
+        // The scheme is case-insensitive (RFC 9110 section 11.1): `Bearer`, `bearer` and `BEARER` are one scheme.
+        guard let header = request.headers[.authorization],
+            let space = header.firstIndex(of: " "),
+            header[..<space].lowercased() == "bearer"
+        else {
             throw ServerError.unauthorized("no bearer token; send 'Authorization: Bearer <token>'")
         }
-        let secret = TokenSecret(String(header.dropFirst("Bearer ".count)).trimmingCharacters(in: .whitespaces))
+        let secret = TokenSecret(String(header[space...]).trimmingCharacters(in: .whitespaces))
         guard let token = try store.token(hash: secret.hash) else {
-            throw ServerError.unauthorized("unknown token; check it was copied whole, or ask for a new one")
+            throw ServerError.unauthorized(
+                "unknown token; check it was copied whole, or ask for a new one",
+                tokenPresented: true
+            )
         }
         if let refusal = token.refusal(at: clock.nowMillis()) {
-            throw ServerError.unauthorized(refusal)
+            throw ServerError.unauthorized(refusal, tokenPresented: true)
         }
         return token
     }
@@ -73,6 +81,17 @@ struct SyncRoutes: Sendable {
     func push(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
         let token = try authenticate(request)
         let limits = configuration.limits
+        guard let contentType = request.headers[.contentType], Wire.isJSONContentType(contentType) else {
+            throw ServerError(
+                .unsupportedMediaType,
+                .unsupportedMediaType,
+                request.headers[.contentType] == nil
+                    ? "the push has no Content-Type; send 'Content-Type: \(Wire.contentType)'"
+                    : "the push's Content-Type is not \(Wire.contentType); send the body as UTF-8 JSON with "
+                        + "'Content-Type: \(Wire.contentType)'",
+                field: "Content-Type"
+            )
+        }
         var request = request
         let body: ByteBuffer
         do {
@@ -84,7 +103,9 @@ struct SyncRoutes: Sendable {
         }
         let push: PushRequest
         do {
-            push = try Wire.makeDecoder().decode(PushRequest.self, from: Data(body.readableBytesView))
+            push = try Wire.decodeRequest(PushRequest.self, from: Data(body.readableBytesView))
+        } catch let error as StrictJSON.Failure {
+            throw ServerError.malformed("the body is not strict JSON (RFC 8259, UTF-8) \(error)")
         } catch let error as DecodingError {
             throw ServerError.malformed("the body is not a push message: \(Self.describe(error))")
         }
@@ -214,12 +235,10 @@ struct SyncRoutes: Sendable {
         var cursor: RecordRef?
         var checkpoint: Int64?
         if let after = query["after"] {
-            let parts = after.split(separator: "~", omittingEmptySubsequences: false)
-            guard parts.count == 3, let position = Int64(parts[0]), position >= 0 else {
-                throw ServerError.parameter("after", "after must be the 'next' cursor of the previous page")
-            }
-            checkpoint = position
-            cursor = RecordRef(type: String(parts[1]), id: String(parts[2]))
+            (checkpoint, cursor) = try Self.snapshotCursor(
+                String(after),
+                head: try store.feedHead(practice: token.practice)
+            )
         }
         var inScope: Set<String>?
         var replica: ReplicaID?
@@ -255,6 +274,33 @@ struct SyncRoutes: Sendable {
             next: page.next.map { "\(position)~\($0.type)~\($0.id)" }
         )
         return try ServerError.jsonResponse(message, status: .ok)
+    }
+
+    /// Reads a snapshot cursor, `checkpoint~type~id`, as the server wrote it in a page's `next`: a canonical
+    /// feed position no later than the practice's feed head, a care-model record type and an id of that type.
+    /// A cursor that is not of that form was not written by this server: `400 invalid_parameter`; one ahead of
+    /// the feed (the server was restored from a backup) is `410 checkpoint_expired`, like `since`.
+    static func snapshotCursor(_ text: String, head: Int64) throws(ServerError) -> (Int64, RecordRef) {
+        let parts = text.split(separator: "~", omittingEmptySubsequences: false)
+        guard parts.count == 3, let position = Int64(parts[0]), position >= 0, String(position) == parts[0],
+            let type = RecordType(rawValue: String(parts[1])), type.isValidID(String(parts[2]))
+        else {
+            throw ServerError.parameter(
+                "after",
+                "after is not a cursor this server wrote; send the 'next' of the previous page verbatim, or start "
+                    + "the snapshot again without after"
+            )
+        }
+        guard position <= head else {
+            throw ServerError(
+                .checkpointExpired,
+                .gone,
+                "the cursor's checkpoint \(position) is ahead of this server's feed (restored from a backup?); start "
+                    + "the snapshot again without after",
+                field: "after"
+            )
+        }
+        return (position, RecordRef(type: type.rawValue, id: String(parts[2])))
     }
 
     static func checkpoint(_ text: String?) throws(ServerError) -> Int64 {
