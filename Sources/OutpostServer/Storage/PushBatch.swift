@@ -78,7 +78,7 @@ struct PushBatch {
                 index: index
             )
         }
-        if role == .siteDevice && Self.resolvesConflict(change, state: state) {
+        if role == .siteDevice && CareModel.closesConflict(change, in: state) {
             throw ServerError.forbidden(
                 "change \(index) resolves a conflict on \(change.record.type).\(change.field); a site-device token "
                     + "cannot resolve conflicts, ask a clinician or an administrator",
@@ -115,19 +115,6 @@ struct PushBatch {
             return owner(of: change.record)
         }
         return owner(of: change.record)
-    }
-
-    /// Whether a change settles a conflict: it records a resolution, or the field is in conflict before it and
-    /// not after it, whatever the change's shape (replacing every concurrent value, or only some of them with
-    /// one of the others' values).
-    static func resolvesConflict(_ change: Change, state: RecordState) -> Bool {
-        if change.field == "resolutions" { return true }
-        guard let policy = CareModel.schema.policy(type: change.record.type, field: change.field), policy.isRegister
-        else { return false }
-        var field = state[change.field]
-        guard field.resolution(under: policy).isConflict else { return false }
-        field.apply(change)
-        return !field.resolution(under: policy).isConflict
     }
 
     /// Checks who and where a change says it was made: the author is a person of the practice (the token's
