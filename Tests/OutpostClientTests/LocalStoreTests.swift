@@ -118,6 +118,35 @@ struct LocalStoreTests {
         #expect(try store.status().pendingChanges == 1)
     }
 
+    @Test func theOutboxIsReadInCounterOrderPageByPageWhateverHowCommitsInterleaveRecords() throws {
+        let store = try makeStore()
+        let other = RecordRef(type: "patient", id: "pat_2")
+        // One commit writing two records in turn (their rows' counters interleave), then more commits.
+        try store.commit(
+            [
+                .assign(patient, "phone", "1"), .assign(other, "phone", "2"), .assign(patient, "phone", "3"),
+                .assign(other, "phone", "4"), .append(patient, "notes", "5"),
+            ],
+            author: "per_1",
+            site: nil
+        )
+        for index in 6...9 {
+            try store.commit([.assign(other, "phone", .string("\(index)"))], author: "per_1", site: nil)
+        }
+        let all = try store.pendingChanges()
+        #expect(all.map(\.id.counter) == Array(1...9))
+        for acked in [0, 1, 3] as [UInt64] {
+            if acked > 0 { try store.acknowledge(upTo: acked) }
+            for limit in 1...10 {
+                let page = try store.pendingChanges(limit: limit)
+                #expect(
+                    page == Array(all.filter { $0.id.counter > acked }.prefix(limit)),
+                    "acked \(acked), limit \(limit)"
+                )
+            }
+        }
+    }
+
     @Test func refusedEditWritesNothing() throws {
         let store = try makeStore()
         try store.commit([.assign(patient, "phone", "1")], author: "per_1", site: nil)

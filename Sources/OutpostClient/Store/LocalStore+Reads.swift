@@ -112,10 +112,19 @@ extension LocalStore {
                 sql: "SELECT payload FROM change WHERE isLocal = 1 AND maxCounter > ? ORDER BY maxCounter",
                 arguments: [acked]
             )
+            // A replica's counters are consecutive, so the first `limit` pending changes are those numbered
+            // acked+1 ... acked+limit. Rows (one per record per commit) are read in order of their highest
+            // counter; rows of one commit may interleave, so reading stops once every counter of that range
+            // has been seen, not at the first `limit` changes. A gap in the counters only means reading on.
+            let last = UInt64(acked) &+ UInt64(max(0, min(limit, Int(Int64.max))))
             var changes: [Change] = []
-            while let payload = try payloads.next() {
+            var inRange = 0
+            while inRange < limit, let payload = try payloads.next() {
                 var reader = BinaryReader(Array(payload))
-                changes.append(contentsOf: try reader.readChanges().filter { $0.id.counter > UInt64(acked) })
+                for change in try reader.readChanges() where change.id.counter > UInt64(acked) {
+                    changes.append(change)
+                    if change.id.counter <= last { inRange += 1 }
+                }
             }
             changes.sort { $0.id.counter < $1.id.counter }
             return Array(changes.prefix(limit))
