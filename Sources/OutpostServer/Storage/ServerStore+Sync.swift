@@ -275,32 +275,38 @@ extension ServerStore {
     {
         try read { db in
             let head = try Self.feedHead(practice: practice, db: db)
-            let rows = try Row.fetchAll(
+            // Walk the practice's records in order, reading only ids and owners, until `limit` records visible
+            // to the scope (and one more, to know whether a next page exists) are found; then read those
+            // records' states. A scoped page is as full as a whole-practice one, and out-of-scope states are
+            // never copied out of SQLite.
+            let refs = try Row.fetchCursor(
                 db,
                 sql: """
-                    SELECT type, id, owner, state FROM record
+                    SELECT type, id, owner FROM record
                     WHERE practice = ? AND (type > ? OR (type = ? AND id > ?))
-                    ORDER BY type, id LIMIT ?
+                    ORDER BY type, id
                     """,
-                arguments: [practice, cursor?.type ?? "", cursor?.type ?? "", cursor?.id ?? "", limit + 1]
+                arguments: [practice, cursor?.type ?? "", cursor?.type ?? "", cursor?.id ?? ""]
             )
-            var records: [SnapshotRecord] = []
-            var last: RecordRef?
-            for row in rows.prefix(limit) {
-                last = RecordRef(type: row["type"], id: row["id"])
-                if let inScope, !Self.isVisible(type: row["type"], id: row["id"], owner: row["owner"], inScope: inScope)
-                {
-                    continue
-                }
-                var reader = BinaryReader(Array(row["state"] as Data))
-                records.append(
-                    SnapshotRecord(
-                        record: RecordRef(type: row["type"], id: row["id"]),
-                        state: try reader.readRecordState()
-                    )
-                )
+            var visible: [RecordRef] = []
+            while visible.count <= limit, let row = try refs.next() {
+                let type: String = row["type"]
+                let id: String = row["id"]
+                if let inScope, !Self.isVisible(type: type, id: id, owner: row["owner"], inScope: inScope) { continue }
+                visible.append(RecordRef(type: type, id: id))
             }
-            return (records, head, rows.count > limit ? last : nil)
+            var records: [SnapshotRecord] = []
+            for ref in visible.prefix(limit) {
+                guard
+                    let state = try Data.fetchOne(
+                        db.cachedStatement(sql: "SELECT state FROM record WHERE practice = ? AND type = ? AND id = ?"),
+                        arguments: [practice, ref.type, ref.id]
+                    )
+                else { continue }
+                var reader = BinaryReader(Array(state))
+                records.append(SnapshotRecord(record: ref, state: try reader.readRecordState()))
+            }
+            return (records, head, visible.count > limit ? visible[limit - 1] : nil)
         }
     }
 
