@@ -29,10 +29,13 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
         .package(url: "https://github.com/apple/swift-http-types", from: "1.3.0"),
-        // Already in the graph through Hummingbird; named because the server's HTTP channel imports them.
+        // Already in the graph through Hummingbird; named because the server's HTTP channel and the client's
+        // transport import them.
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.0"),
         .package(url: "https://github.com/apple/swift-nio-extras", from: "1.35.0"),
         .package(url: "https://github.com/apple/swift-atomics", from: "1.3.0"),
+        // The client's HTTP: URLSession on Linux aborts the process on a response cut off inside its headers.
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
     ],
     targets: [
         // Clocks, ids, field states and merge: no I/O, no clock reads, no randomness.
@@ -48,6 +51,12 @@ let package = Package(
                 "OutpostProtocol",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
+                // The HTTP client: Foundation's URLSession on Linux aborts the process on a response cut off
+                // inside its headers (docs/sync.md, "The client's HTTP").
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
             ],
             swiftSettings: upcoming
         ),

@@ -194,11 +194,13 @@ struct TokenCommand: AsyncParsableCommand {
                     print(String(decoding: text, as: UTF8.self))
                 } else {
                     print(issued.secret.text)
+                    // "Above" is true only on a terminal; captured by $(…) or a pipe, the secret went there.
+                    let whereShown =
+                        isatty(1) == 1
+                        ? "the secret above is shown once"
+                        : "its secret was written to standard output, once; the server keeps only its hash"
                     FileHandle.standardError.write(
-                        Data(
-                            "issued \(issued.entry.id) (\(role)) for \(practiceID); the secret above is shown once\n"
-                                .utf8
-                        )
+                        Data("issued \(issued.entry.id) (\(role)) for \(practiceID); \(whereShown)\n".utf8)
                     )
                 }
             } catch {

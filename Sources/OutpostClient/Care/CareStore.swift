@@ -167,7 +167,8 @@ public struct CareStore: Sendable {
     ///
     /// The header is checked (format, version, a practice record with the header's id), every record is
     /// validated, references resolved against the dump and the store; a record whose id the store already
-    /// holds is refused. Nothing is written unless everything is valid.
+    /// holds is refused, and so is the dump of another practice than the one the store holds (a store
+    /// holds one practice). Nothing is written unless everything is valid.
     ///
     /// - Returns: how many records were created.
     @discardableResult
@@ -204,6 +205,16 @@ public struct CareStore: Sendable {
             )
         }
         try store.commit(author: try author(), site: try site(), progress: progress) { context in
+            // A store holds one practice: another practice's dump goes into a store of its own.
+            if let held = try context.ids(ofType: RecordType.practice.rawValue).first(where: { $0 != dump.practice.id })
+            {
+                throw ClientError(
+                    code: .invalidEdit,
+                    message: "this store holds practice \(held) and the file is practice \(dump.practice.id); a store "
+                        + "holds one practice: import it into a new store ('outpost init --store NEW-PATH', then "
+                        + "'outpost import --store NEW-PATH FILE')"
+                )
+            }
             var incoming = Set<RecordRef>()
             incoming.reserveCapacity(drafts.count)
             for draft in drafts {

@@ -57,6 +57,11 @@ extension LocalStore {
                     """
             )
         }
+        migrator.registerMigration("v2-clock-offset") { db in
+            // How far the server's clock is from this device's, in milliseconds (server minus device), as
+            // learned at the last sync session; local edits are stamped with the device's clock plus this.
+            try db.execute(sql: "ALTER TABLE replica ADD COLUMN clockOffsetMillis INTEGER NOT NULL DEFAULT 0")
+        }
         return migrator
     }
 }

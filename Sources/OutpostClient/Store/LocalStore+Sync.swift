@@ -111,9 +111,9 @@ extension LocalStore {
     )
         throws(ClientError) -> ApplyReport
     {
-        let now = configuration.wallClock.nowMillis()
-        return try write(doing: "apply received changes") { db in
+        try write(doing: "apply received changes") { db in
             let transaction = try StoreTransaction(db: db, store: self)
+            let now = transaction.now
             for record in records {
                 for field in record.state.fields.values {
                     for write in field.live { _ = try? transaction.clock.receive(write.clock, wallMillis: now) }
@@ -215,8 +215,38 @@ extension LocalStore {
                 }
                 try transaction.replace(entry.record, with: RecordState(fields: fields))
             }
-            try transaction.finish(now: configuration.wallClock.nowMillis())
+            try transaction.finish(now: transaction.now)
             return skewed.count
         }
+    }
+}
+
+extension LocalStore {
+    /// How far the server's clock is from this device's wall clock, in milliseconds (the server's minus the
+    /// device's), as learned at the last sync session; 0 until then, and while the two agree.
+    public func clockOffsetMillis() throws(ClientError) -> Int64 {
+        try read(doing: "read the clock offset") { db in
+            try Int64.fetchOne(db, sql: "SELECT clockOffsetMillis FROM replica WHERE id = 1") ?? 0
+        }
+    }
+
+    /// Records the offset to the server's clock; every later local edit is stamped with the device's wall
+    /// clock plus `offset`. The replica's clock never moves backwards: an edit is always stamped after every
+    /// clock this replica issued or accepted.
+    public func setClockOffset(millis offset: Int64) throws(ClientError) {
+        try write(doing: "save the clock offset") { db in
+            try db.execute(sql: "UPDATE replica SET clockOffsetMillis = ? WHERE id = 1", arguments: [offset])
+        }
+    }
+
+    /// The current time as this replica stamps it: the wall clock corrected by ``clockOffsetMillis()``.
+    public func now() throws(ClientError) -> UInt64 {
+        Self.corrected(configuration.wallClock.nowMillis(), by: try clockOffsetMillis())
+    }
+
+    static func corrected(_ wallMillis: UInt64, by offset: Int64) -> UInt64 {
+        offset >= 0
+            ? wallMillis &+ UInt64(offset)
+            : (UInt64(offset.magnitude) > wallMillis ? 0 : wallMillis - UInt64(offset.magnitude))
     }
 }

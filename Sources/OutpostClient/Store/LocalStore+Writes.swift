@@ -48,9 +48,9 @@ extension LocalStore {
         progress: ((_ done: Int, _ total: Int) -> Void)? = nil,
         _ build: (TransactionContext) throws -> [Edit]
     ) throws(ClientError) -> [Change] {
-        let now = configuration.wallClock.nowMillis()
-        return try write(doing: "save the edit") { db in
+        try write(doing: "save the edit") { db in
             let transaction = try StoreTransaction(db: db, store: self)
+            let now = transaction.now
             let edits = try build(TransactionContext(transaction: transaction))
             var changes: [Change] = []
             changes.reserveCapacity(edits.count)
@@ -137,6 +137,19 @@ public struct TransactionContext {
         return !state.fields.isEmpty
     }
 
+    /// The ids of every record of `type` the store holds (as of the transaction's start).
+    public func ids(ofType type: String) throws(ClientError) -> [String] {
+        do {
+            return try String.fetchAll(
+                transaction.db,
+                sql: "SELECT id FROM record WHERE type = ? ORDER BY id",
+                arguments: [type]
+            )
+        } catch {
+            throw LocalStore.wrap(error, path: transaction.store.path, doing: "read the records")
+        }
+    }
+
     /// The merged state of `record` (empty when the store does not hold it).
     public func state(of record: RecordRef) throws(ClientError) -> RecordState {
         do {
@@ -153,6 +166,9 @@ final class StoreTransaction {
     let store: LocalStore
     var counter: UInt64
     var clock: HybridLogicalClock
+    /// The time this transaction stamps with: the device's wall clock corrected by the offset to the
+    /// server's clock learned at the last sync (``LocalStore/clockOffsetMillis()``).
+    let now: UInt64
     var report = ApplyReport()
     private var states: [RecordRef: RecordState] = [:]
     private var existing: Set<RecordRef> = []
@@ -172,7 +188,11 @@ final class StoreTransaction {
     init(db: Database, store: LocalStore) throws {
         self.db = db
         self.store = store
-        guard let row = try Row.fetchOne(db, sql: "SELECT counter, clockMillis, clockCounter FROM replica WHERE id = 1")
+        guard
+            let row = try Row.fetchOne(
+                db,
+                sql: "SELECT counter, clockMillis, clockCounter, clockOffsetMillis FROM replica WHERE id = 1"
+            )
         else {
             throw ClientError(code: .storeCorrupt, message: "the store at \(store.path) has no replica row")
         }
@@ -183,6 +203,7 @@ final class StoreTransaction {
                 counter: UInt32(row["clockCounter"] as Int64)
             )
         )
+        now = LocalStore.corrected(store.configuration.wallClock.nowMillis(), by: row["clockOffsetMillis"] as Int64)
     }
 
     func state(of record: RecordRef) throws -> RecordState {

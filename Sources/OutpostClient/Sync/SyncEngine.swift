@@ -27,6 +27,9 @@ public struct SyncReport: Sendable, Hashable {
     public var pending = 0
     /// Patients that left this device's scope and were removed from it (with the records they own).
     public var purged = 0
+    /// Said once when this device's clock is found (or no longer found) too far from the server's: for
+    /// example "this device's clock is 365 days behind the server's; stamping edits with the server's time".
+    public var clockNotice: String?
 
     /// Creates an empty report.
     public init() {}
@@ -65,6 +68,7 @@ public actor SyncEngine {
     let options: Options
     let logger: Logger
     private var session: SessionInfo?
+    private var clockNotice: String?
 
     /// Creates an engine over `store` talking through `transport`.
     public init(store: LocalStore, transport: any SyncTransport, options: Options = Options(), logger: Logger) {
@@ -94,7 +98,10 @@ public actor SyncEngine {
 
     /// Asks the server who this token is and what it allows.
     public func fetchSession() async throws(ClientError) -> SessionInfo {
+        let wall = store.configuration.wallClock
+        let sent = wall.nowMillis()
         let info: SessionInfo = try await exchange(TransportRequest(method: "GET", path: Wire.Path.session))
+        let received = wall.nowMillis()
         guard info.protocolVersion == OutpostVersion.wireProtocol else {
             throw ClientError(
                 code: .refused,
@@ -105,7 +112,47 @@ public actor SyncEngine {
         }
         session = info
         try store.setSetting(Self.roleSetting, to: info.role.rawValue)
+        try learnClock(from: info, sent: sent, received: received)
         return info
+    }
+
+    /// Offsets below this are taken as agreement: the measurement's own error is about a round trip.
+    static let clockTolerance: Int64 = 2_000
+
+    /// Keeps the offset between this device's wall clock and the server's, as measured by one session
+    /// exchange (the server read its clock between `sent` and `received`), and notes when it crosses the
+    /// server's skew bound or moves by more than it.
+    private func learnClock(from info: SessionInfo, sent: UInt64, received: UInt64) throws(ClientError) {
+        let middle = Int64(clamping: sent / 2 + received / 2)
+        let uncertainty = Int64(clamping: received >= sent ? (received - sent) / 2 : 0)
+        let measured = Int64(clamping: info.serverTimeMillis) - middle
+        let threshold = UInt64(max(Self.clockTolerance, uncertainty))
+        let offset = measured.magnitude <= threshold ? 0 : measured
+        let previous = try store.clockOffsetMillis()
+        // Within the measurement's error of what is kept: keep it (no write, no jitter in stamps).
+        guard (offset - previous).magnitude > threshold else { return }
+        try store.setClockOffset(millis: offset)
+        let bound = Int64(clamping: info.maxClockSkewMillis)
+        let wasSkewed = previous.magnitude > bound.magnitude
+        let isSkewed = offset.magnitude > bound.magnitude
+        if isSkewed && (!wasSkewed || (offset - previous).magnitude > bound.magnitude) {
+            clockNotice =
+                "this device's clock is \(Self.describe(offset.magnitude)) \(offset > 0 ? "behind" : "ahead of") "
+                + "the server's; stamping edits with the server's time (set the device's clock to fix it)"
+        } else if wasSkewed && !isSkewed {
+            clockNotice = "this device's clock now agrees with the server's"
+        }
+        logger.info("clock offset to the server", metadata: ["offsetMillis": "\(offset)"])
+    }
+
+    /// A duration in the largest whole unit that fits: "365 days", "3 hours", "7 minutes", "12 seconds".
+    static func describe(_ millis: UInt64) -> String {
+        let seconds = (millis + 500) / 1000
+        let (size, unit): (UInt64, String) =
+            seconds >= 86_400
+            ? (86_400, "day") : seconds >= 3_600 ? (3_600, "hour") : seconds >= 60 ? (60, "minute") : (1, "second")
+        let value = (seconds + size / 2) / size
+        return "\(value) \(unit)\(value == 1 ? "" : "s")"
     }
 
     /// The setting holding the token's role, as the server last said.
@@ -117,8 +164,9 @@ public actor SyncEngine {
     /// Pushes the outbox, bootstraps if needed and pulls until caught up.
     public func sync() async throws(ClientError) -> SyncReport {
         var report = SyncReport()
-        try store.setSetting(Self.syncStartedSetting, to: String(store.configuration.wallClock.nowMillis()))
         let session = try await fetchSession()
+        // After the session: the time is read through the offset it may just have corrected.
+        try store.setSetting(Self.syncStartedSetting, to: String(try store.now()))
         try await pushAll(&report, session: session)
         if try store.checkpoint() == nil { try await bootstrap(&report, session: session) }
         try await pullAll(&report, session: session, wait: 0)
@@ -138,12 +186,16 @@ public actor SyncEngine {
             if try store.checkpoint() == nil { try await bootstrap(&report, session: session) }
             try await pullAll(&report, session: session, wait: wait)
             try finish(&report)
-            if report.pushed + report.pulled + report.snapshotRecords > 0 { onReport(report) }
+            if report.pushed + report.pulled + report.snapshotRecords > 0 || report.clockNotice != nil {
+                onReport(report)
+            }
         }
     }
 
     private func finish(_ report: inout SyncReport) throws(ClientError) {
-        try store.markSynced(atMillis: store.configuration.wallClock.nowMillis())
+        try store.markSynced(atMillis: try store.now())
+        report.clockNotice = clockNotice
+        clockNotice = nil
         let status = try store.status()
         report.openConflicts = status.openConflicts
         report.pending = status.pendingChanges

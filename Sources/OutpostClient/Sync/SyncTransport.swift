@@ -1,9 +1,9 @@
+import AsyncHTTPClient
 public import Foundation
+import NIOCore
+import NIOHTTP1
+import NIOPosix
 import OutpostProtocol
-
-#if canImport(FoundationNetworking)
-import FoundationNetworking
-#endif
 
 /// One HTTP exchange with the sync server, as the engine sees it. Tests put a fault-injecting transport in
 /// front of the real one.
@@ -61,21 +61,39 @@ public struct TransportResponse: Sendable {
     }
 }
 
-/// The real transport: HTTP/1.1 through Foundation's URLSession (libcurl on Linux).
+/// The real transport: HTTP/1.1 (HTTP/2 over TLS when the server offers it) through AsyncHTTPClient.
+///
+/// Not Foundation's URLSession: on Linux it aborts the whole process ("Transfer completed, but there's no
+/// response") when a connection closes after part of a response's headers, a fault no caller can catch.
+/// Here every failure to get a whole answer is a thrown ``TransportFailure``, which the engine retries as
+/// transient. Each request has its own deadline (``TransportRequest/timeout``), covering the answer's body.
 public struct HTTPTransport: SyncTransport {
     /// The server's base URL.
     public let baseURL: URL
     let token: String
-    let session: URLSession
+
+    /// The largest answer body read (snapshot and pull pages are far smaller).
+    static let maxBodyBytes = 1 << 30
+
+    /// One client for the process: it pools connections and is never shut down (a client's resources are
+    /// released when the process exits).
+    static let client: HTTPClient = {
+        var configuration = HTTPClient.Configuration(
+            redirectConfiguration: .follow(max: 5, allowCycles: false),
+            timeout: HTTPClient.Configuration.Timeout(connect: .seconds(10)),
+            decompression: .disabled
+        )
+        configuration.httpVersion = .automatic
+        // A refused connection fails the request at once: the engine retries with its own backoff, and an
+        // offline device hears so in moments, not after the connect timeout of every attempt.
+        configuration.connectionPool.retryConnectionEstablishment = false
+        return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+    }()
 
     /// Creates a transport to `baseURL` that presents `token`.
     public init(baseURL: URL, token: String) {
         self.baseURL = baseURL
         self.token = token
-        let configuration = URLSessionConfiguration.ephemeral
-        configuration.requestCachePolicy = .reloadIgnoringLocalCacheData
-        configuration.timeoutIntervalForResource = 120
-        session = URLSession(configuration: configuration)
     }
 
     public func send(_ request: TransportRequest) async throws -> TransportResponse {
@@ -85,16 +103,100 @@ public struct HTTPTransport: SyncTransport {
         if !request.query.isEmpty {
             components?.queryItems = request.query.map { URLQueryItem(name: $0.0, value: $0.1) }
         }
-        guard let url = components?.url else { throw URLError(.badURL) }
-        var urlRequest = URLRequest(url: url, timeoutInterval: request.timeout)
-        urlRequest.httpMethod = request.method
-        urlRequest.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization")
-        urlRequest.setValue(String(OutpostVersion.wireProtocol), forHTTPHeaderField: Wire.protocolHeader)
-        if let body = request.body {
-            urlRequest.setValue("application/json", forHTTPHeaderField: "Content-Type")
-            urlRequest.httpBody = body
+        guard let url = components?.url else {
+            throw TransportFailure(reason: "\(baseURL.absoluteString) is not a usable server URL")
         }
-        let (data, response) = try await session.data(for: urlRequest)
-        return TransportResponse(status: (response as? HTTPURLResponse)?.statusCode ?? 0, body: data)
+        var outgoing = HTTPClientRequest(url: url.absoluteString)
+        outgoing.method = HTTPMethod(rawValue: request.method)
+        outgoing.headers.add(name: "Authorization", value: "Bearer \(token)")
+        outgoing.headers.add(name: Wire.protocolHeader, value: String(OutpostVersion.wireProtocol))
+        if let body = request.body {
+            outgoing.headers.add(name: "Content-Type", value: "application/json")
+            outgoing.body = .bytes(ByteBuffer(bytes: body))
+        }
+        let timeout = max(request.timeout, 0.001)
+        let deadline = NIODeadline.now() + .nanoseconds(Int64(timeout * 1_000_000_000))
+        do {
+            let response = try await Self.client.execute(outgoing, deadline: deadline)
+            // The deadline above covers the answer's head; the body is read under the same one.
+            let remaining = deadline - NIODeadline.now()
+            let body = try await Self.withTimeout(remaining, seconds: timeout) {
+                try await response.body.collect(upTo: Self.maxBodyBytes)
+            }
+            return TransportResponse(status: Int(response.status.code), body: Data(body.readableBytesView))
+        } catch let failure as TransportFailure {
+            throw failure
+        } catch {
+            throw TransportFailure(error, timeout: timeout, server: baseURL.host.map { "\($0):\(baseURL.port ?? 0)" })
+        }
     }
+
+    /// Runs `body`, failing with a timeout when it takes longer than `limit`.
+    static func withTimeout<T: Sendable>(
+        _ limit: TimeAmount,
+        seconds: Double,
+        _ body: @escaping @Sendable () async throws -> T
+    ) async throws -> T {
+        try await withThrowingTaskGroup(of: T?.self) { group in
+            group.addTask { try await body() }
+            group.addTask {
+                try await Task.sleep(for: .nanoseconds(max(limit.nanoseconds, 0)))
+                return nil
+            }
+            defer { group.cancelAll() }
+            guard let first = try await group.next(), let value = first else {
+                throw TransportFailure(reason: "no whole answer within \(TransportFailure.format(seconds)) s")
+            }
+            return value
+        }
+    }
+}
+
+/// No whole answer came from the server: it is unreachable, refused the connection, closed it before a whole
+/// answer arrived, or did not answer in time. Always transient: the request may be sent again.
+public struct TransportFailure: Error, LocalizedError, CustomStringConvertible {
+    /// What happened, in words (no request or response contents).
+    public var reason: String
+
+    /// Creates a failure with a reason.
+    public init(reason: String) {
+        self.reason = reason
+    }
+
+    init(_ error: any Error, timeout: Double, server: String?) {
+        let to = server.map { " to \($0)" } ?? ""
+        if let error = error as? HTTPClientError {
+            switch error {
+            case .remoteConnectionClosed:
+                reason = "the connection closed before a whole answer arrived"
+            case .deadlineExceeded, .readTimeout, .writeTimeout:
+                reason = "no whole answer within \(Self.format(timeout)) s"
+            case .connectTimeout:
+                reason = "no connection\(to) within 10 s"
+            case .cancelled:
+                reason = "the request was cancelled"
+            default:
+                reason = "HTTP failure: \(error)"
+            }
+        } else if error is HTTPParserError {
+            reason = "the answer was cut off or was not valid HTTP"
+        } else if let error = error as? NIOConnectionError {
+            reason = "no connection to \(error.host):\(error.port)"
+        } else if let error = error as? IOError {
+            reason = "no connection\(to): \(String(cString: strerror(error.errnoCode)).lowercased())"
+        } else if error is ChannelError {
+            reason = "the connection\(to) failed: \(error)"
+        } else if error is CancellationError {
+            reason = "the request was cancelled"
+        } else {
+            reason = "\(error)"
+        }
+    }
+
+    static func format(_ seconds: Double) -> String {
+        seconds == seconds.rounded() ? String(Int(seconds)) : String(format: "%.1f", seconds)
+    }
+
+    public var description: String { reason }
+    public var errorDescription: String? { reason }
 }

@@ -55,7 +55,7 @@ struct ConflictsCommand: AsyncParsableCommand {
         func run() async throws {
             let store = try storeOptions.open()
             try RecordOutput.requireFilters([(patient, .patient), (team, .team), (site, .site)], in: store)
-            let now = store.store.configuration.wallClock.nowMillis()
+            let now = try store.store.now()
             var entries = try store.conflictEntries()
             if let type { entries.removeAll { $0.record.type != type } }
             if let patient { entries.removeAll { $0.patient != patient } }

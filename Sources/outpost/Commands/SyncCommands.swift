@@ -93,20 +93,38 @@ struct RemoteCommand: AsyncParsableCommand {
     struct Set: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Set the server and token; the outbox is kept and pushed on the next sync.",
-            discussion: "Checks the token with the server when it can be reached; a refused token changes nothing."
+            discussion: """
+                Checks the token with the server when it can be reached; a refused token changes nothing. \
+                Without --token (and $OUTPOST_TOKEN), the token this replica already holds is kept.
+                """
         )
         @OptionGroup var storeOptions: StoreOptions
         @Argument(help: ArgumentHelp("The sync server's URL.", valueName: "url")) var url: String
-        @Option(help: ArgumentHelp("The device's token (default: $OUTPOST_TOKEN).", valueName: "token"))
+        @Option(
+            help: ArgumentHelp(
+                "The device's token (default: $OUTPOST_TOKEN, else the token this replica holds).",
+                valueName: "token"
+            )
+        )
         var token: String?
 
         func run() async throws {
-            let options = try RemoteOptions.parse(["--server", url] + (token.map { ["--token", $0] } ?? []))
-            guard let remote = try options.remote() else { return }
+            var options = try RemoteOptions.parse(["--server", url] + (token.map { ["--token", $0] } ?? []))
             let store = try storeOptions.open()
+            let kept = options.resolvedToken == nil
+            if kept {
+                guard let stored = try store.store.remote()?.token else {
+                    throw CLIError.input(
+                        "this replica holds no token yet; give one with --token TOKEN (or $OUTPOST_TOKEN)"
+                    )
+                }
+                options.token = stored
+            }
+            guard let remote = try options.remote() else { return }
             let session = try await checkRemote(remote, store: store.store)
             try store.store.setRemote(remote)
             print("server: \(remote.url.absoluteString)")
+            if kept { print("token:  \(remote.token.prefix(8))… (kept: no new token given)") }
             if let session { print("practice: \(session.practice) (role \(session.role.rawValue))") }
         }
     }
@@ -147,14 +165,17 @@ struct SyncCommand: AsyncParsableCommand {
     }
 
     static func print(_ report: SyncReport, json: Bool) {
+        // Said once, on stderr, when the device's clock is found too far from the server's (or fixed).
+        if let notice = report.clockNotice { Terminal.error(notice) }
         if json {
-            let object: [String: Any] = [
+            var object: [String: Any] = [
                 "pushed": report.pushed, "pushedDuplicates": report.pushedDuplicates, "pulled": report.pulled,
                 "snapshotRecords": report.snapshotRecords, "bootstrapped": report.bootstrapped,
                 "restamped": report.restamped, "newConflicts": report.newConflicts,
                 "resolvedConflicts": report.resolvedConflicts, "openConflicts": report.openConflicts,
                 "pending": report.pending, "purged": report.purged,
             ]
+            if let notice = report.clockNotice { object["clockNotice"] = notice }
             if let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]) {
                 FileHandle.standardOutput.write(data + Data("\n".utf8))
             }

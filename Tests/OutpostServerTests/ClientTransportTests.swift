@@ -1,0 +1,172 @@
+import Foundation
+import OutpostTestSupport
+import Synchronization
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// A loopback TCP server that answers every connection with the first `cut` bytes of `answer` and closes it:
+/// a response cut off in transit (inside its headers when `cut` is small).
+final class CutOffServer: @unchecked Sendable {
+    /// A count shared with the serving thread.
+    final class Counter: Sendable {
+        let value = Mutex(0)
+    }
+
+    let port: Int
+    private let listener: Int32
+    private let served: Counter
+    private let thread: Thread
+
+    /// How many connections were answered.
+    var connections: Int { served.value.withLock { $0 } }
+
+    init(answer: [UInt8], cut: Int) throws {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw HarnessError(description: "socket: \(errno)") }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = 0
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
+        }
+        guard bound == 0, listen(fd, 16) == 0 else {
+            close(fd)
+            throw HarnessError(description: "bind or listen: \(errno)")
+        }
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+        }
+        port = Int(UInt16(bigEndian: address.sin_port))
+        listener = fd
+        let prefix = Array(answer.prefix(cut))
+        let served = Counter()
+        self.served = served
+        thread = Thread {
+            while true {
+                let connection = accept(fd, nil, nil)
+                if connection < 0 { return }  // The listener was closed: stop.
+                // Read the request's head (the client sends it whole before it waits for an answer).
+                var request: [UInt8] = []
+                var buffer = [UInt8](repeating: 0, count: 4096)
+                while !request.ends(with: Array("\r\n\r\n".utf8)) && request.count < 65_536 {
+                    let count = recv(connection, &buffer, buffer.count, 0)
+                    if count <= 0 { break }
+                    request += buffer[0..<count]
+                    if request.firstRange(of: Array("\r\n\r\n".utf8)) != nil { break }
+                }
+                _ = prefix.withUnsafeBytes { send(connection, $0.baseAddress, $0.count, 0) }
+                close(connection)
+                served.value.withLock { $0 += 1 }
+            }
+        }
+        thread.start()
+    }
+
+    /// Stops accepting connections.
+    func stop() {
+        shutdown(listener, Int32(SHUT_RDWR))
+        close(listener)
+    }
+
+    deinit { stop() }
+}
+
+extension Array where Element == UInt8 {
+    fileprivate func ends(with suffix: [UInt8]) -> Bool {
+        count >= suffix.count && Array(self[(count - suffix.count)...]) == suffix
+    }
+}
+
+/// A whole HTTP response of the real server, read over a raw socket (`Connection: close`).
+func rawResponse(port: Int, path: String, token: String) throws -> [UInt8] {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(fd) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    address.sin_port = UInt16(port).bigEndian
+    let connected = withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+            connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+        }
+    }
+    guard connected == 0 else { throw HarnessError(description: "connect: \(errno)") }
+    let request = Array(
+        "GET \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer \(token)\r\nConnection: close\r\n\r\n".utf8
+    )
+    _ = request.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, 0) }
+    var answer: [UInt8] = []
+    var buffer = [UInt8](repeating: 0, count: 4096)
+    while true {
+        let count = recv(fd, &buffer, buffer.count, 0)
+        if count <= 0 { break }
+        answer += buffer[0..<count]
+    }
+    return answer
+}
+
+/// Issue 10: the client's HTTP. A response cut off in transit is a transient failure like any other (retried,
+/// then one line and exit 1, the outbox kept), never a crash; `remote set` without a token keeps the token.
+@Suite(.serialized)
+struct ClientTransportTests {
+    @Test(arguments: [17, 33, 50])
+    func aResponseCutOffInsideItsHeadersIsRetriedThenOneLineAndExit1WithTheOutboxKept(cut: Int) async throws {
+        let server = try await TestServer()
+        let answer = try rawResponse(port: server.port, path: "/v1/session", token: server.adminToken)
+        let head = try #require(answer.firstRange(of: Array("\r\n\r\n".utf8)), "no head in the session answer")
+        try #require(cut < head.lowerBound, "the cut must fall inside the headers")
+        let cutOff = try CutOffServer(answer: answer, cut: cut)
+        defer { cutOff.stop() }
+
+        let devices = try TemporaryDirectory("outpost-cutoff")
+        let device = Device("cut", in: devices)
+        // The server cannot be reached through the cut-off link: init only warns (the laptop may be offline).
+        try device.ok("init", "--server", "http://127.0.0.1:\(cutOff.port)", "--token", server.adminToken)
+        try device.ok("import", try TinyPractice.write(in: devices))
+        let pending = try #require(try device.status()["pendingChanges"] as? Int)
+        #expect(pending > 0)
+
+        let result = try device.run("sync")
+        #expect(result.status == 1, "no crash (a fatal error exits 132 from a shell, 4 here): \(result)")
+        #expect(result.errorLines.count == 1, "one line on stderr: \(result)")
+        #expect(result.stderr.hasPrefix("outpost: cannot reach the server ("), "\(result)")
+        #expect(result.stderr.contains("your changes are kept"), "\(result)")
+        #expect(!result.stderr.contains("Fatal error"), "\(result)")
+        #expect(cutOff.connections > 1, "the cut-off answer was retried")
+        #expect(try device.status()["pendingChanges"] as? Int == pending, "the outbox is kept")
+    }
+
+    @Test func remoteSetWithoutATokenKeepsTheStoredTokenAndSaysSo() async throws {
+        let server = try await TestServer()
+        let devices = try TemporaryDirectory("outpost-remote")
+        let device = Device("moved", in: devices)
+        // Bound to a server that is not there (the device was set up offline), then pointed at the real one.
+        try device.ok("init", "--server", "http://127.0.0.1:9", "--token", server.adminToken)
+        let output = try device.ok("remote", "set", server.url.absoluteString)
+        #expect(output.contains("server: \(server.url.absoluteString)"), "\(output)")
+        #expect(output.contains("kept"), "says the stored token was kept: \(output)")
+        let shown = try device.ok("remote", "show")
+        #expect(shown.contains(String(server.adminToken.prefix(8))), "\(shown)")
+        try device.ok("import", try TinyPractice.write(in: devices))
+        let report = try device.ok("sync")
+        #expect(report.contains("pending 0"), "the kept token syncs: \(report)")
+
+        // A replica that never had a token still needs one, and is told how to give it.
+        let offline = Device("offline", in: devices)
+        try offline.ok("init")
+        let refused = try offline.run("remote", "set", server.url.absoluteString)
+        #expect(refused.status == 2, "\(refused)")
+        #expect(refused.errorLines.count == 1, "\(refused)")
+        #expect(refused.stderr.contains("--token"), "\(refused)")
+        #expect(try offline.ok("remote", "show").contains("(none"), "nothing was saved")
+    }
+}
