@@ -218,6 +218,16 @@ struct TrustRegressionTests {
         try expectRefusal(try await push(server, kiosk, "kiosk", [settle]), status: 403, code: "forbidden")
         #expect(try await server.holdings(server.adminToken) == before)
         #expect(try server.admin(["conflicts", "list", "--json"]).output.contains("birthDate"))
+        // A site device's own replica refuses such an edit before it enters the outbox, where the server's
+        // refusal would block every later change.
+        let kioskReplica = try LocalReplica("kiosk-device", in: folder)
+        _ = try await kioskReplica.engine(server.transport(kiosk)).sync()
+        #expect(throws: ClientError.self) {
+            try kioskReplica.care.update([.assign(patient, "birthDate", live[1].value)])
+        }
+        #expect(try kioskReplica.store.status().pendingChanges == 0)
+        _ = try kioskReplica.care.update([.assign(patient, "phone", "(406) 555-0112")])
+        #expect(try kioskReplica.store.status().pendingChanges == 1)
         // An ordinary edit of another field by the same device is still fine.
         let phone = try change("kiosk/1", "patient", patient.id, "phone", "(406) 555-0111", author: "replica:kiosk")
         #expect(try await push(server, kiosk, "kiosk", [phone]).0 == 200)

@@ -1,6 +1,7 @@
 public import Logging
 public import OutpostCRDT
 public import OutpostModel
+import OutpostProtocol
 
 /// A replica of the care model: a ``LocalStore`` that speaks record types and validates every edit
 /// against the model before writing it.
@@ -118,6 +119,7 @@ public struct CareStore: Sendable {
     @discardableResult
     public func update(_ edits: [Edit]) throws(ClientError) -> [Change] {
         let today = today
+        let isSiteDevice = try store.setting(SyncEngine.roleSetting) == Role.siteDevice.rawValue
         return try store.commit(author: try author(), site: try site()) { context in
             for edit in edits {
                 guard let type = RecordType(rawValue: edit.record.type), context.exists(edit.record) else {
@@ -140,9 +142,34 @@ public struct CareStore: Sendable {
                 } catch let error as ModelError {
                     throw Self.invalid(error)
                 }
+                if isSiteDevice, try Self.closesConflict(edit, in: context.state(of: edit.record), replica: replicaID) {
+                    // The server would refuse it (403) and it would block the outbox: refuse it here, first.
+                    throw ClientError(
+                        code: .invalidEdit,
+                        message: "\(edit.record.type).\(edit.field) of \(edit.record.id) is in conflict and this "
+                            + "replica syncs with a site-device token, which cannot resolve conflicts; ask a clinician "
+                            + "or an administrator ('outpost conflicts list')"
+                    )
+                }
             }
             return edits
         }
+    }
+
+    /// Whether `edit`, made on a replica holding `state`, would settle a conflict (``CareModel/closesConflict(_:in:)``):
+    /// an assign replaces the field's live writes.
+    static func closesConflict(_ edit: Edit, in state: RecordState, replica: ReplicaID) -> Bool {
+        let probe = Change(
+            id: ChangeID(replica: replica, counter: .max),
+            record: edit.record,
+            field: edit.field,
+            operation: edit.operation,
+            value: edit.value,
+            replaces: edit.operation == .assign ? state[edit.field].liveIDs : [],
+            clock: Timestamp(millis: .max),
+            author: "replica:\(replica)"
+        )
+        return CareModel.closesConflict(probe, in: state)
     }
 
     /// The edits that create `draft`: one per register field, one per set element and log entry.
