@@ -55,13 +55,16 @@ extension LocalStore {
             var changes: [Change] = []
             changes.reserveCapacity(edits.count)
             for (index, edit) in edits.enumerated() {
-                let current = try transaction.state(of: edit.record)[edit.field]
-                let replaces: [ChangeID]
-                switch edit.operation {
-                case .assign: replaces = current.liveIDs
-                case .remove: replaces = current.tags(of: edit.value)
-                case .add, .append: replaces = []
-                }
+                // Read in a scope of its own: a copy of the field kept alive while the change is applied would
+                // make the merge copy the field's whole history (a log of n entries would cost n per append).
+                let replaces: [ChangeID] = try {
+                    let current = try transaction.state(of: edit.record)[edit.field]
+                    switch edit.operation {
+                    case .assign: return current.liveIDs
+                    case .remove: return current.tags(of: edit.value)
+                    case .add, .append: return []
+                    }
+                }()
                 transaction.counter += 1
                 let change = Change(
                     id: ChangeID(replica: replicaID, counter: transaction.counter),
