@@ -30,28 +30,6 @@ struct PushRefusalTests {
         return Seeded(server: server, directory: directory, admin: server.adminToken, a: a, pushed: pushed)
     }
 
-    /// A change made by hand, stamped now.
-    func change(
-        _ id: String,
-        _ type: String,
-        _ record: String,
-        _ field: String,
-        _ value: Value,
-        operation: OutpostCRDT.Operation = .assign,
-        millis: UInt64 = nowMillis(),
-        author: String = TinyPractice.person
-    ) throws -> Change {
-        Change(
-            id: try #require(ChangeID(id)),
-            record: RecordRef(type: type, id: record),
-            field: field,
-            operation: operation,
-            value: value,
-            clock: Timestamp(millis: millis),
-            author: author
-        )
-    }
-
     func push(
         _ server: TestServer,
         _ token: String,

@@ -11,30 +11,6 @@ import Testing
 /// conflict, ids shared across practices, forged provenance, and a purge that hid later changes.
 @Suite(.serialized)
 struct TrustRegressionTests {
-    /// A hand-made change of the tiny practice, stamped now.
-    func change(
-        _ id: String,
-        _ type: String,
-        _ record: String,
-        _ field: String,
-        _ value: Value,
-        replaces: [ChangeID] = [],
-        author: String = TinyPractice.person,
-        site: String? = nil
-    ) throws -> Change {
-        Change(
-            id: try #require(ChangeID(id)),
-            record: RecordRef(type: type, id: record),
-            field: field,
-            operation: .assign,
-            value: value,
-            replaces: replaces,
-            clock: Timestamp(millis: nowMillis()),
-            author: author,
-            site: site
-        )
-    }
-
     func push(_ server: TestServer, _ token: String, _ replica: String, _ changes: [Change]) async throws -> (Int, Data)
     {
         try await server.request(

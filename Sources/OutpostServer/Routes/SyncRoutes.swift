@@ -159,18 +159,7 @@ struct SyncRoutes: Sendable {
                 field: "since"
             )
         }
-        // A scoped token pulls as one device (its replica id), so the server knows which patients it holds. The
-        // replica id, when given, must be this token's (a new one is bound to it here).
-        var replica: ReplicaID?
-        if let text = query["replica"] {
-            guard let id = ReplicaID(String(text)) else {
-                throw ServerError.parameter("replica", "replica must be this device's replica id")
-            }
-            try store.claimReplica(id, token: token, now: clock.nowMillis())
-            replica = id
-        } else if !token.scope.isWholePractice {
-            throw ServerError.parameter("replica", "a scoped token pulls with replica=<this device's replica id>")
-        }
+        let replica = try claimedReplica(query, token: token)
         let store = store
         func fetch() throws(ServerError) -> ScopedFeedPage {
             if let replica, !token.scope.isWholePractice {
@@ -241,21 +230,7 @@ struct SyncRoutes: Sendable {
             )
         }
         var inScope: Set<String>?
-        var replica: ReplicaID?
-        if let text = query["replica"] {
-            guard let id = ReplicaID(String(text)) else {
-                throw ServerError.parameter("replica", "replica must be this device's replica id")
-            }
-            try store.claimReplica(id, token: token, now: clock.nowMillis())
-            replica = id
-        }
-        if !token.scope.isWholePractice {
-            guard let replica else {
-                throw ServerError.parameter(
-                    "replica",
-                    "a scoped token bootstraps with replica=<this device's replica id>"
-                )
-            }
+        if let replica = try claimedReplica(query, token: token), !token.scope.isWholePractice {
             inScope = try store.patients(in: token.scope, practice: token.practice)
             if cursor == nil {
                 try store.registerSnapshot(
@@ -301,6 +276,23 @@ struct SyncRoutes: Sendable {
             )
         }
         return (position, RecordRef(type: type.rawValue, id: String(parts[2])))
+    }
+
+    /// The `replica` parameter of a pull or snapshot, bound to the token (a new replica id is bound here; one
+    /// bound to another token is refused). A scoped token must name it, so the server knows which patients the
+    /// device holds.
+    func claimedReplica(_ query: Parameters, token: TokenEntry) throws(ServerError) -> ReplicaID? {
+        guard let text = query["replica"] else {
+            guard token.scope.isWholePractice else {
+                throw ServerError.parameter("replica", "a scoped token sends replica=<this device's replica id>")
+            }
+            return nil
+        }
+        guard let id = ReplicaID(String(text)) else {
+            throw ServerError.parameter("replica", "replica must be this device's replica id")
+        }
+        try store.claimReplica(id, token: token, now: clock.nowMillis())
+        return id
     }
 
     static func checkpoint(_ text: String?) throws(ServerError) -> Int64 {

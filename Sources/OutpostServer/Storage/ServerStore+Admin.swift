@@ -88,14 +88,7 @@ extension ServerStore {
         now: UInt64
     ) throws(ServerError) -> (secret: TokenSecret, entry: TokenEntry) {
         try write { db in
-            guard let row = try Row.fetchOne(db, sql: "SELECT * FROM token WHERE id = ?", arguments: [id]) else {
-                throw ServerError(
-                    .notFound,
-                    .notFound,
-                    "no token \(id); list them with 'outpost-server token list'",
-                    field: "token"
-                )
-            }
+            let row = try Self.tokenRow(id, db: db)
             let previous = Self.tokenEntry(row)
             var entry = previous
             entry.label = label ?? previous.label
@@ -191,16 +184,22 @@ extension ServerStore {
                 sql: "UPDATE token SET revokedAt = COALESCE(revokedAt, ?) WHERE id = ?",
                 arguments: [Int64(now), id]
             )
-            guard let row = try Row.fetchOne(db, sql: "SELECT * FROM token WHERE id = ?", arguments: [id]) else {
-                throw ServerError(
-                    .notFound,
-                    .notFound,
-                    "no token \(id); list them with 'outpost-server token list'",
-                    field: "token"
-                )
-            }
+            let row = try Self.tokenRow(id, db: db)
             return Self.tokenEntry(row)
         }
+    }
+
+    /// The stored row of token `id`; `not_found` when there is none.
+    static func tokenRow(_ id: String, db: Database) throws -> Row {
+        guard let row = try Row.fetchOne(db, sql: "SELECT * FROM token WHERE id = ?", arguments: [id]) else {
+            throw ServerError(
+                .notFound,
+                .notFound,
+                "no token \(id); list them with 'outpost-server token list'",
+                field: "token"
+            )
+        }
+        return row
     }
 
     static func tokenEntry(_ row: Row) -> TokenEntry {

@@ -289,3 +289,29 @@ func jsonData(_ object: Any) throws -> Data {
 func jsonObject(_ message: some Encodable) throws -> [String: Any] {
     try #require(try JSONSerialization.jsonObject(with: wire(message)) as? [String: Any])
 }
+
+/// A change made by hand, stamped now, signed by the tiny practice's person unless told otherwise.
+func change(
+    _ id: String,
+    _ type: String,
+    _ record: String,
+    _ field: String,
+    _ value: Value,
+    operation: OutpostCRDT.Operation = .assign,
+    replaces: [ChangeID] = [],
+    millis: UInt64 = nowMillis(),
+    author: String = TinyPractice.person,
+    site: String? = nil
+) throws -> Change {
+    Change(
+        id: try #require(ChangeID(id)),
+        record: RecordRef(type: type, id: record),
+        field: field,
+        operation: operation,
+        value: value,
+        replaces: replaces,
+        clock: Timestamp(millis: millis),
+        author: author,
+        site: site
+    )
+}
