@@ -17,8 +17,8 @@ struct ScopeEndToEndTests {
     }
 
     /// An admin replica that loaded the small practice and pushed it.
-    func practiceAdmin(_ server: TestServer, in folder: TemporaryDirectory) throws -> Device {
-        let admin = Device("admin", in: folder)
+    func practiceAdmin(_ server: TestServer, in folder: TemporaryDirectory, encoding: String? = nil) throws -> Device {
+        let admin = Device("admin", in: folder, encoding: encoding)
         try admin.ok("init", "--server", server.url.absoluteString, "--token", server.adminToken)
         try admin.ok("import", Built.fixture("practice-small.json"))
         try admin.ok("sync")
@@ -34,11 +34,13 @@ struct ScopeEndToEndTests {
         )
     }
 
-    @Test func eachDeviceSeesExactlyItsScopeAndPatientsMoveInAndOutWithoutAResync() async throws {
+    /// Run with both sync encodings: scoped pulls carry records and removals in either.
+    @Test(arguments: ["json", "binary"])
+    func eachDeviceSeesExactlyItsScopeAndPatientsMoveInAndOutWithoutAResync(encoding: String) async throws {
         let server = try await TestServer()
         let folder = try TemporaryDirectory("outpost-scopes")
         let url = server.url.absoluteString
-        let admin = try practiceAdmin(server, in: folder)
+        let admin = try practiceAdmin(server, in: folder, encoding: encoding)
         let teams = try list(admin, "team", "list").compactMap { $0["id"] as? String }.sorted()
         let sites = try list(admin, "site", "list").compactMap { $0["id"] as? String }.sorted()
         try #require(teams.count >= 2 && !sites.isEmpty)
@@ -46,13 +48,13 @@ struct ScopeEndToEndTests {
         let otherTeam = teams[1]
         let school = sites[0]
 
-        let nurse = Device("nurse", in: folder)
+        let nurse = Device("nurse", in: folder, encoding: encoding)
         try nurse.join(server, token: try server.issueToken(role: "clinician", extra: ["--teams", team]))
-        let kiosk = Device("kiosk", in: folder)
+        let kiosk = Device("kiosk", in: folder, encoding: encoding)
         try kiosk.join(server, token: try server.issueToken(role: "site-device", extra: ["--sites", school]))
         // Another practice on the same server.
         let other = try server.admin(["practice", "add", "Other practice"]).output
-        let stranger = Device("stranger", in: folder)
+        let stranger = Device("stranger", in: folder, encoding: encoding)
         try stranger.ok("init", "--server", url, "--token", try server.issueToken(role: "admin", practice: other))
         try stranger.ok("site", "add", "name=Other clinic", "kind=clinic")
         try stranger.ok("sync")

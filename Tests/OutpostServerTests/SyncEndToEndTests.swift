@@ -66,13 +66,15 @@ struct SyncEndToEndTests {
         }
     }
 
-    @Test func aDeviceOfflineWithThousandsOfEditsCatchesUpWithNothingLost() async throws {
+    /// Run with both sync encodings: the heavy messages in JSON and in binary.
+    @Test(arguments: ["json", "binary"])
+    func aDeviceOfflineWithThousandsOfEditsCatchesUpWithNothingLost(encoding: String) async throws {
         let server = try await TestServer()
         let devices = try TemporaryDirectory("outpost-devices")
         let url = server.url.absoluteString
         let token = server.adminToken
-        let office = Device("office", in: devices)
-        let laptop = Device("laptop", in: devices)
+        let office = Device("office", in: devices, encoding: encoding)
+        let laptop = Device("laptop", in: devices, encoding: encoding)
         try office.ok("init", "--server", url, "--token", token)
         try laptop.ok("init", "--server", url, "--token", token)
         try office.ok("sync")

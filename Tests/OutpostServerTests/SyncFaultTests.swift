@@ -182,13 +182,14 @@ struct SyncFaultTests {
         #expect(try laptop.export() == desk.export())
     }
 
-    @Test func aPullPageLostInTransitIsFetchedAgainWithNoGapAndNoDuplicate() async throws {
+    @Test(arguments: SyncEngine.Encoding.allCases)
+    func aPullPageLostInTransitIsFetchedAgainWithNoGapAndNoDuplicate(encoding: SyncEngine.Encoding) async throws {
         let server = try await TestServer()
         let directory = try TemporaryDirectory("outpost-faults")
         let admin = server.adminToken
         let (a, b) = try await twoSyncedReplicas(server, directory)
         try addNotes(a, count: 12)
-        _ = try await a.engine(server.transport(admin)).sync()
+        _ = try await a.engine(server.transport(admin), encoding: encoding).sync()
 
         // The server answers the second page; the answer never arrives.
         let transport = FaultTransport(
@@ -199,7 +200,7 @@ struct SyncFaultTests {
                 }
             }
         )
-        let report = try await b.engine(transport, pageSize: 5, retries: 2).sync()
+        let report = try await b.engine(transport, pageSize: 5, retries: 2, encoding: encoding).sync()
         #expect(report.pulled == 12)
         #expect(transport.count(Wire.Path.changes) == 4, "pages 1, 2 (lost), 2 again, 3")
         #expect(try b.export() == a.export())
@@ -207,7 +208,8 @@ struct SyncFaultTests {
         #expect(Set(history.map(\.id)).count == history.count, "a change was applied twice")
     }
 
-    @Test func aPushAnswerLostInTransitIsRetriedAndCountedAsDuplicates() async throws {
+    @Test(arguments: SyncEngine.Encoding.allCases)
+    func aPushAnswerLostInTransitIsRetriedAndCountedAsDuplicates(encoding: SyncEngine.Encoding) async throws {
         let server = try await TestServer()
         let directory = try TemporaryDirectory("outpost-faults")
         let admin = server.adminToken
@@ -223,7 +225,7 @@ struct SyncFaultTests {
                 }
             }
         )
-        let report = try await a.engine(transport, pushBatch: 10, retries: 2).sync()
+        let report = try await a.engine(transport, pushBatch: 10, retries: 2, encoding: encoding).sync()
         #expect(report.pushedDuplicates == 10)
         #expect(report.pushed == total - 10)
         #expect(report.pending == 0)

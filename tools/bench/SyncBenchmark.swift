@@ -30,10 +30,14 @@ struct SyncBenchmark: AsyncParsableCommand {
     @Option(help: "Offline edits made on each of the two sites.") var edits: Int = 10_000
     @Option(help: "Devices syncing at once.") var devices: Int = 50
     @Option(help: "Concurrent sync rounds of the devices.") var rounds: Int = 5
+    @Option(help: "Encoding of pushes, pull pages and snapshot pages: json or binary.") var encoding: String = "binary"
 
     func validate() throws {
         guard PracticeGenerator.Size(named: size) != nil else {
             throw ValidationError("--size must be small, medium or reference")
+        }
+        guard SyncEngine.Encoding(rawValue: encoding) != nil else {
+            throw ValidationError("--encoding must be json or binary")
         }
         guard edits >= 1, devices >= 1, rounds >= 1 else {
             throw ValidationError("--edits, --devices and --rounds must be at least 1")
@@ -48,7 +52,8 @@ struct SyncBenchmark: AsyncParsableCommand {
         let server = try BenchServer(data: folder.appendingPathComponent("server").path)
         defer { server.stop() }
         print(
-            "outpost-bench sync --seed \(seed) --size \(size) --edits \(edits) --devices \(devices) --rounds \(rounds)"
+            "outpost-bench sync --seed \(seed) --size \(size) --edits \(edits) --devices \(devices) --rounds \(rounds) "
+                + "--encoding \(encoding)"
         )
         print("server: \(server.url.absoluteString) (\(ProcessInfo.processInfo.activeProcessorCount) cores)")
 
@@ -58,7 +63,7 @@ struct SyncBenchmark: AsyncParsableCommand {
         try seedStore.importPractice(dump)
         let pending = try seedStore.store.status().pendingChanges
         let seedWire = WireCounter()
-        var options = SyncEngine.Options()
+        var options = deviceOptions
         options.pushBatch = 5_000
         options.pageSize = 5_000
         let seedEngine = engine(seedStore, server, seedWire, options)
@@ -116,10 +121,10 @@ struct SyncBenchmark: AsyncParsableCommand {
         let latencies = LatencyLog()
         for index in 0..<devices {
             let store = try CareStore.create(at: folder.appendingPathComponent("device-\(index).sqlite").path)
-            let deviceEngine = engine(store, server, WireCounter(latencies: nil), SyncEngine.Options(), token: token)
+            let deviceEngine = engine(store, server, WireCounter(latencies: nil), deviceOptions, token: token)
             _ = try await deviceEngine.sync()
             fleet.append(
-                (store, engine(store, server, WireCounter(latencies: latencies), SyncEngine.Options(), token: token))
+                (store, engine(store, server, WireCounter(latencies: latencies), deviceOptions, token: token))
             )
         }
         var syncLatencies: [Duration] = []
@@ -158,6 +163,13 @@ struct SyncBenchmark: AsyncParsableCommand {
                 + "\(StoreBenchmark.format(percentile(syncs, 0.5))), p99 \(StoreBenchmark.format(percentile(syncs, 0.99))); "
                 + "\(errors) errors (target: p99 under 250 ms, no errors)"
         )
+    }
+
+    /// The engine's default options with the chosen encoding.
+    var deviceOptions: SyncEngine.Options {
+        var options = SyncEngine.Options()
+        options.encoding = SyncEngine.Encoding(rawValue: encoding) ?? .binary
+        return options
     }
 
     func engine(

@@ -58,9 +58,22 @@ public actor SyncEngine {
         public var retries = 5
         /// The first retry's delay; each further retry doubles it.
         public var backoff: Duration = .milliseconds(200)
+        /// How pushes are sent and pull and snapshot pages asked for: binary unless the environment variable
+        /// `OUTPOST_SYNC_ENCODING` is `json` (for debugging with a proxy that shows JSON).
+        public var encoding: Encoding
 
         /// Creates the default options.
-        public init() {}
+        public init() {
+            encoding = ProcessInfo.processInfo.environment["OUTPOST_SYNC_ENCODING"] == "json" ? .json : .binary
+        }
+    }
+
+    /// The encoding of the heavy messages (pushes, pull pages, snapshot pages); small ones are always JSON.
+    public enum Encoding: String, Sendable, Hashable, CaseIterable {
+        /// `application/json`, the protocol's default.
+        case json
+        /// `application/vnd.outpost.v1+binary` (``BinaryWire``): several times smaller.
+        case binary
     }
 
     let store: LocalStore
@@ -209,10 +222,17 @@ public actor SyncEngine {
         while true {
             let changes = try store.pendingChanges(limit: batch)
             if changes.isEmpty { return }
-            let body = try encode(PushRequest(replica: store.replicaID, changes: changes))
+            let push = PushRequest(replica: store.replicaID, changes: changes)
+            let binary = options.encoding == .binary
+            let body = binary ? Data(push.binaryEncoded()) : try encode(push)
             do throws(ClientError) {
                 let response: PushResponse = try await exchange(
-                    TransportRequest(method: "POST", path: Wire.Path.push, body: body)
+                    TransportRequest(
+                        method: "POST",
+                        path: Wire.Path.push,
+                        body: body,
+                        contentType: binary ? BinaryWire.contentType : Wire.contentType
+                    )
                 )
                 try store.acknowledge(upTo: response.acknowledged)
                 report.pushed += response.accepted
@@ -250,7 +270,7 @@ public actor SyncEngine {
             var query = [("limit", String(limit)), ("replica", store.replicaID.rawValue)]
             if let cursor { query.append(("after", cursor)) }
             let page: SnapshotPage = try await exchange(
-                TransportRequest(method: "GET", path: Wire.Path.snapshot, query: query)
+                TransportRequest(method: "GET", path: Wire.Path.snapshot, query: query, accept: accept)
             )
             checkpoint = checkpoint ?? page.checkpoint
             // The checkpoint is saved with the last page only: an interrupted bootstrap starts over, and
@@ -273,7 +293,13 @@ public actor SyncEngine {
                 var query = [("since", since), ("limit", String(limit)), ("replica", store.replicaID.rawValue)]
                 if wait > 0 { query.append(("wait", String(wait))) }
                 page = try await exchange(
-                    TransportRequest(method: "GET", path: Wire.Path.changes, query: query, timeout: Double(wait + 30))
+                    TransportRequest(
+                        method: "GET",
+                        path: Wire.Path.changes,
+                        query: query,
+                        accept: accept,
+                        timeout: Double(wait + 30)
+                    )
                 )
             } catch let error where error.serverCode == ErrorCode.checkpointExpired.rawValue {
                 logger.warning("the server cannot serve this replica's checkpoint; bootstrapping again")
@@ -297,6 +323,9 @@ public actor SyncEngine {
 
     // MARK: - HTTP
 
+    /// The `Accept` of pull and snapshot requests: binary, or the server's default (JSON).
+    private var accept: String? { options.encoding == .binary ? BinaryWire.contentType : nil }
+
     private func encode(_ message: some Encodable) throws(ClientError) -> Data {
         do {
             return try Wire.makeEncoder().encode(message)
@@ -318,6 +347,10 @@ public actor SyncEngine {
             switch outcome {
             case .success(let response) where (200..<300).contains(response.status):
                 do {
+                    if response.isBinary, let type = T.self as? any BinaryWireMessage.Type {
+                        // A binary answer of a message that has a binary form; anything else is read as JSON.
+                        if let value = try type.init(binary: [UInt8](response.body)) as? T { return value }
+                    }
                     return try Wire.makeDecoder().decode(T.self, from: response.body)
                 } catch {
                     throw ClientError(

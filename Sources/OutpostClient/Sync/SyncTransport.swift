@@ -21,22 +21,37 @@ public struct TransportRequest: Sendable, Hashable {
     public var path: String
     /// Query parameters, in order.
     public var query: [(String, String)]
-    /// The JSON body, for a `POST`.
+    /// The body, for a `POST`.
     public var body: Data?
+    /// The body's media type: JSON unless said otherwise.
+    public var contentType: String?
+    /// The media type asked for in the answer (`Accept`), or `nil` for the server's default (JSON).
+    public var accept: String?
     /// How long to wait for an answer, in seconds.
     public var timeout: Double
 
     /// Creates a request.
-    public init(method: String, path: String, query: [(String, String)] = [], body: Data? = nil, timeout: Double = 30) {
+    public init(
+        method: String,
+        path: String,
+        query: [(String, String)] = [],
+        body: Data? = nil,
+        contentType: String? = nil,
+        accept: String? = nil,
+        timeout: Double = 30
+    ) {
         self.method = method
         self.path = path
         self.query = query
         self.body = body
+        self.contentType = contentType
+        self.accept = accept
         self.timeout = timeout
     }
 
     public static func == (lhs: TransportRequest, rhs: TransportRequest) -> Bool {
-        lhs.method == rhs.method && lhs.path == rhs.path && lhs.body == rhs.body
+        lhs.method == rhs.method && lhs.path == rhs.path && lhs.body == rhs.body && lhs.contentType == rhs.contentType
+            && lhs.accept == rhs.accept
             && lhs.query.map { [$0.0, $0.1] } == rhs.query.map { [$0.0, $0.1] }
     }
 
@@ -53,11 +68,21 @@ public struct TransportResponse: Sendable {
     public var status: Int
     /// The body.
     public var body: Data
+    /// The body's media type (`Content-Type`), when the server said.
+    public var contentType: String?
 
     /// Creates a response.
-    public init(status: Int, body: Data) {
+    public init(status: Int, body: Data, contentType: String? = nil) {
         self.status = status
         self.body = body
+        self.contentType = contentType
+    }
+
+    /// Whether the body is in the binary encoding: its `Content-Type` says so, or, with none, it starts with
+    /// the binary magic (JSON never does).
+    public var isBinary: Bool {
+        if let contentType { return BinaryWire.isBinaryContentType(contentType) }
+        return body.starts(with: BinaryWire.magic)
     }
 }
 
@@ -111,9 +136,10 @@ public struct HTTPTransport: SyncTransport {
         outgoing.headers.add(name: "Authorization", value: "Bearer \(token)")
         outgoing.headers.add(name: Wire.protocolHeader, value: String(OutpostVersion.wireProtocol))
         if let body = request.body {
-            outgoing.headers.add(name: "Content-Type", value: "application/json")
+            outgoing.headers.add(name: "Content-Type", value: request.contentType ?? Wire.contentType)
             outgoing.body = .bytes(ByteBuffer(bytes: body))
         }
+        if let accept = request.accept { outgoing.headers.add(name: "Accept", value: accept) }
         let timeout = max(request.timeout, 0.001)
         let deadline = NIODeadline.now() + .nanoseconds(Int64(timeout * 1_000_000_000))
         do {
@@ -123,7 +149,11 @@ public struct HTTPTransport: SyncTransport {
             let body = try await Self.withTimeout(remaining, seconds: timeout) {
                 try await response.body.collect(upTo: Self.maxBodyBytes)
             }
-            return TransportResponse(status: Int(response.status.code), body: Data(body.readableBytesView))
+            return TransportResponse(
+                status: Int(response.status.code),
+                body: Data(body.readableBytesView),
+                contentType: response.headers.first(name: "Content-Type")
+            )
         } catch let failure as TransportFailure {
             throw failure
         } catch {

@@ -81,14 +81,16 @@ struct SyncRoutes: Sendable {
     func push(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
         let token = try authenticate(request)
         let limits = configuration.limits
-        guard let contentType = request.headers[.contentType], Wire.isJSONContentType(contentType) else {
+        let contentType = request.headers[.contentType]
+        let isBinary = contentType.map { BinaryWire.isBinaryContentType($0) } ?? false
+        guard let contentType, isBinary || Wire.isJSONContentType(contentType) else {
             throw ServerError(
                 .unsupportedMediaType,
                 .unsupportedMediaType,
                 request.headers[.contentType] == nil
                     ? "the push has no Content-Type; send 'Content-Type: \(Wire.contentType)'"
-                    : "the push's Content-Type is not \(Wire.contentType); send the body as UTF-8 JSON with "
-                        + "'Content-Type: \(Wire.contentType)'",
+                    : "the push's Content-Type is not \(Wire.contentType) or \(BinaryWire.contentType); send the "
+                        + "body as UTF-8 JSON with 'Content-Type: \(Wire.contentType)'",
                 field: "Content-Type"
             )
         }
@@ -103,7 +105,13 @@ struct SyncRoutes: Sendable {
         }
         let push: PushRequest
         do {
-            push = try Wire.decodeRequest(PushRequest.self, from: Data(body.readableBytesView))
+            if isBinary {
+                push = try PushRequest(binary: Array(body.readableBytesView))
+            } else {
+                push = try Wire.decodeRequest(PushRequest.self, from: Data(body.readableBytesView))
+            }
+        } catch let error as BinaryWire.Failure {
+            throw ServerError.malformed("the body is not a binary push message (\(BinaryWire.contentType)): \(error)")
         } catch let error as StrictJSON.Failure {
             throw ServerError.malformed("the body is not strict JSON (RFC 8259, UTF-8) \(error)")
         } catch let error as DecodingError {
@@ -194,6 +202,28 @@ struct SyncRoutes: Sendable {
         }
         let page = scoped.feed
         Counter(label: "outpost_changes_served_total").increment(by: page.payloads.count)
+        if Self.acceptsBinary(request) {
+            // The feed stores each change's JSON; the binary page decodes them (they were validated when pushed).
+            let decoder = Wire.makeDecoder()
+            let changes: [Change]
+            do {
+                changes = try page.payloads.map { try decoder.decode(Change.self, from: Data($0)) }
+            } catch {
+                throw ServerError(
+                    .internalError,
+                    .internalServerError,
+                    "a stored change could not be read; quote the request id"
+                )
+            }
+            let message = PullResponse(
+                changes: changes,
+                checkpoint: String(page.checkpoint),
+                hasMore: page.hasMore,
+                records: scoped.records,
+                removed: scoped.removed
+            )
+            return Self.binaryResponse(message)
+        }
         var bytes = ByteBuffer()
         bytes.writeString("{\"changes\":[")
         for (index, payload) in page.payloads.enumerated() {
@@ -248,7 +278,24 @@ struct SyncRoutes: Sendable {
             checkpoint: String(position),
             next: page.next.map { "\(position)~\($0.type)~\($0.id)" }
         )
+        if Self.acceptsBinary(request) { return Self.binaryResponse(message) }
         return try ServerError.jsonResponse(message, status: .ok)
+    }
+
+    /// Whether the request's `Accept` asks for the binary encoding (JSON otherwise).
+    static func acceptsBinary(_ request: Request) -> Bool {
+        request.headers[values: .accept].contains { BinaryWire.accepts($0) }
+    }
+
+    /// A `200` carrying `message` in the binary encoding.
+    static func binaryResponse(_ message: some BinaryWireMessage) -> Response {
+        var headers = HTTPFields()
+        headers[.contentType] = BinaryWire.contentType
+        return Response(
+            status: .ok,
+            headers: headers,
+            body: .init(byteBuffer: ByteBuffer(bytes: message.binaryEncoded()))
+        )
     }
 
     /// Reads a snapshot cursor, `checkpoint~type~id`, as the server wrote it in a page's `next`: a canonical

@@ -149,9 +149,11 @@ struct LocalReplica {
         _ transport: any SyncTransport,
         pushBatch: Int = 1_000,
         pageSize: Int = 2_000,
-        retries: Int = 0
+        retries: Int = 0,
+        encoding: SyncEngine.Encoding = .binary
     ) -> SyncEngine {
         var options = SyncEngine.Options()
+        options.encoding = encoding
         options.pushBatch = pushBatch
         options.pageSize = pageSize
         options.retries = retries

@@ -192,23 +192,33 @@ final class TestServer {
 struct Device {
     let name: String
     let directory: TemporaryDirectory
+    /// The sync encoding the CLI uses (`json` or `binary`, through `OUTPOST_SYNC_ENCODING`); `nil`: its default.
+    let encoding: String?
     var store: String { directory.path("\(name).sqlite") }
 
-    init(_ name: String, in directory: TemporaryDirectory) {
+    init(_ name: String, in directory: TemporaryDirectory, encoding: String? = nil) {
         self.name = name
         self.directory = directory
+        self.encoding = encoding
+    }
+
+    /// The environment `outpost` runs with.
+    var environment: [String: String] {
+        var values = ["OUTPOST_STORE": store]
+        if let encoding { values["OUTPOST_SYNC_ENCODING"] = encoding }
+        return values
     }
 
     /// Runs `outpost` on this device's store.
     @discardableResult
     func run(_ arguments: String...) throws -> RunResult {
-        try runProcess(Built.outpost, arguments, in: directory.url, environment: ["OUTPOST_STORE": store])
+        try runProcess(Built.outpost, arguments, in: directory.url, environment: environment)
     }
 
     /// Runs `outpost` and requires it to succeed; returns its trimmed stdout.
     @discardableResult
     func ok(_ arguments: String..., sourceLocation: SourceLocation = #_sourceLocation) throws -> String {
-        let result = try runProcess(Built.outpost, arguments, in: directory.url, environment: ["OUTPOST_STORE": store])
+        let result = try runProcess(Built.outpost, arguments, in: directory.url, environment: environment)
         try #require(
             result.status == 0,
             "outpost \(arguments.joined(separator: " ")): \(result)",
@@ -220,7 +230,7 @@ struct Device {
     /// Runs `outpost` with an argument list and requires it to succeed; returns its trimmed stdout.
     @discardableResult
     func ok(arguments: [String], sourceLocation: SourceLocation = #_sourceLocation) throws -> String {
-        let result = try runProcess(Built.outpost, arguments, in: directory.url, environment: ["OUTPOST_STORE": store])
+        let result = try runProcess(Built.outpost, arguments, in: directory.url, environment: environment)
         try #require(
             result.status == 0,
             "outpost \(arguments.joined(separator: " ")): \(result)",

@@ -1,0 +1,341 @@
+import OutpostCRDT
+
+/// Reads one binary message strictly. Every count is checked against the bytes left (each element takes at
+/// least its minimum size) before anything is allocated for it, every index against its table, every string is
+/// UTF-8; ids, clocks and states go through the same validating initializers as the JSON decoder.
+struct BinaryMessageReader {
+    private let bytes: [UInt8]
+    private var offset = 0
+    private var strings: [String] = []
+    /// Whether a string table entry is a valid replica id (checked once per entry, when first used as one).
+    private var replicaValidity: [Bool?] = []
+    private var records: [RecordRef] = []
+    private var lastCounter: [Int: UInt64] = [:]
+    private var lastMillis: UInt64 = 0
+
+    /// The fewest bytes a change takes: record, field, replica, counter, operation and value tag, replaces
+    /// count, clock millis, clock counter, author, site.
+    static let minimumChangeBytes = 10
+    /// The fewest bytes a live write takes: replica, counter, value tag, millis, counter, author, site.
+    static let minimumWriteBytes = 7
+
+    /// Reads the header and the tables of a message of `kind`.
+    init(_ bytes: [UInt8], kind: BinaryWire.Kind) throws(BinaryWire.Failure) {
+        self.bytes = bytes
+        guard bytes.count >= 4, Array(bytes[0..<4]) == BinaryWire.magic else {
+            throw failure("not a binary Outpost message (it does not start with OPB1)", at: 0)
+        }
+        offset = 4
+        let version = try byte()
+        guard version == BinaryWire.version else {
+            throw failure("binary layout version \(version) is not \(BinaryWire.version); update the older side")
+        }
+        let kindByte = try byte()
+        guard kindByte == kind.rawValue else {
+            let found = BinaryWire.Kind(rawValue: kindByte).map { "a \($0.name)" } ?? "kind \(kindByte)"
+            throw failure("the message is \(found), not a \(kind.name)", at: offset - 1)
+        }
+        let stringCount = try count(minimumBytes: 1, "string table")
+        strings.reserveCapacity(min(stringCount, 4_096))
+        var seen: Set<String> = []
+        for _ in 0..<stringCount {
+            let start = offset
+            let text = try inlineString()
+            guard seen.insert(text).inserted else { throw failure("a string repeated in the string table", at: start) }
+            strings.append(text)
+        }
+        replicaValidity = Array(repeating: nil, count: strings.count)
+        let recordCount = try count(minimumBytes: 2, "record table")
+        records.reserveCapacity(min(recordCount, 4_096))
+        var seenRecords: Set<RecordRef> = []
+        for _ in 0..<recordCount {
+            let start = offset
+            let record = RecordRef(type: try string(), id: try string())
+            guard seenRecords.insert(record).inserted else {
+                throw failure("a record repeated in the record table", at: start)
+            }
+            records.append(record)
+        }
+    }
+
+    func failure(_ reason: String, at position: Int? = nil) -> BinaryWire.Failure {
+        BinaryWire.Failure(offset: position ?? offset, reason: reason)
+    }
+
+    /// Refuses bytes after the message.
+    func finish() throws(BinaryWire.Failure) {
+        guard offset == bytes.count else {
+            throw failure("\(bytes.count - offset) bytes after the end of the message")
+        }
+    }
+
+    mutating func byte() throws(BinaryWire.Failure) -> UInt8 {
+        guard offset < bytes.count else { throw failure("the message is cut short") }
+        defer { offset += 1 }
+        return bytes[offset]
+    }
+
+    mutating func varint() throws(BinaryWire.Failure) -> UInt64 {
+        let start = offset
+        var result: UInt64 = 0
+        var shift: UInt64 = 0
+        while true {
+            guard offset < bytes.count else { throw failure("the message is cut short in a number", at: start) }
+            let byte = bytes[offset]
+            offset += 1
+            // The tenth byte may carry only the top bit of a 64-bit number.
+            guard shift < 63 || (shift == 63 && byte <= 1) else {
+                throw failure("a number longer than 64 bits", at: start)
+            }
+            result |= UInt64(byte & 0x7F) << shift
+            if byte < 0x80 { return result }
+            shift += 7
+        }
+    }
+
+    /// A count of elements that take at least `minimumBytes` each, checked against the bytes left.
+    mutating func count(minimumBytes: Int, _ what: String) throws(BinaryWire.Failure) -> Int {
+        let start = offset
+        let value = try varint()
+        let left = UInt64(bytes.count - offset)
+        guard value <= left / UInt64(minimumBytes) else {
+            throw failure("the \(what) count \(value) is more than the \(left) bytes left can hold", at: start)
+        }
+        return Int(value)
+    }
+
+    mutating func inlineString() throws(BinaryWire.Failure) -> String {
+        let start = offset
+        let length = try count(minimumBytes: 1, "string length")
+        guard let text = String(validating: bytes[offset..<offset + length], as: UTF8.self) else {
+            throw failure("a string that is not UTF-8", at: start)
+        }
+        offset += length
+        return text
+    }
+
+    mutating func index(_ table: Int, _ what: String) throws(BinaryWire.Failure) -> Int {
+        let start = offset
+        let value = try varint()
+        guard value < UInt64(table) else {
+            throw failure("\(what) index \(value) is outside its table of \(table)", at: start)
+        }
+        return Int(value)
+    }
+
+    mutating func string() throws(BinaryWire.Failure) -> String {
+        strings[try index(strings.count, "string")]
+    }
+
+    mutating func optionalString() throws(BinaryWire.Failure) -> String? {
+        let start = offset
+        let value = try varint()
+        if value == 0 { return nil }
+        guard value <= UInt64(strings.count) else {
+            throw failure("string index \(value - 1) is outside its table of \(strings.count)", at: start)
+        }
+        return strings[Int(value - 1)]
+    }
+
+    mutating func record() throws(BinaryWire.Failure) -> RecordRef {
+        records[try index(records.count, "record")]
+    }
+
+    mutating func changeID() throws(BinaryWire.Failure) -> ChangeID {
+        let start = offset
+        let replica = try index(strings.count, "replica")
+        if replicaValidity[replica] == nil { replicaValidity[replica] = ReplicaID.isValid(strings[replica]) }
+        guard replicaValidity[replica] == true else { throw failure("not a valid replica id", at: start) }
+        let counter = BinaryWire.unzigzag(try varint(), from: lastCounter[replica, default: 0])
+        guard counter > 0 else { throw failure("a change counter of 0 (counters start at 1)", at: start) }
+        lastCounter[replica] = counter
+        return ChangeID(replica: ReplicaID(unchecked: strings[replica]), counter: counter)
+    }
+
+    mutating func changeIDs() throws(BinaryWire.Failure) -> [ChangeID] {
+        let total = try count(minimumBytes: 2, "change id")
+        var ids: [ChangeID] = []
+        ids.reserveCapacity(min(total, 1_024))
+        for _ in 0..<total { ids.append(try changeID()) }
+        return ids
+    }
+
+    mutating func clock() throws(BinaryWire.Failure) -> Timestamp {
+        let millis = BinaryWire.unzigzag(try varint(), from: lastMillis)
+        let start = offset
+        let counter = try varint()
+        guard counter <= UInt64(UInt32.max) else { throw failure("a clock counter above 2^32-1", at: start) }
+        lastMillis = millis
+        return Timestamp(millis: millis, counter: UInt32(counter))
+    }
+
+    /// A value whose tag is the low four bits of `tag`.
+    mutating func value(tag: UInt8, at start: Int) throws(BinaryWire.Failure) -> Value {
+        switch tag & 0x0F {
+        case BinaryWire.valueNull: return .null
+        case BinaryWire.valueFalse: return .bool(false)
+        case BinaryWire.valueTrue: return .bool(true)
+        case BinaryWire.valueInt:
+            let zigzag = try varint()
+            return .int(Int64(bitPattern: zigzag >> 1) ^ -Int64(bitPattern: zigzag & 1))
+        case BinaryWire.valueInlineString: return .string(try inlineString())
+        case BinaryWire.valueTableString: return .string(try string())
+        default: throw failure("unknown value tag \(tag & 0x0F)", at: start)
+        }
+    }
+
+    mutating func changes() throws(BinaryWire.Failure) -> [Change] {
+        let total = try count(minimumBytes: Self.minimumChangeBytes, "change")
+        var changes: [Change] = []
+        changes.reserveCapacity(min(total, 1_024))
+        for _ in 0..<total {
+            let record = try self.record()
+            let field = try string()
+            let id = try changeID()
+            let start = offset
+            let tag = try byte()
+            guard let operation = BinaryWire.operation(code: tag >> 4) else {
+                throw failure("unknown operation \(tag >> 4)", at: start)
+            }
+            let value = try self.value(tag: tag, at: start)
+            let replaces = try changeIDs()
+            let clock = try self.clock()
+            let author = try string()
+            let site = try optionalString()
+            changes.append(
+                Change(
+                    id: id,
+                    record: record,
+                    field: field,
+                    operation: operation,
+                    value: value,
+                    replaces: replaces,
+                    clock: clock,
+                    author: author,
+                    site: site
+                )
+            )
+        }
+        return changes
+    }
+
+    mutating func snapshotRecords() throws(BinaryWire.Failure) -> [SnapshotRecord] {
+        let total = try count(minimumBytes: 2, "record")
+        var result: [SnapshotRecord] = []
+        result.reserveCapacity(min(total, 1_024))
+        for _ in 0..<total {
+            let record = try self.record()
+            let fieldCount = try count(minimumBytes: 3, "field")
+            var fields: [String: FieldState] = [:]
+            fields.reserveCapacity(min(fieldCount, 256))
+            for _ in 0..<fieldCount {
+                let nameStart = offset
+                let name = try string()
+                guard fields[name] == nil else { throw failure("a field repeated in one record", at: nameStart) }
+                let liveCount = try count(minimumBytes: Self.minimumWriteBytes, "live write")
+                var live: [Write] = []
+                live.reserveCapacity(min(liveCount, 256))
+                for _ in 0..<liveCount {
+                    let id = try changeID()
+                    let start = offset
+                    let tag = try byte()
+                    guard tag < 0x10 else { throw failure("unknown value tag \(tag)", at: start) }
+                    let value = try self.value(tag: tag, at: start)
+                    let clock = try self.clock()
+                    let author = try string()
+                    let site = try optionalString()
+                    live.append(Write(id: id, value: value, clock: clock, author: author, site: site))
+                }
+                let superseded = try changeIDs()
+                guard let state = FieldState(live: live, superseded: superseded) else {
+                    throw failure(
+                        "a field state whose live and superseded ids are not strictly sorted and disjoint",
+                        at: nameStart
+                    )
+                }
+                fields[name] = state
+            }
+            result.append(SnapshotRecord(record: record, state: RecordState(fields: fields)))
+        }
+        return result
+    }
+
+    mutating func stringList(_ what: String) throws(BinaryWire.Failure) -> [String] {
+        let total = try count(minimumBytes: 1, what)
+        var result: [String] = []
+        result.reserveCapacity(min(total, 1_024))
+        for _ in 0..<total { result.append(try string()) }
+        return result
+    }
+}
+
+extension PushRequest {
+    public init(binary bytes: [UInt8]) throws(BinaryWire.Failure) {
+        var reader = try BinaryMessageReader(bytes, kind: Self.binaryKind)
+        let replica = try reader.changeIDReplica()
+        let start = reader.position
+        let changes = try reader.changes()
+        try reader.finish()
+        // As the JSON decoder: the push's own counters strictly increase.
+        var previous: UInt64?
+        for (index, change) in changes.enumerated() where change.id.replica == replica {
+            if let previous, change.id.counter <= previous {
+                throw reader.failure(
+                    "change \(index): counter \(change.id.counter) follows counter \(previous); a push carries its "
+                        + "replica's changes once each, in strictly increasing counter order",
+                    at: start
+                )
+            }
+            previous = change.id.counter
+        }
+        self.init(replica: replica, changes: changes)
+    }
+}
+
+extension BinaryMessageReader {
+    var position: Int { offset }
+
+    /// A replica id given by its string index.
+    mutating func changeIDReplica() throws(BinaryWire.Failure) -> ReplicaID {
+        let start = position
+        let text = try string()
+        guard let replica = ReplicaID(text) else { throw failure("not a valid replica id", at: start) }
+        return replica
+    }
+}
+
+extension PullResponse {
+    public init(binary bytes: [UInt8]) throws(BinaryWire.Failure) {
+        var reader = try BinaryMessageReader(bytes, kind: Self.binaryKind)
+        let changes = try reader.changes()
+        let checkpoint = try reader.inlineString()
+        let flagStart = reader.position
+        let hasMore: Bool
+        switch try reader.byte() {
+        case 0: hasMore = false
+        case 1: hasMore = true
+        default: throw reader.failure("hasMore is neither 0 nor 1", at: flagStart)
+        }
+        let records = try reader.snapshotRecords()
+        let removed = try reader.stringList("removed")
+        try reader.finish()
+        self.init(changes: changes, checkpoint: checkpoint, hasMore: hasMore, records: records, removed: removed)
+    }
+}
+
+extension SnapshotPage {
+    public init(binary bytes: [UInt8]) throws(BinaryWire.Failure) {
+        var reader = try BinaryMessageReader(bytes, kind: Self.binaryKind)
+        let records = try reader.snapshotRecords()
+        let checkpoint = try reader.inlineString()
+        let flagStart = reader.position
+        let next: String?
+        switch try reader.byte() {
+        case 0: next = nil
+        case 1: next = try reader.inlineString()
+        default: throw reader.failure("the next-cursor flag is neither 0 nor 1", at: flagStart)
+        }
+        try reader.finish()
+        self.init(records: records, checkpoint: checkpoint, next: next)
+    }
+}

@@ -1,0 +1,352 @@
+import OutpostCRDT
+
+/// The compact binary encoding of the heavy messages (push requests, pull pages, snapshot pages), negotiated
+/// by content type (``contentType``); `protocol/README.md`, "Binary encoding", is its exact layout.
+///
+/// A message is a header (the magic `OPB1`, a version byte and a kind byte), a string table (every record
+/// type, record id, field name, replica id, author, site and repeated string value, each once), a record table
+/// (pairs of string indexes), then the message's body, which refers to the tables by index. Clocks are coded
+/// as the difference from the previous clock of the message, counters as the difference from the previous
+/// counter of the same replica. Equal messages encode to equal bytes.
+public enum BinaryWire {
+    /// The media type of binary bodies: a push's `Content-Type`, a pull's or snapshot's `Accept`.
+    public static let contentType = "application/vnd.outpost.v1+binary"
+    /// The first four bytes of every binary message.
+    public static let magic: [UInt8] = Array("OPB1".utf8)
+    /// The layout version after the magic; a reader refuses any other.
+    public static let version: UInt8 = 1
+
+    /// What a binary message holds: the byte after the version.
+    public enum Kind: UInt8, Sendable, CaseIterable {
+        /// A ``PushRequest``.
+        case pushRequest = 1
+        /// A ``PullResponse``.
+        case pullResponse = 2
+        /// A ``SnapshotPage``.
+        case snapshotPage = 3
+
+        var name: String {
+            switch self {
+            case .pushRequest: "push request"
+            case .pullResponse: "pull page"
+            case .snapshotPage: "snapshot page"
+            }
+        }
+    }
+
+    /// Why a binary message could not be read: where and what.
+    public struct Failure: Error, Sendable, Hashable, CustomStringConvertible {
+        /// The byte offset at which reading failed.
+        public var offset: Int
+        /// What was wrong, without any of the message's contents.
+        public var reason: String
+
+        /// Creates a failure.
+        public init(offset: Int, reason: String) {
+            self.offset = offset
+            self.reason = reason
+        }
+
+        public var description: String { "\(reason) at byte \(offset)" }
+    }
+
+    /// Whether a `Content-Type` (or one `Accept` entry) names ``contentType``, in any case, with no parameter.
+    public static func isBinaryContentType(_ value: some StringProtocol) -> Bool {
+        value.split(separator: ";", omittingEmptySubsequences: false).count == 1
+            && value.trimmingWhitespace().lowercased() == contentType
+    }
+
+    /// Whether an `Accept` header asks for ``contentType``: one of its comma-separated entries names it (without
+    /// a `q=0`).
+    public static func accepts(_ accept: String) -> Bool {
+        accept.split(separator: ",").contains { entry in
+            let parts = entry.split(separator: ";", omittingEmptySubsequences: false)
+            guard let type = parts.first, type.trimmingWhitespace().lowercased() == contentType else { return false }
+            return !parts.dropFirst().contains { parameter in
+                let text = parameter.trimmingWhitespace().lowercased()
+                return text == "q=0" || text == "q=0.0" || text == "q=0.00" || text == "q=0.000"
+            }
+        }
+    }
+
+    // MARK: Value and operation codes
+
+    static let valueNull: UInt8 = 0
+    static let valueFalse: UInt8 = 1
+    static let valueTrue: UInt8 = 2
+    static let valueInt: UInt8 = 3
+    static let valueInlineString: UInt8 = 4
+    static let valueTableString: UInt8 = 5
+
+    static func code(of operation: OutpostCRDT.Operation) -> UInt8 {
+        switch operation {
+        case .assign: 0
+        case .add: 1
+        case .remove: 2
+        case .append: 3
+        }
+    }
+
+    static func operation(code: UInt8) -> OutpostCRDT.Operation? {
+        switch code {
+        case 0: .assign
+        case 1: .add
+        case 2: .remove
+        case 3: .append
+        default: nil
+        }
+    }
+
+    static func zigzag(_ value: UInt64, from previous: UInt64) -> UInt64 {
+        let delta = Int64(bitPattern: value &- previous)
+        return UInt64(bitPattern: (delta << 1) ^ (delta >> 63))
+    }
+
+    static func unzigzag(_ coded: UInt64, from previous: UInt64) -> UInt64 {
+        let delta = Int64(bitPattern: coded >> 1) ^ -Int64(bitPattern: coded & 1)
+        return previous &+ UInt64(bitPattern: delta)
+    }
+}
+
+extension StringProtocol {
+    func trimmingWhitespace() -> Substring {
+        let text = Substring(self)
+        let start = text.firstIndex { $0 != " " && $0 != "\t" } ?? text.endIndex
+        let end = text.lastIndex { $0 != " " && $0 != "\t" }.map { text.index(after: $0) } ?? start
+        return text[start..<Swift.max(start, end)]
+    }
+}
+
+// MARK: - Encoding
+
+/// Writes one binary message: the body is written first, interning strings and records into the tables, and
+/// the header and tables are put in front of it at the end.
+struct BinaryMessageWriter {
+    private var body = BinaryWriter(capacity: 4_096)
+    private var strings: [String] = []
+    private var stringIndex: [String: Int] = [:]
+    private var records: [(type: Int, id: Int)] = []
+    private var recordIndex: [RecordRef: Int] = [:]
+    private var lastCounter: [Int: UInt64] = [:]
+    private var lastMillis: UInt64 = 0
+    /// String values used more than once in the message: written as table indexes, the others inline.
+    private var repeatedValues: Set<String> = []
+
+    /// Creates a writer; a string value goes in the table when `values` hold it twice or `identities` (ids,
+    /// authors, sites of the message) hold it, inline otherwise.
+    init(values: some Sequence<Value>, identities: Set<String>) {
+        var seen: Set<String> = []
+        for case .string(let text) in values where !seen.insert(text).inserted || identities.contains(text) {
+            repeatedValues.insert(text)
+        }
+    }
+
+    mutating func string(_ text: String) -> Int {
+        if let index = stringIndex[text] { return index }
+        strings.append(text)
+        stringIndex[text] = strings.count - 1
+        return strings.count - 1
+    }
+
+    mutating func write(string text: String) {
+        body.write(varint: UInt64(string(text)))
+    }
+
+    mutating func write(optionalString text: String?) {
+        body.write(varint: text.map { UInt64(string($0)) + 1 } ?? 0)
+    }
+
+    mutating func write(inline text: String) {
+        body.write(text)
+    }
+
+    mutating func write(count: Int) {
+        body.write(varint: UInt64(count))
+    }
+
+    mutating func write(byte: UInt8) {
+        body.write(byte: byte)
+    }
+
+    mutating func write(record: RecordRef) {
+        if let index = recordIndex[record] {
+            body.write(varint: UInt64(index))
+            return
+        }
+        records.append((string(record.type), string(record.id)))
+        recordIndex[record] = records.count - 1
+        body.write(varint: UInt64(records.count - 1))
+    }
+
+    mutating func write(id: ChangeID) {
+        let replica = string(id.replica.rawValue)
+        body.write(varint: UInt64(replica))
+        body.write(varint: BinaryWire.zigzag(id.counter, from: lastCounter[replica, default: 0]))
+        lastCounter[replica] = id.counter
+    }
+
+    mutating func write(ids: [ChangeID]) {
+        write(count: ids.count)
+        for id in ids { write(id: id) }
+    }
+
+    mutating func write(clock: Timestamp) {
+        body.write(varint: BinaryWire.zigzag(clock.millis, from: lastMillis))
+        body.write(varint: UInt64(clock.counter))
+        lastMillis = clock.millis
+    }
+
+    /// A value's tag, or-ed with `high` (the operation of a change, shifted), then its payload.
+    mutating func write(value: Value, high: UInt8 = 0) {
+        switch value {
+        case .null:
+            body.write(byte: high | BinaryWire.valueNull)
+        case .bool(let flag):
+            body.write(byte: high | (flag ? BinaryWire.valueTrue : BinaryWire.valueFalse))
+        case .int(let number):
+            body.write(byte: high | BinaryWire.valueInt)
+            body.write(varint: UInt64(bitPattern: (number << 1) ^ (number >> 63)))
+        case .string(let text) where repeatedValues.contains(text):
+            body.write(byte: high | BinaryWire.valueTableString)
+            body.write(varint: UInt64(string(text)))
+        case .string(let text):
+            body.write(byte: high | BinaryWire.valueInlineString)
+            body.write(text)
+        }
+    }
+
+    mutating func write(changes: [Change]) {
+        write(count: changes.count)
+        for change in changes {
+            write(record: change.record)
+            write(string: change.field)
+            write(id: change.id)
+            write(value: change.value, high: BinaryWire.code(of: change.operation) << 4)
+            write(ids: change.replaces)
+            write(clock: change.clock)
+            write(string: change.author)
+            write(optionalString: change.site)
+        }
+    }
+
+    mutating func write(records snapshot: [SnapshotRecord]) {
+        write(count: snapshot.count)
+        for item in snapshot {
+            write(record: item.record)
+            let names = item.state.fields.keys.sorted()
+            write(count: names.count)
+            for name in names {
+                let field = item.state[name]
+                write(string: name)
+                write(count: field.live.count)
+                for entry in field.live {
+                    write(id: entry.id)
+                    write(value: entry.value)
+                    write(clock: entry.clock)
+                    write(string: entry.author)
+                    write(optionalString: entry.site)
+                }
+                write(ids: field.superseded)
+            }
+        }
+    }
+
+    /// The whole message: header, string table, record table, body.
+    func finish(kind: BinaryWire.Kind) -> [UInt8] {
+        var head = BinaryWriter(capacity: body.bytes.count / 2 + 64)
+        for byte in BinaryWire.magic { head.write(byte: byte) }
+        head.write(byte: BinaryWire.version)
+        head.write(byte: kind.rawValue)
+        head.write(varint: UInt64(strings.count))
+        for text in strings { head.write(text) }
+        head.write(varint: UInt64(records.count))
+        for record in records {
+            head.write(varint: UInt64(record.type))
+            head.write(varint: UInt64(record.id))
+        }
+        return head.bytes + body.bytes
+    }
+
+    /// The values and the identity strings (record ids, authors, sites) of changes and records.
+    static func scan(changes: [Change], records: [SnapshotRecord]) -> (values: [Value], identities: Set<String>) {
+        var values: [Value] = []
+        var identities: Set<String> = []
+        for change in changes {
+            values.append(change.value)
+            identities.insert(change.record.id)
+            identities.insert(change.author)
+            if let site = change.site { identities.insert(site) }
+        }
+        for record in records {
+            identities.insert(record.record.id)
+            for field in record.state.fields.values {
+                for entry in field.live {
+                    values.append(entry.value)
+                    identities.insert(entry.author)
+                    if let site = entry.site { identities.insert(site) }
+                }
+            }
+        }
+        return (values, identities)
+    }
+
+    init(changes: [Change], records: [SnapshotRecord]) {
+        let scanned = Self.scan(changes: changes, records: records)
+        self.init(values: scanned.values, identities: scanned.identities)
+    }
+}
+
+/// A message with a binary form (``BinaryWire``).
+public protocol BinaryWireMessage: Sendable {
+    /// The kind byte of its binary form.
+    static var binaryKind: BinaryWire.Kind { get }
+    /// Its binary form.
+    func binaryEncoded() -> [UInt8]
+    /// Reads its binary form strictly.
+    ///
+    /// - Throws: ``BinaryWire/Failure`` naming the byte offset and what was wrong.
+    init(binary bytes: [UInt8]) throws(BinaryWire.Failure)
+}
+
+extension PushRequest: BinaryWireMessage {
+    public static var binaryKind: BinaryWire.Kind { .pushRequest }
+
+    public func binaryEncoded() -> [UInt8] {
+        var writer = BinaryMessageWriter(changes: changes, records: [])
+        writer.write(string: replica.rawValue)
+        writer.write(changes: changes)
+        return writer.finish(kind: Self.binaryKind)
+    }
+}
+
+extension PullResponse: BinaryWireMessage {
+    public static var binaryKind: BinaryWire.Kind { .pullResponse }
+
+    public func binaryEncoded() -> [UInt8] {
+        var writer = BinaryMessageWriter(changes: changes, records: records)
+        writer.write(changes: changes)
+        writer.write(inline: checkpoint)
+        writer.write(byte: hasMore ? 1 : 0)
+        writer.write(records: records)
+        writer.write(count: removed.count)
+        for id in removed { writer.write(string: id) }
+        return writer.finish(kind: Self.binaryKind)
+    }
+}
+
+extension SnapshotPage: BinaryWireMessage {
+    public static var binaryKind: BinaryWire.Kind { .snapshotPage }
+
+    public func binaryEncoded() -> [UInt8] {
+        var writer = BinaryMessageWriter(changes: [], records: records)
+        writer.write(records: records)
+        writer.write(inline: checkpoint)
+        if let next {
+            writer.write(byte: 1)
+            writer.write(inline: next)
+        } else {
+            writer.write(byte: 0)
+        }
+        return writer.finish(kind: Self.binaryKind)
+    }
+}

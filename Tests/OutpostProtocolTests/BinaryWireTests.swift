@@ -1,0 +1,177 @@
+import Foundation
+import OutpostCRDT
+import OutpostProtocol
+import Testing
+
+/// One binary golden: a file in `protocol/golden/binary/` and its value.
+struct BinaryGolden: Sendable, CustomStringConvertible {
+    let name: String
+    /// Decodes the bytes as the golden's type; whether they give the value.
+    let decodes: @Sendable ([UInt8]) throws -> Bool
+    /// The value's binary form.
+    let encode: @Sendable () -> [UInt8]
+    /// The JSON golden of the same value, when there is one.
+    let json: String?
+
+    var description: String { name }
+
+    static func make<Message: BinaryWireMessage & Hashable>(
+        _ name: String,
+        _ value: Message,
+        json: String?
+    )
+        -> BinaryGolden
+    {
+        BinaryGolden(
+            name: name,
+            decodes: { try Message(binary: $0) == value },
+            encode: { value.binaryEncoded() },
+            json: json
+        )
+    }
+}
+
+/// The binary goldens: every JSON golden of a push, pull or snapshot, and a scoped pull page.
+enum BinaryCatalog {
+    static let scopedPull = PullResponse(
+        changes: [GoldenCatalog.pushedChanges[1], GoldenCatalog.pushedChanges[2]],
+        checkpoint: "1841",
+        hasMore: false,
+        records: [
+            SnapshotRecord(record: GoldenCatalog.observation, state: GoldenCatalog.observationState),
+            SnapshotRecord(record: GoldenCatalog.patient, state: GoldenCatalog.patientState),
+        ],
+        removed: [GoldenCatalog.otherPatient.id]
+    )
+
+    static let all: [BinaryGolden] = [
+        .make(
+            "push-request.bin",
+            PushRequest(replica: GoldenCatalog.laptop, changes: GoldenCatalog.pushedChanges),
+            json: "push-request.json"
+        ),
+        .make(
+            "push-request.empty.bin",
+            PushRequest(replica: GoldenCatalog.laptop, changes: []),
+            json: "push-request.empty.json"
+        ),
+        .make("pull-response.bin", try! pulled("pull-response.json"), json: "pull-response.json"),
+        .make(
+            "pull-response.caught-up.bin",
+            try! pulled("pull-response.caught-up.json"),
+            json: "pull-response.caught-up.json"
+        ),
+        .make("pull-response.scoped.bin", scopedPull, json: nil),
+        .make("snapshot-page.bin", try! snapshot("snapshot-page.json"), json: "snapshot-page.json"),
+        .make("snapshot-page.last.bin", try! snapshot("snapshot-page.last.json"), json: "snapshot-page.last.json"),
+    ]
+
+    static func pulled(_ name: String) throws -> PullResponse {
+        try Wire.makeDecoder().decode(PullResponse.self, from: ProtocolFiles.read(name, in: ProtocolFiles.golden))
+    }
+
+    static func snapshot(_ name: String) throws -> SnapshotPage {
+        try Wire.makeDecoder().decode(SnapshotPage.self, from: ProtocolFiles.read(name, in: ProtocolFiles.golden))
+    }
+
+    static let directory = ProtocolFiles.golden.appendingPathComponent("binary")
+    static let invalidDirectory = directory.appendingPathComponent("invalid")
+}
+
+/// Decodes `bytes` as each of the three binary messages; for each that decodes, re-encoding gives a message
+/// that decodes to the same value. Returns how many kinds decoded.
+@discardableResult
+func decodeEveryKind(_ bytes: [UInt8]) -> Int {
+    var decoded = 0
+    if let push = try? PushRequest(binary: bytes) {
+        decoded += 1
+        #expect((try? PushRequest(binary: push.binaryEncoded())) == push)
+    }
+    if let pull = try? PullResponse(binary: bytes) {
+        decoded += 1
+        #expect((try? PullResponse(binary: pull.binaryEncoded())) == pull)
+    }
+    if let page = try? SnapshotPage(binary: bytes) {
+        decoded += 1
+        #expect((try? SnapshotPage(binary: page.binaryEncoded())) == page)
+    }
+    return decoded
+}
+
+struct BinaryWireTests {
+    @Test(arguments: ["push-request.json", "push-request.empty.json"])
+    func everyJSONPushGoldenRoundTripsThroughBinary(_ name: String) throws {
+        let push = try Wire.decodeRequest(PushRequest.self, from: ProtocolFiles.read(name, in: ProtocolFiles.golden))
+        #expect(try PushRequest(binary: push.binaryEncoded()) == push)
+    }
+
+    @Test(arguments: ["pull-response.json", "pull-response.caught-up.json"])
+    func everyJSONPullGoldenRoundTripsThroughBinary(_ name: String) throws {
+        let page = try BinaryCatalog.pulled(name)
+        #expect(try PullResponse(binary: page.binaryEncoded()) == page)
+    }
+
+    @Test(arguments: ["snapshot-page.json", "snapshot-page.last.json"])
+    func everyJSONSnapshotGoldenRoundTripsThroughBinary(_ name: String) throws {
+        let page = try BinaryCatalog.snapshot(name)
+        #expect(try SnapshotPage(binary: page.binaryEncoded()) == page)
+    }
+
+    @Test(arguments: BinaryCatalog.all)
+    func binaryGoldenDecodesToItsValueAndReEncodesByteForByte(_ golden: BinaryGolden) throws {
+        let file = [UInt8](try ProtocolFiles.read(golden.name, in: BinaryCatalog.directory))
+        #expect(try golden.decodes(file))
+        #expect(golden.encode() == file)
+    }
+
+    @Test func everyBinaryGoldenFileHasAValue() throws {
+        let files = try FileManager.default.contentsOfDirectory(atPath: BinaryCatalog.directory.path)
+            .filter { $0.hasSuffix(".bin") }
+        #expect(Set(files) == Set(BinaryCatalog.all.map(\.name)))
+    }
+
+    @Test func theBinaryFormIsSmallerThanTheJSONForEveryGolden() throws {
+        for golden in BinaryCatalog.all {
+            guard let json = golden.json else { continue }
+            let text = try ProtocolFiles.read(json, in: ProtocolFiles.golden)
+            #expect(golden.encode().count < text.count, "\(golden.name)")
+        }
+    }
+
+    @Test func theMediaTypeIsRecognizedInContentTypeAndAccept() {
+        #expect(BinaryWire.isBinaryContentType("application/vnd.outpost.v1+binary"))
+        #expect(BinaryWire.isBinaryContentType("Application/VND.Outpost.v1+Binary "))
+        #expect(!BinaryWire.isBinaryContentType("application/vnd.outpost.v1+binary; q=1"))
+        #expect(!BinaryWire.isBinaryContentType("application/json"))
+        #expect(BinaryWire.accepts("application/json, application/vnd.outpost.v1+binary"))
+        #expect(BinaryWire.accepts("application/vnd.outpost.v1+binary;q=0.9"))
+        #expect(!BinaryWire.accepts("application/vnd.outpost.v1+binary;q=0"))
+        #expect(!BinaryWire.accepts("application/json"))
+        #expect(!BinaryWire.accepts("*/*"))
+    }
+
+    @Test func aMessageOfAnotherKindIsRefusedNamingBoth() throws {
+        let pull = BinaryCatalog.scopedPull.binaryEncoded()
+        #expect(throws: BinaryWire.Failure(offset: 5, reason: "the message is a pull page, not a push request")) {
+            try PushRequest(binary: pull)
+        }
+    }
+
+    /// Rewrites the binary goldens and the invalid examples:
+    /// `OUTPOST_WRITE_GOLDENS=1 swift test --filter BinaryWireTests`. Review the diff: a changed golden is a
+    /// changed wire format.
+    @Test(.enabled(if: ProcessInfo.processInfo.environment["OUTPOST_WRITE_GOLDENS"] == "1"))
+    func writeBinaryGoldens() throws {
+        try FileManager.default.createDirectory(at: BinaryCatalog.invalidDirectory, withIntermediateDirectories: true)
+        for golden in BinaryCatalog.all {
+            try Data(golden.encode()).write(to: BinaryCatalog.directory.appendingPathComponent(golden.name))
+        }
+        for example in InvalidBinary.all {
+            try Data(example.bytes).write(to: BinaryCatalog.invalidDirectory.appendingPathComponent(example.file))
+        }
+        let index = InvalidBinary.all.map { ["file": $0.file, "refusal": "malformed_request", "why": $0.why] }
+        var text = try JSONSerialization.data(withJSONObject: index, options: [.prettyPrinted, .sortedKeys])
+        text.append(0x0A)
+        try text.write(to: BinaryCatalog.invalidDirectory.appendingPathComponent("index.json"))
+    }
+}
