@@ -190,6 +190,19 @@ public struct CareStore: Sendable {
         return edits
     }
 
+    /// How many edits ``edits(creating:)`` makes of a valid record's draft, counted without making it:
+    /// one per register value that is not null, one per element of a `set` or `log`.
+    static func editCount(creating record: DumpRecord) -> Int {
+        var count = 0
+        for field in record.fields.values {
+            switch field {
+            case .value(let value): count += value.isNull ? 0 : 1
+            case .list(let values): count += values.count
+            }
+        }
+        return count
+    }
+
     /// Loads a practice dump (the generator's format, `docs/practice-format.md`) in one transaction.
     ///
     /// The header is checked (format, version, a practice record with the header's id), every record is
@@ -218,20 +231,30 @@ public struct CareStore: Sendable {
                     + "(\(PracticeDump.currentVersion)); upgrade Outpost or re-export"
             )
         }
-        let drafts: [DraftRecord]
-        do {
-            drafts = try dump.drafts()
-        } catch {
-            throw Self.invalid(error)
+        // Records are converted, validated and written one at a time (RecordCreator), so memory does not
+        // grow with the practice: only the set of ids is held for the whole import.
+        var incoming = Set<RecordRef>()
+        incoming.reserveCapacity(dump.records.count)
+        for record in dump.records {
+            let ref = RecordRef(type: record.type, id: record.id)
+            guard incoming.insert(ref).inserted else {
+                throw ClientError(
+                    code: .invalidEdit,
+                    message: "the dump holds \(ref) twice; every record id must be unique"
+                )
+            }
         }
         let practice = RecordRef(type: RecordType.practice.rawValue, id: dump.practice.id)
-        guard drafts.contains(where: { $0.ref == practice }) else {
+        guard incoming.contains(practice) else {
             throw ClientError(
                 code: .invalidEdit,
                 message: "dump.practice.id: no practice record has the id \(dump.practice.id); add it or fix the header"
             )
         }
-        try store.commit(author: try author(), site: try site(), progress: progress) { context in
+        let totalEdits = dump.records.reduce(0) { $0 + Self.editCount(creating: $1) }
+        try store.create(author: try author(), site: try site(), totalEdits: totalEdits, progress: progress) {
+            context,
+            creator in
             // A store holds one practice: another practice's dump goes into a store of its own.
             if let held = try context.ids(ofType: RecordType.practice.rawValue).first(where: { $0 != dump.practice.id })
             {
@@ -242,20 +265,16 @@ public struct CareStore: Sendable {
                         + "'outpost import --store NEW-PATH FILE')"
                 )
             }
-            var incoming = Set<RecordRef>()
-            incoming.reserveCapacity(drafts.count)
-            for draft in drafts {
-                guard incoming.insert(draft.ref).inserted else {
-                    throw ClientError(
-                        code: .invalidEdit,
-                        message: "the dump holds \(draft.ref) twice; every record id must be unique"
-                    )
+            // Into a new store (the usual case) no record can be held already: the ids are checked unique.
+            let lookUp = try !context.storeWasEmpty()
+            for record in dump.records {
+                let draft: DraftRecord
+                do throws(ModelError) {
+                    draft = try record.draft()
+                } catch {
+                    throw Self.invalid(error)
                 }
-            }
-            var edits: [Edit] = []
-            edits.reserveCapacity(drafts.count * 16)
-            for draft in drafts {
-                if context.exists(draft.ref) {
+                if try lookUp && context.holds(draft.ref) {
                     throw ClientError(
                         code: .invalidEdit,
                         message: "this replica already holds \(draft.ref); import into a new store, or remove the "
@@ -267,11 +286,10 @@ public struct CareStore: Sendable {
                 } catch let error as ModelError {
                     throw Self.invalid(error)
                 }
-                edits.append(contentsOf: Self.edits(creating: draft))
+                try creator.create(draft.ref, Self.edits(creating: draft))
             }
-            return edits
         }
-        return drafts.count
+        return dump.records.count
     }
 
     /// The materialized view of one record, or `nil` when this replica does not hold it.

@@ -26,15 +26,19 @@ extension LocalStore {
     /// Every change this replica has seen to `fields` of records of `type`, in log order.
     func changes(ofType type: String, fields: Set<String>) throws(ClientError) -> [Change] {
         try read(doing: "read the change log") { db in
-            let payloads = try Data.fetchCursor(
+            let rows = try Row.fetchCursor(
                 db,
-                sql: "SELECT payload FROM change WHERE type = ? ORDER BY seq",
+                sql: "SELECT id, payload FROM change WHERE type = ? ORDER BY seq",
                 arguments: [type]
             )
             var changes: [Change] = []
-            while let payload = try payloads.next() {
-                var reader = BinaryReader(Array(payload))
-                changes.append(contentsOf: try reader.readChanges().filter { fields.contains($0.field) })
+            while let row = try rows.next() {
+                let record = RecordRef(type: type, id: row["id"])
+                changes.append(
+                    contentsOf: try StoreCodec.changes(Array(row["payload"] as Data), of: record).filter {
+                        fields.contains($0.field)
+                    }
+                )
             }
             return changes
         }

@@ -8,12 +8,12 @@ extension LocalStore {
     /// from then on. The change log is append-only: no API edits or removes an entry.
     public func changes(owner: String? = nil, sinceMillis: UInt64? = nil) throws(ClientError) -> [Change] {
         try read(doing: "read the change log") { db in
-            let payloads: [Data]
+            let rows: [Row]
             if let owner {
-                payloads = try Data.fetchAll(
+                rows = try Row.fetchAll(
                     db,
                     sql: """
-                        SELECT payload FROM change
+                        SELECT type, id, payload FROM change
                         WHERE (type = 'patient' AND id = ?)
                            OR (type, id) IN (SELECT type, id FROM record WHERE owner = ?)
                         ORDER BY seq
@@ -21,12 +21,12 @@ extension LocalStore {
                     arguments: [owner, owner]
                 )
             } else {
-                payloads = try Data.fetchAll(db, sql: "SELECT payload FROM change ORDER BY seq")
+                rows = try Row.fetchAll(db, sql: "SELECT type, id, payload FROM change ORDER BY seq")
             }
             var changes: [Change] = []
-            for payload in payloads {
-                var reader = BinaryReader(Array(payload))
-                changes.append(contentsOf: try reader.readChanges())
+            for row in rows {
+                let record = RecordRef(type: row["type"], id: row["id"])
+                changes.append(contentsOf: try StoreCodec.changes(Array(row["payload"] as Data), of: record))
             }
             if let sinceMillis { changes.removeAll { $0.clock.millis < sinceMillis } }
             return changes.sorted { ($0.clock, $0.id) < ($1.clock, $1.id) }

@@ -62,6 +62,12 @@ extension LocalStore {
             // learned at the last sync session; local edits are stamped with the device's clock plus this.
             try db.execute(sql: "ALTER TABLE replica ADD COLUMN clockOffsetMillis INTEGER NOT NULL DEFAULT 0")
         }
+        migrator.registerMigration("v3-compact-rows") { _ in
+            // No table changes: from this version on, record states and change-log rows are written in the
+            // store's compact format 2 (StoreCodec), and rows of format 1 are still read. The migration is
+            // registered so that an older Outpost, which cannot read format 2, refuses the store as written
+            // by a newer version instead of failing on its rows.
+        }
         return migrator
     }
 }

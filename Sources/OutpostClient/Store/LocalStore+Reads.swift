@@ -36,8 +36,7 @@ extension LocalStore {
                 arguments: [record.type, record.id]
             )
         else { return nil }
-        var reader = BinaryReader(Array(data))
-        return try reader.readRecordState()
+        return try StoreCodec.state(Array(data))
     }
 
     /// Runs `body` in a read transaction, wrapping every failure in a ``ClientError``.
@@ -79,8 +78,7 @@ extension LocalStore {
             var result: [(id: String, state: RecordState)] = []
             while let row = try rows.next() {
                 let data: Data = row["state"]
-                var reader = BinaryReader(Array(data))
-                result.append((row["id"], try reader.readRecordState()))
+                result.append((row["id"], try StoreCodec.state(Array(data))))
             }
             return result
         }
@@ -96,8 +94,7 @@ extension LocalStore {
             )
             var changes: [Change] = []
             for payload in payloads {
-                var reader = BinaryReader(Array(payload))
-                changes.append(contentsOf: try reader.readChanges())
+                changes.append(contentsOf: try StoreCodec.changes(Array(payload), of: ref))
             }
             return changes.sorted { ($0.clock, $0.id) < ($1.clock, $1.id) }
         }
@@ -107,9 +104,9 @@ extension LocalStore {
     public func pendingChanges(limit: Int = .max) throws(ClientError) -> [Change] {
         try read(doing: "read the outbox") { db in
             let acked = try Int64.fetchOne(db, sql: "SELECT ackedCounter FROM replica WHERE id = 1") ?? 0
-            let payloads = try Data.fetchCursor(
+            let rows = try Row.fetchCursor(
                 db,
-                sql: "SELECT payload FROM change WHERE isLocal = 1 AND maxCounter > ? ORDER BY maxCounter",
+                sql: "SELECT type, id, payload FROM change WHERE isLocal = 1 AND maxCounter > ? ORDER BY maxCounter",
                 arguments: [acked]
             )
             // A replica's counters are consecutive, so the first `limit` pending changes are those numbered
@@ -119,9 +116,10 @@ extension LocalStore {
             let last = UInt64(acked) &+ UInt64(max(0, min(limit, Int(Int64.max))))
             var changes: [Change] = []
             var inRange = 0
-            while inRange < limit, let payload = try payloads.next() {
-                var reader = BinaryReader(Array(payload))
-                for change in try reader.readChanges() where change.id.counter > UInt64(acked) {
+            while inRange < limit, let row = try rows.next() {
+                let record = RecordRef(type: row["type"], id: row["id"])
+                for change in try StoreCodec.changes(Array(row["payload"] as Data), of: record)
+                where change.id.counter > UInt64(acked) {
                     changes.append(change)
                     if change.id.counter <= last { inRange += 1 }
                 }
@@ -189,15 +187,14 @@ extension LocalStore {
             var problems = try String.fetchAll(db, sql: "PRAGMA integrity_check").filter { $0 != "ok" }
             let states = try Row.fetchCursor(db, sql: "SELECT type, id, state FROM record")
             while let row = try states.next() {
-                var reader = BinaryReader(Array(row["state"] as Data))
-                if (try? reader.readRecordState()) == nil || !reader.isAtEnd {
+                if (try? StoreCodec.state(Array(row["state"] as Data))) == nil {
                     problems.append("record \(row["type"] as String)/\(row["id"] as String) does not decode")
                 }
             }
-            let changes = try Row.fetchCursor(db, sql: "SELECT seq, payload FROM change")
+            let changes = try Row.fetchCursor(db, sql: "SELECT seq, type, id, payload FROM change")
             while let row = try changes.next() {
-                var reader = BinaryReader(Array(row["payload"] as Data))
-                if (try? reader.readChanges()) == nil || !reader.isAtEnd {
+                let record = RecordRef(type: row["type"], id: row["id"])
+                if (try? StoreCodec.changes(Array(row["payload"] as Data), of: record)) == nil {
                     problems.append("change row \(row["seq"] as Int64) does not decode")
                 }
             }

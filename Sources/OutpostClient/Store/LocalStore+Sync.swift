@@ -178,8 +178,8 @@ extension LocalStore {
             )
             var pending: [(seq: Int64, record: RecordRef, changes: [Change])] = []
             for row in rows {
-                var reader = BinaryReader(Array(row["payload"] as Data))
-                pending.append((row["seq"], RecordRef(type: row["type"], id: row["id"]), try reader.readChanges()))
+                let record = RecordRef(type: row["type"], id: row["id"])
+                pending.append((row["seq"], record, try StoreCodec.changes(Array(row["payload"] as Data), of: record)))
             }
             let limit = serverMillis + maxSkewMillis
             let skewed =
@@ -198,11 +198,9 @@ extension LocalStore {
                     if let stamp = stamps[change.id] { change.clock = stamp }
                     return change
                 }
-                var writer = BinaryWriter(capacity: 64 * changes.count)
-                writer.write(changes: changes, of: entry.record)
                 try db.execute(
                     sql: "UPDATE change SET payload = ? WHERE seq = ?",
-                    arguments: [Data(writer.bytes), entry.seq]
+                    arguments: [Data(StoreCodec.encode(changes)), entry.seq]
                 )
                 var fields: [String: FieldState] = [:]
                 for (name, field) in try transaction.state(of: entry.record).fields {

@@ -88,6 +88,42 @@ extension LocalStore {
         }
     }
 
+    /// Creates records this store does not hold, in one transaction, writing each record as it is created.
+    ///
+    /// The bulk path of an import: `build` runs inside the transaction and hands each new record's edits to
+    /// ``RecordCreator/create(_:_:)``, which turns them into changes (this replica's next counters and
+    /// clock), and writes the record's state and its change-log row at once; nothing of the record is kept
+    /// in memory afterwards, so the memory used does not grow with the number of records. The result is the
+    /// same as ``commit(author:site:progress:_:)`` with the same edits. `progress` is told how many of
+    /// `totalEdits` edits have been written, every 1,000 edits and at the end.
+    ///
+    /// - Returns: how many changes were written.
+    /// - Throws: ``ClientError`` `invalidEdit` when the schema refuses an edit or a record is already held
+    ///   (nothing is written), or a storage error.
+    @discardableResult
+    public func create(
+        author: String,
+        site: String?,
+        totalEdits: Int,
+        progress: ((_ done: Int, _ total: Int) -> Void)? = nil,
+        _ build: (TransactionContext, inout RecordCreator) throws -> Void
+    ) throws(ClientError) -> Int {
+        try write(doing: "save the edit") { db in
+            let transaction = try StoreTransaction(db: db, store: self)
+            var creator = RecordCreator(
+                transaction: transaction,
+                author: author,
+                site: site,
+                total: totalEdits,
+                progress: progress
+            )
+            try build(TransactionContext(transaction: transaction), &creator)
+            try transaction.finish(now: transaction.now)
+            progress?(creator.done, max(totalEdits, creator.done))
+            return creator.done
+        }
+    }
+
     /// Applies changes received from elsewhere (the server, an import) in one transaction, optionally
     /// advancing the sync checkpoint in the same transaction.
     ///
@@ -140,6 +176,26 @@ public struct TransactionContext {
         return !state.fields.isEmpty
     }
 
+    /// Whether the store held no record at all when the transaction started (then no record needs looking
+    /// up before it is created).
+    public func storeWasEmpty() throws(ClientError) -> Bool {
+        do {
+            return try transaction.storeWasEmpty()
+        } catch {
+            throw LocalStore.wrap(error, path: transaction.store.path, doing: "read the records")
+        }
+    }
+
+    /// Whether the store holds `record`, without keeping its state in the transaction (for checks over
+    /// many records).
+    public func holds(_ record: RecordRef) throws(ClientError) -> Bool {
+        do {
+            return try transaction.holds(record)
+        } catch {
+            throw LocalStore.wrap(error, path: transaction.store.path, doing: "read a record")
+        }
+    }
+
     /// The ids of every record of `type` the store holds (as of the transaction's start).
     public func ids(ofType type: String) throws(ClientError) -> [String] {
         do {
@@ -160,6 +216,36 @@ public struct TransactionContext {
         } catch {
             throw LocalStore.wrap(error, path: transaction.store.path, doing: "read a record")
         }
+    }
+}
+
+/// Writes new records inside ``LocalStore/create(author:site:totalEdits:progress:_:)``.
+public struct RecordCreator {
+    let transaction: StoreTransaction
+    let author: String
+    let site: String?
+    let total: Int
+    let progress: ((_ done: Int, _ total: Int) -> Void)?
+    /// Edits written so far.
+    public private(set) var done = 0
+
+    /// Creates `record` from `edits` (all of them of `record`), and writes it.
+    ///
+    /// - Throws: ``ClientError`` `invalidEdit` when an edit names another record or the schema refuses it,
+    ///   or a storage error when the store already holds the record.
+    public mutating func create(_ record: RecordRef, _ edits: [Edit]) throws(ClientError) {
+        do {
+            try transaction.create(record, edits, author: author, site: site)
+        } catch {
+            throw LocalStore.wrap(error, path: transaction.store.path, doing: "save the edit")
+        }
+        guard let progress else {
+            done += edits.count
+            return
+        }
+        let before = done
+        done += edits.count
+        if done / 1000 > before / 1000 { progress(done / 1000 * 1000, max(total, done)) }
     }
 }
 
@@ -261,6 +347,93 @@ final class StoreTransaction {
         return true
     }
 
+    /// Creates a record the store does not hold from `edits` and writes its state, its change-log row and
+    /// any conflict at once, without keeping it: the bulk path of an import. A record the store already
+    /// holds fails on the record table's primary key (the transaction is rolled back).
+    func create(_ record: RecordRef, _ edits: [Edit], author: String, site: String?) throws {
+        guard !edits.isEmpty else { return }
+        if let held = states[record], !held.fields.isEmpty || logged[record] != nil || localLogged[record] != nil {
+            throw ClientError(
+                code: .invalidEdit,
+                message: "\(record) was already written in this transaction; create it once"
+            )
+        }
+        var state = RecordState()
+        var changes: [Change] = []
+        changes.reserveCapacity(edits.count)
+        for edit in edits {
+            guard edit.record == record else {
+                throw ClientError(
+                    code: .invalidEdit,
+                    message: "an edit of \(edit.record) was given to create \(record); create each record from its "
+                        + "own edits"
+                )
+            }
+            let replaces: [ChangeID]
+            switch edit.operation {
+            case .assign: replaces = state[edit.field].liveIDs
+            case .remove: replaces = state[edit.field].tags(of: edit.value)
+            case .add, .append: replaces = []
+            }
+            counter += 1
+            let change = Change(
+                id: ChangeID(replica: store.replicaID, counter: counter),
+                record: record,
+                field: edit.field,
+                operation: edit.operation,
+                value: edit.value,
+                replaces: replaces,
+                clock: clock.tick(wallMillis: now),
+                author: author,
+                site: site
+            )
+            try store.checkSchema(change)
+            state.apply(change)
+            changes.append(change)
+        }
+        let schema = store.configuration.schema
+        var owner: String?
+        if let ownerField = store.configuration.ownerField[record.type] {
+            owner = state[ownerField].resolution(under: .lww).winner?.value.stringValue
+        }
+        try db.cachedStatement(sql: "INSERT INTO record (type, id, owner, state) VALUES (?, ?, ?, ?)").execute(
+            arguments: [record.type, record.id, owner, Data(StoreCodec.encode(state))])
+        try db.cachedStatement(
+            sql: "INSERT INTO change (type, id, isLocal, maxCounter, payload) VALUES (?, ?, ?, ?, ?)"
+        ).execute(arguments: [record.type, record.id, true, Int64(counter), Data(StoreCodec.encode(changes))])
+        for (field, fieldState) in state.fields {
+            guard let policy = schema.policy(type: record.type, field: field), policy.isRegister,
+                fieldState.resolution(under: policy).isConflict
+            else { continue }
+            try db.cachedStatement(sql: "INSERT INTO conflict (type, id, field, detectedAt) VALUES (?, ?, ?, ?)")
+                .execute(arguments: [record.type, record.id, field, Int64(now)])
+            report.newConflicts += 1
+        }
+        // A state cached before (an existence check) is stale now: the next read loads the written one.
+        states[record] = nil
+        existing.remove(record)
+        loggedIDCache[record] = nil
+    }
+
+    private var wasEmpty: Bool?
+
+    /// Whether the record table was empty when this transaction first asked (asked before any write).
+    func storeWasEmpty() throws -> Bool {
+        if let wasEmpty { return wasEmpty }
+        let empty = try !(Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM record)") ?? false)
+        wasEmpty = empty
+        return empty
+    }
+
+    /// Whether the store holds `record`, without loading (or caching) its state.
+    func holds(_ record: RecordRef) throws -> Bool {
+        if let state = states[record] { return !state.fields.isEmpty }
+        return try Bool.fetchOne(
+            db.cachedStatement(sql: "SELECT 1 FROM record WHERE type = ? AND id = ?"),
+            arguments: [record.type, record.id]
+        ) ?? false
+    }
+
     /// The ids of the changes of `record` already in the log (or logged by this transaction).
     private func loggedIDs(of record: RecordRef) throws -> Set<ChangeID> {
         if let ids = loggedIDCache[record] { return ids }
@@ -270,8 +443,7 @@ final class StoreTransaction {
             sql: "SELECT payload FROM change WHERE type = ? AND id = ?",
             arguments: [record.type, record.id]
         ) {
-            var reader = BinaryReader(Array(payload))
-            for change in try reader.readChanges() { ids.insert(change.id) }
+            for change in try StoreCodec.changes(Array(payload), of: record) { ids.insert(change.id) }
         }
         for change in (logged[record] ?? []) + (localLogged[record] ?? []) { ids.insert(change.id) }
         loggedIDCache[record] = ids
@@ -282,37 +454,37 @@ final class StoreTransaction {
         let schema = store.configuration.schema
         for (record, state) in states
         where logged[record] != nil || localLogged[record] != nil || merged.contains(record) {
-            var writer = BinaryWriter(capacity: 512)
-            writer.write(state)
+            let bytes = Data(StoreCodec.encode(state))
             var owner: String?
             if let ownerField = store.configuration.ownerField[record.type] {
                 owner = state[ownerField].resolution(under: .lww).winner?.value.stringValue
             }
             if existing.contains(record) {
                 try db.cachedStatement(sql: "UPDATE record SET state = ?, owner = ? WHERE type = ? AND id = ?").execute(
-                    arguments: [Data(writer.bytes), owner, record.type, record.id])
+                    arguments: [bytes, owner, record.type, record.id])
             } else {
                 try db.cachedStatement(sql: "INSERT INTO record (type, id, owner, state) VALUES (?, ?, ?, ?)").execute(
-                    arguments: [record.type, record.id, owner, Data(writer.bytes)])
+                    arguments: [record.type, record.id, owner, bytes])
             }
         }
         for (isLocal, groups) in [(true, localLogged), (false, logged)] {
             for (record, changes) in groups {
-                var writer = BinaryWriter(capacity: 64 * changes.count)
-                writer.write(changes: changes, of: record)
+                let payload = Data(StoreCodec.encode(changes))
                 let maxCounter = isLocal ? changes.map(\.id.counter).max().map { Int64($0) } : nil
                 try db.cachedStatement(
                     sql: "INSERT INTO change (type, id, isLocal, maxCounter, payload) VALUES (?, ?, ?, ?, ?)"
-                ).execute(arguments: [record.type, record.id, isLocal, maxCounter, Data(writer.bytes)])
+                ).execute(arguments: [record.type, record.id, isLocal, maxCounter, payload])
             }
         }
+        // Most stores have no open conflict: then no touched field was in conflict, and no lookup is needed.
+        let inboxIsEmpty = try !(Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM conflict)") ?? false)
         for key in touched {
             guard let policy = schema.policy(type: key.record.type, field: key.field), policy.isRegister,
                 let state = states[key.record]
             else { continue }
             let isConflict = state[key.field].resolution(under: policy).isConflict
             let wasConflict =
-                try existing.contains(key.record)
+                try !inboxIsEmpty && existing.contains(key.record)
                 && Bool.fetchOne(
                     db.cachedStatement(sql: "SELECT 1 FROM conflict WHERE type = ? AND id = ? AND field = ?"),
                     arguments: [key.record.type, key.record.id, key.field]

@@ -1,0 +1,318 @@
+import OutpostCRDT
+
+/// The store's compact binary form of record states and change-log rows (format 2).
+///
+/// Format 1 is `OutpostCRDT`'s ``BinaryWriter`` layout, which spells out every write's replica id,
+/// author and site, and repeats the record's type and id in every change-log row. Format 2 codes what
+/// repeats within one row once:
+///
+/// - a row starts with the bytes `0x00 0x02`, then a string table (a varint count, then the strings):
+///   every replica id, author, site and field name of the row, once each, in order of first use;
+/// - a replica id, author, site or field name is its varint index in the table (a site is 0 when absent,
+///   its index plus one otherwise);
+/// - change counters and clocks are zigzag varint deltas from the previous write of the row (millis and
+///   clock counter separately), so a record written in one transaction costs a byte or two per clock;
+/// - a change-log row does not repeat its record: the row's `type` and `id` columns name it.
+///
+/// Values are written as in format 1 (a tag byte and the payload). Format 1 rows are still read: a
+/// format-1 state never starts with `0x00` followed by more bytes (an empty state is the single byte
+/// `0x00`), and a format-1 change row starts with the length of a non-empty record type. Every length,
+/// count and index is checked: malformed bytes are refused with a ``CRDTError`` (`malformedEncoding`),
+/// never a crash.
+enum StoreCodec {
+    static let marker: [UInt8] = [0x00, 0x02]
+
+    /// Whether `bytes` are in format 2.
+    static func isCompact(_ bytes: [UInt8]) -> Bool {
+        bytes.count >= 2 && bytes[0] == 0x00 && bytes[1] == 0x02
+    }
+
+    // MARK: Writing
+
+    /// The row's strings, in order of first use; rows hold few distinct strings, so a linear scan is
+    /// cheaper than hashing.
+    private struct Table {
+        var strings: [String] = []
+
+        mutating func index(of text: String) -> UInt64 {
+            for (index, held) in strings.enumerated() where held == text { return UInt64(index) }
+            strings.append(text)
+            return UInt64(strings.count - 1)
+        }
+    }
+
+    /// The delta coder of one row: counters and clocks relative to the previous write.
+    private struct Deltas {
+        var counter: UInt64 = 0
+        var millis: UInt64 = 0
+        var clockCounter: UInt64 = 0
+
+        static func zigzag(_ value: UInt64, from previous: UInt64) -> UInt64 {
+            let delta = Int64(bitPattern: value &- previous)
+            return UInt64(bitPattern: (delta << 1) ^ (delta >> 63))
+        }
+
+        static func unzigzag(_ coded: UInt64, from previous: UInt64) -> UInt64 {
+            let delta = Int64(bitPattern: coded >> 1) ^ -Int64(bitPattern: coded & 1)
+            return previous &+ UInt64(bitPattern: delta)
+        }
+    }
+
+    /// Encodes a record state (fields sorted by name, so the same state always gives the same bytes).
+    static func encode(_ state: RecordState) -> [UInt8] {
+        var table = Table()
+        var deltas = Deltas()
+        var body = BinaryWriter(capacity: 256)
+        let names = state.fields.keys.sorted()
+        body.write(varint: UInt64(names.count))
+        for name in names {
+            let field = state[name]
+            body.write(varint: table.index(of: name))
+            body.write(varint: UInt64(field.live.count))
+            for write in field.live {
+                body.write(varint: table.index(of: write.id.replica.rawValue))
+                body.write(varint: Deltas.zigzag(write.id.counter, from: deltas.counter))
+                deltas.counter = write.id.counter
+                body.write(write.value)
+                body.write(varint: Deltas.zigzag(write.clock.millis, from: deltas.millis))
+                deltas.millis = write.clock.millis
+                body.write(varint: Deltas.zigzag(UInt64(write.clock.counter), from: deltas.clockCounter))
+                deltas.clockCounter = UInt64(write.clock.counter)
+                body.write(varint: table.index(of: write.author))
+                body.write(varint: write.site.map { table.index(of: $0) + 1 } ?? 0)
+            }
+            body.write(varint: UInt64(field.superseded.count))
+            for id in field.superseded {
+                body.write(varint: table.index(of: id.replica.rawValue))
+                body.write(varint: id.counter)
+            }
+        }
+        return framed(body.bytes, table: table)
+    }
+
+    /// Encodes changes of one record (the record itself is in the row's columns).
+    static func encode(_ changes: [Change]) -> [UInt8] {
+        var table = Table()
+        var deltas = Deltas()
+        var body = BinaryWriter(capacity: 32 * changes.count + 16)
+        body.write(varint: UInt64(changes.count))
+        for change in changes {
+            body.write(varint: table.index(of: change.id.replica.rawValue))
+            body.write(varint: Deltas.zigzag(change.id.counter, from: deltas.counter))
+            deltas.counter = change.id.counter
+            body.write(varint: table.index(of: change.field))
+            body.write(byte: code(of: change.operation))
+            body.write(change.value)
+            body.write(varint: UInt64(change.replaces.count))
+            for id in change.replaces {
+                body.write(varint: table.index(of: id.replica.rawValue))
+                body.write(varint: id.counter)
+            }
+            body.write(varint: Deltas.zigzag(change.clock.millis, from: deltas.millis))
+            deltas.millis = change.clock.millis
+            body.write(varint: Deltas.zigzag(UInt64(change.clock.counter), from: deltas.clockCounter))
+            deltas.clockCounter = UInt64(change.clock.counter)
+            body.write(varint: table.index(of: change.author))
+            body.write(varint: change.site.map { table.index(of: $0) + 1 } ?? 0)
+        }
+        return framed(body.bytes, table: table)
+    }
+
+    private static func framed(_ body: [UInt8], table: Table) -> [UInt8] {
+        var head = BinaryWriter(capacity: body.count + 64)
+        head.write(byte: marker[0])
+        head.write(byte: marker[1])
+        head.write(varint: UInt64(table.strings.count))
+        for text in table.strings { head.write(text) }
+        var bytes = head.bytes
+        bytes.append(contentsOf: body)
+        return bytes
+    }
+
+    private static func code(of operation: Operation) -> UInt8 {
+        switch operation {
+        case .assign: 0
+        case .add: 1
+        case .remove: 2
+        case .append: 3
+        }
+    }
+
+    // MARK: Reading
+
+    /// Decodes a stored record state of either format; the whole input must be used.
+    static func state(_ bytes: [UInt8]) throws(CRDTError) -> RecordState {
+        guard isCompact(bytes) else {
+            var reader = BinaryReader(bytes)
+            let state = try reader.readRecordState()
+            guard reader.isAtEnd else { throw malformed("bytes after the record state") }
+            return state
+        }
+        var reader = CompactReader(bytes)
+        let state = try reader.readState()
+        guard reader.isAtEnd else { throw malformed("bytes after the record state") }
+        return state
+    }
+
+    /// Decodes a stored change-log row of either format; `record` is the row's record (format 1 rows also
+    /// name it themselves).
+    static func changes(_ bytes: [UInt8], of record: RecordRef) throws(CRDTError) -> [Change] {
+        guard isCompact(bytes) else {
+            var reader = BinaryReader(bytes)
+            let changes = try reader.readChanges()
+            guard reader.isAtEnd else { throw malformed("bytes after the changes") }
+            return changes
+        }
+        var reader = CompactReader(bytes)
+        let changes = try reader.readChanges(of: record)
+        guard reader.isAtEnd else { throw malformed("bytes after the changes") }
+        return changes
+    }
+
+    static func malformed(_ what: String) -> CRDTError {
+        CRDTError(code: .malformedEncoding, message: "stored data is malformed (\(what))")
+    }
+
+    /// Reads format 2: the primitives are ``BinaryReader``'s; the table indices are checked here.
+    private struct CompactReader {
+        var reader: BinaryReader
+        var strings: [String] = []
+        var replicas: [ReplicaID?] = []
+        var deltas = Deltas()
+
+        init(_ bytes: [UInt8]) {
+            reader = BinaryReader(bytes)
+        }
+
+        var isAtEnd: Bool { reader.isAtEnd }
+
+        mutating func readTable() throws(CRDTError) {
+            _ = try reader.readByte()
+            _ = try reader.readByte()
+            let count = try reader.readVarint()
+            // Every string takes at least its length byte.
+            guard count <= 1 << 20 else { throw StoreCodec.malformed("string table too long") }
+            strings.reserveCapacity(min(Int(count), 64))
+            for _ in 0..<count { strings.append(try reader.readString()) }
+            replicas = strings.map { ReplicaID.isValid($0) ? ReplicaID(unchecked: $0) : nil }
+        }
+
+        mutating func count() throws(CRDTError) -> Int {
+            let count = try reader.readVarint()
+            guard count <= 1 << 24 else { throw StoreCodec.malformed("count too large") }
+            return Int(count)
+        }
+
+        mutating func string() throws(CRDTError) -> String {
+            let index = try reader.readVarint()
+            guard index < UInt64(strings.count) else { throw StoreCodec.malformed("string index out of range") }
+            return strings[Int(index)]
+        }
+
+        mutating func site() throws(CRDTError) -> String? {
+            let index = try reader.readVarint()
+            if index == 0 { return nil }
+            guard index <= UInt64(strings.count) else { throw StoreCodec.malformed("site index out of range") }
+            return strings[Int(index - 1)]
+        }
+
+        mutating func replica() throws(CRDTError) -> ReplicaID {
+            let index = try reader.readVarint()
+            guard index < UInt64(replicas.count), let replica = replicas[Int(index)] else {
+                throw StoreCodec.malformed("bad replica id")
+            }
+            return replica
+        }
+
+        mutating func changeID(delta: Bool) throws(CRDTError) -> ChangeID {
+            let replica = try replica()
+            var counter = try reader.readVarint()
+            if delta {
+                counter = Deltas.unzigzag(counter, from: deltas.counter)
+                deltas.counter = counter
+            }
+            guard counter > 0 else { throw StoreCodec.malformed("change counter 0") }
+            return ChangeID(replica: replica, counter: counter)
+        }
+
+        mutating func timestamp() throws(CRDTError) -> Timestamp {
+            deltas.millis = Deltas.unzigzag(try reader.readVarint(), from: deltas.millis)
+            deltas.clockCounter = Deltas.unzigzag(try reader.readVarint(), from: deltas.clockCounter)
+            guard deltas.clockCounter <= UInt64(UInt32.max) else { throw StoreCodec.malformed("bad clock counter") }
+            return Timestamp(millis: deltas.millis, counter: UInt32(deltas.clockCounter))
+        }
+
+        mutating func readState() throws(CRDTError) -> RecordState {
+            try readTable()
+            let fieldCount = try count()
+            var fields: [String: FieldState] = [:]
+            fields.reserveCapacity(min(fieldCount, 64))
+            for _ in 0..<fieldCount {
+                let name = try string()
+                let liveCount = try count()
+                var live: [Write] = []
+                live.reserveCapacity(min(liveCount, 64))
+                for _ in 0..<liveCount {
+                    let id = try changeID(delta: true)
+                    let value = try reader.readValue()
+                    let clock = try timestamp()
+                    let author = try string()
+                    let site = try site()
+                    live.append(Write(id: id, value: value, clock: clock, author: author, site: site))
+                }
+                let supersededCount = try count()
+                var superseded: [ChangeID] = []
+                superseded.reserveCapacity(min(supersededCount, 64))
+                for _ in 0..<supersededCount { superseded.append(try changeID(delta: false)) }
+                guard let field = FieldState(live: live, superseded: superseded) else {
+                    throw StoreCodec.malformed("unsorted field state")
+                }
+                guard fields.updateValue(field, forKey: name) == nil else {
+                    throw StoreCodec.malformed("field written twice")
+                }
+            }
+            return RecordState(fields: fields)
+        }
+
+        mutating func readChanges(of record: RecordRef) throws(CRDTError) -> [Change] {
+            try readTable()
+            let changeCount = try count()
+            var changes: [Change] = []
+            changes.reserveCapacity(min(changeCount, 4096))
+            for _ in 0..<changeCount {
+                let id = try changeID(delta: true)
+                let field = try string()
+                let operation: Operation
+                switch try reader.readByte() {
+                case 0: operation = .assign
+                case 1: operation = .add
+                case 2: operation = .remove
+                case 3: operation = .append
+                default: throw StoreCodec.malformed("unknown operation")
+                }
+                let value = try reader.readValue()
+                let replacesCount = try count()
+                var replaces: [ChangeID] = []
+                replaces.reserveCapacity(min(replacesCount, 4096))
+                for _ in 0..<replacesCount { replaces.append(try changeID(delta: false)) }
+                let clock = try timestamp()
+                let author = try string()
+                let site = try site()
+                changes.append(
+                    Change(
+                        id: id,
+                        record: record,
+                        field: field,
+                        operation: operation,
+                        value: value,
+                        replaces: replaces,
+                        clock: clock,
+                        author: author,
+                        site: site
+                    )
+                )
+            }
+            return changes
+        }
+    }
+}
