@@ -6,34 +6,6 @@ import Testing
 /// The bulk write paths: records created straight to the tables (the import's path), and the store's
 /// compact row format read back exactly.
 struct BulkWriteTests {
-    private final class FixedClock: WallClock, @unchecked Sendable {
-        // Only read from the test's own task.
-        let millis: UInt64 = 1_700_000_000_000
-        func nowMillis() -> UInt64 { millis }
-    }
-
-    static let schema = Schema(types: [
-        "patient": [
-            "phone": .lww,
-            "birthDate": .review,
-            "conditions": .set,
-            "notes": .log,
-        ],
-        "task": [
-            "patient": .lww,
-            "status": .status(StatusRules(terminal: ["completed", "cancelled"], overriding: ["entered-in-error"])),
-        ],
-    ])
-
-    private func makeStore(replica: String = "laptop") throws -> LocalStore {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("outpost-tests-\(UUID())")
-        return try LocalStore.create(
-            at: directory.appendingPathComponent("store.sqlite").path,
-            replicaID: ReplicaID(replica),
-            configuration: .init(schema: Self.schema, ownerField: ["task": "patient"], wallClock: FixedClock())
-        )
-    }
-
     private func edits(of index: Int) -> (RecordRef, [Edit]) {
         let patient = RecordRef(type: "patient", id: "pat_\(index)")
         return (
@@ -52,8 +24,8 @@ struct BulkWriteTests {
     }
 
     @Test func creatingRecordsWritesWhatCommittingTheSameEditsWrites() throws {
-        let committed = try makeStore()
-        let created = try makeStore()
+        let committed = try makeTestStore()
+        let created = try makeTestStore()
         let records = (1...30).map(edits(of:))
         try committed.commit(records.flatMap(\.1), author: "per_1", site: "sit_1")
         var seen: [(Int, Int)] = []
@@ -80,7 +52,7 @@ struct BulkWriteTests {
     }
 
     @Test func creatingARecordTheStoreHoldsWritesNothing() throws {
-        let store = try makeStore()
+        let store = try makeTestStore()
         let (patient, edits) = edits(of: 1)
         try store.commit([.assign(patient, "phone", "555-0100")], author: "per_1", site: nil)
         let other = RecordRef(type: "patient", id: "pat_2")
@@ -96,7 +68,7 @@ struct BulkWriteTests {
     }
 
     @Test func anEditOfAnotherRecordIsRefused() throws {
-        let store = try makeStore()
+        let store = try makeTestStore()
         let (patient, _) = edits(of: 1)
         let other = RecordRef(type: "patient", id: "pat_2")
         let error = try #require(throws: ClientError.self) {
@@ -114,8 +86,8 @@ struct BulkWriteTests {
     @Test(arguments: 1...6 as ClosedRange<UInt64>)
     func randomChangesReadBackExactly(seed: UInt64) throws {
         var generator = SeededGenerator(seed: seed)
-        let store = try makeStore(replica: "laptop")
-        var document = Document(schema: Self.schema)
+        let store = try makeTestStore(replica: "laptop")
+        var document = Document(schema: testSchema)
         let patients = (1...5).map { RecordRef(type: "patient", id: "pat_\($0)") }
         let tasks = (1...3).map { RecordRef(type: "task", id: "tsk_\($0)") }
         let replicas = ["site-a", "site-b", "tablet"].map { ReplicaID(unchecked: $0) }
@@ -188,7 +160,7 @@ struct BulkWriteTests {
         }
         let reopened = try LocalStore.open(
             at: store.path,
-            configuration: .init(schema: Self.schema, ownerField: ["task": "patient"], wallClock: FixedClock())
+            configuration: .init(schema: testSchema, ownerField: ["task": "patient"], wallClock: TestClock())
         )
         for record in patients + tasks {
             #expect(try reopened.record(record) == document.records[record], "seed \(seed), \(record)")

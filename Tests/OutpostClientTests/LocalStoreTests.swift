@@ -3,45 +3,12 @@ import OutpostCRDT
 import OutpostClient
 import Testing
 
-/// A wall clock that tests move by hand.
-private final class TestClock: WallClock, @unchecked Sendable {
-    // Only read and written from the test's own task.
-    var millis: UInt64 = 1_700_000_000_000
-    func nowMillis() -> UInt64 { millis }
-}
-
-private let schema = Schema(types: [
-    "patient": [
-        "phone": .lww,
-        "birthDate": .review,
-        "conditions": .set,
-        "notes": .log,
-    ],
-    "task": [
-        "patient": .lww,
-        "status": .status(StatusRules(terminal: ["completed", "cancelled"], overriding: ["entered-in-error"])),
-    ],
-])
-
-private func temporaryPath() -> String {
-    let directory = FileManager.default.temporaryDirectory.appendingPathComponent("outpost-tests-\(UUID())")
-    return directory.appendingPathComponent("store.sqlite").path
-}
-
-private func makeStore(_ path: String = temporaryPath(), replica: String = "laptop") throws -> LocalStore {
-    try LocalStore.create(
-        at: path,
-        replicaID: ReplicaID(replica),
-        configuration: .init(schema: schema, ownerField: ["task": "patient"], wallClock: TestClock())
-    )
-}
-
 struct LocalStoreTests {
     let patient = RecordRef(type: "patient", id: "pat_1")
 
     @Test func committedEditsSurviveReopening() throws {
-        let path = temporaryPath()
-        let store = try makeStore(path)
+        let path = temporaryStorePath()
+        let store = try makeTestStore(path)
         try store.commit(
             [.assign(patient, "phone", "555-0100"), .add(patient, "conditions", "E11")],
             author: "per_1",
@@ -49,7 +16,7 @@ struct LocalStoreTests {
         )
         try store.commit([.assign(patient, "phone", "555-0199")], author: "per_1", site: "sit_1")
 
-        let reopened = try LocalStore.open(at: path, configuration: .init(schema: schema))
+        let reopened = try LocalStore.open(at: path, configuration: .init(schema: testSchema))
         let state = try #require(try reopened.record(patient))
         #expect(state["phone"].resolution(under: .lww).winner?.value == "555-0199")
         #expect(state["phone"].live.count == 1)
@@ -59,7 +26,7 @@ struct LocalStoreTests {
     }
 
     @Test func assignmentsNameWhatTheyReplace() throws {
-        let store = try makeStore()
+        let store = try makeTestStore()
         let first = try store.commit([.assign(patient, "birthDate", "1950-01-01")], author: "per_1", site: nil)
         let second = try store.commit([.assign(patient, "birthDate", "1950-01-02")], author: "per_1", site: nil)
         #expect(second[0].replaces == [first[0].id])
@@ -67,8 +34,8 @@ struct LocalStoreTests {
     }
 
     @Test func concurrentReviewWritesOpenAConflictThatAResolutionCloses() throws {
-        let laptop = try makeStore(replica: "laptop")
-        let school = try makeStore(replica: "school")
+        let laptop = try makeTestStore(replica: "laptop")
+        let school = try makeTestStore(replica: "school")
         let base = try laptop.commit([.assign(patient, "birthDate", "1950-01-01")], author: "per_1", site: nil)
         try school.applyRemote(base)
         let mine = try laptop.commit([.assign(patient, "birthDate", "1950-01-02")], author: "per_1", site: nil)
@@ -93,8 +60,8 @@ struct LocalStoreTests {
     }
 
     @Test func aChangeArrivingAfterTheOneThatReplacedItStillEntersTheHistory() throws {
-        let laptop = try makeStore(replica: "laptop")
-        let office = try makeStore(replica: "office")
+        let laptop = try makeTestStore(replica: "laptop")
+        let office = try makeTestStore(replica: "office")
         let first = try laptop.commit([.assign(patient, "phone", "555-0100")], author: "per_1", site: nil)
         try laptop.commit([.assign(patient, "phone", "555-0199")], author: "per_1", site: nil)
         let both = try laptop.history(of: patient)
@@ -109,7 +76,7 @@ struct LocalStoreTests {
     }
 
     @Test func outboxDrainsOnlyOnAcknowledgement() throws {
-        let store = try makeStore()
+        let store = try makeTestStore()
         try store.commit([.assign(patient, "phone", "1"), .assign(patient, "phone", "2")], author: "per_1", site: nil)
         try store.commit([.append(patient, "notes", "seen at home")], author: "per_1", site: nil)
         #expect(try store.pendingChanges().map(\.id.counter) == [1, 2, 3])
@@ -119,7 +86,7 @@ struct LocalStoreTests {
     }
 
     @Test func theOutboxIsReadInCounterOrderPageByPageWhateverHowCommitsInterleaveRecords() throws {
-        let store = try makeStore()
+        let store = try makeTestStore()
         let other = RecordRef(type: "patient", id: "pat_2")
         // One commit writing two records in turn (their rows' counters interleave), then more commits.
         try store.commit(
@@ -148,7 +115,7 @@ struct LocalStoreTests {
     }
 
     @Test func refusedEditWritesNothing() throws {
-        let store = try makeStore()
+        let store = try makeTestStore()
         try store.commit([.assign(patient, "phone", "1")], author: "per_1", site: nil)
         #expect(throws: ClientError.self) {
             try store.commit(
@@ -163,34 +130,34 @@ struct LocalStoreTests {
 
     @Test func openingAMissingStoreSaysHowToCreateOne() throws {
         let error = try #require(throws: ClientError.self) {
-            try LocalStore.open(at: temporaryPath(), configuration: .init(schema: schema))
+            try LocalStore.open(at: temporaryStorePath(), configuration: .init(schema: testSchema))
         }
         #expect(error.code == .storeNotFound)
         #expect(error.message.contains("outpost init"))
     }
 
     @Test func openingAFileThatIsNotAStoreIsRefused() throws {
-        let path = temporaryPath()
+        let path = temporaryStorePath()
         try FileManager.default.createDirectory(
             atPath: (path as NSString).deletingLastPathComponent,
             withIntermediateDirectories: true
         )
         try Data(repeating: 0x42, count: 8192).write(to: URL(fileURLWithPath: path))
         let error = try #require(throws: ClientError.self) {
-            try LocalStore.open(at: path, configuration: .init(schema: schema))
+            try LocalStore.open(at: path, configuration: .init(schema: testSchema))
         }
         #expect(error.code == .storeCorrupt)
     }
 
     @Test func creatingOverAnExistingStoreIsRefused() throws {
-        let path = temporaryPath()
-        _ = try makeStore(path)
-        let error = try #require(throws: ClientError.self) { try makeStore(path) }
+        let path = temporaryStorePath()
+        _ = try makeTestStore(path)
+        let error = try #require(throws: ClientError.self) { try makeTestStore(path) }
         #expect(error.code == .storeExists)
     }
 
     @Test func integrityCheckOfAHealthyStoreFindsNothing() throws {
-        let store = try makeStore()
+        let store = try makeTestStore()
         try store.commit([.assign(patient, "phone", "1")], author: "per_1", site: nil)
         #expect(try store.verifyIntegrity().isEmpty)
     }

@@ -1,0 +1,38 @@
+import Foundation
+import OutpostCRDT
+import OutpostClient
+
+// Stores for the client tests: a small schema, a clock the test controls, a fresh temporary path.
+
+/// A wall clock that tests move by hand.
+final class TestClock: WallClock, @unchecked Sendable {
+    // Only read and written from the test's own task.
+    var millis: UInt64 = 1_700_000_000_000
+    func nowMillis() -> UInt64 { millis }
+}
+
+let testSchema = Schema(types: [
+    "patient": [
+        "phone": .lww,
+        "birthDate": .review,
+        "conditions": .set,
+        "notes": .log,
+    ],
+    "task": [
+        "patient": .lww,
+        "status": .status(StatusRules(terminal: ["completed", "cancelled"], overriding: ["entered-in-error"])),
+    ],
+])
+
+func temporaryStorePath() -> String {
+    let directory = FileManager.default.temporaryDirectory.appendingPathComponent("outpost-tests-\(UUID())")
+    return directory.appendingPathComponent("store.sqlite").path
+}
+
+func makeTestStore(_ path: String = temporaryStorePath(), replica: String = "laptop") throws -> LocalStore {
+    try LocalStore.create(
+        at: path,
+        replicaID: ReplicaID(replica),
+        configuration: .init(schema: testSchema, ownerField: ["task": "patient"], wallClock: TestClock())
+    )
+}
