@@ -31,6 +31,7 @@ struct SyncBenchmark: AsyncParsableCommand {
     @Option(help: "Devices syncing at once.") var devices: Int = 50
     @Option(help: "Concurrent sync rounds of the devices.") var rounds: Int = 5
     @Option(help: "Encoding of pushes, pull pages and snapshot pages: json or binary.") var encoding: String = "binary"
+    @Option(help: "gzip of pushes, pull pages and snapshot pages: on or off.") var compression: String = "on"
 
     func validate() throws {
         guard PracticeGenerator.Size(named: size) != nil else {
@@ -38,6 +39,9 @@ struct SyncBenchmark: AsyncParsableCommand {
         }
         guard SyncEngine.Encoding(rawValue: encoding) != nil else {
             throw ValidationError("--encoding must be json or binary")
+        }
+        guard ["on", "off"].contains(compression) else {
+            throw ValidationError("--compression must be on or off")
         }
         guard edits >= 1, devices >= 1, rounds >= 1 else {
             throw ValidationError("--edits, --devices and --rounds must be at least 1")
@@ -53,7 +57,7 @@ struct SyncBenchmark: AsyncParsableCommand {
         defer { server.stop() }
         print(
             "outpost-bench sync --seed \(seed) --size \(size) --edits \(edits) --devices \(devices) --rounds \(rounds) "
-                + "--encoding \(encoding)"
+                + "--encoding \(encoding) --compression \(compression)"
         )
         print("server: \(server.url.absoluteString) (\(ProcessInfo.processInfo.activeProcessorCount) cores)")
 
@@ -169,6 +173,7 @@ struct SyncBenchmark: AsyncParsableCommand {
     var deviceOptions: SyncEngine.Options {
         var options = SyncEngine.Options()
         options.encoding = SyncEngine.Encoding(rawValue: encoding) ?? .binary
+        options.compression = compression == "on"
         return options
     }
 

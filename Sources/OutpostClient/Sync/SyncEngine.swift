@@ -61,10 +61,17 @@ public actor SyncEngine {
         /// How pushes are sent and pull and snapshot pages asked for: binary unless the environment variable
         /// `OUTPOST_SYNC_ENCODING` is `json` (for debugging with a proxy that shows JSON).
         public var encoding: Encoding
+        /// Whether pushes of at least ``WireCompression/threshold`` bytes are gzip-compressed and pull and
+        /// snapshot pages asked for compressed: yes unless `OUTPOST_SYNC_COMPRESSION` is `off`.
+        public var compression: Bool
+        /// The largest page or answer accepted once inflated.
+        public var maxAnswerBytes = 1 << 30
 
         /// Creates the default options.
         public init() {
-            encoding = ProcessInfo.processInfo.environment["OUTPOST_SYNC_ENCODING"] == "json" ? .json : .binary
+            let environment = ProcessInfo.processInfo.environment
+            encoding = environment["OUTPOST_SYNC_ENCODING"] == "json" ? .json : .binary
+            compression = environment["OUTPOST_SYNC_COMPRESSION"] != "off"
         }
     }
 
@@ -224,14 +231,17 @@ public actor SyncEngine {
             if changes.isEmpty { return }
             let push = PushRequest(replica: store.replicaID, changes: changes)
             let binary = options.encoding == .binary
-            let body = binary ? Data(push.binaryEncoded()) : try encode(push)
+            var body = binary ? Data(push.binaryEncoded()) : try encode(push)
+            var coding: String?
+            if options.compression { (body, coding) = WireCompression.compressIfLarge(body) }
             do throws(ClientError) {
                 let response: PushResponse = try await exchange(
                     TransportRequest(
                         method: "POST",
                         path: Wire.Path.push,
                         body: body,
-                        contentType: binary ? BinaryWire.contentType : Wire.contentType
+                        contentType: binary ? BinaryWire.contentType : Wire.contentType,
+                        contentEncoding: coding
                     )
                 )
                 try store.acknowledge(upTo: response.acknowledged)
@@ -270,7 +280,13 @@ public actor SyncEngine {
             var query = [("limit", String(limit)), ("replica", store.replicaID.rawValue)]
             if let cursor { query.append(("after", cursor)) }
             let page: SnapshotPage = try await exchange(
-                TransportRequest(method: "GET", path: Wire.Path.snapshot, query: query, accept: accept)
+                TransportRequest(
+                    method: "GET",
+                    path: Wire.Path.snapshot,
+                    query: query,
+                    accept: accept,
+                    acceptEncoding: acceptEncoding
+                )
             )
             checkpoint = checkpoint ?? page.checkpoint
             // The checkpoint is saved with the last page only: an interrupted bootstrap starts over, and
@@ -298,6 +314,7 @@ public actor SyncEngine {
                         path: Wire.Path.changes,
                         query: query,
                         accept: accept,
+                        acceptEncoding: acceptEncoding,
                         timeout: Double(wait + 30)
                     )
                 )
@@ -326,6 +343,9 @@ public actor SyncEngine {
     /// The `Accept` of pull and snapshot requests: binary, or the server's default (JSON).
     private var accept: String? { options.encoding == .binary ? BinaryWire.contentType : nil }
 
+    /// The `Accept-Encoding` of pull and snapshot requests.
+    private var acceptEncoding: String? { options.compression ? WireCompression.gzip : nil }
+
     private func encode(_ message: some Encodable) throws(ClientError) -> Data {
         do {
             return try Wire.makeEncoder().encode(message)
@@ -345,8 +365,16 @@ public actor SyncEngine {
                 outcome = .failure(error)
             }
             switch outcome {
-            case .success(let response) where (200..<300).contains(response.status):
+            case .success(var response) where (200..<300).contains(response.status):
                 do {
+                    if let coding = response.contentEncoding?.lowercased(), coding != "identity" {
+                        guard coding == WireCompression.gzip else {
+                            throw WireCompression.Failure.corrupt
+                        }
+                        response.body = Data(
+                            try WireCompression.decompress(response.body, limit: options.maxAnswerBytes)
+                        )
+                    }
                     if response.isBinary, let type = T.self as? any BinaryWireMessage.Type {
                         // A binary answer of a message that has a binary form; anything else is read as JSON.
                         if let value = try type.init(binary: [UInt8](response.body)) as? T { return value }

@@ -27,6 +27,10 @@ public struct TransportRequest: Sendable, Hashable {
     public var contentType: String?
     /// The media type asked for in the answer (`Accept`), or `nil` for the server's default (JSON).
     public var accept: String?
+    /// The body's content coding (`Content-Encoding`, `gzip`), or `nil` for the body as it is.
+    public var contentEncoding: String?
+    /// The content codings accepted in the answer (`Accept-Encoding`), or `nil` for none.
+    public var acceptEncoding: String?
     /// How long to wait for an answer, in seconds.
     public var timeout: Double
 
@@ -38,6 +42,8 @@ public struct TransportRequest: Sendable, Hashable {
         body: Data? = nil,
         contentType: String? = nil,
         accept: String? = nil,
+        contentEncoding: String? = nil,
+        acceptEncoding: String? = nil,
         timeout: Double = 30
     ) {
         self.method = method
@@ -46,12 +52,15 @@ public struct TransportRequest: Sendable, Hashable {
         self.body = body
         self.contentType = contentType
         self.accept = accept
+        self.contentEncoding = contentEncoding
+        self.acceptEncoding = acceptEncoding
         self.timeout = timeout
     }
 
     public static func == (lhs: TransportRequest, rhs: TransportRequest) -> Bool {
         lhs.method == rhs.method && lhs.path == rhs.path && lhs.body == rhs.body && lhs.contentType == rhs.contentType
-            && lhs.accept == rhs.accept
+            && lhs.accept == rhs.accept && lhs.contentEncoding == rhs.contentEncoding
+            && lhs.acceptEncoding == rhs.acceptEncoding
             && lhs.query.map { [$0.0, $0.1] } == rhs.query.map { [$0.0, $0.1] }
     }
 
@@ -70,12 +79,15 @@ public struct TransportResponse: Sendable {
     public var body: Data
     /// The body's media type (`Content-Type`), when the server said.
     public var contentType: String?
+    /// The body's content coding (`Content-Encoding`), when it is not the body as it is.
+    public var contentEncoding: String?
 
     /// Creates a response.
-    public init(status: Int, body: Data, contentType: String? = nil) {
+    public init(status: Int, body: Data, contentType: String? = nil, contentEncoding: String? = nil) {
         self.status = status
         self.body = body
         self.contentType = contentType
+        self.contentEncoding = contentEncoding
     }
 
     /// Whether the body is in the binary encoding: its `Content-Type` says so, or, with none, it starts with
@@ -137,9 +149,11 @@ public struct HTTPTransport: SyncTransport {
         outgoing.headers.add(name: Wire.protocolHeader, value: String(OutpostVersion.wireProtocol))
         if let body = request.body {
             outgoing.headers.add(name: "Content-Type", value: request.contentType ?? Wire.contentType)
+            if let coding = request.contentEncoding { outgoing.headers.add(name: "Content-Encoding", value: coding) }
             outgoing.body = .bytes(ByteBuffer(bytes: body))
         }
         if let accept = request.accept { outgoing.headers.add(name: "Accept", value: accept) }
+        if let codings = request.acceptEncoding { outgoing.headers.add(name: "Accept-Encoding", value: codings) }
         let timeout = max(request.timeout, 0.001)
         let deadline = NIODeadline.now() + .nanoseconds(Int64(timeout * 1_000_000_000))
         do {
@@ -152,7 +166,8 @@ public struct HTTPTransport: SyncTransport {
             return TransportResponse(
                 status: Int(response.status.code),
                 body: Data(body.readableBytesView),
-                contentType: response.headers.first(name: "Content-Type")
+                contentType: response.headers.first(name: "Content-Type"),
+                contentEncoding: response.headers.first(name: "Content-Encoding")
             )
         } catch let failure as TransportFailure {
             throw failure

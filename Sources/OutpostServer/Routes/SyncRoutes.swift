@@ -103,12 +103,13 @@ struct SyncRoutes: Sendable {
                 "the body is larger than \(limits.maxBodyBytes) bytes; push in smaller batches"
             )
         }
+        let bytes = try Self.decodedBody(body, of: request, limit: limits.maxBodyBytes)
         let push: PushRequest
         do {
             if isBinary {
-                push = try PushRequest(binary: Array(body.readableBytesView))
+                push = try PushRequest(binary: bytes)
             } else {
-                push = try Wire.decodeRequest(PushRequest.self, from: Data(body.readableBytesView))
+                push = try Wire.decodeRequest(PushRequest.self, from: Data(bytes))
             }
         } catch let error as BinaryWire.Failure {
             throw ServerError.malformed("the body is not a binary push message (\(BinaryWire.contentType)): \(error)")
@@ -222,7 +223,7 @@ struct SyncRoutes: Sendable {
                 records: scoped.records,
                 removed: scoped.removed
             )
-            return Self.binaryResponse(message)
+            return Self.binaryResponse(message, to: request)
         }
         var bytes = ByteBuffer()
         bytes.writeString("{\"changes\":[")
@@ -239,9 +240,7 @@ struct SyncRoutes: Sendable {
             bytes.writeBytes(try encoder.encode(scoped.removed))
         }
         bytes.writeString("}")
-        var headers = HTTPFields()
-        headers[.contentType] = "application/json"
-        return Response(status: .ok, headers: headers, body: .init(byteBuffer: bytes))
+        return Self.pageResponse(bytes.readableBytesView, contentType: Wire.contentType, to: request)
     }
 
     func snapshot(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
@@ -278,8 +277,8 @@ struct SyncRoutes: Sendable {
             checkpoint: String(position),
             next: page.next.map { "\(position)~\($0.type)~\($0.id)" }
         )
-        if Self.acceptsBinary(request) { return Self.binaryResponse(message) }
-        return try ServerError.jsonResponse(message, status: .ok)
+        if Self.acceptsBinary(request) { return Self.binaryResponse(message, to: request) }
+        return Self.pageResponse(try Wire.makeEncoder().encode(message), contentType: Wire.contentType, to: request)
     }
 
     /// Whether the request's `Accept` asks for the binary encoding (JSON otherwise).
@@ -288,14 +287,53 @@ struct SyncRoutes: Sendable {
     }
 
     /// A `200` carrying `message` in the binary encoding.
-    static func binaryResponse(_ message: some BinaryWireMessage) -> Response {
+    static func binaryResponse(_ message: some BinaryWireMessage, to request: Request) -> Response {
+        pageResponse(message.binaryEncoded(), contentType: BinaryWire.contentType, to: request)
+    }
+
+    /// A `200` carrying a pull or snapshot page, gzip-compressed when the request accepts it and the page is
+    /// large enough to gain (protocol/README.md, section 16).
+    static func pageResponse(_ body: some Collection<UInt8>, contentType: String, to request: Request) -> Response {
         var headers = HTTPFields()
-        headers[.contentType] = BinaryWire.contentType
-        return Response(
-            status: .ok,
-            headers: headers,
-            body: .init(byteBuffer: ByteBuffer(bytes: message.binaryEncoded()))
-        )
+        headers[.contentType] = contentType
+        headers[.vary] = "Accept-Encoding"
+        let accepts = request.headers[values: .acceptEncoding].contains { WireCompression.accepts($0) }
+        if accepts && body.count >= WireCompression.threshold {
+            headers[.contentEncoding] = WireCompression.gzip
+            return Response(
+                status: .ok,
+                headers: headers,
+                body: .init(byteBuffer: ByteBuffer(bytes: WireCompression.compress(body)))
+            )
+        }
+        return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: body)))
+    }
+
+    /// A request body as sent (`identity`) or inflated (`gzip`), at most `limit` bytes either way.
+    static func decodedBody(_ body: ByteBuffer, of request: Request, limit: Int) throws(ServerError) -> [UInt8] {
+        let codings = request.headers[values: .contentEncoding]
+            .flatMap { $0.split(separator: ",") }
+            .map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
+            .filter { $0 != "identity" }
+        guard let coding = codings.first else { return Array(body.readableBytesView) }
+        guard codings.count == 1, coding == WireCompression.gzip || coding == "x-gzip" else {
+            throw ServerError(
+                .unsupportedMediaType,
+                .unsupportedMediaType,
+                "the body's Content-Encoding is \(codings.joined(separator: ", ")); send it as it is or with "
+                    + "'Content-Encoding: gzip'",
+                field: "Content-Encoding"
+            )
+        }
+        do {
+            return try WireCompression.decompress(body.readableBytesView, limit: limit)
+        } catch .tooLarge {
+            throw ServerError.tooLarge(
+                "the body inflates to more than \(limit) bytes; push in smaller batches"
+            )
+        } catch {
+            throw ServerError.malformed("the body is sent with 'Content-Encoding: gzip' but \(error)")
+        }
     }
 
     /// Reads a snapshot cursor, `checkpoint~type~id`, as the server wrote it in a page's `next`: a canonical
