@@ -153,7 +153,10 @@ let package = Package(
         ),
         .testTarget(
             name: "OutpostServerTests",
-            dependencies: ["OutpostServer", "OutpostClient", "OutpostTestSupport"],
+            dependencies: [
+                "OutpostServer", "OutpostClient", "OutpostTestSupport",
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ],
             swiftSettings: upcoming
         ),
         .testTarget(

@@ -11,7 +11,7 @@ import ServiceLifecycle
 
 /// The `/v1` endpoints: session, push, changes and snapshot, each authenticated by a bearer token.
 struct SyncRoutes: Sendable {
-    let store: ServerStore
+    let store: any SyncStorage
     let configuration: ServerConfiguration
     let notifier: FeedNotifier
     let clock: any WallClock
@@ -32,7 +32,7 @@ struct SyncRoutes: Sendable {
     }
 
     /// The token presented with the request, if it may be used now.
-    func authenticate(_ request: Request) throws(ServerError) -> TokenEntry {
+    func authenticate(_ request: Request) async throws(ServerError) -> TokenEntry {
         if let version = request.headers[HTTPField.Name(Wire.protocolHeader)!],
             version != String(OutpostVersion.wireProtocol)
         {
@@ -51,7 +51,7 @@ struct SyncRoutes: Sendable {
             throw ServerError.unauthorized("no bearer token; send 'Authorization: Bearer <token>'")
         }
         let secret = TokenSecret(String(header[space...]).trimmingCharacters(in: .whitespaces))
-        guard let token = try store.token(hash: secret.hash) else {
+        guard let token = try await store.token(hash: secret.hash) else {
             throw ServerError.unauthorized(
                 "unknown token; check it was copied whole, or ask for a new one",
                 tokenPresented: true
@@ -64,7 +64,7 @@ struct SyncRoutes: Sendable {
     }
 
     func session(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
-        let token = try authenticate(request)
+        let token = try await authenticate(request)
         let info = SessionInfo(
             protocolVersion: OutpostVersion.wireProtocol,
             serverVersion: OutpostVersion.software,
@@ -79,7 +79,7 @@ struct SyncRoutes: Sendable {
     }
 
     func push(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
-        let token = try authenticate(request)
+        let token = try await authenticate(request)
         let limits = configuration.limits
         let contentType = request.headers[.contentType]
         let isBinary = contentType.map { BinaryWire.isBinaryContentType($0) } ?? false
@@ -123,7 +123,7 @@ struct SyncRoutes: Sendable {
                 "\(push.changes.count) changes in one push; send at most \(limits.maxPushChanges) per push"
             )
         }
-        let outcome = try store.push(
+        let outcome = try await store.push(
             push,
             token: token,
             now: clock.nowMillis(),
@@ -134,7 +134,7 @@ struct SyncRoutes: Sendable {
             Counter(label: "outpost_changes_accepted_total").increment(by: outcome.response.accepted)
         }
         if outcome.newConflicts > 0 || outcome.resolvedConflicts > 0 {
-            Gauge(label: "outpost_open_conflicts").record(try store.openConflictCount())
+            Gauge(label: "outpost_open_conflicts").record(try await store.openConflictCount(practice: nil))
         }
         context.logger.info(
             "push",
@@ -147,7 +147,7 @@ struct SyncRoutes: Sendable {
     }
 
     func changes(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
-        let token = try authenticate(request)
+        let token = try await authenticate(request)
         let query = request.uri.queryParameters
         let since = try Self.checkpoint(query["since"].map(String.init))
         let limit = try Self.integer(query, "limit", default: configuration.limits.maxPageSize)
@@ -158,7 +158,7 @@ struct SyncRoutes: Sendable {
         guard wait >= 0, wait <= configuration.limits.maxWaitSeconds else {
             throw ServerError.parameter("wait", "wait must be 0 to \(configuration.limits.maxWaitSeconds) seconds")
         }
-        let head = try store.feedHead(practice: token.practice)
+        let head = try await store.feedHead(practice: token.practice)
         guard since <= head else {
             throw ServerError(
                 .checkpointExpired,
@@ -168,29 +168,13 @@ struct SyncRoutes: Sendable {
                 field: "since"
             )
         }
-        let replica = try claimedReplica(query, token: token)
+        let replica = try await claimedReplica(query, token: token)
         let store = store
-        func fetch() throws(ServerError) -> ScopedFeedPage {
-            if let replica, !token.scope.isWholePractice {
-                return try store.scopedPull(
-                    practice: token.practice,
-                    scope: token.scope,
-                    replica: replica,
-                    since: since,
-                    limit: limit
-                )
-            }
-            let feed = try store.pull(practice: token.practice, since: since, limit: limit, excluding: replica)
-            return ScopedFeedPage(feed: feed, records: [], removed: feed.removed)
-        }
-        func isEmpty(_ page: ScopedFeedPage) -> Bool {
-            page.feed.payloads.isEmpty && page.records.isEmpty && page.removed.isEmpty
-        }
-        var scoped = try fetch()
-        if isEmpty(scoped) && wait > 0 {
+        var page = try await store.pull(token: token, replica: replica, since: since, limit: limit)
+        if page.isEmpty && wait > 0 {
             let generation = await notifier.generation(of: token.practice)
-            scoped = try fetch()
-            if isEmpty(scoped) {
+            page = try await store.pull(token: token, replica: replica, since: since, limit: limit)
+            if page.isEmpty {
                 // A graceful shutdown releases every waiting pull at once rather than after its wait.
                 let notifier = notifier
                 await withGracefulShutdownHandler {
@@ -198,53 +182,23 @@ struct SyncRoutes: Sendable {
                 } onGracefulShutdown: {
                     Task { await notifier.close() }
                 }
-                scoped = try fetch()
+                page = try await store.pull(token: token, replica: replica, since: since, limit: limit)
             }
         }
-        let page = scoped.feed
-        Counter(label: "outpost_changes_served_total").increment(by: page.payloads.count)
-        if Self.acceptsBinary(request) {
-            // The feed stores each change's JSON; the binary page decodes them (they were validated when pushed).
-            let decoder = Wire.makeDecoder()
-            let changes: [Change]
-            do {
-                changes = try page.payloads.map { try decoder.decode(Change.self, from: Data($0)) }
-            } catch {
-                throw ServerError(
-                    .internalError,
-                    .internalServerError,
-                    "a stored change could not be read; quote the request id"
-                )
-            }
-            let message = PullResponse(
-                changes: changes,
-                checkpoint: String(page.checkpoint),
-                hasMore: page.hasMore,
-                records: scoped.records,
-                removed: scoped.removed
-            )
-            return Self.binaryResponse(message, to: request)
-        }
-        var bytes = ByteBuffer()
-        bytes.writeString("{\"changes\":[")
-        for (index, payload) in page.payloads.enumerated() {
-            if index > 0 { bytes.writeString(",") }
-            bytes.writeBytes(payload)
-        }
-        bytes.writeString("],\"checkpoint\":\"\(page.checkpoint)\",\"hasMore\":\(page.hasMore)")
-        if !scoped.records.isEmpty || !scoped.removed.isEmpty {
-            let encoder = Wire.makeEncoder()
-            bytes.writeString(",\"records\":")
-            bytes.writeBytes(try encoder.encode(scoped.records))
-            bytes.writeString(",\"removed\":")
-            bytes.writeBytes(try encoder.encode(scoped.removed))
-        }
-        bytes.writeString("}")
-        return Self.pageResponse(bytes.readableBytesView, contentType: Wire.contentType, to: request)
+        Counter(label: "outpost_changes_served_total").increment(by: page.changes.count)
+        let message = PullResponse(
+            changes: page.changes,
+            checkpoint: String(page.checkpoint),
+            hasMore: page.hasMore,
+            records: page.records,
+            removed: page.removed
+        )
+        if Self.acceptsBinary(request) { return Self.binaryResponse(message, to: request) }
+        return Self.pageResponse(try Wire.makeEncoder().encode(message), contentType: Wire.contentType, to: request)
     }
 
     func snapshot(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
-        let token = try authenticate(request)
+        let token = try await authenticate(request)
         let query = request.uri.queryParameters
         let limit = try Self.integer(query, "limit", default: configuration.limits.maxPageSize)
         guard limit >= 1, limit <= configuration.limits.maxPageSize else {
@@ -255,22 +209,11 @@ struct SyncRoutes: Sendable {
         if let after = query["after"] {
             (checkpoint, cursor) = try Self.snapshotCursor(
                 String(after),
-                head: try store.feedHead(practice: token.practice)
+                head: try await store.feedHead(practice: token.practice)
             )
         }
-        var inScope: Set<String>?
-        if let replica = try claimedReplica(query, token: token), !token.scope.isWholePractice {
-            inScope = try store.patients(in: token.scope, practice: token.practice)
-            if cursor == nil {
-                try store.registerSnapshot(
-                    practice: token.practice,
-                    scope: token.scope,
-                    replica: replica,
-                    checkpoint: try store.feedHead(practice: token.practice)
-                )
-            }
-        }
-        let page = try store.snapshot(practice: token.practice, after: cursor, limit: limit, visibleTo: inScope)
+        let replica = try await claimedReplica(query, token: token)
+        let page = try await store.snapshot(token: token, replica: replica, after: cursor, limit: limit)
         let position = checkpoint ?? page.checkpoint
         let message = SnapshotPage(
             records: page.records,
@@ -366,7 +309,7 @@ struct SyncRoutes: Sendable {
     /// The `replica` parameter of a pull or snapshot, bound to the token (a new replica id is bound here; one
     /// bound to another token is refused). A scoped token must name it, so the server knows which patients the
     /// device holds.
-    func claimedReplica(_ query: Parameters, token: TokenEntry) throws(ServerError) -> ReplicaID? {
+    func claimedReplica(_ query: Parameters, token: TokenEntry) async throws(ServerError) -> ReplicaID? {
         guard let text = query["replica"] else {
             guard token.scope.isWholePractice else {
                 throw ServerError.parameter("replica", "a scoped token sends replica=<this device's replica id>")
@@ -376,7 +319,7 @@ struct SyncRoutes: Sendable {
         guard let id = ReplicaID(String(text)) else {
             throw ServerError.parameter("replica", "replica must be this device's replica id")
         }
-        try store.claimReplica(id, token: token, now: clock.nowMillis())
+        try await store.claimReplica(id, token: token, now: clock.nowMillis())
         return id
     }
 

@@ -1,148 +1,30 @@
-public import Foundation
+import Foundation
 import GRDB
 import HTTPTypes
 public import OutpostCRDT
 import OutpostModel
 public import OutpostProtocol
 
-/// What a push did, for the response, the log and the metrics.
-public struct PushOutcome: Sendable, Hashable {
-    /// The response sent to the device.
-    public var response: PushResponse
-    /// Conflicts opened by this push.
-    public var newConflicts: Int
-    /// Conflicts this push resolved.
-    public var resolvedConflicts: Int
-}
-
-/// One page of the changes feed, as stored JSON, ready to send.
-public struct FeedPage: Sendable {
-    /// Each change's JSON, in feed order.
-    public var payloads: [Data]
-    /// The feed position after the last change of the page (or the request's, when the page is empty).
-    public var checkpoint: Int64
-    /// Whether more changes follow at once.
-    public var hasMore: Bool
-    /// Patients purged after the request's checkpoint: the device removes them.
-    public var removed: [String] = []
-}
-
-extension ServerStore {
-    /// Stores a device's push, all or nothing, and returns what it did.
-    ///
-    /// Each change is checked against the token (practice, role), the device binding of its replica id,
-    /// the server's clock and the care model's rules, in order; the first refusal throws a ``ServerError``
-    /// naming the change's index and nothing is stored.
+/// The SQLite backend of the sync endpoints: reads the state the pure rules need, writes what they decide, each
+/// in one transaction.
+extension ServerStore: SyncStorage {
     public func push(
         _ request: PushRequest,
         token: TokenEntry,
         now: UInt64,
         maxClockSkewMillis: UInt64
     ) throws(ServerError) -> PushOutcome {
-        let today = CalendarDate(millis: now)
-        let encoder = Wire.makeEncoder()
+        let judge = PushJudge(token: token, now: now, maxClockSkewMillis: maxClockSkewMillis)
         return try write { db in
             try Self.bindDevice(request.replica, token: token, now: now, db: db)
-            var batch = PushBatch(practice: token.practice, db: db)
-            batch.written = Set(request.changes.map(\.record))
-            if !token.scope.isWholePractice {
-                // In scope: patients in the token's scope now, and those this device holds until it is told to
-                // purge them, so its pending edits to a patient that just left reach the server first.
-                var allowed = try Self.patients(in: token.scope, practice: token.practice, db: db)
-                allowed.formUnion(
-                    try String.fetchAll(
-                        db,
-                        sql: """
-                            SELECT patient FROM device_patient WHERE practice = ? AND replica = ? AND state = 'in'
-                            """,
-                        arguments: [token.practice, request.replica.rawValue]
-                    )
-                )
-                batch.patientsInScope = allowed
-            }
-            var accepted: [(change: Change, payload: Data)] = []
-            var duplicates = 0
-            for (index, change) in request.changes.enumerated() {
-                let payload: Data
-                do {
-                    payload = try encoder.encode(change)
-                } catch {
-                    throw ServerError.malformed("change \(index) cannot be encoded", field: "changes")
-                }
-                guard change.id.replica == request.replica else {
-                    throw ServerError(
-                        .replicaMismatch,
-                        .forbidden,
-                        "change \(index) has id \(change.id), not from replica \(request.replica); a push carries "
-                            + "only its own replica's changes",
-                        index: index
-                    )
-                }
-                // SQLite integers are signed: a larger counter would trap converting, and no replica reaches it.
-                guard change.id.counter <= UInt64(Int64.max) else {
-                    throw ServerError(
-                        .invalidChange,
-                        .unprocessableContent,
-                        "change \(index) has counter \(change.id.counter); this server stores counters up to "
-                            + "\(Int64.max)",
-                        field: "id",
-                        index: index
-                    )
-                }
-                if let stored = try Data.fetchOne(
-                    db.cachedStatement(
-                        sql: "SELECT payload FROM change WHERE practice = ? AND replica = ? AND counter = ?"
-                    ),
-                    arguments: [token.practice, change.id.replica.rawValue, Int64(change.id.counter)]
-                ) {
-                    guard stored == payload else {
-                        throw ServerError(
-                            .changeIDReused,
-                            .conflict,
-                            "change \(change.id) was already pushed with different content; this replica was "
-                                + "probably restored from an old copy: make a new replica with 'outpost init'",
-                            index: index
-                        )
-                    }
-                    duplicates += 1
-                    continue
-                }
-                if change.clock.millis > now + maxClockSkewMillis {
-                    throw ServerError(
-                        .clockSkew,
-                        .conflict,
-                        "change \(change.id) is stamped \(change.clock.millis - now) ms ahead of the server's "
-                            + "clock (limit \(maxClockSkewMillis) ms); fix this device's clock, then sync again: "
-                            + "pending changes are re-stamped and kept",
-                        index: index
-                    )
-                }
-                try batch.check(change, index: index, token: token, today: today)
-                try batch.apply(change)
-                accepted.append((change, payload))
-            }
-            // Stored once the whole push is merged, so each change carries its record's owner as of the end of
-            // the push: the fields of a new task written before its `patient` field belong to that patient too.
-            for (change, payload) in accepted {
-                try db.cachedStatement(
-                    sql: """
-                        INSERT INTO change (practice, replica, counter, type, id, owner, payload)
-                        VALUES (?, ?, ?, ?, ?, ?, ?)
-                        """
-                ).execute(
-                    arguments: [
-                        token.practice, change.id.replica.rawValue, Int64(change.id.counter), change.record.type,
-                        change.record.id, batch.owner(of: change.record), payload,
-                    ]
-                )
-            }
-            let conflicts = try batch.finish(now: now)
-            let maxCounter = request.changes.map(\.id.counter).max() ?? 0
+            let context = try Self.pushContext(for: request, token: token, db: db)
+            let plan = try judge.judge(request, context: context)
+            let conflicts = try Self.write(plan, practice: token.practice, now: now, db: db)
             try db.execute(
                 sql: """
                     UPDATE device SET acknowledged = MAX(acknowledged, ?), lastSeen = ? WHERE practice = ? AND replica = ?
                     """,
-                arguments: [Int64(maxCounter), Int64(now), token.practice, request.replica.rawValue]
+                arguments: [Int64(clamping: plan.maxCounter), Int64(now), token.practice, request.replica.rawValue]
             )
             let acknowledged =
                 try Int64.fetchOne(
@@ -152,8 +34,8 @@ extension ServerStore {
                 ) ?? 0
             return PushOutcome(
                 response: PushResponse(
-                    accepted: accepted.count,
-                    duplicates: duplicates,
+                    accepted: plan.accepted.count,
+                    duplicates: plan.duplicates,
                     acknowledged: UInt64(acknowledged),
                     serverTimeMillis: now
                 ),
@@ -161,6 +43,165 @@ extension ServerStore {
                 resolvedConflicts: conflicts.resolved
             )
         }
+    }
+
+    /// Reads what ``PushJudge`` needs for `request`: the stored forms of its change ids, the records it writes,
+    /// which records it refers to exist, and the token's patients.
+    static func pushContext(for request: PushRequest, token: TokenEntry, db: Database) throws -> PushContext {
+        let practice = token.practice
+        var context = PushContext()
+        // Counters above Int64.max are refused by the judge; SQL cannot hold them.
+        let counters = request.changes.filter { $0.id.replica == request.replica && $0.id.counter <= UInt64(Int64.max) }
+            .map { Int64($0.id.counter) }
+        if let low = counters.min(), let high = counters.max() {
+            let wanted = Set(counters)
+            // One range read when the push's counters are dense (they are: an outbox in order), one read per
+            // change otherwise.
+            if high - low < Int64(4 * counters.count) {
+                for row in try Row.fetchAll(
+                    db.cachedStatement(
+                        sql: """
+                            SELECT counter, payload FROM change
+                            WHERE practice = ? AND replica = ? AND counter BETWEEN ? AND ?
+                            """
+                    ),
+                    arguments: [practice, request.replica.rawValue, low, high]
+                ) where wanted.contains(row["counter"]) {
+                    let counter: Int64 = row["counter"]
+                    context.stored[ChangeID(replica: request.replica, counter: UInt64(counter))] = [UInt8](
+                        row["payload"] as Data
+                    )
+                }
+            } else {
+                for counter in wanted {
+                    if let payload = try Data.fetchOne(
+                        db.cachedStatement(
+                            sql: "SELECT payload FROM change WHERE practice = ? AND replica = ? AND counter = ?"
+                        ),
+                        arguments: [practice, request.replica.rawValue, counter]
+                    ) {
+                        context.stored[ChangeID(replica: request.replica, counter: UInt64(counter))] = [UInt8](payload)
+                    }
+                }
+            }
+        }
+        for ref in Set(request.changes.map(\.record)) {
+            guard
+                let row = try Row.fetchOne(
+                    db.cachedStatement(
+                        sql: "SELECT owner, state FROM record WHERE practice = ? AND type = ? AND id = ?"
+                    ),
+                    arguments: [practice, ref.type, ref.id]
+                )
+            else { continue }
+            var reader = BinaryReader(Array(row["state"] as Data))
+            context.records[ref] = (row["owner"], try reader.readRecordState())
+        }
+        for ref in PushJudge.references(of: request) where context.records[ref] == nil {
+            if try Bool.fetchOne(
+                db.cachedStatement(sql: "SELECT 1 FROM record WHERE practice = ? AND type = ? AND id = ?"),
+                arguments: [practice, ref.type, ref.id]
+            ) == true {
+                context.existing.insert(ref)
+            }
+        }
+        for ref in context.records.keys { context.existing.insert(ref) }
+        if !token.scope.isWholePractice {
+            // In scope: patients in the token's scope now, and those this device holds until it is told to
+            // purge them, so its pending edits to a patient that just left reach the server first.
+            var allowed = try patients(in: token.scope, practice: practice, db: db)
+            allowed.formUnion(
+                try String.fetchAll(
+                    db,
+                    sql: """
+                        SELECT patient FROM device_patient WHERE practice = ? AND replica = ? AND state = 'in'
+                        """,
+                    arguments: [practice, request.replica.rawValue]
+                )
+            )
+            context.patientsInScope = allowed
+        }
+        return context
+    }
+
+    /// Writes a push's plan: its changes, records, patients' scope columns and conflicts.
+    static func write(
+        _ plan: PushPlan,
+        practice: String,
+        now: UInt64,
+        db: Database
+    ) throws -> (
+        opened: Int, resolved: Int
+    ) {
+        for accepted in plan.accepted {
+            let change = accepted.change
+            try db.cachedStatement(
+                sql: """
+                    INSERT INTO change (practice, replica, counter, type, id, owner, payload)
+                    VALUES (?, ?, ?, ?, ?, ?, ?)
+                    """
+            ).execute(
+                arguments: [
+                    practice, change.id.replica.rawValue, Int64(change.id.counter), change.record.type,
+                    change.record.id, accepted.owner, Data(accepted.binary),
+                ]
+            )
+        }
+        for record in plan.records {
+            var writer = BinaryWriter(capacity: 512)
+            writer.write(record.state)
+            try db.cachedStatement(
+                sql: """
+                    INSERT INTO record (practice, type, id, owner, state) VALUES (?, ?, ?, ?, ?)
+                    ON CONFLICT (practice, type, id) DO UPDATE SET owner = excluded.owner, state = excluded.state
+                    """
+            ).execute(arguments: [practice, record.ref.type, record.ref.id, record.owner, Data(writer.bytes)])
+            if record.learntOwner, let owner = record.owner {
+                // Its earlier changes now belong to that patient, and every scoped device holding the patient,
+                // which skipped them as ownerless, is sent the patient whole again on its next pull.
+                try db.cachedStatement(
+                    sql: "UPDATE change SET owner = ? WHERE practice = ? AND type = ? AND id = ? AND owner IS NULL"
+                ).execute(arguments: [owner, practice, record.ref.type, record.ref.id])
+                try db.cachedStatement(
+                    sql: """
+                        UPDATE device_patient SET at = \(Int64.max) WHERE practice = ? AND patient = ? AND state = 'in'
+                        """
+                ).execute(arguments: [practice, owner])
+            }
+        }
+        for scope in plan.patientScopes {
+            try db.cachedStatement(
+                sql: """
+                    INSERT INTO patient_scope (practice, patient, team) VALUES (?, ?, ?)
+                    ON CONFLICT (practice, patient) DO UPDATE SET team = excluded.team
+                    """
+            ).execute(arguments: [practice, scope.patient, scope.team])
+            try db.cachedStatement(sql: "DELETE FROM patient_site WHERE practice = ? AND patient = ?")
+                .execute(arguments: [practice, scope.patient])
+            for site in scope.sites {
+                try db.cachedStatement(sql: "INSERT INTO patient_site (practice, patient, site) VALUES (?, ?, ?)")
+                    .execute(arguments: [practice, scope.patient, site])
+            }
+        }
+        var opened = 0
+        var resolved = 0
+        for mark in plan.conflicts {
+            if mark.isConflict {
+                try db.cachedStatement(
+                    sql: """
+                        INSERT INTO conflict (practice, type, id, field, detectedAt) VALUES (?, ?, ?, ?, ?)
+                        ON CONFLICT DO NOTHING
+                        """
+                ).execute(arguments: [practice, mark.record.type, mark.record.id, mark.field, Int64(now)])
+                opened += db.changesCount
+            } else {
+                try db.cachedStatement(
+                    sql: "DELETE FROM conflict WHERE practice = ? AND type = ? AND id = ? AND field = ?"
+                ).execute(arguments: [practice, mark.record.type, mark.record.id, mark.field])
+                resolved += db.changesCount
+            }
+        }
+        return (opened, resolved)
     }
 
     /// Binds `replica` to the token on the device's first request (push or scoped pull); refuses a replica id
@@ -215,7 +256,10 @@ extension ServerStore {
         return false
     }
 
-    /// The highest feed position of a practice (0 when it has no changes).
+    public func claimReplica(_ replica: ReplicaID, token: TokenEntry, now: UInt64) throws(ServerError) {
+        try write { db in try Self.bindDevice(replica, token: token, now: now, db: db) }
+    }
+
     public func feedHead(practice: String) throws(ServerError) -> Int64 {
         try read { db in
             try Self.feedHead(practice: practice, db: db)
@@ -230,73 +274,174 @@ extension ServerStore {
         )
     }
 
-    /// The practice's changes after `since`, at most `limit`, leaving out those made by `excluding` (the
-    /// requesting device holds its own changes already).
     public func pull(
-        practice: String,
+        token: TokenEntry,
+        replica: ReplicaID?,
         since: Int64,
-        limit: Int,
-        excluding: ReplicaID? = nil
+        limit: Int
     ) throws(ServerError)
         -> FeedPage
     {
-        try read { db in
+        let practice = token.practice
+        let scoped = !token.scope.isWholePractice
+        // A scoped pull records what the device was sent: a write. A whole-practice pull only reads.
+        let body = { (db: Database) throws -> FeedPage in
+            // The device holds its own changes already: they are left out in the scan, so a device that has
+            // just pushed a whole practice does not page through it.
             let rows = try Row.fetchAll(
-                db,
-                sql: """
-                    SELECT seq, payload FROM change WHERE practice = ? AND seq > ? AND replica IS NOT ?
-                    ORDER BY seq LIMIT ?
-                    """,
-                arguments: [practice, since, excluding?.rawValue, limit + 1]
+                db.cachedStatement(
+                    sql: """
+                        SELECT seq, type, id, owner, payload FROM change
+                        WHERE practice = ? AND seq > ? AND replica IS NOT ?
+                        ORDER BY seq LIMIT ?
+                        """
+                ),
+                arguments: [practice, since, replica?.rawValue, limit + 1]
             )
-            let page = rows.prefix(limit)
+            let scanned = rows.prefix(limit)
             let hasMore = rows.count > limit
-            var checkpoint: Int64 = page.last.map { $0["seq"] } ?? since
+            var checkpoint: Int64 = scanned.last.map { $0["seq"] } ?? since
             // Caught up: move past any purge, so it is announced once.
             if !hasMore { checkpoint = max(checkpoint, try Self.feedHead(practice: practice, db: db)) }
-            return FeedPage(
-                payloads: page.map { $0["payload"] },
-                checkpoint: checkpoint,
-                hasMore: hasMore,
-                removed: try Self.purged(practice: practice, since: since, db: db)
-            )
-        }
-    }
-
-    /// One page of the practice's current records after `cursor` (type, id), with the feed position
-    /// every page already includes.
-    public func snapshot(
-        practice: String,
-        after cursor: RecordRef?,
-        limit: Int,
-        visibleTo inScope: Set<String>? = nil
-    ) throws(ServerError)
-        -> (records: [SnapshotRecord], checkpoint: Int64, next: RecordRef?)
-    {
-        try read { db in
-            let head = try Self.feedHead(practice: practice, db: db)
-            // Walk the practice's records in order, reading only ids and owners, until `limit` records visible
-            // to the scope (and one more, to know whether a next page exists) are found; then read those
-            // records' states. A scoped page is as full as a whole-practice one, and out-of-scope states are
-            // never copied out of SQLite.
-            let refs = try Row.fetchCursor(
-                db,
-                sql: """
-                    SELECT type, id, owner FROM record
-                    WHERE practice = ? AND (type > ? OR (type = ? AND id > ?))
-                    ORDER BY type, id
-                    """,
-                arguments: [practice, cursor?.type ?? "", cursor?.type ?? "", cursor?.id ?? ""]
-            )
-            var visible: [RecordRef] = []
-            while visible.count <= limit, let row = try refs.next() {
-                let type: String = row["type"]
-                let id: String = row["id"]
-                if let inScope, !Self.isVisible(type: type, id: id, owner: row["owner"], inScope: inScope) { continue }
-                visible.append(RecordRef(type: type, id: id))
+            let feed = try scanned.map { row in
+                guard let change = StoredChange.decode([UInt8](row["payload"] as Data)) else {
+                    throw ServerError(.internalError, .internalServerError, "a stored change could not be read")
+                }
+                return FeedPlanner.FeedRow(
+                    record: RecordRef(type: row["type"], id: row["id"]),
+                    owner: row["owner"],
+                    change: change
+                )
+            }
+            let purged = try Self.purged(practice: practice, since: since, db: db)
+            guard scoped, let replica else {
+                return FeedPage(changes: feed.map(\.change), checkpoint: checkpoint, hasMore: hasMore, removed: purged)
+            }
+            let inScope = try Self.patients(in: token.scope, practice: practice, db: db)
+            let known = try Self.devicePatients(practice: practice, replica: replica, db: db)
+            let page = FeedPlanner.scopedPage(rows: feed, inScope: inScope, known: known, since: since)
+            for patient in page.forgotten {
+                try db.execute(
+                    sql: "DELETE FROM device_patient WHERE practice = ? AND replica = ? AND patient = ?",
+                    arguments: [practice, replica.rawValue, patient]
+                )
+            }
+            for (patients, state) in [(page.entering, "in"), (page.removed, "out")] {
+                for patient in patients {
+                    try db.cachedStatement(
+                        sql: """
+                            INSERT INTO device_patient (practice, replica, patient, state, at, atSince)
+                            VALUES (?, ?, ?, ?, ?, ?)
+                            ON CONFLICT (practice, replica, patient) DO UPDATE
+                            SET state = excluded.state, at = excluded.at, atSince = excluded.atSince
+                            """
+                    ).execute(arguments: [practice, replica.rawValue, patient, state, checkpoint, since])
+                }
             }
             var records: [SnapshotRecord] = []
-            for ref in visible.prefix(limit) {
+            for patient in page.entering {
+                for row in try Row.fetchAll(
+                    db.cachedStatement(
+                        sql: """
+                            SELECT type, id, state FROM record
+                            WHERE practice = ? AND ((type = 'patient' AND id = ?) OR owner = ?) ORDER BY type, id
+                            """
+                    ),
+                    arguments: [practice, patient, patient]
+                ) {
+                    var reader = BinaryReader(Array(row["state"] as Data))
+                    records.append(
+                        SnapshotRecord(
+                            record: RecordRef(type: row["type"], id: row["id"]),
+                            state: try reader.readRecordState()
+                        )
+                    )
+                }
+            }
+            return FeedPage(
+                changes: page.changes,
+                checkpoint: checkpoint,
+                hasMore: hasMore,
+                records: records,
+                removed: Array(Set(page.removed + purged)).sorted()
+            )
+        }
+        return scoped ? try write(body) : try read(body)
+    }
+
+    /// What a scoped device was last sent of each patient.
+    static func devicePatients(
+        practice: String,
+        replica: ReplicaID,
+        db: Database
+    ) throws -> [String: FeedPlanner
+        .DevicePatient]
+    {
+        var known: [String: FeedPlanner.DevicePatient] = [:]
+        for row in try Row.fetchAll(
+            db,
+            sql: "SELECT patient, state, at, atSince FROM device_patient WHERE practice = ? AND replica = ?",
+            arguments: [practice, replica.rawValue]
+        ) {
+            known[row["patient"]] = FeedPlanner.DevicePatient(
+                isIn: row["state"] as String == "in",
+                at: row["at"],
+                atSince: row["atSince"]
+            )
+        }
+        return known
+    }
+
+    public func snapshot(
+        token: TokenEntry,
+        replica: ReplicaID?,
+        after cursor: RecordRef?,
+        limit: Int
+    ) throws(ServerError) -> SnapshotSlice {
+        let practice = token.practice
+        let scoped = !token.scope.isWholePractice
+        let body = { (db: Database) throws -> SnapshotSlice in
+            let head = try Self.feedHead(practice: practice, db: db)
+            var visibility = FeedPlanner.Visibility.wholePractice
+            if scoped {
+                let inScope = try Self.patients(in: token.scope, practice: practice, db: db)
+                visibility = .patients(inScope)
+                if cursor == nil, let replica {
+                    // The first page: the device is being sent every patient now in its scope, as of the head.
+                    try db.execute(
+                        sql: "DELETE FROM device_patient WHERE practice = ? AND replica = ?",
+                        arguments: [practice, replica.rawValue]
+                    )
+                    for patient in inScope {
+                        try db.cachedStatement(
+                            sql: """
+                                INSERT INTO device_patient (practice, replica, patient, state, at, atSince)
+                                VALUES (?, ?, ?, 'in', ?, ?)
+                                """
+                        ).execute(arguments: [practice, replica.rawValue, patient, head, head - 1])
+                    }
+                }
+            }
+            // Walk ids and owners only; states are read for the page's records, so out-of-scope states are
+            // never copied out of SQLite.
+            let refs = try Row.fetchCursor(
+                db.cachedStatement(
+                    sql: """
+                        SELECT type, id, owner FROM record
+                        WHERE practice = ? AND (type > ? OR (type = ? AND id > ?))
+                        ORDER BY type, id
+                        """
+                ),
+                arguments: [practice, cursor?.type ?? "", cursor?.type ?? "", cursor?.id ?? ""]
+            )
+            let page = try FeedPlanner.snapshotPage(limit: limit, visibility: visibility) {
+                () throws -> (record: RecordRef, owner: String?)? in
+                guard let row = try refs.next() else { return nil }
+                return (RecordRef(type: row["type"], id: row["id"]), row["owner"])
+            }
+            var records: [SnapshotRecord] = []
+            records.reserveCapacity(page.records.count)
+            for ref in page.records {
                 guard
                     let state = try Data.fetchOne(
                         db.cachedStatement(sql: "SELECT state FROM record WHERE practice = ? AND type = ? AND id = ?"),
@@ -306,11 +451,11 @@ extension ServerStore {
                 var reader = BinaryReader(Array(state))
                 records.append(SnapshotRecord(record: ref, state: try reader.readRecordState()))
             }
-            return (records, head, visible.count > limit ? visible[limit - 1] : nil)
+            return SnapshotSlice(records: records, checkpoint: head, next: page.next)
         }
+        return scoped && cursor == nil && replica != nil ? try write(body) : try read(body)
     }
 
-    /// The number of open conflicts, across practices or in one.
     public func openConflictCount(practice: String? = nil) throws(ServerError) -> Int {
         try read { db in
             if let practice {

@@ -353,6 +353,22 @@ public final class ServerStore: Sendable {
             // The feed's sequence survives the rebuild, including positions a purge reserved past the last change.
             try ServerStore.reserveFeedPosition(atLeast: sequence ?? 0, db: db)
         }
+        // Changes were stored as their wire JSON; they are stored in the CRDT core's binary change encoding
+        // (``StoredChange``), about a fifth of the size, read without a JSON decoder on every pull, and compared
+        // byte for byte to find a duplicate push.
+        migrator.registerMigration("v5-binary-changes") { db in
+            let decoder = Wire.makeDecoder()
+            let rows = try Row.fetchCursor(db, sql: "SELECT seq, payload FROM change")
+            var converted: [(Int64, Data)] = []
+            while let row = try rows.next() {
+                let change = try decoder.decode(Change.self, from: row["payload"] as Data)
+                converted.append((row["seq"], Data(StoredChange.encode(change))))
+            }
+            for (seq, payload) in converted {
+                try db.cachedStatement(sql: "UPDATE change SET payload = ? WHERE seq = ?")
+                    .execute(arguments: [payload, seq])
+            }
+        }
         return migrator
     }
 

@@ -1,0 +1,113 @@
+import OutpostCRDT
+import OutpostModel
+import OutpostProtocol
+
+/// What a pull page and a snapshot page contain, as pure code: takes the rows a backend read and returns what
+/// to send and what to record. One path for every token: the whole practice is the scope that contains
+/// every record (``Visibility/wholePractice``).
+enum FeedPlanner {
+    /// Which records a token sees.
+    enum Visibility: Sendable {
+        /// Every record of the practice.
+        case wholePractice
+        /// The practice's structure, and the patients in the set with the records they own.
+        case patients(Set<String>)
+
+        /// Whether a record is visible: the practice's structure always, a patient and its records when the
+        /// patient is in scope. A record that should have an owner but has none yet (its creation is split
+        /// across pushes) is visible only to the whole practice, until its owner is known.
+        func contains(type: String, id: String, owner: String?) -> Bool {
+            guard case .patients(let inScope) = self else { return true }
+            if type == RecordType.patient.rawValue { return inScope.contains(id) }
+            guard let owner else { return CareModel.ownerField[type] == nil }
+            return inScope.contains(owner)
+        }
+    }
+
+    /// A change of the feed as a backend read it.
+    struct FeedRow: Sendable {
+        var record: RecordRef
+        var owner: String?
+        var change: Change
+    }
+
+    /// What a scoped device was last sent of a patient: `in` (the patient and its records) or `out` (told to
+    /// purge it), at feed position `at`, in answer to a pull from `atSince`.
+    struct DevicePatient: Sendable, Hashable {
+        var isIn: Bool
+        var at: Int64
+        var atSince: Int64
+
+        /// Whether the device has applied it: it pulls from a position at or after `at`, and past the pull
+        /// that carried it.
+        func isApplied(since: Int64) -> Bool { since >= at && since > atSince }
+    }
+
+    /// A scoped pull page, decided.
+    struct ScopedPage: Sendable {
+        /// The changes to send.
+        var changes: [Change]
+        /// Patients that entered the scope (or were not yet applied): send them whole.
+        var entering: [String]
+        /// Patients that left the scope (or whose purge was not yet applied): the device removes them.
+        var removed: [String]
+        /// Patients the device has applied leaving: forget them.
+        var forgotten: [String]
+    }
+
+    /// Decides a scoped pull page from the changes scanned after `since`, the patients in scope now and what
+    /// the device was last sent.
+    static func scopedPage(
+        rows: [FeedRow],
+        inScope: Set<String>,
+        known: [String: DevicePatient],
+        since: Int64
+    ) -> ScopedPage {
+        var entering: [String] = []
+        for patient in inScope.sorted() {
+            if let entry = known[patient], entry.isIn, entry.isApplied(since: since) { continue }
+            entering.append(patient)
+        }
+        var removed: [String] = []
+        var forgotten: [String] = []
+        for (patient, entry) in known.sorted(by: { $0.key < $1.key }) where !inScope.contains(patient) {
+            if entry.isIn || !entry.isApplied(since: since) {
+                removed.append(patient)
+            } else {
+                forgotten.append(patient)
+            }
+        }
+        let visibility = Visibility.patients(inScope)
+        let fresh = Set(entering)
+        let changes = rows.compactMap { row -> Change? in
+            guard visibility.contains(type: row.record.type, id: row.record.id, owner: row.owner) else { return nil }
+            // A patient sent whole in this page carries its changes already.
+            if let patient = row.record.type == RecordType.patient.rawValue ? row.record.id : row.owner,
+                fresh.contains(patient)
+            {
+                return nil
+            }
+            return row.change
+        }
+        return ScopedPage(changes: changes, entering: entering, removed: removed, forgotten: forgotten)
+    }
+
+    /// Walks records in (type, id) order, as `next` yields them with their owners, and returns the first `limit`
+    /// visible ones and, when another visible record follows, the cursor of the next page (the page's last).
+    /// Reads one record past the page at most, so a scoped page is as full as a whole-practice one and the
+    /// walk stops as soon as the page is known.
+    static func snapshotPage<Failure: Error>(
+        limit: Int,
+        visibility: Visibility,
+        next: () throws(Failure) -> (record: RecordRef, owner: String?)?
+    ) throws(Failure) -> (records: [RecordRef], next: RecordRef?) {
+        var visible: [RecordRef] = []
+        while visible.count <= limit, let candidate = try next() {
+            guard visibility.contains(type: candidate.record.type, id: candidate.record.id, owner: candidate.owner)
+            else { continue }
+            visible.append(candidate.record)
+        }
+        guard visible.count > limit else { return (visible, nil) }
+        return (Array(visible.prefix(limit)), visible[limit - 1])
+    }
+}

@@ -1,0 +1,411 @@
+import HTTPTypes
+import OutpostCRDT
+import OutpostModel
+import OutpostProtocol
+
+/// What a storage backend reads for one push, before anything is decided: the state the judge needs.
+///
+/// Read in the push's transaction (see ``SyncStorage``); ``PushJudge/references(of:)`` says which records to read.
+struct PushContext: Sendable {
+    /// The binary form (``StoredChange``) of changes already stored under the push's change ids.
+    var stored: [ChangeID: [UInt8]] = [:]
+    /// The records the push writes that the practice holds, with their owner column.
+    var records: [RecordRef: (owner: String?, state: RecordState)] = [:]
+    /// The records the push refers to (authors, sites, reference values) that the practice holds.
+    var existing: Set<RecordRef> = []
+    /// For a scoped token, the patients it may write: those in its scope and those its device still holds;
+    /// `nil` for the whole practice.
+    var patientsInScope: Set<String>?
+}
+
+/// What a push does, decided: the storage writes it as it is.
+struct PushPlan: Sendable {
+    /// A change to store, in its binary form, with the owner of its record at the end of the push.
+    struct Accepted: Sendable {
+        var change: Change
+        var binary: [UInt8]
+        var owner: String?
+    }
+
+    /// A record to write back, with its owner.
+    struct Record: Sendable {
+        var ref: RecordRef
+        var owner: String?
+        var state: RecordState
+        /// Whether the stored row had no owner and this push gave it one: its earlier changes belong to the
+        /// owner now, and scoped devices holding that patient are sent it whole again.
+        var learntOwner: Bool
+    }
+
+    /// A patient's scope columns: its primary team and its sites.
+    struct PatientScope: Sendable {
+        var patient: String
+        var team: String?
+        var sites: [String]
+    }
+
+    /// A review or status field whose conflict state this push may have changed.
+    struct ConflictMark: Sendable {
+        var record: RecordRef
+        var field: String
+        var isConflict: Bool
+    }
+
+    var accepted: [Accepted] = []
+    var duplicates = 0
+    var records: [Record] = []
+    var patientScopes: [PatientScope] = []
+    var conflicts: [ConflictMark] = []
+    /// The highest counter of the push (the device's acknowledgement moves up to it).
+    var maxCounter: UInt64 = 0
+}
+
+/// The push rules, as pure code: takes the request and the state a storage read for it, returns the plan or the
+/// first refusal. No SQL, no clock: each backend reads a ``PushContext``, asks the judge, and writes the
+/// ``PushPlan`` in the same transaction.
+///
+/// Each change is checked, in order, against the token (practice, role, person), the device's replica id, the
+/// server's clock and the care model's rules, in the context of the changes before it in the push; the first
+/// refusal throws a ``ServerError`` naming the change's index.
+struct PushJudge {
+    let token: TokenEntry
+    let now: UInt64
+    let maxClockSkewMillis: UInt64
+
+    /// The record types only an administrator may write: the practice's structure.
+    static let structureTypes: Set<RecordType> = [.practice, .site, .person, .team, .subgroup]
+
+    /// The records a push refers to, whose existence the judge asks about: each change's author (a person),
+    /// site, and reference value. A storage reads which of these the practice holds into
+    /// ``PushContext/existing``.
+    static func references(of request: PushRequest) -> Set<RecordRef> {
+        var refs = Set<RecordRef>()
+        for change in request.changes {
+            if RecordType.person.isValidID(change.author) {
+                refs.insert(RecordRef(type: RecordType.person.rawValue, id: change.author))
+            }
+            if let site = change.site, RecordType.site.isValidID(site) {
+                refs.insert(RecordRef(type: RecordType.site.rawValue, id: site))
+            }
+            if let type = RecordType(rawValue: change.record.type),
+                case .reference(let target) = CareModel.spec(type, change.field)?.kind,
+                let id = change.value.stringValue, target.isValidID(id)
+            {
+                refs.insert(RecordRef(type: target.rawValue, id: id))
+            }
+        }
+        return refs
+    }
+
+    /// Judges a push.
+    func judge(_ request: PushRequest, context: PushContext) throws(ServerError) -> PushPlan {
+        var batch = Batch(context: context)
+        batch.written = Set(request.changes.map(\.record))
+        let today = CalendarDate(millis: now)
+        var plan = PushPlan()
+        var accepted: [(change: Change, binary: [UInt8])] = []
+        for (index, change) in request.changes.enumerated() {
+            guard change.id.replica == request.replica else {
+                throw ServerError(
+                    .replicaMismatch,
+                    .forbidden,
+                    "change \(index) has id \(change.id), not from replica \(request.replica); a push carries "
+                        + "only its own replica's changes",
+                    index: index
+                )
+            }
+            // SQL integers are signed: a larger counter would trap converting, and no replica reaches it.
+            guard change.id.counter <= UInt64(Int64.max) else {
+                throw ServerError(
+                    .invalidChange,
+                    .unprocessableContent,
+                    "change \(index) has counter \(change.id.counter); this server stores counters up to "
+                        + "\(Int64.max)",
+                    field: "id",
+                    index: index
+                )
+            }
+            let binary = StoredChange.encode(change)
+            if let stored = context.stored[change.id] {
+                guard stored == binary else {
+                    throw ServerError(
+                        .changeIDReused,
+                        .conflict,
+                        "change \(change.id) was already pushed with different content; this replica was "
+                            + "probably restored from an old copy: make a new replica with 'outpost init'",
+                        index: index
+                    )
+                }
+                plan.duplicates += 1
+                continue
+            }
+            if change.clock.millis > now + maxClockSkewMillis {
+                throw ServerError(
+                    .clockSkew,
+                    .conflict,
+                    "change \(change.id) is stamped \(change.clock.millis - now) ms ahead of the server's "
+                        + "clock (limit \(maxClockSkewMillis) ms); fix this device's clock, then sync again: "
+                        + "pending changes are re-stamped and kept",
+                    index: index
+                )
+            }
+            try batch.check(change, index: index, token: token, today: today)
+            batch.apply(change)
+            accepted.append((change, binary))
+        }
+        plan.maxCounter = request.changes.map(\.id.counter).max() ?? 0
+        // Each change carries its record's owner as of the end of the push: the fields of a new task written
+        // before its `patient` field belong to that patient too.
+        plan.accepted = accepted.map {
+            PushPlan.Accepted(change: $0.change, binary: $0.binary, owner: batch.owner(of: $0.change.record))
+        }
+        batch.finish(into: &plan)
+        return plan
+    }
+}
+
+/// The records one push touches, checked and merged in memory.
+private struct Batch {
+    var states: [RecordRef: RecordState] = [:]
+    var isNew: Set<RecordRef> = []
+    var touched: Set<FieldKey> = []
+    var touchedRecords: Set<RecordRef> = []
+    let storedOwners: [RecordRef: String?]
+    let existing: Set<RecordRef>
+    let patientsInScope: Set<String>?
+    /// Every record this push writes, known before the first change is checked: a change may name as its
+    /// author or site a person or site that a later change of the same push creates.
+    var written: Set<RecordRef> = []
+
+    struct FieldKey: Hashable {
+        var record: RecordRef
+        var field: String
+    }
+
+    init(context: PushContext) {
+        var owners: [RecordRef: String?] = [:]
+        for (ref, record) in context.records {
+            states[ref] = record.state
+            owners[ref] = record.owner
+        }
+        storedOwners = owners
+        existing = context.existing
+        patientsInScope = context.patientsInScope
+    }
+
+    /// Checks one change against the role and the care model, in the context of the batch so far.
+    mutating func check(_ change: Change, index: Int, token: TokenEntry, today: CalendarDate) throws(ServerError) {
+        let role = token.role
+        guard let type = RecordType(rawValue: change.record.type) else {
+            throw ServerError(
+                .invalidChange,
+                .unprocessableContent,
+                "change \(index) names record type '\(change.record.type)', which is not one of the care model's",
+                field: "record.type",
+                index: index
+            )
+        }
+        guard type.isValidID(change.record.id) else {
+            throw ServerError(
+                .invalidChange,
+                .unprocessableContent,
+                "change \(index) names '\(change.record.id)', which is not a \(type) id",
+                field: "record.id",
+                index: index
+            )
+        }
+        if PushJudge.structureTypes.contains(type) && role != .admin {
+            throw ServerError.forbidden(
+                "change \(index) edits a \(type), part of the practice's structure, which only an admin token may "
+                    + "change",
+                index: index
+            )
+        }
+        try checkProvenance(change, index: index, person: token.person)
+        let state = state(of: change.record)
+        if let patientsInScope, let patient = scopedPatient(of: change),
+            !patientsInScope.contains(patient),
+            !isNew.contains(RecordRef(type: RecordType.patient.rawValue, id: patient))
+        {
+            throw ServerError(
+                .outOfScope,
+                .forbidden,
+                "change \(index) edits \(change.record), whose patient is outside this token's scope; the change "
+                    + "stays in the device's outbox for an administrator",
+                field: "record",
+                index: index
+            )
+        }
+        if role == .siteDevice && CareModel.closesConflict(change, in: state) {
+            throw ServerError.forbidden(
+                "change \(index) resolves a conflict on \(change.record.type).\(change.field); a site-device token "
+                    + "cannot resolve conflicts, ask a clinician or an administrator",
+                index: index
+            )
+        }
+        do {
+            try CareModel.validateEdit(
+                type,
+                field: change.field,
+                operation: change.operation,
+                value: change.value,
+                current: state[change.field],
+                today: today,
+                exists: { ref in exists(ref) }
+            )
+        } catch {
+            throw ServerError(
+                .invalidChange,
+                .unprocessableContent,
+                "change \(index): \(error.description)",
+                field: error.field,
+                index: index
+            )
+        }
+    }
+
+    /// The patient whose scope decides whether a change is allowed: the record's owner, or, for a new
+    /// record, the patient its owner field is being set to.
+    private func scopedPatient(of change: Change) -> String? {
+        if isNew.contains(change.record) {
+            if change.record.type == RecordType.patient.rawValue { return nil }
+            if CareModel.ownerField[change.record.type] == change.field { return change.value.stringValue }
+            return owner(of: change.record)
+        }
+        return owner(of: change.record)
+    }
+
+    /// Checks who and where a change says it was made: the author is a person of the practice (the token's
+    /// person, for a token bound to one) or this replica (`replica:<id>`), and the site a site of the practice.
+    private func checkProvenance(_ change: Change, index: Int, person: String?) throws(ServerError) {
+        func refuse(_ field: String, _ message: String) -> ServerError {
+            ServerError(
+                .invalidChange,
+                .unprocessableContent,
+                "change \(index): \(message)",
+                field: field,
+                index: index
+            )
+        }
+        let author = change.author
+        if let person {
+            guard author == person else {
+                throw refuse(
+                    "author",
+                    "the author must be \(person), the person this token is issued to; a token signs only its "
+                        + "person's edits"
+                )
+            }
+        } else if author.hasPrefix("replica:") {
+            guard author == "replica:\(change.id.replica)" else {
+                throw refuse(
+                    "author",
+                    "a replica signs as replica:\(change.id.replica), its own id; set a person with 'outpost use "
+                        + "--person'"
+                )
+            }
+        }
+        if !author.hasPrefix("replica:") {
+            let ref = RecordRef(type: RecordType.person.rawValue, id: author)
+            guard RecordType.person.isValidID(author), written.contains(ref) || exists(ref) else {
+                throw refuse(
+                    "author",
+                    "the author must be a person of this practice (per_...) or replica:<replica id>; "
+                        + (RecordType.person.isValidID(author)
+                            ? "\(author) is not a person of this practice" : "this one is not a person id")
+                )
+            }
+        }
+        if let site = change.site {
+            let ref = RecordRef(type: RecordType.site.rawValue, id: site)
+            guard RecordType.site.isValidID(site), written.contains(ref) || exists(ref) else {
+                throw refuse(
+                    "site",
+                    RecordType.site.isValidID(site)
+                        ? "\(site) is not a site of this practice"
+                        : "the site must be a site id of this practice (sit_...)"
+                )
+            }
+        }
+    }
+
+    /// The record's state in this batch: as stored, or empty for a record this practice does not hold yet.
+    private mutating func state(of ref: RecordRef) -> RecordState {
+        if let state = states[ref] { return state }
+        states[ref] = RecordState()
+        isNew.insert(ref)
+        return RecordState()
+    }
+
+    /// Whether the practice holds `ref`, as stored or written earlier in this push.
+    func exists(_ ref: RecordRef) -> Bool {
+        if states[ref] != nil, !isNew.contains(ref) || touchedRecords.contains(ref) { return true }
+        return existing.contains(ref)
+    }
+
+    /// Merges a checked change into its record.
+    mutating func apply(_ change: Change) {
+        // In place: a copy of the state would copy the field's whole history on every change (a log of n
+        // entries would cost n per append).
+        states[change.record, default: RecordState()].apply(change)
+        touched.insert(FieldKey(record: change.record, field: change.field))
+        touchedRecords.insert(change.record)
+    }
+
+    /// The patient a record belongs to (itself for a patient), for scoping the feed.
+    func owner(of ref: RecordRef) -> String? {
+        if ref.type == RecordType.patient.rawValue { return ref.id }
+        guard let field = CareModel.ownerField[ref.type], let state = states[ref] else { return nil }
+        return state[field].resolution(under: .lww).winner?.value.stringValue
+    }
+
+    /// The touched records, the scope columns of touched patients and the conflict marks of touched fields.
+    func finish(into plan: inout PushPlan) {
+        for ref in touchedRecords.sorted() {
+            guard let state = states[ref] else { continue }
+            let owner = owner(of: ref)
+            let learnt =
+                owner != nil && ref.type != RecordType.patient.rawValue
+                && { if case .some(.none) = storedOwners[ref] { true } else { false } }()
+            plan.records.append(PushPlan.Record(ref: ref, owner: owner, state: state, learntOwner: learnt))
+            if ref.type == RecordType.patient.rawValue {
+                plan.patientScopes.append(
+                    PushPlan.PatientScope(
+                        patient: ref.id,
+                        team: state["primaryTeam"].resolution(under: .review).winner?.value.stringValue,
+                        sites: Set(state["sites"].elements.compactMap(\.stringValue)).sorted()
+                    )
+                )
+            }
+        }
+        for key in touched.sorted(by: { ($0.record, $0.field) < ($1.record, $1.field) }) {
+            guard let policy = CareModel.schema.policy(type: key.record.type, field: key.field), policy.isRegister,
+                let state = states[key.record]
+            else { continue }
+            plan.conflicts.append(
+                PushPlan.ConflictMark(
+                    record: key.record,
+                    field: key.field,
+                    isConflict: state[key.field].resolution(under: policy).isConflict
+                )
+            )
+        }
+    }
+}
+
+/// A change as the server stores it: the CRDT core's binary change encoding, one change of one record. Equal
+/// changes are equal bytes, so a duplicate push is found by comparing bytes.
+enum StoredChange {
+    static func encode(_ change: Change) -> [UInt8] {
+        var writer = BinaryWriter(capacity: 96)
+        writer.write(changes: [change], of: change.record)
+        return writer.bytes
+    }
+
+    /// Reads a stored change; `nil` when the bytes are not one (a damaged store).
+    static func decode(_ bytes: [UInt8]) -> Change? {
+        var reader = BinaryReader(bytes)
+        guard let changes = try? reader.readChanges(), changes.count == 1 else { return nil }
+        return changes[0]
+    }
+}

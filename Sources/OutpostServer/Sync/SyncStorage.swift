@@ -1,0 +1,86 @@
+public import OutpostCRDT
+public import OutpostProtocol
+
+/// The storage the sync endpoints run on: the seam between the sync rules and SQL.
+///
+/// Every decision (may this token push this change, what a scoped pull contains, where a snapshot page ends)
+/// is made by pure code, ``PushJudge`` and ``FeedPlanner``, from state a backend reads; a backend reads that
+/// state and writes the outcome in one transaction, and holds no rule of its own. ``ServerStore`` is the
+/// SQLite backend. Methods are `async` so that a backend on a networked database can implement them without
+/// blocking a thread.
+///
+/// What every backend must guarantee (protocol/README.md, sections 6 and 7): a push is stored all or nothing;
+/// the feed position of a change is fixed when its transaction commits and no change commits below a position
+/// a device has already been given.
+public protocol SyncStorage: Sendable {
+    /// The token whose secret hashes to `hash`, if any.
+    func token(hash: String) async throws(ServerError) -> TokenEntry?
+
+    /// The highest feed position of a practice (0 when it has no changes).
+    func feedHead(practice: String) async throws(ServerError) -> Int64
+
+    /// Binds `replica` to `token` on its first request; refuses a replica id bound to another token.
+    func claimReplica(_ replica: ReplicaID, token: TokenEntry, now: UInt64) async throws(ServerError)
+
+    /// Stores a device's push, all or nothing, as ``PushJudge`` decides.
+    func push(
+        _ request: PushRequest,
+        token: TokenEntry,
+        now: UInt64,
+        maxClockSkewMillis: UInt64
+    ) async throws(ServerError) -> PushOutcome
+
+    /// One page of the changes feed after `since` for `token`'s scope, leaving out `replica`'s own changes; for
+    /// a scoped token, records which patients the device was sent or told to purge.
+    func pull(token: TokenEntry, replica: ReplicaID?, since: Int64, limit: Int) async throws(ServerError) -> FeedPage
+
+    /// One page of the current records in `token`'s scope after `cursor`; the first page of a scoped device's
+    /// snapshot records the patients it is being sent.
+    func snapshot(
+        token: TokenEntry,
+        replica: ReplicaID?,
+        after cursor: RecordRef?,
+        limit: Int
+    ) async throws(ServerError) -> SnapshotSlice
+
+    /// The number of open conflicts, across practices or in one.
+    func openConflictCount(practice: String?) async throws(ServerError) -> Int
+}
+
+/// What a push did, for the response, the log and the metrics.
+public struct PushOutcome: Sendable, Hashable {
+    /// The response sent to the device.
+    public var response: PushResponse
+    /// Conflicts opened by this push.
+    public var newConflicts: Int
+    /// Conflicts this push resolved.
+    public var resolvedConflicts: Int
+}
+
+/// One page of the changes feed for a token, ready to send.
+public struct FeedPage: Sendable {
+    /// The changes in the token's scope, in feed order.
+    public var changes: [Change]
+    /// The feed position after the last change scanned (or the request's, when none was).
+    public var checkpoint: Int64
+    /// Whether more changes follow at once.
+    public var hasMore: Bool
+    /// For a scoped token: the current records of patients that entered its scope.
+    public var records: [SnapshotRecord] = []
+    /// Patients that left the token's scope or were purged after the request's checkpoint: the device removes
+    /// them.
+    public var removed: [String] = []
+
+    /// Whether the page carries nothing for the device.
+    public var isEmpty: Bool { changes.isEmpty && records.isEmpty && removed.isEmpty }
+}
+
+/// One page of a snapshot.
+public struct SnapshotSlice: Sendable {
+    /// The records of the page, sorted by type then id.
+    public var records: [SnapshotRecord]
+    /// The feed position every record of the page includes.
+    public var checkpoint: Int64
+    /// The last record of the page when another page follows.
+    public var next: RecordRef?
+}

@@ -1,0 +1,213 @@
+import Foundation
+import GRDB
+import Logging
+import OutpostCRDT
+import OutpostClient
+import OutpostModel
+import OutpostProtocol
+import OutpostTestSupport
+import Testing
+
+@testable import OutpostServer
+
+/// The sync rules as pure code (``PushJudge``, ``FeedPlanner``): state in, decisions out, no SQL.
+struct SyncRulesTests {
+    static let admin = TokenEntry(
+        id: "tok_admin",
+        practice: TinyPractice.practice,
+        role: .admin,
+        scope: .practice,
+        label: "test",
+        createdAtMillis: 0
+    )
+
+    /// A replica holding the tiny practice, its pending changes, and the state each record has after them.
+    func loaded(_ directory: TemporaryDirectory) throws -> (LocalReplica, [Change]) {
+        let replica = try LocalReplica("judge", in: directory)
+        try TinyPractice.load(into: replica.care)
+        return (replica, try replica.store.pendingChanges(limit: 10_000))
+    }
+
+    func judge(_ token: TokenEntry = admin) -> PushJudge {
+        PushJudge(token: token, now: nowMillis(), maxClockSkewMillis: 60_000)
+    }
+
+    @Test func aWholePracticeIsAcceptedIntoAPlanWithItsRecordsScopesAndOwners() throws {
+        let directory = try TemporaryDirectory("outpost-judge")
+        let (replica, changes) = try loaded(directory)
+        let request = PushRequest(replica: replica.store.replicaID, changes: changes)
+        let plan = try judge().judge(request, context: PushContext())
+        #expect(plan.accepted.count == changes.count)
+        #expect(plan.duplicates == 0)
+        #expect(Set(plan.records.map(\.ref)) == Set(changes.map(\.record)))
+        #expect(Set(plan.patientScopes.map(\.patient)) == Set(TinyPractice.patients))
+        let task = try #require(plan.accepted.first { $0.change.record.id == TinyPractice.task })
+        #expect(TinyPractice.patients.contains(task.owner ?? ""), "a task's changes carry its patient")
+        #expect(plan.accepted.allSatisfy { StoredChange.decode($0.binary) == $0.change })
+    }
+
+    @Test func storedBytesDecideDuplicateOrReusedID() throws {
+        let directory = try TemporaryDirectory("outpost-judge")
+        let (replica, changes) = try loaded(directory)
+        let request = PushRequest(replica: replica.store.replicaID, changes: changes)
+        var context = PushContext()
+        for change in changes { context.stored[change.id] = StoredChange.encode(change) }
+        let plan = try judge().judge(request, context: context)
+        #expect(plan.accepted.isEmpty && plan.duplicates == changes.count)
+
+        var altered = changes[0]
+        altered.clock = Timestamp(millis: altered.clock.millis + 1)
+        context.stored[changes[0].id] = StoredChange.encode(altered)
+        #expect(throws: ServerError.self) { try judge().judge(request, context: context) }
+        do throws(ServerError) {
+            _ = try judge().judge(request, context: context)
+        } catch {
+            #expect(error.code == .changeIDReused && error.index == 0)
+        }
+    }
+
+    @Test func aScopedTokenIsRefusedAnEditToAPatientOutsideItsScope() throws {
+        let directory = try TemporaryDirectory("outpost-judge")
+        let (replica, changes) = try loaded(directory)
+        // The practice holds the patients already (as the server would after the admin's push).
+        var context = PushContext()
+        let patient = RecordRef(type: RecordType.patient.rawValue, id: TinyPractice.patients[0])
+        var state = RecordState()
+        for change in changes where change.record == patient { state.apply(change) }
+        context.records[patient] = (patient.id, state)
+        for change in changes { context.existing.insert(change.record) }
+        context.patientsInScope = [TinyPractice.patients[1]]
+        var clinician = Self.admin
+        clinician.role = Role.clinician
+        clinician.scope = Scope(teams: [TinyPractice.team])
+        let edit = try change(
+            "\(replica.store.replicaID)/9999",
+            RecordType.patient.rawValue,
+            patient.id,
+            "preferredLanguage",
+            .string("es")
+        )
+        let request = PushRequest(replica: replica.store.replicaID, changes: [edit])
+        do throws(ServerError) {
+            _ = try judge(clinician).judge(request, context: context)
+            Issue.record("an out-of-scope edit was accepted")
+        } catch {
+            #expect(error.code == .outOfScope && error.index == 0)
+        }
+        context.patientsInScope = [patient.id]
+        #expect(try judge(clinician).judge(request, context: context).accepted.count == 1)
+    }
+
+    @Test func referencesNameEveryAuthorSiteAndReferenceValue() throws {
+        let directory = try TemporaryDirectory("outpost-judge")
+        let (replica, changes) = try loaded(directory)
+        let refs = PushJudge.references(of: PushRequest(replica: replica.store.replicaID, changes: changes))
+        #expect(refs.contains(RecordRef(type: RecordType.person.rawValue, id: TinyPractice.person)))
+        #expect(refs.contains(RecordRef(type: RecordType.team.rawValue, id: TinyPractice.team)))
+        #expect(refs.contains(RecordRef(type: RecordType.subgroup.rawValue, id: TinyPractice.subgroup)))
+        #expect(refs.contains(RecordRef(type: RecordType.patient.rawValue, id: TinyPractice.patients[0])))
+    }
+
+    @Test func aScopedPageSendsEnteringPatientsWholeAndTellsLeavingOnesOnce() throws {
+        let directory = try TemporaryDirectory("outpost-planner")
+        let (_, changes) = try loaded(directory)
+        let (inside, outside, left) = (TinyPractice.patients[0], TinyPractice.patients[1], TinyPractice.patients[2])
+        let rows = changes.map { change in
+            let owner =
+                change.record.type == RecordType.patient.rawValue
+                ? change.record.id : (change.record.id == TinyPractice.task ? inside : nil)
+            return FeedPlanner.FeedRow(record: change.record, owner: owner, change: change)
+        }
+        let known: [String: FeedPlanner.DevicePatient] = [
+            inside: .init(isIn: true, at: 5, atSince: 4),
+            left: .init(isIn: true, at: 5, atSince: 4),
+        ]
+        let page = FeedPlanner.scopedPage(rows: rows, inScope: [inside], known: known, since: 10)
+        #expect(page.entering.isEmpty, "applied already")
+        #expect(page.removed == [left])
+        #expect(page.changes.allSatisfy { $0.record.id != outside && $0.record.id != left })
+        #expect(page.changes.contains { $0.record.id == inside })
+        #expect(page.changes.contains { $0.record.type == RecordType.team.rawValue }, "structure is always sent")
+
+        // Told to leave at 12 and applied past it: forgotten.
+        let later = FeedPlanner.scopedPage(
+            rows: [],
+            inScope: [inside],
+            known: [inside: .init(isIn: true, at: 5, atSince: 4), left: .init(isIn: false, at: 12, atSince: 10)],
+            since: 13
+        )
+        #expect(later.removed.isEmpty && later.forgotten == [left])
+    }
+
+    @Test func aSnapshotPageStopsOneVisibleRecordPastItsLimit() throws {
+        let records = (0..<10).map { RecordRef(type: RecordType.patient.rawValue, id: "p\($0)") }
+        var walked = 0
+        var iterator = records.makeIterator()
+        let page = FeedPlanner.snapshotPage(limit: 3, visibility: .patients(["p1", "p4", "p6", "p8", "p9"])) {
+            () -> (record: RecordRef, owner: String?)? in
+            guard let next = iterator.next() else { return nil }
+            walked += 1
+            return (next, nil)
+        }
+        #expect(page.records.map(\.id) == ["p1", "p4", "p6"])
+        #expect(page.next?.id == "p6")
+        #expect(walked == 9, "read up to the fourth visible record, no further")
+        var all = records.makeIterator()
+        let whole = FeedPlanner.snapshotPage(limit: 20, visibility: .wholePractice) {
+            () -> (record: RecordRef, owner: String?)? in all.next().map { ($0, nil) }
+        }
+        #expect(whole.records == records && whole.next == nil)
+    }
+
+    /// A store written before changes were stored in binary: opened, its changes are converted, served as they
+    /// were, and a retried push of them is still found a duplicate.
+    @Test func aStoreWithJSONChangesIsMigratedAndServesThemUnchanged() async throws {
+        let directory = try TemporaryDirectory("outpost-migrate")
+        let (replica, changes) = try loaded(directory)
+        let data = directory.path("server")
+        try FileManager.default.createDirectory(atPath: data, withIntermediateDirectories: true)
+        do {
+            let pool = try DatabasePool(path: data + "/outpost-server.sqlite")
+            try ServerStore.migrator.migrate(pool, upTo: "v4-per-practice")
+            let encoder = Wire.makeEncoder()
+            try await pool.write { db in
+                try db.execute(
+                    sql: "INSERT INTO practice (id, name, createdAt) VALUES (?, 'Tiny', 0)",
+                    arguments: [TinyPractice.practice]
+                )
+                for change in changes {
+                    try db.execute(
+                        sql: """
+                            INSERT INTO change (practice, replica, counter, type, id, owner, payload)
+                            VALUES (?, ?, ?, ?, ?, NULL, ?)
+                            """,
+                        arguments: [
+                            TinyPractice.practice, change.id.replica.rawValue, Int64(change.id.counter),
+                            change.record.type, change.record.id, try encoder.encode(change),
+                        ]
+                    )
+                }
+            }
+        }
+        var logger = Logger(label: "test")
+        logger.logLevel = .critical
+        let store = try ServerStore(directory: data, create: false, logger: logger)
+        let token = try store.issueToken(
+            practice: TinyPractice.practice,
+            role: .admin,
+            scope: .practice,
+            label: "test",
+            expiresAtMillis: nil,
+            now: nowMillis()
+        ).entry
+        let page = try store.pull(token: token, replica: nil, since: 0, limit: 10_000)
+        #expect(page.changes == changes)
+        let again = try store.push(
+            PushRequest(replica: replica.store.replicaID, changes: changes),
+            token: token,
+            now: nowMillis(),
+            maxClockSkewMillis: 60_000
+        )
+        #expect(again.response.duplicates == changes.count && again.response.accepted == 0)
+    }
+}
