@@ -20,13 +20,13 @@ struct ConflictEndToEndTests {
     }
 
     /// A server, an admin replica `a` holding the small practice, and clinician replicas `b` and `c`.
-    func practice() async throws -> (TestServer, TemporaryDirectory, Device, Device, Device) {
+    func practice(wire: String? = nil) async throws -> (TestServer, TemporaryDirectory, Device, Device, Device) {
         let server = try await TestServer()
         let folder = try TemporaryDirectory("outpost-conflicts")
         let url = server.url.absoluteString
-        let a = Device("a", in: folder)
-        let b = Device("b", in: folder)
-        let c = Device("c", in: folder)
+        let a = Device("a", in: folder, encoding: wire)
+        let b = Device("b", in: folder, encoding: wire)
+        let c = Device("c", in: folder, encoding: wire)
         try a.ok("init", "--server", url, "--token", server.adminToken)
         try a.ok("import", Built.fixture("practice-small.json"))
         try a.ok("sync")
@@ -37,8 +37,13 @@ struct ConflictEndToEndTests {
         return (server, folder, a, b, c)
     }
 
-    @Test func concurrentEditsConflictResolutionsClearEverywhereAndCompetingResolutionsConflictAgain() async throws {
-        let (server, folder, a, b, c) = try await practice()
+    @Test(arguments: ["binary", "json-plain"])
+    func concurrentEditsConflictResolutionsClearEverywhereAndCompetingResolutionsConflictAgain(
+        wire: String
+    )
+        async throws
+    {
+        let (server, folder, a, b, c) = try await practice(wire: wire)
         _ = folder
         let patient = try firstPatient(a)
         let id = "\(patient).birthDate"

@@ -34,8 +34,8 @@ struct ScopeEndToEndTests {
         )
     }
 
-    /// Run with both sync encodings: scoped pulls carry records and removals in either.
-    @Test(arguments: ["json", "binary"])
+    /// Run with both sync encodings, with and without gzip: scoped pulls carry records and removals in each.
+    @Test(arguments: Device.wires)
     func eachDeviceSeesExactlyItsScopeAndPatientsMoveInAndOutWithoutAResync(encoding: String) async throws {
         let server = try await TestServer()
         let folder = try TemporaryDirectory("outpost-scopes")

@@ -17,15 +17,26 @@ struct SyncEndToEndTests {
         return try #require(list.first?["id"] as? String)
     }
 
-    @Test(arguments: [["a", "b", "c", "a", "b"], ["c", "b", "a", "c", "b"], ["b", "a", "c", "b", "a"]])
-    func threeReplicasEditingOfflineConvergeAndOnlyTheReviewFieldConflicts(order: [String]) async throws {
+    /// Each order of syncs with another wire variant (encoding, with or without gzip).
+    @Test(
+        arguments: zip(
+            [["a", "b", "c", "a", "b"], ["c", "b", "a", "c", "b"], ["b", "a", "c", "b", "a"]],
+            ["binary", "json", "binary-plain"]
+        )
+    )
+    func threeReplicasEditingOfflineConvergeAndOnlyTheReviewFieldConflicts(
+        order: [String],
+        wire: String
+    )
+        async throws
+    {
         let server = try await TestServer()
         let devices = try TemporaryDirectory("outpost-devices")
         let url = server.url.absoluteString
         let token = server.adminToken
-        let a = Device("a", in: devices)
-        let b = Device("b", in: devices)
-        let c = Device("c", in: devices)
+        let a = Device("a", in: devices, encoding: wire)
+        let b = Device("b", in: devices, encoding: wire)
+        let c = Device("c", in: devices, encoding: wire)
         try a.ok("init", "--server", url, "--token", token)
         try a.ok("import", Built.fixture("practice-small.json"))
         try a.ok("sync")
@@ -66,8 +77,8 @@ struct SyncEndToEndTests {
         }
     }
 
-    /// Run with both sync encodings: the heavy messages in JSON and in binary.
-    @Test(arguments: ["json", "binary"])
+    /// Run with both sync encodings, with and without gzip.
+    @Test(arguments: Device.wires)
     func aDeviceOfflineWithThousandsOfEditsCatchesUpWithNothingLost(encoding: String) async throws {
         let server = try await TestServer()
         let devices = try TemporaryDirectory("outpost-devices")

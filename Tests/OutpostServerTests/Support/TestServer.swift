@@ -193,6 +193,7 @@ struct Device {
     let name: String
     let directory: TemporaryDirectory
     /// The sync encoding the CLI uses (`json` or `binary`, through `OUTPOST_SYNC_ENCODING`); `nil`: its default.
+    /// `json-plain` and `binary-plain` are those encodings without gzip (`OUTPOST_SYNC_COMPRESSION=off`).
     let encoding: String?
     var store: String { directory.path("\(name).sqlite") }
 
@@ -202,10 +203,16 @@ struct Device {
         self.encoding = encoding
     }
 
+    /// The wire variants the end-to-end tests run with: each encoding with and without gzip.
+    static let wires = ["json", "binary", "json-plain", "binary-plain"]
+
     /// The environment `outpost` runs with.
     var environment: [String: String] {
         var values = ["OUTPOST_STORE": store]
-        if let encoding { values["OUTPOST_SYNC_ENCODING"] = encoding }
+        if let encoding {
+            values["OUTPOST_SYNC_ENCODING"] = encoding.hasPrefix("json") ? "json" : "binary"
+            if encoding.hasSuffix("-plain") { values["OUTPOST_SYNC_COMPRESSION"] = "off" }
+        }
         return values
     }
 
