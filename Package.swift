@@ -36,6 +36,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-atomics", from: "1.3.0"),
         // The client's HTTP: URLSession on Linux aborts the process on a response cut off inside its headers.
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        // Already in the graph through AsyncHTTPClient; named because the client trusts a private CA with it.
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.0"),
         // gzip for the heavy sync messages (zlib, through NIO byte buffers): a maintained binding, not a hand-written
         // compressor; it cuts a bootstrap's bytes by about half again after the binary encoding.
         .package(url: "https://github.com/adam-fowler/compress-nio", from: "1.5.0"),
@@ -65,6 +67,7 @@ let package = Package(
                 // The HTTP client: Foundation's URLSession on Linux aborts the process on a response cut off
                 // inside its headers (docs/sync.md, "The client's HTTP").
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -91,6 +94,7 @@ let package = Package(
                 .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
                 .product(name: "NIOHTTPTypesHTTP1", package: "swift-nio-extras"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
+                .product(name: "HummingbirdTLS", package: "hummingbird"),
                 .product(name: "Atomics", package: "swift-atomics"),
             ],
             swiftSettings: upcoming

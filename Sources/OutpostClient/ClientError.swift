@@ -34,6 +34,8 @@ public struct ClientError: Error, Sendable, CustomStringConvertible {
         public static let unauthorized = Code("unauthorized")
         /// The server refused a request or a change; ``ClientError/serverCode`` says why.
         public static let refused = Code("refused")
+        /// A setting given to the replica is not usable (for example trusted certificates that are not PEM).
+        public static let invalidSetting = Code("invalidSetting")
 
         public var description: String { name }
     }

@@ -14,6 +14,27 @@ public struct ServerConfiguration: Sendable {
     public var maxClockSkewMillis: UInt64
     /// Connection timeouts and the cap on open connections.
     public var connections: ConnectionLimits
+    /// The certificate chain and private key to serve HTTPS with; `nil` serves plain HTTP.
+    public var tls: TLSFiles?
+
+    /// PEM files for TLS.
+    public struct TLSFiles: Sendable, Hashable {
+        /// The certificate chain, the server's certificate first.
+        public var certificate: String
+        /// The certificate's private key.
+        public var privateKey: String
+
+        /// Creates the pair.
+        public init(certificate: String, privateKey: String) {
+            self.certificate = certificate
+            self.privateKey = privateKey
+        }
+    }
+
+    /// Whether `host` only listens on this machine (a loopback address or name).
+    public static func isLoopback(_ host: String) -> Bool {
+        host == "localhost" || host == "::1" || host.hasPrefix("127.")
+    }
 
     /// Creates a configuration.
     public init(
@@ -22,7 +43,8 @@ public struct ServerConfiguration: Sendable {
         port: Int = 8787,
         limits: Limits = .standard,
         maxClockSkewMillis: UInt64 = 5 * 60 * 1000,
-        connections: ConnectionLimits = .standard
+        connections: ConnectionLimits = .standard,
+        tls: TLSFiles? = nil
     ) {
         self.dataDirectory = dataDirectory
         self.host = host
@@ -30,5 +52,6 @@ public struct ServerConfiguration: Sendable {
         self.limits = limits
         self.maxClockSkewMillis = maxClockSkewMillis
         self.connections = connections
+        self.tls = tls
     }
 }

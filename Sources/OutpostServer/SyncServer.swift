@@ -2,8 +2,10 @@ import Foundation
 import HTTPTypes
 public import Hummingbird
 import HummingbirdCore
+import HummingbirdTLS
 public import Logging
 import NIOCore
+import NIOSSL
 public import OutpostCRDT
 import OutpostProtocol
 public import Prometheus
@@ -65,6 +67,7 @@ public enum SyncServer {
     ///   - registry: the Prometheus registry the executable bootstrapped the metrics system with, served at
     ///     `/metrics`; `nil` serves an empty page.
     ///   - onListening: called with the bound port once the server accepts connections.
+    /// - Throws: ``ServerError`` when the TLS certificate or key cannot be read.
     public static func makeApplication(
         configuration: ServerConfiguration,
         store: ServerStore,
@@ -72,7 +75,7 @@ public enum SyncServer {
         registry: PrometheusCollectorRegistry?,
         logger: Logger,
         onListening: @escaping @Sendable (Int) async -> Void = { _ in }
-    ) -> some ApplicationProtocol {
+    ) throws(ServerError) -> some ApplicationProtocol {
         let router = Router(context: BasicRequestContext.self)
         router.add(middleware: ErrorBodyMiddleware())
         router.add(middleware: LogRequestsMiddleware(.info, includeHeaders: .none))
@@ -95,17 +98,64 @@ public enum SyncServer {
         SyncRoutes(store: store, configuration: configuration, notifier: notifier, clock: clock).register(on: router)
         let limits = configuration.connections.fittedToProcess(logger: logger)
         let registry = ConnectionRegistry(maxConnections: limits.maxConnections)
+        let secure = configuration.tls != nil
+        var server = HTTPServerBuilder { responder in
+            GuardedHTTP1Channel(responder: responder, limits: limits, registry: registry, secure: secure)
+        }
+        if let files = configuration.tls {
+            server = try tlsServer(server, files: files)
+        }
         return Application(
             router: router,
-            server: HTTPServerBuilder { responder in
-                GuardedHTTP1Channel(responder: responder, limits: limits, registry: registry)
-            },
+            server: server,
             configuration: .init(address: .hostname(configuration.host, port: configuration.port)),
             onServerRunning: { channel in
                 await onListening(channel.localAddress?.port ?? configuration.port)
             },
             logger: logger
         )
+    }
+}
+
+extension SyncServer {
+    /// `base` behind TLS (TLS 1.2 and later) with the certificate chain and key of `files`.
+    static func tlsServer(
+        _ base: HTTPServerBuilder,
+        files: ServerConfiguration.TLSFiles
+    ) throws(ServerError)
+        -> HTTPServerBuilder
+    {
+        let chain: [NIOSSLCertificate]
+        let key: NIOSSLPrivateKey
+        do {
+            chain = try NIOSSLCertificate.fromPEMFile(files.certificate)
+        } catch {
+            throw ServerError.storage(
+                "cannot read the TLS certificate \(files.certificate): \(error); give a PEM file (the server's "
+                    + "certificate first, then any intermediates)"
+            )
+        }
+        guard !chain.isEmpty else {
+            throw ServerError.storage("\(files.certificate) holds no PEM certificate")
+        }
+        do {
+            key = try NIOSSLPrivateKey(file: files.privateKey, format: .pem)
+        } catch {
+            throw ServerError.storage(
+                "cannot read the TLS private key \(files.privateKey): \(error); give the certificate's key as an "
+                    + "unencrypted PEM file"
+            )
+        }
+        var tls = TLSConfiguration.makeServerConfiguration(
+            certificateChain: chain.map { .certificate($0) },
+            privateKey: .privateKey(key)
+        )
+        tls.minimumTLSVersion = .tlsv12
+        do {
+            return try .tls(base, tlsConfiguration: tls)
+        } catch {
+            throw ServerError.storage("the TLS certificate and key cannot be used together: \(error)")
+        }
     }
 }
 

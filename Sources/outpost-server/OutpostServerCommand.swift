@@ -117,6 +117,8 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "The name of the practice created on first start.") var practiceName = "My practice"
     @Option(help: "How far ahead of the server's clock a change may be, in seconds.") var maxClockSkew = 300
     @Option(help: "The log level: trace, debug, info, notice, warning, error.") var logLevel = "info"
+    @Option(help: "A PEM certificate chain to serve HTTPS with (with --tls-key).") var tlsCert: String?
+    @Option(help: "The PEM private key of --tls-cert.") var tlsKey: String?
     @Option(help: "The most connections open at once; at the cap, the longest-idle one is closed for a new one.")
     var maxConnections = ConnectionLimits.standard.maxConnections
     @Option(help: "Seconds a connection with no request in progress stays open.")
@@ -136,6 +138,9 @@ struct Serve: AsyncParsableCommand {
         }
         guard (0...65_535).contains(port) else { throw ValidationError("--port must be 0 to 65535") }
         guard maxClockSkew > 0 else { throw ValidationError("--max-clock-skew must be a positive number of seconds") }
+        guard (tlsCert == nil) == (tlsKey == nil) else {
+            throw ValidationError("--tls-cert and --tls-key go together: give both to serve HTTPS, or neither")
+        }
         guard Logger.Level(rawValue: logLevel) != nil else {
             throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error")
         }
@@ -183,17 +188,30 @@ struct Serve: AsyncParsableCommand {
                 idleTimeout: .seconds(idleTimeout),
                 headerTimeout: .seconds(headerTimeout),
                 bodyTimeout: .seconds(bodyTimeout)
-            )
+            ),
+            tls: tlsCert.flatMap { cert in tlsKey.map { .init(certificate: cert, privateKey: $0) } }
         )
+        if configuration.tls == nil && !ServerConfiguration.isLoopback(host) {
+            logger.warning(
+                "serving plain HTTP on \(host): tokens and patient data cross the network in the clear; serve HTTPS with --tls-cert and --tls-key, or put a TLS proxy in front"
+            )
+        }
         let host = host
-        let app = SyncServer.makeApplication(
-            configuration: configuration,
-            store: store,
-            clock: clock,
-            registry: registry,
-            logger: logger
-        ) { port in
-            FileHandle.standardOutput.write(Data("listening on http://\(host):\(port)\n".utf8))
+        let scheme = configuration.tls == nil ? "http" : "https"
+        let made = Result { () throws(ServerError) in
+            try SyncServer.makeApplication(
+                configuration: configuration,
+                store: store,
+                clock: clock,
+                registry: registry,
+                logger: logger
+            ) { port in
+                FileHandle.standardOutput.write(Data("listening on \(scheme)://\(host):\(port)\n".utf8))
+            }
+        }
+        guard case .success(let app) = made else {
+            if case .failure(let error) = made { fail(error) }
+            return
         }
         do {
             try await app.runService()

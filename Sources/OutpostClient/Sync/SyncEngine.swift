@@ -110,7 +110,11 @@ public actor SyncEngine {
         }
         self.init(
             store: store,
-            transport: HTTPTransport(baseURL: remote.url, token: remote.token),
+            transport: HTTPTransport(
+                baseURL: remote.url,
+                token: remote.token,
+                trustedCertificates: try store.trustedCertificates()
+            ),
             options: options,
             logger: logger
         )

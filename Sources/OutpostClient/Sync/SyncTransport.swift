@@ -3,7 +3,9 @@ public import Foundation
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import NIOSSL
 import OutpostProtocol
+import Synchronization
 
 /// One HTTP exchange with the sync server, as the engine sees it. Tests put a fault-injecting transport in
 /// front of the real one.
@@ -108,14 +110,23 @@ public struct HTTPTransport: SyncTransport {
     /// The server's base URL.
     public let baseURL: URL
     let token: String
+    /// PEM certificates of the authorities that alone are trusted for `https` (a private CA); `nil` trusts the
+    /// system's.
+    let trustedCertificates: String?
 
     /// The largest answer body read (snapshot and pull pages are far smaller).
     static let maxBodyBytes = 1 << 30
 
     /// One client for the process: it pools connections and is never shut down (a client's resources are
     /// released when the process exits).
-    static let client: HTTPClient = {
+    static let client = makeClient(tls: nil)
+
+    /// One client per set of trusted certificates, made on first use (a process talks to one server).
+    static let privateClients = Mutex<[String: HTTPClient]>([:])
+
+    static func makeClient(tls: TLSConfiguration?) -> HTTPClient {
         var configuration = HTTPClient.Configuration(
+            tlsConfiguration: tls,
             redirectConfiguration: .follow(max: 5, allowCycles: false),
             timeout: HTTPClient.Configuration.Timeout(connect: .seconds(10)),
             decompression: .disabled
@@ -125,12 +136,29 @@ public struct HTTPTransport: SyncTransport {
         // offline device hears so in moments, not after the connect timeout of every attempt.
         configuration.connectionPool.retryConnectionEstablishment = false
         return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
-    }()
+    }
 
-    /// Creates a transport to `baseURL` that presents `token`.
-    public init(baseURL: URL, token: String) {
+    /// The client that trusts `certificates` (PEM) alone, or the system's roots for `nil`.
+    static func client(trusting certificates: String?) throws(TransportFailure) -> HTTPClient {
+        guard let certificates else { return client }
+        let parsed = try TrustedCertificates.parse(certificates)
+        return privateClients.withLock { clients in
+            if let client = clients[certificates] { return client }
+            var tls = TLSConfiguration.makeClientConfiguration()
+            tls.trustRoots = .certificates(parsed)
+            tls.minimumTLSVersion = .tlsv12
+            let client = makeClient(tls: tls)
+            clients[certificates] = client
+            return client
+        }
+    }
+
+    /// Creates a transport to `baseURL` that presents `token`, trusting `trustedCertificates` (PEM) alone for
+    /// `https` when given, else the system's certificate authorities.
+    public init(baseURL: URL, token: String, trustedCertificates: String? = nil) {
         self.baseURL = baseURL
         self.token = token
+        self.trustedCertificates = trustedCertificates
     }
 
     public func send(_ request: TransportRequest) async throws -> TransportResponse {
@@ -156,8 +184,9 @@ public struct HTTPTransport: SyncTransport {
         if let codings = request.acceptEncoding { outgoing.headers.add(name: "Accept-Encoding", value: codings) }
         let timeout = max(request.timeout, 0.001)
         let deadline = NIODeadline.now() + .nanoseconds(Int64(timeout * 1_000_000_000))
+        let client = try Self.client(trusting: trustedCertificates)
         do {
-            let response = try await Self.client.execute(outgoing, deadline: deadline)
+            let response = try await client.execute(outgoing, deadline: deadline)
             // The deadline above covers the answer's head; the body is read under the same one.
             let remaining = deadline - NIODeadline.now()
             let body = try await Self.withTimeout(remaining, seconds: timeout) {
@@ -223,6 +252,12 @@ public struct TransportFailure: Error, LocalizedError, CustomStringConvertible {
             default:
                 reason = "HTTP failure: \(error)"
             }
+        } else if let error = error as? NIOSSLError {
+            reason =
+                "the TLS connection\(to) failed (\(error)); check the server's certificate, or give its CA with --ca-file"
+        } else if let error = error as? BoringSSLError {
+            reason =
+                "the server's certificate is not trusted (\(Self.brief(error))); give its CA with 'outpost remote set URL --ca-file FILE'"
         } else if error is HTTPParserError {
             reason = "the answer was cut off or was not valid HTTP"
         } else if let error = error as? NIOConnectionError {
@@ -236,6 +271,16 @@ public struct TransportFailure: Error, LocalizedError, CustomStringConvertible {
         } else {
             reason = "\(error)"
         }
+    }
+
+    /// The first reason BoringSSL gives, without its internal codes.
+    static func brief(_ error: BoringSSLError) -> String {
+        let text = "\(error)"
+        for marker in ["CERTIFICATE_VERIFY_FAILED", "certificate verify failed", "self signed", "unable to get"]
+        where text.contains(marker) {
+            return "certificate verify failed"
+        }
+        return text.count > 160 ? String(text.prefix(160)) + "…" : text
     }
 
     static func format(_ seconds: Double) -> String {

@@ -18,6 +18,7 @@ struct Init: AsyncParsableCommand {
 
     mutating func run() async throws {
         let remote = try remoteOptions.remote()
+        let certificates = try remoteOptions.trustedCertificates()
         var replicaID: ReplicaID? = nil
         if let replica {
             guard let parsed = ReplicaID(replica) else {
@@ -30,7 +31,7 @@ struct Init: AsyncParsableCommand {
         if let remote {
             let session: SessionInfo?
             do {
-                session = try await checkRemote(remote, store: store.store)
+                session = try await checkRemote(remote, trusting: certificates, store: store.store)
             } catch {
                 // A refused token leaves nothing behind: the new store goes too.
                 for suffix in ["", "-wal", "-shm"] {
@@ -39,6 +40,7 @@ struct Init: AsyncParsableCommand {
                 throw error
             }
             try store.store.setRemote(remote)
+            try store.store.setTrustedCertificates(certificates)
             print("server: \(remote.url.absoluteString)" + (session.map { " (practice \($0.practice))" } ?? ""))
             print("next: 'outpost sync' brings the practice's records to this replica")
         }

@@ -15,6 +15,13 @@ struct RemoteOptions: ParsableArguments {
         )
     )
     var token: String?
+    @Option(
+        help: ArgumentHelp(
+            "PEM certificates of the private CA that alone is trusted for an https server (default: the system's).",
+            valueName: "file"
+        )
+    )
+    var caFile: String?
 
     var resolvedToken: String? {
         token ?? ProcessInfo.processInfo.environment["OUTPOST_TOKEN"].flatMap { $0.isEmpty ? nil : $0 }
@@ -24,6 +31,7 @@ struct RemoteOptions: ParsableArguments {
     func remote() throws -> Remote? {
         guard let server else {
             if token != nil { throw CLIError.input("--token needs --server URL") }
+            if caFile != nil { throw CLIError.input("--ca-file needs --server URL") }
             return nil
         }
         guard let url = URL(string: server), let scheme = url.scheme, ["http", "https"].contains(scheme),
@@ -35,6 +43,21 @@ struct RemoteOptions: ParsableArguments {
             throw CLIError.input("--server needs --token TOKEN (or $OUTPOST_TOKEN); ask an administrator for one")
         }
         return Remote(url: url, token: token)
+    }
+
+    /// The PEM certificates of `--ca-file`, checked, or `nil` without it.
+    func trustedCertificates() throws -> String? {
+        guard let caFile else { return nil }
+        guard let data = FileManager.default.contents(atPath: caFile) else {
+            throw CLIError.input("cannot read --ca-file \(caFile); check the path and its permissions")
+        }
+        let pem = String(decoding: data, as: UTF8.self)
+        do {
+            try TrustedCertificates.check(pem)
+        } catch {
+            throw CLIError.input("--ca-file \(caFile): \(error.message)")
+        }
+        return pem
     }
 }
 
@@ -48,12 +71,12 @@ func syncLogger() -> Logger {
 
 /// Checks a remote by asking it for the token's session; an unreachable server is only a warning (the
 /// device may be offline), a refused token is an error and nothing is saved.
-func checkRemote(_ remote: Remote, store: LocalStore) async throws -> SessionInfo? {
+func checkRemote(_ remote: Remote, trusting certificates: String?, store: LocalStore) async throws -> SessionInfo? {
     var options = SyncEngine.Options()
     options.retries = 1
     let engine = SyncEngine(
         store: store,
-        transport: HTTPTransport(baseURL: remote.url, token: remote.token),
+        transport: HTTPTransport(baseURL: remote.url, token: remote.token, trustedCertificates: certificates),
         options: options,
         logger: syncLogger()
     )
@@ -107,9 +130,19 @@ struct RemoteCommand: AsyncParsableCommand {
             )
         )
         var token: String?
+        @Option(
+            help: ArgumentHelp(
+                "PEM certificates of the private CA that alone is trusted for an https server (default: the ones "
+                    + "this replica already trusts, else the system's).",
+                valueName: "file"
+            )
+        )
+        var caFile: String?
 
         func run() async throws {
-            var options = try RemoteOptions.parse(["--server", url] + (token.map { ["--token", $0] } ?? []))
+            var options = try RemoteOptions.parse(
+                ["--server", url] + (token.map { ["--token", $0] } ?? []) + (caFile.map { ["--ca-file", $0] } ?? [])
+            )
             let store = try storeOptions.open()
             let kept = options.resolvedToken == nil
             if kept {
@@ -121,8 +154,10 @@ struct RemoteCommand: AsyncParsableCommand {
                 options.token = stored
             }
             guard let remote = try options.remote() else { return }
-            let session = try await checkRemote(remote, store: store.store)
+            let certificates = try options.trustedCertificates() ?? store.store.trustedCertificates()
+            let session = try await checkRemote(remote, trusting: certificates, store: store.store)
             try store.store.setRemote(remote)
+            try store.store.setTrustedCertificates(certificates)
             print("server: \(remote.url.absoluteString)")
             if kept { print("token:  \(remote.token.prefix(8))… (kept: no new token given)") }
             if let session { print("practice: \(session.practice) (role \(session.role.rawValue))") }

@@ -1,4 +1,5 @@
 import Foundation
+import OutpostClient
 import OutpostTestSupport
 import Testing
 
@@ -78,15 +79,19 @@ final class TestServer {
     private(set) var process: Process?
     private(set) var port = 0
     private var logCount = 0
+    /// For a server started with `--tls-cert`: the PEM certificates its certificate chains to.
+    let trustedCertificates: String?
 
-    var url: URL { URL(string: "http://127.0.0.1:\(port)")! }
+    var scheme: String { trustedCertificates == nil ? "http" : "https" }
+    var url: URL { URL(string: "\(scheme)://127.0.0.1:\(port)")! }
     var adminToken: String {
         (try? String(contentsOfFile: dataDirectory + "/admin-token", encoding: .utf8))?
             .trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
     }
 
-    init(arguments: [String] = []) async throws {
+    init(arguments: [String] = [], trustedCertificates: String? = nil) async throws {
         directory = try TemporaryDirectory("outpost-e2e")
+        self.trustedCertificates = trustedCertificates
         try await start(arguments: arguments)
     }
 
@@ -119,7 +124,7 @@ final class TestServer {
         while polls < 3_000 {
             polls += 1
             let text = (try? String(contentsOfFile: outPath, encoding: .utf8)) ?? ""
-            if let range = text.range(of: "listening on http://127.0.0.1:") {
+            if let range = text.range(of: "listening on \(scheme)://127.0.0.1:") {
                 let digits = text[range.upperBound...].prefix { $0.isNumber }
                 if let bound = Int(digits) {
                     port = bound
@@ -137,7 +142,16 @@ final class TestServer {
         guard port != 0 else { throw HarnessError(description: "outpost-server did not start within 3,000 polls") }
         while polls < 6_000 {
             polls += 1
-            if let (status, _) = try? await request("GET", "/health"), status == 200 { return }
+            if let trustedCertificates {
+                let transport = HTTPTransport(baseURL: url, token: "", trustedCertificates: trustedCertificates)
+                if let answer = try? await transport.send(TransportRequest(method: "GET", path: "/health")),
+                    answer.status == 200
+                {
+                    return
+                }
+            } else if let (status, _) = try? await request("GET", "/health"), status == 200 {
+                return
+            }
             try await Task.sleep(for: .milliseconds(10))
         }
         throw HarnessError(description: "outpost-server did not become healthy within 3,000 polls")
