@@ -93,6 +93,9 @@ public struct ErrorCode: RawRepresentable, Sendable, Hashable, Codable, CustomSt
     /// 413: the body is larger than ``Limits/maxBodyBytes`` or the push larger than
     /// ``Limits/maxPushChanges``.
     public static let tooLarge = ErrorCode(rawValue: "too_large")
+    /// 429: too many failed authentications from this address or for this token prefix; retry after
+    /// `Retry-After` seconds.
+    public static let rateLimited = ErrorCode(rawValue: "rate_limited")
     /// 500: an unexpected failure; the body carries only a request id.
     public static let internalError = ErrorCode(rawValue: "internal")
     /// 503: the server is starting or stopping.

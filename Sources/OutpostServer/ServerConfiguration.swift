@@ -16,6 +16,12 @@ public struct ServerConfiguration: Sendable {
     public var connections: ConnectionLimits
     /// The certificate chain and private key to serve HTTPS with; `nil` serves plain HTTP.
     public var tls: TLSFiles?
+    /// How many failed authentications an address or a token prefix may make per minute.
+    public var maxAuthFailuresPerMinute = 30
+
+    var authThrottle: AuthThrottle.Policy {
+        AuthThrottle.Policy(maxFailures: maxAuthFailuresPerMinute, windowMillis: 60_000)
+    }
 
     /// PEM files for TLS.
     public struct TLSFiles: Sendable, Hashable {

@@ -48,6 +48,15 @@ public struct ServerError: Error, Sendable, CustomStringConvertible {
 
     /// Whether a `401` answers a token that was presented but is unknown, expired or revoked.
     var isInvalidToken = false
+    /// For a `429`: the seconds until the client may try again (`Retry-After`).
+    var retryAfterSeconds: Int?
+
+    /// A `429` saying when to try again.
+    static func rateLimited(_ message: String, retryAfterSeconds: Int) -> ServerError {
+        var error = ServerError(.rateLimited, .tooManyRequests, message)
+        error.retryAfterSeconds = retryAfterSeconds
+        return error
+    }
 
     /// The `WWW-Authenticate` challenge of a `401` (RFC 6750 section 3).
     var challenge: String {
@@ -81,6 +90,9 @@ extension ServerError: HTTPResponseError {
         var response = try Self.jsonResponse(body(requestID: context.id), status: status)
         if status == .unauthorized {
             response.headers[.wwwAuthenticate] = challenge
+        }
+        if let retryAfterSeconds {
+            response.headers[.retryAfter] = String(retryAfterSeconds)
         }
         return response
     }

@@ -76,7 +76,7 @@ public enum SyncServer {
         logger: Logger,
         onListening: @escaping @Sendable (Int) async -> Void = { _ in }
     ) throws(ServerError) -> some ApplicationProtocol {
-        let router = Router(context: BasicRequestContext.self)
+        let router = Router(context: OutpostRequestContext.self)
         router.add(middleware: ErrorBodyMiddleware())
         router.add(middleware: LogRequestsMiddleware(.info, includeHeaders: .none))
         router.add(middleware: MetricsMiddleware())
@@ -95,7 +95,13 @@ public enum SyncServer {
             return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
         }
         let notifier = FeedNotifier()
-        SyncRoutes(store: store, configuration: configuration, notifier: notifier, clock: clock).register(on: router)
+        SyncRoutes(
+            store: store,
+            configuration: configuration,
+            notifier: notifier,
+            clock: clock,
+            throttle: AuthThrottle(policy: configuration.authThrottle)
+        ).register(on: router)
         let limits = configuration.connections.fittedToProcess(logger: logger)
         let registry = ConnectionRegistry(maxConnections: limits.maxConnections)
         let secure = configuration.tls != nil

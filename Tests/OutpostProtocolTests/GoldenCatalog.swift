@@ -537,6 +537,13 @@ enum GoldenCatalog {
             error(.internalError, "An unexpected error occurred. Quote the request id when you report it.")
         ),
         .make(
+            "error-body.rate-limited.json",
+            error(
+                .rateLimited,
+                "too many failed authentications from this address; wait 42 s (Retry-After) and check the token"
+            )
+        ),
+        .make(
             "error-body.unavailable.json",
             error(.unavailable, "The server is starting. Retry with backoff.")
         ),

@@ -15,8 +15,9 @@ struct SyncRoutes: Sendable {
     let configuration: ServerConfiguration
     let notifier: FeedNotifier
     let clock: any WallClock
+    let throttle: AuthThrottle
 
-    func register(on router: Router<BasicRequestContext>) {
+    func register(on router: Router<OutpostRequestContext>) {
         router.get(.init(stringLiteral: Wire.Path.session)) { request, context in
             try await session(request, context)
         }
@@ -31,8 +32,14 @@ struct SyncRoutes: Sendable {
         }
     }
 
-    /// The token presented with the request, if it may be used now.
-    func authenticate(_ request: Request) async throws(ServerError) -> TokenEntry {
+    /// The token presented with the request, if it may be used now. Failed attempts are throttled per client
+    /// address and per token prefix (``AuthThrottle``).
+    func authenticate(_ request: Request, _ context: OutpostRequestContext) async throws(ServerError) -> TokenEntry {
+        let now = clock.nowMillis()
+        let address = context.remoteAddress?.ipAddress ?? "unknown"
+        if let wait = throttle.retryAfter(.address(address), now: now) {
+            throw Self.throttled(wait, "this address")
+        }
         if let version = request.headers[HTTPField.Name(Wire.protocolHeader)!],
             version != String(OutpostVersion.wireProtocol)
         {
@@ -51,20 +58,35 @@ struct SyncRoutes: Sendable {
             throw ServerError.unauthorized("no bearer token; send 'Authorization: Bearer <token>'")
         }
         let secret = TokenSecret(String(header[space...]).trimmingCharacters(in: .whitespaces))
+        let prefix = AuthThrottle.prefix(of: secret.text)
         guard let token = try await store.token(hash: secret.hash) else {
+            throttle.recordFailure(address: address, prefix: prefix, now: now)
+            if let wait = throttle.retryAfter(.prefix(prefix), now: now) {
+                throw Self.throttled(wait, "tokens starting like this one")
+            }
             throw ServerError.unauthorized(
                 "unknown token; check it was copied whole, or ask for a new one",
                 tokenPresented: true
             )
         }
-        if let refusal = token.refusal(at: clock.nowMillis()) {
+        if let refusal = token.refusal(at: now) {
+            throttle.recordFailure(address: address, prefix: nil, now: now)
             throw ServerError.unauthorized(refusal, tokenPresented: true)
         }
         return token
     }
 
-    func session(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
-        let token = try await authenticate(request)
+    /// The `429` for a throttled address or token prefix.
+    static func throttled(_ waitMillis: UInt64, _ who: String) -> ServerError {
+        let seconds = Int((waitMillis + 999) / 1000)
+        return ServerError.rateLimited(
+            "too many failed authentications from \(who); wait \(seconds) s (Retry-After) and check the token",
+            retryAfterSeconds: max(1, seconds)
+        )
+    }
+
+    func session(_ request: Request, _ context: OutpostRequestContext) async throws -> Response {
+        let token = try await authenticate(request, context)
         let info = SessionInfo(
             protocolVersion: OutpostVersion.wireProtocol,
             serverVersion: OutpostVersion.software,
@@ -78,8 +100,8 @@ struct SyncRoutes: Sendable {
         return try ServerError.jsonResponse(info, status: .ok)
     }
 
-    func push(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
-        let token = try await authenticate(request)
+    func push(_ request: Request, _ context: OutpostRequestContext) async throws -> Response {
+        let token = try await authenticate(request, context)
         let limits = configuration.limits
         let contentType = request.headers[.contentType]
         let isBinary = contentType.map { BinaryWire.isBinaryContentType($0) } ?? false
@@ -146,8 +168,8 @@ struct SyncRoutes: Sendable {
         return try ServerError.jsonResponse(outcome.response, status: .ok)
     }
 
-    func changes(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
-        let token = try await authenticate(request)
+    func changes(_ request: Request, _ context: OutpostRequestContext) async throws -> Response {
+        let token = try await authenticate(request, context)
         let query = request.uri.queryParameters
         let since = try Self.checkpoint(query["since"].map(String.init))
         let limit = try Self.integer(query, "limit", default: configuration.limits.maxPageSize)
@@ -197,8 +219,8 @@ struct SyncRoutes: Sendable {
         return Self.pageResponse(try Wire.makeEncoder().encode(message), contentType: Wire.contentType, to: request)
     }
 
-    func snapshot(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
-        let token = try await authenticate(request)
+    func snapshot(_ request: Request, _ context: OutpostRequestContext) async throws -> Response {
+        let token = try await authenticate(request, context)
         let query = request.uri.queryParameters
         let limit = try Self.integer(query, "limit", default: configuration.limits.maxPageSize)
         guard limit >= 1, limit <= configuration.limits.maxPageSize else {

@@ -17,9 +17,24 @@ import Glibc
 final class RawConnection: @unchecked Sendable {  // `fd` is written only in init and deinit.
     let fd: Int32
 
-    init(port: Int) throws {
+    /// Connects to the server on 127.0.0.1 from `source`, another loopback address (the whole of 127.0.0.0/8 is
+    /// this machine's), so that a test can be two clients at two addresses.
+    init(port: Int, from source: String = "127.0.0.1") throws {
         fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw HarnessError(description: "socket() failed: errno \(errno)") }
+        var local = sockaddr_in()
+        local.sin_family = sa_family_t(AF_INET)
+        local.sin_addr.s_addr = inet_addr(source)
+        let bound = withUnsafePointer(to: &local) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
+        }
+        guard bound == 0 else {
+            let code = errno
+            Glibc.close(fd)
+            throw HarnessError(description: "bind(\(source)) failed: errno \(code)")
+        }
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_port = in_port_t(UInt16(port).bigEndian)
