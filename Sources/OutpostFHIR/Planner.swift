@@ -114,6 +114,10 @@ public enum FHIRPlanner {
         var desired: [RecordRef: Desired] = [:]
         var order: [RecordRef] = []
         var practice = index.records.keys.first { $0.type == RecordType.practice.rawValue }
+        var subgroupsByKey: [Value: RecordRef] = [:]
+        for (ref, record) in index.records where record.type == .subgroup {
+            if let key = record.value("key") { subgroupsByKey[key] = ref }
+        }
 
         // 1. Which record each resource is: one the store holds (by key, kept source id or Outpost id), or new.
         for contribution in mapper.contributions where contribution.isRecord {
@@ -121,6 +125,10 @@ public enum FHIRPlanner {
             let known = ([contribution.key] + contribution.otherKeys).lazy.compactMap { keyMap[$0] ?? index.keys[$0] }
                 .first { $0.type == typeName }
             var ref = known
+            // A Group with the key of a subgroup the store holds is that subgroup (keys are the practice's own).
+            if ref == nil, contribution.type == .subgroup, case .value(let key)? = contribution.assign["key"] {
+                ref = subgroupsByKey[key]
+            }
             if ref == nil, let id = contribution.outpostID {
                 let candidate = RecordRef(type: typeName, id: id)
                 if index.records[candidate] != nil || desired[candidate] == nil { ref = candidate }

@@ -49,6 +49,18 @@ struct FHIRCommandTests {
         #expect(after.pending == before.pending)
     }
 
+    @Test func aBundleIntoAPracticeJoinsItsSubgroupByKeyAndKeepsItsOneOrganization() throws {
+        let sandbox = try Sandbox.withPractice()
+        let team = try Fixture.first("team").id
+        let result = try sandbox.run(["fhir", "import", Self.fhir("practice-bundle.json"), "--team", team])
+        #expect(result.status == 0, "\(result)")
+        #expect(result.stderr.contains("not kept: Organization (a store holds one practice) (1)"), "\(result)")
+        let created = result.stdout.components(separatedBy: ", updated").first ?? ""
+        #expect(created.contains("created") && !created.contains("subgroup"), "\(result)")
+        let chronic = try #require(try sandbox.json("patient", "list", "--subgroup", "chronic") as? [[String: Any]])
+        #expect(chronic.contains { ($0["fields"] as? [String: Any])?["familyName"] as? String == "Chalmers" })
+    }
+
     @Test func newerDataUpdatesWithEditsThatSync() throws {
         let sandbox = try Self.emptyStore()
         try sandbox.outpost("fhir", "import", Self.fhir("practice-bundle.json"), "--team", "CareTeam/example")
