@@ -26,7 +26,9 @@ public enum FHIRExporter {
     public static func resources(of record: MaterializedRecord, lastUpdated: UInt64?) -> [(type: String, json: JSON)] {
         var out: [(String, JSON)] = []
         let type = FHIRVocabulary.resourceType[record.type] ?? ""
-        var members: [(String, JSON)] = [("resourceType", .string(type)), ("id", .string(FHIRVocabulary.fhirID(record.id)))]
+        var members: [(String, JSON)] = [
+            ("resourceType", .string(type)), ("id", .string(FHIRVocabulary.fhirID(record.id))),
+        ]
         if let lastUpdated {
             members.append(("meta", .object([("lastUpdated", .string(CalendarDate.dateTime(millis: lastUpdated)))])))
         }
@@ -77,7 +79,8 @@ public enum FHIRExporter {
             put("name", text("name").map { .array([.object([("text", .string($0))])]) })
             put("telecom", telecom([("phone", "phone"), ("email", "email")]))
             var role: [(String, JSON)] = [
-                ("resourceType", .string("PractitionerRole")), ("id", .string(FHIRVocabulary.fhirID(record.id) + "-role")),
+                ("resourceType", .string("PractitionerRole")),
+                ("id", .string(FHIRVocabulary.fhirID(record.id) + "-role")),
                 ("active", active()), ("practitioner", ref(.person, record.id) ?? .null),
             ]
             if let code = text("role") {
@@ -95,7 +98,8 @@ public enum FHIRExporter {
             if let leader = ref(.person, text("leader")) {
                 participants.append(
                     .object([
-                        ("role", .array([concept(FHIRVocabulary.codeSystem("team-role"), "leader")])), ("member", leader),
+                        ("role", .array([concept(FHIRVocabulary.codeSystem("team-role"), "leader")])),
+                        ("member", leader),
                     ])
                 )
             }
@@ -173,7 +177,9 @@ public enum FHIRExporter {
                 "restriction",
                 text("dueDate").map { .object([("period", .object([("end", .string($0))]))]) }
             )
-            let notes: [JSON] = record.values("notes").compactMap(\.stringValue).map { .object([("text", .string($0))]) }
+            let notes: [JSON] = record.values("notes").compactMap(\.stringValue).map {
+                .object([("text", .string($0))])
+            }
             put("note", notes.isEmpty ? nil : .array(notes))
         case .observation:
             let code = text("code") ?? ""
@@ -192,7 +198,9 @@ public enum FHIRExporter {
             var quantity: [(String, JSON)] = []
             if let value = text("value") { quantity.append(("value", .number(decimalJSON(value)))) }
             if let unit = text("unit") {
-                quantity += [("unit", .string(unit)), ("system", .string(FHIRVocabulary.ucum)), ("code", .string(unit))]
+                quantity += [
+                    ("unit", .string(unit)), ("system", .string(FHIRVocabulary.ucum)), ("code", .string(unit)),
+                ]
             }
             put("valueQuantity", .object(quantity))
         case .encounter:
@@ -286,7 +294,9 @@ public enum FHIRExporter {
                 "output",
                 .array(
                     output.map {
-                        .object([("type", .string($0.type)), ("url", .string($0.file)), ("count", .number(String($0.count)))])
+                        .object([
+                            ("type", .string($0.type)), ("url", .string($0.file)), ("count", .number(String($0.count))),
+                        ])
                     }
                 )
             ),

@@ -182,7 +182,9 @@ public indirect enum JSON: Sendable, Hashable {
                 while true {
                     skipSpace()
                     guard index < bytes.count, bytes[index] == UInt8(ascii: "\"") else {
-                        throw fail(index < bytes.count ? "expected a member name in quotes" : "the JSON ends early (cut off?)")
+                        throw fail(
+                            index < bytes.count ? "expected a member name in quotes" : "the JSON ends early (cut off?)"
+                        )
                     }
                     let key = try string()
                     skipSpace()
@@ -305,7 +307,9 @@ public indirect enum JSON: Sendable, Hashable {
                             else { throw fail("a lone surrogate in a \\u escape") }
                             index += 2
                             let low = try hex4()
-                            guard (0xDC00...0xDFFF).contains(low) else { throw fail("a lone surrogate in a \\u escape") }
+                            guard (0xDC00...0xDFFF).contains(low) else {
+                                throw fail("a lone surrogate in a \\u escape")
+                            }
                             code = 0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00)
                         }
                         guard let scalar = Unicode.Scalar(code) else { throw fail("an invalid \\u escape") }

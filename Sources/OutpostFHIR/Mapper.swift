@@ -139,12 +139,20 @@ public struct FHIRMapper {
                 origin: resource.origin,
                 resource: resource.key
             )
-            if let id = resource.json["id"]?.string { contribution.outpostID = FHIRVocabulary.outpostID(id, recordType) }
+            if let id = resource.json["id"]?.string {
+                contribution.outpostID = FHIRVocabulary.outpostID(id, recordType)
+            }
             return contribution
         }
 
         func patch(_ recordType: RecordType, key: String) -> FHIRContribution {
-            FHIRContribution(type: recordType, key: key, isRecord: false, origin: resource.origin, resource: resource.key)
+            FHIRContribution(
+                type: recordType,
+                key: key,
+                isRecord: false,
+                origin: resource.origin,
+                resource: resource.key
+            )
         }
 
         mutating func map() throws(FHIRError) {
@@ -173,7 +181,8 @@ public struct FHIRMapper {
             for ext in element("extension")?.items ?? [] {
                 let url = ext["url"]?.string ?? ""
                 let prefix = FHIRVocabulary.extensionURL(contribution.type, "")
-                guard url.hasPrefix(prefix), let spec = CareModel.spec(contribution.type, String(url.dropFirst(prefix.count)))
+                guard url.hasPrefix(prefix),
+                    let spec = CareModel.spec(contribution.type, String(url.dropFirst(prefix.count)))
                 else {
                     note(.notKept, "extension(\(url))")
                     continue
@@ -295,7 +304,9 @@ public struct FHIRMapper {
 
         mutating func identifiers(_ contribution: inout FHIRContribution, mrn: Bool = false) {
             for identifier in element("identifier")?.items ?? [] {
-                if identifier["system"]?.string == FHIRVocabulary.sourceIDSystem, let value = identifier["value"]?.string {
+                if identifier["system"]?.string == FHIRVocabulary.sourceIDSystem,
+                    let value = identifier["value"]?.string
+                {
                     contribution.otherKeys.append(value)
                 } else if mrn, codes(identifier["type"], system: FHIRVocabulary.identifierType).contains("MR"),
                     contribution.assign["mrn"] == nil, let value = identifier["value"]?.string
@@ -419,7 +430,9 @@ public struct FHIRMapper {
             let leaderCode = FHIRVocabulary.codeSystem("team-role")
             for participant in element("participant")?.items ?? [] {
                 guard let member = reference(participant["member"], "participant.member") else { continue }
-                let isLeader = (participant["role"]?.items ?? []).contains { codes($0, system: leaderCode).contains("leader") }
+                let isLeader = (participant["role"]?.items ?? []).contains {
+                    codes($0, system: leaderCode).contains("leader")
+                }
                 if isLeader {
                     team.assign["leader"] = member
                 } else {
@@ -447,7 +460,10 @@ public struct FHIRMapper {
             identifiers(&subgroup)
             try extensions(into: &subgroup)
             if subgroup.assign["monthlyPaymentCents"] == nil {
-                note(.notKept, "extension(\(FHIRVocabulary.extensionURL(.subgroup, "monthlyPaymentCents"))) missing, 0 kept")
+                note(
+                    .notKept,
+                    "extension(\(FHIRVocabulary.extensionURL(.subgroup, "monthlyPaymentCents"))) missing, 0 kept"
+                )
             }
             for member in element("member")?.items ?? [] {
                 guard case .reference(let patient, _)? = reference(member["entity"], "member.entity") else { continue }
@@ -471,7 +487,10 @@ public struct FHIRMapper {
             }
             if let gender = element("gender")?.string {
                 guard ["male", "female", "other", "unknown"].contains(gender) else {
-                    throw fail("gender", "'\(gender)' is not a FHIR administrative gender (male, female, other, unknown)")
+                    throw fail(
+                        "gender",
+                        "'\(gender)' is not a FHIR administrative gender (male, female, other, unknown)"
+                    )
                 }
                 patient.assign["sex"] = .value(.string(gender))
             }
@@ -507,7 +526,10 @@ public struct FHIRMapper {
                 throw fail(name, "missing; Outpost keeps it only for a patient")
             }
             guard key.hasPrefix("Patient/") || key.hasPrefix("urn:") else {
-                throw fail(name, "names \(key.split(separator: "/").first ?? ""), not a Patient; Outpost keeps it only for a patient")
+                throw fail(
+                    name,
+                    "names \(key.split(separator: "/").first ?? ""), not a Patient; Outpost keeps it only for a patient"
+                )
             }
             return key
         }
@@ -517,7 +539,10 @@ public struct FHIRMapper {
             task.assign["patient"] = .reference(try subject("for"), element: "for")
             _ = element("intent")
             let kinds = CareModel.spec(.task, "kind")?.kind.allowedValues ?? []
-            guard let kind = codes(element("code"), system: FHIRVocabulary.codeSystem("task-kind")).first(where: kinds.contains)
+            guard
+                let kind = codes(element("code"), system: FHIRVocabulary.codeSystem("task-kind")).first(
+                    where: kinds.contains
+                )
             else {
                 note(.unmodelledCode, "code")
                 return skip()
@@ -570,14 +595,17 @@ public struct FHIRMapper {
         mutating func observation() throws(FHIRError) {
             let patient = try subject("subject")
             guard let code = element("status")?.string else { throw fail("status", "missing") }
-            let statuses = ["final": "final", "amended": "final", "corrected": "final", "entered-in-error": "entered-in-error"]
+            let statuses = [
+                "final": "final", "amended": "final", "corrected": "final", "entered-in-error": "entered-in-error",
+            ]
             guard let status = statuses[code] else {
                 note(.unmodelledCode, "status")
                 return skip()
             }
             _ = element("category")
-            guard let effective = element("effectiveDateTime")?.string ?? element("effectiveInstant")?.string
-                ?? element("effectivePeriod")?["start"]?.string
+            guard
+                let effective = element("effectiveDateTime")?.string ?? element("effectiveInstant")?.string
+                    ?? element("effectivePeriod")?["start"]?.string
             else { throw fail("effective[x]", "missing; Outpost keeps when a measurement was taken") }
             _ = element("effectivePeriod")
             guard let effectiveAt = dateTime(effective) else {
@@ -650,8 +678,10 @@ public struct FHIRMapper {
             encounter.assign["patient"] = .reference(patient, element: "subject")
             encounter.assign["status"] = .value(.string(code))
             let kinds = CareModel.spec(.encounter, "kind")?.kind.allowedValues ?? []
-            let ours = (element("type")?.items ?? []).flatMap { codes($0, system: FHIRVocabulary.codeSystem("encounter-kind")) }
-                .first(where: kinds.contains)
+            let ours = (element("type")?.items ?? []).flatMap {
+                codes($0, system: FHIRVocabulary.codeSystem("encounter-kind"))
+            }
+            .first(where: kinds.contains)
             let classCode = element("class")?["code"]?.string
             guard let kind = ours ?? classCode.flatMap({ FHIRVocabulary.kindOfClass[$0] }) else {
                 note(.unmodelledCode, "class")
@@ -663,7 +693,9 @@ public struct FHIRMapper {
             }
             encounter.assign["occurredAt"] = .value(.string(occurredAt))
             let locations = element("location")?.items ?? []
-            if let site = reference(locations.first?["location"], "location.location") { encounter.assign["site"] = site }
+            if let site = reference(locations.first?["location"], "location.location") {
+                encounter.assign["site"] = site
+            }
             if locations.count > 1 { note(.notKept, "location") }
             identifiers(&encounter)
             try extensions(into: &encounter)
@@ -685,8 +717,9 @@ public struct FHIRMapper {
                 value = code
             } else {
                 let concept = element("code")
-                guard let text = concept?["text"]?.string ?? concept?["coding"]?.items.first?["display"]?.string
-                    ?? concept?["coding"]?.items.first?["code"]?.string
+                guard
+                    let text = concept?["text"]?.string ?? concept?["coding"]?.items.first?["display"]?.string
+                        ?? concept?["coding"]?.items.first?["code"]?.string
                 else { throw fail("code", "missing; Outpost keeps what the patient is allergic to") }
                 value = text
             }

@@ -141,6 +141,19 @@ struct FHIRCommandTests {
         #expect(try source.snapshot().export == before.export)
     }
 
+    @Test func scorecardsOfAPracticeThroughFHIREqualTheOriginals() throws {
+        let source = try Self.emptyStore()
+        try source.outpost("import", Sandbox.fixture("practice-scorecard.json"))
+        let out = source.path("export")
+        try source.outpost("fhir", "export", "--out", out)
+        let copy = try Self.emptyStore()
+        try copy.outpost("fhir", "import", out, "--strict")
+        for arguments in [["--period", "2026-Q2"], ["--period", "2026-Q2", "--by", "team"]] {
+            let original = try source.outpost(arguments: ["scorecard"] + arguments + ["--json"])
+            #expect(try copy.outpost(arguments: ["scorecard"] + arguments + ["--json"]) == original)
+        }
+    }
+
     @Test func exportFiltersByTypeAndSince() throws {
         let sandbox = try Sandbox.withPractice()
         let out = sandbox.path("patients")

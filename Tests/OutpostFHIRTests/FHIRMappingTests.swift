@@ -188,9 +188,15 @@ struct FHIRMappingTests {
             return ""
         }
         #expect(try error("invalid/not-json.json").hasPrefix("invalid/not-json.json:3: invalid JSON"))
-        #expect(try error("invalid/wrong-type.json").contains("resourceType: 'Patiant' is not a resource Outpost imports"))
+        #expect(
+            try error("invalid/wrong-type.json").contains("resourceType: 'Patiant' is not a resource Outpost imports")
+        )
         #expect(try error("invalid/cut-off.ndjson").hasPrefix("invalid/cut-off.ndjson:2: invalid JSON"))
-        #expect(try error("invalid/unknown-gender.json").contains("Patient.gender: 'femal' is not a FHIR administrative gender"))
+        #expect(
+            try error("invalid/unknown-gender.json").contains(
+                "Patient.gender: 'femal' is not a FHIR administrative gender"
+            )
+        )
         let dangling = try error("invalid/dangling-reference.json")
         #expect(dangling.hasPrefix("invalid/dangling-reference.json entry[0]: Observation.subject"), "\(dangling)")
     }

@@ -27,13 +27,15 @@ struct FHIRImport: ParsableCommand {
     @OptionGroup var storeOptions: StoreOptions
     @Argument(help: ArgumentHelp("FHIR JSON files (.json, .ndjson) or folders of them.", valueName: "path"))
     var paths: [String]
-    @Option(help: ArgumentHelp(
+    @Option(
+        help: ArgumentHelp(
             "Subgroup for new patients and care teams the data places in none: id, key, or a reference into the "
                 + "input such as Group/g1."
         )
     )
     var subgroup: String?
-    @Option(help: ArgumentHelp(
+    @Option(
+        help: ArgumentHelp(
             "Team for new patients the data places in none: id, or a reference into the input such as CareTeam/t1.",
             valueName: "team"
         )
@@ -69,7 +71,9 @@ struct FHIRImport: ParsableCommand {
         } else if let subgroup {
             let matching = try store.records(.subgroup).filter { $0.id == subgroup || $0.string("key") == subgroup }
             guard let found = matching.first else {
-                throw CLIError.input("--subgroup: no subgroup with id or key '\(subgroup)'; see 'outpost subgroup list'")
+                throw CLIError.input(
+                    "--subgroup: no subgroup with id or key '\(subgroup)'; see 'outpost subgroup list'"
+                )
             }
             defaults.subgroup = found.id
         }
