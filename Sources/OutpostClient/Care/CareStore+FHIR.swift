@@ -1,4 +1,4 @@
-public import OutpostCRDT
+import OutpostCRDT
 public import OutpostFHIR
 public import OutpostModel
 
@@ -52,7 +52,7 @@ extension CareStore {
             }
             var generator = SystemRandomNumberGenerator()
             let plan: FHIRImportPlan
-            do {
+            do throws(FHIRError) {
                 plan = try FHIRPlanner.plan(mapper, index: index, defaults: defaults, today: today) {
                     $0.makeID(millis: millis, using: &generator)
                 }

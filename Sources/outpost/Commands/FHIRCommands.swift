@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import OutpostCRDT
 import OutpostClient
 import OutpostFHIR
 import OutpostModel
