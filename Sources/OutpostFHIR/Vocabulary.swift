@@ -41,7 +41,7 @@ public enum FHIRVocabulary {
 
     /// Resource types `outpost fhir export` writes, in the order of its manifest.
     public static let exportedTypes = [
-        "Organization", "Location", "Practitioner", "Group", "CareTeam", "Patient", "Condition",
+        "Organization", "Location", "Practitioner", "PractitionerRole", "Group", "CareTeam", "Patient", "Condition",
         "AllergyIntolerance", "Encounter", "Observation", "Task",
     ]
 

@@ -119,7 +119,7 @@ extension CareStore {
 
     /// The FHIR R4 resources of every record, by resource type (``FHIRVocabulary/exportedTypes``), each
     /// list sorted by id: records written at or after `since` (milliseconds), of the given resource `types`
-    /// (all when `nil`).
+    /// (all when `nil`; Practitioner brings its PractitionerRole).
     public func exportFHIR(types: Set<String>? = nil, since: UInt64? = nil) throws(ClientError) -> [String: [JSON]] {
         var out: [String: [JSON]] = [:]
         for type in RecordType.allCases.sorted() {
@@ -128,7 +128,9 @@ extension CareStore {
                 if let since, (lastUpdated ?? 0) < since { continue }
                 let record = MaterializedRecord(type: type, id: id, state: state)
                 for resource in FHIRExporter.resources(of: record, lastUpdated: lastUpdated)
-                where types?.contains(resource.type) ?? true {
+                where types.map({
+                    $0.contains(resource.type) || (resource.type == "PractitionerRole" && $0.contains("Practitioner"))
+                }) ?? true {
                     out[resource.type, default: []].append(resource.json)
                 }
             }
