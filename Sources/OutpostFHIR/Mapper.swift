@@ -74,17 +74,27 @@ public struct FHIRMapper {
     public var issues = FHIRIssues()
     /// PractitionerRole keys to their practitioner's key.
     public private(set) var aliases: [String: String] = [:]
-    private let fullURLs: [String: String]
+    /// How many resources were mapped.
+    public private(set) var resourceCount = 0
+
+    /// An empty mapper; ``map(_:)`` adds inputs.
+    public init() {}
 
     /// Maps every resource `reader` read.
     public init(_ reader: FHIRReader) throws(FHIRError) {
-        fullURLs = reader.fullURLs
+        try map(reader)
+    }
+
+    /// Maps every resource `reader` read. Map each input as it is read and drop its reader, so the JSON of only
+    /// one input is held at a time (a Bundle's `urn:uuid:` references are resolved within the input).
+    public mutating func map(_ reader: FHIRReader) throws(FHIRError) {
         for resource in reader.resources {
-            var context = Context(resource: resource, fullURLs: fullURLs, issues: issues)
+            var context = Context(resource: resource, fullURLs: reader.fullURLs, issues: issues)
             try context.map()
             contributions += context.contributions
             issues = context.issues
             aliases.merge(context.newAliases) { _, new in new }
+            resourceCount += 1
         }
     }
 

@@ -39,6 +39,18 @@ extension CareStore {
         } catch {
             throw ClientError(code: .invalidEdit, message: error.message)
         }
+        return try importFHIR(mapper, defaults: defaults, strict: strict, progress: progress)
+    }
+
+    /// Imports what `mapper` mapped (inputs mapped one at a time, so large imports hold the JSON of one
+    /// input at a time); otherwise the same as importing a reader.
+    @discardableResult
+    public func importFHIR(
+        _ mapper: FHIRMapper,
+        defaults: FHIRDefaults = FHIRDefaults(),
+        strict: Bool = false,
+        progress: ((_ done: Int, _ total: Int) -> Void)? = nil
+    ) throws(ClientError) -> FHIRImportSummary {
         let today = today
         let millis = store.configuration.wallClock.nowMillis()
         var summary: FHIRImportSummary?

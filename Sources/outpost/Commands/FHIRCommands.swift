@@ -55,13 +55,16 @@ struct FHIRImport: ParsableCommand {
 
     mutating func run() throws {
         let store = try storeOptions.open()
-        var reader = FHIRReader()
+        // Each input is read and mapped in turn, so only one input's JSON is in memory at a time.
+        var mapper = FHIRMapper()
         for file in try Self.files(paths) {
             guard let data = FileManager.default.contents(atPath: file) else {
                 throw CLIError.input("cannot read \(file); check the path")
             }
             do {
+                var reader = FHIRReader()
                 try reader.read(name: file, bytes: Array(data))
+                try mapper.map(reader)
             } catch {
                 throw CLIError.input(error.message)
             }
@@ -89,7 +92,7 @@ struct FHIRImport: ParsableCommand {
         let lines = progress
         let onTerminal = Terminal.stderrIsTerminal && !progress
         var lastPercent = -1
-        let summary = try store.importFHIR(reader, defaults: defaults, strict: strict) { done, total in
+        let summary = try store.importFHIR(mapper, defaults: defaults, strict: strict) { done, total in
             guard lines || (onTerminal && total > 10_000) else { return }
             let percent = total == 0 ? 100 : done * 100 / total
             guard percent != lastPercent else { return }
@@ -108,7 +111,7 @@ struct FHIRImport: ParsableCommand {
             return parts.isEmpty ? "\(total)" : "\(total) (" + parts.joined(separator: ", ") + ")"
         }
         print(
-            "imported \(reader.resources.count) FHIR resources: created \(counts(summary.created)), updated "
+            "imported \(mapper.resourceCount) FHIR resources: created \(counts(summary.created)), updated "
                 + "\(counts(summary.updated)), unchanged \(summary.unchanged); \(summary.edits) field edits"
         )
     }
