@@ -13,6 +13,7 @@ let package = Package(
         .library(name: "OutpostCRDT", targets: ["OutpostCRDT"]),
         .library(name: "OutpostModel", targets: ["OutpostModel"]),
         .library(name: "OutpostProtocol", targets: ["OutpostProtocol"]),
+        .library(name: "OutpostFHIR", targets: ["OutpostFHIR"]),
         .library(name: "OutpostClient", targets: ["OutpostClient"]),
         .library(name: "OutpostServer", targets: ["OutpostServer"]),
         .executable(name: "outpost", targets: ["outpost"]),
@@ -57,11 +58,14 @@ let package = Package(
             ],
             swiftSettings: upcoming
         ),
+        // FHIR R4 <-> care model mapping (docs/fhir.md): pure, no storage, no file IO.
+        .target(name: "OutpostFHIR", dependencies: ["OutpostModel"], swiftSettings: upcoming),
         // Local store (GRDB), outbox, sync engine.
         .target(
             name: "OutpostClient",
             dependencies: [
                 "OutpostProtocol",
+                "OutpostFHIR",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
                 // The HTTP client: Foundation's URLSession on Linux aborts the process on a response cut off
@@ -103,6 +107,7 @@ let package = Package(
             name: "outpost",
             dependencies: [
                 "OutpostClient",
+                "OutpostFHIR",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: upcoming
@@ -161,6 +166,11 @@ let package = Package(
                 "OutpostServer", "OutpostClient", "OutpostTestSupport",
                 .product(name: "GRDB", package: "GRDB.swift"),
             ],
+            swiftSettings: upcoming
+        ),
+        .testTarget(
+            name: "OutpostFHIRTests",
+            dependencies: ["OutpostFHIR", "OutpostTestSupport"],
             swiftSettings: upcoming
         ),
         .testTarget(

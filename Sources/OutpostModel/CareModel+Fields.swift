@@ -200,8 +200,16 @@ extension CareModel {
         "Conflict resolutions: the field, the value chosen and why ('outpost conflicts resolve')."
     )
 
+    /// Every record type ends with this field too: the FHIR resources the record was imported from
+    /// (`Patient/123`), so importing the same FHIR data again finds the record instead of making another
+    /// (`outpost fhir import`, docs/fhir.md).
+    private static let fhirIDs: Row = (
+        "fhirIDs", .set, .text, [.sensitive],
+        "FHIR resources this record was imported from, ResourceType/id ('outpost fhir import')."
+    )
+
     private static func rows(_ type: RecordType, _ rows: [Row]) -> [FieldSpec] {
-        (rows + [resolutions]).map { row in
+        (rows + [fhirIDs, resolutions]).map { row in
             FieldSpec(
                 recordType: type,
                 name: row.name,

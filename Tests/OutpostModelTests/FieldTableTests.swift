@@ -68,8 +68,9 @@ struct FieldTableTests {
 
     @Test func observationAndEncounterFactsAreImmutable() {
         for type in [RecordType.observation, .encounter] {
-            // The status can mark an entry in error; resolutions record how its conflicts were settled.
-            for spec in CareModel.fields(of: type) where !["status", "resolutions"].contains(spec.name) {
+            // The status can mark an entry in error; resolutions record how its conflicts were settled; fhirIDs
+            // name the FHIR resources it was imported from.
+            for spec in CareModel.fields(of: type) where !["status", "resolutions", "fhirIDs"].contains(spec.name) {
                 #expect(spec.isImmutable, "\(spec.path) should be immutable")
             }
         }

@@ -1,0 +1,168 @@
+import Foundation
+import OutpostClient
+import OutpostTestSupport
+import Testing
+
+/// `outpost fhir import|export`, run as a user would, on the FHIR fixtures (fixtures/fhir).
+struct FHIRCommandTests {
+    static func fhir(_ name: String) -> String { Sandbox.fixture("fhir/" + name) }
+
+    /// A sandbox with a new, empty store.
+    static func emptyStore() throws -> Sandbox {
+        let sandbox = try Sandbox()
+        try sandbox.outpost("init", "--replica", "fhir-test")
+        return sandbox
+    }
+
+    /// Every record's fields, log entries reduced to their values (their clocks and authors differ between
+    /// stores), by type and id.
+    static func records(_ sandbox: Sandbox) throws -> [String: String] {
+        let export = try sandbox.export()
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(export.utf8)) as? [String: Any])
+        var out: [String: String] = [:]
+        for record in object["records"] as? [[String: Any]] ?? [] {
+            var fields = record["fields"] as? [String: Any] ?? [:]
+            for (name, value) in fields {
+                if let entries = value as? [[String: Any]] { fields[name] = entries.map { $0["value"] ?? NSNull() } }
+            }
+            let text = try JSONSerialization.data(withJSONObject: fields, options: [.sortedKeys])
+            out["\(record["type"] ?? "")/\(record["id"] ?? "")"] = String(decoding: text, as: UTF8.self)
+        }
+        return out
+    }
+
+    @Test func importsABundleOnceAndAgainChangesNothing() throws {
+        let sandbox = try Self.emptyStore()
+        let first = try sandbox.run(["fhir", "import", Self.fhir("practice-bundle.json"), "--team", "CareTeam/example"])
+        #expect(first.status == 0, "\(first)")
+        #expect(first.stdout.contains("created 11 ("), "\(first)")
+        #expect(first.stderr.contains("not kept: Patient.name (1)"), "\(first)")
+        let patients = try #require(try sandbox.json("patient", "list") as? [[String: Any]])
+        #expect(patients.count == 1)
+        #expect((patients.first?["fields"] as? [String: Any])?["familyName"] as? String == "Chalmers")
+
+        let before = try sandbox.snapshot()
+        let again = try sandbox.outpost("fhir", "import", Self.fhir("practice-bundle.json"))
+        #expect(again.contains("created 0, updated 0, unchanged 11; 0 field edits"), "\(again)")
+        let after = try sandbox.snapshot()
+        #expect(after.export == before.export)
+        #expect(after.pending == before.pending)
+    }
+
+    @Test func aBundleIntoAPracticeJoinsItsSubgroupByKeyAndKeepsItsOneOrganization() throws {
+        let sandbox = try Sandbox.withPractice()
+        let team = try Fixture.first("team").id
+        let result = try sandbox.run(["fhir", "import", Self.fhir("practice-bundle.json"), "--team", team])
+        #expect(result.status == 0, "\(result)")
+        #expect(result.stderr.contains("not kept: Organization (a store holds one practice) (1)"), "\(result)")
+        let created = result.stdout.components(separatedBy: ", updated").first ?? ""
+        #expect(created.contains("created") && !created.contains("subgroup"), "\(result)")
+        let chronic = try #require(try sandbox.json("patient", "list", "--subgroup", "chronic") as? [[String: Any]])
+        #expect(chronic.contains { ($0["fields"] as? [String: Any])?["familyName"] as? String == "Chalmers" })
+    }
+
+    @Test func newerDataUpdatesWithEditsThatSync() throws {
+        let sandbox = try Self.emptyStore()
+        try sandbox.outpost("fhir", "import", Self.fhir("practice-bundle.json"), "--team", "CareTeam/example")
+        let pending = try sandbox.pendingChanges()
+        let newer = sandbox.path("newer.ndjson")
+        try Data(
+            (#"{"resourceType":"Patient","id":"example","name":[{"family":"Chalmers","given":["Peter","James"]}],"#
+                + #""gender":"male","birthDate":"1974-12-25","telecom":[{"system":"phone","value":"03 9999 0000"}]}"#
+                + "\n").utf8
+        ).write(to: URL(fileURLWithPath: newer))
+        let output = try sandbox.outpost("fhir", "import", newer)
+        #expect(output.contains("updated 1 (1 patient)"), "\(output)")
+        #expect(try sandbox.pendingChanges() == pending + 1)
+        let patients = try #require(try sandbox.json("patient", "list") as? [[String: Any]])
+        #expect((patients.first?["fields"] as? [String: Any])?["phone"] as? String == "03 9999 0000")
+    }
+
+    @Test func anNDJSONFolderImportsInAnyOrderAndStrictRefusesWhatIsNotKept() throws {
+        let sandbox = try Self.emptyStore()
+        try sandbox.expectRefused(
+            ["fhir", "import", Self.fhir("ndjson"), "--team", "CareTeam/t1", "--strict"],
+            mentioning: ["--strict", "unmodelled code: Observation.code (1)", "not kept: Patient.maritalStatus (1)"]
+        )
+        try sandbox.expectRefused(["fhir", "import", Self.fhir("ndjson")], mentioning: ["--team"])
+        let result = try sandbox.run(["fhir", "import", Self.fhir("ndjson"), "--team", "CareTeam/t1"])
+        #expect(result.status == 0, "\(result)")
+        #expect(result.stderr.contains("unmodelled code: Observation.code (1)"), "\(result)")
+        let observations = try #require(try sandbox.json("observation", "list") as? [[String: Any]])
+        #expect(observations.count == 3)
+    }
+
+    @Test func malformedInputsAreRefusedAndNothingIsWritten() throws {
+        let sandbox = try Sandbox.withPractice()
+        let defaults = ["--subgroup", "healthy", "--team", try Fixture.first("team").id]
+        let cases: [(String, [String])] = [
+            ("invalid/not-json.json", ["not-json.json:3", "invalid JSON"]),
+            ("invalid/wrong-type.json", ["wrong-type.json", "resourceType", "Patiant"]),
+            ("invalid/cut-off.ndjson", ["cut-off.ndjson:2", "invalid JSON"]),
+            ("invalid/unknown-gender.json", ["unknown-gender.json", "Patient.gender"]),
+            ("invalid/dangling-reference.json", ["dangling-reference.json entry[0]", "Observation.subject"]),
+        ]
+        for (name, mentions) in cases {
+            try sandbox.expectRefused(["fhir", "import", Self.fhir(name)] + defaults, mentioning: mentions)
+        }
+        // A valid file beside an invalid one: still nothing written.
+        try sandbox.expectRefused(
+            ["fhir", "import", Self.fhir("ndjson"), Self.fhir("invalid/cut-off.ndjson")] + defaults,
+            mentioning: ["cut-off.ndjson:2"]
+        )
+    }
+
+    @Test func exportWritesNDJSONAndAManifestAndReimportsToTheSameRecords() throws {
+        let source = try Sandbox.withPractice()
+        let out = source.path("export")
+        let output = try source.outpost("fhir", "export", "--out", out)
+        #expect(output.hasPrefix("exported "))
+        let manifestData = try Data(contentsOf: URL(fileURLWithPath: out + "/manifest.json"))
+        let manifest = try #require(try JSONSerialization.jsonObject(with: manifestData) as? [String: Any])
+        let files = try #require(manifest["output"] as? [[String: Any]])
+        #expect(manifest["transactionTime"] is String && manifest["requiresAccessToken"] as? Bool == false)
+        let types = files.compactMap { $0["type"] as? String }
+        #expect(Set(types).isSuperset(of: ["Patient", "Observation", "Encounter", "Task", "CareTeam", "Group"]))
+        for file in files {
+            let text = try String(contentsOfFile: out + "/" + (file["url"] as? String ?? ""), encoding: .utf8)
+            #expect(text.split(separator: "\n").count == file["count"] as? Int)
+        }
+        let patientLines = try String(contentsOfFile: out + "/Patient.ndjson", encoding: .utf8).split(separator: "\n")
+        #expect(patientLines.count == Fixture.all("patient").count)
+
+        let copy = try Self.emptyStore()
+        let imported = try copy.run(["fhir", "import", out, "--strict"])
+        #expect(imported.status == 0, "\(imported)")
+        #expect(try Self.records(copy) == Self.records(source))
+        // And importing the export into the store it came from changes nothing.
+        let before = try source.snapshot()
+        let again = try source.outpost("fhir", "import", out)
+        #expect(again.contains("created 0, updated 0"), "\(again)")
+        #expect(try source.snapshot().export == before.export)
+    }
+
+    @Test func scorecardsOfAPracticeThroughFHIREqualTheOriginals() throws {
+        let source = try Self.emptyStore()
+        try source.outpost("import", Sandbox.fixture("practice-scorecard.json"))
+        let out = source.path("export")
+        try source.outpost("fhir", "export", "--out", out)
+        let copy = try Self.emptyStore()
+        try copy.outpost("fhir", "import", out, "--strict")
+        for arguments in [["--period", "2026-Q2"], ["--period", "2026-Q2", "--by", "team"]] {
+            let original = try source.outpost(arguments: ["scorecard"] + arguments + ["--json"])
+            #expect(try copy.outpost(arguments: ["scorecard"] + arguments + ["--json"]) == original)
+        }
+    }
+
+    @Test func exportFiltersByTypeAndSince() throws {
+        let sandbox = try Sandbox.withPractice()
+        let out = sandbox.path("patients")
+        try sandbox.outpost("fhir", "export", "--type", "Patient", "--type", "Condition", "--out", out)
+        let names = try FileManager.default.contentsOfDirectory(atPath: out).sorted()
+        #expect(names == ["Condition.ndjson", "Patient.ndjson", "manifest.json"])
+        let later = sandbox.path("later")
+        try sandbox.outpost("fhir", "export", "--since", "2999-01-01", "--out", later)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: later) == ["manifest.json"])
+        try sandbox.expectRefused(["fhir", "export", "--type", "Claim", "--out", later], mentioning: ["--type"])
+    }
+}

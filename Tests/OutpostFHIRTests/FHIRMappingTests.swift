@@ -1,0 +1,256 @@
+import Foundation
+import OutpostCRDT
+import OutpostFHIR
+import OutpostModel
+import Testing
+
+/// The FHIR mapping without a store: reading, mapping, planning against an index, exporting.
+struct FHIRMappingTests {
+    static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().appendingPathComponent("fixtures/fhir")
+    static let today = CalendarDate(year: 2026, month: 6, day: 1)!
+
+    static func bytes(_ name: String) throws -> [UInt8] {
+        Array(try Data(contentsOf: fixtures.appendingPathComponent(name)))
+    }
+
+    static func read(_ names: [String]) throws -> FHIRReader {
+        var reader = FHIRReader()
+        for name in names { try reader.read(name: name, bytes: try bytes(name)) }
+        return reader
+    }
+
+    /// Plans with ids made from a counter, so tests can run twice the same.
+    static func plan(
+        _ reader: FHIRReader,
+        index: FHIRIndex = FHIRIndex(),
+        defaults: FHIRDefaults = FHIRDefaults()
+    ) throws -> FHIRImportPlan {
+        var counter: UInt64 = 0
+        return try FHIRPlanner.plan(try FHIRMapper(reader), index: index, defaults: defaults, today: today) { type in
+            counter += 1
+            var generator = SeededGenerator(seed: counter)
+            return type.makeID(millis: 1_780_000_000_000 + counter, using: &generator)
+        }
+    }
+
+    /// The records a plan creates, as a store would hold them (changes applied to record states).
+    static func records(_ plan: FHIRImportPlan) -> [MaterializedRecord] {
+        var counter: UInt64 = 0
+        let replica = ReplicaID("0000000000000001")!
+        return plan.creations.map { creation in
+            var state = RecordState()
+            let changes = CareModel.creationChanges(
+                for: creation.draft,
+                nextID: {
+                    counter += 1
+                    return ChangeID(replica: replica, counter: counter)
+                },
+                clock: Timestamp(millis: 1_780_000_000_000),
+                author: "test",
+                site: nil
+            )
+            for change in changes { _ = state.apply(change) }
+            return MaterializedRecord(type: creation.draft.type, id: creation.draft.id, state: state)
+        }
+    }
+
+    static func index(_ records: [MaterializedRecord]) -> FHIRIndex {
+        var index = FHIRIndex()
+        for record in records { index.add(record) }
+        return index
+    }
+
+    @Test func numbersKeepTheirWrittenText() throws {
+        let json = try JSON.parse(Array(#"{"value": 7.20, "n": -0.5e2, "s": "a\u00e9\n"}"#.utf8))
+        #expect(json["value"]?.number == "7.20")
+        #expect(json["n"]?.number == "-0.5e2")
+        #expect(json["s"]?.string == "aé\n")
+        #expect(throws: JSON.SyntaxError.self) { try JSON.parse(Array(#"{"a": 1, "a": 2}"#.utf8)) }
+        #expect(throws: JSON.SyntaxError.self) { try JSON.parse(Array(#"{"a": [1, 2"#.utf8)) }
+    }
+
+    @Test func aTransactionBundleReferringByURNMapsEveryResource() throws {
+        let reader = try Self.read(["practice-bundle.json"])
+        let plan = try Self.plan(reader, defaults: FHIRDefaults(team: "CareTeam/example"))
+        let records = Self.records(plan)
+        func one(_ type: RecordType) throws -> MaterializedRecord { try #require(records.first { $0.type == type }) }
+        let patient = try one(.patient)
+        #expect(patient.string("givenName") == "Peter James")
+        #expect(patient.string("familyName") == "Chalmers")
+        #expect(patient.string("birthDate") == "1974-12-25")
+        #expect(patient.string("sex") == "male")
+        #expect(patient.string("mrn") == "12345")
+        #expect(patient.string("phone") == "(03) 5555 6473")
+        #expect(patient.string("preferredLanguage") == "en-AU")
+        #expect(patient.string("status") == "active")
+        #expect(patient.values("conditions") == ["E11.9"])
+        #expect(patient.values("allergies") == ["Penicillin"])
+        #expect(patient.values("fhirIDs") == ["Patient/example"])
+        let subgroup = try one(.subgroup)
+        let team = try one(.team)
+        let person = try one(.person)
+        let site = try one(.site)
+        #expect(patient.string("subgroup") == subgroup.id)
+        #expect(patient.string("primaryTeam") == team.id)
+        #expect(subgroup.string("key") == "chronic")
+        #expect(subgroup.value("monthlyPaymentCents") == .int(2500))
+        #expect(team.string("subgroup") == subgroup.id)
+        #expect(team.string("leader") == person.id)
+        #expect(person.string("role") == "physician")
+        #expect(person.string("name") == "Dr Adam Careful")
+        #expect(person.values("sites") == [.string(site.id)])
+        #expect(try one(.practice).string("name") == "Health Level Seven International")
+
+        let observations = records.filter { $0.type == .observation }
+        let byCode = Dictionary(uniqueKeysWithValues: observations.map { ($0.string("code") ?? "", $0) })
+        #expect(byCode["8480-6"]?.string("value") == "107")
+        #expect(byCode["8462-4"]?.string("value") == "60")
+        #expect(byCode["8480-6"]?.string("unit") == "mm[Hg]")
+        #expect(byCode["8480-6"]?.string("effectiveAt") == "2012-09-17T00:00:00Z")
+        #expect(byCode["4548-4"]?.string("value") == "7.20")
+        #expect(byCode["4548-4"]?.string("effectiveAt") == "2013-04-02T08:30:10Z")
+        #expect(observations.allSatisfy { $0.string("patient") == patient.id })
+        let encounter = try one(.encounter)
+        #expect(encounter.string("kind") == "ed-visit")
+        #expect(encounter.string("occurredAt") == "2017-01-31T22:45:00Z")
+        #expect(encounter.string("site") == site.id)
+        let task = try one(.task)
+        #expect(task.string("team") == team.id)
+        #expect(task.string("kind") == "ed-follow-up")
+        #expect(task.string("priority") == "urgent")
+        #expect(task.string("dueDate") == "2017-02-08")
+        #expect(task.values("notes") == ["Prefers mornings"])
+
+        // What was not kept is counted by element path, never dropped silently.
+        let lines = plan.issues.lines
+        #expect(lines.contains("not kept: Patient.name (1)"))
+        #expect(lines.contains("not kept: Patient.managingOrganization (1)"))
+        #expect(lines.contains("not kept: Observation.performer (1)"))
+        #expect(lines.contains("not kept: Condition.onsetDateTime (1)"))
+        #expect(lines.contains { $0.hasPrefix("not kept: Location site.phone") })
+    }
+
+    @Test func importingTheSameDataAgainPlansNothing() throws {
+        let reader = try Self.read(["practice-bundle.json"])
+        let first = try Self.plan(reader, defaults: FHIRDefaults(team: "CareTeam/example"))
+        let again = try Self.plan(reader, index: Self.index(Self.records(first)))
+        #expect(first.creations.count == 11)
+        #expect(again.isEmpty, "\(again.updates.map { "\($0.record).\($0.field)" })")
+        #expect(again.unchanged == 11)
+    }
+
+    @Test func newerDataUpdatesTheRecordItNames() throws {
+        let reader = try Self.read(["practice-bundle.json"])
+        let first = try Self.plan(reader, defaults: FHIRDefaults(team: "CareTeam/example"))
+        var newer = FHIRReader()
+        try newer.read(
+            name: "newer.ndjson",
+            bytes: Array(
+                #"{"resourceType":"Patient","id":"example","name":[{"family":"Chalmers","given":["Peter","James"]}],"gender":"male","birthDate":"1974-12-25","telecom":[{"system":"phone","value":"03 9999 0000"}]}"#
+                    .utf8
+            )
+        )
+        let plan = try Self.plan(newer, index: Self.index(Self.records(first)))
+        #expect(plan.creations.isEmpty)
+        #expect(plan.updates.map(\.field) == ["phone"])
+        #expect(plan.updates.first?.value == "03 9999 0000")
+    }
+
+    @Test func referencesResolveInAnyFileOrder() throws {
+        let names = ["Observation", "Patient", "Group", "CareTeam", "PractitionerRole", "Practitioner"].map {
+            "ndjson/\($0).ndjson"
+        }
+        let forward = try Self.plan(Self.read(names), defaults: FHIRDefaults(team: "CareTeam/t1"))
+        let backward = try Self.plan(Self.read(names.reversed()), defaults: FHIRDefaults(team: "CareTeam/t1"))
+        #expect(forward.creations.count == backward.creations.count)
+        let records = Self.records(backward)
+        let patients = records.filter { $0.type == .patient }
+        let team = try #require(records.first { $0.type == .team })
+        #expect(patients.count == 2)
+        #expect(patients.allSatisfy { $0.string("primaryTeam") == team.id && $0.string("subgroup") != nil })
+        let people = records.filter { $0.type == .person }
+        #expect(Set(people.compactMap { $0.string("role") }) == ["physician", "rn"])
+        #expect(team.values("members").count == 1)
+        #expect(backward.issues.lines.contains("unmodelled code: Observation.code (1)"))
+        #expect(backward.issues.lines.contains("not kept: Patient.maritalStatus (1)"))
+    }
+
+    @Test func malformedInputsNameTheFileLineAndElement() throws {
+        func error(_ name: String) throws -> String {
+            do {
+                let reader = try Self.read([name])
+                _ = try Self.plan(reader, defaults: FHIRDefaults(subgroup: "sub_x", team: "tea_x"))
+            } catch let error as FHIRError {
+                return error.message
+            }
+            Issue.record("\(name) was not refused")
+            return ""
+        }
+        #expect(try error("invalid/not-json.json").hasPrefix("invalid/not-json.json:3: invalid JSON"))
+        #expect(
+            try error("invalid/wrong-type.json").contains("resourceType: 'Patiant' is not a resource Outpost imports")
+        )
+        #expect(try error("invalid/cut-off.ndjson").hasPrefix("invalid/cut-off.ndjson:2: invalid JSON"))
+        #expect(
+            try error("invalid/unknown-gender.json").contains(
+                "Patient.gender: 'femal' is not a FHIR administrative gender"
+            )
+        )
+        let dangling = try error("invalid/dangling-reference.json")
+        #expect(dangling.hasPrefix("invalid/dangling-reference.json entry[0]: Observation.subject"), "\(dangling)")
+    }
+
+    @Test func newPatientsWithNoPlacementAreRefusedWithHowToFix() throws {
+        var reader = FHIRReader()
+        try reader.read(name: "p.ndjson", bytes: Array(try Self.bytes("ndjson/Patient.ndjson")))
+        #expect(throws: FHIRError.self) { try Self.plan(reader) }
+    }
+
+    @Test func exportThenImportGivesTheSameRecords() throws {
+        let reader = try Self.read(["practice-bundle.json"])
+        let original = Self.records(try Self.plan(reader, defaults: FHIRDefaults(team: "CareTeam/example")))
+        var lines: [String: [String]] = [:]
+        for record in original {
+            for resource in FHIRExporter.resources(of: record, lastUpdated: 1_780_000_000_000) {
+                lines[resource.type, default: []].append(resource.json.text)
+            }
+        }
+        var exported = FHIRReader()
+        for (type, list) in lines.sorted(by: { $0.key > $1.key }) {
+            try exported.read(name: "\(type).ndjson", bytes: Array(list.joined(separator: "\n").utf8))
+        }
+        let plan = try Self.plan(exported)
+        #expect(plan.issues.isEmpty, "\(plan.issues.lines)")
+        let copy = Self.records(plan)
+        func values(_ records: [MaterializedRecord]) -> [String: [String: [Value]]] {
+            Dictionary(
+                uniqueKeysWithValues: records.map { record in
+                    (record.id, record.fields.mapValues(\.values))
+                }
+            )
+        }
+        #expect(values(copy) == values(original))
+    }
+
+    @Test func exportedResourcesCarryTheirRequiredElements() throws {
+        let reader = try Self.read(["practice-bundle.json"])
+        let records = Self.records(try Self.plan(reader, defaults: FHIRDefaults(team: "CareTeam/example")))
+        for record in records {
+            for (type, json) in FHIRExporter.resources(of: record, lastUpdated: nil) {
+                #expect(json["resourceType"]?.string == type)
+                let id = try #require(json["id"]?.string)
+                #expect(id.count <= 64 && !id.contains("_"))
+                switch type {
+                case "Observation": #expect(json["status"] != nil && json["code"] != nil)
+                case "Encounter": #expect(json["status"] != nil && json["class"]?["code"] != nil)
+                case "Task": #expect(json["status"] != nil && json["intent"]?.string == "order")
+                case "Group": #expect(json["type"]?.string == "person" && json["actual"]?.bool == true)
+                case "Condition": #expect(json["subject"] != nil && json["clinicalStatus"] != nil)
+                case "AllergyIntolerance": #expect(json["patient"] != nil && json["clinicalStatus"] != nil)
+                default: break
+                }
+            }
+        }
+    }
+}
