@@ -58,8 +58,8 @@ struct PracticeCommand: AsyncParsableCommand {
 struct TokenCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "token",
-        abstract: "Issue, list and revoke the bearer tokens devices sync with.",
-        subcommands: [Issue.self, List.self, Revoke.self]
+        abstract: "Issue, list, rotate and revoke the bearer tokens devices sync with.",
+        subcommands: [Issue.self, List.self, Rotate.self, Revoke.self]
     )
 
     struct Issue: AsyncParsableCommand {
@@ -180,32 +180,36 @@ struct TokenCommand: AsyncParsableCommand {
             }
         }
 
-        /// Prints the secret (stdout) and what was issued.
         func report(_ issued: (secret: TokenSecret, entry: TokenEntry)) throws {
-            let role = issued.entry.role.rawValue
-            let practiceID = issued.entry.practice
-            do {
-                if json {
-                    struct Issued: Encodable {
-                        var secret: String
-                        var token: TokenEntry
-                    }
-                    let text = try Wire.makeEncoder().encode(Issued(secret: issued.secret.text, token: issued.entry))
-                    print(String(decoding: text, as: UTF8.self))
-                } else {
-                    print(issued.secret.text)
-                    // "Above" is true only on a terminal; captured by $(…) or a pipe, the secret went there.
-                    let whereShown =
-                        isatty(1) == 1
-                        ? "the secret above is shown once"
-                        : "its secret was written to standard output, once; the server keeps only its hash"
-                    FileHandle.standardError.write(
-                        Data("issued \(issued.entry.id) (\(role)) for \(practiceID); \(whereShown)\n".utf8)
-                    )
+            TokenCommand.reportIssued(issued, json: json)
+        }
+    }
+
+    /// Prints the secret (stdout) and what was issued.
+    static func reportIssued(_ issued: (secret: TokenSecret, entry: TokenEntry), json: Bool) {
+        let role = issued.entry.role.rawValue
+        let practiceID = issued.entry.practice
+        do {
+            if json {
+                struct Issued: Encodable {
+                    var secret: String
+                    var token: TokenEntry
                 }
-            } catch {
-                fail(error)
+                let text = try Wire.makeEncoder().encode(Issued(secret: issued.secret.text, token: issued.entry))
+                print(String(decoding: text, as: UTF8.self))
+            } else {
+                print(issued.secret.text)
+                // "Above" is true only on a terminal; captured by $(…) or a pipe, the secret went there.
+                let whereShown =
+                    isatty(1) == 1
+                    ? "the secret above is shown once"
+                    : "its secret was written to standard output, once; the server keeps only its hash"
+                FileHandle.standardError.write(
+                    Data("issued \(issued.entry.id) (\(role)) for \(practiceID); \(whereShown)\n".utf8)
+                )
             }
+        } catch {
+            fail(error)
         }
     }
 
@@ -238,6 +242,55 @@ struct TokenCommand: AsyncParsableCommand {
                         ]
                     }
                 )
+            } catch {
+                fail(error)
+            }
+        }
+    }
+
+    struct Rotate: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Issue a new secret for a token's device; the old one keeps working for a grace period.",
+            discussion: """
+                The new token has the old one's practice, role, scope and person and takes over its devices' \
+                replica ids, so a device switched to it ('outpost remote set URL --token NEW') keeps its data and \
+                outbox. The old token stops working after --grace-hours (default 24); for a token that was lost \
+                or leaked, use 'token issue --successor-of', which revokes it at once.
+                """
+        )
+        @OptionGroup var data: DataOptions
+        @Argument(help: "The token's id (tok_...).") var id: String
+        @Option(help: "Hours the old token keeps working.") var graceHours = 24
+        @Option(help: "Days until the new token expires (default: never).") var expiresIn: Int?
+        @Option(help: "A label for the new token (default: the old one's).") var label: String?
+        @Flag(help: "Print JSON (the secret and the token) instead of text.") var json = false
+
+        func validate() throws {
+            guard graceHours >= 0, graceHours <= 24 * 365 else {
+                throw ValidationError("--grace-hours must be 0 to 8760")
+            }
+            if let expiresIn, expiresIn <= 0 || expiresIn > 36_500 {
+                throw ValidationError("--expires-in must be 1 to 36500 days")
+            }
+        }
+
+        func run() async throws {
+            let store = try data.openStore()
+            do {
+                let now = ServerWallClock().nowMillis()
+                let issued = try store.issueSuccessor(
+                    of: id,
+                    label: label,
+                    expiresAtMillis: expiresIn.map { now + UInt64($0) * 86_400_000 },
+                    graceMillis: UInt64(graceHours) * 3_600_000,
+                    now: now
+                )
+                TokenCommand.reportIssued(issued, json: json)
+                if !json {
+                    FileHandle.standardError.write(
+                        Data("\(id) keeps working for \(graceHours) h; then only \(issued.entry.id) does\n".utf8)
+                    )
+                }
             } catch {
                 fail(error)
             }
@@ -279,4 +332,34 @@ func printTable(_ header: [String], _ rows: [[String]]) {
 func isoDate(_ millis: UInt64) -> String {
     let formatter = ISO8601DateFormatter()
     return formatter.string(from: Date(timeIntervalSince1970: Double(millis) / 1000))
+}
+
+struct AuditCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "audit",
+        abstract: "Show the audit log: every practice added, token issued, rotated or revoked, and purge.",
+        discussion: "Each entry says when, which system user, what and on what; never a secret or patient data."
+    )
+    @OptionGroup var data: DataOptions
+    @Option(help: "Only this practice's entries.") var practice: String?
+    @Flag(help: "Print JSON instead of a table.") var json = false
+
+    func run() async throws {
+        let store = try data.openStore()
+        do {
+            let entries = try store.auditLog(practice: practice)
+            if json {
+                print(String(decoding: try Wire.makeEncoder().encode(entries), as: UTF8.self))
+                return
+            }
+            printTable(
+                ["WHEN", "WHO", "ACTION", "PRACTICE", "SUBJECT", "DETAIL"],
+                entries.map {
+                    [isoDate($0.atMillis), $0.actor, $0.action, $0.practice ?? "", $0.subject ?? "", $0.detail]
+                }
+            )
+        } catch {
+            fail(error)
+        }
+    }
 }

@@ -22,7 +22,10 @@ struct OutpostServerCommand: AsyncParsableCommand {
             Exit codes: 0 ok, 1 runtime error, 2 bad usage or input.
             """,
         version: ServerInfo.versionLine,
-        subcommands: [Serve.self, PracticeCommand.self, TokenCommand.self, ConflictsCommand.self, PurgeCommand.self],
+        subcommands: [
+            Serve.self, PracticeCommand.self, TokenCommand.self, ConflictsCommand.self, PurgeCommand.self,
+            AuditCommand.self,
+        ],
         defaultSubcommand: Serve.self
     )
 

@@ -28,6 +28,14 @@ extension ServerStore {
                 sql: "INSERT INTO practice (id, name, createdAt) VALUES (?, ?, ?)",
                 arguments: [entry.id, entry.name, Int64(now)]
             )
+            try Self.audit(
+                "practice.add",
+                practice: entry.id,
+                subject: nil,
+                detail: "name \"\(entry.name)\"",
+                now: now,
+                db: db
+            )
         }
         return entry
     }
@@ -73,7 +81,18 @@ extension ServerStore {
             revokedAtMillis: nil,
             person: person
         )
-        return try write { db in try Self.insertToken(entry, db: db) }
+        return try write { db in
+            let issued = try Self.insertToken(entry, db: db)
+            try Self.audit(
+                "token.issue",
+                practice: practice,
+                subject: issued.entry.id,
+                detail: Self.describe(issued.entry),
+                now: now,
+                db: db
+            )
+            return issued
+        }
     }
 
     /// Issues the successor of a token: a new secret with the same practice, role, scope and person, which takes
@@ -81,10 +100,15 @@ extension ServerStore {
     /// it). The old token is revoked at once, if it was not already.
     ///
     /// - Throws: ``ServerError`` `not_found` for an unknown token.
+    ///
+    /// - Parameter graceMillis: how long the old token keeps working (a rotation: the device switches to the new
+    ///   secret with `outpost remote set --token`, keeping its binding and outbox); `nil` revokes it at once (a
+    ///   lost or leaked token).
     public func issueSuccessor(
         of id: String,
         label: String?,
         expiresAtMillis: UInt64?,
+        graceMillis: UInt64? = nil,
         now: UInt64
     ) throws(ServerError) -> (secret: TokenSecret, entry: TokenEntry) {
         try write { db in
@@ -96,11 +120,36 @@ extension ServerStore {
             entry.expiresAtMillis = expiresAtMillis
             entry.revokedAtMillis = nil
             entry.successorOf = previous.id
-            try db.execute(
-                sql: "UPDATE token SET revokedAt = COALESCE(revokedAt, ?) WHERE id = ?",
-                arguments: [Int64(now), previous.id]
+            if let graceMillis {
+                guard previous.isUsable(at: now) else {
+                    throw ServerError.parameter(
+                        "grace",
+                        "\(previous.id) is revoked or expired already: issue its successor without a grace period"
+                    )
+                }
+                let until = min(previous.expiresAtMillis ?? UInt64(Int64.max), now + graceMillis)
+                try db.execute(
+                    sql: "UPDATE token SET expiresAt = ? WHERE id = ?",
+                    arguments: [Int64(until), previous.id]
+                )
+            } else {
+                try db.execute(
+                    sql: "UPDATE token SET revokedAt = COALESCE(revokedAt, ?) WHERE id = ?",
+                    arguments: [Int64(now), previous.id]
+                )
+            }
+            let issued = try Self.insertToken(entry, db: db)
+            try Self.audit(
+                graceMillis == nil ? "token.successor" : "token.rotate",
+                practice: entry.practice,
+                subject: issued.entry.id,
+                detail: "successor of \(previous.id)"
+                    + (graceMillis.map { ", which keeps working \($0 / 1000) s" } ?? ", which is revoked") + "; "
+                    + Self.describe(issued.entry),
+                now: now,
+                db: db
             )
-            return try Self.insertToken(entry, db: db)
+            return issued
         }
     }
 
@@ -185,7 +234,9 @@ extension ServerStore {
                 arguments: [Int64(now), id]
             )
             let row = try Self.tokenRow(id, db: db)
-            return Self.tokenEntry(row)
+            let entry = Self.tokenEntry(row)
+            try Self.audit("token.revoke", practice: entry.practice, subject: id, detail: "", now: now, db: db)
+            return entry
         }
     }
 

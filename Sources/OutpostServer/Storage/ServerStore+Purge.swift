@@ -87,6 +87,15 @@ extension ServerStore {
                     """,
                 arguments: [practice, patient, position, trimmed, refs.count, Int64(now)]
             )
+            // The reason stays in the purge table; the log says that it happened and how much went.
+            try Self.audit(
+                "purge",
+                practice: practice,
+                subject: patient,
+                detail: "\(refs.count) records erased",
+                now: now,
+                db: db
+            )
             return entry
         }
     }

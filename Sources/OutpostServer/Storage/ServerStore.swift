@@ -369,6 +369,23 @@ public final class ServerStore: Sendable {
                     .execute(arguments: [payload, seq])
             }
         }
+        // Every administrator's act (ServerStore+Audit.swift), written in the act's transaction.
+        migrator.registerMigration("v6-audit") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE audit (
+                        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                        at INTEGER NOT NULL,
+                        actor TEXT NOT NULL,
+                        action TEXT NOT NULL,
+                        practice TEXT,
+                        subject TEXT,
+                        detail TEXT NOT NULL
+                    );
+                    CREATE INDEX audit_by_practice ON audit (practice, seq);
+                    """
+            )
+        }
         return migrator
     }
 
