@@ -31,6 +31,9 @@ struct OutpostServerCommand: AsyncParsableCommand {
 
     /// Runs the command; bad usage exits 2 as documented (ArgumentParser's own code is 64).
     static func main() async {
+        // The store, the admin token and anything else this process creates hold patient data or secrets:
+        // readable by their owner only, whatever the shell's umask.
+        umask(0o077)
         do {
             var command = try parseAsRoot()
             if var command = command as? any AsyncParsableCommand {

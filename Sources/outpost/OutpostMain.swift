@@ -7,6 +7,9 @@ import OutpostClient
 @main
 enum OutpostMain {
     static func main() async {
+        // Stores (with their -wal and -shm files), exports and FHIR exports hold patient data: every file this
+        // process creates is readable by its owner only, whatever the shell's umask.
+        umask(0o077)
         do {
             var command = try OutpostCommand.parseAsRoot()
             if var command = command as? any AsyncParsableCommand {
