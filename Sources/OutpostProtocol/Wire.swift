@@ -6,6 +6,10 @@ public enum Wire {
     public static let protocolHeader = "Outpost-Protocol"
     /// The header carrying the server's request id on every response.
     public static let requestIDHeader = "Outpost-Request-Id"
+    /// The header a client names its software and version with (`outpost/0.1.0`), on every request.
+    public static let clientHeader = "Outpost-Client"
+    /// The header carrying the number of changes waiting in the device's outbox, on pushes and pulls.
+    public static let outboxHeader = "Outpost-Outbox"
 
     /// The endpoints of protocol version 1.
     public enum Path {

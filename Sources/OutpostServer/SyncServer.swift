@@ -4,6 +4,7 @@ public import Hummingbird
 import HummingbirdCore
 import HummingbirdTLS
 public import Logging
+import Metrics
 import NIOCore
 import NIOSSL
 public import OutpostCRDT
@@ -88,6 +89,10 @@ public enum SyncServer {
             return try ServerError.jsonResponse(["status": "ready"], status: .ok)
         }
         router.get(.init(stringLiteral: Wire.Path.metrics)) { _, _ in
+            // Devices by how long ago they were last seen, counted at each scrape (no ids in labels).
+            for (bucket, count) in try store.deviceStaleness(now: clock.nowMillis()) {
+                Gauge(label: "outpost_devices", dimensions: [("seen_within", bucket)]).record(count)
+            }
             var bytes: [UInt8] = []
             registry?.emit(into: &bytes)
             var headers = HTTPFields()

@@ -24,7 +24,7 @@ struct OutpostServerCommand: AsyncParsableCommand {
         version: ServerInfo.versionLine,
         subcommands: [
             Serve.self, PracticeCommand.self, TokenCommand.self, ConflictsCommand.self, PurgeCommand.self,
-            AuditCommand.self,
+            DevicesCommand.self, AuditCommand.self,
         ],
         defaultSubcommand: Serve.self
     )

@@ -89,6 +89,9 @@ public actor SyncEngine {
     let logger: Logger
     private var session: SessionInfo?
     private var clockNotice: String?
+    /// The outbox's size as this sync last knew it, reported to the server with pushes and pulls
+    /// (``Wire/outboxHeader``) for its replication-health listing.
+    private var outbox: Int?
 
     /// Creates an engine over `store` talking through `transport`.
     public init(store: LocalStore, transport: any SyncTransport, options: Options = Options(), logger: Logger) {
@@ -230,6 +233,7 @@ public actor SyncEngine {
     private func pushAll(_ report: inout SyncReport, session: SessionInfo) async throws(ClientError) {
         let batch = max(1, min(options.pushBatch, session.limits.maxPushChanges))
         var restampedThisSync = false
+        outbox = try store.status().pendingChanges
         while true {
             let changes = try store.pendingChanges(limit: batch)
             if changes.isEmpty { return }
@@ -239,16 +243,17 @@ public actor SyncEngine {
             var coding: String?
             if options.compression { (body, coding) = WireCompression.compressIfLarge(body) }
             do throws(ClientError) {
-                let response: PushResponse = try await exchange(
-                    TransportRequest(
-                        method: "POST",
-                        path: Wire.Path.push,
-                        body: body,
-                        contentType: binary ? BinaryWire.contentType : Wire.contentType,
-                        contentEncoding: coding
-                    )
+                var request = TransportRequest(
+                    method: "POST",
+                    path: Wire.Path.push,
+                    body: body,
+                    contentType: binary ? BinaryWire.contentType : Wire.contentType,
+                    contentEncoding: coding
                 )
+                request.headers = deviceHeaders
+                let response: PushResponse = try await exchange(request)
                 try store.acknowledge(upTo: response.acknowledged)
+                outbox = max(0, (outbox ?? changes.count) - changes.count)
                 report.pushed += response.accepted
                 report.pushedDuplicates += response.duplicates
                 guard response.acknowledged >= changes.last?.id.counter ?? 0 else {
@@ -312,16 +317,16 @@ public actor SyncEngine {
             do throws(ClientError) {
                 var query = [("since", since), ("limit", String(limit)), ("replica", store.replicaID.rawValue)]
                 if wait > 0 { query.append(("wait", String(wait))) }
-                page = try await exchange(
-                    TransportRequest(
-                        method: "GET",
-                        path: Wire.Path.changes,
-                        query: query,
-                        accept: accept,
-                        acceptEncoding: acceptEncoding,
-                        timeout: Double(wait + 30)
-                    )
+                var request = TransportRequest(
+                    method: "GET",
+                    path: Wire.Path.changes,
+                    query: query,
+                    accept: accept,
+                    acceptEncoding: acceptEncoding,
+                    timeout: Double(wait + 30)
                 )
+                request.headers = deviceHeaders
+                page = try await exchange(request)
             } catch let error where error.serverCode == ErrorCode.checkpointExpired.rawValue {
                 logger.warning("the server cannot serve this replica's checkpoint; bootstrapping again")
                 try store.forgetCheckpoint()
@@ -346,6 +351,11 @@ public actor SyncEngine {
 
     /// The `Accept` of pull and snapshot requests: binary, or the server's default (JSON).
     private var accept: String? { options.encoding == .binary ? BinaryWire.contentType : nil }
+
+    /// What the device reports of itself with pushes and pulls.
+    private var deviceHeaders: [String: String] {
+        outbox.map { [Wire.outboxHeader: String($0)] } ?? [:]
+    }
 
     /// The `Accept-Encoding` of pull and snapshot requests.
     private var acceptEncoding: String? { options.compression ? WireCompression.gzip : nil }

@@ -33,6 +33,8 @@ public struct TransportRequest: Sendable, Hashable {
     public var contentEncoding: String?
     /// The content codings accepted in the answer (`Accept-Encoding`), or `nil` for none.
     public var acceptEncoding: String?
+    /// Further headers, such as what the device reports of itself (``Wire/outboxHeader``).
+    public var headers: [String: String] = [:]
     /// How long to wait for an answer, in seconds.
     public var timeout: Double
 
@@ -175,6 +177,10 @@ public struct HTTPTransport: SyncTransport {
         outgoing.method = HTTPMethod(rawValue: request.method)
         outgoing.headers.add(name: "Authorization", value: "Bearer \(token)")
         outgoing.headers.add(name: Wire.protocolHeader, value: String(OutpostVersion.wireProtocol))
+        outgoing.headers.add(name: Wire.clientHeader, value: "outpost/\(OutpostVersion.software)")
+        for (name, value) in request.headers.sorted(by: { $0.key < $1.key }) {
+            outgoing.headers.add(name: name, value: value)
+        }
         if let body = request.body {
             outgoing.headers.add(name: "Content-Type", value: request.contentType ?? Wire.contentType)
             if let coding = request.contentEncoding { outgoing.headers.add(name: "Content-Encoding", value: coding) }

@@ -148,6 +148,7 @@ struct SyncRoutes: Sendable {
         let outcome = try await store.push(
             push,
             token: token,
+            report: try Self.deviceReport(request),
             now: clock.nowMillis(),
             maxClockSkewMillis: configuration.maxClockSkewMillis
         )
@@ -191,11 +192,26 @@ struct SyncRoutes: Sendable {
             )
         }
         let replica = try await claimedReplica(query, token: token)
+        let report = try Self.deviceReport(request)
         let store = store
-        var page = try await store.pull(token: token, replica: replica, since: since, limit: limit)
+        var page = try await store.pull(
+            token: token,
+            replica: replica,
+            report: report,
+            since: since,
+            limit: limit,
+            now: clock.nowMillis()
+        )
         if page.isEmpty && wait > 0 {
             let generation = await notifier.generation(of: token.practice)
-            page = try await store.pull(token: token, replica: replica, since: since, limit: limit)
+            page = try await store.pull(
+                token: token,
+                replica: replica,
+                report: report,
+                since: since,
+                limit: limit,
+                now: clock.nowMillis()
+            )
             if page.isEmpty {
                 // A graceful shutdown releases every waiting pull at once rather than after its wait.
                 let notifier = notifier
@@ -204,7 +220,14 @@ struct SyncRoutes: Sendable {
                 } onGracefulShutdown: {
                     Task { await notifier.close() }
                 }
-                page = try await store.pull(token: token, replica: replica, since: since, limit: limit)
+                page = try await store.pull(
+                    token: token,
+                    replica: replica,
+                    report: report,
+                    since: since,
+                    limit: limit,
+                    now: clock.nowMillis()
+                )
             }
         }
         Counter(label: "outpost_changes_served_total").increment(by: page.changes.count)
@@ -244,6 +267,27 @@ struct SyncRoutes: Sendable {
         )
         if Self.acceptsBinary(request) { return Self.binaryResponse(message, to: request) }
         return Self.pageResponse(try Wire.makeEncoder().encode(message), contentType: Wire.contentType, to: request)
+    }
+
+    /// What the device reports of itself: its outbox (``Wire/outboxHeader``, a whole number) and its software
+    /// (``Wire/clientHeader``, kept to 64 printable characters).
+    static func deviceReport(_ request: Request) throws(ServerError) -> DeviceReport {
+        var report = DeviceReport()
+        if let text = request.headers[HTTPField.Name(Wire.outboxHeader)!] {
+            guard let count = Int(text), count >= 0, count <= Int(Int32.max) else {
+                throw ServerError.parameter(
+                    Wire.outboxHeader,
+                    "\(Wire.outboxHeader) must be the number of changes in the device's outbox, 0 or more"
+                )
+            }
+            report.outbox = count
+        }
+        if let client = request.headers[HTTPField.Name(Wire.clientHeader)!] {
+            report.client = String(
+                String.UnicodeScalarView(client.unicodeScalars.filter { $0.isASCII && $0.value >= 0x20 }.prefix(64))
+            )
+        }
+        return report
     }
 
     /// Whether the request's `Accept` asks for the binary encoding (JSON otherwise).

@@ -11,6 +11,7 @@ extension ServerStore: SyncStorage {
     public func push(
         _ request: PushRequest,
         token: TokenEntry,
+        report: DeviceReport = DeviceReport(),
         now: UInt64,
         maxClockSkewMillis: UInt64
     ) throws(ServerError) -> PushOutcome {
@@ -25,6 +26,14 @@ extension ServerStore: SyncStorage {
                     UPDATE device SET acknowledged = MAX(acknowledged, ?), lastSeen = ? WHERE practice = ? AND replica = ?
                     """,
                 arguments: [Int64(clamping: plan.maxCounter), Int64(now), token.practice, request.replica.rawValue]
+            )
+            try Self.recordDevice(
+                request.replica,
+                practice: token.practice,
+                report: report,
+                now: now,
+                pushed: true,
+                db: db
             )
             let acknowledged =
                 try Int64.fetchOne(
@@ -212,11 +221,20 @@ extension ServerStore: SyncStorage {
     /// Nothing a request says moves it otherwise, so a token cannot borrow another device's replica id to pull
     /// that device's patients or push in its name.
     static func bindDevice(_ replica: ReplicaID, token: TokenEntry, now: UInt64, db: Database) throws {
-        if let boundToken = try String.fetchOne(
+        if let bound = try Row.fetchOne(
             db,
-            sql: "SELECT token FROM device WHERE practice = ? AND replica = ?",
+            sql: "SELECT token, retiredAt FROM device WHERE practice = ? AND replica = ?",
             arguments: [token.practice, replica.rawValue]
         ) {
+            guard bound["retiredAt"] as Int64? == nil else {
+                throw ServerError(
+                    .replicaMismatch,
+                    .forbidden,
+                    "replica \(replica) was retired by an administrator and may not sync; make a new replica with "
+                        + "'outpost init' (export what it holds first)"
+                )
+            }
+            let boundToken: String = bound["token"]
             if boundToken == token.id { return }
             guard try isSuccessor(token.id, of: boundToken, db: db) else {
                 throw ServerError(
@@ -277,11 +295,11 @@ extension ServerStore: SyncStorage {
     public func pull(
         token: TokenEntry,
         replica: ReplicaID?,
+        report: DeviceReport = DeviceReport(),
         since: Int64,
-        limit: Int
-    ) throws(ServerError)
-        -> FeedPage
-    {
+        limit: Int,
+        now: UInt64 = 0
+    ) throws(ServerError) -> FeedPage {
         let practice = token.practice
         let scoped = !token.scope.isWholePractice
         // A scoped pull records what the device was sent: a write. A whole-practice pull only reads.
@@ -314,6 +332,16 @@ extension ServerStore: SyncStorage {
                 )
             }
             let purged = try Self.purged(practice: practice, since: since, db: db)
+            if let replica {
+                try Self.recordDevice(
+                    replica,
+                    practice: practice,
+                    report: report,
+                    now: now,
+                    pulledTo: checkpoint,
+                    db: db
+                )
+            }
             guard scoped, let replica else {
                 return FeedPage(changes: feed.map(\.change), checkpoint: checkpoint, hasMore: hasMore, removed: purged)
             }
@@ -366,7 +394,8 @@ extension ServerStore: SyncStorage {
                 removed: Array(Set(page.removed + purged)).sorted()
             )
         }
-        return scoped ? try write(body) : try read(body)
+        // A device's pull records what it pulled (a write); an anonymous whole-practice pull only reads.
+        return scoped || replica != nil ? try write(body) : try read(body)
     }
 
     /// What a scoped device was last sent of each patient.

@@ -386,6 +386,19 @@ public final class ServerStore: Sendable {
                     """
             )
         }
+        // Replication health (ServerStore+Devices.swift): what each device last did and last reported.
+        migrator.registerMigration("v7-device-health") { db in
+            try db.execute(
+                sql: """
+                    ALTER TABLE device ADD COLUMN lastPush INTEGER;
+                    ALTER TABLE device ADD COLUMN lastPull INTEGER;
+                    ALTER TABLE device ADD COLUMN pulledTo INTEGER;
+                    ALTER TABLE device ADD COLUMN outbox INTEGER;
+                    ALTER TABLE device ADD COLUMN client TEXT;
+                    ALTER TABLE device ADD COLUMN retiredAt INTEGER;
+                    """
+            )
+        }
         return migrator
     }
 

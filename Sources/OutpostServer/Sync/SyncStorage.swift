@@ -26,13 +26,21 @@ public protocol SyncStorage: Sendable {
     func push(
         _ request: PushRequest,
         token: TokenEntry,
+        report: DeviceReport,
         now: UInt64,
         maxClockSkewMillis: UInt64
     ) async throws(ServerError) -> PushOutcome
 
     /// One page of the changes feed after `since` for `token`'s scope, leaving out `replica`'s own changes; for
     /// a scoped token, records which patients the device was sent or told to purge.
-    func pull(token: TokenEntry, replica: ReplicaID?, since: Int64, limit: Int) async throws(ServerError) -> FeedPage
+    func pull(
+        token: TokenEntry,
+        replica: ReplicaID?,
+        report: DeviceReport,
+        since: Int64,
+        limit: Int,
+        now: UInt64
+    ) async throws(ServerError) -> FeedPage
 
     /// One page of the current records in `token`'s scope after `cursor`; the first page of a scoped device's
     /// snapshot records the patients it is being sent.

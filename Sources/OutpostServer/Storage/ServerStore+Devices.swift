@@ -1,0 +1,160 @@
+import Foundation
+import GRDB
+import HTTPTypes
+import OutpostCRDT
+import OutpostProtocol
+
+/// What a device reports of itself with a push or a pull (headers ``Wire/outboxHeader`` and
+/// ``Wire/clientHeader``).
+public struct DeviceReport: Sendable, Hashable {
+    /// Changes waiting in its outbox.
+    public var outbox: Int?
+    /// Its software and version, e.g. `outpost/0.1.0`.
+    public var client: String?
+
+    /// Creates a report.
+    public init(outbox: Int? = nil, client: String? = nil) {
+        self.outbox = outbox
+        self.client = client
+    }
+}
+
+/// A device as the replication-health listing shows it.
+public struct DeviceEntry: Sendable, Hashable, Codable {
+    public var practice: String
+    /// The device's replica id.
+    public var replica: String
+    /// The token it syncs with, its role, scope (`practice`, or site and team ids) and label.
+    public var token: String
+    public var role: String
+    public var scope: String
+    public var label: String
+    public var firstSeenMillis: UInt64
+    public var lastSeenMillis: UInt64
+    public var lastPushMillis: UInt64?
+    public var lastPullMillis: UInt64?
+    /// The feed position it has pulled to.
+    public var pulledTo: Int64?
+    /// Other devices' changes in its scope's practice after that position: how far behind the feed it is.
+    public var behindChanges: Int
+    /// The highest of its own change counters the server holds.
+    public var acknowledged: Int64
+    /// Its outbox and software as it last reported them.
+    public var outbox: Int?
+    public var client: String?
+    /// When an administrator retired it.
+    public var retiredAtMillis: UInt64?
+}
+
+extension ServerStore {
+    /// Records what a device did and reported, in the request's transaction.
+    static func recordDevice(
+        _ replica: ReplicaID,
+        practice: String,
+        report: DeviceReport,
+        now: UInt64,
+        pushed: Bool = false,
+        pulledTo: Int64? = nil,
+        db: Database
+    ) throws {
+        try db.cachedStatement(
+            sql: """
+                UPDATE device SET lastSeen = ?,
+                    lastPush = CASE WHEN ? THEN ? ELSE lastPush END,
+                    lastPull = CASE WHEN ? IS NULL THEN lastPull ELSE ? END,
+                    pulledTo = COALESCE(?, pulledTo),
+                    outbox = COALESCE(?, outbox), client = COALESCE(?, client)
+                WHERE practice = ? AND replica = ?
+                """
+        ).execute(
+            arguments: [
+                Int64(now), pushed, Int64(now), pulledTo, Int64(now), pulledTo, report.outbox, report.client,
+                practice, replica.rawValue,
+            ]
+        )
+    }
+
+    /// The devices of one practice or of all, most recently seen first.
+    public func devices(practice: String? = nil) throws(ServerError) -> [DeviceEntry] {
+        try read { db in
+            try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT d.*, t.role, t.scopeSites, t.scopeTeams, t.label FROM device d JOIN token t ON t.id = d.token
+                    WHERE ? IS NULL OR d.practice = ? ORDER BY d.lastSeen DESC, d.replica
+                    """,
+                arguments: [practice, practice]
+            ).map { row in
+                let pulledTo: Int64? = row["pulledTo"]
+                let behind =
+                    try Int.fetchOne(
+                        db.cachedStatement(
+                            sql: "SELECT COUNT(*) FROM change WHERE practice = ? AND seq > ? AND replica IS NOT ?"
+                        ),
+                        arguments: [row["practice"] as String, pulledTo ?? 0, row["replica"] as String]
+                    ) ?? 0
+                let scope = ((row["scopeSites"] as String) + "," + (row["scopeTeams"] as String))
+                    .split(separator: ",").joined(separator: ",")
+                return DeviceEntry(
+                    practice: row["practice"],
+                    replica: row["replica"],
+                    token: row["token"],
+                    role: row["role"],
+                    scope: scope.isEmpty ? "practice" : scope,
+                    label: row["label"],
+                    firstSeenMillis: UInt64(row["firstSeen"] as Int64),
+                    lastSeenMillis: UInt64(row["lastSeen"] as Int64),
+                    lastPushMillis: (row["lastPush"] as Int64?).map { UInt64($0) },
+                    lastPullMillis: (row["lastPull"] as Int64?).map { UInt64($0) },
+                    pulledTo: pulledTo,
+                    behindChanges: behind,
+                    acknowledged: row["acknowledged"],
+                    outbox: row["outbox"],
+                    client: row["client"],
+                    retiredAtMillis: (row["retiredAt"] as Int64?).map { UInt64($0) }
+                )
+            }
+        }
+    }
+
+    /// Retires a device: its replica id may no longer sync (a lost laptop, a device given up), and it stops
+    /// counting among the practice's active devices. Its changes stay. Recorded in the audit log.
+    ///
+    /// - Throws: ``ServerError`` `not_found` for a replica the practice has never seen.
+    public func retireDevice(practice: String, replica: String, now: UInt64) throws(ServerError) {
+        try write { db in
+            try db.execute(
+                sql: "UPDATE device SET retiredAt = COALESCE(retiredAt, ?) WHERE practice = ? AND replica = ?",
+                arguments: [Int64(now), practice, replica]
+            )
+            guard db.changesCount == 1 else {
+                throw ServerError(
+                    .notFound,
+                    .notFound,
+                    "practice \(practice) has no device \(replica); list them with 'outpost-server devices'",
+                    field: "replica"
+                )
+            }
+            try db.execute(
+                sql: "DELETE FROM device_patient WHERE practice = ? AND replica = ?",
+                arguments: [practice, replica]
+            )
+            try Self.audit("device.retire", practice: practice, subject: replica, detail: "", now: now, db: db)
+        }
+    }
+
+    /// Active devices (not retired) by how long ago they were last seen: within a day, a week, a month, or
+    /// longer; for the `outpost_devices` gauge.
+    public func deviceStaleness(now: UInt64) throws(ServerError) -> [(bucket: String, count: Int)] {
+        let day: UInt64 = 86_400_000
+        let buckets: [(String, UInt64)] = [("1d", day), ("7d", 7 * day), ("30d", 30 * day), ("older", .max)]
+        return try read { db in
+            var counts = Dictionary(uniqueKeysWithValues: buckets.map { ($0.0, 0) })
+            for lastSeen in try Int64.fetchAll(db, sql: "SELECT lastSeen FROM device WHERE retiredAt IS NULL") {
+                let age = now > UInt64(max(0, lastSeen)) ? now - UInt64(max(0, lastSeen)) : 0
+                if let bucket = buckets.first(where: { age < $0.1 }) { counts[bucket.0, default: 0] += 1 }
+            }
+            return buckets.map { ($0.0, counts[$0.0] ?? 0) }
+        }
+    }
+}
