@@ -124,11 +124,14 @@ let package = Package(
             ],
             swiftSettings: upcoming
         ),
+        // Generated sample practices (invented names) for tests and benchmarks; not linked by apps.
+        .target(name: "OutpostSamples", dependencies: ["OutpostModel"], swiftSettings: upcoming),
         // Benchmarks (not tests): `swift run -c release outpost-bench --help`.
         .executableTarget(
             name: "outpost-bench",
             dependencies: [
                 "OutpostClient",
+                "OutpostSamples",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
@@ -157,7 +160,9 @@ let package = Package(
         // Runs the built `outpost` and `outpost-server` executables as a user would.
         .testTarget(
             name: "OutpostCLITests",
-            dependencies: ["OutpostClient", "OutpostTestSupport", .product(name: "GRDB", package: "GRDB.swift")],
+            dependencies: [
+                "OutpostClient", "OutpostSamples", "OutpostTestSupport", .product(name: "GRDB", package: "GRDB.swift"),
+            ],
             swiftSettings: upcoming
         ),
         .testTarget(
@@ -175,7 +180,7 @@ let package = Package(
         ),
         .testTarget(
             name: "OutpostModelTests",
-            dependencies: ["OutpostModel", "OutpostTestSupport"],
+            dependencies: ["OutpostModel", "OutpostSamples", "OutpostTestSupport"],
             swiftSettings: upcoming
         ),
     ]

@@ -2,6 +2,7 @@ import Foundation
 import OutpostCRDT
 import OutpostClient
 import OutpostModel
+import OutpostSamples
 import OutpostTestSupport
 import Testing
 

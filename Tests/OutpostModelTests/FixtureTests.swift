@@ -1,5 +1,6 @@
 import Foundation
 import OutpostModel
+import OutpostSamples
 import Testing
 
 struct FixtureTests {

@@ -1,5 +1,6 @@
 import OutpostCRDT
 import OutpostModel
+import OutpostSamples
 import Testing
 
 struct ScorecardPeriodTests {

@@ -3,6 +3,7 @@ import Foundation
 import OutpostCRDT
 import OutpostClient
 import OutpostModel
+import OutpostSamples
 
 /// Appending to one long log (a task's notes): each round appends the same number of notes on a replica and
 /// pushes them to the real server. An append must cost the same whatever the log's length, so every round

@@ -1,6 +1,7 @@
 import ArgumentParser
 import OutpostCRDT
 import OutpostModel
+import OutpostSamples
 
 /// Applies the reference practice's creation changes to an in-memory CRDT document.
 struct ApplyBenchmark: ParsableCommand {

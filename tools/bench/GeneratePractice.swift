@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import OutpostModel
+import OutpostSamples
 
 /// Writes a generated practice dump (docs/practice-format.md), validated, to a file.
 struct GeneratePractice: ParsableCommand {

@@ -5,6 +5,7 @@ import OutpostCRDT
 import OutpostClient
 import OutpostModel
 import OutpostProtocol
+import OutpostSamples
 
 /// What a scoped device pays to pull its part of a practice, beside the admin's full pull, against the real
 /// `outpost-server` on loopback (see ``BenchServer``).

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import OutpostClient
 import OutpostModel
+import OutpostSamples
 
 /// The value scorecard of the reference practice over a year: reading the store, computing, and memory.
 struct ScorecardBenchmark: ParsableCommand {

@@ -4,6 +4,7 @@ import GRDB
 import OutpostCRDT
 import OutpostClient
 import OutpostModel
+import OutpostSamples
 
 /// The local store against plain SQLite, in one run: importing the reference practice, and applying
 /// 10,000 remote changes. Also the store's size on disk and the process's peak memory.

@@ -8,6 +8,7 @@ import OutpostProtocol
 
 #if canImport(FoundationNetworking)
 import FoundationNetworking
+import OutpostSamples
 #endif
 
 /// Sync over loopback against the real `outpost-server` (built beside this benchmark): the first push of a

@@ -1,4 +1,5 @@
 import OutpostCRDT
+public import OutpostModel
 
 /// Generates a synthetic practice, deterministically from a seed: the reference workload of DESIGN.md
 /// section 7 and smaller ones for tests and demos.
