@@ -1,3 +1,5 @@
+import OutpostModel
+
 /// A JSON value as FHIR needs it read: numbers keep their written text (`7.20` stays `7.20`, as FHIR
 /// decimals must), object keys keep their order of appearance.
 public indirect enum JSON: Sendable, Hashable {
@@ -107,21 +109,7 @@ public indirect enum JSON: Sendable, Hashable {
     }
 
     static func append(string text: String, to out: inout String) {
-        out.append("\"")
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\"": out.append("\\\"")
-            case "\\": out.append("\\\\")
-            case "\n": out.append("\\n")
-            case "\r": out.append("\\r")
-            case "\t": out.append("\\t")
-            case _ where scalar.value < 0x20:
-                let hex = String(scalar.value, radix: 16)
-                out.append("\\u" + String(repeating: "0", count: 4 - hex.count) + hex)
-            default: out.unicodeScalars.append(scalar)
-            }
-        }
-        out.append("\"")
+        JSONText.append(string: text, to: &out)
     }
 
     // MARK: Reading

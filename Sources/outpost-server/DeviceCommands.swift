@@ -22,6 +22,18 @@ struct DevicesCommand: AsyncParsableCommand {
         }
     }
 
+    /// The one device of `replica` (in `practice`, when given).
+    static func find(_ replica: String, practice: String?, in store: ServerStore) throws -> DeviceEntry {
+        let matches = try store.devices(practice: practice).filter { $0.replica == replica }
+        guard let device = matches.first else {
+            throw ValidationError("no device \(replica); list them with 'outpost-server devices'")
+        }
+        guard matches.count == 1 else {
+            throw ValidationError("replica \(replica) is in several practices; name one with --practice")
+        }
+        return device
+    }
+
     /// A time ago in words: `3 d`, `5 h`, `12 min`, `now`.
     static func ago(_ millis: UInt64?, now: UInt64) -> String {
         guard let millis else { return "never" }
@@ -92,13 +104,7 @@ struct DevicesCommand: AsyncParsableCommand {
         func run() async throws {
             let store = try data.openStore()
             do {
-                let matches = try store.devices(practice: practice).filter { $0.replica == replica }
-                guard let device = matches.first else {
-                    throw ValidationError("no device \(replica); list them with 'outpost-server devices'")
-                }
-                guard matches.count == 1 else {
-                    throw ValidationError("replica \(replica) is in several practices; name one with --practice")
-                }
+                let device = try DevicesCommand.find(replica, practice: practice, in: store)
                 print(String(decoding: try Wire.makeEncoder().encode(device), as: UTF8.self))
             } catch {
                 fail(error)
@@ -118,14 +124,7 @@ struct DevicesCommand: AsyncParsableCommand {
         func run() async throws {
             let store = try data.openStore()
             do {
-                let matches = try store.devices(practice: practice).filter { $0.replica == replica }
-                guard matches.count == 1, let device = matches.first else {
-                    throw ValidationError(
-                        matches.isEmpty
-                            ? "no device \(replica); list them with 'outpost-server devices'"
-                            : "replica \(replica) is in several practices; name one with --practice"
-                    )
-                }
+                let device = try DevicesCommand.find(replica, practice: practice, in: store)
                 try store.retireDevice(practice: device.practice, replica: replica, now: ServerWallClock().nowMillis())
                 print("retired \(replica) of \(device.practice)")
             } catch {

@@ -2,8 +2,10 @@ import OutpostCRDT
 
 /// Minimal canonical JSON writing: the same input always gives the same bytes (no floats, keys sorted by
 /// the callers, strings escaped the same way everywhere).
-enum JSONText {
-    static func append(string text: String, to out: inout String) {
+public enum JSONText {
+    /// Appends `text` as a JSON string: quotes, backslashes and control characters escaped, everything else
+    /// as it is.
+    public static func append(string text: String, to out: inout String) {
         out.append("\"")
         for scalar in text.unicodeScalars {
             switch scalar {

@@ -194,17 +194,9 @@ struct SyncRoutes: Sendable {
         let replica = try await claimedReplica(query, token: token)
         let report = try Self.deviceReport(request)
         let store = store
-        var page = try await store.pull(
-            token: token,
-            replica: replica,
-            report: report,
-            since: since,
-            limit: limit,
-            now: clock.nowMillis()
-        )
-        if page.isEmpty && wait > 0 {
-            let generation = await notifier.generation(of: token.practice)
-            page = try await store.pull(
+        let clock = clock
+        func fetch() async throws(ServerError) -> FeedPage {
+            try await store.pull(
                 token: token,
                 replica: replica,
                 report: report,
@@ -212,6 +204,11 @@ struct SyncRoutes: Sendable {
                 limit: limit,
                 now: clock.nowMillis()
             )
+        }
+        var page = try await fetch()
+        if page.isEmpty && wait > 0 {
+            let generation = await notifier.generation(of: token.practice)
+            page = try await fetch()
             if page.isEmpty {
                 // A graceful shutdown releases every waiting pull at once rather than after its wait.
                 let notifier = notifier
@@ -220,14 +217,7 @@ struct SyncRoutes: Sendable {
                 } onGracefulShutdown: {
                     Task { await notifier.close() }
                 }
-                page = try await store.pull(
-                    token: token,
-                    replica: replica,
-                    report: report,
-                    since: since,
-                    limit: limit,
-                    now: clock.nowMillis()
-                )
+                page = try await fetch()
             }
         }
         Counter(label: "outpost_changes_served_total").increment(by: page.changes.count)
