@@ -1,0 +1,303 @@
+import ArgumentParser
+import Foundation
+import OutpostClient
+import OutpostModel
+
+/// `outpost import FILE`
+struct Import: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Load a practice (the generator's JSON format, docs/practice-format.md) in one transaction.",
+        discussion: "Every record is validated first; if any is invalid, nothing is written."
+    )
+
+    @OptionGroup var storeOptions: StoreOptions
+    @Argument(help: ArgumentHelp("The practice file.", valueName: "file")) var file: String
+    @Flag(
+        help: ArgumentHelp(
+            "Print progress lines on stderr even when it is not a terminal.",
+            discussion: "One line per percent: 'importing: 42% (21000/50000 fields)'. On a terminal, large "
+                + "imports always show progress on one updating line."
+        )
+    )
+    var progress = false
+
+    mutating func run() throws {
+        let store = try storeOptions.open()
+        // The file is read as it goes, one record at a time (never whole): first its header, then its records
+        // twice (ids, then the import itself), so memory does not grow with the practice.
+        let practiceFile = PracticeFile(path: file)
+        let header: PracticeFile.Header
+        do {
+            header = try practiceFile.header()
+        } catch let error as ModelError {
+            throw CLIError.input("\(file): \(error.description)")
+        }
+        let onTerminal = Terminal.stderrIsTerminal && !progress
+        let lines = progress
+        var lastPercent = -1
+        let file = file
+        let records = PracticeRecords { body throws(ClientError) in
+            do {
+                try practiceFile.records { record in try body(record) }
+            } catch let error as ClientError {
+                throw error
+            } catch let error as ModelError {
+                throw ClientError(code: .invalidEdit, message: "\(file): \(error.description)", cause: error)
+            } catch {
+                throw ClientError(code: .invalidEdit, message: "cannot read \(file); check the path")
+            }
+        }
+        let count = try store.importPractice(
+            format: header.format,
+            version: header.version,
+            practice: header.practice,
+            records: records
+        ) { done, total in
+            guard lines || (onTerminal && total > 10_000) else { return }
+            let percent = total == 0 ? 100 : done * 100 / total
+            guard percent != lastPercent else { return }
+            lastPercent = percent
+            let text = "importing: \(percent)% (\(done)/\(total) fields)"
+            if lines {
+                Terminal.note(text)
+            } else {
+                FileHandle.standardError.write(Data(("\r" + text + (done == total ? "\n" : "")).utf8))
+            }
+        }
+        print("imported \(count) records from \(file)")
+    }
+}
+
+/// A practice file (`docs/practice-format.md`) read as a stream: its header, then its records one at a time,
+/// each decoded from its own bytes. Memory holds one read buffer and one record, whatever the file's size.
+///
+/// Errors are the ones ``PracticeDump/decode(_:)`` gives for the same file: a ``ModelError`` `invalidDump`
+/// naming where the JSON does not have the dump's shape (`dump.records[12].fields`), or that it is not JSON.
+struct PracticeFile {
+    /// The dump's header: every top-level member but `records`.
+    struct Header: Decodable {
+        var format: String
+        var version: Int
+        var practice: PracticeDump.Header
+    }
+
+    let path: String
+
+    /// Reads the header; the records are scanned (their JSON checked for balance) but not decoded.
+    func header() throws -> Header {
+        var members: [UInt8] = Array("{".utf8)
+        try scan(
+            member: { key, value in
+                if members.count > 1 { members.append(UInt8(ascii: ",")) }
+                members.append(contentsOf: key)
+                members.append(UInt8(ascii: ":"))
+                members.append(contentsOf: value)
+            },
+            record: { _ in }
+        )
+        members.append(UInt8(ascii: "}"))
+        do {
+            return try JSONDecoder().decode(Header.self, from: Data(members))
+        } catch {
+            throw Self.refusal(error, at: "")
+        }
+    }
+
+    /// Calls `body` with each record, in the file's order.
+    func records(_ body: (DumpRecord) throws -> Void) throws {
+        let decoder = JSONDecoder()
+        var index = 0
+        try scan(
+            member: { _, _ in },
+            record: { bytes in
+                let record: DumpRecord
+                do {
+                    record = try decoder.decode(DumpRecord.self, from: Data(bytes))
+                } catch {
+                    throw Self.refusal(error, at: ".records[\(index)]")
+                }
+                index += 1
+                try body(record)
+            }
+        )
+    }
+
+    /// The error ``PracticeDump/decode(_:)`` gives for a decoding error at `location` (below `dump`).
+    static func refusal(_ error: any Error, at location: String) -> ModelError {
+        guard let error = error as? DecodingError else { return notJSON }
+        let path: [any CodingKey]
+        switch error {
+        case .dataCorrupted(let context), .keyNotFound(_, let context), .typeMismatch(_, let context),
+            .valueNotFound(_, let context):
+            if case .dataCorrupted = error, context.codingPath.isEmpty, context.underlyingError != nil {
+                return notJSON
+            }
+            path = context.codingPath
+        @unknown default:
+            path = []
+        }
+        let inner = path.map { $0.intValue.map { "[\($0)]" } ?? ".\($0.stringValue)" }.joined()
+        return shape(at: "dump" + location + inner)
+    }
+
+    /// The JSON is valid but not a dump's at `field`.
+    static func shape(at field: String) -> ModelError {
+        ModelError(
+            code: .invalidDump,
+            field: field,
+            rule: "must be an outpost-practice JSON document (docs/practice-format.md)",
+            message: "the JSON does not have the dump's shape at \(field); see docs/practice-format.md"
+        )
+    }
+
+    static let notJSON = ModelError(
+        code: .invalidDump,
+        field: "dump",
+        rule: "must be an outpost-practice JSON document (docs/practice-format.md)",
+        message: "the file is not valid JSON; check that it is a complete practice dump"
+    )
+
+    /// Walks the top-level object: every member but `records` goes to `member` (its key's and value's JSON),
+    /// each element of `records` to `record` (its JSON, its brackets balanced; decoding checks the rest).
+    private func scan(
+        member: (_ key: [UInt8], _ value: [UInt8]) throws -> Void,
+        record: (_ bytes: [UInt8]) throws -> Void
+    ) throws {
+        guard let handle = FileHandle(forReadingAtPath: path) else {
+            throw CLIError.input("cannot read \(path); check the path")
+        }
+        defer { try? handle.close() }
+        var reader = ByteReader(handle: handle)
+        var value: [UInt8] = []
+        try reader.expect(UInt8(ascii: "{"))
+        var sawRecords = false
+        if try reader.peekSkippingSpace() == UInt8(ascii: "}") {
+            _ = try reader.next()
+        } else {
+            while true {
+                var key: [UInt8] = []
+                guard try reader.peekSkippingSpace() == UInt8(ascii: "\"") else { throw Self.notJSON }
+                try reader.value(into: &key)
+                try reader.expect(UInt8(ascii: ":"))
+                if key == Array("\"records\"".utf8) {
+                    guard !sawRecords else { throw Self.shape(at: "dump.records") }
+                    sawRecords = true
+                    try reader.expect(UInt8(ascii: "["))
+                    if try reader.peekSkippingSpace() == UInt8(ascii: "]") {
+                        _ = try reader.next()
+                    } else {
+                        while true {
+                            value.removeAll(keepingCapacity: true)
+                            try reader.value(into: &value)
+                            try record(value)
+                            let separator = try reader.nextSkippingSpace()
+                            if separator == UInt8(ascii: "]") { break }
+                            guard separator == UInt8(ascii: ",") else { throw Self.notJSON }
+                        }
+                    }
+                } else {
+                    value.removeAll(keepingCapacity: true)
+                    try reader.value(into: &value)
+                    try member(key, value)
+                }
+                let separator = try reader.nextSkippingSpace()
+                if separator == UInt8(ascii: "}") { break }
+                guard separator == UInt8(ascii: ",") else { throw Self.notJSON }
+            }
+        }
+        guard try reader.peekSkippingSpace() == nil else { throw Self.notJSON }
+        if !sawRecords { throw Self.shape(at: "dump") }
+    }
+}
+
+/// Reads a file in chunks of 1 MiB and walks JSON values without decoding them.
+private struct ByteReader {
+    let handle: FileHandle
+    var buffer: [UInt8] = []
+    var position = 0
+    var atEnd = false
+
+    init(handle: FileHandle) {
+        self.handle = handle
+    }
+
+    mutating func peek() throws -> UInt8? {
+        if position == buffer.count {
+            guard !atEnd else { return nil }
+            let chunk = try handle.read(upToCount: 1 << 20) ?? Data()
+            if chunk.isEmpty {
+                atEnd = true
+                return nil
+            }
+            buffer = Array(chunk)
+            position = 0
+        }
+        return buffer[position]
+    }
+
+    mutating func next() throws -> UInt8? {
+        guard let byte = try peek() else { return nil }
+        position += 1
+        return byte
+    }
+
+    static func isSpace(_ byte: UInt8) -> Bool {
+        byte == 0x20 || byte == 0x0A || byte == 0x0D || byte == 0x09
+    }
+
+    mutating func peekSkippingSpace() throws -> UInt8? {
+        while let byte = try peek(), Self.isSpace(byte) { position += 1 }
+        return try peek()
+    }
+
+    mutating func nextSkippingSpace() throws -> UInt8? {
+        _ = try peekSkippingSpace()
+        return try next()
+    }
+
+    mutating func expect(_ byte: UInt8) throws {
+        guard try nextSkippingSpace() == byte else { throw PracticeFile.notJSON }
+    }
+
+    /// Appends the next JSON value's bytes to `out`: an object or array up to its matching bracket, a string
+    /// up to its closing quote, or a literal up to the next separator. Its content is checked when decoded.
+    mutating func value(into out: inout [UInt8]) throws {
+        guard let first = try peekSkippingSpace() else { throw PracticeFile.notJSON }
+        var depth = 0
+        var inString = false
+        var escaped = false
+        switch first {
+        case UInt8(ascii: "{"), UInt8(ascii: "["), UInt8(ascii: "\""):
+            while let byte = try next() {
+                out.append(byte)
+                if inString {
+                    if escaped {
+                        escaped = false
+                    } else if byte == UInt8(ascii: "\\") {
+                        escaped = true
+                    } else if byte == UInt8(ascii: "\"") {
+                        inString = false
+                        if depth == 0 { return }
+                    }
+                } else if byte == UInt8(ascii: "\"") {
+                    inString = true
+                } else if byte == UInt8(ascii: "{") || byte == UInt8(ascii: "[") {
+                    depth += 1
+                } else if byte == UInt8(ascii: "}") || byte == UInt8(ascii: "]") {
+                    depth -= 1
+                    if depth == 0 { return }
+                    if depth < 0 { throw PracticeFile.notJSON }
+                }
+            }
+            throw PracticeFile.notJSON
+        default:
+            while let byte = try peek(), !Self.isSpace(byte), byte != UInt8(ascii: ","), byte != UInt8(ascii: "}"),
+                byte != UInt8(ascii: "]")
+            {
+                out.append(byte)
+                position += 1
+            }
+            if out.isEmpty { throw PracticeFile.notJSON }
+        }
+    }
+}
