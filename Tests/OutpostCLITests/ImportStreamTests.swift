@@ -2,6 +2,7 @@ import Foundation
 import OutpostCRDT
 import OutpostClient
 import OutpostModel
+import OutpostTestSupport
 import Testing
 
 /// `outpost import` reads the practice file as a stream (header, then one record at a time): the result is
@@ -41,12 +42,24 @@ struct ImportStreamTests {
             .trimmingCharacters(in: .whitespacesAndNewlines).dropLast()
         let body = text[records.lowerBound...].trimmingCharacters(in: .whitespacesAndNewlines).dropLast()
         let reordered = " {\n " + body + " ,\n\t" + header + " }\n\n"
+        // Every field write, as the progress total counts it (read from the file without decoding records).
+        var edits = 0
+        for record in dump.records {
+            for field in record.fields.values {
+                switch field {
+                case .value(let value): edits += value.isNull ? 0 : 1
+                case .list(let values): edits += values.count
+                }
+            }
+        }
         for (name, contents) in [("as-is.json", text), ("reordered.json", reordered)] {
             let sandbox = try Sandbox()
             try sandbox.outpost("init")
             let file = sandbox.path(name)
             try contents.write(toFile: file, atomically: true, encoding: .utf8)
-            #expect(try sandbox.outpost("import", file) == "imported \(dump.records.count) records from \(file)")
+            let result = try sandbox.run(["import", file, "--progress"])
+            #expect(result.status == 0 && result.output == "imported \(dump.records.count) records from \(file)")
+            #expect(result.errorLines.last == "importing: 100% (\(edits)/\(edits) fields)", "\(result)")
             let replica = try CareStore.open(at: sandbox.store).store.replicaID.rawValue
             #expect(try Self.normalized(sandbox.export(), replica: replica) == expected, "\(name)")
         }

@@ -204,7 +204,9 @@ struct StoreBenchmark: ParsableCommand {
         return (clock.now - start, peak)
     }
 
-    /// Runs a program to its end (its output discarded); returns its peak resident memory in bytes.
+    /// Runs a program to its end (its output discarded); returns its peak resident memory in bytes, read
+    /// from its `/proc/<pid>/status` (VmHWM, the high-water mark) every few milliseconds while it runs.
+    /// (`wait4`'s `ru_maxrss` would not do: a spawned child starts out counted with this process's memory.)
     static func spawn(_ arguments: [String]) throws -> Int {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
@@ -217,11 +219,23 @@ struct StoreBenchmark: ParsableCommand {
         let spawned = posix_spawn(&pid, arguments[0], &actions, nil, &argv, environ)
         guard spawned == 0 else { throw ValidationError("could not run \(arguments[0]) (error \(spawned))") }
         var status: Int32 = 0
-        var usage = rusage()
-        guard wait4(pid, &status, 0, &usage) == pid, status == 0 else {
+        var peak = 0
+        while true {
+            if let text = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
+                let line = text.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),
+                let kibibytes = Int(line.dropFirst(6).trimmingCharacters(in: .whitespaces).prefix { $0.isNumber })
+            {
+                peak = max(peak, kibibytes * 1024)
+            }
+            let waited = waitpid(pid, &status, WNOHANG)
+            if waited == pid { break }
+            guard waited == 0 else { throw ValidationError("lost \(arguments[0])") }
+            usleep(5_000)
+        }
+        guard status == 0 else {
             throw ValidationError("\(arguments.dropFirst().prefix(1).joined()) failed (status \(status))")
         }
-        return usage.ru_maxrss * 1024
+        return peak
     }
 
     /// Copies the imported store, then times applying `changes` to the copy in pages of `pages`.

@@ -273,15 +273,14 @@ public struct CareStore: Sendable {
         // grow with the practice: only the set of ids is held for the whole import.
         var incoming = Set<RecordRef>()
         var totalEdits = 0
-        try records.read { record throws(ClientError) in
-            let ref = RecordRef(type: record.type, id: record.id)
-            guard incoming.insert(ref).inserted else {
+        try records.readSummaries { summary throws(ClientError) in
+            guard incoming.insert(summary.record).inserted else {
                 throw ClientError(
                     code: .invalidEdit,
-                    message: "the dump holds \(ref) twice; every record id must be unique"
+                    message: "the dump holds \(summary.record) twice; every record id must be unique"
                 )
             }
-            totalEdits += Self.editCount(creating: record)
+            totalEdits += summary.edits
         }
         let practice = RecordRef(type: RecordType.practice.rawValue, id: header.id)
         guard incoming.contains(practice) else {
@@ -371,16 +370,37 @@ public struct CareStore: Sendable {
 /// The records of a practice, read in order, as often as asked (``CareStore/importPractice(format:version:practice:records:progress:)``
 /// reads them twice). For example, a file parsed one record at a time, or a ``PracticeDump``'s array.
 public struct PracticeRecords {
+    /// What the first reading needs of a record: its reference, and how many edits create it (one per
+    /// register value that is not null, one per element of a `set` or `log`).
+    public typealias Summary = (record: RecordRef, edits: Int)
+
     private let reader: (_ body: (DumpRecord) throws(ClientError) -> Void) throws(ClientError) -> Void
+    private let summaryReader: ((_ body: (Summary) throws(ClientError) -> Void) throws(ClientError) -> Void)?
 
     /// Records given by `reader`, which calls its argument once per record, in order; an error thrown
-    /// while reading (a malformed file) is a ``ClientError`` naming the problem.
-    public init(_ reader: @escaping (_ body: (DumpRecord) throws(ClientError) -> Void) throws(ClientError) -> Void) {
+    /// while reading (a malformed file) is a ``ClientError`` naming the problem. `summaries`, when given,
+    /// reads the same records' summaries more cheaply than decoding them (the first reading uses it).
+    public init(
+        _ reader: @escaping (_ body: (DumpRecord) throws(ClientError) -> Void) throws(ClientError) -> Void,
+        summaries: ((_ body: (Summary) throws(ClientError) -> Void) throws(ClientError) -> Void)? = nil
+    ) {
         self.reader = reader
+        self.summaryReader = summaries
     }
 
     /// Calls `body` once per record, in order.
     func read(_ body: (DumpRecord) throws(ClientError) -> Void) throws(ClientError) {
         try reader(body)
+    }
+
+    /// Calls `body` once per record's summary, in order.
+    func readSummaries(_ body: (Summary) throws(ClientError) -> Void) throws(ClientError) {
+        if let summaryReader {
+            try summaryReader(body)
+        } else {
+            try reader { record throws(ClientError) in
+                try body((RecordRef(type: record.type, id: record.id), CareStore.editCount(creating: record)))
+            }
+        }
     }
 }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import OutpostCRDT
 import OutpostClient
 import OutpostModel
 
@@ -36,17 +37,30 @@ struct Import: ParsableCommand {
         let lines = progress
         var lastPercent = -1
         let file = file
-        let records = PracticeRecords { body throws(ClientError) in
-            do {
-                try practiceFile.records { record in try body(record) }
-            } catch let error as ClientError {
-                throw error
-            } catch let error as ModelError {
-                throw ClientError(code: .invalidEdit, message: "\(file): \(error.description)", cause: error)
-            } catch {
-                throw ClientError(code: .invalidEdit, message: "cannot read \(file); check the path")
+        let refusal = { (error: any Error) -> ClientError in
+            switch error {
+            case let error as ClientError: error
+            case let error as ModelError:
+                ClientError(code: .invalidEdit, message: "\(file): \(error.description)", cause: error)
+            default: ClientError(code: .invalidEdit, message: "cannot read \(file); check the path")
             }
         }
+        let records = PracticeRecords(
+            { body throws(ClientError) in
+                do {
+                    try practiceFile.records { record in try body(record) }
+                } catch {
+                    throw refusal(error)
+                }
+            },
+            summaries: { body throws(ClientError) in
+                do {
+                    try practiceFile.summaries { summary in try body(summary) }
+                } catch {
+                    throw refusal(error)
+                }
+            }
+        )
         let count = try store.importPractice(
             format: header.format,
             version: header.version,
@@ -120,6 +134,62 @@ struct PracticeFile {
                 try body(record)
             }
         )
+    }
+
+    /// Calls `body` with each record's reference and the number of edits that create it, read from the
+    /// record's JSON without decoding all of it (a record this quick reading does not follow is decoded).
+    func summaries(_ body: (PracticeRecords.Summary) throws -> Void) throws {
+        let decoder = JSONDecoder()
+        var index = 0
+        try scan(
+            member: { _, _ in },
+            record: { bytes in
+                if let summary = Self.summary(of: bytes) {
+                    index += 1
+                    return try body(summary)
+                }
+                let record: DumpRecord
+                do {
+                    record = try decoder.decode(DumpRecord.self, from: Data(bytes))
+                } catch {
+                    throw Self.refusal(error, at: ".records[\(index)]")
+                }
+                index += 1
+                var edits = 0
+                for field in record.fields.values {
+                    switch field {
+                    case .value(let value): edits += value.isNull ? 0 : 1
+                    case .list(let values): edits += values.count
+                    }
+                }
+                try body((RecordRef(type: record.type, id: record.id), edits))
+            }
+        )
+    }
+
+    /// A record's summary read straight from its JSON: its `type` and `id` (plain strings, no escapes) and
+    /// the values of its `fields` (an array counts its elements, `null` none, any other value one); nil when
+    /// the record is not that simple (then it is decoded).
+    static func summary(of bytes: [UInt8]) -> PracticeRecords.Summary? {
+        var scanner = ValueScanner(bytes: bytes)
+        guard scanner.take(UInt8(ascii: "{")) else { return nil }
+        var type: String?
+        var id: String?
+        var edits: Int?
+        if !scanner.take(UInt8(ascii: "}")) {
+            repeat {
+                guard let key = scanner.plainString(), scanner.take(UInt8(ascii: ":")) else { return nil }
+                switch key {
+                case "type": type = scanner.plainString()
+                case "id": id = scanner.plainString()
+                case "fields": edits = scanner.countFieldValues()
+                default: guard scanner.skipValue() else { return nil }
+                }
+            } while scanner.take(UInt8(ascii: ","))
+            guard scanner.take(UInt8(ascii: "}")) else { return nil }
+        }
+        guard let type, let id, let edits, scanner.atEnd else { return nil }
+        return (RecordRef(type: type, id: id), edits)
     }
 
     /// The error ``PracticeDump/decode(_:)`` gives for a decoding error at `location` (below `dump`).
@@ -299,5 +369,119 @@ private struct ByteReader {
             }
             if out.isEmpty { throw PracticeFile.notJSON }
         }
+    }
+}
+
+/// Walks one JSON value held in memory, for ``PracticeFile/summary(of:)``; any surprise answers nil.
+private struct ValueScanner {
+    let bytes: [UInt8]
+    var position = 0
+
+    init(bytes: [UInt8]) {
+        self.bytes = bytes
+    }
+
+    var atEnd: Bool {
+        mutating get {
+            skipSpace()
+            return position == bytes.count
+        }
+    }
+
+    mutating func skipSpace() {
+        while position < bytes.count, ByteReader.isSpace(bytes[position]) { position += 1 }
+    }
+
+    /// Consumes `byte` (after white space) when it is next.
+    mutating func take(_ byte: UInt8) -> Bool {
+        skipSpace()
+        guard position < bytes.count, bytes[position] == byte else { return false }
+        position += 1
+        return true
+    }
+
+    /// A string without escapes, or nil.
+    mutating func plainString() -> String? {
+        guard take(UInt8(ascii: "\"")) else { return nil }
+        let start = position
+        while position < bytes.count {
+            switch bytes[position] {
+            case UInt8(ascii: "\""):
+                position += 1
+                return String(decoding: bytes[start..<position - 1], as: UTF8.self)
+            case UInt8(ascii: "\\"): return nil
+            default: position += 1
+            }
+        }
+        return nil
+    }
+
+    /// Skips one value (strings may hold escapes); false when the bytes end first.
+    mutating func skipValue() -> Bool {
+        skipSpace()
+        guard position < bytes.count else { return false }
+        var depth = 0
+        var inString = false
+        var escaped = false
+        let first = bytes[position]
+        guard first == UInt8(ascii: "{") || first == UInt8(ascii: "[") || first == UInt8(ascii: "\"") else {
+            // A literal: up to the next separator.
+            while position < bytes.count, !ByteReader.isSpace(bytes[position]), bytes[position] != UInt8(ascii: ","),
+                bytes[position] != UInt8(ascii: "}"), bytes[position] != UInt8(ascii: "]")
+            {
+                position += 1
+            }
+            return true
+        }
+        while position < bytes.count {
+            let byte = bytes[position]
+            position += 1
+            if inString {
+                if escaped {
+                    escaped = false
+                } else if byte == UInt8(ascii: "\\") {
+                    escaped = true
+                } else if byte == UInt8(ascii: "\"") {
+                    inString = false
+                    if depth == 0 { return true }
+                }
+            } else if byte == UInt8(ascii: "\"") {
+                inString = true
+            } else if byte == UInt8(ascii: "{") || byte == UInt8(ascii: "[") {
+                depth += 1
+            } else if byte == UInt8(ascii: "}") || byte == UInt8(ascii: "]") {
+                depth -= 1
+                if depth == 0 { return true }
+            }
+        }
+        return false
+    }
+
+    /// The number of edits the `fields` object makes: per member, an array's element count, 0 for `null`,
+    /// 1 for any other value; nil when it is not an object.
+    mutating func countFieldValues() -> Int? {
+        guard take(UInt8(ascii: "{")) else { return nil }
+        if take(UInt8(ascii: "}")) { return 0 }
+        var count = 0
+        repeat {
+            guard skipValue(), take(UInt8(ascii: ":")) else { return nil }
+            skipSpace()
+            guard position < bytes.count else { return nil }
+            if take(UInt8(ascii: "[")) {
+                if !take(UInt8(ascii: "]")) {
+                    repeat {
+                        guard skipValue() else { return nil }
+                        count += 1
+                    } while take(UInt8(ascii: ","))
+                    guard take(UInt8(ascii: "]")) else { return nil }
+                }
+            } else if bytes[position...].starts(with: "null".utf8) {
+                position += 4
+            } else {
+                guard skipValue() else { return nil }
+                count += 1
+            }
+        } while take(UInt8(ascii: ","))
+        return take(UInt8(ascii: "}")) ? count : nil
     }
 }
