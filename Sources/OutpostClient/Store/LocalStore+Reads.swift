@@ -35,17 +35,24 @@ extension LocalStore {
 
     /// A record's state with its tail folded in (the change-log rows appended since the state was last
     /// written whole), and whether there was a tail.
-    static func loadStateAndTail(_ record: RecordRef, db: Database) throws -> (state: RecordState, hadTail: Bool)? {
+    static func loadStateAndTail(_ record: RecordRef, db: Database) throws -> HeldRecord? {
         guard
             let row = try Row.fetchOne(
-                db.cachedStatement(sql: "SELECT state, tailStart FROM record WHERE type = ? AND id = ?"),
+                db.cachedStatement(sql: "SELECT state, tailStart, tailBytes FROM record WHERE type = ? AND id = ?"),
                 arguments: [record.type, record.id]
             )
         else { return nil }
-        var state = try StoreCodec.state(Array(row[0] as Data))
-        guard let tailStart = row[1] as Int64? else { return (state, false) }
-        try foldTail(into: &state, of: record, from: tailStart, db: db)
-        return (state, true)
+        let bytes = row[0] as Data
+        var state = try StoreCodec.state(Array(bytes))
+        if let tailStart = row[1] as Int64? { try foldTail(into: &state, of: record, from: tailStart, db: db) }
+        return HeldRecord(state: state, stateBytes: bytes.count, tailBytes: row[2] as Int)
+    }
+
+    /// A record as loaded: its state with the tail folded in, and the sizes of its stored state and tail.
+    struct HeldRecord {
+        var state: RecordState
+        var stateBytes: Int
+        var tailBytes: Int
     }
 
     /// Applies the record's change-log rows from `tailStart` on to `state`.

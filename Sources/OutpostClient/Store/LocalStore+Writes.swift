@@ -291,6 +291,8 @@ final class StoreTransaction {
     private var merged: Set<RecordRef> = []
     /// Local appends to records this transaction has not loaded: logged, and added to the record's tail.
     private var tailed: [RecordRef: [Change]] = [:]
+    /// The sizes of the stored state and tail of each held record loaded.
+    private var sizes: [RecordRef: (state: Int, tail: Int)] = [:]
 
     struct FieldKey: Hashable {
         var record: RecordRef
@@ -321,16 +323,14 @@ final class StoreTransaction {
     func state(of record: RecordRef) throws -> RecordState {
         if let state = states[record] { return state }
         var state = RecordState()
-        if let (held, hadTail) = try LocalStore.loadStateAndTail(record, db: db) {
-            state = held
+        if let held = try LocalStore.loadStateAndTail(record, db: db) {
+            state = held.state
             existing.insert(record)
-            // A folded tail is written back with the state (which then holds every change again).
-            if hadTail { merged.insert(record) }
+            sizes[record] = (held.stateBytes, held.tailBytes)
         }
-        // Appends this transaction sent to the tail before the record was loaded.
+        // Appends this transaction sent to the tail before the record was loaded (they are logged already).
         if let appended = tailed.removeValue(forKey: record) {
             for change in appended { state.apply(change) }
-            merged.insert(record)
         }
         states[record] = state
         return state
@@ -555,23 +555,8 @@ final class StoreTransaction {
 
     func finish(now: UInt64) throws {
         let schema = store.configuration.schema
-        for (record, state) in states
-        where logged[record] != nil || localLogged[record] != nil || merged.contains(record) {
-            let bytes = Data(StoreCodec.encode(state))
-            var owner: String?
-            if let ownerField = store.configuration.ownerField[record.type] {
-                owner = state[ownerField].resolution(under: .lww).winner?.value.stringValue
-            }
-            if existing.contains(record) {
-                try db.cachedStatement(
-                    sql:
-                        "UPDATE record SET state = ?, owner = ?, tailStart = NULL, tailBytes = 0 WHERE type = ? AND id = ?"
-                ).execute(arguments: [bytes, owner, record.type, record.id])
-            } else {
-                try db.cachedStatement(sql: "INSERT INTO record (type, id, owner, state) VALUES (?, ?, ?, ?)").execute(
-                    arguments: [record.type, record.id, owner, bytes])
-            }
-        }
+        // The change-log rows first: a record's new rows may become its tail.
+        var written: [RecordRef: (firstSeq: Int64, bytes: Int)] = [:]
         for (isLocal, groups) in [(true, localLogged), (false, logged)] {
             for (record, changes) in groups {
                 let payload = Data(StoreCodec.encode(changes))
@@ -581,7 +566,41 @@ final class StoreTransaction {
                 ).execute(arguments: [record.type, record.id, isLocal, maxCounter, payload])
                 if isLocal, let appended = tailed[record] {
                     try extendTail(of: record, with: appended, seq: db.lastInsertedRowID, bytes: payload.count)
+                } else {
+                    let seq = db.lastInsertedRowID
+                    let previous = written[record]
+                    written[record] = (min(previous?.firstSeq ?? seq, seq), (previous?.bytes ?? 0) + payload.count)
                 }
+            }
+        }
+        for (record, state) in states
+        where logged[record] != nil || localLogged[record] != nil || merged.contains(record) {
+            var owner: String?
+            if let ownerField = store.configuration.ownerField[record.type] {
+                owner = state[ownerField].resolution(under: .lww).winner?.value.stringValue
+            }
+            // A held record changed only by logged changes keeps its stored state: its new rows join its tail,
+            // until the tail would outgrow the state (then the state is written whole, the tail folded in).
+            if existing.contains(record), !merged.contains(record), let rows = written[record],
+                let size = sizes[record], size.tail + rows.bytes <= size.state + Self.tailAllowance
+            {
+                try db.cachedStatement(
+                    sql: """
+                        UPDATE record SET tailStart = coalesce(tailStart, ?), tailBytes = ?, owner = ?
+                        WHERE type = ? AND id = ?
+                        """
+                ).execute(arguments: [rows.firstSeq, size.tail + rows.bytes, owner, record.type, record.id])
+                continue
+            }
+            let bytes = Data(StoreCodec.encode(state))
+            if existing.contains(record) {
+                try db.cachedStatement(
+                    sql:
+                        "UPDATE record SET state = ?, owner = ?, tailStart = NULL, tailBytes = 0 WHERE type = ? AND id = ?"
+                ).execute(arguments: [bytes, owner, record.type, record.id])
+            } else {
+                try db.cachedStatement(sql: "INSERT INTO record (type, id, owner, state) VALUES (?, ?, ?, ?)").execute(
+                    arguments: [record.type, record.id, owner, bytes])
             }
         }
         // Most stores have no open conflict: then no touched field was in conflict, and no lookup is needed.
