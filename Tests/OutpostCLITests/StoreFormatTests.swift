@@ -171,4 +171,143 @@ struct StoreFormatTests {
         }
         #expect(migrated.contains("v3-compact-rows"))
     }
+
+    /// The record row as stored: its state's bytes, the first row of its tail (nil when none) and the tail's
+    /// size.
+    static func rawRecord(
+        _ record: RecordRef,
+        at path: String
+    ) throws -> (state: Data, tailStart: Int64?, tailBytes: Int) {
+        let queue = try DatabaseQueue(path: path)
+        defer { try? queue.close() }
+        return try queue.read { db in
+            let row = try #require(
+                try Row.fetchOne(
+                    db,
+                    sql: "SELECT state, tailStart, tailBytes FROM record WHERE type = ? AND id = ?",
+                    arguments: [record.type, record.id]
+                )
+            )
+            return (row["state"], row["tailStart"], row["tailBytes"])
+        }
+    }
+
+    /// Appending to a log writes change-log rows only (the record's tail), never the record's state, until
+    /// the tail outgrows the state; then, or when the record is next loaded for another edit, the tail is
+    /// folded into the state. Every read sees the state with its tail, before and after reopening, and
+    /// exactly what an in-memory document of the same changes holds.
+    @Test func appendsGoToTheTailAndAreFoldedIn() throws {
+        let path = FileManager.default.temporaryDirectory
+            .appendingPathComponent("outpost-tests-\(UUID())").appendingPathComponent("store.sqlite").path
+        let configuration = LocalStore.Configuration(schema: Self.schema)
+        let patient = RecordRef(type: "patient", id: "pat_1")
+        let store = try LocalStore.create(at: path, replicaID: ReplicaID("laptop"), configuration: configuration)
+        var document = Document(schema: Self.schema)
+        try document.apply(
+            try store.commit(
+                [.assign(patient, "phone", "555-0100"), .append(patient, "notes", "first")],
+                author: "per_1",
+                site: nil
+            )
+        )
+        let before = try Self.rawRecord(patient, at: path)
+        #expect(before.tailStart == nil && before.tailBytes == 0)
+        for index in 1...5 {
+            try document.apply(
+                try store.commit([.append(patient, "notes", .string("note \(index)"))], author: "per_1", site: "s")
+            )
+        }
+        let tailed = try Self.rawRecord(patient, at: path)
+        #expect(tailed.state == before.state, "an append rewrote the record's state")
+        #expect(tailed.tailStart != nil && tailed.tailBytes > 0)
+        #expect(try store.record(patient) == document.records[patient])
+        #expect(try store.records(ofType: "patient").map(\.state) == [document.records[patient]])
+        #expect(try store.pendingChanges().count == 7)
+
+        // Any change the record's state can take by logged changes alone joins the tail too: an assign that
+        // replaces the phone, and a remote change; the stored state stays as it was, every read folds the tail.
+        try document.apply(
+            try store.commit(
+                [.append(patient, "notes", "before the call"), .assign(patient, "phone", "555-0101")],
+                author: "per_2",
+                site: nil
+            )
+        )
+        let remote = Change(
+            id: ChangeID(replica: ReplicaID(unchecked: "site-b"), counter: 1),
+            record: patient,
+            field: "phone",
+            operation: .assign,
+            value: "555-0102",
+            replaces: document.field(patient, "phone").liveIDs,
+            clock: Timestamp(millis: 1, counter: 0),
+            author: "per_3"
+        )
+        try document.apply(remote)
+        try store.applyRemote([remote])
+        let folded = try Self.rawRecord(patient, at: path)
+        #expect(folded.state == before.state && folded.tailBytes > tailed.tailBytes)
+        #expect(try store.record(patient) == document.records[patient])
+
+        // A long run of appends: the tail never grows much past the state before it is folded.
+        var folds = 0
+        var previous = folded.state
+        for index in 0..<200 {
+            try document.apply(
+                try store.commit(
+                    [.append(patient, "notes", .string(String(repeating: "visit \(index) ", count: 8)))],
+                    author: "per_1",
+                    site: nil
+                )
+            )
+            let row = try Self.rawRecord(patient, at: path)
+            #expect(row.tailBytes <= row.state.count + 4096 + 512, "step \(index)")
+            if row.state != previous { folds += 1 }
+            previous = row.state
+        }
+        #expect(folds >= 2 && folds <= 20, "\(folds) folds")
+        let reopened = try LocalStore.open(at: path, configuration: configuration)
+        #expect(try reopened.record(patient) == document.records[patient])
+        #expect(try reopened.history(of: patient).count == 210)
+        #expect(try reopened.verifyIntegrity().isEmpty)
+
+        // Appends to a record the store does not hold create it, with its log only.
+        let other = RecordRef(type: "patient", id: "pat_2")
+        try document.apply(try reopened.commit([.append(other, "notes", "walk-in")], author: "per_1", site: nil))
+        #expect(try reopened.record(other) == document.records[other])
+        #expect(try Self.rawRecord(other, at: path).tailStart == nil)
+    }
+
+    /// A store of schema v3 (no tail columns) is upgraded in place: its rows hold every change, appends
+    /// then go to the tail.
+    @Test func aStoreWithoutTailsIsUpgraded() throws {
+        let path = FileManager.default.temporaryDirectory
+            .appendingPathComponent("outpost-tests-\(UUID())").appendingPathComponent("store.sqlite").path
+        let configuration = LocalStore.Configuration(schema: Self.schema)
+        let patient = RecordRef(type: "patient", id: "pat_1")
+        var document = Document(schema: Self.schema)
+        do {
+            let store = try LocalStore.create(at: path, replicaID: ReplicaID("laptop"), configuration: configuration)
+            try document.apply(
+                try store.commit(
+                    [.assign(patient, "phone", "555-0100"), .append(patient, "notes", "first")],
+                    author: "per_1",
+                    site: nil
+                )
+            )
+        }
+        let queue = try DatabaseQueue(path: path)
+        try queue.write { db in
+            try db.execute(sql: "DELETE FROM grdb_migrations WHERE identifier = 'v4-record-tail'")
+            try db.execute(sql: "ALTER TABLE record DROP COLUMN tailBytes")
+            try db.execute(sql: "ALTER TABLE record DROP COLUMN tailStart")
+        }
+        try queue.close()
+        let store = try LocalStore.open(at: path, configuration: configuration)
+        #expect(try store.record(patient) == document.records[patient])
+        try document.apply(try store.commit([.append(patient, "notes", "second")], author: "per_1", site: nil))
+        #expect(try Self.rawRecord(patient, at: path).tailStart != nil)
+        #expect(try store.record(patient) == document.records[patient])
+        #expect(try store.verifyIntegrity().isEmpty)
+    }
 }

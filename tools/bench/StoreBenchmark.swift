@@ -133,10 +133,109 @@ struct StoreBenchmark: ParsableCommand {
         )
         print("peak memory (whole run): \(Self.mebibytes(Self.peakResidentBytes()))")
         print("")
+
+        // (c) The real `outpost import` of the same practice, from its JSON file, as a user runs it.
+        let importPeak = try measureCLIImport(dump, folder: folder)
+        if let importPeak {
+            print(
+                "outpost import (child process): \(Self.format(importPeak.elapsed)) wall, peak memory "
+                    + "\(Self.mebibytes(importPeak.peakBytes)) (target: under 100 MiB)"
+            )
+        } else {
+            print("outpost import (child process): skipped; build the outpost product beside outpost-bench")
+        }
+        print("")
+
+        // The rows of issue 11's table, beside their targets and plain SQLite from this run.
+        let table: [[String]] = [
+            ["row", "outpost", "plain SQLite", "ratio", "target"],
+            [
+                "import, reference practice", Self.format(bestImport), Self.format(bestPlainImport),
+                Self.ratio(bestImport, bestPlainImport), "at most 2x",
+            ],
+            [
+                "\(remote.count) remote changes, one transaction", Self.format(bestOne), Self.format(bestPlain),
+                Self.ratio(bestOne, bestPlain), "at most 2x",
+            ],
+            [
+                "\(remote.count) remote changes, pages of \(page)", Self.format(bestPaged), Self.format(bestPlain),
+                Self.ratio(bestPaged, bestPlain), "",
+            ],
+            [
+                "store size after import", Self.mebibytes(storeBytes), Self.mebibytes(plainBytes),
+                String(format: "%.2fx", Double(storeBytes) / Double(max(plainBytes, 1))), "at most 2x",
+            ],
+            [
+                "peak memory, outpost import", importPeak.map { Self.mebibytes($0.peakBytes) } ?? "not measured", "",
+                "", "under 100 MiB",
+            ],
+        ]
+        let widths = (0..<5).map { column in table.map { $0[column].count }.max() ?? 0 }
+        for row in table {
+            print(
+                zip(row, widths).map { cell, width in cell.padding(toLength: width, withPad: " ", startingAt: 0) }
+                    .joined(separator: "  ")
+            )
+        }
+        print("")
         print(
             "reproduce: swift run --scratch-path .build-cli -c release outpost-bench store --seed \(seed) --size "
                 + "\(size) --runs \(runs)"
         )
+    }
+
+    /// Runs `outpost init` and `outpost import` of `dump` written as a file, as child processes (the `outpost`
+    /// executable beside this one); returns the import's wall time and peak resident memory (its own, from
+    /// `wait4`), or nil when there is no `outpost` executable.
+    private func measureCLIImport(
+        _ dump: PracticeDump,
+        folder: URL
+    ) throws -> (elapsed: Duration, peakBytes: Int)? {
+        let outpost = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
+            .deletingLastPathComponent().appendingPathComponent("outpost").path
+        guard FileManager.default.isExecutableFile(atPath: outpost) else { return nil }
+        let file = folder.appendingPathComponent("practice.json").path
+        try Data(dump.jsonText().utf8).write(to: URL(fileURLWithPath: file))
+        let store = folder.appendingPathComponent("cli-import.sqlite").path
+        _ = try Self.spawn([outpost, "init", "--store", store])
+        let clock = ContinuousClock()
+        let start = clock.now
+        let peak = try Self.spawn([outpost, "import", "--store", store, file])
+        return (clock.now - start, peak)
+    }
+
+    /// Runs a program to its end (its output discarded); returns its peak resident memory in bytes, read
+    /// from its `/proc/<pid>/status` (VmHWM, the high-water mark) every few milliseconds while it runs.
+    /// (`wait4`'s `ru_maxrss` would not do: a spawned child starts out counted with this process's memory.)
+    static func spawn(_ arguments: [String]) throws -> Int {
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
+        var argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
+        defer { for pointer in argv { free(pointer) } }
+        var pid = pid_t()
+        let spawned = posix_spawn(&pid, arguments[0], &actions, nil, &argv, environ)
+        guard spawned == 0 else { throw ValidationError("could not run \(arguments[0]) (error \(spawned))") }
+        var status: Int32 = 0
+        var peak = 0
+        while true {
+            if let text = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
+                let line = text.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),
+                let kibibytes = Int(line.dropFirst(6).trimmingCharacters(in: .whitespaces).prefix { $0.isNumber })
+            {
+                peak = max(peak, kibibytes * 1024)
+            }
+            let waited = waitpid(pid, &status, WNOHANG)
+            if waited == pid { break }
+            guard waited == 0 else { throw ValidationError("lost \(arguments[0])") }
+            usleep(5_000)
+        }
+        guard status == 0 else {
+            throw ValidationError("\(arguments.dropFirst().prefix(1).joined()) failed (status \(status))")
+        }
+        return peak
     }
 
     /// Copies the imported store, then times applying `changes` to the copy in pages of `pages`.

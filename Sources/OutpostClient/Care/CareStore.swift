@@ -129,13 +129,16 @@ public struct CareStore: Sendable {
                             + "with 'outpost \(edit.record.type) list'"
                     )
                 }
+                // An append to a log reads nothing of the record (only an immutable field needs its state), so
+                // the store can add it without loading the log: the cost of an append does not grow with it.
+                let readsState = edit.operation != .append || CareModel.spec(type, edit.field)?.isImmutable != false
                 do {
                     try CareModel.validateEdit(
                         type,
                         field: edit.field,
                         operation: edit.operation,
                         value: edit.value,
-                        current: try context.state(of: edit.record)[edit.field],
+                        current: readsState ? try context.state(of: edit.record)[edit.field] : FieldState(),
                         today: today,
                         exists: context.exists
                     )
@@ -216,80 +219,126 @@ public struct CareStore: Sendable {
         _ dump: PracticeDump,
         progress: ((_ done: Int, _ total: Int) -> Void)? = nil
     ) throws(ClientError) -> Int {
+        try importPractice(
+            format: dump.format,
+            version: dump.version,
+            practice: dump.practice,
+            records: PracticeRecords { body throws(ClientError) in for record in dump.records { try body(record) } },
+            progress: progress
+        )
+    }
+
+    /// The draft of a dump's record, or the model's refusal as an `invalidEdit`.
+    static func draft(of record: DumpRecord) throws(ClientError) -> DraftRecord {
+        do throws(ModelError) {
+            return try record.draft()
+        } catch {
+            throw Self.invalid(error)
+        }
+    }
+
+    /// Loads a practice whose records are read from `records` (a file read as it goes, so that the whole
+    /// practice is never in memory at once), in one transaction; like ``importPractice(_:progress:)``.
+    ///
+    /// `records` is read twice: once for the records' ids (references are resolved against the whole
+    /// dump) and the progress total, then once to write them. It must give the same records both times.
+    ///
+    /// - Returns: how many records were created.
+    /// - Throws: ``ClientError`` `invalidEdit` for an invalid header or record; an error `records` throws
+    ///   is passed on as it is when it is a ``ClientError``, as `invalidEdit` when it is a ``ModelError``.
+    @discardableResult
+    public func importPractice(
+        format: String,
+        version: Int,
+        practice header: PracticeDump.Header,
+        records: PracticeRecords,
+        progress: ((_ done: Int, _ total: Int) -> Void)? = nil
+    ) throws(ClientError) -> Int {
         let today = today
-        guard dump.format == PracticeDump.formatName else {
+        guard format == PracticeDump.formatName else {
             throw ClientError(
                 code: .invalidEdit,
-                message: "dump.format: '\(dump.format)' is not an Outpost practice dump (\(PracticeDump.formatName)); "
+                message: "dump.format: '\(format)' is not an Outpost practice dump (\(PracticeDump.formatName)); "
                     + "check the file"
             )
         }
-        guard dump.version == PracticeDump.currentVersion else {
+        guard version == PracticeDump.currentVersion else {
             throw ClientError(
                 code: .invalidEdit,
-                message: "dump.version: version \(dump.version) is not one this Outpost reads "
+                message: "dump.version: version \(version) is not one this Outpost reads "
                     + "(\(PracticeDump.currentVersion)); upgrade Outpost or re-export"
             )
         }
         // Records are converted, validated and written one at a time (RecordCreator), so memory does not
         // grow with the practice: only the set of ids is held for the whole import.
         var incoming = Set<RecordRef>()
-        incoming.reserveCapacity(dump.records.count)
-        for record in dump.records {
-            let ref = RecordRef(type: record.type, id: record.id)
-            guard incoming.insert(ref).inserted else {
+        var totalEdits = 0
+        try records.readSummaries { summary throws(ClientError) in
+            guard incoming.insert(summary.record).inserted else {
                 throw ClientError(
                     code: .invalidEdit,
-                    message: "the dump holds \(ref) twice; every record id must be unique"
+                    message: "the dump holds \(summary.record) twice; every record id must be unique"
                 )
             }
+            totalEdits += summary.edits
         }
-        let practice = RecordRef(type: RecordType.practice.rawValue, id: dump.practice.id)
+        let practice = RecordRef(type: RecordType.practice.rawValue, id: header.id)
         guard incoming.contains(practice) else {
             throw ClientError(
                 code: .invalidEdit,
-                message: "dump.practice.id: no practice record has the id \(dump.practice.id); add it or fix the header"
+                message: "dump.practice.id: no practice record has the id \(header.id); add it or fix the header"
             )
         }
-        let totalEdits = dump.records.reduce(0) { $0 + Self.editCount(creating: $1) }
+        var count = 0
         try store.create(author: try author(), site: try site(), totalEdits: totalEdits, progress: progress) {
             context,
             creator in
             // A store holds one practice: another practice's dump goes into a store of its own.
-            if let held = try context.ids(ofType: RecordType.practice.rawValue).first(where: { $0 != dump.practice.id })
-            {
+            if let held = try context.ids(ofType: RecordType.practice.rawValue).first(where: { $0 != header.id }) {
                 throw ClientError(
                     code: .invalidEdit,
-                    message: "this store holds practice \(held) and the file is practice \(dump.practice.id); a store "
+                    message: "this store holds practice \(held) and the file is practice \(header.id); a store "
                         + "holds one practice: import it into a new store ('outpost init --store NEW-PATH', then "
                         + "'outpost import --store NEW-PATH FILE')"
                 )
             }
             // Into a new store (the usual case) no record can be held already: the ids are checked unique.
             let lookUp = try !context.storeWasEmpty()
-            for record in dump.records {
-                let draft: DraftRecord
-                do throws(ModelError) {
-                    draft = try record.draft()
-                } catch {
-                    throw Self.invalid(error)
-                }
-                if try lookUp && context.holds(draft.ref) {
+            try records.read { record throws(ClientError) in
+                let draft = try Self.draft(of: record)
+                if lookUp, try context.holds(draft.ref) {
                     throw ClientError(
                         code: .invalidEdit,
                         message: "this replica already holds \(draft.ref); import into a new store, or remove the "
                             + "record from the file"
                     )
                 }
+                guard incoming.contains(draft.ref) else {
+                    throw ClientError(
+                        code: .invalidEdit,
+                        message: "the dump changed while it was read (\(draft.ref) was not there before); import it "
+                            + "again"
+                    )
+                }
                 do {
                     try CareModel.validate(draft, today: today) { incoming.contains($0) || context.exists($0) }
                 } catch let error as ModelError {
                     throw Self.invalid(error)
+                } catch {
+                    throw ClientError(code: .invalidEdit, message: "could not validate \(draft.ref)")
                 }
                 try creator.create(draft.ref, Self.edits(creating: draft))
+                count += 1
+            }
+            guard count == incoming.count else {
+                throw ClientError(
+                    code: .invalidEdit,
+                    message: "the dump changed while it was read (\(incoming.count) records, then \(count)); import "
+                        + "it again"
+                )
             }
         }
-        return dump.records.count
+        return count
     }
 
     /// The materialized view of one record, or `nil` when this replica does not hold it.
@@ -315,5 +364,43 @@ public struct CareStore: Sendable {
         }
         return "{\"format\":\"outpost-export\",\"version\":1,\"records\":[\n" + lines.joined(separator: ",\n")
             + (lines.isEmpty ? "" : "\n") + "]}\n"
+    }
+}
+
+/// The records of a practice, read in order, as often as asked (``CareStore/importPractice(format:version:practice:records:progress:)``
+/// reads them twice). For example, a file parsed one record at a time, or a ``PracticeDump``'s array.
+public struct PracticeRecords {
+    /// What the first reading needs of a record: its reference, and how many edits create it (one per
+    /// register value that is not null, one per element of a `set` or `log`).
+    public typealias Summary = (record: RecordRef, edits: Int)
+
+    private let reader: (_ body: (DumpRecord) throws(ClientError) -> Void) throws(ClientError) -> Void
+    private let summaryReader: ((_ body: (Summary) throws(ClientError) -> Void) throws(ClientError) -> Void)?
+
+    /// Records given by `reader`, which calls its argument once per record, in order; an error thrown
+    /// while reading (a malformed file) is a ``ClientError`` naming the problem. `summaries`, when given,
+    /// reads the same records' summaries more cheaply than decoding them (the first reading uses it).
+    public init(
+        _ reader: @escaping (_ body: (DumpRecord) throws(ClientError) -> Void) throws(ClientError) -> Void,
+        summaries: ((_ body: (Summary) throws(ClientError) -> Void) throws(ClientError) -> Void)? = nil
+    ) {
+        self.reader = reader
+        self.summaryReader = summaries
+    }
+
+    /// Calls `body` once per record, in order.
+    func read(_ body: (DumpRecord) throws(ClientError) -> Void) throws(ClientError) {
+        try reader(body)
+    }
+
+    /// Calls `body` once per record's summary, in order.
+    func readSummaries(_ body: (Summary) throws(ClientError) -> Void) throws(ClientError) {
+        if let summaryReader {
+            try summaryReader(body)
+        } else {
+            try reader { record throws(ClientError) in
+                try body((RecordRef(type: record.type, id: record.id), CareStore.editCount(creating: record)))
+            }
+        }
     }
 }

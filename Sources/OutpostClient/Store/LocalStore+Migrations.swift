@@ -68,6 +68,19 @@ extension LocalStore {
             // registered so that an older Outpost, which cannot read format 2, refuses the store as written
             // by a newer version instead of failing on its rows.
         }
+        migrator.registerMigration("v4-record-tail") { db in
+            // Appends to a record (a log's entries) are written as change-log rows only, without re-encoding
+            // the record's state: `tailStart` is the first change-log row (seq) of the record not yet folded
+            // into `state` (NULL when the state holds every change), `tailBytes` the size of those rows. The
+            // next transaction that loads the record folds them in and writes the state whole; so does an
+            // append once the tail outgrows the state. Existing rows hold every change: NULL and 0.
+            try db.execute(
+                sql: """
+                    ALTER TABLE record ADD COLUMN tailStart INTEGER;
+                    ALTER TABLE record ADD COLUMN tailBytes INTEGER NOT NULL DEFAULT 0;
+                    """
+            )
+        }
         return migrator
     }
 }

@@ -30,13 +30,45 @@ public struct StoreStatus: Sendable, Hashable {
 
 extension LocalStore {
     static func loadState(_ record: RecordRef, db: Database) throws -> RecordState? {
+        try loadStateAndTail(record, db: db)?.state
+    }
+
+    /// A record's state with its tail folded in (the change-log rows appended since the state was last
+    /// written whole), and whether there was a tail.
+    static func loadStateAndTail(_ record: RecordRef, db: Database) throws -> HeldRecord? {
         guard
-            let data = try Data.fetchOne(
-                db.cachedStatement(sql: "SELECT state FROM record WHERE type = ? AND id = ?"),
+            let row = try Row.fetchOne(
+                db.cachedStatement(sql: "SELECT state, tailStart, tailBytes FROM record WHERE type = ? AND id = ?"),
                 arguments: [record.type, record.id]
             )
         else { return nil }
-        return try StoreCodec.state(Array(data))
+        let bytes = row[0] as Data
+        var state = try StoreCodec.state(Array(bytes))
+        if let tailStart = row[1] as Int64? { try foldTail(into: &state, of: record, from: tailStart, db: db) }
+        return HeldRecord(state: state, stateBytes: bytes.count, tailBytes: row[2] as Int)
+    }
+
+    /// A record as loaded: its state with the tail folded in, and the sizes of its stored state and tail.
+    struct HeldRecord {
+        var state: RecordState
+        var stateBytes: Int
+        var tailBytes: Int
+    }
+
+    /// Applies the record's change-log rows from `tailStart` on to `state`.
+    static func foldTail(
+        into state: inout RecordState,
+        of record: RecordRef,
+        from tailStart: Int64,
+        db: Database
+    ) throws {
+        let payloads = try Data.fetchAll(
+            db.cachedStatement(sql: "SELECT payload FROM change WHERE type = ? AND id = ? AND seq >= ? ORDER BY seq"),
+            arguments: [record.type, record.id, tailStart]
+        )
+        for payload in payloads {
+            for change in try StoreCodec.changes(Array(payload), of: record) { state.apply(change) }
+        }
     }
 
     /// Runs `body` in a read transaction, wrapping every failure in a ``ClientError``.
@@ -65,20 +97,27 @@ extension LocalStore {
             if let owner {
                 rows = try Row.fetchCursor(
                     db,
-                    sql: "SELECT id, state FROM record WHERE type = ? AND owner = ? ORDER BY id",
+                    sql: "SELECT id, state, tailStart FROM record WHERE type = ? AND owner = ? ORDER BY id",
                     arguments: [type, owner]
                 )
             } else {
                 rows = try Row.fetchCursor(
                     db,
-                    sql: "SELECT id, state FROM record WHERE type = ? ORDER BY id",
+                    sql: "SELECT id, state, tailStart FROM record WHERE type = ? ORDER BY id",
                     arguments: [type]
                 )
             }
             var result: [(id: String, state: RecordState)] = []
+            var tails: [(index: Int, tailStart: Int64)] = []
             while let row = try rows.next() {
                 let data: Data = row["state"]
+                if let tailStart = row["tailStart"] as Int64? { tails.append((result.count, tailStart)) }
                 result.append((row["id"], try StoreCodec.state(Array(data))))
+            }
+            // Tails are read once the cursor is done (a statement cannot run while the cursor is open).
+            for (index, tailStart) in tails {
+                let record = RecordRef(type: type, id: result[index].id)
+                try Self.foldTail(into: &result[index].state, of: record, from: tailStart, db: db)
             }
             return result
         }

@@ -55,6 +55,27 @@ extension LocalStore {
             var changes: [Change] = []
             changes.reserveCapacity(edits.count)
             for (index, edit) in edits.enumerated() {
+                // An append to a record this transaction has not loaded is written as a change-log row only
+                // (the record's tail): its cost does not grow with the length of the record's log.
+                if edit.operation == .append, !transaction.isLoaded(edit.record) {
+                    transaction.counter += 1
+                    let change = Change(
+                        id: ChangeID(replica: replicaID, counter: transaction.counter),
+                        record: edit.record,
+                        field: edit.field,
+                        operation: .append,
+                        value: edit.value,
+                        replaces: [],
+                        clock: transaction.clock.tick(wallMillis: now),
+                        author: author,
+                        site: site
+                    )
+                    try checkSchema(change)
+                    transaction.appendToTail(change)
+                    changes.append(change)
+                    if let progress, (index + 1) % 1000 == 0 { progress(index + 1, edits.count) }
+                    continue
+                }
                 // Read in a scope of its own: a copy of the field kept alive while the change is applied would
                 // make the merge copy the field's whole history (a log of n entries would cost n per append).
                 let replaces: [ChangeID] = try {
@@ -170,10 +191,9 @@ extension LocalStore {
 public struct TransactionContext {
     let transaction: StoreTransaction
 
-    /// Whether the store holds `record`.
+    /// Whether the store holds `record` (read without loading the record's state when not loaded yet).
     public func exists(_ record: RecordRef) -> Bool {
-        guard let state = try? transaction.state(of: record) else { return false }
-        return !state.fields.isEmpty
+        (try? transaction.holds(record)) ?? false
     }
 
     /// Whether the store held no record at all when the transaction started (then no record needs looking
@@ -266,8 +286,13 @@ final class StoreTransaction {
     private var touched: Set<FieldKey> = []
     /// Per record, the ids already in the log, loaded when a change leaves the state unchanged.
     private var loggedIDCache: [RecordRef: Set<ChangeID>] = [:]
-    /// Records whose state changed by a state merge (a snapshot), with no change to log.
+    /// Records whose state changed by a state merge (a snapshot), with no change to log, or whose tail was
+    /// folded in when loaded (the state is written whole again).
     private var merged: Set<RecordRef> = []
+    /// Local appends to records this transaction has not loaded: logged, and added to the record's tail.
+    private var tailed: [RecordRef: [Change]] = [:]
+    /// The sizes of the stored state and tail of each held record loaded.
+    private var sizes: [RecordRef: (state: Int, tail: Int)] = [:]
 
     struct FieldKey: Hashable {
         var record: RecordRef
@@ -297,10 +322,30 @@ final class StoreTransaction {
 
     func state(of record: RecordRef) throws -> RecordState {
         if let state = states[record] { return state }
-        let state = try LocalStore.loadState(record, db: db) ?? RecordState()
-        if !state.fields.isEmpty { existing.insert(record) }
+        var state = RecordState()
+        if let held = try LocalStore.loadStateAndTail(record, db: db) {
+            state = held.state
+            existing.insert(record)
+            sizes[record] = (held.stateBytes, held.tailBytes)
+        }
+        // Appends this transaction sent to the tail before the record was loaded (they are logged already).
+        if let appended = tailed.removeValue(forKey: record) {
+            for change in appended { state.apply(change) }
+        }
         states[record] = state
         return state
+    }
+
+    /// Whether this transaction has loaded `record`'s state.
+    func isLoaded(_ record: RecordRef) -> Bool {
+        states[record] != nil
+    }
+
+    /// Logs a local append to a record this transaction has not loaded, without loading its state: the
+    /// change-log row is written and the record's tail grows (``finish(now:)``).
+    func appendToTail(_ change: Change) {
+        tailed[change.record, default: []].append(change)
+        localLogged[change.record, default: []].append(change)
     }
 
     /// Merges a record's state from a snapshot; returns whether it changed anything. The snapshot's writes
@@ -396,11 +441,20 @@ final class StoreTransaction {
         if let ownerField = store.configuration.ownerField[record.type] {
             owner = state[ownerField].resolution(under: .lww).winner?.value.stringValue
         }
-        try db.cachedStatement(sql: "INSERT INTO record (type, id, owner, state) VALUES (?, ?, ?, ?)").execute(
-            arguments: [record.type, record.id, owner, Data(StoreCodec.encode(state))])
+        // The record's state is its creation row as a tail (``extendTail(of:with:seq:bytes:)``): the changes
+        // are written once, not a second time as a state, unless the row is larger than a tail may be.
+        let payload = Data(StoreCodec.encode(changes))
         try db.cachedStatement(
             sql: "INSERT INTO change (type, id, isLocal, maxCounter, payload) VALUES (?, ?, ?, ?, ?)"
-        ).execute(arguments: [record.type, record.id, true, Int64(counter), Data(StoreCodec.encode(changes))])
+        ).execute(arguments: [record.type, record.id, true, Int64(counter), payload])
+        if payload.count <= Self.emptyState.count + Self.tailAllowance {
+            try db.cachedStatement(
+                sql: "INSERT INTO record (type, id, owner, state, tailStart, tailBytes) VALUES (?, ?, ?, ?, ?, ?)"
+            ).execute(arguments: [record.type, record.id, owner, Self.emptyState, db.lastInsertedRowID, payload.count])
+        } else {
+            try db.cachedStatement(sql: "INSERT INTO record (type, id, owner, state) VALUES (?, ?, ?, ?)").execute(
+                arguments: [record.type, record.id, owner, Data(StoreCodec.encode(state))])
+        }
         for (field, fieldState) in state.fields {
             guard let policy = schema.policy(type: record.type, field: field), policy.isRegister,
                 fieldState.resolution(under: policy).isConflict
@@ -415,6 +469,54 @@ final class StoreTransaction {
         loggedIDCache[record] = nil
     }
 
+    /// Adds a just-written change-log row (`seq`, `bytes` long) to the tail of a record this transaction did
+    /// not load. A record the store does not hold yet is written whole; a tail that outgrows the record's
+    /// state is folded into it (so reading a record costs at most about twice its state, and an append
+    /// costs the same, amortized, whatever the log's length).
+    private func extendTail(of record: RecordRef, with appended: [Change], seq: Int64, bytes: Int) throws {
+        try db.cachedStatement(
+            sql: """
+                UPDATE record SET tailStart = coalesce(tailStart, ?), tailBytes = tailBytes + ?
+                WHERE type = ? AND id = ?
+                """
+        ).execute(arguments: [seq, bytes, record.type, record.id])
+        let isNew = db.changesCount == 0
+        let outgrown: Bool
+        if isNew {
+            outgrown = true
+        } else {
+            outgrown =
+                try Bool.fetchOne(
+                    db.cachedStatement(
+                        sql: "SELECT tailBytes > length(state) + ? FROM record WHERE type = ? AND id = ?"
+                    ),
+                    arguments: [Self.tailAllowance, record.type, record.id]
+                ) ?? true
+        }
+        guard outgrown else { return }
+        // The held state with its whole tail (this row included), or a new record's appends.
+        var state = try LocalStore.loadStateAndTail(record, db: db)?.state ?? RecordState()
+        if isNew { for change in appended { state.apply(change) } }
+        var owner: String?
+        if let ownerField = store.configuration.ownerField[record.type] {
+            owner = state[ownerField].resolution(under: .lww).winner?.value.stringValue
+        }
+        let bytes = Data(StoreCodec.encode(state))
+        if isNew {
+            try db.cachedStatement(sql: "INSERT INTO record (type, id, owner, state) VALUES (?, ?, ?, ?)").execute(
+                arguments: [record.type, record.id, owner, bytes])
+        } else {
+            try db.cachedStatement(
+                sql: "UPDATE record SET state = ?, owner = ?, tailStart = NULL, tailBytes = 0 WHERE type = ? AND id = ?"
+            ).execute(arguments: [bytes, owner, record.type, record.id])
+        }
+    }
+
+    /// How many bytes a record's tail may exceed its state by before it is folded in.
+    static let tailAllowance = 4096
+    /// An empty state, stored for a record whose every change is in its tail.
+    static let emptyState = Data(StoreCodec.encode(RecordState()))
+
     private var wasEmpty: Bool?
 
     /// Whether the record table was empty when this transaction first asked (asked before any write).
@@ -428,6 +530,7 @@ final class StoreTransaction {
     /// Whether the store holds `record`, without loading (or caching) its state.
     func holds(_ record: RecordRef) throws -> Bool {
         if let state = states[record] { return !state.fields.isEmpty }
+        if tailed[record] != nil { return true }
         return try Bool.fetchOne(
             db.cachedStatement(sql: "SELECT 1 FROM record WHERE type = ? AND id = ?"),
             arguments: [record.type, record.id]
@@ -452,21 +555,8 @@ final class StoreTransaction {
 
     func finish(now: UInt64) throws {
         let schema = store.configuration.schema
-        for (record, state) in states
-        where logged[record] != nil || localLogged[record] != nil || merged.contains(record) {
-            let bytes = Data(StoreCodec.encode(state))
-            var owner: String?
-            if let ownerField = store.configuration.ownerField[record.type] {
-                owner = state[ownerField].resolution(under: .lww).winner?.value.stringValue
-            }
-            if existing.contains(record) {
-                try db.cachedStatement(sql: "UPDATE record SET state = ?, owner = ? WHERE type = ? AND id = ?").execute(
-                    arguments: [bytes, owner, record.type, record.id])
-            } else {
-                try db.cachedStatement(sql: "INSERT INTO record (type, id, owner, state) VALUES (?, ?, ?, ?)").execute(
-                    arguments: [record.type, record.id, owner, bytes])
-            }
-        }
+        // The change-log rows first: a record's new rows may become its tail.
+        var written: [RecordRef: (firstSeq: Int64, bytes: Int)] = [:]
         for (isLocal, groups) in [(true, localLogged), (false, logged)] {
             for (record, changes) in groups {
                 let payload = Data(StoreCodec.encode(changes))
@@ -474,6 +564,43 @@ final class StoreTransaction {
                 try db.cachedStatement(
                     sql: "INSERT INTO change (type, id, isLocal, maxCounter, payload) VALUES (?, ?, ?, ?, ?)"
                 ).execute(arguments: [record.type, record.id, isLocal, maxCounter, payload])
+                if isLocal, let appended = tailed[record] {
+                    try extendTail(of: record, with: appended, seq: db.lastInsertedRowID, bytes: payload.count)
+                } else {
+                    let seq = db.lastInsertedRowID
+                    let previous = written[record]
+                    written[record] = (min(previous?.firstSeq ?? seq, seq), (previous?.bytes ?? 0) + payload.count)
+                }
+            }
+        }
+        for (record, state) in states
+        where logged[record] != nil || localLogged[record] != nil || merged.contains(record) {
+            var owner: String?
+            if let ownerField = store.configuration.ownerField[record.type] {
+                owner = state[ownerField].resolution(under: .lww).winner?.value.stringValue
+            }
+            // A held record changed only by logged changes keeps its stored state: its new rows join its tail,
+            // until the tail would outgrow the state (then the state is written whole, the tail folded in).
+            if existing.contains(record), !merged.contains(record), let rows = written[record],
+                let size = sizes[record], size.tail + rows.bytes <= size.state + Self.tailAllowance
+            {
+                try db.cachedStatement(
+                    sql: """
+                        UPDATE record SET tailStart = coalesce(tailStart, ?), tailBytes = ?, owner = ?
+                        WHERE type = ? AND id = ?
+                        """
+                ).execute(arguments: [rows.firstSeq, size.tail + rows.bytes, owner, record.type, record.id])
+                continue
+            }
+            let bytes = Data(StoreCodec.encode(state))
+            if existing.contains(record) {
+                try db.cachedStatement(
+                    sql:
+                        "UPDATE record SET state = ?, owner = ?, tailStart = NULL, tailBytes = 0 WHERE type = ? AND id = ?"
+                ).execute(arguments: [bytes, owner, record.type, record.id])
+            } else {
+                try db.cachedStatement(sql: "INSERT INTO record (type, id, owner, state) VALUES (?, ?, ?, ?)").execute(
+                    arguments: [record.type, record.id, owner, bytes])
             }
         }
         // Most stores have no open conflict: then no touched field was in conflict, and no lookup is needed.
