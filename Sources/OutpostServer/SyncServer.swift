@@ -85,7 +85,7 @@ public enum SyncServer {
             try ServerError.jsonResponse(["status": "ok"], status: .ok)
         }
         router.get(.init(stringLiteral: Wire.Path.ready)) { _, _ in
-            _ = try store.feedHead(practice: "")
+            _ = try await store.feedHead(practice: "")
             return try ServerError.jsonResponse(["status": "ready"], status: .ok)
         }
         router.get(.init(stringLiteral: Wire.Path.metrics)) { _, _ in

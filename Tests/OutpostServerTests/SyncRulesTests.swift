@@ -200,9 +200,9 @@ struct SyncRulesTests {
             expiresAtMillis: nil,
             now: nowMillis()
         ).entry
-        let page = try store.pull(token: token, replica: nil, since: 0, limit: 10_000)
+        let page = try await store.pull(token: token, replica: nil, since: 0, limit: 10_000)
         #expect(page.changes == changes)
-        let again = try store.push(
+        let again = try await store.push(
             PushRequest(replica: replica.store.replicaID, changes: changes),
             token: token,
             now: nowMillis(),

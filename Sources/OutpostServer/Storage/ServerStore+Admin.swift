@@ -218,8 +218,8 @@ extension ServerStore {
     }
 
     /// The token whose secret hashes to `hash`, if any (revoked and expired ones included).
-    public func token(hash: String) throws(ServerError) -> TokenEntry? {
-        try read { db in
+    public func token(hash: String) async throws(ServerError) -> TokenEntry? {
+        try await readAsync { db in
             try Row.fetchOne(db, sql: "SELECT * FROM token WHERE hash = ?", arguments: [hash]).map(Self.tokenEntry)
         }
     }

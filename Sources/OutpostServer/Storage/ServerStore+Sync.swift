@@ -14,9 +14,9 @@ extension ServerStore: SyncStorage {
         report: DeviceReport = DeviceReport(),
         now: UInt64,
         maxClockSkewMillis: UInt64
-    ) throws(ServerError) -> PushOutcome {
+    ) async throws(ServerError) -> PushOutcome {
         let judge = PushJudge(token: token, now: now, maxClockSkewMillis: maxClockSkewMillis)
-        return try write { db in
+        return try await writeAsync { db in
             try Self.bindDevice(request.replica, token: token, now: now, db: db)
             let context = try Self.pushContext(for: request, token: token, db: db)
             let plan = try judge.judge(request, context: context)
@@ -274,12 +274,12 @@ extension ServerStore: SyncStorage {
         return false
     }
 
-    public func claimReplica(_ replica: ReplicaID, token: TokenEntry, now: UInt64) throws(ServerError) {
-        try write { db in try Self.bindDevice(replica, token: token, now: now, db: db) }
+    public func claimReplica(_ replica: ReplicaID, token: TokenEntry, now: UInt64) async throws(ServerError) {
+        try await writeAsync { db in try Self.bindDevice(replica, token: token, now: now, db: db) }
     }
 
-    public func feedHead(practice: String) throws(ServerError) -> Int64 {
-        try read { db in
+    public func feedHead(practice: String) async throws(ServerError) -> Int64 {
+        try await readAsync { db in
             try Self.feedHead(practice: practice, db: db)
         }
     }
@@ -299,11 +299,11 @@ extension ServerStore: SyncStorage {
         since: Int64,
         limit: Int,
         now: UInt64 = 0
-    ) throws(ServerError) -> FeedPage {
+    ) async throws(ServerError) -> FeedPage {
         let practice = token.practice
         let scoped = !token.scope.isWholePractice
         // A scoped pull records what the device was sent: a write. A whole-practice pull only reads.
-        let body = { (db: Database) throws -> FeedPage in
+        let body = { @Sendable (db: Database) throws -> FeedPage in
             // The device holds its own changes already: they are left out in the scan, so a device that has
             // just pushed a whole practice does not page through it.
             let rows = try Row.fetchAll(
@@ -395,7 +395,7 @@ extension ServerStore: SyncStorage {
             )
         }
         // A device's pull records what it pulled (a write); an anonymous whole-practice pull only reads.
-        return scoped || replica != nil ? try write(body) : try read(body)
+        return scoped || replica != nil ? try await writeAsync(body) : try await readAsync(body)
     }
 
     /// What a scoped device was last sent of each patient.
@@ -426,10 +426,10 @@ extension ServerStore: SyncStorage {
         replica: ReplicaID?,
         after cursor: RecordRef?,
         limit: Int
-    ) throws(ServerError) -> SnapshotSlice {
+    ) async throws(ServerError) -> SnapshotSlice {
         let practice = token.practice
         let scoped = !token.scope.isWholePractice
-        let body = { (db: Database) throws -> SnapshotSlice in
+        let body = { @Sendable (db: Database) throws -> SnapshotSlice in
             let head = try Self.feedHead(practice: practice, db: db)
             var visibility = FeedPlanner.Visibility.wholePractice
             if scoped {
@@ -482,11 +482,11 @@ extension ServerStore: SyncStorage {
             }
             return SnapshotSlice(records: records, checkpoint: head, next: page.next)
         }
-        return scoped && cursor == nil && replica != nil ? try write(body) : try read(body)
+        return scoped && cursor == nil && replica != nil ? try await writeAsync(body) : try await readAsync(body)
     }
 
-    public func openConflictCount(practice: String? = nil) throws(ServerError) -> Int {
-        try read { db in
+    public func openConflictCount(practice: String? = nil) async throws(ServerError) -> Int {
+        try await readAsync { db in
             if let practice {
                 return try Int.fetchOne(
                     db,

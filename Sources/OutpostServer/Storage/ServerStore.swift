@@ -123,6 +123,32 @@ public final class ServerStore: Sendable {
         }
     }
 
+    /// Runs `body` in a write transaction without blocking the calling thread while it waits for SQLite's one
+    /// writer: the sync endpoints run on Swift's cooperative pool (one thread per core), which a blocked
+    /// thread would take from every other request.
+    func writeAsync<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws(ServerError) -> T {
+        do {
+            return try await pool.write(body)
+        } catch let error as ServerError {
+            throw error
+        } catch {
+            logger.error("storage write failed", metadata: ["error": "\(error)"])
+            throw ServerError.internalFailure()
+        }
+    }
+
+    /// Runs `body` in a read transaction without blocking the calling thread (see ``writeAsync(_:)``).
+    func readAsync<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws(ServerError) -> T {
+        do {
+            return try await pool.read(body)
+        } catch let error as ServerError {
+            throw error
+        } catch {
+            logger.error("storage read failed", metadata: ["error": "\(error)"])
+            throw ServerError.internalFailure()
+        }
+    }
+
     /// Runs `body` in a read transaction; any failure other than a ``ServerError`` becomes an internal one.
     func read<T>(_ body: (Database) throws -> T) throws(ServerError) -> T {
         do {
