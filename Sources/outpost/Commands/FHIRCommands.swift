@@ -89,20 +89,9 @@ struct FHIRImport: ParsableCommand {
             }
             defaults.team = team
         }
-        let lines = progress
-        let onTerminal = Terminal.stderrIsTerminal && !progress
-        var lastPercent = -1
+        var progressBar = ImportProgress(lines: progress)
         let summary = try store.importFHIR(mapper, defaults: defaults, strict: strict) { done, total in
-            guard lines || (onTerminal && total > 10_000) else { return }
-            let percent = total == 0 ? 100 : done * 100 / total
-            guard percent != lastPercent else { return }
-            lastPercent = percent
-            let text = "importing: \(percent)% (\(done)/\(total) fields)"
-            if lines {
-                Terminal.note(text)
-            } else {
-                FileHandle.standardError.write(Data(("\r" + text + (done == total ? "\n" : "")).utf8))
-            }
+            progressBar.report(done: done, of: total)
         }
         for line in summary.issues.lines { Terminal.note(line) }
         func counts(_ byType: [RecordType: Int]) -> String {

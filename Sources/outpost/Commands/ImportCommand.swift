@@ -33,9 +33,7 @@ struct Import: ParsableCommand {
         } catch let error as ModelError {
             throw CLIError.input("\(file): \(error.description)")
         }
-        let onTerminal = Terminal.stderrIsTerminal && !progress
-        let lines = progress
-        var lastPercent = -1
+        var progressBar = ImportProgress(lines: progress)
         let file = file
         let refusal = { (error: any Error) -> ClientError in
             switch error {
@@ -67,16 +65,7 @@ struct Import: ParsableCommand {
             practice: header.practice,
             records: records
         ) { done, total in
-            guard lines || (onTerminal && total > 10_000) else { return }
-            let percent = total == 0 ? 100 : done * 100 / total
-            guard percent != lastPercent else { return }
-            lastPercent = percent
-            let text = "importing: \(percent)% (\(done)/\(total) fields)"
-            if lines {
-                Terminal.note(text)
-            } else {
-                FileHandle.standardError.write(Data(("\r" + text + (done == total ? "\n" : "")).utf8))
-            }
+            progressBar.report(done: done, of: total)
         }
         print("imported \(count) records from \(file)")
     }

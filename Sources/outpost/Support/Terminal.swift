@@ -59,3 +59,30 @@ enum Terminal {
         print(String(decoding: data, as: UTF8.self))
     }
 }
+
+/// An import's progress on stderr: a bar redrawn in place on a terminal for imports of over 10,000 fields, or,
+/// with `--progress`, one line per percent anywhere.
+struct ImportProgress {
+    /// Whether to print lines (`--progress`) rather than redraw on a terminal.
+    let lines: Bool
+    private let onTerminal: Bool
+    private var lastPercent = -1
+
+    init(lines: Bool) {
+        self.lines = lines
+        onTerminal = Terminal.stderrIsTerminal && !lines
+    }
+
+    mutating func report(done: Int, of total: Int) {
+        guard lines || (onTerminal && total > 10_000) else { return }
+        let percent = total == 0 ? 100 : done * 100 / total
+        guard percent != lastPercent else { return }
+        lastPercent = percent
+        let text = "importing: \(percent)% (\(done)/\(total) fields)"
+        if lines {
+            Terminal.note(text)
+        } else {
+            FileHandle.standardError.write(Data(("\r" + text + (done == total ? "\n" : "")).utf8))
+        }
+    }
+}
