@@ -146,7 +146,7 @@ struct BinaryMessageReader {
         let replica = try index(strings.count, "replica")
         if replicaValidity[replica] == nil { replicaValidity[replica] = ReplicaID.isValid(strings[replica]) }
         guard replicaValidity[replica] == true else { throw failure("not a valid replica id", at: start) }
-        let counter = BinaryWire.unzigzag(try varint(), from: lastCounter[replica, default: 0])
+        let counter = Zigzag.decode(try varint(), from: lastCounter[replica, default: 0])
         guard counter > 0 else { throw failure("a change counter of 0 (counters start at 1)", at: start) }
         lastCounter[replica] = counter
         return ChangeID(replica: ReplicaID(unchecked: strings[replica]), counter: counter)
@@ -161,7 +161,7 @@ struct BinaryMessageReader {
     }
 
     mutating func clock() throws(BinaryWire.Failure) -> Timestamp {
-        let millis = BinaryWire.unzigzag(try varint(), from: lastMillis)
+        let millis = Zigzag.decode(try varint(), from: lastMillis)
         let start = offset
         let counter = try varint()
         guard counter <= UInt64(UInt32.max) else { throw failure("a clock counter above 2^32-1", at: start) }

@@ -96,16 +96,6 @@ public enum BinaryWire {
         default: nil
         }
     }
-
-    static func zigzag(_ value: UInt64, from previous: UInt64) -> UInt64 {
-        let delta = Int64(bitPattern: value &- previous)
-        return UInt64(bitPattern: (delta << 1) ^ (delta >> 63))
-    }
-
-    static func unzigzag(_ coded: UInt64, from previous: UInt64) -> UInt64 {
-        let delta = Int64(bitPattern: coded >> 1) ^ -Int64(bitPattern: coded & 1)
-        return previous &+ UInt64(bitPattern: delta)
-    }
 }
 
 extension StringProtocol {
@@ -181,7 +171,7 @@ struct BinaryMessageWriter {
     mutating func write(id: ChangeID) {
         let replica = string(id.replica.rawValue)
         body.write(varint: UInt64(replica))
-        body.write(varint: BinaryWire.zigzag(id.counter, from: lastCounter[replica, default: 0]))
+        body.write(varint: Zigzag.encode(id.counter, from: lastCounter[replica, default: 0]))
         lastCounter[replica] = id.counter
     }
 
@@ -191,7 +181,7 @@ struct BinaryMessageWriter {
     }
 
     mutating func write(clock: Timestamp) {
-        body.write(varint: BinaryWire.zigzag(clock.millis, from: lastMillis))
+        body.write(varint: Zigzag.encode(clock.millis, from: lastMillis))
         body.write(varint: UInt64(clock.counter))
         lastMillis = clock.millis
     }

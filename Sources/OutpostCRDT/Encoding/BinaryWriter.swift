@@ -125,3 +125,19 @@ public struct BinaryWriter: Sendable {
         }
     }
 }
+
+/// Zigzag delta coding of counters and clocks, shared by every binary encoding (the store's rows, the wire's
+/// messages): a value as its signed distance from the previous one, small either way.
+public enum Zigzag {
+    /// `value` coded as its distance from `previous`.
+    public static func encode(_ value: UInt64, from previous: UInt64) -> UInt64 {
+        let delta = Int64(bitPattern: value &- previous)
+        return UInt64(bitPattern: (delta << 1) ^ (delta >> 63))
+    }
+
+    /// The value a distance coded by ``encode(_:from:)`` names.
+    public static func decode(_ coded: UInt64, from previous: UInt64) -> UInt64 {
+        let delta = Int64(bitPattern: coded >> 1) ^ -Int64(bitPattern: coded & 1)
+        return previous &+ UInt64(bitPattern: delta)
+    }
+}

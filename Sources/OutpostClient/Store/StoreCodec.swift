@@ -46,16 +46,6 @@ enum StoreCodec {
         var counter: UInt64 = 0
         var millis: UInt64 = 0
         var clockCounter: UInt64 = 0
-
-        static func zigzag(_ value: UInt64, from previous: UInt64) -> UInt64 {
-            let delta = Int64(bitPattern: value &- previous)
-            return UInt64(bitPattern: (delta << 1) ^ (delta >> 63))
-        }
-
-        static func unzigzag(_ coded: UInt64, from previous: UInt64) -> UInt64 {
-            let delta = Int64(bitPattern: coded >> 1) ^ -Int64(bitPattern: coded & 1)
-            return previous &+ UInt64(bitPattern: delta)
-        }
     }
 
     /// Encodes a record state (fields sorted by name, so the same state always gives the same bytes).
@@ -71,12 +61,12 @@ enum StoreCodec {
             body.write(varint: UInt64(field.live.count))
             for write in field.live {
                 body.write(varint: table.index(of: write.id.replica.rawValue))
-                body.write(varint: Deltas.zigzag(write.id.counter, from: deltas.counter))
+                body.write(varint: Zigzag.encode(write.id.counter, from: deltas.counter))
                 deltas.counter = write.id.counter
                 body.write(write.value)
-                body.write(varint: Deltas.zigzag(write.clock.millis, from: deltas.millis))
+                body.write(varint: Zigzag.encode(write.clock.millis, from: deltas.millis))
                 deltas.millis = write.clock.millis
-                body.write(varint: Deltas.zigzag(UInt64(write.clock.counter), from: deltas.clockCounter))
+                body.write(varint: Zigzag.encode(UInt64(write.clock.counter), from: deltas.clockCounter))
                 deltas.clockCounter = UInt64(write.clock.counter)
                 body.write(varint: table.index(of: write.author))
                 body.write(varint: write.site.map { table.index(of: $0) + 1 } ?? 0)
@@ -98,7 +88,7 @@ enum StoreCodec {
         body.write(varint: UInt64(changes.count))
         for change in changes {
             body.write(varint: table.index(of: change.id.replica.rawValue))
-            body.write(varint: Deltas.zigzag(change.id.counter, from: deltas.counter))
+            body.write(varint: Zigzag.encode(change.id.counter, from: deltas.counter))
             deltas.counter = change.id.counter
             body.write(varint: table.index(of: change.field))
             body.write(byte: code(of: change.operation))
@@ -108,9 +98,9 @@ enum StoreCodec {
                 body.write(varint: table.index(of: id.replica.rawValue))
                 body.write(varint: id.counter)
             }
-            body.write(varint: Deltas.zigzag(change.clock.millis, from: deltas.millis))
+            body.write(varint: Zigzag.encode(change.clock.millis, from: deltas.millis))
             deltas.millis = change.clock.millis
-            body.write(varint: Deltas.zigzag(UInt64(change.clock.counter), from: deltas.clockCounter))
+            body.write(varint: Zigzag.encode(UInt64(change.clock.counter), from: deltas.clockCounter))
             deltas.clockCounter = UInt64(change.clock.counter)
             body.write(varint: table.index(of: change.author))
             body.write(varint: change.site.map { table.index(of: $0) + 1 } ?? 0)
@@ -228,7 +218,7 @@ enum StoreCodec {
             let replica = try replica()
             var counter = try reader.readVarint()
             if delta {
-                counter = Deltas.unzigzag(counter, from: deltas.counter)
+                counter = Zigzag.decode(counter, from: deltas.counter)
                 deltas.counter = counter
             }
             guard counter > 0 else { throw StoreCodec.malformed("change counter 0") }
@@ -236,8 +226,8 @@ enum StoreCodec {
         }
 
         mutating func timestamp() throws(CRDTError) -> Timestamp {
-            deltas.millis = Deltas.unzigzag(try reader.readVarint(), from: deltas.millis)
-            deltas.clockCounter = Deltas.unzigzag(try reader.readVarint(), from: deltas.clockCounter)
+            deltas.millis = Zigzag.decode(try reader.readVarint(), from: deltas.millis)
+            deltas.clockCounter = Zigzag.decode(try reader.readVarint(), from: deltas.clockCounter)
             guard deltas.clockCounter <= UInt64(UInt32.max) else { throw StoreCodec.malformed("bad clock counter") }
             return Timestamp(millis: deltas.millis, counter: UInt32(deltas.clockCounter))
         }

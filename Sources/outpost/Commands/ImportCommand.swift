@@ -113,16 +113,20 @@ struct PracticeFile {
         try scan(
             member: { _, _ in },
             record: { bytes in
-                let record: DumpRecord
-                do {
-                    record = try decoder.decode(DumpRecord.self, from: Data(bytes))
-                } catch {
-                    throw Self.refusal(error, at: ".records[\(index)]")
-                }
+                let record = try Self.decode(bytes, index: index, with: decoder)
                 index += 1
                 try body(record)
             }
         )
+    }
+
+    /// Decodes record number `index` of the file, refusing it by its path.
+    static func decode(_ bytes: some Collection<UInt8>, index: Int, with decoder: JSONDecoder) throws -> DumpRecord {
+        do {
+            return try decoder.decode(DumpRecord.self, from: Data(bytes))
+        } catch {
+            throw refusal(error, at: ".records[\(index)]")
+        }
     }
 
     /// Calls `body` with each record's reference and the number of edits that create it, read from the
@@ -137,12 +141,7 @@ struct PracticeFile {
                     index += 1
                     return try body(summary)
                 }
-                let record: DumpRecord
-                do {
-                    record = try decoder.decode(DumpRecord.self, from: Data(bytes))
-                } catch {
-                    throw Self.refusal(error, at: ".records[\(index)]")
-                }
+                let record = try Self.decode(bytes, index: index, with: decoder)
                 index += 1
                 var edits = 0
                 for field in record.fields.values {
