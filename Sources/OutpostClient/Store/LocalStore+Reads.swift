@@ -190,6 +190,16 @@ extension LocalStore {
         }
     }
 
+    /// The number of local changes the server has not acknowledged: one row read, unlike ``status()``.
+    public func pendingCount() throws(ClientError) -> Int {
+        try read(doing: "count the outbox") { db in
+            guard let row = try Row.fetchOne(db, sql: "SELECT counter, ackedCounter FROM replica WHERE id = 1") else {
+                throw ClientError(code: .storeCorrupt, message: "the store at \(path) has no replica row")
+            }
+            return Int((row["counter"] as Int64) - (row["ackedCounter"] as Int64))
+        }
+    }
+
     /// A summary of the replica: pending changes, open conflicts, record counts, sync position.
     public func status() throws(ClientError) -> StoreStatus {
         try read(doing: "read the store's status") { db in

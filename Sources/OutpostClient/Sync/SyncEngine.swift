@@ -233,7 +233,7 @@ public actor SyncEngine {
     private func pushAll(_ report: inout SyncReport, session: SessionInfo) async throws(ClientError) {
         let batch = max(1, min(options.pushBatch, session.limits.maxPushChanges))
         var restampedThisSync = false
-        outbox = try store.status().pendingChanges
+        outbox = try store.pendingCount()
         while true {
             let changes = try store.pendingChanges(limit: batch)
             if changes.isEmpty { return }
