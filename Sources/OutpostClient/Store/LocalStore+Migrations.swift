@@ -81,6 +81,12 @@ extension LocalStore {
                     """
             )
         }
+        migrator.registerMigration("v5-projection") { db in
+            // The projection (LocalStore+Projection.swift): indexed tables of the fields lists filter and sort
+            // on, derived from the record states, created and filled here from the states already held.
+            try db.execute(sql: Projection.schemaSQL)
+            try Projection.rebuild(db: db)
+        }
         return migrator
     }
 }

@@ -65,10 +65,7 @@ struct ListTasks: ParsableCommand {
     mutating func run() throws {
         let store = try storeOptions.open()
         try RecordOutput.requireFilters([(patient, .patient), (team, .team), (assignee, .person)], in: store)
-        let tasks = try store.records(.task, owner: patient).filter { task in
-            (status == nil || task.string("status") == status) && (team == nil || task.string("team") == team)
-                && (assignee == nil || task.string("assignee") == assignee)
-        }
+        let tasks = try store.tasks(TaskQuery(patient: patient, status: status, team: team, assignee: assignee))
         try RecordOutput.printList(tasks, columns: TaskKind.columns, json: output.json)
     }
 }
@@ -174,8 +171,6 @@ struct Worklist: ParsableCommand {
     @Option(help: ArgumentHelp("Tasks of patients seen at this site.", valueName: "site-id")) var site: String?
     @Option(help: ArgumentHelp("Today's date (default: today, UTC).", valueName: "YYYY-MM-DD")) var today: String?
 
-    static let priorityRank = ["stat": 0, "asap": 1, "urgent": 2, "routine": 3]
-
     mutating func run() throws {
         let store = try storeOptions.open()
         let day: CalendarDate
@@ -186,34 +181,10 @@ struct Worklist: ParsableCommand {
             day = CalendarDate(millis: SystemWallClock().nowMillis())
         }
         try RecordOutput.requireFilters([(team, .team), (person, .person), (site, .site)], in: store)
-        var sitePatients: Set<String>? = nil
-        if let site {
-            sitePatients = Set(
-                try store.records(.patient).filter { $0.values("sites").contains(.string(site)) }.map(\.id)
-            )
-        }
-        let open = try store.records(.task).compactMap(TaskView.init).filter { task in
-            !task.isClosed && (team == nil || task.team?.rawValue == team)
-                && (person == nil || task.assignee?.rawValue == person)
-                && (sitePatients == nil || sitePatients?.contains(task.patient?.rawValue ?? "") == true)
-        }
-        let sorted = open.sorted { lhs, rhs in
-            let lhsOverdue = lhs.dueDate.map { $0 < day } ?? false
-            let rhsOverdue = rhs.dueDate.map { $0 < day } ?? false
-            if lhsOverdue != rhsOverdue { return lhsOverdue }
-            let lhsRank = Self.priorityRank[lhs.priority ?? ""] ?? 4
-            let rhsRank = Self.priorityRank[rhs.priority ?? ""] ?? 4
-            if lhsRank != rhsRank { return lhsRank < rhsRank }
-            switch (lhs.dueDate, rhs.dueDate) {
-            case (let l?, let r?) where l != r: return l < r
-            case (.some, nil): return true
-            case (nil, .some): return false
-            default: return lhs.id < rhs.id
-            }
-        }
+        let entries = try store.worklist(team: team, person: person, site: site, today: day)
+        let sorted = entries.map(\.task)
         if output.json {
-            let records = try sorted.compactMap { try store.record($0.id.ref) }
-            print("[" + records.map { $0.canonicalJSON() }.joined(separator: ",\n") + "]")
+            print("[" + entries.map { $0.record.canonicalJSON() }.joined(separator: ",\n") + "]")
             return
         }
         Terminal.table(

@@ -1,0 +1,199 @@
+import GRDB
+public import OutpostCRDT
+public import OutpostModel
+
+/// Which care tasks a list shows; `nil` filters match everything.
+public struct TaskQuery: Sendable, Hashable {
+    /// Only this patient's tasks.
+    public var patient: String?
+    /// Only tasks with this status.
+    public var status: String?
+    /// Only this team's tasks.
+    public var team: String?
+    /// Only tasks assigned to this person.
+    public var assignee: String?
+    /// Only tasks of patients seen at this site.
+    public var site: String?
+    /// Only open tasks (not closed: ``TaskView/isClosed``).
+    public var isOpenOnly: Bool
+
+    /// Creates a query.
+    public init(
+        patient: String? = nil,
+        status: String? = nil,
+        team: String? = nil,
+        assignee: String? = nil,
+        site: String? = nil,
+        isOpenOnly: Bool = false
+    ) {
+        self.patient = patient
+        self.status = status
+        self.team = team
+        self.assignee = assignee
+        self.site = site
+        self.isOpenOnly = isOpenOnly
+    }
+}
+
+/// Which patients a list shows; `nil` filters match everything.
+public struct PatientQuery: Sendable, Hashable {
+    /// Only patients in one of these subgroups (ids).
+    public var subgroups: Set<String>?
+    /// Only patients whose primary team is this team.
+    public var team: String?
+    /// Only patients seen at this site.
+    public var site: String?
+    /// Only patients of this risk tier.
+    public var riskTier: String?
+    /// Retired patients too.
+    public var includesRetired: Bool
+
+    /// Creates a query.
+    public init(
+        subgroups: Set<String>? = nil,
+        team: String? = nil,
+        site: String? = nil,
+        riskTier: String? = nil,
+        includesRetired: Bool = false
+    ) {
+        self.subgroups = subgroups
+        self.team = team
+        self.site = site
+        self.riskTier = riskTier
+        self.includesRetired = includesRetired
+    }
+}
+
+/// One task of a worklist: the fields the order reads, and the whole record.
+public struct WorklistEntry: Sendable, Hashable {
+    /// The task as worklists read it.
+    public var task: TaskView
+    /// The task's record.
+    public var record: MaterializedRecord
+}
+
+extension CareStore {
+    /// The tasks `query` selects, sorted by id: selected on the store's projection (indexed), then read one
+    /// by one, so that only the matching tasks are ever decoded.
+    ///
+    /// - Throws: ``ClientError`` when the store cannot be read.
+    public func tasks(_ query: TaskQuery) throws(ClientError) -> [MaterializedRecord] {
+        var clauses: [String] = []
+        var arguments: [any DatabaseValueConvertible] = []
+        for (column, value) in [("patient", query.patient), ("status", query.status), ("team", query.team)]
+            + [("assignee", query.assignee)]
+        {
+            guard let value else { continue }
+            clauses.append("\(column) = ?")
+            arguments.append(value)
+        }
+        if query.isOpenOnly { clauses.append("isOpen = 1") }
+        if let site = query.site {
+            clauses.append("patient IN (SELECT patient FROM patient_site WHERE site = ?)")
+            arguments.append(site)
+        }
+        let sql =
+            "SELECT id FROM task_view" + (clauses.isEmpty ? "" : " WHERE " + clauses.joined(separator: " AND "))
+            + " ORDER BY id"
+        return try store.records(ofType: RecordType.task.rawValue, selectedBy: sql, arguments: arguments).map {
+            MaterializedRecord(type: .task, id: $0.id, state: $0.state)
+        }
+    }
+
+    /// The open tasks of a team, a person and/or a site's patients, in worklist order as of `today`
+    /// (``TaskView/precedesOnWorklist(_:today:)``).
+    public func worklist(
+        team: String? = nil,
+        person: String? = nil,
+        site: String? = nil,
+        today: CalendarDate
+    ) throws(ClientError) -> [WorklistEntry] {
+        let records = try tasks(TaskQuery(team: team, assignee: person, site: site, isOpenOnly: true))
+        return records.compactMap { record in TaskView(record).map { WorklistEntry(task: $0, record: record) } }
+            .sorted { $0.task.precedesOnWorklist($1.task, today: today) }
+    }
+
+    /// The patients `query` selects, sorted by id: selected on the projection, then read one by one.
+    public func patients(_ query: PatientQuery) throws(ClientError) -> [MaterializedRecord] {
+        var clauses: [String] = []
+        var arguments: [any DatabaseValueConvertible] = []
+        if !query.includesRetired { clauses.append("isRetired = 0") }
+        if let subgroups = query.subgroups {
+            clauses.append("subgroup IN (\(Array(repeating: "?", count: subgroups.count).joined(separator: ", ")))")
+            arguments.append(contentsOf: subgroups.sorted() as [any DatabaseValueConvertible])
+        }
+        if let team = query.team {
+            clauses.append("team = ?")
+            arguments.append(team)
+        }
+        if let riskTier = query.riskTier {
+            clauses.append("riskTier = ?")
+            arguments.append(riskTier)
+        }
+        if let site = query.site {
+            clauses.append("id IN (SELECT patient FROM patient_site WHERE site = ?)")
+            arguments.append(site)
+        }
+        let sql =
+            "SELECT id FROM patient_view" + (clauses.isEmpty ? "" : " WHERE " + clauses.joined(separator: " AND "))
+            + " ORDER BY id"
+        return try store.records(ofType: RecordType.patient.rawValue, selectedBy: sql, arguments: arguments).map {
+            MaterializedRecord(type: .patient, id: $0.id, state: $0.state)
+        }
+    }
+
+    /// What ``PanelSummary`` reads, from the projection: every patient with the fields it projects (primary
+    /// team, subgroup, risk tier, status, care gaps), and the teams and subgroups whole. No patient's state is
+    /// decoded.
+    public func panelData() throws(ClientError) -> ScorecardData {
+        var records = try self.records(.team) + self.records(.subgroup)
+        records.append(contentsOf: try store.projectedPatients())
+        return ScorecardData(records: records, changes: [])
+    }
+}
+
+extension LocalStore {
+    /// The records of `type` whose ids `sql` selects (in its order), each read by its key, in one read
+    /// transaction.
+    func records(
+        ofType type: String,
+        selectedBy sql: String,
+        arguments: [any DatabaseValueConvertible]
+    ) throws(ClientError) -> [(id: String, state: RecordState)] {
+        try read(doing: "list records") { db in
+            let ids = try String.fetchAll(db, sql: sql, arguments: StatementArguments(arguments))
+            var result: [(id: String, state: RecordState)] = []
+            result.reserveCapacity(ids.count)
+            for id in ids {
+                guard let state = try Self.loadState(RecordRef(type: type, id: id), db: db) else { continue }
+                result.append((id, state))
+            }
+            return result
+        }
+    }
+
+    /// Every patient as the projection holds it: the projected registers and care gaps, as a record.
+    func projectedPatients() throws(ClientError) -> [MaterializedRecord] {
+        try read(doing: "read the panel") { db in
+            var gaps: [String: [Value]] = [:]
+            for row in try Row.fetchAll(db, sql: "SELECT patient, gap FROM patient_gap ORDER BY patient, gap") {
+                gaps[row[0], default: []].append(.string(row[1]))
+            }
+            var result: [MaterializedRecord] = []
+            let rows = try Row.fetchCursor(
+                db,
+                sql: "SELECT id, team, subgroup, riskTier, status FROM patient_view ORDER BY id"
+            )
+            while let row = try rows.next() {
+                let id: String = row[0]
+                var fields: [String: FieldValue] = [:]
+                for (index, name) in [(1, "primaryTeam"), (2, "subgroup"), (3, "riskTier"), (4, "status")] {
+                    if let value = row[index] as String? { fields[name] = .single(.string(value), isConflict: false) }
+                }
+                if let open = gaps[id] { fields["careGaps"] = .set(open) }
+                result.append(MaterializedRecord(type: .patient, id: id, fields: fields))
+            }
+            return result
+        }
+    }
+}

@@ -1,0 +1,295 @@
+import Foundation
+import GRDB
+public import OutpostCRDT
+import OutpostModel
+
+/// The store's projection: plain indexed tables of the fields that lists filter and sort on, derived from the
+/// merged states of tasks, patients, observations and encounters (docs/store.md, "The projection").
+///
+/// It is derived data, written in the same transaction as the record states it comes from (every local edit,
+/// received page, snapshot page, scope purge and conflict resolution), filled by the `v5-projection` migration
+/// and rebuilt by ``LocalStore/rebuildProjection()``. The values come from the model's views (``TaskView``,
+/// ``PatientView``, ``MaterializedRecord``), so the rule that reads a field is the model's, in one place.
+///
+/// Its columns are stored in clear even when record states are not: no names, birth dates, phones, addresses
+/// or free text are projected, only identifiers, codes, statuses and dates that lists filter on.
+enum Projection {
+    /// One projected table: its name and columns; the first column is the record's id.
+    struct Table: Sendable {
+        var name: String
+        var columns: [String]
+    }
+
+    static let task = Table(
+        name: "task_view",
+        columns: ["id", "patient", "team", "assignee", "status", "isOpen", "priority", "dueDate", "kind"]
+    )
+    static let patient = Table(
+        name: "patient_view",
+        columns: ["id", "team", "subgroup", "status", "riskTier", "isRetired"]
+    )
+    static let patientSite = Table(name: "patient_site", columns: ["patient", "site"])
+    static let patientGap = Table(name: "patient_gap", columns: ["patient", "gap"])
+    static let observation = Table(
+        name: "observation_view",
+        columns: ["id", "patient", "code", "effectiveAt", "status"]
+    )
+    static let encounter = Table(name: "encounter_view", columns: ["id", "patient", "kind", "occurredAt", "status"])
+
+    /// The tables of each projected record type.
+    static let tables: [String: [Table]] = [
+        RecordType.task.rawValue: [task],
+        RecordType.patient.rawValue: [patient, patientSite, patientGap],
+        RecordType.observation.rawValue: [observation],
+        RecordType.encounter.rawValue: [encounter],
+    ]
+
+    /// Every projected table, in a fixed order.
+    static let allTables = [task, patient, patientSite, patientGap, observation, encounter]
+
+    /// The schema, created by the `v5-projection` migration. Never edit once shipped: add a migration.
+    static let schemaSQL = """
+        CREATE TABLE task_view (
+            id TEXT PRIMARY KEY NOT NULL,
+            patient TEXT,
+            team TEXT,
+            assignee TEXT,
+            status TEXT,
+            isOpen INTEGER NOT NULL,
+            priority TEXT,
+            dueDate TEXT,
+            kind TEXT
+        ) WITHOUT ROWID;
+        CREATE INDEX task_view_patient ON task_view (patient);
+        CREATE INDEX task_view_team ON task_view (team, isOpen, dueDate);
+        CREATE INDEX task_view_assignee ON task_view (assignee, isOpen, dueDate);
+        CREATE INDEX task_view_status ON task_view (status);
+        CREATE TABLE patient_view (
+            id TEXT PRIMARY KEY NOT NULL,
+            team TEXT,
+            subgroup TEXT,
+            status TEXT,
+            riskTier TEXT,
+            isRetired INTEGER NOT NULL
+        ) WITHOUT ROWID;
+        CREATE INDEX patient_view_team ON patient_view (team, subgroup);
+        CREATE INDEX patient_view_subgroup ON patient_view (subgroup);
+        CREATE TABLE patient_site (
+            patient TEXT NOT NULL,
+            site TEXT NOT NULL,
+            PRIMARY KEY (patient, site)
+        ) WITHOUT ROWID;
+        CREATE INDEX patient_site_site ON patient_site (site, patient);
+        CREATE TABLE patient_gap (
+            patient TEXT NOT NULL,
+            gap TEXT NOT NULL,
+            PRIMARY KEY (patient, gap)
+        ) WITHOUT ROWID;
+        CREATE INDEX patient_gap_gap ON patient_gap (gap, patient);
+        CREATE TABLE observation_view (
+            id TEXT PRIMARY KEY NOT NULL,
+            patient TEXT,
+            code TEXT,
+            effectiveAt TEXT,
+            status TEXT
+        ) WITHOUT ROWID;
+        CREATE INDEX observation_view_patient ON observation_view (patient, code, effectiveAt);
+        CREATE INDEX observation_view_code ON observation_view (code, effectiveAt);
+        CREATE TABLE encounter_view (
+            id TEXT PRIMARY KEY NOT NULL,
+            patient TEXT,
+            kind TEXT,
+            occurredAt TEXT,
+            status TEXT
+        ) WITHOUT ROWID;
+        CREATE INDEX encounter_view_patient ON encounter_view (patient, occurredAt);
+        CREATE INDEX encounter_view_kind ON encounter_view (kind, occurredAt);
+        """
+
+    /// One row of a projected table.
+    struct Row: Hashable, Sendable {
+        var table: String
+        var values: [DatabaseValue]
+    }
+
+    /// The rows that project `record` in `state`: none for a type that is not projected; otherwise one row of
+    /// the type's main table (every record has one, with NULLs where the view reads nothing), and a patient's
+    /// sites and open care gaps, one row each.
+    static func rows(of record: RecordRef, _ state: RecordState) -> [Row] {
+        guard tables[record.type] != nil, let type = RecordType(rawValue: record.type) else { return [] }
+        let materialized = MaterializedRecord(type: type, id: record.id, state: state)
+        func row(_ table: Table, _ values: [(any DatabaseValueConvertible)?]) -> Row {
+            Row(table: table.name, values: values.map { $0?.databaseValue ?? .null })
+        }
+        switch type {
+        case .task:
+            let view = TaskView(materialized)
+            return [
+                row(
+                    task,
+                    [
+                        record.id, view?.patient?.rawValue, view?.team?.rawValue, view?.assignee?.rawValue,
+                        view?.status, !(view?.isClosed ?? false), view?.priority, view?.dueDate?.description,
+                        view?.kind,
+                    ]
+                )
+            ]
+        case .patient:
+            let view = PatientView(materialized)
+            var rows = [
+                row(
+                    patient,
+                    [
+                        record.id, view?.primaryTeam?.rawValue, view?.subgroup?.rawValue, view?.status,
+                        view?.riskTier, materialized.isRetired,
+                    ]
+                )
+            ]
+            for site in Set(materialized.values("sites").compactMap(\.stringValue)).sorted() {
+                rows.append(row(patientSite, [record.id, site]))
+            }
+            for gap in Set(view?.careGaps ?? []).sorted() { rows.append(row(patientGap, [record.id, gap])) }
+            return rows
+        case .observation:
+            return [
+                row(
+                    observation,
+                    [
+                        record.id, materialized.string("patient"), materialized.string("code"),
+                        materialized.string("effectiveAt"), materialized.string("status"),
+                    ]
+                )
+            ]
+        case .encounter:
+            return [
+                row(
+                    encounter,
+                    [
+                        record.id, materialized.string("patient"), materialized.string("kind"),
+                        materialized.string("occurredAt"), materialized.string("status"),
+                    ]
+                )
+            ]
+        default:
+            return []
+        }
+    }
+
+    /// Writes the projection of `record` (replacing what was there); a no-op for types not projected.
+    static func write(_ record: RecordRef, _ state: RecordState, db: Database) throws {
+        guard let tables = tables[record.type] else { return }
+        try remove(record, tables: tables, db: db)
+        for row in rows(of: record, state) {
+            guard let table = tables.first(where: { $0.name == row.table }) else { continue }
+            try db.cachedStatement(sql: insertSQL(table)).execute(arguments: StatementArguments(row.values))
+        }
+    }
+
+    /// Removes the projection of `record` (a purged record); a no-op for types not projected.
+    static func remove(_ record: RecordRef, db: Database) throws {
+        guard let tables = tables[record.type] else { return }
+        try remove(record, tables: tables, db: db)
+    }
+
+    private static func remove(_ record: RecordRef, tables: [Table], db: Database) throws {
+        for table in tables {
+            try db.cachedStatement(sql: "DELETE FROM \(table.name) WHERE \(table.columns[0]) = ?")
+                .execute(arguments: [record.id])
+        }
+    }
+
+    private static func insertSQL(_ table: Table) -> String {
+        "INSERT INTO \(table.name) (\(table.columns.joined(separator: ", "))) VALUES ("
+            + Array(repeating: "?", count: table.columns.count).joined(separator: ", ") + ")"
+    }
+
+    /// Empties the projection and projects every held record again, reading the record table as a stream.
+    static func rebuild(db: Database) throws {
+        for table in allTables { try db.execute(sql: "DELETE FROM \(table.name)") }
+        try forEachProjectedState(db: db) { record, state in try write(record, state, db: db) }
+    }
+
+    /// Calls `body` with every held record of a projected type and its state (tail folded in), one at a time.
+    static func forEachProjectedState(
+        db: Database,
+        _ body: (RecordRef, RecordState) throws -> Void
+    ) throws {
+        for type in tables.keys.sorted() {
+            // Ids first, then one record at a time: a statement cannot run while a cursor on another is open,
+            // and folding a tail reads the change log.
+            let ids = try String.fetchAll(db, sql: "SELECT id FROM record WHERE type = ? ORDER BY id", arguments: [type])
+            for id in ids {
+                let record = RecordRef(type: type, id: id)
+                guard let state = try LocalStore.loadState(record, db: db) else { continue }
+                try body(record, state)
+            }
+        }
+    }
+
+    /// The differences between the projection and a recomputation from the record states: one line per
+    /// table and record whose rows differ (identifiers only), empty when they agree.
+    static func check(db: Database) throws -> [String] {
+        var expected: [String: Set<Row>] = [:]
+        var owners: [Row: String] = [:]
+        try forEachProjectedState(db: db) { record, state in
+            for row in rows(of: record, state) {
+                expected[row.table, default: []].insert(row)
+                owners[row] = record.id
+            }
+        }
+        var problems: [String] = []
+        for table in allTables {
+            var found = Set<Row>()
+            let cursor = try GRDB.Row.fetchCursor(
+                db,
+                sql: "SELECT \(table.columns.joined(separator: ", ")) FROM \(table.name)"
+            )
+            while let row = try cursor.next() {
+                found.insert(Row(table: table.name, values: table.columns.indices.map { row[$0] as DatabaseValue }))
+            }
+            let want = expected[table.name] ?? []
+            var records = Set<String>()
+            for row in want.subtracting(found) { records.insert(owners[row] ?? "?") }
+            for row in found.subtracting(want) {
+                if case .string(let id) = row.values.first?.storage { records.insert(id) }
+            }
+            for id in records.sorted() {
+                problems.append("projection table \(table.name) disagrees with the record state of \(id)")
+            }
+        }
+        return problems
+    }
+}
+
+extension LocalStore {
+    /// Empties the projection and recomputes it from every record's state, in one transaction
+    /// (`outpost doctor --rebuild`). Safe at any time: the projection is derived data.
+    public func rebuildProjection() throws(ClientError) {
+        try write(doing: "rebuild the projection") { db in try Projection.rebuild(db: db) }
+    }
+
+    /// Compares the projection with a recomputation from the record states; returns one line per table and
+    /// record that disagree (identifiers only, no field values), empty when they agree (`outpost doctor`).
+    public func checkProjection() throws(ClientError) -> [String] {
+        try read(doing: "check the projection") { db in try Projection.check(db: db) }
+    }
+
+    /// Records held, by type: counted on the projection for the projected types (small rows) and on the
+    /// record table's key for the others, so that no record state is read.
+    static func recordCounts(db: Database) throws -> [String: Int] {
+        var counts: [String: Int] = [:]
+        var previous = ""
+        // Walks the distinct types through the record table's primary key (one seek per type).
+        while let type = try String.fetchOne(
+            db.cachedStatement(sql: "SELECT min(type) FROM record WHERE type > ?"),
+            arguments: [previous]
+        ) {
+            previous = type
+            let table = Projection.tables[type]?.first
+            let sql =
+                table.map { "SELECT count(*) FROM \($0.name)" } ?? "SELECT count(*) FROM record WHERE type = ?"
+            counts[type] = try Int.fetchOne(db, sql: sql, arguments: table == nil ? [type] : []) ?? 0
+        }
+        return counts
+    }
+}
