@@ -1,3 +1,4 @@
+import Foundation
 import GRDB
 public import OutpostCRDT
 public import OutpostModel
@@ -194,6 +195,65 @@ extension LocalStore {
                 result.append(MaterializedRecord(type: .patient, id: id, fields: fields))
             }
             return result
+        }
+    }
+}
+
+extension CareStore {
+    /// Writes the canonical JSON dump of ``exportCanonicalJSON()`` piece by piece to `write`, reading the
+    /// records a few hundred at a time, so that the whole practice is never in memory at once. The pieces
+    /// joined are the same bytes as ``exportCanonicalJSON()``. An error `write` throws stops the export and
+    /// is passed on (inside a ``ClientError`` when thrown while records are read).
+    public func exportCanonicalJSON(to write: (String) throws -> Void) throws {
+        try write("{\"format\":\"outpost-export\",\"version\":1,\"records\":[\n")
+        var first = true
+        for type in RecordType.allCases.sorted() {
+            try store.forEachRecord(ofType: type.rawValue) { id, state in
+                try write((first ? "" : ",\n") + MaterializedRecord(type: type, id: id, state: state).canonicalJSON())
+                first = false
+            }
+        }
+        try write((first ? "" : "\n") + "]}\n")
+    }
+}
+
+extension LocalStore {
+    /// Calls `body` with every record of `type` and its state (tail folded in), sorted by id, reading
+    /// `batch` records at a time in one read transaction.
+    public func forEachRecord(
+        ofType type: String,
+        batch: Int = 512,
+        _ body: (_ id: String, _ state: RecordState) throws -> Void
+    ) throws(ClientError) {
+        try read(doing: "read the records") { db in
+            var after = ""
+            while true {
+                var chunk: [(id: String, state: RecordState, tailStart: Int64?)] = []
+                let rows = try Row.fetchCursor(
+                    db.cachedStatement(
+                        sql: "SELECT id, state, tailStart FROM record WHERE type = ? AND id > ? ORDER BY id LIMIT ?"
+                    ),
+                    arguments: [type, after, batch]
+                )
+                while let row = try rows.next() {
+                    let data: Data = row[1]
+                    chunk.append((row[0], try StoreCodec.state(Array(data)), row[2]))
+                }
+                guard let last = chunk.last else { return }
+                after = last.id
+                for index in chunk.indices {
+                    if let tailStart = chunk[index].tailStart {
+                        try Self.foldTail(
+                            into: &chunk[index].state,
+                            of: RecordRef(type: type, id: chunk[index].id),
+                            from: tailStart,
+                            db: db
+                        )
+                    }
+                    try body(chunk[index].id, chunk[index].state)
+                }
+                if chunk.count < batch { return }
+            }
         }
     }
 }
