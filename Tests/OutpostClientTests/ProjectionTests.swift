@@ -28,8 +28,8 @@ struct ProjectionTests {
         init(seed: UInt64) throws {
             random = SeededGenerator(seed: seed)
             let configuration = CareStore.configuration(wallClock: clock)
-            laptop = try LocalStore.create(at: temporaryStorePath(), replicaID: "laptop", configuration: configuration)
-            school = try LocalStore.create(at: temporaryStorePath(), replicaID: "school", configuration: configuration)
+            laptop = try LocalStore.create(at: temporaryStorePath(), replicaID: ReplicaID("laptop"), configuration: configuration)
+            school = try LocalStore.create(at: temporaryStorePath(), replicaID: ReplicaID("school"), configuration: configuration)
             var ids = random
             func make(_ type: RecordType, _ count: Int) -> [String] {
                 (0..<count).map { index in type.makeID(millis: 1_700_000_000_000 + UInt64(index), using: &ids) }
@@ -69,15 +69,16 @@ struct ProjectionTests {
                 }
                 if let site = pick(sites) { edits.append(.add(ref, "sites", .string(site))) }
                 if chance(50) { edits.append(.add(ref, "careGaps", "a1c-overdue")) }
+                if chance(60) { edits.append(.add(ref, "conditions", .string(pick(["E11.9", "I10"]) ?? ""))) }
                 return (ref, edits)
             case 1, 2:
                 guard let patient = pick(patients) else { return nil }
                 let ref = RecordRef(type: "task", id: newID(.task))
                 tasks.append(ref.id)
                 var edits: [Edit] = [
-                    .assign(ref, "patient", .string(patient)), .assign(ref, "title", "Call"),
+                    .assign(ref, "patient", .string(patient)), .assign(ref, "title", .string(pick(["Call", "HbA1c [gap:a1c-due:none]", "x [gap:bp-due:none] [gap:a1c-due:none]"]) ?? "")),
                     .assign(ref, "status", .string(pick(["requested", "in-progress", "completed"]) ?? "requested")),
-                    .assign(ref, "kind", "outreach"),
+                    .assign(ref, "kind", .string(pick(["outreach", "ed-follow-up", "screening"]) ?? "")),
                 ]
                 if let team = pick(teams) { edits.append(.assign(ref, "team", .string(team))) }
                 if chance(70) { edits.append(.assign(ref, "priority", .string(pick(["routine", "stat"]) ?? ""))) }
@@ -92,7 +93,7 @@ struct ProjectionTests {
                     ref,
                     [
                         .assign(ref, "patient", .string(patient)), .assign(ref, "code", "4548-4"),
-                        .assign(ref, "effectiveAt", "2026-03-01T10:00:00Z"), .assign(ref, "status", "final"),
+                        .assign(ref, "effectiveAt", .string(pick(["2025-06-01T10:00:00Z", "2026-03-01T10:00:00Z"]) ?? "")), .assign(ref, "status", "final"),
                     ]
                 )
             default:
@@ -102,8 +103,8 @@ struct ProjectionTests {
                 return (
                     ref,
                     [
-                        .assign(ref, "patient", .string(patient)), .assign(ref, "kind", "ed-visit"),
-                        .assign(ref, "occurredAt", "2026-03-01T10:00:00Z"), .assign(ref, "status", "finished"),
+                        .assign(ref, "patient", .string(patient)), .assign(ref, "kind", .string(pick(["ed-visit", "admission", "office"]) ?? "")),
+                        .assign(ref, "occurredAt", .string(pick(["2026-04-20T10:00:00Z", "2026-04-28T08:00:00Z"]) ?? "")), .assign(ref, "status", "finished"),
                     ]
                 )
             }
@@ -138,7 +139,7 @@ struct ProjectionTests {
                 case 3: return .assign(ref, "status", .string(pick(["active", "inactive", "deceased"]) ?? ""))
                 case 4: return .add(ref, "sites", .string(pick(sites) ?? ""))
                 case 5: return .remove(ref, "sites", .string(pick(sites) ?? ""))
-                case 6: return chance(50) ? .add(ref, "careGaps", "bp-overdue") : .remove(ref, "careGaps", "a1c-overdue")
+                case 6: return chance(50) ? Edit.add(ref, "careGaps", "bp-overdue") : Edit.remove(ref, "careGaps", "a1c-overdue")
                 default: return .append(ref, "notes", "visited")
                 }
             case 7:
@@ -179,7 +180,7 @@ struct ProjectionTests {
             case 2:
                 var records: [(RecordRef, [Edit])] = []
                 for _ in 0..<(1 + random.next() % 3) { if let record = creation() { records.append(record) } }
-                try store.create(author: "per_x", site: nil, totalEdits: records.map(\.1.count).reduce(0, +)) {
+                try store.create(author: "per_x", site: nil, totalEdits: records.reduce(0) { $0 + $1.1.count }) {
                     _,
                     creator in
                     for (ref, edits) in records { try creator.create(ref, edits) }
@@ -216,7 +217,7 @@ struct ProjectionTests {
                 )
                 return "conflict resolution"
             default:
-                try store.restampPending(serverMillis: clock.nowMillis() - 5000, maxSkewMillis: 0)
+                _ = try store.restampPending(serverMillis: clock.nowMillis() - 5000, maxSkewMillis: 0)
                 return "re-stamp"
             }
         }
@@ -273,6 +274,10 @@ struct ProjectionTests {
         #expect(
             PanelSummary(try care.panelData()) == PanelSummary(try care.scorecardData()),
             "seed \(seed): the panel"
+        )
+        #expect(
+            GapRules.find(try care.gapsData(), today: today) == GapRules.find(try care.scorecardData(), today: today),
+            "seed \(seed): the gaps"
         )
         var exported = ""
         try care.exportCanonicalJSON { exported += $0 }

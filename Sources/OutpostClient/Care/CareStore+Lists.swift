@@ -80,7 +80,7 @@ extension CareStore {
     /// - Throws: ``ClientError`` when the store cannot be read.
     public func tasks(_ query: TaskQuery) throws(ClientError) -> [MaterializedRecord] {
         var clauses: [String] = []
-        var arguments: [any DatabaseValueConvertible] = []
+        var arguments: [(any DatabaseValueConvertible)?] = []
         for (column, value) in [("patient", query.patient), ("status", query.status), ("team", query.team)]
             + [("assignee", query.assignee)]
         {
@@ -117,11 +117,11 @@ extension CareStore {
     /// The patients `query` selects, sorted by id: selected on the projection, then read one by one.
     public func patients(_ query: PatientQuery) throws(ClientError) -> [MaterializedRecord] {
         var clauses: [String] = []
-        var arguments: [any DatabaseValueConvertible] = []
+        var arguments: [(any DatabaseValueConvertible)?] = []
         if !query.includesRetired { clauses.append("isRetired = 0") }
         if let subgroups = query.subgroups {
             clauses.append("subgroup IN (\(Array(repeating: "?", count: subgroups.count).joined(separator: ", ")))")
-            arguments.append(contentsOf: subgroups.sorted() as [any DatabaseValueConvertible])
+            arguments.append(contentsOf: subgroups.sorted().map { $0 as (any DatabaseValueConvertible)? })
         }
         if let team = query.team {
             clauses.append("team = ?")
@@ -153,13 +153,24 @@ extension CareStore {
     }
 }
 
+extension CareStore {
+    /// What ``GapRules`` reads, without decoding a task, an observation or an encounter: the active patients
+    /// whole (their conditions are not projected), observations, encounters and tasks from the projection
+    /// (a task's title is given as its gap markers only, ``GapRules/keys(inTitle:)``: all the rules read of it).
+    public func gapsData() throws(ClientError) -> ScorecardData {
+        var records = try patients(PatientQuery())
+        records.append(contentsOf: try store.projectedEvents())
+        return ScorecardData(records: records, changes: [])
+    }
+}
+
 extension LocalStore {
     /// The records of `type` whose ids `sql` selects (in its order), each read by its key, in one read
     /// transaction.
     func records(
         ofType type: String,
         selectedBy sql: String,
-        arguments: [any DatabaseValueConvertible]
+        arguments: [(any DatabaseValueConvertible)?]
     ) throws(ClientError) -> [(id: String, state: RecordState)] {
         try read(doing: "list records") { db in
             let ids = try String.fetchAll(db, sql: sql, arguments: StatementArguments(arguments))
@@ -168,6 +179,42 @@ extension LocalStore {
             for id in ids {
                 guard let state = try Self.loadState(RecordRef(type: type, id: id), db: db) else { continue }
                 result.append((id, state))
+            }
+            return result
+        }
+    }
+
+    /// Every observation, encounter and task as the projection holds it (a task's title as its gap markers).
+    func projectedEvents() throws(ClientError) -> [MaterializedRecord] {
+        try read(doing: "read the events") { db in
+            func single(_ value: String?) -> FieldValue? { value.map { .single(.string($0), isConflict: false) } }
+            var result: [MaterializedRecord] = []
+            for (type, sql, names) in [
+                (RecordType.observation, "SELECT id, patient, code, effectiveAt, status FROM observation_view",
+                 ["patient", "code", "effectiveAt", "status"]),
+                (RecordType.encounter, "SELECT id, patient, kind, occurredAt, status FROM encounter_view",
+                 ["patient", "kind", "occurredAt", "status"]),
+            ] {
+                let rows = try Row.fetchCursor(db, sql: sql)
+                while let row = try rows.next() {
+                    var fields: [String: FieldValue] = [:]
+                    for (index, name) in names.enumerated() { fields[name] = single(row[index + 1]) }
+                    result.append(MaterializedRecord(type: type, id: row[0], fields: fields))
+                }
+            }
+            var keys: [String: [String]] = [:]
+            for row in try Row.fetchAll(db, sql: "SELECT task, key FROM task_gap ORDER BY task, key") {
+                keys[row[0], default: []].append(row[1])
+            }
+            let tasks = try Row.fetchCursor(db, sql: "SELECT id, patient, kind, status FROM task_view")
+            while let row = try tasks.next() {
+                let id: String = row[0]
+                var fields: [String: FieldValue] = [:]
+                for (index, name) in ["patient", "kind", "status"].enumerated() { fields[name] = single(row[index + 1]) }
+                if let markers = keys[id] {
+                    fields["title"] = single(markers.map(GapRules.marker).joined(separator: " "))
+                }
+                result.append(MaterializedRecord(type: .task, id: id, fields: fields))
             }
             return result
         }

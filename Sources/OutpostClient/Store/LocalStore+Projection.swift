@@ -1,6 +1,6 @@
 import Foundation
 import GRDB
-public import OutpostCRDT
+import OutpostCRDT
 import OutpostModel
 
 /// The store's projection: plain indexed tables of the fields that lists filter and sort on, derived from the
@@ -24,6 +24,7 @@ enum Projection {
         name: "task_view",
         columns: ["id", "patient", "team", "assignee", "status", "isOpen", "priority", "dueDate", "kind"]
     )
+    static let taskGap = Table(name: "task_gap", columns: ["task", "key"])
     static let patient = Table(
         name: "patient_view",
         columns: ["id", "team", "subgroup", "status", "riskTier", "isRetired"]
@@ -38,14 +39,14 @@ enum Projection {
 
     /// The tables of each projected record type.
     static let tables: [String: [Table]] = [
-        RecordType.task.rawValue: [task],
+        RecordType.task.rawValue: [task, taskGap],
         RecordType.patient.rawValue: [patient, patientSite, patientGap],
         RecordType.observation.rawValue: [observation],
         RecordType.encounter.rawValue: [encounter],
     ]
 
     /// Every projected table, in a fixed order.
-    static let allTables = [task, patient, patientSite, patientGap, observation, encounter]
+    static let allTables = [task, taskGap, patient, patientSite, patientGap, observation, encounter]
 
     /// The schema, created by the `v5-projection` migration. Never edit once shipped: add a migration.
     static let schemaSQL = """
@@ -64,6 +65,12 @@ enum Projection {
         CREATE INDEX task_view_team ON task_view (team, isOpen, dueDate);
         CREATE INDEX task_view_assignee ON task_view (assignee, isOpen, dueDate);
         CREATE INDEX task_view_status ON task_view (status);
+        CREATE TABLE task_gap (
+            task TEXT NOT NULL,
+            key TEXT NOT NULL,
+            PRIMARY KEY (task, key)
+        ) WITHOUT ROWID;
+        CREATE INDEX task_gap_key ON task_gap (key);
         CREATE TABLE patient_view (
             id TEXT PRIMARY KEY NOT NULL,
             team TEXT,
@@ -113,8 +120,8 @@ enum Projection {
     }
 
     /// The rows that project `record` in `state`: none for a type that is not projected; otherwise one row of
-    /// the type's main table (every record has one, with NULLs where the view reads nothing), and a patient's
-    /// sites and open care gaps, one row each.
+    /// the type's main table (every record has one, with NULLs where the view reads nothing), a task's gap
+    /// keys, and a patient's sites and open care gaps, one row each.
     static func rows(of record: RecordRef, _ state: RecordState) -> [Row] {
         guard tables[record.type] != nil, let type = RecordType(rawValue: record.type) else { return [] }
         let materialized = MaterializedRecord(type: type, id: record.id, state: state)
@@ -124,6 +131,8 @@ enum Projection {
         switch type {
         case .task:
             let view = TaskView(materialized)
+            // The gap keys of its title (GapRules.keys(inTitle:)): the title is free text, never projected.
+            let keys = Set(GapRules.keys(inTitle: view?.title ?? "")).sorted().map { row(taskGap, [record.id, $0]) }
             return [
                 row(
                     task,
@@ -133,7 +142,7 @@ enum Projection {
                         view?.kind,
                     ]
                 )
-            ]
+            ] + keys
         case .patient:
             let view = PatientView(materialized)
             var rows = [
