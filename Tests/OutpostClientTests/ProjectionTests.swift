@@ -28,8 +28,16 @@ struct ProjectionTests {
         init(seed: UInt64) throws {
             random = SeededGenerator(seed: seed)
             let configuration = CareStore.configuration(wallClock: clock)
-            laptop = try LocalStore.create(at: temporaryStorePath(), replicaID: ReplicaID("laptop"), configuration: configuration)
-            school = try LocalStore.create(at: temporaryStorePath(), replicaID: ReplicaID("school"), configuration: configuration)
+            laptop = try LocalStore.create(
+                at: temporaryStorePath(),
+                replicaID: ReplicaID("laptop"),
+                configuration: configuration
+            )
+            school = try LocalStore.create(
+                at: temporaryStorePath(),
+                replicaID: ReplicaID("school"),
+                configuration: configuration
+            )
             var ids = random
             func make(_ type: RecordType, _ count: Int) -> [String] {
                 (0..<count).map { index in type.makeID(millis: 1_700_000_000_000 + UInt64(index), using: &ids) }
@@ -76,7 +84,14 @@ struct ProjectionTests {
                 let ref = RecordRef(type: "task", id: newID(.task))
                 tasks.append(ref.id)
                 var edits: [Edit] = [
-                    .assign(ref, "patient", .string(patient)), .assign(ref, "title", .string(pick(["Call", "HbA1c [gap:a1c-due:none]", "x [gap:bp-due:none] [gap:a1c-due:none]"]) ?? "")),
+                    .assign(ref, "patient", .string(patient)),
+                    .assign(
+                        ref,
+                        "title",
+                        .string(
+                            pick(["Call", "HbA1c [gap:a1c-due:none]", "x [gap:bp-due:none] [gap:a1c-due:none]"]) ?? ""
+                        )
+                    ),
                     .assign(ref, "status", .string(pick(["requested", "in-progress", "completed"]) ?? "requested")),
                     .assign(ref, "kind", .string(pick(["outreach", "ed-follow-up", "screening"]) ?? "")),
                 ]
@@ -93,7 +108,11 @@ struct ProjectionTests {
                     ref,
                     [
                         .assign(ref, "patient", .string(patient)), .assign(ref, "code", "4548-4"),
-                        .assign(ref, "effectiveAt", .string(pick(["2025-06-01T10:00:00Z", "2026-03-01T10:00:00Z"]) ?? "")), .assign(ref, "status", "final"),
+                        .assign(
+                            ref,
+                            "effectiveAt",
+                            .string(pick(["2025-06-01T10:00:00Z", "2026-03-01T10:00:00Z"]) ?? "")
+                        ), .assign(ref, "status", "final"),
                     ]
                 )
             default:
@@ -103,8 +122,13 @@ struct ProjectionTests {
                 return (
                     ref,
                     [
-                        .assign(ref, "patient", .string(patient)), .assign(ref, "kind", .string(pick(["ed-visit", "admission", "office"]) ?? "")),
-                        .assign(ref, "occurredAt", .string(pick(["2026-04-20T10:00:00Z", "2026-04-28T08:00:00Z"]) ?? "")), .assign(ref, "status", "finished"),
+                        .assign(ref, "patient", .string(patient)),
+                        .assign(ref, "kind", .string(pick(["ed-visit", "admission", "office"]) ?? "")),
+                        .assign(
+                            ref,
+                            "occurredAt",
+                            .string(pick(["2026-04-20T10:00:00Z", "2026-04-28T08:00:00Z"]) ?? "")
+                        ), .assign(ref, "status", "finished"),
                     ]
                 )
             }
@@ -139,7 +163,9 @@ struct ProjectionTests {
                 case 3: return .assign(ref, "status", .string(pick(["active", "inactive", "deceased"]) ?? ""))
                 case 4: return .add(ref, "sites", .string(pick(sites) ?? ""))
                 case 5: return .remove(ref, "sites", .string(pick(sites) ?? ""))
-                case 6: return chance(50) ? Edit.add(ref, "careGaps", "bp-overdue") : Edit.remove(ref, "careGaps", "a1c-overdue")
+                case 6:
+                    return chance(50)
+                        ? Edit.add(ref, "careGaps", "bp-overdue") : Edit.remove(ref, "careGaps", "a1c-overdue")
                 default: return .append(ref, "notes", "visited")
                 }
             case 7:
@@ -282,7 +308,10 @@ struct ProjectionTests {
         var exported = ""
         try care.exportCanonicalJSON { exported += $0 }
         #expect(exported == (try care.exportCanonicalJSON()), "seed \(seed): the export")
-        #expect(try store.status().recordCounts == Dictionary(grouping: try recordTypes(care), by: { $0 }).mapValues(\.count))
+        #expect(
+            try store.status().recordCounts
+                == Dictionary(grouping: try recordTypes(care), by: { $0 }).mapValues(\.count)
+        )
     }
 
     func recordTypes(_ care: CareStore) throws -> [String] {

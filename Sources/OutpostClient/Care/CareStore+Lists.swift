@@ -190,10 +190,14 @@ extension LocalStore {
             func single(_ value: String?) -> FieldValue? { value.map { .single(.string($0), isConflict: false) } }
             var result: [MaterializedRecord] = []
             for (type, sql, names) in [
-                (RecordType.observation, "SELECT id, patient, code, effectiveAt, status FROM observation_view",
-                 ["patient", "code", "effectiveAt", "status"]),
-                (RecordType.encounter, "SELECT id, patient, kind, occurredAt, status FROM encounter_view",
-                 ["patient", "kind", "occurredAt", "status"]),
+                (
+                    RecordType.observation, "SELECT id, patient, code, effectiveAt, status FROM observation_view",
+                    ["patient", "code", "effectiveAt", "status"]
+                ),
+                (
+                    RecordType.encounter, "SELECT id, patient, kind, occurredAt, status FROM encounter_view",
+                    ["patient", "kind", "occurredAt", "status"]
+                ),
             ] {
                 let rows = try Row.fetchCursor(db, sql: sql)
                 while let row = try rows.next() {
@@ -210,7 +214,9 @@ extension LocalStore {
             while let row = try tasks.next() {
                 let id: String = row[0]
                 var fields: [String: FieldValue] = [:]
-                for (index, name) in ["patient", "kind", "status"].enumerated() { fields[name] = single(row[index + 1]) }
+                for (index, name) in ["patient", "kind", "status"].enumerated() {
+                    fields[name] = single(row[index + 1])
+                }
                 if let markers = keys[id] {
                     fields["title"] = single(markers.map(GapRules.marker).joined(separator: " "))
                 }

@@ -226,7 +226,11 @@ enum Projection {
         for type in tables.keys.sorted() {
             // Ids first, then one record at a time: a statement cannot run while a cursor on another is open,
             // and folding a tail reads the change log.
-            let ids = try String.fetchAll(db, sql: "SELECT id FROM record WHERE type = ? ORDER BY id", arguments: [type])
+            let ids = try String.fetchAll(
+                db,
+                sql: "SELECT id FROM record WHERE type = ? ORDER BY id",
+                arguments: [type]
+            )
             for id in ids {
                 let record = RecordRef(type: type, id: id)
                 guard let state = try LocalStore.loadState(record, db: db) else { continue }
