@@ -1,6 +1,8 @@
 import Foundation
 import GRDB
+import OutpostModel
 import OutpostSamples
+import OutpostTestSupport
 import Testing
 
 /// `outpost doctor` finds a projection that disagrees with the record states, `--rebuild` mends it, and a

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import GRDB
+import OutpostCRDT
 import OutpostClient
 import OutpostModel
 import OutpostSamples
@@ -50,7 +51,7 @@ struct ReadsBenchmark: ParsableCommand {
         func first(_ type: String, _ field: String) -> String {
             var counts: [String: Int] = [:]
             for record in dump.records where record.type == type {
-                if case .value(.string(let value)) = record.fields[field] { counts[value, default: 0] += 1 }
+                if case .some(.value(.string(let value))) = record.fields[field] { counts[value, default: 0] += 1 }
             }
             return counts.max { ($0.value, $1.key) < ($1.value, $0.key) }?.key ?? ""
         }
@@ -169,7 +170,7 @@ struct ReadsBenchmark: ParsableCommand {
             for record in dump.records {
                 let json = String(decoding: try encoder.encode(record), as: UTF8.self)
                 func string(_ field: String) -> String? {
-                    if case .value(.string(let value)) = record.fields[field] { return value }
+                    if case .some(.value(.string(let value))) = record.fields[field] { return value }
                     return nil
                 }
                 try db.execute(
