@@ -52,7 +52,7 @@ struct DoctorCommandTests {
         // The store as the previous version left it: no projection tables, migration v5 not applied.
         let queue = try DatabaseQueue(path: sandbox.store)
         try queue.write { db in
-            for table in ["task_view", "patient_view", "patient_site", "patient_gap", "observation_view"]
+            for table in ["task_view", "task_gap", "patient_view", "patient_site", "patient_gap", "observation_view"]
                 + ["encounter_view"]
             {
                 try db.execute(sql: "DROP TABLE \(table)")
