@@ -81,7 +81,7 @@ extension LocalStore {
                 let replaces: [ChangeID] = try {
                     let current = try transaction.state(of: edit.record)[edit.field]
                     switch edit.operation {
-                    case .assign: return current.liveIDs
+                    case .assign: return edit.isConcurrent ? [] : current.liveIDs
                     case .remove: return current.tags(of: edit.value)
                     case .add, .append: return []
                     }

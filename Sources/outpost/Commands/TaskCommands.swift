@@ -65,7 +65,9 @@ struct ListTasks: ParsableCommand {
     mutating func run() throws {
         let store = try storeOptions.open()
         try RecordOutput.requireFilters([(patient, .patient), (team, .team), (assignee, .person)], in: store)
-        let tasks = try store.records(.task, owner: patient).filter { task in
+        // A patient's tasks include those of duplicates merged into it (docs/model.md, "Duplicate merges").
+        let held = try patient.map { try store.records(.task, followingPatient: $0) } ?? store.records(.task)
+        let tasks = held.filter { task in
             (status == nil || task.string("status") == status) && (team == nil || task.string("team") == team)
                 && (assignee == nil || task.string("assignee") == assignee)
         }
