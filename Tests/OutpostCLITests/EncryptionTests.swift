@@ -108,7 +108,9 @@ struct EncryptionTests {
                     arguments: [Data(bytes), row[0] as Int64]
                 )
             default:
-                let a = try #require(try Data.fetchOne(db, sql: "SELECT state FROM record WHERE id = ?", arguments: [first]))
+                let a = try #require(
+                    try Data.fetchOne(db, sql: "SELECT state FROM record WHERE id = ?", arguments: [first])
+                )
                 let b = try #require(
                     try Data.fetchOne(db, sql: "SELECT state FROM record WHERE id = ?", arguments: [second])
                 )

@@ -154,7 +154,10 @@ struct ConflictEndToEndTests {
 
         // The server enforces it too: a site device that forgot its role resolves locally, and its push is
         // refused; the resolution stays in its outbox, nothing reaches the others.
-        let store = try CareStore.open(at: school.store, key: { () throws(ClientError) in try .keyFile(at: TestKeyFile.path) })
+        let store = try CareStore.open(
+            at: school.store,
+            key: { () throws(ClientError) in try .keyFile(at: TestKeyFile.path) }
+        )
         try store.store.setSetting(SyncEngine.roleSetting, to: nil)
         try school.ok("conflicts", "resolve", id, "--pick", "1")
         let push = try school.run("sync")

@@ -242,7 +242,9 @@ struct StoreBenchmark: ParsableCommand {
         try Data(dump.jsonText().utf8).write(to: URL(fileURLWithPath: file))
         let store = folder.appendingPathComponent("cli-import.sqlite").path
         // Encrypted, as `outpost init` makes stores by default (with a key file: no passphrase to type).
-        _ = try Self.spawn([outpost, "init", "--store", store, "--key-file", folder.appendingPathComponent("cli.key").path])
+        _ = try Self.spawn([
+            outpost, "init", "--store", store, "--key-file", folder.appendingPathComponent("cli.key").path,
+        ])
         let clock = ContinuousClock()
         let start = clock.now
         let peak = try Self.spawn(

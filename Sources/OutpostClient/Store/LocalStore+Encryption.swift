@@ -18,7 +18,11 @@ extension LocalStore {
 
     /// The codec of an existing store: plain without a key row; otherwise the data key unwrapped with the key
     /// `configuration.key` gives.
-    static func unlock(_ row: StoreKeyRow?, configuration: Configuration, path: String) throws(ClientError)
+    static func unlock(
+        _ row: StoreKeyRow?,
+        configuration: Configuration,
+        path: String
+    ) throws(ClientError)
         -> StoreCodec
     {
         guard let row else { return StoreCodec(cipher: nil) }

@@ -95,7 +95,7 @@ public struct LocalStore: Sendable {
                     sql: "INSERT INTO replica (id, replicaID, createdAt) VALUES (1, ?, ?)",
                     arguments: [replica.rawValue, Int64(now)]
                 )
-                if let keyRow { try insert(keyRow, db: db) }
+                if let keyRow { try Self.insert(keyRow, db: db) }
             }
             configuration.logger.info("created store", metadata: ["replica": "\(replica)"])
             return LocalStore(writer: pool, configuration: configuration, replicaID: replica, path: path, codec: codec)
@@ -165,7 +165,13 @@ public struct LocalStore: Sendable {
             let codec = try unlock(keyRow, configuration: configuration, path: path)
             let pool = try makePool(path: path)
             if !complete { try Self.migrator.migrate(pool) }
-            return LocalStore(writer: pool, configuration: configuration, replicaID: replicaID, path: path, codec: codec)
+            return LocalStore(
+                writer: pool,
+                configuration: configuration,
+                replicaID: replicaID,
+                path: path,
+                codec: codec
+            )
         } catch let error as ClientError {
             throw error
         } catch {

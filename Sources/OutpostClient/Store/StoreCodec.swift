@@ -58,7 +58,8 @@ struct StoreCodec: Sendable {
         try Self.changes(plain(blob, .change, of: record), of: record)
     }
 
-    private func plain(_ blob: Data, _ purpose: StoreCipher.Purpose, of record: RecordRef) throws(CRDTError) -> [UInt8] {
+    private func plain(_ blob: Data, _ purpose: StoreCipher.Purpose, of record: RecordRef) throws(CRDTError) -> [UInt8]
+    {
         if let cipher { return try cipher.open(blob, purpose, of: record) }
         guard !StoreCipher.isSealed(blob) else {
             throw Self.malformed("an encrypted row of \(record) in a store that is not encrypted")

@@ -36,7 +36,10 @@ public struct StoreKey: Sendable {
     /// A key file's contents (at least ``minimumKeyFileBytes`` bytes), expanded with HKDF and the store's salt.
     ///
     /// - Throws: ``ClientError`` `invalidSetting` when the contents are shorter than ``minimumKeyFileBytes``.
-    public static func keyFile(contents: some Sequence<UInt8>, path: String = "the key file") throws(ClientError)
+    public static func keyFile(
+        contents: some Sequence<UInt8>,
+        path: String = "the key file"
+    ) throws(ClientError)
         -> StoreKey
     {
         let bytes = Array(contents)
@@ -149,7 +152,11 @@ struct StoreKeyRow: Sendable {
     private static let keyFileInfo = Array("outpost store key file v1".utf8)
 
     /// Wraps `dataKey` under `key` with a new salt.
-    static func wrap(_ dataKey: SymmetricKey, with key: StoreKey, cost: ScryptCost = .standard) throws(ClientError)
+    static func wrap(
+        _ dataKey: SymmetricKey,
+        with key: StoreKey,
+        cost: ScryptCost = .standard
+    ) throws(ClientError)
         -> StoreKeyRow
     {
         var generator = SystemRandomNumberGenerator()

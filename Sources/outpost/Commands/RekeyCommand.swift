@@ -17,7 +17,10 @@ struct Rekey: ParsableCommand {
     @OptionGroup var storeOptions: StoreOptions
     @Option(
         name: .customLong("new-key-file"),
-        help: ArgumentHelp("Lock the store with this key file (made when absent) instead of a passphrase.", valueName: "path")
+        help: ArgumentHelp(
+            "Lock the store with this key file (made when absent) instead of a passphrase.",
+            valueName: "path"
+        )
     )
     var newKeyFile: String?
 

@@ -57,7 +57,12 @@ enum Passphrase {
     /// else a passphrase asked twice on the terminal. Returns the key and the key file made, if one was.
     ///
     /// - Throws: ``CLIError`` (bad input, `refusal`) when no key can be had; ``ClientError`` for a bad key file.
-    static func newKey(keyFile: String?, passphraseVariable: String, for path: String, refusal: String) throws
+    static func newKey(
+        keyFile: String?,
+        passphraseVariable: String,
+        for path: String,
+        refusal: String
+    ) throws
         -> (key: StoreKey, madeFile: String?)
     {
         if let keyFile {
