@@ -98,14 +98,19 @@ struct EncryptionTests {
         try queue.write { db in
             switch tampering {
             case "flip state", "flip change":
-                let (table, column) = tampering == "flip state" ? ("record", "state") : ("change", "payload")
-                let sql = "SELECT rowid, \(column) FROM \(table) WHERE type = 'patient' AND id = ? LIMIT 1"
-                let row = try #require(try Row.fetchOne(db, sql: sql, arguments: [first]))
-                var bytes = [UInt8](row[1] as Data)
+                // The record row (WITHOUT ROWID: named by type and id) or the record's first change-log row.
+                let (table, column, row) =
+                    tampering == "flip state"
+                    ? ("record", "state", "type = 'patient' AND id = ?")
+                    : ("change", "payload", "seq = (SELECT min(seq) FROM change WHERE type = 'patient' AND id = ?)")
+                let blob = try #require(
+                    try Data.fetchOne(db, sql: "SELECT \(column) FROM \(table) WHERE \(row)", arguments: [first])
+                )
+                var bytes = [UInt8](blob)
                 bytes[bytes.count / 2] ^= 0x01
                 try db.execute(
-                    sql: "UPDATE \(table) SET \(column) = ? WHERE rowid = ?",
-                    arguments: [Data(bytes), row[0] as Int64]
+                    sql: "UPDATE \(table) SET \(column) = ? WHERE \(row)",
+                    arguments: [Data(bytes), first]
                 )
             default:
                 let a = try #require(
