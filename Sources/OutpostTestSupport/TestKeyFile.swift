@@ -23,6 +23,9 @@ public enum TestKeyFile {
             contents: Data(bytes),
             attributes: [.posixPermissions: 0o644]
         )
+        // Whatever the umask: an unprivileged user running `outpost` in a test must read it.
+        try? FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: folder.path)
+        try? FileManager.default.setAttributes([.posixPermissions: 0o644], ofItemAtPath: file)
         return file
     }()
 }
