@@ -74,7 +74,9 @@ struct EncryptionTests {
             (Self.passphrase(""), "is encrypted; give its passphrase"),
             (["OUTPOST_KEY_FILE": TestKeyFile.path], "locked with a passphrase, not a key file"),
         ] {
-            for arguments in [["patient", "list"], ["export"], ["patient", "add", "givenName=Ann", "familyName=Bee"]] {
+            for arguments in [
+                ["patient", "list"], ["export"], ["patient", "set", try Fixture.first("patient").id, "phone=555-0100"],
+            ] {
                 let result = try sandbox.run(arguments, environment: environment)
                 #expect(result.status == 1, "\(arguments): \(result)")
                 #expect(result.stdout.isEmpty)
