@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import OutpostCRDT
 import OutpostClient
 import OutpostTestSupport
 import Testing

@@ -1,6 +1,7 @@
 import Crypto
 import Foundation
 import GRDB
+import Logging
 
 extension LocalStore {
     /// Whether the store's record states and change-log rows are encrypted (docs/store.md, "Encryption at rest").

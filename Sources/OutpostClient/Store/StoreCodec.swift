@@ -1,4 +1,4 @@
-import Foundation
+import struct Foundation.Data
 import OutpostCRDT
 
 /// The store's compact binary form of record states and change-log rows (format 2).
