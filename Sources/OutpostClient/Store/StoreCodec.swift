@@ -1,5 +1,6 @@
-import struct Foundation.Data
 import OutpostCRDT
+
+import struct Foundation.Data
 
 /// The store's compact binary form of record states and change-log rows (format 2).
 ///
