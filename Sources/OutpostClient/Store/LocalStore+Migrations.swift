@@ -81,6 +81,25 @@ extension LocalStore {
                     """
             )
         }
+        migrator.registerMigration("v5-store-key") { db in
+            // Encryption at rest (docs/store.md): the key row of an encrypted store (none in a plain store). Its
+            // presence means every record state and change-log row is sealed (StoreCipher); an older Outpost,
+            // which would read them as malformed, refuses the store as written by a newer version.
+            try db.execute(
+                sql: """
+                    CREATE TABLE storeKey (
+                        id INTEGER PRIMARY KEY CHECK (id = 1),
+                        method TEXT NOT NULL,
+                        salt BLOB NOT NULL,
+                        scryptRounds INTEGER,
+                        scryptBlockSize INTEGER,
+                        scryptParallelism INTEGER,
+                        wrappedKey BLOB NOT NULL,
+                        keyCheck BLOB NOT NULL
+                    )
+                    """
+            )
+        }
         return migrator
     }
 }
