@@ -68,6 +68,9 @@ let package = Package(
                 "OutpostFHIR",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
+                // Encryption at rest (docs/store.md): AES-GCM from Crypto, scrypt from _CryptoExtras.
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
                 // The HTTP client: Foundation's URLSession on Linux aborts the process on a response cut off
                 // inside its headers (docs/sync.md, "The client's HTTP").
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),

@@ -36,6 +36,10 @@ public struct ClientError: Error, Sendable, CustomStringConvertible {
         public static let refused = Code("refused")
         /// A setting given to the replica is not usable (for example trusted certificates that are not PEM).
         public static let invalidSetting = Code("invalidSetting")
+        /// The store is encrypted and no key (passphrase or key file) was given.
+        public static let keyRequired = Code("keyRequired")
+        /// The passphrase or key file given does not open the encrypted store.
+        public static let wrongKey = Code("wrongKey")
 
         public var description: String { name }
     }

@@ -68,6 +68,9 @@ public struct FHIRImportPlan: Sendable {
     public var updated: [RecordType: Int] = [:]
     /// Records the store held that the import named and left as they were.
     public var unchanged = 0
+    /// New patients created awaiting assignment: neither the data nor the defaults gave a subgroup or a
+    /// primary team (``CareModel/isAwaitingAssignment(_:)``).
+    public var awaitingAssignment = 0
 
     /// Whether the import writes nothing.
     public var isEmpty: Bool { creations.isEmpty && updates.isEmpty }
@@ -100,7 +103,8 @@ public enum FHIRPlanner {
     /// Plans the import of `mapper`'s contributions into a store holding `index`; `makeID` gives new records
     /// their ids.
     ///
-    /// - Throws: ``FHIRError`` when a required reference resolves to nothing, or new patients cannot be placed.
+    /// - Throws: ``FHIRError`` when a required reference resolves to nothing. New patients that neither the
+    ///   data nor `defaults` place are planned awaiting assignment (``FHIRImportPlan/awaitingAssignment``).
     public static func plan(
         _ mapper: FHIRMapper,
         index: FHIRIndex,
@@ -252,7 +256,9 @@ public enum FHIRPlanner {
             case .patient:
                 if record.assign["subgroup"] == nil, let subgroup = defaultSubgroup { record.set("subgroup", subgroup) }
                 if record.assign["primaryTeam"] == nil, let team = defaultTeam { record.set("primaryTeam", team) }
-                if record.assign["subgroup"] == nil || record.assign["primaryTeam"] == nil { unplaced += 1 }
+                if CareModel.fields(of: .patient).contains(where: { $0.isPlacement && record.assign[$0.name] == nil }) {
+                    unplaced += 1
+                }
             case .team:
                 if record.assign["subgroup"] == nil, let subgroup = defaultSubgroup { record.set("subgroup", subgroup) }
             case .person:
@@ -282,12 +288,9 @@ public enum FHIRPlanner {
             }
             desired[ref] = record
         }
-        if unplaced > 0 {
-            throw FHIRError(
-                "\(unplaced) new patient(s) have no subgroup or no care team in the input (Group.member, the "
-                    + "subgroup and primaryTeam extensions); give defaults with --subgroup KEY-OR-ID and --team ID"
-            )
-        }
+        // New patients the data and the defaults do not place are created awaiting assignment (docs/fhir.md,
+        // "Placement"): never a reason to refuse the file.
+        plan.awaitingAssignment = unplaced
 
         // 4. The writes: whole new records; for held records, only what differs. An optional value the model
         // refuses (a four-digit extension as a phone) is left out and counted, not a reason to refuse the file.

@@ -90,12 +90,18 @@ extension CareModel {
                 ("phone", .lww, .phone, [.sensitive], "Phone number for outreach."),
                 ("address", .lww, .text, [.sensitive], "Home address."),
                 ("preferredLanguage", .lww, .code, [], "BCP 47 language tag, for example es."),
-                ("subgroup", .review, .reference(.subgroup), [.required], "Subgroup; drives payment per member-month."),
+                (
+                    "subgroup", .review, .reference(.subgroup), [.required, .placement],
+                    "Subgroup; drives payment per member-month. Unset while awaiting assignment."
+                ),
                 (
                     "riskTier", .lww, .enumeration(["low", "moderate", "high", "very-high"]), [],
                     "Risk stratification tier."
                 ),
-                ("primaryTeam", .review, .reference(.team), [.required], "The team responsible for the patient."),
+                (
+                    "primaryTeam", .review, .reference(.team), [.required, .placement],
+                    "The team responsible for the patient. Unset while awaiting assignment."
+                ),
                 ("sites", .set, .reference(.site), [], "Sites where the patient is seen."),
                 ("conditions", .set, .code, [.sensitive], "Active problems, ICD-10 codes such as E11.9."),
                 ("allergies", .set, .text, [.sensitive], "Allergies and intolerances."),
@@ -107,6 +113,14 @@ extension CareModel {
                     [.required], "Panel status; anything but active retires the patient."
                 ),
                 ("notes", .log, .text, [.sensitive], "Notes and addenda, append-only."),
+                (
+                    "mergedInto", .review, .reference(.patient), [],
+                    "Set when this patient is a duplicate: the patient it was merged into ('outpost patient merge')."
+                ),
+                (
+                    "merges", .log, .text, [.sensitive],
+                    "Merges and unmerges of this patient as a duplicate: the survivor and the reason given."
+                ),
             ]
         ),
         .task: rows(

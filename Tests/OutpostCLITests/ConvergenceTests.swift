@@ -40,9 +40,9 @@ struct ConvergenceTests {
         try b.outpost("init", "--replica", "b")
         try c.outpost("init", "--replica", "c")
         try a.outpost("import", Sandbox.fixture("practice-small.json"))
-        let imported = try CareStore.open(at: a.store).store.pendingChanges()
+        let imported = try CareStore.open(at: a.store, key: Sandbox.key).store.pendingChanges()
         for sandbox in [b, c] {
-            try deliver(imported, to: try CareStore.open(at: sandbox.store).store, using: &generator)
+            try deliver(imported, to: try CareStore.open(at: sandbox.store, key: Sandbox.key).store, using: &generator)
         }
         #expect(try b.export() == a.export())
 
@@ -70,15 +70,15 @@ struct ConvergenceTests {
         try b.outpost("encounter", "add", other, "home", "--at", "2026-05-02T11:00:00Z")
         try b.outpost("patient", "retire", patients[2].id)
 
-        let storeA = try CareStore.open(at: a.store).store
-        let storeB = try CareStore.open(at: b.store).store
+        let storeA = try CareStore.open(at: a.store, key: Sandbox.key).store
+        let storeB = try CareStore.open(at: b.store, key: Sandbox.key).store
         let importedIDs = Set(imported.map(\.id))
         let editsA = try storeA.pendingChanges().filter { !importedIDs.contains($0.id) }
         let editsB = try storeB.pendingChanges()
         #expect(!editsA.isEmpty && !editsB.isEmpty)
         try deliver(editsB, to: storeA, using: &generator)
         try deliver(editsA, to: storeB, using: &generator)
-        try deliver(editsA + editsB, to: try CareStore.open(at: c.store).store, using: &generator)
+        try deliver(editsA + editsB, to: try CareStore.open(at: c.store, key: Sandbox.key).store, using: &generator)
 
         let exported = try a.export()
         #expect(try b.export() == exported, "seed \(seed): a and b differ")

@@ -49,15 +49,15 @@ struct DoctorCommandTests {
         let sandbox = try importedPractice()
         let listed = try sandbox.outpost("task", "list")
         let panel = try sandbox.outpost("panel")
-        // The store as the previous version left it: no projection tables, migration v5 not applied.
+        // The store as the previous version left it: no projection tables, migration v6 not applied.
         let queue = try DatabaseQueue(path: sandbox.store)
         try queue.write { db in
             for table in ["task_view", "task_gap", "patient_view", "patient_site", "patient_gap", "observation_view"]
-                + ["encounter_view"]
+                + ["encounter_view", "projection_stale"]
             {
                 try db.execute(sql: "DROP TABLE \(table)")
             }
-            try db.execute(sql: "DELETE FROM grdb_migrations WHERE identifier = 'v5-projection'")
+            try db.execute(sql: "DELETE FROM grdb_migrations WHERE identifier = 'v6-projection'")
         }
         try queue.close()
         #expect(try sandbox.outpost("task", "list") == listed)

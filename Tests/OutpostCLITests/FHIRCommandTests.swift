@@ -84,12 +84,45 @@ struct FHIRCommandTests {
             ["fhir", "import", Self.fhir("ndjson"), "--team", "CareTeam/t1", "--strict"],
             mentioning: ["--strict", "unmodelled code: Observation.code (1)", "not kept: Patient.maritalStatus (1)"]
         )
-        try sandbox.expectRefused(["fhir", "import", Self.fhir("ndjson")], mentioning: ["--team"])
         let result = try sandbox.run(["fhir", "import", Self.fhir("ndjson"), "--team", "CareTeam/t1"])
         #expect(result.status == 0, "\(result)")
         #expect(result.stderr.contains("unmodelled code: Observation.code (1)"), "\(result)")
         let observations = try #require(try sandbox.json("observation", "list") as? [[String: Any]])
         #expect(observations.count == 3)
+    }
+
+    @Test func patientsTheDataDoesNotPlaceAwaitAssignmentInThePanelUntilAssigned() throws {
+        // The NDJSON folder's patients are in a Group (a subgroup) but on no care team, and no --team is
+        // given: the import places them awaiting assignment instead of refusing the file.
+        let sandbox = try Self.emptyStore()
+        let result = try sandbox.run(["fhir", "import", Self.fhir("ndjson")])
+        #expect(result.status == 0, "\(result)")
+        #expect(result.stdout.contains("2 new patient(s) await assignment"), "\(result)")
+        let patients = try #require(try sandbox.json("patient", "list") as? [[String: Any]])
+        #expect(patients.count == 2)
+        let panel = try sandbox.outpost("panel")
+        for patient in patients {
+            #expect(panel.contains("awaiting assignment: \(patient["id"] as? String ?? "?")"), "\(panel)")
+        }
+        let json = try #require(try sandbox.json("panel") as? [String: Any])
+        #expect((json["awaitingAssignment"] as? [String])?.count == 2)
+        // Assigning a team ends the state; a required placement, once given, cannot be cleared again.
+        let team = try #require((try sandbox.json("team", "list") as? [[String: Any]])?.first?["id"] as? String)
+        let first = try #require(patients.first?["id"] as? String)
+        try sandbox.outpost("patient", "set", first, "primaryTeam=\(team)")
+        let after = try #require(try sandbox.json("panel") as? [String: Any])
+        #expect(after["awaitingAssignment"] as? [String] == [patients.last?["id"] as? String ?? "?"])
+        try sandbox.expectRefused(["patient", "set", first, "primaryTeam="], mentioning: ["primaryTeam"])
+        // Patients added by hand still need both: validation is unchanged outside the import.
+        try sandbox.expectRefused(
+            ["patient", "add", "givenName=Ana", "familyName=Ruiz", "birthDate=1980-01-02", "sex=female"],
+            mentioning: ["patient.subgroup"]
+        )
+        // With defaults nothing awaits.
+        let placed = try Self.emptyStore()
+        let withTeam = try placed.run(["fhir", "import", Self.fhir("ndjson"), "--team", "CareTeam/t1"])
+        #expect(withTeam.status == 0 && !withTeam.stdout.contains("await"), "\(withTeam)")
+        #expect((try placed.json("panel") as? [String: Any])?["awaitingAssignment"] as? [String] == [])
     }
 
     @Test func malformedInputsAreRefusedAndNothingIsWritten() throws {

@@ -60,7 +60,7 @@ struct ImportStreamTests {
             let result = try sandbox.run(["import", file, "--progress"])
             #expect(result.status == 0 && result.output == "imported \(dump.records.count) records from \(file)")
             #expect(result.errorLines.last == "importing: 100% (\(edits)/\(edits) fields)", "\(result)")
-            let replica = try CareStore.open(at: sandbox.store).store.replicaID.rawValue
+            let replica = try CareStore.open(at: sandbox.store, key: Sandbox.key).store.replicaID.rawValue
             #expect(try Self.normalized(sandbox.export(), replica: replica) == expected, "\(name)")
         }
     }

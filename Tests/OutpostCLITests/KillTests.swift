@@ -152,7 +152,7 @@ struct KillTests {
             #expect(target > 100 && process.terminationStatus == 0, "seed \(seed): exit \(process.terminationStatus)")
         }
 
-        let store = try CareStore.open(at: sandbox.store)
+        let store = try CareStore.open(at: sandbox.store, key: Sandbox.key)
         #expect(try store.store.verifyIntegrity() == [], "seed \(seed)")
         #expect(try store.store.checkProjection() == [], "seed \(seed): the projection disagrees with the states")
         let export = try sandbox.export()

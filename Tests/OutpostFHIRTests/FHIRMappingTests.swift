@@ -176,6 +176,22 @@ struct FHIRMappingTests {
         #expect(backward.issues.lines.contains("not kept: Patient.maritalStatus (1)"))
     }
 
+    @Test func patientsNeitherTheDataNorTheDefaultsPlaceArePlannedAwaitingAssignment() throws {
+        let names = ["Patient", "Group", "CareTeam", "PractitionerRole", "Practitioner"].map { "ndjson/\($0).ndjson" }
+        let plan = try Self.plan(Self.read(names))
+        #expect(plan.awaitingAssignment == 2)
+        let patients = Self.records(plan).filter { $0.type == .patient }
+        #expect(patients.count == 2)
+        #expect(patients.allSatisfy { $0.string("primaryTeam") == nil && CareModel.isAwaitingAssignment($0) })
+        for creation in plan.creations where creation.draft.type == .patient {
+            // Valid only as a record created awaiting assignment: elsewhere the placement is required.
+            try CareModel.validate(creation.draft, today: Self.today, awaitingAssignment: true)
+            #expect(throws: ModelError.self) { try CareModel.validate(creation.draft, today: Self.today) }
+        }
+        let placed = try Self.plan(Self.read(names), defaults: FHIRDefaults(team: "CareTeam/t1"))
+        #expect(placed.awaitingAssignment == 0)
+    }
+
     @Test func malformedInputsNameTheFileLineAndElement() throws {
         func error(_ name: String) throws -> String {
             do {
@@ -201,10 +217,11 @@ struct FHIRMappingTests {
         #expect(dangling.hasPrefix("invalid/dangling-reference.json entry[0]: Observation.subject"), "\(dangling)")
     }
 
-    @Test func newPatientsWithNoPlacementAreRefusedWithHowToFix() throws {
+    @Test func newPatientsWithNoPlacementAreNotAReasonToRefuseTheFile() throws {
+        // Before issue 13's placement rule this refused the file; now it plans them awaiting assignment.
         var reader = FHIRReader()
         try reader.read(name: "p.ndjson", bytes: Array(try Self.bytes("ndjson/Patient.ndjson")))
-        #expect(throws: FHIRError.self) { try Self.plan(reader) }
+        #expect(try Self.plan(reader).awaitingAssignment == 2)
     }
 
     @Test func exportThenImportGivesTheSameRecords() throws {

@@ -144,7 +144,7 @@ struct ConflictEndToEndTests {
                 Built.outpost,
                 arguments,
                 in: folder.url,
-                environment: ["OUTPOST_STORE": a.store]
+                environment: a.environment
             )
             #expect(result.status == 2, "\(arguments): \(result)")
             #expect(result.stderr.split(separator: "\n").count == 1, "one line: \(result.stderr)")
@@ -154,7 +154,10 @@ struct ConflictEndToEndTests {
 
         // The server enforces it too: a site device that forgot its role resolves locally, and its push is
         // refused; the resolution stays in its outbox, nothing reaches the others.
-        let store = try CareStore.open(at: school.store)
+        let store = try CareStore.open(
+            at: school.store,
+            key: { () throws(ClientError) in try .keyFile(at: TestKeyFile.path) }
+        )
         try store.store.setSetting(SyncEngine.roleSetting, to: nil)
         try school.ok("conflicts", "resolve", id, "--pick", "1")
         let push = try school.run("sync")
@@ -220,7 +223,7 @@ struct ConflictEndToEndTests {
         let watch = Process()
         watch.executableURL = Built.outpost
         watch.arguments = ["sync", "--watch", "--wait", "30"]
-        watch.environment = ["OUTPOST_STORE": b.store, "HOME": folder.url.path]
+        watch.environment = b.environment.merging(["HOME": folder.url.path]) { _, new in new }
         watch.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: output))
         watch.standardError = FileHandle.nullDevice
         try watch.run()

@@ -8,7 +8,8 @@ struct OutpostBench: AsyncParsableCommand {
         abstract: "Outpost's benchmarks. Run in release mode: swift run -c release outpost-bench <name>.",
         subcommands: [
             ApplyBenchmark.self, StoreBenchmark.self, SyncBenchmark.self, GeneratePractice.self,
-            ScorecardBenchmark.self, ScopeBenchmark.self, AppendBenchmark.self, ReadsBenchmark.self,
+            ScorecardBenchmark.self, ScopeBenchmark.self, AppendBenchmark.self, FHIRBenchmark.self,
+            ReadsBenchmark.self,
         ]
     )
 }

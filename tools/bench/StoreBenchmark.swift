@@ -74,8 +74,10 @@ struct StoreBenchmark: ParsableCommand {
 
         // (a) Import.
         var bestImport = Duration.seconds(1_000_000)
+        var bestEncryptedImport = Duration.seconds(1_000_000)
         var bestPlainImport = Duration.seconds(1_000_000)
         var storeBytes = 0
+        var encryptedBytes = 0
         var plainBytes = 0
         for run in 1...runs {
             let path = folder.appendingPathComponent("import-\(run).sqlite").path
@@ -86,12 +88,35 @@ struct StoreBenchmark: ParsableCommand {
             storeBytes = Self.bytes(at: path)
             bestImport = min(bestImport, elapsed)
 
+            // The same import into an encrypted store (a key file's key: the cipher's cost, without scrypt's).
+            let encryptedPath = folder.appendingPathComponent("encrypted-import-\(run).sqlite").path
+            let encrypted = try measure {
+                let store = try CareStore.create(
+                    at: encryptedPath,
+                    replicaID: ReplicaID(unchecked: "bench"),
+                    key: Self.benchKey
+                )
+                try store.importPractice(dump)
+            }
+            encryptedBytes = Self.bytes(at: encryptedPath)
+            bestEncryptedImport = min(bestEncryptedImport, encrypted)
+
             let plainPath = folder.appendingPathComponent("plain-import-\(run).sqlite").path
             let plainElapsed = try measure { try Self.plainInsert(rows, at: plainPath) }
             plainBytes = Self.bytes(at: plainPath)
             bestPlainImport = min(bestPlainImport, plainElapsed)
-            print("import run \(run): outpost \(Self.format(elapsed)), plain SQLite \(Self.format(plainElapsed))")
+            print(
+                "import run \(run): outpost \(Self.format(elapsed)), encrypted \(Self.format(encrypted)), plain SQLite "
+                    + Self.format(plainElapsed)
+            )
         }
+        print(
+            "import into an encrypted store: \(Self.format(bestEncryptedImport)), \(Self.ratio(bestEncryptedImport, bestImport)) "
+                + "of the plain store's, \(Self.ratio(bestEncryptedImport, bestPlainImport)) of plain SQLite's; size "
+                + Self.mebibytes(encryptedBytes)
+        )
+        let unlock = try measureUnlock(folder: folder)
+        print("opening an encrypted store with a passphrase (scrypt N=2^15, r=8, p=3): \(Self.format(unlock))")
         print(
             "import: outpost \(Self.format(bestImport)), plain SQLite \(Self.format(bestPlainImport)), ratio "
                 + Self.ratio(bestImport, bestPlainImport) + " (target: at most 2x)"
@@ -105,7 +130,7 @@ struct StoreBenchmark: ParsableCommand {
 
         // (b) Remote changes: edits another replica made to the practice.
         let basePath = folder.appendingPathComponent("import-1.sqlite").path
-        let imported = try CareStore.open(at: basePath).store.pendingChanges()
+        let imported = try CareStore.open(at: basePath).store.pendingChanges()  // a plain store: no key
         let remote = try Self.remoteEdits(count: changes, after: imported, practice: dump, seed: seed)
         let changeRows = try remote.map { change in
             ("\(change.record)", change.id.description, String(decoding: try encoder.encode(change), as: UTF8.self))
@@ -154,6 +179,12 @@ struct StoreBenchmark: ParsableCommand {
                 Self.ratio(bestImport, bestPlainImport), "at most 2x",
             ],
             [
+                "import, reference practice, encrypted store", Self.format(bestEncryptedImport),
+                Self.format(bestPlainImport), Self.ratio(bestEncryptedImport, bestPlainImport),
+                "\(Self.ratio(bestEncryptedImport, bestImport)) of the plain store",
+            ],
+            ["open with a passphrase (scrypt)", Self.format(unlock), "", "", ""],
+            [
                 "\(remote.count) remote changes, one transaction", Self.format(bestOne), Self.format(bestPlain),
                 Self.ratio(bestOne, bestPlain), "at most 2x",
             ],
@@ -184,6 +215,19 @@ struct StoreBenchmark: ParsableCommand {
         )
     }
 
+    /// The key of the benchmark's encrypted stores: a key file's 32 bytes (no passphrase stretching).
+    static let benchKey: StoreKeySource = { () throws(ClientError) in
+        try .keyFile(contents: (0..<32).map { UInt8($0) })
+    }
+
+    /// The time to open an encrypted store with a passphrase: one scrypt derivation and the key check.
+    private func measureUnlock(folder: URL) throws -> Duration {
+        let path = folder.appendingPathComponent("passphrase.sqlite").path
+        let key: StoreKeySource = { () throws(ClientError) in try .passphrase("correct horse battery staple") }
+        _ = try CareStore.create(at: path, key: key)
+        return try measure { _ = try CareStore.open(at: path, key: key) }
+    }
+
     /// Runs `outpost init` and `outpost import` of `dump` written as a file, as child processes (the `outpost`
     /// executable beside this one); returns the import's wall time and peak resident memory (its own, from
     /// `wait4`), or nil when there is no `outpost` executable.
@@ -197,10 +241,15 @@ struct StoreBenchmark: ParsableCommand {
         let file = folder.appendingPathComponent("practice.json").path
         try Data(dump.jsonText().utf8).write(to: URL(fileURLWithPath: file))
         let store = folder.appendingPathComponent("cli-import.sqlite").path
-        _ = try Self.spawn([outpost, "init", "--store", store])
+        // Encrypted, as `outpost init` makes stores by default (with a key file: no passphrase to type).
+        _ = try Self.spawn([
+            outpost, "init", "--store", store, "--key-file", folder.appendingPathComponent("cli.key").path,
+        ])
         let clock = ContinuousClock()
         let start = clock.now
-        let peak = try Self.spawn([outpost, "import", "--store", store, file])
+        let peak = try Self.spawn(
+            [outpost, "import", "--store", store, "--key-file", folder.appendingPathComponent("cli.key").path, file]
+        )
         return (clock.now - start, peak)
     }
 

@@ -89,6 +89,18 @@ struct SyncBenchmark: AsyncParsableCommand {
                 + "\(megabytes(wireA.received)) received (target: under 1 s)"
         )
 
+        // 2b. The same bootstrap into an encrypted store (a key file's key), in the same run.
+        let encrypted = try CareStore.create(
+            at: folder.appendingPathComponent("site-encrypted.sqlite").path,
+            key: StoreBenchmark.benchKey
+        )
+        let encryptedEngine = engine(encrypted, server, WireCounter(), options)
+        let encryptedBootstrap = try await measure { _ = try await encryptedEngine.sync() }
+        print(
+            "bootstrap into an encrypted store: \(StoreBenchmark.format(encryptedBootstrap)) ("
+                + "\(StoreBenchmark.ratio(encryptedBootstrap, bootstrap)) of the plain store's, measured after it)"
+        )
+
         // 3. Two sites edit offline, then sync until converged.
         let siteB = try CareStore.create(at: folder.appendingPathComponent("site-b.sqlite").path)
         let wireB = WireCounter()

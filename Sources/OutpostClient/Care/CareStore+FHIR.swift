@@ -14,6 +14,9 @@ public struct FHIRImportSummary: Sendable {
     public var edits: Int
     /// What was not kept, by element path.
     public var issues: FHIRIssues
+    /// New patients created awaiting assignment (no subgroup or no primary team in the data or the
+    /// defaults); `outpost panel` lists them until someone assigns both.
+    public var awaitingAssignment: Int
 }
 
 extension CareStore {
@@ -83,7 +86,8 @@ extension CareStore {
             var edits: [Edit] = []
             for creation in plan.creations {
                 do {
-                    try CareModel.validate(creation.draft, today: today, exists: exists)
+                    // A patient the data and the defaults do not place is created awaiting assignment.
+                    try CareModel.validate(creation.draft, today: today, exists: exists, awaitingAssignment: true)
                 } catch let error as ModelError {
                     throw ClientError(
                         code: .invalidEdit,
@@ -121,7 +125,8 @@ extension CareStore {
                 updated: plan.updated,
                 unchanged: plan.unchanged,
                 edits: edits.count,
-                issues: plan.issues
+                issues: plan.issues,
+                awaitingAssignment: plan.awaitingAssignment
             )
             return edits
         }

@@ -75,20 +75,33 @@ public struct WorklistEntry: Sendable, Hashable {
 
 extension CareStore {
     /// The tasks `query` selects, sorted by id: selected on the store's projection (indexed), then read one
-    /// by one, so that only the matching tasks are ever decoded.
+    /// by one, so that only the matching tasks are ever decoded. A patient's tasks include those of the
+    /// duplicates merged into it (docs/model.md, "Duplicate merges").
     ///
     /// - Throws: ``ClientError`` when the store cannot be read.
     public func tasks(_ query: TaskQuery) throws(ClientError) -> [MaterializedRecord] {
+        let codec = store.codec.projection
+        let table = Projection.task
         var clauses: [String] = []
         var arguments: [(any DatabaseValueConvertible)?] = []
-        for (column, value) in [("patient", query.patient), ("status", query.status), ("team", query.team)]
-            + [("assignee", query.assignee)]
-        {
+        if let patient = query.patient {
+            let owners = [patient] + (try projectedMerges()).duplicates(of: patient)
+            clauses.append("patient IN (\(Array(repeating: "?", count: owners.count).joined(separator: ", ")))")
+            arguments.append(contentsOf: owners.map { $0 as (any DatabaseValueConvertible)? })
+        }
+        for (column, value) in [("team", query.team), ("assignee", query.assignee)] {
             guard let value else { continue }
             clauses.append("\(column) = ?")
             arguments.append(value)
         }
-        if query.isOpenOnly { clauses.append("isOpen = 1") }
+        if let status = query.status {
+            clauses.append("status = ?")
+            arguments.append(codec.match(status, table: table, column: "status"))
+        }
+        if query.isOpenOnly {
+            clauses.append("isOpen = ?")
+            arguments.append(codec.match(true, table: table, column: "isOpen"))
+        }
         if let site = query.site {
             clauses.append("patient IN (SELECT patient FROM patient_site WHERE site = ?)")
             arguments.append(site)
@@ -98,6 +111,22 @@ extension CareStore {
             + " ORDER BY id"
         return try store.records(ofType: RecordType.task.rawValue, selectedBy: sql, arguments: arguments).map {
             MaterializedRecord(type: .task, id: $0.id, state: $0.state)
+        }
+    }
+
+    /// The merges of duplicate patients (``PatientMerges``), read from the projection's `mergedInto` links
+    /// without decoding a patient.
+    public func projectedMerges() throws(ClientError) -> PatientMerges {
+        try store.read(doing: "read the merges") { db in
+            var links: [String: String] = [:]
+            var held = Set<String>()
+            let rows = try Row.fetchCursor(db, sql: "SELECT id, mergedInto FROM patient_view")
+            while let row = try rows.next() {
+                let id: String = row[0]
+                held.insert(id)
+                if let target = row[1] as String? { links[id] = target }
+            }
+            return PatientMerges(links: links, held: held)
         }
     }
 
@@ -116,9 +145,14 @@ extension CareStore {
 
     /// The patients `query` selects, sorted by id: selected on the projection, then read one by one.
     public func patients(_ query: PatientQuery) throws(ClientError) -> [MaterializedRecord] {
+        let codec = store.codec.projection
+        let table = Projection.patient
         var clauses: [String] = []
         var arguments: [(any DatabaseValueConvertible)?] = []
-        if !query.includesRetired { clauses.append("isRetired = 0") }
+        if !query.includesRetired {
+            clauses.append("isRetired = ?")
+            arguments.append(codec.match(false, table: table, column: "isRetired"))
+        }
         if let subgroups = query.subgroups {
             clauses.append("subgroup IN (\(Array(repeating: "?", count: subgroups.count).joined(separator: ", ")))")
             arguments.append(contentsOf: subgroups.sorted().map { $0 as (any DatabaseValueConvertible)? })
@@ -129,7 +163,7 @@ extension CareStore {
         }
         if let riskTier = query.riskTier {
             clauses.append("riskTier = ?")
-            arguments.append(riskTier)
+            arguments.append(codec.match(riskTier, table: table, column: "riskTier"))
         }
         if let site = query.site {
             clauses.append("id IN (SELECT patient FROM patient_site WHERE site = ?)")
@@ -144,8 +178,8 @@ extension CareStore {
     }
 
     /// What ``PanelSummary`` reads, from the projection: every patient with the fields it projects (primary
-    /// team, subgroup, risk tier, status, care gaps), and the teams and subgroups whole. No patient's state is
-    /// decoded.
+    /// team, subgroup, merge link, risk tier, status, care gaps, whether it awaits assignment), and the teams
+    /// and subgroups whole. No patient's state is decoded.
     public func panelData() throws(ClientError) -> ScorecardData {
         var records = try self.records(.team) + self.records(.subgroup)
         records.append(contentsOf: try store.projectedPatients())
@@ -155,10 +189,12 @@ extension CareStore {
 
 extension CareStore {
     /// What ``GapRules`` reads, without decoding a task, an observation or an encounter: the active patients
-    /// whole (their conditions are not projected), observations, encounters and tasks from the projection
-    /// (a task's title is given as its gap markers only, ``GapRules/keys(inTitle:)``: all the rules read of it).
+    /// whole (their conditions are not projected), the retired ones as projected (merges may name them),
+    /// observations, encounters and tasks from the projection (a task's title is given as its gap markers
+    /// only, ``GapRules/keys(inTitle:)``: all the rules read of it).
     public func gapsData() throws(ClientError) -> ScorecardData {
         var records = try patients(PatientQuery())
+        records.append(contentsOf: try store.projectedPatients().filter(\.isRetired))
         records.append(contentsOf: try store.projectedEvents())
         return ScorecardData(records: records, changes: [])
     }
@@ -177,74 +213,94 @@ extension LocalStore {
             var result: [(id: String, state: RecordState)] = []
             result.reserveCapacity(ids.count)
             for id in ids {
-                guard let state = try Self.loadState(RecordRef(type: type, id: id), db: db) else { continue }
+                guard let state = try loadState(RecordRef(type: type, id: id), db: db) else { continue }
                 result.append((id, state))
             }
             return result
         }
     }
 
+    /// Calls `body` with the values of every row of a projected main table (by column, decoded by the
+    /// store's projection codec) and its extra list (gap keys or open care gaps, from the side table
+    /// `side` in a plain store).
+    func forEachProjectedRow(
+        of table: Projection.Table,
+        side: (table: String, owner: String, value: String)?,
+        db: Database,
+        _ body: ([String: DatabaseValue], [String]) throws -> Void
+    ) throws {
+        let codec = codec.projection
+        var extras: [String: [String]] = [:]
+        if let side, !codec.isEncrypted {
+            let sql = "SELECT \(side.owner), \(side.value) FROM \(side.table) ORDER BY \(side.owner), \(side.value)"
+            for row in try Row.fetchAll(db, sql: sql) { extras[row[0], default: []].append(row[1]) }
+        }
+        let rows = try Row.fetchCursor(
+            db,
+            sql: "SELECT \(table.storedColumns.joined(separator: ", ")) FROM \(table.name) ORDER BY id"
+        )
+        while let row = try rows.next() {
+            let (values, extra) = try codec.values(of: row, table: table)
+            try body(values, extra ?? String.fromDatabaseValue(row[0]).flatMap { extras[$0] } ?? [])
+        }
+    }
+
     /// Every observation, encounter and task as the projection holds it (a task's title as its gap markers).
     func projectedEvents() throws(ClientError) -> [MaterializedRecord] {
         try read(doing: "read the events") { db in
-            func single(_ value: String?) -> FieldValue? { value.map { .single(.string($0), isConflict: false) } }
+            func single(_ value: DatabaseValue?) -> FieldValue? {
+                value.flatMap { String.fromDatabaseValue($0) }.map { .single(.string($0), isConflict: false) }
+            }
             var result: [MaterializedRecord] = []
-            for (type, sql, names) in [
-                (
-                    RecordType.observation, "SELECT id, patient, code, effectiveAt, status FROM observation_view",
-                    ["patient", "code", "effectiveAt", "status"]
-                ),
-                (
-                    RecordType.encounter, "SELECT id, patient, kind, occurredAt, status FROM encounter_view",
-                    ["patient", "kind", "occurredAt", "status"]
-                ),
+            for (type, table, names) in [
+                (RecordType.observation, Projection.observation, ["patient", "code", "effectiveAt", "status"]),
+                (RecordType.encounter, Projection.encounter, ["patient", "kind", "occurredAt", "status"]),
             ] {
-                let rows = try Row.fetchCursor(db, sql: sql)
-                while let row = try rows.next() {
+                try forEachProjectedRow(of: table, side: nil, db: db) { values, _ in
                     var fields: [String: FieldValue] = [:]
-                    for (index, name) in names.enumerated() { fields[name] = single(row[index + 1]) }
-                    result.append(MaterializedRecord(type: type, id: row[0], fields: fields))
+                    for name in names { fields[name] = single(values[name]) }
+                    let id = values["id"].flatMap { String.fromDatabaseValue($0) } ?? ""
+                    result.append(MaterializedRecord(type: type, id: id, fields: fields))
                 }
             }
-            var keys: [String: [String]] = [:]
-            for row in try Row.fetchAll(db, sql: "SELECT task, key FROM task_gap ORDER BY task, key") {
-                keys[row[0], default: []].append(row[1])
-            }
-            let tasks = try Row.fetchCursor(db, sql: "SELECT id, patient, kind, status FROM task_view")
-            while let row = try tasks.next() {
-                let id: String = row[0]
+            try forEachProjectedRow(of: Projection.task, side: ("task_gap", "task", "key"), db: db) { values, keys in
                 var fields: [String: FieldValue] = [:]
-                for (index, name) in ["patient", "kind", "status"].enumerated() {
-                    fields[name] = single(row[index + 1])
+                for name in ["patient", "kind", "status"] { fields[name] = single(values[name]) }
+                if !keys.isEmpty {
+                    fields["title"] = .single(.string(keys.map(GapRules.marker).joined(separator: " ")), isConflict: false)
                 }
-                if let markers = keys[id] {
-                    fields["title"] = single(markers.map(GapRules.marker).joined(separator: " "))
-                }
+                let id = values["id"].flatMap { String.fromDatabaseValue($0) } ?? ""
                 result.append(MaterializedRecord(type: .task, id: id, fields: fields))
             }
             return result
         }
     }
 
-    /// Every patient as the projection holds it: the projected registers and care gaps, as a record.
+    /// Every patient as the projection holds it: the projected registers and care gaps, as a record. A
+    /// patient not awaiting assignment whose team or subgroup is not text holds a null there, so that
+    /// ``CareModel/isAwaitingAssignment(_:)`` reads of it what it reads of the whole record.
     func projectedPatients() throws(ClientError) -> [MaterializedRecord] {
         try read(doing: "read the panel") { db in
-            var gaps: [String: [Value]] = [:]
-            for row in try Row.fetchAll(db, sql: "SELECT patient, gap FROM patient_gap ORDER BY patient, gap") {
-                gaps[row[0], default: []].append(.string(row[1]))
-            }
             var result: [MaterializedRecord] = []
-            let rows = try Row.fetchCursor(
-                db,
-                sql: "SELECT id, team, subgroup, riskTier, status FROM patient_view ORDER BY id"
-            )
-            while let row = try rows.next() {
-                let id: String = row[0]
+            let side = (table: "patient_gap", owner: "patient", value: "gap")
+            try forEachProjectedRow(of: Projection.patient, side: side, db: db) { values, gaps in
                 var fields: [String: FieldValue] = [:]
-                for (index, name) in [(1, "primaryTeam"), (2, "subgroup"), (3, "riskTier"), (4, "status")] {
-                    if let value = row[index] as String? { fields[name] = .single(.string(value), isConflict: false) }
+                for (column, name) in [
+                    ("team", "primaryTeam"), ("subgroup", "subgroup"), ("mergedInto", "mergedInto"),
+                    ("riskTier", "riskTier"), ("status", "status"),
+                ] {
+                    if let value = values[column].flatMap({ String.fromDatabaseValue($0) }) {
+                        fields[name] = .single(.string(value), isConflict: false)
+                    }
                 }
-                if let open = gaps[id] { fields["careGaps"] = .set(open) }
+                let isAwaiting = values["isAwaiting"].flatMap { Int64.fromDatabaseValue($0) } == 1
+                if !isAwaiting {
+                    for name in ["primaryTeam", "subgroup"] where fields[name] == nil {
+                        fields[name] = .single(.null, isConflict: false)
+                    }
+                }
+                if !gaps.isEmpty { fields["careGaps"] = .set(gaps.map { .string($0) }) }
+                let id = values["id"].flatMap { String.fromDatabaseValue($0) } ?? ""
                 result.append(MaterializedRecord(type: .patient, id: id, fields: fields))
             }
             return result
@@ -290,13 +346,13 @@ extension LocalStore {
                 )
                 while let row = try rows.next() {
                     let data: Data = row[1]
-                    chunk.append((row[0], try StoreCodec.state(Array(data)), row[2]))
+                    chunk.append((row[0], try codec.decodeState(data, of: RecordRef(type: type, id: row[0])), row[2]))
                 }
                 guard let last = chunk.last else { return }
                 after = last.id
                 for index in chunk.indices {
                     if let tailStart = chunk[index].tailStart {
-                        try Self.foldTail(
+                        try foldTail(
                             into: &chunk[index].state,
                             of: RecordRef(type: type, id: chunk[index].id),
                             from: tailStart,

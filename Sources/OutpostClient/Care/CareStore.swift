@@ -33,42 +33,49 @@ public struct CareStore: Sendable {
         self.store = store
     }
 
-    /// The store configuration for the care model.
+    /// The store configuration for the care model; `key` is the key of an encrypted store (see
+    /// ``LocalStore/Configuration/key``).
     public static func configuration(
         wallClock: any WallClock = SystemWallClock(),
-        logger: Logger = Logger(label: "outpost.store", factory: { _ in SwiftLogNoOpLogHandler() })
+        logger: Logger = Logger(label: "outpost.store", factory: { _ in SwiftLogNoOpLogHandler() }),
+        key: StoreKeySource? = nil
     ) -> LocalStore.Configuration {
         LocalStore.Configuration(
             schema: CareModel.schema,
             ownerField: CareModel.ownerField,
             wallClock: wallClock,
-            logger: logger
+            logger: logger,
+            key: key
         )
     }
 
-    /// Creates a new replica at `path`. See ``LocalStore/create(at:replicaID:configuration:)``.
+    /// Creates a new replica at `path`, encrypted when `key` is given. See
+    /// ``LocalStore/create(at:replicaID:configuration:)``.
     public static func create(
         at path: String,
         replicaID: ReplicaID? = nil,
-        wallClock: any WallClock = SystemWallClock()
+        wallClock: any WallClock = SystemWallClock(),
+        key: StoreKeySource? = nil
     ) throws(ClientError) -> CareStore {
         CareStore(
             store: try LocalStore.create(
                 at: path,
                 replicaID: replicaID,
-                configuration: configuration(wallClock: wallClock)
+                configuration: configuration(wallClock: wallClock, key: key)
             )
         )
     }
 
-    /// Opens an existing replica. See ``LocalStore/open(at:configuration:)``.
+    /// Opens an existing replica; `key` is asked for only when the store is encrypted. See
+    /// ``LocalStore/open(at:configuration:)``.
     public static func open(
         at path: String,
-        wallClock: any WallClock = SystemWallClock()
+        wallClock: any WallClock = SystemWallClock(),
+        key: StoreKeySource? = nil
     ) throws(ClientError)
         -> CareStore
     {
-        CareStore(store: try LocalStore.open(at: path, configuration: configuration(wallClock: wallClock)))
+        CareStore(store: try LocalStore.open(at: path, configuration: configuration(wallClock: wallClock, key: key)))
     }
 
     /// This replica's id.

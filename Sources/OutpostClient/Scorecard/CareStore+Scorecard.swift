@@ -35,7 +35,7 @@ extension LocalStore {
             while let row = try rows.next() {
                 let record = RecordRef(type: type, id: row["id"])
                 changes.append(
-                    contentsOf: try StoreCodec.changes(Array(row["payload"] as Data), of: record).filter {
+                    contentsOf: try codec.decodeChanges(row["payload"], of: record).filter {
                         fields.contains($0.field)
                     }
                 )

@@ -10,13 +10,18 @@ public struct Edit: Sendable, Hashable {
     public var operation: Operation
     /// The value to assign, add, remove or append.
     public var value: Value
+    /// Whether an assignment replaces nothing, so that it stands beside the field's current values as a
+    /// concurrent write (a `review` field then waits in the conflict inbox): how a duplicate merge keeps both
+    /// patients' differing values (``CareModel/mergeWrites(keep:duplicate:reason:merges:)``).
+    public var isConcurrent: Bool
 
     /// Creates an edit.
-    public init(record: RecordRef, field: String, operation: Operation, value: Value) {
+    public init(record: RecordRef, field: String, operation: Operation, value: Value, isConcurrent: Bool = false) {
         self.record = record
         self.field = field
         self.operation = operation
         self.value = value
+        self.isConcurrent = isConcurrent
     }
 
     /// Sets a register field (`lww`, `review`, `status`), replacing every value the store holds for it —

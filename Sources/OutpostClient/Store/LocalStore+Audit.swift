@@ -26,7 +26,7 @@ extension LocalStore {
             var changes: [Change] = []
             for row in rows {
                 let record = RecordRef(type: row["type"], id: row["id"])
-                changes.append(contentsOf: try StoreCodec.changes(Array(row["payload"] as Data), of: record))
+                changes.append(contentsOf: try codec.decodeChanges(row["payload"], of: record))
             }
             if let sinceMillis { changes.removeAll { $0.clock.millis < sinceMillis } }
             return changes.sorted { ($0.clock, $0.id) < ($1.clock, $1.id) }

@@ -81,11 +81,34 @@ extension LocalStore {
                     """
             )
         }
-        migrator.registerMigration("v5-projection") { db in
+        migrator.registerMigration("v5-store-key") { db in
+            // Encryption at rest (docs/store.md): the key row of an encrypted store (none in a plain store). Its
+            // presence means every record state and change-log row is sealed (StoreCipher); an older Outpost,
+            // which would read them as malformed, refuses the store as written by a newer version.
+            try db.execute(
+                sql: """
+                    CREATE TABLE storeKey (
+                        id INTEGER PRIMARY KEY CHECK (id = 1),
+                        method TEXT NOT NULL,
+                        salt BLOB NOT NULL,
+                        scryptRounds INTEGER,
+                        scryptBlockSize INTEGER,
+                        scryptParallelism INTEGER,
+                        wrappedKey BLOB NOT NULL,
+                        keyCheck BLOB NOT NULL
+                    )
+                    """
+            )
+        }
+        migrator.registerMigration("v6-projection") { db in
             // The projection (LocalStore+Projection.swift): indexed tables of the fields lists filter and sort
-            // on, derived from the record states, created and filled here from the states already held.
+            // on, derived from the record states. Created here, filled when the store is opened (the fill
+            // decodes the states, which needs the key of an encrypted store): a store that already holds records
+            // is marked stale (projection_stale), and LocalStore.open fills it before it is used.
             try db.execute(sql: Projection.schemaSQL)
-            try Projection.rebuild(db: db)
+            try db.execute(
+                sql: "INSERT INTO projection_stale (id) SELECT 1 WHERE EXISTS (SELECT 1 FROM record)"
+            )
         }
         return migrator
     }

@@ -29,13 +29,13 @@ public struct StoreStatus: Sendable, Hashable {
 }
 
 extension LocalStore {
-    static func loadState(_ record: RecordRef, db: Database) throws -> RecordState? {
+    func loadState(_ record: RecordRef, db: Database) throws -> RecordState? {
         try loadStateAndTail(record, db: db)?.state
     }
 
     /// A record's state with its tail folded in (the change-log rows appended since the state was last
     /// written whole), and whether there was a tail.
-    static func loadStateAndTail(_ record: RecordRef, db: Database) throws -> HeldRecord? {
+    func loadStateAndTail(_ record: RecordRef, db: Database) throws -> HeldRecord? {
         guard
             let row = try Row.fetchOne(
                 db.cachedStatement(sql: "SELECT state, tailStart, tailBytes FROM record WHERE type = ? AND id = ?"),
@@ -43,7 +43,7 @@ extension LocalStore {
             )
         else { return nil }
         let bytes = row[0] as Data
-        var state = try StoreCodec.state(Array(bytes))
+        var state = try codec.decodeState(bytes, of: record)
         if let tailStart = row[1] as Int64? { try foldTail(into: &state, of: record, from: tailStart, db: db) }
         return HeldRecord(state: state, stateBytes: bytes.count, tailBytes: row[2] as Int)
     }
@@ -56,7 +56,7 @@ extension LocalStore {
     }
 
     /// Applies the record's change-log rows from `tailStart` on to `state`.
-    static func foldTail(
+    func foldTail(
         into state: inout RecordState,
         of record: RecordRef,
         from tailStart: Int64,
@@ -67,7 +67,7 @@ extension LocalStore {
             arguments: [record.type, record.id, tailStart]
         )
         for payload in payloads {
-            for change in try StoreCodec.changes(Array(payload), of: record) { state.apply(change) }
+            for change in try codec.decodeChanges(payload, of: record) { state.apply(change) }
         }
     }
 
@@ -82,7 +82,7 @@ extension LocalStore {
 
     /// The merged state of one record, or `nil` when this replica does not hold it.
     public func record(_ ref: RecordRef) throws(ClientError) -> RecordState? {
-        try read(doing: "read a record") { db in try Self.loadState(ref, db: db) }
+        try read(doing: "read a record") { db in try loadState(ref, db: db) }
     }
 
     /// Every record of `type` (optionally only those owned by `owner`), sorted by id.
@@ -112,12 +112,12 @@ extension LocalStore {
             while let row = try rows.next() {
                 let data: Data = row["state"]
                 if let tailStart = row["tailStart"] as Int64? { tails.append((result.count, tailStart)) }
-                result.append((row["id"], try StoreCodec.state(Array(data))))
+                result.append((row["id"], try codec.decodeState(data, of: RecordRef(type: type, id: row["id"]))))
             }
             // Tails are read once the cursor is done (a statement cannot run while the cursor is open).
             for (index, tailStart) in tails {
                 let record = RecordRef(type: type, id: result[index].id)
-                try Self.foldTail(into: &result[index].state, of: record, from: tailStart, db: db)
+                try foldTail(into: &result[index].state, of: record, from: tailStart, db: db)
             }
             return result
         }
@@ -133,7 +133,7 @@ extension LocalStore {
             )
             var changes: [Change] = []
             for payload in payloads {
-                changes.append(contentsOf: try StoreCodec.changes(Array(payload), of: ref))
+                changes.append(contentsOf: try codec.decodeChanges(payload, of: ref))
             }
             return changes.sorted { ($0.clock, $0.id) < ($1.clock, $1.id) }
         }
@@ -157,7 +157,7 @@ extension LocalStore {
             var inRange = 0
             while inRange < limit, let row = try rows.next() {
                 let record = RecordRef(type: row["type"], id: row["id"])
-                for change in try StoreCodec.changes(Array(row["payload"] as Data), of: record)
+                for change in try codec.decodeChanges(row["payload"], of: record)
                 where change.id.counter > UInt64(acked) {
                     changes.append(change)
                     if change.id.counter <= last { inRange += 1 }
@@ -180,7 +180,7 @@ extension LocalStore {
             for row in rows {
                 let ref = RecordRef(type: row["type"], id: row["id"])
                 let field: String = row["field"]
-                guard let state = try Self.loadState(ref, db: db),
+                guard let state = try loadState(ref, db: db),
                     let policy = schema.policy(type: ref.type, field: field),
                     let conflict = FieldConflict(record: ref, field: field, state: state[field], policy: policy)
                 else { continue }
@@ -233,14 +233,15 @@ extension LocalStore {
             var problems = try String.fetchAll(db, sql: "PRAGMA integrity_check").filter { $0 != "ok" }
             let states = try Row.fetchCursor(db, sql: "SELECT type, id, state FROM record")
             while let row = try states.next() {
-                if (try? StoreCodec.state(Array(row["state"] as Data))) == nil {
+                let record = RecordRef(type: row["type"], id: row["id"])
+                if (try? codec.decodeState(row["state"], of: record)) == nil {
                     problems.append("record \(row["type"] as String)/\(row["id"] as String) does not decode")
                 }
             }
             let changes = try Row.fetchCursor(db, sql: "SELECT seq, type, id, payload FROM change")
             while let row = try changes.next() {
                 let record = RecordRef(type: row["type"], id: row["id"])
-                if (try? StoreCodec.changes(Array(row["payload"] as Data), of: record)) == nil {
+                if (try? codec.decodeChanges(row["payload"], of: record)) == nil {
                     problems.append("change row \(row["seq"] as Int64) does not decode")
                 }
             }

@@ -180,7 +180,7 @@ extension LocalStore {
             var pending: [(seq: Int64, record: RecordRef, changes: [Change])] = []
             for row in rows {
                 let record = RecordRef(type: row["type"], id: row["id"])
-                pending.append((row["seq"], record, try StoreCodec.changes(Array(row["payload"] as Data), of: record)))
+                pending.append((row["seq"], record, try codec.decodeChanges(row["payload"], of: record)))
             }
             let limit = serverMillis + maxSkewMillis
             let skewed =
@@ -201,7 +201,7 @@ extension LocalStore {
                 }
                 try db.execute(
                     sql: "UPDATE change SET payload = ? WHERE seq = ?",
-                    arguments: [Data(StoreCodec.encode(changes)), entry.seq]
+                    arguments: [try codec.encode(changes, of: entry.record), entry.seq]
                 )
                 var fields: [String: FieldState] = [:]
                 for (name, field) in try transaction.state(of: entry.record).fields {

@@ -81,7 +81,7 @@ extension LocalStore {
                 let replaces: [ChangeID] = try {
                     let current = try transaction.state(of: edit.record)[edit.field]
                     switch edit.operation {
-                    case .assign: return current.liveIDs
+                    case .assign: return edit.isConcurrent ? [] : current.liveIDs
                     case .remove: return current.tags(of: edit.value)
                     case .add, .append: return []
                     }
@@ -323,7 +323,7 @@ final class StoreTransaction {
     func state(of record: RecordRef) throws -> RecordState {
         if let state = states[record] { return state }
         var state = RecordState()
-        if let held = try LocalStore.loadStateAndTail(record, db: db) {
+        if let held = try store.loadStateAndTail(record, db: db) {
             state = held.state
             existing.insert(record)
             sizes[record] = (held.stateBytes, held.tailBytes)
@@ -436,7 +436,7 @@ final class StoreTransaction {
             state.apply(change)
             changes.append(change)
         }
-        try Projection.write(record, state, db: db)
+        try Projection.write(record, state, codec: store.codec.projection, db: db)
         let schema = store.configuration.schema
         var owner: String?
         if let ownerField = store.configuration.ownerField[record.type] {
@@ -444,17 +444,18 @@ final class StoreTransaction {
         }
         // The record's state is its creation row as a tail (``extendTail(of:with:seq:bytes:)``): the changes
         // are written once, not a second time as a state, unless the row is larger than a tail may be.
-        let payload = Data(StoreCodec.encode(changes))
+        let payload = try store.codec.encode(changes, of: record)
         try db.cachedStatement(
             sql: "INSERT INTO change (type, id, isLocal, maxCounter, payload) VALUES (?, ?, ?, ?, ?)"
         ).execute(arguments: [record.type, record.id, true, Int64(counter), payload])
-        if payload.count <= Self.emptyState.count + Self.tailAllowance {
+        let emptyState = try store.codec.encode(RecordState(), of: record)
+        if payload.count <= emptyState.count + Self.tailAllowance {
             try db.cachedStatement(
                 sql: "INSERT INTO record (type, id, owner, state, tailStart, tailBytes) VALUES (?, ?, ?, ?, ?, ?)"
-            ).execute(arguments: [record.type, record.id, owner, Self.emptyState, db.lastInsertedRowID, payload.count])
+            ).execute(arguments: [record.type, record.id, owner, emptyState, db.lastInsertedRowID, payload.count])
         } else {
             try db.cachedStatement(sql: "INSERT INTO record (type, id, owner, state) VALUES (?, ?, ?, ?)").execute(
-                arguments: [record.type, record.id, owner, Data(StoreCodec.encode(state))])
+                arguments: [record.type, record.id, owner, try store.codec.encode(state, of: record)])
         }
         for (field, fieldState) in state.fields {
             guard let policy = schema.policy(type: record.type, field: field), policy.isRegister,
@@ -496,14 +497,14 @@ final class StoreTransaction {
         }
         guard outgrown else { return }
         // The held state with its whole tail (this row included), or a new record's appends.
-        var state = try LocalStore.loadStateAndTail(record, db: db)?.state ?? RecordState()
+        var state = try store.loadStateAndTail(record, db: db)?.state ?? RecordState()
         if isNew { for change in appended { state.apply(change) } }
-        try Projection.write(record, state, db: db)
+        try Projection.write(record, state, codec: store.codec.projection, db: db)
         var owner: String?
         if let ownerField = store.configuration.ownerField[record.type] {
             owner = state[ownerField].resolution(under: .lww).winner?.value.stringValue
         }
-        let bytes = Data(StoreCodec.encode(state))
+        let bytes = try store.codec.encode(state, of: record)
         if isNew {
             try db.cachedStatement(sql: "INSERT INTO record (type, id, owner, state) VALUES (?, ?, ?, ?)").execute(
                 arguments: [record.type, record.id, owner, bytes])
@@ -516,8 +517,6 @@ final class StoreTransaction {
 
     /// How many bytes a record's tail may exceed its state by before it is folded in.
     static let tailAllowance = 4096
-    /// An empty state, stored for a record whose every change is in its tail.
-    static let emptyState = Data(StoreCodec.encode(RecordState()))
 
     private var wasEmpty: Bool?
 
@@ -548,7 +547,7 @@ final class StoreTransaction {
             sql: "SELECT payload FROM change WHERE type = ? AND id = ?",
             arguments: [record.type, record.id]
         ) {
-            for change in try StoreCodec.changes(Array(payload), of: record) { ids.insert(change.id) }
+            for change in try store.codec.decodeChanges(payload, of: record) { ids.insert(change.id) }
         }
         for change in (logged[record] ?? []) + (localLogged[record] ?? []) { ids.insert(change.id) }
         loggedIDCache[record] = ids
@@ -561,7 +560,7 @@ final class StoreTransaction {
         var written: [RecordRef: (firstSeq: Int64, bytes: Int)] = [:]
         for (isLocal, groups) in [(true, localLogged), (false, logged)] {
             for (record, changes) in groups {
-                let payload = Data(StoreCodec.encode(changes))
+                let payload = try store.codec.encode(changes, of: record)
                 let maxCounter = isLocal ? changes.map(\.id.counter).max().map { Int64($0) } : nil
                 try db.cachedStatement(
                     sql: "INSERT INTO change (type, id, isLocal, maxCounter, payload) VALUES (?, ?, ?, ?, ?)"
@@ -577,7 +576,7 @@ final class StoreTransaction {
         }
         for (record, state) in states
         where logged[record] != nil || localLogged[record] != nil || merged.contains(record) {
-            try Projection.write(record, state, db: db)
+            try Projection.write(record, state, codec: store.codec.projection, db: db)
             var owner: String?
             if let ownerField = store.configuration.ownerField[record.type] {
                 owner = state[ownerField].resolution(under: .lww).winner?.value.stringValue
@@ -595,7 +594,7 @@ final class StoreTransaction {
                 ).execute(arguments: [rows.firstSeq, size.tail + rows.bytes, owner, record.type, record.id])
                 continue
             }
-            let bytes = Data(StoreCodec.encode(state))
+            let bytes = try store.codec.encode(state, of: record)
             if existing.contains(record) {
                 try db.cachedStatement(
                     sql:

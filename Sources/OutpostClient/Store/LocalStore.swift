@@ -29,18 +29,24 @@ public struct LocalStore: Sendable {
         public var wallClock: any WallClock
         /// Where the store logs (identifiers only, never record contents).
         public var logger: Logger
+        /// The key of an encrypted store, asked for only when needed: ``LocalStore/create(at:replicaID:configuration:)``
+        /// encrypts the new store when it is set; ``LocalStore/open(at:configuration:)`` asks for it when the
+        /// store is encrypted (a plain store opens without it). See docs/store.md, "Encryption at rest".
+        public var key: StoreKeySource?
 
         /// Creates a configuration.
         public init(
             schema: Schema,
             ownerField: [String: String] = [:],
             wallClock: any WallClock = SystemWallClock(),
-            logger: Logger = Logger(label: "outpost.store", factory: { _ in SwiftLogNoOpLogHandler() })
+            logger: Logger = Logger(label: "outpost.store", factory: { _ in SwiftLogNoOpLogHandler() }),
+            key: StoreKeySource? = nil
         ) {
             self.schema = schema
             self.ownerField = ownerField
             self.wallClock = wallClock
             self.logger = logger
+            self.key = key
         }
     }
 
@@ -51,12 +57,17 @@ public struct LocalStore: Sendable {
     public let replicaID: ReplicaID
     /// Where the store lives on disk.
     public let path: String
+    /// Encodes and decodes every blob, sealing and opening them when the store is encrypted.
+    let codec: StoreCodec
 
     /// Creates a new store at `path` for a new replica.
     ///
+    /// The store is encrypted when `configuration.key` is set: its key is asked for (and stretched) before the
+    /// file is made.
+    ///
     /// - Parameter replicaID: the replica's id; a random one is made when `nil`.
     /// - Throws: ``ClientError`` `storeExists` when a file is already there; `storeReadOnly` or `storage`
-    ///   when the file cannot be created. Nothing is left behind on failure.
+    ///   when the file cannot be created; the key source's error. Nothing is left behind on failure.
     public static func create(
         at path: String,
         replicaID: ReplicaID? = nil,
@@ -74,6 +85,7 @@ public struct LocalStore: Sendable {
         }
         var generator = SystemRandomNumberGenerator()
         let replica = replicaID ?? ReplicaID(unchecked: "r" + SortableID.make(millis: 0, using: &generator).suffix(16))
+        let (codec, keyRow) = try newCodec(configuration)
         do {
             let pool = try makePool(path: path)
             try Self.migrator.migrate(pool)
@@ -83,9 +95,10 @@ public struct LocalStore: Sendable {
                     sql: "INSERT INTO replica (id, replicaID, createdAt) VALUES (1, ?, ?)",
                     arguments: [replica.rawValue, Int64(now)]
                 )
+                if let keyRow { try Self.insert(keyRow, db: db) }
             }
             configuration.logger.info("created store", metadata: ["replica": "\(replica)"])
-            return LocalStore(writer: pool, configuration: configuration, replicaID: replica, path: path)
+            return LocalStore(writer: pool, configuration: configuration, replicaID: replica, path: path, codec: codec)
         } catch {
             for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + suffix) }
             throw Self.wrap(error, path: path, doing: "create the store")
@@ -94,8 +107,11 @@ public struct LocalStore: Sendable {
 
     /// Opens an existing store, upgrading its schema when it was made by an older version.
     ///
+    /// An encrypted store asks `configuration.key` for its key and checks it before anything is written.
+    ///
     /// - Throws: ``ClientError`` `storeNotFound` (no file: run `outpost init`), `storeCorrupt` (not an
-    ///   Outpost store or damaged), `storeTooNew` (made by a newer Outpost), `storeReadOnly`.
+    ///   Outpost store or damaged), `storeTooNew` (made by a newer Outpost), `storeReadOnly`; for an encrypted
+    ///   store `keyRequired` (no key source) or `wrongKey` (the key does not open it).
     public static func open(at path: String, configuration: Configuration) throws(ClientError) -> LocalStore {
         guard FileManager.default.fileExists(atPath: path) else {
             throw ClientError(
@@ -122,13 +138,17 @@ public struct LocalStore: Sendable {
             // Checked through a read-only connection first: opening a pool writes (WAL set-up), and a store this
             // version must not open (newer, foreign) is left untouched.
             let probe = try DatabaseQueue(path: path, configuration: Self.databaseConfiguration(readOnly: true))
-            let (superseded, complete, replica) = try probe.read { db in
+            let (superseded, complete, replica, keyRow, stale) = try probe.read { db in
                 let superseded = try Self.migrator.hasBeenSuperseded(db)
                 let complete = try Self.migrator.hasCompletedMigrations(db)
                 let replica =
                     try db.tableExists("replica")
                     ? String.fetchOne(db, sql: "SELECT replicaID FROM replica WHERE id = 1") : nil
-                return (superseded, complete, replica)
+                // A projection left to fill (the v6-projection migration, or a fill cut short).
+                let stale =
+                    try db.tableExists("projection_stale")
+                    && Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM projection_stale)") == true
+                return (superseded, complete, replica, try Self.fetchKeyRow(db), stale)
             }
             try probe.close()
             if superseded {
@@ -145,9 +165,20 @@ public struct LocalStore: Sendable {
                     message: "the store at \(path) has no replica identity; it is damaged or not an Outpost store"
                 )
             }
+            // The key is checked before the pool is opened: a wrong or missing key leaves the files untouched.
+            let codec = try unlock(keyRow, configuration: configuration, path: path)
             let pool = try makePool(path: path)
             if !complete { try Self.migrator.migrate(pool) }
-            return LocalStore(writer: pool, configuration: configuration, replicaID: replicaID, path: path)
+            let store = LocalStore(
+                writer: pool,
+                configuration: configuration,
+                replicaID: replicaID,
+                path: path,
+                codec: codec
+            )
+            // Filled once unlocked: the fill decodes the (maybe sealed) states (docs/store.md, "The projection").
+            if !complete || stale { try store.fillProjectionIfStale() }
+            return store
         } catch let error as ClientError {
             throw error
         } catch {

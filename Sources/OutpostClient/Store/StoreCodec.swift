@@ -1,5 +1,7 @@
 import OutpostCRDT
 
+import struct Foundation.Data
+
 /// The store's compact binary form of record states and change-log rows (format 2).
 ///
 /// Format 1 is `OutpostCRDT`'s ``BinaryWriter`` layout, which spells out every write's replica id,
@@ -19,8 +21,60 @@ import OutpostCRDT
 /// `0x00`), and a format-1 change row starts with the length of a non-empty record type. Every length,
 /// count and index is checked: malformed bytes are refused with a ``CRDTError`` (`malformedEncoding`),
 /// never a crash.
-enum StoreCodec {
+///
+/// A store's codec (``LocalStore``'s `codec`) is the one door between rows and SQLite: its instance methods
+/// encode and decode every blob the store writes or reads, sealing and opening them with ``StoreCipher`` when
+/// the store is encrypted (docs/store.md, "Encryption at rest"). An encrypted store refuses a plain row, and a
+/// plain store an encrypted one.
+struct StoreCodec: Sendable {
     static let marker: [UInt8] = [0x00, 0x02]
+
+    /// The store's cipher; `nil` for a store that is not encrypted.
+    let cipher: StoreCipher?
+    /// How the store's projection is written: plain values, or tokens and sealed values (``ProjectionCodec``).
+    let projection: ProjectionCodec
+
+    /// A codec sealing with `cipher`, or a plain one.
+    init(cipher: StoreCipher?) {
+        self.cipher = cipher
+        projection = ProjectionCodec(cipher: cipher)
+    }
+
+    /// Whether the store's blobs are encrypted.
+    var isEncrypted: Bool { cipher != nil }
+
+    // MARK: The store's blobs
+
+    /// The stored form of `record`'s state.
+    func encode(_ state: RecordState, of record: RecordRef) throws(CRDTError) -> Data {
+        guard let cipher else { return Data(Self.encode(state)) }
+        return try cipher.seal(Self.encode(state), .state, of: record)
+    }
+
+    /// The stored form of a change-log row of `record`.
+    func encode(_ changes: [Change], of record: RecordRef) throws(CRDTError) -> Data {
+        guard let cipher else { return Data(Self.encode(changes)) }
+        return try cipher.seal(Self.encode(changes), .change, of: record)
+    }
+
+    /// Decodes `record`'s stored state.
+    func decodeState(_ blob: Data, of record: RecordRef) throws(CRDTError) -> RecordState {
+        try Self.state(plain(blob, .state, of: record))
+    }
+
+    /// Decodes a stored change-log row of `record`.
+    func decodeChanges(_ blob: Data, of record: RecordRef) throws(CRDTError) -> [Change] {
+        try Self.changes(plain(blob, .change, of: record), of: record)
+    }
+
+    private func plain(_ blob: Data, _ purpose: StoreCipher.Purpose, of record: RecordRef) throws(CRDTError) -> [UInt8]
+    {
+        if let cipher { return try cipher.open(blob, purpose, of: record) }
+        guard !StoreCipher.isSealed(blob) else {
+            throw Self.malformed("an encrypted row of \(record) in a store that is not encrypted")
+        }
+        return Array(blob)
+    }
 
     /// Whether `bytes` are in format 2.
     static func isCompact(_ bytes: [UInt8]) -> Bool {

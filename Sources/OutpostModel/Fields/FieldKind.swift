@@ -66,4 +66,8 @@ public struct FieldTraits: OptionSet, Sendable, Hashable {
     public static let sensitive = FieldTraits(rawValue: 1 << 2)
     /// A date or date-time that cannot be later than today (a birth date, a measurement's time).
     public static let notInFuture = FieldTraits(rawValue: 1 << 3)
+    /// A placement field (a patient's subgroup and primary team): required, except that a record created
+    /// awaiting assignment (``CareModel/validateNew(_:fields:today:exists:record:awaitingAssignment:)``) may
+    /// leave it out until someone assigns it; once given, it cannot be cleared like any required field.
+    public static let placement = FieldTraits(rawValue: 1 << 4)
 }

@@ -37,6 +37,8 @@ public struct FieldSpec: Sendable, Hashable {
 
     /// Whether the field must have a value when the record is created.
     public var isRequired: Bool { traits.contains(.required) }
+    /// Whether the field may be left out of a record created awaiting assignment (``FieldTraits/placement``).
+    public var isPlacement: Bool { traits.contains(.placement) }
     /// Whether the field cannot change once it has a value.
     public var isImmutable: Bool { traits.contains(.immutable) }
     /// Whether the field holds patient data, never to be shown in errors or logs.

@@ -102,7 +102,7 @@ public struct PracticeDump: Sendable, Hashable, Codable {
     }
 
     /// Checks the whole dump: the header, unique well-formed ids of known types, and every record as a new
-    /// record (``CareModel/validateNew(_:fields:today:exists:record:)``), with references resolved
+    /// record (``CareModel/validateNew(_:fields:today:exists:record:awaitingAssignment:)``), with references resolved
     /// within the dump.
     ///
     /// - Throws: the first ``ModelError`` found, naming the field and the rule.

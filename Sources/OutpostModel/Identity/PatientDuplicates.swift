@@ -20,9 +20,13 @@ public enum PatientDuplicates {
     /// The score at and above which a pair is listed.
     public static let threshold = 0.6
 
-    /// Likely pairs among `patients` (retired patients are left out), highest score first, then by ids.
+    /// Likely pairs among `patients` (retired patients and merged duplicates are left out), highest score
+    /// first, then by ids.
     public static func find(_ patients: [MaterializedRecord], threshold: Double = threshold) -> [Pair] {
-        let people = patients.filter { $0.type == .patient && !$0.isRetired }.map(Person.init)
+        let merges = PatientMerges(patients)
+        let people = patients.filter { $0.type == .patient && !$0.isRetired && !merges.isMerged($0.id) }.map(
+            Person.init
+        )
         // Blocking: only patients sharing a birth year, a phone or an MRN are compared.
         var blocks: [String: [Int]] = [:]
         for (index, person) in people.enumerated() {

@@ -25,6 +25,9 @@ public struct PanelSummary: Sendable, Hashable, Codable {
     public var withoutTeam: [String]
     /// Active patients whose subgroup is missing or retired, by id.
     public var withoutSubgroup: [String]
+    /// Active patients awaiting assignment (``CareModel/isAwaitingAssignment(_:)``: subgroup or primary team
+    /// never given, as a FHIR import leaves them), by id; also in ``withoutTeam`` or ``withoutSubgroup``.
+    public var awaitingAssignment: [String]
 
     /// Summarizes the active (not retired) patients of `data`.
     public init(_ data: ScorecardData) {
@@ -39,7 +42,9 @@ public struct PanelSummary: Sendable, Hashable, Codable {
         var gaps: [String: [String: Int]] = [:]
         var withoutTeam: [String] = []
         var withoutSubgroup: [String] = []
+        var awaitingAssignment: [String] = []
         for patient in data.records(.patient) where !patient.isRetired {
+            if CareModel.isAwaitingAssignment(patient) { awaitingAssignment.append(patient.id) }
             let team = patient.string("primaryTeam").flatMap { teamNames[$0] != nil ? $0 : nil }
             let subgroup = patient.string("subgroup").flatMap { subgroupKeys[$0] }
             if team == nil { withoutTeam.append(patient.id) }
@@ -76,5 +81,6 @@ public struct PanelSummary: Sendable, Hashable, Codable {
         openGapsBySubgroup = gaps
         self.withoutTeam = withoutTeam
         self.withoutSubgroup = withoutSubgroup
+        self.awaitingAssignment = awaitingAssignment
     }
 }

@@ -19,9 +19,24 @@ public struct ScorecardData: Sendable {
     public let changes: [String: [Change]]
 
     /// Creates the input from records and changes; changes of other fields are ignored.
+    ///
+    /// Merged duplicate patients (``PatientMerges``) are left out and their tasks, observations and
+    /// encounters count for their survivor, so a scorecard or a panel counts each person once.
     public init(records: some Sequence<MaterializedRecord>, changes: some Sequence<Change>) {
         var byType: [RecordType: [MaterializedRecord]] = [:]
         for record in records { byType[record.type, default: []].append(record) }
+        let merges = PatientMerges(byType[.patient] ?? [])
+        if !merges.isEmpty {
+            byType[.patient]?.removeAll { merges.isMerged($0.id) }
+            for type in [RecordType.task, .observation, .encounter] {
+                byType[type] = byType[type]?.map { record in
+                    guard let patient = record.string("patient"), merges.isMerged(patient) else { return record }
+                    var followed = record
+                    followed.fields["patient"] = .single(.string(merges.survivor(of: patient)), isConflict: false)
+                    return followed
+                }
+            }
+        }
         self.records = byType.mapValues { $0.sorted { $0.id < $1.id } }
         var byRecord: [String: [Change]] = [:]
         for change in changes {

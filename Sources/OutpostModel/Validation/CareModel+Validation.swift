@@ -25,6 +25,11 @@ extension CareModel {
     /// Checks the fields of a new record: every field known, every value valid, every required field
     /// present. Register fields hold one value; `set` and `log` fields a list (possibly empty).
     ///
+    /// With `awaitingAssignment`, the placement fields (``FieldTraits/placement``: a patient's subgroup and
+    /// primary team) may be left out: the record is created awaiting assignment
+    /// (``CareModel/isAwaitingAssignment(_:)``), as `outpost fhir import` creates a FHIR Patient that names
+    /// neither. A placement value that is given must still be valid.
+    ///
     /// For example:
     ///
     /// ```swift
@@ -38,7 +43,8 @@ extension CareModel {
         fields: [String: [Value]],
         today: CalendarDate,
         exists: (RecordRef) -> Bool = { _ in true },
-        record: RecordRef? = nil
+        record: RecordRef? = nil,
+        awaitingAssignment: Bool = false
     ) throws(ModelError) {
         do throws(ModelError) {
             for name in fields.keys.sorted() where spec(type, name) == nil {
@@ -53,7 +59,7 @@ extension CareModel {
                         "\(values.count) values were given, but the field holds one; give a single value"
                     )
                 }
-                if spec.isRequired && values.allSatisfy(\.isNull) {
+                if spec.isRequired && values.allSatisfy(\.isNull) && !(awaitingAssignment && spec.isPlacement) {
                     throw fail(spec, .required, "it is required when a \(type) is created; give it a value")
                 }
                 for value in values {
@@ -69,11 +75,13 @@ extension CareModel {
 
     /// Checks a new record, including that its id is a well-formed id of its type.
     ///
-    /// - Throws: ``ModelError`` `invalidID`, or any error of ``validateNew(_:fields:today:exists:record:)``.
+    /// - Throws: ``ModelError`` `invalidID`, or any error of
+    ///   ``validateNew(_:fields:today:exists:record:awaitingAssignment:)``.
     public static func validate(
         _ draft: DraftRecord,
         today: CalendarDate,
-        exists: (RecordRef) -> Bool = { _ in true }
+        exists: (RecordRef) -> Bool = { _ in true },
+        awaitingAssignment: Bool = false
     ) throws(ModelError) {
         guard draft.type.isValidID(draft.id) else {
             throw ModelError(
@@ -84,7 +92,14 @@ extension CareModel {
                 record: draft.ref
             )
         }
-        try validateNew(draft.type, fields: draft.fields, today: today, exists: exists, record: draft.ref)
+        try validateNew(
+            draft.type,
+            fields: draft.fields,
+            today: today,
+            exists: exists,
+            record: draft.ref,
+            awaitingAssignment: awaitingAssignment
+        )
     }
 
     /// Checks an edit of an existing record's field: the operation suits the field's policy, the value is

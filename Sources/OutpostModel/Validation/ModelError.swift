@@ -44,6 +44,9 @@ public struct ModelError: Error, Sendable, Hashable, CustomStringConvertible {
         public static let duplicateID = Code("duplicateID")
         /// A dump's header is not an Outpost practice dump this version reads.
         public static let invalidDump = Code("invalidDump")
+        /// A merge or unmerge of duplicate patients that makes no sense (the same patient twice, a duplicate
+        /// already merged, no reason given).
+        public static let invalidMerge = Code("invalidMerge")
 
         public var description: String { name }
     }

@@ -21,7 +21,8 @@ struct FHIRImport: ParsableCommand {
         discussion: """
             Resources imported before (known by their kept FHIR ids) are updated with ordinary edits that sync; \
             importing the same data again changes nothing. What is not kept is counted by element path on stderr; \
-            --strict refuses the import instead. On any error nothing is written.
+            --strict refuses the import instead. On any error nothing is written. New patients that neither the \
+            data nor --subgroup/--team place are created awaiting assignment, listed by 'outpost panel'.
             """
     )
 
@@ -103,6 +104,12 @@ struct FHIRImport: ParsableCommand {
             "imported \(mapper.resourceCount) FHIR resources: created \(counts(summary.created)), updated "
                 + "\(counts(summary.updated)), unchanged \(summary.unchanged); \(summary.edits) field edits"
         )
+        if summary.awaitingAssignment > 0 {
+            print(
+                "\(summary.awaitingAssignment) new patient(s) await assignment (no subgroup or team in the data or "
+                    + "--subgroup/--team): see 'outpost panel', then 'outpost patient set ID subgroup=… primaryTeam=…'"
+            )
+        }
     }
 
     /// The files named: files as given, folders' `.json` and `.ndjson` files sorted by name.

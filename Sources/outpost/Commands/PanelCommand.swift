@@ -47,6 +47,7 @@ struct PanelCommand: ParsableCommand {
             "Work to do: \(summary.withoutTeam.count) patient(s) with no team, "
                 + "\(summary.withoutSubgroup.count) with no subgroup"
         )
+        for id in summary.awaitingAssignment { print("awaiting assignment: \(id)") }
         for id in summary.withoutTeam { print("no team: \(id)") }
         for id in summary.withoutSubgroup { print("no subgroup: \(id)") }
     }

@@ -10,7 +10,7 @@ struct PatientCommand: ParsableCommand {
         abstract: "Add, find, show, change and retire patients.",
         subcommands: [
             AddRecord<PatientKind>.self, ListPatients.self, ShowRecord<PatientKind>.self, SetFields<PatientKind>.self,
-            RetirePatient.self, ListDuplicates.self,
+            RetirePatient.self, ListDuplicates.self, MergePatients.self, UnmergePatient.self,
         ]
     )
 }

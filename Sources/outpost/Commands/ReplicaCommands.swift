@@ -14,6 +14,15 @@ struct Init: AsyncParsableCommand {
 
     @OptionGroup var storeOptions: StoreOptions
     @Option(help: ArgumentHelp("This replica's id (default: a new random id).", valueName: "id")) var replica: String?
+    @Flag(
+        inversion: .prefixedNo,
+        help: ArgumentHelp(
+            "Encrypt the store (the default).",
+            discussion: "The key is the key file (--key-file or $OUTPOST_KEY_FILE, made when absent), else "
+                + "$OUTPOST_PASSPHRASE, else a passphrase asked twice on the terminal. --no-encrypt makes a plain store."
+        )
+    )
+    var encrypt = true
     @OptionGroup var remoteOptions: RemoteOptions
 
     mutating func run() async throws {
@@ -26,7 +35,7 @@ struct Init: AsyncParsableCommand {
             }
             replicaID = parsed
         }
-        let store = try CareStore.create(at: storeOptions.path, replicaID: replicaID)
+        let store = try create(replicaID: replicaID)
         print("created replica \(store.replicaID) at \(storeOptions.path)")
         if let remote {
             let session: SessionInfo?
@@ -45,6 +54,35 @@ struct Init: AsyncParsableCommand {
             print("next: 'outpost sync' brings the practice's records to this replica")
         }
         print("next: 'outpost use --person ID --site ID' signs your edits once you have a person record")
+    }
+}
+
+extension Init {
+    /// Creates the store, encrypted unless `--no-encrypt`; a key file this made goes again if the store is not made.
+    func create(replicaID: ReplicaID?) throws -> CareStore {
+        guard encrypt else {
+            guard storeOptions.keyFile == nil else {
+                throw CLIError.input("--key-file and --no-encrypt contradict each other; drop one of them")
+            }
+            return try CareStore.create(at: storeOptions.path, replicaID: replicaID)
+        }
+        guard !FileManager.default.fileExists(atPath: storeOptions.path) else {
+            // The library's refusal, before any key file is made or passphrase asked for.
+            return try CareStore.create(at: storeOptions.path, replicaID: replicaID)
+        }
+        let (key, madeFile) = try Passphrase.newKey(
+            keyFile: storeOptions.keyFilePath,
+            passphraseVariable: Passphrase.variable,
+            for: storeOptions.path,
+            refusal: "'outpost init' encrypts the new store and needs a key: set \(Passphrase.variable), give a key "
+                + "file with --key-file, run on a terminal to be asked, or pass --no-encrypt for a plain store"
+        )
+        do {
+            return try CareStore.create(at: storeOptions.path, replicaID: replicaID, key: { key })
+        } catch {
+            if let madeFile { try? FileManager.default.removeItem(atPath: madeFile) }
+            throw error
+        }
     }
 }
 

@@ -65,6 +65,8 @@ struct ListTasks: ParsableCommand {
     mutating func run() throws {
         let store = try storeOptions.open()
         try RecordOutput.requireFilters([(patient, .patient), (team, .team), (assignee, .person)], in: store)
+        // A patient's tasks include those of duplicates merged into it (docs/model.md, "Duplicate merges"):
+        // TaskQuery's patient follows merges.
         let tasks = try store.tasks(TaskQuery(patient: patient, status: status, team: team, assignee: assignee))
         try RecordOutput.printList(tasks, columns: TaskKind.columns, json: output.json)
     }

@@ -15,6 +15,23 @@ struct StoreOptions: ParsableArguments {
     )
     var store: String?
 
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Key file of an encrypted store.",
+            discussion: "Defaults to $OUTPOST_KEY_FILE. Without one, an encrypted store's passphrase is read from "
+                + "$OUTPOST_PASSPHRASE, else asked on the terminal.",
+            valueName: "path"
+        )
+    )
+    var keyFile: String?
+
+    /// The key file this invocation uses, if any.
+    var keyFilePath: String? {
+        if let keyFile, !keyFile.isEmpty { return keyFile }
+        return Passphrase.environment(Passphrase.keyFileVariable)
+    }
+
     /// The store path this invocation uses.
     var path: String {
         if let store, !store.isEmpty { return store }
@@ -28,7 +45,24 @@ struct StoreOptions: ParsableArguments {
 
     /// Opens the store, or fails with a message naming the path and how to fix it.
     func open() throws -> CareStore {
-        try CareStore.open(at: path)
+        try CareStore.open(at: path, key: key())
+    }
+
+    /// The key of an encrypted store, asked for only when the store is encrypted: the key file, else
+    /// `OUTPOST_PASSPHRASE`, else the terminal.
+    func key() -> StoreKeySource {
+        let keyFile = keyFilePath
+        let path = path
+        return { () throws(ClientError) -> StoreKey in
+            if let keyFile { return try StoreKey.keyFile(at: keyFile) }
+            if let passphrase = Passphrase.environment(Passphrase.variable) { return try .passphrase(passphrase) }
+            if let passphrase = Passphrase.ask("passphrase for \(path): ") { return try .passphrase(passphrase) }
+            throw ClientError(
+                code: .keyRequired,
+                message: "the store at \(path) is encrypted; give its passphrase in \(Passphrase.variable) (or run "
+                    + "on a terminal to be asked), or its key file with --key-file"
+            )
+        }
     }
 }
 

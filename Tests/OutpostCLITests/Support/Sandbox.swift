@@ -10,9 +10,14 @@ typealias CLIResult = ProcessResult
 ///
 /// Each run gets a clean environment (`HOME` inside the sandbox, `OUTPOST_STORE` set to ``store``), so
 /// nothing reads or writes the real user's files. The folder is removed when the sandbox is released.
+///
+/// Stores are encrypted, as `outpost init` makes them by default: every run gets the test run's key file
+/// (`OUTPOST_KEY_FILE`, ``TestKeyFile``), so the whole suite reads and writes through the cipher.
 final class Sandbox {
     /// The sandbox's folder.
     let directory: URL
+    /// The key of the stores the CLI makes in sandboxes, for opening them in this process.
+    static let key: StoreKeySource = { () throws(ClientError) in try StoreKey.keyFile(at: TestKeyFile.path) }
     /// The store path that runs use through `OUTPOST_STORE`.
     var store: String
 
@@ -47,6 +52,7 @@ final class Sandbox {
             "HOME": directory.path,
             "LANG": "C.UTF-8",
             "OUTPOST_STORE": store,
+            "OUTPOST_KEY_FILE": TestKeyFile.path,
         ]
         environment.merge(extra) { _, new in new }
         return environment
@@ -158,7 +164,7 @@ final class Sandbox {
 
     /// The store's canonical export and outbox size, read in this process (faster than two more runs).
     func snapshot() throws -> (export: String, pending: Int) {
-        let store = try CareStore.open(at: store)
+        let store = try CareStore.open(at: store, key: Sandbox.key)
         return (try store.exportCanonicalJSON(), try store.store.status().pendingChanges)
     }
 

@@ -138,7 +138,7 @@ struct LocalReplica {
     }
 
     init(openingAt path: String) throws {
-        care = try CareStore.open(at: path)
+        care = try CareStore.open(at: path, key: { () throws(ClientError) in try .keyFile(at: TestKeyFile.path) })
     }
 
     var store: LocalStore { care.store }

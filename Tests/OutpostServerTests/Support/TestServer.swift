@@ -222,7 +222,8 @@ struct Device {
 
     /// The environment `outpost` runs with.
     var environment: [String: String] {
-        var values = ["OUTPOST_STORE": store]
+        // Encrypted, as `outpost init` makes stores by default (the test run's key file).
+        var values = ["OUTPOST_STORE": store, "OUTPOST_KEY_FILE": TestKeyFile.path]
         if let encoding {
             values["OUTPOST_SYNC_ENCODING"] = encoding.hasPrefix("json") ? "json" : "binary"
             if encoding.hasSuffix("-plain") { values["OUTPOST_SYNC_COMPRESSION"] = "off" }

@@ -1,0 +1,83 @@
+@preconcurrency import Crypto
+import Foundation
+import OutpostCRDT
+
+/// Seals and opens an encrypted store's blobs (record states and change-log rows) with the store's data key.
+///
+/// A sealed blob is the bytes `0x00 0x45` (no plain row of either format starts so), then AES-256-GCM's
+/// combined form: a random 12-byte nonce, the ciphertext of the plain row (``StoreCodec``'s bytes), and the
+/// 16-byte tag. The associated data is the blob's purpose (state or change-log row) and its record's type and
+/// id, so a blob copied to another record's row, or from a state to a change-log row, fails to open. Opening
+/// checks the tag: a blob altered by one bit, or sealed with another key, is refused with a ``CRDTError``
+/// (`malformedEncoding`) naming the record, never decoded.
+struct StoreCipher: Sendable {
+    /// The first two bytes of every sealed blob.
+    static let marker: [UInt8] = [0x00, 0x45]
+    /// Bytes a sealed blob adds to the plain row: the marker, the nonce and the tag.
+    static let overhead = 2 + 12 + 16
+
+    /// What a blob holds; part of its associated data.
+    enum Purpose: UInt8 {
+        case state = 1
+        case change = 2
+        /// A projected row's sealed values (``ProjectionCodec``); the record is the table and the row's id.
+        case projection = 3
+    }
+
+    /// The data key (256 bits): random per store, wrapped in the store by the passphrase or key file.
+    let key: SymmetricKey
+
+    /// Whether `bytes` are a sealed blob.
+    static func isSealed(_ bytes: some Collection<UInt8>) -> Bool {
+        bytes.starts(with: marker)
+    }
+
+    /// Seals a plain row of `record`.
+    func seal(_ plain: [UInt8], _ purpose: Purpose, of record: RecordRef) throws(CRDTError) -> Data {
+        do {
+            let box = try AES.GCM.seal(plain, using: key, authenticating: Self.associatedData(purpose, record))
+            guard let combined = box.combined else { throw StoreCodec.malformed("no sealed form") }
+            var blob = Data(capacity: Self.marker.count + combined.count)
+            blob.append(contentsOf: Self.marker)
+            blob.append(combined)
+            return blob
+        } catch {
+            throw CRDTError(
+                code: .malformedEncoding,
+                message: "could not encrypt a stored row of \(record) (\(error))"
+            )
+        }
+    }
+
+    /// Opens a sealed blob of `record` and returns the plain row.
+    func open(_ blob: Data, _ purpose: Purpose, of record: RecordRef) throws(CRDTError) -> [UInt8] {
+        guard Self.isSealed(blob), blob.count >= Self.overhead else {
+            throw Self.unauthentic(purpose, of: record, "is not encrypted")
+        }
+        do {
+            let box = try AES.GCM.SealedBox(combined: blob.dropFirst(Self.marker.count))
+            return Array(try AES.GCM.open(box, using: key, authenticating: Self.associatedData(purpose, record)))
+        } catch {
+            throw Self.unauthentic(purpose, of: record, "failed its authentication check")
+        }
+    }
+
+    private static func unauthentic(_ purpose: Purpose, of record: RecordRef, _ what: String) -> CRDTError {
+        let row = purpose == .state ? "the stored state" : "a change-log row"
+        return CRDTError(
+            code: .malformedEncoding,
+            message: "\(row) of \(record) \(what): the store was altered or damaged; restore it from a backup"
+        )
+    }
+
+    /// The purpose, then the record's type and id, each after its length (four bytes, big-endian).
+    private static func associatedData(_ purpose: Purpose, _ record: RecordRef) -> [UInt8] {
+        var bytes: [UInt8] = [purpose.rawValue]
+        for part in [record.type, record.id] {
+            let utf8 = Array(part.utf8)
+            for shift in [24, 16, 8, 0] { bytes.append(UInt8(truncatingIfNeeded: utf8.count >> shift)) }
+            bytes.append(contentsOf: utf8)
+        }
+        return bytes
+    }
+}
