@@ -13,7 +13,9 @@ struct ProjectionEncryptionTests {
         "task_view", "task_gap", "patient_view", "patient_site", "patient_gap", "observation_view", "encounter_view",
     ]
     /// The projection's columns that hold record ids (in clear in every store).
-    static let identifiers: Set<String> = ["id", "patient", "team", "assignee", "subgroup", "mergedInto", "site", "task"]
+    static let identifiers: Set<String> = [
+        "id", "patient", "team", "assignee", "subgroup", "mergedInto", "site", "task",
+    ]
 
     /// A store made from the same practice, with the same edits and a merge: encrypted or plain.
     func practice(encrypted: Bool) throws -> Sandbox {
@@ -78,13 +80,17 @@ struct ProjectionEncryptionTests {
             }
         }
         // A merge and a few edits, the same on both; then every list reads the same.
-        let patients = try #require(plainRows.filter { $0.table == "patient_view" }.compactMap { row in
-            row.columns.first { $0.0 == "id" }.flatMap { String.fromDatabaseValue($0.1) }
-        }.sorted() as [String]?)
+        let patients = try #require(
+            plainRows.filter { $0.table == "patient_view" }.compactMap { row in
+                row.columns.first { $0.0 == "id" }.flatMap { String.fromDatabaseValue($0.1) }
+            }.sorted() as [String]?
+        )
         let tasks = plainRows.filter { $0.table == "task_view" }
         func first(_ column: String) -> String? {
-            tasks.lazy.compactMap { row in row.columns.first { $0.0 == column }.flatMap { String.fromDatabaseValue($0.1) } }
-                .first
+            tasks.lazy.compactMap { row in
+                row.columns.first { $0.0 == column }.flatMap { String.fromDatabaseValue($0.1) }
+            }
+            .first
         }
         let team = try #require(first("team"))
         let person = try #require(first("assignee"))
@@ -96,7 +102,8 @@ struct ProjectionEncryptionTests {
         for command in [
             ["task", "list"], ["task", "list", "--team", team], ["task", "list", "--status", "requested"],
             ["task", "list", "--assignee", person], ["task", "list", "--patient", patients[0]],
-            ["worklist", "--team", team, "--today", "2026-06-01"], ["worklist", "--person", person, "--today", "2026-06-01"],
+            ["worklist", "--team", team, "--today", "2026-06-01"],
+            ["worklist", "--person", person, "--today", "2026-06-01"],
             ["patient", "list"], ["patient", "list", "--risk", "high"], ["patient", "list", "--all"], ["panel"],
             ["gaps", "--today", "2026-06-01"],
         ] {

@@ -267,7 +267,10 @@ extension LocalStore {
                 var fields: [String: FieldValue] = [:]
                 for name in ["patient", "kind", "status"] { fields[name] = single(values[name]) }
                 if !keys.isEmpty {
-                    fields["title"] = .single(.string(keys.map(GapRules.marker).joined(separator: " ")), isConflict: false)
+                    fields["title"] = .single(
+                        .string(keys.map(GapRules.marker).joined(separator: " ")),
+                        isConflict: false
+                    )
                 }
                 let id = values["id"].flatMap { String.fromDatabaseValue($0) } ?? ""
                 result.append(MaterializedRecord(type: .task, id: id, fields: fields))

@@ -137,7 +137,8 @@ struct ProjectionCodec: Sendable {
 
     /// The values of a stored main-table row, by column, and its extra list (`nil` in a plain store: read
     /// the side table). `row` holds the table's columns then `sealed`.
-    func values(of row: GRDB.Row, table: Projection.Table) throws -> (values: [String: DatabaseValue], extra: [String]?) {
+    func values(of row: GRDB.Row, table: Projection.Table) throws -> (values: [String: DatabaseValue], extra: [String]?)
+    {
         guard let cipher else {
             var values: [String: DatabaseValue] = [:]
             for (index, column) in table.columns.enumerated() { values[column] = row[index] }
