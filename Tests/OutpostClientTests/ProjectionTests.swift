@@ -298,6 +298,16 @@ struct ProjectionTests {
                     && (query.assignee == nil || task.string("assignee") == query.assignee)
             }
             #expect(try care.tasks(query) == expected, "seed \(seed): \(query)")
+            // The projected rows read as the whole records do: the same views, the same printed fields.
+            let rows = try care.taskRows(query)
+            #expect(rows.map(\.id) == expected.map(\.id), "seed \(seed): \(query)")
+            #expect(rows.compactMap(TaskView.init) == expected.compactMap(TaskView.init), "seed \(seed): \(query)")
+            for (row, task) in zip(rows, expected) {
+                for field in ["patient", "kind", "priority", "status", "dueDate", "assignee", "title"] {
+                    #expect(row.string(field) == task.string(field), "seed \(seed): \(field)")
+                    #expect(row.fields[field]?.isConflict ?? false == task.fields[field]?.isConflict ?? false)
+                }
+            }
         }
         let today = CalendarDate(year: 2026, month: 5, day: 1) ?? CalendarDate(daysSinceEpoch: 0)
         let site = world.pick(world.sites)
@@ -310,6 +320,7 @@ struct ProjectionTests {
                 && patientsAtSite.contains(task.patient?.rawValue ?? "")
         }.sorted { $0.precedesOnWorklist($1, today: today) }
         #expect(try care.worklist(team: team, site: site, today: today).map(\.task) == expected, "seed \(seed)")
+        #expect(try care.worklistViews(team: team, site: site, today: today) == expected, "seed \(seed)")
         #expect(
             PanelSummary(try care.panelData()) == PanelSummary(try care.scorecardData()),
             "seed \(seed): the panel"

@@ -23,8 +23,8 @@ enum Projection {
         case identifier
         /// Filtered by equality: a keyed token.
         case equality
-        /// Ordered or ranged on: NULL, the value in the sealed blob.
-        case ordered
+        /// Ordered or ranged on, or free text: NULL, the value in the sealed blob.
+        case sealed
     }
 
     /// One projected table: its name and columns; the first column is the record's id.
@@ -37,7 +37,7 @@ enum Projection {
         /// How `column` is stored in an encrypted store.
         func kind(of column: String) -> Kind {
             if Projection.identifierColumns.contains(column) { return .identifier }
-            return Projection.orderedColumns.contains(column) ? .ordered : .equality
+            return Projection.sealedColumns.contains(column) ? .sealed : .equality
         }
 
         /// The columns, then `sealed` for a main table: what is selected and inserted.
@@ -48,12 +48,18 @@ enum Projection {
     static let identifierColumns: Set<String> = [
         "id", "patient", "team", "assignee", "subgroup", "mergedInto", "site", "task",
     ]
-    /// Columns ordered or ranged on.
-    static let orderedColumns: Set<String> = ["dueDate", "effectiveAt", "occurredAt"]
+    /// Columns ordered or ranged on, and the task's text a list prints (its title, and the fields it shows
+    /// without filtering on them): only in the sealed blob in an encrypted store.
+    static let sealedColumns: Set<String> = [
+        "dueDate", "effectiveAt", "occurredAt", "title", "channel", "referralStatus", "conflicts",
+    ]
 
     static let task = Table(
         name: "task_view",
-        columns: ["id", "patient", "team", "assignee", "status", "isOpen", "priority", "dueDate", "kind"],
+        columns: [
+            "id", "patient", "team", "assignee", "status", "isOpen", "priority", "dueDate", "kind", "title", "channel",
+            "referralStatus", "conflicts",
+        ],
         hasSealed: true
     )
     static let taskGap = Table(name: "task_gap", columns: ["task", "key"])
@@ -98,6 +104,10 @@ enum Projection {
             priority TEXT,
             dueDate TEXT,
             kind TEXT,
+            title TEXT,
+            channel TEXT,
+            referralStatus TEXT,
+            conflicts TEXT,
             sealed BLOB
         ) WITHOUT ROWID;
         CREATE INDEX task_view_patient ON task_view (patient);
@@ -178,8 +188,11 @@ enum Projection {
         }
         switch type {
         case .task:
-            // Filters compare a register's text, as the in-memory lists did (`task.string("team") == team`).
+            // Filters compare a register's text, as the in-memory lists did (`task.string("team") == team`);
+            // what `TaskView` reads is all projected (the fields with concurrent values as `conflicts`, names
+            // joined by commas), so that lists print tasks without decoding their states.
             let view = TaskView(materialized)
+            let conflicts = materialized.conflictedFields
             // The gap keys of its title (GapRules.keys(inTitle:)): the title is free text, never projected.
             let keys = Set(GapRules.keys(inTitle: view?.title ?? "")).sorted()
             var main = row(
@@ -187,7 +200,10 @@ enum Projection {
                 [
                     record.id, materialized.string("patient"), materialized.string("team"),
                     materialized.string("assignee"), materialized.string("status"), !(view?.isClosed ?? false),
-                    materialized.string("priority"), view?.dueDate?.description, materialized.string("kind"),
+                    materialized.string("priority"), materialized.string("dueDate"), materialized.string("kind"),
+                    materialized.string("title"), materialized.string("channel"),
+                    materialized.string("referralStatus"),
+                    conflicts.isEmpty ? nil : conflicts.joined(separator: ","),
                 ]
             )
             main.extra = keys

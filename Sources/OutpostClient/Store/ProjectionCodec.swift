@@ -14,8 +14,9 @@ import OutpostCRDT
 ///   holds a keyed token: HMAC-SHA256 of the value under a key derived with HKDF from the store's data key for
 ///   that table and column, truncated to 16 bytes. Equal values give equal tokens, so the indexes still answer
 ///   `column = ?` (``match(_:table:column:)``), and nothing else can be learned without the key;
-/// - an **ordered** column (a due date, an observation's or encounter's time) is NULL: its value is in the
-///   row's sealed blob, and order and ranges are read in memory after the indexed filter;
+/// - an **ordered** column (a due date, an observation's or encounter's time) and a task's text (its title,
+///   the fields a list prints without filtering on them) is NULL: its value is in the row's sealed blob, and
+///   order and ranges are read in memory after the indexed filter;
 /// - a main table's `sealed` column holds every value of the row and the row's gap keys or open care gaps,
 ///   sealed with the store's cipher (``StoreCipher``, purpose `projection`, the table and the row's id as its
 ///   record), which is how lists read the values back (``values(of:table:)``).
@@ -104,7 +105,7 @@ struct ProjectionCodec: Sendable {
             switch table.kind(of: column) {
             case .identifier: stored.append(row.values[index])
             case .equality: stored.append(match(row.values[index], table: table, column: column))
-            case .ordered: stored.append(.null)
+            case .sealed: stored.append(.null)
             }
         }
         if table.hasSealed {

@@ -67,7 +67,9 @@ struct ListTasks: ParsableCommand {
         try RecordOutput.requireFilters([(patient, .patient), (team, .team), (assignee, .person)], in: store)
         // A patient's tasks include those of duplicates merged into it (docs/model.md, "Duplicate merges"):
         // TaskQuery's patient follows merges.
-        let tasks = try store.tasks(TaskQuery(patient: patient, status: status, team: team, assignee: assignee))
+        // The table is printed from the projection (no task decoded); JSON gives whole records.
+        let query = TaskQuery(patient: patient, status: status, team: team, assignee: assignee)
+        let tasks = try output.json ? store.tasks(query) : store.taskRows(query)
         try RecordOutput.printList(tasks, columns: TaskKind.columns, json: output.json)
     }
 }
@@ -183,12 +185,13 @@ struct Worklist: ParsableCommand {
             day = CalendarDate(millis: SystemWallClock().nowMillis())
         }
         try RecordOutput.requireFilters([(team, .team), (person, .person), (site, .site)], in: store)
-        let entries = try store.worklist(team: team, person: person, site: site, today: day)
-        let sorted = entries.map(\.task)
         if output.json {
+            let entries = try store.worklist(team: team, person: person, site: site, today: day)
             print("[" + entries.map { $0.record.canonicalJSON() }.joined(separator: ",\n") + "]")
             return
         }
+        // The table is printed from the projection alone: no task's state is decoded.
+        let sorted = try store.worklistViews(team: team, person: person, site: site, today: day)
         Terminal.table(
             ["id", "due", "priority", "status", "patient", "kind", "title"],
             sorted.map { task in
