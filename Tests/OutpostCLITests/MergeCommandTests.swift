@@ -89,30 +89,32 @@ struct MergeSyncTests {
             return sandbox
         }
         try sandboxes[0].outpost("import", Sandbox.fixture("practice-small.json"))
-        let imported = try CareStore.open(at: sandboxes[0].store).store.pendingChanges()
-        for sandbox in sandboxes.dropFirst() { try CareStore.open(at: sandbox.store).store.applyRemote(imported) }
+        let imported = try CareStore.open(at: sandboxes[0].store, key: Sandbox.key).store.pendingChanges()
+        for sandbox in sandboxes.dropFirst() {
+            try CareStore.open(at: sandbox.store, key: Sandbox.key).store.applyRemote(imported)
+        }
         let before = try MergeCommandTests.panelPatients(sandboxes[0])
         let ids = Fixture.all("patient").filter { $0.fields["status"] == "active" }.prefix(3).map(\.id).sorted()
         // Apart: A merges 0 into 1, B merges 1 into 0 (the opposite), C merges 1 into 2 (a chain on B's).
         try sandboxes[0].outpost("patient", "merge", ids[1], ids[0], "--reason", "a")
         try sandboxes[1].outpost("patient", "merge", ids[0], ids[1], "--reason", "b")
         try sandboxes[2].outpost("patient", "merge", ids[2], ids[1], "--reason", "c")
-        let made = try sandboxes.map { try CareStore.open(at: $0.store).store.pendingChanges() }
+        let made = try sandboxes.map { try CareStore.open(at: $0.store, key: Sandbox.key).store.pendingChanges() }
         for (index, sandbox) in sandboxes.enumerated() {
-            let store = try CareStore.open(at: sandbox.store).store
+            let store = try CareStore.open(at: sandbox.store, key: Sandbox.key).store
             for (other, changes) in made.enumerated() where other != index { try store.applyRemote(changes) }
         }
         let export = try sandboxes[0].export()
         for sandbox in sandboxes {
             #expect(try sandbox.export() == export)
-            let merges = try CareStore.open(at: sandbox.store).patientMerges()
+            let merges = try CareStore.open(at: sandbox.store, key: Sandbox.key).patientMerges()
             // 0 and 1 form a cycle (0 survives, the smaller id); 1 also points at 2 on a concurrent write to
             // the same field: whichever link wins, every replica resolves the same survivors.
-            #expect(merges == (try CareStore.open(at: sandboxes[0].store).patientMerges()))
+            #expect(merges == (try CareStore.open(at: sandboxes[0].store, key: Sandbox.key).patientMerges()))
             #expect(Set(ids.map { merges.survivor(of: $0) }).count <= 2)
         }
         let counted = try MergeCommandTests.panelPatients(sandboxes[0])
-        let merges = try CareStore.open(at: sandboxes[0].store).patientMerges()
+        let merges = try CareStore.open(at: sandboxes[0].store, key: Sandbox.key).patientMerges()
         #expect(counted == before - merges.survivors.count)
         for sandbox in sandboxes { #expect(try MergeCommandTests.panelPatients(sandbox) == counted) }
         // B's and C's concurrent links for patient 1 wait in the inbox.
