@@ -5,7 +5,8 @@ import OutpostSamples
 
 /// FHIR Bulk Data NDJSON in and out of the reference practice, beside Outpost's own JSON import, in one run:
 /// each step is the real `outpost` executable (the one beside this benchmark) as a child process, timed
-/// from spawn to exit, its peak memory read from its own `/proc/<pid>/status`.
+/// from spawn to exit, its peak memory read from its own `/proc/<pid>/status`. The stores are plain
+/// (`--no-encrypt`): what encryption costs is `outpost-bench store`'s to show.
 struct FHIRBenchmark: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "fhir",
@@ -71,7 +72,7 @@ struct FHIRBenchmark: ParsableCommand {
         var resources = 0
         for run in 1...runs {
             let source = folder.appendingPathComponent("json-\(run).sqlite").path
-            _ = try StoreBenchmark.spawn([outpost, "init", "--store", source])
+            _ = try StoreBenchmark.spawn([outpost, "init", "--no-encrypt", "--store", source])
             var start = clock.now
             var peak = try StoreBenchmark.spawn([outpost, "import", "--store", source, json])
             record("outpost import (JSON)", clock.now - start, peak)
@@ -83,7 +84,7 @@ struct FHIRBenchmark: ParsableCommand {
             (ndjsonBytes, resources) = try Self.measureFolder(out)
 
             let target = folder.appendingPathComponent("fhir-\(run).sqlite").path
-            _ = try StoreBenchmark.spawn([outpost, "init", "--store", target])
+            _ = try StoreBenchmark.spawn([outpost, "init", "--no-encrypt", "--store", target])
             start = clock.now
             peak = try StoreBenchmark.spawn([outpost, "fhir", "import", "--store", target, out])
             record("outpost fhir import (NDJSON)", clock.now - start, peak)
