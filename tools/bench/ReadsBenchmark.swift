@@ -24,6 +24,8 @@ struct ReadsBenchmark: ParsableCommand {
     @Option(help: "Seed of the generated practice.") var seed: UInt64 = 1
     @Option(help: "Practice size: small, medium or reference.") var size: String = "reference"
     @Option(help: "Runs of each command; the best time is reported.") var runs: Int = 3
+    @Flag(help: "An encrypted store (a key file), as `outpost init` makes by default; plain otherwise.")
+    var encrypted = false
 
     func validate() throws {
         guard PracticeGenerator.Size(named: size) != nil else {
@@ -44,7 +46,16 @@ struct ReadsBenchmark: ParsableCommand {
         defer { try? FileManager.default.removeItem(at: folder) }
         let store = folder.appendingPathComponent("store.sqlite").path
         let dump = PracticeGenerator(seed: seed, size: practiceSize).generate()
-        try CareStore.create(at: store).importPractice(dump)
+        var keyOptions: [String] = []
+        if encrypted {
+            let keyFile = folder.appendingPathComponent("store.key").path
+            _ = try StoreKey.makeKeyFile(at: keyFile)
+            keyOptions = ["--key-file", keyFile]
+            let key: StoreKeySource = { () throws(ClientError) in try StoreKey.keyFile(at: keyFile) }
+            try CareStore.create(at: store, key: key).importPractice(dump)
+        } else {
+            try CareStore.create(at: store).importPractice(dump)
+        }
         let plain = folder.appendingPathComponent("plain.sqlite").path
         try Self.makePlain(dump, at: plain)
 
@@ -103,7 +114,8 @@ struct ReadsBenchmark: ParsableCommand {
         ]
         let queue = try DatabaseQueue(path: plain)
         print(
-            "outpost-bench reads: \(practiceSize) practice (seed \(seed)), best of \(runs); \(ProcessInfo.processInfo.activeProcessorCount) cores"
+            "outpost-bench reads: \(practiceSize) practice (seed \(seed)), \(encrypted ? "encrypted" : "plain") store, "
+                + "best of \(runs); \(ProcessInfo.processInfo.activeProcessorCount) cores"
         )
         print("| command | outpost (process) | peak memory | plain SQLite (same query, in process) | target |")
         print("|---|---|---|---|---|")
@@ -112,7 +124,7 @@ struct ReadsBenchmark: ParsableCommand {
             var peak = 0
             for _ in 0..<runs {
                 let started = DispatchTime.now()
-                let bytes = try StoreBenchmark.spawn([outpost] + entry.command + ["--store", store])
+                let bytes = try StoreBenchmark.spawn([outpost] + entry.command + ["--store", store] + keyOptions)
                 best = min(best, Self.millis(since: started))
                 peak = max(peak, bytes)
             }
