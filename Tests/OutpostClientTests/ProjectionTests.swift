@@ -329,6 +329,23 @@ struct ProjectionTests {
             GapRules.find(try care.gapsData(), today: today) == GapRules.find(try care.scorecardData(), today: today),
             "seed \(seed): the gaps"
         )
+        // The scorecard reads the history of completed tasks only: the same as from every record's history.
+        var history: [Change] = []
+        for type in [RecordType.patient, .task] {
+            for record in try care.records(type) {
+                history += try store.history(of: RecordRef(type: type.rawValue, id: record.id))
+            }
+        }
+        let everything = ScorecardData(
+            records: try RecordType.allCases.flatMap { try care.records($0) },
+            changes: history
+        )
+        let quarter = try #require(ScorecardPeriod("2026-Q2"))
+        #expect(
+            Scorecard.compute(try care.scorecardData(), period: quarter, by: .subgroup)
+                == Scorecard.compute(everything, period: quarter, by: .subgroup),
+            "seed \(seed): the scorecard"
+        )
         var exported = ""
         try care.exportCanonicalJSON { exported += $0 }
         #expect(exported == (try care.exportCanonicalJSON()), "seed \(seed): the export")
