@@ -17,7 +17,7 @@ struct OutpostCommand: AsyncParsableCommand {
             PatientCommand.self, TaskCommand.self, Worklist.self, Observe.self, EncounterCommand.self,
             ObservationCommand.self, History.self, Export.self, Import.self, RemoteCommand.self, SyncCommand.self,
             ConflictsCommand.self, Audit.self, ScorecardCommand.self, PanelCommand.self, GapsCommand.self,
-            FHIRCommand.self, Rekey.self,
+            FHIRCommand.self, Rekey.self, Doctor.self,
         ]
     )
 }

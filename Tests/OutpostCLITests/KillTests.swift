@@ -154,6 +154,7 @@ struct KillTests {
 
         let store = try CareStore.open(at: sandbox.store, key: Sandbox.key)
         #expect(try store.store.verifyIntegrity() == [], "seed \(seed)")
+        #expect(try store.store.checkProjection() == [], "seed \(seed): the projection disagrees with the states")
         let export = try sandbox.export()
         if export == base.before {
             #expect(killed, "seed \(seed): a finished import left nothing")

@@ -136,6 +136,7 @@ struct SyncFaultTests {
         #expect(report.pulled == 7, "the first page was applied; the other seven changes arrive now")
         #expect(!report.bootstrapped)
         #expect(try b.export() == a.export())
+        #expect(try b.store.checkProjection() == [], "the projection disagrees with the states after the fault")
         let history = try b.store.history(of: RecordRef(type: "patient", id: TinyPractice.patients[0]))
         #expect(Set(history.map(\.id)).count == history.count, "a change was applied twice")
         try await expectFeedHoldsEachChangeOnce(server, admin, count: total)

@@ -16,21 +16,27 @@ extension CareStore {
         }
         var changes: [Change] = []
         for (type, fields) in ScorecardData.historyFields {
-            changes.append(contentsOf: try store.changes(ofType: type.rawValue, fields: fields))
+            // A task's history is read only for completed tasks (selected on the projection): the scorecard
+            // dates a completion from it (Scorecard.completionDay) and reads no other task's history.
+            let completedTasks = type == .task ? "completed" : nil
+            changes.append(contentsOf: try store.changes(ofType: type.rawValue, fields: fields, status: completedTasks))
         }
         return ScorecardData(records: records, changes: changes)
     }
 }
 
 extension LocalStore {
-    /// Every change this replica has seen to `fields` of records of `type`, in log order.
-    func changes(ofType type: String, fields: Set<String>) throws(ClientError) -> [Change] {
+    /// Every change this replica has seen to `fields` of records of `type`, in log order; with `status`, only
+    /// of the tasks whose projected status it is (`type` must then be `task`).
+    func changes(ofType type: String, fields: Set<String>, status: String? = nil) throws(ClientError) -> [Change] {
         try read(doing: "read the change log") { db in
-            let rows = try Row.fetchCursor(
-                db,
-                sql: "SELECT id, payload FROM change WHERE type = ? ORDER BY seq",
-                arguments: [type]
-            )
+            var sql = "SELECT id, payload FROM change WHERE type = ?"
+            var arguments: [(any DatabaseValueConvertible)?] = [type]
+            if let status {
+                sql += " AND id IN (SELECT id FROM task_view WHERE status = ?)"
+                arguments.append(codec.projection.match(status, table: Projection.task, column: "status"))
+            }
+            let rows = try Row.fetchCursor(db, sql: sql + " ORDER BY seq", arguments: StatementArguments(arguments))
             var changes: [Change] = []
             while let row = try rows.next() {
                 let record = RecordRef(type: type, id: row["id"])

@@ -100,6 +100,16 @@ extension LocalStore {
                     """
             )
         }
+        migrator.registerMigration("v6-projection") { db in
+            // The projection (LocalStore+Projection.swift): indexed tables of the fields lists filter and sort
+            // on, derived from the record states. Created here, filled when the store is opened (the fill
+            // decodes the states, which needs the key of an encrypted store): a store that already holds records
+            // is marked stale (projection_stale), and LocalStore.open fills it before it is used.
+            try db.execute(sql: Projection.schemaSQL)
+            try db.execute(
+                sql: "INSERT INTO projection_stale (id) SELECT 1 WHERE EXISTS (SELECT 1 FROM record)"
+            )
+        }
         return migrator
     }
 }

@@ -209,10 +209,7 @@ extension LocalStore {
             let acked: Int64 = row["ackedCounter"]
             let counter: Int64 = row["counter"]
             let conflicts = try Int.fetchOne(db, sql: "SELECT count(*) FROM conflict") ?? 0
-            var counts: [String: Int] = [:]
-            for count in try Row.fetchAll(db, sql: "SELECT type, count(*) AS n FROM record GROUP BY type") {
-                counts[count["type"]] = count["n"]
-            }
+            let counts = try Self.recordCounts(db: db)
             let lastSync: Int64? = row["lastSyncAt"]
             return StoreStatus(
                 replicaID: replicaID,

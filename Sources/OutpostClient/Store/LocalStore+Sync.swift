@@ -156,6 +156,7 @@ extension LocalStore {
                         )
                         try db.execute(sql: "DELETE FROM conflict WHERE type = ? AND id = ?", arguments: arguments)
                         try db.execute(sql: "DELETE FROM record WHERE type = ? AND id = ?", arguments: arguments)
+                        try Projection.remove(RecordRef(type: ref["type"], id: ref["id"]), db: db)
                     }
                 }
             }

@@ -436,6 +436,7 @@ final class StoreTransaction {
             state.apply(change)
             changes.append(change)
         }
+        try Projection.write(record, state, codec: store.codec.projection, db: db)
         let schema = store.configuration.schema
         var owner: String?
         if let ownerField = store.configuration.ownerField[record.type] {
@@ -498,6 +499,7 @@ final class StoreTransaction {
         // The held state with its whole tail (this row included), or a new record's appends.
         var state = try store.loadStateAndTail(record, db: db)?.state ?? RecordState()
         if isNew { for change in appended { state.apply(change) } }
+        try Projection.write(record, state, codec: store.codec.projection, db: db)
         var owner: String?
         if let ownerField = store.configuration.ownerField[record.type] {
             owner = state[ownerField].resolution(under: .lww).winner?.value.stringValue
@@ -574,6 +576,7 @@ final class StoreTransaction {
         }
         for (record, state) in states
         where logged[record] != nil || localLogged[record] != nil || merged.contains(record) {
+            try Projection.write(record, state, codec: store.codec.projection, db: db)
             var owner: String?
             if let ownerField = store.configuration.ownerField[record.type] {
                 owner = state[ownerField].resolution(under: .lww).winner?.value.stringValue

@@ -138,13 +138,17 @@ public struct LocalStore: Sendable {
             // Checked through a read-only connection first: opening a pool writes (WAL set-up), and a store this
             // version must not open (newer, foreign) is left untouched.
             let probe = try DatabaseQueue(path: path, configuration: Self.databaseConfiguration(readOnly: true))
-            let (superseded, complete, replica, keyRow) = try probe.read { db in
+            let (superseded, complete, replica, keyRow, stale) = try probe.read { db in
                 let superseded = try Self.migrator.hasBeenSuperseded(db)
                 let complete = try Self.migrator.hasCompletedMigrations(db)
                 let replica =
                     try db.tableExists("replica")
                     ? String.fetchOne(db, sql: "SELECT replicaID FROM replica WHERE id = 1") : nil
-                return (superseded, complete, replica, try Self.fetchKeyRow(db))
+                // A projection left to fill (the v6-projection migration, or a fill cut short).
+                let stale =
+                    try db.tableExists("projection_stale")
+                    && Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM projection_stale)") == true
+                return (superseded, complete, replica, try Self.fetchKeyRow(db), stale)
             }
             try probe.close()
             if superseded {
@@ -165,13 +169,16 @@ public struct LocalStore: Sendable {
             let codec = try unlock(keyRow, configuration: configuration, path: path)
             let pool = try makePool(path: path)
             if !complete { try Self.migrator.migrate(pool) }
-            return LocalStore(
+            let store = LocalStore(
                 writer: pool,
                 configuration: configuration,
                 replicaID: replicaID,
                 path: path,
                 codec: codec
             )
+            // Filled once unlocked: the fill decodes the (maybe sealed) states (docs/store.md, "The projection").
+            if !complete || stale { try store.fillProjectionIfStale() }
+            return store
         } catch let error as ClientError {
             throw error
         } catch {

@@ -20,6 +20,8 @@ struct StoreCipher: Sendable {
     enum Purpose: UInt8 {
         case state = 1
         case change = 2
+        /// A projected row's sealed values (``ProjectionCodec``); the record is the table and the row's id.
+        case projection = 3
     }
 
     /// The data key (256 bits): random per store, wrapped in the store by the passphrase or key file.

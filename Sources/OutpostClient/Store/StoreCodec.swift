@@ -31,6 +31,14 @@ struct StoreCodec: Sendable {
 
     /// The store's cipher; `nil` for a store that is not encrypted.
     let cipher: StoreCipher?
+    /// How the store's projection is written: plain values, or tokens and sealed values (``ProjectionCodec``).
+    let projection: ProjectionCodec
+
+    /// A codec sealing with `cipher`, or a plain one.
+    init(cipher: StoreCipher?) {
+        self.cipher = cipher
+        projection = ProjectionCodec(cipher: cipher)
+    }
 
     /// Whether the store's blobs are encrypted.
     var isEncrypted: Bool { cipher != nil }

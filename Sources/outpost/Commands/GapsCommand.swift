@@ -34,7 +34,7 @@ struct GapsCommand: ParsableCommand {
             day = CalendarDate(millis: UInt64(Date().timeIntervalSince1970 * 1000))
         }
         let store = try storeOptions.open()
-        var findings = GapRules.find(try store.scorecardData(), today: day)
+        var findings = GapRules.find(try store.gapsData(), today: day)
         var created = 0
         var skipped = 0
         if createTasks {

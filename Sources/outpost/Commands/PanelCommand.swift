@@ -15,7 +15,7 @@ struct PanelCommand: ParsableCommand {
 
     mutating func run() throws {
         let store = try storeOptions.open()
-        let summary = PanelSummary(try store.scorecardData())
+        let summary = PanelSummary(try store.panelData())
         if output.json {
             try Terminal.json(summary)
             return

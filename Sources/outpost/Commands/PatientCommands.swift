@@ -46,13 +46,15 @@ struct ListPatients: ParsableCommand {
             }
             subgroupIDs = Set(matching.map(\.id))
         }
-        let patients = try store.records(.patient).filter { patient in
-            (all || !patient.isRetired)
-                && (subgroup == nil || subgroupIDs.contains(patient.string("subgroup") ?? ""))
-                && (team == nil || patient.string("primaryTeam") == team)
-                && (site == nil || patient.values("sites").contains(.string(site ?? "")))
-                && (risk == nil || patient.string("riskTier") == risk)
-        }
+        let patients = try store.patients(
+            PatientQuery(
+                subgroups: subgroup == nil ? nil : subgroupIDs,
+                team: team,
+                site: site,
+                riskTier: risk,
+                includesRetired: all
+            )
+        )
         try RecordOutput.printList(patients, columns: PatientKind.columns, json: output.json)
     }
 }

@@ -65,12 +65,11 @@ struct ListTasks: ParsableCommand {
     mutating func run() throws {
         let store = try storeOptions.open()
         try RecordOutput.requireFilters([(patient, .patient), (team, .team), (assignee, .person)], in: store)
-        // A patient's tasks include those of duplicates merged into it (docs/model.md, "Duplicate merges").
-        let held = try patient.map { try store.records(.task, followingPatient: $0) } ?? store.records(.task)
-        let tasks = held.filter { task in
-            (status == nil || task.string("status") == status) && (team == nil || task.string("team") == team)
-                && (assignee == nil || task.string("assignee") == assignee)
-        }
+        // A patient's tasks include those of duplicates merged into it (docs/model.md, "Duplicate merges"):
+        // TaskQuery's patient follows merges.
+        // The table is printed from the projection (no task decoded); JSON gives whole records.
+        let query = TaskQuery(patient: patient, status: status, team: team, assignee: assignee)
+        let tasks = try output.json ? store.tasks(query) : store.taskRows(query)
         try RecordOutput.printList(tasks, columns: TaskKind.columns, json: output.json)
     }
 }
@@ -176,8 +175,6 @@ struct Worklist: ParsableCommand {
     @Option(help: ArgumentHelp("Tasks of patients seen at this site.", valueName: "site-id")) var site: String?
     @Option(help: ArgumentHelp("Today's date (default: today, UTC).", valueName: "YYYY-MM-DD")) var today: String?
 
-    static let priorityRank = ["stat": 0, "asap": 1, "urgent": 2, "routine": 3]
-
     mutating func run() throws {
         let store = try storeOptions.open()
         let day: CalendarDate
@@ -188,36 +185,13 @@ struct Worklist: ParsableCommand {
             day = CalendarDate(millis: SystemWallClock().nowMillis())
         }
         try RecordOutput.requireFilters([(team, .team), (person, .person), (site, .site)], in: store)
-        var sitePatients: Set<String>? = nil
-        if let site {
-            sitePatients = Set(
-                try store.records(.patient).filter { $0.values("sites").contains(.string(site)) }.map(\.id)
-            )
-        }
-        let open = try store.records(.task).compactMap(TaskView.init).filter { task in
-            !task.isClosed && (team == nil || task.team?.rawValue == team)
-                && (person == nil || task.assignee?.rawValue == person)
-                && (sitePatients == nil || sitePatients?.contains(task.patient?.rawValue ?? "") == true)
-        }
-        let sorted = open.sorted { lhs, rhs in
-            let lhsOverdue = lhs.dueDate.map { $0 < day } ?? false
-            let rhsOverdue = rhs.dueDate.map { $0 < day } ?? false
-            if lhsOverdue != rhsOverdue { return lhsOverdue }
-            let lhsRank = Self.priorityRank[lhs.priority ?? ""] ?? 4
-            let rhsRank = Self.priorityRank[rhs.priority ?? ""] ?? 4
-            if lhsRank != rhsRank { return lhsRank < rhsRank }
-            switch (lhs.dueDate, rhs.dueDate) {
-            case (let l?, let r?) where l != r: return l < r
-            case (.some, nil): return true
-            case (nil, .some): return false
-            default: return lhs.id < rhs.id
-            }
-        }
         if output.json {
-            let records = try sorted.compactMap { try store.record($0.id.ref) }
-            print("[" + records.map { $0.canonicalJSON() }.joined(separator: ",\n") + "]")
+            let entries = try store.worklist(team: team, person: person, site: site, today: day)
+            print("[" + entries.map { $0.record.canonicalJSON() }.joined(separator: ",\n") + "]")
             return
         }
+        // The table is printed from the projection alone: no task's state is decoded.
+        let sorted = try store.worklistViews(team: team, person: person, site: site, today: day)
         Terminal.table(
             ["id", "due", "priority", "status", "patient", "kind", "title"],
             sorted.map { task in

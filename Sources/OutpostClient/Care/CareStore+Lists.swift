@@ -1,0 +1,425 @@
+import Foundation
+import GRDB
+public import OutpostCRDT
+public import OutpostModel
+
+/// Which care tasks a list shows; `nil` filters match everything.
+public struct TaskQuery: Sendable, Hashable {
+    /// Only this patient's tasks.
+    public var patient: String?
+    /// Only tasks with this status.
+    public var status: String?
+    /// Only this team's tasks.
+    public var team: String?
+    /// Only tasks assigned to this person.
+    public var assignee: String?
+    /// Only tasks of patients seen at this site.
+    public var site: String?
+    /// Only open tasks (not closed: ``TaskView/isClosed``).
+    public var isOpenOnly: Bool
+
+    /// Creates a query.
+    public init(
+        patient: String? = nil,
+        status: String? = nil,
+        team: String? = nil,
+        assignee: String? = nil,
+        site: String? = nil,
+        isOpenOnly: Bool = false
+    ) {
+        self.patient = patient
+        self.status = status
+        self.team = team
+        self.assignee = assignee
+        self.site = site
+        self.isOpenOnly = isOpenOnly
+    }
+}
+
+/// Which patients a list shows; `nil` filters match everything.
+public struct PatientQuery: Sendable, Hashable {
+    /// Only patients in one of these subgroups (ids).
+    public var subgroups: Set<String>?
+    /// Only patients whose primary team is this team.
+    public var team: String?
+    /// Only patients seen at this site.
+    public var site: String?
+    /// Only patients of this risk tier.
+    public var riskTier: String?
+    /// Retired patients too.
+    public var includesRetired: Bool
+
+    /// Creates a query.
+    public init(
+        subgroups: Set<String>? = nil,
+        team: String? = nil,
+        site: String? = nil,
+        riskTier: String? = nil,
+        includesRetired: Bool = false
+    ) {
+        self.subgroups = subgroups
+        self.team = team
+        self.site = site
+        self.riskTier = riskTier
+        self.includesRetired = includesRetired
+    }
+}
+
+/// One task of a worklist: the fields the order reads, and the whole record.
+public struct WorklistEntry: Sendable, Hashable {
+    /// The task as worklists read it.
+    public var task: TaskView
+    /// The task's record.
+    public var record: MaterializedRecord
+}
+
+extension CareStore {
+    /// The tasks `query` selects, sorted by id: selected on the store's projection (indexed), then read one
+    /// by one, so that only the matching tasks are ever decoded. A patient's tasks include those of the
+    /// duplicates merged into it (docs/model.md, "Duplicate merges").
+    ///
+    /// - Throws: ``ClientError`` when the store cannot be read.
+    public func tasks(_ query: TaskQuery) throws(ClientError) -> [MaterializedRecord] {
+        let (clauses, arguments) = try taskFilter(query)
+        let sql =
+            "SELECT id FROM task_view" + (clauses.isEmpty ? "" : " WHERE " + clauses.joined(separator: " AND "))
+            + " ORDER BY id"
+        return try store.records(ofType: RecordType.task.rawValue, selectedBy: sql, arguments: arguments).map {
+            MaterializedRecord(type: .task, id: $0.id, state: $0.state)
+        }
+    }
+
+    /// The tasks `query` selects, sorted by id, as the projection holds them: records with only the fields
+    /// ``TaskView`` reads (patient, team, kind, title, status, priority, due date, assignee, channel, referral
+    /// status; a field with concurrent values is marked in conflict). No task's state is decoded: what lists
+    /// print, read in a few milliseconds. ``tasks(_:)`` gives the whole records.
+    public func taskRows(_ query: TaskQuery) throws(ClientError) -> [MaterializedRecord] {
+        let (clauses, arguments) = try taskFilter(query)
+        let table = Projection.task
+        let sql =
+            "SELECT \(table.storedColumns.joined(separator: ", ")) FROM task_view"
+            + (clauses.isEmpty ? "" : " WHERE " + clauses.joined(separator: " AND ")) + " ORDER BY id"
+        let codec = store.codec.projection
+        return try store.read(doing: "list tasks") { db in
+            var result: [MaterializedRecord] = []
+            let rows = try Row.fetchCursor(db, sql: sql, arguments: StatementArguments(arguments))
+            while let row = try rows.next() {
+                let (values, _) = try codec.values(of: row, table: table)
+                func text(_ column: String) -> String? { values[column].flatMap { String.fromDatabaseValue($0) } }
+                let conflicts = Set(text("conflicts")?.split(separator: ",").map(String.init) ?? [])
+                var fields: [String: FieldValue] = [:]
+                for name in conflicts { fields[name] = .single(nil, isConflict: true) }
+                for name in [
+                    "patient", "team", "assignee", "status", "priority", "dueDate", "kind", "title", "channel",
+                    "referralStatus",
+                ] {
+                    guard let value = text(name) else { continue }
+                    fields[name] = .single(.string(value), isConflict: conflicts.contains(name))
+                }
+                result.append(MaterializedRecord(type: .task, id: text("id") ?? "", fields: fields))
+            }
+            return result
+        }
+    }
+
+    /// The SQL conditions on `task_view` that select what `query` asks for, and their arguments (equality
+    /// values through the projection codec: tokens in an encrypted store).
+    private func taskFilter(
+        _ query: TaskQuery
+    ) throws(ClientError) -> (clauses: [String], arguments: [(any DatabaseValueConvertible)?]) {
+        let codec = store.codec.projection
+        let table = Projection.task
+        var clauses: [String] = []
+        var arguments: [(any DatabaseValueConvertible)?] = []
+        if let patient = query.patient {
+            let owners = [patient] + (try projectedMerges()).duplicates(of: patient)
+            clauses.append("patient IN (\(Array(repeating: "?", count: owners.count).joined(separator: ", ")))")
+            arguments.append(contentsOf: owners.map { $0 as (any DatabaseValueConvertible)? })
+        }
+        for (column, value) in [("team", query.team), ("assignee", query.assignee)] {
+            guard let value else { continue }
+            clauses.append("\(column) = ?")
+            arguments.append(value)
+        }
+        if let status = query.status {
+            clauses.append("status = ?")
+            arguments.append(codec.match(status, table: table, column: "status"))
+        }
+        if query.isOpenOnly {
+            clauses.append("isOpen = ?")
+            arguments.append(codec.match(true, table: table, column: "isOpen"))
+        }
+        if let site = query.site {
+            clauses.append("patient IN (SELECT patient FROM patient_site WHERE site = ?)")
+            arguments.append(site)
+        }
+        return (clauses, arguments)
+    }
+
+    /// The merges of duplicate patients (``PatientMerges``), read from the projection's `mergedInto` links
+    /// without decoding a patient.
+    public func projectedMerges() throws(ClientError) -> PatientMerges {
+        try store.read(doing: "read the merges") { db in
+            var links: [String: String] = [:]
+            var held = Set<String>()
+            let rows = try Row.fetchCursor(db, sql: "SELECT id, mergedInto FROM patient_view")
+            while let row = try rows.next() {
+                let id: String = row[0]
+                held.insert(id)
+                if let target = row[1] as String? { links[id] = target }
+            }
+            return PatientMerges(links: links, held: held)
+        }
+    }
+
+    /// The open tasks of a team, a person and/or a site's patients, in worklist order as of `today`
+    /// (``TaskView/precedesOnWorklist(_:today:)``).
+    public func worklist(
+        team: String? = nil,
+        person: String? = nil,
+        site: String? = nil,
+        today: CalendarDate
+    ) throws(ClientError) -> [WorklistEntry] {
+        let records = try tasks(TaskQuery(team: team, assignee: person, site: site, isOpenOnly: true))
+        return records.compactMap { record in TaskView(record).map { WorklistEntry(task: $0, record: record) } }
+            .sorted { $0.task.precedesOnWorklist($1.task, today: today) }
+    }
+
+    /// The tasks of ``worklist(team:person:site:today:)``, in the same order, read from the projection alone
+    /// (``taskRows(_:)``): what `outpost worklist` prints, without decoding a task.
+    public func worklistViews(
+        team: String? = nil,
+        person: String? = nil,
+        site: String? = nil,
+        today: CalendarDate
+    ) throws(ClientError) -> [TaskView] {
+        try taskRows(TaskQuery(team: team, assignee: person, site: site, isOpenOnly: true)).compactMap(TaskView.init)
+            .sorted { $0.precedesOnWorklist($1, today: today) }
+    }
+
+    /// The patients `query` selects, sorted by id: selected on the projection, then read one by one.
+    public func patients(_ query: PatientQuery) throws(ClientError) -> [MaterializedRecord] {
+        let codec = store.codec.projection
+        let table = Projection.patient
+        var clauses: [String] = []
+        var arguments: [(any DatabaseValueConvertible)?] = []
+        if !query.includesRetired {
+            clauses.append("isRetired = ?")
+            arguments.append(codec.match(false, table: table, column: "isRetired"))
+        }
+        if let subgroups = query.subgroups {
+            clauses.append("subgroup IN (\(Array(repeating: "?", count: subgroups.count).joined(separator: ", ")))")
+            arguments.append(contentsOf: subgroups.sorted().map { $0 as (any DatabaseValueConvertible)? })
+        }
+        if let team = query.team {
+            clauses.append("team = ?")
+            arguments.append(team)
+        }
+        if let riskTier = query.riskTier {
+            clauses.append("riskTier = ?")
+            arguments.append(codec.match(riskTier, table: table, column: "riskTier"))
+        }
+        if let site = query.site {
+            clauses.append("id IN (SELECT patient FROM patient_site WHERE site = ?)")
+            arguments.append(site)
+        }
+        let sql =
+            "SELECT id FROM patient_view" + (clauses.isEmpty ? "" : " WHERE " + clauses.joined(separator: " AND "))
+            + " ORDER BY id"
+        return try store.records(ofType: RecordType.patient.rawValue, selectedBy: sql, arguments: arguments).map {
+            MaterializedRecord(type: .patient, id: $0.id, state: $0.state)
+        }
+    }
+
+    /// What ``PanelSummary`` reads, from the projection: every patient with the fields it projects (primary
+    /// team, subgroup, merge link, risk tier, status, care gaps, whether it awaits assignment), and the teams
+    /// and subgroups whole. No patient's state is decoded.
+    public func panelData() throws(ClientError) -> ScorecardData {
+        var records = try self.records(.team) + self.records(.subgroup)
+        records.append(contentsOf: try store.projectedPatients())
+        return ScorecardData(records: records, changes: [])
+    }
+}
+
+extension CareStore {
+    /// What ``GapRules`` reads, without decoding a task, an observation or an encounter: the active patients
+    /// whole (their conditions are not projected), the retired ones as projected (merges may name them),
+    /// observations, encounters and tasks from the projection (a task's title is given as its gap markers
+    /// only, ``GapRules/keys(inTitle:)``: all the rules read of it).
+    public func gapsData() throws(ClientError) -> ScorecardData {
+        var records = try patients(PatientQuery())
+        records.append(contentsOf: try store.projectedPatients().filter(\.isRetired))
+        records.append(contentsOf: try store.projectedEvents())
+        return ScorecardData(records: records, changes: [])
+    }
+}
+
+extension LocalStore {
+    /// The records of `type` whose ids `sql` selects (in its order), each read by its key, in one read
+    /// transaction.
+    func records(
+        ofType type: String,
+        selectedBy sql: String,
+        arguments: [(any DatabaseValueConvertible)?]
+    ) throws(ClientError) -> [(id: String, state: RecordState)] {
+        try read(doing: "list records") { db in
+            let ids = try String.fetchAll(db, sql: sql, arguments: StatementArguments(arguments))
+            var result: [(id: String, state: RecordState)] = []
+            result.reserveCapacity(ids.count)
+            for id in ids {
+                guard let state = try loadState(RecordRef(type: type, id: id), db: db) else { continue }
+                result.append((id, state))
+            }
+            return result
+        }
+    }
+
+    /// Calls `body` with the values of every row of a projected main table (by column, decoded by the
+    /// store's projection codec) and its extra list (gap keys or open care gaps, from the side table
+    /// `side` in a plain store).
+    func forEachProjectedRow(
+        of table: Projection.Table,
+        side: (table: String, owner: String, value: String)?,
+        db: Database,
+        _ body: ([String: DatabaseValue], [String]) throws -> Void
+    ) throws {
+        let codec = codec.projection
+        var extras: [String: [String]] = [:]
+        if let side, !codec.isEncrypted {
+            let sql = "SELECT \(side.owner), \(side.value) FROM \(side.table) ORDER BY \(side.owner), \(side.value)"
+            for row in try Row.fetchAll(db, sql: sql) { extras[row[0], default: []].append(row[1]) }
+        }
+        let rows = try Row.fetchCursor(
+            db,
+            sql: "SELECT \(table.storedColumns.joined(separator: ", ")) FROM \(table.name) ORDER BY id"
+        )
+        while let row = try rows.next() {
+            let (values, extra) = try codec.values(of: row, table: table)
+            try body(values, extra ?? String.fromDatabaseValue(row[0]).flatMap { extras[$0] } ?? [])
+        }
+    }
+
+    /// Every observation, encounter and task as the projection holds it (a task's title as its gap markers).
+    func projectedEvents() throws(ClientError) -> [MaterializedRecord] {
+        try read(doing: "read the events") { db in
+            func single(_ value: DatabaseValue?) -> FieldValue? {
+                value.flatMap { String.fromDatabaseValue($0) }.map { .single(.string($0), isConflict: false) }
+            }
+            var result: [MaterializedRecord] = []
+            for (type, table, names) in [
+                (RecordType.observation, Projection.observation, ["patient", "code", "effectiveAt", "status"]),
+                (RecordType.encounter, Projection.encounter, ["patient", "kind", "occurredAt", "status"]),
+            ] {
+                try forEachProjectedRow(of: table, side: nil, db: db) { values, _ in
+                    var fields: [String: FieldValue] = [:]
+                    for name in names { fields[name] = single(values[name]) }
+                    let id = values["id"].flatMap { String.fromDatabaseValue($0) } ?? ""
+                    result.append(MaterializedRecord(type: type, id: id, fields: fields))
+                }
+            }
+            try forEachProjectedRow(of: Projection.task, side: ("task_gap", "task", "key"), db: db) { values, keys in
+                var fields: [String: FieldValue] = [:]
+                for name in ["patient", "kind", "status"] { fields[name] = single(values[name]) }
+                if !keys.isEmpty {
+                    fields["title"] = .single(
+                        .string(keys.map(GapRules.marker).joined(separator: " ")),
+                        isConflict: false
+                    )
+                }
+                let id = values["id"].flatMap { String.fromDatabaseValue($0) } ?? ""
+                result.append(MaterializedRecord(type: .task, id: id, fields: fields))
+            }
+            return result
+        }
+    }
+
+    /// Every patient as the projection holds it: the projected registers and care gaps, as a record. A
+    /// patient not awaiting assignment whose team or subgroup is not text holds a null there, so that
+    /// ``CareModel/isAwaitingAssignment(_:)`` reads of it what it reads of the whole record.
+    func projectedPatients() throws(ClientError) -> [MaterializedRecord] {
+        try read(doing: "read the panel") { db in
+            var result: [MaterializedRecord] = []
+            let side = (table: "patient_gap", owner: "patient", value: "gap")
+            try forEachProjectedRow(of: Projection.patient, side: side, db: db) { values, gaps in
+                var fields: [String: FieldValue] = [:]
+                for (column, name) in [
+                    ("team", "primaryTeam"), ("subgroup", "subgroup"), ("mergedInto", "mergedInto"),
+                    ("riskTier", "riskTier"), ("status", "status"),
+                ] {
+                    if let value = values[column].flatMap({ String.fromDatabaseValue($0) }) {
+                        fields[name] = .single(.string(value), isConflict: false)
+                    }
+                }
+                let isAwaiting = values["isAwaiting"].flatMap { Int64.fromDatabaseValue($0) } == 1
+                if !isAwaiting {
+                    for name in ["primaryTeam", "subgroup"] where fields[name] == nil {
+                        fields[name] = .single(.null, isConflict: false)
+                    }
+                }
+                if !gaps.isEmpty { fields["careGaps"] = .set(gaps.map { .string($0) }) }
+                let id = values["id"].flatMap { String.fromDatabaseValue($0) } ?? ""
+                result.append(MaterializedRecord(type: .patient, id: id, fields: fields))
+            }
+            return result
+        }
+    }
+}
+
+extension CareStore {
+    /// Writes the canonical JSON dump of ``exportCanonicalJSON()`` piece by piece to `write`, reading the
+    /// records a few hundred at a time, so that the whole practice is never in memory at once. The pieces
+    /// joined are the same bytes as ``exportCanonicalJSON()``. An error `write` throws stops the export and
+    /// is passed on (inside a ``ClientError`` when thrown while records are read).
+    public func exportCanonicalJSON(to write: (String) throws -> Void) throws {
+        try write("{\"format\":\"outpost-export\",\"version\":1,\"records\":[\n")
+        var first = true
+        for type in RecordType.allCases.sorted() {
+            try store.forEachRecord(ofType: type.rawValue) { id, state in
+                try write((first ? "" : ",\n") + MaterializedRecord(type: type, id: id, state: state).canonicalJSON())
+                first = false
+            }
+        }
+        try write((first ? "" : "\n") + "]}\n")
+    }
+}
+
+extension LocalStore {
+    /// Calls `body` with every record of `type` and its state (tail folded in), sorted by id, reading
+    /// `batch` records at a time in one read transaction.
+    public func forEachRecord(
+        ofType type: String,
+        batch: Int = 512,
+        _ body: (_ id: String, _ state: RecordState) throws -> Void
+    ) throws(ClientError) {
+        try read(doing: "read the records") { db in
+            var after = ""
+            while true {
+                var chunk: [(id: String, state: RecordState, tailStart: Int64?)] = []
+                let rows = try Row.fetchCursor(
+                    db.cachedStatement(
+                        sql: "SELECT id, state, tailStart FROM record WHERE type = ? AND id > ? ORDER BY id LIMIT ?"
+                    ),
+                    arguments: [type, after, batch]
+                )
+                while let row = try rows.next() {
+                    let data: Data = row[1]
+                    chunk.append((row[0], try codec.decodeState(data, of: RecordRef(type: type, id: row[0])), row[2]))
+                }
+                guard let last = chunk.last else { return }
+                after = last.id
+                for index in chunk.indices {
+                    if let tailStart = chunk[index].tailStart {
+                        try foldTail(
+                            into: &chunk[index].state,
+                            of: RecordRef(type: type, id: chunk[index].id),
+                            from: tailStart,
+                            db: db
+                        )
+                    }
+                    try body(chunk[index].id, chunk[index].state)
+                }
+                if chunk.count < batch { return }
+            }
+        }
+    }
+}

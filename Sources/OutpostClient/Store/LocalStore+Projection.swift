@@ -1,0 +1,399 @@
+import Foundation
+import GRDB
+import OutpostCRDT
+import OutpostModel
+
+/// The store's projection: indexed tables of the fields that lists filter and sort on, derived from the
+/// merged states of tasks, patients, observations and encounters (docs/store.md, "The projection").
+///
+/// It is derived data, written in the same transaction as the record states it comes from (every local edit,
+/// received page, snapshot page, scope purge and conflict resolution), created by the `v6-projection`
+/// migration, filled when the store is opened after it (``LocalStore/fillProjectionIfStale()``: the fill
+/// decodes the states, which needs an encrypted store's key) and rebuilt by ``LocalStore/rebuildProjection()``.
+/// The values come from the model's views (``TaskView``, ``PatientView``, ``MaterializedRecord``), so the
+/// rule that reads a field is the model's, in one place.
+///
+/// No names, birth dates, phones, addresses or free text are projected. In a plain store the values are in
+/// clear; in an encrypted store only record ids are, the rest being tokens and sealed blobs
+/// (``ProjectionCodec``).
+enum Projection {
+    /// How a column is stored in an encrypted store (``ProjectionCodec``).
+    enum Kind {
+        /// A record id: in clear.
+        case identifier
+        /// Filtered by equality: a keyed token.
+        case equality
+        /// Ordered or ranged on, or free text: NULL, the value in the sealed blob.
+        case sealed
+    }
+
+    /// One projected table: its name and columns; the first column is the record's id.
+    struct Table: Sendable {
+        var name: String
+        var columns: [String]
+        /// Whether the table has a `sealed` column after its columns (the main table of a record type).
+        var hasSealed = false
+
+        /// How `column` is stored in an encrypted store.
+        func kind(of column: String) -> Kind {
+            if Projection.identifierColumns.contains(column) { return .identifier }
+            return Projection.sealedColumns.contains(column) ? .sealed : .equality
+        }
+
+        /// The columns, then `sealed` for a main table: what is selected and inserted.
+        var storedColumns: [String] { columns + (hasSealed ? ["sealed"] : []) }
+    }
+
+    /// Columns holding record ids, in clear in every store.
+    static let identifierColumns: Set<String> = [
+        "id", "patient", "team", "assignee", "subgroup", "mergedInto", "site", "task",
+    ]
+    /// Columns ordered or ranged on, and the task's text a list prints (its title, and the fields it shows
+    /// without filtering on them): only in the sealed blob in an encrypted store.
+    static let sealedColumns: Set<String> = [
+        "dueDate", "effectiveAt", "occurredAt", "title", "channel", "referralStatus", "conflicts",
+    ]
+
+    static let task = Table(
+        name: "task_view",
+        columns: [
+            "id", "patient", "team", "assignee", "status", "isOpen", "priority", "dueDate", "kind", "title", "channel",
+            "referralStatus", "conflicts",
+        ],
+        hasSealed: true
+    )
+    static let taskGap = Table(name: "task_gap", columns: ["task", "key"])
+    static let patient = Table(
+        name: "patient_view",
+        columns: ["id", "team", "subgroup", "mergedInto", "status", "riskTier", "isRetired", "isAwaiting"],
+        hasSealed: true
+    )
+    static let patientSite = Table(name: "patient_site", columns: ["patient", "site"])
+    static let patientGap = Table(name: "patient_gap", columns: ["patient", "gap"])
+    static let observation = Table(
+        name: "observation_view",
+        columns: ["id", "patient", "code", "effectiveAt", "status"],
+        hasSealed: true
+    )
+    static let encounter = Table(
+        name: "encounter_view",
+        columns: ["id", "patient", "kind", "occurredAt", "status"],
+        hasSealed: true
+    )
+
+    /// The tables of each projected record type.
+    static let tables: [String: [Table]] = [
+        RecordType.task.rawValue: [task, taskGap],
+        RecordType.patient.rawValue: [patient, patientSite, patientGap],
+        RecordType.observation.rawValue: [observation],
+        RecordType.encounter.rawValue: [encounter],
+    ]
+
+    /// Every projected table, in a fixed order.
+    static let allTables = [task, taskGap, patient, patientSite, patientGap, observation, encounter]
+
+    /// The schema, created by the `v6-projection` migration. Never edit once shipped: add a migration.
+    static let schemaSQL = """
+        CREATE TABLE task_view (
+            id TEXT PRIMARY KEY NOT NULL,
+            patient TEXT,
+            team TEXT,
+            assignee TEXT,
+            status TEXT,
+            isOpen,
+            priority TEXT,
+            dueDate TEXT,
+            kind TEXT,
+            title TEXT,
+            channel TEXT,
+            referralStatus TEXT,
+            conflicts TEXT,
+            sealed BLOB
+        ) WITHOUT ROWID;
+        CREATE INDEX task_view_patient ON task_view (patient);
+        CREATE INDEX task_view_team ON task_view (team, isOpen, dueDate);
+        CREATE INDEX task_view_assignee ON task_view (assignee, isOpen, dueDate);
+        CREATE INDEX task_view_status ON task_view (status);
+        CREATE TABLE task_gap (
+            task TEXT NOT NULL,
+            key TEXT NOT NULL,
+            PRIMARY KEY (task, key)
+        ) WITHOUT ROWID;
+        CREATE INDEX task_gap_key ON task_gap (key);
+        CREATE TABLE patient_view (
+            id TEXT PRIMARY KEY NOT NULL,
+            team TEXT,
+            subgroup TEXT,
+            mergedInto TEXT,
+            status TEXT,
+            riskTier TEXT,
+            isRetired,
+            isAwaiting,
+            sealed BLOB
+        ) WITHOUT ROWID;
+        CREATE INDEX patient_view_team ON patient_view (team, subgroup);
+        CREATE INDEX patient_view_subgroup ON patient_view (subgroup);
+        CREATE TABLE patient_site (
+            patient TEXT NOT NULL,
+            site TEXT NOT NULL,
+            PRIMARY KEY (patient, site)
+        ) WITHOUT ROWID;
+        CREATE INDEX patient_site_site ON patient_site (site, patient);
+        CREATE TABLE patient_gap (
+            patient TEXT NOT NULL,
+            gap TEXT NOT NULL,
+            PRIMARY KEY (patient, gap)
+        ) WITHOUT ROWID;
+        CREATE INDEX patient_gap_gap ON patient_gap (gap, patient);
+        CREATE TABLE observation_view (
+            id TEXT PRIMARY KEY NOT NULL,
+            patient TEXT,
+            code TEXT,
+            effectiveAt TEXT,
+            status TEXT,
+            sealed BLOB
+        ) WITHOUT ROWID;
+        CREATE INDEX observation_view_patient ON observation_view (patient, code, effectiveAt);
+        CREATE INDEX observation_view_code ON observation_view (code, effectiveAt);
+        CREATE TABLE encounter_view (
+            id TEXT PRIMARY KEY NOT NULL,
+            patient TEXT,
+            kind TEXT,
+            occurredAt TEXT,
+            status TEXT,
+            sealed BLOB
+        ) WITHOUT ROWID;
+        CREATE INDEX encounter_view_patient ON encounter_view (patient, occurredAt);
+        CREATE INDEX encounter_view_kind ON encounter_view (kind, occurredAt);
+        CREATE TABLE projection_stale (id INTEGER PRIMARY KEY CHECK (id = 1));
+        """
+
+    /// One row of a projected table, as its values (whatever the store's codec writes for them).
+    struct Row: Hashable, Sendable {
+        var table: String
+        var values: [DatabaseValue]
+        /// A main row's list that is also in its side table: a task's gap keys, a patient's open care gaps
+        /// (an encrypted store reads them back from the main row's sealed blob).
+        var extra: [String] = []
+    }
+
+    /// The rows that project `record` in `state`: none for a type that is not projected; otherwise one row of
+    /// the type's main table (every record has one, with NULLs where the view reads nothing), a task's gap
+    /// keys, and a patient's sites and open care gaps, one row each.
+    static func rows(of record: RecordRef, _ state: RecordState) -> [Row] {
+        guard tables[record.type] != nil, let type = RecordType(rawValue: record.type) else { return [] }
+        let materialized = MaterializedRecord(type: type, id: record.id, state: state)
+        func row(_ table: Table, _ values: [(any DatabaseValueConvertible)?]) -> Row {
+            Row(table: table.name, values: values.map { $0?.databaseValue ?? .null })
+        }
+        switch type {
+        case .task:
+            // Filters compare a register's text, as the in-memory lists did (`task.string("team") == team`);
+            // what `TaskView` reads is all projected (the fields with concurrent values as `conflicts`, names
+            // joined by commas), so that lists print tasks without decoding their states.
+            let view = TaskView(materialized)
+            let conflicts = materialized.conflictedFields
+            // The gap keys of its title (GapRules.keys(inTitle:)): the title is free text, never projected.
+            let keys = Set(GapRules.keys(inTitle: view?.title ?? "")).sorted()
+            var main = row(
+                task,
+                [
+                    record.id, materialized.string("patient"), materialized.string("team"),
+                    materialized.string("assignee"), materialized.string("status"), !(view?.isClosed ?? false),
+                    materialized.string("priority"), materialized.string("dueDate"), materialized.string("kind"),
+                    materialized.string("title"), materialized.string("channel"),
+                    materialized.string("referralStatus"),
+                    conflicts.isEmpty ? nil : conflicts.joined(separator: ","),
+                ]
+            )
+            main.extra = keys
+            return [main] + keys.map { row(taskGap, [record.id, $0]) }
+        case .patient:
+            // What the panel reads (PanelSummary): registers' text, care gaps' text, the model's predicates.
+            let gaps = Set(materialized.values("careGaps").compactMap(\.stringValue)).sorted()
+            var main = row(
+                patient,
+                [
+                    record.id, materialized.string("primaryTeam"), materialized.string("subgroup"),
+                    materialized.string("mergedInto"), materialized.string("status"),
+                    materialized.string("riskTier"), materialized.isRetired,
+                    CareModel.isAwaitingAssignment(materialized),
+                ]
+            )
+            main.extra = gaps
+            var rows = [main]
+            for site in Set(materialized.values("sites").compactMap(\.stringValue)).sorted() {
+                rows.append(row(patientSite, [record.id, site]))
+            }
+            for gap in gaps { rows.append(row(patientGap, [record.id, gap])) }
+            return rows
+        case .observation:
+            return [
+                row(
+                    observation,
+                    [
+                        record.id, materialized.string("patient"), materialized.string("code"),
+                        materialized.string("effectiveAt"), materialized.string("status"),
+                    ]
+                )
+            ]
+        case .encounter:
+            return [
+                row(
+                    encounter,
+                    [
+                        record.id, materialized.string("patient"), materialized.string("kind"),
+                        materialized.string("occurredAt"), materialized.string("status"),
+                    ]
+                )
+            ]
+        default:
+            return []
+        }
+    }
+
+    /// Writes the projection of `record` (replacing what was there), in `codec`'s form; a no-op for types not
+    /// projected.
+    static func write(_ record: RecordRef, _ state: RecordState, codec: ProjectionCodec, db: Database) throws {
+        guard let tables = tables[record.type] else { return }
+        try remove(record, tables: tables, db: db)
+        for row in rows(of: record, state) {
+            guard let table = tables.first(where: { $0.name == row.table }) else { continue }
+            try db.cachedStatement(sql: insertSQL(table))
+                .execute(arguments: StatementArguments(try codec.encode(row, table: table)))
+        }
+    }
+
+    /// Removes the projection of `record` (a purged record); a no-op for types not projected.
+    static func remove(_ record: RecordRef, db: Database) throws {
+        guard let tables = tables[record.type] else { return }
+        try remove(record, tables: tables, db: db)
+    }
+
+    private static func remove(_ record: RecordRef, tables: [Table], db: Database) throws {
+        for table in tables {
+            try db.cachedStatement(sql: "DELETE FROM \(table.name) WHERE \(table.columns[0]) = ?")
+                .execute(arguments: [record.id])
+        }
+    }
+
+    private static func insertSQL(_ table: Table) -> String {
+        "INSERT INTO \(table.name) (\(table.storedColumns.joined(separator: ", "))) VALUES ("
+            + Array(repeating: "?", count: table.storedColumns.count).joined(separator: ", ") + ")"
+    }
+}
+
+extension LocalStore {
+    /// Empties the projection and projects every held record again, reading the record table as a stream,
+    /// and clears the stale mark.
+    func rebuildProjection(db: Database) throws {
+        for table in Projection.allTables { try db.execute(sql: "DELETE FROM \(table.name)") }
+        try forEachProjectedState(db: db) { record, state in
+            try Projection.write(record, state, codec: codec.projection, db: db)
+        }
+        try db.execute(sql: "DELETE FROM projection_stale")
+    }
+
+    /// Calls `body` with every held record of a projected type and its state (tail folded in), one at a time.
+    func forEachProjectedState(db: Database, _ body: (RecordRef, RecordState) throws -> Void) throws {
+        for type in Projection.tables.keys.sorted() {
+            // Ids first, then one record at a time: a statement cannot run while a cursor on another is open,
+            // and folding a tail reads the change log.
+            let ids = try String.fetchAll(
+                db,
+                sql: "SELECT id FROM record WHERE type = ? ORDER BY id",
+                arguments: [type]
+            )
+            for id in ids {
+                let record = RecordRef(type: type, id: id)
+                guard let state = try loadState(record, db: db) else { continue }
+                try body(record, state)
+            }
+        }
+    }
+
+    /// The differences between the projection and a recomputation from the record states: one line per
+    /// table and record whose rows differ (identifiers only), empty when they agree. Sealed blobs are
+    /// compared opened (their nonces differ), tokens as they are.
+    func checkProjection(db: Database) throws -> [String] {
+        let projection = codec.projection
+        var expected: [String: Set<[DatabaseValue]>] = [:]
+        var owners: [[DatabaseValue]: String] = [:]
+        let tables = Dictionary(uniqueKeysWithValues: Projection.allTables.map { ($0.name, $0) })
+        try forEachProjectedState(db: db) { record, state in
+            for row in Projection.rows(of: record, state) {
+                guard let table = tables[row.table] else { continue }
+                let comparable = try projection.encode(row, table: table, sealing: false)
+                expected[row.table, default: []].insert(comparable)
+                owners[comparable] = record.id
+            }
+        }
+        var problems: [String] = []
+        for table in Projection.allTables {
+            var found = Set<[DatabaseValue]>()
+            var unreadable = Set<String>()
+            let cursor = try GRDB.Row.fetchCursor(
+                db,
+                sql: "SELECT \(table.storedColumns.joined(separator: ", ")) FROM \(table.name)"
+            )
+            while let row = try cursor.next() {
+                let stored = table.storedColumns.indices.map { row[$0] as DatabaseValue }
+                do {
+                    found.insert(try projection.comparable(stored, table: table))
+                } catch {
+                    unreadable.insert(String.fromDatabaseValue(stored[0]) ?? "?")
+                }
+            }
+            let want = expected[table.name] ?? []
+            var records = unreadable
+            for row in want.subtracting(found) { records.insert(owners[row] ?? "?") }
+            for row in found.subtracting(want) { records.insert(String.fromDatabaseValue(row[0]) ?? "?") }
+            for id in records.sorted() {
+                problems.append("projection table \(table.name) disagrees with the record state of \(id)")
+            }
+        }
+        return problems
+    }
+
+    /// Empties the projection and recomputes it from every record's state, in one transaction
+    /// (`outpost doctor --rebuild`). Safe at any time: the projection is derived data.
+    public func rebuildProjection() throws(ClientError) {
+        try write(doing: "rebuild the projection") { db in try rebuildProjection(db: db) }
+    }
+
+    /// Fills the projection when the `v6-projection` migration (or a fill cut short) left it marked stale;
+    /// called by ``open(at:configuration:)`` once the store is unlocked.
+    func fillProjectionIfStale() throws(ClientError) {
+        try write(doing: "fill the projection") { db in
+            guard try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM projection_stale)") == true else {
+                return
+            }
+            try rebuildProjection(db: db)
+        }
+    }
+
+    /// Compares the projection with a recomputation from the record states; returns one line per table and
+    /// record that disagree (identifiers only, no field values), empty when they agree (`outpost doctor`).
+    public func checkProjection() throws(ClientError) -> [String] {
+        try read(doing: "check the projection") { db in try checkProjection(db: db) }
+    }
+
+    /// Records held, by type: counted on the projection for the projected types (small rows) and on the
+    /// record table's key for the others, so that no record state is read.
+    static func recordCounts(db: Database) throws -> [String: Int] {
+        var counts: [String: Int] = [:]
+        var previous = ""
+        // Walks the distinct types through the record table's primary key (one seek per type).
+        while let type = try String.fetchOne(
+            db.cachedStatement(sql: "SELECT min(type) FROM record WHERE type > ?"),
+            arguments: [previous]
+        ) {
+            previous = type
+            let table = Projection.tables[type]?.first
+            let sql =
+                table.map { "SELECT count(*) FROM \($0.name)" } ?? "SELECT count(*) FROM record WHERE type = ?"
+            counts[type] = try Int.fetchOne(db, sql: sql, arguments: table == nil ? [type] : []) ?? 0
+        }
+        return counts
+    }
+}

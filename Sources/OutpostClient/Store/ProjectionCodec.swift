@@ -1,0 +1,161 @@
+@preconcurrency import Crypto
+import Foundation
+import GRDB
+import OutpostCRDT
+
+/// How the store's projection (``Projection``) is written and filtered: the one place that knows whether its
+/// values are in clear (a plain store) or not (an encrypted store; docs/store.md, "Encryption at rest").
+///
+/// In a plain store every column holds its value, and SQL filters and orders on it. In an encrypted store
+/// only record ids are in clear (the records they name are sealed); every other projected value is derived
+/// from sealed states and is not:
+///
+/// - an **equality** column (status, kind, code, priority, risk tier, gap key, the booleans derived from them)
+///   holds a keyed token: HMAC-SHA256 of the value under a key derived with HKDF from the store's data key for
+///   that table and column, truncated to 16 bytes. Equal values give equal tokens, so the indexes still answer
+///   `column = ?` (``match(_:table:column:)``), and nothing else can be learned without the key;
+/// - an **ordered** column (a due date, an observation's or encounter's time) and a task's text (its title,
+///   the fields a list prints without filtering on them) is NULL: its value is in the row's sealed blob, and
+///   order and ranges are read in memory after the indexed filter;
+/// - a main table's `sealed` column holds every value of the row and the row's gap keys or open care gaps,
+///   sealed with the store's cipher (``StoreCipher``, purpose `projection`, the table and the row's id as its
+///   record), which is how lists read the values back (``values(of:table:)``).
+struct ProjectionCodec: Sendable {
+    /// The store's cipher; `nil` for a plain store.
+    let cipher: StoreCipher?
+    /// The token key of each equality column, by `table.column`.
+    private let tokenKeys: [String: SymmetricKey]
+
+    /// Whether projected values are tokens and sealed blobs.
+    var isEncrypted: Bool { cipher != nil }
+
+    init(cipher: StoreCipher?) {
+        self.cipher = cipher
+        var keys: [String: SymmetricKey] = [:]
+        if let cipher {
+            for table in Projection.allTables {
+                for column in table.columns where table.kind(of: column) == .equality {
+                    let name = "\(table.name).\(column)"
+                    keys[name] = HKDF<SHA256>.deriveKey(
+                        inputKeyMaterial: cipher.key,
+                        info: Array("outpost projection token \(name)".utf8),
+                        outputByteCount: 32
+                    )
+                }
+            }
+        }
+        tokenKeys = keys
+    }
+
+    /// What an equality filter on `column` of `table` compares with: the value in a plain store, its token
+    /// in an encrypted one.
+    func match(_ value: (any DatabaseValueConvertible)?, table: Projection.Table, column: String) -> DatabaseValue {
+        let value = value?.databaseValue ?? .null
+        guard let key = tokenKeys["\(table.name).\(column)"] else { return value }
+        return Self.token(value, key: key)
+    }
+
+    private static func token(_ value: DatabaseValue, key: SymmetricKey) -> DatabaseValue {
+        let code = HMAC<SHA256>.authenticationCode(for: Self.tagged(value), using: key)
+        return Data(Array(code).prefix(16)).databaseValue
+    }
+
+    /// A value as typed text: `t` and the text, `i` and the decimal integer, or `n` for NULL.
+    private static func tagged(_ value: DatabaseValue) -> [UInt8] {
+        switch value.storage {
+        case .string(let text): return Array(("t" + text).utf8)
+        case .int64(let number): return Array("i\(number)".utf8)
+        default: return Array("n".utf8)
+        }
+    }
+
+    private static func untagged(_ text: String?) -> DatabaseValue {
+        guard let text, let tag = text.first else { return .null }
+        let rest = String(text.dropFirst())
+        switch tag {
+        case "t": return rest.databaseValue
+        case "i": return (Int64(rest) ?? 0).databaseValue
+        default: return .null
+        }
+    }
+
+    /// What a sealed blob holds: the row's values (typed text) and its extra list (gap keys, open gaps).
+    private struct Payload: Codable {
+        var values: [String?]
+        var extra: [String]
+    }
+
+    private static func payload(_ row: Projection.Row) -> [UInt8] {
+        let body = Payload(
+            values: row.values.map { value in value.isNull ? nil : String(decoding: tagged(value), as: UTF8.self) },
+            extra: row.extra
+        )
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        return Array((try? encoder.encode(body)) ?? Data())
+    }
+
+    /// The stored columns of `row` (its table's columns, then `sealed` for a main table). With
+    /// `sealing == false` the sealed blob is replaced by its plain payload: what ``comparable(_:table:)``
+    /// gives for a stored row, so the check compares rows whatever the nonce.
+    func encode(_ row: Projection.Row, table: Projection.Table, sealing: Bool = true) throws -> [DatabaseValue] {
+        guard cipher != nil else { return row.values + (table.hasSealed ? [.null] : []) }
+        var stored: [DatabaseValue] = []
+        for (index, column) in table.columns.enumerated() {
+            switch table.kind(of: column) {
+            case .identifier: stored.append(row.values[index])
+            case .equality: stored.append(match(row.values[index], table: table, column: column))
+            case .sealed: stored.append(.null)
+            }
+        }
+        if table.hasSealed {
+            let plain = Self.payload(row)
+            stored.append(
+                sealing ? try seal(plain, table: table, id: row.values[0]) : Data(plain).databaseValue
+            )
+        }
+        return stored
+    }
+
+    private func seal(_ plain: [UInt8], table: Projection.Table, id: DatabaseValue) throws -> DatabaseValue {
+        guard let cipher else { return .null }
+        return try cipher.seal(plain, .projection, of: Self.ref(table, id)).databaseValue
+    }
+
+    private static func ref(_ table: Projection.Table, _ id: DatabaseValue) -> RecordRef {
+        RecordRef(type: table.name, id: String.fromDatabaseValue(id) ?? "")
+    }
+
+    /// A stored row (its columns, then `sealed` for a main table) with its sealed blob opened: compared with
+    /// ``encode(_:table:sealing:)`` of the expected row with `sealing: false`.
+    func comparable(_ stored: [DatabaseValue], table: Projection.Table) throws -> [DatabaseValue] {
+        guard let cipher, table.hasSealed, let blob = Data.fromDatabaseValue(stored[table.columns.count]) else {
+            return stored
+        }
+        let plain = try cipher.open(blob, .projection, of: Self.ref(table, stored[0]))
+        return Array(stored.prefix(table.columns.count)) + [Data(plain).databaseValue]
+    }
+
+    /// The values of a stored main-table row, by column, and its extra list (`nil` in a plain store: read
+    /// the side table). `row` holds the table's columns then `sealed`.
+    func values(of row: GRDB.Row, table: Projection.Table) throws -> (values: [String: DatabaseValue], extra: [String]?)
+    {
+        guard let cipher else {
+            var values: [String: DatabaseValue] = [:]
+            for (index, column) in table.columns.enumerated() { values[column] = row[index] }
+            return (values, nil)
+        }
+        guard let blob = row[table.columns.count] as Data? else {
+            throw StoreCodec.malformed("a projected row of \(table.name) has no sealed values")
+        }
+        let id: DatabaseValue = row[0]
+        let plain = try cipher.open(blob, .projection, of: Self.ref(table, id))
+        let payload = try JSONDecoder().decode(Payload.self, from: Data(plain))
+        guard payload.values.count == table.columns.count else {
+            throw StoreCodec.malformed("a projected row of \(table.name) has the wrong number of values")
+        }
+        var values: [String: DatabaseValue] = [:]
+        for (index, column) in table.columns.enumerated() { values[column] = Self.untagged(payload.values[index]) }
+        return (values, payload.extra)
+    }
+}
