@@ -16,11 +16,13 @@ public struct ServerConfiguration: Sendable {
     public var connections: ConnectionLimits
     /// The certificate chain and private key to serve HTTPS with; `nil` serves plain HTTP.
     public var tls: TLSFiles?
-    /// How many failed authentications an address or a token prefix may make per minute.
+    /// How many failed authentications an address or a token prefix may make per ``authFailureWindowSeconds``.
     public var maxAuthFailuresPerMinute = 30
+    /// The sliding window in which failed authentications are counted, in seconds (a minute by default).
+    public var authFailureWindowSeconds: UInt64 = 60
 
     var authThrottle: AuthThrottle.Policy {
-        AuthThrottle.Policy(maxFailures: maxAuthFailuresPerMinute, windowMillis: 60_000)
+        AuthThrottle.Policy(maxFailures: maxAuthFailuresPerMinute, windowMillis: authFailureWindowSeconds * 1_000)
     }
 
     /// PEM files for TLS.

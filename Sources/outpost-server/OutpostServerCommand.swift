@@ -123,8 +123,10 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "The name of the practice created on first start.") var practiceName = "My practice"
     @Option(help: "How far ahead of the server's clock a change may be, in seconds.") var maxClockSkew = 300
     @Option(help: "The log level: trace, debug, info, notice, warning, error.") var logLevel = "info"
-    @Option(help: "Failed authentications an address or a token prefix may make per minute before 429s.")
+    @Option(help: "Failed authentications an address or a token prefix may make per window before 429s.")
     var maxAuthFailures = 30
+    @Option(help: "The window in which failed authentications are counted, in seconds.")
+    var authFailureWindow = 60
     @Option(help: "A PEM certificate chain to serve HTTPS with (with --tls-key).") var tlsCert: String?
     @Option(help: "The PEM private key of --tls-cert.") var tlsKey: String?
     @Option(help: "The most connections open at once; at the cap, the longest-idle one is closed for a new one.")
@@ -147,6 +149,9 @@ struct Serve: AsyncParsableCommand {
         guard (0...65_535).contains(port) else { throw ValidationError("--port must be 0 to 65535") }
         guard maxClockSkew > 0 else { throw ValidationError("--max-clock-skew must be a positive number of seconds") }
         guard maxAuthFailures > 0 else { throw ValidationError("--max-auth-failures must be at least 1") }
+        guard (1...86_400).contains(authFailureWindow) else {
+            throw ValidationError("--auth-failure-window must be 1 to 86400 seconds")
+        }
         guard (tlsCert == nil) == (tlsKey == nil) else {
             throw ValidationError("--tls-cert and --tls-key go together: give both to serve HTTPS, or neither")
         }
@@ -201,6 +206,7 @@ struct Serve: AsyncParsableCommand {
             tls: tlsCert.flatMap { cert in tlsKey.map { .init(certificate: cert, privateKey: $0) } }
         )
         configuration.maxAuthFailuresPerMinute = maxAuthFailures
+        configuration.authFailureWindowSeconds = UInt64(authFailureWindow)
         if configuration.tls == nil && !ServerConfiguration.isLoopback(host) {
             logger.warning(
                 "serving plain HTTP on \(host): tokens and patient data cross the network in the clear; serve HTTPS with --tls-cert and --tls-key, or put a TLS proxy in front"
