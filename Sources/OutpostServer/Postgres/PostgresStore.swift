@@ -203,7 +203,7 @@ public final class PostgresStore: Sendable {
     func migrate() async throws(ServerError) {
         let latest = Self.migrations.last?.version ?? 0
         let applied = try await transaction { connection in
-            try await connection.run("SELECT pg_advisory_xact_lock(7_465_721_001)", logger)
+            try await connection.run("SELECT pg_advisory_xact_lock(7465721001)", logger)
             try await connection.run(
                 "CREATE TABLE IF NOT EXISTS outpost_migration (version integer PRIMARY KEY, applied_at bigint NOT NULL)",
                 logger
