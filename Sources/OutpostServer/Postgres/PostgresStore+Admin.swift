@@ -202,7 +202,7 @@ extension PostgresStore: AdminStorage {
         try await transaction { connection in
             try await connection.all(
                 """
-                SELECT \(unescaped: Self.tokenColumns) FROM token WHERE \(practice) IS NULL OR practice = \(practice)
+                SELECT \(unescaped: Self.tokenColumns) FROM token WHERE \(practice)::text IS NULL OR practice = \(practice)
                 ORDER BY created_at
                 """,
                 logger
@@ -347,7 +347,7 @@ extension PostgresStore: AdminStorage {
                     (SELECT COUNT(*) FROM change c WHERE c.practice = d.practice AND c.seq > COALESCE(d.pulled_to, 0)
                         AND c.replica <> d.replica)
                 FROM device d JOIN token t ON t.id = d.token
-                WHERE \(practice) IS NULL OR d.practice = \(practice) ORDER BY d.last_seen DESC, d.replica
+                WHERE \(practice)::text IS NULL OR d.practice = \(practice) ORDER BY d.last_seen DESC, d.replica
                 """,
                 logger
             ) {
@@ -426,7 +426,7 @@ extension PostgresStore: AdminStorage {
             try await connection.all(
                 """
                 SELECT seq, at, actor, action, practice, subject, detail FROM audit
-                WHERE \(practice) IS NULL OR practice = \(practice) ORDER BY seq
+                WHERE \(practice)::text IS NULL OR practice = \(practice) ORDER BY seq
                 """,
                 logger
             ).map {

@@ -92,7 +92,7 @@ extension PostgresStore {
                 for row in rows {
                     var binds = PostgresBindings()
                     for index in 0..<columns.count {
-                        switch row[index].storage {
+                        switch (row[index] as DatabaseValue).storage {
                         case .null: binds.appendNull()
                         case .int64(let value): binds.append(value)
                         case .double(let value): binds.append(value)

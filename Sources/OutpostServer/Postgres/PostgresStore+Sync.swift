@@ -1,4 +1,5 @@
 import Foundation
+import HTTPTypes
 import Logging
 import NIOCore
 public import OutpostCRDT
@@ -549,7 +550,7 @@ extension PostgresStore: SyncStorage {
     public func openConflictCount(practice: String?) async throws(ServerError) -> Int {
         try await transaction { connection in
             try await connection.all(
-                "SELECT COUNT(*) FROM conflict WHERE \(practice) IS NULL OR practice = \(practice)",
+                "SELECT COUNT(*) FROM conflict WHERE \(practice)::text IS NULL OR practice = \(practice)",
                 logger
             ).first?.decode(Int.self) ?? 0
         }

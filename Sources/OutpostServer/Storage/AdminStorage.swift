@@ -1,6 +1,7 @@
 import Foundation
-public import OutpostCRDT
-public import OutpostModel
+import HTTPTypes
+import OutpostCRDT
+import OutpostModel
 public import OutpostProtocol
 
 /// The storage the administration commands run on: practices, tokens, conflicts, purges, devices and the audit

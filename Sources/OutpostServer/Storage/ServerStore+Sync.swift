@@ -231,7 +231,7 @@ extension ServerStore: SyncStorage {
             replica,
             bound: boundToken.map { (token: $0, isRetired: bound?["retiredAt"] as Int64? != nil) },
             token: token.id,
-            predecessors: boundToken == nil || boundToken == token.id ? [] : try predecessors(of: token.id, db: db)
+            predecessors: boundToken == nil || boundToken == token.id ? [] : predecessors(of: token.id, db: db)
         )
         switch binding {
         case .keep:
