@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import OutpostCRDT
+import OutpostClient
 import OutpostProtocol
 import Testing
 

@@ -1,5 +1,6 @@
 import Foundation
 import OutpostClient
+import OutpostTestSupport
 import Testing
 
 /// `outpost-server migrate`: a SQLite umbrella store copied into PostgreSQL, its devices syncing on.
