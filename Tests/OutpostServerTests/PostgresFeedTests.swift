@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import OutpostCRDT
+import OutpostModel
 import OutpostClient
 import OutpostProtocol
 import Testing
@@ -72,9 +73,13 @@ struct PostgresFeedTests {
         )
         let folder = try TemporaryDirectory("outpost-pg-feed")
         var requests: [PushRequest] = []
-        for name in ["first", "second"] {
+        // Both replicas import the practice; the second gives the task an id of its own, since a task's
+        // patient cannot change once written (two creations of one task would be refused, whatever the feed).
+        let secondTask = "tsk_01JWMCKG1BY8F26N8A4JNVV0VB"
+        for (name, task) in [("first", TinyPractice.task), ("second", secondTask)] {
             let replica = try LocalReplica(name, in: folder)
-            try TinyPractice.load(into: replica.care)
+            let json = TinyPractice.json.replacingOccurrences(of: TinyPractice.task, with: task)
+            try replica.care.importPractice(try PracticeDump.decode(Array(json.utf8)))
             requests.append(
                 PushRequest(replica: replica.store.replicaID, changes: try replica.store.pendingChanges(limit: 10_000))
             )

@@ -19,8 +19,11 @@ struct PostgresMigrateTests {
         try laptop.ok("sync")
         server.stop()
 
-        // Offline during the move, the laptop adds a site.
-        let site = try laptop.ok("site", "add", "name=School clinic", "kind=school")
+        // Offline during the move, the laptop (a clinician: a site is the admin's to add) adds a task.
+        let patients = try laptop.ok("patient", "list", "--json")
+        let list = try #require(try JSONSerialization.jsonObject(with: Data(patients.utf8)) as? [[String: Any]])
+        let patient = try #require(list.first?["id"] as? String)
+        let task = try laptop.ok("task", "add", patient, "kind=outreach", "title=Call after the move")
         let database = try TestDatabase()
         let moved = try runProcess(
             Built.server,
@@ -43,7 +46,7 @@ struct PostgresMigrateTests {
         let report = try office.ok("sync", "--json")
         let pulled = try #require(try JSONSerialization.jsonObject(with: Data(report.utf8)) as? [String: Any])
         #expect((1..<100).contains(pulled["pulled"] as? Int ?? 0), "the new changes, not a bootstrap: \(pulled)")
-        #expect(try office.ok("site", "show", site).contains("School clinic"))
+        #expect(try office.ok("task", "show", task).contains("Call after the move"))
         #expect(try office.export() == laptop.export())
     }
 }
