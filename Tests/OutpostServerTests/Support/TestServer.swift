@@ -114,7 +114,25 @@ final class TestServer {
     }
 
     /// Starts the server; on a restart, on the same port as before so clients keep their URL.
+    ///
+    /// While the server was down, the kernel may have lent its port to a client connection of another test
+    /// running in parallel (outgoing connections draw from the same ephemeral range); such a connection is
+    /// short, so a restart refused with "Address already in use" is tried again, a bounded number of times.
     func start(arguments: [String] = []) async throws {
+        var attempts = 0
+        while true {
+            do {
+                return try await launch(arguments: arguments)
+            } catch let error as HarnessError
+                where port != 0 && attempts < 100 && error.description.contains("Address already in use")
+            {
+                attempts += 1
+                try await Task.sleep(for: .milliseconds(100))
+            }
+        }
+    }
+
+    private func launch(arguments: [String]) async throws {
         logCount += 1
         let outPath = directory.path("server\(logCount).out")
         let errPath = directory.path("server\(logCount).err")
