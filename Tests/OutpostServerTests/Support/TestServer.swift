@@ -106,6 +106,16 @@ final class TestServer {
         try await start(arguments: arguments)
     }
 
+    /// Another process on `database`, beside one already started on it (several stateless servers on one
+    /// PostgreSQL database). Its data directory receives no admin token: the first process's works for all.
+    init(sharing database: TestDatabase, arguments: [String] = []) async throws {
+        directory = try TemporaryDirectory("outpost-e2e")
+        trustedCertificates = nil
+        backend = .postgres
+        self.database = database
+        try await start(arguments: arguments)
+    }
+
     deinit {
         if let process, process.isRunning {
             kill(process.processIdentifier, SIGKILL)
