@@ -1,8 +1,8 @@
 import Foundation
 import Logging
 import OutpostCRDT
-import OutpostModel
 import OutpostClient
+import OutpostModel
 import OutpostProtocol
 import Testing
 
