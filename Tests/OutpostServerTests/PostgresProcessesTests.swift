@@ -6,6 +6,10 @@ import OutpostTestSupport
 import Synchronization
 import Testing
 
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+
 /// Several stateless `outpost-server` processes on one PostgreSQL database: any request may reach any process.
 ///
 /// Three processes, twenty in-process devices pushing and pulling at once, each request sent to a randomly
@@ -152,5 +156,71 @@ struct PostgresProcessesTests {
             #expect(Set(held) == created, "\(device.store.replicaID) holds a change twice or misses one")
             #expect(try device.export() == exported, "\(device.store.replicaID) diverged")
         }
+    }
+
+    /// A long pull of `since` on `server`, answered with its status and body.
+    static func longPoll(_ base: URL, token: String, since: String) async throws -> (Int, Data) {
+        let url = try #require(URL(string: "\(base.absoluteString)/v1/changes?since=\(since)&wait=30"))
+        var request = URLRequest(url: url, timeoutInterval: 120)
+        request.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization")
+        let (body, response) = try await URLSession.shared.data(for: request)
+        return ((response as? HTTPURLResponse)?.statusCode ?? 0, body)
+    }
+
+    /// Waits until `server` counts `count` live pulls waiting.
+    func waitForLivePulls(_ server: TestServer, _ count: Int) async throws {
+        var polls = 0
+        while true {
+            let (_, body) = try await server.request("GET", "/metrics")
+            let live = String(decoding: body, as: UTF8.self).split(separator: "\n")
+                .contains {
+                    $0.hasPrefix("outpost_live_connections ") && Double($0.split(separator: " ")[1]) == Double(count)
+                }
+            if live { return }
+            polls += 1
+            try #require(polls < 1_000, "the long polls never registered")
+            try await Task.sleep(for: .milliseconds(20))
+        }
+    }
+
+    /// Live changes wake across processes: a long poll waiting on one process is answered when a device pushes
+    /// to another. Shown by order, not by time: a poll of another practice, started first on the same process
+    /// with the same wait, is still waiting when the woken poll answers; without the wake-up across processes,
+    /// the later poll would end its wait after it.
+    @Test func aLongPollOnOneProcessIsAnsweredWhenAnotherProcessStoresAChange() async throws {
+        let first = try await TestServer(backend: .postgres)
+        let second = try await TestServer(sharing: try #require(first.database))
+        let admin = first.adminToken
+        let folder = try TemporaryDirectory("outpost-live")
+        let origin = try LocalReplica("origin", in: folder)
+        try TinyPractice.load(into: origin.care)
+        _ = try await origin.engine(first.transport(admin)).sync()
+        let head = try #require(try origin.store.checkpoint())
+        let added = try first.admin(["practice", "add", "Quiet clinic"])
+        try #require(added.status == 0, "\(added)")
+        let quiet = try first.issueToken(role: "admin", practice: added.output)
+
+        let base = second.url
+        let sentinel = Task { try await Self.longPoll(base, token: quiet, since: "0") }
+        try await waitForLivePulls(second, 1)
+        let woken = Task { try await Self.longPoll(base, token: admin, since: head) }
+        try await waitForLivePulls(second, 2)
+        try origin.care.update([
+            .append(RecordRef(type: "patient", id: TinyPractice.patients[0]), "notes", .string("Pushed elsewhere"))
+        ])
+        let pushed = try await origin.engine(first.transport(admin)).sync()
+        #expect(pushed.pushed == 1)
+
+        let (status, body) = try await woken.value
+        #expect(status == 200, "\(String(decoding: body, as: UTF8.self))")
+        let page = try Wire.makeDecoder().decode(PullResponse.self, from: body)
+        #expect(page.changes.count == 1, "the change pushed to the other process")
+        let stillWaiting = try await second.request("GET", "/metrics")
+        #expect(
+            String(decoding: stillWaiting.1, as: UTF8.self).contains("outpost_live_connections 1"),
+            "the earlier poll of the quiet practice still waits: the woken one did not just reach its wait's end"
+        )
+        sentinel.cancel()
+        second.stop()
     }
 }
