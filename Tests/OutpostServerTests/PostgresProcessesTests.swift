@@ -201,8 +201,9 @@ struct PostgresProcessesTests {
         let quiet = try first.issueToken(role: "admin", practice: added.output)
 
         let base = second.url
-        // Under a heavily loaded run the quiet poll may reach its wait's end (30 s) before the woken one answers:
-        // such an attempt shows nothing either way and is made again, a bounded number of times.
+        // Under a heavily loaded run the quiet poll may reach its wait's end (30 s) before the woken one answers,
+        // or the woken one its own before the push: such an attempt shows nothing either way and is made again,
+        // a bounded number of times.
         var shown = false
         for _ in 0..<5 where !shown {
             let head = try #require(try origin.store.checkpoint())
@@ -225,9 +226,11 @@ struct PostgresProcessesTests {
             let (status, body) = try await woken.value
             #expect(status == 200, "\(String(decoding: body, as: UTF8.self))")
             let page = try Wire.makeDecoder().decode(PullResponse.self, from: body)
-            #expect(page.changes.count == 1, "the change pushed to the other process")
-            // The earlier poll of the quiet practice still waits: the woken one did not just reach its wait's end.
-            shown = try await livePulls(second) == 1
+            #expect(page.changes.count <= 1)
+            // It brought the change pushed to the other process, while the earlier poll of the quiet practice
+            // still waits: it did not just reach its wait's end (then, under load, possibly before the push).
+            let waiting = try await livePulls(second)
+            shown = page.changes.count == 1 && waiting == 1
             if shown { sentinel.cancel() } else { _ = try? await sentinel.value }
         }
         #expect(shown, "the poll never answered before an earlier poll's wait ended: no wake-up across processes")
