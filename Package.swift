@@ -42,6 +42,8 @@ let package = Package(
         // gzip for the heavy sync messages (zlib, through NIO byte buffers): a maintained binding, not a hand-written
         // compressor; on the reference practice it cuts the binary bootstrap from 12.0 to 4.0 MB.
         .package(url: "https://github.com/adam-fowler/compress-nio", from: "1.5.0"),
+        // The server's PostgreSQL backend (docs/postgres.md): the wire client and its connection pool.
+        .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
     ],
     targets: [
         // Clocks, ids, field states and merge: no I/O, no clock reads, no randomness.
@@ -103,6 +105,7 @@ let package = Package(
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "HummingbirdTLS", package: "hummingbird"),
                 .product(name: "Atomics", package: "swift-atomics"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
             ],
             swiftSettings: upcoming
         ),

@@ -11,7 +11,7 @@ public import OutpostCRDT
 import OutpostProtocol
 public import Prometheus
 
-/// The sync server: builds the Hummingbird application over a ``ServerStore``.
+/// The sync server: builds the Hummingbird application over a backend (``ServerStore`` or ``PostgresStore``).
 ///
 /// ```swift
 /// let store = try ServerStore(directory: dir, create: true, logger: logger)
@@ -33,22 +33,28 @@ public enum SyncServer {
     /// On a data directory with no practice yet: adds one and writes an admin token for it to
     /// `admin-token`, mode 0600. Returns `nil` when the directory already has a practice.
     public static func bootstrapIfNeeded(
-        store: ServerStore,
+        store: any AdminStorage,
         directory: String,
         practiceName: String,
         clock: any WallClock
-    ) throws(ServerError) -> Bootstrap? {
-        guard try store.practices().isEmpty else { return nil }
+    ) async throws(ServerError) -> Bootstrap? {
+        guard try await store.practices().isEmpty else { return nil }
         var generator = SystemRandomNumberGenerator()
         let now = clock.nowMillis()
-        let practice = try store.addPractice(name: practiceName, now: now, generator: &generator)
-        let issued = try store.issueToken(
+        let practice = try await store.addPractice(name: practiceName, now: now, generator: &generator)
+        let issued = try await store.issueToken(
             practice: practice.id,
             role: .admin,
             scope: .practice,
             label: "bootstrap admin",
             expiresAtMillis: nil,
+            person: nil,
             now: now
+        )
+        try? FileManager.default.createDirectory(
+            atPath: directory,
+            withIntermediateDirectories: true,
+            attributes: [.posixPermissions: 0o700]
         )
         let path = (directory as NSString).appendingPathComponent(adminTokenFileName)
         let created = FileManager.default.createFile(
@@ -71,7 +77,7 @@ public enum SyncServer {
     /// - Throws: ``ServerError`` when the TLS certificate or key cannot be read.
     public static func makeApplication(
         configuration: ServerConfiguration,
-        store: ServerStore,
+        store: any ServerBackend,
         clock: any WallClock,
         registry: PrometheusCollectorRegistry?,
         logger: Logger,
@@ -90,7 +96,7 @@ public enum SyncServer {
         }
         router.get(.init(stringLiteral: Wire.Path.metrics)) { _, _ in
             // Devices by how long ago they were last seen, counted at each scrape (no ids in labels).
-            for (bucket, count) in try store.deviceStaleness(now: clock.nowMillis()) {
+            for (bucket, count) in try await store.deviceStaleness(now: clock.nowMillis()) {
                 Gauge(label: "outpost_devices", dimensions: [("seen_within", bucket)]).record(count)
             }
             var bytes: [UInt8] = []
@@ -120,6 +126,7 @@ public enum SyncServer {
             router: router,
             server: server,
             configuration: .init(address: .hostname(configuration.host, port: configuration.port)),
+            services: [FeedWatcher(store: store, notifier: notifier, logger: logger)],
             onServerRunning: { channel in
                 await onListening(channel.localAddress?.port ?? configuration.port)
             },

@@ -16,10 +16,10 @@ struct PracticeCommand: AsyncParsableCommand {
         @Argument(help: "The practice's name.") var name: String
 
         func run() async throws {
-            let store = try data.openStore()
+            let store = try await data.openStore()
             var generator = SystemRandomNumberGenerator()
             do {
-                let practice = try store.addPractice(
+                let practice = try await store.addPractice(
                     name: name,
                     now: ServerWallClock().nowMillis(),
                     generator: &generator
@@ -37,9 +37,9 @@ struct PracticeCommand: AsyncParsableCommand {
         @Flag(help: "Print JSON instead of a table.") var json = false
 
         func run() async throws {
-            let store = try data.openStore()
+            let store = try await data.openStore()
             do {
-                let practices = try store.practices()
+                let practices = try await store.practices()
                 if json {
                     print(String(decoding: try Wire.makeEncoder().encode(practices), as: UTF8.self))
                 } else {
@@ -141,15 +141,16 @@ struct TokenCommand: AsyncParsableCommand {
         }
 
         func run() async throws {
-            let store = try data.openStore()
+            let store = try await data.openStore()
             do {
                 let now = ServerWallClock().nowMillis()
                 let expiry = expiresAtMillis ?? expiresIn.map { now + UInt64($0) * 86_400_000 }
                 if let successorOf {
-                    let issued = try store.issueSuccessor(
+                    let issued = try await store.issueSuccessor(
                         of: successorOf,
                         label: label,
                         expiresAtMillis: expiry,
+                        graceMillis: nil,
                         now: now
                     )
                     try report(issued)
@@ -159,13 +160,13 @@ struct TokenCommand: AsyncParsableCommand {
                 if let practice {
                     practiceID = practice
                 } else {
-                    let all = try store.practices()
+                    let all = try await store.practices()
                     guard all.count == 1 else {
                         throw ValidationError("the store has \(all.count) practices; name one with --practice")
                     }
                     practiceID = all[0].id
                 }
-                let issued = try store.issueToken(
+                let issued = try await store.issueToken(
                     practice: practiceID,
                     role: role.flatMap(Role.init(rawValue:)) ?? .clinician,
                     scope: Scope(sites: sites, teams: teams),
@@ -220,9 +221,9 @@ struct TokenCommand: AsyncParsableCommand {
         @Flag(help: "Print JSON instead of a table.") var json = false
 
         func run() async throws {
-            let store = try data.openStore()
+            let store = try await data.openStore()
             do {
-                let tokens = try store.tokens(practice: practice)
+                let tokens = try await store.tokens(practice: practice)
                 if json {
                     print(String(decoding: try Wire.makeEncoder().encode(tokens), as: UTF8.self))
                     return
@@ -275,10 +276,10 @@ struct TokenCommand: AsyncParsableCommand {
         }
 
         func run() async throws {
-            let store = try data.openStore()
+            let store = try await data.openStore()
             do {
                 let now = ServerWallClock().nowMillis()
-                let issued = try store.issueSuccessor(
+                let issued = try await store.issueSuccessor(
                     of: id,
                     label: label,
                     expiresAtMillis: expiresIn.map { now + UInt64($0) * 86_400_000 },
@@ -305,9 +306,9 @@ struct TokenCommand: AsyncParsableCommand {
         @Argument(help: "The token's id (tok_...).") var id: String
 
         func run() async throws {
-            let store = try data.openStore()
+            let store = try await data.openStore()
             do {
-                let token = try store.revokeToken(id: id, now: ServerWallClock().nowMillis())
+                let token = try await store.revokeToken(id: id, now: ServerWallClock().nowMillis())
                 print("revoked \(token.id)")
             } catch {
                 fail(error)
@@ -345,9 +346,9 @@ struct AuditCommand: AsyncParsableCommand {
     @Flag(help: "Print JSON instead of a table.") var json = false
 
     func run() async throws {
-        let store = try data.openStore()
+        let store = try await data.openStore()
         do {
-            let entries = try store.auditLog(practice: practice)
+            let entries = try await store.auditLog(practice: practice)
             if json {
                 print(String(decoding: try Wire.makeEncoder().encode(entries), as: UTF8.self))
                 return

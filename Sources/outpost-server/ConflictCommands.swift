@@ -18,14 +18,14 @@ struct ConflictsCommand: AsyncParsableCommand {
         @Option(help: ArgumentHelp("The practice (default: the only practice).", valueName: "practice-id"))
         var practice: String?
 
-        func resolve(in store: ServerStore) throws -> String {
+        func resolve(in store: any AdminStorage) async throws -> String {
             if let practice {
-                guard try store.practice(practice) != nil else {
+                guard try await store.practice(practice) != nil else {
                     throw ValidationError("no practice \(practice); list them with 'outpost-server practice list'")
                 }
                 return practice
             }
-            let all = try store.practices()
+            let all = try await store.practices()
             guard all.count == 1 else {
                 throw ValidationError("the store has \(all.count) practices; name one with --practice")
             }
@@ -48,9 +48,9 @@ struct ConflictsCommand: AsyncParsableCommand {
         @Flag(help: "Print JSON instead of a table.") var json = false
 
         func run() async throws {
-            let store = try data.openStore()
+            let store = try await data.openStore()
             do {
-                let conflicts = try store.conflicts(practice: try practice.resolve(in: store))
+                let conflicts = try await store.conflicts(practice: try await practice.resolve(in: store), id: nil)
                 let rows = conflicts.map {
                     Row(
                         id: $0.id,
@@ -96,9 +96,11 @@ struct ConflictsCommand: AsyncParsableCommand {
         }
 
         func run() async throws {
-            let store = try data.openStore()
+            let store = try await data.openStore()
             do {
-                guard let found = try store.conflicts(practice: try practice.resolve(in: store), id: id).first else {
+                guard
+                    let found = try await store.conflicts(practice: try await practice.resolve(in: store), id: id).first
+                else {
                     throw ValidationError(
                         "no open conflict '\(id)' in this practice; list them with 'outpost-server conflicts list'"
                     )

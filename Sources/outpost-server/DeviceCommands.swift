@@ -23,8 +23,8 @@ struct DevicesCommand: AsyncParsableCommand {
     }
 
     /// The one device of `replica` (in `practice`, when given).
-    static func find(_ replica: String, practice: String?, in store: ServerStore) throws -> DeviceEntry {
-        let matches = try store.devices(practice: practice).filter { $0.replica == replica }
+    static func find(_ replica: String, practice: String?, in store: any AdminStorage) async throws -> DeviceEntry {
+        let matches = try await store.devices(practice: practice).filter { $0.replica == replica }
         guard let device = matches.first else {
             throw ValidationError("no device \(replica); list them with 'outpost-server devices'")
         }
@@ -66,10 +66,10 @@ struct DevicesCommand: AsyncParsableCommand {
         }
 
         func run() async throws {
-            let store = try data.openStore()
+            let store = try await data.openStore()
             do {
                 let now = ServerWallClock().nowMillis()
-                var devices = try store.devices(practice: practice)
+                var devices = try await store.devices(practice: practice)
                 if !all { devices.removeAll { $0.retiredAtMillis != nil } }
                 if let age = stale.flatMap(DevicesCommand.millis) {
                     devices.removeAll { now < $0.lastSeenMillis || now - $0.lastSeenMillis < age }
@@ -102,9 +102,9 @@ struct DevicesCommand: AsyncParsableCommand {
         @Option(help: "The practice (default: any that has this replica).") var practice: String?
 
         func run() async throws {
-            let store = try data.openStore()
+            let store = try await data.openStore()
             do {
-                let device = try DevicesCommand.find(replica, practice: practice, in: store)
+                let device = try await DevicesCommand.find(replica, practice: practice, in: store)
                 print(String(decoding: try Wire.makeEncoder().encode(device), as: UTF8.self))
             } catch {
                 fail(error)
@@ -122,10 +122,14 @@ struct DevicesCommand: AsyncParsableCommand {
         @Option(help: "The practice (default: the only one that has this replica).") var practice: String?
 
         func run() async throws {
-            let store = try data.openStore()
+            let store = try await data.openStore()
             do {
-                let device = try DevicesCommand.find(replica, practice: practice, in: store)
-                try store.retireDevice(practice: device.practice, replica: replica, now: ServerWallClock().nowMillis())
+                let device = try await DevicesCommand.find(replica, practice: practice, in: store)
+                try await store.retireDevice(
+                    practice: device.practice,
+                    replica: replica,
+                    now: ServerWallClock().nowMillis()
+                )
                 print("retired \(replica) of \(device.practice)")
             } catch {
                 fail(error)

@@ -24,7 +24,7 @@ struct OutpostServerCommand: AsyncParsableCommand {
         version: ServerInfo.versionLine,
         subcommands: [
             Serve.self, PracticeCommand.self, TokenCommand.self, ConflictsCommand.self, PurgeCommand.self,
-            DevicesCommand.self, AuditCommand.self,
+            DevicesCommand.self, AuditCommand.self, MigrateCommand.self,
         ],
         defaultSubcommand: Serve.self
     )
@@ -65,14 +65,37 @@ struct DataOptions: ParsableArguments {
     )
     var data: String?
 
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "The PostgreSQL database to use instead of SQLite in the data directory.",
+            discussion: """
+                postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE[?pool=N&sslmode=require]; defaults to \
+                $OUTPOST_DATABASE_URL. See docs/postgres.md.
+                """,
+            valueName: "url"
+        )
+    )
+    var database: String?
+
     var directory: String {
         data ?? ProcessInfo.processInfo.environment["OUTPOST_DATA"] ?? "outpost-data"
     }
 
+    /// The PostgreSQL URL given, if any.
+    var databaseURL: String? {
+        database ?? ProcessInfo.processInfo.environment["OUTPOST_DATABASE_URL"].flatMap { $0.isEmpty ? nil : $0 }
+    }
+
     /// Opens the store for an administration command: it must exist.
-    func openStore() throws -> ServerStore {
+    func openStore() async throws -> any ServerBackend {
         do {
-            return try ServerStore(directory: directory, create: false, logger: Logger(label: "outpost-server"))
+            return try await ServerBackends.open(
+                databaseURL: databaseURL,
+                directory: directory,
+                create: false,
+                logger: Logger(label: "outpost-server")
+            )
         } catch {
             throw RuntimeFailure(error.message)
         }
@@ -172,10 +195,15 @@ struct Serve: AsyncParsableCommand {
         let logger = Logger(label: "outpost-server")
         let directory = data.directory
         let clock = ServerWallClock()
-        let store: ServerStore
+        let store: any ServerBackend
         do {
-            store = try ServerStore(directory: directory, create: true, logger: logger)
-            if let bootstrap = try SyncServer.bootstrapIfNeeded(
+            store = try await ServerBackends.open(
+                databaseURL: data.databaseURL,
+                directory: directory,
+                create: true,
+                logger: logger
+            )
+            if let bootstrap = try await SyncServer.bootstrapIfNeeded(
                 store: store,
                 directory: directory,
                 practiceName: practiceName,

@@ -25,10 +25,10 @@ struct PurgeCommand: AsyncParsableCommand {
         @Option(help: ArgumentHelp("The legal ground, for the audit.", valueName: "text")) var reason: String
 
         func run() async throws {
-            let store = try data.openStore()
+            let store = try await data.openStore()
             do {
-                let entry = try store.purge(
-                    practice: try practice.resolve(in: store),
+                let entry = try await store.purge(
+                    practice: try await practice.resolve(in: store),
                     patient: id,
                     reason: reason,
                     now: ServerWallClock().nowMillis()
@@ -47,9 +47,9 @@ struct PurgeCommand: AsyncParsableCommand {
         @Flag(help: "Print JSON instead of a table.") var json = false
 
         func run() async throws {
-            let store = try data.openStore()
+            let store = try await data.openStore()
             do {
-                let entries = try store.purges(practice: try practice.resolve(in: store))
+                let entries = try await store.purges(practice: try await practice.resolve(in: store))
                 if json {
                     print(String(decoding: try JSONEncoder.sorted.encode(entries), as: UTF8.self))
                 } else if entries.isEmpty {

@@ -20,8 +20,11 @@ struct ConflictEndToEndTests {
     }
 
     /// A server, an admin replica `a` holding the small practice, and clinician replicas `b` and `c`.
-    func practice(wire: String? = nil) async throws -> (TestServer, TemporaryDirectory, Device, Device, Device) {
-        let server = try await TestServer()
+    func practice(
+        _ backend: Backend,
+        wire: String? = nil
+    ) async throws -> (TestServer, TemporaryDirectory, Device, Device, Device) {
+        let server = try await TestServer(backend: backend)
         let folder = try TemporaryDirectory("outpost-conflicts")
         let url = server.url.absoluteString
         let a = Device("a", in: folder, encoding: wire)
@@ -37,13 +40,14 @@ struct ConflictEndToEndTests {
         return (server, folder, a, b, c)
     }
 
-    @Test(arguments: ["binary", "json-plain"])
+    @Test(arguments: Backend.all, ["binary", "json-plain"])
     func concurrentEditsConflictResolutionsClearEverywhereAndCompetingResolutionsConflictAgain(
+        backend: Backend,
         wire: String
     )
         async throws
     {
-        let (server, folder, a, b, c) = try await practice(wire: wire)
+        let (server, folder, a, b, c) = try await practice(backend, wire: wire)
         _ = folder
         let patient = try firstPatient(a)
         let id = "\(patient).birthDate"
@@ -112,8 +116,10 @@ struct ConflictEndToEndTests {
         #expect(try a.export() == c.export())
     }
 
-    @Test func aSiteDeviceCannotResolveAndBadResolutionsChangeNothing() async throws {
-        let (server, folder, a, b, _) = try await practice()
+    @Test(arguments: Backend.all) func aSiteDeviceCannotResolveAndBadResolutionsChangeNothing(
+        backend: Backend
+    ) async throws {
+        let (server, folder, a, b, _) = try await practice(backend)
         let school = Device("school", in: folder)
         try school.ok(
             "init",
@@ -169,8 +175,10 @@ struct ConflictEndToEndTests {
         #expect(try a.status()["pendingChanges"] as? Int == 0)
     }
 
-    @Test func bulkResolutionByRuleShowsItsPlanOnADryRunThenResolves() async throws {
-        let (server, folder, a, b, _) = try await practice()
+    @Test(arguments: Backend.all) func bulkResolutionByRuleShowsItsPlanOnADryRunThenResolves(
+        backend: Backend
+    ) async throws {
+        let (server, folder, a, b, _) = try await practice(backend)
         _ = (server, folder)
         let patients = try #require(try json(try a.ok("patient", "list", "--json")) as? [[String: Any]])
             .compactMap { $0["id"] as? String }.prefix(3)
@@ -210,8 +218,8 @@ struct ConflictEndToEndTests {
         #expect(try a.export() == b.export())
     }
 
-    @Test func anOpenConflictSurvivesTheClientBeingKilled() async throws {
-        let (server, folder, a, b, _) = try await practice()
+    @Test(arguments: Backend.all) func anOpenConflictSurvivesTheClientBeingKilled(backend: Backend) async throws {
+        let (server, folder, a, b, _) = try await practice(backend)
         _ = server
         let patient = try firstPatient(a)
         try a.ok("patient", "set", patient, "birthDate=1970-01-02")

@@ -35,9 +35,12 @@ struct ScopeEndToEndTests {
     }
 
     /// Run with both sync encodings, with and without gzip: scoped pulls carry records and removals in each.
-    @Test(arguments: Device.wires)
-    func eachDeviceSeesExactlyItsScopeAndPatientsMoveInAndOutWithoutAResync(encoding: String) async throws {
-        let server = try await TestServer()
+    @Test(arguments: Backend.all, Device.wires)
+    func eachDeviceSeesExactlyItsScopeAndPatientsMoveInAndOutWithoutAResync(
+        backend: Backend,
+        encoding: String
+    ) async throws {
+        let server = try await TestServer(backend: backend)
         let folder = try TemporaryDirectory("outpost-scopes")
         let url = server.url.absoluteString
         let admin = try practiceAdmin(server, in: folder, encoding: encoding)
@@ -114,13 +117,14 @@ struct ScopeEndToEndTests {
         #expect(!(try nurse.export()).contains("Other clinic"))
     }
 
-    @Test(arguments: ["team", "site"])
+    @Test(arguments: Backend.all, ["team", "site"])
     func aScopedTokenCannotPushEditsToAPatientOutsideItsScopeNorPullWithoutItsReplica(
+        backend: Backend,
         scopedBy kind: String
     )
         async throws
     {
-        let server = try await TestServer()
+        let server = try await TestServer(backend: backend)
         let folder = try TemporaryDirectory("outpost-scopes")
         let url = server.url.absoluteString
         let admin = try practiceAdmin(server, in: folder)
@@ -167,8 +171,10 @@ struct ScopeEndToEndTests {
         #expect(pullStatus == 400)
     }
 
-    @Test func aLegalPurgeErasesThePatientFromTheServerAndEveryDevice() async throws {
-        let server = try await TestServer()
+    @Test(arguments: Backend.all) func aLegalPurgeErasesThePatientFromTheServerAndEveryDevice(
+        backend: Backend
+    ) async throws {
+        let server = try await TestServer(backend: backend)
         let folder = try TemporaryDirectory("outpost-purge")
         let admin = try practiceAdmin(server, in: folder)
         let team = try #require(try list(admin, "team", "list").compactMap { $0["id"] as? String }.sorted().first)

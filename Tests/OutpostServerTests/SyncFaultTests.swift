@@ -79,13 +79,14 @@ struct SyncFaultTests {
         }
     }
 
-    @Test(arguments: FaultPoint.allCases)
+    @Test(arguments: Backend.all, FaultPoint.allCases)
     func serverKilledMidPushThenRestartedTheNextSyncCompletesWithNothingLostOrDuplicated(
+        backend: Backend,
         point: FaultPoint
     )
         async throws
     {
-        let server = try await TestServer()
+        let server = try await TestServer(backend: backend)
         let directory = try TemporaryDirectory("outpost-faults")
         let admin = server.adminToken
         let a = try LocalReplica("site-a", in: directory)
@@ -115,9 +116,12 @@ struct SyncFaultTests {
         #expect(try b.export() == a.export())
     }
 
-    @Test(arguments: FaultPoint.allCases)
-    func serverKilledMidPullThenRestartedTheNextSyncResumesWithNoGapOrDuplicate(point: FaultPoint) async throws {
-        let server = try await TestServer()
+    @Test(arguments: Backend.all, FaultPoint.allCases)
+    func serverKilledMidPullThenRestartedTheNextSyncResumesWithNoGapOrDuplicate(
+        backend: Backend,
+        point: FaultPoint
+    ) async throws {
+        let server = try await TestServer(backend: backend)
         let directory = try TemporaryDirectory("outpost-faults")
         let admin = server.adminToken
         let (a, b) = try await twoSyncedReplicas(server, directory)
@@ -142,8 +146,10 @@ struct SyncFaultTests {
         try await expectFeedHoldsEachChangeOnce(server, admin, count: total)
     }
 
-    @Test func aCLIReplicaWhoseServerDiedMidPushSaysSoKeepsItsOutboxAndCatchesUpAfterARestart() async throws {
-        let server = try await TestServer()
+    @Test(arguments: Backend.all) func aCLIReplicaWhoseServerDiedMidPushSaysSoKeepsItsOutboxAndCatchesUpAfterARestart(
+        backend: Backend
+    ) async throws {
+        let server = try await TestServer(backend: backend)
         let devices = try TemporaryDirectory("outpost-devices")
         let url = server.url.absoluteString
         let admin = server.adminToken
@@ -183,9 +189,12 @@ struct SyncFaultTests {
         #expect(try laptop.export() == desk.export())
     }
 
-    @Test(arguments: SyncEngine.Encoding.allCases)
-    func aPullPageLostInTransitIsFetchedAgainWithNoGapAndNoDuplicate(encoding: SyncEngine.Encoding) async throws {
-        let server = try await TestServer()
+    @Test(arguments: Backend.all, SyncEngine.Encoding.allCases)
+    func aPullPageLostInTransitIsFetchedAgainWithNoGapAndNoDuplicate(
+        backend: Backend,
+        encoding: SyncEngine.Encoding
+    ) async throws {
+        let server = try await TestServer(backend: backend)
         let directory = try TemporaryDirectory("outpost-faults")
         let admin = server.adminToken
         let (a, b) = try await twoSyncedReplicas(server, directory)
@@ -209,9 +218,12 @@ struct SyncFaultTests {
         #expect(Set(history.map(\.id)).count == history.count, "a change was applied twice")
     }
 
-    @Test(arguments: SyncEngine.Encoding.allCases)
-    func aPushAnswerLostInTransitIsRetriedAndCountedAsDuplicates(encoding: SyncEngine.Encoding) async throws {
-        let server = try await TestServer()
+    @Test(arguments: Backend.all, SyncEngine.Encoding.allCases)
+    func aPushAnswerLostInTransitIsRetriedAndCountedAsDuplicates(
+        backend: Backend,
+        encoding: SyncEngine.Encoding
+    ) async throws {
+        let server = try await TestServer(backend: backend)
         let directory = try TemporaryDirectory("outpost-faults")
         let admin = server.adminToken
         let a = try LocalReplica("site-a", in: directory)
@@ -233,8 +245,10 @@ struct SyncFaultTests {
         try await expectFeedHoldsEachChangeOnce(server, admin, count: total)
     }
 
-    @Test func aDeviceWhoseClockRunsADayAheadIsToldAndItsChangesAreReStampedNotLost() async throws {
-        let server = try await TestServer()
+    @Test(arguments: Backend.all) func aDeviceWhoseClockRunsADayAheadIsToldAndItsChangesAreReStampedNotLost(
+        backend: Backend
+    ) async throws {
+        let server = try await TestServer(backend: backend)
         let directory = try TemporaryDirectory("outpost-faults")
         let admin = server.adminToken
         let fast = try LocalReplica("fast-clock", in: directory, wallClock: OffsetWallClock(offsetMillis: 86_400_000))
@@ -268,8 +282,10 @@ struct SyncFaultTests {
         #expect(try other.export().contains("\"preferredLanguage\":\"es\""))
     }
 
-    @Test func sigtermDuringALongPollStopsTheServerAndThePollGetsAnAnswerOrAClosedConnection() async throws {
-        let server = try await TestServer()
+    @Test(arguments: Backend.all) func sigtermDuringALongPollStopsTheServerAndThePollGetsAnAnswerOrAClosedConnection(
+        backend: Backend
+    ) async throws {
+        let server = try await TestServer(backend: backend)
         let process = try #require(server.process)
         let url = try #require(URL(string: "\(server.url.absoluteString)/v1/changes?since=0&wait=30"))
         let token = server.adminToken

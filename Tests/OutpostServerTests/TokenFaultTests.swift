@@ -23,8 +23,10 @@ struct TokenFaultTests {
         }
     }
 
-    @Test func aRevokedTokenIsRefusedTheOutboxKeptAndItsSuccessorTakesOverTheReplica() async throws {
-        let server = try await TestServer()
+    @Test(arguments: Backend.all) func aRevokedTokenIsRefusedTheOutboxKeptAndItsSuccessorTakesOverTheReplica(
+        backend: Backend
+    ) async throws {
+        let server = try await TestServer(backend: backend)
         let devices = try TemporaryDirectory("outpost-devices")
         let url = server.url.absoluteString
         let first = try server.issueTokenEntry(role: "admin", extra: ["--label", "desk"])
@@ -85,8 +87,10 @@ struct TokenFaultTests {
         #expect(try laptop.export().contains(#""riskTier":"high""#))
     }
 
-    @Test func anExpiredTokenIsRefusedTheOutboxKeptAndANewTokenSyncsIt() async throws {
-        let server = try await TestServer()
+    @Test(arguments: Backend.all) func anExpiredTokenIsRefusedTheOutboxKeptAndANewTokenSyncsIt(
+        backend: Backend
+    ) async throws {
+        let server = try await TestServer(backend: backend)
         let devices = try TemporaryDirectory("outpost-devices")
         let url = server.url.absoluteString
         let expired = try server.issueTokenEntry(
@@ -127,8 +131,10 @@ struct TokenFaultTests {
         #expect(try await server.feed(fresh).count == pending)
     }
 
-    @Test func aReplicaIDIsPerPracticeAnotherPracticesDeviceOfTheSameIDIsAnotherDevice() async throws {
-        let server = try await TestServer()
+    @Test(arguments: Backend.all) func aReplicaIDIsPerPracticeAnotherPracticesDeviceOfTheSameIDIsAnotherDevice(
+        backend: Backend
+    ) async throws {
+        let server = try await TestServer(backend: backend)
         let directory = try TemporaryDirectory("outpost-tokens")
         let first = try server.issueTokenEntry(role: "admin")
         let a = try LocalReplica("site-a", in: directory)

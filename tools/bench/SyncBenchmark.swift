@@ -33,6 +33,21 @@ struct SyncBenchmark: AsyncParsableCommand {
     @Option(help: "Concurrent sync rounds of the devices.") var rounds: Int = 5
     @Option(help: "Encoding of pushes, pull pages and snapshot pages: json or binary.") var encoding: String = "binary"
     @Option(help: "gzip of pushes, pull pages and snapshot pages: on or off.") var compression: String = "on"
+    @Option(
+        help: ArgumentHelp(
+            "A PostgreSQL database (postgres://USER@HOST:PORT/DB): run only the many-devices part, on one SQLite "
+                + "process and on this database with each count of --processes, in the same run.",
+            valueName: "url"
+        )
+    )
+    var database: String?
+    @Option(help: "With --database: the counts of server processes to run the devices across, e.g. 1,2,3.")
+    var processes: String = "1,2,3"
+
+    /// The counts of `--processes`.
+    var processCounts: [Int] {
+        processes.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
+    }
 
     func validate() throws {
         guard PracticeGenerator.Size(named: size) != nil else {
@@ -47,6 +62,14 @@ struct SyncBenchmark: AsyncParsableCommand {
         guard edits >= 1, devices >= 1, rounds >= 1 else {
             throw ValidationError("--edits, --devices and --rounds must be at least 1")
         }
+        let counts = processCounts
+        guard counts.count == processes.split(separator: ",").count, counts.allSatisfy({ (1...16).contains($0) })
+        else {
+            throw ValidationError("--processes must list counts from 1 to 16, e.g. 1,2,3")
+        }
+        if let database, !database.hasPrefix("postgres://"), !database.hasPrefix("postgresql://") {
+            throw ValidationError("--database must be a postgres:// URL")
+        }
     }
 
     func run() async throws {
@@ -54,6 +77,10 @@ struct SyncBenchmark: AsyncParsableCommand {
         let folder = URL(fileURLWithPath: NSTemporaryDirectory() + "outpost-bench-sync-\(getpid())", isDirectory: true)
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: folder) }
+        if let database {
+            try await compareBackends(database: database, folder: folder)
+            return
+        }
         let server = try BenchServer(data: folder.appendingPathComponent("server").path)
         defer { server.stop() }
         print(
@@ -125,19 +152,99 @@ struct SyncBenchmark: AsyncParsableCommand {
         print("peak memory of this process so far: \(StoreBenchmark.mebibytes(StoreBenchmark.peakResidentBytes()))")
 
         // 4. Many devices of a small practice sync at once.
-        let practice = try server.admin(["practice", "add", "Busy clinic"]).trimmingCharacters(
+        let fleet = try await fleet(across: [server], folder: folder)
+        print(
+            "\(devices) devices syncing at once, \(rounds) rounds of 5 edits each: \(fleet.requests) requests, "
+                + "p50 \(StoreBenchmark.format(fleet.requestP50)), p99 \(StoreBenchmark.format(fleet.requestP99)) "
+                + "per request; whole sync p50 \(StoreBenchmark.format(fleet.syncP50)), p99 "
+                + "\(StoreBenchmark.format(fleet.syncP99)); \(fleet.errors) errors (target: p99 under 250 ms, no errors)"
+        )
+    }
+
+    /// With `--database`: the many-devices part on one SQLite process, then on the PostgreSQL database with each
+    /// count of `--processes` (each run on a practice of its own, the devices spread over the processes).
+    func compareBackends(database: String, folder: URL) async throws {
+        print(
+            "outpost-bench sync --database \(BenchServer.redacted(database)) --processes \(processes) --seed \(seed) "
+                + "--devices \(devices) --rounds \(rounds) --encoding \(encoding) --compression \(compression)"
+        )
+        print(
+            "\(ProcessInfo.processInfo.activeProcessorCount) cores; \(devices) devices, \(rounds) rounds of 5 edits each"
+        )
+        // Each run's processes are started just before it and stopped after it, so no run shares the machine
+        // with another's idle processes.
+        var runs: [(label: String, count: Int, database: String?)] = [("SQLite, 1 process", 1, nil)]
+        for count in processCounts {
+            runs.append(("PostgreSQL, \(count) process\(count == 1 ? "" : "es")", count, database))
+        }
+        for (number, run) in runs.enumerated() {
+            var servers: [BenchServer] = []
+            defer {
+                for server in servers { server.stop() }
+            }
+            for index in 0..<run.count {
+                servers.append(
+                    try BenchServer(
+                        data: folder.appendingPathComponent("run-\(number)-\(index)").path,
+                        database: run.database
+                    )
+                )
+            }
+            let result = try await fleet(across: servers, folder: folder)
+            print(
+                "\(run.label): \(result.requests) requests, p50 \(StoreBenchmark.format(result.requestP50)), p99 "
+                    + "\(StoreBenchmark.format(result.requestP99)) per request; whole sync p50 "
+                    + "\(StoreBenchmark.format(result.syncP50)), p99 \(StoreBenchmark.format(result.syncP99)); "
+                    + "\(result.errors) errors; \(Int(result.changesPerSecond)) changes/s pushed "
+                    + "(\(result.pushed) in \(StoreBenchmark.format(result.elapsed)))"
+            )
+        }
+    }
+
+    /// What the many devices measured.
+    struct FleetResult {
+        var requests = 0
+        var requestP50: Duration = .zero
+        var requestP99: Duration = .zero
+        var syncP50: Duration = .zero
+        var syncP99: Duration = .zero
+        var errors = 0
+        /// Changes the servers accepted from the devices' rounds, and the rounds' wall time.
+        var pushed = 0
+        var elapsed: Duration = .zero
+
+        var changesPerSecond: Double {
+            let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+            return seconds > 0 ? Double(pushed) / seconds : 0
+        }
+    }
+
+    /// A new practice of `servers` with a small generated panel; `devices` devices bootstrap it, each through
+    /// one of the processes in turn (as a load balancer spreads them), then edit and sync at once for `rounds`
+    /// rounds.
+    func fleet(across servers: [BenchServer], folder: URL) async throws -> FleetResult {
+        let first = servers[0]
+        let practice = try first.admin(["practice", "add", "Busy clinic"]).trimmingCharacters(
             in: .whitespacesAndNewlines
         )
-        let token = try server.admin(["token", "issue", "--practice", practice, "--role", "admin"])
+        let token = try first.admin(["token", "issue", "--practice", practice, "--role", "admin"])
             .trimmingCharacters(in: .whitespacesAndNewlines)
+        guard practice.hasPrefix("pra_"), !token.isEmpty else {
+            throw ValidationError("outpost-server could not add a practice or issue a token")
+        }
+        var options = deviceOptions
+        options.pushBatch = 5_000
+        options.pageSize = 5_000
         let small = PracticeGenerator(seed: seed &+ 5, size: .small).generate()
-        let loader = try CareStore.create(at: folder.appendingPathComponent("busy-seed.sqlite").path)
+        let tag = "\(practice.suffix(8))"
+        let loader = try CareStore.create(at: folder.appendingPathComponent("busy-seed-\(tag).sqlite").path)
         try loader.importPractice(small)
-        _ = try await engine(loader, server, WireCounter(), options, token: token).sync()
+        _ = try await engine(loader, first, WireCounter(), options, token: token).sync()
         var fleet: [(CareStore, SyncEngine)] = []
         let latencies = LatencyLog()
         for index in 0..<devices {
-            let store = try CareStore.create(at: folder.appendingPathComponent("device-\(index).sqlite").path)
+            let server = servers[index % servers.count]
+            let store = try CareStore.create(at: folder.appendingPathComponent("device-\(tag)-\(index).sqlite").path)
             let deviceEngine = engine(store, server, WireCounter(latencies: nil), deviceOptions, token: token)
             _ = try await deviceEngine.sync()
             fleet.append(
@@ -145,41 +252,46 @@ struct SyncBenchmark: AsyncParsableCommand {
             )
         }
         var syncLatencies: [Duration] = []
-        var errors = 0
+        var result = FleetResult()
         for round in 0..<rounds {
             for (index, device) in fleet.enumerated() {
                 try makeEdits(device.0, dump: small, seed: seed &+ UInt64(round * 1000 + index), count: 5)
             }
-            let results = await withTaskGroup(of: Result<Duration, any Error>.self) { group in
+            let start = ContinuousClock.now
+            let results = await withTaskGroup(of: Result<(Duration, Int), any Error>.self) { group in
                 for device in fleet {
                     group.addTask {
                         do {
-                            return .success(try await Self.measure { _ = try await device.1.sync() })
+                            var pushed = 0
+                            let duration = try await Self.measure { pushed = try await device.1.sync().pushed }
+                            return .success((duration, pushed))
                         } catch {
                             return .failure(error)
                         }
                     }
                 }
-                var results: [Result<Duration, any Error>] = []
+                var results: [Result<(Duration, Int), any Error>] = []
                 for await result in group { results.append(result) }
                 return results
             }
-            for result in results {
-                switch result {
-                case .success(let duration): syncLatencies.append(duration)
-                case .failure: errors += 1
+            result.elapsed += ContinuousClock.now - start
+            for outcome in results {
+                switch outcome {
+                case .success(let (duration, pushed)):
+                    syncLatencies.append(duration)
+                    result.pushed += pushed
+                case .failure: result.errors += 1
                 }
             }
         }
         let requests = latencies.sorted()
         let syncs = syncLatencies.sorted()
-        print(
-            "\(devices) devices syncing at once, \(rounds) rounds of 5 edits each: \(requests.count) requests, "
-                + "p50 \(StoreBenchmark.format(percentile(requests, 0.5))), "
-                + "p99 \(StoreBenchmark.format(percentile(requests, 0.99))) per request; whole sync p50 "
-                + "\(StoreBenchmark.format(percentile(syncs, 0.5))), p99 \(StoreBenchmark.format(percentile(syncs, 0.99))); "
-                + "\(errors) errors (target: p99 under 250 ms, no errors)"
-        )
+        result.requests = requests.count
+        result.requestP50 = percentile(requests, 0.5)
+        result.requestP99 = percentile(requests, 0.99)
+        result.syncP50 = percentile(syncs, 0.5)
+        result.syncP99 = percentile(syncs, 0.99)
+        return result
     }
 
     /// The engine's default options with the chosen encoding.
@@ -325,8 +437,12 @@ final class BenchServer {
             .trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
-    init(data: String) throws {
+    /// The PostgreSQL database it runs on, or `nil` for SQLite in `data`.
+    let database: String?
+
+    init(data: String, database: String? = nil) throws {
         self.data = data
+        self.database = database
         executable = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
             .deletingLastPathComponent().appendingPathComponent("outpost-server")
         guard FileManager.default.isExecutableFile(atPath: executable.path) else {
@@ -336,7 +452,9 @@ final class BenchServer {
         _ = FileManager.default.createFile(atPath: output, contents: nil)
         process = Process()
         process.executableURL = executable
-        process.arguments = ["serve", "--data", data, "--port", "0", "--log-level", "error"]
+        process.arguments =
+            ["serve", "--data", data, "--port", "0", "--log-level", "error"]
+            + (database.map { ["--database", $0] } ?? [])
         process.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: output))
         process.standardInput = FileHandle.nullDevice
         try process.run()
@@ -358,7 +476,9 @@ final class BenchServer {
     func admin(_ arguments: [String]) throws -> String {
         let process = Process()
         process.executableURL = executable
-        process.arguments = Array(arguments.prefix(2)) + ["--data", data] + Array(arguments.dropFirst(2))
+        process.arguments =
+            Array(arguments.prefix(2)) + ["--data", data] + (database.map { ["--database", $0] } ?? [])
+            + Array(arguments.dropFirst(2))
         let pipe = Pipe()
         process.standardOutput = pipe
         process.standardError = FileHandle.nullDevice
@@ -366,6 +486,13 @@ final class BenchServer {
         let output = pipe.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
         return String(decoding: output, as: UTF8.self)
+    }
+
+    /// `url` without its password, for printing.
+    static func redacted(_ url: String) -> String {
+        guard var components = URLComponents(string: url), components.password != nil else { return url }
+        components.password = "***"
+        return components.string ?? url
     }
 
     func stop() {

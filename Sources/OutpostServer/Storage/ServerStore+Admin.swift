@@ -5,7 +5,8 @@ import OutpostCRDT
 import OutpostModel
 public import OutpostProtocol
 
-extension ServerStore {
+/// The SQLite backend of the administration commands.
+extension ServerStore: AdminStorage {
     /// Adds a practice and returns it.
     public func addPractice(
         name: String,
@@ -14,15 +15,7 @@ extension ServerStore {
     ) throws(ServerError)
         -> PracticeEntry
     {
-        let trimmed = name.trimmingCharacters(in: .whitespaces)
-        guard !trimmed.isEmpty, trimmed.count <= 200 else {
-            throw ServerError.malformed("a practice needs a name of 1 to 200 characters", field: "name")
-        }
-        let entry = PracticeEntry(
-            id: RecordType.practice.makeID(millis: now, using: &generator),
-            name: trimmed,
-            createdAtMillis: now
-        )
+        let entry = try AdminRules.makePractice(name: name, now: now, generator: &generator)
         try write { db in
             try db.execute(
                 sql: "INSERT INTO practice (id, name, createdAt) VALUES (?, ?, ?)",
@@ -87,7 +80,7 @@ extension ServerStore {
                 "token.issue",
                 practice: practice,
                 subject: issued.entry.id,
-                detail: Self.describe(issued.entry),
+                detail: AdminRules.describe(issued.entry),
                 now: now,
                 db: db
             )
@@ -114,20 +107,9 @@ extension ServerStore {
         try write { db in
             let row = try Self.tokenRow(id, db: db)
             let previous = Self.tokenEntry(row)
-            var entry = previous
-            entry.label = label ?? previous.label
-            entry.createdAtMillis = now
-            entry.expiresAtMillis = expiresAtMillis
-            entry.revokedAtMillis = nil
-            entry.successorOf = previous.id
+            let entry = AdminRules.successor(of: previous, label: label, expiresAtMillis: expiresAtMillis, now: now)
             if let graceMillis {
-                guard previous.isUsable(at: now) else {
-                    throw ServerError.parameter(
-                        "grace",
-                        "\(previous.id) is revoked or expired already: issue its successor without a grace period"
-                    )
-                }
-                let until = min(previous.expiresAtMillis ?? UInt64(Int64.max), now + graceMillis)
+                let until = try AdminRules.graceEnd(of: previous, graceMillis: graceMillis, now: now)
                 try db.execute(
                     sql: "UPDATE token SET expiresAt = ? WHERE id = ?",
                     arguments: [Int64(until), previous.id]
@@ -139,13 +121,16 @@ extension ServerStore {
                 )
             }
             let issued = try Self.insertToken(entry, db: db)
+            let (action, detail) = AdminRules.successorAudit(
+                issued.entry,
+                previous: previous.id,
+                graceMillis: graceMillis
+            )
             try Self.audit(
-                graceMillis == nil ? "token.successor" : "token.rotate",
+                action,
                 practice: entry.practice,
                 subject: issued.entry.id,
-                detail: "successor of \(previous.id)"
-                    + (graceMillis.map { ", which keeps working \($0 / 1000) s" } ?? ", which is revoked") + "; "
-                    + Self.describe(issued.entry),
+                detail: detail,
                 now: now,
                 db: db
             )
@@ -159,12 +144,7 @@ extension ServerStore {
     ) throws -> (secret: TokenSecret, entry: TokenEntry) {
         guard try Bool.fetchOne(db, sql: "SELECT 1 FROM practice WHERE id = ?", arguments: [draft.practice]) == true
         else {
-            throw ServerError(
-                .notFound,
-                .notFound,
-                "no practice \(draft.practice); list them with 'outpost-server practice list'",
-                field: "practice"
-            )
+            throw ServerError.noPractice(draft.practice)
         }
         if let person = draft.person {
             guard
@@ -175,11 +155,7 @@ extension ServerStore {
                     arguments: [draft.practice, person]
                 ) == true
             else {
-                throw ServerError.parameter(
-                    "person",
-                    "\(person) is not a person of practice \(draft.practice); list them with 'outpost person list' on "
-                        + "a synced replica"
-                )
+                throw ServerError.notAPerson(person, practice: draft.practice)
             }
         }
         let secret = TokenSecret.make()
@@ -243,12 +219,7 @@ extension ServerStore {
     /// The stored row of token `id`; `not_found` when there is none.
     static func tokenRow(_ id: String, db: Database) throws -> Row {
         guard let row = try Row.fetchOne(db, sql: "SELECT * FROM token WHERE id = ?", arguments: [id]) else {
-            throw ServerError(
-                .notFound,
-                .notFound,
-                "no token \(id); list them with 'outpost-server token list'",
-                field: "token"
-            )
+            throw ServerError.noToken(id)
         }
         return row
     }

@@ -22,13 +22,6 @@ public struct AuditEntry: Sendable, Hashable, Codable {
 }
 
 extension ServerStore {
-    /// The system user running this process, for the audit log: `SUDO_USER` when run through sudo, else `USER`,
-    /// else the numeric user id.
-    static var currentActor: String {
-        let environment = ProcessInfo.processInfo.environment
-        return environment["SUDO_USER"] ?? environment["USER"] ?? "uid \(getuid())"
-    }
-
     /// Appends to the audit log, in the transaction of the act it records.
     static func audit(
         _ action: String,
@@ -40,7 +33,7 @@ extension ServerStore {
     ) throws {
         try db.execute(
             sql: "INSERT INTO audit (at, actor, action, practice, subject, detail) VALUES (?, ?, ?, ?, ?, ?)",
-            arguments: [Int64(now), currentActor, action, practice, subject, detail]
+            arguments: [Int64(now), AdminRules.currentActor, action, practice, subject, detail]
         )
     }
 
@@ -65,18 +58,5 @@ extension ServerStore {
                 )
             }
         }
-    }
-
-    /// A token's grants in words, for the audit log.
-    static func describe(_ token: TokenEntry) -> String {
-        var parts = ["role \(token.role.rawValue)"]
-        parts.append(
-            token.scope.isWholePractice
-                ? "scope practice" : "scope " + (token.scope.sites + token.scope.teams).joined(separator: ",")
-        )
-        if let person = token.person { parts.append("person \(person)") }
-        if let expiry = token.expiresAtMillis { parts.append("expires at \(expiry)") }
-        if !token.label.isEmpty { parts.append("label \"\(token.label)\"") }
-        return parts.joined(separator: ", ")
     }
 }

@@ -32,21 +32,16 @@ extension ServerStore {
             for row in rows {
                 let ref = RecordRef(type: row["type"], id: row["id"])
                 let field: String = row["field"]
-                let conflictID = "\(ref.id).\(field)"
-                if let id, id != conflictID { continue }
-                var reader = BinaryReader(Array(row["state"] as Data))
-                let state = try reader.readRecordState()
-                guard let policy = CareModel.schema.policy(type: ref.type, field: field),
-                    let conflict = FieldConflict(record: ref, field: field, state: state[field], policy: policy)
-                else { continue }
-                result.append(
-                    ServerConflict(
-                        id: conflictID,
-                        practice: practice,
-                        conflict: conflict,
-                        detectedAtMillis: UInt64(row["detectedAt"] as Int64)
-                    )
-                )
+                if let id, id != "\(ref.id).\(field)" { continue }
+                if let conflict = try AdminRules.conflict(
+                    practice: practice,
+                    record: ref,
+                    field: field,
+                    state: Array(row["state"] as Data),
+                    detectedAt: row["detectedAt"]
+                ) {
+                    result.append(conflict)
+                }
             }
             return result
         }

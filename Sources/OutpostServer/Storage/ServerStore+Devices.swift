@@ -93,14 +93,12 @@ extension ServerStore {
                         ),
                         arguments: [row["practice"] as String, pulledTo ?? 0, row["replica"] as String]
                     ) ?? 0
-                let scope = ((row["scopeSites"] as String) + "," + (row["scopeTeams"] as String))
-                    .split(separator: ",").joined(separator: ",")
                 return DeviceEntry(
                     practice: row["practice"],
                     replica: row["replica"],
                     token: row["token"],
                     role: row["role"],
-                    scope: scope.isEmpty ? "practice" : scope,
+                    scope: AdminRules.scopeText(sites: row["scopeSites"], teams: row["scopeTeams"]),
                     label: row["label"],
                     firstSeenMillis: UInt64(row["firstSeen"] as Int64),
                     lastSeenMillis: UInt64(row["lastSeen"] as Int64),
@@ -128,12 +126,7 @@ extension ServerStore {
                 arguments: [Int64(now), practice, replica]
             )
             guard db.changesCount == 1 else {
-                throw ServerError(
-                    .notFound,
-                    .notFound,
-                    "practice \(practice) has no device \(replica); list them with 'outpost-server devices'",
-                    field: "replica"
-                )
+                throw ServerError.noDevice(replica, practice: practice)
             }
             try db.execute(
                 sql: "DELETE FROM device_patient WHERE practice = ? AND replica = ?",
@@ -146,15 +139,11 @@ extension ServerStore {
     /// Active devices (not retired) by how long ago they were last seen: within a day, a week, a month, or
     /// longer; for the `outpost_devices` gauge.
     public func deviceStaleness(now: UInt64) throws(ServerError) -> [(bucket: String, count: Int)] {
-        let day: UInt64 = 86_400_000
-        let buckets: [(String, UInt64)] = [("1d", day), ("7d", 7 * day), ("30d", 30 * day), ("older", .max)]
-        return try read { db in
-            var counts = Dictionary(uniqueKeysWithValues: buckets.map { ($0.0, 0) })
-            for lastSeen in try Int64.fetchAll(db, sql: "SELECT lastSeen FROM device WHERE retiredAt IS NULL") {
-                let age = now > UInt64(max(0, lastSeen)) ? now - UInt64(max(0, lastSeen)) : 0
-                if let bucket = buckets.first(where: { age < $0.1 }) { counts[bucket.0, default: 0] += 1 }
-            }
-            return buckets.map { ($0.0, counts[$0.0] ?? 0) }
+        try read { db in
+            AdminRules.staleness(
+                lastSeen: try Int64.fetchAll(db, sql: "SELECT lastSeen FROM device WHERE retiredAt IS NULL"),
+                now: now
+            )
         }
     }
 }

@@ -26,10 +26,7 @@ extension ServerStore {
     /// - Throws: ``ServerError`` `not_found` when the practice holds no such patient.
     public func purge(practice: String, patient: String, reason: String, now: UInt64) throws(ServerError) -> PurgeEntry
     {
-        let trimmed = reason.trimmingCharacters(in: .whitespacesAndNewlines)
-        guard !trimmed.isEmpty else {
-            throw ServerError.malformed("a purge needs --reason: the legal ground, for the audit", field: "reason")
-        }
+        let trimmed = try AdminRules.purgeReason(reason)
         return try write { db in
             guard
                 try Bool.fetchOne(
@@ -38,12 +35,7 @@ extension ServerStore {
                     arguments: [patient, practice]
                 ) == true
             else {
-                throw ServerError(
-                    .notFound,
-                    .notFound,
-                    "no patient \(patient) in practice \(practice)",
-                    field: "patient"
-                )
+                throw ServerError.noPatient(patient, practice: practice)
             }
             let refs = try Row.fetchAll(
                 db,

@@ -221,34 +221,27 @@ extension ServerStore: SyncStorage {
     /// Nothing a request says moves it otherwise, so a token cannot borrow another device's replica id to pull
     /// that device's patients or push in its name.
     static func bindDevice(_ replica: ReplicaID, token: TokenEntry, now: UInt64, db: Database) throws {
-        if let bound = try Row.fetchOne(
+        let bound = try Row.fetchOne(
             db,
             sql: "SELECT token, retiredAt FROM device WHERE practice = ? AND replica = ?",
             arguments: [token.practice, replica.rawValue]
-        ) {
-            guard bound["retiredAt"] as Int64? == nil else {
-                throw ServerError(
-                    .replicaMismatch,
-                    .forbidden,
-                    "replica \(replica) was retired by an administrator and may not sync; make a new replica with "
-                        + "'outpost init' (export what it holds first)"
-                )
-            }
-            let boundToken: String = bound["token"]
-            if boundToken == token.id { return }
-            guard try isSuccessor(token.id, of: boundToken, db: db) else {
-                throw ServerError(
-                    .replicaMismatch,
-                    .forbidden,
-                    "replica \(replica) belongs to another device; each device uses its own replica id (a device "
-                        + "given a new token needs one issued with 'outpost-server token issue --successor-of')"
-                )
-            }
+        )
+        let boundToken: String? = bound?["token"]
+        let binding = try AdminRules.binding(
+            replica,
+            bound: boundToken.map { (token: $0, isRetired: bound?["retiredAt"] as Int64? != nil) },
+            token: token.id,
+            predecessors: boundToken == nil || boundToken == token.id ? [] : predecessors(of: token.id, db: db)
+        )
+        switch binding {
+        case .keep:
+            return
+        case .rebind:
             try db.execute(
                 sql: "UPDATE device SET token = ? WHERE practice = ? AND replica = ?",
                 arguments: [token.id, token.practice, replica.rawValue]
             )
-        } else {
+        case .bind:
             try db.execute(
                 sql: """
                     INSERT INTO device (practice, replica, token, acknowledged, firstSeen, lastSeen)
@@ -259,19 +252,19 @@ extension ServerStore: SyncStorage {
         }
     }
 
-    /// Whether `token` descends from `ancestor` through successor tokens.
-    static func isSuccessor(_ token: String, of ancestor: String, db: Database) throws -> Bool {
+    /// The tokens `token` succeeds, nearest first.
+    static func predecessors(of token: String, db: Database) throws -> [String] {
         var current = token
-        var seen: Set<String> = []
+        var chain: [String] = []
         while let previous = try String.fetchOne(
             db,
             sql: "SELECT successorOf FROM token WHERE id = ?",
             arguments: [current]
-        ), seen.insert(previous).inserted {
-            if previous == ancestor { return true }
+        ), !chain.contains(previous) {
+            chain.append(previous)
             current = previous
         }
-        return false
+        return chain
     }
 
     public func claimReplica(_ replica: ReplicaID, token: TokenEntry, now: UInt64) async throws(ServerError) {

@@ -53,6 +53,16 @@ public protocol SyncStorage: Sendable {
 
     /// The number of open conflicts, across practices or in one.
     func openConflictCount(practice: String?) async throws(ServerError) -> Int
+
+    /// Calls `onGrowth` with a practice id whenever a push in any process grows that practice's feed, until the
+    /// task is cancelled: how long polls wake across processes. A backend only one process uses returns at once
+    /// (the process wakes its own long polls).
+    func watchFeeds(_ onGrowth: @escaping @Sendable (String) async -> Void) async throws
+}
+
+extension SyncStorage {
+    /// One process only: nothing to watch.
+    public func watchFeeds(_ onGrowth: @escaping @Sendable (String) async -> Void) async throws {}
 }
 
 /// What a push did, for the response, the log and the metrics.

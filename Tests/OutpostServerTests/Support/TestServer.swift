@@ -81,6 +81,15 @@ final class TestServer {
     private var logCount = 0
     /// For a server started with `--tls-cert`: the PEM certificates its certificate chains to.
     let trustedCertificates: String?
+    /// The backend it runs on.
+    let backend: Backend
+    /// For ``Backend/postgres``: the test's own database, dropped after the server is killed.
+    var database: TestDatabase?
+
+    /// The options that point a server or an administration command at the backend.
+    var backendArguments: [String] {
+        ["--data", dataDirectory] + (database.map { ["--database", $0.url] } ?? [])
+    }
 
     var scheme: String { trustedCertificates == nil ? "http" : "https" }
     var url: URL { URL(string: "\(scheme)://127.0.0.1:\(port)")! }
@@ -89,9 +98,21 @@ final class TestServer {
             .trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
     }
 
-    init(arguments: [String] = [], trustedCertificates: String? = nil) async throws {
+    init(arguments: [String] = [], trustedCertificates: String? = nil, backend: Backend = .sqlite) async throws {
         directory = try TemporaryDirectory("outpost-e2e")
         self.trustedCertificates = trustedCertificates
+        self.backend = backend
+        database = backend == .postgres ? try TestDatabase() : nil
+        try await start(arguments: arguments)
+    }
+
+    /// Another process on `database`, beside one already started on it (several stateless servers on one
+    /// PostgreSQL database). Its data directory receives no admin token: the first process's works for all.
+    init(sharing database: TestDatabase, arguments: [String] = []) async throws {
+        directory = try TemporaryDirectory("outpost-e2e")
+        trustedCertificates = nil
+        backend = .postgres
+        self.database = database
         try await start(arguments: arguments)
     }
 
@@ -103,7 +124,25 @@ final class TestServer {
     }
 
     /// Starts the server; on a restart, on the same port as before so clients keep their URL.
+    ///
+    /// While the server was down, the kernel may have lent its port to a client connection of another test
+    /// running in parallel (outgoing connections draw from the same ephemeral range); such a connection is
+    /// short, so a restart refused with "Address already in use" is tried again, a bounded number of times.
     func start(arguments: [String] = []) async throws {
+        var attempts = 0
+        while true {
+            do {
+                return try await launch(arguments: arguments)
+            } catch let error as HarnessError
+                where port != 0 && attempts < 100 && error.description.contains("Address already in use")
+            {
+                attempts += 1
+                try await Task.sleep(for: .milliseconds(100))
+            }
+        }
+    }
+
+    private func launch(arguments: [String]) async throws {
         logCount += 1
         let outPath = directory.path("server\(logCount).out")
         let errPath = directory.path("server\(logCount).err")
@@ -112,7 +151,7 @@ final class TestServer {
         let process = Process()
         process.executableURL = Built.server
         process.arguments =
-            ["serve", "--data", dataDirectory, "--port", String(port), "--log-level", "warning"] + arguments
+            ["serve"] + backendArguments + ["--port", String(port), "--log-level", "warning"] + arguments
         process.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: outPath))
         process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: errPath))
         process.standardInput = FileHandle.nullDevice
@@ -167,7 +206,7 @@ final class TestServer {
     /// Runs an administration subcommand on the data directory.
     func admin(_ arguments: [String]) throws -> RunResult {
         var arguments = arguments
-        arguments.insert(contentsOf: ["--data", dataDirectory], at: min(2, arguments.count))
+        arguments.insert(contentsOf: backendArguments, at: min(2, arguments.count))
         return try runProcess(Built.server, arguments, in: directory.url)
     }
 

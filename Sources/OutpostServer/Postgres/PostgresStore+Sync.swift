@@ -1,0 +1,558 @@
+import Foundation
+import HTTPTypes
+import Logging
+import NIOCore
+public import OutpostCRDT
+import OutpostModel
+public import OutpostProtocol
+import PostgresNIO
+
+/// The PostgreSQL backend of the sync endpoints: reads the state the pure rules need, writes what they decide,
+/// each in one transaction (see ``PostgresStore`` for the feed rule).
+extension PostgresStore: SyncStorage {
+    /// The name of the channel a push notifies with its practice id when it grows the feed.
+    static let feedChannel = "outpost_feed"
+
+    public func token(hash: String) async throws(ServerError) -> TokenEntry? {
+        try await transaction { connection in
+            try await connection.all("SELECT \(unescaped: Self.tokenColumns) FROM token WHERE hash = \(hash)", logger)
+                .first.map(Self.tokenEntry)
+        }
+    }
+
+    public func feedHead(practice: String) async throws(ServerError) -> Int64 {
+        try await transaction { connection in try await Self.head(practice: practice, connection, logger) }
+    }
+
+    /// The feed head of a practice (its last change or a later purge; 0 for an unknown practice).
+    static func head(practice: String, _ connection: PostgresConnection, _ logger: Logger) async throws -> Int64 {
+        try await connection.all("SELECT head FROM practice WHERE id = \(practice)", logger).first?.decode(Int64.self)
+            ?? 0
+    }
+
+    /// Locks a practice's feed for the rest of the transaction and returns its head: every transaction that
+    /// assigns feed positions takes this lock first, so positions are assigned in commit order.
+    static func lockFeed(practice: String, _ connection: PostgresConnection, _ logger: Logger) async throws -> Int64 {
+        guard
+            let head = try await connection.all(
+                "SELECT head FROM practice WHERE id = \(practice) FOR NO KEY UPDATE",
+                logger
+            ).first?.decode(Int64.self)
+        else { throw ServerError.noPractice(practice) }
+        return head
+    }
+
+    public func claimReplica(_ replica: ReplicaID, token: TokenEntry, now: UInt64) async throws(ServerError) {
+        try await transaction { connection in
+            try await Self.bindDevice(replica, token: token, now: now, connection, logger)
+        }
+    }
+
+    /// Binds `replica` to the token as ``AdminRules/binding(_:bound:token:predecessors:)`` decides.
+    static func bindDevice(
+        _ replica: ReplicaID,
+        token: TokenEntry,
+        now: UInt64,
+        _ connection: PostgresConnection,
+        _ logger: Logger
+    ) async throws {
+        let bound = try await connection.all(
+            """
+            SELECT token, retired_at FROM device WHERE practice = \(token.practice) AND replica = \(replica.rawValue)
+            """,
+            logger
+        ).first.map { try $0.decode((String, Int64?).self) }
+        var predecessors: [String] = []
+        if let bound, bound.0 != token.id {
+            var current = token.id
+            while let previous = try await connection.all(
+                "SELECT successor_of FROM token WHERE id = \(current)",
+                logger
+            ).first?.decode(String?.self), !predecessors.contains(previous) {
+                predecessors.append(previous)
+                current = previous
+            }
+        }
+        switch try AdminRules.binding(
+            replica,
+            bound: bound.map { (token: $0.0, isRetired: $0.1 != nil) },
+            token: token.id,
+            predecessors: predecessors
+        ) {
+        case .keep:
+            return
+        case .rebind:
+            try await connection.run(
+                """
+                UPDATE device SET token = \(token.id) WHERE practice = \(token.practice) AND replica = \(replica.rawValue)
+                """,
+                logger
+            )
+        case .bind:
+            try await connection.run(
+                """
+                INSERT INTO device (practice, replica, token, acknowledged, first_seen, last_seen)
+                VALUES (\(token.practice), \(replica.rawValue), \(token.id), 0, \(Int64(now)), \(Int64(now)))
+                ON CONFLICT (practice, replica) DO NOTHING
+                """,
+                logger
+            )
+        }
+    }
+
+    public func push(
+        _ request: PushRequest,
+        token: TokenEntry,
+        report: DeviceReport,
+        now: UInt64,
+        maxClockSkewMillis: UInt64
+    ) async throws(ServerError) -> PushOutcome {
+        let judge = PushJudge(token: token, now: now, maxClockSkewMillis: maxClockSkewMillis)
+        let practice = token.practice
+        return try await transaction { connection in
+            let head = try await Self.lockFeed(practice: practice, connection, logger)
+            try await Self.bindDevice(request.replica, token: token, now: now, connection, logger)
+            let context = try await Self.pushContext(for: request, token: token, connection, logger)
+            let plan = try judge.judge(request, context: context)
+            let conflicts = try await Self.write(plan, practice: practice, head: head, now: now, connection, logger)
+            let acknowledged =
+                try await connection.all(
+                    """
+                    UPDATE device SET acknowledged = GREATEST(acknowledged, \(Int64(clamping: plan.maxCounter))),
+                        last_seen = \(Int64(now)), last_push = \(Int64(now)),
+                        outbox = COALESCE(\(report.outbox.map(Int64.init)), outbox),
+                        client = COALESCE(\(report.client), client)
+                    WHERE practice = \(practice) AND replica = \(request.replica.rawValue)
+                    RETURNING acknowledged
+                    """,
+                    logger
+                ).first?.decode(Int64.self) ?? 0
+            if !plan.accepted.isEmpty {
+                // Delivered at commit to every process listening: their long polls on this practice wake.
+                try await connection.run("SELECT pg_notify(\(Self.feedChannel), \(practice))", logger)
+            }
+            await beforePushCommit?()
+            return PushOutcome(
+                response: PushResponse(
+                    accepted: plan.accepted.count,
+                    duplicates: plan.duplicates,
+                    acknowledged: UInt64(max(0, acknowledged)),
+                    serverTimeMillis: now
+                ),
+                newConflicts: conflicts.opened,
+                resolvedConflicts: conflicts.resolved
+            )
+        }
+    }
+
+    /// Reads what ``PushJudge`` needs for `request` (see ``ServerStore/pushContext(for:token:db:)``).
+    static func pushContext(
+        for request: PushRequest,
+        token: TokenEntry,
+        _ connection: PostgresConnection,
+        _ logger: Logger
+    ) async throws -> PushContext {
+        let practice = token.practice
+        var context = PushContext()
+        // Counters above Int64.max are refused by the judge; SQL cannot hold them.
+        let counters = request.changes.filter { $0.id.replica == request.replica && $0.id.counter <= UInt64(Int64.max) }
+            .map { Int64($0.id.counter) }
+        if !counters.isEmpty {
+            for row in try await connection.all(
+                """
+                SELECT counter, payload FROM change
+                WHERE practice = \(practice) AND replica = \(request.replica.rawValue) AND counter = ANY(\(counters))
+                """,
+                logger
+            ) {
+                let (counter, payload) = try row.decode((Int64, ByteBuffer).self)
+                context.stored[ChangeID(replica: request.replica, counter: UInt64(counter))] = payload.bytes
+            }
+        }
+        let written = Array(Set(request.changes.map(\.record)))
+        for row in try await connection.all(
+            """
+            SELECT type, id, owner, state FROM record WHERE practice = \(practice)
+            AND (type, id) IN (SELECT * FROM unnest(\(written.map(\.type))::text[], \(written.map(\.id))::text[]))
+            """,
+            logger
+        ) {
+            let (type, id, owner, state) = try row.decode((String, String, String?, ByteBuffer).self)
+            var reader = BinaryReader(state.bytes)
+            context.records[RecordRef(type: type, id: id)] = (owner, try reader.readRecordState())
+        }
+        let referenced = Array(PushJudge.references(of: request).filter { context.records[$0] == nil })
+        if !referenced.isEmpty {
+            for row in try await connection.all(
+                """
+                SELECT type, id FROM record WHERE practice = \(practice)
+                AND (type, id) IN (
+                    SELECT * FROM unnest(\(referenced.map(\.type))::text[], \(referenced.map(\.id))::text[])
+                )
+                """,
+                logger
+            ) {
+                let (type, id) = try row.decode((String, String).self)
+                context.existing.insert(RecordRef(type: type, id: id))
+            }
+        }
+        for ref in context.records.keys { context.existing.insert(ref) }
+        if !token.scope.isWholePractice {
+            // In scope: patients in the token's scope now, and those this device holds until it is told to
+            // purge them, so its pending edits to a patient that just left reach the server first.
+            var allowed = try await patients(in: token.scope, practice: practice, connection, logger)
+            for row in try await connection.all(
+                """
+                SELECT patient FROM device_patient
+                WHERE practice = \(practice) AND replica = \(request.replica.rawValue) AND state = 'in'
+                """,
+                logger
+            ) {
+                allowed.insert(try row.decode(String.self))
+            }
+            context.patientsInScope = allowed
+        }
+        return context
+    }
+
+    /// The patients of a practice in `scope`: primary team among its teams, or a site among its sites.
+    static func patients(
+        in scope: Scope,
+        practice: String,
+        _ connection: PostgresConnection,
+        _ logger: Logger
+    ) async throws -> Set<String> {
+        var result = Set<String>()
+        for row in try await connection.all(
+            """
+            SELECT patient FROM patient_scope WHERE practice = \(practice) AND team = ANY(\(scope.teams))
+            UNION SELECT patient FROM patient_site WHERE practice = \(practice) AND site = ANY(\(scope.sites))
+            """,
+            logger
+        ) {
+            result.insert(try row.decode(String.self))
+        }
+        return result
+    }
+
+    /// Writes a push's plan at the feed positions after `head` (locked by the caller), and moves the head.
+    static func write(
+        _ plan: PushPlan,
+        practice: String,
+        head: Int64,
+        now: UInt64,
+        _ connection: PostgresConnection,
+        _ logger: Logger
+    ) async throws -> (opened: Int, resolved: Int) {
+        var position = head
+        for accepted in plan.accepted {
+            let change = accepted.change
+            position += 1
+            try await connection.run(
+                """
+                INSERT INTO change (practice, seq, replica, counter, type, id, owner, payload)
+                VALUES (\(practice), \(position), \(change.id.replica.rawValue), \(Int64(change.id.counter)),
+                        \(change.record.type), \(change.record.id), \(accepted.owner),
+                        \(ByteBuffer(bytes: accepted.binary)))
+                """,
+                logger
+            )
+        }
+        if position != head {
+            try await connection.run("UPDATE practice SET head = \(position) WHERE id = \(practice)", logger)
+        }
+        for record in plan.records {
+            var writer = BinaryWriter(capacity: 512)
+            writer.write(record.state)
+            try await connection.run(
+                """
+                INSERT INTO record (practice, type, id, owner, state)
+                VALUES (\(practice), \(record.ref.type), \(record.ref.id), \(record.owner),
+                        \(ByteBuffer(bytes: writer.bytes)))
+                ON CONFLICT (practice, type, id) DO UPDATE SET owner = excluded.owner, state = excluded.state
+                """,
+                logger
+            )
+            if record.learntOwner, let owner = record.owner {
+                // Its earlier changes now belong to that patient, and every scoped device holding the patient,
+                // which skipped them as ownerless, is sent the patient whole again on its next pull.
+                try await connection.run(
+                    """
+                    UPDATE change SET owner = \(owner)
+                    WHERE practice = \(practice) AND type = \(record.ref.type) AND id = \(record.ref.id)
+                        AND owner IS NULL
+                    """,
+                    logger
+                )
+                try await connection.run(
+                    """
+                    UPDATE device_patient SET at = \(Int64.max)
+                    WHERE practice = \(practice) AND patient = \(owner) AND state = 'in'
+                    """,
+                    logger
+                )
+            }
+        }
+        for scope in plan.patientScopes {
+            try await connection.run(
+                """
+                INSERT INTO patient_scope (practice, patient, team) VALUES (\(practice), \(scope.patient), \(scope.team))
+                ON CONFLICT (practice, patient) DO UPDATE SET team = excluded.team
+                """,
+                logger
+            )
+            try await connection.run(
+                "DELETE FROM patient_site WHERE practice = \(practice) AND patient = \(scope.patient)",
+                logger
+            )
+            for site in scope.sites {
+                try await connection.run(
+                    "INSERT INTO patient_site (practice, patient, site) VALUES (\(practice), \(scope.patient), \(site))",
+                    logger
+                )
+            }
+        }
+        var opened = 0
+        var resolved = 0
+        for mark in plan.conflicts {
+            if mark.isConflict {
+                opened += try await connection.run(
+                    """
+                    INSERT INTO conflict (practice, type, id, field, detected_at)
+                    VALUES (\(practice), \(mark.record.type), \(mark.record.id), \(mark.field), \(Int64(now)))
+                    ON CONFLICT DO NOTHING RETURNING 1
+                    """,
+                    logger
+                )
+            } else {
+                resolved += try await connection.run(
+                    """
+                    DELETE FROM conflict
+                    WHERE practice = \(practice) AND type = \(mark.record.type) AND id = \(mark.record.id)
+                        AND field = \(mark.field)
+                    RETURNING 1
+                    """,
+                    logger
+                )
+            }
+        }
+        return (opened, resolved)
+    }
+
+    /// Records what a device did and reported on a pull.
+    static func recordPull(
+        _ replica: ReplicaID,
+        practice: String,
+        report: DeviceReport,
+        now: UInt64,
+        pulledTo: Int64,
+        _ connection: PostgresConnection,
+        _ logger: Logger
+    ) async throws {
+        try await connection.run(
+            """
+            UPDATE device SET last_seen = \(Int64(now)), last_pull = \(Int64(now)), pulled_to = \(pulledTo),
+                outbox = COALESCE(\(report.outbox.map(Int64.init)), outbox), client = COALESCE(\(report.client), client)
+            WHERE practice = \(practice) AND replica = \(replica.rawValue)
+            """,
+            logger
+        )
+    }
+
+    public func pull(
+        token: TokenEntry,
+        replica: ReplicaID?,
+        report: DeviceReport,
+        since: Int64,
+        limit: Int,
+        now: UInt64
+    ) async throws(ServerError) -> FeedPage {
+        let practice = token.practice
+        return try await transaction(.repeatableRead) { connection in
+            // The device holds its own changes already: they are left out in the scan.
+            let rows = try await connection.all(
+                """
+                SELECT seq, type, id, owner, payload FROM change
+                WHERE practice = \(practice) AND seq > \(since) AND replica IS DISTINCT FROM \(replica?.rawValue)
+                ORDER BY seq LIMIT \(limit + 1)
+                """,
+                logger
+            )
+            let hasMore = rows.count > limit
+            var checkpoint = since
+            var feed: [FeedPlanner.FeedRow] = []
+            for row in rows.prefix(limit) {
+                let (seq, type, id, owner, payload) = try row.decode((Int64, String, String, String?, ByteBuffer).self)
+                guard let change = StoredChange.decode(payload.bytes) else {
+                    throw ServerError(.internalError, .internalServerError, "a stored change could not be read")
+                }
+                checkpoint = seq
+                feed.append(FeedPlanner.FeedRow(record: RecordRef(type: type, id: id), owner: owner, change: change))
+            }
+            // Caught up: move past any purge, so it is announced once.
+            if !hasMore { checkpoint = max(checkpoint, try await Self.head(practice: practice, connection, logger)) }
+            let purged = try await connection.all(
+                "SELECT patient FROM purge WHERE practice = \(practice) AND position > \(since) ORDER BY patient",
+                logger
+            ).map { try $0.decode(String.self) }
+            if let replica {
+                try await Self.recordPull(
+                    replica,
+                    practice: practice,
+                    report: report,
+                    now: now,
+                    pulledTo: checkpoint,
+                    connection,
+                    logger
+                )
+            }
+            guard !token.scope.isWholePractice, let replica else {
+                return FeedPage(changes: feed.map(\.change), checkpoint: checkpoint, hasMore: hasMore, removed: purged)
+            }
+            let inScope = try await Self.patients(in: token.scope, practice: practice, connection, logger)
+            var known: [String: FeedPlanner.DevicePatient] = [:]
+            for row in try await connection.all(
+                """
+                SELECT patient, state, at, at_since FROM device_patient
+                WHERE practice = \(practice) AND replica = \(replica.rawValue)
+                """,
+                logger
+            ) {
+                let (patient, state, at, atSince) = try row.decode((String, String, Int64, Int64).self)
+                known[patient] = FeedPlanner.DevicePatient(isIn: state == "in", at: at, atSince: atSince)
+            }
+            let page = FeedPlanner.scopedPage(rows: feed, inScope: inScope, known: known, since: since)
+            for patient in page.forgotten {
+                try await connection.run(
+                    """
+                    DELETE FROM device_patient
+                    WHERE practice = \(practice) AND replica = \(replica.rawValue) AND patient = \(patient)
+                    """,
+                    logger
+                )
+            }
+            for (patients, state) in [(page.entering, "in"), (page.removed, "out")] {
+                for patient in patients {
+                    try await connection.run(
+                        """
+                        INSERT INTO device_patient (practice, replica, patient, state, at, at_since)
+                        VALUES (\(practice), \(replica.rawValue), \(patient), \(state), \(checkpoint), \(since))
+                        ON CONFLICT (practice, replica, patient) DO UPDATE
+                        SET state = excluded.state, at = excluded.at, at_since = excluded.at_since
+                        """,
+                        logger
+                    )
+                }
+            }
+            var records: [SnapshotRecord] = []
+            for patient in page.entering {
+                for row in try await connection.all(
+                    """
+                    SELECT type, id, state FROM record
+                    WHERE practice = \(practice) AND ((type = 'patient' AND id = \(patient)) OR owner = \(patient))
+                    ORDER BY type, id
+                    """,
+                    logger
+                ) {
+                    let (type, id, state) = try row.decode((String, String, ByteBuffer).self)
+                    var reader = BinaryReader(state.bytes)
+                    records.append(
+                        SnapshotRecord(record: RecordRef(type: type, id: id), state: try reader.readRecordState())
+                    )
+                }
+            }
+            return FeedPage(
+                changes: page.changes,
+                checkpoint: checkpoint,
+                hasMore: hasMore,
+                records: records,
+                removed: Array(Set(page.removed + purged)).sorted()
+            )
+        }
+    }
+
+    public func snapshot(
+        token: TokenEntry,
+        replica: ReplicaID?,
+        after cursor: RecordRef?,
+        limit: Int
+    ) async throws(ServerError) -> SnapshotSlice {
+        let practice = token.practice
+        return try await transaction(.repeatableRead) { connection in
+            let head = try await Self.head(practice: practice, connection, logger)
+            var visibility = FeedPlanner.Visibility.wholePractice
+            if !token.scope.isWholePractice {
+                let inScope = try await Self.patients(in: token.scope, practice: practice, connection, logger)
+                visibility = .patients(inScope)
+                if cursor == nil, let replica {
+                    // The first page: the device is being sent every patient now in its scope, as of the head.
+                    try await connection.run(
+                        "DELETE FROM device_patient WHERE practice = \(practice) AND replica = \(replica.rawValue)",
+                        logger
+                    )
+                    for patient in inScope {
+                        try await connection.run(
+                            """
+                            INSERT INTO device_patient (practice, replica, patient, state, at, at_since)
+                            VALUES (\(practice), \(replica.rawValue), \(patient), 'in', \(head), \(head - 1))
+                            """,
+                            logger
+                        )
+                    }
+                }
+            }
+            // Read ids and owners in chunks until the page is known (more than `limit` visible, or the end), then
+            // let the planner walk them; states are read for the page's records only.
+            var candidates: [(record: RecordRef, owner: String?)] = []
+            var after = cursor
+            var visible = 0
+            let chunk = max(limit + 1, 1000)
+            while true {
+                let rows = try await connection.all(
+                    """
+                    SELECT type, id, owner FROM record
+                    WHERE practice = \(practice) AND (type, id) > (\(after?.type ?? ""), \(after?.id ?? ""))
+                    ORDER BY type, id LIMIT \(chunk)
+                    """,
+                    logger
+                )
+                for row in rows {
+                    let (type, id, owner) = try row.decode((String, String, String?).self)
+                    candidates.append((RecordRef(type: type, id: id), owner))
+                    if visibility.contains(type: type, id: id, owner: owner) { visible += 1 }
+                }
+                after = candidates.last?.record
+                if rows.count < chunk || visible > limit { break }
+            }
+            var iterator = candidates.makeIterator()
+            let page = FeedPlanner.snapshotPage(limit: limit, visibility: visibility) { iterator.next() }
+            var states: [RecordRef: RecordState] = [:]
+            if !page.records.isEmpty {
+                for row in try await connection.all(
+                    """
+                    SELECT type, id, state FROM record WHERE practice = \(practice)
+                    AND (type, id) IN (
+                        SELECT * FROM unnest(\(page.records.map(\.type))::text[], \(page.records.map(\.id))::text[])
+                    )
+                    """,
+                    logger
+                ) {
+                    let (type, id, state) = try row.decode((String, String, ByteBuffer).self)
+                    var reader = BinaryReader(state.bytes)
+                    states[RecordRef(type: type, id: id)] = try reader.readRecordState()
+                }
+            }
+            let records = page.records.compactMap { ref in states[ref].map { SnapshotRecord(record: ref, state: $0) } }
+            return SnapshotSlice(records: records, checkpoint: head, next: page.next)
+        }
+    }
+
+    public func openConflictCount(practice: String?) async throws(ServerError) -> Int {
+        try await transaction { connection in
+            try await connection.all(
+                "SELECT COUNT(*) FROM conflict WHERE \(practice)::text IS NULL OR practice = \(practice)",
+                logger
+            ).first?.decode(Int.self) ?? 0
+        }
+    }
+}

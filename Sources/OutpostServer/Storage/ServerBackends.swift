@@ -1,0 +1,21 @@
+public import Logging
+
+/// Opens the backend a server or an administration command runs on.
+public enum ServerBackends {
+    /// PostgreSQL at `databaseURL` when one is given (``PostgresLocation``), else SQLite in `directory`.
+    ///
+    /// - Parameter create: whether a missing SQLite store is created (the server) or refused (an administration
+    ///   command). A PostgreSQL database must exist; its tables are created on first use.
+    /// - Throws: ``ServerError`` when the URL is malformed or the store cannot be opened.
+    public static func open(
+        databaseURL: String?,
+        directory: String,
+        create: Bool,
+        logger: Logger
+    ) async throws(ServerError) -> any ServerBackend {
+        if let databaseURL, !databaseURL.isEmpty {
+            return try await PostgresStore.open(try PostgresLocation(url: databaseURL), logger: logger)
+        }
+        return try ServerStore(directory: directory, create: create, logger: logger)
+    }
+}

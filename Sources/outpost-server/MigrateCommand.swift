@@ -1,0 +1,34 @@
+import ArgumentParser
+import Foundation
+import Logging
+import OutpostServer
+
+/// `outpost-server migrate`: copies a SQLite umbrella store into PostgreSQL.
+struct MigrateCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "migrate",
+        abstract: "Copy a SQLite umbrella store into an empty PostgreSQL database.",
+        discussion: """
+            Example: outpost-server migrate --from outpost-data --to postgres://outpost@db.example/outpost
+            Stop the server first. Feed positions, tokens and device bindings are copied as they are, so devices \
+            keep syncing without bootstrapping again; then serve with --database. The SQLite store is not changed.
+            """
+    )
+
+    @Option(help: ArgumentHelp("The SQLite server's data directory.", valueName: "dir")) var from: String
+    @Option(help: ArgumentHelp("The PostgreSQL database (see serve --database).", valueName: "url")) var to: String
+
+    func run() async throws {
+        let logger = Logger(label: "outpost-server")
+        do {
+            let source = try ServerStore(directory: from, create: false, logger: logger)
+            let target = try await PostgresStore.open(try PostgresLocation(url: to), logger: logger)
+            defer { target.close() }
+            for (table, rows) in try await target.copy(from: source) {
+                print("\(table): \(rows) rows")
+            }
+        } catch {
+            fail(error)
+        }
+    }
+}
