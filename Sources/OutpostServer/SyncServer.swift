@@ -38,10 +38,10 @@ public enum SyncServer {
         practiceName: String,
         clock: any WallClock
     ) async throws(ServerError) -> Bootstrap? {
-        guard try await store.practices().isEmpty else { return nil }
         var generator = SystemRandomNumberGenerator()
         let now = clock.nowMillis()
-        let practice = try await store.addPractice(name: practiceName, now: now, generator: &generator)
+        guard let practice = try await store.addFirstPractice(name: practiceName, now: now, generator: &generator)
+        else { return nil }
         let issued = try await store.issueToken(
             practice: practice.id,
             role: .admin,

@@ -55,22 +55,49 @@ extension PostgresStore: AdminStorage {
         generator: inout some RandomNumberGenerator
     ) async throws(ServerError) -> PracticeEntry {
         let entry = try AdminRules.makePractice(name: name, now: now, generator: &generator)
-        try await transaction { connection in
-            try await connection.run(
-                "INSERT INTO practice (id, name, created_at) VALUES (\(entry.id), \(entry.name), \(Int64(now)))",
-                logger
-            )
-            try await Self.audit(
-                "practice.add",
-                practice: entry.id,
-                subject: nil,
-                detail: "name \"\(entry.name)\"",
-                now: now,
-                connection,
-                logger
-            )
-        }
+        try await transaction { connection in try await Self.insertPractice(entry, now: now, connection, logger) }
         return entry
+    }
+
+    public func addFirstPractice(
+        name: String,
+        now: UInt64,
+        generator: inout some RandomNumberGenerator
+    ) async throws(ServerError) -> PracticeEntry? {
+        let entry = try AdminRules.makePractice(name: name, now: now, generator: &generator)
+        return try await transaction { connection in
+            // Serializes the servers starting together on an empty database until this transaction ends; READ
+            // COMMITTED's next statement then sees a practice another one committed.
+            try await connection.run("SELECT pg_advisory_xact_lock(\(Self.firstPracticeLock))", logger)
+            guard try await connection.run("SELECT 1 FROM practice LIMIT 1", logger) == 0 else { return nil }
+            try await Self.insertPractice(entry, now: now, connection, logger)
+            return entry
+        }
+    }
+
+    /// The advisory lock key of ``addFirstPractice(name:now:generator:)`` (beside the migrations' 7465721001).
+    static let firstPracticeLock: Int64 = 7_465_721_002
+
+    /// Inserts `entry` with its audit entry.
+    static func insertPractice(
+        _ entry: PracticeEntry,
+        now: UInt64,
+        _ connection: PostgresConnection,
+        _ logger: Logger
+    ) async throws {
+        try await connection.run(
+            "INSERT INTO practice (id, name, created_at) VALUES (\(entry.id), \(entry.name), \(Int64(now)))",
+            logger
+        )
+        try await audit(
+            "practice.add",
+            practice: entry.id,
+            subject: nil,
+            detail: "name \"\(entry.name)\"",
+            now: now,
+            connection,
+            logger
+        )
     }
 
     public func practices() async throws(ServerError) -> [PracticeEntry] {

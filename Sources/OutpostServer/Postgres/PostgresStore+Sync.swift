@@ -236,6 +236,10 @@ extension PostgresStore: SyncStorage {
     }
 
     /// Writes a push's plan at the feed positions after `head` (locked by the caller), and moves the head.
+    ///
+    /// Each table is written in one statement over arrays (`unnest`), not a statement per row: the practice's
+    /// feed lock is held for the whole transaction, so every round trip here is time other pushes of the
+    /// practice wait.
     static func write(
         _ plan: PushPlan,
         practice: String,
@@ -244,97 +248,121 @@ extension PostgresStore: SyncStorage {
         _ connection: PostgresConnection,
         _ logger: Logger
     ) async throws -> (opened: Int, resolved: Int) {
-        var position = head
-        for accepted in plan.accepted {
-            let change = accepted.change
-            position += 1
+        if !plan.accepted.isEmpty {
+            let changes = plan.accepted.map(\.change)
+            let positions = (1...Int64(plan.accepted.count)).map { head + $0 }
             try await connection.run(
                 """
                 INSERT INTO change (practice, seq, replica, counter, type, id, owner, payload)
-                VALUES (\(practice), \(position), \(change.id.replica.rawValue), \(Int64(change.id.counter)),
-                        \(change.record.type), \(change.record.id), \(accepted.owner),
-                        \(ByteBuffer(bytes: accepted.binary)))
+                SELECT \(practice), seq, replica, counter, type, id, CASE WHEN has_owner THEN owner END, payload
+                FROM unnest(\(positions)::bigint[], \(changes.map(\.id.replica.rawValue))::text[],
+                    \(changes.map { Int64($0.id.counter) })::bigint[], \(changes.map(\.record.type))::text[],
+                    \(changes.map(\.record.id))::text[], \(plan.accepted.map { $0.owner != nil })::bool[],
+                    \(plan.accepted.map { $0.owner ?? "" })::text[],
+                    \(plan.accepted.map { ByteBuffer(bytes: $0.binary) })::bytea[])
+                    AS c(seq, replica, counter, type, id, has_owner, owner, payload)
                 """,
                 logger
             )
+            try await connection.run(
+                "UPDATE practice SET head = \(head + Int64(plan.accepted.count)) WHERE id = \(practice)",
+                logger
+            )
         }
-        if position != head {
-            try await connection.run("UPDATE practice SET head = \(position) WHERE id = \(practice)", logger)
-        }
-        for record in plan.records {
-            var writer = BinaryWriter(capacity: 512)
-            writer.write(record.state)
+        if !plan.records.isEmpty {
+            let states = plan.records.map { record in
+                var writer = BinaryWriter(capacity: 512)
+                writer.write(record.state)
+                return ByteBuffer(bytes: writer.bytes)
+            }
             try await connection.run(
                 """
                 INSERT INTO record (practice, type, id, owner, state)
-                VALUES (\(practice), \(record.ref.type), \(record.ref.id), \(record.owner),
-                        \(ByteBuffer(bytes: writer.bytes)))
+                SELECT \(practice), type, id, CASE WHEN has_owner THEN owner END, state
+                FROM unnest(\(plan.records.map(\.ref.type))::text[], \(plan.records.map(\.ref.id))::text[],
+                    \(plan.records.map { $0.owner != nil })::bool[], \(plan.records.map { $0.owner ?? "" })::text[],
+                    \(states)::bytea[]) AS r(type, id, has_owner, owner, state)
                 ON CONFLICT (practice, type, id) DO UPDATE SET owner = excluded.owner, state = excluded.state
                 """,
                 logger
             )
-            if record.learntOwner, let owner = record.owner {
-                // Its earlier changes now belong to that patient, and every scoped device holding the patient,
-                // which skipped them as ownerless, is sent the patient whole again on its next pull.
-                try await connection.run(
-                    """
-                    UPDATE change SET owner = \(owner)
-                    WHERE practice = \(practice) AND type = \(record.ref.type) AND id = \(record.ref.id)
-                        AND owner IS NULL
-                    """,
-                    logger
-                )
-                try await connection.run(
-                    """
-                    UPDATE device_patient SET at = \(Int64.max)
-                    WHERE practice = \(practice) AND patient = \(owner) AND state = 'in'
-                    """,
-                    logger
-                )
-            }
         }
-        for scope in plan.patientScopes {
+        for record in plan.records where record.learntOwner {
+            guard let owner = record.owner else { continue }
+            // Its earlier changes now belong to that patient, and every scoped device holding the patient,
+            // which skipped them as ownerless, is sent the patient whole again on its next pull.
             try await connection.run(
                 """
-                INSERT INTO patient_scope (practice, patient, team) VALUES (\(practice), \(scope.patient), \(scope.team))
+                UPDATE change SET owner = \(owner)
+                WHERE practice = \(practice) AND type = \(record.ref.type) AND id = \(record.ref.id)
+                    AND owner IS NULL
+                """,
+                logger
+            )
+            try await connection.run(
+                """
+                UPDATE device_patient SET at = \(Int64.max)
+                WHERE practice = \(practice) AND patient = \(owner) AND state = 'in'
+                """,
+                logger
+            )
+        }
+        if !plan.patientScopes.isEmpty {
+            let scopes = plan.patientScopes
+            try await connection.run(
+                """
+                INSERT INTO patient_scope (practice, patient, team)
+                SELECT \(practice), patient, CASE WHEN has_team THEN team END
+                FROM unnest(\(scopes.map(\.patient))::text[], \(scopes.map { $0.team != nil })::bool[],
+                    \(scopes.map { $0.team ?? "" })::text[]) AS s(patient, has_team, team)
                 ON CONFLICT (practice, patient) DO UPDATE SET team = excluded.team
                 """,
                 logger
             )
             try await connection.run(
-                "DELETE FROM patient_site WHERE practice = \(practice) AND patient = \(scope.patient)",
+                "DELETE FROM patient_site WHERE practice = \(practice) AND patient = ANY(\(scopes.map(\.patient)))",
                 logger
             )
-            for site in scope.sites {
+            let sites = scopes.flatMap { scope in scope.sites.map { (scope.patient, $0) } }
+            if !sites.isEmpty {
                 try await connection.run(
-                    "INSERT INTO patient_site (practice, patient, site) VALUES (\(practice), \(scope.patient), \(site))",
+                    """
+                    INSERT INTO patient_site (practice, patient, site)
+                    SELECT \(practice), patient, site
+                    FROM unnest(\(sites.map(\.0))::text[], \(sites.map(\.1))::text[]) AS s(patient, site)
+                    """,
                     logger
                 )
             }
         }
+        let opening = plan.conflicts.filter(\.isConflict)
+        let closing = plan.conflicts.filter { !$0.isConflict }
         var opened = 0
         var resolved = 0
-        for mark in plan.conflicts {
-            if mark.isConflict {
-                opened += try await connection.run(
-                    """
-                    INSERT INTO conflict (practice, type, id, field, detected_at)
-                    VALUES (\(practice), \(mark.record.type), \(mark.record.id), \(mark.field), \(Int64(now)))
-                    ON CONFLICT DO NOTHING RETURNING 1
-                    """,
-                    logger
+        if !opening.isEmpty {
+            opened = try await connection.run(
+                """
+                INSERT INTO conflict (practice, type, id, field, detected_at)
+                SELECT \(practice), type, id, field, \(Int64(now))
+                FROM unnest(\(opening.map(\.record.type))::text[], \(opening.map(\.record.id))::text[],
+                    \(opening.map(\.field))::text[]) AS k(type, id, field)
+                ON CONFLICT DO NOTHING RETURNING 1
+                """,
+                logger
+            )
+        }
+        if !closing.isEmpty {
+            resolved = try await connection.run(
+                """
+                DELETE FROM conflict
+                WHERE practice = \(practice) AND (type, id, field) IN (
+                    SELECT * FROM unnest(\(closing.map(\.record.type))::text[], \(closing.map(\.record.id))::text[],
+                        \(closing.map(\.field))::text[])
                 )
-            } else {
-                resolved += try await connection.run(
-                    """
-                    DELETE FROM conflict
-                    WHERE practice = \(practice) AND type = \(mark.record.type) AND id = \(mark.record.id)
-                        AND field = \(mark.field)
-                    RETURNING 1
-                    """,
-                    logger
-                )
-            }
+                RETURNING 1
+                """,
+                logger
+            )
         }
         return (opened, resolved)
     }

@@ -21,6 +21,14 @@ public protocol AdminStorage: Sendable {
         generator: inout some RandomNumberGenerator
     ) async throws(ServerError) -> PracticeEntry
 
+    /// Adds a practice only when the store holds none, and returns it; `nil` when one exists. Atomic across
+    /// processes: of several servers starting together on an empty database, exactly one adds it.
+    func addFirstPractice(
+        name: String,
+        now: UInt64,
+        generator: inout some RandomNumberGenerator
+    ) async throws(ServerError) -> PracticeEntry?
+
     /// Every practice, oldest first.
     func practices() async throws(ServerError) -> [PracticeEntry]
 

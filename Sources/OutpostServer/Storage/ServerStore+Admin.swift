@@ -16,21 +16,31 @@ extension ServerStore: AdminStorage {
         -> PracticeEntry
     {
         let entry = try AdminRules.makePractice(name: name, now: now, generator: &generator)
-        try write { db in
-            try db.execute(
-                sql: "INSERT INTO practice (id, name, createdAt) VALUES (?, ?, ?)",
-                arguments: [entry.id, entry.name, Int64(now)]
-            )
-            try Self.audit(
-                "practice.add",
-                practice: entry.id,
-                subject: nil,
-                detail: "name \"\(entry.name)\"",
-                now: now,
-                db: db
-            )
-        }
+        try write { db in try Self.insertPractice(entry, now: now, db: db) }
         return entry
+    }
+
+    public func addFirstPractice(
+        name: String,
+        now: UInt64,
+        generator: inout some RandomNumberGenerator
+    ) throws(ServerError) -> PracticeEntry? {
+        let entry = try AdminRules.makePractice(name: name, now: now, generator: &generator)
+        return try write { db in
+            // One writer at a time: the check and the insert see the same store.
+            guard try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM practice)") == false else { return nil }
+            try Self.insertPractice(entry, now: now, db: db)
+            return entry
+        }
+    }
+
+    /// Inserts `entry` with its audit entry.
+    static func insertPractice(_ entry: PracticeEntry, now: UInt64, db: Database) throws {
+        try db.execute(
+            sql: "INSERT INTO practice (id, name, createdAt) VALUES (?, ?, ?)",
+            arguments: [entry.id, entry.name, Int64(now)]
+        )
+        try audit("practice.add", practice: entry.id, subject: nil, detail: "name \"\(entry.name)\"", now: now, db: db)
     }
 
     /// Every practice, oldest first.
