@@ -27,7 +27,7 @@ struct FirstStartTests {
                 stores.append(stores[0])
             }
         }
-        defer { closers.forEach { $0() } }
+        defer { for close in closers { close() } }
 
         let directories = stores.indices.map { folder.path("server-\($0)") }
         let created = try await withThrowingTaskGroup(of: SyncServer.Bootstrap?.self) { group in
