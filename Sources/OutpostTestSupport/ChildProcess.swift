@@ -28,12 +28,15 @@ public struct ProcessResult: Sendable, CustomStringConvertible {
 public enum ChildProcess {
     /// Runs `executable` with `arguments` in `directory` with exactly `environment`, to completion. Output is
     /// captured through files in `directory`, so large output cannot block the child.
+    ///
+    /// The caller is suspended, not blocked, while the child runs: its termination resumes it. Tests run on
+    /// Swift's cooperative pool, one thread per core; a blocking wait there would stop every other test.
     public static func run(
         _ executable: URL,
         _ arguments: [String],
         in directory: URL,
         environment: [String: String]
-    ) throws -> ProcessResult {
+    ) async throws -> ProcessResult {
         let id = UUID().uuidString
         let outURL = directory.appendingPathComponent(".\(id).out")
         let errURL = directory.appendingPathComponent(".\(id).err")
@@ -57,12 +60,71 @@ public enum ChildProcess {
         process.standardInput = FileHandle.nullDevice
         process.standardOutput = out
         process.standardError = err
-        try process.run()
-        process.waitUntilExit()
+        try await process.start().wait()
         return ProcessResult(
             status: process.terminationStatus,
             stdout: String(decoding: try Data(contentsOf: outURL), as: UTF8.self),
             stderr: String(decoding: try Data(contentsOf: errURL), as: UTF8.self)
         )
+    }
+}
+
+/// The end of a started child process, awaited without blocking a thread.
+public final class ProcessExit: @unchecked Sendable {
+    private let lock = NSLock()
+    private var hasExited = false
+    private var waiting: [CheckedContinuation<Void, Never>] = []
+
+    fileprivate init() {}
+
+    fileprivate func exited() {
+        lock.lock()
+        hasExited = true
+        let resumed = waiting
+        waiting = []
+        lock.unlock()
+        for continuation in resumed { continuation.resume() }
+    }
+
+    /// Suspends until the process has exited (at once if it has).
+    public func wait() async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            lock.lock()
+            if hasExited {
+                lock.unlock()
+                continuation.resume()
+            } else {
+                waiting.append(continuation)
+                lock.unlock()
+            }
+        }
+    }
+}
+
+extension Process {
+    /// Starts the process; the returned ``ProcessExit`` awaits its end. Use it instead of `run()` and
+    /// `waitUntilExit()`, which blocks the calling thread, one of the cooperative pool's few.
+    public func start() throws -> ProcessExit {
+        let exit = ProcessExit()
+        terminationHandler = { _ in exit.exited() }
+        try run()
+        return exit
+    }
+}
+
+/// A value made once, on first use, by an async function (a fixture several tests share, such as a store made by
+/// running the CLI); later callers wait for the first one's result.
+public actor Once<Value: Sendable> {
+    private let make: @Sendable () async -> Value
+    private var task: Task<Value, Never>?
+
+    public init(_ make: @escaping @Sendable () async -> Value) { self.make = make }
+
+    /// The value, made by the first caller.
+    public func get() async -> Value {
+        if let task { return await task.value }
+        let made = Task { await make() }
+        task = made
+        return await made.value
     }
 }

@@ -31,20 +31,20 @@ struct ConvergenceTests {
     }
 
     @Test(arguments: [1, 2, 3] as [UInt64])
-    func replicasThatSawTheSameEditsInAnyOrderExportTheSameBytes(seed: UInt64) throws {
+    func replicasThatSawTheSameEditsInAnyOrderExportTheSameBytes(seed: UInt64) async throws {
         var generator = SeededGenerator(seed: seed)
         let a = try Sandbox()
         let b = try Sandbox()
         let c = try Sandbox()
-        try a.outpost("init", "--replica", "a")
-        try b.outpost("init", "--replica", "b")
-        try c.outpost("init", "--replica", "c")
-        try a.outpost("import", Sandbox.fixture("practice-small.json"))
+        try await a.outpost("init", "--replica", "a")
+        try await b.outpost("init", "--replica", "b")
+        try await c.outpost("init", "--replica", "c")
+        try await a.outpost("import", Sandbox.fixture("practice-small.json"))
         let imported = try CareStore.open(at: a.store, key: Sandbox.key).store.pendingChanges()
         for sandbox in [b, c] {
             try deliver(imported, to: try CareStore.open(at: sandbox.store, key: Sandbox.key).store, using: &generator)
         }
-        #expect(try b.export() == a.export())
+        await #expect(try b.export() == a.export())
 
         let patients = Fixture.all("patient")
         let patient = patients[0].id
@@ -56,19 +56,19 @@ struct ConvergenceTests {
         let member = try #require(team.lists["members"]?.last)
 
         // Concurrent edits, as two offline laptops would make them.
-        try a.outpost("patient", "set", patient, "phone=555-0101", "subgroup=\(subgroups[3])")
-        try b.outpost("patient", "set", patient, "phone=555-0102", "subgroup=\(subgroups[2])")
-        try a.outpost("task", "done", task)
-        try b.outpost("task", "cancel", task)
-        try a.outpost("task", "note", task, "Reached by phone")
-        try b.outpost("task", "note", task, "No answer")
-        try a.outpost("team", "member", "remove", team.id, member)
-        try b.outpost("task", "assign", openTask, member)
-        try b.outpost("patient", "set", other, "careGaps+=a1c-overdue", "riskTier=high")
-        try a.outpost("patient", "set", other, "careGaps+=a1c-overdue")
-        try a.outpost("observe", other, "4548-4", "8.1", "--at", "2026-05-02T10:00:00Z")
-        try b.outpost("encounter", "add", other, "home", "--at", "2026-05-02T11:00:00Z")
-        try b.outpost("patient", "retire", patients[2].id)
+        try await a.outpost("patient", "set", patient, "phone=555-0101", "subgroup=\(subgroups[3])")
+        try await b.outpost("patient", "set", patient, "phone=555-0102", "subgroup=\(subgroups[2])")
+        try await a.outpost("task", "done", task)
+        try await b.outpost("task", "cancel", task)
+        try await a.outpost("task", "note", task, "Reached by phone")
+        try await b.outpost("task", "note", task, "No answer")
+        try await a.outpost("team", "member", "remove", team.id, member)
+        try await b.outpost("task", "assign", openTask, member)
+        try await b.outpost("patient", "set", other, "careGaps+=a1c-overdue", "riskTier=high")
+        try await a.outpost("patient", "set", other, "careGaps+=a1c-overdue")
+        try await a.outpost("observe", other, "4548-4", "8.1", "--at", "2026-05-02T10:00:00Z")
+        try await b.outpost("encounter", "add", other, "home", "--at", "2026-05-02T11:00:00Z")
+        try await b.outpost("patient", "retire", patients[2].id)
 
         let storeA = try CareStore.open(at: a.store, key: Sandbox.key).store
         let storeB = try CareStore.open(at: b.store, key: Sandbox.key).store
@@ -80,22 +80,22 @@ struct ConvergenceTests {
         try deliver(editsA, to: storeB, using: &generator)
         try deliver(editsA + editsB, to: try CareStore.open(at: c.store, key: Sandbox.key).store, using: &generator)
 
-        let exported = try a.export()
-        #expect(try b.export() == exported, "seed \(seed): a and b differ")
-        #expect(try c.export() == exported, "seed \(seed): a and c differ")
+        let exported = try await a.export()
+        await #expect(try b.export() == exported, "seed \(seed): a and b differ")
+        await #expect(try c.export() == exported, "seed \(seed): a and c differ")
 
         // The concurrent writes to review fields wait for a person; both notes are kept; the lww phone has one
         // winner everywhere.
-        let record = try #require(try a.json("patient", "show", patient) as? [String: Any])
+        let record = try await #require(try a.json("patient", "show", patient) as? [String: Any])
         #expect(record["conflicts"] as? [String] == ["subgroup"])
         let phone = (record["fields"] as? [String: Any])?["phone"] as? String
         #expect(phone == "555-0101" || phone == "555-0102")
-        let taskRecord = try #require(try c.json("task", "show", task) as? [String: Any])
+        let taskRecord = try await #require(try c.json("task", "show", task) as? [String: Any])
         #expect(taskRecord["conflicts"] as? [String] == ["status"])
         let notes = (taskRecord["fields"] as? [String: Any])?["notes"] as? [[String: Any]] ?? []
         #expect(Set(notes.compactMap { $0["value"] as? String }).isSuperset(of: ["Reached by phone", "No answer"]))
         for sandbox in [a, b, c] {
-            let status = try #require(try sandbox.json("status") as? [String: Any])
+            let status = try await #require(try sandbox.json("status") as? [String: Any])
             #expect(status["openConflicts"] as? Int == 2, "\(status)")
         }
     }

@@ -48,12 +48,12 @@ struct EncryptionTests {
     }
 
     @Test(arguments: [true, false])
-    func anEncryptedStoreItsWALAndShmHoldNoNameBirthDateOrPhoneAndAPlainOneHoldsThemAll(encrypted: Bool) throws {
+    func anEncryptedStoreItsWALAndShmHoldNoNameBirthDateOrPhoneAndAPlainOneHoldsThemAll(encrypted: Bool) async throws {
         let sandbox = try Sandbox()
-        try sandbox.outpost(arguments: encrypted ? ["init"] : ["init", "--no-encrypt"])
-        try sandbox.outpost("import", Sandbox.fixture("practice-small.json"))
+        try await sandbox.outpost(arguments: encrypted ? ["init"] : ["init", "--no-encrypt"])
+        try await sandbox.outpost("import", Sandbox.fixture("practice-small.json"))
         let patient = try Fixture.first("patient")
-        try sandbox.outpost("patient", "set", patient.id, "phone=(406) 555-9876")
+        try await sandbox.outpost("patient", "set", patient.id, "phone=(406) 555-9876")
         // An edit made while the store stays open (in this process), so its WAL holds frames when it is read.
         let store = try CareStore.open(at: sandbox.store, key: Sandbox.key)
         try store.store.commit(
@@ -77,10 +77,10 @@ struct EncryptionTests {
         _ = store
     }
 
-    @Test func aWrongOrMissingPassphraseIsOneLineExit1AndTouchesNothing() throws {
+    @Test func aWrongOrMissingPassphraseIsOneLineExit1AndTouchesNothing() async throws {
         let sandbox = try Sandbox()
-        try sandbox.outpost("init", environment: Self.passphrase("right horse battery"))
-        try sandbox.outpost(
+        try await sandbox.outpost("init", environment: Self.passphrase("right horse battery"))
+        try await sandbox.outpost(
             "import",
             Sandbox.fixture("practice-small.json"),
             environment: Self.passphrase("right horse battery")
@@ -94,7 +94,7 @@ struct EncryptionTests {
             for arguments in [
                 ["patient", "list"], ["export"], ["patient", "set", try Fixture.first("patient").id, "phone=555-0100"],
             ] {
-                let result = try sandbox.run(arguments, environment: environment)
+                let result = try await sandbox.run(arguments, environment: environment)
                 #expect(result.status == 1, "\(arguments): \(result)")
                 #expect(result.stdout.isEmpty)
                 #expect(result.errorLines.count == 1, "\(arguments): \(result)")
@@ -103,18 +103,20 @@ struct EncryptionTests {
                 #expect(sandbox.storeBytes()[""] == before, "\(arguments) changed the store")
             }
         }
-        #expect(try sandbox.outpost("status", environment: Self.passphrase("right horse battery")).contains("pending"))
+        await #expect(
+            try sandbox.outpost("status", environment: Self.passphrase("right horse battery")).contains("pending")
+        )
     }
 
     /// One byte of a stored blob flipped, or two records' blobs swapped: every command that reads it refuses.
     @Test(arguments: ["flip state", "flip change", "swap states"])
-    func aTamperedRowIsRefusedWithOneLineAndNothingWritten(tampering: String) throws {
-        let sandbox = try Sandbox.withPractice()
+    func aTamperedRowIsRefusedWithOneLineAndNothingWritten(tampering: String) async throws {
+        let sandbox = try await Sandbox.withPractice()
         let patients = Fixture.all("patient")
         let first = patients[0].id
         let second = patients[1].id
         let queue = try DatabaseQueue(path: sandbox.store)
-        try queue.write { db in
+        try await queue.write { db in
             switch tampering {
             case "flip state", "flip change":
                 // The record row (WITHOUT ROWID: named by type and id) or the record's first change-log row.
@@ -147,7 +149,7 @@ struct EncryptionTests {
         // cookie) even when no row changes.
         let before = try Self.rows(of: sandbox.store)
         for arguments in [["patient", "show", first], ["export"], ["patient", "set", first, "phone=555-0100"]] {
-            let result = try sandbox.run(arguments)
+            let result = try await sandbox.run(arguments)
             #expect(result.status == 1, "\(arguments): \(result)")
             #expect(result.stdout.isEmpty, "\(arguments): \(result)")
             #expect(result.errorLines.count == 1, "\(arguments): \(result)")
@@ -157,32 +159,32 @@ struct EncryptionTests {
         }
         // Records not tampered with still read.
         let other = patients[2].id
-        #expect(try sandbox.outpost("patient", "show", other).contains(patients[2].fields["familyName"] ?? "?"))
+        await #expect(try sandbox.outpost("patient", "show", other).contains(patients[2].fields["familyName"] ?? "?"))
     }
 
-    @Test func rekeyLocksOutTheOldPassphraseAndTheNewOneOpensTheSameRecords() throws {
+    @Test func rekeyLocksOutTheOldPassphraseAndTheNewOneOpensTheSameRecords() async throws {
         let sandbox = try Sandbox()
         let old = Self.passphrase("old horse battery")
-        try sandbox.outpost("init", environment: old)
-        try sandbox.outpost("import", Sandbox.fixture("practice-small.json"), environment: old)
-        let export = try sandbox.outpost("export", "--format", "json", environment: old)
-        let oldWrapped = try DatabaseQueue(path: sandbox.store).read { db in
+        try await sandbox.outpost("init", environment: old)
+        try await sandbox.outpost("import", Sandbox.fixture("practice-small.json"), environment: old)
+        let export = try await sandbox.outpost("export", "--format", "json", environment: old)
+        let oldWrapped = try await DatabaseQueue(path: sandbox.store).read { db in
             try #require(try Data.fetchOne(db, sql: "SELECT wrappedKey FROM storeKey"))
         }
-        let changeRows = try DatabaseQueue(path: sandbox.store).read { db in
+        let changeRows = try await DatabaseQueue(path: sandbox.store).read { db in
             try Data.fetchAll(db, sql: "SELECT payload FROM change ORDER BY seq")
         }
 
         var rekey = old
         rekey["OUTPOST_NEW_PASSPHRASE"] = "new horse battery"
-        #expect(try sandbox.outpost("rekey", environment: rekey).contains("rekeyed"))
+        await #expect(try sandbox.outpost("rekey", environment: rekey).contains("rekeyed"))
 
-        let refused = try sandbox.run(["export"], environment: old)
+        let refused = try await sandbox.run(["export"], environment: old)
         #expect(refused.status == 1 && refused.stderr.contains("passphrase does not open"), "\(refused)")
         let new = Self.passphrase("new horse battery")
-        #expect(try sandbox.outpost("export", "--format", "json", environment: new) == export)
+        await #expect(try sandbox.outpost("export", "--format", "json", environment: new) == export)
         // No history was rewritten, and the old wrapped key is gone from every file.
-        let after = try DatabaseQueue(path: sandbox.store).read { db in
+        let after = try await DatabaseQueue(path: sandbox.store).read { db in
             try Data.fetchAll(db, sql: "SELECT payload FROM change ORDER BY seq")
         }
         #expect(after == changeRows)
@@ -193,12 +195,12 @@ struct EncryptionTests {
         // A key file in place of the passphrase: made by rekey, then the only way in.
         var toFile = new
         toFile["OUTPOST_NEW_PASSPHRASE"] = nil
-        try sandbox.outpost("rekey", "--new-key-file", sandbox.path("laptop.key"), environment: toFile)
+        try await sandbox.outpost("rekey", "--new-key-file", sandbox.path("laptop.key"), environment: toFile)
         let attributes = try FileManager.default.attributesOfItem(atPath: sandbox.path("laptop.key"))
         #expect((attributes[.posixPermissions] as? Int ?? 0) & 0o077 == 0, "the key file is its owner's only")
-        let byPassphrase = try sandbox.run(["export"], environment: new)
+        let byPassphrase = try await sandbox.run(["export"], environment: new)
         #expect(byPassphrase.status == 1 && byPassphrase.stderr.contains("locked with a key file"), "\(byPassphrase)")
-        #expect(
+        await #expect(
             try sandbox.outpost(
                 "export",
                 "--format",
@@ -210,17 +212,17 @@ struct EncryptionTests {
         )
     }
 
-    @Test func initWithoutAKeyIsRefusedAndPlainStoresNeedNoKey() throws {
+    @Test func initWithoutAKeyIsRefusedAndPlainStoresNeedNoKey() async throws {
         let sandbox = try Sandbox()
         let none = ["OUTPOST_KEY_FILE": "", "OUTPOST_PASSPHRASE": ""]
-        let refused = try sandbox.run(["init"], environment: none)
+        let refused = try await sandbox.run(["init"], environment: none)
         #expect(refused.status == 2 && refused.errorLines.count == 1, "\(refused)")
         #expect(refused.stderr.contains("--no-encrypt"), "\(refused)")
         #expect(!FileManager.default.fileExists(atPath: sandbox.store))
-        try sandbox.outpost("init", "--no-encrypt", environment: none)
-        try sandbox.outpost("import", Sandbox.fixture("practice-small.json"), environment: none)
-        #expect(try !sandbox.outpost("patient", "list", environment: none).isEmpty)
-        let rekey = try sandbox.run(["rekey"], environment: none)
+        try await sandbox.outpost("init", "--no-encrypt", environment: none)
+        try await sandbox.outpost("import", Sandbox.fixture("practice-small.json"), environment: none)
+        await #expect(try !sandbox.outpost("patient", "list", environment: none).isEmpty)
+        let rekey = try await sandbox.run(["rekey"], environment: none)
         #expect(rekey.status == 1 && rekey.stderr.contains("not encrypted"), "\(rekey)")
     }
 }

@@ -5,9 +5,9 @@ import Testing
 /// Files that hold patient data are readable by their owner only, whatever the umask `outpost` starts with.
 struct FileModeTests {
     /// Runs `outpost` under a permissive umask (022, the usual shell default), as a user's shell would.
-    func outpost(_ sandbox: Sandbox, _ arguments: [String]) throws {
+    func outpost(_ sandbox: Sandbox, _ arguments: [String]) async throws {
         let quoted = arguments.map { "'\($0)'" }.joined(separator: " ")
-        let result = try ChildProcess.run(
+        let result = try await ChildProcess.run(
             URL(fileURLWithPath: "/bin/sh"),
             ["-c", "umask 022; exec '\(Executables.outpost.path)' \(quoted)"],
             in: sandbox.directory,
@@ -21,12 +21,12 @@ struct FileModeTests {
         return try #require(attributes[.posixPermissions] as? Int)
     }
 
-    @Test func theStoreItsWALAndEveryExportAreOwnerOnly() throws {
+    @Test func theStoreItsWALAndEveryExportAreOwnerOnly() async throws {
         let sandbox = try Sandbox()
-        try outpost(sandbox, ["init"])
-        try outpost(sandbox, ["import", Sandbox.fixture("practice-small.json")])
-        try outpost(sandbox, ["export", "--output", sandbox.path("export.json")])
-        try outpost(sandbox, ["fhir", "export", "--out", sandbox.path("fhir")])
+        try await outpost(sandbox, ["init"])
+        try await outpost(sandbox, ["import", Sandbox.fixture("practice-small.json")])
+        try await outpost(sandbox, ["export", "--output", sandbox.path("export.json")])
+        try await outpost(sandbox, ["fhir", "export", "--out", sandbox.path("fhir")])
         var files = [sandbox.store, sandbox.path("export.json")]
         for suffix in ["-wal", "-shm"] where FileManager.default.fileExists(atPath: sandbox.store + suffix) {
             files.append(sandbox.store + suffix)

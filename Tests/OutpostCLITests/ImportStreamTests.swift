@@ -31,7 +31,7 @@ struct ImportStreamTests {
         )
     }
 
-    @Test func streamedImportEqualsTheDecodedDumpWhateverTheMemberOrder() throws {
+    @Test func streamedImportEqualsTheDecodedDumpWhateverTheMemberOrder() async throws {
         let fixture = Sandbox.fixture("practice-small.json")
         let expected = try Self.expectedExport(of: fixture)
         let text = try String(contentsOfFile: fixture, encoding: .utf8)
@@ -54,18 +54,18 @@ struct ImportStreamTests {
         }
         for (name, contents) in [("as-is.json", text), ("reordered.json", reordered)] {
             let sandbox = try Sandbox()
-            try sandbox.outpost("init")
+            try await sandbox.outpost("init")
             let file = sandbox.path(name)
             try contents.write(toFile: file, atomically: true, encoding: .utf8)
-            let result = try sandbox.run(["import", file, "--progress"])
+            let result = try await sandbox.run(["import", file, "--progress"])
             #expect(result.status == 0 && result.output == "imported \(dump.records.count) records from \(file)")
             #expect(result.errorLines.last == "importing: 100% (\(edits)/\(edits) fields)", "\(result)")
             let replica = try CareStore.open(at: sandbox.store, key: Sandbox.key).store.replicaID.rawValue
-            #expect(try Self.normalized(sandbox.export(), replica: replica) == expected, "\(name)")
+            await #expect(try Self.normalized(sandbox.export(), replica: replica) == expected, "\(name)")
         }
     }
 
-    @Test func damagedFilesAreRefusedWithNothingWritten() throws {
+    @Test func damagedFilesAreRefusedWithNothingWritten() async throws {
         let text = try String(contentsOfFile: Sandbox.fixture("practice-small.json"), encoding: .utf8)
         let site = try #require(text.range(of: "{\"type\":\"site\""))
         let cases: [(String, String, [String])] = [
@@ -87,11 +87,11 @@ struct ImportStreamTests {
         ]
         for (name, contents, mentions) in cases {
             let sandbox = try Sandbox()
-            try sandbox.outpost("init")
+            try await sandbox.outpost("init")
             let file = sandbox.path(name)
             try contents.write(toFile: file, atomically: true, encoding: .utf8)
-            try sandbox.expectRefused(["import", file], mentioning: mentions)
-            #expect(try sandbox.pendingChanges() == 0, "\(name)")
+            try await sandbox.expectRefused(["import", file], mentioning: mentions)
+            await #expect(try sandbox.pendingChanges() == 0, "\(name)")
         }
     }
 }

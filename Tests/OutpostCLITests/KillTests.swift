@@ -37,9 +37,9 @@ struct KillTests {
         var description: String
     }
 
-    static let base: Result<Base, Failure> = makeBase()
+    static let base = Once<Result<Base, Failure>> { await makeBase() }
 
-    private static func makeBase() -> Result<Base, Failure> {
+    private static func makeBase() async -> Result<Base, Failure> {
         do {
             let directory = FileManager.default.temporaryDirectory
                 .appendingPathComponent("outpost-kill-base-\(ProcessInfo.processInfo.processIdentifier)")
@@ -51,20 +51,20 @@ struct KillTests {
 
             let sandbox = try Sandbox()
             sandbox.store = directory.appendingPathComponent("store.sqlite").path
-            try sandbox.outpost("init", "--replica", "kill")
-            let site = try sandbox.outpost("site", "add", "name=Home visits", "kind=home-visit")
-            try sandbox.outpost("site", "set", site, "phone=555-0100")
-            try sandbox.outpost("person", "add", "name=Nurse", "role=rn", "sites=\(site)")
-            let before = try sandbox.export()
-            let counter = try sandbox.pendingChanges()
+            try await sandbox.outpost("init", "--replica", "kill")
+            let site = try await sandbox.outpost("site", "add", "name=Home visits", "kind=home-visit")
+            try await sandbox.outpost("site", "set", site, "phone=555-0100")
+            try await sandbox.outpost("person", "add", "name=Nurse", "role=rn", "sites=\(site)")
+            let before = try await sandbox.export()
+            let counter = try await sandbox.pendingChanges()
 
             // The same import, run to completion on a copy, is the "after" state.
             let reference = sandbox.path("reference.sqlite")
             try FileManager.default.copyItem(atPath: sandbox.store, toPath: reference)
-            let full = try sandbox.run(["import", practice, "--store", reference])
+            let full = try await sandbox.run(["import", practice, "--store", reference])
             guard full.status == 0 else { return .failure(Failure(description: "reference import failed: \(full)")) }
             sandbox.store = reference
-            let after = try sandbox.export()
+            let after = try await sandbox.export()
             return .success(
                 Base(
                     practice: practice,
@@ -103,8 +103,8 @@ struct KillTests {
     /// Seeds 1–6 kill inside the transaction (at 95, 16, 21, 10, 44 and 32%); 51 kills at the 100% line,
     /// while the records are written and the transaction commits; 111 lets the import finish.
     @Test(arguments: [1, 2, 3, 4, 5, 6, 51, 111] as [UInt64])
-    func anImportKilledAtASeededPointLeavesTheStoreBeforeOrAfter(seed: UInt64) throws {
-        let base = try Self.base.get()
+    func anImportKilledAtASeededPointLeavesTheStoreBeforeOrAfter(seed: UInt64) async throws {
+        let base = try await Self.base.get().get()
         let sandbox = try Sandbox()
         try FileManager.default.copyItem(atPath: base.store, toPath: sandbox.store)
         var generator = SeededGenerator(seed: seed)
@@ -118,7 +118,7 @@ struct KillTests {
         process.standardOutput = FileHandle.nullDevice
         let pipe = Pipe()
         process.standardError = pipe
-        try process.run()
+        let exit = try process.start()
         // A safety net only (a hung child would hang the test run); no outcome depends on it.
         let watchdog = DispatchWorkItem { [pid = process.processIdentifier] in kill(pid, SIGKILL) }
         DispatchQueue.global().asyncAfter(deadline: .now() + 300, execute: watchdog)
@@ -144,7 +144,7 @@ struct KillTests {
                 }
             }
         }
-        process.waitUntilExit()
+        await exit.wait()
         #expect(!percents.isEmpty, "no progress lines (seed \(seed))")
         if killed {
             #expect(process.terminationReason == .uncaughtSignal && process.terminationStatus == SIGKILL)
@@ -155,7 +155,7 @@ struct KillTests {
         let store = try CareStore.open(at: sandbox.store, key: Sandbox.key)
         #expect(try store.store.verifyIntegrity() == [], "seed \(seed)")
         #expect(try store.store.checkProjection() == [], "seed \(seed): the projection disagrees with the states")
-        let export = try sandbox.export()
+        let export = try await sandbox.export()
         if export == base.before {
             #expect(killed, "seed \(seed): a finished import left nothing")
             return
@@ -168,7 +168,7 @@ struct KillTests {
             "seed \(seed), killed at \(percents.last ?? -1)%: the store is neither before nor after the import"
         )
         // The store is usable after the kill.
-        #expect(try sandbox.outpost("status").contains("replica:         kill"))
+        await #expect(try sandbox.outpost("status").contains("replica:         kill"))
     }
 
     @Test func theNormalizationOnlyHidesTheImportTime() throws {

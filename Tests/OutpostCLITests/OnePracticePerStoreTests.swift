@@ -8,9 +8,9 @@ struct OnePracticePerStoreTests {
     static let small = "pra_01JWMCKG0116Q4G4JXDH22YAN4"
     static let scorecard = "pra_01KE5Q86014TFF59TDWH9EDD1R"
 
-    @Test func importingAnotherPracticesDumpIntoAStoreThatHoldsAPracticeIsRefused() throws {
-        let sandbox = try Sandbox.withPractice()
-        let result = try sandbox.expectRefused(
+    @Test func importingAnotherPracticesDumpIntoAStoreThatHoldsAPracticeIsRefused() async throws {
+        let sandbox = try await Sandbox.withPractice()
+        let result = try await sandbox.expectRefused(
             ["import", Sandbox.fixture("practice-scorecard.json")],
             status: 2,
             mentioning: [Self.small, Self.scorecard, "one practice", "outpost init"]
@@ -19,7 +19,7 @@ struct OnePracticePerStoreTests {
 
         // Into a new store, the same dump imports.
         let other = try Sandbox()
-        try other.outpost("init")
-        try other.outpost("import", Sandbox.fixture("practice-scorecard.json"))
+        try await other.outpost("init")
+        try await other.outpost("import", Sandbox.fixture("practice-scorecard.json"))
     }
 }

@@ -8,11 +8,11 @@ struct PatientCommandTests {
         (object as? [[String: Any]] ?? []).compactMap { $0["id"] as? String }
     }
 
-    @Test func addShowAndSetAPatient() throws {
-        let sandbox = try Sandbox.withPractice()
+    @Test func addShowAndSetAPatient() async throws {
+        let sandbox = try await Sandbox.withPractice()
         let team = try Fixture.first("team")
         let subgroup = try #require(team.fields["subgroup"])
-        let patient = try sandbox.outpost(
+        let patient = try await sandbox.outpost(
             "patient",
             "add",
             "givenName=Ana",
@@ -27,101 +27,104 @@ struct PatientCommandTests {
         )
         #expect(patient.hasPrefix("pat_") && patient.count == 30, "\(patient)")
 
-        let show = try sandbox.outpost("patient", "show", patient)
+        let show = try await sandbox.outpost("patient", "show", patient)
         #expect(show.hasPrefix("patient \(patient)\n"))
         #expect(show.contains("  familyName: Quint"))
         #expect(show.contains("  conditions: E11.9,I10"))
         #expect(show.contains("  status: active"))
 
-        #expect(
+        await #expect(
             try sandbox.outpost("patient", "set", patient, "phone=555-0199", "conditions-=I10")
                 == "\(patient): 2 changes saved"
         )
-        let record = try #require(try sandbox.json("patient", "show", patient) as? [String: Any])
+        let record = try await #require(try sandbox.json("patient", "show", patient) as? [String: Any])
         let fields = try #require(record["fields"] as? [String: Any])
         #expect(fields["phone"] as? String == "555-0199")
         #expect(fields["conditions"] as? [String] == ["E11.9"])
         #expect(record["conflicts"] as? [String] == [])
     }
 
-    @Test func listShowsReadableHeadersAndEveryActivePatient() throws {
-        let sandbox = try Sandbox.withPractice()
-        let lines = try sandbox.outpost("patient", "list").split(separator: "\n").map(String.init)
+    @Test func listShowsReadableHeadersAndEveryActivePatient() async throws {
+        let sandbox = try await Sandbox.withPractice()
+        let lines = try await sandbox.outpost("patient", "list").split(separator: "\n").map(String.init)
         let header = try #require(lines.first)
         #expect(header.hasPrefix("ID  "))
         for column in ["FAMILY NAME", "GIVEN NAME", "BIRTH DATE", "SUBGROUP", "PRIMARY TEAM", "RISK TIER", "STATUS"] {
             #expect(header.contains(column), "\(header)")
         }
         #expect(lines.count == Fixture.all("patient").count + 1)
-        #expect(Set(ids(try sandbox.json("patient", "list"))) == Set(Fixture.all("patient").map(\.id)))
+        await #expect(Set(ids(try sandbox.json("patient", "list"))) == Set(Fixture.all("patient").map(\.id)))
     }
 
-    @Test func listFiltersBySubgroupTeamSiteAndRisk() throws {
-        let sandbox = try Sandbox.withPractice()
+    @Test func listFiltersBySubgroupTeamSiteAndRisk() async throws {
+        let sandbox = try await Sandbox.withPractice()
         let patients = Fixture.all("patient")
         let subgroup = try Fixture.first("subgroup") { $0.fields["key"] == "at-risk" }
-        #expect(
+        await #expect(
             Set(ids(try sandbox.json("patient", "list", "--subgroup", "at-risk")))
                 == Set(patients.filter { $0.fields["subgroup"] == subgroup.id }.map(\.id))
         )
-        #expect(
+        await #expect(
             Set(ids(try sandbox.json("patient", "list", "--subgroup", subgroup.id)))
                 == Set(patients.filter { $0.fields["subgroup"] == subgroup.id }.map(\.id))
         )
         let team = try #require(patients.last?.fields["primaryTeam"])
         let byTeam = Set(patients.filter { $0.fields["primaryTeam"] == team }.map(\.id))
         #expect(!byTeam.isEmpty)
-        #expect(Set(ids(try sandbox.json("patient", "list", "--team", team))) == byTeam)
+        await #expect(Set(ids(try sandbox.json("patient", "list", "--team", team))) == byTeam)
 
         let secondSite = try #require(patients.first { ($0.lists["sites"] ?? []).count > 1 }?.lists["sites"]?.last)
         let bySite = Set(patients.filter { $0.lists["sites"]?.contains(secondSite) == true }.map(\.id))
         #expect(!bySite.isEmpty && bySite.count < patients.count)
-        #expect(Set(ids(try sandbox.json("patient", "list", "--site", secondSite))) == bySite)
+        await #expect(Set(ids(try sandbox.json("patient", "list", "--site", secondSite))) == bySite)
 
         let veryHigh = Set(patients.filter { $0.fields["riskTier"] == "very-high" }.map(\.id))
         #expect(!veryHigh.isEmpty)
-        #expect(Set(ids(try sandbox.json("patient", "list", "--risk", "very-high"))) == veryHigh)
-        #expect(
+        await #expect(Set(ids(try sandbox.json("patient", "list", "--risk", "very-high"))) == veryHigh)
+        await #expect(
             Set(ids(try sandbox.json("patient", "list", "--risk", "very-high", "--team", team)))
                 == veryHigh.intersection(byTeam)
         )
     }
 
-    @Test func listRefusesUnknownFilterValues() throws {
-        let sandbox = try Sandbox.withPractice()
-        try sandbox.expectRefused(["patient", "list", "--risk", "extreme"], mentioning: ["--risk", "very-high"])
-        try sandbox.expectRefused(["patient", "list", "--subgroup", "frail"], mentioning: ["no subgroup", "frail"])
-        try sandbox.expectRefused(
+    @Test func listRefusesUnknownFilterValues() async throws {
+        let sandbox = try await Sandbox.withPractice()
+        try await sandbox.expectRefused(["patient", "list", "--risk", "extreme"], mentioning: ["--risk", "very-high"])
+        try await sandbox.expectRefused(
+            ["patient", "list", "--subgroup", "frail"],
+            mentioning: ["no subgroup", "frail"]
+        )
+        try await sandbox.expectRefused(
             ["patient", "list", "--team", "tea_01JWMCKG000000000000000000"],
             mentioning: ["no team with id tea_01JWMCKG000000000000000000"]
         )
-        try sandbox.expectRefused(
+        try await sandbox.expectRefused(
             ["patient", "list", "--site", "downtown"],
             mentioning: ["'downtown' is not a site id"]
         )
     }
 
-    @Test func retireHidesThePatientFromListsButKeepsTheRecord() throws {
-        let sandbox = try Sandbox.withPractice()
+    @Test func retireHidesThePatientFromListsButKeepsTheRecord() async throws {
+        let sandbox = try await Sandbox.withPractice()
         let patients = Fixture.all("patient")
         let first = patients[0].id
         let second = patients[1].id
-        #expect(try sandbox.outpost("patient", "retire", first) == "\(first): inactive")
-        #expect(try sandbox.outpost("patient", "retire", second, "--status", "deceased") == "\(second): deceased")
-        let active = Set(ids(try sandbox.json("patient", "list")))
+        await #expect(try sandbox.outpost("patient", "retire", first) == "\(first): inactive")
+        await #expect(try sandbox.outpost("patient", "retire", second, "--status", "deceased") == "\(second): deceased")
+        let active = Set(ids(try await sandbox.json("patient", "list")))
         #expect(!active.contains(first) && !active.contains(second))
         #expect(active.count == patients.count - 2)
-        #expect(Set(ids(try sandbox.json("patient", "list", "--all"))).count == patients.count)
-        #expect(try sandbox.outpost("patient", "show", first).hasPrefix("patient \(first) (retired)"))
-        try sandbox.expectRefused(["patient", "retire", first, "--status", "gone"], mentioning: ["--status"])
-        try sandbox.expectRefused(
+        await #expect(Set(ids(try sandbox.json("patient", "list", "--all"))).count == patients.count)
+        await #expect(try sandbox.outpost("patient", "show", first).hasPrefix("patient \(first) (retired)"))
+        try await sandbox.expectRefused(["patient", "retire", first, "--status", "gone"], mentioning: ["--status"])
+        try await sandbox.expectRefused(
             ["patient", "retire", "pat_01JWMCKG000000000000000000"],
             mentioning: ["no patient with id pat_01JWMCKG000000000000000000"]
         )
     }
 
-    @Test func badValuesAreRefusedWithoutEchoingPatientData() throws {
-        let sandbox = try Sandbox.withPractice()
+    @Test func badValuesAreRefusedWithoutEchoingPatientData() async throws {
+        let sandbox = try await Sandbox.withPractice()
         let patient = try Fixture.first("patient")
         let name = try #require(patient.fields["familyName"])
         for (arguments, mention) in [
@@ -135,10 +138,13 @@ struct PatientCommandTests {
             (["conditions=E11.9"], "conditions+="),
             (["notes-=anything"], "append-only"),
         ] {
-            let result = try sandbox.expectRefused(["patient", "set", patient.id] + arguments, mentioning: [mention])
+            let result = try await sandbox.expectRefused(
+                ["patient", "set", patient.id] + arguments,
+                mentioning: [mention]
+            )
             #expect(!result.stderr.contains(name), "patient data in the error: \(result.stderr)")
         }
-        try sandbox.expectRefused(
+        try await sandbox.expectRefused(
             ["patient", "add", "givenName=A", "familyName=B", "birthDate=1999-02-30"],
             mentioning: ["patient.birthDate"]
         )

@@ -18,13 +18,13 @@ struct ProjectionEncryptionTests {
     ]
 
     /// A store made from the same practice, with the same edits and a merge: encrypted or plain.
-    func practice(encrypted: Bool) throws -> Sandbox {
+    func practice(encrypted: Bool) async throws -> Sandbox {
         let sandbox = try Sandbox()
         let practice = sandbox.path("practice.json")
         try Data(PracticeGenerator(seed: 7, size: DoctorCommandTests.size).generate().jsonText().utf8)
             .write(to: URL(fileURLWithPath: practice))
-        try sandbox.outpost(arguments: ["init", "--replica", "projection"] + (encrypted ? [] : ["--no-encrypt"]))
-        try sandbox.outpost("import", practice)
+        try await sandbox.outpost(arguments: ["init", "--replica", "projection"] + (encrypted ? [] : ["--no-encrypt"]))
+        try await sandbox.outpost("import", practice)
         return sandbox
     }
 
@@ -43,9 +43,9 @@ struct ProjectionEncryptionTests {
         }
     }
 
-    @Test func anEncryptedProjectionHoldsNoPlainValueButIdsAndListsReadTheSame() throws {
-        let plain = try practice(encrypted: false)
-        let sealed = try practice(encrypted: true)
+    @Test func anEncryptedProjectionHoldsNoPlainValueButIdsAndListsReadTheSame() async throws {
+        let plain = try await practice(encrypted: false)
+        let sealed = try await practice(encrypted: true)
         let plainRows = try projected(plain)
         var ids = Set<String>()
         var values = Set<String>()
@@ -95,10 +95,10 @@ struct ProjectionEncryptionTests {
         let team = try #require(first("team"))
         let person = try #require(first("assignee"))
         for sandbox in [plain, sealed] {
-            try sandbox.outpost("patient", "merge", patients[0], patients[1], "--reason", "registered twice")
-            try sandbox.outpost("patient", "set", patients[2], "riskTier=high")
+            try await sandbox.outpost("patient", "merge", patients[0], patients[1], "--reason", "registered twice")
+            try await sandbox.outpost("patient", "set", patients[2], "riskTier=high")
         }
-        #expect(try sealed.outpost("doctor") == "store ok")
+        #expect(try await sealed.outpost("doctor") == "store ok")
         for command in [
             ["task", "list"], ["task", "list", "--team", team], ["task", "list", "--status", "requested"],
             ["task", "list", "--assignee", person], ["task", "list", "--patient", patients[0]],
@@ -107,8 +107,8 @@ struct ProjectionEncryptionTests {
             ["patient", "list"], ["patient", "list", "--risk", "high"], ["patient", "list", "--all"], ["panel"],
             ["gaps", "--today", "2026-06-01"],
         ] {
-            let expected = try plain.outpost(arguments: command)
-            #expect(try sealed.outpost(arguments: command) == expected, "\(command)")
+            let expected = try await plain.outpost(arguments: command)
+            #expect(try await sealed.outpost(arguments: command) == expected, "\(command)")
         }
     }
 }

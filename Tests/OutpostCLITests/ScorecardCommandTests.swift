@@ -5,10 +5,10 @@ import Testing
 /// `outpost scorecard`, `outpost panel` and `outpost gaps` on the hand-checkable sample practice
 /// (fixtures/practice-scorecard.json; its expected 2026-Q2 scorecard is fixtures/practice-scorecard.expected.json).
 struct ScorecardCommandTests {
-    private func sample() throws -> Sandbox {
+    private func sample() async throws -> Sandbox {
         let sandbox = try Sandbox()
-        try sandbox.outpost("init", "--replica", "score")
-        try sandbox.outpost("import", Sandbox.fixture("practice-scorecard.json"))
+        try await sandbox.outpost("init", "--replica", "score")
+        try await sandbox.outpost("import", Sandbox.fixture("practice-scorecard.json"))
         return sandbox
     }
 
@@ -22,14 +22,14 @@ struct ScorecardCommandTests {
         return byLabel
     }
 
-    @Test func theSamplePracticesQuarterMatchesTheHandCheckedGoldenFile() throws {
-        let sandbox = try sample()
-        let output = try sandbox.outpost("scorecard", "--period", "2026-Q2", "--json")
+    @Test func theSamplePracticesQuarterMatchesTheHandCheckedGoldenFile() async throws {
+        let sandbox = try await sample()
+        let output = try await sandbox.outpost("scorecard", "--period", "2026-Q2", "--json")
         let golden = try String(contentsOfFile: Sandbox.fixture("practice-scorecard.expected.json"), encoding: .utf8)
         #expect(output + "\n" == golden)
 
         // The hand check (docs/scorecard.md, "The sample practice"): Hal is inactive; Xena died on 2026-06-16.
-        let card = try groups(try sandbox.json("scorecard", "--period", "2026-Q2"))
+        let card = try groups(try await sandbox.json("scorecard", "--period", "2026-Q2"))
         #expect(card["healthy"]?["memberMonths"] as? Double == 6)
         #expect(card["chronic"]?["memberMonths"] as? Double == 6)
         #expect(card["complex"]?["memberMonths"] as? Double == 5.5)  // 3 + April, May and 15/30 of June
@@ -42,24 +42,24 @@ struct ScorecardCommandTests {
         #expect(card["chronic"]?["medianDaysToCloseReferral"] as? Double == 28)
     }
 
-    @Test func fromAndToGiveTheSameScorecardAsThePeriodAndCSVHasOneRowPerGroup() throws {
-        let sandbox = try sample()
-        #expect(
+    @Test func fromAndToGiveTheSameScorecardAsThePeriodAndCSVHasOneRowPerGroup() async throws {
+        let sandbox = try await sample()
+        await #expect(
             try sandbox.outpost("scorecard", "--from", "2026-04-01", "--to", "2026-06-30", "--json")
                 == sandbox.outpost("scorecard", "--period", "2026-Q2", "--json")
         )
-        let csv = try sandbox.outpost("scorecard", "--period", "2026-Q2", "--csv").split(separator: "\n")
+        let csv = try await sandbox.outpost("scorecard", "--period", "2026-Q2", "--csv").split(separator: "\n")
         #expect(csv.count == 5)  // header, three subgroups, all
         #expect(csv.first?.hasPrefix("group,label,patients,memberMonths,") == true)
         #expect(csv.last?.hasPrefix("all,All patients,6,17.5,") == true)
         #expect(csv.last?.hasSuffix(",14070,1,804,730,-13340") == true)  // cost, uncosted, PMPM, payment, margin
-        let table = try sandbox.outpost("scorecard", "--period", "2026-Q2", "--by", "team")
+        let table = try await sandbox.outpost("scorecard", "--period", "2026-Q2", "--by", "team")
         #expect(table.contains("TEAM BLUE") && table.contains("TEAM GREEN"))
     }
 
-    @Test func theReadoutGivesEachMeasuresChangeAgainstTheBaseline() throws {
-        let sandbox = try sample()
-        let readout = try #require(
+    @Test func theReadoutGivesEachMeasuresChangeAgainstTheBaseline() async throws {
+        let sandbox = try await sample()
+        let readout = try await #require(
             try sandbox.json("scorecard", "--baseline", "2026-04-01..2026-04-30", "--compare", "2026-05-01..2026-05-31")
                 as? [String: Any]
         )
@@ -75,27 +75,30 @@ struct ScorecardCommandTests {
         #expect(cost["change"] as? Double == 13_650)
     }
 
-    @Test func badPeriodsAndGroupingsAreRefused() throws {
-        let sandbox = try sample()
-        try sandbox.expectRefused(["scorecard"], mentioning: ["--period"])
-        try sandbox.expectRefused(["scorecard", "--period", "2026-Q5"], mentioning: ["--period", "2026-Q5"])
-        try sandbox.expectRefused(["scorecard", "--from", "2026-07-01"], mentioning: ["--from and --to"])
-        try sandbox.expectRefused(
+    @Test func badPeriodsAndGroupingsAreRefused() async throws {
+        let sandbox = try await sample()
+        try await sandbox.expectRefused(["scorecard"], mentioning: ["--period"])
+        try await sandbox.expectRefused(["scorecard", "--period", "2026-Q5"], mentioning: ["--period", "2026-Q5"])
+        try await sandbox.expectRefused(["scorecard", "--from", "2026-07-01"], mentioning: ["--from and --to"])
+        try await sandbox.expectRefused(
             ["scorecard", "--from", "2026-07-01", "--to", "2026-06-01"],
             mentioning: ["--from/--to"]
         )
-        try sandbox.expectRefused(["scorecard", "--period", "2026", "--by", "ward"], mentioning: ["--by", "ward"])
-        try sandbox.expectRefused(["scorecard", "--baseline", "2026-Q1"], mentioning: ["--compare"])
-        try sandbox.expectRefused(
+        try await sandbox.expectRefused(
+            ["scorecard", "--period", "2026", "--by", "ward"],
+            mentioning: ["--by", "ward"]
+        )
+        try await sandbox.expectRefused(["scorecard", "--baseline", "2026-Q1"], mentioning: ["--compare"])
+        try await sandbox.expectRefused(
             ["scorecard", "--period", "2026", "--json", "--csv"],
             mentioning: ["--json or --csv"]
         )
-        try sandbox.expectRefused(["gaps", "--today", "tomorrow"], mentioning: ["--today"])
+        try await sandbox.expectRefused(["gaps", "--today", "tomorrow"], mentioning: ["--today"])
     }
 
-    @Test func panelCountsActivePatientsByTeamSubgroupAndRiskTier() throws {
-        let sandbox = try sample()
-        let panel = try #require(try sandbox.json("panel") as? [String: Any])
+    @Test func panelCountsActivePatientsByTeamSubgroupAndRiskTier() async throws {
+        let sandbox = try await sample()
+        let panel = try await #require(try sandbox.json("panel") as? [String: Any])
         let teams = try #require(panel["teams"] as? [[String: Any]])
         #expect(teams.map { $0["label"] as? String } == ["Team Blue", "Team Green"])
         #expect(teams.map { $0["patients"] as? Int } == [2, 3])  // Hal (inactive) and Xena (deceased) left out
@@ -103,26 +106,28 @@ struct ScorecardCommandTests {
         #expect(teams.last?["byRiskTier"] as? [String: Int] == ["high": 2, "very-high": 1])
         #expect(panel["openGapsBySubgroup"] as? [String: [String: Int]] == ["healthy": ["flu-vaccine": 1]])
         #expect((panel["withoutTeam"] as? [String])?.isEmpty == true)
-        #expect(try sandbox.outpost("panel").contains("Work to do: 0 patient(s) with no team, 0 with no subgroup"))
+        await #expect(
+            try sandbox.outpost("panel").contains("Work to do: 0 patient(s) with no team, 0 with no subgroup")
+        )
     }
 
-    @Test func gapsCreateTasksOnceAndASecondRunCreatesNothingNew() throws {
-        let sandbox = try sample()
+    @Test func gapsCreateTasksOnceAndASecondRunCreatesNothingNew() async throws {
+        let sandbox = try await sample()
         // Cora's and Cyril's latest HbA1c (2026-05-02, 2026-04-10) are more than 182 days before 2026-11-20.
-        let listed = try #require(try sandbox.json("gaps", "--today", "2026-11-20") as? [[String: Any]])
+        let listed = try await #require(try sandbox.json("gaps", "--today", "2026-11-20") as? [[String: Any]])
         #expect(listed.map { $0["rule"] as? String } == ["a1c-due", "a1c-due"])
         #expect(listed.allSatisfy { $0["existingTask"] == nil })
-        let tasksBefore = try #require(try sandbox.json("task", "list") as? [[String: Any]]).count
+        let tasksBefore = try await #require(try sandbox.json("task", "list") as? [[String: Any]]).count
 
-        let first = try sandbox.run(["gaps", "--today", "2026-11-20", "--create-tasks"])
+        let first = try await sandbox.run(["gaps", "--today", "2026-11-20", "--create-tasks"])
         #expect(first.status == 0 && first.stderr.contains("created 2 task(s); 0 already had one"))
-        let second = try sandbox.run(["gaps", "--today", "2026-11-20", "--create-tasks"])
+        let second = try await sandbox.run(["gaps", "--today", "2026-11-20", "--create-tasks"])
         #expect(second.status == 0 && second.stderr.contains("created 0 task(s); 2 already had one"))
-        let tasks = try #require(try sandbox.json("task", "list") as? [[String: Any]])
+        let tasks = try await #require(try sandbox.json("task", "list") as? [[String: Any]])
         #expect(tasks.count == tasksBefore + 2)
-        let after = try #require(try sandbox.json("gaps", "--today", "2026-11-20") as? [[String: Any]])
+        let after = try await #require(try sandbox.json("gaps", "--today", "2026-11-20") as? [[String: Any]])
         #expect(after.allSatisfy { ($0["existingTask"] as? String)?.hasPrefix("tsk_") == true })
         // In May both readings were recent: nothing is due.
-        #expect((try sandbox.json("gaps", "--today", "2026-05-25") as? [Any])?.isEmpty == true)
+        await #expect((try sandbox.json("gaps", "--today", "2026-05-25") as? [Any])?.isEmpty == true)
     }
 }

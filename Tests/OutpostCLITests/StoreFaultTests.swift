@@ -22,10 +22,10 @@ struct StoreFaultTests {
         mentioning mentions: [String],
         user: uid_t? = nil,
         sourceLocation: SourceLocation = #_sourceLocation
-    ) throws {
+    ) async throws {
         let before = sandbox.storeBytes()[""]
         for arguments in Self.commands {
-            let result = try sandbox.run(arguments, user: user)
+            let result = try await sandbox.run(arguments, user: user)
             let command = "outpost " + arguments.joined(separator: " ")
             #expect(result.status == 1, "\(command): \(result)", sourceLocation: sourceLocation)
             #expect(result.stdout.isEmpty, "\(command): \(result)", sourceLocation: sourceLocation)
@@ -46,9 +46,9 @@ struct StoreFaultTests {
         }
     }
 
-    @Test func aMissingStoreIsReportedAndNotCreated() throws {
+    @Test func aMissingStoreIsReportedAndNotCreated() async throws {
         let sandbox = try Sandbox()
-        try expectFault(sandbox, mentioning: ["no store at \(sandbox.store)", "outpost init"])
+        try await expectFault(sandbox, mentioning: ["no store at \(sandbox.store)", "outpost init"])
         #expect(sandbox.storeBytes().isEmpty)
         #expect(
             try FileManager.default.contentsOfDirectory(atPath: sandbox.directory.path).filter { !$0.hasPrefix(".") }
@@ -57,21 +57,21 @@ struct StoreFaultTests {
     }
 
     @Test(arguments: [0, 100, 4096, 70_000])
-    func aFileOfGarbageIsReportedAsDamaged(length: Int) throws {
+    func aFileOfGarbageIsReportedAsDamaged(length: Int) async throws {
         let sandbox = try Sandbox()
         var generator = SeededGenerator(seed: UInt64(length) + 1)
         let garbage = Data((0..<length).map { _ in UInt8(truncatingIfNeeded: generator.next()) })
         try garbage.write(to: URL(fileURLWithPath: sandbox.store))
         if length == 0 {
             // An empty file is what SQLite makes of a new database: it has no replica identity.
-            try expectFault(sandbox, mentioning: [sandbox.store, "not an Outpost store"])
+            try await expectFault(sandbox, mentioning: [sandbox.store, "not an Outpost store"])
         } else {
-            try expectFault(sandbox, mentioning: [sandbox.store, "not an Outpost store or is damaged"])
+            try await expectFault(sandbox, mentioning: [sandbox.store, "not an Outpost store or is damaged"])
         }
     }
 
-    @Test func aStoreWhosePagesAreDamagedIsReported() throws {
-        let sandbox = try Sandbox.withPractice()
+    @Test func aStoreWhosePagesAreDamagedIsReported() async throws {
+        let sandbox = try await Sandbox.withPractice()
         var bytes = try #require(sandbox.storeBytes()[""])
         // Keep the header (the first page) so SQLite opens the file; overwrite every later page's start.
         var index = 4096
@@ -84,7 +84,7 @@ struct StoreFaultTests {
         for arguments in [
             ["patient", "list"], ["export"], ["patient", "set", try Fixture.first("patient").id, "phone=555-0100"],
         ] {
-            let result = try sandbox.run(arguments)
+            let result = try await sandbox.run(arguments)
             #expect(result.status == 1, "\(arguments): \(result)")
             #expect(result.errorLines.count == 1, "\(arguments): \(result)")
             #expect(result.stderr.contains("damaged"), "\(arguments): \(result)")
@@ -92,17 +92,19 @@ struct StoreFaultTests {
         }
     }
 
-    @Test func aStoreOfANewerSchemaIsNotOpened() throws {
-        let sandbox = try Sandbox.withPractice()
+    @Test func aStoreOfANewerSchemaIsNotOpened() async throws {
+        let sandbox = try await Sandbox.withPractice()
         // A later Outpost would have registered a migration this one does not know.
         let queue = try DatabaseQueue(path: sandbox.store)
-        try queue.write { db in try db.execute(sql: "INSERT INTO grdb_migrations (identifier) VALUES ('v99-future')") }
+        try await queue.write { db in
+            try db.execute(sql: "INSERT INTO grdb_migrations (identifier) VALUES ('v99-future')")
+        }
         try queue.close()
-        try expectFault(sandbox, mentioning: [sandbox.store, "newer version of Outpost"])
+        try await expectFault(sandbox, mentioning: [sandbox.store, "newer version of Outpost"])
     }
 
-    @Test func aReadOnlyStoreIsReportedAndUnchanged() throws {
-        let sandbox = try Sandbox.withPractice()
+    @Test func aReadOnlyStoreIsReportedAndUnchanged() async throws {
+        let sandbox = try await Sandbox.withPractice()
         // The store and its folder become read-only. Root ignores file modes, so as root the commands run
         // as the unprivileged user `nobody` (through setpriv), for whom the modes hold: the outcome a user
         // gets whose store sits on a read-only volume or belongs to someone else.
@@ -115,9 +117,9 @@ struct StoreFaultTests {
         // Runs as `nobody` (65534), who must be able to reach the executable.
         let user: uid_t? = isRoot ? 65534 : nil
         if isRoot {
-            let probe = try sandbox.run(["--version"], user: user)
+            let probe = try await sandbox.run(["--version"], user: user)
             try #require(probe.status == 0, "cannot run outpost as nobody: \(probe)")
         }
-        try expectFault(sandbox, mentioning: [sandbox.store, "cannot be written", "permissions"], user: user)
+        try await expectFault(sandbox, mentioning: [sandbox.store, "cannot be written", "permissions"], user: user)
     }
 }

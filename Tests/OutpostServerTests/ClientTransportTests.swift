@@ -130,19 +130,19 @@ struct ClientTransportTests {
         let devices = try TemporaryDirectory("outpost-cutoff")
         let device = Device("cut", in: devices)
         // The server cannot be reached through the cut-off link: init only warns (the laptop may be offline).
-        try device.ok("init", "--server", "http://127.0.0.1:\(cutOff.port)", "--token", server.adminToken)
-        try device.ok("import", try TinyPractice.write(in: devices))
-        let pending = try #require(try device.status()["pendingChanges"] as? Int)
+        try await device.ok("init", "--server", "http://127.0.0.1:\(cutOff.port)", "--token", server.adminToken)
+        try await device.ok("import", try TinyPractice.write(in: devices))
+        let pending = try await #require(try device.status()["pendingChanges"] as? Int)
         #expect(pending > 0)
 
-        let result = try device.run("sync")
+        let result = try await device.run("sync")
         #expect(result.status == 1, "no crash (a fatal error exits 132 from a shell, 4 here): \(result)")
         #expect(result.errorLines.count == 1, "one line on stderr: \(result)")
         #expect(result.stderr.hasPrefix("outpost: cannot reach the server ("), "\(result)")
         #expect(result.stderr.contains("your changes are kept"), "\(result)")
         #expect(!result.stderr.contains("Fatal error"), "\(result)")
         #expect(cutOff.connections > 1, "the cut-off answer was retried")
-        #expect(try device.status()["pendingChanges"] as? Int == pending, "the outbox is kept")
+        await #expect(try device.status()["pendingChanges"] as? Int == pending, "the outbox is kept")
     }
 
     @Test func remoteSetWithoutATokenKeepsTheStoredTokenAndSaysSo() async throws {
@@ -150,23 +150,23 @@ struct ClientTransportTests {
         let devices = try TemporaryDirectory("outpost-remote")
         let device = Device("moved", in: devices)
         // Bound to a server that is not there (the device was set up offline), then pointed at the real one.
-        try device.ok("init", "--server", "http://127.0.0.1:9", "--token", server.adminToken)
-        let output = try device.ok("remote", "set", server.url.absoluteString)
+        try await device.ok("init", "--server", "http://127.0.0.1:9", "--token", server.adminToken)
+        let output = try await device.ok("remote", "set", server.url.absoluteString)
         #expect(output.contains("server: \(server.url.absoluteString)"), "\(output)")
         #expect(output.contains("kept"), "says the stored token was kept: \(output)")
-        let shown = try device.ok("remote", "show")
+        let shown = try await device.ok("remote", "show")
         #expect(shown.contains(String(server.adminToken.prefix(8))), "\(shown)")
-        try device.ok("import", try TinyPractice.write(in: devices))
-        let report = try device.ok("sync")
+        try await device.ok("import", try TinyPractice.write(in: devices))
+        let report = try await device.ok("sync")
         #expect(report.contains("pending 0"), "the kept token syncs: \(report)")
 
         // A replica that never had a token still needs one, and is told how to give it.
         let offline = Device("offline", in: devices)
-        try offline.ok("init")
-        let refused = try offline.run("remote", "set", server.url.absoluteString)
+        try await offline.ok("init")
+        let refused = try await offline.run("remote", "set", server.url.absoluteString)
         #expect(refused.status == 2, "\(refused)")
         #expect(refused.errorLines.count == 1, "\(refused)")
         #expect(refused.stderr.contains("--token"), "\(refused)")
-        #expect(try offline.ok("remote", "show").contains("(none"), "nothing was saved")
+        await #expect(try offline.ok("remote", "show").contains("(none"), "nothing was saved")
     }
 }

@@ -10,12 +10,12 @@ struct ConflictEndToEndTests {
         try JSONSerialization.jsonObject(with: Data(text.utf8))
     }
 
-    func conflicts(_ device: Device) throws -> [[String: Any]] {
-        try #require(try json(try device.ok("conflicts", "list", "--json")) as? [[String: Any]])
+    func conflicts(_ device: Device) async throws -> [[String: Any]] {
+        try #require(try await json(try device.ok("conflicts", "list", "--json")) as? [[String: Any]])
     }
 
-    func firstPatient(_ device: Device) throws -> String {
-        let list = try #require(try json(try device.ok("patient", "list", "--json")) as? [[String: Any]])
+    func firstPatient(_ device: Device) async throws -> String {
+        let list = try #require(try await json(try device.ok("patient", "list", "--json")) as? [[String: Any]])
         return try #require(list.first?["id"] as? String)
     }
 
@@ -30,12 +30,12 @@ struct ConflictEndToEndTests {
         let a = Device("a", in: folder, encoding: wire)
         let b = Device("b", in: folder, encoding: wire)
         let c = Device("c", in: folder, encoding: wire)
-        try a.ok("init", "--server", url, "--token", server.adminToken)
-        try a.ok("import", Built.fixture("practice-small.json"))
-        try a.ok("sync")
+        try await a.ok("init", "--server", url, "--token", server.adminToken)
+        try await a.ok("import", Built.fixture("practice-small.json"))
+        try await a.ok("sync")
         for device in [b, c] {
-            try device.ok("init", "--server", url, "--token", try server.issueToken(role: "clinician"))
-            try device.ok("sync")
+            try await device.ok("init", "--server", url, "--token", try server.issueToken(role: "clinician"))
+            try await device.ok("sync")
         }
         return (server, folder, a, b, c)
     }
@@ -49,49 +49,51 @@ struct ConflictEndToEndTests {
     {
         let (server, folder, a, b, c) = try await practice(backend, wire: wire)
         _ = folder
-        let patient = try firstPatient(a)
+        let patient = try await firstPatient(a)
         let id = "\(patient).birthDate"
 
         // Offline, a and b change the same review field and the same lww field.
-        try a.ok("patient", "set", patient, "birthDate=1970-01-02", "phone=(406) 555-0101")
-        try b.ok("patient", "set", patient, "birthDate=1971-03-04", "phone=(406) 555-0202")
-        for device in [a, b, c, a, b] { try device.ok("sync") }
+        try await a.ok("patient", "set", patient, "birthDate=1970-01-02", "phone=(406) 555-0101")
+        try await b.ok("patient", "set", patient, "birthDate=1971-03-04", "phone=(406) 555-0202")
+        for device in [a, b, c, a, b] { try await device.ok("sync") }
         for device in [a, b, c] {
-            let open = try conflicts(device)
+            let open = try await conflicts(device)
             #expect(open.map { $0["id"] as? String } == [id], "\(device.name): \(open)")
             #expect(open.first?["values"] as? Int == 2)
         }
-        let status = try c.ok("status")
+        let status = try await c.ok("status")
         #expect(status.contains("open conflicts:  1"))
         // The umbrella store's admins see it too, read from the server's state.
-        let onServer = try server.admin(["conflicts", "list", "--json"])
+        let onServer = try await server.admin(["conflicts", "list", "--json"])
         try #require(onServer.status == 0, "\(onServer)")
         let serverList = try #require(try json(onServer.stdout) as? [[String: Any]])
         #expect(serverList.map { $0["id"] as? String } == [id])
-        let serverShow = try server.admin(["conflicts", "show", id, "--json"])
+        let serverShow = try await server.admin(["conflicts", "show", id, "--json"])
         #expect((try json(serverShow.stdout) as? [[String: Any]])?.count == 2)
 
         // c resolves; once everyone syncs, no replica has it open, and all hold c's choice.
-        let shown = try #require(try json(try c.ok("conflicts", "show", id, "--json")) as? [String: Any])
+        let shown = try await #require(try json(try c.ok("conflicts", "show", id, "--json")) as? [String: Any])
         let values = try #require(shown["values"] as? [[String: Any]])
         #expect(values.count == 2)
         #expect(values.filter { $0["provisional"] as? Bool == true }.count == 1)
         #expect(Set(values.compactMap { $0["device"] as? String }).count == 2)
         let picked = try #require(values.first?["value"] as? String)
-        try c.ok("conflicts", "resolve", id, "--pick", "1", "--reason", "checked the ID card")
-        #expect(try conflicts(c).isEmpty)
-        for device in [c, a, b] { try device.ok("sync") }
-        #expect(try server.admin(["conflicts", "list"]).output == "no open conflicts")
-        let export = try a.export()
+        try await c.ok("conflicts", "resolve", id, "--pick", "1", "--reason", "checked the ID card")
+        await #expect(try conflicts(c).isEmpty)
+        for device in [c, a, b] { try await device.ok("sync") }
+        await #expect(try server.admin(["conflicts", "list"]).output == "no open conflicts")
+        let export = try await a.export()
         for device in [a, b, c] {
-            #expect(try conflicts(device).isEmpty, "\(device.name)")
-            let record = try #require(try json(try device.ok("patient", "show", patient, "--json")) as? [String: Any])
+            await #expect(try conflicts(device).isEmpty, "\(device.name)")
+            let record = try await #require(
+                try json(try device.ok("patient", "show", patient, "--json")) as? [String: Any]
+            )
             #expect((record["fields"] as? [String: Any])?["birthDate"] as? String == picked)
-            #expect(try device.export() == export)
+            await #expect(try device.export() == export)
         }
 
         // The audit trail names every step with its device, the resolution with its reason.
-        let audit = try #require(try json(try b.ok("audit", "--patient", patient, "--json")) as? [[String: Any]])
+        let audit = try await #require(try json(try b.ok("audit", "--patient", patient, "--json")) as? [[String: Any]])
         let birthDates = audit.filter { $0["field"] as? String == "birthDate" }
         let devices = Set(birthDates.compactMap { $0["device"] as? String })
         #expect(devices.count == 3, "a's and b's edits and c's resolution: \(birthDates)")
@@ -100,20 +102,20 @@ struct ConflictEndToEndTests {
         #expect(resolution["device"] as? String == birthDates.last?["device"] as? String)
 
         // Two people resolve a new conflict differently while apart: a new conflict, nothing lost.
-        try a.ok("patient", "set", patient, "birthDate=1972-05-06")
-        try b.ok("patient", "set", patient, "birthDate=1973-07-08")
-        for device in [a, b, a] { try device.ok("sync") }
-        try #require(try conflicts(a).count == 1)
-        try #require(try conflicts(b).count == 1)
-        try a.ok("conflicts", "resolve", id, "--pick", "1", "--reason", "a decides")
-        try b.ok("conflicts", "resolve", id, "--value", "1974-09-10", "--reason", "b decides")
-        for device in [a, b, c, a] { try device.ok("sync") }
+        try await a.ok("patient", "set", patient, "birthDate=1972-05-06")
+        try await b.ok("patient", "set", patient, "birthDate=1973-07-08")
+        for device in [a, b, a] { try await device.ok("sync") }
+        try await #require(try conflicts(a).count == 1)
+        try await #require(try conflicts(b).count == 1)
+        try await a.ok("conflicts", "resolve", id, "--pick", "1", "--reason", "a decides")
+        try await b.ok("conflicts", "resolve", id, "--value", "1974-09-10", "--reason", "b decides")
+        for device in [a, b, c, a] { try await device.ok("sync") }
         for device in [a, b, c] {
-            let open = try conflicts(device)
+            let open = try await conflicts(device)
             #expect(open.map { $0["id"] as? String } == [id], "\(device.name)")
             #expect(open.first?["values"] as? Int == 2)
         }
-        #expect(try a.export() == c.export())
+        await #expect(try a.export() == c.export())
     }
 
     @Test(arguments: Backend.all) func aSiteDeviceCannotResolveAndBadResolutionsChangeNothing(
@@ -121,23 +123,23 @@ struct ConflictEndToEndTests {
     ) async throws {
         let (server, folder, a, b, _) = try await practice(backend)
         let school = Device("school", in: folder)
-        try school.ok(
+        try await school.ok(
             "init",
             "--server",
             server.url.absoluteString,
             "--token",
             try server.issueToken(role: "site-device")
         )
-        try school.ok("sync")
-        let patient = try firstPatient(a)
+        try await school.ok("sync")
+        let patient = try await firstPatient(a)
         let id = "\(patient).birthDate"
-        try a.ok("patient", "set", patient, "birthDate=1970-01-02")
-        try b.ok("patient", "set", patient, "birthDate=1971-03-04")
-        for device in [a, b, a, school] { try device.ok("sync") }
-        try #require(try conflicts(school).count == 1)
-        let before = try school.export()
+        try await a.ok("patient", "set", patient, "birthDate=1970-01-02")
+        try await b.ok("patient", "set", patient, "birthDate=1971-03-04")
+        for device in [a, b, a, school] { try await device.ok("sync") }
+        try await #require(try conflicts(school).count == 1)
+        let before = try await school.export()
 
-        let refused = try school.run("conflicts", "resolve", id, "--pick", "1")
+        let refused = try await school.run("conflicts", "resolve", id, "--pick", "1")
         #expect(refused.status == 2)
         #expect(refused.stderr.contains("site-device"))
         for arguments in [
@@ -146,7 +148,7 @@ struct ConflictEndToEndTests {
             ["conflicts", "resolve", id, "--value", "not-a-date"],
             ["conflicts", "show", "nonsense"],
         ] {
-            let result = try runProcess(
+            let result = try await runProcess(
                 Built.outpost,
                 arguments,
                 in: folder.url,
@@ -155,8 +157,8 @@ struct ConflictEndToEndTests {
             #expect(result.status == 2, "\(arguments): \(result)")
             #expect(result.stderr.split(separator: "\n").count == 1, "one line: \(result.stderr)")
         }
-        #expect(try school.export() == before)
-        #expect(try conflicts(a).count == 1)
+        await #expect(try school.export() == before)
+        await #expect(try conflicts(a).count == 1)
 
         // The server enforces it too: a site device that forgot its role resolves locally, and its push is
         // refused; the resolution stays in its outbox, nothing reaches the others.
@@ -165,14 +167,14 @@ struct ConflictEndToEndTests {
             key: { () throws(ClientError) in try .keyFile(at: TestKeyFile.path) }
         )
         try store.store.setSetting(SyncEngine.roleSetting, to: nil)
-        try school.ok("conflicts", "resolve", id, "--pick", "1")
-        let push = try school.run("sync")
+        try await school.ok("conflicts", "resolve", id, "--pick", "1")
+        let push = try await school.run("sync")
         #expect(push.status == 1, "\(push)")
         #expect(push.stderr.contains("site-device token cannot resolve"))
-        #expect(try school.status()["pendingChanges"] as? Int == 2)
-        try a.ok("sync")
-        #expect(try conflicts(a).count == 1)
-        #expect(try a.status()["pendingChanges"] as? Int == 0)
+        await #expect(try school.status()["pendingChanges"] as? Int == 2)
+        try await a.ok("sync")
+        await #expect(try conflicts(a).count == 1)
+        await #expect(try a.status()["pendingChanges"] as? Int == 0)
     }
 
     @Test(arguments: Backend.all) func bulkResolutionByRuleShowsItsPlanOnADryRunThenResolves(
@@ -180,19 +182,19 @@ struct ConflictEndToEndTests {
     ) async throws {
         let (server, folder, a, b, _) = try await practice(backend)
         _ = (server, folder)
-        let patients = try #require(try json(try a.ok("patient", "list", "--json")) as? [[String: Any]])
+        let patients = try await #require(try json(try a.ok("patient", "list", "--json")) as? [[String: Any]])
             .compactMap { $0["id"] as? String }.prefix(3)
         try #require(patients.count == 3)
         for patient in patients {
-            try a.ok("patient", "set", patient, "birthDate=1970-01-02")
-            try b.ok("patient", "set", patient, "birthDate=1971-03-04")
+            try await a.ok("patient", "set", patient, "birthDate=1970-01-02")
+            try await b.ok("patient", "set", patient, "birthDate=1971-03-04")
         }
-        try a.ok("sync")
-        try b.ok("sync")
-        try a.ok("sync")
-        try #require(try conflicts(a).count == 3)
+        try await a.ok("sync")
+        try await b.ok("sync")
+        try await a.ok("sync")
+        try await #require(try conflicts(a).count == 3)
 
-        let dryRun = try a.ok(
+        let dryRun = try await a.ok(
             "conflicts",
             "resolve",
             "--all",
@@ -204,27 +206,35 @@ struct ConflictEndToEndTests {
         )
         #expect(dryRun.contains("would keep"))
         #expect(dryRun.contains("nothing changed"))
-        #expect(try conflicts(a).count == 3)
-        #expect(try a.status()["pendingChanges"] as? Int == 0)
+        await #expect(try conflicts(a).count == 3)
+        await #expect(try a.status()["pendingChanges"] as? Int == 0)
 
-        let refused = try a.run("conflicts", "resolve", "--all", "--field", "patient.birthDate", "--rule", "loudest")
+        let refused = try await a.run(
+            "conflicts",
+            "resolve",
+            "--all",
+            "--field",
+            "patient.birthDate",
+            "--rule",
+            "loudest"
+        )
         #expect(refused.status == 2)
 
-        let done = try a.ok("conflicts", "resolve", "--all", "--field", "patient.birthDate", "--rule", "newest")
+        let done = try await a.ok("conflicts", "resolve", "--all", "--field", "patient.birthDate", "--rule", "newest")
         #expect(done.contains("resolved 3 of 3"))
-        #expect(try conflicts(a).isEmpty)
-        for device in [a, b] { try device.ok("sync") }
-        #expect(try conflicts(b).isEmpty)
-        #expect(try a.export() == b.export())
+        await #expect(try conflicts(a).isEmpty)
+        for device in [a, b] { try await device.ok("sync") }
+        await #expect(try conflicts(b).isEmpty)
+        await #expect(try a.export() == b.export())
     }
 
     @Test(arguments: Backend.all) func anOpenConflictSurvivesTheClientBeingKilled(backend: Backend) async throws {
         let (server, folder, a, b, _) = try await practice(backend)
         _ = server
-        let patient = try firstPatient(a)
-        try a.ok("patient", "set", patient, "birthDate=1970-01-02")
-        try b.ok("patient", "set", patient, "birthDate=1971-03-04")
-        try a.ok("sync")
+        let patient = try await firstPatient(a)
+        try await a.ok("patient", "set", patient, "birthDate=1970-01-02")
+        try await b.ok("patient", "set", patient, "birthDate=1971-03-04")
+        try await a.ok("sync")
         // b's watch brings the conflict in, then b is killed while it waits for more.
         let output = folder.path("watch.out")
         _ = FileManager.default.createFile(atPath: output, contents: nil)
@@ -234,7 +244,7 @@ struct ConflictEndToEndTests {
         watch.environment = b.environment.merging(["HOME": folder.url.path]) { _, new in new }
         watch.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: output))
         watch.standardError = FileHandle.nullDevice
-        try watch.run()
+        let exit = try watch.start()
         var polls = 0
         while polls < 6_000, watch.isRunning,
             !((try? String(contentsOfFile: output, encoding: .utf8)) ?? "").contains("new conflicts 1")
@@ -245,10 +255,10 @@ struct ConflictEndToEndTests {
         #expect(watch.isRunning)
         #expect(((try? String(contentsOfFile: output, encoding: .utf8)) ?? "").contains("new conflicts 1"))
         kill(watch.processIdentifier, SIGKILL)
-        watch.waitUntilExit()
+        await exit.wait()
         #expect(watch.terminationReason == .uncaughtSignal)
-        let open = try conflicts(b)
+        let open = try await conflicts(b)
         #expect(open.map { $0["id"] as? String } == ["\(patient).birthDate"])
-        #expect(try b.ok("status").contains("open conflicts:  1"))
+        await #expect(try b.ok("status").contains("open conflicts:  1"))
     }
 }

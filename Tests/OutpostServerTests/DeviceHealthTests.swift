@@ -8,14 +8,14 @@ import Testing
 /// retiring a device.
 @Suite(.serialized)
 struct DeviceHealthTests {
-    func devices(_ server: TestServer, _ extra: [String] = []) throws -> [[String: Any]] {
-        let result = try server.admin(["devices", "list", "--json"] + extra)
+    func devices(_ server: TestServer, _ extra: [String] = []) async throws -> [[String: Any]] {
+        let result = try await server.admin(["devices", "list", "--json"] + extra)
         try #require(result.status == 0, "\(result)")
         return try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [[String: Any]])
     }
 
-    func device(_ server: TestServer, _ replica: String) throws -> [String: Any] {
-        try #require(try devices(server, ["--all"]).first { $0["replica"] as? String == replica })
+    func device(_ server: TestServer, _ replica: String) async throws -> [String: Any] {
+        try #require(try await devices(server, ["--all"]).first { $0["replica"] as? String == replica })
     }
 
     @Test func eachDeviceShowsWhenItSyncedHowFarBehindItIsAndWhatItReportedAndARetiredOneMayNotSync()
@@ -25,32 +25,32 @@ struct DeviceHealthTests {
         let folder = try TemporaryDirectory("outpost-devices-health")
         let url = server.url.absoluteString
         let office = Device("office", in: folder)
-        try office.ok("init", "--server", url, "--token", server.adminToken, "--replica", "office-1")
-        try office.ok("import", Built.fixture("practice-small.json"))
-        try office.ok("sync")
+        try await office.ok("init", "--server", url, "--token", server.adminToken, "--replica", "office-1")
+        try await office.ok("import", Built.fixture("practice-small.json"))
+        try await office.ok("sync")
         let laptop = Device("laptop", in: folder)
-        let token = try server.issueToken(role: "clinician", extra: ["--label", "school laptop"])
-        try laptop.ok("init", "--server", url, "--token", token, "--replica", "laptop-1")
-        try laptop.ok("sync")
+        let token = try await server.issueToken(role: "clinician", extra: ["--label", "school laptop"])
+        try await laptop.ok("init", "--server", url, "--token", token, "--replica", "laptop-1")
+        try await laptop.ok("sync")
 
         // The office edits; the laptop has not pulled them yet.
-        let patients = try #require(
+        let patients = try await #require(
             try JSONSerialization.jsonObject(with: Data(try office.ok("patient", "list", "--json").utf8))
                 as? [[String: Any]]
         )
         for patient in patients.prefix(3) {
-            try office.ok("patient", "set", try #require(patient["id"] as? String), "preferredLanguage=es")
+            try await office.ok("patient", "set", try #require(patient["id"] as? String), "preferredLanguage=es")
         }
-        try office.ok("sync")
-        var entry = try device(server, "laptop-1")
+        try await office.ok("sync")
+        var entry = try await device(server, "laptop-1")
         #expect(entry["behindChanges"] as? Int == 3, "\(entry)")
         #expect(entry["label"] as? String == "school laptop")
         #expect(entry["role"] as? String == "clinician")
         #expect(entry["client"] as? String == "outpost/\(OutpostVersion.software)")
         #expect(entry["lastPullMillis"] != nil)
-        #expect(try device(server, "office-1")["lastPushMillis"] != nil)
-        try laptop.ok("sync")
-        entry = try device(server, "laptop-1")
+        await #expect(try device(server, "office-1")["lastPushMillis"] != nil)
+        try await laptop.ok("sync")
+        entry = try await device(server, "laptop-1")
         #expect(entry["behindChanges"] as? Int == 0, "\(entry)")
         #expect(entry["outbox"] as? Int == 0)
 
@@ -63,24 +63,24 @@ struct DeviceHealthTests {
         )
         pull.headers = [Wire.outboxHeader: "412"]
         #expect(try await transport.send(pull).status == 200)
-        #expect(try device(server, "laptop-1")["outbox"] as? Int == 412)
+        await #expect(try device(server, "laptop-1")["outbox"] as? Int == 412)
         pull.headers = [Wire.outboxHeader: "lots"]
         let refused = try await transport.send(pull)
         #expect(refused.status == 400)
         #expect(try Wire.makeDecoder().decode(ErrorBody.self, from: refused.body).error.field == Wire.outboxHeader)
 
-        #expect(try devices(server, ["--stale", "1d"]).isEmpty, "both synced just now")
+        await #expect(try devices(server, ["--stale", "1d"]).isEmpty, "both synced just now")
         let metrics = try await server.request("GET", "/metrics")
         #expect(String(decoding: metrics.1, as: UTF8.self).contains("outpost_devices{seen_within=\"1d\"} 2"))
 
-        let retired = try server.admin(["devices", "retire", "laptop-1"])
+        let retired = try await server.admin(["devices", "retire", "laptop-1"])
         try #require(retired.status == 0, "\(retired)")
-        let after = try laptop.run("sync")
+        let after = try await laptop.run("sync")
         #expect(after.status != 0)
         #expect(after.stderr.contains("retired"), "\(after.stderr)")
-        #expect(try devices(server).allSatisfy { $0["replica"] as? String != "laptop-1" })
-        #expect(try device(server, "laptop-1")["retiredAtMillis"] != nil)
-        let audit = try server.admin(["audit", "--json"]).stdout
+        await #expect(try devices(server).allSatisfy { $0["replica"] as? String != "laptop-1" })
+        await #expect(try device(server, "laptop-1")["retiredAtMillis"] != nil)
+        let audit = try await server.admin(["audit", "--json"]).stdout
         #expect(audit.contains("device.retire") && audit.contains("laptop-1"))
     }
 }

@@ -6,16 +6,16 @@ import Testing
 @Suite(.serialized)
 struct EncryptedSyncTests {
     /// Runs `outpost` on `device`'s store, unlocked with `passphrase` (the test key file turned off).
-    func run(_ device: Device, _ passphrase: String, _ arguments: [String]) throws -> RunResult {
+    func run(_ device: Device, _ passphrase: String, _ arguments: [String]) async throws -> RunResult {
         var environment = device.environment
         environment["OUTPOST_KEY_FILE"] = ""
         environment["OUTPOST_PASSPHRASE"] = passphrase
-        return try runProcess(Built.outpost, arguments, in: device.directory.url, environment: environment)
+        return try await runProcess(Built.outpost, arguments, in: device.directory.url, environment: environment)
     }
 
     @discardableResult
-    func ok(_ device: Device, _ passphrase: String, _ arguments: String...) throws -> String {
-        let result = try run(device, passphrase, arguments)
+    func ok(_ device: Device, _ passphrase: String, _ arguments: String...) async throws -> String {
+        let result = try await run(device, passphrase, arguments)
         try #require(result.status == 0, "outpost \(arguments.joined(separator: " ")): \(result)")
         return result.output
     }
@@ -41,27 +41,27 @@ struct EncryptedSyncTests {
         let url = server.url.absoluteString
         let a = Device("a", in: devices)
         let b = Device("b", in: devices)
-        try ok(a, "office passphrase", "init", "--server", url, "--token", server.adminToken)
-        try ok(a, "office passphrase", "import", Built.fixture("practice-small.json"))
-        try ok(a, "office passphrase", "sync")
-        try ok(b, "laptop passphrase", "init", "--server", url, "--token", server.adminToken)
-        #expect(try ok(b, "laptop passphrase", "sync").contains("bootstrapped"))
+        try await ok(a, "office passphrase", "init", "--server", url, "--token", server.adminToken)
+        try await ok(a, "office passphrase", "import", Built.fixture("practice-small.json"))
+        try await ok(a, "office passphrase", "sync")
+        try await ok(b, "laptop passphrase", "init", "--server", url, "--token", server.adminToken)
+        await #expect(try ok(b, "laptop passphrase", "sync").contains("bootstrapped"))
 
-        let list = try ok(b, "laptop passphrase", "patient", "list", "--json")
+        let list = try await ok(b, "laptop passphrase", "patient", "list", "--json")
         let patients = try #require(try JSONSerialization.jsonObject(with: Data(list.utf8)) as? [[String: Any]])
         let patient = try #require(patients.first?["id"] as? String)
-        try ok(b, "laptop passphrase", "patient", "set", patient, "phone=(406) 555-0199")
-        try ok(a, "office passphrase", "patient", "set", patient, "preferredLanguage=es")
-        try ok(b, "laptop passphrase", "sync")
-        try ok(a, "office passphrase", "sync")
-        try ok(b, "laptop passphrase", "sync")
+        try await ok(b, "laptop passphrase", "patient", "set", patient, "phone=(406) 555-0199")
+        try await ok(a, "office passphrase", "patient", "set", patient, "preferredLanguage=es")
+        try await ok(b, "laptop passphrase", "sync")
+        try await ok(a, "office passphrase", "sync")
+        try await ok(b, "laptop passphrase", "sync")
 
-        let exportA = try ok(a, "office passphrase", "export", "--format", "json")
-        #expect(exportA == (try ok(b, "laptop passphrase", "export", "--format", "json")))
+        let exportA = try await ok(a, "office passphrase", "export", "--format", "json")
+        await #expect(exportA == (try ok(b, "laptop passphrase", "export", "--format", "json")))
         #expect(exportA.contains("(406) 555-0199"))
 
         // Each store opens with its own passphrase only.
-        let crossed = try run(b, "office passphrase", ["status"])
+        let crossed = try await run(b, "office passphrase", ["status"])
         #expect(crossed.status == 1 && crossed.stderr.contains("passphrase does not open"), "\(crossed)")
 
         let needles = try familyNames() + ["(406) 555-0199"]

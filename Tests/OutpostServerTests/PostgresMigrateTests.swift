@@ -12,27 +12,27 @@ struct PostgresMigrateTests {
         let url = server.url.absoluteString
         let office = Device("office", in: devices)
         let laptop = Device("laptop", in: devices)
-        try office.ok("init", "--server", url, "--token", server.adminToken)
-        try laptop.ok("init", "--server", url, "--token", try server.issueToken(role: "clinician"))
-        try office.ok("import", Built.fixture("practice-small.json"))
-        try office.ok("sync")
-        try laptop.ok("sync")
-        server.stop()
+        try await office.ok("init", "--server", url, "--token", server.adminToken)
+        try await laptop.ok("init", "--server", url, "--token", try server.issueToken(role: "clinician"))
+        try await office.ok("import", Built.fixture("practice-small.json"))
+        try await office.ok("sync")
+        try await laptop.ok("sync")
+        await server.stop()
 
         // Offline during the move, the laptop (a clinician: a site is the admin's to add) adds a task.
-        let patients = try laptop.ok("patient", "list", "--json")
+        let patients = try await laptop.ok("patient", "list", "--json")
         let list = try #require(try JSONSerialization.jsonObject(with: Data(patients.utf8)) as? [[String: Any]])
         let patient = try #require(list.first?["id"] as? String)
-        let task = try laptop.ok("task", "add", patient, "kind=outreach", "title=Call after the move")
+        let task = try await laptop.ok("task", "add", patient, "kind=outreach", "title=Call after the move")
         let database = try TestDatabase()
-        let moved = try runProcess(
+        let moved = try await runProcess(
             Built.server,
             ["migrate", "--from", server.dataDirectory, "--to", database.url],
             in: devices.url
         )
         try #require(moved.status == 0, "\(moved)")
         #expect(moved.output.contains("change: "))
-        let again = try runProcess(
+        let again = try await runProcess(
             Built.server,
             ["migrate", "--from", server.dataDirectory, "--to", database.url],
             in: devices.url
@@ -42,11 +42,11 @@ struct PostgresMigrateTests {
         server.database = database
         try await server.start()
         // The same tokens work; the laptop pushes, the office pulls from its old checkpoint.
-        try laptop.ok("sync")
-        let report = try office.ok("sync", "--json")
+        try await laptop.ok("sync")
+        let report = try await office.ok("sync", "--json")
         let pulled = try #require(try JSONSerialization.jsonObject(with: Data(report.utf8)) as? [String: Any])
         #expect((1..<100).contains(pulled["pulled"] as? Int ?? 0), "the new changes, not a bootstrap: \(pulled)")
-        #expect(try office.ok("task", "show", task).contains("Call after the move"))
-        #expect(try office.export() == laptop.export())
+        await #expect(try office.ok("task", "show", task).contains("Call after the move"))
+        await #expect(try office.export() == laptop.export())
     }
 }

@@ -196,9 +196,9 @@ struct PostgresProcessesTests {
         let origin = try LocalReplica("origin", in: folder)
         try TinyPractice.load(into: origin.care)
         _ = try await origin.engine(first.transport(admin)).sync()
-        let added = try first.admin(["practice", "add", "Quiet clinic"])
+        let added = try await first.admin(["practice", "add", "Quiet clinic"])
         try #require(added.status == 0, "\(added)")
-        let quiet = try first.issueToken(role: "admin", practice: added.output)
+        let quiet = try await first.issueToken(role: "admin", practice: added.output)
 
         let base = second.url
         // Under a heavily loaded run the quiet poll may reach its wait's end (30 s) before the woken one answers,
@@ -234,6 +234,6 @@ struct PostgresProcessesTests {
             if shown { sentinel.cancel() } else { _ = try? await sentinel.value }
         }
         #expect(shown, "the poll never answered before an earlier poll's wait ended: no wake-up across processes")
-        second.stop()
+        await second.stop()
     }
 }

@@ -168,7 +168,7 @@ struct PushRefusalTests {
     @Test func changesTheTokenOrTheModelDoNotAllowAreRefusedNamingTheChangeAndStoreNothing() async throws {
         let seeded = try await seeded()
         let (server, admin) = (seeded.server, seeded.admin)
-        let clinician = try server.issueToken(role: "clinician")
+        let clinician = try await server.issueToken(role: "clinician")
         let patient = TinyPractice.patients[0]
         let next = seeded.pushed.count + 1
         let fine = try change("site-a/\(next)", "patient", patient, "preferredLanguage", "es")
@@ -280,7 +280,7 @@ struct PushRefusalTests {
     @Test func aDevicePushingUnderAnotherDevicesReplicaIDIsRefusedWhileThatDevicesTokenIsUsable() async throws {
         let seeded = try await seeded()
         let (server, admin) = (seeded.server, seeded.admin)
-        let other = try server.issueToken(role: "admin")
+        let other = try await server.issueToken(role: "admin")
         let next = seeded.pushed.count + 1
         let forged = try change("site-a/\(next)", "patient", TinyPractice.patients[0], "phone", "(406) 555-0999")
         let before = try await server.holdings(admin)
@@ -302,10 +302,10 @@ struct PushRefusalTests {
     @Test func idsArePerPracticeAndNoAnswerRevealsWhetherAnotherPracticeHoldsAnID() async throws {
         let seeded = try await seeded()
         let (server, admin) = (seeded.server, seeded.admin)
-        let added = try server.admin(["practice", "add", "Other Practice"])
+        let added = try await server.admin(["practice", "add", "Other Practice"])
         try #require(added.status == 0, "\(added)")
         let otherPractice = added.output
-        let other = try server.issueToken(role: "admin", practice: otherPractice)
+        let other = try await server.issueToken(role: "admin", practice: otherPractice)
         let before = try await server.holdings(admin)
 
         // Writing a field of an id the first practice holds, and of one nobody holds: the same answer, and the

@@ -5,30 +5,34 @@ import Testing
 /// Two practices, four devices with different scopes, on the real server.
 @Suite(.serialized)
 struct ScopeEndToEndTests {
-    func list(_ device: Device, _ arguments: String...) throws -> [[String: Any]] {
-        let text = try device.ok(arguments: arguments + ["--json"])
+    func list(_ device: Device, _ arguments: String...) async throws -> [[String: Any]] {
+        let text = try await device.ok(arguments: arguments + ["--json"])
         return try #require(try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [[String: Any]])
     }
 
-    func ids(_ device: Device, _ arguments: String...) throws -> Set<String> {
-        let text = try device.ok(arguments: arguments + ["--json"])
+    func ids(_ device: Device, _ arguments: String...) async throws -> Set<String> {
+        let text = try await device.ok(arguments: arguments + ["--json"])
         let rows = try #require(try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [[String: Any]])
         return Set(rows.compactMap { $0["id"] as? String })
     }
 
     /// An admin replica that loaded the small practice and pushed it.
-    func practiceAdmin(_ server: TestServer, in folder: TemporaryDirectory, encoding: String? = nil) throws -> Device {
+    func practiceAdmin(
+        _ server: TestServer,
+        in folder: TemporaryDirectory,
+        encoding: String? = nil
+    ) async throws -> Device {
         let admin = Device("admin", in: folder, encoding: encoding)
-        try admin.ok("init", "--server", server.url.absoluteString, "--token", server.adminToken)
-        try admin.ok("import", Built.fixture("practice-small.json"))
-        try admin.ok("sync")
+        try await admin.ok("init", "--server", server.url.absoluteString, "--token", server.adminToken)
+        try await admin.ok("import", Built.fixture("practice-small.json"))
+        try await admin.ok("sync")
         return admin
     }
 
     /// The tasks of `patients`, as the admin's full replica holds them.
-    func tasks(of patients: Set<String>, in admin: Device) throws -> Set<String> {
+    func tasks(of patients: Set<String>, in admin: Device) async throws -> Set<String> {
         Set(
-            try list(admin, "task", "list").filter {
+            try await list(admin, "task", "list").filter {
                 patients.contains(($0["fields"] as? [String: Any])?["patient"] as? String ?? "")
             }.compactMap { $0["id"] as? String }
         )
@@ -43,78 +47,78 @@ struct ScopeEndToEndTests {
         let server = try await TestServer(backend: backend)
         let folder = try TemporaryDirectory("outpost-scopes")
         let url = server.url.absoluteString
-        let admin = try practiceAdmin(server, in: folder, encoding: encoding)
-        let teams = try list(admin, "team", "list").compactMap { $0["id"] as? String }.sorted()
-        let sites = try list(admin, "site", "list").compactMap { $0["id"] as? String }.sorted()
+        let admin = try await practiceAdmin(server, in: folder, encoding: encoding)
+        let teams = try await list(admin, "team", "list").compactMap { $0["id"] as? String }.sorted()
+        let sites = try await list(admin, "site", "list").compactMap { $0["id"] as? String }.sorted()
         try #require(teams.count >= 2 && !sites.isEmpty)
         let team = teams[0]
         let otherTeam = teams[1]
         let school = sites[0]
 
         let nurse = Device("nurse", in: folder, encoding: encoding)
-        try nurse.join(server, token: try server.issueToken(role: "clinician", extra: ["--teams", team]))
+        try await nurse.join(server, token: try server.issueToken(role: "clinician", extra: ["--teams", team]))
         let kiosk = Device("kiosk", in: folder, encoding: encoding)
-        try kiosk.join(server, token: try server.issueToken(role: "site-device", extra: ["--sites", school]))
+        try await kiosk.join(server, token: try server.issueToken(role: "site-device", extra: ["--sites", school]))
         // Another practice on the same server.
-        let other = try server.admin(["practice", "add", "Other practice"]).output
+        let other = try await server.admin(["practice", "add", "Other practice"]).output
         let stranger = Device("stranger", in: folder, encoding: encoding)
-        try stranger.ok("init", "--server", url, "--token", try server.issueToken(role: "admin", practice: other))
-        try stranger.ok("site", "add", "name=Other clinic", "kind=clinic")
-        try stranger.ok("sync")
+        try await stranger.ok("init", "--server", url, "--token", try server.issueToken(role: "admin", practice: other))
+        try await stranger.ok("site", "add", "name=Other clinic", "kind=clinic")
+        try await stranger.ok("sync")
 
         // Each sees exactly its scope: the practice's structure, and the patients (with their tasks) of its
         // team or site.
-        let teamPatients = try ids(admin, "patient", "list", "--team", team)
-        let sitePatients = try ids(admin, "patient", "list", "--site", school)
+        let teamPatients = try await ids(admin, "patient", "list", "--team", team)
+        let sitePatients = try await ids(admin, "patient", "list", "--site", school)
         try #require(!teamPatients.isEmpty && !sitePatients.isEmpty)
-        #expect(try ids(nurse, "patient", "list") == teamPatients)
-        #expect(try ids(nurse, "task", "list") == tasks(of: teamPatients, in: admin))
-        #expect(try ids(kiosk, "patient", "list") == sitePatients)
-        #expect(try ids(kiosk, "task", "list") == tasks(of: sitePatients, in: admin))
+        await #expect(try ids(nurse, "patient", "list") == teamPatients)
+        await #expect(try ids(nurse, "task", "list") == tasks(of: teamPatients, in: admin))
+        await #expect(try ids(kiosk, "patient", "list") == sitePatients)
+        await #expect(try ids(kiosk, "task", "list") == tasks(of: sitePatients, in: admin))
         for device in [nurse, kiosk] {
-            #expect(try ids(device, "site", "list") == Set(sites))
-            #expect(try ids(device, "team", "list") == Set(teams))
+            await #expect(try ids(device, "site", "list") == Set(sites))
+            await #expect(try ids(device, "team", "list") == Set(teams))
         }
-        #expect(try ids(admin, "patient", "list").count > teamPatients.count)
-        #expect(try ids(stranger, "patient", "list").isEmpty)
-        #expect(try ids(stranger, "site", "list").count == 1)
-        try admin.ok("sync")
-        #expect(try ids(admin, "site", "list") == Set(sites))
+        await #expect(try ids(admin, "patient", "list").count > teamPatients.count)
+        await #expect(try ids(stranger, "patient", "list").isEmpty)
+        await #expect(try ids(stranger, "site", "list").count == 1)
+        try await admin.ok("sync")
+        await #expect(try ids(admin, "site", "list") == Set(sites))
 
         // A patient of the nurse's team: the nurse edits it offline while the admin moves it to another
         // team. The nurse's edit reaches the server, then the patient leaves the nurse's laptop.
         let moving = try #require(teamPatients.sorted().first)
-        let movingTasks = try tasks(of: [moving], in: admin)
-        try nurse.ok("patient", "set", moving, "preferredLanguage=es")
-        try admin.ok("patient", "set", moving, "primaryTeam=\(otherTeam)")
-        try admin.ok("sync")
-        let report = try nurse.ok("sync")
+        let movingTasks = try await tasks(of: [moving], in: admin)
+        try await nurse.ok("patient", "set", moving, "preferredLanguage=es")
+        try await admin.ok("patient", "set", moving, "primaryTeam=\(otherTeam)")
+        try await admin.ok("sync")
+        let report = try await nurse.ok("sync")
         #expect(report.contains("pushed 1"), "\(report)")
         #expect(report.contains("removed 1 patients"), "\(report)")
-        #expect(try ids(nurse, "patient", "list") == teamPatients.subtracting([moving]))
-        #expect(try ids(nurse, "task", "list").isDisjoint(with: movingTasks))
-        #expect(try nurse.status()["pendingChanges"] as? Int == 0)
-        try admin.ok("sync")
-        let moved = try #require(
+        await #expect(try ids(nurse, "patient", "list") == teamPatients.subtracting([moving]))
+        await #expect(try ids(nurse, "task", "list").isDisjoint(with: movingTasks))
+        await #expect(try nurse.status()["pendingChanges"] as? Int == 0)
+        try await admin.ok("sync")
+        let moved = try await #require(
             try JSONSerialization.jsonObject(with: Data(try admin.ok("patient", "show", moving, "--json").utf8))
                 as? [String: Any]
         )
         #expect((moved["fields"] as? [String: Any])?["preferredLanguage"] as? String == "es")
 
         // Back to the nurse's team: the patient and its tasks arrive again, without a resync.
-        try admin.ok("patient", "set", moving, "primaryTeam=\(team)")
-        try admin.ok("sync")
-        let back = try nurse.ok("sync", "--json")
+        try await admin.ok("patient", "set", moving, "primaryTeam=\(team)")
+        try await admin.ok("sync")
+        let back = try await nurse.ok("sync", "--json")
         let moves = try #require(try JSONSerialization.jsonObject(with: Data(back.utf8)) as? [String: Any])
         #expect(moves["bootstrapped"] as? Bool == false)
-        #expect(try ids(nurse, "patient", "list") == teamPatients)
-        #expect(try ids(nurse, "task", "list") == tasks(of: teamPatients, in: admin))
+        await #expect(try ids(nurse, "patient", "list") == teamPatients)
+        await #expect(try ids(nurse, "task", "list") == tasks(of: teamPatients, in: admin))
 
         // The stranger still holds nothing of this practice, and this practice nothing of the stranger's.
-        try stranger.ok("sync")
-        #expect(try ids(stranger, "patient", "list").isEmpty)
-        #expect(!(try stranger.export()).contains(moving))
-        #expect(!(try nurse.export()).contains("Other clinic"))
+        try await stranger.ok("sync")
+        await #expect(try ids(stranger, "patient", "list").isEmpty)
+        await #expect(!(try stranger.export()).contains(moving))
+        await #expect(!(try nurse.export()).contains("Other clinic"))
     }
 
     @Test(arguments: Backend.all, ["team", "site"])
@@ -127,32 +131,36 @@ struct ScopeEndToEndTests {
         let server = try await TestServer(backend: backend)
         let folder = try TemporaryDirectory("outpost-scopes")
         let url = server.url.absoluteString
-        let admin = try practiceAdmin(server, in: folder)
+        let admin = try await practiceAdmin(server, in: folder)
         let token: String
         let outside: String
         if kind == "team" {
-            let teams = try list(admin, "team", "list").compactMap { $0["id"] as? String }.sorted()
-            token = try server.issueToken(role: "clinician", extra: ["--teams", teams[0]])
-            outside = try #require(try ids(admin, "patient", "list", "--team", teams[1]).sorted().first)
+            let teams = try await list(admin, "team", "list").compactMap { $0["id"] as? String }.sorted()
+            token = try await server.issueToken(role: "clinician", extra: ["--teams", teams[0]])
+            outside = try await #require(try ids(admin, "patient", "list", "--team", teams[1]).sorted().first)
         } else {
-            let sites = try list(admin, "site", "list").compactMap { $0["id"] as? String }.sorted()
-            let everyone = try ids(admin, "patient", "list")
-            let site = try #require(
-                try sites.first {
-                    let seen = try ids(admin, "patient", "list", "--site", $0)
-                    return !seen.isEmpty && seen != everyone
-                },
-                "a site that some patients but not all are seen at"
+            let sites = try await list(admin, "site", "list").compactMap { $0["id"] as? String }.sorted()
+            let everyone = try await ids(admin, "patient", "list")
+            var found: String?
+            for candidate in sites {
+                let seen = try await ids(admin, "patient", "list", "--site", candidate)
+                if !seen.isEmpty && seen != everyone {
+                    found = candidate
+                    break
+                }
+            }
+            let site = try #require(found, "a site that some patients but not all are seen at")
+            token = try await server.issueToken(role: "site-device", extra: ["--sites", site])
+            let away = try await ids(admin, "patient", "list").subtracting(
+                try ids(admin, "patient", "list", "--site", site)
             )
-            token = try server.issueToken(role: "site-device", extra: ["--sites", site])
-            let away = try ids(admin, "patient", "list").subtracting(try ids(admin, "patient", "list", "--site", site))
             outside = try #require(away.sorted().first)
         }
 
         // A raw push under the scoped token, editing a patient of another team: refused, nothing stored.
         let nurse = Device("nurse", in: folder)
-        try nurse.ok("init", "--server", url, "--token", token)
-        try nurse.ok("sync")
+        try await nurse.ok("init", "--server", url, "--token", token)
+        try await nurse.ok("sync")
         let before = try await server.request("GET", "/v1/changes?since=0&limit=5000", token: server.adminToken)
         let change = """
             {"replica":"rogue-device","changes":[{"id":"rogue-device/1","record":{"type":"patient","id":"\(outside)"},\
@@ -176,25 +184,25 @@ struct ScopeEndToEndTests {
     ) async throws {
         let server = try await TestServer(backend: backend)
         let folder = try TemporaryDirectory("outpost-purge")
-        let admin = try practiceAdmin(server, in: folder)
-        let team = try #require(try list(admin, "team", "list").compactMap { $0["id"] as? String }.sorted().first)
+        let admin = try await practiceAdmin(server, in: folder)
+        let team = try await #require(try list(admin, "team", "list").compactMap { $0["id"] as? String }.sorted().first)
         let nurse = Device("nurse", in: folder)
-        try nurse.join(server, token: try server.issueToken(role: "clinician", extra: ["--teams", team]))
+        try await nurse.join(server, token: try server.issueToken(role: "clinician", extra: ["--teams", team]))
         let office = Device("office", in: folder)
-        try office.join(server, token: server.adminToken)
-        let patient = try #require(try ids(admin, "patient", "list", "--team", team).sorted().first)
-        let shown = try #require(
+        try await office.join(server, token: server.adminToken)
+        let patient = try await #require(try ids(admin, "patient", "list", "--team", team).sorted().first)
+        let shown = try await #require(
             try JSONSerialization.jsonObject(with: Data(try admin.ok("patient", "show", patient, "--json").utf8))
                 as? [String: Any]
         )
         // The medical record number is unique to the patient (names are not).
         let mrn = try #require((shown["fields"] as? [String: Any])?["mrn"] as? String)
-        let owned = try tasks(of: [patient], in: admin)
+        let owned = try await tasks(of: [patient], in: admin)
         try #require(!owned.isEmpty)
 
-        let refused = try server.admin(["purge", "patient", patient])
+        let refused = try await server.admin(["purge", "patient", patient])
         #expect(refused.status == 2, "a purge needs a reason: \(refused)")
-        let purged = try server.admin(["purge", "patient", patient, "--reason", "court order 2026-117"])
+        let purged = try await server.admin(["purge", "patient", patient, "--reason", "court order 2026-117"])
         try #require(purged.status == 0, "\(purged)")
 
         // The server holds nothing of the patient: not in the feed, not in a snapshot.
@@ -207,18 +215,18 @@ struct ScopeEndToEndTests {
         }
         // Every device removes it on its next sync, scoped or not.
         for device in [admin, nurse, office] {
-            try device.ok("sync")
-            #expect(!(try ids(device, "patient", "list")).contains(patient), "\(device.name)")
-            #expect(try ids(device, "task", "list").isDisjoint(with: owned), "\(device.name)")
-            let leaked = try device.export().contains(mrn)
+            try await device.ok("sync")
+            await #expect(!(try ids(device, "patient", "list")).contains(patient), "\(device.name)")
+            await #expect(try ids(device, "task", "list").isDisjoint(with: owned), "\(device.name)")
+            let leaked = try await device.export().contains(mrn)
             #expect(!leaked, "\(device.name)")
         }
-        #expect(try admin.export() == office.export())
+        await #expect(try admin.export() == office.export())
         // A new device never sees it; the audit entry keeps the id, the reason and no patient data.
         let late = Device("late", in: folder)
-        try late.join(server, token: server.adminToken)
-        #expect(try late.export() == admin.export())
-        let audit = try server.admin(["purge", "list", "--json"])
+        try await late.join(server, token: server.adminToken)
+        await #expect(try late.export() == admin.export())
+        let audit = try await server.admin(["purge", "list", "--json"])
         #expect(audit.stdout.contains(patient))
         #expect(audit.stdout.contains("court order 2026-117"))
         let leaked = audit.stdout.contains(mrn)

@@ -119,7 +119,7 @@ struct ScopedPullPropertyTests {
             let team = teams.randomElement(using: &random)!
             let site = sites.randomElement(using: &random)!
             let token =
-                byTeam
+                await byTeam
                 ? try server.issueToken(role: "clinician", extra: ["--teams", team])
                 : try server.issueToken(role: "site-device", extra: ["--sites", site])
             devices.append(

@@ -101,7 +101,7 @@ struct SyncFaultTests {
         }
         #expect(try a.store.status().pendingChanges == total - 10, "the outbox must keep every unacknowledged change")
 
-        server.stop()
+        await server.stop()
         try await server.start()
         let report = try await a.engine(server.transport(admin), pushBatch: 10).sync()
         // Killed after answering, the server already held the second batch: it comes back as duplicates.
@@ -134,7 +134,7 @@ struct SyncFaultTests {
         await #expect(throws: ClientError.self) {
             try await b.engine(transport, pageSize: 5).sync()
         }
-        server.stop()
+        await server.stop()
         try await server.start()
         let report = try await b.engine(server.transport(admin), pageSize: 5).sync()
         #expect(report.pulled == 7, "the first page was applied; the other seven changes arrive now")
@@ -154,9 +154,9 @@ struct SyncFaultTests {
         let url = server.url.absoluteString
         let admin = server.adminToken
         let desk = Device("desk", in: devices)
-        try desk.ok("init", "--server", url, "--token", admin)
-        try desk.ok("import", try TinyPractice.write(in: devices))
-        let pending = try #require(try desk.status()["pendingChanges"] as? Int)
+        try await desk.ok("init", "--server", url, "--token", admin)
+        try await desk.ok("import", try TinyPractice.write(in: devices))
+        let pending = try await #require(try desk.status()["pendingChanges"] as? Int)
 
         // The desk's own store, synced in-process so the server dies right after storing the first batch.
         do {
@@ -166,17 +166,17 @@ struct SyncFaultTests {
                 try await replica.engine(transport, pushBatch: 10).sync()
             }
         }
-        server.stop()
+        await server.stop()
 
-        let down = try desk.run("sync")
+        let down = try await desk.run("sync")
         #expect(down.status == 1, "\(down)")
         let line = down.stderr.trimmingCharacters(in: .whitespacesAndNewlines)
         #expect(!line.isEmpty && !line.contains("\n"), "one line: \(down)")
         #expect(line.contains("kept"), "say nothing was lost: \(down)")
-        #expect(try desk.status()["pendingChanges"] as? Int == pending)
+        await #expect(try desk.status()["pendingChanges"] as? Int == pending)
 
         try await server.start()
-        let text = try desk.ok("sync", "--json")
+        let text = try await desk.ok("sync", "--json")
         let report = try #require(try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any])
         #expect(report["pushedDuplicates"] as? Int == 10)
         #expect(report["pushed"] as? Int == pending - 10)
@@ -184,9 +184,9 @@ struct SyncFaultTests {
         try await expectFeedHoldsEachChangeOnce(server, admin, count: pending)
 
         let laptop = Device("laptop", in: devices)
-        try laptop.ok("init", "--server", url, "--token", admin)
-        try laptop.ok("sync")
-        #expect(try laptop.export() == desk.export())
+        try await laptop.ok("init", "--server", url, "--token", admin)
+        try await laptop.ok("sync")
+        await #expect(try laptop.export() == desk.export())
     }
 
     @Test(arguments: Backend.all, SyncEngine.Encoding.allCases)
@@ -312,7 +312,7 @@ struct SyncFaultTests {
         let guardDeadline = Date().addingTimeInterval(20)
         while process.isRunning && Date() < guardDeadline { try await Task.sleep(for: .milliseconds(20)) }
         #expect(!process.isRunning, "the server kept running after SIGTERM with a long poll open")
-        if process.isRunning { server.stop() }
+        if process.isRunning { await server.stop() }
         #expect(process.terminationReason == .exit && process.terminationStatus == 0, "a graceful exit")
         switch await poll.result {
         case .success(let status): #expect(status == 200, "the poll was answered with \(status)")

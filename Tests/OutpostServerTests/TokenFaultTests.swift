@@ -29,15 +29,15 @@ struct TokenFaultTests {
         let server = try await TestServer(backend: backend)
         let devices = try TemporaryDirectory("outpost-devices")
         let url = server.url.absoluteString
-        let first = try server.issueTokenEntry(role: "admin", extra: ["--label", "desk"])
-        let other = try server.issueTokenEntry(role: "admin", extra: ["--label", "another desk"])
+        let first = try await server.issueTokenEntry(role: "admin", extra: ["--label", "desk"])
+        let other = try await server.issueTokenEntry(role: "admin", extra: ["--label", "another desk"])
         let desk = Device("desk", in: devices)
-        try desk.ok("init", "--server", url, "--token", first.secret)
-        try desk.ok("import", try TinyPractice.write(in: devices))
-        try desk.ok("sync")
-        try desk.ok("patient", "set", TinyPractice.patients[0], "preferredLanguage=es", "riskTier=high")
-        let replica = try #require(try desk.status()["replica"] as? String)
-        #expect(try desk.status()["pendingChanges"] as? Int == 2)
+        try await desk.ok("init", "--server", url, "--token", first.secret)
+        try await desk.ok("import", try TinyPractice.write(in: devices))
+        try await desk.ok("sync")
+        try await desk.ok("patient", "set", TinyPractice.patients[0], "preferredLanguage=es", "riskTier=high")
+        let replica = try await #require(try desk.status()["replica"] as? String)
+        await #expect(try desk.status()["pendingChanges"] as? Int == 2)
 
         // While the desk's token is usable, no other token may push under its replica id.
         let body = Data(#"{"changes":[],"replica":"\#(replica)"}"#.utf8)
@@ -47,7 +47,7 @@ struct TokenFaultTests {
             code: "replica_mismatch"
         )
 
-        let revoked = try server.admin(["token", "revoke", first.id])
+        let revoked = try await server.admin(["token", "revoke", first.id])
         try #require(revoked.status == 0, "\(revoked)")
         let error = try expectRefusal(
             try await server.request("GET", Wire.Path.session, token: first.secret),
@@ -56,8 +56,8 @@ struct TokenFaultTests {
         )
         #expect((error["message"] as? String ?? "").contains("revoked"))
 
-        expectOneLineFailure(try desk.run("sync"), containing: ["revoked", "kept"])
-        #expect(try desk.status()["pendingChanges"] as? Int == 2, "the outbox must be kept")
+        await expectOneLineFailure(try desk.run("sync"), containing: ["revoked", "kept"])
+        await #expect(try desk.status()["pendingChanges"] as? Int == 2, "the outbox must be kept")
 
         // Revoking the desk's token does not free its replica id for any other token.
         try expectRefusal(
@@ -65,26 +65,26 @@ struct TokenFaultTests {
             status: 403,
             code: "replica_mismatch"
         )
-        let successor = try server.issueTokenEntry(
+        let successor = try await server.issueTokenEntry(
             role: "",
             extra: ["--successor-of", first.id, "--label", "desk, reissued"]
         )
         let second = successor
 
         // A refused token changes nothing; a good one is saved and the outbox goes to the server.
-        let refused = try desk.run("remote", "set", url, "--token", first.secret)
+        let refused = try await desk.run("remote", "set", url, "--token", first.secret)
         #expect(refused.status != 0, "\(refused)")
-        try desk.ok("remote", "set", url, "--token", second.secret)
-        let text = try desk.ok("sync", "--json")
+        try await desk.ok("remote", "set", url, "--token", second.secret)
+        let text = try await desk.ok("sync", "--json")
         let report = try #require(try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any])
         #expect(report["pushed"] as? Int == 2)
         #expect(report["pending"] as? Int == 0)
 
         let laptop = Device("laptop", in: devices)
-        try laptop.ok("init", "--server", url, "--token", second.secret)
-        try laptop.ok("sync")
-        #expect(try laptop.export() == desk.export())
-        #expect(try laptop.export().contains(#""riskTier":"high""#))
+        try await laptop.ok("init", "--server", url, "--token", second.secret)
+        try await laptop.ok("sync")
+        await #expect(try laptop.export() == desk.export())
+        await #expect(try laptop.export().contains(#""riskTier":"high""#))
     }
 
     @Test(arguments: Backend.all) func anExpiredTokenIsRefusedTheOutboxKeptAndANewTokenSyncsIt(
@@ -93,7 +93,7 @@ struct TokenFaultTests {
         let server = try await TestServer(backend: backend)
         let devices = try TemporaryDirectory("outpost-devices")
         let url = server.url.absoluteString
-        let expired = try server.issueTokenEntry(
+        let expired = try await server.issueTokenEntry(
             role: "admin",
             extra: ["--expires-at-millis", String(nowMillis() - 60_000)]
         )
@@ -103,15 +103,15 @@ struct TokenFaultTests {
             code: "unauthorized"
         )
         #expect((error["message"] as? String ?? "").contains("expired"))
-        let listed = try server.admin(["token", "list"])
+        let listed = try await server.admin(["token", "list"])
         #expect(listed.stdout.split(separator: "\n").contains { $0.contains(expired.id) && $0.contains("expired") })
 
         // A device that worked offline, whose token expired before it could sync.
         let nurse = Device("nurse", in: devices)
-        try nurse.ok("init")
-        try nurse.ok("import", try TinyPractice.write(in: devices))
-        let pending = try #require(try nurse.status()["pendingChanges"] as? Int)
-        let refused = try nurse.run("remote", "set", url, "--token", expired.secret)
+        try await nurse.ok("init")
+        try await nurse.ok("import", try TinyPractice.write(in: devices))
+        let pending = try await #require(try nurse.status()["pendingChanges"] as? Int)
+        let refused = try await nurse.run("remote", "set", url, "--token", expired.secret)
         #expect(refused.status != 0, "an expired token is not saved: \(refused)")
         do {
             // Saved while it was still valid, as it would have been.
@@ -119,12 +119,12 @@ struct TokenFaultTests {
             try replica.store.setRemote(Remote(url: server.url, token: expired.secret))
         }
 
-        expectOneLineFailure(try nurse.run("sync"), containing: ["expired", "kept"])
-        #expect(try nurse.status()["pendingChanges"] as? Int == pending)
+        await expectOneLineFailure(try nurse.run("sync"), containing: ["expired", "kept"])
+        await #expect(try nurse.status()["pendingChanges"] as? Int == pending)
 
-        let fresh = try server.issueToken(role: "admin", extra: ["--expires-in", "30"])
-        try nurse.ok("remote", "set", url, "--token", fresh)
-        let text = try nurse.ok("sync", "--json")
+        let fresh = try await server.issueToken(role: "admin", extra: ["--expires-in", "30"])
+        try await nurse.ok("remote", "set", url, "--token", fresh)
+        let text = try await nurse.ok("sync", "--json")
         let report = try #require(try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any])
         #expect(report["pushed"] as? Int == pending)
         #expect(report["pending"] as? Int == 0)
@@ -136,13 +136,13 @@ struct TokenFaultTests {
     ) async throws {
         let server = try await TestServer(backend: backend)
         let directory = try TemporaryDirectory("outpost-tokens")
-        let first = try server.issueTokenEntry(role: "admin")
+        let first = try await server.issueTokenEntry(role: "admin")
         let a = try LocalReplica("site-a", in: directory)
         try TinyPractice.load(into: a.care)
         let pushed = try await a.engine(server.transport(first.secret)).sync().pushed
-        let added = try server.admin(["practice", "add", "Other Practice"])
+        let added = try await server.admin(["practice", "add", "Other Practice"])
         try #require(added.status == 0, "\(added)")
-        let other = try server.issueToken(role: "admin", practice: added.output)
+        let other = try await server.issueToken(role: "admin", practice: added.output)
 
         // The other practice's `site-a` is its own device: it holds nothing of the first one's.
         let body = Data(#"{"changes":[],"replica":"site-a"}"#.utf8)
@@ -156,16 +156,16 @@ struct TokenFaultTests {
         #expect(try Wire.makeDecoder().decode(PushResponse.self, from: again).acknowledged == UInt64(pushed))
     }
 
-    @Test func tokenExpiryOptionsOutOfRangeAreRefusedAsBadUsage() throws {
+    @Test func tokenExpiryOptionsOutOfRangeAreRefusedAsBadUsage() async throws {
         let directory = try TemporaryDirectory("outpost-tokens")
         let data = directory.path("data")
-        let added = try runProcess(Built.server, ["practice", "list", "--data", data], in: directory.url)
+        let added = try await runProcess(Built.server, ["practice", "list", "--data", data], in: directory.url)
         #expect(added.status != 0, "no store yet: \(added)")
         for arguments in [
             ["--expires-in", "99999999999999"], ["--expires-at-millis", "18446744073709551615"],
             ["--expires-in", "1", "--expires-at-millis", "1"], ["--expires-in", "0"],
         ] {
-            let result = try runProcess(
+            let result = try await runProcess(
                 Built.server,
                 ["token", "issue", "--data", data, "--role", "admin"] + arguments,
                 in: directory.url

@@ -7,7 +7,7 @@ import Testing
 struct TokenIssueOutputTests {
     @Test func aSecretCapturedFromStandardOutputIsNotSaidToBeShownAbove() async throws {
         let server = try await TestServer()
-        let result = try server.admin(["token", "issue", "--role", "clinician", "--label", "home visits"])
+        let result = try await server.admin(["token", "issue", "--role", "clinician", "--label", "home visits"])
         #expect(result.status == 0, "\(result)")
         #expect(result.lines.count == 1, "the secret alone on stdout: \(result)")
         #expect(!result.stderr.contains("above"), "stdout is a file here, not the screen: \(result)")

@@ -6,8 +6,8 @@ import Testing
 /// act lands in the audit log, without secrets or patient data.
 @Suite(.serialized)
 struct TokenRotationAuditTests {
-    func tokenID(_ server: TestServer, label: String) throws -> String {
-        let listed = try server.admin(["token", "list", "--json"])
+    func tokenID(_ server: TestServer, label: String) async throws -> String {
+        let listed = try await server.admin(["token", "list", "--json"])
         let tokens = try #require(
             try JSONSerialization.jsonObject(with: Data(listed.stdout.utf8)) as? [[String: Any]]
         )
@@ -15,8 +15,8 @@ struct TokenRotationAuditTests {
         return try #require(tokens.last { $0["label"] as? String == label }?["id"] as? String)
     }
 
-    func audit(_ server: TestServer) throws -> [[String: Any]] {
-        let result = try server.admin(["audit", "--json"])
+    func audit(_ server: TestServer) async throws -> [[String: Any]] {
+        let result = try await server.admin(["audit", "--json"])
         try #require(result.status == 0, "\(result)")
         return try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [[String: Any]])
     }
@@ -26,46 +26,48 @@ struct TokenRotationAuditTests {
         let folder = try TemporaryDirectory("outpost-rotate")
         let url = server.url.absoluteString
         let office = Device("office", in: folder)
-        try office.ok("init", "--server", url, "--token", server.adminToken)
-        try office.ok("import", Built.fixture("practice-small.json"))
-        try office.ok("sync")
-        let old = try server.issueToken(role: "clinician", extra: ["--label", "laptop"])
-        let oldID = try tokenID(server, label: "laptop")
+        try await office.ok("init", "--server", url, "--token", server.adminToken)
+        try await office.ok("import", Built.fixture("practice-small.json"))
+        try await office.ok("sync")
+        let old = try await server.issueToken(role: "clinician", extra: ["--label", "laptop"])
+        let oldID = try await tokenID(server, label: "laptop")
         let laptop = Device("laptop", in: folder)
-        try laptop.ok("init", "--server", url, "--token", old)
-        try laptop.ok("sync")
-        let patients = try #require(
+        try await laptop.ok("init", "--server", url, "--token", old)
+        try await laptop.ok("sync")
+        let patients = try await #require(
             try JSONSerialization.jsonObject(with: Data(try laptop.ok("patient", "list", "--json").utf8))
                 as? [[String: Any]]
         )
         let patient = try #require(patients.first?["id"] as? String)
-        try laptop.ok("patient", "set", patient, "preferredLanguage=fr")
+        try await laptop.ok("patient", "set", patient, "preferredLanguage=fr")
 
         // Rotation with no grace: the old secret stops working at once; the edit waits in the outbox.
-        let rotated = try server.admin(["token", "rotate", oldID, "--grace-hours", "0"])
+        let rotated = try await server.admin(["token", "rotate", oldID, "--grace-hours", "0"])
         try #require(rotated.status == 0, "\(rotated)")
         let new = rotated.output
         #expect(new.hasPrefix("opt_") && new != old)
-        let refused = try laptop.run("sync")
+        let refused = try await laptop.run("sync")
         #expect(refused.status != 0, "\(refused)")
-        #expect(try laptop.status()["pendingChanges"] as? Int == 1)
+        await #expect(try laptop.status()["pendingChanges"] as? Int == 1)
 
         // The device takes the new secret: same replica (no new bootstrap), its edit pushed.
-        try laptop.ok("remote", "set", url, "--token", new)
-        let report = try laptop.ok("sync")
+        try await laptop.ok("remote", "set", url, "--token", new)
+        let report = try await laptop.ok("sync")
         #expect(!report.contains("bootstrapped"), "\(report)")
-        #expect(try laptop.status()["pendingChanges"] as? Int == 0)
-        try office.ok("sync")
-        #expect(try office.export() == laptop.export())
+        await #expect(try laptop.status()["pendingChanges"] as? Int == 0)
+        try await office.ok("sync")
+        await #expect(try office.export() == laptop.export())
 
         // With a grace period the old secret keeps working until it ends.
-        let graceful = try server.admin(["token", "rotate", try tokenID(server, label: "laptop"), "--grace-hours", "2"])
+        let graceful = try await server.admin([
+            "token", "rotate", try tokenID(server, label: "laptop"), "--grace-hours", "2",
+        ])
         try #require(graceful.status == 0, "\(graceful)")
-        #expect(try laptop.run("sync").status == 0, "the current secret works during the grace period")
+        await #expect(try laptop.run("sync").status == 0, "the current secret works during the grace period")
 
-        let purged = try server.admin(["purge", "patient", patient, "--reason", "court order 2026-117"])
+        let purged = try await server.admin(["purge", "patient", patient, "--reason", "court order 2026-117"])
         try #require(purged.status == 0, "\(purged)")
-        let entries = try audit(server)
+        let entries = try await audit(server)
         let actions = entries.compactMap { $0["action"] as? String }
         #expect(actions.first == "practice.add", "\(actions)")
         #expect(actions.filter { $0 == "token.issue" }.count == 2, "the bootstrap admin's and the laptop's: \(actions)")
@@ -73,7 +75,7 @@ struct TokenRotationAuditTests {
         #expect(actions.last == "purge", "\(actions)")
         #expect(entries.contains { $0["subject"] as? String == oldID })
         #expect(entries.allSatisfy { !($0["actor"] as? String ?? "").isEmpty })
-        let text = try server.admin(["audit"]).stdout + (try server.admin(["audit", "--json"]).stdout)
+        let text = try await server.admin(["audit"]).stdout + (try server.admin(["audit", "--json"]).stdout)
         for secret in [server.adminToken, old, new, graceful.output] {
             #expect(!text.contains(secret), "the audit log holds no secret")
         }

@@ -27,14 +27,17 @@ struct TrustRegressionTests {
         let server = try await TestServer()
         let folder = try TemporaryDirectory("outpost-fields")
         let admin = Device("admin", in: folder)
-        try admin.ok("init", "--server", server.url.absoluteString, "--token", server.adminToken)
-        try admin.ok("import", try TinyPractice.write(in: folder))
-        try admin.ok("sync")
+        try await admin.ok("init", "--server", server.url.absoluteString, "--token", server.adminToken)
+        try await admin.ok("import", try TinyPractice.write(in: folder))
+        try await admin.ok("sync")
         let nurse = Device("nurse", in: folder)
-        try nurse.join(server, token: try server.issueToken(role: "clinician", extra: ["--teams", TinyPractice.team]))
+        try await nurse.join(
+            server,
+            token: try server.issueToken(role: "clinician", extra: ["--teams", TinyPractice.team])
+        )
 
         let patient = TinyPractice.patients[0]
-        let task = try admin.ok(
+        let task = try await admin.ok(
             "task",
             "add",
             patient,
@@ -43,16 +46,16 @@ struct TrustRegressionTests {
             "dueDate=2026-06-10",
             "priority=urgent"
         )
-        let observation = try admin.ok("observe", patient, "4548-4", "7.9")
-        let encounter = try admin.ok("encounter", "add", patient, "home", "--cost-cents", "12500")
-        try admin.ok("sync")
-        try nurse.ok("sync")
+        let observation = try await admin.ok("observe", patient, "4548-4", "7.9")
+        let encounter = try await admin.ok("encounter", "add", patient, "home", "--cost-cents", "12500")
+        try await admin.ok("sync")
+        try await nurse.ok("sync")
 
         for id in [task, observation, encounter] {
             let kind = id.hasPrefix("tsk_") ? "task" : id.hasPrefix("obs_") ? "observation" : "encounter"
-            #expect(try nurse.ok(kind, "show", id, "--json") == admin.ok(kind, "show", id, "--json"), "\(id)")
+            await #expect(try nurse.ok(kind, "show", id, "--json") == admin.ok(kind, "show", id, "--json"), "\(id)")
         }
-        #expect(try nurse.export() == admin.export())
+        await #expect(try nurse.export() == admin.export())
     }
 
     @Test func aRecordWhosePatientArrivesInALaterPushReachesScopedDevicesWhole() async throws {
@@ -62,7 +65,7 @@ struct TrustRegressionTests {
         try TinyPractice.load(into: admin.care)
         _ = try await admin.engine(server.transport(server.adminToken)).sync()
         let nurse = try LocalReplica("nurse", in: folder)
-        let nurseToken = try server.issueToken(role: "clinician", extra: ["--teams", TinyPractice.team])
+        let nurseToken = try await server.issueToken(role: "clinician", extra: ["--teams", TinyPractice.team])
         _ = try await nurse.engine(server.transport(nurseToken)).sync()
 
         // A task created across two pushes (a batch boundary fell inside its creation): its title and kind first,
@@ -111,12 +114,12 @@ struct TrustRegressionTests {
         ])
         _ = try await admin.engine(server.transport(server.adminToken)).sync()
 
-        let nurse = try server.issueTokenEntry(role: "clinician", extra: ["--teams", TinyPractice.team])
-        let kiosk = try server.issueToken(role: "site-device", extra: ["--teams", otherTeam.id])
+        let nurse = try await server.issueTokenEntry(role: "clinician", extra: ["--teams", TinyPractice.team])
+        let kiosk = try await server.issueToken(role: "site-device", extra: ["--teams", otherTeam.id])
         let laptop = Device("laptop", in: folder)
-        try laptop.join(server, token: nurse.secret)
-        let replica = try #require(try laptop.status()["replica"] as? String)
-        try laptop.ok("patient", "set", TinyPractice.patients[0], "preferredLanguage=es")
+        try await laptop.join(server, token: nurse.secret)
+        let replica = try await #require(try laptop.status()["replica"] as? String)
+        try await laptop.ok("patient", "set", TinyPractice.patients[0], "preferredLanguage=es")
 
         // The kiosk presenting the laptop's replica id: refused for pulls, snapshots and pushes.
         for path in ["/v1/changes?since=0&replica=\(replica)", "/v1/snapshot?replica=\(replica)"] {
@@ -136,7 +139,7 @@ struct TrustRegressionTests {
         )
         try expectRefusal(try await push(server, kiosk, replica, [forged]), status: 403, code: "replica_mismatch")
         // Still refused once the laptop's token is revoked: revoking frees nothing.
-        try #require(try server.admin(["token", "revoke", nurse.id]).status == 0)
+        try await #require(try server.admin(["token", "revoke", nurse.id]).status == 0)
         try expectRefusal(try await push(server, kiosk, replica, [forged]), status: 403, code: "replica_mismatch")
         try expectRefusal(
             try await server.request("GET", "/v1/changes?since=0&replica=\(replica)", token: kiosk),
@@ -145,12 +148,12 @@ struct TrustRegressionTests {
         )
 
         // The laptop keeps its data and outbox, and continues under the successor an administrator issues.
-        #expect(try laptop.run("sync").status == 1)
-        #expect(try laptop.status()["pendingChanges"] as? Int == 1)
-        let successor = try server.issueToken(role: "", extra: ["--successor-of", nurse.id])
-        try laptop.ok("remote", "set", server.url.absoluteString, "--token", successor)
-        try laptop.ok("sync")
-        #expect(try laptop.status()["pendingChanges"] as? Int == 0)
+        await #expect(try laptop.run("sync").status == 1)
+        await #expect(try laptop.status()["pendingChanges"] as? Int == 1)
+        let successor = try await server.issueToken(role: "", extra: ["--successor-of", nurse.id])
+        try await laptop.ok("remote", "set", server.url.absoluteString, "--token", successor)
+        try await laptop.ok("sync")
+        await #expect(try laptop.status()["pendingChanges"] as? Int == 0)
         _ = try await admin.engine(server.transport(server.adminToken)).sync()
         let patient = try #require(try admin.care.record(RecordRef(type: "patient", id: TinyPractice.patients[0])))
         #expect(patient.canonicalJSON().contains(#""preferredLanguage":"es""#))
@@ -175,9 +178,9 @@ struct TrustRegressionTests {
         _ = try b.care.update([.assign(patient, "birthDate", "1961-07-25")])
         _ = try await a.engine(server.transport(server.adminToken)).sync()
         _ = try await b.engine(server.transport(server.adminToken)).sync()
-        #expect(try server.admin(["conflicts", "list", "--json"]).output.contains("birthDate"))
+        await #expect(try server.admin(["conflicts", "list", "--json"]).output.contains("birthDate"))
 
-        let kiosk = try server.issueToken(role: "site-device")
+        let kiosk = try await server.issueToken(role: "site-device")
         let live = try b.care.conflict(CareStore.conflictID(patient, "birthDate")).values
         try #require(live.count == 2)
         // Replace one of the two values with the other's: no conflict would be left.
@@ -193,7 +196,7 @@ struct TrustRegressionTests {
         let before = try await server.holdings(server.adminToken)
         try expectRefusal(try await push(server, kiosk, "kiosk", [settle]), status: 403, code: "forbidden")
         #expect(try await server.holdings(server.adminToken) == before)
-        #expect(try server.admin(["conflicts", "list", "--json"]).output.contains("birthDate"))
+        await #expect(try server.admin(["conflicts", "list", "--json"]).output.contains("birthDate"))
         // A site device's own replica refuses such an edit before it enters the outbox, where the server's
         // refusal would block every later change.
         let kioskReplica = try LocalReplica("kiosk-device", in: folder)
@@ -216,31 +219,31 @@ struct TrustRegressionTests {
         let folder = try TemporaryDirectory("outpost-twins")
         let dump = try TinyPractice.write(in: folder)
         let first = Device("first", in: folder)
-        try first.ok("init", "--server", server.url.absoluteString, "--token", server.adminToken)
-        try first.ok("import", dump)
-        try first.ok("sync")
-        let other = try server.admin(["practice", "add", "Twin practice"]).output
-        let otherToken = try server.issueToken(role: "admin", practice: other)
+        try await first.ok("init", "--server", server.url.absoluteString, "--token", server.adminToken)
+        try await first.ok("import", dump)
+        try await first.ok("sync")
+        let other = try await server.admin(["practice", "add", "Twin practice"]).output
+        let otherToken = try await server.issueToken(role: "admin", practice: other)
         let second = Device("second", in: folder)
-        try second.ok("init", "--server", server.url.absoluteString, "--token", otherToken)
-        try second.ok("import", dump)
-        let synced = try second.ok("sync", "--json")
-        #expect(try second.status()["pendingChanges"] as? Int == 0, "\(synced)")
+        try await second.ok("init", "--server", server.url.absoluteString, "--token", otherToken)
+        try await second.ok("import", dump)
+        let synced = try await second.ok("sync", "--json")
+        await #expect(try second.status()["pendingChanges"] as? Int == 0, "\(synced)")
 
         // Each practice edits its own copy of the same patient id; neither sees the other's edit.
-        try first.ok("patient", "set", TinyPractice.patients[0], "preferredLanguage=fr")
-        try second.ok("patient", "set", TinyPractice.patients[0], "preferredLanguage=de")
-        try first.ok("sync")
-        try second.ok("sync")
+        try await first.ok("patient", "set", TinyPractice.patients[0], "preferredLanguage=fr")
+        try await second.ok("patient", "set", TinyPractice.patients[0], "preferredLanguage=de")
+        try await first.ok("sync")
+        try await second.ok("sync")
         let firstTwin = Device("first-twin", in: folder)
-        try firstTwin.join(server, token: server.adminToken)
+        try await firstTwin.join(server, token: server.adminToken)
         let secondTwin = Device("second-twin", in: folder)
-        try secondTwin.join(server, token: otherToken)
-        #expect(try firstTwin.export() == first.export())
-        #expect(try secondTwin.export() == second.export())
-        #expect(try first.export().contains(#""preferredLanguage":"fr""#))
-        #expect(try !first.export().contains(#""preferredLanguage":"de""#))
-        #expect(try second.export().contains(#""preferredLanguage":"de""#))
+        try await secondTwin.join(server, token: otherToken)
+        await #expect(try firstTwin.export() == first.export())
+        await #expect(try secondTwin.export() == second.export())
+        await #expect(try first.export().contains(#""preferredLanguage":"fr""#))
+        await #expect(try !first.export().contains(#""preferredLanguage":"de""#))
+        await #expect(try second.export().contains(#""preferredLanguage":"de""#))
     }
 
     // MARK: 11. Provenance
@@ -292,13 +295,13 @@ struct TrustRegressionTests {
         #expect(try await push(server, admin, "writer", [good[1]]).0 == 200)
 
         // A token issued to a person signs only as that person.
-        let unknown = try server.admin(["token", "issue", "--role", "clinician", "--person", patient])
+        let unknown = try await server.admin(["token", "issue", "--role", "clinician", "--person", patient])
         #expect(unknown.status != 0, "\(unknown)")
-        let stranger = try server.admin([
+        let stranger = try await server.admin([
             "token", "issue", "--role", "clinician", "--person", "per_01JWMCKG09N7RQ4FH82GBPR87Z",
         ])
         #expect(stranger.status != 0, "\(stranger)")
-        let personal = try server.issueToken(role: "clinician", extra: ["--person", TinyPractice.person])
+        let personal = try await server.issueToken(role: "clinician", extra: ["--person", TinyPractice.person])
         let asSelf = try change("personal/1", "patient", patient, "phone", "(406) 555-0126")
         let asReplica = try change(
             "personal/2",
@@ -328,7 +331,7 @@ struct TrustRegressionTests {
         let b = try LocalReplica("site-b", in: folder)
         _ = try await b.engine(server.transport(server.adminToken)).sync()
 
-        let purged = try server.admin(["purge", "patient", TinyPractice.patients[2], "--reason", "test erasure"])
+        let purged = try await server.admin(["purge", "patient", TinyPractice.patients[2], "--reason", "test erasure"])
         try #require(purged.status == 0, "\(purged)")
         #expect(try await a.engine(server.transport(server.adminToken)).sync().purged == 1)
         _ = try b.care.update([.assign(RecordRef(type: "patient", id: TinyPractice.patients[1]), "phone", "555-0199")])

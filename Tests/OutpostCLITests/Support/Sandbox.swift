@@ -65,19 +65,24 @@ final class Sandbox {
         _ arguments: [String],
         environment extra: [String: String] = [:],
         user: uid_t? = nil
-    ) throws
+    ) async throws
         -> CLIResult
     {
         if let user {
             // Runs as another (unprivileged) user: `setpriv` drops root's privileges for this process only.
-            return try ChildProcess.run(
+            return try await ChildProcess.run(
                 URL(fileURLWithPath: "/usr/bin/setpriv"),
                 ["--reuid=\(user)", "--regid=\(user)", "--clear-groups", Executables.outpost.path] + arguments,
                 in: directory,
                 environment: environment(extra)
             )
         }
-        return try ChildProcess.run(Executables.outpost, arguments, in: directory, environment: environment(extra))
+        return try await ChildProcess.run(
+            Executables.outpost,
+            arguments,
+            in: directory,
+            environment: environment(extra)
+        )
     }
 
     /// Runs `outpost` and requires it to succeed; returns standard output without the trailing newline.
@@ -86,8 +91,8 @@ final class Sandbox {
         _ arguments: String...,
         environment: [String: String] = [:],
         sourceLocation: SourceLocation = #_sourceLocation
-    ) throws -> String {
-        try outpost(arguments: arguments, environment: environment, sourceLocation: sourceLocation)
+    ) async throws -> String {
+        try await outpost(arguments: arguments, environment: environment, sourceLocation: sourceLocation)
     }
 
     /// Runs `outpost` and requires it to succeed; returns standard output without the trailing newline.
@@ -96,8 +101,8 @@ final class Sandbox {
         arguments: [String],
         environment: [String: String] = [:],
         sourceLocation: SourceLocation = #_sourceLocation
-    ) throws -> String {
-        let result = try run(arguments, environment: environment)
+    ) async throws -> String {
+        let result = try await run(arguments, environment: environment)
         try #require(
             result.status == 0,
             "outpost \(arguments.joined(separator: " ")) failed: \(result)",
@@ -107,15 +112,15 @@ final class Sandbox {
     }
 
     /// Runs `outpost … --json` and decodes its output.
-    func json(_ arguments: String..., sourceLocation: SourceLocation = #_sourceLocation) throws -> Any {
-        let result = try run(arguments + ["--json"])
+    func json(_ arguments: String..., sourceLocation: SourceLocation = #_sourceLocation) async throws -> Any {
+        let result = try await run(arguments + ["--json"])
         try #require(result.status == 0, "outpost \(arguments.joined(separator: " ")) failed: \(result)")
         return try JSONSerialization.jsonObject(with: Data(result.stdout.utf8), options: [.fragmentsAllowed])
     }
 
     /// The store's canonical export (`outpost export --format json`).
-    func export() throws -> String {
-        let result = try run(["export", "--format", "json"])
+    func export() async throws -> String {
+        let result = try await run(["export", "--format", "json"])
         try #require(result.status == 0, "export failed: \(result)")
         return result.stdout
     }
@@ -137,9 +142,9 @@ final class Sandbox {
         status: Int32 = 2,
         mentioning mentions: [String] = [],
         sourceLocation: SourceLocation = #_sourceLocation
-    ) throws -> CLIResult {
+    ) async throws -> CLIResult {
         let before = try snapshot()
-        let result = try run(arguments)
+        let result = try await run(arguments)
         let command = "outpost " + arguments.joined(separator: " ")
         #expect(result.status == status, "\(command): \(result)", sourceLocation: sourceLocation)
         #expect(result.stdout.isEmpty, "\(command) printed to stdout: \(result)", sourceLocation: sourceLocation)
@@ -169,8 +174,8 @@ final class Sandbox {
     }
 
     /// The replica's outbox size, from `outpost status --json`.
-    func pendingChanges() throws -> Int {
-        let status = try json("status") as? [String: Any]
+    func pendingChanges() async throws -> Int {
+        let status = try await json("status") as? [String: Any]
         return try #require(status?["pendingChanges"] as? Int)
     }
 }
@@ -178,9 +183,9 @@ final class Sandbox {
 extension Sandbox {
     /// A sandbox whose store holds the small fixture practice (`fixtures/practice-small.json`), copied from a
     /// template made once per test run.
-    static func withPractice() throws -> Sandbox {
+    static func withPractice() async throws -> Sandbox {
         let sandbox = try Sandbox()
-        let template = try PracticeTemplate.shared.get()
+        let template = try await PracticeTemplate.shared.get().get()
         try FileManager.default.copyItem(atPath: template, toPath: sandbox.store)
         return sandbox
     }
@@ -192,10 +197,10 @@ enum PracticeTemplate {
         var description: String
     }
 
-    /// The template store's path, or why it could not be made.
-    static let shared: Result<String, Failure> = make()
+    /// The template store's path, or why it could not be made; made on first use.
+    static let shared = Once<Result<String, Failure>> { await make() }
 
-    private static func make() -> Result<String, Failure> {
+    private static func make() async -> Result<String, Failure> {
         do {
             let sandbox = try Sandbox()
             // A folder of its own, kept for the whole test run (the sandbox's own folder goes with it).
@@ -205,7 +210,7 @@ enum PracticeTemplate {
             try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
             sandbox.store = directory.appendingPathComponent("store.sqlite").path
             for arguments in [["init", "--replica", "template"], ["import", Sandbox.fixture("practice-small.json")]] {
-                let result = try sandbox.run(arguments)
+                let result = try await sandbox.run(arguments)
                 guard result.status == 0 else {
                     return .failure(Failure(description: "could not make the template store: \(result)"))
                 }

@@ -234,10 +234,10 @@ extension TestServer {
         role: String,
         practice: String? = nil,
         extra: [String] = []
-    ) throws -> (
+    ) async throws -> (
         secret: String, id: String
     ) {
-        let text = try issueToken(role: role, practice: practice, extra: extra + ["--json"])
+        let text = try await issueToken(role: role, practice: practice, extra: extra + ["--json"])
         let object = try #require(try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any])
         let token = try #require(object["token"] as? [String: Any])
         return (try #require(object["secret"] as? String), try #require(token["id"] as? String))

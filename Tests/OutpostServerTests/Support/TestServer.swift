@@ -41,14 +41,14 @@ func runProcess(
     in directory: URL,
     environment: [String: String] = [:]
 )
-    throws -> RunResult
+    async throws -> RunResult
 {
     var env = [
         "PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin", "HOME": directory.path,
         "LANG": "C.UTF-8",
     ]
     env.merge(environment) { _, new in new }
-    return try ChildProcess.run(executable, arguments, in: directory, environment: env)
+    return try await ChildProcess.run(executable, arguments, in: directory, environment: env)
 }
 
 struct HarnessError: Error, CustomStringConvertible {
@@ -77,6 +77,7 @@ final class TestServer {
     let directory: TemporaryDirectory
     var dataDirectory: String { directory.path("data") }
     private(set) var process: Process?
+    private var exit: ProcessExit?
     private(set) var port = 0
     private var logCount = 0
     /// For a server started with `--tls-cert`: the PEM certificates its certificate chains to.
@@ -155,7 +156,7 @@ final class TestServer {
         process.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: outPath))
         process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: errPath))
         process.standardInput = FileHandle.nullDevice
-        try process.run()
+        exit = try process.start()
         self.process = process
         // A hang guard counted in polls, not wall time: under a loaded test run, other tests' blocking process
         // waits can keep this task from running for a while, which must not count against the server.
@@ -197,25 +198,25 @@ final class TestServer {
     }
 
     /// Kills the server with `signal` and waits for it to exit.
-    func stop(signal: Int32 = SIGKILL) {
+    func stop(signal: Int32 = SIGKILL) async {
         guard let process, process.isRunning else { return }
         kill(process.processIdentifier, signal)
-        process.waitUntilExit()
+        await exit?.wait()
     }
 
     /// Runs an administration subcommand on the data directory.
-    func admin(_ arguments: [String]) throws -> RunResult {
+    func admin(_ arguments: [String]) async throws -> RunResult {
         var arguments = arguments
         arguments.insert(contentsOf: backendArguments, at: min(2, arguments.count))
-        return try runProcess(Built.server, arguments, in: directory.url)
+        return try await runProcess(Built.server, arguments, in: directory.url)
     }
 
     /// Issues a token and returns its secret.
-    func issueToken(role: String, practice: String? = nil, extra: [String] = []) throws -> String {
+    func issueToken(role: String, practice: String? = nil, extra: [String] = []) async throws -> String {
         // An empty role leaves `--role` out (a successor takes its predecessor's).
         var arguments = ["token", "issue"] + (role.isEmpty ? [] : ["--role", role]) + extra
         if let practice { arguments += ["--practice", practice] }
-        let result = try admin(arguments)
+        let result = try await admin(arguments)
         guard result.status == 0 else { throw HarnessError(description: "token issue failed: \(result)") }
         return result.output
     }
@@ -272,14 +273,14 @@ struct Device {
 
     /// Runs `outpost` on this device's store.
     @discardableResult
-    func run(_ arguments: String...) throws -> RunResult {
-        try runProcess(Built.outpost, arguments, in: directory.url, environment: environment)
+    func run(_ arguments: String...) async throws -> RunResult {
+        try await runProcess(Built.outpost, arguments, in: directory.url, environment: environment)
     }
 
     /// Runs `outpost` and requires it to succeed; returns its trimmed stdout.
     @discardableResult
-    func ok(_ arguments: String..., sourceLocation: SourceLocation = #_sourceLocation) throws -> String {
-        let result = try runProcess(Built.outpost, arguments, in: directory.url, environment: environment)
+    func ok(_ arguments: String..., sourceLocation: SourceLocation = #_sourceLocation) async throws -> String {
+        let result = try await runProcess(Built.outpost, arguments, in: directory.url, environment: environment)
         try #require(
             result.status == 0,
             "outpost \(arguments.joined(separator: " ")): \(result)",
@@ -290,8 +291,8 @@ struct Device {
 
     /// Runs `outpost` with an argument list and requires it to succeed; returns its trimmed stdout.
     @discardableResult
-    func ok(arguments: [String], sourceLocation: SourceLocation = #_sourceLocation) throws -> String {
-        let result = try runProcess(Built.outpost, arguments, in: directory.url, environment: environment)
+    func ok(arguments: [String], sourceLocation: SourceLocation = #_sourceLocation) async throws -> String {
+        let result = try await runProcess(Built.outpost, arguments, in: directory.url, environment: environment)
         try #require(
             result.status == 0,
             "outpost \(arguments.joined(separator: " ")): \(result)",
@@ -301,19 +302,19 @@ struct Device {
     }
 
     /// Makes this device's replica on `server` with `token` and syncs it once.
-    func join(_ server: TestServer, token: String) throws {
-        try ok("init", "--server", server.url.absoluteString, "--token", token)
-        try ok("sync")
+    func join(_ server: TestServer, token: String) async throws {
+        try await ok("init", "--server", server.url.absoluteString, "--token", token)
+        try await ok("sync")
     }
 
     /// The canonical export of this replica.
-    func export() throws -> String {
-        try ok("export", "--format", "json")
+    func export() async throws -> String {
+        try await ok("export", "--format", "json")
     }
 
     /// `outpost status --json`, decoded.
-    func status() throws -> [String: Any] {
-        let text = try ok("status", "--json")
+    func status() async throws -> [String: Any] {
+        let text = try await ok("status", "--json")
         return (try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any]) ?? [:]
     }
 }
