@@ -165,16 +165,14 @@ extension PostgresStore: AdminStorage {
         person: String?,
         now: UInt64
     ) async throws(ServerError) -> (secret: TokenSecret, entry: TokenEntry) {
-        let draft = TokenEntry(
-            id: "",
+        let draft = AdminRules.draftToken(
             practice: practice,
             role: role,
             scope: scope,
             label: label,
-            createdAtMillis: now,
             expiresAtMillis: expiresAtMillis,
-            revokedAtMillis: nil,
-            person: person
+            person: person,
+            now: now
         )
         return try await transaction { connection in
             let issued = try await Self.insertToken(draft, connection, logger)

@@ -127,6 +127,29 @@ public enum AdminRules {
         )
     }
 
+    /// The draft of a new token (its id and secret are made when it is stored).
+    static func draftToken(
+        practice: String,
+        role: Role,
+        scope: Scope,
+        label: String,
+        expiresAtMillis: UInt64?,
+        person: String?,
+        now: UInt64
+    ) -> TokenEntry {
+        TokenEntry(
+            id: "",
+            practice: practice,
+            role: role,
+            scope: scope,
+            label: label,
+            createdAtMillis: now,
+            expiresAtMillis: expiresAtMillis,
+            revokedAtMillis: nil,
+            person: person
+        )
+    }
+
     /// The draft of a successor token: the same practice, role, scope and person, a new label if given.
     static func successor(
         of previous: TokenEntry,

@@ -73,16 +73,14 @@ extension ServerStore: AdminStorage {
         person: String? = nil,
         now: UInt64
     ) throws(ServerError) -> (secret: TokenSecret, entry: TokenEntry) {
-        let entry = TokenEntry(
-            id: "",
+        let entry = AdminRules.draftToken(
             practice: practice,
             role: role,
             scope: scope,
             label: label,
-            createdAtMillis: now,
             expiresAtMillis: expiresAtMillis,
-            revokedAtMillis: nil,
-            person: person
+            person: person,
+            now: now
         )
         return try write { db in
             let issued = try Self.insertToken(entry, db: db)
