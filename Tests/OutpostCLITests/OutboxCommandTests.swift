@@ -1,0 +1,110 @@
+import Foundation
+import OutpostCRDT
+import OutpostClient
+import OutpostProtocol
+import OutpostTestSupport
+import Testing
+
+/// `outpost outbox list|show|retry|discard` on a store whose last push the server answered with per-change
+/// refusals (recorded through the library, as the sync engine does), and the bad input they refuse.
+struct OutboxCommandTests {
+    /// A replica with three patients added, pushed, and the second refused by the server.
+    func refusedSandbox() throws -> (Sandbox, refused: ChangeID) {
+        let sandbox = try Sandbox()
+        try sandbox.outpost("init", "--replica", "desk")
+        for name in ["Ana", "Bea", "Cy"] {
+            try sandbox.outpost("patient", "add", "givenName=\(name)", "familyName=Ruiz", "birthDate=1980-01-02")
+        }
+        let store = try CareStore.open(at: sandbox.store, key: Sandbox.key).store
+        let pushed = try store.pendingChanges()
+        let refused = try #require(pushed.first { $0.record != pushed[0].record })
+        let response = PushResponse(
+            accepted: pushed.count - 1,
+            duplicates: 0,
+            acknowledged: try #require(pushed.last?.id.counter),
+            serverTimeMillis: 0,
+            refused: [
+                RefusedChange(
+                    id: refused.id,
+                    code: "out_of_scope",
+                    message: "change 5 edits \(refused.record), whose patient is outside this token's scope",
+                    field: "record"
+                )
+            ]
+        )
+        #expect(try store.recordPush(pushed, response: response) == 1)
+        return (sandbox, refused.id)
+    }
+
+    @Test func listShowRetryAndDiscardARefusedChange() throws {
+        let (sandbox, id) = try refusedSandbox()
+        let status = try #require(try sandbox.json("status") as? [String: Any])
+        #expect(status["pendingChanges"] as? Int == 0)
+        #expect(status["refusedChanges"] as? Int == 1)
+        #expect(
+            try sandbox.outpost("status").contains(
+                "refused changes: 1 change refused by the server and held aside; see them with 'outpost outbox list'"
+            )
+        )
+
+        let listed = try sandbox.outpost("outbox", "list")
+        #expect(listed.hasPrefix("\(id)  refused  patient/"), "\(listed)")
+        #expect(listed.contains("out_of_scope"))
+        let rows = try #require(try sandbox.json("outbox", "list") as? [[String: Any]])
+        #expect(rows.count == 1 && rows.first?["id"] as? String == id.description)
+        // By its full id or by its counter alone.
+        for spelling in [id.description, String(id.counter)] {
+            let shown = try sandbox.outpost("outbox", "show", spelling)
+            #expect(shown.contains("change:   \(id)") && shown.contains("out_of_scope (record)"), "\(shown)")
+        }
+
+        #expect(try sandbox.outpost("outbox", "retry", String(id.counter)) == "\(id) will be sent again with the next sync")
+        let retrying = try #require(try sandbox.json("outbox", "list") as? [[String: Any]])
+        #expect(retrying.first?["state"] as? String == "retry")
+
+        try sandbox.outpost("outbox", "discard", id.description, "--reason", "entered twice; the other copy is kept")
+        #expect(try sandbox.outpost("outbox", "list") == "no refused changes held aside")
+        let discarded = try #require(try sandbox.json("outbox", "list", "--discarded") as? [[String: Any]])
+        #expect(discarded.first?["state"] as? String == "discarded")
+        #expect(discarded.first?["discardReason"] as? String == "entered twice; the other copy is kept")
+        #expect(discarded.first?["discardedBy"] as? String == "replica:desk")
+        let shown = try sandbox.outpost("outbox", "show", id.description)
+        #expect(shown.contains("entered twice; the other copy is kept"), "\(shown)")
+        let status2 = try #require(try sandbox.json("status") as? [String: Any])
+        #expect(status2["refusedChanges"] as? Int == 0)
+        // The change itself is not lost from the device's history.
+        #expect(try sandbox.export().contains("Bea"))
+    }
+
+    @Test func badInputIsRefusedWithExitTwoAndChangesNothing() throws {
+        let (sandbox, id) = try refusedSandbox()
+        let before = try sandbox.outpost("outbox", "list", "--json")
+
+        try sandbox.expectRefused(["outbox", "discard", id.description], mentioning: ["--reason"])
+        try sandbox.expectRefused(["outbox", "discard", id.description, "--reason", "  "], mentioning: ["--reason"])
+        for unknown in ["desk/999", "999", "other-device/1"] {
+            for arguments in [["show", unknown], ["retry", unknown], ["discard", unknown, "--reason", "x"]] {
+                try sandbox.expectRefused(
+                    ["outbox"] + arguments,
+                    mentioning: ["is not a refused change of this replica", "outpost outbox list"]
+                )
+            }
+        }
+        try sandbox.expectRefused(["outbox", "show", "not-an-id/"], mentioning: ["not a change id"])
+        try sandbox.expectRefused(["outbox", "retry"], mentioning: ["--all"])
+        try sandbox.expectRefused(["outbox", "retry", id.description, "--all"], mentioning: ["--all"])
+
+        #expect(try sandbox.outpost("outbox", "list", "--json") == before)
+        #expect(
+            try sandbox.outpost("outbox", "retry", "--all") == "1 refused change will be sent again with the next sync"
+        )
+    }
+
+    @Test func aStoreWithNothingRefusedSaysSo() throws {
+        let sandbox = try Sandbox()
+        try sandbox.outpost("init", "--replica", "desk")
+        #expect(try sandbox.outpost("outbox", "list") == "no refused changes held aside")
+        #expect(try sandbox.outpost("outbox") == "no refused changes held aside")
+        #expect(!(try sandbox.outpost("status")).contains("refused"))
+    }
+}
