@@ -13,7 +13,14 @@ struct OutboxCommandTests {
         let sandbox = try Sandbox()
         try sandbox.outpost("init", "--replica", "desk")
         for name in ["Ana", "Bea", "Cy"] {
-            try sandbox.outpost("patient", "add", "givenName=\(name)", "familyName=Ruiz", "birthDate=1980-01-02")
+            try sandbox.outpost(
+                "patient",
+                "add",
+                "givenName=\(name)",
+                "familyName=Ruiz",
+                "birthDate=1980-01-02",
+                "sex=female"
+            )
         }
         let store = try CareStore.open(at: sandbox.store, key: Sandbox.key).store
         let pushed = try store.pendingChanges()
@@ -58,7 +65,9 @@ struct OutboxCommandTests {
             #expect(shown.contains("change:   \(id)") && shown.contains("out_of_scope (record)"), "\(shown)")
         }
 
-        #expect(try sandbox.outpost("outbox", "retry", String(id.counter)) == "\(id) will be sent again with the next sync")
+        #expect(
+            try sandbox.outpost("outbox", "retry", String(id.counter)) == "\(id) will be sent again with the next sync"
+        )
         let retrying = try #require(try sandbox.json("outbox", "list") as? [[String: Any]])
         #expect(retrying.first?["state"] as? String == "retry")
 
@@ -72,8 +81,18 @@ struct OutboxCommandTests {
         #expect(shown.contains("entered twice; the other copy is kept"), "\(shown)")
         let status2 = try #require(try sandbox.json("status") as? [String: Any])
         #expect(status2["refusedChanges"] as? Int == 0)
-        // The change itself is not lost from the device's history.
-        #expect(try sandbox.export().contains("Bea"))
+        // The discard is in the audit trail, next to the change it gave up.
+        let audit = try #require(try sandbox.json("audit") as? [[String: Any]])
+        let entry = audit.first { $0["change"] as? String == id.description }
+        #expect(
+            (entry?["discarded"] as? [String: Any])?["reason"] as? String == "entered twice; the other copy is kept"
+        )
+        #expect(audit.filter { $0["discarded"] != nil }.count == 1)
+        #expect(
+            try sandbox.outpost("audit").contains(
+                "\(id) was refused by the server and discarded by replica:desk at "
+            )
+        )
     }
 
     @Test func badInputIsRefusedWithExitTwoAndChangesNothing() throws {

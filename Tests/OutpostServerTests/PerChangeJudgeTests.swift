@@ -97,13 +97,21 @@ struct PerChangeJudgeTests {
         var skewed = original
         skewed[2].clock = Timestamp(millis: nowMillis() + 3_600_000)
         let skew = #expect(throws: ServerError.self) {
-            try judge(.admin).judge(PushRequest(replica: replica, changes: skewed), context: PushContext(), perChange: true)
+            try judge(.admin).judge(
+                PushRequest(replica: replica, changes: skewed),
+                context: PushContext(),
+                perChange: true
+            )
         }
         #expect(skew?.code == .clockSkew)
         var foreign = original
         foreign[2].id = ChangeID(replica: ReplicaID(unchecked: "other"), counter: foreign[2].id.counter)
         let mismatch = #expect(throws: ServerError.self) {
-            try judge(.admin).judge(PushRequest(replica: replica, changes: foreign), context: PushContext(), perChange: true)
+            try judge(.admin).judge(
+                PushRequest(replica: replica, changes: foreign),
+                context: PushContext(),
+                perChange: true
+            )
         }
         #expect(mismatch?.code == .replicaMismatch)
     }

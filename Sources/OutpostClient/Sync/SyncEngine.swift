@@ -242,7 +242,8 @@ public actor SyncEngine {
         while true {
             // Refused changes marked for retry go first (their counters are below the outbox's), then the outbox.
             let retries = Array(try store.retryingChanges().prefix(batch))
-            let changes = retries + (retries.count < batch ? try store.pendingChanges(limit: batch - retries.count) : [])
+            let changes =
+                retries + (retries.count < batch ? try store.pendingChanges(limit: batch - retries.count) : [])
             if changes.isEmpty { return }
             let push = PushRequest(replica: store.replicaID, changes: changes)
             let binary = options.encoding == .binary
