@@ -8,23 +8,21 @@ import Testing
 /// `outpost outbox list|show|retry|discard` on a store whose last push the server answered with per-change
 /// refusals (recorded through the library, as the sync engine does), and the bad input they refuse.
 struct OutboxCommandTests {
-    /// A replica with three patients added, pushed, and the second refused by the server.
+    /// A replica with the small practice imported and three patients edited, all pushed, the second edit
+    /// refused by the server.
     func refusedSandbox() throws -> (Sandbox, refused: ChangeID) {
         let sandbox = try Sandbox()
         try sandbox.outpost("init", "--replica", "desk")
-        for name in ["Ana", "Bea", "Cy"] {
-            try sandbox.outpost(
-                "patient",
-                "add",
-                "givenName=\(name)",
-                "familyName=Ruiz",
-                "birthDate=1980-01-02",
-                "sex=female"
-            )
+        try sandbox.outpost("import", Sandbox.fixture("practice-small.json"))
+        let patients = try #require(try sandbox.json("patient", "list") as? [[String: Any]])
+            .compactMap { $0["id"] as? String }.prefix(3)
+        try #require(patients.count == 3)
+        for patient in patients {
+            try sandbox.outpost("patient", "set", patient, "preferredLanguage=fr")
         }
         let store = try CareStore.open(at: sandbox.store, key: Sandbox.key).store
         let pushed = try store.pendingChanges()
-        let refused = try #require(pushed.first { $0.record != pushed[0].record })
+        let refused = pushed[pushed.count - 2]
         let response = PushResponse(
             accepted: pushed.count - 1,
             duplicates: 0,
@@ -55,7 +53,8 @@ struct OutboxCommandTests {
         )
 
         let listed = try sandbox.outpost("outbox", "list")
-        #expect(listed.hasPrefix("\(id)  refused  patient/"), "\(listed)")
+        #expect(listed.hasPrefix("\(id)  refused  patient/pat_"), "\(listed)")
+        #expect(listed.contains(".preferredLanguage"), "\(listed)")
         #expect(listed.contains("out_of_scope"))
         let rows = try #require(try sandbox.json("outbox", "list") as? [[String: Any]])
         #expect(rows.count == 1 && rows.first?["id"] as? String == id.description)

@@ -75,8 +75,10 @@ struct PerChangeJudgeTests {
         #expect(refused[changes[signed].id]?.field == "author")
         #expect(plan.accepted.count + plan.refused.count == changes.count)
         // Nothing accepted names a record only refused changes would have written.
-        let refusedRecords = Set(changes.filter { refused[$0.id] != nil }.map(\.record.id))
         let accepted = plan.accepted.map(\.change)
+        let refusedRecords = Set(changes.filter { refused[$0.id] != nil }.map(\.record.id))
+            .subtracting(accepted.map(\.record.id))
+        #expect(refusedRecords.contains(TinyPractice.person) && refusedRecords.contains(TinyPractice.team))
         #expect(!accepted.isEmpty)
         for change in accepted {
             #expect(!structure.contains(change.record.type))

@@ -37,6 +37,7 @@ struct PerChangeRefusalTests {
         try #require(teams.count >= 2)
         let nurse = Device("nurse", in: folder, encoding: encoding)
         try nurse.join(server, token: try server.issueToken(role: "clinician", extra: ["--teams", teams[0]]))
+        let subgroup = try #require(try rows(admin, "subgroup", "list").compactMap { $0["id"] as? String }.first)
         let mine = try rows(nurse, "patient", "list").compactMap { $0["id"] as? String }.sorted()
         try #require(mine.count >= 2)
 
@@ -50,7 +51,9 @@ struct PerChangeRefusalTests {
                     "familyName=Ruiz",
                     "birthDate=1980-01-02",
                     "sex=female",
-                    "primaryTeam=\(teams[1])"
+                    "primaryTeam=\(teams[1])",
+                    "subgroup=\(subgroup)",
+                    "status=active"
                 )
             )
         }
