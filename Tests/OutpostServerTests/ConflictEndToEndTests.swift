@@ -158,8 +158,9 @@ struct ConflictEndToEndTests {
         #expect(try school.export() == before)
         #expect(try conflicts(a).count == 1)
 
-        // The server enforces it too: a site device that forgot its role resolves locally, and its push is
-        // refused; the resolution stays in its outbox, nothing reaches the others.
+        // The server enforces it too: a site device that forgot its role resolves locally, and the server refuses
+        // the resolution's changes one by one; the device holds them aside (never lost), nothing reaches the
+        // others.
         let store = try CareStore.open(
             at: school.store,
             key: { () throws(ClientError) in try .keyFile(at: TestKeyFile.path) }
@@ -167,9 +168,12 @@ struct ConflictEndToEndTests {
         try store.store.setSetting(SyncEngine.roleSetting, to: nil)
         try school.ok("conflicts", "resolve", id, "--pick", "1")
         let push = try school.run("sync")
-        #expect(push.status == 1, "\(push)")
-        #expect(push.stderr.contains("site-device token cannot resolve"))
-        #expect(try school.status()["pendingChanges"] as? Int == 2)
+        #expect(push.status == 0, "\(push)")
+        #expect(push.stdout.contains("refused: 2 changes refused by the server (2 in this sync)"), "\(push)")
+        #expect(try school.status()["pendingChanges"] as? Int == 0)
+        #expect(try school.status()["refusedChanges"] as? Int == 2)
+        let held = try school.ok("outbox", "list")
+        #expect(held.contains("forbidden") && held.contains("site-device token cannot resolve"), "\(held)")
         try a.ok("sync")
         #expect(try conflicts(a).count == 1)
         #expect(try a.status()["pendingChanges"] as? Int == 0)

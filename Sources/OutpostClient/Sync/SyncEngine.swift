@@ -278,7 +278,8 @@ public actor SyncEngine {
                 report.pushedDuplicates += response.duplicates
                 report.refused += refused
                 if refused > 0 {
-                    logger.warning(
+                    // Notice, not warning: the report says it (`refused`), and the CLI prints it on stdout.
+                    logger.notice(
                         "the server refused changes of this push; they are held aside ('outpost outbox list')",
                         metadata: ["refused": "\(refused)", "codes": "\(Set(response.refused.map(\.code)).sorted())"]
                     )
