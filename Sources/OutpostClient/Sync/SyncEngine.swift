@@ -217,7 +217,8 @@ public actor SyncEngine {
             if try store.checkpoint() == nil { try await bootstrap(&report, session: session) }
             try await pullAll(&report, session: session, wait: wait)
             try finish(&report)
-            if report.pushed + report.pulled + report.snapshotRecords > 0 || report.clockNotice != nil {
+            if report.pushed + report.pulled + report.snapshotRecords + report.refused > 0 || report.clockNotice != nil
+            {
                 onReport(report)
             }
         }
