@@ -206,13 +206,70 @@ public struct PushResponse: Sendable, Hashable, Codable {
     public var acknowledged: UInt64
     /// The server's clock, in milliseconds since the Unix epoch.
     public var serverTimeMillis: UInt64
+    /// The changes of the push the server refused one by one, in push order (protocol/README.md, section 5,
+    /// "Per-change refusals"): only when the client asked for them (``Wire/refusalsHeader``); empty otherwise,
+    /// and omitted from the JSON when empty.
+    public var refused: [RefusedChange]
 
     /// Creates a push response.
-    public init(accepted: Int, duplicates: Int, acknowledged: UInt64, serverTimeMillis: UInt64) {
+    public init(
+        accepted: Int,
+        duplicates: Int,
+        acknowledged: UInt64,
+        serverTimeMillis: UInt64,
+        refused: [RefusedChange] = []
+    ) {
         self.accepted = accepted
         self.duplicates = duplicates
         self.acknowledged = acknowledged
         self.serverTimeMillis = serverTimeMillis
+        self.refused = refused
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case accepted, duplicates, acknowledged, serverTimeMillis, refused
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        accepted = try container.decode(Int.self, forKey: .accepted)
+        duplicates = try container.decode(Int.self, forKey: .duplicates)
+        acknowledged = try container.decode(UInt64.self, forKey: .acknowledged)
+        serverTimeMillis = try container.decode(UInt64.self, forKey: .serverTimeMillis)
+        refused = try container.decodeIfPresent([RefusedChange].self, forKey: .refused) ?? []
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(accepted, forKey: .accepted)
+        try container.encode(duplicates, forKey: .duplicates)
+        try container.encode(acknowledged, forKey: .acknowledged)
+        try container.encode(serverTimeMillis, forKey: .serverTimeMillis)
+        if !refused.isEmpty { try container.encode(refused, forKey: .refused) }
+    }
+}
+
+/// One change of a push that the server refused and did not store, while it stored the others: its id and why.
+///
+/// The reason is a stable ``code`` (an ``ErrorCode`` raw value: `out_of_scope`, `forbidden`, `invalid_change`)
+/// and a one-line ``message`` for people, with ids only, never patient data; ``field`` names the field at fault
+/// when there is one.
+public struct RefusedChange: Sendable, Hashable, Codable {
+    /// The refused change's id.
+    public var id: ChangeID
+    /// Why, for programs: an error code (section 12); a client treats an unknown one as a refusal it can print.
+    public var code: String
+    /// Why, for people: one line.
+    public var message: String
+    /// The field at fault (`task.status`, `author`, `record`), when there is one.
+    public var field: String?
+
+    /// Creates a refusal.
+    public init(id: ChangeID, code: String, message: String, field: String? = nil) {
+        self.id = id
+        self.code = code
+        self.message = message
+        self.field = field
     }
 }
 

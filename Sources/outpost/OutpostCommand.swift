@@ -16,6 +16,7 @@ struct OutpostCommand: AsyncParsableCommand {
             RecordGroup<SiteKind>.self, RecordGroup<PersonKind>.self, TeamCommand.self, RecordGroup<SubgroupKind>.self,
             PatientCommand.self, TaskCommand.self, Worklist.self, Observe.self, EncounterCommand.self,
             ObservationCommand.self, History.self, Export.self, Import.self, RemoteCommand.self, SyncCommand.self,
+            OutboxCommand.self,
             ConflictsCommand.self, Audit.self, ScorecardCommand.self, PanelCommand.self, GapsCommand.self,
             FHIRCommand.self, Rekey.self, Doctor.self,
         ]

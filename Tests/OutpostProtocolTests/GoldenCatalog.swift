@@ -165,6 +165,24 @@ enum GoldenCatalog {
             PushResponse(accepted: 1, duplicates: 3, acknowledged: 44, serverTimeMillis: serverTime + 2_500)
         ),
         .make("push-request.empty.json", PushRequest(replica: laptop, changes: [])),
+        .make(
+            "push-response.refused.json",
+            PushResponse(
+                accepted: 3,
+                duplicates: 0,
+                acknowledged: 44,
+                serverTimeMillis: serverTime,
+                refused: [
+                    RefusedChange(
+                        id: id(laptop, 42),
+                        code: "out_of_scope",
+                        message: "change 1 edits task/tsk_01KKE1ZP8XSSKF2GFR5BE7A9T5, whose patient is outside "
+                            + "this token's scope; the change stays in the device's outbox for an administrator",
+                        field: "record"
+                    )
+                ]
+            )
+        ),
     ]
 
     // MARK: Pull

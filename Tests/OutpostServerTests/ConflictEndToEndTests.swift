@@ -160,8 +160,9 @@ struct ConflictEndToEndTests {
         await #expect(try school.export() == before)
         await #expect(try conflicts(a).count == 1)
 
-        // The server enforces it too: a site device that forgot its role resolves locally, and its push is
-        // refused; the resolution stays in its outbox, nothing reaches the others.
+        // The server enforces it too: a site device that forgot its role resolves locally, and the server refuses
+        // the resolution's changes one by one; the device holds them aside (never lost), nothing reaches the
+        // others.
         let store = try CareStore.open(
             at: school.store,
             key: { () throws(ClientError) in try .keyFile(at: TestKeyFile.path) }
@@ -169,9 +170,12 @@ struct ConflictEndToEndTests {
         try store.store.setSetting(SyncEngine.roleSetting, to: nil)
         try await school.ok("conflicts", "resolve", id, "--pick", "1")
         let push = try await school.run("sync")
-        #expect(push.status == 1, "\(push)")
-        #expect(push.stderr.contains("site-device token cannot resolve"))
-        await #expect(try school.status()["pendingChanges"] as? Int == 2)
+        #expect(push.status == 0, "\(push)")
+        #expect(push.stdout.contains("refused: 2 changes refused by the server (2 in this sync)"), "\(push)")
+        await #expect(try school.status()["pendingChanges"] as? Int == 0)
+        await #expect(try school.status()["refusedChanges"] as? Int == 2)
+        let held = try await school.ok("outbox", "list")
+        #expect(held.contains("forbidden") && held.contains("site-device token cannot resolve"), "\(held)")
         try await a.ok("sync")
         await #expect(try conflicts(a).count == 1)
         await #expect(try a.status()["pendingChanges"] as? Int == 0)

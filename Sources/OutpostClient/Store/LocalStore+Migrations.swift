@@ -110,6 +110,33 @@ extension LocalStore {
                 sql: "INSERT INTO projection_stale (id) SELECT 1 WHERE EXISTS (SELECT 1 FROM record)"
             )
         }
+        migrator.registerMigration("v7-refused-changes") { db in
+            // Changes the server refused one by one (protocol/README.md, "Per-change refusals"), held aside so
+            // the rest of the outbox flows: a copy of the change (the store's format, sealed in an encrypted
+            // store), the server's reason, and what the user did. `state` is `refused` (held), `retry` (sent
+            // again with the next push) or `discarded` (never sent again; the row stays, with its reason, who
+            // discarded it and when, so a discard is never silent). The replica's acknowledged counter moves past
+            // a refused change: it is no longer in the outbox proper.
+            try db.execute(
+                sql: """
+                    CREATE TABLE refused_change (
+                        counter INTEGER PRIMARY KEY,
+                        type TEXT NOT NULL,
+                        id TEXT NOT NULL,
+                        payload BLOB NOT NULL,
+                        code TEXT NOT NULL,
+                        message TEXT NOT NULL,
+                        field TEXT,
+                        refusedAt INTEGER NOT NULL,
+                        refusals INTEGER NOT NULL DEFAULT 1,
+                        state TEXT NOT NULL CHECK (state IN ('refused', 'retry', 'discarded')),
+                        discardReason TEXT,
+                        discardedBy TEXT,
+                        discardedAt INTEGER
+                    )
+                    """
+            )
+        }
         return migrator
     }
 }

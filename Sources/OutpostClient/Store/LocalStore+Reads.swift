@@ -26,6 +26,8 @@ public struct StoreStatus: Sendable, Hashable {
     public var lastSyncAtMillis: UInt64?
     /// The latest clock reading of this replica.
     public var clock: Timestamp
+    /// Local changes the server refused, held aside or marked for retry (not those discarded).
+    public var refusedChanges = 0
 }
 
 extension LocalStore {
@@ -211,7 +213,7 @@ extension LocalStore {
             let conflicts = try Int.fetchOne(db, sql: "SELECT count(*) FROM conflict") ?? 0
             let counts = try Self.recordCounts(db: db)
             let lastSync: Int64? = row["lastSyncAt"]
-            return StoreStatus(
+            var status = StoreStatus(
                 replicaID: replicaID,
                 pendingChanges: Int(counter - acked),
                 openConflicts: conflicts,
@@ -223,6 +225,9 @@ extension LocalStore {
                     counter: UInt32(row["clockCounter"] as Int64)
                 )
             )
+            status.refusedChanges =
+                try Int.fetchOne(db, sql: "SELECT count(*) FROM refused_change WHERE state <> 'discarded'") ?? 0
+            return status
         }
     }
 

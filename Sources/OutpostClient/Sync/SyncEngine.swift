@@ -25,6 +25,10 @@ public struct SyncReport: Sendable, Hashable {
     public var openConflicts = 0
     /// Local changes still waiting for the server.
     public var pending = 0
+    /// Local changes the server refused in this sync (each held aside: ``LocalStore/refusedChanges(includingDiscarded:)``).
+    public var refused = 0
+    /// Refused changes held aside (or marked for retry) after the sync, from this sync or earlier ones.
+    public var heldAside = 0
     /// Patients that left this device's scope and were removed from it (with the records they own).
     public var purged = 0
     /// Said once when this device's clock is found (or no longer found) too far from the server's: for
@@ -213,7 +217,8 @@ public actor SyncEngine {
             if try store.checkpoint() == nil { try await bootstrap(&report, session: session) }
             try await pullAll(&report, session: session, wait: wait)
             try finish(&report)
-            if report.pushed + report.pulled + report.snapshotRecords > 0 || report.clockNotice != nil {
+            if report.pushed + report.pulled + report.snapshotRecords + report.refused > 0 || report.clockNotice != nil
+            {
                 onReport(report)
             }
         }
@@ -226,6 +231,7 @@ public actor SyncEngine {
         let status = try store.status()
         report.openConflicts = status.openConflicts
         report.pending = status.pendingChanges
+        report.heldAside = status.refusedChanges
     }
 
     // MARK: - Steps
@@ -235,7 +241,10 @@ public actor SyncEngine {
         var restampedThisSync = false
         outbox = try store.pendingCount()
         while true {
-            let changes = try store.pendingChanges(limit: batch)
+            // Refused changes marked for retry go first (their counters are below the outbox's), then the outbox.
+            let retries = Array(try store.retryingChanges().prefix(batch))
+            let changes =
+                retries + (retries.count < batch ? try store.pendingChanges(limit: batch - retries.count) : [])
             if changes.isEmpty { return }
             let push = PushRequest(replica: store.replicaID, changes: changes)
             let binary = options.encoding == .binary
@@ -251,16 +260,29 @@ public actor SyncEngine {
                     contentEncoding: coding
                 )
                 request.headers = deviceHeaders
+                // Per-change refusals: a change the server refuses on its own is held aside, the rest is stored.
+                request.headers[Wire.refusalsHeader] = Wire.refusalsPerChange
                 let response: PushResponse = try await exchange(request)
-                try store.acknowledge(upTo: response.acknowledged)
-                outbox = max(0, (outbox ?? changes.count) - changes.count)
-                report.pushed += response.accepted
-                report.pushedDuplicates += response.duplicates
-                guard response.acknowledged >= changes.last?.id.counter ?? 0 else {
+                let refusedIDs = Set(response.refused.map(\.id))
+                let held = changes.filter { !refusedIDs.contains($0.id) }.map(\.id.counter).max() ?? 0
+                guard response.acknowledged >= held else {
+                    try store.acknowledge(upTo: response.acknowledged)
                     throw ClientError(
                         code: .refused,
                         message: "the server acknowledged up to \(response.acknowledged) of a push that ended at "
                             + "\(changes.last?.id.counter ?? 0); the outbox is kept, sync again later"
+                    )
+                }
+                let refused = try store.recordPush(changes, response: response)
+                outbox = max(0, (outbox ?? changes.count) - changes.count + retries.count)
+                report.pushed += response.accepted
+                report.pushedDuplicates += response.duplicates
+                report.refused += refused
+                if refused > 0 {
+                    // Notice, not warning: the report says it (`refused`), and the CLI prints it on stdout.
+                    logger.notice(
+                        "the server refused changes of this push; they are held aside ('outpost outbox list')",
+                        metadata: ["refused": "\(refused)", "codes": "\(Set(response.refused.map(\.code)).sorted())"]
                     )
                 }
             } catch let error where error.serverCode == ErrorCode.clockSkew.rawValue && !restampedThisSync {

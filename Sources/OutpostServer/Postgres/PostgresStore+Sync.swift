@@ -105,7 +105,8 @@ extension PostgresStore: SyncStorage {
         token: TokenEntry,
         report: DeviceReport,
         now: UInt64,
-        maxClockSkewMillis: UInt64
+        maxClockSkewMillis: UInt64,
+        perChange: Bool = false
     ) async throws(ServerError) -> PushOutcome {
         let judge = PushJudge(token: token, now: now, maxClockSkewMillis: maxClockSkewMillis)
         let practice = token.practice
@@ -113,7 +114,7 @@ extension PostgresStore: SyncStorage {
             let head = try await Self.lockFeed(practice: practice, connection, logger)
             try await Self.bindDevice(request.replica, token: token, now: now, connection, logger)
             let context = try await Self.pushContext(for: request, token: token, connection, logger)
-            let plan = try judge.judge(request, context: context)
+            let plan = try judge.judge(request, context: context, perChange: perChange)
             let conflicts = try await Self.write(plan, practice: practice, head: head, now: now, connection, logger)
             let acknowledged =
                 try await connection.all(
@@ -137,7 +138,8 @@ extension PostgresStore: SyncStorage {
                     accepted: plan.accepted.count,
                     duplicates: plan.duplicates,
                     acknowledged: UInt64(max(0, acknowledged)),
-                    serverTimeMillis: now
+                    serverTimeMillis: now,
+                    refused: plan.refused
                 ),
                 newConflicts: conflicts.opened,
                 resolvedConflicts: conflicts.resolved

@@ -150,7 +150,8 @@ struct SyncRoutes: Sendable {
             token: token,
             report: try Self.deviceReport(request),
             now: clock.nowMillis(),
-            maxClockSkewMillis: configuration.maxClockSkewMillis
+            maxClockSkewMillis: configuration.maxClockSkewMillis,
+            perChange: try Self.wantsPerChangeRefusals(request)
         )
         if outcome.response.accepted > 0 {
             await notifier.notify(token.practice)
@@ -164,9 +165,24 @@ struct SyncRoutes: Sendable {
             metadata: [
                 "replica": "\(push.replica)", "token": "\(token.id)", "accepted": "\(outcome.response.accepted)",
                 "duplicates": "\(outcome.response.duplicates)", "newConflicts": "\(outcome.newConflicts)",
+                "refused": "\(outcome.response.refused.count)",
             ]
         )
         return try ServerError.jsonResponse(outcome.response, status: .ok)
+    }
+
+    /// Whether a push asks for per-change refusals (``Wire/refusalsHeader``): absent is all or nothing, as for
+    /// every client before it; a value other than ``Wire/refusalsPerChange`` is refused, so a typo never makes a
+    /// client believe it gets per-change answers.
+    static func wantsPerChangeRefusals(_ request: Request) throws(ServerError) -> Bool {
+        guard let name = HTTPField.Name(Wire.refusalsHeader), let value = request.headers[name] else { return false }
+        guard value.trimmingCharacters(in: .whitespaces).lowercased() == Wire.refusalsPerChange else {
+            throw ServerError.parameter(
+                Wire.refusalsHeader,
+                "\(Wire.refusalsHeader) must be '\(Wire.refusalsPerChange)' (or absent, for an all-or-nothing push)"
+            )
+        }
+        return true
     }
 
     func changes(_ request: Request, _ context: OutpostRequestContext) async throws -> Response {

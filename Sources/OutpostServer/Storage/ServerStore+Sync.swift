@@ -13,13 +13,14 @@ extension ServerStore: SyncStorage {
         token: TokenEntry,
         report: DeviceReport = DeviceReport(),
         now: UInt64,
-        maxClockSkewMillis: UInt64
+        maxClockSkewMillis: UInt64,
+        perChange: Bool = false
     ) async throws(ServerError) -> PushOutcome {
         let judge = PushJudge(token: token, now: now, maxClockSkewMillis: maxClockSkewMillis)
         return try await writeAsync { db in
             try Self.bindDevice(request.replica, token: token, now: now, db: db)
             let context = try Self.pushContext(for: request, token: token, db: db)
-            let plan = try judge.judge(request, context: context)
+            let plan = try judge.judge(request, context: context, perChange: perChange)
             let conflicts = try Self.write(plan, practice: token.practice, now: now, db: db)
             try db.execute(
                 sql: """
@@ -46,7 +47,8 @@ extension ServerStore: SyncStorage {
                     accepted: plan.accepted.count,
                     duplicates: plan.duplicates,
                     acknowledged: UInt64(acknowledged),
-                    serverTimeMillis: now
+                    serverTimeMillis: now,
+                    refused: plan.refused
                 ),
                 newConflicts: conflicts.opened,
                 resolvedConflicts: conflicts.resolved

@@ -56,8 +56,11 @@ struct PushPlan: Sendable {
     var records: [Record] = []
     var patientScopes: [PatientScope] = []
     var conflicts: [ConflictMark] = []
-    /// The highest counter of the push (the device's acknowledgement moves up to it).
+    /// The highest counter of the push the server holds after it, refused changes left out (the device's
+    /// acknowledgement moves up to it).
     var maxCounter: UInt64 = 0
+    /// The changes refused one by one (a push that asked for per-change refusals), in push order: not stored.
+    var refused: [RefusedChange] = []
 }
 
 /// The push rules, as pure code: takes the request and the state a storage read for it, returns the plan or the
@@ -97,14 +100,48 @@ struct PushJudge {
         return refs
     }
 
+    /// The refusals that concern one change only, and so may be answered per change (``judge(_:context:perChange:)``):
+    /// the token's role or scope, and the care model. The others (another replica's change id, a change id
+    /// reused, a clock ahead) refuse the whole push, as they say something about the device, not the change.
+    static let perChangeCodes: Set<ErrorCode> = [.outOfScope, .forbidden, .invalidChange]
+
     /// Judges a push.
-    func judge(_ request: PushRequest, context: PushContext) throws(ServerError) -> PushPlan {
+    ///
+    /// All or nothing by default: the first refused change throws. With `perChange`, a change refused for a
+    /// reason of its own (``perChangeCodes``) is left out and listed in ``PushPlan/refused``, and the others are
+    /// judged without it: a later change that needs it (an edit of a record it would have created, an author it
+    /// would have written) is refused in turn, with its own reason. Refusals of the whole push still throw.
+    func judge(_ request: PushRequest, context: PushContext, perChange: Bool = false) throws(ServerError) -> PushPlan {
+        var refused: [Int: ServerError] = [:]
+        while true {
+            let (plan, written) = try judgeOnce(request, context: context, perChange: perChange, refused: &refused)
+            // The records written by the changes kept are the ones a change may name as author or site: judge
+            // again, leaving the refused changes out, until no refusal takes a written record away.
+            if written == Set(request.changes.indices.filter { refused[$0] == nil }.map { request.changes[$0].record })
+            {
+                return plan
+            }
+        }
+    }
+
+    /// One pass of ``judge(_:context:perChange:)``: changes in `refused` are left out and stay refused; changes
+    /// refused in this pass are added to it. Returns the plan and the records it took as written by the push.
+    private func judgeOnce(
+        _ request: PushRequest,
+        context: PushContext,
+        perChange: Bool,
+        refused: inout [Int: ServerError]
+    ) throws(ServerError) -> (PushPlan, Set<RecordRef>) {
         var batch = Batch(context: context)
-        batch.written = Set(request.changes.map(\.record))
+        let kept = request.changes.indices.filter { refused[$0] == nil }
+        batch.written = Set(kept.map { request.changes[$0].record })
+        let written = batch.written
         let today = CalendarDate(millis: now)
         var plan = PushPlan()
         var accepted: [(change: Change, binary: [UInt8])] = []
+        var held: [UInt64] = []
         for (index, change) in request.changes.enumerated() {
+            guard refused[index] == nil else { continue }
             guard change.id.replica == request.replica else {
                 throw ServerError(
                     .replicaMismatch,
@@ -114,53 +151,68 @@ struct PushJudge {
                     index: index
                 )
             }
-            // SQL integers are signed: a larger counter would trap converting, and no replica reaches it.
-            guard change.id.counter <= UInt64(Int64.max) else {
-                throw ServerError(
-                    .invalidChange,
-                    .unprocessableContent,
-                    "change \(index) has counter \(change.id.counter); this server stores counters up to "
-                        + "\(Int64.max)",
-                    field: "id",
-                    index: index
-                )
-            }
-            let binary = StoredChange.encode(change)
-            if let stored = context.stored[change.id] {
-                guard stored == binary else {
+            do throws(ServerError) {
+                // SQL integers are signed: a larger counter would trap converting, and no replica reaches it.
+                guard change.id.counter <= UInt64(Int64.max) else {
                     throw ServerError(
-                        .changeIDReused,
-                        .conflict,
-                        "change \(change.id) was already pushed with different content; this replica was "
-                            + "probably restored from an old copy: make a new replica with 'outpost init'",
+                        .invalidChange,
+                        .unprocessableContent,
+                        "change \(index) has counter \(change.id.counter); this server stores counters up to "
+                            + "\(Int64.max)",
+                        field: "id",
                         index: index
                     )
                 }
-                plan.duplicates += 1
-                continue
+                let binary = StoredChange.encode(change)
+                if let stored = context.stored[change.id] {
+                    guard stored == binary else {
+                        throw ServerError(
+                            .changeIDReused,
+                            .conflict,
+                            "change \(change.id) was already pushed with different content; this replica was "
+                                + "probably restored from an old copy: make a new replica with 'outpost init'",
+                            index: index
+                        )
+                    }
+                    plan.duplicates += 1
+                    held.append(change.id.counter)
+                    continue
+                }
+                if change.clock.millis > now + maxClockSkewMillis {
+                    throw ServerError(
+                        .clockSkew,
+                        .conflict,
+                        "change \(change.id) is stamped \(change.clock.millis - now) ms ahead of the server's "
+                            + "clock (limit \(maxClockSkewMillis) ms); fix this device's clock, then sync again: "
+                            + "pending changes are re-stamped and kept",
+                        index: index
+                    )
+                }
+                try batch.check(change, index: index, token: token, today: today)
+                batch.apply(change)
+                accepted.append((change, binary))
+                held.append(change.id.counter)
+            } catch {
+                guard perChange, Self.perChangeCodes.contains(error.code) else { throw error }
+                refused[index] = error
             }
-            if change.clock.millis > now + maxClockSkewMillis {
-                throw ServerError(
-                    .clockSkew,
-                    .conflict,
-                    "change \(change.id) is stamped \(change.clock.millis - now) ms ahead of the server's "
-                        + "clock (limit \(maxClockSkewMillis) ms); fix this device's clock, then sync again: "
-                        + "pending changes are re-stamped and kept",
-                    index: index
-                )
-            }
-            try batch.check(change, index: index, token: token, today: today)
-            batch.apply(change)
-            accepted.append((change, binary))
         }
-        plan.maxCounter = request.changes.map(\.id.counter).max() ?? 0
+        plan.maxCounter = held.max() ?? 0
+        plan.refused = refused.sorted { $0.key < $1.key }.map { index, error in
+            RefusedChange(
+                id: request.changes[index].id,
+                code: error.code.rawValue,
+                message: error.message,
+                field: error.field
+            )
+        }
         // Each change carries its record's owner as of the end of the push: the fields of a new task written
         // before its `patient` field belong to that patient too.
         plan.accepted = accepted.map {
             PushPlan.Accepted(change: $0.change, binary: $0.binary, owner: batch.owner(of: $0.change.record))
         }
         batch.finish(into: &plan)
-        return plan
+        return (plan, written)
     }
 }
 

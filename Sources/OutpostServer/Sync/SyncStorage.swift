@@ -9,7 +9,8 @@ public import OutpostProtocol
 /// SQLite backend. Methods are `async` so that a backend on a networked database can implement them without
 /// blocking a thread.
 ///
-/// What every backend must guarantee (protocol/README.md, sections 6 and 7): a push is stored all or nothing;
+/// What every backend must guarantee (protocol/README.md, sections 6 and 7): a push's accepted changes are
+/// stored all or nothing (every change, or with per-change refusals every change but the refused ones);
 /// the feed position of a change is fixed when its transaction commits and no change commits below a position
 /// a device has already been given.
 public protocol SyncStorage: Sendable {
@@ -22,13 +23,15 @@ public protocol SyncStorage: Sendable {
     /// Binds `replica` to `token` on its first request; refuses a replica id bound to another token.
     func claimReplica(_ replica: ReplicaID, token: TokenEntry, now: UInt64) async throws(ServerError)
 
-    /// Stores a device's push, all or nothing, as ``PushJudge`` decides.
+    /// Stores a device's push as ``PushJudge`` decides: all or nothing, or, with `perChange`, every change the
+    /// judge accepts, the refused ones listed in the response (``PushJudge/judge(_:context:perChange:)``).
     func push(
         _ request: PushRequest,
         token: TokenEntry,
         report: DeviceReport,
         now: UInt64,
-        maxClockSkewMillis: UInt64
+        maxClockSkewMillis: UInt64,
+        perChange: Bool
     ) async throws(ServerError) -> PushOutcome
 
     /// One page of the changes feed after `since` for `token`'s scope, leaving out `replica`'s own changes; for

@@ -308,6 +308,14 @@ struct Audit: AsyncParsableCommand {
         var operation: String
         var value: Value
         var change: String
+        /// A refused change of this replica given up with `outpost outbox discard`: never sent to the server.
+        var discarded: Discard?
+    }
+
+    struct Discard: Encodable {
+        var reason: String
+        var by: String
+        var at: String
     }
 
     func run() async throws {
@@ -320,6 +328,14 @@ struct Audit: AsyncParsableCommand {
         }
         let store = try storeOptions.open()
         if let patient { _ = try RecordOutput.require(patient, .patient, in: store) }
+        var discards: [ChangeID: Discard] = [:]
+        for refused in try store.store.refusedChanges(includingDiscarded: true) where refused.state == .discarded {
+            discards[refused.id] = Discard(
+                reason: refused.discardReason ?? "",
+                by: refused.discardedBy ?? "",
+                at: refused.discardedAtMillis.map(Format.millis) ?? ""
+            )
+        }
         let entries = try store.store.changes(owner: patient, sinceMillis: sinceMillis).map { change in
             Entry(
                 at: Format.clock(change.clock),
@@ -330,7 +346,8 @@ struct Audit: AsyncParsableCommand {
                 field: change.field,
                 operation: change.operation.rawValue,
                 value: change.value,
-                change: change.id.description
+                change: change.id.description,
+                discarded: discards[change.id]
             )
         }
         if output.json {
@@ -344,5 +361,12 @@ struct Audit: AsyncParsableCommand {
             },
             empty: "no changes"
         )
+        for entry in entries {
+            guard let discard = entry.discarded else { continue }
+            print(
+                "\(entry.change) was refused by the server and discarded by \(discard.by) at \(discard.at): "
+                    + "\(discard.reason)"
+            )
+        }
     }
 }

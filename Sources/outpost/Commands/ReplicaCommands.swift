@@ -127,6 +127,7 @@ struct Status: ParsableCommand {
         var author: String
         var site: String?
         var pendingChanges: Int
+        var refusedChanges: Int
         var openConflicts: Int
         var newConflicts: Int
         var records: [String: Int]
@@ -146,6 +147,7 @@ struct Status: ParsableCommand {
             author: try store.author(),
             site: try store.site(),
             pendingChanges: status.pendingChanges,
+            refusedChanges: status.refusedChanges,
             openConflicts: status.openConflicts,
             newConflicts: newConflicts,
             records: status.recordCounts,
@@ -160,6 +162,9 @@ struct Status: ParsableCommand {
         print("store:           \(report.store)")
         print("author:          \(report.author)\(report.site.map { " at \($0)" } ?? "")")
         print("pending changes: \(report.pendingChanges)")
+        if report.refusedChanges > 0 {
+            print("refused changes: \(OutboxCommand.refusedLine(report.refusedChanges))")
+        }
         print(
             "open conflicts:  \(report.openConflicts)"
                 + (report.openConflicts > 0

@@ -208,7 +208,8 @@ struct SyncCommand: AsyncParsableCommand {
                 "snapshotRecords": report.snapshotRecords, "bootstrapped": report.bootstrapped,
                 "restamped": report.restamped, "newConflicts": report.newConflicts,
                 "resolvedConflicts": report.resolvedConflicts, "openConflicts": report.openConflicts,
-                "pending": report.pending, "purged": report.purged,
+                "pending": report.pending, "purged": report.purged, "refused": report.refused,
+                "heldAside": report.heldAside,
             ]
             if let notice = report.clockNotice { object["clockNotice"] = notice }
             if let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]) {
@@ -226,7 +227,11 @@ struct SyncCommand: AsyncParsableCommand {
         if report.resolvedConflicts > 0 { parts.append("resolved \(report.resolvedConflicts)") }
         parts.append("open conflicts \(report.openConflicts)")
         parts.append("pending \(report.pending)")
+        var text = parts.joined(separator: ", ") + "\n"
+        if report.heldAside > 0 {
+            text += "refused: \(OutboxCommand.refusedLine(report.heldAside, new: report.refused))\n"
+        }
         // Unbuffered, so `sync --watch` shows each round at once even when its output is a file or a pipe.
-        FileHandle.standardOutput.write(Data((parts.joined(separator: ", ") + "\n").utf8))
+        FileHandle.standardOutput.write(Data(text.utf8))
     }
 }

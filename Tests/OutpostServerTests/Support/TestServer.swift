@@ -226,12 +226,14 @@ final class TestServer {
         _ method: String,
         _ path: String,
         token: String? = nil,
-        body: Data? = nil
+        body: Data? = nil,
+        headers: [String: String] = [:]
     ) async throws
         -> (Int, Data)
     {
         var request = URLRequest(url: URL(string: "http://127.0.0.1:\(port)\(path)")!, timeoutInterval: 30)
         request.httpMethod = method
+        for (name, value) in headers { request.setValue(value, forHTTPHeaderField: name) }
         if let token { request.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization") }
         if let body {
             request.httpBody = body
