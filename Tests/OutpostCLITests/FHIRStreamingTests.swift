@@ -20,13 +20,13 @@ struct FHIRStreamingTests {
     )
 
     /// A sandbox whose store holds the generated practice, imported with `outpost import`.
-    static func practice() throws -> Sandbox {
+    static func practice() async throws -> Sandbox {
         let sandbox = try Sandbox()
         let practice = sandbox.path("practice.json")
         try Data(PracticeGenerator(seed: 9, size: size).generate().jsonText().utf8)
             .write(to: URL(fileURLWithPath: practice))
-        try sandbox.outpost("init", "--replica", "fhir-stream")
-        try sandbox.outpost("import", practice)
+        try await sandbox.outpost("init", "--replica", "fhir-stream")
+        try await sandbox.outpost("import", practice)
         return sandbox
     }
 
@@ -75,10 +75,10 @@ struct FHIRStreamingTests {
         return out
     }
 
-    @Test func theStreamedExportIsByteForByteTheExportHeldInMemory() throws {
-        let sandbox = try Self.practice()
+    @Test func theStreamedExportIsByteForByteTheExportHeldInMemory() async throws {
+        let sandbox = try await Self.practice()
         let out = sandbox.path("export")
-        try sandbox.outpost("fhir", "export", "--out", out)
+        try await sandbox.outpost("fhir", "export", "--out", out)
         let store = try CareStore.open(at: sandbox.store, key: Sandbox.key)
         let reference = try Self.referenceExport(store)
         let written = try FileManager.default.contentsOfDirectory(atPath: out).filter { $0.hasSuffix(".ndjson") }
@@ -91,10 +91,10 @@ struct FHIRStreamingTests {
         #expect(!written.contains { $0.contains(".partial") })
     }
 
-    @Test func filesInReverseOrderImportAcrossPagesToTheSameRecords() throws {
-        let sandbox = try Self.practice()
+    @Test func filesInReverseOrderImportAcrossPagesToTheSameRecords() async throws {
+        let sandbox = try await Self.practice()
         let out = sandbox.path("export")
-        try sandbox.outpost("fhir", "export", "--out", out)
+        try await sandbox.outpost("fhir", "export", "--out", out)
         let source = try CareStore.open(at: sandbox.store, key: Sandbox.key)
         // Observations, tasks and encounters first: every reference names a resource of a later file.
         let (inputs, count) = try Self.inputs(out, order: FHIRVocabulary.exportedTypes.reversed())
@@ -117,10 +117,10 @@ struct FHIRStreamingTests {
         #expect(try copy.store.pendingCount() == pending)
     }
 
-    @Test func aMalformedLineLateInTheLastFileWritesNothing() throws {
-        let sandbox = try Self.practice()
+    @Test func aMalformedLineLateInTheLastFileWritesNothing() async throws {
+        let sandbox = try await Self.practice()
         let out = sandbox.path("export")
-        try sandbox.outpost("fhir", "export", "--out", out)
+        try await sandbox.outpost("fhir", "export", "--out", out)
         // The last file read (the folder's files sorted by name) ends with a line cut off.
         let last = try #require(
             try FileManager.default.contentsOfDirectory(atPath: out).filter { $0.hasSuffix(".ndjson") }.sorted().last
@@ -129,9 +129,9 @@ struct FHIRStreamingTests {
         let lines = text.split(separator: "\n")
         try Data((text + lines[0].prefix(40) + "\n").utf8).write(to: URL(fileURLWithPath: out + "/" + last))
         let copy = try Sandbox()
-        try copy.outpost("init", "--replica", "copy")
+        try await copy.outpost("init", "--replica", "copy")
         let before = try copy.snapshot()
-        _ = try copy.expectRefused(
+        _ = try await copy.expectRefused(
             ["fhir", "import", out],
             mentioning: ["\(last):\(lines.count + 1)", "invalid JSON", "cut off"]
         )
@@ -139,17 +139,17 @@ struct FHIRStreamingTests {
         #expect(try copy.snapshot().pending == before.pending)
     }
 
-    @Test func theImportReportsProgressByResource() throws {
-        let sandbox = try Self.practice()
+    @Test func theImportReportsProgressByResource() async throws {
+        let sandbox = try await Self.practice()
         let out = sandbox.path("export")
-        try sandbox.outpost("fhir", "export", "--out", out)
+        try await sandbox.outpost("fhir", "export", "--out", out)
         let resources = try FileManager.default.contentsOfDirectory(atPath: out).filter { $0.hasSuffix(".ndjson") }
             .reduce(0) { count, name in
                 count + (try String(contentsOfFile: out + "/" + name, encoding: .utf8)).split(separator: "\n").count
             }
         let copy = try Sandbox()
-        try copy.outpost("init", "--replica", "copy")
-        let result = try copy.run(["fhir", "import", out, "--progress"])
+        try await copy.outpost("init", "--replica", "copy")
+        let result = try await copy.run(["fhir", "import", out, "--progress"])
         #expect(result.status == 0, "\(result)")
         #expect(result.stdout.contains("imported \(resources) FHIR resources"), "\(result)")
         #expect(result.errorLines.last == "importing: 100% (\(resources)/\(resources) resources)", "\(result)")
