@@ -55,6 +55,13 @@ public struct FHIRIssues: Sendable, Hashable {
         counts[kind, default: [:]][path, default: 0] += count
     }
 
+    /// Adds `other`'s counts.
+    public mutating func merge(_ other: FHIRIssues) {
+        for (kind, paths) in other.counts {
+            for (path, count) in paths { note(kind, path, count: count) }
+        }
+    }
+
     /// Whether nothing was left out.
     public var isEmpty: Bool { counts.values.allSatisfy(\.isEmpty) }
 
@@ -88,14 +95,22 @@ public struct FHIRMapper {
     /// Maps every resource `reader` read. Map each input as it is read and drop its reader, so the JSON of only
     /// one input is held at a time (a Bundle's `urn:uuid:` references are resolved within the input).
     public mutating func map(_ reader: FHIRReader) throws(FHIRError) {
-        for resource in reader.resources {
-            var context = Context(resource: resource, fullURLs: reader.fullURLs, issues: issues)
-            try context.map()
-            contributions += context.contributions
-            issues = context.issues
-            aliases.merge(context.newAliases) { _, new in new }
-            resourceCount += 1
-        }
+        for resource in reader.resources { contributions += try map(resource, fullURLs: reader.fullURLs) }
+    }
+
+    /// Maps one resource and returns what it says, without keeping it in ``contributions`` (for imports that
+    /// read their inputs a resource at a time); ``issues``, ``aliases`` and ``resourceCount`` count it.
+    /// `fullURLs` are its input's Bundle full URLs (``FHIRReader/fullURLs``).
+    public mutating func map(
+        _ resource: FHIRResource,
+        fullURLs: [String: String]
+    ) throws(FHIRError) -> [FHIRContribution] {
+        var context = Context(resource: resource, fullURLs: fullURLs, issues: issues)
+        try context.map()
+        issues = context.issues
+        aliases.merge(context.newAliases) { _, new in new }
+        resourceCount += 1
+        return context.contributions
     }
 
     /// `Patient/123` from a reference as written: a Bundle full URL, an absolute URL or a relative one.

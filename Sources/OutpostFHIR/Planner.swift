@@ -5,15 +5,30 @@ public import OutpostModel
 public struct FHIRIndex: Sendable {
     /// FHIR keys (`Patient/pat-01JD…` for every record, and every kept `fhirIDs` entry) to records.
     public private(set) var keys: [String: RecordRef] = [:]
-    /// Every record.
+    /// Every record added with ``add(_:)`` (not those added with ``addKeys(of:)``).
     public private(set) var records: [RecordRef: MaterializedRecord] = [:]
+    /// Every record the store holds.
+    public private(set) var held: Set<RecordRef> = []
+    /// The store's practice.
+    public private(set) var practice: RecordRef?
+    /// The store's subgroups, by key.
+    public private(set) var subgroupsByKey: [Value: RecordRef] = [:]
 
     public init() {}
 
-    /// Adds a record the store holds.
+    /// Adds a record the store holds, kept whole (the planner reads it from here).
     public mutating func add(_ record: MaterializedRecord) {
+        records[record.ref] = record
+        addKeys(of: record)
+    }
+
+    /// Adds what names a record the store holds, without keeping the record: for large stores, where the
+    /// planner is given the records it needs a page at a time.
+    public mutating func addKeys(of record: MaterializedRecord) {
         let ref = record.ref
-        records[ref] = record
+        held.insert(ref)
+        if record.type == .practice, practice == nil { practice = ref }
+        if record.type == .subgroup, let key = record.value("key") { subgroupsByKey[key] = ref }
         if let resourceType = FHIRVocabulary.resourceType[record.type] {
             keys["\(resourceType)/\(FHIRVocabulary.fhirID(record.id))"] = ref
         }
@@ -72,12 +87,71 @@ public struct FHIRImportPlan: Sendable {
     /// primary team (``CareModel/isAwaitingAssignment(_:)``).
     public var awaitingAssignment = 0
 
+    /// An empty plan.
+    public init() {}
+
     /// Whether the import writes nothing.
     public var isEmpty: Bool { creations.isEmpty && updates.isEmpty }
 }
 
 /// Resolves a mapper's contributions against a store's records and plans the writes. Pure.
 public enum FHIRPlanner {
+    static func referencedType(_ type: RecordType, _ field: String) -> String {
+        guard case .reference(let target)? = CareModel.spec(type, field)?.kind else { return "record" }
+        return FHIRVocabulary.resourceType[target] ?? target.rawValue
+    }
+
+    /// Plans the import of `mapper`'s contributions into a store holding `index` (records added whole with
+    /// ``FHIRIndex/add(_:)``); `makeID` gives new records their ids. Holds every contribution: large inputs are
+    /// planned a page at a time with ``FHIRImportSession``.
+    ///
+    /// - Throws: ``FHIRError`` when a required reference resolves to nothing. New patients that neither the
+    ///   data nor `defaults` place are planned awaiting assignment (``FHIRImportPlan/awaitingAssignment``).
+    public static func plan(
+        _ mapper: FHIRMapper,
+        index: FHIRIndex,
+        defaults: FHIRDefaults,
+        today: CalendarDate,
+        makeID: (RecordType) -> String
+    ) throws(FHIRError) -> FHIRImportPlan {
+        var session = FHIRImportSession(index: index, defaults: defaults, today: today)
+        for contribution in mapper.contributions { session.identify(contribution, makeID: makeID) }
+        do {
+            try session.resolve(aliases: mapper.aliases)
+            var plan = try session.plan(page: mapper.contributions.filter(\.isRecord)) { index.records[$0] }
+            plan.add(try session.finish { index.records[$0] })
+            plan.issues.merge(mapper.issues)
+            plan.issues.merge(session.issues)
+            return plan
+        } catch let error as FHIRError {
+            throw error
+        } catch {
+            throw FHIRError("the FHIR import could not be planned: \(error)")
+        }
+    }
+}
+
+extension FHIRImportPlan {
+    /// Adds `other`'s writes and counts (a later page of the same import).
+    public mutating func add(_ other: FHIRImportPlan) {
+        creations += other.creations
+        updates += other.updates
+        issues.merge(other.issues)
+        created.merge(other.created, uniquingKeysWith: +)
+        updated.merge(other.updated, uniquingKeysWith: +)
+        unchanged += other.unchanged
+        awaitingAssignment += other.awaitingAssignment
+    }
+}
+
+/// Plans an import a page at a time, so that neither the input nor the store is held whole.
+///
+/// Pass 1: ``identify(_:makeID:)`` every contribution (only the records' identities, the contributions that add
+/// to other records and the patients' teams are kept), then ``resolve(aliases:)``. Pass 2: map the input again
+/// and ``plan(page:load:)`` the records' contributions a page at a time, writing each page's plan; then
+/// ``finish(load:)`` plans what is left (records named by more than one resource, records of the store that the
+/// input only adds to). References resolve against the whole input, in any order. Pure.
+public struct FHIRImportSession {
     private struct Desired {
         var type: RecordType
         var ref: RecordRef
@@ -95,61 +169,169 @@ public enum FHIRPlanner {
         }
     }
 
-    static func referencedType(_ type: RecordType, _ field: String) -> String {
-        guard case .reference(let target)? = CareModel.spec(type, field)?.kind else { return "record" }
-        return FHIRVocabulary.resourceType[target] ?? target.rawValue
+    /// The store's records as the import needs them.
+    public let index: FHIRIndex
+    public let defaults: FHIRDefaults
+    public let today: CalendarDate
+    /// What was not kept, noted while identifying and resolving (each page's plan has its own).
+    public private(set) var issues = FHIRIssues()
+    /// The records the import creates.
+    public private(set) var incoming: Set<RecordRef> = []
+    /// FHIR keys of the input to the records they are.
+    private var keyMap: [String: RecordRef] = [:]
+    /// How many of the input's resources are each record.
+    private var counts: [RecordRef: Int] = [:]
+    /// Keys of resources not imported (a second practice).
+    private var skipped: Set<String> = []
+    private var practice: RecordRef?
+    private var aliases: [String: String] = [:]
+    /// Contributions that add to other records (a Group's members, a Condition), in input order.
+    private var patches: [FHIRContribution] = []
+    private var patchesByTarget: [RecordRef: [Int]] = [:]
+    /// Patients' primary teams as the input gives them (for tasks with no team).
+    private var patientTeams: [RecordRef: FHIRItem] = [:]
+    private var defaultSubgroup: Value?
+    private var defaultTeam: Value?
+    /// Records that the input adds to, planned so far.
+    private var planned: Set<RecordRef> = []
+    /// Record contributions of records named by more than one resource, planned by ``finish(load:)``.
+    private var deferred: [FHIRContribution] = []
+
+    public init(index: FHIRIndex, defaults: FHIRDefaults, today: CalendarDate) {
+        self.index = index
+        self.defaults = defaults
+        self.today = today
+        practice = index.practice
     }
 
-    /// Plans the import of `mapper`'s contributions into a store holding `index`; `makeID` gives new records
-    /// their ids.
-    ///
-    /// - Throws: ``FHIRError`` when a required reference resolves to nothing. New patients that neither the
-    ///   data nor `defaults` place are planned awaiting assignment (``FHIRImportPlan/awaitingAssignment``).
-    public static func plan(
-        _ mapper: FHIRMapper,
-        index: FHIRIndex,
-        defaults: FHIRDefaults,
-        today: CalendarDate,
-        makeID: (RecordType) -> String
-    ) throws(FHIRError) -> FHIRImportPlan {
-        var plan = FHIRImportPlan()
-        plan.issues = mapper.issues
-        var keyMap: [String: RecordRef] = [:]
-        var desired: [RecordRef: Desired] = [:]
-        var order: [RecordRef] = []
-        var practice = index.records.keys.first { $0.type == RecordType.practice.rawValue }
-        var subgroupsByKey: [Value: RecordRef] = [:]
-        for (ref, record) in index.records where record.type == .subgroup {
-            if let key = record.value("key") { subgroupsByKey[key] = ref }
+    /// Pass 1: which record `contribution` is (one the store holds, by key, kept source id or Outpost id, or a
+    /// new one with an id from `makeID`); contributions that add to other records are kept for pass 2.
+    public mutating func identify(_ contribution: FHIRContribution, makeID: (RecordType) -> String) {
+        guard contribution.isRecord else {
+            patches.append(contribution)
+            return
         }
+        let typeName = contribution.type.rawValue
+        let keys = [contribution.key] + contribution.otherKeys
+        var ref: RecordRef?
+        for key in keys {
+            if let known = keyMap[key] ?? index.keys[key], known.type == typeName {
+                ref = known
+                break
+            }
+        }
+        // A Group with the key of a subgroup the store holds is that subgroup (keys are the practice's own).
+        if ref == nil, contribution.type == .subgroup, case .value(let key)? = contribution.assign["key"] {
+            ref = index.subgroupsByKey[key]
+        }
+        if ref == nil, let id = contribution.outpostID {
+            let candidate = RecordRef(type: typeName, id: id)
+            if index.held.contains(candidate) || counts[candidate] == nil { ref = candidate }
+        }
+        let isNew = ref.map { !index.held.contains($0) } ?? true
+        if contribution.type == .practice, isNew, let held = practice, held != ref {
+            issues.note(.notKept, "Organization (a store holds one practice)")
+            skipped.insert(contribution.key)
+            return
+        }
+        let target = ref ?? RecordRef(type: typeName, id: makeID(contribution.type))
+        if contribution.type == .practice { practice = target }
+        for key in keys { keyMap[key] = target }
+        counts[target, default: 0] += 1
+        if isNew { incoming.insert(target) }
+        if contribution.type == .patient, let team = contribution.assign["primaryTeam"] { patientTeams[target] = team }
+    }
 
-        // 1. Which record each resource is: one the store holds (by key, kept source id or Outpost id), or new.
-        for contribution in mapper.contributions where contribution.isRecord {
-            let typeName = contribution.type.rawValue
-            let known = ([contribution.key] + contribution.otherKeys).lazy.compactMap { keyMap[$0] ?? index.keys[$0] }
-                .first { $0.type == typeName }
-            var ref = known
-            // A Group with the key of a subgroup the store holds is that subgroup (keys are the practice's own).
-            if ref == nil, contribution.type == .subgroup, case .value(let key)? = contribution.assign["key"] {
-                ref = subgroupsByKey[key]
+    private func resolve(_ key: String) -> RecordRef? {
+        let key = aliases[key] ?? key
+        return keyMap[key] ?? index.keys[key]
+    }
+
+    /// The end of pass 1: resolves the defaults and what adds to other records (`aliases`: the mapper's
+    /// ``FHIRMapper/aliases``).
+    ///
+    /// - Throws: ``FHIRError`` when a default names nothing, or a Condition names a patient neither in the input
+    ///   nor in the store.
+    public mutating func resolve(aliases: [String: String]) throws(FHIRError) {
+        self.aliases = aliases
+        func fallback(_ given: String?, _ type: RecordType) throws(FHIRError) -> Value? {
+            guard let given else { return nil }
+            guard given.contains("/") else { return .string(given) }
+            guard let ref = resolve(given), ref.type == type.rawValue else {
+                throw FHIRError("\(given) names no \(type) in the input or the store; check the default given")
             }
-            if ref == nil, let id = contribution.outpostID {
-                let candidate = RecordRef(type: typeName, id: id)
-                if index.records[candidate] != nil || desired[candidate] == nil { ref = candidate }
-            }
-            let isNew = ref.map { index.records[$0] == nil } ?? true
-            if contribution.type == .practice, isNew, let held = practice, held != ref {
-                plan.issues.note(.notKept, "Organization (a store holds one practice)")
+            return .string(ref.id)
+        }
+        for (position, contribution) in patches.enumerated() {
+            guard let ref = resolve(contribution.key), ref.type == contribution.type.rawValue else {
+                if contribution.type == .patient, contribution.assign.isEmpty {
+                    throw FHIRError(
+                        "\(contribution.origin): \(contribution.resource): names a patient that is neither in the "
+                            + "input nor in the store; include the Patient or fix the reference"
+                    )
+                }
+                let resourceType = contribution.resource.split(separator: "/").first.map(String.init) ?? "resource"
+                issues.note(.unresolvedReference, "\(resourceType) (\(contribution.type) it adds to)")
                 continue
             }
-            let target = ref ?? RecordRef(type: typeName, id: makeID(contribution.type))
-            if contribution.type == .practice { practice = target }
-            for key in [contribution.key] + contribution.otherKeys { keyMap[key] = target }
+            patchesByTarget[ref, default: []].append(position)
+        }
+        defaultSubgroup = try fallback(defaults.subgroup, .subgroup)
+        defaultTeam = try fallback(defaults.team, .team)
+    }
+
+    /// Pass 2: plans the records of `page` (the record contributions of some resources, in input order) and
+    /// what the input adds to them; `load` gives a record the store holds.
+    ///
+    /// - Throws: ``FHIRError`` when a required reference resolves to nothing, or the page names a record pass 1
+    ///   did not see (the input changed); an error `load` throws.
+    public mutating func plan(
+        page: [FHIRContribution],
+        load: (RecordRef) throws -> MaterializedRecord?
+    ) throws -> FHIRImportPlan {
+        var records: [FHIRContribution] = []
+        for contribution in page where contribution.isRecord {
+            guard let target = keyMap[contribution.key] else {
+                if skipped.contains(contribution.key) { continue }
+                throw FHIRError(
+                    "\(contribution.origin): \(contribution.resource): not there when the input was first read; the "
+                        + "input changed while it was imported: import it again"
+                )
+            }
+            if (counts[target] ?? 0) > 1 {
+                deferred.append(contribution)
+            } else {
+                records.append(contribution)
+            }
+        }
+        return try plan(records, patchOnly: false, load: load)
+    }
+
+    /// The end of pass 2: plans the records named by more than one resource, and the store's records that the
+    /// input only adds to.
+    public mutating func finish(load: (RecordRef) throws -> MaterializedRecord?) throws -> FHIRImportPlan {
+        let records = deferred
+        deferred = []
+        return try plan(records, patchOnly: true, load: load)
+    }
+
+    private mutating func plan(
+        _ records: [FHIRContribution],
+        patchOnly: Bool,
+        load: (RecordRef) throws -> MaterializedRecord?
+    ) throws -> FHIRImportPlan {
+        var plan = FHIRImportPlan()
+        var desired: [RecordRef: Desired] = [:]
+        var order: [RecordRef] = []
+
+        // 1. The records, and the Outpost ids of the FHIR keys they are known by.
+        for contribution in records {
+            guard let target = keyMap[contribution.key] else { continue }
             if desired[target] == nil {
                 desired[target] = Desired(
                     type: contribution.type,
                     ref: target,
-                    isNew: isNew,
+                    isNew: incoming.contains(target),
                     origin: contribution.origin,
                     resource: contribution.resource
                 )
@@ -160,41 +342,35 @@ public enum FHIRPlanner {
                 desired[target]?.add["fhirIDs", default: []].append(.string(key))
             }
         }
-
-        func resolve(_ key: String) -> RecordRef? {
-            let key = mapper.aliases[key] ?? key
-            return keyMap[key] ?? index.keys[key]
+        // Records the input only adds to (the store's): after every page, in the order of their first addition.
+        if patchOnly {
+            let rest = patchesByTarget.filter { !planned.contains($0.key) && desired[$0.key] == nil }
+            for (ref, positions) in rest.sorted(by: { $0.value[0] < $1.value[0] }) {
+                let first = patches[positions[0]]
+                desired[ref] = Desired(
+                    type: first.type,
+                    ref: ref,
+                    isNew: incoming.contains(ref),
+                    origin: first.origin,
+                    resource: first.resource
+                )
+                order.append(ref)
+            }
         }
+        for ref in order where patchesByTarget[ref] != nil { planned.insert(ref) }
 
         // 2. What each resource says, references resolved: the records first, then what others add to them.
-        for contribution in mapper.contributions.filter(\.isRecord) + mapper.contributions.filter({ !$0.isRecord }) {
+        var contributions = records
+        for ref in order { contributions += (patchesByTarget[ref] ?? []).map { patches[$0] } }
+        for contribution in contributions {
             let resourceType = contribution.resource.split(separator: "/").first.map(String.init) ?? "resource"
             let target: RecordRef
             if contribution.isRecord {
                 guard let ref = keyMap[contribution.key], desired[ref] != nil else { continue }
                 target = ref
             } else {
-                guard let ref = resolve(contribution.key), ref.type == contribution.type.rawValue else {
-                    if contribution.type == .patient, contribution.assign.isEmpty {
-                        throw FHIRError(
-                            "\(contribution.origin): \(contribution.resource): names a patient that is neither in the "
-                                + "input nor in the store; include the Patient or fix the reference"
-                        )
-                    }
-                    plan.issues.note(.unresolvedReference, "\(resourceType) (\(contribution.type) it adds to)")
-                    continue
-                }
+                guard let ref = resolve(contribution.key), desired[ref] != nil else { continue }
                 target = ref
-                if desired[ref] == nil {
-                    desired[ref] = Desired(
-                        type: contribution.type,
-                        ref: ref,
-                        isNew: false,
-                        origin: contribution.origin,
-                        resource: contribution.resource
-                    )
-                    order.append(ref)
-                }
             }
             func value(_ item: FHIRItem, _ field: String, required: Bool) throws(FHIRError) -> Value? {
                 switch item {
@@ -206,8 +382,8 @@ public enum FHIRPlanner {
                         if required {
                             throw FHIRError(
                                 "\(contribution.origin): \(resourceType).\(element): the reference names no "
-                                    + "\(referencedType(contribution.type, field)) in the input or the store; include it "
-                                    + "or fix the reference"
+                                    + "\(FHIRPlanner.referencedType(contribution.type, field)) in the input or the "
+                                    + "store; include it or fix the reference"
                             )
                         }
                         plan.issues.note(.unresolvedReference, "\(resourceType).\(element)")
@@ -239,16 +415,16 @@ public enum FHIRPlanner {
 
         // 3. What the data does not say: defaults (an id, or a FHIR reference into the input), and a task's team
         // from its patient's.
-        func fallback(_ given: String?, _ type: RecordType) throws(FHIRError) -> Value? {
-            guard let given else { return nil }
-            guard given.contains("/") else { return .string(given) }
-            guard let ref = resolve(given), ref.type == type.rawValue else {
-                throw FHIRError("\(given) names no \(type) in the input or the store; check the default given")
+        func teamOf(_ patient: RecordRef) throws -> Value? {
+            switch patientTeams[patient] {
+            case .value(let value)?: return value
+            case .reference(let key, _)?:
+                if let ref = resolve(key), ref.type == RecordType.team.rawValue { return .string(ref.id) }
+            case nil: break
             }
-            return .string(ref.id)
+            if incoming.contains(patient) { return defaultTeam }
+            return try load(patient)?.value("primaryTeam")
         }
-        let defaultSubgroup = try fallback(defaults.subgroup, .subgroup)
-        let defaultTeam = try fallback(defaults.team, .team)
         var unplaced = 0
         for ref in order {
             guard var record = desired[ref], record.isNew else { continue }
@@ -276,13 +452,10 @@ public enum FHIRPlanner {
                 if record.assign["monthlyPaymentCents"] == nil { record.set("monthlyPaymentCents", .int(0)) }
                 if record.assign["label"] == nil, let key = record.assign["key"] { record.set("label", key) }
             case .task:
-                if record.assign["team"] == nil, let patient = record.assign["patient"]?.stringValue {
-                    let patientRef = RecordRef(type: RecordType.patient.rawValue, id: patient)
-                    if let team = desired[patientRef]?.assign["primaryTeam"]
-                        ?? index.records[patientRef]?.value("primaryTeam")
-                    {
-                        record.set("team", team)
-                    }
+                if record.assign["team"] == nil, let patient = record.assign["patient"]?.stringValue,
+                    let team = try teamOf(RecordRef(type: RecordType.patient.rawValue, id: patient))
+                {
+                    record.set("team", team)
                 }
             default: break
             }
@@ -328,7 +501,7 @@ public enum FHIRPlanner {
                 plan.created[record.type, default: 0] += 1
                 continue
             }
-            let current = index.records[ref]
+            let current = try load(ref)
             var updates: [FHIRImportPlan.Update] = []
             func update(_ field: String, _ operation: Operation, _ value: Value) {
                 updates.append(

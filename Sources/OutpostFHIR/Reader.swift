@@ -59,20 +59,10 @@ public struct FHIRReader {
             while start <= bytes.count {
                 let end = bytes[start...].firstIndex(of: UInt8(ascii: "\n")) ?? bytes.count
                 lineNumber += 1
-                let line = bytes[start..<end]
-                start = end + 1
-                if line.allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }) { continue }
-                let origin = FHIROrigin(file: name, line: lineNumber)
-                let json: JSON
-                do {
-                    json = try JSON.parse(line)
-                } catch {
-                    throw FHIRError(
-                        "\(origin): invalid JSON at column \(error.column): \(error.reason); each line of an NDJSON "
-                            + "file must be one whole FHIR resource"
-                    )
+                if let resource = try Self.resource(line: bytes[start..<end], file: name, number: lineNumber) {
+                    resources.append(resource)
                 }
-                try add(json, origin: origin, fullURL: nil)
+                start = end + 1
             }
             return
         }
@@ -105,6 +95,29 @@ public struct FHIRReader {
     }
 
     private mutating func add(_ json: JSON, origin: FHIROrigin, fullURL: String?) throws(FHIRError) {
+        let resource = try Self.resource(json, origin: origin, fullURL: fullURL)
+        if let fullURL, !fullURL.isEmpty { fullURLs[fullURL] = resource.key }
+        resources.append(resource)
+    }
+
+    /// The resource on one line of an NDJSON file (`number` is 1-based), or `nil` for a blank line: for reading a
+    /// large file a line at a time, holding one resource at a time.
+    public static func resource(line: ArraySlice<UInt8>, file: String, number: Int) throws(FHIRError) -> FHIRResource? {
+        if line.allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }) { return nil }
+        let origin = FHIROrigin(file: file, line: number)
+        let json: JSON
+        do {
+            json = try JSON.parse(line)
+        } catch {
+            throw FHIRError(
+                "\(origin): invalid JSON at column \(error.column): \(error.reason); each line of an NDJSON "
+                    + "file must be one whole FHIR resource"
+            )
+        }
+        return try resource(json, origin: origin, fullURL: nil)
+    }
+
+    static func resource(_ json: JSON, origin: FHIROrigin, fullURL: String?) throws(FHIRError) -> FHIRResource {
         guard case .object = json else {
             throw FHIRError("\(origin): not a JSON object; a FHIR resource is an object with a resourceType")
         }
@@ -133,8 +146,7 @@ public struct FHIRReader {
                     + "resource when it is imported again: give it an id"
             )
         }
-        if let fullURL, !fullURL.isEmpty { fullURLs[fullURL] = key }
-        resources.append(FHIRResource(json: json, type: type, key: key, origin: origin))
+        return FHIRResource(json: json, type: type, key: key, origin: origin)
     }
 
     /// Whether `id` is a FHIR id: 1 to 64 of letters, digits, `-` and `.`.
@@ -144,5 +156,26 @@ public struct FHIRReader {
                 ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x41 && $0 <= 0x5A) || ($0 >= 0x61 && $0 <= 0x7A) || $0 == 0x2D
                     || $0 == 0x2E
             }
+    }
+}
+
+/// Inputs that an import reads twice, a resource at a time (once for the resources' identities and references,
+/// once to write them), so that the whole input is never in memory at once. `read` must give the same
+/// resources both times, each with the Bundle full URLs of its input (empty for NDJSON).
+public struct FHIRInputs {
+    /// Calls `body` with every resource, in input order.
+    public let read: (_ body: (FHIRResource, _ fullURLs: [String: String]) throws -> Void) throws -> Void
+
+    public init(
+        _ read: @escaping (_ body: (FHIRResource, _ fullURLs: [String: String]) throws -> Void) throws -> Void
+    ) {
+        self.read = read
+    }
+
+    /// The resources a reader holds.
+    public init(_ reader: FHIRReader) {
+        self.read = { body in
+            for resource in reader.resources { try body(resource, reader.fullURLs) }
+        }
     }
 }

@@ -36,17 +36,167 @@ extension CareStore {
         strict: Bool = false,
         progress: ((_ done: Int, _ total: Int) -> Void)? = nil
     ) throws(ClientError) -> FHIRImportSummary {
-        let mapper: FHIRMapper
-        do {
-            mapper = try FHIRMapper(reader)
-        } catch {
-            throw ClientError(code: .invalidEdit, message: error.message)
-        }
-        return try importFHIR(mapper, defaults: defaults, strict: strict, progress: progress)
+        try importFHIR(FHIRInputs(reader), defaults: defaults, strict: strict, progress: progress)
     }
 
-    /// Imports what `mapper` mapped (inputs mapped one at a time, so large imports hold the JSON of one
-    /// input at a time); otherwise the same as importing a reader.
+    /// Imports FHIR R4 resources read from `inputs` a resource at a time, so that neither the input nor the
+    /// store is ever held whole; otherwise the same as importing a reader. `inputs` is read twice in one write
+    /// transaction: once for every resource's identity (validating every resource: any error writes nothing),
+    /// once to write the records a page at a time (`pageSize` resources' records at a time). `progress` is told
+    /// how many resources have been written.
+    ///
+    /// - Throws: ``ClientError`` `invalidEdit` naming the file, entry or line and the element; nothing is
+    ///   written. An error `inputs` throws is passed on as it is when it is a ``ClientError``.
+    @discardableResult
+    public func importFHIR(
+        _ inputs: FHIRInputs,
+        defaults: FHIRDefaults = FHIRDefaults(),
+        strict: Bool = false,
+        pageSize: Int = 512,
+        progress: ((_ done: Int, _ total: Int) -> Void)? = nil
+    ) throws(ClientError) -> FHIRImportSummary {
+        let today = today
+        let millis = store.configuration.wallClock.nowMillis()
+        var summary: FHIRImportSummary?
+        func invalid(_ error: any Error) -> any Error {
+            if let error = error as? FHIRError { return ClientError(code: .invalidEdit, message: error.message) }
+            return error
+        }
+        try store.create(author: try author(), site: try site(), totalEdits: 0) { context, creator in
+            // The store's records, by what names them (not the records themselves).
+            var index = FHIRIndex()
+            try context.forEachHeldRecord { ref, state in
+                guard let type = RecordType(rawValue: ref.type) else { return }
+                index.addKeys(of: MaterializedRecord(type: type, id: ref.id, state: state))
+            }
+            // Pass 1: every resource mapped (and so validated), only the identities and references kept.
+            var session = FHIRImportSession(index: index, defaults: defaults, today: today)
+            var mapper = FHIRMapper()
+            var generator = SystemRandomNumberGenerator()
+            do {
+                try inputs.read { resource, fullURLs in
+                    for contribution in try mapper.map(resource, fullURLs: fullURLs) {
+                        session.identify(contribution) { $0.makeID(millis: millis, using: &generator) }
+                    }
+                }
+                try session.resolve(aliases: mapper.aliases)
+            } catch {
+                throw invalid(error)
+            }
+            if strict, !mapper.issues.isEmpty || !session.issues.isEmpty {
+                var issues = mapper.issues
+                issues.merge(session.issues)
+                throw Self.strictRefusal(issues)
+            }
+            // Pass 2: mapped again and written a page at a time.
+            let total = mapper.resourceCount
+            let incoming = session.incoming
+            let exists: (RecordRef) -> Bool = { incoming.contains($0) || context.exists($0) }
+            let load: (RecordRef) throws -> MaterializedRecord? = { ref in
+                guard let type = RecordType(rawValue: ref.type),
+                    let state = try context.storedState(of: ref), !state.fields.isEmpty
+                else { return nil }
+                return MaterializedRecord(type: type, id: ref.id, state: state)
+            }
+            var totals = FHIRImportPlan()
+            var edits = 0
+            func write(_ plan: FHIRImportPlan) throws {
+                for creation in plan.creations {
+                    do throws(ModelError) {
+                        // A patient the data and the defaults do not place is created awaiting assignment.
+                        try CareModel.validate(creation.draft, today: today, exists: exists, awaitingAssignment: true)
+                    } catch {
+                        throw ClientError(
+                            code: .invalidEdit,
+                            message: "\(creation.origin): \(creation.resource): \(error.description)",
+                            cause: error
+                        )
+                    }
+                    let created = Self.edits(creating: creation.draft)
+                    try creator.create(creation.draft.ref, created)
+                    edits += created.count
+                }
+                for update in plan.updates {
+                    guard let type = RecordType(rawValue: update.record.type) else { continue }
+                    do {
+                        try CareModel.validateEdit(
+                            type,
+                            field: update.field,
+                            operation: update.operation,
+                            value: update.value,
+                            current: try context.state(of: update.record)[update.field],
+                            today: today,
+                            exists: exists
+                        )
+                    } catch let error as ModelError {
+                        throw ClientError(
+                            code: .invalidEdit,
+                            message: "\(update.origin): \(update.resource): \(error.description)",
+                            cause: error
+                        )
+                    }
+                    try creator.edit([
+                        Edit(
+                            record: update.record,
+                            field: update.field,
+                            operation: update.operation,
+                            value: update.value
+                        )
+                    ])
+                    edits += 1
+                }
+                var counts = plan
+                counts.creations = []
+                counts.updates = []
+                totals.add(counts)
+            }
+            var pass2 = FHIRMapper()
+            var page: [FHIRContribution] = []
+            var done = 0
+            do {
+                try inputs.read { resource, fullURLs in
+                    page += try pass2.map(resource, fullURLs: fullURLs).filter(\.isRecord)
+                    done += 1
+                    if page.count >= max(pageSize, 1) {
+                        try write(try session.plan(page: page, load: load))
+                        page = []
+                        progress?(done, total)
+                    }
+                }
+                try write(try session.plan(page: page, load: load))
+                try write(try session.finish(load: load))
+            } catch {
+                throw invalid(error)
+            }
+            progress?(total, total)
+            var issues = mapper.issues
+            issues.merge(session.issues)
+            issues.merge(totals.issues)
+            if strict, !issues.isEmpty { throw Self.strictRefusal(issues) }
+            summary = FHIRImportSummary(
+                created: totals.created,
+                updated: totals.updated,
+                unchanged: totals.unchanged,
+                edits: edits,
+                issues: issues,
+                awaitingAssignment: totals.awaitingAssignment
+            )
+        }
+        guard let summary else { throw ClientError(code: .invalidEdit, message: "the FHIR import planned nothing") }
+        return summary
+    }
+
+    static func strictRefusal(_ issues: FHIRIssues) -> ClientError {
+        ClientError(
+            code: .invalidEdit,
+            message: "--strict: the import would not keep everything (" + issues.lines.joined(separator: "; ")
+                + "); nothing written"
+        )
+    }
+
+    /// Imports what `mapper` mapped, holding every contribution and the store's records at once (small
+    /// inputs; large ones import with ``importFHIR(_:defaults:strict:pageSize:progress:)``);
+    /// otherwise the same as importing a reader.
     @discardableResult
     public func importFHIR(
         _ mapper: FHIRMapper,
@@ -74,13 +224,7 @@ extension CareStore {
             } catch {
                 throw ClientError(code: .invalidEdit, message: error.message)
             }
-            if strict, !plan.issues.isEmpty {
-                throw ClientError(
-                    code: .invalidEdit,
-                    message: "--strict: the import would not keep everything ("
-                        + plan.issues.lines.joined(separator: "; ") + "); nothing written"
-                )
-            }
+            if strict, !plan.issues.isEmpty { throw Self.strictRefusal(plan.issues) }
             let incoming = Set(plan.creations.map(\.draft.ref))
             let exists: (RecordRef) -> Bool = { incoming.contains($0) || context.exists($0) }
             var edits: [Edit] = []
@@ -136,22 +280,35 @@ extension CareStore {
 
     /// The FHIR R4 resources of every record, by resource type (``FHIRVocabulary/exportedTypes``), each
     /// list sorted by id: records written at or after `since` (milliseconds), of the given resource `types`
-    /// (all when `nil`; Practitioner brings its PractitionerRole).
+    /// (all when `nil`; Practitioner brings its PractitionerRole). Holds every resource: large stores export
+    /// with ``exportFHIR(types:since:to:)``.
     public func exportFHIR(types: Set<String>? = nil, since: UInt64? = nil) throws(ClientError) -> [String: [JSON]] {
         var out: [String: [JSON]] = [:]
+        try exportFHIR(types: types, since: since) { type, json in out[type, default: []].append(json) }
+        return out
+    }
+
+    /// Hands each FHIR R4 resource of ``exportFHIR(types:since:)`` to `write` as it is made, reading the records
+    /// a few hundred at a time, so that the whole practice is never in memory at once: each resource type's
+    /// resources come in the order of that method's lists. An error `write` throws stops the export and is
+    /// passed on inside a ``ClientError``.
+    public func exportFHIR(
+        types: Set<String>? = nil,
+        since: UInt64? = nil,
+        to write: (_ type: String, _ resource: JSON) throws -> Void
+    ) throws(ClientError) {
         for type in RecordType.allCases.sorted() {
-            for (id, state) in try store.records(ofType: type.rawValue, owner: nil) {
+            try store.forEachRecord(ofType: type.rawValue) { id, state in
                 let lastUpdated = state.fields.values.flatMap(\.live).map(\.clock.millis).max()
-                if let since, (lastUpdated ?? 0) < since { continue }
+                if let since, (lastUpdated ?? 0) < since { return }
                 let record = MaterializedRecord(type: type, id: id, state: state)
                 for resource in FHIRExporter.resources(of: record, lastUpdated: lastUpdated)
                 where types.map({
                     $0.contains(resource.type) || (resource.type == "PractitionerRole" && $0.contains("Practitioner"))
                 }) ?? true {
-                    out[resource.type, default: []].append(resource.json)
+                    try write(resource.type, resource.json)
                 }
             }
         }
-        return out
     }
 }

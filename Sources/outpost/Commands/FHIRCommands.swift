@@ -56,20 +56,9 @@ struct FHIRImport: ParsableCommand {
 
     mutating func run() throws {
         let store = try storeOptions.open()
-        // Each input is read and mapped in turn, so only one input's JSON is in memory at a time.
-        var mapper = FHIRMapper()
-        for file in try Self.files(paths) {
-            guard let data = FileManager.default.contents(atPath: file) else {
-                throw CLIError.input("cannot read \(file); check the path")
-            }
-            do {
-                var reader = FHIRReader()
-                try reader.read(name: file, bytes: Array(data))
-                try mapper.map(reader)
-            } catch {
-                throw CLIError.input(error.message)
-            }
-        }
+        // The inputs are read twice, a resource at a time (an NDJSON file a line at a time; a Bundle or single
+        // resource, one file at a time): the practice is never in memory at once (docs/fhir.md, "Size").
+        let inputs = FHIRInputs(files: try Self.files(paths))
         var defaults = FHIRDefaults(role: role)
         if let subgroup, subgroup.contains("/") {
             defaults.subgroup = subgroup
@@ -90,8 +79,10 @@ struct FHIRImport: ParsableCommand {
             }
             defaults.team = team
         }
-        var progressBar = ImportProgress(lines: progress)
-        let summary = try store.importFHIR(mapper, defaults: defaults, strict: strict) { done, total in
+        var progressBar = ImportProgress(lines: progress, unit: "resources")
+        var resources = 0
+        let summary = try store.importFHIR(inputs, defaults: defaults, strict: strict) { done, total in
+            resources = total
             progressBar.report(done: done, of: total)
         }
         for line in summary.issues.lines { Terminal.note(line) }
@@ -101,7 +92,7 @@ struct FHIRImport: ParsableCommand {
             return parts.isEmpty ? "\(total)" : "\(total) (" + parts.joined(separator: ", ") + ")"
         }
         print(
-            "imported \(mapper.resourceCount) FHIR resources: created \(counts(summary.created)), updated "
+            "imported \(resources) FHIR resources: created \(counts(summary.created)), updated "
                 + "\(counts(summary.updated)), unchanged \(summary.unchanged); \(summary.edits) field edits"
         )
         if summary.awaitingAssignment > 0 {
@@ -165,22 +156,43 @@ struct FHIRExport: ParsableCommand {
 
     mutating func run() throws {
         let store = try storeOptions.open()
-        let resources = try store.exportFHIR(
-            types: types.isEmpty ? nil : Set(types),
-            since: since.flatMap(Self.millis)
-        )
         do {
             try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
         } catch {
             throw CLIError.runtime("could not create the folder \(out); check the path and permissions")
         }
+        // Each resource is written as it is made (the records are read a few hundred at a time), so the whole
+        // practice is never in memory; each file is written beside its destination and moved into place once
+        // the export is complete.
+        var files: [String: NDJSONFile] = [:]
+        let suffix = ".partial-\(ProcessInfo.processInfo.processIdentifier)"
+        defer { for file in files.values { file.discard() } }
+        var failure: (any Error)?
+        do {
+            try store.exportFHIR(types: types.isEmpty ? nil : Set(types), since: since.flatMap(Self.millis)) {
+                type,
+                resource in
+                do {
+                    if files[type] == nil {
+                        let path = (out as NSString).appendingPathComponent("\(type).ndjson")
+                        files[type] = try NDJSONFile(path: path, suffix)
+                    }
+                    try files[type]?.append(resource.text)
+                } catch {
+                    failure = error
+                    throw error
+                }
+            }
+        } catch {
+            throw failure ?? error
+        }
         var output: [(type: String, file: String, count: Int)] = []
         for type in FHIRVocabulary.exportedTypes {
-            guard let list = resources[type], !list.isEmpty else { continue }
-            let file = "\(type).ndjson"
-            try write(list.map(\.text).joined(separator: "\n") + "\n", to: file)
-            output.append((type, file, list.count))
+            guard let file = files[type], file.count > 0 else { continue }
+            try file.finish()
+            output.append((type, "\(type).ndjson", file.count))
         }
+        files = [:]
         var request = "outpost fhir export"
         for type in types { request += " --type \(type)" }
         if let since { request += " --since \(since)" }
@@ -199,6 +211,117 @@ struct FHIRExport: ParsableCommand {
             try Data(text.utf8).write(to: URL(fileURLWithPath: path), options: .atomic)
         } catch {
             throw CLIError.runtime("could not write \(path); check the folder is writable")
+        }
+    }
+}
+
+/// One NDJSON file of an export, written a line at a time through a buffer to a file beside its destination,
+/// and moved into place by ``finish()``.
+final class NDJSONFile {
+    let path: String
+    let temporary: String
+    let handle: FileHandle
+    var buffer = Data()
+    private(set) var count = 0
+    private var done = false
+
+    init(path: String, _ suffix: String) throws {
+        self.path = path
+        temporary = path + suffix
+        guard FileManager.default.createFile(atPath: temporary, contents: nil),
+            let handle = FileHandle(forWritingAtPath: temporary)
+        else {
+            throw CLIError.runtime("could not write \(path); check the folder is writable")
+        }
+        self.handle = handle
+    }
+
+    /// Adds one line (a resource).
+    func append(_ line: String) throws {
+        buffer.append(contentsOf: line.utf8)
+        buffer.append(UInt8(ascii: "\n"))
+        count += 1
+        if buffer.count >= 1 << 16 { try flush() }
+    }
+
+    private func flush() throws {
+        do {
+            try handle.write(contentsOf: buffer)
+        } catch {
+            throw CLIError.runtime("could not write \(path); check the disk and the folder")
+        }
+        buffer.removeAll(keepingCapacity: true)
+    }
+
+    /// Writes what is buffered and moves the file into place.
+    func finish() throws {
+        try flush()
+        try? handle.close()
+        guard rename(temporary, path) == 0 else {
+            throw CLIError.runtime("could not write \(path); check the folder is writable")
+        }
+        done = true
+    }
+
+    /// Removes the file unless ``finish()`` moved it into place.
+    func discard() {
+        guard !done else { return }
+        try? handle.close()
+        try? FileManager.default.removeItem(atPath: temporary)
+        done = true
+    }
+}
+
+extension FHIRInputs {
+    /// The resources of `files`: an `.ndjson` file read a line at a time through a buffer, other files (a
+    /// Bundle, a single resource) whole, one at a time. A file that cannot be read is an ``FHIRError``.
+    init(files: [String]) {
+        self.init { body in
+            for file in files {
+                guard file.hasSuffix(".ndjson") else {
+                    guard let data = FileManager.default.contents(atPath: file) else {
+                        throw FHIRError("cannot read \(file); check the path")
+                    }
+                    var reader = FHIRReader()
+                    try reader.read(name: file, bytes: Array(data))
+                    for resource in reader.resources { try body(resource, reader.fullURLs) }
+                    continue
+                }
+                guard let handle = FileHandle(forReadingAtPath: file) else {
+                    throw FHIRError("cannot read \(file); check the path")
+                }
+                defer { try? handle.close() }
+                var buffer: [UInt8] = []
+                var start = 0
+                var line = 0
+                var atEnd = false
+                while true {
+                    if let end = buffer[start...].firstIndex(of: UInt8(ascii: "\n")) {
+                        line += 1
+                        if let resource = try FHIRReader.resource(line: buffer[start..<end], file: file, number: line) {
+                            try body(resource, [:])
+                        }
+                        start = end + 1
+                        continue
+                    }
+                    if atEnd {
+                        line += 1
+                        if let resource = try FHIRReader.resource(line: buffer[start...], file: file, number: line) {
+                            try body(resource, [:])
+                        }
+                        break
+                    }
+                    buffer.removeFirst(start)
+                    start = 0
+                    let chunk: Data?
+                    do {
+                        chunk = try handle.read(upToCount: 1 << 20)
+                    } catch {
+                        throw FHIRError("cannot read \(file); check the path")
+                    }
+                    if let chunk, !chunk.isEmpty { buffer.append(contentsOf: chunk) } else { atEnd = true }
+                }
+            }
         }
     }
 }

@@ -66,10 +66,13 @@ struct ImportProgress {
     /// Whether to print lines (`--progress`) rather than redraw on a terminal.
     let lines: Bool
     private let onTerminal: Bool
+    /// What is counted: `fields` (field edits), `resources`.
+    let unit: String
     private var lastPercent = -1
 
-    init(lines: Bool) {
+    init(lines: Bool, unit: String = "fields") {
         self.lines = lines
+        self.unit = unit
         onTerminal = Terminal.stderrIsTerminal && !lines
     }
 
@@ -78,7 +81,7 @@ struct ImportProgress {
         let percent = total == 0 ? 100 : done * 100 / total
         guard percent != lastPercent else { return }
         lastPercent = percent
-        let text = "importing: \(percent)% (\(done)/\(total) fields)"
+        let text = "importing: \(percent)% (\(done)/\(total) \(unit))"
         if lines {
             Terminal.note(text)
         } else {
