@@ -57,11 +57,59 @@ struct DoctorCommandTests {
             {
                 try db.execute(sql: "DROP TABLE \(table)")
             }
-            try db.execute(sql: "DELETE FROM grdb_migrations WHERE identifier = 'v6-projection'")
+            try db.execute(
+                sql: "DELETE FROM grdb_migrations WHERE identifier IN ('v6-projection', 'v8-projection-lean')"
+            )
         }
         try queue.close()
         await #expect(try sandbox.outpost("task", "list") == listed)
         await #expect(try sandbox.outpost("panel") == panel)
         await #expect(try sandbox.outpost("doctor") == "store ok")
+    }
+
+    /// The indexes `v6-projection` made and `v8-projection-lean` drops (no query uses them).
+    static let v6Indexes = [
+        "task_view_patient ON task_view (patient)", "task_view_status ON task_view (status)",
+        "task_gap_key ON task_gap (key)", "patient_gap_gap ON patient_gap (gap, patient)",
+        "observation_view_patient ON observation_view (patient, code, effectiveAt)",
+        "observation_view_code ON observation_view (code, effectiveAt)",
+        "encounter_view_patient ON encounter_view (patient, occurredAt)",
+        "encounter_view_kind ON encounter_view (kind, occurredAt)",
+    ]
+
+    @Test func aStoreOfTheFirstProjectionLosesTheIndexesNoQueryUsesAndListsTheSame() async throws {
+        let sandbox = try await importedPractice()
+        let commands = [
+            ["task", "list"], ["task", "list", "--status", "completed"], ["worklist", "--today", "2026-06-01"],
+            ["panel"],
+            ["gaps", "--today", "2026-06-01"], ["status"],
+        ]
+        var before: [String] = []
+        for command in commands { before.append(try await sandbox.outpost(arguments: command)) }
+        // The store as the previous version left it: v6's indexes, v7 not applied.
+        let queue = try DatabaseQueue(path: sandbox.store)
+        try await queue.write { db in
+            for index in ["task_view_team", "task_view_assignee"] { try db.execute(sql: "DROP INDEX \(index)") }
+            for index in Self.v6Indexes + [
+                "task_view_team ON task_view (team, isOpen, dueDate)",
+                "task_view_assignee ON task_view (assignee, isOpen, dueDate)",
+            ] {
+                try db.execute(sql: "CREATE INDEX \(index)")
+            }
+            try db.execute(sql: "DELETE FROM grdb_migrations WHERE identifier = 'v8-projection-lean'")
+        }
+        try queue.close()
+        var after: [String] = []
+        for command in commands { after.append(try await sandbox.outpost(arguments: command)) }
+        #expect(after == before)
+        await #expect(try sandbox.outpost("doctor") == "store ok")
+        let reopened = try DatabaseQueue(path: sandbox.store)
+        let indexes = try await reopened.read { db in
+            try String.fetchAll(db, sql: "SELECT sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL")
+        }
+        try reopened.close()
+        for index in Self.v6Indexes { #expect(!indexes.contains("CREATE INDEX \(index)"), "\(index) is left") }
+        #expect(indexes.contains("CREATE INDEX task_view_team ON task_view (team, isOpen)"))
+        #expect(indexes.contains("CREATE INDEX task_view_assignee ON task_view (assignee, isOpen)"))
     }
 }

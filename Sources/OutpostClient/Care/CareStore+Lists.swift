@@ -96,27 +96,31 @@ extension CareStore {
     public func taskRows(_ query: TaskQuery) throws(ClientError) -> [MaterializedRecord] {
         let (clauses, arguments) = try taskFilter(query)
         let table = Projection.task
-        let sql =
-            "SELECT \(table.storedColumns.joined(separator: ", ")) FROM task_view"
-            + (clauses.isEmpty ? "" : " WHERE " + clauses.joined(separator: " AND ")) + " ORDER BY id"
         let codec = store.codec.projection
+        // Positional: the id, the conflicts, then the fields.
+        let names = [
+            "patient", "team", "assignee", "status", "priority", "dueDate", "kind", "title", "channel",
+            "referralStatus",
+        ]
+        let columns = ["id", "conflicts"] + names
+        let sql =
+            "SELECT \(codec.selection(columns, table: table).joined(separator: ", ")) FROM task_view"
+            + (clauses.isEmpty ? "" : " WHERE " + clauses.joined(separator: " AND ")) + " ORDER BY id"
         return try store.read(doing: "list tasks") { db in
             var result: [MaterializedRecord] = []
             let rows = try Row.fetchCursor(db, sql: sql, arguments: StatementArguments(arguments))
             while let row = try rows.next() {
-                let (values, _) = try codec.values(of: row, table: table)
-                func text(_ column: String) -> String? { values[column].flatMap { String.fromDatabaseValue($0) } }
-                let conflicts = Set(text("conflicts")?.split(separator: ",").map(String.init) ?? [])
+                let values = try codec.values(of: row, columns: columns, table: table).values.map {
+                    String.fromDatabaseValue($0)
+                }
+                let conflicts = Set(values[1]?.split(separator: ",").map(String.init) ?? [])
                 var fields: [String: FieldValue] = [:]
                 for name in conflicts { fields[name] = .single(nil, isConflict: true) }
-                for name in [
-                    "patient", "team", "assignee", "status", "priority", "dueDate", "kind", "title", "channel",
-                    "referralStatus",
-                ] {
-                    guard let value = text(name) else { continue }
+                for (offset, name) in names.enumerated() {
+                    guard let value = values[offset + 2] else { continue }
                     fields[name] = .single(.string(value), isConflict: conflicts.contains(name))
                 }
-                result.append(MaterializedRecord(type: .task, id: text("id") ?? "", fields: fields))
+                result.append(MaterializedRecord(type: .task, id: values[0] ?? "", fields: fields))
             }
             return result
         }
@@ -131,9 +135,14 @@ extension CareStore {
         let table = Projection.task
         var clauses: [String] = []
         var arguments: [(any DatabaseValueConvertible)?] = []
+        // A task's patient is its record's owner (an immutable lww register, the same value): selected on the
+        // record table's owner index, which the store keeps anyway (scope purges), not on an index of its own.
         if let patient = query.patient {
             let owners = [patient] + (try projectedMerges()).duplicates(of: patient)
-            clauses.append("patient IN (\(Array(repeating: "?", count: owners.count).joined(separator: ", ")))")
+            clauses.append(
+                "id IN (SELECT id FROM record WHERE type = 'task' AND owner IN ("
+                    + Array(repeating: "?", count: owners.count).joined(separator: ", ") + "))"
+            )
             arguments.append(contentsOf: owners.map { $0 as (any DatabaseValueConvertible)? })
         }
         for (column, value) in [("team", query.team), ("assignee", query.assignee)] {
@@ -150,7 +159,10 @@ extension CareStore {
             arguments.append(codec.match(true, table: table, column: "isOpen"))
         }
         if let site = query.site {
-            clauses.append("patient IN (SELECT patient FROM patient_site WHERE site = ?)")
+            clauses.append(
+                "id IN (SELECT id FROM record WHERE type = 'task' AND owner IN "
+                    + "(SELECT patient FROM patient_site WHERE site = ?))"
+            )
             arguments.append(site)
         }
         return (clauses, arguments)
@@ -274,14 +286,15 @@ extension LocalStore {
         }
     }
 
-    /// Calls `body` with the values of every row of a projected main table (by column, decoded by the
-    /// store's projection codec) and its extra list (gap keys or open care gaps, from the side table
-    /// `side` in a plain store).
+    /// Calls `body` with the values of `columns` of every row of a projected main table, in that order
+    /// (decoded by the store's projection codec), and its extra list (gap keys or open care gaps, from the
+    /// side table `side` in a plain store), in id order.
     func forEachProjectedRow(
         of table: Projection.Table,
+        columns: [String],
         side: (table: String, owner: String, value: String)?,
         db: Database,
-        _ body: ([String: DatabaseValue], [String]) throws -> Void
+        _ body: ([DatabaseValue], [String]) throws -> Void
     ) throws {
         let codec = codec.projection
         var extras: [String: [String]] = [:]
@@ -291,42 +304,48 @@ extension LocalStore {
         }
         let rows = try Row.fetchCursor(
             db,
-            sql: "SELECT \(table.storedColumns.joined(separator: ", ")) FROM \(table.name) ORDER BY id"
+            sql: "SELECT \(codec.selection(columns, table: table).joined(separator: ", ")) FROM \(table.name) "
+                + "ORDER BY id"
         )
         while let row = try rows.next() {
-            let (values, extra) = try codec.values(of: row, table: table)
-            try body(values, extra ?? String.fromDatabaseValue(row[0]).flatMap { extras[$0] } ?? [])
+            let (values, extra) = try codec.values(of: row, columns: columns, table: table)
+            try body(
+                values,
+                extra ?? (extras.isEmpty ? [] : String.fromDatabaseValue(row[0]).flatMap { extras[$0] } ?? [])
+            )
         }
     }
 
     /// Every observation, encounter and task as the projection holds it (a task's title as its gap markers).
     func projectedEvents() throws(ClientError) -> [MaterializedRecord] {
         try read(doing: "read the events") { db in
-            func single(_ value: DatabaseValue?) -> FieldValue? {
-                value.flatMap { String.fromDatabaseValue($0) }.map { .single(.string($0), isConflict: false) }
+            func single(_ value: DatabaseValue) -> FieldValue? {
+                String.fromDatabaseValue(value).map { .single(.string($0), isConflict: false) }
             }
             var result: [MaterializedRecord] = []
             for (type, table, names) in [
                 (RecordType.observation, Projection.observation, ["patient", "code", "effectiveAt", "status"]),
                 (RecordType.encounter, Projection.encounter, ["patient", "kind", "occurredAt", "status"]),
             ] {
-                try forEachProjectedRow(of: table, side: nil, db: db) { values, _ in
+                try forEachProjectedRow(of: table, columns: ["id"] + names, side: nil, db: db) { values, _ in
                     var fields: [String: FieldValue] = [:]
-                    for name in names { fields[name] = single(values[name]) }
-                    let id = values["id"].flatMap { String.fromDatabaseValue($0) } ?? ""
+                    for (offset, name) in names.enumerated() { fields[name] = single(values[offset + 1]) }
+                    let id = String.fromDatabaseValue(values[0]) ?? ""
                     result.append(MaterializedRecord(type: type, id: id, fields: fields))
                 }
             }
-            try forEachProjectedRow(of: Projection.task, side: ("task_gap", "task", "key"), db: db) { values, keys in
+            let names = ["patient", "kind", "status"]
+            let side = (table: "task_gap", owner: "task", value: "key")
+            try forEachProjectedRow(of: Projection.task, columns: ["id"] + names, side: side, db: db) { values, keys in
                 var fields: [String: FieldValue] = [:]
-                for name in ["patient", "kind", "status"] { fields[name] = single(values[name]) }
+                for (offset, name) in names.enumerated() { fields[name] = single(values[offset + 1]) }
                 if !keys.isEmpty {
                     fields["title"] = .single(
                         .string(keys.map(GapRules.marker).joined(separator: " ")),
                         isConflict: false
                     )
                 }
-                let id = values["id"].flatMap { String.fromDatabaseValue($0) } ?? ""
+                let id = String.fromDatabaseValue(values[0]) ?? ""
                 result.append(MaterializedRecord(type: .task, id: id, fields: fields))
             }
             return result
@@ -340,24 +359,26 @@ extension LocalStore {
         try read(doing: "read the panel") { db in
             var result: [MaterializedRecord] = []
             let side = (table: "patient_gap", owner: "patient", value: "gap")
-            try forEachProjectedRow(of: Projection.patient, side: side, db: db) { values, gaps in
+            let names = [
+                ("team", "primaryTeam"), ("subgroup", "subgroup"), ("mergedInto", "mergedInto"),
+                ("riskTier", "riskTier"), ("status", "status"),
+            ]
+            let columns = ["id"] + names.map(\.0) + ["isAwaiting"]
+            try forEachProjectedRow(of: Projection.patient, columns: columns, side: side, db: db) { values, gaps in
                 var fields: [String: FieldValue] = [:]
-                for (column, name) in [
-                    ("team", "primaryTeam"), ("subgroup", "subgroup"), ("mergedInto", "mergedInto"),
-                    ("riskTier", "riskTier"), ("status", "status"),
-                ] {
-                    if let value = values[column].flatMap({ String.fromDatabaseValue($0) }) {
+                for (offset, (_, name)) in names.enumerated() {
+                    if let value = String.fromDatabaseValue(values[offset + 1]) {
                         fields[name] = .single(.string(value), isConflict: false)
                     }
                 }
-                let isAwaiting = values["isAwaiting"].flatMap { Int64.fromDatabaseValue($0) } == 1
+                let isAwaiting = Int64.fromDatabaseValue(values[names.count + 1]) == 1
                 if !isAwaiting {
                     for name in ["primaryTeam", "subgroup"] where fields[name] == nil {
                         fields[name] = .single(.null, isConflict: false)
                     }
                 }
                 if !gaps.isEmpty { fields["careGaps"] = .set(gaps.map { .string($0) }) }
-                let id = values["id"].flatMap { String.fromDatabaseValue($0) } ?? ""
+                let id = String.fromDatabaseValue(values[0]) ?? ""
                 result.append(MaterializedRecord(type: .patient, id: id, fields: fields))
             }
             return result

@@ -137,6 +137,31 @@ extension LocalStore {
                     """
             )
         }
+        migrator.registerMigration("v8-projection-lean") { db in
+            // The projection's indexes that no query needs go: nothing reads a task's gap keys, a patient's
+            // gaps, an observation or an encounter through an index (those lists read the whole table); a
+            // task's patient is its record's owner, already indexed (record_owner); a task's status is
+            // selected with its team or person, or over all tasks (the scorecard's completed tasks, a scan of
+            // small rows). The team and assignee indexes lose the due date: lists select on them and order
+            // by id (the worklist's order is computed in memory). Every write of a task maintained them all;
+            // the rows are unchanged, so nothing is rebuilt.
+            try db.execute(
+                sql: """
+                    DROP INDEX task_gap_key;
+                    DROP INDEX patient_gap_gap;
+                    DROP INDEX observation_view_patient;
+                    DROP INDEX observation_view_code;
+                    DROP INDEX encounter_view_patient;
+                    DROP INDEX encounter_view_kind;
+                    DROP INDEX task_view_patient;
+                    DROP INDEX task_view_status;
+                    DROP INDEX task_view_team;
+                    CREATE INDEX task_view_team ON task_view (team, isOpen);
+                    DROP INDEX task_view_assignee;
+                    CREATE INDEX task_view_assignee ON task_view (assignee, isOpen);
+                    """
+            )
+        }
         return migrator
     }
 }

@@ -2,6 +2,7 @@ import Foundation
 import GRDB
 import OutpostCRDT
 import OutpostModel
+import Synchronization
 
 /// The store's projection: indexed tables of the fields that lists filter and sort on, derived from the
 /// merged states of tasks, patients, observations and encounters (docs/store.md, "The projection").
@@ -253,15 +254,60 @@ enum Projection {
     }
 
     /// Writes the projection of `record` (replacing what was there), in `codec`'s form; a no-op for types not
-    /// projected.
+    /// projected. When the rows before the write are known, ``update(_:from:to:codec:db:)`` writes less.
     static func write(_ record: RecordRef, _ state: RecordState, codec: ProjectionCodec, db: Database) throws {
         guard let tables = tables[record.type] else { return }
         try remove(record, tables: tables, db: db)
-        for row in rows(of: record, state) {
-            guard let table = tables.first(where: { $0.name == row.table }) else { continue }
-            try db.cachedStatement(sql: insertSQL(table))
-                .execute(arguments: StatementArguments(try codec.encode(row, table: table)))
+        try insert(rows(of: record, state), tables: tables, codec: codec, db: db)
+    }
+
+    /// Writes the projection of `record` as its state goes to `new` from a state whose rows were `oldRows`
+    /// (``rows(of:_:)`` of the state as loaded: what the projection holds, since it equals a recomputation
+    /// from the states; nothing is read back), writing only what changed: nothing when the rows are the same
+    /// (most remote changes touch fields that are not projected), the changed columns of the main row, the
+    /// side rows added and removed. `oldRows` is `nil` for a record the store did not hold: it has no rows
+    /// yet, so they are inserted and nothing is deleted.
+    static func update(
+        _ record: RecordRef,
+        from oldRows: [Row]?,
+        to new: RecordState,
+        codec: ProjectionCodec,
+        db: Database
+    ) throws {
+        guard let tables = tables[record.type] else { return }
+        defer { KillPoint.projected() }
+        let newRows = rows(of: record, new)
+        guard let oldRows else {
+            try insert(newRows, tables: tables, codec: codec, db: db)
+            return
         }
+        guard oldRows != newRows else { return }
+        // The main row (first of both lists: every projected record has one): its changed columns only, so
+        // that SQLite updates only the indexes on them.
+        let main = tables[0]
+        if let before = oldRows.first, let after = newRows.first, before != after {
+            var changed = main.columns.indices.dropFirst().filter { before.values[$0] != after.values[$0] }
+            if codec.isEncrypted && main.hasSealed { changed.append(main.columns.count) }
+            let stored = try codec.encode(after, table: main)
+            let names = main.storedColumns
+            // Nothing to set in a plain store when only the main row's list changed (its side rows hold it).
+            if !changed.isEmpty {
+                try db.cachedStatement(
+                    sql: "UPDATE \(main.name) SET \(changed.map { "\(names[$0]) = ?" }.joined(separator: ", ")) "
+                        + "WHERE \(names[0]) = ?"
+                ).execute(arguments: StatementArguments(changed.map { stored[$0] } + [stored[0]]))
+            }
+        }
+        // Side rows: each is its whole key, so a changed one is a removal and an insertion.
+        let before = Set(oldRows.dropFirst())
+        let after = Set(newRows.dropFirst())
+        for row in before.subtracting(after) {
+            guard let table = tables.first(where: { $0.name == row.table }) else { continue }
+            try db.cachedStatement(
+                sql: "DELETE FROM \(table.name) WHERE \(table.columns[0]) = ? AND \(table.columns[1]) = ?"
+            ).execute(arguments: StatementArguments(Array(try codec.encode(row, table: table).prefix(2))))
+        }
+        try insert(newRows.dropFirst().filter { !before.contains($0) }, tables: tables, codec: codec, db: db)
     }
 
     /// Removes the projection of `record` (a purged record); a no-op for types not projected.
@@ -277,9 +323,45 @@ enum Projection {
         }
     }
 
-    private static func insertSQL(_ table: Table) -> String {
-        "INSERT INTO \(table.name) (\(table.storedColumns.joined(separator: ", "))) VALUES ("
-            + Array(repeating: "?", count: table.storedColumns.count).joined(separator: ", ") + ")"
+    private static func insert(
+        _ rows: some Sequence<Row>,
+        tables: [Table],
+        codec: ProjectionCodec,
+        db: Database
+    ) throws {
+        for row in rows {
+            guard let table = tables.first(where: { $0.name == row.table }) else { continue }
+            try db.cachedStatement(sql: insertSQL[table.name] ?? "")
+                .execute(arguments: StatementArguments(try codec.encode(row, table: table)))
+        }
+    }
+
+    /// The insert statement of each table.
+    private static let insertSQL: [String: String] = Dictionary(
+        uniqueKeysWithValues: allTables.map { table in
+            (
+                table.name,
+                "INSERT INTO \(table.name) (\(table.storedColumns.joined(separator: ", "))) VALUES ("
+                    + Array(repeating: "?", count: table.storedColumns.count).joined(separator: ", ") + ")"
+            )
+        }
+    )
+}
+
+/// A fault point for the kill tests (`ProjectionKillTests`): with `OUTPOST_TEST_KILL_AFTER_PROJECTED=N` in its
+/// environment, the process kills itself (SIGKILL) once the projection of its N-th record has been written,
+/// which is always inside a write transaction, before it commits: a crash at a chosen point of a received
+/// page, a snapshot page or a conflict resolution, without timing. Unset (always, outside the tests), it is
+/// one comparison per projected record.
+enum KillPoint {
+    private static let limit = ProcessInfo.processInfo.environment["OUTPOST_TEST_KILL_AFTER_PROJECTED"].flatMap {
+        Int($0)
+    }
+    private static let count = Atomic<Int>(0)
+
+    static func projected() {
+        guard let limit else { return }
+        if count.add(1, ordering: .relaxed).newValue >= limit { kill(getpid(), SIGKILL) }
     }
 }
 
@@ -289,7 +371,7 @@ extension LocalStore {
     func rebuildProjection(db: Database) throws {
         for table in Projection.allTables { try db.execute(sql: "DELETE FROM \(table.name)") }
         try forEachProjectedState(db: db) { record, state in
-            try Projection.write(record, state, codec: codec.projection, db: db)
+            try Projection.update(record, from: nil, to: state, codec: codec.projection, db: db)
         }
         try db.execute(sql: "DELETE FROM projection_stale")
     }

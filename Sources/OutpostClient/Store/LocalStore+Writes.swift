@@ -293,6 +293,10 @@ final class StoreTransaction {
     private var tailed: [RecordRef: [Change]] = [:]
     /// The sizes of the stored state and tail of each held record loaded.
     private var sizes: [RecordRef: (state: Int, tail: Int)] = [:]
+    /// The projected rows of each held record of a projected type as loaded (what the projection holds), so
+    /// that ``finish(now:)`` writes only the rows that changed (``Projection/update(_:from:to:codec:db:)``).
+    /// Rows, not the state: keeping the loaded state would make the first change copy it.
+    private var projected: [RecordRef: [Projection.Row]] = [:]
 
     struct FieldKey: Hashable {
         var record: RecordRef
@@ -327,6 +331,7 @@ final class StoreTransaction {
             state = held.state
             existing.insert(record)
             sizes[record] = (held.stateBytes, held.tailBytes)
+            if Projection.tables[record.type] != nil { projected[record] = Projection.rows(of: record, held.state) }
         }
         // Appends this transaction sent to the tail before the record was loaded (they are logged already).
         if let appended = tailed.removeValue(forKey: record) {
@@ -436,7 +441,6 @@ final class StoreTransaction {
             state.apply(change)
             changes.append(change)
         }
-        try Projection.write(record, state, codec: store.codec.projection, db: db)
         let schema = store.configuration.schema
         var owner: String?
         if let ownerField = store.configuration.ownerField[record.type] {
@@ -457,6 +461,8 @@ final class StoreTransaction {
             try db.cachedStatement(sql: "INSERT INTO record (type, id, owner, state) VALUES (?, ?, ?, ?)").execute(
                 arguments: [record.type, record.id, owner, try store.codec.encode(state, of: record)])
         }
+        // A new record (the insert above would have failed otherwise): its rows are inserted, none deleted.
+        try Projection.update(record, from: nil, to: state, codec: store.codec.projection, db: db)
         for (field, fieldState) in state.fields {
             guard let policy = schema.policy(type: record.type, field: field), policy.isRegister,
                 fieldState.resolution(under: policy).isConflict
@@ -499,7 +505,11 @@ final class StoreTransaction {
         // The held state with its whole tail (this row included), or a new record's appends.
         var state = try store.loadStateAndTail(record, db: db)?.state ?? RecordState()
         if isNew { for change in appended { state.apply(change) } }
-        try Projection.write(record, state, codec: store.codec.projection, db: db)
+        if isNew {
+            try Projection.update(record, from: nil, to: state, codec: store.codec.projection, db: db)
+        } else {
+            try Projection.write(record, state, codec: store.codec.projection, db: db)
+        }
         var owner: String?
         if let ownerField = store.configuration.ownerField[record.type] {
             owner = state[ownerField].resolution(under: .lww).winner?.value.stringValue
@@ -576,7 +586,14 @@ final class StoreTransaction {
         }
         for (record, state) in states
         where logged[record] != nil || localLogged[record] != nil || merged.contains(record) {
-            try Projection.write(record, state, codec: store.codec.projection, db: db)
+            // A held record's rows as loaded are its projection now (`projected`); a new one has none.
+            try Projection.update(
+                record,
+                from: existing.contains(record) ? projected[record] : nil,
+                to: state,
+                codec: store.codec.projection,
+                db: db
+            )
             var owner: String?
             if let ownerField = store.configuration.ownerField[record.type] {
                 owner = state[ownerField].resolution(under: .lww).winner?.value.stringValue

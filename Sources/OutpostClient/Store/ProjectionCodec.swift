@@ -136,16 +136,22 @@ struct ProjectionCodec: Sendable {
         return Array(stored.prefix(table.columns.count)) + [Data(plain).databaseValue]
     }
 
-    /// The values of a stored main-table row, by column, and its extra list (`nil` in a plain store: read
-    /// the side table). `row` holds the table's columns then `sealed`.
-    func values(of row: GRDB.Row, table: Projection.Table) throws -> (values: [String: DatabaseValue], extra: [String]?)
-    {
-        guard let cipher else {
-            var values: [String: DatabaseValue] = [:]
-            for (index, column) in table.columns.enumerated() { values[column] = row[index] }
-            return (values, nil)
-        }
-        guard let blob = row[table.columns.count] as Data? else {
+    /// What a read of a main table selects to give `columns` (``values(of:columns:table:)``): the columns
+    /// themselves in a plain store; the id and the sealed blob in an encrypted one.
+    func selection(_ columns: [String], table: Projection.Table) -> [String] {
+        isEncrypted ? [table.columns[0], "sealed"] : columns
+    }
+
+    /// The values of `columns` of a stored main-table row selected with ``selection(_:table:)``, in that
+    /// order, and its extra list (`nil` in a plain store: read the side table). Positional, not by name: a
+    /// list reads thousands of rows.
+    func values(
+        of row: GRDB.Row,
+        columns: [String],
+        table: Projection.Table
+    ) throws -> (values: [DatabaseValue], extra: [String]?) {
+        guard let cipher else { return (columns.indices.map { row[$0] as DatabaseValue }, nil) }
+        guard let blob = row[1] as Data? else {
             throw StoreCodec.malformed("a projected row of \(table.name) has no sealed values")
         }
         let id: DatabaseValue = row[0]
@@ -154,8 +160,12 @@ struct ProjectionCodec: Sendable {
         guard payload.values.count == table.columns.count else {
             throw StoreCodec.malformed("a projected row of \(table.name) has the wrong number of values")
         }
-        var values: [String: DatabaseValue] = [:]
-        for (index, column) in table.columns.enumerated() { values[column] = Self.untagged(payload.values[index]) }
+        let values = try columns.map { column in
+            guard let index = table.columns.firstIndex(of: column) else {
+                throw StoreCodec.malformed("\(table.name) has no column \(column)")
+            }
+            return Self.untagged(payload.values[index])
+        }
         return (values, payload.extra)
     }
 }

@@ -7,6 +7,12 @@ public enum JSONText {
     /// as it is.
     public static func append(string text: String, to out: inout String) {
         out.append("\"")
+        // Most text needs no escape: appended whole (a scalar at a time cost most of an export).
+        if !text.utf8.contains(where: { $0 == 0x22 || $0 == 0x5C || $0 < 0x20 }) {
+            out.append(text)
+            out.append("\"")
+            return
+        }
         for scalar in text.unicodeScalars {
             switch scalar {
             case "\"": out.append("\\\"")

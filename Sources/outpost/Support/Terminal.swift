@@ -30,15 +30,26 @@ enum Terminal {
             }
         }
         func line(_ cells: [String]) -> String {
-            var parts: [String] = []
+            var text = ""
             for (index, cell) in cells.enumerated() {
-                let isLast = index == cells.count - 1
-                parts.append(isLast ? cell : cell.padding(toLength: widths[index], withPad: " ", startingAt: 0))
+                if index > 0 { text += "  " }
+                text += index == cells.count - 1 ? cell : padded(cell, to: widths[index])
             }
-            return parts.joined(separator: "  ")
+            return text
         }
-        print(line(titles))
-        for row in rows { print(line(row)) }
+        // One write for the whole table: a list of thousands of rows printed line by line costs more than
+        // reading it.
+        var output = line(titles) + "\n"
+        for row in rows { output += line(row) + "\n" }
+        print(output, terminator: "")
+    }
+
+    /// `cell.padding(toLength: width, withPad: " ", startingAt: 0)` (a length in UTF-16 units), without
+    /// bridging to `NSString` for the common case of a cell no longer than `width`.
+    static func padded(_ cell: String, to width: Int) -> String {
+        let length = cell.utf16.count
+        guard length <= width else { return cell.padding(toLength: width, withPad: " ", startingAt: 0) }
+        return length == width ? cell : cell + String(repeating: " ", count: width - length)
     }
 
     /// A column's title: a field name in capitals, its words apart (`familyName` reads `FAMILY NAME`).
