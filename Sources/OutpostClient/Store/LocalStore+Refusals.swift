@@ -171,11 +171,14 @@ extension LocalStore {
                     ]
                 )
             }
-            for change in pushed where !refusedIDs.contains(change.id) {
-                try db.execute(
-                    sql: "DELETE FROM refused_change WHERE counter = ? AND state = 'retry'",
-                    arguments: [Int64(change.id.counter)]
-                )
+            // Retried changes now stored leave the table. One read per push, not a statement per pushed change:
+            // a first push of a whole practice is hundreds of batches of a thousand, with nothing to retry.
+            let retrying = try Int64.fetchAll(db, sql: "SELECT counter FROM refused_change WHERE state = 'retry'")
+            if !retrying.isEmpty {
+                let stored = Set(pushed.filter { !refusedIDs.contains($0.id) }.map { Int64(clamping: $0.id.counter) })
+                for counter in retrying where stored.contains(counter) {
+                    try db.execute(sql: "DELETE FROM refused_change WHERE counter = ?", arguments: [counter])
+                }
             }
             // The pushed changes are the oldest of the outbox: each is now stored or held aside.
             let top = max(response.acknowledged, refusedIDs.map(\.counter).max() ?? 0)
