@@ -90,6 +90,7 @@ struct ProjectionTests {
                 guard let patient = pick(patients) else { return nil }
                 let ref = RecordRef(type: "task", id: newID(.task))
                 tasks.append(ref.id)
+                let kind = pick(["outreach", "ed-follow-up", "screening", "referral"]) ?? ""
                 var edits: [Edit] = [
                     .assign(ref, "patient", .string(patient)),
                     .assign(
@@ -100,8 +101,13 @@ struct ProjectionTests {
                         )
                     ),
                     .assign(ref, "status", .string(pick(["requested", "in-progress", "completed"]) ?? "requested")),
-                    .assign(ref, "kind", .string(pick(["outreach", "ed-follow-up", "screening"]) ?? "")),
+                    .assign(ref, "kind", .string(kind)),
                 ]
+                // A referral's dates are read by the scorecard only, decoded whole (they are not projected).
+                if kind == "referral" {
+                    edits.append(.assign(ref, "referralSentOn", date()))
+                    if chance(50) { edits.append(.assign(ref, "resultReceivedOn", date())) }
+                }
                 if let team = pick(teams) { edits.append(.assign(ref, "team", .string(team))) }
                 if chance(70) { edits.append(.assign(ref, "priority", .string(pick(["routine", "stat"]) ?? ""))) }
                 if chance(70) { edits.append(.assign(ref, "dueDate", date())) }
@@ -321,15 +327,8 @@ struct ProjectionTests {
         }.sorted { $0.precedesOnWorklist($1, today: today) }
         #expect(try care.worklist(team: team, site: site, today: today).map(\.task) == expected, "seed \(seed)")
         #expect(try care.worklistViews(team: team, site: site, today: today) == expected, "seed \(seed)")
-        #expect(
-            PanelSummary(try care.panelData()) == PanelSummary(try care.scorecardData()),
-            "seed \(seed): the panel"
-        )
-        #expect(
-            GapRules.find(try care.gapsData(), today: today) == GapRules.find(try care.scorecardData(), today: today),
-            "seed \(seed): the gaps"
-        )
-        // The scorecard reads the history of completed tasks only: the same as from every record's history.
+        // The panel, the gaps and the scorecard, each read from the projection with what it decodes, equal the
+        // same computed from every record whole and every record's history.
         var history: [Change] = []
         for type in [RecordType.patient, .task] {
             for record in try care.records(type) {
@@ -340,12 +339,22 @@ struct ProjectionTests {
             records: try RecordType.allCases.flatMap { try care.records($0) },
             changes: history
         )
-        let quarter = try #require(ScorecardPeriod("2026-Q2"))
+        #expect(PanelSummary(try care.panelData()) == PanelSummary(everything), "seed \(seed): the panel")
         #expect(
-            Scorecard.compute(try care.scorecardData(), period: quarter, by: .subgroup)
-                == Scorecard.compute(everything, period: quarter, by: .subgroup),
-            "seed \(seed): the scorecard"
+            GapRules.find(try care.gapsData(), today: today) == GapRules.find(everything, today: today),
+            "seed \(seed): the gaps"
         )
+        let scorecardData = try care.scorecardData()
+        for period in ["2026-Q2", "2026"] {
+            let chosen = try #require(ScorecardPeriod(period))
+            for grouping in [Scorecard.Grouping.subgroup, .team, .site] {
+                #expect(
+                    Scorecard.compute(scorecardData, period: chosen, by: grouping)
+                        == Scorecard.compute(everything, period: chosen, by: grouping),
+                    "seed \(seed): the scorecard of \(period) by \(grouping)"
+                )
+            }
+        }
         var exported = ""
         try care.exportCanonicalJSON { exported += $0 }
         #expect(exported == (try care.exportCanonicalJSON()), "seed \(seed): the export")
