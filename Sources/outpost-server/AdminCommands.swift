@@ -1,5 +1,7 @@
 import ArgumentParser
 import Foundation
+import OutpostCommandLine
+import OutpostModel
 import OutpostProtocol
 import OutpostServer
 
@@ -18,16 +20,12 @@ struct PracticeCommand: AsyncParsableCommand {
         func run() async throws {
             let store = try await data.openStore()
             var generator = SystemRandomNumberGenerator()
-            do {
-                let practice = try await store.addPractice(
-                    name: name,
-                    now: ServerWallClock().nowMillis(),
-                    generator: &generator
-                )
-                print(practice.id)
-            } catch {
-                fail(error)
-            }
+            let practice = try await store.addPractice(
+                name: name,
+                now: SystemWallClock().nowMillis(),
+                generator: &generator
+            )
+            print(practice.id)
         }
     }
 
@@ -38,18 +36,14 @@ struct PracticeCommand: AsyncParsableCommand {
 
         func run() async throws {
             let store = try await data.openStore()
-            do {
-                let practices = try await store.practices()
-                if json {
-                    print(String(decoding: try Wire.makeEncoder().encode(practices), as: UTF8.self))
-                } else {
-                    printTable(
-                        ["ID", "NAME", "CREATED"],
-                        practices.map { [$0.id, $0.name, isoDate($0.createdAtMillis)] }
-                    )
-                }
-            } catch {
-                fail(error)
+            let practices = try await store.practices()
+            if json {
+                try JSONOutput.print(practices)
+            } else {
+                TablePrinter.print(
+                    ["ID", "NAME", "CREATED"],
+                    practices.map { [$0.id, $0.name, CalendarDate.dateTime(millis: $0.createdAtMillis)] }
+                )
             }
         }
     }
@@ -142,75 +136,66 @@ struct TokenCommand: AsyncParsableCommand {
 
         func run() async throws {
             let store = try await data.openStore()
-            do {
-                let now = ServerWallClock().nowMillis()
-                let expiry = expiresAtMillis ?? expiresIn.map { now + UInt64($0) * 86_400_000 }
-                if let successorOf {
-                    let issued = try await store.issueSuccessor(
-                        of: successorOf,
-                        label: label,
-                        expiresAtMillis: expiry,
-                        graceMillis: nil,
-                        now: now
-                    )
-                    try report(issued)
-                    return
-                }
-                let practiceID: String
-                if let practice {
-                    practiceID = practice
-                } else {
-                    let all = try await store.practices()
-                    guard all.count == 1 else {
-                        throw ValidationError("the store has \(all.count) practices; name one with --practice")
-                    }
-                    practiceID = all[0].id
-                }
-                let issued = try await store.issueToken(
-                    practice: practiceID,
-                    role: role.flatMap(Role.init(rawValue:)) ?? .clinician,
-                    scope: Scope(sites: sites, teams: teams),
-                    label: label ?? "",
+            let now = SystemWallClock().nowMillis()
+            let expiry = expiresAtMillis ?? expiresIn.map { now + UInt64($0) * 86_400_000 }
+            if let successorOf {
+                let issued = try await store.issueSuccessor(
+                    of: successorOf,
+                    label: label,
                     expiresAtMillis: expiry,
-                    person: person,
+                    graceMillis: nil,
                     now: now
                 )
                 try report(issued)
-            } catch {
-                fail(error)
+                return
             }
+            let practiceID: String
+            if let practice {
+                practiceID = practice
+            } else {
+                let all = try await store.practices()
+                guard all.count == 1 else {
+                    throw ValidationError("the store has \(all.count) practices; name one with --practice")
+                }
+                practiceID = all[0].id
+            }
+            let issued = try await store.issueToken(
+                practice: practiceID,
+                role: role.flatMap(Role.init(rawValue:)) ?? .clinician,
+                scope: Scope(sites: sites, teams: teams),
+                label: label ?? "",
+                expiresAtMillis: expiry,
+                person: person,
+                now: now
+            )
+            try report(issued)
         }
 
         func report(_ issued: (secret: TokenSecret, entry: TokenEntry)) throws {
-            TokenCommand.reportIssued(issued, json: json)
+            try TokenCommand.reportIssued(issued, json: json)
         }
     }
 
     /// Prints the secret (stdout) and what was issued.
-    static func reportIssued(_ issued: (secret: TokenSecret, entry: TokenEntry), json: Bool) {
+    static func reportIssued(_ issued: (secret: TokenSecret, entry: TokenEntry), json: Bool) throws {
         let role = issued.entry.role.rawValue
         let practiceID = issued.entry.practice
-        do {
-            if json {
-                struct Issued: Encodable {
-                    var secret: String
-                    var token: TokenEntry
-                }
-                let text = try Wire.makeEncoder().encode(Issued(secret: issued.secret.text, token: issued.entry))
-                print(String(decoding: text, as: UTF8.self))
-            } else {
-                print(issued.secret.text)
-                // "Above" is true only on a terminal; captured by $(…) or a pipe, the secret went there.
-                let whereShown =
-                    isatty(1) == 1
-                    ? "the secret above is shown once"
-                    : "its secret was written to standard output, once; the server keeps only its hash"
-                FileHandle.standardError.write(
-                    Data("issued \(issued.entry.id) (\(role)) for \(practiceID); \(whereShown)\n".utf8)
-                )
+        if json {
+            struct Issued: Encodable {
+                var secret: String
+                var token: TokenEntry
             }
-        } catch {
-            fail(error)
+            try JSONOutput.print(Issued(secret: issued.secret.text, token: issued.entry))
+        } else {
+            print(issued.secret.text)
+            // "Above" is true only on a terminal; captured by $(…) or a pipe, the secret went there.
+            let whereShown =
+                isatty(1) == 1
+                ? "the secret above is shown once"
+                : "its secret was written to standard output, once; the server keeps only its hash"
+            FileHandle.standardError.write(
+                Data("issued \(issued.entry.id) (\(role)) for \(practiceID); \(whereShown)\n".utf8)
+            )
         }
     }
 
@@ -222,30 +207,26 @@ struct TokenCommand: AsyncParsableCommand {
 
         func run() async throws {
             let store = try await data.openStore()
-            do {
-                let tokens = try await store.tokens(practice: practice)
-                if json {
-                    print(String(decoding: try Wire.makeEncoder().encode(tokens), as: UTF8.self))
-                    return
-                }
-                let now = ServerWallClock().nowMillis()
-                printTable(
-                    ["ID", "PRACTICE", "ROLE", "SCOPE", "STATE", "EXPIRES", "LABEL"],
-                    tokens.map { token in
-                        let scope =
-                            token.scope.isWholePractice
-                            ? "practice" : (token.scope.sites + token.scope.teams).joined(separator: ",")
-                        let state =
-                            token.revokedAtMillis != nil ? "revoked" : token.isUsable(at: now) ? "active" : "expired"
-                        return [
-                            token.id, token.practice, token.role.rawValue, scope, state,
-                            token.expiresAtMillis.map(isoDate) ?? "never", token.label,
-                        ]
-                    }
-                )
-            } catch {
-                fail(error)
+            let tokens = try await store.tokens(practice: practice)
+            if json {
+                try JSONOutput.print(tokens)
+                return
             }
+            let now = SystemWallClock().nowMillis()
+            TablePrinter.print(
+                ["ID", "PRACTICE", "ROLE", "SCOPE", "STATE", "EXPIRES", "LABEL"],
+                tokens.map { token in
+                    let scope =
+                        token.scope.isWholePractice
+                        ? "practice" : (token.scope.sites + token.scope.teams).joined(separator: ",")
+                    let state =
+                        token.revokedAtMillis != nil ? "revoked" : token.isUsable(at: now) ? "active" : "expired"
+                    return [
+                        token.id, token.practice, token.role.rawValue, scope, state,
+                        token.expiresAtMillis.map { CalendarDate.dateTime(millis: $0) } ?? "never", token.label,
+                    ]
+                }
+            )
         }
     }
 
@@ -277,23 +258,19 @@ struct TokenCommand: AsyncParsableCommand {
 
         func run() async throws {
             let store = try await data.openStore()
-            do {
-                let now = ServerWallClock().nowMillis()
-                let issued = try await store.issueSuccessor(
-                    of: id,
-                    label: label,
-                    expiresAtMillis: expiresIn.map { now + UInt64($0) * 86_400_000 },
-                    graceMillis: UInt64(graceHours) * 3_600_000,
-                    now: now
+            let now = SystemWallClock().nowMillis()
+            let issued = try await store.issueSuccessor(
+                of: id,
+                label: label,
+                expiresAtMillis: expiresIn.map { now + UInt64($0) * 86_400_000 },
+                graceMillis: UInt64(graceHours) * 3_600_000,
+                now: now
+            )
+            try TokenCommand.reportIssued(issued, json: json)
+            if !json {
+                FileHandle.standardError.write(
+                    Data("\(id) keeps working for \(graceHours) h; then only \(issued.entry.id) does\n".utf8)
                 )
-                TokenCommand.reportIssued(issued, json: json)
-                if !json {
-                    FileHandle.standardError.write(
-                        Data("\(id) keeps working for \(graceHours) h; then only \(issued.entry.id) does\n".utf8)
-                    )
-                }
-            } catch {
-                fail(error)
             }
         }
     }
@@ -307,32 +284,10 @@ struct TokenCommand: AsyncParsableCommand {
 
         func run() async throws {
             let store = try await data.openStore()
-            do {
-                let token = try await store.revokeToken(id: id, now: ServerWallClock().nowMillis())
-                print("revoked \(token.id)")
-            } catch {
-                fail(error)
-            }
+            let token = try await store.revokeToken(id: id, now: SystemWallClock().nowMillis())
+            print("revoked \(token.id)")
         }
     }
-}
-
-/// Prints rows as a left-aligned table.
-func printTable(_ header: [String], _ rows: [[String]]) {
-    var widths = header.map(\.count)
-    for row in rows { for (index, cell) in row.enumerated() { widths[index] = max(widths[index], cell.count) } }
-    for row in [header] + rows {
-        let cells = row.enumerated().map { index, cell in
-            index == row.count - 1 ? cell : cell.padding(toLength: widths[index], withPad: " ", startingAt: 0)
-        }
-        print(cells.joined(separator: "  "))
-    }
-}
-
-/// A UTC date-time in ISO 8601, for listings.
-func isoDate(_ millis: UInt64) -> String {
-    let formatter = ISO8601DateFormatter()
-    return formatter.string(from: Date(timeIntervalSince1970: Double(millis) / 1000))
 }
 
 struct AuditCommand: AsyncParsableCommand {
@@ -347,20 +302,19 @@ struct AuditCommand: AsyncParsableCommand {
 
     func run() async throws {
         let store = try await data.openStore()
-        do {
-            let entries = try await store.auditLog(practice: practice)
-            if json {
-                print(String(decoding: try Wire.makeEncoder().encode(entries), as: UTF8.self))
-                return
-            }
-            printTable(
-                ["WHEN", "WHO", "ACTION", "PRACTICE", "SUBJECT", "DETAIL"],
-                entries.map {
-                    [isoDate($0.atMillis), $0.actor, $0.action, $0.practice ?? "", $0.subject ?? "", $0.detail]
-                }
-            )
-        } catch {
-            fail(error)
+        let entries = try await store.auditLog(practice: practice)
+        if json {
+            try JSONOutput.print(entries)
+            return
         }
+        TablePrinter.print(
+            ["WHEN", "WHO", "ACTION", "PRACTICE", "SUBJECT", "DETAIL"],
+            entries.map {
+                [
+                    CalendarDate.dateTime(millis: $0.atMillis), $0.actor, $0.action, $0.practice ?? "",
+                    $0.subject ?? "", $0.detail,
+                ]
+            }
+        )
     }
 }

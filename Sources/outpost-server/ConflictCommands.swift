@@ -1,6 +1,8 @@
 import ArgumentParser
 import Foundation
 import OutpostCRDT
+import OutpostCommandLine
+import OutpostModel
 import OutpostServer
 
 /// `outpost-server conflicts`: the umbrella store's open conflicts, read from the server's state.
@@ -49,29 +51,25 @@ struct ConflictsCommand: AsyncParsableCommand {
 
         func run() async throws {
             let store = try await data.openStore()
-            do {
-                let conflicts = try await store.conflicts(practice: try await practice.resolve(in: store), id: nil)
-                let rows = conflicts.map {
-                    Row(
-                        id: $0.id,
-                        type: $0.conflict.record.type,
-                        field: $0.conflict.field,
-                        values: $0.conflict.values.count,
-                        since: isoDate($0.detectedAtMillis)
-                    )
-                }
-                if json {
-                    print(String(decoding: try JSONEncoder.sorted.encode(rows), as: UTF8.self))
-                } else if rows.isEmpty {
-                    print("no open conflicts")
-                } else {
-                    printTable(
-                        ["ID", "FIELD", "VALUES", "SINCE"],
-                        rows.map { [$0.id, "\($0.type).\($0.field)", String($0.values), $0.since] }
-                    )
-                }
-            } catch {
-                fail(error)
+            let conflicts = try await store.conflicts(practice: try await practice.resolve(in: store), id: nil)
+            let rows = conflicts.map {
+                Row(
+                    id: $0.id,
+                    type: $0.conflict.record.type,
+                    field: $0.conflict.field,
+                    values: $0.conflict.values.count,
+                    since: CalendarDate.dateTime(millis: $0.detectedAtMillis)
+                )
+            }
+            if json {
+                try JSONOutput.print(rows)
+            } else if rows.isEmpty {
+                print("no open conflicts")
+            } else {
+                TablePrinter.print(
+                    ["ID", "FIELD", "VALUES", "SINCE"],
+                    rows.map { [$0.id, "\($0.type).\($0.field)", String($0.values), $0.since] }
+                )
             }
         }
     }
@@ -97,53 +95,40 @@ struct ConflictsCommand: AsyncParsableCommand {
 
         func run() async throws {
             let store = try await data.openStore()
-            do {
-                guard
-                    let found = try await store.conflicts(practice: try await practice.resolve(in: store), id: id).first
-                else {
-                    throw ValidationError(
-                        "no open conflict '\(id)' in this practice; list them with 'outpost-server conflicts list'"
-                    )
-                }
-                let values = found.conflict.values.sorted { ($0.clock, $0.id) < ($1.clock, $1.id) }.enumerated().map {
-                    Value(
-                        index: $0.offset + 1,
-                        value: $0.element.value,
-                        author: $0.element.author,
-                        site: $0.element.site,
-                        device: $0.element.id.replica.rawValue,
-                        at: isoDate($0.element.clock.millis),
-                        provisional: $0.element.id == found.conflict.provisionalWinner.id
-                    )
-                }
-                if json {
-                    print(String(decoding: try JSONEncoder.sorted.encode(values), as: UTF8.self))
-                    return
-                }
-                print(
-                    "conflict \(found.id): \(found.conflict.record.type).\(found.conflict.field), open since \(isoDate(found.detectedAtMillis))"
+            guard
+                let found = try await store.conflicts(practice: try await practice.resolve(in: store), id: id).first
+            else {
+                throw ValidationError(
+                    "no open conflict '\(id)' in this practice; list them with 'outpost-server conflicts list'"
                 )
-                printTable(
-                    ["#", "VALUE", "AUTHOR", "SITE", "DEVICE", "WHEN", ""],
-                    values.map {
-                        [
-                            String($0.index), $0.value.description, $0.author, $0.site ?? "", $0.device, $0.at,
-                            $0.provisional ? "<- shown until resolved" : "",
-                        ]
-                    }
-                )
-            } catch {
-                fail(error)
             }
+            let values = found.conflict.values.sorted { ($0.clock, $0.id) < ($1.clock, $1.id) }.enumerated().map {
+                Value(
+                    index: $0.offset + 1,
+                    value: $0.element.value,
+                    author: $0.element.author,
+                    site: $0.element.site,
+                    device: $0.element.id.replica.rawValue,
+                    at: CalendarDate.dateTime(millis: $0.element.clock.millis),
+                    provisional: $0.element.id == found.conflict.provisionalWinner.id
+                )
+            }
+            if json {
+                try JSONOutput.print(values)
+                return
+            }
+            print(
+                "conflict \(found.id): \(found.conflict.record.type).\(found.conflict.field), open since \(CalendarDate.dateTime(millis: found.detectedAtMillis))"
+            )
+            TablePrinter.print(
+                ["#", "VALUE", "AUTHOR", "SITE", "DEVICE", "WHEN", ""],
+                values.map {
+                    [
+                        String($0.index), $0.value.description, $0.author, $0.site ?? "", $0.device, $0.at,
+                        $0.provisional ? "<- shown until resolved" : "",
+                    ]
+                }
+            )
         }
-    }
-}
-
-extension JSONEncoder {
-    /// An encoder with sorted keys, for stable output.
-    static var sorted: JSONEncoder {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
-        return encoder
     }
 }

@@ -3,6 +3,7 @@ import Foundation
 import Hummingbird
 import Logging
 import Metrics
+import OutpostModel
 import OutpostProtocol
 import OutpostServer
 import Prometheus
@@ -10,7 +11,6 @@ import Prometheus
 /// `outpost-server`: the sync server and its administration commands on a data directory.
 ///
 /// Exit codes: 0 ok, 1 runtime error (the store cannot be opened, the port is taken), 2 bad usage or input.
-@main
 struct OutpostServerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "outpost-server",
@@ -28,29 +28,6 @@ struct OutpostServerCommand: AsyncParsableCommand {
         ],
         defaultSubcommand: Serve.self
     )
-
-    /// Runs the command; bad usage exits 2 as documented (ArgumentParser's own code is 64).
-    static func main() async {
-        // The store, the admin token and anything else this process creates hold patient data or secrets:
-        // readable by their owner only, whatever the shell's umask.
-        umask(0o077)
-        do {
-            var command = try parseAsRoot()
-            if var command = command as? any AsyncParsableCommand {
-                try await command.run()
-            } else {
-                try command.run()
-            }
-        } catch {
-            let code = exitCode(for: error)
-            if code == .success {
-                print(fullMessage(for: error))
-                Foundation.exit(0)
-            }
-            FileHandle.standardError.write(Data((fullMessage(for: error) + "\n").utf8))
-            Foundation.exit(code == .validationFailure ? 2 : code.rawValue)
-        }
-    }
 }
 
 /// The data directory option shared by every subcommand.
@@ -97,37 +74,9 @@ struct DataOptions: ParsableArguments {
                 logger: Logger(label: "outpost-server")
             )
         } catch {
-            throw RuntimeFailure(error.message)
+            throw ServerCommandError.runtime(error.message)
         }
     }
-}
-
-/// A failure that exits 1 with one line on stderr.
-struct RuntimeFailure: Error, CustomStringConvertible {
-    var description: String
-    init(_ message: String) { description = message }
-}
-
-/// Prints one line on stderr and exits with the documented code.
-func fail(_ error: any Error) -> Never {
-    let line: String
-    let code: Int32
-    switch error {
-    case let error as ServerError:
-        line = error.message
-        code = error.isClientError ? 2 : 1
-    case let error as ValidationError:
-        line = error.message
-        code = 2
-    case let error as RuntimeFailure:
-        line = error.description
-        code = 1
-    default:
-        line = "\(error)"
-        code = 1
-    }
-    FileHandle.standardError.write(Data(("outpost-server: error: " + line + "\n").utf8))
-    exit(code)
 }
 
 struct Serve: AsyncParsableCommand {
@@ -194,31 +143,26 @@ struct Serve: AsyncParsableCommand {
         MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
         let logger = Logger(label: "outpost-server")
         let directory = data.directory
-        let clock = ServerWallClock()
-        let store: any ServerBackend
-        do {
-            store = try await ServerBackends.open(
-                databaseURL: data.databaseURL,
-                directory: directory,
-                create: true,
-                logger: logger
-            )
-            if let bootstrap = try await SyncServer.bootstrapIfNeeded(
-                store: store,
-                directory: directory,
-                practiceName: practiceName,
-                clock: clock
-            ) {
-                // Unbuffered: a supervisor or a test reading this output sees it at once.
-                FileHandle.standardOutput.write(
-                    Data(
-                        ("created practice \(bootstrap.practice.id) (\(bootstrap.practice.name))\n"
-                            + "admin token written to \(bootstrap.tokenFile) (readable only by you)\n").utf8
-                    )
+        let clock = SystemWallClock()
+        let store = try await ServerBackends.open(
+            databaseURL: data.databaseURL,
+            directory: directory,
+            create: true,
+            logger: logger
+        )
+        if let bootstrap = try await SyncServer.bootstrapIfNeeded(
+            store: store,
+            directory: directory,
+            practiceName: practiceName,
+            clock: clock
+        ) {
+            // Unbuffered: a supervisor or a test reading this output sees it at once.
+            FileHandle.standardOutput.write(
+                Data(
+                    ("created practice \(bootstrap.practice.id) (\(bootstrap.practice.name))\n"
+                        + "admin token written to \(bootstrap.tokenFile) (readable only by you)\n").utf8
                 )
-            }
-        } catch {
-            fail(error)
+            )
         }
         var configuration = ServerConfiguration(
             dataDirectory: directory,
@@ -242,25 +186,19 @@ struct Serve: AsyncParsableCommand {
         }
         let host = host
         let scheme = configuration.tls == nil ? "http" : "https"
-        let made = Result { () throws(ServerError) in
-            try SyncServer.makeApplication(
-                configuration: configuration,
-                store: store,
-                clock: clock,
-                registry: registry,
-                logger: logger
-            ) { port in
-                FileHandle.standardOutput.write(Data("listening on \(scheme)://\(host):\(port)\n".utf8))
-            }
-        }
-        guard case .success(let app) = made else {
-            if case .failure(let error) = made { fail(error) }
-            return
+        let app = try SyncServer.makeApplication(
+            configuration: configuration,
+            store: store,
+            clock: clock,
+            registry: registry,
+            logger: logger
+        ) { port in
+            FileHandle.standardOutput.write(Data("listening on \(scheme)://\(host):\(port)\n".utf8))
         }
         do {
             try await app.runService()
         } catch {
-            fail(RuntimeFailure("the server stopped: \(error)"))
+            throw ServerCommandError.runtime("the server stopped: \(error)")
         }
     }
 }
