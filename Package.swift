@@ -193,6 +193,11 @@ let package = Package(
             swiftSettings: upcoming
         ),
         .testTarget(
+            name: "OutpostCommandLineTests",
+            dependencies: ["OutpostCommandLine", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            swiftSettings: upcoming
+        ),
+        .testTarget(
             name: "OutpostModelTests",
             dependencies: ["OutpostModel", "OutpostSamples", "OutpostTestSupport"],
             swiftSettings: upcoming
