@@ -5,50 +5,6 @@ import OutpostModel
 import OutpostProtocol
 import OutpostServer
 
-struct PracticeCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "practice",
-        abstract: "Add and list the practices of the umbrella store.",
-        subcommands: [Add.self, List.self]
-    )
-
-    struct Add: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Add a practice and print its id.")
-        @OptionGroup var data: DataOptions
-        @Argument(help: "The practice's name.") var name: String
-
-        func run() async throws {
-            let store = try await data.openStore()
-            var generator = SystemRandomNumberGenerator()
-            let practice = try await store.addPractice(
-                name: name,
-                now: SystemWallClock().nowMillis(),
-                generator: &generator
-            )
-            print(practice.id)
-        }
-    }
-
-    struct List: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "List the practices.")
-        @OptionGroup var data: DataOptions
-        @Flag(help: "Print JSON instead of a table.") var json = false
-
-        func run() async throws {
-            let store = try await data.openStore()
-            let practices = try await store.practices()
-            if json {
-                try JSONOutput.print(practices)
-            } else {
-                TablePrinter.print(
-                    ["ID", "NAME", "CREATED"],
-                    practices.map { [$0.id, $0.name, CalendarDate.dateTime(millis: $0.createdAtMillis)] }
-                )
-            }
-        }
-    }
-}
-
 struct TokenCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "token",
@@ -287,34 +243,5 @@ struct TokenCommand: AsyncParsableCommand {
             let token = try await store.revokeToken(id: id, now: SystemWallClock().nowMillis())
             print("revoked \(token.id)")
         }
-    }
-}
-
-struct AuditCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "audit",
-        abstract: "Show the audit log: every practice added, token issued, rotated or revoked, and purge.",
-        discussion: "Each entry says when, which system user, what and on what; never a secret or patient data."
-    )
-    @OptionGroup var data: DataOptions
-    @Option(help: "Only this practice's entries.") var practice: String?
-    @Flag(help: "Print JSON instead of a table.") var json = false
-
-    func run() async throws {
-        let store = try await data.openStore()
-        let entries = try await store.auditLog(practice: practice)
-        if json {
-            try JSONOutput.print(entries)
-            return
-        }
-        TablePrinter.print(
-            ["WHEN", "WHO", "ACTION", "PRACTICE", "SUBJECT", "DETAIL"],
-            entries.map {
-                [
-                    CalendarDate.dateTime(millis: $0.atMillis), $0.actor, $0.action, $0.practice ?? "",
-                    $0.subject ?? "", $0.detail,
-                ]
-            }
-        )
     }
 }
