@@ -109,11 +109,18 @@ let package = Package(
             ],
             swiftSettings: upcoming
         ),
+        // What both executables share: how a command starts and fails (exit codes, one error line), and tables.
+        .target(
+            name: "OutpostCommandLine",
+            dependencies: [.product(name: "ArgumentParser", package: "swift-argument-parser")],
+            swiftSettings: upcoming
+        ),
         .executableTarget(
             name: "outpost",
             dependencies: [
                 "OutpostClient",
                 "OutpostFHIR",
+                "OutpostCommandLine",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: upcoming
@@ -122,6 +129,7 @@ let package = Package(
             name: "outpost-server",
             dependencies: [
                 "OutpostServer",
+                "OutpostCommandLine",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
@@ -182,6 +190,11 @@ let package = Package(
         .testTarget(
             name: "OutpostFHIRTests",
             dependencies: ["OutpostFHIR", "OutpostTestSupport"],
+            swiftSettings: upcoming
+        ),
+        .testTarget(
+            name: "OutpostCommandLineTests",
+            dependencies: ["OutpostCommandLine", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: upcoming
         ),
         .testTarget(

@@ -1,4 +1,5 @@
 public import OutpostCRDT
+public import OutpostModel
 
 /// `GET /v1/session`: who the token belongs to and what the server allows. A client calls it first, to check
 /// the token and the protocol version and to learn the limits it must keep to.
@@ -70,6 +71,13 @@ public struct Scope: Sendable, Hashable, Codable {
 
     /// Whether the scope is the whole practice.
     public var isWholePractice: Bool { sites.isEmpty && teams.isEmpty }
+
+    /// Whether the scope holds a patient with these team and sites: the whole practice holds everyone,
+    /// otherwise the primary team is one of ``teams`` or a site one of ``sites``
+    /// (``PatientView/ScopeKeys/isIn(sites:teams:)``, the one rule every scope check follows).
+    public func contains(_ patient: PatientView.ScopeKeys) -> Bool {
+        patient.isIn(sites: sites, teams: teams)
+    }
 
     private enum CodingKeys: String, CodingKey {
         case sites, teams

@@ -176,14 +176,3 @@ extension SyncServer {
         }
     }
 }
-
-/// The system's wall clock, for the server's time.
-public struct ServerWallClock: WallClock {
-    /// Creates the system clock.
-    public init() {}
-
-    /// Milliseconds since 1970, read from the system.
-    public func nowMillis() -> UInt64 {
-        UInt64(max(0, Date().timeIntervalSince1970 * 1000))
-    }
-}

@@ -20,15 +20,11 @@ struct MigrateCommand: AsyncParsableCommand {
 
     func run() async throws {
         let logger = Logger(label: "outpost-server")
-        do {
-            let source = try ServerStore(directory: from, create: false, logger: logger)
-            let target = try await PostgresStore.open(try PostgresLocation(url: to), logger: logger)
-            defer { target.close() }
-            for (table, rows) in try await target.copy(from: source) {
-                print("\(table): \(rows) rows")
-            }
-        } catch {
-            fail(error)
+        let source = try ServerStore(directory: from, create: false, logger: logger)
+        let target = try await PostgresStore.open(try PostgresLocation(url: to), logger: logger)
+        defer { target.close() }
+        for (table, rows) in try await target.copy(from: source) {
+            print("\(table): \(rows) rows")
         }
     }
 }

@@ -211,11 +211,14 @@ enum Projection {
             return [main] + keys.map { row(taskGap, [record.id, $0]) }
         case .patient:
             // What the panel reads (PanelSummary): registers' text, care gaps' text, the model's predicates.
+            // Its team and sites as every scope reads them (PatientView.ScopeKeys): `--team` and `--site` select
+            // on these columns by the same rule.
+            let scopeKeys = PatientView.ScopeKeys(materialized)
             let gaps = Set(materialized.values("careGaps").compactMap(\.stringValue)).sorted()
             var main = row(
                 patient,
                 [
-                    record.id, materialized.string("primaryTeam"), materialized.string("subgroup"),
+                    record.id, scopeKeys.team, materialized.string("subgroup"),
                     materialized.string("mergedInto"), materialized.string("status"),
                     materialized.string("riskTier"), materialized.isRetired,
                     CareModel.isAwaitingAssignment(materialized),
@@ -223,7 +226,7 @@ enum Projection {
             )
             main.extra = gaps
             var rows = [main]
-            for site in Set(materialized.values("sites").compactMap(\.stringValue)).sorted() {
+            for site in scopeKeys.sites {
                 rows.append(row(patientSite, [record.id, site]))
             }
             for gap in gaps { rows.append(row(patientGap, [record.id, gap])) }

@@ -2,6 +2,7 @@ import Foundation
 import GRDB
 public import Logging
 public import OutpostCRDT
+import OutpostModel
 
 /// One replica's local store: the change log, the merged records, the outbox, the conflict inbox and the
 /// replica's clock, in one SQLite database (WAL) through GRDB.

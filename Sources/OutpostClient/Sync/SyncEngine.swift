@@ -3,8 +3,8 @@ public import Logging
 import OutpostCRDT
 public import OutpostProtocol
 
-/// What one sync moved.
-public struct SyncReport: Sendable, Hashable {
+/// What one sync moved; `outpost sync --json` prints it as it is (Encodable: its fields are the output's keys).
+public struct SyncReport: Sendable, Hashable, Encodable {
     /// Local changes the server stored for the first time.
     public var pushed = 0
     /// Local changes the server already held (a retried push).

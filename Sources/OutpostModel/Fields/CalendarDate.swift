@@ -77,11 +77,22 @@ public struct CalendarDate: Sendable, Hashable, Comparable, Codable, CustomStrin
         Self.padded(year, 4) + "-" + Self.padded(month, 2) + "-" + Self.padded(day, 2)
     }
 
-    /// Formats `millis` as an ISO 8601 UTC date-time with second precision: `2026-11-23T10:00:00Z`.
+    /// Formats `millis` as an ISO 8601 UTC date-time with second precision: `2026-11-23T10:00:00Z`. The one
+    /// formatter of this format: dateTime fields, FHIR, JSON output and the server's listings.
     public static func dateTime(millis: UInt64) -> String {
+        dateTime(millis: millis, separator: "T")
+    }
+
+    /// Formats `millis` as a UTC date-time for people to read in a table: `2026-11-23 10:00:00Z` (ISO 8601 with
+    /// a space for the `T`). The one formatter of this format.
+    public static func readableDateTime(millis: UInt64) -> String {
+        dateTime(millis: millis, separator: " ")
+    }
+
+    private static func dateTime(millis: UInt64, separator: String) -> String {
         let date = CalendarDate(millis: millis)
         let seconds = Int(millis / 1000 % 86_400)
-        return date.description + "T" + padded(seconds / 3600, 2) + ":" + padded(seconds / 60 % 60, 2) + ":"
+        return date.description + separator + padded(seconds / 3600, 2) + ":" + padded(seconds / 60 % 60, 2) + ":"
             + padded(seconds % 60, 2) + "Z"
     }
 

@@ -47,6 +47,9 @@ public struct ModelError: Error, Sendable, Hashable, CustomStringConvertible {
         /// A merge or unmerge of duplicate patients that makes no sense (the same patient twice, a duplicate
         /// already merged, no reason given).
         public static let invalidMerge = Code("invalidMerge")
+        /// A status transition (start, hold, done, cancel) of a task that is closed
+        /// (``TaskView/status(after:)``).
+        public static let closedTask = Code("closedTask")
 
         public var description: String { name }
     }

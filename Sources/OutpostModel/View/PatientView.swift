@@ -22,6 +22,8 @@ public struct PatientView: Sendable, Hashable {
     public var riskTier: String?
     /// The responsible team.
     public var primaryTeam: TeamID?
+    /// The sites where the patient is seen, sorted.
+    public var sites: [SiteID]
     /// Panel status (`active`, `inactive`, `deceased`, `entered-in-error`).
     public var status: String?
     /// ICD-10 codes of active problems, sorted.
@@ -45,6 +47,7 @@ public struct PatientView: Sendable, Hashable {
         subgroup = record.string("subgroup").flatMap { SubgroupID($0) }
         riskTier = record.string("riskTier")
         primaryTeam = record.string("primaryTeam").flatMap { TeamID($0) }
+        sites = Set(record.values("sites").compactMap(\.stringValue)).sorted().compactMap { SiteID($0) }
         status = record.string("status")
         conditions = record.values("conditions").compactMap(\.stringValue)
         careGaps = record.values("careGaps").compactMap(\.stringValue)

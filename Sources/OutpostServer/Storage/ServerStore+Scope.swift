@@ -6,7 +6,9 @@ import OutpostModel
 public import OutpostProtocol
 
 extension ServerStore {
-    /// The patients of a practice in `scope`: primary team among its teams, or a site among its sites.
+    /// The patients of a practice in `scope`: primary team among its teams, or a site among its sites. This is
+    /// `Scope.contains` in SQL, over the keys each push stores (`PatientView.ScopeKeys`); the caller handles the
+    /// whole practice.
     static func patients(in scope: Scope, practice: String, db: Database) throws -> Set<String> {
         var result = Set<String>()
         if !scope.teams.isEmpty {

@@ -18,9 +18,7 @@ enum FeedPlanner {
         /// across pushes) is visible only to the whole practice, until its owner is known.
         func contains(type: String, id: String, owner: String?) -> Bool {
             guard case .patients(let inScope) = self else { return true }
-            if type == RecordType.patient.rawValue { return inScope.contains(id) }
-            guard let owner else { return CareModel.ownerField[type] == nil }
-            return inScope.contains(owner)
+            return CareModel.scopeHolds(type: type, id: id, owner: owner, holdsPatient: inScope.contains)
         }
     }
 

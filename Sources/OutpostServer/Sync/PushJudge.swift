@@ -421,13 +421,8 @@ private struct Batch {
                 && { if case .some(.none) = storedOwners[ref] { true } else { false } }()
             plan.records.append(PushPlan.Record(ref: ref, owner: owner, state: state, learntOwner: learnt))
             if ref.type == RecordType.patient.rawValue {
-                plan.patientScopes.append(
-                    PushPlan.PatientScope(
-                        patient: ref.id,
-                        team: state["primaryTeam"].resolution(under: .review).winner?.value.stringValue,
-                        sites: Set(state["sites"].elements.compactMap(\.stringValue)).sorted()
-                    )
-                )
+                let keys = PatientView.ScopeKeys(state: state)
+                plan.patientScopes.append(PushPlan.PatientScope(patient: ref.id, team: keys.team, sites: keys.sites))
             }
         }
         for key in touched.sorted(by: { ($0.record, $0.field) < ($1.record, $1.field) }) {

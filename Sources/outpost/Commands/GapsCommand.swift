@@ -31,7 +31,7 @@ struct GapsCommand: ParsableCommand {
             }
             day = parsed
         } else {
-            day = CalendarDate(millis: UInt64(Date().timeIntervalSince1970 * 1000))
+            day = CalendarDate(millis: SystemWallClock().nowMillis())
         }
         let store = try storeOptions.open()
         var findings = GapRules.find(try store.gapsData(), today: day)

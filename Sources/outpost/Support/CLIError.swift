@@ -1,26 +1,24 @@
+import ArgumentParser
 import OutpostClient
+import OutpostCommandLine
 
-/// A failure the CLI reports as one line on stderr with its exit code.
-struct CLIError: Error {
-    /// Exit code for a runtime failure (storage, network).
-    static let runtime: Int32 = 1
-    /// Exit code for bad usage or bad input.
-    static let badInput: Int32 = 2
-
+/// The `outpost` command's one error type: a failure reported as one line on stderr with its exit code
+/// (``ExitCode/runtimeFailure`` 1, ``ExitCode/badInput`` 2).
+struct CLIError: CommandFailure {
     var message: String
-    var exitCode: Int32
+    var exitCode: ExitCode
 
     /// Bad input: names what was wrong and how to fix it; exit 2.
     static func input(_ message: String) -> CLIError {
-        CLIError(message: message, exitCode: badInput)
+        CLIError(message: message, exitCode: .badInput)
     }
 
     /// A runtime failure; exit 1.
     static func runtime(_ message: String) -> CLIError {
-        CLIError(message: message, exitCode: runtime)
+        CLIError(message: message, exitCode: .runtimeFailure)
     }
 
-    init(message: String, exitCode: Int32) {
+    init(message: String, exitCode: ExitCode) {
         self.message = message
         self.exitCode = exitCode
     }
@@ -31,9 +29,18 @@ struct CLIError: Error {
         message = error.message
         switch error.code {
         case .invalidEdit, .unknownRecord:
-            exitCode = Self.badInput
+            exitCode = .badInput
         default:
-            exitCode = Self.runtime
+            exitCode = .runtimeFailure
+        }
+    }
+
+    /// What the CLI reports for an error a command threw; `nil` for ArgumentParser's own (usage, help).
+    static func reporting(_ error: any Error) -> CLIError? {
+        switch error {
+        case let error as CLIError: error
+        case let error as ClientError: CLIError(error)
+        default: nil
         }
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import OutpostCommandLine
 
 /// Output helpers: stderr lines, aligned tables, canonical JSON.
 enum Terminal {
@@ -16,40 +17,10 @@ enum Terminal {
     /// Whether stderr is a terminal (progress indicators only draw there).
     static var stderrIsTerminal: Bool { isatty(2) == 1 }
 
-    /// Prints rows as an aligned table with a header; prints `empty` when there are no rows.
+    /// Prints rows as an aligned table (``TablePrinter``) under the columns' titles; prints `empty` when there are
+    /// no rows.
     static func table(_ header: [String], _ rows: [[String]], empty: String = "(none)") {
-        guard !rows.isEmpty else {
-            print(empty)
-            return
-        }
-        let titles = header.map(columnTitle)
-        var widths = titles.map(\.count)
-        for row in rows {
-            for (index, cell) in row.enumerated() where index < widths.count {
-                widths[index] = max(widths[index], cell.count)
-            }
-        }
-        func line(_ cells: [String]) -> String {
-            var text = ""
-            for (index, cell) in cells.enumerated() {
-                if index > 0 { text += "  " }
-                text += index == cells.count - 1 ? cell : padded(cell, to: widths[index])
-            }
-            return text
-        }
-        // One write for the whole table: a list of thousands of rows printed line by line costs more than
-        // reading it.
-        var output = line(titles) + "\n"
-        for row in rows { output += line(row) + "\n" }
-        print(output, terminator: "")
-    }
-
-    /// `cell.padding(toLength: width, withPad: " ", startingAt: 0)` (a length in UTF-16 units), without
-    /// bridging to `NSString` for the common case of a cell no longer than `width`.
-    static func padded(_ cell: String, to width: Int) -> String {
-        let length = cell.utf16.count
-        guard length <= width else { return cell.padding(toLength: width, withPad: " ", startingAt: 0) }
-        return length == width ? cell : cell + String(repeating: " ", count: width - length)
+        TablePrinter.print(header.map(columnTitle), rows, empty: empty)
     }
 
     /// A column's title: a field name in capitals, its words apart (`familyName` reads `FAMILY NAME`).
@@ -62,12 +33,9 @@ enum Terminal {
         return title.uppercased()
     }
 
-    /// Prints a JSON value with sorted keys (stable output for scripts).
+    /// Prints a JSON value (``JSONOutput``: keys sorted, stable output for scripts).
     static func json(_ value: some Encodable) throws {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
-        let data = try encoder.encode(value)
-        print(String(decoding: data, as: UTF8.self))
+        try JSONOutput.print(value)
     }
 }
 

@@ -1,5 +1,7 @@
 import ArgumentParser
 import Foundation
+import OutpostCommandLine
+import OutpostModel
 import OutpostServer
 
 /// `outpost-server purge`: legal erasure of a patient from the server and, on their next sync, every device.
@@ -26,17 +28,13 @@ struct PurgeCommand: AsyncParsableCommand {
 
         func run() async throws {
             let store = try await data.openStore()
-            do {
-                let entry = try await store.purge(
-                    practice: try await practice.resolve(in: store),
-                    patient: id,
-                    reason: reason,
-                    now: ServerWallClock().nowMillis()
-                )
-                print("purged \(entry.patient): \(entry.records) records; devices remove them on their next sync")
-            } catch {
-                fail(error)
-            }
+            let entry = try await store.purge(
+                practice: try await practice.resolve(in: store),
+                patient: id,
+                reason: reason,
+                now: SystemWallClock().nowMillis()
+            )
+            print("purged \(entry.patient): \(entry.records) records; devices remove them on their next sync")
         }
     }
 
@@ -48,20 +46,18 @@ struct PurgeCommand: AsyncParsableCommand {
 
         func run() async throws {
             let store = try await data.openStore()
-            do {
-                let entries = try await store.purges(practice: try await practice.resolve(in: store))
-                if json {
-                    print(String(decoding: try JSONEncoder.sorted.encode(entries), as: UTF8.self))
-                } else if entries.isEmpty {
-                    print("no purges")
-                } else {
-                    printTable(
-                        ["PATIENT", "RECORDS", "WHEN", "REASON"],
-                        entries.map { [$0.patient, String($0.records), isoDate($0.atMillis), $0.reason] }
-                    )
-                }
-            } catch {
-                fail(error)
+            let entries = try await store.purges(practice: try await practice.resolve(in: store))
+            if json {
+                try JSONOutput.print(entries)
+            } else if entries.isEmpty {
+                print("no purges")
+            } else {
+                TablePrinter.print(
+                    ["PATIENT", "RECORDS", "WHEN", "REASON"],
+                    entries.map {
+                        [$0.patient, String($0.records), CalendarDate.dateTime(millis: $0.atMillis), $0.reason]
+                    }
+                )
             }
         }
     }

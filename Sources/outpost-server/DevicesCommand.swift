@@ -1,5 +1,7 @@
 import ArgumentParser
 import Foundation
+import OutpostCommandLine
+import OutpostModel
 import OutpostProtocol
 import OutpostServer
 
@@ -67,31 +69,27 @@ struct DevicesCommand: AsyncParsableCommand {
 
         func run() async throws {
             let store = try await data.openStore()
-            do {
-                let now = ServerWallClock().nowMillis()
-                var devices = try await store.devices(practice: practice)
-                if !all { devices.removeAll { $0.retiredAtMillis != nil } }
-                if let age = stale.flatMap(DevicesCommand.millis) {
-                    devices.removeAll { now < $0.lastSeenMillis || now - $0.lastSeenMillis < age }
-                }
-                if json {
-                    print(String(decoding: try Wire.makeEncoder().encode(devices), as: UTF8.self))
-                    return
-                }
-                printTable(
-                    ["REPLICA", "TOKEN", "ROLE", "SCOPE", "LAST PUSH", "LAST PULL", "BEHIND", "OUTBOX", "CLIENT"],
-                    devices.map {
-                        [
-                            $0.replica + ($0.retiredAtMillis == nil ? "" : " (retired)"), $0.token, $0.role, $0.scope,
-                            DevicesCommand.ago($0.lastPushMillis, now: now),
-                            DevicesCommand.ago($0.lastPullMillis, now: now), String($0.behindChanges),
-                            $0.outbox.map(String.init) ?? "?", $0.client ?? "?",
-                        ]
-                    }
-                )
-            } catch {
-                fail(error)
+            let now = SystemWallClock().nowMillis()
+            var devices = try await store.devices(practice: practice)
+            if !all { devices.removeAll { $0.retiredAtMillis != nil } }
+            if let age = stale.flatMap(DevicesCommand.millis) {
+                devices.removeAll { now < $0.lastSeenMillis || now - $0.lastSeenMillis < age }
             }
+            if json {
+                try JSONOutput.print(devices)
+                return
+            }
+            TablePrinter.print(
+                ["REPLICA", "TOKEN", "ROLE", "SCOPE", "LAST PUSH", "LAST PULL", "BEHIND", "OUTBOX", "CLIENT"],
+                devices.map {
+                    [
+                        $0.replica + ($0.retiredAtMillis == nil ? "" : " (retired)"), $0.token, $0.role, $0.scope,
+                        DevicesCommand.ago($0.lastPushMillis, now: now),
+                        DevicesCommand.ago($0.lastPullMillis, now: now), String($0.behindChanges),
+                        $0.outbox.map(String.init) ?? "?", $0.client ?? "?",
+                    ]
+                }
+            )
         }
     }
 
@@ -103,12 +101,8 @@ struct DevicesCommand: AsyncParsableCommand {
 
         func run() async throws {
             let store = try await data.openStore()
-            do {
-                let device = try await DevicesCommand.find(replica, practice: practice, in: store)
-                print(String(decoding: try Wire.makeEncoder().encode(device), as: UTF8.self))
-            } catch {
-                fail(error)
-            }
+            let device = try await DevicesCommand.find(replica, practice: practice, in: store)
+            try JSONOutput.print(device)
         }
     }
 
@@ -123,17 +117,13 @@ struct DevicesCommand: AsyncParsableCommand {
 
         func run() async throws {
             let store = try await data.openStore()
-            do {
-                let device = try await DevicesCommand.find(replica, practice: practice, in: store)
-                try await store.retireDevice(
-                    practice: device.practice,
-                    replica: replica,
-                    now: ServerWallClock().nowMillis()
-                )
-                print("retired \(replica) of \(device.practice)")
-            } catch {
-                fail(error)
-            }
+            let device = try await DevicesCommand.find(replica, practice: practice, in: store)
+            try await store.retireDevice(
+                practice: device.practice,
+                replica: replica,
+                now: SystemWallClock().nowMillis()
+            )
+            print("retired \(replica) of \(device.practice)")
         }
     }
 }

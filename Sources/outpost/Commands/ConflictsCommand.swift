@@ -3,6 +3,7 @@ import Foundation
 import OutpostCRDT
 import OutpostClient
 import OutpostModel
+import OutpostProtocol
 
 /// `outpost conflicts`: the inbox of concurrent values awaiting a person's decision.
 struct ConflictsCommand: AsyncParsableCommand {
@@ -60,18 +61,20 @@ struct ConflictsCommand: AsyncParsableCommand {
             if let type { entries.removeAll { $0.record.type != type } }
             if let patient { entries.removeAll { $0.patient != patient } }
             if team != nil || site != nil {
-                var cache: [String: (team: String?, sites: Set<String>)] = [:]
+                // Each filter is a one-id scope, decided by the scope rule (Scope.contains); both must hold.
+                let scopes = [team.map { Scope(teams: [$0]) }, site.map { Scope(sites: [$0]) }].compactMap { $0 }
+                var cache: [String: PatientView.ScopeKeys] = [:]
                 entries = try entries.filter { entry in
                     guard let owner = entry.patient else { return false }
-                    if cache[owner] == nil {
-                        let state = try store.store.record(RecordRef(type: "patient", id: owner))
-                        cache[owner] = (
-                            state?["primaryTeam"].resolution(under: .review).winner?.value.stringValue,
-                            Set(state?["sites"].elements.compactMap(\.stringValue) ?? [])
-                        )
+                    let keys: PatientView.ScopeKeys
+                    if let cached = cache[owner] {
+                        keys = cached
+                    } else {
+                        let state = try store.store.record(RecordRef(type: RecordType.patient.rawValue, id: owner))
+                        keys = PatientView.ScopeKeys(state: state ?? RecordState())
+                        cache[owner] = keys
                     }
-                    let facts = cache[owner]!
-                    return (team == nil || facts.team == team) && (site == nil || facts.sites.contains(site!))
+                    return scopes.allSatisfy { $0.contains(keys) }
                 }
             }
             if let olderThan {
@@ -279,94 +282,6 @@ struct ConflictsCommand: AsyncParsableCommand {
             }
             try store.resolve(id, choice: choice, reason: reason)
             print("resolved \(id); 'outpost sync' shares the decision")
-        }
-    }
-}
-
-/// `outpost audit`: who changed what, where and when.
-struct Audit: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
-        abstract: "List who changed what, where and when, resolutions and their reasons included.",
-        discussion: """
-            Reads this replica's change log, which is append-only: entries are never edited or removed. A \
-            replica that bootstrapped from a snapshot holds history from then on.
-            """
-    )
-    @OptionGroup var storeOptions: StoreOptions
-    @OptionGroup var output: OutputOptions
-    @Option(help: ArgumentHelp("Only this patient and its records.", valueName: "patient-id")) var patient: String?
-    @Option(help: ArgumentHelp("Only changes from this day on (YYYY-MM-DD, UTC).", valueName: "date")) var since:
-        String?
-
-    struct Entry: Encodable {
-        var at: String
-        var author: String
-        var site: String?
-        var device: String
-        var record: String
-        var field: String
-        var operation: String
-        var value: Value
-        var change: String
-        /// A refused change of this replica given up with `outpost outbox discard`: never sent to the server.
-        var discarded: Discard?
-    }
-
-    struct Discard: Encodable {
-        var reason: String
-        var by: String
-        var at: String
-    }
-
-    func run() async throws {
-        var sinceMillis: UInt64?
-        if let since {
-            guard let date = CalendarDate(since) else {
-                throw CLIError.input("--since takes a date YYYY-MM-DD, for example 2026-11-01")
-            }
-            sinceMillis = UInt64(max(0, date.daysSinceEpoch)) * 86_400_000
-        }
-        let store = try storeOptions.open()
-        if let patient { _ = try RecordOutput.require(patient, .patient, in: store) }
-        var discards: [ChangeID: Discard] = [:]
-        for refused in try store.store.refusedChanges(includingDiscarded: true) where refused.state == .discarded {
-            discards[refused.id] = Discard(
-                reason: refused.discardReason ?? "",
-                by: refused.discardedBy ?? "",
-                at: refused.discardedAtMillis.map(Format.millis) ?? ""
-            )
-        }
-        let entries = try store.store.changes(owner: patient, sinceMillis: sinceMillis).map { change in
-            Entry(
-                at: Format.clock(change.clock),
-                author: change.author,
-                site: change.site,
-                device: change.id.replica.rawValue,
-                record: change.record.id,
-                field: change.field,
-                operation: change.operation.rawValue,
-                value: change.value,
-                change: change.id.description,
-                discarded: discards[change.id]
-            )
-        }
-        if output.json {
-            try Terminal.json(entries)
-            return
-        }
-        Terminal.table(
-            ["when", "author", "site", "device", "record", "field", "op", "value"],
-            entries.map {
-                [$0.at, $0.author, $0.site ?? "", $0.device, $0.record, $0.field, $0.operation, $0.value.description]
-            },
-            empty: "no changes"
-        )
-        for entry in entries {
-            guard let discard = entry.discarded else { continue }
-            print(
-                "\(entry.change) was refused by the server and discarded by \(discard.by) at \(discard.at): "
-                    + "\(discard.reason)"
-            )
         }
     }
 }

@@ -74,40 +74,35 @@ struct ListTasks: ParsableCommand {
     }
 }
 
-/// A status change of a task: `start`, `hold`, `done`, `cancel`.
-protocol TaskTransition {
-    static var name: String { get }
+/// A status change of a task: `start`, `hold`, `done`, `cancel` (``TaskTransition``, the model's rule).
+protocol TaskTransitionCommand {
+    static var transition: TaskTransition { get }
     static var abstract: String { get }
-    static var status: String { get }
 }
 
-enum StartTask: TaskTransition {
-    static let name = "start"
+enum StartTask: TaskTransitionCommand {
+    static let transition = TaskTransition.start
     static let abstract = "Mark a task in progress."
-    static let status = "in-progress"
 }
 
-enum HoldTask: TaskTransition {
-    static let name = "hold"
+enum HoldTask: TaskTransitionCommand {
+    static let transition = TaskTransition.hold
     static let abstract = "Put a task on hold."
-    static let status = "on-hold"
 }
 
-enum DoneTask: TaskTransition {
-    static let name = "done"
+enum DoneTask: TaskTransitionCommand {
+    static let transition = TaskTransition.done
     static let abstract = "Mark a task completed."
-    static let status = "completed"
 }
 
-enum CancelTask: TaskTransition {
-    static let name = "cancel"
+enum CancelTask: TaskTransitionCommand {
+    static let transition = TaskTransition.cancel
     static let abstract = "Cancel a task."
-    static let status = "cancelled"
 }
 
-struct Transition<Kind: TaskTransition>: ParsableCommand {
+struct Transition<Kind: TaskTransitionCommand>: ParsableCommand {
     static var configuration: CommandConfiguration {
-        CommandConfiguration(commandName: Kind.name, abstract: Kind.abstract)
+        CommandConfiguration(commandName: Kind.transition.rawValue, abstract: Kind.abstract)
     }
 
     @OptionGroup var storeOptions: StoreOptions
@@ -115,17 +110,16 @@ struct Transition<Kind: TaskTransition>: ParsableCommand {
 
     mutating func run() throws {
         let store = try storeOptions.open()
-        let task = try RecordOutput.require(id, .task, in: store)
-        let current = task.string("status") ?? ""
-        if CareModel.taskStatusRules.terminal.contains(current)
-            || CareModel.taskStatusRules.overriding.contains(current)
-        {
+        let record = try RecordOutput.require(id, .task, in: store)
+        guard let task = TaskView(record) else { throw CLIError.input("'\(id)' is not a task id") }
+        guard task.allows(Kind.transition) else {
             throw CLIError.input(
-                "task \(id) is \(current); to reopen it deliberately, run 'outpost task set \(id) status=in-progress'"
+                "task \(id) is \(task.status ?? ""); to reopen it deliberately, run "
+                    + "'outpost task set \(id) status=in-progress'"
             )
         }
-        try store.update([.assign(task.ref, "status", .string(Kind.status))])
-        print("\(id): \(Kind.status)")
+        try store.transition(task.id, Kind.transition)
+        print("\(id): \(Kind.transition.status)")
     }
 }
 
@@ -159,50 +153,5 @@ struct NoteTask: ParsableCommand {
         let task = try RecordOutput.require(id, .task, in: store)
         try store.update([.append(task.ref, "notes", .string(text))])
         print("\(id): note added")
-    }
-}
-
-/// `outpost worklist`: open tasks, overdue first, then by priority and due date.
-struct Worklist: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        abstract: "Open tasks for a team, person or site: overdue first, then by priority, then by due date."
-    )
-
-    @OptionGroup var storeOptions: StoreOptions
-    @OptionGroup var output: OutputOptions
-    @Option(help: ArgumentHelp("Tasks of this team.", valueName: "team-id")) var team: String?
-    @Option(help: ArgumentHelp("Tasks assigned to this person.", valueName: "person-id")) var person: String?
-    @Option(help: ArgumentHelp("Tasks of patients seen at this site.", valueName: "site-id")) var site: String?
-    @Option(help: ArgumentHelp("Today's date (default: today, UTC).", valueName: "YYYY-MM-DD")) var today: String?
-
-    mutating func run() throws {
-        let store = try storeOptions.open()
-        let day: CalendarDate
-        if let today {
-            guard let parsed = CalendarDate(today) else { throw CLIError.input("--today must be a date YYYY-MM-DD") }
-            day = parsed
-        } else {
-            day = CalendarDate(millis: SystemWallClock().nowMillis())
-        }
-        try RecordOutput.requireFilters([(team, .team), (person, .person), (site, .site)], in: store)
-        if output.json {
-            let entries = try store.worklist(team: team, person: person, site: site, today: day)
-            print("[" + entries.map { $0.record.canonicalJSON() }.joined(separator: ",\n") + "]")
-            return
-        }
-        // The table is printed from the projection alone: no task's state is decoded.
-        let sorted = try store.worklistViews(team: team, person: person, site: site, today: day)
-        Terminal.table(
-            ["id", "due", "priority", "status", "patient", "kind", "title"],
-            sorted.map { task in
-                let overdue = task.dueDate.map { $0 < day } ?? false
-                return [
-                    task.id.rawValue, (task.dueDate?.description ?? "") + (overdue ? " OVERDUE" : ""),
-                    task.priority ?? "", task.status ?? "", task.patient?.rawValue ?? "", task.kind ?? "",
-                    task.title ?? "",
-                ]
-            },
-            empty: "no open tasks"
-        )
     }
 }

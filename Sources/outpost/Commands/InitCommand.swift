@@ -1,0 +1,87 @@
+import ArgumentParser
+import Foundation
+import OutpostCRDT
+import OutpostClient
+import OutpostModel
+import OutpostProtocol
+
+/// `outpost init`: create this device's replica.
+struct Init: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Create a new replica (a local store) on this device; a server is optional.",
+        discussion: "With --server and --token, the replica syncs with that server ('outpost sync')."
+    )
+
+    @OptionGroup var storeOptions: StoreOptions
+    @Option(help: ArgumentHelp("This replica's id (default: a new random id).", valueName: "id")) var replica: String?
+    @Flag(
+        inversion: .prefixedNo,
+        help: ArgumentHelp(
+            "Encrypt the store (the default).",
+            discussion: "The key is the key file (--key-file or $OUTPOST_KEY_FILE, made when absent), else "
+                + "$OUTPOST_PASSPHRASE, else a passphrase asked twice on the terminal. --no-encrypt makes a plain store."
+        )
+    )
+    var encrypt = true
+    @OptionGroup var remoteOptions: RemoteOptions
+
+    mutating func run() async throws {
+        let remote = try remoteOptions.remote()
+        let certificates = try remoteOptions.trustedCertificates()
+        var replicaID: ReplicaID? = nil
+        if let replica {
+            guard let parsed = ReplicaID(replica) else {
+                throw CLIError.input("--replica takes letters, digits, '-' and '_', at most 64 characters")
+            }
+            replicaID = parsed
+        }
+        let store = try create(replicaID: replicaID)
+        print("created replica \(store.replicaID) at \(storeOptions.path)")
+        if let remote {
+            let session: SessionInfo?
+            do {
+                session = try await checkRemote(remote, trusting: certificates, store: store.store)
+            } catch {
+                // A refused token leaves nothing behind: the new store goes too.
+                for suffix in ["", "-wal", "-shm"] {
+                    try? FileManager.default.removeItem(atPath: storeOptions.path + suffix)
+                }
+                throw error
+            }
+            try store.store.setRemote(remote)
+            try store.store.setTrustedCertificates(certificates)
+            print("server: \(remote.url.absoluteString)" + (session.map { " (practice \($0.practice))" } ?? ""))
+            print("next: 'outpost sync' brings the practice's records to this replica")
+        }
+        print("next: 'outpost use --person ID --site ID' signs your edits once you have a person record")
+    }
+}
+
+extension Init {
+    /// Creates the store, encrypted unless `--no-encrypt`; a key file this made goes again if the store is not made.
+    func create(replicaID: ReplicaID?) throws -> CareStore {
+        guard encrypt else {
+            guard storeOptions.keyFile == nil else {
+                throw CLIError.input("--key-file and --no-encrypt contradict each other; drop one of them")
+            }
+            return try CareStore.create(at: storeOptions.path, replicaID: replicaID)
+        }
+        guard !FileManager.default.fileExists(atPath: storeOptions.path) else {
+            // The library's refusal, before any key file is made or passphrase asked for.
+            return try CareStore.create(at: storeOptions.path, replicaID: replicaID)
+        }
+        let (key, madeFile) = try Passphrase.newKey(
+            keyFile: storeOptions.keyFilePath,
+            passphraseVariable: Passphrase.variable,
+            for: storeOptions.path,
+            refusal: "'outpost init' encrypts the new store and needs a key: set \(Passphrase.variable), give a key "
+                + "file with --key-file, run on a terminal to be asked, or pass --no-encrypt for a plain store"
+        )
+        do {
+            return try CareStore.create(at: storeOptions.path, replicaID: replicaID, key: { key })
+        } catch {
+            if let madeFile { try? FileManager.default.removeItem(atPath: madeFile) }
+            throw error
+        }
+    }
+}

@@ -1,0 +1,69 @@
+import ArgumentParser
+import Foundation
+import Logging
+import OutpostClient
+import OutpostCommandLine
+import OutpostProtocol
+
+struct SyncCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sync",
+        abstract: "Push this replica's outbox to the server, then pull until caught up.",
+        discussion: """
+            Every page is applied in one transaction with its checkpoint, so an interrupted sync resumes where \
+            it stopped; transient failures are retried with backoff. An unreachable server exits 1 and loses \
+            nothing. With --watch, stays connected and applies other devices' changes as they arrive, until \
+            interrupted (Ctrl-C).
+            """
+    )
+
+    @OptionGroup var storeOptions: StoreOptions
+    @Flag(help: "Stay connected and apply live changes until interrupted.") var watch = false
+    @Option(help: "With --watch, how long each live request waits, in seconds.") var wait = 25
+    @Flag(help: "Print the report as JSON.") var json = false
+
+    func validate() throws {
+        guard (1...30).contains(wait) else { throw ValidationError("--wait must be 1 to 30 seconds") }
+    }
+
+    func run() async throws {
+        let store = try storeOptions.open()
+        let engine = try SyncEngine(store: store.store, logger: syncLogger())
+        let json = json
+        if watch {
+            try await engine.watch(wait: wait) { report in
+                Self.print(report, json: json)
+            }
+        } else {
+            Self.print(try await engine.sync(), json: json)
+        }
+    }
+
+    static func print(_ report: SyncReport, json: Bool) {
+        // Said once, on stderr, when the device's clock is found too far from the server's (or fixed).
+        if let notice = report.clockNotice { Terminal.error(notice) }
+        if json {
+            // One line a round, so `sync --watch --json` is a stream of JSON lines.
+            if let line = try? JSONOutput.line(report) {
+                FileHandle.standardOutput.write(Data((line + "\n").utf8))
+            }
+            return
+        }
+        var parts = ["pushed \(report.pushed)", "pulled \(report.pulled)"]
+        if report.bootstrapped { parts.append("bootstrapped \(report.snapshotRecords) records") }
+        if report.purged > 0 { parts.append("removed \(report.purged) patients that left this device's scope") }
+        if report.restamped > 0 {
+            parts.append("re-stamped \(report.restamped) changes (this device's clock runs ahead: fix it)")
+        }
+        parts.append("new conflicts \(report.newConflicts)")
+        if report.resolvedConflicts > 0 { parts.append("resolved \(report.resolvedConflicts)") }
+        parts.append("open conflicts \(report.openConflicts)")
+        parts.append("pending \(report.pending)")
+        var text = parts.joined(separator: ", ") + "\n"
+        if report.heldAside > 0 {
+            text += "refused: \(OutboxCommand.refusedLine(report.heldAside, new: report.refused))\n"
+        }
+        // Unbuffered, so `sync --watch` shows each round at once even when its output is a file or a pipe.
+        FileHandle.standardOutput.write(Data(text.utf8))
+    }
+}

@@ -1,0 +1,32 @@
+import ArgumentParser
+import Foundation
+import OutpostCRDT
+import OutpostClient
+import OutpostModel
+import OutpostProtocol
+
+/// `outpost use`: the person and site that sign this replica's edits.
+struct Use: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Set who signs this replica's edits and where they are made.",
+        discussion: "Every change carries its author and site. Until a person is set, edits are signed replica:<id>."
+    )
+
+    @OptionGroup var storeOptions: StoreOptions
+    @Option(help: ArgumentHelp("Your person id.", valueName: "person-id")) var person: String?
+    @Option(help: ArgumentHelp("The site you work at.", valueName: "site-id")) var site: String?
+
+    mutating func run() throws {
+        let store = try storeOptions.open()
+        if let person {
+            _ = try RecordOutput.require(person, .person, in: store)
+            try store.store.setSetting(CareStore.SettingKey.person, to: person)
+        }
+        if let site {
+            _ = try RecordOutput.require(site, .site, in: store)
+            try store.store.setSetting(CareStore.SettingKey.site, to: site)
+        }
+        print("author: \(try store.author())")
+        print("site: \(try store.site() ?? "(none)")")
+    }
+}
