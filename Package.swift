@@ -184,6 +184,7 @@ let package = Package(
             dependencies: [
                 "OutpostServer", "OutpostClient", "OutpostTestSupport",
                 .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
             ],
             swiftSettings: upcoming
         ),
