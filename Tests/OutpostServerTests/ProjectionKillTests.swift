@@ -37,6 +37,18 @@ struct ProjectionKillTests {
         )
     }
 
+    /// `device`'s sync killed at `point`: the store is sound after the kill, the next sync completes it, and
+    /// `device` then exports what `reference` exports.
+    func expectRecovers(_ device: Device, like reference: Device, afterASyncKilledAt point: Int) async throws {
+        let run = try await killed(device, after: point, "sync")
+        #expect(run.status == SIGKILL, "the sync was not killed: \(run)")
+        try await expectSound(device, "after the kill")
+        try await device.ok("sync")
+        try await expectSound(device, "after the next sync")
+        let exported = try await reference.ok("export")
+        #expect(try await device.ok("export") == exported)
+    }
+
     /// A server and an admin replica `a` holding the small practice, synced.
     func practice() async throws -> (TestServer, TemporaryDirectory, Device) {
         let server = try await TestServer()
@@ -54,13 +66,7 @@ struct ProjectionKillTests {
         let (server, folder, a) = try await practice()
         let b = Device("b", in: folder)
         try await b.ok("init", "--server", server.url.absoluteString, "--token", server.adminToken)
-        let run = try await killed(b, after: point, "sync")
-        #expect(run.status == SIGKILL, "the sync was not killed: \(run)")
-        try await expectSound(b, "after the kill")
-        try await b.ok("sync")
-        try await expectSound(b, "after the next sync")
-        let exported = try await a.ok("export")
-        #expect(try await b.ok("export") == exported)
+        try await expectRecovers(b, like: a, afterASyncKilledAt: point)
     }
 
     /// Seeded points of a received page holding edits of projected fields (tasks closed and reassigned,
@@ -86,13 +92,7 @@ struct ProjectionKillTests {
         try await a.ok("encounter", "add", patient, "home", "--at", "2026-05-02T11:00:00Z")
         try await a.ok("sync")
 
-        let run = try await killed(b, after: point, "sync")
-        #expect(run.status == SIGKILL, "the sync was not killed: \(run)")
-        try await expectSound(b, "after the kill")
-        try await b.ok("sync")
-        try await expectSound(b, "after the next sync")
-        let exported = try await a.ok("export")
-        #expect(try await b.ok("export") == exported)
+        try await expectRecovers(b, like: a, afterASyncKilledAt: point)
     }
 
     @Test func aConflictResolutionKilledBeforeItCommitsLeavesTheProjectionEqualToTheStates() async throws {
