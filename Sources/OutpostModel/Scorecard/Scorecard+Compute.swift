@@ -91,6 +91,9 @@ private struct ScorecardRun {
     mutating func addPatient(_ patient: MaterializedRecord) {
         guard let timeline = timelines[patient.id] else { return }
         var lastMemberDay: CalendarDate?
+        // Consecutive member days in the same groups and month are counted as one run: one update per run, not
+        // per day (a year's scorecard walks 365 days of every patient).
+        var run: (keys: [String], month: MonthRate, days: Int)?
         var day = period.from
         while day <= period.to {
             if timeline.isMember(on: day) {
@@ -101,10 +104,19 @@ private struct ScorecardRun {
                     days: ScorecardPeriod.daysInMonth(of: day),
                     cents: cents
                 )
-                update(groups(of: patient.id, on: day)) { $0.memberDays[month, default: 0] += 1 }
+                let keys = groups(of: patient.id, on: day)
+                if let current = run, current.month == month, current.keys == keys {
+                    run?.days += 1
+                } else {
+                    if let current = run {
+                        update(current.keys) { $0.memberDays[current.month, default: 0] += current.days }
+                    }
+                    run = (keys, month, 1)
+                }
             }
             day = day.adding(days: 1)
         }
+        if let current = run { update(current.keys) { $0.memberDays[current.month, default: 0] += current.days } }
         if let lastMemberDay {
             update(groups(of: patient.id, on: lastMemberDay)) { $0.patients += 1 }
         }
