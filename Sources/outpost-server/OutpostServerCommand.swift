@@ -24,7 +24,7 @@ struct OutpostServerCommand: AsyncParsableCommand {
         version: ServerInfo.versionLine,
         subcommands: [
             Serve.self, PracticeCommand.self, TokenCommand.self, ConflictsCommand.self, PurgeCommand.self,
-            DevicesCommand.self, AuditCommand.self, MigrateCommand.self,
+            DevicesCommand.self, AuditCommand.self, MigrateCommand.self, BackupCommand.self, RestoreCommand.self,
         ],
         defaultSubcommand: Serve.self
     )
@@ -196,6 +196,8 @@ struct Serve: AsyncParsableCommand {
         let directory = data.directory
         let clock = ServerWallClock()
         let store: any ServerBackend
+        // On SQLite, held while serving: a restore is refused meanwhile (ServerLock).
+        var lock: ServerLock?
         do {
             store = try await ServerBackends.open(
                 databaseURL: data.databaseURL,
@@ -203,6 +205,7 @@ struct Serve: AsyncParsableCommand {
                 create: true,
                 logger: logger
             )
+            if data.databaseURL == nil { lock = try ServerLock(directory: directory, exclusive: false) }
             if let bootstrap = try await SyncServer.bootstrapIfNeeded(
                 store: store,
                 directory: directory,
@@ -262,5 +265,6 @@ struct Serve: AsyncParsableCommand {
         } catch {
             fail(RuntimeFailure("the server stopped: \(error)"))
         }
+        lock?.release()
     }
 }

@@ -425,6 +425,8 @@ public final class ServerStore: Sendable {
                     """
             )
         }
+        // Server epochs (ServerStore+Backup.swift): a random id, replaced by every restore from a backup.
+        migrator.registerMigration("v8-server-epoch") { db in try ServerStore.createServerMeta(db) }
         return migrator
     }
 

@@ -209,7 +209,7 @@ struct SyncCommand: AsyncParsableCommand {
                 "restamped": report.restamped, "newConflicts": report.newConflicts,
                 "resolvedConflicts": report.resolvedConflicts, "openConflicts": report.openConflicts,
                 "pending": report.pending, "purged": report.purged, "refused": report.refused,
-                "heldAside": report.heldAside,
+                "heldAside": report.heldAside, "serverRestored": report.serverRestored, "resent": report.resent,
             ]
             if let notice = report.clockNotice { object["clockNotice"] = notice }
             if let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]) {
@@ -218,6 +218,9 @@ struct SyncCommand: AsyncParsableCommand {
             return
         }
         var parts = ["pushed \(report.pushed)", "pulled \(report.pulled)"]
+        if report.serverRestored {
+            parts.insert("the server was restored from a backup: sent again \(report.resent) changes it lacked", at: 0)
+        }
         if report.bootstrapped { parts.append("bootstrapped \(report.snapshotRecords) records") }
         if report.purged > 0 { parts.append("removed \(report.purged) patients that left this device's scope") }
         if report.restamped > 0 {
