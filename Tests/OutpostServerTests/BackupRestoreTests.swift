@@ -1,4 +1,5 @@
 import Foundation
+import OutpostCRDT
 import OutpostClient
 import OutpostProtocol
 import OutpostTestSupport
@@ -18,7 +19,7 @@ struct BackupRestoreTests {
 
     /// The store's backup, through the command, while the server runs.
     func backup(_ server: TestServer, to path: String) async throws {
-        let result = try await server.admin(["backup", "--out", path])
+        let result = try await server.admin(["backup", "--out=\(path)"])
         try #require(result.status == 0, "backup: \(result)")
         #expect(result.output.hasPrefix("backed up 1 practice, "), "\(result.output)")
     }
@@ -100,37 +101,67 @@ struct BackupRestoreTests {
     func aBackupTakenWhileADevicePushesIsConsistentAndRestores(backend: Backend) async throws {
         let server = try await TestServer(backend: backend)
         let devices = try TemporaryDirectory("outpost-backup-load")
-        let office = Device("office", in: devices)
-        try await office.ok("init", "--server", server.url.absoluteString, "--token", server.adminToken)
-        try await office.ok("import", Built.fixture("practice-small.json"))
+        let token = server.adminToken
+        let office = try LocalReplica("office", in: devices)
+        try TinyPractice.load(into: office.care)
+        let patient = RecordRef(type: "patient", id: TinyPractice.patients[0])
+        for index in 0..<60 {
+            try office.care.update([.append(patient, "notes", .string("Follow-up note \(index)"))])
+        }
+        let total = try office.store.status().pendingChanges
+        // The office pushes ten changes at a time; `outpost-server backup` runs in the middle, once the third
+        // push is answered, and another one concurrently with the whole sync.
         let file = devices.path("during.backup")
-        // The backup runs while the office pushes the practice, a thousand changes per push.
+        let concurrent = devices.path("concurrent.backup")
+        let backup = ["backup"] + server.backendArguments
+        let transport = FaultTransport(
+            server.transport(token),
+            after: { request, count, _ in
+                guard request.path == Wire.Path.push, count == 3 else { return }
+                let result = try ChildProcessRunner.run(Built.server, backup + ["--out=\(file)"])
+                guard result.status == 0 else { throw HarnessError(description: "backup: \(result.error)") }
+            }
+        )
         let folder = devices.url
-        let environment = office.environment
-        async let pushed = runProcess(Built.outpost, ["sync"], in: folder, environment: environment)
-        let taken = try await server.admin(["backup", "--out", file])
-        let push = try await pushed
-        try #require(taken.status == 0, "backup: \(taken)")
-        try #require(push.status == 0, "sync: \(push)")
-        let reference = try await office.export()
+        async let concurrentRun = runProcess(Built.server, backup + ["--out=\(concurrent)"], in: folder)
+        let report = try await office.engine(transport, pushBatch: 10).sync()
+        #expect(report.pushed == total)
+        let reference = try office.export()
+        let concurrentResult = try await concurrentRun
+        try #require(concurrentResult.status == 0, "\(concurrentResult)")
 
         try await restore(server, from: file)
-        // Consistent: the restored records (a snapshot) are exactly its feed replayed from the start.
-        let token = server.adminToken
-        let snapshot = try LocalReplica("snapshot", in: devices)
-        _ = try await snapshot.engine(server.transport(token), retries: 2).sync()
-        let replay = try LocalReplica("replay", in: devices)
+        // Consistent: the restored records (a snapshot) are exactly its feed replayed from the start, and the
+        // feed holds the first three pushes, no more, no less.
+        #expect(try await server.feed(token).count == 30, "the backup holds the three pushes answered before it")
+        try await expectRecordsAreTheFeedReplayed(server, token: token, in: devices)
+
+        // Restorable: the office pushes again what the backup missed, and a device that joins ends equal to it.
+        let again = try await office.engine(server.transport(token)).sync()
+        #expect(again.serverRestored && again.resent == total - 30 && again.pushed == total - 30, "\(again)")
+        _ = try await office.engine(server.transport(token)).sync()
+        let fresh = try LocalReplica("fresh", in: devices)
+        _ = try await fresh.engine(server.transport(token)).sync()
+        #expect(try fresh.export() == reference)
+        #expect(try office.export() == reference)
+        #expect(try await server.feed(token).count == total)
+
+        // The backup taken concurrently with the sync restores into another server, just as consistent.
+        let other = try await TestServer(backend: backend)
+        try await restore(other, from: concurrent)
+        try await expectRecordsAreTheFeedReplayed(other, token: token, in: devices)
+    }
+
+    /// Checks that a server's records (a snapshot bootstrap) are exactly its feed replayed from the start.
+    func expectRecordsAreTheFeedReplayed(_ server: TestServer, token: String, in devices: TemporaryDirectory)
+        async throws
+    {
         let feed = try await server.feed(token)
+        let snapshot = try LocalReplica("snapshot-\(server.port)", in: devices)
+        _ = try await snapshot.engine(server.transport(token), retries: 2).sync()
+        let replay = try LocalReplica("replay-\(server.port)", in: devices)
         try replay.store.applyPage(changes: feed, records: [], removed: [], checkpoint: nil)
         #expect(try replay.export() == snapshot.export(), "the backup's records and feed disagree")
-
-        // Restorable: the office pushes again what the backup missed, and a new device ends equal to it.
-        try await office.ok("sync")
-        try await office.ok("sync")
-        let fresh = Device("fresh", in: devices)
-        try await fresh.join(server, token: token)
-        await #expect(try fresh.export() == reference)
-        await #expect(try office.export() == reference)
     }
 
     @Test(arguments: Backend.all)
@@ -147,7 +178,7 @@ struct BackupRestoreTests {
         let epoch = try #require(try Wire.makeDecoder().decode(SessionInfo.self, from: session).epoch)
 
         // A backup file is never overwritten.
-        let twice = try await server.admin(["backup", "--out", file])
+        let twice = try await server.admin(["backup", "--out=\(file)"])
         #expect(twice.status == 2 && twice.stderr.contains("exists"), "\(twice)")
 
         if backend == .sqlite {
