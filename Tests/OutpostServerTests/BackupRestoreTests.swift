@@ -181,11 +181,10 @@ struct BackupRestoreTests {
         let twice = try await server.admin(["backup", "--out=\(file)"])
         #expect(twice.status == 2 && twice.stderr.contains("exists"), "\(twice)")
 
-        if backend == .sqlite {
-            let running = try await server.admin(["restore", file, "--force"])
-            #expect(running.status == 1, "\(running)")
-            #expect(running.stderr.contains("a server is running on"), "\(running)")
-        }
+        // Refused while the server runs: its lock on the SQLite directory, its connections to PostgreSQL.
+        let running = try await server.admin(["restore", file, "--force"])
+        #expect(running.status == 1, "\(running)")
+        #expect(running.stderr.contains(backend == .sqlite ? "a server is running on" : "open to this database"))
         await server.stop()
         let garbage = devices.path("garbage.backup")
         try Data((0..<4096).map { UInt8(truncatingIfNeeded: $0 &* 7919) }).write(to: URL(fileURLWithPath: garbage))
@@ -207,6 +206,33 @@ struct BackupRestoreTests {
         #expect(try await server.holdings(token) == holdings, "a refused restore changed the store")
         let after = try await server.request("GET", "/v1/session", token: token).1
         #expect(try Wire.makeDecoder().decode(SessionInfo.self, from: after).epoch == epoch)
+    }
+
+    @Test(.enabled(if: TestDatabase.isWanted, "OUTPOST_TEST_POSTGRES_URL is unset"))
+    func aSQLiteBackupRestoresIntoPostgreSQLAndAPostgreSQLBackupIsNotTakenBySQLite() async throws {
+        let sqlite = try await TestServer(backend: .sqlite)
+        let devices = try TemporaryDirectory("outpost-backup-kinds")
+        let token = sqlite.adminToken
+        let office = Device("office", in: devices)
+        try await office.ok("init", "--server", sqlite.url.absoluteString, "--token", token)
+        try await office.ok("import", Built.fixture("practice-small.json"))
+        try await office.ok("sync")
+        let file = devices.path("sqlite.backup")
+        try await backup(sqlite, to: file)
+        await sqlite.stop()
+
+        let postgres = try await TestServer(backend: .postgres)
+        try await restore(postgres, from: file)
+        try await office.ok("remote", "set", postgres.url.absoluteString)
+        try await office.ok("sync")
+        let fresh = Device("fresh", in: devices)
+        try await fresh.join(postgres, token: token)
+        await #expect(try fresh.export() == office.export())
+
+        let back = devices.path("postgres.backup")
+        try await backup(postgres, to: back)
+        let refused = try await sqlite.admin(["restore", back, "--force"])
+        #expect(refused.status == 2 && refused.stderr.contains("is a backup of a PostgreSQL store"), "\(refused)")
     }
 
     @Test func aPullFromAnotherEpochIsToldToBootstrapAgain() async throws {
