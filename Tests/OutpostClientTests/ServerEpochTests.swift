@@ -1,8 +1,7 @@
 import OutpostCRDT
+import OutpostClient
 import OutpostProtocol
 import Testing
-
-import OutpostClient
 
 /// A replica's side of a server restored from a backup (protocol/README.md, "Epochs"): the new epoch puts back
 /// in the outbox what the server lacks, leaves refused changes aside, and forgets the checkpoint.
@@ -17,8 +16,16 @@ struct ServerEpochTests {
         #expect(pushed.map(\.id.counter) == [1, 2, 3, 4, 5, 6])
         // The server took them all but the third, refused one by one and held aside here.
         let refusal = RefusedChange(id: pushed[2].id, code: "out_of_scope", message: "change 2 is out of scope")
-        try store.recordPush(pushed, response: PushResponse(accepted: 5, duplicates: 0, acknowledged: 6,
-            serverTimeMillis: 0, refused: [refusal]))
+        try store.recordPush(
+            pushed,
+            response: PushResponse(
+                accepted: 5,
+                duplicates: 0,
+                acknowledged: 6,
+                serverTimeMillis: 0,
+                refused: [refusal]
+            )
+        )
         try store.applySnapshot([], checkpoint: "40")
         try store.adoptServerEpoch("epo_00000000000000000000000000000001", serverHolds: nil)
         #expect(try store.pendingChanges().isEmpty)

@@ -153,7 +153,11 @@ struct BackupRestoreTests {
     }
 
     /// Checks that a server's records (a snapshot bootstrap) are exactly its feed replayed from the start.
-    func expectRecordsAreTheFeedReplayed(_ server: TestServer, token: String, in devices: TemporaryDirectory)
+    func expectRecordsAreTheFeedReplayed(
+        _ server: TestServer,
+        token: String,
+        in devices: TemporaryDirectory
+    )
         async throws
     {
         let feed = try await server.feed(token)
@@ -249,7 +253,12 @@ struct BackupRestoreTests {
         let head = try await server.feed(token).count
         try #require(head > 0)
         let other = "epo_" + String(repeating: "0", count: 32)
-        let stale = try await server.request("GET", "/v1/changes?since=1", token: token, headers: [Wire.epochHeader: other])
+        let stale = try await server.request(
+            "GET",
+            "/v1/changes?since=1",
+            token: token,
+            headers: [Wire.epochHeader: other]
+        )
         #expect(stale.0 == 410, "\(stale)")
         let body = try Wire.makeDecoder().decode(ErrorBody.self, from: stale.1)
         #expect(body.error.code == .checkpointExpired && body.error.message.contains("restored from a backup"))

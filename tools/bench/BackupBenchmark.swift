@@ -20,7 +20,12 @@ struct BackupBenchmark: AsyncParsableCommand {
 
     @Option(help: "Seed of the generated practice.") var seed: UInt64 = 1
     @Option(help: "Practice size: small, medium or reference.") var size: String = "reference"
-    @Option(help: ArgumentHelp("A PostgreSQL database (postgres://USER@HOST:PORT/DB) holding no store yet.", valueName: "url"))
+    @Option(
+        help: ArgumentHelp(
+            "A PostgreSQL database (postgres://USER@HOST:PORT/DB) holding no store yet.",
+            valueName: "url"
+        )
+    )
     var database: String?
 
     func validate() throws {
@@ -31,11 +36,17 @@ struct BackupBenchmark: AsyncParsableCommand {
 
     func run() async throws {
         guard let practiceSize = PracticeGenerator.Size(named: size) else { throw ExitCode.validationFailure }
-        let folder = URL(fileURLWithPath: NSTemporaryDirectory() + "outpost-bench-backup-\(getpid())", isDirectory: true)
+        let folder = URL(
+            fileURLWithPath: NSTemporaryDirectory() + "outpost-bench-backup-\(getpid())",
+            isDirectory: true
+        )
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: folder) }
         let data = folder.appendingPathComponent("server").path
-        print("outpost-bench backup --seed \(seed) --size \(size)" + (database.map { " --database \(BenchServer.redacted($0))" } ?? ""))
+        print(
+            "outpost-bench backup --seed \(seed) --size \(size)"
+                + (database.map { " --database \(BenchServer.redacted($0))" } ?? "")
+        )
         var server = try BenchServer(data: data, database: database)
         defer { server.stop() }
 
@@ -70,7 +81,9 @@ struct BackupBenchmark: AsyncParsableCommand {
 
         server.stop()
         let restore = try await SyncBenchmark.measure { output = try server.admin(["restore", file, "--force"]) }
-        print("restore into the stopped server: \(StoreBenchmark.format(restore)) (\(output.split(separator: "\n").first ?? ""))")
+        print(
+            "restore into the stopped server: \(StoreBenchmark.format(restore)) (\(output.split(separator: "\n").first ?? ""))"
+        )
 
         server = try BenchServer(data: data, database: database)
         var report = SyncReport()

@@ -41,10 +41,13 @@ extension PostgresStore {
             }
             let (epoch, schema) = try await transaction(.repeatableRead) { connection in
                 // A retried transaction starts the copy again.
-                try await target.write { db in for (table, _) in tables { try db.execute(sql: "DELETE FROM \(table)") } }
-                let epoch = try await connection.all("SELECT value FROM server_meta WHERE key = 'epoch'", logger)
+                try await target.write { db in for (table, _) in tables { try db.execute(sql: "DELETE FROM \(table)") }
+                }
+                let epoch =
+                    try await connection.all("SELECT value FROM server_meta WHERE key = 'epoch'", logger)
                     .first?.decode(String.self) ?? ""
-                let schema = try await connection.all("SELECT MAX(version) FROM outpost_migration", logger)
+                let schema =
+                    try await connection.all("SELECT MAX(version) FROM outpost_migration", logger)
                     .first?.decode(Int.self) ?? 0
                 for (table, columns) in tables {
                     let insert =
@@ -179,7 +182,9 @@ extension PostgresStore {
                             case .blob(let value): binds.append(ByteBuffer(bytes: value))
                             }
                         }
-                        tuples.append("(" + (first + 1...first + columns.count).map { "$\($0)" }.joined(separator: ", ") + ")")
+                        tuples.append(
+                            "(" + (first + 1...first + columns.count).map { "$\($0)" }.joined(separator: ", ") + ")"
+                        )
                     }
                     try await connection.run(
                         PostgresQuery(

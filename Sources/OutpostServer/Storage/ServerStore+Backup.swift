@@ -68,30 +68,37 @@ public struct BackupFile: Sendable {
             configuration.readonly = true
             let queue = try DatabaseQueue(path: path, configuration: configuration)
             defer { try? queue.close() }
-            header = try queue.read { db -> [String: String]? in
-                guard try db.tableExists(Self.headerTable) else { return nil }
-                let problems = try String.fetchAll(db, sql: "PRAGMA quick_check")
-                guard problems == ["ok"] else { throw BackupDamage() }
-                return Dictionary(
-                    try Row.fetchAll(db, sql: "SELECT key, value FROM \(Self.headerTable)").map {
-                        ($0["key"] as String, $0["value"] as String)
-                    },
-                    uniquingKeysWith: { first, _ in first }
-                )
-            } ?? [:]
+            header =
+                try queue.read { db -> [String: String]? in
+                    guard try db.tableExists(Self.headerTable) else { return nil }
+                    let problems = try String.fetchAll(db, sql: "PRAGMA quick_check")
+                    guard problems == ["ok"] else { throw BackupDamage() }
+                    return Dictionary(
+                        try Row.fetchAll(db, sql: "SELECT key, value FROM \(Self.headerTable)").map {
+                            ($0["key"] as String, $0["value"] as String)
+                        },
+                        uniquingKeysWith: { first, _ in first }
+                    )
+                } ?? [:]
         } catch is BackupDamage {
             throw refuse("is damaged (SQLite's integrity check fails); restore another backup")
         } catch {
-            throw refuse("is not an Outpost server backup (not a SQLite database); give a file written by "
-                + "'outpost-server backup'")
+            throw refuse(
+                "is not an Outpost server backup (not a SQLite database); give a file written by "
+                    + "'outpost-server backup'"
+            )
         }
         guard let format = header["format"], let kindText = header["kind"] else {
-            throw refuse("is not an Outpost server backup (no backup header); give a file written by "
-                + "'outpost-server backup'")
+            throw refuse(
+                "is not an Outpost server backup (no backup header); give a file written by "
+                    + "'outpost-server backup'"
+            )
         }
         guard format == Self.format, let kind = Kind(rawValue: kindText) else {
-            throw refuse("is a backup of format \(format) (\(kindText)); this server reads format \(Self.format): "
-                + "restore it with the version of outpost-server that wrote it")
+            throw refuse(
+                "is a backup of format \(format) (\(kindText)); this server reads format \(Self.format): "
+                    + "restore it with the version of outpost-server that wrote it"
+            )
         }
         self.path = path
         self.kind = kind
@@ -137,7 +144,11 @@ public struct BackupFile: Sendable {
     }
 
     /// The practices, changes and records of a written backup, and its size.
-    static func summary(of path: String, queue: DatabaseQueue, changeTable: String = "change") throws
+    static func summary(
+        of path: String,
+        queue: DatabaseQueue,
+        changeTable: String = "change"
+    ) throws
         -> BackupSummary
     {
         let counts = try queue.read { db in
@@ -189,7 +200,13 @@ extension ServerStore {
             try pool.backup(to: target)
             try await target.write { db in
                 let schema = try String.fetchOne(db, sql: "SELECT MAX(identifier) FROM grdb_migrations") ?? ""
-                try BackupFile.writeHeader(kind: .sqlite, epoch: try Self.epoch(db: db), now: now, schema: schema, db: db)
+                try BackupFile.writeHeader(
+                    kind: .sqlite,
+                    epoch: try Self.epoch(db: db),
+                    now: now,
+                    schema: schema,
+                    db: db
+                )
             }
             // One self-contained file: no write-ahead log beside it.
             try await target.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA journal_mode = DELETE") }
