@@ -90,7 +90,7 @@ struct BackupBenchmark: AsyncParsableCommand {
         let first = try await SyncBenchmark.measure { report = try await engine(device, server, options).sync() }
         print(
             "the device's first sync after the restore: \(StoreBenchmark.format(first)) (bootstrapped "
-                + "\(report.snapshotRecords) records, sent again \(report.resent) changes)"
+                + "again: \(report.bootstrapped), the store's records already held; sent again \(report.resent) changes)"
         )
     }
 

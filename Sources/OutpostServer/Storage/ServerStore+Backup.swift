@@ -119,7 +119,10 @@ public struct BackupFile: Sendable {
 
     /// Writes a backup through `body` into a new file beside `path`, moved to `path` once whole: a failed or
     /// interrupted backup never leaves a file that looks whole. Refuses a `path` that exists.
-    static func write<T>(to path: String, _ body: (String) async throws -> T) async throws(ServerError) -> T {
+    static func write(
+        to path: String,
+        _ body: (String) async throws -> BackupSummary
+    ) async throws(ServerError) -> BackupSummary {
         guard !FileManager.default.fileExists(atPath: path) else {
             throw ServerError.parameter("out", "\(path) exists; give a new file name, or remove it first")
         }
@@ -131,7 +134,8 @@ public struct BackupFile: Sendable {
             throw ServerError.storage("cannot write \(partial); check the folder exists and is writable")
         }
         do {
-            let value = try await body(partial)
+            var value = try await body(partial)
+            value.path = path
             guard rename(partial, path) == 0 else {
                 throw ServerError.storage("cannot move the finished backup to \(path) (errno \(errno))")
             }
