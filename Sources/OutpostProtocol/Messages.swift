@@ -20,6 +20,10 @@ public struct SessionInfo: Sendable, Hashable, Codable {
     public var maxClockSkewMillis: UInt64
     /// The request limits the server enforces.
     public var limits: Limits
+    /// The server store's epoch (`epo_…`): a new one after every restore from a backup, when a device bootstraps
+    /// again and pushes again its changes the store lacks (protocol/README.md, "Epochs"). Absent from servers
+    /// before epochs.
+    public var epoch: String?
 
     /// Creates a session description.
     public init(
@@ -30,8 +34,10 @@ public struct SessionInfo: Sendable, Hashable, Codable {
         scope: Scope,
         serverTimeMillis: UInt64,
         maxClockSkewMillis: UInt64,
-        limits: Limits
+        limits: Limits,
+        epoch: String? = nil
     ) {
+        self.epoch = epoch
         self.protocolVersion = protocolVersion
         self.serverVersion = serverVersion
         self.practice = practice

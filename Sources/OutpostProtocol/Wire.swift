@@ -16,6 +16,10 @@ public enum Wire {
     public static let refusalsHeader = "Outpost-Refusals"
     /// The value of ``refusalsHeader`` that asks for per-change refusals.
     public static let refusalsPerChange = "per-change"
+    /// The header a device sends on pulls and snapshot pages with the server epoch it last synced with
+    /// (``SessionInfo/epoch``): a checkpoint or cursor of another epoch (the server was restored from a backup)
+    /// is answered `410 checkpoint_expired` (protocol/README.md, "Epochs").
+    public static let epochHeader = "Outpost-Epoch"
 
     /// The endpoints of protocol version 1.
     public enum Path {

@@ -17,7 +17,7 @@ struct OutpostServerCommand: AsyncParsableCommand {
         version: ServerInfo.versionLine,
         subcommands: [
             Serve.self, PracticeCommand.self, TokenCommand.self, ConflictsCommand.self, PurgeCommand.self,
-            DevicesCommand.self, AuditCommand.self, MigrateCommand.self,
+            DevicesCommand.self, AuditCommand.self, MigrateCommand.self, BackupCommand.self, RestoreCommand.self,
         ],
         defaultSubcommand: Serve.self
     )

@@ -79,6 +79,8 @@ struct Serve: AsyncParsableCommand {
             create: true,
             logger: logger
         )
+        // On SQLite, held while serving: a restore is refused meanwhile (ServerLock).
+        let lock = data.databaseURL == nil ? try ServerLock(directory: directory, exclusive: false) : nil
         if let bootstrap = try await SyncServer.bootstrapIfNeeded(
             store: store,
             directory: directory,
@@ -129,5 +131,6 @@ struct Serve: AsyncParsableCommand {
         } catch {
             throw ServerCommandError.runtime("the server stopped: \(error)")
         }
+        lock?.release()
     }
 }

@@ -75,7 +75,8 @@ enum GoldenCatalog {
                 scope: Scope(teams: [team]),
                 serverTimeMillis: serverTime,
                 maxClockSkewMillis: 300_000,
-                limits: .standard
+                limits: .standard,
+                epoch: "epo_3f9c2a7d5e1b4c8a9d0e6f2b7a1c5d83"
             )
         ),
         .make(

@@ -162,6 +162,12 @@ extension LocalStore {
                     """
             )
         }
+        migrator.registerMigration("v9-server-epoch") { db in
+            // The server epoch this replica last synced with (LocalStore+Epoch.swift): when the server answers
+            // with another one (it was restored from a backup), the replica bootstraps again and puts back in its
+            // outbox its changes the server lacks.
+            try db.execute(sql: "ALTER TABLE replica ADD COLUMN serverEpoch TEXT")
+        }
         return migrator
     }
 }

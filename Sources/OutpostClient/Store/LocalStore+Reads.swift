@@ -154,13 +154,21 @@ extension LocalStore {
             // acked+1 ... acked+limit. Rows (one per record per commit) are read in order of their highest
             // counter; rows of one commit may interleave, so reading stops once every counter of that range
             // has been seen, not at the first `limit` changes. A gap in the counters only means reading on.
-            let last = UInt64(acked) &+ UInt64(max(0, min(limit, Int(Int64.max))))
+            var last = UInt64(acked) &+ UInt64(max(0, min(limit, Int(Int64.max))))
+            // Changes held aside after a refusal are not in the outbox, even above the acknowledgement (after a
+            // server restored from a backup put the outbox back: LocalStore+Epoch.swift): each one in the range
+            // moves its end by one.
+            let held = Set(
+                try Int64.fetchAll(db, sql: "SELECT counter FROM refused_change WHERE counter > ?", arguments: [acked])
+                    .map { UInt64($0) }
+            )
+            for counter in held.sorted() where counter <= last { last &+= 1 }
             var changes: [Change] = []
             var inRange = 0
             while inRange < limit, let row = try rows.next() {
                 let record = RecordRef(type: row["type"], id: row["id"])
                 for change in try codec.decodeChanges(row["payload"], of: record)
-                where change.id.counter > UInt64(acked) {
+                where change.id.counter > UInt64(acked) && !held.contains(change.id.counter) {
                     changes.append(change)
                     if change.id.counter <= last { inRange += 1 }
                 }

@@ -31,6 +31,11 @@ public struct SyncReport: Sendable, Hashable, Encodable {
     public var heldAside = 0
     /// Patients that left this device's scope and were removed from it (with the records they own).
     public var purged = 0
+    /// Whether the server was found in a new epoch (restored from a backup): this device bootstrapped again and
+    /// put back in its outbox its changes the server lacked (``resent``).
+    public var serverRestored = false
+    /// Local changes put back in the outbox because the restored server lacked them.
+    public var resent = 0
     /// Said once when this device's clock is found (or no longer found) too far from the server's: for
     /// example "this device's clock is 365 days behind the server's; stamping edits with the server's time".
     public var clockNotice: String?
@@ -96,6 +101,8 @@ public actor SyncEngine {
     /// The outbox's size as this sync last knew it, reported to the server with pushes and pulls
     /// (``Wire/outboxHeader``) for its replication-health listing.
     private var outbox: Int?
+    /// The server epoch this replica syncs in, sent with pulls and snapshot pages (``Wire/epochHeader``).
+    private var epoch: String?
 
     /// Creates an engine over `store` talking through `transport`.
     public init(store: LocalStore, transport: any SyncTransport, options: Options = Options(), logger: Logger) {
@@ -198,6 +205,7 @@ public actor SyncEngine {
         let session = try await fetchSession()
         // After the session: the time is read through the offset it may just have corrected.
         try store.setSetting(Self.syncStartedSetting, to: String(try store.now()))
+        try await adoptEpoch(of: session, &report)
         try await pushAll(&report, session: session)
         if try store.checkpoint() == nil { try await bootstrap(&report, session: session) }
         try await pullAll(&report, session: session, wait: 0)
@@ -303,6 +311,40 @@ public actor SyncEngine {
         }
     }
 
+    /// Keeps the server's epoch (protocol/README.md, "Epochs"). A new one (the server was restored from a
+    /// backup): asks what the server holds of this replica (a push with no changes answers it), and in one
+    /// transaction forgets the checkpoint and puts back in the outbox every change of this replica above that; the
+    /// next push sends them again and the missing checkpoint makes the sync bootstrap again.
+    private func adoptEpoch(of session: SessionInfo, _ report: inout SyncReport) async throws(ClientError) {
+        guard let current = session.epoch else { return }
+        let known = try store.serverEpoch()
+        if known == current {
+            epoch = current
+            return
+        }
+        guard known != nil else {
+            try store.adoptServerEpoch(current, serverHolds: nil)
+            epoch = current
+            return
+        }
+        var request = TransportRequest(
+            method: "POST",
+            path: Wire.Path.push,
+            body: try encode(PushRequest(replica: store.replicaID, changes: [])),
+            contentType: Wire.contentType
+        )
+        request.headers = deviceHeaders
+        let held: PushResponse = try await exchange(request)
+        let resent = try store.adoptServerEpoch(current, serverHolds: held.acknowledged)
+        epoch = current
+        report.serverRestored = true
+        report.resent += resent
+        logger.notice(
+            "the server was restored from a backup (a new epoch); bootstrapping again, pushing again what it lacks",
+            metadata: ["resent": "\(resent)"]
+        )
+    }
+
     private func bootstrap(_ report: inout SyncReport, session: SessionInfo) async throws(ClientError) {
         let limit = max(1, min(options.pageSize, session.limits.maxPageSize))
         var cursor: String?
@@ -310,15 +352,15 @@ public actor SyncEngine {
         repeat {
             var query = [("limit", String(limit)), ("replica", store.replicaID.rawValue)]
             if let cursor { query.append(("after", cursor)) }
-            let page: SnapshotPage = try await exchange(
-                TransportRequest(
-                    method: "GET",
-                    path: Wire.Path.snapshot,
-                    query: query,
-                    accept: accept,
-                    acceptEncoding: acceptEncoding
-                )
+            var request = TransportRequest(
+                method: "GET",
+                path: Wire.Path.snapshot,
+                query: query,
+                accept: accept,
+                acceptEncoding: acceptEncoding
             )
+            request.headers = deviceHeaders
+            let page: SnapshotPage = try await exchange(request)
             checkpoint = checkpoint ?? page.checkpoint
             // The checkpoint is saved with the last page only: an interrupted bootstrap starts over, and
             // merging a page twice is harmless.
@@ -352,6 +394,8 @@ public actor SyncEngine {
             } catch let error where error.serverCode == ErrorCode.checkpointExpired.rawValue {
                 logger.warning("the server cannot serve this replica's checkpoint; bootstrapping again")
                 try store.forgetCheckpoint()
+                // Restored from a backup? Then its new epoch also puts back in the outbox what it lacks.
+                try await adoptEpoch(of: try await fetchSession(), &report)
                 try await bootstrap(&report, session: session)
                 continue
             }
@@ -376,7 +420,9 @@ public actor SyncEngine {
 
     /// What the device reports of itself with pushes and pulls.
     private var deviceHeaders: [String: String] {
-        outbox.map { [Wire.outboxHeader: String($0)] } ?? [:]
+        var headers = outbox.map { [Wire.outboxHeader: String($0)] } ?? [:]
+        if let epoch { headers[Wire.epochHeader] = epoch }
+        return headers
     }
 
     /// The `Accept-Encoding` of pull and snapshot requests.

@@ -78,6 +78,8 @@ extension PostgresStore {
             let list = columns.map(\.sqlite).joined(separator: ", ")
             tables.append((table, try store.read { db in try Row.fetchAll(db, sql: "SELECT \(list) FROM \(table)") }))
         }
+        // The same store in a new place: the same epoch, so devices keep their checkpoints.
+        let epoch = try store.read { db in try ServerStore.epoch(db: db) }
         return try await transaction { connection in
             guard try await connection.run("SELECT 1 FROM practice LIMIT 1", logger) == 0 else {
                 throw ServerError.parameter(
@@ -119,6 +121,7 @@ extension PostgresStore {
                 "SELECT setval(pg_get_serial_sequence('audit', 'seq'), (SELECT COALESCE(MAX(seq), 0) + 1 FROM audit), false)",
                 logger
             )
+            try await connection.run("UPDATE server_meta SET value = \(epoch) WHERE key = 'epoch'", logger)
             return counts
         }
     }

@@ -195,7 +195,18 @@ public final class PostgresStore: Sendable {
                 """,
                 "CREATE INDEX audit_by_practice ON audit (practice, seq)",
             ]
-        )
+        ),
+        // Server epochs (PostgresStore+Backup.swift): a random id, replaced by every restore from a backup.
+        (
+            2,
+            [
+                "CREATE TABLE server_meta (key text PRIMARY KEY, value text NOT NULL)",
+                """
+                INSERT INTO server_meta (key, value)
+                VALUES ('epoch', 'epo_' || md5(random()::text || clock_timestamp()::text))
+                """,
+            ]
+        ),
     ]
 
     /// Applies the migrations this database lacks, under a transaction-level advisory lock, so that several

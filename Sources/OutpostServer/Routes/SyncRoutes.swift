@@ -95,7 +95,8 @@ struct SyncRoutes: Sendable {
             scope: token.scope,
             serverTimeMillis: clock.nowMillis(),
             maxClockSkewMillis: configuration.maxClockSkewMillis,
-            limits: configuration.limits
+            limits: configuration.limits,
+            epoch: try await store.epoch()
         )
         return try ServerError.jsonResponse(info, status: .ok)
     }
@@ -198,15 +199,9 @@ struct SyncRoutes: Sendable {
             throw ServerError.parameter("wait", "wait must be 0 to \(configuration.limits.maxWaitSeconds) seconds")
         }
         let head = try await store.feedHead(practice: token.practice)
-        guard since <= head else {
-            throw ServerError(
-                .checkpointExpired,
-                .gone,
-                "checkpoint \(since) is ahead of this server's feed (restored from a backup?); bootstrap again "
-                    + "from /v1/snapshot, keeping unpushed changes",
-                field: "since"
-            )
-        }
+        let deviceEpoch = Self.deviceEpoch(request)
+        let epoch = deviceEpoch != nil && since > 0 ? try await store.epoch() : nil
+        try EpochRule.checkPull(since: since, head: head, deviceEpoch: deviceEpoch, epoch: epoch)
         let replica = try await claimedReplica(query, token: token)
         let report = try Self.deviceReport(request)
         let store = store
@@ -258,6 +253,11 @@ struct SyncRoutes: Sendable {
         var cursor: RecordRef?
         var checkpoint: Int64?
         if let after = query["after"] {
+            let deviceEpoch = Self.deviceEpoch(request)
+            try EpochRule.checkSnapshotCursor(
+                deviceEpoch: deviceEpoch,
+                epoch: deviceEpoch == nil ? nil : try await store.epoch()
+            )
             (checkpoint, cursor) = try Self.snapshotCursor(
                 String(after),
                 head: try await store.feedHead(practice: token.practice)
@@ -294,6 +294,11 @@ struct SyncRoutes: Sendable {
             )
         }
         return report
+    }
+
+    /// The server epoch the device says it last synced with (``Wire/epochHeader``), if it says.
+    static func deviceEpoch(_ request: Request) -> String? {
+        request.headers[HTTPField.Name(Wire.epochHeader)!].map { $0.trimmingCharacters(in: .whitespaces) }
     }
 
     /// Whether the request's `Accept` asks for the binary encoding (JSON otherwise).

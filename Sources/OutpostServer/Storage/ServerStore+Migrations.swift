@@ -269,6 +269,8 @@ extension ServerStore {
                     """
             )
         }
+        // Server epochs (ServerStore+Backup.swift): a random id, replaced by every restore from a backup.
+        migrator.registerMigration("v8-server-epoch") { db in try ServerStore.createServerMeta(db) }
         return migrator
     }
 }

@@ -17,6 +17,9 @@ public protocol SyncStorage: Sendable {
     /// The token whose secret hashes to `hash`, if any.
     func token(hash: String) async throws(ServerError) -> TokenEntry?
 
+    /// The store's epoch (``EpochRule``): set when the store is created, replaced by every restore.
+    func epoch() async throws(ServerError) -> String
+
     /// The highest feed position of a practice (0 when it has no changes).
     func feedHead(practice: String) async throws(ServerError) -> Int64
 

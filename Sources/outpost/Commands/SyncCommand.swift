@@ -50,6 +50,9 @@ struct SyncCommand: AsyncParsableCommand {
             return
         }
         var parts = ["pushed \(report.pushed)", "pulled \(report.pulled)"]
+        if report.serverRestored {
+            parts.insert("the server was restored from a backup: sent again \(report.resent) changes it lacked", at: 0)
+        }
         if report.bootstrapped { parts.append("bootstrapped \(report.snapshotRecords) records") }
         if report.purged > 0 { parts.append("removed \(report.purged) patients that left this device's scope") }
         if report.restamped > 0 {

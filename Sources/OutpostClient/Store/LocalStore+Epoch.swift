@@ -1,0 +1,36 @@
+import GRDB
+
+extension LocalStore {
+    /// The server epoch this replica last synced with (protocol/README.md, "Epochs"), or `nil` before its first
+    /// sync with a server that has epochs.
+    public func serverEpoch() throws(ClientError) -> String? {
+        try read(doing: "read the server epoch") { db in
+            try String.fetchOne(db, sql: "SELECT serverEpoch FROM replica WHERE id = 1")
+        }
+    }
+
+    /// Records `epoch` as the server's. With `serverHolds`, the server is in a new epoch (restored from a
+    /// backup): in the same transaction the checkpoint is forgotten, so the next sync bootstraps again, and
+    /// every change of this replica above `serverHolds` (the highest counter the server holds of it) is put back
+    /// in the outbox, so the next push sends again what the server lacks (what it holds already is counted as a
+    /// duplicate). Changes held aside after a refusal stay aside. Returns how many changes were put back.
+    @discardableResult
+    public func adoptServerEpoch(_ epoch: String, serverHolds: UInt64?) throws(ClientError) -> Int {
+        try write(doing: "record the server epoch") { db in
+            try db.execute(sql: "UPDATE replica SET serverEpoch = ? WHERE id = 1", arguments: [epoch])
+            guard let serverHolds else { return 0 }
+            try db.execute(sql: "UPDATE replica SET checkpoint = NULL WHERE id = 1")
+            let acked = try Int64.fetchOne(db, sql: "SELECT ackedCounter FROM replica WHERE id = 1") ?? 0
+            let holds = Int64(clamping: serverHolds)
+            guard holds < acked else { return 0 }
+            try db.execute(sql: "UPDATE replica SET ackedCounter = ? WHERE id = 1", arguments: [holds])
+            let held =
+                try Int.fetchOne(
+                    db,
+                    sql: "SELECT COUNT(*) FROM refused_change WHERE counter > ? AND counter <= ?",
+                    arguments: [holds, acked]
+                ) ?? 0
+            return Int(acked - holds) - held
+        }
+    }
+}

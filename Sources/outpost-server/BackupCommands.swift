@@ -1,0 +1,94 @@
+import ArgumentParser
+import Foundation
+import Logging
+import OutpostModel
+import OutpostServer
+
+/// `outpost-server backup --out FILE`: a consistent copy of the whole store, taken while the server serves.
+struct BackupCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "backup",
+        abstract: "Write a consistent copy of the server store to a file, while the server runs.",
+        discussion: """
+            Example: outpost-server backup --out /backups/outpost-2026-12-02.backup
+            SQLite: SQLite's online backup of one instant; PostgreSQL (--database): every table read in one \
+            snapshot. Either way one file (a SQLite database, readable by its owner only), written beside FILE and \
+            renamed when whole. It holds patient data and token hashes: keep it as safe as the store. Restore it \
+            with 'outpost-server restore FILE'. See docs/backup.md.
+            """
+    )
+
+    @OptionGroup var data: DataOptions
+    @Option(help: ArgumentHelp("The backup file to write; it must not exist.", valueName: "file")) var out: String
+
+    func run() async throws {
+        let started = ContinuousClock.now
+        let store = try await data.openStore()
+        let now = SystemWallClock().nowMillis()
+        let summary: BackupSummary
+        switch store {
+        case let store as ServerStore:
+            summary = try await store.backup(to: out, now: now)
+        case let store as PostgresStore:
+            defer { store.close() }
+            summary = try await store.backup(to: out, now: now)
+        default:
+            throw ServerCommandError.runtime("this store cannot be backed up")
+        }
+        let elapsed = (ContinuousClock.now - started).components
+        let seconds = Double(elapsed.seconds) + Double(elapsed.attoseconds) / 1e18
+        print(
+            "backed up \(summary.practices) practice\(summary.practices == 1 ? "" : "s"), \(summary.changes) "
+                + "changes and \(summary.records) records to \(summary.path) (\(summary.bytes) bytes) in "
+                + String(format: "%.1f", seconds) + " s"
+        )
+    }
+}
+
+/// `outpost-server restore FILE`: replaces the store with a backup, in a new epoch.
+struct RestoreCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "restore",
+        abstract: "Replace the server store with a backup; devices then push again what it lacks.",
+        discussion: """
+            Example: outpost-server restore /backups/outpost-2026-12-02.backup --force
+            Stop the server first (refused while one runs on the store). Refused over an existing store without \
+            --force, and for a file that is not a backup; in either case nothing is changed. The restored store \
+            starts a new epoch: on their next sync, devices bootstrap again and push again every change of \
+            theirs it lacks. A purge made after the backup must be made again. See docs/backup.md.
+            """
+    )
+
+    @OptionGroup var data: DataOptions
+    @Argument(help: ArgumentHelp("The backup file (written by 'outpost-server backup').", valueName: "file"))
+    var file: String
+    @Flag(help: "Replace the store that is there.") var force = false
+
+    func run() async throws {
+        let summary: RestoreSummary
+        let place: String
+        let backup = try BackupFile(path: file)
+        let now = SystemWallClock().nowMillis()
+        if let url = data.databaseURL {
+            var location = try PostgresLocation(url: url)
+            // One connection: any other one is another process, and the restore is refused.
+            location.poolSize = 1
+            place = location.description
+            let store = try await PostgresStore.open(location, logger: Logger(label: "outpost-server"))
+            defer { store.close() }
+            summary = try await store.restore(from: backup, force: force, now: now)
+        } else {
+            place = data.directory
+            summary = try ServerStore.restore(from: backup, directory: data.directory, force: force, now: now)
+        }
+        let taken = CalendarDate.dateTime(millis: summary.takenAtMillis)
+        print(
+            "restored \(file) (taken \(taken)) into \(place): \(summary.practices) practice"
+                + "\(summary.practices == 1 ? "" : "s"), \(summary.changes) changes; new epoch \(summary.epoch)"
+        )
+        print(
+            "devices bootstrap again on their next sync and push again their changes it lacks; make again any "
+                + "purge made after the backup was taken"
+        )
+    }
+}

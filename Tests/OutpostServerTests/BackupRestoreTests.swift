@@ -1,0 +1,274 @@
+import Foundation
+import OutpostCRDT
+import OutpostClient
+import OutpostProtocol
+import OutpostTestSupport
+import Testing
+
+/// `outpost-server backup` and `restore` with real server processes and `outpost` devices, on SQLite and (with
+/// `OUTPOST_TEST_POSTGRES_URL`) PostgreSQL: a restore loses nothing a device still holds (the new epoch makes
+/// devices bootstrap again and push again what the restored store lacks), a backup taken while a device pushes
+/// is consistent, and what is not a backup, or a restore over a store without `--force`, changes nothing.
+struct BackupRestoreTests {
+    /// The first patient of a device's store.
+    func firstPatient(_ device: Device) async throws -> String {
+        let patients = try await device.ok("patient", "list", "--json")
+        let list = try #require(try JSONSerialization.jsonObject(with: Data(patients.utf8)) as? [[String: Any]])
+        return try #require(list.first?["id"] as? String)
+    }
+
+    /// The store's backup, through the command, while the server runs.
+    func backup(_ server: TestServer, to path: String) async throws {
+        let result = try await server.admin(["backup", "--out=\(path)"])
+        try #require(result.status == 0, "backup: \(result)")
+        #expect(result.output.hasPrefix("backed up 1 practice, "), "\(result.output)")
+    }
+
+    /// Stops the server, restores `path` over its store and starts it again on the same port.
+    func restore(_ server: TestServer, from path: String) async throws {
+        await server.stop()
+        let result = try await server.admin(["restore", path, "--force"])
+        try #require(result.status == 0, "restore: \(result)")
+        #expect(result.output.contains("new epoch epo_"), "\(result.output)")
+        try await server.start()
+    }
+
+    @Test(arguments: Backend.all)
+    func aServerRestoredFromAnOlderBackupEndsWithEveryChangeAnyDeviceMade(backend: Backend) async throws {
+        let server = try await TestServer(backend: backend)
+        let devices = try TemporaryDirectory("outpost-restore")
+        let url = server.url.absoluteString
+        let office = Device("office", in: devices)
+        let laptop = Device("laptop", in: devices)
+        try await office.ok("init", "--server", url, "--token", server.adminToken)
+        try await office.ok("import", Built.fixture("practice-small.json"))
+        try await office.ok("sync")
+        try await laptop.ok("init", "--server", url, "--token", try server.issueToken(role: "clinician"))
+        try await laptop.ok("sync")
+        let patient = try await firstPatient(office)
+        let early = try await office.ok("task", "add", patient, "kind=outreach", "title=Before the backup")
+        try await office.ok("sync")
+
+        let file = devices.path("nightly.backup")
+        try await backup(server, to: file)
+
+        // After the backup: both devices edit and sync; the laptop completes the office's task, each adds one,
+        // and the laptop adds one more that it never pushes before the restore.
+        let officeTask = try await office.ok("task", "add", patient, "kind=outreach", "title=Office, after")
+        try await office.ok("sync")
+        try await laptop.ok("sync")
+        try await laptop.ok("task", "done", early)
+        let laptopTask = try await laptop.ok("task", "add", patient, "kind=outreach", "title=Laptop, after")
+        try await laptop.ok("sync")
+        try await office.ok("sync")
+        let offline = try await laptop.ok("task", "add", patient, "kind=outreach", "title=Laptop, offline")
+        try await laptop.ok("sync")
+        try await office.ok("sync")
+        // The reference: where a run without the restore ends.
+        let reference = try await office.export()
+        await #expect(try laptop.export() == reference)
+
+        try await restore(server, from: file)
+        var restored: [String: Any] = [:]
+        for round in 0..<2 {
+            for device in [office, laptop] {
+                let text = try await device.ok("sync", "--json")
+                let report = try #require(try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any])
+                if round == 0 { restored[device.name] = report }
+            }
+        }
+        for device in ["office", "laptop"] {
+            let report = try #require(restored[device] as? [String: Any])
+            #expect(report["serverRestored"] as? Bool == true, "\(device): \(report)")
+            #expect(report["bootstrapped"] as? Bool == true, "\(device): \(report)")
+            #expect((report["resent"] as? Int ?? 0) > 0, "\(device) pushed again what the backup lacked: \(report)")
+        }
+        // A device that joins now holds it all from the server alone.
+        let fresh = Device("fresh", in: devices)
+        try await fresh.join(server, token: server.adminToken)
+        for device in [office, laptop, fresh] {
+            await #expect(try device.export() == reference, "\(device.name) differs from the run without a restore")
+        }
+        for task in [officeTask, laptopTask, offline] {
+            try await fresh.ok("task", "show", task)
+        }
+        // Once through, a sync is ordinary again.
+        let again = try await office.ok("sync", "--json")
+        #expect(!again.contains("\"serverRestored\":true"), "\(again)")
+    }
+
+    @Test(arguments: Backend.all)
+    func aBackupTakenWhileADevicePushesIsConsistentAndRestores(backend: Backend) async throws {
+        let server = try await TestServer(backend: backend)
+        let devices = try TemporaryDirectory("outpost-backup-load")
+        let token = server.adminToken
+        let office = try LocalReplica("office", in: devices)
+        try TinyPractice.load(into: office.care)
+        let patient = RecordRef(type: "patient", id: TinyPractice.patients[0])
+        for index in 0..<60 {
+            try office.care.update([.append(patient, "notes", .string("Follow-up note \(index)"))])
+        }
+        let total = try office.store.status().pendingChanges
+        // The office pushes ten changes at a time; `outpost-server backup` runs in the middle, once the third
+        // push is answered, and another one concurrently with the whole sync.
+        let file = devices.path("during.backup")
+        let concurrent = devices.path("concurrent.backup")
+        let backup = ["backup"] + server.backendArguments
+        let transport = FaultTransport(
+            server.transport(token),
+            after: { request, count, _ in
+                guard request.path == Wire.Path.push, count == 3 else { return }
+                let result = try ChildProcessRunner.run(Built.server, backup + ["--out=\(file)"])
+                guard result.status == 0 else { throw HarnessError(description: "backup: \(result.error)") }
+            }
+        )
+        let folder = devices.url
+        async let concurrentRun = runProcess(Built.server, backup + ["--out=\(concurrent)"], in: folder)
+        let report = try await office.engine(transport, pushBatch: 10).sync()
+        #expect(report.pushed == total)
+        let reference = try office.export()
+        let concurrentResult = try await concurrentRun
+        try #require(concurrentResult.status == 0, "\(concurrentResult)")
+
+        try await restore(server, from: file)
+        // Consistent: the restored records (a snapshot) are exactly its feed replayed from the start, and the
+        // feed holds the first three pushes, no more, no less.
+        #expect(try await server.feed(token).count == 30, "the backup holds the three pushes answered before it")
+        try await expectRecordsAreTheFeedReplayed(server, token: token, in: devices)
+
+        // Restorable: the office pushes again what the backup missed, and a device that joins ends equal to it.
+        let again = try await office.engine(server.transport(token)).sync()
+        #expect(again.serverRestored && again.resent == total - 30 && again.pushed == total - 30, "\(again)")
+        _ = try await office.engine(server.transport(token)).sync()
+        let fresh = try LocalReplica("fresh", in: devices)
+        _ = try await fresh.engine(server.transport(token)).sync()
+        #expect(try fresh.export() == reference)
+        #expect(try office.export() == reference)
+        #expect(try await server.feed(token).count == total)
+
+        // The backup taken concurrently with the sync restores into another server, just as consistent.
+        let other = try await TestServer(backend: backend)
+        try await restore(other, from: concurrent)
+        try await expectRecordsAreTheFeedReplayed(other, token: token, in: devices)
+    }
+
+    /// Checks that a server's records (a snapshot bootstrap) are exactly its feed replayed from the start.
+    func expectRecordsAreTheFeedReplayed(
+        _ server: TestServer,
+        token: String,
+        in devices: TemporaryDirectory
+    )
+        async throws
+    {
+        let feed = try await server.feed(token)
+        let snapshot = try LocalReplica("snapshot-\(server.port)", in: devices)
+        _ = try await snapshot.engine(server.transport(token), retries: 2).sync()
+        let replay = try LocalReplica("replay-\(server.port)", in: devices)
+        try replay.store.applyPage(changes: feed, records: [], removed: [], checkpoint: nil)
+        #expect(try replay.export() == snapshot.export(), "the backup's records and feed disagree")
+    }
+
+    @Test(arguments: Backend.all)
+    func whatIsNotABackupAndARestoreOverAStoreWithoutForceChangeNothing(backend: Backend) async throws {
+        let server = try await TestServer(backend: backend)
+        let devices = try TemporaryDirectory("outpost-restore-refused")
+        let token = server.adminToken
+        let office = Device("office", in: devices)
+        try await office.join(server, token: token)
+        let file = devices.path("good.backup")
+        try await backup(server, to: file)
+        let holdings = try await server.holdings(token)
+        let session = try await server.request("GET", "/v1/session", token: token).1
+        let epoch = try #require(try Wire.makeDecoder().decode(SessionInfo.self, from: session).epoch)
+
+        // A backup file is never overwritten.
+        let twice = try await server.admin(["backup", "--out=\(file)"])
+        #expect(twice.status == 2 && twice.stderr.contains("exists"), "\(twice)")
+
+        // Refused while the server runs: its lock on the SQLite directory, its connections to PostgreSQL.
+        let running = try await server.admin(["restore", file, "--force"])
+        #expect(running.status == 1, "\(running)")
+        #expect(running.stderr.contains(backend == .sqlite ? "a server is running on" : "open to this database"))
+        await server.stop()
+        let garbage = devices.path("garbage.backup")
+        try Data((0..<4096).map { UInt8(truncatingIfNeeded: $0 &* 7919) }).write(to: URL(fileURLWithPath: garbage))
+        let notSQLite = try await server.admin(["restore", garbage, "--force"])
+        #expect(notSQLite.status == 2, "\(notSQLite)")
+        #expect(notSQLite.stderr.contains("is not an Outpost server backup"), "\(notSQLite)")
+        #expect(notSQLite.stderr.split(separator: "\n").count == 1, "one line: \(notSQLite.stderr)")
+        // A SQLite database that is not a backup: a device's store.
+        let deviceStore = try await server.admin(["restore", office.store, "--force"])
+        #expect(deviceStore.status == 2, "\(deviceStore)")
+        #expect(deviceStore.stderr.contains("is not an Outpost server backup"), "\(deviceStore)")
+        let missing = try await server.admin(["restore", devices.path("none.backup"), "--force"])
+        #expect(missing.status == 2 && missing.stderr.contains("does not exist"), "\(missing)")
+        let withoutForce = try await server.admin(["restore", file])
+        #expect(withoutForce.status == 2, "\(withoutForce)")
+        #expect(withoutForce.stderr.contains("--force"), "\(withoutForce)")
+
+        try await server.start()
+        #expect(try await server.holdings(token) == holdings, "a refused restore changed the store")
+        let after = try await server.request("GET", "/v1/session", token: token).1
+        #expect(try Wire.makeDecoder().decode(SessionInfo.self, from: after).epoch == epoch)
+    }
+
+    @Test(.enabled(if: TestDatabase.isWanted, "OUTPOST_TEST_POSTGRES_URL is unset"))
+    func aSQLiteBackupRestoresIntoPostgreSQLAndAPostgreSQLBackupIsNotTakenBySQLite() async throws {
+        let sqlite = try await TestServer(backend: .sqlite)
+        let devices = try TemporaryDirectory("outpost-backup-kinds")
+        let token = sqlite.adminToken
+        let office = Device("office", in: devices)
+        try await office.ok("init", "--server", sqlite.url.absoluteString, "--token", token)
+        try await office.ok("import", Built.fixture("practice-small.json"))
+        try await office.ok("sync")
+        let file = devices.path("sqlite.backup")
+        try await backup(sqlite, to: file)
+        await sqlite.stop()
+
+        let postgres = try await TestServer(backend: .postgres)
+        try await restore(postgres, from: file)
+        try await office.ok("remote", "set", postgres.url.absoluteString)
+        try await office.ok("sync")
+        let fresh = Device("fresh", in: devices)
+        try await fresh.join(postgres, token: token)
+        await #expect(try fresh.export() == office.export())
+
+        let back = devices.path("postgres.backup")
+        try await backup(postgres, to: back)
+        let refused = try await sqlite.admin(["restore", back, "--force"])
+        #expect(refused.status == 2 && refused.stderr.contains("is a backup of a PostgreSQL store"), "\(refused)")
+    }
+
+    @Test func aPullFromAnotherEpochIsToldToBootstrapAgain() async throws {
+        let server = try await TestServer()
+        let token = server.adminToken
+        let devices = try TemporaryDirectory("outpost-epoch")
+        let office = Device("office", in: devices)
+        try await office.ok("init", "--server", server.url.absoluteString, "--token", token)
+        try await office.ok("import", Built.fixture("practice-small.json"))
+        try await office.ok("sync")
+        let session = try await server.request("GET", "/v1/session", token: token).1
+        let epoch = try #require(try Wire.makeDecoder().decode(SessionInfo.self, from: session).epoch)
+        #expect(epoch.hasPrefix("epo_") && epoch.count == 36)
+        let head = try await server.feed(token).count
+        try #require(head > 0)
+        let other = "epo_" + String(repeating: "0", count: 32)
+        let stale = try await server.request(
+            "GET",
+            "/v1/changes?since=1",
+            token: token,
+            headers: [Wire.epochHeader: other]
+        )
+        #expect(stale.0 == 410, "\(stale)")
+        let body = try Wire.makeDecoder().decode(ErrorBody.self, from: stale.1)
+        #expect(body.error.code == .checkpointExpired && body.error.message.contains("restored from a backup"))
+        // The same epoch, no epoch (a client before epochs) and a pull from the start are served.
+        for (path, headers) in [
+            ("/v1/changes?since=1", [Wire.epochHeader: epoch]), ("/v1/changes?since=1", [:]),
+            ("/v1/changes?since=0", [Wire.epochHeader: other]),
+        ] {
+            let answer = try await server.request("GET", path, token: token, headers: headers)
+            #expect(answer.0 == 200, "\(path) \(headers)")
+        }
+    }
+}
