@@ -24,7 +24,7 @@ struct OutpostServerCommand: AsyncParsableCommand {
         version: ServerInfo.versionLine,
         subcommands: [
             Serve.self, PracticeCommand.self, TokenCommand.self, ConflictsCommand.self, PurgeCommand.self,
-            DevicesCommand.self, AuditCommand.self, MigrateCommand.self,
+            DevicesCommand.self, AuditCommand.self, MigrateCommand.self, CompactCommand.self,
         ],
         defaultSubcommand: Serve.self
     )
@@ -160,6 +160,12 @@ struct Serve: AsyncParsableCommand {
     var headerTimeout = Self.seconds(ConnectionLimits.standard.headerTimeout)
     @Option(help: "The longest pause, in seconds, while a request's body is read.")
     var bodyTimeout = Self.seconds(ConnectionLimits.standard.bodyTimeout)
+    @Option(help: ArgumentHelp("Run 'compact' this often (24h, 7d); off unless given.", valueName: "interval"))
+    var compactEvery: String?
+    @Option(
+        help: ArgumentHelp("With --compact-every: the devices' horizon (see 'compact --horizon').", valueName: "age")
+    )
+    var compactHorizon = "90d"
 
     private static func seconds(_ duration: Duration) -> Int { Int(duration.components.seconds) }
 
@@ -177,6 +183,12 @@ struct Serve: AsyncParsableCommand {
         }
         guard (tlsCert == nil) == (tlsKey == nil) else {
             throw ValidationError("--tls-cert and --tls-key go together: give both to serve HTTPS, or neither")
+        }
+        if let compactEvery, DevicesCommand.millis(compactEvery) == nil {
+            throw ValidationError("--compact-every takes an interval like 24h or 7d, not '\(compactEvery)'")
+        }
+        guard DevicesCommand.millis(compactHorizon) != nil else {
+            throw ValidationError("--compact-horizon takes an age like 90d, not '\(compactHorizon)'")
         }
         guard Logger.Level(rawValue: logLevel) != nil else {
             throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error")
@@ -257,6 +269,15 @@ struct Serve: AsyncParsableCommand {
             if case .failure(let error) = made { fail(error) }
             return
         }
+        let compaction = compactEvery.flatMap(DevicesCommand.millis).map { interval in
+            CompactCommand.schedule(
+                store: store,
+                intervalMillis: interval,
+                horizonMillis: DevicesCommand.millis(compactHorizon) ?? 0,
+                logger: logger
+            )
+        }
+        defer { compaction?.cancel() }
         do {
             try await app.runService()
         } catch {

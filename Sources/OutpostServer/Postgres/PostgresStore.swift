@@ -195,7 +195,8 @@ public final class PostgresStore: Sendable {
                 """,
                 "CREATE INDEX audit_by_practice ON audit (practice, seq)",
             ]
-        )
+        ),
+        (2, compactionMigration),
     ]
 
     /// Applies the migrations this database lacks, under a transaction-level advisory lock, so that several

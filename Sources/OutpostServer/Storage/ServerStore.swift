@@ -425,6 +425,7 @@ public final class ServerStore: Sendable {
                     """
             )
         }
+        registerCompactionMigrations(&migrator)
         return migrator
     }
 
