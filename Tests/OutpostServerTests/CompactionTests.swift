@@ -159,7 +159,7 @@ struct CompactionTests {
         try await office.ok("sync")
         try age(server, "laptop-1", days: 100)
 
-        let report = try await compact(server, ["--horizon", "90d"])
+        let report = try await compact(server, ["--horizon=90d"])
         #expect(report.contains("expired (bootstrap again on their next sync): laptop-1"), "\(report)")
         #expect(report.contains("held back by office-1"), "\(report)")
         #expect(!report.contains("dropped 0 of"), "superseded phone values are dropped: \(report)")
@@ -227,6 +227,9 @@ struct CompactionTests {
 
         // A device compacts its own history: acknowledged superseded values go, the unsent edit stays.
         let laptop = devices[1]
+        try await laptop.ok("patient", "set", patients[1], "preferredLanguage=it")
+        try await laptop.ok("patient", "set", patients[1], "preferredLanguage=de")
+        try await laptop.ok("sync")
         try await laptop.ok("patient", "set", patients[0], "preferredLanguage=es")
         let local: [String: Any] = try json(try await laptop.ok("compact", "--json"), as: [String: Any].self)
         #expect((local["dropped"] as? Int ?? 0) > 0, "\(local)")

@@ -17,9 +17,10 @@ extension LocalStore {
     /// Drops superseded values from this replica's change log by the rule the server compacts by
     /// (``CompactionRule``): a change the server has acknowledged (received from it, or a local change it stored;
     /// never one in the outbox, refused, retried or discarded) whose write is no longer live, outside fields in
-    /// conflict and the fields the scorecard dates. Record states, the projection and the outbox are untouched:
+    /// conflict and the fields the scorecard dates. A record with a change the server has not stored keeps its
+    /// whole history until it has. Record states, the projection and the outbox are untouched:
     /// every list, export and sync reads the same afterwards; `outpost history` and `outpost audit` no longer show
-    /// the dropped superseded values. Rows of a record's tail (not yet folded into its state) are left as they are.
+    /// the dropped superseded values. A record's tail (log rows not yet folded into its state) is folded in first.
     /// One transaction.
     @discardableResult
     public func compactHistory() throws(ClientError) -> HistoryCompaction {
@@ -28,16 +29,30 @@ extension LocalStore {
                 max(0, try Int64.fetchOne(db, sql: "SELECT ackedCounter FROM replica WHERE id = 1") ?? 0)
             )
             let held = Set(try Int64.fetchAll(db, sql: "SELECT counter FROM refused_change").map { UInt64(max(0, $0)) })
+            // A record with a change the server has not stored (in the outbox, refused or discarded) keeps its
+            // whole history: a discard withdraws its change from the log's other changes.
+            var unsettled = Set<RecordRef>()
+            for row in try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT DISTINCT type, id FROM change WHERE isLocal = 1 AND maxCounter > ?
+                    UNION SELECT type, id FROM refused_change
+                    """,
+                arguments: [Int64(clamping: acked)]
+            ) {
+                unsettled.insert(RecordRef(type: row["type"], id: row["id"]))
+            }
             var report = HistoryCompaction(examined: 0, dropped: 0, rowsDeleted: 0, rowsRewritten: 0)
             let rows = try Row.fetchCursor(
                 db,
                 sql: "SELECT seq, type, id, isLocal, payload FROM change ORDER BY type, id, seq"
             )
-            var current: (record: RecordRef, state: RecordState?, tailStart: Int64?, conflicted: Set<String>)?
+            var current: (record: RecordRef, state: RecordState?, conflicted: Set<String>)?
             var deletions: [Int64] = []
             var rewrites: [(seq: Int64, payload: Data, maxCounter: Int64?)] = []
             while let row = try rows.next() {
                 let record = RecordRef(type: row["type"], id: row["id"])
+                if unsettled.contains(record) { continue }
                 if current?.record != record {
                     let tailStart = try Int64.fetchOne(
                         db,
@@ -49,14 +64,22 @@ extension LocalStore {
                         sql: "SELECT field FROM conflict WHERE type = ? AND id = ?",
                         arguments: [record.type, record.id]
                     )
-                    current = (record, try loadStateAndTail(record, db: db)?.state, tailStart, Set(conflicted))
+                    let state = try loadStateAndTail(record, db: db)?.state
+                    if tailStart != nil, let state {
+                        // Its tail is folded into the state first, so that every row is history, not state.
+                        try db.execute(
+                            sql:
+                                "UPDATE record SET state = ?, tailStart = NULL, tailBytes = 0 WHERE type = ? AND id = ?",
+                            arguments: [try codec.encode(state, of: record), record.type, record.id]
+                        )
+                    }
+                    current = (record, state, Set(conflicted))
                 }
                 guard let known = current else { continue }
                 let seq: Int64 = row["seq"]
                 let isLocal: Bool = row["isLocal"]
                 let changes = try codec.decodeChanges(row["payload"], of: record)
                 report.examined += changes.count
-                if let tailStart = known.tailStart, seq >= tailStart { continue }
                 let kept = changes.filter { change in
                     let acknowledged = !isLocal || (change.id.counter <= acked && !held.contains(change.id.counter))
                     return !CompactionRule.mayDrop(
