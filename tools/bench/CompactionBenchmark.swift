@@ -98,7 +98,7 @@ struct CompactionBenchmark: AsyncParsableCommand {
         let deviceBefore = try Self.size(sitePaths[0])
         let clock = ContinuousClock()
         let start = clock.now
-        let report = try server.admin(["compact", "--horizon", "90d"])
+        let report = try server.admin(["compact", "--horizon=90d"])
         let serverTime = clock.now - start
         let serverAfter = try Self.size(serverPath)
         let deviceStart = clock.now
