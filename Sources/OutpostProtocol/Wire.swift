@@ -10,6 +10,9 @@ public enum Wire {
     public static let clientHeader = "Outpost-Client"
     /// The header carrying the number of changes waiting in the device's outbox, on pushes and pulls.
     public static let outboxHeader = "Outpost-Outbox"
+    /// The header carrying the number of the device's changes the server refused and it holds aside (not those
+    /// discarded), on pushes and pulls.
+    public static let refusedHeader = "Outpost-Refused"
     /// The header a client sends on `POST /v1/push` to ask for per-change refusals (``refusalsPerChange``):
     /// the server then stores every change it can and lists the others in ``PushResponse/refused``. Without
     /// it, a push is all or nothing (protocol/README.md, section 5).

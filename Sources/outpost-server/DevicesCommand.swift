@@ -51,7 +51,8 @@ struct DevicesCommand: AsyncParsableCommand {
             abstract: "List devices, most recently seen first.",
             discussion: """
                 BEHIND counts other devices' changes the device has not pulled yet; OUTBOX is what it reported \
-                waiting to be pushed at its last sync. Example: outpost-server devices --stale 7d
+                waiting to be pushed at its last sync, REFUSED the changes the server refused that it holds aside \
+                ('outpost outbox list' on the device). Example: outpost-server devices --stale 7d
                 """
         )
         @OptionGroup var data: DataOptions
@@ -80,13 +81,16 @@ struct DevicesCommand: AsyncParsableCommand {
                 return
             }
             TablePrinter.print(
-                ["REPLICA", "TOKEN", "ROLE", "SCOPE", "LAST PUSH", "LAST PULL", "BEHIND", "OUTBOX", "CLIENT"],
+                [
+                    "REPLICA", "TOKEN", "ROLE", "SCOPE", "LAST PUSH", "LAST PULL", "BEHIND", "OUTBOX", "REFUSED",
+                    "CLIENT",
+                ],
                 devices.map {
                     [
                         $0.replica + ($0.retiredAtMillis == nil ? "" : " (retired)"), $0.token, $0.role, $0.scope,
                         DevicesCommand.ago($0.lastPushMillis, now: now),
                         DevicesCommand.ago($0.lastPullMillis, now: now), String($0.behindChanges),
-                        $0.outbox.map(String.init) ?? "?", $0.client ?? "?",
+                        $0.outbox.map(String.init) ?? "?", $0.refused.map(String.init) ?? "?", $0.client ?? "?",
                     ]
                 }
             )

@@ -18,6 +18,7 @@ struct OutpostServerCommand: AsyncParsableCommand {
         subcommands: [
             Serve.self, PracticeCommand.self, TokenCommand.self, ConflictsCommand.self, PurgeCommand.self,
             DevicesCommand.self, AuditCommand.self, MigrateCommand.self, BackupCommand.self, RestoreCommand.self,
+            CompactCommand.self,
         ],
         defaultSubcommand: Serve.self
     )

@@ -39,6 +39,13 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "The longest pause, in seconds, while a request's body is read.")
     var bodyTimeout = Self.seconds(ConnectionLimits.standard.bodyTimeout)
 
+    @Option(help: ArgumentHelp("Run 'compact' this often (24h, 7d); off unless given.", valueName: "interval"))
+    var compactEvery: String?
+    @Option(
+        help: ArgumentHelp("With --compact-every: the devices' horizon (see 'compact --horizon').", valueName: "age")
+    )
+    var compactHorizon = "90d"
+
     private static func seconds(_ duration: Duration) -> Int { Int(duration.components.seconds) }
 
     mutating func validate() throws {
@@ -55,6 +62,12 @@ struct Serve: AsyncParsableCommand {
         }
         guard (tlsCert == nil) == (tlsKey == nil) else {
             throw ValidationError("--tls-cert and --tls-key go together: give both to serve HTTPS, or neither")
+        }
+        if let compactEvery, DevicesCommand.millis(compactEvery) == nil {
+            throw ValidationError("--compact-every takes an interval like 24h or 7d, not '\(compactEvery)'")
+        }
+        guard DevicesCommand.millis(compactHorizon) != nil else {
+            throw ValidationError("--compact-horizon takes an age like 90d, not '\(compactHorizon)'")
         }
         guard Logger.Level(rawValue: logLevel) != nil else {
             throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error")
@@ -126,6 +139,15 @@ struct Serve: AsyncParsableCommand {
         ) { port in
             FileHandle.standardOutput.write(Data("listening on \(scheme)://\(host):\(port)\n".utf8))
         }
+        let compaction = compactEvery.flatMap(DevicesCommand.millis).map { interval in
+            CompactCommand.schedule(
+                store: store,
+                intervalMillis: interval,
+                horizonMillis: DevicesCommand.millis(compactHorizon) ?? 0,
+                logger: logger
+            )
+        }
+        defer { compaction?.cancel() }
         do {
             try await app.runService()
         } catch {

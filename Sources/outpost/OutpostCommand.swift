@@ -18,7 +18,7 @@ struct OutpostCommand: AsyncParsableCommand {
             ObservationCommand.self, History.self, Export.self, Import.self, RemoteCommand.self, SyncCommand.self,
             OutboxCommand.self,
             ConflictsCommand.self, Audit.self, ScorecardCommand.self, PanelCommand.self, GapsCommand.self,
-            FHIRCommand.self, Rekey.self, Doctor.self,
+            FHIRCommand.self, Rekey.self, Doctor.self, Compact.self,
         ]
     )
 }

@@ -104,12 +104,15 @@ extension LocalStore {
 
     /// Gives up a refused change for good: it is never sent again. The row stays, with `reason`, who discarded
     /// it (the replica's person, else `replica:<id>`) and when, so the discard is on record
-    /// (``refusedChanges(includingDiscarded:)``). The device's own records keep the edit as made until they are
-    /// written again; the server and the other devices never see it.
+    /// (``refusedChanges(includingDiscarded:)``). In the same transaction the change is withdrawn from this
+    /// device (``withdraw(_:db:)``): its record reads as on the server and the other devices, which never see it.
+    /// Returns whether the next sync bootstraps again to bring back values the change replaced that this device
+    /// holds only from a snapshot.
     ///
     /// - Throws: ``ClientError`` `invalidEdit` when `reason` is blank or the change was already discarded,
     ///   `unknownRecord` for an id that is not a refused change of this replica.
-    public func discardRefused(_ id: ChangeID, reason: String) throws(ClientError) {
+    @discardableResult
+    public func discardRefused(_ id: ChangeID, reason: String) throws(ClientError) -> Bool {
         let reason = reason.trimmingCharacters(in: .whitespacesAndNewlines)
         guard !reason.isEmpty else {
             throw ClientError(
@@ -119,7 +122,7 @@ extension LocalStore {
         }
         let by = try setting("person") ?? "replica:\(replicaID)"
         let now = try now()
-        try write(doing: "discard a refused change") { db in
+        return try write(doing: "discard a refused change") { db in
             guard let row = try refusedRow(id, db: db) else { throw unknownRefusal(id) }
             guard row["state"] as String != RefusedOutboxChange.State.discarded.rawValue else {
                 throw ClientError(code: .invalidEdit, message: "refused change \(id) was already discarded")
@@ -131,6 +134,7 @@ extension LocalStore {
                     """,
                 arguments: [reason, by, Int64(now), Int64(id.counter)]
             )
+            return try withdraw(try refusal(from: row).change, db: db)
         }
     }
 

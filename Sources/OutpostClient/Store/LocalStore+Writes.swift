@@ -367,11 +367,15 @@ final class StoreTransaction {
         return true
     }
 
-    /// Replaces a record's state outright (re-stamped pending writes).
+    /// Replaces a record's state outright (re-stamped pending writes, a discarded change withdrawn); its fields'
+    /// conflicts are looked at again.
     func replace(_ record: RecordRef, with state: RecordState) throws {
-        _ = try self.state(of: record)
+        let before = try self.state(of: record)
         states[record] = state
         merged.insert(record)
+        for field in Set(before.fields.keys).union(state.fields.keys) {
+            touched.insert(FieldKey(record: record, field: field))
+        }
     }
 
     /// Applies one change; returns whether it was new.

@@ -103,6 +103,8 @@ public actor SyncEngine {
     private var outbox: Int?
     /// The server epoch this replica syncs in, sent with pulls and snapshot pages (``Wire/epochHeader``).
     private var epoch: String?
+    /// The refused changes held aside as this sync last knew them (``Wire/refusedHeader``).
+    private var refusedHeld: Int?
 
     /// Creates an engine over `store` talking through `transport`.
     public init(store: LocalStore, transport: any SyncTransport, options: Options = Options(), logger: Logger) {
@@ -248,6 +250,7 @@ public actor SyncEngine {
         let batch = max(1, min(options.pushBatch, session.limits.maxPushChanges))
         var restampedThisSync = false
         outbox = try store.pendingCount()
+        refusedHeld = try store.refusedCount()
         while true {
             // Refused changes marked for retry go first (their counters are below the outbox's), then the outbox.
             let retries = Array(try store.retryingChanges().prefix(batch))
@@ -283,6 +286,7 @@ public actor SyncEngine {
                 }
                 let refused = try store.recordPush(changes, response: response)
                 outbox = max(0, (outbox ?? changes.count) - changes.count + retries.count)
+                refusedHeld = try store.refusedCount()
                 report.pushed += response.accepted
                 report.pushedDuplicates += response.duplicates
                 report.refused += refused
@@ -420,7 +424,9 @@ public actor SyncEngine {
 
     /// What the device reports of itself with pushes and pulls.
     private var deviceHeaders: [String: String] {
-        var headers = outbox.map { [Wire.outboxHeader: String($0)] } ?? [:]
+        var headers: [String: String] = [:]
+        if let outbox { headers[Wire.outboxHeader] = String(outbox) }
+        if let refusedHeld { headers[Wire.refusedHeader] = String(refusedHeld) }
         if let epoch { headers[Wire.epochHeader] = epoch }
         return headers
     }

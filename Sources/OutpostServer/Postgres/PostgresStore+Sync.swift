@@ -122,7 +122,8 @@ extension PostgresStore: SyncStorage {
                     UPDATE device SET acknowledged = GREATEST(acknowledged, \(Int64(clamping: plan.maxCounter))),
                         last_seen = \(Int64(now)), last_push = \(Int64(now)),
                         outbox = COALESCE(\(report.outbox.map(Int64.init)), outbox),
-                        client = COALESCE(\(report.client), client)
+                        client = COALESCE(\(report.client), client),
+                        refused = COALESCE(\(report.refused.map(Int64.init)), refused)
                     WHERE practice = \(practice) AND replica = \(request.replica.rawValue)
                     RETURNING acknowledged
                     """,
@@ -384,7 +385,8 @@ extension PostgresStore: SyncStorage {
         try await connection.run(
             """
             UPDATE device SET last_seen = \(Int64(now)), last_pull = \(Int64(now)), pulled_to = \(pulledTo),
-                outbox = COALESCE(\(report.outbox.map(Int64.init)), outbox), client = COALESCE(\(report.client), client)
+                outbox = COALESCE(\(report.outbox.map(Int64.init)), outbox), client = COALESCE(\(report.client), client),
+                refused = COALESCE(\(report.refused.map(Int64.init)), refused)
             WHERE practice = \(practice) AND replica = \(replica.rawValue)
             """,
             logger
@@ -401,6 +403,7 @@ extension PostgresStore: SyncStorage {
     ) async throws(ServerError) -> FeedPage {
         let practice = token.practice
         return try await transaction(.repeatableRead) { connection in
+            try await Self.requireServable(since: since, practice: practice, connection, logger)
             // The device holds its own changes already: they are left out in the scan.
             let rows = try await connection.all(
                 """

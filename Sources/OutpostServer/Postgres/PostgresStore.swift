@@ -207,6 +207,7 @@ public final class PostgresStore: Sendable {
                 """,
             ]
         ),
+        (3, compactionMigration),
     ]
 
     /// Applies the migrations this database lacks, under a transaction-level advisory lock, so that several

@@ -262,6 +262,11 @@ struct SyncRoutes: Sendable {
                 String(after),
                 head: try await store.feedHead(practice: token.practice)
             )
+            // A cursor below the compacted feed's floor would end in a checkpoint the feed cannot serve.
+            let floor = try await store.feedFloor(practice: token.practice)
+            if let checkpoint, !CompactionPlanner.isServable(since: checkpoint, floor: floor) {
+                throw ServerError.belowFloor(checkpoint, floor: floor, field: "after")
+            }
         }
         let replica = try await claimedReplica(query, token: token)
         let page = try await store.snapshot(token: token, replica: replica, after: cursor, limit: limit)
@@ -275,7 +280,8 @@ struct SyncRoutes: Sendable {
         return Self.pageResponse(try Wire.makeEncoder().encode(message), contentType: Wire.contentType, to: request)
     }
 
-    /// What the device reports of itself: its outbox (``Wire/outboxHeader``, a whole number) and its software
+    /// What the device reports of itself: its outbox (``Wire/outboxHeader``, a whole number), its refused changes
+    /// held aside (``Wire/refusedHeader``, a whole number) and its software
     /// (``Wire/clientHeader``, kept to 64 printable characters).
     static func deviceReport(_ request: Request) throws(ServerError) -> DeviceReport {
         var report = DeviceReport()
@@ -287,6 +293,15 @@ struct SyncRoutes: Sendable {
                 )
             }
             report.outbox = count
+        }
+        if let text = request.headers[HTTPField.Name(Wire.refusedHeader)!] {
+            guard let count = Int(text), count >= 0, count <= Int(Int32.max) else {
+                throw ServerError.parameter(
+                    Wire.refusedHeader,
+                    "\(Wire.refusedHeader) must be the number of refused changes the device holds aside, 0 or more"
+                )
+            }
+            report.refused = count
         }
         if let client = request.headers[HTTPField.Name(Wire.clientHeader)!] {
             report.client = String(

@@ -101,7 +101,7 @@ extension AdminStorage {
 }
 
 /// A whole backend of the server: the sync endpoints' storage and the administration's.
-public typealias ServerBackend = SyncStorage & AdminStorage
+public typealias ServerBackend = SyncStorage & AdminStorage & CompactionStorage
 
 /// The rules administrators' acts follow, pure, shared by every backend.
 public enum AdminRules {

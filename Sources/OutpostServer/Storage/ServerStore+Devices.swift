@@ -4,18 +4,21 @@ import HTTPTypes
 import OutpostCRDT
 import OutpostProtocol
 
-/// What a device reports of itself with a push or a pull (headers ``Wire/outboxHeader`` and
-/// ``Wire/clientHeader``).
+/// What a device reports of itself with a push or a pull (headers ``Wire/outboxHeader``,
+/// ``Wire/refusedHeader`` and ``Wire/clientHeader``).
 public struct DeviceReport: Sendable, Hashable {
     /// Changes waiting in its outbox.
     public var outbox: Int?
     /// Its software and version, e.g. `outpost/0.1.0`.
     public var client: String?
+    /// Its changes the server refused, held aside on the device (not those discarded).
+    public var refused: Int?
 
     /// Creates a report.
-    public init(outbox: Int? = nil, client: String? = nil) {
+    public init(outbox: Int? = nil, client: String? = nil, refused: Int? = nil) {
         self.outbox = outbox
         self.client = client
+        self.refused = refused
     }
 }
 
@@ -42,6 +45,8 @@ public struct DeviceEntry: Sendable, Hashable, Codable {
     /// Its outbox and software as it last reported them.
     public var outbox: Int?
     public var client: String?
+    /// Its changes the server refused and it holds aside, as it last reported them.
+    public var refused: Int? = nil
     /// When an administrator retired it.
     public var retiredAtMillis: UInt64?
 }
@@ -63,13 +68,13 @@ extension ServerStore {
                     lastPush = CASE WHEN ? THEN ? ELSE lastPush END,
                     lastPull = CASE WHEN ? IS NULL THEN lastPull ELSE ? END,
                     pulledTo = COALESCE(?, pulledTo),
-                    outbox = COALESCE(?, outbox), client = COALESCE(?, client)
+                    outbox = COALESCE(?, outbox), client = COALESCE(?, client), refused = COALESCE(?, refused)
                 WHERE practice = ? AND replica = ?
                 """
         ).execute(
             arguments: [
                 Int64(now), pushed, Int64(now), pulledTo, Int64(now), pulledTo, report.outbox, report.client,
-                practice, replica.rawValue,
+                report.refused, practice, replica.rawValue,
             ]
         )
     }
@@ -109,6 +114,7 @@ extension ServerStore {
                     acknowledged: row["acknowledged"],
                     outbox: row["outbox"],
                     client: row["client"],
+                    refused: row["refused"],
                     retiredAtMillis: (row["retiredAt"] as Int64?).map { UInt64($0) }
                 )
             }

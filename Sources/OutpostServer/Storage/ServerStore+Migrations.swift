@@ -271,6 +271,8 @@ extension ServerStore {
         }
         // Server epochs (ServerStore+Backup.swift): a random id, replaced by every restore from a backup.
         migrator.registerMigration("v8-server-epoch") { db in try ServerStore.createServerMeta(db) }
+        // Coordinated compaction's feed floor and the devices' refused counts (ServerStore+Compaction.swift).
+        registerCompactionMigrations(&migrator)
         return migrator
     }
 }

@@ -279,11 +279,13 @@ extension ServerStore: SyncStorage {
         }
     }
 
-    /// The highest feed position of a practice: its last change, or a later purge.
+    /// The highest feed position of a practice: its last change, or a later purge (or compaction floor, when
+    /// compaction dropped the last changes).
     static func feedHead(practice: String, db: Database) throws -> Int64 {
         max(
             try Int64.fetchOne(db, sql: "SELECT MAX(seq) FROM change WHERE practice = ?", arguments: [practice]) ?? 0,
-            try purgeHead(practice: practice, db: db)
+            try purgeHead(practice: practice, db: db),
+            try feedFloor(practice: practice, db: db)
         )
     }
 
@@ -299,6 +301,7 @@ extension ServerStore: SyncStorage {
         let scoped = !token.scope.isWholePractice
         // A scoped pull records what the device was sent: a write. A whole-practice pull only reads.
         let body = { @Sendable (db: Database) throws -> FeedPage in
+            try Self.requireServable(since: since, practice: practice, db: db)
             // The device holds its own changes already: they are left out in the scan, so a device that has
             // just pushed a whole practice does not page through it.
             let rows = try Row.fetchAll(

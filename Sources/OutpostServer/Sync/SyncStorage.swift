@@ -23,6 +23,9 @@ public protocol SyncStorage: Sendable {
     /// The highest feed position of a practice (0 when it has no changes).
     func feedHead(practice: String) async throws(ServerError) -> Int64
 
+    /// The feed floor of a practice (0 until it is compacted): a pull from below it is `410 checkpoint_expired`.
+    func feedFloor(practice: String) async throws(ServerError) -> Int64
+
     /// Binds `replica` to `token` on its first request; refuses a replica id bound to another token.
     func claimReplica(_ replica: ReplicaID, token: TokenEntry, now: UInt64) async throws(ServerError)
 

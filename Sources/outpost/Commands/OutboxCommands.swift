@@ -160,8 +160,10 @@ struct OutboxCommand: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Give up a refused change for good; the reason is kept ('outpost outbox list --discarded').",
             discussion: """
-                The change is never sent again. This device keeps showing the edit until the record is written \
-                again; the server and other devices never see it.
+                The change is never sent again, and this device withdraws it: the record reads again as on the \
+                server and the other devices, which never see it (the change log keeps it, marked discarded, for \
+                'outpost audit'). When the values it replaced came to this device in a snapshot, the next sync \
+                bootstraps again to bring them back, keeping the outbox.
                 """
         )
         @OptionGroup var storeOptions: StoreOptions
@@ -179,8 +181,13 @@ struct OutboxCommand: ParsableCommand {
         func run() throws {
             let store = try storeOptions.open()
             let change = try OutboxCommand.changeID(id, replica: store.store.replicaID)
-            try store.store.discardRefused(change, reason: reason ?? "")
+            let rebootstrap = try store.store.discardRefused(change, reason: reason ?? "")
             print("\(change) discarded; it will not be sent ('outpost outbox list --discarded' keeps the reason)")
+            if rebootstrap {
+                print(
+                    "the values it replaced come back with the next sync, which bootstraps again (the outbox is kept)"
+                )
+            }
         }
     }
 }

@@ -1,0 +1,251 @@
+import Foundation
+import GRDB
+import HTTPTypes
+import OutpostCRDT
+import OutpostModel
+import OutpostProtocol
+
+/// What one practice's compaction did.
+public struct CompactionReport: Sendable, Hashable, Codable {
+    /// The practice.
+    public var practice: String
+    /// The feed floor before and after: a pull from below `floor` is `410 checkpoint_expired`.
+    public var previousFloor: Int64
+    public var floor: Int64
+    /// The feed head when the floor was set.
+    public var head: Int64
+    /// Active devices whose checkpoint is the floor (they hold it back).
+    public var heldBy: [String]
+    /// Devices past the horizon (or retired) whose checkpoint fell below the floor: they bootstrap again on their
+    /// next sync, keeping their outbox.
+    public var expired: [String]
+    /// Changes at or below the floor examined, and those dropped (superseded values, ``CompactionRule``).
+    public var examined: Int
+    public var dropped: Int
+}
+
+/// The storage `outpost-server compact` runs on (docs/sync.md, "Compaction").
+public protocol CompactionStorage: Sendable {
+    /// Compacts one practice, or every practice: moves each feed floor as ``CompactionPlanner/floor(head:current:devices:now:horizonMillis:)``
+    /// decides, then drops the changes at or below it that ``CompactionRule`` allows, in short transactions so
+    /// that sync goes on meanwhile. Recorded in the audit log.
+    func compact(practice: String?, now: UInt64, horizonMillis: UInt64) async throws(ServerError) -> [CompactionReport]
+}
+
+extension ServerStore: CompactionStorage {
+    /// The compaction tables: each practice's feed floor, and what each device last reported of its refused
+    /// changes (``DeviceReport/refused``).
+    static func registerCompactionMigrations(_ migrator: inout DatabaseMigrator) {
+        migrator.registerMigration("v9-compaction") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE compaction (
+                        practice TEXT PRIMARY KEY NOT NULL REFERENCES practice(id),
+                        floor INTEGER NOT NULL,
+                        at INTEGER NOT NULL,
+                        dropped INTEGER NOT NULL DEFAULT 0
+                    ) WITHOUT ROWID;
+                    ALTER TABLE device ADD COLUMN refused INTEGER;
+                    """
+            )
+        }
+    }
+
+    /// The feed floor of a practice (0 when it was never compacted).
+    static func feedFloor(practice: String, db: Database) throws -> Int64 {
+        try Int64.fetchOne(
+            db.cachedStatement(sql: "SELECT floor FROM compaction WHERE practice = ?"),
+            arguments: [practice]
+        ) ?? 0
+    }
+
+    /// Refuses a pull from below the practice's feed floor, inside the pull's transaction (so a compaction that
+    /// commits between the request's checks and its read cannot make it skip a change).
+    static func requireServable(since: Int64, practice: String, db: Database) throws {
+        let floor = try feedFloor(practice: practice, db: db)
+        guard CompactionPlanner.isServable(since: since, floor: floor) else {
+            throw ServerError.belowFloor(since, floor: floor, field: "since")
+        }
+    }
+
+    public func feedFloor(practice: String) async throws(ServerError) -> Int64 {
+        try await readAsync { db in try Self.feedFloor(practice: practice, db: db) }
+    }
+
+    public func compact(
+        practice: String?,
+        now: UInt64,
+        horizonMillis: UInt64
+    ) async throws(ServerError) -> [CompactionReport] {
+        let practices = try await readAsync { db in
+            try String.fetchAll(
+                db,
+                sql: "SELECT id FROM practice WHERE ? IS NULL OR id = ? ORDER BY id",
+                arguments: [practice, practice]
+            )
+        }
+        if let practice, practices.isEmpty {
+            throw ServerError(
+                .notFound,
+                .notFound,
+                "no practice \(practice); list them with 'outpost-server practice list'"
+            )
+        }
+        var reports: [CompactionReport] = []
+        for practice in practices {
+            reports.append(try await compactOne(practice, now: now, horizonMillis: horizonMillis))
+        }
+        return reports
+    }
+
+    private func compactOne(
+        _ practice: String,
+        now: UInt64,
+        horizonMillis: UInt64
+    ) async throws(ServerError)
+        -> CompactionReport
+    {
+        // The floor first, in its own transaction: from its commit on, no pull reads below it.
+        var report = try await writeAsync { db in
+            let head = try Self.feedHead(practice: practice, db: db)
+            let current = try Self.feedFloor(practice: practice, db: db)
+            let devices = try Row.fetchAll(
+                db,
+                sql: "SELECT replica, pulledTo, lastSeen, retiredAt FROM device WHERE practice = ?",
+                arguments: [practice]
+            ).map { row in
+                CompactionPlanner.Device(
+                    replica: row["replica"],
+                    pulledTo: row["pulledTo"],
+                    lastSeenMillis: UInt64(max(0, row["lastSeen"] as Int64)),
+                    isRetired: (row["retiredAt"] as Int64?) != nil
+                )
+            }
+            let floor = CompactionPlanner.floor(
+                head: head,
+                current: current,
+                devices: devices,
+                now: now,
+                horizonMillis: horizonMillis
+            )
+            try db.execute(
+                sql: """
+                    INSERT INTO compaction (practice, floor, at) VALUES (?, ?, ?)
+                    ON CONFLICT (practice) DO UPDATE SET floor = excluded.floor, at = excluded.at
+                    """,
+                arguments: [practice, floor.position, Int64(now)]
+            )
+            return CompactionReport(
+                practice: practice,
+                previousFloor: current,
+                floor: floor.position,
+                head: head,
+                heldBy: floor.heldBy,
+                expired: floor.expired,
+                examined: 0,
+                dropped: 0
+            )
+        }
+        // Then the changes at or below it, a batch per transaction, walked by record.
+        var cursor: (type: String, id: String, seq: Int64) = ("", "", 0)
+        let floor = report.floor
+        while true {
+            let start = cursor
+            let batch = try await writeAsync { db -> (examined: Int, dropped: Int, last: (String, String, Int64)?) in
+                let rows = try Row.fetchAll(
+                    db.cachedStatement(
+                        sql: """
+                            SELECT seq, type, id, payload FROM change
+                            WHERE practice = ? AND (type, id, seq) > (?, ?, ?) AND seq <= ?
+                            ORDER BY type, id, seq LIMIT 2000
+                            """
+                    ),
+                    arguments: [practice, start.type, start.id, start.seq, floor]
+                )
+                var states: [RecordRef: (state: RecordState?, conflicted: Set<String>)] = [:]
+                var dropped = 0
+                for row in rows {
+                    let ref = RecordRef(type: row["type"], id: row["id"])
+                    guard let change = StoredChange.decode([UInt8](row["payload"] as Data)) else {
+                        throw ServerError(.internalError, .internalServerError, "a stored change could not be read")
+                    }
+                    if states[ref] == nil {
+                        var state: RecordState?
+                        if let bytes = try Data.fetchOne(
+                            db.cachedStatement(
+                                sql: "SELECT state FROM record WHERE practice = ? AND type = ? AND id = ?"
+                            ),
+                            arguments: [practice, ref.type, ref.id]
+                        ) {
+                            var reader = BinaryReader(Array(bytes))
+                            state = try reader.readRecordState()
+                        }
+                        let conflicted = try String.fetchAll(
+                            db.cachedStatement(
+                                sql: "SELECT field FROM conflict WHERE practice = ? AND type = ? AND id = ?"
+                            ),
+                            arguments: [practice, ref.type, ref.id]
+                        )
+                        states[ref] = (state, Set(conflicted))
+                    }
+                    guard let known = states[ref],
+                        CompactionRule.mayDrop(
+                            change,
+                            acknowledged: true,
+                            state: known.state,
+                            conflicted: known.conflicted
+                        )
+                    else { continue }
+                    try db.cachedStatement(sql: "DELETE FROM change WHERE seq = ?").execute(arguments: [
+                        row["seq"] as Int64
+                    ])
+                    dropped += 1
+                }
+                let last = rows.last.map { ($0["type"] as String, $0["id"] as String, $0["seq"] as Int64) }
+                return (rows.count, dropped, last)
+            }
+            report.examined += batch.examined
+            report.dropped += batch.dropped
+            guard let last = batch.last else { break }
+            cursor = last
+        }
+        let finished = report
+        try await writeAsync { db in
+            try db.execute(
+                sql: "UPDATE compaction SET dropped = dropped + ? WHERE practice = ?",
+                arguments: [finished.dropped, practice]
+            )
+            try Self.audit(
+                "compact",
+                practice: practice,
+                subject: nil,
+                detail: AdminRules.compactionDetail(finished),
+                now: now,
+                db: db
+            )
+        }
+        return report
+    }
+}
+
+extension AdminRules {
+    /// A compaction in words for the audit log: positions and counts, no patient data.
+    static func compactionDetail(_ report: CompactionReport) -> String {
+        "floor \(report.previousFloor) -> \(report.floor) of head \(report.head); dropped \(report.dropped) of "
+            + "\(report.examined) changes at or below it; expired devices: "
+            + (report.expired.isEmpty ? "none" : report.expired.joined(separator: ","))
+    }
+}
+
+extension ServerError {
+    /// A pull or snapshot cursor below the practice's feed floor: `410 checkpoint_expired`.
+    static func belowFloor(_ position: Int64, floor: Int64, field: String) -> ServerError {
+        ServerError(
+            .checkpointExpired,
+            .gone,
+            "checkpoint \(position) is below this server's compacted feed (floor \(floor)); bootstrap again from "
+                + "/v1/snapshot, keeping unpushed changes",
+            field: field
+        )
+    }
+}
