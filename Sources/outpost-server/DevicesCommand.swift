@@ -87,7 +87,8 @@ struct DevicesCommand: AsyncParsableCommand {
                 ],
                 devices.map {
                     [
-                        $0.replica + ($0.retiredAtMillis == nil ? "" : " (retired)"), $0.token, $0.role, $0.scope,
+                        $0.replica + ($0.retiredAtMillis == nil ? "" : " (retired)"),
+                        $0.token + ($0.tokenRevokedAtMillis == nil ? "" : " (revoked)"), $0.role, $0.scope,
                         DevicesCommand.ago($0.lastPushMillis, now: now),
                         DevicesCommand.ago($0.lastPullMillis, now: now), String($0.behindChanges),
                         $0.outbox.map(String.init) ?? "?", $0.refused.map(String.init) ?? "?", $0.client ?? "?",

@@ -127,6 +127,14 @@ struct CompactionTests {
         await #expect(try language(admin, registered) == "en")
         let audit = try await nurse.ok("audit", "--patient", registered)
         #expect(audit.contains("discarded"), "the discard stays on record: \(audit)")
+
+        // Its token revoked, the device stays listed, marked so (it cannot sync until given another token).
+        #expect(entry["tokenRevokedAtMillis"] == nil, "\(entry)")
+        let tokenID = try #require(entry["token"] as? String)
+        try #require(try await server.admin(["token", "revoke", tokenID]).status == 0)
+        await #expect(try device(server, "nurse-1")["tokenRevokedAtMillis"] as? Int != nil)
+        let listed = try await server.admin(["devices", "list"])
+        #expect(listed.stdout.contains("\(tokenID) (revoked)"), "\(listed.stdout)")
     }
 
     /// A laptop syncs, goes offline, edits, and is not seen for longer than the horizon while the office edits

@@ -83,4 +83,25 @@ struct DeviceHealthTests {
         let audit = try await server.admin(["audit", "--json"]).stdout
         #expect(audit.contains("device.retire") && audit.contains("laptop-1"))
     }
+
+    /// A device that asked for its first snapshot page and never finished a sync is listed with no push and no
+    /// pull ("never"), and behind the feed by the changes it has not pulled.
+    @Test func aDeviceThatNeverSyncedIsListedAsNeverHavingPushedOrPulled() async throws {
+        let server = try await TestServer()
+        let folder = try TemporaryDirectory("outpost-devices-never")
+        let office = Device("office", in: folder)
+        try await office.ok("init", "--server", server.url.absoluteString, "--token", server.adminToken)
+        try await office.ok("import", Built.fixture("practice-small.json"))
+        try await office.ok("sync")
+        let token = try await server.issueToken(role: "clinician", extra: ["--label", "spare laptop"])
+        let page = try await server.request("GET", "/v1/snapshot?limit=1&replica=spare-1", token: token)
+        try #require(page.0 == 200, "\(String(decoding: page.1, as: UTF8.self))")
+
+        let entry = try await device(server, "spare-1")
+        #expect(entry["lastPushMillis"] == nil && entry["lastPullMillis"] == nil, "\(entry)")
+        #expect((entry["behindChanges"] as? Int ?? 0) > 0, "\(entry)")
+        let table = try await server.admin(["devices", "list"])
+        let line = try #require(table.stdout.split(separator: "\n").first { $0.hasPrefix("spare-1") })
+        #expect(line.components(separatedBy: "never").count - 1 == 2, "no push and no pull: \(line)")
+    }
 }

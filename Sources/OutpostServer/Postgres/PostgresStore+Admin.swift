@@ -368,7 +368,7 @@ extension PostgresStore: AdminStorage {
                 """
                 SELECT d.practice, d.replica, d.token, t.role, t.scope_sites, t.scope_teams, t.label, d.first_seen,
                     d.last_seen, d.last_push, d.last_pull, d.pulled_to, d.acknowledged, d.outbox, d.client,
-                    d.retired_at, d.refused,
+                    d.retired_at, d.refused, t.revoked_at,
                     (SELECT COUNT(*) FROM change c WHERE c.practice = d.practice AND c.seq > COALESCE(d.pulled_to, 0)
                         AND c.replica <> d.replica)
                 FROM device d JOIN token t ON t.id = d.token
@@ -378,11 +378,11 @@ extension PostgresStore: AdminStorage {
             ) {
                 let (
                     practice, replica, token, role, sites, teams, label, firstSeen, lastSeen, lastPush, lastPull,
-                    pulledTo, acknowledged, outbox, client, retired, refused, behind
+                    pulledTo, acknowledged, outbox, client, retired, refused, revoked, behind
                 ) = try row.decode(
                     (
                         String, String, String, String, String, String, String, Int64, Int64, Int64?, Int64?, Int64?,
-                        Int64, Int64?, String?, Int64?, Int64?, Int64
+                        Int64, Int64?, String?, Int64?, Int64?, Int64?, Int64
                     ).self
                 )
                 result.append(
@@ -403,7 +403,8 @@ extension PostgresStore: AdminStorage {
                         outbox: outbox.map { Int($0) },
                         client: client,
                         refused: refused.map { Int($0) },
-                        retiredAtMillis: retired.map { UInt64(max(0, $0)) }
+                        retiredAtMillis: retired.map { UInt64(max(0, $0)) },
+                        tokenRevokedAtMillis: revoked.map { UInt64(max(0, $0)) }
                     )
                 )
             }

@@ -49,6 +49,8 @@ public struct DeviceEntry: Sendable, Hashable, Codable {
     public var refused: Int? = nil
     /// When an administrator retired it.
     public var retiredAtMillis: UInt64?
+    /// When its token was revoked (it can no longer sync until given another token).
+    public var tokenRevokedAtMillis: UInt64? = nil
 }
 
 extension ServerStore {
@@ -85,7 +87,8 @@ extension ServerStore {
             try Row.fetchAll(
                 db,
                 sql: """
-                    SELECT d.*, t.role, t.scopeSites, t.scopeTeams, t.label FROM device d JOIN token t ON t.id = d.token
+                    SELECT d.*, t.role, t.scopeSites, t.scopeTeams, t.label, t.revokedAt AS tokenRevokedAt
+                    FROM device d JOIN token t ON t.id = d.token
                     WHERE ? IS NULL OR d.practice = ? ORDER BY d.lastSeen DESC, d.replica
                     """,
                 arguments: [practice, practice]
@@ -115,7 +118,8 @@ extension ServerStore {
                     outbox: row["outbox"],
                     client: row["client"],
                     refused: row["refused"],
-                    retiredAtMillis: (row["retiredAt"] as Int64?).map { UInt64($0) }
+                    retiredAtMillis: (row["retiredAt"] as Int64?).map { UInt64($0) },
+                    tokenRevokedAtMillis: (row["tokenRevokedAt"] as Int64?).map { UInt64($0) }
                 )
             }
         }
