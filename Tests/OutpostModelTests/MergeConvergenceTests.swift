@@ -179,7 +179,7 @@ struct MergeConvergenceTests {
         replica.document.records.keys.filter { $0.type == "patient" }.map { record($0, in: replica) }
     }
 
-    static func apply(_ write: MergeWrite, to replica: inout SimulatedReplica) throws {
+    static func apply(_ write: Edit, to replica: inout SimulatedReplica) throws {
         switch write.operation {
         case .append: try replica.append(write.record, write.field, write.value)
         case .assign where write.isConcurrent:

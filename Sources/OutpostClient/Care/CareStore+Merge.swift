@@ -48,7 +48,7 @@ extension CareStore {
                     message: "no patient with id \(missing) on this replica; check the id with 'outpost patient list'"
                 )
             }
-            let writes: [MergeWrite]
+            let writes: [Edit]
             do {
                 writes = try CareModel.mergeWrites(
                     keep: kept,
@@ -67,7 +67,7 @@ extension CareStore {
                 filled: copied.filter { !$0.isConcurrent }.map(\.field),
                 changes: []
             )
-            return writes.map(Self.edit)
+            return writes
         }
         guard var summary else { throw ClientError(code: .invalidEdit, message: "the merge planned nothing") }
         summary.changes = changes
@@ -92,7 +92,7 @@ extension CareStore {
             }
             let record = MaterializedRecord(type: .patient, id: duplicate, state: try context.state(of: ref))
             do {
-                return try CareModel.unmergeWrites(duplicate: record, reason: reason).map(Self.edit)
+                return try CareModel.unmergeWrites(duplicate: record, reason: reason)
             } catch let error as ModelError {
                 throw Self.invalid(error)
             }
@@ -125,15 +125,5 @@ extension CareStore {
             out += entries
         }
         return out.sorted { ($0.clock, $0.id) < ($1.clock, $1.id) }
-    }
-
-    static func edit(_ write: MergeWrite) -> Edit {
-        Edit(
-            record: write.record,
-            field: write.field,
-            operation: write.operation,
-            value: write.value,
-            isConcurrent: write.isConcurrent
-        )
     }
 }

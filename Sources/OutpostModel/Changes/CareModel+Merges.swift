@@ -1,29 +1,5 @@
 public import OutpostCRDT
 
-/// One write of a merge or an unmerge (``CareModel/mergeWrites(keep:duplicate:reason:merges:)``).
-public struct MergeWrite: Sendable, Hashable {
-    /// The record written.
-    public var record: RecordRef
-    /// The field written.
-    public var field: String
-    /// `assign` or `append`.
-    public var operation: Operation
-    /// The value written.
-    public var value: Value
-    /// Whether the write replaces nothing the writer sees, so that it stands beside the field's current
-    /// value as a concurrent one: a `review` field then holds both and waits in the conflict inbox.
-    public var isConcurrent: Bool
-
-    /// Creates a write.
-    public init(record: RecordRef, field: String, operation: Operation, value: Value, isConcurrent: Bool = false) {
-        self.record = record
-        self.field = field
-        self.operation = operation
-        self.value = value
-        self.isConcurrent = isConcurrent
-    }
-}
-
 extension CareModel {
     /// The `review` fields of a patient whose differing values a merge sends to the conflict inbox: every
     /// `review` field but `status` (the duplicate is retired by its link, not by its status) and
@@ -50,7 +26,7 @@ extension CareModel {
         duplicate: MaterializedRecord,
         reason: String,
         merges: PatientMerges
-    ) throws(ModelError) -> [MergeWrite] {
+    ) throws(ModelError) -> [Edit] {
         func refuse(_ message: String) -> ModelError {
             ModelError(
                 code: .invalidMerge,
@@ -79,8 +55,8 @@ extension CareModel {
         let reason = reason.trimmingWhitespace
         guard !reason.isEmpty else { throw refuse("a merge needs a reason; give --reason TEXT") }
         var writes = [
-            MergeWrite(record: duplicate.ref, field: "mergedInto", operation: .assign, value: .string(keep.id)),
-            MergeWrite(
+            Edit(record: duplicate.ref, field: "mergedInto", operation: .assign, value: .string(keep.id)),
+            Edit(
                 record: duplicate.ref,
                 field: "merges",
                 operation: .append,
@@ -92,7 +68,7 @@ extension CareModel {
             let held = keep.value(field)
             if held == value { continue }
             writes.append(
-                MergeWrite(record: keep.ref, field: field, operation: .assign, value: value, isConcurrent: held != nil)
+                Edit(record: keep.ref, field: field, operation: .assign, value: value, isConcurrent: held != nil)
             )
         }
         return writes
@@ -103,7 +79,7 @@ extension CareModel {
     /// Values a merge copied onto the survivor stay there (they are ordinary edits: resolve or change them).
     ///
     /// - Throws: ``ModelError`` when `duplicate` has no merge link, or the reason is empty.
-    public static func unmergeWrites(duplicate: MaterializedRecord, reason: String) throws(ModelError) -> [MergeWrite] {
+    public static func unmergeWrites(duplicate: MaterializedRecord, reason: String) throws(ModelError) -> [Edit] {
         guard duplicate.type == .patient, let survivor = duplicate.string("mergedInto") else {
             throw ModelError(
                 code: .invalidMerge,
@@ -122,8 +98,8 @@ extension CareModel {
             )
         }
         return [
-            MergeWrite(record: duplicate.ref, field: "mergedInto", operation: .assign, value: .null),
-            MergeWrite(
+            Edit(record: duplicate.ref, field: "mergedInto", operation: .assign, value: .null),
+            Edit(
                 record: duplicate.ref,
                 field: "merges",
                 operation: .append,

@@ -1,6 +1,5 @@
-public import OutpostCRDT
-
-/// One field edit asked of a ``LocalStore``; the store turns it into a ``Change`` naming what it replaces.
+/// One field edit: what an app asks of a store (which turns it into a ``Change`` naming what it replaces), and
+/// what the care model's merges and unmerges return.
 public struct Edit: Sendable, Hashable {
     /// The record to edit.
     public var record: RecordRef
@@ -12,7 +11,7 @@ public struct Edit: Sendable, Hashable {
     public var value: Value
     /// Whether an assignment replaces nothing, so that it stands beside the field's current values as a
     /// concurrent write (a `review` field then waits in the conflict inbox): how a duplicate merge keeps both
-    /// patients' differing values (``CareModel/mergeWrites(keep:duplicate:reason:merges:)``).
+    /// patients' differing values (the care model's `mergeWrites`).
     public var isConcurrent: Bool
 
     /// Creates an edit.
