@@ -141,10 +141,12 @@ extension LocalStore {
         }
     }
 
-    /// Local changes the server has not acknowledged, in counter order, at most `limit`.
-    public func pendingChanges(limit: Int = .max) throws(ClientError) -> [Change] {
+    /// Local changes the server has not acknowledged, in counter order, at most `limit`; with `after`, only
+    /// those numbered above it (the next batch of a push still in flight).
+    public func pendingChanges(after: UInt64? = nil, limit: Int = .max) throws(ClientError) -> [Change] {
         try read(doing: "read the outbox") { db in
-            let acked = try Int64.fetchOne(db, sql: "SELECT ackedCounter FROM replica WHERE id = 1") ?? 0
+            let stored = try Int64.fetchOne(db, sql: "SELECT ackedCounter FROM replica WHERE id = 1") ?? 0
+            let acked = max(stored, Int64(clamping: after ?? 0))
             let rows = try Row.fetchCursor(
                 db,
                 sql: "SELECT type, id, payload FROM change WHERE isLocal = 1 AND maxCounter > ? ORDER BY maxCounter",

@@ -246,29 +246,87 @@ public actor SyncEngine {
 
     // MARK: - Steps
 
+    /// One push, read from the store and encoded, ready to send.
+    struct PreparedPush: Sendable {
+        /// The changes it carries, in counter order.
+        var changes: [Change]
+        /// How many of them are refused changes sent again (they come first).
+        var retries: Int
+        /// The encoded (and maybe compressed) body.
+        var body: Data
+        /// Its `Content-Encoding`, when compressed.
+        var coding: String?
+    }
+
+    /// Reads the next push from `store` (the refused changes marked for retry first, then the outbox, or with
+    /// `after` only outbox changes numbered above it) and encodes it; `nil` when there is nothing to send.
+    static func preparePush(
+        store: LocalStore,
+        options: Options,
+        batch: Int,
+        after: UInt64? = nil
+    ) throws(ClientError) -> PreparedPush? {
+        let retries = after == nil ? Array(try store.retryingChanges().prefix(batch)) : []
+        let changes =
+            retries
+            + (retries.count < batch ? try store.pendingChanges(after: after, limit: batch - retries.count) : [])
+        if changes.isEmpty { return nil }
+        let push = PushRequest(replica: store.replicaID, changes: changes)
+        var body: Data
+        if options.encoding == .binary {
+            body = Data(push.binaryEncoded())
+        } else {
+            do {
+                body = try Wire.makeEncoder().encode(push)
+            } catch {
+                throw ClientError(code: .storage, message: "cannot encode a sync message: \(error)")
+            }
+        }
+        var coding: String?
+        if options.compression { (body, coding) = WireCompression.compressIfLarge(body) }
+        return PreparedPush(changes: changes, retries: retries.count, body: body, coding: coding)
+    }
+
     private func pushAll(_ report: inout SyncReport, session: SessionInfo) async throws(ClientError) {
         let batch = max(1, min(options.pushBatch, session.limits.maxPushChanges))
         var restampedThisSync = false
         outbox = try store.pendingCount()
         refusedHeld = try store.refusedCount()
+        var prepared: PreparedPush?
         while true {
-            // Refused changes marked for retry go first (their counters are below the outbox's), then the outbox.
-            let retries = Array(try store.retryingChanges().prefix(batch))
-            let changes =
-                retries + (retries.count < batch ? try store.pendingChanges(limit: batch - retries.count) : [])
-            if changes.isEmpty { return }
-            let push = PushRequest(replica: store.replicaID, changes: changes)
+            let upcoming: PreparedPush?
+            if let prepared {
+                upcoming = prepared
+            } else {
+                upcoming = try Self.preparePush(store: store, options: options, batch: batch)
+            }
+            guard let push = upcoming else { return }
+            prepared = nil
+            let changes = push.changes
+            let retries = push.retries
             let binary = options.encoding == .binary
-            var body = binary ? Data(push.binaryEncoded()) : try encode(push)
-            var coding: String?
-            if options.compression { (body, coding) = WireCompression.compressIfLarge(body) }
+            // Pipelining: while the server stores this push, the next one is read and encoded (outbox changes
+            // numbered above this push's; a push that retries refused changes is not overlapped). It is used once
+            // this push's answer is recorded (refusals included); if this push fails, it is dropped and read again.
+            let next: Task<Result<PreparedPush?, ClientError>, Never>? =
+                retries == 0 && changes.count == batch
+                ? Task.detached { [store, options] in
+                    Result { () throws(ClientError) in
+                        try Self.preparePush(
+                            store: store,
+                            options: options,
+                            batch: batch,
+                            after: changes.last?.id.counter
+                        )
+                    }
+                } : nil
             do throws(ClientError) {
                 var request = TransportRequest(
                     method: "POST",
                     path: Wire.Path.push,
-                    body: body,
+                    body: push.body,
                     contentType: binary ? BinaryWire.contentType : Wire.contentType,
-                    contentEncoding: coding
+                    contentEncoding: push.coding
                 )
                 request.headers = deviceHeaders
                 // Per-change refusals: a change the server refuses on its own is held aside, the rest is stored.
@@ -285,7 +343,7 @@ public actor SyncEngine {
                     )
                 }
                 let refused = try store.recordPush(changes, response: response)
-                outbox = max(0, (outbox ?? changes.count) - changes.count + retries.count)
+                outbox = max(0, (outbox ?? changes.count) - changes.count + retries)
                 refusedHeld = try store.refusedCount()
                 report.pushed += response.accepted
                 report.pushedDuplicates += response.duplicates
@@ -297,6 +355,8 @@ public actor SyncEngine {
                         metadata: ["refused": "\(refused)", "codes": "\(Set(response.refused.map(\.code)).sorted())"]
                     )
                 }
+                // The next push, read while this one was stored; refused changes of this one are numbered below it.
+                if let next, case .success(let nextPush) = await next.value { prepared = nextPush }
             } catch let error where error.serverCode == ErrorCode.clockSkew.rawValue && !restampedThisSync {
                 // This device's clock runs ahead: re-stamp what the server refused from its clock, push again.
                 let now = try await fetchSession()

@@ -1,0 +1,70 @@
+import Foundation
+import OutpostCRDT
+import OutpostClient
+import OutpostModel
+import OutpostProtocol
+import OutpostTestSupport
+import Testing
+
+/// A push of many batches is pipelined: the next batch is read and encoded while the server stores the previous
+/// one. What the server holds and what the device keeps must not depend on it.
+@Suite
+struct PushPipelineTests {
+    /// A clinician's outbox of many small batches in which every third change is to the team (structure only
+    /// admins may change): each of those is refused and held aside, every other change is stored once, and the
+    /// outbox ends empty, batch after batch, whatever was read ahead.
+    @Test(arguments: Backend.all)
+    func refusalsScatteredAcrossPipelinedBatchesAreHeldAsideAndEveryOtherChangeIsStoredOnce(
+        backend: Backend
+    ) async throws {
+        let server = try await TestServer(backend: backend)
+        let directory = try TemporaryDirectory("outpost-pipeline")
+        let admin = server.adminToken
+        let office = try LocalReplica("office", in: directory)
+        try TinyPractice.load(into: office.care)
+        _ = try await office.engine(server.transport(admin)).sync()
+
+        let nurseToken = try await server.issueToken(role: "clinician")
+        let nurse = try LocalReplica("nurse", in: directory)
+        _ = try await nurse.engine(server.transport(nurseToken)).sync()
+        let patient = RecordRef(type: "patient", id: TinyPractice.patients[0])
+        let team = RecordRef(type: "team", id: TinyPractice.team)
+        var forbidden = 0
+        for index in 0..<30 {
+            if index % 3 == 2 {
+                try nurse.care.update([.assign(team, "name", .string("Renamed \(index)"))])
+                forbidden += 1
+            } else {
+                try nurse.care.update([.append(patient, "notes", .string("Visit note \(index)"))])
+            }
+        }
+        #expect(try nurse.store.status().pendingChanges == 30)
+
+        let report = try await nurse.engine(server.transport(nurseToken), pushBatch: 4).sync()
+        #expect(report.pushed == 30 - forbidden)
+        #expect(report.refused == forbidden)
+        #expect(report.pending == 0)
+        let held = try nurse.store.refusedChanges()
+        #expect(held.count == forbidden)
+        #expect(held.allSatisfy { $0.change.record == team && $0.code == "forbidden" })
+
+        // The office receives every note, in order, and no rename.
+        _ = try await office.engine(server.transport(admin)).sync()
+        let notes = try #require(try office.care.record(patient)?.fields["notes"])
+        guard case .log(let entries) = notes else {
+            Issue.record("notes is not a log")
+            return
+        }
+        let visits = entries.compactMap { entry -> String? in
+            guard case .string(let text) = entry.value, text.hasPrefix("Visit note") else { return nil }
+            return text
+        }
+        #expect(visits == (0..<30).filter { $0 % 3 != 2 }.map { "Visit note \($0)" })
+        let name = try #require(try office.care.record(team)?.value("name"))
+        #expect(!"\(name)".contains("Renamed"))
+
+        // Another sync sends nothing again.
+        let again = try await nurse.engine(server.transport(nurseToken), pushBatch: 4).sync()
+        #expect(again.pushed == 0 && again.pushedDuplicates == 0)
+    }
+}
