@@ -33,6 +33,8 @@ struct SyncBenchmark: AsyncParsableCommand {
     @Option(help: "Concurrent sync rounds of the devices.") var rounds: Int = 5
     @Option(help: "Encoding of pushes, pull pages and snapshot pages: json or binary.") var encoding: String = "binary"
     @Option(help: "gzip of pushes, pull pages and snapshot pages: on or off.") var compression: String = "on"
+    @Option(help: "Pipelined pushes (the next batch read while the server stores one): on or off.")
+    var pipeline: String = "on"
     @Option(
         help: ArgumentHelp(
             "A PostgreSQL database (postgres://USER@HOST:PORT/DB): run only the many-devices part, on one SQLite "
@@ -58,6 +60,9 @@ struct SyncBenchmark: AsyncParsableCommand {
         }
         guard ["on", "off"].contains(compression) else {
             throw ValidationError("--compression must be on or off")
+        }
+        guard ["on", "off"].contains(pipeline) else {
+            throw ValidationError("--pipeline must be on or off")
         }
         guard edits >= 1, devices >= 1, rounds >= 1 else {
             throw ValidationError("--edits, --devices and --rounds must be at least 1")
@@ -85,7 +90,7 @@ struct SyncBenchmark: AsyncParsableCommand {
         defer { server.stop() }
         print(
             "outpost-bench sync --seed \(seed) --size \(size) --edits \(edits) --devices \(devices) --rounds \(rounds) "
-                + "--encoding \(encoding) --compression \(compression)"
+                + "--encoding \(encoding) --compression \(compression) --pipeline \(pipeline)"
         )
         print("server: \(server.url.absoluteString) (\(ProcessInfo.processInfo.activeProcessorCount) cores)")
 
@@ -299,6 +304,7 @@ struct SyncBenchmark: AsyncParsableCommand {
         var options = SyncEngine.Options()
         options.encoding = SyncEngine.Encoding(rawValue: encoding) ?? .binary
         options.compression = compression == "on"
+        options.pipelining = pipeline == "on"
         return options
     }
 

@@ -75,6 +75,9 @@ public actor SyncEngine {
         public var compression: Bool
         /// The largest page or answer accepted once inflated.
         public var maxAnswerBytes = 1 << 30
+        /// Whether the next push of a multi-batch sync is read and encoded while the server stores the previous
+        /// one (on by default; off only to measure what it saves: `outpost-bench sync --pipeline off`).
+        public var pipelining = true
 
         /// Creates the default options.
         public init() {
@@ -309,7 +312,7 @@ public actor SyncEngine {
             // numbered above this push's; a push that retries refused changes is not overlapped). It is used once
             // this push's answer is recorded (refusals included); if this push fails, it is dropped and read again.
             let next: Task<Result<PreparedPush?, ClientError>, Never>? =
-                retries == 0 && changes.count == batch
+                options.pipelining && retries == 0 && changes.count == batch
                 ? Task.detached { [store, options] in
                     Result { () throws(ClientError) in
                         try Self.preparePush(
