@@ -55,7 +55,7 @@ struct PipelinedBootstrapTests {
                 if first == nil {
                     first = event
                     // Let go of the store (and of the other task, if the sync ended first).
-                    try? lock.writeWithoutTransaction { try $0.execute(sql: "COMMIT") }
+                    try? await lock.writeWithoutTransaction { try $0.execute(sql: "COMMIT") }
                     asked.continuation.finish()
                 }
                 if let result { sync = result }
