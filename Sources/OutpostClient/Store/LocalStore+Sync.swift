@@ -114,11 +114,13 @@ extension LocalStore {
         try write(doing: "apply received changes") { db in
             let transaction = try StoreTransaction(db: db, store: self)
             let now = transaction.now
+            // One read for the page's records, not one per record: a new device holds none of them.
+            let held = records.isEmpty ? [] : try transaction.heldRecords(among: records.lazy.map(\.record))
             for record in records {
                 for field in record.state.fields.values {
                     for write in field.live { _ = try? transaction.clock.receive(write.clock, wallMillis: now) }
                 }
-                if try transaction.merge(record.record, record.state) {
+                if try transaction.merge(record.record, record.state, isHeld: held.contains(record.record)) {
                     transaction.report.applied += 1
                 } else {
                     transaction.report.duplicates += 1

@@ -355,8 +355,19 @@ final class StoreTransaction {
 
     /// Merges a record's state from a snapshot; returns whether it changed anything. The snapshot's writes
     /// are not logged as changes: history on this replica starts at the snapshot.
+    ///
+    /// With `isHeld` false the caller has read that the store does not hold the record (a snapshot page's
+    /// records are looked up once per page, ``heldRecords(among:)``): its state is not read, and merging into
+    /// nothing is the incoming state itself.
     @discardableResult
-    func merge(_ record: RecordRef, _ incoming: RecordState) throws -> Bool {
+    func merge(_ record: RecordRef, _ incoming: RecordState, isHeld: Bool = true) throws -> Bool {
+        if !isHeld, states[record] == nil, tailed[record] == nil {
+            guard !incoming.fields.isEmpty else { return false }
+            states[record] = incoming
+            merged.insert(record)
+            for field in incoming.fields.keys { touched.insert(FieldKey(record: record, field: field)) }
+            return true
+        }
         var state = try state(of: record)
         let before = state
         state.merge(incoming)
@@ -540,6 +551,31 @@ final class StoreTransaction {
         let empty = try !(Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM record)") ?? false)
         wasEmpty = empty
         return empty
+    }
+
+    /// Which of `records` the store holds, read with one range query per record type (a page's records are
+    /// sorted by type and id, so each range is the page's own records and the few held between them).
+    func heldRecords(among records: some Sequence<RecordRef>) throws -> Set<RecordRef> {
+        var ranges: [String: (low: String, high: String)] = [:]
+        for record in records {
+            guard let range = ranges[record.type] else {
+                ranges[record.type] = (record.id, record.id)
+                continue
+            }
+            // SQLite compares text by its UTF-8 bytes.
+            let low = record.id.utf8.lexicographicallyPrecedes(range.low.utf8) ? record.id : range.low
+            let high = range.high.utf8.lexicographicallyPrecedes(record.id.utf8) ? record.id : range.high
+            ranges[record.type] = (low, high)
+        }
+        var held = Set<RecordRef>()
+        for (type, range) in ranges {
+            let ids = try String.fetchCursor(
+                db.cachedStatement(sql: "SELECT id FROM record WHERE type = ? AND id >= ? AND id <= ?"),
+                arguments: [type, range.low, range.high]
+            )
+            while let id = try ids.next() { held.insert(RecordRef(type: type, id: id)) }
+        }
+        return held
     }
 
     /// Whether the store holds `record`, without loading (or caching) its state.

@@ -414,29 +414,60 @@ public actor SyncEngine {
 
     private func bootstrap(_ report: inout SyncReport, session: SessionInfo) async throws(ClientError) {
         let limit = max(1, min(options.pageSize, session.limits.maxPageSize))
-        var cursor: String?
         var checkpoint: String?
-        repeat {
-            var query = [("limit", String(limit)), ("replica", store.replicaID.rawValue)]
-            if let cursor { query.append(("after", cursor)) }
-            var request = TransportRequest(
-                method: "GET",
-                path: Wire.Path.snapshot,
-                query: query,
-                accept: accept,
-                acceptEncoding: acceptEncoding
-            )
-            request.headers = deviceHeaders
-            let page: SnapshotPage = try await exchange(request)
+        // Pipelined: the next page is asked for (and inflated and decoded) while this one is written, so the
+        // server builds page N+1 while the device writes page N. Each page is still applied in its own
+        // transaction, in order; the checkpoint is saved with the last page only, so an interrupted bootstrap
+        // starts over and merging a page twice is harmless.
+        var pending = snapshotPage(after: nil, limit: limit)
+        while true {
+            let page = try await Self.value(of: pending)
             checkpoint = checkpoint ?? page.checkpoint
-            // The checkpoint is saved with the last page only: an interrupted bootstrap starts over, and
-            // merging a page twice is harmless.
-            let applied = try store.applySnapshot(page.records, checkpoint: page.next == nil ? checkpoint : nil)
+            let next = page.next.map { snapshotPage(after: $0, limit: limit) }
+            let applied: ApplyReport
+            do {
+                applied = try store.applySnapshot(page.records, checkpoint: page.next == nil ? checkpoint : nil)
+            } catch {
+                next?.cancel()
+                throw error
+            }
             report.snapshotRecords += applied.applied
             report.add(applied)
-            cursor = page.next
-        } while cursor != nil
+            guard let next else { break }
+            pending = next
+        }
         report.bootstrapped = true
+    }
+
+    /// Asks for one snapshot page, off the engine's actor: the answer arrives while the engine writes the page
+    /// before it.
+    private func snapshotPage(after cursor: String?, limit: Int) -> Task<SnapshotPage, any Error> {
+        var query = [("limit", String(limit)), ("replica", store.replicaID.rawValue)]
+        if let cursor { query.append(("after", cursor)) }
+        var request = TransportRequest(
+            method: "GET",
+            path: Wire.Path.snapshot,
+            query: query,
+            accept: accept,
+            acceptEncoding: acceptEncoding
+        )
+        request.headers = deviceHeaders
+        return Task.detached { [self] in try await exchange(request) }
+    }
+
+    /// The page a ``snapshotPage(after:limit:)`` task fetched; cancelling the sync cancels the request.
+    private static func value(of task: Task<SnapshotPage, any Error>) async throws(ClientError) -> SnapshotPage {
+        do {
+            return try await withTaskCancellationHandler {
+                try await task.value
+            } onCancel: {
+                task.cancel()
+            }
+        } catch let error as ClientError {
+            throw error
+        } catch {
+            throw ClientError(code: .unreachable, message: "sync cancelled; nothing was lost", cause: error)
+        }
     }
 
     private func pullAll(_ report: inout SyncReport, session: SessionInfo, wait: Int) async throws(ClientError) {
@@ -506,7 +537,7 @@ public actor SyncEngine {
     }
 
     /// Sends a request, retrying transient failures with backoff, and decodes a `2xx` answer.
-    private func exchange<T: Decodable>(_ request: TransportRequest) async throws(ClientError) -> T {
+    nonisolated private func exchange<T: Decodable>(_ request: TransportRequest) async throws(ClientError) -> T {
         var attempt = 0
         while true {
             let outcome: Result<TransportResponse, any Error>
@@ -562,7 +593,7 @@ public actor SyncEngine {
         }
     }
 
-    private func refusal(_ response: TransportResponse, path: String) -> ClientError {
+    nonisolated private func refusal(_ response: TransportResponse, path: String) -> ClientError {
         let body = try? Wire.makeDecoder().decode(ErrorBody.self, from: response.body)
         let message = body?.error.message ?? "HTTP \(response.status)"
         let code = body?.error.code.rawValue

@@ -449,32 +449,37 @@ extension ServerStore: SyncStorage {
                     }
                 }
             }
-            // Walk ids and owners only; states are read for the page's records, so out-of-scope states are
-            // never copied out of SQLite.
+            // A scoped walk reads ids and owners only, and states for the page's records, so out-of-scope states
+            // are never copied out of SQLite; a whole-practice walk sends every record it walks, so it reads each
+            // state in the same step (one query for the page, not one more per record).
             let refs = try Row.fetchCursor(
                 db.cachedStatement(
                     sql: """
-                        SELECT type, id, owner FROM record
+                        SELECT type, id, owner\(scoped ? "" : ", state") FROM record
                         WHERE practice = ? AND (type > ? OR (type = ? AND id > ?))
                         ORDER BY type, id
                         """
                 ),
                 arguments: [practice, cursor?.type ?? "", cursor?.type ?? "", cursor?.id ?? ""]
             )
+            var walked: [Data] = []
             let page = try FeedPlanner.snapshotPage(limit: limit, visibility: visibility) {
                 () throws -> (record: RecordRef, owner: String?)? in
                 guard let row = try refs.next() else { return nil }
+                if !scoped { walked.append(row["state"]) }
                 return (RecordRef(type: row["type"], id: row["id"]), row["owner"])
             }
             var records: [SnapshotRecord] = []
             records.reserveCapacity(page.records.count)
-            for ref in page.records {
-                guard
-                    let state = try Data.fetchOne(
+            for (index, ref) in page.records.enumerated() {
+                // Every walked record is visible to a whole-practice token: the page is the walk's first records.
+                let stored =
+                    try scoped
+                    ? Data.fetchOne(
                         db.cachedStatement(sql: "SELECT state FROM record WHERE practice = ? AND type = ? AND id = ?"),
                         arguments: [practice, ref.type, ref.id]
-                    )
-                else { continue }
+                    ) : walked[index]
+                guard let state = stored else { continue }
                 var reader = BinaryReader(Array(state))
                 records.append(SnapshotRecord(record: ref, state: try reader.readRecordState()))
             }

@@ -1,0 +1,107 @@
+import Foundation
+import GRDB
+import OutpostCRDT
+import OutpostClient
+import OutpostProtocol
+import OutpostTestSupport
+import Testing
+
+/// A bootstrap is pipelined: the next snapshot page is asked for while the device writes the page before, and
+/// each page is still written in its own transaction, in order.
+@Suite(.serialized)
+struct PipelinedBootstrapTests {
+    @Test func theNextSnapshotPageIsAskedForWhileThePageBeforeIsBeingWritten() async throws {
+        let server = try await TestServer()
+        let directory = try TemporaryDirectory("outpost-pipeline")
+        let admin = server.adminToken
+        let a = try LocalReplica("site-a", in: directory)
+        try TinyPractice.load(into: a.care)
+        _ = try await a.engine(server.transport(admin)).sync()
+
+        // Once the first page has arrived, another connection holds the device store's write lock: the first
+        // page cannot be written until the test lets go, which it does once the second page is asked for.
+        let b = try LocalReplica("site-b", in: directory)
+        var configuration = Configuration()
+        configuration.allowsUnsafeTransactions = true
+        let lock = try DatabaseQueue(path: b.store.path, configuration: configuration)
+        let asked = AsyncStream<Void>.makeStream()
+        let transport = FaultTransport(
+            server.transport(admin),
+            before: { request, number in
+                if request.path == Wire.Path.snapshot, number == 2 { asked.continuation.yield() }
+            },
+            after: { request, number, _ in
+                if request.path == Wire.Path.snapshot, number == 1 {
+                    try lock.writeWithoutTransaction { try $0.execute(sql: "BEGIN IMMEDIATE") }
+                }
+            }
+        )
+        let engine = b.engine(transport, pageSize: 3)
+        let (first, sync) = await withTaskGroup(of: (String, Result<SyncReport, any Error>?).self) { group in
+            group.addTask {
+                for await _ in asked.stream { return ("asked", nil) }
+                return ("never asked", nil)
+            }
+            group.addTask {
+                do {
+                    return ("synced", .success(try await engine.sync()))
+                } catch {
+                    return ("synced", .failure(error))
+                }
+            }
+            var first: String?
+            var sync: Result<SyncReport, any Error>?
+            while let (event, result) = await group.next() {
+                if first == nil {
+                    first = event
+                    // Let go of the store (and of the other task, if the sync ended first).
+                    try? await lock.writeWithoutTransaction { try $0.execute(sql: "COMMIT") }
+                    asked.continuation.finish()
+                }
+                if let result { sync = result }
+            }
+            return (first, sync)
+        }
+        #expect(first == "asked", "the second page was asked for only after the first was written")
+        let report = try #require(try sync?.get())
+        #expect(report.bootstrapped)
+        #expect(report.snapshotRecords > 6, "several pages of 3 records")
+        #expect(try b.export() == a.export())
+        #expect(try b.store.checkProjection() == [])
+        #expect(try b.store.checkpoint() != nil)
+    }
+
+    @Test(arguments: [2, 3])
+    func aSnapshotPageLostWhileThePageBeforeIsWrittenLeavesNoCheckpointAndTheNextSyncCompletes(
+        page: Int
+    )
+        async throws
+    {
+        let server = try await TestServer()
+        let directory = try TemporaryDirectory("outpost-pipeline")
+        let admin = server.adminToken
+        let a = try LocalReplica("site-a", in: directory)
+        try TinyPractice.load(into: a.care)
+        _ = try await a.engine(server.transport(admin)).sync()
+
+        let b = try LocalReplica("site-b", in: directory)
+        let failing = FaultTransport(
+            server.transport(admin),
+            before: { request, number in
+                if request.path == Wire.Path.snapshot, number == page {
+                    throw InjectedFault(description: "connection lost")
+                }
+            }
+        )
+        await #expect(throws: ClientError.self) {
+            try await b.engine(failing, pageSize: 3).sync()
+        }
+        #expect(try b.store.checkpoint() == nil, "the checkpoint is saved with the last page only")
+        #expect(try b.store.checkProjection() == [])
+
+        let report = try await b.engine(server.transport(admin), pageSize: 3).sync()
+        #expect(report.bootstrapped)
+        #expect(try b.export() == a.export())
+        #expect(try b.store.checkProjection() == [])
+    }
+}
