@@ -431,9 +431,15 @@ extension LocalStore {
         try forEachRecord(
             ofType: type,
             batch: batch,
-            transform: { id, state in (id, state) },
-            body: { try body($0.0, $0.1) }
+            transform: { id, state in HeldState(id: id, state: state) },
+            body: { try body($0.id, $0.state) }
         )
+    }
+
+    /// A record's id and state, as ``forEachRecord(ofType:batch:_:)`` hands them on.
+    private struct HeldState: Sendable {
+        var id: String
+        var state: RecordState
     }
 
     /// Calls `body` with `transform` of every record of `type` and its state (tail folded in), sorted by id,
