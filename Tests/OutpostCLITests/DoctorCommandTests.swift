@@ -58,12 +58,43 @@ struct DoctorCommandTests {
                 try db.execute(sql: "DROP TABLE \(table)")
             }
             try db.execute(
-                sql: "DELETE FROM grdb_migrations WHERE identifier IN ('v6-projection', 'v8-projection-lean')"
+                sql: "DELETE FROM grdb_migrations WHERE identifier IN "
+                    + "('v6-projection', 'v8-projection-lean', 'v10-projection-scorecard')"
             )
         }
         try queue.close()
         await #expect(try sandbox.outpost("task", "list") == listed)
         await #expect(try sandbox.outpost("panel") == panel)
+        await #expect(try sandbox.outpost("doctor") == "store ok")
+    }
+
+    /// A store as the version before `v10-projection-scorecard` left it (no scorecard columns, sealed rows in
+    /// JSON) gets its projection rebuilt when opened: the scorecard, gaps and lists read the same from it.
+    @Test func aStoreFromBeforeTheScorecardColumnsIsRebuiltWhenOpened() async throws {
+        let sandbox = try await importedPractice()
+        let commands = [
+            ["task", "list"], ["panel"], ["gaps", "--today", "2026-06-01"], ["scorecard", "--period", "2026-Q2"],
+            ["scorecard", "--period", "2026", "--by", "team"],
+        ]
+        var before: [String] = []
+        for command in commands { before.append(try await sandbox.outpost(arguments: command)) }
+        let queue = try DatabaseQueue(path: sandbox.store)
+        try await queue.write { db in
+            for (table, columns) in [
+                ("task_view", ["statusHistory", "referralSentOn", "resultReceivedOn"]),
+                ("patient_view", ["deceasedOn", "conditions"]), ("observation_view", ["value"]),
+                ("encounter_view", ["costCents"]),
+            ] {
+                for column in columns { try db.execute(sql: "ALTER TABLE \(table) DROP COLUMN \(column)") }
+                // The sealed rows of the previous version were JSON: unreadable now, rebuilt when opened.
+                try db.execute(sql: "UPDATE \(table) SET sealed = CAST('{}' AS BLOB) WHERE sealed IS NOT NULL")
+            }
+            try db.execute(sql: "DELETE FROM grdb_migrations WHERE identifier = 'v10-projection-scorecard'")
+        }
+        try queue.close()
+        for (command, expected) in zip(commands, before) {
+            await #expect(try sandbox.outpost(arguments: command) == expected, "\(command)")
+        }
         await #expect(try sandbox.outpost("doctor") == "store ok")
     }
 

@@ -105,7 +105,8 @@ struct ProjectionEncryptionTests {
             ["worklist", "--team", team, "--today", "2026-06-01"],
             ["worklist", "--person", person, "--today", "2026-06-01"],
             ["patient", "list"], ["patient", "list", "--risk", "high"], ["patient", "list", "--all"], ["panel"],
-            ["gaps", "--today", "2026-06-01"],
+            ["gaps", "--today", "2026-06-01"], ["scorecard", "--period", "2026-Q2"],
+            ["scorecard", "--period", "2026", "--by", "site"],
         ] {
             let expected = try await plain.outpost(arguments: command)
             #expect(try await sealed.outpost(arguments: command) == expected, "\(command)")

@@ -103,7 +103,7 @@ struct ProjectionTests {
                     .assign(ref, "status", .string(pick(["requested", "in-progress", "completed"]) ?? "requested")),
                     .assign(ref, "kind", .string(kind)),
                 ]
-                // A referral's dates are read by the scorecard only, decoded whole (they are not projected).
+                // A referral's dates: projected for the scorecard (`v10-projection-scorecard`).
                 if kind == "referral" {
                     edits.append(.assign(ref, "referralSentOn", date()))
                     if chance(50) { edits.append(.assign(ref, "resultReceivedOn", date())) }
@@ -120,12 +120,14 @@ struct ProjectionTests {
                 return (
                     ref,
                     [
-                        .assign(ref, "patient", .string(patient)), .assign(ref, "code", "4548-4"),
+                        .assign(ref, "patient", .string(patient)),
+                        .assign(ref, "code", .string(pick(["4548-4", "8480-6", "8462-4"]) ?? "")),
                         .assign(
                             ref,
                             "effectiveAt",
                             .string(pick(["2025-06-01T10:00:00Z", "2026-03-01T10:00:00Z"]) ?? "")
                         ), .assign(ref, "status", "final"),
+                        .assign(ref, "value", .string(pick(["7.1", "85", "150"]) ?? "")),
                     ]
                 )
             default:
@@ -142,6 +144,7 @@ struct ProjectionTests {
                             "occurredAt",
                             .string(pick(["2026-04-20T10:00:00Z", "2026-04-28T08:00:00Z"]) ?? "")
                         ), .assign(ref, "status", "finished"),
+                        .assign(ref, "costCents", .int(Int64(random.next() % 90_000))),
                     ]
                 )
             }
@@ -163,8 +166,8 @@ struct ProjectionTests {
                 case 1: return .assign(ref, "team", .string(pick(teams) ?? ""))
                 case 2: return .assign(ref, "assignee", .string(pick(people) ?? ""))
                 case 3: return .assign(ref, "priority", .string(pick(["routine", "urgent", "asap", "stat"]) ?? ""))
-                case 4: return .assign(ref, "dueDate", date())
-                default: return .append(ref, "notes", "called")
+                case 4: return chance(50) ? .assign(ref, "dueDate", date()) : .assign(ref, "referralSentOn", date())
+                default: return chance(50) ? .append(ref, "notes", "called") : .assign(ref, "resultReceivedOn", date())
                 }
             case 3, 4, 5, 6:
                 guard let patient = pick(patients) else { return nil }
@@ -176,28 +179,34 @@ struct ProjectionTests {
                 case 0: return .assign(ref, "subgroup", .string(pick(subgroups) ?? ""))
                 case 1: return .assign(ref, "primaryTeam", .string(pick(teams) ?? ""))
                 case 2: return .assign(ref, "riskTier", .string(pick(["low", "high"]) ?? ""))
-                case 3: return .assign(ref, "status", .string(pick(["active", "inactive", "deceased"]) ?? ""))
+                case 3:
+                    return chance(70)
+                        ? .assign(ref, "status", .string(pick(["active", "inactive", "deceased"]) ?? ""))
+                        : .assign(ref, "deceasedOn", .string(pick(["2026-05-02", "2025-01-10"]) ?? ""))
                 case 4: return .add(ref, "sites", .string(pick(sites) ?? ""))
                 case 5: return .remove(ref, "sites", .string(pick(sites) ?? ""))
                 case 6:
                     return chance(50)
                         ? Edit.add(ref, "careGaps", "bp-overdue") : Edit.remove(ref, "careGaps", "a1c-overdue")
-                default: return .append(ref, "notes", "visited")
+                default:
+                    switch random.next() % 3 {
+                    case 0: return .add(ref, "conditions", .string(pick(["E11.9", "I10", "J45"]) ?? ""))
+                    case 1: return .remove(ref, "conditions", .string(pick(["E11.9", "I10"]) ?? ""))
+                    default: return .append(ref, "notes", "visited")
+                    }
                 }
             case 7:
                 guard let observation = pick(observations) else { return nil }
-                return .assign(
-                    RecordRef(type: "observation", id: observation),
-                    "status",
-                    .string(pick(["final", "entered-in-error"]) ?? "")
-                )
+                let ref = RecordRef(type: "observation", id: observation)
+                return chance(60)
+                    ? .assign(ref, "status", .string(pick(["final", "entered-in-error"]) ?? ""))
+                    : .assign(ref, "value", .string(pick(["6.5", "9.4", "120", "95"]) ?? ""))
             case 8:
                 guard let encounter = pick(encounters) else { return nil }
-                return .assign(
-                    RecordRef(type: "encounter", id: encounter),
-                    "status",
-                    .string(pick(["finished", "cancelled"]) ?? "")
-                )
+                let ref = RecordRef(type: "encounter", id: encounter)
+                return chance(60)
+                    ? .assign(ref, "status", .string(pick(["finished", "cancelled"]) ?? ""))
+                    : .assign(ref, "costCents", .int(Int64(random.next() % 50_000)))
             case 9:
                 // An append to a task no replica holds yet: the record is created by its tail alone.
                 let ref = RecordRef(type: "task", id: newID(.task))

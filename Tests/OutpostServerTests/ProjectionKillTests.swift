@@ -87,9 +87,19 @@ struct ProjectionKillTests {
         }
         let patient = try #require(patients.first?["id"] as? String)
         let subgroup = try #require(subgroups.last?["id"] as? String)
-        try await a.ok("patient", "set", patient, "subgroup=\(subgroup)", "careGaps+=a1c-overdue", "riskTier=high")
+        // What the scorecard and gaps read from the projection too: conditions, an observation's value, an
+        // encounter's cost, a task's status written a second time (the task done above).
+        try await a.ok(
+            "patient",
+            "set",
+            patient,
+            "subgroup=\(subgroup)",
+            "careGaps+=a1c-overdue",
+            "riskTier=high",
+            "conditions+=E11.9"
+        )
         try await a.ok("observe", patient, "4548-4", "8.1", "--at", "2026-05-02T10:00:00Z")
-        try await a.ok("encounter", "add", patient, "home", "--at", "2026-05-02T11:00:00Z")
+        try await a.ok("encounter", "add", patient, "home", "--at", "2026-05-02T11:00:00Z", "--cost-cents", "12000")
         try await a.ok("sync")
 
         try await expectRecovers(b, like: a, afterASyncKilledAt: point)

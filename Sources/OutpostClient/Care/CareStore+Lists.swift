@@ -2,6 +2,7 @@ import Foundation
 import GRDB
 public import OutpostCRDT
 public import OutpostModel
+import Synchronization
 
 /// Which care tasks a list shows; `nil` filters match everything.
 public struct TaskQuery: Sendable, Hashable {
@@ -254,13 +255,11 @@ extension CareStore {
 }
 
 extension CareStore {
-    /// What ``GapRules`` reads, without decoding a task, an observation or an encounter: the active patients
-    /// whole (their conditions are not projected), the retired ones as projected (merges may name them),
-    /// observations, encounters and tasks from the projection (a task's title is given as its gap markers
-    /// only, ``GapRules/keys(inTitle:)``: all the rules read of it).
+    /// What ``GapRules`` reads, without decoding a record: patients (their primary team, status, merge link and
+    /// conditions), observations, encounters and tasks from the projection (a task's title is given as its gap
+    /// markers only, ``GapRules/keys(inTitle:)``: all the rules read of it).
     public func gapsData() throws(ClientError) -> ScorecardData {
-        var records = try patients(PatientQuery())
-        records.append(contentsOf: try store.projectedPatients().filter(\.isRetired))
+        var records = try store.projectedPatients()
         records.append(contentsOf: try store.projectedEvents())
         return ScorecardData(records: records, changes: [])
     }
@@ -352,18 +351,26 @@ extension LocalStore {
         }
     }
 
-    /// Every patient as the projection holds it: the projected registers and care gaps, as a record. A
-    /// patient not awaiting assignment whose team or subgroup is not text holds a null there, so that
-    /// ``CareModel/isAwaitingAssignment(_:)`` reads of it what it reads of the whole record.
-    func projectedPatients() throws(ClientError) -> [MaterializedRecord] {
+    /// Every patient as the projection holds it: the projected registers, care gaps and conditions (and with
+    /// `sites`, its sites), as a record. A patient not awaiting assignment whose team or subgroup is not text
+    /// holds a null there, so that ``CareModel/isAwaitingAssignment(_:)`` reads of it what it reads of the
+    /// whole record.
+    func projectedPatients(sites withSites: Bool = false) throws(ClientError) -> [MaterializedRecord] {
         try read(doing: "read the panel") { db in
             var result: [MaterializedRecord] = []
             let side = (table: "patient_gap", owner: "patient", value: "gap")
             let names = [
                 ("team", "primaryTeam"), ("subgroup", "subgroup"), ("mergedInto", "mergedInto"),
-                ("riskTier", "riskTier"), ("status", "status"),
+                ("riskTier", "riskTier"), ("status", "status"), ("deceasedOn", "deceasedOn"),
             ]
-            let columns = ["id"] + names.map(\.0) + ["isAwaiting"]
+            // Site ids are in clear in either store (patient_site), sorted as a set's elements are.
+            var sites: [String: [String]] = [:]
+            if withSites {
+                for row in try Row.fetchAll(db, sql: "SELECT patient, site FROM patient_site ORDER BY patient, site") {
+                    sites[row[0], default: []].append(row[1])
+                }
+            }
+            let columns = ["id"] + names.map(\.0) + ["isAwaiting", "conditions"]
             try forEachProjectedRow(of: Projection.patient, columns: columns, side: side, db: db) { values, gaps in
                 var fields: [String: FieldValue] = [:]
                 for (offset, (_, name)) in names.enumerated() {
@@ -378,7 +385,11 @@ extension LocalStore {
                     }
                 }
                 if !gaps.isEmpty { fields["careGaps"] = .set(gaps.map { .string($0) }) }
+                if let conditions = String.fromDatabaseValue(values[names.count + 2]) {
+                    fields["conditions"] = .set(conditions.split(separator: "\n").map { .string(String($0)) })
+                }
                 let id = String.fromDatabaseValue(values[0]) ?? ""
+                if let held = sites[id] { fields["sites"] = .set(held.map { .string($0) }) }
                 result.append(MaterializedRecord(type: .patient, id: id, fields: fields))
             }
             return result
@@ -395,10 +406,15 @@ extension CareStore {
         try write("{\"format\":\"outpost-export\",\"version\":1,\"records\":[\n")
         var first = true
         for type in RecordType.allCases.sorted() {
-            try store.forEachRecord(ofType: type.rawValue) { id, state in
-                try write((first ? "" : ",\n") + MaterializedRecord(type: type, id: id, state: state).canonicalJSON())
-                first = false
-            }
+            // Records are decoded and written as JSON on every core, and written here in id order.
+            try store.forEachRecord(
+                ofType: type.rawValue,
+                transform: { id, state in MaterializedRecord(type: type, id: id, state: state).canonicalJSON() },
+                body: { json in
+                    try write((first ? "" : ",\n") + json)
+                    first = false
+                }
+            )
         }
         try write((first ? "" : "\n") + "]}\n")
     }
@@ -412,10 +428,38 @@ extension LocalStore {
         batch: Int = 512,
         _ body: (_ id: String, _ state: RecordState) throws -> Void
     ) throws(ClientError) {
+        try forEachRecord(
+            ofType: type,
+            batch: batch,
+            transform: { id, state in HeldState(id: id, state: state) },
+            body: { try body($0.id, $0.state) }
+        )
+    }
+
+    /// A record's id and state, as ``forEachRecord(ofType:batch:_:)`` hands them on.
+    private struct HeldState: Sendable {
+        var id: String
+        var state: RecordState
+    }
+
+    /// Calls `body` with `transform` of every record of `type` and its state (tail folded in), sorted by id,
+    /// reading `batch` records at a time in one read transaction. The stored rows of a batch are read in
+    /// order; decoding them, folding their tails and `transform` (pure: it sees one record) are shared among
+    /// the processor's cores; `body` is called in id order, so what it writes is the same whatever the cores.
+    public func forEachRecord<Output: Sendable>(
+        ofType type: String,
+        batch: Int = 512,
+        transform: @escaping @Sendable (_ id: String, _ state: RecordState) -> Output,
+        body: (Output) throws -> Void
+    ) throws(ClientError) {
+        let codec = codec
+        let parts = max(1, ProcessInfo.processInfo.activeProcessorCount)
         try read(doing: "read the records") { db in
             var after = ""
             while true {
-                var chunk: [(id: String, state: RecordState, tailStart: Int64?)] = []
+                // The stored bytes of the batch: each record's state and the change-log rows of its tail.
+                var stored: [(id: String, state: Data, tail: [Data])] = []
+                var tails: [(index: Int, tailStart: Int64)] = []
                 let rows = try Row.fetchCursor(
                     db.cachedStatement(
                         sql: "SELECT id, state, tailStart FROM record WHERE type = ? AND id > ? ORDER BY id LIMIT ?"
@@ -423,21 +467,41 @@ extension LocalStore {
                     arguments: [type, after, batch]
                 )
                 while let row = try rows.next() {
-                    let data: Data = row[1]
-                    chunk.append((row[0], try codec.decodeState(data, of: RecordRef(type: type, id: row[0])), row[2]))
+                    if let tailStart = row[2] as Int64? { tails.append((stored.count, tailStart)) }
+                    stored.append((row[0], row[1], []))
                 }
-                guard let last = chunk.last else { return }
+                guard let last = stored.last else { return }
                 after = last.id
-                for index in chunk.indices {
-                    if let tailStart = chunk[index].tailStart {
-                        try foldTail(
-                            into: &chunk[index].state,
-                            of: RecordRef(type: type, id: chunk[index].id),
-                            from: tailStart,
-                            db: db
-                        )
+                // Tails are read once the cursor is done (a statement cannot run while the cursor is open).
+                for (index, tailStart) in tails {
+                    stored[index].tail = try Data.fetchAll(
+                        db.cachedStatement(
+                            sql: "SELECT payload FROM change WHERE type = ? AND id = ? AND seq >= ? ORDER BY seq"
+                        ),
+                        arguments: [type, stored[index].id, tailStart]
+                    )
+                }
+                let chunk = stored
+                let outputs = Mutex<[[Result<Output, CRDTError>]]>(Array(repeating: [], count: parts))
+                let size = (chunk.count + parts - 1) / parts
+                DispatchQueue.concurrentPerform(iterations: parts) { part in
+                    let range = min(chunk.count, part * size)..<min(chunk.count, (part + 1) * size)
+                    let results = chunk[range].map { item -> Result<Output, CRDTError> in
+                        let record = RecordRef(type: type, id: item.id)
+                        do throws(CRDTError) {
+                            var state = try codec.decodeState(item.state, of: record)
+                            for payload in item.tail {
+                                for change in try codec.decodeChanges(payload, of: record) { state.apply(change) }
+                            }
+                            return .success(transform(item.id, state))
+                        } catch {
+                            return .failure(error)
+                        }
                     }
-                    try body(chunk[index].id, chunk[index].state)
+                    outputs.withLock { $0[part] = results }
+                }
+                for results in outputs.withLock({ $0 }) {
+                    for result in results { try body(result.get()) }
                 }
                 if chunk.count < batch { return }
             }

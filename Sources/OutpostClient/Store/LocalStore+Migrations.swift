@@ -168,6 +168,16 @@ extension LocalStore {
             // outbox its changes the server lacks.
             try db.execute(sql: "ALTER TABLE replica ADD COLUMN serverEpoch TEXT")
         }
+        migrator.registerMigration("v10-projection-scorecard") { db in
+            // The projection gains what the scorecard and gaps read (Projection.scorecardColumnsSQL), so that
+            // they decode no patient, observation, encounter or task: the rows change, so a store that holds
+            // records is marked stale and LocalStore.open rebuilds the projection (with the key of an encrypted
+            // store) before it is used.
+            try db.execute(sql: Projection.scorecardColumnsSQL)
+            try db.execute(
+                sql: "INSERT OR IGNORE INTO projection_stale (id) SELECT 1 WHERE EXISTS (SELECT 1 FROM record)"
+            )
+        }
         return migrator
     }
 }

@@ -53,32 +53,38 @@ enum Projection {
     /// without filtering on them): only in the sealed blob in an encrypted store.
     static let sealedColumns: Set<String> = [
         "dueDate", "effectiveAt", "occurredAt", "title", "channel", "referralStatus", "conflicts",
+        // What the scorecard and gaps read (`v10-projection-scorecard`): dates, a patient's conditions, an
+        // observation's value, an encounter's cost.
+        "referralSentOn", "resultReceivedOn", "deceasedOn", "conditions", "value", "costCents",
     ]
 
     static let task = Table(
         name: "task_view",
         columns: [
             "id", "patient", "team", "assignee", "status", "isOpen", "priority", "dueDate", "kind", "title", "channel",
-            "referralStatus", "conflicts",
+            "referralStatus", "conflicts", "statusHistory", "referralSentOn", "resultReceivedOn",
         ],
         hasSealed: true
     )
     static let taskGap = Table(name: "task_gap", columns: ["task", "key"])
     static let patient = Table(
         name: "patient_view",
-        columns: ["id", "team", "subgroup", "mergedInto", "status", "riskTier", "isRetired", "isAwaiting"],
+        columns: [
+            "id", "team", "subgroup", "mergedInto", "status", "riskTier", "isRetired", "isAwaiting", "deceasedOn",
+            "conditions",
+        ],
         hasSealed: true
     )
     static let patientSite = Table(name: "patient_site", columns: ["patient", "site"])
     static let patientGap = Table(name: "patient_gap", columns: ["patient", "gap"])
     static let observation = Table(
         name: "observation_view",
-        columns: ["id", "patient", "code", "effectiveAt", "status"],
+        columns: ["id", "patient", "code", "effectiveAt", "status", "value"],
         hasSealed: true
     )
     static let encounter = Table(
         name: "encounter_view",
-        columns: ["id", "patient", "kind", "occurredAt", "status"],
+        columns: ["id", "patient", "kind", "occurredAt", "status", "costCents"],
         hasSealed: true
     )
 
@@ -93,7 +99,8 @@ enum Projection {
     /// Every projected table, in a fixed order.
     static let allTables = [task, taskGap, patient, patientSite, patientGap, observation, encounter]
 
-    /// The schema, created by the `v6-projection` migration. Never edit once shipped: add a migration.
+    /// The schema, created by the `v6-projection` migration. Never edit once shipped: add a migration
+    /// (``scorecardColumnsSQL``, `v10-projection-scorecard`).
     static let schemaSQL = """
         CREATE TABLE task_view (
             id TEXT PRIMARY KEY NOT NULL,
@@ -169,6 +176,28 @@ enum Projection {
         CREATE TABLE projection_stale (id INTEGER PRIMARY KEY CHECK (id = 1));
         """
 
+    /// The columns the scorecard and gaps read, added by the `v10-projection-scorecard` migration: whether a
+    /// task's status was ever written more than once (only such a task's completion can be dated, by its
+    /// change log: `Scorecard.completionDay`), a referral's sent and result dates, a patient's date of death
+    /// and conditions (sorted, one per line), an observation's value, an encounter's cost. Never edit once
+    /// shipped: add a migration.
+    static let scorecardColumnsSQL = """
+        ALTER TABLE task_view ADD COLUMN statusHistory;
+        ALTER TABLE task_view ADD COLUMN referralSentOn TEXT;
+        ALTER TABLE task_view ADD COLUMN resultReceivedOn TEXT;
+        ALTER TABLE patient_view ADD COLUMN deceasedOn TEXT;
+        ALTER TABLE patient_view ADD COLUMN conditions TEXT;
+        ALTER TABLE observation_view ADD COLUMN value TEXT;
+        ALTER TABLE encounter_view ADD COLUMN costCents INTEGER;
+        """
+
+    /// How a patient's conditions are held in one column: sorted, each once, one per line (codes hold no
+    /// line breaks; `nil` when there are none).
+    static func joinedConditions(_ record: MaterializedRecord) -> String? {
+        let conditions = Set(record.values("conditions").compactMap(\.stringValue)).sorted()
+        return conditions.isEmpty ? nil : conditions.joined(separator: "\n")
+    }
+
     /// One row of a projected table, as its values (whatever the store's codec writes for them).
     struct Row: Hashable, Sendable {
         var table: String
@@ -205,6 +234,10 @@ enum Projection {
                     materialized.string("title"), materialized.string("channel"),
                     materialized.string("referralStatus"),
                     conflicts.isEmpty ? nil : conflicts.joined(separator: ","),
+                    // More than one write of the status ever seen (live or replaced): every assignment in the
+                    // change log is one of them, so a task without is never dated as completed.
+                    state["status"].live.count + state["status"].superseded.count > 1,
+                    materialized.string("referralSentOn"), materialized.string("resultReceivedOn"),
                 ]
             )
             main.extra = keys
@@ -221,7 +254,8 @@ enum Projection {
                     record.id, scopeKeys.team, materialized.string("subgroup"),
                     materialized.string("mergedInto"), materialized.string("status"),
                     materialized.string("riskTier"), materialized.isRetired,
-                    CareModel.isAwaitingAssignment(materialized),
+                    CareModel.isAwaitingAssignment(materialized), materialized.string("deceasedOn"),
+                    joinedConditions(materialized),
                 ]
             )
             main.extra = gaps
@@ -238,6 +272,7 @@ enum Projection {
                     [
                         record.id, materialized.string("patient"), materialized.string("code"),
                         materialized.string("effectiveAt"), materialized.string("status"),
+                        materialized.string("value"),
                     ]
                 )
             ]
@@ -248,6 +283,7 @@ enum Projection {
                     [
                         record.id, materialized.string("patient"), materialized.string("kind"),
                         materialized.string("occurredAt"), materialized.string("status"),
+                        materialized.value("costCents")?.intValue,
                     ]
                 )
             ]

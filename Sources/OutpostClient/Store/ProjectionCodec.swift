@@ -69,30 +69,54 @@ struct ProjectionCodec: Sendable {
         }
     }
 
-    private static func untagged(_ text: String?) -> DatabaseValue {
-        guard let text, let tag = text.first else { return .null }
-        let rest = String(text.dropFirst())
-        switch tag {
-        case "t": return rest.databaseValue
-        case "i": return (Int64(rest) ?? 0).databaseValue
-        default: return .null
-        }
-    }
-
-    /// What a sealed blob holds: the row's values (typed text) and its extra list (gap keys, open gaps).
-    private struct Payload: Codable {
-        var values: [String?]
-        var extra: [String]
-    }
+    /// What a sealed blob holds, in the binary encoding of `OutpostCRDT` (``BinaryWriter``): the byte
+    /// ``payloadFormat``, the row's values (a varint count, then each as a ``Value``: text, integer or null),
+    /// then its extra list (gap keys, open gaps: a varint count, then the strings). Binary rather than JSON
+    /// since `v10-projection-scorecard`: lists read it for every row of an encrypted store.
+    private static let payloadFormat: UInt8 = 1
 
     private static func payload(_ row: Projection.Row) -> [UInt8] {
-        let body = Payload(
-            values: row.values.map { value in value.isNull ? nil : String(decoding: tagged(value), as: UTF8.self) },
-            extra: row.extra
-        )
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        return Array((try? encoder.encode(body)) ?? Data())
+        var writer = BinaryWriter(capacity: 64 + 16 * row.values.count)
+        writer.write(byte: payloadFormat)
+        writer.write(varint: UInt64(row.values.count))
+        for value in row.values {
+            switch value.storage {
+            case .string(let text): writer.write(Value.string(text))
+            case .int64(let number): writer.write(Value.int(number))
+            default: writer.write(Value.null)
+            }
+        }
+        writer.write(varint: UInt64(row.extra.count))
+        for item in row.extra { writer.write(item) }
+        return writer.bytes
+    }
+
+    /// Reads a payload: the values and the extra list.
+    private static func unpack(
+        _ plain: [UInt8],
+        table: Projection.Table
+    ) throws(CRDTError) -> (values: [DatabaseValue], extra: [String]) {
+        var reader = BinaryReader(plain)
+        guard try reader.readByte() == payloadFormat else {
+            throw StoreCodec.malformed("a projected row of \(table.name) is in an unknown format")
+        }
+        let count = try reader.readVarint()
+        guard count == UInt64(table.columns.count) else {
+            throw StoreCodec.malformed("a projected row of \(table.name) has the wrong number of values")
+        }
+        var values: [DatabaseValue] = []
+        values.reserveCapacity(table.columns.count)
+        for _ in 0..<count {
+            switch try reader.readValue() {
+            case .string(let text): values.append(text.databaseValue)
+            case .int(let number): values.append(number.databaseValue)
+            default: values.append(.null)
+            }
+        }
+        let extraCount = try reader.readVarint()
+        var extra: [String] = []
+        for _ in 0..<extraCount { extra.append(try reader.readString()) }
+        return (values, extra)
     }
 
     /// The stored columns of `row` (its table's columns, then `sealed` for a main table). With
@@ -156,15 +180,12 @@ struct ProjectionCodec: Sendable {
         }
         let id: DatabaseValue = row[0]
         let plain = try cipher.open(blob, .projection, of: Self.ref(table, id))
-        let payload = try JSONDecoder().decode(Payload.self, from: Data(plain))
-        guard payload.values.count == table.columns.count else {
-            throw StoreCodec.malformed("a projected row of \(table.name) has the wrong number of values")
-        }
+        let payload = try Self.unpack(plain, table: table)
         let values = try columns.map { column in
             guard let index = table.columns.firstIndex(of: column) else {
                 throw StoreCodec.malformed("\(table.name) has no column \(column)")
             }
-            return Self.untagged(payload.values[index])
+            return payload.values[index]
         }
         return (values, payload.extra)
     }
