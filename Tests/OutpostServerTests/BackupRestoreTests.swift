@@ -146,6 +146,7 @@ struct BackupRestoreTests {
         let held = try await rows(nurse, "outbox", "list")
         let id = try #require(held.first?["id"] as? String)
         try #require(held.count == 1)
+        try await admin.ok("sync")
 
         let file = devices.path("nightly.backup")
         try await backup(server, to: file)

@@ -100,14 +100,15 @@ struct CompactionBenchmark: AsyncParsableCommand {
         let exported = try sites[0].store.records(ofType: "patient").count
 
         let serverPath = server.data + "/outpost-server.sqlite"
-        let serverBefore = database == nil ? try Self.size(serverPath) : (0, 0)
+        let none: (used: Int, vacuumed: Int) = (0, 0)
+        let serverBefore = database == nil ? try Self.size(serverPath) : none
         let tablesBefore = database == nil ? [] : try Self.tableSizes(server)
         let deviceBefore = try Self.size(sitePaths[0])
         let clock = ContinuousClock()
         let start = clock.now
         let report = try server.admin(["compact", "--horizon=90d"])
         let serverTime = clock.now - start
-        let serverAfter = database == nil ? try Self.size(serverPath) : (0, 0)
+        let serverAfter = database == nil ? try Self.size(serverPath) : none
         let tablesAfter = database == nil ? [] : try Self.tableSizes(server)
         let deviceStart = clock.now
         let local = try sites[0].store.compactHistory()
@@ -124,23 +125,22 @@ struct CompactionBenchmark: AsyncParsableCommand {
         print("activity: \(months) months x 2 sites x \(edits) edits = \(months * 2 * edits) edits")
         print(report.split(separator: "\n").map { "server compact: " + $0 }.joined(separator: "\n"))
         if database == nil {
-            print(
-                "server store: \(Self.mb(serverBefore.used)) in use before, \(Self.mb(serverAfter.used)) after "
-                    + "(\(Self.percent(serverAfter.used, serverBefore.used)) kept); file after VACUUM "
-                    + "\(Self.mb(serverAfter.vacuumed)) (before: \(Self.mb(serverBefore.vacuumed))); compact took "
-                    + "\(StoreBenchmark.format(serverTime)) (the whole command, process start included)"
-            )
+            let kept = Self.percent(serverAfter.used, serverBefore.used)
+            let used = "\(Self.mb(serverBefore.used)) in use before, \(Self.mb(serverAfter.used)) after (\(kept) kept)"
+            let vacuumed =
+                "file after VACUUM \(Self.mb(serverAfter.vacuumed)) (before: \(Self.mb(serverBefore.vacuumed)))"
+            let took = "compact took \(StoreBenchmark.format(serverTime)) (the whole command, process start included)"
+            print("server store: \(used); \(vacuumed); \(took)")
         } else {
             print(
                 "server store (PostgreSQL): compact took \(StoreBenchmark.format(serverTime)) (the whole command, "
                     + "process start included); tables with indexes and TOAST, as they are and after VACUUM FULL:"
             )
             for (before, after) in zip(tablesBefore, tablesAfter) {
-                print(
-                    "  \(before.table): before \(Self.mb(before.size)) (\(Self.mb(before.vacuumed)) vacuumed), after "
-                        + "\(Self.mb(after.size)) (\(Self.mb(after.vacuumed)) vacuumed, "
-                        + "\(Self.percent(after.vacuumed, before.vacuumed)) kept)"
-                )
+                let was = "before \(Self.mb(before.size)) (\(Self.mb(before.vacuumed)) vacuumed)"
+                let kept = Self.percent(after.vacuumed, before.vacuumed)
+                let now = "after \(Self.mb(after.size)) (\(Self.mb(after.vacuumed)) vacuumed, \(kept) kept)"
+                print("  \(before.table): \(was), \(now)")
             }
         }
         print(
