@@ -1,7 +1,8 @@
 import OutpostCRDT
-import OutpostClient
 import OutpostProtocol
 import Testing
+
+@testable import OutpostClient
 
 /// A replica's side of a server restored from a backup (protocol/README.md, "Epochs"): the new epoch puts back
 /// in the outbox what the server lacks, leaves refused changes aside, and forgets the checkpoint.
@@ -41,5 +42,59 @@ struct ServerEpochTests {
         #expect(try store.refusedChanges().map(\.change.id.counter) == [3])
         // A server that holds more than the replica pushed changes nothing of the outbox.
         #expect(try store.adoptServerEpoch("epo_00000000000000000000000000000003", serverHolds: 9) == 0)
+    }
+
+    /// A refused change retried and stored after the backup lies below what the server holds (later changes went
+    /// past it while it was held aside): a new epoch sends it again from its own copy, at the head of the push,
+    /// without showing it as refused, even when the change log has compacted it away; stored again, it is done.
+    @Test(arguments: [1, 4] as [UInt64])
+    func aNewEpochSendsAgainARetriedChangeTheServerStoredWithoutShowingItAsRefused(holds: UInt64) throws {
+        let store = try makeTestStore()
+        let patients = [RecordRef(type: "patient", id: "pat_1"), RecordRef(type: "patient", id: "pat_2")]
+        for (index, phone) in ["555-0101", "555-0102", "555-0103", "555-0104"].enumerated() {
+            try store.commit([.assign(patients[index % 2], "phone", .string(phone))], author: "per_1", site: nil)
+        }
+        let patient = patients[1]
+        let pushed = try store.pendingChanges()
+        func answer(_ changes: [Change], refusing: [Change] = []) -> PushResponse {
+            PushResponse(
+                accepted: changes.count - refusing.count,
+                duplicates: 0,
+                acknowledged: changes.map(\.id.counter).max() ?? 0,
+                serverTimeMillis: 0,
+                refused: refusing.map { RefusedChange(id: $0.id, code: "out_of_scope", message: "out of scope") }
+            )
+        }
+        try store.recordPush(pushed, response: answer(pushed, refusing: [pushed[1]]))
+        try store.retryRefused(pushed[1].id)
+        #expect(try store.retryingChanges() == [pushed[1]])
+        try store.recordPush([pushed[1]], response: answer([pushed[1]]))
+        #expect(try store.refusedChanges(includingDiscarded: true).isEmpty)
+        #expect(try store.retryingChanges().isEmpty)
+        // Superseded and acknowledged: the change log drops it; its copy stays.
+        #expect(try store.compactHistory().dropped > 0)
+        #expect(try !store.history(of: patient).contains { $0.id == pushed[1].id })
+        try store.adoptServerEpoch("epo_00000000000000000000000000000001", serverHolds: nil)
+
+        // Restored from a backup taken before the retry: sent again, never counted as refused.
+        let resent = try store.adoptServerEpoch("epo_00000000000000000000000000000002", serverHolds: holds)
+        let again = pushed.filter { $0.id.counter > holds || $0.id == pushed[1].id }
+        #expect(resent == again.count)
+        // Below what the server holds, at the head of the push; above it, in its place in the outbox: a push's
+        // counters increase either way.
+        let sent = try store.retryingChanges() + store.pendingChanges()
+        #expect(sent == again)
+        #expect(try store.retryingChanges() == (holds >= 2 ? [pushed[1]] : []))
+        #expect(try store.refusedCount() == 0 && store.refusedChanges(includingDiscarded: true).isEmpty)
+        #expect(try store.status().refusedChanges == 0)
+        // The server stores it again (a duplicate when its backup had it): nothing more to send.
+        try store.recordPush(sent, response: answer(sent))
+        #expect(try store.retryingChanges().isEmpty && store.pendingChanges().isEmpty)
+        // Another restore sends it again; refused there, it is held aside as refused once more.
+        try store.adoptServerEpoch("epo_00000000000000000000000000000003", serverHolds: 4)
+        #expect(try store.retryingChanges() == [pushed[1]])
+        try store.recordPush([pushed[1]], response: answer([pushed[1]], refusing: [pushed[1]]))
+        #expect(try store.retryingChanges().isEmpty)
+        #expect(try store.refusedChanges().map(\.id) == [pushed[1].id])
     }
 }

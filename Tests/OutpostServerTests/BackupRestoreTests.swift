@@ -97,6 +97,99 @@ struct BackupRestoreTests {
         #expect(!again.contains("\"serverRestored\":true"), "\(again)")
     }
 
+    /// `--json` output of `outpost`, decoded as a list of objects.
+    func rows(_ device: Device, _ arguments: String...) async throws -> [[String: Any]] {
+        let text = try await device.ok(arguments: arguments + ["--json"])
+        return try #require(try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [[String: Any]])
+    }
+
+    /// A scoped nurse's edit is refused (the patient is in another team) while its later edits are stored; the
+    /// backup is taken; the patient joins the nurse's team, the nurse retries the edit and the server stores it.
+    /// Restored from the backup, the server lacks the edit although it holds later changes of the nurse: the
+    /// nurse sends it again (its copy, even once the device compacted its history), without ever showing it as
+    /// refused, and after every device syncs twice the exports equal those of the run without the restore.
+    @Test(arguments: Backend.all)
+    func aRefusedChangeRetriedAndStoredAfterTheBackupIsSentAgainAfterTheRestore(backend: Backend) async throws {
+        let server = try await TestServer(backend: backend)
+        let devices = try TemporaryDirectory("outpost-restore-retried")
+        let admin = Device("admin", in: devices)
+        try await admin.ok("init", "--server", server.url.absoluteString, "--token", server.adminToken)
+        try await admin.ok("import", Built.fixture("practice-small.json"))
+        try await admin.ok("sync")
+        let teams = try await rows(admin, "team", "list").compactMap { $0["id"] as? String }.sorted()
+        let subgroup = try #require(try await rows(admin, "subgroup", "list").compactMap { $0["id"] as? String }.first)
+        try #require(teams.count >= 2)
+        let nurse = Device("nurse", in: devices)
+        let token = try await server.issueToken(role: "clinician", extra: ["--teams", teams[0]])
+        try await nurse.ok("init", "--server", server.url.absoluteString, "--token", token, "--replica", "nurse-1")
+        try await nurse.ok("sync")
+        let mine = try await rows(nurse, "patient", "list").compactMap { $0["id"] as? String }.sorted()
+        try #require(mine.count >= 2)
+        // Registered for the other team (its own push creates it), the patient is then outside the nurse's scope.
+        let registered = try await nurse.ok(
+            "patient",
+            "add",
+            "givenName=Ana",
+            "familyName=Ruiz",
+            "birthDate=1980-01-02",
+            "sex=female",
+            "primaryTeam=\(teams[1])",
+            "subgroup=\(subgroup)",
+            "status=active"
+        )
+        try await nurse.ok("sync")
+        try await nurse.ok("patient", "set", registered, "preferredLanguage=fr")
+        try await nurse.ok("patient", "set", mine[0], "preferredLanguage=es")
+        try await nurse.ok("patient", "set", mine[1], "preferredLanguage=pt")
+        let refused = try await nurse.ok("sync")
+        #expect(refused.contains("pushed 2,") && refused.contains("refused: 1 change"), "\(refused)")
+        let held = try await rows(nurse, "outbox", "list")
+        let id = try #require(held.first?["id"] as? String)
+        try #require(held.count == 1)
+        try await admin.ok("sync")
+
+        let file = devices.path("nightly.backup")
+        try await backup(server, to: file)
+
+        // After the backup: the cause is fixed (the patient joins the nurse's team), the edit retried and stored.
+        try await admin.ok("patient", "set", registered, "primaryTeam=\(teams[0])")
+        try await admin.ok("sync")
+        try await nurse.ok("outbox", "retry", id)
+        let retried = try await nurse.ok("sync")
+        #expect(retried.contains("pushed 1,") && !retried.contains("refused"), "\(retried)")
+        try await nurse.ok("patient", "set", mine[0], "preferredLanguage=en")
+        try await nurse.ok("sync")
+        try await admin.ok("sync")
+        // The device compacts its history: the retried edit is acknowledged; nothing here needs its log row.
+        try await nurse.ok("compact")
+        let reference = (admin: try await admin.export(), nurse: try await nurse.export())
+        #expect(reference.admin.contains("\"fr\""), "the retried edit reached the server")
+
+        try await restore(server, from: file)
+        for round in 0..<2 {
+            for device in [admin, nurse] {
+                let text = try await device.ok("sync", "--json")
+                let report = try #require(try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any])
+                #expect(report["refused"] as? Int ?? 0 == 0, "\(device.name), round \(round): \(report)")
+                if round == 0 { #expect(report["serverRestored"] as? Bool == true, "\(device.name): \(report)") }
+            }
+            // Never shown as refused: not in the outbox list, not in status, not in what the device reports.
+            await #expect(try nurse.ok("outbox", "list") == "no refused changes held aside")
+            await #expect(try nurse.status()["refusedChanges"] as? Int == 0)
+            let listed = try await server.admin(["devices", "list", "--all", "--json"])
+            let entries = try #require(
+                try JSONSerialization.jsonObject(with: Data(listed.stdout.utf8)) as? [[String: Any]]
+            )
+            let entry = try #require(entries.first { $0["replica"] as? String == "nurse-1" })
+            #expect(entry["refused"] as? Int == 0, "\(entry)")
+        }
+        let fresh = Device("fresh", in: devices)
+        try await fresh.join(server, token: server.adminToken)
+        await #expect(try fresh.export() == reference.admin, "the restored server lacks a change a device held")
+        await #expect(try admin.export() == reference.admin)
+        await #expect(try nurse.export() == reference.nurse)
+    }
+
     @Test(arguments: Backend.all)
     func aBackupTakenWhileADevicePushesIsConsistentAndRestores(backend: Backend) async throws {
         let server = try await TestServer(backend: backend)

@@ -1,6 +1,5 @@
 import ArgumentParser
 import Foundation
-import Logging
 import OutpostClient
 import OutpostModel
 import OutpostSamples
@@ -57,7 +56,7 @@ struct BackupBenchmark: AsyncParsableCommand {
         options.pushBatch = 5_000
         options.pageSize = 5_000
         let changes = try device.store.status().pendingChanges
-        _ = try await engine(device, server, options).sync()
+        _ = try await server.engine(device, options).sync()
 
         let file = folder.appendingPathComponent("practice.backup").path
         var output = ""
@@ -87,19 +86,10 @@ struct BackupBenchmark: AsyncParsableCommand {
 
         server = try BenchServer(data: data, database: database)
         var report = SyncReport()
-        let first = try await SyncBenchmark.measure { report = try await engine(device, server, options).sync() }
+        let first = try await SyncBenchmark.measure { report = try await server.engine(device, options).sync() }
         print(
             "the device's first sync after the restore: \(StoreBenchmark.format(first)) (bootstrapped "
                 + "again: \(report.bootstrapped), the store's records already held; sent again \(report.resent) changes)"
-        )
-    }
-
-    func engine(_ store: CareStore, _ server: BenchServer, _ options: SyncEngine.Options) -> SyncEngine {
-        SyncEngine(
-            store: store.store,
-            transport: HTTPTransport(baseURL: server.url, token: server.adminToken),
-            options: options,
-            logger: Logger(label: "bench")
         )
     }
 }

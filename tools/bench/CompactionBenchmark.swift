@@ -1,7 +1,6 @@
 import ArgumentParser
 import Foundation
 import GRDB
-import Logging
 import OutpostCRDT
 import OutpostClient
 import OutpostModel
@@ -18,7 +17,9 @@ struct CompactionBenchmark: AsyncParsableCommand {
             edits (task priority and due date, a task note, a patient's phone) and all three sync. Then the \
             server compacts (the real 'outpost-server compact') and a site compacts its own history \
             (LocalStore.compactHistory, as 'outpost compact'). Sizes are the SQLite pages in use (page_count - \
-            freelist_count), and the file after VACUUM.
+            freelist_count), and the file after VACUUM. With --database the server runs on PostgreSQL: its sizes \
+            are the store's tables with their indexes and TOAST (pg_total_relation_size), as they are and after \
+            VACUUM FULL.
             """
     )
 
@@ -26,6 +27,15 @@ struct CompactionBenchmark: AsyncParsableCommand {
     @Option(help: "Practice size: small, medium or reference.") var size: String = "reference"
     @Option(help: "Months of activity.") var months: Int = 12
     @Option(help: "Edits per site per month.") var edits: Int = 10_000
+    @Option(
+        help: ArgumentHelp(
+            "A PostgreSQL database (postgres://USER@HOST:PORT/DB) holding no store yet: the server runs on it.",
+            valueName: "url"
+        )
+    )
+    var database: String?
+
+    func validate() throws { try BenchServer.validate(database: database) }
 
     func run() async throws {
         guard let practiceSize = PracticeGenerator.Size(named: size) else {
@@ -34,9 +44,12 @@ struct CompactionBenchmark: AsyncParsableCommand {
         let folder = URL(fileURLWithPath: NSTemporaryDirectory() + "outpost-bench-compact-\(getpid())")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: folder) }
-        let server = try BenchServer(data: folder.appendingPathComponent("server").path)
+        let server = try BenchServer(data: folder.appendingPathComponent("server").path, database: database)
         defer { server.stop() }
-        print("outpost-bench compaction --seed \(seed) --size \(size) --months \(months) --edits \(edits)")
+        print(
+            "outpost-bench compaction --seed \(seed) --size \(size) --months \(months) --edits \(edits)"
+                + (database.map { " --database \(BenchServer.redacted($0))" } ?? "")
+        )
 
         let dump = PracticeGenerator(seed: seed, size: practiceSize).generate()
         let seedStore = try CareStore.create(at: folder.appendingPathComponent("seed.sqlite").path)
@@ -44,14 +57,7 @@ struct CompactionBenchmark: AsyncParsableCommand {
         var options = SyncEngine.Options()
         options.pushBatch = 5_000
         options.pageSize = 5_000
-        func engine(_ store: CareStore) -> SyncEngine {
-            SyncEngine(
-                store: store.store,
-                transport: HTTPTransport(baseURL: server.url, token: server.adminToken),
-                options: options,
-                logger: Logger(label: "bench")
-            )
-        }
+        func engine(_ store: CareStore) -> SyncEngine { server.engine(store, options) }
         _ = try await engine(seedStore).sync()
         let sitePaths = ["site-a", "site-b"].map { folder.appendingPathComponent("\($0).sqlite").path }
         let sites = try sitePaths.map { try CareStore.create(at: $0) }
@@ -94,13 +100,16 @@ struct CompactionBenchmark: AsyncParsableCommand {
         let exported = try sites[0].store.records(ofType: "patient").count
 
         let serverPath = server.data + "/outpost-server.sqlite"
-        let serverBefore = try Self.size(serverPath)
+        let none: (used: Int, vacuumed: Int) = (0, 0)
+        let serverBefore = database == nil ? try Self.size(serverPath) : none
+        let tablesBefore = database == nil ? [] : try Self.tableSizes(server)
         let deviceBefore = try Self.size(sitePaths[0])
         let clock = ContinuousClock()
         let start = clock.now
         let report = try server.admin(["compact", "--horizon=90d"])
         let serverTime = clock.now - start
-        let serverAfter = try Self.size(serverPath)
+        let serverAfter = database == nil ? try Self.size(serverPath) : none
+        let tablesAfter = database == nil ? [] : try Self.tableSizes(server)
         let deviceStart = clock.now
         let local = try sites[0].store.compactHistory()
         let deviceTime = clock.now - deviceStart
@@ -115,12 +124,25 @@ struct CompactionBenchmark: AsyncParsableCommand {
 
         print("activity: \(months) months x 2 sites x \(edits) edits = \(months * 2 * edits) edits")
         print(report.split(separator: "\n").map { "server compact: " + $0 }.joined(separator: "\n"))
-        print(
-            "server store: \(Self.mb(serverBefore.used)) in use before, \(Self.mb(serverAfter.used)) after "
-                + "(\(Self.percent(serverAfter.used, serverBefore.used)) kept); file after VACUUM \(Self.mb(serverAfter.vacuumed)) "
-                + "(before: \(Self.mb(serverBefore.vacuumed))); compact took \(StoreBenchmark.format(serverTime)) "
-                + "(the whole command, process start included)"
-        )
+        if database == nil {
+            let kept = Self.percent(serverAfter.used, serverBefore.used)
+            let used = "\(Self.mb(serverBefore.used)) in use before, \(Self.mb(serverAfter.used)) after (\(kept) kept)"
+            let vacuumed =
+                "file after VACUUM \(Self.mb(serverAfter.vacuumed)) (before: \(Self.mb(serverBefore.vacuumed)))"
+            let took = "compact took \(StoreBenchmark.format(serverTime)) (the whole command, process start included)"
+            print("server store: \(used); \(vacuumed); \(took)")
+        } else {
+            print(
+                "server store (PostgreSQL): compact took \(StoreBenchmark.format(serverTime)) (the whole command, "
+                    + "process start included); tables with indexes and TOAST, as they are and after VACUUM FULL:"
+            )
+            for (before, after) in zip(tablesBefore, tablesAfter) {
+                let was = "before \(Self.mb(before.size)) (\(Self.mb(before.vacuumed)) vacuumed)"
+                let kept = Self.percent(after.vacuumed, before.vacuumed)
+                let now = "after \(Self.mb(after.size)) (\(Self.mb(after.vacuumed)) vacuumed, \(kept) kept)"
+                print("  \(before.table): \(was), \(now)")
+            }
+        }
         print(
             "device store (site A): \(Self.mb(deviceBefore.used)) in use before, \(Self.mb(deviceAfter.used)) after "
                 + "(\(Self.percent(deviceAfter.used, deviceBefore.used)) kept); file after VACUUM "
@@ -146,6 +168,30 @@ struct CompactionBenchmark: AsyncParsableCommand {
         let vacuumed = (try FileManager.default.attributesOfItem(atPath: copy)[.size] as? Int) ?? 0
         try? FileManager.default.removeItem(atPath: copy)
         return (used, vacuumed)
+    }
+
+    /// The PostgreSQL store's tables, largest first with the whole store last (`total`): each one's size with its
+    /// indexes and TOAST as it is, then after VACUUM FULL (which rewrites it without its dead rows).
+    static func tableSizes(_ server: BenchServer) throws -> [(table: String, size: Int, vacuumed: Int)] {
+        let tables = ["change", "record", "device_patient", "patient_scope", "patient_site", "conflict", "audit"]
+        func sizes() throws -> [String: Int] {
+            let list = tables.map { "'\($0)'" }.joined(separator: ", ")
+            var found: [String: Int] = [:]
+            for row in try server.psql(
+                "SELECT relname, pg_total_relation_size(oid) FROM pg_class WHERE relkind = 'r' AND relname IN (\(list)) "
+                    + "AND relnamespace = 'public'::regnamespace"
+            ) where row.count == 2 {
+                found[row[0]] = Int(row[1]) ?? 0
+            }
+            found["total"] = found.values.reduce(0, +)
+            return found
+        }
+        let before = try sizes()
+        _ = try server.psql("VACUUM FULL \(tables.map { "\"\($0)\"" }.joined(separator: ", "))")
+        let after = try sizes()
+        return (tables.sorted { before[$0] ?? 0 > before[$1] ?? 0 } + ["total"]).map {
+            ($0, before[$0] ?? 0, after[$0] ?? 0)
+        }
     }
 
     static func mb(_ bytes: Int) -> String { String(format: "%.1f MB", Double(bytes) / 1e6) }

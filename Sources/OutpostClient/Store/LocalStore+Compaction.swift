@@ -28,15 +28,23 @@ extension LocalStore {
             let acked = UInt64(
                 max(0, try Int64.fetchOne(db, sql: "SELECT ackedCounter FROM replica WHERE id = 1") ?? 0)
             )
-            let held = Set(try Int64.fetchAll(db, sql: "SELECT counter FROM refused_change").map { UInt64(max(0, $0)) })
-            // A record with a change the server has not stored (in the outbox, refused or discarded) keeps its
-            // whole history: a discard withdraws its change from the log's other changes.
+            // Retried changes the server stored are acknowledged (their copies in `retried_change` are what a
+            // server restored from a backup is sent again, not the log); those to send again after a restore are not.
+            let held = Set(
+                try Int64.fetchAll(
+                    db,
+                    sql: "SELECT counter FROM refused_change UNION SELECT counter FROM retried_change WHERE resend = 1"
+                ).map { UInt64(max(0, $0)) }
+            )
+            // A record with a change the server has not stored (in the outbox, refused, discarded or to send again)
+            // keeps its whole history: a discard withdraws its change from the log's other changes.
             var unsettled = Set<RecordRef>()
             for row in try Row.fetchAll(
                 db,
                 sql: """
                     SELECT DISTINCT type, id FROM change WHERE isLocal = 1 AND maxCounter > ?
                     UNION SELECT type, id FROM refused_change
+                    UNION SELECT type, id FROM retried_change WHERE resend = 1
                     """,
                 arguments: [Int64(clamping: acked)]
             ) {

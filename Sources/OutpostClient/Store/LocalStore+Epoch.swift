@@ -13,7 +13,10 @@ extension LocalStore {
     /// backup): in the same transaction the checkpoint is forgotten, so the next sync bootstraps again, and
     /// every change of this replica above `serverHolds` (the highest counter the server holds of it) is put back
     /// in the outbox, so the next push sends again what the server lacks (what it holds already is counted as a
-    /// duplicate). Changes held aside after a refusal stay aside. Returns how many changes were put back.
+    /// duplicate). Changes held aside after a refusal stay aside. A refused change that was retried and stored
+    /// may lie below `serverHolds` (later changes went past it while it was held) yet be missing from the
+    /// backup: every such change (`retried_change`) is sent again too, at the head of the next push, never shown
+    /// as refused. Returns how many changes were put back.
     @discardableResult
     public func adoptServerEpoch(_ epoch: String, serverHolds: UInt64?) throws(ClientError) -> Int {
         try write(doing: "record the server epoch") { db in
@@ -22,15 +25,22 @@ extension LocalStore {
             try db.execute(sql: "UPDATE replica SET checkpoint = NULL WHERE id = 1")
             let acked = try Int64.fetchOne(db, sql: "SELECT ackedCounter FROM replica WHERE id = 1") ?? 0
             let holds = Int64(clamping: serverHolds)
-            guard holds < acked else { return 0 }
+            // Sent from their own copies (the change log may have dropped them: LocalStore+Compaction.swift), at the
+            // head of the next push, and left out of the outbox proper (pendingChanges) when above `holds`.
+            try db.execute(sql: "UPDATE retried_change SET resend = 1")
+            let retried = try Int.fetchOne(db, sql: "SELECT count(*) FROM retried_change") ?? 0
+            guard holds < acked else { return retried }
             try db.execute(sql: "UPDATE replica SET ackedCounter = ? WHERE id = 1", arguments: [holds])
-            let held =
+            let aside =
                 try Int.fetchOne(
                     db,
-                    sql: "SELECT COUNT(*) FROM refused_change WHERE counter > ? AND counter <= ?",
+                    sql: """
+                        SELECT (SELECT count(*) FROM refused_change WHERE counter > ?1 AND counter <= ?2)
+                            + (SELECT count(*) FROM retried_change WHERE counter > ?1 AND counter <= ?2)
+                        """,
                     arguments: [holds, acked]
                 ) ?? 0
-            return Int(acked - holds) - held
+            return Int(acked - holds) - aside + retried
         }
     }
 }

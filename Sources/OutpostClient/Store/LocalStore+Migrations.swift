@@ -178,6 +178,25 @@ extension LocalStore {
                 sql: "INSERT OR IGNORE INTO projection_stale (id) SELECT 1 WHERE EXISTS (SELECT 1 FROM record)"
             )
         }
+        migrator.registerMigration("v11-retried-changes") { db in
+            // Refused changes that were retried and then stored by the server (LocalStore+Refusals.swift): a copy
+            // of the change (the store's format, sealed in an encrypted store), kept when it leaves
+            // `refused_change`. Its counter is below later changes the server acknowledged, so a server restored
+            // from a backup taken before it was stored would otherwise never be sent it again
+            // (LocalStore+Epoch.swift). `resend` is 1 from such a restore until the server holds it again.
+            // Never shown as refused; retries are rare (a person's act), so the table stays small.
+            try db.execute(
+                sql: """
+                    CREATE TABLE retried_change (
+                        counter INTEGER PRIMARY KEY,
+                        type TEXT NOT NULL,
+                        id TEXT NOT NULL,
+                        payload BLOB NOT NULL,
+                        resend INTEGER NOT NULL DEFAULT 0
+                    )
+                    """
+            )
+        }
         return migrator
     }
 }

@@ -157,20 +157,28 @@ extension LocalStore {
             // counter; rows of one commit may interleave, so reading stops once every counter of that range
             // has been seen, not at the first `limit` changes. A gap in the counters only means reading on.
             var last = UInt64(acked) &+ UInt64(max(0, min(limit, Int(Int64.max))))
-            // Changes held aside after a refusal are not in the outbox, even above the acknowledgement (after a
-            // server restored from a backup put the outbox back: LocalStore+Epoch.swift): each one in the range
-            // moves its end by one.
+            // Above the acknowledgement (after a server restored from a backup put the outbox back:
+            // LocalStore+Epoch.swift), changes held aside after a refusal are not in the outbox, and those sent
+            // from their own copies (retried: LocalStore+Refusals.swift) are taken from them, in their place:
+            // each held one in the range moves its end by one.
+            let copies = try copiesToSend(db: db).filter { $0.id.counter > UInt64(acked) }
+            let copied = Set(copies.map(\.id.counter))
             let held = Set(
-                try Int64.fetchAll(db, sql: "SELECT counter FROM refused_change WHERE counter > ?", arguments: [acked])
-                    .map { UInt64($0) }
+                try Int64.fetchAll(
+                    db,
+                    sql: "SELECT counter FROM refused_change WHERE counter > ? AND state <> 'retry'",
+                    arguments: [acked]
+                ).map { UInt64($0) }
             )
             for counter in held.sorted() where counter <= last { last &+= 1 }
-            var changes: [Change] = []
-            var inRange = 0
+            var changes = copies
+            var inRange = copies.filter { $0.id.counter <= last }.count
             while inRange < limit, let row = try rows.next() {
                 let record = RecordRef(type: row["type"], id: row["id"])
                 for change in try codec.decodeChanges(row["payload"], of: record)
-                where change.id.counter > UInt64(acked) && !held.contains(change.id.counter) {
+                where change.id.counter > UInt64(acked) && !held.contains(change.id.counter)
+                    && !copied.contains(change.id.counter)
+                {
                     changes.append(change)
                     if change.id.counter <= last { inRange += 1 }
                 }

@@ -138,17 +138,35 @@ extension LocalStore {
         }
     }
 
-    /// The refused changes marked for retry, in counter order: sent at the head of the next push.
+    /// The changes to send at the head of the next push, in counter order: the refused changes marked for retry,
+    /// and the retried changes the server stored that a server restored from a backup lacks
+    /// (``adoptServerEpoch(_:serverHolds:)``), those at or below the acknowledged counter; those above it are sent
+    /// in their place in the outbox (``pendingChanges(limit:)``), so that a push's counters always increase.
     func retryingChanges() throws(ClientError) -> [Change] {
         try read(doing: "read the changes to retry") { db in
-            try Row.fetchAll(db, sql: "SELECT * FROM refused_change WHERE state = 'retry' ORDER BY counter")
-                .map { try refusal(from: $0).change }
+            let acked = try Int64.fetchOne(db, sql: "SELECT ackedCounter FROM replica WHERE id = 1") ?? 0
+            return try copiesToSend(db: db).filter { $0.id.counter <= UInt64(max(0, acked)) }
         }
     }
 
+    /// Every change sent from its own copy rather than from the change log, in counter order: the refused changes
+    /// marked for retry, and the retried changes to send again after a restore.
+    func copiesToSend(db: Database) throws -> [Change] {
+        var changes = try Row.fetchAll(
+            db,
+            sql: "SELECT * FROM refused_change WHERE state = 'retry' ORDER BY counter"
+        ).map { try refusal(from: $0).change }
+        for row in try Row.fetchAll(db, sql: "SELECT * FROM retried_change WHERE resend = 1 ORDER BY counter") {
+            changes.append(try change(in: row, kind: "retried"))
+        }
+        return changes.sorted { $0.id.counter < $1.id.counter }
+    }
+
     /// Records a push's answer in one transaction: the changes it refused are held aside (a retried one that is
-    /// refused again is held again, with the new reason), retried changes it accepted are no longer held, and
-    /// the acknowledgement moves past every pushed change, stored or held. Returns how many were refused.
+    /// refused again is held again, with the new reason), retried changes it accepted are no longer held (a copy
+    /// is kept in `retried_change`, never shown as refused, so that a server restored from an older backup is
+    /// sent them again: ``adoptServerEpoch(_:serverHolds:)``), and the acknowledgement moves past every pushed
+    /// change, stored or held. Returns how many were refused.
     ///
     /// `pushed` are the changes sent; the caller has checked that the server holds every one it did not refuse.
     @discardableResult
@@ -174,14 +192,31 @@ extension LocalStore {
                         Int64(now),
                     ]
                 )
+                // Held aside again: a retried change sent again after a restore is a refused one once more.
+                try db.execute(
+                    sql: "DELETE FROM retried_change WHERE counter = ?",
+                    arguments: [Int64(change.id.counter)]
+                )
             }
-            // Retried changes now stored leave the table. One read per push, not a statement per pushed change:
-            // a first push of a whole practice is hundreds of batches of a thousand, with nothing to retry.
+            // Retried changes now stored leave the table for `retried_change`; those sent again after a restore
+            // are held by the server again. One read per push, not a statement per pushed change: a first push of
+            // a whole practice is hundreds of batches of a thousand, with nothing to retry.
             let retrying = try Int64.fetchAll(db, sql: "SELECT counter FROM refused_change WHERE state = 'retry'")
-            if !retrying.isEmpty {
+            let resending = try Int64.fetchAll(db, sql: "SELECT counter FROM retried_change WHERE resend = 1")
+            if !retrying.isEmpty || !resending.isEmpty {
                 let stored = Set(pushed.filter { !refusedIDs.contains($0.id) }.map { Int64(clamping: $0.id.counter) })
                 for counter in retrying where stored.contains(counter) {
+                    try db.execute(
+                        sql: """
+                            INSERT OR REPLACE INTO retried_change (counter, type, id, payload)
+                            SELECT counter, type, id, payload FROM refused_change WHERE counter = ?
+                            """,
+                        arguments: [counter]
+                    )
                     try db.execute(sql: "DELETE FROM refused_change WHERE counter = ?", arguments: [counter])
+                }
+                for counter in resending where stored.contains(counter) {
+                    try db.execute(sql: "UPDATE retried_change SET resend = 0 WHERE counter = ?", arguments: [counter])
                 }
             }
             // The pushed changes are the oldest of the outbox: each is now stored or held aside.
@@ -204,20 +239,8 @@ extension LocalStore {
     }
 
     private func refusal(from row: Row) throws -> RefusedOutboxChange {
-        let record = RecordRef(type: row["type"], id: row["id"])
-        let counter = UInt64(row["counter"] as Int64)
-        guard
-            let change = try codec.decodeChanges(row["payload"], of: record).first(where: {
-                $0.id.counter == counter
-            })
-        else {
-            throw ClientError(
-                code: .storeCorrupt,
-                message: "refused change \(replicaID)/\(counter) does not decode; run 'outpost doctor'"
-            )
-        }
-        return RefusedOutboxChange(
-            change: change,
+        RefusedOutboxChange(
+            change: try change(in: row, kind: "refused"),
             code: row["code"],
             message: row["message"],
             field: row["field"],
@@ -228,6 +251,23 @@ extension LocalStore {
             discardedBy: row["discardedBy"],
             discardedAtMillis: (row["discardedAt"] as Int64?).map { UInt64($0) }
         )
+    }
+
+    /// The change a row of `refused_change` or `retried_change` keeps (`kind` names it in the error).
+    private func change(in row: Row, kind: String) throws -> Change {
+        let record = RecordRef(type: row["type"], id: row["id"])
+        let counter = UInt64(row["counter"] as Int64)
+        guard
+            let change = try codec.decodeChanges(row["payload"], of: record).first(where: {
+                $0.id.counter == counter
+            })
+        else {
+            throw ClientError(
+                code: .storeCorrupt,
+                message: "\(kind) change \(replicaID)/\(counter) does not decode; run 'outpost doctor'"
+            )
+        }
+        return change
     }
 
     private func unknownRefusal(_ id: ChangeID) -> ClientError {

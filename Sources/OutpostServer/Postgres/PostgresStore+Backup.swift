@@ -128,17 +128,19 @@ extension PostgresStore {
         // The columns to read from the file, by table, with the PostgreSQL column each is written to.
         let source = try DatabaseQueue.readOnly(file.path)
         defer { try? source.close() }
-        let plan: [(table: String, columns: [(file: String, postgres: String)])]
+        let plan: [(table: String, columns: [(sqlite: String, postgres: String)])]
         let kind = file.kind
         do {
             plan = try await source.read { db in
-                var plan: [(table: String, columns: [(file: String, postgres: String)])] = []
+                var plan: [(table: String, columns: [(sqlite: String, postgres: String)])] = []
                 for (table, columns) in Self.copiedTables {
-                    var pairs = columns.map { (file: kind == .sqlite ? $0.sqlite : $0.postgres, postgres: $0.postgres) }
+                    var pairs = columns.map {
+                        (sqlite: kind == .sqlite ? $0.sqlite : $0.postgres, postgres: $0.postgres)
+                    }
                     if kind == .postgres && table == "practice" { pairs.append(("head", "head")) }
                     guard try db.tableExists(table) else { continue }
                     let present = Set(try db.columns(in: table).map(\.name))
-                    plan.append((table, pairs.filter { present.contains($0.file) }))
+                    plan.append((table, pairs.filter { present.contains($0.sqlite) }))
                 }
                 return plan
             }
@@ -157,59 +159,9 @@ extension PostgresStore {
                 )
             }
             try await connection.run(PostgresQuery(unsafeSQL: "TRUNCATE \(tables.joined(separator: ", "))"), logger)
-            for (table, columns) in plan where !columns.isEmpty {
-                let names = columns.map(\.postgres).joined(separator: ", ")
-                let select = "SELECT \(columns.map(\.file).joined(separator: ", ")) FROM \(table) LIMIT ? OFFSET ?"
-                // As many rows per statement as keep its parameters well under PostgreSQL's 65,535.
-                let perStatement = max(1, 20_000 / columns.count)
-                var offset = 0
-                while true {
-                    let rows = try source.read { db in
-                        try Row.fetchAll(db, sql: select, arguments: [perStatement, offset])
-                    }
-                    if rows.isEmpty { break }
-                    offset += rows.count
-                    var binds = PostgresBindings(capacity: rows.count * columns.count)
-                    var tuples: [String] = []
-                    for row in rows {
-                        let first = binds.count
-                        for index in 0..<columns.count {
-                            switch (row[index] as DatabaseValue).storage {
-                            case .null: binds.appendNull()
-                            case .int64(let value): binds.append(value)
-                            case .double(let value): binds.append(value)
-                            case .string(let value): binds.append(value)
-                            case .blob(let value): binds.append(ByteBuffer(bytes: value))
-                            }
-                        }
-                        tuples.append(
-                            "(" + (first + 1...first + columns.count).map { "$\($0)" }.joined(separator: ", ") + ")"
-                        )
-                    }
-                    try await connection.run(
-                        PostgresQuery(
-                            unsafeSQL: "INSERT INTO \(table) (\(names)) VALUES \(tuples.joined(separator: ", "))",
-                            binds: binds
-                        ),
-                        logger
-                    )
-                }
-            }
-            if file.kind == .sqlite {
-                // A SQLite store keeps no head per practice: it is the practice's highest change or purge.
-                try await connection.run(
-                    """
-                    UPDATE practice p SET head = GREATEST(
-                        (SELECT COALESCE(MAX(seq), 0) FROM change c WHERE c.practice = p.id),
-                        (SELECT COALESCE(MAX(position), 0) FROM purge g WHERE g.practice = p.id))
-                    """,
-                    logger
-                )
-            }
-            try await connection.run(
-                "SELECT setval(pg_get_serial_sequence('audit', 'seq'), (SELECT COALESCE(MAX(seq), 0) + 1 FROM audit), false)",
-                logger
-            )
+            _ = try await Self.copyRows(from: source, plan, connection, logger)
+            // A SQLite store keeps no head per practice; a PostgreSQL backup holds each.
+            try await Self.finishCopy(headsFromFeed: file.kind == .sqlite, connection, logger)
             try await connection.run("UPDATE server_meta SET value = \(epoch) WHERE key = 'epoch'", logger)
             try await Self.audit(
                 "restore",

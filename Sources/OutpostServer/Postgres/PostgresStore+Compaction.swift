@@ -42,32 +42,8 @@ extension PostgresStore: CompactionStorage {
         try await transaction { connection in try await Self.feedFloor(practice: practice, connection, logger) }
     }
 
-    public func compact(
-        practice: String?,
-        now: UInt64,
-        horizonMillis: UInt64
-    ) async throws(ServerError) -> [CompactionReport] {
-        let practices = try await transaction { connection in
-            try await connection.all(
-                "SELECT id FROM practice WHERE \(practice)::text IS NULL OR id = \(practice) ORDER BY id",
-                logger
-            ).map { try $0.decode(String.self) }
-        }
-        if let practice, practices.isEmpty {
-            throw ServerError(
-                .notFound,
-                .notFound,
-                "no practice \(practice); list them with 'outpost-server practice list'"
-            )
-        }
-        var reports: [CompactionReport] = []
-        for practice in practices {
-            reports.append(try await compactOne(practice, now: now, horizonMillis: horizonMillis))
-        }
-        return reports
-    }
-
-    private func compactOne(
+    /// Compacts one practice (``CompactionStorage/compactOne(_:now:horizonMillis:)``) on PostgreSQL.
+    public func compactOne(
         _ practice: String,
         now: UInt64,
         horizonMillis: UInt64

@@ -74,13 +74,10 @@ extension PostgresStore {
     ///
     /// - Throws: ``ServerError`` `invalid_parameter` when this database already holds a practice.
     public func copy(from store: ServerStore) async throws(ServerError) -> [(table: String, rows: Int)] {
-        var tables: [(table: String, rows: [Row])] = []
-        for (table, columns) in Self.copiedTables {
-            let list = columns.map(\.sqlite).joined(separator: ", ")
-            tables.append((table, try store.read { db in try Row.fetchAll(db, sql: "SELECT \(list) FROM \(table)") }))
-        }
         // The same store in a new place: the same epoch, so devices keep their checkpoints.
         let epoch = try store.read { db in try ServerStore.epoch(db: db) }
+        let plan = Self.copiedTables.map { table, columns in (table, columns) }
+        let source = store.pool
         return try await transaction { connection in
             guard try await connection.run("SELECT 1 FROM practice LIMIT 1", logger) == 0 else {
                 throw ServerError.parameter(
@@ -88,12 +85,40 @@ extension PostgresStore {
                     "the PostgreSQL database holds practices already; migrate into an empty database"
                 )
             }
-            var counts: [(table: String, rows: Int)] = []
-            for ((table, rows), (_, columns)) in zip(tables, Self.copiedTables) {
-                let names = columns.map(\.postgres).joined(separator: ", ")
-                let marks = (1...columns.count).map { "$\($0)" }.joined(separator: ", ")
+            let counts = try await Self.copyRows(from: source, plan, connection, logger)
+            try await Self.finishCopy(headsFromFeed: true, connection, logger)
+            try await connection.run("UPDATE server_meta SET value = \(epoch) WHERE key = 'epoch'", logger)
+            return counts
+        }
+    }
+
+    /// Copies the rows of SQLite tables (a server store, a backup file) into this database on `connection`, in
+    /// its transaction: per table, its `sqlite` columns read into its `postgres` columns, in plan order (which
+    /// satisfies foreign keys), a page of rows per multi-row `INSERT`. Returns the rows copied per table. Shared
+    /// by `migrate` (``copy(from:)``) and `restore` (``restore(from:force:now:)``).
+    static func copyRows(
+        from source: any DatabaseReader,
+        _ plan: [(table: String, columns: [(sqlite: String, postgres: String)])],
+        _ connection: PostgresConnection,
+        _ logger: Logger
+    ) async throws -> [(table: String, rows: Int)] {
+        var counts: [(table: String, rows: Int)] = []
+        for (table, columns) in plan where !columns.isEmpty {
+            let names = columns.map(\.postgres).joined(separator: ", ")
+            let select = "SELECT \(columns.map(\.sqlite).joined(separator: ", ")) FROM \(table) LIMIT ? OFFSET ?"
+            // As many rows per statement as keep its parameters well under PostgreSQL's 65,535.
+            let perStatement = max(1, 20_000 / columns.count)
+            var offset = 0
+            while true {
+                let rows = try source.read { db in
+                    try Row.fetchAll(db, sql: select, arguments: [perStatement, offset])
+                }
+                if rows.isEmpty { break }
+                offset += rows.count
+                var binds = PostgresBindings(capacity: rows.count * columns.count)
+                var tuples: [String] = []
                 for row in rows {
-                    var binds = PostgresBindings()
+                    let first = binds.count
                     for index in 0..<columns.count {
                         switch (row[index] as DatabaseValue).storage {
                         case .null: binds.appendNull()
@@ -103,13 +128,28 @@ extension PostgresStore {
                         case .blob(let value): binds.append(ByteBuffer(bytes: value))
                         }
                     }
-                    try await connection.run(
-                        PostgresQuery(unsafeSQL: "INSERT INTO \(table) (\(names)) VALUES (\(marks))", binds: binds),
-                        logger
+                    tuples.append(
+                        "(" + (first + 1...first + columns.count).map { "$\($0)" }.joined(separator: ", ") + ")"
                     )
                 }
-                counts.append((table, rows.count))
+                try await connection.run(
+                    PostgresQuery(
+                        unsafeSQL: "INSERT INTO \(table) (\(names)) VALUES \(tuples.joined(separator: ", "))",
+                        binds: binds
+                    ),
+                    logger
+                )
             }
+            counts.append((table, offset))
+        }
+        return counts
+    }
+
+    /// What a copy from SQLite leaves to do: with `headsFromFeed` (a SQLite store keeps no head per practice),
+    /// each practice's feed head becomes its highest change or purge position; the audit log's sequence goes on
+    /// after the rows copied.
+    static func finishCopy(headsFromFeed: Bool, _ connection: PostgresConnection, _ logger: Logger) async throws {
+        if headsFromFeed {
             try await connection.run(
                 """
                 UPDATE practice p SET head = GREATEST(
@@ -118,12 +158,10 @@ extension PostgresStore {
                 """,
                 logger
             )
-            try await connection.run(
-                "SELECT setval(pg_get_serial_sequence('audit', 'seq'), (SELECT COALESCE(MAX(seq), 0) + 1 FROM audit), false)",
-                logger
-            )
-            try await connection.run("UPDATE server_meta SET value = \(epoch) WHERE key = 'epoch'", logger)
-            return counts
         }
+        try await connection.run(
+            "SELECT setval(pg_get_serial_sequence('audit', 'seq'), (SELECT COALESCE(MAX(seq), 0) + 1 FROM audit), false)",
+            logger
+        )
     }
 }

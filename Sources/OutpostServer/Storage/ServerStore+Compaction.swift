@@ -24,12 +24,45 @@ public struct CompactionReport: Sendable, Hashable, Codable {
     public var dropped: Int
 }
 
-/// The storage `outpost-server compact` runs on (docs/sync.md, "Compaction").
-public protocol CompactionStorage: Sendable {
-    /// Compacts one practice, or every practice: moves each feed floor as ``CompactionPlanner/floor(head:current:devices:now:horizonMillis:)``
-    /// decides, then drops the changes at or below it that ``CompactionRule`` allows, in short transactions so
-    /// that sync goes on meanwhile. Recorded in the audit log.
-    func compact(practice: String?, now: UInt64, horizonMillis: UInt64) async throws(ServerError) -> [CompactionReport]
+/// The storage `outpost-server compact` runs on (docs/sync.md, "Compaction"): each backend compacts one
+/// practice; which practices, and the refusal of an unknown one, are ``compact(practice:now:horizonMillis:)``'s,
+/// once for every backend.
+public protocol CompactionStorage: AdminStorage {
+    /// Compacts one practice: moves its feed floor as
+    /// ``CompactionPlanner/floor(head:current:devices:now:horizonMillis:)`` decides, then drops the changes at or
+    /// below it that ``CompactionRule`` allows, in short transactions so that sync goes on meanwhile. Recorded in
+    /// the audit log.
+    func compactOne(
+        _ practice: String,
+        now: UInt64,
+        horizonMillis: UInt64
+    ) async throws(ServerError)
+        -> CompactionReport
+}
+
+extension CompactionStorage {
+    /// Compacts one practice, or every practice (by id), each as ``compactOne(_:now:horizonMillis:)``.
+    ///
+    /// - Throws: ``ServerError`` `not_found` for a practice that does not exist.
+    public func compact(
+        practice: String?,
+        now: UInt64,
+        horizonMillis: UInt64
+    ) async throws(ServerError) -> [CompactionReport] {
+        let practices = try await practices().map(\.id).filter { practice == nil || $0 == practice }.sorted()
+        if let practice, practices.isEmpty {
+            throw ServerError(
+                .notFound,
+                .notFound,
+                "no practice \(practice); list them with 'outpost-server practice list'"
+            )
+        }
+        var reports: [CompactionReport] = []
+        for practice in practices {
+            reports.append(try await compactOne(practice, now: now, horizonMillis: horizonMillis))
+        }
+        return reports
+    }
 }
 
 extension ServerStore: CompactionStorage {
@@ -72,33 +105,8 @@ extension ServerStore: CompactionStorage {
         try await readAsync { db in try Self.feedFloor(practice: practice, db: db) }
     }
 
-    public func compact(
-        practice: String?,
-        now: UInt64,
-        horizonMillis: UInt64
-    ) async throws(ServerError) -> [CompactionReport] {
-        let practices = try await readAsync { db in
-            try String.fetchAll(
-                db,
-                sql: "SELECT id FROM practice WHERE ? IS NULL OR id = ? ORDER BY id",
-                arguments: [practice, practice]
-            )
-        }
-        if let practice, practices.isEmpty {
-            throw ServerError(
-                .notFound,
-                .notFound,
-                "no practice \(practice); list them with 'outpost-server practice list'"
-            )
-        }
-        var reports: [CompactionReport] = []
-        for practice in practices {
-            reports.append(try await compactOne(practice, now: now, horizonMillis: horizonMillis))
-        }
-        return reports
-    }
-
-    private func compactOne(
+    /// Compacts one practice (``CompactionStorage/compactOne(_:now:horizonMillis:)``) on SQLite.
+    public func compactOne(
         _ practice: String,
         now: UInt64,
         horizonMillis: UInt64

@@ -1,0 +1,120 @@
+import ArgumentParser
+import Foundation
+import Logging
+import OutpostClient
+
+// What the benchmarks that run the real server share: starting it, its administration commands, a device's sync
+// engine against it.
+
+/// The real `outpost-server` from this benchmark's build folder, on a free loopback port.
+final class BenchServer {
+    let process: Process
+    let data: String
+    let url: URL
+    let executable: URL
+
+    var adminToken: String {
+        ((try? String(contentsOfFile: data + "/admin-token", encoding: .utf8)) ?? "")
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    /// The PostgreSQL database it runs on, or `nil` for SQLite in `data`.
+    let database: String?
+
+    init(data: String, database: String? = nil) throws {
+        self.data = data
+        self.database = database
+        executable = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
+            .deletingLastPathComponent().appendingPathComponent("outpost-server")
+        guard FileManager.default.isExecutableFile(atPath: executable.path) else {
+            throw ValidationError("build outpost-server first: swift build -c release --product outpost-server")
+        }
+        let output = data + ".out"
+        _ = FileManager.default.createFile(atPath: output, contents: nil)
+        process = Process()
+        process.executableURL = executable
+        process.arguments =
+            ["serve", "--data", data, "--port", "0", "--log-level", "error"]
+            + (database.map { ["--database", $0] } ?? [])
+        process.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: output))
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        let deadline = Date().addingTimeInterval(30)
+        var port: Int?
+        while port == nil, Date() < deadline, process.isRunning {
+            let text = (try? String(contentsOfFile: output, encoding: .utf8)) ?? ""
+            if let range = text.range(of: "listening on http://127.0.0.1:") {
+                port = Int(text[range.upperBound...].prefix { $0.isNumber })
+            } else {
+                Thread.sleep(forTimeInterval: 0.01)
+            }
+        }
+        guard let port else { throw ValidationError("outpost-server did not start") }
+        url = URL(string: "http://127.0.0.1:\(port)")!
+    }
+
+    /// Runs an administration subcommand on the server's data directory; returns its stdout.
+    func admin(_ arguments: [String]) throws -> String {
+        let process = Process()
+        process.executableURL = executable
+        process.arguments =
+            Array(arguments.prefix(2)) + ["--data", data] + (database.map { ["--database", $0] } ?? [])
+            + Array(arguments.dropFirst(2))
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        let output = pipe.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return String(decoding: output, as: UTF8.self)
+    }
+
+    /// A device's sync engine against this server, with the administrator's token.
+    func engine(_ store: CareStore, _ options: SyncEngine.Options) -> SyncEngine {
+        SyncEngine(
+            store: store.store,
+            transport: HTTPTransport(baseURL: url, token: adminToken),
+            options: options,
+            logger: Logger(label: "bench")
+        )
+    }
+
+    /// Refuses a `--database` that is not a PostgreSQL URL.
+    static func validate(database: String?) throws {
+        if let database, !database.hasPrefix("postgres://"), !database.hasPrefix("postgresql://") {
+            throw ValidationError("--database must be a postgres:// URL")
+        }
+    }
+
+    /// Runs one SQL statement with `psql` on the server's PostgreSQL database; returns its rows, one a line,
+    /// columns split by `|`.
+    func psql(_ sql: String) throws -> [[String]] {
+        guard let database else { throw ValidationError("not a PostgreSQL server") }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["psql", "-X", "-q", "-t", "-A", "-v", "ON_ERROR_STOP=1", "-d", database, "-c", sql]
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        try process.run()
+        let output = pipe.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        guard process.terminationStatus == 0 else { throw ValidationError("psql failed: \(sql)") }
+        return String(decoding: output, as: UTF8.self).split(separator: "\n").map {
+            $0.split(separator: "|", omittingEmptySubsequences: false).map(String.init)
+        }
+    }
+
+    /// `url` without its password, for printing.
+    static func redacted(_ url: String) -> String {
+        guard var components = URLComponents(string: url), components.password != nil else { return url }
+        components.password = "***"
+        return components.string ?? url
+    }
+
+    func stop() {
+        if process.isRunning {
+            process.terminate()
+            process.waitUntilExit()
+        }
+    }
+}
