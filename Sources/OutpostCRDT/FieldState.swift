@@ -88,7 +88,7 @@ public struct FieldState: Sendable, Hashable, Codable {
 
     /// For a `set`: its elements, each value once, sorted.
     public var elements: [Value] {
-        Array(Set(live.map(\.value))).sorted()
+        live.count < 2 ? live.map(\.value) : Array(Set(live.map(\.value))).sorted()
     }
 
     /// For a `set`: the live tags (add changes) of `value`, which a `remove` of it must name.
@@ -107,6 +107,8 @@ public struct FieldState: Sendable, Hashable, Codable {
     /// For a register (`lww`, `review`, `status`): the current value and whether it is in conflict.
     public func resolution(under policy: MergePolicy) -> Resolution {
         guard !live.isEmpty else { return Resolution(winner: nil, isConflict: false) }
+        // One live write wins under every policy, with nothing to review (most fields of most records).
+        if live.count == 1 { return Resolution(winner: live[0], isConflict: false) }
         switch policy {
         case .lww, .set, .log:
             return Resolution(winner: Self.latest(of: live), isConflict: false)

@@ -5,23 +5,33 @@ import Foundation
 public enum TablePrinter {
     /// The table as text, one line per row, each ending in a newline.
     public static func render(_ header: [String], _ rows: [[String]]) -> String {
-        var widths = header.map(\.count)
+        var widths = header.map(width)
         for row in rows {
             for (index, cell) in row.enumerated() where index < widths.count {
-                widths[index] = max(widths[index], cell.count)
+                widths[index] = max(widths[index], width(cell))
             }
         }
-        func line(_ cells: [String]) -> String {
-            var text = ""
+        // Built as bytes, not by appending strings: a list prints thousands of rows.
+        var output: [UInt8] = []
+        output.reserveCapacity((rows.count + 1) * (widths.reduce(0, +) + 2 * widths.count + 1))
+        func line(_ cells: [String]) {
             for (index, cell) in cells.enumerated() {
-                if index > 0 { text += "  " }
-                text += index == cells.count - 1 || index >= widths.count ? cell : padded(cell, to: widths[index])
+                if index > 0 { output.append(contentsOf: repeatElement(0x20, count: 2)) }
+                output.append(contentsOf: cell.utf8)
+                if index < cells.count - 1, index < widths.count {
+                    output.append(contentsOf: repeatElement(0x20, count: widths[index] - width(cell)))
+                }
             }
-            return text
+            output.append(0x0A)
         }
-        var output = line(header) + "\n"
-        for row in rows { output += line(row) + "\n" }
-        return output
+        line(header)
+        for row in rows { line(row) }
+        return String(decoding: output, as: UTF8.self)
+    }
+
+    /// A cell's width: its characters (an ASCII cell's bytes, counted without walking its characters).
+    static func width(_ cell: String) -> Int {
+        cell.utf8.allSatisfy { $0 < 0x80 } ? cell.utf8.count : cell.count
     }
 
     /// Prints the table in one write (a list of thousands of rows printed line by line costs more than reading
@@ -32,13 +42,5 @@ public enum TablePrinter {
             return
         }
         Swift.print(render(header, rows), terminator: "")
-    }
-
-    /// `cell.padding(toLength: width, withPad: " ", startingAt: 0)` (a length in UTF-16 units), without
-    /// bridging to `NSString` for the common case of a cell no longer than `width`.
-    static func padded(_ cell: String, to width: Int) -> String {
-        let length = cell.utf16.count
-        guard length <= width else { return cell.padding(toLength: width, withPad: " ", startingAt: 0) }
-        return length == width ? cell : cell + String(repeating: " ", count: width - length)
     }
 }

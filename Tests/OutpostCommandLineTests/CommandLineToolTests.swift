@@ -44,6 +44,24 @@ struct CommandLineToolTests {
         #expect(TablePrinter.render(["ID", "NAME"], []) == "ID  NAME\n", "no rows: the header alone")
     }
 
+    @Test func aCellWithAccentsIsPaddedByItsCharactersNotItsBytes() {
+        // "José" is four characters in five bytes; "Zoë" written with a combining mark is three characters in
+        // four scalars. Both pad as their characters do, like the ASCII cells beside them.
+        let text = TablePrinter.render(
+            ["NAME", "TEAM", "NOTE"],
+            [["José", "Zoe\u{0308}", "x"], ["Ana", "Bo", "y"], ["a longer one", "c", "-"]]
+        )
+        #expect(
+            text == """
+                NAME          TEAM  NOTE
+                José          Zoe\u{0308}   x
+                Ana           Bo    y
+                a longer one  c     -
+
+                """
+        )
+    }
+
     @Test func jsonOutputSortsKeysAndKeepsSlashes() throws {
         struct Report: Encodable {
             var url = "https://example.org/a"

@@ -114,8 +114,8 @@ extension CareStore {
                 let values = try codec.values(of: row, columns: columns, table: table).values.map {
                     String.fromDatabaseValue($0)
                 }
-                let conflicts = Set(values[1]?.split(separator: ",").map(String.init) ?? [])
-                var fields: [String: FieldValue] = [:]
+                let conflicts = values[1].map { Set($0.split(separator: ",").map(String.init)) } ?? []
+                var fields = [String: FieldValue](minimumCapacity: names.count)
                 for name in conflicts { fields[name] = .single(nil, isConflict: true) }
                 for (offset, name) in names.enumerated() {
                     guard let value = values[offset + 2] else { continue }
@@ -327,7 +327,7 @@ extension LocalStore {
                 (RecordType.encounter, Projection.encounter, ["patient", "kind", "occurredAt", "status"]),
             ] {
                 try forEachProjectedRow(of: table, columns: ["id"] + names, side: nil, db: db) { values, _ in
-                    var fields: [String: FieldValue] = [:]
+                    var fields = [String: FieldValue](minimumCapacity: names.count)
                     for (offset, name) in names.enumerated() { fields[name] = single(values[offset + 1]) }
                     let id = String.fromDatabaseValue(values[0]) ?? ""
                     result.append(MaterializedRecord(type: type, id: id, fields: fields))
@@ -372,7 +372,7 @@ extension LocalStore {
             }
             let columns = ["id"] + names.map(\.0) + ["isAwaiting", "conditions"]
             try forEachProjectedRow(of: Projection.patient, columns: columns, side: side, db: db) { values, gaps in
-                var fields: [String: FieldValue] = [:]
+                var fields = [String: FieldValue](minimumCapacity: names.count + 4)
                 for (offset, (_, name)) in names.enumerated() {
                     if let value = String.fromDatabaseValue(values[offset + 1]) {
                         fields[name] = .single(.string(value), isConflict: false)
@@ -411,7 +411,8 @@ extension CareStore {
                 ofType: type.rawValue,
                 transform: { id, state in MaterializedRecord(type: type, id: id, state: state).canonicalJSON() },
                 body: { json in
-                    try write((first ? "" : ",\n") + json)
+                    if !first { try write(",\n") }
+                    try write(json)
                     first = false
                 }
             )
@@ -443,9 +444,10 @@ extension LocalStore {
     }
 
     /// Calls `body` with `transform` of every record of `type` and its state (tail folded in), sorted by id,
-    /// reading `batch` records at a time in one read transaction. The stored rows of a batch are read in
-    /// order; decoding them, folding their tails and `transform` (pure: it sees one record) are shared among
-    /// the processor's cores; `body` is called in id order, so what it writes is the same whatever the cores.
+    /// in one read transaction. The stored rows (each record's state, then the change-log rows of its tail)
+    /// come from one statement; every `batch` records, decoding them, folding their tails and `transform`
+    /// (pure: it sees one record) are shared among the processor's cores; `body` is called in id order, so
+    /// what it writes is the same whatever the cores.
     public func forEachRecord<Output: Sendable>(
         ofType type: String,
         batch: Int = 512,
@@ -454,57 +456,67 @@ extension LocalStore {
     ) throws(ClientError) {
         let codec = codec
         let parts = max(1, ProcessInfo.processInfo.activeProcessorCount)
-        try read(doing: "read the records") { db in
-            var after = ""
-            while true {
-                // The stored bytes of the batch: each record's state and the change-log rows of its tail.
-                var stored: [(id: String, state: Data, tail: [Data])] = []
-                var tails: [(index: Int, tailStart: Int64)] = []
-                let rows = try Row.fetchCursor(
-                    db.cachedStatement(
-                        sql: "SELECT id, state, tailStart FROM record WHERE type = ? AND id > ? ORDER BY id LIMIT ?"
-                    ),
-                    arguments: [type, after, batch]
-                )
-                while let row = try rows.next() {
-                    if let tailStart = row[2] as Int64? { tails.append((stored.count, tailStart)) }
-                    stored.append((row[0], row[1], []))
-                }
-                guard let last = stored.last else { return }
-                after = last.id
-                // Tails are read once the cursor is done (a statement cannot run while the cursor is open).
-                for (index, tailStart) in tails {
-                    stored[index].tail = try Data.fetchAll(
-                        db.cachedStatement(
-                            sql: "SELECT payload FROM change WHERE type = ? AND id = ? AND seq >= ? ORDER BY seq"
-                        ),
-                        arguments: [type, stored[index].id, tailStart]
-                    )
-                }
-                let chunk = stored
-                let outputs = Mutex<[[Result<Output, CRDTError>]]>(Array(repeating: [], count: parts))
-                let size = (chunk.count + parts - 1) / parts
-                DispatchQueue.concurrentPerform(iterations: parts) { part in
-                    let range = min(chunk.count, part * size)..<min(chunk.count, (part + 1) * size)
-                    let results = chunk[range].map { item -> Result<Output, CRDTError> in
-                        let record = RecordRef(type: type, id: item.id)
-                        do throws(CRDTError) {
-                            var state = try codec.decodeState(item.state, of: record)
-                            for payload in item.tail {
-                                for change in try codec.decodeChanges(payload, of: record) { state.apply(change) }
-                            }
-                            return .success(transform(item.id, state))
-                        } catch {
-                            return .failure(error)
+        func decode(_ chunk: [(id: String, state: Data, tail: [Data])]) throws {
+            let outputs = Mutex<[[Result<Output, CRDTError>]]>(Array(repeating: [], count: parts))
+            let size = (chunk.count + parts - 1) / parts
+            DispatchQueue.concurrentPerform(iterations: parts) { part in
+                let range = min(chunk.count, part * size)..<min(chunk.count, (part + 1) * size)
+                let results = chunk[range].map { item -> Result<Output, CRDTError> in
+                    let record = RecordRef(type: type, id: item.id)
+                    do throws(CRDTError) {
+                        var state = try codec.decodeState(item.state, of: record)
+                        for payload in item.tail {
+                            for change in try codec.decodeChanges(payload, of: record) { state.apply(change) }
                         }
+                        return .success(transform(item.id, state))
+                    } catch {
+                        return .failure(error)
                     }
-                    outputs.withLock { $0[part] = results }
                 }
-                for results in outputs.withLock({ $0 }) {
-                    for result in results { try body(result.get()) }
-                }
-                if chunk.count < batch { return }
+                outputs.withLock { $0[part] = results }
             }
+            for results in outputs.withLock({ $0 }) {
+                for result in results { try body(result.get()) }
+            }
+        }
+        try read(doing: "read the records") { db in
+            // The tail's rows come in the log's order (the index's); sorted here should a plan give them otherwise.
+            let rows = try Row.fetchCursor(
+                db.cachedStatement(
+                    sql: """
+                        SELECT record.id, record.state, change.seq, change.payload FROM record
+                        LEFT JOIN change ON change.type = record.type AND change.id = record.id
+                            AND change.seq >= record.tailStart
+                        WHERE record.type = ? ORDER BY record.id
+                        """
+                ),
+                arguments: [type]
+            )
+            var stored: [(id: String, state: Data, tail: [Data])] = []
+            var seqs: [Int64] = []
+            func close() {
+                guard seqs.count > 1, !zip(seqs, seqs.dropFirst()).allSatisfy({ $0 < $1 }) else { return }
+                let tail = stored[stored.count - 1].tail
+                stored[stored.count - 1].tail = zip(seqs, tail).sorted { $0.0 < $1.0 }.map(\.1)
+            }
+            while let row = try rows.next() {
+                let id: String = row[0]
+                if stored.last?.id != id {
+                    close()
+                    if stored.count == batch {
+                        try decode(stored)
+                        stored.removeAll(keepingCapacity: true)
+                    }
+                    stored.append((id, row[1], []))
+                    seqs.removeAll(keepingCapacity: true)
+                }
+                if let seq = row[2] as Int64?, let payload = row[3] as Data? {
+                    seqs.append(seq)
+                    stored[stored.count - 1].tail.append(payload)
+                }
+            }
+            close()
+            if !stored.isEmpty { try decode(stored) }
         }
     }
 }

@@ -68,7 +68,7 @@ extension LocalStore {
         try read(doing: "read the \(type.rawValue) records") { db in
             var result: [MaterializedRecord] = []
             try forEachProjectedRow(of: table, columns: ["id"] + fields, side: nil, db: db) { values, _ in
-                var projected: [String: FieldValue] = [:]
+                var projected = [String: FieldValue](minimumCapacity: fields.count)
                 for (offset, name) in fields.enumerated() {
                     switch values[offset + 1].storage {
                     case .string(let text): projected[name] = .single(.string(text), isConflict: false)

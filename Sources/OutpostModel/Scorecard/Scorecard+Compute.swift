@@ -94,17 +94,26 @@ private struct ScorecardRun {
         // Consecutive member days in the same groups and month are counted as one run: one update per run, not
         // per day (a year's scorecard walks 365 days of every patient).
         var run: (keys: [String], month: MonthRate, days: Int)?
+        // A member's groups and payment change only with their subgroup: looked up again only then.
+        var groupsToday: (subgroup: String?, cents: Int64, keys: [String])?
         var day = period.from
         while day <= period.to {
             if timeline.isMember(on: day) {
                 lastMemberDay = day
-                let cents = timeline.subgroup(on: day).flatMap { paymentBySubgroup[$0] } ?? 0
+                let subgroup = timeline.subgroup(on: day)
+                let held: (subgroup: String?, cents: Int64, keys: [String])
+                if let groupsToday, groupsToday.subgroup == subgroup {
+                    held = groupsToday
+                } else {
+                    held = (subgroup, subgroup.flatMap { paymentBySubgroup[$0] } ?? 0, groups(of: patient.id, on: day))
+                    groupsToday = held
+                }
+                let keys = held.keys
                 let month = MonthRate(
                     month: day.year * 12 + day.month,
                     days: ScorecardPeriod.daysInMonth(of: day),
-                    cents: cents
+                    cents: held.cents
                 )
-                let keys = groups(of: patient.id, on: day)
                 if let current = run, current.month == month, current.keys == keys {
                     run?.days += 1
                 } else {

@@ -37,7 +37,10 @@ public struct ScorecardData: Sendable {
                 }
             }
         }
-        self.records = byType.mapValues { $0.sorted { $0.id < $1.id } }
+        // The store reads records in id order: sorted only when they are not.
+        self.records = byType.mapValues { list in
+            list.indices.dropFirst().allSatisfy { list[$0 - 1].id < list[$0].id } ? list : list.sorted { $0.id < $1.id }
+        }
         var byRecord: [String: [Change]] = [:]
         for change in changes {
             guard let type = RecordType(rawValue: change.record.type),

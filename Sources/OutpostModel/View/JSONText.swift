@@ -8,7 +8,11 @@ public enum JSONText {
     public static func append(string text: String, to out: inout String) {
         out.append("\"")
         // Most text needs no escape: appended whole (a scalar at a time cost most of an export).
-        if !text.utf8.contains(where: { $0 == 0x22 || $0 == 0x5C || $0 < 0x20 }) {
+        func needsEscape(_ byte: UInt8) -> Bool { byte == 0x22 || byte == 0x5C || byte < 0x20 }
+        let escapes =
+            text.utf8.withContiguousStorageIfAvailable { $0.contains(where: needsEscape) }
+            ?? text.utf8.contains(where: needsEscape)
+        if !escapes {
             out.append(text)
             out.append("\"")
             return

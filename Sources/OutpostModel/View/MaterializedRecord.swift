@@ -50,7 +50,7 @@ public struct MaterializedRecord: Sendable, Hashable {
 
     /// Reads `state` through the field table. Fields the table does not know are left out.
     public init(type: RecordType, id: String, state: RecordState) {
-        var fields: [String: FieldValue] = [:]
+        var fields = [String: FieldValue](minimumCapacity: state.fields.count)
         for spec in CareModel.fields(of: type) {
             guard let field = state.fields[spec.name], !field.isEmpty else { continue }
             switch spec.policy {
@@ -94,13 +94,17 @@ public struct MaterializedRecord: Sendable, Hashable {
     /// `{"author","clock","id","site","value"}` objects earliest first.
     public func canonicalJSON() -> String {
         var out = "{\"conflicts\":["
-        for (index, name) in conflictedFields.enumerated() {
-            if index > 0 { out.append(",") }
+        out.reserveCapacity(512)
+        // Sorted once, with their values: an export writes every record of a practice.
+        let sorted = fields.sorted { $0.key < $1.key }
+        var isFirst = true
+        for (name, field) in sorted where field.isConflict {
+            if !isFirst { out.append(",") }
+            isFirst = false
             JSONText.append(string: name, to: &out)
         }
         out.append("],\"fields\":{")
-        for (index, name) in fields.keys.sorted().enumerated() {
-            guard let field = fields[name] else { continue }
+        for (index, (name, field)) in sorted.enumerated() {
             if index > 0 { out.append(",") }
             JSONText.append(string: name, to: &out)
             out.append(":")
