@@ -97,12 +97,6 @@ struct BackupRestoreTests {
         #expect(!again.contains("\"serverRestored\":true"), "\(again)")
     }
 
-    /// `--json` output of `outpost`, decoded as a list of objects.
-    func rows(_ device: Device, _ arguments: String...) async throws -> [[String: Any]] {
-        let text = try await device.ok(arguments: arguments + ["--json"])
-        return try #require(try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [[String: Any]])
-    }
-
     /// A scoped nurse's edit is refused (the patient is in another team) while its later edits are stored; the
     /// backup is taken; the patient joins the nurse's team, the nurse retries the edit and the server stores it.
     /// Restored from the backup, the server lacks the edit although it holds later changes of the nurse: the
@@ -112,38 +106,18 @@ struct BackupRestoreTests {
     func aRefusedChangeRetriedAndStoredAfterTheBackupIsSentAgainAfterTheRestore(backend: Backend) async throws {
         let server = try await TestServer(backend: backend)
         let devices = try TemporaryDirectory("outpost-restore-retried")
-        let admin = Device("admin", in: devices)
-        try await admin.ok("init", "--server", server.url.absoluteString, "--token", server.adminToken)
-        try await admin.ok("import", Built.fixture("practice-small.json"))
-        try await admin.ok("sync")
-        let teams = try await rows(admin, "team", "list").compactMap { $0["id"] as? String }.sorted()
-        let subgroup = try #require(try await rows(admin, "subgroup", "list").compactMap { $0["id"] as? String }.first)
-        try #require(teams.count >= 2)
-        let nurse = Device("nurse", in: devices)
-        let token = try await server.issueToken(role: "clinician", extra: ["--teams", teams[0]])
-        try await nurse.ok("init", "--server", server.url.absoluteString, "--token", token, "--replica", "nurse-1")
-        try await nurse.ok("sync")
-        let mine = try await rows(nurse, "patient", "list").compactMap { $0["id"] as? String }.sorted()
+        let scene = try await ScopedNurse(on: server, in: devices)
+        let (admin, nurse, teams) = (scene.admin, scene.nurse, scene.teams)
+        let mine = try await scene.nursePatients()
         try #require(mine.count >= 2)
-        // Registered for the other team (its own push creates it), the patient is then outside the nurse's scope.
-        let registered = try await nurse.ok(
-            "patient",
-            "add",
-            "givenName=Ana",
-            "familyName=Ruiz",
-            "birthDate=1980-01-02",
-            "sex=female",
-            "primaryTeam=\(teams[1])",
-            "subgroup=\(subgroup)",
-            "status=active"
-        )
+        let registered = try await scene.registerForTheOtherTeam()
         try await nurse.ok("sync")
         try await nurse.ok("patient", "set", registered, "preferredLanguage=fr")
         try await nurse.ok("patient", "set", mine[0], "preferredLanguage=es")
         try await nurse.ok("patient", "set", mine[1], "preferredLanguage=pt")
         let refused = try await nurse.ok("sync")
         #expect(refused.contains("pushed 2,") && refused.contains("refused: 1 change"), "\(refused)")
-        let held = try await rows(nurse, "outbox", "list")
+        let held = try await nurse.rows("outbox", "list")
         let id = try #require(held.first?["id"] as? String)
         try #require(held.count == 1)
         try await admin.ok("sync")

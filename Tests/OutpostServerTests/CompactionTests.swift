@@ -79,29 +79,9 @@ struct CompactionTests {
     func devicesListShowsRefusedChangesAndADiscardIsWithdrawnOnTheDevice(backend: Backend) async throws {
         let server = try await TestServer(backend: backend)
         let folder = try TemporaryDirectory("outpost-compaction")
-        let admin = Device("admin", in: folder)
-        try await admin.ok("init", "--server", server.url.absoluteString, "--token", server.adminToken)
-        try await admin.ok("import", Built.fixture("practice-small.json"))
-        try await admin.ok("sync")
-        let teams = try await ids(admin, "team", "list")
-        let subgroup = try #require(try await ids(admin, "subgroup", "list").first)
-        try #require(teams.count >= 2)
-        let nurse = Device("nurse", in: folder)
-        let token = try await server.issueToken(role: "clinician", extra: ["--teams", teams[0]])
-        try await nurse.ok("init", "--server", server.url.absoluteString, "--token", token, "--replica", "nurse-1")
-        try await nurse.ok("sync")
-        let registered = try await nurse.ok(
-            "patient",
-            "add",
-            "givenName=Ana",
-            "familyName=Ruiz",
-            "birthDate=1980-01-02",
-            "sex=female",
-            "primaryTeam=\(teams[1])",
-            "subgroup=\(subgroup)",
-            "status=active",
-            "preferredLanguage=en"
-        )
+        let scene = try await ScopedNurse(on: server, in: folder)
+        let (admin, nurse) = (scene.admin, scene.nurse)
+        let registered = try await scene.registerForTheOtherTeam("Ana", "preferredLanguage=en")
         try await nurse.ok("sync")
         await #expect(try device(server, "nurse-1")["refused"] as? Int == 0)
 

@@ -6,11 +6,6 @@ import Testing
 /// held aside on the device while the rest of its outbox flows, and is later retried or discarded.
 @Suite(.serialized)
 struct PerChangeRefusalTests {
-    func rows(_ device: Device, _ arguments: String...) async throws -> [[String: Any]] {
-        let text = try await device.ok(arguments: arguments + ["--json"])
-        return try #require(try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [[String: Any]])
-    }
-
     func fields(_ device: Device, _ id: String) async throws -> [String: Any] {
         let text = try await device.ok("patient", "show", id, "--json")
         let object = try #require(try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any])
@@ -29,34 +24,13 @@ struct PerChangeRefusalTests {
     ) async throws {
         let server = try await TestServer(backend: backend)
         let folder = try TemporaryDirectory("outpost-per-change")
-        let admin = Device("admin", in: folder, encoding: encoding)
-        try await admin.ok("init", "--server", server.url.absoluteString, "--token", server.adminToken)
-        try await admin.ok("import", Built.fixture("practice-small.json"))
-        try await admin.ok("sync")
-        let teams = try await rows(admin, "team", "list").compactMap { $0["id"] as? String }.sorted()
-        try #require(teams.count >= 2)
-        let nurse = Device("nurse", in: folder, encoding: encoding)
-        try await nurse.join(server, token: try server.issueToken(role: "clinician", extra: ["--teams", teams[0]]))
-        let subgroup = try await #require(try rows(admin, "subgroup", "list").compactMap { $0["id"] as? String }.first)
-        let mine = try await rows(nurse, "patient", "list").compactMap { $0["id"] as? String }.sorted()
+        let scene = try await ScopedNurse(on: server, in: folder, encoding: encoding)
+        let (admin, nurse, teams) = (scene.admin, scene.nurse, scene.teams)
+        let mine = try await scene.nursePatients()
         try #require(mine.count >= 2)
-
-        var registered: [String] = []
-        for name in ["Ana", "Bea"] {
-            await registered.append(
-                try nurse.ok(
-                    "patient",
-                    "add",
-                    "givenName=\(name)",
-                    "familyName=Ruiz",
-                    "birthDate=1980-01-02",
-                    "sex=female",
-                    "primaryTeam=\(teams[1])",
-                    "subgroup=\(subgroup)",
-                    "status=active"
-                )
-            )
-        }
+        let registered = [
+            try await scene.registerForTheOtherTeam("Ana"), try await scene.registerForTheOtherTeam("Bea"),
+        ]
         let first = try await nurse.ok("sync")
         #expect(!first.contains("refused"), "\(first)")
 
@@ -78,7 +52,7 @@ struct PerChangeRefusalTests {
         #expect(status["refusedChanges"] as? Int == 2)
         await #expect(try nurse.ok("status").contains("refused changes: 2 changes refused by the server"))
 
-        let held = try await rows(nurse, "outbox", "list")
+        let held = try await nurse.rows("outbox", "list")
         #expect(held.map { $0["record"] as? String } == registered.map { "patient/\($0)" })
         #expect(held.allSatisfy { $0["code"] as? String == "out_of_scope" && $0["state"] as? String == "refused" })
         let ids = held.compactMap { $0["id"] as? String }
@@ -106,7 +80,7 @@ struct PerChangeRefusalTests {
         #expect(retried.contains("pushed 1,") && !retried.contains("refused"), "\(retried)")
         await #expect(try nurse.status()["refusedChanges"] as? Int == 0)
         await #expect(try nurse.ok("outbox", "list") == "no refused changes held aside")
-        let discarded = try await rows(nurse, "outbox", "list", "--discarded")
+        let discarded = try await nurse.rows("outbox", "list", "--discarded")
         #expect(discarded.count == 1)
         #expect(discarded.first?["id"] as? String == ids[1])
         #expect(discarded.first?["state"] as? String == "discarded")
@@ -128,7 +102,7 @@ struct PerChangeRefusalTests {
         try await admin.ok("init", "--server", server.url.absoluteString, "--token", server.adminToken)
         try await admin.ok("import", Built.fixture("practice-small.json"))
         try await admin.ok("sync")
-        let patient = try await #require(try rows(admin, "patient", "list").compactMap { $0["id"] as? String }.first)
+        let patient = try await #require(try admin.rows("patient", "list").compactMap { $0["id"] as? String }.first)
         let now = UInt64(Date().timeIntervalSince1970 * 1000)
         func change(_ counter: Int, _ field: String) -> String {
             """
