@@ -14,6 +14,11 @@ public struct RecordState: Sendable, Hashable, Codable {
         fields[field] ?? FieldState()
     }
 
+    /// Makes room for `count` fields (a record folded from its changes: the fields are written one by one).
+    public mutating func reserveFields(_ count: Int) {
+        fields.reserveCapacity(count)
+    }
+
     /// Applies a change whose policy the caller has looked up (see ``Schema/check(_:)``); returns whether
     /// the state changed.
     @discardableResult

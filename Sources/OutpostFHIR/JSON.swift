@@ -78,38 +78,34 @@ public indirect enum JSON: Sendable, Hashable {
 
     /// Compact JSON text, members in their order.
     public var text: String {
-        var out = ""
+        var out: [UInt8] = []
         write(to: &out)
-        return out
+        return String(decoding: out, as: UTF8.self)
     }
 
-    func write(to out: inout String) {
+    func write(to out: inout [UInt8]) {
         switch self {
-        case .null: out.append("null")
-        case .bool(let flag): out.append(flag ? "true" : "false")
-        case .number(let text): out.append(text)
-        case .string(let text): Self.append(string: text, to: &out)
+        case .null: out += "null".utf8
+        case .bool(let flag): out += (flag ? "true" : "false").utf8
+        case .number(let text): out += text.utf8
+        case .string(let text): JSONText.append(string: text, to: &out)
         case .array(let items):
-            out.append("[")
+            out.append(0x5B)
             for (index, item) in items.enumerated() {
-                if index > 0 { out.append(",") }
+                if index > 0 { out.append(0x2C) }
                 item.write(to: &out)
             }
-            out.append("]")
+            out.append(0x5D)
         case .object(let members):
-            out.append("{")
+            out.append(0x7B)
             for (index, (key, value)) in members.enumerated() {
-                if index > 0 { out.append(",") }
-                Self.append(string: key, to: &out)
-                out.append(":")
+                if index > 0 { out.append(0x2C) }
+                JSONText.append(string: key, to: &out)
+                out.append(0x3A)
                 value.write(to: &out)
             }
-            out.append("}")
+            out.append(0x7D)
         }
-    }
-
-    static func append(string text: String, to out: inout String) {
-        JSONText.append(string: text, to: &out)
     }
 
     // MARK: Reading

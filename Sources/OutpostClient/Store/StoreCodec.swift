@@ -221,7 +221,8 @@ struct StoreCodec: Sendable {
     private struct CompactReader {
         var reader: BinaryReader
         var strings: [String] = []
-        var replicas: [ReplicaID?] = []
+        /// The last replica id read and its index: a row's changes are mostly one replica's, checked once.
+        var lastReplica: (index: UInt64, id: ReplicaID)?
         var deltas = Deltas()
 
         init(_ bytes: [UInt8]) {
@@ -238,7 +239,6 @@ struct StoreCodec: Sendable {
             guard count <= 1 << 20 else { throw StoreCodec.malformed("string table too long") }
             strings.reserveCapacity(min(Int(count), 64))
             for _ in 0..<count { strings.append(try reader.readString()) }
-            replicas = strings.map { ReplicaID.isValid($0) ? ReplicaID(unchecked: $0) : nil }
         }
 
         mutating func count() throws(CRDTError) -> Int {
@@ -262,9 +262,12 @@ struct StoreCodec: Sendable {
 
         mutating func replica() throws(CRDTError) -> ReplicaID {
             let index = try reader.readVarint()
-            guard index < UInt64(replicas.count), let replica = replicas[Int(index)] else {
+            if let lastReplica, lastReplica.index == index { return lastReplica.id }
+            guard index < UInt64(strings.count), ReplicaID.isValid(strings[Int(index)]) else {
                 throw StoreCodec.malformed("bad replica id")
             }
+            let replica = ReplicaID(unchecked: strings[Int(index)])
+            lastReplica = (index, replica)
             return replica
         }
 

@@ -86,19 +86,20 @@ public struct PracticeDump: Sendable, Hashable, Codable {
     /// The dump as JSON: header first, then one record per line, fields in name order. The same dump
     /// always gives the same bytes.
     public func jsonText() -> String {
-        var out = "{\"format\":"
+        var out: [UInt8] = []
+        out += #"{"format":"#.utf8
         JSONText.append(string: format, to: &out)
-        out.append(",\"version\":\(version),\"practice\":{\"id\":")
+        out += #","version":\#(version),"practice":{"id":"#.utf8
         JSONText.append(string: practice.id, to: &out)
-        out.append(",\"name\":")
+        out += #","name":"#.utf8
         JSONText.append(string: practice.name, to: &out)
-        out.append("},\"records\":[")
+        out += #"},"records":["#.utf8
         for (index, record) in records.enumerated() {
-            out.append(index == 0 ? "\n" : ",\n")
+            out += (index == 0 ? "\n" : ",\n").utf8
             record.appendJSON(to: &out)
         }
-        out.append("\n]}\n")
-        return out
+        out += "\n]}\n".utf8
+        return String(decoding: out, as: UTF8.self)
     }
 
     /// Checks the whole dump: the header, unique well-formed ids of known types, and every record as a new
@@ -258,23 +259,22 @@ public struct DumpRecord: Sendable, Hashable, Codable {
         return DraftRecord(type: recordType, id: id, fields: values)
     }
 
-    func appendJSON(to out: inout String) {
-        out.append("{\"type\":")
+    func appendJSON(to out: inout [UInt8]) {
+        out += #"{"type":"#.utf8
         JSONText.append(string: type, to: &out)
-        out.append(",\"id\":")
+        out += #","id":"#.utf8
         JSONText.append(string: id, to: &out)
-        out.append(",\"fields\":{")
-        for (index, name) in fields.keys.sorted().enumerated() {
-            guard let field = fields[name] else { continue }
-            if index > 0 { out.append(",") }
+        out += #","fields":{"#.utf8
+        for (index, (name, field)) in fields.sorted(by: { $0.key < $1.key }).enumerated() {
+            if index > 0 { out.append(0x2C) }
             JSONText.append(string: name, to: &out)
-            out.append(":")
+            out.append(0x3A)
             switch field {
             case .value(let value): JSONText.append(value: value, to: &out)
             case .list(let values): JSONText.append(values: values, to: &out)
             }
         }
-        out.append("}}")
+        out += "}}".utf8
     }
 }
 

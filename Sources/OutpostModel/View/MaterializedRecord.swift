@@ -93,48 +93,54 @@ public struct MaterializedRecord: Sendable, Hashable {
     /// value (the provisional winner when in conflict), sets a sorted array, logs an array of
     /// `{"author","clock","id","site","value"}` objects earliest first.
     public func canonicalJSON() -> String {
-        var out = "{\"conflicts\":["
+        String(decoding: canonicalJSONBytes(), as: UTF8.self)
+    }
+
+    /// ``canonicalJSON()`` as UTF-8 bytes, without making a string (an export writes them).
+    public func canonicalJSONBytes() -> [UInt8] {
+        var out: [UInt8] = []
         out.reserveCapacity(512)
+        out += #"{"conflicts":["#.utf8
         // Sorted once, with their values: an export writes every record of a practice.
         let sorted = fields.sorted { $0.key < $1.key }
         var isFirst = true
         for (name, field) in sorted where field.isConflict {
-            if !isFirst { out.append(",") }
+            if !isFirst { out.append(0x2C) }
             isFirst = false
             JSONText.append(string: name, to: &out)
         }
-        out.append("],\"fields\":{")
+        out += #"],"fields":{"#.utf8
         for (index, (name, field)) in sorted.enumerated() {
-            if index > 0 { out.append(",") }
+            if index > 0 { out.append(0x2C) }
             JSONText.append(string: name, to: &out)
-            out.append(":")
+            out.append(0x3A)
             switch field {
             case .single(let value, _): JSONText.append(value: value ?? .null, to: &out)
             case .set(let elements): JSONText.append(values: elements, to: &out)
             case .log(let entries):
-                out.append("[")
+                out.append(0x5B)
                 for (entryIndex, entry) in entries.enumerated() {
-                    if entryIndex > 0 { out.append(",") }
-                    out.append("{\"author\":")
+                    if entryIndex > 0 { out.append(0x2C) }
+                    out += #"{"author":"#.utf8
                     JSONText.append(string: entry.author, to: &out)
-                    out.append(",\"clock\":")
+                    out += #","clock":"#.utf8
                     JSONText.append(string: entry.clock.description, to: &out)
-                    out.append(",\"id\":")
+                    out += #","id":"#.utf8
                     JSONText.append(string: entry.id.description, to: &out)
-                    out.append(",\"site\":")
+                    out += #","site":"#.utf8
                     JSONText.append(value: entry.site.map(Value.string) ?? .null, to: &out)
-                    out.append(",\"value\":")
+                    out += #","value":"#.utf8
                     JSONText.append(value: entry.value, to: &out)
-                    out.append("}")
+                    out.append(0x7D)
                 }
-                out.append("]")
+                out.append(0x5D)
             }
         }
-        out.append("},\"id\":")
+        out += #"},"id":"#.utf8
         JSONText.append(string: id, to: &out)
-        out.append(",\"type\":")
+        out += #","type":"#.utf8
         JSONText.append(string: type.rawValue, to: &out)
-        out.append("}")
+        out.append(0x7D)
         return out
     }
 }

@@ -37,7 +37,7 @@ struct Export: ParsableCommand {
         var buffer = Data()
         do {
             try store.exportCanonicalJSON { piece in
-                buffer.append(contentsOf: piece.utf8)
+                buffer.append(contentsOf: piece)
                 if buffer.count >= 1 << 16 {
                     try handle.write(contentsOf: buffer)
                     buffer.removeAll(keepingCapacity: true)
