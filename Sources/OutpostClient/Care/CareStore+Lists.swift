@@ -97,23 +97,17 @@ extension CareStore {
     public func taskRows(_ query: TaskQuery) throws(ClientError) -> [MaterializedRecord] {
         let (clauses, arguments) = try taskFilter(query)
         let table = Projection.task
-        let codec = store.codec.projection
         // Positional: the id, the conflicts, then the fields.
         let names = [
             "patient", "team", "assignee", "status", "priority", "dueDate", "kind", "title", "channel",
             "referralStatus",
         ]
         let columns = ["id", "conflicts"] + names
-        let sql =
-            "SELECT \(codec.selection(columns, table: table).joined(separator: ", ")) FROM task_view"
-            + (clauses.isEmpty ? "" : " WHERE " + clauses.joined(separator: " AND ")) + " ORDER BY id"
+        let filter = clauses.isEmpty ? nil : (clauses.joined(separator: " AND "), StatementArguments(arguments))
         return try store.read(doing: "list tasks") { db in
             var result: [MaterializedRecord] = []
-            let rows = try Row.fetchCursor(db, sql: sql, arguments: StatementArguments(arguments))
-            while let row = try rows.next() {
-                let values = try codec.values(of: row, columns: columns, table: table).values.map {
-                    String.fromDatabaseValue($0)
-                }
+            try store.forEachProjectedRow(of: table, columns: columns, side: nil, filter: filter, db: db) { row, _ in
+                let values = row.map { String.fromDatabaseValue($0) }
                 let conflicts = values[1].map { Set($0.split(separator: ",").map(String.init)) } ?? []
                 var fields = [String: FieldValue](minimumCapacity: names.count)
                 for name in conflicts { fields[name] = .single(nil, isConflict: true) }
@@ -285,13 +279,15 @@ extension LocalStore {
         }
     }
 
-    /// Calls `body` with the values of `columns` of every row of a projected main table, in that order
-    /// (decoded by the store's projection codec), and its extra list (gap keys or open care gaps, from the
-    /// side table `side` in a plain store), in id order.
+    /// Calls `body` with the values of `columns` of every row of a projected main table (those `filter`, an SQL
+    /// condition and its arguments, selects when given), in that order (decoded by the store's projection
+    /// codec), and its extra list (gap keys or open care gaps, from the side table `side` in a plain store), in
+    /// id order.
     func forEachProjectedRow(
         of table: Projection.Table,
         columns: [String],
         side: (table: String, owner: String, value: String)?,
+        filter: (condition: String, arguments: StatementArguments)? = nil,
         db: Database,
         _ body: ([DatabaseValue], [String]) throws -> Void
     ) throws {
@@ -304,15 +300,46 @@ extension LocalStore {
         let rows = try Row.fetchCursor(
             db,
             sql: "SELECT \(codec.selection(columns, table: table).joined(separator: ", ")) FROM \(table.name) "
-                + "ORDER BY id"
+                + (filter.map { "WHERE \($0.condition) " } ?? "") + "ORDER BY id",
+            arguments: filter?.arguments ?? StatementArguments()
         )
-        while let row = try rows.next() {
-            let (values, extra) = try codec.values(of: row, columns: columns, table: table)
-            try body(
-                values,
-                extra ?? (extras.isEmpty ? [] : String.fromDatabaseValue(row[0]).flatMap { extras[$0] } ?? [])
-            )
+        guard codec.isEncrypted else {
+            while let row = try rows.next() {
+                let (values, _) = try codec.values(of: row, columns: columns, table: table)
+                try body(values, extras.isEmpty ? [] : String.fromDatabaseValue(row[0]).flatMap { extras[$0] } ?? [])
+            }
+            return
         }
+        // Sealed rows are opened on every core, a few thousand at a time, and handed on in id order.
+        let positions = try codec.positions(of: columns, in: table)
+        let parts = max(1, ProcessInfo.processInfo.activeProcessorCount)
+        var sealed: [(id: DatabaseValue, blob: Data?)] = []
+        func open() throws {
+            let opened = Mutex<[[Result<(values: [DatabaseValue], extra: [String]), any Error>]]>(
+                Array(repeating: [], count: parts)
+            )
+            let chunk = sealed
+            let size = (chunk.count + parts - 1) / parts
+            DispatchQueue.concurrentPerform(iterations: parts) { part in
+                let range = min(chunk.count, part * size)..<min(chunk.count, (part + 1) * size)
+                let results = chunk[range].map { row in
+                    Result { try codec.open(id: row.id, sealed: row.blob, columns: positions, table: table) }
+                }
+                opened.withLock { $0[part] = results }
+            }
+            for results in opened.withLock({ $0 }) {
+                for result in results {
+                    let (values, extra) = try result.get()
+                    try body(values, extra)
+                }
+            }
+            sealed.removeAll(keepingCapacity: true)
+        }
+        while let row = try rows.next() {
+            sealed.append((row[0], row[1]))
+            if sealed.count == 4096 { try open() }
+        }
+        try open()
     }
 
     /// Every observation, encounter and task as the projection holds it (a task's title as its gap markers).

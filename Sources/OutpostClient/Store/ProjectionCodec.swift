@@ -174,19 +174,33 @@ struct ProjectionCodec: Sendable {
         columns: [String],
         table: Projection.Table
     ) throws -> (values: [DatabaseValue], extra: [String]?) {
-        guard let cipher else { return (columns.indices.map { row[$0] as DatabaseValue }, nil) }
-        guard let blob = row[1] as Data? else {
-            throw StoreCodec.malformed("a projected row of \(table.name) has no sealed values")
-        }
-        let id: DatabaseValue = row[0]
-        let plain = try cipher.open(blob, .projection, of: Self.ref(table, id))
-        let payload = try Self.unpack(plain, table: table)
-        let values = try columns.map { column in
+        guard cipher != nil else { return (columns.indices.map { row[$0] as DatabaseValue }, nil) }
+        let opened = try open(id: row[0], sealed: row[1], columns: try positions(of: columns, in: table), table: table)
+        return (opened.values, opened.extra)
+    }
+
+    /// Where each of `columns` is among `table`'s columns (what ``open(id:sealed:columns:table:)`` takes).
+    func positions(of columns: [String], in table: Projection.Table) throws -> [Int] {
+        try columns.map { column in
             guard let index = table.columns.firstIndex(of: column) else {
                 throw StoreCodec.malformed("\(table.name) has no column \(column)")
             }
-            return payload.values[index]
+            return index
         }
-        return (values, payload.extra)
+    }
+
+    /// The values at `columns` (positions among `table`'s columns) and the extra list of an encrypted store's
+    /// main-table row, from its id and sealed blob: what a row gives, without the row (opened on any thread).
+    func open(
+        id: DatabaseValue,
+        sealed: Data?,
+        columns: [Int],
+        table: Projection.Table
+    ) throws -> (values: [DatabaseValue], extra: [String]) {
+        guard let cipher, let sealed else {
+            throw StoreCodec.malformed("a projected row of \(table.name) has no sealed values")
+        }
+        let payload = try Self.unpack(try cipher.open(sealed, .projection, of: Self.ref(table, id)), table: table)
+        return (columns.map { payload.values[$0] }, payload.extra)
     }
 }
