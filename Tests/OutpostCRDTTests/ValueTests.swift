@@ -15,6 +15,24 @@ struct ValueTests {
         #expect(try JSONDecoder().decode([Value].self, from: wrapped) == [value])
     }
 
+    /// Skipping a value leaves the reader where reading it would: every other sample still reads back, and a
+    /// string whose length runs past the end is refused, as reading it is.
+    @Test func skippingAValueLandsOnTheNextOne() throws {
+        var writer = BinaryWriter()
+        for value in Self.samples { writer.write(value) }
+        for skipped in Self.samples.indices {
+            var reader = BinaryReader(writer.bytes)
+            for (index, value) in Self.samples.enumerated() {
+                if index == skipped { try reader.skipValue() } else { #expect(try reader.readValue() == value) }
+            }
+            #expect(reader.isAtEnd)
+        }
+        var truncated = BinaryReader([4, 9, 0x61])
+        #expect(throws: CRDTError.self) { try truncated.skipValue() }
+        var unknown = BinaryReader([7])
+        #expect(throws: CRDTError.self) { try unknown.skipValue() }
+    }
+
     @Test func valuesAreWrittenAsThemselvesInJSON() throws {
         let data = try JSONEncoder().encode([Value.null, true, 42, -7, "text", "1"])
         #expect(String(decoding: data, as: UTF8.self) == #"[null,true,42,-7,"text","1"]"#)

@@ -77,6 +77,16 @@ public struct BinaryReader {
         }
     }
 
+    /// Skips a value without making it (for a reader that wants only some of a row's values).
+    public mutating func skipValue() throws(CRDTError) {
+        switch try readByte() {
+        case 0, 1, 2: return
+        case 3: _ = try readVarint()
+        case 4: offset += try readCount()
+        default: throw malformed("unknown value tag")
+        }
+    }
+
     /// Reads a change id.
     public mutating func readChangeID() throws(CRDTError) -> ChangeID {
         let replica = try readString()

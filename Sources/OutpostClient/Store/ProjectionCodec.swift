@@ -91,10 +91,12 @@ struct ProjectionCodec: Sendable {
         return writer.bytes
     }
 
-    /// Reads a payload: the values and the extra list.
+    /// Reads a payload: the values (only the columns `wanted` marks, when given; the others NULL) and the extra
+    /// list.
     private static func unpack(
         _ plain: [UInt8],
-        table: Projection.Table
+        table: Projection.Table,
+        wanted: [Bool]? = nil
     ) throws(CRDTError) -> (values: [DatabaseValue], extra: [String]) {
         var reader = BinaryReader(plain)
         guard try reader.readByte() == payloadFormat else {
@@ -106,7 +108,12 @@ struct ProjectionCodec: Sendable {
         }
         var values: [DatabaseValue] = []
         values.reserveCapacity(table.columns.count)
-        for _ in 0..<count {
+        for position in 0..<Int(count) {
+            if let wanted, position < wanted.count, !wanted[position] {
+                try reader.skipValue()
+                values.append(.null)
+                continue
+            }
             switch try reader.readValue() {
             case .string(let text): values.append(text.databaseValue)
             case .int(let number): values.append(number.databaseValue)
@@ -179,28 +186,43 @@ struct ProjectionCodec: Sendable {
         return (opened.values, opened.extra)
     }
 
+    /// Which values of a table's sealed rows a read wants: where each of the columns it asks for is among the
+    /// table's columns, in the order asked, and whether each of the table's columns is wanted (the others are
+    /// skipped, not decoded).
+    struct Positions: Sendable {
+        let list: [Int]
+        let mask: [Bool]
+    }
+
     /// Where each of `columns` is among `table`'s columns (what ``open(id:sealed:columns:table:)`` takes).
-    func positions(of columns: [String], in table: Projection.Table) throws -> [Int] {
-        try columns.map { column in
+    func positions(of columns: [String], in table: Projection.Table) throws -> Positions {
+        let list = try columns.map { column in
             guard let index = table.columns.firstIndex(of: column) else {
                 throw StoreCodec.malformed("\(table.name) has no column \(column)")
             }
             return index
         }
+        var mask = [Bool](repeating: false, count: table.columns.count)
+        for index in list { mask[index] = true }
+        return Positions(list: list, mask: mask)
     }
 
-    /// The values at `columns` (positions among `table`'s columns) and the extra list of an encrypted store's
-    /// main-table row, from its id and sealed blob: what a row gives, without the row (opened on any thread).
+    /// The values at `columns` and the extra list of an encrypted store's main-table row, from its id and sealed
+    /// blob: what a row gives, without the row (opened on any thread).
     func open(
         id: DatabaseValue,
         sealed: Data?,
-        columns: [Int],
+        columns: Positions,
         table: Projection.Table
     ) throws -> (values: [DatabaseValue], extra: [String]) {
         guard let cipher, let sealed else {
             throw StoreCodec.malformed("a projected row of \(table.name) has no sealed values")
         }
-        let payload = try Self.unpack(try cipher.open(sealed, .projection, of: Self.ref(table, id)), table: table)
-        return (columns.map { payload.values[$0] }, payload.extra)
+        let payload = try Self.unpack(
+            try cipher.open(sealed, .projection, of: Self.ref(table, id)),
+            table: table,
+            wanted: columns.mask
+        )
+        return (columns.list.map { payload.values[$0] }, payload.extra)
     }
 }

@@ -72,12 +72,20 @@ struct StoreCipher: Sendable {
 
     /// The purpose, then the record's type and id, each after its length (four bytes, big-endian).
     private static func associatedData(_ purpose: Purpose, _ record: RecordRef) -> [UInt8] {
-        var bytes: [UInt8] = [purpose.rawValue]
-        for part in [record.type, record.id] {
-            let utf8 = Array(part.utf8)
-            for shift in [24, 16, 8, 0] { bytes.append(UInt8(truncatingIfNeeded: utf8.count >> shift)) }
-            bytes.append(contentsOf: utf8)
+        // Built without intermediate arrays: every row an encrypted store reads is opened with it.
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(9 + record.type.utf8.count + record.id.utf8.count)
+        bytes.append(purpose.rawValue)
+        func append(_ part: String) {
+            let count = part.utf8.count
+            bytes.append(UInt8(truncatingIfNeeded: count >> 24))
+            bytes.append(UInt8(truncatingIfNeeded: count >> 16))
+            bytes.append(UInt8(truncatingIfNeeded: count >> 8))
+            bytes.append(UInt8(truncatingIfNeeded: count))
+            bytes += part.utf8
         }
+        append(record.type)
+        append(record.id)
         return bytes
     }
 }
