@@ -46,6 +46,32 @@ struct SyncRulesTests {
         #expect(plan.accepted.allSatisfy { StoredChange.decode($0.binary) == $0.change })
     }
 
+    /// A push's changes come a record at a time, by one author from one site: the judge checks a repeated record,
+    /// author or site once. One unlike the changes before it is still checked, in the middle of the push: an
+    /// unknown author, an unknown site and a malformed record id are each refused at their own change.
+    @Test func aChangeUnlikeTheOnesBeforeItIsStillCheckedInTheMiddleOfAPush() throws {
+        let directory = try TemporaryDirectory("outpost-judge")
+        let (replica, changes) = try loaded(directory)
+        try #require(changes.count >= 8)
+        // Signed by a person of the practice (one the push creates), then by one it lacks.
+        let person = try #require(changes.first { $0.record.type == RecordType.person.rawValue }?.record.id)
+        var altered = changes.map { change in
+            var signed = change
+            signed.author = person
+            return signed
+        }
+        altered[3].author = "per_01ARZ3NDEKTSV4RRFFQ69G5FAV"
+        altered[5].site = "sit_01ARZ3NDEKTSV4RRFFQ69G5FAV"
+        altered[6].record = RecordRef(type: changes[6].record.type, id: "not-an-id")
+        let request = PushRequest(replica: replica.store.replicaID, changes: altered)
+        let plan = try judge().judge(request, context: PushContext(), perChange: true)
+        let fields = Dictionary(plan.refused.map { ($0.id, $0.field) }, uniquingKeysWith: { first, _ in first })
+        #expect(fields[altered[3].id] == "author", "\(plan.refused)")
+        #expect(fields[altered[5].id] == "site", "\(plan.refused)")
+        #expect(fields[altered[6].id] == "record.id", "\(plan.refused)")
+        #expect(fields[altered[4].id] == nil, "a change like the first ones is accepted: \(plan.refused)")
+    }
+
     @Test func storedBytesDecideDuplicateOrReusedID() throws {
         let directory = try TemporaryDirectory("outpost-judge")
         let (replica, changes) = try loaded(directory)

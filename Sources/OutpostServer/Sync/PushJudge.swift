@@ -228,6 +228,10 @@ private struct Batch {
     /// Every record this push writes, known before the first change is checked: a change may name as its
     /// author or site a person or site that a later change of the same push creates.
     var written: Set<RecordRef> = []
+    /// The last record, author and site found valid: a push's changes come a record at a time, by one author
+    /// from one site, and a first push holds hundreds of thousands of them. What was valid stays so within the
+    /// push (a record that exists keeps existing), so a repeat is not checked again.
+    var lastValid: (record: RecordRef?, author: String?, site: String?) = (nil, nil, nil)
 
     struct FieldKey: Hashable {
         var record: RecordRef
@@ -257,7 +261,7 @@ private struct Batch {
                 index: index
             )
         }
-        guard type.isValidID(change.record.id) else {
+        guard lastValid.record == change.record || type.isValidID(change.record.id) else {
             throw ServerError(
                 .invalidChange,
                 .unprocessableContent,
@@ -266,6 +270,7 @@ private struct Batch {
                 index: index
             )
         }
+        lastValid.record = change.record
         if PushJudge.structureTypes.contains(type) && role != .admin {
             throw ServerError.forbidden(
                 "change \(index) edits a \(type), part of the practice's structure, which only an admin token may "
@@ -329,7 +334,7 @@ private struct Batch {
 
     /// Checks who and where a change says it was made: the author is a person of the practice (the token's
     /// person, for a token bound to one) or this replica (`replica:<id>`), and the site a site of the practice.
-    private func checkProvenance(_ change: Change, index: Int, person: String?) throws(ServerError) {
+    private mutating func checkProvenance(_ change: Change, index: Int, person: String?) throws(ServerError) {
         func refuse(_ field: String, _ message: String) -> ServerError {
             ServerError(
                 .invalidChange,
@@ -357,7 +362,7 @@ private struct Batch {
                 )
             }
         }
-        if !author.hasPrefix("replica:") {
+        if !author.hasPrefix("replica:"), author != lastValid.author {
             let ref = RecordRef(type: RecordType.person.rawValue, id: author)
             guard RecordType.person.isValidID(author), written.contains(ref) || exists(ref) else {
                 throw refuse(
@@ -367,8 +372,9 @@ private struct Batch {
                             ? "\(author) is not a person of this practice" : "this one is not a person id")
                 )
             }
+            lastValid.author = author
         }
-        if let site = change.site {
+        if let site = change.site, site != lastValid.site {
             let ref = RecordRef(type: RecordType.site.rawValue, id: site)
             guard RecordType.site.isValidID(site), written.contains(ref) || exists(ref) else {
                 throw refuse(
@@ -378,6 +384,7 @@ private struct Batch {
                         : "the site must be a site id of this practice (sit_...)"
                 )
             }
+            lastValid.site = site
         }
     }
 
