@@ -208,11 +208,15 @@ public actor SyncEngine {
     public func sync() async throws(ClientError) -> SyncReport {
         var report = SyncReport()
         let session = try await fetchSession()
+        // This replica's first sync with a server: it holds every change it ever wrote (nothing it wrote was ever
+        // purged or lost by a restore), so its bootstrap may leave out the records only it wrote.
+        let (knownEpoch, checkpoint) = (try store.serverEpoch(), try store.checkpoint())
+        let isFirst = session.epoch != nil && knownEpoch == nil && checkpoint == nil
         // After the session: the time is read through the offset it may just have corrected.
         try store.setSetting(Self.syncStartedSetting, to: String(try store.now()))
         try await adoptEpoch(of: session, &report)
         try await pushAll(&report, session: session)
-        if try store.checkpoint() == nil { try await bootstrap(&report, session: session) }
+        if try store.checkpoint() == nil { try await bootstrap(&report, session: session, sparingOwn: isFirst) }
         try await pullAll(&report, session: session, wait: 0)
         try finish(&report)
         return report
@@ -412,18 +416,25 @@ public actor SyncEngine {
         )
     }
 
-    private func bootstrap(_ report: inout SyncReport, session: SessionInfo) async throws(ClientError) {
+    /// Applies a snapshot of the replica's scope page by page; with `sparingOwn` (its first sync: it holds every
+    /// change it ever wrote), the server leaves out the records only this replica wrote, which a device that
+    /// imported a practice and pushed it would otherwise receive back whole.
+    private func bootstrap(
+        _ report: inout SyncReport,
+        session: SessionInfo,
+        sparingOwn: Bool = false
+    ) async throws(ClientError) {
         let limit = max(1, min(options.pageSize, session.limits.maxPageSize))
         var checkpoint: String?
         // Pipelined: the next page is asked for (and inflated and decoded) while this one is written, so the
         // server builds page N+1 while the device writes page N. Each page is still applied in its own
         // transaction, in order; the checkpoint is saved with the last page only, so an interrupted bootstrap
         // starts over and merging a page twice is harmless.
-        var pending = snapshotPage(after: nil, limit: limit)
+        var pending = snapshotPage(after: nil, limit: limit, sparingOwn: sparingOwn)
         while true {
             let page = try await Self.value(of: pending)
             checkpoint = checkpoint ?? page.checkpoint
-            let next = page.next.map { snapshotPage(after: $0, limit: limit) }
+            let next = page.next.map { snapshotPage(after: $0, limit: limit, sparingOwn: sparingOwn) }
             let applied: ApplyReport
             do {
                 applied = try store.applySnapshot(page.records, checkpoint: page.next == nil ? checkpoint : nil)
@@ -439,11 +450,12 @@ public actor SyncEngine {
         report.bootstrapped = true
     }
 
-    /// Asks for one snapshot page, off the engine's actor: the answer arrives while the engine writes the page
+    /// Asks for one snapshot page (without this replica's own records, with `sparingOwn`), off the engine's actor: the answer arrives while the engine writes the page
     /// before it.
-    private func snapshotPage(after cursor: String?, limit: Int) -> Task<SnapshotPage, any Error> {
+    private func snapshotPage(after cursor: String?, limit: Int, sparingOwn: Bool) -> Task<SnapshotPage, any Error> {
         var query = [("limit", String(limit)), ("replica", store.replicaID.rawValue)]
         if let cursor { query.append(("after", cursor)) }
+        if sparingOwn { query.append(("own", "skip")) }
         var request = TransportRequest(
             method: "GET",
             path: Wire.Path.snapshot,
@@ -455,7 +467,7 @@ public actor SyncEngine {
         return Task.detached { [self] in try await exchange(request) }
     }
 
-    /// The page a ``snapshotPage(after:limit:)`` task fetched; cancelling the sync cancels the request.
+    /// The page a ``snapshotPage(after:limit:sparingOwn:)`` task fetched; cancelling the sync cancels the request.
     private static func value(of task: Task<SnapshotPage, any Error>) async throws(ClientError) -> SnapshotPage {
         do {
             return try await withTaskCancellationHandler {

@@ -510,9 +510,11 @@ extension PostgresStore: SyncStorage {
         token: TokenEntry,
         replica: ReplicaID?,
         after cursor: RecordRef?,
-        limit: Int
+        limit: Int,
+        sparingOwn: Bool = false
     ) async throws(ServerError) -> SnapshotSlice {
         let practice = token.practice
+        let spared = sparingOwn ? replica : nil
         return try await transaction(.repeatableRead) { connection in
             let head = try await Self.head(practice: practice, connection, logger)
             var visibility = FeedPlanner.Visibility.wholePractice
@@ -577,7 +579,11 @@ extension PostgresStore: SyncStorage {
                     states[RecordRef(type: type, id: id)] = try reader.readRecordState()
                 }
             }
-            let records = page.records.compactMap { ref in states[ref].map { SnapshotRecord(record: ref, state: $0) } }
+            let records = page.records.compactMap { ref -> SnapshotRecord? in
+                guard let state = states[ref] else { return nil }
+                if let spared, FeedPlanner.isOwn(state, by: spared) { return nil }
+                return SnapshotRecord(record: ref, state: state)
+            }
             return SnapshotSlice(records: records, checkpoint: head, next: page.next)
         }
     }

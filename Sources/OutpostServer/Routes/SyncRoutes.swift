@@ -269,7 +269,24 @@ struct SyncRoutes: Sendable {
             }
         }
         let replica = try await claimedReplica(query, token: token)
-        let page = try await store.snapshot(token: token, replica: replica, after: cursor, limit: limit)
+        // `own=skip`: leave out the records only this replica wrote (its first bootstrap, after its first push).
+        var sparingOwn = false
+        if let own = query["own"] {
+            guard own == "skip", replica != nil else {
+                throw ServerError.parameter(
+                    "own",
+                    "own must be 'skip' (leave out the records only this replica wrote), with replica= naming it"
+                )
+            }
+            sparingOwn = true
+        }
+        let page = try await store.snapshot(
+            token: token,
+            replica: replica,
+            after: cursor,
+            limit: limit,
+            sparingOwn: sparingOwn
+        )
         let position = checkpoint ?? page.checkpoint
         let message = SnapshotPage(
             records: page.records,

@@ -423,10 +423,12 @@ extension ServerStore: SyncStorage {
         token: TokenEntry,
         replica: ReplicaID?,
         after cursor: RecordRef?,
-        limit: Int
+        limit: Int,
+        sparingOwn: Bool = false
     ) async throws(ServerError) -> SnapshotSlice {
         let practice = token.practice
         let scoped = !token.scope.isWholePractice
+        let spared = sparingOwn ? replica : nil
         let body = { @Sendable (db: Database) throws -> SnapshotSlice in
             let head = try Self.feedHead(practice: practice, db: db)
             var visibility = FeedPlanner.Visibility.wholePractice
@@ -481,7 +483,9 @@ extension ServerStore: SyncStorage {
                     ) : walked[index]
                 guard let state = stored else { continue }
                 var reader = BinaryReader(Array(state))
-                records.append(SnapshotRecord(record: ref, state: try reader.readRecordState()))
+                let decoded = try reader.readRecordState()
+                if let spared, FeedPlanner.isOwn(decoded, by: spared) { continue }
+                records.append(SnapshotRecord(record: ref, state: decoded))
             }
             return SnapshotSlice(records: records, checkpoint: head, next: page.next)
         }

@@ -90,6 +90,15 @@ enum FeedPlanner {
         return ScopedPage(changes: changes, entering: entering, removed: removed, forgotten: forgotten)
     }
 
+    /// Whether every write `state` holds, live or superseded, is `replica`'s: a device that asks to be spared its
+    /// own records (`own=skip`, on its first bootstrap, when it holds everything it ever wrote) has that state
+    /// already, so a snapshot page leaves the record out (protocol/README.md, `GET /v1/snapshot`).
+    static func isOwn(_ state: RecordState, by replica: ReplicaID) -> Bool {
+        state.fields.values.allSatisfy { field in
+            field.live.allSatisfy { $0.id.replica == replica } && field.superseded.allSatisfy { $0.replica == replica }
+        }
+    }
+
     /// Walks records in (type, id) order, as `next` yields them with their owners, and returns the first `limit`
     /// visible ones and, when another visible record follows, the cursor of the next page (the page's last).
     /// Reads one record past the page at most, so a scoped page is as full as a whole-practice one and the

@@ -57,7 +57,8 @@ public protocol SyncStorage: Sendable {
         token: TokenEntry,
         replica: ReplicaID?,
         after cursor: RecordRef?,
-        limit: Int
+        limit: Int,
+        sparingOwn: Bool
     ) async throws(ServerError) -> SnapshotSlice
 
     /// The number of open conflicts, across practices or in one.
