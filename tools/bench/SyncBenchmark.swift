@@ -107,7 +107,7 @@ struct SyncBenchmark: AsyncParsableCommand {
         let firstPush = try await measure { _ = try await seedEngine.sync() }
         print(
             "first push: \(dump.records.count) records, \(pending) changes in \(StoreBenchmark.format(firstPush)), "
-                + "\(megabytes(seedWire.sent)) sent"
+                + "\(megabytes(seedWire.sent)) sent, \(megabytes(seedWire.received)) received"
         )
 
         // 2. A new device bootstraps the practice: persisted and queryable when sync returns.
