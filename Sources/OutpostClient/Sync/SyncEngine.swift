@@ -450,8 +450,8 @@ public actor SyncEngine {
         report.bootstrapped = true
     }
 
-    /// Asks for one snapshot page (without this replica's own records, with `sparingOwn`), off the engine's actor: the answer arrives while the engine writes the page
-    /// before it.
+    /// Asks for one snapshot page (without the records only this replica wrote, with `sparingOwn`), off the
+    /// engine's actor: the answer arrives while the engine writes the page before it.
     private func snapshotPage(after cursor: String?, limit: Int, sparingOwn: Bool) -> Task<SnapshotPage, any Error> {
         var query = [("limit", String(limit)), ("replica", store.replicaID.rawValue)]
         if let cursor { query.append(("after", cursor)) }
