@@ -104,11 +104,7 @@ extension LocalStore {
             var changes: [Change] = []
             while let row = try rows.next() {
                 let record = RecordRef(type: type, id: row["id"])
-                changes.append(
-                    contentsOf: try codec.decodeChanges(row["payload"], of: record).filter {
-                        fields.contains($0.field)
-                    }
-                )
+                changes.append(contentsOf: try codec.decodeChanges(row["payload"], of: record, fields: fields))
             }
             return changes
         }

@@ -62,9 +62,10 @@ struct StoreCodec: Sendable {
         try Self.state(plain(blob, .state, of: record))
     }
 
-    /// Decodes a stored change-log row of `record`.
-    func decodeChanges(_ blob: Data, of record: RecordRef) throws(CRDTError) -> [Change] {
-        try Self.changes(plain(blob, .change, of: record), of: record)
+    /// Decodes a stored change-log row of `record`; with `fields`, only the changes of those fields (the
+    /// others are read past, not made: the scorecard reads three fields of every patient's log).
+    func decodeChanges(_ blob: Data, of record: RecordRef, fields: Set<String>? = nil) throws(CRDTError) -> [Change] {
+        try Self.changes(plain(blob, .change, of: record), of: record, fields: fields)
     }
 
     private func plain(_ blob: Data, _ purpose: StoreCipher.Purpose, of record: RecordRef) throws(CRDTError) -> [UInt8]
@@ -200,15 +201,19 @@ struct StoreCodec: Sendable {
 
     /// Decodes a stored change-log row of either format; `record` is the row's record (format 1 rows also
     /// name it themselves).
-    static func changes(_ bytes: [UInt8], of record: RecordRef) throws(CRDTError) -> [Change] {
+    static func changes(
+        _ bytes: [UInt8],
+        of record: RecordRef,
+        fields: Set<String>? = nil
+    ) throws(CRDTError) -> [Change] {
         guard isCompact(bytes) else {
             var reader = BinaryReader(bytes)
             let changes = try reader.readChanges()
             guard reader.isAtEnd else { throw malformed("bytes after the changes") }
-            return changes
+            return fields.map { fields in changes.filter { fields.contains($0.field) } } ?? changes
         }
         var reader = CompactReader(bytes)
-        let changes = try reader.readChanges(of: record)
+        let changes = try reader.readChanges(of: record, fields: fields)
         guard reader.isAtEnd else { throw malformed("bytes after the changes") }
         return changes
     }
@@ -321,7 +326,7 @@ struct StoreCodec: Sendable {
             return RecordState(fields: fields)
         }
 
-        mutating func readChanges(of record: RecordRef) throws(CRDTError) -> [Change] {
+        mutating func readChanges(of record: RecordRef, fields: Set<String>? = nil) throws(CRDTError) -> [Change] {
             try readTable()
             let changeCount = try count()
             var changes: [Change] = []
@@ -336,6 +341,15 @@ struct StoreCodec: Sendable {
                 case 2: operation = .remove
                 case 3: operation = .append
                 default: throw StoreCodec.malformed("unknown operation")
+                }
+                if let fields, !fields.contains(field) {
+                    // Read past, every index still checked: the clock's deltas run through every change.
+                    try reader.skipValue()
+                    for _ in 0..<(try count()) { _ = try changeID(delta: false) }
+                    _ = try timestamp()
+                    _ = try string()
+                    _ = try site()
+                    continue
                 }
                 let value = try reader.readValue()
                 let replacesCount = try count()
