@@ -312,26 +312,14 @@ extension LocalStore {
         }
         // Sealed rows are opened on every core, a few thousand at a time, and handed on in id order.
         let positions = try codec.positions(of: columns, in: table)
-        let parts = max(1, ProcessInfo.processInfo.activeProcessorCount)
         var sealed: [(id: DatabaseValue, blob: Data?)] = []
         func open() throws {
-            let opened = Mutex<[[Result<(values: [DatabaseValue], extra: [String]), any Error>]]>(
-                Array(repeating: [], count: parts)
-            )
-            let chunk = sealed
-            let size = (chunk.count + parts - 1) / parts
-            DispatchQueue.concurrentPerform(iterations: parts) { part in
-                let range = min(chunk.count, part * size)..<min(chunk.count, (part + 1) * size)
-                let results = chunk[range].map { row in
-                    Result { try codec.open(id: row.id, sealed: row.blob, columns: positions, table: table) }
-                }
-                opened.withLock { $0[part] = results }
+            let opened = mapOnEveryCore(sealed) { row in
+                Result { try codec.open(id: row.id, sealed: row.blob, columns: positions, table: table) }
             }
-            for results in opened.withLock({ $0 }) {
-                for result in results {
-                    let (values, extra) = try result.get()
-                    try body(values, extra)
-                }
+            for result in opened {
+                let (values, extra) = try result.get()
+                try body(values, extra)
             }
             sealed.removeAll(keepingCapacity: true)
         }
@@ -483,31 +471,22 @@ extension LocalStore {
         body: (Output) throws -> Void
     ) throws(ClientError) {
         let codec = codec
-        let parts = max(1, ProcessInfo.processInfo.activeProcessorCount)
         func decode(_ chunk: [(id: String, state: Data, tail: [Data])]) throws {
-            let outputs = Mutex<[[Result<Output, CRDTError>]]>(Array(repeating: [], count: parts))
-            let size = (chunk.count + parts - 1) / parts
-            DispatchQueue.concurrentPerform(iterations: parts) { part in
-                let range = min(chunk.count, part * size)..<min(chunk.count, (part + 1) * size)
-                let results = chunk[range].map { item -> Result<Output, CRDTError> in
-                    let record = RecordRef(type: type, id: item.id)
-                    do throws(CRDTError) {
-                        var state = try codec.decodeState(item.state, of: record)
-                        for payload in item.tail {
-                            let changes = try codec.decodeChanges(payload, of: record)
-                            if state.fields.isEmpty { state.reserveFields(changes.count) }
-                            for change in changes { state.apply(change) }
-                        }
-                        return .success(transform(item.id, state))
-                    } catch {
-                        return .failure(error)
+            let results = mapOnEveryCore(chunk) { item -> Result<Output, CRDTError> in
+                let record = RecordRef(type: type, id: item.id)
+                do throws(CRDTError) {
+                    var state = try codec.decodeState(item.state, of: record)
+                    for payload in item.tail {
+                        let changes = try codec.decodeChanges(payload, of: record)
+                        if state.fields.isEmpty { state.reserveFields(changes.count) }
+                        for change in changes { state.apply(change) }
                     }
+                    return .success(transform(item.id, state))
+                } catch {
+                    return .failure(error)
                 }
-                outputs.withLock { $0[part] = results }
             }
-            for results in outputs.withLock({ $0 }) {
-                for result in results { try body(result.get()) }
-            }
+            for result in results { try body(result.get()) }
         }
         try read(doing: "read the records") { db in
             // The tail's rows come in the log's order (the index's); sorted here should a plan give them otherwise.
@@ -549,4 +528,21 @@ extension LocalStore {
             if !stored.isEmpty { try decode(stored) }
         }
     }
+}
+
+/// `transform` of every item, in the items' order, computed on every core: each core takes a contiguous part.
+/// For the reads that decode or open thousands of stored rows (`transform` sees one item, nothing else).
+func mapOnEveryCore<Item: Sendable, Output: Sendable>(
+    _ items: [Item],
+    _ transform: @Sendable (Item) -> Output
+) -> [Output] {
+    let parts = max(1, min(items.count, ProcessInfo.processInfo.activeProcessorCount))
+    let outputs = Mutex<[[Output]]>(Array(repeating: [], count: parts))
+    let size = (items.count + parts - 1) / parts
+    DispatchQueue.concurrentPerform(iterations: parts) { part in
+        let range = min(items.count, part * size)..<min(items.count, (part + 1) * size)
+        let results = items[range].map(transform)
+        outputs.withLock { $0[part] = results }
+    }
+    return outputs.withLock { $0 }.flatMap { $0 }
 }
