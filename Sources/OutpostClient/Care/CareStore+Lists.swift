@@ -305,7 +305,7 @@ extension LocalStore {
         )
         guard codec.isEncrypted else {
             while let row = try rows.next() {
-                let (values, _) = try codec.values(of: row, columns: columns, table: table)
+                let values = columns.indices.map { row[$0] as DatabaseValue }
                 try body(values, extras.isEmpty ? [] : String.fromDatabaseValue(row[0]).flatMap { extras[$0] } ?? [])
             }
             return

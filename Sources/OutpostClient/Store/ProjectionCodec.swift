@@ -19,7 +19,7 @@ import OutpostCRDT
 ///   order and ranges are read in memory after the indexed filter;
 /// - a main table's `sealed` column holds every value of the row and the row's gap keys or open care gaps,
 ///   sealed with the store's cipher (``StoreCipher``, purpose `projection`, the table and the row's id as its
-///   record), which is how lists read the values back (``values(of:table:)``).
+///   record), which is how lists read the values back (``open(id:sealed:columns:table:)``).
 struct ProjectionCodec: Sendable {
     /// The store's cipher; `nil` for a plain store.
     let cipher: StoreCipher?
@@ -167,23 +167,10 @@ struct ProjectionCodec: Sendable {
         return Array(stored.prefix(table.columns.count)) + [Data(plain).databaseValue]
     }
 
-    /// What a read of a main table selects to give `columns` (``values(of:columns:table:)``): the columns
-    /// themselves in a plain store; the id and the sealed blob in an encrypted one.
+    /// What a read of a main table selects to give `columns`: the columns themselves in a plain store, read in
+    /// place; the id and the sealed blob in an encrypted one, opened with ``open(id:sealed:columns:table:)``.
     func selection(_ columns: [String], table: Projection.Table) -> [String] {
         isEncrypted ? [table.columns[0], "sealed"] : columns
-    }
-
-    /// The values of `columns` of a stored main-table row selected with ``selection(_:table:)``, in that
-    /// order, and its extra list (`nil` in a plain store: read the side table). Positional, not by name: a
-    /// list reads thousands of rows.
-    func values(
-        of row: GRDB.Row,
-        columns: [String],
-        table: Projection.Table
-    ) throws -> (values: [DatabaseValue], extra: [String]?) {
-        guard cipher != nil else { return (columns.indices.map { row[$0] as DatabaseValue }, nil) }
-        let opened = try open(id: row[0], sealed: row[1], columns: try positions(of: columns, in: table), table: table)
-        return (opened.values, opened.extra)
     }
 
     /// Which values of a table's sealed rows a read wants: where each of the columns it asks for is among the
