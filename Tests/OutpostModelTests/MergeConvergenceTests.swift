@@ -155,9 +155,9 @@ struct MergeConvergenceTests {
         let counted = Set(data.records(.patient).map(\.id))
         #expect(counted == Set(patients.map(\.id)).filter { !resolved.isMerged($0) }, "seed \(seed)")
         #expect(Set(patients.map { resolved.survivor(of: $0.id) }) == counted, "seed \(seed)")
-        #expect(data.records(.task).count == tasks.count)
-        for task in data.records(.task) {
-            #expect(counted.contains(task.string("patient") ?? ""), "seed \(seed): a task follows an uncounted patient")
+        #expect(data.tasks.count == tasks.count)
+        for task in data.tasks {
+            #expect(counted.contains(task.patient ?? ""), "seed \(seed): a task follows an uncounted patient")
         }
         let period = try #require(ScorecardPeriod("2026-Q3"))
         let card = Scorecard.compute(data, period: period, by: .subgroup)

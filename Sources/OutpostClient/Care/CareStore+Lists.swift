@@ -253,9 +253,25 @@ extension CareStore {
     /// conditions), observations, encounters and tasks from the projection (a task's title is given as its gap
     /// markers only, ``GapRules/keys(inTitle:)``: all the rules read of it).
     public func gapsData() throws(ClientError) -> ScorecardData {
-        var records = try store.projectedPatients()
-        records.append(contentsOf: try store.projectedEvents())
-        return ScorecardData(records: records, changes: [])
+        ScorecardData(
+            records: try store.projectedPatients(),
+            tasks: try store.projectedGapTasks(),
+            observations: try store.projectedObservations(values: false),
+            encounters: try store.projectedRows(
+                of: Projection.encounter,
+                columns: ["patient", "kind", "occurredAt", "status"]
+            ) { id, values, _ in
+                ScorecardEncounter(
+                    id: id,
+                    patient: values[0].text,
+                    kind: values[1].text,
+                    occurredAt: values[2].text,
+                    status: values[3].text,
+                    costCents: nil
+                )
+            },
+            changes: []
+        )
     }
 }
 
@@ -330,39 +346,19 @@ extension LocalStore {
         try open()
     }
 
-    /// Every observation, encounter and task as the projection holds it (a task's title as its gap markers).
-    func projectedEvents() throws(ClientError) -> [MaterializedRecord] {
-        try read(doing: "read the events") { db in
-            func single(_ value: DatabaseValue) -> FieldValue? {
-                String.fromDatabaseValue(value).map { .single(.string($0), isConflict: false) }
-            }
-            var result: [MaterializedRecord] = []
-            for (type, table, names) in [
-                (RecordType.observation, Projection.observation, ["patient", "code", "effectiveAt", "status"]),
-                (RecordType.encounter, Projection.encounter, ["patient", "kind", "occurredAt", "status"]),
-            ] {
-                try forEachProjectedRow(of: table, columns: ["id"] + names, side: nil, db: db) { values, _ in
-                    var fields = [String: FieldValue](minimumCapacity: names.count)
-                    for (offset, name) in names.enumerated() { fields[name] = single(values[offset + 1]) }
-                    let id = String.fromDatabaseValue(values[0]) ?? ""
-                    result.append(MaterializedRecord(type: type, id: id, fields: fields))
-                }
-            }
-            let names = ["patient", "kind", "status"]
-            let side = (table: "task_gap", owner: "task", value: "key")
-            try forEachProjectedRow(of: Projection.task, columns: ["id"] + names, side: side, db: db) { values, keys in
-                var fields: [String: FieldValue] = [:]
-                for (offset, name) in names.enumerated() { fields[name] = single(values[offset + 1]) }
-                if !keys.isEmpty {
-                    fields["title"] = .single(
-                        .string(keys.map(GapRules.marker).joined(separator: " ")),
-                        isConflict: false
-                    )
-                }
-                let id = String.fromDatabaseValue(values[0]) ?? ""
-                result.append(MaterializedRecord(type: .task, id: id, fields: fields))
-            }
-            return result
+    /// Every task as the gap rules read it from the projection: its patient, kind and status, and its title as
+    /// its gap markers.
+    func projectedGapTasks() throws(ClientError) -> [ScorecardTask] {
+        let side = (table: "task_gap", owner: "task", value: "key")
+        return try projectedRows(of: Projection.task, columns: ["patient", "kind", "status"], side: side) {
+            id, values, keys in
+            ScorecardTask(
+                id: id,
+                patient: values[0].text,
+                status: values[2].text,
+                kind: values[1].text,
+                title: keys.isEmpty ? nil : keys.map(GapRules.marker).joined(separator: " ")
+            )
         }
     }
 
@@ -545,4 +541,12 @@ func mapOnEveryCore<Item: Sendable, Output: Sendable>(
         outputs.withLock { $0[part] = results }
     }
     return outputs.withLock { $0 }.flatMap { $0 }
+}
+
+extension DatabaseValue {
+    /// The text a projected column holds (`nil` for null or a number).
+    var text: String? {
+        if case .string(let text) = storage { return text }
+        return nil
+    }
 }

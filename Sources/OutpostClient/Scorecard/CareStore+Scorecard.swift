@@ -22,27 +22,34 @@ extension CareStore {
             records.append(contentsOf: try self.records(type))
         }
         records.append(contentsOf: try store.projectedPatients(sites: true))
-        records.append(
-            contentsOf: try store.projectedRecords(
-                .task,
-                Projection.task,
-                fields: ["patient", "status", "kind", "dueDate", "referralSentOn", "resultReceivedOn"]
+        let tasks = try store.projectedRows(
+            of: Projection.task,
+            columns: ["patient", "status", "kind", "dueDate", "referralSentOn", "resultReceivedOn"]
+        ) { id, values, _ in
+            ScorecardTask(
+                id: id,
+                patient: values[0].text,
+                status: values[1].text,
+                kind: values[2].text,
+                dueDate: values[3].text,
+                referralSentOn: values[4].text,
+                resultReceivedOn: values[5].text
             )
-        )
-        records.append(
-            contentsOf: try store.projectedRecords(
-                .observation,
-                Projection.observation,
-                fields: ["patient", "code", "effectiveAt", "status", "value"]
+        }
+        let observations = try store.projectedObservations(values: true)
+        let encounters = try store.projectedRows(
+            of: Projection.encounter,
+            columns: ["patient", "kind", "occurredAt", "status", "costCents"]
+        ) { id, values, _ in
+            ScorecardEncounter(
+                id: id,
+                patient: values[0].text,
+                kind: values[1].text,
+                occurredAt: values[2].text,
+                status: values[3].text,
+                costCents: Int64.fromDatabaseValue(values[4])
             )
-        )
-        records.append(
-            contentsOf: try store.projectedRecords(
-                .encounter,
-                Projection.encounter,
-                fields: ["patient", "kind", "occurredAt", "status", "costCents"]
-            )
-        )
+        }
         var changes: [Change] = []
         for (type, fields) in ScorecardData.historyFields {
             changes.append(
@@ -53,34 +60,47 @@ extension CareStore {
                 )
             )
         }
-        return ScorecardData(records: records, changes: changes)
+        return ScorecardData(
+            records: records,
+            tasks: tasks,
+            observations: observations,
+            encounters: encounters,
+            changes: changes
+        )
     }
 }
 
 extension LocalStore {
-    /// Every record of `type` as `table` of the projection holds it: the columns `fields` (named as the
-    /// record's fields) as registers, a text column's text, an integer column's number; sorted by id.
-    func projectedRecords(
-        _ type: RecordType,
-        _ table: Projection.Table,
-        fields: [String]
-    ) throws(ClientError) -> [MaterializedRecord] {
-        try read(doing: "read the \(type.rawValue) records") { db in
-            var result: [MaterializedRecord] = []
-            try forEachProjectedRow(of: table, columns: ["id"] + fields, side: nil, db: db) { values, _ in
-                var projected = [String: FieldValue](minimumCapacity: fields.count)
-                for (offset, name) in fields.enumerated() {
-                    switch values[offset + 1].storage {
-                    case .string(let text): projected[name] = .single(.string(text), isConflict: false)
-                    case .int64(let number): projected[name] = .single(.int(number), isConflict: false)
-                    default: continue
-                    }
-                }
-                result.append(
-                    MaterializedRecord(type: type, id: String.fromDatabaseValue(values[0]) ?? "", fields: projected)
-                )
+    /// Every row of `table` of the projection made into a `Row` by `make` from its id, the values of `columns`
+    /// and its extra list from the side table `side` (as ``forEachProjectedRow(of:columns:side:filter:db:_:)``
+    /// gives them), in id order.
+    func projectedRows<Row>(
+        of table: Projection.Table,
+        columns: [String],
+        side: (table: String, owner: String, value: String)? = nil,
+        _ make: (String, [DatabaseValue], [String]) throws -> Row
+    ) throws(ClientError) -> [Row] {
+        try read(doing: "read the \(table.name) rows") { db in
+            var result: [Row] = []
+            try forEachProjectedRow(of: table, columns: ["id"] + columns, side: side, db: db) { values, extra in
+                result.append(try make(values[0].text ?? "", Array(values[1...]), extra))
             }
             return result
+        }
+    }
+
+    /// Every observation as the projection holds it (with `values`, its value; without, none).
+    func projectedObservations(values withValues: Bool) throws(ClientError) -> [ScorecardObservation] {
+        let columns = ["patient", "code", "effectiveAt", "status"] + (withValues ? ["value"] : [])
+        return try projectedRows(of: Projection.observation, columns: columns) { id, values, _ in
+            ScorecardObservation(
+                id: id,
+                patient: values[0].text,
+                code: values[1].text,
+                effectiveAt: values[2].text,
+                status: values[3].text,
+                value: withValues ? values[4].text : nil
+            )
         }
     }
 

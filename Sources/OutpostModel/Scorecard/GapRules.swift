@@ -46,13 +46,9 @@ public enum GapRules {
 
     /// The findings for `data` as of `today`, by patient id then rule.
     public static func find(_ data: ScorecardData, today: CalendarDate) -> [GapFinding] {
-        let observations = Dictionary(grouping: data.records(.observation).filter { !$0.isRetired }) {
-            $0.string("patient") ?? ""
-        }
-        let encounters = Dictionary(grouping: data.records(.encounter).filter { !$0.isRetired }) {
-            $0.string("patient") ?? ""
-        }
-        let tasks = Dictionary(grouping: data.records(.task).filter { !$0.isRetired }) { $0.string("patient") ?? "" }
+        let observations = Dictionary(grouping: data.observations.filter { !$0.isRetired }) { $0.patient ?? "" }
+        let encounters = Dictionary(grouping: data.encounters.filter { !$0.isRetired }) { $0.patient ?? "" }
+        let tasks = Dictionary(grouping: data.tasks.filter { !$0.isRetired }) { $0.patient ?? "" }
         var findings: [GapFinding] = []
         for patient in data.records(.patient) where !patient.isRetired {
             let conditions = patient.values("conditions").compactMap(\.stringValue)
@@ -77,13 +73,13 @@ public enum GapRules {
                     dueDate: today.adding(days: due),
                     key: key,
                     title: "\(what) \(marker(key))",
-                    existingTask: patientTasks.first { $0.string("title")?.contains(marker(key)) == true }?.id
+                    existingTask: patientTasks.first { $0.title?.contains(marker(key)) == true }?.id
                 )
             }
             func latest(_ code: String) -> (id: String, day: CalendarDate)? {
                 (observations[patient.id] ?? []).compactMap { observation -> (String, CalendarDate)? in
-                    guard observation.string("code") == code,
-                        let day = observation.string("effectiveAt").flatMap({ CalendarDate.parseDateTime($0)?.date }),
+                    guard observation.code == code,
+                        let day = observation.effectiveAt.flatMap({ CalendarDate.parseDateTime($0)?.date }),
                         day <= today
                     else { return nil }
                     return (observation.id, day)
@@ -112,21 +108,21 @@ public enum GapRules {
                     )
                 }
             }
-            for encounter in encounters[patient.id] ?? [] where encounter.string("status") == "finished" {
+            for encounter in encounters[patient.id] ?? [] where encounter.status == "finished" {
                 let rule: (name: String, kind: String, what: String)
-                switch encounter.string("kind") {
+                switch encounter.kind {
                 case "ed-visit": rule = ("ed-follow-up", "ed-follow-up", "Follow up after ED visit")
                 case "admission": rule = ("discharge-follow-up", "discharge-follow-up", "Follow up after discharge")
                 default: continue
                 }
-                guard let day = encounter.string("occurredAt").flatMap({ CalendarDate.parseDateTime($0)?.date }) else {
+                guard let day = encounter.occurredAt.flatMap({ CalendarDate.parseDateTime($0)?.date }) else {
                     continue
                 }
                 let age = today.daysSinceEpoch - day.daysSinceEpoch
                 guard (2...30).contains(age) else { continue }
                 let found = finding(rule.name, encounter.id, rule.kind, "urgent", due: 0, rule.what)
                 let followedUp = patientTasks.contains { task in
-                    task.string("kind") == rule.kind
+                    task.kind == rule.kind
                         && (ScorecardData.creationDay(of: task.id).map { $0 >= day } ?? false)
                 }
                 if followedUp && found.existingTask == nil { continue }

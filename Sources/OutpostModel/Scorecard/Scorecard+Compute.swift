@@ -52,19 +52,19 @@ private struct ScorecardRun {
             patients[patient.id] = patient
             timelines[patient.id] = PatientTimeline(patient: patient, changes: data.changes[patient.id] ?? [])
         }
-        let tasks = data.records(.task).filter { !$0.isRetired }
-        for task in tasks where task.string("status") == "completed" {
-            guard let patient = task.string("patient"), let day = Self.completionDay(data.changes[task.id] ?? [])
+        for task in data.tasks where task.status == "completed" && !task.isRetired {
+            guard let patient = task.patient, let day = Self.completionDay(data.changes[task.id] ?? [])
             else { continue }
-            completions[patient, default: []].append((task.string("kind") ?? "", day))
+            completions[patient, default: []].append((task.kind ?? "", day))
         }
         for patient in data.records(.patient) { addPatient(patient) }
-        for task in tasks { addTask(task) }
-        let observations = Dictionary(grouping: data.records(.observation).filter { !$0.isRetired }) {
-            $0.string("patient") ?? ""
+        for task in data.tasks where !task.isRetired { addTask(task) }
+        var observations: [String: [ScorecardObservation]] = [:]
+        for observation in data.observations where !observation.isRetired {
+            observations[observation.patient ?? "", default: []].append(observation)
         }
         for patient in data.records(.patient) { addClinical(patient, observations[patient.id] ?? []) }
-        for encounter in data.records(.encounter) where !encounter.isRetired { addEncounter(encounter) }
+        for encounter in data.encounters where !encounter.isRetired { addEncounter(encounter) }
         return finish()
     }
 
@@ -181,7 +181,7 @@ private struct ScorecardRun {
 
     // MARK: - Clinical control
 
-    mutating func addClinical(_ patient: MaterializedRecord, _ observations: [MaterializedRecord]) {
+    mutating func addClinical(_ patient: MaterializedRecord, _ observations: [ScorecardObservation]) {
         guard let timeline = timelines[patient.id] else { return }
         var lastMemberDay: CalendarDate?
         var day = period.to
@@ -200,10 +200,10 @@ private struct ScorecardRun {
         let windowStart = period.to.adding(days: -364)
         var readings: [(code: String, millis: Int64, day: CalendarDate, value: Double)] = []
         for observation in observations {
-            guard let code = observation.string("code"),
-                let at = observation.string("effectiveAt").flatMap({ CalendarDate.parseDateTime($0) }),
+            guard let code = observation.code,
+                let at = observation.effectiveAt.flatMap({ CalendarDate.parseDateTime($0) }),
                 at.date >= windowStart, at.date <= period.to,
-                let value = observation.string("value").flatMap({ Double($0) })
+                let value = observation.value.flatMap({ Double($0) })
             else { continue }
             readings.append((code, at.millis, at.date, value))
         }
@@ -248,9 +248,9 @@ private struct ScorecardRun {
         return CalendarDate(millis: done.clock.millis)
     }
 
-    mutating func addTask(_ task: MaterializedRecord) {
-        guard let patient = task.string("patient"), let status = task.string("status") else { return }
-        let kind = task.string("kind") ?? ""
+    mutating func addTask(_ task: ScorecardTask) {
+        guard let patient = task.patient, let status = task.status else { return }
+        let kind = task.kind ?? ""
         let done = status == "completed" ? Self.completionDay(data.changes[task.id] ?? []) : nil
         if let done, period.contains(done) {
             let days = ScorecardData.creationDay(of: task.id).map { done.daysSinceEpoch - $0.daysSinceEpoch }
@@ -264,7 +264,7 @@ private struct ScorecardRun {
             }
         }
         let isDatedOrOpen = status != "completed" || done != nil
-        if let due = task.string("dueDate").flatMap({ CalendarDate($0) }), period.contains(due),
+        if let due = task.dueDate.flatMap({ CalendarDate($0) }), period.contains(due),
             status != "cancelled", isDatedOrOpen
         {
             update(groups(of: patient, on: due)) { accumulator in
@@ -273,9 +273,9 @@ private struct ScorecardRun {
             }
         }
         if kind == "referral", status != "cancelled",
-            let sent = task.string("referralSentOn").flatMap({ CalendarDate($0) }), period.contains(sent)
+            let sent = task.referralSentOn.flatMap({ CalendarDate($0) }), period.contains(sent)
         {
-            let result = task.string("resultReceivedOn").flatMap { CalendarDate($0) }
+            let result = task.resultReceivedOn.flatMap { CalendarDate($0) }
             let end = period.to
             update(groups(of: patient, on: sent)) { accumulator in
                 accumulator.referrals.denominator += 1
@@ -289,14 +289,14 @@ private struct ScorecardRun {
 
     // MARK: - Encounters: utilization, follow-up and cost
 
-    mutating func addEncounter(_ encounter: MaterializedRecord) {
-        guard encounter.string("status") == "finished", let patient = encounter.string("patient"),
-            let day = encounter.string("occurredAt").flatMap({ CalendarDate.parseDateTime($0)?.date }),
+    mutating func addEncounter(_ encounter: ScorecardEncounter) {
+        guard encounter.status == "finished", let patient = encounter.patient,
+            let day = encounter.occurredAt.flatMap({ CalendarDate.parseDateTime($0)?.date }),
             period.contains(day)
         else { return }
         let keys = groups(of: patient, on: day)
         guard !keys.isEmpty else { return }
-        let kind = encounter.string("kind")
+        let kind = encounter.kind
         let followUpKind = kind == "ed-visit" ? "ed-follow-up" : kind == "admission" ? "discharge-follow-up" : nil
         let followedUp =
             followUpKind.map { followUp in
@@ -304,7 +304,7 @@ private struct ScorecardRun {
                     $0.kind == followUp && $0.day >= day && $0.day.daysSinceEpoch - day.daysSinceEpoch <= 7
                 }
             } ?? false
-        let cost = encounter.value("costCents")?.intValue
+        let cost = encounter.costCents
         update(keys) { accumulator in
             if kind == "ed-visit" {
                 accumulator.edVisits += 1

@@ -4,6 +4,10 @@ import OutpostCRDT
 /// that dates what the merged state cannot (a patient's subgroup and status over time, when a care gap
 /// closed, when a task was completed).
 ///
+/// Practices, sites, teams, subgroups and patients are records; tasks, observations and encounters, tens of
+/// thousands in a practice, are typed rows holding only the fields the scorecard, the gap rules and the
+/// panel read (``ScorecardTask``, ``ScorecardObservation``, ``ScorecardEncounter``).
+///
 /// Reading the store is the caller's job (`CareStore.scorecardData()` in OutpostClient); everything here
 /// is pure, so two replicas holding the same records and changes compute the same scorecard.
 public struct ScorecardData: Sendable {
@@ -13,34 +17,74 @@ public struct ScorecardData: Sendable {
         .task: ["status"],
     ]
 
-    /// Records by type, each list sorted by id.
+    /// Records of the types other than task, observation and encounter, by type, each list sorted by id.
     public let records: [RecordType: [MaterializedRecord]]
+    /// Tasks, sorted by id.
+    public let tasks: [ScorecardTask]
+    /// Observations, sorted by id.
+    public let observations: [ScorecardObservation]
+    /// Encounters, sorted by id.
+    public let encounters: [ScorecardEncounter]
     /// Changes of ``historyFields`` by record id, earliest first (clock, then change id).
     public let changes: [String: [Change]]
 
-    /// Creates the input from records and changes; changes of other fields are ignored.
+    /// Creates the input from records of every type and changes; changes of other fields are ignored.
+    public init(records: some Sequence<MaterializedRecord>, changes: some Sequence<Change>) {
+        var others: [MaterializedRecord] = []
+        var tasks: [ScorecardTask] = []
+        var observations: [ScorecardObservation] = []
+        var encounters: [ScorecardEncounter] = []
+        for record in records {
+            switch record.type {
+            case .task: tasks.append(ScorecardTask(record))
+            case .observation: observations.append(ScorecardObservation(record))
+            case .encounter: encounters.append(ScorecardEncounter(record))
+            default: others.append(record)
+            }
+        }
+        self.init(
+            records: others,
+            tasks: tasks,
+            observations: observations,
+            encounters: encounters,
+            changes: changes
+        )
+    }
+
+    /// Creates the input from the records of the other types, the tasks, observations and encounters as rows,
+    /// and changes; changes of other fields are ignored, and so are records of the row types in `records`.
     ///
     /// Merged duplicate patients (``PatientMerges``) are left out and their tasks, observations and
     /// encounters count for their survivor, so a scorecard or a panel counts each person once.
-    public init(records: some Sequence<MaterializedRecord>, changes: some Sequence<Change>) {
+    public init(
+        records: some Sequence<MaterializedRecord>,
+        tasks: [ScorecardTask],
+        observations: [ScorecardObservation],
+        encounters: [ScorecardEncounter],
+        changes: some Sequence<Change>
+    ) {
         var byType: [RecordType: [MaterializedRecord]] = [:]
-        for record in records { byType[record.type, default: []].append(record) }
+        for record in records where ![.task, .observation, .encounter].contains(record.type) {
+            byType[record.type, default: []].append(record)
+        }
+        var tasks = tasks
+        var observations = observations
+        var encounters = encounters
         let merges = PatientMerges(byType[.patient] ?? [])
         if !merges.isEmpty {
             byType[.patient]?.removeAll { merges.isMerged($0.id) }
-            for type in [RecordType.task, .observation, .encounter] {
-                byType[type] = byType[type]?.map { record in
-                    guard let patient = record.string("patient"), merges.isMerged(patient) else { return record }
-                    var followed = record
-                    followed.fields["patient"] = .single(.string(merges.survivor(of: patient)), isConflict: false)
-                    return followed
-                }
+            func follow(_ patient: inout String?) {
+                if let held = patient, merges.isMerged(held) { patient = merges.survivor(of: held) }
             }
+            for index in tasks.indices { follow(&tasks[index].patient) }
+            for index in observations.indices { follow(&observations[index].patient) }
+            for index in encounters.indices { follow(&encounters[index].patient) }
         }
         // The store reads records in id order: sorted only when they are not.
-        self.records = byType.mapValues { list in
-            list.indices.dropFirst().allSatisfy { list[$0 - 1].id < list[$0].id } ? list : list.sorted { $0.id < $1.id }
-        }
+        self.records = byType.mapValues(Self.sortedByID)
+        self.tasks = Self.sortedByID(tasks)
+        self.observations = Self.sortedByID(observations)
+        self.encounters = Self.sortedByID(encounters)
         var byRecord: [String: [Change]] = [:]
         for change in changes {
             guard let type = RecordType(rawValue: change.record.type),
@@ -49,6 +93,10 @@ public struct ScorecardData: Sendable {
             byRecord[change.record.id, default: []].append(change)
         }
         self.changes = byRecord.mapValues { $0.sorted { ($0.clock, $0.id) < ($1.clock, $1.id) } }
+    }
+
+    private static func sortedByID<Row: IdentifiedRow>(_ list: [Row]) -> [Row] {
+        list.indices.dropFirst().allSatisfy { list[$0 - 1].id < list[$0].id } ? list : list.sorted { $0.id < $1.id }
     }
 
     /// The input for a practice dump with no history (a generated practice): every patient is in their
@@ -73,7 +121,8 @@ public struct ScorecardData: Sendable {
         self.init(records: records, changes: [])
     }
 
-    /// The records of `type`, sorted by id.
+    /// The records of `type` (not a task, observation or encounter: those are ``tasks``, ``observations`` and
+    /// ``encounters``), sorted by id.
     public func records(_ type: RecordType) -> [MaterializedRecord] { records[type] ?? [] }
 
     /// The day a record was created: the time in its sortable id (ids are made when a record is created,
