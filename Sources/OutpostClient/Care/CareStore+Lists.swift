@@ -350,8 +350,8 @@ extension LocalStore {
     /// its gap markers.
     func projectedGapTasks() throws(ClientError) -> [ScorecardTask] {
         let side = (table: "task_gap", owner: "task", value: "key")
-        return try projectedRows(of: Projection.task, columns: ["patient", "kind", "status"], side: side) {
-            id, values, keys in
+        let columns = ["patient", "kind", "status"]
+        return try projectedRows(of: Projection.task, columns: columns, side: side) { id, values, keys in
             ScorecardTask(
                 id: id,
                 patient: values[0].text,
