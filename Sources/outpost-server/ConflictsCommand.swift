@@ -44,7 +44,10 @@ struct ConflictsCommand: AsyncParsableCommand {
     }
 
     struct List: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "List a practice's open conflicts.")
+        static let configuration = CommandConfiguration(
+            commandName: "list",
+            abstract: "List a practice's open conflicts."
+        )
         @OptionGroup var data: DataOptions
         @OptionGroup var practice: PracticeOption
         @Flag(help: "Print JSON instead of a table.") var json = false
@@ -76,6 +79,7 @@ struct ConflictsCommand: AsyncParsableCommand {
 
     struct Show: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "show",
             abstract: "Show every concurrent value of a conflict: who, where, which device, when."
         )
         @OptionGroup var data: DataOptions

@@ -48,6 +48,7 @@ struct DevicesCommand: AsyncParsableCommand {
 
     struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "list",
             abstract: "List devices, most recently seen first.",
             discussion: """
                 BEHIND counts other devices' changes the device has not pulled yet; OUTBOX is what it reported \
@@ -99,7 +100,10 @@ struct DevicesCommand: AsyncParsableCommand {
     }
 
     struct Show: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Everything known of one device.")
+        static let configuration = CommandConfiguration(
+            commandName: "show",
+            abstract: "Everything known of one device."
+        )
         @OptionGroup var data: DataOptions
         @Argument(help: "The device's replica id.") var replica: String
         @Option(help: "The practice (default: any that has this replica).") var practice: String?
@@ -113,6 +117,7 @@ struct DevicesCommand: AsyncParsableCommand {
 
     struct Retire: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "retire",
             abstract: "Retire a device: its replica id may no longer sync; its changes stay.",
             discussion: "For a lost or given-up device. Recorded in the audit log."
         )

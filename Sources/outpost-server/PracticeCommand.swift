@@ -13,7 +13,10 @@ struct PracticeCommand: AsyncParsableCommand {
     )
 
     struct Add: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Add a practice and print its id.")
+        static let configuration = CommandConfiguration(
+            commandName: "add",
+            abstract: "Add a practice and print its id."
+        )
         @OptionGroup var data: DataOptions
         @Argument(help: "The practice's name.") var name: String
 
@@ -30,7 +33,7 @@ struct PracticeCommand: AsyncParsableCommand {
     }
 
     struct List: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "List the practices.")
+        static let configuration = CommandConfiguration(commandName: "list", abstract: "List the practices.")
         @OptionGroup var data: DataOptions
         @Flag(help: "Print JSON instead of a table.") var json = false
 

@@ -39,7 +39,10 @@ struct PurgeCommand: AsyncParsableCommand {
     }
 
     struct List: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "List a practice's purges (the audit entries).")
+        static let configuration = CommandConfiguration(
+            commandName: "list",
+            abstract: "List a practice's purges (the audit entries)."
+        )
         @OptionGroup var data: DataOptions
         @OptionGroup var practice: ConflictsCommand.PracticeOption
         @Flag(help: "Print JSON instead of a table.") var json = false

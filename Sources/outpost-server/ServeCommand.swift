@@ -10,6 +10,7 @@ import Prometheus
 
 struct Serve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "serve",
         abstract: "Run the sync server.",
         discussion: """
             Listens on HOST:PORT (port 0 picks a free port) and prints 'listening on http://HOST:PORT' once \

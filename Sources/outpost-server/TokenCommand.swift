@@ -14,6 +14,7 @@ struct TokenCommand: AsyncParsableCommand {
 
     struct Issue: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "issue",
             abstract: "Issue a token and print its secret once (it is stored only as a hash).",
             discussion: """
                 Example: outpost-server token issue --practice pra_... --role clinician --teams tea_... \
@@ -156,7 +157,10 @@ struct TokenCommand: AsyncParsableCommand {
     }
 
     struct List: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "List tokens (never their secrets).")
+        static let configuration = CommandConfiguration(
+            commandName: "list",
+            abstract: "List tokens (never their secrets)."
+        )
         @OptionGroup var data: DataOptions
         @Option(help: "Only this practice's tokens.") var practice: String?
         @Flag(help: "Print JSON instead of a table.") var json = false
@@ -188,6 +192,7 @@ struct TokenCommand: AsyncParsableCommand {
 
     struct Rotate: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "rotate",
             abstract: "Issue a new secret for a token's device; the old one keeps working for a grace period.",
             discussion: """
                 The new token has the old one's practice, role, scope and person and takes over its devices' \
@@ -233,6 +238,7 @@ struct TokenCommand: AsyncParsableCommand {
 
     struct Revoke: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "revoke",
             abstract: "Revoke a token; the device's next request is refused, its local data is kept."
         )
         @OptionGroup var data: DataOptions

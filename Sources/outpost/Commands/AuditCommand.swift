@@ -8,6 +8,7 @@ import OutpostProtocol
 /// `outpost audit`: who changed what, where and when.
 struct Audit: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "audit",
         abstract: "List who changed what, where and when, resolutions and their reasons included.",
         discussion: """
             Reads this replica's change log, which is append-only: entries are never edited or removed. A \

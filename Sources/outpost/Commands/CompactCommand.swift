@@ -4,6 +4,7 @@ import OutpostClient
 /// `outpost compact`: drops superseded values the server has acknowledged from this replica's change log.
 struct Compact: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "compact",
         abstract: "Drop superseded values the server has acknowledged from this replica's history.",
         discussion: """
             By the rule the server compacts by (docs/sync.md, "Compaction"): a change received from the \

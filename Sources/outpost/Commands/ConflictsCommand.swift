@@ -31,6 +31,7 @@ struct ConflictsCommand: AsyncParsableCommand {
 
     struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "list",
             abstract: "List open conflicts: record, field, how many values, since when."
         )
         @OptionGroup var storeOptions: StoreOptions
@@ -107,6 +108,7 @@ struct ConflictsCommand: AsyncParsableCommand {
 
     struct Show: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "show",
             abstract: "Show every concurrent value: who wrote it, where, on which device, when; and what came before."
         )
         @OptionGroup var storeOptions: StoreOptions
@@ -185,6 +187,7 @@ struct ConflictsCommand: AsyncParsableCommand {
 
     struct Resolve: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "resolve",
             abstract: "Resolve a conflict (or, with --all, every conflict of a field by a rule).",
             discussion: """
                 The resolving write replaces every concurrent value, is recorded with its reason in the record's \

@@ -4,6 +4,7 @@ import OutpostClient
 /// `outpost doctor`: checks the store; `--rebuild` rebuilds its projection first.
 struct Doctor: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "doctor",
         abstract: "Check this replica's store: the file, every record and change, and the projection lists read.",
         discussion: """
             The projection (indexed tables of the fields lists filter and sort on) is derived from the record \

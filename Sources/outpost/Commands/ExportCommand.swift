@@ -8,6 +8,7 @@ import OutpostProtocol
 /// `outpost export`
 struct Export: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "export",
         abstract:
             "Write a canonical dump of every record: sorted and stable, identical on replicas with the same state."
     )

@@ -8,6 +8,7 @@ import OutpostProtocol
 /// `outpost history RECORD`
 struct History: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "history",
         abstract: "Show every value each field of a record has had, with who, where and when."
     )
 

@@ -7,6 +7,7 @@ import OutpostModel
 /// `outpost import FILE`
 struct Import: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "import",
         abstract: "Load a practice (the generator's JSON format, docs/practice-format.md) in one transaction.",
         discussion: "Every record is validated first; if any is invalid, nothing is written."
     )

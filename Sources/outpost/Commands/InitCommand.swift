@@ -8,6 +8,7 @@ import OutpostProtocol
 /// `outpost init`: create this device's replica.
 struct Init: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "init",
         abstract: "Create a new replica (a local store) on this device; a server is optional.",
         discussion: "With --server and --token, the replica syncs with that server ('outpost sync')."
     )

@@ -7,6 +7,7 @@ import OutpostModel
 /// `outpost observe`: record an observation (immutable once written).
 struct Observe: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "observe",
         abstract: "Record an observation for a patient: a LOINC code, a value and its unit.",
         discussion: """
             Codes: 4548-4 HbA1c (%), 8480-6 systolic and 8462-4 diastolic blood pressure (mm[Hg]), 39156-5 BMI,

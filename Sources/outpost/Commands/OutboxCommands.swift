@@ -72,6 +72,7 @@ struct OutboxCommand: ParsableCommand {
 
     struct List: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "list",
             abstract: "List the refused changes held aside (and, with --discarded, those discarded)."
         )
         @OptionGroup var storeOptions: StoreOptions
@@ -98,7 +99,10 @@ struct OutboxCommand: ParsableCommand {
     }
 
     struct Show: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Show one refused change and why it was refused.")
+        static let configuration = CommandConfiguration(
+            commandName: "show",
+            abstract: "Show one refused change and why it was refused."
+        )
         @OptionGroup var storeOptions: StoreOptions
         @OptionGroup var output: OutputOptions
         @Argument(help: ArgumentHelp("The change's id (replica/counter, or the counter).", valueName: "id"))
@@ -129,6 +133,7 @@ struct OutboxCommand: ParsableCommand {
 
     struct Retry: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "retry",
             abstract: "Send refused changes again with the next sync (once the cause is fixed).",
             discussion: "A change refused again is held aside again, with the new reason."
         )
@@ -158,6 +163,7 @@ struct OutboxCommand: ParsableCommand {
 
     struct Discard: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "discard",
             abstract: "Give up a refused change for good; the reason is kept ('outpost outbox list --discarded').",
             discussion: """
                 The change is never sent again, and this device withdraws it: the record reads again as on the \

@@ -5,6 +5,7 @@ import OutpostClient
 /// `outpost rekey`: lock an encrypted store with a new passphrase or key file.
 struct Rekey: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "rekey",
         abstract: "Change the passphrase or key file of an encrypted store; no record is rewritten.",
         discussion: """
             The store opens with its current key (--key-file, $OUTPOST_KEY_FILE, $OUTPOST_PASSPHRASE or the \

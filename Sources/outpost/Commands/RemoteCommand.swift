@@ -13,7 +13,10 @@ struct RemoteCommand: AsyncParsableCommand {
     )
 
     struct Show: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Show the server and the token's id.")
+        static let configuration = CommandConfiguration(
+            commandName: "show",
+            abstract: "Show the server and the token's id."
+        )
         @OptionGroup var storeOptions: StoreOptions
 
         func run() async throws {
@@ -29,6 +32,7 @@ struct RemoteCommand: AsyncParsableCommand {
 
     struct Set: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "set",
             abstract: "Set the server and token; the outbox is kept and pushed on the next sync.",
             discussion: """
                 Checks the token with the server when it can be reached; a refused token changes nothing. \

@@ -8,6 +8,7 @@ import OutpostProtocol
 /// `outpost status`
 struct Status: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "status",
         abstract: "Show this replica: id, pending changes, open conflicts, records held, last sync."
     )
 

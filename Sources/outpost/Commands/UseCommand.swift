@@ -8,6 +8,7 @@ import OutpostProtocol
 /// `outpost use`: the person and site that sign this replica's edits.
 struct Use: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "use",
         abstract: "Set who signs this replica's edits and where they are made.",
         discussion: "Every change carries its author and site. Until a person is set, edits are signed replica:<id>."
     )

@@ -7,6 +7,7 @@ import OutpostModel
 /// `outpost worklist`: open tasks, overdue first, then by priority and due date.
 struct Worklist: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "worklist",
         abstract: "Open tasks for a team, person or site: overdue first, then by priority, then by due date."
     )
 
