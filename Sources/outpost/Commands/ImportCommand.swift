@@ -121,8 +121,10 @@ struct PracticeFile {
         )
     }
 
-    /// Decodes record number `index` of the file, refusing it by its path.
-    static func decode(_ bytes: some Collection<UInt8>, index: Int, with decoder: JSONDecoder) throws -> DumpRecord {
+    /// Decodes record number `index` of the file, refusing it by its path: read straight from its JSON when it
+    /// is plain (`DumpRecord(plainJSON:)`), else with `decoder`, which names what is wrong.
+    static func decode(_ bytes: [UInt8], index: Int, with decoder: JSONDecoder) throws -> DumpRecord {
+        if let record = DumpRecord(plainJSON: bytes) { return record }
         do {
             return try decoder.decode(DumpRecord.self, from: Data(bytes))
         } catch {
@@ -160,7 +162,7 @@ struct PracticeFile {
     /// the values of its `fields` (an array counts its elements, `null` none, any other value one); nil when
     /// the record is not that simple (then it is decoded).
     static func summary(of bytes: [UInt8]) -> PracticeRecords.Summary? {
-        var scanner = ValueScanner(bytes: bytes)
+        var scanner = PlainJSONScanner(bytes: bytes)
         guard scanner.take(UInt8(ascii: "{")) else { return nil }
         var type: String?
         var id: String?
@@ -358,119 +360,5 @@ private struct ByteReader {
             }
             if out.isEmpty { throw PracticeFile.notJSON }
         }
-    }
-}
-
-/// Walks one JSON value held in memory, for ``PracticeFile/summary(of:)``; any surprise answers nil.
-private struct ValueScanner {
-    let bytes: [UInt8]
-    var position = 0
-
-    init(bytes: [UInt8]) {
-        self.bytes = bytes
-    }
-
-    var atEnd: Bool {
-        mutating get {
-            skipSpace()
-            return position == bytes.count
-        }
-    }
-
-    mutating func skipSpace() {
-        while position < bytes.count, ByteReader.isSpace(bytes[position]) { position += 1 }
-    }
-
-    /// Consumes `byte` (after white space) when it is next.
-    mutating func take(_ byte: UInt8) -> Bool {
-        skipSpace()
-        guard position < bytes.count, bytes[position] == byte else { return false }
-        position += 1
-        return true
-    }
-
-    /// A string without escapes, or nil.
-    mutating func plainString() -> String? {
-        guard take(UInt8(ascii: "\"")) else { return nil }
-        let start = position
-        while position < bytes.count {
-            switch bytes[position] {
-            case UInt8(ascii: "\""):
-                position += 1
-                return String(decoding: bytes[start..<position - 1], as: UTF8.self)
-            case UInt8(ascii: "\\"): return nil
-            default: position += 1
-            }
-        }
-        return nil
-    }
-
-    /// Skips one value (strings may hold escapes); false when the bytes end first.
-    mutating func skipValue() -> Bool {
-        skipSpace()
-        guard position < bytes.count else { return false }
-        var depth = 0
-        var inString = false
-        var escaped = false
-        let first = bytes[position]
-        guard first == UInt8(ascii: "{") || first == UInt8(ascii: "[") || first == UInt8(ascii: "\"") else {
-            // A literal: up to the next separator.
-            while position < bytes.count, !ByteReader.isSpace(bytes[position]), bytes[position] != UInt8(ascii: ","),
-                bytes[position] != UInt8(ascii: "}"), bytes[position] != UInt8(ascii: "]")
-            {
-                position += 1
-            }
-            return true
-        }
-        while position < bytes.count {
-            let byte = bytes[position]
-            position += 1
-            if inString {
-                if escaped {
-                    escaped = false
-                } else if byte == UInt8(ascii: "\\") {
-                    escaped = true
-                } else if byte == UInt8(ascii: "\"") {
-                    inString = false
-                    if depth == 0 { return true }
-                }
-            } else if byte == UInt8(ascii: "\"") {
-                inString = true
-            } else if byte == UInt8(ascii: "{") || byte == UInt8(ascii: "[") {
-                depth += 1
-            } else if byte == UInt8(ascii: "}") || byte == UInt8(ascii: "]") {
-                depth -= 1
-                if depth == 0 { return true }
-            }
-        }
-        return false
-    }
-
-    /// The number of edits the `fields` object makes: per member, an array's element count, 0 for `null`,
-    /// 1 for any other value; nil when it is not an object.
-    mutating func countFieldValues() -> Int? {
-        guard take(UInt8(ascii: "{")) else { return nil }
-        if take(UInt8(ascii: "}")) { return 0 }
-        var count = 0
-        repeat {
-            guard skipValue(), take(UInt8(ascii: ":")) else { return nil }
-            skipSpace()
-            guard position < bytes.count else { return nil }
-            if take(UInt8(ascii: "[")) {
-                if !take(UInt8(ascii: "]")) {
-                    repeat {
-                        guard skipValue() else { return nil }
-                        count += 1
-                    } while take(UInt8(ascii: ","))
-                    guard take(UInt8(ascii: "]")) else { return nil }
-                }
-            } else if bytes[position...].starts(with: "null".utf8) {
-                position += 4
-            } else {
-                guard skipValue() else { return nil }
-                count += 1
-            }
-        } while take(UInt8(ascii: ","))
-        return take(UInt8(ascii: "}")) ? count : nil
     }
 }
