@@ -5,33 +5,43 @@ import Foundation
 public enum TablePrinter {
     /// The table as text, one line per row, each ending in a newline.
     public static func render(_ header: [String], _ rows: [[String]]) -> String {
-        var widths = header.map(width)
-        for row in rows {
+        // Each cell's width is counted once: for its column's width, then for its padding.
+        let cellWidths = [header.map(width)] + rows.map { $0.map(width) }
+        var widths = cellWidths[0]
+        for row in cellWidths.dropFirst() {
             for (index, cell) in row.enumerated() where index < widths.count {
-                widths[index] = max(widths[index], width(cell))
+                widths[index] = max(widths[index], cell)
             }
         }
         // Built as bytes, not by appending strings: a list prints thousands of rows.
         var output: [UInt8] = []
         output.reserveCapacity((rows.count + 1) * (widths.reduce(0, +) + 2 * widths.count + 1))
-        func line(_ cells: [String]) {
+        func line(_ cells: [String], _ cellWidths: [Int]) {
             for (index, cell) in cells.enumerated() {
-                if index > 0 { output.append(contentsOf: repeatElement(0x20, count: 2)) }
-                output.append(contentsOf: cell.utf8)
+                if index > 0 {
+                    output.append(0x20)
+                    output.append(0x20)
+                }
+                if cell.utf8.withContiguousStorageIfAvailable({ output.append(contentsOf: $0) }) == nil {
+                    output.append(contentsOf: cell.utf8)
+                }
                 if index < cells.count - 1, index < widths.count {
-                    output.append(contentsOf: repeatElement(0x20, count: widths[index] - width(cell)))
+                    for _ in 0..<(widths[index] - cellWidths[index]) { output.append(0x20) }
                 }
             }
             output.append(0x0A)
         }
-        line(header)
-        for row in rows { line(row) }
+        for (row, rowWidths) in zip([header] + rows, cellWidths) { line(row, rowWidths) }
         return String(decoding: output, as: UTF8.self)
     }
 
-    /// A cell's width: its characters (an ASCII cell's bytes, counted without walking its characters).
+    /// A cell's width: its characters (an ASCII cell's bytes, counted on its contiguous bytes without walking
+    /// its characters).
     static func width(_ cell: String) -> Int {
-        cell.utf8.allSatisfy { $0 < 0x80 } ? cell.utf8.count : cell.count
+        let isASCII =
+            cell.utf8.withContiguousStorageIfAvailable { bytes in bytes.allSatisfy { $0 < 0x80 } }
+            ?? cell.utf8.allSatisfy { $0 < 0x80 }
+        return isASCII ? cell.utf8.count : cell.count
     }
 
     /// Prints the table in one write (a list of thousands of rows printed line by line costs more than reading

@@ -8,10 +8,15 @@ import OutpostModel
 enum RecordOutput {
     /// A cell for `field` of `record`: the value, set elements joined, `!` marking a conflict.
     static func cell(_ record: MaterializedRecord, _ field: String) -> String {
-        guard let value = record.fields[field] else { return "" }
+        record.fields[field].map(cell) ?? ""
+    }
+
+    /// A field's cell (``cell(_:_:)``).
+    static func cell(_ value: FieldValue) -> String {
         switch value {
         case .single(let single, let isConflict):
-            return (single.map { $0.isNull ? "" : $0.description } ?? "") + (isConflict ? " (!)" : "")
+            let text = single.map { $0.isNull ? "" : $0.description } ?? ""
+            return isConflict ? text + " (!)" : text
         case .set(let elements):
             return elements.map(\.description).joined(separator: ",")
         case .log(let entries):
@@ -34,11 +39,16 @@ enum RecordOutput {
         Terminal.table(
             ["id"] + columns,
             records.map { record in
-                [record.id]
-                    + columns.map { column in
-                        if case .set(let elements) = record.fields[column] { return String(elements.count) }
-                        return cell(record, column)
+                var cells = [record.id]
+                cells.reserveCapacity(columns.count + 1)
+                for column in columns {
+                    switch record.fields[column] {
+                    case .set(let elements): cells.append(String(elements.count))
+                    case let value?: cells.append(cell(value))
+                    case nil: cells.append("")
                     }
+                }
+                return cells
             }
         )
     }
