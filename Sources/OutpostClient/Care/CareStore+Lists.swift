@@ -257,19 +257,7 @@ extension CareStore {
             records: try store.projectedPatients(),
             tasks: try store.projectedGapTasks(),
             observations: try store.projectedObservations(values: false),
-            encounters: try store.projectedRows(
-                of: Projection.encounter,
-                columns: ["patient", "kind", "occurredAt", "status"]
-            ) { id, values, _ in
-                ScorecardEncounter(
-                    id: id,
-                    patient: values[0].text,
-                    kind: values[1].text,
-                    occurredAt: values[2].text,
-                    status: values[3].text,
-                    costCents: nil
-                )
-            },
+            encounters: try store.projectedEncounters(costs: false),
             changes: []
         )
     }

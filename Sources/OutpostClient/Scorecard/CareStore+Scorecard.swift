@@ -37,19 +37,7 @@ extension CareStore {
             )
         }
         let observations = try store.projectedObservations(values: true)
-        let encounters = try store.projectedRows(
-            of: Projection.encounter,
-            columns: ["patient", "kind", "occurredAt", "status", "costCents"]
-        ) { id, values, _ in
-            ScorecardEncounter(
-                id: id,
-                patient: values[0].text,
-                kind: values[1].text,
-                occurredAt: values[2].text,
-                status: values[3].text,
-                costCents: Int64.fromDatabaseValue(values[4])
-            )
-        }
+        let encounters = try store.projectedEncounters(costs: true)
         var changes: [Change] = []
         for (type, fields) in ScorecardData.historyFields {
             changes.append(
@@ -86,6 +74,21 @@ extension LocalStore {
                 result.append(try make(values[0].text ?? "", Array(values[1...]), extra))
             }
             return result
+        }
+    }
+
+    /// Every encounter as the projection holds it (with `costs`, its cost; without, none).
+    func projectedEncounters(costs withCosts: Bool) throws(ClientError) -> [ScorecardEncounter] {
+        let columns = ["patient", "kind", "occurredAt", "status"] + (withCosts ? ["costCents"] : [])
+        return try projectedRows(of: Projection.encounter, columns: columns) { id, values, _ in
+            ScorecardEncounter(
+                id: id,
+                patient: values[0].text,
+                kind: values[1].text,
+                occurredAt: values[2].text,
+                status: values[3].text,
+                costCents: withCosts ? Int64.fromDatabaseValue(values[4]) : nil
+            )
         }
     }
 
