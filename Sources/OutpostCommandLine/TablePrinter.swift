@@ -18,15 +18,10 @@ public enum TablePrinter {
         output.reserveCapacity((rows.count + 1) * (widths.reduce(0, +) + 2 * widths.count + 1))
         func line(_ cells: [String], _ cellWidths: [Int]) {
             for (index, cell) in cells.enumerated() {
-                if index > 0 {
-                    output.append(0x20)
-                    output.append(0x20)
-                }
-                if cell.utf8.withContiguousStorageIfAvailable({ output.append(contentsOf: $0) }) == nil {
-                    output.append(contentsOf: cell.utf8)
-                }
+                if index > 0 { output.append(contentsOf: repeatElement(0x20, count: 2)) }
+                output.append(contentsOf: cell.utf8)
                 if index < cells.count - 1, index < widths.count {
-                    for _ in 0..<(widths[index] - cellWidths[index]) { output.append(0x20) }
+                    output.append(contentsOf: repeatElement(0x20, count: widths[index] - cellWidths[index]))
                 }
             }
             output.append(0x0A)

@@ -27,11 +27,6 @@ struct StoreCipher: Sendable {
     /// The data key (256 bits): random per store, wrapped in the store by the passphrase or key file.
     let key: SymmetricKey
 
-    /// Whether `bytes` are a sealed blob.
-    static func isSealed(_ bytes: some Collection<UInt8>) -> Bool {
-        bytes.starts(with: marker)
-    }
-
     /// Whether `blob` is a sealed blob: its first two bytes read in place (every row an encrypted store reads
     /// is checked so, and `Data`'s generic iteration costs more than the check).
     static func isSealed(_ blob: Data) -> Bool {

@@ -62,22 +62,6 @@ public struct PlainJSONScanner {
         return true
     }
 
-    /// A string without escapes, or nil.
-    public mutating func plainString() -> String? {
-        guard take(UInt8(ascii: "\"")) else { return nil }
-        let start = position
-        while position < bytes.count {
-            switch bytes[position] {
-            case UInt8(ascii: "\""):
-                position += 1
-                return String(decoding: bytes[start..<position - 1], as: UTF8.self)
-            case UInt8(ascii: "\\"): return nil
-            default: position += 1
-            }
-        }
-        return nil
-    }
-
     /// Skips one value (strings may hold escapes); false when the bytes end first.
     public mutating func skipValue() -> Bool {
         skipSpace()
@@ -137,13 +121,13 @@ public struct PlainJSONScanner {
     public mutating func plainValue() -> Value? {
         skipSpace()
         guard position < bytes.count else { return nil }
-        let rest = bytes[position...]
-        for (word, value) in [("null", Value.null), ("true", .bool(true)), ("false", .bool(false))]
-        where rest.starts(with: word.utf8) {
-            position += word.utf8.count
-            return isDelimited ? value : nil
+        switch bytes[position] {
+        case UInt8(ascii: "\""): return strictString().map(Value.string)
+        case UInt8(ascii: "n"): return literal("null", .null)
+        case UInt8(ascii: "t"): return literal("true", .bool(true))
+        case UInt8(ascii: "f"): return literal("false", .bool(false))
+        default: break
         }
-        if bytes[position] == UInt8(ascii: "\"") { return strictString().map(Value.string) }
         let start = position
         if bytes[position] == UInt8(ascii: "-") { position += 1 }
         let digits = position
@@ -154,6 +138,13 @@ public struct PlainJSONScanner {
             let number = Int64(String(decoding: bytes[start..<position], as: UTF8.self))
         else { return nil }
         return .int(number)
+    }
+
+    /// `value` when `word` is next and ends there, else nil.
+    private mutating func literal(_ word: String, _ value: Value) -> Value? {
+        guard bytes[position...].starts(with: word.utf8) else { return nil }
+        position += word.utf8.count
+        return isDelimited ? value : nil
     }
 
     /// Whether the bytes end here or a separator, a closing bracket or white space comes next.

@@ -158,9 +158,9 @@ struct PracticeFile {
         )
     }
 
-    /// A record's summary read straight from its JSON: its `type` and `id` (plain strings, no escapes) and
-    /// the values of its `fields` (an array counts its elements, `null` none, any other value one); nil when
-    /// the record is not that simple (then it is decoded).
+    /// A record's summary read straight from its JSON: its `type` and `id` (strings of valid UTF-8 without
+    /// escapes or control characters) and the values of its `fields` (an array counts its elements, `null` none,
+    /// any other value one); nil when the record is not that simple (then it is decoded).
     static func summary(of bytes: [UInt8]) -> PracticeRecords.Summary? {
         var scanner = PlainJSONScanner(bytes: bytes)
         guard scanner.take(UInt8(ascii: "{")) else { return nil }
@@ -169,10 +169,10 @@ struct PracticeFile {
         var edits: Int?
         if !scanner.take(UInt8(ascii: "}")) {
             repeat {
-                guard let key = scanner.plainString(), scanner.take(UInt8(ascii: ":")) else { return nil }
+                guard let key = scanner.strictString(), scanner.take(UInt8(ascii: ":")) else { return nil }
                 switch key {
-                case "type": type = scanner.plainString()
-                case "id": id = scanner.plainString()
+                case "type": type = scanner.strictString()
+                case "id": id = scanner.strictString()
                 case "fields": edits = scanner.countFieldValues()
                 default: guard scanner.skipValue() else { return nil }
                 }
