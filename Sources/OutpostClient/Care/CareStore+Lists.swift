@@ -253,11 +253,21 @@ extension CareStore {
     /// conditions), observations, encounters and tasks from the projection (a task's title is given as its gap
     /// markers only, ``GapRules/keys(inTitle:)``: all the rules read of it).
     public func gapsData() throws(ClientError) -> ScorecardData {
-        ScorecardData(
-            records: try store.projectedPatients(),
-            tasks: try store.projectedGapTasks(),
-            observations: try store.projectedObservations(values: false),
-            encounters: try store.projectedEncounters(costs: false),
+        // The tasks, the largest part, are read while the rest is.
+        let store = store
+        let (tasks, (patients, observations, encounters)) = try bothAtOnce { () throws(ClientError) in
+            try store.projectedGapTasks()
+        } _: { () throws(ClientError) in
+            (
+                try store.projectedPatients(), try store.projectedObservations(values: false),
+                try store.projectedEncounters(costs: false)
+            )
+        }
+        return ScorecardData(
+            records: patients,
+            tasks: tasks,
+            observations: observations,
+            encounters: encounters,
             changes: []
         )
     }
@@ -537,4 +547,28 @@ extension DatabaseValue {
         if case .string(let text) = storage { return text }
         return nil
     }
+}
+
+/// `first` and `second` run at once, each on a thread of its own, and their results: for the commands that read
+/// a whole practice's projection in independent parts (each of the store's reads takes a reader of its own).
+/// Each part is its own read transaction, as it would be one after the other.
+func bothAtOnce<First: Sendable, Second: Sendable>(
+    _ first: @Sendable () throws(ClientError) -> First,
+    _ second: @Sendable () throws(ClientError) -> Second
+) throws(ClientError) -> (First, Second) {
+    let firstResult = Mutex<Result<First, ClientError>?>(nil)
+    let secondResult = Mutex<Result<Second, ClientError>?>(nil)
+    DispatchQueue.concurrentPerform(iterations: 2) { part in
+        if part == 0 {
+            let result = Result { () throws(ClientError) in try first() }
+            firstResult.withLock { $0 = result }
+        } else {
+            let result = Result { () throws(ClientError) in try second() }
+            secondResult.withLock { $0 = result }
+        }
+    }
+    guard let firstOutcome = firstResult.withLock({ $0 }), let secondOutcome = secondResult.withLock({ $0 }) else {
+        preconditionFailure("concurrentPerform returned before both parts ran")
+    }
+    return (try firstOutcome.get(), try secondOutcome.get())
 }

@@ -17,35 +17,42 @@ extension CareStore {
     ///
     /// - Throws: ``ClientError`` when the store cannot be read.
     public func scorecardData() throws(ClientError) -> ScorecardData {
-        var records: [MaterializedRecord] = []
-        for type in [RecordType.subgroup, .team, .site] {
-            records.append(contentsOf: try self.records(type))
-        }
-        records.append(contentsOf: try store.projectedPatients(sites: true))
-        let tasks = try store.projectedRows(
-            of: Projection.task,
-            columns: ["patient", "status", "kind", "dueDate", "referralSentOn", "resultReceivedOn"]
-        ) { id, values, _ in
-            ScorecardTask(
-                id: id,
-                patient: values[0].text,
-                status: values[1].text,
-                kind: values[2].text,
-                dueDate: values[3].text,
-                referralSentOn: values[4].text,
-                resultReceivedOn: values[5].text
-            )
-        }
-        let observations = try store.projectedObservations(values: true)
-        let encounters = try store.projectedEncounters(costs: true)
-        var changes: [Change] = []
-        for (type, fields) in ScorecardData.historyFields {
-            changes.append(
-                contentsOf: try store.changes(
-                    ofType: type.rawValue,
-                    fields: fields,
-                    datedCompletionsOnly: type == .task
+        // The tasks, the largest part, are read while the rest is.
+        let store = store
+        let (tasks, (records, observations, encounters, changes)) = try bothAtOnce { () throws(ClientError) in
+            try store.projectedRows(
+                of: Projection.task,
+                columns: ["patient", "status", "kind", "dueDate", "referralSentOn", "resultReceivedOn"]
+            ) { id, values, _ in
+                ScorecardTask(
+                    id: id,
+                    patient: values[0].text,
+                    status: values[1].text,
+                    kind: values[2].text,
+                    dueDate: values[3].text,
+                    referralSentOn: values[4].text,
+                    resultReceivedOn: values[5].text
                 )
+            }
+        } _: { () throws(ClientError) in
+            var records: [MaterializedRecord] = []
+            for type in [RecordType.subgroup, .team, .site] {
+                records.append(contentsOf: try self.records(type))
+            }
+            records.append(contentsOf: try store.projectedPatients(sites: true))
+            var changes: [Change] = []
+            for (type, fields) in ScorecardData.historyFields {
+                changes.append(
+                    contentsOf: try store.changes(
+                        ofType: type.rawValue,
+                        fields: fields,
+                        datedCompletionsOnly: type == .task
+                    )
+                )
+            }
+            return (
+                records, try store.projectedObservations(values: true), try store.projectedEncounters(costs: true),
+                changes
             )
         }
         return ScorecardData(
