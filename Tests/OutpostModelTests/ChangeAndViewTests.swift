@@ -1,5 +1,6 @@
 import OutpostCRDT
 import OutpostModel
+import OutpostSamples
 import Testing
 
 struct ChangeAndViewTests {
@@ -101,6 +102,13 @@ struct ChangeAndViewTests {
         var record = MaterializedRecord(type: .patient, id: patientID, state: try #require(document.records[ref]))
         #expect(record.conflictedFields == ["subgroup"])
         #expect(record.fields["subgroup"]?.isConflict == true)
+        // The export's direct path writes a conflict as the record does.
+        let direct = MaterializedRecord.canonicalJSONBytes(
+            type: .patient,
+            id: patientID,
+            state: try #require(document.records[ref])
+        )
+        #expect(direct == record.canonicalJSONBytes())
 
         let resolve = CareModel.editChange(
             .assign,
@@ -224,6 +232,34 @@ struct ChangeAndViewTests {
         )
         #expect(json.hasSuffix(",\"id\":\"\(patientID)\",\"type\":\"patient\"}"))
         #expect(json.contains("\"notes\":[{\"author\":\"per_a\",\"clock\":\"1000.0\",\"id\":\"a/"))
+    }
+
+    @Test func canonicalJSONFromAStateIsTheMaterializedRecords() throws {
+        // Every type, with sets and logs: a generated practice written by two replicas, so that every register
+        // is written twice (the second later) and every set and log holds both replicas' writes.
+        let dump = PracticeGenerator(seed: 3, size: .small).generate()
+        var document = Document(schema: CareModel.schema)
+        try document.apply(
+            try dump.changes(replica: ReplicaID(unchecked: "a"), clock: Timestamp(millis: 1), author: "per_a")
+        )
+        try document.apply(
+            try dump.changes(
+                replica: ReplicaID(unchecked: "b"),
+                clock: Timestamp(millis: 2),
+                author: "per_b",
+                site: Fixture.id(.site, 1)
+            )
+        )
+        #expect(document.records.count == dump.records.count)
+        for (ref, state) in document.records {
+            let type = try #require(RecordType(rawValue: ref.type))
+            let record = MaterializedRecord(type: type, id: ref.id, state: state)
+            #expect(
+                MaterializedRecord.canonicalJSONBytes(type: type, id: ref.id, state: state)
+                    == record.canonicalJSONBytes(),
+                "\(ref)"
+            )
+        }
     }
 
     @Test func retiredRecordsAreRecognised() {

@@ -418,7 +418,7 @@ extension CareStore {
             // Records are decoded and written as JSON on every core, and written here in id order.
             try store.forEachRecord(
                 ofType: type.rawValue,
-                transform: { id, state in MaterializedRecord(type: type, id: id, state: state).canonicalJSONBytes() },
+                transform: { id, state in MaterializedRecord.canonicalJSONBytes(type: type, id: id, state: state) },
                 body: { json in
                     if !first { try write([0x2C, 0x0A]) }
                     try write(json)

@@ -52,16 +52,21 @@ public struct MaterializedRecord: Sendable, Hashable {
     public init(type: RecordType, id: String, state: RecordState) {
         var fields = [String: FieldValue](minimumCapacity: state.fields.count)
         for spec in CareModel.fields(of: type) {
-            guard let field = state.fields[spec.name], !field.isEmpty else { continue }
-            switch spec.policy {
-            case .lww, .review, .status:
-                let resolution = field.resolution(under: spec.policy)
-                fields[spec.name] = .single(resolution.winner?.value, isConflict: resolution.isConflict)
-            case .set: fields[spec.name] = .set(field.elements)
-            case .log: fields[spec.name] = .log(field.entries)
-            }
+            if let value = Self.value(of: state, spec) { fields[spec.name] = value }
         }
         self.init(type: type, id: id, fields: fields)
+    }
+
+    /// What `spec`'s field of `state` reads as through its policy; `nil` when never written.
+    private static func value(of state: RecordState, _ spec: FieldSpec) -> FieldValue? {
+        guard let field = state.fields[spec.name], !field.isEmpty else { return nil }
+        switch spec.policy {
+        case .lww, .review, .status:
+            let resolution = field.resolution(under: spec.policy)
+            return .single(resolution.winner?.value, isConflict: resolution.isConflict)
+        case .set: return .set(field.elements)
+        case .log: return .log(field.entries)
+        }
     }
 
     /// The record's reference.
@@ -98,11 +103,37 @@ public struct MaterializedRecord: Sendable, Hashable {
 
     /// ``canonicalJSON()`` as UTF-8 bytes, without making a string (an export writes them).
     public func canonicalJSONBytes() -> [UInt8] {
+        Self.canonicalJSONBytes(type: type, id: id, sorted: fields.sorted { $0.key < $1.key })
+    }
+
+    /// ``canonicalJSONBytes()`` of the record `state` materializes to (the same bytes), without making the
+    /// record: its fields are read in name order straight from the state, with no dictionary and no sorting (an
+    /// export writes every record of a practice).
+    public static func canonicalJSONBytes(type: RecordType, id: String, state: RecordState) -> [UInt8] {
+        var sorted: [(key: String, value: FieldValue)] = []
+        sorted.reserveCapacity(state.fields.count)
+        for spec in fieldsByName[type] ?? [] {
+            if let value = value(of: state, spec) { sorted.append((spec.name, value)) }
+        }
+        return canonicalJSONBytes(type: type, id: id, sorted: sorted)
+    }
+
+    /// Each type's field table sorted by name, as canonical JSON orders the fields.
+    private static let fieldsByName: [RecordType: [FieldSpec]] = Dictionary(
+        uniqueKeysWithValues: RecordType.allCases.map { type in
+            (type, CareModel.fields(of: type).sorted { $0.name < $1.name })
+        }
+    )
+
+    /// The canonical JSON of a record from its fields, sorted by name.
+    private static func canonicalJSONBytes(
+        type: RecordType,
+        id: String,
+        sorted: [(key: String, value: FieldValue)]
+    ) -> [UInt8] {
         var out: [UInt8] = []
         out.reserveCapacity(512)
         out += #"{"conflicts":["#.utf8
-        // Sorted once, with their values: an export writes every record of a practice.
-        let sorted = fields.sorted { $0.key < $1.key }
         var isFirst = true
         for (name, field) in sorted where field.isConflict {
             if !isFirst { out.append(0x2C) }
