@@ -58,4 +58,36 @@ struct SnapshotApplyTests {
         #expect(try laptop.record(patients[0]) == second)
         #expect(try laptop.checkProjection() == [])
     }
+    @Test func aPageRecordsTheConflictsItBringsOnceEach() throws {
+        // The office holds two patients whose birth dates were written concurrently (a review field: a conflict).
+        let office = try makeTestStore(replica: "office")
+        let school = try makeTestStore(replica: "school")
+        for patient in patients.prefix(2) {
+            try office.commit([.assign(patient, "birthDate", "1950-01-01")], author: "per_1", site: nil)
+            let theirs = try school.commit([.assign(patient, "birthDate", "1951-01-01")], author: "per_2", site: nil)
+            try office.applyRemote(theirs)
+        }
+        try office.commit([.assign(patients[2], "phone", "555-0102")], author: "per_1", site: nil)
+        #expect(try office.conflicts().count == 2)
+        let served = try patients.prefix(3).map {
+            SnapshotRecord(record: $0, state: try #require(try office.record($0)))
+        }
+
+        // A new laptop takes the first and third whole; it holds the second (its own phone), merged.
+        let laptop = try makeTestStore(replica: "laptop")
+        try laptop.commit([.assign(patients[1], "phone", "555-0999")], author: "per_3", site: nil)
+        let report = try laptop.applySnapshot(served, checkpoint: "3")
+        #expect(report.newConflicts == 2)
+        let conflicts = try laptop.conflicts()
+        #expect(conflicts.map(\.conflict.record) == [patients[0], patients[1]])
+        #expect(conflicts.allSatisfy { $0.conflict.field == "birthDate" && $0.conflict.values.count == 2 })
+
+        // The same page again records nothing more, and a resolution on the laptop closes one.
+        let again = try laptop.applySnapshot(served, checkpoint: "3")
+        #expect(again.newConflicts == 0)
+        #expect(try laptop.conflicts().count == 2)
+        try laptop.commit([.assign(patients[0], "birthDate", "1950-01-01")], author: "per_3", site: nil)
+        #expect(try laptop.conflicts().map(\.conflict.record) == [patients[1]])
+        #expect(try laptop.checkProjection() == [])
+    }
 }

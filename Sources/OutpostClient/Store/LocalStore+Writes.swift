@@ -283,7 +283,11 @@ final class StoreTransaction {
     private var existing: Set<RecordRef> = []
     private var logged: [RecordRef: [Change]] = [:]
     private var localLogged: [RecordRef: [Change]] = [:]
-    private var touched: Set<FieldKey> = []
+    /// The fields whose conflict status may have changed, by record (``finish(now:)`` checks them).
+    private var touched: [RecordRef: Set<String>] = [:]
+    /// Records new to the store taken whole from a snapshot: every field of their state is checked, with no
+    /// set of field names made for them (a new device's bootstrap takes a whole practice so).
+    private var takenWhole: Set<RecordRef> = []
     /// Per record, the ids already in the log, loaded when a change leaves the state unchanged.
     private var loggedIDCache: [RecordRef: Set<ChangeID>] = [:]
     /// Records whose state changed by a state merge (a snapshot), with no change to log, or whose tail was
@@ -297,11 +301,6 @@ final class StoreTransaction {
     /// that ``finish(now:)`` writes only the rows that changed (``Projection/update(_:from:to:codec:db:)``).
     /// Rows, not the state: keeping the loaded state would make the first change copy it.
     private var projected: [RecordRef: [Projection.Row]] = [:]
-
-    struct FieldKey: Hashable {
-        var record: RecordRef
-        var field: String
-    }
 
     init(db: Database, store: LocalStore) throws {
         self.db = db
@@ -365,7 +364,7 @@ final class StoreTransaction {
             guard !incoming.fields.isEmpty else { return false }
             states[record] = incoming
             merged.insert(record)
-            for field in incoming.fields.keys { touched.insert(FieldKey(record: record, field: field)) }
+            takenWhole.insert(record)
             return true
         }
         var state = try state(of: record)
@@ -374,7 +373,7 @@ final class StoreTransaction {
         guard state != before else { return false }
         states[record] = state
         merged.insert(record)
-        for field in incoming.fields.keys { touched.insert(FieldKey(record: record, field: field)) }
+        touched[record, default: []].formUnion(incoming.fields.keys)
         return true
     }
 
@@ -384,9 +383,7 @@ final class StoreTransaction {
         let before = try self.state(of: record)
         states[record] = state
         merged.insert(record)
-        for field in Set(before.fields.keys).union(state.fields.keys) {
-            touched.insert(FieldKey(record: record, field: field))
-        }
+        touched[record, default: []].formUnion(Set(before.fields.keys).union(state.fields.keys))
     }
 
     /// Applies one change; returns whether it was new.
@@ -408,7 +405,7 @@ final class StoreTransaction {
         } else {
             logged[change.record, default: []].append(change)
         }
-        touched.insert(FieldKey(record: change.record, field: change.field))
+        touched[change.record, default: []].insert(change.field)
         return true
     }
 
@@ -664,26 +661,34 @@ final class StoreTransaction {
         }
         // Most stores have no open conflict: then no touched field was in conflict, and no lookup is needed.
         let inboxIsEmpty = try !(Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM conflict)") ?? false)
-        for key in touched {
-            guard let policy = schema.policy(type: key.record.type, field: key.field), policy.isRegister,
-                let state = states[key.record]
-            else { continue }
-            let isConflict = state[key.field].resolution(under: policy).isConflict
+        func check(_ record: RecordRef, _ field: String, _ fieldState: FieldState) throws {
+            guard let policy = schema.policy(type: record.type, field: field), policy.isRegister else { return }
+            let isConflict = fieldState.resolution(under: policy).isConflict
             let wasConflict =
-                try !inboxIsEmpty && existing.contains(key.record)
+                try !inboxIsEmpty && existing.contains(record)
                 && Bool.fetchOne(
                     db.cachedStatement(sql: "SELECT 1 FROM conflict WHERE type = ? AND id = ? AND field = ?"),
-                    arguments: [key.record.type, key.record.id, key.field]
+                    arguments: [record.type, record.id, field]
                 ) ?? false
             if isConflict && !wasConflict {
                 try db.cachedStatement(sql: "INSERT INTO conflict (type, id, field, detectedAt) VALUES (?, ?, ?, ?)")
-                    .execute(arguments: [key.record.type, key.record.id, key.field, Int64(now)])
+                    .execute(arguments: [record.type, record.id, field, Int64(now)])
                 report.newConflicts += 1
             } else if !isConflict && wasConflict {
                 try db.cachedStatement(sql: "DELETE FROM conflict WHERE type = ? AND id = ? AND field = ?").execute(
-                    arguments: [key.record.type, key.record.id, key.field])
+                    arguments: [record.type, record.id, field])
                 report.resolvedConflicts += 1
             }
+        }
+        // A record taken whole is new to the store (no conflict of it is recorded): each field of its state is
+        // checked once, and a field touched since that its state no longer holds has no conflict to clear.
+        for record in takenWhole {
+            guard let state = states[record] else { continue }
+            for (field, fieldState) in state.fields { try check(record, field, fieldState) }
+        }
+        for (record, fields) in touched where !takenWhole.contains(record) {
+            guard let state = states[record] else { continue }
+            for field in fields { try check(record, field, state[field]) }
         }
         try db.execute(
             sql: "UPDATE replica SET counter = ?, clockMillis = ?, clockCounter = ? WHERE id = 1",
