@@ -323,6 +323,22 @@ struct ProjectionTests {
                     #expect(row.fields[field]?.isConflict ?? false == task.fields[field]?.isConflict ?? false)
                 }
             }
+            // A list's cells, made with no record per task, read as the whole records' fields (and a column the
+            // projection does not hold is empty).
+            let columns = ["patient", "kind", "priority", "status", "dueDate", "assignee", "title", "notes"]
+            let mark = { (text: String?, isConflict: Bool) in (text ?? "") + (isConflict ? " (!)" : "") }
+            let cells = try care.taskCells(query, columns: columns, cell: mark)
+            #expect(
+                cells
+                    == expected.map { task in
+                        [task.id]
+                            + columns.map { column in
+                                column == "notes"
+                                    ? "" : mark(task.string(column), task.fields[column]?.isConflict ?? false)
+                            }
+                    },
+                "seed \(seed): \(query)"
+            )
         }
         let today = CalendarDate(year: 2026, month: 5, day: 1) ?? CalendarDate(daysSinceEpoch: 0)
         let site = world.pick(world.sites)

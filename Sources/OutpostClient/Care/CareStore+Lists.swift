@@ -95,29 +95,73 @@ extension CareStore {
     /// status; a field with concurrent values is marked in conflict). No task's state is decoded: what lists
     /// print, read in a few milliseconds. ``tasks(_:)`` gives the whole records.
     public func taskRows(_ query: TaskQuery) throws(ClientError) -> [MaterializedRecord] {
-        let (clauses, arguments) = try taskFilter(query)
-        let table = Projection.task
-        // Positional: the id, the conflicts, then the fields.
-        let names = [
-            "patient", "team", "assignee", "status", "priority", "dueDate", "kind", "title", "channel",
-            "referralStatus",
-        ]
-        let columns = ["id", "conflicts"] + names
-        let filter = clauses.isEmpty ? nil : (clauses.joined(separator: " AND "), StatementArguments(arguments))
-        return try store.read(doing: "list tasks") { db in
-            var result: [MaterializedRecord] = []
-            try store.forEachProjectedRow(of: table, columns: columns, side: nil, filter: filter, db: db) { row, _ in
-                let values = row.map { String.fromDatabaseValue($0) }
-                let conflicts = values[1].map { Set($0.split(separator: ",").map(String.init)) } ?? []
-                var fields = [String: FieldValue](minimumCapacity: names.count)
-                for name in conflicts { fields[name] = .single(nil, isConflict: true) }
-                for (offset, name) in names.enumerated() {
-                    guard let value = values[offset + 2] else { continue }
-                    fields[name] = .single(.string(value), isConflict: conflicts.contains(name))
-                }
-                result.append(MaterializedRecord(type: .task, id: values[0] ?? "", fields: fields))
+        let names = Self.projectedTaskFields
+        var result: [MaterializedRecord] = []
+        try forEachProjectedTask(query, fields: names) { id, values, conflicts in
+            var fields = [String: FieldValue](minimumCapacity: names.count)
+            for name in conflicts { fields[name] = .single(nil, isConflict: true) }
+            for (name, value) in zip(names, values) {
+                guard let value else { continue }
+                fields[name] = .single(.string(value), isConflict: conflicts.contains(name))
             }
-            return result
+            result.append(MaterializedRecord(type: .task, id: id, fields: fields))
+        }
+        return result
+    }
+
+    /// The tasks `query` selects, sorted by id, as a table's rows: the task's id, then a cell for each of
+    /// `columns`, made by `cell` from the field's projected text (`nil` when unset or not projected) and whether
+    /// it has concurrent values. The same values as ``taskRows(_:)``'s fields (`ProjectionTests`), with no
+    /// dictionary of fields made per task: what `outpost task list` prints.
+    public func taskCells(
+        _ query: TaskQuery,
+        columns: [String],
+        cell: (_ text: String?, _ isConflict: Bool) -> String
+    ) throws(ClientError) -> [[String]] {
+        let names = columns.filter(Self.projectedTaskFields.contains)
+        let positions = columns.map { names.firstIndex(of: $0) }
+        var result: [[String]] = []
+        try forEachProjectedTask(query, fields: names) { id, values, conflicts in
+            var cells = [id]
+            cells.reserveCapacity(columns.count + 1)
+            for (column, position) in zip(columns, positions) {
+                cells.append(cell(position.flatMap { values[$0] }, conflicts.contains(column)))
+            }
+            result.append(cells)
+        }
+        return result
+    }
+
+    /// The task fields the projection holds as text (``taskRows(_:)``).
+    private static let projectedTaskFields = [
+        "patient", "team", "assignee", "status", "priority", "dueDate", "kind", "title", "channel", "referralStatus",
+    ]
+
+    /// Calls `body` with each task `query` selects, sorted by id, from the projection: its id, the text of each
+    /// of `fields` (projected task columns), and the fields with concurrent values.
+    private func forEachProjectedTask(
+        _ query: TaskQuery,
+        fields names: [String],
+        _ body: (_ id: String, _ values: [String?], _ conflicts: Set<String>) -> Void
+    ) throws(ClientError) {
+        let (clauses, arguments) = try taskFilter(query)
+        let filter = clauses.isEmpty ? nil : (clauses.joined(separator: " AND "), StatementArguments(arguments))
+        try store.read(doing: "list tasks") { db in
+            // Positional: the id, the conflicts, then the fields.
+            try store.forEachProjectedRow(
+                of: Projection.task,
+                columns: ["id", "conflicts"] + names,
+                side: nil,
+                filter: filter,
+                db: db
+            ) { row, _ in
+                let conflicts = String.fromDatabaseValue(row[1]).map { Set($0.split(separator: ",").map(String.init)) }
+                body(
+                    String.fromDatabaseValue(row[0]) ?? "",
+                    row.dropFirst(2).map { String.fromDatabaseValue($0) },
+                    conflicts ?? []
+                )
+            }
         }
     }
 

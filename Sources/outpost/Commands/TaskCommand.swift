@@ -69,8 +69,15 @@ struct ListTasks: ParsableCommand {
         // TaskQuery's patient follows merges.
         // The table is printed from the projection (no task decoded); JSON gives whole records.
         let query = TaskQuery(patient: patient, status: status, team: team, assignee: assignee)
-        let tasks = try output.json ? store.tasks(query) : store.taskRows(query)
-        try RecordOutput.printList(tasks, columns: TaskKind.columns, json: output.json)
+        guard !output.json else {
+            RecordOutput.printJSON(try store.tasks(query))
+            return
+        }
+        // Cells straight from the projection's text, formatted as a record's register is.
+        let rows = try store.taskCells(query, columns: TaskKind.columns) { text, isConflict in
+            RecordOutput.cell(.single(text.map(Value.string), isConflict: isConflict))
+        }
+        Terminal.table(["id"] + TaskKind.columns, rows)
     }
 }
 
