@@ -60,7 +60,7 @@ public actor SyncEngine {
     /// Tunables.
     public struct Options: Sendable {
         /// The most changes per push (the server's own limit applies too).
-        public var pushBatch = 1_000
+        public var pushBatch = 5_000
         /// The most changes or records per page.
         public var pageSize = 2_000
         /// How many times a transient failure is retried before giving up.
