@@ -124,6 +124,38 @@ struct SyncRulesTests {
         #expect(try judge(clinician).judge(request, context: context).accepted.count == 1)
     }
 
+    /// A stored record's row is written with its owner only when the owner changes: an edit to a task of the same
+    /// patient rewrites its state alone (SQLite rewrites an index entry for every column a statement sets).
+    @Test func aPlanRewritesARecordsOwnerOnlyWhenItChanges() throws {
+        let directory = try TemporaryDirectory("outpost-judge")
+        let (replica, changes) = try loaded(directory)
+        let first = try judge().judge(PushRequest(replica: replica.store.replicaID, changes: changes), context: .init())
+        #expect(!first.records.isEmpty && first.records.allSatisfy { $0.row == .insert && !$0.learntOwner })
+        // The server holds the practice now.
+        var context = PushContext()
+        for record in first.records {
+            context.records[record.ref] = (record.owner, record.state)
+            context.existing.insert(record.ref)
+        }
+        let task = RecordRef(type: RecordType.task.rawValue, id: TinyPractice.task)
+        let stored = try #require(context.records[task])
+        let patient = try #require(stored.owner)
+        let edit = try change("\(replica.store.replicaID)/9999", task.type, task.id, "priority", .string("urgent"))
+        let request = PushRequest(replica: replica.store.replicaID, changes: [edit])
+        func written(_ owner: String?) throws -> PushPlan.Record {
+            context.records[task] = (owner, stored.state)
+            let plan = try judge().judge(request, context: context)
+            return try #require(plan.records.count == 1 ? plan.records.first : nil)
+        }
+        let same = try written(patient)
+        #expect(same.row == .state && same.owner == patient && !same.learntOwner)
+        let ownerless = try written(nil)
+        #expect(ownerless.row == .stateAndOwner && ownerless.owner == patient && ownerless.learntOwner)
+        let other = try #require(TinyPractice.patients.first { $0 != patient })
+        let moved = try written(other)
+        #expect(moved.row == .stateAndOwner && moved.owner == patient && !moved.learntOwner)
+    }
+
     @Test func referencesNameEveryAuthorSiteAndReferenceValue() throws {
         let directory = try TemporaryDirectory("outpost-judge")
         let (replica, changes) = try loaded(directory)
@@ -235,5 +267,41 @@ struct SyncRulesTests {
             maxClockSkewMillis: 60_000
         )
         #expect(again.response.duplicates == changes.count && again.response.accepted == 0)
+    }
+
+    /// Changes are not indexed by record (`v10-changes-by-feed`): a store of the version before loses that index,
+    /// the feed's index stays, and the update that gives ownerless changes their owner finds them by an index of
+    /// those alone.
+    @Test func aStoreIndexesChangesByFeedAndOnlyOwnerlessOnesByRecord() throws {
+        let directory = try TemporaryDirectory("outpost-migrate")
+        let data = directory.path("server")
+        try FileManager.default.createDirectory(atPath: data, withIntermediateDirectories: true)
+        func indexes(_ db: Database) throws -> Set<String> {
+            Set(
+                try String.fetchAll(
+                    db,
+                    sql: "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'change' AND sql IS NOT NULL"
+                )
+            )
+        }
+        do {
+            let pool = try DatabasePool(path: data + "/outpost-server.sqlite")
+            try ServerStore.migrator.migrate(pool, upTo: "v9-compaction")
+            #expect(try pool.read(indexes) == ["change_by_practice", "change_by_record"])
+        }
+        var logger = Logger(label: "test")
+        logger.logLevel = .critical
+        let store = try ServerStore(directory: data, create: false, logger: logger)
+        try store.pool.read { db in
+            #expect(try indexes(db) == ["change_by_practice", "change_ownerless"])
+            let plan = try Row.fetchAll(
+                db,
+                sql: """
+                    EXPLAIN QUERY PLAN
+                    UPDATE change SET owner = 'pat' WHERE practice = 'p' AND type = 't' AND id = 'i' AND owner IS NULL
+                    """
+            ).map { $0["detail"] as String }.joined(separator: "; ")
+            #expect(plan.contains("change_ownerless"), "\(plan)")
+        }
     }
 }

@@ -154,21 +154,23 @@ extension ServerStore: CompactionStorage {
                 dropped: 0
             )
         }
-        // Then the changes at or below it, a batch per transaction, walked by record.
-        var cursor: (type: String, id: String, seq: Int64) = ("", "", 0)
+        // Then the changes at or below it, a batch per transaction, walked by feed position (the changes are not
+        // indexed by record: migration `v10-changes-by-feed`). Whether a change may go depends on its record's
+        // state, not on the order of the walk.
+        var cursor: Int64 = 0
         let floor = report.floor
         while true {
             let start = cursor
-            let batch = try await writeAsync { db -> (examined: Int, dropped: Int, last: (String, String, Int64)?) in
+            let batch = try await writeAsync { db -> (examined: Int, dropped: Int, last: Int64?) in
                 let rows = try Row.fetchAll(
                     db.cachedStatement(
                         sql: """
                             SELECT seq, type, id, payload FROM change
-                            WHERE practice = ? AND (type, id, seq) > (?, ?, ?) AND seq <= ?
-                            ORDER BY type, id, seq LIMIT 2000
+                            WHERE practice = ? AND seq > ? AND seq <= ?
+                            ORDER BY seq LIMIT 2000
                             """
                     ),
-                    arguments: [practice, start.type, start.id, start.seq, floor]
+                    arguments: [practice, start, floor]
                 )
                 var states: [RecordRef: (state: RecordState?, conflicted: Set<String>)] = [:]
                 var dropped = 0
@@ -209,8 +211,7 @@ extension ServerStore: CompactionStorage {
                     ])
                     dropped += 1
                 }
-                let last = rows.last.map { ($0["type"] as String, $0["id"] as String, $0["seq"] as Int64) }
-                return (rows.count, dropped, last)
+                return (rows.count, dropped, rows.last.map { $0["seq"] as Int64 })
             }
             report.examined += batch.examined
             report.dropped += batch.dropped

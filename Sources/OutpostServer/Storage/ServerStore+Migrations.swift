@@ -273,6 +273,19 @@ extension ServerStore {
         migrator.registerMigration("v8-server-epoch") { db in try ServerStore.createServerMeta(db) }
         // Coordinated compaction's feed floor and the devices' refused counts (ServerStore+Compaction.swift).
         registerCompactionMigrations(&migrator)
+        // The changes are no longer indexed by record. Edits to records all over a practice (two sites' offline
+        // days) inserted an entry at a random page of that index per change, about a third of the SQL time of
+        // such a push. What looked changes up by record walks the practice's feed instead (compaction by feed
+        // position, a purge once per patient); only changes without an owner, which a later push may give one,
+        // keep a (small) index by record.
+        migrator.registerMigration("v10-changes-by-feed") { db in
+            try db.execute(
+                sql: """
+                    DROP INDEX change_by_record;
+                    CREATE INDEX change_ownerless ON change (practice, type, id) WHERE owner IS NULL;
+                    """
+            )
+        }
         return migrator
     }
 }

@@ -45,9 +45,19 @@ extension ServerStore {
                     """,
                 arguments: [practice, patient, patient]
             )
+            // The changes in one walk of the practice's feed: they are not indexed by record (migration
+            // `v10-changes-by-feed`), and a purge is rare.
+            try db.execute(
+                sql: """
+                    DELETE FROM change WHERE practice = ?1 AND (type, id) IN (
+                        SELECT type, id FROM record WHERE practice = ?1 AND ((type = 'patient' AND id = ?2) OR owner = ?2)
+                    )
+                    """,
+                arguments: [practice, patient]
+            )
             for ref in refs {
                 let arguments: StatementArguments = [practice, ref["type"] as String, ref["id"] as String]
-                for table in ["change", "conflict", "record"] {
+                for table in ["conflict", "record"] {
                     try db.execute(
                         sql: "DELETE FROM \(table) WHERE practice = ? AND type = ? AND id = ?",
                         arguments: arguments

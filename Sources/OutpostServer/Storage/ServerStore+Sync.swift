@@ -161,12 +161,19 @@ extension ServerStore: SyncStorage {
         for record in plan.records {
             var writer = BinaryWriter(capacity: 512)
             writer.write(record.state)
-            try db.cachedStatement(
-                sql: """
-                    INSERT INTO record (practice, type, id, owner, state) VALUES (?, ?, ?, ?, ?)
-                    ON CONFLICT (practice, type, id) DO UPDATE SET owner = excluded.owner, state = excluded.state
-                    """
-            ).execute(arguments: [practice, record.ref.type, record.ref.id, record.owner, Data(writer.bytes)])
+            if record.row == .state {
+                // The owner stays: SQLite would rewrite the owner's index entry if the statement set it, and a
+                // push of edits to records all over the practice would write a random page of it per record.
+                try db.cachedStatement(sql: "UPDATE record SET state = ? WHERE practice = ? AND type = ? AND id = ?")
+                    .execute(arguments: [Data(writer.bytes), practice, record.ref.type, record.ref.id])
+            } else {
+                try db.cachedStatement(
+                    sql: """
+                        INSERT INTO record (practice, type, id, owner, state) VALUES (?, ?, ?, ?, ?)
+                        ON CONFLICT (practice, type, id) DO UPDATE SET owner = excluded.owner, state = excluded.state
+                        """
+                ).execute(arguments: [practice, record.ref.type, record.ref.id, record.owner, Data(writer.bytes)])
+            }
             if record.learntOwner, let owner = record.owner {
                 // Its earlier changes now belong to that patient, and every scoped device holding the patient,
                 // which skipped them as ownerless, is sent the patient whole again on its next pull.

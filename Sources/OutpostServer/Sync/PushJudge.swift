@@ -29,12 +29,23 @@ struct PushPlan: Sendable {
 
     /// A record to write back, with its owner.
     struct Record: Sendable {
+        /// What of the stored row changes.
+        enum RowChange: Sendable, Equatable {
+            /// No row yet: a new one.
+            case insert
+            /// The state; the owner stays (the owner's index is left alone).
+            case state
+            /// The state and the owner.
+            case stateAndOwner
+        }
+
         var ref: RecordRef
         var owner: String?
         var state: RecordState
         /// Whether the stored row had no owner and this push gave it one: its earlier changes belong to the
         /// owner now, and scoped devices holding that patient are sent it whole again.
         var learntOwner: Bool
+        var row: RowChange
     }
 
     /// A patient's scope columns: its primary team and its sites.
@@ -426,7 +437,14 @@ private struct Batch {
             let learnt =
                 owner != nil && ref.type != RecordType.patient.rawValue
                 && { if case .some(.none) = storedOwners[ref] { true } else { false } }()
-            plan.records.append(PushPlan.Record(ref: ref, owner: owner, state: state, learntOwner: learnt))
+            let row: PushPlan.Record.RowChange =
+                switch storedOwners[ref] {
+                case .none: .insert
+                case .some(let stored): stored == owner ? .state : .stateAndOwner
+                }
+            plan.records.append(
+                PushPlan.Record(ref: ref, owner: owner, state: state, learntOwner: learnt, row: row)
+            )
             if ref.type == RecordType.patient.rawValue {
                 let keys = PatientView.ScopeKeys(state: state)
                 plan.patientScopes.append(PushPlan.PatientScope(patient: ref.id, team: keys.team, sites: keys.sites))
