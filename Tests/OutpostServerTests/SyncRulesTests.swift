@@ -280,7 +280,10 @@ struct SyncRulesTests {
             Set(
                 try String.fetchAll(
                     db,
-                    sql: "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'change' AND sql IS NOT NULL"
+                    sql: """
+                        SELECT name FROM sqlite_master
+                        WHERE type = 'index' AND tbl_name = 'change' AND sql IS NOT NULL
+                        """
                 )
             )
         }

@@ -40,21 +40,25 @@ extension LocalStore {
     func loadStateAndTail(_ record: RecordRef, db: Database) throws -> HeldRecord? {
         guard
             let row = try Row.fetchOne(
-                db.cachedStatement(sql: "SELECT state, tailStart, tailBytes FROM record WHERE type = ? AND id = ?"),
+                db.cachedStatement(
+                    sql: "SELECT state, tailStart, tailBytes, owner FROM record WHERE type = ? AND id = ?"
+                ),
                 arguments: [record.type, record.id]
             )
         else { return nil }
         let bytes = row[0] as Data
         var state = try codec.decodeState(bytes, of: record)
         if let tailStart = row[1] as Int64? { try foldTail(into: &state, of: record, from: tailStart, db: db) }
-        return HeldRecord(state: state, stateBytes: bytes.count, tailBytes: row[2] as Int)
+        return HeldRecord(state: state, stateBytes: bytes.count, tailBytes: row[2] as Int, owner: row[3] as String?)
     }
 
-    /// A record as loaded: its state with the tail folded in, and the sizes of its stored state and tail.
+    /// A record as loaded: its state with the tail folded in, the sizes of its stored state and tail, and its
+    /// row's owner.
     struct HeldRecord {
         var state: RecordState
         var stateBytes: Int
         var tailBytes: Int
+        var owner: String?
     }
 
     /// Applies the record's change-log rows from `tailStart` on to `state`.

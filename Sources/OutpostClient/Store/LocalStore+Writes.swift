@@ -297,6 +297,9 @@ final class StoreTransaction {
     private var tailed: [RecordRef: [Change]] = [:]
     /// The sizes of the stored state and tail of each held record loaded.
     private var sizes: [RecordRef: (state: Int, tail: Int)] = [:]
+    /// The owner in each held record's row as loaded: a row is written with its owner only when it changes, so
+    /// that SQLite leaves the owner's index entry alone (it rewrites one for every column a statement sets).
+    private var storedOwners: [RecordRef: String?] = [:]
     /// The projected rows of each held record of a projected type as loaded (what the projection holds), so
     /// that ``finish(now:)`` writes only the rows that changed (``Projection/update(_:from:to:codec:db:)``).
     /// Rows, not the state: keeping the loaded state would make the first change copy it.
@@ -330,6 +333,7 @@ final class StoreTransaction {
             state = held.state
             existing.insert(record)
             sizes[record] = (held.stateBytes, held.tailBytes)
+            storedOwners[record] = held.owner
             if Projection.tables[record.type] != nil { projected[record] = Projection.rows(of: record, held.state) }
         }
         // Appends this transaction sent to the tail before the record was loaded (they are logged already).
@@ -637,23 +641,31 @@ final class StoreTransaction {
             }
             // A held record changed only by logged changes keeps its stored state: its new rows join its tail,
             // until the tail would outgrow the state (then the state is written whole, the tail folded in).
+            // The owner column only when it changes (`storedOwners`: a held record's row as loaded).
+            let ownerStays = storedOwners[record].map { $0 == owner } ?? false
+            let setOwner = ownerStays ? "" : ", owner = ?"
+            let ownerArgument: StatementArguments = ownerStays ? [] : [owner]
             if existing.contains(record), !merged.contains(record), let rows = written[record],
                 let size = sizes[record], size.tail + rows.bytes <= size.state + Self.tailAllowance
             {
                 try db.cachedStatement(
                     sql: """
-                        UPDATE record SET tailStart = coalesce(tailStart, ?), tailBytes = ?, owner = ?
+                        UPDATE record SET tailStart = coalesce(tailStart, ?), tailBytes = ?\(setOwner)
                         WHERE type = ? AND id = ?
                         """
-                ).execute(arguments: [rows.firstSeq, size.tail + rows.bytes, owner, record.type, record.id])
+                ).execute(
+                    arguments: [rows.firstSeq, size.tail + rows.bytes] + ownerArgument + [record.type, record.id]
+                )
                 continue
             }
             let bytes = try store.codec.encode(state, of: record)
             if existing.contains(record) {
                 try db.cachedStatement(
-                    sql:
-                        "UPDATE record SET state = ?, owner = ?, tailStart = NULL, tailBytes = 0 WHERE type = ? AND id = ?"
-                ).execute(arguments: [bytes, owner, record.type, record.id])
+                    sql: """
+                        UPDATE record SET state = ?, tailStart = NULL, tailBytes = 0\(setOwner)
+                        WHERE type = ? AND id = ?
+                        """
+                ).execute(arguments: [bytes] + ownerArgument + [record.type, record.id])
             } else {
                 try db.cachedStatement(sql: "INSERT INTO record (type, id, owner, state) VALUES (?, ?, ?, ?)").execute(
                     arguments: [record.type, record.id, owner, bytes])
