@@ -37,7 +37,7 @@ struct StoreFormatTests {
                 try #require(try Data.fetchOne(db, sql: "SELECT payload FROM change ORDER BY seq LIMIT 1"))
             )
         }
-        #expect(state.prefix(2) == Data([0, 2]) && payload.prefix(2) == Data([0, 2]))
+        #expect(state.prefix(2) == Data([0, 3]) && payload.prefix(2) == Data([0, 3]))
         var damaged: [(column: String, bytes: Data, truncated: Bool)] = []
         // (Cut to its first byte, 0x00, a state row reads as format 1's empty state: not damaged as such.)
         for length in 0..<state.count where length != 1 { damaged.append(("state", state.prefix(length), true)) }

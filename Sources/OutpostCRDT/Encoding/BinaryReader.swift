@@ -45,6 +45,12 @@ public struct BinaryReader {
         return bytes[offset]
     }
 
+    /// The next byte, not read.
+    public func peekByte() throws(CRDTError) -> UInt8 {
+        guard offset < bytes.count else { throw malformed("truncated data") }
+        return bytes[offset]
+    }
+
     /// Reads a string.
     public mutating func readString() throws(CRDTError) -> String {
         let count = try readCount()

@@ -197,6 +197,12 @@ extension LocalStore {
                     """
             )
         }
+        migrator.registerMigration("v12-well-known-strings") { _ in
+            // No table changes: from this version on, rows are written in the store's format 3 (StoreCodec:
+            // the care model's field names and code values by index), and rows of formats 1 and 2 are still
+            // read. Registered so that an older Outpost, which cannot read format 3, refuses the store as
+            // written by a newer version instead of failing on its rows.
+        }
         return migrator
     }
 }

@@ -2,7 +2,7 @@ import OutpostCRDT
 
 import struct Foundation.Data
 
-/// The store's compact binary form of record states and change-log rows (format 2).
+/// The store's compact binary form of record states and change-log rows (format 3).
 ///
 /// Format 1 is `OutpostCRDT`'s ``BinaryWriter`` layout, which spells out every write's replica id,
 /// author and site, and repeats the record's type and id in every change-log row. Format 2 codes what
@@ -16,18 +16,56 @@ import struct Foundation.Data
 ///   clock counter separately), so a record written in one transaction costs a byte or two per clock;
 /// - a change-log row does not repeat its record: the row's `type` and `id` columns name it.
 ///
-/// Values are written as in format 1 (a tag byte and the payload). Format 1 rows are still read: a
-/// format-1 state never starts with `0x00` followed by more bytes (an empty state is the single byte
-/// `0x00`), and a format-1 change row starts with the length of a non-empty record type. Every length,
-/// count and index is checked: malformed bytes are refused with a ``CRDTError`` (`malformedEncoding`),
-/// never a crash.
+/// Format 3 (`0x00 0x03`, written from store schema `v12-well-known-strings` on) is format 2 with the
+/// care model's field names and code values (``wellKnown``, a frozen list) left out of the rows: a string
+/// reference is `2 × i` for the row table's string `i` and `2 × i + 1` for the well-known string `i`, and a
+/// value that is a well-known string is the tag byte `5` and its index.
+///
+/// Other values are written as in format 1 (a tag byte and the payload). Rows of formats 1 and 2 are
+/// still read: a format-1 state never starts with `0x00` followed by more bytes (an empty state is the
+/// single byte `0x00`), and a format-1 change row starts with the length of a non-empty record type.
+/// Every length, count and index is checked: malformed bytes are refused with a ``CRDTError``
+/// (`malformedEncoding`), never a crash.
 ///
 /// A store's codec (``LocalStore``'s `codec`) is the one door between rows and SQLite: its instance methods
 /// encode and decode every blob the store writes or reads, sealing and opening them with ``StoreCipher`` when
 /// the store is encrypted (docs/store.md, "Encryption at rest"). An encrypted store refuses a plain row, and a
 /// plain store an encrypted one.
 struct StoreCodec: Sendable {
-    static let marker: [UInt8] = [0x00, 0x02]
+    /// The first bytes of a row written now (format 3).
+    static let marker: [UInt8] = [0x00, 0x03]
+
+    /// The strings format 3 rows name by index rather than spell out: every field name of the care model,
+    /// then every value of its enumerations, as they stood when format 3 was made. Frozen: rows on disk
+    /// name these by position, so an entry is never changed, moved or removed; a later model's new names
+    /// are simply written in the rows (`StoreRowFormatTests` holds the list to its golden copy).
+    static let wellKnown: [String] = [
+        "name", "address", "phone", "timeZone", "status", "fhirIDs", "resolutions", "kind", "role", "email",
+        "sites", "subgroup", "leader", "members", "key", "label", "description", "monthlyPaymentCents",
+        "givenName", "familyName", "birthDate", "sex", "mrn", "deceasedOn", "preferredLanguage", "riskTier",
+        "primaryTeam", "conditions", "allergies", "careGaps", "consentToText", "consentToShare", "notes",
+        "mergedInto", "merges", "patient", "team", "title", "priority", "dueDate", "assignee", "channel",
+        "attempts", "referredTo", "referralSentOn", "appointmentOn", "resultReceivedOn", "referralStatus",
+        "code", "value", "unit", "effectiveAt", "site", "occurredAt", "costCents", "active", "inactive",
+        "clinic", "home-visit", "school", "workplace", "pharmacy", "virtual", "physician", "np-pa", "rn",
+        "pharmacist", "behavioral-health", "care-navigator", "medical-assistant", "front-office",
+        "social-worker", "specialist", "male", "female", "other", "unknown", "low", "moderate", "high",
+        "very-high", "deceased", "entered-in-error", "outreach", "screening", "gap-closure",
+        "medication-review", "referral", "ed-follow-up", "discharge-follow-up", "remote-monitoring",
+        "behavioral-screening", "social-needs", "school-visit", "group-visit", "requested", "ready",
+        "in-progress", "on-hold", "completed", "cancelled", "failed", "routine", "urgent", "asap", "stat",
+        "in-person", "video", "message", "home", "draft", "sent", "scheduled", "seen", "result-received",
+        "closed", "declined", "4548-4", "8480-6", "8462-4", "39156-5", "29463-7", "44261-6", "2089-1", "final",
+        "office", "ed-visit", "admission", "finished",
+    ]
+
+    /// The position of each ``wellKnown`` string.
+    static let wellKnownIndex: [String: UInt64] = Dictionary(
+        uniqueKeysWithValues: wellKnown.enumerated().map { ($0.element, UInt64($0.offset)) }
+    )
+
+    /// The value tag of a well-known string (tags 0 to 4 are ``BinaryWriter``'s).
+    static let wellKnownValueTag: UInt8 = 5
 
     /// The store's cipher; `nil` for a store that is not encrypted.
     let cipher: StoreCipher?
@@ -77,9 +115,9 @@ struct StoreCodec: Sendable {
         return Array(blob)
     }
 
-    /// Whether `bytes` are in format 2.
+    /// Whether `bytes` are in format 2 or 3.
     static func isCompact(_ bytes: [UInt8]) -> Bool {
-        bytes.count >= 2 && bytes[0] == 0x00 && bytes[1] == 0x02
+        bytes.count >= 2 && bytes[0] == 0x00 && (bytes[1] == 0x02 || bytes[1] == 0x03)
     }
 
     // MARK: Writing
@@ -89,10 +127,27 @@ struct StoreCodec: Sendable {
     private struct Table {
         var strings: [String] = []
 
+        /// The reference to a string that is never well-known (a replica id, an author, a site).
         mutating func index(of text: String) -> UInt64 {
-            for (index, held) in strings.enumerated() where held == text { return UInt64(index) }
+            for (index, held) in strings.enumerated() where held == text { return UInt64(index) << 1 }
             strings.append(text)
-            return UInt64(strings.count - 1)
+            return UInt64(strings.count - 1) << 1
+        }
+
+        /// The reference to a field name: its well-known index when it has one.
+        mutating func index(ofName name: String) -> UInt64 {
+            if let known = StoreCodec.wellKnownIndex[name] { return known << 1 | 1 }
+            return index(of: name)
+        }
+    }
+
+    /// Writes a value, a well-known string by its index.
+    private static func write(_ value: Value, into body: inout BinaryWriter) {
+        if case .string(let text) = value, let known = wellKnownIndex[text] {
+            body.write(byte: wellKnownValueTag)
+            body.write(varint: known)
+        } else {
+            body.write(value)
         }
     }
 
@@ -112,13 +167,13 @@ struct StoreCodec: Sendable {
         body.write(varint: UInt64(names.count))
         for name in names {
             let field = state[name]
-            body.write(varint: table.index(of: name))
+            body.write(varint: table.index(ofName: name))
             body.write(varint: UInt64(field.live.count))
             for write in field.live {
                 body.write(varint: table.index(of: write.id.replica.rawValue))
                 body.write(varint: Zigzag.encode(write.id.counter, from: deltas.counter))
                 deltas.counter = write.id.counter
-                body.write(write.value)
+                Self.write(write.value, into: &body)
                 body.write(varint: Zigzag.encode(write.clock.millis, from: deltas.millis))
                 deltas.millis = write.clock.millis
                 body.write(varint: Zigzag.encode(UInt64(write.clock.counter), from: deltas.clockCounter))
@@ -145,9 +200,9 @@ struct StoreCodec: Sendable {
             body.write(varint: table.index(of: change.id.replica.rawValue))
             body.write(varint: Zigzag.encode(change.id.counter, from: deltas.counter))
             deltas.counter = change.id.counter
-            body.write(varint: table.index(of: change.field))
+            body.write(varint: table.index(ofName: change.field))
             body.write(byte: code(of: change.operation))
-            body.write(change.value)
+            Self.write(change.value, into: &body)
             body.write(varint: UInt64(change.replaces.count))
             for id in change.replaces {
                 body.write(varint: table.index(of: id.replica.rawValue))
@@ -226,6 +281,8 @@ struct StoreCodec: Sendable {
     private struct CompactReader {
         var reader: BinaryReader
         var strings: [String] = []
+        /// Whether the row is format 3: references name the row's table or ``wellKnown`` (see the type).
+        var isFormat3 = false
         /// The last replica id read and its index: a row's changes are mostly one replica's, checked once.
         var lastReplica: (index: UInt64, id: ReplicaID)?
         var deltas = Deltas()
@@ -238,7 +295,7 @@ struct StoreCodec: Sendable {
 
         mutating func readTable() throws(CRDTError) {
             _ = try reader.readByte()
-            _ = try reader.readByte()
+            isFormat3 = try reader.readByte() == 0x03
             let count = try reader.readVarint()
             // Every string takes at least its length byte.
             guard count <= 1 << 20 else { throw StoreCodec.malformed("string table too long") }
@@ -252,28 +309,62 @@ struct StoreCodec: Sendable {
             return Int(count)
         }
 
-        mutating func string() throws(CRDTError) -> String {
-            let index = try reader.readVarint()
+        /// The string a reference names: the row table's, or in format 3 a well-known one.
+        func resolve(_ reference: UInt64) throws(CRDTError) -> String {
+            guard isFormat3 else {
+                guard reference < UInt64(strings.count) else { throw StoreCodec.malformed("string index out of range") }
+                return strings[Int(reference)]
+            }
+            let index = reference >> 1
+            if reference & 1 == 1 {
+                guard index < UInt64(StoreCodec.wellKnown.count) else {
+                    throw StoreCodec.malformed("well-known string index out of range")
+                }
+                return StoreCodec.wellKnown[Int(index)]
+            }
             guard index < UInt64(strings.count) else { throw StoreCodec.malformed("string index out of range") }
             return strings[Int(index)]
+        }
+
+        mutating func string() throws(CRDTError) -> String {
+            try resolve(try reader.readVarint())
         }
 
         mutating func site() throws(CRDTError) -> String? {
             let index = try reader.readVarint()
             if index == 0 { return nil }
-            guard index <= UInt64(strings.count) else { throw StoreCodec.malformed("site index out of range") }
-            return strings[Int(index - 1)]
+            return try resolve(index - 1)
         }
 
         mutating func replica() throws(CRDTError) -> ReplicaID {
             let index = try reader.readVarint()
             if let lastReplica, lastReplica.index == index { return lastReplica.id }
-            guard index < UInt64(strings.count), ReplicaID.isValid(strings[Int(index)]) else {
-                throw StoreCodec.malformed("bad replica id")
-            }
-            let replica = ReplicaID(unchecked: strings[Int(index)])
+            let text = try resolve(index)
+            guard ReplicaID.isValid(text) else { throw StoreCodec.malformed("bad replica id") }
+            let replica = ReplicaID(unchecked: text)
             lastReplica = (index, replica)
             return replica
+        }
+
+        /// Reads a value: in format 3, a well-known string may stand for itself by its index.
+        mutating func value() throws(CRDTError) -> Value {
+            guard isFormat3, try reader.peekByte() == StoreCodec.wellKnownValueTag else {
+                return try reader.readValue()
+            }
+            _ = try reader.readByte()
+            let index = try reader.readVarint()
+            guard index < UInt64(StoreCodec.wellKnown.count) else {
+                throw StoreCodec.malformed("well-known value index out of range")
+            }
+            return .string(StoreCodec.wellKnown[Int(index)])
+        }
+
+        /// Reads past a value, checking it.
+        mutating func skipValue() throws(CRDTError) {
+            guard isFormat3, try reader.peekByte() == StoreCodec.wellKnownValueTag else {
+                return try reader.skipValue()
+            }
+            _ = try value()
         }
 
         mutating func changeID(delta: Bool) throws(CRDTError) -> ChangeID {
@@ -306,7 +397,7 @@ struct StoreCodec: Sendable {
                 live.reserveCapacity(min(liveCount, 64))
                 for _ in 0..<liveCount {
                     let id = try changeID(delta: true)
-                    let value = try reader.readValue()
+                    let value = try value()
                     let clock = try timestamp()
                     let author = try string()
                     let site = try site()
@@ -344,14 +435,14 @@ struct StoreCodec: Sendable {
                 }
                 if let fields, !fields.contains(field) {
                     // Read past, every index still checked: the clock's deltas run through every change.
-                    try reader.skipValue()
+                    try skipValue()
                     for _ in 0..<(try count()) { _ = try changeID(delta: false) }
                     _ = try timestamp()
                     _ = try string()
                     _ = try site()
                     continue
                 }
-                let value = try reader.readValue()
+                let value = try value()
                 let replacesCount = try count()
                 var replaces: [ChangeID] = []
                 replaces.reserveCapacity(min(replacesCount, 4096))
