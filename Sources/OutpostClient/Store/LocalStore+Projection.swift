@@ -221,17 +221,21 @@ enum Projection {
             // Filters compare a register's text, as the in-memory lists did (`task.string("team") == team`);
             // what `TaskView` reads is all projected (the fields with concurrent values as `conflicts`, names
             // joined by commas), so that lists print tasks without decoding their states.
-            let view = TaskView(materialized)
+            // Read as `TaskView` reads them, without making one (its ids' checks are most of its cost): a task
+            // whose id is not a task id has no view, so it reads as open and without gap keys.
+            let isTask = TaskID(record.id) != nil
+            let title = materialized.string("title")
+            let isClosed = isTask && (materialized.string("status").map(TaskView.isClosed(status:)) ?? false)
             let conflicts = materialized.conflictedFields
             // The gap keys of its title (GapRules.keys(inTitle:)): the title is free text, never projected.
-            let keys = Set(GapRules.keys(inTitle: view?.title ?? "")).sorted()
+            let keys = isTask ? Set(GapRules.keys(inTitle: title ?? "")).sorted() : []
             var main = row(
                 task,
                 [
                     record.id, materialized.string("patient"), materialized.string("team"),
-                    materialized.string("assignee"), materialized.string("status"), !(view?.isClosed ?? false),
+                    materialized.string("assignee"), materialized.string("status"), !isClosed,
                     materialized.string("priority"), materialized.string("dueDate"), materialized.string("kind"),
-                    materialized.string("title"), materialized.string("channel"),
+                    title, materialized.string("channel"),
                     materialized.string("referralStatus"),
                     conflicts.isEmpty ? nil : conflicts.joined(separator: ","),
                     // More than one write of the status ever seen (live or replaced): every assignment in the

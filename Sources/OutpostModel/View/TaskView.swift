@@ -47,9 +47,12 @@ public struct TaskView: Sendable, Hashable {
     /// Whether the task's status ends the work (completed, cancelled, failed) or voids it
     /// (entered-in-error).
     public var isClosed: Bool {
-        guard let status else { return false }
-        return CareModel.taskStatusRules.terminal.contains(status)
-            || CareModel.taskStatusRules.overriding.contains(status)
+        status.map(Self.isClosed(status:)) ?? false
+    }
+
+    /// Whether a task of status `status` is closed (``isClosed``), for readers that hold only the status.
+    public static func isClosed(status: String) -> Bool {
+        CareModel.taskStatusRules.terminal.contains(status) || CareModel.taskStatusRules.overriding.contains(status)
     }
 
     /// Whether the task is open and its due date is before `today`.
