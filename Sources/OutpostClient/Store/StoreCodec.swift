@@ -64,6 +64,10 @@ struct StoreCodec: Sendable {
         uniqueKeysWithValues: wellKnown.enumerated().map { ($0.element, UInt64($0.offset)) }
     )
 
+    /// The length of the longest ``wellKnown`` string in UTF-8 bytes: a longer value (an id, free text) is
+    /// not looked up.
+    static let wellKnownMaxLength = wellKnown.map(\.utf8.count).max() ?? 0
+
     /// The value tag of a well-known string (tags 0 to 4 are ``BinaryWriter``'s).
     static let wellKnownValueTag: UInt8 = 5
 
@@ -143,7 +147,7 @@ struct StoreCodec: Sendable {
 
     /// Writes a value, a well-known string by its index.
     private static func write(_ value: Value, into body: inout BinaryWriter) {
-        if case .string(let text) = value, let known = wellKnownIndex[text] {
+        if case .string(let text) = value, text.utf8.count <= wellKnownMaxLength, let known = wellKnownIndex[text] {
             body.write(byte: wellKnownValueTag)
             body.write(varint: known)
         } else {
