@@ -8,8 +8,7 @@ import Foundation
 public enum TestKeyFile {
     /// The key file's path.
     public static let path: String = {
-        let folder = FileManager.default.temporaryDirectory
-            .appendingPathComponent("outpost-test-key-\(ProcessInfo.processInfo.processIdentifier)")
+        let folder = TestScratch.root.appendingPathComponent("test-key")
         try? FileManager.default.createDirectory(
             at: folder,
             withIntermediateDirectories: true,

@@ -11,8 +11,7 @@ import Testing
 struct ImportStreamTests {
     /// The small fixture, decoded whole and imported in this process: what the streamed import must match.
     static func expectedExport(of file: String) throws -> String {
-        let path = FileManager.default.temporaryDirectory
-            .appendingPathComponent("outpost-tests-\(UUID())").appendingPathComponent("store.sqlite").path
+        let path = TestScratch.folder("store").appendingPathComponent("store.sqlite").path
         let store = try CareStore.create(at: path)
         let bytes = try #require(FileManager.default.contents(atPath: file))
         try store.importPractice(try PracticeDump.decode(bytes))

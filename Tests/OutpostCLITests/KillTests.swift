@@ -41,8 +41,7 @@ struct KillTests {
 
     private static func makeBase() async -> Result<Base, Failure> {
         do {
-            let directory = FileManager.default.temporaryDirectory
-                .appendingPathComponent("outpost-kill-base-\(ProcessInfo.processInfo.processIdentifier)")
+            let directory = TestScratch.root.appendingPathComponent("kill-base")
             try? FileManager.default.removeItem(at: directory)
             try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
             let practice = directory.appendingPathComponent("practice.json").path

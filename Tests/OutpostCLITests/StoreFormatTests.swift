@@ -2,6 +2,7 @@ import Foundation
 import GRDB
 import OutpostCRDT
 import OutpostClient
+import OutpostTestSupport
 import Testing
 
 /// A store written before the compact row format (schema v2, rows in `OutpostCRDT`'s binary layout) opens,
@@ -14,8 +15,7 @@ struct StoreFormatTests {
     /// Every truncation and seeded byte flips of a compact state row and change row: reading refuses or
     /// decodes, never crashes, and a truncated row is always refused as damaged.
     @Test func damagedCompactRowsAreRefusedNeverCrash() throws {
-        let path = FileManager.default.temporaryDirectory
-            .appendingPathComponent("outpost-tests-\(UUID())").appendingPathComponent("store.sqlite").path
+        let path = TestScratch.folder("store").appendingPathComponent("store.sqlite").path
         let configuration = LocalStore.Configuration(schema: Self.schema)
         let patient = RecordRef(type: "patient", id: "pat_1")
         do {
@@ -76,8 +76,7 @@ struct StoreFormatTests {
     }
 
     @Test func aStoreOfThePreviousFormatOpensAndKeepsWorking() throws {
-        let path = FileManager.default.temporaryDirectory
-            .appendingPathComponent("outpost-tests-\(UUID())").appendingPathComponent("store.sqlite").path
+        let path = TestScratch.folder("store").appendingPathComponent("store.sqlite").path
         let configuration = LocalStore.Configuration(schema: Self.schema)
         let patients = (1...4).map { RecordRef(type: "patient", id: "pat_\($0)") }
         let remote = ReplicaID(unchecked: "site-b")
@@ -197,8 +196,7 @@ struct StoreFormatTests {
     /// folded into the state. Every read sees the state with its tail, before and after reopening, and
     /// exactly what an in-memory document of the same changes holds.
     @Test func appendsGoToTheTailAndAreFoldedIn() throws {
-        let path = FileManager.default.temporaryDirectory
-            .appendingPathComponent("outpost-tests-\(UUID())").appendingPathComponent("store.sqlite").path
+        let path = TestScratch.folder("store").appendingPathComponent("store.sqlite").path
         let configuration = LocalStore.Configuration(schema: Self.schema)
         let patient = RecordRef(type: "patient", id: "pat_1")
         let store = try LocalStore.create(at: path, replicaID: ReplicaID("laptop"), configuration: configuration)
@@ -281,8 +279,7 @@ struct StoreFormatTests {
     /// A store of schema v3 (no tail columns) is upgraded in place: its rows hold every change, appends
     /// then go to the tail.
     @Test func aStoreWithoutTailsIsUpgraded() throws {
-        let path = FileManager.default.temporaryDirectory
-            .appendingPathComponent("outpost-tests-\(UUID())").appendingPathComponent("store.sqlite").path
+        let path = TestScratch.folder("store").appendingPathComponent("store.sqlite").path
         let configuration = LocalStore.Configuration(schema: Self.schema)
         let patient = RecordRef(type: "patient", id: "pat_1")
         var document = Document(schema: Self.schema)

@@ -12,7 +12,7 @@ struct ClockOffsetTests {
     let patient = RecordRef(type: "patient", id: "pat_1")
 
     func temporaryPath() -> String {
-        FileManager.default.temporaryDirectory.appendingPathComponent("outpost-offset-\(UUID())")
+        TestScratch.folder("offset")
             .appendingPathComponent("store.sqlite").path
     }
 

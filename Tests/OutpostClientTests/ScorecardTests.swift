@@ -2,6 +2,7 @@ import Foundation
 import OutpostCRDT
 import OutpostClient
 import OutpostModel
+import OutpostTestSupport
 import Testing
 
 /// A wall clock the test moves forward by hand.
@@ -28,7 +29,7 @@ private struct HandBuiltPractice {
     var ids: [String: String] = [:]
 
     init() throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("outpost-score-\(UUID())")
+        let directory = TestScratch.folder("score")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         clock.set("2026-06-01T09:00:00Z")
         store = try CareStore.create(
@@ -351,7 +352,7 @@ struct ScorecardTests {
     @Test func twoReplicasWithTheSameStateComputeTheSameScorecard() throws {
         let practice = try HandBuiltPractice()
         let changes = try practice.store.store.pendingChanges()
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("outpost-score-\(UUID())")
+        let directory = TestScratch.folder("score")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         let other = try CareStore.create(
             at: directory.appendingPathComponent("store.sqlite").path,

@@ -204,8 +204,7 @@ enum PracticeTemplate {
         do {
             let sandbox = try Sandbox()
             // A folder of its own, kept for the whole test run (the sandbox's own folder goes with it).
-            let directory = FileManager.default.temporaryDirectory
-                .appendingPathComponent("outpost-cli-template-\(ProcessInfo.processInfo.processIdentifier)")
+            let directory = TestScratch.root.appendingPathComponent("cli-template")
             try? FileManager.default.removeItem(at: directory)
             try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
             sandbox.store = directory.appendingPathComponent("store.sqlite").path

@@ -1,6 +1,7 @@
 import Foundation
 import OutpostCRDT
 import OutpostClient
+import OutpostTestSupport
 
 // Stores for the client tests: a small schema, a clock the test controls, a fresh temporary path.
 
@@ -25,7 +26,7 @@ let testSchema = Schema(types: [
 ])
 
 func temporaryStorePath() -> String {
-    let directory = FileManager.default.temporaryDirectory.appendingPathComponent("outpost-tests-\(UUID())")
+    let directory = TestScratch.folder("store")
     return directory.appendingPathComponent("store.sqlite").path
 }
 
