@@ -329,25 +329,43 @@ private struct ByteReader {
         var escaped = false
         switch first {
         case UInt8(ascii: "{"), UInt8(ascii: "["), UInt8(ascii: "\""):
-            while let byte = try next() {
-                out.append(byte)
-                if inString {
-                    if escaped {
-                        escaped = false
-                    } else if byte == UInt8(ascii: "\\") {
-                        escaped = true
-                    } else if byte == UInt8(ascii: "\"") {
-                        inString = false
-                        if depth == 0 { return }
+            // The buffer is walked in a tight loop and copied in runs, not byte by byte through `next()` (which
+            // was 6% of an import's time): the same state machine, kept across chunks.
+            enum Walk { case more, done, unbalanced }
+            while try peek() != nil {
+                let start = position
+                var end = position
+                let walk = buffer.withUnsafeBufferPointer { bytes -> Walk in
+                    while end < bytes.count {
+                        let byte = bytes[end]
+                        end += 1
+                        if inString {
+                            if escaped {
+                                escaped = false
+                            } else if byte == UInt8(ascii: "\\") {
+                                escaped = true
+                            } else if byte == UInt8(ascii: "\"") {
+                                inString = false
+                                if depth == 0 { return .done }
+                            }
+                        } else if byte == UInt8(ascii: "\"") {
+                            inString = true
+                        } else if byte == UInt8(ascii: "{") || byte == UInt8(ascii: "[") {
+                            depth += 1
+                        } else if byte == UInt8(ascii: "}") || byte == UInt8(ascii: "]") {
+                            depth -= 1
+                            if depth == 0 { return .done }
+                            if depth < 0 { return .unbalanced }
+                        }
                     }
-                } else if byte == UInt8(ascii: "\"") {
-                    inString = true
-                } else if byte == UInt8(ascii: "{") || byte == UInt8(ascii: "[") {
-                    depth += 1
-                } else if byte == UInt8(ascii: "}") || byte == UInt8(ascii: "]") {
-                    depth -= 1
-                    if depth == 0 { return }
-                    if depth < 0 { throw PracticeFile.notJSON }
+                    return .more
+                }
+                out.append(contentsOf: buffer[start..<end])
+                position = end
+                switch walk {
+                case .done: return
+                case .unbalanced: throw PracticeFile.notJSON
+                case .more: continue
                 }
             }
             throw PracticeFile.notJSON
