@@ -66,9 +66,6 @@ public struct PlainJSONScanner {
     public mutating func skipValue() -> Bool {
         skipSpace()
         guard position < bytes.count else { return false }
-        var depth = 0
-        var inString = false
-        var escaped = false
         let first = bytes[position]
         guard first == UInt8(ascii: "{") || first == UInt8(ascii: "[") || first == UInt8(ascii: "\"") else {
             // A literal: up to the next separator.
@@ -79,28 +76,13 @@ public struct PlainJSONScanner {
             }
             return true
         }
-        while position < bytes.count {
-            let byte = bytes[position]
-            position += 1
-            if inString {
-                if escaped {
-                    escaped = false
-                } else if byte == UInt8(ascii: "\\") {
-                    escaped = true
-                } else if byte == UInt8(ascii: "\"") {
-                    inString = false
-                    if depth == 0 { return true }
-                }
-            } else if byte == UInt8(ascii: "\"") {
-                inString = true
-            } else if byte == UInt8(ascii: "{") || byte == UInt8(ascii: "[") {
-                depth += 1
-            } else if byte == UInt8(ascii: "}") || byte == UInt8(ascii: "]") {
-                depth -= 1
-                if depth == 0 { return true }
-            }
+        var walk = JSONValueWalk()
+        guard let end = bytes.withUnsafeBufferPointer({ walk.end(in: $0, from: position) }) else {
+            position = bytes.count
+            return false
         }
-        return false
+        position = end
+        return true
     }
 
     /// A string of valid UTF-8 without escapes or control characters, or nil.
