@@ -247,6 +247,11 @@ struct ProjectionTests {
                     let ref = RecordRef(type: type, id: id)
                     if let state = try other.record(ref) { records.append(SnapshotRecord(record: ref, state: state)) }
                 }
+                // Half the pages are prepared first, as a bootstrap prepares them off the writer.
+                if chance(50) {
+                    try store.applySnapshot(store.prepare(records), checkpoint: nil)
+                    return "prepared snapshot page"
+                }
                 try store.applySnapshot(records, checkpoint: nil)
                 return "snapshot page"
             case 5:

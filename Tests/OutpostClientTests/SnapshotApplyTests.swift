@@ -1,7 +1,9 @@
 import Foundation
 import OutpostCRDT
 import OutpostClient
+import OutpostModel
 import OutpostProtocol
+import OutpostTestSupport
 import Testing
 
 /// A snapshot page looks up which of its records the device holds once per page; the held ones are merged
@@ -89,5 +91,88 @@ struct SnapshotApplyTests {
         try laptop.commit([.assign(patients[0], "birthDate", "1950-01-01")], author: "per_3", site: nil)
         #expect(try laptop.conflicts().map(\.conflict.record) == [patients[1]])
         #expect(try laptop.checkProjection() == [])
+    }
+
+    /// A bootstrap prepares each page's records before its write transaction (``LocalStore/prepare(_:)``): the
+    /// store it writes is the store an unprepared page writes, for new records, held ones, a record twice in a
+    /// page and conflicts, in plain and encrypted stores.
+    @Test(arguments: [false, true])
+    func aPreparedPageWritesWhatAnUnpreparedOneWrites(encrypted: Bool) throws {
+        let key: StoreKeySource = { () throws(ClientError) -> StoreKey in
+            try StoreKey.keyFile(contents: [UInt8](repeating: 7, count: 32))
+        }
+        let configuration = CareStore.configuration(wallClock: TestClock(), key: encrypted ? key : nil)
+        func store(_ replica: String) throws -> LocalStore {
+            try LocalStore.create(at: temporaryStorePath(), replicaID: ReplicaID(replica), configuration: configuration)
+        }
+        let office = try store("office")
+        let school = try store("school")
+        var generator = SeededGenerator(seed: 11)
+        let patients = (0..<4).map {
+            RecordType.patient.makeID(millis: 1_700_000_000_000 + UInt64($0), using: &generator)
+        }
+        let tasks = (0..<4).map { RecordType.task.makeID(millis: 1_700_000_000_100 + UInt64($0), using: &generator) }
+        for (index, patient) in patients.enumerated() {
+            let ref = RecordRef(type: "patient", id: patient)
+            try office.commit(
+                [
+                    .assign(ref, "givenName", .string("P\(index)")), .assign(ref, "subgroup", "healthy"),
+                    .add(ref, "careGaps", "flu-shot"),
+                ],
+                author: "per_1",
+                site: nil
+            )
+            let task = RecordRef(type: "task", id: tasks[index])
+            try office.commit(
+                [
+                    .assign(task, "patient", .string(patient)), .assign(task, "title", "Flu shot"),
+                    .assign(task, "status", "open"),
+                ],
+                author: "per_1",
+                site: nil
+            )
+        }
+        // Concurrent birth dates on the first patient (a review field): a conflict the page brings.
+        let first = RecordRef(type: "patient", id: patients[0])
+        try office.commit([.assign(first, "birthDate", "1950-01-01")], author: "per_1", site: nil)
+        try office.applyRemote(
+            try school.commit([.assign(first, "birthDate", "1951-01-01")], author: "per_2", site: nil)
+        )
+        var served: [SnapshotRecord] = []
+        for id in patients + tasks {
+            let ref = RecordRef(type: String(RecordType(idPrefixOf: id)?.rawValue ?? ""), id: id)
+            served.append(SnapshotRecord(record: ref, state: try #require(try office.record(ref))))
+        }
+        // The second patient twice in the page, and held by both laptops before it (their own phone).
+        served.append(served[1])
+        let held = RecordRef(type: "patient", id: patients[2])
+        // The same replica id: their own edits are the same changes, so the two stores must match exactly.
+        let laptops = try [store("laptop"), store("laptop")]
+        for laptop in laptops { try laptop.commit([.assign(held, "phone", "555-0100")], author: "per_3", site: nil) }
+
+        let plain = try laptops[0].applySnapshot(served, checkpoint: "5")
+        let prepared = try laptops[1].applySnapshot(laptops[1].prepare(served), checkpoint: "5")
+        #expect(prepared.applied == plain.applied)
+        #expect(prepared.newConflicts == plain.newConflicts)
+        #expect(plain.newConflicts == 1)
+        for record in served.map(\.record) + [held] {
+            #expect(try laptops[1].record(record) == laptops[0].record(record), "\(record)")
+        }
+        for laptop in laptops {
+            #expect(try laptop.checkProjection() == [])
+            #expect(try laptop.conflicts().map(\.conflict.record) == [first])
+            #expect(try laptop.checkpoint() == "5")
+        }
+        // Each task's owner was written with it: the first patient leaving the scope takes its task along.
+        let firstTask = RecordRef(type: "task", id: tasks[0])
+        for laptop in laptops {
+            #expect(try laptop.record(firstTask) != nil)
+            try laptop.applyPage(changes: [], records: [], removed: [patients[0]], checkpoint: "6")
+            #expect(try laptop.record(firstTask) == nil)
+            #expect(try laptop.record(first) == nil)
+            #expect(try laptop.record(RecordRef(type: "task", id: tasks[1])) != nil)
+            #expect(try laptop.conflicts().isEmpty)
+            #expect(try laptop.checkProjection() == [])
+        }
     }
 }

@@ -380,7 +380,7 @@ enum Projection {
     }
 
     /// The insert statement of each table.
-    private static let insertSQL: [String: String] = Dictionary(
+    static let insertSQL: [String: String] = Dictionary(
         uniqueKeysWithValues: allTables.map { table in
             (
                 table.name,

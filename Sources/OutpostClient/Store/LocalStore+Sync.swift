@@ -111,16 +111,35 @@ extension LocalStore {
     )
         throws(ClientError) -> ApplyReport
     {
+        try applyPage(changes: changes, records: records, forms: nil, removed: removed, checkpoint: checkpoint)
+    }
+
+    /// ``applyPage(changes:records:removed:checkpoint:)`` with the records' forms prepared beforehand
+    /// (``prepare(_:)``), in the records' order.
+    func applyPage(
+        changes: [Change],
+        records: [SnapshotRecord],
+        forms: [PreparedRecord?]?,
+        removed: [String],
+        checkpoint: String?
+    )
+        throws(ClientError) -> ApplyReport
+    {
         try write(doing: "apply received changes") { db in
             let transaction = try StoreTransaction(db: db, store: self)
             let now = transaction.now
             // One read for the page's records, not one per record: a new device holds none of them.
             let held = records.isEmpty ? [] : try transaction.heldRecords(among: records.lazy.map(\.record))
-            for record in records {
+            for (index, record) in records.enumerated() {
                 for field in record.state.fields.values {
                     for write in field.live { _ = try? transaction.clock.receive(write.clock, wallMillis: now) }
                 }
-                if try transaction.merge(record.record, record.state, isHeld: held.contains(record.record)) {
+                if try transaction.merge(
+                    record.record,
+                    record.state,
+                    isHeld: held.contains(record.record),
+                    prepared: forms.flatMap { index < $0.count ? $0[index] : nil }
+                ) {
                     transaction.report.applied += 1
                 } else {
                     transaction.report.duplicates += 1

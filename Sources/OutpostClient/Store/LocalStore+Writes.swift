@@ -285,9 +285,13 @@ final class StoreTransaction {
     private var localLogged: [RecordRef: [Change]] = [:]
     /// The fields whose conflict status may have changed, by record (``finish(now:)`` checks them).
     private var touched: [RecordRef: Set<String>] = [:]
-    /// Records new to the store taken whole from a snapshot: every field of their state is checked, with no
-    /// set of field names made for them (a new device's bootstrap takes a whole practice so).
+    /// Records new to the store taken whole from a snapshot: written from their prepared form
+    /// (``LocalStore/prepare(_:_:)``), with no set of field names made for them (a new device's bootstrap takes
+    /// a whole practice so).
     private var takenWhole: Set<RecordRef> = []
+    /// The forms of records taken whole prepared before the transaction (``LocalStore/prepare(_:)``), used
+    /// when nothing else in the transaction touched the record.
+    private var prepared: [RecordRef: PreparedRecord] = [:]
     /// Per record, the ids already in the log, loaded when a change leaves the state unchanged.
     private var loggedIDCache: [RecordRef: Set<ChangeID>] = [:]
     /// Records whose state changed by a state merge (a snapshot), with no change to log, or whose tail was
@@ -362,13 +366,22 @@ final class StoreTransaction {
     /// With `isHeld` false the caller has read that the store does not hold the record (a snapshot page's
     /// records are looked up once per page, ``heldRecords(among:)``): its state is not read, and merging into
     /// nothing is the incoming state itself.
+    ///
+    /// `form` is the record's form prepared from `incoming` for a store that does not hold it; it is written
+    /// as is when that is what the record is at the end of the transaction.
     @discardableResult
-    func merge(_ record: RecordRef, _ incoming: RecordState, isHeld: Bool = true) throws -> Bool {
+    func merge(
+        _ record: RecordRef,
+        _ incoming: RecordState,
+        isHeld: Bool = true,
+        prepared form: PreparedRecord? = nil
+    ) throws -> Bool {
         if !isHeld, states[record] == nil, tailed[record] == nil {
             guard !incoming.fields.isEmpty else { return false }
             states[record] = incoming
             merged.insert(record)
             takenWhole.insert(record)
+            if let form { prepared[record] = form }
             return true
         }
         var state = try state(of: record)
@@ -457,11 +470,7 @@ final class StoreTransaction {
             state.apply(change)
             changes.append(change)
         }
-        let schema = store.configuration.schema
-        var owner: String?
-        if let ownerField = store.configuration.ownerField[record.type] {
-            owner = state[ownerField].resolution(under: .lww).winner?.value.stringValue
-        }
+        let owner = store.owner(of: record, state)
         // The record's state is its creation row as a tail (``extendTail(of:with:seq:bytes:)``): the changes
         // are written once, not a second time as a state, unless the row is larger than a tail may be.
         let payload = try store.codec.encode(changes, of: record)
@@ -479,10 +488,7 @@ final class StoreTransaction {
         }
         // A new record (the insert above would have failed otherwise): its rows are inserted, none deleted.
         try Projection.update(record, from: nil, to: state, codec: store.codec.projection, db: db)
-        for (field, fieldState) in state.fields {
-            guard let policy = schema.policy(type: record.type, field: field), policy.isRegister,
-                fieldState.resolution(under: policy).isConflict
-            else { continue }
+        for field in store.conflictedFields(of: record, state) {
             try db.cachedStatement(sql: "INSERT INTO conflict (type, id, field, detectedAt) VALUES (?, ?, ?, ?)")
                 .execute(arguments: [record.type, record.id, field, Int64(now)])
             report.newConflicts += 1
@@ -526,10 +532,7 @@ final class StoreTransaction {
         } else {
             try Projection.write(record, state, codec: store.codec.projection, db: db)
         }
-        var owner: String?
-        if let ownerField = store.configuration.ownerField[record.type] {
-            owner = state[ownerField].resolution(under: .lww).winner?.value.stringValue
-        }
+        let owner = store.owner(of: record, state)
         let bytes = try store.codec.encode(state, of: record)
         if isNew {
             try db.cachedStatement(sql: "INSERT INTO record (type, id, owner, state) VALUES (?, ?, ?, ?)").execute(
@@ -627,6 +630,26 @@ final class StoreTransaction {
         }
         for (record, state) in states
         where logged[record] != nil || localLogged[record] != nil || merged.contains(record) {
+            if takenWhole.contains(record) {
+                // New to the store: its prepared form, unless something after the snapshot changed the record
+                // in this transaction (then its form is prepared from the state it has now).
+                let form =
+                    try (touched.isEmpty || touched[record] == nil ? prepared[record] : nil)
+                    ?? store.prepare(record, state)
+                try db.cachedStatement(sql: "INSERT INTO record (type, id, owner, state) VALUES (?, ?, ?, ?)")
+                    .execute(arguments: form.row)
+                for (sql, arguments) in form.projection {
+                    try db.cachedStatement(sql: sql).execute(arguments: arguments)
+                }
+                if !form.projection.isEmpty { KillPoint.projected() }
+                for field in form.conflicts {
+                    try db.cachedStatement(
+                        sql: "INSERT INTO conflict (type, id, field, detectedAt) VALUES (?, ?, ?, ?)"
+                    ).execute(arguments: [record.type, record.id, field, Int64(now)])
+                    report.newConflicts += 1
+                }
+                continue
+            }
             // A held record's rows as loaded are its projection now (`projected`); a new one has none.
             try Projection.update(
                 record,
@@ -635,10 +658,7 @@ final class StoreTransaction {
                 codec: store.codec.projection,
                 db: db
             )
-            var owner: String?
-            if let ownerField = store.configuration.ownerField[record.type] {
-                owner = state[ownerField].resolution(under: .lww).winner?.value.stringValue
-            }
+            let owner = store.owner(of: record, state)
             // A held record changed only by logged changes keeps its stored state: its new rows join its tail,
             // until the tail would outgrow the state (then the state is written whole, the tail folded in).
             // The owner column only when it changes (`storedOwners`: a held record's row as loaded).
@@ -692,12 +712,7 @@ final class StoreTransaction {
                 report.resolvedConflicts += 1
             }
         }
-        // A record taken whole is new to the store (no conflict of it is recorded): each field of its state is
-        // checked once, and a field touched since that its state no longer holds has no conflict to clear.
-        for record in takenWhole {
-            guard let state = states[record] else { continue }
-            for (field, fieldState) in state.fields { try check(record, field, fieldState) }
-        }
+        // A record taken whole is new to the store: its conflicts were recorded with it, from its final state.
         for (record, fields) in touched where !takenWhole.contains(record) {
             guard let state = states[record] else { continue }
             for field in fields { try check(record, field, state[field]) }

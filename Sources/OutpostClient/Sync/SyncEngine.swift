@@ -426,18 +426,20 @@ public actor SyncEngine {
     ) async throws(ClientError) {
         let limit = max(1, min(options.pageSize, session.limits.maxPageSize))
         var checkpoint: String?
-        // Pipelined: the next page is asked for (and inflated and decoded) while this one is written, so the
-        // server builds page N+1 while the device writes page N. Each page is still applied in its own
-        // transaction, in order; the checkpoint is saved with the last page only, so an interrupted bootstrap
-        // starts over and merging a page twice is harmless.
+        // Pipelined: the next page is asked for (and inflated, decoded and prepared for the store) while this
+        // one is written, so the server builds page N+1 while the device writes page N. Each page is still
+        // applied in its own transaction, in order; the checkpoint is saved with the last page only, so an
+        // interrupted bootstrap starts over and merging a page twice is harmless.
         var pending = snapshotPage(after: nil, limit: limit, sparingOwn: sparingOwn)
         while true {
-            let page = try await Self.value(of: pending)
+            let page = try await Self.value(of: pending.fetch)
             checkpoint = checkpoint ?? page.checkpoint
+            // Asked for before this page is prepared and written: the server builds it meanwhile.
             let next = page.next.map { snapshotPage(after: $0, limit: limit, sparingOwn: sparingOwn) }
             let applied: ApplyReport
             do {
-                applied = try store.applySnapshot(page.records, checkpoint: page.next == nil ? checkpoint : nil)
+                let prepared = try await Self.value(of: pending.prepared)
+                applied = try store.applySnapshot(prepared, checkpoint: page.next == nil ? checkpoint : nil)
             } catch {
                 next?.cancel()
                 throw error
@@ -451,8 +453,9 @@ public actor SyncEngine {
     }
 
     /// Asks for one snapshot page (without the records only this replica wrote, with `sparingOwn`), off the
-    /// engine's actor: the answer arrives while the engine writes the page before it.
-    private func snapshotPage(after cursor: String?, limit: Int, sparingOwn: Bool) -> Task<SnapshotPage, any Error> {
+    /// engine's actor: the answer arrives, and its records are prepared for the store (``LocalStore/prepare(_:)``),
+    /// while the engine writes the page before it.
+    private func snapshotPage(after cursor: String?, limit: Int, sparingOwn: Bool) -> PendingPage {
         var query = [("limit", String(limit)), ("replica", store.replicaID.rawValue)]
         if let cursor { query.append(("after", cursor)) }
         if sparingOwn { query.append(("own", "skip")) }
@@ -464,11 +467,24 @@ public actor SyncEngine {
             acceptEncoding: acceptEncoding
         )
         request.headers = deviceHeaders
-        return Task.detached { [self] in try await exchange(request) }
+        let fetch = Task.detached { [self] () async throws -> SnapshotPage in try await exchange(request) }
+        let prepared = Task.detached { [store] in store.prepare(try await fetch.value.records) }
+        return PendingPage(fetch: fetch, prepared: prepared)
     }
 
-    /// The page a ``snapshotPage(after:limit:sparingOwn:)`` task fetched; cancelling the sync cancels the request.
-    private static func value(of task: Task<SnapshotPage, any Error>) async throws(ClientError) -> SnapshotPage {
+    /// A snapshot page asked for: the request, and the preparation of its records once it arrives.
+    private struct PendingPage {
+        let fetch: Task<SnapshotPage, any Error>
+        let prepared: Task<PreparedSnapshot, any Error>
+
+        func cancel() {
+            fetch.cancel()
+            prepared.cancel()
+        }
+    }
+
+    /// What a task of ``snapshotPage(after:limit:sparingOwn:)`` made; cancelling the sync cancels the request.
+    private static func value<T: Sendable>(of task: Task<T, any Error>) async throws(ClientError) -> T {
         do {
             return try await withTaskCancellationHandler {
                 try await task.value
