@@ -175,4 +175,33 @@ struct SnapshotApplyTests {
             #expect(try laptop.checkProjection() == [])
         }
     }
+
+    /// A store that holds no record drops its projection's indexes for a bootstrap and saves them; a bootstrap
+    /// killed before it builds them again leaves them saved, and opening the store builds them.
+    @Test func aBootstrapCutShortGetsItsProjectionIndexesBackWhenTheStoreIsOpened() throws {
+        let path = temporaryStorePath()
+        let configuration = LocalStore.Configuration(
+            schema: testSchema,
+            ownerField: ["task": "patient"],
+            wallClock: TestClock()
+        )
+        let laptop = try LocalStore.create(at: path, replicaID: ReplicaID("laptop"), configuration: configuration)
+        #expect(try laptop.setting("bootstrap.deferredIndexes") == nil)
+        #expect(try laptop.deferProjectionIndexes())
+        let saved = try #require(try laptop.setting("bootstrap.deferredIndexes"))
+        #expect(saved.contains("CREATE INDEX task_view_team"))
+        #expect(try !laptop.deferProjectionIndexes(), "dropped once")
+
+        let office = try makeTestStore(replica: "office")
+        try office.commit([.assign(patients[0], "phone", "555-0100")], author: "per_1", site: nil)
+        let served = SnapshotRecord(record: patients[0], state: try #require(try office.record(patients[0])))
+        try laptop.applySnapshot([served], checkpoint: nil)
+        // Killed here: the next open builds the indexes before anything else.
+        let reopened = try LocalStore.open(at: path, configuration: configuration)
+        #expect(try reopened.setting("bootstrap.deferredIndexes") == nil)
+        #expect(try reopened.checkProjection() == [])
+        #expect(try reopened.record(patients[0]) == served.state)
+        #expect(try !reopened.deferProjectionIndexes(), "a store that holds records keeps its indexes")
+        try reopened.restoreProjectionIndexes()
+    }
 }

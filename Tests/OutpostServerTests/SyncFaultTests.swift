@@ -1,4 +1,5 @@
 import Foundation
+import GRDB
 import OutpostCRDT
 import OutpostClient
 import OutpostProtocol
@@ -144,6 +145,50 @@ struct SyncFaultTests {
         let history = try b.store.history(of: RecordRef(type: "patient", id: TinyPractice.patients[0]))
         #expect(Set(history.map(\.id)).count == history.count, "a change was applied twice")
         try await expectFeedHoldsEachChangeOnce(server, admin, count: total)
+    }
+
+    /// The definitions of a store's indexes, sorted.
+    func indexes(of store: LocalStore) async throws -> [String] {
+        let queue = try DatabaseQueue(path: store.path)
+        defer { try? queue.close() }
+        return try await queue.read { db in
+            try String.fetchAll(
+                db,
+                sql: "SELECT sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL ORDER BY sql"
+            )
+        }
+    }
+
+    /// A new device bootstraps without its projection's indexes (built once at the end): a bootstrap cut short
+    /// by the server dying puts them back, and so does the bootstrap that completes after the restart.
+    @Test(arguments: Backend.all, FaultPoint.allCases)
+    func serverKilledMidSnapshotTheNewDeviceKeepsItsIndexesAndTheNextSyncBootstraps(
+        backend: Backend,
+        point: FaultPoint
+    ) async throws {
+        let server = try await TestServer(backend: backend)
+        let directory = try TemporaryDirectory("outpost-faults")
+        let admin = server.adminToken
+        let a = try LocalReplica("site-a", in: directory)
+        try TinyPractice.load(into: a.care)
+        _ = try await a.engine(server.transport(admin)).sync()
+        let b = try LocalReplica("site-b", in: directory)
+        let fresh = try await indexes(of: b.store)
+        #expect(fresh.contains { $0.contains("task_view") }, "a new store has the projection's indexes")
+
+        let transport = killing(server, token: admin, path: Wire.Path.snapshot, number: 2, at: point)
+        await #expect(throws: ClientError.self) {
+            try await b.engine(transport, pageSize: 5).sync()
+        }
+        #expect(try await indexes(of: b.store) == fresh, "a failed bootstrap leaves the indexes as they were")
+        await server.stop()
+        try await server.start()
+        let report = try await b.engine(server.transport(admin), pageSize: 5).sync()
+        #expect(report.bootstrapped)
+        #expect(try b.export() == a.export())
+        #expect(try b.store.checkProjection() == [])
+        #expect(try await indexes(of: b.store) == fresh)
+        #expect(try b.store.setting("bootstrap.deferredIndexes") == nil)
     }
 
     @Test(arguments: Backend.all) func aCLIReplicaWhoseServerDiedMidPushSaysSoKeepsItsOutboxAndCatchesUpAfterARestart(

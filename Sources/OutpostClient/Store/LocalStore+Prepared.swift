@@ -81,3 +81,79 @@ extension LocalStore {
         return fields
     }
 }
+
+// MARK: - Projection indexes during a new device's bootstrap
+
+extension LocalStore {
+    /// The setting that holds the projection's index definitions while a bootstrap has them dropped.
+    static let deferredIndexesSetting = "bootstrap.deferredIndexes"
+
+    /// Drops the projection's secondary indexes for the bootstrap of a store that holds no record, saving their
+    /// definitions in the store: SQLite then inserts each page's projected rows without updating an index at a
+    /// random place per row, and ``restoreProjectionIndexes()`` builds each index once, sorted, at the end. A
+    /// bootstrap cut short (a crash, a lost network) leaves them saved: opening the store builds them again.
+    ///
+    /// Does nothing when the store holds records (their indexes stay exact) or the indexes are already dropped.
+    /// Returns whether it dropped them.
+    @discardableResult
+    public func deferProjectionIndexes() throws(ClientError) -> Bool {
+        try write(doing: "prepare the store for a bootstrap") { db in
+            guard try !(Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM record)") ?? false),
+                try String.fetchOne(
+                    db,
+                    sql: "SELECT value FROM setting WHERE key = ?",
+                    arguments: [Self.deferredIndexesSetting]
+                ) == nil
+            else { return false }
+            let tables = Projection.allTables.map(\.name)
+            let indexes = try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT name, sql FROM sqlite_master
+                    WHERE type = 'index' AND sql IS NOT NULL AND tbl_name IN (\(tables.map { _ in "?" }.joined(separator: ", ")))
+                    ORDER BY name
+                    """,
+                arguments: StatementArguments(tables)
+            )
+            guard !indexes.isEmpty else { return false }
+            let definitions = indexes.map { $0["sql"] as String }
+            let saved = String(decoding: try JSONEncoder().encode(definitions), as: UTF8.self)
+            try db.execute(
+                sql: "INSERT INTO setting (key, value) VALUES (?, ?)",
+                arguments: [Self.deferredIndexesSetting, saved]
+            )
+            for row in indexes {
+                let name: String = row["name"]
+                try db.execute(sql: "DROP INDEX \"\(name.replacingOccurrences(of: "\"", with: "\"\""))\"")
+            }
+            return true
+        }
+    }
+
+    /// Builds the projection indexes ``deferProjectionIndexes()`` dropped, in one transaction; does nothing when
+    /// none are dropped.
+    public func restoreProjectionIndexes() throws(ClientError) {
+        try write(doing: "index the projection") { db in try Self.restoreProjectionIndexes(db: db, path: path) }
+    }
+
+    /// ``restoreProjectionIndexes()`` inside a transaction; opening a store runs it before migrating, so that a
+    /// migration finds the indexes the version that dropped them had.
+    static func restoreProjectionIndexes(db: Database, path: String) throws {
+        guard
+            let saved = try String.fetchOne(
+                db,
+                sql: "SELECT value FROM setting WHERE key = ?",
+                arguments: [deferredIndexesSetting]
+            )
+        else { return }
+        guard let definitions = try? JSONDecoder().decode([String].self, from: Data(saved.utf8)) else {
+            throw ClientError(
+                code: .storeCorrupt,
+                message: "the projection indexes saved in \(path) during a bootstrap cannot be read: the store is "
+                    + "damaged; restore it from a backup, or create a new one with 'outpost init' and sync it"
+            )
+        }
+        for sql in definitions { try db.execute(sql: sql) }
+        try db.execute(sql: "DELETE FROM setting WHERE key = ?", arguments: [deferredIndexesSetting])
+    }
+}

@@ -139,7 +139,7 @@ public struct LocalStore: Sendable {
             // Checked through a read-only connection first: opening a pool writes (WAL set-up), and a store this
             // version must not open (newer, foreign) is left untouched.
             let probe = try DatabaseQueue(path: path, configuration: Self.databaseConfiguration(readOnly: true))
-            let (superseded, complete, replica, keyRow, stale) = try probe.read { db in
+            let (superseded, complete, replica, keyRow, stale, deferred) = try probe.read { db in
                 let superseded = try Self.migrator.hasBeenSuperseded(db)
                 let complete = try Self.migrator.hasCompletedMigrations(db)
                 let replica =
@@ -149,7 +149,15 @@ public struct LocalStore: Sendable {
                 let stale =
                     try db.tableExists("projection_stale")
                     && Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM projection_stale)") == true
-                return (superseded, complete, replica, try Self.fetchKeyRow(db), stale)
+                // Projection indexes a bootstrap cut short left dropped (``deferProjectionIndexes()``).
+                let deferred =
+                    try db.tableExists("setting")
+                    && String.fetchOne(
+                        db,
+                        sql: "SELECT value FROM setting WHERE key = ?",
+                        arguments: [Self.deferredIndexesSetting]
+                    ) != nil
+                return (superseded, complete, replica, try Self.fetchKeyRow(db), stale, deferred)
             }
             try probe.close()
             if superseded {
@@ -169,6 +177,7 @@ public struct LocalStore: Sendable {
             // The key is checked before the pool is opened: a wrong or missing key leaves the files untouched.
             let codec = try unlock(keyRow, configuration: configuration, path: path)
             let pool = try makePool(path: path)
+            if deferred { try pool.write { db in try Self.restoreProjectionIndexes(db: db, path: path) } }
             if !complete { try Self.migrator.migrate(pool) }
             let store = LocalStore(
                 writer: pool,

@@ -424,6 +424,25 @@ public actor SyncEngine {
         session: SessionInfo,
         sparingOwn: Bool = false
     ) async throws(ClientError) {
+        // A store with no record yet (a new device) takes the pages without its projection's indexes, built
+        // once at the end, also when the bootstrap fails (or when the store is next opened, if it is killed).
+        try store.deferProjectionIndexes()
+        do {
+            try await takeSnapshot(&report, session: session, sparingOwn: sparingOwn)
+        } catch {
+            try? store.restoreProjectionIndexes()
+            throw error
+        }
+        try store.restoreProjectionIndexes()
+        report.bootstrapped = true
+    }
+
+    /// The pages of a snapshot, each merged in its own transaction.
+    private func takeSnapshot(
+        _ report: inout SyncReport,
+        session: SessionInfo,
+        sparingOwn: Bool
+    ) async throws(ClientError) {
         let limit = max(1, min(options.pageSize, session.limits.maxPageSize))
         var checkpoint: String?
         // Pipelined: the next page is asked for (and inflated, decoded and prepared for the store) while this
@@ -449,7 +468,6 @@ public actor SyncEngine {
             guard let next else { break }
             pending = next
         }
-        report.bootstrapped = true
     }
 
     /// Asks for one snapshot page (without the records only this replica wrote, with `sparingOwn`), off the
