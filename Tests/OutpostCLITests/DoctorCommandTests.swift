@@ -45,6 +45,27 @@ struct DoctorCommandTests {
         await #expect(try sandbox.outpost("task", "list") == listed)
     }
 
+    /// An import into a new store builds the store's indexes once at its end: the imported store has every index
+    /// a new store has; one dropped by hand is reported, and `--rebuild` builds it.
+    @Test func anImportedStoreHasEveryIndexAndDoctorFindsOneMissing() async throws {
+        let sandbox = try await importedPractice()
+        await #expect(try sandbox.outpost("doctor") == "store ok")
+        let queue = try DatabaseQueue(path: sandbox.store)
+        try await queue.write { db in
+            #expect(
+                try String.fetchOne(db, sql: "SELECT value FROM setting WHERE key = 'bootstrap.deferredIndexes'") == nil
+            )
+            try db.execute(sql: "DROP INDEX task_view_team")
+            try db.execute(sql: "DROP INDEX change_outbox")
+        }
+        try queue.close()
+        let damaged = try await sandbox.run(["doctor"])
+        #expect(damaged.status == 1)
+        #expect(damaged.stdout.contains("an index is missing (CREATE INDEX task_view_team ON task_view"))
+        #expect(damaged.stdout.contains("an index is missing (CREATE INDEX change_outbox ON change"))
+        await #expect(try sandbox.outpost("doctor", "--rebuild") == "projection rebuilt\nstore ok")
+    }
+
     @Test func aStoreFromBeforeTheProjectionIsProjectedWhenOpened() async throws {
         let sandbox = try await importedPractice()
         let listed = try await sandbox.outpost("task", "list")

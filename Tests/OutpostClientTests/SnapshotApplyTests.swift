@@ -176,9 +176,9 @@ struct SnapshotApplyTests {
         }
     }
 
-    /// A store that holds no record drops its projection's indexes for a bootstrap and saves them; a bootstrap
+    /// A store that holds no record drops its secondary indexes for a bootstrap and saves them; a bootstrap
     /// killed before it builds them again leaves them saved, and opening the store builds them.
-    @Test func aBootstrapCutShortGetsItsProjectionIndexesBackWhenTheStoreIsOpened() throws {
+    @Test func aBootstrapCutShortGetsItsIndexesBackWhenTheStoreIsOpened() throws {
         let path = temporaryStorePath()
         let configuration = LocalStore.Configuration(
             schema: testSchema,
@@ -187,10 +187,10 @@ struct SnapshotApplyTests {
         )
         let laptop = try LocalStore.create(at: path, replicaID: ReplicaID("laptop"), configuration: configuration)
         #expect(try laptop.setting("bootstrap.deferredIndexes") == nil)
-        #expect(try laptop.deferProjectionIndexes())
+        #expect(try laptop.deferIndexes())
         let saved = try #require(try laptop.setting("bootstrap.deferredIndexes"))
         #expect(saved.contains("CREATE INDEX task_view_team"))
-        #expect(try !laptop.deferProjectionIndexes(), "dropped once")
+        #expect(try !laptop.deferIndexes(), "dropped once")
 
         let office = try makeTestStore(replica: "office")
         try office.commit([.assign(patients[0], "phone", "555-0100")], author: "per_1", site: nil)
@@ -201,7 +201,7 @@ struct SnapshotApplyTests {
         #expect(try reopened.setting("bootstrap.deferredIndexes") == nil)
         #expect(try reopened.checkProjection() == [])
         #expect(try reopened.record(patients[0]) == served.state)
-        #expect(try !reopened.deferProjectionIndexes(), "a store that holds records keeps its indexes")
-        try reopened.restoreProjectionIndexes()
+        #expect(try !reopened.deferIndexes(), "a store that holds records keeps its indexes")
+        try reopened.restoreIndexes()
     }
 }

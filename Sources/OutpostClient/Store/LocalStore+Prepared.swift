@@ -82,21 +82,51 @@ extension LocalStore {
     }
 }
 
-// MARK: - Projection indexes during a new device's bootstrap
+// MARK: - Indexes built once after a bulk load
 
 extension LocalStore {
-    /// The setting that holds the projection's index definitions while a bootstrap has them dropped.
+    /// The setting that holds the store's index definitions while a bootstrap has them dropped.
     static let deferredIndexesSetting = "bootstrap.deferredIndexes"
 
-    /// Drops the projection's secondary indexes for the bootstrap of a store that holds no record, saving their
-    /// definitions in the store: SQLite then inserts each page's projected rows without updating an index at a
-    /// random place per row, and ``restoreProjectionIndexes()`` builds each index once, sorted, at the end. A
-    /// bootstrap cut short (a crash, a lost network) leaves them saved: opening the store builds them again.
+    /// The tables whose secondary indexes a bulk load into an empty store builds once, at its end: records,
+    /// the change log and the projection.
+    static let bulkLoadTables = ["record", "change"] + Projection.allTables.map(\.name)
+
+    /// Drops the secondary indexes of ``bulkLoadTables`` and returns their definitions (`CREATE INDEX`
+    /// statements, as SQLite keeps them), for ``buildIndexes(_:db:)``. SQLite then inserts a bulk load's rows
+    /// without updating each index at a random place per row, and builds each index once, sorted.
+    static func dropIndexes(db: Database) throws -> [String] {
+        let indexes = try Row.fetchAll(
+            db,
+            sql: """
+                SELECT name, sql FROM sqlite_master
+                WHERE type = 'index' AND sql IS NOT NULL
+                AND tbl_name IN (\(bulkLoadTables.map { _ in "?" }.joined(separator: ", ")))
+                ORDER BY name
+                """,
+            arguments: StatementArguments(bulkLoadTables)
+        )
+        for row in indexes {
+            let name: String = row["name"]
+            try db.execute(sql: "DROP INDEX \"\(name.replacingOccurrences(of: "\"", with: "\"\""))\"")
+        }
+        return indexes.map { $0["sql"] as String }
+    }
+
+    /// Builds the indexes ``dropIndexes(db:)`` dropped.
+    static func buildIndexes(_ definitions: [String], db: Database) throws {
+        for sql in definitions { try db.execute(sql: sql) }
+    }
+
+    /// Drops the store's secondary indexes for the bootstrap of a store that holds no record, saving their
+    /// definitions in the store (a bootstrap is one transaction per page); ``restoreIndexes()`` builds them
+    /// once at the end. A bootstrap cut short (a crash, a lost network) leaves them saved: opening the store
+    /// builds them again, before anything else.
     ///
     /// Does nothing when the store holds records (their indexes stay exact) or the indexes are already dropped.
     /// Returns whether it dropped them.
     @discardableResult
-    public func deferProjectionIndexes() throws(ClientError) -> Bool {
+    public func deferIndexes() throws(ClientError) -> Bool {
         try write(doing: "prepare the store for a bootstrap") { db in
             guard try !(Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM record)") ?? false),
                 try String.fetchOne(
@@ -105,40 +135,25 @@ extension LocalStore {
                     arguments: [Self.deferredIndexesSetting]
                 ) == nil
             else { return false }
-            let tables = Projection.allTables.map(\.name)
-            let indexes = try Row.fetchAll(
-                db,
-                sql: """
-                    SELECT name, sql FROM sqlite_master
-                    WHERE type = 'index' AND sql IS NOT NULL AND tbl_name IN (\(tables.map { _ in "?" }.joined(separator: ", ")))
-                    ORDER BY name
-                    """,
-                arguments: StatementArguments(tables)
-            )
-            guard !indexes.isEmpty else { return false }
-            let definitions = indexes.map { $0["sql"] as String }
+            let definitions = try Self.dropIndexes(db: db)
+            guard !definitions.isEmpty else { return false }
             let saved = String(decoding: try JSONEncoder().encode(definitions), as: UTF8.self)
             try db.execute(
                 sql: "INSERT INTO setting (key, value) VALUES (?, ?)",
                 arguments: [Self.deferredIndexesSetting, saved]
             )
-            for row in indexes {
-                let name: String = row["name"]
-                try db.execute(sql: "DROP INDEX \"\(name.replacingOccurrences(of: "\"", with: "\"\""))\"")
-            }
             return true
         }
     }
 
-    /// Builds the projection indexes ``deferProjectionIndexes()`` dropped, in one transaction; does nothing when
-    /// none are dropped.
-    public func restoreProjectionIndexes() throws(ClientError) {
-        try write(doing: "index the projection") { db in try Self.restoreProjectionIndexes(db: db, path: path) }
+    /// Builds the indexes ``deferIndexes()`` dropped, in one transaction; does nothing when none are dropped.
+    public func restoreIndexes() throws(ClientError) {
+        try write(doing: "index the store") { db in try Self.restoreIndexes(db: db, path: path) }
     }
 
-    /// ``restoreProjectionIndexes()`` inside a transaction; opening a store runs it before migrating, so that a
-    /// migration finds the indexes the version that dropped them had.
-    static func restoreProjectionIndexes(db: Database, path: String) throws {
+    /// ``restoreIndexes()`` inside a transaction; opening a store runs it before migrating, so that a migration
+    /// finds the indexes the version that dropped them had.
+    static func restoreIndexes(db: Database, path: String) throws {
         guard
             let saved = try String.fetchOne(
                 db,
@@ -149,11 +164,25 @@ extension LocalStore {
         guard let definitions = try? JSONDecoder().decode([String].self, from: Data(saved.utf8)) else {
             throw ClientError(
                 code: .storeCorrupt,
-                message: "the projection indexes saved in \(path) during a bootstrap cannot be read: the store is "
-                    + "damaged; restore it from a backup, or create a new one with 'outpost init' and sync it"
+                message: "the indexes saved in \(path) during a bootstrap cannot be read: the store is damaged; "
+                    + "restore it from a backup, or create a new one with 'outpost init' and sync it"
             )
         }
-        for sql in definitions { try db.execute(sql: sql) }
+        try buildIndexes(definitions, db: db)
         try db.execute(sql: "DELETE FROM setting WHERE key = ?", arguments: [deferredIndexesSetting])
+    }
+
+    /// The indexes a store made by this version has and this one lacks (their `CREATE INDEX` statements):
+    /// none, unless a bulk load or bootstrap was cut short in a way nothing mended, or the file was edited.
+    static func missingIndexes(db: Database) throws -> [String] {
+        let fresh = try DatabaseQueue()
+        try migrator.migrate(fresh)
+        let expected = try fresh.read { db in
+            try String.fetchAll(db, sql: "SELECT sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL")
+        }
+        let present = Set(
+            try String.fetchAll(db, sql: "SELECT sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL")
+        )
+        return expected.filter { !present.contains($0) }.sorted()
     }
 }

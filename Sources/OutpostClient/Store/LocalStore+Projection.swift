@@ -419,8 +419,9 @@ enum KillPoint {
 
 extension LocalStore {
     /// Empties the projection and projects every held record again, reading the record table as a stream,
-    /// and clears the stale mark.
+    /// and clears the stale mark; builds any index the store lacks (``missingIndexes(db:)``).
     func rebuildProjection(db: Database) throws {
+        try Self.buildIndexes(try Self.missingIndexes(db: db), db: db)
         for table in Projection.allTables { try db.execute(sql: "DELETE FROM \(table.name)") }
         try forEachProjectedState(db: db) { record, state in
             try Projection.update(record, from: nil, to: state, codec: codec.projection, db: db)

@@ -253,11 +253,14 @@ extension LocalStore {
         }
     }
 
-    /// Checks the database file's integrity (SQLite's `integrity_check`) and that every stored record and
-    /// change decodes; returns the problems found (empty when sound).
+    /// Checks the database file's integrity (SQLite's `integrity_check`), that it has every index this version
+    /// makes, and that every stored record and change decodes; returns the problems found (empty when sound).
     public func verifyIntegrity() throws(ClientError) -> [String] {
         try read(doing: "check the store's integrity") { db in
             var problems = try String.fetchAll(db, sql: "PRAGMA integrity_check").filter { $0 != "ok" }
+            for index in try Self.missingIndexes(db: db) {
+                problems.append("an index is missing (\(index)); 'outpost doctor --rebuild' builds it")
+            }
             let states = try Row.fetchCursor(db, sql: "SELECT type, id, state FROM record")
             while let row = try states.next() {
                 let record = RecordRef(type: row["type"], id: row["id"])

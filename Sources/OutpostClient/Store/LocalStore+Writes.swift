@@ -118,6 +118,9 @@ extension LocalStore {
     /// same as ``commit(author:site:progress:_:)`` with the same edits. `progress` is told how many of
     /// `totalEdits` edits have been written, every 1,000 edits and at the end.
     ///
+    /// Into a store that holds no record, the store's secondary indexes are dropped for the load and built once
+    /// at its end, in the same transaction (``dropIndexes(db:)``): a failed load leaves them as they were.
+    ///
     /// - Returns: how many changes were written.
     /// - Throws: ``ClientError`` `invalidEdit` when the schema refuses an edit or a record is already held
     ///   (nothing is written), or a storage error.
@@ -131,6 +134,8 @@ extension LocalStore {
     ) throws(ClientError) -> Int {
         try write(doing: "save the edit") { db in
             let transaction = try StoreTransaction(db: db, store: self)
+            let isEmpty = try !(Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM record)") ?? false)
+            let dropped = isEmpty ? try Self.dropIndexes(db: db) : []
             var creator = RecordCreator(
                 transaction: transaction,
                 author: author,
@@ -140,6 +145,7 @@ extension LocalStore {
             )
             try build(TransactionContext(transaction: transaction), &creator)
             try transaction.finish(now: transaction.now)
+            try Self.buildIndexes(dropped, db: db)
             progress?(creator.done, max(totalEdits, creator.done))
             return creator.done
         }

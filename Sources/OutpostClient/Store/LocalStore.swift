@@ -149,7 +149,7 @@ public struct LocalStore: Sendable {
                 let stale =
                     try db.tableExists("projection_stale")
                     && Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM projection_stale)") == true
-                // Projection indexes a bootstrap cut short left dropped (``deferProjectionIndexes()``).
+                // Indexes a bootstrap cut short left dropped (``deferIndexes()``).
                 let deferred =
                     try db.tableExists("setting")
                     && String.fetchOne(
@@ -177,7 +177,7 @@ public struct LocalStore: Sendable {
             // The key is checked before the pool is opened: a wrong or missing key leaves the files untouched.
             let codec = try unlock(keyRow, configuration: configuration, path: path)
             let pool = try makePool(path: path)
-            if deferred { try pool.write { db in try Self.restoreProjectionIndexes(db: db, path: path) } }
+            if deferred { try pool.write { db in try Self.restoreIndexes(db: db, path: path) } }
             if !complete { try Self.migrator.migrate(pool) }
             let store = LocalStore(
                 writer: pool,

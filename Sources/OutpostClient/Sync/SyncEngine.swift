@@ -424,16 +424,16 @@ public actor SyncEngine {
         session: SessionInfo,
         sparingOwn: Bool = false
     ) async throws(ClientError) {
-        // A store with no record yet (a new device) takes the pages without its projection's indexes, built
+        // A store with no record yet (a new device) takes the pages without its secondary indexes, built
         // once at the end, also when the bootstrap fails (or when the store is next opened, if it is killed).
-        try store.deferProjectionIndexes()
+        try store.deferIndexes()
         do {
             try await takeSnapshot(&report, session: session, sparingOwn: sparingOwn)
         } catch {
-            try? store.restoreProjectionIndexes()
+            try? store.restoreIndexes()
             throw error
         }
-        try store.restoreProjectionIndexes()
+        try store.restoreIndexes()
         report.bootstrapped = true
     }
 
