@@ -89,6 +89,9 @@ let package = Package(
             dependencies: [
                 "OutpostProtocol",
                 .product(name: "GRDB", package: "GRDB.swift"),
+                // GRDB's own SQLite module: the push path binds its change rows through SQLite's C API
+                // (Sources/OutpostServer/Storage/ChangeRowInsert.swift).
+                .product(name: "GRDBSQLite", package: "GRDB.swift"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Crypto", package: "swift-crypto"),

@@ -144,18 +144,17 @@ extension ServerStore: SyncStorage {
     ) throws -> (
         opened: Int, resolved: Int
     ) {
+        let changeRows = try ChangeRowInsert(db: db)
         for accepted in plan.accepted {
             let change = accepted.change
-            try db.cachedStatement(
-                sql: """
-                    INSERT INTO change (practice, replica, counter, type, id, owner, payload)
-                    VALUES (?, ?, ?, ?, ?, ?, ?)
-                    """
-            ).execute(
-                arguments: [
-                    practice, change.id.replica.rawValue, Int64(change.id.counter), change.record.type,
-                    change.record.id, accepted.owner, Data(accepted.binary),
-                ]
+            try changeRows.insert(
+                practice: practice,
+                replica: change.id.replica.rawValue,
+                counter: Int64(change.id.counter),
+                type: change.record.type,
+                id: change.record.id,
+                owner: accepted.owner,
+                payload: accepted.binary
             )
         }
         for record in plan.records {
