@@ -210,8 +210,8 @@ struct StoreBenchmark: ParsableCommand {
         }
         print("")
         print(
-            "reproduce: swift run --scratch-path .build-cli -c release outpost-bench store --seed \(seed) --size "
-                + "\(size) --runs \(runs)"
+            "reproduce (README, \"Benchmarks\", builds it): .build-release/release/outpost-bench store --seed \(seed) "
+                + "--size \(size) --runs \(runs)"
         )
     }
 
