@@ -5,11 +5,13 @@ import OutpostClient
 struct Doctor: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "doctor",
-        abstract: "Check this replica's store: the file, every record and change, and the projection lists read.",
+        abstract: "Check this replica's store: the file, its indexes, every record and change, and the projection.",
         discussion: """
             The projection (indexed tables of the fields lists filter and sort on) is derived from the record \
-            states in the same transaction as every write; the check recomputes it and compares. With --rebuild \
-            it is recomputed from the states first (safe at any time). Exit 1 when a problem is found.
+            states in the same transaction as every write; the check recomputes it and compares. It also reports \
+            an index this version makes that the store lacks (a bulk load cut short). With --rebuild the \
+            projection is recomputed from the states first, and missing indexes are built (safe at any time). \
+            Exit 1 when a problem is found.
             """
     )
 
