@@ -309,33 +309,41 @@ public struct CareStore: Sendable {
                         + "'outpost import --store NEW-PATH FILE')"
                 )
             }
-            // Into a new store (the usual case) no record can be held already: the ids are checked unique.
+            // Into a new store (the usual case) no record can be held already: the ids are checked unique, and a
+            // reference outside the file names nothing. The file is then read, and its records converted and
+            // validated, on a thread of its own while this one writes them (ImportPipeline).
             let lookUp = try !context.storeWasEmpty()
-            try records.read { record throws(ClientError) in
-                let draft = try Self.draft(of: record)
-                if lookUp, try context.holds(draft.ref) {
-                    throw ClientError(
-                        code: .invalidEdit,
-                        message: "this replica already holds \(draft.ref); import into a new store, or remove the "
-                            + "record from the file"
-                    )
+            if lookUp {
+                let exists = { (ref: RecordRef) in incoming.contains(ref) || context.exists(ref) }
+                try records.read { record throws(ClientError) in
+                    let draft = try Self.draft(of: record)
+                    if try context.holds(draft.ref) {
+                        throw ClientError(
+                            code: .invalidEdit,
+                            message: "this replica already holds \(draft.ref); import into a new store, or remove the "
+                                + "record from the file"
+                        )
+                    }
+                    let edits = try Self.creation(of: draft, incoming: incoming, today: today, exists: exists)
+                    try creator.create(draft.ref, edits)
+                    count += 1
                 }
-                guard incoming.contains(draft.ref) else {
-                    throw ClientError(
-                        code: .invalidEdit,
-                        message: "the dump changed while it was read (\(draft.ref) was not there before); import it "
-                            + "again"
-                    )
-                }
-                do {
-                    try CareModel.validate(draft, today: today) { incoming.contains($0) || context.exists($0) }
-                } catch let error as ModelError {
-                    throw Self.invalid(error)
-                } catch {
-                    throw ClientError(code: .invalidEdit, message: "could not validate \(draft.ref)")
-                }
-                try creator.create(draft.ref, Self.edits(creating: draft))
-                count += 1
+            } else {
+                let incoming = incoming
+                try ImportPipeline.run(
+                    reading: records,
+                    converting: { record throws(ClientError) in
+                        let draft = try Self.draft(of: record)
+                        return (
+                            draft.ref,
+                            try Self.creation(of: draft, incoming: incoming, today: today) { incoming.contains($0) }
+                        )
+                    },
+                    writing: { ref, edits throws(ClientError) in
+                        try creator.create(ref, edits)
+                        count += 1
+                    }
+                )
             }
             guard count == incoming.count else {
                 throw ClientError(
@@ -346,6 +354,28 @@ public struct CareStore: Sendable {
             }
         }
         return count
+    }
+
+    /// The edits that create a dump's record, once it is checked: in the file's first reading (`incoming`),
+    /// and valid by the care model, its references resolved by `exists`.
+    static func creation(
+        of draft: DraftRecord,
+        incoming: Set<RecordRef>,
+        today: CalendarDate,
+        exists: (RecordRef) -> Bool
+    ) throws(ClientError) -> [Edit] {
+        guard incoming.contains(draft.ref) else {
+            throw ClientError(
+                code: .invalidEdit,
+                message: "the dump changed while it was read (\(draft.ref) was not there before); import it again"
+            )
+        }
+        do throws(ModelError) {
+            try CareModel.validate(draft, today: today, exists: exists)
+        } catch {
+            throw Self.invalid(error)
+        }
+        return Self.edits(creating: draft)
     }
 
     /// The materialized view of one record, or `nil` when this replica does not hold it.
