@@ -31,6 +31,11 @@ public enum CareModel {
         index[type]?[field]
     }
 
+    /// The specs of `type`'s fields by name (empty for no type).
+    public static func specsByName(of type: RecordType) -> [String: FieldSpec] {
+        index[type] ?? [:]
+    }
+
     /// For record types that belong to a patient (tasks, observations, encounters), the field naming the
     /// patient; for the local store's `ownerField`.
     public static let ownerField: [String: String] = [

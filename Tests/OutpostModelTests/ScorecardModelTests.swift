@@ -195,3 +195,26 @@ struct PanelSummaryTests {
         #expect(summary.openGapsBySubgroup == ["healthy": ["flu-vaccine": 1]])
     }
 }
+
+struct GapKeyTests {
+    @Test func theKeysOfATitleAreItsMarkersInOrder() {
+        #expect(GapRules.keys(inTitle: "Recheck A1c [gap:a1c-due:none]") == ["a1c-due:none"])
+        #expect(GapRules.keys(inTitle: "[gap:a][gap:b] and [gap:a]") == ["a", "b", "a"])
+        #expect(GapRules.keys(inTitle: "no marker, [gap:unclosed") == [])
+        #expect(GapRules.keys(inTitle: "[gap:[gap:x]") == ["[gap:x", "x"])
+        #expect(GapRules.keys(inTitle: "Rappel vaccin \u{E9}t\u{E9} [gap:flu-vaccine]") == ["flu-vaccine"])
+        // A combining accent after the bracket makes one character of both: no longer a closing bracket.
+        #expect(GapRules.keys(inTitle: "[gap:a]\u{301}b]") == ["a]\u{301}b"])
+    }
+
+    /// An ASCII title is read as bytes, any other as characters: the same markers give the same keys.
+    @Test(arguments: 0..<200)
+    func asciiAndOtherTitlesGiveTheSameKeys(seed: Int) {
+        var generator = SeededGenerator(seed: UInt64(seed))
+        let pieces = ["[gap:", "]", "a1c-due", ":", " ", "pat_01", "[", "gap", "\r\n", "x"]
+        let title = (0..<Int(generator.next() % 12)).map { _ in pieces[Int(generator.next() % UInt64(pieces.count))] }
+            .joined()
+        #expect(GapRules.keys(inTitle: title) == GapRules.keys(inTitle: title + " \u{E9}"), "\(title)")
+        #expect(GapRules.keys(inTitle: title) == GapRules.keys(inTitle: "\u{E9}" + title), "\(title)")
+    }
+}

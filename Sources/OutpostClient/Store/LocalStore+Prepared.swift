@@ -72,7 +72,9 @@ extension LocalStore {
     /// The register fields of `record` whose concurrent values await review in `state`, in no order.
     func conflictedFields(of record: RecordRef, _ state: RecordState) -> [String] {
         var fields: [String] = []
-        for (field, fieldState) in state.fields {
+        // Only a field with more than one live write can be in conflict (FieldState.resolution): most are passed
+        // over without looking their policy up.
+        for (field, fieldState) in state.fields where fieldState.live.count > 1 {
             guard let policy = configuration.schema.policy(type: record.type, field: field), policy.isRegister,
                 fieldState.resolution(under: policy).isConflict
             else { continue }

@@ -193,7 +193,7 @@ enum Projection {
 
     /// How a patient's conditions are held in one column: sorted, each once, one per line (codes hold no
     /// line breaks; `nil` when there are none).
-    static func joinedConditions(_ record: MaterializedRecord) -> String? {
+    static func joinedConditions(_ record: RecordFields) -> String? {
         let conditions = Set(record.values("conditions").compactMap(\.stringValue)).sorted()
         return conditions.isEmpty ? nil : conditions.joined(separator: "\n")
     }
@@ -212,7 +212,8 @@ enum Projection {
     /// keys, and a patient's sites and open care gaps, one row each.
     static func rows(of record: RecordRef, _ state: RecordState) -> [Row] {
         guard tables[record.type] != nil, let type = RecordType(rawValue: record.type) else { return [] }
-        let materialized = MaterializedRecord(type: type, id: record.id, state: state)
+        // Only the fields the rows hold are read (RecordFields reads them as MaterializedRecord would).
+        let reader = RecordFields(type: type, state: state)
         func row(_ table: Table, _ values: [(any DatabaseValueConvertible)?]) -> Row {
             Row(table: table.name, values: values.map { $0?.databaseValue ?? .null })
         }
@@ -224,24 +225,24 @@ enum Projection {
             // Read as `TaskView` reads them, without making one (its ids' checks are most of its cost): a task
             // whose id is not a task id has no view, so it reads as open and without gap keys.
             let isTask = TaskID(record.id) != nil
-            let title = materialized.string("title")
-            let isClosed = isTask && (materialized.string("status").map(TaskView.isClosed(status:)) ?? false)
-            let conflicts = materialized.conflictedFields
+            let title = reader.string("title")
+            let isClosed = isTask && (reader.string("status").map(TaskView.isClosed(status:)) ?? false)
+            let conflicts = reader.conflictedFields
             // The gap keys of its title (GapRules.keys(inTitle:)): the title is free text, never projected.
             let keys = isTask ? Set(GapRules.keys(inTitle: title ?? "")).sorted() : []
             var main = row(
                 task,
                 [
-                    record.id, materialized.string("patient"), materialized.string("team"),
-                    materialized.string("assignee"), materialized.string("status"), !isClosed,
-                    materialized.string("priority"), materialized.string("dueDate"), materialized.string("kind"),
-                    title, materialized.string("channel"),
-                    materialized.string("referralStatus"),
+                    record.id, reader.string("patient"), reader.string("team"),
+                    reader.string("assignee"), reader.string("status"), !isClosed,
+                    reader.string("priority"), reader.string("dueDate"), reader.string("kind"),
+                    title, reader.string("channel"),
+                    reader.string("referralStatus"),
                     conflicts.isEmpty ? nil : conflicts.joined(separator: ","),
                     // More than one write of the status ever seen (live or replaced): every assignment in the
                     // change log is one of them, so a task without is never dated as completed.
                     state["status"].live.count + state["status"].superseded.count > 1,
-                    materialized.string("referralSentOn"), materialized.string("resultReceivedOn"),
+                    reader.string("referralSentOn"), reader.string("resultReceivedOn"),
                 ]
             )
             main.extra = keys
@@ -250,16 +251,16 @@ enum Projection {
             // What the panel reads (PanelSummary): registers' text, care gaps' text, the model's predicates.
             // Its team and sites as every scope reads them (PatientView.ScopeKeys): `--team` and `--site` select
             // on these columns by the same rule.
-            let scopeKeys = PatientView.ScopeKeys(materialized)
-            let gaps = Set(materialized.values("careGaps").compactMap(\.stringValue)).sorted()
+            let scopeKeys = PatientView.ScopeKeys(state: state)
+            let gaps = Set(reader.values("careGaps").compactMap(\.stringValue)).sorted()
             var main = row(
                 patient,
                 [
-                    record.id, scopeKeys.team, materialized.string("subgroup"),
-                    materialized.string("mergedInto"), materialized.string("status"),
-                    materialized.string("riskTier"), materialized.isRetired,
-                    CareModel.isAwaitingAssignment(materialized), materialized.string("deceasedOn"),
-                    joinedConditions(materialized),
+                    record.id, scopeKeys.team, reader.string("subgroup"),
+                    reader.string("mergedInto"), reader.string("status"),
+                    reader.string("riskTier"), reader.isRetired,
+                    CareModel.isAwaitingAssignment(reader), reader.string("deceasedOn"),
+                    joinedConditions(reader),
                 ]
             )
             main.extra = gaps
@@ -274,9 +275,9 @@ enum Projection {
                 row(
                     observation,
                     [
-                        record.id, materialized.string("patient"), materialized.string("code"),
-                        materialized.string("effectiveAt"), materialized.string("status"),
-                        materialized.string("value"),
+                        record.id, reader.string("patient"), reader.string("code"),
+                        reader.string("effectiveAt"), reader.string("status"),
+                        reader.string("value"),
                     ]
                 )
             ]
@@ -285,9 +286,9 @@ enum Projection {
                 row(
                     encounter,
                     [
-                        record.id, materialized.string("patient"), materialized.string("kind"),
-                        materialized.string("occurredAt"), materialized.string("status"),
-                        materialized.value("costCents")?.intValue,
+                        record.id, reader.string("patient"), reader.string("kind"),
+                        reader.string("occurredAt"), reader.string("status"),
+                        reader.value("costCents")?.intValue,
                     ]
                 )
             ]

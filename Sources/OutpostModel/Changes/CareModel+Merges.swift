@@ -114,8 +114,17 @@ extension CareModel {
     /// ``PatientMerges``).
     public static func isAwaitingAssignment(_ patient: MaterializedRecord) -> Bool {
         guard patient.type == .patient, !patient.isRetired else { return false }
-        return fields(of: .patient).filter(\.isPlacement).contains { patient.value($0.name) == nil }
+        return placementFields.contains { patient.value($0) == nil }
     }
+
+    /// ``isAwaitingAssignment(_:)-(MaterializedRecord)`` of a patient read from its state.
+    public static func isAwaitingAssignment(_ patient: RecordFields) -> Bool {
+        guard patient.type == .patient, !patient.isRetired else { return false }
+        return placementFields.contains { patient.value($0) == nil }
+    }
+
+    /// The patient's fields that place it in a subgroup and a team.
+    private static let placementFields = fields(of: .patient).filter(\.isPlacement).map(\.name)
 }
 
 extension String {

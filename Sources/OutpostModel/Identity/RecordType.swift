@@ -24,6 +24,27 @@ public enum RecordType: String, Sendable, Hashable, CaseIterable, Codable, Compa
     /// A visit or admission (FHIR Encounter); immutable once written.
     case encounter
 
+    /// Hashes the case, not its name: record types key the field table, which validation, the projection and
+    /// views read for every field of every record (the default for a `String` enum hashes its raw value).
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(ordinal)
+    }
+
+    /// The case's place in the declaration.
+    private var ordinal: UInt8 {
+        switch self {
+        case .practice: 0
+        case .site: 1
+        case .person: 2
+        case .team: 3
+        case .subgroup: 4
+        case .patient: 5
+        case .task: 6
+        case .observation: 7
+        case .encounter: 8
+        }
+    }
+
     /// The prefix of every id of this type, before the underscore: `pat` for patients.
     public var idPrefix: String {
         switch self {
