@@ -28,9 +28,14 @@ public enum SortableID {
 
     /// Whether `text` has the shape of an id made by ``make(millis:using:)``.
     public static func isValid(_ text: some StringProtocol) -> Bool {
+        isValid(bytes: text.utf8)
+    }
+
+    /// Whether `bytes` (UTF-8) have the shape of an id made by ``make(millis:using:)``.
+    public static func isValid(bytes: some Sequence<UInt8>) -> Bool {
         // Checked on every record of an import and every projected task: a table look-up per byte, no copy.
         var count = 0
-        for byte in text.utf8 {
+        for byte in bytes {
             guard count < 26, isDigit[Int(byte)] else { return false }
             if count == 0 && byte > UInt8(ascii: "7") { return false }
             count += 1

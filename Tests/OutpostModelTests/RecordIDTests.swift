@@ -50,6 +50,23 @@ struct RecordIDTests {
         #expect(RecordType.ref(forID: "pat_short") == nil)
     }
 
+    @Test func idsOfTheWrongShapeAreRefused() {
+        let id = Fixture.id(.patient)
+        let body = String(id.dropFirst(4))
+        let short = String(body.dropLast())
+        let lower = body.lowercased()
+        let accented = "\u{E9}" + String(body.dropFirst(2))
+        let texts: [String] = [
+            "", "pat", "pat_", "pat-" + body, "PAT_" + body, "tsk_" + body, "pat_" + short, id + "0",
+            "pat__" + String(body.dropFirst()), "pat_" + lower, "pat_" + accented, "pa\u{E9}" + body,
+        ]
+        for text in texts {
+            #expect(!RecordType.patient.isValidID(text), "\(text)")
+            #expect(PatientID(text) == nil, "\(text)")
+        }
+        #expect(RecordType.patient.isValidID(id) && RecordType.patient.isValidID(Substring(id)))
+    }
+
     @Test func typedIdsRoundTripThroughCodable() throws {
         let id = try #require(PatientID(Fixture.id(.patient)))
         let data = try JSONEncoderShim.encode(id)

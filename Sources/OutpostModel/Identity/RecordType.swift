@@ -71,9 +71,12 @@ public enum RecordType: String, Sendable, Hashable, CaseIterable, Codable, Compa
 
     /// Whether `id` is a well-formed id of this type: the prefix, `_`, then a ``SortableID``.
     public func isValidID(_ id: some StringProtocol) -> Bool {
-        let prefix = idPrefix + "_"
-        guard id.hasPrefix(prefix) else { return false }
-        return SortableID.isValid(id.dropFirst(prefix.count))
+        // Read as bytes (every prefix is three ASCII letters): validation and the projection check every id.
+        let bytes = id.utf8
+        let prefix = idPrefix.utf8
+        guard bytes.count == prefix.count + 1 + 26, bytes.starts(with: prefix) else { return false }
+        let rest = bytes.dropFirst(prefix.count)
+        return rest.first == UInt8(ascii: "_") && SortableID.isValid(bytes: rest.dropFirst())
     }
 
     /// Makes a new id of this type for `millis` with randomness from `generator`.
