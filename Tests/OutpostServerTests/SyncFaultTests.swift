@@ -56,6 +56,13 @@ struct SyncFaultTests {
         #expect(Set(feed.map(\.id)).count == feed.count, "a change is in the feed twice")
     }
 
+    /// An in-process replica, `site-a`, holding the tiny practice, not yet synced.
+    func practiceReplica(_ directory: TemporaryDirectory) throws -> LocalReplica {
+        let replica = try LocalReplica("site-a", in: directory)
+        try TinyPractice.load(into: replica.care)
+        return replica
+    }
+
     /// Two in-process replicas sharing the tiny practice through `server`, both caught up.
     func twoSyncedReplicas(
         _ server: TestServer,
@@ -63,9 +70,8 @@ struct SyncFaultTests {
     ) async throws -> (
         LocalReplica, LocalReplica
     ) {
-        let a = try LocalReplica("site-a", in: directory)
+        let a = try practiceReplica(directory)
         let b = try LocalReplica("site-b", in: directory)
-        try TinyPractice.load(into: a.care)
         _ = try await a.engine(server.transport(server.adminToken)).sync()
         let report = try await b.engine(server.transport(server.adminToken)).sync()
         #expect(report.bootstrapped)
@@ -90,8 +96,7 @@ struct SyncFaultTests {
         let server = try await TestServer(backend: backend)
         let directory = try TemporaryDirectory("outpost-faults")
         let admin = server.adminToken
-        let a = try LocalReplica("site-a", in: directory)
-        try TinyPractice.load(into: a.care)
+        let a = try practiceReplica(directory)
         let total = try a.store.status().pendingChanges
         try #require(total > 20)
 
@@ -169,8 +174,7 @@ struct SyncFaultTests {
         let server = try await TestServer(backend: backend)
         let directory = try TemporaryDirectory("outpost-faults")
         let admin = server.adminToken
-        let a = try LocalReplica("site-a", in: directory)
-        try TinyPractice.load(into: a.care)
+        let a = try practiceReplica(directory)
         _ = try await a.engine(server.transport(admin)).sync()
         let b = try LocalReplica("site-b", in: directory)
         let fresh = try await indexes(of: b.store)
@@ -271,8 +275,7 @@ struct SyncFaultTests {
         let server = try await TestServer(backend: backend)
         let directory = try TemporaryDirectory("outpost-faults")
         let admin = server.adminToken
-        let a = try LocalReplica("site-a", in: directory)
-        try TinyPractice.load(into: a.care)
+        let a = try practiceReplica(directory)
         let total = try a.store.status().pendingChanges
 
         let transport = FaultTransport(

@@ -131,11 +131,7 @@ extension LocalStore {
     public func deferIndexes() throws(ClientError) -> Bool {
         try write(doing: "prepare the store for a bootstrap") { db in
             guard try !(Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM record)") ?? false),
-                try String.fetchOne(
-                    db,
-                    sql: "SELECT value FROM setting WHERE key = ?",
-                    arguments: [Self.deferredIndexesSetting]
-                ) == nil
+                try Self.savedIndexes(db: db) == nil
             else { return false }
             let definitions = try Self.dropIndexes(db: db)
             guard !definitions.isEmpty else { return false }
@@ -148,6 +144,12 @@ extension LocalStore {
         }
     }
 
+    /// The definitions of the indexes a bootstrap dropped, as saved in the store (``deferIndexes()``); `nil`
+    /// when none are dropped.
+    static func savedIndexes(db: Database) throws -> String? {
+        try String.fetchOne(db, sql: "SELECT value FROM setting WHERE key = ?", arguments: [deferredIndexesSetting])
+    }
+
     /// Builds the indexes ``deferIndexes()`` dropped, in one transaction; does nothing when none are dropped.
     public func restoreIndexes() throws(ClientError) {
         try write(doing: "index the store") { db in try Self.restoreIndexes(db: db, path: path) }
@@ -156,13 +158,7 @@ extension LocalStore {
     /// ``restoreIndexes()`` inside a transaction; opening a store runs it before migrating, so that a migration
     /// finds the indexes the version that dropped them had.
     static func restoreIndexes(db: Database, path: String) throws {
-        guard
-            let saved = try String.fetchOne(
-                db,
-                sql: "SELECT value FROM setting WHERE key = ?",
-                arguments: [deferredIndexesSetting]
-            )
-        else { return }
+        guard let saved = try savedIndexes(db: db) else { return }
         guard let definitions = try? JSONDecoder().decode([String].self, from: Data(saved.utf8)) else {
             throw ClientError(
                 code: .storeCorrupt,

@@ -150,13 +150,7 @@ public struct LocalStore: Sendable {
                     try db.tableExists("projection_stale")
                     && Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM projection_stale)") == true
                 // Indexes a bootstrap cut short left dropped (``deferIndexes()``).
-                let deferred =
-                    try db.tableExists("setting")
-                    && String.fetchOne(
-                        db,
-                        sql: "SELECT value FROM setting WHERE key = ?",
-                        arguments: [Self.deferredIndexesSetting]
-                    ) != nil
+                let deferred = try db.tableExists("setting") && Self.savedIndexes(db: db) != nil
                 return (superseded, complete, replica, try Self.fetchKeyRow(db), stale, deferred)
             }
             try probe.close()
