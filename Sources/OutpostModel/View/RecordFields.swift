@@ -6,7 +6,7 @@ import OutpostCRDT
 /// What reads a few fields of every record (the local store's projection, on every record an import, a
 /// bootstrap or a page of remote changes writes) reads them through this; a whole record for a view or an
 /// export is a ``MaterializedRecord``. Both give the same values: `RecordFieldsTests` checks them on every
-/// field of generated practices with concurrent edits.
+/// field of every type, in random states with fields unset, written once, written concurrently and replaced.
 public struct RecordFields {
     /// The record's type.
     public let type: RecordType
