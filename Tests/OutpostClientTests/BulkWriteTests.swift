@@ -80,6 +80,74 @@ struct BulkWriteTests {
         #expect(try store.record(patient) == nil && store.record(other) == nil)
     }
 
+    @Test func draftsMadeOnAnotherThreadWriteWhatCreatingWrites() async throws {
+        let created = try makeTestStore()
+        let drafted = try makeTestStore()
+        let records = (1...30).map(edits(of:))
+        try created.create(author: "per_1", site: "sit_1", totalEdits: 240) { _, creator in
+            for (record, edits) in records { try creator.create(record, edits) }
+        }
+        try drafted.create(author: "per_1", site: "sit_1", totalEdits: 240) { _, creator in
+            let drafter = creator.drafter()
+            // Drafted on a thread of its own, as an import's reader does; written here, in order.
+            let drafts = try Self.onAThreadOfItsOwn(drafter) { drafter throws(ClientError) in
+                var drafts: [DraftedRecord] = []
+                for (record, edits) in records { drafts.append(try drafter.draft(record, edits)) }
+                return drafts
+            }
+            for draft in drafts { try creator.write(draft) }
+        }
+        for (record, _) in records {
+            #expect(try drafted.record(record) == created.record(record))
+            #expect(try drafted.history(of: record).map(\.id) == created.history(of: record).map(\.id))
+        }
+        #expect(try drafted.pendingChanges().map(\.id) == created.pendingChanges().map(\.id))
+        #expect(try drafted.pendingChanges().count == 240)
+        #expect(try drafted.verifyIntegrity().isEmpty)
+    }
+
+    @Test func aDraftWrittenTwiceOrOutOfOrderIsRefusedAndNothingIsWritten() throws {
+        let store = try makeTestStore()
+        let (first, firstEdits) = edits(of: 1)
+        let (second, secondEdits) = edits(of: 2)
+        for order in [[0, 0], [1, 0], [1]] {
+            let error = try #require(throws: ClientError.self) {
+                try store.create(author: "per_1", site: nil, totalEdits: 16) { _, creator in
+                    var drafter = creator.drafter()
+                    let drafts = [try drafter.draft(first, firstEdits), try drafter.draft(second, secondEdits)]
+                    for index in order { try creator.write(drafts[index]) }
+                }
+            }
+            #expect(error.message.contains("write drafts in the order they were made"), "\(order): \(error.message)")
+            #expect(try store.record(first) == nil && store.record(second) == nil, "\(order)")
+            #expect(try store.pendingChanges().isEmpty, "\(order)")
+        }
+    }
+
+    /// Runs `body` with `drafter` on a thread of its own and returns what it returns.
+    static func onAThreadOfItsOwn(
+        _ drafter: RecordDrafter,
+        _ body: @escaping @Sendable (inout RecordDrafter) throws(ClientError) -> [DraftedRecord]
+    ) throws -> [DraftedRecord] {
+        final class Outcome: @unchecked Sendable {
+            // Written by the thread before it signals `done`, read after.
+            var result: Result<[DraftedRecord], ClientError> = .success([])
+            let done = DispatchSemaphore(value: 0)
+        }
+        let outcome = Outcome()
+        Thread {
+            var drafter = drafter
+            do throws(ClientError) {
+                outcome.result = .success(try body(&drafter))
+            } catch {
+                outcome.result = .failure(error)
+            }
+            outcome.done.signal()
+        }.start()
+        outcome.done.wait()
+        return try outcome.result.get()
+    }
+
     /// Random changes of three replicas (stale replacements, so conflicts; removals; several authors and
     /// sites), applied in random pages and reopened: every state and history reads back as an in-memory
     /// document of the same changes holds it.

@@ -35,8 +35,8 @@ struct ImportPipelineTests {
         var written: [RecordRef] = []
         try ImportPipeline.run(
             reading: source.records,
-            converting: { record throws(ClientError) in (RecordRef(type: record.type, id: record.id), []) },
-            writing: { ref, _ throws(ClientError) in written.append(ref) }
+            converting: { record throws(ClientError) in RecordRef(type: record.type, id: record.id) },
+            writing: { ref throws(ClientError) in written.append(ref) }
         )
         #expect(written == (0..<count).map(Self.ref))
     }
@@ -52,9 +52,9 @@ struct ImportPipelineTests {
                     guard record.id != "p\(failing)" else {
                         throw ClientError(code: .invalidEdit, message: "record \(record.id) is refused")
                     }
-                    return (RecordRef(type: record.type, id: record.id), [])
+                    return RecordRef(type: record.type, id: record.id)
                 },
-                writing: { ref, _ throws(ClientError) in written.append(ref) }
+                writing: { ref throws(ClientError) in written.append(ref) }
             )
         }
         #expect(error?.message == "record p\(failing) is refused")
@@ -71,9 +71,9 @@ struct ImportPipelineTests {
                 converting: { record throws(ClientError) in
                     // The reader fails further on: the writer's earlier failure is the one thrown.
                     guard record.id != "p900" else { throw ClientError(code: .invalidEdit, message: "reader") }
-                    return (RecordRef(type: record.type, id: record.id), [])
+                    return RecordRef(type: record.type, id: record.id)
                 },
-                writing: { ref, _ throws(ClientError) in
+                writing: { ref throws(ClientError) in
                     guard ref != Self.ref(500) else { throw ClientError(code: .storage, message: "writer") }
                     written += 1
                 }

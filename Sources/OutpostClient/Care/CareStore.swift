@@ -310,8 +310,8 @@ public struct CareStore: Sendable {
                 )
             }
             // Into a new store (the usual case) no record can be held already: the ids are checked unique, and a
-            // reference outside the file names nothing. The file is then read, and its records converted and
-            // validated, on a thread of its own while this one writes them (ImportPipeline).
+            // reference outside the file names nothing. The file is then read, and its records converted,
+            // validated and drafted, on a thread of its own while this one writes them (ImportPipeline).
             let lookUp = try !context.storeWasEmpty()
             if lookUp {
                 let exists = { (ref: RecordRef) in incoming.contains(ref) || context.exists(ref) }
@@ -330,17 +330,20 @@ public struct CareStore: Sendable {
                 }
             } else {
                 let incoming = incoming
+                // The reader also drafts each record (its changes stamped, encoded and projected: RecordDrafter),
+                // from the replica's counter and clock as they are now; the writer writes the drafts in order.
+                var drafter = creator.drafter()
                 try ImportPipeline.run(
                     reading: records,
                     converting: { record throws(ClientError) in
                         let draft = try Self.draft(of: record)
-                        return (
-                            draft.ref,
-                            try Self.creation(of: draft, incoming: incoming, today: today) { incoming.contains($0) }
-                        )
+                        let edits = try Self.creation(of: draft, incoming: incoming, today: today) {
+                            incoming.contains($0)
+                        }
+                        return try drafter.draft(draft.ref, edits)
                     },
-                    writing: { ref, edits throws(ClientError) in
-                        try creator.create(ref, edits)
+                    writing: { drafted throws(ClientError) in
+                        try creator.write(drafted)
                         count += 1
                     }
                 )

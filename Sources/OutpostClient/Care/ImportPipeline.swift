@@ -17,16 +17,17 @@ enum ImportPipeline {
     /// Batches the queue holds before the reader waits for the writer.
     static let queueCapacity = 4
 
-    typealias Creation = (RecordRef, [Edit])
+    /// Thrown inside the reader when the writer has stopped: never reaches the writer.
+    static let stopped = ClientError(code: .invalidEdit, message: "the import stopped")
 
     /// Reads `records` on a thread of its own, converts each with `converting` there, and calls `writing`
     /// with each result on the calling thread, in order.
-    static func run(
+    static func run<Creation: Sendable>(
         reading records: PracticeRecords,
         converting: @escaping (DumpRecord) throws(ClientError) -> Creation,
-        writing: (RecordRef, [Edit]) throws(ClientError) -> Void
+        writing: (Creation) throws(ClientError) -> Void
     ) throws(ClientError) {
-        let queue = Queue()
+        let queue = Queue<Creation>()
         // The reader's closures are used by the reader thread alone until it has finished (waited for below).
         let work = ReaderWork(records: records, converting: converting)
         let reader = Thread {
@@ -38,7 +39,7 @@ enum ImportPipeline {
                 try records.read { record throws(ClientError) in
                     batch.append(try converting(record))
                     if batch.count == batchSize {
-                        guard queue.put(batch) else { throw Queue.stopped }
+                        guard queue.put(batch) else { throw ImportPipeline.stopped }
                         batch.removeAll(keepingCapacity: true)
                     }
                 }
@@ -56,12 +57,12 @@ enum ImportPipeline {
             queue.waitUntilFinished()
         }
         while let batch = try queue.take() {
-            for (ref, edits) in batch { try writing(ref, edits) }
+            for creation in batch { try writing(creation) }
         }
     }
 
     /// What the reader thread calls: it alone calls them while ``run(reading:converting:writing:)`` waits for it.
-    private final class ReaderWork: @unchecked Sendable {
+    private final class ReaderWork<Creation>: @unchecked Sendable {
         let records: PracticeRecords
         let converting: (DumpRecord) throws(ClientError) -> Creation
 
@@ -72,10 +73,7 @@ enum ImportPipeline {
     }
 
     /// The batches between the two threads, with the reader's outcome.
-    private final class Queue: @unchecked Sendable {
-        /// Thrown inside the reader when the writer has stopped: never reaches the writer.
-        static let stopped = ClientError(code: .invalidEdit, message: "the import stopped")
-
+    private final class Queue<Creation>: @unchecked Sendable {
         // Every property below is read and written with `condition` locked.
         private let condition = NSCondition()
         private var batches: [[Creation]] = []

@@ -3,6 +3,10 @@ import GRDB
 import OutpostCRDT
 public import OutpostProtocol
 
+/// A projected row of a record new to the store: its table's insert statement and its arguments, in stored
+/// form (``LocalStore/projectionInserts(of:_:)``).
+typealias ProjectionInsert = (sql: String, arguments: StatementArguments)
+
 /// A record new to the store, made ready to be written: its encoded (sealed, in an encrypted store) state, its
 /// owner, its projected rows in their stored form, and its fields in conflict. Everything here is computed
 /// from the record's state alone, so it can be computed before the write transaction, off SQLite's one
@@ -11,7 +15,7 @@ struct PreparedRecord: Sendable {
     /// The arguments of the record table's insert: type, id, owner, state.
     var row: StatementArguments
     /// Each projected row: its table's insert statement and its arguments.
-    var projection: [(sql: String, arguments: StatementArguments)]
+    var projection: [ProjectionInsert]
     /// The register fields whose concurrent values await review.
     var conflicts: [String]
 }
@@ -43,23 +47,26 @@ extension LocalStore {
 
     /// The form `record` is written in when the store does not hold it and its state is `state`.
     func prepare(_ record: RecordRef, _ state: RecordState) throws -> PreparedRecord {
-        var projection: [(sql: String, arguments: StatementArguments)] = []
-        if let tables = Projection.tables[record.type] {
-            for row in Projection.rows(of: record, state) {
-                guard let table = tables.first(where: { $0.name == row.table }),
-                    let sql = Projection.insertSQL[table.name]
-                else { continue }
-                projection.append(
-                    (sql, StatementArguments(values: try codec.projection.encode(row, table: table)))
-                )
-            }
-        }
         let bytes = try codec.encode(state, of: record)
         return PreparedRecord(
             row: [record.type, record.id, owner(of: record, state), bytes],
-            projection: projection,
+            projection: try projectionInserts(of: record, state),
             conflicts: conflictedFields(of: record, state)
         )
+    }
+
+    /// The inserts that project a record new to the store whose state is `state`: each row's table's insert
+    /// statement and its arguments, in stored form (sealed, in an encrypted store). A snapshot's records and an
+    /// import's are projected by these, computed before the write (``prepare(_:_:)``, ``RecordDrafter``).
+    func projectionInserts(of record: RecordRef, _ state: RecordState) throws -> [ProjectionInsert] {
+        guard let tables = Projection.tables[record.type] else { return [] }
+        var inserts: [ProjectionInsert] = []
+        for row in Projection.rows(of: record, state) {
+            guard let table = tables.first(where: { $0.name == row.table }), let sql = Projection.insertSQL[table.name]
+            else { continue }
+            inserts.append((sql, StatementArguments(values: try codec.projection.encode(row, table: table))))
+        }
+        return inserts
     }
 
     /// The patient `record` belongs to in `state` (its type's owner field, read as a register), which scopes

@@ -246,6 +246,10 @@ public struct TransactionContext {
 }
 
 /// Writes new records inside ``LocalStore/create(author:site:totalEdits:progress:_:)``.
+///
+/// A record is drafted (``RecordDrafter``: its changes stamped, encoded and projected) and then written. The
+/// two steps can run on different threads: an import drafts on its reader thread with ``drafter()`` and
+/// writes here, in order.
 public struct RecordCreator {
     let transaction: StoreTransaction
     let author: String
@@ -260,18 +264,161 @@ public struct RecordCreator {
     /// - Throws: ``ClientError`` `invalidEdit` when an edit names another record or the schema refuses it,
     ///   or a storage error when the store already holds the record.
     public mutating func create(_ record: RecordRef, _ edits: [Edit]) throws(ClientError) {
+        var drafter = drafter()
+        try write(try drafter.draft(record, edits))
+    }
+
+    /// A drafter that stamps changes from where this creator's writes have left the replica's counter and
+    /// clock. Its drafts must be written (``write(_:)``) in the order it made them, each once, before
+    /// anything else is created.
+    public func drafter() -> RecordDrafter {
+        RecordDrafter(
+            store: transaction.store,
+            author: author,
+            site: site,
+            now: transaction.now,
+            counter: transaction.counter,
+            clock: transaction.clock
+        )
+    }
+
+    /// Writes a drafted record.
+    ///
+    /// - Throws: ``ClientError`` when the store already holds the record or it was written in this
+    ///   transaction, when the draft is out of order (see ``drafter()``), or a storage error.
+    public mutating func write(_ drafted: DraftedRecord) throws(ClientError) {
         do {
-            try transaction.create(record, edits, author: author, site: site)
+            try transaction.write(drafted)
         } catch {
             throw LocalStore.wrap(error, path: transaction.store.path, doing: "save the edit")
         }
         guard let progress else {
-            done += edits.count
+            done += drafted.edits
             return
         }
         let before = done
-        done += edits.count
+        done += drafted.edits
         if done / 1000 > before / 1000 { progress(done / 1000 * 1000, max(total, done)) }
+    }
+}
+
+/// A record made from the edits that create it, ready to be written (``RecordCreator/write(_:)``): its
+/// change-log row, its record row, its projection and its conflicts, computed from the edits and the
+/// replica's counter and clock alone (``RecordDrafter``), off SQLite's one writer if need be.
+public struct DraftedRecord: Sendable {
+    /// The record.
+    public let record: RecordRef
+    /// How many edits made it (none: nothing is written).
+    public let edits: Int
+    /// The replica's counter before and after its changes.
+    let counters: (before: UInt64, after: UInt64)
+    /// The replica's clock after its changes.
+    let clock: HybridLogicalClock
+    /// The change-log row's payload: the changes, encoded (sealed, in an encrypted store).
+    let payload: Data
+    /// The record row's owner.
+    let owner: String?
+    /// The record row's state: the record's, or an empty one when `isTail` (the change-log row is its tail).
+    let state: Data
+    /// Whether the change-log row is the record's tail.
+    let isTail: Bool
+    /// The projection's inserts (``LocalStore/projectionInserts(of:_:)``).
+    let projection: [ProjectionInsert]
+    /// The register fields whose concurrent values await review.
+    let conflicts: [String]
+}
+
+/// Drafts new records (``DraftedRecord``): stamps each edit with the replica's next counter and clock, checks
+/// it against the schema, and encodes and projects what the record will be stored as. It reads nothing from
+/// the store, so an import drafts on a thread of its own while the transaction writes (``RecordCreator``).
+public struct RecordDrafter: Sendable {
+    let store: LocalStore
+    let author: String
+    let site: String?
+    let now: UInt64
+    var counter: UInt64
+    var clock: HybridLogicalClock
+
+    /// Drafts `record` from `edits` (all of them of `record`).
+    ///
+    /// - Throws: ``ClientError`` `invalidEdit` when an edit names another record or the schema refuses it, or
+    ///   an encoding error.
+    public mutating func draft(_ record: RecordRef, _ edits: [Edit]) throws(ClientError) -> DraftedRecord {
+        do {
+            return try draftRecord(record, edits)
+        } catch let error as ClientError {
+            throw error
+        } catch {
+            throw LocalStore.wrap(error, path: store.path, doing: "save the edit")
+        }
+    }
+
+    private mutating func draftRecord(_ record: RecordRef, _ edits: [Edit]) throws -> DraftedRecord {
+        let before = counter
+        var state = RecordState()
+        var changes: [Change] = []
+        changes.reserveCapacity(edits.count)
+        for edit in edits {
+            guard edit.record == record else {
+                throw ClientError(
+                    code: .invalidEdit,
+                    message: "an edit of \(edit.record) was given to create \(record); create each record from its "
+                        + "own edits"
+                )
+            }
+            let replaces: [ChangeID]
+            switch edit.operation {
+            case .assign: replaces = state[edit.field].liveIDs
+            case .remove: replaces = state[edit.field].tags(of: edit.value)
+            case .add, .append: replaces = []
+            }
+            counter += 1
+            let change = Change(
+                id: ChangeID(replica: store.replicaID, counter: counter),
+                record: record,
+                field: edit.field,
+                operation: edit.operation,
+                value: edit.value,
+                replaces: replaces,
+                clock: clock.tick(wallMillis: now),
+                author: author,
+                site: site
+            )
+            try store.checkSchema(change)
+            state.apply(change)
+            changes.append(change)
+        }
+        guard !changes.isEmpty else {
+            return DraftedRecord(
+                record: record,
+                edits: 0,
+                counters: (before, before),
+                clock: clock,
+                payload: Data(),
+                owner: nil,
+                state: Data(),
+                isTail: false,
+                projection: [],
+                conflicts: []
+            )
+        }
+        // The record's state is its creation row as a tail (``StoreTransaction/extendTail(of:with:seq:bytes:)``):
+        // the changes are written once, not a second time as a state, unless the row is larger than a tail may be.
+        let payload = try store.codec.encode(changes, of: record)
+        let emptyState = try store.codec.encode(RecordState(), of: record)
+        let isTail = payload.count <= emptyState.count + StoreTransaction.tailAllowance
+        return DraftedRecord(
+            record: record,
+            edits: edits.count,
+            counters: (before, counter),
+            clock: clock,
+            payload: payload,
+            owner: store.owner(of: record, state),
+            state: isTail ? emptyState : try store.codec.encode(state, of: record),
+            isTail: isTail,
+            projection: try store.projectionInserts(of: record, state),
+            conflicts: store.conflictedFields(of: record, state)
+        )
     }
 }
 
@@ -432,73 +579,53 @@ final class StoreTransaction {
         return true
     }
 
-    /// Creates a record the store does not hold from `edits` and writes its state, its change-log row and
-    /// any conflict at once, without keeping it: the bulk path of an import. A record the store already
-    /// holds fails on the record table's primary key (the transaction is rolled back).
-    func create(_ record: RecordRef, _ edits: [Edit], author: String, site: String?) throws {
-        guard !edits.isEmpty else { return }
+    /// Writes a record the store does not hold, drafted from the edits that create it (``RecordDrafter``): its
+    /// change-log row, its record row, its projection and its conflicts, at once, without keeping it: the bulk
+    /// path of an import. A record the store already holds fails on the record table's primary key (the
+    /// transaction is rolled back).
+    func write(_ drafted: DraftedRecord) throws {
+        guard drafted.edits > 0 else { return }
+        let record = drafted.record
         if let held = states[record], !held.fields.isEmpty || logged[record] != nil || localLogged[record] != nil {
             throw ClientError(
                 code: .invalidEdit,
                 message: "\(record) was already written in this transaction; create it once"
             )
         }
-        var state = RecordState()
-        var changes: [Change] = []
-        changes.reserveCapacity(edits.count)
-        for edit in edits {
-            guard edit.record == record else {
-                throw ClientError(
-                    code: .invalidEdit,
-                    message: "an edit of \(edit.record) was given to create \(record); create each record from its "
-                        + "own edits"
-                )
-            }
-            let replaces: [ChangeID]
-            switch edit.operation {
-            case .assign: replaces = state[edit.field].liveIDs
-            case .remove: replaces = state[edit.field].tags(of: edit.value)
-            case .add, .append: replaces = []
-            }
-            counter += 1
-            let change = Change(
-                id: ChangeID(replica: store.replicaID, counter: counter),
-                record: record,
-                field: edit.field,
-                operation: edit.operation,
-                value: edit.value,
-                replaces: replaces,
-                clock: clock.tick(wallMillis: now),
-                author: author,
-                site: site
+        // Its changes' counters follow the ones written before: a draft written twice, out of order, or after
+        // other writes would reuse change ids.
+        guard drafted.counters.before == counter else {
+            throw ClientError(
+                code: .invalidEdit,
+                message: "\(record) was drafted after counter \(drafted.counters.before) and the replica is at "
+                    + "\(counter); write drafts in the order they were made, each once"
             )
-            try store.checkSchema(change)
-            state.apply(change)
-            changes.append(change)
         }
-        let owner = store.owner(of: record, state)
-        // The record's state is its creation row as a tail (``extendTail(of:with:seq:bytes:)``): the changes
-        // are written once, not a second time as a state, unless the row is larger than a tail may be.
-        let payload = try store.codec.encode(changes, of: record)
         try db.cachedStatement(
             sql: "INSERT INTO change (type, id, isLocal, maxCounter, payload) VALUES (?, ?, ?, ?, ?)"
-        ).execute(arguments: [record.type, record.id, true, Int64(counter), payload])
-        let emptyState = try store.codec.encode(RecordState(), of: record)
-        if payload.count <= emptyState.count + Self.tailAllowance {
+        ).execute(arguments: [record.type, record.id, true, Int64(drafted.counters.after), drafted.payload])
+        if drafted.isTail {
             try db.cachedStatement(
                 sql: "INSERT INTO record (type, id, owner, state, tailStart, tailBytes) VALUES (?, ?, ?, ?, ?, ?)"
-            ).execute(arguments: [record.type, record.id, owner, emptyState, db.lastInsertedRowID, payload.count])
+            ).execute(
+                arguments: [
+                    record.type, record.id, drafted.owner, drafted.state, db.lastInsertedRowID, drafted.payload.count,
+                ]
+            )
         } else {
             try db.cachedStatement(sql: "INSERT INTO record (type, id, owner, state) VALUES (?, ?, ?, ?)").execute(
-                arguments: [record.type, record.id, owner, try store.codec.encode(state, of: record)])
+                arguments: [record.type, record.id, drafted.owner, drafted.state])
         }
         // A new record (the insert above would have failed otherwise): its rows are inserted, none deleted.
-        try Projection.update(record, from: nil, to: state, codec: store.codec.projection, db: db)
-        for field in store.conflictedFields(of: record, state) {
+        for (sql, arguments) in drafted.projection { try db.cachedStatement(sql: sql).execute(arguments: arguments) }
+        if !drafted.projection.isEmpty { KillPoint.projected() }
+        for field in drafted.conflicts {
             try db.cachedStatement(sql: "INSERT INTO conflict (type, id, field, detectedAt) VALUES (?, ?, ?, ?)")
                 .execute(arguments: [record.type, record.id, field, Int64(now)])
             report.newConflicts += 1
         }
+        counter = drafted.counters.after
+        clock = drafted.clock
         // A state cached before (an existence check) is stale now: the next read loads the written one.
         states[record] = nil
         existing.remove(record)
