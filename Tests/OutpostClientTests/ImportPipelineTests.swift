@@ -5,9 +5,9 @@ import Testing
 
 @testable import OutpostClient
 
-/// An import into a new store reads and converts records on one thread while the caller writes them
-/// (`ImportPipeline`): the writer gets every record in the file's order, and the first failure in that order,
-/// whichever thread meets it; a failed write stops the reader.
+/// An import into a new store reads and converts records on one thread and finishes them on a second while the
+/// caller writes them (`ImportPipeline`): the writer gets every record in the file's order, and the first
+/// failure in that order, whichever thread meets it; a failed write stops the other two.
 struct ImportPipelineTests {
     /// `count` records read in order, counting how many were read.
     final class Source: @unchecked Sendable {
@@ -36,6 +36,7 @@ struct ImportPipelineTests {
         try ImportPipeline.run(
             reading: source.records,
             converting: { record throws(ClientError) in RecordRef(type: record.type, id: record.id) },
+            finishing: { $0 },
             writing: { ref throws(ClientError) in written.append(ref) }
         )
         #expect(written == (0..<count).map(Self.ref))
@@ -54,6 +55,7 @@ struct ImportPipelineTests {
                     }
                     return RecordRef(type: record.type, id: record.id)
                 },
+                finishing: { $0 },
                 writing: { ref throws(ClientError) in written.append(ref) }
             )
         }
@@ -73,6 +75,7 @@ struct ImportPipelineTests {
                     guard record.id != "p900" else { throw ClientError(code: .invalidEdit, message: "reader") }
                     return RecordRef(type: record.type, id: record.id)
                 },
+                finishing: { $0 },
                 writing: { ref throws(ClientError) in
                     guard ref != Self.ref(500) else { throw ClientError(code: .storage, message: "writer") }
                     written += 1
@@ -81,7 +84,47 @@ struct ImportPipelineTests {
         }
         #expect(error?.message == "writer")
         #expect(written == 500)
-        // At most the queue's batches and the one being read were read ahead of the writer.
-        #expect(source.read <= 500 + (ImportPipeline.queueCapacity + 2) * ImportPipeline.batchSize)
+        // At most both queues' batches, the one being finished and the one being read were read ahead of the
+        // writer.
+        #expect(source.read <= 500 + (2 * ImportPipeline.queueCapacity + 3) * ImportPipeline.batchSize)
+    }
+
+    @Test(arguments: [0, 300, 1_999])
+    func aRecordTheFinisherRefusesComesAfterTheRecordsBeforeIt(failing: Int) throws {
+        let source = Source(count: 2_000)
+        var written: [RecordRef] = []
+        let error = #expect(throws: ClientError.self) {
+            try ImportPipeline.run(
+                reading: source.records,
+                converting: { record throws(ClientError) in RecordRef(type: record.type, id: record.id) },
+                finishing: { ref throws(ClientError) in
+                    guard ref != Self.ref(failing) else {
+                        throw ClientError(code: .invalidEdit, message: "record \(ref.id) is refused")
+                    }
+                    return ref
+                },
+                writing: { ref throws(ClientError) in written.append(ref) }
+            )
+        }
+        #expect(error?.message == "record p\(failing) is refused")
+        #expect(written == (0..<failing).map(Self.ref))
+    }
+
+    @Test func aFailedWriteStopsAReaderThatIsStillReading() throws {
+        // The writer fails at its eleventh record, long before the reader could have read a million: the reader
+        // stops at its next batch, and `run` returns only once it has.
+        let source = Source(count: 1_000_000)
+        let error = #expect(throws: ClientError.self) {
+            try ImportPipeline.run(
+                reading: source.records,
+                converting: { record throws(ClientError) in RecordRef(type: record.type, id: record.id) },
+                finishing: { ref throws(ClientError) in ref },
+                writing: { ref throws(ClientError) in
+                    guard ref != Self.ref(10) else { throw ClientError(code: .storage, message: "writer") }
+                }
+            )
+        }
+        #expect(error?.message == "writer")
+        #expect(source.read < 1_000_000)
     }
 }

@@ -310,8 +310,8 @@ public struct CareStore: Sendable {
                 )
             }
             // Into a new store (the usual case) no record can be held already: the ids are checked unique, and a
-            // reference outside the file names nothing. The file is then read, and its records converted,
-            // validated and drafted, on a thread of its own while this one writes them (ImportPipeline).
+            // reference outside the file names nothing. The file is then read, and its records converted and
+            // validated, on a thread of its own, drafted on a second, while this one writes them (ImportPipeline).
             let lookUp = try !context.storeWasEmpty()
             if lookUp {
                 let exists = { (ref: RecordRef) in incoming.contains(ref) || context.exists(ref) }
@@ -330,7 +330,7 @@ public struct CareStore: Sendable {
                 }
             } else {
                 let incoming = incoming
-                // The reader also drafts each record (its changes stamped, encoded and projected: RecordDrafter),
+                // A second thread drafts each record (its changes stamped, encoded and projected: RecordDrafter)
                 // from the replica's counter and clock as they are now; the writer writes the drafts in order.
                 var drafter = creator.drafter()
                 try ImportPipeline.run(
@@ -340,8 +340,9 @@ public struct CareStore: Sendable {
                         let edits = try Self.creation(of: draft, incoming: incoming, today: today) {
                             incoming.contains($0)
                         }
-                        return try drafter.draft(draft.ref, edits)
+                        return (draft.ref, edits)
                     },
+                    finishing: { record, edits throws(ClientError) in try drafter.draft(record, edits) },
                     writing: { drafted throws(ClientError) in
                         try creator.write(drafted)
                         count += 1

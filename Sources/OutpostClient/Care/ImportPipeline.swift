@@ -2,88 +2,122 @@ import Foundation
 import OutpostCRDT
 import OutpostModel
 
-/// An import into a new store on two threads: one reads the practice's records and converts each to the edits
-/// that create it (the file's JSON, the draft, the care model's checks), the calling thread writes them
-/// (`RecordCreator`, inside the import's one transaction). The two meet in a queue of a few batches, so memory
-/// stays bounded by the queue, not the practice.
+/// An import into a new store on three threads: one reads the practice's records and converts each to the edits
+/// that create it (the file's JSON, the draft, the care model's checks), a second finishes each (stamps,
+/// encodes and projects its changes: `RecordDrafter`), and the calling thread writes them (`RecordCreator`,
+/// inside the import's one transaction). They meet in queues of a few batches each, so memory stays bounded by
+/// the queues, not the practice.
 ///
 /// What reaches the writer, and in which order, is what a single thread would give: every record in the
-/// file's order, and the first failure in that order, whichever side meets it. A record the reader refuses
-/// comes after the records before it were written; a write that fails stops the reader. The reader has
-/// finished when ``run(reading:converting:writing:)`` returns or throws.
+/// file's order, and the first failure in that order, whichever thread meets it. A record the reader or the
+/// finisher refuses comes after the records before it were written; a write that fails stops the other two.
+/// Both have finished when ``run(reading:converting:finishing:writing:)`` returns or throws.
 enum ImportPipeline {
-    /// Records per batch handed from the reader to the writer.
+    /// Records per batch handed from one thread to the next.
     static let batchSize = 256
-    /// Batches the queue holds before the reader waits for the writer.
+    /// Batches a queue holds before the thread filling it waits for the next one.
     static let queueCapacity = 4
 
-    /// Thrown inside the reader when the writer has stopped: never reaches the writer.
+    /// Thrown inside the reader or the finisher when the thread after it has stopped: never reaches the writer.
     static let stopped = ClientError(code: .invalidEdit, message: "the import stopped")
 
-    /// Reads `records` on a thread of its own, converts each with `converting` there, and calls `writing`
-    /// with each result on the calling thread, in order.
-    static func run<Creation: Sendable>(
+    /// Reads `records` on a thread of its own and converts each with `converting` there, finishes each with
+    /// `finishing` on a second thread, and calls `writing` with each result on the calling thread, in order.
+    static func run<Converted: Sendable, Finished: Sendable>(
         reading records: PracticeRecords,
-        converting: @escaping (DumpRecord) throws(ClientError) -> Creation,
-        writing: (Creation) throws(ClientError) -> Void
+        converting: @escaping (DumpRecord) throws(ClientError) -> Converted,
+        finishing: @escaping (Converted) throws(ClientError) -> Finished,
+        writing: (Finished) throws(ClientError) -> Void
     ) throws(ClientError) {
-        let queue = Queue<Creation>()
-        // The reader's closures are used by the reader thread alone until it has finished (waited for below).
-        let work = ReaderWork(records: records, converting: converting)
+        let read = Queue<Converted>()
+        let finished = Queue<Finished>()
+        // Each closure is used by its thread alone until the thread has finished (waited for below).
+        let work = Work(records: records, converting: converting, finishing: finishing)
         let reader = Thread {
             let records = work.records
             let converting = work.converting
-            var batch: [Creation] = []
+            var batch: [Converted] = []
             batch.reserveCapacity(batchSize)
             do throws(ClientError) {
                 try records.read { record throws(ClientError) in
                     batch.append(try converting(record))
                     if batch.count == batchSize {
-                        guard queue.put(batch) else { throw ImportPipeline.stopped }
+                        guard read.put(batch) else { throw ImportPipeline.stopped }
                         batch.removeAll(keepingCapacity: true)
                     }
                 }
-                if !batch.isEmpty { _ = queue.put(batch) }
-                queue.finish(nil)
+                if !batch.isEmpty { _ = read.put(batch) }
+                read.finish(nil)
             } catch {
                 // The records read before the failure go first, as a single thread would have written them.
-                if !batch.isEmpty { _ = queue.put(batch) }
-                queue.finish(error)
+                if !batch.isEmpty { _ = read.put(batch) }
+                read.finish(error)
+            }
+        }
+        let finisher = Thread {
+            let finishing = work.finishing
+            do throws(ClientError) {
+                // The reader's failure comes out of `take` after its last batch.
+                while let batch = try read.take() {
+                    var done: [Finished] = []
+                    done.reserveCapacity(batch.count)
+                    do throws(ClientError) {
+                        for converted in batch { done.append(try finishing(converted)) }
+                    } catch {
+                        if !done.isEmpty { _ = finished.put(done) }
+                        throw error
+                    }
+                    guard finished.put(done) else { throw ImportPipeline.stopped }
+                }
+                finished.finish(nil)
+            } catch {
+                // A reader still reading stops.
+                read.stop()
+                finished.finish(error)
             }
         }
         reader.start()
+        finisher.start()
         defer {
-            queue.stop()
-            queue.waitUntilFinished()
+            finished.stop()
+            finished.waitUntilFinished()
+            read.stop()
+            read.waitUntilFinished()
         }
-        while let batch = try queue.take() {
-            for creation in batch { try writing(creation) }
+        while let batch = try finished.take() {
+            for item in batch { try writing(item) }
         }
     }
 
-    /// What the reader thread calls: it alone calls them while ``run(reading:converting:writing:)`` waits for it.
-    private final class ReaderWork<Creation>: @unchecked Sendable {
+    /// What the reader and finisher threads call: each calls its own, alone, while
+    /// ``run(reading:converting:finishing:writing:)`` waits for them.
+    private final class Work<Converted, Finished>: @unchecked Sendable {
         let records: PracticeRecords
-        let converting: (DumpRecord) throws(ClientError) -> Creation
+        let converting: (DumpRecord) throws(ClientError) -> Converted
+        let finishing: (Converted) throws(ClientError) -> Finished
 
-        init(records: PracticeRecords, converting: @escaping (DumpRecord) throws(ClientError) -> Creation) {
+        init(
+            records: PracticeRecords,
+            converting: @escaping (DumpRecord) throws(ClientError) -> Converted,
+            finishing: @escaping (Converted) throws(ClientError) -> Finished
+        ) {
             self.records = records
             self.converting = converting
+            self.finishing = finishing
         }
     }
 
-    /// The batches between the two threads, with the reader's outcome.
-    private final class Queue<Creation>: @unchecked Sendable {
+    /// The batches between two threads, with the outcome of the one filling it.
+    private final class Queue<Item>: @unchecked Sendable {
         // Every property below is read and written with `condition` locked.
         private let condition = NSCondition()
-        private var batches: [[Creation]] = []
+        private var batches: [[Item]] = []
         private var isFinished = false
         private var failure: ClientError?
         private var isStopped = false
-        private var readerDone = false
 
-        /// Adds a batch, waiting while the queue is full; `false` when the writer has stopped.
-        func put(_ batch: [Creation]) -> Bool {
+        /// Adds a batch, waiting while the queue is full; `false` when the thread taking from it has stopped.
+        func put(_ batch: [Item]) -> Bool {
             condition.lock()
             defer { condition.unlock() }
             while batches.count >= queueCapacity && !isStopped { condition.wait() }
@@ -93,19 +127,18 @@ enum ImportPipeline {
             return true
         }
 
-        /// The reader's end: `failure` when it failed.
+        /// The filling thread's end: `failure` when it failed. It does nothing after.
         func finish(_ failure: ClientError?) {
             condition.lock()
             defer { condition.unlock() }
             isFinished = true
-            readerDone = true
             self.failure = failure
             condition.broadcast()
         }
 
-        /// The next batch, waiting for one; `nil` once the reader has finished and every batch was taken; the
-        /// reader's failure after its last batch.
-        func take() throws(ClientError) -> [Creation]? {
+        /// The next batch, waiting for one; `nil` once the filling thread has finished and every batch was taken;
+        /// its failure after its last batch.
+        func take() throws(ClientError) -> [Item]? {
             condition.lock()
             defer { condition.unlock() }
             while batches.isEmpty && !isFinished { condition.wait() }
@@ -118,7 +151,8 @@ enum ImportPipeline {
             return nil
         }
 
-        /// The writer is done, whether it finished or failed: a waiting reader stops.
+        /// The thread taking from it is done, whether it finished or failed: the filling thread stops at its next
+        /// batch.
         func stop() {
             condition.lock()
             defer { condition.unlock() }
@@ -126,11 +160,11 @@ enum ImportPipeline {
             condition.broadcast()
         }
 
-        /// Waits until the reader thread has finished.
+        /// Waits until the filling thread has finished.
         func waitUntilFinished() {
             condition.lock()
             defer { condition.unlock() }
-            while !readerDone { condition.wait() }
+            while !isFinished { condition.wait() }
         }
     }
 }
