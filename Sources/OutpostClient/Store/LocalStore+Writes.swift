@@ -346,9 +346,8 @@ public struct RecordDrafter: Sendable {
     public mutating func draft(_ record: RecordRef, _ edits: [Edit]) throws(ClientError) -> DraftedRecord {
         do {
             return try draftRecord(record, edits)
-        } catch let error as ClientError {
-            throw error
         } catch {
+            // A ClientError (a refused edit) passes through as it is.
             throw LocalStore.wrap(error, path: store.path, doing: "save the edit")
         }
     }
