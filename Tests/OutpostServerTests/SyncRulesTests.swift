@@ -156,6 +156,43 @@ struct SyncRulesTests {
         #expect(moved.row == .stateAndOwner && moved.owner == patient && !moved.learntOwner)
     }
 
+    /// Conflict marks: a record the server did not hold has no conflict row to close, so its fields are marked
+    /// only when in conflict; a stored record's edited register field is marked either way, so a resolved
+    /// conflict's row is closed.
+    @Test func aPlanMarksNewRecordsFieldsOnlyWhenInConflict() throws {
+        let directory = try TemporaryDirectory("outpost-judge")
+        let (replica, changes) = try loaded(directory)
+        let replicaID = replica.store.replicaID
+        let first = try judge().judge(PushRequest(replica: replicaID, changes: changes), context: .init())
+        #expect(first.conflicts.isEmpty, "\(first.conflicts.count) marks for a practice without conflicts")
+
+        // A new patient whose given name (a review field) is written twice, neither write knowing of the other.
+        let patient = "pat_01JWMCKG1ZZZZZZZZZZZZZZZZZ"
+        var fields: [Change] = []
+        for (index, name) in ["givenName", "familyName", "birthDate", "sex", "status", "subgroup"].enumerated() {
+            let value: Value =
+                switch name {
+                case "birthDate": .string("1970-01-01")
+                case "sex": .string("female")
+                case "status": .string("active")
+                case "subgroup": .string(TinyPractice.subgroup)
+                default: .string("Name")
+                }
+            fields.append(try change("\(replicaID)/\(9000 + index)", RecordType.patient.rawValue, patient, name, value))
+        }
+        fields.append(try change("\(replicaID)/9100", RecordType.patient.rawValue, patient, "givenName", .string("Other")))
+        var context = PushContext()
+        for record in first.records {
+            context.records[record.ref] = (record.owner, record.state)
+            context.existing.insert(record.ref)
+        }
+        let stored = RecordRef(type: RecordType.patient.rawValue, id: TinyPractice.patients[1])
+        fields.append(try change("\(replicaID)/9200", stored.type, stored.id, "preferredLanguage", .string("es")))
+        let plan = try judge().judge(PushRequest(replica: replicaID, changes: fields), context: context)
+        let marks = plan.conflicts.map { "\($0.record.id).\($0.field)=\($0.isConflict)" }
+        #expect(marks == ["\(TinyPractice.patients[1]).preferredLanguage=false", "\(patient).givenName=true"])
+    }
+
     @Test func referencesNameEveryAuthorSiteAndReferenceValue() throws {
         let directory = try TemporaryDirectory("outpost-judge")
         let (replica, changes) = try loaded(directory)

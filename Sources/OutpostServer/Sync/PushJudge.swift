@@ -450,18 +450,26 @@ private struct Batch {
                 plan.patientScopes.append(PushPlan.PatientScope(patient: ref.id, team: keys.team, sites: keys.sites))
             }
         }
-        for key in touched.sorted(by: { ($0.record, $0.field) < ($1.record, $1.field) }) {
+        var marks: [PushPlan.ConflictMark] = []
+        for key in touched {
             guard let policy = CareModel.schema.policy(type: key.record.type, field: key.field), policy.isRegister,
                 let state = states[key.record]
             else { continue }
-            plan.conflicts.append(
+            let field = state[key.field]
+            // A record the store did not hold has no conflict row to close (a purge removes a record's rows with
+            // it): only its conflicts are marked. A first push of a practice would otherwise delete a row for
+            // every register field of every record, none of them there. Only a field with two live writes can be
+            // in conflict (FieldState.resolution).
+            if storedOwners[key.record] == nil && field.live.count < 2 { continue }
+            marks.append(
                 PushPlan.ConflictMark(
                     record: key.record,
                     field: key.field,
-                    isConflict: state[key.field].resolution(under: policy).isConflict
+                    isConflict: field.resolution(under: policy).isConflict
                 )
             )
         }
+        plan.conflicts = marks.sorted { ($0.record, $0.field) < ($1.record, $1.field) }
     }
 }
 
