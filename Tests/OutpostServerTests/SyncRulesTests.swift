@@ -180,7 +180,9 @@ struct SyncRulesTests {
                 }
             fields.append(try change("\(replicaID)/\(9000 + index)", RecordType.patient.rawValue, patient, name, value))
         }
-        fields.append(try change("\(replicaID)/9100", RecordType.patient.rawValue, patient, "givenName", .string("Other")))
+        fields.append(
+            try change("\(replicaID)/9100", RecordType.patient.rawValue, patient, "givenName", .string("Other"))
+        )
         var context = PushContext()
         for record in first.records {
             context.records[record.ref] = (record.owner, record.state)
