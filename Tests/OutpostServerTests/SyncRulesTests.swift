@@ -308,6 +308,48 @@ struct SyncRulesTests {
         #expect(again.response.duplicates == changes.count && again.response.accepted == 0)
     }
 
+    /// A new store has 8 KiB pages, so a record's merged state (1 to 2 KB for a patient or a task) fits in its row
+    /// instead of spilling to an overflow page; a store made with 4 KiB pages keeps them (SQLite sets a page size
+    /// only on an empty file) and takes pushes as before.
+    @Test func aNewStoreHasEightKiBPagesAndAnOlderOneKeepsItsOwn() async throws {
+        let directory = try TemporaryDirectory("outpost-pages")
+        var logger = Logger(label: "test")
+        logger.logLevel = .critical
+        func pageSize(_ store: ServerStore) throws -> Int? {
+            try store.read { db in try Int.fetchOne(db, sql: "PRAGMA page_size") }
+        }
+        let new = try ServerStore(directory: directory.path("new"), create: true, logger: logger)
+        #expect(try pageSize(new) == 8192)
+
+        let data = directory.path("old")
+        try FileManager.default.createDirectory(atPath: data, withIntermediateDirectories: true)
+        do {
+            let pool = try DatabasePool(path: data + "/outpost-server.sqlite")
+            #expect(try await pool.read { db in try Int.fetchOne(db, sql: "PRAGMA page_size") } == 4096)
+            try ServerStore.migrator.migrate(pool)
+        }
+        let old = try ServerStore(directory: data, create: false, logger: logger)
+        #expect(try pageSize(old) == 4096)
+        let practice = PracticeEntry(id: TinyPractice.practice, name: "Tiny", createdAtMillis: 0)
+        try old.write { db in try ServerStore.insertPractice(practice, now: nowMillis(), db: db) }
+        let token = try old.issueToken(
+            practice: TinyPractice.practice,
+            role: .admin,
+            scope: .practice,
+            label: "test",
+            expiresAtMillis: nil,
+            now: nowMillis()
+        ).entry
+        let (replica, changes) = try loaded(directory)
+        let outcome = try await old.push(
+            PushRequest(replica: replica.store.replicaID, changes: changes),
+            token: token,
+            now: nowMillis(),
+            maxClockSkewMillis: 60_000
+        )
+        #expect(outcome.response.accepted == changes.count)
+    }
+
     /// Changes are not indexed by record (`v10-changes-by-feed`): a store of the version before loses that index,
     /// the feed's index stays, and the update that gives ownerless changes their owner finds them by an index of
     /// those alone.

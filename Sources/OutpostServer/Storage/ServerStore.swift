@@ -29,6 +29,8 @@ public final class ServerStore: Sendable {
     let logger: Logger
     /// How much of the database file SQLite reads through a memory map (`PRAGMA mmap_size`).
     static let mappedBytes: Int64 = 0x7FFF_0000
+    /// The page size of a new store (`PRAGMA page_size`).
+    static let pageSize = 8192
 
     /// Opens the store in `directory`, creating both when `create` is true.
     ///
@@ -53,6 +55,11 @@ public final class ServerStore: Sendable {
             var configuration = Configuration()
             configuration.busyMode = .timeout(10)
             configuration.prepareDatabase { db in
+                // 8 KiB pages for a new store (SQLite ignores this for one that has pages already): a record row
+                // holds the record's merged state, about 1 to 2 KB for a patient or task, and a row larger than a
+                // quarter of a 4 KiB page spills to an overflow page of its own. With 4 KiB pages a reference
+                // practice's record table took 143 MB for 54 MB of states; with 8 KiB, 70 MB (docs/sync.md).
+                try db.execute(sql: "PRAGMA page_size = \(Self.pageSize)")
                 try db.execute(sql: "PRAGMA synchronous = NORMAL")
                 // Reads through a memory map, not a read() copy of each page that misses SQLite's small page
                 // cache: a snapshot reads every state of a practice, and the copies were a fifth of the server's

@@ -94,12 +94,21 @@ struct PushJudge {
     /// ``PushContext/existing``.
     static func references(of request: PushRequest) -> Set<RecordRef> {
         var refs = Set<RecordRef>()
+        // A push's changes come by one author from one site: each is looked at once, not once per change.
+        var lastAuthor: String?
+        var lastSite: String?
         for change in request.changes {
-            if RecordType.person.isValidID(change.author) {
-                refs.insert(RecordRef(type: RecordType.person.rawValue, id: change.author))
+            if change.author != lastAuthor {
+                lastAuthor = change.author
+                if RecordType.person.isValidID(change.author) {
+                    refs.insert(RecordRef(type: RecordType.person.rawValue, id: change.author))
+                }
             }
-            if let site = change.site, RecordType.site.isValidID(site) {
-                refs.insert(RecordRef(type: RecordType.site.rawValue, id: site))
+            if let site = change.site, site != lastSite {
+                lastSite = site
+                if RecordType.site.isValidID(site) {
+                    refs.insert(RecordRef(type: RecordType.site.rawValue, id: site))
+                }
             }
             if let type = RecordType(rawValue: change.record.type),
                 case .reference(let target) = CareModel.spec(type, change.field)?.kind,
