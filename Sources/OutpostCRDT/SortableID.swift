@@ -27,11 +27,16 @@ public enum SortableID {
     }
 
     /// Whether `text` has the shape of an id made by ``make(millis:using:)``.
+    ///
+    /// Inlinable, like ``isValid(bytes:)``: a call from another module is compiled for its string type there. A
+    /// generic call across modules is not, and ids are checked for every change a server judges.
+    @inlinable
     public static func isValid(_ text: some StringProtocol) -> Bool {
         isValid(bytes: text.utf8)
     }
 
     /// Whether `bytes` (UTF-8) have the shape of an id made by ``make(millis:using:)``.
+    @inlinable
     public static func isValid(bytes: some Sequence<UInt8>) -> Bool {
         // Checked on every record of an import and every projected task: a table look-up per byte, no copy.
         var count = 0
@@ -44,7 +49,7 @@ public enum SortableID {
     }
 
     /// Whether each byte is one of ``alphabet``'s.
-    private static let isDigit: [Bool] = (0..<256).map { alphabet.contains(UInt8($0)) }
+    @usableFromInline static let isDigit: [Bool] = (0..<256).map { alphabet.contains(UInt8($0)) }
 
     /// The creation time encoded in a valid id, in milliseconds since 1970.
     public static func millis(of text: some StringProtocol) -> UInt64? {

@@ -70,6 +70,7 @@ public enum RecordType: String, Sendable, Hashable, CaseIterable, Codable, Compa
     }
 
     /// Whether `id` is a well-formed id of this type: the prefix, `_`, then a ``SortableID``.
+    @inlinable  // compiled for the caller's string type (see SortableID.isValid(_:))
     public func isValidID(_ id: some StringProtocol) -> Bool {
         // Read as bytes (every prefix is three ASCII letters): validation and the projection check every id.
         let bytes = id.utf8

@@ -365,6 +365,33 @@ private struct Batch {
             )
         }
         let author = change.author
+        // The token's person and the push's replica are the same for every change: an author found valid stays so.
+        if author != lastValid.author {
+            try checkAuthor(change, person: person, refuse: refuse)
+            lastValid.author = author
+        }
+        if let site = change.site, site != lastValid.site {
+            let ref = RecordRef(type: RecordType.site.rawValue, id: site)
+            guard RecordType.site.isValidID(site), written.contains(ref) || exists(ref) else {
+                throw refuse(
+                    "site",
+                    RecordType.site.isValidID(site)
+                        ? "\(site) is not a site of this practice"
+                        : "the site must be a site id of this practice (sit_...)"
+                )
+            }
+            lastValid.site = site
+        }
+    }
+
+    /// Checks a change's author: the token's person for a token bound to one, else this replica
+    /// (`replica:<id>`) or a person of the practice.
+    private func checkAuthor(
+        _ change: Change,
+        person: String?,
+        refuse: (String, String) -> ServerError
+    ) throws(ServerError) {
+        let author = change.author
         if let person {
             guard author == person else {
                 throw refuse(
@@ -381,30 +408,16 @@ private struct Batch {
                         + "--person'"
                 )
             }
+            return
         }
-        if !author.hasPrefix("replica:"), author != lastValid.author {
-            let ref = RecordRef(type: RecordType.person.rawValue, id: author)
-            guard RecordType.person.isValidID(author), written.contains(ref) || exists(ref) else {
-                throw refuse(
-                    "author",
-                    "the author must be a person of this practice (per_...) or replica:<replica id>; "
-                        + (RecordType.person.isValidID(author)
-                            ? "\(author) is not a person of this practice" : "this one is not a person id")
-                )
-            }
-            lastValid.author = author
-        }
-        if let site = change.site, site != lastValid.site {
-            let ref = RecordRef(type: RecordType.site.rawValue, id: site)
-            guard RecordType.site.isValidID(site), written.contains(ref) || exists(ref) else {
-                throw refuse(
-                    "site",
-                    RecordType.site.isValidID(site)
-                        ? "\(site) is not a site of this practice"
-                        : "the site must be a site id of this practice (sit_...)"
-                )
-            }
-            lastValid.site = site
+        let ref = RecordRef(type: RecordType.person.rawValue, id: author)
+        guard RecordType.person.isValidID(author), written.contains(ref) || exists(ref) else {
+            throw refuse(
+                "author",
+                "the author must be a person of this practice (per_...) or replica:<replica id>; "
+                    + (RecordType.person.isValidID(author)
+                        ? "\(author) is not a person of this practice" : "this one is not a person id")
+            )
         }
     }
 
