@@ -94,7 +94,7 @@ struct PushJudge {
     /// ``PushContext/existing``.
     static func references(of request: PushRequest) -> Set<RecordRef> {
         var refs = Set<RecordRef>()
-        // A push's changes come by one author from one site: each is looked at once, not once per change.
+        // A push's changes come by one author from one site: one like the change before's is not looked at again.
         var lastAuthor: String?
         var lastSite: String?
         for change in request.changes {
@@ -482,7 +482,7 @@ private struct Batch {
             // it): only its conflicts are marked. A first push of a practice would otherwise delete a row for
             // every register field of every record, none of them there. Only a field with two live writes can be
             // in conflict (FieldState.resolution).
-            if storedOwners[key.record] == nil && field.live.count < 2 { continue }
+            if !storedOwners.keys.contains(key.record) && field.live.count < 2 { continue }
             marks.append(
                 PushPlan.ConflictMark(
                     record: key.record,
