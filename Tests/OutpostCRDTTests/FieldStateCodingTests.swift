@@ -30,6 +30,43 @@ struct FieldStateCodingTests {
         }
     }
 
+    /// The server's check that a stored state holds only one replica's writes (`own=skip`) reads the encoding
+    /// without making the state, and answers what the decoded state says; cut anywhere, the encoding is refused
+    /// or answered, never read past its end.
+    @Test(arguments: propertySeeds.prefix(50))
+    func whetherOneReplicaWroteAStateIsReadWithoutDecodingIt(seed: UInt64) throws {
+        let scenario = EditScenario(seed: seed)
+        let first = try #require(scenario.changes.first).id.replica
+        let everyone = try CRDTLaws.document(schema: scenario.schema, receiving: [scenario.changes])
+        let alone = try CRDTLaws.document(
+            schema: scenario.schema,
+            receiving: [scenario.changes.filter { $0.id.replica == first && $0.replaces.allSatisfy { $0.replica == first } }]
+        )
+        for record in Array(everyone.records.values) + Array(alone.records.values) {
+            var writer = BinaryWriter()
+            writer.write(record)
+            let writers = Set(
+                record.fields.values.flatMap { field in field.live.map(\.id.replica) + field.superseded.map(\.replica) }
+            )
+            for replica in writers.union([ReplicaID(unchecked: "nobody")]) {
+                var reader = BinaryReader(writer.bytes)
+                let answer = try reader.recordStateIsWritten(onlyBy: replica)
+                #expect(answer == writers.isSubset(of: [replica]), "seed \(seed), \(replica)")
+            }
+            for end in 0..<writer.bytes.count {
+                var cut = BinaryReader(Array(writer.bytes[..<end]))
+                _ = try? cut.recordStateIsWritten(onlyBy: first)
+            }
+        }
+        let aloneWriters = alone.records.values.map { record in
+            var writer = BinaryWriter()
+            writer.write(record)
+            var reader = BinaryReader(writer.bytes)
+            return (try? reader.recordStateIsWritten(onlyBy: first)) ?? false
+        }
+        #expect(aloneWriters.contains(true), "seed \(seed): one replica's own records")
+    }
+
     @Test func theValidatingInitializerRefusesUnsortedOrOverlappingParts() {
         let (a, b) = (write("a", 1), write("b", 1))
         #expect(FieldState(live: [a, b], superseded: []) != nil)

@@ -252,20 +252,59 @@ struct SyncRulesTests {
         let records = (0..<10).map { RecordRef(type: RecordType.patient.rawValue, id: "p\($0)") }
         var walked = 0
         var iterator = records.makeIterator()
-        let page = FeedPlanner.snapshotPage(limit: 3, visibility: .patients(["p1", "p4", "p6", "p8", "p9"])) {
-            () -> (record: RecordRef, owner: String?)? in
-            guard let next = iterator.next() else { return nil }
-            walked += 1
-            return (next, nil)
-        }
+        let page = FeedPlanner.snapshotPage(
+            limit: 3,
+            visibility: .patients(["p1", "p4", "p6", "p8", "p9"]),
+            next: { () -> (record: RecordRef, owner: String?)? in
+                guard let next = iterator.next() else { return nil }
+                walked += 1
+                return (next, nil)
+            }
+        )
         #expect(page.records.map(\.id) == ["p1", "p4", "p6"])
         #expect(page.next?.id == "p6")
         #expect(walked == 9, "read up to the fourth visible record, no further")
         var all = records.makeIterator()
-        let whole = FeedPlanner.snapshotPage(limit: 20, visibility: .wholePractice) {
-            () -> (record: RecordRef, owner: String?)? in all.next().map { ($0, nil) }
-        }
+        let whole = FeedPlanner.snapshotPage(
+            limit: 20,
+            visibility: .wholePractice,
+            next: { () -> (record: RecordRef, owner: String?)? in all.next().map { ($0, nil) } }
+        )
         #expect(whole.records == records && whole.next == nil)
+    }
+
+    /// Sparing a device its own records (`own=skip`): they do not fill the page, `spares` is asked of visible
+    /// records only, and a walk that reaches its limit ends the page there, with the last record walked as the
+    /// cursor, however few records it holds.
+    @Test func aSnapshotPageSparingOwnRecordsDoesNotCountThemAndStopsAtItsWalkLimit() {
+        let records = (0..<20).map { RecordRef(type: RecordType.patient.rawValue, id: "p\($0)") }
+        let own: Set<String> = ["p0", "p1", "p2", "p3", "p5", "p6", "p7", "p8", "p9"]
+        let visibility = FeedPlanner.Visibility.patients(Set(records.map(\.id)).subtracting(["p10"]))
+        func walk(walkLimit: Int) -> (page: (records: [RecordRef], next: RecordRef?), asked: [String]) {
+            var iterator = records.makeIterator()
+            var asked: [String] = []
+            let page = FeedPlanner.snapshotPage(
+                limit: 3,
+                visibility: visibility,
+                walkLimit: walkLimit,
+                next: { iterator.next().map { ($0, nil) } },
+                spares: { ref in
+                    asked.append(ref.id)
+                    return own.contains(ref.id)
+                }
+            )
+            return (page, asked)
+        }
+        let full = walk(walkLimit: 100)
+        #expect(full.page.records.map(\.id) == ["p4", "p11", "p12"])
+        #expect(full.page.next?.id == "p12")
+        #expect(full.asked == (0...13).filter { $0 != 10 }.map { "p\($0)" }, "to the fourth record sent, p10 unseen")
+        let cut = walk(walkLimit: 6)
+        #expect(cut.page.records.map(\.id) == ["p4"] && cut.page.next?.id == "p5")
+        let none = walk(walkLimit: 4)
+        #expect(none.page.records.isEmpty && none.page.next?.id == "p3")
+        let end = walk(walkLimit: 20)
+        #expect(end.page.records.count == 3, "the walk's limit is not reached before the page is full")
     }
 
     /// A store written before changes were stored in binary: opened, its changes are converted, served as they

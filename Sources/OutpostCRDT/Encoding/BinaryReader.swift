@@ -145,6 +145,51 @@ public struct BinaryReader {
         return RecordState(fields: fields)
     }
 
+    /// Whether every write of the record state at the reader's position, live or superseded, is `replica`'s:
+    /// the answer of decoding the state and comparing each write's replica, without making the state (no
+    /// string, value or dictionary is built). Stops at the first write of another replica; a state that ends
+    /// early or holds a bad tag or presence flag is refused, like ``readRecordState()`` refuses it.
+    public mutating func recordStateIsWritten(onlyBy replica: ReplicaID) throws(CRDTError) -> Bool {
+        let wanted = Array(replica.rawValue.utf8)
+        let fields = try readCount()
+        for _ in 0..<fields {
+            try skipString()
+            let live = try readCount()
+            for _ in 0..<live {
+                guard try readReplica(equalTo: wanted) else { return false }
+                _ = try readVarint()
+                try skipValue()
+                _ = try readVarint()
+                _ = try readVarint()
+                try skipString()
+                switch try readByte() {
+                case 0: break
+                case 1: try skipString()
+                default: throw malformed("bad presence flag")
+                }
+            }
+            let superseded = try readCount()
+            for _ in 0..<superseded {
+                guard try readReplica(equalTo: wanted) else { return false }
+                _ = try readVarint()
+            }
+        }
+        return true
+    }
+
+    /// Skips a string.
+    private mutating func skipString() throws(CRDTError) {
+        offset += try readCount()
+    }
+
+    /// Reads a change id's replica and says whether its bytes are `wanted`.
+    private mutating func readReplica(equalTo wanted: [UInt8]) throws(CRDTError) -> Bool {
+        let count = try readCount()
+        let start = offset
+        offset += count
+        return count == wanted.count && bytes[start..<offset].elementsEqual(wanted)
+    }
+
     /// Reads changes written by ``BinaryWriter/write(changes:of:)``.
     public mutating func readChanges() throws(CRDTError) -> [Change] {
         let type = try readString()

@@ -538,33 +538,53 @@ extension PostgresStore: SyncStorage {
                     }
                 }
             }
-            // Read ids and owners in chunks until the page is known (more than `limit` visible, or the end), then
-            // let the planner walk them; states are read for the page's records only.
+            // Read ids and owners in chunks until the page is known (more than `limit` records to send, the end,
+            // or the walk's limit), then let the planner walk them; states are read for the page's records only.
+            // Sparing the device's own, the walk reads states too, to know which records to leave out, and keeps
+            // those of the records it sends.
             var candidates: [(record: RecordRef, owner: String?)] = []
+            var own: Set<RecordRef> = []
+            var kept: [RecordRef: [UInt8]] = [:]
             var after = cursor
-            var visible = 0
+            var sendable = 0
+            let walkLimit = spared == nil ? Int.max : limit * FeedPlanner.sparedWalkPages
             let chunk = max(limit + 1, 1000)
             while true {
                 let rows = try await connection.all(
                     """
-                    SELECT type, id, owner FROM record
+                    SELECT type, id, owner, CASE WHEN \(spared != nil) THEN state END FROM record
                     WHERE practice = \(practice) AND (type, id) > (\(after?.type ?? ""), \(after?.id ?? ""))
                     ORDER BY type, id LIMIT \(chunk)
                     """,
                     logger
                 )
                 for row in rows {
-                    let (type, id, owner) = try row.decode((String, String, String?).self)
-                    candidates.append((RecordRef(type: type, id: id), owner))
-                    if visibility.contains(type: type, id: id, owner: owner) { visible += 1 }
+                    let (type, id, owner, state) = try row.decode((String, String, String?, ByteBuffer?).self)
+                    let ref = RecordRef(type: type, id: id)
+                    candidates.append((ref, owner))
+                    guard visibility.contains(type: type, id: id, owner: owner) else { continue }
+                    if let spared, let state {
+                        let bytes = Array(state.readableBytesView)
+                        guard try !FeedPlanner.isOwn(bytes, by: spared) else {
+                            own.insert(ref)
+                            continue
+                        }
+                        kept[ref] = bytes
+                    }
+                    sendable += 1
                 }
                 after = candidates.last?.record
-                if rows.count < chunk || visible > limit { break }
+                if rows.count < chunk || sendable > limit || candidates.count >= walkLimit { break }
             }
             var iterator = candidates.makeIterator()
-            let page = FeedPlanner.snapshotPage(limit: limit, visibility: visibility) { iterator.next() }
-            var states: [RecordRef: RecordState] = [:]
-            if !page.records.isEmpty {
+            let page = FeedPlanner.snapshotPage(
+                limit: limit,
+                visibility: visibility,
+                walkLimit: walkLimit,
+                next: { iterator.next() },
+                spares: { own.contains($0) }
+            )
+            if spared == nil, !page.records.isEmpty {
                 for row in try await connection.all(
                     """
                     SELECT type, id, state FROM record WHERE practice = \(practice)
@@ -575,14 +595,13 @@ extension PostgresStore: SyncStorage {
                     logger
                 ) {
                     let (type, id, state) = try row.decode((String, String, ByteBuffer).self)
-                    var reader = BinaryReader(state.bytes)
-                    states[RecordRef(type: type, id: id)] = try reader.readRecordState()
+                    kept[RecordRef(type: type, id: id)] = Array(state.readableBytesView)
                 }
             }
-            let records = page.records.compactMap { ref -> SnapshotRecord? in
-                guard let state = states[ref] else { return nil }
-                if let spared, FeedPlanner.isOwn(state, by: spared) { return nil }
-                return SnapshotRecord(record: ref, state: state)
+            let records = try page.records.compactMap { ref throws -> SnapshotRecord? in
+                guard let state = kept[ref] else { return nil }
+                var reader = BinaryReader(state)
+                return SnapshotRecord(record: ref, state: try reader.readRecordState())
             }
             return SnapshotSlice(records: records, checkpoint: head, next: page.next)
         }

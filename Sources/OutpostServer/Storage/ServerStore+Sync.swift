@@ -457,7 +457,7 @@ extension ServerStore: SyncStorage {
                     }
                 }
             }
-            // A scoped walk reads ids and owners only, and states for the page's records, so out-of-scope states
+            // A scoped walk reads ids and owners only, and states for the records it sends, so out-of-scope states
             // are never copied out of SQLite; a whole-practice walk sends every record it walks, so it reads each
             // state in the same step (one query for the page, not one more per record).
             let refs = try Row.fetchCursor(
@@ -470,28 +470,42 @@ extension ServerStore: SyncStorage {
                 ),
                 arguments: [practice, cursor?.type ?? "", cursor?.type ?? "", cursor?.id ?? ""]
             )
-            var walked: [Data] = []
-            let page = try FeedPlanner.snapshotPage(limit: limit, visibility: visibility) {
-                () throws -> (record: RecordRef, owner: String?)? in
-                guard let row = try refs.next() else { return nil }
-                if !scoped { walked.append(row["state"]) }
-                return (RecordRef(type: row["type"], id: row["id"]), row["owner"])
-            }
+            var walkedState: [UInt8] = []
+            var kept: [[UInt8]] = []
+            let page = try FeedPlanner.snapshotPage(
+                limit: limit,
+                visibility: visibility,
+                walkLimit: spared == nil ? .max : limit * FeedPlanner.sparedWalkPages,
+                next: { () throws -> (record: RecordRef, owner: String?)? in
+                    guard let row = try refs.next() else { return nil }
+                    if !scoped { walkedState = Array(row["state"] as Data) }
+                    return (RecordRef(type: row["type"], id: row["id"]), row["owner"])
+                },
+                spares: { ref throws -> Bool in
+                    var state = walkedState
+                    if scoped {
+                        // Walked in this transaction, so it is there; were it not, it would have nothing to send.
+                        guard
+                            let stored = try Data.fetchOne(
+                                db.cachedStatement(
+                                    sql: "SELECT state FROM record WHERE practice = ? AND type = ? AND id = ?"
+                                ),
+                                arguments: [practice, ref.type, ref.id]
+                            )
+                        else { return true }
+                        state = Array(stored)
+                    }
+                    if let spared, try FeedPlanner.isOwn(state, by: spared) { return true }
+                    kept.append(state)
+                    return false
+                }
+            )
+            // The page's records are the first of those kept, in walk order.
             var records: [SnapshotRecord] = []
             records.reserveCapacity(page.records.count)
-            for (index, ref) in page.records.enumerated() {
-                // Every walked record is visible to a whole-practice token: the page is the walk's first records.
-                let stored =
-                    try scoped
-                    ? Data.fetchOne(
-                        db.cachedStatement(sql: "SELECT state FROM record WHERE practice = ? AND type = ? AND id = ?"),
-                        arguments: [practice, ref.type, ref.id]
-                    ) : walked[index]
-                guard let state = stored else { continue }
-                var reader = BinaryReader(Array(state))
-                let decoded = try reader.readRecordState()
-                if let spared, FeedPlanner.isOwn(decoded, by: spared) { continue }
-                records.append(SnapshotRecord(record: ref, state: decoded))
+            for (ref, state) in zip(page.records, kept) {
+                var reader = BinaryReader(state)
+                records.append(SnapshotRecord(record: ref, state: try reader.readRecordState()))
             }
             return SnapshotSlice(records: records, checkpoint: head, next: page.next)
         }

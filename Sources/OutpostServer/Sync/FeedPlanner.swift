@@ -90,31 +90,47 @@ enum FeedPlanner {
         return ScopedPage(changes: changes, entering: entering, removed: removed, forgotten: forgotten)
     }
 
-    /// Whether every write `state` holds, live or superseded, is `replica`'s: a device that asks to be spared its
-    /// own records (`own=skip`, on its first bootstrap, when it holds everything it ever wrote) has that state
-    /// already, so a snapshot page leaves the record out (protocol/README.md, `GET /v1/snapshot`).
-    static func isOwn(_ state: RecordState, by replica: ReplicaID) -> Bool {
-        state.fields.values.allSatisfy { field in
-            field.live.allSatisfy { $0.id.replica == replica } && field.superseded.allSatisfy { $0.replica == replica }
-        }
+    /// Whether every write of the stored record state `encoded`, live or superseded, is `replica`'s: a device
+    /// that asks to be spared its own records (`own=skip`, on its first bootstrap, when it holds everything it
+    /// ever wrote) has that state already, so a snapshot page leaves the record out (protocol/README.md,
+    /// `GET /v1/snapshot`). Read without decoding the state: such a walk looks at every record of the practice.
+    static func isOwn(_ encoded: [UInt8], by replica: ReplicaID) throws(CRDTError) -> Bool {
+        var reader = BinaryReader(encoded)
+        return try reader.recordStateIsWritten(onlyBy: replica)
     }
 
+    /// How many records a snapshot page that spares the device's own may walk, in pages' limits: spared records
+    /// do not fill a page, so a first bootstrap of a device that pushed the whole practice walks it in a few
+    /// requests instead of one per `limit` records, and one request still reads a bounded number of rows.
+    static let sparedWalkPages = 16
+
     /// Walks records in (type, id) order, as `next` yields them with their owners, and returns the first `limit`
-    /// visible ones and, when another visible record follows, the cursor of the next page (the page's last).
-    /// Reads one record past the page at most, so a scoped page is as full as a whole-practice one and the
-    /// walk stops as soon as the page is known.
+    /// visible ones that `spares` does not leave out and, when another such record may follow, the cursor of the
+    /// next page. `spares` (none: every record) is asked of visible records only, in walk order (the caller reads a state only for
+    /// those). Reads one record past the page at most, so a scoped page is as full as a whole-practice one and
+    /// the walk stops as soon as the page is known; after `walkLimit` records it stops anyway, with the last
+    /// record walked as the cursor, so a page may hold fewer than `limit` records, or none, and still have a
+    /// `next` (protocol/README.md).
     static func snapshotPage<Failure: Error>(
         limit: Int,
         visibility: Visibility,
-        next: () throws(Failure) -> (record: RecordRef, owner: String?)?
+        walkLimit: Int = .max,
+        next: () throws(Failure) -> (record: RecordRef, owner: String?)?,
+        spares: ((RecordRef) throws(Failure) -> Bool)? = nil
     ) throws(Failure) -> (records: [RecordRef], next: RecordRef?) {
-        var visible: [RecordRef] = []
-        while visible.count <= limit, let candidate = try next() {
-            guard visibility.contains(type: candidate.record.type, id: candidate.record.id, owner: candidate.owner)
+        var page: [RecordRef] = []
+        var walked = 0
+        var last: RecordRef?
+        while page.count <= limit {
+            guard walked < walkLimit else { return (page, last) }
+            guard let candidate = try next() else { return (page, nil) }
+            walked += 1
+            last = candidate.record
+            guard visibility.contains(type: candidate.record.type, id: candidate.record.id, owner: candidate.owner),
+                try !(spares?(candidate.record) ?? false)
             else { continue }
-            visible.append(candidate.record)
+            page.append(candidate.record)
         }
-        guard visible.count > limit else { return (visible, nil) }
-        return (Array(visible.prefix(limit)), visible[limit - 1])
+        return (Array(page.prefix(limit)), page[limit - 1])
     }
 }
