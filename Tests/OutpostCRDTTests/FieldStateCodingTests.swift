@@ -40,7 +40,9 @@ struct FieldStateCodingTests {
         let everyone = try CRDTLaws.document(schema: scenario.schema, receiving: [scenario.changes])
         let alone = try CRDTLaws.document(
             schema: scenario.schema,
-            receiving: [scenario.changes.filter { $0.id.replica == first && $0.replaces.allSatisfy { $0.replica == first } }]
+            receiving: [
+                scenario.changes.filter { $0.id.replica == first && $0.replaces.allSatisfy { $0.replica == first } }
+            ]
         )
         for record in Array(everyone.records.values) + Array(alone.records.values) {
             var writer = BinaryWriter()
