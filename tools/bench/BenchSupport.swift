@@ -3,6 +3,10 @@ import Foundation
 import Logging
 import OutpostClient
 
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+
 // What the benchmarks that run the real server share: starting it, its administration commands, a device's sync
 // engine against it.
 
@@ -109,6 +113,24 @@ final class BenchServer {
         guard var components = URLComponents(string: url), components.password != nil else { return url }
         components.password = "***"
         return components.string ?? url
+    }
+
+    /// The server's own request-duration histogram (`http_server_request_duration`, Hummingbird's metrics
+    /// middleware, served at `/metrics`), summed over the `/v1` routes: the count of requests at or under each
+    /// bucket's upper bound, in seconds. What the server measured of its requests, from the request's arrival
+    /// to its response, without the device's side of the exchange.
+    func requestHistogram() async throws -> [Double: Int] {
+        let (body, _) = try await URLSession.shared.data(from: url.appendingPathComponent("metrics"))
+        var buckets: [Double: Int] = [:]
+        for line in String(decoding: body, as: UTF8.self).split(separator: "\n")
+        where line.hasPrefix("http_server_request_duration_bucket{") && line.contains("http_route=\"/v1/") {
+            guard let le = line.range(of: "le=\""), let close = line[le.upperBound...].firstIndex(of: "\""),
+                let count = Int(line.split(separator: " ").last ?? "")
+            else { continue }
+            let bound = line[le.upperBound..<close]
+            buckets[bound == "+Inf" ? .infinity : Double(bound) ?? .infinity, default: 0] += count
+        }
+        return buckets
     }
 
     func stop() {

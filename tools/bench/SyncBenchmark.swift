@@ -164,6 +164,7 @@ struct SyncBenchmark: AsyncParsableCommand {
                 + "per request; whole sync p50 \(StoreBenchmark.format(fleet.syncP50)), p99 "
                 + "\(StoreBenchmark.format(fleet.syncP99)); \(fleet.errors) errors (target: p99 under 250 ms, no errors)"
         )
+        print(fleet.serverSide)
     }
 
     /// With `--database`: the many-devices part on one SQLite process, then on the PostgreSQL database with each
@@ -203,6 +204,7 @@ struct SyncBenchmark: AsyncParsableCommand {
                     + "\(result.errors) errors; \(Int(result.changesPerSecond)) changes/s pushed "
                     + "(\(result.pushed) in \(StoreBenchmark.format(result.elapsed)))"
             )
+            print("  \(result.serverSide)")
         }
     }
 
@@ -213,10 +215,24 @@ struct SyncBenchmark: AsyncParsableCommand {
         var requestP99: Duration = .zero
         var syncP50: Duration = .zero
         var syncP99: Duration = .zero
+        /// The servers' own view of the rounds' `/v1` requests, from their request-duration histograms: how many,
+        /// the bucket bounds (seconds) their p50 and p99 fall in, and the share answered within 250 ms.
+        var serverRequests = 0
+        var serverP50Bound = 0.0
+        var serverP99Bound = 0.0
+        var serverWithin250 = 0.0
         var errors = 0
         /// Changes the servers accepted from the devices' rounds, and the rounds' wall time.
         var pushed = 0
         var elapsed: Duration = .zero
+
+        /// The servers' view, printed: the devices' figures above include their own side of each exchange,
+        /// on the same machine (the benchmark runs every device in its process, beside the server).
+        var serverSide: String {
+            "as the server measured the same rounds (its request histogram, /v1 routes): \(serverRequests) requests, "
+                + "p50 \(SyncBenchmark.bucket(serverP50Bound)), p99 \(SyncBenchmark.bucket(serverP99Bound)), "
+                + "\(Int((serverWithin250 * 100).rounded()))% within 250 ms"
+        }
 
         var changesPerSecond: Double {
             let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
@@ -258,6 +274,7 @@ struct SyncBenchmark: AsyncParsableCommand {
         }
         var syncLatencies: [Duration] = []
         var result = FleetResult()
+        let histogramBefore = try await Self.requestHistogram(of: servers)
         for round in 0..<rounds {
             for (index, device) in fleet.enumerated() {
                 try makeEdits(device.0, dump: small, seed: seed &+ UInt64(round * 1000 + index), count: 5)
@@ -289,6 +306,18 @@ struct SyncBenchmark: AsyncParsableCommand {
                 }
             }
         }
+        let histogram = try await Self.requestHistogram(of: servers).merging(histogramBefore.mapValues { -$0 }) {
+            $0 + $1
+        }
+        let bounds = histogram.keys.sorted()
+        let total = histogram[.infinity] ?? 0
+        func bound(_ fraction: Double) -> Double {
+            bounds.first { Double(histogram[$0] ?? 0) >= fraction * Double(total) } ?? .infinity
+        }
+        result.serverRequests = total
+        result.serverP50Bound = bound(0.5)
+        result.serverP99Bound = bound(0.99)
+        result.serverWithin250 = total > 0 ? Double(histogram[0.25] ?? 0) / Double(total) : 0
         let requests = latencies.sorted()
         let syncs = syncLatencies.sorted()
         result.requests = requests.count
@@ -328,6 +357,18 @@ struct SyncBenchmark: AsyncParsableCommand {
 
     /// Offline edits on one replica: task priorities, due dates and notes, patient phones; 100 per
     /// transaction.
+    /// The request-duration histograms of `servers`, summed.
+    static func requestHistogram(of servers: [BenchServer]) async throws -> [Double: Int] {
+        var total: [Double: Int] = [:]
+        for server in servers { total.merge(try await server.requestHistogram()) { $0 + $1 } }
+        return total
+    }
+
+    /// How a bucket bound (seconds) is printed: "≤ 250 ms", "over 10 s".
+    static func bucket(_ seconds: Double) -> String {
+        seconds.isFinite ? "≤ \(Int((seconds * 1000).rounded())) ms" : "over the last bucket"
+    }
+
     func makeEdits(_ store: CareStore, dump: PracticeDump, seed: UInt64, count: Int? = nil) throws {
         let tasks = dump.records.filter { $0.type == "task" }.map { RecordRef(type: "task", id: $0.id) }
         let patients = dump.records.filter { $0.type == "patient" }.map { RecordRef(type: "patient", id: $0.id) }
