@@ -106,11 +106,11 @@ enum FeedPlanner {
 
     /// Walks records in (type, id) order, as `next` yields them with their owners, and returns the first `limit`
     /// visible ones that `spares` does not leave out and, when another such record may follow, the cursor of the
-    /// next page. `spares` (none: every record) is asked of visible records only, in walk order (the caller reads a state only for
-    /// those). Reads one record past the page at most, so a scoped page is as full as a whole-practice one and
-    /// the walk stops as soon as the page is known; after `walkLimit` records it stops anyway, with the last
-    /// record walked as the cursor, so a page may hold fewer than `limit` records, or none, and still have a
-    /// `next` (protocol/README.md).
+    /// next page. `spares` (none: none is left out) is asked of visible records only, in walk order, so the
+    /// caller reads a state only for those. Reads one record past the page at most, so a scoped page is as full
+    /// as a whole-practice one and the walk stops as soon as the page is known; after `walkLimit` records it
+    /// stops anyway, with the last record walked as the cursor, so a page may hold fewer than `limit` records,
+    /// or none, and still have a `next` (protocol/README.md).
     static func snapshotPage<Failure: Error>(
         limit: Int,
         visibility: Visibility,
