@@ -478,7 +478,8 @@ extension ServerStore: SyncStorage {
                 walkLimit: spared == nil ? .max : limit * FeedPlanner.sparedWalkPages,
                 next: { () throws -> (record: RecordRef, owner: String?)? in
                     guard let row = try refs.next() else { return nil }
-                    if !scoped { walkedState = Array(row["state"] as Data) }
+                    // Copied once, straight from SQLite's buffer (valid until the cursor moves on).
+                    if !scoped { walkedState = row.dataNoCopy(named: "state").map { Array($0) } ?? [] }
                     return (RecordRef(type: row["type"], id: row["id"]), row["owner"])
                 },
                 spares: { ref throws -> Bool in
