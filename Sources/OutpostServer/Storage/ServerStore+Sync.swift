@@ -479,7 +479,7 @@ extension ServerStore: SyncStorage {
                 next: { () throws -> (record: RecordRef, owner: String?)? in
                     guard let row = try refs.next() else { return nil }
                     // Copied once, straight from SQLite's buffer (valid until the cursor moves on).
-                    if !scoped { walkedState = row.dataNoCopy(named: "state").map { Array($0) } ?? [] }
+                    if !scoped { walkedState = try row.withUnsafeData(named: "state") { $0.map { Array($0) } ?? [] } }
                     return (RecordRef(type: row["type"], id: row["id"]), row["owner"])
                 },
                 spares: { ref throws -> Bool in
