@@ -2,6 +2,7 @@ import Foundation
 import GRDB
 import Logging
 import NIOCore
+import OutpostCRDT
 import PostgresNIO
 
 extension PostgresStore {
@@ -105,22 +106,35 @@ extension PostgresStore {
         var counts: [(table: String, rows: Int)] = []
         for (table, columns) in plan where !columns.isEmpty {
             let names = columns.map(\.postgres).joined(separator: ", ")
-            let select = "SELECT \(columns.map(\.sqlite).joined(separator: ", ")) FROM \(table) LIMIT ? OFFSET ?"
+            // A SQLite change row may hold a run of changes (``ChangeRuns``); PostgreSQL stores one per row.
+            var runs = false
+            if table == "change" {
+                runs = try await source.read { db in try db.columns(in: table).contains { $0.name == "count" } }
+            }
+            let select =
+                "SELECT \(columns.map(\.sqlite).joined(separator: ", "))\(runs ? ", count" : "") FROM \(table) "
+                + "LIMIT ? OFFSET ?"
             // As many rows per statement as keep its parameters well under PostgreSQL's 65,535.
-            let perStatement = max(1, 20_000 / columns.count)
+            let perStatement = max(1, 20_000 / columns.count / (runs ? ChangeRuns.maxLength : 1))
             var offset = 0
+            var copied = 0
             while true {
-                let rows = try source.read { db in
+                let read = try source.read { db in
                     try Row.fetchAll(db, sql: select, arguments: [perStatement, offset])
                 }
-                if rows.isEmpty { break }
-                offset += rows.count
+                if read.isEmpty { break }
+                offset += read.count
+                let rows =
+                    runs
+                    ? try Self.changes(ofRuns: read, columns: columns.map(\.sqlite))
+                    : read.map { Array($0.databaseValues) }
+                copied += rows.count
                 var binds = PostgresBindings(capacity: rows.count * columns.count)
                 var tuples: [String] = []
                 for row in rows {
                     let first = binds.count
                     for index in 0..<columns.count {
-                        switch (row[index] as DatabaseValue).storage {
+                        switch row[index].storage {
                         case .null: binds.appendNull()
                         case .int64(let value): binds.append(value)
                         case .double(let value): binds.append(value)
@@ -140,9 +154,39 @@ extension PostgresStore {
                     logger
                 )
             }
-            counts.append((table, offset))
+            counts.append((table, copied))
         }
         return counts
+    }
+
+    /// The changes of SQLite change rows read as `columns` then `count`, a row per change: a run's changes at
+    /// their feed positions (``ChangeRuns/position(of:inRowAt:count:)``), each with its own counter and its single
+    /// encoding.
+    static func changes(ofRuns rows: [Row], columns: [String]) throws -> [[DatabaseValue]] {
+        let seq = columns.firstIndex(of: "seq")
+        let counter = columns.firstIndex(of: "counter")
+        let payload = columns.firstIndex(of: "payload")
+        var expanded: [[DatabaseValue]] = []
+        for row in rows {
+            let values = Array(row.databaseValues)
+            let count = Int.fromDatabaseValue(values[columns.count]) ?? 1
+            guard count > 1 else {
+                expanded.append(Array(values.prefix(columns.count)))
+                continue
+            }
+            guard let seq, let counter, let payload, let last = Int64.fromDatabaseValue(values[seq]),
+                let bytes = Data.fromDatabaseValue(values[payload]),
+                let changes = StoredChange.decodeRun([UInt8](bytes)), changes.count == count
+            else { throw ServerError.storage("a stored change row could not be read; the store is damaged") }
+            for (offset, change) in changes.enumerated() {
+                var one = Array(values.prefix(columns.count))
+                one[seq] = ChangeRuns.position(of: offset, inRowAt: last, count: count).databaseValue
+                one[counter] = Int64(change.id.counter).databaseValue
+                one[payload] = Data(StoredChange.encode(change)).databaseValue
+                expanded.append(one)
+            }
+        }
+        return expanded
     }
 
     /// What a copy from SQLite leaves to do: with `headsFromFeed` (a SQLite store keeps no head per practice),

@@ -2,7 +2,8 @@ import Foundation
 import GRDB
 import GRDBSQLite
 
-/// The insert of a push's change rows, bound through SQLite's C API on GRDB's cached statement.
+/// The insert of a push's change rows (each a run of one record's changes, ``ChangeRuns``), bound through
+/// SQLite's C API on GRDB's cached statement.
 ///
 /// A first push stores a whole practice, 659,244 rows for the reference practice, inside the one writer; GRDB's
 /// `execute(arguments:)` made each row's arguments an array of existentials and checked and bound them through
@@ -12,7 +13,8 @@ import GRDBSQLite
 /// transaction: a failure throws GRDB's `DatabaseError` and rolls the push back as before.
 struct ChangeRowInsert {
     static let sql = """
-        INSERT INTO change (practice, replica, counter, type, id, owner, payload) VALUES (?, ?, ?, ?, ?, ?, ?)
+        INSERT INTO change (seq, count, practice, replica, counter, type, id, owner, payload)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
         """
 
     private let statement: Statement
@@ -23,8 +25,10 @@ struct ChangeRowInsert {
         connection = db.sqliteConnection
     }
 
-    /// Inserts one change row.
+    /// Inserts one change row: `count` changes whose last takes the feed position `seq`.
     func insert(
+        seq: Int64,
+        count: Int,
         practice: String,
         replica: String,
         counter: Int64,
@@ -38,18 +42,20 @@ struct ChangeRowInsert {
             sqlite3_reset(handle)
             sqlite3_clear_bindings(handle)
         }
-        var code = Self.bind(practice, at: 1, handle)
-        if code == SQLITE_OK { code = Self.bind(replica, at: 2, handle) }
-        if code == SQLITE_OK { code = sqlite3_bind_int64(handle, 3, counter) }
-        if code == SQLITE_OK { code = Self.bind(type, at: 4, handle) }
-        if code == SQLITE_OK { code = Self.bind(id, at: 5, handle) }
-        if code == SQLITE_OK { code = owner.map { Self.bind($0, at: 6, handle) } ?? sqlite3_bind_null(handle, 6) }
+        var code = sqlite3_bind_int64(handle, 1, seq)
+        if code == SQLITE_OK { code = sqlite3_bind_int64(handle, 2, Int64(count)) }
+        if code == SQLITE_OK { code = Self.bind(practice, at: 3, handle) }
+        if code == SQLITE_OK { code = Self.bind(replica, at: 4, handle) }
+        if code == SQLITE_OK { code = sqlite3_bind_int64(handle, 5, counter) }
+        if code == SQLITE_OK { code = Self.bind(type, at: 6, handle) }
+        if code == SQLITE_OK { code = Self.bind(id, at: 7, handle) }
+        if code == SQLITE_OK { code = owner.map { Self.bind($0, at: 8, handle) } ?? sqlite3_bind_null(handle, 8) }
         if code == SQLITE_OK {
             code = payload.withUnsafeBytes { bytes in
                 // A zero-length blob still binds as a blob, not NULL: SQLite reads no bytes from the pointer.
                 sqlite3_bind_blob(
                     handle,
-                    7,
+                    9,
                     bytes.baseAddress ?? UnsafeRawPointer(bitPattern: 1),
                     Int32(bytes.count),
                     transient

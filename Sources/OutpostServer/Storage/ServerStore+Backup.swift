@@ -158,7 +158,7 @@ public struct BackupFile: Sendable {
         let counts = try queue.read { db in
             (
                 try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM practice") ?? 0,
-                try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM \(changeTable)") ?? 0,
+                try changeCount(table: changeTable, db: db),
                 try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM record") ?? 0
             )
         }
@@ -168,6 +168,19 @@ public struct BackupFile: Sendable {
 }
 
 private struct BackupDamage: Error {}
+
+extension BackupFile {
+    /// The changes a store or backup holds: a SQLite store's rows hold runs of `count` changes (``ChangeRuns``); a
+    /// PostgreSQL backup's, one change each.
+    static func changeCount(table: String = "change", db: Database) throws -> Int {
+        let runs = try db.columns(in: table).contains { $0.name == "count" }
+        return try Int.fetchOne(
+            db,
+            sql: runs ? "SELECT COALESCE(SUM(count), 0) FROM \(table)" : "SELECT COUNT(*) FROM \(table)"
+        )
+            ?? 0
+    }
+}
 
 extension ServerStore {
     /// The server metadata table and the store's first epoch (migration `v8-server-epoch`).
@@ -282,7 +295,7 @@ extension ServerStore {
                 )
                 return RestoreSummary(
                     practices: try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM practice") ?? 0,
-                    changes: try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM change") ?? 0,
+                    changes: try BackupFile.changeCount(db: db),
                     takenAtMillis: file.takenAtMillis,
                     epoch: epoch
                 )

@@ -173,10 +173,11 @@ extension ServerStore: CompactionStorage {
                     arguments: [practice, start, floor]
                 )
                 var states: [RecordRef: (state: RecordState?, conflicted: Set<String>)] = [:]
+                var examined = 0
                 var dropped = 0
                 for row in rows {
                     let ref = RecordRef(type: row["type"], id: row["id"])
-                    guard let change = StoredChange.decode([UInt8](row["payload"] as Data)) else {
+                    guard let changes = StoredChange.decodeRun([UInt8](row["payload"] as Data)) else {
                         throw ServerError(.internalError, .internalServerError, "a stored change could not be read")
                     }
                     if states[ref] == nil {
@@ -198,20 +199,32 @@ extension ServerStore: CompactionStorage {
                         )
                         states[ref] = (state, Set(conflicted))
                     }
-                    guard let known = states[ref],
-                        CompactionRule.mayDrop(
+                    let known = states[ref]
+                    let kept = changes.filter { change in
+                        guard let known else { return true }
+                        return !CompactionRule.mayDrop(
                             change,
                             acknowledged: true,
                             state: known.state,
                             conflicted: known.conflicted
                         )
-                    else { continue }
-                    try db.cachedStatement(sql: "DELETE FROM change WHERE seq = ?").execute(arguments: [
-                        row["seq"] as Int64
-                    ])
-                    dropped += 1
+                    }
+                    examined += changes.count
+                    dropped += changes.count - kept.count
+                    let seq: Int64 = row["seq"]
+                    if kept.isEmpty {
+                        try db.cachedStatement(sql: "DELETE FROM change WHERE seq = ?").execute(arguments: [seq])
+                    } else if kept.count < changes.count {
+                        // The row is below the floor: no pull reads its positions again, so it keeps its `seq`
+                        // and its first counter (the rows holding a counter are still found from it) and holds
+                        // fewer changes.
+                        try db.cachedStatement(sql: "UPDATE change SET count = ?, payload = ? WHERE seq = ?")
+                            .execute(arguments: [
+                                kept.count, Data(StoredChange.run(kept.map(StoredChange.encode), of: ref)), seq,
+                            ])
+                    }
                 }
-                return (rows.count, dropped, rows.last.map { $0["seq"] as Int64 })
+                return (examined, dropped, rows.last.map { $0["seq"] as Int64 })
             }
             report.examined += batch.examined
             report.dropped += batch.dropped

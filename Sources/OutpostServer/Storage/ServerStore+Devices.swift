@@ -97,7 +97,12 @@ extension ServerStore {
                 let behind =
                     try Int.fetchOne(
                         db.cachedStatement(
-                            sql: "SELECT COUNT(*) FROM change WHERE practice = ? AND seq > ? AND replica IS NOT ?"
+                            // A row holds `count` changes up to `seq` (``ChangeRuns``); the first may be in part
+                            // at or below the checkpoint.
+                            sql: """
+                                SELECT COALESCE(SUM(MIN(count, seq - ?2)), 0) FROM change
+                                WHERE practice = ?1 AND seq > ?2 AND replica IS NOT ?3
+                                """
                         ),
                         arguments: [row["practice"] as String, pulledTo ?? 0, row["replica"] as String]
                     ) ?? 0

@@ -286,6 +286,12 @@ extension ServerStore {
                     """
             )
         }
+        // A change row holds a run of one record's changes from one push (``ChangeRuns``): `count` changes at the
+        // feed positions up to `seq`, `counter` the first's. The existing rows are runs of one; their payloads, one
+        // change of one record, are already the encoding of a run.
+        migrator.registerMigration("v11-change-runs") { db in
+            try db.execute(sql: "ALTER TABLE change ADD COLUMN count INTEGER NOT NULL DEFAULT 1")
+        }
         return migrator
     }
 }

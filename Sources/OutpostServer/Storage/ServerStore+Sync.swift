@@ -66,33 +66,33 @@ extension ServerStore: SyncStorage {
             .map { Int64($0.id.counter) }
         if let low = counters.min(), let high = counters.max() {
             let wanted = Set(counters)
+            // A row holds a run of counters from its `counter` up (``ChangeRuns``): the rows that may hold a counter
+            // start at most `counterReach` below it. Each wanted change found is kept in its single encoding, the
+            // form the judge compares.
+            func keep(_ row: Row) throws {
+                guard let changes = StoredChange.decodeRun([UInt8](row["payload"] as Data)) else {
+                    throw ServerError(.internalError, .internalServerError, "a stored change could not be read")
+                }
+                for change in changes where wanted.contains(Int64(change.id.counter)) {
+                    context.stored[change.id] = StoredChange.encode(change)
+                }
+            }
             // One range read when the push's counters are dense (they are: an outbox in order), one read per
             // change otherwise.
-            if high - low < Int64(4 * counters.count) {
+            let ranges =
+                high - low < Int64(4 * counters.count)
+                ? [(low, high)] : wanted.sorted().map { ($0, $0) }
+            for (from, to) in ranges {
                 for row in try Row.fetchAll(
                     db.cachedStatement(
                         sql: """
-                            SELECT counter, payload FROM change
+                            SELECT payload FROM change
                             WHERE practice = ? AND replica = ? AND counter BETWEEN ? AND ?
                             """
                     ),
-                    arguments: [practice, request.replica.rawValue, low, high]
-                ) where wanted.contains(row["counter"]) {
-                    let counter: Int64 = row["counter"]
-                    context.stored[ChangeID(replica: request.replica, counter: UInt64(counter))] = [UInt8](
-                        row["payload"] as Data
-                    )
-                }
-            } else {
-                for counter in wanted {
-                    if let payload = try Data.fetchOne(
-                        db.cachedStatement(
-                            sql: "SELECT payload FROM change WHERE practice = ? AND replica = ? AND counter = ?"
-                        ),
-                        arguments: [practice, request.replica.rawValue, counter]
-                    ) {
-                        context.stored[ChangeID(replica: request.replica, counter: UInt64(counter))] = [UInt8](payload)
-                    }
+                    arguments: [practice, request.replica.rawValue, from - ChangeRuns.counterReach, to]
+                ) {
+                    try keep(row)
                 }
             }
         }
@@ -144,17 +144,25 @@ extension ServerStore: SyncStorage {
     ) throws -> (
         opened: Int, resolved: Int
     ) {
+        // The feed positions go on from the last one given out (a change's, or one a purge reserved); SQLite moves
+        // its AUTOINCREMENT counter to each row's `seq`.
+        var position =
+            try Int64.fetchOne(db, sql: "SELECT MAX(seq) FROM sqlite_sequence WHERE name = 'change'") ?? 0
         let changeRows = try ChangeRowInsert(db: db)
-        for accepted in plan.accepted {
-            let change = accepted.change
+        for run in ChangeRuns.runs(of: plan.accepted) {
+            let first = plan.accepted[run.lowerBound]
+            let change = first.change
+            position += Int64(run.count)
             try changeRows.insert(
+                seq: position,
+                count: run.count,
                 practice: practice,
                 replica: change.id.replica.rawValue,
                 counter: Int64(change.id.counter),
                 type: change.record.type,
                 id: change.record.id,
-                owner: accepted.owner,
-                payload: accepted.binary
+                owner: first.owner,
+                payload: StoredChange.run(plan.accepted[run].lazy.map(\.binary), of: change.record)
             )
         }
         for record in plan.records {
@@ -310,31 +318,46 @@ extension ServerStore: SyncStorage {
             try Self.requireServable(since: since, practice: practice, db: db)
             // The device holds its own changes already: they are left out in the scan, so a device that has
             // just pushed a whole practice does not page through it.
-            let rows = try Row.fetchAll(
+            // A row is a run of changes up to the position `seq` (``ChangeRuns``): the first row may hold changes
+            // at or below `since`, already sent, and a page may end inside a row. At most `limit + 1` rows hold
+            // the `limit + 1` changes that say whether more follow.
+            let rows = try Row.fetchCursor(
                 db.cachedStatement(
                     sql: """
-                        SELECT seq, type, id, owner, payload FROM change
+                        SELECT seq, count, type, id, owner, payload FROM change
                         WHERE practice = ? AND seq > ? AND replica IS NOT ?
                         ORDER BY seq LIMIT ?
                         """
                 ),
                 arguments: [practice, since, replica?.rawValue, limit + 1]
             )
-            let scanned = rows.prefix(limit)
-            let hasMore = rows.count > limit
-            var checkpoint: Int64 = scanned.last.map { $0["seq"] } ?? since
-            // Caught up: move past any purge, so it is announced once.
-            if !hasMore { checkpoint = max(checkpoint, try Self.feedHead(practice: practice, db: db)) }
-            let feed = try scanned.map { row in
-                guard let change = StoredChange.decode([UInt8](row["payload"] as Data)) else {
+            var feed: [FeedPlanner.FeedRow] = []
+            var positions: [Int64] = []
+            scan: while let row = try rows.next() {
+                let seq: Int64 = row["seq"]
+                let count: Int = row["count"]
+                guard let changes = StoredChange.decodeRun([UInt8](row["payload"] as Data)), changes.count == count
+                else {
                     throw ServerError(.internalError, .internalServerError, "a stored change could not be read")
                 }
-                return FeedPlanner.FeedRow(
-                    record: RecordRef(type: row["type"], id: row["id"]),
-                    owner: row["owner"],
-                    change: change
-                )
+                let record = RecordRef(type: row["type"], id: row["id"])
+                let owner: String? = row["owner"]
+                for (offset, change) in changes.enumerated() {
+                    let position = ChangeRuns.position(of: offset, inRowAt: seq, count: count)
+                    guard position > since else { continue }
+                    if feed.count > limit { break scan }
+                    feed.append(FeedPlanner.FeedRow(record: record, owner: owner, change: change))
+                    positions.append(position)
+                }
             }
+            let hasMore = feed.count > limit
+            if hasMore {
+                feed.removeLast()
+                positions.removeLast()
+            }
+            var checkpoint = positions.last ?? since
+            // Caught up: move past any purge, so it is announced once.
+            if !hasMore { checkpoint = max(checkpoint, try Self.feedHead(practice: practice, db: db)) }
             let purged = try Self.purged(practice: practice, since: since, db: db)
             if let replica {
                 try Self.recordDevice(

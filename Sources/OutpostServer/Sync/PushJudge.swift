@@ -494,20 +494,3 @@ private struct Batch {
         plan.conflicts = marks.sorted { ($0.record, $0.field) < ($1.record, $1.field) }
     }
 }
-
-/// A change as the server stores it: the CRDT core's binary change encoding, one change of one record. Equal
-/// changes are equal bytes, so a duplicate push is found by comparing bytes.
-enum StoredChange {
-    static func encode(_ change: Change) -> [UInt8] {
-        var writer = BinaryWriter(capacity: 96)
-        writer.write(changes: [change], of: change.record)
-        return writer.bytes
-    }
-
-    /// Reads a stored change; `nil` when the bytes are not one (a damaged store).
-    static func decode(_ bytes: [UInt8]) -> Change? {
-        var reader = BinaryReader(bytes)
-        guard let changes = try? reader.readChanges(), changes.count == 1 else { return nil }
-        return changes[0]
-    }
-}
