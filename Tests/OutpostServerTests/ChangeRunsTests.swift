@@ -73,14 +73,7 @@ struct ChangeRunsTests {
         let store = try ServerStore(directory: directory.path("server"), create: true, logger: logger)
         let practice = PracticeEntry(id: TinyPractice.practice, name: "Tiny", createdAtMillis: 0)
         try store.write { db in try ServerStore.insertPractice(practice, now: nowMillis(), db: db) }
-        let token = try store.issueToken(
-            practice: TinyPractice.practice,
-            role: .admin,
-            scope: .practice,
-            label: "test",
-            expiresAtMillis: nil,
-            now: nowMillis()
-        ).entry
+        let token = try SyncRulesTests().adminToken(store)
         let office = try LocalReplica("office", in: directory)
         try TinyPractice.load(into: office.care)
         let changes = try office.store.pendingChanges(limit: 10_000)
