@@ -171,8 +171,10 @@ struct ChangeRunsTests {
         let directory = try TemporaryDirectory("outpost-runs")
         let (store, token, office, changes) = try await pushed(directory)
         let patient = RecordRef(type: "patient", id: TinyPractice.patients[0])
-        let phone = try #require(changes.first { $0.record == patient && $0.field == "phone" })
-        try office.care.update([.assign(patient, "phone", "(406) 555-0199")])
+        // The first change of the patient's run: its row keeps the rest.
+        let phone = try #require(changes.first { $0.record == patient })
+        #expect(phone.field == "birthDate")
+        try office.care.update([.assign(patient, "birthDate", "1961-07-24")])
         let edit = try office.store.pendingChanges(limit: 10_000).filter { !changes.contains($0) }
         try #require(edit.count == 1)
         #expect(edit[0].replaces == [phone.id])
@@ -192,7 +194,7 @@ struct ChangeRunsTests {
                 try #require(StoredChange.decodeRun([UInt8]($0)))
             }
         }
-        #expect(!kept.contains(phone), "the superseded phone is gone")
+        #expect(!kept.contains(phone), "the superseded birth date is gone")
         #expect(kept.contains(edit[0]))
         #expect(Set(kept).count == kept.count)
         // What compaction kept is still found a duplicate when pushed again.
@@ -206,5 +208,15 @@ struct ChangeRunsTests {
             maxClockSkewMillis: 60_000
         )
         #expect(again.response.accepted == 0)
+        // A device that pushes the dropped change again (it never had the answer) has it stored, not refused.
+        let late = try await store.push(
+            PushRequest(replica: office.store.replicaID, changes: [phone]),
+            token: token,
+            now: nowMillis(),
+            maxClockSkewMillis: 60_000
+        )
+        #expect(late.response.accepted == 1)
+        let laterPull = try await store.pull(token: token, replica: nil, since: report.floor, limit: 10)
+        #expect(laterPull.changes == [phone])
     }
 }

@@ -216,12 +216,15 @@ extension ServerStore: CompactionStorage {
                         try db.cachedStatement(sql: "DELETE FROM change WHERE seq = ?").execute(arguments: [seq])
                     } else if kept.count < changes.count {
                         // The row is below the floor: no pull reads its positions again, so it keeps its `seq`
-                        // and its first counter (the rows holding a counter are still found from it) and holds
-                        // fewer changes.
-                        try db.cachedStatement(sql: "UPDATE change SET count = ?, payload = ? WHERE seq = ?")
-                            .execute(arguments: [
-                                kept.count, Data(StoredChange.run(kept.map(StoredChange.encode), of: ref)), seq,
-                            ])
+                        // and holds fewer changes. Its `counter` becomes its first kept change's: a device that
+                        // pushes a dropped change again (it never had the answer) stores it in a row of its own,
+                        // whose first counter must be free.
+                        try db.cachedStatement(
+                            sql: "UPDATE change SET count = ?, counter = ?, payload = ? WHERE seq = ?"
+                        ).execute(arguments: [
+                            kept.count, Int64(kept[0].id.counter),
+                            Data(StoredChange.run(kept.map(StoredChange.encode), of: ref)), seq,
+                        ])
                     }
                 }
                 return (examined, dropped, rows.last.map { $0["seq"] as Int64 })
