@@ -172,7 +172,7 @@ extension PostgresStore: SyncStorage {
                 context.stored[ChangeID(replica: request.replica, counter: UInt64(counter))] = payload.bytes
             }
         }
-        let written = Array(Set(request.changes.map(\.record)))
+        let written = Array(PushJudge.records(of: request))
         for row in try await connection.all(
             """
             SELECT type, id, owner, state FROM record WHERE practice = \(practice)

@@ -96,7 +96,7 @@ extension ServerStore: SyncStorage {
                 }
             }
         }
-        for ref in Set(request.changes.map(\.record)) {
+        for ref in PushJudge.records(of: request) {
             guard
                 let row = try Row.fetchOne(
                     db.cachedStatement(

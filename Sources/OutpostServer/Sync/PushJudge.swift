@@ -97,6 +97,8 @@ struct PushJudge {
         // A push's changes come by one author from one site: one like the change before's is not looked at again.
         var lastAuthor: String?
         var lastSite: String?
+        var lastType: String?
+        var type: RecordType?
         for change in request.changes {
             if change.author != lastAuthor {
                 lastAuthor = change.author
@@ -110,10 +112,13 @@ struct PushJudge {
                     refs.insert(RecordRef(type: RecordType.site.rawValue, id: site))
                 }
             }
-            if let type = RecordType(rawValue: change.record.type),
-                case .reference(let target) = CareModel.spec(type, change.field)?.kind,
-                let id = change.value.stringValue, target.isValidID(id)
-            {
+            // Only a text value can name a record; the type is parsed once per run of a record's changes.
+            guard let id = change.value.stringValue else { continue }
+            if change.record.type != lastType {
+                lastType = change.record.type
+                type = RecordType(rawValue: change.record.type)
+            }
+            if let type, case .reference(let target) = CareModel.spec(type, change.field)?.kind, target.isValidID(id) {
                 refs.insert(RecordRef(type: target.rawValue, id: id))
             }
         }
@@ -136,12 +141,24 @@ struct PushJudge {
         while true {
             let (plan, written) = try judgeOnce(request, context: context, perChange: perChange, refused: &refused)
             // The records written by the changes kept are the ones a change may name as author or site: judge
-            // again, leaving the refused changes out, until no refusal takes a written record away.
-            if written == Set(request.changes.indices.filter { refused[$0] == nil }.map { request.changes[$0].record })
-            {
+            // again, leaving the refused changes out, until no refusal takes a written record away. With nothing
+            // refused, every record of the push was taken as written.
+            if refused.isEmpty || written == Self.records(of: request, keeping: { refused[$0] == nil }) {
                 return plan
             }
         }
+    }
+
+    /// The records a push's changes write (those at the indices `keeping` keeps). A push's changes come a record
+    /// at a time, so a change of the same record as the one before it is not hashed again.
+    static func records(of request: PushRequest, keeping keep: (Int) -> Bool = { _ in true }) -> Set<RecordRef> {
+        var records = Set<RecordRef>()
+        var last: RecordRef?
+        for (index, change) in request.changes.enumerated() where change.record != last && keep(index) {
+            records.insert(change.record)
+            last = change.record
+        }
+        return records
     }
 
     /// One pass of ``judge(_:context:perChange:)``: changes in `refused` are left out and stay refused; changes
@@ -152,14 +169,14 @@ struct PushJudge {
         perChange: Bool,
         refused: inout [Int: ServerError]
     ) throws(ServerError) -> (PushPlan, Set<RecordRef>) {
-        var batch = Batch(context: context)
-        let kept = request.changes.indices.filter { refused[$0] == nil }
-        batch.written = Set(kept.map { request.changes[$0].record })
-        let written = batch.written
+        let written = Self.records(of: request, keeping: { refused[$0] == nil })
+        var batch = Batch(context: context, written: written)
         let today = CalendarDate(millis: now)
         var plan = PushPlan()
-        var accepted: [(change: Change, binary: [UInt8])] = []
-        var held: [UInt64] = []
+        plan.accepted.reserveCapacity(request.changes.count)
+        // The batch's record of each accepted change, for its owner at the end of the push.
+        var acceptedSlots: [Int] = []
+        acceptedSlots.reserveCapacity(request.changes.count)
         for (index, change) in request.changes.enumerated() {
             guard refused[index] == nil else { continue }
             guard change.id.replica == request.replica else {
@@ -184,7 +201,7 @@ struct PushJudge {
                     )
                 }
                 let binary = StoredChange.encode(change)
-                if let stored = context.stored[change.id] {
+                if !context.stored.isEmpty, let stored = context.stored[change.id] {
                     guard stored == binary else {
                         throw ServerError(
                             .changeIDReused,
@@ -195,7 +212,7 @@ struct PushJudge {
                         )
                     }
                     plan.duplicates += 1
-                    held.append(change.id.counter)
+                    plan.maxCounter = max(plan.maxCounter, change.id.counter)
                     continue
                 }
                 if change.clock.millis > now + maxClockSkewMillis {
@@ -208,16 +225,16 @@ struct PushJudge {
                         index: index
                     )
                 }
-                try batch.check(change, index: index, token: token, today: today)
-                batch.apply(change)
-                accepted.append((change, binary))
-                held.append(change.id.counter)
+                let slot = try batch.check(change, index: index, token: token, today: today)
+                batch.apply(change, at: slot)
+                plan.accepted.append(PushPlan.Accepted(change: change, binary: binary, owner: nil))
+                acceptedSlots.append(slot)
+                plan.maxCounter = max(plan.maxCounter, change.id.counter)
             } catch {
                 guard perChange, Self.perChangeCodes.contains(error.code) else { throw error }
                 refused[index] = error
             }
         }
-        plan.maxCounter = held.max() ?? 0
         plan.refused = refused.sorted { $0.key < $1.key }.map { index, error in
             RefusedChange(
                 id: request.changes[index].id,
@@ -228,69 +245,86 @@ struct PushJudge {
         }
         // Each change carries its record's owner as of the end of the push: the fields of a new task written
         // before its `patient` field belong to that patient too.
-        plan.accepted = accepted.map {
-            PushPlan.Accepted(change: $0.change, binary: $0.binary, owner: batch.owner(of: $0.change.record))
-        }
-        batch.finish(into: &plan)
+        let owners = batch.owners()
+        for (position, slot) in acceptedSlots.enumerated() { plan.accepted[position].owner = owners[slot] }
+        batch.finish(into: &plan, owners: owners)
         return (plan, written)
     }
 }
 
 /// The records one push touches, checked and merged in memory.
+///
+/// Each record the push names has a slot, found once per run of its changes (a push's changes come a record at
+/// a time): the checks and merges of the changes after the first index the slot, not a table keyed by record.
 private struct Batch {
-    var states: [RecordRef: RecordState] = [:]
-    var isNew: Set<RecordRef> = []
-    var touched: Set<FieldKey> = []
-    var touchedRecords: Set<RecordRef> = []
-    let storedOwners: [RecordRef: String?]
+    /// A record of the push: its state as the push goes, and what the store held of it.
+    struct Slot {
+        let ref: RecordRef
+        var state: RecordState
+        /// Whether the practice held it before this push.
+        let isStored: Bool
+        /// The stored row's owner column (for a record the practice held).
+        let storedOwner: String?
+        /// Whether a change of this push was merged into it.
+        var touched = false
+        /// The fields this push's changes wrote to it, each once, in the order first written.
+        var fields: [String] = []
+    }
+
+    var slots: [Slot] = []
+    var slotIndex: [RecordRef: Int] = [:]
+    /// The slot found last: the next change is most likely of the same record.
+    var lastSlot: Int?
+    let stored: [RecordRef: (owner: String?, state: RecordState)]
     let existing: Set<RecordRef>
     let patientsInScope: Set<String>?
     /// Every record this push writes, known before the first change is checked: a change may name as its
     /// author or site a person or site that a later change of the same push creates.
-    var written: Set<RecordRef> = []
-    /// The last record, author and site found valid: a push's changes come a record at a time, by one author
-    /// from one site, and a first push holds hundreds of thousands of them. What was valid stays so within the
-    /// push (a record that exists keeps existing), so a repeat is not checked again.
-    var lastValid: (record: RecordRef?, author: String?, site: String?) = (nil, nil, nil)
+    let written: Set<RecordRef>
+    /// The last record (and its type), author and site found valid: a push's changes come a record at a time, by
+    /// one author from one site, and a first push holds hundreds of thousands of them. What was valid stays so
+    /// within the push (a record that exists keeps existing), so a repeat is not checked again.
+    var lastValid: (record: RecordRef?, type: RecordType?, author: String?, site: String?) = (nil, nil, nil, nil)
 
-    struct FieldKey: Hashable {
-        var record: RecordRef
-        var field: String
-    }
-
-    init(context: PushContext) {
-        var owners: [RecordRef: String?] = [:]
-        for (ref, record) in context.records {
-            states[ref] = record.state
-            owners[ref] = record.owner
-        }
-        storedOwners = owners
+    init(context: PushContext, written: Set<RecordRef>) {
+        stored = context.records
         existing = context.existing
         patientsInScope = context.patientsInScope
+        self.written = written
     }
 
-    /// Checks one change against the role and the care model, in the context of the batch so far.
-    mutating func check(_ change: Change, index: Int, token: TokenEntry, today: CalendarDate) throws(ServerError) {
+    /// Checks one change against the role and the care model, in the context of the batch so far; returns its
+    /// record's slot.
+    mutating func check(_ change: Change, index: Int, token: TokenEntry, today: CalendarDate) throws(ServerError)
+        -> Int
+    {
         let role = token.role
-        guard let type = RecordType(rawValue: change.record.type) else {
-            throw ServerError(
-                .invalidChange,
-                .unprocessableContent,
-                "change \(index) names record type '\(change.record.type)', which is not one of the care model's",
-                field: "record.type",
-                index: index
-            )
+        let type: RecordType
+        if let known = lastValid.type, lastValid.record == change.record {
+            type = known
+        } else {
+            guard let parsed = RecordType(rawValue: change.record.type) else {
+                throw ServerError(
+                    .invalidChange,
+                    .unprocessableContent,
+                    "change \(index) names record type '\(change.record.type)', which is not one of the care model's",
+                    field: "record.type",
+                    index: index
+                )
+            }
+            guard parsed.isValidID(change.record.id) else {
+                throw ServerError(
+                    .invalidChange,
+                    .unprocessableContent,
+                    "change \(index) names '\(change.record.id)', which is not a \(parsed) id",
+                    field: "record.id",
+                    index: index
+                )
+            }
+            type = parsed
+            lastValid.record = change.record
+            lastValid.type = type
         }
-        guard lastValid.record == change.record || type.isValidID(change.record.id) else {
-            throw ServerError(
-                .invalidChange,
-                .unprocessableContent,
-                "change \(index) names '\(change.record.id)', which is not a \(type) id",
-                field: "record.id",
-                index: index
-            )
-        }
-        lastValid.record = change.record
         if PushJudge.structureTypes.contains(type) && role != .admin {
             throw ServerError.forbidden(
                 "change \(index) edits a \(type), part of the practice's structure, which only an admin token may "
@@ -299,10 +333,10 @@ private struct Batch {
             )
         }
         try checkProvenance(change, index: index, person: token.person)
-        let state = state(of: change.record)
-        if let patientsInScope, let patient = scopedPatient(of: change),
+        let slot = slot(of: change.record)
+        if let patientsInScope, let patient = scopedPatient(of: change, slot: slot),
             !patientsInScope.contains(patient),
-            !isNew.contains(RecordRef(type: RecordType.patient.rawValue, id: patient))
+            !isNew(RecordRef(type: RecordType.patient.rawValue, id: patient))
         {
             throw ServerError(
                 .outOfScope,
@@ -313,7 +347,7 @@ private struct Batch {
                 index: index
             )
         }
-        if role == .siteDevice && CareModel.closesConflict(change, in: state) {
+        if role == .siteDevice && CareModel.closesConflict(change, in: slots[slot].state) {
             throw ServerError.forbidden(
                 "change \(index) resolves a conflict on \(change.record.type).\(change.field); a site-device token "
                     + "cannot resolve conflicts, ask a clinician or an administrator",
@@ -326,7 +360,7 @@ private struct Batch {
                 field: change.field,
                 operation: change.operation,
                 value: change.value,
-                current: state[change.field],
+                current: slots[slot].state[change.field],
                 today: today,
                 exists: { ref in exists(ref) }
             )
@@ -339,17 +373,17 @@ private struct Batch {
                 index: index
             )
         }
+        return slot
     }
 
     /// The patient whose scope decides whether a change is allowed: the record's owner, or, for a new
     /// record, the patient its owner field is being set to.
-    private func scopedPatient(of change: Change) -> String? {
-        if isNew.contains(change.record) {
+    private func scopedPatient(of change: Change, slot: Int) -> String? {
+        if !slots[slot].isStored {
             if change.record.type == RecordType.patient.rawValue { return nil }
             if CareModel.ownerField[change.record.type] == change.field { return change.value.stringValue }
-            return owner(of: change.record)
         }
-        return owner(of: change.record)
+        return owner(of: slot)
     }
 
     /// Checks who and where a change says it was made: the author is a person of the practice (the token's
@@ -421,75 +455,102 @@ private struct Batch {
         }
     }
 
-    /// The record's state in this batch: as stored, or empty for a record this practice does not hold yet.
-    private mutating func state(of ref: RecordRef) -> RecordState {
-        if let state = states[ref] { return state }
-        states[ref] = RecordState()
-        isNew.insert(ref)
-        return RecordState()
+    /// The record's slot: its state as stored, or empty for a record this practice does not hold yet.
+    private mutating func slot(of ref: RecordRef) -> Int {
+        if let lastSlot, slots[lastSlot].ref == ref { return lastSlot }
+        if let found = slotIndex[ref] {
+            lastSlot = found
+            return found
+        }
+        let record = stored[ref]
+        slots.append(
+            Slot(
+                ref: ref,
+                state: record?.state ?? RecordState(),
+                isStored: record != nil,
+                storedOwner: record?.owner
+            )
+        )
+        slotIndex[ref] = slots.count - 1
+        lastSlot = slots.count - 1
+        return slots.count - 1
+    }
+
+    /// Whether a change of this push named `ref` while the practice did not hold it.
+    private func isNew(_ ref: RecordRef) -> Bool {
+        guard let slot = slotIndex[ref] else { return false }
+        return !slots[slot].isStored
     }
 
     /// Whether the practice holds `ref`, as stored or written earlier in this push.
     func exists(_ ref: RecordRef) -> Bool {
-        if states[ref] != nil, !isNew.contains(ref) || touchedRecords.contains(ref) { return true }
+        if let slot = slotIndex[ref] {
+            if slots[slot].isStored || slots[slot].touched { return true }
+        } else if stored[ref] != nil {
+            return true
+        }
         return existing.contains(ref)
     }
 
-    /// Merges a checked change into its record.
-    mutating func apply(_ change: Change) {
+    /// Merges a checked change into its record's slot.
+    mutating func apply(_ change: Change, at slot: Int) {
         // In place: a copy of the state would copy the field's whole history on every change (a log of n
         // entries would cost n per append).
-        states[change.record, default: RecordState()].apply(change)
-        touched.insert(FieldKey(record: change.record, field: change.field))
-        touchedRecords.insert(change.record)
+        slots[slot].state.apply(change)
+        slots[slot].touched = true
+        if !slots[slot].fields.contains(change.field) { slots[slot].fields.append(change.field) }
     }
 
-    /// The patient a record belongs to (itself for a patient), for scoping the feed.
-    func owner(of ref: RecordRef) -> String? {
+    /// The patient a slot's record belongs to (itself for a patient), for scoping the feed.
+    func owner(of slot: Int) -> String? {
+        let ref = slots[slot].ref
         if ref.type == RecordType.patient.rawValue { return ref.id }
-        guard let field = CareModel.ownerField[ref.type], let state = states[ref] else { return nil }
-        return state[field].resolution(under: .lww).winner?.value.stringValue
+        guard let field = CareModel.ownerField[ref.type] else { return nil }
+        return slots[slot].state[field].resolution(under: .lww).winner?.value.stringValue
+    }
+
+    /// The owner of each touched slot's record at the end of the push (`nil` for the others).
+    func owners() -> [String?] {
+        slots.indices.map { slots[$0].touched ? owner(of: $0) : nil }
     }
 
     /// The touched records, the scope columns of touched patients and the conflict marks of touched fields.
-    func finish(into plan: inout PushPlan) {
-        for ref in touchedRecords.sorted() {
-            guard let state = states[ref] else { continue }
-            let owner = owner(of: ref)
-            let learnt =
-                owner != nil && ref.type != RecordType.patient.rawValue
-                && { if case .some(.none) = storedOwners[ref] { true } else { false } }()
-            let row: PushPlan.Record.RowChange =
-                switch storedOwners[ref] {
-                case .none: .insert
-                case .some(let stored): stored == owner ? .state : .stateAndOwner
-                }
-            plan.records.append(
-                PushPlan.Record(ref: ref, owner: owner, state: state, learntOwner: learnt, row: row)
-            )
-            if ref.type == RecordType.patient.rawValue {
-                let keys = PatientView.ScopeKeys(state: state)
-                plan.patientScopes.append(PushPlan.PatientScope(patient: ref.id, team: keys.team, sites: keys.sites))
-            }
-        }
+    func finish(into plan: inout PushPlan, owners: [String?]) {
+        let touched = slots.indices.filter { slots[$0].touched }.sorted { slots[$0].ref < slots[$1].ref }
         var marks: [PushPlan.ConflictMark] = []
-        for key in touched {
-            guard let policy = CareModel.schema.policy(type: key.record.type, field: key.field), policy.isRegister,
-                let state = states[key.record]
-            else { continue }
-            let field = state[key.field]
-            // A record the store did not hold has no conflict row to close (a purge removes a record's rows with
-            // it): only its conflicts are marked. A first push of a practice would otherwise delete a row for
-            // every register field of every record, none of them there. Only a field with two live writes can be
-            // in conflict (FieldState.resolution).
-            if !storedOwners.keys.contains(key.record) && field.live.count < 2 { continue }
-            marks.append(
-                PushPlan.ConflictMark(
-                    record: key.record,
-                    field: key.field,
-                    isConflict: field.resolution(under: policy).isConflict
-                )
+        for index in touched {
+            let slot = slots[index]
+            let owner = owners[index]
+            let learnt = owner != nil && slot.ref.type != RecordType.patient.rawValue && slot.isStored
+                && slot.storedOwner == nil
+            let row: PushPlan.Record.RowChange =
+                !slot.isStored ? .insert : slot.storedOwner == owner ? .state : .stateAndOwner
+            plan.records.append(
+                PushPlan.Record(ref: slot.ref, owner: owner, state: slot.state, learntOwner: learnt, row: row)
             )
+            if slot.ref.type == RecordType.patient.rawValue {
+                let keys = PatientView.ScopeKeys(state: slot.state)
+                plan.patientScopes.append(
+                    PushPlan.PatientScope(patient: slot.ref.id, team: keys.team, sites: keys.sites)
+                )
+            }
+            for name in slot.fields {
+                guard let policy = CareModel.schema.policy(type: slot.ref.type, field: name), policy.isRegister
+                else { continue }
+                let field = slot.state[name]
+                // A record the store did not hold has no conflict row to close (a purge removes a record's rows
+                // with it): only its conflicts are marked. A first push of a practice would otherwise delete a row
+                // for every register field of every record, none of them there. Only a field with two live writes
+                // can be in conflict (FieldState.resolution).
+                if !slot.isStored && field.live.count < 2 { continue }
+                marks.append(
+                    PushPlan.ConflictMark(
+                        record: slot.ref,
+                        field: name,
+                        isConflict: field.resolution(under: policy).isConflict
+                    )
+                )
+            }
         }
         plan.conflicts = marks.sorted { ($0.record, $0.field) < ($1.record, $1.field) }
     }
