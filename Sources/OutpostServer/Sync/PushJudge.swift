@@ -295,7 +295,12 @@ private struct Batch {
 
     /// Checks one change against the role and the care model, in the context of the batch so far; returns its
     /// record's slot.
-    mutating func check(_ change: Change, index: Int, token: TokenEntry, today: CalendarDate) throws(ServerError)
+    mutating func check(
+        _ change: Change,
+        index: Int,
+        token: TokenEntry,
+        today: CalendarDate
+    ) throws(ServerError)
         -> Int
     {
         let role = token.role
@@ -521,7 +526,8 @@ private struct Batch {
         for index in touched {
             let slot = slots[index]
             let owner = owners[index]
-            let learnt = owner != nil && slot.ref.type != RecordType.patient.rawValue && slot.isStored
+            let learnt =
+                owner != nil && slot.ref.type != RecordType.patient.rawValue && slot.isStored
                 && slot.storedOwner == nil
             let row: PushPlan.Record.RowChange =
                 !slot.isStored ? .insert : slot.storedOwner == owner ? .state : .stateAndOwner
