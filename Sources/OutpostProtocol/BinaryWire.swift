@@ -117,8 +117,14 @@ struct BinaryMessageWriter {
     private var stringIndex: [String: Int] = [:]
     private var records: [(type: Int, id: Int)] = []
     private var recordIndex: [RecordRef: Int] = [:]
+    /// The last counter written per replica, by the replica's string index.
     private var lastCounter: [Int: UInt64] = [:]
     private var lastMillis: UInt64 = 0
+    /// The last string written in each role (``Role``) and its index: a message's changes and entries come by one
+    /// author from one site and replica, so most are found without hashing.
+    private var recent: [(text: String, index: Int)?] = Array(repeating: nil, count: Role.allCases.count)
+    /// The replica of the last change id written, its string index and last counter.
+    private var lastReplica: (text: String, index: Int, counter: UInt64)?
     /// String values used more than once in the message: written as table indexes, the others inline.
     private var repeatedValues: Set<String> = []
 
@@ -129,6 +135,11 @@ struct BinaryMessageWriter {
         for case .string(let text) in values where !seen.insert(text).inserted || identities.contains(text) {
             repeatedValues.insert(text)
         }
+    }
+
+    /// What a string is in a message, for the one-entry cache each role keeps (``recent``).
+    enum Role: Int, CaseIterable {
+        case field, author, site
     }
 
     mutating func string(_ text: String) -> Int {
@@ -142,8 +153,21 @@ struct BinaryMessageWriter {
         body.write(varint: UInt64(string(text)))
     }
 
-    mutating func write(optionalString text: String?) {
-        body.write(varint: text.map { UInt64(string($0)) + 1 } ?? 0)
+    /// A string the message repeats in one role (a field name, an author, a site): the same index as
+    /// ``write(string:)``, without a lookup when it is the role's last one.
+    mutating func write(string text: String, as role: Role) {
+        body.write(varint: UInt64(string(text, as: role)))
+    }
+
+    mutating func write(optionalString text: String?, as role: Role) {
+        body.write(varint: text.map { UInt64(string($0, as: role)) + 1 } ?? 0)
+    }
+
+    private mutating func string(_ text: String, as role: Role) -> Int {
+        if let last = recent[role.rawValue], last.text == text { return last.index }
+        let index = string(text)
+        recent[role.rawValue] = (text, index)
+        return index
     }
 
     mutating func write(inline text: String) {
@@ -169,10 +193,20 @@ struct BinaryMessageWriter {
     }
 
     mutating func write(id: ChangeID) {
-        let replica = string(id.replica.rawValue)
+        let text = id.replica.rawValue
+        let replica: Int
+        let previous: UInt64
+        if let last = lastReplica, last.text == text {
+            (replica, previous) = (last.index, last.counter)
+        } else {
+            // Another replica's ids: the one left keeps its last counter.
+            if let last = lastReplica { lastCounter[last.index] = last.counter }
+            replica = string(text)
+            previous = lastCounter[replica, default: 0]
+        }
         body.write(varint: UInt64(replica))
-        body.write(varint: Zigzag.encode(id.counter, from: lastCounter[replica, default: 0]))
-        lastCounter[replica] = id.counter
+        body.write(varint: Zigzag.encode(id.counter, from: previous))
+        lastReplica = (text, replica, id.counter)
     }
 
     mutating func write(ids: [ChangeID]) {
@@ -209,13 +243,13 @@ struct BinaryMessageWriter {
         write(count: changes.count)
         for change in changes {
             write(record: change.record)
-            write(string: change.field)
+            write(string: change.field, as: .field)
             write(id: change.id)
             write(value: change.value, high: BinaryWire.code(of: change.operation) << 4)
             write(ids: change.replaces)
             write(clock: change.clock)
-            write(string: change.author)
-            write(optionalString: change.site)
+            write(string: change.author, as: .author)
+            write(optionalString: change.site, as: .site)
         }
     }
 
@@ -223,18 +257,17 @@ struct BinaryMessageWriter {
         write(count: snapshot.count)
         for item in snapshot {
             write(record: item.record)
-            let names = item.state.fields.keys.sorted()
-            write(count: names.count)
-            for name in names {
-                let field = item.state[name]
-                write(string: name)
+            let fields = item.state.fields.sorted { $0.key < $1.key }
+            write(count: fields.count)
+            for (name, field) in fields {
+                write(string: name, as: .field)
                 write(count: field.live.count)
                 for entry in field.live {
                     write(id: entry.id)
                     write(value: entry.value)
                     write(clock: entry.clock)
-                    write(string: entry.author)
-                    write(optionalString: entry.site)
+                    write(string: entry.author, as: .author)
+                    write(optionalString: entry.site, as: .site)
                 }
                 write(ids: field.superseded)
             }
@@ -261,19 +294,31 @@ struct BinaryMessageWriter {
     static func scan(changes: [Change], records: [SnapshotRecord]) -> (values: [Value], identities: Set<String>) {
         var values: [Value] = []
         var identities: Set<String> = []
+        // Authors and sites repeat from one change or entry to the next: each is inserted when it differs from
+        // the last one seen.
+        var lastAuthor: String?
+        var lastSite: String?
+        func provenance(_ author: String, _ site: String?) {
+            if author != lastAuthor {
+                identities.insert(author)
+                lastAuthor = author
+            }
+            if let site, site != lastSite {
+                identities.insert(site)
+                lastSite = site
+            }
+        }
         for change in changes {
             values.append(change.value)
             identities.insert(change.record.id)
-            identities.insert(change.author)
-            if let site = change.site { identities.insert(site) }
+            provenance(change.author, change.site)
         }
         for record in records {
             identities.insert(record.record.id)
             for field in record.state.fields.values {
                 for entry in field.live {
                     values.append(entry.value)
-                    identities.insert(entry.author)
-                    if let site = entry.site { identities.insert(site) }
+                    provenance(entry.author, entry.site)
                 }
             }
         }
