@@ -84,6 +84,32 @@ struct SyncRulesTests {
         #expect(fields[altered[4].id] == nil, "a change like the first ones is accepted: \(plan.refused)")
     }
 
+    /// The judge finds a record's slot once per run of its changes. A record whose changes come apart, in several
+    /// runs with another record's between, is still one record: merged whole, written once, and each of its
+    /// changes carries its owner as of the end of the push, even those before the change that names the owner.
+    @Test func aRecordWhoseChangesComeApartIsJudgedAsOne() throws {
+        let directory = try TemporaryDirectory("outpost-judge")
+        let (replica, changes) = try loaded(directory)
+        let taskChanges = changes.filter { $0.record.id == TinyPractice.task }
+        let patientField = try #require(taskChanges.first { $0.field == "patient" })
+        let rest = taskChanges.filter { $0.id != patientField.id }
+        try #require(rest.count >= 2)
+        var others = changes.filter { $0.record.id != TinyPractice.task }
+        let moved = others.removeLast()
+        let half = rest.count / 2
+        let apart = others + rest[..<half] + [moved] + rest[half...] + [patientField]
+        let replicaID = replica.store.replicaID
+
+        let plan = try judge().judge(PushRequest(replica: replicaID, changes: apart), context: PushContext())
+        let inOrder = try judge().judge(PushRequest(replica: replicaID, changes: changes), context: PushContext())
+        #expect(plan.accepted.count == changes.count)
+        #expect(plan.records.filter { $0.ref.id == TinyPractice.task }.count == 1)
+        let states = Dictionary(uniqueKeysWithValues: plan.records.map { ($0.ref, $0.state) })
+        #expect(states == Dictionary(uniqueKeysWithValues: inOrder.records.map { ($0.ref, $0.state) }))
+        let owners = Set(plan.accepted.filter { $0.change.record.id == TinyPractice.task }.map(\.owner))
+        #expect(owners == [patientField.value.stringValue])
+    }
+
     @Test func storedBytesDecideDuplicateOrReusedID() throws {
         let directory = try TemporaryDirectory("outpost-judge")
         let (replica, changes) = try loaded(directory)
