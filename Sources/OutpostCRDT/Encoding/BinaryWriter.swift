@@ -92,9 +92,11 @@ public struct BinaryWriter: Sendable {
     /// Writes a record state, fields sorted by name.
     public mutating func write(_ record: RecordState) {
         write(varint: UInt64(record.fields.count))
-        for name in record.fields.keys.sorted() {
+        // Sorted pairs, not sorted names looked up again: a record state is written for every record a push or
+        // an import touches.
+        for (name, field) in record.fields.sorted(by: { $0.key < $1.key }) {
             write(name)
-            write(record[name])
+            write(field)
         }
     }
 

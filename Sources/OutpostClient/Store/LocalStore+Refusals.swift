@@ -173,7 +173,10 @@ extension LocalStore {
     public func recordPush(_ pushed: [Change], response: PushResponse) throws(ClientError) -> Int {
         let now = try now()
         return try write(doing: "record the server's answer to a push") { db in
-            let byID = Dictionary(pushed.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
+            // A first push is hundreds of batches of thousands of changes with nothing refused: no table of them.
+            let byID =
+                response.refused.isEmpty
+                ? [:] : Dictionary(pushed.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
             var refusedIDs = Set<ChangeID>()
             for refusal in response.refused {
                 guard let change = byID[refusal.id] else { continue }

@@ -340,7 +340,10 @@ public actor SyncEngine {
                 request.headers[Wire.refusalsHeader] = Wire.refusalsPerChange
                 let response: PushResponse = try await exchange(request)
                 let refusedIDs = Set(response.refused.map(\.id))
-                let held = changes.filter { !refusedIDs.contains($0.id) }.map(\.id.counter).max() ?? 0
+                let held =
+                    refusedIDs.isEmpty
+                    ? changes.lazy.map(\.id.counter).max() ?? 0
+                    : changes.filter { !refusedIDs.contains($0.id) }.map(\.id.counter).max() ?? 0
                 guard response.acknowledged >= held else {
                     try store.acknowledge(upTo: response.acknowledged)
                     throw ClientError(
