@@ -178,6 +178,18 @@ struct ValidationTests {
             hidden: "E11 .9"
         )
         check(value(.patient, "givenName", "   "), .invalidFormat, "patient.givenName", rule: "non-empty text")
+        // Whitespace beyond ASCII's is still empty text; one printable character anywhere is text.
+        for blank in ["\t\n", "\u{00A0}\u{2003}", " \u{3000}\r\n"] {
+            check(
+                value(.patient, "givenName", .string(blank)),
+                .invalidFormat,
+                "patient.givenName",
+                rule: "non-empty text"
+            )
+        }
+        for text in ["a", "  x  ", "\u{00A0}é", "\u{2003}李", "\t-"] {
+            #expect(value(.patient, "givenName", .string(text)) == nil, "\(Array(text.unicodeScalars))")
+        }
         check(
             value(.patient, "notes", .string(String(repeating: "x", count: 10_001))),
             .invalidFormat,

@@ -173,11 +173,12 @@ extension CareModel {
             if spec.isRegister { return }
             throw fail(spec, .wrongKind, "a \(spec.policy.name) element cannot be null; leave it out instead")
         }
-        let shown = spec.isSensitive ? "the value" : "'\(value)'"
         switch spec.kind {
         case .text:
             let text = try string(spec, value)
-            if text.allSatisfy(\.isWhitespace) {
+            // A printable ASCII byte other than a space starts a character that is not whitespace: most texts are
+            // settled by their first byte, without walking their characters.
+            if !text.utf8.contains(where: { $0 > 0x20 && $0 < 0x7F }) && text.allSatisfy(\.isWhitespace) {
                 throw fail(spec, .invalidFormat, "the text is empty; write something or leave the field out")
             }
             if text.utf8.count > FieldKind.maxTextLength {
@@ -186,49 +187,61 @@ extension CareModel {
         case .code:
             let text = try string(spec, value)
             guard isCode(text) else {
-                throw fail(spec, .invalidFormat, "\(shown) is not a code; remove spaces and other punctuation")
+                throw fail(
+                    spec,
+                    .invalidFormat,
+                    "\(shown(spec, value)) is not a code; remove spaces and other punctuation"
+                )
             }
         case .date:
             let text = try string(spec, value)
             guard let date = CalendarDate(text) else {
-                throw fail(spec, .invalidDate, "\(shown) is not a date YYYY-MM-DD; write it like 1984-03-07")
+                throw fail(
+                    spec,
+                    .invalidDate,
+                    "\(shown(spec, value)) is not a date YYYY-MM-DD; write it like 1984-03-07"
+                )
             }
-            try checkBounds(spec, date, today: today, shown: shown)
+            try checkBounds(spec, date, today: today, value: value)
         case .dateTime:
             let text = try string(spec, value)
             guard let parsed = CalendarDate.parseDateTime(text) else {
                 throw fail(
                     spec,
                     .invalidDate,
-                    "\(shown) is not a UTC date-time; write it like 2026-11-23T10:00:00Z"
+                    "\(shown(spec, value)) is not a UTC date-time; write it like 2026-11-23T10:00:00Z"
                 )
             }
-            try checkBounds(spec, parsed.date, today: today, shown: shown)
+            try checkBounds(spec, parsed.date, today: today, value: value)
         case .enumeration(let allowed):
             let text = try string(spec, value)
             guard allowed.contains(text) else {
                 throw fail(
                     spec,
                     .invalidEnum,
-                    "\(shown) is not an allowed code; use one of: " + allowed.joined(separator: ", ")
+                    "\(shown(spec, value)) is not an allowed code; use one of: " + allowed.joined(separator: ", ")
                 )
             }
         case .integer(let range):
             guard let number = value.intValue else { throw wrongKind(spec, value, expected: "a whole number") }
             guard range.contains(number) else {
-                throw fail(spec, .outOfRange, "\(shown) is outside \(range.lowerBound)...\(range.upperBound)")
+                throw fail(
+                    spec,
+                    .outOfRange,
+                    "\(shown(spec, value)) is outside \(range.lowerBound)...\(range.upperBound)"
+                )
             }
         case .cents:
             guard let number = value.intValue else {
                 throw wrongKind(spec, value, expected: "a whole number of cents")
             }
             guard number >= 0 else {
-                throw fail(spec, .outOfRange, "\(shown) is negative; amounts are zero or more cents")
+                throw fail(spec, .outOfRange, "\(shown(spec, value)) is negative; amounts are zero or more cents")
             }
         case .decimal:
             let text = try string(spec, value)
             guard isDecimal(text) else {
-                throw fail(spec, .invalidFormat, "\(shown) is not a decimal number; write it like \"7.2\"")
+                throw fail(spec, .invalidFormat, "\(shown(spec, value)) is not a decimal number; write it like \"7.2\"")
             }
         case .bool:
             guard value.boolValue != nil else { throw wrongKind(spec, value, expected: "true or false") }
@@ -238,7 +251,7 @@ extension CareModel {
                 throw fail(
                     spec,
                     .invalidFormat,
-                    "\(shown) is not a phone number; write 7 to 15 digits, like (406) 555-0142"
+                    "\(shown(spec, value)) is not a phone number; write 7 to 15 digits, like (406) 555-0142"
                 )
             }
         case .reference(let target):
@@ -247,7 +260,7 @@ extension CareModel {
                 throw fail(
                     spec,
                     .invalidID,
-                    "\(shown) is not a \(target) id; use the id of an existing \(target)"
+                    "\(shown(spec, value)) is not a \(target) id; use the id of an existing \(target)"
                 )
             }
             guard exists(RecordRef(type: target.rawValue, id: text)) else {
@@ -264,14 +277,20 @@ extension CareModel {
         _ spec: FieldSpec,
         _ date: CalendarDate,
         today: CalendarDate,
-        shown: String
+        value: Value
     ) throws(ModelError) {
         if date < earliestDate {
-            throw fail(spec, .invalidDate, "\(shown) is before 1900-01-01; check the year")
+            throw fail(spec, .invalidDate, "\(shown(spec, value)) is before 1900-01-01; check the year")
         }
         if spec.isNotInFuture && date > today {
-            throw fail(spec, .invalidDate, "\(shown) is in the future (today is \(today)); check the date")
+            throw fail(spec, .invalidDate, "\(shown(spec, value)) is in the future (today is \(today)); check the date")
         }
+    }
+
+    /// How an error message shows a refused value: quoted, or "the value" for a sensitive field. Built only when a
+    /// message is: a push checks hundreds of thousands of values and refuses few.
+    private static func shown(_ spec: FieldSpec, _ value: Value) -> String {
+        spec.isSensitive ? "the value" : "'\(value)'"
     }
 
     private static func string(_ spec: FieldSpec, _ value: Value) throws(ModelError) -> String {
