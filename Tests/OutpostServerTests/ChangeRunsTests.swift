@@ -73,7 +73,7 @@ struct ChangeRunsTests {
         let store = try ServerStore(directory: directory.path("server"), create: true, logger: logger)
         let practice = PracticeEntry(id: TinyPractice.practice, name: "Tiny", createdAtMillis: 0)
         try store.write { db in try ServerStore.insertPractice(practice, now: nowMillis(), db: db) }
-        let token = try SyncRulesTests().adminToken(store)
+        let token = try store.tinyPracticeAdminToken()
         let office = try LocalReplica("office", in: directory)
         try TinyPractice.load(into: office.care)
         let changes = try office.store.pendingChanges(limit: 10_000)
@@ -172,12 +172,12 @@ struct ChangeRunsTests {
         let (store, token, office, changes) = try await pushed(directory)
         let patient = RecordRef(type: "patient", id: TinyPractice.patients[0])
         // The first change of the patient's run: its row keeps the rest.
-        let phone = try #require(changes.first { $0.record == patient })
-        #expect(phone.field == "birthDate")
+        let first = try #require(changes.first { $0.record == patient })
+        #expect(first.field == "birthDate")
         try office.care.update([.assign(patient, "birthDate", "1961-07-24")])
         let edit = try office.store.pendingChanges(limit: 10_000).filter { !changes.contains($0) }
         try #require(edit.count == 1)
-        #expect(edit[0].replaces == [phone.id])
+        #expect(edit[0].replaces == [first.id])
         _ = try await store.push(
             PushRequest(replica: office.store.replicaID, changes: edit),
             token: token,
@@ -194,7 +194,7 @@ struct ChangeRunsTests {
                 try #require(StoredChange.decodeRun([UInt8]($0)))
             }
         }
-        #expect(!kept.contains(phone), "the superseded birth date is gone")
+        #expect(!kept.contains(first), "the superseded birth date is gone")
         #expect(kept.contains(edit[0]))
         #expect(Set(kept).count == kept.count)
         // What compaction kept is still found a duplicate when pushed again.
@@ -210,13 +210,13 @@ struct ChangeRunsTests {
         #expect(again.response.accepted == 0)
         // A device that pushes the dropped change again (it never had the answer) has it stored, not refused.
         let late = try await store.push(
-            PushRequest(replica: office.store.replicaID, changes: [phone]),
+            PushRequest(replica: office.store.replicaID, changes: [first]),
             token: token,
             now: nowMillis(),
             maxClockSkewMillis: 60_000
         )
         #expect(late.response.accepted == 1)
         let laterPull = try await store.pull(token: token, replica: nil, since: report.floor, limit: 10)
-        #expect(laterPull.changes == [phone])
+        #expect(laterPull.changes == [first])
     }
 }

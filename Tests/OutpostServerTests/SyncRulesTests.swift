@@ -28,18 +28,6 @@ struct SyncRulesTests {
         return (replica, try replica.store.pendingChanges(limit: 10_000))
     }
 
-    /// A new admin token of the tiny practice in `store`.
-    func adminToken(_ store: ServerStore) throws -> TokenEntry {
-        try store.issueToken(
-            practice: TinyPractice.practice,
-            role: .admin,
-            scope: .practice,
-            label: "test",
-            expiresAtMillis: nil,
-            now: nowMillis()
-        ).entry
-    }
-
     func judge(_ token: TokenEntry = admin) -> PushJudge {
         PushJudge(token: token, now: nowMillis(), maxClockSkewMillis: 60_000)
     }
@@ -366,7 +354,7 @@ struct SyncRulesTests {
         var logger = Logger(label: "test")
         logger.logLevel = .critical
         let store = try ServerStore(directory: data, create: false, logger: logger)
-        let token = try adminToken(store)
+        let token = try store.tinyPracticeAdminToken()
         let page = try await store.pull(token: token, replica: nil, since: 0, limit: 10_000)
         #expect(page.changes == changes)
         let again = try await store.push(
@@ -402,7 +390,7 @@ struct SyncRulesTests {
         #expect(try pageSize(old) == 4096)
         let practice = PracticeEntry(id: TinyPractice.practice, name: "Tiny", createdAtMillis: 0)
         try old.write { db in try ServerStore.insertPractice(practice, now: nowMillis(), db: db) }
-        let token = try adminToken(old)
+        let token = try old.tinyPracticeAdminToken()
         let (replica, changes) = try loaded(directory)
         let outcome = try await old.push(
             PushRequest(replica: replica.store.replicaID, changes: changes),

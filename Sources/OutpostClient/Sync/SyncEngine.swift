@@ -341,9 +341,8 @@ public actor SyncEngine {
                 let response: PushResponse = try await exchange(request)
                 let refusedIDs = Set(response.refused.map(\.id))
                 let held =
-                    refusedIDs.isEmpty
-                    ? changes.lazy.map(\.id.counter).max() ?? 0
-                    : changes.filter { !refusedIDs.contains($0.id) }.map(\.id.counter).max() ?? 0
+                    changes.lazy.filter { refusedIDs.isEmpty || !refusedIDs.contains($0.id) }.map(\.id.counter).max()
+                    ?? 0
                 guard response.acknowledged >= held else {
                     try store.acknowledge(upTo: response.acknowledged)
                     throw ClientError(

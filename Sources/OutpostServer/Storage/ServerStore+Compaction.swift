@@ -223,7 +223,7 @@ extension ServerStore: CompactionStorage {
                             sql: "UPDATE change SET count = ?, counter = ?, payload = ? WHERE seq = ?"
                         ).execute(arguments: [
                             kept.count, Int64(kept[0].id.counter),
-                            Data(StoredChange.run(kept.map(StoredChange.encode), of: ref)), seq,
+                            Data(StoredChange.encode(kept, of: ref)), seq,
                         ])
                     }
                 }

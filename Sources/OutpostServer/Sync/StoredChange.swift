@@ -4,8 +4,13 @@ import OutpostCRDT
 /// changes are equal bytes, so a duplicate push is found by comparing bytes.
 enum StoredChange {
     static func encode(_ change: Change) -> [UInt8] {
-        var writer = BinaryWriter(capacity: 96)
-        writer.write(changes: [change], of: change.record)
+        encode([change], of: change.record)
+    }
+
+    /// Changes of one record as one stored run (``ChangeRuns``): the core's encoding of a record's changes.
+    static func encode(_ changes: [Change], of record: RecordRef) -> [UInt8] {
+        var writer = BinaryWriter(capacity: 96 * changes.count)
+        writer.write(changes: changes, of: record)
         return writer.bytes
     }
 
