@@ -108,6 +108,10 @@ public actor SyncEngine {
     private var epoch: String?
     /// The refused changes held aside as this sync last knew them (``Wire/refusedHeader``).
     private var refusedHeld: Int?
+    /// Where pages are written: a page's transaction may wait for SQLite's write lock (another process using the
+    /// store), and a thread of Swift's cooperative pool blocked on it would starve the tasks asking for and
+    /// preparing the next page.
+    private let writer = DispatchQueue(label: "outpost.sync.writer")
 
     /// Creates an engine over `store` talking through `transport`.
     public init(store: LocalStore, transport: any SyncTransport, options: Options = Options(), logger: Logger) {
@@ -460,7 +464,10 @@ public actor SyncEngine {
             let applied: ApplyReport
             do {
                 let prepared = try await Self.value(of: pending.prepared)
-                applied = try store.applySnapshot(prepared, checkpoint: page.next == nil ? checkpoint : nil)
+                let saved = page.next == nil ? checkpoint : nil
+                applied = try await written { [store] () throws(ClientError) in
+                    try store.applySnapshot(prepared, checkpoint: saved)
+                }
             } catch {
                 next?.cancel()
                 throw error
@@ -470,6 +477,16 @@ public actor SyncEngine {
             guard let next else { break }
             pending = next
         }
+    }
+
+    /// Runs a page's write on ``writer``, off the cooperative pool; the engine waits for it without holding a thread.
+    private func written<T: Sendable>(
+        _ write: @escaping @Sendable () throws(ClientError) -> T
+    ) async throws(ClientError) -> T {
+        let outcome = await withCheckedContinuation { (done: CheckedContinuation<Result<T, ClientError>, Never>) in
+            writer.async { done.resume(returning: Result { () throws(ClientError) in try write() }) }
+        }
+        return try outcome.get()
     }
 
     /// Asks for one snapshot page (without the records only this replica wrote, with `sparingOwn`), off the
@@ -545,12 +562,14 @@ public actor SyncEngine {
                 try await bootstrap(&report, session: session)
                 continue
             }
-            let applied = try store.applyPage(
-                changes: page.changes,
-                records: page.records,
-                removed: page.removed,
-                checkpoint: page.checkpoint
-            )
+            let applied = try await written { [store, page] () throws(ClientError) in
+                try store.applyPage(
+                    changes: page.changes,
+                    records: page.records,
+                    removed: page.removed,
+                    checkpoint: page.checkpoint
+                )
+            }
             report.pulled += applied.applied
             report.purged += page.removed.count
             report.add(applied)
