@@ -264,7 +264,7 @@ extension PostgresStore: SyncStorage {
                     \(changes.map { Int64($0.id.counter) })::bigint[], \(changes.map(\.record.type))::text[],
                     \(changes.map(\.record.id))::text[], \(plan.accepted.map { $0.owner != nil })::bool[],
                     \(plan.accepted.map { $0.owner ?? "" })::text[],
-                    \(plan.accepted.map { ByteBuffer(bytes: $0.binary) })::bytea[])
+                    \(plan.accepted.map { ByteBuffer(bytes: StoredChange.encode($0.change)) })::bytea[])
                     AS c(seq, replica, counter, type, id, has_owner, owner, payload)
                 """,
                 logger

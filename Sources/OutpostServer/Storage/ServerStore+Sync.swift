@@ -162,7 +162,7 @@ extension ServerStore: SyncStorage {
                 type: change.record.type,
                 id: change.record.id,
                 owner: first.owner,
-                payload: StoredChange.run(plan.accepted[run].lazy.map(\.binary), of: change.record)
+                payload: StoredChange.encode(plan.accepted[run].map(\.change), of: change.record)
             )
         }
         for record in plan.records {

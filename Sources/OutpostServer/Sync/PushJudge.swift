@@ -20,10 +20,10 @@ struct PushContext: Sendable {
 
 /// What a push does, decided: the storage writes it as it is.
 struct PushPlan: Sendable {
-    /// A change to store, in its binary form, with the owner of its record at the end of the push.
+    /// A change to store, with the owner of its record at the end of the push. The storage encodes it (SQLite:
+    /// a record's adjacent changes as one run, ``ChangeRuns``).
     struct Accepted: Sendable {
         var change: Change
-        var binary: [UInt8]
         var owner: String?
     }
 
@@ -200,9 +200,9 @@ struct PushJudge {
                         index: index
                     )
                 }
-                let binary = StoredChange.encode(change)
+                // A retry: compared in the stored form (only then encoded on its own).
                 if !context.stored.isEmpty, let stored = context.stored[change.id] {
-                    guard stored == binary else {
+                    guard stored == StoredChange.encode(change) else {
                         throw ServerError(
                             .changeIDReused,
                             .conflict,
@@ -227,7 +227,7 @@ struct PushJudge {
                 }
                 let slot = try batch.check(change, index: index, token: token, today: today)
                 batch.apply(change, at: slot)
-                plan.accepted.append(PushPlan.Accepted(change: change, binary: binary, owner: nil))
+                plan.accepted.append(PushPlan.Accepted(change: change, owner: nil))
                 acceptedSlots.append(slot)
                 plan.maxCounter = max(plan.maxCounter, change.id.counter)
             } catch {

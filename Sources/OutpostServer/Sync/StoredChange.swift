@@ -20,26 +20,6 @@ enum StoredChange {
         return changes[0]
     }
 
-    /// The changes of one record in one encoding (a run, ``ChangeRuns``), from their single encodings
-    /// (``encode(_:)``) without encoding a change again: the encoding of a record's changes is the record, their
-    /// count and each change in turn, so a run is the shared head with the count of the run, then each change's
-    /// bytes after its own head.
-    static func run(_ singles: some Collection<[UInt8]>, of record: RecordRef) -> [UInt8] {
-        if singles.count == 1, let only = singles.first { return only }
-        var head = BinaryWriter(capacity: 48)
-        head.write(record.type)
-        head.write(record.id)
-        let skipped = head.bytes.count + 1  // the count of a single change is one byte: 1
-        head.write(varint: UInt64(singles.count))
-        var bytes = head.bytes
-        bytes.reserveCapacity(singles.reduce(bytes.count) { $0 + $1.count - skipped })
-        for single in singles {
-            assert(single.count > skipped && single[single.startIndex] == head.bytes[0])
-            bytes.append(contentsOf: single[(single.startIndex + skipped)...])
-        }
-        return bytes
-    }
-
     /// Reads a stored row's changes (one or a run); `nil` when the bytes are not a run of changes (a damaged
     /// store).
     static func decodeRun(_ bytes: [UInt8]) -> [Change]? {
