@@ -69,6 +69,40 @@ struct FieldStateCodingTests {
         #expect(aloneWriters.contains(true), "seed \(seed): one replica's own records")
     }
 
+    /// The reader reuses the replica id, author and site it read last when the next one has the same bytes: ids
+    /// of the same length that differ, alternating ones and a site that comes and goes are each read as written,
+    /// and a malformed replica id is refused after a well-formed one of its length.
+    @Test func repeatedReplicasAuthorsAndSitesAreReadAsWritten() throws {
+        let writes = [
+            ("site-a", "per_1", "sit_1"), ("site-a", "per_1", nil), ("site-b", "per_2", "sit_1"),
+            ("site-a", "per_2", "sit_2"), ("site-b", "per_1", "sit_2"),
+        ].enumerated().map { index, parts in
+            Write(
+                id: ChangeID(replica: ReplicaID(unchecked: parts.0), counter: UInt64(index + 1)),
+                value: "v",
+                clock: Timestamp(millis: UInt64(index), counter: 0),
+                author: parts.1,
+                site: parts.2
+            )
+        }
+        let state = RecordState(fields: [
+            "one": try #require(FieldState(live: Array(writes.prefix(3)), superseded: [])),
+            "two": try #require(FieldState(live: Array(writes.suffix(2)), superseded: [writes[0].id, writes[2].id])),
+        ])
+        var writer = BinaryWriter()
+        writer.write(state)
+        var reader = BinaryReader(writer.bytes)
+        #expect(try reader.readRecordState() == state)
+        #expect(reader.isAtEnd)
+
+        var bad = BinaryWriter()
+        bad.write(ChangeID(replica: ReplicaID(unchecked: "site-a"), counter: 1))
+        bad.write(ChangeID(replica: ReplicaID(unchecked: "site a"), counter: 2))
+        var badReader = BinaryReader(bad.bytes)
+        #expect(try badReader.readChangeID().replica.rawValue == "site-a")
+        #expect(throws: CRDTError.self) { try badReader.readChangeID() }
+    }
+
     @Test func theValidatingInitializerRefusesUnsortedOrOverlappingParts() {
         let (a, b) = (write("a", 1), write("b", 1))
         #expect(FieldState(live: [a, b], superseded: []) != nil)

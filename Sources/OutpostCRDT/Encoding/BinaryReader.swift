@@ -3,6 +3,12 @@
 public struct BinaryReader {
     private let bytes: [UInt8]
     private var offset: Int
+    /// The last replica id, author and site read. A record state's writes and a run's changes repeat them, and
+    /// a repeat is the string already read (compared byte for byte), not a new one built, and for a replica id
+    /// checked, again.
+    private var lastReplica: ReplicaID?
+    private var lastAuthor: String?
+    private var lastSite: String?
 
     /// Creates a reader over `bytes`.
     public init(_ bytes: [UInt8]) {
@@ -60,6 +66,41 @@ public struct BinaryReader {
         return text
     }
 
+    /// Reads a string: `last` itself when the bytes are its bytes (`repeated`), a new string otherwise.
+    private mutating func readString(repeating last: String?) throws(CRDTError) -> (text: String, repeated: Bool) {
+        let count = try readCount()
+        let start = offset
+        offset += count
+        if var last, last.utf8.count == count {
+            let same = last.withUTF8 { known in
+                bytes.withUnsafeBufferPointer { all in
+                    known.elementsEqual(UnsafeBufferPointer(rebasing: all[start..<offset]))
+                }
+            }
+            if same { return (last, true) }
+        }
+        return (String(decoding: bytes[start..<offset], as: UTF8.self), false)
+    }
+
+    /// Reads a write's or change's author.
+    private mutating func readAuthor() throws(CRDTError) -> String {
+        let author = try readString(repeating: lastAuthor).text
+        lastAuthor = author
+        return author
+    }
+
+    /// Reads a write's or change's optional site.
+    private mutating func readSite() throws(CRDTError) -> String? {
+        switch try readByte() {
+        case 0: return nil
+        case 1:
+            let site = try readString(repeating: lastSite).text
+            lastSite = site
+            return site
+        default: throw malformed("bad presence flag")
+        }
+    }
+
     /// Reads an optional string.
     public mutating func readOptionalString() throws(CRDTError) -> String? {
         switch try readByte() {
@@ -95,11 +136,18 @@ public struct BinaryReader {
 
     /// Reads a change id.
     public mutating func readChangeID() throws(CRDTError) -> ChangeID {
-        let replica = try readString()
+        let (text, repeated) = try readString(repeating: lastReplica?.rawValue)
+        let replica: ReplicaID
+        if repeated, let lastReplica {
+            replica = lastReplica
+        } else {
+            guard ReplicaID.isValid(text) else { throw malformed("bad replica id") }
+            replica = ReplicaID(unchecked: text)
+            lastReplica = replica
+        }
         let counter = try readVarint()
-        guard ReplicaID.isValid(replica) else { throw malformed("bad replica id") }
         guard counter > 0 else { throw malformed("change counter 0") }
-        return ChangeID(replica: ReplicaID(unchecked: replica), counter: counter)
+        return ChangeID(replica: replica, counter: counter)
     }
 
     /// Reads a timestamp.
@@ -119,8 +167,8 @@ public struct BinaryReader {
             let id = try readChangeID()
             let value = try readValue()
             let clock = try readTimestamp()
-            let author = try readString()
-            let site = try readOptionalString()
+            let author = try readAuthor()
+            let site = try readSite()
             live.append(Write(id: id, value: value, clock: clock, author: author, site: site))
         }
         let supersededCount = try readCount()
@@ -215,8 +263,8 @@ public struct BinaryReader {
             replaces.reserveCapacity(replacesCount)
             for _ in 0..<replacesCount { replaces.append(try readChangeID()) }
             let clock = try readTimestamp()
-            let author = try readString()
-            let site = try readOptionalString()
+            let author = try readAuthor()
+            let site = try readSite()
             changes.append(
                 Change(
                     id: changeID,
