@@ -38,18 +38,37 @@ public enum SortableID {
     /// Whether `bytes` (UTF-8) have the shape of an id made by ``make(millis:using:)``.
     @inlinable
     public static func isValid(bytes: some Sequence<UInt8>) -> Bool {
-        // Checked on every record of an import and every projected task: a table look-up per byte, no copy.
+        // Checked on every record of an import, every change a server judges and every projected task: bytes in
+        // place when the sequence has them contiguous (a native string's), decided by comparisons, not a table.
+        if let valid = bytes.withContiguousStorageIfAvailable({ isValid(buffer: $0) }) { return valid }
         var count = 0
         for byte in bytes {
-            guard count < 26, isDigit[Int(byte)] else { return false }
+            guard count < 26, isDigit(byte) else { return false }
             if count == 0 && byte > UInt8(ascii: "7") { return false }
             count += 1
         }
         return count == 26
     }
 
-    /// Whether each byte is one of ``alphabet``'s.
-    @usableFromInline static let isDigit: [Bool] = (0..<256).map { alphabet.contains(UInt8($0)) }
+    /// ``isValid(bytes:)`` of bytes in memory.
+    @inlinable
+    public static func isValid(buffer: UnsafeBufferPointer<UInt8>) -> Bool {
+        guard buffer.count == 26, buffer[0] <= UInt8(ascii: "7") else { return false }
+        for byte in buffer where !isDigit(byte) { return false }
+        return true
+    }
+
+    /// Whether `byte` is one of ``alphabet``'s: a digit or an upper-case letter other than I, L, O and U.
+    @inlinable
+    static func isDigit(_ byte: UInt8) -> Bool {
+        switch byte {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "A")...UInt8(ascii: "H"), UInt8(ascii: "J"),
+            UInt8(ascii: "K"), UInt8(ascii: "M"), UInt8(ascii: "N"), UInt8(ascii: "P")...UInt8(ascii: "T"),
+            UInt8(ascii: "V")...UInt8(ascii: "Z"):
+            true
+        default: false
+        }
+    }
 
     /// The creation time encoded in a valid id, in milliseconds since 1970.
     public static func millis(of text: some StringProtocol) -> UInt64? {

@@ -109,6 +109,24 @@ struct SortableIDTests {
         #expect(SortableID.make(millis: 1_700_000_000_000, using: &random).prefix(10) == "01HF7YAT00")
     }
 
+    @Test func everyByteIsADigitExactlyWhenTheAlphabetHasIt() {
+        // The check reads a string's bytes in place and other sequences byte by byte: both agree with the
+        // alphabet for every byte, in the first place (at most '7': 48 bits of time) and in the others.
+        let base = Array("01HF7YAT00ABCDEFGHJKMNPQRS".utf8)
+        for byte in UInt8.min...UInt8.max {
+            for place in [0, 1, 25] {
+                var bytes = base
+                bytes[place] = byte
+                let expected = SortableID.alphabet.contains(byte) && (place > 0 || byte <= UInt8(ascii: "7"))
+                #expect(SortableID.isValid(bytes: bytes) == expected, "byte \(byte) at \(place)")
+                #expect(SortableID.isValid(bytes: bytes.lazy.map { $0 }) == expected, "byte \(byte) at \(place)")
+                if let text = String(validating: bytes, as: UTF8.self) {
+                    #expect(SortableID.isValid(text) == expected, "byte \(byte) at \(place)")
+                }
+            }
+        }
+    }
+
     @Test(arguments: [
         "", "01HF7YAT00", "01hf7yat00abcdefghjkmnpqrs", "81HF7YAT00ABCDEFGHJKMNPQRS", "01HF7YAT00ABCDEFGHJKMNPQRSX",
         "01HF7YAT00ABCDEFGHIJKLMNOP", "01HF7YAT00ABCDEFGHJKMNPQRU", "01HF7YAT00ABCDEFGHJKMNPQ\u{E9}",

@@ -65,6 +65,19 @@ struct RecordIDTests {
             #expect(PatientID(text) == nil, "\(text)")
         }
         #expect(RecordType.patient.isValidID(id) && RecordType.patient.isValidID(Substring(id)))
+        // A substring in the middle of a longer text is read in place too.
+        let inside = ("x" + id + "y").dropFirst().dropLast()
+        #expect(RecordType.patient.isValidID(inside) && !RecordType.task.isValidID(inside))
+        #expect(!RecordType.patient.isValidID(("x" + id + "y").dropFirst()))
+    }
+
+    @Test func everyTypeMakesIdsOfTheOneIdLength() {
+        var generator = SeededGenerator(seed: 3)
+        for type in RecordType.allCases {
+            let id = type.makeID(millis: 1_700_000_000_000, using: &generator)
+            #expect(id.utf8.count == RecordType.idLength, "\(type)")
+            #expect(type.isValidID(id), "\(type)")
+        }
     }
 
     @Test func typedIdsRoundTripThroughCodable() throws {

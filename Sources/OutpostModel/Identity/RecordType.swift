@@ -69,12 +69,23 @@ public enum RecordType: String, Sendable, Hashable, CaseIterable, Codable, Compa
         self = type
     }
 
+    /// The length in bytes of every well-formed id: a three-letter prefix, `_`, then a ``SortableID``.
+    public static let idLength = 3 + 1 + 26
+
     /// Whether `id` is a well-formed id of this type: the prefix, `_`, then a ``SortableID``.
     @inlinable  // compiled for the caller's string type (see SortableID.isValid(_:))
     public func isValidID(_ id: some StringProtocol) -> Bool {
-        // Read as bytes (every prefix is three ASCII letters): validation and the projection check every id.
-        let bytes = id.utf8
+        // Read as bytes (every prefix is three ASCII letters): validation and the projection check every id. A
+        // native string's bytes are read in place.
         let prefix = idPrefix.utf8
+        if let valid = id.utf8.withContiguousStorageIfAvailable({ bytes in
+            bytes.count == prefix.count + 1 + 26 && bytes.starts(with: prefix)
+                && bytes[prefix.count] == UInt8(ascii: "_")
+                && SortableID.isValid(buffer: UnsafeBufferPointer(rebasing: bytes[(prefix.count + 1)...]))
+        }) {
+            return valid
+        }
+        let bytes = id.utf8
         guard bytes.count == prefix.count + 1 + 26, bytes.starts(with: prefix) else { return false }
         let rest = bytes.dropFirst(prefix.count)
         return rest.first == UInt8(ascii: "_") && SortableID.isValid(bytes: rest.dropFirst())

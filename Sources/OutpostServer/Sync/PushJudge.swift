@@ -112,8 +112,9 @@ struct PushJudge {
                     refs.insert(RecordRef(type: RecordType.site.rawValue, id: site))
                 }
             }
-            // Only a text value can name a record; the type is parsed once per run of a record's changes.
-            guard let id = change.value.stringValue else { continue }
+            // Only a text value of an id's length can name a record (most are names, dates and codes: their field
+            // is not looked up); the type is parsed once per run of a record's changes.
+            guard let id = change.value.stringValue, id.utf8.count == RecordType.idLength else { continue }
             if change.record.type != lastType {
                 lastType = change.record.type
                 type = RecordType(rawValue: change.record.type)
@@ -541,14 +542,14 @@ private struct Batch {
                 )
             }
             for name in slot.fields {
-                guard let policy = CareModel.schema.policy(type: slot.ref.type, field: name), policy.isRegister
-                else { continue }
                 let field = slot.state[name]
                 // A record the store did not hold has no conflict row to close (a purge removes a record's rows
                 // with it): only its conflicts are marked. A first push of a practice would otherwise delete a row
                 // for every register field of every record, none of them there. Only a field with two live writes
-                // can be in conflict (FieldState.resolution).
+                // can be in conflict (FieldState.resolution). Checked before the policy is looked up.
                 if !slot.isStored && field.live.count < 2 { continue }
+                guard let policy = CareModel.schema.policy(type: slot.ref.type, field: name), policy.isRegister
+                else { continue }
                 marks.append(
                     PushPlan.ConflictMark(
                         record: slot.ref,
