@@ -25,10 +25,18 @@ public struct BinaryWriter: Sendable {
 
     /// Writes a string as its UTF-8 length and bytes.
     public mutating func write(_ text: String) {
-        var text = text
-        text.withUTF8 { utf8 in
+        // A native string's bytes are read in place: no copy of the string (and its retain and release) to make
+        // it contiguous, as `withUTF8` needs.
+        let written: Void? = text.utf8.withContiguousStorageIfAvailable { utf8 in
             write(varint: UInt64(utf8.count))
             bytes.append(contentsOf: utf8)
+        }
+        if written == nil {
+            var text = text
+            text.withUTF8 { utf8 in
+                write(varint: UInt64(utf8.count))
+                bytes.append(contentsOf: utf8)
+            }
         }
     }
 
@@ -78,12 +86,13 @@ public struct BinaryWriter: Sendable {
     /// Writes a field state.
     public mutating func write(_ state: FieldState) {
         write(varint: UInt64(state.live.count))
-        for entry in state.live {
-            write(entry.id)
-            write(entry.value)
-            write(entry.clock)
-            write(entry.author)
-            write(optional: entry.site)
+        // Read in place, not copied out of the array (a copy retains and releases each of a write's strings).
+        for index in state.live.indices {
+            write(state.live[index].id)
+            write(state.live[index].value)
+            write(state.live[index].clock)
+            write(state.live[index].author)
+            write(optional: state.live[index].site)
         }
         write(varint: UInt64(state.superseded.count))
         for id in state.superseded { write(id) }
@@ -92,11 +101,12 @@ public struct BinaryWriter: Sendable {
     /// Writes a record state, fields sorted by name.
     public mutating func write(_ record: RecordState) {
         write(varint: UInt64(record.fields.count))
-        // Sorted pairs, not sorted names looked up again: a record state is written for every record a push or
-        // an import touches.
-        for (name, field) in record.fields.sorted(by: { $0.key < $1.key }) {
-            write(name)
-            write(field)
+        // The dictionary's positions sorted by name, its entries then read in place: neither names looked up again
+        // nor pairs copied out (a record state is written for every record a push or an import touches).
+        let fields = record.fields
+        for index in fields.indices.sorted(by: { fields[$0].key < fields[$1].key }) {
+            write(fields[index].key)
+            write(fields[index].value)
         }
     }
 
