@@ -3,17 +3,47 @@ import OutpostCRDT
 /// One row of the field table: everything the model knows about one field of one record type.
 public struct FieldSpec: Sendable, Hashable {
     /// The record type the field belongs to.
-    public let recordType: RecordType
+    public var recordType: RecordType { storage.recordType }
     /// The field's name, for example `birthDate`.
-    public let name: String
+    public var name: String { storage.name }
     /// How concurrent writes merge (DESIGN.md section 3).
-    public let policy: MergePolicy
+    public var policy: MergePolicy { storage.policy }
     /// What its values look like.
-    public let kind: FieldKind
+    public var kind: FieldKind { storage.kind }
     /// Required, immutable, sensitive, not in the future.
-    public let traits: FieldTraits
+    public var traits: FieldTraits { storage.traits }
     /// One line saying what the field holds.
-    public let summary: String
+    public var summary: String { storage.summary }
+
+    /// The spec's parts, in one immutable object: a spec is copied out of a table on every look-up (every change
+    /// a server judges, every value a projection reads), and a copy is then one retain, not one per string, list
+    /// and rule it holds.
+    private let storage: Storage
+
+    private final class Storage: Sendable {
+        let recordType: RecordType
+        let name: String
+        let policy: MergePolicy
+        let kind: FieldKind
+        let traits: FieldTraits
+        let summary: String
+
+        init(
+            recordType: RecordType,
+            name: String,
+            policy: MergePolicy,
+            kind: FieldKind,
+            traits: FieldTraits,
+            summary: String
+        ) {
+            self.recordType = recordType
+            self.name = name
+            self.policy = policy
+            self.kind = kind
+            self.traits = traits
+            self.summary = summary
+        }
+    }
 
     /// Creates a field spec.
     public init(
@@ -24,12 +54,29 @@ public struct FieldSpec: Sendable, Hashable {
         traits: FieldTraits,
         summary: String
     ) {
-        self.recordType = recordType
-        self.name = name
-        self.policy = policy
-        self.kind = kind
-        self.traits = traits
-        self.summary = summary
+        storage = Storage(
+            recordType: recordType,
+            name: name,
+            policy: policy,
+            kind: kind,
+            traits: traits,
+            summary: summary
+        )
+    }
+
+    public static func == (lhs: FieldSpec, rhs: FieldSpec) -> Bool {
+        lhs.storage === rhs.storage
+            || (lhs.recordType == rhs.recordType && lhs.name == rhs.name && lhs.policy == rhs.policy
+                && lhs.kind == rhs.kind && lhs.traits == rhs.traits && lhs.summary == rhs.summary)
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(recordType)
+        hasher.combine(name)
+        hasher.combine(policy)
+        hasher.combine(kind)
+        hasher.combine(traits)
+        hasher.combine(summary)
     }
 
     /// `type.field`, as errors name it: `patient.birthDate`.
