@@ -257,19 +257,22 @@ struct BinaryMessageWriter {
         write(count: snapshot.count)
         for item in snapshot {
             write(record: item.record)
-            let fields = item.state.fields.sorted { $0.key < $1.key }
+            // Positions sorted by name and entries read in place: no (name, field) pair or write copied out (a copy
+            // retains and releases each of its strings), as in the stored form (``BinaryWriter``).
+            let fields = item.state.fields
             write(count: fields.count)
-            for (name, field) in fields {
-                write(string: name, as: .field)
-                write(count: field.live.count)
-                for entry in field.live {
-                    write(id: entry.id)
-                    write(value: entry.value)
-                    write(clock: entry.clock)
-                    write(string: entry.author, as: .author)
-                    write(optionalString: entry.site, as: .site)
+            for position in fields.indices.sorted(by: { fields[$0].key < fields[$1].key }) {
+                write(string: fields[position].key, as: .field)
+                let live = fields[position].value.live
+                write(count: live.count)
+                for index in live.indices {
+                    write(id: live[index].id)
+                    write(value: live[index].value)
+                    write(clock: live[index].clock)
+                    write(string: live[index].author, as: .author)
+                    write(optionalString: live[index].site, as: .site)
                 }
-                write(ids: field.superseded)
+                write(ids: fields[position].value.superseded)
             }
         }
     }
@@ -316,9 +319,10 @@ struct BinaryMessageWriter {
         for record in records {
             identities.insert(record.record.id)
             for field in record.state.fields.values {
-                for entry in field.live {
-                    values.append(entry.value)
-                    provenance(entry.author, entry.site)
+                let live = field.live
+                for index in live.indices {
+                    values.append(live[index].value)
+                    provenance(live[index].author, live[index].site)
                 }
             }
         }

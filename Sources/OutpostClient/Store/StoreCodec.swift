@@ -167,23 +167,27 @@ struct StoreCodec: Sendable {
         var table = Table()
         var deltas = Deltas()
         var body = BinaryWriter(capacity: 256)
-        let names = state.fields.keys.sorted()
-        body.write(varint: UInt64(names.count))
-        for name in names {
-            let field = state[name]
-            body.write(varint: table.index(ofName: name))
+        // The dictionary's positions sorted by name, its entries read in place: no name looked up again, no write
+        // copied out (a copy retains and releases each of its strings).
+        let fields = state.fields
+        body.write(varint: UInt64(fields.count))
+        for position in fields.indices.sorted(by: { fields[$0].key < fields[$1].key }) {
+            let field = fields[position].value
+            body.write(varint: table.index(ofName: fields[position].key))
             body.write(varint: UInt64(field.live.count))
-            for write in field.live {
-                body.write(varint: table.index(of: write.id.replica.rawValue))
-                body.write(varint: Zigzag.encode(write.id.counter, from: deltas.counter))
-                deltas.counter = write.id.counter
-                Self.write(write.value, into: &body)
-                body.write(varint: Zigzag.encode(write.clock.millis, from: deltas.millis))
-                deltas.millis = write.clock.millis
-                body.write(varint: Zigzag.encode(UInt64(write.clock.counter), from: deltas.clockCounter))
-                deltas.clockCounter = UInt64(write.clock.counter)
-                body.write(varint: table.index(of: write.author))
-                body.write(varint: write.site.map { table.index(of: $0) + 1 } ?? 0)
+            for index in field.live.indices {
+                let id = field.live[index].id
+                body.write(varint: table.index(of: id.replica.rawValue))
+                body.write(varint: Zigzag.encode(id.counter, from: deltas.counter))
+                deltas.counter = id.counter
+                Self.write(field.live[index].value, into: &body)
+                let clock = field.live[index].clock
+                body.write(varint: Zigzag.encode(clock.millis, from: deltas.millis))
+                deltas.millis = clock.millis
+                body.write(varint: Zigzag.encode(UInt64(clock.counter), from: deltas.clockCounter))
+                deltas.clockCounter = UInt64(clock.counter)
+                body.write(varint: table.index(of: field.live[index].author))
+                body.write(varint: field.live[index].site.map { table.index(of: $0) + 1 } ?? 0)
             }
             body.write(varint: UInt64(field.superseded.count))
             for id in field.superseded {

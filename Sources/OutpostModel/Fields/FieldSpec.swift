@@ -27,6 +27,8 @@ public struct FieldSpec: Sendable, Hashable {
         let kind: FieldKind
         let traits: FieldTraits
         let summary: String
+        /// `policy.isRegister`, read for every value a view or the projection reads.
+        let isRegister: Bool
 
         init(
             recordType: RecordType,
@@ -42,6 +44,7 @@ public struct FieldSpec: Sendable, Hashable {
             self.kind = kind
             self.traits = traits
             self.summary = summary
+            isRegister = policy.isRegister
         }
     }
 
@@ -93,7 +96,7 @@ public struct FieldSpec: Sendable, Hashable {
     /// Whether a date or date-time in the field cannot be later than today.
     public var isNotInFuture: Bool { traits.contains(.notInFuture) }
     /// Whether the field holds one value (`lww`, `review`, `status`) rather than a set or a log.
-    public var isRegister: Bool { policy.isRegister }
+    public var isRegister: Bool { storage.isRegister }
 
     /// The rule a value of this field must follow, in words: `must be a date YYYY-MM-DD from 1900-01-01,
     /// not in the future`.

@@ -24,8 +24,7 @@ public struct RecordFields {
     /// A register's value, as ``MaterializedRecord/value(_:)`` reads it: `nil` when unset, and for sets, logs
     /// and fields the table does not know.
     public func value(_ field: String) -> Value? {
-        guard let fieldState = state.fields[field], !fieldState.live.isEmpty, let spec = specs[field],
-            spec.policy.isRegister
+        guard let fieldState = state.fields[field], !fieldState.live.isEmpty, let spec = specs[field], spec.isRegister
         else { return nil }
         // One live write wins under every policy (FieldState.resolution).
         if fieldState.live.count == 1 { return fieldState.live[0].value }
@@ -51,7 +50,7 @@ public struct RecordFields {
         var fields: [String] = []
         // Only a field with more than one live write can be in conflict: most are passed over without a look-up.
         for (name, fieldState) in state.fields where fieldState.live.count > 1 {
-            guard let spec = specs[name], spec.policy.isRegister,
+            guard let spec = specs[name], spec.isRegister,
                 fieldState.resolution(under: spec.policy).isConflict
             else { continue }
             fields.append(name)
