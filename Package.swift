@@ -69,6 +69,8 @@ let package = Package(
                 "OutpostProtocol",
                 "OutpostFHIR",
                 .product(name: "GRDB", package: "GRDB.swift"),
+                // SQLite's C API, to bind a bulk load's rows without GRDB's argument boxing (BoundInsert.swift).
+                .product(name: "GRDBSQLite", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
                 // Encryption at rest (docs/store.md): AES-GCM from Crypto, scrypt from _CryptoExtras.
                 .product(name: "Crypto", package: "swift-crypto"),

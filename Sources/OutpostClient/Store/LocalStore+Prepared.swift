@@ -3,17 +3,17 @@ import GRDB
 import OutpostCRDT
 public import OutpostProtocol
 
-/// A projected row of a record new to the store: its table's insert statement and its arguments, in stored
-/// form (``LocalStore/projectionInserts(of:_:)``).
-typealias ProjectionInsert = (sql: String, arguments: StatementArguments)
+/// A projected row of a record new to the store: its table's insert statement and its values, in stored form
+/// (``LocalStore/projectionInserts(of:_:)``), run by ``GRDB/Database/execute(cached:values:)``.
+typealias ProjectionInsert = (sql: String, values: [DatabaseValue])
 
 /// A record new to the store, made ready to be written: its encoded (sealed, in an encrypted store) state, its
 /// owner, its projected rows in their stored form, and its fields in conflict. Everything here is computed
 /// from the record's state alone, so it can be computed before the write transaction, off SQLite's one
 /// writer (``LocalStore/prepare(_:)``): a bootstrap prepares page N+1 while it writes page N.
 struct PreparedRecord: Sendable {
-    /// The arguments of the record table's insert: type, id, owner, state.
-    var row: StatementArguments
+    /// The values of the record table's insert: type, id, owner, state.
+    var row: [DatabaseValue]
     /// Each projected row: its table's insert statement and its arguments.
     var projection: [ProjectionInsert]
     /// The register fields whose concurrent values await review.
@@ -49,7 +49,10 @@ extension LocalStore {
     func prepare(_ record: RecordRef, _ state: RecordState) throws -> PreparedRecord {
         let bytes = try codec.encode(state, of: record)
         return PreparedRecord(
-            row: [record.type, record.id, owner(of: record, state), bytes],
+            row: [
+                record.type.databaseValue, record.id.databaseValue, owner(of: record, state).databaseValue,
+                bytes.databaseValue,
+            ],
             projection: try projectionInserts(of: record, state),
             conflicts: conflictedFields(of: record, state)
         )
@@ -64,7 +67,7 @@ extension LocalStore {
         for row in Projection.rows(of: record, state) {
             guard let table = tables.first(where: { $0.name == row.table }), let sql = Projection.insertSQL[table.name]
             else { continue }
-            inserts.append((sql, StatementArguments(values: try codec.projection.encode(row, table: table))))
+            inserts.append((sql, try codec.projection.encode(row, table: table)))
         }
         return inserts
     }

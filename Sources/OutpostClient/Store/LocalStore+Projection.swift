@@ -336,10 +336,11 @@ enum Projection {
             let names = main.storedColumns
             // Nothing to set in a plain store when only the main row's list changed (its side rows hold it).
             if !changed.isEmpty {
-                try db.cachedStatement(
-                    sql: "UPDATE \(main.name) SET \(changed.map { "\(names[$0]) = ?" }.joined(separator: ", ")) "
-                        + "WHERE \(names[0]) = ?"
-                ).execute(arguments: StatementArguments(values: changed.map { stored[$0] } + [stored[0]]))
+                try db.execute(
+                    cached: "UPDATE \(main.name) SET \(changed.map { "\(names[$0]) = ?" }.joined(separator: ", ")) "
+                        + "WHERE \(names[0]) = ?",
+                    values: changed.map { stored[$0] } + [stored[0]]
+                )
             }
         }
         // Side rows: each is its whole key, so a changed one is a removal and an insertion.
@@ -347,9 +348,10 @@ enum Projection {
         let after = Set(newRows.dropFirst())
         for row in before.subtracting(after) {
             guard let table = tables.first(where: { $0.name == row.table }) else { continue }
-            try db.cachedStatement(
-                sql: "DELETE FROM \(table.name) WHERE \(table.columns[0]) = ? AND \(table.columns[1]) = ?"
-            ).execute(arguments: StatementArguments(values: Array(try codec.encode(row, table: table).prefix(2))))
+            try db.execute(
+                cached: "DELETE FROM \(table.name) WHERE \(table.columns[0]) = ? AND \(table.columns[1]) = ?",
+                values: Array(try codec.encode(row, table: table).prefix(2))
+            )
         }
         try insert(newRows.dropFirst().filter { !before.contains($0) }, tables: tables, codec: codec, db: db)
     }
@@ -375,8 +377,7 @@ enum Projection {
     ) throws {
         for row in rows {
             guard let table = tables.first(where: { $0.name == row.table }) else { continue }
-            try db.cachedStatement(sql: insertSQL[table.name] ?? "")
-                .execute(arguments: StatementArguments(values: try codec.encode(row, table: table)))
+            try db.execute(cached: insertSQL[table.name] ?? "", values: try codec.encode(row, table: table))
         }
     }
 
@@ -390,15 +391,6 @@ enum Projection {
             )
         }
     )
-}
-
-extension StatementArguments {
-    /// Arguments of values already converted. GRDB's `init(_:)` for a sequence of one convertible type maps
-    /// it with a key path, which an unspecialized generic call makes at run time, every call: 3% of an
-    /// import's time (perf). Values passed as optional existentials take its other initializer, a closure.
-    init(values: [DatabaseValue]) {
-        self.init(values.map { $0 as (any DatabaseValueConvertible)? })
-    }
 }
 
 /// A fault point for the kill tests (`ProjectionKillTests`): with `OUTPOST_TEST_KILL_AFTER_PROJECTED=N` in its

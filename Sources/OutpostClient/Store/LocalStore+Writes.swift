@@ -616,7 +616,7 @@ final class StoreTransaction {
                 arguments: [record.type, record.id, drafted.owner, drafted.state])
         }
         // A new record (the insert above would have failed otherwise): its rows are inserted, none deleted.
-        for (sql, arguments) in drafted.projection { try db.cachedStatement(sql: sql).execute(arguments: arguments) }
+        for (sql, values) in drafted.projection { try db.execute(cached: sql, values: values) }
         if !drafted.projection.isEmpty { KillPoint.projected() }
         for field in drafted.conflicts {
             try db.cachedStatement(sql: "INSERT INTO conflict (type, id, field, detectedAt) VALUES (?, ?, ?, ?)")
@@ -768,11 +768,11 @@ final class StoreTransaction {
                 let form =
                     try (touched.isEmpty || touched[record] == nil ? prepared[record] : nil)
                     ?? store.prepare(record, state)
-                try db.cachedStatement(sql: "INSERT INTO record (type, id, owner, state) VALUES (?, ?, ?, ?)")
-                    .execute(arguments: form.row)
-                for (sql, arguments) in form.projection {
-                    try db.cachedStatement(sql: sql).execute(arguments: arguments)
-                }
+                try db.execute(
+                    cached: "INSERT INTO record (type, id, owner, state) VALUES (?, ?, ?, ?)",
+                    values: form.row
+                )
+                for (sql, values) in form.projection { try db.execute(cached: sql, values: values) }
                 if !form.projection.isEmpty { KillPoint.projected() }
                 for field in form.conflicts {
                     try db.cachedStatement(
