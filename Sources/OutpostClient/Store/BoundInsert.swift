@@ -10,8 +10,10 @@ extension Database {
     /// making and binding those arguments took about a seventh of the device's processor time (docs/sync.md,
     /// "Measured"). Here each value is bound as what it is. The statement is still GRDB's (prepared once per
     /// connection, reset after the row), run inside GRDB's transaction, and a failure throws GRDB's
-    /// `DatabaseError`, as `execute(arguments:)` would. For inserts and updates of the store's own tables only: a
-    /// statement run so is not seen by GRDB's transaction observers, and the store registers none.
+    /// `DatabaseError`, as `execute(arguments:)` would. GRDB binds its arguments again whenever it runs a statement
+    /// with arguments, so both may run the same cached statement (never GRDB's `execute()` without arguments: it
+    /// would reuse bindings this clears). For the store's own rows only: a statement run so is not seen by GRDB's
+    /// transaction observers, and the store registers none.
     func execute(cached sql: String, values: [DatabaseValue]) throws {
         let statement = try cachedStatement(sql: sql)
         let handle = statement.sqliteStatement
