@@ -26,18 +26,15 @@ public struct BinaryWriter: Sendable {
     /// Writes a string as its UTF-8 length and bytes.
     public mutating func write(_ text: String) {
         // A native string's bytes are read in place: no copy of the string (and its retain and release) to make
-        // it contiguous, as `withUTF8` needs.
-        let written: Void? = text.utf8.withContiguousStorageIfAvailable { utf8 in
-            write(varint: UInt64(utf8.count))
-            bytes.append(contentsOf: utf8)
-        }
-        if written == nil {
-            var text = text
-            text.withUTF8 { utf8 in
-                write(varint: UInt64(utf8.count))
-                bytes.append(contentsOf: utf8)
-            }
-        }
+        // it contiguous, as `withUTF8` needs; only another kind of string is copied.
+        if text.utf8.withContiguousStorageIfAvailable({ write(utf8: $0) }) != nil { return }
+        var text = text
+        text.withUTF8 { write(utf8: $0) }
+    }
+
+    private mutating func write(utf8: UnsafeBufferPointer<UInt8>) {
+        write(varint: UInt64(utf8.count))
+        bytes.append(contentsOf: utf8)
     }
 
     /// Writes an optional string (a presence byte, then the string).

@@ -3,48 +3,40 @@ import OutpostCRDT
 /// One row of the field table: everything the model knows about one field of one record type.
 public struct FieldSpec: Sendable, Hashable {
     /// The record type the field belongs to.
-    public var recordType: RecordType { storage.recordType }
+    public var recordType: RecordType { storage.parts.recordType }
     /// The field's name, for example `birthDate`.
-    public var name: String { storage.name }
+    public var name: String { storage.parts.name }
     /// How concurrent writes merge (DESIGN.md section 3).
-    public var policy: MergePolicy { storage.policy }
+    public var policy: MergePolicy { storage.parts.policy }
     /// What its values look like.
-    public var kind: FieldKind { storage.kind }
+    public var kind: FieldKind { storage.parts.kind }
     /// Required, immutable, sensitive, not in the future.
-    public var traits: FieldTraits { storage.traits }
+    public var traits: FieldTraits { storage.parts.traits }
     /// One line saying what the field holds.
-    public var summary: String { storage.summary }
+    public var summary: String { storage.parts.summary }
 
     /// The spec's parts, in one immutable object: a spec is copied out of a table on every look-up (every change
     /// a server judges, every value a projection reads), and a copy is then one retain, not one per string, list
-    /// and rule it holds.
+    /// and rule it holds. Equality and hashing are the parts'.
     private let storage: Storage
 
-    private final class Storage: Sendable {
+    private struct Parts: Sendable, Hashable {
         let recordType: RecordType
         let name: String
         let policy: MergePolicy
         let kind: FieldKind
         let traits: FieldTraits
         let summary: String
+    }
+
+    private final class Storage: Sendable {
+        let parts: Parts
         /// `policy.isRegister`, read for every value a view or the projection reads.
         let isRegister: Bool
 
-        init(
-            recordType: RecordType,
-            name: String,
-            policy: MergePolicy,
-            kind: FieldKind,
-            traits: FieldTraits,
-            summary: String
-        ) {
-            self.recordType = recordType
-            self.name = name
-            self.policy = policy
-            self.kind = kind
-            self.traits = traits
-            self.summary = summary
-            isRegister = policy.isRegister
+        init(_ parts: Parts) {
+            self.parts = parts
+            isRegister = parts.policy.isRegister
         }
     }
 
@@ -58,28 +50,16 @@ public struct FieldSpec: Sendable, Hashable {
         summary: String
     ) {
         storage = Storage(
-            recordType: recordType,
-            name: name,
-            policy: policy,
-            kind: kind,
-            traits: traits,
-            summary: summary
+            Parts(recordType: recordType, name: name, policy: policy, kind: kind, traits: traits, summary: summary)
         )
     }
 
     public static func == (lhs: FieldSpec, rhs: FieldSpec) -> Bool {
-        lhs.storage === rhs.storage
-            || (lhs.recordType == rhs.recordType && lhs.name == rhs.name && lhs.policy == rhs.policy
-                && lhs.kind == rhs.kind && lhs.traits == rhs.traits && lhs.summary == rhs.summary)
+        lhs.storage === rhs.storage || lhs.storage.parts == rhs.storage.parts
     }
 
     public func hash(into hasher: inout Hasher) {
-        hasher.combine(recordType)
-        hasher.combine(name)
-        hasher.combine(policy)
-        hasher.combine(kind)
-        hasher.combine(traits)
-        hasher.combine(summary)
+        hasher.combine(storage.parts)
     }
 
     /// `type.field`, as errors name it: `patient.birthDate`.
