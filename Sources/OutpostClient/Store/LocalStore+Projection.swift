@@ -214,9 +214,13 @@ enum Projection {
         guard tables[record.type] != nil, let type = RecordType(rawValue: record.type) else { return [] }
         // Only the fields the rows hold are read (RecordFields reads them as MaterializedRecord would).
         let reader = RecordFields(type: type, state: state)
-        func row(_ table: Table, _ values: [(any DatabaseValueConvertible)?]) -> Row {
-            Row(table: table.name, values: values.map { $0?.databaseValue ?? .null })
+        // Values made as what they are: no existential box per column (a row is made for every record a
+        // snapshot, an import or a received change touches, twice for a held one).
+        func row(_ table: Table, _ values: [DatabaseValue]) -> Row {
+            Row(table: table.name, values: values)
         }
+        func text(_ value: String?) -> DatabaseValue { value?.databaseValue ?? .null }
+        func text(field: String) -> DatabaseValue { text(reader.string(field)) }
         switch type {
         case .task:
             // Filters compare a register's text, as the in-memory lists did (`task.string("team") == team`);
@@ -233,20 +237,20 @@ enum Projection {
             var main = row(
                 task,
                 [
-                    record.id, reader.string("patient"), reader.string("team"),
-                    reader.string("assignee"), reader.string("status"), !isClosed,
-                    reader.string("priority"), reader.string("dueDate"), reader.string("kind"),
-                    title, reader.string("channel"),
-                    reader.string("referralStatus"),
-                    conflicts.isEmpty ? nil : conflicts.joined(separator: ","),
+                    record.id.databaseValue, text(field: "patient"), text(field: "team"),
+                    text(field: "assignee"), text(field: "status"), (!isClosed).databaseValue,
+                    text(field: "priority"), text(field: "dueDate"), text(field: "kind"),
+                    text(title), text(field: "channel"),
+                    text(field: "referralStatus"),
+                    conflicts.isEmpty ? .null : conflicts.joined(separator: ",").databaseValue,
                     // More than one write of the status ever seen (live or replaced): every assignment in the
                     // change log is one of them, so a task without is never dated as completed.
-                    state["status"].live.count + state["status"].superseded.count > 1,
-                    reader.string("referralSentOn"), reader.string("resultReceivedOn"),
+                    (state["status"].live.count + state["status"].superseded.count > 1).databaseValue,
+                    text(field: "referralSentOn"), text(field: "resultReceivedOn"),
                 ]
             )
             main.extra = keys
-            return [main] + keys.map { row(taskGap, [record.id, $0]) }
+            return [main] + keys.map { row(taskGap, [record.id.databaseValue, $0.databaseValue]) }
         case .patient:
             // What the panel reads (PanelSummary): registers' text, care gaps' text, the model's predicates.
             // Its team and sites as every scope reads them (PatientView.ScopeKeys): `--team` and `--site` select
@@ -256,28 +260,28 @@ enum Projection {
             var main = row(
                 patient,
                 [
-                    record.id, scopeKeys.team, reader.string("subgroup"),
-                    reader.string("mergedInto"), reader.string("status"),
-                    reader.string("riskTier"), reader.isRetired,
-                    CareModel.isAwaitingAssignment(reader), reader.string("deceasedOn"),
-                    joinedConditions(reader),
+                    record.id.databaseValue, text(scopeKeys.team), text(field: "subgroup"),
+                    text(field: "mergedInto"), text(field: "status"),
+                    text(field: "riskTier"), reader.isRetired.databaseValue,
+                    CareModel.isAwaitingAssignment(reader).databaseValue, text(field: "deceasedOn"),
+                    text(joinedConditions(reader)),
                 ]
             )
             main.extra = gaps
             var rows = [main]
             for site in scopeKeys.sites {
-                rows.append(row(patientSite, [record.id, site]))
+                rows.append(row(patientSite, [record.id.databaseValue, site.databaseValue]))
             }
-            for gap in gaps { rows.append(row(patientGap, [record.id, gap])) }
+            for gap in gaps { rows.append(row(patientGap, [record.id.databaseValue, gap.databaseValue])) }
             return rows
         case .observation:
             return [
                 row(
                     observation,
                     [
-                        record.id, reader.string("patient"), reader.string("code"),
-                        reader.string("effectiveAt"), reader.string("status"),
-                        reader.string("value"),
+                        record.id.databaseValue, text(field: "patient"), text(field: "code"),
+                        text(field: "effectiveAt"), text(field: "status"),
+                        text(field: "value"),
                     ]
                 )
             ]
@@ -286,9 +290,9 @@ enum Projection {
                 row(
                     encounter,
                     [
-                        record.id, reader.string("patient"), reader.string("kind"),
-                        reader.string("occurredAt"), reader.string("status"),
-                        reader.value("costCents")?.intValue,
+                        record.id.databaseValue, text(field: "patient"), text(field: "kind"), text(field: "occurredAt"),
+                        text(field: "status"),
+                        reader.value("costCents")?.intValue?.databaseValue ?? .null,
                     ]
                 )
             ]
