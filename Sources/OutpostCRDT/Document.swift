@@ -44,9 +44,9 @@ public struct Document: Sendable {
         var found: [FieldConflict] = []
         for (ref, record) in records {
             guard let fields = schema.types[ref.type] else { continue }
-            for (name, state) in record.fields {
-                guard let policy = fields[name],
-                    let conflict = FieldConflict(record: ref, field: name, state: state, policy: policy)
+            for field in record.sortedFields {
+                guard let policy = fields[field.name],
+                    let conflict = FieldConflict(record: ref, field: field.name, state: field.state, policy: policy)
                 else { continue }
                 found.append(conflict)
             }
@@ -61,8 +61,8 @@ public struct Document: Sendable {
         for ref in records.keys.sorted() {
             guard let record = records[ref] else { continue }
             out.append(contentsOf: Array("\(ref)\n".utf8))
-            for name in record.fields.keys.sorted() {
-                guard let state = record.fields[name] else { continue }
+            for field in record.sortedFields {
+                let (name, state) = (field.name, field.state)
                 out.append(contentsOf: Array(" \(name)\n".utf8))
                 for write in state.live {
                     let line = "  +\(write.id) \(write.clock) \(write.author) \(write.site ?? "-") \(write.value)\n"

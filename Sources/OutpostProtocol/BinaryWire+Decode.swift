@@ -226,12 +226,11 @@ struct BinaryMessageReader {
         for _ in 0..<total {
             let record = try self.record()
             let fieldCount = try count(minimumBytes: 3, "field")
-            var fields: [String: FieldState] = [:]
-            fields.reserveCapacity(min(fieldCount, 256))
+            var state = RecordState()
+            state.reserveFields(min(fieldCount, 256))
             for _ in 0..<fieldCount {
                 let nameStart = offset
                 let name = try string()
-                guard fields[name] == nil else { throw failure("a field repeated in one record", at: nameStart) }
                 let liveCount = try count(minimumBytes: Self.minimumWriteBytes, "live write")
                 var live: [Write] = []
                 live.reserveCapacity(min(liveCount, 256))
@@ -247,15 +246,17 @@ struct BinaryMessageReader {
                     live.append(Write(id: id, value: value, clock: clock, author: author, site: site))
                 }
                 let superseded = try changeIDs()
-                guard let state = FieldState(live: live, superseded: superseded) else {
+                guard let field = FieldState(live: live, superseded: superseded) else {
                     throw failure(
                         "a field state whose live and superseded ids are not strictly sorted and disjoint",
                         at: nameStart
                     )
                 }
-                fields[name] = state
+                guard state.insertDecoded(name, field) else {
+                    throw failure("a field repeated in one record", at: nameStart)
+                }
             }
-            result.append(SnapshotRecord(record: record, state: RecordState(fields: fields)))
+            result.append(SnapshotRecord(record: record, state: state))
         }
         return result
     }

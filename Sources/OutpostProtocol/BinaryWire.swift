@@ -257,13 +257,13 @@ struct BinaryMessageWriter {
         write(count: snapshot.count)
         for item in snapshot {
             write(record: item.record)
-            // Positions sorted by name and entries read in place: no (name, field) pair or write copied out (a copy
-            // retains and releases each of its strings), as in the stored form (``BinaryWriter``).
-            let fields = item.state.fields
+            // Fields read in place, in name order: no field or write copied out (a copy retains and releases each
+            // of its strings), as in the stored form (``BinaryWriter``).
+            let fields = item.state.sortedFields
             write(count: fields.count)
-            for position in fields.indices.sorted(by: { fields[$0].key < fields[$1].key }) {
-                write(string: fields[position].key, as: .field)
-                let live = fields[position].value.live
+            for position in fields.indices {
+                write(string: fields[position].name, as: .field)
+                let live = fields[position].state.live
                 write(count: live.count)
                 for index in live.indices {
                     write(id: live[index].id)
@@ -272,7 +272,7 @@ struct BinaryMessageWriter {
                     write(string: live[index].author, as: .author)
                     write(optionalString: live[index].site, as: .site)
                 }
-                write(ids: fields[position].value.superseded)
+                write(ids: fields[position].state.superseded)
             }
         }
     }
@@ -318,8 +318,8 @@ struct BinaryMessageWriter {
         }
         for record in records {
             identities.insert(record.record.id)
-            for field in record.state.fields.values {
-                let live = field.live
+            for field in record.state.sortedFields {
+                let live = field.state.live
                 for index in live.indices {
                     values.append(live[index].value)
                     provenance(live[index].author, live[index].site)

@@ -184,13 +184,13 @@ public struct BinaryReader {
     /// Reads a record state.
     public mutating func readRecordState() throws(CRDTError) -> RecordState {
         let count = try readCount()
-        var fields: [String: FieldState] = [:]
-        fields.reserveCapacity(count)
+        var state = RecordState()
+        state.reserveFields(count)
         for _ in 0..<count {
             let name = try readString()
-            fields[name] = try readFieldState()
+            guard state.insertDecoded(name, try readFieldState()) else { throw malformed("a field named twice") }
         }
-        return RecordState(fields: fields)
+        return state
     }
 
     /// Whether every write of the record state at the reader's position, live or superseded, is `replica`'s:

@@ -97,13 +97,13 @@ public struct BinaryWriter: Sendable {
 
     /// Writes a record state, fields sorted by name.
     public mutating func write(_ record: RecordState) {
-        write(varint: UInt64(record.fields.count))
-        // The dictionary's positions sorted by name, its entries then read in place: neither names looked up again
-        // nor pairs copied out (a record state is written for every record a push or an import touches).
-        let fields = record.fields
-        for index in fields.indices.sorted(by: { fields[$0].key < fields[$1].key }) {
-            write(fields[index].key)
-            write(fields[index].value)
+        let fields = record.sortedFields
+        write(varint: UInt64(fields.count))
+        // Read in place: no field copied out (a record state is written for every record a push or an import
+        // touches).
+        for index in fields.indices {
+            write(fields[index].name)
+            write(fields[index].state)
         }
     }
 

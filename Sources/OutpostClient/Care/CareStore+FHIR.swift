@@ -94,7 +94,7 @@ extension CareStore {
             let exists: (RecordRef) -> Bool = { incoming.contains($0) || context.exists($0) }
             let load: (RecordRef) throws -> MaterializedRecord? = { ref in
                 guard let type = RecordType(rawValue: ref.type),
-                    let state = try context.storedState(of: ref), !state.fields.isEmpty
+                    let state = try context.storedState(of: ref), !state.isEmpty
                 else { return nil }
                 return MaterializedRecord(type: type, id: ref.id, state: state)
             }
@@ -215,7 +215,7 @@ extension CareStore {
     ) throws(ClientError) {
         for type in RecordType.allCases.sorted() {
             try store.forEachRecord(ofType: type.rawValue) { id, state in
-                let lastUpdated = state.fields.values.flatMap(\.live).map(\.clock.millis).max()
+                let lastUpdated = state.sortedFields.flatMap(\.state.live).map(\.clock.millis).max()
                 if let since, (lastUpdated ?? 0) < since { return }
                 let record = MaterializedRecord(type: type, id: id, state: state)
                 for resource in FHIRExporter.resources(of: record, lastUpdated: lastUpdated)

@@ -516,7 +516,7 @@ extension LocalStore {
                     var state = try codec.decodeState(item.state, of: record)
                     for payload in item.tail {
                         let changes = try codec.decodeChanges(payload, of: record)
-                        if state.fields.isEmpty { state.reserveFields(changes.count) }
+                        if state.isEmpty { state.reserveFields(changes.count) }
                         for change in changes { state.apply(change) }
                     }
                     return .success(transform(item.id, state))

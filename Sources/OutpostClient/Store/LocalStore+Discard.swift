@@ -34,7 +34,7 @@ extension LocalStore {
                 fromLog.apply(change)
             }
         }
-        guard !current.fields.isEmpty else { return false }
+        guard !current.isEmpty else { return false }
         var explained = fromLog
         explained.apply(discarded)
         let field = current[discarded.field]

@@ -84,11 +84,11 @@ extension LocalStore {
         var fields: [String] = []
         // Only a field with more than one live write can be in conflict (FieldState.resolution): most are passed
         // over without looking their policy up.
-        for (field, fieldState) in state.fields where fieldState.live.count > 1 {
-            guard let policy = configuration.schema.policy(type: record.type, field: field), policy.isRegister,
-                fieldState.resolution(under: policy).isConflict
+        for field in state.sortedFields where field.state.live.count > 1 {
+            guard let policy = configuration.schema.policy(type: record.type, field: field.name), policy.isRegister,
+                field.state.resolution(under: policy).isConflict
             else { continue }
-            fields.append(field)
+            fields.append(field.name)
         }
         return fields
     }

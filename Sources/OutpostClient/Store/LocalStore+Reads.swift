@@ -76,7 +76,7 @@ extension LocalStore {
             let changes = try codec.decodeChanges(payload, of: record)
             // A record imported or created here is an empty state and its creation's changes: room for their fields
             // at once, not grown by doubling as they come.
-            if state.fields.isEmpty { state.reserveFields(changes.count) }
+            if state.isEmpty { state.reserveFields(changes.count) }
             for change in changes { state.apply(change) }
         }
     }

@@ -131,8 +131,8 @@ extension LocalStore {
             // One read for the page's records, not one per record: a new device holds none of them.
             let held = records.isEmpty ? [] : try transaction.heldRecords(among: records.lazy.map(\.record))
             for (index, record) in records.enumerated() {
-                for field in record.state.fields.values {
-                    for write in field.live { _ = try? transaction.clock.receive(write.clock, wallMillis: now) }
+                for field in record.state.sortedFields {
+                    for write in field.state.live { _ = try? transaction.clock.receive(write.clock, wallMillis: now) }
                 }
                 if try transaction.merge(
                     record.record,
@@ -225,13 +225,13 @@ extension LocalStore {
                     arguments: [try codec.encode(changes, of: entry.record), entry.seq]
                 )
                 var fields: [String: FieldState] = [:]
-                for (name, field) in try transaction.state(of: entry.record).fields {
-                    let live = field.live.map { write in
+                for field in try transaction.state(of: entry.record).sortedFields {
+                    let live = field.state.live.map { write in
                         var write = write
                         if let stamp = stamps[write.id] { write.clock = stamp }
                         return write
                     }
-                    fields[name] = FieldState(live: live, superseded: field.superseded) ?? field
+                    fields[field.name] = FieldState(live: live, superseded: field.state.superseded) ?? field.state
                 }
                 try transaction.replace(entry.record, with: RecordState(fields: fields))
             }

@@ -529,7 +529,7 @@ final class StoreTransaction {
         prepared form: PreparedRecord? = nil
     ) throws -> Bool {
         if !isHeld, states[record] == nil, tailed[record] == nil {
-            guard !incoming.fields.isEmpty else { return false }
+            guard !incoming.isEmpty else { return false }
             states[record] = incoming
             merged.insert(record)
             takenWhole.insert(record)
@@ -542,7 +542,7 @@ final class StoreTransaction {
         guard state != before else { return false }
         states[record] = state
         merged.insert(record)
-        touched[record, default: []].formUnion(incoming.fields.keys)
+        touched[record, default: []].formUnion(incoming.sortedFields.lazy.map(\.name))
         return true
     }
 
@@ -552,7 +552,7 @@ final class StoreTransaction {
         let before = try self.state(of: record)
         states[record] = state
         merged.insert(record)
-        touched[record, default: []].formUnion(Set(before.fields.keys).union(state.fields.keys))
+        touched[record, default: []].formUnion(before.fieldNames + state.fieldNames)
     }
 
     /// Applies one change; returns whether it was new.
@@ -585,7 +585,7 @@ final class StoreTransaction {
     func write(_ drafted: DraftedRecord) throws {
         guard drafted.edits > 0 else { return }
         let record = drafted.record
-        if let held = states[record], !held.fields.isEmpty || logged[record] != nil || localLogged[record] != nil {
+        if let held = states[record], !held.isEmpty || logged[record] != nil || localLogged[record] != nil {
             throw ClientError(
                 code: .invalidEdit,
                 message: "\(record) was already written in this transaction; create it once"
@@ -716,7 +716,7 @@ final class StoreTransaction {
 
     /// Whether the store holds `record`, without loading (or caching) its state.
     func holds(_ record: RecordRef) throws -> Bool {
-        if let state = states[record] { return !state.fields.isEmpty }
+        if let state = states[record] { return !state.isEmpty }
         if tailed[record] != nil { return true }
         return try Bool.fetchOne(
             db.cachedStatement(sql: "SELECT 1 FROM record WHERE type = ? AND id = ?"),

@@ -167,13 +167,13 @@ struct StoreCodec: Sendable {
         var table = Table()
         var deltas = Deltas()
         var body = BinaryWriter(capacity: 256)
-        // The dictionary's positions sorted by name, its entries read in place: no name looked up again, no write
-        // copied out (a copy retains and releases each of its strings).
-        let fields = state.fields
+        // Fields in name order, read in place: no write copied out (a copy retains and releases each of its
+        // strings).
+        let fields = state.sortedFields
         body.write(varint: UInt64(fields.count))
-        for position in fields.indices.sorted(by: { fields[$0].key < fields[$1].key }) {
-            let field = fields[position].value
-            body.write(varint: table.index(ofName: fields[position].key))
+        for position in fields.indices {
+            let field = fields[position].state
+            body.write(varint: table.index(ofName: fields[position].name))
             body.write(varint: UInt64(field.live.count))
             for index in field.live.indices {
                 let id = field.live[index].id
@@ -396,8 +396,8 @@ struct StoreCodec: Sendable {
         mutating func readState() throws(CRDTError) -> RecordState {
             try readTable()
             let fieldCount = try count()
-            var fields: [String: FieldState] = [:]
-            fields.reserveCapacity(min(fieldCount, 64))
+            var state = RecordState()
+            state.reserveFields(min(fieldCount, 64))
             for _ in 0..<fieldCount {
                 let name = try string()
                 let liveCount = try count()
@@ -418,11 +418,9 @@ struct StoreCodec: Sendable {
                 guard let field = FieldState(live: live, superseded: superseded) else {
                     throw StoreCodec.malformed("unsorted field state")
                 }
-                guard fields.updateValue(field, forKey: name) == nil else {
-                    throw StoreCodec.malformed("field written twice")
-                }
+                guard state.insertDecoded(name, field) else { throw StoreCodec.malformed("field written twice") }
             }
-            return RecordState(fields: fields)
+            return state
         }
 
         mutating func readChanges(of record: RecordRef, fields: Set<String>? = nil) throws(CRDTError) -> [Change] {

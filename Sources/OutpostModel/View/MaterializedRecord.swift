@@ -50,7 +50,7 @@ public struct MaterializedRecord: Sendable, Hashable {
 
     /// Reads `state` through the field table. Fields the table does not know are left out.
     public init(type: RecordType, id: String, state: RecordState) {
-        var fields = [String: FieldValue](minimumCapacity: state.fields.count)
+        var fields = [String: FieldValue](minimumCapacity: state.sortedFields.count)
         for spec in CareModel.fields(of: type) {
             if let value = Self.value(of: state, spec) { fields[spec.name] = value }
         }
@@ -59,7 +59,7 @@ public struct MaterializedRecord: Sendable, Hashable {
 
     /// What `spec`'s field of `state` reads as through its policy; `nil` when never written.
     private static func value(of state: RecordState, _ spec: FieldSpec) -> FieldValue? {
-        guard let field = state.fields[spec.name], !field.isEmpty else { return nil }
+        guard let field = state.field(spec.name), !field.isEmpty else { return nil }
         switch spec.policy {
         case .lww, .review, .status:
             let resolution = field.resolution(under: spec.policy)
@@ -111,7 +111,7 @@ public struct MaterializedRecord: Sendable, Hashable {
     /// export writes every record of a practice).
     public static func canonicalJSONBytes(type: RecordType, id: String, state: RecordState) -> [UInt8] {
         var sorted: [(key: String, value: FieldValue)] = []
-        sorted.reserveCapacity(state.fields.count)
+        sorted.reserveCapacity(state.sortedFields.count)
         for spec in fieldsByName[type] ?? [] {
             if let value = value(of: state, spec) { sorted.append((spec.name, value)) }
         }

@@ -24,7 +24,7 @@ public struct RecordFields {
     /// A register's value, as ``MaterializedRecord/value(_:)`` reads it: `nil` when unset, and for sets, logs
     /// and fields the table does not know.
     public func value(_ field: String) -> Value? {
-        guard let fieldState = state.fields[field], !fieldState.live.isEmpty, let spec = specs[field], spec.isRegister
+        guard let fieldState = state.field(field), !fieldState.live.isEmpty, let spec = specs[field], spec.isRegister
         else { return nil }
         // One live write wins under every policy (FieldState.resolution).
         if fieldState.live.count == 1 { return fieldState.live[0].value }
@@ -37,7 +37,7 @@ public struct RecordFields {
     /// A set's elements or a log's entries' values; a register's value as a one-element list (empty when never
     /// written), as ``MaterializedRecord/values(_:)`` reads them.
     public func values(_ field: String) -> [Value] {
-        guard let fieldState = state.fields[field], !fieldState.isEmpty, let spec = specs[field] else { return [] }
+        guard let fieldState = state.field(field), !fieldState.isEmpty, let spec = specs[field] else { return [] }
         switch spec.policy {
         case .lww, .review, .status: return value(field).map { [$0] } ?? []
         case .set: return fieldState.elements
@@ -49,13 +49,13 @@ public struct RecordFields {
     public var conflictedFields: [String] {
         var fields: [String] = []
         // Only a field with more than one live write can be in conflict: most are passed over without a look-up.
-        for (name, fieldState) in state.fields where fieldState.live.count > 1 {
-            guard let spec = specs[name], spec.isRegister,
-                fieldState.resolution(under: spec.policy).isConflict
+        for field in state.sortedFields where field.state.live.count > 1 {
+            guard let spec = specs[field.name], spec.isRegister,
+                field.state.resolution(under: spec.policy).isConflict
             else { continue }
-            fields.append(name)
+            fields.append(field.name)
         }
-        return fields.sorted()
+        return fields
     }
 
     /// Whether the record is retired (its status is one of ``CareModel/retiredStatuses(of:)``).
