@@ -167,7 +167,10 @@ let package = Package(
         ),
         .testTarget(
             name: "OutpostClientTests",
-            dependencies: ["OutpostClient", "OutpostTestSupport"],
+            dependencies: [
+                "OutpostClient", "OutpostTestSupport", .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
             swiftSettings: upcoming
         ),
         .testTarget(

@@ -23,41 +23,55 @@ import OutpostCRDT
 struct ProjectionCodec: Sendable {
     /// The store's cipher; `nil` for a plain store.
     let cipher: StoreCipher?
-    /// The token key of each equality column, by `table.column`.
-    private let tokenKeys: [String: SymmetricKey]
+    /// How each column of each table is stored, by table name, in the table's column order (empty for a plain
+    /// store): its kind, and for an equality column its keyed hash, initialized with the column's key once
+    /// (``HMAC`` prepares its key for every code otherwise, and a snapshot tokens every projected row).
+    private let codings: [String: [Coding]]
+
+    /// How one column of an encrypted store's table is stored.
+    private struct Coding: @unchecked Sendable {
+        let kind: Projection.Kind
+        /// The column's keyed hash before any value (an equality column's), copied for each token.
+        let token: HMAC<SHA256>?
+    }
 
     /// Whether projected values are tokens and sealed blobs.
     var isEncrypted: Bool { cipher != nil }
 
     init(cipher: StoreCipher?) {
         self.cipher = cipher
-        var keys: [String: SymmetricKey] = [:]
+        var codings: [String: [Coding]] = [:]
         if let cipher {
             for table in Projection.allTables {
-                for column in table.columns where table.kind(of: column) == .equality {
-                    let name = "\(table.name).\(column)"
-                    keys[name] = HKDF<SHA256>.deriveKey(
+                codings[table.name] = table.columns.map { column in
+                    let kind = table.kind(of: column)
+                    guard kind == .equality else { return Coding(kind: kind, token: nil) }
+                    let key = HKDF<SHA256>.deriveKey(
                         inputKeyMaterial: cipher.key,
-                        info: Array("outpost projection token \(name)".utf8),
+                        info: Array("outpost projection token \(table.name).\(column)".utf8),
                         outputByteCount: 32
                     )
+                    return Coding(kind: kind, token: HMAC<SHA256>(key: key))
                 }
             }
         }
-        tokenKeys = keys
+        self.codings = codings
     }
 
     /// What an equality filter on `column` of `table` compares with: the value in a plain store, its token
     /// in an encrypted one.
     func match(_ value: (any DatabaseValueConvertible)?, table: Projection.Table, column: String) -> DatabaseValue {
         let value = value?.databaseValue ?? .null
-        guard let key = tokenKeys["\(table.name).\(column)"] else { return value }
-        return Self.token(value, key: key)
+        guard let position = table.columns.firstIndex(of: column), let token = codings[table.name]?[position].token
+        else { return value }
+        return Self.token(value, from: token)
     }
 
-    private static func token(_ value: DatabaseValue, key: SymmetricKey) -> DatabaseValue {
-        let code = HMAC<SHA256>.authenticationCode(for: Self.tagged(value), using: key)
-        return Data(Array(code).prefix(16)).databaseValue
+    /// HMAC-SHA256 of the tagged value (``tagged(_:)``) under the column's key, truncated to 16 bytes.
+    private static func token(_ value: DatabaseValue, from base: HMAC<SHA256>) -> DatabaseValue {
+        var mac = base
+        mac.update(data: Self.tagged(value))
+        return mac.finalize().withUnsafeBytes { Data($0.prefix(16)) }.databaseValue
     }
 
     /// A value as typed text: `t` and the text, `i` and the decimal integer, or `n` for NULL.
@@ -130,12 +144,15 @@ struct ProjectionCodec: Sendable {
     /// `sealing == false` the sealed blob is replaced by its plain payload: what ``comparable(_:table:)``
     /// gives for a stored row, so the check compares rows whatever the nonce.
     func encode(_ row: Projection.Row, table: Projection.Table, sealing: Bool = true) throws -> [DatabaseValue] {
-        guard cipher != nil else { return row.values + (table.hasSealed ? [.null] : []) }
+        guard cipher != nil, let codings = codings[table.name] else {
+            return row.values + (table.hasSealed ? [.null] : [])
+        }
         var stored: [DatabaseValue] = []
-        for (index, column) in table.columns.enumerated() {
-            switch table.kind(of: column) {
+        stored.reserveCapacity(table.storedColumns.count)
+        for (index, coding) in codings.enumerated() {
+            switch coding.kind {
             case .identifier: stored.append(row.values[index])
-            case .equality: stored.append(match(row.values[index], table: table, column: column))
+            case .equality: stored.append(coding.token.map { Self.token(row.values[index], from: $0) } ?? .null)
             case .sealed: stored.append(.null)
             }
         }

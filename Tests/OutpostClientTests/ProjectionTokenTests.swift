@@ -1,0 +1,76 @@
+import Crypto
+import Foundation
+import GRDB
+import Testing
+
+@testable import OutpostClient
+
+/// An encrypted store's equality columns hold tokens that stores already written must still match: HMAC-SHA256
+/// of the typed value under the column's key (HKDF of the data key, info `outpost projection token
+/// TABLE.COLUMN`), its first 16 bytes. Recomputed here from that definition, not from the codec's code.
+struct ProjectionTokenTests {
+    private static var dataKey: SymmetricKey { SymmetricKey(data: (0..<32).map { UInt8($0 &* 7 &+ 3) }) }
+
+    private static func expected(_ typed: String, table: String, column: String) -> DatabaseValue {
+        let key = HKDF<SHA256>.deriveKey(
+            inputKeyMaterial: dataKey,
+            info: Array("outpost projection token \(table).\(column)".utf8),
+            outputByteCount: 32
+        )
+        let code = HMAC<SHA256>.authenticationCode(for: Array(typed.utf8), using: key)
+        return Data(Array(code).prefix(16)).databaseValue
+    }
+
+    @Test func tokensAreTheKeyedHashOfTheTypedValueWhateverTheOrderTheyAreMadeIn() throws {
+        let codec = ProjectionCodec(cipher: StoreCipher(key: Self.dataKey))
+        let task = Projection.task
+        // Each token twice, and interleaved with other columns' tokens: a token's keyed hash starts from its
+        // column's key every time.
+        for _ in 0..<2 {
+            #expect(
+                codec.match("open", table: task, column: "status")
+                    == Self.expected("topen", table: "task_view", column: "status")
+            )
+            #expect(
+                codec.match(true, table: task, column: "isOpen")
+                    == Self.expected("i1", table: "task_view", column: "isOpen")
+            )
+            #expect(
+                codec.match(nil, table: task, column: "priority")
+                    == Self.expected("n", table: "task_view", column: "priority")
+            )
+            #expect(
+                codec.match("high", table: Projection.patient, column: "riskTier")
+                    == Self.expected("thigh", table: "patient_view", column: "riskTier")
+            )
+        }
+        // A plain store's filters compare values.
+        #expect(ProjectionCodec(cipher: nil).match("open", table: task, column: "status") == "open".databaseValue)
+
+        // A whole row: ids in clear, equality columns tokens, ordered and text columns NULL, then the sealed
+        // values (opened here: their nonces differ each time).
+        var values = [DatabaseValue](repeating: .null, count: task.columns.count)
+        values[0] = "tsk_1".databaseValue
+        values[task.columns.firstIndex(of: "status")!] = "open".databaseValue
+        values[task.columns.firstIndex(of: "dueDate")!] = "2026-12-04".databaseValue
+        values[task.columns.firstIndex(of: "assignee")!] = "per_1".databaseValue
+        let row = Projection.Row(table: task.name, values: values)
+        let stored = try codec.encode(row, table: task)
+        #expect(stored.count == task.columns.count + 1)
+        for (index, column) in task.columns.enumerated() {
+            switch task.kind(of: column) {
+            case .identifier: #expect(stored[index] == values[index], "\(column)")
+            case .sealed: #expect(stored[index] == .null, "\(column)")
+            case .equality:
+                let typed =
+                    switch values[index].storage {
+                    case .string(let text): "t" + text
+                    case .int64(let number): "i\(number)"
+                    default: "n"
+                    }
+                #expect(stored[index] == Self.expected(typed, table: task.name, column: column), "\(column)")
+            }
+        }
+        #expect(try codec.comparable(stored, table: task) == (try codec.encode(row, table: task, sealing: false)))
+    }
+}
