@@ -30,7 +30,10 @@ public struct FieldState: Sendable, Hashable, Codable {
         }
         self.live = live
         self.superseded = superseded
-        for write in live where Self.search(superseded, write.id, by: { $0 }).found { return nil }
+        // By position: a write taken out of the array would retain and release each of its strings (a decoded
+        // state is checked so for every field of every record read).
+        guard !superseded.isEmpty else { return }
+        for index in live.indices where Self.search(superseded, live[index].id, by: { $0 }).found { return nil }
     }
 
     /// Whether the field has never been written.

@@ -72,9 +72,15 @@ public struct BinaryReader {
         let start = offset
         offset += count
         if var last, last.utf8.count == count {
+            // Compared byte by byte in place, last byte first (ids and authors differ most at their end).
             let same = last.withUTF8 { known in
                 bytes.withUnsafeBufferPointer { all in
-                    known.elementsEqual(UnsafeBufferPointer(rebasing: all[start..<offset]))
+                    var index = count
+                    while index > 0 {
+                        index -= 1
+                        if known[index] != all[start + index] { return false }
+                    }
+                    return true
                 }
             }
             if same { return (last, true) }
