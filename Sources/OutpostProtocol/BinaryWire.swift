@@ -125,16 +125,25 @@ struct BinaryMessageWriter {
     private var recent: [(text: String, index: Int)?] = Array(repeating: nil, count: Role.allCases.count)
     /// The replica of the last change id written, its string index and last counter.
     private var lastReplica: (text: String, index: Int, counter: UInt64)?
-    /// String values used more than once in the message: written as table indexes, the others inline.
-    private var repeatedValues: Set<String> = []
+    /// Every string value of the message and how it is written: ``inline``, ``tabled`` (not written yet), or
+    /// its index in the string table once written. One look-up per value written, one per value scanned.
+    private var valueSlots: [String: Int] = [:]
+    /// A value's slot before it is written: inline (the message holds it once and it is no identity).
+    private static let inline = -2
+    /// A value's slot before it is written: in the table (the message holds it twice, or it is an identity).
+    private static let tabled = -1
 
     /// Creates a writer; a string value goes in the table when `values` hold it twice or `identities` (ids,
     /// authors, sites of the message) hold it, inline otherwise.
     init(values: some Sequence<Value>, identities: Set<String>) {
-        var seen: Set<String> = []
-        for case .string(let text) in values where !seen.insert(text).inserted || identities.contains(text) {
-            repeatedValues.insert(text)
+        for case .string(let text) in values {
+            Self.mark(&valueSlots[text, default: .min], isIdentity: { identities.contains(text) })
         }
+    }
+
+    /// A value scanned once more: the first time, tabled when an identity and inline otherwise; again, tabled.
+    private static func mark(_ slot: inout Int, isIdentity: () -> Bool) {
+        slot = slot == .min && !isIdentity() ? inline : tabled
     }
 
     /// What a string is in a message, for the one-entry cache each role keeps (``recent``).
@@ -143,11 +152,14 @@ struct BinaryMessageWriter {
     }
 
     mutating func string(_ text: String) -> Int {
-        if let index = stringIndex[text] { return index }
-        strings.append(text)
-        stringIndex[text] = strings.count - 1
-        return strings.count - 1
+        let next = strings.count
+        // One look-up: the slot is made with the next index when the text is new.
+        let index = Self.read(&stringIndex[text, default: next])
+        if index == next { strings.append(text) }
+        return index
     }
+
+    private static func read(_ slot: inout Int) -> Int { slot }
 
     mutating func write(string text: String) {
         body.write(varint: UInt64(string(text)))
@@ -230,12 +242,20 @@ struct BinaryMessageWriter {
         case .int(let number):
             body.write(byte: high | BinaryWire.valueInt)
             body.write(varint: UInt64(bitPattern: (number << 1) ^ (number >> 63)))
-        case .string(let text) where repeatedValues.contains(text):
-            body.write(byte: high | BinaryWire.valueTableString)
-            body.write(varint: UInt64(string(text)))
         case .string(let text):
-            body.write(byte: high | BinaryWire.valueInlineString)
-            body.write(text)
+            // Every string value was scanned (``init(values:identities:)``); a value that was not is inline.
+            guard let slot = valueSlots.index(forKey: text), valueSlots.values[slot] != Self.inline else {
+                body.write(byte: high | BinaryWire.valueInlineString)
+                body.write(text)
+                return
+            }
+            var index = valueSlots.values[slot]
+            if index == Self.tabled {
+                index = string(text)
+                valueSlots.values[slot] = index
+            }
+            body.write(byte: high | BinaryWire.valueTableString)
+            body.write(varint: UInt64(index))
         }
     }
 

@@ -117,6 +117,52 @@ struct BinaryWireTests {
         #expect(try SnapshotPage(binary: page.binaryEncoded()) == page)
     }
 
+    /// The reference encoder's rule (protocol/README.md, "Layout"): a string value is a table index when the
+    /// message holds it twice or it equals an id, author or site of the message, inline otherwise. Equal messages
+    /// must be equal bytes, so the rule is pinned, not only the decoding of either form.
+    @Test func aStringValueIsTabledWhenRepeatedOrAnIdentityAndInlineOtherwise() throws {
+        let replica = ReplicaID(unchecked: "laptop-1")
+        let author = "per_01JD0000000000000000000042"
+        let record = RecordRef(type: "task", id: "tsk_01JD0000000000000000000007")
+        func change(_ counter: UInt64, _ field: String, _ value: String) -> Change {
+            Change(
+                id: ChangeID(replica: replica, counter: counter),
+                record: record,
+                field: field,
+                operation: .assign,
+                value: .string(value),
+                replaces: [],
+                clock: Timestamp(millis: 1_780_000_000_000 + counter, counter: 0),
+                author: author,
+                site: nil
+            )
+        }
+        let push = PushRequest(
+            replica: replica,
+            changes: [
+                change(1, "title", "said-once"), change(2, "notes", "said-twice"), change(3, "kind", "said-twice"),
+                change(4, "assignee", author), change(5, "patient", record.id),
+            ]
+        )
+        let bytes = push.binaryEncoded()
+        func occurrences(_ text: String) -> Int {
+            let needle = [UInt8(text.utf8.count)] + Array(text.utf8)
+            return (0...(bytes.count - needle.count)).filter { Array(bytes[$0..<($0 + needle.count)]) == needle }.count
+        }
+        func isInline(_ text: String) -> Bool {
+            let needle = [BinaryWireTests.assignInlineString, UInt8(text.utf8.count)] + Array(text.utf8)
+            return (0...(bytes.count - needle.count)).contains { Array(bytes[$0..<($0 + needle.count)]) == needle }
+        }
+        #expect(isInline("said-once") && occurrences("said-once") == 1)
+        for tabled in ["said-twice", author, record.id] {
+            #expect(!isInline(tabled) && occurrences(tabled) == 1, "\(tabled)")
+        }
+        #expect(try PushRequest(binary: bytes) == push)
+    }
+
+    /// An assignment's op·value byte for an inline string (operation 0, value tag 4).
+    static let assignInlineString: UInt8 = 0x04
+
     @Test(arguments: BinaryCatalog.all)
     func binaryGoldenDecodesToItsValueAndReEncodesByteForByte(_ golden: BinaryGolden) throws {
         let file = [UInt8](try ProtocolFiles.read(golden.name, in: BinaryCatalog.directory))

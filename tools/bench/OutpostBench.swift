@@ -9,7 +9,7 @@ struct OutpostBench: AsyncParsableCommand {
         subcommands: [
             ApplyBenchmark.self, StoreBenchmark.self, SyncBenchmark.self, GeneratePractice.self,
             ScorecardBenchmark.self, ScopeBenchmark.self, AppendBenchmark.self, FHIRBenchmark.self,
-            ReadsBenchmark.self, BackupBenchmark.self, CompactionBenchmark.self,
+            ReadsBenchmark.self, BackupBenchmark.self, CompactionBenchmark.self, WireBenchmark.self,
         ]
     )
 }

@@ -1,0 +1,110 @@
+import ArgumentParser
+import Foundation
+import OutpostCRDT
+import OutpostModel
+import OutpostProtocol
+import OutpostSamples
+
+/// The CPU a bootstrap spends on encodings, without SQLite or HTTP: the server reads each record's stored state
+/// and writes snapshot pages; the device reads the pages.
+struct WireBenchmark: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "wire",
+        abstract: "Time the snapshot's encodings in memory: stored states read and written, pages written and read.",
+        discussion: """
+            The reference practice's merged states (its creation changes applied to a CRDT Document), then, each \
+            timed over every record, best of --runs: the server's stored form written (BinaryWriter) and read \
+            (BinaryReader.readRecordState), snapshot pages of --page records written (SnapshotPage.binaryEncoded, \
+            before compression) and read (SnapshotPage(binary:)). The server's side of a bootstrap is a read of \
+            the stored form and a page write per record; the device's, a page read.
+            """
+    )
+
+    @Option(help: "Seed of the generated practice.") var seed: UInt64 = 1
+    @Option(help: "Practice size: small, medium or reference.") var size: String = "reference"
+    @Option(help: "Runs of each measurement; the best is reported.") var runs: Int = 5
+    @Option(help: "Records per snapshot page.") var page: Int = 2_000
+
+    func validate() throws {
+        guard PracticeGenerator.Size(named: size) != nil else {
+            throw ValidationError("--size must be small, medium or reference")
+        }
+        guard runs >= 1, page >= 1 else { throw ValidationError("--runs and --page must be at least 1") }
+    }
+
+    func run() throws {
+        guard let practiceSize = PracticeGenerator.Size(named: size) else { throw ExitCode.validationFailure }
+        let dump = PracticeGenerator(seed: seed, size: practiceSize).generate()
+        let changes = try dump.changes(
+            replica: ReplicaID(unchecked: "bench"),
+            clock: Timestamp(millis: PracticeGenerator.asOf.millis),
+            author: "per_bench"
+        )
+        var document = Document(schema: CareModel.schema)
+        try document.apply(changes)
+        let records = document.records.sorted { $0.key < $1.key }.map {
+            SnapshotRecord(record: $0.key, state: $0.value)
+        }
+        print("practice: seed \(seed), size \(size), \(records.count) records, \(changes.count) changes")
+
+        var stored: [[UInt8]] = []
+        let write = try best {
+            stored = records.map { record in
+                var writer = BinaryWriter()
+                writer.write(record.state)
+                return writer.bytes
+            }
+        }
+        var states = 0
+        let read = try best {
+            states = 0
+            for bytes in stored {
+                var reader = BinaryReader(bytes)
+                states += try reader.readRecordState().sortedFields.count
+            }
+        }
+        let pages = stride(from: 0, to: records.count, by: page).map { start in
+            SnapshotPage(
+                records: Array(records[start..<min(start + page, records.count)]),
+                checkpoint: "c1",
+                next: start + page < records.count ? "task/next" : nil
+            )
+        }
+        var encoded: [[UInt8]] = []
+        let pageWrite = try best { encoded = pages.map { $0.binaryEncoded() } }
+        var decoded = 0
+        let pageRead = try best {
+            decoded = 0
+            for bytes in encoded { decoded += try SnapshotPage(binary: bytes).records.count }
+        }
+        guard decoded == records.count, states > 0 else { throw ValidationError("the pages lost records") }
+        let storedBytes = stored.reduce(0) { $0 + $1.count }
+        let pageBytes = encoded.reduce(0) { $0 + $1.count }
+        print("stored form: written \(Self.format(write)), read \(Self.format(read)) (\(storedBytes) bytes)")
+        print(
+            "snapshot pages of \(page): written \(Self.format(pageWrite)), read \(Self.format(pageRead)) "
+                + "(\(pages.count) pages, \(pageBytes) bytes before compression)"
+        )
+        print("server's side of a bootstrap (stored form read + pages written): \(Self.format(read + pageWrite))")
+        print(
+            "reproduce: .build-release/release/outpost-bench wire --seed \(seed) --size \(size) --runs \(runs) "
+                + "--page \(page)"
+        )
+    }
+
+    /// The best of `runs` timings of `body`.
+    private func best(_ body: () throws -> Void) throws -> Duration {
+        var best = Duration.seconds(1_000_000)
+        for _ in 0..<runs {
+            let start = ContinuousClock.now
+            try body()
+            best = min(best, ContinuousClock.now - start)
+        }
+        return best
+    }
+
+    static func format(_ duration: Duration) -> String {
+        let millis = Double(duration.components.seconds) * 1000 + Double(duration.components.attoseconds) / 1e15
+        return "\(Int(millis.rounded())) ms"
+    }
+}
