@@ -37,7 +37,9 @@ struct BinaryMessageReader {
         }
         let stringCount = try count(minimumBytes: 1, "string table")
         strings.reserveCapacity(min(stringCount, 4_096))
+        // Each count is at most the bytes left (checked above), so room for it is bounded by the message's size.
         var seen: Set<String> = []
+        seen.reserveCapacity(stringCount)
         for _ in 0..<stringCount {
             let start = offset
             let text = try inlineString()
@@ -47,14 +49,18 @@ struct BinaryMessageReader {
         replicaValidity = Array(repeating: nil, count: strings.count)
         let recordCount = try count(minimumBytes: 2, "record table")
         records.reserveCapacity(min(recordCount, 4_096))
-        var seenRecords: Set<RecordRef> = []
+        // The string table holds each string once, so a record is told by its pair of string indexes: two
+        // integers hashed, not two strings.
+        var seenRecords: Set<Int> = []
+        seenRecords.reserveCapacity(recordCount)
         for _ in 0..<recordCount {
             let start = offset
-            let record = RecordRef(type: try string(), id: try string())
-            guard seenRecords.insert(record).inserted else {
+            let type = try index(strings.count, "string")
+            let id = try index(strings.count, "string")
+            guard seenRecords.insert(type &* strings.count &+ id).inserted else {
                 throw failure("a record repeated in the record table", at: start)
             }
-            records.append(record)
+            records.append(RecordRef(type: strings[type], id: strings[id]))
         }
     }
 

@@ -115,6 +115,13 @@ extension InvalidBinary {
             bytes: { Craft().strings([Craft.replica, Craft.replica]).varint(0).varint(0).varint(0).bytes }()
         ),
         InvalidBinary(
+            file: "push.record-repeated.bin",
+            why: "one record (patient / pat_…) twice in the record table",
+            bytes: {
+                Craft().strings(Craft.table).varint(2).varint(1).varint(2).varint(1).varint(2).varint(0).varint(0).bytes
+            }()
+        ),
+        InvalidBinary(
             file: "push.index-outside-table.bin",
             why: "the replica is string 5 of a table of 1",
             bytes: { Craft().strings([Craft.replica]).varint(0).varint(5).varint(0).bytes }()
