@@ -40,6 +40,13 @@ public struct RecordState: Sendable, Hashable, Codable {
     /// The names of the fields written, sorted.
     public var fieldNames: [String] { sortedFields.map(\.name) }
 
+    /// Where the field `name` is in ``sortedFields``, `nil` when never written (for a reader that reads a part of
+    /// the field in place, without copying its state out).
+    public func index(ofField name: String) -> Int? {
+        let slot = position(of: name)
+        return slot.found ? slot.index : nil
+    }
+
     /// The state of `field`, `nil` when never written.
     public func field(_ name: String) -> FieldState? {
         let slot = position(of: name)

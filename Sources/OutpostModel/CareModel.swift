@@ -31,9 +31,9 @@ public enum CareModel {
         index[type]?[field]
     }
 
-    /// The specs of `type`'s fields by name (empty for no type).
-    public static func specsByName(of type: RecordType) -> [String: FieldSpec] {
-        index[type] ?? [:]
+    /// The specs of `type`'s fields sorted by name (what ``RecordFields`` searches, as a record state's fields).
+    public static func specsSortedByName(of type: RecordType) -> [FieldSpec] {
+        sortedByName[type] ?? []
     }
 
     /// For record types that belong to a patient (tasks, observations, encounters), the field naming the
@@ -67,6 +67,9 @@ public enum CareModel {
         "admission": "IMP",
     ]
 
+    private static let sortedByName: [RecordType: [FieldSpec]] = table.mapValues { specs in
+        specs.sorted { $0.name < $1.name }
+    }
     private static let index: [RecordType: [String: FieldSpec]] = table.mapValues { specs in
         Dictionary(uniqueKeysWithValues: specs.map { ($0.name, $0) })
     }

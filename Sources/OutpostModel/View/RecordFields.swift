@@ -12,23 +12,27 @@ public struct RecordFields {
     public let type: RecordType
     /// The record's state.
     public let state: RecordState
-    private let specs: [String: FieldSpec]
+    /// The type's field specs sorted by name, searched like the state's fields: no name hashed.
+    private let specs: [FieldSpec]
 
     /// Reads `state`, a record of `type`.
     public init(type: RecordType, state: RecordState) {
         self.type = type
         self.state = state
-        specs = CareModel.specsByName(of: type)
+        specs = CareModel.specsSortedByName(of: type)
     }
 
     /// A register's value, as ``MaterializedRecord/value(_:)`` reads it: `nil` when unset, and for sets, logs
     /// and fields the table does not know.
     public func value(_ field: String) -> Value? {
-        guard let fieldState = state.field(field), !fieldState.live.isEmpty, let spec = specs[field], spec.isRegister
-        else { return nil }
+        // Read in place through the fields' and specs' positions: no field state or spec copied out (each copy
+        // retains and releases what it holds, for every value the projection reads).
+        guard let index = state.index(ofField: field) else { return nil }
+        let count = state.sortedFields[index].state.live.count
+        guard count > 0, let spec = specIndex(field), specs[spec].isRegister else { return nil }
         // One live write wins under every policy (FieldState.resolution).
-        if fieldState.live.count == 1 { return fieldState.live[0].value }
-        return fieldState.resolution(under: spec.policy).winner?.value
+        if count == 1 { return state.sortedFields[index].state.live[0].value }
+        return state.sortedFields[index].state.resolution(under: specs[spec].policy).winner?.value
     }
 
     /// A register's text (`nil` when unset or not text).
@@ -37,7 +41,7 @@ public struct RecordFields {
     /// A set's elements or a log's entries' values; a register's value as a one-element list (empty when never
     /// written), as ``MaterializedRecord/values(_:)`` reads them.
     public func values(_ field: String) -> [Value] {
-        guard let fieldState = state.field(field), !fieldState.isEmpty, let spec = specs[field] else { return [] }
+        guard let fieldState = state.field(field), !fieldState.isEmpty, let spec = spec(field) else { return [] }
         switch spec.policy {
         case .lww, .review, .status: return value(field).map { [$0] } ?? []
         case .set: return fieldState.elements
@@ -50,12 +54,30 @@ public struct RecordFields {
         var fields: [String] = []
         // Only a field with more than one live write can be in conflict: most are passed over without a look-up.
         for field in state.sortedFields where field.state.live.count > 1 {
-            guard let spec = specs[field.name], spec.isRegister,
+            guard let spec = spec(field.name), spec.isRegister,
                 field.state.resolution(under: spec.policy).isConflict
             else { continue }
             fields.append(field.name)
         }
         return fields
+    }
+
+    /// The spec of `field`, `nil` when the type has no such field.
+    private func spec(_ field: String) -> FieldSpec? {
+        specIndex(field).map { specs[$0] }
+    }
+
+    /// Where the spec of `field` is in ``specs``, `nil` when the type has no such field.
+    private func specIndex(_ field: String) -> Int? {
+        var low = 0
+        var high = specs.count
+        while low < high {
+            let mid = (low + high) / 2
+            let name = specs[mid].name
+            if name == field { return mid }
+            if name < field { low = mid + 1 } else { high = mid }
+        }
+        return nil
     }
 
     /// Whether the record is retired (its status is one of ``CareModel/retiredStatuses(of:)``).
