@@ -33,7 +33,7 @@ public struct FieldState: Sendable, Hashable, Codable {
         // By position: a write taken out of the array would retain and release each of its strings (a decoded
         // state is checked so for every field of every record read).
         guard !superseded.isEmpty else { return }
-        for index in live.indices where Self.search(superseded, live[index].id, by: { $0 }).found { return nil }
+        for index in live.indices where superseded.sortedSlot(of: live[index].id, by: { $0 }).found { return nil }
     }
 
     /// Whether the field has never been written.
@@ -47,21 +47,21 @@ public struct FieldState: Sendable, Hashable, Codable {
     public mutating func apply(_ change: Change) -> Bool {
         // A live write has had its replacements recorded already. A superseded one may not have (it can
         // arrive after the change that replaced it), so its replacements are always recorded.
-        if Self.search(live, change.id, by: \.id).found { return false }
+        if live.sortedSlot(of: change.id, by: \.id).found { return false }
         var changed = false
         for replaced in change.replaces {
-            let slot = Self.search(superseded, replaced, by: { $0 })
+            let slot = superseded.sortedSlot(of: replaced, by: { $0 })
             if !slot.found {
                 superseded.insert(replaced, at: slot.index)
                 changed = true
             }
-            let liveSlot = Self.search(live, replaced, by: \.id)
+            let liveSlot = live.sortedSlot(of: replaced, by: \.id)
             if liveSlot.found { live.remove(at: liveSlot.index) }
         }
         switch change.operation {
         case .assign, .add, .append:
-            if !Self.search(superseded, change.id, by: { $0 }).found {
-                let slot = Self.search(live, change.id, by: \.id)
+            if !superseded.sortedSlot(of: change.id, by: { $0 }).found {
+                let slot = live.sortedSlot(of: change.id, by: \.id)
                 live.insert(change.write, at: slot.index)
                 changed = true
             }
@@ -74,11 +74,11 @@ public struct FieldState: Sendable, Hashable, Codable {
     /// Merges another replica's state of the same field into this one (state-based merge).
     public mutating func merge(_ other: FieldState) {
         for id in other.superseded {
-            let slot = Self.search(superseded, id, by: { $0 })
+            let slot = superseded.sortedSlot(of: id, by: { $0 })
             if !slot.found { superseded.insert(id, at: slot.index) }
         }
         var merged: [ChangeID: Write] = [:]
-        for write in live + other.live where !Self.search(superseded, write.id, by: { $0 }).found {
+        for write in live + other.live where !superseded.sortedSlot(of: write.id, by: { $0 }).found {
             merged[write.id] = write
         }
         live = merged.values.sorted { $0.id < $1.id }
@@ -137,23 +137,6 @@ public struct FieldState: Sendable, Hashable, Codable {
     private static func distinctValues(_ writes: [Write]) -> Int {
         guard writes.count > 1 else { return writes.count }
         return Set(writes.map(\.value)).count
-    }
-
-    /// Binary search in a sorted array; returns whether `key` is present and where it is or would go.
-    private static func search<Element>(
-        _ array: [Element],
-        _ key: ChangeID,
-        by keyOf: (Element) -> ChangeID
-    ) -> (found: Bool, index: Int) {
-        var low = 0
-        var high = array.count
-        while low < high {
-            let mid = (low + high) / 2
-            let probe = keyOf(array[mid])
-            if probe == key { return (true, mid) }
-            if probe < key { low = mid + 1 } else { high = mid }
-        }
-        return (false, low)
     }
 
     private enum CodingKeys: String, CodingKey {

@@ -123,15 +123,7 @@ public struct RecordState: Sendable, Hashable, Codable {
 
     /// Where `name` is in ``sortedFields``, or would go.
     private func position(of name: String) -> (found: Bool, index: Int) {
-        var low = 0
-        var high = sortedFields.count
-        while low < high {
-            let mid = (low + high) / 2
-            let probe = sortedFields[mid].name
-            if probe == name { return (true, mid) }
-            if probe < name { low = mid + 1 } else { high = mid }
-        }
-        return (false, low)
+        sortedFields.sortedSlot(of: name, by: \.name)
     }
 
     public init(from decoder: any Decoder) throws {

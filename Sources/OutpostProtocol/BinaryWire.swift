@@ -137,13 +137,19 @@ struct BinaryMessageWriter {
     /// authors, sites of the message) hold it, inline otherwise.
     init(values: some Sequence<Value>, identities: Set<String>) {
         for case .string(let text) in values {
-            Self.mark(&valueSlots[text, default: .min], isIdentity: { identities.contains(text) })
+            // The first time (a new slot, `.min`): tabled when an identity, inline otherwise; again: tabled.
+            Self.update(&valueSlots[text, default: .min]) {
+                $0 == .min && !identities.contains(text) ? Self.inline : Self.tabled
+            }
         }
     }
 
-    /// A value scanned once more: the first time, tabled when an identity and inline otherwise; again, tabled.
-    private static func mark(_ slot: inout Int, isIdentity: () -> Bool) {
-        slot = slot == .min && !isIdentity() ? inline : tabled
+    /// Sets a dictionary slot reached in place (`&dictionary[key, default: new]`: one look-up, the slot made
+    /// when missing) to `body` of its value, and returns that.
+    @discardableResult
+    private static func update(_ slot: inout Int, _ body: (Int) -> Int) -> Int {
+        slot = body(slot)
+        return slot
     }
 
     /// What a string is in a message, for the one-entry cache each role keeps (``recent``).
@@ -154,12 +160,10 @@ struct BinaryMessageWriter {
     mutating func string(_ text: String) -> Int {
         let next = strings.count
         // One look-up: the slot is made with the next index when the text is new.
-        let index = Self.read(&stringIndex[text, default: next])
+        let index = Self.update(&stringIndex[text, default: next]) { $0 }
         if index == next { strings.append(text) }
         return index
     }
-
-    private static func read(_ slot: inout Int) -> Int { slot }
 
     mutating func write(string text: String) {
         body.write(varint: UInt64(string(text)))

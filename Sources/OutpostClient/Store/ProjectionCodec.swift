@@ -28,7 +28,9 @@ struct ProjectionCodec: Sendable {
     /// (``HMAC`` prepares its key for every code otherwise, and a snapshot tokens every projected row).
     private let codings: [String: [Coding]]
 
-    /// How one column of an encrypted store's table is stored.
+    /// How one column of an encrypted store's table is stored. Unchecked: swift-crypto does not mark `HMAC`
+    /// Sendable, but it is a value whose digest state is copied before it is written (copy on write), and
+    /// `token` is never mutated in place, only copied (``token(_:from:)``), so threads share it read-only.
     private struct Coding: @unchecked Sendable {
         let kind: Projection.Kind
         /// The column's keyed hash before any value (an equality column's), copied for each token.

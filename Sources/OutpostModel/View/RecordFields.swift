@@ -69,15 +69,8 @@ public struct RecordFields {
 
     /// Where the spec of `field` is in ``specs``, `nil` when the type has no such field.
     private func specIndex(_ field: String) -> Int? {
-        var low = 0
-        var high = specs.count
-        while low < high {
-            let mid = (low + high) / 2
-            let name = specs[mid].name
-            if name == field { return mid }
-            if name < field { low = mid + 1 } else { high = mid }
-        }
-        return nil
+        let slot = specs.sortedSlot(of: field, by: \.name)
+        return slot.found ? slot.index : nil
     }
 
     /// Whether the record is retired (its status is one of ``CareModel/retiredStatuses(of:)``).
