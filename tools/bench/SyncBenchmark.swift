@@ -33,8 +33,15 @@ struct SyncBenchmark: AsyncParsableCommand {
     @Option(help: "Concurrent sync rounds of the devices.") var rounds: Int = 5
     @Option(help: "Encoding of pushes, pull pages and snapshot pages: json or binary.") var encoding: String = "binary"
     @Option(help: "gzip of pushes, pull pages and snapshot pages: on or off.") var compression: String = "on"
-    @Option(help: "Pipelined pushes (the next batch read while the server stores one): on or off.")
+    @Option(
+        help: ArgumentHelp(
+            "Pipelined syncs (the next push read while the server stores one, the next pull page asked for while "
+                + "one is written): on or off."
+        )
+    )
     var pipeline: String = "on"
+    @Option(help: "Milliseconds of round trip added to every exchange, as on a slow link (0: loopback as it is).")
+    var latency: Int = 0
     @Option(
         help: ArgumentHelp(
             "A PostgreSQL database (postgres://USER@HOST:PORT/DB): run only the many-devices part, on one SQLite "
@@ -64,6 +71,9 @@ struct SyncBenchmark: AsyncParsableCommand {
         guard ["on", "off"].contains(pipeline) else {
             throw ValidationError("--pipeline must be on or off")
         }
+        guard (0...10_000).contains(latency) else {
+            throw ValidationError("--latency must be 0 to 10000 milliseconds")
+        }
         guard edits >= 1, devices >= 1, rounds >= 1 else {
             throw ValidationError("--edits, --devices and --rounds must be at least 1")
         }
@@ -90,7 +100,7 @@ struct SyncBenchmark: AsyncParsableCommand {
         defer { server.stop() }
         print(
             "outpost-bench sync --seed \(seed) --size \(size) --edits \(edits) --devices \(devices) --rounds \(rounds) "
-                + "--encoding \(encoding) --compression \(compression) --pipeline \(pipeline)"
+                + "--encoding \(encoding) --compression \(compression) --pipeline \(pipeline) --latency \(latency)"
         )
         print("server: \(server.url.absoluteString) (\(ProcessInfo.processInfo.activeProcessorCount) cores)")
 
@@ -142,14 +152,15 @@ struct SyncBenchmark: AsyncParsableCommand {
         try makeEdits(siteB, dump: dump, seed: seed &+ 22)
         wireA.reset()
         wireB.reset()
-        let converge = try await measure {
-            _ = try await engineA.sync()
-            _ = try await engineB.sync()
-            _ = try await engineA.sync()
-        }
+        // Site A pushes; site B pushes and pulls A's edits; site A pulls B's.
+        var steps: [Duration] = []
+        for engine in [engineA, engineB, engineA] { steps.append(try await measure { _ = try await engine.sync() }) }
+        let converge = steps.reduce(.zero, +)
         let same = try siteA.exportCanonicalJSON() == siteB.exportCanonicalJSON()
         print(
             "two sites, \(edits) offline edits each: converged in \(StoreBenchmark.format(converge)) "
+                + "(A pushes \(StoreBenchmark.format(steps[0])), B pushes and pulls \(StoreBenchmark.format(steps[1])), "
+                + "A pulls \(StoreBenchmark.format(steps[2]))) "
                 + "(exports identical: \(same)); on the wire site A sent \(megabytes(wireA.sent)), received "
                 + "\(megabytes(wireA.received)); site B sent \(megabytes(wireB.sent)), received "
                 + "\(megabytes(wireB.received)) (targets: under 1 s, about 160 kB per side)"
@@ -348,7 +359,8 @@ struct SyncBenchmark: AsyncParsableCommand {
             store: store.store,
             transport: CountingTransport(
                 base: HTTPTransport(baseURL: server.url, token: token ?? server.adminToken),
-                counter: wire
+                counter: wire,
+                roundTrip: .milliseconds(latency)
             ),
             options: options,
             logger: Logger(label: "bench")
@@ -457,14 +469,17 @@ final class LatencyLog: @unchecked Sendable {
     func sorted() -> [Duration] { lock.withLock { values.sorted() } }
 }
 
-/// A transport that counts what crosses the wire.
+/// A transport that counts what crosses the wire and, with `roundTrip`, delays each exchange as a slow link would.
 struct CountingTransport: SyncTransport {
     let base: HTTPTransport
     let counter: WireCounter
+    /// Added to every exchange before it is sent, as a slow link's round trip would be (`--latency`).
+    var roundTrip: Duration = .zero
 
     func send(_ request: TransportRequest) async throws -> TransportResponse {
         let clock = ContinuousClock()
         let start = clock.now
+        if roundTrip > .zero { try await Task.sleep(for: roundTrip) }
         let response = try await base.send(request)
         counter.latencies?.add(clock.now - start)
         counter.add(sent: request.body?.count ?? 0, received: response.body.count)

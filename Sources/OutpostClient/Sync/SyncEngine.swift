@@ -75,8 +75,9 @@ public actor SyncEngine {
         public var compression: Bool
         /// The largest page or answer accepted once inflated.
         public var maxAnswerBytes = 1 << 30
-        /// Whether the next push of a multi-batch sync is read and encoded while the server stores the previous
-        /// one (on by default; off only to measure what it saves: `outpost-bench sync --pipeline off`).
+        /// Whether a sync overlaps its steps (on by default; off only to measure what it saves:
+        /// `outpost-bench sync --pipeline off`): the next push of a multi-batch sync is read and encoded while the
+        /// server stores the previous one, and the next pull page is asked for while this one is written.
         public var pipelining = true
 
         /// Creates the default options.
@@ -535,25 +536,27 @@ public actor SyncEngine {
         }
     }
 
+    /// Pulls pages from the checkpoint until caught up, each written in its own transaction with its checkpoint.
+    ///
+    /// Pipelined (``Options/pipelining``): the next page is asked for (and inflated and decoded) while this one
+    /// is written, from the checkpoint this one ends at, so the server reads and encodes page N+1 while the
+    /// device writes page N. The server still sees one request after another, as without it. If writing fails,
+    /// the request asked ahead is cancelled and the next sync asks again from the stored checkpoint.
     private func pullAll(_ report: inout SyncReport, session: SessionInfo, wait: Int) async throws(ClientError) {
         let limit = max(1, min(options.pageSize, session.limits.maxPageSize))
         var wait = wait
+        var ahead: Task<PullResponse, any Error>?
         while true {
-            let since = try store.checkpoint() ?? "0"
             let page: PullResponse
             do throws(ClientError) {
-                var query = [("since", since), ("limit", String(limit)), ("replica", store.replicaID.rawValue)]
-                if wait > 0 { query.append(("wait", String(wait))) }
-                var request = TransportRequest(
-                    method: "GET",
-                    path: Wire.Path.changes,
-                    query: query,
-                    accept: accept,
-                    acceptEncoding: acceptEncoding,
-                    timeout: Double(wait + 30)
-                )
-                request.headers = deviceHeaders
-                page = try await exchange(request)
+                if let asked = ahead {
+                    ahead = nil
+                    page = try await Self.value(of: asked)
+                } else {
+                    page = try await exchange(
+                        pullRequest(since: try store.checkpoint() ?? "0", limit: limit, wait: wait)
+                    )
+                }
             } catch let error where error.serverCode == ErrorCode.checkpointExpired.rawValue {
                 logger.warning("the server cannot serve this replica's checkpoint; bootstrapping again")
                 try store.forgetCheckpoint()
@@ -562,13 +565,23 @@ public actor SyncEngine {
                 try await bootstrap(&report, session: session)
                 continue
             }
-            let applied = try await written { [store, page] () throws(ClientError) in
-                try store.applyPage(
-                    changes: page.changes,
-                    records: page.records,
-                    removed: page.removed,
-                    checkpoint: page.checkpoint
-                )
+            if options.pipelining && page.hasMore {
+                let request = pullRequest(since: page.checkpoint, limit: limit, wait: 0)
+                ahead = Task.detached { [self] () async throws -> PullResponse in try await exchange(request) }
+            }
+            let applied: ApplyReport
+            do {
+                applied = try await written { [store, page] () throws(ClientError) in
+                    try store.applyPage(
+                        changes: page.changes,
+                        records: page.records,
+                        removed: page.removed,
+                        checkpoint: page.checkpoint
+                    )
+                }
+            } catch {
+                ahead?.cancel()
+                throw error
             }
             report.pulled += applied.applied
             report.purged += page.removed.count
@@ -576,6 +589,22 @@ public actor SyncEngine {
             wait = 0
             if !page.hasMore { return }
         }
+    }
+
+    /// A pull of at most `limit` changes after `since`, waiting up to `wait` seconds when there are none.
+    private func pullRequest(since: String, limit: Int, wait: Int) -> TransportRequest {
+        var query = [("since", since), ("limit", String(limit)), ("replica", store.replicaID.rawValue)]
+        if wait > 0 { query.append(("wait", String(wait))) }
+        var request = TransportRequest(
+            method: "GET",
+            path: Wire.Path.changes,
+            query: query,
+            accept: accept,
+            acceptEncoding: acceptEncoding,
+            timeout: Double(wait + 30)
+        )
+        request.headers = deviceHeaders
+        return request
     }
 
     // MARK: - HTTP

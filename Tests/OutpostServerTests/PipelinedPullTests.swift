@@ -1,0 +1,55 @@
+import Foundation
+import GRDB
+import OutpostCRDT
+import OutpostClient
+import OutpostProtocol
+import OutpostTestSupport
+import Synchronization
+import Testing
+
+/// A pull asks for the next page while it writes the one before (``SyncEngine/Options/pipelining``). The push
+/// stays before the pull: a scoped device's edit is judged before the pull that takes its patient out of scope
+/// (ScopeEndToEndTests), and the pull reports the outbox as the push left it (CompactionTests).
+@Suite
+struct PipelinedPullTests {
+    /// Page 1 cannot be written until page 2 is asked for (another connection holds the store's write lock until
+    /// then): a pull that asks for a page only after writing the one before fails on the store's busy timeout.
+    @Test(arguments: Backend.all, SyncEngine.Encoding.allCases)
+    func theNextPageIsAskedForWhileThisOneIsWritten(backend: Backend, encoding: SyncEngine.Encoding) async throws {
+        let server = try await TestServer(backend: backend)
+        let directory = try TemporaryDirectory("outpost-pipelined-pull")
+        let admin = server.adminToken
+        let a = try LocalReplica("site-a", in: directory)
+        try TinyPractice.load(into: a.care)
+        _ = try await a.engine(server.transport(admin)).sync()
+        let b = try LocalReplica("site-b", in: directory)
+        _ = try await b.engine(server.transport(admin)).sync()
+        let patient = RecordRef(type: "patient", id: TinyPractice.patients[1])
+        for index in 0..<12 { try a.care.update([.append(patient, "notes", .string("Pipelined note \(index)"))]) }
+        _ = try await a.engine(server.transport(admin)).sync()
+
+        // The write lock, taken by a second connection to b's store once page 1 has arrived.
+        var configuration = Configuration()
+        configuration.allowsUnsafeTransactions = true
+        let blocker = try DatabaseQueue(path: b.store.path, configuration: configuration)
+        let released = Mutex(false)
+        let transport = FaultTransport(
+            server.transport(admin),
+            before: { request, number in
+                guard request.path == Wire.Path.changes, number == 2 else { return }
+                try blocker.inDatabase { db in try db.execute(sql: "COMMIT") }
+                released.withLock { $0 = true }
+            },
+            after: { request, number, _ in
+                guard request.path == Wire.Path.changes, number == 1 else { return }
+                try blocker.inDatabase { db in try db.execute(sql: "BEGIN IMMEDIATE") }
+            }
+        )
+        let report = try await b.engine(transport, pageSize: 5, encoding: encoding).sync()
+        #expect(released.withLock { $0 })
+        #expect(report.pulled == 12)
+        #expect(transport.count(Wire.Path.changes) == 3)
+        #expect(try b.export() == a.export())
+        #expect(try b.store.checkProjection() == [])
+    }
+}
