@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import Logging
 import OutpostCRDT
 import OutpostClient
 import OutpostProtocol
@@ -12,6 +13,35 @@ import Testing
 /// (ScopeEndToEndTests), and the pull reports the outbox as the push left it (CompactionTests).
 @Suite
 struct PipelinedPullTests {
+    /// With the default options a new device asks for snapshot pages of 2,000 records (two such pages are in
+    /// memory at once) and pull pages of the server's largest size, 5,000 changes (each page is a transaction and
+    /// a round trip).
+    @Test(arguments: Backend.all)
+    func pullPagesAreTheServersLargestAndSnapshotPagesStaySmaller(backend: Backend) async throws {
+        let server = try await TestServer(backend: backend)
+        let directory = try TemporaryDirectory("outpost-pipelined-pull")
+        let admin = server.adminToken
+        let a = try LocalReplica("site-a", in: directory)
+        try TinyPractice.load(into: a.care)
+        _ = try await a.engine(server.transport(admin)).sync()
+
+        let limits = Mutex<[String: Set<String>]>([:])
+        let transport = FaultTransport(
+            server.transport(admin),
+            before: { request, _ in
+                guard let limit = request.query.first(where: { $0.0 == "limit" })?.1 else { return }
+                limits.withLock { _ = $0[request.path, default: []].insert(limit) }
+            }
+        )
+        let b = try LocalReplica("site-b", in: directory)
+        let engine = SyncEngine(store: b.store, transport: transport, logger: Logger(label: "test"))
+        let report = try await engine.sync()
+        #expect(report.bootstrapped)
+        #expect(try b.export() == a.export())
+        #expect(limits.withLock { $0[Wire.Path.snapshot] } == ["2000"])
+        #expect(limits.withLock { $0[Wire.Path.changes] } == ["5000"])
+    }
+
     /// Page 1 cannot be written until page 2 is asked for (another connection holds the store's write lock until
     /// then): a pull that asks for a page only after writing the one before fails on the store's busy timeout.
     @Test(arguments: Backend.all, SyncEngine.Encoding.allCases)

@@ -61,8 +61,13 @@ public actor SyncEngine {
     public struct Options: Sendable {
         /// The most changes per push (the server's own limit applies too).
         public var pushBatch = 5_000
-        /// The most changes or records per page.
+        /// The most records per snapshot page (the server's own limit applies too). A bootstrap holds two such
+        /// pages at once (one written, the next decoded and prepared), so this bounds a new device's memory.
         public var pageSize = 2_000
+        /// The most changes per pull page (the server's own limit applies too). Each page is a transaction and a
+        /// round trip; a page of changes is small beside a page of whole records, so pulls take the server's
+        /// largest page.
+        public var pullPageSize = 5_000
         /// How many times a transient failure is retried before giving up.
         public var retries = 5
         /// The first retry's delay; each further retry doubles it.
@@ -543,7 +548,7 @@ public actor SyncEngine {
     /// device writes page N. The server still sees one request after another, as without it. If writing fails,
     /// the request asked ahead is cancelled and the next sync asks again from the stored checkpoint.
     private func pullAll(_ report: inout SyncReport, session: SessionInfo, wait: Int) async throws(ClientError) {
-        let limit = max(1, min(options.pageSize, session.limits.maxPageSize))
+        let limit = max(1, min(options.pullPageSize, session.limits.maxPageSize))
         var wait = wait
         var ahead: Task<PullResponse, any Error>?
         while true {

@@ -144,7 +144,8 @@ struct LocalReplica {
     var store: LocalStore { care.store }
 
     /// An engine over this replica that talks through `transport`; transient failures are retried `retries`
-    /// times with a token backoff (the tests decide when the server comes back).
+    /// times with a token backoff (the tests decide when the server comes back). `pageSize` is both the records
+    /// of a snapshot page and the changes of a pull page.
     func engine(
         _ transport: any SyncTransport,
         pushBatch: Int = 1_000,
@@ -156,6 +157,7 @@ struct LocalReplica {
         options.encoding = encoding
         options.pushBatch = pushBatch
         options.pageSize = pageSize
+        options.pullPageSize = pageSize
         options.retries = retries
         options.backoff = .milliseconds(1)
         return SyncEngine(store: store, transport: transport, options: options, logger: Logger(label: "test"))
