@@ -13,17 +13,23 @@ import Testing
 /// (ScopeEndToEndTests), and the pull reports the outbox as the push left it (CompactionTests).
 @Suite
 struct PipelinedPullTests {
+    /// A server of `backend` and a replica, `site-a`, that loaded the tiny practice and pushed it.
+    func office(on backend: Backend) async throws -> (TestServer, TemporaryDirectory, LocalReplica) {
+        let server = try await TestServer(backend: backend)
+        let directory = try TemporaryDirectory("outpost-pipelined-pull")
+        let a = try LocalReplica("site-a", in: directory)
+        try TinyPractice.load(into: a.care)
+        _ = try await a.engine(server.transport(server.adminToken)).sync()
+        return (server, directory, a)
+    }
+
     /// With the default options a new device asks for snapshot pages of 2,000 records (two such pages are in
     /// memory at once) and pull pages of the server's largest size, 5,000 changes (each page is a transaction and
     /// a round trip).
     @Test(arguments: Backend.all)
     func pullPagesAreTheServersLargestAndSnapshotPagesStaySmaller(backend: Backend) async throws {
-        let server = try await TestServer(backend: backend)
-        let directory = try TemporaryDirectory("outpost-pipelined-pull")
+        let (server, directory, a) = try await office(on: backend)
         let admin = server.adminToken
-        let a = try LocalReplica("site-a", in: directory)
-        try TinyPractice.load(into: a.care)
-        _ = try await a.engine(server.transport(admin)).sync()
 
         let limits = Mutex<[String: Set<String>]>([:])
         let transport = FaultTransport(
@@ -46,12 +52,8 @@ struct PipelinedPullTests {
     /// then): a pull that asks for a page only after writing the one before fails on the store's busy timeout.
     @Test(arguments: Backend.all, SyncEngine.Encoding.allCases)
     func theNextPageIsAskedForWhileThisOneIsWritten(backend: Backend, encoding: SyncEngine.Encoding) async throws {
-        let server = try await TestServer(backend: backend)
-        let directory = try TemporaryDirectory("outpost-pipelined-pull")
+        let (server, directory, a) = try await office(on: backend)
         let admin = server.adminToken
-        let a = try LocalReplica("site-a", in: directory)
-        try TinyPractice.load(into: a.care)
-        _ = try await a.engine(server.transport(admin)).sync()
         let b = try LocalReplica("site-b", in: directory)
         _ = try await b.engine(server.transport(admin)).sync()
         let patient = RecordRef(type: "patient", id: TinyPractice.patients[1])
