@@ -10,7 +10,7 @@ struct CompactionPlannerTests {
 
     func device(
         _ replica: String,
-        _ pulledTo: Int64?,
+        _ heldTo: Int64?,
         seenDaysAgo days: UInt64 = 0,
         retired: Bool = false
     )
@@ -18,7 +18,7 @@ struct CompactionPlannerTests {
     {
         CompactionPlanner.Device(
             replica: replica,
-            pulledTo: pulledTo,
+            heldTo: heldTo,
             lastSeenMillis: now - days * day,
             isRetired: retired
         )

@@ -84,4 +84,39 @@ struct PipelinedPullTests {
         #expect(try b.export() == a.export())
         #expect(try b.store.checkProjection() == [])
     }
+
+    /// A page sent but never written holds compaction back: the server counts a device as holding the lower of
+    /// the checkpoints its last two pulls asked from, not the last one it sent. Here page 2's answer is lost
+    /// (asked for while page 1 was written), compaction runs, and the device's next sync goes on from page 1's
+    /// checkpoint instead of finding it expired and bootstrapping again.
+    @Test(arguments: Backend.all)
+    func aPageSentButNeverWrittenHoldsCompactionBack(backend: Backend) async throws {
+        let (server, directory, a) = try await office(on: backend)
+        let admin = server.adminToken
+        let b = try LocalReplica("site-b", in: directory)
+        _ = try await b.engine(server.transport(admin)).sync()
+        let patient = RecordRef(type: "patient", id: TinyPractice.patients[1])
+        for index in 0..<12 { try a.care.update([.append(patient, "notes", .string("Unwritten note \(index)"))]) }
+        _ = try await a.engine(server.transport(admin)).sync()
+
+        let lost = FaultTransport(
+            server.transport(admin),
+            after: { request, number, _ in
+                guard request.path == Wire.Path.changes, number == 2 else { return }
+                throw InjectedFault(description: "connection lost: page 2's answer")
+            }
+        )
+        await #expect(throws: (any Error).self) { try await b.engine(lost, pageSize: 5).sync() }
+        let written = try #require(try b.store.checkpoint())
+
+        let compacted = try await server.admin(["compact"])
+        try #require(compacted.status == 0, "\(compacted)")
+        let again = FaultTransport(server.transport(admin))
+        let report = try await b.engine(again, pageSize: 5).sync()
+        #expect(!report.bootstrapped)
+        #expect(again.count(Wire.Path.snapshot) == 0)
+        #expect(report.pulled == 7)
+        #expect(try b.store.checkpoint() != written)
+        #expect(try b.export() == a.export())
+    }
 }

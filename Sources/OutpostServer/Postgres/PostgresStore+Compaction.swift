@@ -55,14 +55,17 @@ extension PostgresStore: CompactionStorage {
             let current = try await Self.feedFloor(practice: practice, connection, logger)
             var devices: [CompactionPlanner.Device] = []
             for row in try await connection.all(
-                "SELECT replica, pulled_to, last_seen, retired_at FROM device WHERE practice = \(practice)",
+                """
+                SELECT replica, COALESCE(held_to, pulled_to), last_seen, retired_at FROM device
+                WHERE practice = \(practice)
+                """,
                 logger
             ) {
-                let (replica, pulledTo, lastSeen, retired) = try row.decode((String, Int64?, Int64, Int64?).self)
+                let (replica, heldTo, lastSeen, retired) = try row.decode((String, Int64?, Int64, Int64?).self)
                 devices.append(
                     CompactionPlanner.Device(
                         replica: replica,
-                        pulledTo: pulledTo,
+                        heldTo: heldTo,
                         lastSeenMillis: UInt64(max(0, lastSeen)),
                         isRetired: retired != nil
                     )

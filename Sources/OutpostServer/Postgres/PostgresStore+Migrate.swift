@@ -25,7 +25,8 @@ extension PostgresStore {
                 ("practice", "practice"), ("replica", "replica"), ("token", "token"), ("acknowledged", "acknowledged"),
                 ("firstSeen", "first_seen"), ("lastSeen", "last_seen"), ("lastPush", "last_push"),
                 ("lastPull", "last_pull"), ("pulledTo", "pulled_to"), ("outbox", "outbox"), ("client", "client"),
-                ("retiredAt", "retired_at"), ("refused", "refused"),
+                ("retiredAt", "retired_at"), ("refused", "refused"), ("pulledFrom", "pulled_from"),
+                ("heldTo", "held_to"),
             ]
         ),
         ("compaction", [("practice", "practice"), ("floor", "floor"), ("at", "at"), ("dropped", "dropped")]),

@@ -372,19 +372,23 @@ extension PostgresStore: SyncStorage {
         return (opened, resolved)
     }
 
-    /// Records what a device did and reported on a pull.
+    /// Records what a device did and reported on a pull: the checkpoint it was sent (`pulledTo`) and the one it
+    /// asked from (`pulledFrom`), from which the position it is known to hold follows
+    /// (``CompactionPlanner/Device/heldTo``; every expression reads the row as it was).
     static func recordPull(
         _ replica: ReplicaID,
         practice: String,
         report: DeviceReport,
         now: UInt64,
         pulledTo: Int64,
+        pulledFrom: Int64,
         _ connection: PostgresConnection,
         _ logger: Logger
     ) async throws {
         try await connection.run(
             """
             UPDATE device SET last_seen = \(Int64(now)), last_pull = \(Int64(now)), pulled_to = \(pulledTo),
+                held_to = LEAST(COALESCE(pulled_from, \(pulledFrom)), \(pulledFrom)), pulled_from = \(pulledFrom),
                 outbox = COALESCE(\(report.outbox.map(Int64.init)), outbox), client = COALESCE(\(report.client), client),
                 refused = COALESCE(\(report.refused.map(Int64.init)), refused)
             WHERE practice = \(practice) AND replica = \(replica.rawValue)
@@ -437,6 +441,7 @@ extension PostgresStore: SyncStorage {
                     report: report,
                     now: now,
                     pulledTo: checkpoint,
+                    pulledFrom: since,
                     connection,
                     logger
                 )

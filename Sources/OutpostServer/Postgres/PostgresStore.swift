@@ -208,6 +208,9 @@ public final class PostgresStore: Sendable {
             ]
         ),
         (3, compactionMigration),
+        // What a device is known to hold, for compaction (``recordPull(_:practice:report:now:pulledTo:pulledFrom:
+        // _:_:)``): `pulled_to` is the checkpoint last sent, which the device may never have written.
+        (4, ["ALTER TABLE device ADD COLUMN pulled_from bigint, ADD COLUMN held_to bigint"]),
     ]
 
     /// Applies the migrations this database lacks, under a transaction-level advisory lock, so that several

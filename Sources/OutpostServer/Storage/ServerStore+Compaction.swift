@@ -119,12 +119,15 @@ extension ServerStore: CompactionStorage {
             let current = try Self.feedFloor(practice: practice, db: db)
             let devices = try Row.fetchAll(
                 db,
-                sql: "SELECT replica, pulledTo, lastSeen, retiredAt FROM device WHERE practice = ?",
+                sql: """
+                    SELECT replica, COALESCE(heldTo, pulledTo) AS heldTo, lastSeen, retiredAt
+                    FROM device WHERE practice = ?
+                    """,
                 arguments: [practice]
             ).map { row in
                 CompactionPlanner.Device(
                     replica: row["replica"],
-                    pulledTo: row["pulledTo"],
+                    heldTo: row["heldTo"],
                     lastSeenMillis: UInt64(max(0, row["lastSeen"] as Int64)),
                     isRetired: (row["retiredAt"] as Int64?) != nil
                 )

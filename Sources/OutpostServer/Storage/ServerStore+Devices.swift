@@ -54,7 +54,9 @@ public struct DeviceEntry: Sendable, Hashable, Codable {
 }
 
 extension ServerStore {
-    /// Records what a device did and reported, in the request's transaction.
+    /// Records what a device did and reported, in the request's transaction. A pull gives the checkpoint it
+    /// sent (`pulledTo`) and the one it was asked from (`pulledFrom`), from which the position the device is
+    /// known to hold follows (``CompactionPlanner/Device/heldTo``; every expression reads the row as it was).
     static func recordDevice(
         _ replica: ReplicaID,
         practice: String,
@@ -62,21 +64,24 @@ extension ServerStore {
         now: UInt64,
         pushed: Bool = false,
         pulledTo: Int64? = nil,
+        pulledFrom: Int64? = nil,
         db: Database
     ) throws {
         try db.cachedStatement(
             sql: """
-                UPDATE device SET lastSeen = ?,
-                    lastPush = CASE WHEN ? THEN ? ELSE lastPush END,
-                    lastPull = CASE WHEN ? IS NULL THEN lastPull ELSE ? END,
-                    pulledTo = COALESCE(?, pulledTo),
-                    outbox = COALESCE(?, outbox), client = COALESCE(?, client), refused = COALESCE(?, refused)
-                WHERE practice = ? AND replica = ?
+                UPDATE device SET lastSeen = ?1,
+                    lastPush = CASE WHEN ?2 THEN ?1 ELSE lastPush END,
+                    lastPull = CASE WHEN ?3 IS NULL THEN lastPull ELSE ?1 END,
+                    pulledTo = COALESCE(?3, pulledTo),
+                    heldTo = CASE WHEN ?4 IS NULL THEN heldTo ELSE MIN(COALESCE(pulledFrom, ?4), ?4) END,
+                    pulledFrom = COALESCE(?4, pulledFrom),
+                    outbox = COALESCE(?5, outbox), client = COALESCE(?6, client), refused = COALESCE(?7, refused)
+                WHERE practice = ?8 AND replica = ?9
                 """
         ).execute(
             arguments: [
-                Int64(now), pushed, Int64(now), pulledTo, Int64(now), pulledTo, report.outbox, report.client,
-                report.refused, practice, replica.rawValue,
+                Int64(now), pushed, pulledTo, pulledFrom, report.outbox, report.client, report.refused, practice,
+                replica.rawValue,
             ]
         )
     }

@@ -292,6 +292,17 @@ extension ServerStore {
         migrator.registerMigration("v11-change-runs") { db in
             try db.execute(sql: "ALTER TABLE change ADD COLUMN count INTEGER NOT NULL DEFAULT 1")
         }
+        // What a device is known to hold, for compaction (``ServerStore/recordDevice(_:practice:report:now:pushed:
+        // pulledTo:pulledFrom:db:)``): `pulledTo` is the checkpoint last sent, which the device may never have
+        // written.
+        migrator.registerMigration("v12-device-held") { db in
+            try db.execute(
+                sql: """
+                    ALTER TABLE device ADD COLUMN pulledFrom INTEGER;
+                    ALTER TABLE device ADD COLUMN heldTo INTEGER;
+                    """
+            )
+        }
         return migrator
     }
 }

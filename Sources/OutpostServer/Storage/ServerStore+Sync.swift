@@ -366,6 +366,7 @@ extension ServerStore: SyncStorage {
                     report: report,
                     now: now,
                     pulledTo: checkpoint,
+                    pulledFrom: since,
                     db: db
                 )
             }

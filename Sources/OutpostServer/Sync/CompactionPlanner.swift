@@ -6,17 +6,24 @@ public enum CompactionPlanner {
     public struct Device: Sendable, Hashable {
         /// Its replica id.
         public var replica: String
-        /// The feed position it has pulled to; `nil` when it has never pulled (it bootstraps from a snapshot).
-        public var pulledTo: Int64?
+        /// The feed position it is known to hold; `nil` when it has never pulled (it bootstraps from a snapshot).
+        ///
+        /// Not the checkpoint last sent to it: a device may never write a page it was sent (the answer lost, the
+        /// process killed), and it asks for the next page before writing this one (pipelined pulls), so the
+        /// checkpoint a pull is asked from may itself be unwritten. What it holds is the lower of the checkpoints
+        /// its last two pulls were asked from: the second was asked for after the page before the first was
+        /// written, or, if that write failed, from lower down. A device that has not pulled since this rule came
+        /// (schema `v12-device-held`) counts at its last checkpoint sent, as before.
+        public var heldTo: Int64?
         /// When it was last seen, in milliseconds since 1970.
         public var lastSeenMillis: UInt64
         /// Whether an administrator retired it.
         public var isRetired: Bool
 
         /// Creates a device.
-        public init(replica: String, pulledTo: Int64?, lastSeenMillis: UInt64, isRetired: Bool) {
+        public init(replica: String, heldTo: Int64?, lastSeenMillis: UInt64, isRetired: Bool) {
             self.replica = replica
-            self.pulledTo = pulledTo
+            self.heldTo = heldTo
             self.lastSeenMillis = lastSeenMillis
             self.isRetired = isRetired
         }
@@ -35,7 +42,7 @@ public enum CompactionPlanner {
     }
 
     /// The floor of a practice whose feed head is `head` and whose floor is `current`: the lowest position an
-    /// active device has pulled to, or the head when no active device has pulled. A device is active when it is
+    /// active device is known to hold, or the head when no active device has pulled. A device is active when it is
     /// not retired and was seen less than `horizonMillis` before `now`; one that has never pulled holds nothing
     /// back (it starts from a snapshot). The floor never moves back and never passes the head.
     public static func floor(
@@ -48,13 +55,13 @@ public enum CompactionPlanner {
         func isActive(_ device: Device) -> Bool {
             !device.isRetired && (now < device.lastSeenMillis || now - device.lastSeenMillis < horizonMillis)
         }
-        let holding = devices.filter(isActive).compactMap { device in device.pulledTo.map { (device.replica, $0) } }
+        let holding = devices.filter(isActive).compactMap { device in device.heldTo.map { (device.replica, $0) } }
         let lowest = holding.map(\.1).min() ?? head
         let position = max(current, min(head, lowest))
         return Floor(
             position: position,
             heldBy: holding.filter { $0.1 == position }.map(\.0).sorted(),
-            expired: devices.filter { !isActive($0) && ($0.pulledTo ?? 0) < position && $0.pulledTo != nil }
+            expired: devices.filter { !isActive($0) && ($0.heldTo ?? 0) < position && $0.heldTo != nil }
                 .map(\.replica).sorted()
         )
     }
