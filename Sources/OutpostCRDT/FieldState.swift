@@ -62,7 +62,12 @@ public struct FieldState: Sendable, Hashable, Codable {
         case .assign, .add, .append:
             if !superseded.sortedSlot(of: change.id, by: { $0 }).found {
                 let slot = live.sortedSlot(of: change.id, by: \.id)
-                live.insert(change.write, at: slot.index)
+                // Most writes come last (a field's first write, or a later counter of the same replica).
+                if slot.index == live.count {
+                    live.append(change.write)
+                } else {
+                    live.insert(change.write, at: slot.index)
+                }
                 changed = true
             }
         case .remove:

@@ -335,7 +335,10 @@ struct StoreCodec: Sendable {
         }
 
         mutating func string() throws(CRDTError) -> String {
-            try resolve(try reader.readVarint())
+            // Read first, then resolved: `resolve(try reader.readVarint())` would borrow the reader for the call
+            // while the argument mutates it, and Swift copies the whole reader (its tables) to keep both.
+            let reference = try reader.readVarint()
+            return try resolve(reference)
         }
 
         mutating func site() throws(CRDTError) -> String? {
