@@ -7,6 +7,8 @@ import Testing
 /// `Database.execute(cached:values:)`, the bound insert of bulk loads (a snapshot's records and their projected
 /// rows, an import's): every kind of value reads back as it was bound, a statement GRDB ran just before is
 /// reused, and a failure throws GRDB's error, leaves the statement usable and rolls its transaction back.
+/// `Database.forEachRow(cached:values:_:)`, the bound query of a remote apply's loads: rows read as GRDB reads
+/// them, in order, none when nothing matches, and a statement stepped part way is reset for the next run.
 struct BoundInsertTests {
     static let insert = "INSERT INTO t (a, b) VALUES (?, ?)"
 
@@ -67,5 +69,44 @@ struct BoundInsertTests {
         }
         try queue.write { db in try db.execute(cached: Self.insert, values: [1.databaseValue, "after".databaseValue]) }
         #expect(try queue.read { db in try String.fetchOne(db, sql: "SELECT b FROM t WHERE a = 1") } == "after")
+    }
+
+    @Test func aBoundQueryReadsRowsAsGRDBReadsThem() throws {
+        let queue = try database()
+        let rows: [(Int, DatabaseValue)] = [
+            (1, "Zoë, 🙂".databaseValue), (2, .null), (3, Data([0, 1, 255]).databaseValue), (4, 42.databaseValue),
+            (5, Data().databaseValue),
+        ]
+        try queue.write { db in
+            for (key, value) in rows { try db.execute(cached: Self.insert, values: [key.databaseValue, value]) }
+        }
+        let query = "SELECT a, b FROM t WHERE a >= ? ORDER BY a"
+        try queue.read { db in
+            var read: [(key: Int64, text: String?, data: Data, isNull: Bool)] = []
+            try db.forEachRow(cached: query, values: [2.databaseValue]) { row in
+                read.append((row.int64(0), row.text(1), row.data(1), row.isNull(1)))
+            }
+            #expect(read.map(\.key) == [2, 3, 4, 5])
+            #expect(read.map(\.isNull) == [true, false, false, false])
+            #expect(read[0].text == nil && read[0].data.isEmpty)
+            #expect(read[1].data == Data([0, 1, 255]))
+            #expect(read[2].text == "42")
+            #expect(read[3].data.isEmpty && !read[3].isNull)
+            var first: String?
+            try db.forEachRow(cached: query, values: [1.databaseValue]) { row in first = first ?? row.text(1) }
+            #expect(first == "Zoë, 🙂")
+            var none = 0
+            try db.forEachRow(cached: query, values: [6.databaseValue]) { _ in none += 1 }
+            #expect(none == 0)
+            // Stopped part way by a throw, then run again from the start, by GRDB and bound.
+            #expect(throws: CancellationError.self) {
+                try db.forEachRow(cached: query, values: [1.databaseValue]) { _ in throw CancellationError() }
+            }
+            #expect(try Int64.fetchAll(db.cachedStatement(sql: query), arguments: [4]) == [4, 5])
+            var again: [Int64] = []
+            try db.forEachRow(cached: query, values: [3.databaseValue]) { row in again.append(row.int64(0)) }
+            #expect(again == [3, 4, 5])
+            #expect(throws: DatabaseError.self) { try db.forEachRow(cached: query, values: []) { _ in } }
+        }
     }
 }

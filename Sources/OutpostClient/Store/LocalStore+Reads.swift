@@ -38,18 +38,17 @@ extension LocalStore {
     /// A record's state with its tail folded in (the change-log rows appended since the state was last
     /// written whole), and whether there was a tail.
     func loadStateAndTail(_ record: RecordRef, db: Database) throws -> HeldRecord? {
-        guard
-            let row = try Row.fetchOne(
-                db.cachedStatement(
-                    sql: "SELECT state, tailStart, tailBytes, owner FROM record WHERE type = ? AND id = ?"
-                ),
-                arguments: [record.type, record.id]
-            )
-        else { return nil }
-        let bytes = row[0] as Data
-        var state = try codec.decodeState(bytes, of: record)
-        if let tailStart = row[1] as Int64? { try foldTail(into: &state, of: record, from: tailStart, db: db) }
-        return HeldRecord(state: state, stateBytes: bytes.count, tailBytes: row[2] as Int, owner: row[3] as String?)
+        var held: (bytes: Data, tailStart: Int64?, tailBytes: Int, owner: String?)?
+        try db.forEachRow(
+            cached: "SELECT state, tailStart, tailBytes, owner FROM record WHERE type = ? AND id = ?",
+            values: [record.type.databaseValue, record.id.databaseValue]
+        ) { row in
+            held = (row.data(0), row.isNull(1) ? nil : row.int64(1), Int(row.int64(2)), row.text(3))
+        }
+        guard let held else { return nil }
+        var state = try codec.decodeState(held.bytes, of: record)
+        if let tailStart = held.tailStart { try foldTail(into: &state, of: record, from: tailStart, db: db) }
+        return HeldRecord(state: state, stateBytes: held.bytes.count, tailBytes: held.tailBytes, owner: held.owner)
     }
 
     /// A record as loaded: its state with the tail folded in, the sizes of its stored state and tail, and its
@@ -68,12 +67,11 @@ extension LocalStore {
         from tailStart: Int64,
         db: Database
     ) throws {
-        let payloads = try Data.fetchAll(
-            db.cachedStatement(sql: "SELECT payload FROM change WHERE type = ? AND id = ? AND seq >= ? ORDER BY seq"),
-            arguments: [record.type, record.id, tailStart]
-        )
-        for payload in payloads {
-            let changes = try codec.decodeChanges(payload, of: record)
+        try db.forEachRow(
+            cached: "SELECT payload FROM change WHERE type = ? AND id = ? AND seq >= ? ORDER BY seq",
+            values: [record.type.databaseValue, record.id.databaseValue, tailStart.databaseValue]
+        ) { row in
+            let changes = try codec.decodeChanges(row.data(0), of: record)
             // A record imported or created here is an empty state and its creation's changes: room for their fields
             // at once, not grown by doubling as they come.
             if state.isEmpty { state.reserveFields(changes.count) }

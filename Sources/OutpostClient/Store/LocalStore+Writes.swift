@@ -748,9 +748,13 @@ final class StoreTransaction {
             for (record, changes) in groups {
                 let payload = try store.codec.encode(changes, of: record)
                 let maxCounter = isLocal ? changes.map(\.id.counter).max().map { Int64($0) } : nil
-                try db.cachedStatement(
-                    sql: "INSERT INTO change (type, id, isLocal, maxCounter, payload) VALUES (?, ?, ?, ?, ?)"
-                ).execute(arguments: [record.type, record.id, isLocal, maxCounter, payload])
+                try db.execute(
+                    cached: "INSERT INTO change (type, id, isLocal, maxCounter, payload) VALUES (?, ?, ?, ?, ?)",
+                    values: [
+                        record.type.databaseValue, record.id.databaseValue, isLocal.databaseValue,
+                        maxCounter.databaseValue, payload.databaseValue,
+                    ]
+                )
                 if isLocal, let appended = tailed[record] {
                     try extendTail(of: record, with: appended, seq: db.lastInsertedRowID, bytes: payload.count)
                 } else {
@@ -800,13 +804,13 @@ final class StoreTransaction {
             if existing.contains(record), !merged.contains(record), let rows = written[record],
                 let size = sizes[record], size.tail + rows.bytes <= size.state + Self.tailAllowance
             {
-                try db.cachedStatement(
-                    sql: """
-                        UPDATE record SET tailStart = coalesce(tailStart, ?), tailBytes = ?\(setOwner)
-                        WHERE type = ? AND id = ?
-                        """
-                ).execute(
-                    arguments: [rows.firstSeq, size.tail + rows.bytes] + ownerArgument + [record.type, record.id]
+                try db.execute(
+                    cached: "UPDATE record SET tailStart = coalesce(tailStart, ?), tailBytes = ?\(setOwner) "
+                        + "WHERE type = ? AND id = ?",
+                    values: [rows.firstSeq.databaseValue, (size.tail + rows.bytes).databaseValue]
+                        + (ownerStays ? [] : [owner.databaseValue]) + [
+                            record.type.databaseValue, record.id.databaseValue,
+                        ]
                 )
                 continue
             }
