@@ -38,45 +38,61 @@ extension LocalStore {
     /// A record's state with its tail folded in (the change-log rows appended since the state was last
     /// written whole), and whether there was a tail.
     func loadStateAndTail(_ record: RecordRef, db: Database) throws -> HeldRecord? {
-        var held: (bytes: Data, tailStart: Int64?, tailBytes: Int, owner: String?)?
+        var held: (bytes: Data, tailStart: Int64?, owner: String?)?
         try db.forEachRow(
-            cached: "SELECT state, tailStart, tailBytes, owner FROM record WHERE type = ? AND id = ?",
+            cached: "SELECT state, tailStart, owner FROM record WHERE type = ? AND id = ?",
             values: [record.type.databaseValue, record.id.databaseValue]
         ) { row in
-            held = (row.data(0), row.isNull(1) ? nil : row.int64(1), Int(row.int64(2)), row.text(3))
+            held = (row.data(0), row.isNull(1) ? nil : row.int64(1), row.text(2))
         }
         guard let held else { return nil }
         var state = try codec.decodeState(held.bytes, of: record)
-        if let tailStart = held.tailStart { try foldTail(into: &state, of: record, from: tailStart, db: db) }
-        return HeldRecord(state: state, stateBytes: held.bytes.count, tailBytes: held.tailBytes, owner: held.owner)
+        var tailBytes = 0
+        if let tailStart = held.tailStart {
+            tailBytes = try foldTail(into: &state, of: record, from: tailStart, db: db)
+        }
+        return HeldRecord(
+            state: state,
+            stateBytes: held.bytes.count,
+            tailBytes: tailBytes,
+            hasTail: held.tailStart != nil,
+            owner: held.owner
+        )
     }
 
-    /// A record as loaded: its state with the tail folded in, the sizes of its stored state and tail, and its
-    /// row's owner.
+    /// A record as loaded: its state with the tail folded in, the sizes of its stored state and of the tail rows
+    /// read (counted as read: the row's `tailBytes` may count fewer, ``StoreTransaction/finish(now:)``), whether
+    /// it has a tail, and its row's owner.
     struct HeldRecord {
         var state: RecordState
         var stateBytes: Int
         var tailBytes: Int
+        var hasTail: Bool
         var owner: String?
     }
 
-    /// Applies the record's change-log rows from `tailStart` on to `state`.
+    /// Applies the record's change-log rows from `tailStart` on to `state`; returns their size in bytes.
+    @discardableResult
     func foldTail(
         into state: inout RecordState,
         of record: RecordRef,
         from tailStart: Int64,
         db: Database
-    ) throws {
+    ) throws -> Int {
+        var bytes = 0
         try db.forEachRow(
             cached: "SELECT payload FROM change WHERE type = ? AND id = ? AND seq >= ? ORDER BY seq",
             values: [record.type.databaseValue, record.id.databaseValue, tailStart.databaseValue]
         ) { row in
-            let changes = try codec.decodeChanges(row.data(0), of: record)
+            let payload = row.data(0)
+            bytes += payload.count
+            let changes = try codec.decodeChanges(payload, of: record)
             // A record imported or created here is an empty state and its creation's changes: room for their fields
             // at once, not grown by doubling as they come.
             if state.isEmpty { state.reserveFields(changes.count) }
             for change in changes { state.apply(change) }
         }
+        return bytes
     }
 
     /// Runs `body` in a read transaction, wrapping every failure in a ``ClientError``.

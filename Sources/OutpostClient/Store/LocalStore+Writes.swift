@@ -451,8 +451,8 @@ final class StoreTransaction {
     private var merged: Set<RecordRef> = []
     /// Local appends to records this transaction has not loaded: logged, and added to the record's tail.
     private var tailed: [RecordRef: [Change]] = [:]
-    /// The sizes of the stored state and tail of each held record loaded.
-    private var sizes: [RecordRef: (state: Int, tail: Int)] = [:]
+    /// The sizes of the stored state and tail of each held record loaded, and whether it has a tail.
+    private var sizes: [RecordRef: (state: Int, tail: Int, hasTail: Bool)] = [:]
     /// The owner in each held record's row as loaded: a row is written with its owner only when it changes, so
     /// that SQLite leaves the owner's index entry alone (it rewrites one for every column a statement sets).
     private var storedOwners: [RecordRef: String?] = [:]
@@ -488,7 +488,7 @@ final class StoreTransaction {
         if let held = try store.loadStateAndTail(record, db: db) {
             state = held.state
             existing.insert(record)
-            sizes[record] = (held.stateBytes, held.tailBytes)
+            sizes[record] = (held.stateBytes, held.tailBytes, held.hasTail)
             storedOwners[record] = held.owner
             if Projection.tables[record.type] != nil { projected[record] = Projection.rows(of: record, held.state) }
         }
@@ -804,6 +804,14 @@ final class StoreTransaction {
             if existing.contains(record), !merged.contains(record), let rows = written[record],
                 let size = sizes[record], size.tail + rows.bytes <= size.state + Self.tailAllowance
             {
+                // A record that has a tail already takes the new rows into it (their seq is above `tailStart`)
+                // with no write to its row: edits spread over a practice would otherwise rewrite most of the
+                // record table's pages. Its `tailBytes` then counts fewer bytes than the tail holds. That count
+                // decides only when a local append to a record no transaction loaded folds the tail
+                // (``extendTail(of:with:seq:bytes:)``); a transaction that loads the record counts the tail as it
+                // reads it and folds it here once it outgrows the state. So a tail stays under about twice the
+                // state and the allowance.
+                if size.hasTail && ownerStays { continue }
                 try db.execute(
                     cached: "UPDATE record SET tailStart = coalesce(tailStart, ?), tailBytes = ?\(setOwner) "
                         + "WHERE type = ? AND id = ?",
