@@ -171,6 +171,14 @@ struct StoreFormatTests {
         #expect(migrated.contains("v3-compact-rows"))
     }
 
+    /// A new store of replica `laptop` in a new scratch folder, with its path and configuration.
+    static func newStore() throws -> (path: String, configuration: LocalStore.Configuration, store: LocalStore) {
+        let path = TestScratch.folder("store").appendingPathComponent("store.sqlite").path
+        let configuration = LocalStore.Configuration(schema: Self.schema)
+        let store = try LocalStore.create(at: path, replicaID: ReplicaID("laptop"), configuration: configuration)
+        return (path, configuration, store)
+    }
+
     /// The record row as stored: its state's bytes, the first row of its tail (nil when none), the tail's size
     /// as the row counts it, and the size of the tail's rows as they are (`tail`).
     static func rawRecord(
@@ -201,10 +209,8 @@ struct StoreFormatTests {
     /// folded into the state. Every read sees the state with its tail, before and after reopening, and
     /// exactly what an in-memory document of the same changes holds.
     @Test func appendsGoToTheTailAndAreFoldedIn() throws {
-        let path = TestScratch.folder("store").appendingPathComponent("store.sqlite").path
-        let configuration = LocalStore.Configuration(schema: Self.schema)
+        let (path, configuration, store) = try Self.newStore()
         let patient = RecordRef(type: "patient", id: "pat_1")
-        let store = try LocalStore.create(at: path, replicaID: ReplicaID("laptop"), configuration: configuration)
         var document = Document(schema: Self.schema)
         try document.apply(
             try store.commit(
@@ -292,10 +298,8 @@ struct StoreFormatTests {
     /// once the tail outgrows the state it is folded in, whatever the row's count says. Every read matches an
     /// in-memory document of the same changes.
     @Test func remoteChangesJoinATailAndAreFoldedOnceItOutgrowsTheState() throws {
-        let path = TestScratch.folder("store").appendingPathComponent("store.sqlite").path
-        let configuration = LocalStore.Configuration(schema: Self.schema)
+        let (path, configuration, store) = try Self.newStore()
         let patient = RecordRef(type: "patient", id: "pat_1")
-        let store = try LocalStore.create(at: path, replicaID: ReplicaID("laptop"), configuration: configuration)
         var document = Document(schema: Self.schema)
         try document.apply(
             try store.commit([.assign(patient, "phone", "555-0100")], author: "per_1", site: nil)

@@ -23,6 +23,20 @@ struct PipelinedPullTests {
         return (server, directory, a)
     }
 
+    /// ``office(on:)``, then `site-b` bootstrapped from it, and 12 notes `site-a` added and pushed after that: what
+    /// `site-b` pulls next (pages of 5 make it three).
+    func twelveNotesToPull(
+        on backend: Backend
+    ) async throws -> (TestServer, TemporaryDirectory, LocalReplica, LocalReplica) {
+        let (server, directory, a) = try await office(on: backend)
+        let b = try LocalReplica("site-b", in: directory)
+        _ = try await b.engine(server.transport(server.adminToken)).sync()
+        let patient = RecordRef(type: "patient", id: TinyPractice.patients[1])
+        for index in 0..<12 { try a.care.update([.append(patient, "notes", .string("Note to pull \(index)"))]) }
+        _ = try await a.engine(server.transport(server.adminToken)).sync()
+        return (server, directory, a, b)
+    }
+
     /// With the default options a new device asks for snapshot pages of 2,000 records (two such pages are in
     /// memory at once) and pull pages of the server's largest size, 5,000 changes (each page is a transaction and
     /// a round trip).
@@ -52,13 +66,8 @@ struct PipelinedPullTests {
     /// then): a pull that asks for a page only after writing the one before fails on the store's busy timeout.
     @Test(arguments: Backend.all, SyncEngine.Encoding.allCases)
     func theNextPageIsAskedForWhileThisOneIsWritten(backend: Backend, encoding: SyncEngine.Encoding) async throws {
-        let (server, directory, a) = try await office(on: backend)
+        let (server, directory, a, b) = try await twelveNotesToPull(on: backend)
         let admin = server.adminToken
-        let b = try LocalReplica("site-b", in: directory)
-        _ = try await b.engine(server.transport(admin)).sync()
-        let patient = RecordRef(type: "patient", id: TinyPractice.patients[1])
-        for index in 0..<12 { try a.care.update([.append(patient, "notes", .string("Pipelined note \(index)"))]) }
-        _ = try await a.engine(server.transport(admin)).sync()
 
         // The write lock, taken by a second connection to b's store once page 1 has arrived.
         var configuration = Configuration()
@@ -83,6 +92,7 @@ struct PipelinedPullTests {
         #expect(transport.count(Wire.Path.changes) == 3)
         #expect(try b.export() == a.export())
         #expect(try b.store.checkProjection() == [])
+        withExtendedLifetime(directory) {}
     }
 
     /// A page sent but never written holds compaction back: the server counts a device as holding the lower of
@@ -91,13 +101,8 @@ struct PipelinedPullTests {
     /// checkpoint instead of finding it expired and bootstrapping again.
     @Test(arguments: Backend.all)
     func aPageSentButNeverWrittenHoldsCompactionBack(backend: Backend) async throws {
-        let (server, directory, a) = try await office(on: backend)
+        let (server, directory, a, b) = try await twelveNotesToPull(on: backend)
         let admin = server.adminToken
-        let b = try LocalReplica("site-b", in: directory)
-        _ = try await b.engine(server.transport(admin)).sync()
-        let patient = RecordRef(type: "patient", id: TinyPractice.patients[1])
-        for index in 0..<12 { try a.care.update([.append(patient, "notes", .string("Unwritten note \(index)"))]) }
-        _ = try await a.engine(server.transport(admin)).sync()
 
         let lost = FaultTransport(
             server.transport(admin),
@@ -118,5 +123,6 @@ struct PipelinedPullTests {
         #expect(report.pulled == 7)
         #expect(try b.store.checkpoint() != written)
         #expect(try b.export() == a.export())
+        withExtendedLifetime(directory) {}
     }
 }
