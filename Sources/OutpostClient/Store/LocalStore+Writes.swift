@@ -800,7 +800,10 @@ final class StoreTransaction {
             // The owner column only when it changes (`storedOwners`: a held record's row as loaded).
             let ownerStays = storedOwners[record].map { $0 == owner } ?? false
             let setOwner = ownerStays ? "" : ", owner = ?"
-            let ownerArgument: StatementArguments = ownerStays ? [] : [owner]
+            // The SET's owner, then the key: what every UPDATE of the row below ends with.
+            func ownerAndKey() -> [DatabaseValue] {
+                (ownerStays ? [] : [owner.databaseValue]) + [record.type.databaseValue, record.id.databaseValue]
+            }
             if existing.contains(record), !merged.contains(record), let rows = written[record],
                 let size = sizes[record], size.tail + rows.bytes <= size.state + Self.tailAllowance
             {
@@ -815,24 +818,24 @@ final class StoreTransaction {
                 try db.execute(
                     cached: "UPDATE record SET tailStart = coalesce(tailStart, ?), tailBytes = ?\(setOwner) "
                         + "WHERE type = ? AND id = ?",
-                    values: [rows.firstSeq.databaseValue, (size.tail + rows.bytes).databaseValue]
-                        + (ownerStays ? [] : [owner.databaseValue]) + [
-                            record.type.databaseValue, record.id.databaseValue,
-                        ]
+                    values: [rows.firstSeq.databaseValue, (size.tail + rows.bytes).databaseValue] + ownerAndKey()
                 )
                 continue
             }
             let bytes = try store.codec.encode(state, of: record)
             if existing.contains(record) {
-                try db.cachedStatement(
-                    sql: """
-                        UPDATE record SET state = ?, tailStart = NULL, tailBytes = 0\(setOwner)
-                        WHERE type = ? AND id = ?
-                        """
-                ).execute(arguments: [bytes] + ownerArgument + [record.type, record.id])
+                try db.execute(
+                    cached: "UPDATE record SET state = ?, tailStart = NULL, tailBytes = 0\(setOwner) "
+                        + "WHERE type = ? AND id = ?",
+                    values: [bytes.databaseValue] + ownerAndKey()
+                )
             } else {
-                try db.cachedStatement(sql: "INSERT INTO record (type, id, owner, state) VALUES (?, ?, ?, ?)").execute(
-                    arguments: [record.type, record.id, owner, bytes])
+                try db.execute(
+                    cached: "INSERT INTO record (type, id, owner, state) VALUES (?, ?, ?, ?)",
+                    values: [
+                        record.type.databaseValue, record.id.databaseValue, owner.databaseValue, bytes.databaseValue,
+                    ]
+                )
             }
         }
         // Most stores have no open conflict: then no touched field was in conflict, and no lookup is needed.

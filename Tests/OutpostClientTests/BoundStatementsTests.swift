@@ -9,7 +9,7 @@ import Testing
 /// reused, and a failure throws GRDB's error, leaves the statement usable and rolls its transaction back.
 /// `Database.forEachRow(cached:values:_:)`, the bound query of a remote apply's loads: rows read as GRDB reads
 /// them, in order, none when nothing matches, and a statement stepped part way is reset for the next run.
-struct BoundInsertTests {
+struct BoundStatementsTests {
     static let insert = "INSERT INTO t (a, b) VALUES (?, ?)"
 
     func database() throws -> DatabaseQueue {
