@@ -80,4 +80,63 @@ public enum SortableID {
         }
         return value
     }
+
+    /// A valid id's 128 bits: the 48 bits of its time and its 80 random bits as two numbers of 40 bits (the first
+    /// and last eight characters of its random part). ``text(_:)`` gives the id back.
+    public struct Bits: Sendable, Hashable {
+        /// Milliseconds since 1970, below 2^48.
+        public var millis: UInt64
+        /// The random part's first 40 bits.
+        public var high: UInt64
+        /// The random part's last 40 bits.
+        public var low: UInt64
+
+        /// Bits given as numbers; `nil` when one does not fit its width.
+        public init?(millis: UInt64, high: UInt64, low: UInt64) {
+            guard millis < 1 << 48, high < 1 << 40, low < 1 << 40 else { return nil }
+            self.millis = millis
+            self.high = high
+            self.low = low
+        }
+    }
+
+    /// The bits of `bytes` when they are a valid id (26 characters of ``alphabet``, the first at most `7`).
+    public static func bits(of bytes: UnsafeBufferPointer<UInt8>) -> Bits? {
+        guard isValid(buffer: bytes) else { return nil }
+        func number(_ range: Range<Int>) -> UInt64 {
+            var value: UInt64 = 0
+            for index in range { value = value << 5 | UInt64(digitValue(bytes[index])) }
+            return value
+        }
+        return Bits(millis: number(0..<10), high: number(10..<18), low: number(18..<26))
+    }
+
+    /// The 26 characters of an id with `bits`.
+    public static func text(_ bits: Bits) -> String {
+        String(unsafeUninitializedCapacity: 26) { buffer in
+            func put(_ value: UInt64, _ range: Range<Int>) {
+                var rest = value
+                for index in range.reversed() {
+                    buffer[index] = alphabet[Int(rest & 31)]
+                    rest >>= 5
+                }
+            }
+            put(bits.millis, 0..<10)
+            put(bits.high, 10..<18)
+            put(bits.low, 18..<26)
+            return 26
+        }
+    }
+
+    /// The value of one of ``alphabet``'s characters.
+    static func digitValue(_ byte: UInt8) -> UInt8 {
+        switch byte {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): byte - UInt8(ascii: "0")
+        case UInt8(ascii: "A")...UInt8(ascii: "H"): byte - UInt8(ascii: "A") + 10
+        case UInt8(ascii: "J"), UInt8(ascii: "K"): byte - UInt8(ascii: "J") + 18
+        case UInt8(ascii: "M"), UInt8(ascii: "N"): byte - UInt8(ascii: "M") + 20
+        case UInt8(ascii: "P")...UInt8(ascii: "T"): byte - UInt8(ascii: "P") + 22
+        default: byte - UInt8(ascii: "V") + 27
+        }
+    }
 }

@@ -6,6 +6,10 @@ import OutpostCRDT
 struct BinaryMessageReader {
     private let bytes: [UInt8]
     private var offset = 0
+    /// Where reading stops: the message's end, or a column's (``column()``).
+    private var end: Int
+    /// The message's layout version (``BinaryWire/layouts``).
+    private(set) var layout: UInt8 = 1
     private var strings: [String] = []
     /// Whether a string table entry is a valid replica id (checked once per entry, when first used as one).
     private var replicaValidity: [Bool?] = []
@@ -22,14 +26,19 @@ struct BinaryMessageReader {
     /// Reads the header and the tables of a message of `kind`.
     init(_ bytes: [UInt8], kind: BinaryWire.Kind) throws(BinaryWire.Failure) {
         self.bytes = bytes
+        end = bytes.count
         guard bytes.count >= 4, Array(bytes[0..<4]) == BinaryWire.magic else {
             throw failure("not a binary Outpost message (it does not start with OPB1)", at: 0)
         }
         offset = 4
         let version = try byte()
-        guard version == BinaryWire.version else {
-            throw failure("binary layout version \(version) is not \(BinaryWire.version); update the older side")
+        guard BinaryWire.layouts.contains(version) else {
+            throw failure(
+                "binary layout version \(version) is not one of \(BinaryWire.layouts.lowerBound) to "
+                    + "\(BinaryWire.layouts.upperBound); update the older side"
+            )
         }
+        layout = version
         let kindByte = try byte()
         guard kindByte == kind.rawValue else {
             let found = BinaryWire.Kind(rawValue: kindByte).map { "a \($0.name)" } ?? "kind \(kindByte)"
@@ -47,6 +56,10 @@ struct BinaryMessageReader {
             strings.append(text)
         }
         replicaValidity = Array(repeating: nil, count: strings.count)
+        if layout != 1 {
+            try readRecordTable()
+            return
+        }
         let recordCount = try count(minimumBytes: 2, "record table")
         records.reserveCapacity(min(recordCount, 4_096))
         // The string table holds each string once, so a record is told by its pair of string indexes: two
@@ -64,19 +77,93 @@ struct BinaryMessageReader {
         }
     }
 
+    /// Layout 2's record table: each record's type and how its id is written, then the times of the sortable
+    /// ids, then their random bits.
+    private mutating func readRecordTable() throws(BinaryWire.Failure) {
+        let recordCount = try count(minimumBytes: 2, "record table")
+        records.reserveCapacity(min(recordCount, 4_096))
+        var heads: [(start: Int, type: Int, id: Int, sortable: Bool)] = []
+        heads.reserveCapacity(recordCount)
+        var sortable = 0
+        for _ in 0..<recordCount {
+            let start = offset
+            let type = try index(strings.count, "string")
+            let formStart = offset
+            let form = try varint()
+            if form == 0 {
+                heads.append((start, type, try index(strings.count, "string"), false))
+            } else {
+                guard form <= UInt64(strings.count) else {
+                    throw failure("id prefix index \(form - 1) is outside its table of \(strings.count)", at: formStart)
+                }
+                heads.append((start, type, Int(form - 1), true))
+                sortable += 1
+            }
+        }
+        // Each sortable id takes at least a byte of time and ten of random bits.
+        guard sortable <= (end - offset) / 11 else {
+            throw failure(
+                "the record table's \(sortable) sortable ids are more than the \(end - offset) bytes left hold"
+            )
+        }
+        var millis: [UInt64] = []
+        millis.reserveCapacity(sortable)
+        var previous: UInt64 = 0
+        for _ in 0..<sortable {
+            let start = offset
+            previous = Zigzag.decode(try varint(), from: previous)
+            guard previous < 1 << 48 else { throw failure("a sortable id's time above 2^48-1", at: start) }
+            millis.append(previous)
+        }
+        guard sortable <= (end - offset) / 10 else {
+            throw failure("the record table is cut short in the random bits of its sortable ids")
+        }
+        var seen: Set<RecordRef> = []
+        seen.reserveCapacity(recordCount)
+        var next = 0
+        for head in heads {
+            var id = strings[head.id]
+            if head.sortable {
+                let high = bytes[offset..<offset + 5].reduce(0) { $0 << 8 | UInt64($1) }
+                let low = bytes[offset + 5..<offset + 10].reduce(0) { $0 << 8 | UInt64($1) }
+                offset += 10
+                id += SortableID.text(SortableID.Bits(millis: millis[next], high: high, low: low)!)
+                next += 1
+            }
+            let record = RecordRef(type: strings[head.type], id: id)
+            guard seen.insert(record).inserted else {
+                throw failure("a record repeated in the record table", at: head.start)
+            }
+            records.append(record)
+        }
+    }
+
+    /// Layout 2: the next column of the changes (a byte length and its bytes), as a reader of its own whose
+    /// differences start afresh; this reader goes on after it.
+    mutating func column() throws(BinaryWire.Failure) -> BinaryMessageReader {
+        let length = try count(minimumBytes: 1, "column length")
+        var column = self
+        column.end = offset + length
+        column.lastCounter = [:]
+        column.lastMillis = 0
+        offset += length
+        return column
+    }
+
     func failure(_ reason: String, at position: Int? = nil) -> BinaryWire.Failure {
         BinaryWire.Failure(offset: position ?? offset, reason: reason)
     }
 
-    /// Refuses bytes after the message.
+    /// Refuses bytes after the message (or after a column's last entry).
     func finish() throws(BinaryWire.Failure) {
-        guard offset == bytes.count else {
-            throw failure("\(bytes.count - offset) bytes after the end of the message")
+        guard offset == end else {
+            let what = end == bytes.count ? "the message" : "a column"
+            throw failure("\(end - offset) bytes after the end of \(what)")
         }
     }
 
     mutating func byte() throws(BinaryWire.Failure) -> UInt8 {
-        guard offset < bytes.count else { throw failure("the message is cut short") }
+        guard offset < end else { throw failure("the message is cut short") }
         defer { offset += 1 }
         return bytes[offset]
     }
@@ -86,7 +173,7 @@ struct BinaryMessageReader {
         var result: UInt64 = 0
         var shift: UInt64 = 0
         while true {
-            guard offset < bytes.count else { throw failure("the message is cut short in a number", at: start) }
+            guard offset < end else { throw failure("the message is cut short in a number", at: start) }
             let byte = bytes[offset]
             offset += 1
             // The tenth byte may carry only the top bit of a 64-bit number.
@@ -103,7 +190,7 @@ struct BinaryMessageReader {
     mutating func count(minimumBytes: Int, _ what: String) throws(BinaryWire.Failure) -> Int {
         let start = offset
         let value = try varint()
-        let left = UInt64(bytes.count - offset)
+        let left = UInt64(end - offset)
         guard value <= left / UInt64(minimumBytes) else {
             throw failure("the \(what) count \(value) is more than the \(left) bytes left can hold", at: start)
         }
@@ -192,6 +279,7 @@ struct BinaryMessageReader {
 
     mutating func changes() throws(BinaryWire.Failure) -> [Change] {
         let total = try count(minimumBytes: Self.minimumChangeBytes, "change")
+        if layout != 1 { return try columnChanges(total) }
         var changes: [Change] = []
         changes.reserveCapacity(min(total, 1_024))
         for _ in 0..<total {
@@ -222,6 +310,57 @@ struct BinaryMessageReader {
                 )
             )
         }
+        return changes
+    }
+
+    /// Layout 2's changes: the columns of ``BinaryMessageWriter``'s `writeColumns(of:)`, each read to its end.
+    private mutating func columnChanges(_ total: Int) throws(BinaryWire.Failure) -> [Change] {
+        var records = try column()
+        var fields = try column()
+        var ids = try column()
+        var values = try column()
+        var replaces = try column()
+        var clocks = try column()
+        var provenance = try column()
+        var changes: [Change] = []
+        changes.reserveCapacity(min(total, 1_024))
+        var previous: UInt64 = 0
+        for _ in 0..<total {
+            let recordStart = records.offset
+            previous = Zigzag.decode(try records.varint(), from: previous)
+            guard previous < UInt64(self.records.count) else {
+                throw failure(
+                    "record index \(Int64(bitPattern: previous)) is outside its table of \(self.records.count)",
+                    at: recordStart
+                )
+            }
+            let field = try fields.string()
+            let id = try ids.changeID()
+            let start = values.offset
+            let tag = try values.byte()
+            guard let operation = BinaryWire.operation(code: tag >> 4) else {
+                throw failure("unknown operation \(tag >> 4)", at: start)
+            }
+            let value = try values.value(tag: tag, at: start)
+            let replaced = try replaces.changeIDs()
+            let clock = try clocks.clock()
+            let author = try provenance.string()
+            let site = try provenance.optionalString()
+            changes.append(
+                Change(
+                    id: id,
+                    record: self.records[Int(previous)],
+                    field: field,
+                    operation: operation,
+                    value: value,
+                    replaces: replaced,
+                    clock: clock,
+                    author: author,
+                    site: site
+                )
+            )
+        }
+        for column in [records, fields, ids, values, replaces, clocks, provenance] { try column.finish() }
         return changes
     }
 

@@ -13,8 +13,12 @@ public enum BinaryWire {
     public static let contentType = "application/vnd.outpost.v1+binary"
     /// The first four bytes of every binary message.
     public static let magic: [UInt8] = Array("OPB1".utf8)
-    /// The layout version after the magic; a reader refuses any other.
-    public static let version: UInt8 = 1
+    /// The layout versions after the magic this side reads and writes; a reader refuses any other.
+    /// Layout 2 writes a message's changes column by column and sortable record ids as bits
+    /// (protocol/README.md, "Layout 2").
+    public static let layouts: ClosedRange<UInt8> = 1...2
+    /// The newest layout: what a sender writes when the other side reads it.
+    public static let latestLayout: UInt8 = layouts.upperBound
 
     /// What a binary message holds: the byte after the version.
     public enum Kind: UInt8, Sendable, CaseIterable {
@@ -59,14 +63,34 @@ public enum BinaryWire {
     /// Whether an `Accept` header asks for ``contentType``: one of its comma-separated entries names it (without
     /// a `q=0`).
     public static func accepts(_ accept: String) -> Bool {
-        accept.split(separator: ",").contains { entry in
+        layout(accepting: accept) != nil
+    }
+
+    /// The layout to answer an `Accept` header in: `nil` when none of its comma-separated entries names
+    /// ``contentType`` (without a `q=0`); otherwise the newest layout named by an entry's `layout` parameter (the
+    /// newest the client reads; it reads every older one), at most ``latestLayout``, or 1 without one.
+    public static func layout(accepting accept: String) -> UInt8? {
+        var best: UInt8?
+        for entry in accept.split(separator: ",") {
             let parts = entry.split(separator: ";", omittingEmptySubsequences: false)
-            guard let type = parts.first, type.trimmingWhitespace().lowercased() == contentType else { return false }
-            return !parts.dropFirst().contains { parameter in
+            guard let type = parts.first, type.trimmingWhitespace().lowercased() == contentType else { continue }
+            var layout: UInt8 = 1
+            var refused = false
+            for parameter in parts.dropFirst() {
                 let text = parameter.trimmingWhitespace().lowercased()
-                return text == "q=0" || text == "q=0.0" || text == "q=0.00" || text == "q=0.000"
+                if text == "q=0" || text == "q=0.0" || text == "q=0.00" || text == "q=0.000" { refused = true }
+                if text.hasPrefix("layout="), let number = UInt8(text.dropFirst(7)), number >= 1 {
+                    layout = min(number, latestLayout)
+                }
             }
+            if !refused { best = max(best ?? layout, layout) }
         }
+        return best
+    }
+
+    /// An `Accept` value asking for ``contentType`` in `layout` or older.
+    public static func accept(layout: UInt8) -> String {
+        layout == 1 ? contentType : "\(contentType); layout=\(layout)"
     }
 
     // MARK: Value and operation codes
@@ -77,6 +101,20 @@ public enum BinaryWire {
     static let valueInt: UInt8 = 3
     static let valueInlineString: UInt8 = 4
     static let valueTableString: UInt8 = 5
+
+    /// A record id that ends in a sortable id (``SortableID``): what comes before it, and its bits.
+    static func sortableForm(of id: String) -> (prefix: Substring, bits: SortableID.Bits)? {
+        let utf8 = id.utf8
+        guard utf8.count >= 26 else { return nil }
+        let start = utf8.index(utf8.endIndex, offsetBy: -26)
+        let tail = utf8[start...]
+        let bits =
+            tail.withContiguousStorageIfAvailable { SortableID.bits(of: $0) }
+            ?? Array(tail).withUnsafeBufferPointer { SortableID.bits(of: $0) }
+        guard let bits else { return nil }
+        // The tail is 26 ASCII bytes, so the prefix ends on a character's boundary.
+        return (Substring(utf8[..<start]), bits)
+    }
 
     static func code(of operation: OutpostCRDT.Operation) -> UInt8 {
         switch operation {
@@ -112,10 +150,15 @@ extension StringProtocol {
 /// Writes one binary message: the body is written first, interning strings and records into the tables, and
 /// the header and tables are put in front of it at the end.
 struct BinaryMessageWriter {
+    /// The layout version written (``BinaryWire/layouts``).
+    let layout: UInt8
     private var body = BinaryWriter(capacity: 4_096)
     private var strings: [String] = []
     private var stringIndex: [String: Int] = [:]
-    private var records: [(type: Int, id: Int)] = []
+    /// The record table: each record's type (a string index) and id, in first-use order. Layout 1 puts every
+    /// id in the string table when the record is first used; layout 2 only ids that are not sortable ids, at the
+    /// end (``finish(kind:)``).
+    private var records: [(type: Int, id: String)] = []
     private var recordIndex: [RecordRef: Int] = [:]
     /// The last counter written per replica, by the replica's string index.
     private var lastCounter: [Int: UInt64] = [:]
@@ -135,7 +178,9 @@ struct BinaryMessageWriter {
 
     /// Creates a writer; a string value goes in the table when `values` hold it twice or `identities` (ids,
     /// authors, sites of the message) hold it, inline otherwise.
-    init(values: some Sequence<Value>, identities: Set<String>) {
+    init(layout: UInt8, values: some Sequence<Value>, identities: Set<String>) {
+        precondition(BinaryWire.layouts.contains(layout), "no binary layout \(layout)")
+        self.layout = layout
         for case .string(let text) in values {
             // The first time (a new slot, `.min`): tabled when an identity, inline otherwise; again: tabled.
             Self.update(&valueSlots[text, default: .min]) {
@@ -199,13 +244,17 @@ struct BinaryMessageWriter {
     }
 
     mutating func write(record: RecordRef) {
-        if let index = recordIndex[record] {
-            body.write(varint: UInt64(index))
-            return
-        }
-        records.append((string(record.type), string(record.id)))
+        body.write(varint: UInt64(index(of: record)))
+    }
+
+    /// A record's index in the record table, added at the end when the message has not used it yet.
+    private mutating func index(of record: RecordRef) -> Int {
+        if let index = recordIndex[record] { return index }
+        let type = string(record.type)
+        if layout == 1 { _ = string(record.id) }
+        records.append((type, record.id))
         recordIndex[record] = records.count - 1
-        body.write(varint: UInt64(records.count - 1))
+        return records.count - 1
     }
 
     mutating func write(id: ChangeID) {
@@ -265,6 +314,10 @@ struct BinaryMessageWriter {
 
     mutating func write(changes: [Change]) {
         write(count: changes.count)
+        guard layout == 1 else {
+            writeColumns(of: changes)
+            return
+        }
         for change in changes {
             write(record: change.record)
             write(string: change.field, as: .field)
@@ -275,6 +328,52 @@ struct BinaryMessageWriter {
             write(string: change.author, as: .author)
             write(optionalString: change.site, as: .site)
         }
+    }
+
+    /// Layout 2's changes: the parts layout 1 writes of each change, each part of every change in a column of its
+    /// own (a byte length and its bytes), so that like sits beside like for gzip; a record as the difference from
+    /// the previous change's record index. Each column's differences start afresh, and so do those of what follows.
+    private mutating func writeColumns(of changes: [Change]) {
+        var previous = 0
+        column {
+            for change in changes {
+                let index = $0.index(of: change.record)
+                $0.body.write(varint: Zigzag.encode(UInt64(index), from: UInt64(previous)))
+                previous = index
+            }
+        }
+        column { for change in changes { $0.write(string: change.field, as: .field) } }
+        column { for change in changes { $0.write(id: change.id) } }
+        column {
+            for change in changes { $0.write(value: change.value, high: BinaryWire.code(of: change.operation) << 4) }
+        }
+        column { for change in changes { $0.write(ids: change.replaces) } }
+        column { for change in changes { $0.write(clock: change.clock) } }
+        column {
+            for change in changes {
+                $0.write(string: change.author, as: .author)
+                $0.write(optionalString: change.site, as: .site)
+            }
+        }
+        resetDifferences()
+    }
+
+    /// Writes one column: what `fill` writes, with differences from afresh, after its byte length.
+    private mutating func column(_ fill: (inout Self) -> Void) {
+        let outer = body
+        body = BinaryWriter(capacity: 1_024)
+        resetDifferences()
+        fill(&self)
+        let column = body
+        body = outer
+        body.write(varint: UInt64(column.bytes.count))
+        body.append(column)
+    }
+
+    private mutating func resetDifferences() {
+        lastCounter = [:]
+        lastReplica = nil
+        lastMillis = 0
     }
 
     mutating func write(records snapshot: [SnapshotRecord]) {
@@ -302,17 +401,55 @@ struct BinaryMessageWriter {
     }
 
     /// The whole message: header, string table, record table, body.
-    func finish(kind: BinaryWire.Kind) -> [UInt8] {
+    mutating func finish(kind: BinaryWire.Kind) -> [UInt8] {
+        // Layout 2: a sortable id is its prefix (a string) and its bits; any other id is a string.
+        var forms: [(prefix: Int, bits: SortableID.Bits)?] = []
+        if layout != 1 {
+            forms.reserveCapacity(records.count)
+            for record in records {
+                if let form = BinaryWire.sortableForm(of: record.id) {
+                    forms.append((string(String(form.prefix)), form.bits))
+                } else {
+                    _ = string(record.id)
+                    forms.append(nil)
+                }
+            }
+        }
         var head = BinaryWriter(capacity: body.bytes.count / 2 + 64)
         for byte in BinaryWire.magic { head.write(byte: byte) }
-        head.write(byte: BinaryWire.version)
+        head.write(byte: layout)
         head.write(byte: kind.rawValue)
         head.write(varint: UInt64(strings.count))
         for text in strings { head.write(text) }
         head.write(varint: UInt64(records.count))
-        for record in records {
+        if layout == 1 {
+            for record in records {
+                head.write(varint: UInt64(record.type))
+                head.write(varint: UInt64(stringIndex[record.id]!))
+            }
+            return head.bytes + body.bytes
+        }
+        for (record, form) in zip(records, forms) {
             head.write(varint: UInt64(record.type))
-            head.write(varint: UInt64(record.id))
+            if let form {
+                head.write(varint: UInt64(form.prefix) + 1)
+            } else {
+                head.write(varint: 0)
+                head.write(varint: UInt64(stringIndex[record.id]!))
+            }
+        }
+        var previous: UInt64 = 0
+        for case let form? in forms {
+            head.write(varint: Zigzag.encode(form.bits.millis, from: previous))
+            previous = form.bits.millis
+        }
+        for case let form? in forms {
+            // The 80 random bits, most significant first.
+            for part in [form.bits.high, form.bits.low] {
+                for shift in stride(from: 32, through: 0, by: -8) {
+                    head.write(byte: UInt8(truncatingIfNeeded: part >> shift))
+                }
+            }
         }
         return head.bytes + body.bytes
     }
@@ -353,9 +490,16 @@ struct BinaryMessageWriter {
         return (values, identities)
     }
 
-    init(changes: [Change], records: [SnapshotRecord]) {
+    init(layout: UInt8, changes: [Change], records: [SnapshotRecord]) {
         let scanned = Self.scan(changes: changes, records: records)
-        self.init(values: scanned.values, identities: scanned.identities)
+        self.init(layout: layout, values: scanned.values, identities: scanned.identities)
+    }
+}
+
+extension BinaryWireMessage {
+    /// Its binary form in the newest layout.
+    public func binaryEncoded() -> [UInt8] {
+        binaryEncoded(layout: BinaryWire.latestLayout)
     }
 }
 
@@ -363,8 +507,8 @@ struct BinaryMessageWriter {
 public protocol BinaryWireMessage: Sendable {
     /// The kind byte of its binary form.
     static var binaryKind: BinaryWire.Kind { get }
-    /// Its binary form.
-    func binaryEncoded() -> [UInt8]
+    /// Its binary form in `layout` (one of ``BinaryWire/layouts``).
+    func binaryEncoded(layout: UInt8) -> [UInt8]
     /// Reads its binary form strictly.
     ///
     /// - Throws: ``BinaryWire/Failure`` naming the byte offset and what was wrong.
@@ -374,8 +518,8 @@ public protocol BinaryWireMessage: Sendable {
 extension PushRequest: BinaryWireMessage {
     public static var binaryKind: BinaryWire.Kind { .pushRequest }
 
-    public func binaryEncoded() -> [UInt8] {
-        var writer = BinaryMessageWriter(changes: changes, records: [])
+    public func binaryEncoded(layout: UInt8) -> [UInt8] {
+        var writer = BinaryMessageWriter(layout: layout, changes: changes, records: [])
         writer.write(string: replica.rawValue)
         writer.write(changes: changes)
         return writer.finish(kind: Self.binaryKind)
@@ -385,8 +529,8 @@ extension PushRequest: BinaryWireMessage {
 extension PullResponse: BinaryWireMessage {
     public static var binaryKind: BinaryWire.Kind { .pullResponse }
 
-    public func binaryEncoded() -> [UInt8] {
-        var writer = BinaryMessageWriter(changes: changes, records: records)
+    public func binaryEncoded(layout: UInt8) -> [UInt8] {
+        var writer = BinaryMessageWriter(layout: layout, changes: changes, records: records)
         writer.write(changes: changes)
         writer.write(inline: checkpoint)
         writer.write(byte: hasMore ? 1 : 0)
@@ -400,8 +544,8 @@ extension PullResponse: BinaryWireMessage {
 extension SnapshotPage: BinaryWireMessage {
     public static var binaryKind: BinaryWire.Kind { .snapshotPage }
 
-    public func binaryEncoded() -> [UInt8] {
-        var writer = BinaryMessageWriter(changes: [], records: records)
+    public func binaryEncoded(layout: UInt8) -> [UInt8] {
+        var writer = BinaryMessageWriter(layout: layout, changes: [], records: records)
         writer.write(records: records)
         writer.write(inline: checkpoint)
         if let next {

@@ -24,6 +24,9 @@ public struct SessionInfo: Sendable, Hashable, Codable {
     /// again and pushes again its changes the store lacks (protocol/README.md, "Epochs"). Absent from servers
     /// before epochs.
     public var epoch: String?
+    /// The newest binary layout the server reads and writes (``BinaryWire/layouts``; it reads every older one).
+    /// Absent from servers before layout 2, which read and write layout 1 only.
+    public var binaryLayout: Int?
 
     /// Creates a session description.
     public init(
@@ -35,9 +38,11 @@ public struct SessionInfo: Sendable, Hashable, Codable {
         serverTimeMillis: UInt64,
         maxClockSkewMillis: UInt64,
         limits: Limits,
-        epoch: String? = nil
+        epoch: String? = nil,
+        binaryLayout: Int? = nil
     ) {
         self.epoch = epoch
+        self.binaryLayout = binaryLayout
         self.protocolVersion = protocolVersion
         self.serverVersion = serverVersion
         self.practice = practice

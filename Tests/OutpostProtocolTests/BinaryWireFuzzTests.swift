@@ -65,10 +65,53 @@ struct Craft {
         }
         return craft.bytes
     }
+
+    /// The varint bytes of `value`.
+    static func varint(_ value: UInt64) -> [UInt8] {
+        var writer = BinaryWriter()
+        writer.write(varint: value)
+        return writer.bytes
+    }
+
+    /// Layout 2's table, in the order the reference encoder makes it: the replica, the record's type, the field,
+    /// the author, the record id's prefix.
+    static let table2 = [replica, "patient", "phone", "per_01KJYKKBT1YWAT28G7VFNAJGNS", "pat_"]
+    /// The bits of `pat_01KKBFJZCTT8BHAW9GPEZGQKFM`: its time (zigzag from 0) and ten random bytes.
+    static let patientTime = Zigzag.encode(SortableID.millis(of: "01KKBFJZCTT8BHAW9GPEZGQKFM")!, from: 0)
+    static let patientRandom: [UInt8] = [0xD2, 0x17, 0x15, 0x71, 0x30, 0xB3, 0xBF, 0x0B, 0xCD, 0xF4]
+
+    /// A layout 2 push of one change to `pat_01KKBFJZCTT8BHAW9GPEZGQKFM`: `records` is its record table after
+    /// the count, `recordColumn` its record column, `extra` bytes at the end of the field column.
+    static func push2(
+        records: [[UInt8]]? = nil,
+        recordColumn: [UInt8] = [0],
+        extra: [UInt8] = [],
+        columnLength: UInt64? = nil
+    ) -> [UInt8] {
+        var craft = Craft(version: 2).strings(table2)
+        let table = records ?? [[1, 5] + varint(patientTime) + patientRandom]
+        craft = craft.varint(UInt64(table.count))
+        for record in table { craft = craft.raw(record) }
+        craft = craft.varint(0).varint(1)  // replica: string 0; one change
+        let columns: [[UInt8]] = [
+            recordColumn,
+            [2] + extra,  // field phone
+            [0, 2],  // id: replica 0, counter +1
+            [0x04, 1, 0x78],  // assign, inline "x"
+            [0],  // replaces: none
+            [2, 0],  // clock: ms +1, c 0
+            [3, 0],  // author, no site
+        ]
+        for (index, column) in columns.enumerated() {
+            craft = craft.varint(index == 1 ? columnLength ?? UInt64(column.count) : UInt64(column.count)).raw(column)
+        }
+        return craft.bytes
+    }
 }
 
 extension InvalidBinary {
     static let valid = Craft.push()
+    static let valid2 = Craft.push2()
 
     static let all: [InvalidBinary] = [
         InvalidBinary(
@@ -77,9 +120,9 @@ extension InvalidBinary {
             bytes: Array("OPB2".utf8) + valid.dropFirst(4)
         ),
         InvalidBinary(
-            file: "push.version-2.bin",
-            why: "layout version 2",
-            bytes: Array(valid[0..<4]) + [2] + valid.dropFirst(5)
+            file: "push.version-3.bin",
+            why: "layout version 3",
+            bytes: Array(valid[0..<4]) + [3] + valid.dropFirst(5)
         ),
         InvalidBinary(
             file: "push.kind-pull.bin",
@@ -149,15 +192,63 @@ extension InvalidBinary {
             why: "a clock counter of 2^32",
             bytes: Craft.push(clockCounter: 1 << 32)
         ),
+        InvalidBinary(
+            file: "push.layout2.column-cut-short.bin",
+            why: "layout 2: the field column says 200 bytes, more than the message has left",
+            bytes: Craft.push2(columnLength: 200)
+        ),
+        InvalidBinary(
+            file: "push.layout2.column-bytes-left.bin",
+            why: "layout 2: a byte left in the field column after its one change",
+            bytes: Craft.push2(extra: [2])
+        ),
+        InvalidBinary(
+            file: "push.layout2.record-outside-table.bin",
+            why: "layout 2: the change's record is record 1 (zigzag +1) of a table of 1",
+            bytes: Craft.push2(recordColumn: [2])
+        ),
+        InvalidBinary(
+            file: "push.layout2.id-prefix-outside-table.bin",
+            why: "layout 2: a sortable id whose prefix is string 7 of a table of 5",
+            bytes: Craft.push2(records: [[1, 8, 2] + Craft.patientRandom])
+        ),
+        InvalidBinary(
+            file: "push.layout2.id-time-too-large.bin",
+            why: "layout 2: a sortable id whose time is 2^48",
+            bytes: Craft.push2(records: [[1, 5] + Craft.varint(Zigzag.encode(1 << 48, from: 0)) + Craft.patientRandom])
+        ),
+        InvalidBinary(
+            file: "push.layout2.id-bits-cut-short.bin",
+            why: "layout 2: a sortable id with nine of its ten random bytes",
+            bytes: {
+                Craft(version: 2).strings(Craft.table2).varint(1).raw([1, 5]).varint(Craft.patientTime)
+                    .raw(Array(Craft.patientRandom.prefix(9))).bytes
+            }()
+        ),
+        InvalidBinary(
+            file: "push.layout2.record-repeated.bin",
+            why: "layout 2: one record twice, as bits and as a string",
+            bytes: {
+                Craft(version: 2).strings(Craft.table + ["pat_"]).varint(2)
+                    .varint(1).varint(0).varint(2).varint(1).varint(6)
+                    .varint(Craft.patientTime).raw(Craft.patientRandom)
+                    .varint(0).varint(0).bytes
+            }()
+        ),
     ]
 }
 
 struct InvalidBinaryTests {
-    @Test func theHandBuiltPushIsValid() throws {
-        let push = try PushRequest(binary: InvalidBinary.valid)
-        #expect(push.changes.count == 1)
-        #expect(push.changes[0].id.description == "laptop-rn-04/1")
-        #expect(push.changes[0].value == "x")
+    @Test func theHandBuiltPushesAreValid() throws {
+        for bytes in [InvalidBinary.valid, InvalidBinary.valid2] {
+            let push = try PushRequest(binary: bytes)
+            #expect(push.changes.count == 1)
+            #expect(push.changes[0].id.description == "laptop-rn-04/1")
+            #expect(push.changes[0].record == RecordRef(type: "patient", id: "pat_01KKBFJZCTT8BHAW9GPEZGQKFM"))
+            #expect(push.changes[0].value == "x")
+            #expect(push.changes[0].author == "per_01KJYKKBT1YWAT28G7VFNAJGNS")
+        }
+        #expect(try PushRequest(binary: InvalidBinary.valid2).binaryEncoded(layout: 2) == InvalidBinary.valid2)
     }
 
     @Test(arguments: InvalidBinary.all)
@@ -243,7 +334,7 @@ struct BinaryWireFuzzTests {
         for round in 0..<3_000 {
             let kind = UInt8(round % 3 + 1)
             let length = Int.random(in: 0...96, using: &random)
-            var bytes = BinaryWire.magic + [BinaryWire.version, kind]
+            var bytes = BinaryWire.magic + [UInt8(round % 2 + 1), kind]
             for _ in 0..<length { bytes.append(UInt8.random(in: 0...255, using: &random)) }
             decodeEveryKind(bytes)
             // And with no header at all.
@@ -321,5 +412,19 @@ struct BinaryWireFuzzTests {
             snapshotBinary.count * 4 < snapshotJSON.count,
             "binary \(snapshotBinary.count) bytes, JSON \(snapshotJSON.count)"
         )
+    }
+
+    @Test func layoutTwoIsSmallerThanLayoutOneGzippedAndReadsTheSame() throws {
+        let (pull, snapshot) = Self.largePage()
+        let pulls = BinaryWire.layouts.map { pull.binaryEncoded(layout: $0) }
+        let snapshots = BinaryWire.layouts.map { snapshot.binaryEncoded(layout: $0) }
+        for bytes in pulls { #expect(try PullResponse(binary: bytes) == pull) }
+        for bytes in snapshots { #expect(try SnapshotPage(binary: bytes) == snapshot) }
+        // The page's changes column by column and its 500 record ids as bits: at least a tenth fewer bytes on the
+        // wire (gzip) for the pull page, fewer for its snapshot.
+        let pullSizes = pulls.map { WireCompression.compress($0).count }
+        #expect(pullSizes[1] * 10 < pullSizes[0] * 9, "\(pullSizes)")
+        let snapshotSizes = snapshots.map { WireCompression.compress($0).count }
+        #expect(snapshotSizes[1] < snapshotSizes[0], "\(snapshotSizes)")
     }
 }

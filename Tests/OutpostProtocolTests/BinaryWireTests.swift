@@ -3,9 +3,10 @@ import OutpostCRDT
 import OutpostProtocol
 import Testing
 
-/// One binary golden: a file in `protocol/golden/binary/` and its value.
+/// One binary golden: a file in `protocol/golden/binary/` and its value, in one layout.
 struct BinaryGolden: Sendable, CustomStringConvertible {
     let name: String
+    let layout: UInt8
     /// Decodes the bytes as the golden's type; whether they give the value.
     let decodes: @Sendable ([UInt8]) throws -> Bool
     /// The value's binary form.
@@ -15,19 +16,23 @@ struct BinaryGolden: Sendable, CustomStringConvertible {
 
     var description: String { name }
 
+    /// The golden in each layout: `name` in layout 1, `name` with `.layout2` before `.bin` in layout 2.
     static func make<Message: BinaryWireMessage & Hashable>(
         _ name: String,
         _ value: Message,
         json: String?
     )
-        -> BinaryGolden
+        -> [BinaryGolden]
     {
-        BinaryGolden(
-            name: name,
-            decodes: { try Message(binary: $0) == value },
-            encode: { value.binaryEncoded() },
-            json: json
-        )
+        BinaryWire.layouts.map { layout in
+            BinaryGolden(
+                name: layout == 1 ? name : name.replacingOccurrences(of: ".bin", with: ".layout\(layout).bin"),
+                layout: layout,
+                decodes: { try Message(binary: $0) == value },
+                encode: { value.binaryEncoded(layout: layout) },
+                json: json
+            )
+        }
     }
 }
 
@@ -44,27 +49,33 @@ enum BinaryCatalog {
         removed: [GoldenCatalog.otherPatient.id]
     )
 
-    static let all: [BinaryGolden] = [
-        .make(
-            "push-request.bin",
-            PushRequest(replica: GoldenCatalog.laptop, changes: GoldenCatalog.pushedChanges),
-            json: "push-request.json"
-        ),
-        .make(
-            "push-request.empty.bin",
-            PushRequest(replica: GoldenCatalog.laptop, changes: []),
-            json: "push-request.empty.json"
-        ),
-        .make("pull-response.bin", try! pulled("pull-response.json"), json: "pull-response.json"),
-        .make(
-            "pull-response.caught-up.bin",
-            try! pulled("pull-response.caught-up.json"),
-            json: "pull-response.caught-up.json"
-        ),
-        .make("pull-response.scoped.bin", scopedPull, json: nil),
-        .make("snapshot-page.bin", try! snapshot("snapshot-page.json"), json: "snapshot-page.json"),
-        .make("snapshot-page.last.bin", try! snapshot("snapshot-page.last.json"), json: "snapshot-page.last.json"),
-    ]
+    static let all: [BinaryGolden] = Array(
+        [
+            BinaryGolden.make(
+                "push-request.bin",
+                PushRequest(replica: GoldenCatalog.laptop, changes: GoldenCatalog.pushedChanges),
+                json: "push-request.json"
+            ),
+            BinaryGolden.make(
+                "push-request.empty.bin",
+                PushRequest(replica: GoldenCatalog.laptop, changes: []),
+                json: "push-request.empty.json"
+            ),
+            BinaryGolden.make("pull-response.bin", try! pulled("pull-response.json"), json: "pull-response.json"),
+            BinaryGolden.make(
+                "pull-response.caught-up.bin",
+                try! pulled("pull-response.caught-up.json"),
+                json: "pull-response.caught-up.json"
+            ),
+            BinaryGolden.make("pull-response.scoped.bin", scopedPull, json: nil),
+            BinaryGolden.make("snapshot-page.bin", try! snapshot("snapshot-page.json"), json: "snapshot-page.json"),
+            BinaryGolden.make(
+                "snapshot-page.last.bin",
+                try! snapshot("snapshot-page.last.json"),
+                json: "snapshot-page.last.json"
+            ),
+        ].joined()
+    )
 
     static func pulled(_ name: String) throws -> PullResponse {
         try Wire.makeDecoder().decode(PullResponse.self, from: ProtocolFiles.read(name, in: ProtocolFiles.golden))
@@ -194,6 +205,55 @@ struct BinaryWireTests {
         #expect(!BinaryWire.accepts("application/vnd.outpost.v1+binary;q=0"))
         #expect(!BinaryWire.accepts("application/json"))
         #expect(!BinaryWire.accepts("*/*"))
+    }
+
+    @Test func theLayoutOfAnAnswerIsTheNewestTheAcceptNamesUpToThisSides() {
+        let type = BinaryWire.contentType
+        #expect(BinaryWire.layout(accepting: type) == 1)
+        #expect(BinaryWire.layout(accepting: "\(type); layout=2") == 2)
+        #expect(BinaryWire.layout(accepting: "\(type);Layout=2;q=0.5") == 2)
+        #expect(BinaryWire.layout(accepting: "\(type); layout=9") == BinaryWire.latestLayout)
+        #expect(BinaryWire.layout(accepting: "\(type); layout=0") == 1)
+        #expect(BinaryWire.layout(accepting: "\(type); layout=two") == 1)
+        #expect(BinaryWire.layout(accepting: "\(type); layout=2; q=0") == nil)
+        #expect(BinaryWire.layout(accepting: "\(type), \(type); layout=2") == 2)
+        #expect(BinaryWire.layout(accepting: "application/json") == nil)
+        #expect(BinaryWire.accept(layout: 1) == type)
+        #expect(BinaryWire.layout(accepting: BinaryWire.accept(layout: 2)) == 2)
+    }
+
+    @Test func layoutTwoWritesSortableRecordIdsAsBitsAndAnyOtherIdAsAString() throws {
+        // A sortable id with a prefix, one with none, a lower-case one (not sortable), one too short.
+        let ids = [
+            "tsk_01JWMCKYEW8Y2Z3YFNJ58P8XPG", "01JWMCNAQ200C79FMJ3JXQJY5A", "tsk_01jwmckyew8y2z3yfnj58p8xpg", "abc",
+        ]
+        let changes = ids.enumerated().map { index, id in
+            Change(
+                id: ChangeID(replica: GoldenCatalog.laptop, counter: UInt64(index + 1)),
+                record: RecordRef(type: "task", id: id),
+                field: "priority",
+                operation: .assign,
+                value: "urgent",
+                replaces: [],
+                clock: Timestamp(millis: 1_795_437_000_000, counter: UInt32(index)),
+                author: "per_01KJYKKBT1YWAT28G7VFNAJGNS",
+                site: nil
+            )
+        }
+        let push = PushRequest(replica: GoldenCatalog.laptop, changes: changes)
+        let bytes = push.binaryEncoded(layout: 2)
+        #expect(bytes[4] == 2)
+        #expect(try PushRequest(binary: bytes) == push)
+        func holds(_ text: String) -> Bool {
+            let needle = Array(text.utf8)
+            return bytes.indices.contains { bytes[$0...].starts(with: needle) }
+        }
+        #expect(!holds("01JWMCKYEW8Y2Z3YFNJ58P8XPG"))
+        #expect(!holds("01JWMCNAQ200C79FMJ3JXQJY5A"))
+        #expect(holds("tsk_01jwmckyew8y2z3yfnj58p8xpg"))
+        #expect(holds("abc"))
+        #expect(try PushRequest(binary: push.binaryEncoded(layout: 1)) == push)
+        #expect(bytes.count < push.binaryEncoded(layout: 1).count)
     }
 
     @Test func aMessageOfAnotherKindIsRefusedNamingBoth() throws {

@@ -76,7 +76,8 @@ enum GoldenCatalog {
                 serverTimeMillis: serverTime,
                 maxClockSkewMillis: 300_000,
                 limits: .standard,
-                epoch: "epo_3f9c2a7d5e1b4c8a9d0e6f2b7a1c5d83"
+                epoch: "epo_3f9c2a7d5e1b4c8a9d0e6f2b7a1c5d83",
+                binaryLayout: 2
             )
         ),
         .make(

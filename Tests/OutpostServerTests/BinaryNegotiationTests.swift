@@ -161,4 +161,99 @@ struct BinaryNegotiationTests {
         #expect(lines.contains("\(Wire.Path.changes) - \(kind)"))
         #expect(lines.contains("\(Wire.Path.session) - json"))
     }
+
+    /// The layout byte of a binary body as sent or received (inflated when gzipped), or `nil` for JSON.
+    static func layout(of body: Data) -> UInt8? {
+        let bytes =
+            body.starts(with: [0x1F, 0x8B]) ? try? WireCompression.decompress(body, limit: 1 << 26) : [UInt8](body)
+        guard let bytes, bytes.starts(with: BinaryWire.magic), bytes.count > 4 else { return nil }
+        return bytes[4]
+    }
+
+    @Test func theSessionNamesTheNewestLayoutAndPagesComeInTheLayoutAskedFor() async throws {
+        let (server, directory) = try await StrictReadingTests.seededServer()
+        _ = directory
+        let admin = server.adminToken
+        let session = try await send(server, admin, TransportRequest(method: "GET", path: Wire.Path.session))
+        let info = try Wire.makeDecoder().decode(SessionInfo.self, from: session.body)
+        #expect(info.binaryLayout == Int(BinaryWire.latestLayout))
+        let query = [("since", "0"), ("limit", "7")]
+        let json = try await send(server, admin, TransportRequest(method: "GET", path: Wire.Path.changes, query: query))
+        let expected = try Wire.makeDecoder().decode(PullResponse.self, from: json.body)
+        let type = BinaryWire.contentType
+        // No parameter: layout 1, as every server before layouts answers; a layout beyond the server's: its newest.
+        for (accept, layout) in [
+            (type, 1), ("\(type); layout=2", 2), ("\(type);layout=1", 1), ("\(type); layout=7", 2),
+        ] {
+            let answer = try await send(
+                server,
+                admin,
+                TransportRequest(method: "GET", path: Wire.Path.changes, query: query, accept: accept)
+            )
+            #expect(answer.contentType == type, "\(accept)")
+            #expect(Self.layout(of: answer.body) == UInt8(layout), "\(accept)")
+            #expect(try PullResponse(binary: [UInt8](answer.body)) == expected, "\(accept)")
+        }
+        for layout in BinaryWire.layouts {
+            let page = try await send(
+                server,
+                admin,
+                TransportRequest(
+                    method: "GET",
+                    path: Wire.Path.snapshot,
+                    query: [("limit", "3")],
+                    accept: BinaryWire.accept(layout: layout)
+                )
+            )
+            #expect(Self.layout(of: page.body) == layout)
+            #expect(try SnapshotPage(binary: [UInt8](page.body)).records.count == 3)
+        }
+    }
+
+    @Test(arguments: BinaryWire.layouts)
+    func aDeviceOfEitherLayoutConvergesWithOneOfTheOtherPushingAndPullingInItsOwn(layout: UInt8) async throws {
+        let server = try await TestServer()
+        let directory = try TemporaryDirectory("outpost-layouts")
+        let admin = server.adminToken
+        let old = try LocalReplica("old-laptop", in: directory)
+        let new = try LocalReplica("new-laptop", in: directory)
+        try TinyPractice.load(into: old.care)
+        let seen = Mutex<[String: Set<UInt8>]>([:])
+        func watch(_ name: String) -> FaultTransport {
+            FaultTransport(
+                server.transport(admin),
+                after: { request, _, response in
+                    let layouts = [request.body.flatMap(Self.layout(of:)), Self.layout(of: response.body)].compactMap {
+                        $0
+                    }
+                    seen.withLock { $0["\(name) \(request.path)", default: []].formUnion(layouts) }
+                }
+            )
+        }
+        let other = layout == 1 ? BinaryWire.latestLayout : 1
+        _ = try await old.engine(watch("a"), pushBatch: 50, pageSize: 20, binaryLayout: layout).sync()
+        #expect(try await new.engine(watch("b"), pageSize: 20, binaryLayout: other).sync().bootstrapped)
+        _ = try new.care.update([
+            .assign(RecordRef(type: "patient", id: TinyPractice.patients[0]), "phone", "(406) 555-0199")
+        ])
+        _ = try await new.engine(watch("b"), pageSize: 20, binaryLayout: other).sync()
+        _ = try await old.engine(watch("a"), pageSize: 20, binaryLayout: layout).sync()
+        #expect(try new.export() == old.export())
+        let lines = seen.withLock { $0 }
+        #expect(lines["a \(Wire.Path.push)"] == [layout])
+        #expect(lines["a \(Wire.Path.changes)"] == [layout])
+        #expect(lines["b \(Wire.Path.push)"] == [other])
+        #expect(lines["b \(Wire.Path.snapshot)"] == [other])
+        #expect(lines["b \(Wire.Path.changes)"] == [other])
+    }
+
+    @Test func aDevicePushesInLayoutOneToAServerThatDoesNotNameALayout() {
+        #expect(SyncEngine.pushLayout(mine: 2, server: nil) == 1)
+        #expect(SyncEngine.pushLayout(mine: 2, server: 1) == 1)
+        #expect(SyncEngine.pushLayout(mine: 2, server: 2) == 2)
+        #expect(SyncEngine.pushLayout(mine: 1, server: 2) == 1)
+        #expect(SyncEngine.pushLayout(mine: 2, server: 9) == 2)
+        #expect(SyncEngine.pushLayout(mine: 2, server: 0) == 1)
+        #expect(SyncEngine.pushLayout(mine: 2, server: -4) == 1)
+    }
 }

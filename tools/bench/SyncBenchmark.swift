@@ -40,6 +40,8 @@ struct SyncBenchmark: AsyncParsableCommand {
         )
     )
     var pipeline: String = "on"
+    @Option(help: "The binary layout the devices write and ask for (1 or 2; the server reads and writes both).")
+    var layout: Int = Int(BinaryWire.latestLayout)
     @Option(help: "Milliseconds of round trip added to every exchange, as on a slow link (0: loopback as it is).")
     var latency: Int = 0
     @Option(
@@ -67,6 +69,9 @@ struct SyncBenchmark: AsyncParsableCommand {
         }
         guard ["on", "off"].contains(compression) else {
             throw ValidationError("--compression must be on or off")
+        }
+        guard BinaryWire.layouts.contains(where: { Int($0) == layout }) else {
+            throw ValidationError("--layout must be 1 or 2")
         }
         guard ["on", "off"].contains(pipeline) else {
             throw ValidationError("--pipeline must be on or off")
@@ -100,7 +105,8 @@ struct SyncBenchmark: AsyncParsableCommand {
         defer { server.stop() }
         print(
             "outpost-bench sync --seed \(seed) --size \(size) --edits \(edits) --devices \(devices) --rounds \(rounds) "
-                + "--encoding \(encoding) --compression \(compression) --pipeline \(pipeline) --latency \(latency)"
+                + "--encoding \(encoding) --layout \(layout) --compression \(compression) --pipeline \(pipeline) "
+                + "--latency \(latency)"
         )
         print("server: \(server.url.absoluteString) (\(ProcessInfo.processInfo.activeProcessorCount) cores)")
 
@@ -152,6 +158,8 @@ struct SyncBenchmark: AsyncParsableCommand {
         try makeEdits(siteB, dump: dump, seed: seed &+ 22)
         wireA.reset()
         wireB.reset()
+        wireA.keepBodies()
+        wireB.keepBodies()
         // Site A pushes; site B pushes and pulls A's edits; site A pulls B's.
         var steps: [Duration] = []
         for engine in [engineA, engineB, engineA] { steps.append(try await measure { _ = try await engine.sync() }) }
@@ -165,6 +173,20 @@ struct SyncBenchmark: AsyncParsableCommand {
                 + "\(megabytes(wireA.received)); site B sent \(megabytes(wireB.sent)), received "
                 + "\(megabytes(wireB.received)) (targets: under 1 s, about 160 kB per side)"
         )
+        if encoding == "binary" {
+            // The same messages in each binary layout, compressed as sent: what the layout alone changes.
+            for layout in BinaryWire.layouts {
+                let (a, b) = (
+                    try wireA.recount(layout: layout, compression: compression == "on"),
+                    try wireB.recount(layout: layout, compression: compression == "on")
+                )
+                print(
+                    "  the same pushes and pages in binary layout \(layout): site A sent \(megabytes(a.sent)), "
+                        + "received \(megabytes(a.received)); site B sent \(megabytes(b.sent)), received "
+                        + "\(megabytes(b.received))\(layout == deviceOptions.binaryLayout ? " (this run's layout)" : "")"
+                )
+            }
+        }
         print("peak memory of this process so far: \(StoreBenchmark.mebibytes(StoreBenchmark.peakResidentBytes()))")
 
         // 4. Many devices of a small practice sync at once.
@@ -345,6 +367,7 @@ struct SyncBenchmark: AsyncParsableCommand {
         options.encoding = SyncEngine.Encoding(rawValue: encoding) ?? .binary
         options.compression = compression == "on"
         options.pipelining = pipeline == "on"
+        options.binaryLayout = UInt8(layout)
         return options
     }
 
@@ -437,6 +460,9 @@ final class WireCounter: @unchecked Sendable {
     private let lock = NSLock()
     private var sentBytes = 0
     private var receivedBytes = 0
+    /// With ``keepsBodies``: every body sent and received, as it crossed the wire.
+    private var bodies: [(sent: Bool, body: Data)] = []
+    private var keepsBodies = false
     let latencies: LatencyLog?
 
     init(latencies: LatencyLog? = nil) { self.latencies = latencies }
@@ -451,10 +477,45 @@ final class WireCounter: @unchecked Sendable {
         }
     }
 
+    /// Keeps the bodies that cross the wire from now on (``recount(layout:compression:)``).
+    func keepBodies() { lock.withLock { keepsBodies = true } }
+
+    func keep(sent: Data?, received: Data) {
+        lock.withLock {
+            guard keepsBodies else { return }
+            if let sent { bodies.append((true, sent)) }
+            bodies.append((false, received))
+        }
+    }
+
+    /// The bytes sent and received had the kept binary pushes and pages been written in `layout` (compressed as
+    /// the client and server compress them); other bodies as they were.
+    func recount(layout: UInt8, compression: Bool) throws -> (sent: Int, received: Int) {
+        var total = (sent: 0, received: 0)
+        for (sent, body) in lock.withLock({ bodies }) {
+            let gzipped = body.starts(with: [0x1F, 0x8B])
+            let plain = gzipped ? try WireCompression.decompress(body, limit: 1 << 30) : [UInt8](body)
+            var size = body.count
+            if plain.starts(with: BinaryWire.magic), plain.count > 5 {
+                let written: [UInt8] =
+                    switch BinaryWire.Kind(rawValue: plain[5]) {
+                    case .pushRequest: try PushRequest(binary: plain).binaryEncoded(layout: layout)
+                    case .pullResponse: try PullResponse(binary: plain).binaryEncoded(layout: layout)
+                    case .snapshotPage: try SnapshotPage(binary: plain).binaryEncoded(layout: layout)
+                    case nil: plain
+                    }
+                size = compression ? WireCompression.compressIfLarge(Data(written)).body.count : written.count
+            }
+            if sent { total.sent += size } else { total.received += size }
+        }
+        return total
+    }
+
     func reset() {
         lock.withLock {
             sentBytes = 0
             receivedBytes = 0
+            bodies = []
         }
     }
 }
@@ -483,6 +544,7 @@ struct CountingTransport: SyncTransport {
         let response = try await base.send(request)
         counter.latencies?.add(clock.now - start)
         counter.add(sent: request.body?.count ?? 0, received: response.body.count)
+        counter.keep(sent: request.body, received: response.body)
         return response
     }
 }

@@ -48,6 +48,11 @@ public struct BinaryWriter: Sendable {
     }
 
     /// Writes one byte.
+    /// Appends what `other` wrote.
+    public mutating func append(_ other: BinaryWriter) {
+        bytes.append(contentsOf: other.bytes)
+    }
+
     public mutating func write(byte: UInt8) {
         bytes.append(byte)
     }

@@ -84,11 +84,20 @@ public actor SyncEngine {
         /// `outpost-bench sync --pipeline off`): the next push of a multi-batch sync is read and encoded while the
         /// server stores the previous one, and the next pull page is asked for while this one is written.
         public var pipelining = true
+        /// The newest binary layout this device writes and asks for (``BinaryWire/layouts``): the newest unless
+        /// `OUTPOST_SYNC_BINARY_LAYOUT` names an older one (to measure what a layout saves). Pushes use the
+        /// newest the server also reads (``SessionInfo/binaryLayout``); pages come in what the server writes.
+        public var binaryLayout = BinaryWire.latestLayout
 
         /// Creates the default options.
         public init() {
             let environment = ProcessInfo.processInfo.environment
             encoding = environment["OUTPOST_SYNC_ENCODING"] == "json" ? .json : .binary
+            if let layout = environment["OUTPOST_SYNC_BINARY_LAYOUT"].flatMap(UInt8.init),
+                BinaryWire.layouts.contains(layout)
+            {
+                binaryLayout = layout
+            }
             compression = environment["OUTPOST_SYNC_COMPRESSION"] != "off"
         }
     }
@@ -291,7 +300,7 @@ public actor SyncEngine {
         let push = PushRequest(replica: store.replicaID, changes: changes)
         var body: Data
         if options.encoding == .binary {
-            body = Data(push.binaryEncoded())
+            body = Data(push.binaryEncoded(layout: options.binaryLayout))
         } else {
             do {
                 body = try Wire.makeEncoder().encode(push)
@@ -306,6 +315,9 @@ public actor SyncEngine {
 
     private func pushAll(_ report: inout SyncReport, session: SessionInfo) async throws(ClientError) {
         let batch = max(1, min(options.pushBatch, session.limits.maxPushChanges))
+        // Pushes in the newest layout both sides know.
+        var options = options
+        options.binaryLayout = Self.pushLayout(mine: options.binaryLayout, server: session.binaryLayout)
         var restampedThisSync = false
         outbox = try store.pendingCount()
         refusedHeld = try store.refusedCount()
@@ -614,8 +626,15 @@ public actor SyncEngine {
 
     // MARK: - HTTP
 
-    /// The `Accept` of pull and snapshot requests: binary, or the server's default (JSON).
-    private var accept: String? { options.encoding == .binary ? BinaryWire.contentType : nil }
+    /// The `Accept` of pull and snapshot requests: binary in the newest layout this device reads, or the
+    /// server's default (JSON).
+    private var accept: String? { options.encoding == .binary ? BinaryWire.accept(layout: options.binaryLayout) : nil }
+
+    /// The layout of pushes: the older of the device's and the server's (``SessionInfo/binaryLayout``, 1 when the
+    /// server does not say).
+    public static func pushLayout(mine: UInt8, server: Int?) -> UInt8 {
+        min(mine, UInt8(clamping: max(1, server ?? 1)))
+    }
 
     /// What the device reports of itself with pushes and pulls.
     private var deviceHeaders: [String: String] {

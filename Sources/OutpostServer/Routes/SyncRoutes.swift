@@ -96,7 +96,8 @@ struct SyncRoutes: Sendable {
             serverTimeMillis: clock.nowMillis(),
             maxClockSkewMillis: configuration.maxClockSkewMillis,
             limits: configuration.limits,
-            epoch: try await store.epoch()
+            epoch: try await store.epoch(),
+            binaryLayout: Int(BinaryWire.latestLayout)
         )
         return try ServerError.jsonResponse(info, status: .ok)
     }
@@ -239,7 +240,7 @@ struct SyncRoutes: Sendable {
             records: page.records,
             removed: page.removed
         )
-        if Self.acceptsBinary(request) { return Self.binaryResponse(message, to: request) }
+        if let layout = Self.binaryLayout(request) { return Self.binaryResponse(message, layout: layout, to: request) }
         return Self.pageResponse(try Wire.makeEncoder().encode(message), contentType: Wire.contentType, to: request)
     }
 
@@ -293,7 +294,7 @@ struct SyncRoutes: Sendable {
             checkpoint: String(position),
             next: page.next.map { "\(position)~\($0.type)~\($0.id)" }
         )
-        if Self.acceptsBinary(request) { return Self.binaryResponse(message, to: request) }
+        if let layout = Self.binaryLayout(request) { return Self.binaryResponse(message, layout: layout, to: request) }
         return Self.pageResponse(try Wire.makeEncoder().encode(message), contentType: Wire.contentType, to: request)
     }
 
@@ -333,14 +334,14 @@ struct SyncRoutes: Sendable {
         request.headers[HTTPField.Name(Wire.epochHeader)!].map { $0.trimmingCharacters(in: .whitespaces) }
     }
 
-    /// Whether the request's `Accept` asks for the binary encoding (JSON otherwise).
-    static func acceptsBinary(_ request: Request) -> Bool {
-        request.headers[values: .accept].contains { BinaryWire.accepts($0) }
+    /// The binary layout the request's `Accept` asks for (``BinaryWire/layout(accepting:)``), or `nil` for JSON.
+    static func binaryLayout(_ request: Request) -> UInt8? {
+        request.headers[values: .accept].compactMap { BinaryWire.layout(accepting: $0) }.max()
     }
 
-    /// A `200` carrying `message` in the binary encoding.
-    static func binaryResponse(_ message: some BinaryWireMessage, to request: Request) -> Response {
-        pageResponse(message.binaryEncoded(), contentType: BinaryWire.contentType, to: request)
+    /// A `200` carrying `message` in the binary encoding, in `layout`.
+    static func binaryResponse(_ message: some BinaryWireMessage, layout: UInt8, to request: Request) -> Response {
+        pageResponse(message.binaryEncoded(layout: layout), contentType: BinaryWire.contentType, to: request)
     }
 
     /// A `200` carrying a pull or snapshot page, gzip-compressed when the request accepts it and the page is

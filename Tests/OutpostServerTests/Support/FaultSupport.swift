@@ -151,10 +151,12 @@ struct LocalReplica {
         pushBatch: Int = 1_000,
         pageSize: Int = 2_000,
         retries: Int = 0,
-        encoding: SyncEngine.Encoding = .binary
+        encoding: SyncEngine.Encoding = .binary,
+        binaryLayout: UInt8 = BinaryWire.latestLayout
     ) -> SyncEngine {
         var options = SyncEngine.Options()
         options.encoding = encoding
+        options.binaryLayout = binaryLayout
         options.pushBatch = pushBatch
         options.pageSize = pageSize
         options.pullPageSize = pageSize
