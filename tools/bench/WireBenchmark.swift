@@ -70,22 +70,35 @@ struct WireBenchmark: ParsableCommand {
                 next: start + page < records.count ? "task/next" : nil
             )
         }
-        var encoded: [[UInt8]] = []
-        let pageWrite = try best { encoded = pages.map { $0.binaryEncoded() } }
-        var decoded = 0
-        let pageRead = try best {
-            decoded = 0
-            for bytes in encoded { decoded += try SnapshotPage(binary: bytes).records.count }
+        var serverSide: Duration?
+        for layout in BinaryWire.layouts.reversed() {
+            var encoded: [[UInt8]] = []
+            let pageWrite = try best { encoded = pages.map { $0.binaryEncoded(layout: layout) } }
+            var decoded = 0
+            let pageRead = try best {
+                decoded = 0
+                for bytes in encoded { decoded += try SnapshotPage(binary: bytes).records.count }
+            }
+            guard decoded == records.count, states > 0 else { throw ValidationError("the pages lost records") }
+            let pageBytes = encoded.reduce(0) { $0 + $1.count }
+            let gzipped = encoded.reduce(0) { $0 + WireCompression.compress($1).count }
+            if serverSide == nil {
+                let storedBytes = stored.reduce(0) { $0 + $1.count }
+                print("stored form: written \(Self.format(write)), read \(Self.format(read)) (\(storedBytes) bytes)")
+                serverSide = read + pageWrite
+            }
+            print(
+                "snapshot pages of \(page), binary layout \(layout): written \(Self.format(pageWrite)), read "
+                    + "\(Self.format(pageRead)) (\(pages.count) pages, \(pageBytes) bytes before compression, "
+                    + "\(gzipped) gzipped)"
+            )
         }
-        guard decoded == records.count, states > 0 else { throw ValidationError("the pages lost records") }
-        let storedBytes = stored.reduce(0) { $0 + $1.count }
-        let pageBytes = encoded.reduce(0) { $0 + $1.count }
-        print("stored form: written \(Self.format(write)), read \(Self.format(read)) (\(storedBytes) bytes)")
-        print(
-            "snapshot pages of \(page): written \(Self.format(pageWrite)), read \(Self.format(pageRead)) "
-                + "(\(pages.count) pages, \(pageBytes) bytes before compression)"
-        )
-        print("server's side of a bootstrap (stored form read + pages written): \(Self.format(read + pageWrite))")
+        if let serverSide {
+            print(
+                "server's side of a bootstrap (stored form read + pages written, layout "
+                    + "\(BinaryWire.latestLayout)): \(Self.format(serverSide))"
+            )
+        }
         print(
             "reproduce: .build-release/release/outpost-bench wire --seed \(seed) --size \(size) --runs \(runs) "
                 + "--page \(page)"
