@@ -93,6 +93,31 @@ struct WireBenchmark: ParsableCommand {
                     + "\(gzipped) gzipped)"
             )
         }
+        // Pull pages of 5,000 changes scattered over the practice, as a day's edits are.
+        var generator = SeededGenerator(seed: seed)
+        let scattered = (0..<10_000).map { _ in changes[Int(generator.next() % UInt64(changes.count))] }
+        let pulls = stride(from: 0, to: scattered.count, by: 5_000).map {
+            PullResponse(
+                changes: Array(scattered[$0..<min($0 + 5_000, scattered.count)]),
+                checkpoint: "c1",
+                hasMore: true
+            )
+        }
+        for layout in BinaryWire.layouts.reversed() {
+            var encoded: [[UInt8]] = []
+            let pullWrite = try best { encoded = pulls.map { $0.binaryEncoded(layout: layout) } }
+            var decoded = 0
+            let pullRead = try best {
+                decoded = 0
+                for bytes in encoded { decoded += try PullResponse(binary: bytes).changes.count }
+            }
+            guard decoded == scattered.count else { throw ValidationError("the pull pages lost changes") }
+            print(
+                "pull pages of 5000 scattered changes, binary layout \(layout): written \(Self.format(pullWrite)), read "
+                    + "\(Self.format(pullRead)) (\(encoded.reduce(0) { $0 + $1.count }) bytes before compression, "
+                    + "\(encoded.reduce(0) { $0 + WireCompression.compress($1).count }) gzipped)"
+            )
+        }
         if let serverSide {
             print(
                 "server's side of a bootstrap (stored form read + pages written, layout "
