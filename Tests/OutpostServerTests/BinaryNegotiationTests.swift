@@ -247,6 +247,26 @@ struct BinaryNegotiationTests {
         #expect(lines["b \(Wire.Path.changes)"] == [other])
     }
 
+    @Test func aDeviceSyncsWithAServerFromBeforeLayoutsInLayoutOne() async throws {
+        let server = try await TestServer()
+        let directory = try TemporaryDirectory("outpost-old-server")
+        let first = try LocalReplica("first-laptop", in: directory)
+        let second = try LocalReplica("second-laptop", in: directory)
+        try TinyPractice.load(into: first.care)
+        let old = ServerBeforeLayouts(base: server.transport(server.adminToken))
+        _ = try await first.engine(old, pushBatch: 50, pageSize: 20).sync()
+        #expect(try await second.engine(old, pageSize: 20).sync().bootstrapped)
+        _ = try second.care.update([
+            .assign(RecordRef(type: "patient", id: TinyPractice.patients[1]), "phone", "(406) 555-0142")
+        ])
+        _ = try await second.engine(old, pageSize: 20).sync()
+        _ = try await first.engine(old, pageSize: 20).sync()
+        #expect(try first.export() == second.export())
+        let layouts = old.layouts.withLock { $0 }
+        #expect(layouts == [1], "what crossed the wire: \(layouts)")
+        #expect(old.binaryBodies.withLock { $0 } > 3)
+    }
+
     @Test func aDevicePushesInLayoutOneToAServerThatDoesNotNameALayout() {
         #expect(SyncEngine.pushLayout(mine: 2, server: nil) == 1)
         #expect(SyncEngine.pushLayout(mine: 2, server: 1) == 1)
@@ -255,5 +275,40 @@ struct BinaryNegotiationTests {
         #expect(SyncEngine.pushLayout(mine: 2, server: 9) == 2)
         #expect(SyncEngine.pushLayout(mine: 2, server: 0) == 1)
         #expect(SyncEngine.pushLayout(mine: 2, server: -4) == 1)
+    }
+}
+
+/// The real server as one from before binary layouts looks to a device: its session does not name a layout, it
+/// ignores `Accept`'s `layout` parameter (answering layout 1) and would refuse a layout 2 push; records the
+/// layouts that cross.
+final class ServerBeforeLayouts: SyncTransport {
+    let base: any SyncTransport
+    let layouts = Mutex<Set<UInt8>>([])
+    let binaryBodies = Mutex(0)
+
+    init(base: any SyncTransport) { self.base = base }
+
+    func send(_ request: TransportRequest) async throws -> TransportResponse {
+        var request = request
+        if let accept = request.accept, BinaryWire.accepts(accept) { request.accept = BinaryWire.contentType }
+        if let body = request.body, let layout = BinaryNegotiationTests.layout(of: body) {
+            layouts.withLock { _ = $0.insert(layout) }
+            binaryBodies.withLock { $0 += 1 }
+            guard layout == 1 else {
+                throw InjectedFault(description: "a server before layouts refuses layout \(layout)")
+            }
+        }
+        var response = try await base.send(request)
+        if let layout = BinaryNegotiationTests.layout(of: response.body) {
+            layouts.withLock { _ = $0.insert(layout) }
+            binaryBodies.withLock { $0 += 1 }
+        }
+        if request.path == Wire.Path.session,
+            var object = try JSONSerialization.jsonObject(with: response.body) as? [String: Any]
+        {
+            object["binaryLayout"] = nil
+            response.body = try JSONSerialization.data(withJSONObject: object)
+        }
+        return response
     }
 }
