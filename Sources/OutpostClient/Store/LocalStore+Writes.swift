@@ -431,35 +431,68 @@ final class StoreTransaction {
     /// server's clock learned at the last sync (``LocalStore/clockOffsetMillis()``).
     let now: UInt64
     var report = ApplyReport()
-    private var states: [RecordRef: RecordState] = [:]
-    private var existing: Set<RecordRef> = []
-    private var logged: [RecordRef: [Change]] = [:]
-    private var localLogged: [RecordRef: [Change]] = [:]
-    /// The fields whose conflict status may have changed, by record (``finish(now:)`` checks them).
-    private var touched: [RecordRef: Set<String>] = [:]
-    /// Records new to the store taken whole from a snapshot: written from their prepared form
-    /// (``LocalStore/prepare(_:_:)``), with no set of field names made for them (a new device's bootstrap takes
-    /// a whole practice so).
-    private var takenWhole: Set<RecordRef> = []
-    /// The forms of records taken whole prepared before the transaction (``LocalStore/prepare(_:)``), used
-    /// when nothing else in the transaction touched the record.
-    private var prepared: [RecordRef: PreparedRecord] = [:]
-    /// Per record, the ids already in the log, loaded when a change leaves the state unchanged.
-    private var loggedIDCache: [RecordRef: Set<ChangeID>] = [:]
-    /// Records whose state changed by a state merge (a snapshot), with no change to log, or whose tail was
-    /// folded in when loaded (the state is written whole again).
-    private var merged: Set<RecordRef> = []
-    /// Local appends to records this transaction has not loaded: logged, and added to the record's tail.
-    private var tailed: [RecordRef: [Change]] = [:]
-    /// The sizes of the stored state and tail of each held record loaded, and whether it has a tail.
-    private var sizes: [RecordRef: (state: Int, tail: Int, hasTail: Bool)] = [:]
-    /// The owner in each held record's row as loaded: a row is written with its owner only when it changes, so
-    /// that SQLite leaves the owner's index entry alone (it rewrites one for every column a statement sets).
-    private var storedOwners: [RecordRef: String?] = [:]
-    /// The projected rows of each held record of a projected type as loaded (what the projection holds), so
-    /// that ``finish(now:)`` writes only the rows that changed (``Projection/update(_:from:to:codec:db:)``).
-    /// Rows, not the state: keeping the loaded state would make the first change copy it.
-    private var projected: [RecordRef: [Projection.Row]] = [:]
+
+    /// What the transaction holds of one record, in one entry: a change or a record costs one look-up of its
+    /// record, not one per thing held of it.
+    final class Held {
+        /// The record's state, once loaded (or taken from a snapshot, or replaced); `nil` before.
+        var state: RecordState?
+        /// Whether the store held the record when it was loaded.
+        var existing = false
+        /// Remote changes this transaction logs.
+        var logged: [Change] = []
+        /// Local changes this transaction logs.
+        var localLogged: [Change] = []
+        /// The fields whose conflict status may have changed (``finish(now:)`` checks them); `nil` for none.
+        var touched: Set<String>?
+        /// New to the store and taken whole from a snapshot: written from its prepared form
+        /// (``LocalStore/prepare(_:_:)``), with no set of field names made for it (a new device's bootstrap
+        /// takes a whole practice so).
+        var takenWhole = false
+        /// The form of a record taken whole prepared before the transaction (``LocalStore/prepare(_:)``), used
+        /// when nothing else in the transaction touched the record.
+        var prepared: PreparedRecord?
+        /// The ids already in the log (or logged by this transaction), loaded when a change leaves the state
+        /// unchanged.
+        var loggedIDs: Set<ChangeID>?
+        /// Whether the state changed by a state merge (a snapshot) with no change to log, or its tail was folded
+        /// in when loaded (the state is written whole again).
+        var merged = false
+        /// Local appends logged while the record was not loaded: added to its tail, and applied when loaded.
+        var tailed: [Change]?
+        /// The sizes of the stored state and tail as loaded, and whether it has a tail.
+        var size: (state: Int, tail: Int, hasTail: Bool)?
+        /// The owner in the record's row as loaded: a row is written with its owner only when it changes, so
+        /// that SQLite leaves the owner's index entry alone (it rewrites one for every column a statement sets).
+        var storedOwner: String??
+        /// The projected rows as loaded (what the projection holds), for a held record of a projected type, so
+        /// that ``finish(now:)`` writes only the rows that changed (``Projection/update(_:from:to:codec:db:)``).
+        /// Rows, not the state: keeping the loaded state would make the first change copy it.
+        var projected: [Projection.Row]?
+
+        /// Whether this transaction logs a change of the record.
+        var logs: Bool { !logged.isEmpty || !localLogged.isEmpty }
+    }
+
+    /// Every record this transaction has held anything of.
+    private var held: [RecordRef: Held] = [:]
+    /// Whether any record's fields were touched (``Held/touched``).
+    private var anyTouched = false
+
+    /// The record's entry, made when the transaction holds nothing of it yet.
+    private func entry(_ record: RecordRef) -> Held {
+        if let entry = held[record] { return entry }
+        let entry = Held()
+        held[record] = entry
+        return entry
+    }
+
+    /// Adds fields to the record's touched fields.
+    private func touch(_ entry: Held, _ fields: some Sequence<String>) {
+        if entry.touched == nil { entry.touched = [] }
+        entry.touched!.formUnion(fields)
+        anyTouched = true
+    }
 
     init(db: Database, store: LocalStore) throws {
         self.db = db
@@ -483,33 +516,42 @@ final class StoreTransaction {
     }
 
     func state(of record: RecordRef) throws -> RecordState {
-        if let state = states[record] { return state }
+        try loaded(record).state!
+    }
+
+    /// The record's entry with its state loaded.
+    private func loaded(_ record: RecordRef) throws -> Held {
+        let entry = entry(record)
+        if entry.state != nil { return entry }
         var state = RecordState()
-        if let held = try store.loadStateAndTail(record, db: db) {
-            state = held.state
-            existing.insert(record)
-            sizes[record] = (held.stateBytes, held.tailBytes, held.hasTail)
-            storedOwners[record] = held.owner
-            if Projection.tables[record.type] != nil { projected[record] = Projection.rows(of: record, held.state) }
+        if let stored = try store.loadStateAndTail(record, db: db) {
+            state = stored.state
+            entry.existing = true
+            entry.size = (stored.stateBytes, stored.tailBytes, stored.hasTail)
+            entry.storedOwner = .some(stored.owner)
+            if Projection.tables[record.type] != nil { entry.projected = Projection.rows(of: record, stored.state) }
         }
         // Appends this transaction sent to the tail before the record was loaded (they are logged already).
-        if let appended = tailed.removeValue(forKey: record) {
+        if let appended = entry.tailed {
+            entry.tailed = nil
             for change in appended { state.apply(change) }
         }
-        states[record] = state
-        return state
+        entry.state = state
+        return entry
     }
 
     /// Whether this transaction has loaded `record`'s state.
     func isLoaded(_ record: RecordRef) -> Bool {
-        states[record] != nil
+        held[record]?.state != nil
     }
 
     /// Logs a local append to a record this transaction has not loaded, without loading its state: the
     /// change-log row is written and the record's tail grows (``finish(now:)``).
     func appendToTail(_ change: Change) {
-        tailed[change.record, default: []].append(change)
-        localLogged[change.record, default: []].append(change)
+        let entry = entry(change.record)
+        if entry.tailed == nil { entry.tailed = [] }
+        entry.tailed!.append(change)
+        entry.localLogged.append(change)
     }
 
     /// Merges a record's state from a snapshot; returns whether it changed anything. The snapshot's writes
@@ -528,53 +570,56 @@ final class StoreTransaction {
         isHeld: Bool = true,
         prepared form: PreparedRecord? = nil
     ) throws -> Bool {
-        if !isHeld, states[record] == nil, tailed[record] == nil {
+        let known = held[record]
+        if !isHeld, known?.state == nil, known?.tailed == nil {
             guard !incoming.isEmpty else { return false }
-            states[record] = incoming
-            merged.insert(record)
-            takenWhole.insert(record)
-            if let form { prepared[record] = form }
+            let entry = entry(record)
+            entry.state = incoming
+            entry.merged = true
+            entry.takenWhole = true
+            if let form { entry.prepared = form }
             return true
         }
-        var state = try state(of: record)
+        let entry = try loaded(record)
+        var state = entry.state!
         let before = state
         state.merge(incoming)
         guard state != before else { return false }
-        states[record] = state
-        merged.insert(record)
-        touched[record, default: []].formUnion(incoming.sortedFields.lazy.map(\.name))
+        entry.state = state
+        entry.merged = true
+        touch(entry, incoming.sortedFields.lazy.map(\.name))
         return true
     }
 
     /// Replaces a record's state outright (re-stamped pending writes, a discarded change withdrawn); its fields'
     /// conflicts are looked at again.
     func replace(_ record: RecordRef, with state: RecordState) throws {
-        let before = try self.state(of: record)
-        states[record] = state
-        merged.insert(record)
-        touched[record, default: []].formUnion(before.fieldNames + state.fieldNames)
+        let entry = try loaded(record)
+        let before = entry.state!
+        entry.state = state
+        entry.merged = true
+        touch(entry, before.fieldNames + state.fieldNames)
     }
 
     /// Applies one change; returns whether it was new.
     @discardableResult
     func apply(_ change: Change, isLocal: Bool) throws -> Bool {
-        _ = try state(of: change.record)
-        // Mutated in place: a copy taken out of the dictionary would copy the record's fields on every change.
-        let changed = states[change.record, default: RecordState()].apply(change)
+        let entry = try loaded(change.record)
+        // Mutated in place: a copy taken out of the entry would copy the record's fields on every change.
+        let changed = entry.state!.apply(change)
         if !changed {
             // Unchanged state: a duplicate, or a new change that arrived after the change that replaced it
             // (the merge is right either way). The latter still belongs in the history: look it up in the log.
-            let field = states[change.record]?[change.field]
-            if field?.live.contains(where: { $0.id == change.id }) == true { return false }
-            if try loggedIDs(of: change.record).contains(change.id) { return false }
+            if entry.state![change.field].live.contains(where: { $0.id == change.id }) { return false }
+            if try loggedIDs(of: change.record, entry).contains(change.id) { return false }
         }
-        loggedIDCache[change.record]?.insert(change.id)
+        entry.loggedIDs?.insert(change.id)
         if isLocal {
-            localLogged[change.record, default: []].append(change)
+            entry.localLogged.append(change)
         } else {
-            logged[change.record, default: []].append(change)
+            entry.logged.append(change)
         }
-        touched[change.record, default: []].insert(change.field)
+        touch(entry, CollectionOfOne(change.field))
         return true
     }
 
@@ -585,7 +630,7 @@ final class StoreTransaction {
     func write(_ drafted: DraftedRecord) throws {
         guard drafted.edits > 0 else { return }
         let record = drafted.record
-        if let held = states[record], !held.isEmpty || logged[record] != nil || localLogged[record] != nil {
+        if let entry = held[record], let state = entry.state, !state.isEmpty || entry.logs {
             throw ClientError(
                 code: .invalidEdit,
                 message: "\(record) was already written in this transaction; create it once"
@@ -626,9 +671,11 @@ final class StoreTransaction {
         counter = drafted.counters.after
         clock = drafted.clock
         // A state cached before (an existence check) is stale now: the next read loads the written one.
-        states[record] = nil
-        existing.remove(record)
-        loggedIDCache[record] = nil
+        if let entry = held[record] {
+            entry.state = nil
+            entry.existing = false
+            entry.loggedIDs = nil
+        }
     }
 
     /// Adds a just-written change-log row (`seq`, `bytes` long) to the tail of a record this transaction did
@@ -716,8 +763,8 @@ final class StoreTransaction {
 
     /// Whether the store holds `record`, without loading (or caching) its state.
     func holds(_ record: RecordRef) throws -> Bool {
-        if let state = states[record] { return !state.isEmpty }
-        if tailed[record] != nil { return true }
+        if let state = held[record]?.state { return !state.isEmpty }
+        if held[record]?.tailed != nil { return true }
         return try Bool.fetchOne(
             db.cachedStatement(sql: "SELECT 1 FROM record WHERE type = ? AND id = ?"),
             arguments: [record.type, record.id]
@@ -725,8 +772,8 @@ final class StoreTransaction {
     }
 
     /// The ids of the changes of `record` already in the log (or logged by this transaction).
-    private func loggedIDs(of record: RecordRef) throws -> Set<ChangeID> {
-        if let ids = loggedIDCache[record] { return ids }
+    private func loggedIDs(of record: RecordRef, _ entry: Held) throws -> Set<ChangeID> {
+        if let ids = entry.loggedIDs { return ids }
         var ids = Set<ChangeID>()
         for payload in try Data.fetchAll(
             db,
@@ -735,17 +782,17 @@ final class StoreTransaction {
         ) {
             for change in try store.codec.decodeChanges(payload, of: record) { ids.insert(change.id) }
         }
-        for change in (logged[record] ?? []) + (localLogged[record] ?? []) { ids.insert(change.id) }
-        loggedIDCache[record] = ids
+        for change in entry.logged + entry.localLogged { ids.insert(change.id) }
+        entry.loggedIDs = ids
         return ids
     }
 
     func finish(now: UInt64) throws {
         let schema = store.configuration.schema
         // The change-log rows first: a record's new rows may become its tail.
-        var written: [RecordRef: (firstSeq: Int64, bytes: Int)] = [:]
-        for (isLocal, groups) in [(true, localLogged), (false, logged)] {
-            for (record, changes) in groups {
+        var written: [ObjectIdentifier: (firstSeq: Int64, bytes: Int)] = [:]
+        for (record, entry) in held where entry.logs {
+            for (isLocal, changes) in [(true, entry.localLogged), (false, entry.logged)] where !changes.isEmpty {
                 let payload = try store.codec.encode(changes, of: record)
                 let maxCounter = isLocal ? changes.map(\.id.counter).max().map { Int64($0) } : nil
                 try db.execute(
@@ -755,22 +802,23 @@ final class StoreTransaction {
                         maxCounter.databaseValue, payload.databaseValue,
                     ]
                 )
-                if isLocal, let appended = tailed[record] {
+                if isLocal, let appended = entry.tailed {
                     try extendTail(of: record, with: appended, seq: db.lastInsertedRowID, bytes: payload.count)
                 } else {
                     let seq = db.lastInsertedRowID
-                    let previous = written[record]
-                    written[record] = (min(previous?.firstSeq ?? seq, seq), (previous?.bytes ?? 0) + payload.count)
+                    let key = ObjectIdentifier(entry)
+                    let previous = written[key]
+                    written[key] = (min(previous?.firstSeq ?? seq, seq), (previous?.bytes ?? 0) + payload.count)
                 }
             }
         }
-        for (record, state) in states
-        where logged[record] != nil || localLogged[record] != nil || merged.contains(record) {
-            if takenWhole.contains(record) {
+        for (record, entry) in held where entry.logs || entry.merged {
+            guard let state = entry.state else { continue }
+            if entry.takenWhole {
                 // New to the store: its prepared form, unless something after the snapshot changed the record
                 // in this transaction (then its form is prepared from the state it has now).
                 let form =
-                    try (touched.isEmpty || touched[record] == nil ? prepared[record] : nil)
+                    try (!anyTouched || entry.touched == nil ? entry.prepared : nil)
                     ?? store.prepare(record, state)
                 try db.execute(
                     cached: "INSERT INTO record (type, id, owner, state) VALUES (?, ?, ?, ?)",
@@ -789,7 +837,7 @@ final class StoreTransaction {
             // A held record's rows as loaded are its projection now (`projected`); a new one has none.
             try Projection.update(
                 record,
-                from: existing.contains(record) ? projected[record] : nil,
+                from: entry.existing ? entry.projected : nil,
                 to: state,
                 codec: store.codec.projection,
                 db: db
@@ -797,15 +845,15 @@ final class StoreTransaction {
             let owner = store.owner(of: record, state)
             // A held record changed only by logged changes keeps its stored state: its new rows join its tail,
             // until the tail would outgrow the state (then the state is written whole, the tail folded in).
-            // The owner column only when it changes (`storedOwners`: a held record's row as loaded).
-            let ownerStays = storedOwners[record].map { $0 == owner } ?? false
+            // The owner column only when it changes (`storedOwner`: a held record's row as loaded).
+            let ownerStays = entry.storedOwner.map { $0 == owner } ?? false
             let setOwner = ownerStays ? "" : ", owner = ?"
             // The SET's owner, then the key: what every UPDATE of the row below ends with.
             func ownerAndKey() -> [DatabaseValue] {
                 (ownerStays ? [] : [owner.databaseValue]) + [record.type.databaseValue, record.id.databaseValue]
             }
-            if existing.contains(record), !merged.contains(record), let rows = written[record],
-                let size = sizes[record], size.tail + rows.bytes <= size.state + Self.tailAllowance
+            if entry.existing, !entry.merged, let rows = written[ObjectIdentifier(entry)],
+                let size = entry.size, size.tail + rows.bytes <= size.state + Self.tailAllowance
             {
                 // A record that has a tail already takes the new rows into it (their seq is above `tailStart`)
                 // with no write to its row: edits spread over a practice would otherwise rewrite most of the
@@ -823,7 +871,7 @@ final class StoreTransaction {
                 continue
             }
             let bytes = try store.codec.encode(state, of: record)
-            if existing.contains(record) {
+            if entry.existing {
                 try db.execute(
                     cached: "UPDATE record SET state = ?, tailStart = NULL, tailBytes = 0\(setOwner) "
                         + "WHERE type = ? AND id = ?",
@@ -840,11 +888,11 @@ final class StoreTransaction {
         }
         // Most stores have no open conflict: then no touched field was in conflict, and no lookup is needed.
         let inboxIsEmpty = try !(Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM conflict)") ?? false)
-        func check(_ record: RecordRef, _ field: String, _ fieldState: FieldState) throws {
+        func check(_ record: RecordRef, existing: Bool, _ field: String, _ fieldState: FieldState) throws {
             guard let policy = schema.policy(type: record.type, field: field), policy.isRegister else { return }
             let isConflict = fieldState.resolution(under: policy).isConflict
             let wasConflict =
-                try !inboxIsEmpty && existing.contains(record)
+                try !inboxIsEmpty && existing
                 && Bool.fetchOne(
                     db.cachedStatement(sql: "SELECT 1 FROM conflict WHERE type = ? AND id = ? AND field = ?"),
                     arguments: [record.type, record.id, field]
@@ -860,9 +908,9 @@ final class StoreTransaction {
             }
         }
         // A record taken whole is new to the store: its conflicts were recorded with it, from its final state.
-        for (record, fields) in touched where !takenWhole.contains(record) {
-            guard let state = states[record] else { continue }
-            for field in fields { try check(record, field, state[field]) }
+        for (record, entry) in held where !entry.takenWhole {
+            guard let fields = entry.touched, let state = entry.state else { continue }
+            for field in fields { try check(record, existing: entry.existing, field, state[field]) }
         }
         try db.execute(
             sql: "UPDATE replica SET counter = ?, clockMillis = ?, clockCounter = ? WHERE id = 1",
