@@ -2,6 +2,7 @@ import Foundation
 import GRDB
 import OutpostCRDT
 import OutpostClient
+import OutpostProtocol
 import OutpostTestSupport
 import Testing
 
@@ -337,6 +338,52 @@ struct StoreFormatTests {
         let reopened = try LocalStore.open(at: path, configuration: configuration)
         #expect(try reopened.record(patient) == document.records[patient])
         #expect(try reopened.history(of: patient).count == 122)
+        #expect(try reopened.verifyIntegrity().isEmpty)
+    }
+
+    @Test func aRecordTakenFromASnapshotTakesPulledChangesIntoItsTailWithNoWriteToItsRow() throws {
+        let (path, configuration, store) = try Self.newStore()
+        let patient = RecordRef(type: "patient", id: "pat_1")
+        // Another record's change first, so the log's numbering has begun when the snapshot comes.
+        let other = RecordRef(type: "patient", id: "pat_2")
+        _ = try store.commit([.assign(other, "phone", "555-0199")], author: "per_1", site: nil)
+        var document = Document(schema: Self.schema)
+        let created = Change(
+            id: ChangeID(replica: ReplicaID(unchecked: "site-b"), counter: 1),
+            record: patient,
+            field: "phone",
+            operation: .assign,
+            value: "555-0100",
+            replaces: [],
+            clock: Timestamp(millis: 1, counter: 0),
+            author: "per_3"
+        )
+        try document.apply(created)
+        try store.applySnapshot([SnapshotRecord(record: patient, state: document.records[patient]!)], checkpoint: "1")
+        let taken = try Self.rawRecord(patient, at: path)
+        #expect(taken.tailStart != nil && taken.tail == 0)
+        for counter in 2...6 {
+            let remote = Change(
+                id: ChangeID(replica: ReplicaID(unchecked: "site-b"), counter: UInt64(counter)),
+                record: patient,
+                field: counter.isMultiple(of: 2) ? "notes" : "phone",
+                operation: counter.isMultiple(of: 2) ? .append : .assign,
+                value: .string("visit \(counter)"),
+                replaces: counter.isMultiple(of: 2) ? [] : document.records[patient]!["phone"].liveIDs,
+                clock: Timestamp(millis: UInt64(counter), counter: 0),
+                author: "per_3"
+            )
+            try document.apply(remote)
+            try store.applyRemote([remote])
+            let row = try Self.rawRecord(patient, at: path)
+            // The row as the snapshot wrote it; the changes are its tail.
+            #expect(row.state == taken.state && row.tailStart == taken.tailStart && row.tailBytes == 0, "\(counter)")
+            #expect(row.tail > 0)
+        }
+        #expect(try store.record(patient) == document.records[patient])
+        let reopened = try LocalStore.open(at: path, configuration: configuration)
+        #expect(try reopened.record(patient) == document.records[patient])
+        #expect(try reopened.history(of: patient).count == 5)
         #expect(try reopened.verifyIntegrity().isEmpty)
     }
 

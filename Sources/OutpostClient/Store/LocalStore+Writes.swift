@@ -812,17 +812,27 @@ final class StoreTransaction {
                 }
             }
         }
+        // The first change-log row after this transaction's (the log's numbers are never reused: AUTOINCREMENT).
+        var nextSeq: Int64?
+        func afterThisTransaction() throws -> Int64 {
+            if let nextSeq { return nextSeq }
+            let next = (try Int64.fetchOne(db, sql: "SELECT seq FROM sqlite_sequence WHERE name = 'change'") ?? 0) + 1
+            nextSeq = next
+            return next
+        }
         for (record, entry) in held where entry.logs || entry.merged {
             guard let state = entry.state else { continue }
             if entry.takenWhole {
                 // New to the store: its prepared form, unless something after the snapshot changed the record
-                // in this transaction (then its form is prepared from the state it has now).
+                // in this transaction (then its form is prepared from the state it has now). Its tail starts
+                // after this transaction: every change it takes later joins the tail, with no write to its row
+                // (as an imported record's do), instead of the first one writing the row to start a tail.
                 let form =
                     try (!anyTouched || entry.touched == nil ? entry.prepared : nil)
                     ?? store.prepare(record, state)
                 try db.execute(
-                    cached: "INSERT INTO record (type, id, owner, state) VALUES (?, ?, ?, ?)",
-                    values: form.row
+                    cached: "INSERT INTO record (type, id, owner, state, tailStart) VALUES (?, ?, ?, ?, ?)",
+                    values: form.row + [try afterThisTransaction().databaseValue]
                 )
                 for (sql, values) in form.projection { try db.execute(cached: sql, values: values) }
                 if !form.projection.isEmpty { KillPoint.projected() }
