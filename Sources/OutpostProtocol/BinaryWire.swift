@@ -79,8 +79,8 @@ public enum BinaryWire {
             for parameter in parts.dropFirst() {
                 let text = parameter.trimmingWhitespace().lowercased()
                 if text == "q=0" || text == "q=0.0" || text == "q=0.00" || text == "q=0.000" { refused = true }
-                if text.hasPrefix("layout="), let number = UInt8(text.dropFirst(7)), number >= 1 {
-                    layout = min(number, latestLayout)
+                if text.hasPrefix("layout="), let number = Int(text.dropFirst(7)), number >= 1 {
+                    layout = UInt8(min(number, Int(latestLayout)))
                 }
             }
             if !refused { best = max(best ?? layout, layout) }

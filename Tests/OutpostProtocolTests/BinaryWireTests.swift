@@ -213,6 +213,7 @@ struct BinaryWireTests {
         #expect(BinaryWire.layout(accepting: "\(type); layout=2") == 2)
         #expect(BinaryWire.layout(accepting: "\(type);Layout=2;q=0.5") == 2)
         #expect(BinaryWire.layout(accepting: "\(type); layout=9") == BinaryWire.latestLayout)
+        #expect(BinaryWire.layout(accepting: "\(type); layout=300") == BinaryWire.latestLayout)
         #expect(BinaryWire.layout(accepting: "\(type); layout=0") == 1)
         #expect(BinaryWire.layout(accepting: "\(type); layout=two") == 1)
         #expect(BinaryWire.layout(accepting: "\(type); layout=2; q=0") == nil)
