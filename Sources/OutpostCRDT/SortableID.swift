@@ -128,15 +128,15 @@ public enum SortableID {
         }
     }
 
-    /// The value of one of ``alphabet``'s characters.
+    /// The value of one of ``alphabet``'s characters (by a table of the 128 ASCII bytes).
     static func digitValue(_ byte: UInt8) -> UInt8 {
-        switch byte {
-        case UInt8(ascii: "0")...UInt8(ascii: "9"): byte - UInt8(ascii: "0")
-        case UInt8(ascii: "A")...UInt8(ascii: "H"): byte - UInt8(ascii: "A") + 10
-        case UInt8(ascii: "J"), UInt8(ascii: "K"): byte - UInt8(ascii: "J") + 18
-        case UInt8(ascii: "M"), UInt8(ascii: "N"): byte - UInt8(ascii: "M") + 20
-        case UInt8(ascii: "P")...UInt8(ascii: "T"): byte - UInt8(ascii: "P") + 22
-        default: byte - UInt8(ascii: "V") + 27
-        }
+        digitValues[Int(byte & 0x7F)]
     }
+
+    /// Each ASCII byte's value as a digit of ``alphabet`` (0 for the bytes that are none).
+    private static let digitValues: [UInt8] = {
+        var table = [UInt8](repeating: 0, count: 128)
+        for (value, byte) in alphabet.enumerated() { table[Int(byte)] = UInt8(value) }
+        return table
+    }()
 }

@@ -160,6 +160,8 @@ struct BinaryMessageWriter {
     /// end (``finish(kind:)``).
     private var records: [(type: Int, id: String)] = []
     private var recordIndex: [RecordRef: Int] = [:]
+    /// The record last looked up and its index: a push's changes come record after record.
+    private var lastRecord: (record: RecordRef, index: Int)?
     /// The last counter written per replica, by the replica's string index.
     private var lastCounter: [Int: UInt64] = [:]
     private var lastMillis: UInt64 = 0
@@ -249,12 +251,19 @@ struct BinaryMessageWriter {
 
     /// A record's index in the record table, added at the end when the message has not used it yet.
     private mutating func index(of record: RecordRef) -> Int {
-        if let index = recordIndex[record] { return index }
-        let type = string(record.type)
-        if layout == 1 { _ = string(record.id) }
-        records.append((type, record.id))
-        recordIndex[record] = records.count - 1
-        return records.count - 1
+        if let last = lastRecord, last.record == record { return last.index }
+        let index: Int
+        if let known = recordIndex[record] {
+            index = known
+        } else {
+            let type = string(record.type)
+            if layout == 1 { _ = string(record.id) }
+            records.append((type, record.id))
+            index = records.count - 1
+            recordIndex[record] = index
+        }
+        lastRecord = (record, index)
+        return index
     }
 
     mutating func write(id: ChangeID) {
@@ -406,9 +415,18 @@ struct BinaryMessageWriter {
         var forms: [(prefix: Int, bits: SortableID.Bits)?] = []
         if layout != 1 {
             forms.reserveCapacity(records.count)
+            // Ids of one type share their prefix: the last one's index is reused without hashing.
+            var lastPrefix: (text: Substring, index: Int)?
             for record in records {
                 if let form = BinaryWire.sortableForm(of: record.id) {
-                    forms.append((string(String(form.prefix)), form.bits))
+                    let prefix: Int
+                    if let last = lastPrefix, last.text == form.prefix {
+                        prefix = last.index
+                    } else {
+                        prefix = string(String(form.prefix))
+                        lastPrefix = (form.prefix, prefix)
+                    }
+                    forms.append((prefix, form.bits))
                 } else {
                     _ = string(record.id)
                     forms.append(nil)
@@ -445,17 +463,22 @@ struct BinaryMessageWriter {
         }
         for case let form? in forms {
             // The 80 random bits, most significant first.
-            for part in [form.bits.high, form.bits.low] {
-                for shift in stride(from: 32, through: 0, by: -8) {
-                    head.write(byte: UInt8(truncatingIfNeeded: part >> shift))
-                }
+            for shift in stride(from: 32, through: 0, by: -8) {
+                head.write(byte: UInt8(truncatingIfNeeded: form.bits.high >> shift))
+            }
+            for shift in stride(from: 32, through: 0, by: -8) {
+                head.write(byte: UInt8(truncatingIfNeeded: form.bits.low >> shift))
             }
         }
         return head.bytes + body.bytes
     }
 
-    /// The values and the identity strings (record ids, authors, sites) of changes and records.
-    static func scan(changes: [Change], records: [SnapshotRecord]) -> (values: [Value], identities: Set<String>) {
+    /// The values and the identity strings (record ids when `recordIDs`, authors, sites) of changes and records.
+    static func scan(
+        changes: [Change],
+        records: [SnapshotRecord],
+        recordIDs: Bool
+    ) -> (values: [Value], identities: Set<String>) {
         var values: [Value] = []
         var identities: Set<String> = []
         // Authors and sites repeat from one change or entry to the next: each is inserted when it differs from
@@ -474,11 +497,11 @@ struct BinaryMessageWriter {
         }
         for change in changes {
             values.append(change.value)
-            identities.insert(change.record.id)
+            if recordIDs { identities.insert(change.record.id) }
             provenance(change.author, change.site)
         }
         for record in records {
-            identities.insert(record.record.id)
+            if recordIDs { identities.insert(record.record.id) }
             for field in record.state.sortedFields {
                 let live = field.state.live
                 for index in live.indices {
@@ -491,7 +514,9 @@ struct BinaryMessageWriter {
     }
 
     init(layout: UInt8, changes: [Change], records: [SnapshotRecord]) {
-        let scanned = Self.scan(changes: changes, records: records)
+        // Layout 1 has every record id in its string table, where a value equal to one costs nothing more;
+        // layout 2 writes sortable ids as bits, so record ids are no reason to table a value.
+        let scanned = Self.scan(changes: changes, records: records, recordIDs: layout == 1)
         self.init(layout: layout, values: scanned.values, identities: scanned.identities)
     }
 }
