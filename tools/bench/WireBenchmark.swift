@@ -63,6 +63,7 @@ struct WireBenchmark: ParsableCommand {
                 states += try reader.readRecordState().sortedFields.count
             }
         }
+        guard states > 0 else { throw ValidationError("the stored states read back empty") }
         let pages = stride(from: 0, to: records.count, by: page).map { start in
             SnapshotPage(
                 records: Array(records[start..<min(start + page, records.count)]),
@@ -72,25 +73,16 @@ struct WireBenchmark: ParsableCommand {
         }
         var serverSide: Duration?
         for layout in BinaryWire.layouts.reversed() {
-            var encoded: [[UInt8]] = []
-            let pageWrite = try best { encoded = pages.map { $0.binaryEncoded(layout: layout) } }
-            var decoded = 0
-            let pageRead = try best {
-                decoded = 0
-                for bytes in encoded { decoded += try SnapshotPage(binary: bytes).records.count }
-            }
-            guard decoded == records.count, states > 0 else { throw ValidationError("the pages lost records") }
-            let pageBytes = encoded.reduce(0) { $0 + $1.count }
-            let gzipped = encoded.reduce(0) { $0 + WireCompression.compress($1).count }
+            let timed = try time(pages, layout: layout, holding: records.count) { $0.records.count }
             if serverSide == nil {
                 let storedBytes = stored.reduce(0) { $0 + $1.count }
                 print("stored form: written \(Self.format(write)), read \(Self.format(read)) (\(storedBytes) bytes)")
-                serverSide = read + pageWrite
+                serverSide = read + timed.write
             }
             print(
-                "snapshot pages of \(page), binary layout \(layout): written \(Self.format(pageWrite)), read "
-                    + "\(Self.format(pageRead)) (\(pages.count) pages, \(pageBytes) bytes before compression, "
-                    + "\(gzipped) gzipped)"
+                "snapshot pages of \(page), binary layout \(layout): written \(Self.format(timed.write)), read "
+                    + "\(Self.format(timed.read)) (\(pages.count) pages, \(timed.bytes) bytes before compression, "
+                    + "\(timed.gzipped) gzipped)"
             )
         }
         // Pull pages of 5,000 changes scattered over the practice, as a day's edits are.
@@ -104,18 +96,11 @@ struct WireBenchmark: ParsableCommand {
             )
         }
         for layout in BinaryWire.layouts.reversed() {
-            var encoded: [[UInt8]] = []
-            let pullWrite = try best { encoded = pulls.map { $0.binaryEncoded(layout: layout) } }
-            var decoded = 0
-            let pullRead = try best {
-                decoded = 0
-                for bytes in encoded { decoded += try PullResponse(binary: bytes).changes.count }
-            }
-            guard decoded == scattered.count else { throw ValidationError("the pull pages lost changes") }
+            let timed = try time(pulls, layout: layout, holding: scattered.count) { $0.changes.count }
             print(
-                "pull pages of 5000 scattered changes, binary layout \(layout): written \(Self.format(pullWrite)), read "
-                    + "\(Self.format(pullRead)) (\(encoded.reduce(0) { $0 + $1.count }) bytes before compression, "
-                    + "\(encoded.reduce(0) { $0 + WireCompression.compress($1).count }) gzipped)"
+                "pull pages of 5000 scattered changes, binary layout \(layout): written \(Self.format(timed.write)), "
+                    + "read \(Self.format(timed.read)) (\(timed.bytes) bytes before compression, \(timed.gzipped) "
+                    + "gzipped)"
             )
         }
         if let serverSide {
@@ -127,6 +112,28 @@ struct WireBenchmark: ParsableCommand {
         print(
             "reproduce: .build-release/release/outpost-bench wire --seed \(seed) --size \(size) --runs \(runs) "
                 + "--page \(page)"
+        )
+    }
+
+    /// `messages` written in `layout` and read back, each the best of `runs`: the times, and the bytes before and
+    /// after gzip. What they read back must hold `items` things (`count` of each message).
+    private func time<Message: BinaryWireMessage>(
+        _ messages: [Message],
+        layout: UInt8,
+        holding items: Int,
+        count: (Message) -> Int
+    ) throws -> (write: Duration, read: Duration, bytes: Int, gzipped: Int) {
+        var encoded: [[UInt8]] = []
+        let write = try best { encoded = messages.map { $0.binaryEncoded(layout: layout) } }
+        var decoded = 0
+        let read = try best {
+            decoded = 0
+            for bytes in encoded { decoded += count(try Message(binary: bytes)) }
+        }
+        guard decoded == items else { throw ValidationError("the messages read back lost some of what they held") }
+        return (
+            write, read, encoded.reduce(0) { $0 + $1.count },
+            encoded.reduce(0) { $0 + WireCompression.compress($1).count }
         )
     }
 
