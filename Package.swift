@@ -62,15 +62,24 @@ let package = Package(
         ),
         // FHIR R4 <-> care model mapping (docs/fhir.md): pure, no storage, no file IO.
         .target(name: "OutpostFHIR", dependencies: ["OutpostModel"], swiftSettings: upcoming),
+        // Statements bound and read through SQLite's C API (GRDB's own SQLite module), without GRDB's argument
+        // boxing: the hot rows of the device's store and of the server's (BoundStatements.swift).
+        .target(
+            name: "OutpostSQLite",
+            dependencies: [
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "GRDBSQLite", package: "GRDB.swift"),
+            ],
+            swiftSettings: upcoming
+        ),
         // Local store (GRDB), outbox, sync engine.
         .target(
             name: "OutpostClient",
             dependencies: [
                 "OutpostProtocol",
                 "OutpostFHIR",
+                "OutpostSQLite",
                 .product(name: "GRDB", package: "GRDB.swift"),
-                // SQLite's C API, to bind a bulk load's rows without GRDB's argument boxing (BoundInsert.swift).
-                .product(name: "GRDBSQLite", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
                 // Encryption at rest (docs/store.md): AES-GCM from Crypto, scrypt from _CryptoExtras.
                 .product(name: "Crypto", package: "swift-crypto"),
@@ -90,10 +99,9 @@ let package = Package(
             name: "OutpostServer",
             dependencies: [
                 "OutpostProtocol",
+                // The push path's change rows and record loads, bound through SQLite's C API.
+                "OutpostSQLite",
                 .product(name: "GRDB", package: "GRDB.swift"),
-                // GRDB's own SQLite module: the push path binds its change rows through SQLite's C API
-                // (Sources/OutpostServer/Storage/ChangeRowInsert.swift).
-                .product(name: "GRDBSQLite", package: "GRDB.swift"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Crypto", package: "swift-crypto"),
@@ -168,7 +176,7 @@ let package = Package(
         .testTarget(
             name: "OutpostClientTests",
             dependencies: [
-                "OutpostClient", "OutpostTestSupport", .product(name: "GRDB", package: "GRDB.swift"),
+                "OutpostClient", "OutpostSQLite", "OutpostTestSupport", .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ],
             swiftSettings: upcoming

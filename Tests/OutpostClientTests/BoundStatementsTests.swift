@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import OutpostSQLite
 import Testing
 
 @testable import OutpostClient

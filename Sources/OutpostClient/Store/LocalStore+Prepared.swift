@@ -2,6 +2,7 @@ import Foundation
 import GRDB
 import OutpostCRDT
 public import OutpostProtocol
+import OutpostSQLite
 
 /// A projected row of a record new to the store: its table's insert statement and its values, in stored form
 /// (``LocalStore/projectionInserts(of:_:)``), run by ``GRDB/Database/execute(cached:values:)``.

@@ -2,6 +2,7 @@ import Foundation
 import GRDB
 import OutpostCRDT
 import OutpostModel
+import OutpostSQLite
 import Synchronization
 
 /// The store's projection: indexed tables of the fields that lists filter and sort on, derived from the

@@ -1,6 +1,7 @@
 import Foundation
 import GRDB
 public import OutpostCRDT
+import OutpostSQLite
 
 /// A conflict waiting in the inbox.
 public struct StoredConflict: Sendable, Hashable {

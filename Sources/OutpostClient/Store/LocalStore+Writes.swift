@@ -1,6 +1,7 @@
 import Foundation
 import GRDB
 public import OutpostCRDT
+import OutpostSQLite
 
 /// What applying a batch of changes did.
 public struct ApplyReport: Sendable, Hashable {

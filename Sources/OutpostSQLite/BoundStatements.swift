@@ -1,7 +1,9 @@
-import Foundation
-import GRDB
+public import Foundation
+public import GRDB
 import GRDBSQLite
 
+// Statements bound and read through SQLite's C API, for the store's and the server's hot rows; shared by the
+// device's store (OutpostClient) and the server's (OutpostServer), visible to this package only.
 extension Database {
     /// Runs the cached statement `sql` once, with `values` bound through SQLite's C API.
     ///
@@ -14,31 +16,47 @@ extension Database {
     /// with arguments, so both may run the same cached statement (never GRDB's `execute()` without arguments: it
     /// would reuse bindings this clears). For the store's own rows only: a statement run so is not seen by GRDB's
     /// transaction observers, and the store registers none.
-    func execute(cached sql: String, values: [DatabaseValue]) throws {
-        let handle = try bound(cached: sql, values: values)
+    package func execute(cached sql: String, values: [DatabaseValue]) throws {
+        try execute(cachedStatement(sql: sql), values: values)
+    }
+
+    /// Runs `statement` (one of this connection's cached statements, held by the caller so that a bulk write
+    /// looks it up once) with `values`, as ``execute(cached:values:)`` does.
+    package func execute(_ statement: Statement, values: [DatabaseValue]) throws {
+        let handle = try bound(statement, values: values)
         defer { Self.release(handle) }
         let code = sqlite3_step(handle)
-        guard code == SQLITE_DONE else { throw failure(code, sql: sql) }
+        guard code == SQLITE_DONE else { throw failure(code, sql: statement.sql) }
     }
 
     /// Runs the cached query `sql` with `values` bound as ``execute(cached:values:)`` binds them, and calls `body`
     /// with each result row, read through SQLite's C API (``BoundRow``): the loads of a remote apply (a record's
     /// row and its tail, once per record a page touches) spent about a fifth of their time in GRDB's arguments,
     /// cursors and rows. The same rules as ``execute(cached:values:)`` hold.
-    func forEachRow(cached sql: String, values: [DatabaseValue], _ body: (BoundRow) throws -> Void) throws {
-        let handle = try bound(cached: sql, values: values)
+    package func forEachRow(cached sql: String, values: [DatabaseValue], _ body: (BoundRow) throws -> Void) throws {
+        try forEachRow(cachedStatement(sql: sql), values: values, body)
+    }
+
+    /// Runs the query `statement` (one of this connection's cached statements, held by the caller) with `values`
+    /// and calls `body` with each row, as ``forEachRow(cached:values:_:)`` does.
+    package func forEachRow(
+        _ statement: Statement,
+        values: [DatabaseValue],
+        _ body: (BoundRow) throws -> Void
+    ) throws {
+        let handle = try bound(statement, values: values)
         defer { Self.release(handle) }
         while true {
             let code = sqlite3_step(handle)
             if code == SQLITE_DONE { return }
-            guard code == SQLITE_ROW else { throw failure(code, sql: sql) }
+            guard code == SQLITE_ROW else { throw failure(code, sql: statement.sql) }
             try body(BoundRow(handle: handle))
         }
     }
 
-    /// The cached statement `sql`, reset, with `values` bound; ``release(_:)`` resets it and clears them.
-    private func bound(cached sql: String, values: [DatabaseValue]) throws -> SQLiteStatement {
-        let statement = try cachedStatement(sql: sql)
+    /// `statement`, reset, with `values` bound; ``release(_:)`` resets it and clears them.
+    private func bound(_ statement: Statement, values: [DatabaseValue]) throws -> SQLiteStatement {
+        // GRDB makes `statement.sql` anew from SQLite's text at each read: read only for an error.
         let handle = statement.sqliteStatement
         // GRDB resets a statement before it runs it, not after: one it ran last may still be stepped.
         sqlite3_reset(handle)
@@ -47,7 +65,7 @@ extension Database {
             throw DatabaseError(
                 resultCode: .SQLITE_MISUSE,
                 message: "wrong number of statement arguments: \(values.count)",
-                sql: sql
+                sql: statement.sql
             )
         }
         var code = SQLITE_OK
@@ -77,7 +95,7 @@ extension Database {
         }
         guard code == SQLITE_OK else {
             Self.release(handle)
-            throw failure(code, sql: sql)
+            throw failure(code, sql: statement.sql)
         }
         return handle
     }
@@ -115,21 +133,21 @@ extension Database {
 private let transient = unsafeBitCast(OpaquePointer(bitPattern: -1), to: sqlite3_destructor_type.self)
 
 /// One result row of ``Database/forEachRow(cached:values:_:)``, valid only inside its call.
-struct BoundRow {
+package struct BoundRow {
     let handle: SQLiteStatement
 
     /// Whether the column is NULL.
-    func isNull(_ column: Int32) -> Bool {
+    package func isNull(_ column: Int32) -> Bool {
         sqlite3_column_type(handle, column) == SQLITE_NULL
     }
 
     /// The column as an integer (0 for NULL).
-    func int64(_ column: Int32) -> Int64 {
+    package func int64(_ column: Int32) -> Int64 {
         sqlite3_column_int64(handle, column)
     }
 
     /// The column as text; `nil` for NULL.
-    func text(_ column: Int32) -> String? {
+    package func text(_ column: Int32) -> String? {
         guard let bytes = sqlite3_column_text(handle, column) else { return nil }
         return String(
             decoding: UnsafeBufferPointer(start: bytes, count: Int(sqlite3_column_bytes(handle, column))),
@@ -138,8 +156,14 @@ struct BoundRow {
     }
 
     /// The column's bytes (a blob; empty for NULL or an empty blob).
-    func data(_ column: Int32) -> Data {
+    package func data(_ column: Int32) -> Data {
         guard let bytes = sqlite3_column_blob(handle, column) else { return Data() }
         return Data(bytes: bytes, count: Int(sqlite3_column_bytes(handle, column)))
+    }
+
+    /// The column's bytes as an array (a blob; empty for NULL or an empty blob).
+    package func bytes(_ column: Int32) -> [UInt8] {
+        guard let bytes = sqlite3_column_blob(handle, column) else { return [] }
+        return Array(UnsafeRawBufferPointer(start: bytes, count: Int(sqlite3_column_bytes(handle, column))))
     }
 }
