@@ -47,12 +47,12 @@ public struct BinaryWriter: Sendable {
         }
     }
 
-    /// Writes one byte.
     /// Appends what `other` wrote.
     public mutating func append(_ other: BinaryWriter) {
         bytes.append(contentsOf: other.bytes)
     }
 
+    /// Writes one byte.
     public mutating func write(byte: UInt8) {
         bytes.append(byte)
     }
