@@ -1,5 +1,5 @@
-public import Foundation
-public import GRDB
+package import Foundation
+package import GRDB
 import GRDBSQLite
 
 // Statements bound and read through SQLite's C API, for the store's and the server's hot rows; shared by the
