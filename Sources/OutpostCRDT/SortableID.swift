@@ -73,12 +73,12 @@ public enum SortableID {
     /// The creation time encoded in a valid id, in milliseconds since 1970.
     public static func millis(of text: some StringProtocol) -> UInt64? {
         guard isValid(text) else { return nil }
-        var value: UInt64 = 0
-        for byte in text.utf8.prefix(10) {
-            guard let digit = alphabet.firstIndex(of: byte) else { return nil }
-            value = value << 5 | UInt64(digit)
-        }
-        return value
+        return number(text.utf8.prefix(10))
+    }
+
+    /// Digits of ``alphabet`` read as one number, the most significant first.
+    static func number(_ digits: some Sequence<UInt8>) -> UInt64 {
+        digits.reduce(0) { $0 << 5 | UInt64(digitValue($1)) }
     }
 
     /// A valid id's 128 bits: the 48 bits of its time and its 80 random bits as two numbers of 40 bits (the first
@@ -103,12 +103,7 @@ public enum SortableID {
     /// The bits of `bytes` when they are a valid id (26 characters of ``alphabet``, the first at most `7`).
     public static func bits(of bytes: UnsafeBufferPointer<UInt8>) -> Bits? {
         guard isValid(buffer: bytes) else { return nil }
-        func number(_ range: Range<Int>) -> UInt64 {
-            var value: UInt64 = 0
-            for index in range { value = value << 5 | UInt64(digitValue(bytes[index])) }
-            return value
-        }
-        return Bits(millis: number(0..<10), high: number(10..<18), low: number(18..<26))
+        return Bits(millis: number(bytes[0..<10]), high: number(bytes[10..<18]), low: number(bytes[18..<26]))
     }
 
     /// The 26 characters of an id with `bits`.

@@ -180,6 +180,42 @@ struct StoreFormatTests {
         return (path, configuration, store)
     }
 
+    /// A change of replica `site-b` by `per_3`, its clock's milliseconds its counter (as a remote site's would be).
+    static func remote(
+        _ counter: Int,
+        _ record: RecordRef,
+        _ field: String,
+        _ operation: OutpostCRDT.Operation,
+        _ value: Value,
+        replaces: [ChangeID] = []
+    ) -> Change {
+        Change(
+            id: ChangeID(replica: ReplicaID(unchecked: "site-b"), counter: UInt64(counter)),
+            record: record,
+            field: field,
+            operation: operation,
+            value: value,
+            replaces: replaces,
+            clock: Timestamp(millis: UInt64(counter), counter: 0),
+            author: "per_3"
+        )
+    }
+
+    /// Reopens the store at `path` and expects `record` and its history as `document` holds them, and no damage.
+    static func expectReopened(
+        _ record: RecordRef,
+        as document: Document,
+        changes: Int,
+        at path: String,
+        _ configuration: LocalStore.Configuration
+    ) throws -> LocalStore {
+        let reopened = try LocalStore.open(at: path, configuration: configuration)
+        #expect(try reopened.record(record) == document.records[record])
+        #expect(try reopened.history(of: record).count == changes)
+        #expect(try reopened.verifyIntegrity().isEmpty)
+        return reopened
+    }
+
     /// The record row as stored: its state's bytes, the first row of its tail (nil when none), the tail's size
     /// as the row counts it, and the size of the tail's rows as they are (`tail`).
     static func rawRecord(
@@ -243,15 +279,13 @@ struct StoreFormatTests {
                 site: nil
             )
         )
-        let remote = Change(
-            id: ChangeID(replica: ReplicaID(unchecked: "site-b"), counter: 1),
-            record: patient,
-            field: "phone",
-            operation: .assign,
-            value: "555-0102",
-            replaces: document.field(patient, "phone").liveIDs,
-            clock: Timestamp(millis: 1, counter: 0),
-            author: "per_3"
+        let remote = Self.remote(
+            1,
+            patient,
+            "phone",
+            .assign,
+            "555-0102",
+            replaces: document.field(patient, "phone").liveIDs
         )
         try document.apply(remote)
         try store.applyRemote([remote])
@@ -282,10 +316,7 @@ struct StoreFormatTests {
             previous = row.state
         }
         #expect(folds >= 2 && folds <= 20, "\(folds) folds")
-        let reopened = try LocalStore.open(at: path, configuration: configuration)
-        #expect(try reopened.record(patient) == document.records[patient])
-        #expect(try reopened.history(of: patient).count == 210)
-        #expect(try reopened.verifyIntegrity().isEmpty)
+        let reopened = try Self.expectReopened(patient, as: document, changes: 210, at: path, configuration)
 
         // Appends to a record the store does not hold create it, with its log only.
         let other = RecordRef(type: "patient", id: "pat_2")
@@ -311,15 +342,12 @@ struct StoreFormatTests {
         var folds = 0
         var previous = tailed
         for counter in 1...120 {
-            let remote = Change(
-                id: ChangeID(replica: ReplicaID(unchecked: "site-b"), counter: UInt64(counter)),
-                record: patient,
-                field: "notes",
-                operation: .append,
-                value: .string(String(repeating: "home visit \(counter) ", count: 6)),
-                replaces: [],
-                clock: Timestamp(millis: UInt64(counter), counter: 0),
-                author: "per_3"
+            let remote = Self.remote(
+                counter,
+                patient,
+                "notes",
+                .append,
+                .string(String(repeating: "home visit \(counter) ", count: 6))
             )
             try document.apply(remote)
             try store.applyRemote([remote])
@@ -335,10 +363,7 @@ struct StoreFormatTests {
         }
         #expect(folds >= 2, "\(folds) folds")
         #expect(try store.record(patient) == document.records[patient])
-        let reopened = try LocalStore.open(at: path, configuration: configuration)
-        #expect(try reopened.record(patient) == document.records[patient])
-        #expect(try reopened.history(of: patient).count == 122)
-        #expect(try reopened.verifyIntegrity().isEmpty)
+        _ = try Self.expectReopened(patient, as: document, changes: 122, at: path, configuration)
     }
 
     @Test func aRecordTakenFromASnapshotTakesPulledChangesIntoItsTailWithNoWriteToItsRow() throws {
@@ -348,31 +373,22 @@ struct StoreFormatTests {
         let other = RecordRef(type: "patient", id: "pat_2")
         _ = try store.commit([.assign(other, "phone", "555-0199")], author: "per_1", site: nil)
         var document = Document(schema: Self.schema)
-        let created = Change(
-            id: ChangeID(replica: ReplicaID(unchecked: "site-b"), counter: 1),
-            record: patient,
-            field: "phone",
-            operation: .assign,
-            value: "555-0100",
-            replaces: [],
-            clock: Timestamp(millis: 1, counter: 0),
-            author: "per_3"
-        )
-        try document.apply(created)
+        try document.apply(Self.remote(1, patient, "phone", .assign, "555-0100"))
         try store.applySnapshot([SnapshotRecord(record: patient, state: document.records[patient]!)], checkpoint: "1")
         let taken = try Self.rawRecord(patient, at: path)
         #expect(taken.tailStart != nil && taken.tail == 0)
         for counter in 2...6 {
-            let remote = Change(
-                id: ChangeID(replica: ReplicaID(unchecked: "site-b"), counter: UInt64(counter)),
-                record: patient,
-                field: counter.isMultiple(of: 2) ? "notes" : "phone",
-                operation: counter.isMultiple(of: 2) ? .append : .assign,
-                value: .string("visit \(counter)"),
-                replaces: counter.isMultiple(of: 2) ? [] : document.records[patient]!["phone"].liveIDs,
-                clock: Timestamp(millis: UInt64(counter), counter: 0),
-                author: "per_3"
-            )
+            let remote =
+                counter.isMultiple(of: 2)
+                ? Self.remote(counter, patient, "notes", .append, .string("visit \(counter)"))
+                : Self.remote(
+                    counter,
+                    patient,
+                    "phone",
+                    .assign,
+                    .string("visit \(counter)"),
+                    replaces: document.records[patient]!["phone"].liveIDs
+                )
             try document.apply(remote)
             try store.applyRemote([remote])
             let row = try Self.rawRecord(patient, at: path)
@@ -381,10 +397,7 @@ struct StoreFormatTests {
             #expect(row.tail > 0)
         }
         #expect(try store.record(patient) == document.records[patient])
-        let reopened = try LocalStore.open(at: path, configuration: configuration)
-        #expect(try reopened.record(patient) == document.records[patient])
-        #expect(try reopened.history(of: patient).count == 5)
-        #expect(try reopened.verifyIntegrity().isEmpty)
+        _ = try Self.expectReopened(patient, as: document, changes: 5, at: path, configuration)
     }
 
     /// A store of schema v3 (no tail columns) is upgraded in place: its rows hold every change, appends

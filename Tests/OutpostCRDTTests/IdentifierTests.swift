@@ -144,4 +144,22 @@ struct SortableIDTests {
         #expect(a == (0..<5).map { _ in second.next() })
         #expect(Set(a).count == 5)
     }
+
+    @Test func anIdsBitsGiveTheIdBackAndOnlyAValidIdHasBits() {
+        var generator = SeededGenerator(seed: 7)
+        for index in 0..<200 {
+            let millis = UInt64(index) * 7_919_113 % (1 << 48)
+            let id = SortableID.make(millis: millis, using: &generator)
+            let bits = Array(id.utf8).withUnsafeBufferPointer { SortableID.bits(of: $0) }
+            #expect(bits?.millis == millis && bits.map(SortableID.text) == id, "\(id)")
+        }
+        for text in [
+            "01jwmckyew8y2z3yfnj58p8xpg", "81JWMCKYEW8Y2Z3YFNJ58P8XPG", "01JWMCKYEW8Y2Z3YFNJ58P8XP",
+            "01JWMCKYEW8Y2Z3YFNJ58P8XPI",
+        ] {
+            #expect(Array(text.utf8).withUnsafeBufferPointer { SortableID.bits(of: $0) } == nil, "\(text)")
+        }
+        #expect(SortableID.Bits(millis: 1 << 48, high: 0, low: 0) == nil)
+        #expect(SortableID.Bits(millis: 0, high: 1 << 40, low: 0) == nil)
+    }
 }
