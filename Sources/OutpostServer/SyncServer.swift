@@ -111,7 +111,8 @@ public enum SyncServer {
             configuration: configuration,
             notifier: notifier,
             clock: clock,
-            throttle: AuthThrottle(policy: configuration.authThrottle)
+            throttle: AuthThrottle(policy: configuration.authThrottle),
+            prefetch: PagePrefetch()
         ).register(on: router)
         let limits = configuration.connections.fittedToProcess(logger: logger)
         let registry = ConnectionRegistry(maxConnections: limits.maxConnections)

@@ -16,6 +16,7 @@ struct SyncRoutes: Sendable {
     let notifier: FeedNotifier
     let clock: any WallClock
     let throttle: AuthThrottle
+    let prefetch: PagePrefetch
 
     func register(on router: Router<OutpostRequestContext>) {
         router.get(.init(stringLiteral: Wire.Path.session)) { request, context in
@@ -281,21 +282,56 @@ struct SyncRoutes: Sendable {
             }
             sparingOwn = true
         }
-        let page = try await store.snapshot(
+        let key = PagePrefetch.Key(
             token: token,
             replica: replica,
+            checkpoint: checkpoint,
             after: cursor,
             limit: limit,
-            sparingOwn: sparingOwn
+            sparingOwn: sparingOwn,
+            layout: Self.binaryLayout(request),
+            gzip: Self.acceptsGzip(request)
         )
-        let position = checkpoint ?? page.checkpoint
+        // A page after the first was built ahead when the page before it was sent (``PagePrefetch``); one that
+        // failed is built again here, so its error is this request's.
+        var page: PagePrefetch.Page?
+        if cursor != nil, let ahead = prefetch.take(key, now: clock.nowMillis()) { page = try? await ahead.value }
+        Counter(label: "outpost_snapshot_pages_total", dimensions: [("built", page == nil ? "on_request" : "ahead")])
+            .increment()
+        let sent: PagePrefetch.Page
+        if let page { sent = page } else { sent = try await snapshotPage(key) }
+        if let next = sent.next {
+            var following = key
+            (following.checkpoint, following.after) = next
+            prefetch.start(following, now: clock.nowMillis()) { [self, following] in try await snapshotPage(following) }
+        }
+        return Self.response(sent)
+    }
+
+    /// Reads, encodes and (when asked) compresses the snapshot page `key` names. The first page (no cursor) takes
+    /// the store's checkpoint; the pages after it keep the one their cursor carries.
+    func snapshotPage(_ key: PagePrefetch.Key) async throws -> PagePrefetch.Page {
+        let page = try await store.snapshot(
+            token: key.token,
+            replica: key.replica,
+            after: key.after,
+            limit: key.limit,
+            sparingOwn: key.sparingOwn
+        )
+        let position = key.checkpoint ?? page.checkpoint
         let message = SnapshotPage(
             records: page.records,
             checkpoint: String(position),
             next: page.next.map { "\(position)~\($0.type)~\($0.id)" }
         )
-        if let layout = Self.binaryLayout(request) { return Self.binaryResponse(message, layout: layout, to: request) }
-        return Self.pageResponse(try Wire.makeEncoder().encode(message), contentType: Wire.contentType, to: request)
+        let body: [UInt8]
+        let contentType: String
+        if let layout = key.layout {
+            (body, contentType) = (message.binaryEncoded(layout: layout), BinaryWire.contentType)
+        } else {
+            (body, contentType) = (Array(try Wire.makeEncoder().encode(message)), Wire.contentType)
+        }
+        return Self.page(body, contentType: contentType, gzip: key.gzip, next: page.next.map { (position, $0) })
     }
 
     /// What the device reports of itself: its outbox (``Wire/outboxHeader``, a whole number), its refused changes
@@ -347,19 +383,38 @@ struct SyncRoutes: Sendable {
     /// A `200` carrying a pull or snapshot page, gzip-compressed when the request accepts it and the page is
     /// large enough to gain (protocol/README.md, section 16).
     static func pageResponse(_ body: some Collection<UInt8>, contentType: String, to request: Request) -> Response {
+        response(page(Array(body), contentType: contentType, gzip: acceptsGzip(request)))
+    }
+
+    /// A page's body as it is sent: gzip-compressed when `gzip` (the request accepts it) and it is large enough
+    /// to gain.
+    static func page(
+        _ body: [UInt8],
+        contentType: String,
+        gzip: Bool,
+        next: (checkpoint: Int64, after: RecordRef)? = nil
+    ) -> PagePrefetch.Page {
+        let compressed = gzip && body.count >= WireCompression.threshold
+        return PagePrefetch.Page(
+            body: compressed ? WireCompression.compress(body) : body,
+            contentType: contentType,
+            gzip: compressed,
+            next: next
+        )
+    }
+
+    /// A `200` carrying `page`.
+    static func response(_ page: PagePrefetch.Page) -> Response {
         var headers = HTTPFields()
-        headers[.contentType] = contentType
+        headers[.contentType] = page.contentType
         headers[.vary] = "Accept-Encoding"
-        let accepts = request.headers[values: .acceptEncoding].contains { WireCompression.accepts($0) }
-        if accepts && body.count >= WireCompression.threshold {
-            headers[.contentEncoding] = WireCompression.gzip
-            return Response(
-                status: .ok,
-                headers: headers,
-                body: .init(byteBuffer: ByteBuffer(bytes: WireCompression.compress(body)))
-            )
-        }
-        return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: body)))
+        if page.gzip { headers[.contentEncoding] = WireCompression.gzip }
+        return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: page.body)))
+    }
+
+    /// Whether the request's `Accept-Encoding` accepts gzip.
+    static func acceptsGzip(_ request: Request) -> Bool {
+        request.headers[values: .acceptEncoding].contains { WireCompression.accepts($0) }
     }
 
     /// A request body as sent (`identity`) or inflated (`gzip`), at most `limit` bytes either way.
