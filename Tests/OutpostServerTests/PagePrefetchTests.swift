@@ -1,6 +1,7 @@
 import Foundation
 import OutpostCRDT
 import OutpostClient
+import OutpostModel
 import OutpostProtocol
 import OutpostTestSupport
 import Synchronization
@@ -116,6 +117,48 @@ struct PagePrefetchTests {
         #expect(try await snapshotPages(server, built: "ahead") - before == asked - 1)
         #expect(try b.export() == a.export())
         #expect(try b.store.checkProjection() == [])
+    }
+
+    @Test func aScopedBootstrapInPagesBuiltAheadHoldsWhatOnePageBuiltOnRequestHolds() async throws {
+        let server = try await TestServer()
+        let directory = try TemporaryDirectory("outpost-prefetch")
+        let a = try LocalReplica("site-a", in: directory)
+        try TinyPractice.load(into: a.care)
+        // A second team holding one patient, so the nurse's scope is not the whole practice.
+        let otherTeam = try a.care.create(
+            .team,
+            fields: [
+                "name": ["Team Two"], "status": ["active"], "leader": [.string(TinyPractice.person)],
+                "subgroup": [.string(TinyPractice.subgroup)],
+            ]
+        )
+        _ = try a.care.update([
+            .assign(RecordRef(type: "patient", id: TinyPractice.patients[2]), "primaryTeam", .string(otherTeam.id))
+        ])
+        _ = try await a.engine(server.transport(server.adminToken)).sync()
+        let nurse = try await server.issueToken(role: "clinician", extra: ["--teams", TinyPractice.team])
+        let before = try await snapshotPages(server, built: "ahead")
+
+        let paged = try LocalReplica("paged", in: directory)
+        let pages = Mutex(0)
+        let counting = FaultTransport(
+            server.transport(nurse),
+            before: { request, _ in
+                if request.path == Wire.Path.snapshot { pages.withLock { $0 += 1 } }
+            }
+        )
+        #expect(try await paged.engine(counting, pageSize: 2).sync().bootstrapped)
+        let asked = pages.withLock { $0 }
+        #expect(asked > 2, "several pages of 2 records")
+        #expect(try await snapshotPages(server, built: "ahead") - before == asked - 1)
+
+        let whole = try LocalReplica("whole", in: directory)
+        #expect(try await whole.engine(server.transport(nurse), pageSize: 2_000).sync().bootstrapped)
+        #expect(try await snapshotPages(server, built: "ahead") - before == asked - 1, "one page: none ahead")
+        #expect(try paged.export() == whole.export())
+        #expect(try paged.export() != a.export(), "the scope holds part of the practice")
+        #expect(try paged.care.records(.patient).map(\.ref.id).sorted() == TinyPractice.patients.prefix(2).sorted())
+        #expect(try paged.store.checkProjection() == [])
     }
 
     @Test func aPageBuiltAheadIsNotHandedToARevokedTokenAndAnotherTokenGetsItBuiltAnew() async throws {
