@@ -93,6 +93,19 @@ struct PagePrefetchTests {
         return line.flatMap { Double($0.split(separator: " ").last ?? "") }.map { Int($0) } ?? 0
     }
 
+    /// Bootstraps `replica` in pages of `pageSize` and returns how many snapshot pages it asked for.
+    func bootstrap(_ replica: LocalReplica, _ transport: HTTPTransport, pageSize: Int) async throws -> Int {
+        let pages = Mutex(0)
+        let counting = FaultTransport(
+            transport,
+            before: { request, _ in
+                if request.path == Wire.Path.snapshot { pages.withLock { $0 += 1 } }
+            }
+        )
+        #expect(try await replica.engine(counting, pageSize: pageSize).sync().bootstrapped)
+        return pages.withLock { $0 }
+    }
+
     @Test func aBootstrapsPagesAfterTheFirstAreBuiltAheadAndTheDeviceHoldsThePracticeAsItIs() async throws {
         let server = try await TestServer()
         let directory = try TemporaryDirectory("outpost-prefetch")
@@ -103,16 +116,7 @@ struct PagePrefetchTests {
         let before = try await snapshotPages(server, built: "ahead")
 
         let b = try LocalReplica("site-b", in: directory)
-        let pages = Mutex(0)
-        let counting = FaultTransport(
-            server.transport(admin),
-            before: { request, _ in
-                if request.path == Wire.Path.snapshot { pages.withLock { $0 += 1 } }
-            }
-        )
-        let report = try await b.engine(counting, pageSize: 3).sync()
-        #expect(report.bootstrapped)
-        let asked = pages.withLock { $0 }
+        let asked = try await bootstrap(b, server.transport(admin), pageSize: 3)
         #expect(asked > 2, "several pages of 3 records")
         #expect(try await snapshotPages(server, built: "ahead") - before == asked - 1)
         #expect(try b.export() == a.export())
@@ -125,35 +129,18 @@ struct PagePrefetchTests {
         let a = try LocalReplica("site-a", in: directory)
         try TinyPractice.load(into: a.care)
         // A second team holding one patient, so the nurse's scope is not the whole practice.
-        let otherTeam = try a.care.create(
-            .team,
-            fields: [
-                "name": ["Team Two"], "status": ["active"], "leader": [.string(TinyPractice.person)],
-                "subgroup": [.string(TinyPractice.subgroup)],
-            ]
-        )
-        _ = try a.care.update([
-            .assign(RecordRef(type: "patient", id: TinyPractice.patients[2]), "primaryTeam", .string(otherTeam.id))
-        ])
+        _ = try TinyPractice.addSecondTeam(in: a.care)
         _ = try await a.engine(server.transport(server.adminToken)).sync()
         let nurse = try await server.issueToken(role: "clinician", extra: ["--teams", TinyPractice.team])
         let before = try await snapshotPages(server, built: "ahead")
 
         let paged = try LocalReplica("paged", in: directory)
-        let pages = Mutex(0)
-        let counting = FaultTransport(
-            server.transport(nurse),
-            before: { request, _ in
-                if request.path == Wire.Path.snapshot { pages.withLock { $0 += 1 } }
-            }
-        )
-        #expect(try await paged.engine(counting, pageSize: 2).sync().bootstrapped)
-        let asked = pages.withLock { $0 }
+        let asked = try await bootstrap(paged, server.transport(nurse), pageSize: 2)
         #expect(asked > 2, "several pages of 2 records")
         #expect(try await snapshotPages(server, built: "ahead") - before == asked - 1)
 
         let whole = try LocalReplica("whole", in: directory)
-        #expect(try await whole.engine(server.transport(nurse), pageSize: 2_000).sync().bootstrapped)
+        #expect(try await bootstrap(whole, server.transport(nurse), pageSize: 2_000) == 1)
         #expect(try await snapshotPages(server, built: "ahead") - before == asked - 1, "one page: none ahead")
         #expect(try paged.export() == whole.export())
         #expect(try paged.export() != a.export(), "the scope holds part of the practice")

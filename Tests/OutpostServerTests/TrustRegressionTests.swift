@@ -102,20 +102,11 @@ struct TrustRegressionTests {
         let admin = try LocalReplica("admin", in: folder)
         try TinyPractice.load(into: admin.care)
         // A second team holding one patient, so the kiosk's scope is not the nurse's.
-        let otherTeam = try admin.care.create(
-            .team,
-            fields: [
-                "name": ["Team Two"], "status": ["active"], "leader": [.string(TinyPractice.person)],
-                "subgroup": [.string(TinyPractice.subgroup)],
-            ]
-        )
-        _ = try admin.care.update([
-            .assign(RecordRef(type: "patient", id: TinyPractice.patients[2]), "primaryTeam", .string(otherTeam.id))
-        ])
+        let otherTeam = try TinyPractice.addSecondTeam(in: admin.care)
         _ = try await admin.engine(server.transport(server.adminToken)).sync()
 
         let nurse = try await server.issueTokenEntry(role: "clinician", extra: ["--teams", TinyPractice.team])
-        let kiosk = try await server.issueToken(role: "site-device", extra: ["--teams", otherTeam.id])
+        let kiosk = try await server.issueToken(role: "site-device", extra: ["--teams", otherTeam])
         let laptop = Device("laptop", in: folder)
         try await laptop.join(server, token: nurse.secret)
         let replica = try await #require(try laptop.status()["replica"] as? String)

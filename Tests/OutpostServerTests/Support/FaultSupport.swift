@@ -67,6 +67,22 @@ enum TinyPractice {
     static func load(into replica: CareStore) throws {
         try replica.importPractice(try PracticeDump.decode(Array(json.utf8)))
     }
+
+    /// Adds a second team in `replica` and makes it the last patient's primary team, so a token scoped to
+    /// ``team`` sees two of the three patients; returns the new team's id.
+    static func addSecondTeam(in replica: CareStore) throws -> String {
+        let team = try replica.create(
+            .team,
+            fields: [
+                "name": ["Team Two"], "status": ["active"], "leader": [.string(person)],
+                "subgroup": [.string(subgroup)],
+            ]
+        )
+        _ = try replica.update([
+            .assign(RecordRef(type: "patient", id: patients[2]), "primaryTeam", .string(team.id))
+        ])
+        return team.id
+    }
 }
 
 /// A wall clock a fixed offset from the system's (a device whose clock runs ahead).
