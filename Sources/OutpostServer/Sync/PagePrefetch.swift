@@ -7,8 +7,9 @@ import Synchronization
 ///
 /// A page is kept for the request that names exactly what it was built for (``Key``: the token as it was, the
 /// replica, the cursor, the limit, `own=skip`, the encoding and the compression), is handed out once, and only
-/// after that request passed every check a request passes (authentication, epoch, compaction floor). Nothing a
-/// page holds is shown to anyone its own request could not have read a moment earlier. A page not asked for
+/// after that request passed every check a request passes (authentication, epoch, compaction floor). Its states
+/// were read after the page before it and at most ``Policy/maxAgeMillis`` before it is sent; what changed since
+/// reaches the device in the pull that follows every snapshot, as for a page read on request. A page not asked for
 /// within ``Policy/maxAgeMillis`` is dropped, and at most ``Policy/maxPages`` are kept (the oldest dropped
 /// first), so an abandoned bootstrap costs one page's work and memory for a few seconds.
 ///
