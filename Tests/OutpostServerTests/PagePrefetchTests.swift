@@ -166,6 +166,7 @@ struct PagePrefetchTests {
         let first = try await snapshot(laptop.secret, after: nil)
         try #require(first.status == 200)
         let next = try #require(try SnapshotPage(binary: Array(first.body)).next)
+        // Sending that page started the next one for the laptop (the bootstrap test above counts such pages).
         let ahead = try await snapshotPages(server, built: "ahead")
         try #require(try await server.admin(["token", "revoke", laptop.id]).status == 0)
 
