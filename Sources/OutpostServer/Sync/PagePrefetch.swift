@@ -87,11 +87,9 @@ final class PagePrefetch: Sendable {
     /// The keys to drop from pages started at `started`: every one older than the policy's age, then the oldest
     /// past the policy's count.
     static func dropped(_ started: [Key: UInt64], now: UInt64, policy: Policy) -> [Key] {
-        var stale = started.filter { $0.value + policy.maxAgeMillis <= now }.map(\.key)
-        let fresh = started.filter { $0.value + policy.maxAgeMillis > now }
-        if fresh.count > policy.maxPages {
-            stale += fresh.sorted { $0.value < $1.value }.prefix(fresh.count - policy.maxPages).map(\.key)
-        }
-        return stale
+        // Oldest first: the old ones, then as many of the rest as keep the newest `maxPages`.
+        let oldestFirst = started.sorted { $0.value < $1.value }
+        let stale = oldestFirst.prefix { $0.value + policy.maxAgeMillis <= now }
+        return (stale + oldestFirst.dropFirst(stale.count).dropLast(policy.maxPages)).map(\.key)
     }
 }
