@@ -545,41 +545,66 @@ extension PostgresStore: SyncStorage {
             }
             // Read ids and owners in chunks until the page is known (more than `limit` records to send, the end,
             // or the walk's limit), then let the planner walk them; states are read for the page's records only.
+            // The walk goes type after type, each type walked as the visibility says (``FeedPlanner/TypeWalk``):
+            // a scope's records are found by their keys, so a scoped walk reads no record outside the scope.
             // Sparing the device's own, the walk reads states too, to know which records to leave out, and keeps
             // those of the records it sends.
             var candidates: [(record: RecordRef, owner: String?)] = []
             var own: Set<RecordRef> = []
             var kept: [RecordRef: [UInt8]] = [:]
-            var after = cursor
+            let patients = visibility.sortedPatients
+            var start = cursor
+            var walkedType: String?
             var sendable = 0
             let walkLimit = spared == nil ? Int.max : limit * FeedPlanner.sparedWalkPages
             let chunk = max(limit + 1, 1000)
-            while true {
-                let rows = try await connection.all(
-                    """
-                    SELECT type, id, owner, CASE WHEN \(spared != nil) THEN state END FROM record
-                    WHERE practice = \(practice) AND (type, id) > (\(after?.type ?? ""), \(after?.id ?? ""))
-                    ORDER BY type, id LIMIT \(chunk)
-                    """,
-                    logger
-                )
-                for row in rows {
-                    let (type, id, owner, state) = try row.decode((String, String, String?, ByteBuffer?).self)
-                    let ref = RecordRef(type: type, id: id)
-                    candidates.append((ref, owner))
-                    guard visibility.contains(type: type, id: id, owner: owner) else { continue }
-                    if let spared, let state {
-                        let bytes = Array(state.readableBytesView)
-                        guard try !FeedPlanner.isOwn(bytes, by: spared) else {
-                            own.insert(ref)
-                            continue
-                        }
-                        kept[ref] = bytes
-                    }
-                    sendable += 1
+            walk: while sendable <= limit, candidates.count < walkLimit {
+                let type: String
+                var after = ""
+                if let first = start {
+                    (type, after, start) = (first.type, first.id, nil)
+                } else {
+                    guard
+                        let found = try await connection.all(
+                            "SELECT MIN(type) FROM record WHERE practice = \(practice) AND type > \(walkedType ?? "")",
+                            logger
+                        ).first?.decode(String?.self)
+                    else { break }
+                    type = found
                 }
-                after = candidates.last?.record
-                if rows.count < chunk || sendable > limit || candidates.count >= walkLimit { break }
+                walkedType = type
+                while true {
+                    let rows = try await connection.all(
+                        Self.snapshotWalk(
+                            visibility.walk(type: type),
+                            practice: practice,
+                            type: type,
+                            patients: patients,
+                            after: after,
+                            withStates: spared != nil,
+                            limit: chunk
+                        ),
+                        logger
+                    )
+                    for row in rows {
+                        let (id, owner, state) = try row.decode((String, String?, ByteBuffer?).self)
+                        let ref = RecordRef(type: type, id: id)
+                        candidates.append((ref, owner))
+                        after = id
+                        guard visibility.contains(type: type, id: id, owner: owner) else { continue }
+                        if let spared, let state {
+                            let bytes = Array(state.readableBytesView)
+                            guard try !FeedPlanner.isOwn(bytes, by: spared) else {
+                                own.insert(ref)
+                                continue
+                            }
+                            kept[ref] = bytes
+                        }
+                        sendable += 1
+                    }
+                    if rows.count < chunk { break }
+                    if sendable > limit || candidates.count >= walkLimit { break walk }
+                }
             }
             var iterator = candidates.makeIterator()
             let page = FeedPlanner.snapshotPage(
@@ -609,6 +634,39 @@ extension PostgresStore: SyncStorage {
                 return SnapshotRecord(record: ref, state: try reader.readRecordState())
             }
             return SnapshotSlice(records: records, checkpoint: head, next: page.next)
+        }
+    }
+
+    /// The query that walks one type of a snapshot page (``FeedPlanner/TypeWalk``) in id order, after `after`, at
+    /// most `limit` rows of id, owner and, `withStates`, state. A scope's records are found by their keys (the
+    /// patients by id, the others through `record_by_owner`).
+    static func snapshotWalk(
+        _ walk: FeedPlanner.TypeWalk,
+        practice: String,
+        type: String,
+        patients: [String],
+        after: String,
+        withStates: Bool,
+        limit: Int
+    ) -> PostgresQuery {
+        switch walk {
+        case .every:
+            """
+            SELECT id, owner, CASE WHEN \(withStates) THEN state END FROM record
+            WHERE practice = \(practice) AND type = \(type) AND id > \(after) ORDER BY id LIMIT \(limit)
+            """
+        case .patientsInScope:
+            """
+            SELECT id, owner, CASE WHEN \(withStates) THEN state END FROM record
+            WHERE practice = \(practice) AND type = \(type) AND id = ANY(\(patients)::text[]) AND id > \(after)
+            ORDER BY id LIMIT \(limit)
+            """
+        case .ownedInScope:
+            """
+            SELECT id, owner, CASE WHEN \(withStates) THEN state END FROM record
+            WHERE practice = \(practice) AND type = \(type) AND owner = ANY(\(patients)::text[]) AND id > \(after)
+            ORDER BY id LIMIT \(limit)
+            """
         }
     }
 

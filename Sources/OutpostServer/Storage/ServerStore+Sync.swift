@@ -484,19 +484,12 @@ extension ServerStore: SyncStorage {
                     }
                 }
             }
-            // A scoped walk reads ids and owners only, and states for the records it sends, so out-of-scope states
-            // are never copied out of SQLite; a whole-practice walk sends every record it walks, so it reads each
-            // state in the same step (one query for the page, not one more per record).
-            let refs = try Row.fetchCursor(
-                db.cachedStatement(
-                    sql: """
-                        SELECT type, id, owner\(scoped ? "" : ", state") FROM record
-                        WHERE practice = ? AND (type > ? OR (type = ? AND id > ?))
-                        ORDER BY type, id
-                        """
-                ),
-                arguments: [practice, cursor?.type ?? "", cursor?.type ?? "", cursor?.id ?? ""]
-            )
+            // The walk goes type after type, each type walked as the visibility says (only the records of the
+            // scope, by the keys that find them), and reads each state in the same step as its id.
+            let patients = try Self.jsonArray(visibility.sortedPatients)
+            var start = cursor
+            var walkedType: String?
+            var rows: RowCursor?
             var walkedState: [UInt8] = []
             var kept: [[UInt8]] = []
             let page = try FeedPlanner.snapshotPage(
@@ -504,27 +497,37 @@ extension ServerStore: SyncStorage {
                 visibility: visibility,
                 walkLimit: spared == nil ? .max : limit * FeedPlanner.sparedWalkPages,
                 next: { () throws -> (record: RecordRef, owner: String?)? in
-                    guard let row = try refs.next() else { return nil }
-                    // Copied once, straight from SQLite's buffer (valid until the cursor moves on).
-                    if !scoped { walkedState = try row.withUnsafeData(named: "state") { $0.map { Array($0) } ?? [] } }
-                    return (RecordRef(type: row["type"], id: row["id"]), row["owner"])
-                },
-                spares: { ref throws -> Bool in
-                    var state = walkedState
-                    if scoped {
-                        // Walked in this transaction, so it is there; were it not, it would have nothing to send.
-                        guard
-                            let stored = try Data.fetchOne(
-                                db.cachedStatement(
-                                    sql: "SELECT state FROM record WHERE practice = ? AND type = ? AND id = ?"
-                                ),
-                                arguments: [practice, ref.type, ref.id]
-                            )
-                        else { return true }
-                        state = Array(stored)
+                    while true {
+                        if let row = try rows?.next() {
+                            // Copied once, straight from SQLite's buffer (valid until the cursor moves on).
+                            walkedState = try row.withUnsafeData(named: "state") { $0.map { Array($0) } ?? [] }
+                            return (RecordRef(type: walkedType ?? "", id: row["id"]), row["owner"])
+                        }
+                        let type: String
+                        var after = ""
+                        if let first = start {
+                            (type, after, start) = (first.type, first.id, nil)
+                        } else {
+                            guard
+                                let found = try String.fetchOne(
+                                    db.cachedStatement(
+                                        sql: "SELECT MIN(type) FROM record WHERE practice = ? AND type > ?"
+                                    ),
+                                    arguments: [practice, walkedType ?? ""]
+                                )
+                            else { return nil }
+                            type = found
+                        }
+                        walkedType = type
+                        rows = try Row.fetchCursor(
+                            db.cachedStatement(sql: Self.snapshotWalk(visibility.walk(type: type))),
+                            arguments: [practice, type, patients, after]
+                        )
                     }
-                    if let spared, try FeedPlanner.isOwn(state, by: spared) { return true }
-                    kept.append(state)
+                },
+                spares: { _ throws -> Bool in
+                    if let spared, try FeedPlanner.isOwn(walkedState, by: spared) { return true }
+                    kept.append(walkedState)
                     return false
                 }
             )
@@ -538,6 +541,37 @@ extension ServerStore: SyncStorage {
             return SnapshotSlice(records: records, checkpoint: head, next: page.next)
         }
         return scoped && cursor == nil && replica != nil ? try await writeAsync(body) : try await readAsync(body)
+    }
+
+    /// The query that walks one type of a snapshot page (``FeedPlanner/TypeWalk``) in id order: arguments the
+    /// practice, the type, the scope's patients as a JSON array of ids, and the id to walk from (excluded). A
+    /// scope's records are found by their keys (the patients by id, the others through `record_by_owner`), so a
+    /// scoped walk reads no record outside the scope.
+    static func snapshotWalk(_ walk: FeedPlanner.TypeWalk) -> String {
+        switch walk {
+        case .every:
+            "SELECT id, owner, state FROM record WHERE practice = ?1 AND type = ?2 AND id > ?4 ORDER BY id"
+        case .patientsInScope:
+            """
+            SELECT id, owner, state FROM record
+            WHERE practice = ?1 AND type = ?2 AND id IN (SELECT value FROM json_each(?3)) AND +id > ?4
+            ORDER BY id
+            """
+        case .ownedInScope:
+            """
+            SELECT id, owner, state FROM record
+            WHERE practice = ?1 AND type = ?2 AND id IN (
+                SELECT id FROM record INDEXED BY record_by_owner
+                WHERE practice = ?1 AND type = ?2 AND owner IN (SELECT value FROM json_each(?3)) AND id > ?4
+            )
+            ORDER BY id
+            """
+        }
+    }
+
+    /// `strings` as a JSON array, for SQLite's `json_each`.
+    static func jsonArray(_ strings: [String]) throws -> String {
+        String(decoding: try JSONEncoder().encode(strings), as: UTF8.self)
     }
 
     public func openConflictCount(practice: String? = nil) async throws(ServerError) -> Int {

@@ -20,6 +20,33 @@ enum FeedPlanner {
             guard case .patients(let inScope) = self else { return true }
             return CareModel.scopeHolds(type: type, id: id, owner: owner, holdsPatient: inScope.contains)
         }
+
+        /// Which records of `type` a snapshot walks: those this visibility may contain, so a scoped device's
+        /// snapshot reads its patients, their records and the practice's structure, never the rest of the
+        /// practice. A backend walks type after type in (type, id) order, each as this says, so the cursor of a
+        /// scoped page has the whole practice's form.
+        func walk(type: String) -> TypeWalk {
+            guard case .patients = self else { return .every }
+            if type == RecordType.patient.rawValue { return .patientsInScope }
+            return CareModel.ownerField[type] == nil ? .every : .ownedInScope
+        }
+
+        /// The patients in scope, sorted (none for the whole practice): what a backend looks records up by.
+        var sortedPatients: [String] {
+            guard case .patients(let inScope) = self else { return [] }
+            return inScope.sorted()
+        }
+    }
+
+    /// Which records of one type a snapshot page walks (``Visibility/walk(type:)``).
+    enum TypeWalk: Sendable, Hashable {
+        /// Every record of the type: any type for the whole practice, the structure's types for a scope.
+        case every
+        /// The patients in scope, looked up by id.
+        case patientsInScope
+        /// The records owned by a patient in scope, looked up by owner; a record whose owner is not known yet
+        /// is not walked, as ``Visibility/contains(type:id:owner:)`` leaves it out.
+        case ownedInScope
     }
 
     /// A change of the feed as a backend read it.

@@ -1,0 +1,128 @@
+import Foundation
+import GRDB
+import Logging
+import OutpostCRDT
+import OutpostClient
+import OutpostModel
+import OutpostProtocol
+import OutpostTestSupport
+import Testing
+
+@testable import OutpostServer
+
+/// A scoped device's snapshot walks only the records of its scope: its patients by id, their records by owner,
+/// and the practice's structure, type after type in the whole practice's (type, id) order, so its pages have the
+/// whole practice's cursor and a page never reads a record outside the scope.
+@Suite(.serialized)
+struct ScopedSnapshotWalkTests {
+    /// The walk of each type, decided from the visibility alone.
+    @Test func eachTypeIsWalkedByTheKeysThatFindTheScopesRecords() {
+        let scope = FeedPlanner.Visibility.patients(["pat_b", "pat_a"])
+        #expect(scope.walk(type: "patient") == .patientsInScope)
+        for type in ["task", "observation", "encounter"] { #expect(scope.walk(type: type) == .ownedInScope) }
+        for type in ["practice", "site", "subgroup", "person", "team"] { #expect(scope.walk(type: type) == .every) }
+        #expect(scope.sortedPatients == ["pat_a", "pat_b"])
+        for type in ["patient", "task", "team"] { #expect(FeedPlanner.Visibility.wholePractice.walk(type: type) == .every) }
+        #expect(FeedPlanner.Visibility.wholePractice.sortedPatients.isEmpty)
+    }
+
+    /// SQLite finds a scope's patients and their records by key: no query of a scoped walk scans the record
+    /// table, so its cost follows the scope, not the practice.
+    @Test func sqliteFindsAScopesRecordsByKeyAndScansNoRecord() async throws {
+        let directory = try TemporaryDirectory("outpost-scoped-walk")
+        let store = try ServerStore(
+            directory: directory.path("server"),
+            create: true,
+            logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })
+        )
+        func plan(_ walk: FeedPlanner.TypeWalk) async throws -> [String] {
+            try await store.pool.read { db in
+                try Row.fetchAll(
+                    db,
+                    sql: "EXPLAIN QUERY PLAN " + ServerStore.snapshotWalk(walk),
+                    arguments: ["pra_1", "task", #"["pat_a","pat_b"]"#, ""]
+                ).map { $0["detail"] as String }
+            }
+        }
+        let patients = try await plan(.patientsInScope)
+        #expect(patients.contains("SEARCH record USING PRIMARY KEY (practice=? AND type=? AND id=?)"), "\(patients)")
+        let owned = try await plan(.ownedInScope)
+        #expect(owned.contains("SEARCH record USING PRIMARY KEY (practice=? AND type=? AND id=?)"), "\(owned)")
+        #expect(
+            owned.contains("SEARCH record USING COVERING INDEX record_by_owner (practice=? AND owner=? AND type=? AND id>?)"),
+            "\(owned)"
+        )
+        for detail in patients + owned {
+            #expect(!detail.hasPrefix("SCAN record") && !detail.contains("TEMP B-TREE"), "\(detail)")
+        }
+        let every = try await plan(.every)
+        #expect(every == ["SEARCH record USING PRIMARY KEY (practice=? AND type=? AND id>?)"], "\(every)")
+    }
+
+    /// A scoped snapshot read one record per page, on both backends: its pages cross every type in (type, id)
+    /// order, each record once, and hold exactly the structure, the scope's patients and what they own, the same
+    /// records as one page; records of patients out of scope are never sent, whatever their type.
+    @Test(arguments: Backend.all)
+    func aScopedSnapshotInPagesOfOneHoldsTheScopeInOrder(backend: Backend) async throws {
+        let server = try await TestServer(backend: backend)
+        let directory = try TemporaryDirectory("outpost-scoped-walk")
+        let admin = try LocalReplica("site-a", in: directory)
+        try TinyPractice.load(into: admin.care)
+        let otherTeam = try TinyPractice.addSecondTeam(in: admin.care)
+        let outside = TinyPractice.patients[2]
+        var ownedOutside: [RecordRef] = []
+        for patient in [TinyPractice.patients[1], outside] {
+            let task = try admin.care.create(
+                .task,
+                fields: [
+                    "patient": [.string(patient)], "kind": ["outreach"], "title": ["Call"], "status": ["requested"],
+                    "priority": ["routine"], "team": [.string(patient == outside ? otherTeam : TinyPractice.team)],
+                ]
+            )
+            if patient == outside { ownedOutside.append(task) }
+        }
+        ownedOutside.append(
+            try admin.care.create(
+                .observation,
+                fields: [
+                    "patient": [.string(outside)], "code": ["4548-4"], "value": ["6.1"], "unit": ["%"],
+                    "effectiveAt": ["2026-11-02T10:00:00Z"], "status": ["final"],
+                ]
+            )
+        )
+        _ = try await admin.engine(server.transport(server.adminToken)).sync()
+        let nurse = try await server.issueToken(role: "clinician", extra: ["--teams", TinyPractice.team])
+
+        func snapshot(limit: Int, after: String?) async throws -> SnapshotPage {
+            let query = "/v1/snapshot?replica=nurse-laptop&limit=\(limit)" + (after.map { "&after=\($0)" } ?? "")
+            let answer = try await server.raw("GET", query, headers: ["Authorization": "Bearer \(nurse)"])
+            try #require(answer.status == 200, "\(String(decoding: answer.body, as: UTF8.self))")
+            return try Wire.makeDecoder().decode(SnapshotPage.self, from: answer.body)
+        }
+        var paged: [RecordRef] = []
+        var cursor: String?
+        var pages = 0
+        repeat {
+            let page = try await snapshot(limit: 1, after: cursor)
+            #expect(page.records.count <= 1)
+            paged += page.records.map(\.record)
+            cursor = page.next
+            pages += 1
+        } while cursor != nil && pages < 100
+        let whole = try await snapshot(limit: 1_000, after: nil)
+        #expect(whole.next == nil)
+        #expect(paged == whole.records.map(\.record), "pages of one hold what one page holds, in the same order")
+        #expect(paged == paged.sorted { ($0.type, $0.id) < ($1.type, $1.id) }, "in (type, id) order")
+        #expect(Set(paged).count == paged.count, "each record once")
+
+        var expected = Set<RecordRef>()
+        for type in ["practice", "site", "subgroup", "person", "team", "patient", "task", "observation"] {
+            for record in try admin.care.records(RecordType(rawValue: type)!) { expected.insert(record.ref) }
+        }
+        expected.remove(RecordRef(type: "patient", id: outside))
+        expected.subtract(ownedOutside)
+        #expect(Set(paged) == expected)
+        #expect(paged.contains { $0.type == "task" } && paged.contains { $0.type == "team" })
+        #expect(!paged.contains { $0.type == "observation" }, "the only observation is out of scope")
+    }
+}
