@@ -22,7 +22,9 @@ struct ScopedSnapshotWalkTests {
         for type in ["task", "observation", "encounter"] { #expect(scope.walk(type: type) == .ownedInScope) }
         for type in ["practice", "site", "subgroup", "person", "team"] { #expect(scope.walk(type: type) == .every) }
         #expect(scope.sortedPatients == ["pat_a", "pat_b"])
-        for type in ["patient", "task", "team"] { #expect(FeedPlanner.Visibility.wholePractice.walk(type: type) == .every) }
+        for type in ["patient", "task", "team"] {
+            #expect(FeedPlanner.Visibility.wholePractice.walk(type: type) == .every)
+        }
         #expect(FeedPlanner.Visibility.wholePractice.sortedPatients.isEmpty)
     }
 
@@ -49,7 +51,9 @@ struct ScopedSnapshotWalkTests {
         let owned = try await plan(.ownedInScope)
         #expect(owned.contains("SEARCH record USING PRIMARY KEY (practice=? AND type=? AND id=?)"), "\(owned)")
         #expect(
-            owned.contains("SEARCH record USING COVERING INDEX record_by_owner (practice=? AND owner=? AND type=? AND id>?)"),
+            owned.contains(
+                "SEARCH record USING COVERING INDEX record_by_owner (practice=? AND owner=? AND type=? AND id>?)"
+            ),
             "\(owned)"
         )
         for detail in patients + owned {
