@@ -162,6 +162,9 @@ struct BinaryMessageWriter {
     private var recordIndex: [RecordRef: Int] = [:]
     /// The record last looked up and its index: a push's changes come record after record.
     private var lastRecord: (record: RecordRef, index: Int)?
+    /// The field names of the last record state written and their string indexes, by position: records of one
+    /// type have mostly the same fields, in name order, so a name is found by one comparison, without hashing.
+    private var lastFields: [(text: String, index: Int)] = []
     /// The last counter written per replica, by the replica's string index.
     private var lastCounter: [Int: UInt64] = [:]
     private var lastMillis: UInt64 = 0
@@ -170,25 +173,75 @@ struct BinaryMessageWriter {
     private var recent: [(text: String, index: Int)?] = Array(repeating: nil, count: Role.allCases.count)
     /// The replica of the last change id written, its string index and last counter.
     private var lastReplica: (text: String, index: Int, counter: UInt64)?
-    /// Every string value of the message and how it is written: ``inline``, ``tabled`` (not written yet), or
-    /// its index in the string table once written. One look-up per value written, one per value scanned.
+    /// Every string value of the message, by its slot: the value's text and how it is written, ``inline``,
+    /// ``tabled`` (not written yet), or its index in the string table once written.
     private var valueSlots: [String: Int] = [:]
-    /// A value's slot before it is written: inline (the message holds it once and it is no identity).
+    private var slotTexts: [String] = []
+    private var slotForms: [Int] = []
+    /// The slot of each string value scanned, in the order the message writes them: a value written is found by
+    /// its position and one comparison, not hashed again (a value out of that order is looked up).
+    private var occurrences: [Int] = []
+    private var nextOccurrence = 0
+    /// A value's form before it is written: inline (the message holds it once and it is no identity).
     private static let inline = -2
-    /// A value's slot before it is written: in the table (the message holds it twice, or it is an identity).
+    /// A value's form before it is written: in the table (the message holds it twice, or it is an identity).
     private static let tabled = -1
 
-    /// Creates a writer; a string value goes in the table when `values` hold it twice or `identities` (ids,
-    /// authors, sites of the message) hold it, inline otherwise.
-    init(layout: UInt8, values: some Sequence<Value>, identities: Set<String>) {
+    /// Creates a writer for `changes` and `records`, written in that order: a string value goes in the table
+    /// when the message holds it twice or it is an identity of the message (an author, a site, and in layout 1
+    /// a record id), inline otherwise.
+    init(layout: UInt8, changes: [Change], records: [SnapshotRecord]) {
         precondition(BinaryWire.layouts.contains(layout), "no binary layout \(layout)")
         self.layout = layout
-        for case .string(let text) in values {
-            // The first time (a new slot, `.min`): tabled when an identity, inline otherwise; again: tabled.
-            Self.update(&valueSlots[text, default: .min]) {
-                $0 == .min && !identities.contains(text) ? Self.inline : Self.tabled
+        // Layout 1 has every record id in its string table, where a value equal to one costs nothing more;
+        // layout 2 writes sortable ids as bits, so record ids are no reason to table a value.
+        var identities: Set<String> = []
+        // Authors and sites repeat from one change or entry to the next: each is inserted when it differs from
+        // the last one seen.
+        var lastAuthor: String?
+        var lastSite: String?
+        func provenance(_ author: String, _ site: String?) {
+            if author != lastAuthor {
+                identities.insert(author)
+                lastAuthor = author
+            }
+            if let site, site != lastSite {
+                identities.insert(site)
+                lastSite = site
             }
         }
+        for change in changes {
+            scan(change.value)
+            if layout == 1 { identities.insert(change.record.id) }
+            provenance(change.author, change.site)
+        }
+        for record in records {
+            if layout == 1 { identities.insert(record.record.id) }
+            for field in record.state.sortedFields {
+                let live = field.state.live
+                for index in live.indices {
+                    scan(live[index].value)
+                    provenance(live[index].author, live[index].site)
+                }
+            }
+        }
+        for identity in identities {
+            if let slot = valueSlots[identity] { slotForms[slot] = Self.tabled }
+        }
+    }
+
+    /// Counts a value of the message, in write order: a string seen the first time is inline, again tabled.
+    private mutating func scan(_ value: Value) {
+        guard case .string(let text) = value else { return }
+        let new = slotTexts.count
+        let slot = Self.update(&valueSlots[text, default: new]) { $0 }
+        if slot == new {
+            slotTexts.append(text)
+            slotForms.append(Self.inline)
+        } else {
+            slotForms[slot] = Self.tabled
+        }
+        occurrences.append(slot)
     }
 
     /// Sets a dictionary slot reached in place (`&dictionary[key, default: new]`: one look-up, the slot made
@@ -201,7 +254,7 @@ struct BinaryMessageWriter {
 
     /// What a string is in a message, for the one-entry cache each role keeps (``recent``).
     enum Role: Int, CaseIterable {
-        case field, author, site
+        case field, author, site, type
     }
 
     mutating func string(_ text: String) -> Int {
@@ -305,16 +358,23 @@ struct BinaryMessageWriter {
             body.write(byte: high | BinaryWire.valueInt)
             body.write(varint: UInt64(bitPattern: (number << 1) ^ (number >> 63)))
         case .string(let text):
-            // Every string value was scanned (``init(values:identities:)``); a value that was not is inline.
-            guard let slot = valueSlots.index(forKey: text), valueSlots.values[slot] != Self.inline else {
+            // Every string value was scanned (``init(layout:changes:records:)``); one that was not is inline.
+            var slot: Int?
+            if nextOccurrence < occurrences.count, slotTexts[occurrences[nextOccurrence]] == text {
+                slot = occurrences[nextOccurrence]
+                nextOccurrence += 1
+            } else {
+                slot = valueSlots[text]
+            }
+            guard let slot, slotForms[slot] != Self.inline else {
                 body.write(byte: high | BinaryWire.valueInlineString)
                 body.write(text)
                 return
             }
-            var index = valueSlots.values[slot]
+            var index = slotForms[slot]
             if index == Self.tabled {
                 index = string(text)
-                valueSlots.values[slot] = index
+                slotForms[slot] = index
             }
             body.write(byte: high | BinaryWire.valueTableString)
             body.write(varint: UInt64(index))
@@ -385,16 +445,42 @@ struct BinaryMessageWriter {
         lastMillis = 0
     }
 
+    /// Writes record states. When the message has no record yet and they are sorted by type then id with no
+    /// repeat (a snapshot page as a server makes it), each is added to the record table without looking it up.
     mutating func write(records snapshot: [SnapshotRecord]) {
         write(count: snapshot.count)
+        let distinct =
+            records.isEmpty
+            && zip(snapshot, snapshot.dropFirst()).allSatisfy {
+                ($0.record.type, $0.record.id) < ($1.record.type, $1.record.id)
+            }
         for item in snapshot {
-            write(record: item.record)
+            if distinct {
+                // As ``index(of:)`` adds a record: its type, then (layout 1) its id, to the string table.
+                let type = string(item.record.type, as: .type)
+                if layout == 1 { _ = string(item.record.id) }
+                records.append((type, item.record.id))
+                body.write(varint: UInt64(records.count - 1))
+            } else {
+                write(record: item.record)
+            }
             // Fields read in place, in name order: no field or write copied out (a copy retains and releases each
             // of its strings), as in the stored form (``BinaryWriter``).
             let fields = item.state.sortedFields
             write(count: fields.count)
             for position in fields.indices {
-                write(string: fields[position].name, as: .field)
+                let name = fields[position].name
+                if position < lastFields.count, lastFields[position].text == name {
+                    body.write(varint: UInt64(lastFields[position].index))
+                } else {
+                    let index = string(name)
+                    if position < lastFields.count {
+                        lastFields[position] = (name, index)
+                    } else {
+                        lastFields.append((name, index))
+                    }
+                    body.write(varint: UInt64(index))
+                }
                 let live = fields[position].state.live
                 write(count: live.count)
                 for index in live.indices {
@@ -471,53 +557,6 @@ struct BinaryMessageWriter {
             }
         }
         return head.bytes + body.bytes
-    }
-
-    /// The values and the identity strings (record ids when `recordIDs`, authors, sites) of changes and records.
-    static func scan(
-        changes: [Change],
-        records: [SnapshotRecord],
-        recordIDs: Bool
-    ) -> (values: [Value], identities: Set<String>) {
-        var values: [Value] = []
-        var identities: Set<String> = []
-        // Authors and sites repeat from one change or entry to the next: each is inserted when it differs from
-        // the last one seen.
-        var lastAuthor: String?
-        var lastSite: String?
-        func provenance(_ author: String, _ site: String?) {
-            if author != lastAuthor {
-                identities.insert(author)
-                lastAuthor = author
-            }
-            if let site, site != lastSite {
-                identities.insert(site)
-                lastSite = site
-            }
-        }
-        for change in changes {
-            values.append(change.value)
-            if recordIDs { identities.insert(change.record.id) }
-            provenance(change.author, change.site)
-        }
-        for record in records {
-            if recordIDs { identities.insert(record.record.id) }
-            for field in record.state.sortedFields {
-                let live = field.state.live
-                for index in live.indices {
-                    values.append(live[index].value)
-                    provenance(live[index].author, live[index].site)
-                }
-            }
-        }
-        return (values, identities)
-    }
-
-    init(layout: UInt8, changes: [Change], records: [SnapshotRecord]) {
-        // Layout 1 has every record id in its string table, where a value equal to one costs nothing more;
-        // layout 2 writes sortable ids as bits, so record ids are no reason to table a value.
-        let scanned = Self.scan(changes: changes, records: records, recordIDs: layout == 1)
-        self.init(layout: layout, values: scanned.values, identities: scanned.identities)
     }
 }
 
