@@ -193,38 +193,87 @@ struct BinaryMessageWriter {
     init(layout: UInt8, changes: [Change], records: [SnapshotRecord]) {
         precondition(BinaryWire.layouts.contains(layout), "no binary layout \(layout)")
         self.layout = layout
-        // Layout 1 has every record id in its string table, where a value equal to one costs nothing more;
-        // layout 2 writes sortable ids as bits, so record ids are no reason to table a value.
-        var identities: Set<String> = []
-        // Authors and sites repeat from one change or entry to the next: each is inserted when it differs from
-        // the last one seen.
-        var lastAuthor: String?
-        var lastSite: String?
-        func provenance(_ author: String, _ site: String?) {
-            if author != lastAuthor {
-                identities.insert(author)
-                lastAuthor = author
-            }
-            if let site, site != lastSite {
-                identities.insert(site)
-                lastSite = site
-            }
-        }
+        var identities = Identities(layout: layout)
         for change in changes {
             scan(change.value)
-            if layout == 1 { identities.insert(change.record.id) }
-            provenance(change.author, change.site)
+            identities.record(change.record.id)
+            identities.provenance(change.author, change.site)
         }
         for record in records {
-            if layout == 1 { identities.insert(record.record.id) }
+            identities.record(record.record.id)
             for field in record.state.sortedFields {
                 let live = field.state.live
                 for index in live.indices {
                     scan(live[index].value)
-                    provenance(live[index].author, live[index].site)
+                    identities.provenance(live[index].author, live[index].site)
                 }
             }
         }
+        table(identities.all)
+    }
+
+    /// Creates a writer for a snapshot page of stored states (``write(stored:)``), scanning them as
+    /// ``init(layout:changes:records:)`` scans the same states decoded, without making them.
+    init(layout: UInt8, stored: [StoredRecordState]) throws(CRDTError) {
+        precondition(BinaryWire.layouts.contains(layout), "no binary layout \(layout)")
+        self.layout = layout
+        var identities = Identities(layout: layout)
+        for item in stored {
+            identities.record(item.record.id)
+            var reader = BinaryReader(item.state)
+            for _ in 0..<(try reader.readCount()) {
+                try reader.skipString()
+                // Ids and clocks are passed over here; the write reads and checks them.
+                for _ in 0..<(try reader.readCount()) {
+                    try reader.skipString()
+                    _ = try reader.readVarint()
+                    if try reader.peekByte() == BinaryReader.stringTag {
+                        scan(try reader.readValue())
+                    } else {
+                        try reader.skipValue()
+                    }
+                    _ = try reader.readVarint()
+                    _ = try reader.readVarint()
+                    identities.provenance(try reader.readAuthor(), try reader.readSite())
+                }
+                for _ in 0..<(try reader.readCount()) {
+                    try reader.skipString()
+                    _ = try reader.readVarint()
+                }
+            }
+        }
+        table(identities.all)
+    }
+
+    /// The identity strings of a message as its scan meets them: its authors and sites, and in layout 1 its
+    /// record ids. Layout 1 has every record id in its string table, where a value equal to one costs nothing
+    /// more; layout 2 writes sortable ids as bits, so record ids are no reason to table a value.
+    private struct Identities {
+        let layout: UInt8
+        var all: Set<String> = []
+        // Authors and sites repeat from one change or entry to the next: each is inserted when it differs from
+        // the last one seen.
+        var lastAuthor: String?
+        var lastSite: String?
+
+        mutating func record(_ id: String) {
+            if layout == 1 { all.insert(id) }
+        }
+
+        mutating func provenance(_ author: String, _ site: String?) {
+            if author != lastAuthor {
+                all.insert(author)
+                lastAuthor = author
+            }
+            if let site, site != lastSite {
+                all.insert(site)
+                lastSite = site
+            }
+        }
+    }
+
+    /// Puts the values equal to an identity of the message in the table.
+    private mutating func table(_ identities: Set<String>) {
         for identity in identities {
             if let slot = valueSlots[identity] { slotForms[slot] = Self.tabled }
         }
@@ -359,26 +408,32 @@ struct BinaryMessageWriter {
             body.write(varint: UInt64(bitPattern: (number << 1) ^ (number >> 63)))
         case .string(let text):
             // Every string value was scanned (``init(layout:changes:records:)``); one that was not is inline.
-            var slot: Int?
             if nextOccurrence < occurrences.count, slotTexts[occurrences[nextOccurrence]] == text {
-                slot = occurrences[nextOccurrence]
+                write(scanned: occurrences[nextOccurrence], high: high)
                 nextOccurrence += 1
+            } else if let slot = valueSlots[text] {
+                write(scanned: slot, high: high)
             } else {
-                slot = valueSlots[text]
-            }
-            guard let slot, slotForms[slot] != Self.inline else {
                 body.write(byte: high | BinaryWire.valueInlineString)
                 body.write(text)
-                return
             }
-            var index = slotForms[slot]
-            if index == Self.tabled {
-                index = string(text)
-                slotForms[slot] = index
-            }
-            body.write(byte: high | BinaryWire.valueTableString)
-            body.write(varint: UInt64(index))
         }
+    }
+
+    /// The string value of `slot`: inline, or its index in the string table (added the first time).
+    private mutating func write(scanned slot: Int, high: UInt8) {
+        var index = slotForms[slot]
+        if index == Self.inline {
+            body.write(byte: high | BinaryWire.valueInlineString)
+            body.write(slotTexts[slot])
+            return
+        }
+        if index == Self.tabled {
+            index = string(slotTexts[slot])
+            slotForms[slot] = index
+        }
+        body.write(byte: high | BinaryWire.valueTableString)
+        body.write(varint: UInt64(index))
     }
 
     mutating func write(changes: [Change]) {
@@ -449,38 +504,15 @@ struct BinaryMessageWriter {
     /// repeat (a snapshot page as a server makes it), each is added to the record table without looking it up.
     mutating func write(records snapshot: [SnapshotRecord]) {
         write(count: snapshot.count)
-        let distinct =
-            records.isEmpty
-            && zip(snapshot, snapshot.dropFirst()).allSatisfy {
-                ($0.record.type, $0.record.id) < ($1.record.type, $1.record.id)
-            }
+        let distinct = isFresh(snapshot.count) { snapshot[$0].record }
         for item in snapshot {
-            if distinct {
-                // As ``index(of:)`` adds a record: its type, then (layout 1) its id, to the string table.
-                let type = string(item.record.type, as: .type)
-                if layout == 1 { _ = string(item.record.id) }
-                records.append((type, item.record.id))
-                body.write(varint: UInt64(records.count - 1))
-            } else {
-                write(record: item.record)
-            }
+            write(record: item.record, distinct: distinct)
             // Fields read in place, in name order: no field or write copied out (a copy retains and releases each
             // of its strings), as in the stored form (``BinaryWriter``).
             let fields = item.state.sortedFields
             write(count: fields.count)
             for position in fields.indices {
-                let name = fields[position].name
-                if position < lastFields.count, lastFields[position].text == name {
-                    body.write(varint: UInt64(lastFields[position].index))
-                } else {
-                    let index = string(name)
-                    if position < lastFields.count {
-                        lastFields[position] = (name, index)
-                    } else {
-                        lastFields.append((name, index))
-                    }
-                    body.write(varint: UInt64(index))
-                }
+                write(fieldName: fields[position].name, at: position)
                 let live = fields[position].state.live
                 write(count: live.count)
                 for index in live.indices {
@@ -493,6 +525,101 @@ struct BinaryMessageWriter {
                 write(ids: fields[position].state.superseded)
             }
         }
+    }
+
+    /// Writes stored record states (``StoredRecordState``) as ``write(records:)`` writes the same states decoded,
+    /// to the same bytes, without making them: each part is read from the stored form and written at once, and a
+    /// string value is the one the scan kept (``init(layout:stored:)``). A state is checked as decoding checks
+    /// it: fields in name order, each once; live and superseded ids strictly sorted, none both.
+    mutating func write(stored: [StoredRecordState]) throws(CRDTError) {
+        write(count: stored.count)
+        let distinct = isFresh(stored.count) { stored[$0].record }
+        var liveIDs: [ChangeID] = []
+        for item in stored {
+            write(record: item.record, distinct: distinct)
+            var reader = BinaryReader(item.state)
+            let fieldCount = try reader.readCount()
+            write(count: fieldCount)
+            var lastName: String?
+            for position in 0..<fieldCount {
+                let name = try reader.readString()
+                guard lastName.map({ $0 < name }) ?? true else { throw Self.malformed("fields out of order") }
+                lastName = name
+                write(fieldName: name, at: position)
+                let liveCount = try reader.readCount()
+                write(count: liveCount)
+                liveIDs.removeAll(keepingCapacity: true)
+                for _ in 0..<liveCount {
+                    let id = try reader.readChangeID()
+                    guard liveIDs.last.map({ $0 < id }) ?? true else { throw Self.malformed("unsorted field state") }
+                    liveIDs.append(id)
+                    write(id: id)
+                    if try reader.peekByte() == BinaryReader.stringTag {
+                        try reader.skipValue()
+                        guard nextOccurrence < occurrences.count else { throw Self.malformed("a value not scanned") }
+                        write(scanned: occurrences[nextOccurrence], high: 0)
+                        nextOccurrence += 1
+                    } else {
+                        write(value: try reader.readValue())
+                    }
+                    write(clock: try reader.readTimestamp())
+                    write(string: try reader.readAuthor(), as: .author)
+                    write(optionalString: try reader.readSite(), as: .site)
+                }
+                let supersededCount = try reader.readCount()
+                write(count: supersededCount)
+                var previous: ChangeID?
+                for _ in 0..<supersededCount {
+                    let id = try reader.readChangeID()
+                    guard previous.map({ $0 < id }) ?? true, !liveIDs.sortedSlot(of: id, by: { $0 }).found else {
+                        throw Self.malformed("unsorted field state")
+                    }
+                    previous = id
+                    write(id: id)
+                }
+            }
+        }
+    }
+
+    private static func malformed(_ what: String) -> CRDTError {
+        CRDTError(code: .malformedEncoding, message: "a stored record state cannot be read: \(what)")
+    }
+
+    /// Whether the records `count` and `record(at:)` name may go into the record table without a look-up: the
+    /// message has no record yet and they are sorted by type then id with no repeat. Read in place, by position
+    /// (a record copied out would retain and release its strings).
+    private func isFresh(_ count: Int, _ record: (Int) -> RecordRef) -> Bool {
+        guard records.isEmpty else { return false }
+        for index in 1..<max(count, 1) {
+            let (before, after) = (record(index - 1), record(index))
+            guard before.type < after.type || (before.type == after.type && before.id < after.id) else { return false }
+        }
+        return true
+    }
+
+    /// A record of a record-state list: added to the table directly when the list is `distinct` (``isFresh(_:)``).
+    private mutating func write(record: RecordRef, distinct: Bool) {
+        guard distinct else { return write(record: record) }
+        // As ``index(of:)`` adds a record: its type, then (layout 1) its id, to the string table.
+        let type = string(record.type, as: .type)
+        if layout == 1 { _ = string(record.id) }
+        records.append((type, record.id))
+        body.write(varint: UInt64(records.count - 1))
+    }
+
+    /// A field's name, found without hashing when the record before had it at the same position.
+    private mutating func write(fieldName name: String, at position: Int) {
+        if position < lastFields.count, lastFields[position].text == name {
+            body.write(varint: UInt64(lastFields[position].index))
+            return
+        }
+        let index = string(name)
+        if position < lastFields.count {
+            lastFields[position] = (name, index)
+        } else {
+            lastFields.append((name, index))
+        }
+        body.write(varint: UInt64(index))
     }
 
     /// The whole message: header, string table, record table, body.
@@ -605,12 +732,52 @@ extension PullResponse: BinaryWireMessage {
     }
 }
 
+/// A record's merged state in the stored form (``BinaryWriter``'s record state), as a server keeps it: a snapshot
+/// page is written from it without decoding it (``SnapshotPage/binaryEncoded(stored:checkpoint:next:layout:)``).
+public struct StoredRecordState: Sendable, Hashable {
+    /// The record.
+    public var record: RecordRef
+    /// Its state's stored bytes.
+    public var state: [UInt8]
+
+    /// Creates a stored state.
+    public init(record: RecordRef, state: [UInt8]) {
+        self.record = record
+        self.state = state
+    }
+
+    /// The record with its state decoded.
+    public func decoded() throws(CRDTError) -> SnapshotRecord {
+        var reader = BinaryReader(state)
+        return SnapshotRecord(record: record, state: try reader.readRecordState())
+    }
+}
+
 extension SnapshotPage: BinaryWireMessage {
     public static var binaryKind: BinaryWire.Kind { .snapshotPage }
 
     public func binaryEncoded(layout: UInt8) -> [UInt8] {
         var writer = BinaryMessageWriter(layout: layout, changes: [], records: records)
         writer.write(records: records)
+        return Self.finish(&writer, checkpoint: checkpoint, next: next)
+    }
+
+    /// The binary form in `layout` of the page of `stored` states, `checkpoint` and `next`: the bytes of the page
+    /// of the same states decoded, written without decoding them.
+    ///
+    /// - Throws: ``CRDTError`` when a stored state cannot be read.
+    public static func binaryEncoded(
+        stored: [StoredRecordState],
+        checkpoint: String,
+        next: String?,
+        layout: UInt8
+    ) throws(CRDTError) -> [UInt8] {
+        var writer = try BinaryMessageWriter(layout: layout, stored: stored)
+        try writer.write(stored: stored)
+        return finish(&writer, checkpoint: checkpoint, next: next)
+    }
+
+    private static func finish(_ writer: inout BinaryMessageWriter, checkpoint: String, next: String?) -> [UInt8] {
         writer.write(inline: checkpoint)
         if let next {
             writer.write(byte: 1)
@@ -618,6 +785,6 @@ extension SnapshotPage: BinaryWireMessage {
         } else {
             writer.write(byte: 0)
         }
-        return writer.finish(kind: Self.binaryKind)
+        return writer.finish(kind: binaryKind)
     }
 }

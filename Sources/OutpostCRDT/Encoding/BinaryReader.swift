@@ -38,7 +38,8 @@ public struct BinaryReader {
         }
     }
 
-    private mutating func readCount() throws(CRDTError) -> Int {
+    /// Reads a count, refused when it is more than the bytes left (each counted item takes a byte at least).
+    public mutating func readCount() throws(CRDTError) -> Int {
         let count = try readVarint()
         guard count <= UInt64(bytes.count - offset) else { throw malformed("count past the end") }
         return Int(count)
@@ -88,15 +89,16 @@ public struct BinaryReader {
         return (String(decoding: bytes[start..<offset], as: UTF8.self), false)
     }
 
-    /// Reads a write's or change's author.
-    private mutating func readAuthor() throws(CRDTError) -> String {
+    /// Reads a write's or change's author (the same string as the last one read when its bytes are the same).
+    public mutating func readAuthor() throws(CRDTError) -> String {
         let author = try readString(repeating: lastAuthor).text
         lastAuthor = author
         return author
     }
 
-    /// Reads a write's or change's optional site.
-    private mutating func readSite() throws(CRDTError) -> String? {
+    /// Reads a write's or change's optional site (the same string as the last one read when its bytes are the
+    /// same).
+    public mutating func readSite() throws(CRDTError) -> String? {
         switch try readByte() {
         case 0: return nil
         case 1:
@@ -115,6 +117,9 @@ public struct BinaryReader {
         default: throw malformed("bad presence flag")
         }
     }
+
+    /// The tag byte of a string value (``BinaryWriter``'s value form), for a reader that peeks at it.
+    public static let stringTag: UInt8 = 4
 
     /// Reads a value.
     public mutating func readValue() throws(CRDTError) -> Value {
@@ -232,7 +237,7 @@ public struct BinaryReader {
     }
 
     /// Skips a string.
-    private mutating func skipString() throws(CRDTError) {
+    public mutating func skipString() throws(CRDTError) {
         offset += try readCount()
     }
 

@@ -628,11 +628,7 @@ extension PostgresStore: SyncStorage {
                     kept[RecordRef(type: type, id: id)] = Array(state.readableBytesView)
                 }
             }
-            let records = try page.records.compactMap { ref throws -> SnapshotRecord? in
-                guard let state = kept[ref] else { return nil }
-                var reader = BinaryReader(state)
-                return SnapshotRecord(record: ref, state: try reader.readRecordState())
-            }
+            let records = page.records.compactMap { ref in kept[ref].map { StoredRecordState(record: ref, state: $0) } }
             return SnapshotSlice(records: records, checkpoint: head, next: page.next)
         }
     }

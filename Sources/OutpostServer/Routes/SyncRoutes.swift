@@ -319,16 +319,25 @@ struct SyncRoutes: Sendable {
             sparingOwn: key.sparingOwn
         )
         let position = key.checkpoint ?? page.checkpoint
-        let message = SnapshotPage(
-            records: page.records,
-            checkpoint: String(position),
-            next: page.next.map { "\(position)~\($0.type)~\($0.id)" }
-        )
+        let checkpoint = String(position)
+        let next = page.next.map { "\(position)~\($0.type)~\($0.id)" }
         let body: [UInt8]
         let contentType: String
         if let layout = key.layout {
-            (body, contentType) = (message.binaryEncoded(layout: layout), BinaryWire.contentType)
+            // Written from the stored states, without decoding them.
+            body = try SnapshotPage.binaryEncoded(
+                stored: page.records,
+                checkpoint: checkpoint,
+                next: next,
+                layout: layout
+            )
+            contentType = BinaryWire.contentType
         } else {
+            let message = SnapshotPage(
+                records: try page.records.map { try $0.decoded() },
+                checkpoint: checkpoint,
+                next: next
+            )
             (body, contentType) = (Array(try Wire.makeEncoder().encode(message)), Wire.contentType)
         }
         return Self.page(body, contentType: contentType, gzip: key.gzip, next: page.next.map { (position, $0) })

@@ -532,12 +532,7 @@ extension ServerStore: SyncStorage {
                 }
             )
             // The page's records are the first of those kept, in walk order.
-            var records: [SnapshotRecord] = []
-            records.reserveCapacity(page.records.count)
-            for (ref, state) in zip(page.records, kept) {
-                var reader = BinaryReader(state)
-                records.append(SnapshotRecord(record: ref, state: try reader.readRecordState()))
-            }
+            let records = zip(page.records, kept).map { StoredRecordState(record: $0, state: $1) }
             return SnapshotSlice(records: records, checkpoint: head, next: page.next)
         }
         return scoped && cursor == nil && replica != nil ? try await writeAsync(body) : try await readAsync(body)

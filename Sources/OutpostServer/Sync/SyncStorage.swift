@@ -105,8 +105,9 @@ public struct FeedPage: Sendable {
 
 /// One page of a snapshot.
 public struct SnapshotSlice: Sendable {
-    /// The records of the page, sorted by type then id.
-    public var records: [SnapshotRecord]
+    /// The records of the page, sorted by type then id, their states as stored: a binary page is written from
+    /// them without decoding them (``SnapshotPage/binaryEncoded(stored:checkpoint:next:layout:)``).
+    public var records: [StoredRecordState]
     /// The feed position every record of the page includes.
     public var checkpoint: Int64
     /// The last record of the page when another page follows.
