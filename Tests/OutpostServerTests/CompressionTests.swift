@@ -7,6 +7,8 @@ import OutpostTestSupport
 import Synchronization
 import Testing
 
+@testable import OutpostServer
+
 /// gzip on the real server: compressed pushes stored like plain ones, pages compressed when asked and only then,
 /// and every bad compressed body refused with a JSON error body and nothing stored.
 struct CompressionTests {
@@ -154,6 +156,20 @@ struct CompressionTests {
     }
 
     /// The engine with and without gzip: the same convergence, and fewer bytes with it.
+    /// The server's gzip (libdeflate) is one gzip stream that the device's zlib inflates to the same bytes, from
+    /// a page of repeats to one of random bytes, and smaller than the page when the page repeats itself.
+    @Test func theServersGzipInflatesWithTheDevicesZlibToThePage() throws {
+        var random = SeededGenerator(seed: 15)
+        let text = Array(String(repeating: "pat_01KKBFJZCTT8BHAW9GPEZGQKFM active 2026-12-05 ", count: 4_000).utf8)
+        let noise = (0..<200_000).map { _ in UInt8.random(in: 0...255, using: &random) }
+        for page in [text, noise, Array(text.prefix(1_024)), text + noise] {
+            let gzipped = PageCompression.gzip(page)
+            #expect(try WireCompression.decompress(gzipped, limit: page.count) == page)
+            #expect(Array(gzipped.prefix(2)) == [0x1F, 0x8B], "a gzip member")
+        }
+        #expect(PageCompression.gzip(text).count * 20 < text.count)
+    }
+
     @Test func replicasSyncingWithAndWithoutCompressionConverge() async throws {
         let server = try await TestServer()
         let directory = try TemporaryDirectory("outpost-gzip-sync")

@@ -405,7 +405,7 @@ struct SyncRoutes: Sendable {
     ) -> PagePrefetch.Page {
         let compressed = gzip && body.count >= WireCompression.threshold
         return PagePrefetch.Page(
-            body: compressed ? WireCompression.compress(body) : body,
+            body: compressed ? PageCompression.gzip(body) : body,
             contentType: contentType,
             gzip: compressed,
             next: next
