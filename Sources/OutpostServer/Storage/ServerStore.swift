@@ -24,6 +24,8 @@ public struct PracticeEntry: Sendable, Hashable, Codable {
 /// change before an earlier one commits: a pull that stops at the highest key it saw skips nothing.
 public final class ServerStore: Sendable {
     let pool: DatabasePool
+    /// Checkpoints the write-ahead log after writes, off the request path.
+    let checkpointer: WALCheckpointer
     /// The database file.
     public let path: String
     let logger: Logger
@@ -66,6 +68,9 @@ public final class ServerStore: Sendable {
                 // time in a bootstrap (docs/sync.md). Writes still go through the WAL. 2 GiB less 64 KiB is the
                 // most SQLite's default build maps; past it, pages are read as before.
                 try db.execute(sql: "PRAGMA mmap_size = \(Self.mappedBytes)")
+                // Checkpoints run after commits on a connection of their own (``WALCheckpointer``), not inside
+                // the commit of the request that took the log past SQLite's threshold.
+                try db.execute(sql: "PRAGMA wal_autocheckpoint = 0")
             }
             if !exists {
                 // The store holds patient data: only its owner may read it (SQLite gives the -wal and -shm
@@ -78,6 +83,7 @@ public final class ServerStore: Sendable {
             }
             pool = try DatabasePool(path: path, configuration: configuration)
             try Self.migrator.migrate(pool)
+            checkpointer = try WALCheckpointer(path: path, logger: logger)
         } catch let error as ServerError {
             throw error
         } catch {
@@ -85,9 +91,12 @@ public final class ServerStore: Sendable {
         }
     }
 
+    deinit { checkpointer.stop() }
+
     /// Runs `body` in a write transaction; any failure other than a ``ServerError`` becomes an internal one.
     func write<T>(_ body: (Database) throws -> T) throws(ServerError) -> T {
         do {
+            defer { checkpointer.wrote() }
             return try pool.write(body)
         } catch let error as ServerError {
             throw error
@@ -102,6 +111,7 @@ public final class ServerStore: Sendable {
     /// thread would take from every other request.
     func writeAsync<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws(ServerError) -> T {
         do {
+            defer { checkpointer.wrote() }
             return try await pool.write(body)
         } catch let error as ServerError {
             throw error
