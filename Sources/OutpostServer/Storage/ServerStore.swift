@@ -5,6 +5,7 @@ import Logging
 import OutpostCRDT
 import OutpostModel
 import OutpostProtocol
+import OutpostSQLite
 
 /// A practice of the umbrella store: the hard boundary of every read and write.
 public struct PracticeEntry: Sendable, Hashable, Codable {
@@ -24,8 +25,10 @@ public struct PracticeEntry: Sendable, Hashable, Codable {
 /// change before an earlier one commits: a pull that stops at the highest key it saw skips nothing.
 public final class ServerStore: Sendable {
     let pool: DatabasePool
-    /// Checkpoints the write-ahead log after writes, off the request path.
+    /// Checkpoints the write-ahead log off the request path, told by the writer's commits.
     let checkpointer: WALCheckpointer
+    /// The checkpointer's own connection.
+    let checkpointQueue: DatabaseQueue
     /// The database file.
     public let path: String
     let logger: Logger
@@ -54,8 +57,10 @@ public final class ServerStore: Sendable {
                 withIntermediateDirectories: true,
                 attributes: [.posixPermissions: 0o700]
             )
+            let checkpointer = WALCheckpointer()
             var configuration = Configuration()
             configuration.busyMode = .timeout(10)
+            // The configuration, and with it `checkpointer`, lives as long as the pool's connections.
             configuration.prepareDatabase { db in
                 // 8 KiB pages for a new store (SQLite ignores this for one that has pages already): a record row
                 // holds the record's merged state, about 1 to 2 KB for a patient or task, and a row larger than a
@@ -68,9 +73,9 @@ public final class ServerStore: Sendable {
                 // time in a bootstrap (docs/sync.md). Writes still go through the WAL. 2 GiB less 64 KiB is the
                 // most SQLite's default build maps; past it, pages are read as before.
                 try db.execute(sql: "PRAGMA mmap_size = \(Self.mappedBytes)")
-                // Checkpoints run after commits on a connection of their own (``WALCheckpointer``), not inside
-                // the commit of the request that took the log past SQLite's threshold.
-                try db.execute(sql: "PRAGMA wal_autocheckpoint = 0")
+                // Checkpoints run on a connection of their own (``WALCheckpointer``), not inside the commit of the
+                // request that took the log past SQLite's threshold: the hook replaces the automatic checkpoint.
+                db.observeWALCommits(checkpointer)
             }
             if !exists {
                 // The store holds patient data: only its owner may read it (SQLite gives the -wal and -shm
@@ -83,7 +88,8 @@ public final class ServerStore: Sendable {
             }
             pool = try DatabasePool(path: path, configuration: configuration)
             try Self.migrator.migrate(pool)
-            checkpointer = try WALCheckpointer(path: path, logger: logger)
+            self.checkpointer = checkpointer
+            checkpointQueue = try checkpointer.start(path: path, logger: logger)
         } catch let error as ServerError {
             throw error
         } catch {
@@ -96,7 +102,6 @@ public final class ServerStore: Sendable {
     /// Runs `body` in a write transaction; any failure other than a ``ServerError`` becomes an internal one.
     func write<T>(_ body: (Database) throws -> T) throws(ServerError) -> T {
         do {
-            defer { checkpointer.wrote() }
             return try pool.write(body)
         } catch let error as ServerError {
             throw error
@@ -111,7 +116,6 @@ public final class ServerStore: Sendable {
     /// thread would take from every other request.
     func writeAsync<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws(ServerError) -> T {
         do {
-            defer { checkpointer.wrote() }
             return try await pool.write(body)
         } catch let error as ServerError {
             throw error
