@@ -57,6 +57,16 @@ final class BenchServer {
         url = URL(string: "http://127.0.0.1:\(port)")!
     }
 
+    /// Bytes the server has written so far through `write` and `pwrite` calls, to files and sockets (`wchar` of
+    /// `/proc/<pid>/io`), or `nil` where there is no such file (not Linux).
+    var bytesWritten: Int? {
+        guard let text = try? String(contentsOfFile: "/proc/\(process.processIdentifier)/io", encoding: .utf8) else {
+            return nil
+        }
+        let line = text.split(separator: "\n").first { $0.hasPrefix("wchar:") }
+        return line.flatMap { Int($0.dropFirst("wchar:".count).trimmingCharacters(in: .whitespaces)) }
+    }
+
     /// Runs an administration subcommand on the server's data directory; returns its stdout.
     func admin(_ arguments: [String]) throws -> String {
         let process = Process()

@@ -162,6 +162,7 @@ struct SyncBenchmark: AsyncParsableCommand {
         wireB.keepBodies()
         // Site A pushes; site B pushes and pulls A's edits; site A pulls B's.
         var steps: [Duration] = []
+        let serverWrote = server.bytesWritten
         for engine in [engineA, engineB, engineA] { steps.append(try await measure { _ = try await engine.sync() }) }
         let converge = steps.reduce(.zero, +)
         let same = try siteA.exportCanonicalJSON() == siteB.exportCanonicalJSON()
@@ -173,6 +174,14 @@ struct SyncBenchmark: AsyncParsableCommand {
                 + "\(megabytes(wireA.received)); site B sent \(megabytes(wireB.sent)), received "
                 + "\(megabytes(wireB.received)) (targets: under 1 s, about 160 kB per side)"
         )
+        if let before = serverWrote, let after = server.bytesWritten {
+            // What a push of edits spread over the practice costs the server's disk: each touched record's page
+            // goes to the write-ahead log, then again to the database file at the checkpoint (docs/sync.md).
+            print(
+                "  the server wrote \(megabytes(after - before)) meanwhile (its store's log, checkpoints and "
+                    + "answers: write and pwrite calls)"
+            )
+        }
         if encoding == "binary" {
             // The same messages in each binary layout, compressed as sent: what the layout alone changes.
             for layout in BinaryWire.layouts {
