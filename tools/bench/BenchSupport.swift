@@ -143,6 +143,16 @@ final class BenchServer {
         return buckets
     }
 
+    /// The record tail rows the server has not merged into its records yet (`outpost_record_tail_rows` at
+    /// `/metrics`), or `nil` when it reports none (a PostgreSQL server keeps no tails).
+    func recordTailRows() async throws -> Int? {
+        let (body, _) = try await URLSession.shared.data(from: url.appendingPathComponent("metrics"))
+        let line = String(decoding: body, as: UTF8.self).split(separator: "\n").first {
+            $0.hasPrefix("outpost_record_tail_rows ")
+        }
+        return line.flatMap { Double($0.split(separator: " ").last ?? "") }.map { Int($0) }
+    }
+
     func stop() {
         if process.isRunning {
             process.terminate()

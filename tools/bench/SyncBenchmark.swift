@@ -164,6 +164,11 @@ struct SyncBenchmark: AsyncParsableCommand {
         var steps: [Duration] = []
         let serverWrote = server.bytesWritten
         for engine in [engineA, engineB, engineA] { steps.append(try await measure { _ = try await engine.sync() }) }
+        // What the server wrote for the syncs, and the tail rows they left for it to merge after (read before the
+        // exports below, which take longer than the server waits before it merges them).
+        let serverWroteAfter = server.bytesWritten
+        let tailRows = try await server.recordTailRows()
+        let converged = ContinuousClock.now
         let converge = steps.reduce(.zero, +)
         let same = try siteA.exportCanonicalJSON() == siteB.exportCanonicalJSON()
         print(
@@ -174,12 +179,28 @@ struct SyncBenchmark: AsyncParsableCommand {
                 + "\(megabytes(wireA.received)); site B sent \(megabytes(wireB.sent)), received "
                 + "\(megabytes(wireB.received)) (targets: under 1 s, about 160 kB per side)"
         )
-        if let before = serverWrote, let after = server.bytesWritten {
+        if let before = serverWrote, let after = serverWroteAfter {
             // What a push of edits spread over the practice costs the server's disk: each touched record's page
             // goes to the write-ahead log, then again to the database file at the checkpoint (docs/sync.md).
             print(
                 "  the server wrote \(megabytes(after - before)) meanwhile (its store's log, checkpoints and "
                     + "answers: write and pwrite calls)"
+            )
+        }
+        if let rows = tailRows, rows > 0 {
+            // The pushes appended the edits to their records' tails (docs/sync.md, "Record tails on the server");
+            // the server merges them into the records once no push has come for a second. What that costs, after
+            // the sites converged: the wait for it, and what the server wrote meanwhile.
+            while try await server.recordTailRows() ?? 0 > 0, ContinuousClock.now - converged < .seconds(60) {
+                try await Task.sleep(for: .milliseconds(20))
+            }
+            let done = ContinuousClock.now - converged
+            var written: Int?
+            if let before = serverWroteAfter, let after = server.bytesWritten { written = after - before }
+            print(
+                "  then the server merged the \(rows) tail rows those pushes left into its records, in the background: "
+                    + "done \(StoreBenchmark.format(done)) after the sites converged"
+                    + (written.map { ", writing \(megabytes($0))" } ?? "")
             )
         }
         if encoding == "binary" {

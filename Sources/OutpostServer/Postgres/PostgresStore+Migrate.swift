@@ -78,6 +78,8 @@ extension PostgresStore {
     public func copy(from store: ServerStore) async throws(ServerError) -> [(table: String, rows: Int)] {
         // The same store in a new place: the same epoch, so devices keep their checkpoints.
         let epoch = try store.read { db in try ServerStore.epoch(db: db) }
+        // PostgreSQL keeps no record tails (``TailFolder``): every one is merged into its record before the copy.
+        try await store.foldTails()
         let plan = Self.copiedTables.map { table, columns in (table, columns) }
         let source = store.pool
         return try await transaction { connection in

@@ -216,6 +216,9 @@ extension ServerStore {
             defer { try? target.close() }
             try pool.backup(to: target)
             try await target.write { db in
+                // Every record's tail merged into its row in the copy: a backup restores into PostgreSQL too,
+                // which keeps no tails.
+                _ = try Self.foldTails(limit: Int(Int64.max), db: db)
                 let schema = try String.fetchOne(db, sql: "SELECT MAX(identifier) FROM grdb_migrations") ?? ""
                 try BackupFile.writeHeader(
                     kind: .sqlite,

@@ -191,8 +191,7 @@ extension ServerStore: CompactionStorage {
                             ),
                             arguments: [practice, ref.type, ref.id]
                         ) {
-                            var reader = BinaryReader(Array(bytes))
-                            state = try reader.readRecordState()
+                            state = try Self.mergedState(Array(bytes), practice: practice, ref: ref, db: db)
                         }
                         let conflicted = try String.fetchAll(
                             db.cachedStatement(

@@ -37,7 +37,10 @@ extension ServerStore {
                     practice: practice,
                     record: ref,
                     field: field,
-                    state: Array(row["state"] as Data),
+                    state: try Self.mergedBytes(
+                        Array(row["state"] as Data),
+                        payloads: Self.tailPayloads(practice: practice, ref: ref, db: db)
+                    ),
                     detectedAt: row["detectedAt"]
                 ) {
                     result.append(conflict)

@@ -303,6 +303,22 @@ extension ServerStore {
                     """
             )
         }
+        // Changes accepted for a record the practice holds, not yet merged into its state (``TailFolder``): a
+        // push appends here instead of rewriting the record's row.
+        migrator.registerMigration("v13-record-tails") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE record_tail (
+                        practice TEXT NOT NULL,
+                        type TEXT NOT NULL,
+                        id TEXT NOT NULL,
+                        seq INTEGER NOT NULL,
+                        payload BLOB NOT NULL,
+                        PRIMARY KEY (practice, type, id, seq)
+                    ) WITHOUT ROWID;
+                    """
+            )
+        }
         return migrator
     }
 }

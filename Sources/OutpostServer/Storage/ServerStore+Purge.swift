@@ -57,7 +57,7 @@ extension ServerStore {
             )
             for ref in refs {
                 let arguments: StatementArguments = [practice, ref["type"] as String, ref["id"] as String]
-                for table in ["conflict", "record"] {
+                for table in ["conflict", "record_tail", "record"] {
                     try db.execute(
                         sql: "DELETE FROM \(table) WHERE practice = ? AND type = ? AND id = ?",
                         arguments: arguments

@@ -18,11 +18,11 @@ extension ServerStore: SyncStorage {
         perChange: Bool = false
     ) async throws(ServerError) -> PushOutcome {
         let judge = PushJudge(token: token, now: now, maxClockSkewMillis: maxClockSkewMillis)
-        return try await writeAsync { db in
+        let outcome = try await writeAsync { db in
             try Self.bindDevice(request.replica, token: token, now: now, db: db)
-            let context = try Self.pushContext(for: request, token: token, db: db)
+            let (context, tailed) = try Self.pushContext(for: request, token: token, db: db)
             let plan = try judge.judge(request, context: context, perChange: perChange)
-            let conflicts = try Self.write(plan, practice: token.practice, now: now, db: db)
+            let written = try Self.write(plan, practice: token.practice, tailed: tailed, now: now, db: db)
             try db.execute(
                 sql: """
                     UPDATE device SET acknowledged = MAX(acknowledged, ?), lastSeen = ? WHERE practice = ? AND replica = ?
@@ -43,7 +43,7 @@ extension ServerStore: SyncStorage {
                     sql: "SELECT acknowledged FROM device WHERE practice = ? AND replica = ?",
                     arguments: [token.practice, request.replica.rawValue]
                 ) ?? 0
-            return PushOutcome(
+            let outcome = PushOutcome(
                 response: PushResponse(
                     accepted: plan.accepted.count,
                     duplicates: plan.duplicates,
@@ -51,15 +51,23 @@ extension ServerStore: SyncStorage {
                     serverTimeMillis: now,
                     refused: plan.refused
                 ),
-                newConflicts: conflicts.opened,
-                resolvedConflicts: conflicts.resolved
+                newConflicts: written.opened,
+                resolvedConflicts: written.resolved
             )
+            return (outcome: outcome, tailRows: written.tailRows)
         }
+        folder.added(outcome.tailRows)
+        return outcome.outcome
     }
 
-    /// Reads what ``PushJudge`` needs for `request`: the stored forms of its change ids, the records it writes,
-    /// which records it refers to exist, and the token's patients.
-    static func pushContext(for request: PushRequest, token: TokenEntry, db: Database) throws -> PushContext {
+    /// Reads what ``PushJudge`` needs for `request`: the stored forms of its change ids, the records it writes (with
+    /// their tails merged in), which records it refers to exist, and the token's patients; and which of the records
+    /// it writes have a tail.
+    static func pushContext(
+        for request: PushRequest,
+        token: TokenEntry,
+        db: Database
+    ) throws -> (context: PushContext, tailed: Set<RecordRef>) {
         let practice = token.practice
         var context = PushContext()
         // Counters above Int64.max are refused by the judge; SQL cannot hold them.
@@ -102,6 +110,7 @@ extension ServerStore: SyncStorage {
         let load = try db.cachedStatement(
             sql: "SELECT owner, state FROM record WHERE practice = ? AND type = ? AND id = ?"
         )
+        var tailed = Set<RecordRef>()
         for ref in PushJudge.records(of: request) {
             try db.forEachRow(
                 load,
@@ -109,6 +118,12 @@ extension ServerStore: SyncStorage {
             ) { row in
                 var reader = BinaryReader(row.bytes(1))
                 context.records[ref] = (row.text(0), try reader.readRecordState())
+            }
+            guard context.records[ref] != nil else { continue }
+            let tail = try tailPayloads(practice: practice, ref: ref, db: db)
+            if !tail.isEmpty {
+                try fold(tail, into: &context.records[ref]!.state)
+                tailed.insert(ref)
             }
         }
         for ref in PushJudge.references(of: request) where context.records[ref] == nil {
@@ -135,27 +150,37 @@ extension ServerStore: SyncStorage {
             )
             context.patientsInScope = allowed
         }
-        return context
+        return (context, tailed)
     }
 
-    /// Writes a push's plan: its changes, records, patients' scope columns and conflicts.
+    /// Writes a push's plan: its changes, records, patients' scope columns and conflicts. A record the practice
+    /// held whose owner stays takes its new changes in its tail (``TailFolder``), not a new state; a record written
+    /// whole loses the tail it had (`tailed`), merged into the state written. Returns the conflicts opened and
+    /// resolved, and the tail rows added.
     static func write(
         _ plan: PushPlan,
         practice: String,
+        tailed: Set<RecordRef>,
         now: UInt64,
         db: Database
     ) throws -> (
-        opened: Int, resolved: Int
+        opened: Int, resolved: Int, tailRows: Int
     ) {
         // The feed positions go on from the last one given out (a change's, or one a purge reserved); SQLite moves
         // its AUTOINCREMENT counter to each row's `seq`.
         var position =
             try Int64.fetchOne(db, sql: "SELECT MAX(seq) FROM sqlite_sequence WHERE name = 'change'") ?? 0
         let changeRows = try ChangeRowInsert(db: db)
+        let tailBound = Set(plan.records.lazy.filter { $0.row == .state }.map(\.ref))
+        let tail = try db.cachedStatement(
+            sql: "INSERT INTO record_tail (practice, type, id, seq, payload) VALUES (?, ?, ?, ?, ?)"
+        )
+        var tailRows = 0
         for run in ChangeRuns.runs(of: plan.accepted) {
             let first = plan.accepted[run.lowerBound]
             let change = first.change
             position += Int64(run.count)
+            let payload = StoredChange.encode(plan.accepted[run].map(\.change), of: change.record)
             try changeRows.insert(
                 seq: position,
                 count: run.count,
@@ -165,25 +190,34 @@ extension ServerStore: SyncStorage {
                 type: change.record.type,
                 id: change.record.id,
                 owner: first.owner,
-                payload: StoredChange.encode(plan.accepted[run].map(\.change), of: change.record)
+                payload: payload
             )
+            if tailBound.contains(change.record) {
+                try db.execute(
+                    tail,
+                    values: [
+                        practice.databaseValue, change.record.type.databaseValue, change.record.id.databaseValue,
+                        position.databaseValue, Data(payload).databaseValue,
+                    ]
+                )
+                tailRows += 1
+            }
         }
-        for record in plan.records {
+        for record in plan.records where record.row != .state {
+            // A record whose owner stays took its changes in its tail, above: its row is not written (the owner's
+            // index entry neither).
             var writer = BinaryWriter(capacity: 512)
             writer.write(record.state)
-            if record.row == .state {
-                // The owner stays: SQLite would rewrite the owner's index entry if the statement set it, and a
-                // push of edits to records all over the practice would write a random page of it per record.
-                try db.cachedStatement(sql: "UPDATE record SET state = ? WHERE practice = ? AND type = ? AND id = ?")
-                    .execute(arguments: [Data(writer.bytes), practice, record.ref.type, record.ref.id])
-            } else {
-                try db.cachedStatement(
-                    sql: """
-                        INSERT INTO record (practice, type, id, owner, state) VALUES (?, ?, ?, ?, ?)
-                        ON CONFLICT (practice, type, id) DO UPDATE SET owner = excluded.owner, state = excluded.state
-                        """
-                ).execute(arguments: [practice, record.ref.type, record.ref.id, record.owner, Data(writer.bytes)])
+            if tailed.contains(record.ref) {
+                try db.cachedStatement(sql: "DELETE FROM record_tail WHERE practice = ? AND type = ? AND id = ?")
+                    .execute(arguments: [practice, record.ref.type, record.ref.id])
             }
+            try db.cachedStatement(
+                sql: """
+                    INSERT INTO record (practice, type, id, owner, state) VALUES (?, ?, ?, ?, ?)
+                    ON CONFLICT (practice, type, id) DO UPDATE SET owner = excluded.owner, state = excluded.state
+                    """
+            ).execute(arguments: [practice, record.ref.type, record.ref.id, record.owner, Data(writer.bytes)])
             if record.learntOwner, let owner = record.owner {
                 // Its earlier changes now belong to that patient, and every scoped device holding the patient,
                 // which skipped them as ownerless, is sent the patient whole again on its next pull.
@@ -229,7 +263,7 @@ extension ServerStore: SyncStorage {
                 resolved += db.changesCount
             }
         }
-        return (opened, resolved)
+        return (opened, resolved, tailRows)
     }
 
     /// Binds `replica` to the token on the device's first request (push or scoped pull); refuses a replica id
@@ -408,11 +442,16 @@ extension ServerStore: SyncStorage {
                     ),
                     arguments: [practice, patient, patient]
                 ) {
-                    var reader = BinaryReader(Array(row["state"] as Data))
+                    let ref = RecordRef(type: row["type"], id: row["id"])
                     records.append(
                         SnapshotRecord(
-                            record: RecordRef(type: row["type"], id: row["id"]),
-                            state: try reader.readRecordState()
+                            record: ref,
+                            state: try Self.mergedState(
+                                Array(row["state"] as Data),
+                                practice: practice,
+                                ref: ref,
+                                db: db
+                            )
                         )
                     )
                 }
@@ -490,6 +529,9 @@ extension ServerStore: SyncStorage {
             var start = cursor
             var walkedType: String?
             var rows: RowCursor?
+            // The walked type's tails, in id order beside its records: a record with one has it merged in.
+            var tails: RowCursor?
+            var nextTail: (id: String, payload: [UInt8])?
             var walkedState: [UInt8] = []
             var kept: [[UInt8]] = []
             let page = try FeedPlanner.snapshotPage(
@@ -501,7 +543,15 @@ extension ServerStore: SyncStorage {
                         if let row = try rows?.next() {
                             // Copied once, straight from SQLite's buffer (valid until the cursor moves on).
                             walkedState = try row.withUnsafeData(named: "state") { $0.map { Array($0) } ?? [] }
-                            return (RecordRef(type: walkedType ?? "", id: row["id"]), row["owner"])
+                            let id: String = row["id"]
+                            var payloads: [[UInt8]] = []
+                            // Ids compared as SQLite orders them, byte by byte.
+                            while let tail = nextTail, !id.utf8.lexicographicallyPrecedes(tail.id.utf8) {
+                                if tail.id == id { payloads.append(tail.payload) }
+                                nextTail = try tails?.next().map { ($0["id"], Array($0["payload"] as Data)) }
+                            }
+                            walkedState = try Self.mergedBytes(walkedState, payloads: payloads)
+                            return (RecordRef(type: walkedType ?? "", id: id), row["owner"])
                         }
                         let type: String
                         var after = ""
@@ -523,6 +573,16 @@ extension ServerStore: SyncStorage {
                             db.cachedStatement(sql: Self.snapshotWalk(visibility.walk(type: type))),
                             arguments: [practice, type, patients, after]
                         )
+                        tails = try Row.fetchCursor(
+                            db.cachedStatement(
+                                sql: """
+                                    SELECT id, payload FROM record_tail WHERE practice = ? AND type = ? AND id > ?
+                                    ORDER BY id, seq
+                                    """
+                            ),
+                            arguments: [practice, type, after]
+                        )
+                        nextTail = try tails?.next().map { ($0["id"], Array($0["payload"] as Data)) }
                     }
                 },
                 spares: { _ throws -> Bool in

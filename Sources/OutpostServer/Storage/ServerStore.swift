@@ -29,6 +29,8 @@ public final class ServerStore: Sendable {
     let checkpointer: WALCheckpointer
     /// The checkpointer's own connection.
     let checkpointQueue: DatabaseQueue
+    /// Merges record tails into their records in the background.
+    let folder = TailFolder()
     /// The database file.
     public let path: String
     let logger: Logger
@@ -37,11 +39,12 @@ public final class ServerStore: Sendable {
     /// The page size of a new store (`PRAGMA page_size`).
     static let pageSize = 8192
 
-    /// Opens the store in `directory`, creating both when `create` is true.
+    /// Opens the store in `directory`, creating both when `create` is true. With `foldingTails` false, record
+    /// tails are merged only when ``foldTails()`` is called (tests that look at the tails themselves).
     ///
     /// - Throws: ``ServerError`` when the directory or store is missing (and `create` is false), unreadable
     ///   or of a newer schema.
-    public init(directory: String, create: Bool, logger: Logger) throws(ServerError) {
+    public init(directory: String, create: Bool, logger: Logger, foldingTails: Bool = true) throws(ServerError) {
         let path = (directory as NSString).appendingPathComponent("outpost-server.sqlite")
         self.path = path
         self.logger = logger
@@ -95,9 +98,16 @@ public final class ServerStore: Sendable {
         } catch {
             throw ServerError.storage("cannot open the server store at \(path): \(error)")
         }
+        if foldingTails {
+            let tail = (try? pool.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM record_tail") }) ?? 0
+            folder.start(for: self, count: tail, logger: logger)
+        }
     }
 
-    deinit { checkpointer.stop() }
+    deinit {
+        checkpointer.stop()
+        folder.stop()
+    }
 
     /// Runs `body` in a write transaction; any failure other than a ``ServerError`` becomes an internal one.
     func write<T>(_ body: (Database) throws -> T) throws(ServerError) -> T {

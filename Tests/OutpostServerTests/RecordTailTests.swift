@@ -1,0 +1,221 @@
+import Foundation
+import GRDB
+import Logging
+import OutpostCRDT
+import OutpostClient
+import OutpostModel
+import OutpostProtocol
+import OutpostTestSupport
+import Testing
+
+@testable import OutpostServer
+
+/// A push that only adds changes to records the practice holds appends them to the records' tails instead of
+/// rewriting their rows (SQLite backend, ``TailFolder``). Every reader sees the states the pushes made: a
+/// snapshot, the conflict inbox, the next push's judge; a record written whole (a new owner) and a purge take
+/// the tail with them; the fold merges it into the rows and changes nothing a reader sees.
+struct RecordTailTests {
+    var patient: RecordRef { RecordRef(type: "patient", id: TinyPractice.patients[0]) }
+    var task: RecordRef { RecordRef(type: "task", id: TinyPractice.task) }
+
+    /// A server store holding the tiny practice as replica "site-a" pushed it, and that replica.
+    func practice(_ directory: TemporaryDirectory) async throws -> (ServerStore, TokenEntry, LocalReplica) {
+        var logger = Logger(label: "test")
+        logger.logLevel = .critical
+        // Tails merged only when the test says so, not by the background fold.
+        let store = try ServerStore(
+            directory: directory.path("server"),
+            create: true,
+            logger: logger,
+            foldingTails: false
+        )
+        let practice = PracticeEntry(id: TinyPractice.practice, name: "Tiny", createdAtMillis: 0)
+        try store.write { db in try ServerStore.insertPractice(practice, now: nowMillis(), db: db) }
+        let token = try store.tinyPracticeAdminToken()
+        let a = try LocalReplica("site-a", in: directory)
+        try TinyPractice.load(into: a.care)
+        try await push(a, to: store, token: token)
+        return (store, token, a)
+    }
+
+    /// Pushes `replica`'s pending changes and acknowledges them on it.
+    @discardableResult
+    func push(_ replica: LocalReplica, to store: ServerStore, token: TokenEntry) async throws -> PushOutcome {
+        let changes = try replica.store.pendingChanges()
+        let outcome = try await store.push(
+            PushRequest(replica: replica.store.replicaID, changes: changes),
+            token: token,
+            now: nowMillis(),
+            maxClockSkewMillis: 60_000
+        )
+        try replica.store.acknowledge(upTo: outcome.response.acknowledged)
+        return outcome
+    }
+
+    /// The record rows' stored states, by record.
+    func rows(_ store: ServerStore) throws -> [RecordRef: [UInt8]] {
+        try store.read { db in
+            var rows: [RecordRef: [UInt8]] = [:]
+            for row in try Row.fetchAll(db, sql: "SELECT type, id, state FROM record") {
+                rows[RecordRef(type: row["type"], id: row["id"])] = Array(row["state"] as Data)
+            }
+            return rows
+        }
+    }
+
+    /// Every record of a whole-practice snapshot walked `limit` records a page, its state decoded.
+    func snapshot(_ store: ServerStore, _ token: TokenEntry, limit: Int) async throws -> [RecordRef: RecordState] {
+        var states: [RecordRef: RecordState] = [:]
+        var cursor: RecordRef?
+        repeat {
+            let slice = try await store.snapshot(token: token, replica: nil, after: cursor, limit: limit)
+            for record in slice.records { states[record.record] = try record.decoded().state }
+            cursor = slice.next
+        } while cursor != nil
+        return states
+    }
+
+    func values(_ state: RecordState?, _ field: String) -> Set<String> {
+        Set((state?[field].live ?? []).compactMap { $0.value.stringValue })
+    }
+
+    @Test func editsGoToTailsThatEveryReaderFoldsAndTheFoldMergesIntoTheRows() async throws {
+        let directory = try TemporaryDirectory("outpost-tails")
+        let (store, token, a) = try await practice(directory)
+        #expect(try await store.tailCount() == 0, "a first push writes whole records")
+        let before = try rows(store)
+
+        // A writes the patient's birth date and a note on the task; B, another device, writes the birth date too,
+        // replacing what it saw, the imported value, as A did: a conflict.
+        let imported = try #require(try await snapshot(store, token, limit: 100)[patient]?["birthDate"].live.first?.id)
+        try a.care.update([.assign(patient, "birthDate", "1961-07-24"), .append(task, "notes", "Called twice")])
+        try await push(a, to: store, token: token)
+        let fromB = PushRequest(
+            replica: try #require(ReplicaID("site-b")),
+            changes: [try change("site-b/1", "patient", patient.id, "birthDate", "1961-07-25", replaces: [imported])]
+        )
+        let second = try await store.push(fromB, token: token, now: nowMillis(), maxClockSkewMillis: 60_000)
+        #expect(second.newConflicts == 1)
+
+        // The rows are as the first push left them; the edits are in the tails.
+        #expect(try rows(store) == before, "no record row was rewritten")
+        #expect(try await store.tailCount() == 3)
+        // The snapshot (a page per record, so each page starts a walk of its own), the conflict inbox and the
+        // push judge's context read the merged states.
+        let merged = try await snapshot(store, token, limit: 1)
+        #expect(values(merged[patient], "birthDate") == ["1961-07-24", "1961-07-25"])
+        #expect(values(merged[task], "notes").contains("Called twice"))
+        let conflicts = try store.conflicts(practice: TinyPractice.practice)
+        #expect(conflicts.map(\.id) == ["\(patient.id).birthDate"])
+        #expect(
+            Set(conflicts.first?.conflict.values.compactMap { $0.value.stringValue } ?? []) == [
+                "1961-07-24", "1961-07-25",
+            ]
+        )
+        let context = try store.read { db in
+            try ServerStore.pushContext(for: fromB, token: token, db: db)
+        }
+        #expect(context.tailed == [patient])
+        #expect(values(context.context.records[patient]?.state, "birthDate") == ["1961-07-24", "1961-07-25"])
+
+        // The fold merges every tail into its row; what readers see does not change.
+        #expect(try await store.foldTails() == 3)
+        #expect(try await store.tailCount() == 0)
+        let folded = try rows(store)
+        #expect(folded[patient] != before[patient] && folded[task] != before[task])
+        #expect(try await snapshot(store, token, limit: 1) == merged)
+        #expect(try store.conflicts(practice: TinyPractice.practice) == conflicts)
+    }
+
+    /// A store opened with a tail merges it in the background (here: once no push came for a second), and so does
+    /// a store whose pushes leave one.
+    @Test func theBackgroundFoldMergesTheTailAStoreOpensWithAndOneAPushLeaves() async throws {
+        let directory = try TemporaryDirectory("outpost-tails")
+        let (store, token, a) = try await practice(directory)
+        try a.care.update([.append(task, "notes", "First visit")])
+        try await push(a, to: store, token: token)
+        #expect(try await store.tailCount() == 1)
+
+        var logger = Logger(label: "test")
+        logger.logLevel = .critical
+        let folding = try ServerStore(directory: directory.path("server"), create: false, logger: logger)
+        /// Waits for the tail to empty, checking every 20 ms, at most 60 s (a guard, not a timing).
+        func merged() async throws -> Bool {
+            for _ in 0..<3_000 {
+                if try await folding.tailCount() == 0 { return true }
+                try await Task.sleep(for: .milliseconds(20))
+            }
+            return false
+        }
+        #expect(try await merged(), "the tail the store opened with is merged")
+        try a.care.update([.append(task, "notes", "Second visit")])
+        try await push(a, to: folding, token: token)
+        #expect(try await merged(), "the tail the push left is merged")
+        let snapshot = try await snapshot(folding, token, limit: 100)
+        #expect(values(snapshot[task], "notes").isSuperset(of: ["First visit", "Second visit"]))
+    }
+
+    /// A backup holds no tails: they are merged into its records (it may be restored into PostgreSQL, which keeps
+    /// none); the store backed up keeps its own.
+    @Test func aBackupHoldsTheRecordsWithTheirTailsMerged() async throws {
+        let directory = try TemporaryDirectory("outpost-tails")
+        let (store, token, a) = try await practice(directory)
+        try a.care.update([.append(task, "notes", "First visit")])
+        try await push(a, to: store, token: token)
+        let path = directory.path("backup.sqlite")
+        _ = try await store.backup(to: path, now: nowMillis())
+        #expect(try await store.tailCount() == 1)
+        let copy = try DatabaseQueue(path: path)
+        let (tail, state) = try await copy.read { db in
+            (
+                try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM record_tail"),
+                try Data.fetchOne(
+                    db,
+                    sql: "SELECT state FROM record WHERE type = 'task' AND id = ?",
+                    arguments: [task.id]
+                )
+            )
+        }
+        #expect(tail == 0)
+        var reader = BinaryReader(Array(try #require(state)))
+        #expect(values(try reader.readRecordState(), "notes").contains("First visit"))
+    }
+
+    @Test func aRecordWrittenWholeOrPurgedLosesItsTail() async throws {
+        let directory = try TemporaryDirectory("outpost-tails")
+        let (store, token, a) = try await practice(directory)
+        try a.care.update([.append(task, "notes", "First visit"), .assign(patient, "birthDate", "1961-07-24")])
+        try await push(a, to: store, token: token)
+        #expect(try await store.tailCount() == 2)
+
+        // A push that gives the task a new owner writes its row whole (its state as the judge made it, from the row
+        // and the tail) and deletes its tail.
+        let request = PushRequest(
+            replica: a.store.replicaID,
+            changes: [try change("site-a/9999", "task", task.id, "title", "Renamed")]
+        )
+        try store.write { db in
+            let (context, tailed) = try ServerStore.pushContext(for: request, token: token, db: db)
+            #expect(tailed == [task])
+            var plan = PushPlan()
+            let state = try #require(context.records[task]?.state)
+            plan.records = [
+                PushPlan.Record(
+                    ref: task,
+                    owner: TinyPractice.patients[1],
+                    state: state,
+                    learntOwner: false,
+                    row: .stateAndOwner
+                )
+            ]
+            _ = try ServerStore.write(plan, practice: TinyPractice.practice, tailed: tailed, now: nowMillis(), db: db)
+        }
+        #expect(try await store.tailCount() == 1)
+        var reader = BinaryReader(try #require(try rows(store)[task]))
+        #expect(values(try reader.readRecordState(), "notes").contains("First visit"))
+
+        // A purge of the first patient takes its tail with it.
+        _ = try store.purge(practice: TinyPractice.practice, patient: patient.id, reason: "test", now: nowMillis())
+        #expect(try await store.tailCount() == 0)
+    }
+}
