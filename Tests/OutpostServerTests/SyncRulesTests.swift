@@ -182,10 +182,10 @@ struct SyncRulesTests {
         #expect(moved.row == .stateAndOwner && moved.owner == patient && !moved.learntOwner)
     }
 
-    /// Conflict marks: a record the server did not hold has no conflict row to close, so its fields are marked
-    /// only when in conflict; a stored record's edited register field is marked either way, so a resolved
-    /// conflict's row is closed.
-    @Test func aPlanMarksNewRecordsFieldsOnlyWhenInConflict() throws {
+    /// Conflict marks: a field is marked when in conflict, or when it had two live writes before the push (it may
+    /// have a conflict row to close); a new record's fields and a stored field with one live write have no row to
+    /// close and are not marked. A patient's scope columns are written when new or changed only.
+    @Test func aPlanMarksFieldsThatAreOrMayHaveBeenInConflictAndWritesOnlyNewScopes() throws {
         let directory = try TemporaryDirectory("outpost-judge")
         let (replica, changes) = try loaded(directory)
         let replicaID = replica.store.replicaID
@@ -214,11 +214,33 @@ struct SyncRulesTests {
             context.records[record.ref] = (record.owner, record.state)
             context.existing.insert(record.ref)
         }
+        // A stored patient's language edited (one live write before), and another's in conflict (two live
+        // writes, as the server holds it) resolved by an edit replacing both.
         let stored = RecordRef(type: RecordType.patient.rawValue, id: TinyPractice.patients[1])
         fields.append(try change("\(replicaID)/9200", stored.type, stored.id, "preferredLanguage", .string("es")))
+        let conflicted = RecordRef(type: RecordType.patient.rawValue, id: TinyPractice.patients[2])
+        var state = try #require(context.records[conflicted]).state
+        let concurrent = [
+            try change("site-x/1", conflicted.type, conflicted.id, "preferredLanguage", .string("fr")),
+            try change("site-y/1", conflicted.type, conflicted.id, "preferredLanguage", .string("de")),
+        ]
+        for change in concurrent { state.apply(change) }
+        #expect(state["preferredLanguage"].live.count == 2)
+        context.records[conflicted] = (conflicted.id, state)
+        fields.append(
+            try change(
+                "\(replicaID)/9300",
+                conflicted.type,
+                conflicted.id,
+                "preferredLanguage",
+                .string("en"),
+                replaces: concurrent.map(\.id)
+            )
+        )
         let plan = try judge().judge(PushRequest(replica: replicaID, changes: fields), context: context)
         let marks = plan.conflicts.map { "\($0.record.id).\($0.field)=\($0.isConflict)" }
-        #expect(marks == ["\(TinyPractice.patients[1]).preferredLanguage=false", "\(patient).givenName=true"])
+        #expect(marks == ["\(patient).givenName=true", "\(conflicted.id).preferredLanguage=false"].sorted())
+        #expect(plan.patientScopes.map(\.patient) == [patient], "only the new patient's scope is written")
     }
 
     @Test func referencesNameEveryAuthorSiteAndReferenceValue() throws {

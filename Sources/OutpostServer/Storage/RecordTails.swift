@@ -46,6 +46,32 @@ extension ServerStore {
         }
     }
 
+    /// Stored states, each with its tail merged in, decoded on up to two threads (a state's decoding does not
+    /// touch the store).
+    static func decodeStates(_ stored: [(state: [UInt8], tail: [[UInt8]])]) throws -> [RecordState] {
+        let parts = stored.count < 256 ? 1 : 2
+        let size = (stored.count + parts - 1) / parts
+        let decoded = Mutex<[Result<[RecordState], any Error>?]>(Array(repeating: nil, count: parts))
+        DispatchQueue.concurrentPerform(iterations: parts) { part in
+            let result = Result { () throws -> [RecordState] in
+                var states: [RecordState] = []
+                states.reserveCapacity(size)
+                for index in (part * size)..<min(stored.count, (part + 1) * size) {
+                    var reader = BinaryReader(stored[index].state)
+                    var state = try reader.readRecordState()
+                    try fold(stored[index].tail, into: &state)
+                    states.append(state)
+                }
+                return states
+            }
+            decoded.withLock { $0[part] = result }
+        }
+        var states: [RecordState] = []
+        states.reserveCapacity(stored.count)
+        for part in decoded.withLock({ $0 }) { states.append(contentsOf: try part?.get() ?? []) }
+        return states
+    }
+
     /// `ref`'s state as stored in `bytes`, with its tail merged in.
     static func mergedState(_ bytes: [UInt8], practice: String, ref: RecordRef, db: Database) throws -> RecordState {
         var reader = BinaryReader(bytes)

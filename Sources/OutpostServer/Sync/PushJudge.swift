@@ -270,6 +270,11 @@ private struct Batch {
         var touched = false
         /// The fields this push's changes wrote to it, each once, in the order first written.
         var fields: [String] = []
+        /// For each of ``fields``, whether it had two live writes or more before this push (only such a field can
+        /// have had a conflict open).
+        var couldConflict: [Bool] = []
+        /// For a patient the practice held, its scope keys as stored.
+        let storedScope: PatientView.ScopeKeys?
     }
 
     var slots: [Slot] = []
@@ -474,7 +479,10 @@ private struct Batch {
                 ref: ref,
                 state: record?.state ?? RecordState(),
                 isStored: record != nil,
-                storedOwner: record?.owner
+                storedOwner: record?.owner,
+                storedScope: record.flatMap {
+                    ref.type == RecordType.patient.rawValue ? PatientView.ScopeKeys(state: $0.state) : nil
+                }
             )
         )
         slotIndex[ref] = slots.count - 1
@@ -502,9 +510,12 @@ private struct Batch {
     mutating func apply(_ change: Change, at slot: Int) {
         // In place: a copy of the state would copy the field's whole history on every change (a log of n
         // entries would cost n per append).
+        if !slots[slot].fields.contains(change.field) {
+            slots[slot].fields.append(change.field)
+            slots[slot].couldConflict.append(slots[slot].state[change.field].live.count >= 2)
+        }
         slots[slot].state.apply(change)
         slots[slot].touched = true
-        if !slots[slot].fields.contains(change.field) { slots[slot].fields.append(change.field) }
     }
 
     /// The patient a slot's record belongs to (itself for a patient), for scoping the feed.
@@ -535,19 +546,24 @@ private struct Batch {
             plan.records.append(
                 PushPlan.Record(ref: slot.ref, owner: owner, state: slot.state, learntOwner: learnt, row: row)
             )
+            // A patient's scope columns are written when new or changed: an edit to a patient's phone leaves its
+            // team and sites, and their rows, as they were.
             if slot.ref.type == RecordType.patient.rawValue {
                 let keys = PatientView.ScopeKeys(state: slot.state)
-                plan.patientScopes.append(
-                    PushPlan.PatientScope(patient: slot.ref.id, team: keys.team, sites: keys.sites)
-                )
+                if keys != slot.storedScope {
+                    plan.patientScopes.append(
+                        PushPlan.PatientScope(patient: slot.ref.id, team: keys.team, sites: keys.sites)
+                    )
+                }
             }
-            for name in slot.fields {
+            for (position, name) in slot.fields.enumerated() {
                 let field = slot.state[name]
-                // A record the store did not hold has no conflict row to close (a purge removes a record's rows
-                // with it): only its conflicts are marked. A first push of a practice would otherwise delete a row
-                // for every register field of every record, none of them there. Only a field with two live writes
-                // can be in conflict (FieldState.resolution). Checked before the policy is looked up.
-                if !slot.isStored && field.live.count < 2 { continue }
+                // Only a field with two live writes can be in conflict (FieldState.resolution), and only one that
+                // had two before this push can have a conflict row to close: the others are not marked. A first
+                // push of a practice would otherwise delete a row for every register field of every record, and
+                // an edit to a record of one, none of them there. (A purge removes a record's rows with it.)
+                // Checked before the policy is looked up.
+                if field.live.count < 2 && !(slot.isStored && slot.couldConflict[position]) { continue }
                 guard let policy = CareModel.schema.policy(type: slot.ref.type, field: name), policy.isRegister
                 else { continue }
                 marks.append(
