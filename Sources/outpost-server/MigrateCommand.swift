@@ -11,7 +11,8 @@ struct MigrateCommand: AsyncParsableCommand {
         discussion: """
             Example: outpost-server migrate --from outpost-data --to postgres://outpost@db.example/outpost
             Stop the server first. Feed positions, tokens and device bindings are copied as they are, so devices \
-            keep syncing without bootstrapping again; then serve with --database. The SQLite store is not changed.
+            keep syncing without bootstrapping again; then serve with --database. The SQLite store's records take \
+            in the edits they held apart (record tails); nothing else in it changes.
             """
     )
 
@@ -20,7 +21,7 @@ struct MigrateCommand: AsyncParsableCommand {
 
     func run() async throws {
         let logger = Logger(label: "outpost-server")
-        let source = try ServerStore(directory: from, create: false, logger: logger)
+        let source = try ServerStore(directory: from, create: false, logger: logger, foldingTails: false)
         let target = try await PostgresStore.open(try PostgresLocation(url: to), logger: logger)
         defer { target.close() }
         for (table, rows) in try await target.copy(from: source) {

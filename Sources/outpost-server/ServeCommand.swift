@@ -91,6 +91,7 @@ struct Serve: AsyncParsableCommand {
             databaseURL: data.databaseURL,
             directory: directory,
             create: true,
+            serving: true,
             logger: logger
         )
         // On SQLite, held while serving: a restore is refused meanwhile (ServerLock).

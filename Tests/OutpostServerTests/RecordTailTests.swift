@@ -115,7 +115,7 @@ struct RecordTailTests {
         let context = try store.read { db in
             try ServerStore.pushContext(for: fromB, token: token, db: db)
         }
-        #expect(context.tailed == [patient])
+        #expect(context.tails == [patient: 2])
         #expect(values(context.context.records[patient]?.state, "birthDate") == ["1961-07-24", "1961-07-25"])
 
         // The fold merges every tail into its row; what readers see does not change.
@@ -125,6 +125,52 @@ struct RecordTailTests {
         #expect(folded[patient] != before[patient] && folded[task] != before[task])
         #expect(try await snapshot(store, token, limit: 1) == merged)
         #expect(try store.conflicts(practice: TinyPractice.practice) == conflicts)
+    }
+
+    /// A scoped device's snapshot walks its patients by id and their records by owner, and finds each one's tail
+    /// by its key: the states it is sent are the merged ones, page after page.
+    @Test func aScopedSnapshotSendsItsRecordsWithTheirTailsMerged() async throws {
+        let directory = try TemporaryDirectory("outpost-tails")
+        let (store, token, a) = try await practice(directory)
+        try a.care.update([.assign(patient, "birthDate", "1961-07-24"), .append(task, "notes", "Called twice")])
+        try await push(a, to: store, token: token)
+        #expect(try await store.tailCount() == 2)
+        let scoped = try store.issueToken(
+            practice: TinyPractice.practice,
+            role: .clinician,
+            scope: Scope(teams: [TinyPractice.team]),
+            label: "nurse",
+            expiresAtMillis: nil,
+            now: nowMillis()
+        ).entry
+        for limit in [1, 100] {
+            let states = try await snapshot(store, scoped, limit: limit)
+            #expect(values(states[patient], "birthDate") == ["1961-07-24"])
+            #expect(values(states[task], "notes").contains("Called twice"))
+            #expect(states.keys.contains(RecordRef(type: "patient", id: TinyPractice.patients[1])))
+        }
+    }
+
+    /// A record edited push after push while the server never rests would have every push fold a longer tail:
+    /// from ``TailFolder/longest`` rows, a push writes the record's merged state whole and its tail goes.
+    @Test func aRecordWhoseTailIsLongIsWrittenWholeByTheNextPush() async throws {
+        let directory = try TemporaryDirectory("outpost-tails")
+        let (store, token, a) = try await practice(directory)
+        for visit in 1...TailFolder.longest {
+            try a.care.update([.append(task, "notes", .string("Visit \(visit)"))])
+            try await push(a, to: store, token: token)
+        }
+        #expect(try await store.tailCount() == TailFolder.longest)
+        let before = try rows(store)[task]
+        try a.care.update([.append(task, "notes", .string("Visit \(TailFolder.longest + 1)"))])
+        try await push(a, to: store, token: token)
+        #expect(try await store.tailCount() == 0)
+        var reader = BinaryReader(try #require(try rows(store)[task]))
+        let written = try reader.readRecordState()
+        #expect(try rows(store)[task] != before)
+        let notes = values(written, "notes")
+        #expect((1...TailFolder.longest + 1).allSatisfy { notes.contains("Visit \($0)") })
+        #expect(try await snapshot(store, token, limit: 100)[task] == written)
     }
 
     /// A store opened with a tail merges it in the background (here: once no push came for a second), and so does
@@ -195,8 +241,8 @@ struct RecordTailTests {
             changes: [try change("site-a/9999", "task", task.id, "title", "Renamed")]
         )
         try store.write { db in
-            let (context, tailed) = try ServerStore.pushContext(for: request, token: token, db: db)
-            #expect(tailed == [task])
+            let (context, tails) = try ServerStore.pushContext(for: request, token: token, db: db)
+            #expect(tails == [task: 1])
             var plan = PushPlan()
             let state = try #require(context.records[task]?.state)
             plan.records = [
@@ -208,7 +254,7 @@ struct RecordTailTests {
                     row: .stateAndOwner
                 )
             ]
-            _ = try ServerStore.write(plan, practice: TinyPractice.practice, tailed: tailed, now: nowMillis(), db: db)
+            _ = try ServerStore.write(plan, practice: TinyPractice.practice, tails: tails, now: nowMillis(), db: db)
         }
         #expect(try await store.tailCount() == 1)
         var reader = BinaryReader(try #require(try rows(store)[task]))

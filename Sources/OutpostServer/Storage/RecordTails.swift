@@ -46,30 +46,15 @@ extension ServerStore {
         }
     }
 
-    /// Stored states, each with its tail merged in, decoded on up to two threads (a state's decoding does not
-    /// touch the store).
+    /// Stored states, each with its tail merged in, decoded on two threads (a state's decoding does not touch the
+    /// store).
     static func decodeStates(_ stored: [(state: [UInt8], tail: [[UInt8]])]) throws -> [RecordState] {
-        let parts = stored.count < 256 ? 1 : 2
-        let size = (stored.count + parts - 1) / parts
-        let decoded = Mutex<[Result<[RecordState], any Error>?]>(Array(repeating: nil, count: parts))
-        DispatchQueue.concurrentPerform(iterations: parts) { part in
-            let result = Result { () throws -> [RecordState] in
-                var states: [RecordState] = []
-                states.reserveCapacity(size)
-                for index in (part * size)..<min(stored.count, (part + 1) * size) {
-                    var reader = BinaryReader(stored[index].state)
-                    var state = try reader.readRecordState()
-                    try fold(stored[index].tail, into: &state)
-                    states.append(state)
-                }
-                return states
-            }
-            decoded.withLock { $0[part] = result }
+        try stored.concurrentMap { stored in
+            var reader = BinaryReader(stored.state)
+            var state = try reader.readRecordState()
+            try fold(stored.tail, into: &state)
+            return state
         }
-        var states: [RecordState] = []
-        states.reserveCapacity(stored.count)
-        for part in decoded.withLock({ $0 }) { states.append(contentsOf: try part?.get() ?? []) }
-        return states
     }
 
     /// `ref`'s state as stored in `bytes`, with its tail merged in.
@@ -92,8 +77,9 @@ extension ServerStore {
     }
 
     /// Merges up to `limit` tail rows (whole records' tails, in key order) into their records; returns how many
-    /// rows it merged (0 when the tail is empty).
-    static func foldTails(limit: Int, db: Database) throws -> Int {
+    /// rows it merged (0 when the tail is empty). When it merged fewer than `limit`, `remaining` is told how many
+    /// rows the tail still holds (those pushes added meanwhile), counted in the same transaction.
+    static func foldTails(limit: Int, db: Database, remaining: ((Int) -> Void)? = nil) throws -> Int {
         var groups: [(practice: String, ref: RecordRef, last: Int64, payloads: [[UInt8]])] = []
         try db.forEachRow(
             try db.cachedStatement(
@@ -127,17 +113,25 @@ extension ServerStore {
                 sql: "DELETE FROM record_tail WHERE practice = ? AND type = ? AND id = ? AND seq <= ?"
             ).execute(arguments: [group.practice, group.ref.type, group.ref.id, group.last])
         }
-        return groups.reduce(0) { $0 + $1.payloads.count }
+        let folded = groups.reduce(0) { $0 + $1.payloads.count }
+        if folded < limit, let remaining {
+            remaining(try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM record_tail") ?? 0)
+        }
+        return folded
     }
 
     /// Merges every record's tail into its record now, in transactions of ``TailFolder/chunk`` rows; returns how
-    /// many rows it merged.
+    /// many rows it merged. The last transaction counts what is left (rows another process merged or deleted, or a
+    /// push added meanwhile), so the background folder's count does not drift.
     @discardableResult
     public func foldTails() async throws(ServerError) -> Int {
         var total = 0
+        let folder = folder
         while true {
-            let folded = try await writeAsync { db in try Self.foldTails(limit: TailFolder.chunk, db: db) }
-            folder.folded(folded)
+            let folded = try await writeAsync { db in
+                try Self.foldTails(limit: TailFolder.chunk, db: db) { folder.recount($0) }
+            }
+            if folded == TailFolder.chunk { folder.folded(folded) }
             total += folded
             if folded < TailFolder.chunk { return total }
         }
@@ -155,6 +149,10 @@ extension ServerStore {
 final class TailFolder: Sendable {
     /// The rows one fold transaction merges: short enough that a push waits little for the writer.
     static let chunk = 2_000
+    /// The tail rows from which a push writes a record's merged state whole instead of adding to its tail: a
+    /// record edited push after push while the server never rests for ``quiet`` would have every push read and fold
+    /// a longer tail.
+    static let longest = 32
     /// The tail's size from which a fold starts without waiting for a quiet moment.
     static let cap = 100_000
     /// How long no push must have added to the tail before a fold starts.
@@ -178,9 +176,16 @@ final class TailFolder: Sendable {
         signals.yield()
     }
 
-    /// A fold merged `count` rows.
+    /// A fold, or a push writing records whole, merged `count` rows.
     func folded(_ count: Int) {
+        guard count > 0 else { return }
         Self.gauge.record(max(0, rows.subtract(count, ordering: .relaxed).newValue))
+    }
+
+    /// The tail holds `count` rows, as counted in a fold's transaction.
+    func recount(_ count: Int) {
+        rows.store(count, ordering: .relaxed)
+        Self.gauge.record(count)
     }
 
     /// The tail rows not yet merged (`/metrics`), for operators and the benchmark.

@@ -218,7 +218,8 @@ extension ServerStore {
             try await target.write { db in
                 // Every record's tail merged into its row in the copy: a backup restores into PostgreSQL too,
                 // which keeps no tails.
-                _ = try Self.foldTails(limit: Int(Int64.max), db: db)
+                // (In transactions' worth of rows, so memory stays bounded.)
+                while try Self.foldTails(limit: TailFolder.chunk, db: db) == TailFolder.chunk {}
                 let schema = try String.fetchOne(db, sql: "SELECT MAX(identifier) FROM grdb_migrations") ?? ""
                 try BackupFile.writeHeader(
                     kind: .sqlite,

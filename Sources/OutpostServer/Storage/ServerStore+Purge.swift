@@ -27,6 +27,8 @@ extension ServerStore {
     public func purge(practice: String, patient: String, reason: String, now: UInt64) throws(ServerError) -> PurgeEntry
     {
         let trimmed = try AdminRules.purgeReason(reason)
+        var tailRows = 0
+        defer { folder.folded(tailRows) }
         return try write { db in
             guard
                 try Bool.fetchOne(
@@ -62,6 +64,7 @@ extension ServerStore {
                         sql: "DELETE FROM \(table) WHERE practice = ? AND type = ? AND id = ?",
                         arguments: arguments
                     )
+                    if table == "record_tail" { tailRows += db.changesCount }
                 }
             }
             for table in ["patient_scope", "patient_site", "device_patient"] {

@@ -20,9 +20,9 @@ extension ServerStore: SyncStorage {
         let judge = PushJudge(token: token, now: now, maxClockSkewMillis: maxClockSkewMillis)
         let outcome = try await writeAsync { db in
             try Self.bindDevice(request.replica, token: token, now: now, db: db)
-            let (context, tailed) = try Self.pushContext(for: request, token: token, db: db)
+            let (context, tails) = try Self.pushContext(for: request, token: token, db: db)
             let plan = try judge.judge(request, context: context, perChange: perChange)
-            let written = try Self.write(plan, practice: token.practice, tailed: tailed, now: now, db: db)
+            let written = try Self.write(plan, practice: token.practice, tails: tails, now: now, db: db)
             try db.execute(
                 sql: """
                     UPDATE device SET acknowledged = MAX(acknowledged, ?), lastSeen = ? WHERE practice = ? AND replica = ?
@@ -54,20 +54,21 @@ extension ServerStore: SyncStorage {
                 newConflicts: written.opened,
                 resolvedConflicts: written.resolved
             )
-            return (outcome: outcome, tailRows: written.tailRows)
+            return (outcome: outcome, tailRows: written.tailRows, merged: written.mergedTailRows)
         }
         folder.added(outcome.tailRows)
+        folder.folded(outcome.merged)
         return outcome.outcome
     }
 
     /// Reads what ``PushJudge`` needs for `request`: the stored forms of its change ids, the records it writes (with
-    /// their tails merged in), which records it refers to exist, and the token's patients; and which of the records
-    /// it writes have a tail.
+    /// their tails merged in), which records it refers to exist, and the token's patients; and how many tail rows
+    /// each record it writes has, for those that have any.
     static func pushContext(
         for request: PushRequest,
         token: TokenEntry,
         db: Database
-    ) throws -> (context: PushContext, tailed: Set<RecordRef>) {
+    ) throws -> (context: PushContext, tails: [RecordRef: Int]) {
         let practice = token.practice
         var context = PushContext()
         // Counters above Int64.max are refused by the judge; SQL cannot hold them.
@@ -124,11 +125,11 @@ extension ServerStore: SyncStorage {
             }
         }
         let states = try decodeStates(found.map { ($0.state, $0.tail) })
-        var tailed = Set<RecordRef>()
+        var tails: [RecordRef: Int] = [:]
         context.records.reserveCapacity(found.count)
         for (index, record) in found.enumerated() {
             context.records[record.ref] = (record.owner, states[index])
-            if !record.tail.isEmpty { tailed.insert(record.ref) }
+            if !record.tail.isEmpty { tails[record.ref] = record.tail.count }
         }
         for ref in PushJudge.references(of: request) where context.records[ref] == nil {
             if try Bool.fetchOne(
@@ -154,32 +155,36 @@ extension ServerStore: SyncStorage {
             )
             context.patientsInScope = allowed
         }
-        return (context, tailed)
+        return (context, tails)
     }
 
     /// Writes a push's plan: its changes, records, patients' scope columns and conflicts. A record the practice
-    /// held whose owner stays takes its new changes in its tail (``TailFolder``), not a new state; a record written
-    /// whole loses the tail it had (`tailed`), merged into the state written. Returns the conflicts opened and
-    /// resolved, and the tail rows added.
+    /// held whose owner stays takes its new changes in its tail (``TailFolder``), not a new state, unless its tail
+    /// already holds ``TailFolder/longest`` rows (`tails`: a record edited push after push while the server never
+    /// rests would have every push fold a longer tail); a record written whole loses the tail it had, merged into
+    /// the state written. Returns the conflicts opened and resolved, the tail rows added and those merged.
     static func write(
         _ plan: PushPlan,
         practice: String,
-        tailed: Set<RecordRef>,
+        tails: [RecordRef: Int],
         now: UInt64,
         db: Database
     ) throws -> (
-        opened: Int, resolved: Int, tailRows: Int
+        opened: Int, resolved: Int, tailRows: Int, mergedTailRows: Int
     ) {
         // The feed positions go on from the last one given out (a change's, or one a purge reserved); SQLite moves
         // its AUTOINCREMENT counter to each row's `seq`.
         var position =
             try Int64.fetchOne(db, sql: "SELECT MAX(seq) FROM sqlite_sequence WHERE name = 'change'") ?? 0
         let changeRows = try ChangeRowInsert(db: db)
-        let tailBound = Set(plan.records.lazy.filter { $0.row == .state }.map(\.ref))
+        let tailBound = Set(
+            plan.records.lazy.filter { $0.row == .state && tails[$0.ref, default: 0] < TailFolder.longest }.map(\.ref)
+        )
         let tail = try db.cachedStatement(
             sql: "INSERT INTO record_tail (practice, type, id, seq, payload) VALUES (?, ?, ?, ?, ?)"
         )
         var tailRows = 0
+        var mergedTailRows = 0
         for run in ChangeRuns.runs(of: plan.accepted) {
             let first = plan.accepted[run.lowerBound]
             let change = first.change
@@ -207,14 +212,15 @@ extension ServerStore: SyncStorage {
                 tailRows += 1
             }
         }
-        for record in plan.records where record.row != .state {
+        for record in plan.records where !tailBound.contains(record.ref) {
             // A record whose owner stays took its changes in its tail, above: its row is not written (the owner's
             // index entry neither).
             var writer = BinaryWriter(capacity: 512)
             writer.write(record.state)
-            if tailed.contains(record.ref) {
+            if tails[record.ref] != nil {
                 try db.cachedStatement(sql: "DELETE FROM record_tail WHERE practice = ? AND type = ? AND id = ?")
                     .execute(arguments: [practice, record.ref.type, record.ref.id])
+                mergedTailRows += db.changesCount
             }
             try db.cachedStatement(
                 sql: """
@@ -267,7 +273,7 @@ extension ServerStore: SyncStorage {
                 resolved += db.changesCount
             }
         }
-        return (opened, resolved, tailRows)
+        return (opened, resolved, tailRows, mergedTailRows)
     }
 
     /// Binds `replica` to the token on the device's first request (push or scoped pull); refuses a replica id
@@ -533,7 +539,8 @@ extension ServerStore: SyncStorage {
             var start = cursor
             var walkedType: String?
             var rows: RowCursor?
-            // The walked type's tails, in id order beside its records: a record with one has it merged in.
+            // The walked type's tails, in id order beside its records when the walk reads the whole type (a record
+            // with one has it merged in); a scope's walk reads each record's tail by its key.
             var tails: RowCursor?
             var nextTail: (id: String, payload: [UInt8])?
             var walkedState: [UInt8] = []
@@ -549,6 +556,11 @@ extension ServerStore: SyncStorage {
                             walkedState = try row.withUnsafeData(named: "state") { $0.map { Array($0) } ?? [] }
                             let id: String = row["id"]
                             var payloads: [[UInt8]] = []
+                            if tails == nil {
+                                // A scope's walk: its records' tails by their keys, not the whole type's.
+                                let ref = RecordRef(type: walkedType ?? "", id: id)
+                                payloads = try Self.tailPayloads(practice: practice, ref: ref, db: db)
+                            }
                             // Ids compared as SQLite orders them, byte by byte.
                             while let tail = nextTail, !id.utf8.lexicographicallyPrecedes(tail.id.utf8) {
                                 if tail.id == id { payloads.append(tail.payload) }
@@ -577,16 +589,21 @@ extension ServerStore: SyncStorage {
                             db.cachedStatement(sql: Self.snapshotWalk(visibility.walk(type: type))),
                             arguments: [practice, type, patients, after]
                         )
-                        tails = try Row.fetchCursor(
-                            db.cachedStatement(
-                                sql: """
-                                    SELECT id, payload FROM record_tail WHERE practice = ? AND type = ? AND id > ?
-                                    ORDER BY id, seq
-                                    """
-                            ),
-                            arguments: [practice, type, after]
-                        )
-                        nextTail = try tails?.next().map { ($0["id"], Array($0["payload"] as Data)) }
+                        // The whole type walked: its tails in a cursor beside it.
+                        tails = nil
+                        nextTail = nil
+                        if visibility.walk(type: type) == .every {
+                            tails = try Row.fetchCursor(
+                                db.cachedStatement(
+                                    sql: """
+                                        SELECT id, payload FROM record_tail WHERE practice = ? AND type = ? AND id > ?
+                                        ORDER BY id, seq
+                                        """
+                                ),
+                                arguments: [practice, type, after]
+                            )
+                            nextTail = try tails?.next().map { ($0["id"], Array($0["payload"] as Data)) }
+                        }
                     }
                 },
                 spares: { _ throws -> Bool in
