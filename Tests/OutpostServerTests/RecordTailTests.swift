@@ -173,6 +173,41 @@ struct RecordTailTests {
         #expect(try await snapshot(store, token, limit: 100)[task] == written)
     }
 
+    /// Through the judge: a task whose changes came before its patient's (a device's push cut between them) is
+    /// stored without an owner and takes edits in its tail; the push that gives it its patient writes its row whole,
+    /// with the tail's edits and the push's, under that owner, and deletes the tail.
+    @Test func aPushThatGivesATailedRecordItsOwnerWritesItWhole() async throws {
+        let directory = try TemporaryDirectory("outpost-tails")
+        let (store, token, _) = try await practice(directory)
+        let late = RecordRef(type: "task", id: "tsk_01JWMCKG1BY8F26N8A4JNVV0VB")
+        let replica = try #require(ReplicaID("site-b"))
+        func push(_ changes: [Change]) async throws {
+            let request = PushRequest(replica: replica, changes: changes)
+            let outcome = try await store.push(request, token: token, now: nowMillis(), maxClockSkewMillis: 60_000)
+            #expect(outcome.response.refused.isEmpty, "\(outcome.response.refused)")
+        }
+        try await push([try change("site-b/1", late.type, late.id, "title", "Call back")])
+        try await push([try change("site-b/2", late.type, late.id, "notes", "First visit", operation: .append)])
+        #expect(try await store.tailCount() == 1)
+        try await push([try change("site-b/3", late.type, late.id, "patient", .string(TinyPractice.patients[1]))])
+        #expect(try await store.tailCount() == 0)
+        let (owner, bytes) = try store.read { db in
+            let row = try #require(
+                try Row.fetchOne(
+                    db,
+                    sql: "SELECT owner, state FROM record WHERE type = 'task' AND id = ?",
+                    arguments: [late.id]
+                )
+            )
+            return (row["owner"] as String?, Array(row["state"] as Data))
+        }
+        #expect(owner == TinyPractice.patients[1])
+        var reader = BinaryReader(bytes)
+        let state = try reader.readRecordState()
+        #expect(values(state, "notes") == ["First visit"])
+        #expect(values(state, "title") == ["Call back"])
+    }
+
     /// A store opened with a tail merges it in the background (here: once no push came for a second), and so does
     /// a store whose pushes leave one.
     @Test func theBackgroundFoldMergesTheTailAStoreOpensWithAndOneAPushLeaves() async throws {
