@@ -46,31 +46,29 @@ extension ServerStore {
         }
     }
 
+    /// The state stored as `bytes`, with the tail `payloads` merged in.
+    static func merged(_ bytes: [UInt8], payloads: [[UInt8]]) throws -> RecordState {
+        var reader = BinaryReader(bytes)
+        var state = try reader.readRecordState()
+        try fold(payloads, into: &state)
+        return state
+    }
+
     /// Stored states, each with its tail merged in, decoded on two threads (a state's decoding does not touch the
     /// store).
     static func decodeStates(_ stored: [(state: [UInt8], tail: [[UInt8]])]) throws -> [RecordState] {
-        try stored.concurrentMap { stored in
-            var reader = BinaryReader(stored.state)
-            var state = try reader.readRecordState()
-            try fold(stored.tail, into: &state)
-            return state
-        }
+        try stored.concurrentMap { try merged($0.state, payloads: $0.tail) }
     }
 
     /// `ref`'s state as stored in `bytes`, with its tail merged in.
     static func mergedState(_ bytes: [UInt8], practice: String, ref: RecordRef, db: Database) throws -> RecordState {
-        var reader = BinaryReader(bytes)
-        var state = try reader.readRecordState()
-        try fold(try tailPayloads(practice: practice, ref: ref, db: db), into: &state)
-        return state
+        try merged(bytes, payloads: try tailPayloads(practice: practice, ref: ref, db: db))
     }
 
     /// The stored bytes of a state with `payloads` merged in (the bytes themselves without any).
     static func mergedBytes(_ bytes: [UInt8], payloads: [[UInt8]]) throws -> [UInt8] {
         guard !payloads.isEmpty else { return bytes }
-        var reader = BinaryReader(bytes)
-        var state = try reader.readRecordState()
-        try fold(payloads, into: &state)
+        let state = try merged(bytes, payloads: payloads)
         var writer = BinaryWriter(capacity: bytes.count + 256)
         writer.write(state)
         return writer.bytes
@@ -160,20 +158,14 @@ final class TailFolder: Sendable {
 
     private let rows = Atomic<Int>(0)
     private let pushes = Atomic<Int>(0)
-    private let signals: AsyncStream<Void>.Continuation
-    private let stream: AsyncStream<Void>
-    private let task = Mutex<Task<Void, Never>?>(nil)
-
-    init() {
-        (stream, signals) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
-    }
+    private let signals = BackgroundSignal()
 
     /// A push added `count` rows to the tail.
     func added(_ count: Int) {
         guard count > 0 else { return }
         Self.gauge.record(rows.add(count, ordering: .relaxed).newValue)
         pushes.add(1, ordering: .relaxed)
-        signals.yield()
+        signals.signal()
     }
 
     /// A fold, or a push writing records whole, merged `count` rows.
@@ -195,33 +187,25 @@ final class TailFolder: Sendable {
     func start(for store: ServerStore, count: Int, logger: Logger) {
         rows.store(count, ordering: .relaxed)
         Self.gauge.record(count)
-        let stream = stream
-        let started = Task.detached(priority: .utility) { [weak store] in
-            if count > 0 { self.signals.yield() }
-            for await _ in stream {
-                do {
-                    // Wait while pushes keep adding (each pass sees whether one came), unless the tail is full.
-                    while self.rows.load(ordering: .relaxed) < Self.cap {
-                        let seen = self.pushes.load(ordering: .relaxed)
-                        try await Task.sleep(for: Self.quiet)
-                        if self.pushes.load(ordering: .relaxed) == seen { break }
-                    }
-                    guard let store else { return }
-                    try await store.foldTails()
-                } catch is CancellationError {
-                    return
-                } catch {
-                    // The next push signals again; readers fold the tail meanwhile.
-                    logger.warning("merging record tails failed", metadata: ["error": "\(error)"])
+        if count > 0 { signals.signal() }
+        signals.start { [weak store] in
+            do {
+                // Wait while pushes keep adding (each pass sees whether one came), unless the tail is full.
+                while self.rows.load(ordering: .relaxed) < Self.cap {
+                    let seen = self.pushes.load(ordering: .relaxed)
+                    try await Task.sleep(for: Self.quiet)
+                    if self.pushes.load(ordering: .relaxed) == seen { break }
                 }
+                try await store?.foldTails()
+            } catch is CancellationError {
+                // Stopped: the store is closing.
+            } catch {
+                // The next push signals again; readers fold the tail meanwhile.
+                logger.warning("merging record tails failed", metadata: ["error": "\(error)"])
             }
         }
-        task.withLock { $0 = started }
     }
 
     /// Ends the folding task; a fold it is running ends after its transaction.
-    func stop() {
-        signals.finish()
-        task.withLock { $0?.cancel() }
-    }
+    func stop() { signals.stop(cancelling: true) }
 }

@@ -11,21 +11,17 @@ import OutpostSQLite
 /// push, docs/sync.md). The store's connections observe their commits instead (``WALCommitObserver``, SQLite's
 /// `sqlite3_wal_hook`, which replaces the automatic checkpoint): a commit that leaves the log at ``threshold``
 /// pages or more (SQLite's own default) signals this, which runs `PRAGMA wal_checkpoint(PASSIVE)`, waiting for no
-/// reader or writer, on a task of its own. Signals that arrive while it works make one more checkpoint, not a
-/// queue; small writes gather in the log until it reaches the threshold, as with SQLite's default.
+/// reader or writer, on a task of its own (``BackgroundSignal``: signals that arrive while it works make one more
+/// checkpoint, not a queue); small writes gather in the log until it reaches the threshold, as with SQLite's
+/// default.
 final class WALCheckpointer: WALCommitObserver {
     /// The log's size, in pages, from which a commit asks for a checkpoint.
     static let threshold = 1_000
 
-    private let signals: AsyncStream<Void>.Continuation
-    private let stream: AsyncStream<Void>
-
-    init() {
-        (stream, signals) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
-    }
+    private let signals = BackgroundSignal()
 
     func committed(frames: Int) {
-        if Self.asksForCheckpoint(frames: frames) { signals.yield() }
+        if Self.asksForCheckpoint(frames: frames) { signals.signal() }
     }
 
     /// Whether a commit that leaves `frames` pages in the log asks for a checkpoint.
@@ -37,16 +33,14 @@ final class WALCheckpointer: WALCommitObserver {
         var configuration = Configuration()
         configuration.label = "outpost.checkpoint"
         let queue = try DatabaseQueue(path: path, configuration: configuration)
-        let stream = stream
-        Task.detached(priority: .utility) {
-            for await _ in stream {
-                do {
-                    _ = try await Self.checkpoint(queue)
-                } catch {
-                    // The next large commit signals again; SQLite's log stays correct meanwhile, only longer.
-                    logger.warning("write-ahead log checkpoint failed", metadata: ["error": "\(error)"])
-                }
+        signals.start {
+            do {
+                _ = try await Self.checkpoint(queue)
+            } catch {
+                // The next large commit signals again; SQLite's log stays correct meanwhile, only longer.
+                logger.warning("write-ahead log checkpoint failed", metadata: ["error": "\(error)"])
             }
+        } end: {
             try? queue.close()
         }
         return queue
@@ -62,5 +56,5 @@ final class WALCheckpointer: WALCommitObserver {
     }
 
     /// Ends the checkpointing task after the checkpoint it may be running.
-    func stop() { signals.finish() }
+    func stop() { signals.stop() }
 }
