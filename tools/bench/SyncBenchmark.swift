@@ -180,15 +180,15 @@ struct SyncBenchmark: AsyncParsableCommand {
                 + "\(megabytes(wireB.received)) (targets: under 1 s, about 160 kB per side)"
         )
         if let before = serverWrote, let after = serverWroteAfter {
-            // What a push of edits spread over the practice costs the server's disk: each touched record's page
-            // goes to the write-ahead log, then again to the database file at the checkpoint (docs/sync.md).
+            // What a push of edits spread over the practice costs the server's disk: its change rows and record
+            // tails in the write-ahead log, then again in the database file at the checkpoint (docs/sync.md).
             print(
                 "  the server wrote \(megabytes(after - before)) meanwhile (its store's log, checkpoints and "
                     + "answers: write and pwrite calls)"
             )
         }
         if let rows = tailRows, rows > 0 {
-            // The pushes appended the edits to their records' tails (docs/sync.md, "Record tails on the server");
+            // The pushes appended the edits to their records' tails (docs/sync.md, "The server": "A push appends edits to its records' tails");
             // the server merges them into the records once no push has come for a second. What that costs, after
             // the sites converged: the wait for it, and what the server wrote meanwhile.
             while try await server.recordTailRows() ?? 0 > 0, ContinuousClock.now - converged < .seconds(60) {
