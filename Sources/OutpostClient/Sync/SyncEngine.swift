@@ -47,6 +47,14 @@ public struct SyncReport: Sendable, Hashable, Encodable {
         newConflicts += apply.newConflicts
         resolvedConflicts += apply.resolvedConflicts
     }
+
+    /// Adds what a pull made beside this report's push (pages pulled, patients purged, conflicts).
+    mutating func addPull(_ pull: SyncReport) {
+        pulled += pull.pulled
+        purged += pull.purged
+        newConflicts += pull.newConflicts
+        resolvedConflicts += pull.resolvedConflicts
+    }
 }
 
 /// Syncs one replica with its server: pushes the outbox, bootstraps when it has no checkpoint, pulls pages
@@ -234,9 +242,7 @@ public actor SyncEngine {
         // After the session: the time is read through the offset it may just have corrected.
         try store.setSetting(Self.syncStartedSetting, to: String(try store.now()))
         try await adoptEpoch(of: session, &report)
-        try await pushAll(&report, session: session)
-        if try store.checkpoint() == nil { try await bootstrap(&report, session: session, sparingOwn: isFirst) }
-        try await pullAll(&report, session: session, wait: 0)
+        try await pushAndPull(&report, session: session, wait: 0, sparingOwn: isFirst)
         try finish(&report)
         return report
     }
@@ -249,9 +255,7 @@ public actor SyncEngine {
         let wait = min(wait, session.limits.maxWaitSeconds)
         while !Task.isCancelled {
             var report = SyncReport()
-            try await pushAll(&report, session: session)
-            if try store.checkpoint() == nil { try await bootstrap(&report, session: session) }
-            try await pullAll(&report, session: session, wait: wait)
+            try await pushAndPull(&report, session: session, wait: wait)
             try finish(&report)
             if report.pushed + report.pulled + report.snapshotRecords + report.refused > 0 || report.clockNotice != nil
             {
@@ -271,6 +275,61 @@ public actor SyncEngine {
     }
 
     // MARK: - Steps
+
+    /// Pushes the outbox and pulls until caught up (long-polling `wait` seconds when nothing is new).
+    ///
+    /// A replica of the whole practice with a checkpoint does both at once (with ``Options/pipelining``): a pull
+    /// asks only for other replicas' changes (the server never sends a replica its own), so it need not wait for
+    /// the push, and the device writes the pulled pages while the server stores its pushes. A scoped token's
+    /// push comes first: the server accepts its edits to a patient that just left its scope until a pull tells
+    /// the device to remove that patient, so the edits made while the patient was in scope must reach the
+    /// server before that pull. Each still writes in its own
+    /// transactions (pushes acknowledged, pages applied with their checkpoints), so either may fail or be
+    /// killed without the other losing anything. If the server no longer holds the checkpoint, the pull stops,
+    /// and once the push is done it pulls again alone, bootstrapping as ``pullAll(_:session:wait:recovering:)``
+    /// does. Without a checkpoint the push comes first and the bootstrap after it: a first sync's snapshot leaves
+    /// out what that push stored (`sparingOwn`).
+    private func pushAndPull(
+        _ report: inout SyncReport,
+        session: SessionInfo,
+        wait: Int,
+        sparingOwn: Bool = false
+    ) async throws(ClientError) {
+        guard options.pipelining, session.scope.isWholePractice, try store.checkpoint() != nil else {
+            try await pushAll(&report, session: session)
+            if try store.checkpoint() == nil { try await bootstrap(&report, session: session, sparingOwn: sparingOwn) }
+            try await pullAll(&report, session: session, wait: wait)
+            return
+        }
+        async let pulling = pulledAlongside(session: session, wait: wait)
+        var failure: ClientError?
+        do throws(ClientError) {
+            try await pushAll(&report, session: session)
+        } catch {
+            failure = error
+        }
+        switch await pulling {
+        case .success(let pulled):
+            report.addPull(pulled)
+        case .failure(let error) where error.serverCode == ErrorCode.checkpointExpired.rawValue && failure == nil:
+            try await pullAll(&report, session: session, wait: wait)
+        case .failure(let error):
+            failure = failure ?? error
+        }
+        if let failure { throw failure }
+    }
+
+    /// ``pullAll(_:session:wait:recovering:)`` beside a push: its own report, and a checkpoint the server no
+    /// longer holds returned as the error (recovering bootstraps, which waits for the push).
+    private func pulledAlongside(session: SessionInfo, wait: Int) async -> Result<SyncReport, ClientError> {
+        var pulled = SyncReport()
+        do throws(ClientError) {
+            try await pullAll(&pulled, session: session, wait: wait, recovering: false)
+            return .success(pulled)
+        } catch {
+            return .failure(error)
+        }
+    }
 
     /// One push, read from the store and encoded, ready to send.
     struct PreparedPush: Sendable {
@@ -373,7 +432,10 @@ public actor SyncEngine {
                             + "\(changes.last?.id.counter ?? 0); the outbox is kept, sync again later"
                     )
                 }
-                let refused = try store.recordPush(changes, response: response)
+                // On the writer's queue: a page pulled beside this push may hold the store's write lock.
+                let refused = try await written { [store] () throws(ClientError) in
+                    try store.recordPush(changes, response: response)
+                }
                 outbox = max(0, (outbox ?? changes.count) - changes.count + retries)
                 refusedHeld = try store.refusedCount()
                 report.pushed += response.accepted
@@ -559,7 +621,16 @@ public actor SyncEngine {
     /// is written, from the checkpoint this one ends at, so the server reads and encodes page N+1 while the
     /// device writes page N. The server still sees one request after another, as without it. If writing fails,
     /// the request asked ahead is cancelled and the next sync asks again from the stored checkpoint.
-    private func pullAll(_ report: inout SyncReport, session: SessionInfo, wait: Int) async throws(ClientError) {
+    ///
+    /// A checkpoint the server no longer holds (compacted past, or a server restored from a backup) makes it
+    /// bootstrap again when `recovering`, and is thrown otherwise (a pull beside a push leaves that to the pull
+    /// after it).
+    private func pullAll(
+        _ report: inout SyncReport,
+        session: SessionInfo,
+        wait: Int,
+        recovering: Bool = true
+    ) async throws(ClientError) {
         let limit = max(1, min(options.pullPageSize, session.limits.maxPageSize))
         var wait = wait
         var ahead: Task<PullResponse, any Error>?
@@ -574,7 +645,7 @@ public actor SyncEngine {
                         pullRequest(since: try store.checkpoint() ?? "0", limit: limit, wait: wait)
                     )
                 }
-            } catch let error where error.serverCode == ErrorCode.checkpointExpired.rawValue {
+            } catch let error where error.serverCode == ErrorCode.checkpointExpired.rawValue && recovering {
                 logger.warning("the server cannot serve this replica's checkpoint; bootstrapping again")
                 try store.forgetCheckpoint()
                 // Restored from a backup? Then its new epoch also puts back in the outbox what it lacks.
