@@ -8,9 +8,9 @@ import OutpostTestSupport
 import Synchronization
 import Testing
 
-/// A pull asks for the next page while it writes the one before (``SyncEngine/Options/pipelining``). The push
-/// stays before the pull: a scoped device's edit is judged before the pull that takes its patient out of scope
-/// (ScopeEndToEndTests), and the pull reports the outbox as the push left it (CompactionTests).
+/// A pull asks for the next page while it writes the one before (``SyncEngine/Options/pipelining``). A scoped
+/// device's push stays before its pull (its edit is judged before the pull that takes its patient out of scope,
+/// ScopeEndToEndTests); a replica of the whole practice pulls beside its push (PullBesidePushTests).
 @Suite
 struct PipelinedPullTests {
     /// A server of `backend` and a replica, `site-a`, that loaded the tiny practice and pushed it.

@@ -302,6 +302,7 @@ public actor SyncEngine {
             return
         }
         async let pulling = pulledAlongside(session: session, wait: wait)
+        let sent = report.pushed + report.pushedDuplicates + report.refused
         var failure: ClientError?
         do throws(ClientError) {
             try await pushAll(&report, session: session)
@@ -311,6 +312,12 @@ public actor SyncEngine {
         switch await pulling {
         case .success(let pulled):
             report.addPull(pulled)
+            // The pull's last request may have gone out before the push was answered: the server would count
+            // this device as holding a checkpoint before its own changes (holding compaction back) and its outbox
+            // as it was before the push. One more pull, usually empty, tells it where the device stands.
+            if failure == nil && report.pushed + report.pushedDuplicates + report.refused > sent {
+                try await pullAll(&report, session: session, wait: 0)
+            }
         case .failure(let error) where error.serverCode == ErrorCode.checkpointExpired.rawValue && failure == nil:
             try await pullAll(&report, session: session, wait: wait)
         case .failure(let error):

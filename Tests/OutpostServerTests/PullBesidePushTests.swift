@@ -1,0 +1,158 @@
+import Foundation
+import Logging
+import OutpostCRDT
+import OutpostClient
+import OutpostModel
+import OutpostProtocol
+import OutpostTestSupport
+import Synchronization
+import Testing
+
+/// A replica of the whole practice with a checkpoint pulls beside its push; a scoped one pushes first
+/// (``SyncEngine/sync()``, docs/sync.md "The client's sync, step by step").
+@Suite
+struct PullBesidePushTests {
+    /// Forwards exchanges to a real transport and writes down their order. With `holdingPushes`, a push's
+    /// answer is handed back only once a pull has been asked for: an engine that pulls only after its push
+    /// waits until the test's time limit cancels it, and fails.
+    final class OrderTransport: SyncTransport {
+        struct State {
+            var events: [String] = []
+            var pullAsked = false
+            var waiting: [CheckedContinuation<Void, Never>] = []
+        }
+
+        let base: any SyncTransport
+        let holdingPushes: Bool
+        let state = Mutex(State())
+
+        init(_ base: any SyncTransport, holdingPushes: Bool) {
+            self.base = base
+            self.holdingPushes = holdingPushes
+        }
+
+        var events: [String] { state.withLock { $0.events } }
+
+        func send(_ request: TransportRequest) async throws -> TransportResponse {
+            switch request.path {
+            case Wire.Path.changes:
+                let waiting = state.withLock { state in
+                    state.events.append("pull asked")
+                    state.pullAsked = true
+                    defer { state.waiting = [] }
+                    return state.waiting
+                }
+                for continuation in waiting { continuation.resume() }
+                return try await base.send(request)
+            case Wire.Path.push:
+                state.withLock { $0.events.append("push asked") }
+                let response = try await base.send(request)
+                if holdingPushes {
+                    // Cancelled (the test's time limit), it lets the answer go: the test fails instead of hanging.
+                    await withTaskCancellationHandler {
+                        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                            let now = state.withLock { state in
+                                if state.pullAsked || Task.isCancelled { return true }
+                                state.waiting.append(continuation)
+                                return false
+                            }
+                            if now { continuation.resume() }
+                        }
+                    } onCancel: {
+                        let waiting = state.withLock { state in
+                            defer { state.waiting = [] }
+                            return state.waiting
+                        }
+                        for continuation in waiting { continuation.resume() }
+                    }
+                }
+                state.withLock { $0.events.append("push answered") }
+                return response
+            default:
+                return try await base.send(request)
+            }
+        }
+    }
+
+    /// The tiny practice on a server of `backend`, pushed by `site-a` (an administrator), and `site-b`
+    /// bootstrapped from it with `token` (the administrator's when `nil`); then `site-a` adds 12 notes and
+    /// pushes them, and `site-b` adds 7 notes of its own, not yet pushed.
+    func twoSites(
+        on backend: Backend,
+        token: (TestServer) async throws -> String? = { _ in nil }
+    ) async throws -> (TestServer, TemporaryDirectory, LocalReplica, LocalReplica, String) {
+        let server = try await TestServer(backend: backend)
+        let directory = try TemporaryDirectory("outpost-pull-beside-push")
+        let a = try LocalReplica("site-a", in: directory)
+        try TinyPractice.load(into: a.care)
+        _ = try await a.engine(server.transport(server.adminToken)).sync()
+        let bToken = try await token(server) ?? server.adminToken
+        let b = try LocalReplica("site-b", in: directory)
+        _ = try await b.engine(server.transport(bToken)).sync()
+        let patient = RecordRef(type: "patient", id: TinyPractice.patients[0])
+        for index in 0..<12 { try a.care.update([.append(patient, "notes", .string("From A \(index)"))]) }
+        _ = try await a.engine(server.transport(server.adminToken)).sync()
+        for index in 0..<7 { try b.care.update([.append(patient, "notes", .string("From B \(index)"))]) }
+        return (server, directory, a, b, bToken)
+    }
+
+    /// The server's device listing entry of `replica`.
+    func device(_ server: TestServer, _ replica: String) async throws -> [String: Any] {
+        let result = try await server.admin(["devices", "list", "--json", "--all"])
+        try #require(result.status == 0, "\(result)")
+        let rows = try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [[String: Any]])
+        return try #require(rows.first { $0["replica"] as? String == replica })
+    }
+
+    /// Site B's pull is asked for while its push waits for its answer (pages and batches of 2, so both take
+    /// several exchanges); both sites end with the same records, and the server lists site B as caught up,
+    /// with an empty outbox: the last pull came after the push.
+    @Test(.timeLimit(.minutes(1)), arguments: Backend.all)
+    func aWholePracticeReplicaPullsWhileItsPushIsStored(backend: Backend) async throws {
+        let (server, directory, a, b, token) = try await twoSites(on: backend)
+        defer { withExtendedLifetime(directory) {} }
+        let transport = OrderTransport(server.transport(token), holdingPushes: true)
+        let report = try await b.engine(transport, pushBatch: 2, pageSize: 2).sync()
+        #expect(report.pushed == 7)
+        #expect(report.pulled == 12)
+        #expect(report.pending == 0)
+        let events = transport.events
+        let firstPull = try #require(events.firstIndex(of: "pull asked"))
+        let firstAnswer = try #require(events.firstIndex(of: "push answered"))
+        #expect(firstPull < firstAnswer, "\(events)")
+        #expect(events.last == "pull asked", "\(events)")
+
+        _ = try await a.engine(server.transport(server.adminToken)).sync()
+        #expect(try a.export() == b.export())
+        let entry = try await device(server, "site-b")
+        #expect(entry["outbox"] as? Int == 0, "\(entry)")
+        #expect(entry["behindChanges"] as? Int == 0, "\(entry)")
+    }
+
+    /// A token scoped to the team: every push is answered before the first pull is asked for, so an edit made
+    /// while a patient was in scope reaches the server before a pull could take the patient away.
+    @Test(arguments: Backend.all)
+    func aScopedReplicaPushesBeforeItPulls(backend: Backend) async throws {
+        let (server, directory, a, b, token) = try await twoSites(on: backend) { server in
+            try await server.issueToken(role: "clinician", extra: ["--teams", TinyPractice.team])
+        }
+        defer { withExtendedLifetime(directory) {} }
+        let transport = OrderTransport(server.transport(token), holdingPushes: false)
+        let report = try await b.engine(transport, pushBatch: 2, pageSize: 2).sync()
+        #expect(report.pushed == 7)
+        #expect(report.pulled == 12)
+        let events = transport.events
+        let lastAnswer = try #require(events.lastIndex(of: "push answered"))
+        let firstPull = try #require(events.firstIndex(of: "pull asked"))
+        #expect(lastAnswer < firstPull, "\(events)")
+        _ = try await a.engine(server.transport(server.adminToken)).sync()
+        let patient = RecordRef(type: "patient", id: TinyPractice.patients[0])
+        let notes = try #require(try a.care.record(patient)?.fields["notes"])
+        #expect(try b.care.record(patient)?.fields["notes"] == notes)
+        guard case .log(let entries) = notes else {
+            Issue.record("notes is not a log")
+            return
+        }
+        #expect(entries.count >= 19)
+    }
+}
