@@ -112,7 +112,7 @@ struct PullBesidePushTests {
         let (server, directory, a, b, token) = try await twoSites(on: backend)
         defer { withExtendedLifetime(directory) {} }
         let transport = OrderTransport(server.transport(token), holdingPushes: true)
-        let report = try await b.engine(transport, pushBatch: 2, pageSize: 2).sync()
+        let report = try await b.engine(transport, pushBatch: 2, pageSize: 2, pullBesidePushFrom: 7).sync()
         #expect(report.pushed == 7)
         #expect(report.pulled == 12)
         #expect(report.pending == 0)
@@ -129,6 +129,26 @@ struct PullBesidePushTests {
         #expect(entry["behindChanges"] as? Int == 0, "\(entry)")
     }
 
+    /// An outbox smaller than ``SyncEngine/Options/pullBesidePushFrom`` (7 changes against 1,000) is pushed
+    /// before the pull, as a push stored in about a round trip gains nothing from a pull beside it: no pull
+    /// follows it either.
+    @Test(arguments: Backend.all)
+    func aSmallOutboxIsPushedBeforeThePull(backend: Backend) async throws {
+        let (server, directory, a, b, token) = try await twoSites(on: backend)
+        defer { withExtendedLifetime(directory) {} }
+        let transport = OrderTransport(server.transport(token), holdingPushes: false)
+        let report = try await b.engine(transport, pushBatch: 2, pageSize: 2).sync()
+        #expect(report.pushed == 7)
+        #expect(report.pulled == 12)
+        let events = transport.events
+        let lastAnswer = try #require(events.lastIndex(of: "push answered"))
+        let firstPull = try #require(events.firstIndex(of: "pull asked"))
+        #expect(lastAnswer < firstPull, "\(events)")
+        #expect(events.filter { $0 == "pull asked" }.count == 6, "12 changes in pages of 2: \(events)")
+        _ = try await a.engine(server.transport(server.adminToken)).sync()
+        #expect(try a.export() == b.export())
+    }
+
     /// A token scoped to the team: every push is answered before the first pull is asked for, so an edit made
     /// while a patient was in scope reaches the server before a pull could take the patient away.
     @Test(arguments: Backend.all)
@@ -138,7 +158,7 @@ struct PullBesidePushTests {
         }
         defer { withExtendedLifetime(directory) {} }
         let transport = OrderTransport(server.transport(token), holdingPushes: false)
-        let report = try await b.engine(transport, pushBatch: 2, pageSize: 2).sync()
+        let report = try await b.engine(transport, pushBatch: 2, pageSize: 2, pullBesidePushFrom: 1).sync()
         #expect(report.pushed == 7)
         #expect(report.pulled == 12)
         let events = transport.events

@@ -92,6 +92,9 @@ public actor SyncEngine {
         /// `outpost-bench sync --pipeline off`): the next push of a multi-batch sync is read and encoded while the
         /// server stores the previous one, and the next pull page is asked for while this one is written.
         public var pipelining = true
+        /// The smallest outbox a replica of the whole practice pulls beside (with ``pipelining``): a smaller push
+        /// is stored in about a round trip, so pulling beside it would save nothing and cost the pull after it.
+        public var pullBesidePushFrom = 1_000
         /// The newest binary layout this device writes and asks for (``BinaryWire/layouts``): the newest unless
         /// `OUTPOST_SYNC_BINARY_LAYOUT` names an older one (to measure what a layout saves). Pushes use the
         /// newest the server also reads (``SessionInfo/binaryLayout``); pages come in what the server writes.
@@ -278,7 +281,8 @@ public actor SyncEngine {
 
     /// Pushes the outbox and pulls until caught up (long-polling `wait` seconds when nothing is new).
     ///
-    /// A replica of the whole practice with a checkpoint does both at once (with ``Options/pipelining``): a pull
+    /// A replica of the whole practice with a checkpoint and an outbox of at least
+    /// ``Options/pullBesidePushFrom`` changes does both at once (with ``Options/pipelining``): a pull
     /// asks only for other replicas' changes (the server never sends a replica its own), so it need not wait for
     /// the push, and the device writes the pulled pages while the server stores its pushes. A scoped token's
     /// push comes first: the server accepts its edits to a patient that just left its scope until a pull tells
@@ -295,7 +299,9 @@ public actor SyncEngine {
         wait: Int,
         sparingOwn: Bool = false
     ) async throws(ClientError) {
-        guard options.pipelining, session.scope.isWholePractice, try store.checkpoint() != nil else {
+        guard options.pipelining, session.scope.isWholePractice, try store.checkpoint() != nil,
+            try store.pendingCount() >= options.pullBesidePushFrom
+        else {
             try await pushAll(&report, session: session)
             if try store.checkpoint() == nil { try await bootstrap(&report, session: session, sparingOwn: sparingOwn) }
             try await pullAll(&report, session: session, wait: wait)

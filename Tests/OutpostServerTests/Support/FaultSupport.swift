@@ -161,16 +161,19 @@ struct LocalReplica {
 
     /// An engine over this replica that talks through `transport`; transient failures are retried `retries`
     /// times with a token backoff (the tests decide when the server comes back). `pageSize` is both the records
-    /// of a snapshot page and the changes of a pull page.
+    /// of a snapshot page and the changes of a pull page. A replica of the whole practice pulls beside a push of at
+    /// least `pullBesidePushFrom` changes.
     func engine(
         _ transport: any SyncTransport,
         pushBatch: Int = 1_000,
         pageSize: Int = 2_000,
         retries: Int = 0,
         encoding: SyncEngine.Encoding = .binary,
-        binaryLayout: UInt8 = BinaryWire.latestLayout
+        binaryLayout: UInt8 = BinaryWire.latestLayout,
+        pullBesidePushFrom: Int = SyncEngine.Options().pullBesidePushFrom
     ) -> SyncEngine {
         var options = SyncEngine.Options()
+        options.pullBesidePushFrom = pullBesidePushFrom
         options.encoding = encoding
         options.binaryLayout = binaryLayout
         options.pushBatch = pushBatch
