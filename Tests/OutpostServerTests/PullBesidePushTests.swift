@@ -107,7 +107,7 @@ struct PullBesidePushTests {
     /// Site B's pull is asked for while its push waits for its answer (pages and batches of 2, so both take
     /// several exchanges); both sites end with the same records, and the server lists site B as caught up,
     /// with an empty outbox: the last pull came after the push.
-    @Test(.timeLimit(.minutes(1)), arguments: Backend.all)
+    @Test(.timeLimit(.minutes(10)), arguments: Backend.all)
     func aWholePracticeReplicaPullsWhileItsPushIsStored(backend: Backend) async throws {
         let (server, directory, a, b, token) = try await twoSites(on: backend)
         defer { withExtendedLifetime(directory) {} }

@@ -281,18 +281,18 @@ public actor SyncEngine {
 
     /// Pushes the outbox and pulls until caught up (long-polling `wait` seconds when nothing is new).
     ///
-    /// A replica of the whole practice with a checkpoint and an outbox of at least
-    /// ``Options/pullBesidePushFrom`` changes does both at once (with ``Options/pipelining``): a pull
-    /// asks only for other replicas' changes (the server never sends a replica its own), so it need not wait for
-    /// the push, and the device writes the pulled pages while the server stores its pushes. A scoped token's
-    /// push comes first: the server accepts its edits to a patient that just left its scope until a pull tells
-    /// the device to remove that patient, so the edits made while the patient was in scope must reach the
-    /// server before that pull. Each still writes in its own
-    /// transactions (pushes acknowledged, pages applied with their checkpoints), so either may fail or be
-    /// killed without the other losing anything. If the server no longer holds the checkpoint, the pull stops,
-    /// and once the push is done it pulls again alone, bootstrapping as ``pullAll(_:session:wait:recovering:)``
-    /// does. Without a checkpoint the push comes first and the bootstrap after it: a first sync's snapshot leaves
-    /// out what that push stored (`sparingOwn`).
+    /// A replica of the whole practice with a checkpoint and an outbox of at least ``Options/pullBesidePushFrom``
+    /// changes does both at once (with ``Options/pipelining``): a pull asks only for other replicas' changes (the
+    /// server never sends a replica its own), so it need not wait for the push, and the device writes the pulled
+    /// pages while the server stores its pushes. Each still writes in its own transactions (pushes acknowledged,
+    /// pages applied with their checkpoints), so either may fail or be killed without the other losing anything.
+    /// If the server no longer holds the checkpoint, the pull stops, and once the push is done it pulls again
+    /// alone, bootstrapping as ``pullAll(_:session:wait:recovering:)`` does.
+    ///
+    /// A scoped token's push comes first: the server accepts its edits to a patient that just left its scope
+    /// until a pull tells the device to remove that patient, so the edits made while the patient was in scope
+    /// must reach the server before that pull. Without a checkpoint the push also comes first, and the bootstrap
+    /// after it: a first sync's snapshot leaves out what that push stored (`sparingOwn`).
     private func pushAndPull(
         _ report: inout SyncReport,
         session: SessionInfo,
