@@ -158,6 +158,7 @@ extension LocalStore {
                 try db.execute(sql: "UPDATE replica SET checkpoint = ? WHERE id = 1", arguments: [checkpoint])
             }
             try transaction.finish(now: now)
+            transaction.releaseHeldAside()
             if !removed.isEmpty {
                 let acked = try Int64.fetchOne(db, sql: "SELECT ackedCounter FROM replica WHERE id = 1") ?? 0
                 for patient in removed {
