@@ -480,26 +480,13 @@ final class StoreTransaction {
     /// Whether any record's fields were touched (``Held/touched``).
     private var anyTouched = false
 
-    /// Hands what the transaction holds to a background thread to be freed, once it is written
+    /// Hands what the transaction holds to ``BackgroundRelease`` to be freed, once it is written
     /// (``finish(now:)``): a page's thousands of states, changes and projected rows took about a tenth of the
     /// device's apply to free, inside the write transaction. The transaction holds nothing afterwards.
     func releaseHeldAside() {
-        let garbage = Garbage(held)
-        held = [:]
-        Self.releaser.async { garbage.drop() }
-    }
-
-    /// Where ``releaseHeldAside()`` frees: one serial queue, so a sync's pages are freed one after another.
-    private static let releaser = DispatchQueue(label: "outpost.store.release", qos: .utility)
-
-    /// The held records on their way to ``releaser``: nothing else refers to them, so the other thread frees them
-    /// alone.
-    private final class Garbage: @unchecked Sendable {
-        private var held: [RecordRef: Held]?
-
-        init(_ held: [RecordRef: Held]) { self.held = held }
-
-        func drop() { held = nil }
+        let held = self.held
+        self.held = [:]
+        BackgroundRelease.drop(held)
     }
 
     /// The record's entry, made when the transaction holds nothing of it yet.

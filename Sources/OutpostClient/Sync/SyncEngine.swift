@@ -549,6 +549,10 @@ public actor SyncEngine {
         // applied in its own transaction, in order; the checkpoint is saved with the last page only, so an
         // interrupted bootstrap starts over and merging a page twice is harmless.
         var pending = snapshotPage(after: nil, limit: limit, sparingOwn: sparingOwn)
+        // A written page (its tasks hold the records and their prepared forms) is freed on another thread, one
+        // page later, once nothing here refers to it: freeing it here delayed the next page's write.
+        var retired: PendingPage?
+        defer { BackgroundRelease.drop((retired, pending)) }
         while true {
             let page = try await Self.value(of: pending.fetch)
             checkpoint = checkpoint ?? page.checkpoint
@@ -568,6 +572,8 @@ public actor SyncEngine {
             report.snapshotRecords += applied.applied
             report.add(applied)
             guard let next else { break }
+            if let retired { BackgroundRelease.drop(retired) }
+            retired = pending
             pending = next
         }
     }
