@@ -96,6 +96,28 @@ struct PullBesidePushTests {
         return (server, directory, a, b, bToken)
     }
 
+    /// Site B's sync through `transport`, in batches and pages of 2: it pushes its 7 notes and pulls A's 12. Returns
+    /// its report and the order of its exchanges.
+    func syncSiteB(
+        _ b: LocalReplica,
+        through transport: OrderTransport,
+        pullBesidePushFrom: Int = SyncEngine.Options().pullBesidePushFrom
+    ) async throws -> (SyncReport, [String]) {
+        let engine = b.engine(transport, pushBatch: 2, pageSize: 2, pullBesidePushFrom: pullBesidePushFrom)
+        let report = try await engine.sync()
+        #expect(report.pushed == 7)
+        #expect(report.pulled == 12)
+        return (report, transport.events)
+    }
+
+    /// Whether every push was answered before the first pull was asked for.
+    func pushedBeforePulling(_ events: [String]) -> Bool {
+        guard let lastAnswer = events.lastIndex(of: "push answered"),
+            let firstPull = events.firstIndex(of: "pull asked")
+        else { return false }
+        return lastAnswer < firstPull
+    }
+
     /// The server's device listing entry of `replica`.
     func device(_ server: TestServer, _ replica: String) async throws -> [String: Any] {
         let result = try await server.admin(["devices", "list", "--json", "--all"])
@@ -112,11 +134,8 @@ struct PullBesidePushTests {
         let (server, directory, a, b, token) = try await twoSites(on: backend)
         defer { withExtendedLifetime(directory) {} }
         let transport = OrderTransport(server.transport(token), holdingPushes: true)
-        let report = try await b.engine(transport, pushBatch: 2, pageSize: 2, pullBesidePushFrom: 7).sync()
-        #expect(report.pushed == 7)
-        #expect(report.pulled == 12)
+        let (report, events) = try await syncSiteB(b, through: transport, pullBesidePushFrom: 7)
         #expect(report.pending == 0)
-        let events = transport.events
         let firstPull = try #require(events.firstIndex(of: "pull asked"))
         let firstAnswer = try #require(events.firstIndex(of: "push answered"))
         #expect(firstPull < firstAnswer, "\(events)")
@@ -136,14 +155,8 @@ struct PullBesidePushTests {
     func aSmallOutboxIsPushedBeforeThePull(backend: Backend) async throws {
         let (server, directory, a, b, token) = try await twoSites(on: backend)
         defer { withExtendedLifetime(directory) {} }
-        let transport = OrderTransport(server.transport(token), holdingPushes: false)
-        let report = try await b.engine(transport, pushBatch: 2, pageSize: 2).sync()
-        #expect(report.pushed == 7)
-        #expect(report.pulled == 12)
-        let events = transport.events
-        let lastAnswer = try #require(events.lastIndex(of: "push answered"))
-        let firstPull = try #require(events.firstIndex(of: "pull asked"))
-        #expect(lastAnswer < firstPull, "\(events)")
+        let (_, events) = try await syncSiteB(b, through: OrderTransport(server.transport(token), holdingPushes: false))
+        #expect(pushedBeforePulling(events), "\(events)")
         #expect(events.filter { $0 == "pull asked" }.count == 6, "12 changes in pages of 2: \(events)")
         _ = try await a.engine(server.transport(server.adminToken)).sync()
         #expect(try a.export() == b.export())
@@ -157,14 +170,12 @@ struct PullBesidePushTests {
             try await server.issueToken(role: "clinician", extra: ["--teams", TinyPractice.team])
         }
         defer { withExtendedLifetime(directory) {} }
-        let transport = OrderTransport(server.transport(token), holdingPushes: false)
-        let report = try await b.engine(transport, pushBatch: 2, pageSize: 2, pullBesidePushFrom: 1).sync()
-        #expect(report.pushed == 7)
-        #expect(report.pulled == 12)
-        let events = transport.events
-        let lastAnswer = try #require(events.lastIndex(of: "push answered"))
-        let firstPull = try #require(events.firstIndex(of: "pull asked"))
-        #expect(lastAnswer < firstPull, "\(events)")
+        let (_, events) = try await syncSiteB(
+            b,
+            through: OrderTransport(server.transport(token), holdingPushes: false),
+            pullBesidePushFrom: 1
+        )
+        #expect(pushedBeforePulling(events), "\(events)")
         _ = try await a.engine(server.transport(server.adminToken)).sync()
         let patient = RecordRef(type: "patient", id: TinyPractice.patients[0])
         let notes = try #require(try a.care.record(patient)?.fields["notes"])
