@@ -13,12 +13,12 @@ import Testing
 @Suite
 struct PullBesidePushTests {
     /// Forwards exchanges to a real transport and writes down their order. With `holdingPushes`, a push's
-    /// answer is handed back only once a pull has been asked for: an engine that pulls only after its push
-    /// waits until the test's time limit cancels it, and fails.
+    /// answer is handed back only once a pull has been answered: an engine that pulls only after its push waits
+    /// until the test's time limit cancels it, and fails.
     final class OrderTransport: SyncTransport {
         struct State {
             var events: [String] = []
-            var pullAsked = false
+            var pullAnswered = false
             var waiting: [CheckedContinuation<Void, Never>] = []
         }
 
@@ -36,14 +36,16 @@ struct PullBesidePushTests {
         func send(_ request: TransportRequest) async throws -> TransportResponse {
             switch request.path {
             case Wire.Path.changes:
+                state.withLock { $0.events.append("pull asked") }
+                let response = try await base.send(request)
                 let waiting = state.withLock { state in
-                    state.events.append("pull asked")
-                    state.pullAsked = true
+                    state.events.append("pull answered")
+                    state.pullAnswered = true
                     defer { state.waiting = [] }
                     return state.waiting
                 }
                 for continuation in waiting { continuation.resume() }
-                return try await base.send(request)
+                return response
             case Wire.Path.push:
                 state.withLock { $0.events.append("push asked") }
                 let response = try await base.send(request)
@@ -52,7 +54,7 @@ struct PullBesidePushTests {
                     await withTaskCancellationHandler {
                         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
                             let now = state.withLock { state in
-                                if state.pullAsked || Task.isCancelled { return true }
+                                if state.pullAnswered || Task.isCancelled { return true }
                                 state.waiting.append(continuation)
                                 return false
                             }
@@ -139,7 +141,7 @@ struct PullBesidePushTests {
         let firstPull = try #require(events.firstIndex(of: "pull asked"))
         let firstAnswer = try #require(events.firstIndex(of: "push answered"))
         #expect(firstPull < firstAnswer, "\(events)")
-        #expect(events.last == "pull asked", "\(events)")
+        #expect(events.last == "pull answered", "\(events)")
 
         _ = try await a.engine(server.transport(server.adminToken)).sync()
         #expect(try a.export() == b.export())
@@ -158,6 +160,31 @@ struct PullBesidePushTests {
         let (_, events) = try await syncSiteB(b, through: OrderTransport(server.transport(token), holdingPushes: false))
         #expect(pushedBeforePulling(events), "\(events)")
         #expect(events.filter { $0 == "pull asked" }.count == 6, "12 changes in pages of 2: \(events)")
+        _ = try await a.engine(server.transport(server.adminToken)).sync()
+        #expect(try a.export() == b.export())
+    }
+
+    /// A purge of the patient whose notes site B pushes, announced to the pull beside that push: the pull leaves
+    /// the removal to the pull after the push, which erases the patient with the notes the push delivered. Applied
+    /// beside the push, it would have kept the notes' change rows, not yet acknowledged, on the device.
+    @Test(.timeLimit(.minutes(10)), arguments: Backend.all)
+    func aPurgeAnnouncedBesideAPushErasesThePushedEditsToo(backend: Backend) async throws {
+        let (server, directory, a, b, token) = try await twoSites(on: backend)
+        defer { withExtendedLifetime(directory) {} }
+        let patient = TinyPractice.patients[0]
+        let purged = try await server.admin(["purge", "patient", patient, "--reason", "court order 2026-118"])
+        try #require(purged.status == 0, "\(purged)")
+        let transport = OrderTransport(server.transport(token), holdingPushes: true)
+        let engine = b.engine(transport, pushBatch: 2, pageSize: 2, pullBesidePushFrom: 7)
+        let report = try await engine.sync()
+        #expect(report.purged == 1)
+        #expect(report.pending == 0)
+        let events = transport.events
+        let firstAnswer = try #require(events.firstIndex(of: "pull answered"))
+        let firstPush = try #require(events.firstIndex(of: "push answered"))
+        #expect(firstAnswer < firstPush, "\(events)")
+        #expect(try b.care.record(RecordRef(type: "patient", id: patient)) == nil)
+        #expect(try b.store.changes(owner: patient).isEmpty)
         _ = try await a.engine(server.transport(server.adminToken)).sync()
         #expect(try a.export() == b.export())
     }

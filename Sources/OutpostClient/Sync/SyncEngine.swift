@@ -286,8 +286,8 @@ public actor SyncEngine {
     /// server never sends a replica its own), so it need not wait for the push, and the device writes the pulled
     /// pages while the server stores its pushes. Each still writes in its own transactions (pushes acknowledged,
     /// pages applied with their checkpoints), so either may fail or be killed without the other losing anything.
-    /// If the server no longer holds the checkpoint, the pull stops, and once the push is done it pulls again
-    /// alone, bootstrapping as ``pullAll(_:session:wait:recovering:)`` does.
+    /// Once both are done it pulls once more, alone: a page that removes patients and an expired checkpoint are
+    /// left to that pull (``pullAll(_:session:wait:besidePush:)``).
     ///
     /// A scoped token's push comes first: the server accepts its edits to a patient that just left its scope
     /// until a pull tells the device to remove that patient, so the edits made while the patient was in scope
@@ -307,40 +307,33 @@ public actor SyncEngine {
             try await pullAll(&report, session: session, wait: wait)
             return
         }
-        async let pulling = pulledAlongside(session: session, wait: wait)
-        let sent = report.pushed + report.pushedDuplicates + report.refused
+        async let pulling = pulledBesidePush(session: session)
         var failure: ClientError?
         do throws(ClientError) {
             try await pushAll(&report, session: session)
         } catch {
             failure = error
         }
-        switch await pulling {
-        case .success(let pulled):
-            report.addPull(pulled)
-            // The pull's last request may have gone out before the push was answered: the server would count
-            // this device as holding a checkpoint before its own changes (holding compaction back) and its outbox
-            // as it was before the push. One more pull, usually empty, tells it where the device stands.
-            if failure == nil && report.pushed + report.pushedDuplicates + report.refused > sent {
-                try await pullAll(&report, session: session, wait: 0)
-            }
-        case .failure(let error) where error.serverCode == ErrorCode.checkpointExpired.rawValue && failure == nil:
-            try await pullAll(&report, session: session, wait: wait)
-        case .failure(let error):
-            failure = failure ?? error
-        }
-        if let failure { throw failure }
+        let (pulled, pullFailure) = await pulling
+        report.addPull(pulled)
+        if let failure = failure ?? pullFailure { throw failure }
+        // One more pull, usually empty (and the round's long poll in `watch`): it applies what the pull beside the
+        // push left to it (a removal, an expired checkpoint), and tells the server where the device stands, as
+        // the pull's last request may have gone out before the push was answered (the server would count the
+        // device as holding a checkpoint before its own changes, holding compaction back, and its outbox as it
+        // was before the push).
+        try await pullAll(&report, session: session, wait: wait)
     }
 
-    /// ``pullAll(_:session:wait:recovering:)`` beside a push: its own report, and a checkpoint the server no
-    /// longer holds returned as the error (recovering bootstraps, which waits for the push).
-    private func pulledAlongside(session: SessionInfo, wait: Int) async -> Result<SyncReport, ClientError> {
+    /// ``pullAll(_:session:wait:besidePush:)`` beside a push, without waiting for new changes: its own report
+    /// (pages applied before a failure included) and its failure.
+    private func pulledBesidePush(session: SessionInfo) async -> (SyncReport, ClientError?) {
         var pulled = SyncReport()
         do throws(ClientError) {
-            try await pullAll(&pulled, session: session, wait: wait, recovering: false)
-            return .success(pulled)
+            try await pullAll(&pulled, session: session, wait: 0, besidePush: true)
+            return (pulled, nil)
         } catch {
-            return .failure(error)
+            return (pulled, error)
         }
     }
 
@@ -642,13 +635,15 @@ public actor SyncEngine {
     /// the request asked ahead is cancelled and the next sync asks again from the stored checkpoint.
     ///
     /// A checkpoint the server no longer holds (compacted past, or a server restored from a backup) makes it
-    /// bootstrap again when `recovering`, and is thrown otherwise (a pull beside a push leaves that to the pull
-    /// after it).
+    /// bootstrap again. Beside a push (`besidePush`) it stops instead, leaving to the pull after the push both
+    /// that and a page that removes patients: a removal deletes the patient's change rows the server has
+    /// acknowledged, and the push beside it may not be acknowledged yet (a purged patient's edits would stay on
+    /// the device).
     private func pullAll(
         _ report: inout SyncReport,
         session: SessionInfo,
         wait: Int,
-        recovering: Bool = true
+        besidePush: Bool = false
     ) async throws(ClientError) {
         let limit = max(1, min(options.pullPageSize, session.limits.maxPageSize))
         var wait = wait
@@ -664,7 +659,8 @@ public actor SyncEngine {
                         pullRequest(since: try store.checkpoint() ?? "0", limit: limit, wait: wait)
                     )
                 }
-            } catch let error where error.serverCode == ErrorCode.checkpointExpired.rawValue && recovering {
+            } catch let error where error.serverCode == ErrorCode.checkpointExpired.rawValue {
+                if besidePush { return }
                 logger.warning("the server cannot serve this replica's checkpoint; bootstrapping again")
                 try store.forgetCheckpoint()
                 // Restored from a backup? Then its new epoch also puts back in the outbox what it lacks.
@@ -672,6 +668,7 @@ public actor SyncEngine {
                 try await bootstrap(&report, session: session)
                 continue
             }
+            if besidePush && !page.removed.isEmpty { return }
             if options.pipelining && page.hasMore {
                 let request = pullRequest(since: page.checkpoint, limit: limit, wait: 0)
                 ahead = Task.detached { [self] () async throws -> PullResponse in try await exchange(request) }
