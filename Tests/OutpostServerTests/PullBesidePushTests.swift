@@ -24,11 +24,19 @@ struct PullBesidePushTests {
 
         let base: any SyncTransport
         let holdingPushes: Bool
+        /// Whether the first pull is answered `410 checkpoint_expired` by this transport, not the server.
+        let expiringFirstPull: Bool
         let state = Mutex(State())
 
-        init(_ base: any SyncTransport, holdingPushes: Bool) {
+        /// The error body of a checkpoint the server no longer holds.
+        static let expired = """
+            {"error":{"code":"checkpoint_expired","field":"since","message":"Checkpoint expired.","requestID":"r-1"}}
+            """
+
+        init(_ base: any SyncTransport, holdingPushes: Bool, expiringFirstPull: Bool = false) {
             self.base = base
             self.holdingPushes = holdingPushes
+            self.expiringFirstPull = expiringFirstPull
         }
 
         var events: [String] { state.withLock { $0.events } }
@@ -36,8 +44,14 @@ struct PullBesidePushTests {
         func send(_ request: TransportRequest) async throws -> TransportResponse {
             switch request.path {
             case Wire.Path.changes:
-                state.withLock { $0.events.append("pull asked") }
-                let response = try await base.send(request)
+                let first = state.withLock { state in
+                    state.events.append("pull asked")
+                    return !state.events.contains("pull answered")
+                }
+                let response =
+                    expiringFirstPull && first
+                    ? TransportResponse(status: 410, body: Data(Self.expired.utf8), contentType: Wire.contentType)
+                    : try await base.send(request)
                 let waiting = state.withLock { state in
                     state.events.append("pull answered")
                     state.pullAnswered = true
@@ -185,6 +199,22 @@ struct PullBesidePushTests {
         #expect(firstAnswer < firstPush, "\(events)")
         #expect(try b.care.record(RecordRef(type: "patient", id: patient)) == nil)
         #expect(try b.store.changes(owner: patient).isEmpty)
+        _ = try await a.engine(server.transport(server.adminToken)).sync()
+        #expect(try a.export() == b.export())
+    }
+
+    /// The pull beside site B's push is told its checkpoint expired: it stops, and the pull after the push asks
+    /// again from the same checkpoint (which the server holds) instead of bootstrapping beside the push.
+    @Test(.timeLimit(.minutes(10)), arguments: Backend.all)
+    func anExpiredCheckpointBesideAPushIsLeftToThePullAfterIt(backend: Backend) async throws {
+        let (server, directory, a, b, token) = try await twoSites(on: backend)
+        defer { withExtendedLifetime(directory) {} }
+        let transport = OrderTransport(server.transport(token), holdingPushes: true, expiringFirstPull: true)
+        let (report, events) = try await syncSiteB(b, through: transport, pullBesidePushFrom: 7)
+        #expect(!report.bootstrapped)
+        #expect(report.pending == 0)
+        let lastPush = try #require(events.lastIndex(of: "push answered"))
+        #expect(events.dropFirst(lastPush).contains("pull answered"), "pulled after the push: \(events)")
         _ = try await a.engine(server.transport(server.adminToken)).sync()
         #expect(try a.export() == b.export())
     }
