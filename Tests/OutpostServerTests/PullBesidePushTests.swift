@@ -134,6 +134,19 @@ struct PullBesidePushTests {
         return lastAnswer < firstPull
     }
 
+    /// Whether a pull was answered before the first push was: the pull ran beside the push.
+    func pulledWhilePushing(_ events: [String]) -> Bool {
+        guard let pulled = events.firstIndex(of: "pull answered"), let pushed = events.firstIndex(of: "push answered")
+        else { return false }
+        return pulled < pushed
+    }
+
+    /// Site A syncs after site B; both then hold the same records.
+    func expectConverged(_ a: LocalReplica, _ b: LocalReplica, on server: TestServer) async throws {
+        _ = try await a.engine(server.transport(server.adminToken)).sync()
+        #expect(try a.export() == b.export())
+    }
+
     /// The server's device listing entry of `replica`.
     func device(_ server: TestServer, _ replica: String) async throws -> [String: Any] {
         let result = try await server.admin(["devices", "list", "--json", "--all"])
@@ -152,13 +165,10 @@ struct PullBesidePushTests {
         let transport = OrderTransport(server.transport(token), holdingPushes: true)
         let (report, events) = try await syncSiteB(b, through: transport, pullBesidePushFrom: 7)
         #expect(report.pending == 0)
-        let firstPull = try #require(events.firstIndex(of: "pull asked"))
-        let firstAnswer = try #require(events.firstIndex(of: "push answered"))
-        #expect(firstPull < firstAnswer, "\(events)")
+        #expect(pulledWhilePushing(events), "\(events)")
         #expect(events.last == "pull answered", "\(events)")
 
-        _ = try await a.engine(server.transport(server.adminToken)).sync()
-        #expect(try a.export() == b.export())
+        try await expectConverged(a, b, on: server)
         let entry = try await device(server, "site-b")
         #expect(entry["outbox"] as? Int == 0, "\(entry)")
         #expect(entry["behindChanges"] as? Int == 0, "\(entry)")
@@ -174,8 +184,7 @@ struct PullBesidePushTests {
         let (_, events) = try await syncSiteB(b, through: OrderTransport(server.transport(token), holdingPushes: false))
         #expect(pushedBeforePulling(events), "\(events)")
         #expect(events.filter { $0 == "pull asked" }.count == 6, "12 changes in pages of 2: \(events)")
-        _ = try await a.engine(server.transport(server.adminToken)).sync()
-        #expect(try a.export() == b.export())
+        try await expectConverged(a, b, on: server)
     }
 
     /// A purge of the patient whose notes site B pushes, announced to the pull beside that push: the pull leaves
@@ -193,14 +202,10 @@ struct PullBesidePushTests {
         let report = try await engine.sync()
         #expect(report.purged == 1)
         #expect(report.pending == 0)
-        let events = transport.events
-        let firstAnswer = try #require(events.firstIndex(of: "pull answered"))
-        let firstPush = try #require(events.firstIndex(of: "push answered"))
-        #expect(firstAnswer < firstPush, "\(events)")
+        #expect(pulledWhilePushing(transport.events), "\(transport.events)")
         #expect(try b.care.record(RecordRef(type: "patient", id: patient)) == nil)
         #expect(try b.store.changes(owner: patient).isEmpty)
-        _ = try await a.engine(server.transport(server.adminToken)).sync()
-        #expect(try a.export() == b.export())
+        try await expectConverged(a, b, on: server)
     }
 
     /// The pull beside site B's push is told its checkpoint expired: it stops, and the pull after the push asks
@@ -215,8 +220,7 @@ struct PullBesidePushTests {
         #expect(report.pending == 0)
         let lastPush = try #require(events.lastIndex(of: "push answered"))
         #expect(events.dropFirst(lastPush).contains("pull answered"), "pulled after the push: \(events)")
-        _ = try await a.engine(server.transport(server.adminToken)).sync()
-        #expect(try a.export() == b.export())
+        try await expectConverged(a, b, on: server)
     }
 
     /// A token scoped to the team: every push is answered before the first pull is asked for, so an edit made
