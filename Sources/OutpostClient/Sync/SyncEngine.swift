@@ -430,15 +430,17 @@ public actor SyncEngine {
                 let held =
                     changes.lazy.filter { refusedIDs.isEmpty || !refusedIDs.contains($0.id) }.map(\.id.counter).max()
                     ?? 0
+                // Written on the writer's queue: a page pulled beside this push may hold the store's write lock.
                 guard response.acknowledged >= held else {
-                    try store.acknowledge(upTo: response.acknowledged)
+                    try await written { [store] () throws(ClientError) in
+                        try store.acknowledge(upTo: response.acknowledged)
+                    }
                     throw ClientError(
                         code: .refused,
                         message: "the server acknowledged up to \(response.acknowledged) of a push that ended at "
                             + "\(changes.last?.id.counter ?? 0); the outbox is kept, sync again later"
                     )
                 }
-                // On the writer's queue: a page pulled beside this push may hold the store's write lock.
                 let refused = try await written { [store] () throws(ClientError) in
                     try store.recordPush(changes, response: response)
                 }
@@ -459,10 +461,10 @@ public actor SyncEngine {
             } catch let error where error.serverCode == ErrorCode.clockSkew.rawValue && !restampedThisSync {
                 // This device's clock runs ahead: re-stamp what the server refused from its clock, push again.
                 let now = try await fetchSession()
-                let count = try store.restampPending(
-                    serverMillis: now.serverTimeMillis,
-                    maxSkewMillis: now.maxClockSkewMillis
-                )
+                let (serverMillis, maxSkewMillis) = (now.serverTimeMillis, now.maxClockSkewMillis)
+                let count = try await written { [store] () throws(ClientError) in
+                    try store.restampPending(serverMillis: serverMillis, maxSkewMillis: maxSkewMillis)
+                }
                 logger.warning(
                     "device clock ahead of the server; re-stamped pending changes",
                     metadata: ["count": "\(count)"]
@@ -542,32 +544,46 @@ public actor SyncEngine {
         // applied in its own transaction, in order; the checkpoint is saved with the last page only, so an
         // interrupted bootstrap starts over and merging a page twice is harmless.
         var pending = snapshotPage(after: nil, limit: limit, sparingOwn: sparingOwn)
-        // A written page (its tasks hold the records and their prepared forms) is freed on another thread, one
-        // page later, once nothing here refers to it: freeing it here delayed the next page's write.
-        var retired: PendingPage?
-        defer { BackgroundRelease.drop((retired, pending)) }
+        defer { BackgroundRelease.drop(pending) }
         while true {
-            let page = try await Self.value(of: pending.fetch)
-            checkpoint = checkpoint ?? page.checkpoint
-            // Asked for before this page is prepared and written: the server builds it meanwhile.
-            let next = page.next.map { snapshotPage(after: $0, limit: limit, sparingOwn: sparingOwn) }
-            let applied: ApplyReport
-            do {
-                let prepared = try await Self.value(of: pending.prepared)
-                let saved = page.next == nil ? checkpoint : nil
-                applied = try await written { [store] () throws(ClientError) in
-                    try store.applySnapshot(prepared, checkpoint: saved)
-                }
-            } catch {
-                next?.cancel()
-                throw error
-            }
+            let (next, applied) = try await writeSnapshotPage(
+                pending,
+                checkpoint: &checkpoint,
+                limit: limit,
+                sparingOwn: sparingOwn
+            )
             report.snapshotRecords += applied.applied
             report.add(applied)
             guard let next else { break }
-            if let retired { BackgroundRelease.drop(retired) }
-            retired = pending
+            // A written page (its tasks hold the records and their prepared forms) is freed on another thread:
+            // freeing it here delayed the next page's write. Nothing else refers to it once
+            // ``writeSnapshotPage(_:checkpoint:limit:sparingOwn:)`` has returned.
+            BackgroundRelease.drop(consume pending)
             pending = next
+        }
+    }
+
+    /// Writes the snapshot page `pending` asked for, having asked for the one after it (returned, `nil` after the
+    /// last page) before preparing and writing this one: the server builds it meanwhile.
+    private func writeSnapshotPage(
+        _ pending: PendingPage,
+        checkpoint: inout String?,
+        limit: Int,
+        sparingOwn: Bool
+    ) async throws(ClientError) -> (next: PendingPage?, applied: ApplyReport) {
+        let page = try await Self.value(of: pending.fetch)
+        checkpoint = checkpoint ?? page.checkpoint
+        let next = page.next.map { snapshotPage(after: $0, limit: limit, sparingOwn: sparingOwn) }
+        do {
+            let prepared = try await Self.value(of: pending.prepared)
+            let saved = page.next == nil ? checkpoint : nil
+            let applied = try await written { [store] () throws(ClientError) in
+                try store.applySnapshot(prepared, checkpoint: saved)
+            }
+            return (next, applied)
+        } catch {
+            next?.cancel()
+            throw error
         }
     }
 
