@@ -1,4 +1,5 @@
 import Foundation
+import OutpostCRDT
 import OutpostClient
 import OutpostTestSupport
 import Testing
@@ -60,6 +61,33 @@ struct ProjectionKillTests {
         return (server, folder, a)
     }
 
+    /// Edits of projected fields on `a`, not yet pushed: tasks closed and reassigned, a patient moved, new
+    /// events (what the scorecard and gaps read from the projection too: conditions, an observation's value, an
+    /// encounter's cost, a task's status written a second time).
+    func editProjectedFields(on a: Device) async throws {
+        let tasks = try #require(try json(try await a.ok("task", "list", "--json")) as? [[String: Any]])
+        let patients = try #require(try json(try await a.ok("patient", "list", "--json")) as? [[String: Any]])
+        let subgroups = try #require(try json(try await a.ok("subgroup", "list", "--json")) as? [[String: Any]])
+        let open = tasks.filter { ($0["fields"] as? [String: Any])?["status"] as? String == "ready" }
+        for task in open.prefix(3) { try await a.ok("task", "done", try #require(task["id"] as? String)) }
+        for task in tasks.suffix(2) {
+            try await a.ok("task", "note", try #require(task["id"] as? String), "Called back")
+        }
+        let patient = try #require(patients.first?["id"] as? String)
+        let subgroup = try #require(subgroups.last?["id"] as? String)
+        try await a.ok(
+            "patient",
+            "set",
+            patient,
+            "subgroup=\(subgroup)",
+            "careGaps+=a1c-overdue",
+            "riskTier=high",
+            "conditions+=E11.9"
+        )
+        try await a.ok("observe", patient, "4548-4", "8.1", "--at", "2026-05-02T10:00:00Z")
+        try await a.ok("encounter", "add", patient, "home", "--at", "2026-05-02T11:00:00Z", "--cost-cents", "12000")
+    }
+
     /// Seeded points of the first snapshot page (records 1, 40 and 150 of it).
     @Test(arguments: [1, 40, 150])
     func aBootstrapKilledInASnapshotPageLeavesTheProjectionEqualToTheStates(point: Int) async throws {
@@ -77,32 +105,45 @@ struct ProjectionKillTests {
         let b = Device("b", in: folder)
         try await b.ok("init", "--server", server.url.absoluteString, "--token", server.adminToken)
         try await b.ok("sync")
-        let tasks = try #require(try json(try await a.ok("task", "list", "--json")) as? [[String: Any]])
-        let patients = try #require(try json(try await a.ok("patient", "list", "--json")) as? [[String: Any]])
-        let subgroups = try #require(try json(try await a.ok("subgroup", "list", "--json")) as? [[String: Any]])
-        let open = tasks.filter { ($0["fields"] as? [String: Any])?["status"] as? String == "ready" }
-        for task in open.prefix(3) { try await a.ok("task", "done", try #require(task["id"] as? String)) }
-        for task in tasks.suffix(2) {
-            try await a.ok("task", "note", try #require(task["id"] as? String), "Called back")
-        }
-        let patient = try #require(patients.first?["id"] as? String)
-        let subgroup = try #require(subgroups.last?["id"] as? String)
-        // What the scorecard and gaps read from the projection too: conditions, an observation's value, an
-        // encounter's cost, a task's status written a second time (the task done above).
-        try await a.ok(
-            "patient",
-            "set",
-            patient,
-            "subgroup=\(subgroup)",
-            "careGaps+=a1c-overdue",
-            "riskTier=high",
-            "conditions+=E11.9"
-        )
-        try await a.ok("observe", patient, "4548-4", "8.1", "--at", "2026-05-02T10:00:00Z")
-        try await a.ok("encounter", "add", patient, "home", "--at", "2026-05-02T11:00:00Z", "--cost-cents", "12000")
+        try await editProjectedFields(on: a)
         try await a.ok("sync")
 
         try await expectRecovers(b, like: a, afterASyncKilledAt: point)
+    }
+
+    /// A replica of the whole practice with 1,000 edits to push pulls beside its push (docs/sync.md, step 4): its
+    /// sync killed in a pulled page, at seeded points, whatever the push beside it had stored, leaves a sound
+    /// store; the next sync sends what the server lacks, and both replicas converge with every edit of both.
+    @Test(arguments: [1, 5])
+    func aPullBesideAPushKilledInAReceivedPageLosesNoEdit(point: Int) async throws {
+        let (server, folder, a) = try await practice()
+        let b = Device("b", in: folder)
+        try await b.ok("init", "--server", server.url.absoluteString, "--token", server.adminToken)
+        try await b.ok("sync")
+        try await editProjectedFields(on: a)
+        try await a.ok("sync")
+        let patients = try #require(try json(try await b.ok("patient", "list", "--json")) as? [[String: Any]])
+        let patient = RecordRef(type: "patient", id: try #require(patients.last?["id"] as? String))
+        let notes = (0..<SyncEngine.Options().pullBesidePushFrom).map { "Visit note \($0)" }
+        do {
+            let replica = try LocalReplica(openingAt: b.store)
+            _ = try replica.care.update(notes.map { .append(patient, "notes", .string($0)) })
+        }
+
+        let run = try await killed(b, after: point, "sync")
+        #expect(run.status == SIGKILL, "the sync was not killed: \(run)")
+        try await expectSound(b, "after the kill")
+        try await b.ok("sync")
+        try await expectSound(b, "after the next sync")
+        #expect(try await b.status()["pendingChanges"] as? Int == 0)
+        try await a.ok("sync")
+        let exported = try await a.ok("export")
+        #expect(try await b.ok("export") == exported)
+        let shown = try #require(try json(try await a.ok("patient", "show", patient.id, "--json")) as? [String: Any])
+        let fields = try #require(shown["fields"] as? [String: Any])
+        let entries = try #require(fields["notes"] as? [[String: Any]])
+        let kept = entries.compactMap { $0["value"] as? String }.filter { $0.hasPrefix("Visit note") }
+        #expect(kept == notes, "site A holds every note B wrote, in order")
     }
 
     @Test func aConflictResolutionKilledBeforeItCommitsLeavesTheProjectionEqualToTheStates() async throws {
