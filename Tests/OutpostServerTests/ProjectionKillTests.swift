@@ -130,6 +130,9 @@ struct ProjectionKillTests {
             _ = try replica.care.update(notes.map { .append(patient, "notes", .string($0)) })
         }
 
+        // What makes its sync pull beside its push (docs/sync.md, step 4): a checkpoint, the administrator's
+        // whole-practice token, and at least this many changes to push.
+        #expect(try await b.status()["pendingChanges"] as? Int ?? 0 >= SyncEngine.Options().pullBesidePushFrom)
         let run = try await killed(b, after: point, "sync")
         #expect(run.status == SIGKILL, "the sync was not killed: \(run)")
         try await expectSound(b, "after the kill")
