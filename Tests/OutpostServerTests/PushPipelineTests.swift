@@ -1,9 +1,11 @@
 import Foundation
+import GRDB
 import OutpostCRDT
 import OutpostClient
 import OutpostModel
 import OutpostProtocol
 import OutpostTestSupport
+import Synchronization
 import Testing
 
 /// A push of many batches is pipelined: the next batch is read and encoded while the server stores the previous
@@ -66,5 +68,43 @@ struct PushPipelineTests {
         // Another sync sends nothing again.
         let again = try await nurse.engine(server.transport(nurseToken), pushBatch: 4).sync()
         #expect(again.pushed == 0 && again.pushedDuplicates == 0)
+    }
+
+    /// The answer to a batch is recorded while the next batch is sent: here the store's write lock is held by
+    /// another connection from the first batch's answer until the second batch is asked for, so an engine that
+    /// records an answer before sending the next batch waits out the store's busy timeout and fails.
+    @Test func theNextBatchIsSentWhileThisOnesAnswerIsRecorded() async throws {
+        let server = try await TestServer()
+        let directory = try TemporaryDirectory("outpost-pipeline")
+        defer { withExtendedLifetime(directory) {} }
+        let admin = server.adminToken
+        let office = try LocalReplica("office", in: directory)
+        try TinyPractice.load(into: office.care)
+        _ = try await office.engine(server.transport(admin)).sync()
+        let patient = RecordRef(type: "patient", id: TinyPractice.patients[0])
+        for index in 0..<12 { try office.care.update([.append(patient, "notes", .string("Visit note \(index)"))]) }
+
+        var configuration = Configuration()
+        configuration.allowsUnsafeTransactions = true
+        let blocker = try DatabaseQueue(path: office.store.path, configuration: configuration)
+        let released = Mutex(false)
+        let transport = FaultTransport(
+            server.transport(admin),
+            before: { request, number in
+                guard request.path == Wire.Path.push, number == 2 else { return }
+                try blocker.inDatabase { db in try db.execute(sql: "COMMIT") }
+                released.withLock { $0 = true }
+            },
+            after: { request, number, _ in
+                guard request.path == Wire.Path.push, number == 1 else { return }
+                try blocker.inDatabase { db in try db.execute(sql: "BEGIN IMMEDIATE") }
+            }
+        )
+        let report = try await office.engine(transport, pushBatch: 4).sync()
+        #expect(released.withLock { $0 })
+        #expect(report.pushed == 12)
+        #expect(report.pending == 0)
+        #expect(transport.count(Wire.Path.push) == 3)
+        #expect(try office.store.status().pendingChanges == 0)
     }
 }

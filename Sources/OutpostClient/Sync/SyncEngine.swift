@@ -387,11 +387,15 @@ public actor SyncEngine {
         outbox = try store.pendingCount()
         refusedHeld = try store.refusedCount()
         var prepared: PreparedPush?
+        // Pipelined: the answer to the push before this one, recorded on the writer's queue while this one is sent
+        // and stored. Every path that reads or rewrites the outbox, or leaves, waits for it first.
+        var recording: Recording?
         while true {
             let upcoming: PreparedPush?
             if let prepared {
                 upcoming = prepared
             } else {
+                try await finish(&recording, &report)
                 upcoming = try Self.preparePush(store: store, options: options, batch: batch)
             }
             guard let push = upcoming else { return }
@@ -401,7 +405,7 @@ public actor SyncEngine {
             let binary = options.encoding == .binary
             // Pipelining: while the server stores this push, the next one is read and encoded (outbox changes
             // numbered above this push's; a push that retries refused changes is not overlapped). It is used once
-            // this push's answer is recorded (refusals included); if this push fails, it is dropped and read again.
+            // this push's answer is checked; if this push fails, it is dropped and read again.
             let next: Task<Result<PreparedPush?, ClientError>, Never>? =
                 options.pipelining && retries == 0 && changes.count == batch
                 ? Task.detached { [store, options] in
@@ -425,7 +429,16 @@ public actor SyncEngine {
                 request.headers = deviceHeaders
                 // Per-change refusals: a change the server refuses on its own is held aside, the rest is stored.
                 request.headers[Wire.refusalsHeader] = Wire.refusalsPerChange
-                let response: PushResponse = try await exchange(request)
+                let response: PushResponse
+                do throws(ClientError) {
+                    response = try await exchange(request)
+                } catch {
+                    try await finish(&recording, &report)
+                    throw error
+                }
+                // The answer before this one had this push's round trip to be recorded; waiting for it before this
+                // one is recorded keeps their order on the writer's queue.
+                try await finish(&recording, &report)
                 let refusedIDs = Set(response.refused.map(\.id))
                 let held =
                     changes.lazy.filter { refusedIDs.isEmpty || !refusedIDs.contains($0.id) }.map(\.id.counter).max()
@@ -441,21 +454,18 @@ public actor SyncEngine {
                             + "\(changes.last?.id.counter ?? 0); the outbox is kept, sync again later"
                     )
                 }
-                let refused = try await written { [store] () throws(ClientError) in
-                    try store.recordPush(changes, response: response)
-                }
+                // Recorded while the next push is sent: the next one holds only changes numbered above this one's,
+                // and a sync killed before the record sends this one again, which the server finds duplicate.
+                recording = Recording(
+                    task: Task { [store] in
+                        await self.outcome { () throws(ClientError) in try store.recordPush(changes, response: response)
+                        }
+                    },
+                    response: response
+                )
                 outbox = max(0, (outbox ?? changes.count) - changes.count + retries)
-                refusedHeld = try store.refusedCount()
                 report.pushed += response.accepted
                 report.pushedDuplicates += response.duplicates
-                report.refused += refused
-                if refused > 0 {
-                    // Notice, not warning: the report says it (`refused`), and the CLI prints it on stdout.
-                    logger.notice(
-                        "the server refused changes of this push; they are held aside ('outpost outbox list')",
-                        metadata: ["refused": "\(refused)", "codes": "\(Set(response.refused.map(\.code)).sorted())"]
-                    )
-                }
                 // The next push, read while this one was stored; refused changes of this one are numbered below it.
                 if let next, case .success(let nextPush) = await next.value { prepared = nextPush }
             } catch let error where error.serverCode == ErrorCode.clockSkew.rawValue && !restampedThisSync {
@@ -473,6 +483,30 @@ public actor SyncEngine {
                 restampedThisSync = true
                 if count == 0 { throw error }
             }
+        }
+    }
+
+    /// A push's answer being recorded (``LocalStore/recordPush(_:response:)``) on ``writer``.
+    private struct Recording {
+        let task: Task<Result<Int, ClientError>, Never>
+        let response: PushResponse
+    }
+
+    /// Waits for the push's answer being recorded, if any, and reports the changes it held aside.
+    private func finish(_ recording: inout Recording?, _ report: inout SyncReport) async throws(ClientError) {
+        guard let current = recording else { return }
+        recording = nil
+        let refused = try await current.task.value.get()
+        refusedHeld = try store.refusedCount()
+        report.refused += refused
+        if refused > 0 {
+            // Notice, not warning: the report says it (`refused`), and the CLI prints it on stdout.
+            logger.notice(
+                "the server refused changes of this push; they are held aside ('outpost outbox list')",
+                metadata: [
+                    "refused": "\(refused)", "codes": "\(Set(current.response.refused.map(\.code)).sorted())",
+                ]
+            )
         }
     }
 
@@ -595,6 +629,17 @@ public actor SyncEngine {
             writer.async { done.resume(returning: Result { () throws(ClientError) in try write() }) }
         }
         return try outcome.get()
+    }
+
+    /// ``written(_:)``'s outcome as a value, for a write waited for later.
+    private func outcome<T: Sendable>(
+        of write: @escaping @Sendable () throws(ClientError) -> T
+    ) async -> Result<T, ClientError> {
+        do {
+            return .success(try await written(write))
+        } catch {
+            return .failure(error)
+        }
     }
 
     /// Asks for one snapshot page (without the records only this replica wrote, with `sparingOwn`), off the
