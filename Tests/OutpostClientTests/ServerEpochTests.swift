@@ -97,4 +97,43 @@ struct ServerEpochTests {
         #expect(try store.retryingChanges().isEmpty)
         #expect(try store.refusedChanges().map(\.id) == [pushed[1].id])
     }
+
+    /// An answer acknowledges no further than the last change it answers. The server acknowledges the highest
+    /// counter it holds: after a sync killed before it recorded the answers to two pipelined batches, the first
+    /// batch pushed again can be answered past a change the server refused then (here change 5), which must stay
+    /// in the outbox to be judged again, not leave it unheld.
+    @Test func anAnswerAcknowledgesNoFurtherThanTheLastChangePushed() throws {
+        let store = try makeTestStore()
+        let patient = RecordRef(type: "patient", id: "pat_1")
+        for phone in ["555-0101", "555-0102", "555-0103", "555-0104", "555-0105", "555-0106"] {
+            try store.commit([.assign(patient, "phone", .string(phone))], author: "per_1", site: nil)
+        }
+        let pending = try store.pendingChanges()
+        try store.recordPush(
+            Array(pending.prefix(3)),
+            response: PushResponse(accepted: 0, duplicates: 3, acknowledged: 6, serverTimeMillis: 0)
+        )
+        #expect(try store.pendingChanges().map(\.id.counter) == [4, 5, 6])
+        #expect(try store.refusedChanges().isEmpty)
+    }
+
+    /// A push acknowledged short (``SyncEngine``) is acknowledged below its first refused change only: the refused
+    /// changes are held aside by a recorded answer alone, so they stay in the outbox and are sent again.
+    @Test func aShortAcknowledgementStopsBelowTheFirstRefusedChange() throws {
+        let replica = try #require(ReplicaID("site-a"))
+        func response(acknowledged: UInt64, refusing counters: [UInt64]) -> PushResponse {
+            PushResponse(
+                accepted: 0,
+                duplicates: 0,
+                acknowledged: acknowledged,
+                serverTimeMillis: 0,
+                refused: counters.map {
+                    RefusedChange(id: ChangeID(replica: replica, counter: $0), code: "forbidden", message: "no")
+                }
+            )
+        }
+        #expect(SyncEngine.acknowledgedBeforeRefusals(response(acknowledged: 7, refusing: [5, 3])) == 2)
+        #expect(SyncEngine.acknowledgedBeforeRefusals(response(acknowledged: 7, refusing: [])) == 7)
+        #expect(SyncEngine.acknowledgedBeforeRefusals(response(acknowledged: 7, refusing: [9])) == 7)
+    }
 }

@@ -169,6 +169,7 @@ extension LocalStore {
     /// change, stored or held. Returns how many were refused.
     ///
     /// `pushed` are the changes sent; the caller has checked that the server holds every one it did not refuse.
+    /// The acknowledgement moves at most to the last of them.
     @discardableResult
     public func recordPush(_ pushed: [Change], response: PushResponse) throws(ClientError) -> Int {
         let now = try now()
@@ -222,8 +223,12 @@ extension LocalStore {
                     try db.execute(sql: "UPDATE retried_change SET resend = 0 WHERE counter = ?", arguments: [counter])
                 }
             }
-            // The pushed changes are the oldest of the outbox: each is now stored or held aside.
-            let top = max(response.acknowledged, refusedIDs.map(\.counter).max() ?? 0)
+            // The pushed changes are the oldest of the outbox: each is now stored or held aside. Never past the
+            // last one pushed: the server acknowledges the highest counter it holds, which after an answer never
+            // recorded (a sync killed while the next batch was stored) can lie past a change of this outbox it
+            // refused then and has not judged again: that change is sent again, not dropped.
+            let pushedTop = pushed.lazy.map(\.id.counter).max() ?? 0
+            let top = min(max(response.acknowledged, refusedIDs.map(\.counter).max() ?? 0), pushedTop)
             try db.execute(
                 sql: "UPDATE replica SET ackedCounter = max(ackedCounter, ?) WHERE id = 1",
                 arguments: [Int64(clamping: top)]

@@ -445,9 +445,8 @@ public actor SyncEngine {
                     ?? 0
                 // Written on the writer's queue: a page pulled beside this push may hold the store's write lock.
                 guard response.acknowledged >= held else {
-                    try await written { [store] () throws(ClientError) in
-                        try store.acknowledge(upTo: response.acknowledged)
-                    }
+                    let upTo = Self.acknowledgedBeforeRefusals(response)
+                    try await written { [store] () throws(ClientError) in try store.acknowledge(upTo: upTo) }
                     throw ClientError(
                         code: .refused,
                         message: "the server acknowledged up to \(response.acknowledged) of a push that ended at "
@@ -484,6 +483,14 @@ public actor SyncEngine {
                 if count == 0 { throw error }
             }
         }
+    }
+
+    /// How far a push acknowledged short may be acknowledged: up to the server's acknowledgement, but below the
+    /// first change it refused (only ``LocalStore/recordPush(_:response:)`` holds refused changes aside; below it
+    /// they would leave the outbox unheld). They stay in the outbox and the next push sends them again.
+    static func acknowledgedBeforeRefusals(_ response: PushResponse) -> UInt64 {
+        guard let first = response.refused.lazy.map(\.id.counter).min() else { return response.acknowledged }
+        return min(response.acknowledged, first == 0 ? 0 : first - 1)
     }
 
     /// A push's answer being recorded (``LocalStore/recordPush(_:response:)``) on ``writer``.
