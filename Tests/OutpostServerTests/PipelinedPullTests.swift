@@ -1,5 +1,4 @@
 import Foundation
-import GRDB
 import Logging
 import OutpostCRDT
 import OutpostClient
@@ -70,24 +69,20 @@ struct PipelinedPullTests {
         let admin = server.adminToken
 
         // The write lock, taken by a second connection to b's store once page 1 has arrived.
-        var configuration = Configuration()
-        configuration.allowsUnsafeTransactions = true
-        let blocker = try DatabaseQueue(path: b.store.path, configuration: configuration)
-        let released = Mutex(false)
+        let lock = try StoreWriteLock(path: b.store.path)
         let transport = FaultTransport(
             server.transport(admin),
             before: { request, number in
                 guard request.path == Wire.Path.changes, number == 2 else { return }
-                try blocker.inDatabase { db in try db.execute(sql: "COMMIT") }
-                released.withLock { $0 = true }
+                try lock.release()
             },
             after: { request, number, _ in
                 guard request.path == Wire.Path.changes, number == 1 else { return }
-                try blocker.inDatabase { db in try db.execute(sql: "BEGIN IMMEDIATE") }
+                try lock.take()
             }
         )
         let report = try await b.engine(transport, pageSize: 5, encoding: encoding).sync()
-        #expect(released.withLock { $0 })
+        #expect(lock.wasReleased)
         #expect(report.pulled == 12)
         #expect(transport.count(Wire.Path.changes) == 3)
         #expect(try b.export() == a.export())

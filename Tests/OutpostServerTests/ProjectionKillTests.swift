@@ -88,6 +88,18 @@ struct ProjectionKillTests {
         try await a.ok("encounter", "add", patient, "home", "--at", "2026-05-02T11:00:00Z", "--cost-cents", "12000")
     }
 
+    /// ``practice()``, a replica `b` bootstrapped from it, then ``editProjectedFields(on:)`` on `a`, pushed: what
+    /// `b` pulls next. The server and folder are returned to keep them alive.
+    func bootstrappedWithEditsToPull() async throws -> (TestServer, TemporaryDirectory, Device, Device) {
+        let (server, folder, a) = try await practice()
+        let b = Device("b", in: folder)
+        try await b.ok("init", "--server", server.url.absoluteString, "--token", server.adminToken)
+        try await b.ok("sync")
+        try await editProjectedFields(on: a)
+        try await a.ok("sync")
+        return (server, folder, a, b)
+    }
+
     /// Seeded points of the first snapshot page (records 1, 40 and 150 of it).
     @Test(arguments: [1, 40, 150])
     func aBootstrapKilledInASnapshotPageLeavesTheProjectionEqualToTheStates(point: Int) async throws {
@@ -101,12 +113,8 @@ struct ProjectionKillTests {
     /// patients moved, new events).
     @Test(arguments: [1, 3, 7])
     func aPullKilledInAReceivedPageLeavesTheProjectionEqualToTheStates(point: Int) async throws {
-        let (server, folder, a) = try await practice()
-        let b = Device("b", in: folder)
-        try await b.ok("init", "--server", server.url.absoluteString, "--token", server.adminToken)
-        try await b.ok("sync")
-        try await editProjectedFields(on: a)
-        try await a.ok("sync")
+        let (server, folder, a, b) = try await bootstrappedWithEditsToPull()
+        defer { withExtendedLifetime((server, folder)) {} }
 
         try await expectRecovers(b, like: a, afterASyncKilledAt: point)
     }
@@ -116,12 +124,8 @@ struct ProjectionKillTests {
     /// store; the next sync sends what the server lacks, and both replicas converge with every edit of both.
     @Test(arguments: [1, 5])
     func aPullBesideAPushKilledInAReceivedPageLosesNoEdit(point: Int) async throws {
-        let (server, folder, a) = try await practice()
-        let b = Device("b", in: folder)
-        try await b.ok("init", "--server", server.url.absoluteString, "--token", server.adminToken)
-        try await b.ok("sync")
-        try await editProjectedFields(on: a)
-        try await a.ok("sync")
+        let (server, folder, a, b) = try await bootstrappedWithEditsToPull()
+        defer { withExtendedLifetime((server, folder)) {} }
         let patients = try #require(try json(try await b.ok("patient", "list", "--json")) as? [[String: Any]])
         let patient = RecordRef(type: "patient", id: try #require(patients.last?["id"] as? String))
         let notes = (0..<SyncEngine.Options().pullBesidePushFrom).map { "Visit note \($0)" }

@@ -1,11 +1,9 @@
 import Foundation
-import GRDB
 import OutpostCRDT
 import OutpostClient
 import OutpostModel
 import OutpostProtocol
 import OutpostTestSupport
-import Synchronization
 import Testing
 
 /// A push of many batches is pipelined: the next batch is read and encoded while the server stores the previous
@@ -84,24 +82,20 @@ struct PushPipelineTests {
         let patient = RecordRef(type: "patient", id: TinyPractice.patients[0])
         for index in 0..<12 { try office.care.update([.append(patient, "notes", .string("Visit note \(index)"))]) }
 
-        var configuration = Configuration()
-        configuration.allowsUnsafeTransactions = true
-        let blocker = try DatabaseQueue(path: office.store.path, configuration: configuration)
-        let released = Mutex(false)
+        let lock = try StoreWriteLock(path: office.store.path)
         let transport = FaultTransport(
             server.transport(admin),
             before: { request, number in
                 guard request.path == Wire.Path.push, number == 2 else { return }
-                try blocker.inDatabase { db in try db.execute(sql: "COMMIT") }
-                released.withLock { $0 = true }
+                try lock.release()
             },
             after: { request, number, _ in
                 guard request.path == Wire.Path.push, number == 1 else { return }
-                try blocker.inDatabase { db in try db.execute(sql: "BEGIN IMMEDIATE") }
+                try lock.take()
             }
         )
         let report = try await office.engine(transport, pushBatch: 4).sync()
-        #expect(released.withLock { $0 })
+        #expect(lock.wasReleased)
         #expect(report.pushed == 12)
         #expect(report.pending == 0)
         #expect(transport.count(Wire.Path.push) == 3)

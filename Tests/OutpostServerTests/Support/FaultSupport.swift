@@ -1,4 +1,5 @@
 import Foundation
+import GRDB
 import Logging
 import OutpostCRDT
 import OutpostClient
@@ -339,4 +340,30 @@ func change(
         author: author,
         site: site
     )
+}
+
+/// The write lock of a device's store, held by a second connection: a test takes it (`BEGIN IMMEDIATE`) in one of
+/// a transport's hooks and releases it in another, so what the engine writes in between waits for the release,
+/// up to the store's busy timeout.
+final class StoreWriteLock: Sendable {
+    private let connection: DatabaseQueue
+    private let released = Mutex(false)
+
+    init(path: String) throws {
+        var configuration = Configuration()
+        configuration.allowsUnsafeTransactions = true
+        connection = try DatabaseQueue(path: path, configuration: configuration)
+    }
+
+    /// Whether ``release()`` ran.
+    var wasReleased: Bool { released.withLock { $0 } }
+
+    func take() throws {
+        try connection.inDatabase { db in try db.execute(sql: "BEGIN IMMEDIATE") }
+    }
+
+    func release() throws {
+        try connection.inDatabase { db in try db.execute(sql: "COMMIT") }
+        released.withLock { $0 = true }
+    }
 }
