@@ -70,17 +70,7 @@ struct PipelinedPullTests {
 
         // The write lock, taken by a second connection to b's store once page 1 has arrived.
         let lock = try StoreWriteLock(path: b.store.path)
-        let transport = FaultTransport(
-            server.transport(admin),
-            before: { request, number in
-                guard request.path == Wire.Path.changes, number == 2 else { return }
-                try lock.release()
-            },
-            after: { request, number, _ in
-                guard request.path == Wire.Path.changes, number == 1 else { return }
-                try lock.take()
-            }
-        )
+        let transport = lock.held(over: server.transport(admin), between: Wire.Path.changes)
         let report = try await b.engine(transport, pageSize: 5, encoding: encoding).sync()
         #expect(lock.wasReleased)
         #expect(report.pulled == 12)

@@ -83,17 +83,7 @@ struct PushPipelineTests {
         for index in 0..<12 { try office.care.update([.append(patient, "notes", .string("Visit note \(index)"))]) }
 
         let lock = try StoreWriteLock(path: office.store.path)
-        let transport = FaultTransport(
-            server.transport(admin),
-            before: { request, number in
-                guard request.path == Wire.Path.push, number == 2 else { return }
-                try lock.release()
-            },
-            after: { request, number, _ in
-                guard request.path == Wire.Path.push, number == 1 else { return }
-                try lock.take()
-            }
-        )
+        let transport = lock.held(over: server.transport(admin), between: Wire.Path.push)
         let report = try await office.engine(transport, pushBatch: 4).sync()
         #expect(lock.wasReleased)
         #expect(report.pushed == 12)

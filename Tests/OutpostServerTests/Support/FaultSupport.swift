@@ -366,4 +366,20 @@ final class StoreWriteLock: Sendable {
         try connection.inDatabase { db in try db.execute(sql: "COMMIT") }
         released.withLock { $0 = true }
     }
+
+    /// A transport over `base` that takes the lock once the first request to `path` is answered and releases it
+    /// as the second is sent.
+    func held(over base: any SyncTransport, between path: String) -> FaultTransport {
+        FaultTransport(
+            base,
+            before: { [self] request, number in
+                guard request.path == path, number == 2 else { return }
+                try release()
+            },
+            after: { [self] request, number, _ in
+                guard request.path == path, number == 1 else { return }
+                try take()
+            }
+        )
+    }
 }
