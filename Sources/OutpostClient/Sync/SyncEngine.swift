@@ -454,14 +454,12 @@ public actor SyncEngine {
                     )
                 }
                 // Recorded while the next push is sent: the next one holds only changes numbered above this one's,
-                // and a sync killed before the record sends this one again, which the server finds duplicate.
-                recording = Recording(
-                    task: Task { [store] in
-                        await self.outcome { () throws(ClientError) in try store.recordPush(changes, response: response)
-                        }
-                    },
-                    response: response
-                )
+                // and a sync killed before the record sends this one again (the server counts what it stored
+                // duplicate and judges what it refused again).
+                let record: @Sendable () throws(ClientError) -> Int = { [store] () throws(ClientError) in
+                    try store.recordPush(changes, response: response)
+                }
+                recording = Recording(task: Task { await self.outcome(of: record) }, response: response)
                 outbox = max(0, (outbox ?? changes.count) - changes.count + retries)
                 report.pushed += response.accepted
                 report.pushedDuplicates += response.duplicates
@@ -632,20 +630,15 @@ public actor SyncEngine {
     private func written<T: Sendable>(
         _ write: @escaping @Sendable () throws(ClientError) -> T
     ) async throws(ClientError) -> T {
-        let outcome = await withCheckedContinuation { (done: CheckedContinuation<Result<T, ClientError>, Never>) in
-            writer.async { done.resume(returning: Result { () throws(ClientError) in try write() }) }
-        }
-        return try outcome.get()
+        try await outcome(of: write).get()
     }
 
-    /// ``written(_:)``'s outcome as a value, for a write waited for later.
+    /// ``written(_:)``'s outcome as a value: what a write waited for later (a push's answer) keeps.
     private func outcome<T: Sendable>(
         of write: @escaping @Sendable () throws(ClientError) -> T
     ) async -> Result<T, ClientError> {
-        do {
-            return .success(try await written(write))
-        } catch {
-            return .failure(error)
+        await withCheckedContinuation { (done: CheckedContinuation<Result<T, ClientError>, Never>) in
+            writer.async { done.resume(returning: Result { () throws(ClientError) in try write() }) }
         }
     }
 
