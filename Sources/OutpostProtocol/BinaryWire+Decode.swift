@@ -14,6 +14,14 @@ struct BinaryMessageReader {
     /// Whether a string table entry is a valid replica id (checked once per entry, when first used as one).
     private var replicaValidity: [Bool?] = []
     private var records: [RecordRef] = []
+    /// Layout 3: the full ids of the records the message abbreviates, in table order, as the caller found them
+    /// (``BinaryWire/abbreviations(in:kind:)``); `nil` where it found none.
+    private var resolved: [String?] = []
+    /// Whether only the abbreviations are wanted (``BinaryWire/abbreviations(in:kind:)``): the records they name
+    /// are left unresolved and the digest unchecked.
+    private var collecting = false
+    /// Layout 3: the abbreviations of the record table, in table order.
+    private(set) var abbreviations: [RecordAbbreviation] = []
     private var lastCounter: [Int: UInt64] = [:]
     private var lastMillis: UInt64 = 0
 
@@ -24,8 +32,15 @@ struct BinaryMessageReader {
     static let minimumWriteBytes = 7
 
     /// Reads the header and the tables of a message of `kind`.
-    init(_ bytes: [UInt8], kind: BinaryWire.Kind) throws(BinaryWire.Failure) {
+    init(
+        _ bytes: [UInt8],
+        kind: BinaryWire.Kind,
+        resolved: [String?] = [],
+        collecting: Bool = false
+    ) throws(BinaryWire.Failure) {
         self.bytes = bytes
+        self.resolved = resolved
+        self.collecting = collecting
         end = bytes.count
         guard bytes.count >= 4, Array(bytes[0..<4]) == BinaryWire.magic else {
             throw failure("not a binary Outpost message (it does not start with OPB1)", at: 0)
@@ -77,31 +92,35 @@ struct BinaryMessageReader {
         }
     }
 
-    /// Layout 2's record table: each record's type and how its id is written, then the times of the sortable
-    /// ids, then their random bits.
+    /// Layouts 2 and 3's record table: each record's type and how its id is written, then the times of the
+    /// sortable ids, then their random bits, and in layout 3 the digest of the abbreviated records' full ids.
     private mutating func readRecordTable() throws(BinaryWire.Failure) {
         let recordCount = try count(minimumBytes: 2, "record table")
         records.reserveCapacity(min(recordCount, 4_096))
-        var heads: [(start: Int, type: Int, id: Int, sortable: Bool)] = []
+        var heads: [(start: Int, type: Int, id: Int, sortable: Bool, abbreviated: Bool)] = []
         heads.reserveCapacity(recordCount)
-        var sortable = 0
+        var (whole, abbreviated) = (0, 0)
         for _ in 0..<recordCount {
             let start = offset
             let type = try index(strings.count, "string")
             let formStart = offset
             let form = try varint()
             if form == 0 {
-                heads.append((start, type, try index(strings.count, "string"), false))
-            } else {
-                guard form <= UInt64(strings.count) else {
-                    throw failure("id prefix index \(form - 1) is outside its table of \(strings.count)", at: formStart)
-                }
-                heads.append((start, type, Int(form - 1), true))
-                sortable += 1
+                heads.append((start, type, try index(strings.count, "string"), false, false))
+                continue
             }
+            // Layout 2: prefix + 1. Layout 3: 2 × prefix + 1 for a whole sortable id, + 2 for an abbreviation.
+            let isAbbreviated = layout >= 3 && form % 2 == 0
+            let prefix = layout == 2 ? form - 1 : (form - 1) / 2
+            guard prefix < UInt64(strings.count) else {
+                throw failure("id prefix index \(prefix) is outside its table of \(strings.count)", at: formStart)
+            }
+            heads.append((start, type, Int(prefix), true, isAbbreviated))
+            if isAbbreviated { abbreviated += 1 } else { whole += 1 }
         }
-        // Each sortable id takes at least a byte of time and ten of random bits.
-        guard sortable <= (end - offset) / 11 else {
+        let sortable = whole + abbreviated
+        // Each sortable id takes at least a byte of time and ten of random bits (an abbreviation four).
+        guard sortable <= (end - offset) / 5, whole <= (end - offset) / 11 else {
             throw failure(
                 "the record table's \(sortable) sortable ids are more than the \(end - offset) bytes left hold"
             )
@@ -115,15 +134,41 @@ struct BinaryMessageReader {
             guard previous < 1 << 48 else { throw failure("a sortable id's time above 2^48-1", at: start) }
             millis.append(previous)
         }
-        guard sortable <= (end - offset) / 10 else {
+        guard whole * 10 + abbreviated * 4 + (abbreviated > 0 ? 8 : 0) <= end - offset else {
             throw failure("the record table is cut short in the random bits of its sortable ids")
         }
         var seen: Set<RecordRef> = []
         seen.reserveCapacity(recordCount)
+        var abbreviatedRecords: [RecordRef] = []
         var next = 0
         for head in heads {
             var id = strings[head.id]
-            if head.sortable {
+            if head.abbreviated {
+                let randomHead = bytes[offset..<offset + 4].reduce(0) { $0 << 8 | UInt32($1) }
+                offset += 4
+                let abbreviation = RecordAbbreviation(
+                    type: strings[head.type],
+                    prefix: id,
+                    millis: millis[next],
+                    randomHead: randomHead
+                )
+                next += 1
+                let resolvedID = abbreviations.count < resolved.count ? resolved[abbreviations.count] : nil
+                abbreviations.append(abbreviation)
+                if collecting {
+                    records.append(RecordRef(type: abbreviation.type, id: ""))
+                    continue
+                }
+                guard let resolvedID, abbreviation.matches(resolvedID) else {
+                    throw unresolved(
+                        "record \(records.count) of the record table (a \(abbreviation.type)) is named by "
+                            + "abbreviation, and this side holds no one record with it",
+                        at: head.start
+                    )
+                }
+                id = resolvedID
+                abbreviatedRecords.append(RecordRef(type: abbreviation.type, id: id))
+            } else if head.sortable {
                 let high = bytes[offset..<offset + 5].reduce(0) { $0 << 8 | UInt64($1) }
                 let low = bytes[offset + 5..<offset + 10].reduce(0) { $0 << 8 | UInt64($1) }
                 offset += 10
@@ -136,6 +181,24 @@ struct BinaryMessageReader {
             }
             records.append(record)
         }
+        guard abbreviated > 0 else { return }
+        let digestStart = offset
+        let digest = Array(bytes[offset..<offset + 8])
+        offset += 8
+        guard collecting || digest == RecordAbbreviation.digest(of: abbreviatedRecords) else {
+            throw unresolved(
+                "the records this side holds under the message's abbreviations are not the ones the sender meant "
+                    + "(their digest differs)",
+                at: digestStart
+            )
+        }
+    }
+
+    /// A failure to name a record by its abbreviation: the message is sound, but must be read with full ids.
+    private func unresolved(_ reason: String, at position: Int) -> BinaryWire.Failure {
+        var failure = failure(reason, at: position)
+        failure.isUnresolved = true
+        return failure
     }
 
     /// Layout 2: the next column of the changes (a byte length and its bytes), as a reader of its own whose
@@ -416,8 +479,8 @@ struct BinaryMessageReader {
 }
 
 extension PushRequest {
-    public init(binary bytes: [UInt8]) throws(BinaryWire.Failure) {
-        var reader = try BinaryMessageReader(bytes, kind: Self.binaryKind)
+    public init(binary bytes: [UInt8], resolved: [String?]) throws(BinaryWire.Failure) {
+        var reader = try BinaryMessageReader(bytes, kind: Self.binaryKind, resolved: resolved)
         let replica = try reader.changeIDReplica()
         let start = reader.position
         let changes = try reader.changes()
@@ -451,8 +514,8 @@ extension BinaryMessageReader {
 }
 
 extension PullResponse {
-    public init(binary bytes: [UInt8]) throws(BinaryWire.Failure) {
-        var reader = try BinaryMessageReader(bytes, kind: Self.binaryKind)
+    public init(binary bytes: [UInt8], resolved: [String?]) throws(BinaryWire.Failure) {
+        var reader = try BinaryMessageReader(bytes, kind: Self.binaryKind, resolved: resolved)
         let changes = try reader.changes()
         let checkpoint = try reader.inlineString()
         let flagStart = reader.position
@@ -470,8 +533,8 @@ extension PullResponse {
 }
 
 extension SnapshotPage {
-    public init(binary bytes: [UInt8]) throws(BinaryWire.Failure) {
-        var reader = try BinaryMessageReader(bytes, kind: Self.binaryKind)
+    public init(binary bytes: [UInt8], resolved: [String?]) throws(BinaryWire.Failure) {
+        var reader = try BinaryMessageReader(bytes, kind: Self.binaryKind, resolved: resolved)
         let records = try reader.snapshotRecords()
         let checkpoint = try reader.inlineString()
         let flagStart = reader.position
@@ -483,5 +546,16 @@ extension SnapshotPage {
         }
         try reader.finish()
         self.init(records: records, checkpoint: checkpoint, next: next)
+    }
+}
+
+extension BinaryWire {
+    /// The abbreviations of the records a message names by them (layout 3), in table order: what a receiver
+    /// looks up before reading the message with ``BinaryWireMessage/init(binary:resolved:)``. Empty for a message
+    /// that names every record in full.
+    ///
+    /// - Throws: ``Failure`` when the header or the tables cannot be read.
+    public static func abbreviations(in bytes: [UInt8], kind: Kind) throws(Failure) -> [RecordAbbreviation] {
+        try BinaryMessageReader(bytes, kind: kind, collecting: true).abbreviations
     }
 }

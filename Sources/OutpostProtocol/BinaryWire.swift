@@ -15,8 +15,8 @@ public enum BinaryWire {
     public static let magic: [UInt8] = Array("OPB1".utf8)
     /// The layout versions after the magic this side reads and writes; a reader refuses any other.
     /// Layout 2 writes a message's changes column by column and sortable record ids as bits
-    /// (protocol/README.md, "Layout 2").
-    public static let layouts: ClosedRange<UInt8> = 1...2
+    /// (protocol/README.md, "Layout 2"); layout 3 names records the receiver holds by abbreviation ("Layout 3").
+    public static let layouts: ClosedRange<UInt8> = 1...3
     /// The newest layout: what a sender writes when the other side reads it.
     public static let latestLayout: UInt8 = layouts.upperBound
 
@@ -44,6 +44,10 @@ public enum BinaryWire {
         public var offset: Int
         /// What was wrong, without any of the message's contents.
         public var reason: String
+        /// Whether the message is sound but names a record by an abbreviation this side could not resolve, or
+        /// resolved to records other than those the sender meant (``RecordAbbreviation``): it is to be read again
+        /// with full ids (an older layout).
+        public var isUnresolved = false
 
         /// Creates a failure.
         public init(offset: Int, reason: String) {
@@ -622,10 +626,12 @@ struct BinaryMessageWriter {
         body.write(varint: UInt64(index))
     }
 
-    /// The whole message: header, string table, record table, body.
-    mutating func finish(kind: BinaryWire.Kind) -> [UInt8] {
+    /// The whole message: header, string table, record table, body. In layout 3, a record `abbreviating` says
+    /// the receiver holds is named by its abbreviation (``RecordAbbreviation``) unless another record of the
+    /// message has the same type, prefix and time (then both are named in full).
+    mutating func finish(kind: BinaryWire.Kind, abbreviating known: (RecordRef) -> Bool = { _ in false }) -> [UInt8] {
         // Layout 2: a sortable id is its prefix (a string) and its bits; any other id is a string.
-        var forms: [(prefix: Int, bits: SortableID.Bits)?] = []
+        var forms: [(prefix: Int, bits: SortableID.Bits, abbreviated: Bool)?] = []
         if layout != 1 {
             forms.reserveCapacity(records.count)
             // Ids of one type share their prefix: the last one's index is reused without hashing.
@@ -639,13 +645,15 @@ struct BinaryMessageWriter {
                         prefix = string(String(form.prefix))
                         lastPrefix = (form.prefix, prefix)
                     }
-                    forms.append((prefix, form.bits))
+                    forms.append((prefix, form.bits, false))
                 } else {
                     _ = string(record.id)
                     forms.append(nil)
                 }
             }
         }
+        var abbreviated: [RecordRef] = []
+        if layout >= 3 { abbreviated = abbreviate(&forms, known) }
         var head = BinaryWriter(capacity: body.bytes.count / 2 + 64)
         for byte in BinaryWire.magic { head.write(byte: byte) }
         head.write(byte: layout)
@@ -663,7 +671,9 @@ struct BinaryMessageWriter {
         for (record, form) in zip(records, forms) {
             head.write(varint: UInt64(record.type))
             if let form {
-                head.write(varint: UInt64(form.prefix) + 1)
+                // Layout 2: prefix + 1. Layout 3: 2 × prefix + 1 for a whole sortable id, + 2 abbreviated.
+                let prefix = UInt64(form.prefix)
+                head.write(varint: layout == 2 ? prefix + 1 : 2 * prefix + (form.abbreviated ? 2 : 1))
             } else {
                 head.write(varint: 0)
                 head.write(varint: UInt64(stringIndex[record.id]!))
@@ -675,22 +685,63 @@ struct BinaryMessageWriter {
             previous = form.bits.millis
         }
         for case let form? in forms {
-            // The 80 random bits, most significant first.
-            for shift in stride(from: 32, through: 0, by: -8) {
+            // The 80 random bits, most significant first; an abbreviation's first 32.
+            let highShifts =
+                form.abbreviated ? stride(from: 32, through: 8, by: -8) : stride(from: 32, through: 0, by: -8)
+            for shift in highShifts {
                 head.write(byte: UInt8(truncatingIfNeeded: form.bits.high >> shift))
             }
+            guard !form.abbreviated else { continue }
             for shift in stride(from: 32, through: 0, by: -8) {
                 head.write(byte: UInt8(truncatingIfNeeded: form.bits.low >> shift))
             }
         }
+        if !abbreviated.isEmpty {
+            for byte in RecordAbbreviation.digest(of: abbreviated) { head.write(byte: byte) }
+        }
         return head.bytes + body.bytes
+    }
+
+    /// Marks the sortable ids of `forms` to abbreviate: those of records `known` says the receiver holds, but
+    /// not two of one type, prefix and time (the receiver could not tell them apart by the message alone).
+    /// Returns the abbreviated records, in table order.
+    private func abbreviate(
+        _ forms: inout [(prefix: Int, bits: SortableID.Bits, abbreviated: Bool)?],
+        _ known: (RecordRef) -> Bool
+    ) -> [RecordRef] {
+        struct Instant: Hashable {
+            var type: Int
+            var prefix: Int
+            var millis: UInt64
+        }
+        var shared: [Instant: Int] = [:]
+        for (record, form) in zip(records, forms) {
+            guard let form else { continue }
+            shared[Instant(type: record.type, prefix: form.prefix, millis: form.bits.millis), default: 0] += 1
+        }
+        var abbreviated: [RecordRef] = []
+        for index in records.indices {
+            guard let form = forms[index] else { continue }
+            let instant = Instant(type: records[index].type, prefix: form.prefix, millis: form.bits.millis)
+            guard shared[instant] == 1 else { continue }
+            let record = RecordRef(type: strings[records[index].type], id: records[index].id)
+            guard known(record) else { continue }
+            forms[index]?.abbreviated = true
+            abbreviated.append(record)
+        }
+        return abbreviated
     }
 }
 
 extension BinaryWireMessage {
-    /// Its binary form in the newest layout.
+    /// Its binary form in the newest layout, every record named in full.
     public func binaryEncoded() -> [UInt8] {
         binaryEncoded(layout: BinaryWire.latestLayout)
+    }
+
+    /// Its binary form in `layout` (one of ``BinaryWire/layouts``), every record named in full.
+    public func binaryEncoded(layout: UInt8) -> [UInt8] {
+        binaryEncoded(layout: layout) { _ in false }
     }
 }
 
@@ -698,29 +749,41 @@ extension BinaryWireMessage {
 public protocol BinaryWireMessage: Sendable {
     /// The kind byte of its binary form.
     static var binaryKind: BinaryWire.Kind { get }
-    /// Its binary form in `layout` (one of ``BinaryWire/layouts``).
-    func binaryEncoded(layout: UInt8) -> [UInt8]
-    /// Reads its binary form strictly.
+    /// Its binary form in `layout` (one of ``BinaryWire/layouts``), naming by abbreviation in layout 3 the
+    /// records `known` says the receiver holds (``RecordAbbreviation``).
+    func binaryEncoded(layout: UInt8, abbreviating known: (RecordRef) -> Bool) -> [UInt8]
+    /// Reads its binary form strictly, the records it names by abbreviation (``BinaryWire/abbreviations(in:kind:)``)
+    /// being `resolved` (their full ids, in the same order; `nil` for one this side does not hold).
     ///
-    /// - Throws: ``BinaryWire/Failure`` naming the byte offset and what was wrong.
-    init(binary bytes: [UInt8]) throws(BinaryWire.Failure)
+    /// - Throws: ``BinaryWire/Failure`` naming the byte offset and what was wrong; one that
+    ///   ``BinaryWire/Failure/isUnresolved`` when a record named by abbreviation is not resolved, or not to the
+    ///   record the sender meant.
+    init(binary bytes: [UInt8], resolved: [String?]) throws(BinaryWire.Failure)
+}
+
+extension BinaryWireMessage {
+    /// Reads its binary form strictly; a record named by abbreviation is a failure that
+    /// ``BinaryWire/Failure/isUnresolved``.
+    public init(binary bytes: [UInt8]) throws(BinaryWire.Failure) {
+        try self.init(binary: bytes, resolved: [])
+    }
 }
 
 extension PushRequest: BinaryWireMessage {
     public static var binaryKind: BinaryWire.Kind { .pushRequest }
 
-    public func binaryEncoded(layout: UInt8) -> [UInt8] {
+    public func binaryEncoded(layout: UInt8, abbreviating known: (RecordRef) -> Bool) -> [UInt8] {
         var writer = BinaryMessageWriter(layout: layout, changes: changes, records: [])
         writer.write(string: replica.rawValue)
         writer.write(changes: changes)
-        return writer.finish(kind: Self.binaryKind)
+        return writer.finish(kind: Self.binaryKind, abbreviating: known)
     }
 }
 
 extension PullResponse: BinaryWireMessage {
     public static var binaryKind: BinaryWire.Kind { .pullResponse }
 
-    public func binaryEncoded(layout: UInt8) -> [UInt8] {
+    public func binaryEncoded(layout: UInt8, abbreviating known: (RecordRef) -> Bool) -> [UInt8] {
         var writer = BinaryMessageWriter(layout: layout, changes: changes, records: records)
         writer.write(changes: changes)
         writer.write(inline: checkpoint)
@@ -728,7 +791,7 @@ extension PullResponse: BinaryWireMessage {
         writer.write(records: records)
         writer.write(count: removed.count)
         for id in removed { writer.write(string: id) }
-        return writer.finish(kind: Self.binaryKind)
+        return writer.finish(kind: Self.binaryKind, abbreviating: known)
     }
 }
 
@@ -756,10 +819,10 @@ public struct StoredRecordState: Sendable, Hashable {
 extension SnapshotPage: BinaryWireMessage {
     public static var binaryKind: BinaryWire.Kind { .snapshotPage }
 
-    public func binaryEncoded(layout: UInt8) -> [UInt8] {
+    public func binaryEncoded(layout: UInt8, abbreviating known: (RecordRef) -> Bool) -> [UInt8] {
         var writer = BinaryMessageWriter(layout: layout, changes: [], records: records)
         writer.write(records: records)
-        return Self.finish(&writer, checkpoint: checkpoint, next: next)
+        return Self.finish(&writer, checkpoint: checkpoint, next: next, abbreviating: known)
     }
 
     /// The binary form in `layout` of the page of `stored` states, `checkpoint` and `next`: the bytes of the page
@@ -777,7 +840,12 @@ extension SnapshotPage: BinaryWireMessage {
         return finish(&writer, checkpoint: checkpoint, next: next)
     }
 
-    private static func finish(_ writer: inout BinaryMessageWriter, checkpoint: String, next: String?) -> [UInt8] {
+    private static func finish(
+        _ writer: inout BinaryMessageWriter,
+        checkpoint: String,
+        next: String?,
+        abbreviating known: (RecordRef) -> Bool = { _ in false }
+    ) -> [UInt8] {
         writer.write(inline: checkpoint)
         if let next {
             writer.write(byte: 1)
@@ -785,6 +853,6 @@ extension SnapshotPage: BinaryWireMessage {
         } else {
             writer.write(byte: 0)
         }
-        return writer.finish(kind: binaryKind)
+        return writer.finish(kind: binaryKind, abbreviating: known)
     }
 }

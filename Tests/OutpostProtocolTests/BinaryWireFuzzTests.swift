@@ -120,9 +120,9 @@ extension InvalidBinary {
             bytes: Array("OPB2".utf8) + valid.dropFirst(4)
         ),
         InvalidBinary(
-            file: "push.version-3.bin",
-            why: "layout version 3",
-            bytes: Array(valid[0..<4]) + [3] + valid.dropFirst(5)
+            file: "push.version-4.bin",
+            why: "layout version 4",
+            bytes: Array(valid[0..<4]) + [4] + valid.dropFirst(5)
         ),
         InvalidBinary(
             file: "push.kind-pull.bin",
@@ -233,6 +233,22 @@ extension InvalidBinary {
                     .varint(1).varint(0).varint(2).varint(1).varint(6)
                     .varint(Craft.patientTime).raw(Craft.patientRandom)
                     .varint(0).varint(0).bytes
+            }()
+        ),
+        InvalidBinary(
+            file: "push.layout3.abbreviation-cut-short.bin",
+            why: "layout 3: a record named by abbreviation (form 10: prefix 4) with three of its four random bytes",
+            bytes: {
+                Craft(version: 3).strings(Craft.table2).varint(1).raw([1, 10]).varint(Craft.patientTime)
+                    .raw(Array(Craft.patientRandom.prefix(3))).bytes
+            }()
+        ),
+        InvalidBinary(
+            file: "push.layout3.digest-cut-short.bin",
+            why: "layout 3: a record named by abbreviation, then seven of the digest's eight bytes",
+            bytes: {
+                Craft(version: 3).strings(Craft.table2).varint(1).raw([1, 10]).varint(Craft.patientTime)
+                    .raw(Array(Craft.patientRandom.prefix(4)) + [UInt8](repeating: 0xA5, count: 7)).bytes
             }()
         ),
     ]

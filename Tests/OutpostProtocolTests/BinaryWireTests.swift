@@ -16,7 +16,7 @@ struct BinaryGolden: Sendable, CustomStringConvertible {
 
     var description: String { name }
 
-    /// The golden in each layout: `name` in layout 1, `name` with `.layout2` before `.bin` in layout 2.
+    /// The golden in each layout: `name` in layout 1, `name` with `.layoutN` before `.bin` in layout N.
     static func make<Message: BinaryWireMessage & Hashable>(
         _ name: String,
         _ value: Message,
@@ -34,6 +34,28 @@ struct BinaryGolden: Sendable, CustomStringConvertible {
             )
         }
     }
+
+    /// A layout-3 golden naming every record with a sortable id by abbreviation, read back with the ids of
+    /// `records` (what a receiver holding them resolves the abbreviations to).
+    static func abbreviated<Message: BinaryWireMessage & Hashable>(
+        _ name: String,
+        _ value: Message,
+        records: [RecordRef]
+    ) -> BinaryGolden {
+        BinaryGolden(
+            name: name,
+            layout: 3,
+            decodes: { bytes in
+                let abbreviations = try BinaryWire.abbreviations(in: bytes, kind: Message.binaryKind)
+                let resolved = abbreviations.map { abbreviation in
+                    abbreviation.resolve(among: Set(records.filter { $0.type == abbreviation.type }.map(\.id)))
+                }
+                return try Message(binary: bytes, resolved: resolved) == value
+            },
+            encode: { value.binaryEncoded(layout: 3) { _ in true } },
+            json: nil
+        )
+    }
 }
 
 /// The binary goldens: every JSON golden of a push, pull or snapshot, and a scoped pull page.
@@ -49,33 +71,46 @@ enum BinaryCatalog {
         removed: [GoldenCatalog.otherPatient.id]
     )
 
-    static let all: [BinaryGolden] = Array(
-        [
-            BinaryGolden.make(
-                "push-request.bin",
+    static let all: [BinaryGolden] =
+        Array(
+            [
+                BinaryGolden.make(
+                    "push-request.bin",
+                    PushRequest(replica: GoldenCatalog.laptop, changes: GoldenCatalog.pushedChanges),
+                    json: "push-request.json"
+                ),
+                BinaryGolden.make(
+                    "push-request.empty.bin",
+                    PushRequest(replica: GoldenCatalog.laptop, changes: []),
+                    json: "push-request.empty.json"
+                ),
+                BinaryGolden.make("pull-response.bin", try! pulled("pull-response.json"), json: "pull-response.json"),
+                BinaryGolden.make(
+                    "pull-response.caught-up.bin",
+                    try! pulled("pull-response.caught-up.json"),
+                    json: "pull-response.caught-up.json"
+                ),
+                BinaryGolden.make("pull-response.scoped.bin", scopedPull, json: nil),
+                BinaryGolden.make("snapshot-page.bin", try! snapshot("snapshot-page.json"), json: "snapshot-page.json"),
+                BinaryGolden.make(
+                    "snapshot-page.last.bin",
+                    try! snapshot("snapshot-page.last.json"),
+                    json: "snapshot-page.last.json"
+                ),
+            ].joined()
+        )
+        + [
+            BinaryGolden.abbreviated(
+                "push-request.abbreviated.layout3.bin",
                 PushRequest(replica: GoldenCatalog.laptop, changes: GoldenCatalog.pushedChanges),
-                json: "push-request.json"
+                records: GoldenCatalog.pushedChanges.map(\.record)
             ),
-            BinaryGolden.make(
-                "push-request.empty.bin",
-                PushRequest(replica: GoldenCatalog.laptop, changes: []),
-                json: "push-request.empty.json"
+            BinaryGolden.abbreviated(
+                "pull-response.scoped.abbreviated.layout3.bin",
+                scopedPull,
+                records: scopedPull.changes.map(\.record) + scopedPull.records.map(\.record)
             ),
-            BinaryGolden.make("pull-response.bin", try! pulled("pull-response.json"), json: "pull-response.json"),
-            BinaryGolden.make(
-                "pull-response.caught-up.bin",
-                try! pulled("pull-response.caught-up.json"),
-                json: "pull-response.caught-up.json"
-            ),
-            BinaryGolden.make("pull-response.scoped.bin", scopedPull, json: nil),
-            BinaryGolden.make("snapshot-page.bin", try! snapshot("snapshot-page.json"), json: "snapshot-page.json"),
-            BinaryGolden.make(
-                "snapshot-page.last.bin",
-                try! snapshot("snapshot-page.last.json"),
-                json: "snapshot-page.last.json"
-            ),
-        ].joined()
-    )
+        ]
 
     static func pulled(_ name: String) throws -> PullResponse {
         try Wire.makeDecoder().decode(PullResponse.self, from: ProtocolFiles.read(name, in: ProtocolFiles.golden))
@@ -85,28 +120,45 @@ enum BinaryCatalog {
         try Wire.makeDecoder().decode(SnapshotPage.self, from: ProtocolFiles.read(name, in: ProtocolFiles.golden))
     }
 
+    /// Every record the goldens name: what a fuzzed message's abbreviations are resolved among.
+    static let knownRecords: [RecordRef] = Array(
+        Set(
+            GoldenCatalog.pushedChanges.map(\.record) + scopedPull.changes.map(\.record)
+                + scopedPull.records.map(\.record) + (try! snapshot("snapshot-page.json")).records.map(\.record)
+        )
+    )
+    .sorted()
+
     static let directory = ProtocolFiles.golden.appendingPathComponent("binary")
     static let invalidDirectory = directory.appendingPathComponent("invalid")
 }
 
 /// Decodes `bytes` as each of the three binary messages; for each that decodes, re-encoding gives a message
-/// that decodes to the same value. Returns how many kinds decoded.
+/// that decodes to the same value. A message naming records by abbreviation is read with them resolved among
+/// the goldens' records (``BinaryCatalog/knownRecords``) and re-encoded abbreviating those of them it holds. Returns how many kinds
+/// decoded.
 @discardableResult
 func decodeEveryKind(_ bytes: [UInt8]) -> Int {
-    var decoded = 0
-    if let push = try? PushRequest(binary: bytes) {
-        decoded += 1
-        #expect((try? PushRequest(binary: push.binaryEncoded())) == push)
+    decodes(bytes, as: PushRequest.self) + decodes(bytes, as: PullResponse.self)
+        + decodes(bytes, as: SnapshotPage.self)
+}
+
+/// 1 when `bytes` decode as a `Message` (``decodeEveryKind(_:)``), 0 otherwise.
+private func decodes<Message: BinaryWireMessage & Equatable>(_ bytes: [UInt8], as _: Message.Type) -> Int {
+    guard let abbreviations = try? BinaryWire.abbreviations(in: bytes, kind: Message.binaryKind) else { return 0 }
+    let resolved = abbreviations.map { abbreviation in
+        abbreviation.resolve(among: BinaryCatalog.knownRecords.filter { $0.type == abbreviation.type }.map(\.id))
     }
-    if let pull = try? PullResponse(binary: bytes) {
-        decoded += 1
-        #expect((try? PullResponse(binary: pull.binaryEncoded())) == pull)
+    guard let message = try? Message(binary: bytes, resolved: resolved) else { return 0 }
+    #expect((try? Message(binary: message.binaryEncoded())) == message)
+    let abbreviated = message.binaryEncoded(layout: 3) { BinaryCatalog.knownRecords.contains($0) }
+    let again = (try? BinaryWire.abbreviations(in: abbreviated, kind: Message.binaryKind))?.map { abbreviation in
+        abbreviation.resolve(among: BinaryCatalog.knownRecords.filter { $0.type == abbreviation.type }.map(\.id))
     }
-    if let page = try? SnapshotPage(binary: bytes) {
-        decoded += 1
-        #expect((try? SnapshotPage(binary: page.binaryEncoded())) == page)
+    if let again, !again.contains(nil) {
+        #expect((try? Message(binary: abbreviated, resolved: again)) == message)
     }
-    return decoded
+    return 1
 }
 
 struct BinaryWireTests {
