@@ -87,6 +87,10 @@ public struct ErrorCode: RawRepresentable, Sendable, Hashable, Codable, CustomSt
     /// 409: a pushed change's clock is too far ahead of the server's; the device re-stamps its pending
     /// changes from the server's clock and pushes again.
     public static let clockSkew = ErrorCode(rawValue: "clock_skew")
+    /// 409: a binary push names by abbreviation (layout 3) a record the server does not hold, or holds twice, or
+    /// not the one the device meant; nothing was stored. The device pushes the batch again naming every record in
+    /// full.
+    public static let unresolvedRecords = ErrorCode(rawValue: "unresolved_records")
     /// 410: the server can no longer serve this checkpoint; the device bootstraps again from a snapshot,
     /// keeping its unpushed changes.
     public static let checkpointExpired = ErrorCode(rawValue: "checkpoint_expired")

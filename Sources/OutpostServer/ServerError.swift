@@ -75,6 +75,16 @@ public struct ServerError: Error, Sendable, CustomStringConvertible {
         ServerError(.invalidParameter, .badRequest, message, field: name)
     }
 
+    /// A binary push naming by abbreviation records this server does not hold as the device meant.
+    static func unresolved(_ failure: BinaryWire.Failure) -> ServerError {
+        ServerError(
+            .unresolvedRecords,
+            .conflict,
+            "The push names by abbreviation records this server does not hold as the device meant (\(failure.reason)); "
+                + "nothing was stored. Push the batch again naming every record in full (binary layout 2)."
+        )
+    }
+
     static func tooLarge(_ message: String) -> ServerError {
         ServerError(.tooLarge, .contentTooLarge, message)
     }

@@ -65,6 +65,32 @@ extension LocalStore {
         }
     }
 
+    /// The ids of the records a layout-3 message names by `abbreviations` (``RecordAbbreviation``), in the same
+    /// order: the one record with each among this store's and `alsoHeld` (a page being written, whose records
+    /// the store holds once it commits), `nil` where there is none or more than one.
+    public func resolve(
+        _ abbreviations: [RecordAbbreviation],
+        alsoHeld: [RecordRef] = []
+    ) throws(ClientError) -> [String?] {
+        guard !abbreviations.isEmpty else { return [] }
+        let pending = Dictionary(grouping: alsoHeld) { RecordAbbreviation($0) }
+        return try read(doing: "look up the records a page names by abbreviation") { db in
+            let statement = try db.cachedStatement(
+                sql: "SELECT id FROM record WHERE type = ? AND id BETWEEN ? AND ? LIMIT 2"
+            )
+            return try abbreviations.map { abbreviation in
+                var ids = Set(
+                    try String.fetchAll(
+                        statement,
+                        arguments: [abbreviation.type, abbreviation.lowestID, abbreviation.highestID]
+                    )
+                )
+                for record in pending[abbreviation] ?? [] { ids.insert(record.id) }
+                return abbreviation.resolve(among: ids)
+            }
+        }
+    }
+
     /// Forgets the checkpoint, so the next sync bootstraps again (the server could not serve it).
     public func forgetCheckpoint() throws(ClientError) {
         try write(doing: "forget the sync checkpoint") { db in

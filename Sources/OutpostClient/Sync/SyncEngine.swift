@@ -732,7 +732,11 @@ public actor SyncEngine {
             if besidePush && !page.removed.isEmpty { return }
             if options.pipelining && page.hasMore {
                 let request = pullRequest(since: page.checkpoint, limit: limit, wait: 0)
-                ahead = Task.detached { [self] () async throws -> PullResponse in try await exchange(request) }
+                // The next page may name by abbreviation records this one brings, written meanwhile.
+                let bringing = page.changes.map(\.record) + page.records.map(\.record)
+                ahead = Task.detached { [self] () async throws -> PullResponse in
+                    try await exchange(request, alsoHeld: bringing)
+                }
             }
             let applied: ApplyReport
             do {
@@ -805,7 +809,15 @@ public actor SyncEngine {
     }
 
     /// Sends a request, retrying transient failures with backoff, and decodes a `2xx` answer.
-    nonisolated private func exchange<T: Decodable>(_ request: TransportRequest) async throws(ClientError) -> T {
+    ///
+    /// A binary answer naming records by abbreviation (layout 3) is read with them looked up in the store and
+    /// among `alsoHeld` (the page being written as this one was asked for); one naming a record neither holds is
+    /// asked for again in layout 2.
+    nonisolated private func exchange<T: Decodable>(
+        _ request: TransportRequest,
+        alsoHeld: [RecordRef] = []
+    ) async throws(ClientError) -> T {
+        var request = request
         var attempt = 0
         while true {
             let outcome: Result<TransportResponse, any Error>
@@ -827,9 +839,20 @@ public actor SyncEngine {
                     }
                     if response.isBinary, let type = T.self as? any BinaryWireMessage.Type {
                         // A binary answer of a message that has a binary form; anything else is read as JSON.
-                        if let value = try type.init(binary: [UInt8](response.body)) as? T { return value }
+                        if let value = try binary(type, [UInt8](response.body), alsoHeld: alsoHeld) as? T {
+                            return value
+                        }
                     }
                     return try Wire.makeDecoder().decode(T.self, from: response.body)
+                } catch let failure as BinaryWire.Failure
+                    where failure.isUnresolved && request.accept != nil
+                    && request.accept != BinaryWire.accept(layout: 2)
+                {
+                    // A page naming a record this store does not hold (or not as the server meant) by abbreviation:
+                    // asked again in layout 2, every record named in full. Never a guess, and not a retry.
+                    logger.info("asking again with full record ids", metadata: ["path": "\(request.path)"])
+                    request.accept = BinaryWire.accept(layout: 2)
+                    continue
                 } catch {
                     throw ClientError(
                         code: .refused,
@@ -859,6 +882,16 @@ public actor SyncEngine {
             logger.info("retrying", metadata: ["path": "\(request.path)", "attempt": "\(attempt)"])
             try? await Task.sleep(for: options.backoff * (1 << min(attempt - 1, 6)))
         }
+    }
+
+    /// A binary answer read, the records it names by abbreviation (layout 3) looked up in the store.
+    nonisolated private func binary(
+        _ type: any BinaryWireMessage.Type,
+        _ bytes: [UInt8],
+        alsoHeld: [RecordRef]
+    ) throws -> any BinaryWireMessage {
+        let abbreviations = try BinaryWire.abbreviations(in: bytes, kind: type.binaryKind)
+        return try type.init(binary: bytes, resolved: try store.resolve(abbreviations, alsoHeld: alsoHeld))
     }
 
     nonisolated private func refusal(_ response: TransportResponse, path: String) -> ClientError {

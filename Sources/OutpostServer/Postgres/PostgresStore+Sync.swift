@@ -24,6 +24,66 @@ extension PostgresStore: SyncStorage {
         try await transaction { connection in try await Self.head(practice: practice, connection, logger) }
     }
 
+    public func recordsHeld(
+        practice: String,
+        through since: Int64,
+        among records: [RecordRef]
+    )
+        async throws(ServerError) -> Set<RecordRef>
+    {
+        guard since > 0, !records.isEmpty else { return [] }
+        return try await transaction { connection in
+            var held: Set<RecordRef> = []
+            for row in try await connection.all(
+                """
+                SELECT r.type, r.id FROM unnest(\(records.map(\.type))::text[], \(records.map(\.id))::text[]) AS r(type, id)
+                WHERE EXISTS (
+                    SELECT 1 FROM change c
+                    WHERE c.practice = \(practice) AND c.type = r.type AND c.id = r.id AND c.seq <= \(since)
+                )
+                """,
+                logger
+            ) {
+                let (type, id) = try row.decode((String, String).self)
+                held.insert(RecordRef(type: type, id: id))
+            }
+            return held
+        }
+    }
+
+    public func resolveRecords(
+        practice: String,
+        _ abbreviations: [RecordAbbreviation]
+    ) async throws(ServerError)
+        -> [String?]
+    {
+        try await transaction { connection in
+            // One statement for the whole push: each abbreviation's range of ids, at most two ids of each, found
+            // in the record key's index. The range is in the database's collation, which orders ids of one type
+            // (one prefix, then digits and upper-case letters) as bytes do in the collations PostgreSQL ships;
+            // whatever it returns is checked against the abbreviation, and one not found is not guessed.
+            var candidates = [[String]](repeating: [], count: abbreviations.count)
+            for row in try await connection.all(
+                """
+                SELECT a.n, r.id
+                FROM unnest(\(abbreviations.map(\.type))::text[], \(abbreviations.map(\.lowestID))::text[],
+                    \(abbreviations.map(\.highestID))::text[]) WITH ORDINALITY AS a(type, low, high, n)
+                CROSS JOIN LATERAL (
+                    SELECT id FROM record
+                    WHERE practice = \(practice) AND type = a.type
+                        AND id BETWEEN a.low AND a.high
+                    LIMIT 2
+                ) r
+                """,
+                logger
+            ) {
+                let (index, id) = try row.decode((Int64, String).self)
+                candidates[Int(index) - 1].append(id)
+            }
+            return zip(abbreviations, candidates).map { $0.resolve(among: $1) }
+        }
+    }
+
     /// The feed head of a practice (its last change or a later purge; 0 for an unknown practice).
     static func head(practice: String, _ connection: PostgresConnection, _ logger: Logger) async throws -> Int64 {
         try await connection.all("SELECT head FROM practice WHERE id = \(practice)", logger).first?.decode(Int64.self)

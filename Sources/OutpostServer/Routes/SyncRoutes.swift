@@ -132,10 +132,18 @@ struct SyncRoutes: Sendable {
         let push: PushRequest
         do {
             if isBinary {
-                push = try PushRequest(binary: bytes)
+                // Layout 3: the records named by abbreviation are looked up among the practice's, and the push is
+                // read with them (the judge and storage see full ids only).
+                let abbreviations = try BinaryWire.abbreviations(in: bytes, kind: .pushRequest)
+                let resolved =
+                    abbreviations.isEmpty
+                    ? [] : try await store.resolveRecords(practice: token.practice, abbreviations)
+                push = try PushRequest(binary: bytes, resolved: resolved)
             } else {
                 push = try Wire.decodeRequest(PushRequest.self, from: Data(bytes))
             }
+        } catch let error as BinaryWire.Failure where error.isUnresolved {
+            throw ServerError.unresolved(error)
         } catch let error as BinaryWire.Failure {
             throw ServerError.malformed("the body is not a binary push message (\(BinaryWire.contentType)): \(error)")
         } catch let error as StrictJSON.Failure {
@@ -241,7 +249,21 @@ struct SyncRoutes: Sendable {
             records: page.records,
             removed: page.removed
         )
-        if let layout = Self.binaryLayout(request) { return Self.binaryResponse(message, layout: layout, to: request) }
+        if let layout = Self.binaryLayout(request) {
+            // Layout 3: the records the device holds already are named by abbreviation; those whose state the page
+            // carries (a patient entering a scoped device's scope) are named in full.
+            var held: Set<RecordRef> = []
+            if layout >= 3, !page.changes.isEmpty {
+                let carried = Set(page.records.map(\.record))
+                let named = Set(page.changes.map(\.record)).subtracting(carried)
+                held = try await store.recordsHeld(practice: token.practice, through: since, among: Array(named))
+            }
+            return Self.pageResponse(
+                message.binaryEncoded(layout: layout) { held.contains($0) },
+                contentType: BinaryWire.contentType,
+                to: request
+            )
+        }
         return Self.pageResponse(try Wire.makeEncoder().encode(message), contentType: Wire.contentType, to: request)
     }
 

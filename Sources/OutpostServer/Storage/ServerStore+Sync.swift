@@ -350,6 +350,49 @@ extension ServerStore: SyncStorage {
         )
     }
 
+    public func recordsHeld(
+        practice: String,
+        through since: Int64,
+        among records: [RecordRef]
+    )
+        async throws(ServerError) -> Set<RecordRef>
+    {
+        guard since > 0, !records.isEmpty else { return [] }
+        return try await readAsync { db in
+            // A row is a run of `count` changes ending at position `seq` (``ChangeRuns``): its first is at or below
+            // `since` when `seq - count < since`.
+            let statement = try db.cachedStatement(
+                sql: "SELECT 1 FROM change WHERE practice = ? AND type = ? AND id = ? AND seq - count < ? LIMIT 1"
+            )
+            var held: Set<RecordRef> = []
+            for record in records
+            where try Bool.fetchOne(statement, arguments: [practice, record.type, record.id, since]) != nil {
+                held.insert(record)
+            }
+            return held
+        }
+    }
+
+    public func resolveRecords(
+        practice: String,
+        _ abbreviations: [RecordAbbreviation]
+    ) async throws(ServerError)
+        -> [String?]
+    {
+        try await readAsync { db in
+            let statement = try db.cachedStatement(
+                sql: "SELECT id FROM record WHERE practice = ? AND type = ? AND id BETWEEN ? AND ? LIMIT 2"
+            )
+            return try abbreviations.map { abbreviation in
+                let ids = try String.fetchAll(
+                    statement,
+                    arguments: [practice, abbreviation.type, abbreviation.lowestID, abbreviation.highestID]
+                )
+                return abbreviation.resolve(among: ids)
+            }
+        }
+    }
+
     public func pull(
         token: TokenEntry,
         replica: ReplicaID?,

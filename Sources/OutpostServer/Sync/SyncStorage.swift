@@ -51,6 +51,20 @@ public protocol SyncStorage: Sendable {
         now: UInt64
     ) async throws(ServerError) -> FeedPage
 
+    /// Of `records`, those of `practice` a device holding the feed through `since` holds: each has a change at or
+    /// below `since`. A layout-3 pull page names them by abbreviation (``RecordAbbreviation``); a record held
+    /// but not found here is only named in full.
+    func recordsHeld(
+        practice: String,
+        through since: Int64,
+        among records: [RecordRef]
+    ) async throws(ServerError)
+        -> Set<RecordRef>
+
+    /// The ids of the records of `practice` a layout-3 push names by `abbreviations`, in the same order: the one
+    /// record with each (``RecordAbbreviation/resolve(among:)``), `nil` where the practice has none or several.
+    func resolveRecords(practice: String, _ abbreviations: [RecordAbbreviation]) async throws(ServerError) -> [String?]
+
     /// One page of the current records in `token`'s scope after `cursor`; the first page of a scoped device's
     /// snapshot records the patients it is being sent.
     func snapshot(
