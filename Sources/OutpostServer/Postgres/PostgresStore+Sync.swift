@@ -24,33 +24,6 @@ extension PostgresStore: SyncStorage {
         try await transaction { connection in try await Self.head(practice: practice, connection, logger) }
     }
 
-    public func recordsHeld(
-        practice: String,
-        through since: Int64,
-        among records: [RecordRef]
-    )
-        async throws(ServerError) -> Set<RecordRef>
-    {
-        guard since > 0, !records.isEmpty else { return [] }
-        return try await transaction { connection in
-            var held: Set<RecordRef> = []
-            for row in try await connection.all(
-                """
-                SELECT r.type, r.id FROM unnest(\(records.map(\.type))::text[], \(records.map(\.id))::text[]) AS r(type, id)
-                WHERE EXISTS (
-                    SELECT 1 FROM change c
-                    WHERE c.practice = \(practice) AND c.type = r.type AND c.id = r.id AND c.seq <= \(since)
-                )
-                """,
-                logger
-            ) {
-                let (type, id) = try row.decode((String, String).self)
-                held.insert(RecordRef(type: type, id: id))
-            }
-            return held
-        }
-    }
-
     public func resolveRecords(
         practice: String,
         _ abbreviations: [RecordAbbreviation]
@@ -318,14 +291,16 @@ extension PostgresStore: SyncStorage {
             let positions = (1...Int64(plan.accepted.count)).map { head + $0 }
             try await connection.run(
                 """
-                INSERT INTO change (practice, seq, replica, counter, type, id, owner, payload)
-                SELECT \(practice), seq, replica, counter, type, id, CASE WHEN has_owner THEN owner END, payload
+                INSERT INTO change (practice, seq, replica, counter, type, id, owner, payload, creates)
+                SELECT \(practice), seq, replica, counter, type, id, CASE WHEN has_owner THEN owner END, payload,
+                    creates
                 FROM unnest(\(positions)::bigint[], \(changes.map(\.id.replica.rawValue))::text[],
                     \(changes.map { Int64($0.id.counter) })::bigint[], \(changes.map(\.record.type))::text[],
                     \(changes.map(\.record.id))::text[], \(plan.accepted.map { $0.owner != nil })::bool[],
                     \(plan.accepted.map { $0.owner ?? "" })::text[],
-                    \(plan.accepted.map { ByteBuffer(bytes: StoredChange.encode($0.change)) })::bytea[])
-                    AS c(seq, replica, counter, type, id, has_owner, owner, payload)
+                    \(plan.accepted.map { ByteBuffer(bytes: StoredChange.encode($0.change)) })::bytea[],
+                    \(plan.createsRecord())::bool[])
+                    AS c(seq, replica, counter, type, id, has_owner, owner, payload, creates)
                 """,
                 logger
             )
@@ -471,7 +446,7 @@ extension PostgresStore: SyncStorage {
             // The device holds its own changes already: they are left out in the scan.
             let rows = try await connection.all(
                 """
-                SELECT seq, type, id, owner, payload FROM change
+                SELECT seq, type, id, owner, payload, creates FROM change
                 WHERE practice = \(practice) AND seq > \(since) AND replica IS DISTINCT FROM \(replica?.rawValue)
                 ORDER BY seq LIMIT \(limit + 1)
                 """,
@@ -480,13 +455,18 @@ extension PostgresStore: SyncStorage {
             let hasMore = rows.count > limit
             var checkpoint = since
             var feed: [FeedPlanner.FeedRow] = []
+            var created: Set<RecordRef> = []
             for row in rows.prefix(limit) {
-                let (seq, type, id, owner, payload) = try row.decode((Int64, String, String, String?, ByteBuffer).self)
+                let (seq, type, id, owner, payload, creates) = try row.decode(
+                    (Int64, String, String, String?, ByteBuffer, Bool).self
+                )
                 guard let change = StoredChange.decode(payload.bytes) else {
                     throw ServerError(.internalError, .internalServerError, "a stored change could not be read")
                 }
                 checkpoint = seq
-                feed.append(FeedPlanner.FeedRow(record: RecordRef(type: type, id: id), owner: owner, change: change))
+                let record = RecordRef(type: type, id: id)
+                feed.append(FeedPlanner.FeedRow(record: record, owner: owner, change: change))
+                if creates { created.insert(record) }
             }
             // Caught up: move past any purge, so it is announced once.
             if !hasMore { checkpoint = max(checkpoint, try await Self.head(practice: practice, connection, logger)) }
@@ -507,7 +487,13 @@ extension PostgresStore: SyncStorage {
                 )
             }
             guard !token.scope.isWholePractice, let replica else {
-                return FeedPage(changes: feed.map(\.change), checkpoint: checkpoint, hasMore: hasMore, removed: purged)
+                return FeedPage(
+                    changes: feed.map(\.change),
+                    checkpoint: checkpoint,
+                    hasMore: hasMore,
+                    removed: purged,
+                    created: created
+                )
             }
             let inScope = try await Self.patients(in: token.scope, practice: practice, connection, logger)
             var known: [String: FeedPlanner.DevicePatient] = [:]

@@ -211,6 +211,9 @@ public final class PostgresStore: Sendable {
         // What a device is known to hold, for compaction (``recordPull(_:practice:report:now:pulledTo:pulledFrom:
         // _:_:)``): `pulled_to` is the checkpoint last sent, which the device may never have written.
         (4, ["ALTER TABLE device ADD COLUMN pulled_from bigint, ADD COLUMN held_to bigint"]),
+        // Whether a change is the first of its record (``PushPlan/createsRecord()``): what a layout-3 pull page
+        // names in full. Changes stored before it may be: `true`.
+        (5, ["ALTER TABLE change ADD COLUMN creates boolean NOT NULL DEFAULT true"]),
     ]
 
     /// Applies the migrations this database lacks, under a transaction-level advisory lock, so that several

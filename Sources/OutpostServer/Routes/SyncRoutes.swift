@@ -250,13 +250,13 @@ struct SyncRoutes: Sendable {
             removed: page.removed
         )
         if let layout = Self.binaryLayout(request) {
-            // Layout 3: the records the device holds already are named by abbreviation; those whose state the page
-            // carries (a patient entering a scoped device's scope) are named in full.
+            // Layout 3: the records the device holds already are named by abbreviation. It holds the feed through
+            // `since`, so every record the page names but does not create (``FeedPage/created``) nor carry whole
+            // (a patient entering a scoped device's scope).
             var held: Set<RecordRef> = []
-            if layout >= 3, !page.changes.isEmpty {
-                let carried = Set(page.records.map(\.record))
-                let named = Set(page.changes.map(\.record)).subtracting(carried)
-                held = try await store.recordsHeld(practice: token.practice, through: since, among: Array(named))
+            if layout >= 3, since > 0 {
+                held = Set(page.changes.map(\.record)).subtracting(page.records.map(\.record))
+                    .subtracting(page.created)
             }
             return Self.pageResponse(
                 message.binaryEncoded(layout: layout) { held.contains($0) },

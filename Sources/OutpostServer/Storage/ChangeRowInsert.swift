@@ -13,8 +13,8 @@ import OutpostSQLite
 /// inside GRDB's transaction: a failure throws GRDB's `DatabaseError` and rolls the push back as before.
 struct ChangeRowInsert {
     static let sql = """
-        INSERT INTO change (seq, count, practice, replica, counter, type, id, owner, payload)
-        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+        INSERT INTO change (seq, count, practice, replica, counter, type, id, owner, payload, creates)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
         """
 
     private let db: Database
@@ -35,14 +35,15 @@ struct ChangeRowInsert {
         type: String,
         id: String,
         owner: String?,
-        payload: [UInt8]
+        payload: [UInt8],
+        creates: Bool
     ) throws {
         try db.execute(
             statement,
             values: [
                 seq.databaseValue, count.databaseValue, practice.databaseValue, replica.databaseValue,
                 counter.databaseValue, type.databaseValue, id.databaseValue, owner.databaseValue,
-                Data(payload).databaseValue,
+                Data(payload).databaseValue, creates.databaseValue,
             ]
         )
     }

@@ -319,6 +319,11 @@ extension ServerStore {
                     """
             )
         }
+        // Whether a change row's run begins with the first change of its record (``PushPlan/createsRecord()``):
+        // what a layout-3 pull page names in full. Rows stored before it may: 1.
+        migrator.registerMigration("v14-change-creates") { db in
+            try db.execute(sql: "ALTER TABLE change ADD COLUMN creates INTEGER NOT NULL DEFAULT 1")
+        }
         return migrator
     }
 }

@@ -185,6 +185,7 @@ extension ServerStore: SyncStorage {
         )
         var tailRows = 0
         var mergedTailRows = 0
+        let creates = plan.createsRecord()
         for run in ChangeRuns.runs(of: plan.accepted) {
             let first = plan.accepted[run.lowerBound]
             let change = first.change
@@ -199,7 +200,8 @@ extension ServerStore: SyncStorage {
                 type: change.record.type,
                 id: change.record.id,
                 owner: first.owner,
-                payload: payload
+                payload: payload,
+                creates: creates[run.lowerBound]
             )
             if tailBound.contains(change.record) {
                 try db.execute(
@@ -350,29 +352,6 @@ extension ServerStore: SyncStorage {
         )
     }
 
-    public func recordsHeld(
-        practice: String,
-        through since: Int64,
-        among records: [RecordRef]
-    )
-        async throws(ServerError) -> Set<RecordRef>
-    {
-        guard since > 0, !records.isEmpty else { return [] }
-        return try await readAsync { db in
-            // A row is a run of `count` changes ending at position `seq` (``ChangeRuns``): its first is at or below
-            // `since` when `seq - count < since`.
-            let statement = try db.cachedStatement(
-                sql: "SELECT 1 FROM change WHERE practice = ? AND type = ? AND id = ? AND seq - count < ? LIMIT 1"
-            )
-            var held: Set<RecordRef> = []
-            for record in records
-            where try Bool.fetchOne(statement, arguments: [practice, record.type, record.id, since]) != nil {
-                held.insert(record)
-            }
-            return held
-        }
-    }
-
     public func resolveRecords(
         practice: String,
         _ abbreviations: [RecordAbbreviation]
@@ -414,7 +393,7 @@ extension ServerStore: SyncStorage {
             let rows = try Row.fetchCursor(
                 db.cachedStatement(
                     sql: """
-                        SELECT seq, count, type, id, owner, payload FROM change
+                        SELECT seq, count, type, id, owner, payload, creates FROM change
                         WHERE practice = ? AND seq > ? AND replica IS NOT ?
                         ORDER BY seq LIMIT ?
                         """
@@ -423,6 +402,7 @@ extension ServerStore: SyncStorage {
             )
             var feed: [FeedPlanner.FeedRow] = []
             var positions: [Int64] = []
+            var created: Set<RecordRef> = []
             scan: while let row = try rows.next() {
                 let seq: Int64 = row["seq"]
                 let count: Int = row["count"]
@@ -438,6 +418,7 @@ extension ServerStore: SyncStorage {
                     if feed.count > limit { break scan }
                     feed.append(FeedPlanner.FeedRow(record: record, owner: owner, change: change))
                     positions.append(position)
+                    if row["creates"] as Bool { created.insert(record) }
                 }
             }
             let hasMore = feed.count > limit
@@ -461,7 +442,13 @@ extension ServerStore: SyncStorage {
                 )
             }
             guard scoped, let replica else {
-                return FeedPage(changes: feed.map(\.change), checkpoint: checkpoint, hasMore: hasMore, removed: purged)
+                return FeedPage(
+                    changes: feed.map(\.change),
+                    checkpoint: checkpoint,
+                    hasMore: hasMore,
+                    removed: purged,
+                    created: created
+                )
             }
             let inScope = try Self.patients(in: token.scope, practice: practice, db: db)
             let known = try Self.devicePatients(practice: practice, replica: replica, db: db)
@@ -514,7 +501,8 @@ extension ServerStore: SyncStorage {
                 checkpoint: checkpoint,
                 hasMore: hasMore,
                 records: records,
-                removed: Array(Set(page.removed + purged)).sorted()
+                removed: Array(Set(page.removed + purged)).sorted(),
+                created: created
             )
         }
         // A device's pull records what it pulled (a write); an anonymous whole-practice pull only reads.

@@ -64,6 +64,14 @@ struct PushPlan: Sendable {
 
     var accepted: [Accepted] = []
     var duplicates = 0
+
+    /// For each accepted change, whether it is the first of a record the practice did not hold: the record is
+    /// new, and no earlier accepted change of the push names it. Stored with the change, so a pull page knows
+    /// which of its records a device cannot hold yet (layout 3 names the others by abbreviation).
+    func createsRecord() -> [Bool] {
+        var new = Set(records.lazy.filter { $0.row == .insert }.map(\.ref))
+        return accepted.map { new.remove($0.change.record) != nil }
+    }
     var records: [Record] = []
     var patientScopes: [PatientScope] = []
     var conflicts: [ConflictMark] = []

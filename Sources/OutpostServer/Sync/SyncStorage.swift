@@ -51,16 +51,6 @@ public protocol SyncStorage: Sendable {
         now: UInt64
     ) async throws(ServerError) -> FeedPage
 
-    /// Of `records`, those of `practice` a device holding the feed through `since` holds: each has a change at or
-    /// below `since`. A layout-3 pull page names them by abbreviation (``RecordAbbreviation``); a record held
-    /// but not found here is only named in full.
-    func recordsHeld(
-        practice: String,
-        through since: Int64,
-        among records: [RecordRef]
-    ) async throws(ServerError)
-        -> Set<RecordRef>
-
     /// The ids of the records of `practice` a layout-3 push names by `abbreviations`, in the same order: the one
     /// record with each (``RecordAbbreviation/resolve(among:)``), `nil` where the practice has none or several.
     func resolveRecords(practice: String, _ abbreviations: [RecordAbbreviation]) async throws(ServerError) -> [String?]
@@ -112,6 +102,10 @@ public struct FeedPage: Sendable {
     /// Patients that left the token's scope or were purged after the request's checkpoint: the device removes
     /// them.
     public var removed: [String] = []
+
+    /// Records whose first stored change is among the page's (or may be: changes stored before servers
+    /// recorded it): a device pulling the page cannot hold them yet, so layout 3 names them in full.
+    public var created: Set<RecordRef> = []
 
     /// Whether the page carries nothing for the device.
     public var isEmpty: Bool { changes.isEmpty && records.isEmpty && removed.isEmpty }
