@@ -31,6 +31,26 @@ struct RecordAbbreviationSyncTests {
         }
     }
 
+    /// What each push of a device named by abbreviation, and the status of its answer.
+    final class Pushes: Sendable {
+        let seen = Mutex<[(abbreviated: Int, status: Int)]>([])
+
+        func watching(_ transport: any SyncTransport) -> FaultTransport {
+            FaultTransport(
+                transport,
+                after: { request, _, response in
+                    guard request.path == Wire.Path.push, let sent = request.body else { return }
+                    let body =
+                        request.contentEncoding == "gzip"
+                        ? try? WireCompression.decompress(sent, limit: 1 << 26) : [UInt8](sent)
+                    let abbreviated =
+                        body.flatMap { try? BinaryWire.abbreviations(in: $0, kind: .pushRequest).count } ?? 0
+                    self.seen.withLock { $0.append((abbreviated, response.status)) }
+                }
+            )
+        }
+    }
+
     /// Two replicas of the tiny practice on `backend`, both synced: `a` loaded and pushed it, `b` bootstrapped.
     static func twoReplicas(
         _ backend: Backend
@@ -154,5 +174,43 @@ struct RecordAbbreviationSyncTests {
         let feed = try await server.feed(server.adminToken)
         #expect(feed.contains { $0.record == held && $0.value == "(406) 555-0111" })
         #expect(feed.contains { $0.record == newcomer })
+    }
+
+    @Test(arguments: Backend.all)
+    func aDeviceNamesTheRecordsTheServerHoldsByAbbreviationAndTheOnesItCreatedInFull(backend: Backend) async throws {
+        let (server, directory, a, b) = try await Self.twoReplicas(backend)
+        _ = directory
+        // Edits of three patients the server holds, and a patient new to it, edited again in a later commit.
+        try Self.editPhones(a, ending: "5")
+        let newcomer = try Self.addPatient(to: a)
+        _ = try a.care.update([.assign(newcomer, "phone", "(406) 555-0191")])
+        let pushes = Pushes()
+        _ = try await a.engine(pushes.watching(server.transport(server.adminToken))).sync()
+        let seen = pushes.seen.withLock { $0 }
+        #expect(seen.map(\.abbreviated) == [TinyPractice.patients.count], "\(seen)")
+        #expect(seen.map(\.status) == [200])
+        _ = try await b.engine(server.transport(server.adminToken)).sync()
+        #expect(try b.export() == a.export())
+    }
+
+    @Test(arguments: Backend.all)
+    func aPushTheServerCannotResolveIsSentAgainNamingEveryRecordInFull(backend: Backend) async throws {
+        let (server, directory, a, b) = try await Self.twoReplicas(backend)
+        // The device believes the server holds a patient it has never been sent (its creating row marked so).
+        let newcomer = try Self.addPatient(to: a)
+        try Self.editPhones(a, ending: "6")
+        try await DatabaseQueue(path: directory.path("site-a.sqlite")).write { db in
+            try db.execute(sql: "UPDATE change SET creates = 0 WHERE id = ?", arguments: [newcomer.id])
+        }
+        let pushes = Pushes()
+        let report = try await a.engine(pushes.watching(server.transport(server.adminToken))).sync()
+        let seen = pushes.seen.withLock { $0 }
+        // Refused with nothing stored, then the same batch in full, stored.
+        #expect(seen.map(\.status) == [409, 200], "\(seen)")
+        #expect(seen.map(\.abbreviated) == [TinyPractice.patients.count + 1, 0])
+        #expect(report.pushed > 0)
+        #expect(try a.store.pendingChanges().isEmpty)
+        _ = try await b.engine(server.transport(server.adminToken)).sync()
+        #expect(try b.export() == a.export())
     }
 }

@@ -40,7 +40,7 @@ struct SyncBenchmark: AsyncParsableCommand {
         )
     )
     var pipeline: String = "on"
-    @Option(help: "The binary layout the devices write and ask for (1 or 2; the server reads and writes both).")
+    @Option(help: "The binary layout the devices write and ask for (1 to 3; the server reads and writes each).")
     var layout: Int = Int(BinaryWire.latestLayout)
     @Option(help: "Milliseconds of round trip added to every exchange, as on a slow link (0: loopback as it is).")
     var latency: Int = 0
@@ -71,7 +71,7 @@ struct SyncBenchmark: AsyncParsableCommand {
             throw ValidationError("--compression must be on or off")
         }
         guard BinaryWire.layouts.contains(where: { Int($0) == layout }) else {
-            throw ValidationError("--layout must be 1 or 2")
+            throw ValidationError("--layout must be 1, 2 or 3")
         }
         guard ["on", "off"].contains(pipeline) else {
             throw ValidationError("--pipeline must be on or off")
@@ -204,11 +204,15 @@ struct SyncBenchmark: AsyncParsableCommand {
             )
         }
         if encoding == "binary" {
-            // The same messages in each binary layout, compressed as sent: what the layout alone changes.
+            // The same messages in each binary layout, compressed as sent: what the layout alone changes. Records
+            // named by abbreviation are read with the converged site A's ids, and named so again in layout 3.
+            let resolve = { (abbreviations: [RecordAbbreviation]) throws -> [String?] in
+                try siteA.store.resolve(abbreviations)
+            }
             for layout in BinaryWire.layouts {
                 let (a, b) = (
-                    try wireA.recount(layout: layout, compression: compression == "on"),
-                    try wireB.recount(layout: layout, compression: compression == "on")
+                    try wireA.recount(layout: layout, compression: compression == "on", resolving: resolve),
+                    try wireB.recount(layout: layout, compression: compression == "on", resolving: resolve)
                 )
                 print(
                     "  the same pushes and pages in binary layout \(layout): site A sent \(megabytes(a.sent)), "
@@ -519,21 +523,35 @@ final class WireCounter: @unchecked Sendable {
     }
 
     /// The bytes sent and received had the kept binary pushes and pages been written in `layout` (compressed as
-    /// the client and server compress them); other bodies as they were.
-    func recount(layout: UInt8, compression: Bool) throws -> (sent: Int, received: Int) {
+    /// the client and server compress them); other bodies as they were. A message naming records by
+    /// abbreviation is read with the ids `resolving` gives, and in layout 3 names the same records so.
+    func recount(
+        layout: UInt8,
+        compression: Bool,
+        resolving: ([RecordAbbreviation]) throws -> [String?]
+    ) throws -> (sent: Int, received: Int) {
         var total = (sent: 0, received: 0)
         for (sent, body) in lock.withLock({ bodies }) {
             let gzipped = body.starts(with: [0x1F, 0x8B])
             let plain = gzipped ? try WireCompression.decompress(body, limit: 1 << 30) : [UInt8](body)
             var size = body.count
-            if plain.starts(with: BinaryWire.magic), plain.count > 5 {
-                let written: [UInt8] =
-                    switch BinaryWire.Kind(rawValue: plain[5]) {
-                    case .pushRequest: try PushRequest(binary: plain).binaryEncoded(layout: layout)
-                    case .pullResponse: try PullResponse(binary: plain).binaryEncoded(layout: layout)
-                    case .snapshotPage: try SnapshotPage(binary: plain).binaryEncoded(layout: layout)
-                    case nil: plain
+            if plain.starts(with: BinaryWire.magic), plain.count > 5, let kind = BinaryWire.Kind(rawValue: plain[5]) {
+                let abbreviations = try BinaryWire.abbreviations(in: plain, kind: kind)
+                let resolved = try resolving(abbreviations)
+                let abbreviated = Set(
+                    zip(abbreviations, resolved).compactMap { abbreviation, id in
+                        id.map { RecordRef(type: abbreviation.type, id: $0) }
                     }
+                )
+                let type: any BinaryWireMessage.Type =
+                    switch kind {
+                    case .pushRequest: PushRequest.self
+                    case .pullResponse: PullResponse.self
+                    case .snapshotPage: SnapshotPage.self
+                    }
+                let written = try type.init(binary: plain, resolved: resolved).binaryEncoded(layout: layout) {
+                    abbreviated.contains($0)
+                }
                 size = compression ? WireCompression.compressIfLarge(Data(written)).body.count : written.count
             }
             if sent { total.sent += size } else { total.received += size }

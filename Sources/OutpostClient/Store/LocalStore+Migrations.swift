@@ -203,6 +203,12 @@ extension LocalStore {
             // read. Registered so that an older Outpost, which cannot read format 3, refuses the store as
             // written by a newer version instead of failing on its rows.
         }
+        // Whether a local change-log row creates its record (the store did not hold it): its record is new to the
+        // server until the row is pushed, so a push names it in full, and every other record by abbreviation
+        // (binary layout 3). Rows written before it may: 1.
+        migrator.registerMigration("v13-change-creates") { db in
+            try db.execute(sql: "ALTER TABLE change ADD COLUMN creates INTEGER NOT NULL DEFAULT 1")
+        }
         return migrator
     }
 }

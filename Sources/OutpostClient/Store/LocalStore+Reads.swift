@@ -167,12 +167,25 @@ extension LocalStore {
     /// Local changes the server has not acknowledged, in counter order, at most `limit`; with `after`, only
     /// those numbered above it (the next batch of a push still in flight).
     public func pendingChanges(after: UInt64? = nil, limit: Int = .max) throws(ClientError) -> [Change] {
+        try pendingBatch(after: after, limit: limit).changes
+    }
+
+    /// ``pendingChanges(after:limit:)``, and the records of those changes the server may not hold yet: one a
+    /// change of the batch creates (its change-log row says so), or a change sent from its own copy names (held
+    /// aside after a refusal). A push names every other record by abbreviation (binary layout 3).
+    public func pendingBatch(
+        after: UInt64? = nil,
+        limit: Int = .max
+    ) throws(ClientError) -> (changes: [Change], unsent: Set<RecordRef>) {
         try read(doing: "read the outbox") { db in
             let stored = try Int64.fetchOne(db, sql: "SELECT ackedCounter FROM replica WHERE id = 1") ?? 0
             let acked = max(stored, Int64(clamping: after ?? 0))
             let rows = try Row.fetchCursor(
                 db,
-                sql: "SELECT type, id, payload FROM change WHERE isLocal = 1 AND maxCounter > ? ORDER BY maxCounter",
+                sql: """
+                    SELECT type, id, payload, creates FROM change WHERE isLocal = 1 AND maxCounter > ?
+                    ORDER BY maxCounter
+                    """,
                 arguments: [acked]
             )
             // A replica's counters are consecutive, so the first `limit` pending changes are those numbered
@@ -195,19 +208,22 @@ extension LocalStore {
             )
             for counter in held.sorted() where counter <= last { last &+= 1 }
             var changes = copies
+            var unsent = Set(copies.map(\.record))
             var inRange = copies.filter { $0.id.counter <= last }.count
             while inRange < limit, let row = try rows.next() {
                 let record = RecordRef(type: row["type"], id: row["id"])
+                let creates: Bool = row["creates"]
                 for change in try codec.decodeChanges(row["payload"], of: record)
                 where change.id.counter > UInt64(acked) && !held.contains(change.id.counter)
                     && !copied.contains(change.id.counter)
                 {
                     changes.append(change)
+                    if creates { unsent.insert(record) }
                     if change.id.counter <= last { inRange += 1 }
                 }
             }
             changes.sort { $0.id.counter < $1.id.counter }
-            return Array(changes.prefix(limit))
+            return (Array(changes.prefix(limit)), unsent)
         }
     }
 

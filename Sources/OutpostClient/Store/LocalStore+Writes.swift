@@ -656,7 +656,7 @@ final class StoreTransaction {
             )
         }
         try db.cachedStatement(
-            sql: "INSERT INTO change (type, id, isLocal, maxCounter, payload) VALUES (?, ?, ?, ?, ?)"
+            sql: "INSERT INTO change (type, id, isLocal, maxCounter, payload, creates) VALUES (?, ?, ?, ?, ?, 1)"
         ).execute(arguments: [record.type, record.id, true, Int64(drafted.counters.after), drafted.payload])
         if drafted.isTail {
             try db.cachedStatement(
@@ -805,11 +805,16 @@ final class StoreTransaction {
             for (isLocal, changes) in [(true, entry.localLogged), (false, entry.logged)] where !changes.isEmpty {
                 let payload = try store.codec.encode(changes, of: record)
                 let maxCounter = isLocal ? changes.map(\.id.counter).max().map { Int64($0) } : nil
+                // A local row creates its record when the store did not hold it (an append to one not loaded
+                // goes to a tail the store holds).
+                let creates = isLocal && !entry.existing && entry.tailed == nil
                 try db.execute(
-                    cached: "INSERT INTO change (type, id, isLocal, maxCounter, payload) VALUES (?, ?, ?, ?, ?)",
+                    cached: """
+                        INSERT INTO change (type, id, isLocal, maxCounter, payload, creates) VALUES (?, ?, ?, ?, ?, ?)
+                        """,
                     values: [
                         record.type.databaseValue, record.id.databaseValue, isLocal.databaseValue,
-                        maxCounter.databaseValue, payload.databaseValue,
+                        maxCounter.databaseValue, payload.databaseValue, creates.databaseValue,
                     ]
                 )
                 if isLocal, let appended = entry.tailed {

@@ -99,6 +99,9 @@ public actor SyncEngine {
         /// `OUTPOST_SYNC_BINARY_LAYOUT` names an older one (to measure what a layout saves). Pushes use the
         /// newest the server also reads (``SessionInfo/binaryLayout``); pages come in what the server writes.
         public var binaryLayout = BinaryWire.latestLayout
+        /// Whether pushes in layout 3 name by abbreviation the records the server holds (``RecordAbbreviation``):
+        /// on, unless the server refused a push so (`unresolved_records`) earlier in the sync.
+        public var abbreviatesPushes = true
 
         /// Creates the default options.
         public init() {
@@ -358,14 +361,19 @@ public actor SyncEngine {
         after: UInt64? = nil
     ) throws(ClientError) -> PreparedPush? {
         let retries = after == nil ? Array(try store.retryingChanges().prefix(batch)) : []
-        let changes =
-            retries
-            + (retries.count < batch ? try store.pendingChanges(after: after, limit: batch - retries.count) : [])
+        let pending =
+            retries.count < batch
+            ? try store.pendingBatch(after: after, limit: batch - retries.count) : (changes: [], unsent: [])
+        let changes = retries + pending.changes
         if changes.isEmpty { return nil }
         let push = PushRequest(replica: store.replicaID, changes: changes)
         var body: Data
         if options.encoding == .binary {
-            body = Data(push.binaryEncoded(layout: options.binaryLayout))
+            // Layout 3: every record but those the server may not hold yet (created by this batch, or named by a
+            // change held aside after a refusal) by abbreviation.
+            let unsent = pending.unsent.union(retries.map(\.record))
+            let abbreviating = options.abbreviatesPushes
+            body = Data(push.binaryEncoded(layout: options.binaryLayout) { abbreviating && !unsent.contains($0) })
         } else {
             do {
                 body = try Wire.makeEncoder().encode(push)
@@ -465,6 +473,14 @@ public actor SyncEngine {
                 report.pushedDuplicates += response.duplicates
                 // The next push, read while this one was stored; refused changes of this one are numbered below it.
                 if let next, case .success(let nextPush) = await next.value { prepared = nextPush }
+            } catch let error
+                where error.serverCode == ErrorCode.unresolvedRecords.rawValue && options.abbreviatesPushes
+            {
+                // The server does not hold a record this push named by abbreviation as the device believed (a
+                // server restored from an older backup, a change of the record held aside): nothing was stored.
+                // This push and the rest of the sync name every record in full.
+                logger.info("pushing again with full record ids")
+                options.abbreviatesPushes = false
             } catch let error where error.serverCode == ErrorCode.clockSkew.rawValue && !restampedThisSync {
                 // This device's clock runs ahead: re-stamp what the server refused from its clock, push again.
                 let now = try await fetchSession()
