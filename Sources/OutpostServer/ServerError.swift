@@ -75,15 +75,15 @@ public struct ServerError: Error, Sendable, CustomStringConvertible {
         ServerError(.invalidParameter, .badRequest, message, field: name)
     }
 
-    /// A binary push naming by abbreviation records this server does not hold as the device meant.
-    static func unresolved(_ failure: BinaryWire.Failure) -> ServerError {
-        ServerError(
-            .unresolvedRecords,
-            .conflict,
-            "The push names by abbreviation records this server does not hold as the device meant (\(failure.reason)); "
-                + "nothing was stored. Push the batch again naming every record in full (binary layout 2)."
-        )
-    }
+    /// A binary push naming by abbreviation records this server does not hold as the device meant. One message
+    /// whatever was not resolved: an answer that said which record, or why, would tell a device whether the
+    /// practice holds a record it may not see.
+    static let unresolved = ServerError(
+        .unresolvedRecords,
+        .conflict,
+        "The push names by abbreviation records this server does not hold as the device meant; nothing was stored. "
+            + "Push the batch again naming every record in full."
+    )
 
     static func tooLarge(_ message: String) -> ServerError {
         ServerError(.tooLarge, .contentTooLarge, message)

@@ -540,7 +540,7 @@ enum GoldenCatalog {
             "error-body.unresolved-records.json",
             error(
                 .unresolvedRecords,
-                "The push names by abbreviation records this server does not hold as the device meant (record 3 of the record table, a careTask, is not held); nothing was stored. Push the batch again naming every record in full (binary layout 2)."
+                "The push names by abbreviation records this server does not hold as the device meant; nothing was stored. Push the batch again naming every record in full."
             )
         ),
         .make(

@@ -51,11 +51,13 @@ struct RecordAbbreviationSyncTests {
         }
     }
 
-    /// Two replicas of the tiny practice on `backend`, both synced: `a` loaded and pushed it, `b` bootstrapped.
+    /// Two replicas of the tiny practice on `backend`, both synced: `a` loaded and pushed it, `b` bootstrapped,
+    /// with a token of the practice's one team when `scoped` (the last of the five: `b`'s token).
     static func twoReplicas(
-        _ backend: Backend
+        _ backend: Backend,
+        scoped: Bool = false
     ) async throws
-        -> (TestServer, TemporaryDirectory, LocalReplica, LocalReplica)
+        -> (TestServer, TemporaryDirectory, LocalReplica, LocalReplica, String)
     {
         let server = try await TestServer(backend: backend)
         let directory = try TemporaryDirectory("outpost-abbreviations")
@@ -63,8 +65,13 @@ struct RecordAbbreviationSyncTests {
         let b = try LocalReplica("site-b", in: directory)
         try TinyPractice.load(into: a.care)
         _ = try await a.engine(server.transport(server.adminToken)).sync()
-        #expect(try await b.engine(server.transport(server.adminToken)).sync().bootstrapped)
-        return (server, directory, a, b)
+        let bToken =
+            scoped
+            ? try await server.issueToken(role: "clinician", extra: ["--teams", TinyPractice.team])
+                .trimmingCharacters(in: .whitespacesAndNewlines)
+            : server.adminToken
+        #expect(try await b.engine(server.transport(bToken)).sync().bootstrapped)
+        return (server, directory, a, b, bToken)
     }
 
     /// Edits the phone of every patient of the tiny practice on `replica`.
@@ -88,9 +95,14 @@ struct RecordAbbreviationSyncTests {
         )
     }
 
-    @Test(arguments: Backend.all)
-    func aPullPageNamesTheRecordsADeviceHoldsByAbbreviationAndANewOneInFull(backend: Backend) async throws {
-        let (server, directory, a, b) = try await Self.twoReplicas(backend)
+    @Test(arguments: Backend.all, [false, true])
+    func aPullPageNamesTheRecordsADeviceHoldsByAbbreviationAndANewOneInFull(
+        backend: Backend,
+        scoped: Bool
+    )
+        async throws
+    {
+        let (server, directory, a, b, bToken) = try await Self.twoReplicas(backend, scoped: scoped)
         _ = directory
         try Self.editPhones(a, ending: "7")
         // A patient new to the device, and edited again: named in full, or the device could not read the page.
@@ -98,7 +110,7 @@ struct RecordAbbreviationSyncTests {
         _ = try a.care.update([.assign(newcomer, "phone", "(406) 555-0190")])
         _ = try await a.engine(server.transport(server.adminToken)).sync()
         let pulls = Pulls()
-        let report = try await b.engine(pulls.watching(server.transport(server.adminToken))).sync()
+        let report = try await b.engine(pulls.watching(server.transport(bToken))).sync()
         #expect(report.pulled > TinyPractice.patients.count)
         #expect(try b.export() == a.export())
         let seen = pulls.seen.withLock { $0 }
@@ -108,7 +120,7 @@ struct RecordAbbreviationSyncTests {
 
     @Test(arguments: Backend.all)
     func aPageNamingARecordTheDeviceDoesNotHoldIsAskedForAgainWithFullIds(backend: Backend) async throws {
-        let (server, directory, a, b) = try await Self.twoReplicas(backend)
+        let (server, directory, a, b, _) = try await Self.twoReplicas(backend)
         // The device lost a patient the server believes it holds (its rows deleted behind the store's back).
         let lost = TinyPractice.patients[0]
         try await DatabaseQueue(path: directory.path("site-b.sqlite")).write { db in
@@ -150,7 +162,7 @@ struct RecordAbbreviationSyncTests {
     )
         async throws
     {
-        let (server, directory, a, b) = try await Self.twoReplicas(backend)
+        let (server, directory, a, b, _) = try await Self.twoReplicas(backend)
         _ = (directory, b)
         // A new patient the server does not hold yet, and an edit of one it holds.
         let newcomer = try Self.addPatient(to: a)
@@ -178,7 +190,7 @@ struct RecordAbbreviationSyncTests {
 
     @Test(arguments: Backend.all)
     func aDeviceNamesTheRecordsTheServerHoldsByAbbreviationAndTheOnesItCreatedInFull(backend: Backend) async throws {
-        let (server, directory, a, b) = try await Self.twoReplicas(backend)
+        let (server, directory, a, b, _) = try await Self.twoReplicas(backend)
         _ = directory
         // Edits of three patients the server holds, and a patient new to it, edited again in a later commit.
         try Self.editPhones(a, ending: "5")
@@ -195,7 +207,7 @@ struct RecordAbbreviationSyncTests {
 
     @Test(arguments: Backend.all)
     func aPushTheServerCannotResolveIsSentAgainNamingEveryRecordInFull(backend: Backend) async throws {
-        let (server, directory, a, b) = try await Self.twoReplicas(backend)
+        let (server, directory, a, b, _) = try await Self.twoReplicas(backend)
         // The device believes the server holds a patient it has never been sent (its creating row marked so).
         let newcomer = try Self.addPatient(to: a)
         try Self.editPhones(a, ending: "6")

@@ -208,7 +208,14 @@ extension LocalStore {
             )
             for counter in held.sorted() where counter <= last { last &+= 1 }
             var changes = copies
+            // Records named by changes held aside (whose first change may be one of them) stay named in full.
             var unsent = Set(copies.map(\.record))
+            for row in try Row.fetchAll(
+                db,
+                sql: "SELECT DISTINCT type, id FROM refused_change WHERE state <> 'discarded'"
+            ) {
+                unsent.insert(RecordRef(type: row["type"], id: row["id"]))
+            }
             var inRange = copies.filter { $0.id.counter <= last }.count
             while inRange < limit, let row = try rows.next() {
                 let record = RecordRef(type: row["type"], id: row["id"])

@@ -79,7 +79,8 @@ extension LocalStore {
             // Bound through SQLite's C API (``GRDB/Database/forEachRow(_:values:_:)``): a pull page of the two sites'
             // edits names about 4,600 records, each looked up here.
             let statement = try db.cachedStatement(
-                sql: "SELECT id FROM record WHERE type = ? AND id BETWEEN ? AND ? LIMIT 2"
+                sql:
+                    "SELECT id FROM record WHERE type = ?1 AND id BETWEEN ?2 AND ?3 AND length(id) = length(?2) LIMIT 2"
             )
             return try abbreviations.map { abbreviation in
                 var ids = Set<String>()

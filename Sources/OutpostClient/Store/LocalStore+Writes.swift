@@ -702,6 +702,8 @@ final class StoreTransaction {
         let isNew = db.changesCount == 0
         let outgrown: Bool
         if isNew {
+            // Appends that create their record: the row that logs them says so (``pendingBatch(after:limit:)``).
+            try db.cachedStatement(sql: "UPDATE change SET creates = 1 WHERE seq = ?").execute(arguments: [seq])
             outgrown = true
         } else {
             outgrown =
@@ -805,8 +807,8 @@ final class StoreTransaction {
             for (isLocal, changes) in [(true, entry.localLogged), (false, entry.logged)] where !changes.isEmpty {
                 let payload = try store.codec.encode(changes, of: record)
                 let maxCounter = isLocal ? changes.map(\.id.counter).max().map { Int64($0) } : nil
-                // A local row creates its record when the store did not hold it (an append to one not loaded
-                // goes to a tail the store holds).
+                // A local row creates its record when the store did not hold it (an append to a record not loaded
+                // is marked by ``extendTail(of:with:seq:bytes:)`` when it finds no row to extend).
                 let creates = isLocal && !entry.existing && entry.tailed == nil
                 try db.execute(
                     cached: """

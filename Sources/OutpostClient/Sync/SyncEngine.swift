@@ -860,6 +860,9 @@ public actor SyncEngine {
                         }
                     }
                     return try Wire.makeDecoder().decode(T.self, from: response.body)
+                } catch let error as ClientError {
+                    // The store could not be read to resolve the answer's abbreviations.
+                    throw error
                 } catch let failure as BinaryWire.Failure
                     where failure.isUnresolved && request.accept != nil
                     && request.accept != BinaryWire.accept(layout: 2)

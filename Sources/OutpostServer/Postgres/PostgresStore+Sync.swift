@@ -44,7 +44,7 @@ extension PostgresStore: SyncStorage {
                 CROSS JOIN LATERAL (
                     SELECT id FROM record
                     WHERE practice = \(practice) AND type = a.type
-                        AND id BETWEEN a.low AND a.high
+                        AND id BETWEEN a.low AND a.high AND length(id) = length(a.low)
                     LIMIT 2
                 ) r
                 """,
@@ -552,7 +552,8 @@ extension PostgresStore: SyncStorage {
                 checkpoint: checkpoint,
                 hasMore: hasMore,
                 records: records,
-                removed: Array(Set(page.removed + purged)).sorted()
+                removed: Array(Set(page.removed + purged)).sorted(),
+                created: created
             )
         }
     }

@@ -135,6 +135,13 @@ struct SyncRoutes: Sendable {
                 // Layout 3: the records named by abbreviation are looked up among the practice's, and the push is
                 // read with them (the judge and storage see full ids only).
                 let abbreviations = try BinaryWire.abbreviations(in: bytes, kind: .pushRequest)
+                // Each is a look-up: no more than a push may hold changes (a record a change names).
+                guard abbreviations.count <= limits.maxPushChanges else {
+                    throw ServerError.tooLarge(
+                        "\(abbreviations.count) records named by abbreviation in one push; send at most "
+                            + "\(limits.maxPushChanges) changes per push"
+                    )
+                }
                 let resolved =
                     abbreviations.isEmpty
                     ? [] : try await store.resolveRecords(practice: token.practice, abbreviations)
@@ -142,8 +149,8 @@ struct SyncRoutes: Sendable {
             } else {
                 push = try Wire.decodeRequest(PushRequest.self, from: Data(bytes))
             }
-        } catch let error as BinaryWire.Failure where error.isUnresolved {
-            throw ServerError.unresolved(error)
+        } catch let failure as BinaryWire.Failure where failure.isUnresolved {
+            throw ServerError.unresolved
         } catch let error as BinaryWire.Failure {
             throw ServerError.malformed("the body is not a binary push message (\(BinaryWire.contentType)): \(error)")
         } catch let error as StrictJSON.Failure {

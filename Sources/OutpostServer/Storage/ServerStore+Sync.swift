@@ -362,7 +362,10 @@ extension ServerStore: SyncStorage {
             // Bound through SQLite's C API (``GRDB/Database/forEachRow(_:values:_:)``): a push of the two sites'
             // edits names about 4,600 records, each looked up here.
             let statement = try db.cachedStatement(
-                sql: "SELECT id FROM record WHERE practice = ? AND type = ? AND id BETWEEN ? AND ? LIMIT 2"
+                sql: """
+                    SELECT id FROM record
+                    WHERE practice = ?1 AND type = ?2 AND id BETWEEN ?3 AND ?4 AND length(id) = length(?3) LIMIT 2
+                    """
             )
             let practice = practice.databaseValue
             return try abbreviations.map { abbreviation in
