@@ -80,6 +80,12 @@ struct Craft {
     static let patientTime = Zigzag.encode(SortableID.millis(of: "01KKBFJZCTT8BHAW9GPEZGQKFM")!, from: 0)
     static let patientRandom: [UInt8] = [0xD2, 0x17, 0x15, 0x71, 0x30, 0xB3, 0xBF, 0x0B, 0xCD, 0xF4]
 
+    /// A message of layout 2's table and one sortable record of the patient's time, written in `form` (the
+    /// type is string 1) and followed by `bits`, then nothing: a record table cut short somewhere in its bits.
+    static func oneRecord(version: UInt8, form: UInt8, bits: [UInt8]) -> [UInt8] {
+        Craft(version: version).strings(table2).varint(1).raw([1, form]).varint(patientTime).raw(bits).bytes
+    }
+
     /// A layout 2 push of one change to `pat_01KKBFJZCTT8BHAW9GPEZGQKFM`: `records` is its record table after
     /// the count, `recordColumn` its record column, `extra` bytes at the end of the field column.
     static func push2(
@@ -220,10 +226,7 @@ extension InvalidBinary {
         InvalidBinary(
             file: "push.layout2.id-bits-cut-short.bin",
             why: "layout 2: a sortable id with nine of its ten random bytes",
-            bytes: {
-                Craft(version: 2).strings(Craft.table2).varint(1).raw([1, 5]).varint(Craft.patientTime)
-                    .raw(Array(Craft.patientRandom.prefix(9))).bytes
-            }()
+            bytes: Craft.oneRecord(version: 2, form: 5, bits: Array(Craft.patientRandom.prefix(9)))
         ),
         InvalidBinary(
             file: "push.layout2.record-repeated.bin",
@@ -238,18 +241,16 @@ extension InvalidBinary {
         InvalidBinary(
             file: "push.layout3.abbreviation-cut-short.bin",
             why: "layout 3: a record named by abbreviation (form 10: prefix 4) with three of its four random bytes",
-            bytes: {
-                Craft(version: 3).strings(Craft.table2).varint(1).raw([1, 10]).varint(Craft.patientTime)
-                    .raw(Array(Craft.patientRandom.prefix(3))).bytes
-            }()
+            bytes: Craft.oneRecord(version: 3, form: 10, bits: Array(Craft.patientRandom.prefix(3)))
         ),
         InvalidBinary(
             file: "push.layout3.digest-cut-short.bin",
             why: "layout 3: a record named by abbreviation, then seven of the digest's eight bytes",
-            bytes: {
-                Craft(version: 3).strings(Craft.table2).varint(1).raw([1, 10]).varint(Craft.patientTime)
-                    .raw(Array(Craft.patientRandom.prefix(4)) + [UInt8](repeating: 0xA5, count: 7)).bytes
-            }()
+            bytes: Craft.oneRecord(
+                version: 3,
+                form: 10,
+                bits: Array(Craft.patientRandom.prefix(4)) + [UInt8](repeating: 0xA5, count: 7)
+            )
         ),
     ]
 }
