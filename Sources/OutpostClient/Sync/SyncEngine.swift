@@ -100,7 +100,7 @@ public actor SyncEngine {
         /// newest the server also reads (``SessionInfo/binaryLayout``); pages come in what the server writes.
         public var binaryLayout = BinaryWire.latestLayout
         /// Whether pushes in layout 3 name by abbreviation the records the server holds (``RecordAbbreviation``):
-        /// on, unless the server refused a push so (`unresolved_records`) earlier in the sync.
+        /// on, unless the server refused a push so (`unresolved_records`) earlier in the same pass of pushes.
         public var abbreviatesPushes = true
 
         /// Creates the default options.
@@ -478,7 +478,7 @@ public actor SyncEngine {
             {
                 // The server does not hold a record this push named by abbreviation as the device believed (a
                 // server restored from an older backup, a change of the record held aside): nothing was stored.
-                // This push and the rest of the sync name every record in full.
+                // This push and the rest of this pass name every record in full; the next sync abbreviates again.
                 logger.info("pushing again with full record ids")
                 options.abbreviatesPushes = false
             } catch let error where error.serverCode == ErrorCode.clockSkew.rawValue && !restampedThisSync {
