@@ -11,14 +11,18 @@ struct BinaryMessageReader {
     /// The message's layout version (``BinaryWire/layouts``).
     private(set) var layout: UInt8 = 1
     private var strings: [String] = []
+    /// The number of strings in the table; when ``collecting``, where each lies, unread (``text(_:)``).
+    private var stringCount = 0
+    private var stringRanges: [Range<Int>] = []
     /// Whether a string table entry is a valid replica id (checked once per entry, when first used as one).
     private var replicaValidity: [Bool?] = []
     private var records: [RecordRef] = []
     /// Layout 3: the full ids of the records the message abbreviates, in table order, as the caller found them
     /// (``BinaryWire/abbreviations(in:kind:)``); `nil` where it found none.
     private var resolved: [String?] = []
-    /// Whether only the abbreviations are wanted (``BinaryWire/abbreviations(in:kind:)``): the records they name
-    /// are left unresolved and the digest unchecked.
+    /// Whether only the abbreviations are wanted (``BinaryWire/abbreviations(in:kind:)``): the string table is
+    /// passed over (its strings are made and checked when the message is read), the records the abbreviations
+    /// name are left unresolved and the digest unchecked; a message before layout 3 is not read past its header.
     private var collecting = false
     /// Layout 3: the abbreviations of the record table, in table order.
     private(set) var abbreviations: [RecordAbbreviation] = []
@@ -59,7 +63,19 @@ struct BinaryMessageReader {
             let found = BinaryWire.Kind(rawValue: kindByte).map { "a \($0.name)" } ?? "kind \(kindByte)"
             throw failure("the message is \(found), not a \(kind.name)", at: offset - 1)
         }
-        let stringCount = try count(minimumBytes: 1, "string table")
+        stringCount = try count(minimumBytes: 1, "string table")
+        if collecting {
+            // Asked for every message a receiver reads, before it reads it: only the record table's heads matter.
+            guard layout >= 3 else { return }
+            stringRanges.reserveCapacity(stringCount)
+            for _ in 0..<stringCount {
+                let length = try count(minimumBytes: 1, "string length")
+                stringRanges.append(offset..<offset + length)
+                offset += length
+            }
+            try readRecordTable()
+            return
+        }
         strings.reserveCapacity(min(stringCount, 4_096))
         // Each count is at most the bytes left (checked above), so room for it is bounded by the message's size.
         var seen: Set<String> = []
@@ -102,22 +118,23 @@ struct BinaryMessageReader {
         var (whole, abbreviated) = (0, 0)
         for _ in 0..<recordCount {
             let start = offset
-            let type = try index(strings.count, "string")
+            let type = try index(stringCount, "string")
             let formStart = offset
             let form = try varint()
             if form == 0 {
-                heads.append((start, type, try index(strings.count, "string"), false, false))
+                heads.append((start, type, try index(stringCount, "string"), false, false))
                 continue
             }
             // Layout 2: prefix + 1. Layout 3: 2 × prefix + 1 for a whole sortable id, + 2 for an abbreviation.
             let isAbbreviated = layout >= 3 && form % 2 == 0
             let prefix = layout == 2 ? form - 1 : (form - 1) / 2
-            guard prefix < UInt64(strings.count) else {
-                throw failure("id prefix index \(prefix) is outside its table of \(strings.count)", at: formStart)
+            guard prefix < UInt64(stringCount) else {
+                throw failure("id prefix index \(prefix) is outside its table of \(stringCount)", at: formStart)
             }
             heads.append((start, type, Int(prefix), true, isAbbreviated))
             if isAbbreviated { abbreviated += 1 } else { whole += 1 }
         }
+        if collecting && abbreviated == 0 { return }
         let sortable = whole + abbreviated
         // Each sortable id takes at least a byte of time and ten of random bits (an abbreviation four).
         guard sortable <= (end - offset) / 5, whole <= (end - offset) / 11 else {
@@ -142,12 +159,17 @@ struct BinaryMessageReader {
         var abbreviatedRecords: [RecordRef] = []
         var next = 0
         for head in heads {
-            var id = strings[head.id]
+            if collecting && !head.abbreviated {
+                // Only the abbreviations are wanted: a whole sortable id's bits are passed over.
+                if head.sortable { (offset, next) = (offset + 10, next + 1) }
+                continue
+            }
+            var id = text(head.id)
             if head.abbreviated {
                 let randomHead = bytes[offset..<offset + 4].reduce(0) { $0 << 8 | UInt32($1) }
                 offset += 4
                 let abbreviation = RecordAbbreviation(
-                    type: strings[head.type],
+                    type: text(head.type),
                     prefix: id,
                     millis: millis[next],
                     randomHead: randomHead
@@ -155,10 +177,7 @@ struct BinaryMessageReader {
                 next += 1
                 let resolvedID = abbreviations.count < resolved.count ? resolved[abbreviations.count] : nil
                 abbreviations.append(abbreviation)
-                if collecting {
-                    records.append(RecordRef(type: abbreviation.type, id: ""))
-                    continue
-                }
+                if collecting { continue }
                 guard let resolvedID, abbreviation.matches(resolvedID) else {
                     throw unresolved(
                         "record \(records.count) of the record table (a \(abbreviation.type)) is named by "
@@ -175,7 +194,7 @@ struct BinaryMessageReader {
                 id += SortableID.text(SortableID.Bits(millis: millis[next], high: high, low: low)!)
                 next += 1
             }
-            let record = RecordRef(type: strings[head.type], id: id)
+            let record = RecordRef(type: text(head.type), id: id)
             guard seen.insert(record).inserted else {
                 throw failure("a record repeated in the record table", at: head.start)
             }
@@ -192,6 +211,11 @@ struct BinaryMessageReader {
                 at: digestStart
             )
         }
+    }
+
+    /// String `index` of the table (checked against ``stringCount``), made from its bytes when ``collecting``.
+    private func text(_ index: Int) -> String {
+        collecting ? String(decoding: bytes[stringRanges[index]], as: UTF8.self) : strings[index]
     }
 
     /// A failure to name a record by its abbreviation: the message is sound, but must be read with full ids.
