@@ -257,14 +257,8 @@ struct SyncRoutes: Sendable {
             removed: page.removed
         )
         if let layout = Self.binaryLayout(request) {
-            // Layout 3: the records the device holds already are named by abbreviation. It holds the feed through
-            // `since`, so every record the page names but does not create (``FeedPage/created``) nor carry whole
-            // (a patient entering a scoped device's scope).
-            var held: Set<RecordRef> = []
-            if layout >= 3, since > 0 {
-                held = Set(page.changes.map(\.record)).subtracting(page.records.map(\.record))
-                    .subtracting(page.created)
-            }
+            // Layout 3: the records the device holds already are named by abbreviation.
+            let held = layout >= 3 ? page.recordsHeld(since: since) : []
             return Self.pageResponse(
                 message.binaryEncoded(layout: layout) { held.contains($0) },
                 contentType: BinaryWire.contentType,

@@ -107,6 +107,14 @@ public struct FeedPage: Sendable {
     /// recorded it): a device pulling the page cannot hold them yet, so layout 3 names them in full.
     public var created: Set<RecordRef> = []
 
+    /// The records a device pulling the page from `since` holds among those the page names, which layout 3 names by
+    /// abbreviation: it holds the feed through `since`, so every record a change of the page names but those the
+    /// page creates (``created``) or carries whole (a patient entering a scoped device's scope); none from 0.
+    public func recordsHeld(since: Int64) -> Set<RecordRef> {
+        guard since > 0 else { return [] }
+        return Set(changes.map(\.record)).subtracting(records.map(\.record)).subtracting(created)
+    }
+
     /// Whether the page carries nothing for the device.
     public var isEmpty: Bool { changes.isEmpty && records.isEmpty && removed.isEmpty }
 }
