@@ -294,6 +294,8 @@ struct BackupRestoreTests {
 
         let postgres = try await TestServer(backend: .postgres)
         try await restore(postgres, from: file)
+        let database = try #require(postgres.database)
+        try Self.expectEachRecordCreatedOnce(database.url)
         try await office.ok("remote", "set", postgres.url.absoluteString)
         try await office.ok("sync")
         let fresh = Device("fresh", in: devices)
@@ -304,6 +306,24 @@ struct BackupRestoreTests {
         try await backup(postgres, to: back)
         let refused = try await sqlite.admin(["restore", back, "--force"])
         #expect(refused.status == 2 && refused.stderr.contains("is a backup of a PostgreSQL store"), "\(refused)")
+        let again = try await TestServer(backend: .postgres)
+        try await restore(again, from: back)
+        try Self.expectEachRecordCreatedOnce(try #require(again.database).url)
+    }
+
+    /// Whether a change creates its record (what a layout-3 pull page names in full) survived the copy: exactly
+    /// one change per record says so, among more changes than records. Before the copy kept it, every change said so.
+    static func expectEachRecordCreatedOnce(_ url: String) throws {
+        let counts = try TestDatabase.psql(
+            url,
+            "SELECT count(*), count(*) FILTER (WHERE creates), count(DISTINCT (type, id)) FROM change"
+        )
+        let numbers = counts.trimmingCharacters(in: .whitespacesAndNewlines).split(separator: "|").compactMap {
+            Int($0)
+        }
+        try #require(numbers.count == 3, "\(counts)")
+        #expect(numbers[0] > numbers[2], "more changes than records: \(counts)")
+        #expect(numbers[1] == numbers[2], "one creating change per record: \(counts)")
     }
 
     @Test func aPullFromAnotherEpochIsToldToBootstrapAgain() async throws {

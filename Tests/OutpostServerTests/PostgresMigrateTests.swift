@@ -36,6 +36,7 @@ struct PostgresMigrateTests {
         try #require(moved.status == 0, "\(moved)")
         // SQLite stores a record's changes from one push in one row (ChangeRuns); PostgreSQL a row per change.
         #expect(moved.output.contains("change: \(pushed) rows"), "\(moved.output)")
+        try BackupRestoreTests.expectEachRecordCreatedOnce(database.url)
         let again = try await runProcess(
             Built.server,
             ["migrate", "--from", server.dataDirectory, "--to", database.url],

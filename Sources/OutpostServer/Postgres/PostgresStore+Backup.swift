@@ -78,13 +78,14 @@ extension PostgresStore {
         }
     }
 
-    /// A PostgreSQL value as SQLite stores it: text, a whole number or bytes.
+    /// A PostgreSQL value as SQLite stores it: text, a whole number (a boolean as 0 or 1) or bytes.
     static func databaseValue(_ cell: PostgresCell) throws -> DatabaseValue {
         guard cell.bytes != nil else { return .null }
         switch cell.dataType {
         case .int8: return try cell.decode(Int64.self).databaseValue
         case .int4: return Int64(try cell.decode(Int32.self)).databaseValue
         case .int2: return Int64(try cell.decode(Int16.self)).databaseValue
+        case .bool: return (try cell.decode(Bool.self) ? 1 : 0).databaseValue
         case .bytea: return Data(try cell.decode(ByteBuffer.self).readableBytesView).databaseValue
         default: return try cell.decode(String.self).databaseValue
         }

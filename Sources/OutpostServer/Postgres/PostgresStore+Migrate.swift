@@ -34,7 +34,7 @@ extension PostgresStore {
             "change",
             [
                 ("practice", "practice"), ("seq", "seq"), ("replica", "replica"), ("counter", "counter"),
-                ("type", "type"), ("id", "id"), ("owner", "owner"), ("payload", "payload"),
+                ("type", "type"), ("id", "id"), ("owner", "owner"), ("payload", "payload"), ("creates", "creates"),
             ]
         ),
         ("record", [("practice", "practice"), ("type", "type"), ("id", "id"), ("owner", "owner"), ("state", "state")]),
@@ -69,6 +69,9 @@ extension PostgresStore {
             ]
         ),
     ]
+
+    /// The copied PostgreSQL columns that are `boolean`: SQLite holds them as 0 or 1.
+    static let booleanColumns: Set<String> = ["creates"]
 
     /// Copies a SQLite umbrella store into this (empty) database in one transaction: every table row for row,
     /// feed positions unchanged, so devices keep their checkpoints and sync on without bootstrapping again. Each
@@ -134,11 +137,13 @@ extension PostgresStore {
                 copied += rows.count
                 var binds = PostgresBindings(capacity: rows.count * columns.count)
                 var tuples: [String] = []
+                let booleans = columns.map { Self.booleanColumns.contains($0.postgres) }
                 for row in rows {
                     let first = binds.count
                     for index in 0..<columns.count {
                         switch row[index].storage {
                         case .null: binds.appendNull()
+                        case .int64(let value) where booleans[index]: binds.append(value != 0)
                         case .int64(let value): binds.append(value)
                         case .double(let value): binds.append(value)
                         case .string(let value): binds.append(value)
@@ -164,11 +169,13 @@ extension PostgresStore {
 
     /// The changes of SQLite change rows read as `columns` then `count`, a row per change: a run's changes at
     /// their feed positions (``ChangeRuns/position(of:inRowAt:count:)``), each with its own counter and its single
-    /// encoding.
+    /// encoding. A run that creates its record (`creates`) begins with the creating change; the others do not
+    /// create it.
     static func changes(ofRuns rows: [Row], columns: [String]) throws -> [[DatabaseValue]] {
         let seq = columns.firstIndex(of: "seq")
         let counter = columns.firstIndex(of: "counter")
         let payload = columns.firstIndex(of: "payload")
+        let creates = columns.firstIndex(of: "creates")
         var expanded: [[DatabaseValue]] = []
         for row in rows {
             let values = Array(row.databaseValues)
@@ -186,6 +193,7 @@ extension PostgresStore {
                 one[seq] = ChangeRuns.position(of: offset, inRowAt: last, count: count).databaseValue
                 one[counter] = Int64(change.id.counter).databaseValue
                 one[payload] = Data(StoredChange.encode(change)).databaseValue
+                if let creates, offset > 0 { one[creates] = 0.databaseValue }
                 expanded.append(one)
             }
         }
