@@ -188,6 +188,46 @@ struct RecordAbbreviationSyncTests {
         #expect(feed.contains { $0.record == newcomer })
     }
 
+    /// Each abbreviation is a look-up in the practice's records: a push naming more records by abbreviation than
+    /// a push may hold changes is refused before any (`413`), not resolved one by one and refused after (`409`).
+    @Test(arguments: Backend.all)
+    func aPushNamingMoreRecordsByAbbreviationThanAPushMayHoldChangesIsRefusedBeforeAnyLookUp(
+        backend: Backend
+    )
+        async throws
+    {
+        let (server, directory, a, b, _) = try await Self.twoReplicas(backend)
+        _ = (directory, b)
+        _ = try a.care.update([
+            .assign(RecordRef(type: "patient", id: TinyPractice.patients[1]), "phone", "(406) 555-0413")
+        ])
+        let edit = try #require(try a.store.pendingChanges(limit: 1).first)
+        // One edit more than a push may hold, each to its own patient: none held by the server, so resolving
+        // them would end in 409.
+        let limit = Limits.standard.maxPushChanges
+        var random = SeededGenerator(seed: 413)
+        let changes = (0...limit).map { index in
+            var change = edit
+            change.id = ChangeID(replica: edit.id.replica, counter: edit.id.counter + UInt64(index))
+            change.record = RecordRef(
+                type: "patient",
+                id: "pat_" + SortableID.make(millis: edit.clock.millis - UInt64(index), using: &random)
+            )
+            return change
+        }
+        let before = try await server.feed(server.adminToken).count
+        let refused = try await Self.post(
+            PushRequest(replica: a.store.replicaID, changes: changes),
+            abbreviating: { _ in true },
+            to: server
+        )
+        #expect(refused.status == 413, "\(String(decoding: refused.body, as: UTF8.self))")
+        let error = try Wire.makeDecoder().decode(ErrorBody.self, from: refused.body)
+        #expect(error.error.code == .tooLarge)
+        #expect(error.error.message.contains("\(limit + 1) records named by abbreviation"), "\(error.error.message)")
+        #expect(try await server.feed(server.adminToken).count == before, "a refused push stored something")
+    }
+
     @Test(arguments: Backend.all)
     func aDeviceNamesTheRecordsTheServerHoldsByAbbreviationAndTheOnesItCreatedInFull(backend: Backend) async throws {
         let (server, directory, a, b, _) = try await Self.twoReplicas(backend)
