@@ -179,6 +179,9 @@ extension LocalStore {
                     transaction.report.duplicates += 1
                 }
             }
+            // The records the changes touch, loaded in key order first: their rows and tails are then read walking
+            // the record table and the change log's index once, not at a random page per change.
+            try transaction.load(Set(changes.lazy.map(\.record)).sorted())
             for change in changes {
                 try checkSchema(change)
                 _ = try? transaction.clock.receive(change.clock, wallMillis: now)

@@ -550,6 +550,11 @@ final class StoreTransaction {
         return entry
     }
 
+    /// Loads the records' states, in the order given (``loaded(_:)``).
+    func load(_ records: [RecordRef]) throws {
+        for record in records { _ = try loaded(record) }
+    }
+
     /// Whether this transaction has loaded `record`'s state.
     func isLoaded(_ record: RecordRef) -> Bool {
         held[record]?.state != nil
@@ -803,6 +808,9 @@ final class StoreTransaction {
         let schema = store.configuration.schema
         // The change-log rows first: a record's new rows may become its tail.
         var written: [ObjectIdentifier: (firstSeq: Int64, bytes: Int)] = [:]
+        // In key order: the record table, the change log's index by record and the projection are keyed by the
+        // record, so their writes then walk each B-tree once instead of jumping to a page at random per record.
+        let held = self.held.sorted { $0.key < $1.key }
         for (record, entry) in held where entry.logs {
             for (isLocal, changes) in [(true, entry.localLogged), (false, entry.logged)] where !changes.isEmpty {
                 let payload = try store.codec.encode(changes, of: record)
