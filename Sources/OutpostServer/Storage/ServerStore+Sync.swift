@@ -115,7 +115,8 @@ extension ServerStore: SyncStorage {
         // threads: a push of edits spread over a practice loads thousands of records, and decoding was about a
         // third of loading them (docs/sync.md, "Seventeenth session").
         var found: [(ref: RecordRef, owner: String?, state: [UInt8], tail: [[UInt8]])] = []
-        for ref in PushJudge.records(of: request) {
+        // In key order: the record table and the tails are then walked once, not read at a random page per record.
+        for ref in PushJudge.records(of: request).sorted() {
             try db.forEachRow(
                 load,
                 values: [practice.databaseValue, ref.type.databaseValue, ref.id.databaseValue]
@@ -183,8 +184,10 @@ extension ServerStore: SyncStorage {
         let tail = try db.cachedStatement(
             sql: "INSERT INTO record_tail (practice, type, id, seq, payload) VALUES (?, ?, ?, ?, ?)"
         )
-        var tailRows = 0
         var mergedTailRows = 0
+        // Tail rows are inserted after the change rows, in key order, so that they fill the tail table's pages in
+        // one walk instead of at a random page per change.
+        var tailed: [(ref: RecordRef, seq: Int64, payload: [UInt8])] = []
         let creates = plan.createsRecord()
         for run in ChangeRuns.runs(of: plan.accepted) {
             let first = plan.accepted[run.lowerBound]
@@ -203,17 +206,19 @@ extension ServerStore: SyncStorage {
                 payload: payload,
                 creates: creates[run.lowerBound]
             )
-            if tailBound.contains(change.record) {
-                try db.execute(
-                    tail,
-                    values: [
-                        practice.databaseValue, change.record.type.databaseValue, change.record.id.databaseValue,
-                        position.databaseValue, Data(payload).databaseValue,
-                    ]
-                )
-                tailRows += 1
-            }
+            if tailBound.contains(change.record) { tailed.append((change.record, position, payload)) }
         }
+        tailed.sort { ($0.ref, $0.seq) < ($1.ref, $1.seq) }
+        for row in tailed {
+            try db.execute(
+                tail,
+                values: [
+                    practice.databaseValue, row.ref.type.databaseValue, row.ref.id.databaseValue,
+                    row.seq.databaseValue, Data(row.payload).databaseValue,
+                ]
+            )
+        }
+        let tailRows = tailed.count
         for record in plan.records where !tailBound.contains(record.ref) {
             // A record whose owner stays took its changes in its tail, above: its row is not written (the owner's
             // index entry neither).
