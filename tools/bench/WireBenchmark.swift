@@ -95,12 +95,29 @@ struct WireBenchmark: ParsableCommand {
                 hasMore: true
             )
         }
+        // The device holds every record these edits touch: in layout 3 each is named by abbreviation, and read back
+        // by looking it up among the practice's records (in memory here; in a store, a range of an index).
+        var held: [RecordAbbreviation: [String]] = [:]
+        for record in records {
+            if let abbreviation = RecordAbbreviation(record.record) {
+                held[abbreviation, default: []].append(record.record.id)
+            }
+        }
         for layout in BinaryWire.layouts.reversed() {
-            let timed = try time(pulls, layout: layout, holding: scattered.count) { $0.changes.count }
+            let timed = try time(
+                pulls,
+                layout: layout,
+                holding: scattered.count,
+                abbreviating: { _ in true },
+                resolve: { abbreviations in
+                    abbreviations.map { abbreviation in held[abbreviation].flatMap { $0.count == 1 ? $0[0] : nil } }
+                },
+                count: { $0.changes.count }
+            )
             print(
                 "pull pages of 5000 scattered changes, binary layout \(layout): written \(Self.format(timed.write)), "
                     + "read \(Self.format(timed.read)) (\(timed.bytes) bytes before compression, \(timed.gzipped) "
-                    + "gzipped)"
+                    + "gzipped\(layout >= 3 ? "; every record named by abbreviation, as to a device holding them" : ""))"
             )
         }
         // The server writes its pages from the stored states, without decoding them: timed on the same pages,
@@ -138,19 +155,26 @@ struct WireBenchmark: ParsableCommand {
     }
 
     /// `messages` written in `layout` and read back, each the best of `runs`: the times, and the bytes before and
-    /// after gzip. What they read back must hold `items` things (`count` of each message).
+    /// after gzip. What they read back must hold `items` things (`count` of each message). In layout 3 the records
+    /// `known` says the receiver holds are named by abbreviation, and read back with the ids `resolve` finds.
     private func time<Message: BinaryWireMessage>(
         _ messages: [Message],
         layout: UInt8,
         holding items: Int,
+        abbreviating known: (RecordRef) -> Bool = { _ in false },
+        resolve: ([RecordAbbreviation]) -> [String?] = { $0.map { _ in nil } },
         count: (Message) -> Int
     ) throws -> (write: Duration, read: Duration, bytes: Int, gzipped: Int) {
         var encoded: [[UInt8]] = []
-        let write = try best { encoded = messages.map { $0.binaryEncoded(layout: layout) } }
+        let write = try best { encoded = messages.map { $0.binaryEncoded(layout: layout, abbreviating: known) } }
         var decoded = 0
         let read = try best {
             decoded = 0
-            for bytes in encoded { decoded += count(try Message(binary: bytes)) }
+            for bytes in encoded {
+                let abbreviations = try BinaryWire.abbreviations(in: bytes, kind: Message.binaryKind)
+                let resolved = abbreviations.isEmpty ? [] : resolve(abbreviations)
+                decoded += count(try Message(binary: bytes, resolved: resolved))
+            }
         }
         guard decoded == items else { throw ValidationError("the messages read back lost some of what they held") }
         return (
