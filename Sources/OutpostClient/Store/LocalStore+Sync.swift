@@ -180,8 +180,9 @@ extension LocalStore {
                 }
             }
             // The records the changes touch, loaded in key order first: their rows and tails are then read walking
-            // the record table and the change log's index once, not at a random page per change.
-            try transaction.load(Set(changes.lazy.map(\.record)).sorted())
+            // the record table and the change log's index once, not at a random page per change (a record named
+            // twice is loaded once: the transaction holds it).
+            try transaction.load(changes.map(\.record).sorted())
             for change in changes {
                 try checkSchema(change)
                 _ = try? transaction.clock.receive(change.clock, wallMillis: now)

@@ -550,7 +550,7 @@ final class StoreTransaction {
         return entry
     }
 
-    /// Loads the records' states, in the order given (``loaded(_:)``).
+    /// Loads the records' states, in the order given (``loaded(_:)``); one already loaded is not read again.
     func load(_ records: [RecordRef]) throws {
         for record in records { _ = try loaded(record) }
     }
