@@ -1,4 +1,5 @@
 import Foundation
+import GRDB
 import OutpostCRDT
 import OutpostClient
 import Testing
@@ -160,5 +161,52 @@ struct LocalStoreTests {
         let store = try makeTestStore()
         try store.commit([.assign(patient, "phone", "1")], author: "per_1", site: nil)
         #expect(try store.verifyIntegrity().isEmpty)
+    }
+
+    /// A new store has 16 KiB pages (docs/store.md, "Pages"); a store made with SQLite's 4 KiB pages, as every store
+    /// was before, keeps them (SQLite sets a page size only on an empty file), opens, takes local and remote
+    /// changes and reads them back after reopening.
+    @Test func aNewStoreHasSixteenKiBPagesAndAnOlderOneKeepsItsOwn() throws {
+        func pageSize(_ path: String) throws -> Int? {
+            try DatabaseQueue(path: path).read { db in try Int.fetchOne(db, sql: "PRAGMA page_size") }
+        }
+        let new = temporaryStorePath()
+        try makeTestStore(new).commit([.assign(patient, "phone", "555-0100")], author: "per_1", site: nil)
+        #expect(try pageSize(new) == 16_384)
+
+        // A store as the previous version made it: the same store rewritten with 4 KiB pages.
+        let old = temporaryStorePath()
+        try makeTestStore(old, replica: "laptop").commit(
+            [.assign(patient, "phone", "555-0100")],
+            author: "per_1",
+            site: nil
+        )
+        let theirs = try makeTestStore(replica: "school").commit(
+            [.add(patient, "conditions", "E11")],
+            author: "per_2",
+            site: "sit_2"
+        )
+        do {
+            let queue = try DatabaseQueue(path: old)
+            try queue.writeWithoutTransaction { db in
+                try db.execute(sql: "PRAGMA journal_mode = DELETE")
+                try db.execute(sql: "PRAGMA page_size = 4096")
+                try db.execute(sql: "VACUUM")
+                try db.execute(sql: "PRAGMA journal_mode = WAL")
+            }
+        }
+        #expect(try pageSize(old) == 4096)
+        do {
+            let store = try LocalStore.open(at: old, configuration: .init(schema: testSchema))
+            try store.commit([.assign(patient, "phone", "555-0199")], author: "per_1", site: nil)
+            try store.applyRemote(theirs)
+        }
+        let reopened = try LocalStore.open(at: old, configuration: .init(schema: testSchema))
+        let state = try #require(try reopened.record(patient))
+        #expect(state["phone"].resolution(under: .lww).winner?.value == "555-0199")
+        #expect(state["conditions"].elements == ["E11"])
+        #expect(try reopened.history(of: patient).count == 3)
+        #expect(try reopened.verifyIntegrity().isEmpty)
+        #expect(try pageSize(old) == 4096)
     }
 }

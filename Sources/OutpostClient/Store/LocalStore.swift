@@ -200,12 +200,21 @@ public struct LocalStore: Sendable {
         return pool
     }
 
+    /// The page size of a new store (`PRAGMA page_size`; SQLite ignores it for a file that has pages already, so a
+    /// store made with SQLite's 4 KiB pages keeps them). A record row holds the record's state, 150 to 650 bytes in
+    /// the reference practice, in a `WITHOUT ROWID` table whose interior pages hold whole rows too: with 16 KiB
+    /// pages each page holds four times the rows, the record table's B-tree is shallower, and a bulk load fills
+    /// and checkpoints a quarter as many pages. A new laptop's bootstrap went about a twentieth faster, the remote
+    /// apply and the import stayed within the spread, the store 3% larger (docs/store.md, "Pages").
+    static let pageSize = 16_384
+
     static func databaseConfiguration(readOnly: Bool) -> GRDB.Configuration {
         var config = GRDB.Configuration()
         config.readonly = readOnly
         config.busyMode = .timeout(10)
         config.label = "outpost.store"
         config.prepareDatabase { db in
+            if !readOnly { try db.execute(sql: "PRAGMA page_size = \(pageSize)") }
             // Full durability: a command's write survives a power cut once the command returns.
             try db.execute(sql: "PRAGMA synchronous = FULL")
         }
