@@ -152,9 +152,12 @@ struct SyncBenchmark: AsyncParsableCommand {
             var times = [bootstrap]
             for index in 1..<bootstraps {
                 let path = folder.appendingPathComponent("bootstrap-\(index).sqlite").path
-                let store = try CareStore.create(at: path)
-                let device = engine(store, server, WireCounter(), options)
-                times.append(try await measure { _ = try await device.sync() })
+                do {
+                    // Closed (its last reference gone) before its files are removed.
+                    let store = try CareStore.create(at: path)
+                    let device = engine(store, server, WireCounter(), options)
+                    times.append(try await measure { _ = try await device.sync() })
+                }
                 for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + suffix) }
             }
             let sorted = times.sorted()

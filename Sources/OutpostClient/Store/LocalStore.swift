@@ -214,7 +214,8 @@ public struct LocalStore: Sendable {
         config.busyMode = .timeout(10)
         config.label = "outpost.store"
         config.prepareDatabase { db in
-            if !readOnly { try db.execute(sql: "PRAGMA page_size = \(pageSize)") }
+            // The writable connection only (a pool's readers are read-only connections): SQLite ignores it there.
+            if !db.configuration.readonly { try db.execute(sql: "PRAGMA page_size = \(pageSize)") }
             // Full durability: a command's write survives a power cut once the command returns.
             try db.execute(sql: "PRAGMA synchronous = FULL")
         }
