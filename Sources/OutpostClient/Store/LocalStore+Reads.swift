@@ -64,7 +64,7 @@ extension LocalStore {
     /// A record as loaded: its state with the tail folded in, the sizes of its stored state and of the tail rows
     /// read (counted as read: the row's `tailBytes` may count fewer, ``StoreTransaction/finish(now:)``), whether
     /// it has a tail, and its row's owner.
-    struct HeldRecord {
+    struct HeldRecord: Sendable {
         var state: RecordState
         var stateBytes: Int
         var tailBytes: Int

@@ -159,8 +159,37 @@ extension LocalStore {
     )
         throws(ClientError) -> ApplyReport
     {
+        try applyPage(
+            changes: changes,
+            records: records,
+            forms: forms,
+            removed: removed,
+            checkpoint: checkpoint,
+            preloaded: nil,
+            after: nil
+        ).report
+    }
+
+    /// ``applyPage(changes:records:forms:removed:checkpoint:)`` taking the records its changes touch from
+    /// `preloaded` where they are still as read (``usable(_:after:generation:)``; `previous` is the page written
+    /// since they were read, if any), and returning what it wrote, for the next page's. `preloadedUsed` counts
+    /// the records taken so.
+    func applyPage(
+        changes: [Change],
+        records: [SnapshotRecord],
+        forms: [PreparedRecord?]?,
+        removed: [String],
+        checkpoint: String?,
+        preloaded: PreloadedRecords?,
+        after previous: WriteStamp?
+    )
+        throws(ClientError) -> (report: ApplyReport, written: WriteStamp, preloadedUsed: Int)
+    {
         try write(doing: "apply received changes") { db in
             let transaction = try StoreTransaction(db: db, store: self)
+            if let preloaded {
+                transaction.preloaded = Self.usable(preloaded, after: previous, generation: transaction.generation)
+            }
             let now = transaction.now
             // One read for the page's records, not one per record: a new device holds none of them.
             let held = records.isEmpty ? [] : try transaction.heldRecords(among: records.lazy.map(\.record))
@@ -196,6 +225,11 @@ extension LocalStore {
                 try db.execute(sql: "UPDATE replica SET checkpoint = ? WHERE id = 1", arguments: [checkpoint])
             }
             try transaction.finish(now: now)
+            let written = WriteStamp(
+                generation: transaction.generation + 1,
+                records: removed.isEmpty ? transaction.writtenRecords : nil
+            )
+            let preloadedUsed = transaction.preloadedUsed
             transaction.releaseHeldAside()
             if !removed.isEmpty {
                 let acked = try Int64.fetchOne(db, sql: "SELECT ackedCounter FROM replica WHERE id = 1") ?? 0
@@ -220,7 +254,7 @@ extension LocalStore {
                     }
                 }
             }
-            return transaction.report
+            return (transaction.report, written, preloadedUsed)
         }
     }
 

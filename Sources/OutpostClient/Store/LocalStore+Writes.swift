@@ -184,9 +184,17 @@ extension LocalStore {
     }
 
     /// Runs `body` in one write transaction, wrapping every failure in a ``ClientError``.
+    ///
+    /// Every such transaction adds one to the replica's `generation` as it commits, so the number names the state
+    /// each commit left: records read on a reader beside the writer (``preload(_:)``) are used by a later write
+    /// only when the generation says what was committed in between.
     func write<T>(doing action: String, _ body: (Database) throws -> T) throws(ClientError) -> T {
         do {
-            return try writer.write(body)
+            return try writer.write { db in
+                let result = try body(db)
+                try db.execute(cached: "UPDATE replica SET generation = generation + 1 WHERE id = 1", values: [])
+                return result
+            }
         } catch {
             throw Self.wrap(error, path: path, doing: action)
         }
@@ -475,6 +483,15 @@ final class StoreTransaction {
         var logs: Bool { !logged.isEmpty || !localLogged.isEmpty }
     }
 
+    /// The store's write generation when this transaction began (``LocalStore/write(doing:_:)``); it commits
+    /// `generation + 1`.
+    let generation: Int64
+    /// Records read before this transaction on a reader, still as the store holds them
+    /// (``LocalStore/usable(_:after:generation:)``): ``loaded(_:)`` takes one from here instead of reading it.
+    var preloaded: [RecordRef: LocalStore.LoadedRecord?] = [:]
+    /// How many records ``loaded(_:)`` took from ``preloaded``.
+    private(set) var preloadedUsed = 0
+
     /// Every record this transaction has held anything of.
     private var held: [RecordRef: Held] = [:]
     /// Whether any record's fields were touched (``Held/touched``).
@@ -510,7 +527,8 @@ final class StoreTransaction {
         guard
             let row = try Row.fetchOne(
                 db,
-                sql: "SELECT counter, clockMillis, clockCounter, clockOffsetMillis FROM replica WHERE id = 1"
+                sql:
+                    "SELECT counter, clockMillis, clockCounter, clockOffsetMillis, generation FROM replica WHERE id = 1"
             )
         else {
             throw ClientError(code: .storeCorrupt, message: "the store at \(store.path) has no replica row")
@@ -523,7 +541,11 @@ final class StoreTransaction {
             )
         )
         now = LocalStore.corrected(store.configuration.wallClock.nowMillis(), by: row["clockOffsetMillis"] as Int64)
+        generation = row["generation"]
     }
+
+    /// The records this transaction has held anything of: those it may have written.
+    var writtenRecords: Set<RecordRef> { Set(held.keys) }
 
     func state(of record: RecordRef) throws -> RecordState {
         try loaded(record).state!
@@ -534,12 +556,20 @@ final class StoreTransaction {
         let entry = entry(record)
         if entry.state != nil { return entry }
         var state = RecordState()
-        if let stored = try store.loadStateAndTail(record, db: db) {
+        let found: LocalStore.LoadedRecord?
+        if let ahead = preloaded.removeValue(forKey: record) {
+            found = ahead
+            preloadedUsed += 1
+        } else {
+            found = try store.loadStateAndTail(record, db: db).map { LocalStore.LoadedRecord(record, $0) }
+        }
+        if let found {
+            let stored = found.held
             state = stored.state
             entry.existing = true
             entry.size = (stored.stateBytes, stored.tailBytes, stored.hasTail)
             entry.storedOwner = .some(stored.owner)
-            if Projection.tables[record.type] != nil { entry.projected = Projection.rows(of: record, stored.state) }
+            entry.projected = found.projected
         }
         // Appends this transaction sent to the tail before the record was loaded (they are logged already).
         if let appended = entry.tailed {

@@ -724,13 +724,16 @@ public actor SyncEngine {
     ) async throws(ClientError) {
         let limit = max(1, min(options.pullPageSize, session.limits.maxPageSize))
         var wait = wait
-        var ahead: Task<PullResponse, any Error>?
+        var ahead: Task<(PullResponse, LocalStore.PreloadedRecords?), any Error>?
+        // What the page before wrote, for the records read ahead of this one.
+        var previous: LocalStore.WriteStamp?
         while true {
             let page: PullResponse
+            var preloaded: LocalStore.PreloadedRecords?
             do throws(ClientError) {
                 if let asked = ahead {
                     ahead = nil
-                    page = try await Self.value(of: asked)
+                    (page, preloaded) = try await Self.value(of: asked)
                 } else {
                     page = try await exchange(
                         pullRequest(since: try store.checkpoint() ?? "0", limit: limit, wait: wait)
@@ -750,19 +753,27 @@ public actor SyncEngine {
                 let request = pullRequest(since: page.checkpoint, limit: limit, wait: 0)
                 // The next page may name by abbreviation records this one brings, written meanwhile.
                 let bringing = page.changes.map(\.record) + page.records.map(\.record)
-                ahead = Task.detached { [self] () async throws -> PullResponse in
-                    try await exchange(request, alsoHeld: bringing)
+                ahead = Task.detached { [self, store] () async throws -> (PullResponse, LocalStore.PreloadedRecords?) in
+                    let next: PullResponse = try await exchange(request, alsoHeld: bringing)
+                    // The records its changes touch, read on a reader while this page is written. Not beside a
+                    // push: the push's own writes would come in between, and the page would read them again.
+                    let touched = besidePush ? [] : next.changes.map(\.record)
+                    return (next, touched.isEmpty ? nil : store.preload(touched))
                 }
             }
             let applied: ApplyReport
             do {
-                applied = try await written { [store, page] () throws(ClientError) in
-                    try store.applyPage(
+                (applied, previous) = try await written { [store, page, preloaded, previous] () throws(ClientError) in
+                    let outcome = try store.applyPage(
                         changes: page.changes,
                         records: page.records,
+                        forms: nil,
                         removed: page.removed,
-                        checkpoint: page.checkpoint
+                        checkpoint: page.checkpoint,
+                        preloaded: preloaded,
+                        after: previous
                     )
+                    return (outcome.report, outcome.written)
                 }
             } catch {
                 ahead?.cancel()

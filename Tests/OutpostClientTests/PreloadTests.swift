@@ -1,0 +1,139 @@
+import Foundation
+import OutpostCRDT
+import OutpostProtocol
+import OutpostTestSupport
+import Testing
+
+@testable import OutpostClient
+
+/// A pipelined pull reads the records of page N+1 on a reader while page N is written (`LocalStore.preload`), and
+/// page N+1's write takes them only where the store still holds them as read.
+struct PreloadTests {
+    let patients = (1...4).map { RecordRef(type: "patient", id: "pat_\($0)") }
+
+    /// An office that made the four patients, and a school and a laptop that hold them.
+    func replicas() throws -> (office: LocalStore, school: LocalStore, laptop: LocalStore) {
+        let office = try makeTestStore(replica: "office")
+        let school = try makeTestStore(replica: "school")
+        let laptop = try makeTestStore(replica: "laptop")
+        var made: [Change] = []
+        for (index, patient) in patients.enumerated() {
+            made += try office.commit(
+                [.assign(patient, "phone", .string("555-010\(index)"))],
+                author: "per_1",
+                site: nil
+            )
+        }
+        try school.applyRemote(made)
+        try laptop.applyRemote(made)
+        return (office, school, laptop)
+    }
+
+    /// Applies a page as a pull does, with the records read ahead, if any.
+    func apply(
+        _ changes: [Change],
+        to store: LocalStore,
+        preloaded: LocalStore.PreloadedRecords? = nil,
+        after previous: LocalStore.WriteStamp? = nil
+    ) throws -> (report: ApplyReport, written: LocalStore.WriteStamp, preloadedUsed: Int) {
+        try store.applyPage(
+            changes: changes,
+            records: [],
+            forms: nil,
+            removed: [],
+            checkpoint: nil,
+            preloaded: preloaded,
+            after: previous
+        )
+    }
+
+    @Test func aRecordTheLastPageWroteIsReadAgainAndTheOthersAreTakenAsRead() throws {
+        let (office, school, laptop) = try replicas()
+        // Page 1 brings the office's birth date of the first patient; page 2 the school's, written concurrently:
+        // a conflict the laptop must see, which it would miss reading the first patient as it was before page 1.
+        let first = try office.commit(
+            [.assign(patients[0], "birthDate", "1950-01-01"), .assign(patients[1], "phone", "555-0201")],
+            author: "per_1",
+            site: nil
+        )
+        let second = try school.commit(
+            [.assign(patients[0], "birthDate", "1951-01-01"), .assign(patients[2], "phone", "555-0202")],
+            author: "per_2",
+            site: nil
+        )
+
+        // Page 2's records are read before page 1 is written, as a pipelined pull may.
+        let ahead = try #require(laptop.preload(second.map(\.record)))
+        let one = try apply(first, to: laptop)
+        #expect(one.written.records == Set(patients.prefix(2)))
+        let two = try apply(second, to: laptop, preloaded: ahead, after: one.written)
+        #expect(two.report.applied == 2)
+        #expect(
+            two.preloadedUsed == 1,
+            "the third patient is taken as read; the first, which page 1 wrote, is read again"
+        )
+        #expect(two.report.newConflicts == 1)
+        #expect(try laptop.conflicts().map(\.conflict.record) == [patients[0]])
+
+        try office.applyRemote(second)
+        for patient in patients { #expect(try laptop.record(patient) == office.record(patient)) }
+        #expect(try laptop.checkProjection() == [])
+    }
+
+    @Test func recordsReadAfterTheLastPageWasWrittenAreAllTaken() throws {
+        let (office, school, laptop) = try replicas()
+        let first = try office.commit([.assign(patients[0], "birthDate", "1950-01-01")], author: "per_1", site: nil)
+        let second = try school.commit([.assign(patients[0], "birthDate", "1951-01-01")], author: "per_2", site: nil)
+        let one = try apply(first, to: laptop)
+        let ahead = try #require(laptop.preload(second.map(\.record)))
+        let two = try apply(second, to: laptop, preloaded: ahead, after: one.written)
+        #expect(two.preloadedUsed == 1)
+        #expect(two.report.newConflicts == 1)
+        try office.applyRemote(second)
+        #expect(try laptop.record(patients[0]) == office.record(patients[0]))
+        #expect(try laptop.checkProjection() == [])
+    }
+
+    @Test func anEditBetweenTheReadAndTheWriteMakesThePageReadEverythingAgain() throws {
+        let (office, school, laptop) = try replicas()
+        let first = try office.commit([.assign(patients[0], "phone", "555-0200")], author: "per_1", site: nil)
+        let second = try school.commit([.assign(patients[2], "birthDate", "1950-01-01")], author: "per_2", site: nil)
+
+        let ahead = try #require(laptop.preload(second.map(\.record)))
+        // A clinician records the third patient's birth date on the laptop while the pull runs: the school's,
+        // written concurrently, is a conflict to review, not a replacement.
+        try laptop.commit([.assign(patients[2], "birthDate", "1961-03-04")], author: "per_3", site: nil)
+        let one = try apply(first, to: laptop)
+        let two = try apply(second, to: laptop, preloaded: ahead, after: one.written)
+        #expect(two.preloadedUsed == 0)
+        #expect(two.report.newConflicts == 1)
+
+        let third = try #require(try laptop.record(patients[2]))
+        #expect(Set(third["birthDate"].live.map(\.value)) == ["1950-01-01", "1961-03-04"], "the local edit is kept")
+        #expect(try laptop.conflicts().map(\.conflict.record) == [patients[2]])
+        #expect(try laptop.checkProjection() == [])
+    }
+
+    @Test func whatAWriteMayTakeFollowsTheGenerations() {
+        let record = patients[0]
+        let other = patients[1]
+        let read = LocalStore.PreloadedRecords(generation: 7, records: [record: nil, other: nil])
+        let page = LocalStore.WriteStamp(generation: 8, records: [record])
+        #expect(Set(LocalStore.usable(read, after: nil, generation: 7).keys) == [record, other])
+        #expect(Set(LocalStore.usable(read, after: page, generation: 8).keys) == [other])
+        #expect(LocalStore.usable(read, after: nil, generation: 8).isEmpty, "an unknown commit in between")
+        let removing = LocalStore.WriteStamp(generation: 8, records: nil)
+        #expect(LocalStore.usable(read, after: removing, generation: 8).isEmpty, "a page that removed patients")
+        #expect(LocalStore.usable(read, after: page, generation: 9).isEmpty, "another commit after the page")
+        let older = LocalStore.PreloadedRecords(generation: 6, records: [other: nil])
+        #expect(LocalStore.usable(older, after: page, generation: 8).isEmpty, "read before an unknown commit")
+    }
+
+    @Test func everyWriteTransactionCountsOneGeneration() throws {
+        let store = try makeTestStore()
+        let before = try #require(store.preload([patients[0]])).generation
+        try store.commit([.assign(patients[0], "phone", "555-0100")], author: "per_1", site: nil)
+        try store.setClockOffset(millis: 5)
+        #expect(try #require(store.preload([patients[0]])).generation == before + 2)
+    }
+}
