@@ -117,16 +117,48 @@ struct PreloadTests {
     @Test func whatAWriteMayTakeFollowsTheGenerations() {
         let record = patients[0]
         let other = patients[1]
-        let read = LocalStore.PreloadedRecords(generation: 7, records: [record: nil, other: nil])
+        // Each write takes what it is handed: a new read for each case.
+        func read(_ generation: Int64 = 7) -> LocalStore.PreloadedRecords {
+            LocalStore.PreloadedRecords(generation: generation, records: [record: nil, other: nil])
+        }
         let page = LocalStore.WriteStamp(generation: 8, records: [record])
-        #expect(Set(LocalStore.usable(read, after: nil, generation: 7).keys) == [record, other])
-        #expect(Set(LocalStore.usable(read, after: page, generation: 8).keys) == [other])
-        #expect(LocalStore.usable(read, after: nil, generation: 8).isEmpty, "an unknown commit in between")
+        #expect(Set(LocalStore.usable(read(), after: nil, generation: 7).keys) == [record, other])
+        #expect(Set(LocalStore.usable(read(), after: page, generation: 8).keys) == [other])
+        #expect(LocalStore.usable(read(), after: nil, generation: 8).isEmpty, "an unknown commit in between")
         let removing = LocalStore.WriteStamp(generation: 8, records: nil)
-        #expect(LocalStore.usable(read, after: removing, generation: 8).isEmpty, "a page that removed patients")
-        #expect(LocalStore.usable(read, after: page, generation: 9).isEmpty, "another commit after the page")
-        let older = LocalStore.PreloadedRecords(generation: 6, records: [other: nil])
-        #expect(LocalStore.usable(older, after: page, generation: 8).isEmpty, "read before an unknown commit")
+        #expect(LocalStore.usable(read(), after: removing, generation: 8).isEmpty, "a page that removed patients")
+        #expect(LocalStore.usable(read(), after: page, generation: 9).isEmpty, "another commit after the page")
+        #expect(LocalStore.usable(read(6), after: page, generation: 8).isEmpty, "read before an unknown commit")
+        let taken = read()
+        #expect(LocalStore.usable(taken, after: nil, generation: 7).count == 2)
+        #expect(LocalStore.usable(taken, after: nil, generation: 7).isEmpty, "handed over once")
+    }
+
+    @Test func aPageThatRemovesPatientsOrTakesRecordsWholeSaysSo() throws {
+        let (office, _, laptop) = try replicas()
+        let served = try [patients[3]].map { SnapshotRecord(record: $0, state: try #require(try office.record($0))) }
+        let whole = try laptop.applyPage(
+            changes: [],
+            records: served,
+            forms: nil,
+            removed: [],
+            checkpoint: nil,
+            preloaded: nil,
+            after: nil
+        )
+        #expect(whole.written.records == [patients[3]])
+        let removing = try laptop.applyPage(
+            changes: [],
+            records: [],
+            forms: nil,
+            removed: [patients[1].id],
+            checkpoint: nil,
+            preloaded: nil,
+            after: nil
+        )
+        #expect(removing.written.records == nil, "a removal may delete any record of the patient")
+        #expect(removing.written.generation == whole.written.generation + 1)
+        #expect(try laptop.record(patients[1]) == nil)
     }
 
     @Test func everyWriteTransactionCountsOneGeneration() throws {

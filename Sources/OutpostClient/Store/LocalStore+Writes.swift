@@ -504,6 +504,11 @@ final class StoreTransaction {
         let held = self.held
         self.held = [:]
         BackgroundRelease.drop(held)
+        if !preloaded.isEmpty {
+            let left = preloaded
+            preloaded = [:]
+            BackgroundRelease.drop(left)
+        }
     }
 
     /// The record's entry, made when the transaction holds nothing of it yet.

@@ -758,6 +758,7 @@ public actor SyncEngine {
                     // The records its changes touch, read on a reader while this page is written. Not beside a
                     // push: the push's own writes would come in between, and the page would read them again.
                     let touched = besidePush ? [] : next.changes.map(\.record)
+                    try Task.checkCancellation()
                     return (next, touched.isEmpty ? nil : store.preload(touched))
                 }
             }
