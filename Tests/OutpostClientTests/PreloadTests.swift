@@ -33,18 +33,21 @@ struct PreloadTests {
     func apply(
         _ changes: [Change],
         to store: LocalStore,
-        preloaded: LocalStore.PreloadedRecords? = nil,
-        after previous: LocalStore.WriteStamp? = nil
-    ) throws -> (report: ApplyReport, written: LocalStore.WriteStamp, preloadedUsed: Int) {
+        preloaded: LocalStore.PreloadedRecords? = nil
+    ) throws -> (report: ApplyReport, preloadedUsed: Int) {
         try store.applyPage(
             changes: changes,
             records: [],
             forms: nil,
             removed: [],
             checkpoint: nil,
-            preloaded: preloaded,
-            after: previous
+            preloaded: preloaded
         )
+    }
+
+    /// What the store's write log says the write that committed `generation` may have changed.
+    func logged(_ store: LocalStore, _ generation: Int64) -> Set<RecordRef>?? {
+        store.writeLog.entries(after: generation - 1, upTo: generation)[generation]
     }
 
     @Test func aRecordTheLastPageWroteIsReadAgainAndTheOthersAreTakenAsRead() throws {
@@ -64,9 +67,9 @@ struct PreloadTests {
 
         // Page 2's records are read before page 1 is written, as a pipelined pull may.
         let ahead = try #require(laptop.preload(second.map(\.record)))
-        let one = try apply(first, to: laptop)
-        #expect(one.written.records == Set(patients.prefix(2)))
-        let two = try apply(second, to: laptop, preloaded: ahead, after: one.written)
+        _ = try apply(first, to: laptop)
+        #expect(logged(laptop, ahead.generation + 1) == .some(Set(patients.prefix(2))))
+        let two = try apply(second, to: laptop, preloaded: ahead)
         #expect(two.report.applied == 2)
         #expect(
             two.preloadedUsed == 1,
@@ -84,13 +87,34 @@ struct PreloadTests {
         let (office, school, laptop) = try replicas()
         let first = try office.commit([.assign(patients[0], "birthDate", "1950-01-01")], author: "per_1", site: nil)
         let second = try school.commit([.assign(patients[0], "birthDate", "1951-01-01")], author: "per_2", site: nil)
-        let one = try apply(first, to: laptop)
+        _ = try apply(first, to: laptop)
         let ahead = try #require(laptop.preload(second.map(\.record)))
-        let two = try apply(second, to: laptop, preloaded: ahead, after: one.written)
+        let two = try apply(second, to: laptop, preloaded: ahead)
         #expect(two.preloadedUsed == 1)
         #expect(two.report.newConflicts == 1)
         try office.applyRemote(second)
         #expect(try laptop.record(patients[0]) == office.record(patients[0]))
+        #expect(try laptop.checkProjection() == [])
+    }
+
+    @Test func aPushAcknowledgedBetweenTheReadAndTheWriteLeavesWhatWasReadUsable() throws {
+        let (office, school, laptop) = try replicas()
+        let mine = try laptop.commit([.assign(patients[3], "phone", "555-0303")], author: "per_3", site: nil)
+        let first = try office.commit([.assign(patients[0], "birthDate", "1950-01-01")], author: "per_1", site: nil)
+        let second = try school.commit([.assign(patients[1], "birthDate", "1951-01-01")], author: "per_2", site: nil)
+
+        let ahead = try #require(laptop.preload(second.map(\.record)))
+        // The push beside the pull records the server's answer while page 1 is written.
+        try laptop.recordPush(
+            mine,
+            response: PushResponse(accepted: 1, duplicates: 0, acknowledged: mine[0].id.counter, serverTimeMillis: 0)
+        )
+        _ = try apply(first, to: laptop)
+        let two = try apply(second, to: laptop, preloaded: ahead)
+        #expect(two.preloadedUsed == 1)
+        #expect(try laptop.status().pendingChanges == 0)
+        try office.applyRemote(second)
+        #expect(try laptop.record(patients[1]) == office.record(patients[1]))
         #expect(try laptop.checkProjection() == [])
     }
 
@@ -103,8 +127,8 @@ struct PreloadTests {
         // A clinician records the third patient's birth date on the laptop while the pull runs: the school's,
         // written concurrently, is a conflict to review, not a replacement.
         try laptop.commit([.assign(patients[2], "birthDate", "1961-03-04")], author: "per_3", site: nil)
-        let one = try apply(first, to: laptop)
-        let two = try apply(second, to: laptop, preloaded: ahead, after: one.written)
+        _ = try apply(first, to: laptop)
+        let two = try apply(second, to: laptop, preloaded: ahead)
         #expect(two.preloadedUsed == 0)
         #expect(two.report.newConflicts == 1)
 
@@ -114,51 +138,56 @@ struct PreloadTests {
         #expect(try laptop.checkProjection() == [])
     }
 
-    @Test func whatAWriteMayTakeFollowsTheGenerations() {
+    @Test func whatAWriteMayTakeFollowsTheWritesSinceTheRead() {
         let record = patients[0]
         let other = patients[1]
         // Each write takes what it is handed: a new read for each case.
         func read(_ generation: Int64 = 7) -> LocalStore.PreloadedRecords {
             LocalStore.PreloadedRecords(generation: generation, records: [record: nil, other: nil])
         }
-        let page = LocalStore.WriteStamp(generation: 8, records: [record])
-        #expect(Set(LocalStore.usable(read(), after: nil, generation: 7).keys) == [record, other])
-        #expect(Set(LocalStore.usable(read(), after: page, generation: 8).keys) == [other])
-        #expect(LocalStore.usable(read(), after: nil, generation: 8).isEmpty, "an unknown commit in between")
-        let removing = LocalStore.WriteStamp(generation: 8, records: nil)
-        #expect(LocalStore.usable(read(), after: removing, generation: 8).isEmpty, "a page that removed patients")
-        #expect(LocalStore.usable(read(), after: page, generation: 9).isEmpty, "another commit after the page")
-        #expect(LocalStore.usable(read(6), after: page, generation: 8).isEmpty, "read before an unknown commit")
+        func usable(
+            _ read: LocalStore.PreloadedRecords,
+            at generation: Int64,
+            _ written: [Int64: Set<RecordRef>?]
+        )
+            -> Set<RecordRef>
+        {
+            Set(LocalStore.usable(read, generation: generation, written: written).keys)
+        }
+        #expect(usable(read(), at: 7, [:]) == [record, other])
+        #expect(usable(read(), at: 8, [8: [record]]) == [other])
+        #expect(usable(read(), at: 9, [8: [], 9: [record]]) == [other], "an acknowledgement, then a page")
+        #expect(usable(read(), at: 9, [8: [other], 9: [record]]).isEmpty)
+        #expect(usable(read(), at: 8, [:]).isEmpty, "a commit of another process in between")
+        #expect(usable(read(), at: 9, [9: []]).isEmpty, "a commit of another process, then a known one")
+        #expect(usable(read(), at: 8, [8: nil]).isEmpty, "a write that may have changed any record")
+        #expect(usable(read(9), at: 8, [:]).isEmpty, "a read newer than the write")
         let taken = read()
-        #expect(LocalStore.usable(taken, after: nil, generation: 7).count == 2)
-        #expect(LocalStore.usable(taken, after: nil, generation: 7).isEmpty, "handed over once")
+        #expect(LocalStore.usable(taken, generation: 7, written: [:]).count == 2)
+        #expect(LocalStore.usable(taken, generation: 7, written: [:]).isEmpty, "handed over once")
     }
 
-    @Test func aPageThatRemovesPatientsOrTakesRecordsWholeSaysSo() throws {
+    @Test func theLogSaysWhatEachWriteMayHaveChanged() throws {
         let (office, _, laptop) = try replicas()
+        let start = try #require(laptop.preload([])).generation
         let served = try [patients[3]].map { SnapshotRecord(record: $0, state: try #require(try office.record($0))) }
-        let whole = try laptop.applyPage(
-            changes: [],
-            records: served,
-            forms: nil,
-            removed: [],
-            checkpoint: nil,
-            preloaded: nil,
-            after: nil
-        )
-        #expect(whole.written.records == [patients[3]])
-        let removing = try laptop.applyPage(
+        _ = try laptop.applyPage(changes: [], records: served, forms: nil, removed: [], checkpoint: nil, preloaded: nil)
+        #expect(logged(laptop, start + 1) == .some([patients[3]]), "records taken whole")
+        _ = try laptop.applyPage(
             changes: [],
             records: [],
             forms: nil,
             removed: [patients[1].id],
             checkpoint: nil,
-            preloaded: nil,
-            after: nil
+            preloaded: nil
         )
-        #expect(removing.written.records == nil, "a removal may delete any record of the patient")
-        #expect(removing.written.generation == whole.written.generation + 1)
+        #expect(logged(laptop, start + 2) == .some(nil), "a removal may delete any record of the patient")
         #expect(try laptop.record(patients[1]) == nil)
+        try laptop.acknowledge(upTo: 0)
+        #expect(logged(laptop, start + 3) == .some([]))
+        try laptop.commit([.assign(patients[0], "phone", "555-0100")], author: "per_1", site: nil)
+        #expect(logged(laptop, start + 4) == .some(nil), "an edit says it may have changed any")
+        #expect(logged(laptop, start + 5) == nil)
     }
 
     @Test func everyWriteTransactionCountsOneGeneration() throws {

@@ -9,10 +9,12 @@ import Synchronization
 /// records page N+1's changes touch (their states, tails and projected rows) took about as long as writing a
 /// page, inside the write transaction, on the one writer. ``preload(_:)`` reads them on a reader instead, beside
 /// the write of page N, and names the state it read by the store's write generation (every transaction through
-/// ``write(doing:_:)``, which every write of records, tails, projected rows or conflicts uses, adds one). When page N+1 is written, ``usable(_:after:generation:)`` keeps what is still
-/// as the store holds it: everything, if nothing was committed since the read; all but the records page N wrote,
-/// if page N's commit is the only one in between; nothing otherwise (a local edit, another process), and those
-/// records are read again inside the write, as without it.
+/// ``write(doing:_:)``, which every write of records, tails, projected rows or conflicts uses, adds one). When
+/// page N+1 is written, ``usable(_:generation:written:)`` keeps what is still as the store holds it: the records
+/// that no write committed since the read may have changed, as this process's ``WriteLog`` says (page N's
+/// records; none for the push's acknowledgements); nothing when a write in between may have changed any (a
+/// clinician's edit, another process, a page that removed patients), and those records are read again inside
+/// the write, as without it.
 extension LocalStore {
     /// A record as ``StoreTransaction`` loads it: its state with the tail folded in, and its projected rows.
     struct LoadedRecord: Sendable {
@@ -50,13 +52,6 @@ extension LocalStore {
         }
     }
 
-    /// What one write transaction wrote: the generation it committed, and the records it may have changed
-    /// (`nil`: any, as when it removed patients).
-    struct WriteStamp: Sendable {
-        let generation: Int64
-        let records: Set<RecordRef>?
-    }
-
     /// Reads `records` (in key order) in one read transaction beside the writer; `nil` when they could not be
     /// read (the write then reads them itself, and reports what failed).
     func preload(_ records: [RecordRef]) -> PreloadedRecords? {
@@ -72,24 +67,56 @@ extension LocalStore {
     }
 
     /// The records of `preloaded` (taken from it) a write transaction that began at `generation` may take as they
-    /// were read: all when the store is still in the state they were read in; all but those `previous` wrote
-    /// when its commit is the only one since; none otherwise. What it may not take is freed off the writer.
+    /// were read: those no write committed since the read may have changed, as `written` (``WriteLog``) says for
+    /// each generation; none when a generation in between is missing from it or may have changed any record (a
+    /// write of another process, a clinician's edit, a page that removed patients). What it may not take is freed
+    /// off the writer.
     static func usable(
         _ preloaded: PreloadedRecords,
-        after previous: WriteStamp?,
-        generation: Int64
+        generation: Int64,
+        written: [Int64: Set<RecordRef>?]
     ) -> [RecordRef: LoadedRecord?] {
         var records = preloaded.take()
-        if preloaded.generation == generation { return records }
-        guard let previous, let written = previous.records, previous.generation == generation,
-            preloaded.generation == generation - 1
-        else {
+        var changed = Set<RecordRef>()
+        if preloaded.generation < generation {
+            for committed in (preloaded.generation + 1)...generation {
+                guard let entry = written[committed], let touched = entry else {
+                    BackgroundRelease.drop(records)
+                    return [:]
+                }
+                changed.formUnion(touched)
+            }
+        } else if preloaded.generation > generation {
             BackgroundRelease.drop(records)
             return [:]
         }
         var stale: [LoadedRecord?] = []
-        for record in written { if let found = records.removeValue(forKey: record) { stale.append(found) } }
+        for record in changed { if let found = records.removeValue(forKey: record) { stale.append(found) } }
         BackgroundRelease.drop(stale)
         return records
+    }
+}
+
+/// The records each of a store's latest write transactions in this process may have changed, by the generation
+/// it committed (``LocalStore/write(doing:_:)``); `nil` for a write that may have changed any. A generation not
+/// here was committed by another process, or long ago: a read made before it is not used.
+final class WriteLog: Sendable {
+    /// How many generations are kept: a pull page is read ahead of a few writes at most.
+    static let kept: Int64 = 64
+
+    private let entries = Mutex<[Int64: Set<RecordRef>?]>([:])
+
+    /// Notes what the write that committed `generation` may have changed.
+    func record(_ generation: Int64, _ records: Set<RecordRef>?) {
+        entries.withLock { entries in
+            entries[generation] = .some(records)
+            if entries.count > Self.kept * 2 { entries = entries.filter { $0.key > generation - Self.kept } }
+        }
+    }
+
+    /// The entries of the generations after `after` up to `upTo`.
+    func entries(after: Int64, upTo: Int64) -> [Int64: Set<RecordRef>?] {
+        guard after < upTo, upTo - after <= Self.kept else { return [:] }
+        return entries.withLock { entries in entries.filter { $0.key > after && $0.key <= upTo } }
     }
 }

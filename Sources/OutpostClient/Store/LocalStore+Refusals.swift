@@ -173,7 +173,9 @@ extension LocalStore {
     @discardableResult
     public func recordPush(_ pushed: [Change], response: PushResponse) throws(ClientError) -> Int {
         let now = try now()
-        return try write(doing: "record the server's answer to a push") { db in
+        // Touches no record (the refused and retried tables, the acknowledged counter): a pull page read ahead
+        // beside the push is still as read.
+        return try writeTouching(doing: "record the server's answer to a push") { db in
             // A first push is hundreds of batches of thousands of changes with nothing refused: no table of them.
             let byID =
                 response.refused.isEmpty
@@ -233,7 +235,7 @@ extension LocalStore {
                 sql: "UPDATE replica SET ackedCounter = max(ackedCounter, ?) WHERE id = 1",
                 arguments: [Int64(clamping: top)]
             )
-            return refusedIDs.count
+            return (refusedIDs.count, [])
         }
     }
 

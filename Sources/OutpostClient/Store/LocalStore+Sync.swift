@@ -165,30 +165,31 @@ extension LocalStore {
             forms: forms,
             removed: removed,
             checkpoint: checkpoint,
-            preloaded: nil,
-            after: nil
+            preloaded: nil
         ).report
     }
 
     /// ``applyPage(changes:records:forms:removed:checkpoint:)`` taking the records its changes touch from
-    /// `preloaded` where they are still as read (``usable(_:after:generation:)``; `previous` is the page written
-    /// since they were read, if any), and returning what it wrote, for the next page's. `preloadedUsed` counts
-    /// the records taken so.
+    /// `preloaded` where they are still as read (``usable(_:generation:written:)``); `preloadedUsed` counts the
+    /// records taken so.
     func applyPage(
         changes: [Change],
         records: [SnapshotRecord],
         forms: [PreparedRecord?]?,
         removed: [String],
         checkpoint: String?,
-        preloaded: PreloadedRecords?,
-        after previous: WriteStamp?
+        preloaded: PreloadedRecords?
     )
-        throws(ClientError) -> (report: ApplyReport, written: WriteStamp, preloadedUsed: Int)
+        throws(ClientError) -> (report: ApplyReport, preloadedUsed: Int)
     {
-        try write(doing: "apply received changes") { db in
+        try writeTouching(doing: "apply received changes") { db in
             let transaction = try StoreTransaction(db: db, store: self)
             if let preloaded {
-                transaction.preloaded = Self.usable(preloaded, after: previous, generation: transaction.generation)
+                transaction.preloaded = Self.usable(
+                    preloaded,
+                    generation: transaction.generation,
+                    written: writeLog.entries(after: preloaded.generation, upTo: transaction.generation)
+                )
             }
             let now = transaction.now
             // One read for the page's records, not one per record: a new device holds none of them.
@@ -225,10 +226,8 @@ extension LocalStore {
                 try db.execute(sql: "UPDATE replica SET checkpoint = ? WHERE id = 1", arguments: [checkpoint])
             }
             try transaction.finish(now: now)
-            let written = WriteStamp(
-                generation: transaction.generation + 1,
-                records: removed.isEmpty ? transaction.writtenRecords : nil
-            )
+            // A removal may delete any record of the patients removed.
+            let written = removed.isEmpty ? transaction.writtenRecords : nil
             let preloadedUsed = transaction.preloadedUsed
             transaction.releaseHeldAside()
             if !removed.isEmpty {
@@ -254,7 +253,7 @@ extension LocalStore {
                     }
                 }
             }
-            return (transaction.report, written, preloadedUsed)
+            return ((transaction.report, preloadedUsed), written)
         }
     }
 

@@ -167,11 +167,13 @@ extension LocalStore {
 
     /// Drops local changes up to `counter` from the outbox: the server has stored them.
     public func acknowledge(upTo counter: UInt64) throws(ClientError) {
-        try write(doing: "record the server's acknowledgement") { db in
+        // Touches no record: a page read ahead beside it is still as read.
+        try writeTouching(doing: "record the server's acknowledgement") { db in
             try db.execute(
                 sql: "UPDATE replica SET ackedCounter = max(ackedCounter, ?) WHERE id = 1",
                 arguments: [Int64(counter)]
             )
+            return ((), [])
         }
     }
 
@@ -187,14 +189,33 @@ extension LocalStore {
     ///
     /// Every such transaction adds one to the replica's `generation` as it commits, so the number names the state
     /// each commit left: records read on a reader beside the writer (``preload(_:)``) are used by a later write
-    /// only when the generation says what was committed in between.
+    /// only when the writes committed in between are known not to have changed them (``WriteLog``). A write
+    /// made by this one says it may have changed any record.
     func write<T>(doing action: String, _ body: (Database) throws -> T) throws(ClientError) -> T {
+        try writeTouching(doing: action) { db in (try body(db), nil) }
+    }
+
+    /// ``write(doing:_:)`` for a `body` that also returns the records it may have changed (`nil`: any), as
+    /// ``preload(_:)`` understands it: their rows in the record table, their change-log rows, their projected rows.
+    func writeTouching<T>(
+        doing action: String,
+        _ body: (Database) throws -> (T, Set<RecordRef>?)
+    ) throws(ClientError) -> T {
+        var committed: (generation: Int64, touched: Set<RecordRef>?)?
         do {
-            return try writer.write { db in
-                let result = try body(db)
-                try db.execute(cached: "UPDATE replica SET generation = generation + 1 WHERE id = 1", values: [])
+            let result = try writer.write { db in
+                let (result, touched) = try body(db)
+                let generation = try Int64.fetchOne(
+                    db.cachedStatement(
+                        sql: "UPDATE replica SET generation = generation + 1 WHERE id = 1 RETURNING generation"
+                    )
+                )
+                committed = generation.map { ($0, touched) }
                 return result
             }
+            // Logged once committed: a write that looks for it before then takes nothing read ahead.
+            if let committed { writeLog.record(committed.generation, committed.touched) }
+            return result
         } catch {
             throw Self.wrap(error, path: path, doing: action)
         }

@@ -60,6 +60,9 @@ public struct LocalStore: Sendable {
     public let path: String
     /// Encodes and decodes every blob, sealing and opening them when the store is encrypted.
     let codec: StoreCodec
+    /// The records this process's latest write transactions may have changed, by the generation each committed
+    /// (``WriteLog``); shared by every copy of this value.
+    let writeLog = WriteLog()
 
     /// Creates a new store at `path` for a new replica.
     ///

@@ -725,8 +725,6 @@ public actor SyncEngine {
         let limit = max(1, min(options.pullPageSize, session.limits.maxPageSize))
         var wait = wait
         var ahead: Task<(PullResponse, LocalStore.PreloadedRecords?), any Error>?
-        // What the page before wrote, for the records read ahead of this one.
-        var previous: LocalStore.WriteStamp?
         while true {
             let page: PullResponse
             var preloaded: LocalStore.PreloadedRecords?
@@ -755,26 +753,23 @@ public actor SyncEngine {
                 let bringing = page.changes.map(\.record) + page.records.map(\.record)
                 ahead = Task.detached { [self, store] () async throws -> (PullResponse, LocalStore.PreloadedRecords?) in
                     let next: PullResponse = try await exchange(request, alsoHeld: bringing)
-                    // The records its changes touch, read on a reader while this page is written. Not beside a
-                    // push: the push's own writes would come in between, and the page would read them again.
-                    let touched = besidePush ? [] : next.changes.map(\.record)
+                    // The records its changes touch, read on a reader while this page is written.
+                    let touched = next.changes.map(\.record)
                     try Task.checkCancellation()
                     return (next, touched.isEmpty ? nil : store.preload(touched))
                 }
             }
             let applied: ApplyReport
             do {
-                (applied, previous) = try await written { [store, page, preloaded, previous] () throws(ClientError) in
-                    let outcome = try store.applyPage(
+                applied = try await written { [store, page, preloaded] () throws(ClientError) in
+                    try store.applyPage(
                         changes: page.changes,
                         records: page.records,
                         forms: nil,
                         removed: page.removed,
                         checkpoint: page.checkpoint,
-                        preloaded: preloaded,
-                        after: previous
-                    )
-                    return (outcome.report, outcome.written)
+                        preloaded: preloaded
+                    ).report
                 }
             } catch {
                 ahead?.cancel()
