@@ -121,11 +121,16 @@ struct PreloadTests {
     @Test func anEditBetweenTheReadAndTheWriteMakesThePageReadEverythingAgain() throws {
         let (office, school, laptop) = try replicas()
         let first = try office.commit([.assign(patients[0], "phone", "555-0200")], author: "per_1", site: nil)
-        let second = try school.commit([.assign(patients[2], "birthDate", "1950-01-01")], author: "per_2", site: nil)
+        let second = try school.commit(
+            [.assign(patients[2], "birthDate", "1950-01-01"), .assign(patients[3], "phone", "555-0203")],
+            author: "per_2",
+            site: nil
+        )
 
         let ahead = try #require(laptop.preload(second.map(\.record)))
         // A clinician records the third patient's birth date on the laptop while the pull runs: the school's,
-        // written concurrently, is a conflict to review, not a replacement.
+        // written concurrently, is a conflict to review, not a replacement. An edit says it may have changed any
+        // record, so the fourth patient, which it did not touch, is read again too.
         try laptop.commit([.assign(patients[2], "birthDate", "1961-03-04")], author: "per_3", site: nil)
         _ = try apply(first, to: laptop)
         let two = try apply(second, to: laptop, preloaded: ahead)
@@ -169,10 +174,15 @@ struct PreloadTests {
 
     @Test func theLogSaysWhatEachWriteMayHaveChanged() throws {
         let (office, _, laptop) = try replicas()
+        let newcomer = RecordRef(type: "patient", id: "pat_9")
+        try office.commit([.assign(newcomer, "phone", "555-0109")], author: "per_1", site: nil)
         let start = try #require(laptop.preload([])).generation
-        let served = try [patients[3]].map { SnapshotRecord(record: $0, state: try #require(try office.record($0))) }
+        let served = try [newcomer, patients[3]].map {
+            SnapshotRecord(record: $0, state: try #require(try office.record($0)))
+        }
         _ = try laptop.applyPage(changes: [], records: served, forms: nil, removed: [], checkpoint: nil, preloaded: nil)
-        #expect(logged(laptop, start + 1) == .some([patients[3]]), "records taken whole")
+        #expect(try laptop.record(newcomer) == office.record(newcomer))
+        #expect(logged(laptop, start + 1) == .some([newcomer, patients[3]]), "a record taken whole, one merged")
         _ = try laptop.applyPage(
             changes: [],
             records: [],
@@ -188,6 +198,35 @@ struct PreloadTests {
         try laptop.commit([.assign(patients[0], "phone", "555-0100")], author: "per_1", site: nil)
         #expect(logged(laptop, start + 4) == .some(nil), "an edit says it may have changed any")
         #expect(logged(laptop, start + 5) == nil)
+    }
+
+    @Test func aWriteThroughAnotherOpeningOfTheStoreIsNotInTheLogAndNothingReadIsTaken() throws {
+        let (office, school, laptop) = try replicas()
+        let first = try office.commit([.assign(patients[0], "phone", "555-0200")], author: "per_1", site: nil)
+        let second = try school.commit([.assign(patients[2], "birthDate", "1950-01-01")], author: "per_2", site: nil)
+
+        let ahead = try #require(laptop.preload(second.map(\.record)))
+        // Another opening of the same file (another process, as far as this one's log knows) edits the patient.
+        let other = try LocalStore.open(
+            at: laptop.path,
+            configuration: .init(schema: testSchema, ownerField: ["task": "patient"], wallClock: TestClock())
+        )
+        try other.commit([.assign(patients[2], "birthDate", "1961-03-04")], author: "per_3", site: nil)
+        _ = try apply(first, to: laptop)
+        let two = try apply(second, to: laptop, preloaded: ahead)
+        #expect(two.preloadedUsed == 0)
+        #expect(two.report.newConflicts == 1)
+        #expect(try laptop.conflicts().map(\.conflict.record) == [patients[2]])
+        #expect(try laptop.checkProjection() == [])
+    }
+
+    @Test func theLogKeepsOnlyTheLatestWrites() {
+        let log = WriteLog()
+        for generation in Int64(1)...100 { log.record(generation, [patients[Int(generation) % 4]]) }
+        #expect(log.entries(after: 95, upTo: 100).keys.sorted() == [96, 97, 98, 99, 100])
+        #expect(log.entries(after: 100 - WriteLog.kept, upTo: 100).count == Int(WriteLog.kept))
+        #expect(log.entries(after: 50, upTo: 100).isEmpty, "further back than the log keeps: nothing")
+        #expect(log.entries(after: 100, upTo: 100).isEmpty)
     }
 
     @Test func everyWriteTransactionCountsOneGeneration() throws {

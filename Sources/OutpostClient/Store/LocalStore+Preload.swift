@@ -101,8 +101,9 @@ extension LocalStore {
 /// it committed (``LocalStore/write(doing:_:)``); `nil` for a write that may have changed any. A generation not
 /// here was committed by another process, or long ago: a read made before it is not used.
 final class WriteLog: Sendable {
-    /// How many generations are kept: a pull page is read ahead of a few writes at most.
-    static let kept: Int64 = 64
+    /// How many generations are kept: a pull page is read ahead of a few writes at most (page N's, a push's
+    /// answers beside it), and a page's entry names up to its thousands of records.
+    static let kept: Int64 = 16
 
     private let entries = Mutex<[Int64: Set<RecordRef>?]>([:])
 
@@ -110,7 +111,7 @@ final class WriteLog: Sendable {
     func record(_ generation: Int64, _ records: Set<RecordRef>?) {
         entries.withLock { entries in
             entries[generation] = .some(records)
-            if entries.count > Self.kept * 2 { entries = entries.filter { $0.key > generation - Self.kept } }
+            if entries.count > Self.kept { entries = entries.filter { $0.key > generation - Self.kept } }
         }
     }
 

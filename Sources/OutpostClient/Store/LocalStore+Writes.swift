@@ -205,10 +205,10 @@ extension LocalStore {
         do {
             let result = try writer.write { db in
                 let (result, touched) = try body(db)
+                // Two statements, not `RETURNING` (SQLite 3.35): the system SQLite of older distributions lacks it.
+                try db.execute(cached: "UPDATE replica SET generation = generation + 1 WHERE id = 1", values: [])
                 let generation = try Int64.fetchOne(
-                    db.cachedStatement(
-                        sql: "UPDATE replica SET generation = generation + 1 WHERE id = 1 RETURNING generation"
-                    )
+                    db.cachedStatement(sql: "SELECT generation FROM replica WHERE id = 1")
                 )
                 committed = generation.map { ($0, touched) }
                 return result
@@ -508,7 +508,7 @@ final class StoreTransaction {
     /// `generation + 1`.
     let generation: Int64
     /// Records read before this transaction on a reader, still as the store holds them
-    /// (``LocalStore/usable(_:after:generation:)``): ``loaded(_:)`` takes one from here instead of reading it.
+    /// (``LocalStore/usable(_:generation:written:)``): ``loaded(_:)`` takes one from here instead of reading it.
     var preloaded: [RecordRef: LocalStore.LoadedRecord?] = [:]
     /// How many records ``loaded(_:)`` took from ``preloaded``.
     private(set) var preloadedUsed = 0
