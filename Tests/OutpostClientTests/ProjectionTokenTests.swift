@@ -1,6 +1,7 @@
 import Crypto
 import Foundation
 import GRDB
+import OutpostCRDT
 import Testing
 
 @testable import OutpostClient
@@ -72,5 +73,55 @@ struct ProjectionTokenTests {
             }
         }
         #expect(try codec.comparable(stored, table: task) == (try codec.encode(row, table: task, sealing: false)))
+    }
+
+    /// Tokens are kept per column once made: a value asked for again, in the same column or in another, and
+    /// values past the number kept, all give the keyed hash of their own value.
+    @Test func keptTokensAreEachValuesOwnInItsOwnColumn() {
+        let codec = ProjectionCodec(cipher: StoreCipher(key: Self.dataKey))
+        let task = Projection.task
+        let codes = (0..<(ProjectionCodec.keptTokens + 50)).map { "code-\($0)" }
+        for round in 0..<2 {
+            for code in codes {
+                #expect(
+                    codec.match(code, table: task, column: "status")
+                        == Self.expected("t" + code, table: "task_view", column: "status"),
+                    "round \(round)"
+                )
+            }
+            // The same values in another column: that column's keys, not the first's kept tokens.
+            for code in codes.prefix(20) {
+                #expect(
+                    codec.match(code, table: task, column: "kind")
+                        == Self.expected("t" + code, table: "task_view", column: "kind"),
+                    "round \(round)"
+                )
+            }
+            // Text and integers that read alike are different values.
+            #expect(
+                codec.match("1", table: task, column: "isOpen")
+                    == Self.expected("t1", table: "task_view", column: "isOpen")
+            )
+            #expect(
+                codec.match(1, table: task, column: "isOpen")
+                    == Self.expected("i1", table: "task_view", column: "isOpen")
+            )
+        }
+    }
+
+    /// Every seal draws a new random nonce (read from the system, one call per nonce), and every blob opens to
+    /// its plain row.
+    @Test func sealsTakeANewNonceEachTime() throws {
+        let cipher = StoreCipher(key: Self.dataKey)
+        let record = RecordRef(type: "patient", id: "pat_1")
+        let plain: [UInt8] = Array("the same row".utf8)
+        var nonces: Set<Data> = []
+        for _ in 0..<200 {
+            let blob = try cipher.seal(plain, .state, of: record)
+            #expect(StoreCipher.isSealed(blob))
+            nonces.insert(blob.dropFirst(StoreCipher.marker.count).prefix(12))
+            #expect(try cipher.open(blob, .state, of: record) == plain)
+        }
+        #expect(nonces.count == 200)
     }
 }

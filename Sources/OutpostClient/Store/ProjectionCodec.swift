@@ -2,6 +2,7 @@
 import Foundation
 import GRDB
 import OutpostCRDT
+import Synchronization
 
 /// How the store's projection (``Projection``) is written and filtered: the one place that knows whether its
 /// values are in clear (a plain store) or not (an encrypted store; docs/store.md, "Encryption at rest").
@@ -24,17 +25,49 @@ struct ProjectionCodec: Sendable {
     /// The store's cipher; `nil` for a plain store.
     let cipher: StoreCipher?
     /// How each column of each table is stored, by table name, in the table's column order (empty for a plain
-    /// store): its kind, and for an equality column its keyed hash, initialized with the column's key once
-    /// (``HMAC`` prepares its key for every code otherwise, and a snapshot tokens every projected row).
+    /// store): its kind, and for an equality column its tokens.
     private let codings: [String: [Coding]]
 
-    /// How one column of an encrypted store's table is stored. Unchecked: swift-crypto does not mark `HMAC`
-    /// Sendable, but it is a value whose digest state is copied before it is written (copy on write), and
-    /// `token` is never mutated in place, only copied (``token(_:from:)``), so threads share it read-only.
-    private struct Coding: @unchecked Sendable {
+    /// How many tokens each equality column keeps (``Tokens``).
+    static let keptTokens = 1024
+
+    /// How one column of an encrypted store's table is stored.
+    private struct Coding: Sendable {
         let kind: Projection.Kind
-        /// The column's keyed hash before any value (an equality column's), copied for each token.
-        let token: HMAC<SHA256>?
+        /// An equality column's tokens; `nil` for the other kinds.
+        let tokens: Tokens?
+    }
+
+    /// The tokens of one equality column: its keyed hash, initialized with the column's key once (``HMAC``
+    /// prepares its key for every code otherwise), and the tokens made so far, by value.
+    ///
+    /// Equality columns hold few distinct values (statuses, kinds, codes, tiers, booleans: at most 13 per
+    /// column in the reference practice), and a snapshot of the reference practice makes about 290,000 tokens:
+    /// computing each keyed hash again was about 7% of the device's CPU in an encrypted bootstrap (perf). A token
+    /// is a function of the value and the column's key alone, so the one made before is the same token. At most
+    /// ``limit`` values are kept per column; past it, tokens are computed and not kept.
+    ///
+    /// Unchecked: swift-crypto does not mark `HMAC` Sendable, but it is a value whose digest state is copied
+    /// before it is written (copy on write), and `keyedHash` is never mutated in place, only copied
+    /// (``ProjectionCodec/token(_:from:)``), so threads share it read-only; the kept tokens are behind a lock.
+    private final class Tokens: @unchecked Sendable {
+        static let limit = ProjectionCodec.keptTokens
+        private let keyedHash: HMAC<SHA256>
+        private let made = Mutex<[DatabaseValue: DatabaseValue]>([:])
+
+        init(key: SymmetricKey) {
+            keyedHash = HMAC<SHA256>(key: key)
+        }
+
+        /// The token of `value` in this column.
+        func token(of value: DatabaseValue) -> DatabaseValue {
+            if let token = made.withLock({ $0[value] }) { return token }
+            let token = ProjectionCodec.token(value, from: keyedHash)
+            made.withLock { made in
+                if made.count < Self.limit { made[value] = token }
+            }
+            return token
+        }
     }
 
     /// Whether projected values are tokens and sealed blobs.
@@ -47,13 +80,13 @@ struct ProjectionCodec: Sendable {
             for table in Projection.allTables {
                 codings[table.name] = table.columns.map { column in
                     let kind = table.kind(of: column)
-                    guard kind == .equality else { return Coding(kind: kind, token: nil) }
+                    guard kind == .equality else { return Coding(kind: kind, tokens: nil) }
                     let key = HKDF<SHA256>.deriveKey(
                         inputKeyMaterial: cipher.key,
                         info: Array("outpost projection token \(table.name).\(column)".utf8),
                         outputByteCount: 32
                     )
-                    return Coding(kind: kind, token: HMAC<SHA256>(key: key))
+                    return Coding(kind: kind, tokens: Tokens(key: key))
                 }
             }
         }
@@ -64,9 +97,9 @@ struct ProjectionCodec: Sendable {
     /// in an encrypted one.
     func match(_ value: (any DatabaseValueConvertible)?, table: Projection.Table, column: String) -> DatabaseValue {
         let value = value?.databaseValue ?? .null
-        guard let position = table.columns.firstIndex(of: column), let token = codings[table.name]?[position].token
+        guard let position = table.columns.firstIndex(of: column), let coding = codings[table.name]?[position]
         else { return value }
-        return Self.token(value, from: token)
+        return coding.tokens?.token(of: value) ?? value
     }
 
     /// HMAC-SHA256 of the tagged value (``tagged(_:)``) under the column's key, truncated to 16 bytes.
@@ -154,7 +187,7 @@ struct ProjectionCodec: Sendable {
         for (index, coding) in codings.enumerated() {
             switch coding.kind {
             case .identifier: stored.append(row.values[index])
-            case .equality: stored.append(coding.token.map { Self.token(row.values[index], from: $0) } ?? .null)
+            case .equality: stored.append(coding.tokens?.token(of: row.values[index]) ?? .null)
             case .sealed: stored.append(.null)
             }
         }

@@ -2,6 +2,14 @@
 import Foundation
 import OutpostCRDT
 
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// Seals and opens an encrypted store's blobs (record states and change-log rows) with the store's data key.
 ///
 /// A sealed blob is the bytes `0x00 0x45` (no plain row of either format starts so), then AES-256-GCM's
@@ -36,7 +44,12 @@ struct StoreCipher: Sendable {
     /// Seals a plain row of `record`.
     func seal(_ plain: [UInt8], _ purpose: Purpose, of record: RecordRef) throws(CRDTError) -> Data {
         do {
-            let box = try AES.GCM.seal(plain, using: key, authenticating: Self.associatedData(purpose, record))
+            let box = try AES.GCM.seal(
+                plain,
+                using: key,
+                nonce: Self.randomNonce(),
+                authenticating: Self.associatedData(purpose, record)
+            )
             guard let combined = box.combined else { throw StoreCodec.malformed("no sealed form") }
             var blob = Data(capacity: Self.marker.count + combined.count)
             blob.append(contentsOf: Self.marker)
@@ -47,6 +60,22 @@ struct StoreCipher: Sendable {
                 code: .malformedEncoding,
                 message: "could not encrypt a stored row of \(record) (\(error))"
             )
+        }
+    }
+
+    /// A random 12-byte nonce, read from the system's random source in one call.
+    ///
+    /// `AES.GCM.Nonce()` reads its 12 bytes 8 at a time (swift-crypto fills them through
+    /// `SystemRandomNumberGenerator`): two system calls per seal, and a bootstrap seals about 133,000 rows.
+    /// `getentropy` (Linux and Apple platforms alike) reads them in one. Each nonce is read when it is used: no
+    /// random bytes are kept in the process, so a forked child never hands out a nonce its parent also uses
+    /// (docs/sync.md, "Twenty-fourth session"). Should the call fail, the nonce comes from `AES.GCM.Nonce()`.
+    static func randomNonce() -> AES.GCM.Nonce {
+        withUnsafeTemporaryAllocation(byteCount: 12, alignment: 1) { bytes in
+            guard getentropy(bytes.baseAddress!, bytes.count) == 0,
+                let nonce = try? AES.GCM.Nonce(data: UnsafeRawBufferPointer(bytes))
+            else { return AES.GCM.Nonce() }
+            return nonce
         }
     }
 
