@@ -81,6 +81,26 @@ struct ProjectionTokenTests {
         let codec = ProjectionCodec(cipher: StoreCipher(key: Self.dataKey))
         let task = Projection.task
         let codes = (0..<(ProjectionCodec.keptTokens + 50)).map { "code-\($0)" }
+        // SQLite's values compare 1.0 and 1 equal; a real is not typed (`n`, as NULL) and 1 is `i1`, in this
+        // order too.
+        #expect(
+            codec.match(1.0, table: task, column: "isOpen")
+                == Self.expected("n", table: "task_view", column: "isOpen")
+        )
+        #expect(
+            codec.match(1, table: task, column: "isOpen") == Self.expected("i1", table: "task_view", column: "isOpen")
+        )
+        // Swift's strings compare "é" as one code point and as "e" and an accent equal; tokens hash their bytes.
+        for text in ["caf\u{E9}", "cafe\u{301}", "caf\u{E9}"] {
+            #expect(
+                codec.match(text, table: task, column: "status")
+                    == Self.expected("t" + text, table: "task_view", column: "status")
+            )
+        }
+        #expect(
+            codec.match("caf\u{E9}", table: task, column: "status")
+                != codec.match("cafe\u{301}", table: task, column: "status")
+        )
         for round in 0..<2 {
             for code in codes {
                 #expect(

@@ -39,7 +39,7 @@ struct ProjectionCodec: Sendable {
     }
 
     /// The tokens of one equality column: its keyed hash, initialized with the column's key once (``HMAC``
-    /// prepares its key for every code otherwise), and the tokens made so far, by value.
+    /// prepares its key for every code otherwise), and the tokens made so far, by the bytes hashed.
     ///
     /// Equality columns hold few distinct values (statuses, kinds, codes, tiers, booleans: at most 13 per
     /// column in the reference practice), and a snapshot of the reference practice makes about 290,000 tokens:
@@ -53,18 +53,20 @@ struct ProjectionCodec: Sendable {
     private final class Tokens: @unchecked Sendable {
         static let limit = ProjectionCodec.keptTokens
         private let keyedHash: HMAC<SHA256>
-        private let made = Mutex<[DatabaseValue: DatabaseValue]>([:])
+        private let made = Mutex<[[UInt8]: DatabaseValue]>([:])
 
         init(key: SymmetricKey) {
             keyedHash = HMAC<SHA256>(key: key)
         }
 
-        /// The token of `value` in this column.
+        /// The token of `value` in this column. Kept by the bytes the keyed hash reads (``tagged(_:)``), not by
+        /// the value: SQLite's values compare 1 and 1.0 equal, and the kept token is exactly the hash's.
         func token(of value: DatabaseValue) -> DatabaseValue {
-            if let token = made.withLock({ $0[value] }) { return token }
-            let token = ProjectionCodec.token(value, from: keyedHash)
+            let tagged = ProjectionCodec.tagged(value)
+            if let token = made.withLock({ $0[tagged] }) { return token }
+            let token = ProjectionCodec.token(tagged, from: keyedHash)
             made.withLock { made in
-                if made.count < Self.limit { made[value] = token }
+                if made.count < Self.limit { made[tagged] = token }
             }
             return token
         }
@@ -103,9 +105,9 @@ struct ProjectionCodec: Sendable {
     }
 
     /// HMAC-SHA256 of the tagged value (``tagged(_:)``) under the column's key, truncated to 16 bytes.
-    private static func token(_ value: DatabaseValue, from base: HMAC<SHA256>) -> DatabaseValue {
+    private static func token(_ tagged: [UInt8], from base: HMAC<SHA256>) -> DatabaseValue {
         var mac = base
-        mac.update(data: Self.tagged(value))
+        mac.update(data: tagged)
         return mac.finalize().withUnsafeBytes { Data($0.prefix(16)) }.databaseValue
     }
 

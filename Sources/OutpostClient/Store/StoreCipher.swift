@@ -65,18 +65,23 @@ struct StoreCipher: Sendable {
 
     /// A random 12-byte nonce, read from the system's random source in one call.
     ///
-    /// `AES.GCM.Nonce()` reads its 12 bytes 8 at a time (swift-crypto fills them through
-    /// `SystemRandomNumberGenerator`): two system calls per seal, and a bootstrap seals about 133,000 rows.
-    /// `getentropy` (Linux and Apple platforms alike) reads them in one. Each nonce is read when it is used: no
-    /// random bytes are kept in the process, so a forked child never hands out a nonce its parent also uses
-    /// (docs/sync.md, "Twenty-fourth session"). Should the call fail, the nonce comes from `AES.GCM.Nonce()`.
+    /// On Linux, swift-crypto's `AES.GCM.Nonce()` reads its 12 bytes 8 at a time through
+    /// `SystemRandomNumberGenerator`: two `getrandom` system calls per seal, and a bootstrap seals about 133,000
+    /// rows. `getentropy` reads them in one. Each nonce is read when it is used: no random bytes are kept in the
+    /// process, so a forked child does not seal with its parent's nonces (docs/sync.md, "Twenty-fourth session").
+    /// Should the call fail, the nonce comes from `AES.GCM.Nonce()`. On Apple platforms `AES.GCM.Nonce()` is
+    /// CryptoKit's, which draws its bytes without a system call per nonce, and is kept.
     static func randomNonce() -> AES.GCM.Nonce {
-        withUnsafeTemporaryAllocation(byteCount: 12, alignment: 1) { bytes in
+        #if canImport(Darwin)
+        return AES.GCM.Nonce()
+        #else
+        return withUnsafeTemporaryAllocation(byteCount: 12, alignment: 1) { bytes in
             guard getentropy(bytes.baseAddress!, bytes.count) == 0,
                 let nonce = try? AES.GCM.Nonce(data: UnsafeRawBufferPointer(bytes))
             else { return AES.GCM.Nonce() }
             return nonce
         }
+        #endif
     }
 
     /// Opens a sealed blob of `record` and returns the plain row.
