@@ -44,8 +44,8 @@ struct ProjectionCodec: Sendable {
     /// Equality columns hold few distinct values (statuses, kinds, codes, tiers, booleans: at most 13 per
     /// column in the reference practice), and a snapshot of the reference practice makes about 290,000 tokens:
     /// computing each keyed hash again was about 7% of the device's CPU in an encrypted bootstrap (perf). A token
-    /// is a function of the value and the column's key alone, so the one made before is the same token. At most
-    /// ``limit`` values are kept per column; past it, tokens are computed and not kept.
+    /// is a function of the bytes hashed and the column's key alone, so the one made before is the same token. At
+    /// most ``limit`` are kept per column; past it, tokens are computed and not kept.
     ///
     /// Unchecked: swift-crypto does not mark `HMAC` Sendable, but it is a value whose digest state is copied
     /// before it is written (copy on write), and `keyedHash` is never mutated in place, only copied
