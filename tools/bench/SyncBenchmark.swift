@@ -192,9 +192,8 @@ struct SyncBenchmark: AsyncParsableCommand {
         wireA.keepBodies()
         wireB.keepBodies()
         // Site A pushes; site B pushes and pulls A's edits; site A pulls B's.
-        var steps: [Duration] = []
         let serverWrote = server.bytesWritten
-        for engine in [engineA, engineB, engineA] { steps.append(try await measure { _ = try await engine.sync() }) }
+        let steps = try await twoSites(engineA, engineB)
         // What the server wrote for the syncs, and the tail rows they left for it to merge after (read before the
         // exports below, which take longer than the server waits before it merges them).
         let serverWroteAfter = server.bytesWritten
@@ -222,9 +221,7 @@ struct SyncBenchmark: AsyncParsableCommand {
             // The pushes appended the edits to their records' tails (docs/sync.md, "The server": "A push appends edits to its records' tails");
             // the server merges them into the records once no push has come for a second. What that costs, after
             // the sites converged: the wait for it, and what the server wrote meanwhile.
-            while try await server.recordTailRows() ?? 0 > 0, ContinuousClock.now - converged < .seconds(60) {
-                try await Task.sleep(for: .milliseconds(20))
-            }
+            try await merged(server)
             let done = ContinuousClock.now - converged
             var written: Int?
             if let before = serverWroteAfter, let after = server.bytesWritten { written = after - before }
@@ -252,6 +249,35 @@ struct SyncBenchmark: AsyncParsableCommand {
                 )
             }
         }
+
+        // 3b. The same with two encrypted stores, what `outpost init` makes by default, in the same run. The
+        // encrypted store bootstrapped above and a second one first pull the edits above (not measured); then each
+        // makes as many offline edits of its own and they sync as the plain sites did.
+        let encryptedB = try CareStore.create(
+            at: folder.appendingPathComponent("site-encrypted-b.sqlite").path,
+            key: StoreBenchmark.benchKey
+        )
+        let encryptedEngineB = engine(encryptedB, server, WireCounter(), options)
+        _ = try await encryptedEngine.sync()
+        _ = try await encryptedEngineB.sync()
+        try makeEdits(encrypted, dump: dump, seed: seed &+ 33)
+        try makeEdits(encryptedB, dump: dump, seed: seed &+ 44)
+        let encryptedSteps = try await twoSites(encryptedEngine, encryptedEngineB)
+        let encryptedConverge = encryptedSteps.reduce(.zero, +)
+        let encryptedSame = try encrypted.exportCanonicalJSON() == encryptedB.exportCanonicalJSON()
+        let (pushA, pushPullB, pullA) = (
+            StoreBenchmark.format(encryptedSteps[0]), StoreBenchmark.format(encryptedSteps[1]),
+            StoreBenchmark.format(encryptedSteps[2])
+        )
+        let encryptedRatio = StoreBenchmark.ratio(encryptedConverge, converge)
+        print(
+            "two encrypted sites, \(edits) offline edits each: converged in "
+                + "\(StoreBenchmark.format(encryptedConverge)) (A pushes \(pushA), B pushes and pulls \(pushPullB), "
+                + "A pulls \(pullA)) (exports identical: \(encryptedSame)); \(encryptedRatio) of the plain sites', "
+                + "measured before it"
+        )
+        // The tail rows these pushes left merged before the many devices start.
+        try await merged(server)
         print("peak memory of this process so far: \(StoreBenchmark.mebibytes(StoreBenchmark.peakResidentBytes()))")
 
         // 4. Many devices of a small practice sync at once.
@@ -495,6 +521,22 @@ struct SyncBenchmark: AsyncParsableCommand {
             }
         }
         if !batch.isEmpty { _ = try store.update(batch) }
+    }
+
+    /// Two sites converging: site A pushes its offline edits; site B pushes its own and pulls A's; site A pulls B's.
+    /// The three syncs' times.
+    func twoSites(_ siteA: SyncEngine, _ siteB: SyncEngine) async throws -> [Duration] {
+        var steps: [Duration] = []
+        for engine in [siteA, siteB, siteA] { steps.append(try await measure { _ = try await engine.sync() }) }
+        return steps
+    }
+
+    /// Waits (at most a minute) until the server has merged into its records the tail rows pushes left.
+    func merged(_ server: BenchServer) async throws {
+        let start = ContinuousClock.now
+        while try await server.recordTailRows() ?? 0 > 0, ContinuousClock.now - start < .seconds(60) {
+            try await Task.sleep(for: .milliseconds(20))
+        }
     }
 
     static func measure(_ body: () async throws -> Void) async throws -> Duration {
