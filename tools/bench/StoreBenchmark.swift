@@ -138,19 +138,37 @@ struct StoreBenchmark: ParsableCommand {
         var bestOne = Duration.seconds(1_000_000)
         var bestPaged = Duration.seconds(1_000_000)
         var bestPlain = Duration.seconds(1_000_000)
+        var bestEncrypted = Duration.seconds(1_000_000)
+        // The same pages applied to the encrypted store imported above, what `outpost init` makes by default.
+        let encryptedBase = folder.appendingPathComponent("encrypted-import-1.sqlite").path
         for run in 1...runs {
             let one = try measureApply(remote, pages: remote.count, from: basePath, folder: folder, name: "one-\(run)")
             let paged = try measureApply(remote, pages: page, from: basePath, folder: folder, name: "paged-\(run)")
+            let encrypted = try measureApply(
+                remote,
+                pages: page,
+                from: encryptedBase,
+                folder: folder,
+                name: "encrypted-\(run)",
+                key: Self.benchKey
+            )
             let plainPath = folder.appendingPathComponent("plain-changes-\(run).sqlite").path
             let plain = try measure { try Self.plainInsert(changeRows, at: plainPath) }
             bestOne = min(bestOne, one)
             bestPaged = min(bestPaged, paged)
+            bestEncrypted = min(bestEncrypted, encrypted)
             bestPlain = min(bestPlain, plain)
             print(
                 "remote run \(run): outpost one transaction \(Self.format(one)), pages of \(page) "
-                    + "\(Self.format(paged)), plain SQLite \(Self.format(plain))"
+                    + "\(Self.format(paged)), an encrypted store in pages of \(page) \(Self.format(encrypted)), "
+                    + "plain SQLite \(Self.format(plain))"
             )
         }
+        print(
+            "\(remote.count) remote changes into an encrypted store, in pages of \(page): "
+                + "\(Self.format(bestEncrypted)), \(Self.ratio(bestEncrypted, bestPaged)) of the plain store's, "
+                + "\(Self.ratio(bestEncrypted, bestPlain)) of plain SQLite's"
+        )
         print(
             "\(remote.count) remote changes: outpost \(Self.format(bestOne)) in one transaction (ratio "
                 + "\(Self.ratio(bestOne, bestPlain))), \(Self.format(bestPaged)) in pages of \(page) (ratio "
@@ -191,6 +209,11 @@ struct StoreBenchmark: ParsableCommand {
             [
                 "\(remote.count) remote changes, pages of \(page)", Self.format(bestPaged), Self.format(bestPlain),
                 Self.ratio(bestPaged, bestPlain), "",
+            ],
+            [
+                "\(remote.count) remote changes, pages of \(page), encrypted store", Self.format(bestEncrypted),
+                Self.format(bestPlain), Self.ratio(bestEncrypted, bestPlain),
+                "\(Self.ratio(bestEncrypted, bestPaged)) of the plain store",
             ],
             [
                 "store size after import", Self.mebibytes(storeBytes), Self.mebibytes(plainBytes),
@@ -293,11 +316,12 @@ struct StoreBenchmark: ParsableCommand {
         pages: Int,
         from base: String,
         folder: URL,
-        name: String
+        name: String,
+        key: StoreKeySource? = nil
     ) throws -> Duration {
         let path = folder.appendingPathComponent("remote-\(name).sqlite").path
         try FileManager.default.copyItem(atPath: base, toPath: path)
-        let store = try CareStore.open(at: path).store
+        let store = try CareStore.open(at: path, key: key).store
         return try measure {
             var start = 0
             while start < changes.count {
