@@ -15,7 +15,8 @@ struct StoreBenchmark: ParsableCommand {
         discussion: """
             Outpost: CareStore.importPractice (validation, CRDT merge, binary encoding, change log, outbox, \
             one transaction) of an already parsed practice into a new store; LocalStore.applyRemote of \
-            10,000 changes made on another replica, in one call and in pages. Plain SQLite: the same \
+            10,000 changes made on another replica, in one call and in pages, and in pages into an encrypted \
+            store (the first run's encrypted import). Plain SQLite: the same \
             records (one row per record, its JSON encoded beforehand) and the same 10,000 changes (one row \
             each) inserted in one transaction. Both use WAL and synchronous=FULL, like the store.
             """
