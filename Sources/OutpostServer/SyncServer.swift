@@ -112,7 +112,8 @@ public enum SyncServer {
             notifier: notifier,
             clock: clock,
             throttle: AuthThrottle(policy: configuration.authThrottle),
-            prefetch: PagePrefetch()
+            prefetch: PagePrefetch(),
+            kept: SnapshotCache()
         ).register(on: router)
         let limits = configuration.connections.fittedToProcess(logger: logger)
         let registry = ConnectionRegistry(maxConnections: limits.maxConnections)

@@ -78,6 +78,7 @@ struct OwnRecordsSnapshotTests {
         let joined = try await b.engine(counter.transport(server.transport(admin)), pageSize: 3).sync()
         let all = counter.records.withLock { $0 }
         #expect(joined.snapshotRecords == all && all > 6, "several pages of 3 records")
+        #expect(counter.sparing.withLock { $0 }.allSatisfy { !$0 }, "B holds nothing to leave out: no own=skip")
         #expect(try b.export() == a.export())
         try b.care.store.commit(
             [.assign(RecordRef(type: "patient", id: TinyPractice.patients[0]), "phone", .string("(406) 555-0100"))],

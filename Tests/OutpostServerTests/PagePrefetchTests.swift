@@ -39,7 +39,7 @@ struct PagePrefetchTests {
     }
 
     func page(_ byte: UInt8) -> PagePrefetch.Page {
-        PagePrefetch.Page(body: [byte], contentType: BinaryWire.contentType, gzip: false, next: nil)
+        PagePrefetch.Page(body: [byte], contentType: BinaryWire.contentType, gzip: false, checkpoint: 0, next: nil)
     }
 
     @Test func aPageBuiltAheadIsHandedOnceToARequestForExactlyWhatItWasBuiltFor() async throws {

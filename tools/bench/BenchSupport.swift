@@ -57,6 +57,24 @@ final class BenchServer {
         url = URL(string: "http://127.0.0.1:\(port)")!
     }
 
+    /// Seconds of CPU the server has used so far, user and system, all threads (`utime` and `stime` of
+    /// `/proc/<pid>/stat`, in clock ticks of 1/100 s), or `nil` where there is no such file (not Linux).
+    var cpuSeconds: Double? {
+        guard let text = try? String(contentsOfFile: "/proc/\(process.processIdentifier)/stat", encoding: .utf8),
+            let close = text.lastIndex(of: ")")
+        else { return nil }
+        // After the command's name in parentheses: state is field 3, utime 14 and stime 15.
+        let fields = text[text.index(after: close)...].split(separator: " ")
+        guard fields.count > 13, let user = Double(fields[11]), let system = Double(fields[12]) else { return nil }
+        return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
+    }
+
+    /// Seconds of CPU the server has used since it had used `before` (``cpuSeconds``).
+    func cpuSeconds(since before: Double?) -> Double? {
+        guard let before, let now = cpuSeconds else { return nil }
+        return now - before
+    }
+
     /// Bytes the server has written so far through `write` and `pwrite` calls, to files and sockets (`wchar` of
     /// `/proc/<pid>/io`), or `nil` where there is no such file (not Linux).
     var bytesWritten: Int? {

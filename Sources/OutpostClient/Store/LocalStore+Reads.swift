@@ -256,6 +256,13 @@ extension LocalStore {
         }
     }
 
+    /// Whether the store holds no record.
+    public func isEmpty() throws(ClientError) -> Bool {
+        try read(doing: "read whether the store holds records") { db in
+            try !(Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM record)") ?? false)
+        }
+    }
+
     /// The number of local changes the server has not acknowledged: one row read, unlike ``status()``.
     public func pendingCount() throws(ClientError) -> Int {
         try read(doing: "count the outbox") { db in

@@ -242,13 +242,15 @@ public actor SyncEngine {
         var report = SyncReport()
         let session = try await fetchSession()
         // This replica's first sync with a server: it holds every change it ever wrote (nothing it wrote was ever
-        // purged or lost by a restore), so its bootstrap may leave out the records only it wrote.
-        let (knownEpoch, checkpoint) = (try store.serverEpoch(), try store.checkpoint())
-        let isFirst = session.epoch != nil && knownEpoch == nil && checkpoint == nil
+        // purged or lost by a restore), so its bootstrap may leave out the records only it wrote. A new device
+        // holding no record has nothing to leave out, and asks for the practice's pages as any device may be
+        // sent them (the server keeps those for the next device: docs/sync.md, "Snapshot pages kept").
+        let (knownEpoch, checkpoint, empty) = (try store.serverEpoch(), try store.checkpoint(), try store.isEmpty())
+        let sparingOwn = session.epoch != nil && knownEpoch == nil && checkpoint == nil && !empty
         // After the session: the time is read through the offset it may just have corrected.
         try store.setSetting(Self.syncStartedSetting, to: String(try store.now()))
         try await adoptEpoch(of: session, &report)
-        try await pushAndPull(&report, session: session, wait: 0, sparingOwn: isFirst)
+        try await pushAndPull(&report, session: session, wait: 0, sparingOwn: sparingOwn)
         try finish(&report)
         return report
     }

@@ -17,6 +17,7 @@ struct SyncRoutes: Sendable {
     let clock: any WallClock
     let throttle: AuthThrottle
     let prefetch: PagePrefetch
+    let kept: SnapshotCache
 
     func register(on router: Router<OutpostRequestContext>) {
         router.get(.init(stringLiteral: Wire.Path.session)) { request, context in
@@ -315,15 +316,47 @@ struct SyncRoutes: Sendable {
             layout: Self.binaryLayout(request),
             gzip: Self.acceptsGzip(request)
         )
-        // A page after the first was built ahead when the page before it was sent (``PagePrefetch``); one that
-        // failed is built again here, so its error is this request's.
-        var page: PagePrefetch.Page?
-        if cursor != nil, let ahead = prefetch.take(key, now: clock.nowMillis()) { page = try? await ahead.value }
-        Counter(label: "outpost_snapshot_pages_total", dimensions: [("built", page == nil ? "on_request" : "ahead")])
-            .increment()
+        // A whole-practice page may have been sent to a device before (``SnapshotCache``): as long as the store
+        // still serves its checkpoint, the same bytes are sent again.
+        var chain: SnapshotCache.ChainKey?
+        var facts: FeedFacts?
+        var cached: PagePrefetch.Page?
+        if token.scope.isWholePractice, !sparingOwn {
+            let form = SnapshotCache.ChainKey(
+                practice: token.practice,
+                limit: limit,
+                layout: key.layout,
+                gzip: key.gzip
+            )
+            let now = try await store.feedFacts(practice: token.practice)
+            (chain, facts) = (form, now)
+            cached = kept.page(form, checkpoint: checkpoint, after: cursor, facts: now, now: clock.nowMillis())
+        }
         let sent: PagePrefetch.Page
-        if let page { sent = page } else { sent = try await snapshotPage(key) }
-        if let next = sent.next {
+        var built = "cached"
+        if let cached {
+            sent = cached
+        } else {
+            // A page after the first was built ahead when the page before it was sent (``PagePrefetch``); one that
+            // failed is built again here, so its error is this request's.
+            var ahead: PagePrefetch.Page?
+            if cursor != nil, let task = prefetch.take(key, now: clock.nowMillis()) { ahead = try? await task.value }
+            built = ahead == nil ? "on_request" : "ahead"
+            if let ahead { sent = ahead } else { sent = try await snapshotPage(key) }
+            if let chain, let facts {
+                kept.keep(
+                    sent,
+                    key: chain,
+                    checkpoint: sent.checkpoint,
+                    after: cursor,
+                    built: facts,
+                    now: clock.nowMillis()
+                )
+            }
+        }
+        Counter(label: "outpost_snapshot_pages_total", dimensions: [("built", built)]).increment()
+        if let next = sent.next, chain.map({ !kept.keeps($0, checkpoint: next.checkpoint, after: next.after) }) ?? true
+        {
             var following = key
             (following.checkpoint, following.after) = next
             prefetch.start(following, now: clock.nowMillis()) { [self, following] in try await snapshotPage(following) }
@@ -363,7 +396,13 @@ struct SyncRoutes: Sendable {
             )
             (body, contentType) = (Array(try Wire.makeEncoder().encode(message)), Wire.contentType)
         }
-        return Self.page(body, contentType: contentType, gzip: key.gzip, next: page.next.map { (position, $0) })
+        return Self.page(
+            body,
+            contentType: contentType,
+            gzip: key.gzip,
+            checkpoint: position,
+            next: page.next.map { (position, $0) }
+        )
     }
 
     /// What the device reports of itself: its outbox (``Wire/outboxHeader``, a whole number), its refused changes
@@ -424,6 +463,7 @@ struct SyncRoutes: Sendable {
         _ body: [UInt8],
         contentType: String,
         gzip: Bool,
+        checkpoint: Int64 = 0,
         next: (checkpoint: Int64, after: RecordRef)? = nil
     ) -> PagePrefetch.Page {
         let compressed = gzip && body.count >= WireCompression.threshold
@@ -431,6 +471,7 @@ struct SyncRoutes: Sendable {
             body: compressed ? PageCompression.gzip(body) : body,
             contentType: contentType,
             gzip: compressed,
+            checkpoint: checkpoint,
             next: next
         )
     }

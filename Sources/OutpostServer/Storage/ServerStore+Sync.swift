@@ -347,6 +347,17 @@ extension ServerStore: SyncStorage {
         }
     }
 
+    public func feedFacts(practice: String) async throws(ServerError) -> FeedFacts {
+        try await readAsync { db in
+            FeedFacts(
+                epoch: try Self.epoch(db: db),
+                head: try Self.feedHead(practice: practice, db: db),
+                floor: try Self.feedFloor(practice: practice, db: db),
+                lastPurge: try Self.purgeHead(practice: practice, db: db)
+            )
+        }
+    }
+
     /// The highest feed position of a practice: its last change, or a later purge (or compaction floor, when
     /// compaction dropped the last changes).
     static func feedHead(practice: String, db: Database) throws -> Int64 {

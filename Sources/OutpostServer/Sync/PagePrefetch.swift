@@ -43,6 +43,8 @@ final class PagePrefetch: Sendable {
         var body: [UInt8]
         var contentType: String
         var gzip: Bool
+        /// A snapshot page's checkpoint (0 for a pull page).
+        var checkpoint: Int64
         /// The next page's checkpoint and cursor, `nil` on the last page.
         var next: (checkpoint: Int64, after: RecordRef)?
     }

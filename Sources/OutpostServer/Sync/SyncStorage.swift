@@ -26,6 +26,10 @@ public protocol SyncStorage: Sendable {
     /// The feed floor of a practice (0 until it is compacted): a pull from below it is `410 checkpoint_expired`.
     func feedFloor(practice: String) async throws(ServerError) -> Int64
 
+    /// The store's epoch and a practice's feed head, floor and last purge, read together: what decides whether
+    /// kept snapshot pages may still be sent (``SnapshotCache``).
+    func feedFacts(practice: String) async throws(ServerError) -> FeedFacts
+
     /// Binds `replica` to `token` on its first request; refuses a replica id bound to another token.
     func claimReplica(_ replica: ReplicaID, token: TokenEntry, now: UInt64) async throws(ServerError)
 
@@ -128,4 +132,19 @@ public struct SnapshotSlice: Sendable {
     public var checkpoint: Int64
     /// The last record of the page when another page follows.
     public var next: RecordRef?
+}
+
+/// The store's epoch and a practice's feed positions, as one read saw them.
+public struct FeedFacts: Sendable, Equatable {
+    public var epoch: String
+    /// The practice's feed head.
+    public var head: Int64
+    /// The practice's compaction floor (0 until it is compacted).
+    public var floor: Int64
+    /// The feed position of the practice's last purge, 0 without one.
+    public var lastPurge: Int64
+
+    public init(epoch: String, head: Int64, floor: Int64, lastPurge: Int64) {
+        (self.epoch, self.head, self.floor, self.lastPurge) = (epoch, head, floor, lastPurge)
+    }
 }

@@ -1,0 +1,238 @@
+import Foundation
+import OutpostCRDT
+import OutpostClient
+import OutpostProtocol
+import OutpostTestSupport
+import Synchronization
+import Testing
+
+@testable import OutpostServer
+
+/// Whole-practice snapshot pages kept for the next device: sent again only while the store serves their
+/// checkpoint as it did (same epoch and floor, no purge after it, the feed not too far on); against the real
+/// server, a second new device is sent the first one's pages and converges with what changed since, a purge
+/// stops them at once, and a scoped token never gets them.
+struct SnapshotCacheTests {
+    let form = SnapshotCache.ChainKey(practice: TinyPractice.practice, limit: 3, layout: 3, gzip: true)
+    let facts = FeedFacts(epoch: "e1", head: 40, floor: 0, lastPurge: 0)
+
+    func page(_ bytes: [UInt8], checkpoint: Int64 = 40, next: String? = nil) -> PagePrefetch.Page {
+        PagePrefetch.Page(
+            body: bytes,
+            contentType: BinaryWire.contentType,
+            gzip: false,
+            checkpoint: checkpoint,
+            next: next.map { (checkpoint, RecordRef(type: "task", id: $0)) }
+        )
+    }
+
+    func task(_ id: String) -> RecordRef { RecordRef(type: "task", id: id) }
+
+    @Test func aChainIsSentWhileTheStoreServesItsCheckpointAsItDid() {
+        func servable(_ now: FeedFacts, first: Bool = true, lag: Int64 = 100) -> Bool {
+            SnapshotCache.isServable(
+                checkpoint: 40,
+                epoch: "e1",
+                floor: 0,
+                now: now,
+                first: first,
+                policy: .init(maxLag: lag)
+            )
+        }
+        #expect(servable(facts))
+        #expect(servable(FeedFacts(epoch: "e1", head: 140, floor: 0, lastPurge: 0)), "100 positions on")
+        #expect(!servable(FeedFacts(epoch: "e1", head: 141, floor: 0, lastPurge: 0)), "too far on for a new device")
+        #expect(servable(FeedFacts(epoch: "e1", head: 141, floor: 0, lastPurge: 0), first: false), "mid-snapshot")
+        #expect(!servable(FeedFacts(epoch: "e2", head: 40, floor: 0, lastPurge: 0), first: false), "a restore")
+        #expect(!servable(FeedFacts(epoch: "e1", head: 40, floor: 12, lastPurge: 0), first: false), "a compaction")
+        #expect(!servable(FeedFacts(epoch: "e1", head: 41, floor: 0, lastPurge: 41), first: false), "a purge after")
+        #expect(servable(FeedFacts(epoch: "e1", head: 41, floor: 0, lastPurge: 40)), "a purge before is in the pages")
+        // A floor above the checkpoint, the same floor as when built (a chain built from a store whose floor was
+        // already past it cannot be, but the rule does not rely on it).
+        #expect(
+            !SnapshotCache.isServable(
+                checkpoint: 40,
+                epoch: "e1",
+                floor: 50,
+                now: FeedFacts(epoch: "e1", head: 60, floor: 50, lastPurge: 0),
+                first: false,
+                policy: .init()
+            )
+        )
+    }
+
+    @Test func aFirstPageStartsAChainLaterPagesOfItsCheckpointJoinItAndANewFirstPageReplacesIt() {
+        let cache = SnapshotCache()
+        #expect(cache.page(form, checkpoint: nil, after: nil, facts: facts, now: 0) == nil)
+        cache.keep(page([1], next: "t1"), key: form, checkpoint: 40, after: nil, built: facts, now: 0)
+        cache.keep(page([2]), key: form, checkpoint: 40, after: task("t1"), built: facts, now: 1)
+        // A page of another checkpoint (an older device's walk) does not join.
+        cache.keep(page([9], checkpoint: 30), key: form, checkpoint: 30, after: task("t2"), built: facts, now: 2)
+        #expect(cache.page(form, checkpoint: nil, after: nil, facts: facts, now: 3)?.body == [1])
+        #expect(cache.page(form, checkpoint: 40, after: task("t1"), facts: facts, now: 3)?.body == [2])
+        #expect(cache.page(form, checkpoint: 30, after: task("t2"), facts: facts, now: 3) == nil)
+        #expect(cache.page(form, checkpoint: 40, after: task("t2"), facts: facts, now: 3) == nil, "not kept")
+        #expect(cache.keeps(form, checkpoint: 40, after: task("t1")))
+        #expect(!cache.keeps(form, checkpoint: 30, after: task("t1")))
+        for other in [
+            SnapshotCache.ChainKey(practice: "pra_other", limit: 3, layout: 3, gzip: true),
+            SnapshotCache.ChainKey(practice: TinyPractice.practice, limit: 4, layout: 3, gzip: true),
+            SnapshotCache.ChainKey(practice: TinyPractice.practice, limit: 3, layout: 2, gzip: true),
+            SnapshotCache.ChainKey(practice: TinyPractice.practice, limit: 3, layout: nil, gzip: true),
+            SnapshotCache.ChainKey(practice: TinyPractice.practice, limit: 3, layout: 3, gzip: false),
+        ] {
+            #expect(cache.page(other, checkpoint: nil, after: nil, facts: facts, now: 3) == nil, "\(other)")
+        }
+        #expect(cache.bytes == 2)
+
+        // A new first page (a checkpoint further on) starts a new chain: the old one's pages go.
+        cache.keep(page([3], checkpoint: 50), key: form, checkpoint: 50, after: nil, built: facts, now: 4)
+        #expect(cache.page(form, checkpoint: 40, after: task("t1"), facts: facts, now: 5) == nil)
+        let later = FeedFacts(epoch: "e1", head: 50, floor: 0, lastPurge: 0)
+        #expect(cache.page(form, checkpoint: nil, after: nil, facts: later, now: 5)?.body == [3])
+        #expect(cache.bytes == 1)
+    }
+
+    @Test func aChainThatMayNotBeSentIsDroppedAndNotSentAgain() {
+        let cache = SnapshotCache()
+        cache.keep(page([1], next: "t1"), key: form, checkpoint: 40, after: nil, built: facts, now: 0)
+        cache.keep(page([2]), key: form, checkpoint: 40, after: task("t1"), built: facts, now: 0)
+        let purged = FeedFacts(epoch: "e1", head: 41, floor: 0, lastPurge: 41)
+        #expect(cache.page(form, checkpoint: 40, after: task("t1"), facts: purged, now: 1) == nil)
+        #expect(cache.bytes == 0, "dropped")
+        #expect(cache.page(form, checkpoint: 40, after: task("t1"), facts: facts, now: 2) == nil)
+    }
+
+    @Test func pastItsBytesTheChainsUsedLongestAgoGoFirstAndAPageLargerThanAllIsNotKept() {
+        let cache = SnapshotCache(policy: .init(maxBytes: 10))
+        let other = SnapshotCache.ChainKey(practice: "pra_other", limit: 3, layout: 3, gzip: true)
+        let third = SnapshotCache.ChainKey(practice: "pra_third", limit: 3, layout: 3, gzip: true)
+        cache.keep(page([1, 1, 1, 1]), key: form, checkpoint: 40, after: nil, built: facts, now: 0)
+        cache.keep(page([2, 2, 2, 2]), key: other, checkpoint: 40, after: nil, built: facts, now: 1)
+        // The first chain is used again: the other one is now the one used longest ago.
+        #expect(cache.page(form, checkpoint: nil, after: nil, facts: facts, now: 2) != nil)
+        cache.keep(page([3, 3, 3, 3]), key: third, checkpoint: 40, after: nil, built: facts, now: 3)
+        #expect(cache.bytes == 8)
+        #expect(cache.page(other, checkpoint: nil, after: nil, facts: facts, now: 4) == nil)
+        #expect(cache.page(form, checkpoint: nil, after: nil, facts: facts, now: 4) != nil)
+        #expect(cache.page(third, checkpoint: nil, after: nil, facts: facts, now: 4) != nil)
+        cache.keep(page(Array(repeating: 4, count: 11)), key: other, checkpoint: 40, after: nil, built: facts, now: 5)
+        #expect(cache.page(other, checkpoint: nil, after: nil, facts: facts, now: 6) == nil)
+        #expect(cache.bytes == 8)
+        // A chain alone past the bound keeps the pages before the one that took it past.
+        cache.keep(page([5, 5, 5], next: "t1"), key: form, checkpoint: 40, after: nil, built: facts, now: 7)
+        cache.keep(page([6, 6, 6, 6, 6, 6]), key: form, checkpoint: 40, after: task("t1"), built: facts, now: 8)
+        cache.keep(page([7, 7]), key: form, checkpoint: 40, after: task("t2"), built: facts, now: 9)
+        #expect(cache.page(form, checkpoint: 40, after: task("t1"), facts: facts, now: 10)?.body.count == 6)
+        #expect(cache.page(form, checkpoint: 40, after: task("t2"), facts: facts, now: 10) == nil)
+        #expect(cache.bytes == 9)
+    }
+
+    // MARK: - Against the real server
+
+    /// The count of `outpost_snapshot_pages_total` with `built`, from the server's `/metrics`.
+    func snapshotPages(_ server: TestServer, built: String) async throws -> Int {
+        let (status, body) = try await server.request("GET", Wire.Path.metrics)
+        try #require(status == 200)
+        let prefix = "outpost_snapshot_pages_total{built=\"\(built)\"}"
+        let line = String(decoding: body, as: UTF8.self).split(separator: "\n").first { $0.hasPrefix(prefix) }
+        return line.flatMap { Double($0.split(separator: " ").last ?? "") }.map { Int($0) } ?? 0
+    }
+
+    /// The snapshot pages the server built (on request or ahead), from its `/metrics`.
+    func builtPages(_ server: TestServer) async throws -> Int {
+        try await snapshotPages(server, built: "on_request") + snapshotPages(server, built: "ahead")
+    }
+
+    /// Bootstraps `replica` in pages of 3 and returns the records of every snapshot page it was sent.
+    func bootstrap(_ replica: LocalReplica, _ transport: HTTPTransport) async throws -> [RecordRef] {
+        let sent = Mutex<[RecordRef]>([])
+        let reading = FaultTransport(
+            transport,
+            after: { request, _, response in
+                guard request.path == Wire.Path.snapshot else { return }
+                var body = [UInt8](response.body)
+                if response.contentEncoding == "gzip" { body = try WireCompression.decompress(body, limit: 1 << 26) }
+                let page = try SnapshotPage(binary: body)
+                sent.withLock { $0 += page.records.map(\.record) }
+            }
+        )
+        #expect(try await replica.engine(reading, pageSize: 3).sync().bootstrapped)
+        return sent.withLock { $0 }
+    }
+
+    @Test(.timeLimit(.minutes(10)), arguments: Backend.all)
+    func aSecondNewDeviceIsSentTheFirstOnesPagesAndConvergesWithWhatChangedSince(backend: Backend) async throws {
+        let server = try await TestServer(backend: backend)
+        let directory = try TemporaryDirectory("outpost-kept")
+        let admin = server.adminToken
+        let a = try LocalReplica("site-a", in: directory)
+        try TinyPractice.load(into: a.care)
+        _ = try await a.engine(server.transport(admin)).sync()
+
+        let b = try LocalReplica("site-b", in: directory)
+        let before = try await builtPages(server)
+        let first = try await bootstrap(b, server.transport(admin))
+        let pages = try await builtPages(server) - before
+        #expect(first.count > 6 && pages > 2, "several pages of 3 records")
+        #expect(try await snapshotPages(server, built: "cached") == 0, "the first device's pages are built")
+
+        // A edits a patient after B's snapshot: C is sent B's pages, and the edit in the pull after them.
+        try a.care.store.commit(
+            [.assign(RecordRef(type: "patient", id: TinyPractice.patients[1]), "phone", .string("(406) 555-0142"))],
+            author: TinyPractice.person,
+            site: nil
+        )
+        _ = try await a.engine(server.transport(admin)).sync()
+        let c = try LocalReplica("site-c", in: directory)
+        let second = try await bootstrap(c, server.transport(admin))
+        #expect(second == first)
+        #expect(try await snapshotPages(server, built: "cached") == pages, "every page kept")
+        #expect(try await builtPages(server) - before == pages, "none built again")
+        _ = try await b.engine(server.transport(admin)).sync()
+        #expect(try c.export() == a.export())
+        #expect(try b.export() == a.export())
+        #expect(try c.store.checkProjection() == [])
+    }
+
+    @Test(.timeLimit(.minutes(10)), arguments: Backend.all)
+    func aPurgeStopsThePagesKeptBeforeItAndAScopedTokenIsNeverSentThem(backend: Backend) async throws {
+        let server = try await TestServer(backend: backend)
+        let directory = try TemporaryDirectory("outpost-kept")
+        let admin = server.adminToken
+        let a = try LocalReplica("site-a", in: directory)
+        try TinyPractice.load(into: a.care)
+        _ = try TinyPractice.addSecondTeam(in: a.care)
+        _ = try await a.engine(server.transport(admin)).sync()
+        let b = try LocalReplica("site-b", in: directory)
+        let all = try await bootstrap(b, server.transport(admin))
+        let patient = TinyPractice.patients[0]
+        #expect(all.contains(RecordRef(type: "patient", id: patient)))
+
+        // A nurse's scoped laptop: its own walk, none of the kept whole-practice pages.
+        let nurse = try await server.issueToken(role: "clinician", extra: ["--teams", TinyPractice.team])
+        let scoped = try LocalReplica("nurse", in: directory)
+        let walked = try await bootstrap(scoped, server.transport(nurse))
+        #expect(walked.count < all.count)
+        #expect(try await snapshotPages(server, built: "cached") == 0)
+
+        // The purge (another process: the administration command) stops B's pages at once.
+        let purged = try await server.admin(["purge", "patient", patient, "--reason", "court order 2026-119"])
+        try #require(purged.status == 0, "\(purged)")
+        let d = try LocalReplica("site-d", in: directory)
+        let before = try await builtPages(server)
+        let after = try await bootstrap(d, server.transport(admin))
+        let pages = try await builtPages(server) - before
+        #expect(try await snapshotPages(server, built: "cached") == 0)
+        #expect(!after.contains(RecordRef(type: "patient", id: patient)), "no page sent the purged patient")
+        #expect(!after.contains(RecordRef(type: "task", id: TinyPractice.task)), "nor the task it owned")
+        _ = try await b.engine(server.transport(admin)).sync()
+        #expect(try d.export() == b.export())
+
+        // The pages D was sent are kept in their turn: E is sent them.
+        let e = try LocalReplica("site-e", in: directory)
+        #expect(try await bootstrap(e, server.transport(admin)) == after)
+        #expect(try await snapshotPages(server, built: "cached") == pages)
+        #expect(try e.export() == b.export())
+    }
+}
