@@ -47,6 +47,7 @@ struct SnapshotCacheTests {
         #expect(!servable(FeedFacts(epoch: "e1", head: 40, floor: 12, lastPurge: 0), first: false), "a compaction")
         #expect(!servable(FeedFacts(epoch: "e1", head: 41, floor: 0, lastPurge: 41), first: false), "a purge after")
         #expect(servable(FeedFacts(epoch: "e1", head: 41, floor: 0, lastPurge: 40)), "a purge before is in the pages")
+        #expect(!servable(FeedFacts(epoch: "e1", head: 39, floor: 0, lastPurge: 0), first: false), "a feed behind it")
         // A floor above the checkpoint, the same floor as when built (a chain built from a store whose floor was
         // already past it cannot be, but the rule does not rely on it).
         #expect(
@@ -63,15 +64,15 @@ struct SnapshotCacheTests {
 
     @Test func aFirstPageStartsAChainLaterPagesOfItsCheckpointJoinItAndANewFirstPageReplacesIt() {
         let cache = SnapshotCache()
-        #expect(cache.page(form, checkpoint: nil, after: nil, facts: facts, now: 0) == nil)
-        cache.keep(page([1], next: "t1"), key: form, checkpoint: 40, after: nil, built: facts, now: 0)
-        cache.keep(page([2]), key: form, checkpoint: 40, after: task("t1"), built: facts, now: 1)
+        #expect(cache.page(form, checkpoint: nil, after: nil, facts: facts) == nil)
+        cache.keep(page([1], next: "t1"), key: form, checkpoint: 40, after: nil, built: facts)
+        cache.keep(page([2]), key: form, checkpoint: 40, after: task("t1"), built: facts)
         // A page of another checkpoint (an older device's walk) does not join.
-        cache.keep(page([9], checkpoint: 30), key: form, checkpoint: 30, after: task("t2"), built: facts, now: 2)
-        #expect(cache.page(form, checkpoint: nil, after: nil, facts: facts, now: 3)?.body == [1])
-        #expect(cache.page(form, checkpoint: 40, after: task("t1"), facts: facts, now: 3)?.body == [2])
-        #expect(cache.page(form, checkpoint: 30, after: task("t2"), facts: facts, now: 3) == nil)
-        #expect(cache.page(form, checkpoint: 40, after: task("t2"), facts: facts, now: 3) == nil, "not kept")
+        cache.keep(page([9], checkpoint: 30), key: form, checkpoint: 30, after: task("t2"), built: facts)
+        #expect(cache.page(form, checkpoint: nil, after: nil, facts: facts)?.body == [1])
+        #expect(cache.page(form, checkpoint: 40, after: task("t1"), facts: facts)?.body == [2])
+        #expect(cache.page(form, checkpoint: 30, after: task("t2"), facts: facts) == nil)
+        #expect(cache.page(form, checkpoint: 40, after: task("t2"), facts: facts) == nil, "not kept")
         #expect(cache.keeps(form, checkpoint: 40, after: task("t1")))
         #expect(!cache.keeps(form, checkpoint: 30, after: task("t1")))
         for other in [
@@ -81,51 +82,68 @@ struct SnapshotCacheTests {
             SnapshotCache.ChainKey(practice: TinyPractice.practice, limit: 3, layout: nil, gzip: true),
             SnapshotCache.ChainKey(practice: TinyPractice.practice, limit: 3, layout: 3, gzip: false),
         ] {
-            #expect(cache.page(other, checkpoint: nil, after: nil, facts: facts, now: 3) == nil, "\(other)")
+            #expect(cache.page(other, checkpoint: nil, after: nil, facts: facts) == nil, "\(other)")
         }
         #expect(cache.bytes == 2)
 
         // A new first page (a checkpoint further on) starts a new chain: the old one's pages go.
-        cache.keep(page([3], checkpoint: 50), key: form, checkpoint: 50, after: nil, built: facts, now: 4)
-        #expect(cache.page(form, checkpoint: 40, after: task("t1"), facts: facts, now: 5) == nil)
+        cache.keep(page([3], checkpoint: 50), key: form, checkpoint: 50, after: nil, built: facts)
+        #expect(cache.page(form, checkpoint: 40, after: task("t1"), facts: facts) == nil)
         let later = FeedFacts(epoch: "e1", head: 50, floor: 0, lastPurge: 0)
-        #expect(cache.page(form, checkpoint: nil, after: nil, facts: later, now: 5)?.body == [3])
+        #expect(cache.page(form, checkpoint: nil, after: nil, facts: later)?.body == [3])
         #expect(cache.bytes == 1)
     }
 
     @Test func aChainThatMayNotBeSentIsDroppedAndNotSentAgain() {
         let cache = SnapshotCache()
-        cache.keep(page([1], next: "t1"), key: form, checkpoint: 40, after: nil, built: facts, now: 0)
-        cache.keep(page([2]), key: form, checkpoint: 40, after: task("t1"), built: facts, now: 0)
+        cache.keep(page([1], next: "t1"), key: form, checkpoint: 40, after: nil, built: facts)
+        cache.keep(page([2]), key: form, checkpoint: 40, after: task("t1"), built: facts)
         let purged = FeedFacts(epoch: "e1", head: 41, floor: 0, lastPurge: 41)
-        #expect(cache.page(form, checkpoint: 40, after: task("t1"), facts: purged, now: 1) == nil)
+        #expect(cache.page(form, checkpoint: 40, after: task("t1"), facts: purged) == nil)
         #expect(cache.bytes == 0, "dropped")
-        #expect(cache.page(form, checkpoint: 40, after: task("t1"), facts: facts, now: 2) == nil)
+        #expect(cache.page(form, checkpoint: 40, after: task("t1"), facts: facts) == nil)
     }
 
-    @Test func pastItsBytesTheChainsUsedLongestAgoGoFirstAndAPageLargerThanAllIsNotKept() {
+    @Test func pastItsBytesTheChainsUsedLongestAgoGoFirstAndAChainAlonePastThemKeepsTheOthers() {
         let cache = SnapshotCache(policy: .init(maxBytes: 10))
         let other = SnapshotCache.ChainKey(practice: "pra_other", limit: 3, layout: 3, gzip: true)
         let third = SnapshotCache.ChainKey(practice: "pra_third", limit: 3, layout: 3, gzip: true)
-        cache.keep(page([1, 1, 1, 1]), key: form, checkpoint: 40, after: nil, built: facts, now: 0)
-        cache.keep(page([2, 2, 2, 2]), key: other, checkpoint: 40, after: nil, built: facts, now: 1)
+        cache.keep(page([1, 1, 1, 1]), key: form, checkpoint: 40, after: nil, built: facts)
+        cache.keep(page([2, 2, 2, 2]), key: other, checkpoint: 40, after: nil, built: facts)
         // The first chain is used again: the other one is now the one used longest ago.
-        #expect(cache.page(form, checkpoint: nil, after: nil, facts: facts, now: 2) != nil)
-        cache.keep(page([3, 3, 3, 3]), key: third, checkpoint: 40, after: nil, built: facts, now: 3)
+        #expect(cache.page(form, checkpoint: nil, after: nil, facts: facts) != nil)
+        cache.keep(page([3, 3, 3, 3]), key: third, checkpoint: 40, after: nil, built: facts)
         #expect(cache.bytes == 8)
-        #expect(cache.page(other, checkpoint: nil, after: nil, facts: facts, now: 4) == nil)
-        #expect(cache.page(form, checkpoint: nil, after: nil, facts: facts, now: 4) != nil)
-        #expect(cache.page(third, checkpoint: nil, after: nil, facts: facts, now: 4) != nil)
-        cache.keep(page(Array(repeating: 4, count: 11)), key: other, checkpoint: 40, after: nil, built: facts, now: 5)
-        #expect(cache.page(other, checkpoint: nil, after: nil, facts: facts, now: 6) == nil)
+        #expect(cache.page(other, checkpoint: nil, after: nil, facts: facts) == nil)
+        #expect(cache.page(form, checkpoint: nil, after: nil, facts: facts) != nil)
+        #expect(cache.page(third, checkpoint: nil, after: nil, facts: facts) != nil)
+        // A page larger than the bound is not kept, and drops nothing.
+        cache.keep(page(Array(repeating: 4, count: 11)), key: other, checkpoint: 40, after: nil, built: facts)
+        #expect(cache.page(other, checkpoint: nil, after: nil, facts: facts) == nil)
         #expect(cache.bytes == 8)
-        // A chain alone past the bound keeps the pages before the one that took it past.
-        cache.keep(page([5, 5, 5], next: "t1"), key: form, checkpoint: 40, after: nil, built: facts, now: 7)
-        cache.keep(page([6, 6, 6, 6, 6, 6]), key: form, checkpoint: 40, after: task("t1"), built: facts, now: 8)
-        cache.keep(page([7, 7]), key: form, checkpoint: 40, after: task("t2"), built: facts, now: 9)
-        #expect(cache.page(form, checkpoint: 40, after: task("t1"), facts: facts, now: 10)?.body.count == 6)
-        #expect(cache.page(form, checkpoint: 40, after: task("t2"), facts: facts, now: 10) == nil)
-        #expect(cache.bytes == 9)
+        // A chain that would alone pass the bound keeps the pages before the one that would take it past, and the
+        // other chains stay (one large practice does not empty the cache).
+        let fresh = FeedFacts(epoch: "e1", head: 50, floor: 0, lastPurge: 0)
+        cache.keep(page([5, 5], checkpoint: 50, next: "t1"), key: form, checkpoint: 50, after: nil, built: fresh)
+        cache.keep(page([6, 6, 6, 6], checkpoint: 50), key: form, checkpoint: 50, after: task("t1"), built: fresh)
+        cache.keep(page([7, 7, 7, 7, 7], checkpoint: 50), key: form, checkpoint: 50, after: task("t2"), built: fresh)
+        #expect(cache.page(form, checkpoint: 50, after: task("t1"), facts: fresh)?.body.count == 4)
+        #expect(cache.page(form, checkpoint: 50, after: task("t2"), facts: fresh) == nil)
+        #expect(cache.page(third, checkpoint: nil, after: nil, facts: fresh) != nil, "not dropped for it")
+        #expect(cache.bytes == 10)
+    }
+
+    @Test func aFirstPageOfAnEarlierCheckpointDoesNotReplaceALaterChainOfTheSameEpoch() {
+        let cache = SnapshotCache()
+        let later = FeedFacts(epoch: "e1", head: 50, floor: 0, lastPurge: 0)
+        cache.keep(page([5], checkpoint: 50), key: form, checkpoint: 50, after: nil, built: later)
+        // Two new devices at once: the one whose first page was read earlier keeps nothing in its place.
+        cache.keep(page([4], checkpoint: 40), key: form, checkpoint: 40, after: nil, built: facts)
+        #expect(cache.page(form, checkpoint: nil, after: nil, facts: later)?.body == [5])
+        // Another epoch (a restore) replaces it whatever the checkpoint.
+        let restored = FeedFacts(epoch: "e2", head: 30, floor: 0, lastPurge: 0)
+        cache.keep(page([3], checkpoint: 30), key: form, checkpoint: 30, after: nil, built: restored)
+        #expect(cache.page(form, checkpoint: nil, after: nil, facts: restored)?.body == [3])
     }
 
     // MARK: - Against the real server

@@ -38,10 +38,6 @@ extension PostgresStore: CompactionStorage {
         }
     }
 
-    public func feedFloor(practice: String) async throws(ServerError) -> Int64 {
-        try await transaction { connection in try await Self.feedFloor(practice: practice, connection, logger) }
-    }
-
     /// Compacts one practice (``CompactionStorage/compactOne(_:now:horizonMillis:)``) on PostgreSQL.
     public func compactOne(
         _ practice: String,

@@ -276,22 +276,16 @@ struct SyncRoutes: Sendable {
         guard limit >= 1, limit <= configuration.limits.maxPageSize else {
             throw ServerError.parameter("limit", "limit must be 1 to \(configuration.limits.maxPageSize)")
         }
+        // The epoch and the practice's feed as one read sees them: for the cursor's checks and the kept pages.
+        let facts = try await store.feedFacts(practice: token.practice)
         var cursor: RecordRef?
         var checkpoint: Int64?
         if let after = query["after"] {
-            let deviceEpoch = Self.deviceEpoch(request)
-            try EpochRule.checkSnapshotCursor(
-                deviceEpoch: deviceEpoch,
-                epoch: deviceEpoch == nil ? nil : try await store.epoch()
-            )
-            (checkpoint, cursor) = try Self.snapshotCursor(
-                String(after),
-                head: try await store.feedHead(practice: token.practice)
-            )
+            try EpochRule.checkSnapshotCursor(deviceEpoch: Self.deviceEpoch(request), epoch: facts.epoch)
+            (checkpoint, cursor) = try Self.snapshotCursor(String(after), head: facts.head)
             // A cursor below the compacted feed's floor would end in a checkpoint the feed cannot serve.
-            let floor = try await store.feedFloor(practice: token.practice)
-            if let checkpoint, !CompactionPlanner.isServable(since: checkpoint, floor: floor) {
-                throw ServerError.belowFloor(checkpoint, floor: floor, field: "after")
+            if let checkpoint, !CompactionPlanner.isServable(since: checkpoint, floor: facts.floor) {
+                throw ServerError.belowFloor(checkpoint, floor: facts.floor, field: "after")
             }
         }
         let replica = try await claimedReplica(query, token: token)
@@ -319,7 +313,6 @@ struct SyncRoutes: Sendable {
         // A whole-practice page may have been sent to a device before (``SnapshotCache``): as long as the store
         // still serves its checkpoint, the same bytes are sent again.
         var chain: SnapshotCache.ChainKey?
-        var facts: FeedFacts?
         var cached: PagePrefetch.Page?
         if token.scope.isWholePractice, !sparingOwn {
             let form = SnapshotCache.ChainKey(
@@ -328,14 +321,15 @@ struct SyncRoutes: Sendable {
                 layout: key.layout,
                 gzip: key.gzip
             )
-            let now = try await store.feedFacts(practice: token.practice)
-            (chain, facts) = (form, now)
-            cached = kept.page(form, checkpoint: checkpoint, after: cursor, facts: now, now: clock.nowMillis())
+            chain = form
+            cached = kept.page(form, checkpoint: checkpoint, after: cursor, facts: facts)
         }
         let sent: PagePrefetch.Page
         var built = "cached"
         if let cached {
             sent = cached
+            // A page built ahead for this request (before the chain kept it) is not needed.
+            if cursor != nil { prefetch.take(key, now: clock.nowMillis())?.cancel() }
         } else {
             // A page after the first was built ahead when the page before it was sent (``PagePrefetch``); one that
             // failed is built again here, so its error is this request's.
@@ -343,16 +337,7 @@ struct SyncRoutes: Sendable {
             if cursor != nil, let task = prefetch.take(key, now: clock.nowMillis()) { ahead = try? await task.value }
             built = ahead == nil ? "on_request" : "ahead"
             if let ahead { sent = ahead } else { sent = try await snapshotPage(key) }
-            if let chain, let facts {
-                kept.keep(
-                    sent,
-                    key: chain,
-                    checkpoint: sent.checkpoint,
-                    after: cursor,
-                    built: facts,
-                    now: clock.nowMillis()
-                )
-            }
+            if let chain { kept.keep(sent, key: chain, checkpoint: sent.checkpoint, after: cursor, built: facts) }
         }
         Counter(label: "outpost_snapshot_pages_total", dimensions: [("built", built)]).increment()
         if let next = sent.next, chain.map({ !kept.keeps($0, checkpoint: next.checkpoint, after: next.after) }) ?? true

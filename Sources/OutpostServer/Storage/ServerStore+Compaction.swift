@@ -101,10 +101,6 @@ extension ServerStore: CompactionStorage {
         }
     }
 
-    public func feedFloor(practice: String) async throws(ServerError) -> Int64 {
-        try await readAsync { db in try Self.feedFloor(practice: practice, db: db) }
-    }
-
     /// Compacts one practice (``CompactionStorage/compactOne(_:now:horizonMillis:)``) on SQLite.
     public func compactOne(
         _ practice: String,

@@ -7,8 +7,9 @@ import Synchronization
 /// checkpoint reaches the device in the pull that follows every snapshot. So the pages one device was sent
 /// may be sent again to the next one, with the same checkpoint, as long as the store still serves that
 /// checkpoint as it did: the same epoch (no restore), the same compaction floor, no purge after it (a purged
-/// patient must not be sent again, even for a moment), and, for a new device's first page, a feed that has not
-/// moved on by more than ``Policy/maxLag`` positions since (the pull after the snapshot grows with it). Each
+/// patient is not sent from pages kept before the purge once the purge is seen), a feed not behind it, and, for
+/// a new device's first page, a feed that has not moved on by more than ``Policy/maxLag`` positions since (the
+/// pull after the snapshot grows with it). Each
 /// request still passes every check a request passes (authentication, revocation, epoch, floor) before a kept
 /// page is looked up, and the facts are read from the store on every request, so a purge, restore or compaction
 /// by another process (an administration command, another server on PostgreSQL) is seen.
@@ -42,11 +43,18 @@ final class SnapshotCache: Sendable {
         var floor: Int64
         var pages: [RecordRef?: PagePrefetch.Page] = [:]
         var bytes = 0
+        /// When it was last used, in ``State/uses``.
         var usedAt: UInt64
     }
 
+    private struct State {
+        var chains: [ChainKey: Chain] = [:]
+        /// A count of the pages kept and sent: the order in which chains were used.
+        var uses: UInt64 = 0
+    }
+
     let policy: Policy
-    private let chains = Mutex<[ChainKey: Chain]>([:])
+    private let state = Mutex(State())
 
     init(policy: Policy = Policy()) {
         self.policy = policy
@@ -62,22 +70,18 @@ final class SnapshotCache: Sendable {
         first: Bool,
         policy: Policy
     ) -> Bool {
-        guard now.epoch == epoch, now.floor == floor, now.lastPurge <= checkpoint else { return false }
+        guard now.epoch == epoch, now.floor == floor, now.lastPurge <= checkpoint, now.head >= checkpoint else {
+            return false
+        }
         guard CompactionPlanner.isServable(since: checkpoint, floor: now.floor) else { return false }
         return !first || now.head - checkpoint <= policy.maxLag
     }
 
     /// The kept page a request for `key` names: the first page (`checkpoint` and `after` `nil`) or the page after
     /// `after` of the chain of `checkpoint`; `nil` when none is kept or the chain may not be sent as `facts` say.
-    func page(
-        _ key: ChainKey,
-        checkpoint: Int64?,
-        after: RecordRef?,
-        facts: FeedFacts,
-        now: UInt64
-    ) -> PagePrefetch.Page? {
-        chains.withLock { table -> PagePrefetch.Page? in
-            guard var chain = table[key] else { return nil }
+    func page(_ key: ChainKey, checkpoint: Int64?, after: RecordRef?, facts: FeedFacts) -> PagePrefetch.Page? {
+        state.withLock { state -> PagePrefetch.Page? in
+            guard let chain = state.chains[key] else { return nil }
             guard checkpoint == nil || checkpoint == chain.checkpoint, (checkpoint == nil) == (after == nil) else {
                 return nil
             }
@@ -93,60 +97,54 @@ final class SnapshotCache: Sendable {
                 )
             else {
                 // Past the lag, a new device's first page starts a new chain; anything else does not pass again.
-                table[key] = nil
+                state.chains[key] = nil
                 return nil
             }
             guard let page = chain.pages[after] else { return nil }
-            chain.usedAt = now
-            table[key] = chain
+            state.uses += 1
+            state.chains[key]?.usedAt = state.uses
             return page
         }
     }
 
     /// Whether the chain of `checkpoint` keeps the page after `after`.
     func keeps(_ key: ChainKey, checkpoint: Int64, after: RecordRef) -> Bool {
-        chains.withLock { $0[key]?.checkpoint == checkpoint && $0[key]?.pages[after] != nil }
+        state.withLock { $0.chains[key]?.checkpoint == checkpoint && $0.chains[key]?.pages[after] != nil }
     }
 
     /// Keeps `page`, built for `key` after `after` (`nil` for a first page) with the snapshot's `checkpoint`,
-    /// when the store said `built` before it was built: a first page starts a new chain in place of the key's
-    /// chain; a later page joins the chain of its checkpoint, if it is kept.
-    func keep(
-        _ page: PagePrefetch.Page,
-        key: ChainKey,
-        checkpoint: Int64,
-        after: RecordRef?,
-        built: FeedFacts,
-        now: UInt64
-    ) {
-        guard page.body.count <= policy.maxBytes else { return }
-        chains.withLock { table in
+    /// when the store said `built` before it was built. A first page starts a new chain in place of the key's
+    /// chain, unless that one is of a later checkpoint of the same epoch (two new devices at once: the later
+    /// chain stays); a later page joins the chain of its checkpoint, if it is kept. Within ``Policy/maxBytes``, the
+    /// other chains used longest ago go first; a page that would take its own chain past the bound alone is not
+    /// kept, and the other chains stay.
+    func keep(_ page: PagePrefetch.Page, key: ChainKey, checkpoint: Int64, after: RecordRef?, built: FeedFacts) {
+        state.withLock { state in
             var chain: Chain
             if after == nil {
-                chain = Chain(checkpoint: checkpoint, epoch: built.epoch, floor: built.floor, usedAt: now)
+                if let kept = state.chains[key], kept.epoch == built.epoch, kept.checkpoint > checkpoint { return }
+                chain = Chain(checkpoint: checkpoint, epoch: built.epoch, floor: built.floor, usedAt: 0)
             } else {
-                guard let kept = table[key], kept.checkpoint == checkpoint, kept.pages[after] == nil else { return }
+                guard let kept = state.chains[key], kept.checkpoint == checkpoint, kept.pages[after] == nil else {
+                    return
+                }
                 chain = kept
             }
+            guard chain.bytes + page.body.count <= policy.maxBytes else { return }
             chain.pages[after] = page
             chain.bytes += page.body.count
-            chain.usedAt = now
-            table[key] = chain
-            // Within the bound: the chains used longest ago go first, then (if this one alone is past it) its
-            // newest page.
-            var total = table.values.reduce(0) { $0 + $1.bytes }
-            for (old, kept) in table.sorted(by: { $0.value.usedAt < $1.value.usedAt }) where total > policy.maxBytes {
-                guard old != key else { continue }
-                table[old] = nil
+            state.uses += 1
+            chain.usedAt = state.uses
+            state.chains[key] = chain
+            var total = state.chains.values.reduce(0) { $0 + $1.bytes }
+            for (old, kept) in state.chains.sorted(by: { $0.value.usedAt < $1.value.usedAt })
+            where total > policy.maxBytes && old != key {
+                state.chains[old] = nil
                 total -= kept.bytes
-            }
-            if total > policy.maxBytes {
-                table[key]?.pages[after] = nil
-                table[key]?.bytes -= page.body.count
             }
         }
     }
 
     /// The bytes kept, over every chain.
-    var bytes: Int { chains.withLock { $0.values.reduce(0) { $0 + $1.bytes } } }
+    var bytes: Int { state.withLock { $0.chains.values.reduce(0) { $0 + $1.bytes } } }
 }

@@ -23,11 +23,9 @@ public protocol SyncStorage: Sendable {
     /// The highest feed position of a practice (0 when it has no changes).
     func feedHead(practice: String) async throws(ServerError) -> Int64
 
-    /// The feed floor of a practice (0 until it is compacted): a pull from below it is `410 checkpoint_expired`.
-    func feedFloor(practice: String) async throws(ServerError) -> Int64
-
-    /// The store's epoch and a practice's feed head, floor and last purge, read together: what decides whether
-    /// kept snapshot pages may still be sent (``SnapshotCache``).
+    /// The store's epoch and a practice's feed head, compaction floor (0 until it is compacted: a pull from below
+    /// it is `410 checkpoint_expired`) and last purge, read together: what a snapshot's cursor is checked against
+    /// and what decides whether kept snapshot pages may still be sent (``SnapshotCache``).
     func feedFacts(practice: String) async throws(ServerError) -> FeedFacts
 
     /// Binds `replica` to `token` on its first request; refuses a replica id bound to another token.
