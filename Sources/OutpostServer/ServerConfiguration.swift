@@ -20,6 +20,10 @@ public struct ServerConfiguration: Sendable {
     public var maxAuthFailuresPerMinute = 30
     /// The sliding window in which failed authentications are counted, in seconds (a minute by default).
     public var authFailureWindowSeconds: UInt64 = 60
+    /// Bytes of whole-practice snapshot pages kept for the next new device (``SnapshotCache``); 0 keeps none.
+    public var snapshotCacheBytes = standardSnapshotCacheMiB << 20
+    /// The mebibytes of snapshot pages kept unless configured otherwise.
+    public static let standardSnapshotCacheMiB = 64
 
     var authThrottle: AuthThrottle.Policy {
         AuthThrottle.Policy(maxFailures: maxAuthFailuresPerMinute, windowMillis: authFailureWindowSeconds * 1_000)

@@ -94,7 +94,9 @@ public enum SyncServer {
             _ = try await store.feedHead(practice: "")
             return try ServerError.jsonResponse(["status": "ready"], status: .ok)
         }
+        let kept = SnapshotCache(policy: .init(maxBytes: configuration.snapshotCacheBytes))
         router.get(.init(stringLiteral: Wire.Path.metrics)) { _, _ in
+            Gauge(label: "outpost_snapshot_kept_bytes").record(kept.bytes)
             // Devices by how long ago they were last seen, counted at each scrape (no ids in labels).
             for (bucket, count) in try await store.deviceStaleness(now: clock.nowMillis()) {
                 Gauge(label: "outpost_devices", dimensions: [("seen_within", bucket)]).record(count)
@@ -113,7 +115,7 @@ public enum SyncServer {
             clock: clock,
             throttle: AuthThrottle(policy: configuration.authThrottle),
             prefetch: PagePrefetch(),
-            kept: SnapshotCache()
+            kept: kept
         ).register(on: router)
         let limits = configuration.connections.fittedToProcess(logger: logger)
         let registry = ConnectionRegistry(maxConnections: limits.maxConnections)

@@ -40,6 +40,15 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "The longest pause, in seconds, while a request's body is read.")
     var bodyTimeout = Self.seconds(ConnectionLimits.standard.bodyTimeout)
 
+    @Option(
+        help: ArgumentHelp(
+            "Mebibytes of whole-practice snapshot pages kept in memory for the next new device (docs/sync.md, "
+                + "'Snapshot pages kept for the next device'); 0 keeps none.",
+            valueName: "MiB"
+        )
+    )
+    var snapshotCache = ServerConfiguration.standardSnapshotCacheMiB
+
     @Option(help: ArgumentHelp("Run 'compact' this often (24h, 7d); off unless given.", valueName: "interval"))
     var compactEvery: String?
     @Option(
@@ -57,6 +66,9 @@ struct Serve: AsyncParsableCommand {
         }
         guard (0...65_535).contains(port) else { throw ValidationError("--port must be 0 to 65535") }
         guard maxClockSkew > 0 else { throw ValidationError("--max-clock-skew must be a positive number of seconds") }
+        guard (0...65_536).contains(snapshotCache) else {
+            throw ValidationError("--snapshot-cache must be 0 to 65536 MiB")
+        }
         guard maxAuthFailures > 0 else { throw ValidationError("--max-auth-failures must be at least 1") }
         guard (1...86_400).contains(authFailureWindow) else {
             throw ValidationError("--auth-failure-window must be 1 to 86400 seconds")
@@ -125,6 +137,7 @@ struct Serve: AsyncParsableCommand {
         )
         configuration.maxAuthFailuresPerMinute = maxAuthFailures
         configuration.authFailureWindowSeconds = UInt64(authFailureWindow)
+        configuration.snapshotCacheBytes = snapshotCache << 20
         if configuration.tls == nil && !ServerConfiguration.isLoopback(host) {
             logger.warning(
                 "serving plain HTTP on \(host): tokens and patient data cross the network in the clear; serve HTTPS with --tls-cert and --tls-key, or put a TLS proxy in front"

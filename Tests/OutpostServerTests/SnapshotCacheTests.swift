@@ -253,4 +253,47 @@ struct SnapshotCacheTests {
         #expect(try await snapshotPages(server, built: "cached") == pages)
         #expect(try e.export() == b.export())
     }
+
+    /// The number `/metrics` gives for `name` (a metric without labels), or `nil` when it is not there.
+    func gauge(_ server: TestServer, _ name: String) async throws -> Double? {
+        let (status, body) = try await server.request("GET", Wire.Path.metrics)
+        try #require(status == 200)
+        let line = String(decoding: body, as: UTF8.self).split(separator: "\n").first { $0.hasPrefix(name + " ") }
+        return line.flatMap { Double($0.split(separator: " ").last ?? "") }
+    }
+
+    @Test func theKeptBytesAreAGaugeAndSnapshotCacheZeroKeepsNone() async throws {
+        let directory = try TemporaryDirectory("outpost-kept")
+        for mebibytes in ["64", "0"] {
+            let server = try await TestServer(arguments: ["--snapshot-cache", mebibytes])
+            let a = try LocalReplica("site-a-\(mebibytes)", in: directory)
+            try TinyPractice.load(into: a.care)
+            _ = try await a.engine(server.transport(server.adminToken)).sync()
+            let b = try LocalReplica("site-b-\(mebibytes)", in: directory)
+            let first = try await bootstrap(b, server.transport(server.adminToken))
+            let c = try LocalReplica("site-c-\(mebibytes)", in: directory)
+            #expect(try await bootstrap(c, server.transport(server.adminToken)) == first)
+            let kept = try #require(try await gauge(server, "outpost_snapshot_kept_bytes"))
+            let cached = try await snapshotPages(server, built: "cached")
+            if mebibytes == "0" {
+                #expect(kept == 0 && cached == 0, "none kept: \(kept) bytes, \(cached) pages")
+            } else {
+                #expect(kept > 0 && cached > 0, "\(kept) bytes, \(cached) pages")
+            }
+            #expect(try c.export() == a.export())
+        }
+    }
+
+    @Test(arguments: ["-1", "65537", "lots"])
+    func aSnapshotCacheOutOfRangeIsRefusedAtStart(value: String) async throws {
+        let folder = try TemporaryDirectory("outpost-kept")
+        let refused = try await runProcess(
+            Built.server,
+            ["serve", "--data", folder.path("data"), "--port", "0", "--snapshot-cache", value],
+            in: folder.url
+        )
+        #expect(refused.status != 0)
+        #expect(refused.stderr.contains("--snapshot-cache"), "\(refused.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: folder.path("data")), "nothing created")
+    }
 }

@@ -22,7 +22,7 @@ import Synchronization
 final class SnapshotCache: Sendable {
     struct Policy: Sendable {
         /// Bytes of pages kept at once, over every chain.
-        var maxBytes = 64 << 20
+        var maxBytes = ServerConfiguration.standardSnapshotCacheMiB << 20
         /// How far the feed may have moved past a chain's checkpoint for a new device to be sent it.
         var maxLag: Int64 = 10_000
     }
