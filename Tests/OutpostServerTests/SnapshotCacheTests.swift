@@ -168,7 +168,7 @@ struct SnapshotCacheTests {
         let reading = FaultTransport(
             transport,
             after: { request, _, response in
-                guard request.path == Wire.Path.snapshot else { return }
+                guard request.path == Wire.Path.snapshot, response.status == 200 else { return }
                 var body = [UInt8](response.body)
                 if response.contentEncoding == "gzip" { body = try WireCompression.decompress(body, limit: 1 << 26) }
                 let page = try SnapshotPage(binary: body)
@@ -252,6 +252,38 @@ struct SnapshotCacheTests {
         #expect(try await bootstrap(e, server.transport(admin)) == after)
         #expect(try await snapshotPages(server, built: "cached") == pages)
         #expect(try e.export() == b.export())
+    }
+
+    @Test(.timeLimit(.minutes(10)), arguments: Backend.all)
+    func aCompactionThatRaisesTheFloorStopsThePagesKeptBelowIt(backend: Backend) async throws {
+        let server = try await TestServer(backend: backend)
+        let directory = try TemporaryDirectory("outpost-kept")
+        let admin = server.adminToken
+        let a = try LocalReplica("site-a", in: directory)
+        try TinyPractice.load(into: a.care)
+        _ = try await a.engine(server.transport(admin)).sync()
+        let b = try LocalReplica("site-b", in: directory)
+        _ = try await bootstrap(b, server.transport(admin))
+
+        // An edit after B's pages, then syncs until every device holds it (the server counts the lower of a
+        // device's last two pull checkpoints): the floor can move past the kept pages' checkpoint.
+        try a.care.store.commit(
+            [.assign(RecordRef(type: "patient", id: TinyPractice.patients[2]), "phone", .string("(406) 555-0143"))],
+            author: TinyPractice.person,
+            site: nil
+        )
+        for _ in 0..<3 {
+            _ = try await a.engine(server.transport(admin)).sync()
+            _ = try await b.engine(server.transport(admin)).sync()
+        }
+        let compacted = try await server.admin(["compact"])
+        try #require(compacted.status == 0, "\(compacted)")
+        let c = try LocalReplica("site-c", in: directory)
+        let before = try await builtPages(server)
+        _ = try await bootstrap(c, server.transport(admin))
+        #expect(try await snapshotPages(server, built: "cached") == 0, "\(compacted.stdout)")
+        #expect(try await builtPages(server) > before)
+        #expect(try c.export() == a.export())
     }
 
     /// The number `/metrics` gives for `name` (a metric without labels), or `nil` when it is not there.
