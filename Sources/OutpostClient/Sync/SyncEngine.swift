@@ -579,7 +579,23 @@ public actor SyncEngine {
         // once at the end, also when the bootstrap fails (or when the store is next opened, if it is killed).
         try store.deferIndexes()
         do {
-            try await takeSnapshot(&report, session: session, sparingOwn: sparingOwn)
+            var sparingOwn = sparingOwn
+            var restarts = 0
+            while true {
+                do throws(ClientError) {
+                    try await takeSnapshot(&report, session: session, sparingOwn: sparingOwn)
+                    break
+                } catch let error where error.serverCode == ErrorCode.checkpointExpired.rawValue && restarts < 3 {
+                    // The server can no longer serve the snapshot's checkpoint (a compaction or a restore came
+                    // between two pages): the snapshot starts again, as the protocol says. The pages already
+                    // written merge again harmlessly. A restore's new epoch also puts back in the outbox what the
+                    // server lacks, and the device may then lack some of its own records: none are spared.
+                    restarts += 1
+                    sparingOwn = false
+                    logger.warning("the server can no longer serve this snapshot's checkpoint; starting it again")
+                    try await adoptEpoch(of: try await fetchSession(), &report)
+                }
+            }
         } catch {
             try? store.restoreIndexes()
             throw error
