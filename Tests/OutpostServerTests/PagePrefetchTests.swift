@@ -84,15 +84,6 @@ struct PagePrefetchTests {
         #expect(try await prefetch.take(key(after: "tsk_5"), now: 400)?.value.body == [5])
     }
 
-    /// The count of `outpost_snapshot_pages_total` with `built`, from the server's `/metrics`.
-    func snapshotPages(_ server: TestServer, built: String) async throws -> Int {
-        let (status, body) = try await server.request("GET", Wire.Path.metrics)
-        try #require(status == 200)
-        let prefix = "outpost_snapshot_pages_total{built=\"\(built)\"}"
-        let line = String(decoding: body, as: UTF8.self).split(separator: "\n").first { $0.hasPrefix(prefix) }
-        return line.flatMap { Double($0.split(separator: " ").last ?? "") }.map { Int($0) } ?? 0
-    }
-
     /// Bootstraps `replica` in pages of `pageSize` and returns how many snapshot pages it asked for.
     func bootstrap(_ replica: LocalReplica, _ transport: HTTPTransport, pageSize: Int) async throws -> Int {
         let pages = Mutex(0)
@@ -113,12 +104,12 @@ struct PagePrefetchTests {
         let a = try LocalReplica("site-a", in: directory)
         try TinyPractice.load(into: a.care)
         _ = try await a.engine(server.transport(admin)).sync()
-        let before = try await snapshotPages(server, built: "ahead")
+        let before = try await server.snapshotPages(built: "ahead")
 
         let b = try LocalReplica("site-b", in: directory)
         let asked = try await bootstrap(b, server.transport(admin), pageSize: 3)
         #expect(asked > 2, "several pages of 3 records")
-        #expect(try await snapshotPages(server, built: "ahead") - before == asked - 1)
+        #expect(try await server.snapshotPages(built: "ahead") - before == asked - 1)
         #expect(try b.export() == a.export())
         #expect(try b.store.checkProjection() == [])
     }
@@ -132,16 +123,16 @@ struct PagePrefetchTests {
         _ = try TinyPractice.addSecondTeam(in: a.care)
         _ = try await a.engine(server.transport(server.adminToken)).sync()
         let nurse = try await server.issueToken(role: "clinician", extra: ["--teams", TinyPractice.team])
-        let before = try await snapshotPages(server, built: "ahead")
+        let before = try await server.snapshotPages(built: "ahead")
 
         let paged = try LocalReplica("paged", in: directory)
         let asked = try await bootstrap(paged, server.transport(nurse), pageSize: 2)
         #expect(asked > 2, "several pages of 2 records")
-        #expect(try await snapshotPages(server, built: "ahead") - before == asked - 1)
+        #expect(try await server.snapshotPages(built: "ahead") - before == asked - 1)
 
         let whole = try LocalReplica("whole", in: directory)
         #expect(try await bootstrap(whole, server.transport(nurse), pageSize: 2_000) == 1)
-        #expect(try await snapshotPages(server, built: "ahead") - before == asked - 1, "one page: none ahead")
+        #expect(try await server.snapshotPages(built: "ahead") - before == asked - 1, "one page: none ahead")
         #expect(try paged.export() == whole.export())
         #expect(try paged.export() != a.export(), "the scope holds part of the practice")
         #expect(try paged.care.records(.patient).map(\.ref.id).sorted() == TinyPractice.patients.prefix(2).sorted())
@@ -167,7 +158,7 @@ struct PagePrefetchTests {
         try #require(first.status == 200)
         let next = try #require(try SnapshotPage(binary: Array(first.body)).next)
         // Sending that page started the next one for the laptop (the bootstrap test above counts such pages).
-        let ahead = try await snapshotPages(server, built: "ahead")
+        let ahead = try await server.snapshotPages(built: "ahead")
         try #require(try await server.admin(["token", "revoke", laptop.id]).status == 0)
 
         let refused = try await snapshot(laptop.secret, after: next)
@@ -177,6 +168,6 @@ struct PagePrefetchTests {
         #expect(other.status == 200)
         let records = try SnapshotPage(binary: Array(other.body)).records
         #expect(records.count == 3)
-        #expect(try await snapshotPages(server, built: "ahead") == ahead, "no page was handed out built ahead")
+        #expect(try await server.snapshotPages(built: "ahead") == ahead, "no page was handed out built ahead")
     }
 }

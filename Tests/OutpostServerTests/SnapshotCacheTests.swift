@@ -148,18 +148,24 @@ struct SnapshotCacheTests {
 
     // MARK: - Against the real server
 
-    /// The count of `outpost_snapshot_pages_total` with `built`, from the server's `/metrics`.
-    func snapshotPages(_ server: TestServer, built: String) async throws -> Int {
-        let (status, body) = try await server.request("GET", Wire.Path.metrics)
-        try #require(status == 200)
-        let prefix = "outpost_snapshot_pages_total{built=\"\(built)\"}"
-        let line = String(decoding: body, as: UTF8.self).split(separator: "\n").first { $0.hasPrefix(prefix) }
-        return line.flatMap { Double($0.split(separator: " ").last ?? "") }.map { Int($0) } ?? 0
-    }
-
     /// The snapshot pages the server built (on request or ahead), from its `/metrics`.
     func builtPages(_ server: TestServer) async throws -> Int {
-        try await snapshotPages(server, built: "on_request") + snapshotPages(server, built: "ahead")
+        try await server.snapshotPages(built: "on_request") + server.snapshotPages(built: "ahead")
+    }
+
+    /// A server on `backend` holding the tiny practice, which site A imported (with a second team holding one
+    /// patient, when asked) and pushed.
+    func practice(
+        on backend: Backend,
+        secondTeam: Bool = false
+    ) async throws -> (TestServer, TemporaryDirectory, LocalReplica) {
+        let server = try await TestServer(backend: backend)
+        let directory = try TemporaryDirectory("outpost-kept")
+        let a = try LocalReplica("site-a", in: directory)
+        try TinyPractice.load(into: a.care)
+        if secondTeam { _ = try TinyPractice.addSecondTeam(in: a.care) }
+        _ = try await a.engine(server.transport(server.adminToken)).sync()
+        return (server, directory, a)
     }
 
     /// Bootstraps `replica` in pages of 3 and returns the records of every snapshot page it was sent.
@@ -181,19 +187,15 @@ struct SnapshotCacheTests {
 
     @Test(.timeLimit(.minutes(10)), arguments: Backend.all)
     func aSecondNewDeviceIsSentTheFirstOnesPagesAndConvergesWithWhatChangedSince(backend: Backend) async throws {
-        let server = try await TestServer(backend: backend)
-        let directory = try TemporaryDirectory("outpost-kept")
+        let (server, directory, a) = try await practice(on: backend)
         let admin = server.adminToken
-        let a = try LocalReplica("site-a", in: directory)
-        try TinyPractice.load(into: a.care)
-        _ = try await a.engine(server.transport(admin)).sync()
 
         let b = try LocalReplica("site-b", in: directory)
         let before = try await builtPages(server)
         let first = try await bootstrap(b, server.transport(admin))
         let pages = try await builtPages(server) - before
         #expect(first.count > 6 && pages > 2, "several pages of 3 records")
-        #expect(try await snapshotPages(server, built: "cached") == 0, "the first device's pages are built")
+        #expect(try await server.snapshotPages(built: "cached") == 0, "the first device's pages are built")
 
         // A edits a patient after B's snapshot: C is sent B's pages, and the edit in the pull after them.
         try a.care.store.commit(
@@ -205,7 +207,7 @@ struct SnapshotCacheTests {
         let c = try LocalReplica("site-c", in: directory)
         let second = try await bootstrap(c, server.transport(admin))
         #expect(second == first)
-        #expect(try await snapshotPages(server, built: "cached") == pages, "every page kept")
+        #expect(try await server.snapshotPages(built: "cached") == pages, "every page kept")
         #expect(try await builtPages(server) - before == pages, "none built again")
         _ = try await b.engine(server.transport(admin)).sync()
         #expect(try c.export() == a.export())
@@ -215,13 +217,8 @@ struct SnapshotCacheTests {
 
     @Test(.timeLimit(.minutes(10)), arguments: Backend.all)
     func aPurgeStopsThePagesKeptBeforeItAndAScopedTokenIsNeverSentThem(backend: Backend) async throws {
-        let server = try await TestServer(backend: backend)
-        let directory = try TemporaryDirectory("outpost-kept")
+        let (server, directory, _) = try await practice(on: backend, secondTeam: true)
         let admin = server.adminToken
-        let a = try LocalReplica("site-a", in: directory)
-        try TinyPractice.load(into: a.care)
-        _ = try TinyPractice.addSecondTeam(in: a.care)
-        _ = try await a.engine(server.transport(admin)).sync()
         let b = try LocalReplica("site-b", in: directory)
         let all = try await bootstrap(b, server.transport(admin))
         let patient = TinyPractice.patients[0]
@@ -232,7 +229,7 @@ struct SnapshotCacheTests {
         let scoped = try LocalReplica("nurse", in: directory)
         let walked = try await bootstrap(scoped, server.transport(nurse))
         #expect(walked.count < all.count)
-        #expect(try await snapshotPages(server, built: "cached") == 0)
+        #expect(try await server.snapshotPages(built: "cached") == 0)
 
         // The purge (another process: the administration command) stops B's pages at once.
         let purged = try await server.admin(["purge", "patient", patient, "--reason", "court order 2026-119"])
@@ -241,7 +238,7 @@ struct SnapshotCacheTests {
         let before = try await builtPages(server)
         let after = try await bootstrap(d, server.transport(admin))
         let pages = try await builtPages(server) - before
-        #expect(try await snapshotPages(server, built: "cached") == 0)
+        #expect(try await server.snapshotPages(built: "cached") == 0)
         #expect(!after.contains(RecordRef(type: "patient", id: patient)), "no page sent the purged patient")
         #expect(!after.contains(RecordRef(type: "task", id: TinyPractice.task)), "nor the task it owned")
         _ = try await b.engine(server.transport(admin)).sync()
@@ -250,18 +247,14 @@ struct SnapshotCacheTests {
         // The pages D was sent are kept in their turn: E is sent them.
         let e = try LocalReplica("site-e", in: directory)
         #expect(try await bootstrap(e, server.transport(admin)) == after)
-        #expect(try await snapshotPages(server, built: "cached") == pages)
+        #expect(try await server.snapshotPages(built: "cached") == pages)
         #expect(try e.export() == b.export())
     }
 
     @Test(.timeLimit(.minutes(10)), arguments: Backend.all)
     func aCompactionThatRaisesTheFloorStopsThePagesKeptBelowIt(backend: Backend) async throws {
-        let server = try await TestServer(backend: backend)
-        let directory = try TemporaryDirectory("outpost-kept")
+        let (server, directory, a) = try await practice(on: backend)
         let admin = server.adminToken
-        let a = try LocalReplica("site-a", in: directory)
-        try TinyPractice.load(into: a.care)
-        _ = try await a.engine(server.transport(admin)).sync()
         let b = try LocalReplica("site-b", in: directory)
         _ = try await bootstrap(b, server.transport(admin))
 
@@ -281,17 +274,9 @@ struct SnapshotCacheTests {
         let c = try LocalReplica("site-c", in: directory)
         let before = try await builtPages(server)
         _ = try await bootstrap(c, server.transport(admin))
-        #expect(try await snapshotPages(server, built: "cached") == 0, "\(compacted.stdout)")
+        #expect(try await server.snapshotPages(built: "cached") == 0, "\(compacted.stdout)")
         #expect(try await builtPages(server) > before)
         #expect(try c.export() == a.export())
-    }
-
-    /// The number `/metrics` gives for `name` (a metric without labels), or `nil` when it is not there.
-    func gauge(_ server: TestServer, _ name: String) async throws -> Double? {
-        let (status, body) = try await server.request("GET", Wire.Path.metrics)
-        try #require(status == 200)
-        let line = String(decoding: body, as: UTF8.self).split(separator: "\n").first { $0.hasPrefix(name + " ") }
-        return line.flatMap { Double($0.split(separator: " ").last ?? "") }
     }
 
     @Test func theKeptBytesAreAGaugeAndSnapshotCacheZeroKeepsNone() async throws {
@@ -305,8 +290,8 @@ struct SnapshotCacheTests {
             let first = try await bootstrap(b, server.transport(server.adminToken))
             let c = try LocalReplica("site-c-\(mebibytes)", in: directory)
             #expect(try await bootstrap(c, server.transport(server.adminToken)) == first)
-            let kept = try #require(try await gauge(server, "outpost_snapshot_kept_bytes"))
-            let cached = try await snapshotPages(server, built: "cached")
+            let kept = try #require(try await server.metric("outpost_snapshot_kept_bytes"))
+            let cached = try await server.snapshotPages(built: "cached")
             if mebibytes == "0" {
                 #expect(kept == 0 && cached == 0, "none kept: \(kept) bytes, \(cached) pages")
             } else {

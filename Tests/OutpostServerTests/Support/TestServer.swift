@@ -1,5 +1,6 @@
 import Foundation
 import OutpostClient
+import OutpostProtocol
 import OutpostTestSupport
 import Testing
 
@@ -318,5 +319,21 @@ struct Device {
     func status() async throws -> [String: Any] {
         let text = try await ok("status", "--json")
         return (try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any]) ?? [:]
+    }
+}
+
+extension TestServer {
+    /// The value `/metrics` gives for `series`, the metric's name with its labels as Prometheus writes them
+    /// (`outpost_snapshot_pages_total{built="ahead"}`), or `nil` when it is not there.
+    func metric(_ series: String) async throws -> Double? {
+        let (status, body) = try await request("GET", Wire.Path.metrics)
+        try #require(status == 200)
+        let line = String(decoding: body, as: UTF8.self).split(separator: "\n").first { $0.hasPrefix(series + " ") }
+        return line.flatMap { Double($0.split(separator: " ").last ?? "") }
+    }
+
+    /// The count of `outpost_snapshot_pages_total` with `built` ("ahead", "on_request", "cached").
+    func snapshotPages(built: String) async throws -> Int {
+        Int(try await metric("outpost_snapshot_pages_total{built=\"\(built)\"}") ?? 0)
     }
 }
