@@ -245,8 +245,9 @@ public actor SyncEngine {
         // purged or lost by a restore), so its bootstrap may leave out the records only it wrote. A new device
         // holding no record has nothing to leave out, and asks for the practice's pages as any device may be
         // sent them (the server keeps those for the next device: docs/sync.md, "Snapshot pages kept").
-        let (knownEpoch, checkpoint, empty) = (try store.serverEpoch(), try store.checkpoint(), try store.isEmpty())
-        let sparingOwn = session.epoch != nil && knownEpoch == nil && checkpoint == nil && !empty
+        let (knownEpoch, checkpoint) = (try store.serverEpoch(), try store.checkpoint())
+        var sparingOwn = false
+        if session.epoch != nil, knownEpoch == nil, checkpoint == nil { sparingOwn = !(try store.isEmpty()) }
         // After the session: the time is read through the offset it may just have corrected.
         try store.setSetting(Self.syncStartedSetting, to: String(try store.now()))
         try await adoptEpoch(of: session, &report)

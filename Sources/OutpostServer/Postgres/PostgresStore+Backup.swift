@@ -14,11 +14,15 @@ extension PostgresStore {
     }
 
     public func epoch() async throws(ServerError) -> String {
-        let value = try await transaction { connection in
-            try await connection.all("SELECT value FROM server_meta WHERE key = 'epoch'", logger).first?
+        try await transaction { connection in try await Self.epoch(connection, logger) }
+    }
+
+    /// The store's epoch, read on `connection`.
+    static func epoch(_ connection: PostgresConnection, _ logger: Logger) async throws -> String {
+        guard
+            let value = try await connection.all("SELECT value FROM server_meta WHERE key = 'epoch'", logger).first?
                 .decode(String.self)
-        }
-        guard let value else {
+        else {
             throw ServerError.storage("the PostgreSQL store has no epoch; it is damaged: restore a backup")
         }
         return value

@@ -25,22 +25,17 @@ extension PostgresStore: SyncStorage {
     }
 
     public func feedFacts(practice: String) async throws(ServerError) -> FeedFacts {
-        let facts = try await transaction(.repeatableRead) { connection -> (String?, Int64, Int64, Int64) in
-            let epoch = try await connection.all("SELECT value FROM server_meta WHERE key = 'epoch'", logger).first?
-                .decode(String.self)
-            let head = try await Self.head(practice: practice, connection, logger)
-            let floor = try await Self.feedFloor(practice: practice, connection, logger)
-            let purge =
-                try await connection.all(
+        try await transaction(.repeatableRead) { connection in
+            FeedFacts(
+                epoch: try await Self.epoch(connection, logger),
+                head: try await Self.head(practice: practice, connection, logger),
+                floor: try await Self.feedFloor(practice: practice, connection, logger),
+                lastPurge: try await connection.all(
                     "SELECT COALESCE(MAX(position), 0) FROM purge WHERE practice = \(practice)",
                     logger
                 ).first?.decode(Int64.self) ?? 0
-            return (epoch, head, floor, purge)
+            )
         }
-        guard let epoch = facts.0 else {
-            throw ServerError.storage("the PostgreSQL store has no epoch; it is damaged: restore a backup")
-        }
-        return FeedFacts(epoch: epoch, head: facts.1, floor: facts.2, lastPurge: facts.3)
     }
 
     public func resolveRecords(

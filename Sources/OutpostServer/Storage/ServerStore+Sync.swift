@@ -349,11 +349,14 @@ extension ServerStore: SyncStorage {
 
     public func feedFacts(practice: String) async throws(ServerError) -> FeedFacts {
         try await readAsync { db in
-            FeedFacts(
+            let (floor, lastPurge) = (
+                try Self.feedFloor(practice: practice, db: db), try Self.purgeHead(practice: practice, db: db)
+            )
+            return FeedFacts(
                 epoch: try Self.epoch(db: db),
-                head: try Self.feedHead(practice: practice, db: db),
-                floor: try Self.feedFloor(practice: practice, db: db),
-                lastPurge: try Self.purgeHead(practice: practice, db: db)
+                head: max(try Self.lastChange(practice: practice, db: db), lastPurge, floor),
+                floor: floor,
+                lastPurge: lastPurge
             )
         }
     }
@@ -362,10 +365,15 @@ extension ServerStore: SyncStorage {
     /// compaction dropped the last changes).
     static func feedHead(practice: String, db: Database) throws -> Int64 {
         max(
-            try Int64.fetchOne(db, sql: "SELECT MAX(seq) FROM change WHERE practice = ?", arguments: [practice]) ?? 0,
+            try lastChange(practice: practice, db: db),
             try purgeHead(practice: practice, db: db),
             try feedFloor(practice: practice, db: db)
         )
+    }
+
+    /// The feed position of a practice's last change (0 without one).
+    static func lastChange(practice: String, db: Database) throws -> Int64 {
+        try Int64.fetchOne(db, sql: "SELECT MAX(seq) FROM change WHERE practice = ?", arguments: [practice]) ?? 0
     }
 
     public func resolveRecords(
