@@ -100,5 +100,42 @@ struct RecordStateTests {
 
         var twice = BinaryReader(encoded([("a", a), ("b", b), ("a", b)]))
         #expect(throws: CRDTError.self) { _ = try Self.read(&twice) }
+        // Read for some fields only, a name twice is refused too, whether the repeated field is read or skipped.
+        for fields: Set<String> in [[], ["a"], ["b"], ["a", "b"]] {
+            var partly = BinaryReader(encoded([("a", a), ("b", b), ("a", b)]))
+            #expect(throws: CRDTError.self, "\(fields)") { _ = try partly.readRecordState(fields: fields) }
+            var unsorted = BinaryReader(encoded([("b", b), ("a", a)]))
+            #expect(
+                try unsorted.readRecordState(fields: fields)
+                    == RecordState(fields: state.fields.filter { fields.contains($0.key) })
+            )
+            #expect(unsorted.isAtEnd)
+        }
+    }
+
+    /// A state read for some of its fields is the whole state's reading with only those fields, and reads to the
+    /// same end; a state cut anywhere is refused as a whole reading refuses it (the server's push reads only the
+    /// fields it judges: ``BinaryReader/readRecordState(fields:)``).
+    @Test(arguments: propertySeeds.prefix(60))
+    func aStateReadForSomeFieldsIsTheWholeReadingWithThoseFieldsOnly(seed: UInt64) throws {
+        let scenario = EditScenario(seed: seed)
+        var random = SeededGenerator(seed: seed &+ 11)
+        let document = try CRDTLaws.document(schema: scenario.schema, receiving: [scenario.changes])
+        for record in document.records.values {
+            var writer = BinaryWriter()
+            writer.write(record)
+            let bytes = writer.bytes
+            let names = record.fieldNames + ["never written"]
+            let fields = Set(names.filter { _ in Bool.random(using: &random) })
+            var reader = BinaryReader(bytes)
+            let partial = try reader.readRecordState(fields: fields)
+            #expect(reader.isAtEnd, "seed \(seed)")
+            #expect(partial == RecordState(fields: record.fields.filter { fields.contains($0.key) }), "seed \(seed)")
+            let cut = Int.random(in: 0..<bytes.count, using: &random)
+            var short = BinaryReader(Array(bytes[..<cut]))
+            #expect(throws: CRDTError.self, "seed \(seed), cut at \(cut)") {
+                _ = try short.readRecordState(fields: fields)
+            }
+        }
     }
 }

@@ -170,6 +170,13 @@ struct RecordTailTests {
         #expect(try rows(store)[task] != before)
         let notes = values(written, "notes")
         #expect((1...TailFolder.longest + 1).allSatisfy { notes.contains("Visit \($0)") })
+        // Written whole: the fields no push of these touched are there as the first push stored them (the push
+        // judged the task's notes and patient only).
+        var first = BinaryReader(try #require(before))
+        let stored = try first.readRecordState()
+        #expect(stored.fieldNames.count > 2)
+        #expect(Set(written.fieldNames) == Set(stored.fieldNames).union(["notes"]))
+        for name in stored.fieldNames where name != "notes" { #expect(written[name] == stored[name], "\(name)") }
         #expect(try await snapshot(store, token, limit: 100)[task] == written)
     }
 

@@ -204,6 +204,46 @@ public struct BinaryReader {
         return state
     }
 
+    /// Reads a record state keeping only the fields named in `fields`: the others are checked as
+    /// ``readRecordState()`` checks them (lengths, counts, tags, presence flags, replica ids, clock counters)
+    /// and skipped without being made. For a reader that needs a few fields of large states: the server's push
+    /// reads the fields its changes write, not every field of thousands of records.
+    public mutating func readRecordState(fields: Set<String>) throws(CRDTError) -> RecordState {
+        let count = try readCount()
+        var state = RecordState()
+        // A field named twice is refused as a whole decoding refuses it: fields are written sorted by name, so
+        // only names out of order are looked at again.
+        var names: [String] = []
+        names.reserveCapacity(count)
+        var sorted = true
+        for _ in 0..<count {
+            let name = try readString()
+            if let last = names.last, !(last < name) { sorted = false }
+            names.append(name)
+            if fields.contains(name) {
+                guard state.insertDecoded(name, try readFieldState()) else { throw malformed("a field named twice") }
+            } else {
+                try skipFieldState()
+            }
+        }
+        guard sorted || Set(names).count == names.count else { throw malformed("a field named twice") }
+        return state
+    }
+
+    /// Skips a field state, checking what ``readFieldState()`` checks but the order of its writes.
+    private mutating func skipFieldState() throws(CRDTError) {
+        let live = try readCount()
+        for _ in 0..<live {
+            _ = try readChangeID()
+            try skipValue()
+            _ = try readTimestamp()
+            _ = try readAuthor()
+            _ = try readSite()
+        }
+        let superseded = try readCount()
+        for _ in 0..<superseded { _ = try readChangeID() }
+    }
+
     /// Whether every write of the record state at the reader's position, live or superseded, is `replica`'s:
     /// the answer of decoding the state and comparing each write's replica, without making the state (no
     /// string, value or dictionary is built). Stops at the first write of another replica; a state that ends

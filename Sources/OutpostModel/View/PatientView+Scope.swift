@@ -22,8 +22,11 @@ extension PatientView {
             self.sites = Set(sites).sorted()
         }
 
+        /// The fields of a patient's state the keys are read from (``init(state:)``).
+        public static let fields: Set<String> = ["primaryTeam", "sites"]
+
         /// Reads a patient's state through the field table's policies (`primaryTeam` a review register,
-        /// `sites` a set), without materializing its other fields.
+        /// `sites` a set), without materializing its other fields (``fields``).
         public init(state: RecordState) {
             let team = CareModel.spec(.patient, "primaryTeam").map { state["primaryTeam"].resolution(under: $0.policy) }
             self.init(

@@ -36,28 +36,30 @@ extension ServerStore {
         return payloads
     }
 
-    /// Merges tail payloads (runs of changes) into `state`.
-    static func fold(_ payloads: [[UInt8]], into state: inout RecordState) throws {
+    /// Merges tail payloads (runs of changes) into `state`: only the changes to `fields`, when given.
+    static func fold(_ payloads: [[UInt8]], into state: inout RecordState, fields: Set<String>? = nil) throws {
         for payload in payloads {
             guard let changes = StoredChange.decodeRun(payload) else {
                 throw ServerError(.internalError, .internalServerError, "a stored change could not be read")
             }
-            for change in changes { state.apply(change) }
+            for change in changes where fields?.contains(change.field) ?? true { state.apply(change) }
         }
     }
 
-    /// The state stored as `bytes`, with the tail `payloads` merged in.
-    static func merged(_ bytes: [UInt8], payloads: [[UInt8]]) throws -> RecordState {
+    /// The state stored as `bytes`, with the tail `payloads` merged in; only its `fields`, when given.
+    static func merged(_ bytes: [UInt8], payloads: [[UInt8]], fields: Set<String>? = nil) throws -> RecordState {
         var reader = BinaryReader(bytes)
-        var state = try reader.readRecordState()
-        try fold(payloads, into: &state)
+        var state = try fields.map { try reader.readRecordState(fields: $0) } ?? reader.readRecordState()
+        try fold(payloads, into: &state, fields: fields)
         return state
     }
 
-    /// Stored states, each with its tail merged in, decoded on two threads (a state's decoding does not touch the
-    /// store).
-    static func decodeStates(_ stored: [(state: [UInt8], tail: [[UInt8]])]) throws -> [RecordState] {
-        try stored.concurrentMap { try merged($0.state, payloads: $0.tail) }
+    /// Stored states, each with its tail merged in (only its `fields`, when given), decoded on two threads (a
+    /// state's decoding does not touch the store).
+    static func decodeStates(
+        _ stored: [(state: [UInt8], tail: [[UInt8]], fields: Set<String>?)]
+    ) throws -> [RecordState] {
+        try stored.concurrentMap { try merged($0.state, payloads: $0.tail, fields: $0.fields) }
     }
 
     /// `ref`'s state as stored in `bytes`, with its tail merged in.
