@@ -127,6 +127,95 @@ struct RecordTailTests {
         #expect(try store.conflicts(practice: TinyPractice.practice) == conflicts)
     }
 
+    /// The push reads only the fields its judge reads of the records it holds (``PushJudge/fieldsRead(by:of:)``):
+    /// judged from that context, a push is judged as from the whole states, refusals, owners, rows, scopes and
+    /// conflicts alike, and each record's state after it holds those fields as the whole one does. The push mixes
+    /// edits that go to tails, a conflict, a patient's new team and a task stored without its patient given one.
+    @Test func aPushJudgedFromTheFieldsItReadsIsJudgedAsFromTheWholeStates() async throws {
+        let directory = try TemporaryDirectory("outpost-tails")
+        let (store, token, a) = try await practice(directory)
+        let other = RecordRef(type: "patient", id: TinyPractice.patients[1])
+        let late = RecordRef(type: "task", id: "tsk_01JWMCKG1BY8F26N8A4JNVV0VB")
+        let secondTeam = try TinyPractice.addSecondTeam(in: a.care)
+        try await push(a, to: store, token: token)
+        let replica = try #require(ReplicaID("site-b"))
+        let earlier = PushRequest(
+            replica: replica,
+            changes: [
+                try change("site-b/1", late.type, late.id, "title", "Call back"),
+                try change("site-b/2", late.type, late.id, "kind", "outreach"),
+            ]
+        )
+        _ = try await store.push(earlier, token: token, now: nowMillis(), maxClockSkewMillis: 60_000)
+        let request = PushRequest(
+            replica: replica,
+            changes: [
+                try change("site-b/3", task.type, task.id, "priority", "urgent"),
+                try change("site-b/4", task.type, task.id, "notes", "Called twice", operation: .append),
+                try change("site-b/5", patient.type, patient.id, "phone", "(406) 555-0199"),
+                // Beside the team it holds, replacing nothing: a conflict.
+                try change("site-b/6", other.type, other.id, "primaryTeam", .string(secondTeam)),
+                try change("site-b/7", late.type, late.id, "notes", "First visit", operation: .append),
+                try change("site-b/8", late.type, late.id, "patient", .string(other.id)),
+            ]
+        )
+        struct Missing: Error {}
+        let (partial, whole) = try store.read { db in
+            let partial = try ServerStore.pushContext(for: request, token: token, db: db).context
+            var whole = partial
+            for (ref, record) in partial.records {
+                guard
+                    let bytes = try Data.fetchOne(
+                        db,
+                        sql: "SELECT state FROM record WHERE practice = ? AND type = ? AND id = ?",
+                        arguments: [token.practice, ref.type, ref.id]
+                    )
+                else { throw Missing() }
+                whole.records[ref] = (
+                    record.owner, try ServerStore.mergedState(Array(bytes), practice: token.practice, ref: ref, db: db)
+                )
+            }
+            return (partial, whole)
+        }
+        let read = PushJudge.fieldsRead(by: request, of: Set(partial.records.keys))
+        #expect(partial.records.count == 4 && read.count == 4, "the two tasks and the two patients")
+        #expect(
+            partial.records.contains {
+                $0.value.state.fieldNames.count < whole.records[$0.key]?.state.fieldNames.count ?? 0
+            }
+        )
+        let judge = PushJudge(token: token, now: nowMillis(), maxClockSkewMillis: 60_000)
+        let fromPart = try judge.judge(request, context: partial, perChange: true)
+        let fromWhole = try judge.judge(request, context: whole, perChange: true)
+        // The push does what it should: a refusal-free plan with a conflict, a new scope and an owner moved.
+        #expect(fromWhole.refused.isEmpty && fromWhole.accepted.count == request.changes.count)
+        #expect(fromWhole.conflicts.contains { $0.isConflict && $0.record == other && $0.field == "primaryTeam" })
+        #expect(fromWhole.records.contains { $0.ref == late && $0.row == .stateAndOwner && $0.owner == other.id })
+        #expect(fromWhole.patientScopes.contains { $0.patient == other.id })
+        #expect(fromPart.accepted.map(\.change) == fromWhole.accepted.map(\.change))
+        #expect(fromPart.accepted.map(\.owner) == fromWhole.accepted.map(\.owner))
+        #expect(fromPart.refused.map(\.id) == fromWhole.refused.map(\.id))
+        #expect(fromPart.duplicates == fromWhole.duplicates && fromPart.maxCounter == fromWhole.maxCounter)
+        #expect("\(fromPart.conflicts)" == "\(fromWhole.conflicts)")
+        #expect("\(fromPart.patientScopes)" == "\(fromWhole.patientScopes)")
+        #expect(fromPart.records.map(\.ref) == fromWhole.records.map(\.ref))
+        for (part, full) in zip(fromPart.records, fromWhole.records) {
+            #expect(part.owner == full.owner && part.row == full.row && part.learntOwner == full.learntOwner)
+            let fields = read[part.ref] ?? []
+            #expect(
+                part.state == RecordState(fields: full.state.fields.filter { fields.contains($0.key) }),
+                "\(part.ref)"
+            )
+        }
+        // Stored, the task given its patient is written whole: every field, not only those judged.
+        let outcome = try await store.push(request, token: token, now: nowMillis(), maxClockSkewMillis: 60_000)
+        #expect(outcome.response.refused.isEmpty && outcome.newConflicts == 1)
+        var reader = BinaryReader(try #require(try rows(store)[late]))
+        let stored = try reader.readRecordState()
+        #expect(stored == (try #require(fromWhole.records.first { $0.ref == late }?.state)))
+        #expect(values(stored, "title") == ["Call back"] && values(stored, "notes") == ["First visit"])
+    }
+
     /// A scoped device's snapshot walks its patients by id and their records by owner, and finds each one's tail
     /// by its key: the states it is sent are the merged ones, page after page.
     @Test func aScopedSnapshotSendsItsRecordsWithTheirTailsMerged() async throws {

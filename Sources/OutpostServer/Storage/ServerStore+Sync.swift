@@ -133,7 +133,7 @@ extension ServerStore: SyncStorage {
         }
         // Only the fields the judge reads (a field or two of a dozen, in a push of edits): the records it writes
         // whole are read whole again by ``write(_:practice:tails:now:db:)``.
-        let fieldsRead = found.isEmpty ? [:] : PushJudge.fieldsRead(by: request)
+        let fieldsRead = found.isEmpty ? [:] : PushJudge.fieldsRead(by: request, of: Set(found.map(\.ref)))
         let states = try decodeStates(found.map { ($0.state, $0.tail, fieldsRead[$0.ref] ?? []) })
         var tails: [RecordRef: Int] = [:]
         context.records.reserveCapacity(found.count)
@@ -229,7 +229,7 @@ extension ServerStore: SyncStorage {
         }
         let tailRows = tailed.count
         // The push's changes of each stored record written whole: its context held only the fields the judge
-        // reads (``PushJudge/fieldsRead(by:)``), so its state is read whole here and they are merged into it.
+        // reads (``PushJudge/fieldsRead(by:of:)``), so its state is read whole here and they are merged into it.
         let wholes = Set(plan.records.lazy.filter { !tailBound.contains($0.ref) && $0.row != .insert }.map(\.ref))
         let changesOfWholes =
             wholes.isEmpty

@@ -10,7 +10,7 @@ struct PushContext: Sendable {
     /// The binary form (``StoredChange``) of changes already stored under the push's change ids.
     var stored: [ChangeID: [UInt8]] = [:]
     /// The records the push writes that the practice holds, with their owner column. A state may hold only the
-    /// fields the judge reads of it (``PushJudge/fieldsRead(by:)``): the plan's states then hold only those too.
+    /// fields the judge reads of it (``PushJudge/fieldsRead(by:of:)``): the plan's states then hold only those too.
     var records: [RecordRef: (owner: String?, state: RecordState)] = [:]
     /// The records the push refers to (authors, sites, reference values) that the practice holds.
     var existing: Set<RecordRef> = []
@@ -42,7 +42,7 @@ struct PushPlan: Sendable {
 
         var ref: RecordRef
         var owner: String?
-        /// The record's state after the push: of the fields ``PushJudge/fieldsRead(by:)`` names only, when the
+        /// The record's state after the push: of the fields ``PushJudge/fieldsRead(by:of:)`` names only, when the
         /// context held only those. A storage that writes a stored record's state whole reads it whole for that.
         var state: RecordState
         /// Whether the stored row had no owner and this push gave it one: its earlier changes belong to the
@@ -137,29 +137,42 @@ struct PushJudge {
         return refs
     }
 
-    /// The fields of each record `request` writes that the judge reads: those its changes write, the record's
-    /// owner field (its owner at the end of the push) and a patient's scope fields
-    /// (``PatientView/ScopeKeys/fields``). Nothing else of a record's state decides anything, so a storage may
-    /// read only these of the states it holds (``PushContext/records``): a push edits a field or two of records
-    /// whose states hold a dozen and their histories.
-    static func fieldsRead(by request: PushRequest) -> [RecordRef: Set<String>] {
+    /// The fields of each of `records` (records `request` writes that the storage holds) that the judge reads:
+    /// those the push's changes write, the record's owner field (its owner at the end of the push) and a
+    /// patient's scope fields (``PatientView/ScopeKeys/fields``). Nothing else of a record's state decides
+    /// anything, so a storage may read only these of the states it holds (``PushContext/records``): a push edits
+    /// a field or two of records whose states hold a dozen and their histories.
+    static func fieldsRead(by request: PushRequest, of records: Set<RecordRef>) -> [RecordRef: Set<String>] {
         var fields: [RecordRef: Set<String>] = [:]
-        var last: RecordRef?
-        for change in request.changes {
-            if change.record != last {
-                last = change.record
-                if fields[change.record] == nil {
-                    var read = Set<String>()
-                    if let owner = CareModel.ownerField[change.record.type] { read.insert(owner) }
-                    if change.record.type == RecordType.patient.rawValue {
-                        read.formUnion(PatientView.ScopeKeys.fields)
-                    }
-                    fields[change.record] = read
-                }
-            }
-            fields[change.record]?.insert(change.field)
+        fields.reserveCapacity(records.count)
+        // A push's changes come a record at a time (a first push holds hundreds of thousands): a run's fields are
+        // gathered, then added to its record's, and a record not held is looked up once per run.
+        var current: RecordRef?
+        var held = false
+        var gathered = Set<String>()
+        func flush() {
+            guard held, let current else { return }
+            fields[current, default: alwaysRead(of: current.type)].formUnion(gathered)
         }
+        for change in request.changes {
+            if change.record != current {
+                flush()
+                current = change.record
+                held = records.contains(change.record)
+                gathered.removeAll(keepingCapacity: true)
+            }
+            if held { gathered.insert(change.field) }
+        }
+        flush()
         return fields
+    }
+
+    /// The fields the judge reads of every record of `type` a push writes, whichever fields its changes write.
+    private static func alwaysRead(of type: String) -> Set<String> {
+        var read = Set<String>()
+        if let owner = CareModel.ownerField[type] { read.insert(owner) }
+        if type == RecordType.patient.rawValue { read.formUnion(PatientView.ScopeKeys.fields) }
+        return read
     }
 
     /// The refusals that concern one change only, and so may be answered per change (``judge(_:context:perChange:)``):
