@@ -162,16 +162,11 @@ extension PostgresStore: SyncStorage {
             try await Self.bindDevice(request.replica, token: token, now: now, connection, logger)
             let context = try await Self.pushContext(for: request, token: token, connection, logger)
             let plan = try judge.judge(request, context: context, perChange: perChange)
-            // Freed off the transaction, as ``ServerStore/push(_:token:report:now:maxClockSkewMillis:perChange:)``.
-            BackgroundRelease.drop(consume context)
             let conflicts = try await Self.write(plan, practice: practice, head: head, now: now, connection, logger)
-            let (maxCounter, accepted, duplicates, refused) =
-                (plan.maxCounter, plan.accepted.count, plan.duplicates, plan.refused)
-            BackgroundRelease.drop(consume plan)
             let acknowledged =
                 try await connection.all(
                     """
-                    UPDATE device SET acknowledged = GREATEST(acknowledged, \(Int64(clamping: maxCounter))),
+                    UPDATE device SET acknowledged = GREATEST(acknowledged, \(Int64(clamping: plan.maxCounter))),
                         last_seen = \(Int64(now)), last_push = \(Int64(now)),
                         outbox = COALESCE(\(report.outbox.map(Int64.init)), outbox),
                         client = COALESCE(\(report.client), client),
@@ -181,18 +176,18 @@ extension PostgresStore: SyncStorage {
                     """,
                     logger
                 ).first?.decode(Int64.self) ?? 0
-            if accepted > 0 {
+            if !plan.accepted.isEmpty {
                 // Delivered at commit to every process listening: their long polls on this practice wake.
                 try await connection.run("SELECT pg_notify(\(Self.feedChannel), \(practice))", logger)
             }
             await beforePushCommit?()
             return PushOutcome(
                 response: PushResponse(
-                    accepted: accepted,
-                    duplicates: duplicates,
+                    accepted: plan.accepted.count,
+                    duplicates: plan.duplicates,
                     acknowledged: UInt64(max(0, acknowledged)),
                     serverTimeMillis: now,
-                    refused: refused
+                    refused: plan.refused
                 ),
                 newConflicts: conflicts.opened,
                 resolvedConflicts: conflicts.resolved

@@ -22,18 +22,12 @@ extension ServerStore: SyncStorage {
             try Self.bindDevice(request.replica, token: token, now: now, db: db)
             let (context, tails) = try Self.pushContext(for: request, token: token, db: db)
             let plan = try judge.judge(request, context: context, perChange: perChange)
-            // Freed off the writer (``BackgroundRelease``): freeing the states read and merged took 8 to 12 ms of a
-            // push of 5,000 edits inside its transaction (docs/sync.md, "Twenty-eighth session").
-            BackgroundRelease.drop(consume context)
             let written = try Self.write(plan, practice: token.practice, tails: tails, now: now, db: db)
-            let (maxCounter, accepted, duplicates, refused) =
-                (plan.maxCounter, plan.accepted.count, plan.duplicates, plan.refused)
-            BackgroundRelease.drop(consume plan)
             try db.execute(
                 sql: """
                     UPDATE device SET acknowledged = MAX(acknowledged, ?), lastSeen = ? WHERE practice = ? AND replica = ?
                     """,
-                arguments: [Int64(clamping: maxCounter), Int64(now), token.practice, request.replica.rawValue]
+                arguments: [Int64(clamping: plan.maxCounter), Int64(now), token.practice, request.replica.rawValue]
             )
             try Self.recordDevice(
                 request.replica,
@@ -51,11 +45,11 @@ extension ServerStore: SyncStorage {
                 ) ?? 0
             let outcome = PushOutcome(
                 response: PushResponse(
-                    accepted: accepted,
-                    duplicates: duplicates,
+                    accepted: plan.accepted.count,
+                    duplicates: plan.duplicates,
                     acknowledged: UInt64(acknowledged),
                     serverTimeMillis: now,
-                    refused: refused
+                    refused: plan.refused
                 ),
                 newConflicts: written.opened,
                 resolvedConflicts: written.resolved

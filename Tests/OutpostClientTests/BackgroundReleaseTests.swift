@@ -1,7 +1,8 @@
 import Dispatch
-import OutpostCRDT
 import Synchronization
 import Testing
+
+@testable import OutpostClient
 
 /// ``BackgroundRelease`` frees values on its queue, but never lets more than its bound wait there: with its queue
 /// held (a starved thread), the values past the bound are freed by the caller at once. A release of its own, so

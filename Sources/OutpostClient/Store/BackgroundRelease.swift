@@ -1,37 +1,36 @@
 import Dispatch
 import Synchronization
 
-/// Frees large values on one serial utility queue instead of on the thread that holds the store's write lock:
-/// on a device, a page's held records and a snapshot page with its prepared forms (freeing thousands of states,
-/// changes and rows took a tenth of a page's apply); on the server, a push's context and plan (docs/sync.md,
-/// "Twenty-eighth session").
+/// Frees large values (a page's held records, a snapshot page and its prepared forms) on one serial utility
+/// queue instead of on the thread that writes the next page: freeing thousands of states, changes and rows took a
+/// tenth of a page's apply.
 ///
 /// Bounded: at most ``maxQueued`` values wait on the queue; past that (the queue's thread starved on a busy
 /// machine) the caller frees its value itself, so memory never grows with the pages written meanwhile.
-package final class BackgroundRelease: Sendable {
+final class BackgroundRelease: Sendable {
     /// The one the store and the sync engine use.
-    package static let shared = BackgroundRelease(maxQueued: 4)
+    static let shared = BackgroundRelease(maxQueued: 4)
 
     /// How many values may wait to be freed at once. A page hands over two (the transaction's held records, then
     /// the page itself), so four is two pages behind.
-    package let maxQueued: Int
-    /// The queue values are freed on (the tests hold it to see the bound).
-    package let queue = DispatchQueue(label: "outpost.release", qos: .utility)
+    let maxQueued: Int
+    /// The queue values are freed on (internal for the tests, which hold it to see the bound).
+    let queue = DispatchQueue(label: "outpost.release", qos: .utility)
     /// Values handed to the queue and not freed yet.
     private let queued = Atomic<Int>(0)
 
-    package init(maxQueued: Int) {
+    init(maxQueued: Int) {
         self.maxQueued = maxQueued
     }
 
     /// Drops `value` on the shared release queue (``drop(_:)``).
-    package static func drop<T>(_ value: consuming T) {
+    static func drop<T>(_ value: consuming T) {
         shared.drop(value)
     }
 
     /// Drops `value` on the release queue, or here when ``maxQueued`` values already wait there. The caller must
     /// hold no other reference that outlives the call, or the value is freed wherever that last reference goes.
-    package func drop<T>(_ value: consuming T) {
+    func drop<T>(_ value: consuming T) {
         guard queued.add(1, ordering: .relaxed).newValue <= maxQueued else {
             queued.subtract(1, ordering: .relaxed)
             return  // `value` is freed as the call ends.
