@@ -125,10 +125,17 @@ extension ServerStore: SyncStorage {
                 found[found.count - 1].tail = try tailPayloads(practice: practice, ref: ref, db: db)
             }
         }
-        // Only the fields the judge reads (a field or two of a dozen, in a push of edits): the records it writes
-        // whole are read whole again by ``write(_:practice:tails:now:db:)``.
-        let fieldsRead = found.isEmpty ? [:] : PushJudge.fieldsRead(by: request, of: Set(found.map(\.ref)))
-        let states = try decodeStates(found.map { ($0.state, $0.tail, fieldsRead[$0.ref] ?? []) })
+        // Only the fields the judge reads (a field or two of a dozen, in a push of edits), when the push edits
+        // records the store holds: the records it writes whole are read whole again by
+        // ``write(_:practice:tails:now:db:)``. A push that holds few (a first push: one record a batch, cut by
+        // the batch before) has them read whole, as naming the fields walks every change of the push (30 ms of a
+        // reference practice's first push).
+        let fieldsRead =
+            found.count * 16 >= request.changes.count
+            ? PushJudge.fieldsRead(by: request, of: Set(found.map(\.ref))) : nil
+        let states = try decodeStates(
+            found.map { record in (record.state, record.tail, fieldsRead.map { $0[record.ref] ?? [] }) }
+        )
         var tails: [RecordRef: Int] = [:]
         context.records.reserveCapacity(found.count)
         for (index, record) in found.enumerated() {
@@ -224,7 +231,7 @@ extension ServerStore: SyncStorage {
         let tailRows = tailed.count
         // The push's changes of each stored record written whole: its context held only the fields the judge
         // reads (``PushJudge/fieldsRead(by:of:)``), so its state is read whole here and they are merged into it.
-        let wholes = Set(plan.records.lazy.filter { !tailBound.contains($0.ref) && $0.row != .insert }.map(\.ref))
+        let wholes = Set(plan.records.lazy.filter { $0.row != .insert && !tailBound.contains($0.ref) }.map(\.ref))
         let changesOfWholes =
             wholes.isEmpty
             ? [:]
