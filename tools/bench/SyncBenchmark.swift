@@ -208,7 +208,9 @@ struct SyncBenchmark: AsyncParsableCommand {
         wireB.keepBodies()
         // Site A pushes; site B pushes and pulls A's edits; site A pulls B's.
         let serverWrote = server.bytesWritten
+        let serverCPU = server.cpuSeconds
         let steps = try await twoSites(engineA, engineB)
+        let serverCPUUsed = server.cpuSeconds(since: serverCPU)
         // What the server wrote for the syncs, and the tail rows they left for it to merge after (read before the
         // exports below, which take longer than the server waits before it merges them).
         let serverWroteAfter = server.bytesWritten
@@ -230,6 +232,7 @@ struct SyncBenchmark: AsyncParsableCommand {
             print(
                 "  the server wrote \(megabytes(after - before)) meanwhile (its store's log, checkpoints and "
                     + "answers: write and pwrite calls)"
+                    + (serverCPUUsed.map { String(format: "; its CPU %.2f s", $0) } ?? "")
             )
         }
         if let rows = tailRows, rows > 0 {
