@@ -104,6 +104,23 @@ struct RecordStateTests {
         for fields: Set<String> in [[], ["a"], ["b"], ["a", "b"]] {
             var partly = BinaryReader(encoded([("a", a), ("b", b), ("a", b)]))
             #expect(throws: CRDTError.self, "\(fields)") { _ = try partly.readRecordState(fields: fields) }
+            // A field whose writes are out of order is refused, read or skipped.
+            var writer = BinaryWriter()
+            writer.write(varint: 2)
+            for name in ["a", "b"] {
+                writer.write(name)
+                writer.write(varint: 2)
+                for counter in [UInt64(2), 1] {
+                    writer.write(ChangeID(replica: ReplicaID(unchecked: "r"), counter: counter))
+                    writer.write(Value.string("v"))
+                    writer.write(Timestamp(millis: counter, counter: 0))
+                    writer.write("p")
+                    writer.write(optional: nil)
+                }
+                writer.write(varint: 0)
+            }
+            var disordered = BinaryReader(writer.bytes)
+            #expect(throws: CRDTError.self, "\(fields)") { _ = try disordered.readRecordState(fields: fields) }
             var unsorted = BinaryReader(encoded([("b", b), ("a", a)]))
             #expect(
                 try unsorted.readRecordState(fields: fields)

@@ -144,19 +144,22 @@ struct RecordTailTests {
             changes: [
                 try change("site-b/1", late.type, late.id, "title", "Call back"),
                 try change("site-b/2", late.type, late.id, "kind", "outreach"),
+                // A site the other patient is seen at: its scope row, rewritten below for its new team, keeps it.
+                try change("site-b/3", other.type, other.id, "sites", .string(TinyPractice.site), operation: .add),
             ]
         )
-        _ = try await store.push(earlier, token: token, now: nowMillis(), maxClockSkewMillis: 60_000)
+        let first = try await store.push(earlier, token: token, now: nowMillis(), maxClockSkewMillis: 60_000)
+        #expect(first.response.accepted == 3)
         let request = PushRequest(
             replica: replica,
             changes: [
-                try change("site-b/3", task.type, task.id, "priority", "urgent"),
-                try change("site-b/4", task.type, task.id, "notes", "Called twice", operation: .append),
-                try change("site-b/5", patient.type, patient.id, "phone", "(406) 555-0199"),
+                try change("site-b/4", task.type, task.id, "priority", "urgent"),
+                try change("site-b/5", task.type, task.id, "notes", "Called twice", operation: .append),
+                try change("site-b/6", patient.type, patient.id, "phone", "(406) 555-0199"),
                 // Beside the team it holds, replacing nothing: a conflict.
-                try change("site-b/6", other.type, other.id, "primaryTeam", .string(secondTeam)),
-                try change("site-b/7", late.type, late.id, "notes", "First visit", operation: .append),
-                try change("site-b/8", late.type, late.id, "patient", .string(other.id)),
+                try change("site-b/7", other.type, other.id, "primaryTeam", .string(secondTeam)),
+                try change("site-b/8", late.type, late.id, "notes", "First visit", operation: .append),
+                try change("site-b/9", late.type, late.id, "patient", .string(other.id)),
             ]
         )
         struct Missing: Error {}
@@ -191,7 +194,7 @@ struct RecordTailTests {
         #expect(fromWhole.refused.isEmpty && fromWhole.accepted.count == request.changes.count)
         #expect(fromWhole.conflicts.contains { $0.isConflict && $0.record == other && $0.field == "primaryTeam" })
         #expect(fromWhole.records.contains { $0.ref == late && $0.row == .stateAndOwner && $0.owner == other.id })
-        #expect(fromWhole.patientScopes.contains { $0.patient == other.id })
+        #expect(fromWhole.patientScopes.contains { $0.patient == other.id && $0.sites == [TinyPractice.site] })
         #expect(fromPart.accepted.map(\.change) == fromWhole.accepted.map(\.change))
         #expect(fromPart.accepted.map(\.owner) == fromWhole.accepted.map(\.owner))
         #expect(fromPart.refused.map(\.id) == fromWhole.refused.map(\.id))
@@ -365,8 +368,8 @@ struct RecordTailTests {
         try await push(a, to: store, token: token)
         #expect(try await store.tailCount() == 2)
 
-        // A push that gives the task a new owner writes its row whole (its state as the judge made it, from the row
-        // and the tail) and deletes its tail.
+        // A push that gives the task a new owner writes its row whole (read whole again, row and tail, with the
+        // plan's accepted changes merged in: none in this plan made by hand) and deletes its tail.
         let request = PushRequest(
             replica: a.store.replicaID,
             changes: [try change("site-a/9999", "task", task.id, "title", "Renamed")]

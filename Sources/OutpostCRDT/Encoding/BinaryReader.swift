@@ -205,8 +205,8 @@ public struct BinaryReader {
     }
 
     /// Reads a record state keeping only the fields named in `fields`: the others are checked as
-    /// ``readRecordState()`` checks them (lengths, counts, tags, presence flags, replica ids, clock counters)
-    /// and skipped without being made. For a reader that needs a few fields of large states: the server's push
+    /// ``readRecordState()`` checks them (lengths, counts, tags, presence flags, replica ids, clock counters, the
+    /// order of their writes), but for a live write also listed as superseded, and skipped without being made. For a reader that needs a few fields of large states: the server's push
     /// reads the fields its changes write, not every field of thousands of records.
     public mutating func readRecordState(fields: Set<String>) throws(CRDTError) -> RecordState {
         let count = try readCount()
@@ -230,18 +230,27 @@ public struct BinaryReader {
         return state
     }
 
-    /// Skips a field state, checking what ``readFieldState()`` checks but the order of its writes.
+    /// Skips a field state, checking what ``readFieldState()`` checks but whether a live write is also listed as
+    /// superseded (that would take keeping the ids).
     private mutating func skipFieldState() throws(CRDTError) {
+        var last: ChangeID?
         let live = try readCount()
         for _ in 0..<live {
-            _ = try readChangeID()
+            let id = try readChangeID()
+            if let last, !(last < id) { throw malformed("unsorted field state") }
+            last = id
             try skipValue()
             _ = try readTimestamp()
             _ = try readAuthor()
             _ = try readSite()
         }
+        last = nil
         let superseded = try readCount()
-        for _ in 0..<superseded { _ = try readChangeID() }
+        for _ in 0..<superseded {
+            let id = try readChangeID()
+            if let last, !(last < id) { throw malformed("unsorted field state") }
+            last = id
+        }
     }
 
     /// Whether every write of the record state at the reader's position, live or superseded, is `replica`'s:
