@@ -375,7 +375,7 @@ struct RecordTailTests {
             changes: [try change("site-a/9999", "task", task.id, "title", "Renamed")]
         )
         try store.write { db in
-            let (context, tails) = try ServerStore.pushContext(for: request, token: token, db: db)
+            let (context, tails, partly) = try ServerStore.pushContext(for: request, token: token, db: db)
             #expect(tails == [task: 1])
             var plan = PushPlan()
             let state = try #require(context.records[task]?.state)
@@ -388,7 +388,14 @@ struct RecordTailTests {
                     row: .stateAndOwner
                 )
             ]
-            _ = try ServerStore.write(plan, practice: TinyPractice.practice, tails: tails, now: nowMillis(), db: db)
+            _ = try ServerStore.write(
+                plan,
+                practice: TinyPractice.practice,
+                tails: tails,
+                partly: partly,
+                now: nowMillis(),
+                db: db
+            )
         }
         #expect(try await store.tailCount() == 1)
         var reader = BinaryReader(try #require(try rows(store)[task]))

@@ -20,9 +20,9 @@ extension ServerStore: SyncStorage {
         let judge = PushJudge(token: token, now: now, maxClockSkewMillis: maxClockSkewMillis)
         let outcome = try await writeAsync { db in
             try Self.bindDevice(request.replica, token: token, now: now, db: db)
-            let (context, tails) = try Self.pushContext(for: request, token: token, db: db)
+            let (context, tails, partly) = try Self.pushContext(for: request, token: token, db: db)
             let plan = try judge.judge(request, context: context, perChange: perChange)
-            let written = try Self.write(plan, practice: token.practice, tails: tails, now: now, db: db)
+            let written = try Self.write(plan, practice: token.practice, tails: tails, partly: partly, now: now, db: db)
             try db.execute(
                 sql: """
                     UPDATE device SET acknowledged = MAX(acknowledged, ?), lastSeen = ? WHERE practice = ? AND replica = ?
@@ -62,13 +62,14 @@ extension ServerStore: SyncStorage {
     }
 
     /// Reads what ``PushJudge`` needs for `request`: the stored forms of its change ids, the records it writes (with
-    /// their tails merged in), which records it refers to exist, and the token's patients; and how many tail rows
-    /// each record it writes has, for those that have any.
+    /// their tails merged in), which records it refers to exist, and the token's patients; how many tail rows
+    /// each record it writes has, for those that have any; and, when the context's states hold only the fields the
+    /// judge reads, the stored rows they were read from (``PartlyRead``).
     static func pushContext(
         for request: PushRequest,
         token: TokenEntry,
         db: Database
-    ) throws -> (context: PushContext, tails: [RecordRef: Int]) {
+    ) throws -> (context: PushContext, tails: [RecordRef: Int], partly: PartlyRead?) {
         let practice = token.practice
         var context = PushContext()
         // Counters above Int64.max are refused by the judge; SQL cannot hold them.
@@ -126,8 +127,8 @@ extension ServerStore: SyncStorage {
             }
         }
         // Only the fields the judge reads (a field or two of a dozen, in a push of edits), when the push edits
-        // records the store holds: the records it writes whole are read whole again by
-        // ``write(_:practice:tails:now:db:)``. A push that holds few (a first push: one record a batch, cut by
+        // records the store holds: the records it writes whole are merged whole from the rows read here by
+        // ``write(_:practice:tails:partly:now:db:)``. A push that holds few (a first push: one record a batch, cut by
         // the batch before) has them read whole, as naming the fields walks every change of the push (30 ms of a
         // reference practice's first push).
         let fieldsRead =
@@ -151,6 +152,7 @@ extension ServerStore: SyncStorage {
             }
         }
         for ref in context.records.keys { context.existing.insert(ref) }
+        let partly = fieldsRead == nil ? nil : PartlyRead(rows: found.map { ($0.ref, $0.state, $0.tail) })
         if !token.scope.isWholePractice {
             // In scope: patients in the token's scope now, and those this device holds until it is told to
             // purge them, so its pending edits to a patient that just left reach the server first.
@@ -166,18 +168,21 @@ extension ServerStore: SyncStorage {
             )
             context.patientsInScope = allowed
         }
-        return (context, tails)
+        return (context, tails, partly)
     }
 
     /// Writes a push's plan: its changes, records, patients' scope columns and conflicts. A record the practice
     /// held whose owner stays takes its new changes in its tail (``TailFolder``), not a new state, unless its tail
     /// already holds ``TailFolder/longest`` rows (`tails`: a record edited push after push while the server never
     /// rests would have every push fold a longer tail); a record written whole loses the tail it had, merged into
-    /// the state written. Returns the conflicts opened and resolved, the tail rows added and those merged.
+    /// the state written; when the plan's states hold only the fields the judge read (`partly`), that state is
+    /// merged whole from the rows the context read. Returns the conflicts opened and resolved, the tail rows added
+    /// and those merged.
     static func write(
         _ plan: PushPlan,
         practice: String,
         tails: [RecordRef: Int],
+        partly: PartlyRead?,
         now: UInt64,
         db: Database
     ) throws -> (
@@ -229,9 +234,11 @@ extension ServerStore: SyncStorage {
             )
         }
         let tailRows = tailed.count
-        // The push's changes of each stored record written whole: its context held only the fields the judge
-        // reads (``PushJudge/fieldsRead(by:of:)``), so its state is read whole here and they are merged into it.
-        let wholes = Set(plan.records.lazy.filter { $0.row != .insert && !tailBound.contains($0.ref) }.map(\.ref))
+        // The push's changes of each stored record written whole from a context that held only the fields the
+        // judge reads: merged into its whole state (``PartlyRead``).
+        let wholes =
+            partly == nil
+            ? [] : Set(plan.records.lazy.filter { $0.row != .insert && !tailBound.contains($0.ref) }.map(\.ref))
         let changesOfWholes =
             wholes.isEmpty
             ? [:]
@@ -240,12 +247,10 @@ extension ServerStore: SyncStorage {
             // A record whose owner stays took its changes in its tail, above: its row is not written (the owner's
             // index entry neither).
             var writer = BinaryWriter(capacity: 512)
-            if record.row == .insert {
-                writer.write(record.state)
+            if let partly, wholes.contains(record.ref) {
+                writer.write(try partly.whole(record.ref, with: changesOfWholes[record.ref] ?? []))
             } else {
-                writer.write(
-                    try wholeState(of: record.ref, practice: practice, with: changesOfWholes[record.ref] ?? [], db: db)
-                )
+                writer.write(record.state)
             }
             if tails[record.ref] != nil {
                 try db.cachedStatement(sql: "DELETE FROM record_tail WHERE practice = ? AND type = ? AND id = ?")
@@ -304,28 +309,6 @@ extension ServerStore: SyncStorage {
             }
         }
         return (opened, resolved, tailRows, mergedTailRows)
-    }
-
-    /// `ref`'s stored state read whole, with its tail and `changes` merged in.
-    static func wholeState(
-        of ref: RecordRef,
-        practice: String,
-        with changes: [Change],
-        db: Database
-    ) throws
-        -> RecordState
-    {
-        var stored: [UInt8]?
-        try db.forEachRow(
-            try db.cachedStatement(sql: "SELECT state FROM record WHERE practice = ? AND type = ? AND id = ?"),
-            values: [practice.databaseValue, ref.type.databaseValue, ref.id.databaseValue]
-        ) { row in stored = row.bytes(0) }
-        guard let stored else {
-            throw ServerError(.internalError, .internalServerError, "a record read for this push is gone")
-        }
-        var state = try mergedState(stored, practice: practice, ref: ref, db: db)
-        for change in changes { state.apply(change) }
-        return state
     }
 
     /// Binds `replica` to the token on the device's first request (push or scoped pull); refuses a replica id
@@ -774,5 +757,24 @@ extension ServerStore: SyncStorage {
             }
             return try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM conflict") ?? 0
         }
+    }
+}
+
+/// The rows a push's context read its records' states from, kept when it decoded only the fields the judge reads
+/// (``PushJudge/fieldsRead(by:of:)``): a record the push writes whole (a new owner, a long tail) is merged whole
+/// from them, in the same transaction, instead of being read again.
+struct PartlyRead {
+    /// Each stored record the push writes: its state's and its tail's stored bytes, in key order.
+    let rows: [(ref: RecordRef, state: [UInt8], tail: [[UInt8]])]
+
+    /// `ref`'s whole state as read, with its tail and `changes` merged in.
+    func whole(_ ref: RecordRef, with changes: [Change]) throws -> RecordState {
+        let slot = rows.sortedSlot(of: ref, by: \.ref)
+        guard slot.found else {
+            throw ServerError(.internalError, .internalServerError, "a record this push read was not kept")
+        }
+        var state = try ServerStore.merged(rows[slot.index].state, payloads: rows[slot.index].tail)
+        for change in changes { state.apply(change) }
+        return state
     }
 }
