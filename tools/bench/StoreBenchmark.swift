@@ -447,6 +447,18 @@ struct StoreBenchmark: ParsableCommand {
         #endif
     }
 
+    /// The CPU this process has used, user and system, in seconds (getrusage).
+    static func cpuSeconds() -> Double {
+        var usage = rusage()
+        #if os(Linux)
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        #else
+        getrusage(RUSAGE_SELF, &usage)
+        #endif
+        func seconds(_ time: timeval) -> Double { Double(time.tv_sec) + Double(time.tv_usec) / 1e6 }
+        return seconds(usage.ru_utime) + seconds(usage.ru_stime)
+    }
+
     static func format(_ duration: Duration) -> String {
         let millis = Double(duration.components.seconds) * 1000 + Double(duration.components.attoseconds) / 1e15
         return "\(Int(millis.rounded())) ms"

@@ -209,7 +209,7 @@ struct SyncBenchmark: AsyncParsableCommand {
         // Site A pushes; site B pushes and pulls A's edits; site A pulls B's.
         let serverWrote = server.bytesWritten
         let serverCPU = server.cpuSeconds
-        let steps = try await twoSites(engineA, engineB)
+        let (steps, devicesCPU) = try await twoSites(engineA, engineB)
         let serverCPUUsed = server.cpuSeconds(since: serverCPU)
         // What the server wrote for the syncs, and the tail rows they left for it to merge after (read before the
         // exports below, which take longer than the server waits before it merges them).
@@ -226,6 +226,13 @@ struct SyncBenchmark: AsyncParsableCommand {
                 + "\(megabytes(wireA.received)); site B sent \(megabytes(wireB.sent)), received "
                 + "\(megabytes(wireB.received)) (targets: under 1 s, about 160 kB per side)"
         )
+        let devicesCPUText = String(
+            format: "; the devices' CPU %.2f s (A's push %.2f s, B's push and pull %.2f s, A's pull %.2f s)",
+            devicesCPU.reduce(0, +),
+            devicesCPU[0],
+            devicesCPU[1],
+            devicesCPU[2]
+        )
         if let before = serverWrote, let after = serverWroteAfter {
             // What a push of edits spread over the practice costs the server's disk: its change rows and record
             // tails in the write-ahead log, then again in the database file at the checkpoint (docs/sync.md).
@@ -233,6 +240,7 @@ struct SyncBenchmark: AsyncParsableCommand {
                 "  the server wrote \(megabytes(after - before)) meanwhile (its store's log, checkpoints and "
                     + "answers: write and pwrite calls)"
                     + (serverCPUUsed.map { String(format: "; its CPU %.2f s", $0) } ?? "")
+                    + devicesCPUText
             )
         }
         if let rows = tailRows, rows > 0 {
@@ -282,7 +290,7 @@ struct SyncBenchmark: AsyncParsableCommand {
         _ = try await encryptedEngineB.sync()
         try makeEdits(encryptedA, dump: dump, seed: seed &+ 33)
         try makeEdits(encryptedB, dump: dump, seed: seed &+ 44)
-        let encryptedSteps = try await twoSites(encryptedEngineA, encryptedEngineB)
+        let encryptedSteps = try await twoSites(encryptedEngineA, encryptedEngineB).steps
         let encryptedConverge = encryptedSteps.reduce(.zero, +)
         let encryptedSame = try encryptedA.exportCanonicalJSON() == encryptedB.exportCanonicalJSON()
         let (pushA, pushPullB, pullA) = (
@@ -546,11 +554,16 @@ struct SyncBenchmark: AsyncParsableCommand {
     }
 
     /// Two sites converging: site A pushes its offline edits; site B pushes its own and pulls A's; site A pulls B's.
-    /// The three syncs' times.
-    func twoSites(_ a: SyncEngine, _ b: SyncEngine) async throws -> [Duration] {
+    /// The three syncs' times, and the CPU this process (the two devices) used in each.
+    func twoSites(_ a: SyncEngine, _ b: SyncEngine) async throws -> (steps: [Duration], cpu: [Double]) {
         var steps: [Duration] = []
-        for device in [a, b, a] { steps.append(try await measure { _ = try await device.sync() }) }
-        return steps
+        var cpu: [Double] = []
+        for device in [a, b, a] {
+            let before = StoreBenchmark.cpuSeconds()
+            steps.append(try await measure { _ = try await device.sync() })
+            cpu.append(StoreBenchmark.cpuSeconds() - before)
+        }
+        return (steps, cpu)
     }
 
     /// Waits (at most a minute) until the server has merged into its records the tail rows pushes left; whether

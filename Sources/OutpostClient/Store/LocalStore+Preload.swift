@@ -19,12 +19,14 @@ extension LocalStore {
     /// A record as ``StoreTransaction`` loads it: its state with the tail folded in, and its projected rows.
     struct LoadedRecord: Sendable {
         let held: HeldRecord
-        /// The rows the projection holds for it (``Projection/rows(of:_:)``); `nil` for a type not projected.
+        /// The rows the projection holds for it (``Projection/rows(of:_:)``); `nil` for a type not projected, and
+        /// when not `projecting` (the writes to come leave its rows as they are: ``Projection/unprojected(by:)``).
         let projected: [Projection.Row]?
 
-        init(_ record: RecordRef, _ held: HeldRecord) {
+        init(_ record: RecordRef, _ held: HeldRecord, projecting: Bool = true) {
             self.held = held
-            projected = Projection.tables[record.type] != nil ? Projection.rows(of: record, held.state) : nil
+            projected =
+                projecting && Projection.tables[record.type] != nil ? Projection.rows(of: record, held.state) : nil
         }
     }
 
@@ -52,15 +54,20 @@ extension LocalStore {
         }
     }
 
-    /// Reads `records` (in key order) in one read transaction beside the writer; `nil` when they could not be
-    /// read (the write then reads them itself, and reports what failed).
-    func preload(_ records: [RecordRef]) -> PreloadedRecords? {
+    /// Reads `records` (in key order) in one read transaction beside the writer, without the projected rows of
+    /// those `unprojected` (``Projection/unprojected(by:)``); `nil` when they could not be read (the write then
+    /// reads them itself, and reports what failed).
+    func preload(_ records: [RecordRef], unprojected: Set<RecordRef> = []) -> PreloadedRecords? {
         try? read(doing: "read a page's records ahead") { db in
             let generation = try Int64.fetchOne(db, sql: "SELECT generation FROM replica WHERE id = 1") ?? -1
             var loaded: [RecordRef: LoadedRecord?] = [:]
             loaded.reserveCapacity(records.count)
             for record in records.sorted() where loaded[record] == nil {
-                loaded[record] = .some(try loadStateAndTail(record, db: db).map { LoadedRecord(record, $0) })
+                loaded[record] = .some(
+                    try loadStateAndTail(record, db: db).map {
+                        LoadedRecord(record, $0, projecting: !unprojected.contains(record))
+                    }
+                )
             }
             return PreloadedRecords(generation: generation, records: loaded)
         }

@@ -199,6 +199,45 @@ enum Projection {
         return conditions.isEmpty ? nil : conditions.joined(separator: "\n")
     }
 
+    /// The fields whose writes may change a record's projected rows (``rows(of:_:)``), by projected type: the
+    /// fields the rows read and, for a task, every register (its `conflicts` column names the registers in
+    /// conflict). A write to any other field of the record (a note appended to a task, a patient's phone) leaves
+    /// its rows as they are: ``StoreTransaction`` then makes them neither before nor after the write
+    /// (``unprojected(by:)``). `ProjectionTests` writes every other field of every projected type in random states
+    /// and checks that the rows stay the same.
+    static let fieldsProjected: [String: Set<String>] = [
+        RecordType.task.rawValue: Set(CareModel.fields(of: .task).filter(\.isRegister).map(\.name)).union([
+            "patient", "team", "assignee", "status", "priority", "dueDate", "kind", "title", "channel",
+            "referralStatus", "referralSentOn", "resultReceivedOn",
+        ]),
+        RecordType.patient.rawValue: PatientView.ScopeKeys.fields.union(
+            ["subgroup", "mergedInto", "status", "riskTier", "deceasedOn", "conditions", "careGaps"]
+        ).union(CareModel.fields(of: .patient).filter(\.isPlacement).map(\.name)),
+        RecordType.observation.rawValue: ["patient", "code", "effectiveAt", "status", "value"],
+        RecordType.encounter.rawValue: ["patient", "kind", "occurredAt", "status", "costCents"],
+    ]
+
+    /// Whether a write of `field` may change the projected rows of a record of `type` (``fieldsProjected``); a type
+    /// that is not projected has no rows to change.
+    static func mayChange(_ type: String, field: String) -> Bool {
+        fieldsProjected[type]?.contains(field) ?? false
+    }
+
+    /// The records of a projected type that `changes` touch, every one of whose changes there writes a field its
+    /// projected rows do not read (``mayChange(_:field:)``): their rows stay as they are.
+    static func unprojected(by changes: [Change]) -> Set<RecordRef> {
+        var projecting = Set<RecordRef>()
+        var others = Set<RecordRef>()
+        for change in changes where tables[change.record.type] != nil {
+            if mayChange(change.record.type, field: change.field) {
+                projecting.insert(change.record)
+            } else {
+                others.insert(change.record)
+            }
+        }
+        return others.subtracting(projecting)
+    }
+
     /// One row of a projected table, as its values (whatever the store's codec writes for them).
     struct Row: Hashable, Sendable {
         var table: String

@@ -513,6 +513,12 @@ final class StoreTransaction {
     /// How many records ``loaded(_:)`` took from ``preloaded``.
     private(set) var preloadedUsed = 0
 
+    /// Records whose projected rows ``loaded(_:)`` does not make: every change the transaction is to apply to them
+    /// writes a field their rows do not read (``Projection/unprojected(by:)``, a page of remote changes). Such a
+    /// record's rows are left as they are, or written whole if something else changes it after all
+    /// (``finish(now:)``).
+    var unprojected: Set<RecordRef> = []
+
     /// Every record this transaction has held anything of.
     private var held: [RecordRef: Held] = [:]
     /// Whether any record's fields were touched (``Held/touched``).
@@ -587,7 +593,9 @@ final class StoreTransaction {
             found = ahead
             preloadedUsed += 1
         } else {
-            found = try store.loadStateAndTail(record, db: db).map { LocalStore.LoadedRecord(record, $0) }
+            found = try store.loadStateAndTail(record, db: db).map {
+                LocalStore.LoadedRecord(record, $0, projecting: !unprojected.contains(record))
+            }
         }
         if let found {
             let stored = found.held
@@ -925,14 +933,27 @@ final class StoreTransaction {
                 }
                 continue
             }
-            // A held record's rows as loaded are its projection now (`projected`); a new one has none.
-            try Projection.update(
-                record,
-                from: entry.existing ? entry.projected : nil,
-                to: state,
-                codec: store.codec.projection,
-                db: db
-            )
+            if entry.existing, entry.projected == nil, Projection.tables[record.type] != nil {
+                // Loaded without its rows (``unprojected``): they stay as they are unless the transaction changed
+                // a field they read after all, or merged a state into the record; then they are written whole.
+                if entry.merged
+                    || entry.logged.contains(where: { Projection.mayChange(record.type, field: $0.field) })
+                    || entry.localLogged.contains(where: { Projection.mayChange(record.type, field: $0.field) })
+                {
+                    try Projection.write(record, state, codec: store.codec.projection, db: db)
+                }
+                // Its projection is settled, as ``Projection/update(_:from:to:codec:db:)`` counts each record.
+                KillPoint.projected()
+            } else {
+                // A held record's rows as loaded are its projection now (`projected`); a new one has none.
+                try Projection.update(
+                    record,
+                    from: entry.existing ? entry.projected : nil,
+                    to: state,
+                    codec: store.codec.projection,
+                    db: db
+                )
+            }
             let owner = store.owner(of: record, state)
             // A held record changed only by logged changes keeps its stored state: its new rows join its tail,
             // until the tail would outgrow the state (then the state is written whole, the tail folded in).

@@ -775,7 +775,11 @@ public actor SyncEngine {
                     // The records its changes touch, read on a reader while this page is written.
                     let touched = next.changes.map(\.record)
                     try Task.checkCancellation()
-                    return (next, touched.isEmpty ? nil : store.preload(touched))
+                    return (
+                        next,
+                        touched.isEmpty
+                            ? nil : store.preload(touched, unprojected: Projection.unprojected(by: next.changes))
+                    )
                 }
             }
             let applied: ApplyReport
