@@ -117,6 +117,8 @@ struct UnprojectedFieldsTests {
     @Test func notesAndPhonesAreFieldsTheRowsDoNotRead() {
         #expect(!Projection.mayChange("task", field: "notes"))
         #expect(!Projection.mayChange("patient", field: "phone"))
+        // A last-writer-wins register is never in conflict: a task's outreach attempts are not in its rows.
+        #expect(!Projection.mayChange("task", field: "attempts"))
         #expect(Projection.mayChange("task", field: "priority") && Projection.mayChange("patient", field: "careGaps"))
         let task = RecordRef(type: "task", id: "tsk_01JWMCKG1BY8F26N8A4JNVV0VA")
         let patient = RecordRef(type: "patient", id: "pat_01JWMCKG1754K9T2F6C8TTXJQ1")
@@ -191,5 +193,53 @@ struct UnprojectedFieldsTests {
         #expect(applied.preloadedUsed == 3)
         #expect(try laptop.checkProjection() == [])
         #expect(try laptop.record(patients[2])?["riskTier"].live.map(\.value) == ["high"])
+    }
+
+    /// A record read ahead without its rows that the page writes a projected field of after all (read ahead for a
+    /// page other than the one written): its rows are written whole, and the projection still equals a
+    /// recomputation.
+    @Test func aRecordReadWithoutItsRowsThatAPageChangesAfterAllHasThemWrittenWhole() throws {
+        var ids = SeededGenerator(seed: 9)
+        let patient = RecordRef(type: "patient", id: RecordType.patient.makeID(millis: 1_780_000_000_000, using: &ids))
+        let task = RecordRef(type: "task", id: RecordType.task.makeID(millis: 1_780_000_000_000, using: &ids))
+        let office = try LocalStore.create(
+            at: temporaryStorePath(),
+            replicaID: ReplicaID("office"),
+            configuration: CareStore.configuration(wallClock: TestClock(), key: nil)
+        )
+        let laptop = try LocalStore.create(
+            at: temporaryStorePath(),
+            replicaID: ReplicaID("laptop"),
+            configuration: CareStore.configuration(wallClock: TestClock(), key: nil)
+        )
+        try laptop.applyRemote(
+            try office.commit(
+                [
+                    .assign(patient, "riskTier", "low"), .assign(task, "patient", .string(patient.id)),
+                    .assign(task, "priority", "routine"), .assign(task, "status", "requested"),
+                ],
+                author: "per_1",
+                site: nil
+            )
+        )
+        let page = try office.commit(
+            [
+                .assign(patient, "riskTier", "high"), .assign(task, "priority", "urgent"),
+                .append(task, "notes", "Called"),
+            ],
+            author: "per_1",
+            site: nil
+        )
+        let ahead = laptop.preload([patient, task], unprojected: [patient, task])
+        let applied = try laptop.applyPage(
+            changes: page,
+            records: [],
+            forms: nil,
+            removed: [],
+            checkpoint: nil,
+            preloaded: ahead
+        )
+        #expect(applied.preloadedUsed == 2)
+        #expect(try laptop.checkProjection() == [])
     }
 }

@@ -227,7 +227,7 @@ struct SyncBenchmark: AsyncParsableCommand {
                 + "\(megabytes(wireB.received)) (targets: under 1 s, about 160 kB per side)"
         )
         let devicesCPUText = String(
-            format: "; the devices' CPU %.2f s (A's push %.2f s, B's push and pull %.2f s, A's pull %.2f s)",
+            format: "  the devices' CPU %.2f s (A's push %.2f s, B's push and pull %.2f s, A's pull %.2f s)",
             devicesCPU.reduce(0, +),
             devicesCPU[0],
             devicesCPU[1],
@@ -240,9 +240,11 @@ struct SyncBenchmark: AsyncParsableCommand {
                 "  the server wrote \(megabytes(after - before)) meanwhile (its store's log, checkpoints and "
                     + "answers: write and pwrite calls)"
                     + (serverCPUUsed.map { String(format: "; its CPU %.2f s", $0) } ?? "")
-                    + devicesCPUText
             )
         }
+        // This process runs both devices: their CPU, the frees they hand to another thread included (a step's may
+        // finish in the next).
+        print(devicesCPUText)
         if let rows = tailRows, rows > 0 {
             // The pushes appended the edits to their records' tails (docs/sync.md, "The server": "A push appends edits to its records' tails");
             // the server merges them into the records once no push has come for a second. What that costs, after

@@ -212,8 +212,8 @@ extension LocalStore {
         // How many write transactions the store has committed through ``LocalStore/write(doing:_:)`` (every write of
         // records, tails, projected rows or conflicts): a read made beside the writer names the state it saw by it,
         // so records read ahead of a write are used only when nothing but known writes came in between
-        // (``LocalStore/preload(_:)``). Registered so that an older Outpost, which would write without counting,
-        // refuses the store.
+        // (``LocalStore/preload(_:unprojected:)``). Registered so that an older Outpost, which would write without
+        // counting, refuses the store.
         migrator.registerMigration("v14-write-generation") { db in
             try db.execute(sql: "ALTER TABLE replica ADD COLUMN generation INTEGER NOT NULL DEFAULT 0")
         }

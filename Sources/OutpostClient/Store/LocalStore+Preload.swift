@@ -7,9 +7,10 @@ import Synchronization
 ///
 /// A pipelined pull (docs/sync.md, "Pipelined pulls") asks for page N+1 while it writes page N. Loading the
 /// records page N+1's changes touch (their states, tails and projected rows) took about as long as writing a
-/// page, inside the write transaction, on the one writer. ``preload(_:)`` reads them on a reader instead, beside
-/// the write of page N, and names the state it read by the store's write generation (every transaction through
-/// ``write(doing:_:)``, which every write of records, tails, projected rows or conflicts uses, adds one). When
+/// page, inside the write transaction, on the one writer. ``preload(_:unprojected:)`` reads them on a reader
+/// instead, beside the write of page N, and names the state it read by the store's write generation (every
+/// transaction through ``write(doing:_:)``, which every write of records, tails, projected rows or conflicts uses,
+/// adds one). When
 /// page N+1 is written, ``usable(_:generation:written:)`` keeps what is still as the store holds it: the records
 /// that no write committed since the read may have changed, as this process's ``WriteLog`` says (page N's
 /// records; none for the push's acknowledgements); nothing when a write in between may have changed any (a

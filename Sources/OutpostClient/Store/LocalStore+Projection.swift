@@ -200,13 +200,16 @@ enum Projection {
     }
 
     /// The fields whose writes may change a record's projected rows (``rows(of:_:)``), by projected type: the
-    /// fields the rows read and, for a task, every register (its `conflicts` column names the registers in
-    /// conflict). A write to any other field of the record (a note appended to a task, a patient's phone) leaves
-    /// its rows as they are: ``StoreTransaction`` then makes them neither before nor after the write
-    /// (``unprojected(by:)``). `ProjectionTests` writes every other field of every projected type in random states
-    /// and checks that the rows stay the same.
+    /// fields the rows read and, for a task, every register that can be in conflict (its `conflicts` column names
+    /// them; a last-writer-wins register never is, ``FieldState/resolution(under:)``). A write to any other field
+    /// of the record (a note appended to a task, a patient's phone, a task's outreach attempts) leaves its rows as
+    /// they are: ``StoreTransaction`` then makes them neither before nor after the write (``unprojected(by:)``).
+    /// `UnprojectedFieldsTests` writes every other field of every projected type in random states, concurrently
+    /// too, and checks that the rows stay the same.
     static let fieldsProjected: [String: Set<String>] = [
-        RecordType.task.rawValue: Set(CareModel.fields(of: .task).filter(\.isRegister).map(\.name)).union([
+        RecordType.task.rawValue: Set(
+            CareModel.fields(of: .task).filter { $0.isRegister && $0.policy != .lww }.map(\.name)
+        ).union([
             "patient", "team", "assignee", "status", "priority", "dueDate", "kind", "title", "channel",
             "referralStatus", "referralSentOn", "resultReceivedOn",
         ]),

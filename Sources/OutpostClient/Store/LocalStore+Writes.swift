@@ -188,15 +188,16 @@ extension LocalStore {
     /// Runs `body` in one write transaction, wrapping every failure in a ``ClientError``.
     ///
     /// Every such transaction adds one to the replica's `generation` as it commits, so the number names the state
-    /// each commit left: records read on a reader beside the writer (``preload(_:)``) are used by a later write
-    /// only when the writes committed in between are known not to have changed them (``WriteLog``). A write
+    /// each commit left: records read on a reader beside the writer (``preload(_:unprojected:)``) are used by a
+    /// later write only when the writes committed in between are known not to have changed them (``WriteLog``). A write
     /// made by this one says it may have changed any record.
     func write<T>(doing action: String, _ body: (Database) throws -> T) throws(ClientError) -> T {
         try writeTouching(doing: action) { db in (try body(db), nil) }
     }
 
     /// ``write(doing:_:)`` for a `body` that also returns the records it may have changed (`nil`: any), as
-    /// ``preload(_:)`` understands it: their rows in the record table, their change-log rows, their projected rows.
+    /// ``preload(_:unprojected:)`` understands it: their rows in the record table, their change-log rows, their
+    /// projected rows.
     func writeTouching<T>(
         doing action: String,
         _ body: (Database) throws -> (T, Set<RecordRef>?)

@@ -778,7 +778,14 @@ public actor SyncEngine {
                     return (
                         next,
                         touched.isEmpty
-                            ? nil : store.preload(touched, unprojected: Projection.unprojected(by: next.changes))
+                            ? nil
+                            : store.preload(
+                                touched,
+                                // As the page's write decides (``LocalStore/applyPage``): a record it also carries
+                                // whole is merged, and its rows are compared.
+                                unprojected: Projection.unprojected(by: next.changes)
+                                    .subtracting(next.records.map(\.record))
+                            )
                     )
                 }
             }
