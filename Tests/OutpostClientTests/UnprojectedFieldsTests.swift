@@ -22,24 +22,12 @@ struct UnprojectedFieldsTests {
         .int(3), .bool(true),
     ]
 
-    static func change(
-        _ record: RecordRef,
-        _ field: String,
-        _ operation: OutpostCRDT.Operation,
-        _ value: Value,
-        replica: String,
-        counter: UInt64,
-        replaces: [ChangeID] = []
-    ) -> Change {
-        Change(
-            id: ChangeID(replica: ReplicaID(unchecked: replica), counter: counter),
-            record: record,
-            field: field,
-            operation: operation,
-            value: value,
-            replaces: replaces,
-            clock: Timestamp(millis: 1_000 + counter),
-            author: "per_test"
+    /// A new store of the care model, encrypted with the test key when `encrypted`.
+    static func careStore(_ replica: String, encrypted: Bool = false) throws -> LocalStore {
+        try LocalStore.create(
+            at: temporaryStorePath(),
+            replicaID: ReplicaID(replica),
+            configuration: CareStore.configuration(wallClock: TestClock(), key: encrypted ? testKey : nil)
         )
     }
 
@@ -62,12 +50,20 @@ struct UnprojectedFieldsTests {
             case .lww, .review, .status:
                 let replaces = generator.next() % 2 == 0 ? state[spec.name].live.map(\.id) : []
                 changes.append(
-                    change(record, spec.name, .assign, value, replica: replica, counter: counter, replaces: replaces)
+                    Change.test(
+                        record,
+                        spec.name,
+                        .assign,
+                        value,
+                        replica: replica,
+                        counter: counter,
+                        replaces: replaces
+                    )
                 )
             case .set:
                 if generator.next() % 2 == 0, let element = state[spec.name].live.first {
                     changes.append(
-                        change(
+                        Change.test(
                             record,
                             spec.name,
                             .remove,
@@ -78,10 +74,10 @@ struct UnprojectedFieldsTests {
                         )
                     )
                 } else {
-                    changes.append(change(record, spec.name, .add, value, replica: replica, counter: counter))
+                    changes.append(Change.test(record, spec.name, .add, value, replica: replica, counter: counter))
                 }
             case .log:
-                changes.append(change(record, spec.name, .append, value, replica: replica, counter: counter))
+                changes.append(Change.test(record, spec.name, .append, value, replica: replica, counter: counter))
             }
         }
         return changes
@@ -124,10 +120,10 @@ struct UnprojectedFieldsTests {
         let patient = RecordRef(type: "patient", id: "pat_01JWMCKG1754K9T2F6C8TTXJQ1")
         let person = RecordRef(type: "person", id: "per_01JWMCKG1754K9T2F6C8TTXJQ1")
         let changes = [
-            Self.change(task, "notes", .append, "Called", replica: "b", counter: 1),
-            Self.change(patient, "phone", .assign, "555", replica: "b", counter: 2),
-            Self.change(patient, "riskTier", .assign, "high", replica: "b", counter: 3),
-            Self.change(person, "phone", .assign, "555", replica: "b", counter: 4),
+            Change.test(task, "notes", .append, "Called", replica: "b", counter: 1),
+            Change.test(patient, "phone", .assign, "555", replica: "b", counter: 2),
+            Change.test(patient, "riskTier", .assign, "high", replica: "b", counter: 3),
+            Change.test(person, "phone", .assign, "555", replica: "b", counter: 4),
         ]
         // The patient has a write its rows read; a person has no rows.
         #expect(Projection.unprojected(by: changes) == [task])
@@ -143,17 +139,8 @@ struct UnprojectedFieldsTests {
         let patients = (1...4).map { _ in
             RecordRef(type: "patient", id: RecordType.patient.makeID(millis: 1_780_000_000_000, using: &ids))
         }
-        let key: StoreKeySource? = encrypted ? Self.testKey : nil
-        let office = try LocalStore.create(
-            at: temporaryStorePath(),
-            replicaID: ReplicaID("office"),
-            configuration: CareStore.configuration(wallClock: TestClock(), key: nil)
-        )
-        let laptop = try LocalStore.create(
-            at: temporaryStorePath(),
-            replicaID: ReplicaID("laptop"),
-            configuration: CareStore.configuration(wallClock: TestClock(), key: key)
-        )
+        let office = try Self.careStore("office")
+        let laptop = try Self.careStore("laptop", encrypted: encrypted)
         var made: [Change] = []
         for patient in patients {
             made += try office.commit(
@@ -202,16 +189,8 @@ struct UnprojectedFieldsTests {
         var ids = SeededGenerator(seed: 9)
         let patient = RecordRef(type: "patient", id: RecordType.patient.makeID(millis: 1_780_000_000_000, using: &ids))
         let task = RecordRef(type: "task", id: RecordType.task.makeID(millis: 1_780_000_000_000, using: &ids))
-        let office = try LocalStore.create(
-            at: temporaryStorePath(),
-            replicaID: ReplicaID("office"),
-            configuration: CareStore.configuration(wallClock: TestClock(), key: nil)
-        )
-        let laptop = try LocalStore.create(
-            at: temporaryStorePath(),
-            replicaID: ReplicaID("laptop"),
-            configuration: CareStore.configuration(wallClock: TestClock(), key: nil)
-        )
+        let office = try Self.careStore("office")
+        let laptop = try Self.careStore("laptop")
         try laptop.applyRemote(
             try office.commit(
                 [

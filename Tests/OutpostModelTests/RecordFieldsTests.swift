@@ -1,5 +1,6 @@
 import OutpostCRDT
 import OutpostModel
+import OutpostTestSupport
 import Testing
 
 /// `RecordFields` (what the local store's projection reads) against `MaterializedRecord` (what views read):
@@ -31,11 +32,11 @@ struct RecordFieldsTests {
     @Test func concurrentReviewValuesAreAConflictAndOneWriteIsNot() {
         let record = RecordRef(type: "patient", id: Fixture.id(.patient))
         var state = RecordState()
-        state.apply(Self.change(record, "familyName", .assign, "Ruiz", replica: "a", counter: 1))
+        state.apply(Change.test(record, "familyName", .assign, "Ruiz", replica: "a", counter: 1))
         #expect(RecordFields(type: .patient, state: state).conflictedFields.isEmpty)
-        state.apply(Self.change(record, "familyName", .assign, "RUIZ", replica: "b", counter: 1))
-        state.apply(Self.change(record, "phone", .assign, "1", replica: "a", counter: 2))
-        state.apply(Self.change(record, "phone", .assign, "2", replica: "b", counter: 2))
+        state.apply(Change.test(record, "familyName", .assign, "RUIZ", replica: "b", counter: 1))
+        state.apply(Change.test(record, "phone", .assign, "1", replica: "a", counter: 2))
+        state.apply(Change.test(record, "phone", .assign, "2", replica: "b", counter: 2))
         let fields = RecordFields(type: .patient, state: state)
         // familyName is a review register; phone is last-writer-wins, never in conflict.
         #expect(fields.conflictedFields == ["familyName"])
@@ -69,7 +70,7 @@ struct RecordFieldsTests {
             var written: [Change] = []
             for writer in 0..<writers {
                 counter += 1
-                let change = Self.change(
+                let change = Change.test(
                     record,
                     spec.name,
                     operation,
@@ -84,7 +85,7 @@ struct RecordFieldsTests {
             if shape == 3, operation == .assign {
                 counter += 1
                 state.apply(
-                    Self.change(
+                    Change.test(
                         record,
                         spec.name,
                         .assign,
@@ -99,25 +100,4 @@ struct RecordFieldsTests {
         return state
     }
 
-    static func change(
-        _ record: RecordRef,
-        _ field: String,
-        _ operation: Operation,
-        _ value: Value,
-        replica: String,
-        counter: UInt64,
-        millis: UInt64 = 1_000,
-        replaces: [ChangeID] = []
-    ) -> Change {
-        Change(
-            id: ChangeID(replica: ReplicaID(unchecked: replica), counter: counter),
-            record: record,
-            field: field,
-            operation: operation,
-            value: value,
-            replaces: replaces,
-            clock: Timestamp(millis: millis + counter),
-            author: "per_test"
-        )
-    }
 }
