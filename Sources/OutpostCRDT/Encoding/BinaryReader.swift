@@ -206,8 +206,9 @@ public struct BinaryReader {
 
     /// Reads a record state keeping only the fields named in `fields`: the others are checked as
     /// ``readRecordState()`` checks them (lengths, counts, tags, presence flags, replica ids, clock counters, the
-    /// order of their writes), but for a live write also listed as superseded, and skipped without being made. For a reader that needs a few fields of large states: the server's push
-    /// reads the fields its changes write, not every field of thousands of records.
+    /// order of their writes), but for a live write also listed as superseded, and skipped without being made. For a
+    /// reader that needs a few fields of large states: the server's push reads the fields its changes write, not
+    /// every field of thousands of records.
     public mutating func readRecordState(fields: Set<String>) throws(CRDTError) -> RecordState {
         let count = try readCount()
         var state = RecordState()

@@ -10,11 +10,10 @@ import Synchronization
 /// page, inside the write transaction, on the one writer. ``preload(_:unprojected:)`` reads them on a reader
 /// instead, beside the write of page N, and names the state it read by the store's write generation (every
 /// transaction through ``write(doing:_:)``, which every write of records, tails, projected rows or conflicts uses,
-/// adds one). When
-/// page N+1 is written, ``usable(_:generation:written:)`` keeps what is still as the store holds it: the records
-/// that no write committed since the read may have changed, as this process's ``WriteLog`` says (page N's
-/// records; none for the push's acknowledgements); nothing when a write in between may have changed any (a
-/// clinician's edit, another process, a page that removed patients), and those records are read again inside
+/// adds one). When page N+1 is written, ``usable(_:generation:written:)`` keeps what is still as the store holds
+/// it: the records that no write committed since the read may have changed, as this process's ``WriteLog`` says
+/// (page N's records; none for the push's acknowledgements); nothing when a write in between may have changed any
+/// (a clinician's edit, another process, a page that removed patients), and those records are read again inside
 /// the write, as without it.
 extension LocalStore {
     /// A record as ``StoreTransaction`` loads it: its state with the tail folded in, and its projected rows.

@@ -2,6 +2,7 @@ import Foundation
 import GRDB
 import OutpostCRDT
 import OutpostModel
+import OutpostProtocol
 import OutpostSQLite
 import Synchronization
 
@@ -226,10 +227,19 @@ enum Projection {
         fieldsProjected[type]?.contains(field) ?? false
     }
 
+    /// Whether any of `changes` (of one record of `type`) writes a field its projected rows read.
+    static func mayChange(_ type: String, by changes: some Sequence<Change>) -> Bool {
+        guard let fields = fieldsProjected[type] else { return false }
+        return changes.contains { fields.contains($0.field) }
+    }
+
     /// The records of a projected type that `changes` touch, every one of whose changes there writes a field its
-    /// projected rows do not read (``mayChange(_:field:)``): their rows stay as they are.
-    static func unprojected(by changes: [Change]) -> Set<RecordRef> {
-        var projecting = Set<RecordRef>()
+    /// projected rows do not read (``mayChange(_:field:)``), but those the same page `carries` whole (a state
+    /// merged may change any field): their rows stay as they are. What a received page's write
+    /// (``LocalStore/applyPage(changes:records:forms:removed:checkpoint:preloaded:)``) and its read ahead
+    /// (``LocalStore/preload(_:unprojected:)``) make no rows for.
+    static func unprojected(by changes: [Change], carrying carried: [SnapshotRecord] = []) -> Set<RecordRef> {
+        var projecting = Set(carried.lazy.map(\.record))
         var others = Set<RecordRef>()
         for change in changes where tables[change.record.type] != nil {
             if mayChange(change.record.type, field: change.field) {

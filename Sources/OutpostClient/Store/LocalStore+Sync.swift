@@ -194,7 +194,7 @@ extension LocalStore {
             let now = transaction.now
             // A record the page's changes only write fields of that its projected rows do not read (a note, a
             // phone) is loaded without them, and they are left as they are.
-            transaction.unprojected = Projection.unprojected(by: changes).subtracting(records.lazy.map(\.record))
+            transaction.unprojected = Projection.unprojected(by: changes, carrying: records)
             // One read for the page's records, not one per record: a new device holds none of them.
             let held = records.isEmpty ? [] : try transaction.heldRecords(among: records.lazy.map(\.record))
             for (index, record) in records.enumerated() {

@@ -189,8 +189,8 @@ extension LocalStore {
     ///
     /// Every such transaction adds one to the replica's `generation` as it commits, so the number names the state
     /// each commit left: records read on a reader beside the writer (``preload(_:unprojected:)``) are used by a
-    /// later write only when the writes committed in between are known not to have changed them (``WriteLog``). A write
-    /// made by this one says it may have changed any record.
+    /// later write only when the writes committed in between are known not to have changed them (``WriteLog``). A
+    /// write made by this one says it may have changed any record.
     func write<T>(doing action: String, _ body: (Database) throws -> T) throws(ClientError) -> T {
         try writeTouching(doing: action) { db in (try body(db), nil) }
     }
@@ -937,10 +937,7 @@ final class StoreTransaction {
             if entry.existing, entry.projected == nil, Projection.tables[record.type] != nil {
                 // Loaded without its rows (``unprojected``): they stay as they are unless the transaction changed
                 // a field they read after all, or merged a state into the record; then they are written whole.
-                if entry.merged
-                    || entry.logged.contains(where: { Projection.mayChange(record.type, field: $0.field) })
-                    || entry.localLogged.contains(where: { Projection.mayChange(record.type, field: $0.field) })
-                {
+                if entry.merged || Projection.mayChange(record.type, by: [entry.logged, entry.localLogged].joined()) {
                     try Projection.write(record, state, codec: store.codec.projection, db: db)
                 }
                 // Its projection is settled, as ``Projection/update(_:from:to:codec:db:)`` counts each record.

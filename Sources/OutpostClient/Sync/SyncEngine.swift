@@ -781,10 +781,7 @@ public actor SyncEngine {
                             ? nil
                             : store.preload(
                                 touched,
-                                // As the page's write decides (``LocalStore/applyPage``): a record it also carries
-                                // whole is merged, and its rows are compared.
-                                unprojected: Projection.unprojected(by: next.changes)
-                                    .subtracting(next.records.map(\.record))
+                                unprojected: Projection.unprojected(by: next.changes, carrying: next.records)
                             )
                     )
                 }
