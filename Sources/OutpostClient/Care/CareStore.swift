@@ -186,8 +186,8 @@ public struct CareStore: Sendable {
     static func edits(creating draft: DraftRecord) -> [Edit] {
         var edits: [Edit] = []
         let ref = draft.ref
-        for name in draft.fields.keys.sorted() {
-            guard let spec = CareModel.spec(draft.type, name), let values = draft.fields[name] else { continue }
+        for (name, values) in draft.fields.sorted(by: { $0.key < $1.key }) {
+            guard let spec = CareModel.spec(draft.type, name) else { continue }
             switch spec.policy {
             case .lww, .review, .status:
                 if let value = values.first, !value.isNull { edits.append(.assign(ref, name, value)) }

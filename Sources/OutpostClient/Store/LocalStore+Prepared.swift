@@ -4,9 +4,9 @@ import OutpostCRDT
 public import OutpostProtocol
 import OutpostSQLite
 
-/// A projected row of a record new to the store: its table's insert statement and its values, in stored form
-/// (``LocalStore/projectionInserts(of:_:)``), run by ``GRDB/Database/execute(cached:values:)``.
-typealias ProjectionInsert = (sql: String, values: [DatabaseValue])
+/// A projected row of a record new to the store: its table (its place in ``Projection/allTables``) and its values,
+/// in stored form (``LocalStore/projectionInserts(of:_:)``), inserted by ``StoreTransaction/insert(_:)``.
+typealias ProjectionInsert = (table: Int, values: [DatabaseValue])
 
 /// A record new to the store, made ready to be written: its encoded (sealed, in an encrypted store) state, its
 /// owner, its projected rows in their stored form, and its fields in conflict. Everything here is computed
@@ -15,7 +15,7 @@ typealias ProjectionInsert = (sql: String, values: [DatabaseValue])
 struct PreparedRecord: Sendable {
     /// The values of the record table's insert: type, id, owner, state.
     var row: [DatabaseValue]
-    /// Each projected row: its table's insert statement and its arguments.
+    /// Each projected row: its table and its values.
     var projection: [ProjectionInsert]
     /// The register fields whose concurrent values await review.
     var conflicts: [String]
@@ -59,16 +59,15 @@ extension LocalStore {
         )
     }
 
-    /// The inserts that project a record new to the store whose state is `state`: each row's table's insert
-    /// statement and its arguments, in stored form (sealed, in an encrypted store). A snapshot's records and an
-    /// import's are projected by these, computed before the write (``prepare(_:_:)``, ``RecordDrafter``).
+    /// The inserts that project a record new to the store whose state is `state`: each row's table and its values,
+    /// in stored form (sealed, in an encrypted store). A snapshot's records and an import's are projected by these,
+    /// computed before the write (``prepare(_:_:)``, ``RecordDrafter``).
     func projectionInserts(of record: RecordRef, _ state: RecordState) throws -> [ProjectionInsert] {
-        guard let tables = Projection.tables[record.type] else { return [] }
+        guard Projection.tables[record.type] != nil else { return [] }
         var inserts: [ProjectionInsert] = []
         for row in Projection.rows(of: record, state) {
-            guard let table = tables.first(where: { $0.name == row.table }), let sql = Projection.insertSQL[table.name]
-            else { continue }
-            inserts.append((sql, try codec.projection.encode(row, table: table)))
+            guard let position = Projection.allTables.firstIndex(where: { $0.name == row.table }) else { continue }
+            inserts.append((position, try codec.projection.encode(row, table: Projection.allTables[position])))
         }
         return inserts
     }

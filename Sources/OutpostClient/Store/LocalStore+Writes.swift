@@ -522,6 +522,8 @@ final class StoreTransaction {
 
     /// Every record this transaction has held anything of.
     private var held: [RecordRef: Held] = [:]
+    /// ``bulk()``, once looked up.
+    private var bulkStatements: BulkStatements?
     /// Whether any record's fields were touched (``Held/touched``).
     private var anyTouched = false
 
@@ -710,7 +712,7 @@ final class StoreTransaction {
     func write(_ drafted: DraftedRecord) throws {
         guard drafted.edits > 0 else { return }
         let record = drafted.record
-        if let entry = held[record], let state = entry.state, !state.isEmpty || entry.logs {
+        if !held.isEmpty, let entry = held[record], let state = entry.state, !state.isEmpty || entry.logs {
             throw ClientError(
                 code: .invalidEdit,
                 message: "\(record) was already written in this transaction; create it once"
@@ -725,24 +727,35 @@ final class StoreTransaction {
                     + "\(counter); write drafts in the order they were made, each once"
             )
         }
-        try db.cachedStatement(
-            sql: "INSERT INTO change (type, id, isLocal, maxCounter, payload, creates) VALUES (?, ?, ?, ?, ?, 1)"
-        ).execute(arguments: [record.type, record.id, true, Int64(drafted.counters.after), drafted.payload])
+        // Bound as what they are, through statements looked up once (``bulk()``): GRDB's arguments and its
+        // statement cache, which hashes a statement's text at each look-up, were a tenth of an import's writer.
+        let statements = try bulk()
+        let type = record.type.databaseValue
+        let id = record.id.databaseValue
+        try db.execute(
+            statements.change,
+            values: [
+                type, id, true.databaseValue, Int64(drafted.counters.after).databaseValue,
+                drafted.payload.databaseValue,
+            ]
+        )
         if drafted.isTail {
-            try db.cachedStatement(
-                sql: "INSERT INTO record (type, id, owner, state, tailStart, tailBytes) VALUES (?, ?, ?, ?, ?, ?)"
-            ).execute(
-                arguments: [
-                    record.type, record.id, drafted.owner, drafted.state, db.lastInsertedRowID, drafted.payload.count,
+            try db.execute(
+                statements.tailRecord,
+                values: [
+                    type, id, drafted.owner.databaseValue, drafted.state.databaseValue,
+                    db.lastInsertedRowID.databaseValue,
+                    drafted.payload.count.databaseValue,
                 ]
             )
         } else {
-            try db.cachedStatement(sql: "INSERT INTO record (type, id, owner, state) VALUES (?, ?, ?, ?)").execute(
-                arguments: [record.type, record.id, drafted.owner, drafted.state])
+            try db.execute(
+                statements.record,
+                values: [type, id, drafted.owner.databaseValue, drafted.state.databaseValue]
+            )
         }
         // A new record (the insert above would have failed otherwise): its rows are inserted, none deleted.
-        for (sql, values) in drafted.projection { try db.execute(cached: sql, values: values) }
-        if !drafted.projection.isEmpty { KillPoint.projected() }
+        try insert(drafted.projection)
         for field in drafted.conflicts {
             try db.cachedStatement(sql: "INSERT INTO conflict (type, id, field, detectedAt) VALUES (?, ?, ?, ?)")
                 .execute(arguments: [record.type, record.id, field, Int64(now)])
@@ -756,6 +769,58 @@ final class StoreTransaction {
             entry.existing = false
             entry.loggedIDs = nil
         }
+    }
+
+    /// The statements that write a record new to the store (an import's ``write(_:)``, a snapshot's record taken
+    /// whole in ``finish(now:)``), run once per record and looked up in GRDB's cache once per transaction.
+    struct BulkStatements {
+        /// The change-log row of a record's creation.
+        let change: Statement
+        /// A record row whose creation row is its tail.
+        let tailRecord: Statement
+        /// A record row with its state.
+        let record: Statement
+        /// A record row taken whole from a snapshot, its tail starting after the transaction.
+        let wholeRecord: Statement
+        /// The insert of each projected table, by its place in ``Projection/allTables``, once run.
+        var projection: [Statement?]
+    }
+
+    /// ``BulkStatements``, looked up the first time.
+    private func bulk() throws -> BulkStatements {
+        if let bulkStatements { return bulkStatements }
+        let statements = BulkStatements(
+            change: try db.cachedStatement(
+                sql: "INSERT INTO change (type, id, isLocal, maxCounter, payload, creates) VALUES (?, ?, ?, ?, ?, 1)"
+            ),
+            tailRecord: try db.cachedStatement(
+                sql: "INSERT INTO record (type, id, owner, state, tailStart, tailBytes) VALUES (?, ?, ?, ?, ?, ?)"
+            ),
+            record: try db.cachedStatement(sql: "INSERT INTO record (type, id, owner, state) VALUES (?, ?, ?, ?)"),
+            wholeRecord: try db.cachedStatement(
+                sql: "INSERT INTO record (type, id, owner, state, tailStart) VALUES (?, ?, ?, ?, ?)"
+            ),
+            projection: Array(repeating: nil, count: Projection.allTables.count)
+        )
+        bulkStatements = statements
+        return statements
+    }
+
+    /// Inserts a new record's projected rows (``LocalStore/projectionInserts(of:_:)``); counts at the projection's
+    /// kill point when there were any.
+    private func insert(_ rows: [ProjectionInsert]) throws {
+        guard !rows.isEmpty else { return }
+        for (table, values) in rows {
+            let statement: Statement
+            if let known = try bulk().projection[table] {
+                statement = known
+            } else {
+                statement = try db.cachedStatement(sql: Projection.insertSQL[Projection.allTables[table].name] ?? "")
+                bulkStatements?.projection[table] = statement
+            }
+            try db.execute(statement, values: values)
+        }
+        KillPoint.projected()
     }
 
     /// Adds a just-written change-log row (`seq`, `bytes` long) to the tail of a record this transaction did
@@ -920,12 +985,8 @@ final class StoreTransaction {
                 let form =
                     try (!anyTouched || entry.touched == nil ? entry.prepared : nil)
                     ?? store.prepare(record, state)
-                try db.execute(
-                    cached: "INSERT INTO record (type, id, owner, state, tailStart) VALUES (?, ?, ?, ?, ?)",
-                    values: form.row + [try afterThisTransaction().databaseValue]
-                )
-                for (sql, values) in form.projection { try db.execute(cached: sql, values: values) }
-                if !form.projection.isEmpty { KillPoint.projected() }
+                try db.execute(try bulk().wholeRecord, values: form.row + [try afterThisTransaction().databaseValue])
+                try insert(form.projection)
                 for field in form.conflicts {
                     try db.cachedStatement(
                         sql: "INSERT INTO conflict (type, id, field, detectedAt) VALUES (?, ?, ?, ?)"

@@ -229,7 +229,8 @@ public struct DumpRecord: Sendable, Hashable, Codable {
                 message: "'\(type)' is not a record type; check the record's \"type\""
             )
         }
-        var values: [String: [Value]] = [:]
+        // Room for every field at once: grown by doubling, the table was hashed again at each step.
+        var values: [String: [Value]] = Dictionary(minimumCapacity: fields.count)
         for (name, field) in fields {
             let spec: FieldSpec
             do throws(ModelError) {

@@ -30,8 +30,9 @@ public enum RecordType: String, Sendable, Hashable, CaseIterable, Codable, Compa
         hasher.combine(ordinal)
     }
 
-    /// The case's place in the declaration.
-    private var ordinal: UInt8 {
+    /// The case's place in the declaration (and in ``allCases``): what the care model's field tables are indexed
+    /// by.
+    var ordinal: Int {
         switch self {
         case .practice: 0
         case .site: 1

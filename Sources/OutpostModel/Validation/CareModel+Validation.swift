@@ -47,11 +47,21 @@ extension CareModel {
         awaitingAssignment: Bool = false
     ) throws(ModelError) {
         do throws(ModelError) {
-            for name in fields.keys.sorted() where spec(type, name) == nil {
-                _ = try knownSpec(type, name)
+            // The values given, by the field's place in the table: each name looked up once, none hashed again.
+            let specs = CareModel.fields(of: type)
+            var given = [[Value]?](repeating: nil, count: specs.count)
+            var unknown: String?
+            for (name, values) in fields {
+                if let position = position(type, name) {
+                    given[position] = values
+                } else if unknown.map({ name < $0 }) ?? true {
+                    // The first unknown name in sorted order is the one refused.
+                    unknown = name
+                }
             }
-            for spec in CareModel.fields(of: type) {
-                let values = fields[spec.name] ?? []
+            if let unknown { _ = try knownSpec(type, unknown) }
+            for (position, spec) in specs.enumerated() {
+                let values = given[position] ?? []
                 if spec.isRegister && values.count > 1 {
                     throw fail(
                         spec,
