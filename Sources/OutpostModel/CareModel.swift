@@ -99,6 +99,8 @@ public enum CareModel {
             let sorted = specs.indices.sorted { specs[$0].name < specs[$1].name }
             byName = sorted.map { specs[$0] }
             positions = sorted
+            // The search finds a name only among names strictly sorted: each once.
+            precondition(zip(byName, byName.dropFirst()).allSatisfy { $0.name < $1.name }, "a field named twice")
         }
 
         /// Where the field `name` is in ``specs``.

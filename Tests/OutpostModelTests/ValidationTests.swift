@@ -91,6 +91,34 @@ struct ValidationTests {
             "patient.shoeSize",
             rule: "must be one of the fields of patient"
         )
+        // Of several unknown names, the first in sorted order is the one refused, whatever the dictionary's order.
+        fields["zz"] = ["x"]
+        fields["aa"] = ["x"]
+        check(
+            modelError { () throws(ModelError) in try CareModel.validateNew(.patient, fields: fields, today: today) },
+            .unknownField,
+            "patient.aa",
+            rule: "must be one of the fields of patient"
+        )
+    }
+
+    /// Every field of every type is found by its name, and a name the table lacks (one character short or long of
+    /// a field's, or one that sorts before or after every field) is not.
+    @Test func everyFieldIsFoundByItsNameAndNoOther() {
+        for type in RecordType.allCases {
+            let fields = CareModel.fields(of: type)
+            for spec in fields {
+                #expect(CareModel.spec(type, spec.name)?.name == spec.name)
+                #expect(
+                    CareModel.spec(type, String(spec.name.dropLast())) == nil
+                        || fields.contains { $0.name == String(spec.name.dropLast()) }
+                )
+                #expect(CareModel.spec(type, spec.name + "s") == nil || fields.contains { $0.name == spec.name + "s" })
+            }
+            #expect(CareModel.spec(type, "") == nil)
+            #expect(CareModel.spec(type, "~") == nil)
+            #expect(CareModel.specsSortedByName(of: type).map(\.name) == fields.map(\.name).sorted())
+        }
     }
 
     @Test func enumValuesMustBeListedAndAreShownOnlyWhenNotSensitive() throws {

@@ -63,10 +63,9 @@ extension LocalStore {
     /// in stored form (sealed, in an encrypted store). A snapshot's records and an import's are projected by these,
     /// computed before the write (``prepare(_:_:)``, ``RecordDrafter``).
     func projectionInserts(of record: RecordRef, _ state: RecordState) throws -> [ProjectionInsert] {
-        guard Projection.tables[record.type] != nil else { return [] }
         var inserts: [ProjectionInsert] = []
         for row in Projection.rows(of: record, state) {
-            guard let position = Projection.allTables.firstIndex(where: { $0.name == row.table }) else { continue }
+            guard let position = Projection.position(ofTable: row.table) else { continue }
             inserts.append((position, try codec.projection.encode(row, table: Projection.allTables[position])))
         }
         return inserts

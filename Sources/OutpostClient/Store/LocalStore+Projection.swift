@@ -359,7 +359,7 @@ enum Projection {
     static func write(_ record: RecordRef, _ state: RecordState, codec: ProjectionCodec, db: Database) throws {
         guard let tables = tables[record.type] else { return }
         try remove(record, tables: tables, db: db)
-        try insert(rows(of: record, state), tables: tables, codec: codec, db: db)
+        try insert(rows(of: record, state), codec: codec, db: db)
     }
 
     /// Writes the projection of `record` as its state goes to `new` from a state whose rows were `oldRows`
@@ -379,7 +379,7 @@ enum Projection {
         defer { KillPoint.projected() }
         let newRows = rows(of: record, new)
         guard let oldRows else {
-            try insert(newRows, tables: tables, codec: codec, db: db)
+            try insert(newRows, codec: codec, db: db)
             return
         }
         guard oldRows != newRows else { return }
@@ -410,7 +410,7 @@ enum Projection {
                 values: Array(try codec.encode(row, table: table).prefix(2))
             )
         }
-        try insert(newRows.dropFirst().filter { !before.contains($0) }, tables: tables, codec: codec, db: db)
+        try insert(newRows.dropFirst().filter { !before.contains($0) }, codec: codec, db: db)
     }
 
     /// Removes the projection of `record` (a purged record); a no-op for types not projected.
@@ -426,28 +426,23 @@ enum Projection {
         }
     }
 
-    private static func insert(
-        _ rows: some Sequence<Row>,
-        tables: [Table],
-        codec: ProjectionCodec,
-        db: Database
-    ) throws {
+    private static func insert(_ rows: some Sequence<Row>, codec: ProjectionCodec, db: Database) throws {
         for row in rows {
-            guard let table = tables.first(where: { $0.name == row.table }) else { continue }
-            try db.execute(cached: insertSQL[table.name] ?? "", values: try codec.encode(row, table: table))
+            guard let position = position(ofTable: row.table) else { continue }
+            try db.execute(cached: insertSQL[position], values: try codec.encode(row, table: allTables[position]))
         }
     }
 
-    /// The insert statement of each table.
-    static let insertSQL: [String: String] = Dictionary(
-        uniqueKeysWithValues: allTables.map { table in
-            (
-                table.name,
-                "INSERT INTO \(table.name) (\(table.storedColumns.joined(separator: ", "))) VALUES ("
-                    + Array(repeating: "?", count: table.storedColumns.count).joined(separator: ", ") + ")"
-            )
-        }
-    )
+    /// Where the table named `name` is in ``allTables`` (table names are unique across the projection).
+    static func position(ofTable name: String) -> Int? {
+        allTables.firstIndex { $0.name == name }
+    }
+
+    /// The insert statement of each table, by its place in ``allTables``.
+    static let insertSQL: [String] = allTables.map { table in
+        "INSERT INTO \(table.name) (\(table.storedColumns.joined(separator: ", "))) VALUES ("
+            + Array(repeating: "?", count: table.storedColumns.count).joined(separator: ", ") + ")"
+    }
 }
 
 /// A fault point for the kill tests (`ProjectionKillTests`): with `OUTPOST_TEST_KILL_AFTER_PROJECTED=N` in its

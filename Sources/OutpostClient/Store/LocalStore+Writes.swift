@@ -522,8 +522,11 @@ final class StoreTransaction {
 
     /// Every record this transaction has held anything of.
     private var held: [RecordRef: Held] = [:]
-    /// ``bulk()``, once looked up.
+    /// ``bulk()``, once looked up; released when the transaction is finished (``finish(now:)``).
     private var bulkStatements: BulkStatements?
+    /// The insert of each projected table, by its place in ``Projection/allTables``, once run
+    /// (``insertRows(of:projection:conflicts:)``).
+    private var projectionStatements = [Statement?](repeating: nil, count: Projection.allTables.count)
     /// Whether any record's fields were touched (``Held/touched``).
     private var anyTouched = false
 
@@ -727,8 +730,9 @@ final class StoreTransaction {
                     + "\(counter); write drafts in the order they were made, each once"
             )
         }
-        // Bound as what they are, through statements looked up once (``bulk()``): GRDB's arguments and its
-        // statement cache, which hashes a statement's text at each look-up, were a tenth of an import's writer.
+        // Bound as what they are, through statements looked up once (``bulk()``): with GRDB's arguments and its
+        // statement cache, which hashes a statement's text at each look-up, this method took about twice the time
+        // in a profile of an import (docs/sync.md, "Thirtieth session").
         let statements = try bulk()
         let type = record.type.databaseValue
         let id = record.id.databaseValue
@@ -755,12 +759,7 @@ final class StoreTransaction {
             )
         }
         // A new record (the insert above would have failed otherwise): its rows are inserted, none deleted.
-        try insert(drafted.projection)
-        for field in drafted.conflicts {
-            try db.cachedStatement(sql: "INSERT INTO conflict (type, id, field, detectedAt) VALUES (?, ?, ?, ?)")
-                .execute(arguments: [record.type, record.id, field, Int64(now)])
-            report.newConflicts += 1
-        }
+        try insertRows(of: record, projection: drafted.projection, conflicts: drafted.conflicts)
         counter = drafted.counters.after
         clock = drafted.clock
         // A state cached before (an existence check) is stale now: the next read loads the written one.
@@ -782,8 +781,8 @@ final class StoreTransaction {
         let record: Statement
         /// A record row taken whole from a snapshot, its tail starting after the transaction.
         let wholeRecord: Statement
-        /// The insert of each projected table, by its place in ``Projection/allTables``, once run.
-        var projection: [Statement?]
+        /// A field in conflict.
+        let conflict: Statement
     }
 
     /// ``BulkStatements``, looked up the first time.
@@ -800,27 +799,38 @@ final class StoreTransaction {
             wholeRecord: try db.cachedStatement(
                 sql: "INSERT INTO record (type, id, owner, state, tailStart) VALUES (?, ?, ?, ?, ?)"
             ),
-            projection: Array(repeating: nil, count: Projection.allTables.count)
+            conflict: try db.cachedStatement(
+                sql: "INSERT INTO conflict (type, id, field, detectedAt) VALUES (?, ?, ?, ?)"
+            )
         )
         bulkStatements = statements
         return statements
     }
 
-    /// Inserts a new record's projected rows (``LocalStore/projectionInserts(of:_:)``); counts at the projection's
-    /// kill point when there were any.
-    private func insert(_ rows: [ProjectionInsert]) throws {
-        guard !rows.isEmpty else { return }
-        for (table, values) in rows {
+    /// Inserts the projected rows (``LocalStore/projectionInserts(of:_:)``) and the conflicts of a record new to
+    /// the store, counting once at the projection's kill point when it has rows.
+    private func insertRows(of record: RecordRef, projection: [ProjectionInsert], conflicts: [String]) throws {
+        for (table, values) in projection {
             let statement: Statement
-            if let known = try bulk().projection[table] {
+            if let known = projectionStatements[table] {
                 statement = known
             } else {
-                statement = try db.cachedStatement(sql: Projection.insertSQL[Projection.allTables[table].name] ?? "")
-                bulkStatements?.projection[table] = statement
+                statement = try db.cachedStatement(sql: Projection.insertSQL[table])
+                projectionStatements[table] = statement
             }
             try db.execute(statement, values: values)
         }
-        KillPoint.projected()
+        if !projection.isEmpty { KillPoint.projected() }
+        for field in conflicts { try insertConflict(record, field) }
+    }
+
+    /// Records that `field` of `record` awaits review (a row of the conflict inbox).
+    private func insertConflict(_ record: RecordRef, _ field: String) throws {
+        try db.execute(
+            try bulk().conflict,
+            values: [record.type.databaseValue, record.id.databaseValue, field.databaseValue, Int64(now).databaseValue]
+        )
+        report.newConflicts += 1
     }
 
     /// Adds a just-written change-log row (`seq`, `bytes` long) to the tail of a record this transaction did
@@ -986,13 +996,7 @@ final class StoreTransaction {
                     try (!anyTouched || entry.touched == nil ? entry.prepared : nil)
                     ?? store.prepare(record, state)
                 try db.execute(try bulk().wholeRecord, values: form.row + [try afterThisTransaction().databaseValue])
-                try insert(form.projection)
-                for field in form.conflicts {
-                    try db.cachedStatement(
-                        sql: "INSERT INTO conflict (type, id, field, detectedAt) VALUES (?, ?, ?, ?)"
-                    ).execute(arguments: [record.type, record.id, field, Int64(now)])
-                    report.newConflicts += 1
-                }
+                try insertRows(of: record, projection: form.projection, conflicts: form.conflicts)
                 continue
             }
             if entry.existing, entry.projected == nil, Projection.tables[record.type] != nil {
@@ -1069,9 +1073,7 @@ final class StoreTransaction {
                     arguments: [record.type, record.id, field]
                 ) ?? false
             if isConflict && !wasConflict {
-                try db.cachedStatement(sql: "INSERT INTO conflict (type, id, field, detectedAt) VALUES (?, ?, ?, ?)")
-                    .execute(arguments: [record.type, record.id, field, Int64(now)])
-                report.newConflicts += 1
+                try insertConflict(record, field)
             } else if !isConflict && wasConflict {
                 try db.cachedStatement(sql: "DELETE FROM conflict WHERE type = ? AND id = ? AND field = ?").execute(
                     arguments: [record.type, record.id, field])
@@ -1087,5 +1089,9 @@ final class StoreTransaction {
             sql: "UPDATE replica SET counter = ?, clockMillis = ?, clockCounter = ? WHERE id = 1",
             arguments: [Int64(counter), Int64(clock.latest.millis), Int64(clock.latest.counter)]
         )
+        // The statements held are GRDB's cached ones: let them go with the transaction's work (a statement is
+        // finalized where its last reference goes).
+        bulkStatements = nil
+        projectionStatements = [Statement?](repeating: nil, count: Projection.allTables.count)
     }
 }

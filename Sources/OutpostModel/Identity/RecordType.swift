@@ -24,8 +24,8 @@ public enum RecordType: String, Sendable, Hashable, CaseIterable, Codable, Compa
     /// A visit or admission (FHIR Encounter); immutable once written.
     case encounter
 
-    /// Hashes the case, not its name: record types key the field table, which validation, the projection and
-    /// views read for every field of every record (the default for a `String` enum hashes its raw value).
+    /// Hashes the case, not its name (the default for a `String` enum hashes its raw value): cheaper wherever a
+    /// record type keys a dictionary or a set.
     public func hash(into hasher: inout Hasher) {
         hasher.combine(ordinal)
     }

@@ -112,18 +112,11 @@ public struct MaterializedRecord: Sendable, Hashable {
     public static func canonicalJSONBytes(type: RecordType, id: String, state: RecordState) -> [UInt8] {
         var sorted: [(key: String, value: FieldValue)] = []
         sorted.reserveCapacity(state.sortedFields.count)
-        for spec in fieldsByName[type] ?? [] {
+        for spec in CareModel.specsSortedByName(of: type) {
             if let value = value(of: state, spec) { sorted.append((spec.name, value)) }
         }
         return canonicalJSONBytes(type: type, id: id, sorted: sorted)
     }
-
-    /// Each type's field table sorted by name, as canonical JSON orders the fields.
-    private static let fieldsByName: [RecordType: [FieldSpec]] = Dictionary(
-        uniqueKeysWithValues: RecordType.allCases.map { type in
-            (type, CareModel.fields(of: type).sorted { $0.name < $1.name })
-        }
-    )
 
     /// The canonical JSON of a record from its fields, sorted by name.
     private static func canonicalJSONBytes(
