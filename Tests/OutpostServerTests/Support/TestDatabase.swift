@@ -59,16 +59,26 @@ final class TestDatabase: Sendable {
     }
 
     deinit {
-        _ = try? Self.psql(server, "DROP DATABASE IF EXISTS \(name) WITH (FORCE)")
+        // Dropped by a psql left to run: a deinit runs on one of the cooperative pool's threads, which a wait would
+        // hold (a test server's database going while another test's server started once hung a CI run).
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = Self.arguments(server, "DROP DATABASE IF EXISTS \(name) WITH (FORCE)")
+        process.standardInput = FileHandle.nullDevice
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try? process.run()
+    }
+
+    /// The arguments of `env` that run one SQL statement with `psql` on `url`.
+    private static func arguments(_ url: String, _ sql: String) -> [String] {
+        ["psql", "-X", "-q", "-t", "-A", "-v", "ON_ERROR_STOP=1", "-d", url, "-c", sql]
     }
 
     /// Runs one SQL statement with `psql` on `url`.
     @discardableResult
     static func psql(_ url: String, _ sql: String) throws -> String {
-        let result = try ChildProcessRunner.run(
-            URL(fileURLWithPath: "/usr/bin/env"),
-            ["psql", "-X", "-q", "-t", "-A", "-v", "ON_ERROR_STOP=1", "-d", url, "-c", sql]
-        )
+        let result = try ChildProcessRunner.run(URL(fileURLWithPath: "/usr/bin/env"), arguments(url, sql))
         guard result.status == 0 else {
             throw HarnessError(
                 description: "psql on \(url) failed (is PostgreSQL running and psql installed?): \(result.error)"
@@ -79,24 +89,39 @@ final class TestDatabase: Sendable {
 }
 
 /// Runs a short helper process (psql) to completion.
+/// Runs a short command to completion, blocking the calling thread: for what must finish before a synchronous
+/// caller goes on (`psql`, a backup run inside a transport's hook). Its output goes through files, not pipes: a
+/// pipe's end inherited by a process another test starts meanwhile holds the end of file back, and a read to the
+/// end of a pipe once waited for a test server that could not stop (a CI run hung so).
 enum ChildProcessRunner {
     static func run(_ executable: URL, _ arguments: [String]) throws -> (status: Int32, output: String, error: String) {
+        let directory = try TemporaryDirectory("outpost-child")
+        let outURL = directory.url.appendingPathComponent("out")
+        let errURL = directory.url.appendingPathComponent("err")
+        try Data().write(to: outURL)
+        try Data().write(to: errURL)
+        let out = try FileHandle(forWritingTo: outURL)
+        let err = try FileHandle(forWritingTo: errURL)
+        defer {
+            try? out.close()
+            try? err.close()
+        }
         let process = Process()
         process.executableURL = executable
         process.arguments = arguments
-        let out = Pipe()
-        let err = Pipe()
         process.standardOutput = out
         process.standardError = err
         process.standardInput = FileHandle.nullDevice
         try process.run()
-        let output = out.fileHandleForReading.readDataToEndOfFile()
-        let error = err.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
         return (
             process.terminationStatus,
-            String(decoding: output, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines),
-            String(decoding: error, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+            String(decoding: try Data(contentsOf: outURL), as: UTF8.self).trimmingCharacters(
+                in: .whitespacesAndNewlines
+            ),
+            String(decoding: try Data(contentsOf: errURL), as: UTF8.self).trimmingCharacters(
+                in: .whitespacesAndNewlines
+            )
         )
     }
 }
