@@ -3,14 +3,12 @@
 /// The care model declares its schema in `OutpostModel`; tests may declare small ones.
 public struct Schema: Sendable {
     /// Policies by record type, then by field name.
-    public var types: [String: [String: MergePolicy]] {
-        didSet { sorted = Self.sorted(types) }
-    }
+    public let types: [String: [String: MergePolicy]]
 
     /// ``types`` as arrays sorted by name, searched instead of hashed: every change a store or a server takes is
     /// checked here, and two hashed look-ups of its type and field took about 57 ns in a micro-benchmark, one
     /// search of a type's field names about 14 (docs/sync.md, "Thirtieth session").
-    private var sorted: [SortedType]
+    private let sorted: [SortedType]
 
     /// A type's policies, sorted by field name.
     private struct SortedType: Sendable {

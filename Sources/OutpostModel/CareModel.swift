@@ -28,8 +28,9 @@ public enum CareModel {
 
     /// The spec of `field` of `type`, or `nil` when the type has no such field.
     public static func spec(_ type: RecordType, _ field: String) -> FieldSpec? {
-        let index = indexes[type.ordinal]
-        return index.position(of: field).map { index.specs[$0] }
+        let byName = indexes[type.ordinal].byName
+        let slot = byName.sortedSlot(of: field, by: \.name)
+        return slot.found ? byName[slot.index] : nil
     }
 
     /// Where `field` is in `type`'s ``fields(of:)``, `nil` when the type has no such field.

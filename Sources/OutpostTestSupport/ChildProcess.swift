@@ -37,35 +37,94 @@ public enum ChildProcess {
         in directory: URL,
         environment: [String: String]
     ) async throws -> ProcessResult {
-        let id = UUID().uuidString
-        let outURL = directory.appendingPathComponent(".\(id).out")
-        let errURL = directory.appendingPathComponent(".\(id).err")
-        try Data().write(to: outURL)
-        try Data().write(to: errURL)
-        defer {
-            try? FileManager.default.removeItem(at: outURL)
-            try? FileManager.default.removeItem(at: errURL)
-        }
-        let out = try FileHandle(forWritingTo: outURL)
-        let err = try FileHandle(forWritingTo: errURL)
-        defer {
-            try? out.close()
-            try? err.close()
-        }
+        let capture = try Capture(in: directory)
+        defer { capture.remove() }
+        let process = capture.process(executable, arguments, in: directory, environment: environment)
+        try await process.start().wait()
+        return try capture.result(of: process)
+    }
+
+    /// ``run(_:_:in:environment:)`` blocking the calling thread until the child ends, for a caller that cannot
+    /// suspend (a transport's synchronous hook): only for a short command. Its output goes through files too,
+    /// never a pipe, whose end a process another test starts meanwhile may inherit and hold open (a read to the end
+    /// of one once hung a CI run).
+    public static func runBlocking(
+        _ executable: URL,
+        _ arguments: [String],
+        in directory: URL,
+        environment: [String: String]
+    ) throws -> ProcessResult {
+        let capture = try Capture(in: directory)
+        defer { capture.remove() }
+        let process = capture.process(executable, arguments, in: directory, environment: environment)
+        try process.run()
+        process.waitUntilExit()
+        return try capture.result(of: process)
+    }
+
+    /// Starts `executable` with `arguments`, its output discarded, and leaves it to run: for a deinit, which can
+    /// neither suspend nor block one of the cooperative pool's threads (Foundation reaps the child when it ends).
+    public static func launch(_ executable: URL, _ arguments: [String]) {
         let process = Process()
         process.executableURL = executable
         process.arguments = arguments
-        process.environment = environment
-        process.currentDirectoryURL = directory
         process.standardInput = FileHandle.nullDevice
-        process.standardOutput = out
-        process.standardError = err
-        try await process.start().wait()
-        return ProcessResult(
-            status: process.terminationStatus,
-            stdout: String(decoding: try Data(contentsOf: outURL), as: UTF8.self),
-            stderr: String(decoding: try Data(contentsOf: errURL), as: UTF8.self)
-        )
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try? process.run()
+    }
+
+    /// A child's standard output and error, written to two files in a directory and read back once it ends.
+    private final class Capture {
+        let outURL: URL
+        let errURL: URL
+        let out: FileHandle
+        let err: FileHandle
+
+        init(in directory: URL) throws {
+            let id = UUID().uuidString
+            outURL = directory.appendingPathComponent(".\(id).out")
+            errURL = directory.appendingPathComponent(".\(id).err")
+            try Data().write(to: outURL)
+            try Data().write(to: errURL)
+            out = try FileHandle(forWritingTo: outURL)
+            err = try FileHandle(forWritingTo: errURL)
+        }
+
+        /// A process writing to the files.
+        func process(
+            _ executable: URL,
+            _ arguments: [String],
+            in directory: URL,
+            environment: [String: String]
+        ) -> Process {
+            let process = Process()
+            process.executableURL = executable
+            process.arguments = arguments
+            process.environment = environment
+            process.currentDirectoryURL = directory
+            process.standardInput = FileHandle.nullDevice
+            process.standardOutput = out
+            process.standardError = err
+            return process
+        }
+
+        /// What the ended `process` did.
+        func result(of process: Process) throws -> ProcessResult {
+            ProcessResult(
+                status: process.terminationStatus,
+                stdout: String(decoding: try Data(contentsOf: outURL), as: UTF8.self),
+                stderr: String(decoding: try Data(contentsOf: errURL), as: UTF8.self)
+            )
+        }
+
+        /// Closes and removes the files.
+        func remove() {
+            try? out.close()
+            try? err.close()
+            try? FileManager.default.removeItem(at: outURL)
+            try? FileManager.default.removeItem(at: errURL)
+        }
     }
 }
 

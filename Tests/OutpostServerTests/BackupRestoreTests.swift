@@ -185,8 +185,13 @@ struct BackupRestoreTests {
             server.transport(token),
             after: { request, count, _ in
                 guard request.path == Wire.Path.push, count == 3 else { return }
-                let result = try ChildProcessRunner.run(Built.server, backup + ["--out=\(file)"])
-                guard result.status == 0 else { throw HarnessError(description: "backup: \(result.error)") }
+                let result = try ChildProcess.runBlocking(
+                    Built.server,
+                    backup + ["--out=\(file)"],
+                    in: URL(fileURLWithPath: file).deletingLastPathComponent(),
+                    environment: ProcessInfo.processInfo.environment
+                )
+                guard result.status == 0 else { throw HarnessError(description: "backup: \(result.stderr)") }
             }
         )
         let folder = devices.url

@@ -522,7 +522,7 @@ final class StoreTransaction {
 
     /// Every record this transaction has held anything of.
     private var held: [RecordRef: Held] = [:]
-    /// ``bulk()``, once looked up; released when the transaction is finished (``finish(now:)``).
+    /// ``bulk()``, once looked up (GRDB's cached statements, held with the transaction).
     private var bulkStatements: BulkStatements?
     /// The insert of each projected table, by its place in ``Projection/allTables``, once run
     /// (``insertRows(of:projection:conflicts:)``).
@@ -715,7 +715,7 @@ final class StoreTransaction {
     func write(_ drafted: DraftedRecord) throws {
         guard drafted.edits > 0 else { return }
         let record = drafted.record
-        if !held.isEmpty, let entry = held[record], let state = entry.state, !state.isEmpty || entry.logs {
+        if let entry = held[record], let state = entry.state, !state.isEmpty || entry.logs {
             throw ClientError(
                 code: .invalidEdit,
                 message: "\(record) was already written in this transaction; create it once"
@@ -770,11 +770,14 @@ final class StoreTransaction {
         }
     }
 
-    /// The statements that write a record new to the store (an import's ``write(_:)``, a snapshot's record taken
-    /// whole in ``finish(now:)``), run once per record and looked up in GRDB's cache once per transaction.
+    /// The inserts a transaction runs once per record (an import's ``write(_:)``, a page's change-log rows and new
+    /// records in ``finish(now:)``), looked up in GRDB's cache once per transaction: the cache hashes a statement's
+    /// text at each look-up.
     struct BulkStatements {
         /// The change-log row of a record's creation.
         let change: Statement
+        /// A change-log row of ``finish(now:)``, local or received.
+        let loggedChange: Statement
         /// A record row whose creation row is its tail.
         let tailRecord: Statement
         /// A record row with its state.
@@ -791,6 +794,9 @@ final class StoreTransaction {
         let statements = BulkStatements(
             change: try db.cachedStatement(
                 sql: "INSERT INTO change (type, id, isLocal, maxCounter, payload, creates) VALUES (?, ?, ?, ?, ?, 1)"
+            ),
+            loggedChange: try db.cachedStatement(
+                sql: "INSERT INTO change (type, id, isLocal, maxCounter, payload, creates) VALUES (?, ?, ?, ?, ?, ?)"
             ),
             tailRecord: try db.cachedStatement(
                 sql: "INSERT INTO record (type, id, owner, state, tailStart, tailBytes) VALUES (?, ?, ?, ?, ?, ?)"
@@ -959,9 +965,7 @@ final class StoreTransaction {
                 // is marked by ``extendTail(of:with:seq:bytes:)`` when it finds no row to extend).
                 let creates = isLocal && !entry.existing && entry.tailed == nil
                 try db.execute(
-                    cached: """
-                        INSERT INTO change (type, id, isLocal, maxCounter, payload, creates) VALUES (?, ?, ?, ?, ?, ?)
-                        """,
+                    try bulk().loggedChange,
                     values: [
                         record.type.databaseValue, record.id.databaseValue, isLocal.databaseValue,
                         maxCounter.databaseValue, payload.databaseValue, creates.databaseValue,
@@ -1054,7 +1058,7 @@ final class StoreTransaction {
                 )
             } else {
                 try db.execute(
-                    cached: "INSERT INTO record (type, id, owner, state) VALUES (?, ?, ?, ?)",
+                    try bulk().record,
                     values: [
                         record.type.databaseValue, record.id.databaseValue, owner.databaseValue, bytes.databaseValue,
                     ]
@@ -1089,9 +1093,5 @@ final class StoreTransaction {
             sql: "UPDATE replica SET counter = ?, clockMillis = ?, clockCounter = ? WHERE id = 1",
             arguments: [Int64(counter), Int64(clock.latest.millis), Int64(clock.latest.counter)]
         )
-        // The statements held are GRDB's cached ones: let them go with the transaction's work (a statement is
-        // finalized where its last reference goes).
-        bulkStatements = nil
-        projectionStatements = [Statement?](repeating: nil, count: Projection.allTables.count)
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import OutpostTestSupport
 import Testing
 
 /// The server backends the end-to-end, scope, conflict and fault tests run on.
@@ -60,15 +61,12 @@ final class TestDatabase: Sendable {
 
     deinit {
         // Dropped by a psql left to run: a deinit runs on one of the cooperative pool's threads, which a wait would
-        // hold (a test server's database going while another test's server started once hung a CI run).
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = Self.arguments(server, "DROP DATABASE IF EXISTS \(name) WITH (FORCE)")
-        process.standardInput = FileHandle.nullDevice
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try? process.run()
+        // hold (two such waits once hung a CI run).
+        ChildProcess.launch(Self.psql, Self.arguments(server, "DROP DATABASE IF EXISTS \(name) WITH (FORCE)"))
     }
+
+    /// `env`, which finds `psql` on the path.
+    private static let psql = URL(fileURLWithPath: "/usr/bin/env")
 
     /// The arguments of `env` that run one SQL statement with `psql` on `url`.
     private static func arguments(_ url: String, _ sql: String) -> [String] {
@@ -78,51 +76,19 @@ final class TestDatabase: Sendable {
     /// Runs one SQL statement with `psql` on `url`.
     @discardableResult
     static func psql(_ url: String, _ sql: String) throws -> String {
-        let result = try ChildProcessRunner.run(URL(fileURLWithPath: "/usr/bin/env"), arguments(url, sql))
+        // Blocking, briefly: its callers are synchronous.
+        let result = try ChildProcess.runBlocking(
+            psql,
+            arguments(url, sql),
+            in: FileManager.default.temporaryDirectory,
+            environment: ProcessInfo.processInfo.environment
+        )
         guard result.status == 0 else {
             throw HarnessError(
-                description: "psql on \(url) failed (is PostgreSQL running and psql installed?): \(result.error)"
+                description: "psql on \(url) failed (is PostgreSQL running and psql installed?): \(result.stderr)"
             )
         }
-        return result.output
-    }
-}
-
-/// Runs a short helper process (psql) to completion.
-/// Runs a short command to completion, blocking the calling thread: for what must finish before a synchronous
-/// caller goes on (`psql`, a backup run inside a transport's hook). Its output goes through files, not pipes: a
-/// pipe's end inherited by a process another test starts meanwhile holds the end of file back, and a read to the
-/// end of a pipe once waited for a test server that could not stop (a CI run hung so).
-enum ChildProcessRunner {
-    static func run(_ executable: URL, _ arguments: [String]) throws -> (status: Int32, output: String, error: String) {
-        let directory = try TemporaryDirectory("outpost-child")
-        let outURL = directory.url.appendingPathComponent("out")
-        let errURL = directory.url.appendingPathComponent("err")
-        try Data().write(to: outURL)
-        try Data().write(to: errURL)
-        let out = try FileHandle(forWritingTo: outURL)
-        let err = try FileHandle(forWritingTo: errURL)
-        defer {
-            try? out.close()
-            try? err.close()
-        }
-        let process = Process()
-        process.executableURL = executable
-        process.arguments = arguments
-        process.standardOutput = out
-        process.standardError = err
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
-        process.waitUntilExit()
-        return (
-            process.terminationStatus,
-            String(decoding: try Data(contentsOf: outURL), as: UTF8.self).trimmingCharacters(
-                in: .whitespacesAndNewlines
-            ),
-            String(decoding: try Data(contentsOf: errURL), as: UTF8.self).trimmingCharacters(
-                in: .whitespacesAndNewlines
-            )
-        )
+        return result.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
     }
 }
 
