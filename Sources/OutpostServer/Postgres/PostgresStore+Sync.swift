@@ -4,7 +4,7 @@ import Logging
 import NIOCore
 public import OutpostCRDT
 import OutpostModel
-public import OutpostProtocol
+import OutpostProtocol
 import PostgresNIO
 
 /// The PostgreSQL backend of the sync endpoints: reads the state the pure rules need, writes what they decide,
@@ -38,13 +38,18 @@ extension PostgresStore: SyncStorage {
         }
     }
 
-    public func resolveRecords(
+    /// The push `incoming` decoded, its abbreviations resolved among `practice`'s records on `connection` (in the
+    /// push's transaction).
+    static func decode(
+        _ incoming: IncomingPush,
         practice: String,
-        _ abbreviations: [RecordAbbreviation]
-    ) async throws(ServerError)
-        -> [String?]
-    {
-        try await transaction { connection in
+        _ connection: PostgresConnection,
+        _ logger: Logger
+    ) async throws -> PushRequest {
+        switch incoming {
+        case .decoded(let request):
+            return request
+        case .abbreviated(let abbreviations, let decode):
             // One statement for the whole push: each abbreviation's range of ids, at most two ids of each, found
             // in the record key's index. The range is in the database's collation, which orders ids of one type
             // (one prefix, then digits and upper-case letters) as bytes do in the collations PostgreSQL ships;
@@ -67,7 +72,7 @@ extension PostgresStore: SyncStorage {
                 let (index, id) = try row.decode((Int64, String).self)
                 candidates[Int(index) - 1].append(id)
             }
-            return zip(abbreviations, candidates).map { $0.resolve(among: $1) }
+            return try decode(zip(abbreviations, candidates).map { $0.resolve(among: $1) })
         }
     }
 
@@ -148,7 +153,7 @@ extension PostgresStore: SyncStorage {
     }
 
     public func push(
-        _ request: PushRequest,
+        _ incoming: IncomingPush,
         token: TokenEntry,
         report: DeviceReport,
         now: UInt64,
@@ -158,6 +163,9 @@ extension PostgresStore: SyncStorage {
         let judge = PushJudge(token: token, now: now, maxClockSkewMillis: maxClockSkewMillis)
         let practice = token.practice
         return try await transaction { connection in
+            // Resolved before the practice's feed is locked: reading ids takes no lock, and the lock is held
+            // only while the push is judged and written.
+            let request = try await Self.decode(incoming, practice: practice, connection, logger)
             let head = try await Self.lockFeed(practice: practice, connection, logger)
             try await Self.bindDevice(request.replica, token: token, now: now, connection, logger)
             let context = try await Self.pushContext(for: request, token: token, connection, logger)
@@ -182,6 +190,7 @@ extension PostgresStore: SyncStorage {
             }
             await beforePushCommit?()
             return PushOutcome(
+                replica: request.replica,
                 response: PushResponse(
                     accepted: plan.accepted.count,
                     duplicates: plan.duplicates,

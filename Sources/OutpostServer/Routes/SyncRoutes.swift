@@ -130,42 +130,46 @@ struct SyncRoutes: Sendable {
             )
         }
         let bytes = try Self.decodedBody(body, of: request, limit: limits.maxBodyBytes)
-        let push: PushRequest
-        do {
-            if isBinary {
-                // Layout 3: the records named by abbreviation are looked up among the practice's, and the push is
-                // read with them (the judge and storage see full ids only).
-                let abbreviations = try BinaryWire.abbreviations(in: bytes, kind: .pushRequest)
-                // Each is a look-up: no more than a push may hold changes (a record a change names).
-                guard abbreviations.count <= limits.maxPushChanges else {
-                    throw ServerError.tooLarge(
-                        "\(abbreviations.count) records named by abbreviation in one push; send at most "
-                            + "\(limits.maxPushChanges) changes per push"
-                    )
-                }
-                let resolved =
-                    abbreviations.isEmpty
-                    ? [] : try await store.resolveRecords(practice: token.practice, abbreviations)
-                push = try PushRequest(binary: bytes, resolved: resolved)
-            } else {
-                push = try Wire.decodeRequest(PushRequest.self, from: Data(bytes))
+        let maxChanges = limits.maxPushChanges
+        let incoming: IncomingPush
+        if isBinary {
+            // Layout 3: the records named by abbreviation are looked up among the practice's, and the push is read
+            // with them (the judge and storage see full ids only), in the push's transaction.
+            let abbreviations: [RecordAbbreviation]
+            do {
+                abbreviations = try BinaryWire.abbreviations(in: bytes, kind: .pushRequest)
+            } catch {
+                throw ServerError.malformed(
+                    "the body is not a binary push message (\(BinaryWire.contentType)): \(error)"
+                )
             }
-        } catch let failure as BinaryWire.Failure where failure.isUnresolved {
-            throw ServerError.unresolved
-        } catch let error as BinaryWire.Failure {
-            throw ServerError.malformed("the body is not a binary push message (\(BinaryWire.contentType)): \(error)")
-        } catch let error as StrictJSON.Failure {
-            throw ServerError.malformed("the body is not strict JSON (RFC 8259, UTF-8) \(error)")
-        } catch let error as DecodingError {
-            throw ServerError.malformed("the body is not a push message: \(Self.describe(error))")
-        }
-        guard push.changes.count <= limits.maxPushChanges else {
-            throw ServerError.tooLarge(
-                "\(push.changes.count) changes in one push; send at most \(limits.maxPushChanges) per push"
-            )
+            // Each is a look-up: no more than a push may hold changes (a record a change names).
+            guard abbreviations.count <= maxChanges else {
+                throw ServerError.tooLarge(
+                    "\(abbreviations.count) records named by abbreviation in one push; send at most \(maxChanges) "
+                        + "changes per push"
+                )
+            }
+            incoming =
+                abbreviations.isEmpty
+                ? .decoded(try Self.binaryPush(bytes, resolved: [], maxChanges: maxChanges))
+                : .abbreviated(abbreviations) { resolved throws(ServerError) in
+                    try Self.binaryPush(bytes, resolved: resolved, maxChanges: maxChanges)
+                }
+        } else {
+            let push: PushRequest
+            do {
+                push = try Wire.decodeRequest(PushRequest.self, from: Data(bytes))
+            } catch let error as StrictJSON.Failure {
+                throw ServerError.malformed("the body is not strict JSON (RFC 8259, UTF-8) \(error)")
+            } catch let error as DecodingError {
+                throw ServerError.malformed("the body is not a push message: \(Self.describe(error))")
+            }
+            try Self.checkCount(push, maxChanges: maxChanges)
+            incoming = .decoded(push)
         }
         let outcome = try await store.push(
-            push,
+            incoming,
             token: token,
             report: try Self.deviceReport(request),
             now: clock.nowMillis(),
@@ -182,12 +186,35 @@ struct SyncRoutes: Sendable {
         context.logger.info(
             "push",
             metadata: [
-                "replica": "\(push.replica)", "token": "\(token.id)", "accepted": "\(outcome.response.accepted)",
+                "replica": "\(outcome.replica)", "token": "\(token.id)", "accepted": "\(outcome.response.accepted)",
                 "duplicates": "\(outcome.response.duplicates)", "newConflicts": "\(outcome.newConflicts)",
                 "refused": "\(outcome.response.refused.count)",
             ]
         )
         return try ServerError.jsonResponse(outcome.response, status: .ok)
+    }
+
+    /// A binary push read with the ids its abbreviations resolved to (empty when it has none): a record not
+    /// resolved, or not to the record the device meant, is `409 unresolved` (the device sends full ids again);
+    /// anything else wrong is `400 malformed_request`.
+    static func binaryPush(_ bytes: [UInt8], resolved: [String?], maxChanges: Int) throws(ServerError) -> PushRequest {
+        let push: PushRequest
+        do {
+            push = try PushRequest(binary: bytes, resolved: resolved)
+        } catch  where error.isUnresolved {
+            throw ServerError.unresolved
+        } catch {
+            throw ServerError.malformed("the body is not a binary push message (\(BinaryWire.contentType)): \(error)")
+        }
+        try checkCount(push, maxChanges: maxChanges)
+        return push
+    }
+
+    /// Refuses a push of more than `maxChanges` changes (`413`).
+    static func checkCount(_ push: PushRequest, maxChanges: Int) throws(ServerError) {
+        guard push.changes.count <= maxChanges else {
+            throw ServerError.tooLarge("\(push.changes.count) changes in one push; send at most \(maxChanges) per push")
+        }
     }
 
     /// Whether a push asks for per-change refusals (``Wire/refusalsHeader``): absent is all or nothing, as for

@@ -6,6 +6,7 @@ import OutpostCRDT
 import OutpostModel
 import OutpostProtocol
 import OutpostSQLite
+import Synchronization
 
 /// A practice of the umbrella store: the hard boundary of every read and write.
 public struct PracticeEntry: Sendable, Hashable, Codable {
@@ -31,6 +32,9 @@ public final class ServerStore: Sendable {
     let checkpointQueue: DatabaseQueue
     /// Merges record tails into their records in the background.
     let folder = TailFolder()
+    /// The writes through ``writeAsync(_:)`` queued for SQLite's one writer or running: a whole-practice pull
+    /// records itself without waiting when there are any (``recordPull(_:practice:report:now:pulledTo:from:)``).
+    let writesWaiting = Atomic<Int>(0)
     /// The database file.
     public let path: String
     let logger: Logger
@@ -125,6 +129,8 @@ public final class ServerStore: Sendable {
     /// writer: the sync endpoints run on Swift's cooperative pool (one thread per core), which a blocked
     /// thread would take from every other request.
     func writeAsync<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws(ServerError) -> T {
+        writesWaiting.add(1, ordering: .relaxed)
+        defer { writesWaiting.subtract(1, ordering: .relaxed) }
         do {
             return try await pool.write(body)
         } catch let error as ServerError {

@@ -32,9 +32,11 @@ public protocol SyncStorage: Sendable {
     func claimReplica(_ replica: ReplicaID, token: TokenEntry, now: UInt64) async throws(ServerError)
 
     /// Stores a device's push as ``PushJudge`` decides: all or nothing, or, with `perChange`, every change the
-    /// judge accepts, the refused ones listed in the response (``PushJudge/judge(_:context:perChange:)``).
+    /// judge accepts, the refused ones listed in the response (``PushJudge/judge(_:context:perChange:)``). A push
+    /// that names records by abbreviation has them resolved among the practice's records in the same transaction,
+    /// and is then decoded (``IncomingPush``).
     func push(
-        _ request: PushRequest,
+        _ incoming: IncomingPush,
         token: TokenEntry,
         report: DeviceReport,
         now: UInt64,
@@ -52,10 +54,6 @@ public protocol SyncStorage: Sendable {
         limit: Int,
         now: UInt64
     ) async throws(ServerError) -> FeedPage
-
-    /// The ids of the records of `practice` a layout-3 push names by `abbreviations`, in the same order: the one
-    /// record with each (``RecordAbbreviation/resolve(among:)``), `nil` where the practice has none or several.
-    func resolveRecords(practice: String, _ abbreviations: [RecordAbbreviation]) async throws(ServerError) -> [String?]
 
     /// One page of the current records in `token`'s scope after `cursor`; the first page of a scoped device's
     /// snapshot records the patients it is being sent.
@@ -79,10 +77,43 @@ public protocol SyncStorage: Sendable {
 extension SyncStorage {
     /// One process only: nothing to watch.
     public func watchFeeds(_ onGrowth: @escaping @Sendable (String) async -> Void) async throws {}
+
+    /// Stores a decoded push (``push(_:token:report:now:maxClockSkewMillis:perChange:)``).
+    public func push(
+        _ request: PushRequest,
+        token: TokenEntry,
+        report: DeviceReport = DeviceReport(),
+        now: UInt64,
+        maxClockSkewMillis: UInt64,
+        perChange: Bool = false
+    ) async throws(ServerError) -> PushOutcome {
+        try await push(
+            IncomingPush.decoded(request),
+            token: token,
+            report: report,
+            now: now,
+            maxClockSkewMillis: maxClockSkewMillis,
+            perChange: perChange
+        )
+    }
+}
+
+/// A push as the route hands it to storage.
+public enum IncomingPush: Sendable {
+    /// Decoded: it names every record in full (JSON, or a binary push with no abbreviation).
+    case decoded(PushRequest)
+    /// A layout-3 push that names records by abbreviation (protocol/README.md, "Layout 3"): a backend resolves
+    /// them among the practice's records (``RecordAbbreviation/resolve(among:)``: the ids in the same order, `nil`
+    /// where the practice has none or several) and decodes the push with them, in the push's own transaction. The
+    /// records are then found once, not once to resolve and again to judge; `decode` throws the route's errors
+    /// (the body malformed, a record not resolved, too many changes).
+    case abbreviated([RecordAbbreviation], decode: @Sendable ([String?]) throws(ServerError) -> PushRequest)
 }
 
 /// What a push did, for the response, the log and the metrics.
 public struct PushOutcome: Sendable, Hashable {
+    /// The replica that pushed.
+    public var replica: ReplicaID
     /// The response sent to the device.
     public var response: PushResponse
     /// Conflicts opened by this push.

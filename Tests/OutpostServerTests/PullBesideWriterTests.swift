@@ -1,0 +1,118 @@
+import Dispatch
+import Foundation
+import GRDB
+import OutpostCRDT
+import OutpostClient
+import OutpostProtocol
+import OutpostTestSupport
+import Testing
+
+@testable import OutpostServer
+
+/// A whole-practice device's pull does not wait for SQLite's one writer (the SQLite backend): its replica's binding
+/// is read, its page is read, and where it stands is recorded at once when the writer is free, or queued behind
+/// the write that holds it. A device pulling beside its own push is then answered while the push's batches are
+/// written, and what it pulled is still recorded before any later write.
+struct PullBesideWriterTests {
+    /// Holds SQLite's writer (a write transaction that waits on the writer's own thread) until `release()`.
+    final class HeldWriter: Sendable {
+        private let done = DispatchSemaphore(value: 0)
+        private let task: Task<Void, any Error>
+
+        /// Returns once the write holds the writer.
+        init(_ store: ServerStore) async {
+            let done = done
+            var task: Task<Void, any Error>?
+            await withCheckedContinuation { (started: CheckedContinuation<Void, Never>) in
+                task = Task {
+                    try await store.writeAsync { _ in
+                        started.resume()
+                        done.wait()
+                    }
+                }
+            }
+            self.task = task!
+        }
+
+        func release() async throws {
+            done.signal()
+            try await task.value
+        }
+    }
+
+    /// Where the device `replica` stands as recorded: the position it pulled to, and from.
+    func recorded(_ replica: ReplicaID, _ store: ServerStore) throws -> (to: Int64?, from: Int64?) {
+        try store.read { db in
+            let row = try #require(
+                try Row.fetchOne(
+                    db,
+                    sql: "SELECT pulledTo, pulledFrom FROM device WHERE replica = ?",
+                    arguments: [replica.rawValue]
+                )
+            )
+            return (row["pulledTo"], row["pulledFrom"])
+        }
+    }
+
+    @Test(.timeLimit(.minutes(1)))
+    func aBoundDevicesPullIsAnsweredWhileTheWriterIsHeldAndRecordedBeforeTheNextWrite() async throws {
+        let directory = try TemporaryDirectory("outpost-pull-writer")
+        let (store, token, office, _) = try await ChangeRunsTests().pushed(directory)
+        let replica = office.store.replicaID
+        let other = ReplicaID("laptop")!
+        try await store.claimReplica(other, token: token, now: nowMillis())
+
+        let writer = await HeldWriter(store)
+        // Both would wait for the writer, and this test time out, if either needed it.
+        try await store.claimReplica(replica, token: token, now: nowMillis())
+        let page = try await store.pull(token: token, replica: other, since: 0, limit: 5)
+        #expect(page.changes.count == 5)
+        #expect(try recorded(other, store).to == nil, "queued behind the held write, not written yet")
+        try await writer.release()
+        // A write asked for after the answer runs after the queued record.
+        try await store.writeAsync { _ in }
+        #expect(try recorded(other, store).to == page.checkpoint)
+        #expect(try recorded(other, store).from == 0)
+
+        // With the writer free, the pull is recorded before it is answered.
+        let next = try await store.pull(token: token, replica: other, since: page.checkpoint, limit: 5)
+        #expect(try recorded(other, store).to == next.checkpoint)
+        #expect(try recorded(other, store).from == page.checkpoint)
+    }
+
+    @Test(.timeLimit(.minutes(1)))
+    func aReplicaBoundToAnotherTokenIsRefusedWhileTheWriterIsHeld() async throws {
+        let directory = try TemporaryDirectory("outpost-pull-writer")
+        let (store, token, office, _) = try await ChangeRunsTests().pushed(directory)
+        var stranger = token
+        stranger.id = "tok_stranger"
+        let writer = await HeldWriter(store)
+        await #expect(throws: ServerError.self) {
+            try await store.claimReplica(office.store.replicaID, token: stranger, now: nowMillis())
+        }
+        try await writer.release()
+    }
+}
+
+/// A push that names records by abbreviation has them resolved in its write transaction, one look-up each.
+struct PushResolutionPlanTests {
+    @Test func eachAbbreviationIsASearchOfTheRecordKeyNotAScan() async throws {
+        let directory = try TemporaryDirectory("outpost-resolution-plan")
+        let (store, _, _, _) = try await ChangeRunsTests().pushed(directory)
+        let plan = try store.read { db in
+            try Row.fetchAll(
+                db,
+                sql: "EXPLAIN QUERY PLAN " + ServerStore.resolutionSQL,
+                arguments: ["p", "t", "a", "b"]
+            )
+            .map { $0["detail"] as String }
+        }
+        #expect(plan.count == 1, "\(plan)")
+        #expect(
+            plan.allSatisfy {
+                $0.hasPrefix("SEARCH record USING PRIMARY KEY (practice=? AND type=? AND id>? AND id<?)")
+            },
+            "\(plan)"
+        )
+    }
+}
