@@ -163,11 +163,16 @@ struct Serve: AsyncParsableCommand {
             )
         }
         defer { compaction?.cancel() }
+        var stopped: (any Error)?
         do {
             try await app.runService()
         } catch {
-            throw ServerCommandError.runtime("the server stopped: \(error)")
+            stopped = error
         }
+        // Writes queued without being waited for (a device's position after a pull) are written before the lock
+        // is let go.
+        await store.finishWrites()
+        if let stopped { throw ServerCommandError.runtime("the server stopped: \(stopped)") }
         lock?.release()
     }
 }

@@ -38,6 +38,18 @@ struct PullBesideWriterTests {
             done.signal()
             try await task.value
         }
+
+        /// Runs `body` while `store`'s writer is held, and lets it go however `body` ends.
+        static func holding(_ store: ServerStore, _ body: () async throws -> Void) async throws {
+            let writer = await HeldWriter(store)
+            do {
+                try await body()
+            } catch {
+                try? await writer.release()
+                throw error
+            }
+            try await writer.release()
+        }
     }
 
     /// Where the device `replica` stands as recorded: the position it pulled to, and from.
@@ -57,27 +69,40 @@ struct PullBesideWriterTests {
     @Test(.timeLimit(.minutes(1)))
     func aBoundDevicesPullIsAnsweredWhileTheWriterIsHeldAndRecordedBeforeTheNextWrite() async throws {
         let directory = try TemporaryDirectory("outpost-pull-writer")
-        let (store, token, office, _) = try await ChangeRunsTests().pushed(directory)
+        // No tails: no background fold takes the writer.
+        let (store, token, office, _) = try await ChangeRunsTests().pushed(directory, foldingTails: false)
         let replica = office.store.replicaID
         let other = ReplicaID("laptop")!
         try await store.claimReplica(other, token: token, now: nowMillis())
 
-        let writer = await HeldWriter(store)
-        // Both would wait for the writer, and this test time out, if either needed it.
-        try await store.claimReplica(replica, token: token, now: nowMillis())
-        let page = try await store.pull(token: token, replica: other, since: 0, limit: 5)
+        // The device has pulled once: where it stands is known.
+        let first = try await store.pull(token: token, replica: other, since: 0, limit: 2)
+        var answered: FeedPage?
+        try await HeldWriter.holding(store) {
+            // Both would wait for the writer, and this test time out, if either needed it.
+            try await store.claimReplica(replica, token: token, now: nowMillis())
+            answered = try await store.pull(token: token, replica: other, since: first.checkpoint, limit: 5)
+            #expect(try recorded(other, store).to == first.checkpoint, "queued behind the held write")
+        }
+        let page = try #require(answered)
         #expect(page.changes.count == 5)
-        #expect(try recorded(other, store).to == nil, "queued behind the held write, not written yet")
-        try await writer.release()
         // A write asked for after the answer runs after the queued record.
         try await store.writeAsync { _ in }
         #expect(try recorded(other, store).to == page.checkpoint)
-        #expect(try recorded(other, store).from == 0)
+        #expect(try recorded(other, store).from == first.checkpoint)
 
         // With the writer free, the pull is recorded before it is answered.
         let next = try await store.pull(token: token, replica: other, since: page.checkpoint, limit: 5)
         #expect(try recorded(other, store).to == next.checkpoint)
         #expect(try recorded(other, store).from == page.checkpoint)
+    }
+
+    @Test func aPullIsRecordedBeforeItsAnswerWhenNothingWaitsForTheWriterOrItIsTheDevicesFirst() {
+        #expect(ServerStore.recordsBeforeAnswer(placed: true, writesWaiting: 0))
+        #expect(!ServerStore.recordsBeforeAnswer(placed: true, writesWaiting: 1))
+        // A device's first pull: a lost record would leave it holding nothing back from compaction.
+        #expect(ServerStore.recordsBeforeAnswer(placed: false, writesWaiting: 0))
+        #expect(ServerStore.recordsBeforeAnswer(placed: false, writesWaiting: 3))
     }
 
     @Test(.timeLimit(.minutes(1)))
@@ -86,33 +111,11 @@ struct PullBesideWriterTests {
         let (store, token, office, _) = try await ChangeRunsTests().pushed(directory)
         var stranger = token
         stranger.id = "tok_stranger"
-        let writer = await HeldWriter(store)
-        await #expect(throws: ServerError.self) {
-            try await store.claimReplica(office.store.replicaID, token: stranger, now: nowMillis())
+        try await HeldWriter.holding(store) {
+            let error = await #expect(throws: ServerError.self) {
+                try await store.claimReplica(office.store.replicaID, token: stranger, now: nowMillis())
+            }
+            #expect(error?.code == .replicaMismatch)
         }
-        try await writer.release()
-    }
-}
-
-/// A push that names records by abbreviation has them resolved in its write transaction, one look-up each.
-struct PushResolutionPlanTests {
-    @Test func eachAbbreviationIsASearchOfTheRecordKeyNotAScan() async throws {
-        let directory = try TemporaryDirectory("outpost-resolution-plan")
-        let (store, _, _, _) = try await ChangeRunsTests().pushed(directory)
-        let plan = try store.read { db in
-            try Row.fetchAll(
-                db,
-                sql: "EXPLAIN QUERY PLAN " + ServerStore.resolutionSQL,
-                arguments: ["p", "t", "a", "b"]
-            )
-            .map { $0["detail"] as String }
-        }
-        #expect(plan.count == 1, "\(plan)")
-        #expect(
-            plan.allSatisfy {
-                $0.hasPrefix("SEARCH record USING PRIMARY KEY (practice=? AND type=? AND id>? AND id<?)")
-            },
-            "\(plan)"
-        )
     }
 }

@@ -120,6 +120,9 @@ struct SyncRoutes: Sendable {
                 field: "Content-Type"
             )
         }
+        // The headers first: a layout-3 push's body is read in the storage's transaction.
+        let report = try Self.deviceReport(request)
+        let perChange = try Self.wantsPerChangeRefusals(request)
         var request = request
         let body: ByteBuffer
         do {
@@ -171,10 +174,10 @@ struct SyncRoutes: Sendable {
         let outcome = try await store.push(
             incoming,
             token: token,
-            report: try Self.deviceReport(request),
+            report: report,
             now: clock.nowMillis(),
             maxClockSkewMillis: configuration.maxClockSkewMillis,
-            perChange: try Self.wantsPerChangeRefusals(request)
+            perChange: perChange
         )
         if outcome.response.accepted > 0 {
             await notifier.notify(token.practice)

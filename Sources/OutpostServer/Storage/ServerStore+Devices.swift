@@ -54,7 +54,8 @@ public struct DeviceEntry: Sendable, Hashable, Codable {
 }
 
 extension ServerStore {
-    /// Records what a device did and reported, in the request's transaction. A pull gives the checkpoint it
+    /// Records what a device did and reported, in the request's transaction (a whole-practice pull's in one of
+    /// its own: ``recordPull(_:practice:report:now:pulledTo:from:placed:)``). A pull gives the checkpoint it
     /// sent (`pulledTo`) and the one it was asked from (`pulledFrom`), from which the position the device is
     /// known to hold follows (``CompactionPlanner/Device/heldTo``; every expression reads the row as it was).
     static func recordDevice(

@@ -71,7 +71,7 @@ extension ServerStore: SyncStorage {
     /// The records of practice `?1` and type `?2` whose ids lie in `?3`...`?4` and are as long (at most two): an
     /// abbreviation's candidates, with their rows as the push's context reads them. A search of the record
     /// table's key (practice, type, id): it is run once per record a push names by abbreviation, thousands in a
-    /// push of edits, so a scan would take the writer for minutes (`PullBesideWriterTests` checks the plan).
+    /// push of edits, so a scan would take the writer for minutes (`PushResolutionPlanTests` checks the plan).
     static let resolutionSQL = """
         SELECT id, owner, state FROM record
         WHERE practice = ?1 AND type = ?2 AND id BETWEEN ?3 AND ?4 AND length(id) = length(?3) LIMIT 2
@@ -79,7 +79,8 @@ extension ServerStore: SyncStorage {
 
     /// The push `incoming` decoded, its abbreviations resolved among `practice`'s records; and the rows of the
     /// records they resolved to, read by the same look-ups, so that ``pushContext(for:token:named:db:)`` does not
-    /// look them up again (a push of edits spread over a practice names thousands).
+    /// look them up again (a push of edits spread over a practice names thousands). Run in the push's write
+    /// transaction, so the whole body is decoded there, on the writer.
     static func decode(
         _ incoming: IncomingPush,
         practice: String,
@@ -612,34 +613,45 @@ extension ServerStore: SyncStorage {
             )
         }
         if scoped { return try await writeAsync(body) }
-        let page = try await readAsync(body)
-        if let replica {
-            try await recordPull(
-                replica,
-                practice: practice,
-                report: report,
-                now: now,
-                pulledTo: page.checkpoint,
-                from: since
+        guard let replica else { return try await readAsync(body) }
+        let (page, placed) = try await readAsync { db in
+            let page = try body(db)
+            // Whether the store knows where the device stands already (it has pulled before).
+            let placed = try Bool.fetchOne(
+                db,
+                sql: "SELECT pulledFrom IS NOT NULL FROM device WHERE practice = ? AND replica = ?",
+                arguments: [practice, replica.rawValue]
             )
+            return (page, placed ?? false)
         }
+        try await recordPull(
+            replica,
+            practice: practice,
+            report: report,
+            now: now,
+            pulledTo: page.checkpoint,
+            from: since,
+            placed: placed
+        )
         return page
     }
 
     /// Records that `replica` pulled from `since` to `pulledTo` (``recordDevice(_:practice:report:now:pushed:pulledTo:pulledFrom:db:)``):
-    /// at once when SQLite's one writer is free; otherwise queued for it, and the page is answered without
-    /// waiting. A device pulling beside its own push (``SyncEngine``) would otherwise wait for each of the push's
-    /// batches (about a tenth of a second each, in the two sites' benchmark) before it could write the next page.
-    /// Queued on the writer's serial queue, the record is written before any write asked for after the answer
-    /// (a device's next pull), and never lost but to a crash: what the device holds (`heldTo`) then stays as it
-    /// was recorded before, lower, which keeps compaction on the safe side.
+    /// at once when SQLite's one writer is free or the device has no recorded position yet (`placed` false);
+    /// otherwise queued for the writer, and the page is answered without waiting. A device pulling beside its own
+    /// push (``SyncEngine``) would otherwise wait for each of the push's batches (about a tenth of a second each,
+    /// in the two sites' benchmark) before it could write its next page. Queued on the writer's serial queue, the
+    /// record is written before any write asked for after the answer (the device's next pull) and before the
+    /// server stops (``finishWrites()``). A crash or a failed write can lose it: the device's recorded position
+    /// then stays the one before, lower, which holds compaction back further (``CompactionPlanner``), never less.
     func recordPull(
         _ replica: ReplicaID,
         practice: String,
         report: DeviceReport,
         now: UInt64,
         pulledTo: Int64,
-        from since: Int64
+        from since: Int64,
+        placed: Bool = true
     ) async throws(ServerError) {
         let record = { @Sendable (db: Database) throws in
             try Self.recordDevice(
@@ -652,13 +664,28 @@ extension ServerStore: SyncStorage {
                 db: db
             )
         }
-        guard writesWaiting.load(ordering: .relaxed) > 0 else { return try await writeAsync(record) }
+        if Self.recordsBeforeAnswer(placed: placed, writesWaiting: writesWaiting.load(ordering: .relaxed)) {
+            return try await writeAsync(record)
+        }
         let logger = self.logger
         pool.asyncWrite(record) { _, result in
             if case .failure(let error) = result {
                 logger.error("recording a device's pull failed", metadata: ["error": "\(error)"])
             }
         }
+    }
+
+    /// Whether a whole-practice pull's record is written before the pull is answered: when no write waits for
+    /// SQLite's writer, or when the device has no recorded position yet (`placed` false: a lost first record would
+    /// leave the device holding nothing back from compaction).
+    static func recordsBeforeAnswer(placed: Bool, writesWaiting: Int) -> Bool {
+        !placed || writesWaiting == 0
+    }
+
+    /// Waits for the writes queued for SQLite's writer (``recordPull(_:practice:report:now:pulledTo:from:placed:)``):
+    /// an empty write runs after them.
+    public func finishWrites() async {
+        _ = try? await writeAsync { _ in }
     }
 
     /// What a scoped device was last sent of each patient.

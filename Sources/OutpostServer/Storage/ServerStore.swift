@@ -33,7 +33,7 @@ public final class ServerStore: Sendable {
     /// Merges record tails into their records in the background.
     let folder = TailFolder()
     /// The writes through ``writeAsync(_:)`` queued for SQLite's one writer or running: a whole-practice pull
-    /// records itself without waiting when there are any (``recordPull(_:practice:report:now:pulledTo:from:)``).
+    /// records itself without waiting when there are any (``recordPull(_:practice:report:now:pulledTo:from:placed:)``).
     let writesWaiting = Atomic<Int>(0)
     /// The database file.
     public let path: String

@@ -68,6 +68,9 @@ public protocol SyncStorage: Sendable {
     /// The number of open conflicts, across practices or in one.
     func openConflictCount(practice: String?) async throws(ServerError) -> Int
 
+    /// Returns once every write the backend queued without waiting for it is done (the server is stopping).
+    func finishWrites() async
+
     /// Calls `onGrowth` with a practice id whenever a push in any process grows that practice's feed, until the
     /// task is cancelled: how long polls wake across processes. A backend only one process uses returns at once
     /// (the process wakes its own long polls).
@@ -77,6 +80,9 @@ public protocol SyncStorage: Sendable {
 extension SyncStorage {
     /// One process only: nothing to watch.
     public func watchFeeds(_ onGrowth: @escaping @Sendable (String) async -> Void) async throws {}
+
+    /// Nothing queued: every write is awaited.
+    public func finishWrites() async {}
 
     /// Stores a decoded push (``push(_:token:report:now:maxClockSkewMillis:perChange:)``).
     public func push(
@@ -104,9 +110,9 @@ public enum IncomingPush: Sendable {
     case decoded(PushRequest)
     /// A layout-3 push that names records by abbreviation (protocol/README.md, "Layout 3"): a backend resolves
     /// them among the practice's records (``RecordAbbreviation/resolve(among:)``: the ids in the same order, `nil`
-    /// where the practice has none or several) and decodes the push with them, in the push's own transaction. The
-    /// records are then found once, not once to resolve and again to judge; `decode` throws the route's errors
-    /// (the body malformed, a record not resolved, too many changes).
+    /// where the practice has none or several) and decodes the push with them, in the push's transaction (the
+    /// SQLite backend keeps the rows the resolution read, so it reads each record once); `decode` throws the
+    /// route's errors (the body malformed, a record not resolved, too many changes).
     case abbreviated([RecordAbbreviation], decode: @Sendable ([String?]) throws(ServerError) -> PushRequest)
 }
 
