@@ -181,6 +181,7 @@ struct BackupRestoreTests {
         let file = devices.path("during.backup")
         let concurrent = devices.path("concurrent.backup")
         let backup = ["backup"] + server.backendArguments
+        let folder = devices.url
         let transport = FaultTransport(
             server.transport(token),
             after: { request, count, _ in
@@ -188,13 +189,12 @@ struct BackupRestoreTests {
                 let result = try ChildProcess.runBlocking(
                     Built.server,
                     backup + ["--out=\(file)"],
-                    in: URL(fileURLWithPath: file).deletingLastPathComponent(),
+                    in: folder,
                     environment: ProcessInfo.processInfo.environment
                 )
                 guard result.status == 0 else { throw HarnessError(description: "backup: \(result.stderr)") }
             }
         )
-        let folder = devices.url
         async let concurrentRun = runProcess(Built.server, backup + ["--out=\(concurrent)"], in: folder)
         let report = try await office.engine(transport, pushBatch: 10).sync()
         #expect(report.pushed == total)

@@ -63,20 +63,11 @@ struct ChangeRunsTests {
         #expect(ChangeRuns.position(of: 4, inRowAt: 10, count: 5) == 10)
     }
 
-    /// A store holding the tiny practice, pushed by `office`; its token and the changes in push order. With
-    /// `foldingTails` false, no background fold of record tails takes the writer.
-    func pushed(
-        _ directory: TemporaryDirectory,
-        foldingTails: Bool = true
-    ) async throws -> (ServerStore, TokenEntry, LocalReplica, [Change]) {
+    /// A store holding the tiny practice, pushed by `office`; its token and the changes in push order.
+    func pushed(_ directory: TemporaryDirectory) async throws -> (ServerStore, TokenEntry, LocalReplica, [Change]) {
         var logger = Logger(label: "test")
         logger.logLevel = .critical
-        let store = try ServerStore(
-            directory: directory.path("server"),
-            create: true,
-            logger: logger,
-            foldingTails: foldingTails
-        )
+        let store = try ServerStore(directory: directory.path("server"), create: true, logger: logger)
         let practice = PracticeEntry(id: TinyPractice.practice, name: "Tiny", createdAtMillis: 0)
         try store.write { db in try ServerStore.insertPractice(practice, now: nowMillis(), db: db) }
         let token = try store.tinyPracticeAdminToken()

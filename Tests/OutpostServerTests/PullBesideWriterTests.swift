@@ -69,9 +69,9 @@ struct PullBesideWriterTests {
     @Test(.timeLimit(.minutes(1)))
     func aBoundDevicesPullIsAnsweredWhileTheWriterIsHeldAndRecordedBeforeTheNextWrite() async throws {
         let directory = try TemporaryDirectory("outpost-pull-writer")
-        // No tails: no background fold takes the writer.
-        let (store, token, office, _) = try await ChangeRunsTests().pushed(directory, foldingTails: false)
-        let replica = office.store.replicaID
+        // No background fold takes the writer.
+        let (store, token, site) = try await RecordTailTests().practice(directory)
+        let replica = site.store.replicaID
         let other = ReplicaID("laptop")!
         try await store.claimReplica(other, token: token, now: nowMillis())
 
@@ -108,12 +108,12 @@ struct PullBesideWriterTests {
     @Test(.timeLimit(.minutes(1)))
     func aReplicaBoundToAnotherTokenIsRefusedWhileTheWriterIsHeld() async throws {
         let directory = try TemporaryDirectory("outpost-pull-writer")
-        let (store, token, office, _) = try await ChangeRunsTests().pushed(directory)
+        let (store, token, site) = try await RecordTailTests().practice(directory)
         var stranger = token
         stranger.id = "tok_stranger"
         try await HeldWriter.holding(store) {
             let error = await #expect(throws: ServerError.self) {
-                try await store.claimReplica(office.store.replicaID, token: stranger, now: nowMillis())
+                try await store.claimReplica(site.store.replicaID, token: stranger, now: nowMillis())
             }
             #expect(error?.code == .replicaMismatch)
         }

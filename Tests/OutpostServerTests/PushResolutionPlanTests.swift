@@ -8,7 +8,7 @@ import Testing
 struct PushResolutionPlanTests {
     @Test func eachAbbreviationIsASearchOfTheRecordKeyNotAScan() async throws {
         let directory = try TemporaryDirectory("outpost-resolution-plan")
-        let (store, _, _, _) = try await ChangeRunsTests().pushed(directory)
+        let (store, _, _) = try await RecordTailTests().practice(directory)
         let plan = try store.read { db in
             try Row.fetchAll(
                 db,

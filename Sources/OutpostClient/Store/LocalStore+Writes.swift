@@ -877,8 +877,13 @@ final class StoreTransaction {
         let owner = store.owner(of: record, state)
         let bytes = try store.codec.encode(state, of: record)
         if isNew {
-            try db.cachedStatement(sql: "INSERT INTO record (type, id, owner, state) VALUES (?, ?, ?, ?)").execute(
-                arguments: [record.type, record.id, owner, bytes])
+            try db.execute(
+                try bulk().record,
+                values: [
+                    record.type.databaseValue, record.id.databaseValue, owner?.databaseValue ?? .null,
+                    bytes.databaseValue,
+                ]
+            )
         } else {
             try db.cachedStatement(
                 sql: "UPDATE record SET state = ?, owner = ?, tailStart = NULL, tailBytes = 0 WHERE type = ? AND id = ?"

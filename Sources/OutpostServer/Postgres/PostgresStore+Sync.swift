@@ -158,7 +158,7 @@ extension PostgresStore: SyncStorage {
         report: DeviceReport,
         now: UInt64,
         maxClockSkewMillis: UInt64,
-        perChange: Bool = false
+        perChange: Bool
     ) async throws(ServerError) -> PushOutcome {
         let judge = PushJudge(token: token, now: now, maxClockSkewMillis: maxClockSkewMillis)
         let practice = token.practice
@@ -204,7 +204,7 @@ extension PostgresStore: SyncStorage {
         }
     }
 
-    /// Reads what ``PushJudge`` needs for `request` (see ``ServerStore/pushContext(for:token:db:)``).
+    /// Reads what ``PushJudge`` needs for `request` (see ``ServerStore/pushContext(for:token:named:db:)``).
     static func pushContext(
         for request: PushRequest,
         token: TokenEntry,

@@ -142,9 +142,7 @@ struct SyncRoutes: Sendable {
             do {
                 abbreviations = try BinaryWire.abbreviations(in: bytes, kind: .pushRequest)
             } catch {
-                throw ServerError.malformed(
-                    "the body is not a binary push message (\(BinaryWire.contentType)): \(error)"
-                )
+                throw Self.malformedBinaryPush(error)
             }
             // Each is a look-up: no more than a push may hold changes (a record a change names).
             guard abbreviations.count <= maxChanges else {
@@ -207,10 +205,15 @@ struct SyncRoutes: Sendable {
         } catch  where error.isUnresolved {
             throw ServerError.unresolved
         } catch {
-            throw ServerError.malformed("the body is not a binary push message (\(BinaryWire.contentType)): \(error)")
+            throw malformedBinaryPush(error)
         }
         try checkCount(push, maxChanges: maxChanges)
         return push
+    }
+
+    /// A binary push that cannot be read (`400 malformed_request`), saying what is wrong and where.
+    static func malformedBinaryPush(_ error: BinaryWire.Failure) -> ServerError {
+        ServerError.malformed("the body is not a binary push message (\(BinaryWire.contentType)): \(error)")
     }
 
     /// Refuses a push of more than `maxChanges` changes (`413`).

@@ -14,10 +14,10 @@ extension ServerStore: SyncStorage {
     public func push(
         _ incoming: IncomingPush,
         token: TokenEntry,
-        report: DeviceReport = DeviceReport(),
+        report: DeviceReport,
         now: UInt64,
         maxClockSkewMillis: UInt64,
-        perChange: Bool = false
+        perChange: Bool
     ) async throws(ServerError) -> PushOutcome {
         let judge = PushJudge(token: token, now: now, maxClockSkewMillis: maxClockSkewMillis)
         let outcome = try await writeAsync { db in
@@ -489,7 +489,7 @@ extension ServerStore: SyncStorage {
         let practice = token.practice
         let scoped = !token.scope.isWholePractice
         // A scoped pull records what the device was sent, with its page: a write. A whole-practice pull reads its
-        // page, then records where the device stands (``recordPull(_:practice:report:now:pulledTo:from:)``).
+        // page, then records where the device stands (``recordPull(_:practice:report:now:pulledTo:from:placed:)``).
         let body = { @Sendable (db: Database) throws -> FeedPage in
             try Self.requireServable(since: since, practice: practice, db: db)
             // The device holds its own changes already: they are left out in the scan, so a device that has
@@ -651,7 +651,7 @@ extension ServerStore: SyncStorage {
         now: UInt64,
         pulledTo: Int64,
         from since: Int64,
-        placed: Bool = true
+        placed: Bool
     ) async throws(ServerError) {
         let record = { @Sendable (db: Database) throws in
             try Self.recordDevice(

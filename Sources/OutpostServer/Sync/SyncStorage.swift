@@ -83,25 +83,6 @@ extension SyncStorage {
 
     /// Nothing queued: every write is awaited.
     public func finishWrites() async {}
-
-    /// Stores a decoded push (``push(_:token:report:now:maxClockSkewMillis:perChange:)``).
-    public func push(
-        _ request: PushRequest,
-        token: TokenEntry,
-        report: DeviceReport = DeviceReport(),
-        now: UInt64,
-        maxClockSkewMillis: UInt64,
-        perChange: Bool = false
-    ) async throws(ServerError) -> PushOutcome {
-        try await push(
-            IncomingPush.decoded(request),
-            token: token,
-            report: report,
-            now: now,
-            maxClockSkewMillis: maxClockSkewMillis,
-            perChange: perChange
-        )
-    }
 }
 
 /// A push as the route hands it to storage.
