@@ -41,7 +41,8 @@ struct PreloadTests {
             forms: nil,
             removed: [],
             checkpoint: nil,
-            preloaded: preloaded
+            preloaded: preloaded,
+            unprojected: nil
         )
     }
 
@@ -180,7 +181,15 @@ struct PreloadTests {
         let served = try [newcomer, patients[3]].map {
             SnapshotRecord(record: $0, state: try #require(try office.record($0)))
         }
-        _ = try laptop.applyPage(changes: [], records: served, forms: nil, removed: [], checkpoint: nil, preloaded: nil)
+        _ = try laptop.applyPage(
+            changes: [],
+            records: served,
+            forms: nil,
+            removed: [],
+            checkpoint: nil,
+            preloaded: nil,
+            unprojected: nil
+        )
         #expect(try laptop.record(newcomer) == office.record(newcomer))
         #expect(logged(laptop, start + 1) == .some([newcomer, patients[3]]), "a record taken whole, one merged")
         _ = try laptop.applyPage(
@@ -189,7 +198,8 @@ struct PreloadTests {
             forms: nil,
             removed: [patients[1].id],
             checkpoint: nil,
-            preloaded: nil
+            preloaded: nil,
+            unprojected: nil
         )
         #expect(logged(laptop, start + 2) == .some(nil), "a removal may delete any record of the patient")
         #expect(try laptop.record(patients[1]) == nil)

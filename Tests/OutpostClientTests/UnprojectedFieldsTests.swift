@@ -1,4 +1,5 @@
 import Foundation
+import GRDB
 import OutpostCRDT
 import OutpostModel
 import OutpostProtocol
@@ -179,11 +180,58 @@ struct UnprojectedFieldsTests {
             forms: nil,
             removed: [],
             checkpoint: nil,
-            preloaded: ahead
+            preloaded: ahead,
+            unprojected: nil
         )
         #expect(applied.preloadedUsed == 3)
         #expect(try laptop.checkProjection() == [])
         #expect(try laptop.record(patients[2])?["riskTier"].live.map(\.value) == ["high"])
+    }
+
+    /// The set worked out once for a page's read ahead and handed to its write (as a pipelined pull does): the
+    /// record whose phone alone the page writes keeps its rows untouched, the task whose priority it writes has
+    /// its rows rewritten, and the projection equals a recomputation.
+    @Test func aPagesUnprojectedRecordsWorkedOutForItsReadAheadServeItsWrite() throws {
+        var ids = SeededGenerator(seed: 11)
+        let patient = RecordRef(type: "patient", id: RecordType.patient.makeID(millis: 1_780_000_000_000, using: &ids))
+        let task = RecordRef(type: "task", id: RecordType.task.makeID(millis: 1_780_000_000_000, using: &ids))
+        let office = try Self.careStore("office")
+        let laptop = try Self.careStore("laptop")
+        try laptop.applyRemote(
+            try office.commit(
+                [
+                    .assign(patient, "riskTier", "low"), .assign(patient, "phone", "555-0100"),
+                    .assign(task, "patient", .string(patient.id)), .assign(task, "priority", "routine"),
+                    .assign(task, "status", "requested"),
+                ],
+                author: "per_1",
+                site: nil
+            )
+        )
+        let page = try office.commit(
+            [.assign(patient, "phone", "555-0199"), .assign(task, "priority", "urgent")],
+            author: "per_1",
+            site: nil
+        )
+        let unprojected = Projection.unprojected(by: page)
+        #expect(unprojected == [patient])
+        let ahead = laptop.preload([patient, task], unprojected: unprojected)
+        let applied = try laptop.applyPage(
+            changes: page,
+            records: [],
+            forms: nil,
+            removed: [],
+            checkpoint: nil,
+            preloaded: ahead,
+            unprojected: unprojected
+        )
+        #expect(applied.preloadedUsed == 2)
+        #expect(try laptop.checkProjection() == [])
+        #expect(try laptop.record(patient)?["phone"].live.map(\.value) == ["555-0199"])
+        let priority = try laptop.read(doing: "read a task's row") { db in
+            try String.fetchOne(db, sql: "SELECT priority FROM task_view WHERE id = ?", arguments: [task.id])
+        }
+        #expect(priority == "urgent")
     }
 
     /// A record read ahead without its rows that the page writes a projected field of after all (read ahead for a
@@ -220,7 +268,8 @@ struct UnprojectedFieldsTests {
             forms: nil,
             removed: [],
             checkpoint: nil,
-            preloaded: ahead
+            preloaded: ahead,
+            unprojected: nil
         )
         #expect(applied.preloadedUsed == 2)
         #expect(try laptop.checkProjection() == [])

@@ -165,20 +165,24 @@ extension LocalStore {
             forms: forms,
             removed: removed,
             checkpoint: checkpoint,
-            preloaded: nil
+            preloaded: nil,
+            unprojected: nil
         ).report
     }
 
     /// ``applyPage(changes:records:forms:removed:checkpoint:)`` taking the records its changes touch from
     /// `preloaded` where they are still as read (``usable(_:generation:written:)``); `preloadedUsed` counts the
-    /// records taken so.
+    /// records taken so. `unprojected` is the page's ``Projection/unprojected(by:carrying:)`` of `changes` and
+    /// `records` when the caller has it already (a pipelined pull works it out for its read ahead, off the
+    /// writer); `nil` has it worked out here.
     func applyPage(
         changes: [Change],
         records: [SnapshotRecord],
         forms: [PreparedRecord?]?,
         removed: [String],
         checkpoint: String?,
-        preloaded: PreloadedRecords?
+        preloaded: PreloadedRecords?,
+        unprojected: Set<RecordRef>?
     )
         throws(ClientError) -> (report: ApplyReport, preloadedUsed: Int)
     {
@@ -194,7 +198,11 @@ extension LocalStore {
             let now = transaction.now
             // A record the page's changes only write fields of that its projected rows do not read (a note, a
             // phone) is loaded without them, and they are left as they are.
-            transaction.unprojected = Projection.unprojected(by: changes, carrying: records)
+            transaction.unprojected = unprojected ?? Projection.unprojected(by: changes, carrying: records)
+            assert(
+                unprojected == nil || unprojected == Projection.unprojected(by: changes, carrying: records),
+                "a page's unprojected records worked out for another page"
+            )
             // One read for the page's records, not one per record: a new device holds none of them.
             let held = records.isEmpty ? [] : try transaction.heldRecords(among: records.lazy.map(\.record))
             for (index, record) in records.enumerated() {

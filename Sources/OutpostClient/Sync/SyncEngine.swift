@@ -743,14 +743,14 @@ public actor SyncEngine {
     ) async throws(ClientError) {
         let limit = max(1, min(options.pullPageSize, session.limits.maxPageSize))
         var wait = wait
-        var ahead: Task<(PullResponse, LocalStore.PreloadedRecords?), any Error>?
+        var ahead: Task<(PullResponse, ReadAhead?), any Error>?
         while true {
             let page: PullResponse
-            var preloaded: LocalStore.PreloadedRecords?
+            var readAhead: ReadAhead?
             do throws(ClientError) {
                 if let asked = ahead {
                     ahead = nil
-                    (page, preloaded) = try await Self.value(of: asked)
+                    (page, readAhead) = try await Self.value(of: asked)
                 } else {
                     page = try await exchange(
                         pullRequest(since: try store.checkpoint() ?? "0", limit: limit, wait: wait)
@@ -770,32 +770,30 @@ public actor SyncEngine {
                 let request = pullRequest(since: page.checkpoint, limit: limit, wait: 0)
                 // The next page may name by abbreviation records this one brings, written meanwhile.
                 let bringing = page.changes.map(\.record) + page.records.map(\.record)
-                ahead = Task.detached { [self, store] () async throws -> (PullResponse, LocalStore.PreloadedRecords?) in
+                ahead = Task.detached { [self, store] () async throws -> (PullResponse, ReadAhead?) in
                     let next: PullResponse = try await exchange(request, alsoHeld: bringing)
                     // The records its changes touch, read on a reader while this page is written.
                     let touched = next.changes.map(\.record)
                     try Task.checkCancellation()
+                    guard !touched.isEmpty else { return (next, nil) }
+                    let unprojected = Projection.unprojected(by: next.changes, carrying: next.records)
                     return (
                         next,
-                        touched.isEmpty
-                            ? nil
-                            : store.preload(
-                                touched,
-                                unprojected: Projection.unprojected(by: next.changes, carrying: next.records)
-                            )
+                        ReadAhead(records: store.preload(touched, unprojected: unprojected), unprojected: unprojected)
                     )
                 }
             }
             let applied: ApplyReport
             do {
-                applied = try await written { [store, page, preloaded] () throws(ClientError) in
+                applied = try await written { [store, page, readAhead] () throws(ClientError) in
                     try store.applyPage(
                         changes: page.changes,
                         records: page.records,
                         forms: nil,
                         removed: page.removed,
                         checkpoint: page.checkpoint,
-                        preloaded: preloaded
+                        preloaded: readAhead?.records,
+                        unprojected: readAhead?.unprojected
                     ).report
                 }
             } catch {
@@ -808,6 +806,14 @@ public actor SyncEngine {
             wait = 0
             if !page.hasMore { return }
         }
+    }
+
+    /// What a pipelined pull read for its next page while it wrote the page before: the records the page's
+    /// changes touch (``LocalStore/preload(_:unprojected:)``; `nil` when they could not be read) and those whose
+    /// projected rows the page leaves as they are, worked out once for both the read and the write.
+    private struct ReadAhead: Sendable {
+        let records: LocalStore.PreloadedRecords?
+        let unprojected: Set<RecordRef>
     }
 
     /// A pull of at most `limit` changes after `since`, waiting up to `wait` seconds when there are none.
