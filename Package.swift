@@ -204,7 +204,7 @@ let package = Package(
         .testTarget(
             name: "OutpostServerTests",
             dependencies: [
-                "OutpostServer", "OutpostClient", "OutpostTestSupport",
+                "OutpostServer", "OutpostClient", "OutpostSQLite", "OutpostTestSupport",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ],

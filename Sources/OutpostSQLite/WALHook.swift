@@ -3,8 +3,9 @@ import GRDBSQLite
 
 /// What a connection's commits tell: how many frames the write-ahead log holds after each.
 package protocol WALCommitObserver: AnyObject, Sendable {
-    /// Called inside SQLite's commit, on the committing connection's thread: keep it short.
-    func committed(frames: Int)
+    /// Called inside SQLite's commit, once the transaction is over, on the committing connection's thread, with
+    /// the connection: keep it short.
+    func committed(frames: Int, connection: SQLiteConnection)
 }
 
 extension Database {
@@ -15,10 +16,10 @@ extension Database {
         let context = Unmanaged.passUnretained(observer as AnyObject).toOpaque()
         sqlite3_wal_hook(
             sqliteConnection,
-            { context, _, _, frames in
-                guard let context else { return SQLITE_OK }
+            { context, connection, _, frames in
+                guard let context, let connection else { return SQLITE_OK }
                 let object = Unmanaged<AnyObject>.fromOpaque(context).takeUnretainedValue()
-                (object as? any WALCommitObserver)?.committed(frames: Int(frames))
+                (object as? any WALCommitObserver)?.committed(frames: Int(frames), connection: connection)
                 return SQLITE_OK
             },
             context

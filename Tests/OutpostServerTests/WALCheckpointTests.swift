@@ -1,6 +1,7 @@
 import Foundation
 import GRDB
 import Logging
+import OutpostSQLite
 import OutpostTestSupport
 import Testing
 
@@ -28,6 +29,62 @@ struct WALCheckpointTests {
         #expect(checkpoint.checkpointed == checkpoint.log, "every page of the log is in the database file")
         let rows = try store.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM filler") }
         #expect(rows == 1_200)
+    }
+
+    /// The checkpoints grow the database file on their own connection, and SQLite maps a file again only for the
+    /// connection that grows it (or one that sees another's commit when a read begins): the writer's map stayed the
+    /// size the file had when the writer first read through it, and its reads past that went through `pread`. After
+    /// a commit that finds the file grown by the slack, the writer maps it whole again (Linux: read from
+    /// `/proc/self/maps`).
+    @Test(.enabled(if: FileManager.default.fileExists(atPath: "/proc/self/maps")))
+    func theWritersMapFollowsTheFileTheCheckpointsGrow() async throws {
+        let directory = try TemporaryDirectory("outpost-wal-map")
+        var logger = Logger(label: "test")
+        logger.logLevel = .critical
+        let store = try ServerStore(
+            directory: directory.path("server"),
+            create: true,
+            logger: logger,
+            foldingTails: false
+        )
+        try store.write { db in
+            try db.execute(sql: "CREATE TABLE filler (bytes BLOB NOT NULL)")
+            try db.execute(sql: "INSERT INTO filler (bytes) VALUES (zeroblob(100))")
+        }
+        // The log copied and emptied: the writer reads the table's page from the file, through its map, which is
+        // made now, at the file's small size.
+        try await store.checkpointQueue.writeWithoutTransaction { db in
+            try db.execute(sql: "PRAGMA wal_checkpoint(TRUNCATE)")
+        }
+        #expect(try store.write { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM filler") } == 1)
+        let slack = store.checkpointer.map.slack
+        let small = try Self.largestMap(of: store.path)
+        #expect(small > 0 && small < slack)
+        // More than the slack, copied into the file by the checkpointer's connection.
+        try store.write { db in
+            for _ in 0..<1_200 { try db.execute(sql: "INSERT INTO filler (bytes) VALUES (zeroblob(8000))") }
+        }
+        _ = try await WALCheckpointer.checkpoint(store.checkpointQueue)
+        let grown = try #require(try FileManager.default.attributesOfItem(atPath: store.path)[.size] as? Int)
+        #expect(grown > slack)
+        #expect(try Self.largestMap(of: store.path) == small, "nothing has mapped the grown file yet")
+        // The next commit of the writer finds the file grown and maps it whole.
+        try store.write { db in try db.execute(sql: "INSERT INTO filler (bytes) VALUES (zeroblob(100))") }
+        #expect(try Self.largestMap(of: store.path) >= grown)
+        // A file that has not grown by the slack since is not mapped again.
+        let again = try store.write { db in db.sqliteConnection.map { store.checkpointer.map.follow($0) } }
+        #expect(again == false)
+    }
+
+    /// The size of the largest memory map of the file at `path` in this process.
+    static func largestMap(of path: String) throws -> Int64 {
+        let maps = try String(contentsOfFile: "/proc/self/maps", encoding: .utf8)
+        var largest: Int64 = 0
+        for line in maps.split(separator: "\n") where line.hasSuffix(" " + path) {
+            let bounds = line.prefix { $0 != " " }.split(separator: "-").compactMap { Int64($0, radix: 16) }
+            if bounds.count == 2 { largest = max(largest, bounds[1] - bounds[0]) }
+        }
+        return largest
     }
 
     @Test func aCommitAsksForACheckpointOnceTheLogHoldsAThousandPages() {

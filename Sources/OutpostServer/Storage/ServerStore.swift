@@ -64,7 +64,7 @@ public final class ServerStore: Sendable {
                 withIntermediateDirectories: true,
                 attributes: [.posixPermissions: 0o700]
             )
-            let checkpointer = WALCheckpointer()
+            let checkpointer = WALCheckpointer(mappedBytes: Self.mappedBytes)
             var configuration = Configuration()
             configuration.busyMode = .timeout(10)
             // The configuration, and with it `checkpointer`, lives as long as the pool's connections.

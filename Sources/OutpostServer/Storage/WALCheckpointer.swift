@@ -14,14 +14,26 @@ import OutpostSQLite
 /// reader or writer, on a task of its own (``BackgroundSignal``: signals that arrive while it works make one more
 /// checkpoint, not a queue); small writes gather in the log until it reaches the threshold, as with SQLite's
 /// default.
+///
+/// A checkpoint is also what grows the database file, and SQLite maps a file again for the connection that grows
+/// it: after each commit, the writer's map follows the file (``MemoryMapFollower``), or its reads past the size
+/// the file had when it opened would be copied out of the kernel, not read in place.
 final class WALCheckpointer: WALCommitObserver {
     /// The log's size, in pages, from which a commit asks for a checkpoint.
     static let threshold = 1_000
 
     private let signals = BackgroundSignal()
+    /// The writer's map of the database file, kept as large as the file.
+    let map: MemoryMapFollower
 
-    func committed(frames: Int) {
+    /// A checkpointer for a store whose connections map up to `mappedBytes` of the file (`PRAGMA mmap_size`).
+    init(mappedBytes: Int64) {
+        map = MemoryMapFollower(limit: mappedBytes)
+    }
+
+    func committed(frames: Int, connection: SQLiteConnection) {
         if Self.asksForCheckpoint(frames: frames) { signals.signal() }
+        map.follow(connection)
     }
 
     /// Whether a commit that leaves `frames` pages in the log asks for a checkpoint.
