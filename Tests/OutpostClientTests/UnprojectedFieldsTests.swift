@@ -188,15 +188,13 @@ struct UnprojectedFieldsTests {
         #expect(try laptop.record(patients[2])?["riskTier"].live.map(\.value) == ["high"])
     }
 
-    /// The set worked out once for a page's read ahead and handed to its write (as a pipelined pull does): the
-    /// record whose phone alone the page writes keeps its rows untouched, the task whose priority it writes has
-    /// its rows rewritten, and the projection equals a recomputation.
-    @Test func aPagesUnprojectedRecordsWorkedOutForItsReadAheadServeItsWrite() throws {
-        var ids = SeededGenerator(seed: 11)
+    /// A patient and their task made at an office (ids drawn from `seed`), and a laptop holding both.
+    static func patientAndTask(seed: UInt64) throws -> (RecordRef, RecordRef, LocalStore, LocalStore) {
+        var ids = SeededGenerator(seed: seed)
         let patient = RecordRef(type: "patient", id: RecordType.patient.makeID(millis: 1_780_000_000_000, using: &ids))
         let task = RecordRef(type: "task", id: RecordType.task.makeID(millis: 1_780_000_000_000, using: &ids))
-        let office = try Self.careStore("office")
-        let laptop = try Self.careStore("laptop")
+        let office = try careStore("office")
+        let laptop = try careStore("laptop")
         try laptop.applyRemote(
             try office.commit(
                 [
@@ -208,6 +206,14 @@ struct UnprojectedFieldsTests {
                 site: nil
             )
         )
+        return (patient, task, office, laptop)
+    }
+
+    /// The set worked out once for a page's read ahead and handed to its write (as a pipelined pull does): the
+    /// record whose phone alone the page writes keeps its rows untouched, the task whose priority it writes has
+    /// its rows rewritten, and the projection equals a recomputation.
+    @Test func aPagesUnprojectedRecordsWorkedOutForItsReadAheadServeItsWrite() throws {
+        let (patient, task, office, laptop) = try Self.patientAndTask(seed: 11)
         let page = try office.commit(
             [.assign(patient, "phone", "555-0199"), .assign(task, "priority", "urgent")],
             author: "per_1",
@@ -238,21 +244,7 @@ struct UnprojectedFieldsTests {
     /// page other than the one written): its rows are written whole, and the projection still equals a
     /// recomputation.
     @Test func aRecordReadWithoutItsRowsThatAPageChangesAfterAllHasThemWrittenWhole() throws {
-        var ids = SeededGenerator(seed: 9)
-        let patient = RecordRef(type: "patient", id: RecordType.patient.makeID(millis: 1_780_000_000_000, using: &ids))
-        let task = RecordRef(type: "task", id: RecordType.task.makeID(millis: 1_780_000_000_000, using: &ids))
-        let office = try Self.careStore("office")
-        let laptop = try Self.careStore("laptop")
-        try laptop.applyRemote(
-            try office.commit(
-                [
-                    .assign(patient, "riskTier", "low"), .assign(task, "patient", .string(patient.id)),
-                    .assign(task, "priority", "routine"), .assign(task, "status", "requested"),
-                ],
-                author: "per_1",
-                site: nil
-            )
-        )
+        let (patient, task, office, laptop) = try Self.patientAndTask(seed: 9)
         let page = try office.commit(
             [
                 .assign(patient, "riskTier", "high"), .assign(task, "priority", "urgent"),
