@@ -32,6 +32,31 @@ struct UnprojectedFieldsTests {
         )
     }
 
+    /// A patient and their task made at an office (ids drawn from `seed`), and a laptop holding both.
+    static func patientAndTask(
+        seed: UInt64
+    ) throws -> (
+        patient: RecordRef, task: RecordRef, office: LocalStore, laptop: LocalStore
+    ) {
+        var ids = SeededGenerator(seed: seed)
+        let patient = RecordRef(type: "patient", id: RecordType.patient.makeID(millis: 1_780_000_000_000, using: &ids))
+        let task = RecordRef(type: "task", id: RecordType.task.makeID(millis: 1_780_000_000_000, using: &ids))
+        let office = try careStore("office")
+        let laptop = try careStore("laptop")
+        try laptop.applyRemote(
+            try office.commit(
+                [
+                    .assign(patient, "riskTier", "low"), .assign(patient, "phone", "555-0100"),
+                    .assign(task, "patient", .string(patient.id)), .assign(task, "priority", "routine"),
+                    .assign(task, "status", "requested"),
+                ],
+                author: "per_1",
+                site: nil
+            )
+        )
+        return (patient, task, office, laptop)
+    }
+
     /// Writes to `spec`'s field of `record`, at random: one, several concurrent ones, or one replacing what is
     /// there (assigned registers; added, removed set elements; appended log entries).
     static func writes(
@@ -188,30 +213,10 @@ struct UnprojectedFieldsTests {
         #expect(try laptop.record(patients[2])?["riskTier"].live.map(\.value) == ["high"])
     }
 
-    /// A patient and their task made at an office (ids drawn from `seed`), and a laptop holding both.
-    static func patientAndTask(seed: UInt64) throws -> (RecordRef, RecordRef, LocalStore, LocalStore) {
-        var ids = SeededGenerator(seed: seed)
-        let patient = RecordRef(type: "patient", id: RecordType.patient.makeID(millis: 1_780_000_000_000, using: &ids))
-        let task = RecordRef(type: "task", id: RecordType.task.makeID(millis: 1_780_000_000_000, using: &ids))
-        let office = try careStore("office")
-        let laptop = try careStore("laptop")
-        try laptop.applyRemote(
-            try office.commit(
-                [
-                    .assign(patient, "riskTier", "low"), .assign(patient, "phone", "555-0100"),
-                    .assign(task, "patient", .string(patient.id)), .assign(task, "priority", "routine"),
-                    .assign(task, "status", "requested"),
-                ],
-                author: "per_1",
-                site: nil
-            )
-        )
-        return (patient, task, office, laptop)
-    }
-
-    /// The set worked out once for a page's read ahead and handed to its write (as a pipelined pull does): the
-    /// record whose phone alone the page writes keeps its rows untouched, the task whose priority it writes has
-    /// its rows rewritten, and the projection equals a recomputation.
+    /// The set worked out once for a page's read ahead and handed to its write (as a pipelined pull does) gives the
+    /// write that working it out again gives: the patient whose phone alone the page writes is read ahead without
+    /// its rows, the task whose priority it writes with them and has them rewritten, and the projection equals a
+    /// recomputation.
     @Test func aPagesUnprojectedRecordsWorkedOutForItsReadAheadServeItsWrite() throws {
         let (patient, task, office, laptop) = try Self.patientAndTask(seed: 11)
         let page = try office.commit(
@@ -221,6 +226,9 @@ struct UnprojectedFieldsTests {
         )
         let unprojected = Projection.unprojected(by: page)
         #expect(unprojected == [patient])
+        let inspected = try #require(laptop.preload([patient, task], unprojected: unprojected))
+        let rows = inspected.take().mapValues { $0?.projected }
+        #expect(rows[patient] == .some(nil) && rows[task]??.isEmpty == false)
         let ahead = laptop.preload([patient, task], unprojected: unprojected)
         let applied = try laptop.applyPage(
             changes: page,

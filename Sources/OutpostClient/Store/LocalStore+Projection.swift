@@ -236,7 +236,7 @@ enum Projection {
     /// The records of a projected type that `changes` touch, every one of whose changes there writes a field its
     /// projected rows do not read (``mayChange(_:field:)``), but those the same page `carries` whole (a state
     /// merged may change any field): their rows stay as they are. What a received page's write
-    /// (``LocalStore/applyPage(changes:records:forms:removed:checkpoint:preloaded:)``) and its read ahead
+    /// (``LocalStore/applyPage(changes:records:forms:removed:checkpoint:preloaded:unprojected:)``) and its read ahead
     /// (``LocalStore/preload(_:unprojected:)``) make no rows for.
     static func unprojected(by changes: [Change], carrying carried: [SnapshotRecord] = []) -> Set<RecordRef> {
         var projecting = Set(carried.lazy.map(\.record))

@@ -64,7 +64,7 @@ public final class ServerStore: Sendable {
                 withIntermediateDirectories: true,
                 attributes: [.posixPermissions: 0o700]
             )
-            let checkpointer = WALCheckpointer(mappedBytes: Self.mappedBytes)
+            let checkpointer = WALCheckpointer()
             var configuration = Configuration()
             configuration.busyMode = .timeout(10)
             // The configuration, and with it `checkpointer`, lives as long as the pool's connections.
@@ -95,6 +95,9 @@ public final class ServerStore: Sendable {
             }
             pool = try DatabasePool(path: path, configuration: configuration)
             try Self.migrator.migrate(pool)
+            // The writer maps at least the file as it is now, when it first reads through its map.
+            let size = try FileManager.default.attributesOfItem(atPath: path)[.size] as? Int
+            checkpointer.writerMap.assumeMapped(Int64(size ?? 0))
             self.checkpointer = checkpointer
             checkpointQueue = try checkpointer.start(path: path, logger: logger)
         } catch let error as ServerError {

@@ -17,23 +17,18 @@ import OutpostSQLite
 ///
 /// A checkpoint is also what grows the database file, and SQLite maps a file again for the connection that grows
 /// it: after each commit, the writer's map follows the file (``MemoryMapFollower``), or its reads past the size
-/// the file had when it opened would be copied out of the kernel, not read in place.
+/// the file had when the writer first read through its map would be copied out of the kernel, not read in place.
 final class WALCheckpointer: WALCommitObserver {
     /// The log's size, in pages, from which a commit asks for a checkpoint.
     static let threshold = 1_000
 
     private let signals = BackgroundSignal()
     /// The writer's map of the database file, kept as large as the file.
-    let map: MemoryMapFollower
-
-    /// A checkpointer for a store whose connections map up to `mappedBytes` of the file (`PRAGMA mmap_size`).
-    init(mappedBytes: Int64) {
-        map = MemoryMapFollower(limit: mappedBytes)
-    }
+    let writerMap = MemoryMapFollower()
 
     func committed(frames: Int, connection: SQLiteConnection) {
         if Self.asksForCheckpoint(frames: frames) { signals.signal() }
-        map.follow(connection)
+        writerMap.follow(connection)
     }
 
     /// Whether a commit that leaves `frames` pages in the log asks for a checkpoint.
