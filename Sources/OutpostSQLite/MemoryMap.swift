@@ -37,11 +37,13 @@ package final class MemoryMapFollower: Sendable {
     package func follow(_ connection: SQLiteConnection) -> Bool {
         guard let size = Self.fileSize(connection) else { return false }
         return mapped.withLock { mapped in
+            let growth = max(slack, mapped / 8)
+            guard size >= mapped + growth else { return false }
             // -1 reads the connection's limit without changing it; past the limit the map cannot grow.
             var limit: Int64 = -1
             guard Self.mapLimit(connection, &limit), limit > 65_536 else { return false }
             let reach = min(size, limit)
-            guard reach >= mapped + max(slack, mapped / 8) else { return false }
+            guard reach >= mapped + growth else { return false }
             // The VFS maps the file again, to its size now, when the limit changes: lowered by 64 KiB and set back.
             // Each call hands back the limit it found, which says whether the one before took effect.
             var lower = limit - 65_536

@@ -1,6 +1,5 @@
 import Foundation
 import GRDB
-import Logging
 import OutpostCRDT
 import OutpostClient
 import OutpostModel
@@ -65,9 +64,7 @@ struct ChangeRunsTests {
 
     /// A store holding the tiny practice, pushed by `office`; its token and the changes in push order.
     func pushed(_ directory: TemporaryDirectory) async throws -> (ServerStore, TokenEntry, LocalReplica, [Change]) {
-        var logger = Logger(label: "test")
-        logger.logLevel = .critical
-        let store = try ServerStore(directory: directory.path("server"), create: true, logger: logger)
+        let store = try ServerStore.quiet(directory.path("server"))
         let practice = PracticeEntry(id: TinyPractice.practice, name: "Tiny", createdAtMillis: 0)
         try store.write { db in try ServerStore.insertPractice(practice, now: nowMillis(), db: db) }
         let token = try store.tinyPracticeAdminToken()

@@ -1,6 +1,5 @@
 import Foundation
 import GRDB
-import Logging
 import OutpostCRDT
 import OutpostClient
 import OutpostModel
@@ -20,15 +19,8 @@ struct RecordTailTests {
 
     /// A server store holding the tiny practice as replica "site-a" pushed it, and that replica.
     func practice(_ directory: TemporaryDirectory) async throws -> (ServerStore, TokenEntry, LocalReplica) {
-        var logger = Logger(label: "test")
-        logger.logLevel = .critical
         // Tails merged only when the test says so, not by the background fold.
-        let store = try ServerStore(
-            directory: directory.path("server"),
-            create: true,
-            logger: logger,
-            foldingTails: false
-        )
+        let store = try ServerStore.quiet(directory.path("server"), foldingTails: false)
         let practice = PracticeEntry(id: TinyPractice.practice, name: "Tiny", createdAtMillis: 0)
         try store.write { db in try ServerStore.insertPractice(practice, now: nowMillis(), db: db) }
         let token = try store.tinyPracticeAdminToken()
@@ -316,9 +308,7 @@ struct RecordTailTests {
         try await push(a, to: store, token: token)
         #expect(try await store.tailCount() == 1)
 
-        var logger = Logger(label: "test")
-        logger.logLevel = .critical
-        let folding = try ServerStore(directory: directory.path("server"), create: false, logger: logger)
+        let folding = try ServerStore.quiet(directory.path("server"), create: false)
         /// Waits for the tail to empty, checking every 20 ms, at most 60 s (a guard, not a timing).
         func merged() async throws -> Bool {
             for _ in 0..<3_000 {

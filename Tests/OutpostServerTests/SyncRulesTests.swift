@@ -1,6 +1,5 @@
 import Foundation
 import GRDB
-import Logging
 import OutpostCRDT
 import OutpostClient
 import OutpostModel
@@ -373,9 +372,7 @@ struct SyncRulesTests {
                 }
             }
         }
-        var logger = Logger(label: "test")
-        logger.logLevel = .critical
-        let store = try ServerStore(directory: data, create: false, logger: logger)
+        let store = try ServerStore.quiet(data, create: false)
         let token = try store.tinyPracticeAdminToken()
         let page = try await store.pull(token: token, replica: nil, since: 0, limit: 10_000)
         #expect(page.changes == changes)
@@ -393,12 +390,10 @@ struct SyncRulesTests {
     /// only on an empty file) and takes pushes as before.
     @Test func aNewStoreHasEightKiBPagesAndAnOlderOneKeepsItsOwn() async throws {
         let directory = try TemporaryDirectory("outpost-pages")
-        var logger = Logger(label: "test")
-        logger.logLevel = .critical
         func pageSize(_ store: ServerStore) throws -> Int? {
             try store.read { db in try Int.fetchOne(db, sql: "PRAGMA page_size") }
         }
-        let new = try ServerStore(directory: directory.path("new"), create: true, logger: logger)
+        let new = try ServerStore.quiet(directory.path("new"))
         #expect(try pageSize(new) == 8192)
 
         let data = directory.path("old")
@@ -408,7 +403,7 @@ struct SyncRulesTests {
             #expect(try await pool.read { db in try Int.fetchOne(db, sql: "PRAGMA page_size") } == 4096)
             try ServerStore.migrator.migrate(pool)
         }
-        let old = try ServerStore(directory: data, create: false, logger: logger)
+        let old = try ServerStore.quiet(data, create: false)
         #expect(try pageSize(old) == 4096)
         let practice = PracticeEntry(id: TinyPractice.practice, name: "Tiny", createdAtMillis: 0)
         try old.write { db in try ServerStore.insertPractice(practice, now: nowMillis(), db: db) }
@@ -446,9 +441,7 @@ struct SyncRulesTests {
             try ServerStore.migrator.migrate(pool, upTo: "v9-compaction")
             #expect(try pool.read(indexes) == ["change_by_practice", "change_by_record"])
         }
-        var logger = Logger(label: "test")
-        logger.logLevel = .critical
-        let store = try ServerStore(directory: data, create: false, logger: logger)
+        let store = try ServerStore.quiet(data, create: false)
         try store.pool.read { db in
             #expect(try indexes(db) == ["change_by_practice", "change_ownerless"])
             let plan = try Row.fetchAll(

@@ -1,6 +1,5 @@
 import Foundation
 import GRDB
-import Logging
 import OutpostSQLite
 import OutpostTestSupport
 import Testing
@@ -13,9 +12,7 @@ import Testing
 struct WALCheckpointTests {
     @Test func aCommitLeavesTheLogToTheCheckpointerWhichCopiesAllOfItIntoTheDatabase() async throws {
         let directory = try TemporaryDirectory("outpost-wal")
-        var logger = Logger(label: "test")
-        logger.logLevel = .critical
-        let store = try ServerStore(directory: directory.path("server"), create: true, logger: logger)
+        let store = try ServerStore.quiet(directory.path("server"))
         // SQLite reports 0 once its automatic checkpoint is replaced by another commit hook (1,000 without).
         let automatic = try store.write { db in try Int.fetchOne(db, sql: "PRAGMA wal_autocheckpoint") }
         #expect(automatic == 0, "the writer's connection does not checkpoint in its commits")
@@ -39,14 +36,7 @@ struct WALCheckpointTests {
     @Test(.enabled(if: FileManager.default.fileExists(atPath: "/proc/self/maps")))
     func theWritersMapFollowsTheFileTheCheckpointsGrow() async throws {
         let directory = try TemporaryDirectory("outpost-wal-map")
-        var logger = Logger(label: "test")
-        logger.logLevel = .critical
-        let store = try ServerStore(
-            directory: directory.path("server"),
-            create: true,
-            logger: logger,
-            foldingTails: false
-        )
+        let store = try ServerStore.quiet(directory.path("server"), foldingTails: false)
         try store.write { db in
             try db.execute(sql: "CREATE TABLE filler (bytes BLOB NOT NULL)")
             try db.execute(sql: "INSERT INTO filler (bytes) VALUES (zeroblob(100))")
