@@ -58,6 +58,20 @@ public struct RecordState: Sendable, Hashable, Codable {
         self.field(field) ?? FieldState()
     }
 
+    /// The register fields whose concurrent values await review, sorted by name: those whose policy (`policy`, by
+    /// field name; `nil` for a field the caller does not know) is a register's and whose resolution under it is a
+    /// conflict. Only a field with more than one live write can be in conflict (``FieldState/resolution(under:)``),
+    /// so most fields are passed over without their policy looked up.
+    public func conflictedFields(policy: (_ field: String) -> MergePolicy?) -> [String] {
+        var fields: [String] = []
+        for field in sortedFields where field.state.live.count > 1 {
+            guard let policy = policy(field.name), policy.isRegister, field.state.resolution(under: policy).isConflict
+            else { continue }
+            fields.append(field.name)
+        }
+        return fields
+    }
+
     /// Makes room for `count` fields (a record folded from its changes: the fields are written one by one).
     public mutating func reserveFields(_ count: Int) {
         sortedFields.reserveCapacity(count)

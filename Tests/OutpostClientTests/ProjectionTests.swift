@@ -27,13 +27,9 @@ struct ProjectionTests {
         /// The stores' key when they are encrypted (the projection is then tokens and sealed blobs).
         let key: StoreKeySource?
 
-        @Sendable static func testKey() throws(ClientError) -> StoreKey {
-            try StoreKey.keyFile(contents: [UInt8](repeating: 7, count: 32))
-        }
-
         init(seed: UInt64, encrypted: Bool = false) throws {
             random = SeededGenerator(seed: seed)
-            key = encrypted ? Self.testKey : nil
+            key = encrypted ? testStoreKey : nil
             let configuration = CareStore.configuration(wallClock: clock, key: key)
             laptop = try LocalStore.create(
                 at: temporaryStorePath(),

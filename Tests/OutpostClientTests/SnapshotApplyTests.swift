@@ -98,10 +98,7 @@ struct SnapshotApplyTests {
     /// page and conflicts, in plain and encrypted stores.
     @Test(arguments: [false, true])
     func aPreparedPageWritesWhatAnUnpreparedOneWrites(encrypted: Bool) throws {
-        let key: StoreKeySource = { () throws(ClientError) -> StoreKey in
-            try StoreKey.keyFile(contents: [UInt8](repeating: 7, count: 32))
-        }
-        let configuration = CareStore.configuration(wallClock: TestClock(), key: encrypted ? key : nil)
+        let configuration = CareStore.configuration(wallClock: TestClock(), key: encrypted ? testStoreKey : nil)
         func store(_ replica: String) throws -> LocalStore {
             try LocalStore.create(at: temporaryStorePath(), replicaID: ReplicaID(replica), configuration: configuration)
         }

@@ -14,10 +14,6 @@ import Testing
 /// the store's projection equals a recomputation after pages that mix such writes with others, with a record's
 /// state merged from a snapshot, and read ahead.
 struct UnprojectedFieldsTests {
-    @Sendable static func testKey() throws(ClientError) -> StoreKey {
-        try StoreKey.keyFile(contents: [UInt8](repeating: 7, count: 32))
-    }
-
     static let texts: [Value] = [
         "active", "inactive", "deceased", "completed", "requested", "cancelled", "urgent", "2026-05-01", "a", "b",
         .int(3), .bool(true),
@@ -28,7 +24,7 @@ struct UnprojectedFieldsTests {
         try LocalStore.create(
             at: temporaryStorePath(),
             replicaID: ReplicaID(replica),
-            configuration: CareStore.configuration(wallClock: TestClock(), key: encrypted ? testKey : nil)
+            configuration: CareStore.configuration(wallClock: TestClock(), key: encrypted ? testStoreKey : nil)
         )
     }
 

@@ -78,18 +78,9 @@ extension LocalStore {
         return state[field].resolution(under: .lww).winner?.value.stringValue
     }
 
-    /// The register fields of `record` whose concurrent values await review in `state`, in no order.
+    /// The register fields of `record` whose concurrent values await review in `state`, sorted by name.
     func conflictedFields(of record: RecordRef, _ state: RecordState) -> [String] {
-        var fields: [String] = []
-        // Only a field with more than one live write can be in conflict (FieldState.resolution): most are passed
-        // over without looking their policy up.
-        for field in state.sortedFields where field.state.live.count > 1 {
-            guard let policy = configuration.schema.policy(type: record.type, field: field.name), policy.isRegister,
-                field.state.resolution(under: policy).isConflict
-            else { continue }
-            fields.append(field.name)
-        }
-        return fields
+        state.conflictedFields { configuration.schema.policy(type: record.type, field: $0) }
     }
 }
 

@@ -51,15 +51,7 @@ public struct RecordFields {
 
     /// The registers with concurrent values awaiting review, sorted (``MaterializedRecord/conflictedFields``).
     public var conflictedFields: [String] {
-        var fields: [String] = []
-        // Only a field with more than one live write can be in conflict: most are passed over without a look-up.
-        for field in state.sortedFields where field.state.live.count > 1 {
-            guard let spec = spec(field.name), spec.isRegister,
-                field.state.resolution(under: spec.policy).isConflict
-            else { continue }
-            fields.append(field.name)
-        }
-        return fields
+        state.conflictedFields { spec($0)?.policy }
     }
 
     /// The spec of `field`, `nil` when the type has no such field.

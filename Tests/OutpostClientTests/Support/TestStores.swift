@@ -25,6 +25,11 @@ let testSchema = Schema(types: [
     ],
 ])
 
+/// The key of the client tests' encrypted stores: a key file's 32 bytes, the same in every test.
+let testStoreKey: StoreKeySource = { () throws(ClientError) -> StoreKey in
+    try StoreKey.keyFile(contents: [UInt8](repeating: 7, count: 32))
+}
+
 func temporaryStorePath() -> String {
     let directory = TestScratch.folder("store")
     return directory.appendingPathComponent("store.sqlite").path
