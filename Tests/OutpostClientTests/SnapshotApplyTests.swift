@@ -1,10 +1,12 @@
 import Foundation
+import GRDB
 import OutpostCRDT
-import OutpostClient
 import OutpostModel
 import OutpostProtocol
 import OutpostTestSupport
 import Testing
+
+@testable import OutpostClient
 
 /// A snapshot page looks up which of its records the device holds once per page; the held ones are merged
 /// (never replaced: a device's own edits stay), the others inserted whole.
@@ -170,6 +172,90 @@ struct SnapshotApplyTests {
             #expect(try laptop.record(RecordRef(type: "task", id: tasks[1])) != nil)
             #expect(try laptop.conflicts().isEmpty)
             #expect(try laptop.checkProjection() == [])
+        }
+    }
+
+    /// A snapshot page in key order, each record once (as the server sends them), writes each record new to the
+    /// store from its prepared form at once (``StoreTransaction/writeNew(_:_:_:)``) and merges the held ones: the
+    /// store it writes is the one the general path writes from the same page unprepared, row for row (records with
+    /// their owners and tails, projected rows, conflicts), and the write log names the same records.
+    @Test func aPageInKeyOrderWritesItsNewRecordsAtOnceAsTheGeneralPathWould() throws {
+        let configuration = CareStore.configuration(wallClock: TestClock(), key: nil)
+        func store(_ replica: String) throws -> LocalStore {
+            try LocalStore.create(at: temporaryStorePath(), replicaID: ReplicaID(replica), configuration: configuration)
+        }
+        let office = try store("office")
+        let school = try store("school")
+        var generator = SeededGenerator(seed: 12)
+        var refs: [RecordRef] = []
+        for index in 0..<6 {
+            let patient = RecordRef(
+                type: "patient",
+                id: RecordType.patient.makeID(millis: 1_700_000_000_000 + UInt64(index), using: &generator)
+            )
+            let task = RecordRef(
+                type: "task",
+                id: RecordType.task.makeID(millis: 1_700_000_000_100 + UInt64(index), using: &generator)
+            )
+            try office.commit(
+                [
+                    .assign(patient, "givenName", .string("P\(index)")), .assign(patient, "subgroup", "healthy"),
+                    .add(patient, "careGaps", "flu-shot"), .assign(task, "patient", .string(patient.id)),
+                    .assign(task, "title", "Flu shot"), .assign(task, "status", "open"),
+                ],
+                author: "per_1",
+                site: nil
+            )
+            refs += [patient, task]
+        }
+        // A conflict the page brings, and a record both laptops hold already (their own phone).
+        try office.commit([.assign(refs[0], "birthDate", "1950-01-01")], author: "per_1", site: nil)
+        try office.applyRemote(
+            try school.commit([.assign(refs[0], "birthDate", "1951-01-01")], author: "per_2", site: nil)
+        )
+        let served = try refs.sorted().map { SnapshotRecord(record: $0, state: try #require(try office.record($0))) }
+        #expect(LocalStore.isStrictlyOrdered(served))
+        let laptops = try [store("laptop"), store("laptop")]
+        for laptop in laptops { try laptop.commit([.assign(refs[4], "phone", "555-0100")], author: "per_3", site: nil) }
+
+        let general = try laptops[0].applySnapshot(served, checkpoint: "5")
+        let generation = try laptops[1].writer.read { db in
+            try Int64.fetchOne(db, sql: "SELECT generation FROM replica")
+        }
+        let direct = try laptops[1].applySnapshot(laptops[1].prepare(served), checkpoint: "5")
+        #expect(direct == general)
+        #expect(general.applied == served.count && general.newConflicts == 1)
+        func rows(_ laptop: LocalStore, _ sql: String) throws -> [[DatabaseValue]] {
+            try laptop.writer.read { db in try Row.fetchAll(db, sql: sql).map { Array($0.databaseValues) } }
+        }
+        for sql in [
+            "SELECT type, id, owner, state, tailStart, tailBytes FROM record ORDER BY type, id",
+            "SELECT * FROM task_view ORDER BY id", "SELECT * FROM patient_view ORDER BY id",
+            "SELECT * FROM patient_gap ORDER BY patient, gap", "SELECT type, id, field FROM conflict ORDER BY type, id",
+        ] {
+            #expect(try rows(laptops[1], sql) == rows(laptops[0], sql), "\(sql)")
+        }
+        #expect(try laptops[1].checkProjection() == [])
+        // The write log names every record of the page, new or merged, for the reads ahead of later pages.
+        let before = try #require(generation)
+        #expect(laptops[1].writeLog.entries(after: before, upTo: before + 1) == [before + 1: Set(refs)])
+    }
+
+    /// ``LocalStore/precedes(_:_:)`` orders text as SQLite does, by UTF-8 bytes, where Swift's own order (by
+    /// canonical equivalence) differs: decomposed and precomposed accents, characters past the BMP, prefixes.
+    @Test func textIsOrderedAsSQLiteOrdersIt() throws {
+        let alphabet = ["a", "z", "0", "_", "\u{E9}", "e\u{301}", "\u{1F600}", "\u{7F}", "\u{80}", ""]
+        var generator = SeededGenerator(seed: 5)
+        let texts = (0..<200).map { _ in
+            (0..<Int(generator.next() % 4)).map { _ in alphabet[Int(generator.next() % UInt64(alphabet.count))] }
+                .joined()
+        }
+        let queue = try DatabaseQueue()
+        try queue.read { db in
+            for (text, other) in zip(texts, texts.shuffled(using: &generator)) {
+                let sqlite = try #require(try Bool.fetchOne(db, sql: "SELECT ? < ?", arguments: [text, other]))
+                #expect(LocalStore.precedes(text, other) == sqlite, "\(Array(text.utf8)) \(Array(other.utf8))")
+            }
         }
     }
 

@@ -205,16 +205,27 @@ extension LocalStore {
             )
             // One read for the page's records, not one per record: a new device holds none of them.
             let held = records.isEmpty ? [] : try transaction.heldRecords(among: records.lazy.map(\.record))
+            // A snapshot page whose records are each named once (in key order, as the server sends them): a record
+            // new to the store is written at once from its prepared form (``StoreTransaction/writeNew(_:_:_:)``).
+            let writesNew = changes.isEmpty && forms?.count == records.count && Self.isStrictlyOrdered(records)
             for (index, record) in records.enumerated() {
-                for field in record.state.sortedFields {
-                    for write in field.state.live { _ = try? transaction.clock.receive(write.clock, wallMillis: now) }
+                // Every write's clock, read in place: a field or write copied out retains and releases its strings.
+                let fields = record.state.sortedFields
+                for position in fields.indices {
+                    let live = fields[position].state.live
+                    for write in live.indices {
+                        _ = try? transaction.clock.receive(live[write].clock, wallMillis: now)
+                    }
                 }
-                if try transaction.merge(
-                    record.record,
-                    record.state,
-                    isHeld: held.contains(record.record),
-                    prepared: forms.flatMap { index < $0.count ? $0[index] : nil }
-                ) {
+                let form = forms.flatMap { index < $0.count ? $0[index] : nil }
+                let isHeld = !held.isEmpty && held.contains(record.record)
+                let isNew: Bool
+                if writesNew, !isHeld, let form {
+                    isNew = try transaction.writeNew(record.record, record.state, form)
+                } else {
+                    isNew = try transaction.merge(record.record, record.state, isHeld: isHeld, prepared: form)
+                }
+                if isNew {
                     transaction.report.applied += 1
                 } else {
                     transaction.report.duplicates += 1
@@ -266,6 +277,32 @@ extension LocalStore {
             }
             return ((transaction.report, preloadedUsed), written)
         }
+    }
+
+    /// Whether `records` are in strictly increasing key order as SQLite compares the record table's key (type,
+    /// then id, by their UTF-8 bytes): then no record is named twice.
+    static func isStrictlyOrdered(_ records: [SnapshotRecord]) -> Bool {
+        for index in records.indices.dropFirst() {
+            let previous = records[index - 1].record
+            let record = records[index].record
+            let ordered =
+                previous.type == record.type
+                ? Self.precedes(previous.id, record.id) : Self.precedes(previous.type, record.type)
+            if !ordered { return false }
+        }
+        return true
+    }
+
+    /// Whether `text` sorts before `other` by their UTF-8 bytes, as SQLite compares text.
+    static func precedes(_ text: String, _ other: String) -> Bool {
+        let compared = text.utf8.withContiguousStorageIfAvailable { left in
+            other.utf8.withContiguousStorageIfAvailable { right -> Bool in
+                let common = min(left.count, right.count)
+                let order = common == 0 ? 0 : memcmp(left.baseAddress!, right.baseAddress!, common)
+                return order != 0 ? order < 0 : left.count < right.count
+            }
+        }
+        return (compared ?? nil) ?? text.utf8.lexicographicallyPrecedes(other.utf8)
     }
 
     /// Re-stamps pending changes whose clock is more than `maxSkewMillis` ahead of `serverMillis` (the server

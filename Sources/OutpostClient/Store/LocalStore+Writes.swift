@@ -582,8 +582,46 @@ final class StoreTransaction {
         generation = row["generation"]
     }
 
-    /// The records this transaction has held anything of: those it may have written.
-    var writtenRecords: Set<RecordRef> { Set(held.keys) }
+    /// The records this transaction has held anything of, and those it wrote new (``writeNew(_:_:_:)``): those it
+    /// may have written.
+    var writtenRecords: Set<RecordRef> {
+        var records = Set(held.keys)
+        records.formUnion(writtenNew)
+        return records
+    }
+
+    /// Records new to the store that ``writeNew(_:_:_:)`` wrote, held by no entry.
+    private var writtenNew: [RecordRef] = []
+
+    /// Writes a record new to the store, taken whole from a snapshot page, from its form prepared before the
+    /// transaction (``LocalStore/prepare(_:)``): its row, its projected rows and its conflicts, at once, with no
+    /// entry made, looked up or sorted for it, as ``finish(now:)`` would write it. Returns whether it wrote it
+    /// (not an empty state, which holds nothing).
+    ///
+    /// For a page of a snapshot only (``LocalStore/applyPage(changes:records:forms:removed:checkpoint:preloaded:unprojected:)``):
+    /// the caller has found that the store does not hold the record and that the page names it once, and the
+    /// transaction logs no change, so the record's tail starts after the change log's last row as it stands.
+    func writeNew(_ record: RecordRef, _ state: RecordState, _ form: PreparedRecord) throws -> Bool {
+        guard !state.isEmpty else { return false }
+        assert(held[record] == nil, "a record written new that the transaction holds")
+        try db.execute(try bulk().wholeRecord, values: form.row + [try afterThisTransaction().databaseValue])
+        try insertRows(of: record, projection: form.projection, conflicts: form.conflicts)
+        writtenNew.append(record)
+        return true
+    }
+
+    /// The first change-log number after this transaction's rows (the log's numbers are never reused:
+    /// AUTOINCREMENT), read once: after the transaction has logged its changes (``finish(now:)``), or in one that
+    /// logs none (``writeNew(_:_:_:)``).
+    private func afterThisTransaction() throws -> Int64 {
+        if let nextSeq { return nextSeq }
+        let next = (try Int64.fetchOne(db, sql: "SELECT seq FROM sqlite_sequence WHERE name = 'change'") ?? 0) + 1
+        nextSeq = next
+        return next
+    }
+
+    /// ``afterThisTransaction()``, once read.
+    private var nextSeq: Int64?
 
     func state(of record: RecordRef) throws -> RecordState {
         try loaded(record).state!
@@ -907,22 +945,22 @@ final class StoreTransaction {
     /// Which of `records` the store holds, read with one range query per record type (a page's records are
     /// sorted by type and id, so each range is the page's own records and the few held between them).
     func heldRecords(among records: some Sequence<RecordRef>) throws -> Set<RecordRef> {
-        var ranges: [String: (low: String, high: String)] = [:]
+        // Each type's lowest and highest id; a page holds a few types, so they are found by a scan, not hashed.
+        var ranges: [(type: String, low: String, high: String)] = []
         for record in records {
-            guard let range = ranges[record.type] else {
-                ranges[record.type] = (record.id, record.id)
+            guard let place = ranges.firstIndex(where: { $0.type == record.type }) else {
+                ranges.append((record.type, record.id, record.id))
                 continue
             }
             // SQLite compares text by its UTF-8 bytes.
-            let low = record.id.utf8.lexicographicallyPrecedes(range.low.utf8) ? record.id : range.low
-            let high = range.high.utf8.lexicographicallyPrecedes(record.id.utf8) ? record.id : range.high
-            ranges[record.type] = (low, high)
+            if LocalStore.precedes(record.id, ranges[place].low) { ranges[place].low = record.id }
+            if LocalStore.precedes(ranges[place].high, record.id) { ranges[place].high = record.id }
         }
         var held = Set<RecordRef>()
-        for (type, range) in ranges {
+        for (type, low, high) in ranges {
             let ids = try String.fetchCursor(
                 db.cachedStatement(sql: "SELECT id FROM record WHERE type = ? AND id >= ? AND id <= ?"),
-                arguments: [type, range.low, range.high]
+                arguments: [type, low, high]
             )
             while let id = try ids.next() { held.insert(RecordRef(type: type, id: id)) }
         }
@@ -963,6 +1001,7 @@ final class StoreTransaction {
         // record, so their writes then walk each B-tree once instead of jumping to a page at random per record.
         let held = self.held.sorted { $0.key < $1.key }
         for (record, entry) in held where entry.logs {
+            assert(nextSeq == nil, "a change logged after the log's next number was read")
             for (isLocal, changes) in [(true, entry.localLogged), (false, entry.logged)] where !changes.isEmpty {
                 let payload = try store.codec.encode(changes, of: record)
                 let maxCounter = isLocal ? changes.map(\.id.counter).max().map { Int64($0) } : nil
@@ -985,14 +1024,6 @@ final class StoreTransaction {
                     written[key] = (min(previous?.firstSeq ?? seq, seq), (previous?.bytes ?? 0) + payload.count)
                 }
             }
-        }
-        // The first change-log row after this transaction's (the log's numbers are never reused: AUTOINCREMENT).
-        var nextSeq: Int64?
-        func afterThisTransaction() throws -> Int64 {
-            if let nextSeq { return nextSeq }
-            let next = (try Int64.fetchOne(db, sql: "SELECT seq FROM sqlite_sequence WHERE name = 'change'") ?? 0) + 1
-            nextSeq = next
-            return next
         }
         for (record, entry) in held where entry.logs || entry.merged {
             guard let state = entry.state else { continue }
