@@ -585,8 +585,9 @@ final class StoreTransaction {
     /// The records this transaction has held anything of, and those it wrote new (``writeNew(_:_:_:)``): those it
     /// may have written.
     var writtenRecords: Set<RecordRef> {
-        var records = Set(held.keys)
-        records.formUnion(writtenNew)
+        var records = Set<RecordRef>(minimumCapacity: held.count + writtenNew.count)
+        for record in held.keys { records.insert(record) }
+        for record in writtenNew { records.insert(record) }
         return records
     }
 
