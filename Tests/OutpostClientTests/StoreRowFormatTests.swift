@@ -203,6 +203,31 @@ struct StoreRowFormatTests {
         }
         #expect(missing.isEmpty, "not well-known, so spelled out in every row: \(missing)")
     }
+
+    /// The rows' writer finds well-known strings by their bytes (``WellKnownTable``) as the dictionary finds them:
+    /// every one at its place, and no other string: each with a byte changed, cut short, grown, in capitals, in
+    /// other scripts, empty, ids and free text.
+    @Test func theWellKnownTableFindsWhatTheDictionaryFinds() {
+        var texts = StoreCodec.wellKnown
+        for known in StoreCodec.wellKnown {
+            texts += [
+                String(known.dropLast()), String(known.dropFirst()), known + "s", known.uppercased(), "x" + known,
+            ]
+            var bytes = Array(known.utf8)
+            bytes[bytes.count - 1] ^= 1
+            texts.append(String(decoding: bytes, as: UTF8.self))
+        }
+        texts += [
+            "", "é", "e\u{301}", "\u{1F600}", "pat_01JWMCKG2GPCZVJBYCFFV6C8XS", "Called; left a message (1).",
+            String(repeating: "a", count: 40), "home-visit-extended-to-a-long-text",
+        ]
+        for text in texts {
+            #expect(StoreCodec.wellKnownIndex(of: text) == StoreCodec.wellKnownIndex[text], "\(text)")
+        }
+        for (place, known) in StoreCodec.wellKnown.enumerated() {
+            #expect(StoreCodec.wellKnownIndex(of: known) == UInt64(place))
+        }
+    }
 }
 
 extension Array where Element == UInt8 {

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import OutpostCRDT
+import OutpostClient
 import OutpostModel
 import OutpostProtocol
 import OutpostSamples
@@ -16,7 +17,8 @@ struct WireBenchmark: ParsableCommand {
             timed over every record, best of --runs: the server's stored form written (BinaryWriter) and read \
             (BinaryReader.readRecordState), snapshot pages of --page records written (SnapshotPage.binaryEncoded, \
             before compression) and read (SnapshotPage(binary:)). The server's side of a bootstrap is a read of \
-            the stored form and a page write per record; the device's, a page read.
+            the stored form and a page write per record; the device's, a page read and its records prepared for \
+            its store (LocalStore.prepare).
             """
     )
 
@@ -148,6 +150,24 @@ struct WireBenchmark: ParsableCommand {
                     + "form, not decoded (as the server does), the same bytes: \(Self.format(transcode))"
             )
         }
+        // The device's side beyond reading the pages: each page's records prepared for a store that does not hold
+        // them (state encoded in the store's row format, owner, projected rows, conflicts), off its writer.
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("outpost-bench-wire-\(getpid())")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let store = try CareStore.create(
+            at: folder.appendingPathComponent("device.sqlite").path,
+            replicaID: ReplicaID(unchecked: "device")
+        ).store
+        var prepared = 0
+        let prepare = try best {
+            prepared = pages.reduce(0) { $0 + store.prepare($1.records).records.count }
+        }
+        guard prepared == records.count else { throw ValidationError("the pages prepared lost records") }
+        print(
+            "device's preparing of the pages' records for its store (LocalStore.prepare: states in the store's row "
+                + "format, owners, projected rows, conflicts): \(Self.format(prepare))"
+        )
         print(
             "reproduce: .build-release/release/outpost-bench wire --seed \(seed) --size \(size) --runs \(runs) "
                 + "--page \(page)"
