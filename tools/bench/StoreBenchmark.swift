@@ -425,12 +425,16 @@ struct StoreBenchmark: ParsableCommand {
         elements[Int(generator.next() % UInt64(elements.count))]
     }
 
-    /// Plain SQLite: one row per item, keyed by (kind, id), its JSON text, all in one transaction.
-    static func plainInsert(_ rows: [(String, String, String)], at path: String) throws {
+    /// Plain SQLite's database at `path`: WAL (a pool's default) and `synchronous = FULL`, like the store.
+    static func plainPool(at path: String) throws -> DatabasePool {
         var configuration = GRDB.Configuration()
         configuration.prepareDatabase { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
-        let pool = try DatabasePool(path: path, configuration: configuration)
-        try pool.write { db in
+        return try DatabasePool(path: path, configuration: configuration)
+    }
+
+    /// Plain SQLite: one row per item, keyed by (kind, id), its JSON text, all in one transaction.
+    static func plainInsert(_ rows: [(String, String, String)], at path: String) throws {
+        try plainPool(at: path).write { db in
             try db.execute(
                 sql:
                     "CREATE TABLE item (kind TEXT NOT NULL, id TEXT NOT NULL, json TEXT NOT NULL, PRIMARY KEY (kind, id))"
@@ -447,10 +451,7 @@ struct StoreBenchmark: ParsableCommand {
     /// record's row updated in place by SQLite's JSON functions (an assignment sets the field; an append or an
     /// add appends the value to the field's array). Every update must find its record.
     static func plainApplyInPlace(_ changes: [Change], rows: [(String, String, String)], at path: String) throws {
-        var configuration = GRDB.Configuration()
-        configuration.prepareDatabase { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
-        let pool = try DatabasePool(path: path, configuration: configuration)
-        try pool.write { db in
+        try plainPool(at: path).write { db in
             try db.execute(
                 sql:
                     "CREATE TABLE change (record TEXT NOT NULL, id TEXT NOT NULL, json TEXT NOT NULL, PRIMARY KEY (id))"
