@@ -34,7 +34,7 @@ struct PreloadTests {
         _ changes: [Change],
         to store: LocalStore,
         preloaded: LocalStore.PreloadedRecords? = nil
-    ) throws -> (report: ApplyReport, preloadedUsed: Int) {
+    ) throws -> LocalStore.AppliedPage {
         try store.applyPage(
             changes: changes,
             records: [],

@@ -178,9 +178,11 @@ struct SnapshotApplyTests {
     /// A snapshot page in key order, each record once (as the server sends them), writes each record new to the
     /// store from its prepared form at once (``StoreTransaction/writeNew(_:_:_:)``) and merges the held ones: the
     /// store it writes is the one the general path writes from the same page unprepared, row for row (records with
-    /// their owners and tails, projected rows, conflicts), and the write log names the same records.
-    @Test func aPageInKeyOrderWritesItsNewRecordsAtOnceAsTheGeneralPathWould() throws {
-        let configuration = CareStore.configuration(wallClock: TestClock(), key: nil)
+    /// their owners and tails, projected rows, conflicts), and the write log names the same records; in an
+    /// encrypted store (sealed rows differ from store to store), the same records, projection and conflicts.
+    @Test(arguments: [false, true])
+    func aPageInKeyOrderWritesItsNewRecordsAtOnceAsTheGeneralPathWould(encrypted: Bool) throws {
+        let configuration = CareStore.configuration(wallClock: TestClock(), key: encrypted ? testStoreKey : nil)
         func store(_ replica: String) throws -> LocalStore {
             try LocalStore.create(at: temporaryStorePath(), replicaID: ReplicaID(replica), configuration: configuration)
         }
@@ -218,21 +220,45 @@ struct SnapshotApplyTests {
         let laptops = try [store("laptop"), store("laptop")]
         for laptop in laptops { try laptop.commit([.assign(refs[4], "phone", "555-0100")], author: "per_3", site: nil) }
 
-        let general = try laptops[0].applySnapshot(served, checkpoint: "5")
+        func apply(_ laptop: LocalStore, prepared: Bool) throws -> LocalStore.AppliedPage {
+            try laptop.applyPage(
+                changes: [],
+                records: served,
+                forms: prepared ? laptop.prepare(served).forms : nil,
+                removed: [],
+                checkpoint: "5",
+                preloaded: nil,
+                unprojected: nil
+            )
+        }
+        let general = try apply(laptops[0], prepared: false)
         let generation = try laptops[1].writer.read { db in
             try Int64.fetchOne(db, sql: "SELECT generation FROM replica")
         }
-        let direct = try laptops[1].applySnapshot(laptops[1].prepare(served), checkpoint: "5")
-        #expect(direct == general)
-        #expect(general.applied == served.count && general.newConflicts == 1)
+        let direct = try apply(laptops[1], prepared: true)
+        #expect(direct.report == general.report)
+        #expect(general.report.applied == served.count && general.report.newConflicts == 1)
+        // Every record but the one the laptops held went the new way; none did unprepared.
+        #expect(direct.writtenAtOnce == served.count - 1)
+        #expect(general.writtenAtOnce == 0)
+        for record in refs {
+            #expect(try laptops[1].record(record) == laptops[0].record(record), "\(record)")
+        }
+        #expect(try laptops[1].conflicts().map(\.conflict) == laptops[0].conflicts().map(\.conflict))
+        #expect(try laptops[1].checkpoint() == "5")
         func rows(_ laptop: LocalStore, _ sql: String) throws -> [[DatabaseValue]] {
             try laptop.writer.read { db in try Row.fetchAll(db, sql: sql).map { Array($0.databaseValues) } }
         }
-        for sql in [
-            "SELECT type, id, owner, state, tailStart, tailBytes FROM record ORDER BY type, id",
-            "SELECT * FROM task_view ORDER BY id", "SELECT * FROM patient_view ORDER BY id",
-            "SELECT * FROM patient_gap ORDER BY patient, gap", "SELECT type, id, field FROM conflict ORDER BY type, id",
-        ] {
+        // Row for row in a plain store (an encrypted one seals each with a nonce of its own).
+        for sql in encrypted
+            ? []
+            : [
+                "SELECT type, id, owner, state, tailStart, tailBytes FROM record ORDER BY type, id",
+                "SELECT * FROM task_view ORDER BY id", "SELECT * FROM patient_view ORDER BY id",
+                "SELECT * FROM patient_gap ORDER BY patient, gap",
+                "SELECT type, id, field FROM conflict ORDER BY type, id",
+            ]
+        {
             #expect(try rows(laptops[1], sql) == rows(laptops[0], sql), "\(sql)")
         }
         #expect(try laptops[1].checkProjection() == [])
@@ -250,9 +276,14 @@ struct SnapshotApplyTests {
             (0..<Int(generator.next() % 4)).map { _ in alphabet[Int(generator.next() % UInt64(alphabet.count))] }
                 .joined()
         }
+        // The cases that tell byte order from Swift's, then random pairs.
+        let fixed = [
+            ("e\u{301}", "\u{E9}"), ("\u{E9}", "e\u{301}"), ("", "a"), ("a", ""), ("ab", "abc"), ("abc", "ab"),
+            ("\u{7F}", "\u{80}"), ("\u{80}", "\u{7F}"), ("\u{1F600}", "\u{FFFF}"), ("same", "same"),
+        ]
         let queue = try DatabaseQueue()
         try queue.read { db in
-            for (text, other) in zip(texts, texts.shuffled(using: &generator)) {
+            for (text, other) in fixed + Array(zip(texts, texts.shuffled(using: &generator))) {
                 let sqlite = try Bool.fetchOne(db, sql: "SELECT ? < ?", arguments: [text, other])
                 #expect(LocalStore.precedes(text, other) == sqlite, "\(Array(text.utf8)) \(Array(other.utf8))")
             }

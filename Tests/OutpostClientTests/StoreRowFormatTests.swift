@@ -222,10 +222,10 @@ struct StoreRowFormatTests {
             String(repeating: "a", count: 40), "home-visit-extended-to-a-long-text",
         ]
         for text in texts {
-            #expect(StoreCodec.wellKnownIndex(of: text) == StoreCodec.wellKnownIndex[text], "\(text)")
+            #expect(StoreCodec.wellKnownPosition(of: text) == StoreCodec.wellKnownIndex[text], "\(text)")
         }
         for (place, known) in StoreCodec.wellKnown.enumerated() {
-            #expect(StoreCodec.wellKnownIndex(of: known) == UInt64(place))
+            #expect(StoreCodec.wellKnownPosition(of: known) == UInt64(place))
         }
     }
 }

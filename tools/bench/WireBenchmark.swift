@@ -161,7 +161,7 @@ struct WireBenchmark: ParsableCommand {
         ).store
         var prepared = 0
         let prepare = try best {
-            prepared = pages.reduce(0) { $0 + store.prepare($1.records).records.count }
+            prepared = pages.reduce(0) { $0 + store.prepare($1.records).preparedCount }
         }
         guard prepared == records.count else { throw ValidationError("the pages prepared lost records") }
         print(

@@ -29,6 +29,9 @@ public struct PreparedSnapshot: Sendable {
     /// The prepared form of each record, in the same order; `nil` where preparing failed (the record is then
     /// prepared again inside the write, where the failure is reported).
     let forms: [PreparedRecord?]
+
+    /// How many records were prepared (the others are prepared again inside the write).
+    public var preparedCount: Int { forms.count { $0 != nil } }
 }
 
 extension LocalStore {

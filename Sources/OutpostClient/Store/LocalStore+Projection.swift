@@ -239,7 +239,8 @@ enum Projection {
     /// (``LocalStore/applyPage(changes:records:forms:removed:checkpoint:preloaded:unprojected:)``) and its read ahead
     /// (``LocalStore/preload(_:unprojected:)``) make no rows for.
     static func unprojected(by changes: [Change], carrying carried: [SnapshotRecord] = []) -> Set<RecordRef> {
-        // No change, no record only changed unprojected (a snapshot page: its records are not hashed).
+        // With no changes, no record is changed only in unprojected fields (a snapshot page: its records are not
+        // hashed).
         guard !changes.isEmpty else { return [] }
         var projecting = Set(carried.lazy.map(\.record))
         var others = Set<RecordRef>()

@@ -170,6 +170,16 @@ extension LocalStore {
         ).report
     }
 
+    /// What ``applyPage(changes:records:forms:removed:checkpoint:preloaded:unprojected:)`` did.
+    struct AppliedPage {
+        /// What the page changed.
+        var report: ApplyReport
+        /// The records taken from the records read ahead.
+        var preloadedUsed: Int
+        /// The records written at once as new to the store (``StoreTransaction/writeNew(_:_:_:)``).
+        var writtenAtOnce: Int
+    }
+
     /// ``applyPage(changes:records:forms:removed:checkpoint:)`` taking the records its changes touch from
     /// `preloaded` where they are still as read (``usable(_:generation:written:)``); `preloadedUsed` counts the
     /// records taken so. `unprojected` is the page's ``Projection/unprojected(by:carrying:)`` of `changes` and
@@ -184,7 +194,7 @@ extension LocalStore {
         preloaded: PreloadedRecords?,
         unprojected: Set<RecordRef>?
     )
-        throws(ClientError) -> (report: ApplyReport, preloadedUsed: Int)
+        throws(ClientError) -> AppliedPage
     {
         try writeTouching(doing: "apply received changes") { db in
             let transaction = try StoreTransaction(db: db, store: self)
@@ -250,7 +260,11 @@ extension LocalStore {
             try transaction.finish(now: now)
             // A removal may delete any record of the patients removed.
             let written = removed.isEmpty ? transaction.writtenRecords : nil
-            let preloadedUsed = transaction.preloadedUsed
+            let applied = AppliedPage(
+                report: transaction.report,
+                preloadedUsed: transaction.preloadedUsed,
+                writtenAtOnce: transaction.writtenAtOnce
+            )
             transaction.releaseHeldAside()
             if !removed.isEmpty {
                 let acked = try Int64.fetchOne(db, sql: "SELECT ackedCounter FROM replica WHERE id = 1") ?? 0
@@ -275,34 +289,40 @@ extension LocalStore {
                     }
                 }
             }
-            return ((transaction.report, preloadedUsed), written)
+            return (applied, written)
         }
     }
 
     /// Whether `records` are in strictly increasing key order as SQLite compares the record table's key (type,
-    /// then id, by their UTF-8 bytes): then no record is named twice.
+    /// then id, by their UTF-8 bytes): then no record is named twice, byte for byte.
     static func isStrictlyOrdered(_ records: [SnapshotRecord]) -> Bool {
         for index in records.indices.dropFirst() {
             let previous = records[index - 1].record
             let record = records[index].record
-            let ordered =
-                previous.type == record.type
-                ? Self.precedes(previous.id, record.id) : Self.precedes(previous.type, record.type)
-            if !ordered { return false }
+            let types = Self.order(previous.type, record.type)
+            if types > 0 || (types == 0 && Self.order(previous.id, record.id) >= 0) { return false }
         }
         return true
     }
 
     /// Whether `text` sorts before `other` by their UTF-8 bytes, as SQLite compares text.
     static func precedes(_ text: String, _ other: String) -> Bool {
+        order(text, other) < 0
+    }
+
+    /// How `text` sorts against `other` by their UTF-8 bytes, as SQLite compares text: negative before, zero
+    /// the same bytes, positive after.
+    static func order(_ text: String, _ other: String) -> Int {
         let compared = text.utf8.withContiguousStorageIfAvailable { left in
-            other.utf8.withContiguousStorageIfAvailable { right -> Bool in
+            other.utf8.withContiguousStorageIfAvailable { right -> Int in
                 let common = min(left.count, right.count)
                 let order = common == 0 ? 0 : memcmp(left.baseAddress!, right.baseAddress!, common)
-                return order != 0 ? order < 0 : left.count < right.count
+                return order != 0 ? Int(order) : left.count - right.count
             }
         }
-        return (compared ?? nil) ?? text.utf8.lexicographicallyPrecedes(other.utf8)
+        if let compared = compared ?? nil { return compared }
+        if text.utf8.elementsEqual(other.utf8) { return 0 }
+        return text.utf8.lexicographicallyPrecedes(other.utf8) ? -1 : 1
     }
 
     /// Re-stamps pending changes whose clock is more than `maxSkewMillis` ahead of `serverMillis` (the server

@@ -594,6 +594,9 @@ final class StoreTransaction {
     /// Records new to the store that ``writeNew(_:_:_:)`` wrote, held by no entry.
     private var writtenNew: [RecordRef] = []
 
+    /// How many records ``writeNew(_:_:_:)`` wrote.
+    var writtenAtOnce: Int { writtenNew.count }
+
     /// Writes a record new to the store, taken whole from a snapshot page, from its form prepared before the
     /// transaction (``LocalStore/prepare(_:)``): its row, its projected rows and its conflicts, at once, with no
     /// entry made, looked up or sorted for it, as ``finish(now:)`` would write it. Returns whether it wrote it
@@ -1002,7 +1005,7 @@ final class StoreTransaction {
         // record, so their writes then walk each B-tree once instead of jumping to a page at random per record.
         let held = self.held.sorted { $0.key < $1.key }
         for (record, entry) in held where entry.logs {
-            assert(nextSeq == nil, "a change logged after the log's next number was read")
+            precondition(nextSeq == nil, "a change logged after the change log's next number was read")
             for (isLocal, changes) in [(true, entry.localLogged), (false, entry.logged)] where !changes.isEmpty {
                 let payload = try store.codec.encode(changes, of: record)
                 let maxCounter = isLocal ? changes.map(\.id.counter).max().map { Int64($0) } : nil

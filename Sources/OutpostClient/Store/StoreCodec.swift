@@ -68,10 +68,13 @@ struct StoreCodec: Sendable {
     static let wellKnownTable = WellKnownTable(wellKnown)
 
     /// The position of `text` in ``wellKnown``, `nil` when it is not there.
-    static func wellKnownIndex(of text: String) -> UInt64? {
+    static func wellKnownPosition(of text: String) -> UInt64? {
         switch text.utf8.withContiguousStorageIfAvailable({ wellKnownTable.index(of: $0) }) {
         case .some(let found): found
-        case .none: wellKnownIndex[text]  // a string without contiguous UTF-8 (bridged): hashed
+        // A string without contiguous UTF-8 (a bridged one) is hashed. The dictionary matches by canonical
+        // equivalence, the table by bytes; on this list they agree: no entry has a character another decomposes
+        // into alone.
+        case .none: wellKnownIndex[text]
         }
     }
 
@@ -147,14 +150,14 @@ struct StoreCodec: Sendable {
 
         /// The reference to a field name: its well-known index when it has one.
         mutating func index(ofName name: String) -> UInt64 {
-            if let known = StoreCodec.wellKnownIndex(of: name) { return known << 1 | 1 }
+            if let known = StoreCodec.wellKnownPosition(of: name) { return known << 1 | 1 }
             return index(of: name)
         }
     }
 
     /// Writes a value, a well-known string by its index.
     private static func write(_ value: Value, into body: inout BinaryWriter) {
-        if case .string(let text) = value, let known = wellKnownIndex(of: text) {
+        if case .string(let text) = value, let known = wellKnownPosition(of: text) {
             body.write(byte: wellKnownValueTag)
             body.write(varint: known)
         } else {
@@ -481,67 +484,6 @@ struct StoreCodec: Sendable {
                 )
             }
             return changes
-        }
-    }
-}
-
-/// A frozen list of strings found by their UTF-8 bytes without hashing: by length and first byte, then compared
-/// byte for byte with the few strings of that length and first byte. The store's rows look every field name and
-/// every text value up in ``StoreCodec/wellKnown`` as they are written; a dictionary hashed each one, a quarter
-/// of the processor time of encoding a state.
-struct WellKnownTable: Sendable {
-    /// The longest string's length in bytes: a longer text is not looked up.
-    let maxLength: Int
-    /// Where each bucket's entries start in ``positions``, and (at the next bucket's place) end. A bucket is a
-    /// length and a first byte: `length << 8 | first`.
-    private let starts: [Int32]
-    /// Each entry's place in the list.
-    private let positions: [UInt64]
-    /// Where each entry's bytes start in ``bytes`` (its length is its bucket's).
-    private let offsets: [Int]
-    /// Every entry's bytes, one after another.
-    private let bytes: [UInt8]
-
-    init(_ strings: [String]) {
-        maxLength = strings.map(\.utf8.count).max() ?? 0
-        var buckets = [[Int]](repeating: [], count: (maxLength + 1) << 8)
-        for (position, text) in strings.enumerated() where !text.isEmpty {
-            buckets[text.utf8.count << 8 | Int(text.utf8.first!)].append(position)
-        }
-        var starts: [Int32] = [0]
-        var positions: [UInt64] = []
-        var offsets: [Int] = []
-        var bytes: [UInt8] = []
-        for bucket in buckets {
-            for position in bucket {
-                positions.append(UInt64(position))
-                offsets.append(bytes.count)
-                bytes.append(contentsOf: strings[position].utf8)
-            }
-            starts.append(Int32(positions.count))
-        }
-        self.starts = starts
-        self.positions = positions
-        self.offsets = offsets
-        self.bytes = bytes
-    }
-
-    /// The place in the list of the string whose UTF-8 bytes are `text`, `nil` when none.
-    func index(of text: UnsafeBufferPointer<UInt8>) -> UInt64? {
-        guard text.count <= maxLength, let first = text.first else { return nil }
-        let bucket = text.count << 8 | Int(first)
-        let end = Int(starts[bucket + 1])
-        var entry = Int(starts[bucket])
-        guard entry < end else { return nil }
-        return bytes.withUnsafeBufferPointer { held in
-            while entry < end {
-                let offset = offsets[entry]
-                var at = 1  // the first byte is the bucket's
-                while at < text.count, held[offset + at] == text[at] { at += 1 }
-                if at == text.count { return positions[entry] }
-                entry += 1
-            }
-            return nil
         }
     }
 }
