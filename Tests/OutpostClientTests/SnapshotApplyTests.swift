@@ -95,15 +95,21 @@ struct SnapshotApplyTests {
         #expect(try laptop.checkProjection() == [])
     }
 
+    /// A new store of the care model for `replica`, encrypted (with the tests' key) or not.
+    static func careStore(_ replica: String, encrypted: Bool) throws -> LocalStore {
+        try LocalStore.create(
+            at: temporaryStorePath(),
+            replicaID: ReplicaID(replica),
+            configuration: CareStore.configuration(wallClock: TestClock(), key: encrypted ? testStoreKey : nil)
+        )
+    }
+
     /// A bootstrap prepares each page's records before its write transaction (``LocalStore/prepare(_:)``): the
     /// store it writes is the store an unprepared page writes, for new records, held ones, a record twice in a
     /// page and conflicts, in plain and encrypted stores.
     @Test(arguments: [false, true])
     func aPreparedPageWritesWhatAnUnpreparedOneWrites(encrypted: Bool) throws {
-        let configuration = CareStore.configuration(wallClock: TestClock(), key: encrypted ? testStoreKey : nil)
-        func store(_ replica: String) throws -> LocalStore {
-            try LocalStore.create(at: temporaryStorePath(), replicaID: ReplicaID(replica), configuration: configuration)
-        }
+        let store = { (replica: String) in try Self.careStore(replica, encrypted: encrypted) }
         let office = try store("office")
         let school = try store("school")
         var generator = SeededGenerator(seed: 11)
@@ -182,10 +188,7 @@ struct SnapshotApplyTests {
     /// encrypted store (sealed rows differ from store to store), the same records, projection and conflicts.
     @Test(arguments: [false, true])
     func aPageInKeyOrderWritesItsNewRecordsAtOnceAsTheGeneralPathWould(encrypted: Bool) throws {
-        let configuration = CareStore.configuration(wallClock: TestClock(), key: encrypted ? testStoreKey : nil)
-        func store(_ replica: String) throws -> LocalStore {
-            try LocalStore.create(at: temporaryStorePath(), replicaID: ReplicaID(replica), configuration: configuration)
-        }
+        let store = { (replica: String) in try Self.careStore(replica, encrypted: encrypted) }
         let office = try store("office")
         let school = try store("school")
         var generator = SeededGenerator(seed: 12)
