@@ -29,23 +29,6 @@ struct PreloadTests {
         return (office, school, laptop)
     }
 
-    /// Applies a page as a pull does, with the records read ahead, if any.
-    func apply(
-        _ changes: [Change],
-        to store: LocalStore,
-        preloaded: LocalStore.PreloadedRecords? = nil
-    ) throws -> LocalStore.AppliedPage {
-        try store.applyPage(
-            changes: changes,
-            records: [],
-            forms: nil,
-            removed: [],
-            checkpoint: nil,
-            preloaded: preloaded,
-            unprojected: nil
-        )
-    }
-
     /// What the store's write log says the write that committed `generation` may have changed.
     func logged(_ store: LocalStore, _ generation: Int64) -> Set<RecordRef>?? {
         store.writeLog.entries(after: generation - 1, upTo: generation)[generation]
@@ -68,9 +51,9 @@ struct PreloadTests {
 
         // Page 2's records are read before page 1 is written, as a pipelined pull may.
         let ahead = try #require(laptop.preload(second.map(\.record)))
-        _ = try apply(first, to: laptop)
+        _ = try laptop.applyReceived(first)
         #expect(logged(laptop, ahead.generation + 1) == .some(Set(patients.prefix(2))))
-        let two = try apply(second, to: laptop, preloaded: ahead)
+        let two = try laptop.applyReceived(second, preloaded: ahead)
         #expect(two.report.applied == 2)
         #expect(
             two.preloadedUsed == 1,
@@ -88,9 +71,9 @@ struct PreloadTests {
         let (office, school, laptop) = try replicas()
         let first = try office.commit([.assign(patients[0], "birthDate", "1950-01-01")], author: "per_1", site: nil)
         let second = try school.commit([.assign(patients[0], "birthDate", "1951-01-01")], author: "per_2", site: nil)
-        _ = try apply(first, to: laptop)
+        _ = try laptop.applyReceived(first)
         let ahead = try #require(laptop.preload(second.map(\.record)))
-        let two = try apply(second, to: laptop, preloaded: ahead)
+        let two = try laptop.applyReceived(second, preloaded: ahead)
         #expect(two.preloadedUsed == 1)
         #expect(two.report.newConflicts == 1)
         try office.applyRemote(second)
@@ -110,8 +93,8 @@ struct PreloadTests {
             mine,
             response: PushResponse(accepted: 1, duplicates: 0, acknowledged: mine[0].id.counter, serverTimeMillis: 0)
         )
-        _ = try apply(first, to: laptop)
-        let two = try apply(second, to: laptop, preloaded: ahead)
+        _ = try laptop.applyReceived(first)
+        let two = try laptop.applyReceived(second, preloaded: ahead)
         #expect(two.preloadedUsed == 1)
         #expect(try laptop.status().pendingChanges == 0)
         try office.applyRemote(second)
@@ -133,8 +116,8 @@ struct PreloadTests {
         // written concurrently, is a conflict to review, not a replacement. An edit says it may have changed any
         // record, so the fourth patient, which it did not touch, is read again too.
         try laptop.commit([.assign(patients[2], "birthDate", "1961-03-04")], author: "per_3", site: nil)
-        _ = try apply(first, to: laptop)
-        let two = try apply(second, to: laptop, preloaded: ahead)
+        _ = try laptop.applyReceived(first)
+        let two = try laptop.applyReceived(second, preloaded: ahead)
         #expect(two.preloadedUsed == 0)
         #expect(two.report.newConflicts == 1)
 
@@ -181,26 +164,10 @@ struct PreloadTests {
         let served = try [newcomer, patients[3]].map {
             SnapshotRecord(record: $0, state: try #require(try office.record($0)))
         }
-        _ = try laptop.applyPage(
-            changes: [],
-            records: served,
-            forms: nil,
-            removed: [],
-            checkpoint: nil,
-            preloaded: nil,
-            unprojected: nil
-        )
+        _ = try laptop.applyReceived([], records: served)
         #expect(try laptop.record(newcomer) == office.record(newcomer))
         #expect(logged(laptop, start + 1) == .some([newcomer, patients[3]]), "a record taken whole, one merged")
-        _ = try laptop.applyPage(
-            changes: [],
-            records: [],
-            forms: nil,
-            removed: [patients[1].id],
-            checkpoint: nil,
-            preloaded: nil,
-            unprojected: nil
-        )
+        _ = try laptop.applyReceived([], removed: [patients[1].id])
         #expect(logged(laptop, start + 2) == .some(nil), "a removal may delete any record of the patient")
         #expect(try laptop.record(patients[1]) == nil)
         try laptop.acknowledge(upTo: 0)
@@ -222,8 +189,8 @@ struct PreloadTests {
             configuration: .init(schema: testSchema, ownerField: ["task": "patient"], wallClock: TestClock())
         )
         try other.commit([.assign(patients[2], "birthDate", "1961-03-04")], author: "per_3", site: nil)
-        _ = try apply(first, to: laptop)
-        let two = try apply(second, to: laptop, preloaded: ahead)
+        _ = try laptop.applyReceived(first)
+        let two = try laptop.applyReceived(second, preloaded: ahead)
         #expect(two.preloadedUsed == 0)
         #expect(two.report.newConflicts == 1)
         #expect(try laptop.conflicts().map(\.conflict.record) == [patients[2]])

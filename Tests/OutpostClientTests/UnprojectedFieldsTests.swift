@@ -195,15 +195,7 @@ struct UnprojectedFieldsTests {
         let rows = inspected.take().mapValues { $0?.projected }
         #expect(rows[patients[1]]??.isEmpty == false && rows[patients[2]] == .some(nil))
         let ahead = laptop.preload(readAhead, unprojected: Projection.unprojected(by: page))
-        let applied = try laptop.applyPage(
-            changes: page,
-            records: [whole],
-            forms: nil,
-            removed: [],
-            checkpoint: nil,
-            preloaded: ahead,
-            unprojected: nil
-        )
+        let applied = try laptop.applyReceived(page, records: [whole], preloaded: ahead)
         #expect(applied.preloadedUsed == 3)
         #expect(try laptop.checkProjection() == [])
         #expect(try laptop.record(patients[2])?["riskTier"].live.map(\.value) == ["high"])
@@ -226,15 +218,7 @@ struct UnprojectedFieldsTests {
         let rows = inspected.take().mapValues { $0?.projected }
         #expect(rows[patient] == .some(nil) && rows[task]??.isEmpty == false)
         let ahead = laptop.preload([patient, task], unprojected: unprojected)
-        let applied = try laptop.applyPage(
-            changes: page,
-            records: [],
-            forms: nil,
-            removed: [],
-            checkpoint: nil,
-            preloaded: ahead,
-            unprojected: unprojected
-        )
+        let applied = try laptop.applyReceived(page, preloaded: ahead, unprojected: unprojected)
         #expect(applied.preloadedUsed == 2)
         #expect(try laptop.checkProjection() == [])
         #expect(try laptop.record(patient)?["phone"].live.map(\.value) == ["555-0199"])
@@ -258,15 +242,7 @@ struct UnprojectedFieldsTests {
             site: nil
         )
         let ahead = laptop.preload([patient, task], unprojected: [patient, task])
-        let applied = try laptop.applyPage(
-            changes: page,
-            records: [],
-            forms: nil,
-            removed: [],
-            checkpoint: nil,
-            preloaded: ahead,
-            unprojected: nil
-        )
+        let applied = try laptop.applyReceived(page, preloaded: ahead)
         #expect(applied.preloadedUsed == 2)
         #expect(try laptop.checkProjection() == [])
     }

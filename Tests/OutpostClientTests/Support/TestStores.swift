@@ -1,7 +1,9 @@
 import Foundation
 import OutpostCRDT
-import OutpostClient
+import OutpostProtocol
 import OutpostTestSupport
+
+@testable import OutpostClient
 
 // Stores for the client tests: a small schema, a clock the test controls, a fresh temporary path.
 
@@ -41,4 +43,27 @@ func makeTestStore(_ path: String = temporaryStorePath(), replica: String = "lap
         replicaID: ReplicaID(replica),
         configuration: .init(schema: testSchema, ownerField: ["task": "patient"], wallClock: TestClock())
     )
+}
+
+extension LocalStore {
+    /// Applies a received page as a pull does (``applyPage(changes:records:forms:removed:checkpoint:preloaded:unprojected:)``),
+    /// with no prepared forms and no checkpoint: its changes, records taken whole, patients removed, the records read
+    /// ahead for it and their unprojected set, if any.
+    func applyReceived(
+        _ changes: [Change],
+        records: [SnapshotRecord] = [],
+        removed: [String] = [],
+        preloaded: PreloadedRecords? = nil,
+        unprojected: Set<RecordRef>? = nil
+    ) throws -> AppliedPage {
+        try applyPage(
+            changes: changes,
+            records: records,
+            forms: nil,
+            removed: removed,
+            checkpoint: nil,
+            preloaded: preloaded,
+            unprojected: unprojected
+        )
+    }
 }
