@@ -3,6 +3,7 @@ import GRDB
 import OutpostCRDT
 import OutpostModel
 import OutpostProtocol
+import OutpostSQLite
 import OutpostTestSupport
 import Testing
 
@@ -95,21 +96,12 @@ struct SnapshotApplyTests {
         #expect(try laptop.checkProjection() == [])
     }
 
-    /// A new store of the care model for `replica`, encrypted (with the tests' key) or not.
-    static func careStore(_ replica: String, encrypted: Bool) throws -> LocalStore {
-        try LocalStore.create(
-            at: temporaryStorePath(),
-            replicaID: ReplicaID(replica),
-            configuration: CareStore.configuration(wallClock: TestClock(), key: encrypted ? testStoreKey : nil)
-        )
-    }
-
     /// A bootstrap prepares each page's records before its write transaction (``LocalStore/prepare(_:)``): the
     /// store it writes is the store an unprepared page writes, for new records, held ones, a record twice in a
     /// page and conflicts, in plain and encrypted stores.
     @Test(arguments: [false, true])
     func aPreparedPageWritesWhatAnUnpreparedOneWrites(encrypted: Bool) throws {
-        let store = { (replica: String) in try Self.careStore(replica, encrypted: encrypted) }
+        let store = { (replica: String) in try careStore(replica, encrypted: encrypted) }
         let office = try store("office")
         let school = try store("school")
         var generator = SeededGenerator(seed: 11)
@@ -188,7 +180,7 @@ struct SnapshotApplyTests {
     /// encrypted store (sealed rows differ from store to store), the same records, projection and conflicts.
     @Test(arguments: [false, true])
     func aPageInKeyOrderWritesItsNewRecordsAtOnceAsTheGeneralPathWould(encrypted: Bool) throws {
-        let store = { (replica: String) in try Self.careStore(replica, encrypted: encrypted) }
+        let store = { (replica: String) in try careStore(replica, encrypted: encrypted) }
         let office = try store("office")
         let school = try store("school")
         var generator = SeededGenerator(seed: 12)
@@ -224,14 +216,11 @@ struct SnapshotApplyTests {
         for laptop in laptops { try laptop.commit([.assign(refs[4], "phone", "555-0100")], author: "per_3", site: nil) }
 
         func apply(_ laptop: LocalStore, prepared: Bool) throws -> LocalStore.AppliedPage {
-            try laptop.applyPage(
-                changes: [],
+            try laptop.applyReceived(
+                [],
                 records: served,
                 forms: prepared ? laptop.prepare(served).forms : nil,
-                removed: [],
-                checkpoint: "5",
-                preloaded: nil,
-                unprojected: nil
+                checkpoint: "5"
             )
         }
         let general = try apply(laptops[0], prepared: false)
@@ -270,7 +259,7 @@ struct SnapshotApplyTests {
         #expect(laptops[1].writeLog.entries(after: before, upTo: before + 1) == [before + 1: Set(refs)])
     }
 
-    /// ``LocalStore/precedes(_:_:)`` orders text as SQLite does, by UTF-8 bytes, where Swift's own order (by
+    /// ``SQLiteText/precedes(_:_:)`` orders text as SQLite does, by UTF-8 bytes, where Swift's own order (by
     /// canonical equivalence) differs: decomposed and precomposed accents, characters past the BMP, prefixes.
     @Test func textIsOrderedAsSQLiteOrdersIt() throws {
         let alphabet = ["a", "z", "0", "_", "\u{E9}", "e\u{301}", "\u{1F600}", "\u{7F}", "\u{80}", ""]
@@ -288,7 +277,7 @@ struct SnapshotApplyTests {
         try queue.read { db in
             for (text, other) in fixed + Array(zip(texts, texts.shuffled(using: &generator))) {
                 let sqlite = try Bool.fetchOne(db, sql: "SELECT ? < ?", arguments: [text, other])
-                #expect(LocalStore.precedes(text, other) == sqlite, "\(Array(text.utf8)) \(Array(other.utf8))")
+                #expect(SQLiteText.precedes(text, other) == sqlite, "\(Array(text.utf8)) \(Array(other.utf8))")
             }
         }
     }

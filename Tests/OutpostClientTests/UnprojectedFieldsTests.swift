@@ -19,15 +19,6 @@ struct UnprojectedFieldsTests {
         .int(3), .bool(true),
     ]
 
-    /// A new store of the care model, encrypted with the test key when `encrypted`.
-    static func careStore(_ replica: String, encrypted: Bool = false) throws -> LocalStore {
-        try LocalStore.create(
-            at: temporaryStorePath(),
-            replicaID: ReplicaID(replica),
-            configuration: CareStore.configuration(wallClock: TestClock(), key: encrypted ? testStoreKey : nil)
-        )
-    }
-
     /// A patient and their task made at an office (ids drawn from `seed`), and a laptop holding both.
     static func patientAndTask(
         seed: UInt64
@@ -161,8 +152,8 @@ struct UnprojectedFieldsTests {
         let patients = (1...4).map { _ in
             RecordRef(type: "patient", id: RecordType.patient.makeID(millis: 1_780_000_000_000, using: &ids))
         }
-        let office = try Self.careStore("office")
-        let laptop = try Self.careStore("laptop", encrypted: encrypted)
+        let office = try careStore("office")
+        let laptop = try careStore("laptop", encrypted: encrypted)
         var made: [Change] = []
         for patient in patients {
             made += try office.commit(

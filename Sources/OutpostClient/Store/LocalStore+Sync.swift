@@ -299,30 +299,10 @@ extension LocalStore {
         for index in records.indices.dropFirst() {
             let previous = records[index - 1].record
             let record = records[index].record
-            let types = Self.order(previous.type, record.type)
-            if types > 0 || (types == 0 && Self.order(previous.id, record.id) >= 0) { return false }
+            let types = SQLiteText.order(previous.type, record.type)
+            if types > 0 || (types == 0 && SQLiteText.order(previous.id, record.id) >= 0) { return false }
         }
         return true
-    }
-
-    /// Whether `text` sorts before `other` by their UTF-8 bytes, as SQLite compares text.
-    static func precedes(_ text: String, _ other: String) -> Bool {
-        order(text, other) < 0
-    }
-
-    /// How `text` sorts against `other` by their UTF-8 bytes, as SQLite compares text: negative before, zero
-    /// the same bytes, positive after.
-    static func order(_ text: String, _ other: String) -> Int {
-        let compared = text.utf8.withContiguousStorageIfAvailable { left in
-            other.utf8.withContiguousStorageIfAvailable { right -> Int in
-                let common = min(left.count, right.count)
-                let order = common == 0 ? 0 : memcmp(left.baseAddress!, right.baseAddress!, common)
-                return order != 0 ? Int(order) : left.count - right.count
-            }
-        }
-        if let compared = compared ?? nil { return compared }
-        if text.utf8.elementsEqual(other.utf8) { return 0 }
-        return text.utf8.lexicographicallyPrecedes(other.utf8) ? -1 : 1
     }
 
     /// Re-stamps pending changes whose clock is more than `maxSkewMillis` ahead of `serverMillis` (the server

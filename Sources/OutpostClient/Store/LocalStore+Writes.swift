@@ -608,10 +608,17 @@ final class StoreTransaction {
     func writeNew(_ record: RecordRef, _ state: RecordState, _ form: PreparedRecord) throws -> Bool {
         guard !state.isEmpty else { return false }
         assert(held[record] == nil, "a record written new that the transaction holds")
-        try db.execute(try bulk().wholeRecord, values: form.row + [try afterThisTransaction().databaseValue])
-        try insertRows(of: record, projection: form.projection, conflicts: form.conflicts)
+        try insertWhole(record, form)
         writtenNew.append(record)
         return true
+    }
+
+    /// Writes a record new to the store, taken whole, from `form`: its row, its tail starting after this
+    /// transaction (every change it takes later joins the tail, with no write to its row, as an imported record's
+    /// do), its projected rows and its conflicts.
+    private func insertWhole(_ record: RecordRef, _ form: PreparedRecord) throws {
+        try db.execute(try bulk().wholeRecord, values: form.row + [try afterThisTransaction().databaseValue])
+        try insertRows(of: record, projection: form.projection, conflicts: form.conflicts)
     }
 
     /// The first change-log number after this transaction's rows (the log's numbers are never reused:
@@ -957,8 +964,8 @@ final class StoreTransaction {
                 continue
             }
             // SQLite compares text by its UTF-8 bytes.
-            if LocalStore.precedes(record.id, ranges[place].low) { ranges[place].low = record.id }
-            if LocalStore.precedes(ranges[place].high, record.id) { ranges[place].high = record.id }
+            if SQLiteText.precedes(record.id, ranges[place].low) { ranges[place].low = record.id }
+            if SQLiteText.precedes(ranges[place].high, record.id) { ranges[place].high = record.id }
         }
         var held = Set<RecordRef>()
         for (type, low, high) in ranges {
@@ -1033,14 +1040,11 @@ final class StoreTransaction {
             guard let state = entry.state else { continue }
             if entry.takenWhole {
                 // New to the store: its prepared form, unless something after the snapshot changed the record
-                // in this transaction (then its form is prepared from the state it has now). Its tail starts
-                // after this transaction: every change it takes later joins the tail, with no write to its row
-                // (as an imported record's do), instead of the first one writing the row to start a tail.
+                // in this transaction (then its form is prepared from the state it has now).
                 let form =
                     try (!anyTouched || entry.touched == nil ? entry.prepared : nil)
                     ?? store.prepare(record, state)
-                try db.execute(try bulk().wholeRecord, values: form.row + [try afterThisTransaction().databaseValue])
-                try insertRows(of: record, projection: form.projection, conflicts: form.conflicts)
+                try insertWhole(record, form)
                 continue
             }
             if entry.existing, entry.projected == nil, Projection.tables[record.type] != nil {

@@ -69,13 +69,11 @@ struct StoreCodec: Sendable {
 
     /// The position of `text` in ``wellKnown``, `nil` when it is not there.
     static func wellKnownPosition(of text: String) -> UInt64? {
-        switch text.utf8.withContiguousStorageIfAvailable({ wellKnownTable.index(of: $0) }) {
-        case .some(let found): found
-        // A string without contiguous UTF-8 (a bridged one) is hashed. The dictionary matches by canonical
-        // equivalence, the table by bytes; on this list they agree: no entry has a character another decomposes
-        // into alone.
-        case .none: wellKnownIndex[text]
-        }
+        if let found = text.utf8.withContiguousStorageIfAvailable({ wellKnownTable.index(of: $0) }) { return found }
+        // A string without contiguous UTF-8 (a bridged one) is looked up in a contiguous copy.
+        var copy = text
+        copy.makeContiguousUTF8()
+        return copy.utf8.withContiguousStorageIfAvailable { wellKnownTable.index(of: $0) } ?? nil
     }
 
     /// The value tag of a well-known string (tags 0 to 4 are ``BinaryWriter``'s).

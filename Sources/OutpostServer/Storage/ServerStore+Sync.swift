@@ -772,7 +772,7 @@ extension ServerStore: SyncStorage {
                                 payloads = try Self.tailPayloads(practice: practice, ref: ref, db: db)
                             }
                             // Ids compared as SQLite orders them, byte by byte.
-                            while let tail = nextTail, !id.utf8.lexicographicallyPrecedes(tail.id.utf8) {
+                            while let tail = nextTail, !SQLiteText.precedes(id, tail.id) {
                                 if tail.id == id { payloads.append(tail.payload) }
                                 nextTail = try tails?.next().map { ($0["id"], Array($0["payload"] as Data)) }
                             }

@@ -32,6 +32,15 @@ let testStoreKey: StoreKeySource = { () throws(ClientError) -> StoreKey in
     try StoreKey.keyFile(contents: [UInt8](repeating: 7, count: 32))
 }
 
+/// A new store of the care model for `replica`, encrypted with ``testStoreKey`` when `encrypted`.
+func careStore(_ replica: String, encrypted: Bool = false) throws -> LocalStore {
+    try LocalStore.create(
+        at: temporaryStorePath(),
+        replicaID: ReplicaID(replica),
+        configuration: CareStore.configuration(wallClock: TestClock(), key: encrypted ? testStoreKey : nil)
+    )
+}
+
 func temporaryStorePath() -> String {
     let directory = TestScratch.folder("store")
     return directory.appendingPathComponent("store.sqlite").path
@@ -46,22 +55,24 @@ func makeTestStore(_ path: String = temporaryStorePath(), replica: String = "lap
 }
 
 extension LocalStore {
-    /// Applies a received page as a pull does (``applyPage(changes:records:forms:removed:checkpoint:preloaded:unprojected:)``),
-    /// with no prepared forms and no checkpoint: its changes, records taken whole, patients removed, the records read
-    /// ahead for it and their unprojected set, if any.
+    /// Applies a received page as a pull does (``applyPage(changes:records:forms:removed:checkpoint:preloaded:unprojected:)``):
+    /// its changes, records taken whole (prepared or not), patients removed, checkpoint, the records read ahead for
+    /// it and their unprojected set, none unless given.
     func applyReceived(
         _ changes: [Change],
         records: [SnapshotRecord] = [],
+        forms: [PreparedRecord?]? = nil,
         removed: [String] = [],
+        checkpoint: String? = nil,
         preloaded: PreloadedRecords? = nil,
         unprojected: Set<RecordRef>? = nil
     ) throws -> AppliedPage {
         try applyPage(
             changes: changes,
             records: records,
-            forms: nil,
+            forms: forms,
             removed: removed,
-            checkpoint: nil,
+            checkpoint: checkpoint,
             preloaded: preloaded,
             unprojected: unprojected
         )
