@@ -34,6 +34,17 @@ struct StoreCipher: Sendable {
 
     /// The data key (256 bits): random per store, wrapped in the store by the passphrase or key file.
     let key: SymmetricKey
+    #if canImport(COpenSSLCrypto)
+    /// On Linux, the seals and opens: OpenSSL's AES-GCM, which keeps the key's schedule between calls.
+    private let openSSL: OpenSSLGCM
+    #endif
+
+    init(key: SymmetricKey) {
+        self.key = key
+        #if canImport(COpenSSLCrypto)
+        openSSL = OpenSSLGCM(key: key)
+        #endif
+    }
 
     /// Whether `blob` is a sealed blob: its first two bytes read in place (every row an encrypted store reads
     /// is checked so, and `Data`'s generic iteration costs more than the check).
@@ -43,6 +54,18 @@ struct StoreCipher: Sendable {
 
     /// Seals a plain row of `record`.
     func seal(_ plain: [UInt8], _ purpose: Purpose, of record: RecordRef) throws(CRDTError) -> Data {
+        #if canImport(COpenSSLCrypto)
+        guard let blob = openSSL.seal(plain, authenticating: Self.associatedData(purpose, record), after: Self.marker)
+        else { throw Self.unsealable(record, "OpenSSL failed") }
+        return blob
+        #else
+        return try sealWithCrypto(plain, purpose, of: record)
+        #endif
+    }
+
+    /// ``seal(_:_:of:)`` through Crypto's `AES.GCM`: the seal on Apple platforms; on Linux, where OpenSSL seals,
+    /// the tests' proof that either opens what the other sealed.
+    func sealWithCrypto(_ plain: [UInt8], _ purpose: Purpose, of record: RecordRef) throws(CRDTError) -> Data {
         do {
             let box = try AES.GCM.seal(
                 plain,
@@ -56,11 +79,12 @@ struct StoreCipher: Sendable {
             blob.append(combined)
             return blob
         } catch {
-            throw CRDTError(
-                code: .malformedEncoding,
-                message: "could not encrypt a stored row of \(record) (\(error))"
-            )
+            throw Self.unsealable(record, "\(error)")
         }
+    }
+
+    private static func unsealable(_ record: RecordRef, _ reason: String) -> CRDTError {
+        CRDTError(code: .malformedEncoding, message: "could not encrypt a stored row of \(record) (\(reason))")
     }
 
     /// A random 12-byte nonce, read from the system's random source in one call.
@@ -86,6 +110,25 @@ struct StoreCipher: Sendable {
 
     /// Opens a sealed blob of `record` and returns the plain row.
     func open(_ blob: Data, _ purpose: Purpose, of record: RecordRef) throws(CRDTError) -> [UInt8] {
+        guard Self.isSealed(blob), blob.count >= Self.overhead else {
+            throw Self.unauthentic(purpose, of: record, "is not encrypted")
+        }
+        #if canImport(COpenSSLCrypto)
+        guard
+            let plain = openSSL.open(
+                blob,
+                prefixCount: Self.marker.count,
+                authenticating: Self.associatedData(purpose, record)
+            )
+        else { throw Self.unauthentic(purpose, of: record, "failed its authentication check") }
+        return plain
+        #else
+        return try openWithCrypto(blob, purpose, of: record)
+        #endif
+    }
+
+    /// ``open(_:_:of:)`` through Crypto's `AES.GCM` (see ``sealWithCrypto(_:_:of:)``).
+    func openWithCrypto(_ blob: Data, _ purpose: Purpose, of record: RecordRef) throws(CRDTError) -> [UInt8] {
         guard Self.isSealed(blob), blob.count >= Self.overhead else {
             throw Self.unauthentic(purpose, of: record, "is not encrypted")
         }
