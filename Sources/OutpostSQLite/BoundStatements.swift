@@ -23,9 +23,9 @@ extension Database {
     /// Runs `statement` (one of this connection's cached statements, held by the caller so that a bulk write
     /// looks it up once) with `values`, as ``execute(cached:values:)`` does.
     package func execute(_ statement: Statement, values: [DatabaseValue]) throws {
-        let handle = try bound(statement, values: values)
+        let handle = try reset(statement, count: values.count)
         defer { Self.release(handle) }
-        let code = sqlite3_step(handle)
+        let code = try withBound(values, handle, sql: statement) { sqlite3_step(handle) }
         guard code == SQLITE_DONE else { throw failure(code, sql: statement.sql) }
     }
 
@@ -44,60 +44,106 @@ extension Database {
         values: [DatabaseValue],
         _ body: (BoundRow) throws -> Void
     ) throws {
-        let handle = try bound(statement, values: values)
+        let handle = try reset(statement, count: values.count)
         defer { Self.release(handle) }
-        while true {
-            let code = sqlite3_step(handle)
-            if code == SQLITE_DONE { return }
-            guard code == SQLITE_ROW else { throw failure(code, sql: statement.sql) }
-            try body(BoundRow(handle: handle))
+        try withBound(values, handle, sql: statement) {
+            while true {
+                let code = sqlite3_step(handle)
+                if code == SQLITE_DONE { return }
+                guard code == SQLITE_ROW else { throw failure(code, sql: statement.sql) }
+                try body(BoundRow(handle: handle))
+            }
         }
     }
 
-    /// `statement`, reset, with `values` bound; ``release(_:)`` resets it and clears them.
-    private func bound(_ statement: Statement, values: [DatabaseValue]) throws -> SQLiteStatement {
+    /// `statement`, reset, once its parameters are known to be `count`; ``release(_:)`` resets it and clears its
+    /// bindings.
+    private func reset(_ statement: Statement, count: Int) throws -> SQLiteStatement {
         // GRDB makes `statement.sql` anew from SQLite's text at each read: read only for an error.
         let handle = statement.sqliteStatement
         // GRDB resets a statement before it runs it, not after: one it ran last may still be stepped.
         sqlite3_reset(handle)
-        guard Int(sqlite3_bind_parameter_count(handle)) == values.count else {
+        guard Int(sqlite3_bind_parameter_count(handle)) == count else {
             Self.release(handle)
             throw DatabaseError(
                 resultCode: .SQLITE_MISUSE,
-                message: "wrong number of statement arguments: \(values.count)",
+                message: "wrong number of statement arguments: \(count)",
                 sql: statement.sql
             )
         }
-        var code = SQLITE_OK
-        for (offset, value) in values.enumerated() where code == SQLITE_OK {
-            let index = Int32(offset + 1)
-            switch value.storage {
+        return handle
+    }
+
+    /// Binds `values` to `handle` and returns what `body` returns, run while they are bound.
+    ///
+    /// A text or blob is bound where it lies (`SQLITE_STATIC`), not copied: SQLite reads its bytes while `body`
+    /// steps the statement, so each is bound inside the call that lends its bytes, and `body` runs inside the last
+    /// of them. SQLite's copy (`SQLITE_TRANSIENT`) allocated, copied and freed a buffer for every text and blob
+    /// bound: in a bootstrap's page writes about half of the binding's time (docs/sync.md, "Thirty-fourth
+    /// session"). The caller clears the bindings (``release(_:)``) before the bytes can go.
+    private func withBound<T>(
+        _ values: [DatabaseValue],
+        _ handle: SQLiteStatement,
+        sql statement: Statement,
+        _ body: () throws -> T
+    ) throws -> T {
+        try values.withUnsafeBufferPointer { values in
+            try bind(values, from: 0, handle, sql: statement, body)
+        }
+    }
+
+    /// Binds `values[index...]`, then runs `body` (``withBound(_:_:sql:_:)``): numbers and NULLs in a loop, each
+    /// text or blob one call deeper, inside the closure that lends its bytes.
+    private func bind<T>(
+        _ values: UnsafeBufferPointer<DatabaseValue>,
+        from start: Int,
+        _ handle: SQLiteStatement,
+        sql statement: Statement,
+        _ body: () throws -> T
+    ) throws -> T {
+        var index = start
+        while index < values.count {
+            let position = Int32(index + 1)
+            let code: Int32
+            switch values[index].storage {
             case .null:
-                code = sqlite3_bind_null(handle, index)
+                code = sqlite3_bind_null(handle, position)
             case .int64(let number):
-                code = sqlite3_bind_int64(handle, index, number)
+                code = sqlite3_bind_int64(handle, position, number)
             case .double(let number):
-                code = sqlite3_bind_double(handle, index, number)
-            case .string(let text):
-                code = Self.bind(text, at: index, handle)
-            case .blob(let data):
-                code = data.withUnsafeBytes { bytes in
-                    // A zero-length blob still binds as a blob, not NULL: SQLite reads no bytes from the pointer.
-                    sqlite3_bind_blob(
+                code = sqlite3_bind_double(handle, position, number)
+            case .string(var text):
+                return try text.withUTF8 { bytes in
+                    let code = sqlite3_bind_text(
                         handle,
-                        index,
+                        position,
+                        UnsafeRawPointer(bytes.baseAddress ?? UnsafePointer(bitPattern: 1)!).assumingMemoryBound(
+                            to: CChar.self
+                        ),
+                        Int32(bytes.count),
+                        borrowed
+                    )
+                    guard code == SQLITE_OK else { throw failure(code, sql: statement.sql) }
+                    return try bind(values, from: index + 1, handle, sql: statement, body)
+                }
+            case .blob(let data):
+                return try data.withUnsafeBytes { bytes in
+                    // A zero-length blob still binds as a blob, not NULL: SQLite reads no bytes from the pointer.
+                    let code = sqlite3_bind_blob(
+                        handle,
+                        position,
                         bytes.baseAddress ?? UnsafeRawPointer(bitPattern: 1),
                         Int32(bytes.count),
-                        transient
+                        borrowed
                     )
+                    guard code == SQLITE_OK else { throw failure(code, sql: statement.sql) }
+                    return try bind(values, from: index + 1, handle, sql: statement, body)
                 }
             }
+            guard code == SQLITE_OK else { throw failure(code, sql: statement.sql) }
+            index += 1
         }
-        guard code == SQLITE_OK else {
-            Self.release(handle)
-            throw failure(code, sql: statement.sql)
-        }
-        return handle
+        return try body()
     }
 
     private static func release(_ handle: SQLiteStatement) {
@@ -112,25 +158,11 @@ extension Database {
             sql: sql
         )
     }
-
-    private static func bind(_ text: String, at index: Int32, _ handle: SQLiteStatement) -> Int32 {
-        var text = text
-        return text.withUTF8 { bytes in
-            sqlite3_bind_text(
-                handle,
-                index,
-                UnsafeRawPointer(bytes.baseAddress ?? UnsafePointer(bitPattern: 1)!).assumingMemoryBound(
-                    to: CChar.self
-                ),
-                Int32(bytes.count),
-                transient
-            )
-        }
-    }
 }
 
-/// SQLite copies the bound bytes (`SQLITE_TRANSIENT`): the Swift buffers they come from live only for the call.
-private let transient = unsafeBitCast(OpaquePointer(bitPattern: -1), to: sqlite3_destructor_type.self)
+/// SQLite reads the bound bytes where they lie (`SQLITE_STATIC`, a null destructor), while they are lent
+/// (``Database/withBound(_:_:sql:_:)``).
+private let borrowed: sqlite3_destructor_type? = nil
 
 /// One result row of ``Database/forEachRow(cached:values:_:)``, valid only inside its call.
 package struct BoundRow {

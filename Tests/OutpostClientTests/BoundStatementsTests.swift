@@ -46,6 +46,48 @@ struct BoundStatementsTests {
         #expect(length == text.utf8.count)
     }
 
+    /// Texts and blobs are bound where they lie, each inside the call that lends its bytes (SQLite reads them as the
+    /// statement steps): rows that mix them with numbers and NULLs, in every size a Swift value keeps its bytes in
+    /// (inline in the value, in its own storage, larger than a 16 KiB page), read back whole, and a query's text and
+    /// blob parameters find their row.
+    @Test func rowsMixingTextsBlobsAndNumbersReadBackWhole() throws {
+        let queue = try DatabaseQueue()
+        try queue.write { db in try db.execute(sql: "CREATE TABLE w (a PRIMARY KEY, b, c, d, e, f, g, h)") }
+        let insert = "INSERT INTO w (a, b, c, d, e, f, g, h) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+        let texts = ["", "short", "fifteen bytes!!", "sixteen bytes!!!", "Zoë 🙂 " + String(repeating: "é", count: 40)]
+        let blobs = [Data(), Data([7]), Data(0..<14), Data(0..<15), Data((0..<70_000).map { UInt8($0 % 251) })]
+        var rows: [[DatabaseValue]] = []
+        for (index, text) in texts.enumerated() {
+            let large = String(repeating: text.isEmpty ? "x" : text, count: 20_000 / max(1, text.utf8.count))
+            rows.append([
+                index.databaseValue, text.databaseValue, (index * 1_000).databaseValue, large.databaseValue, .null,
+                blobs[index].databaseValue, blobs[(index + 1) % blobs.count].databaseValue,
+                (Double(index) / 4).databaseValue,
+            ])
+        }
+        try queue.write { db in
+            for row in rows { try db.execute(cached: insert, values: row) }
+        }
+        let read = try queue.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM w ORDER BY a").map { row in
+                (0..<8).map { row[$0] as DatabaseValue }
+            }
+        }
+        #expect(read == rows)
+        try queue.read { db in
+            for row in rows {
+                var found: [Int64] = []
+                try db.forEachRow(
+                    cached: "SELECT a FROM w WHERE b = ? AND d = ? AND f = ?",
+                    values: [row[1], row[3], row[5]]
+                ) {
+                    found.append($0.int64(0))
+                }
+                #expect(found == [Int64.fromDatabaseValue(row[0])])
+            }
+        }
+    }
+
     @Test func aStatementGRDBRanJustBeforeIsReused() throws {
         let queue = try database()
         try queue.write { db in
