@@ -31,7 +31,7 @@ struct PreloadTests {
 
     /// What the store's write log says the write that committed `generation` may have changed.
     func logged(_ store: LocalStore, _ generation: Int64) -> Set<RecordRef>?? {
-        store.writeLog.entries(after: generation - 1, upTo: generation)[generation]
+        store.writeLog.entries(after: generation - 1, upTo: generation)[generation].map { $0.map(Set.init) }
     }
 
     @Test func aRecordTheLastPageWroteIsReadAgainAndTheOthersAreTakenAsRead() throws {
@@ -137,7 +137,7 @@ struct PreloadTests {
         func usable(
             _ read: LocalStore.PreloadedRecords,
             at generation: Int64,
-            _ written: [Int64: Set<RecordRef>?]
+            _ written: [Int64: [RecordRef]?]
         )
             -> Set<RecordRef>
         {

@@ -81,24 +81,23 @@ extension LocalStore {
     static func usable(
         _ preloaded: PreloadedRecords,
         generation: Int64,
-        written: [Int64: Set<RecordRef>?]
+        written: [Int64: [RecordRef]?]
     ) -> [RecordRef: LoadedRecord?] {
         var records = preloaded.take()
-        var changed = Set<RecordRef>()
+        var stale: [LoadedRecord?] = []
         if preloaded.generation < generation {
             for committed in (preloaded.generation + 1)...generation {
                 guard let entry = written[committed], let touched = entry else {
                     BackgroundRelease.drop(records)
+                    BackgroundRelease.drop(stale)
                     return [:]
                 }
-                changed.formUnion(touched)
+                for record in touched { if let found = records.removeValue(forKey: record) { stale.append(found) } }
             }
         } else if preloaded.generation > generation {
             BackgroundRelease.drop(records)
             return [:]
         }
-        var stale: [LoadedRecord?] = []
-        for record in changed { if let found = records.removeValue(forKey: record) { stale.append(found) } }
         BackgroundRelease.drop(stale)
         return records
     }
@@ -112,10 +111,11 @@ final class WriteLog: Sendable {
     /// answers beside it), and a page's entry names up to its thousands of records.
     static let kept: Int64 = 16
 
-    private let entries = Mutex<[Int64: Set<RecordRef>?]>([:])
+    private let entries = Mutex<[Int64: [RecordRef]?]>([:])
 
-    /// Notes what the write that committed `generation` may have changed.
-    func record(_ generation: Int64, _ records: Set<RecordRef>?) {
+    /// Notes what the write that committed `generation` may have changed (a list, not a set: the writer makes it
+    /// for every page, and a read ahead looks each up once in its own table).
+    func record(_ generation: Int64, _ records: [RecordRef]?) {
         entries.withLock { entries in
             entries[generation] = .some(records)
             if entries.count > Self.kept { entries = entries.filter { $0.key > generation - Self.kept } }
@@ -123,7 +123,7 @@ final class WriteLog: Sendable {
     }
 
     /// The entries of the generations after `after` up to `upTo`.
-    func entries(after: Int64, upTo: Int64) -> [Int64: Set<RecordRef>?] {
+    func entries(after: Int64, upTo: Int64) -> [Int64: [RecordRef]?] {
         guard after < upTo, upTo - after <= Self.kept else { return [:] }
         return entries.withLock { entries in entries.filter { $0.key > after && $0.key <= upTo } }
     }

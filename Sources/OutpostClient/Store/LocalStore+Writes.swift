@@ -200,9 +200,9 @@ extension LocalStore {
     /// projected rows.
     func writeTouching<T>(
         doing action: String,
-        _ body: (Database) throws -> (T, Set<RecordRef>?)
+        _ body: (Database) throws -> (T, [RecordRef]?)
     ) throws(ClientError) -> T {
-        var committed: (generation: Int64, touched: Set<RecordRef>?)?
+        var committed: (generation: Int64, touched: [RecordRef]?)?
         do {
             let result = try writer.write { db in
                 let (result, touched) = try body(db)
@@ -584,10 +584,11 @@ final class StoreTransaction {
 
     /// The records this transaction has held anything of, and those it wrote new (``writeNew(_:_:_:)``): those it
     /// may have written.
-    var writtenRecords: Set<RecordRef> {
-        var records = Set<RecordRef>(minimumCapacity: held.count + writtenNew.count)
-        for record in held.keys { records.insert(record) }
-        for record in writtenNew { records.insert(record) }
+    var writtenRecords: [RecordRef] {
+        var records: [RecordRef] = []
+        records.reserveCapacity(held.count + writtenNew.count)
+        records.append(contentsOf: held.keys)
+        records.append(contentsOf: writtenNew)
         return records
     }
 
