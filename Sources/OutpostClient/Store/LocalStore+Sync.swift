@@ -213,11 +213,17 @@ extension LocalStore {
                 unprojected == nil || unprojected == Projection.unprojected(by: changes, carrying: records),
                 "a page's unprojected records worked out for another page"
             )
-            // One read for the page's records, not one per record: a new device holds none of them.
-            let held = records.isEmpty ? [] : try transaction.heldRecords(among: records.lazy.map(\.record))
+            // One read for the page's records, not one per record: a new device holds none of them. A page in key
+            // order (as the server sends a snapshot's) gives each type's range of ids from its runs in one pass.
+            let ordered = Self.orderedRanges(records)
+            let held: Set<RecordRef> =
+                records.isEmpty
+                ? []
+                : try ordered.map { try transaction.heldRecords(in: $0) }
+                    ?? transaction.heldRecords(among: records.lazy.map(\.record))
             // A snapshot page whose records are each named once (in key order, as the server sends them): a record
             // new to the store is written at once from its prepared form (``StoreTransaction/writeNew(_:_:_:)``).
-            let writesNew = changes.isEmpty && forms?.count == records.count && Self.isStrictlyOrdered(records)
+            let writesNew = changes.isEmpty && forms?.count == records.count && ordered != nil
             for (index, record) in records.enumerated() {
                 // Every write's clock, read in place: a field or write copied out retains and releases its strings.
                 let fields = record.state.sortedFields
@@ -293,16 +299,24 @@ extension LocalStore {
         }
     }
 
-    /// Whether `records` are in strictly increasing key order as SQLite compares the record table's key (type,
-    /// then id, by their UTF-8 bytes): then no record is named twice, byte for byte.
-    static func isStrictlyOrdered(_ records: [SnapshotRecord]) -> Bool {
+    /// For `records` in strictly increasing key order as SQLite compares the record table's key (type, then id, by
+    /// their UTF-8 bytes; then no record is named twice, byte for byte), each type's run as the range of its ids,
+    /// first to last, for ``StoreTransaction/heldRecords(in:)``; `nil` when they are not so ordered.
+    static func orderedRanges(_ records: [SnapshotRecord]) -> [StoreTransaction.IDRange]? {
+        guard let first = records.first?.record else { return [] }
+        var ranges = [StoreTransaction.IDRange(type: first.type, low: first.id, high: first.id)]
         for index in records.indices.dropFirst() {
             let previous = records[index - 1].record
             let record = records[index].record
             let types = SQLiteText.order(previous.type, record.type)
-            if types > 0 || (types == 0 && SQLiteText.order(previous.id, record.id) >= 0) { return false }
+            if types > 0 || (types == 0 && SQLiteText.order(previous.id, record.id) >= 0) { return nil }
+            if types == 0 {
+                ranges[ranges.count - 1].high = record.id
+            } else {
+                ranges.append(StoreTransaction.IDRange(type: record.type, low: record.id, high: record.id))
+            }
         }
-        return true
+        return ranges
     }
 
     /// Re-stamps pending changes whose clock is more than `maxSkewMillis` ahead of `serverMillis` (the server

@@ -958,18 +958,31 @@ final class StoreTransaction {
     /// sorted by type and id, so each range is the page's own records and the few held between them).
     func heldRecords(among records: some Sequence<RecordRef>) throws -> Set<RecordRef> {
         // Each type's lowest and highest id; a page holds a few types, so they are found by a scan, not hashed.
-        var ranges: [(type: String, low: String, high: String)] = []
+        var ranges: [IDRange] = []
         for record in records {
             guard let place = ranges.firstIndex(where: { $0.type == record.type }) else {
-                ranges.append((record.type, record.id, record.id))
+                ranges.append(IDRange(type: record.type, low: record.id, high: record.id))
                 continue
             }
             // SQLite compares text by its UTF-8 bytes.
             if SQLiteText.precedes(record.id, ranges[place].low) { ranges[place].low = record.id }
             if SQLiteText.precedes(ranges[place].high, record.id) { ranges[place].high = record.id }
         }
+        return try heldRecords(in: ranges)
+    }
+
+    /// A record type's ids from `low` to `high`, both included, in SQLite's order.
+    struct IDRange {
+        let type: String
+        var low: String
+        var high: String
+    }
+
+    /// Which records of `ranges` the store holds, read with one range query each.
+    func heldRecords(in ranges: [IDRange]) throws -> Set<RecordRef> {
         var held = Set<RecordRef>()
-        for (type, low, high) in ranges {
+        for range in ranges {
+            let (type, low, high) = (range.type, range.low, range.high)
             let ids = try String.fetchCursor(
                 db.cachedStatement(sql: "SELECT id FROM record WHERE type = ? AND id >= ? AND id <= ?"),
                 arguments: [type, low, high]
