@@ -86,7 +86,7 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "_CryptoExtras", package: "swift-crypto"),
                 // On Linux, AES-GCM through OpenSSL's libcrypto: each seal and open a few C calls with the key's
-                // schedule made once, where Crypto's took about three times as long (docs/store.md, "Encryption at
+                // schedule made once, where Crypto's took about twice as long (docs/store.md, "Encryption at
                 // rest"). A system library, no build time; on Apple platforms Crypto (CryptoKit) seals alone.
                 .target(name: "COpenSSLCrypto", condition: .when(platforms: [.linux])),
                 // The HTTP client: Foundation's URLSession on Linux aborts the process on a response cut off

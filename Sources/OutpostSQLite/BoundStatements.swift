@@ -80,7 +80,9 @@ extension Database {
     /// steps the statement, so each is bound inside the call that lends its bytes, and `body` runs inside the last
     /// of them. SQLite's copy (`SQLITE_TRANSIENT`) allocated, copied and freed a buffer for every text and blob
     /// bound: in a bootstrap's page writes about half of the binding's time (docs/sync.md, "Thirty-fourth
-    /// session"). The caller clears the bindings (``release(_:)``) before the bytes can go.
+    /// session"). Numbers and NULLs are bound in a loop, not each in a closure of its own (the thirty-second
+    /// session's nesting, which cost more than the copy). The bindings are cleared (``release(_:)``) inside the
+    /// last lending call, before the bytes can go.
     private func withBound<T>(
         _ values: [DatabaseValue],
         _ handle: SQLiteStatement,
@@ -143,6 +145,9 @@ extension Database {
             guard code == SQLITE_OK else { throw failure(code, sql: statement.sql) }
             index += 1
         }
+        // Cleared before the lent bytes can go, whether `body` returns or throws: nothing SQLite runs after (a
+        // reset's trace of the statement's expanded SQL) reads them.
+        defer { Self.release(handle) }
         return try body()
     }
 

@@ -52,14 +52,18 @@ struct StoreCipherTests {
             Self.expectRefused { try cipher.open(altered, .state, of: Self.task) }
             Self.expectRefused { try cipher.openWithCrypto(altered, .state, of: Self.task) }
         }
-        Self.expectRefused { try cipher.open(sealed.dropLast(), .state, of: Self.task) }
-        Self.expectRefused { try cipher.open(sealed.prefix(StoreCipher.overhead - 1), .state, of: Self.task) }
-        Self.expectRefused { try cipher.open(sealed, .change, of: Self.task) }
-        Self.expectRefused {
-            try cipher.open(sealed, .state, of: RecordRef(type: "task", id: "tsk_01JWMCKG2QYPGM5CV17B38YQ0Y"))
+        // Cut short, another purpose, another record, another key: refused by both.
+        let otherKey = StoreCipher(key: SymmetricKey(size: .bits256))
+        let otherTask = RecordRef(type: "task", id: "tsk_01JWMCKG2QYPGM5CV17B38YQ0Y")
+        for blob in [sealed.dropLast(), sealed.prefix(StoreCipher.overhead - 1)] {
+            Self.expectRefused { try cipher.open(blob, .state, of: Self.task) }
+            Self.expectRefused { try cipher.openWithCrypto(blob, .state, of: Self.task) }
         }
-        Self.expectRefused {
-            try StoreCipher(key: SymmetricKey(size: .bits256)).open(sealed, .state, of: Self.task)
+        for (opener, purpose, record) in [
+            (cipher, StoreCipher.Purpose.change, Self.task), (cipher, .state, otherTask), (otherKey, .state, Self.task),
+        ] {
+            Self.expectRefused { try opener.open(sealed, purpose, of: record) }
+            Self.expectRefused { try opener.openWithCrypto(sealed, purpose, of: record) }
         }
         // A refusal leaves the cipher as it was: the blob still opens.
         #expect(try cipher.open(sealed, .state, of: Self.task) == plain)

@@ -1,4 +1,4 @@
-#if canImport(COpenSSLCrypto)
+#if os(Linux) && canImport(COpenSSLCrypto)
 import COpenSSLCrypto
 @preconcurrency import Crypto
 import Foundation
@@ -27,8 +27,8 @@ final class OpenSSLGCM: Sendable {
         opening = Pool(key: key, encrypting: false)
     }
 
-    /// `prefix`, then a random nonce, the ciphertext of `plain` and the tag; `nil` if OpenSSL or the system's
-    /// random source failed.
+    /// `prefix`, then a random nonce (``StoreCipher/fillRandom(_:)``), the ciphertext of `plain` and the tag; `nil`
+    /// if OpenSSL failed.
     func seal(_ plain: [UInt8], authenticating associated: [UInt8], after prefix: [UInt8]) -> Data? {
         guard plain.count <= Int(Int32.max) - Self.tagSize, let context = sealing.take() else { return nil }
         var blob = Data(count: prefix.count + Self.nonceSize + plain.count + Self.tagSize)
@@ -37,8 +37,8 @@ final class OpenSSLGCM: Sendable {
             base.initialize(from: prefix, count: prefix.count)
             let nonce = base + prefix.count
             let cipherText = nonce + Self.nonceSize
-            guard Self.random(nonce, count: Self.nonceSize),
-                EVP_EncryptInit_ex(context.handle, nil, nil, nil, nonce) == 1,
+            StoreCipher.fillRandom(UnsafeMutableRawBufferPointer(start: nonce, count: Self.nonceSize))
+            guard EVP_EncryptInit_ex(context.handle, nil, nil, nil, nonce) == 1,
                 Self.update(context, associated, encrypting: true)
             else { return false }
             var written: Int32 = 0
@@ -110,16 +110,6 @@ final class OpenSSLGCM: Sendable {
         }
     }
 
-    /// `count` random bytes at `bytes`, read from the system's random source in one call when it can (a nonce is
-    /// read when it is used: no random bytes are kept in the process, so a forked child never seals with its
-    /// parent's nonces), else from `SystemRandomNumberGenerator`.
-    private static func random(_ bytes: UnsafeMutablePointer<UInt8>, count: Int) -> Bool {
-        if getentropy(bytes, count) == 0 { return true }
-        var generator = SystemRandomNumberGenerator()
-        for index in 0..<count { bytes[index] = generator.next() }
-        return true
-    }
-
     /// An OpenSSL cipher context with the key set, used by one thread at a time.
     struct Context: @unchecked Sendable {
         let handle: OpaquePointer
@@ -130,6 +120,8 @@ final class OpenSSLGCM: Sendable {
         /// Contexts kept for reuse; more in use at once are freed when given back.
         static let capacity = 8
 
+        /// Read only, to key a new context. Crypto does not mark `SymmetricKey` `Sendable`; it is a value whose
+        /// bytes never change once made, and nothing here writes it.
         let key: SymmetricKey
         let encrypting: Bool
         private let idle = Mutex<[Context]>([])

@@ -34,14 +34,14 @@ struct StoreCipher: Sendable {
 
     /// The data key (256 bits): random per store, wrapped in the store by the passphrase or key file.
     let key: SymmetricKey
-    #if canImport(COpenSSLCrypto)
+    #if os(Linux) && canImport(COpenSSLCrypto)
     /// On Linux, the seals and opens: OpenSSL's AES-GCM, which keeps the key's schedule between calls.
     private let openSSL: OpenSSLGCM
     #endif
 
     init(key: SymmetricKey) {
         self.key = key
-        #if canImport(COpenSSLCrypto)
+        #if os(Linux) && canImport(COpenSSLCrypto)
         openSSL = OpenSSLGCM(key: key)
         #endif
     }
@@ -54,7 +54,7 @@ struct StoreCipher: Sendable {
 
     /// Seals a plain row of `record`.
     func seal(_ plain: [UInt8], _ purpose: Purpose, of record: RecordRef) throws(CRDTError) -> Data {
-        #if canImport(COpenSSLCrypto)
+        #if os(Linux) && canImport(COpenSSLCrypto)
         guard let blob = openSSL.seal(plain, authenticating: Self.associatedData(purpose, record), after: Self.marker)
         else { throw Self.unsealable(record, "OpenSSL failed") }
         return blob
@@ -100,20 +100,27 @@ struct StoreCipher: Sendable {
         return AES.GCM.Nonce()
         #else
         return withUnsafeTemporaryAllocation(byteCount: 12, alignment: 1) { bytes in
-            guard getentropy(bytes.baseAddress!, bytes.count) == 0,
-                let nonce = try? AES.GCM.Nonce(data: UnsafeRawBufferPointer(bytes))
-            else { return AES.GCM.Nonce() }
-            return nonce
+            fillRandom(bytes)
+            return (try? AES.GCM.Nonce(data: UnsafeRawBufferPointer(bytes))) ?? AES.GCM.Nonce()
         }
         #endif
     }
 
+    /// Fills `bytes` (a nonce: at most 256 bytes) from the system's random source in one call, or, should that
+    /// fail, from `SystemRandomNumberGenerator`; read when used, never kept (``randomNonce()``).
+    static func fillRandom(_ bytes: UnsafeMutableRawBufferPointer) {
+        guard let base = bytes.baseAddress else { return }
+        if getentropy(base, bytes.count) == 0 { return }
+        var generator = SystemRandomNumberGenerator()
+        for index in bytes.indices { bytes[index] = generator.next() }
+    }
+
     /// Opens a sealed blob of `record` and returns the plain row.
     func open(_ blob: Data, _ purpose: Purpose, of record: RecordRef) throws(CRDTError) -> [UInt8] {
+        #if os(Linux) && canImport(COpenSSLCrypto)
         guard Self.isSealed(blob), blob.count >= Self.overhead else {
             throw Self.unauthentic(purpose, of: record, "is not encrypted")
         }
-        #if canImport(COpenSSLCrypto)
         guard
             let plain = openSSL.open(
                 blob,
