@@ -75,6 +75,28 @@ struct ProjectionTokenTests {
         #expect(try codec.comparable(stored, table: task) == (try codec.encode(row, table: task, sealing: false)))
     }
 
+    /// A row given up to its encoding (`encode(taking:table:)`, the bulk writes' path) is stored as the row lent
+    /// would be, in every table, plain or encrypted; a plain store takes the row's own values.
+    @Test func aRowGivenUpIsStoredAsARowLent() throws {
+        for codec in [ProjectionCodec(cipher: nil), ProjectionCodec(cipher: StoreCipher(key: Self.dataKey))] {
+            for table in Projection.allTables {
+                let values = table.columns.enumerated().map { index, column in
+                    index == 0 ? "tsk_01JWMCKG2QYPGM5CV17B38YQ0Z".databaseValue : "\(column) value".databaseValue
+                }
+                var given = Projection.Row(table: table.name, values: values, extra: ["a", "b"])
+                let lent = given
+                let stored = try codec.encode(taking: &given, table: table)
+                #expect(stored.count == table.storedColumns.count, "\(table.name)")
+                #expect(
+                    try codec.comparable(stored, table: table)
+                        == (try codec.encode(lent, table: table, sealing: false)),
+                    "\(table.name)"
+                )
+                if !codec.isEncrypted { #expect(stored == (try codec.encode(lent, table: table)), "\(table.name)") }
+            }
+        }
+    }
+
     /// Tokens are kept per column once made: a value asked for again, in the same column or in another, and
     /// values past the number kept, all give the keyed hash of their own value.
     @Test func keptTokensAreEachValuesOwnInItsOwnColumn() {

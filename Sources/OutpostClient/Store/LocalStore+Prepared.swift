@@ -66,10 +66,15 @@ extension LocalStore {
     /// in stored form (sealed, in an encrypted store). A snapshot's records and an import's are projected by these,
     /// computed before the write (``prepare(_:_:)``, ``RecordDrafter``).
     func projectionInserts(of record: RecordRef, _ state: RecordState) throws -> [ProjectionInsert] {
+        // Each row given up to its encoding: a plain store's takes the row's values as they are.
+        var rows = Projection.rows(of: record, state)
         var inserts: [ProjectionInsert] = []
-        for row in Projection.rows(of: record, state) {
-            guard let position = Projection.position(ofTable: row.table) else { continue }
-            inserts.append((position, try codec.projection.encode(row, table: Projection.allTables[position])))
+        inserts.reserveCapacity(rows.count)
+        for index in rows.indices {
+            guard let position = Projection.position(ofTable: rows[index].table) else { continue }
+            inserts.append(
+                (position, try codec.projection.encode(taking: &rows[index], table: Projection.allTables[position]))
+            )
         }
         return inserts
     }
