@@ -177,9 +177,9 @@ struct ProjectionCodec: Sendable {
         return (values, extra)
     }
 
-    /// ``encode(_:table:sealing:)`` of a row its caller gives up (left with no values): in a plain store the stored
-    /// columns are the row's own values, the main table's NULL `sealed` appended in place, not a copy of them (the
-    /// copy, retaining every value, was about an eighth of an import's drafting thread).
+    /// ``encode(_:table:sealing:)`` of a row its caller gives up: in a plain store the stored columns are the row's
+    /// own values, taken from it (the row is left with none) with the main table's NULL `sealed` appended, not a
+    /// copy of them (the copy, retaining every value, was about an eighth of an import's drafting thread).
     func encode(taking row: inout Projection.Row, table: Projection.Table) throws -> [DatabaseValue] {
         guard cipher == nil || codings[table.name] == nil else { return try encode(row, table: table) }
         var values: [DatabaseValue] = []

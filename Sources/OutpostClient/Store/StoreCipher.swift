@@ -93,8 +93,9 @@ struct StoreCipher: Sendable {
     /// `SystemRandomNumberGenerator`: two `getrandom` system calls per seal, and a bootstrap seals about 133,000
     /// rows. `getentropy` reads them in one. Each nonce is read when it is used: no random bytes are kept in the
     /// process, so a forked child does not seal with its parent's nonces (docs/sync.md, "Twenty-fourth session").
-    /// Should the call fail, the nonce comes from `AES.GCM.Nonce()`. On Apple platforms `AES.GCM.Nonce()` is
-    /// CryptoKit's, which draws its bytes without a system call per nonce, and is kept.
+    /// Should the call fail, the bytes come from `SystemRandomNumberGenerator` (``fillRandom(_:)``). On Apple
+    /// platforms `AES.GCM.Nonce()` is CryptoKit's, which draws its bytes without a system call per nonce, and is
+    /// kept.
     static func randomNonce() -> AES.GCM.Nonce {
         #if canImport(Darwin)
         return AES.GCM.Nonce()
@@ -106,6 +107,7 @@ struct StoreCipher: Sendable {
         #endif
     }
 
+    #if !canImport(Darwin)
     /// Fills `bytes` (a nonce: at most 256 bytes) from the system's random source in one call, or, should that
     /// fail, from `SystemRandomNumberGenerator`; read when used, never kept (``randomNonce()``).
     static func fillRandom(_ bytes: UnsafeMutableRawBufferPointer) {
@@ -114,6 +116,7 @@ struct StoreCipher: Sendable {
         var generator = SystemRandomNumberGenerator()
         for index in bytes.indices { bytes[index] = generator.next() }
     }
+    #endif
 
     /// Opens a sealed blob of `record` and returns the plain row.
     func open(_ blob: Data, _ purpose: Purpose, of record: RecordRef) throws(CRDTError) -> [UInt8] {
