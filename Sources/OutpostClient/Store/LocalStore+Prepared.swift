@@ -46,7 +46,7 @@ extension LocalStore {
     /// Merges one prepared page of a snapshot; with `checkpoint`, also records where to pull from afterwards.
     @discardableResult
     public func applySnapshot(_ page: PreparedSnapshot, checkpoint: String?) throws(ClientError) -> ApplyReport {
-        try applyPage(changes: [], records: page.records, forms: page.forms, removed: [], checkpoint: checkpoint)
+        try applyPage(changes: [], records: page.records, forms: page.forms, removed: [], checkpoint: checkpoint).report
     }
 
     /// The form `record` is written in when the store does not hold it and its state is `state`.

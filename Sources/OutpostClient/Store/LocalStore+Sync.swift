@@ -145,29 +145,7 @@ extension LocalStore {
     )
         throws(ClientError) -> ApplyReport
     {
-        try applyPage(changes: changes, records: records, forms: nil, removed: removed, checkpoint: checkpoint)
-    }
-
-    /// ``applyPage(changes:records:removed:checkpoint:)`` with the records' forms prepared beforehand
-    /// (``prepare(_:)``), in the records' order.
-    func applyPage(
-        changes: [Change],
-        records: [SnapshotRecord],
-        forms: [PreparedRecord?]?,
-        removed: [String],
-        checkpoint: String?
-    )
-        throws(ClientError) -> ApplyReport
-    {
-        try applyPage(
-            changes: changes,
-            records: records,
-            forms: forms,
-            removed: removed,
-            checkpoint: checkpoint,
-            preloaded: nil,
-            unprojected: nil
-        ).report
+        try applyPage(changes: changes, records: records, forms: nil, removed: removed, checkpoint: checkpoint).report
     }
 
     /// What ``applyPage(changes:records:forms:removed:checkpoint:preloaded:unprojected:)`` did.
@@ -180,7 +158,8 @@ extension LocalStore {
         var writtenAtOnce: Int
     }
 
-    /// ``applyPage(changes:records:forms:removed:checkpoint:)`` taking the records its changes touch from
+    /// ``applyPage(changes:records:removed:checkpoint:)`` with the records' forms prepared beforehand
+    /// (``prepare(_:)``, in the records' order; `nil`: none), taking the records its changes touch from
     /// `preloaded` where they are still as read (``usable(_:generation:written:)``); `preloadedUsed` counts the
     /// records taken so. `unprojected` is the page's ``Projection/unprojected(by:carrying:)`` of `changes` and
     /// `records` when the caller has it already (a pipelined pull works it out for its read ahead, off the
@@ -191,8 +170,8 @@ extension LocalStore {
         forms: [PreparedRecord?]?,
         removed: [String],
         checkpoint: String?,
-        preloaded: PreloadedRecords?,
-        unprojected: Set<RecordRef>?
+        preloaded: PreloadedRecords? = nil,
+        unprojected: Set<RecordRef>? = nil
     )
         throws(ClientError) -> AppliedPage
     {

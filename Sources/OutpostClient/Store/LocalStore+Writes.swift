@@ -982,12 +982,11 @@ final class StoreTransaction {
     func heldRecords(in ranges: [IDRange]) throws -> Set<RecordRef> {
         var held = Set<RecordRef>()
         for range in ranges {
-            let (type, low, high) = (range.type, range.low, range.high)
             let ids = try String.fetchCursor(
                 db.cachedStatement(sql: "SELECT id FROM record WHERE type = ? AND id >= ? AND id <= ?"),
-                arguments: [type, low, high]
+                arguments: [range.type, range.low, range.high]
             )
-            while let id = try ids.next() { held.insert(RecordRef(type: type, id: id)) }
+            while let id = try ids.next() { held.insert(RecordRef(type: range.type, id: id)) }
         }
         return held
     }
