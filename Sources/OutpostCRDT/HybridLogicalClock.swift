@@ -63,6 +63,32 @@ public struct HybridLogicalClock: Sendable, Hashable {
         return latest
     }
 
+    /// Merges `count` timestamps received from another replica, each earlier than `wallMillis`, without reading
+    /// them: the clock ends where `count` calls of ``receive(_:wallMillis:)`` with them would leave it, in any
+    /// order. A timestamp behind the wall clock is neither refused nor continued from, so each such call is a
+    /// ``tick(wallMillis:)``: the first moves the clock to the wall clock when it is behind, each one after to
+    /// the successor (a counter past its largest value carries into the millisecond, as a tick's does).
+    ///
+    /// A replica applying a page of received states counts their writes and notes the latest millisecond once,
+    /// off its writer; `latestMillis` is that latest millisecond, and the call does nothing unless it is below
+    /// `wallMillis` (then the caller receives each timestamp on its own).
+    ///
+    /// - Returns: whether the clock took the timestamps (`latestMillis < wallMillis`).
+    @discardableResult
+    public mutating func receive(count: Int, latestMillis: UInt64, wallMillis: UInt64) -> Bool {
+        guard latestMillis < wallMillis else { return false }
+        guard count > 0 else { return true }
+        var remaining = UInt64(count)
+        if wallMillis > latest.millis {
+            latest = Timestamp(millis: wallMillis, counter: 0)
+            remaining -= 1
+        }
+        // Successors as one number: the millisecond above the counter's 32 bits.
+        let counter = UInt64(latest.counter) + remaining
+        latest = Timestamp(millis: latest.millis + (counter >> 32), counter: UInt32(truncatingIfNeeded: counter))
+        return true
+    }
+
     /// Checks that `remote` is at most `maxSkewMillis` ahead of `wallMillis`.
     ///
     /// - Throws: ``ClockSkewError`` naming how far ahead the timestamp is.

@@ -72,6 +72,20 @@ public struct RecordState: Sendable, Hashable, Codable {
         return fields
     }
 
+    /// How many live writes the fields hold, and the latest millisecond among their clocks (0 when none): what
+    /// ``HybridLogicalClock/receive(count:latestMillis:wallMillis:)`` takes for a state received whole.
+    public var liveClocks: (count: Int, latestMillis: UInt64) {
+        var count = 0
+        var latest: UInt64 = 0
+        // Read in place, by position: a field or write copied out retains and releases its strings.
+        for field in sortedFields.indices {
+            let live = sortedFields[field].state.live
+            count += live.count
+            for write in live.indices where live[write].clock.millis > latest { latest = live[write].clock.millis }
+        }
+        return (count, latest)
+    }
+
     /// Makes room for `count` fields (a record folded from its changes: the fields are written one by one).
     public mutating func reserveFields(_ count: Int) {
         sortedFields.reserveCapacity(count)

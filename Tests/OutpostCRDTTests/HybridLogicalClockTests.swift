@@ -118,6 +118,42 @@ struct HybridLogicalClockTests {
         #expect(ahead == Timestamp(millis: 5_001, counter: 0))
     }
 
+    /// Timestamps behind the wall clock, received by count and their latest millisecond, move the clock as
+    /// receiving each of them would: from a clock behind the wall clock, at it, ahead of it, and with its counter
+    /// close to carrying into the next millisecond. At or ahead of the wall clock they are not taken.
+    @Test(arguments: propertySeeds.prefix(100))
+    func timestampsBehindTheWallClockReceivedByCountAsEachWouldBe(seed: UInt64) {
+        var random = SeededGenerator(seed: seed)
+        let wall = UInt64.random(in: 1_000...1_000_000, using: &random)
+        let start = Timestamp(
+            millis: [wall - 1, wall, wall + UInt64.random(in: 1...5_000, using: &random), 0].randomElement(
+                using: &random
+            )!,
+            counter: Bool.random(using: &random)
+                ? UInt32.random(in: 0...10, using: &random) : .max - UInt32.random(in: 0...3, using: &random)
+        )
+        let count = Int.random(in: 0...12, using: &random)
+        let remotes = (0..<count).map { _ in
+            Timestamp(
+                millis: UInt64.random(in: 0..<wall, using: &random),
+                counter: Bool.random(using: &random) ? .max : UInt32.random(in: 0...5, using: &random)
+            )
+        }
+        var oneByOne = HybridLogicalClock(latest: start)
+        for remote in remotes { #expect(throws: Never.self) { try oneByOne.receive(remote, wallMillis: wall) } }
+        var counted = HybridLogicalClock(latest: start)
+        let latestMillis = remotes.map(\.millis).max() ?? 0
+        let taken = counted.receive(count: count, latestMillis: latestMillis, wallMillis: wall)
+        #expect(taken)
+        #expect(counted.latest == oneByOne.latest, "seed \(seed): \(count) from \(start) at \(wall)")
+
+        var untouched = HybridLogicalClock(latest: start)
+        let atTheWall = untouched.receive(count: count + 1, latestMillis: wall, wallMillis: wall)
+        let ahead = untouched.receive(count: count + 1, latestMillis: wall + 1, wallMillis: wall)
+        #expect(!atTheWall && !ahead)
+        #expect(untouched.latest == start)
+    }
+
     @Test func timestampsOrderByMillisThenCounter() {
         #expect(Timestamp(millis: 1, counter: 9) < Timestamp(millis: 2, counter: 0))
         #expect(Timestamp(millis: 2, counter: 0) < Timestamp(millis: 2, counter: 1))

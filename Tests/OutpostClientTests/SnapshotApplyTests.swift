@@ -262,6 +262,74 @@ struct SnapshotApplyTests {
         #expect(written.count == refs.count && Set(written) == Set(refs))
     }
 
+    /// A prepared page's clocks are received as counted when prepared (``PreparedRecord/clocks``), all at once, when
+    /// they are behind the device's wall clock, and one by one otherwise: either way the device's clock ends where
+    /// receiving each write's clock would leave it, whether its wall clock is ahead of the page, behind it, or behind
+    /// the device's own clock.
+    @Test(
+        arguments: [
+            (wall: 1_700_000_100_000, ownLatest: nil),  // the page is behind the wall clock: counted at once
+            (wall: 1_700_000_000_500, ownLatest: nil),  // the page's last clocks are ahead of the wall clock
+            (wall: 1_700_000_100_000, ownLatest: 1_700_000_200_000),  // the device's clock is ahead of its wall clock
+        ] as [(wall: UInt64, ownLatest: UInt64?)]
+    )
+    func aPreparedPagesClocksAreReceivedAsEachWriteWouldBe(wall: UInt64, ownLatest: UInt64?) throws {
+        let officeClock = TestClock()
+        let office = try LocalStore.create(
+            at: temporaryStorePath(),
+            replicaID: ReplicaID("office"),
+            configuration: .init(schema: testSchema, ownerField: ["task": "patient"], wallClock: officeClock)
+        )
+        for (index, patient) in patients.enumerated() {
+            officeClock.millis += 100
+            try office.commit(
+                [.assign(patient, "phone", .string("555-01\(index)")), .add(patient, "conditions", "E11.9")],
+                author: "per_1",
+                site: nil
+            )
+            try office.commit([.append(patient, "notes", .string("visit \(index)"))], author: "per_1", site: nil)
+        }
+        let page = try patients.map { SnapshotRecord(record: $0, state: try #require(try office.record($0))) }
+        #expect(page.reduce(0) { $0 + $1.state.liveClocks.count } == 3 * patients.count)
+        #expect(page.map(\.state.liveClocks.latestMillis).max() == officeClock.millis)
+
+        func laptop() throws -> LocalStore {
+            let clock = TestClock()
+            let store = try LocalStore.create(
+                at: temporaryStorePath(),
+                replicaID: ReplicaID("laptop"),
+                configuration: .init(schema: testSchema, ownerField: ["task": "patient"], wallClock: clock)
+            )
+            if let ownLatest {
+                // An edit of the laptop's own stamped at a wall clock that has since gone back.
+                clock.millis = ownLatest
+                try store.commit(
+                    [.assign(RecordRef(type: "task", id: "tsk_1"), "status", "ready")],
+                    author: "per_2",
+                    site: nil
+                )
+            }
+            clock.millis = wall
+            return store
+        }
+        let prepared = try laptop()
+        let unprepared = try laptop()
+        let snapshot = prepared.prepare(page)
+        #expect(snapshot.preparedCount == page.count)
+        #expect(try prepared.applySnapshot(snapshot, checkpoint: "1").applied == page.count)
+        #expect(try unprepared.applySnapshot(page, checkpoint: "1").applied == page.count)
+
+        // What receiving each write's clock gives, worked out apart.
+        var expected = HybridLogicalClock(latest: ownLatest.map { Timestamp(millis: $0, counter: 0) } ?? .zero)
+        for record in page {
+            for field in record.state.sortedFields {
+                for write in field.state.live { _ = try? expected.receive(write.clock, wallMillis: wall) }
+            }
+        }
+        #expect(try unprepared.status().clock == expected.latest)
+        #expect(try prepared.status().clock == expected.latest)
+    }
+
     /// A page in key order gives each type's run as one range of ids, first to last; a page out of order, or naming
     /// a record twice (byte for byte, whatever Swift's own equality says), gives none and takes the general path.
     @Test func aPageInKeyOrderGivesEachTypesRangeOfIds() {

@@ -19,6 +19,10 @@ struct PreparedRecord: Sendable {
     var projection: [ProjectionInsert]
     /// The register fields whose concurrent values await review.
     var conflicts: [String]
+    /// How many live writes the state holds and their latest millisecond (``RecordState/liveClocks``): the
+    /// device's clock receives them from these when they are behind its wall clock, without reading them on the
+    /// writer.
+    var clocks: (count: Int, latestMillis: UInt64)
 }
 
 /// A snapshot page's records with each one prepared for a store that does not hold it
@@ -58,7 +62,8 @@ extension LocalStore {
                 bytes.databaseValue,
             ],
             projection: try projectionInserts(of: record, state),
-            conflicts: conflictedFields(of: record, state)
+            conflicts: conflictedFields(of: record, state),
+            clocks: state.liveClocks
         )
     }
 

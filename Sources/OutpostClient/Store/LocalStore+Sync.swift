@@ -202,17 +202,27 @@ extension LocalStore {
                     ?? transaction.heldRecords(among: records.lazy.map(\.record))
             // A snapshot page whose records are each named once (in key order, as the server sends them): a record
             // new to the store is written at once from its prepared form (``StoreTransaction/writeNew(_:_:_:)``).
-            let writesNew = changes.isEmpty && forms?.count == records.count && ordered != nil
+            let formed = forms?.count == records.count
+            let writesNew = changes.isEmpty && formed && ordered != nil
             for (index, record) in records.enumerated() {
-                // Every write's clock, read in place: a field or write copied out retains and releases its strings.
-                let fields = record.state.sortedFields
-                for position in fields.indices {
-                    let live = fields[position].state.live
-                    for write in live.indices {
-                        _ = try? transaction.clock.receive(live[write].clock, wallMillis: now)
+                let form: PreparedRecord? = if formed, let forms { forms[index] } else { nil }
+                // Every write's clock: counted when the record was prepared (off the writer), all at once when all are
+                // behind the wall clock; otherwise each one, read in place (a field or write copied out retains and
+                // releases its strings).
+                let clocks = form?.clocks
+                let received =
+                    clocks.map {
+                        transaction.clock.receive(count: $0.count, latestMillis: $0.latestMillis, wallMillis: now)
+                    } ?? false
+                if !received {
+                    let fields = record.state.sortedFields
+                    for position in fields.indices {
+                        let live = fields[position].state.live
+                        for write in live.indices {
+                            _ = try? transaction.clock.receive(live[write].clock, wallMillis: now)
+                        }
                     }
                 }
-                let form = forms.flatMap { index < $0.count ? $0[index] : nil }
                 let isHeld = !held.isEmpty && held.contains(record.record)
                 let isNew: Bool
                 if writesNew, !isHeld, let form {
