@@ -70,8 +70,8 @@ public struct HybridLogicalClock: Sendable, Hashable {
     /// the successor (a counter past its largest value carries into the millisecond, as a tick's does).
     ///
     /// A replica applying a page of received states counts their writes and notes the latest millisecond once,
-    /// off its writer; `latestMillis` is that latest millisecond, and the call does nothing unless it is below
-    /// `wallMillis` (then the caller receives each timestamp on its own).
+    /// off its writer; `latestMillis` is that latest millisecond. When it is not below `wallMillis` the call does
+    /// nothing, and the caller receives each timestamp on its own.
     ///
     /// - Returns: whether the clock took the timestamps (`latestMillis < wallMillis`).
     @discardableResult

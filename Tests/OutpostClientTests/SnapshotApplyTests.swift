@@ -269,7 +269,9 @@ struct SnapshotApplyTests {
     @Test(
         arguments: [
             (wall: 1_700_000_100_000, ownLatest: nil),  // the page is behind the wall clock: counted at once
-            (wall: 1_700_000_000_500, ownLatest: nil),  // the page's last clocks are ahead of the wall clock
+            // The page's last two records reach the wall clock: the first four are counted, the last two received one
+            // write at a time.
+            (wall: 1_700_000_000_500, ownLatest: nil),
             (wall: 1_700_000_100_000, ownLatest: 1_700_000_200_000),  // the device's clock is ahead of its wall clock
         ] as [(wall: UInt64, ownLatest: UInt64?)]
     )

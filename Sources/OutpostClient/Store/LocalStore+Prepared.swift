@@ -9,9 +9,10 @@ import OutpostSQLite
 typealias ProjectionInsert = (table: Int, values: [DatabaseValue])
 
 /// A record new to the store, made ready to be written: its encoded (sealed, in an encrypted store) state, its
-/// owner, its projected rows in their stored form, and its fields in conflict. Everything here is computed
-/// from the record's state alone, so it can be computed before the write transaction, off SQLite's one
-/// writer (``LocalStore/prepare(_:)``): a bootstrap prepares page N+1 while it writes page N.
+/// owner, its projected rows in their stored form, and its fields in conflict; for a snapshot page's record, also
+/// its writes' clocks counted. Everything here is computed from the record's state alone, so it can be computed
+/// before the write transaction, off SQLite's one writer (``LocalStore/prepare(_:)``): a bootstrap prepares page
+/// N+1 while it writes page N.
 struct PreparedRecord: Sendable {
     /// The values of the record table's insert: type, id, owner, state.
     var row: [DatabaseValue]
@@ -19,10 +20,11 @@ struct PreparedRecord: Sendable {
     var projection: [ProjectionInsert]
     /// The register fields whose concurrent values await review.
     var conflicts: [String]
-    /// How many live writes the state holds and their latest millisecond (``RecordState/liveClocks``): the
+    /// How many live writes the state holds and their latest millisecond (``RecordState/liveClocks``), counted
+    /// for a snapshot page's record (``LocalStore/prepare(_:)``; `nil` for one prepared inside the write): the
     /// device's clock receives them from these when they are behind its wall clock, without reading them on the
-    /// writer.
-    var clocks: (count: Int, latestMillis: UInt64)
+    /// writer, whether the record is new to the store or merged.
+    var clocks: (count: Int, latestMillis: UInt64)?
 }
 
 /// A snapshot page's records with each one prepared for a store that does not hold it
@@ -41,10 +43,13 @@ public struct PreparedSnapshot: Sendable {
 extension LocalStore {
     /// Prepares a snapshot page's records for ``applySnapshot(_:checkpoint:)-(PreparedSnapshot,_)``: the work
     /// that depends on a record's state alone, done outside the write transaction (and on another thread than
-    /// the one writing the previous page). A record the store turns out to hold is merged as usual and its
-    /// prepared form is not used.
+    /// the one writing the previous page). A record the store turns out to hold is merged as usual: of its
+    /// prepared form only its clocks' count is used.
     public func prepare(_ records: [SnapshotRecord]) -> PreparedSnapshot {
-        PreparedSnapshot(records: records, forms: records.map { try? prepare($0.record, $0.state) })
+        PreparedSnapshot(
+            records: records,
+            forms: records.map { try? prepare($0.record, $0.state, countingClocks: true) }
+        )
     }
 
     /// Merges one prepared page of a snapshot; with `checkpoint`, also records where to pull from afterwards.
@@ -53,8 +58,9 @@ extension LocalStore {
         try applyPage(changes: [], records: page.records, forms: page.forms, removed: [], checkpoint: checkpoint).report
     }
 
-    /// The form `record` is written in when the store does not hold it and its state is `state`.
-    func prepare(_ record: RecordRef, _ state: RecordState) throws -> PreparedRecord {
+    /// The form `record` is written in when the store does not hold it and its state is `state`; with
+    /// `countingClocks`, its writes' clocks counted too (a snapshot page's record, prepared off the writer).
+    func prepare(_ record: RecordRef, _ state: RecordState, countingClocks: Bool = false) throws -> PreparedRecord {
         let bytes = try codec.encode(state, of: record)
         return PreparedRecord(
             row: [
@@ -63,7 +69,7 @@ extension LocalStore {
             ],
             projection: try projectionInserts(of: record, state),
             conflicts: conflictedFields(of: record, state),
-            clocks: state.liveClocks
+            clocks: countingClocks ? state.liveClocks : nil
         )
     }
 

@@ -203,6 +203,7 @@ extension LocalStore {
             // A snapshot page whose records are each named once (in key order, as the server sends them): a record
             // new to the store is written at once from its prepared form (``StoreTransaction/writeNew(_:_:_:)``).
             let formed = forms?.count == records.count
+            assert(forms == nil || formed, "a page's prepared forms are not its records'")
             let writesNew = changes.isEmpty && formed && ordered != nil
             for (index, record) in records.enumerated() {
                 let form: PreparedRecord? = if formed, let forms { forms[index] } else { nil }

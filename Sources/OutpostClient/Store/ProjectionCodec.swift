@@ -196,7 +196,8 @@ struct ProjectionCodec: Sendable {
             return row.values + (table.hasSealed ? [.null] : [])
         }
         var stored: [DatabaseValue] = []
-        stored.reserveCapacity(table.storedColumns.count)
+        // Counted, not made: `storedColumns` builds a list for every row.
+        stored.reserveCapacity(table.columns.count + (table.hasSealed ? 1 : 0))
         for (index, coding) in codings.enumerated() {
             switch coding.kind {
             case .identifier: stored.append(row.values[index])
