@@ -73,9 +73,9 @@ public struct HybridLogicalClock: Sendable, Hashable {
     /// off its writer; `latestMillis` is that latest millisecond. When it is not below `wallMillis` the call does
     /// nothing, and the caller receives each timestamp on its own.
     ///
-    /// - Returns: whether the clock took the timestamps (`latestMillis < wallMillis`).
-    @discardableResult
-    public mutating func receive(count: Int, latestMillis: UInt64, wallMillis: UInt64) -> Bool {
+    /// - Returns: whether the clock took the timestamps (`latestMillis < wallMillis`); when it did not, the caller
+    ///   must receive each one.
+    package mutating func receive(count: Int, latestMillis: UInt64, wallMillis: UInt64) -> Bool {
         guard latestMillis < wallMillis else { return false }
         guard count > 0 else { return true }
         var remaining = UInt64(count)

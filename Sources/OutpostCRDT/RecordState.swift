@@ -74,7 +74,7 @@ public struct RecordState: Sendable, Hashable, Codable {
 
     /// How many live writes the fields hold, and the latest millisecond among their clocks (0 when none): what
     /// ``HybridLogicalClock/receive(count:latestMillis:wallMillis:)`` takes for a state received whole.
-    public var liveClocks: (count: Int, latestMillis: UInt64) {
+    package var liveClockSummary: (count: Int, latestMillis: UInt64) {
         var count = 0
         var latest: UInt64 = 0
         // Read in place, by position: a field or write copied out retains and releases its strings.

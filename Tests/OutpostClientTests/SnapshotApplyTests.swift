@@ -264,8 +264,8 @@ struct SnapshotApplyTests {
 
     /// A prepared page's clocks are received as counted when prepared (``PreparedRecord/clocks``), all at once, when
     /// they are behind the device's wall clock, and one by one otherwise: either way the device's clock ends where
-    /// receiving each write's clock would leave it, whether its wall clock is ahead of the page, behind it, or behind
-    /// the device's own clock.
+    /// receiving each write's clock would leave it, whether its wall clock is ahead of the page, partly behind it, or
+    /// behind the device's own clock.
     @Test(
         arguments: [
             (wall: 1_700_000_100_000, ownLatest: nil),  // the page is behind the wall clock: counted at once
@@ -292,8 +292,8 @@ struct SnapshotApplyTests {
             try office.commit([.append(patient, "notes", .string("visit \(index)"))], author: "per_1", site: nil)
         }
         let page = try patients.map { SnapshotRecord(record: $0, state: try #require(try office.record($0))) }
-        #expect(page.reduce(0) { $0 + $1.state.liveClocks.count } == 3 * patients.count)
-        #expect(page.map(\.state.liveClocks.latestMillis).max() == officeClock.millis)
+        #expect(page.reduce(0) { $0 + $1.state.liveClockSummary.count } == 3 * patients.count)
+        #expect(page.map(\.state.liveClockSummary.latestMillis).max() == officeClock.millis)
 
         func laptop() throws -> LocalStore {
             let clock = TestClock()
@@ -318,6 +318,10 @@ struct SnapshotApplyTests {
         let unprepared = try laptop()
         let snapshot = prepared.prepare(page)
         #expect(snapshot.preparedCount == page.count)
+        // Each form carries its record's clocks counted; so many of them are behind the wall clock.
+        #expect(snapshot.forms.map { $0?.clocks?.count } == page.map { $0.state.liveClockSummary.count })
+        let counted = snapshot.forms.filter { ($0?.clocks?.latestMillis).map { $0 < wall } ?? false }.count
+        #expect(counted == (wall == 1_700_000_000_500 ? 4 : page.count))
         #expect(try prepared.applySnapshot(snapshot, checkpoint: "1").applied == page.count)
         #expect(try unprepared.applySnapshot(page, checkpoint: "1").applied == page.count)
 

@@ -151,7 +151,8 @@ struct WireBenchmark: ParsableCommand {
             )
         }
         // The device's side beyond reading the pages: each page's records prepared for a store that does not hold
-        // them (state encoded in the store's row format, owner, projected rows, conflicts), off its writer.
+        // them (state encoded in the store's row format, owner, projected rows, conflicts, writes' clocks counted),
+        // off its writer.
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("outpost-bench-wire-\(getpid())")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: folder) }
@@ -166,7 +167,7 @@ struct WireBenchmark: ParsableCommand {
         guard prepared == records.count else { throw ValidationError("the pages prepared lost records") }
         print(
             "device's preparing of the pages' records for its store (LocalStore.prepare: states in the store's row "
-                + "format, owners, projected rows, conflicts): \(Self.format(prepare))"
+                + "format, owners, projected rows, conflicts, clocks counted): \(Self.format(prepare))"
         )
         print(
             "reproduce: .build-release/release/outpost-bench wire --seed \(seed) --size \(size) --runs \(runs) "

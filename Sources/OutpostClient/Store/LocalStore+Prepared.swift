@@ -20,7 +20,7 @@ struct PreparedRecord: Sendable {
     var projection: [ProjectionInsert]
     /// The register fields whose concurrent values await review.
     var conflicts: [String]
-    /// How many live writes the state holds and their latest millisecond (``RecordState/liveClocks``), counted
+    /// How many live writes the state holds and their latest millisecond (``RecordState/liveClockSummary``), counted
     /// for a snapshot page's record (``LocalStore/prepare(_:)``; `nil` for one prepared inside the write): the
     /// device's clock receives them from these when they are behind its wall clock, without reading them on the
     /// writer, whether the record is new to the store or merged.
@@ -44,7 +44,7 @@ extension LocalStore {
     /// Prepares a snapshot page's records for ``applySnapshot(_:checkpoint:)-(PreparedSnapshot,_)``: the work
     /// that depends on a record's state alone, done outside the write transaction (and on another thread than
     /// the one writing the previous page). A record the store turns out to hold is merged as usual: of its
-    /// prepared form only its clocks' count is used.
+    /// prepared form only its counted clocks (how many, and the latest millisecond) are used.
     public func prepare(_ records: [SnapshotRecord]) -> PreparedSnapshot {
         PreparedSnapshot(
             records: records,
@@ -69,7 +69,7 @@ extension LocalStore {
             ],
             projection: try projectionInserts(of: record, state),
             conflicts: conflictedFields(of: record, state),
-            clocks: countingClocks ? state.liveClocks : nil
+            clocks: countingClocks ? state.liveClockSummary : nil
         )
     }
 

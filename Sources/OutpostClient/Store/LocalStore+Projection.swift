@@ -45,6 +45,9 @@ enum Projection {
 
         /// The columns, then `sealed` for a main table: what is selected and inserted.
         var storedColumns: [String] { columns + (hasSealed ? ["sealed"] : []) }
+
+        /// How many ``storedColumns`` there are, without making their list (a bulk write sizes every row by it).
+        var storedColumnCount: Int { columns.count + (hasSealed ? 1 : 0) }
     }
 
     /// Columns holding record ids, in clear in every store.

@@ -196,8 +196,7 @@ struct ProjectionCodec: Sendable {
             return row.values + (table.hasSealed ? [.null] : [])
         }
         var stored: [DatabaseValue] = []
-        // Counted, not made: `storedColumns` builds a list for every row.
-        stored.reserveCapacity(table.columns.count + (table.hasSealed ? 1 : 0))
+        stored.reserveCapacity(table.storedColumnCount)
         for (index, coding) in codings.enumerated() {
             switch coding.kind {
             case .identifier: stored.append(row.values[index])
