@@ -207,15 +207,11 @@ extension LocalStore {
             let writesNew = changes.isEmpty && formed && ordered != nil
             for (index, record) in records.enumerated() {
                 let form: PreparedRecord? = if formed, let forms { forms[index] } else { nil }
-                // Every write's clock: counted when the record was prepared (off the writer), all at once when all are
-                // behind the wall clock; otherwise each one, read in place (a field or write copied out retains and
-                // releases its strings).
-                let clocks = form?.clocks
-                let received =
-                    clocks.map {
-                        transaction.clock.receive(count: $0.count, latestMillis: $0.latestMillis, wallMillis: now)
-                    } ?? false
-                if !received {
+                // Every write's clock, received at once when all are behind the wall clock, from their count (made
+                // when the record was prepared, off the writer, or here); otherwise each one, read in place (a field
+                // or write copied out retains and releases its strings).
+                let clocks = form?.clocks ?? record.state.liveClockSummary
+                if !transaction.clock.receive(count: clocks.count, latestMillis: clocks.latestMillis, wallMillis: now) {
                     let fields = record.state.sortedFields
                     for position in fields.indices {
                         let live = fields[position].state.live
