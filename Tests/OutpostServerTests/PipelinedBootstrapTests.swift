@@ -6,11 +6,12 @@ import OutpostProtocol
 import OutpostTestSupport
 import Testing
 
-/// A bootstrap is pipelined: the next snapshot page is asked for while the device writes the page before, and
-/// each page is still written in its own transaction, in order.
+/// A bootstrap is pipelined two deep: the two snapshot pages after the one the device writes are asked for
+/// meanwhile, and each page is still written in its own transaction, in order.
 @Suite(.serialized)
 struct PipelinedBootstrapTests {
-    @Test func theNextSnapshotPageIsAskedForWhileThePageBeforeIsBeingWritten() async throws {
+    @Test(arguments: [2, 3])
+    func theNextTwoSnapshotPagesAreAskedForWhileThePageBeforeIsBeingWritten(asked page: Int) async throws {
         let server = try await TestServer()
         let directory = try TemporaryDirectory("outpost-pipeline")
         let admin = server.adminToken
@@ -19,7 +20,8 @@ struct PipelinedBootstrapTests {
         _ = try await a.engine(server.transport(admin)).sync()
 
         // Once the first page has arrived, another connection holds the device store's write lock: the first
-        // page cannot be written until the test lets go, which it does once the second page is asked for.
+        // page cannot be written until the test lets go, which it does once page `page` is asked for (the third
+        // is asked for as soon as the second arrives, not once the first is written).
         let b = try LocalReplica("site-b", in: directory)
         var configuration = Configuration()
         configuration.allowsUnsafeTransactions = true
@@ -28,7 +30,7 @@ struct PipelinedBootstrapTests {
         let transport = FaultTransport(
             server.transport(admin),
             before: { request, number in
-                if request.path == Wire.Path.snapshot, number == 2 { asked.continuation.yield() }
+                if request.path == Wire.Path.snapshot, number == page { asked.continuation.yield() }
             },
             after: { request, number, _ in
                 if request.path == Wire.Path.snapshot, number == 1 {
@@ -62,10 +64,10 @@ struct PipelinedBootstrapTests {
             }
             return (first, sync)
         }
-        #expect(first == "asked", "the second page was asked for only after the first was written")
+        #expect(first == "asked", "page \(page) was asked for only after the first was written")
         let report = try #require(try sync?.get())
         #expect(report.bootstrapped)
-        #expect(report.snapshotRecords > 6, "several pages of 3 records")
+        #expect(report.snapshotRecords > 6, "three pages of 3 records or more")
         #expect(try b.export() == a.export())
         #expect(try b.store.checkProjection() == [])
         #expect(try b.store.checkpoint() != nil)

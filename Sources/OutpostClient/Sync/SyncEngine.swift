@@ -69,8 +69,9 @@ public actor SyncEngine {
     public struct Options: Sendable {
         /// The most changes per push (the server's own limit applies too).
         public var pushBatch = 5_000
-        /// The most records per snapshot page (the server's own limit applies too). A bootstrap holds two such
-        /// pages at once (one written, the next decoded and prepared), so this bounds a new device's memory.
+        /// The most records per snapshot page (the server's own limit applies too). A bootstrap holds three such
+        /// pages at once (one written, the two after it asked for, decoded and prepared), so this bounds a new
+        /// device's memory.
         public var pageSize = 2_000
         /// The most changes per pull page (the server's own limit applies too). Each page is a transaction and a
         /// round trip; a page of changes is small beside a page of whole records, so pulls take the server's
@@ -613,15 +614,22 @@ public actor SyncEngine {
     ) async throws(ClientError) {
         let limit = max(1, min(options.pageSize, session.limits.maxPageSize))
         var checkpoint: String?
-        // Pipelined: the next page is asked for (and inflated, decoded and prepared for the store) while this
-        // one is written, so the server builds page N+1 while the device writes page N. Each page is still
-        // applied in its own transaction, in order; the checkpoint is saved with the last page only, so an
-        // interrupted bootstrap starts over and merging a page twice is harmless.
+        // Pipelined: while page N is written, page N+1 is asked for (and inflated, decoded and prepared for the
+        // store), and page N+2 is asked for as soon as page N+1's answer names it, so the device never waits for
+        // a page's round trip and its preparing after writing the one before. Each page is still applied in its
+        // own transaction, in order; the checkpoint is saved with the last page only, so an interrupted
+        // bootstrap starts over and merging a page twice is harmless. At most three pages are held at once: the
+        // one written and the two after it.
         var pending = snapshotPage(after: nil, limit: limit, sparingOwn: sparingOwn)
-        defer { BackgroundRelease.drop(pending) }
+        var following: FollowingPage?
+        defer {
+            following?.cancel()
+            BackgroundRelease.drop(pending)
+        }
         while true {
             let (next, applied) = try await writeSnapshotPage(
                 pending,
+                following: &following,
                 checkpoint: &checkpoint,
                 limit: limit,
                 sparingOwn: sparingOwn
@@ -631,23 +639,41 @@ public actor SyncEngine {
             guard let next else { break }
             // A written page (its tasks hold the records and their prepared forms) is freed on another thread:
             // freeing it here delayed the next page's write. Nothing else refers to it once
-            // ``writeSnapshotPage(_:checkpoint:limit:sparingOwn:)`` has returned.
+            // ``writeSnapshotPage(_:following:checkpoint:limit:sparingOwn:)`` has returned.
             BackgroundRelease.drop(consume pending)
             pending = next
         }
     }
 
-    /// Writes the snapshot page `pending` asked for, having asked for the one after it (returned, `nil` after the
-    /// last page) before preparing and writing this one: the server builds it meanwhile.
+    /// Writes the snapshot page `pending` asked for, and returns the page after it (`nil` after the last page),
+    /// asked for before this one is prepared and written: `following` if it was asked for already (as soon as
+    /// this page's answer came), otherwise now. Before writing, it sets `following` to ask for the page after
+    /// that one as soon as the next page's answer names it.
     private func writeSnapshotPage(
         _ pending: PendingPage,
+        following: inout FollowingPage?,
         checkpoint: inout String?,
         limit: Int,
         sparingOwn: Bool
     ) async throws(ClientError) -> (next: PendingPage?, applied: ApplyReport) {
-        let page = try await Self.value(of: pending.fetch)
+        let page: SnapshotPage
+        do throws(ClientError) {
+            page = try await Self.value(of: pending.fetch)
+        } catch {
+            following?.cancel()
+            following = nil
+            throw error
+        }
         checkpoint = checkpoint ?? page.checkpoint
-        let next = page.next.map { snapshotPage(after: $0, limit: limit, sparingOwn: sparingOwn) }
+        let asked = following
+        following = nil
+        var next: PendingPage?
+        if let cursor = page.next {
+            // The page this page names, as `following` asked for it; asked for now if it was not.
+            next = await asked?.value
+            if next == nil { next = snapshotPage(after: cursor, limit: limit, sparingOwn: sparingOwn) }
+        }
+        following = next.map { FollowingPage(after: $0, engine: self, limit: limit, sparingOwn: sparingOwn) }
         do {
             let prepared = try await Self.value(of: pending.prepared)
             let saved = page.next == nil ? checkpoint : nil
@@ -656,8 +682,35 @@ public actor SyncEngine {
             }
             return (next, applied)
         } catch {
+            following?.cancel()
+            following = nil
             next?.cancel()
             throw error
+        }
+    }
+
+    /// The snapshot page after `page`, asked for as soon as `page`'s answer names it; `nil` when `page` is the
+    /// last, its request failed (the engine meets the failure when it waits for `page`) or it was cancelled.
+    private struct FollowingPage {
+        let task: Task<PendingPage?, Never>
+
+        init(after page: PendingPage, engine: SyncEngine, limit: Int, sparingOwn: Bool) {
+            task = Task.detached {
+                guard let cursor = try? await page.fetch.value.next, !Task.isCancelled else { return nil }
+                return await engine.snapshotPage(after: cursor, limit: limit, sparingOwn: sparingOwn)
+            }
+        }
+
+        /// The page asked for, once the page before it has come.
+        var value: PendingPage? {
+            get async { await task.value }
+        }
+
+        /// Cancels the request, or the page's request if it was made.
+        func cancel() {
+            task.cancel()
+            let task = task
+            Task.detached { await task.value?.cancel() }
         }
     }
 
