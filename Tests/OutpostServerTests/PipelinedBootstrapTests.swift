@@ -4,6 +4,7 @@ import OutpostCRDT
 import OutpostClient
 import OutpostProtocol
 import OutpostTestSupport
+import Synchronization
 import Testing
 
 /// A bootstrap is pipelined two deep: the two snapshot pages after the one the device writes are asked for
@@ -21,12 +22,13 @@ struct PipelinedBootstrapTests {
 
         // Once the first page has arrived, another connection holds the device store's write lock: the first
         // page cannot be written until the test lets go, which it does once page `page` is asked for (the third
-        // is asked for as soon as the second arrives, not once the first is written).
+        // is asked for as soon as the second arrives, not once the first is written; the fourth only once it is).
         let b = try LocalReplica("site-b", in: directory)
         var configuration = Configuration()
         configuration.allowsUnsafeTransactions = true
         let lock = try DatabaseQueue(path: b.store.path, configuration: configuration)
         let asked = AsyncStream<Void>.makeStream()
+        let askedWhileHeld = Mutex(0)
         let transport = FaultTransport(
             server.transport(admin),
             before: { request, number in
@@ -38,7 +40,7 @@ struct PipelinedBootstrapTests {
                 }
             }
         )
-        let engine = b.engine(transport, pageSize: 3)
+        let engine = b.engine(transport, pageSize: 2)
         let (first, sync) = await withTaskGroup(of: (String, Result<SyncReport, any Error>?).self) { group in
             group.addTask {
                 for await _ in asked.stream { return ("asked", nil) }
@@ -56,6 +58,8 @@ struct PipelinedBootstrapTests {
             while let (event, result) = await group.next() {
                 if first == nil {
                     first = event
+                    // No more than two pages past the one that cannot be written are asked for.
+                    askedWhileHeld.withLock { $0 = transport.count(Wire.Path.snapshot) }
                     // Let go of the store (and of the other task, if the sync ended first).
                     try? await lock.writeWithoutTransaction { try $0.execute(sql: "COMMIT") }
                     asked.continuation.finish()
@@ -65,9 +69,10 @@ struct PipelinedBootstrapTests {
             return (first, sync)
         }
         #expect(first == "asked", "page \(page) was asked for only after the first was written")
+        #expect(askedWhileHeld.withLock { $0 } <= 3, "more than two pages asked for ahead of the one written")
         let report = try #require(try sync?.get())
         #expect(report.bootstrapped)
-        #expect(report.snapshotRecords > 6, "three pages of 3 records or more")
+        #expect(report.snapshotRecords > 6, "four pages of 2 records or more")
         #expect(try b.export() == a.export())
         #expect(try b.store.checkProjection() == [])
         #expect(try b.store.checkpoint() != nil)
@@ -102,6 +107,43 @@ struct PipelinedBootstrapTests {
         #expect(try b.store.checkProjection() == [])
 
         let report = try await b.engine(server.transport(admin), pageSize: 3).sync()
+        #expect(report.bootstrapped)
+        #expect(try b.export() == a.export())
+        #expect(try b.store.checkProjection() == [])
+    }
+
+    @Test func aBootstrapCancelledWritesNoPageItHadAskedForAheadAndSavesNoCheckpoint() async throws {
+        let server = try await TestServer()
+        let directory = try TemporaryDirectory("outpost-pipeline")
+        let admin = server.adminToken
+        let a = try LocalReplica("site-a", in: directory)
+        try TinyPractice.load(into: a.care)
+        _ = try await a.engine(server.transport(admin)).sync()
+
+        // The sync is cancelled as the second page's answer arrives: pages asked for ahead of the first arrive
+        // anyway, and none of them may be written.
+        let b = try LocalReplica("site-b", in: directory)
+        let sync = Mutex<Task<SyncReport, any Error>?>(nil)
+        let transport = FaultTransport(
+            server.transport(admin),
+            after: { request, number, _ in
+                if request.path == Wire.Path.snapshot, number == 2 { sync.withLock { $0?.cancel() } }
+            }
+        )
+        let engine = b.engine(transport, pageSize: 2)
+        let task = sync.withLock { task in
+            let started = Task { try await engine.sync() }
+            task = started
+            return started
+        }
+        await #expect(throws: ClientError.self) { try await task.value }
+        let written = try await DatabaseQueue(path: b.store.path).read { db in
+            try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM record") ?? 0
+        }
+        #expect(written <= 2, "a page after the first was written after the sync was cancelled")
+        #expect(try b.store.checkpoint() == nil, "the checkpoint is saved with the last page only")
+
+        let report = try await b.engine(server.transport(admin), pageSize: 2).sync()
         #expect(report.bootstrapped)
         #expect(try b.export() == a.export())
         #expect(try b.store.checkProjection() == [])

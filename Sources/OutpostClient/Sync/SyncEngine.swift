@@ -70,8 +70,8 @@ public actor SyncEngine {
         /// The most changes per push (the server's own limit applies too).
         public var pushBatch = 5_000
         /// The most records per snapshot page (the server's own limit applies too). A bootstrap holds three such
-        /// pages at once (one written, the two after it asked for, decoded and prepared), so this bounds a new
-        /// device's memory.
+        /// pages at once (one written, the two after it asked for, decoded and prepared) and up to two written
+        /// ones waiting to be freed, so this bounds a new device's memory.
         public var pageSize = 2_000
         /// The most changes per pull page (the server's own limit applies too). Each page is a transaction and a
         /// round trip; a page of changes is small beside a page of whole records, so pulls take the server's
@@ -615,11 +615,12 @@ public actor SyncEngine {
         let limit = max(1, min(options.pageSize, session.limits.maxPageSize))
         var checkpoint: String?
         // Pipelined: while page N is written, page N+1 is asked for (and inflated, decoded and prepared for the
-        // store), and page N+2 is asked for as soon as page N+1's answer names it, so the device never waits for
-        // a page's round trip and its preparing after writing the one before. Each page is still applied in its
-        // own transaction, in order; the checkpoint is saved with the last page only, so an interrupted
-        // bootstrap starts over and merging a page twice is harmless. At most three pages are held at once: the
-        // one written and the two after it.
+        // store), and page N+2 is asked for as soon as page N+1's answer names it, so the writer waits for a page's
+        // round trip and its preparing only when they take longer than a page's write. Each page is still applied
+        // in its own transaction, in order; the checkpoint is saved with the last page only, so an interrupted
+        // bootstrap starts over and merging a page twice is harmless. The engine holds at most three pages at once
+        // (the one written and the two after it), besides the written pages waiting to be freed
+        // (``BackgroundRelease``, at most two).
         var pending = snapshotPage(after: nil, limit: limit, sparingOwn: sparingOwn)
         var following: FollowingPage?
         defer {
@@ -674,7 +675,9 @@ public actor SyncEngine {
             if next == nil { next = snapshotPage(after: cursor, limit: limit, sparingOwn: sparingOwn) }
         }
         following = next.map { FollowingPage(after: $0, engine: self, limit: limit, sparingOwn: sparingOwn) }
-        do {
+        do throws(ClientError) {
+            // A page asked for ahead has usually arrived by now: a cancelled sync stops here, not after the last.
+            if Task.isCancelled { throw ClientError(code: .unreachable, message: "sync cancelled; nothing was lost") }
             let prepared = try await Self.value(of: pending.prepared)
             let saved = page.next == nil ? checkpoint : nil
             let applied = try await written { [store] () throws(ClientError) in
@@ -696,8 +699,8 @@ public actor SyncEngine {
 
         init(after page: PendingPage, engine: SyncEngine, limit: Int, sparingOwn: Bool) {
             task = Task.detached {
-                guard let cursor = try? await page.fetch.value.next, !Task.isCancelled else { return nil }
-                return await engine.snapshotPage(after: cursor, limit: limit, sparingOwn: sparingOwn)
+                guard let cursor = try? await page.fetch.value.next else { return nil }
+                return await engine.snapshotPageUnlessCancelled(after: cursor, limit: limit, sparingOwn: sparingOwn)
             }
         }
 
@@ -748,6 +751,12 @@ public actor SyncEngine {
         let fetch = Task.detached { [self] () async throws -> SnapshotPage in try await exchange(request) }
         let prepared = Task.detached { [store] in store.prepare(try await fetch.value.records) }
         return PendingPage(fetch: fetch, prepared: prepared)
+    }
+
+    /// ``snapshotPage(after:limit:sparingOwn:)``, unless the task asking is cancelled: checked on the engine's actor,
+    /// where ``FollowingPage/cancel()`` is called, so a page is either not asked for or cancelled with the task.
+    private func snapshotPageUnlessCancelled(after cursor: String, limit: Int, sparingOwn: Bool) -> PendingPage? {
+        Task.isCancelled ? nil : snapshotPage(after: cursor, limit: limit, sparingOwn: sparingOwn)
     }
 
     /// A snapshot page asked for: the request, and the preparation of its records once it arrives.
