@@ -36,7 +36,7 @@ struct PipelinedPullTests {
         return (server, directory, a, b)
     }
 
-    /// With the default options a new device asks for snapshot pages of 2,000 records (two such pages are in
+    /// With the default options a new device asks for snapshot pages of 2,000 records (three such pages are in
     /// memory at once) and pull pages of the server's largest size, 5,000 changes (each page is a transaction and
     /// a round trip).
     @Test(arguments: Backend.all)

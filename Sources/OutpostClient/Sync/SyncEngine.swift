@@ -624,6 +624,7 @@ public actor SyncEngine {
         var pending = snapshotPage(after: nil, limit: limit, sparingOwn: sparingOwn)
         var following: FollowingPage?
         defer {
+            // Nothing to cancel today (every way out of a page's write sets it to nil); a guard for a later one.
             following?.cancel()
             BackgroundRelease.drop(pending)
         }
@@ -676,9 +677,10 @@ public actor SyncEngine {
         }
         following = next.map { FollowingPage(after: $0, engine: self, limit: limit, sparingOwn: sparingOwn) }
         do throws(ClientError) {
-            // A page asked for ahead has usually arrived by now: a cancelled sync stops here, not after the last.
-            if Task.isCancelled { throw ClientError(code: .unreachable, message: "sync cancelled; nothing was lost") }
+            // A page asked for ahead has usually arrived, and been prepared, by now: a cancelled sync stops here,
+            // before the page is handed to the writer (nothing suspends between this check and the handing).
             let prepared = try await Self.value(of: pending.prepared)
+            if Task.isCancelled { throw ClientError(code: .unreachable, message: "sync cancelled; nothing was lost") }
             let saved = page.next == nil ? checkpoint : nil
             let applied = try await written { [store] () throws(ClientError) in
                 try store.applySnapshot(prepared, checkpoint: saved)
