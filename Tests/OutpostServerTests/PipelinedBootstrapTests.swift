@@ -11,14 +11,20 @@ import Testing
 /// meanwhile, and each page is still written in its own transaction, in order.
 @Suite(.serialized)
 struct PipelinedBootstrapTests {
-    @Test(arguments: [2, 3])
-    func theNextTwoSnapshotPagesAreAskedForWhileThePageBeforeIsBeingWritten(asked page: Int) async throws {
+    /// A server and a replica, `site-a`, that loaded the tiny practice and pushed it.
+    func office() async throws -> (TestServer, TemporaryDirectory, LocalReplica) {
         let server = try await TestServer()
         let directory = try TemporaryDirectory("outpost-pipeline")
-        let admin = server.adminToken
         let a = try LocalReplica("site-a", in: directory)
         try TinyPractice.load(into: a.care)
-        _ = try await a.engine(server.transport(admin)).sync()
+        _ = try await a.engine(server.transport(server.adminToken)).sync()
+        return (server, directory, a)
+    }
+
+    @Test(arguments: [2, 3])
+    func theNextTwoSnapshotPagesAreAskedForWhileThePageBeforeIsBeingWritten(asked page: Int) async throws {
+        let (server, directory, a) = try await office()
+        let admin = server.adminToken
 
         // Once the first page has arrived, another connection holds the device store's write lock: the first
         // page cannot be written until the test lets go, which it does once page `page` is asked for (the third
@@ -80,12 +86,8 @@ struct PipelinedBootstrapTests {
     )
         async throws
     {
-        let server = try await TestServer()
-        let directory = try TemporaryDirectory("outpost-pipeline")
+        let (server, directory, a) = try await office()
         let admin = server.adminToken
-        let a = try LocalReplica("site-a", in: directory)
-        try TinyPractice.load(into: a.care)
-        _ = try await a.engine(server.transport(admin)).sync()
 
         let b = try LocalReplica("site-b", in: directory)
         let failing = FaultTransport(
@@ -109,12 +111,8 @@ struct PipelinedBootstrapTests {
     }
 
     @Test func aBootstrapCancelledWritesNoPageItHadAskedForAheadAndSavesNoCheckpoint() async throws {
-        let server = try await TestServer()
-        let directory = try TemporaryDirectory("outpost-pipeline")
+        let (server, directory, a) = try await office()
         let admin = server.adminToken
-        let a = try LocalReplica("site-a", in: directory)
-        try TinyPractice.load(into: a.care)
-        _ = try await a.engine(server.transport(admin)).sync()
 
         // The sync is cancelled as the second page's answer arrives: pages asked for ahead of the first arrive
         // anyway, and none of them may be written.
