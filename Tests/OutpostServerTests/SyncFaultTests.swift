@@ -4,6 +4,7 @@ import OutpostCRDT
 import OutpostClient
 import OutpostProtocol
 import OutpostTestSupport
+import Synchronization
 import Testing
 
 #if canImport(FoundationNetworking)
@@ -291,6 +292,32 @@ struct SyncFaultTests {
         #expect(report.pushed == total - 10)
         #expect(report.pending == 0)
         try await expectFeedHoldsEachChangeOnce(server, admin, count: total)
+    }
+
+    /// A server that answers `503` to everything, and cancels the sync holding it as it answers the first request.
+    final class UnavailableServer: SyncTransport {
+        let requests = Mutex(0)
+        let sync = Mutex<Task<SyncReport, any Error>?>(nil)
+
+        func send(_ request: TransportRequest) async throws -> TransportResponse {
+            requests.withLock { $0 += 1 }
+            sync.withLock { $0?.cancel() }
+            return TransportResponse(status: 503, body: Data(#"{"error":"unavailable","message":"busy"}"#.utf8))
+        }
+    }
+
+    @Test func aCancelledSyncDoesNotRetryAServerThatAnswersUnavailable() async throws {
+        let directory = try TemporaryDirectory("outpost-faults")
+        let replica = try LocalReplica("site-a", in: directory)
+        let server = UnavailableServer()
+        let engine = replica.engine(server, retries: 5)
+        let task = server.sync.withLock { sync in
+            let started = Task { try await engine.sync() }
+            sync = started
+            return started
+        }
+        await #expect(throws: ClientError.self) { try await task.value }
+        #expect(server.requests.withLock { $0 } == 1, "the sync retried after it was cancelled")
     }
 
     @Test(arguments: Backend.all) func aDeviceWhoseClockRunsADayAheadIsToldAndItsChangesAreReStampedNotLost(

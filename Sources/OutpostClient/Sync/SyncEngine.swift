@@ -1004,6 +1004,9 @@ public actor SyncEngine {
             attempt += 1
             logger.info("retrying", metadata: ["path": "\(request.path)", "attempt": "\(attempt)"])
             try? await Task.sleep(for: options.backoff * (1 << min(attempt - 1, 6)))
+            // A cancelled sync does not retry: a cancelled sleep returns at once, so its retries would follow one
+            // another (a server answering 5xx, or a transport that does not stop at cancellation).
+            if Task.isCancelled { throw ClientError(code: .unreachable, message: "sync cancelled; nothing was lost") }
         }
     }
 
