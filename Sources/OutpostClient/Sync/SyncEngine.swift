@@ -624,7 +624,8 @@ public actor SyncEngine {
         var pending = snapshotPage(after: nil, limit: limit, sparingOwn: sparingOwn)
         var following: FollowingPage?
         defer {
-            // Nothing to cancel today (every way out of a page's write sets it to nil); a guard for a later one.
+            // However the loop ends, the page asked for after the next one is let go (nothing once the last page
+            // is written; a request in flight when a page's fetch or write failed, or the sync was cancelled).
             following?.cancel()
             BackgroundRelease.drop(pending)
         }
@@ -650,7 +651,7 @@ public actor SyncEngine {
     /// Writes the snapshot page `pending` asked for, and returns the page after it (`nil` after the last page),
     /// asked for before this one is prepared and written: `following` if it was asked for already (as soon as
     /// this page's answer came), otherwise now. Before writing, it sets `following` to ask for the page after
-    /// that one as soon as the next page's answer names it.
+    /// that one as soon as the next page's answer names it; when it throws, the caller cancels `following`.
     private func writeSnapshotPage(
         _ pending: PendingPage,
         following: inout FollowingPage?,
@@ -658,14 +659,7 @@ public actor SyncEngine {
         limit: Int,
         sparingOwn: Bool
     ) async throws(ClientError) -> (next: PendingPage?, applied: ApplyReport) {
-        let page: SnapshotPage
-        do throws(ClientError) {
-            page = try await Self.value(of: pending.fetch)
-        } catch {
-            following?.cancel()
-            following = nil
-            throw error
-        }
+        let page = try await Self.value(of: pending.fetch)
         checkpoint = checkpoint ?? page.checkpoint
         let asked = following
         following = nil
@@ -680,15 +674,14 @@ public actor SyncEngine {
             // A page asked for ahead has usually arrived, and been prepared, by now: a cancelled sync stops here,
             // before the page is handed to the writer (nothing suspends between this check and the handing).
             let prepared = try await Self.value(of: pending.prepared)
-            if Task.isCancelled { throw ClientError(code: .unreachable, message: "sync cancelled; nothing was lost") }
+            if Task.isCancelled { throw Self.cancelled() }
             let saved = page.next == nil ? checkpoint : nil
             let applied = try await written { [store] () throws(ClientError) in
                 try store.applySnapshot(prepared, checkpoint: saved)
             }
             return (next, applied)
         } catch {
-            following?.cancel()
-            following = nil
+            // `following`, asked for after `next`, is let go by the caller.
             next?.cancel()
             throw error
         }
@@ -783,7 +776,7 @@ public actor SyncEngine {
         } catch let error as ClientError {
             throw error
         } catch {
-            throw ClientError(code: .unreachable, message: "sync cancelled; nothing was lost", cause: error)
+            throw Self.cancelled(cause: error)
         }
     }
 
@@ -990,7 +983,7 @@ public actor SyncEngine {
                 if attempt >= options.retries { throw refusal(response, path: request.path) }
             case .failure(let error):
                 if Task.isCancelled {
-                    throw ClientError(code: .unreachable, message: "sync cancelled; nothing was lost", cause: error)
+                    throw Self.cancelled(cause: error)
                 }
                 if attempt >= options.retries {
                     throw ClientError(
@@ -1006,8 +999,13 @@ public actor SyncEngine {
             try? await Task.sleep(for: options.backoff * (1 << min(attempt - 1, 6)))
             // A cancelled sync does not retry: a cancelled sleep returns at once, so its retries would follow one
             // another (a server answering 5xx, or a transport that does not stop at cancellation).
-            if Task.isCancelled { throw ClientError(code: .unreachable, message: "sync cancelled; nothing was lost") }
+            if Task.isCancelled { throw Self.cancelled() }
         }
+    }
+
+    /// What a cancelled sync throws: nothing it did not finish is lost (each page and push is its own transaction).
+    private static func cancelled(cause: (any Error)? = nil) -> ClientError {
+        ClientError(code: .unreachable, message: "sync cancelled; nothing was lost", cause: cause)
     }
 
     /// A binary answer read, the records it names by abbreviation (layout 3) looked up in the store.
