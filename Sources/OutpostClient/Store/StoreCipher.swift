@@ -2,14 +2,6 @@
 import Foundation
 import OutpostCRDT
 
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#elseif canImport(Darwin)
-import Darwin
-#endif
-
 /// Seals and opens an encrypted store's blobs (record states and change-log rows) with the store's data key.
 ///
 /// A sealed blob is the bytes `0x00 0x45` (no plain row of either format starts so), then AES-256-GCM's
@@ -87,15 +79,13 @@ struct StoreCipher: Sendable {
         CRDTError(code: .malformedEncoding, message: "could not encrypt a stored row of \(record) (\(reason))")
     }
 
-    /// A random 12-byte nonce, read from the system's random source in one call.
+    /// A random 12-byte nonce (``fillRandom(_:)``).
     ///
     /// On Linux, swift-crypto's `AES.GCM.Nonce()` reads its 12 bytes 8 at a time through
     /// `SystemRandomNumberGenerator`: two `getrandom` system calls per seal, and a bootstrap seals about 133,000
-    /// rows. `getentropy` reads them in one. Each nonce is read when it is used: no random bytes are kept in the
-    /// process, so a forked child does not seal with its parent's nonces (docs/sync.md, "Twenty-fourth session").
-    /// Should the call fail, the bytes come from `SystemRandomNumberGenerator` (``fillRandom(_:)``). On Apple
-    /// platforms `AES.GCM.Nonce()` is CryptoKit's, which draws its bytes without a system call per nonce, and is
-    /// kept.
+    /// rows. ``NonceSource`` reads the bytes of 21 nonces in one call, into a page a forked child sees wiped. On
+    /// Apple platforms `AES.GCM.Nonce()` is CryptoKit's, which draws its bytes without a system call per nonce,
+    /// and is kept.
     static func randomNonce() -> AES.GCM.Nonce {
         #if canImport(Darwin)
         return AES.GCM.Nonce()
@@ -108,13 +98,9 @@ struct StoreCipher: Sendable {
     }
 
     #if !canImport(Darwin)
-    /// Fills `bytes` (a nonce: at most 256 bytes) from the system's random source in one call, or, should that
-    /// fail, from `SystemRandomNumberGenerator`; read when used, never kept (``randomNonce()``).
+    /// Fills `bytes` (a nonce: at most 252 bytes) with random bytes handed out once (``NonceSource``).
     static func fillRandom(_ bytes: UnsafeMutableRawBufferPointer) {
-        guard let base = bytes.baseAddress else { return }
-        if getentropy(base, bytes.count) == 0 { return }
-        var generator = SystemRandomNumberGenerator()
-        for index in bytes.indices { bytes[index] = generator.next() }
+        NonceSource.shared.fill(bytes)
     }
     #endif
 
