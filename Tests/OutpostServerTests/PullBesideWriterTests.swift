@@ -66,7 +66,7 @@ struct PullBesideWriterTests {
         }
     }
 
-    @Test(.timeLimit(.minutes(1)))
+    @Test(.timeLimit(.minutes(10)))
     func aBoundDevicesPullIsAnsweredWhileTheWriterIsHeldAndRecordedBeforeTheNextWrite() async throws {
         let directory = try TemporaryDirectory("outpost-pull-writer")
         // No background fold takes the writer.
@@ -105,7 +105,7 @@ struct PullBesideWriterTests {
         #expect(ServerStore.recordsBeforeAnswer(placed: false, writesWaiting: 3))
     }
 
-    @Test(.timeLimit(.minutes(1)))
+    @Test(.timeLimit(.minutes(10)))
     func aReplicaBoundToAnotherTokenIsRefusedWhileTheWriterIsHeld() async throws {
         let directory = try TemporaryDirectory("outpost-pull-writer")
         let (store, token, site) = try await RecordTailTests().practice(directory)
