@@ -16,6 +16,10 @@ import Musl
 /// The random bytes of an encrypted store's nonces on Linux (`NonceSource`): read from the kernel 21 nonces at a
 /// time, each byte handed out once, in this process and in a child it forks (AES-GCM under one key must never see
 /// a nonce twice).
+///
+/// These tests expect the kernel to wipe the page on `fork` (`MADV_WIPEONFORK`, Linux 4.14 and later, which every
+/// machine that builds Outpost has): a source that fell back to a system call per nonce there would be a
+/// regression, and they fail then rather than pass without testing the page.
 struct NonceSourceTests {
     /// Twelve bytes from `source`, on the stack.
     private static func nonce(from source: NonceSource) -> [UInt8] {
@@ -129,7 +133,7 @@ struct NonceSourceTests {
         // Close-on-exec: a process another test spawns meanwhile must not hold the writing end open.
         try #require(pipe(&ends) == 0)
         let (reading, writing) = (ends[0], ends[1])
-        for end in [reading, writing] { _ = fcntl(end, F_SETFD, FD_CLOEXEC) }
+        for end in [reading, writing] { try #require(fcntl(end, F_SETFD, FD_CLOEXEC) == 0) }
         defer { close(reading) }
         let child = fork()
         if child == 0 {

@@ -1,4 +1,4 @@
-#if !canImport(Darwin)
+#if os(Linux)
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -19,7 +19,7 @@ import Musl
 /// never see a nonce twice), even when another thread of the parent was drawing one as it forked. The kernel's
 /// support is checked as BoringSSL checks it: an unknown `madvise` advice must fail before `MADV_WIPEONFORK`'s
 /// success is believed (an emulator that ignores `madvise` returns 0 for both). Where the kernel cannot wipe the
-/// page, every nonce is read with a system call of its own, as before; so it is on other systems than Linux. Each
+/// page, every nonce is read with a system call of its own, as before. Each
 /// nonce is still 12 independent random bytes: the collision odds are those of random nonces, whatever the number
 /// of processes sealing with one store's key.
 final class NonceSource: @unchecked Sendable {
@@ -60,7 +60,6 @@ final class NonceSource: @unchecked Sendable {
     /// A zero-filled page for the lock, count and bytes, wiped in a forked child; `nil` where the kernel cannot
     /// wipe it.
     private static func map(wipedOnFork: Bool) -> UnsafeMutableRawPointer? {
-        #if os(Linux)
         guard MemoryLayout<pthread_mutex_t>.size <= countOffset,
             let mapped = mmap(nil, pageBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0),
             mapped != MAP_FAILED
@@ -72,10 +71,9 @@ final class NonceSource: @unchecked Sendable {
                 return nil
             }
         }
+        // The lock's bytes are zero, as PTHREAD_MUTEX_INITIALIZER's are (glibc, musl): an unlocked mutex.
+        mapped.bindMemory(to: pthread_mutex_t.self, capacity: 1)
         return mapped
-        #else
-        return nil
-        #endif
     }
 
     /// Whether nonces come from the page (the kernel wipes it on `fork`), not from a system call each.

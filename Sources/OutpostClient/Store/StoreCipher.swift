@@ -98,9 +98,15 @@ struct StoreCipher: Sendable {
     }
 
     #if !canImport(Darwin)
-    /// Fills `bytes` (a nonce: at most 252 bytes) with random bytes handed out once (``NonceSource``).
+    /// Fills `bytes` (a nonce: at most 252 bytes) with random bytes handed out once: on Linux from
+    /// ``NonceSource``, elsewhere from `SystemRandomNumberGenerator`.
     static func fillRandom(_ bytes: UnsafeMutableRawBufferPointer) {
+        #if os(Linux)
         NonceSource.shared.fill(bytes)
+        #else
+        var generator = SystemRandomNumberGenerator()
+        for index in bytes.indices { bytes[index] = generator.next() }
+        #endif
     }
     #endif
 
