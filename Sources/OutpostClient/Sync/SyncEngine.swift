@@ -660,6 +660,9 @@ public actor SyncEngine {
         sparingOwn: Bool
     ) async throws(ClientError) -> (next: PendingPage?, applied: ApplyReport) {
         let page = try await Self.value(of: pending.fetch)
+        // A cancelled sync asks for no page more: neither the one after this (`following`, which the caller lets
+        // go when this throws) nor, on the first page, the next.
+        if Task.isCancelled { throw Self.cancelled() }
         checkpoint = checkpoint ?? page.checkpoint
         let asked = following
         following = nil
