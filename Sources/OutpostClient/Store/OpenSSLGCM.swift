@@ -27,7 +27,7 @@ final class OpenSSLGCM: Sendable {
         opening = Pool(key: key, encrypting: false)
     }
 
-    /// `prefix`, then a random nonce (``StoreCipher/fillRandom(_:)``), the ciphertext of `plain` and the tag; `nil`
+    /// `prefix`, then a random nonce (``NonceSource``), the ciphertext of `plain` and the tag; `nil`
     /// if OpenSSL failed.
     func seal(_ plain: [UInt8], authenticating associated: [UInt8], after prefix: [UInt8]) -> Data? {
         guard plain.count <= Int(Int32.max) - Self.tagSize, let context = sealing.take() else { return nil }
@@ -37,7 +37,7 @@ final class OpenSSLGCM: Sendable {
             base.initialize(from: prefix, count: prefix.count)
             let nonce = base + prefix.count
             let cipherText = nonce + Self.nonceSize
-            StoreCipher.fillRandom(UnsafeMutableRawBufferPointer(start: nonce, count: Self.nonceSize))
+            NonceSource.shared.fill(UnsafeMutableRawBufferPointer(start: nonce, count: Self.nonceSize))
             guard EVP_EncryptInit_ex(context.handle, nil, nil, nil, nonce) == 1,
                 Self.update(context, associated, encrypting: true)
             else { return false }

@@ -79,36 +79,23 @@ struct StoreCipher: Sendable {
         CRDTError(code: .malformedEncoding, message: "could not encrypt a stored row of \(record) (\(reason))")
     }
 
-    /// A random 12-byte nonce (``fillRandom(_:)``).
+    /// A random 12-byte nonce.
     ///
     /// On Linux, swift-crypto's `AES.GCM.Nonce()` reads its 12 bytes 8 at a time through
     /// `SystemRandomNumberGenerator`: two `getrandom` system calls per seal, and a bootstrap seals about 133,000
-    /// rows. ``NonceSource`` reads the bytes of 21 nonces in one call, into a page a forked child sees wiped. On
-    /// Apple platforms `AES.GCM.Nonce()` is CryptoKit's, which draws its bytes without a system call per nonce,
-    /// and is kept.
+    /// rows. ``NonceSource`` reads the bytes of 21 nonces in one call, into a page a forked child sees wiped.
+    /// Elsewhere `AES.GCM.Nonce()` is kept (on Apple platforms CryptoKit's, which draws its bytes without a system
+    /// call per nonce).
     static func randomNonce() -> AES.GCM.Nonce {
-        #if canImport(Darwin)
-        return AES.GCM.Nonce()
-        #else
+        #if os(Linux)
         return withUnsafeTemporaryAllocation(byteCount: 12, alignment: 1) { bytes in
-            fillRandom(bytes)
+            NonceSource.shared.fill(bytes)
             return (try? AES.GCM.Nonce(data: UnsafeRawBufferPointer(bytes))) ?? AES.GCM.Nonce()
         }
-        #endif
-    }
-
-    #if !canImport(Darwin)
-    /// Fills `bytes` (a nonce: at most 252 bytes) with random bytes handed out once: on Linux from
-    /// ``NonceSource``, elsewhere from `SystemRandomNumberGenerator`.
-    static func fillRandom(_ bytes: UnsafeMutableRawBufferPointer) {
-        #if os(Linux)
-        NonceSource.shared.fill(bytes)
         #else
-        var generator = SystemRandomNumberGenerator()
-        for index in bytes.indices { bytes[index] = generator.next() }
+        return AES.GCM.Nonce()
         #endif
     }
-    #endif
 
     /// Opens a sealed blob of `record` and returns the plain row.
     func open(_ blob: Data, _ purpose: Purpose, of record: RecordRef) throws(CRDTError) -> [UInt8] {
