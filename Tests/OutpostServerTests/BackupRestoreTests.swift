@@ -3,6 +3,7 @@ import OutpostCRDT
 import OutpostClient
 import OutpostProtocol
 import OutpostTestSupport
+import Synchronization
 import Testing
 
 /// `outpost-server backup` and `restore` with real server processes and `outpost` devices, on SQLite and (with
@@ -224,6 +225,52 @@ struct BackupRestoreTests {
         try await expectRecordsAreTheFeedReplayed(other, token: token, in: devices)
     }
 
+    /// A restore the device has not seen when it pushes: between a sync's session and its push, or during
+    /// `outpost sync --watch`, which reads the session once. The push must not be stored in the restored store:
+    /// its answer would acknowledge the device's counters up to this push, and the changes the backup lacks
+    /// below them (stored, and acknowledged, after the backup) would never be sent again. The push is refused
+    /// (`410 checkpoint_expired`), and the device reads the session again, puts back what the server lacks and
+    /// pushes it all. With `besidePushFrom` 1 the device pulls beside its push (``SyncEngine/Options``).
+    @Test(arguments: Backend.all, [1, 1_000])
+    func aPushAfterARestoreTheDeviceHasNotSeenLosesNothingTheBackupLacks(
+        backend: Backend,
+        besidePushFrom: Int
+    ) async throws {
+        let server = try await TestServer(backend: backend)
+        let devices = try TemporaryDirectory("outpost-restore-push")
+        let token = server.adminToken
+        let office = try LocalReplica("office", in: devices)
+        try TinyPractice.load(into: office.care)
+        _ = try await office.engine(server.transport(token)).sync()
+        let file = devices.path("before.backup")
+        try await backup(server, to: file)
+        // After the backup: an edit the server stores and acknowledges, then one still in the outbox.
+        let patient = RecordRef(type: "patient", id: TinyPractice.patients[0])
+        _ = try office.care.update([.append(patient, "notes", .string("Stored after the backup"))])
+        _ = try await office.engine(server.transport(token)).sync()
+        _ = try office.care.update([.append(patient, "notes", .string("Pushed after the restore"))])
+        let reference = try office.export()
+
+        // The server is restored once the sync has read the session, before its first push is sent.
+        let reached = AsyncStream<Void>.makeStream()
+        let resume = AsyncStream<Void>.makeStream()
+        let transport = PausingTransport(server.transport(token), reached: reached.continuation, resume: resume.stream)
+        let engine = office.engine(transport, pullBesidePushFrom: besidePushFrom)
+        async let syncing = engine.sync()
+        for await _ in reached.stream { break }
+        try await restore(server, from: file)
+        resume.continuation.yield()
+        let report = try await syncing
+        #expect(report.serverRestored, "\(report)")
+        #expect(report.resent == 1, "the edit stored after the backup was sent again: \(report)")
+
+        _ = try await office.engine(server.transport(token)).sync()
+        let fresh = try LocalReplica("fresh", in: devices)
+        _ = try await fresh.engine(server.transport(token)).sync()
+        #expect(try fresh.export() == reference, "the restored server lacks an edit the device made")
+        #expect(try office.export() == reference)
+    }
+
     /// Checks that a server's records (a snapshot bootstrap) are exactly its feed replayed from the start.
     func expectRecordsAreTheFeedReplayed(
         _ server: TestServer,
@@ -331,7 +378,7 @@ struct BackupRestoreTests {
         #expect(numbers[1] == numbers[2], "one creating change per record: \(counts)")
     }
 
-    @Test func aPullFromAnotherEpochIsToldToBootstrapAgain() async throws {
+    @Test func aPullOrAPushFromAnotherEpochIsToldToBootstrapAgain() async throws {
         let server = try await TestServer()
         let token = server.adminToken
         let devices = try TemporaryDirectory("outpost-epoch")
@@ -354,6 +401,43 @@ struct BackupRestoreTests {
         #expect(stale.0 == 410, "\(stale)")
         let body = try Wire.makeDecoder().decode(ErrorBody.self, from: stale.1)
         #expect(body.error.code == .checkpointExpired && body.error.message.contains("restored from a backup"))
+        // A push of changes from another epoch stores nothing; one with no changes (what a device asks to learn
+        // what the server holds of it) is answered.
+        let office2 = try LocalReplica("office-2", in: devices)
+        _ = try await office2.engine(server.transport(token)).sync()
+        let patient = RecordRef(type: "patient", id: try await firstPatient(office))
+        let edits = try office2.care.update([.append(patient, "notes", .string("Seen at home"))])
+        for encoding in ["json", "binary"] {
+            let push = PushRequest(replica: office2.store.replicaID, changes: edits)
+            let body = encoding == "json" ? try Wire.makeEncoder().encode(push) : Data(push.binaryEncoded())
+            var headers = [Wire.epochHeader: other]
+            if encoding == "binary" { headers["Content-Type"] = BinaryWire.contentType }
+            let refused = try await server.request("POST", "/v1/push", token: token, body: body, headers: headers)
+            #expect(refused.0 == 410, "\(encoding): \(refused)")
+            let error = try Wire.makeDecoder().decode(ErrorBody.self, from: refused.1).error
+            #expect(error.code == .checkpointExpired && error.field == Wire.epochHeader, "\(encoding): \(error)")
+            #expect(error.message.contains("restored from a backup"))
+        }
+        #expect(try await server.feed(token).count == head, "a push of another epoch stored nothing")
+        let question = try Wire.makeEncoder().encode(PushRequest(replica: office2.store.replicaID, changes: []))
+        let asked = try await server.request(
+            "POST",
+            "/v1/push",
+            token: token,
+            body: question,
+            headers: [Wire.epochHeader: other]
+        )
+        #expect(asked.0 == 200, "\(asked)")
+        let accepted = try await server.request(
+            "POST",
+            "/v1/push",
+            token: token,
+            body: try Wire.makeEncoder().encode(PushRequest(replica: office2.store.replicaID, changes: edits)),
+            headers: [Wire.epochHeader: epoch]
+        )
+        #expect(accepted.0 == 200, "a push of this epoch is stored: \(accepted)")
+        #expect(try await server.feed(token).count == head + edits.count)
+
         // The same epoch, no epoch (a client before epochs) and a pull from the start are served.
         for (path, headers) in [
             ("/v1/changes?since=1", [Wire.epochHeader: epoch]), ("/v1/changes?since=1", [:]),
@@ -362,5 +446,28 @@ struct BackupRestoreTests {
             let answer = try await server.request("GET", path, token: token, headers: headers)
             #expect(answer.0 == 200, "\(path) \(headers)")
         }
+    }
+}
+
+/// Forwards every exchange to a real transport, except that the first push waits: it says so on `reached`, and is
+/// sent once `resume` yields (the test restores the server meanwhile).
+private final class PausingTransport: SyncTransport {
+    let base: any SyncTransport
+    let reached: AsyncStream<Void>.Continuation
+    let resume: Mutex<AsyncStream<Void>?>
+
+    init(_ base: any SyncTransport, reached: AsyncStream<Void>.Continuation, resume: AsyncStream<Void>) {
+        self.base = base
+        self.reached = reached
+        self.resume = Mutex(resume)
+    }
+
+    func send(_ request: TransportRequest) async throws -> TransportResponse {
+        if request.path == Wire.Path.push, let resume = resume.withLock({ $0.take() }) {
+            reached.yield()
+            reached.finish()
+            for await _ in resume { break }
+        }
+        return try await base.send(request)
     }
 }

@@ -138,6 +138,9 @@ public actor SyncEngine {
     private var epoch: String?
     /// The refused changes held aside as this sync last knew them (``Wire/refusedHeader``).
     private var refusedHeld: Int?
+    /// Whether a push was refused because the server was restored from a backup since the session this sync read
+    /// (``pushAndPull(_:session:wait:sparingOwn:)`` then reads it again).
+    private var pushMetAnotherEpoch = false
     /// Where pages are written: a page's transaction may wait for SQLite's write lock (another process using the
     /// store), and a thread of Swift's cooperative pool blocked on it would starve the tasks asking for and
     /// preparing the next page.
@@ -300,11 +303,36 @@ public actor SyncEngine {
     /// until a pull tells the device to remove that patient, so the edits made while the patient was in scope
     /// must reach the server before that pull. Without a checkpoint the push also comes first, and the bootstrap
     /// after it: a first sync's snapshot leaves out what that push stored (`sparingOwn`).
+    ///
+    /// A push refused because the server was restored from a backup since `session` was read (between the session
+    /// and the push, or during ``watch(wait:onReport:)``, which reads the session once) stored nothing: the session
+    /// is read again, its new epoch puts back in the outbox what the server lacks, and the push, a bootstrap and
+    /// the pull run again. Stored, that push would have hidden what the backup lacks below it (protocol/README.md,
+    /// "Epochs").
     private func pushAndPull(
         _ report: inout SyncReport,
         session: SessionInfo,
         wait: Int,
         sparingOwn: Bool = false
+    ) async throws(ClientError) {
+        pushMetAnotherEpoch = false
+        do throws(ClientError) {
+            try await pushAndPullOnce(&report, session: session, wait: wait, sparingOwn: sparingOwn)
+        } catch  where pushMetAnotherEpoch {
+            pushMetAnotherEpoch = false
+            logger.warning("the server was restored from a backup since this sync began; reading its session again")
+            let current = try await fetchSession()
+            try await adoptEpoch(of: current, &report)
+            try await pushAndPullOnce(&report, session: current, wait: wait, sparingOwn: false)
+        }
+    }
+
+    /// ``pushAndPull(_:session:wait:sparingOwn:)`` in the epoch of `session`.
+    private func pushAndPullOnce(
+        _ report: inout SyncReport,
+        session: SessionInfo,
+        wait: Int,
+        sparingOwn: Bool
     ) async throws(ClientError) {
         guard options.pipelining, session.scope.isWholePractice, try store.checkpoint() != nil,
             try store.pendingCount() >= options.pullBesidePushFrom
@@ -477,6 +505,11 @@ public actor SyncEngine {
                 report.pushedDuplicates += response.duplicates
                 // The next push, read while this one was stored; refused changes of this one are numbered below it.
                 if let next, case .success(let nextPush) = await next.value { prepared = nextPush }
+            } catch let error where error.serverCode == ErrorCode.checkpointExpired.rawValue {
+                // The server was restored from a backup since this sync read its session: nothing was stored. The
+                // caller reads the session again before anything is pushed.
+                pushMetAnotherEpoch = true
+                throw error
             } catch let error
                 where error.serverCode == ErrorCode.unresolvedRecords.rawValue && options.abbreviatesPushes
             {

@@ -169,6 +169,15 @@ struct SyncRoutes: Sendable {
             try Self.checkCount(push, maxChanges: maxChanges)
             incoming = .decoded(push)
         }
+        // A push of changes from another epoch is refused before it is stored (``EpochRule/checkPush``).
+        if let deviceEpoch = Self.deviceEpoch(request) {
+            let changes: Int =
+                switch incoming {
+                case .decoded(let push): push.changes.count
+                case .abbreviated(let abbreviations, _): abbreviations.count
+                }
+            try EpochRule.checkPush(changes: changes, deviceEpoch: deviceEpoch, epoch: try await store.epoch())
+        }
         let outcome = try await store.push(
             incoming,
             token: token,

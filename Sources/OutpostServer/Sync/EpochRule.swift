@@ -7,8 +7,8 @@ import OutpostProtocol
 /// A store's epoch is a random id set when the store is created and replaced by every restore from a backup.
 /// Feed positions are only meaningful within one epoch: after a restore the feed is rewound to the backup's,
 /// and the positions after it are given again to other changes. A device sends the epoch it last synced with
-/// (``Wire/epochHeader``); a pull or a snapshot cursor from another epoch is answered `410 checkpoint_expired`,
-/// and the device bootstraps again and pushes again what the restored store lacks.
+/// (``Wire/epochHeader``); a pull, a snapshot cursor or a push of changes from another epoch is answered `410
+/// checkpoint_expired`, and the device bootstraps again and pushes again what the restored store lacks.
 enum EpochRule {
     /// A new epoch id: `epo_` and 32 lowercase hexadecimal digits (128 random bits).
     static func makeEpoch() -> String {
@@ -40,6 +40,24 @@ enum EpochRule {
     static func checkSnapshotCursor(deviceEpoch: String?, epoch: String?) throws(ServerError) {
         if let deviceEpoch, let epoch, deviceEpoch != epoch {
             throw restored(field: "after", what: "the snapshot cursor", deviceEpoch: deviceEpoch, epoch: epoch)
+        }
+    }
+
+    /// Checks a push's epoch: a push that carries changes, from a device that says it last synced in another
+    /// epoch, is refused before anything is stored. Stored in a restored store, its changes would raise the
+    /// replica's acknowledged counter past the changes the backup lacks below them, and the device, asking what
+    /// the server holds once it learns of the restore, would never send those again. A push with no changes (the
+    /// question itself) stores nothing and is answered in any epoch.
+    static func checkPush(changes: Int, deviceEpoch: String?, epoch: String?) throws(ServerError) {
+        if changes > 0, let deviceEpoch, let epoch, deviceEpoch != epoch {
+            throw ServerError(
+                .checkpointExpired,
+                .gone,
+                "this push is of epoch \(deviceEpoch), but this server was restored from a backup and is in epoch "
+                    + "\(epoch); read the session again, ask what the server holds of your replica (a push with no "
+                    + "changes), push again your changes above it, and bootstrap again",
+                field: Wire.epochHeader
+            )
         }
     }
 
