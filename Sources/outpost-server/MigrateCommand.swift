@@ -21,6 +21,9 @@ struct MigrateCommand: AsyncParsableCommand {
 
     func run() async throws {
         let logger = Logger(label: "outpost-server")
+        // Held until the copy ends: a server that still served the store would acknowledge pushes the copy lacks.
+        let lock = try ServerLock(directory: from, exclusive: true, action: "migrate")
+        defer { lock.release() }
         let source = try ServerStore(directory: from, create: false, logger: logger, foldingTails: false)
         let target = try await PostgresStore.open(try PostgresLocation(url: to), logger: logger)
         defer { target.close() }

@@ -1,4 +1,5 @@
 import Foundation
+import GRDB
 import OutpostClient
 import OutpostTestSupport
 import Testing
@@ -20,6 +21,19 @@ struct PostgresMigrateTests {
             (try JSONSerialization.jsonObject(with: Data(first.utf8)) as? [String: Any])?["pushed"] as? Int
         )
         try await laptop.ok("sync")
+        let database = try TestDatabase()
+        // While the server serves the store, the copy is refused: what it stored after the copy would be missing
+        // from PostgreSQL, its acknowledgement already given.
+        let serving = try await runProcess(
+            Built.server,
+            ["migrate", "--from", server.dataDirectory, "--to", database.url],
+            in: devices.url
+        )
+        #expect(serving.status != 0, "\(serving)")
+        #expect(
+            serving.stderr.contains("a server is running on") && serving.stderr.contains("then migrate"),
+            "\(serving)"
+        )
         await server.stop()
 
         // Offline during the move, the laptop (a clinician: a site is the admin's to add) adds a task.
@@ -27,7 +41,6 @@ struct PostgresMigrateTests {
         let list = try #require(try JSONSerialization.jsonObject(with: Data(patients.utf8)) as? [[String: Any]])
         let patient = try #require(list.first?["id"] as? String)
         let task = try await laptop.ok("task", "add", patient, "kind=outreach", "title=Call after the move")
-        let database = try TestDatabase()
         let moved = try await runProcess(
             Built.server,
             ["migrate", "--from", server.dataDirectory, "--to", database.url],
@@ -51,6 +64,67 @@ struct PostgresMigrateTests {
         let report = try await office.ok("sync", "--json")
         let pulled = try #require(try JSONSerialization.jsonObject(with: Data(report.utf8)) as? [String: Any])
         #expect((1..<100).contains(pulled["pulled"] as? Int ?? 0), "the new changes, not a bootstrap: \(pulled)")
+        await #expect(try office.ok("task", "show", task).contains("Call after the move"))
+        await #expect(try office.export() == laptop.export())
+    }
+
+    /// Compaction can drop a practice's last changes (a value added, then removed), leaving its floor above its
+    /// last change; SQLite counts the floor in the feed head, so devices hold checkpoints up to it. The move must
+    /// keep that head: below it, the next change would be numbered at or below a checkpoint a device holds, and
+    /// every device would bootstrap again (or, at a checkpoint equal to the new head, never be sent that change).
+    @Test func aCompactionFloorAboveTheLastChangeStaysTheFeedHeadAfterTheMove() async throws {
+        let server = try await TestServer(backend: .sqlite)
+        let devices = try TemporaryDirectory("outpost-migrate-floor")
+        let url = server.url.absoluteString
+        let office = Device("office", in: devices)
+        let laptop = Device("laptop", in: devices)
+        try await office.ok("init", "--server", url, "--token", server.adminToken)
+        try await laptop.ok("init", "--server", url, "--token", server.adminToken)
+        try await office.ok("import", Built.fixture("practice-small.json"))
+        try await office.ok("sync")
+        try await laptop.ok("sync")
+        await server.stop()
+        // The floor five positions above the last change, as such a compaction leaves it; both devices then sync
+        // (their checkpoints are below the floor: they bootstrap again, at the floor).
+        let queue = try DatabaseQueue(path: server.dataDirectory + "/outpost-server.sqlite")
+        let floor = try await queue.write { db -> Int64 in
+            let last = try Int64.fetchOne(db, sql: "SELECT MAX(seq) FROM change") ?? 0
+            try db.execute(sql: "DELETE FROM compaction")
+            try db.execute(
+                sql: "INSERT INTO compaction (practice, floor, at, dropped) SELECT id, ?, 0, 0 FROM practice",
+                arguments: [last + 5]
+            )
+            return last + 5
+        }
+        try queue.close()
+        try await server.start()
+        for device in [office, laptop] {
+            let report = try await device.ok("sync", "--json")
+            #expect(report.contains("\"bootstrapped\":true"), "\(device.name): \(report)")
+        }
+        await server.stop()
+
+        let database = try TestDatabase()
+        let moved = try await runProcess(
+            Built.server,
+            ["migrate", "--from", server.dataDirectory, "--to", database.url],
+            in: devices.url
+        )
+        try #require(moved.status == 0, "\(moved)")
+        let head = try TestDatabase.psql(database.url, "SELECT head FROM practice")
+        #expect(head.trimmingCharacters(in: .whitespacesAndNewlines) == String(floor), "\(head)")
+        server.database = database
+        try await server.start()
+        let patients = try await laptop.ok("patient", "list", "--json")
+        let list = try #require(try JSONSerialization.jsonObject(with: Data(patients.utf8)) as? [[String: Any]])
+        let patient = try #require(list.first?["id"] as? String)
+        let task = try await laptop.ok("task", "add", patient, "kind=outreach", "title=Call after the move")
+        let pushed = try await laptop.ok("sync", "--json")
+        #expect(pushed.contains("\"bootstrapped\":false"), "\(pushed)")
+        let pulled = try await office.ok("sync", "--json")
+        let report = try #require(try JSONSerialization.jsonObject(with: Data(pulled.utf8)) as? [String: Any])
+        #expect(report["bootstrapped"] as? Bool == false, "the new changes, not a bootstrap: \(pulled)")
+        #expect((1..<100).contains(report["pulled"] as? Int ?? 0), "\(pulled)")
         await #expect(try office.ok("task", "show", task).contains("Call after the move"))
         await #expect(try office.export() == laptop.export())
     }

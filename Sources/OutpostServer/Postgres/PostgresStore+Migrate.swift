@@ -201,15 +201,18 @@ extension PostgresStore {
     }
 
     /// What a copy from SQLite leaves to do: with `headsFromFeed` (a SQLite store keeps no head per practice),
-    /// each practice's feed head becomes its highest change or purge position; the audit log's sequence goes on
-    /// after the rows copied.
+    /// each practice's feed head becomes its highest change or purge position, or its compaction floor when that
+    /// is higher (compaction can drop the last changes; SQLite's head counts the floor too, so devices may hold
+    /// checkpoints up to it, and the next change must be numbered above it); the audit log's sequence goes on after
+    /// the rows copied.
     static func finishCopy(headsFromFeed: Bool, _ connection: PostgresConnection, _ logger: Logger) async throws {
         if headsFromFeed {
             try await connection.run(
                 """
                 UPDATE practice p SET head = GREATEST(
                     (SELECT COALESCE(MAX(seq), 0) FROM change c WHERE c.practice = p.id),
-                    (SELECT COALESCE(MAX(position), 0) FROM purge g WHERE g.practice = p.id))
+                    (SELECT COALESCE(MAX(position), 0) FROM purge g WHERE g.practice = p.id),
+                    (SELECT COALESCE(MAX(floor), 0) FROM compaction k WHERE k.practice = p.id))
                 """,
                 logger
             )

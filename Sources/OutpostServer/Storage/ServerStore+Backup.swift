@@ -322,16 +322,18 @@ extension ServerStore {
     }
 }
 
-/// The lock a server holds on its SQLite data directory while it serves (shared), and a restore takes alone
-/// (exclusive): a restore never replaces a store under a running server. An advisory `flock` on
+/// The lock a server holds on its SQLite data directory while it serves (shared), and a restore or a migration to
+/// PostgreSQL takes alone (exclusive): a restore never replaces a store under a running server, and a migration
+/// never copies one that a running server still writes to (what it stored after the copy would be missing from
+/// PostgreSQL, with its acknowledgement already given). An advisory `flock` on
 /// `DATA/outpost-server.lock`, released when the process ends, however it ends.
 public final class ServerLock: Sendable {
     private let descriptor: Int32
 
-    /// Takes the lock, without waiting.
+    /// Takes the lock, without waiting; `action` names what the exclusive lock is taken for, in the refusal.
     ///
     /// - Throws: ``ServerError`` `unavailable` when the other side holds it.
-    public init(directory: String, exclusive: Bool) throws(ServerError) {
+    public init(directory: String, exclusive: Bool, action: String = "restore") throws(ServerError) {
         let path = (directory as NSString).appendingPathComponent("outpost-server.lock")
         let descriptor = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
         guard descriptor >= 0 else {
@@ -341,7 +343,7 @@ public final class ServerLock: Sendable {
             close(descriptor)
             throw ServerError.storage(
                 exclusive
-                    ? "a server is running on \(directory); stop it first, then restore"
+                    ? "a server is running on \(directory); stop it first, then \(action)"
                     : "a restore is in progress on \(directory); start the server once it has finished"
             )
         }
