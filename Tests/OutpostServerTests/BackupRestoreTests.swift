@@ -449,12 +449,15 @@ struct BackupRestoreTests {
     }
 }
 
-/// Forwards every exchange to a real transport, except that the first push waits: it says so on `reached`, and is
-/// sent once `resume` yields (the test restores the server meanwhile).
+/// Forwards every exchange to a real transport, except that the first push waits: once the session is answered
+/// (a sync that read a session before reads it beside its first push), it says so on `reached`, and is sent once
+/// `resume` yields (the test restores the server meanwhile).
 private final class PausingTransport: SyncTransport {
     let base: any SyncTransport
     let reached: AsyncStream<Void>.Continuation
     let resume: Mutex<AsyncStream<Void>?>
+    let answered = AsyncStream<Void>.makeStream()
+    let waitsForTheSession = Mutex(true)
 
     init(_ base: any SyncTransport, reached: AsyncStream<Void>.Continuation, resume: AsyncStream<Void>) {
         self.base = base
@@ -464,10 +467,17 @@ private final class PausingTransport: SyncTransport {
 
     func send(_ request: TransportRequest) async throws -> TransportResponse {
         if request.path == Wire.Path.push, let resume = resume.withLock({ $0.take() }) {
+            if waitsForTheSession.withLock({ $0 }) { for await _ in answered.stream { break } }
             reached.yield()
             reached.finish()
             for await _ in resume { break }
         }
-        return try await base.send(request)
+        let response = try await base.send(request)
+        if request.path == Wire.Path.session, waitsForTheSession.withLock({ $0 }) {
+            waitsForTheSession.withLock { $0 = false }
+            answered.continuation.yield()
+            answered.continuation.finish()
+        }
+        return response
     }
 }

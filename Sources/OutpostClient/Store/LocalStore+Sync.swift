@@ -20,6 +20,9 @@ public struct Remote: Sendable, Hashable {
 
 extension LocalStore {
     static let tokenSetting = "remote.token"
+    /// The setting holding what the server's session last said (``SyncEngine/sync()`` reads the session beside
+    /// its first request with it); forgotten when the server or the token changes.
+    static let sessionSetting = "remote.session"
 
     /// The server this replica syncs with, if one is set.
     public func remote() throws(ClientError) -> Remote? {
@@ -48,6 +51,7 @@ extension LocalStore {
                 sql: "UPDATE replica SET serverURL = ? WHERE id = 1",
                 arguments: [remote?.url.absoluteString]
             )
+            try db.execute(sql: "DELETE FROM setting WHERE key = ?", arguments: [Self.sessionSetting])
             if let remote {
                 try db.execute(
                     sql: "INSERT OR REPLACE INTO setting (key, value) VALUES (?, ?)",
