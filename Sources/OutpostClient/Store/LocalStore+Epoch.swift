@@ -23,7 +23,6 @@ extension LocalStore {
             try db.execute(sql: "UPDATE replica SET serverEpoch = ? WHERE id = 1", arguments: [epoch])
             guard let serverHolds else { return 0 }
             try db.execute(sql: "UPDATE replica SET checkpoint = NULL WHERE id = 1")
-            try Self.markSnapshotPartial(db)
             let acked = try Int64.fetchOne(db, sql: "SELECT ackedCounter FROM replica WHERE id = 1") ?? 0
             let holds = Int64(clamping: serverHolds)
             // Sent from their own copies (the change log may have dropped them: LocalStore+Compaction.swift), at the

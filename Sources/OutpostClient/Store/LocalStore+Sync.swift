@@ -23,30 +23,6 @@ extension LocalStore {
     /// The setting holding what the server's session last said (``SyncEngine/sync()`` reads the session beside
     /// its first request with it); forgotten when the server or the token changes.
     static let sessionSetting = "remote.session"
-    /// The setting that says the next bootstrap's snapshot may lack records this replica holds for good reasons:
-    /// the server is another one, or was restored from a backup, and its other devices have yet to push again what
-    /// it lacks. That bootstrap removes nothing the snapshot did not send (``SyncEngine``); once it is done, the
-    /// setting goes.
-    static let partialSnapshotSetting = "sync.snapshotMayLackRecords"
-
-    /// Notes that the next bootstrap's snapshot may lack records this replica holds (``partialSnapshotSetting``).
-    static func markSnapshotPartial(_ db: Database) throws {
-        try db.execute(
-            sql: "INSERT OR REPLACE INTO setting (key, value) VALUES (?, '1')",
-            arguments: [partialSnapshotSetting]
-        )
-    }
-
-    /// Whether the next bootstrap's snapshot may lack records this replica holds (a new server, or one restored
-    /// from a backup), so that it removes none.
-    public func snapshotMayLackRecords() throws(ClientError) -> Bool {
-        try setting(Self.partialSnapshotSetting) != nil
-    }
-
-    /// Forgets ``snapshotMayLackRecords()``: a bootstrap is done.
-    public func snapshotTaken() throws(ClientError) {
-        if try snapshotMayLackRecords() { try setSetting(Self.partialSnapshotSetting, to: nil) }
-    }
 
     /// The server this replica syncs with, if one is set.
     public func remote() throws(ClientError) -> Remote? {
@@ -70,8 +46,6 @@ extension LocalStore {
             let previous = try String.fetchOne(db, sql: "SELECT serverURL FROM replica WHERE id = 1")
             if previous != remote?.url.absoluteString {
                 try db.execute(sql: "UPDATE replica SET checkpoint = NULL WHERE id = 1")
-                // Another server: its snapshot may lack what this replica holds.
-                try Self.markSnapshotPartial(db)
             }
             try db.execute(
                 sql: "UPDATE replica SET serverURL = ? WHERE id = 1",

@@ -704,7 +704,6 @@ public actor SyncEngine {
             throw error
         }
         try store.restoreIndexes()
-        try store.snapshotTaken()
         report.bootstrapped = true
     }
 
@@ -716,15 +715,12 @@ public actor SyncEngine {
     ) async throws(ClientError) {
         let limit = max(1, min(options.pageSize, session.limits.maxPageSize))
         var checkpoint: String?
-        // A store that holds records bootstraps again from the same server store (its checkpoint lost to a
-        // compaction past it, or a discard): the patients the snapshot sends are noted, and those it holds beside
-        // them, which left its scope or were purged meanwhile and no pull will announce, are removed with the last
-        // page. None is removed after a first sync's snapshot (it leaves out the records only this replica wrote),
-        // nor from a new server or one restored from a backup, whose snapshot may lack what other devices have yet
-        // to push again (``LocalStore/snapshotMayLackRecords()``).
-        let (isEmpty, mayLack) = (try store.isEmpty(), try store.snapshotMayLackRecords())
-        let removing = !sparingOwn && !isEmpty && !mayLack
-        var sent: Set<String>? = removing ? [] : nil
+        // A store that holds records bootstraps again (its checkpoint lost to a compaction past it, a restore, a
+        // discard): the patients the snapshot sends are noted, and those it holds beside them, which left its scope
+        // or were purged meanwhile and no pull will announce, are removed with the last page. A first sync's
+        // snapshot leaves out the records only this replica wrote, so none is removed then.
+        let heldRecords = try !store.isEmpty()
+        var sent: Set<String>? = !sparingOwn && heldRecords ? [] : nil
         // Pipelined: while page N is written, page N+1 is asked for (and inflated, decoded and prepared for the
         // store), and page N+2 is asked for as soon as page N+1's answer names it, so the writer waits for a page's
         // round trip and its preparing only when they take longer than a page's write. Each page is still applied
