@@ -47,36 +47,6 @@ struct SnapshotApplyTests {
         #expect(again.duplicates == 5)
     }
 
-    /// The last page of a snapshot into a store that held records removes the patients the snapshot did not
-    /// send, with the records they own, but not one with a change of the device's own not yet acknowledged.
-    @Test func theLastPageOfASecondBootstrapRemovesThePatientsItDidNotSendButThoseWithUnpushedEdits() throws {
-        let office = try makeTestStore(replica: "office")
-        let task = RecordRef(type: "task", id: "tsk_1")
-        for (index, patient) in patients.prefix(3).enumerated() {
-            try office.commit([.assign(patient, "phone", .string("555-01\(index)"))], author: "per_1", site: nil)
-        }
-        let served = try patients.prefix(3).map {
-            SnapshotRecord(record: $0, state: try #require(try office.record($0)))
-        }
-        let laptop = try makeTestStore(replica: "laptop")
-        _ = try laptop.applySnapshot(served, checkpoint: "3")
-        // The laptop held the three and a task of the third; it edited the second (not pushed yet).
-        try laptop.applyRemote(
-            try office.commit([.assign(task, "patient", .string(patients[2].id))], author: "per_1", site: nil)
-        )
-        try laptop.commit([.assign(patients[1], "phone", "555-0999")], author: "per_2", site: nil)
-        let prepared = laptop.prepare([served[0]])
-        let (report, removed) = try laptop.applyLastSnapshotPage(prepared, checkpoint: "7", sent: [patients[0].id])
-        #expect(report.duplicates == 1)
-        #expect(removed == 1)
-        #expect(try laptop.record(patients[2]) == nil, "a patient the snapshot did not send is removed")
-        #expect(try laptop.record(task) == nil, "with the records it owns")
-        #expect(try laptop.record(patients[1]) != nil, "a patient with an edit of its own not pushed is kept")
-        #expect(try laptop.status().pendingChanges == 1)
-        #expect(try laptop.checkpoint() == "7")
-        #expect(try laptop.checkProjection() == [])
-    }
-
     @Test func aRecordTwiceInOnePageIsMergedOnce() throws {
         let office = try makeTestStore(replica: "office")
         try office.commit([.assign(patients[0], "phone", "555-0100")], author: "per_1", site: nil)

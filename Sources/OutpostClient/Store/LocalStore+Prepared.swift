@@ -58,29 +58,6 @@ extension LocalStore {
         try applyPage(changes: [], records: page.records, forms: page.forms, removed: [], checkpoint: checkpoint).report
     }
 
-    /// ``applySnapshot(_:checkpoint:)-(PreparedSnapshot,_)`` for the last page of a snapshot into a store that held
-    /// records before it (a device bootstrapping again: its checkpoint lost to a compaction past it, a restore, a
-    /// discard): in the same transaction, the patients it holds that the snapshot did not send (`sent`: every
-    /// patient of its pages) are removed as a pull's `removed` removes them. Those are the patients that left the
-    /// device's scope or were purged since its checkpoint, which no pull will announce any more. A patient with
-    /// changes of its own not yet acknowledged or held aside after a refusal is kept (they are the device's to push
-    /// or review). Returns the page's report and how many patients it removed.
-    func applyLastSnapshotPage(
-        _ page: PreparedSnapshot,
-        checkpoint: String,
-        sent: Set<String>
-    ) throws(ClientError) -> (report: ApplyReport, removed: Int) {
-        let applied = try applyPage(
-            changes: [],
-            records: page.records,
-            forms: page.forms,
-            removed: [],
-            checkpoint: checkpoint,
-            keepingPatients: sent
-        )
-        return (applied.report, applied.removed)
-    }
-
     /// The form `record` is written in when the store does not hold it and its state is `state`; with
     /// `countingClocks`, its writes' clocks counted too (a snapshot page's record, prepared off the writer).
     func prepare(_ record: RecordRef, _ state: RecordState, countingClocks: Bool = false) throws -> PreparedRecord {

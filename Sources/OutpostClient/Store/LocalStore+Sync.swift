@@ -160,8 +160,6 @@ extension LocalStore {
         var preloadedUsed: Int
         /// The records written at once as new to the store (``StoreTransaction/writeNew(_:_:_:)``).
         var writtenAtOnce: Int
-        /// The patients removed with their records (`removed`, and those outside `keepingPatients`).
-        var removed = 0
     }
 
     /// ``applyPage(changes:records:removed:checkpoint:)`` with the records' forms prepared beforehand
@@ -169,9 +167,7 @@ extension LocalStore {
     /// `preloaded` where they are still as read (``usable(_:generation:written:)``); `preloadedUsed` counts the
     /// records taken so. `unprojected` is the page's ``Projection/unprojected(by:carrying:)`` of `changes` and
     /// `records` when the caller has it already (a pipelined pull works it out for its read ahead, off the
-    /// writer); `nil` has it worked out here. With `keepingPatients` (the last page of a snapshot into a store that
-    /// held records: ``applyLastSnapshotPage(_:checkpoint:sent:)``), the patients the store holds outside it are
-    /// removed too, but those with changes of their own unacknowledged or held aside.
+    /// writer); `nil` has it worked out here.
     func applyPage(
         changes: [Change],
         records: [SnapshotRecord],
@@ -179,8 +175,7 @@ extension LocalStore {
         removed: [String],
         checkpoint: String?,
         preloaded: PreloadedRecords? = nil,
-        unprojected: Set<RecordRef>? = nil,
-        keepingPatients: Set<String>? = nil
+        unprojected: Set<RecordRef>? = nil
     )
         throws(ClientError) -> AppliedPage
     {
@@ -259,23 +254,16 @@ extension LocalStore {
                 try db.execute(sql: "UPDATE replica SET checkpoint = ? WHERE id = 1", arguments: [checkpoint])
             }
             try transaction.finish(now: now)
-            let acked =
-                removed.isEmpty && keepingPatients == nil
-                ? 0 : try Int64.fetchOne(db, sql: "SELECT ackedCounter FROM replica WHERE id = 1") ?? 0
-            var removed = removed
-            if let keepingPatients {
-                removed += try Self.patients(outside: keepingPatients, acknowledged: acked, db: db)
-            }
             // A removal may delete any record of the patients removed.
             let written = removed.isEmpty ? transaction.writtenRecords : nil
             let applied = AppliedPage(
                 report: transaction.report,
                 preloadedUsed: transaction.preloadedUsed,
-                writtenAtOnce: transaction.writtenAtOnce,
-                removed: removed.count
+                writtenAtOnce: transaction.writtenAtOnce
             )
             transaction.releaseHeldAside()
             if !removed.isEmpty {
+                let acked = try Int64.fetchOne(db, sql: "SELECT ackedCounter FROM replica WHERE id = 1") ?? 0
                 for patient in removed {
                     let refs = try Row.fetchAll(
                         db,
@@ -299,31 +287,6 @@ extension LocalStore {
             }
             return (applied, written)
         }
-    }
-
-    /// The patients the store holds outside `kept`, but those with a change of their own (of the patient or of a
-    /// record it owns) not yet acknowledged (above `acknowledged`) or held aside after a refusal.
-    static func patients(outside kept: Set<String>, acknowledged: Int64, db: Database) throws -> [String] {
-        var outside: [String] = []
-        for patient in try String.fetchAll(db, sql: "SELECT id FROM record WHERE type = 'patient' ORDER BY id")
-        where !kept.contains(patient) {
-            let own = try Bool.fetchOne(
-                db,
-                sql: """
-                    WITH mine(type, id) AS (SELECT type, id FROM record WHERE (type = 'patient' AND id = ?1) OR owner = ?1)
-                    SELECT EXISTS (
-                        SELECT 1 FROM change c JOIN mine m ON c.type = m.type AND c.id = m.id
-                        WHERE c.isLocal = 1 AND c.maxCounter > ?2
-                    ) OR EXISTS (
-                        SELECT 1 FROM refused_change f JOIN mine m ON f.type = m.type AND f.id = m.id
-                        WHERE f.state IN ('refused', 'retry')
-                    )
-                    """,
-                arguments: [patient, acknowledged]
-            )
-            if own == false { outside.append(patient) }
-        }
-        return outside
     }
 
     /// For `records` in strictly increasing key order as SQLite compares the record table's key (type, then id, by

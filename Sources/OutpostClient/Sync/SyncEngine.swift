@@ -267,9 +267,6 @@ public actor SyncEngine {
         return "\(value) \(unit)\(value == 1 ? "" : "s")"
     }
 
-    /// The record type whose records own the others a scope and a purge select by.
-    static let patientType = "patient"
-
     /// The setting holding the token's role, as the server last said.
     public static let roleSetting = "remote.role"
     /// The setting holding when the last sync started (milliseconds since 1970): conflicts detected since
@@ -715,12 +712,6 @@ public actor SyncEngine {
     ) async throws(ClientError) {
         let limit = max(1, min(options.pageSize, session.limits.maxPageSize))
         var checkpoint: String?
-        // A store that holds records bootstraps again (its checkpoint lost to a compaction past it, a restore, a
-        // discard): the patients the snapshot sends are noted, and those it holds beside them, which left its scope
-        // or were purged meanwhile and no pull will announce, are removed with the last page. A first sync's
-        // snapshot leaves out the records only this replica wrote, so none is removed then.
-        let heldRecords = try !store.isEmpty()
-        var sent: Set<String>? = !sparingOwn && heldRecords ? [] : nil
         // Pipelined: while page N is written, page N+1 is asked for (and inflated, decoded and prepared for the
         // store), and page N+2 is asked for as soon as page N+1's answer names it, so the writer waits for a page's
         // round trip and its preparing only when they take longer than a page's write. Each page is still applied
@@ -737,16 +728,14 @@ public actor SyncEngine {
             BackgroundRelease.drop(pending)
         }
         while true {
-            let (next, applied, removed) = try await writeSnapshotPage(
+            let (next, applied) = try await writeSnapshotPage(
                 pending,
                 following: &following,
                 checkpoint: &checkpoint,
-                sent: &sent,
                 limit: limit,
                 sparingOwn: sparingOwn
             )
             report.snapshotRecords += applied.applied
-            report.purged += removed
             report.add(applied)
             guard let next else { break }
             // A written page (its tasks hold the records and their prepared forms) is freed on another thread:
@@ -765,18 +754,14 @@ public actor SyncEngine {
         _ pending: PendingPage,
         following: inout FollowingPage?,
         checkpoint: inout String?,
-        sent: inout Set<String>?,
         limit: Int,
         sparingOwn: Bool
-    ) async throws(ClientError) -> (next: PendingPage?, applied: ApplyReport, removed: Int) {
+    ) async throws(ClientError) -> (next: PendingPage?, applied: ApplyReport) {
         let page = try await Self.value(of: pending.fetch)
         // A cancelled sync asks for no page more: neither the one after this (`following`, which the caller lets
         // go when this throws) nor, on the first page, the next.
         if Task.isCancelled { throw Self.cancelled() }
         checkpoint = checkpoint ?? page.checkpoint
-        if sent != nil {
-            for record in page.records where record.record.type == Self.patientType { sent?.insert(record.record.id) }
-        }
         let asked = following
         following = nil
         var next: PendingPage?
@@ -792,12 +777,10 @@ public actor SyncEngine {
             let prepared = try await Self.value(of: pending.prepared)
             if Task.isCancelled { throw Self.cancelled() }
             let saved = page.next == nil ? checkpoint : nil
-            let kept = saved == nil ? nil : sent
-            let (applied, removed) = try await written { [store] () throws(ClientError) in
-                guard let saved, let kept else { return (try store.applySnapshot(prepared, checkpoint: saved), 0) }
-                return try store.applyLastSnapshotPage(prepared, checkpoint: saved, sent: kept)
+            let applied = try await written { [store] () throws(ClientError) in
+                try store.applySnapshot(prepared, checkpoint: saved)
             }
-            return (next, applied, removed)
+            return (next, applied)
         } catch {
             // `following`, asked for after `next`, is let go by the caller.
             next?.cancel()
