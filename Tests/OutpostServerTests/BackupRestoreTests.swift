@@ -263,6 +263,10 @@ struct BackupRestoreTests {
         let report = try await syncing
         #expect(report.serverRestored, "\(report)")
         #expect(report.resent == 1, "the edit stored after the backup was sent again: \(report)")
+        #expect(transport.snapshots.withLock { $0 } == 1, "one bootstrap, in the new epoch")
+        let session = try await server.request("GET", "/v1/session", token: token).1
+        let epoch = try Wire.makeDecoder().decode(SessionInfo.self, from: session).epoch
+        #expect(try office.store.serverEpoch() == epoch, "the new epoch is kept")
 
         _ = try await office.engine(server.transport(token)).sync()
         let fresh = try LocalReplica("fresh", in: devices)
@@ -458,6 +462,8 @@ private final class PausingTransport: SyncTransport {
     let resume: Mutex<AsyncStream<Void>?>
     let answered = AsyncStream<Void>.makeStream()
     let waitsForTheSession = Mutex(true)
+    /// How many snapshots were begun (a snapshot page asked for without `after`).
+    let snapshots = Mutex(0)
 
     init(_ base: any SyncTransport, reached: AsyncStream<Void>.Continuation, resume: AsyncStream<Void>) {
         self.base = base
@@ -471,6 +477,9 @@ private final class PausingTransport: SyncTransport {
             reached.yield()
             reached.finish()
             for await _ in resume { break }
+        }
+        if request.path == Wire.Path.snapshot, !request.query.contains(where: { $0.0 == "after" }) {
+            snapshots.withLock { $0 += 1 }
         }
         let response = try await base.send(request)
         if request.path == Wire.Path.session, waitsForTheSession.withLock({ $0 }) {

@@ -138,9 +138,6 @@ public actor SyncEngine {
     private var epoch: String?
     /// The refused changes held aside as this sync last knew them (``Wire/refusedHeader``).
     private var refusedHeld: Int?
-    /// Whether a push was refused because the server was restored from a backup since the session this sync read
-    /// (``pushAndPull(_:session:wait:sparingOwn:)`` then reads it again).
-    private var pushMetAnotherEpoch = false
     /// Where pages are written: a page's transaction may wait for SQLite's write lock (another process using the
     /// store), and a thread of Swift's cooperative pool blocked on it would starve the tasks asking for and
     /// preparing the next page.
@@ -183,6 +180,8 @@ public actor SyncEngine {
         let info: SessionInfo = try await exchange(TransportRequest(method: "GET", path: Wire.Path.session))
         let received = wall.nowMillis()
         guard info.protocolVersion == OutpostVersion.wireProtocol else {
+            // Read beside the first request no more: the next sync reads the session first, and stops there.
+            try? store.setSetting(LocalStore.sessionSetting, to: nil)
             throw ClientError(
                 code: .refused,
                 message:
@@ -191,7 +190,11 @@ public actor SyncEngine {
             )
         }
         session = info
-        try store.setSetting(Self.roleSetting, to: info.role.rawValue)
+        // Written only when it changed: a session read beside a sync's first request writes nothing while the
+        // sync's pages are written.
+        if try store.setting(Self.roleSetting) != info.role.rawValue {
+            try store.setSetting(Self.roleSetting, to: info.role.rawValue)
+        }
         try learnClock(from: info, sent: sent, received: received)
         try keep(info)
         return info
@@ -275,52 +278,57 @@ public actor SyncEngine {
 
     /// Pushes the outbox, bootstraps if needed and pulls until caught up.
     ///
-    /// A replica that synced with this server before, in its current epoch, reads the session beside its first
-    /// push or pull instead of before it, with what the last session said (kept in the store): a round trip less
-    /// on a slow link. Nothing the session could say makes those requests unsafe: the server judges every push
-    /// and pull by the token as it is now, and refuses a push or a pull of another epoch (`410
-    /// checkpoint_expired`, after a restore), which the sync handles as when it reads the session first. A session
-    /// that refuses the sync (a token revoked, another protocol) fails it.
+    /// A replica that synced with this server before, in its current epoch, with a checkpoint, reads the session
+    /// beside its first push or pull instead of before it, with what the last session said (kept in the store): a
+    /// round trip less on a slow link. The server judges every push and pull by the token as it is now, and
+    /// refuses a push or a pull of another epoch (`410 checkpoint_expired`, after a restore), which the sync
+    /// handles as when it reads the session first; a session that refuses the sync (a token revoked, another
+    /// protocol, found once the first requests have gone out) fails it, and so does one that cannot be read.
     public func sync() async throws(ClientError) -> SyncReport {
         var report = SyncReport()
-        if options.pipelining, try store.checkpoint() != nil, let known = try store.serverEpoch(),
-            let kept = try keptSession(), kept.epoch == known
-        {
-            epoch = known
-            try store.setSetting(Self.syncStartedSetting, to: String(try store.now()))
-            async let reading = sessionOutcome()
-            var failure: ClientError?
-            do throws(ClientError) {
-                try await pushAndPull(&report, session: kept, wait: 0)
-            } catch {
-                failure = error
-            }
-            let current = await reading
-            if let failure { throw failure }
-            let session = try current.get()
-            // A restore that neither the push nor the pull met (they are refused in another epoch, so this is a
-            // guard): the new epoch puts back what the server lacks.
-            if try store.serverEpoch() != session.epoch { try await adoptEpoch(of: session, &report) }
-            if report.serverRestored {
-                // What a restore put back in the outbox (a pull refused in another epoch adopts the new one and
-                // bootstraps, but pushes nothing) is pushed in this sync, as when the session is read first.
-                try await pushAndPull(&report, session: session, wait: 0)
-            }
-            try finish(&report)
-            return report
-        }
-        let session = try await fetchSession()
-        // This replica's first sync with a server: it holds every change it ever wrote (nothing it wrote was ever
-        // purged or lost by a restore), so its bootstrap may leave out the records only it wrote. A new device
-        // holding no record has nothing to leave out, and asks for the practice's pages as any device may be
-        // sent them (the server keeps those for the next device: docs/sync.md, "Snapshot pages kept").
         let (knownEpoch, checkpoint) = (try store.serverEpoch(), try store.checkpoint())
+        let kept = options.pipelining && checkpoint != nil && knownEpoch != nil ? try keptSession() : nil
+        let beside = kept?.epoch == knownEpoch ? kept : nil
+        async let reading: Result<SessionInfo, ClientError>? = beside == nil ? nil : sessionOutcome()
+        let session: SessionInfo
         var sparingOwn = false
-        if session.epoch != nil, knownEpoch == nil, checkpoint == nil { sparingOwn = !(try store.isEmpty()) }
-        // After the session: the time is read through the offset it may just have corrected.
+        if let beside {
+            session = beside
+            epoch = knownEpoch
+        } else {
+            session = try await fetchSession()
+            // This replica's first sync with a server: it holds every change it ever wrote (nothing it wrote was
+            // ever purged or lost by a restore), so its bootstrap may leave out the records only it wrote. A new
+            // device holding no record has nothing to leave out, and asks for the practice's pages as any device
+            // may be sent them (the server keeps those for the next device: docs/sync.md, "Snapshot pages kept").
+            if session.epoch != nil, knownEpoch == nil, checkpoint == nil { sparingOwn = !(try store.isEmpty()) }
+        }
+        // Read through the clock offset the session corrected: this one's, or, beside it, the last one's.
         try store.setSetting(Self.syncStartedSetting, to: String(try store.now()))
-        try await adoptEpoch(of: session, &report)
-        try await pushAndPull(&report, session: session, wait: 0, sparingOwn: sparingOwn)
+        if beside == nil { try await adoptEpoch(of: session, &report) }
+        var failure: ClientError?
+        do throws(ClientError) {
+            try await pushAndPull(&report, session: session, wait: 0, sparingOwn: sparingOwn)
+        } catch {
+            failure = error
+        }
+        var current = session
+        if let read = await reading {
+            if let failure { throw failure }
+            current = try read.get()
+            // A restore neither the push nor the pull met (both are refused in another epoch, so this is a guard);
+            // not when one of them adopted a new epoch meanwhile, after this session was read.
+            if current.epoch != knownEpoch, try store.serverEpoch() == knownEpoch {
+                try await adoptEpoch(of: current, &report)
+            }
+        } else if let failure {
+            throw failure
+        }
+        if report.serverRestored, try store.pendingCount() > 0 {
+            // What a restore met on the way put back in the outbox (a pull refused in another epoch adopts the new
+            // one and bootstraps, but pushes nothing) is pushed in this sync.
+            try await pushAndPull(&report, session: current, wait: 0)
+        }
         try finish(&report)
         return report
     }
@@ -329,7 +337,9 @@ public actor SyncEngine {
     /// until the task is cancelled; calls `onReport` after every round that moved something.
     public func watch(wait: Int, onReport: @Sendable (SyncReport) -> Void) async throws(ClientError) {
         onReport(try await sync())
-        let session = try await fetchSession()
+        // The session the sync read (beside its first request, or before it).
+        let session: SessionInfo
+        if let read = self.session { session = read } else { session = try await fetchSession() }
         let wait = min(wait, session.limits.maxWaitSeconds)
         while !Task.isCancelled {
             var report = SyncReport()
@@ -380,11 +390,9 @@ public actor SyncEngine {
         wait: Int,
         sparingOwn: Bool = false
     ) async throws(ClientError) {
-        pushMetAnotherEpoch = false
         do throws(ClientError) {
             try await pushAndPullOnce(&report, session: session, wait: wait, sparingOwn: sparingOwn)
-        } catch  where pushMetAnotherEpoch {
-            pushMetAnotherEpoch = false
+        } catch  where error.cause is PushMetAnotherEpoch {
             logger.warning("the server was restored from a backup since this sync began; reading its session again")
             let current = try await fetchSession()
             try await adoptEpoch(of: current, &report)
@@ -573,8 +581,9 @@ public actor SyncEngine {
             } catch let error where error.serverCode == ErrorCode.checkpointExpired.rawValue {
                 // The server was restored from a backup since this sync read its session: nothing was stored. The
                 // caller reads the session again before anything is pushed.
-                pushMetAnotherEpoch = true
-                throw error
+                var refused = error
+                refused.cause = PushMetAnotherEpoch()
+                throw refused
             } catch let error
                 where error.serverCode == ErrorCode.unresolvedRecords.rawValue && options.abbreviatesPushes
             {
@@ -600,6 +609,10 @@ public actor SyncEngine {
             }
         }
     }
+
+    /// The cause of a push refused because the server was restored from a backup since the session was read
+    /// (``pushAndPull(_:session:wait:sparingOwn:)`` reads it again).
+    private struct PushMetAnotherEpoch: Error, Sendable {}
 
     /// How far a push acknowledged short may be acknowledged: up to the server's acknowledgement, but below the
     /// first change it refused (only ``LocalStore/recordPush(_:response:)`` holds refused changes aside; below it
