@@ -568,8 +568,9 @@ extension SnapshotPage {
         case 1: next = try reader.inlineString()
         default: throw reader.failure("the next-cursor flag is neither 0 nor 1", at: flagStart)
         }
+        let removed = reader.layout >= 4 ? try reader.stringList("removed") : []
         try reader.finish()
-        self.init(records: records, checkpoint: checkpoint, next: next)
+        self.init(records: records, checkpoint: checkpoint, next: next, removed: removed)
     }
 }
 

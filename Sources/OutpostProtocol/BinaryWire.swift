@@ -15,8 +15,9 @@ public enum BinaryWire {
     public static let magic: [UInt8] = Array("OPB1".utf8)
     /// The layout versions after the magic this side reads and writes; a reader refuses any other.
     /// Layout 2 writes a message's changes column by column and sortable record ids as bits
-    /// (protocol/README.md, "Layout 2"); layout 3 names records the receiver holds by abbreviation ("Layout 3").
-    public static let layouts: ClosedRange<UInt8> = 1...3
+    /// (protocol/README.md, "Layout 2"); layout 3 names records the receiver holds by abbreviation ("Layout 3");
+    /// layout 4 adds a snapshot page's `removed` ("Layout 4").
+    public static let layouts: ClosedRange<UInt8> = 1...4
     /// The newest layout: what a sender writes when the other side reads it.
     public static let latestLayout: UInt8 = layouts.upperBound
 
@@ -822,28 +823,32 @@ extension SnapshotPage: BinaryWireMessage {
     public func binaryEncoded(layout: UInt8, abbreviating known: (RecordRef) -> Bool) -> [UInt8] {
         var writer = BinaryMessageWriter(layout: layout, changes: [], records: records)
         writer.write(records: records)
-        return Self.finish(&writer, checkpoint: checkpoint, next: next, abbreviating: known)
+        return Self.finish(&writer, checkpoint: checkpoint, next: next, removed: removed, abbreviating: known)
     }
 
-    /// The binary form in `layout` of the page of `stored` states, `checkpoint` and `next`: the bytes of the page
-    /// of the same states decoded, written without decoding them.
+    /// The binary form in `layout` of the page of `stored` states, `checkpoint`, `next` and `removed`: the bytes
+    /// of the page of the same states decoded, written without decoding them.
     ///
     /// - Throws: ``CRDTError`` when a stored state cannot be read.
     public static func binaryEncoded(
         stored: [StoredRecordState],
         checkpoint: String,
         next: String?,
+        removed: [String] = [],
         layout: UInt8
     ) throws(CRDTError) -> [UInt8] {
         var writer = try BinaryMessageWriter(layout: layout, stored: stored)
         try writer.write(stored: stored)
-        return finish(&writer, checkpoint: checkpoint, next: next)
+        return finish(&writer, checkpoint: checkpoint, next: next, removed: removed)
     }
 
+    /// The page's tail. `removed` is written in layout 4 and later only: a reader of an older layout is sent none
+    /// and removes nothing, as before layout 4.
     private static func finish(
         _ writer: inout BinaryMessageWriter,
         checkpoint: String,
         next: String?,
+        removed: [String],
         abbreviating known: (RecordRef) -> Bool = { _ in false }
     ) -> [UInt8] {
         writer.write(inline: checkpoint)
@@ -852,6 +857,10 @@ extension SnapshotPage: BinaryWireMessage {
             writer.write(inline: next)
         } else {
             writer.write(byte: 0)
+        }
+        if writer.layout >= 4 {
+            writer.write(count: removed.count)
+            for id in removed { writer.write(string: id) }
         }
         return writer.finish(kind: binaryKind, abbreviating: known)
     }

@@ -362,12 +362,39 @@ public struct SnapshotPage: Sendable, Hashable, Codable {
     public var checkpoint: String
     /// The cursor of the next page, or `nil` on the last page.
     public var next: String?
+    /// On a snapshot's first page only: patients the device is to purge with the records they own (after pushing
+    /// its pending edits), as a pull page's `removed`. They are the practice's patients purged at or before the
+    /// snapshot's checkpoint and, for a scoped token, the patients the server had sent the device that are out of
+    /// its scope now: a device bootstrapping again may hold them, and no pull from the checkpoint announces them.
+    /// Absent when empty; in the binary encoding, written from layout 4 on (protocol/README.md, "Layout 4").
+    public var removed: [String]
 
     /// Creates a snapshot page.
-    public init(records: [SnapshotRecord], checkpoint: String, next: String?) {
+    public init(records: [SnapshotRecord], checkpoint: String, next: String?, removed: [String] = []) {
         self.records = records
         self.checkpoint = checkpoint
         self.next = next
+        self.removed = removed
+    }
+
+    private enum CodingKeys: String, CodingKey {
+        case records, checkpoint, next, removed
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        records = try container.decode([SnapshotRecord].self, forKey: .records)
+        checkpoint = try container.decode(String.self, forKey: .checkpoint)
+        next = try container.decodeIfPresent(String.self, forKey: .next)
+        removed = try container.decodeIfPresent([String].self, forKey: .removed) ?? []
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(records, forKey: .records)
+        try container.encode(checkpoint, forKey: .checkpoint)
+        try container.encodeIfPresent(next, forKey: .next)
+        if !removed.isEmpty { try container.encode(removed, forKey: .removed) }
     }
 }
 

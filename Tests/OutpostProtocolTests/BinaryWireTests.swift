@@ -16,15 +16,16 @@ struct BinaryGolden: Sendable, CustomStringConvertible {
 
     var description: String { name }
 
-    /// The golden in each layout: `name` in layout 1, `name` with `.layoutN` before `.bin` in layout N.
+    /// The golden in each of `layouts`: `name` in layout 1, `name` with `.layoutN` before `.bin` in layout N.
     static func make<Message: BinaryWireMessage & Hashable>(
         _ name: String,
         _ value: Message,
-        json: String?
+        json: String?,
+        layouts: ClosedRange<UInt8> = BinaryWire.layouts
     )
         -> [BinaryGolden]
     {
-        BinaryWire.layouts.map { layout in
+        layouts.map { layout in
             BinaryGolden(
                 name: layout == 1 ? name : name.replacingOccurrences(of: ".bin", with: ".layout\(layout).bin"),
                 layout: layout,
@@ -97,6 +98,13 @@ enum BinaryCatalog {
                     try! snapshot("snapshot-page.last.json"),
                     json: "snapshot-page.last.json"
                 ),
+                // `removed` on a snapshot page is written from layout 4 on.
+                BinaryGolden.make(
+                    "snapshot-page.removing.bin",
+                    GoldenCatalog.removingSnapshot,
+                    json: "snapshot-page.removing.json",
+                    layouts: 4...BinaryWire.latestLayout
+                ),
             ].joined()
         )
         + [
@@ -151,7 +159,7 @@ private func decodes<Message: BinaryWireMessage & Equatable>(_ bytes: [UInt8], a
     }
     guard let message = try? Message(binary: bytes, resolved: resolved) else { return 0 }
     #expect((try? Message(binary: message.binaryEncoded())) == message)
-    let abbreviated = message.binaryEncoded(layout: 3) { BinaryCatalog.knownRecords.contains($0) }
+    let abbreviated = message.binaryEncoded(layout: BinaryWire.latestLayout) { BinaryCatalog.knownRecords.contains($0) }
     let again = (try? BinaryWire.abbreviations(in: abbreviated, kind: Message.binaryKind))?.map { abbreviation in
         abbreviation.resolve(among: BinaryCatalog.knownRecords.filter { $0.type == abbreviation.type }.map(\.id))
     }
@@ -174,10 +182,27 @@ struct BinaryWireTests {
         #expect(try PullResponse(binary: page.binaryEncoded()) == page)
     }
 
-    @Test(arguments: ["snapshot-page.json", "snapshot-page.last.json"])
+    @Test(arguments: ["snapshot-page.json", "snapshot-page.last.json", "snapshot-page.removing.json"])
     func everyJSONSnapshotGoldenRoundTripsThroughBinary(_ name: String) throws {
         let page = try BinaryCatalog.snapshot(name)
         #expect(try SnapshotPage(binary: page.binaryEncoded()) == page)
+    }
+
+    /// A snapshot page's `removed` is written from layout 4 on: a page for a reader of an older layout carries
+    /// none, and is otherwise the same page; a layout-4 page cut before its `removed` is refused.
+    @Test func aSnapshotPageNamesItsRemovedPatientsFromLayoutFourOn() throws {
+        let page = try BinaryCatalog.snapshot("snapshot-page.removing.json")
+        try #require(!page.removed.isEmpty)
+        var without = page
+        without.removed = []
+        for layout in BinaryWire.layouts {
+            let decoded = try SnapshotPage(binary: page.binaryEncoded(layout: layout))
+            #expect(decoded == (layout >= 4 ? page : without), "layout \(layout)")
+        }
+        let four = page.binaryEncoded(layout: 4)
+        let older = without.binaryEncoded(layout: 4)
+        #expect(throws: BinaryWire.Failure.self) { try SnapshotPage(binary: Array(older.dropLast())) }
+        #expect(four.count > older.count)
     }
 
     /// A page whose records are sorted by type then id is written without looking each record up; one out of

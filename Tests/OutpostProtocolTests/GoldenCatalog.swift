@@ -388,7 +388,17 @@ enum GoldenCatalog {
             "snapshot-page.last.json",
             SnapshotPage(records: [SnapshotRecord(record: task, state: taskState)], checkpoint: "1839", next: nil)
         ),
+        .make("snapshot-page.removing.json", removingSnapshot),
     ]
+
+    /// A scoped device's first snapshot page as it bootstraps again: one patient left its scope (or was purged)
+    /// before the checkpoint, so the page names it in `removed`.
+    static let removingSnapshot = SnapshotPage(
+        records: [SnapshotRecord(record: patient, state: patientState)],
+        checkpoint: "1841",
+        next: "1841~patient~\(patient.id)",
+        removed: [otherPatient.id]
+    )
 
     // MARK: Shared types, one per operation
 

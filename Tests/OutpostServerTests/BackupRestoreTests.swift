@@ -54,8 +54,24 @@ struct BackupRestoreTests {
         try await backup(server, to: file)
 
         // After the backup: both devices edit and sync; the laptop completes the office's task, each adds one,
-        // and the laptop adds one more that it never pushes before the restore.
+        // and the laptop adds one more that it never pushes before the restore. The office also registers a
+        // patient, which the laptop receives.
         let officeTask = try await office.ok("task", "add", patient, "kind=outreach", "title=Office, after")
+        let shown = try await office.ok("patient", "show", patient, "--json")
+        let fields = try #require(
+            (try JSONSerialization.jsonObject(with: Data(shown.utf8)) as? [String: Any])?["fields"] as? [String: Any]
+        )
+        let registered = try await office.ok(
+            "patient",
+            "add",
+            "givenName=Ada",
+            "familyName=Ruiz",
+            "birthDate=1980-01-02",
+            "sex=female",
+            "primaryTeam=\(try #require(fields["primaryTeam"] as? String))",
+            "subgroup=\(try #require(fields["subgroup"] as? String))",
+            "status=active"
+        )
         try await office.ok("sync")
         try await laptop.ok("sync")
         try await laptop.ok("task", "done", early)
@@ -72,10 +88,16 @@ struct BackupRestoreTests {
         try await restore(server, from: file)
         var restored: [String: Any] = [:]
         for round in 0..<2 {
-            for device in [office, laptop] {
+            // The laptop first: it bootstraps from a store that lacks the patient the office registered after the
+            // backup, until the office pushes it again. The laptop keeps it meanwhile (a snapshot of a restored
+            // store removes nothing a device holds).
+            for device in [laptop, office] {
                 let text = try await device.ok("sync", "--json")
                 let report = try #require(try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any])
                 if round == 0 { restored[device.name] = report }
+                if round == 0 && device.name == "laptop" {
+                    await #expect(try laptop.ok("patient", "show", registered).contains("Ruiz"))
+                }
             }
         }
         for device in ["office", "laptop"] {

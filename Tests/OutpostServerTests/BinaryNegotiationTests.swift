@@ -115,6 +115,47 @@ struct BinaryNegotiationTests {
         #expect(try SnapshotPage(binary: [UInt8](binaryPage.body)) == page)
     }
 
+    /// A snapshot's first page names the practice's purged patients (`removed`), in JSON and from layout 4 on;
+    /// a page for a layout-3 reader carries none, and the pages after the first name none.
+    @Test func aSnapshotsFirstPageNamesThePurgedPatientsInJSONAndFromLayoutFour() async throws {
+        let server = try await TestServer()
+        let directory = try TemporaryDirectory("outpost-binary-removed")
+        let admin = server.adminToken
+        let a = try LocalReplica("site-a", in: directory)
+        try TinyPractice.load(into: a.care)
+        _ = try await a.engine(server.transport(admin)).sync()
+        let purged = TinyPractice.patients[1]
+        let result = try await server.admin(["purge", "patient", purged, "--reason", "court order 2026-118"])
+        try #require(result.status == 0, "\(result)")
+        func page(layout: UInt8?, after: String? = nil) async throws -> SnapshotPage {
+            var query = [("limit", "2")]
+            if let after { query.append(("after", after)) }
+            let answer = try await send(
+                server,
+                admin,
+                TransportRequest(
+                    method: "GET",
+                    path: Wire.Path.snapshot,
+                    query: query,
+                    accept: layout.map { BinaryWire.accept(layout: $0) }
+                )
+            )
+            try #require(answer.status == 200, "\(String(decoding: answer.body, as: UTF8.self))")
+            guard layout != nil else { return try Wire.makeDecoder().decode(SnapshotPage.self, from: answer.body) }
+            try #require(answer.contentType == BinaryWire.contentType)
+            return try SnapshotPage(binary: [UInt8](answer.body))
+        }
+        let first = try await page(layout: nil)
+        #expect(first.removed == [purged])
+        let next = try #require(first.next)
+        #expect(try await page(layout: 4) == first)
+        var older = first
+        older.removed = []
+        #expect(try await page(layout: 3) == older)
+        #expect(try await page(layout: nil, after: next).removed.isEmpty)
+        #expect(try await page(layout: 4, after: next).removed.isEmpty)
+    }
+
     @Test func errorsStayJSONWhenBinaryIsAsked() async throws {
         let server = try await TestServer()
         let answer = try await send(

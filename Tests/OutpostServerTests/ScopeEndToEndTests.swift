@@ -1,4 +1,5 @@
 import Foundation
+import GRDB
 import OutpostTestSupport
 import Testing
 
@@ -231,5 +232,115 @@ struct ScopeEndToEndTests {
         #expect(audit.stdout.contains("court order 2026-117"))
         let leaked = audit.stdout.contains(mrn)
         #expect(!leaked)
+    }
+
+    /// A device that bootstraps again while it holds records (its checkpoint lost: a compaction past it, a
+    /// discard; here taken from its store) is sent a snapshot of its scope as it is now, and no pull announces
+    /// what left its scope or was purged before that snapshot's checkpoint. The snapshot's first page names
+    /// those patients (`removed`), and the device removes them with their records, in either encoding.
+    @Test(arguments: Backend.all, ["json", "binary"])
+    func aDeviceBootstrappingAgainRemovesThePatientsThatLeftItsScopeOrWerePurged(
+        backend: Backend,
+        encoding: String
+    ) async throws {
+        let server = try await TestServer(backend: backend)
+        let folder = try TemporaryDirectory("outpost-rebootstrap")
+        let admin = try await practiceAdmin(server, in: folder)
+        let teams = try await list(admin, "team", "list").compactMap { $0["id"] as? String }.sorted()
+        try #require(teams.count >= 2)
+        let nurse = Device("nurse", in: folder, encoding: encoding)
+        try await nurse.join(server, token: try server.issueToken(role: "clinician", extra: ["--teams", teams[0]]))
+        let office = Device("office", in: folder, encoding: encoding)
+        try await office.join(server, token: server.adminToken)
+        let patients = try await ids(admin, "patient", "list", "--team", teams[0]).sorted()
+        try #require(patients.count >= 3)
+        let (moved, purged) = (patients[0], patients[1])
+        let gone = try await tasks(of: [moved, purged], in: admin)
+        try #require(!gone.isEmpty)
+
+        // The admin moves one of the nurse's patients to another team, and the server purges another.
+        try await admin.ok("patient", "set", moved, "primaryTeam=\(teams[1])")
+        try await admin.ok("sync")
+        let result = try await server.admin(["purge", "patient", purged, "--reason", "court order 2026-118"])
+        try #require(result.status == 0, "\(result)")
+        // Both devices lose their checkpoints before they pull.
+        for device in [nurse, office] {
+            let store = try DatabaseQueue(path: device.store)
+            try await store.write { try $0.execute(sql: "UPDATE replica SET checkpoint = NULL WHERE id = 1") }
+            try store.close()
+        }
+        for device in [nurse, office] {
+            let text = try await device.ok("sync", "--json")
+            let report = try #require(try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any])
+            #expect(report["bootstrapped"] as? Bool == true, "\(device.name): \(report)")
+            #expect(report["purged"] as? Int == (device.name == "nurse" ? 2 : 1), "\(device.name): \(report)")
+        }
+        await #expect(try ids(nurse, "patient", "list") == Set(patients).subtracting([moved, purged]))
+        await #expect(try ids(nurse, "task", "list").isDisjoint(with: gone))
+        await #expect(!(try ids(office, "patient", "list")).contains(purged))
+        await #expect(try ids(office, "patient", "list").contains(moved))
+        try await admin.ok("sync")
+        await #expect(try office.export() == admin.export())
+
+        // A patient the device edited offline, then lost from its scope: its edit is pushed before the snapshot,
+        // then the patient is removed.
+        let edited = patients[2]
+        try await nurse.ok("patient", "set", edited, "preferredLanguage=es")
+        try await admin.ok("patient", "set", edited, "primaryTeam=\(teams[1])")
+        try await admin.ok("sync")
+        let store = try DatabaseQueue(path: nurse.store)
+        try await store.write { try $0.execute(sql: "UPDATE replica SET checkpoint = NULL WHERE id = 1") }
+        try store.close()
+        let synced = try await nurse.ok("sync", "--json")
+        let report = try #require(try JSONSerialization.jsonObject(with: Data(synced.utf8)) as? [String: Any])
+        #expect(report["pushed"] as? Int == 1, "its edit reaches the server first: \(report)")
+        await #expect(!(try ids(nurse, "patient", "list")).contains(edited), "then the patient leaves: \(report)")
+        try await admin.ok("sync")
+        let shown = try await #require(
+            try JSONSerialization.jsonObject(with: Data(try admin.ok("patient", "show", edited, "--json").utf8))
+                as? [String: Any]
+        )
+        #expect((shown["fields"] as? [String: Any])?["preferredLanguage"] as? String == "es")
+    }
+
+    /// A whole-practice device that bootstraps again may be sent pages the server kept from an earlier snapshot
+    /// (``SnapshotCache``), whose checkpoint is older than the patient it created and pushed since; the pull
+    /// after them leaves out its own changes. It removes nothing the server did not name, so it keeps that patient.
+    @Test(arguments: Backend.all)
+    func aDeviceBootstrappingAgainFromKeptPagesKeepsThePatientItCreatedSince(backend: Backend) async throws {
+        let server = try await TestServer(backend: backend)
+        let folder = try TemporaryDirectory("outpost-rebootstrap-kept")
+        let admin = try await practiceAdmin(server, in: folder)
+        let office = Device("office", in: folder)
+        try await office.join(server, token: server.adminToken)
+        let patient = try #require(try await ids(admin, "patient", "list").sorted().first)
+        let shown = try await office.ok("patient", "show", patient, "--json")
+        let fields = try #require(
+            (try JSONSerialization.jsonObject(with: Data(shown.utf8)) as? [String: Any])?["fields"] as? [String: Any]
+        )
+        let registered = try await office.ok(
+            "patient",
+            "add",
+            "givenName=Ada",
+            "familyName=Ruiz",
+            "birthDate=1980-01-02",
+            "sex=female",
+            "primaryTeam=\(try #require(fields["primaryTeam"] as? String))",
+            "subgroup=\(try #require(fields["subgroup"] as? String))",
+            "status=active"
+        ).trimmingCharacters(in: .whitespacesAndNewlines)
+        try await office.ok("sync")
+        let store = try DatabaseQueue(path: office.store)
+        try await store.write { try $0.execute(sql: "UPDATE replica SET checkpoint = NULL WHERE id = 1") }
+        try store.close()
+        let cached = try await server.snapshotPages(built: "cached")
+        let text = try await office.ok("sync", "--json")
+        let report = try #require(try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any])
+        #expect(report["bootstrapped"] as? Bool == true, "\(report)")
+        #expect(report["purged"] as? Int == 0, "\(report)")
+        #expect(try await server.snapshotPages(built: "cached") > cached, "the kept pages were sent")
+        await #expect(try ids(office, "patient", "list").contains(registered))
+        try await admin.ok("sync")
+        await #expect(try office.export() == admin.export())
     }
 }

@@ -283,6 +283,21 @@ struct SyncRulesTests {
         #expect(later.removed.isEmpty && later.forgotten == [left])
     }
 
+    /// A snapshot's first page removes the purged patients and, for a scope, those the device was sent (in or
+    /// told out) that are out of its scope now; nothing else the snapshot leaves out.
+    @Test func aSnapshotsFirstPageRemovesThePurgedAndThePatientsSentThatLeftTheScope() {
+        #expect(
+            FeedPlanner.removedOnBootstrap(
+                purged: ["p9", "p2"],
+                known: ["p1", "p3", "p4", "p2"],
+                inScope: ["p1", "p5"]
+            )
+                == ["p2", "p3", "p4", "p9"]
+        )
+        #expect(FeedPlanner.removedOnBootstrap(purged: ["p9"], known: ["p1"], inScope: nil) == ["p9"])
+        #expect(FeedPlanner.removedOnBootstrap(purged: [], known: [], inScope: ["p1"]).isEmpty)
+    }
+
     @Test func aSnapshotPageStopsOneVisibleRecordPastItsLimit() throws {
         let records = (0..<10).map { RecordRef(type: RecordType.patient.rawValue, id: "p\($0)") }
         var walked = 0

@@ -52,10 +52,17 @@ extension LocalStore {
         )
     }
 
-    /// Merges one prepared page of a snapshot; with `checkpoint`, also records where to pull from afterwards.
+    /// Merges one prepared page of a snapshot and removes the patients it names in `removed` (its first page's
+    /// ``SnapshotPage/removed``), as a pull page does; with `checkpoint`, also records where to pull from
+    /// afterwards.
     @discardableResult
-    public func applySnapshot(_ page: PreparedSnapshot, checkpoint: String?) throws(ClientError) -> ApplyReport {
-        try applyPage(changes: [], records: page.records, forms: page.forms, removed: [], checkpoint: checkpoint).report
+    public func applySnapshot(
+        _ page: PreparedSnapshot,
+        removed: [String] = [],
+        checkpoint: String?
+    ) throws(ClientError) -> ApplyReport {
+        try applyPage(changes: [], records: page.records, forms: page.forms, removed: removed, checkpoint: checkpoint)
+            .report
     }
 
     /// The form `record` is written in when the store does not hold it and its state is `state`; with

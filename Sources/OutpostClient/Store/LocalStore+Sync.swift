@@ -256,7 +256,7 @@ extension LocalStore {
             try transaction.finish(now: now)
             // A removal may delete any record of the patients removed.
             let written = removed.isEmpty ? transaction.writtenRecords : nil
-            let applied = AppliedPage(
+            var applied = AppliedPage(
                 report: transaction.report,
                 preloadedUsed: transaction.preloadedUsed,
                 writtenAtOnce: transaction.writtenAtOnce
@@ -270,6 +270,7 @@ extension LocalStore {
                         sql: "SELECT type, id FROM record WHERE (type = 'patient' AND id = ?) OR owner = ?",
                         arguments: [patient, patient]
                     )
+                    if !refs.isEmpty { applied.report.removedPatients += 1 }
                     for ref in refs {
                         let arguments: StatementArguments = [ref["type"] as String, ref["id"] as String]
                         try db.execute(

@@ -13,13 +13,23 @@ public struct ApplyReport: Sendable, Hashable {
     public var newConflicts: Int
     /// Conflicts that this batch resolved.
     public var resolvedConflicts: Int
+    /// Patients the page removed (``LocalStore/applyPage(changes:records:removed:checkpoint:)``) that this
+    /// replica held: a patient it held no record of is not counted.
+    public var removedPatients: Int
 
     /// An empty report.
-    public init(applied: Int = 0, duplicates: Int = 0, newConflicts: Int = 0, resolvedConflicts: Int = 0) {
+    public init(
+        applied: Int = 0,
+        duplicates: Int = 0,
+        newConflicts: Int = 0,
+        resolvedConflicts: Int = 0,
+        removedPatients: Int = 0
+    ) {
         self.applied = applied
         self.duplicates = duplicates
         self.newConflicts = newConflicts
         self.resolvedConflicts = resolvedConflicts
+        self.removedPatients = removedPatients
     }
 }
 

@@ -29,7 +29,8 @@ public struct SyncReport: Sendable, Hashable, Encodable {
     public var refused = 0
     /// Refused changes held aside (or marked for retry) after the sync, from this sync or earlier ones.
     public var heldAside = 0
-    /// Patients that left this device's scope and were removed from it (with the records they own).
+    /// Patients that left this device's scope, or were purged, and were removed from it (with the records they
+    /// own); a patient it did not hold is not counted.
     public var purged = 0
     /// Whether the server was found in a new epoch (restored from a backup): this device bootstrapped again and
     /// put back in its outbox its changes the server lacked (``resent``).
@@ -749,6 +750,7 @@ public actor SyncEngine {
                 sparingOwn: sparingOwn
             )
             report.snapshotRecords += applied.applied
+            report.purged += applied.removedPatients
             report.add(applied)
             guard let next else { break }
             // A written page (its tasks hold the records and their prepared forms) is freed on another thread:
@@ -790,8 +792,8 @@ public actor SyncEngine {
             let prepared = try await Self.value(of: pending.prepared)
             if Task.isCancelled { throw Self.cancelled() }
             let saved = page.next == nil ? checkpoint : nil
-            let applied = try await written { [store] () throws(ClientError) in
-                try store.applySnapshot(prepared, checkpoint: saved)
+            let applied = try await written { [store, removed = page.removed] () throws(ClientError) in
+                try store.applySnapshot(prepared, removed: removed, checkpoint: saved)
             }
             return (next, applied)
         } catch {
@@ -972,7 +974,7 @@ public actor SyncEngine {
                 throw error
             }
             report.pulled += applied.applied
-            report.purged += page.removed.count
+            report.purged += applied.removedPatients
             report.add(applied)
             wait = 0
             if !page.hasMore { return }

@@ -593,11 +593,28 @@ extension PostgresStore: SyncStorage {
         return try await transaction(.repeatableRead) { connection in
             let head = try await Self.head(practice: practice, connection, logger)
             var visibility = FeedPlanner.Visibility.wholePractice
+            var removed: [String] = []
+            if cursor == nil {
+                // Every purge is at or before the head: the pulls from it announce the later ones.
+                removed = try await connection.all(
+                    "SELECT patient FROM purge WHERE practice = \(practice) ORDER BY patient",
+                    logger
+                ).map { try $0.decode(String.self) }
+            }
             if !token.scope.isWholePractice {
                 let inScope = try await Self.patients(in: token.scope, practice: practice, connection, logger)
                 visibility = .patients(inScope)
                 if cursor == nil, let replica {
-                    // The first page: the device is being sent every patient now in its scope, as of the head.
+                    // The first page: what the device was sent before, then every patient now in its scope, as of
+                    // the head.
+                    let known = try await connection.all(
+                        """
+                        SELECT patient FROM device_patient
+                        WHERE practice = \(practice) AND replica = \(replica.rawValue)
+                        """,
+                        logger
+                    ).map { try $0.decode(String.self) }
+                    removed = FeedPlanner.removedOnBootstrap(purged: removed, known: known, inScope: inScope)
                     try await connection.run(
                         "DELETE FROM device_patient WHERE practice = \(practice) AND replica = \(replica.rawValue)",
                         logger
@@ -699,7 +716,7 @@ extension PostgresStore: SyncStorage {
                 }
             }
             let records = page.records.compactMap { ref in kept[ref].map { StoredRecordState(record: ref, state: $0) } }
-            return SnapshotSlice(records: records, checkpoint: head, next: page.next)
+            return SnapshotSlice(records: records, checkpoint: head, next: page.next, removed: removed)
         }
     }
 

@@ -412,6 +412,7 @@ struct SyncRoutes: Sendable {
                 stored: page.records,
                 checkpoint: checkpoint,
                 next: next,
+                removed: page.removed,
                 layout: layout
             )
             contentType = BinaryWire.contentType
@@ -419,7 +420,8 @@ struct SyncRoutes: Sendable {
             let message = SnapshotPage(
                 records: try page.records.map { try $0.decoded() },
                 checkpoint: checkpoint,
-                next: next
+                next: next,
+                removed: page.removed
             )
             (body, contentType) = (Array(try Wire.makeEncoder().encode(message)), Wire.contentType)
         }

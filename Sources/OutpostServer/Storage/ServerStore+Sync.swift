@@ -724,11 +724,22 @@ extension ServerStore: SyncStorage {
         let body = { @Sendable (db: Database) throws -> SnapshotSlice in
             let head = try Self.feedHead(practice: practice, db: db)
             var visibility = FeedPlanner.Visibility.wholePractice
+            var removed: [String] = []
+            if cursor == nil {
+                // Every purge is at or before the head: the pulls from it announce the later ones.
+                removed = try Self.purged(practice: practice, since: 0, db: db)
+            }
             if scoped {
                 let inScope = try Self.patients(in: token.scope, practice: practice, db: db)
                 visibility = .patients(inScope)
                 if cursor == nil, let replica {
-                    // The first page: the device is being sent every patient now in its scope, as of the head.
+                    // The first page: what the device was sent before, then every patient now in its scope, as of
+                    // the head.
+                    removed = FeedPlanner.removedOnBootstrap(
+                        purged: removed,
+                        known: try Self.devicePatients(practice: practice, replica: replica, db: db).keys,
+                        inScope: inScope
+                    )
                     try db.execute(
                         sql: "DELETE FROM device_patient WHERE practice = ? AND replica = ?",
                         arguments: [practice, replica.rawValue]
@@ -824,7 +835,7 @@ extension ServerStore: SyncStorage {
             )
             // The page's records are the first of those kept, in walk order.
             let records = zip(page.records, kept).map { StoredRecordState(record: $0, state: $1) }
-            return SnapshotSlice(records: records, checkpoint: head, next: page.next)
+            return SnapshotSlice(records: records, checkpoint: head, next: page.next, removed: removed)
         }
         return scoped && cursor == nil && replica != nil ? try await writeAsync(body) : try await readAsync(body)
     }

@@ -80,6 +80,25 @@ enum FeedPlanner {
         var forgotten: [String]
     }
 
+    /// The patients a snapshot's first page tells the device to remove (``SnapshotPage/removed``): the
+    /// practice's patients `purged` at or before the snapshot's checkpoint, and those the device was sent, in or
+    /// out (`known`, read before the first page resets it), that are not in `inScope` now (`nil` for the whole
+    /// practice). A device bootstrapping again may hold them, and no pull from the snapshot's checkpoint
+    /// announces them. Nothing else: a patient the snapshot does not send may be one the device created and
+    /// pushed after the checkpoint of kept pages (``SnapshotCache``), or one a restored store lacks until another
+    /// device pushes it again. Sorted, each once.
+    static func removedOnBootstrap(
+        purged: [String],
+        known: some Sequence<String>,
+        inScope: Set<String>?
+    ) -> [String] {
+        var removed = Set(purged)
+        if let inScope {
+            for patient in known where !inScope.contains(patient) { removed.insert(patient) }
+        }
+        return removed.sorted()
+    }
+
     /// Decides a scoped pull page from the changes scanned after `since`, the patients in scope now and what
     /// the device was last sent.
     static func scopedPage(

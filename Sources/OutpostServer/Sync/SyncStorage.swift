@@ -148,6 +148,8 @@ public struct SnapshotSlice: Sendable {
     public var checkpoint: Int64
     /// The last record of the page when another page follows.
     public var next: RecordRef?
+    /// On the first page: the patients the device is to remove (``FeedPlanner/removedOnBootstrap(purged:known:inScope:)``).
+    public var removed: [String] = []
 }
 
 /// The store's epoch and a practice's feed positions, as one read saw them.

@@ -54,7 +54,9 @@ struct SyncCommand: AsyncParsableCommand {
             parts.insert("the server was restored from a backup: sent again \(report.resent) changes it lacked", at: 0)
         }
         if report.bootstrapped { parts.append("bootstrapped \(report.snapshotRecords) records") }
-        if report.purged > 0 { parts.append("removed \(report.purged) patients that left this device's scope") }
+        if report.purged > 0 {
+            parts.append("removed \(report.purged) patients that left this device's scope or were purged")
+        }
         if report.restamped > 0 {
             parts.append("re-stamped \(report.restamped) changes (this device's clock runs ahead: fix it)")
         }
