@@ -23,7 +23,7 @@ struct EpochRuleTests {
         }
         #expect(throws: ServerError.self) { try EpochRule.checkSnapshotCursor(deviceEpoch: restored, epoch: current) }
         do {
-            try EpochRule.checkPush(changes: 1, deviceEpoch: restored, epoch: current)
+            try EpochRule.checkPush(carriesChanges: true, deviceEpoch: restored, epoch: current)
             Issue.record("a push of changes from another epoch was let through")
         } catch {
             #expect(error.code == .checkpointExpired && error.status == .gone && error.field == Wire.epochHeader)
@@ -34,9 +34,9 @@ struct EpochRuleTests {
     /// A push with no changes (a device asking what the server holds of it), one without an epoch (a client before
     /// epochs) and one of this epoch are let through.
     @Test func aPushIsRefusedOnlyWithChangesFromAnotherEpoch() throws {
-        try EpochRule.checkPush(changes: 0, deviceEpoch: restored, epoch: current)
-        try EpochRule.checkPush(changes: 5, deviceEpoch: nil, epoch: current)
-        try EpochRule.checkPush(changes: 5, deviceEpoch: current, epoch: current)
+        try EpochRule.checkPush(carriesChanges: false, deviceEpoch: restored, epoch: current)
+        try EpochRule.checkPush(carriesChanges: true, deviceEpoch: nil, epoch: current)
+        try EpochRule.checkPush(carriesChanges: true, deviceEpoch: current, epoch: current)
     }
 
     @Test func theStartNoEpochAndThisEpochAreJudgedByTheHeadAlone() throws {

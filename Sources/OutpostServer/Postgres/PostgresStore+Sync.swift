@@ -158,11 +158,16 @@ extension PostgresStore: SyncStorage {
         report: DeviceReport,
         now: UInt64,
         maxClockSkewMillis: UInt64,
-        perChange: Bool
+        perChange: Bool,
+        deviceEpoch: String? = nil
     ) async throws(ServerError) -> PushOutcome {
         let judge = PushJudge(token: token, now: now, maxClockSkewMillis: maxClockSkewMillis)
         let practice = token.practice
         return try await transaction { connection in
+            if let deviceEpoch, incoming.carriesChanges {
+                let epoch = try await Self.epoch(connection, logger)
+                try EpochRule.checkPush(carriesChanges: true, deviceEpoch: deviceEpoch, epoch: epoch)
+            }
             // Resolved before the practice's feed is locked: reading ids takes no lock, and the lock is held
             // only while the push is judged and written.
             let request = try await Self.decode(incoming, practice: practice, connection, logger)
@@ -461,10 +466,17 @@ extension PostgresStore: SyncStorage {
         report: DeviceReport,
         since: Int64,
         limit: Int,
-        now: UInt64
+        now: UInt64,
+        deviceEpoch: String? = nil
     ) async throws(ServerError) -> FeedPage {
         let practice = token.practice
         return try await transaction(.repeatableRead) { connection in
+            try EpochRule.checkPull(
+                since: since,
+                head: try await Self.head(practice: practice, connection, logger),
+                deviceEpoch: deviceEpoch,
+                epoch: deviceEpoch != nil && since > 0 ? try await Self.epoch(connection, logger) : nil
+            )
             try await Self.requireServable(since: since, practice: practice, connection, logger)
             // The device holds its own changes already: they are left out in the scan.
             let rows = try await connection.all(

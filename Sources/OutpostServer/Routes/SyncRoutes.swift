@@ -169,22 +169,16 @@ struct SyncRoutes: Sendable {
             try Self.checkCount(push, maxChanges: maxChanges)
             incoming = .decoded(push)
         }
-        // A push of changes from another epoch is refused before it is stored (``EpochRule/checkPush``).
-        if let deviceEpoch = Self.deviceEpoch(request) {
-            let changes: Int =
-                switch incoming {
-                case .decoded(let push): push.changes.count
-                case .abbreviated(let abbreviations, _): abbreviations.count
-                }
-            try EpochRule.checkPush(changes: changes, deviceEpoch: deviceEpoch, epoch: try await store.epoch())
-        }
+        // A push of changes from another epoch is refused in the push's transaction, before anything is stored
+        // (``EpochRule/checkPush(carriesChanges:deviceEpoch:epoch:)``).
         let outcome = try await store.push(
             incoming,
             token: token,
             report: report,
             now: clock.nowMillis(),
             maxClockSkewMillis: configuration.maxClockSkewMillis,
-            perChange: perChange
+            perChange: perChange,
+            deviceEpoch: Self.deviceEpoch(request)
         )
         if outcome.response.accepted > 0 {
             await notifier.notify(token.practice)
@@ -258,14 +252,12 @@ struct SyncRoutes: Sendable {
         guard wait >= 0, wait <= configuration.limits.maxWaitSeconds else {
             throw ServerError.parameter("wait", "wait must be 0 to \(configuration.limits.maxWaitSeconds) seconds")
         }
-        let head = try await store.feedHead(practice: token.practice)
-        let deviceEpoch = Self.deviceEpoch(request)
-        let epoch = deviceEpoch != nil && since > 0 ? try await store.epoch() : nil
-        try EpochRule.checkPull(since: since, head: head, deviceEpoch: deviceEpoch, epoch: epoch)
         let replica = try await claimedReplica(query, token: token)
         let report = try Self.deviceReport(request)
+        let deviceEpoch = Self.deviceEpoch(request)
         let store = store
         let clock = clock
+        // The checkpoint's epoch, head and floor are checked in the page's own transaction.
         func fetch() async throws(ServerError) -> FeedPage {
             try await store.pull(
                 token: token,
@@ -273,7 +265,8 @@ struct SyncRoutes: Sendable {
                 report: report,
                 since: since,
                 limit: limit,
-                now: clock.nowMillis()
+                now: clock.nowMillis(),
+                deviceEpoch: deviceEpoch
             )
         }
         var page = try await fetch()

@@ -17,10 +17,14 @@ extension ServerStore: SyncStorage {
         report: DeviceReport,
         now: UInt64,
         maxClockSkewMillis: UInt64,
-        perChange: Bool
+        perChange: Bool,
+        deviceEpoch: String? = nil
     ) async throws(ServerError) -> PushOutcome {
         let judge = PushJudge(token: token, now: now, maxClockSkewMillis: maxClockSkewMillis)
         let outcome = try await writeAsync { db in
+            if let deviceEpoch, incoming.carriesChanges {
+                try EpochRule.checkPush(carriesChanges: true, deviceEpoch: deviceEpoch, epoch: Self.epoch(db: db))
+            }
             let (request, named) = try Self.decode(incoming, practice: token.practice, db: db)
             try Self.bindDevice(request.replica, token: token, now: now, db: db)
             let (context, tails, partly) = try Self.pushContext(for: request, token: token, named: named, db: db)
@@ -484,13 +488,20 @@ extension ServerStore: SyncStorage {
         report: DeviceReport = DeviceReport(),
         since: Int64,
         limit: Int,
-        now: UInt64 = 0
+        now: UInt64 = 0,
+        deviceEpoch: String? = nil
     ) async throws(ServerError) -> FeedPage {
         let practice = token.practice
         let scoped = !token.scope.isWholePractice
         // A scoped pull records what the device was sent, with its page: a write. A whole-practice pull reads its
         // page, then records where the device stands (``recordPull(_:practice:report:now:pulledTo:from:placed:)``).
         let body = { @Sendable (db: Database) throws -> FeedPage in
+            try EpochRule.checkPull(
+                since: since,
+                head: Self.feedHead(practice: practice, db: db),
+                deviceEpoch: deviceEpoch,
+                epoch: deviceEpoch != nil && since > 0 ? Self.epoch(db: db) : nil
+            )
             try Self.requireServable(since: since, practice: practice, db: db)
             // The device holds its own changes already: they are left out in the scan, so a device that has
             // just pushed a whole practice does not page through it.

@@ -47,9 +47,10 @@ enum EpochRule {
     /// epoch, is refused before anything is stored. Stored in a restored store, its changes would raise the
     /// replica's acknowledged counter past the changes the backup lacks below them, and the device, asking what
     /// the server holds once it learns of the restore, would never send those again. A push with no changes (the
-    /// question itself) stores nothing and is answered in any epoch.
-    static func checkPush(changes: Int, deviceEpoch: String?, epoch: String?) throws(ServerError) {
-        if changes > 0, let deviceEpoch, let epoch, deviceEpoch != epoch {
+    /// question itself) stores nothing and is answered in any epoch. A backend checks it in the push's own
+    /// transaction, with the epoch that transaction reads.
+    static func checkPush(carriesChanges: Bool, deviceEpoch: String?, epoch: String?) throws(ServerError) {
+        if carriesChanges, let deviceEpoch, let epoch, deviceEpoch != epoch {
             throw ServerError(
                 .checkpointExpired,
                 .gone,

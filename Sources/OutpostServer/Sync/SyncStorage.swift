@@ -34,25 +34,31 @@ public protocol SyncStorage: Sendable {
     /// Stores a device's push as ``PushJudge`` decides: all or nothing, or, with `perChange`, every change the
     /// judge accepts, the refused ones listed in the response (``PushJudge/judge(_:context:perChange:)``). A push
     /// that names records by abbreviation has them resolved among the practice's records in the same transaction,
-    /// and is then decoded (``IncomingPush``).
+    /// and is then decoded (``IncomingPush``). A push of changes whose `deviceEpoch` (the device's
+    /// ``Wire/epochHeader``) is not the store's is refused in that transaction, before anything is read or stored
+    /// (``EpochRule/checkPush(carriesChanges:deviceEpoch:epoch:)``).
     func push(
         _ incoming: IncomingPush,
         token: TokenEntry,
         report: DeviceReport,
         now: UInt64,
         maxClockSkewMillis: UInt64,
-        perChange: Bool
+        perChange: Bool,
+        deviceEpoch: String?
     ) async throws(ServerError) -> PushOutcome
 
     /// One page of the changes feed after `since` for `token`'s scope, leaving out `replica`'s own changes; for
-    /// a scoped token, records which patients the device was sent or told to purge.
+    /// a scoped token, records which patients the device was sent or told to purge. A `since` of another epoch
+    /// than `deviceEpoch` (the device's ``Wire/epochHeader``), ahead of the feed's head or below its compaction
+    /// floor is refused in the page's transaction (``EpochRule/checkPull(since:head:deviceEpoch:epoch:)``).
     func pull(
         token: TokenEntry,
         replica: ReplicaID?,
         report: DeviceReport,
         since: Int64,
         limit: Int,
-        now: UInt64
+        now: UInt64,
+        deviceEpoch: String?
     ) async throws(ServerError) -> FeedPage
 
     /// One page of the current records in `token`'s scope after `cursor`; the first page of a scoped device's
@@ -95,6 +101,15 @@ public enum IncomingPush: Sendable {
     /// SQLite backend keeps the rows the resolution read, so it reads each record once); `decode` throws the
     /// route's errors (the body malformed, a record not resolved, too many changes).
     case abbreviated([RecordAbbreviation], decode: @Sendable ([String?]) throws(ServerError) -> PushRequest)
+
+    /// Whether the push carries changes (``EpochRule/checkPush(carriesChanges:deviceEpoch:epoch:)``): a decoded
+    /// push with any; an abbreviated push always (it names records only in its changes).
+    var carriesChanges: Bool {
+        switch self {
+        case .decoded(let push): !push.changes.isEmpty
+        case .abbreviated(let abbreviations, _): !abbreviations.isEmpty
+        }
+    }
 }
 
 /// What a push did, for the response, the log and the metrics.

@@ -19,7 +19,8 @@ extension SyncStorage {
             report: report,
             now: now,
             maxClockSkewMillis: maxClockSkewMillis,
-            perChange: perChange
+            perChange: perChange,
+            deviceEpoch: nil
         )
     }
 }
