@@ -129,4 +129,63 @@ struct ScopedSnapshotWalkTests {
         #expect(paged.contains { $0.type == "task" } && paged.contains { $0.type == "team" })
         #expect(!paged.contains { $0.type == "observation" }, "the only observation is out of scope")
     }
+
+    /// A patient that moves out of a scoped device's scope and back while its snapshot is read page by page
+    /// still has every record sent: the pages after the first send the patients the first page recorded, as of
+    /// the snapshot's checkpoint. Read with the scope as it was at each page, the records walked while the
+    /// patient was out (here its own record: the page after the first is built ahead, before the move) were never
+    /// sent, and no pull from the checkpoint would send them (the device counts as holding the patient). On both
+    /// backends.
+    @Test(arguments: Backend.all)
+    func aPatientMovedOutAndBackDuringAPagedSnapshotArrivesWhole(backend: Backend) async throws {
+        let server = try await TestServer(backend: backend)
+        let directory = try TemporaryDirectory("outpost-scoped-walk-move")
+        let admin = try LocalReplica("site-a", in: directory)
+        try TinyPractice.load(into: admin.care)
+        let otherTeam = try TinyPractice.addSecondTeam(in: admin.care)
+        let moved = RecordRef(type: "patient", id: TinyPractice.patients[0])
+        var owned: [RecordRef] = []
+        for value in ["6.1", "6.4"] {
+            owned.append(
+                try admin.care.create(
+                    .observation,
+                    fields: [
+                        "patient": [.string(moved.id)], "code": ["4548-4"], "value": [.string(value)], "unit": ["%"],
+                        "effectiveAt": ["2026-11-02T10:00:00Z"], "status": ["final"],
+                    ]
+                )
+            )
+        }
+        let engine = admin.engine(server.transport(server.adminToken))
+        _ = try await engine.sync()
+        let nurse = try await server.issueToken(role: "clinician", extra: ["--teams", TinyPractice.team])
+        func snapshot(after: String?) async throws -> SnapshotPage {
+            let query = "/v1/snapshot?replica=nurse-laptop&limit=1" + (after.map { "&after=\($0)" } ?? "")
+            let answer = try await server.raw("GET", query, headers: ["Authorization": "Bearer \(nurse)"])
+            try #require(answer.status == 200, "\(String(decoding: answer.body, as: UTF8.self))")
+            return try Wire.makeDecoder().decode(SnapshotPage.self, from: answer.body)
+        }
+        func move(to team: String) async throws {
+            try admin.care.update([.assign(moved, "primaryTeam", .string(team))])
+            _ = try await engine.sync()
+        }
+
+        // The first page sends the first observation; the patient then leaves the scope for two pages.
+        var page = try await snapshot(after: nil)
+        var paged = page.records.map(\.record)
+        #expect(paged == [owned.sorted { $0.id < $1.id }[0]], "the walk starts with the observations")
+        try await move(to: otherTeam)
+        for _ in 0..<2 {
+            page = try await snapshot(after: try #require(page.next))
+            paged += page.records.map(\.record)
+        }
+        try await move(to: TinyPractice.team)
+        while let next = page.next, paged.count < 100 {
+            page = try await snapshot(after: next)
+            paged += page.records.map(\.record)
+        }
+        #expect(Set(owned).isSubset(of: Set(paged)), "both observations: \(paged)")
+        #expect(paged.contains(moved))
+        #expect(Set(paged).count == paged.count, "each record once")
+    }
 }

@@ -614,7 +614,25 @@ extension PostgresStore: SyncStorage {
                 ).map { try $0.decode(String.self) }
             }
             if !token.scope.isWholePractice {
-                let inScope = try await Self.patients(in: token.scope, practice: practice, connection, logger)
+                var inScope: Set<String>
+                if cursor != nil, let replica {
+                    // The pages after the first: the patients the first page recorded as sent to the device, as of
+                    // the snapshot's checkpoint, whatever moved since (``FeedPlanner/snapshotPatients``).
+                    var recorded: [String: FeedPlanner.DevicePatient] = [:]
+                    for row in try await connection.all(
+                        """
+                        SELECT patient, state, at, at_since FROM device_patient
+                        WHERE practice = \(practice) AND replica = \(replica.rawValue)
+                        """,
+                        logger
+                    ) {
+                        let (patient, state, at, atSince) = try row.decode((String, String, Int64, Int64).self)
+                        recorded[patient] = FeedPlanner.DevicePatient(isIn: state == "in", at: at, atSince: atSince)
+                    }
+                    inScope = FeedPlanner.snapshotPatients(recorded: recorded)
+                } else {
+                    inScope = try await Self.patients(in: token.scope, practice: practice, connection, logger)
+                }
                 visibility = .patients(inScope)
                 if cursor == nil, let replica {
                     // The first page: what the device was sent before, then every patient now in its scope, as of

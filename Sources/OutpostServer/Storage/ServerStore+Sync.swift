@@ -741,7 +741,16 @@ extension ServerStore: SyncStorage {
                 removed = try Self.purged(practice: practice, since: 0, db: db)
             }
             if scoped {
-                let inScope = try Self.patients(in: token.scope, practice: practice, db: db)
+                var inScope: Set<String>
+                if cursor != nil, let replica {
+                    // The pages after the first: the patients the first page recorded as sent to the device, as of
+                    // the snapshot's checkpoint, whatever moved since (``FeedPlanner/snapshotPatients``).
+                    inScope = FeedPlanner.snapshotPatients(
+                        recorded: try Self.devicePatients(practice: practice, replica: replica, db: db)
+                    )
+                } else {
+                    inScope = try Self.patients(in: token.scope, practice: practice, db: db)
+                }
                 visibility = .patients(inScope)
                 if cursor == nil, let replica {
                     // The first page: what the device was sent before, then every patient now in its scope, as of

@@ -80,6 +80,17 @@ enum FeedPlanner {
         var forgotten: [String]
     }
 
+    /// The patients whose records a scoped snapshot's pages after the first send: those its first page
+    /// `recorded` as sent to the device (`in`), as of the snapshot's checkpoint, not the scope as it is when each
+    /// page is read. A patient that moves out of the scope and back during the walk would otherwise miss the
+    /// records of the types walked meanwhile, which no pull from the checkpoint sends again (the device counts as
+    /// holding it); one that moves in during the walk would arrive in part. The pull from the checkpoint then
+    /// removes, or sends whole, each patient that moved since, as for any device. A purge drops the patient's
+    /// row, and its records.
+    static func snapshotPatients(recorded: [String: DevicePatient]) -> Set<String> {
+        Set(recorded.lazy.filter(\.value.isIn).map(\.key))
+    }
+
     /// The patients a snapshot's first page tells the device to remove (``SnapshotPage/removed``): the
     /// practice's patients `purged` at or before the snapshot's checkpoint, and those the device was sent, in or
     /// out (`known`, read before the first page resets it), that are not in `inScope` now (`nil` for the whole
