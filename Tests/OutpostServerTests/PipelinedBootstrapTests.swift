@@ -142,4 +142,32 @@ struct PipelinedBootstrapTests {
         #expect(try b.export() == a.export())
         #expect(try b.store.checkProjection() == [])
     }
+
+    /// A sync cancelled as its snapshot's first page arrives asks for no other page: the engine checks for
+    /// cancellation once a page's answer is in, before it asks for the page that answer names.
+    @Test func aBootstrapCancelledAsItsFirstPageArrivesAsksForNoOtherPage() async throws {
+        let (server, directory, a) = try await office()
+        let admin = server.adminToken
+        let b = try LocalReplica("site-b", in: directory)
+        let sync = Mutex<Task<SyncReport, any Error>?>(nil)
+        let transport = FaultTransport(
+            server.transport(admin),
+            after: { request, number, _ in
+                if request.path == Wire.Path.snapshot, number == 1 { sync.withLock { $0?.cancel() } }
+            }
+        )
+        let engine = b.engine(transport, pageSize: 2)
+        let task = sync.withLock { task in
+            let started = Task { try await engine.sync() }
+            task = started
+            return started
+        }
+        await #expect(throws: ClientError.self) { try await task.value }
+        #expect(transport.count(Wire.Path.snapshot) == 1, "a page was asked for after the sync was cancelled")
+        #expect(try b.store.checkpoint() == nil)
+
+        let report = try await b.engine(server.transport(admin), pageSize: 2).sync()
+        #expect(report.bootstrapped)
+        #expect(try b.export() == a.export())
+    }
 }

@@ -395,8 +395,7 @@ public actor SyncEngine {
             try await pushAndPullOnce(&report, session: session, wait: wait, sparingOwn: sparingOwn)
         } catch  where error.cause is PushMetAnotherEpoch {
             logger.warning("the server was restored from a backup since this sync began; reading its session again")
-            let current = try await fetchSession()
-            try await adoptEpoch(of: current, &report)
+            let current = try await readSessionAdoptingEpoch(&report)
             try await pushAndPullOnce(&report, session: current, wait: wait, sparingOwn: false)
         }
     }
@@ -647,6 +646,16 @@ public actor SyncEngine {
         }
     }
 
+    /// Reads the session again and adopts its epoch (``adoptEpoch(of:_:)``): what a sync does when one of its
+    /// requests met a restore after its session was read (a pull, a snapshot page or a push refused as of another
+    /// epoch). Returns the session read.
+    @discardableResult
+    private func readSessionAdoptingEpoch(_ report: inout SyncReport) async throws(ClientError) -> SessionInfo {
+        let current = try await fetchSession()
+        try await adoptEpoch(of: current, &report)
+        return current
+    }
+
     /// Keeps the server's epoch (protocol/README.md, "Epochs"). A new one (the server was restored from a
     /// backup): asks what the server holds of this replica (a push with no changes answers it), and in one
     /// transaction forgets the checkpoint and puts back in the outbox every change of this replica above that; the
@@ -707,7 +716,7 @@ public actor SyncEngine {
                     restarts += 1
                     sparingOwn = false
                     logger.warning("the server can no longer serve this snapshot's checkpoint; starting it again")
-                    try await adoptEpoch(of: try await fetchSession(), &report)
+                    try await readSessionAdoptingEpoch(&report)
                 }
             }
         } catch {
@@ -934,7 +943,7 @@ public actor SyncEngine {
                 logger.warning("the server cannot serve this replica's checkpoint; bootstrapping again")
                 try store.forgetCheckpoint()
                 // Restored from a backup? Then its new epoch also puts back in the outbox what it lacks.
-                try await adoptEpoch(of: try await fetchSession(), &report)
+                try await readSessionAdoptingEpoch(&report)
                 try await bootstrap(&report, session: session)
                 continue
             }
