@@ -298,6 +298,18 @@ struct SyncRulesTests {
         #expect(FeedPlanner.removedOnBootstrap(purged: [], known: [], inScope: ["p1"]).isEmpty)
     }
 
+    /// A scoped device still holds the patients it was sent and those it was told to remove until it pulls past
+    /// the page that told it; its push may carry edits to them.
+    @Test func aDeviceHoldsAPatientUntilItPullsPastItsRemoval() {
+        let recorded: [String: FeedPlanner.DevicePatient] = [
+            "in": .init(isIn: true, at: 5, atSince: 4),
+            "told": .init(isIn: false, at: 12, atSince: 10),
+        ]
+        #expect(FeedPlanner.heldPatients(recorded: recorded, pulledFrom: nil) == ["in", "told"])
+        #expect(FeedPlanner.heldPatients(recorded: recorded, pulledFrom: 10) == ["in", "told"], "the page not applied")
+        #expect(FeedPlanner.heldPatients(recorded: recorded, pulledFrom: 12) == ["in"], "pulled from past it")
+    }
+
     @Test func aSnapshotPageStopsOneVisibleRecordPastItsLimit() throws {
         let records = (0..<10).map { RecordRef(type: RecordType.patient.rawValue, id: "p\($0)") }
         var walked = 0

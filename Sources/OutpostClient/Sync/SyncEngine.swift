@@ -948,6 +948,12 @@ public actor SyncEngine {
                 continue
             }
             if besidePush && !page.removed.isEmpty { return }
+            if !page.removed.isEmpty, try store.pendingCount() > 0 {
+                // Edits made since this sync's push (during `--watch`'s long poll) to a patient this page removes
+                // reach the server before the patient is removed: the server takes them until the device pulls past
+                // the removal. Pushed, their change rows go with the patient.
+                try await pushAll(&report, session: session)
+            }
             if options.pipelining && page.hasMore {
                 let request = pullRequest(since: page.checkpoint, limit: limit, wait: 0)
                 // The next page may name by abbreviation records this one brings, written meanwhile.

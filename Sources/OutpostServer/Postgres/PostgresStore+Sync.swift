@@ -262,18 +262,18 @@ extension PostgresStore: SyncStorage {
         }
         for ref in context.records.keys { context.existing.insert(ref) }
         if !token.scope.isWholePractice {
-            // In scope: patients in the token's scope now, and those this device holds until it is told to
-            // purge them, so its pending edits to a patient that just left reach the server first.
+            // In scope: patients in the token's scope now, and those this device holds until it has applied the
+            // pull that removes them, so its pending edits to a patient that just left reach the server first.
             var allowed = try await patients(in: token.scope, practice: practice, connection, logger)
-            for row in try await connection.all(
-                """
-                SELECT patient FROM device_patient
-                WHERE practice = \(practice) AND replica = \(request.replica.rawValue) AND state = 'in'
-                """,
-                logger
-            ) {
-                allowed.insert(try row.decode(String.self))
-            }
+            let recorded = try await devicePatients(practice: practice, replica: request.replica, connection, logger)
+            let pulledFrom =
+                try await connection.all(
+                    """
+                    SELECT pulled_from FROM device WHERE practice = \(practice) AND replica = \(request.replica.rawValue)
+                    """,
+                    logger
+                ).first?.decode(Int64?.self) ?? nil
+            allowed.formUnion(FeedPlanner.heldPatients(recorded: recorded, pulledFrom: pulledFrom))
             context.patientsInScope = allowed
         }
         return context
@@ -531,17 +531,7 @@ extension PostgresStore: SyncStorage {
                 )
             }
             let inScope = try await Self.patients(in: token.scope, practice: practice, connection, logger)
-            var known: [String: FeedPlanner.DevicePatient] = [:]
-            for row in try await connection.all(
-                """
-                SELECT patient, state, at, at_since FROM device_patient
-                WHERE practice = \(practice) AND replica = \(replica.rawValue)
-                """,
-                logger
-            ) {
-                let (patient, state, at, atSince) = try row.decode((String, String, Int64, Int64).self)
-                known[patient] = FeedPlanner.DevicePatient(isIn: state == "in", at: at, atSince: atSince)
-            }
+            let known = try await Self.devicePatients(practice: practice, replica: replica, connection, logger)
             let page = FeedPlanner.scopedPage(rows: feed, inScope: inScope, known: known, since: since)
             for patient in page.forgotten {
                 try await connection.run(
@@ -618,18 +608,14 @@ extension PostgresStore: SyncStorage {
                 if cursor != nil, let replica {
                     // The pages after the first: the patients the first page recorded as sent to the device, as of
                     // the snapshot's checkpoint, whatever moved since (``FeedPlanner/snapshotPatients``).
-                    var recorded: [String: FeedPlanner.DevicePatient] = [:]
-                    for row in try await connection.all(
-                        """
-                        SELECT patient, state, at, at_since FROM device_patient
-                        WHERE practice = \(practice) AND replica = \(replica.rawValue)
-                        """,
-                        logger
-                    ) {
-                        let (patient, state, at, atSince) = try row.decode((String, String, Int64, Int64).self)
-                        recorded[patient] = FeedPlanner.DevicePatient(isIn: state == "in", at: at, atSince: atSince)
-                    }
-                    inScope = FeedPlanner.snapshotPatients(recorded: recorded)
+                    inScope = FeedPlanner.snapshotPatients(
+                        recorded: try await Self.devicePatients(
+                            practice: practice,
+                            replica: replica,
+                            connection,
+                            logger
+                        )
+                    )
                 } else {
                     inScope = try await Self.patients(in: token.scope, practice: practice, connection, logger)
                 }
@@ -637,14 +623,8 @@ extension PostgresStore: SyncStorage {
                 if cursor == nil, let replica {
                     // The first page: what the device was sent before, then every patient now in its scope, as of
                     // the head.
-                    let known = try await connection.all(
-                        """
-                        SELECT patient FROM device_patient
-                        WHERE practice = \(practice) AND replica = \(replica.rawValue)
-                        """,
-                        logger
-                    ).map { try $0.decode(String.self) }
-                    removed = FeedPlanner.removedOnBootstrap(purged: removed, known: known, inScope: inScope)
+                    let known = try await Self.devicePatients(practice: practice, replica: replica, connection, logger)
+                    removed = FeedPlanner.removedOnBootstrap(purged: removed, known: known.keys, inScope: inScope)
                     try await connection.run(
                         "DELETE FROM device_patient WHERE practice = \(practice) AND replica = \(replica.rawValue)",
                         logger
@@ -748,6 +728,27 @@ extension PostgresStore: SyncStorage {
             let records = page.records.compactMap { ref in kept[ref].map { StoredRecordState(record: ref, state: $0) } }
             return SnapshotSlice(records: records, checkpoint: head, next: page.next, removed: removed)
         }
+    }
+
+    /// What a scoped device was last sent of each patient (``FeedPlanner/DevicePatient``), read on `connection`.
+    static func devicePatients(
+        practice: String,
+        replica: ReplicaID,
+        _ connection: PostgresConnection,
+        _ logger: Logger
+    ) async throws -> [String: FeedPlanner.DevicePatient] {
+        var known: [String: FeedPlanner.DevicePatient] = [:]
+        for row in try await connection.all(
+            """
+            SELECT patient, state, at, at_since FROM device_patient
+            WHERE practice = \(practice) AND replica = \(replica.rawValue)
+            """,
+            logger
+        ) {
+            let (patient, state, at, atSince) = try row.decode((String, String, Int64, Int64).self)
+            known[patient] = FeedPlanner.DevicePatient(isIn: state == "in", at: at, atSince: atSince)
+        }
+        return known
     }
 
     /// The query that walks one type of a snapshot page (``FeedPlanner/TypeWalk``) in id order, after `after`, at

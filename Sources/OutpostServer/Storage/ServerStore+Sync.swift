@@ -222,16 +222,18 @@ extension ServerStore: SyncStorage {
         for ref in context.records.keys { context.existing.insert(ref) }
         let partly = fieldsRead == nil ? nil : PartlyRead(rows: found.map { ($0.ref, $0.state, $0.tail) })
         if !token.scope.isWholePractice {
-            // In scope: patients in the token's scope now, and those this device holds until it is told to
-            // purge them, so its pending edits to a patient that just left reach the server first.
+            // In scope: patients in the token's scope now, and those this device holds until it has applied the
+            // pull that removes them, so its pending edits to a patient that just left reach the server first.
             var allowed = try patients(in: token.scope, practice: practice, db: db)
+            let pulledFrom = try Int64.fetchOne(
+                db,
+                sql: "SELECT pulledFrom FROM device WHERE practice = ? AND replica = ?",
+                arguments: [practice, request.replica.rawValue]
+            )
             allowed.formUnion(
-                try String.fetchAll(
-                    db,
-                    sql: """
-                        SELECT patient FROM device_patient WHERE practice = ? AND replica = ? AND state = 'in'
-                        """,
-                    arguments: [practice, request.replica.rawValue]
+                FeedPlanner.heldPatients(
+                    recorded: try devicePatients(practice: practice, replica: request.replica, db: db),
+                    pulledFrom: pulledFrom
                 )
             )
             context.patientsInScope = allowed

@@ -80,6 +80,19 @@ enum FeedPlanner {
         var forgotten: [String]
     }
 
+    /// The patients a scoped device still holds, whose edits its push may carry beside those of its scope
+    /// (``PushJudge``): those it was sent (`in`) and those it was told to remove but has not removed yet, by what
+    /// it pulled since (`pulledFrom`, where its last pull began; `nil` before its first). An edit made while the
+    /// patient was in scope, and pushed before the pull that removes the patient is applied (a page of `outpost
+    /// sync --watch`'s long poll, ``SyncEngine``), reaches the server, as protocol/README.md section 11 says.
+    static func heldPatients(recorded: [String: DevicePatient], pulledFrom: Int64?) -> Set<String> {
+        Set(
+            recorded.lazy.filter { entry in
+                entry.value.isIn || pulledFrom.map { !entry.value.isApplied(since: $0) } ?? true
+            }.map(\.key)
+        )
+    }
+
     /// The patients whose records a scoped snapshot's pages after the first send: those its first page
     /// `recorded` as sent to the device (`in`), as of the snapshot's checkpoint, not the scope as it is when each
     /// page is read. A patient that moves out of the scope and back during the walk would otherwise miss the

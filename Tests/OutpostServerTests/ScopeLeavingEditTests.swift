@@ -1,0 +1,51 @@
+import Foundation
+import OutpostCRDT
+import OutpostClient
+import OutpostModel
+import OutpostProtocol
+import OutpostTestSupport
+import Testing
+
+/// A scoped device's edit to a patient that leaves its scope reaches the server before the device removes the
+/// patient, also when it is made after the sync's push, while the pull that removes the patient is on its way
+/// (as during `outpost sync --watch`'s long poll): protocol/README.md section 11.
+struct ScopeLeavingEditTests {
+    @Test(arguments: Backend.all)
+    func anEditMadeWhileThePullRemovingItsPatientIsOnItsWayReachesTheServerFirst(backend: Backend) async throws {
+        let server = try await TestServer(backend: backend)
+        let directory = try TemporaryDirectory("outpost-scope-leaving-edit")
+        let admin = try LocalReplica("site-a", in: directory)
+        try TinyPractice.load(into: admin.care)
+        let otherTeam = try TinyPractice.addSecondTeam(in: admin.care)
+        let adminEngine = admin.engine(server.transport(server.adminToken))
+        _ = try await adminEngine.sync()
+        let token = try await server.issueToken(role: "clinician", extra: ["--teams", TinyPractice.team])
+        let nurse = try LocalReplica("nurse", in: directory)
+        _ = try await nurse.engine(server.transport(token)).sync()
+        let patient = RecordRef(type: "patient", id: TinyPractice.patients[0])
+        try #require(try nurse.care.record(patient) != nil)
+
+        // The admin moves the patient to another team; the nurse edits it as her next sync's pull goes out.
+        try admin.care.update([.assign(patient, "primaryTeam", .string(otherTeam))])
+        _ = try await adminEngine.sync()
+        let care = nurse.care
+        let transport = FaultTransport(
+            server.transport(token),
+            before: { request, number in
+                if request.path == Wire.Path.changes, number == 1 {
+                    try care.update([.assign(patient, "preferredLanguage", "es")])
+                }
+            }
+        )
+        let report = try await nurse.engine(transport).sync()
+        #expect(report.pushed == 1, "the edit is pushed before the patient is removed: \(report)")
+        #expect(report.refused == 0 && report.heldAside == 0 && report.pending == 0, "\(report)")
+        #expect(report.purged == 1, "\(report)")
+        #expect(try nurse.care.record(patient) == nil)
+        #expect(try nurse.store.changes(owner: patient.id).isEmpty, "the pushed edit's rows go with the patient")
+
+        _ = try await adminEngine.sync()
+        let state = try #require(try admin.care.record(patient))
+        #expect(state.fields["preferredLanguage"]?.value == "es")
+    }
+}
