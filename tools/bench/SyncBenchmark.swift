@@ -40,7 +40,7 @@ struct SyncBenchmark: AsyncParsableCommand {
         )
     )
     var pipeline: String = "on"
-    @Option(help: "The binary layout the devices write and ask for (1 to 3; the server reads and writes each).")
+    @Option(help: "The binary layout the devices write and ask for (1 to 4; the server reads and writes each).")
     var layout: Int = Int(BinaryWire.latestLayout)
     @Option(help: "Milliseconds of round trip added to every exchange, as on a slow link (0: loopback as it is).")
     var latency: Int = 0
@@ -79,7 +79,7 @@ struct SyncBenchmark: AsyncParsableCommand {
             throw ValidationError("--compression must be on or off")
         }
         guard BinaryWire.layouts.contains(where: { Int($0) == layout }) else {
-            throw ValidationError("--layout must be 1, 2 or 3")
+            throw ValidationError("--layout must be 1 to \(BinaryWire.latestLayout)")
         }
         guard (1...20).contains(bootstraps) else {
             throw ValidationError("--bootstraps must be 1 to 20")
