@@ -4,6 +4,7 @@ import OutpostClient
 import OutpostModel
 import OutpostProtocol
 import OutpostTestSupport
+import Synchronization
 import Testing
 
 /// A scoped device's edit to a patient that leaves its scope reaches the server before the device removes the
@@ -47,5 +48,46 @@ struct ScopeLeavingEditTests {
         _ = try await adminEngine.sync()
         let state = try #require(try admin.care.record(patient))
         #expect(state.fields["preferredLanguage"]?.value == "es")
+    }
+
+    /// A pull page that removes a patient is written before the page after it is asked for: the server takes a
+    /// pull from a page's checkpoint as that page applied, and forgets the removal, so a page asked for ahead of a
+    /// removal that then failed to be written would have left the patient on the device for good.
+    @Test(arguments: Backend.all)
+    func thePageAfterOneThatRemovesAPatientIsAskedForOnceThatOneIsWritten(backend: Backend) async throws {
+        let server = try await TestServer(backend: backend)
+        let directory = try TemporaryDirectory("outpost-scope-removal-page")
+        let admin = try LocalReplica("site-a", in: directory)
+        try TinyPractice.load(into: admin.care)
+        let otherTeam = try TinyPractice.addSecondTeam(in: admin.care)
+        let adminEngine = admin.engine(server.transport(server.adminToken))
+        _ = try await adminEngine.sync()
+        let token = try await server.issueToken(role: "clinician", extra: ["--teams", TinyPractice.team])
+        let nurse = try LocalReplica("nurse", in: directory)
+        _ = try await nurse.engine(server.transport(token)).sync()
+        let patient = RecordRef(type: "patient", id: TinyPractice.patients[0])
+        let staying = RecordRef(type: "patient", id: TinyPractice.patients[1])
+        try #require(try nurse.care.record(patient) != nil)
+
+        // The admin moves one patient out and edits another five times: pages of two, the first removing.
+        try admin.care.update([.assign(patient, "primaryTeam", .string(otherTeam))])
+        for index in 0..<5 { try admin.care.update([.assign(staying, "phone", .string("555-010\(index)"))]) }
+        _ = try await adminEngine.sync()
+        let care = nurse.care
+        let heldWhenAsked = Mutex<[Bool]>([])
+        let transport = FaultTransport(
+            server.transport(token),
+            before: { request, _ in
+                guard request.path == Wire.Path.changes else { return }
+                let held = ((try? care.record(patient)) ?? nil) != nil
+                heldWhenAsked.withLock { $0.append(held) }
+            }
+        )
+        let report = try await nurse.engine(transport, pageSize: 2).sync()
+        #expect(report.purged == 1, "\(report)")
+        let asked = heldWhenAsked.withLock { $0 }
+        try #require(asked.count >= 3, "\(asked)")
+        #expect(asked[0] && !asked[1], "the second page was asked for before the first was written: \(asked)")
+        #expect(try nurse.care.record(patient) == nil)
     }
 }

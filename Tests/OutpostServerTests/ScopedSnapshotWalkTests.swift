@@ -130,14 +130,17 @@ struct ScopedSnapshotWalkTests {
         #expect(!paged.contains { $0.type == "observation" }, "the only observation is out of scope")
     }
 
-    /// A patient that moves out of a scoped device's scope and back while its snapshot is read page by page
-    /// still has every record sent: the pages after the first send the patients the first page recorded, as of
-    /// the snapshot's checkpoint. Read with the scope as it was at each page, the records walked while the
-    /// patient was out (here its own record: the page after the first is built ahead, before the move) were never
-    /// sent, and no pull from the checkpoint would send them (the device counts as holding the patient). On both
-    /// backends.
-    @Test(arguments: Backend.all)
-    func aPatientMovedOutAndBackDuringAPagedSnapshotArrivesWhole(backend: Backend) async throws {
+    /// A patient that moves out of a scoped device's scope while its snapshot is read page by page, and maybe
+    /// back: the pages after the first walk the patients the first page recorded that are still in scope, never
+    /// one outside it; the one that left is recorded as told to leave, so the pull from the snapshot's checkpoint
+    /// removes it, or, if it came back, sends it whole. Read with the scope as it was at each page, a patient that
+    /// moved out and back lost the records walked while it was out, and no pull sent them; read with the first
+    /// page's patients alone, one that moved out was still sent. On both backends.
+    @Test(arguments: Backend.all, [false, true])
+    func aPatientMovedOutDuringAPagedSnapshotIsNotSentAndArrivesWholeIfItComesBack(
+        backend: Backend,
+        comesBack: Bool
+    ) async throws {
         let server = try await TestServer(backend: backend)
         let directory = try TemporaryDirectory("outpost-scoped-walk-move")
         let admin = try LocalReplica("site-a", in: directory)
@@ -159,11 +162,16 @@ struct ScopedSnapshotWalkTests {
         let engine = admin.engine(server.transport(server.adminToken))
         _ = try await engine.sync()
         let nurse = try await server.issueToken(role: "clinician", extra: ["--teams", TinyPractice.team])
-        func snapshot(after: String?) async throws -> SnapshotPage {
-            let query = "/v1/snapshot?replica=nurse-laptop&limit=1" + (after.map { "&after=\($0)" } ?? "")
-            let answer = try await server.raw("GET", query, headers: ["Authorization": "Bearer \(nurse)"])
+        func get<Message: Decodable>(_ path: String, as _: Message.Type) async throws -> Message {
+            let answer = try await server.raw("GET", path, headers: ["Authorization": "Bearer \(nurse)"])
             try #require(answer.status == 200, "\(String(decoding: answer.body, as: UTF8.self))")
-            return try Wire.makeDecoder().decode(SnapshotPage.self, from: answer.body)
+            return try Wire.makeDecoder().decode(Message.self, from: answer.body)
+        }
+        func snapshot(after: String?) async throws -> SnapshotPage {
+            try await get(
+                "/v1/snapshot?replica=nurse-laptop&limit=1" + (after.map { "&after=\($0)" } ?? ""),
+                as: SnapshotPage.self
+            )
         }
         func move(to team: String) async throws {
             try admin.care.update([.assign(moved, "primaryTeam", .string(team))])
@@ -175,17 +183,32 @@ struct ScopedSnapshotWalkTests {
         var paged = page.records.map(\.record)
         #expect(paged == [owned.sorted { $0.id < $1.id }[0]], "the walk starts with the observations")
         try await move(to: otherTeam)
-        for _ in 0..<2 {
-            page = try await snapshot(after: try #require(page.next))
-            paged += page.records.map(\.record)
-        }
-        try await move(to: TinyPractice.team)
-        while let next = page.next, paged.count < 100 {
+        // The page after the first was built as the first was sent, before the move.
+        page = try await snapshot(after: try #require(page.next))
+        paged += page.records.map(\.record)
+        page = try await snapshot(after: try #require(page.next))
+        var afterMove = page.records.map(\.record)
+        if comesBack { try await move(to: TinyPractice.team) }
+        while let next = page.next, paged.count + afterMove.count < 100 {
             page = try await snapshot(after: next)
-            paged += page.records.map(\.record)
+            afterMove += page.records.map(\.record)
         }
-        #expect(Set(owned).isSubset(of: Set(paged)), "both observations: \(paged)")
-        #expect(paged.contains(moved))
+        paged += afterMove
         #expect(Set(paged).count == paged.count, "each record once")
+        #expect(!afterMove.contains(moved), "a patient out of scope is not sent: \(afterMove)")
+
+        // The pull from the snapshot's checkpoint removes the patient, or sends it whole once it is back.
+        let pulled = try await get(
+            "/v1/changes?replica=nurse-laptop&since=\(page.checkpoint)&limit=1000",
+            as: PullResponse.self
+        )
+        if comesBack {
+            #expect(pulled.removed.isEmpty, "\(pulled.removed)")
+            let held = Set(paged + pulled.records.map(\.record))
+            #expect(Set(owned + [moved]).isSubset(of: held), "the patient whole: \(held)")
+        } else {
+            #expect(pulled.removed == [moved.id])
+            #expect(pulled.records.isEmpty)
+        }
     }
 }

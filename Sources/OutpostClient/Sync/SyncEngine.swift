@@ -943,7 +943,10 @@ public actor SyncEngine {
                 logger.warning("the server cannot serve this replica's checkpoint; bootstrapping again")
                 try store.forgetCheckpoint()
                 // Restored from a backup? Then its new epoch also puts back in the outbox what it lacks.
-                try await readSessionAdoptingEpoch(&report)
+                let current = try await readSessionAdoptingEpoch(&report)
+                // The snapshot's first page may remove patients (`removed`): the outbox's edits to them reach the
+                // server first, while it still counts them as held.
+                if try store.pendingCount() > 0 { try await pushAll(&report, session: current) }
                 try await bootstrap(&report, session: session)
                 continue
             }
@@ -954,7 +957,10 @@ public actor SyncEngine {
                 // the removal. Pushed, their change rows go with the patient.
                 try await pushAll(&report, session: session)
             }
-            if options.pipelining && page.hasMore {
+            // The page after one that removes patients is asked for once that one is written: the server takes a
+            // pull from a page's checkpoint as that page applied (it forgets the removal, and takes no more edits
+            // to the patient), so a page that failed to be written would leave the patients on the device.
+            if options.pipelining && page.hasMore && page.removed.isEmpty {
                 let request = pullRequest(since: page.checkpoint, limit: limit, wait: 0)
                 // The next page may name by abbreviation records this one brings, written meanwhile.
                 let bringing = page.changes.map(\.record) + page.records.map(\.record)
@@ -1093,10 +1099,13 @@ public actor SyncEngine {
                     throw error
                 } catch let failure as BinaryWire.Failure
                     where failure.isUnresolved && request.accept != nil
-                    && request.accept != BinaryWire.accept(layout: 2)
+                    && request.accept != BinaryWire.accept(layout: 2) && request.path != Wire.Path.snapshot
                 {
                     // A page naming a record this store does not hold (or not as the server meant) by abbreviation:
-                    // asked again in layout 2, every record named in full. Never a guess, and not a retry.
+                    // asked again in layout 2, every record named in full. Never a guess, and not a retry. Not a
+                    // snapshot page, which names every record in full (protocol/README.md, "Layout 3"): asked again in
+                    // layout 2, a first page would lose its `removed` (layout 4), after the server reset what it
+                    // counts the device as holding.
                     logger.info("asking again with full record ids", metadata: ["path": "\(request.path)"])
                     request.accept = BinaryWire.accept(layout: 2)
                     continue

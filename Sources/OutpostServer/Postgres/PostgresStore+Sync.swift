@@ -598,26 +598,38 @@ extension PostgresStore: SyncStorage {
             var removed: [String] = []
             if cursor == nil {
                 // Every purge is at or before the head: the pulls from it announce the later ones.
-                removed = try await connection.all(
-                    "SELECT patient FROM purge WHERE practice = \(practice) ORDER BY patient",
-                    logger
-                ).map { try $0.decode(String.self) }
+                removed = FeedPlanner.removedOnBootstrap(
+                    purged: try await connection.all("SELECT patient FROM purge WHERE practice = \(practice)", logger)
+                        .map { try $0.decode(String.self) },
+                    known: [],
+                    inScope: nil
+                )
             }
             if !token.scope.isWholePractice {
-                var inScope: Set<String>
+                var inScope = try await Self.patients(in: token.scope, practice: practice, connection, logger)
                 if cursor != nil, let replica {
-                    // The pages after the first: the patients the first page recorded as sent to the device, as of
-                    // the snapshot's checkpoint, whatever moved since (``FeedPlanner/snapshotPatients``).
-                    inScope = FeedPlanner.snapshotPatients(
+                    // The pages after the first: the patients the first page recorded as sent to the device that
+                    // are still in scope; those that left are recorded as told to leave
+                    // (``FeedPlanner/snapshotPatients(recorded:inScope:)``).
+                    let walk = FeedPlanner.snapshotPatients(
                         recorded: try await Self.devicePatients(
                             practice: practice,
                             replica: replica,
                             connection,
                             logger
-                        )
+                        ),
+                        inScope: inScope
                     )
-                } else {
-                    inScope = try await Self.patients(in: token.scope, practice: practice, connection, logger)
+                    inScope = walk.patients
+                    for patient in walk.leaving {
+                        try await connection.run(
+                            """
+                            UPDATE device_patient SET state = 'out', at = \(head), at_since = \(head)
+                            WHERE practice = \(practice) AND replica = \(replica.rawValue) AND patient = \(patient)
+                            """,
+                            logger
+                        )
+                    }
                 }
                 visibility = .patients(inScope)
                 if cursor == nil, let replica {

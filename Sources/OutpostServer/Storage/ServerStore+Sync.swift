@@ -740,18 +740,31 @@ extension ServerStore: SyncStorage {
             var removed: [String] = []
             if cursor == nil {
                 // Every purge is at or before the head: the pulls from it announce the later ones.
-                removed = try Self.purged(practice: practice, since: 0, db: db)
+                removed = FeedPlanner.removedOnBootstrap(
+                    purged: try Self.purged(practice: practice, since: 0, db: db),
+                    known: [],
+                    inScope: nil
+                )
             }
             if scoped {
-                var inScope: Set<String>
+                var inScope = try Self.patients(in: token.scope, practice: practice, db: db)
                 if cursor != nil, let replica {
-                    // The pages after the first: the patients the first page recorded as sent to the device, as of
-                    // the snapshot's checkpoint, whatever moved since (``FeedPlanner/snapshotPatients``).
-                    inScope = FeedPlanner.snapshotPatients(
-                        recorded: try Self.devicePatients(practice: practice, replica: replica, db: db)
+                    // The pages after the first: the patients the first page recorded as sent to the device that
+                    // are still in scope; those that left are recorded as told to leave
+                    // (``FeedPlanner/snapshotPatients(recorded:inScope:)``).
+                    let walk = FeedPlanner.snapshotPatients(
+                        recorded: try Self.devicePatients(practice: practice, replica: replica, db: db),
+                        inScope: inScope
                     )
-                } else {
-                    inScope = try Self.patients(in: token.scope, practice: practice, db: db)
+                    inScope = walk.patients
+                    for patient in walk.leaving {
+                        try db.cachedStatement(
+                            sql: """
+                                UPDATE device_patient SET state = 'out', at = ?, atSince = ?
+                                WHERE practice = ? AND replica = ? AND patient = ?
+                                """
+                        ).execute(arguments: [head, head, practice, replica.rawValue, patient])
+                    }
                 }
                 visibility = .patients(inScope)
                 if cursor == nil, let replica {
@@ -859,7 +872,8 @@ extension ServerStore: SyncStorage {
             let records = zip(page.records, kept).map { StoredRecordState(record: $0, state: $1) }
             return SnapshotSlice(records: records, checkpoint: head, next: page.next, removed: removed)
         }
-        return scoped && cursor == nil && replica != nil ? try await writeAsync(body) : try await readAsync(body)
+        // A scoped device's pages record what it is sent (its first page) or told to leave (the pages after it).
+        return scoped && replica != nil ? try await writeAsync(body) : try await readAsync(body)
     }
 
     /// The query that walks one type of a snapshot page (``FeedPlanner/TypeWalk``) in id order: arguments the

@@ -93,15 +93,24 @@ enum FeedPlanner {
         )
     }
 
-    /// The patients whose records a scoped snapshot's pages after the first send: those its first page
-    /// `recorded` as sent to the device (`in`), as of the snapshot's checkpoint, not the scope as it is when each
-    /// page is read. A patient that moves out of the scope and back during the walk would otherwise miss the
-    /// records of the types walked meanwhile, which no pull from the checkpoint sends again (the device counts as
-    /// holding it); one that moves in during the walk would arrive in part. The pull from the checkpoint then
-    /// removes, or sends whole, each patient that moved since, as for any device. A purge drops the patient's
+    /// The patients whose records a scoped snapshot's page after the first sends: those its first page `recorded`
+    /// as sent to the device (`in`) that are in its scope now (`inScope`), never one outside it. The recorded
+    /// patients that left the scope since (`leaving`) are recorded as told to leave (`out`, not yet applied), so
+    /// they are walked no more, even if they come back, and the pull from the snapshot's checkpoint removes each,
+    /// or sends it whole if it came back. Walked with the scope as it was at each page instead, a patient that
+    /// moved out and back during the walk missed the records of the types walked meanwhile, which no pull sent
+    /// again (the device counted as holding it); one that moved in arrived in part. A purge drops the patient's
     /// row, and its records.
-    static func snapshotPatients(recorded: [String: DevicePatient]) -> Set<String> {
-        Set(recorded.lazy.filter(\.value.isIn).map(\.key))
+    static func snapshotPatients(
+        recorded: [String: DevicePatient],
+        inScope: Set<String>
+    ) -> (patients: Set<String>, leaving: [String]) {
+        var patients: Set<String> = []
+        var leaving: [String] = []
+        for (patient, entry) in recorded where entry.isIn {
+            if inScope.contains(patient) { patients.insert(patient) } else { leaving.append(patient) }
+        }
+        return (patients, leaving.sorted())
     }
 
     /// The patients a snapshot's first page tells the device to remove (``SnapshotPage/removed``): the
