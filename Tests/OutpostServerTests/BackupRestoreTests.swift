@@ -57,21 +57,7 @@ struct BackupRestoreTests {
         // and the laptop adds one more that it never pushes before the restore. The office also registers a
         // patient, which the laptop receives.
         let officeTask = try await office.ok("task", "add", patient, "kind=outreach", "title=Office, after")
-        let shown = try await office.ok("patient", "show", patient, "--json")
-        let fields = try #require(
-            (try JSONSerialization.jsonObject(with: Data(shown.utf8)) as? [String: Any])?["fields"] as? [String: Any]
-        )
-        let registered = try await office.ok(
-            "patient",
-            "add",
-            "givenName=Ada",
-            "familyName=Ruiz",
-            "birthDate=1980-01-02",
-            "sex=female",
-            "primaryTeam=\(try #require(fields["primaryTeam"] as? String))",
-            "subgroup=\(try #require(fields["subgroup"] as? String))",
-            "status=active"
-        )
+        let registered = try await office.registerPatient(like: patient)
         try await office.ok("sync")
         try await laptop.ok("sync")
         try await laptop.ok("task", "done", early)

@@ -314,21 +314,7 @@ struct ScopeEndToEndTests {
         let office = Device("office", in: folder)
         try await office.join(server, token: server.adminToken)
         let patient = try #require(try await ids(admin, "patient", "list").sorted().first)
-        let shown = try await office.ok("patient", "show", patient, "--json")
-        let fields = try #require(
-            (try JSONSerialization.jsonObject(with: Data(shown.utf8)) as? [String: Any])?["fields"] as? [String: Any]
-        )
-        let registered = try await office.ok(
-            "patient",
-            "add",
-            "givenName=Ada",
-            "familyName=Ruiz",
-            "birthDate=1980-01-02",
-            "sex=female",
-            "primaryTeam=\(try #require(fields["primaryTeam"] as? String))",
-            "subgroup=\(try #require(fields["subgroup"] as? String))",
-            "status=active"
-        ).trimmingCharacters(in: .whitespacesAndNewlines)
+        let registered = try await office.registerPatient(like: patient)
         try await office.ok("sync")
         let store = try DatabaseQueue(path: office.store)
         try await store.write { try $0.execute(sql: "UPDATE replica SET checkpoint = NULL WHERE id = 1") }

@@ -11,18 +11,31 @@ import Testing
 /// patient, also when it is made after the sync's push, while the pull that removes the patient is on its way
 /// (as during `outpost sync --watch`'s long poll): protocol/README.md section 11.
 struct ScopeLeavingEditTests {
-    @Test(arguments: Backend.all)
-    func anEditMadeWhileThePullRemovingItsPatientIsOnItsWayReachesTheServerFirst(backend: Backend) async throws {
+    /// The tiny practice and a second team, pushed by an admin replica; a nurse's replica scoped to the first team,
+    /// synced once.
+    func nurseOfTheFirstTeam(
+        on backend: Backend
+    ) async throws -> (
+        server: TestServer, directory: TemporaryDirectory, admin: LocalReplica, otherTeam: String, token: String,
+        nurse: LocalReplica
+    ) {
         let server = try await TestServer(backend: backend)
-        let directory = try TemporaryDirectory("outpost-scope-leaving-edit")
+        let directory = try TemporaryDirectory("outpost-scope-leaving")
         let admin = try LocalReplica("site-a", in: directory)
         try TinyPractice.load(into: admin.care)
         let otherTeam = try TinyPractice.addSecondTeam(in: admin.care)
-        let adminEngine = admin.engine(server.transport(server.adminToken))
-        _ = try await adminEngine.sync()
+        _ = try await admin.engine(server.transport(server.adminToken)).sync()
         let token = try await server.issueToken(role: "clinician", extra: ["--teams", TinyPractice.team])
         let nurse = try LocalReplica("nurse", in: directory)
         _ = try await nurse.engine(server.transport(token)).sync()
+        return (server, directory, admin, otherTeam, token, nurse)
+    }
+
+    @Test(arguments: Backend.all)
+    func anEditMadeWhileThePullRemovingItsPatientIsOnItsWayReachesTheServerFirst(backend: Backend) async throws {
+        let (server, directory, admin, otherTeam, token, nurse) = try await nurseOfTheFirstTeam(on: backend)
+        defer { withExtendedLifetime(directory) {} }
+        let adminEngine = admin.engine(server.transport(server.adminToken))
         let patient = RecordRef(type: "patient", id: TinyPractice.patients[0])
         try #require(try nurse.care.record(patient) != nil)
 
@@ -55,16 +68,9 @@ struct ScopeLeavingEditTests {
     /// removal that then failed to be written would have left the patient on the device for good.
     @Test(arguments: Backend.all)
     func thePageAfterOneThatRemovesAPatientIsAskedForOnceThatOneIsWritten(backend: Backend) async throws {
-        let server = try await TestServer(backend: backend)
-        let directory = try TemporaryDirectory("outpost-scope-removal-page")
-        let admin = try LocalReplica("site-a", in: directory)
-        try TinyPractice.load(into: admin.care)
-        let otherTeam = try TinyPractice.addSecondTeam(in: admin.care)
+        let (server, directory, admin, otherTeam, token, nurse) = try await nurseOfTheFirstTeam(on: backend)
+        defer { withExtendedLifetime(directory) {} }
         let adminEngine = admin.engine(server.transport(server.adminToken))
-        _ = try await adminEngine.sync()
-        let token = try await server.issueToken(role: "clinician", extra: ["--teams", TinyPractice.team])
-        let nurse = try LocalReplica("nurse", in: directory)
-        _ = try await nurse.engine(server.transport(token)).sync()
         let patient = RecordRef(type: "patient", id: TinyPractice.patients[0])
         let staying = RecordRef(type: "patient", id: TinyPractice.patients[1])
         try #require(try nurse.care.record(patient) != nil)

@@ -184,9 +184,11 @@ struct ScopedSnapshotWalkTests {
         #expect(paged == [owned.sorted { $0.id < $1.id }[0]], "the walk starts with the observations")
         try await move(to: otherTeam)
         // The page after the first was built as the first was sent, before the move.
-        page = try await snapshot(after: try #require(page.next))
+        var next: String = try #require(page.next)
+        page = try await snapshot(after: next)
         paged += page.records.map(\.record)
-        page = try await snapshot(after: try #require(page.next))
+        next = try #require(page.next)
+        page = try await snapshot(after: next)
         var afterMove = page.records.map(\.record)
         if comesBack { try await move(to: TinyPractice.team) }
         while let next = page.next, paged.count + afterMove.count < 100 {

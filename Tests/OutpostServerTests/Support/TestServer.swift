@@ -316,6 +316,26 @@ struct Device {
         try await ok("export", "--format", "json")
     }
 
+    /// Registers a new patient (Ada Ruiz) on the team and in the subgroup of `patient`, which this device holds;
+    /// returns its id.
+    func registerPatient(like patient: String) async throws -> String {
+        let shown = try await ok("patient", "show", patient, "--json")
+        let fields = try #require(
+            (try JSONSerialization.jsonObject(with: Data(shown.utf8)) as? [String: Any])?["fields"] as? [String: Any]
+        )
+        return try await ok(
+            "patient",
+            "add",
+            "givenName=Ada",
+            "familyName=Ruiz",
+            "birthDate=1980-01-02",
+            "sex=female",
+            "primaryTeam=\(try #require(fields["primaryTeam"] as? String))",
+            "subgroup=\(try #require(fields["subgroup"] as? String))",
+            "status=active"
+        ).trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
     /// `outpost status --json`, decoded.
     func status() async throws -> [String: Any] {
         let text = try await ok("status", "--json")
