@@ -110,18 +110,18 @@ struct PipelinedBootstrapTests {
         #expect(try b.store.checkProjection() == [])
     }
 
-    @Test func aBootstrapCancelledWritesNoPageItHadAskedForAheadAndSavesNoCheckpoint() async throws {
-        let (server, directory, a) = try await office()
-        let admin = server.adminToken
-
-        // The sync is cancelled as the second page's answer arrives: pages asked for ahead of the first arrive
-        // anyway, and none of them may be written.
-        let b = try LocalReplica("site-b", in: directory)
+    /// Syncs `b` with pages of 2 through a transport that cancels the sync as the answer to its snapshot page
+    /// `number` arrives; requires the sync to fail. Returns the transport, which counts the requests.
+    func syncCancelled(
+        _ b: LocalReplica,
+        on server: TestServer,
+        asSnapshotPageArrives number: Int
+    ) async throws -> FaultTransport {
         let sync = Mutex<Task<SyncReport, any Error>?>(nil)
         let transport = FaultTransport(
-            server.transport(admin),
-            after: { request, number, _ in
-                if request.path == Wire.Path.snapshot, number == 2 { sync.withLock { $0?.cancel() } }
+            server.transport(server.adminToken),
+            after: { request, arrived, _ in
+                if request.path == Wire.Path.snapshot, arrived == number { sync.withLock { $0?.cancel() } }
             }
         )
         let engine = b.engine(transport, pageSize: 2)
@@ -131,6 +131,17 @@ struct PipelinedBootstrapTests {
             return started
         }
         await #expect(throws: ClientError.self) { try await task.value }
+        return transport
+    }
+
+    @Test func aBootstrapCancelledWritesNoPageItHadAskedForAheadAndSavesNoCheckpoint() async throws {
+        let (server, directory, a) = try await office()
+        let admin = server.adminToken
+
+        // The sync is cancelled as the second page's answer arrives: pages asked for ahead of the first arrive
+        // anyway, and none of them may be written.
+        let b = try LocalReplica("site-b", in: directory)
+        _ = try await syncCancelled(b, on: server, asSnapshotPageArrives: 2)
         let written = try await DatabaseQueue(path: b.store.path).read { db in
             try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM record") ?? 0
         }
@@ -149,20 +160,7 @@ struct PipelinedBootstrapTests {
         let (server, directory, a) = try await office()
         let admin = server.adminToken
         let b = try LocalReplica("site-b", in: directory)
-        let sync = Mutex<Task<SyncReport, any Error>?>(nil)
-        let transport = FaultTransport(
-            server.transport(admin),
-            after: { request, number, _ in
-                if request.path == Wire.Path.snapshot, number == 1 { sync.withLock { $0?.cancel() } }
-            }
-        )
-        let engine = b.engine(transport, pageSize: 2)
-        let task = sync.withLock { task in
-            let started = Task { try await engine.sync() }
-            task = started
-            return started
-        }
-        await #expect(throws: ClientError.self) { try await task.value }
+        let transport = try await syncCancelled(b, on: server, asSnapshotPageArrives: 1)
         #expect(transport.count(Wire.Path.snapshot) == 1, "a page was asked for after the sync was cancelled")
         #expect(try b.store.checkpoint() == nil)
 

@@ -646,6 +646,14 @@ public actor SyncEngine {
         }
     }
 
+    /// Pushes the outbox, if it holds anything, before patients are removed (a pull page's `removed`, or a
+    /// snapshot's first page after a lost checkpoint): edits made to them while they were held reach the server,
+    /// which takes them until the device pulls past their removal (protocol/README.md section 11); pushed, their
+    /// change rows go with the patients.
+    private func pushBeforeRemoving(_ report: inout SyncReport, session: SessionInfo) async throws(ClientError) {
+        if try store.pendingCount() > 0 { try await pushAll(&report, session: session) }
+    }
+
     /// Reads the session again and adopts its epoch (``adoptEpoch(of:_:)``): what a sync does when one of its
     /// requests met a restore after its session was read (a pull, a snapshot page or a push refused as of another
     /// epoch). Returns the session read.
@@ -944,19 +952,14 @@ public actor SyncEngine {
                 try store.forgetCheckpoint()
                 // Restored from a backup? Then its new epoch also puts back in the outbox what it lacks.
                 let current = try await readSessionAdoptingEpoch(&report)
-                // The snapshot's first page may remove patients (`removed`): the outbox's edits to them reach the
-                // server first, while it still counts them as held.
-                if try store.pendingCount() > 0 { try await pushAll(&report, session: current) }
+                // The snapshot's first page may remove patients (`removed`).
+                try await pushBeforeRemoving(&report, session: current)
                 try await bootstrap(&report, session: session)
                 continue
             }
             if besidePush && !page.removed.isEmpty { return }
-            if !page.removed.isEmpty, try store.pendingCount() > 0 {
-                // Edits made since this sync's push (during `--watch`'s long poll) to a patient this page removes
-                // reach the server before the patient is removed: the server takes them until the device pulls past
-                // the removal. Pushed, their change rows go with the patient.
-                try await pushAll(&report, session: session)
-            }
+            // Edits made since this sync's push (during `--watch`'s long poll) to a patient this page removes.
+            if !page.removed.isEmpty { try await pushBeforeRemoving(&report, session: session) }
             // The page after one that removes patients is asked for once that one is written: the server takes a
             // pull from a page's checkpoint as that page applied (it forgets the removal, and takes no more edits
             // to the patient), so a page that failed to be written would leave the patients on the device.

@@ -471,9 +471,11 @@ extension PostgresStore: SyncStorage {
     ) async throws(ServerError) -> FeedPage {
         let practice = token.practice
         return try await transaction(.repeatableRead) { connection in
+            // One read of the head: the page's snapshot sees the same one when it is caught up.
+            let head = try await Self.head(practice: practice, connection, logger)
             try EpochRule.checkPull(
                 since: since,
-                head: try await Self.head(practice: practice, connection, logger),
+                head: head,
                 deviceEpoch: deviceEpoch,
                 epoch: deviceEpoch != nil && since > 0 ? try await Self.epoch(connection, logger) : nil
             )
@@ -504,7 +506,7 @@ extension PostgresStore: SyncStorage {
                 if creates { created.insert(record) }
             }
             // Caught up: move past any purge, so it is announced once.
-            if !hasMore { checkpoint = max(checkpoint, try await Self.head(practice: practice, connection, logger)) }
+            if !hasMore { checkpoint = max(checkpoint, head) }
             let purged = try await connection.all(
                 "SELECT patient FROM purge WHERE practice = \(practice) AND position > \(since) ORDER BY patient",
                 logger

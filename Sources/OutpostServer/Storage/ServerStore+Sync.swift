@@ -498,9 +498,11 @@ extension ServerStore: SyncStorage {
         // A scoped pull records what the device was sent, with its page: a write. A whole-practice pull reads its
         // page, then records where the device stands (``recordPull(_:practice:report:now:pulledTo:from:placed:)``).
         let body = { @Sendable (db: Database) throws -> FeedPage in
+            // One read of the head: the page's transaction sees the same one when it is caught up.
+            let head = try Self.feedHead(practice: practice, db: db)
             try EpochRule.checkPull(
                 since: since,
-                head: Self.feedHead(practice: practice, db: db),
+                head: head,
                 deviceEpoch: deviceEpoch,
                 epoch: deviceEpoch != nil && since > 0 ? Self.epoch(db: db) : nil
             )
@@ -548,7 +550,7 @@ extension ServerStore: SyncStorage {
             }
             var checkpoint = positions.last ?? since
             // Caught up: move past any purge, so it is announced once.
-            if !hasMore { checkpoint = max(checkpoint, try Self.feedHead(practice: practice, db: db)) }
+            if !hasMore { checkpoint = max(checkpoint, head) }
             let purged = try Self.purged(practice: practice, since: since, db: db)
             if scoped, let replica {
                 try Self.recordDevice(
