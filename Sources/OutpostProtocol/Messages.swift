@@ -229,6 +229,10 @@ public struct PushResponse: Sendable, Hashable, Codable {
     /// "Per-change refusals"): only when the client asked for them (``Wire/refusalsHeader``); empty otherwise,
     /// and omitted from the JSON when empty.
     public var refused: [RefusedChange]
+    /// Changes to the records of a patient a legal purge erased (made on a device that had not heard of the
+    /// purge): acknowledged and not stored (protocol/README.md, section 5, "Erased patients"). Omitted from the
+    /// JSON when 0.
+    public var erased: Int
 
     /// Creates a push response.
     public init(
@@ -236,17 +240,19 @@ public struct PushResponse: Sendable, Hashable, Codable {
         duplicates: Int,
         acknowledged: UInt64,
         serverTimeMillis: UInt64,
-        refused: [RefusedChange] = []
+        refused: [RefusedChange] = [],
+        erased: Int = 0
     ) {
         self.accepted = accepted
         self.duplicates = duplicates
         self.acknowledged = acknowledged
         self.serverTimeMillis = serverTimeMillis
         self.refused = refused
+        self.erased = erased
     }
 
     enum CodingKeys: String, CodingKey {
-        case accepted, duplicates, acknowledged, serverTimeMillis, refused
+        case accepted, duplicates, acknowledged, serverTimeMillis, refused, erased
     }
 
     public init(from decoder: any Decoder) throws {
@@ -256,6 +262,7 @@ public struct PushResponse: Sendable, Hashable, Codable {
         acknowledged = try container.decode(UInt64.self, forKey: .acknowledged)
         serverTimeMillis = try container.decode(UInt64.self, forKey: .serverTimeMillis)
         refused = try container.decodeIfPresent([RefusedChange].self, forKey: .refused) ?? []
+        erased = try container.decodeIfPresent(Int.self, forKey: .erased) ?? 0
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -265,6 +272,7 @@ public struct PushResponse: Sendable, Hashable, Codable {
         try container.encode(acknowledged, forKey: .acknowledged)
         try container.encode(serverTimeMillis, forKey: .serverTimeMillis)
         if !refused.isEmpty { try container.encode(refused, forKey: .refused) }
+        if erased != 0 { try container.encode(erased, forKey: .erased) }
     }
 }
 

@@ -166,6 +166,11 @@ enum GoldenCatalog {
             "push-response.retry.json",
             PushResponse(accepted: 1, duplicates: 3, acknowledged: 44, serverTimeMillis: serverTime + 2_500)
         ),
+        // Two of the four changes edited a patient a legal purge erased: acknowledged, not stored.
+        .make(
+            "push-response.erased.json",
+            PushResponse(accepted: 2, duplicates: 0, acknowledged: 44, serverTimeMillis: serverTime, erased: 2)
+        ),
         .make("push-request.empty.json", PushRequest(replica: laptop, changes: [])),
         .make(
             "push-response.refused.json",

@@ -34,13 +34,26 @@ struct PostgresMigrateTests {
             serving.stderr.contains("a server is running on") && serving.stderr.contains("then migrate"),
             "\(serving)"
         )
+        // A patient purged before the move: the ids it erased move too.
+        let tasks = try await laptop.ok("task", "list", "--json")
+        let erasedTask = try #require(
+            try JSONSerialization.jsonObject(with: Data(tasks.utf8)) as? [[String: Any]]
+        ).first
+        let erasedTaskID = try #require(erasedTask?["id"] as? String)
+        let purgedPatient = try #require((erasedTask?["fields"] as? [String: Any])?["patient"] as? String)
+        let purge = try await server.admin(["purge", "patient", purgedPatient, "--reason", "court order 2026-140"])
+        try #require(purge.status == 0, "\(purge)")
+        let kept = try await server.feed(server.adminToken).count
+        try #require(kept < pushed)
         await server.stop()
 
-        // Offline during the move, the laptop (a clinician: a site is the admin's to add) adds a task.
+        // Offline during the move, the laptop (a clinician: a site is the admin's to add) adds a task, and a note to
+        // a task of the patient purged meanwhile.
         let patients = try await laptop.ok("patient", "list", "--json")
         let list = try #require(try JSONSerialization.jsonObject(with: Data(patients.utf8)) as? [[String: Any]])
-        let patient = try #require(list.first?["id"] as? String)
+        let patient = try #require(list.compactMap { $0["id"] as? String }.first { $0 != purgedPatient })
         let task = try await laptop.ok("task", "add", patient, "kind=outreach", "title=Call after the move")
+        try await laptop.ok("task", "note", erasedTaskID, "Called twice, no answer")
         let moved = try await runProcess(
             Built.server,
             ["migrate", "--from", server.dataDirectory, "--to", database.url],
@@ -48,7 +61,8 @@ struct PostgresMigrateTests {
         )
         try #require(moved.status == 0, "\(moved)")
         // SQLite stores a record's changes from one push in one row (ChangeRuns); PostgreSQL a row per change.
-        #expect(moved.output.contains("change: \(pushed) rows"), "\(moved.output)")
+        #expect(moved.output.contains("change: \(kept) rows"), "\(moved.output)")
+        #expect(moved.output.contains("erased: "), "\(moved.output)")
         try BackupRestoreTests.expectEachRecordCreatedOnce(database.url)
         let again = try await runProcess(
             Built.server,
@@ -59,12 +73,17 @@ struct PostgresMigrateTests {
 
         server.database = database
         try await server.start()
-        // The same tokens work; the laptop pushes, the office pulls from its old checkpoint.
-        try await laptop.ok("sync")
+        // The same tokens work; the laptop pushes (its note to the purged patient's task is not stored), the office
+        // pulls from its old checkpoint.
+        let synced = try await laptop.ok("sync", "--json")
+        let laptopReport = try #require(try JSONSerialization.jsonObject(with: Data(synced.utf8)) as? [String: Any])
+        #expect(laptopReport["erased"] as? Int == 1, "\(laptopReport)")
+        #expect(laptopReport["purged"] as? Int == 1, "\(laptopReport)")
         let report = try await office.ok("sync", "--json")
         let pulled = try #require(try JSONSerialization.jsonObject(with: Data(report.utf8)) as? [String: Any])
         #expect((1..<100).contains(pulled["pulled"] as? Int ?? 0), "the new changes, not a bootstrap: \(pulled)")
         await #expect(try office.ok("task", "show", task).contains("Call after the move"))
+        await #expect(try !office.ok("task", "list").contains(erasedTaskID))
         await #expect(try office.export() == laptop.export())
     }
 

@@ -234,6 +234,66 @@ struct ScopeEndToEndTests {
         #expect(!leaked)
     }
 
+    /// Edits made offline to a patient an administrator purges meanwhile: a whole-practice device edits the patient
+    /// and adds a task for it; a nurse scoped to its team adds a note to one of its tasks (a change without the
+    /// task's `patient` field, which the server can tell only by the erased ids the purge kept). When they sync,
+    /// the server acknowledges each such change and stores none: its feed and snapshots hold nothing of the
+    /// patient, the devices remove it and keep nothing in their outboxes, and `outpost sync` says how many edits
+    /// went.
+    @Test(arguments: Backend.all) func editsMadeOfflineToAPatientPurgedMeanwhileAreAcknowledgedAndNotStored(
+        backend: Backend
+    ) async throws {
+        let server = try await TestServer(backend: backend)
+        let folder = try TemporaryDirectory("outpost-purge-offline")
+        let admin = try await practiceAdmin(server, in: folder)
+        let team = try await #require(try list(admin, "team", "list").compactMap { $0["id"] as? String }.sorted().first)
+        let nurse = Device("nurse", in: folder)
+        try await nurse.join(server, token: try server.issueToken(role: "clinician", extra: ["--teams", team]))
+        let office = Device("office", in: folder)
+        try await office.join(server, token: server.adminToken)
+        let patient = try await #require(try ids(admin, "patient", "list", "--team", team).sorted().first)
+        let owned = try await tasks(of: [patient], in: admin)
+        let noted = try #require(owned.sorted().first)
+
+        // Offline: nobody syncs until the purge is done.
+        try await office.ok("patient", "set", patient, "phone=(406) 555-0142")
+        let added = try await office.ok("task", "add", patient, "kind=outreach", "title=Call about the fall")
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        try await nurse.ok("task", "note", noted, "Left a message with the daughter")
+        let purged = try await server.admin(["purge", "patient", patient, "--reason", "court order 2026-131"])
+        try #require(purged.status == 0, "\(purged)")
+
+        for device in [office, nurse] {
+            let text = try await device.ok("sync", "--json")
+            let report = try #require(try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any])
+            #expect((report["erased"] as? Int ?? 0) > 0, "\(device.name): \(text)")
+            #expect(report["pushed"] as? Int == 0, "\(device.name): \(text)")
+            #expect(report["pending"] as? Int == 0 && report["heldAside"] as? Int == 0, "\(device.name): \(text)")
+            #expect(report["purged"] as? Int == 1, "\(device.name): \(text)")
+            let said = try await device.ok("sync")
+            #expect(!said.contains("dropped"), "counted once: \(said)")
+        }
+        let metrics = String(decoding: try await server.request("GET", "/metrics").1, as: UTF8.self)
+        let counted = metrics.split(separator: "\n").first { $0.hasPrefix("outpost_changes_erased_total") }
+        #expect((counted.flatMap { Double($0.split(separator: " ").last ?? "") } ?? 0) > 0, "\(metrics)")
+        // The server holds nothing of the patient: not in the feed, not in a snapshot.
+        for path in ["/v1/changes?since=0&limit=5000", "/v1/snapshot?limit=5000"] {
+            let (_, body) = try await server.request("GET", path, token: server.adminToken)
+            let text = String(decoding: body, as: UTF8.self)
+            let leaked = text.contains("555-0142") || text.contains(added) || owned.contains { text.contains($0) }
+            #expect(!leaked, "\(path) holds the purged patient's edits again")
+        }
+        for device in [admin, office, nurse] {
+            try await device.ok("sync")
+            await #expect(!(try ids(device, "patient", "list")).contains(patient), "\(device.name)")
+            await #expect(try ids(device, "task", "list").isDisjoint(with: owned.union([added])), "\(device.name)")
+        }
+        await #expect(try admin.export() == office.export())
+        let late = Device("late", in: folder)
+        try await late.join(server, token: server.adminToken)
+        await #expect(try late.export() == admin.export())
+    }
+
     /// A device that bootstraps again while it holds records (its checkpoint lost: a compaction past it, a
     /// discard; here taken from its store) is sent a snapshot of its scope as it is now, and no pull announces
     /// what left its scope or was purged before that snapshot's checkpoint. The snapshot's first page names

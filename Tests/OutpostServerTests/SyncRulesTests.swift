@@ -149,6 +149,50 @@ struct SyncRulesTests {
         #expect(try judge(clinician).judge(request, context: context).accepted.count == 1)
     }
 
+    /// A legal purge keeps the ids of the records it erased. A push's changes to one of them (the patient), or to a
+    /// record it gives to an erased patient (the patient's task, made on a device that had not heard of the purge),
+    /// are acknowledged (the push's highest counter covers them) and not stored, before the token's scope and the
+    /// care model are asked; the rest of the push is judged as if they had not been sent.
+    @Test func changesToTheRecordsOfAPurgedPatientAreAcknowledgedAndNotStored() throws {
+        let directory = try TemporaryDirectory("outpost-judge")
+        let (replica, changes) = try loaded(directory)
+        let patient = RecordRef(type: RecordType.patient.rawValue, id: TinyPractice.patients[0])
+        let task = RecordRef(type: RecordType.task.rawValue, id: TinyPractice.task)
+        let gone = changes.filter { $0.record == patient || $0.record == task }
+        try #require(!gone.isEmpty && gone.count < changes.count)
+        var context = PushContext()
+        context.erased = [patient]
+        let request = PushRequest(replica: replica.store.replicaID, changes: changes)
+        let plan = try judge().judge(request, context: context)
+        #expect(plan.erased == gone.count)
+        #expect(plan.accepted.map(\.change) == changes.filter { $0.record != patient && $0.record != task })
+        #expect(plan.maxCounter == changes.map(\.id.counter).max())
+        #expect(!plan.records.contains { $0.ref == patient || $0.ref == task })
+        #expect(!plan.patientScopes.contains { $0.patient == patient.id })
+
+        // What a storage looks up: the records the practice does not hold, and the patients owner fields name.
+        let edits = PushRequest(replica: replica.store.replicaID, changes: gone)
+        #expect(PushJudge.erasable(by: edits, holding: { $0 == task }) == [patient])
+        #expect(PushJudge.erasable(by: edits, holding: { _ in true }) == [patient], "the task's patient field")
+
+        // A scoped token with none of them in its scope: acknowledged, not refused as out of scope; the task alone
+        // (an edit without its patient field) is dropped by its own erased id.
+        var clinician = Self.admin
+        clinician.role = Role.clinician
+        clinician.scope = Scope(teams: [TinyPractice.team])
+        context.patientsInScope = []
+        let scoped = try judge(clinician).judge(edits, context: context)
+        #expect(scoped.erased == gone.count && scoped.accepted.isEmpty && scoped.refused.isEmpty)
+        let taskOnly = gone.filter { $0.record == task && $0.field != "patient" }
+        try #require(!taskOnly.isEmpty)
+        context.erased = [patient, task]
+        let edit = try judge(clinician).judge(
+            PushRequest(replica: replica.store.replicaID, changes: taskOnly),
+            context: context
+        )
+        #expect(edit.erased == taskOnly.count && edit.accepted.isEmpty)
+    }
+
     /// A stored record's row is written with its owner only when the owner changes: an edit to a task of the same
     /// patient rewrites its state alone (SQLite rewrites an index entry for every column a statement sets).
     @Test func aPlanRewritesARecordsOwnerOnlyWhenItChanges() throws {

@@ -9,6 +9,9 @@ public struct SyncReport: Sendable, Hashable, Encodable {
     public var pushed = 0
     /// Local changes the server already held (a retried push).
     public var pushedDuplicates = 0
+    /// Local changes to patients a legal purge erased on the server (made before this device heard of the purge):
+    /// the server acknowledged them and did not store them, and the patient is removed here.
+    public var erased = 0
     /// Changes received that were new here.
     public var pulled = 0
     /// Records merged from a snapshot (a first sync, or after the server lost this replica's checkpoint).
@@ -576,6 +579,7 @@ public actor SyncEngine {
                 outbox = max(0, (outbox ?? changes.count) - changes.count + retries)
                 report.pushed += response.accepted
                 report.pushedDuplicates += response.duplicates
+                report.erased += response.erased
                 // The next push, read while this one was stored; refused changes of this one are numbered below it.
                 if let next, case .success(let nextPush) = await next.value { prepared = nextPush }
             } catch let error where error.serverCode == ErrorCode.checkpointExpired.rawValue {

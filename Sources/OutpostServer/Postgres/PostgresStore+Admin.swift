@@ -305,6 +305,12 @@ extension PostgresStore: AdminStorage {
                 throw ServerError.noPatient(patient, practice: practice)
             }
             for (type, id) in refs {
+                // Its id stays (ids only): an edit made to it on a device that had not heard of the purge is then
+                // acknowledged and not stored (``PushJudge/erasedRecords(of:erased:)``).
+                try await connection.run(
+                    "INSERT INTO erased (practice, type, id) VALUES (\(practice), \(type), \(id)) ON CONFLICT DO NOTHING",
+                    logger
+                )
                 for table in ["change", "conflict", "record"] {
                     try await connection.run(
                         """

@@ -61,6 +61,7 @@ extension PostgresStore {
                 ("records", "records"), ("at", "at"),
             ]
         ),
+        ("erased", [("practice", "practice"), ("type", "type"), ("id", "id")]),
         (
             "audit",
             [
@@ -204,7 +205,7 @@ extension PostgresStore {
     /// each practice's feed head becomes its highest change or purge position, or its compaction floor when that
     /// is higher (compaction can drop the last changes; SQLite's head counts the floor too, so devices may hold
     /// checkpoints up to it, and the next change must be numbered above it); the audit log's sequence goes on after
-    /// the rows copied.
+    /// the rows copied; every purged patient's id is among the erased ids.
     static func finishCopy(headsFromFeed: Bool, _ connection: PostgresConnection, _ logger: Logger) async throws {
         if headsFromFeed {
             try await connection.run(
@@ -219,6 +220,15 @@ extension PostgresStore {
         }
         try await connection.run(
             "SELECT setval(pg_get_serial_sequence('audit', 'seq'), (SELECT COALESCE(MAX(seq), 0) + 1 FROM audit), false)",
+            logger
+        )
+        // A store or backup from before the erased ids were kept (SQLite migration `v15-erased`) has its purged
+        // patients' ids only.
+        try await connection.run(
+            """
+            INSERT INTO erased (practice, type, id) SELECT practice, 'patient', patient FROM purge
+            ON CONFLICT DO NOTHING
+            """,
             logger
         )
     }

@@ -201,7 +201,8 @@ extension PostgresStore: SyncStorage {
                     duplicates: plan.duplicates,
                     acknowledged: UInt64(max(0, acknowledged)),
                     serverTimeMillis: now,
-                    refused: plan.refused
+                    refused: plan.refused,
+                    erased: plan.erased
                 ),
                 newConflicts: conflicts.opened,
                 resolvedConflicts: conflicts.resolved
@@ -261,6 +262,19 @@ extension PostgresStore: SyncStorage {
             }
         }
         for ref in context.records.keys { context.existing.insert(ref) }
+        let erasable = Array(PushJudge.erasable(by: request, holding: { context.records[$0] != nil }))
+        if !erasable.isEmpty {
+            for row in try await connection.all(
+                """
+                SELECT type, id FROM erased WHERE practice = \(practice)
+                AND (type, id) IN (SELECT * FROM unnest(\(erasable.map(\.type))::text[], \(erasable.map(\.id))::text[]))
+                """,
+                logger
+            ) {
+                let (type, id) = try row.decode((String, String).self)
+                context.erased.insert(RecordRef(type: type, id: id))
+            }
+        }
         if !token.scope.isWholePractice {
             // In scope: patients in the token's scope now, and those this device holds until it has applied the
             // pull that removes them, so its pending edits to a patient that just left reach the server first.

@@ -214,6 +214,18 @@ public final class PostgresStore: Sendable {
         // Whether a change is the first of its record (``PushPlan/createsRecord()``): what a layout-3 pull page
         // names in full. Changes stored before it may be: `true`.
         (5, ["ALTER TABLE change ADD COLUMN creates boolean NOT NULL DEFAULT true"]),
+        // The ids of the records legal purges erased (ids only; see the SQLite migration `v15-erased`).
+        (
+            6,
+            [
+                """
+                CREATE TABLE erased (
+                    practice text NOT NULL, type text NOT NULL, id text NOT NULL, PRIMARY KEY (practice, type, id)
+                )
+                """,
+                "INSERT INTO erased (practice, type, id) SELECT practice, 'patient', patient FROM purge",
+            ]
+        ),
     ]
 
     /// Applies the migrations this database lacks, under a transaction-level advisory lock, so that several

@@ -184,6 +184,10 @@ struct SyncRoutes: Sendable {
             await notifier.notify(token.practice)
             Counter(label: "outpost_changes_accepted_total").increment(by: outcome.response.accepted)
         }
+        if outcome.response.erased > 0 {
+            // Edits to patients a legal purge erased, made on devices that had not heard of it: dropped.
+            Counter(label: "outpost_changes_erased_total").increment(by: outcome.response.erased)
+        }
         if outcome.newConflicts > 0 || outcome.resolvedConflicts > 0 {
             Gauge(label: "outpost_open_conflicts").record(try await store.openConflictCount(practice: nil))
         }
@@ -192,7 +196,7 @@ struct SyncRoutes: Sendable {
             metadata: [
                 "replica": "\(outcome.replica)", "token": "\(token.id)", "accepted": "\(outcome.response.accepted)",
                 "duplicates": "\(outcome.response.duplicates)", "newConflicts": "\(outcome.newConflicts)",
-                "refused": "\(outcome.response.refused.count)",
+                "refused": "\(outcome.response.refused.count)", "erased": "\(outcome.response.erased)",
             ]
         )
         return try ServerError.jsonResponse(outcome.response, status: .ok)

@@ -21,7 +21,8 @@ public struct PurgeEntry: Sendable, Hashable, Codable {
 extension ServerStore {
     /// Erases a patient and every record that belongs to it (tasks, observations, encounters), with their
     /// changes and conflicts, from the server; every device removes them on its next sync. A purge entry
-    /// without patient data remains.
+    /// without patient data remains, and the erased records' ids, so that edits made to them on devices that had
+    /// not heard of the purge are not stored.
     ///
     /// - Throws: ``ServerError`` `not_found` when the practice holds no such patient.
     public func purge(practice: String, patient: String, reason: String, now: UInt64) throws(ServerError) -> PurgeEntry
@@ -59,6 +60,12 @@ extension ServerStore {
             )
             for ref in refs {
                 let arguments: StatementArguments = [practice, ref["type"] as String, ref["id"] as String]
+                // Its id stays (ids only): an edit made to it on a device that had not heard of the purge is then
+                // acknowledged and not stored (``PushJudge/erasedRecords(of:erased:)``).
+                try db.execute(
+                    sql: "INSERT OR IGNORE INTO erased (practice, type, id) VALUES (?, ?, ?)",
+                    arguments: arguments
+                )
                 for table in ["conflict", "record_tail", "record"] {
                     try db.execute(
                         sql: "DELETE FROM \(table) WHERE practice = ? AND type = ? AND id = ?",

@@ -57,7 +57,8 @@ extension ServerStore: SyncStorage {
                     duplicates: plan.duplicates,
                     acknowledged: UInt64(acknowledged),
                     serverTimeMillis: now,
-                    refused: plan.refused
+                    refused: plan.refused,
+                    erased: plan.erased
                 ),
                 newConflicts: written.opened,
                 resolvedConflicts: written.resolved
@@ -220,6 +221,15 @@ extension ServerStore: SyncStorage {
             }
         }
         for ref in context.records.keys { context.existing.insert(ref) }
+        let erasable = PushJudge.erasable(by: request, holding: { context.records[$0] != nil })
+        if !erasable.isEmpty,
+            try Bool.fetchOne(db, sql: "SELECT 1 FROM erased WHERE practice = ? LIMIT 1", arguments: [practice]) == true
+        {
+            let lookup = try db.cachedStatement(sql: "SELECT 1 FROM erased WHERE practice = ? AND type = ? AND id = ?")
+            for ref in erasable where try Bool.fetchOne(lookup, arguments: [practice, ref.type, ref.id]) == true {
+                context.erased.insert(ref)
+            }
+        }
         let partly = fieldsRead == nil ? nil : PartlyRead(rows: found.map { ($0.ref, $0.state, $0.tail) })
         if !token.scope.isWholePractice {
             // In scope: patients in the token's scope now, and those this device holds until it has applied the

@@ -17,6 +17,9 @@ struct PushContext: Sendable {
     /// For a scoped token, the patients it may write: those in its scope and those its device still holds;
     /// `nil` for the whole practice.
     var patientsInScope: Set<String>?
+    /// The records a legal purge erased, of those ``PushJudge/erasable(by:holding:)`` names: a purge keeps their
+    /// ids (ids only), so that an edit made to them on a device that had not heard of the purge is not stored.
+    var erased: Set<RecordRef> = []
 }
 
 /// What a push does, decided: the storage writes it as it is.
@@ -67,6 +70,9 @@ struct PushPlan: Sendable {
 
     var accepted: [Accepted] = []
     var duplicates = 0
+    /// The changes to records a legal purge erased, or that give a record to an erased patient: acknowledged
+    /// (``maxCounter`` covers them), not stored (``PushJudge/erasedRecords(of:erased:)``).
+    var erased = 0
 
     /// For each accepted change, whether it is the first of a record the practice did not hold: the record is
     /// new, and no earlier accepted change of the push names it. Stored with the change, so a pull page knows
@@ -186,29 +192,82 @@ struct PushJudge {
     /// reason of its own (``perChangeCodes``) is left out and listed in ``PushPlan/refused``, and the others are
     /// judged without it: a later change that needs it (an edit of a record it would have created, an author it
     /// would have written) is refused in turn, with its own reason. Refusals of the whole push still throw.
+    ///
+    /// Changes to the records a legal purge erased (``erasedRecords(of:erased:)``) are acknowledged and not stored,
+    /// before any other rule but the push's own (replica, counter, retry, clock): the device made them before it
+    /// heard of the purge, and its next pull removes the patient.
     func judge(_ request: PushRequest, context: PushContext, perChange: Bool = false) throws(ServerError) -> PushPlan {
         var refused: [Int: ServerError] = [:]
+        let erased = Self.erasedRecords(of: request, erased: context.erased)
         while true {
-            let (plan, written) = try judgeOnce(request, context: context, perChange: perChange, refused: &refused)
+            let (plan, written) = try judgeOnce(
+                request,
+                context: context,
+                erased: erased,
+                perChange: perChange,
+                refused: &refused
+            )
             // The records written by the changes kept are the ones a change may name as author or site: judge
             // again, leaving the refused changes out, until no refusal takes a written record away. With nothing
             // refused, every record of the push was taken as written.
-            if refused.isEmpty || written == Self.records(of: request, keeping: { refused[$0] == nil }) {
+            if refused.isEmpty || written == Self.records(of: request, keeping: { refused[$0] == nil }, erased: erased)
+            {
                 return plan
             }
         }
     }
 
+    /// The records whose erasure a storage looks up for `request` (into ``PushContext/erased``): those it writes
+    /// that the practice does not hold (`held`: a purge deletes what it erases, and the judge never lets it back),
+    /// and the patients its owner fields name. Empty for a push of edits to held records.
+    static func erasable(by request: PushRequest, holding held: (RecordRef) -> Bool) -> Set<RecordRef> {
+        var refs = Set<RecordRef>()
+        var last: RecordRef?
+        for change in request.changes {
+            if change.record != last {
+                last = change.record
+                if !held(change.record) { refs.insert(change.record) }
+            }
+            if CareModel.ownerField[change.record.type] == change.field, let patient = change.value.stringValue {
+                refs.insert(RecordRef(type: RecordType.patient.rawValue, id: patient))
+            }
+        }
+        return refs
+    }
+
+    /// The records whose changes in `request` are acknowledged and not stored: those a purge erased (`erased`), and
+    /// those a change of the push gives to an erased patient (a task made offline for a patient purged since).
+    static func erasedRecords(of request: PushRequest, erased: Set<RecordRef>) -> Set<RecordRef> {
+        guard !erased.isEmpty else { return [] }
+        var records = Set<RecordRef>()
+        for change in request.changes where !records.contains(change.record) {
+            if erased.contains(change.record) {
+                records.insert(change.record)
+            } else if CareModel.ownerField[change.record.type] == change.field,
+                let patient = change.value.stringValue,
+                erased.contains(RecordRef(type: RecordType.patient.rawValue, id: patient))
+            {
+                records.insert(change.record)
+            }
+        }
+        return records
+    }
+
     /// The records a push's changes write (those at the indices `keeping` keeps). A push's changes come a record
     /// at a time, so a change of the same record as the one before it is not hashed again.
-    static func records(of request: PushRequest, keeping keep: (Int) -> Bool = { _ in true }) -> Set<RecordRef> {
+    /// Records in `erased` are left out.
+    static func records(
+        of request: PushRequest,
+        keeping keep: (Int) -> Bool = { _ in true },
+        erased: Set<RecordRef> = []
+    ) -> Set<RecordRef> {
         var records = Set<RecordRef>()
         var last: RecordRef?
         for (index, change) in request.changes.enumerated() where change.record != last && keep(index) {
             records.insert(change.record)
             last = change.record
         }
-        return records
+        return erased.isEmpty ? records : records.subtracting(erased)
     }
 
     /// One pass of ``judge(_:context:perChange:)``: changes in `refused` are left out and stay refused; changes
@@ -216,10 +275,11 @@ struct PushJudge {
     private func judgeOnce(
         _ request: PushRequest,
         context: PushContext,
+        erased: Set<RecordRef>,
         perChange: Bool,
         refused: inout [Int: ServerError]
     ) throws(ServerError) -> (PushPlan, Set<RecordRef>) {
-        let written = Self.records(of: request, keeping: { refused[$0] == nil })
+        let written = Self.records(of: request, keeping: { refused[$0] == nil }, erased: erased)
         var batch = Batch(context: context, written: written)
         let today = CalendarDate(millis: now)
         var plan = PushPlan()
@@ -274,6 +334,12 @@ struct PushJudge {
                             + "pending changes are re-stamped and kept",
                         index: index
                     )
+                }
+                // Before the token's scope and the care model: the patient is gone, whatever the change was.
+                if !erased.isEmpty, erased.contains(change.record) {
+                    plan.erased += 1
+                    plan.maxCounter = max(plan.maxCounter, change.id.counter)
+                    continue
                 }
                 let slot = try batch.check(change, index: index, token: token, today: today)
                 batch.apply(change, at: slot)

@@ -57,6 +57,9 @@ struct SyncCommand: AsyncParsableCommand {
         if report.purged > 0 {
             parts.append("removed \(report.purged) patients that left this device's scope or were purged")
         }
+        if report.erased > 0 {
+            parts.append("dropped \(report.erased) edits to patients purged on the server (legal erasure)")
+        }
         if report.restamped > 0 {
             parts.append("re-stamped \(report.restamped) changes (this device's clock runs ahead: fix it)")
         }
