@@ -63,6 +63,49 @@ struct ScopeLeavingEditTests {
         #expect(state.fields["preferredLanguage"]?.value == "es")
     }
 
+    /// A checkpoint the server no longer holds, met by the pull after an edit to a patient that left the device's
+    /// scope (made during `--watch`'s long poll, say): the device pushes its outbox before it bootstraps again, as
+    /// the snapshot's first page removes the patient and resets what the server counts the device as holding.
+    /// Pushed after, the edit would be refused as out of scope and held aside.
+    @Test(arguments: Backend.all)
+    func anEditPendingWhenTheCheckpointExpiresReachesTheServerBeforeTheDeviceBootstrapsAgain(
+        backend: Backend
+    ) async throws {
+        let (server, directory, admin, otherTeam, token, nurse) = try await nurseOfTheFirstTeam(on: backend)
+        defer { withExtendedLifetime(directory) {} }
+        let adminEngine = admin.engine(server.transport(server.adminToken))
+        let patient = RecordRef(type: "patient", id: TinyPractice.patients[0])
+        try #require(try nurse.care.record(patient) != nil)
+
+        try admin.care.update([.assign(patient, "primaryTeam", .string(otherTeam))])
+        _ = try await adminEngine.sync()
+        let care = nurse.care
+        let expired = TransportResponse(
+            status: 410,
+            body: Data(PullBesidePushTests.OrderTransport.expired.utf8),
+            contentType: Wire.contentType
+        )
+        let transport = FaultTransport(
+            server.transport(token),
+            before: { request, number in
+                if request.path == Wire.Path.changes, number == 1 {
+                    try care.update([.assign(patient, "preferredLanguage", "es")])
+                }
+            },
+            answer: { request, number in request.path == Wire.Path.changes && number == 1 ? expired : nil }
+        )
+        let report = try await nurse.engine(transport).sync()
+        #expect(report.bootstrapped, "\(report)")
+        #expect(report.pushed == 1, "the edit is pushed before the bootstrap: \(report)")
+        #expect(report.refused == 0 && report.heldAside == 0 && report.pending == 0, "\(report)")
+        #expect(report.purged == 1, "\(report)")
+        #expect(try nurse.care.record(patient) == nil)
+
+        _ = try await adminEngine.sync()
+        let state = try #require(try admin.care.record(patient))
+        #expect(state.fields["preferredLanguage"]?.value == "es")
+    }
+
     /// A pull page that removes a patient is written before the page after it is asked for: the server takes a
     /// pull from a page's checkpoint as that page applied, and forgets the removal, so a page asked for ahead of a
     /// removal that then failed to be written would have left the patient on the device for good.

@@ -109,16 +109,25 @@ struct InjectedFault: Error, CustomStringConvertible {
 final class FaultTransport: SyncTransport {
     typealias Before = @Sendable (TransportRequest, Int) throws -> Void
     typealias After = @Sendable (TransportRequest, Int, TransportResponse) throws -> Void
+    /// An answer given by this transport instead of the server's (`nil`: the server answers).
+    typealias Answer = @Sendable (TransportRequest, Int) -> TransportResponse?
 
     let base: any SyncTransport
     let before: Before
     let after: After
+    let answer: Answer
     private let counts = Mutex<[String: Int]>([:])
 
-    init(_ base: any SyncTransport, before: @escaping Before = { _, _ in }, after: @escaping After = { _, _, _ in }) {
+    init(
+        _ base: any SyncTransport,
+        before: @escaping Before = { _, _ in },
+        after: @escaping After = { _, _, _ in },
+        answer: @escaping Answer = { _, _ in nil }
+    ) {
         self.base = base
         self.before = before
         self.after = after
+        self.answer = answer
     }
 
     /// How many exchanges to `path` were attempted.
@@ -130,7 +139,12 @@ final class FaultTransport: SyncTransport {
             return counts[request.path, default: 0]
         }
         try before(request, number)
-        let response = try await base.send(request)
+        let response: TransportResponse
+        if let given = answer(request, number) {
+            response = given
+        } else {
+            response = try await base.send(request)
+        }
         try after(request, number, response)
         return response
     }
