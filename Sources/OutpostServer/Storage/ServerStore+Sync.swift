@@ -221,12 +221,14 @@ extension ServerStore: SyncStorage {
             }
         }
         for ref in context.records.keys { context.existing.insert(ref) }
-        let erasable = PushJudge.erasable(by: request, holding: { context.records[$0] != nil })
-        if !erasable.isEmpty,
-            try Bool.fetchOne(db, sql: "SELECT 1 FROM erased WHERE practice = ? LIMIT 1", arguments: [practice]) == true
-        {
+        // The erased ids, looked up only in a practice that has some (most never purge).
+        if try Bool.fetchOne(
+            db.cachedStatement(sql: "SELECT 1 FROM erased WHERE practice = ? LIMIT 1"),
+            arguments: [practice]
+        ) == true {
             let lookup = try db.cachedStatement(sql: "SELECT 1 FROM erased WHERE practice = ? AND type = ? AND id = ?")
-            for ref in erasable where try Bool.fetchOne(lookup, arguments: [practice, ref.type, ref.id]) == true {
+            for ref in PushJudge.erasable(by: request, holding: { context.records[$0] != nil })
+            where try Bool.fetchOne(lookup, arguments: [practice, ref.type, ref.id]) == true {
                 context.erased.insert(ref)
             }
         }

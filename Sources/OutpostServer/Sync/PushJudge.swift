@@ -223,12 +223,15 @@ struct PushJudge {
     static func erasable(by request: PushRequest, holding held: (RecordRef) -> Bool) -> Set<RecordRef> {
         var refs = Set<RecordRef>()
         var last: RecordRef?
+        // A push's changes come a record at a time: its type's owner field is looked up once per run.
+        var ownerField: String?
         for change in request.changes {
             if change.record != last {
+                if change.record.type != last?.type { ownerField = CareModel.ownerField[change.record.type] }
                 last = change.record
                 if !held(change.record) { refs.insert(change.record) }
             }
-            if CareModel.ownerField[change.record.type] == change.field, let patient = change.value.stringValue {
+            if let ownerField, change.field == ownerField, let patient = change.value.stringValue {
                 refs.insert(RecordRef(type: RecordType.patient.rawValue, id: patient))
             }
         }
