@@ -193,6 +193,61 @@ struct SyncRulesTests {
         #expect(edit.erased == taskOnly.count && edit.accepted.isEmpty)
     }
 
+    /// A record's changes may be split between pushes (a device's push batches). A new task for a patient purged
+    /// since, whose first push held no `patient` field, is stored without an owner; the push that names the patient
+    /// drops its changes and has the record erased (``PushPlan/erasing``: its id kept, what was stored of it
+    /// deleted), and later pushes drop its changes by that id. A record held with an owner keeps it: a change
+    /// naming an erased patient is judged, and refused, as without a purge.
+    @Test func aRecordGivenToAPurgedPatientByALaterPushIsErasedThen() throws {
+        let directory = try TemporaryDirectory("outpost-judge")
+        let (replica, changes) = try loaded(directory)
+        let purged = RecordRef(type: RecordType.patient.rawValue, id: TinyPractice.patients[0])
+        let task = RecordRef(type: RecordType.task.rawValue, id: TinyPractice.task)
+        let taskChanges = changes.filter { $0.record == task }
+        let unnamed = taskChanges.filter { $0.field != "patient" }
+        let named = taskChanges.filter { $0.field == "patient" }
+        try #require(!unnamed.isEmpty && named.count == 1)
+        let replicaID = replica.store.replicaID
+        var context = PushContext()
+        context.erased = [purged]
+        context.existing = Set(changes.map(\.record)).subtracting([purged, task])
+
+        // The first push cannot tell whose the task is: stored without an owner.
+        let first = try judge().judge(PushRequest(replica: replicaID, changes: unnamed), context: context)
+        #expect(first.accepted.count == unnamed.count && first.erased == 0 && first.erasing.isEmpty)
+        let stored = try #require(first.records.first { $0.ref == task })
+        #expect(stored.owner == nil)
+        context.records[task] = (nil, stored.state)
+
+        let second = try judge().judge(PushRequest(replica: replicaID, changes: named), context: context)
+        #expect(second.accepted.isEmpty && second.erased == 1 && second.records.isEmpty)
+        #expect(second.erasing == [task])
+
+        // Once erased, its changes are dropped by its id.
+        context.records[task] = nil
+        context.erased.insert(task)
+        let third = try judge().judge(PushRequest(replica: replicaID, changes: unnamed), context: context)
+        #expect(third.accepted.isEmpty && third.erased == unnamed.count && third.erasing.isEmpty)
+
+        // Held with its owner, the task keeps it: naming an erased patient is refused (the field is written once).
+        var held = RecordState()
+        for change in taskChanges { held.apply(change) }
+        var other = PushContext()
+        other.records[task] = (TinyPractice.patients[0], held)
+        other.existing = Set(changes.map(\.record))
+        other.erased = [RecordRef(type: RecordType.patient.rawValue, id: TinyPractice.patients[1])]
+        var moved = named[0]
+        moved.id = ChangeID(replica: replicaID, counter: 9_999)
+        moved.value = .string(TinyPractice.patients[1])
+        let refused = try judge().judge(
+            PushRequest(replica: replicaID, changes: [moved]),
+            context: other,
+            perChange: true
+        )
+        #expect(refused.erased == 0 && refused.erasing.isEmpty && refused.accepted.isEmpty)
+        #expect(refused.refused.map(\.code) == ["invalid_change"])
+    }
+
     /// A stored record's row is written with its owner only when the owner changes: an edit to a task of the same
     /// patient rewrites its state alone (SQLite rewrites an index entry for every column a statement sets).
     @Test func aPlanRewritesARecordsOwnerOnlyWhenItChanges() throws {

@@ -313,6 +313,43 @@ struct TrustRegressionTests {
 
     // MARK: Purges keep the feed's order
 
+    /// A task made offline for a patient purged meanwhile, pushed a change at a time (a device's push batches may
+    /// split a record's changes, in field order): the first batch, before the task's `patient` field, is stored
+    /// without an owner; the batch that names the patient erases it, and the later ones are dropped by the task's
+    /// id. The server then holds nothing of the task, and a new device is not sent it.
+    @Test(arguments: Backend.all) func aTaskForAPurgedPatientSplitBetweenPushesIsErasedWhole(
+        backend: Backend
+    ) async throws {
+        let server = try await TestServer(backend: backend)
+        let folder = try TemporaryDirectory("outpost-purge-split")
+        let a = try LocalReplica("site-a", in: folder)
+        try TinyPractice.load(into: a.care)
+        _ = try await a.engine(server.transport(server.adminToken)).sync()
+        let patient = TinyPractice.patients[2]
+        let purged = try await server.admin(["purge", "patient", patient, "--reason", "test erasure"])
+        try #require(purged.status == 0, "\(purged)")
+
+        let task = try a.care.create(
+            .task,
+            fields: [
+                "kind": ["outreach"], "patient": [.string(patient)], "priority": ["routine"], "status": ["requested"],
+                "team": [.string(TinyPractice.team)], "title": ["Ask about the fall"],
+            ]
+        )
+        let fields = try a.store.pendingChanges().filter { $0.record == task }.map(\.field)
+        try #require(fields.first == "kind" && fields.count > 2, "the first change comes before the patient: \(fields)")
+        let report = try await a.engine(server.transport(server.adminToken), pushBatch: 1).sync()
+        #expect(report.pushed == 1 && report.erased == fields.count - 1, "\(report)")
+        #expect(report.pending == 0 && report.refused == 0, "\(report)")
+        #expect(try a.care.record(task) == nil)
+
+        #expect(try await server.feed(server.adminToken).allSatisfy { $0.record != task })
+        let b = try LocalReplica("site-b", in: folder)
+        _ = try await b.engine(server.transport(server.adminToken)).sync()
+        #expect(try b.care.record(task) == nil)
+        #expect(try b.export() == a.export())
+    }
+
     @Test func aChangeMadeAfterAPurgeReachesADeviceThatPulledPastThePurge() async throws {
         let server = try await TestServer()
         let folder = try TemporaryDirectory("outpost-purge-order")

@@ -306,7 +306,7 @@ extension PostgresStore: AdminStorage {
             }
             for (type, id) in refs {
                 // Its id stays (ids only): an edit made to it on a device that had not heard of the purge is then
-                // acknowledged and not stored (``PushJudge/erasedRecords(of:erased:)``).
+                // acknowledged and not stored (``PushJudge/erasedRecords(of:context:)``).
                 try await connection.run(
                     "INSERT INTO erased (practice, type, id) VALUES (\(practice), \(type), \(id)) ON CONFLICT DO NOTHING",
                     logger

@@ -328,6 +328,21 @@ extension PostgresStore: SyncStorage {
         _ connection: PostgresConnection,
         _ logger: Logger
     ) async throws -> (opened: Int, resolved: Int) {
+        // Records given to an erased patient: their ids kept, what an earlier push stored of them erased.
+        for ref in plan.erasing {
+            try await connection.run(
+                "INSERT INTO erased (practice, type, id) VALUES (\(practice), \(ref.type), \(ref.id)) ON CONFLICT DO NOTHING",
+                logger
+            )
+            for table in ["change", "conflict", "record"] {
+                try await connection.run(
+                    """
+                    DELETE FROM \(unescaped: table) WHERE practice = \(practice) AND type = \(ref.type) AND id = \(ref.id)
+                    """,
+                    logger
+                )
+            }
+        }
         if !plan.accepted.isEmpty {
             let changes = plan.accepted.map(\.change)
             let positions = (1...Int64(plan.accepted.count)).map { head + $0 }

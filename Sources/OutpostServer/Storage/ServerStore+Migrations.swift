@@ -325,7 +325,7 @@ extension ServerStore {
             try db.execute(sql: "ALTER TABLE change ADD COLUMN creates INTEGER NOT NULL DEFAULT 1")
         }
         // The ids of the records legal purges erased (ids only): a push's changes to them are acknowledged and not
-        // stored (``PushJudge/erasedRecords(of:erased:)``). Purges before it kept only the patient's id, which is
+        // stored (``PushJudge/erasedRecords(of:context:)``). Purges before it kept only the patient's id, which is
         // all they can give: edits to their other records without the `patient` field are not recognised.
         migrator.registerMigration("v15-erased") { db in
             try db.execute(

@@ -61,7 +61,7 @@ extension ServerStore {
             for ref in refs {
                 let arguments: StatementArguments = [practice, ref["type"] as String, ref["id"] as String]
                 // Its id stays (ids only): an edit made to it on a device that had not heard of the purge is then
-                // acknowledged and not stored (``PushJudge/erasedRecords(of:erased:)``).
+                // acknowledged and not stored (``PushJudge/erasedRecords(of:context:)``).
                 try db.execute(
                     sql: "INSERT OR IGNORE INTO erased (practice, type, id) VALUES (?, ?, ?)",
                     arguments: arguments

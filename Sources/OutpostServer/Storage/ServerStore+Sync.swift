@@ -282,6 +282,26 @@ extension ServerStore: SyncStorage {
             sql: "INSERT INTO record_tail (practice, type, id, seq, payload) VALUES (?, ?, ?, ?, ?)"
         )
         var mergedTailRows = 0
+        // Records given to an erased patient: their ids kept, what an earlier push stored of them (without an owner,
+        // so its change rows are found by the `change_ownerless` index) erased.
+        for ref in plan.erasing {
+            let arguments: StatementArguments = [practice, ref.type, ref.id]
+            try db.execute(
+                sql: "INSERT OR IGNORE INTO erased (practice, type, id) VALUES (?, ?, ?)",
+                arguments: arguments
+            )
+            try db.execute(
+                sql: "DELETE FROM change WHERE practice = ? AND type = ? AND id = ? AND owner IS NULL",
+                arguments: arguments
+            )
+            for table in ["conflict", "record_tail", "record"] {
+                try db.execute(
+                    sql: "DELETE FROM \(table) WHERE practice = ? AND type = ? AND id = ?",
+                    arguments: arguments
+                )
+                if table == "record_tail" { mergedTailRows += db.changesCount }
+            }
+        }
         // Tail rows are inserted after the change rows, in key order, so that they fill the tail table's pages in
         // one walk instead of at a random page per change.
         var tailed: [(ref: RecordRef, seq: Int64, payload: [UInt8])] = []

@@ -71,8 +71,13 @@ struct PushPlan: Sendable {
     var accepted: [Accepted] = []
     var duplicates = 0
     /// The changes to records a legal purge erased, or that give a record to an erased patient: acknowledged
-    /// (``maxCounter`` covers them), not stored (``PushJudge/erasedRecords(of:erased:)``).
+    /// (``maxCounter`` covers them), not stored (``PushJudge/erasedRecords(of:context:)``).
     var erased = 0
+    /// The records this push gives to an erased patient that the purge did not erase (made on a device that had
+    /// not heard of it), in key order: the storage keeps their ids with the purge's, so that their changes in later
+    /// pushes are dropped too, and erases what it holds of them (the changes an earlier push stored before the
+    /// one that names their patient: a record's changes may be split between pushes).
+    var erasing: [RecordRef] = []
 
     /// For each accepted change, whether it is the first of a record the practice did not hold: the record is
     /// new, and no earlier accepted change of the push names it. Stored with the change, so a pull page knows
@@ -193,14 +198,14 @@ struct PushJudge {
     /// judged without it: a later change that needs it (an edit of a record it would have created, an author it
     /// would have written) is refused in turn, with its own reason. Refusals of the whole push still throw.
     ///
-    /// Changes to the records a legal purge erased (``erasedRecords(of:erased:)``) are acknowledged and not stored,
+    /// Changes to the records a legal purge erased (``erasedRecords(of:context:)``) are acknowledged and not stored,
     /// before any other rule but the push's own (replica, counter, retry, clock): the device made them before it
     /// heard of the purge, and its next pull removes the patient.
     func judge(_ request: PushRequest, context: PushContext, perChange: Bool = false) throws(ServerError) -> PushPlan {
         var refused: [Int: ServerError] = [:]
-        let erased = Self.erasedRecords(of: request, erased: context.erased)
+        let erased = Self.erasedRecords(of: request, context: context)
         while true {
-            let (plan, written) = try judgeOnce(
+            var (plan, written) = try judgeOnce(
                 request,
                 context: context,
                 erased: erased,
@@ -212,6 +217,7 @@ struct PushJudge {
             // refused, every record of the push was taken as written.
             if refused.isEmpty || written == Self.records(of: request, keeping: { refused[$0] == nil }, erased: erased)
             {
+                plan.erasing = erased.subtracting(context.erased).sorted()
                 return plan
             }
         }
@@ -238,9 +244,13 @@ struct PushJudge {
         return refs
     }
 
-    /// The records whose changes in `request` are acknowledged and not stored: those a purge erased (`erased`), and
-    /// those a change of the push gives to an erased patient (a task made offline for a patient purged since).
-    static func erasedRecords(of request: PushRequest, erased: Set<RecordRef>) -> Set<RecordRef> {
+    /// The records whose changes in `request` are acknowledged and not stored: those a purge erased
+    /// (``PushContext/erased``), and those a change of the push gives to an erased patient while they have no owner
+    /// (a task made offline for a patient purged since: new, or stored without its `patient` field by an earlier
+    /// push). A record the practice holds with an owner keeps it (the field is written once): a change naming
+    /// another patient is judged, and refused, as without a purge.
+    static func erasedRecords(of request: PushRequest, context: PushContext) -> Set<RecordRef> {
+        let erased = context.erased
         guard !erased.isEmpty else { return [] }
         var records = Set<RecordRef>()
         for change in request.changes where !records.contains(change.record) {
@@ -248,7 +258,8 @@ struct PushJudge {
                 records.insert(change.record)
             } else if CareModel.ownerField[change.record.type] == change.field,
                 let patient = change.value.stringValue,
-                erased.contains(RecordRef(type: RecordType.patient.rawValue, id: patient))
+                erased.contains(RecordRef(type: RecordType.patient.rawValue, id: patient)),
+                context.records[change.record]?.owner == nil
             {
                 records.insert(change.record)
             }
