@@ -62,6 +62,13 @@ struct SyncBenchmark: AsyncParsableCommand {
     var database: String?
     @Option(help: "With --database: the counts of server processes to run the devices across, e.g. 1,2,3.")
     var processes: String = "1,2,3"
+    @Option(
+        help: ArgumentHelp(
+            "The many devices' token: practice (an admin token, the whole practice) or teams (a clinician token "
+                + "scoped to every team of the practice: the same records, through the scoped pull)."
+        )
+    )
+    var fleetScope: String = "practice"
 
     /// The counts of `--processes`.
     var processCounts: [Int] {
@@ -74,6 +81,9 @@ struct SyncBenchmark: AsyncParsableCommand {
         }
         guard SyncEngine.Encoding(rawValue: encoding) != nil else {
             throw ValidationError("--encoding must be json or binary")
+        }
+        guard ["practice", "teams"].contains(fleetScope) else {
+            throw ValidationError("--fleet-scope must be practice or teams")
         }
         guard ["on", "off"].contains(compression) else {
             throw ValidationError("--compression must be on or off")
@@ -117,7 +127,7 @@ struct SyncBenchmark: AsyncParsableCommand {
         print(
             "outpost-bench sync --seed \(seed) --size \(size) --edits \(edits) --devices \(devices) --rounds \(rounds) "
                 + "--encoding \(encoding) --layout \(layout) --compression \(compression) --pipeline \(pipeline) "
-                + "--latency \(latency) --bootstraps \(bootstraps)"
+                + "--latency \(latency) --bootstraps \(bootstraps) --fleet-scope \(fleetScope)"
         )
         print("server: \(server.url.absoluteString) (\(ProcessInfo.processInfo.activeProcessorCount) cores)")
 
@@ -328,7 +338,8 @@ struct SyncBenchmark: AsyncParsableCommand {
     func compareBackends(database: String, folder: URL) async throws {
         print(
             "outpost-bench sync --database \(BenchServer.redacted(database)) --processes \(processes) --seed \(seed) "
-                + "--devices \(devices) --rounds \(rounds) --encoding \(encoding) --compression \(compression)"
+                + "--devices \(devices) --rounds \(rounds) --encoding \(encoding) --compression \(compression) "
+                + "--fleet-scope \(fleetScope)"
         )
         print(
             "\(ProcessInfo.processInfo.activeProcessorCount) cores; \(devices) devices, \(rounds) rounds of 5 edits each"
@@ -417,15 +428,23 @@ struct SyncBenchmark: AsyncParsableCommand {
         let loader = try CareStore.create(at: folder.appendingPathComponent("busy-seed-\(tag).sqlite").path)
         try loader.importPractice(small)
         _ = try await engine(loader, first, WireCounter(), options, token: token).sync()
+        // The devices' token: the admin's, or a clinician's scoped to every team (the scoped pull, same records).
+        var deviceToken = token
+        if fleetScope == "teams" {
+            let teams = small.records.filter { $0.type == "team" }.map(\.id)
+            deviceToken = try first.admin(
+                ["token", "issue", "--practice", practice, "--role", "clinician", "--teams"] + teams
+            ).trimmingCharacters(in: .whitespacesAndNewlines)
+        }
         var fleet: [(CareStore, SyncEngine)] = []
         let latencies = LatencyLog()
         for index in 0..<devices {
             let server = servers[index % servers.count]
             let store = try CareStore.create(at: folder.appendingPathComponent("device-\(tag)-\(index).sqlite").path)
-            let deviceEngine = engine(store, server, WireCounter(latencies: nil), deviceOptions, token: token)
+            let deviceEngine = engine(store, server, WireCounter(latencies: nil), deviceOptions, token: deviceToken)
             _ = try await deviceEngine.sync()
             fleet.append(
-                (store, engine(store, server, WireCounter(latencies: latencies), deviceOptions, token: token))
+                (store, engine(store, server, WireCounter(latencies: latencies), deviceOptions, token: deviceToken))
             )
         }
         var syncLatencies: [Duration] = []

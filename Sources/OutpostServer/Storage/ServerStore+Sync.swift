@@ -527,9 +527,11 @@ extension ServerStore: SyncStorage {
     ) async throws(ServerError) -> FeedPage {
         let practice = token.practice
         let scoped = !token.scope.isWholePractice
-        // A scoped pull records what the device was sent, with its page: a write. A whole-practice pull reads its
-        // page, then records where the device stands (``recordPull(_:practice:report:now:pulledTo:from:placed:)``).
-        let body = { @Sendable (db: Database) throws -> FeedPage in
+        // A whole-practice pull reads its page, then records where the device stands
+        // (``recordPull(_:practice:report:now:pulledTo:from:placed:)``). A scoped pull also records which patients
+        // the device was sent or told to leave, with its page: `writing`, in a write transaction. Read without
+        // `writing`, a scoped page that would change that record is not made (`nil`): it is made again, writing.
+        let body = { @Sendable (db: Database, writing: Bool) throws -> FeedPage? in
             // One read of the head: the page's transaction sees the same one when it is caught up.
             let head = try Self.feedHead(practice: practice, db: db)
             try EpochRule.checkPull(
@@ -584,17 +586,6 @@ extension ServerStore: SyncStorage {
             // Caught up: move past any purge, so it is announced once.
             if !hasMore { checkpoint = max(checkpoint, head) }
             let purged = try Self.purged(practice: practice, since: since, db: db)
-            if scoped, let replica {
-                try Self.recordDevice(
-                    replica,
-                    practice: practice,
-                    report: report,
-                    now: now,
-                    pulledTo: checkpoint,
-                    pulledFrom: since,
-                    db: db
-                )
-            }
             guard scoped, let replica else {
                 return FeedPage(
                     changes: feed.map(\.change),
@@ -607,6 +598,26 @@ extension ServerStore: SyncStorage {
             let inScope = try Self.patients(in: token.scope, practice: practice, db: db)
             let known = try Self.devicePatients(practice: practice, replica: replica, db: db)
             let page = FeedPlanner.scopedPage(rows: feed, inScope: inScope, known: known, since: since)
+            guard writing else {
+                // Most pulls change nothing of what the device holds: answered from this read.
+                if !page.forgotten.isEmpty || !page.entering.isEmpty || !page.removed.isEmpty { return nil }
+                return FeedPage(
+                    changes: page.changes,
+                    checkpoint: checkpoint,
+                    hasMore: hasMore,
+                    removed: purged,
+                    created: created
+                )
+            }
+            try Self.recordDevice(
+                replica,
+                practice: practice,
+                report: report,
+                now: now,
+                pulledTo: checkpoint,
+                pulledFrom: since,
+                db: db
+            )
             for patient in page.forgotten {
                 try db.execute(
                     sql: "DELETE FROM device_patient WHERE practice = ? AND replica = ? AND patient = ?",
@@ -659,10 +670,16 @@ extension ServerStore: SyncStorage {
                 created: created
             )
         }
-        if scoped { return try await writeAsync(body) }
-        guard let replica else { return try await readAsync(body) }
-        let (page, placed) = try await readAsync { db in
-            let page = try body(db)
+        /// The page made writing (it always is).
+        let written = { @Sendable (db: Database) throws -> FeedPage in
+            guard let page = try body(db, true) else {
+                throw ServerError(.internalError, .internalServerError, "a pull page could not be made")
+            }
+            return page
+        }
+        guard let replica else { return try await scoped ? writeAsync(written) : readAsync(written) }
+        let (read, placed) = try await readAsync { db in
+            let page = try body(db, false)
             // Whether the store knows where the device stands already (it has pulled before).
             let placed = try Bool.fetchOne(
                 db,
@@ -671,6 +688,9 @@ extension ServerStore: SyncStorage {
             )
             return (page, placed ?? false)
         }
+        // A scoped page that changes which patients the device holds: made again in one write transaction with
+        // that record (the device's pull recorded with it).
+        guard let page = read else { return try await writeAsync(written) }
         try await recordPull(
             replica,
             practice: practice,
