@@ -221,7 +221,7 @@ struct SyncRulesTests {
 
         let second = try judge().judge(PushRequest(replica: replicaID, changes: named), context: context)
         #expect(second.accepted.isEmpty && second.erased == 1 && second.records.isEmpty)
-        #expect(second.erasing == [task])
+        #expect(second.erasing == [PushPlan.Erasing(record: task, patient: purged.id)])
 
         // Once erased, its changes are dropped by its id.
         context.records[task] = nil

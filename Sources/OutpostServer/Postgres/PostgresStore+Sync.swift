@@ -328,20 +328,36 @@ extension PostgresStore: SyncStorage {
         _ connection: PostgresConnection,
         _ logger: Logger
     ) async throws -> (opened: Int, resolved: Int) {
-        // Records given to an erased patient: their ids kept, what an earlier push stored of them erased.
-        for ref in plan.erasing {
+        var head = head
+        // Records given to an erased patient: their ids kept, what an earlier push stored of them erased. The
+        // erasure then takes a new feed position for the patient's purge, as the purge did, so that snapshot pages
+        // kept from before it are not sent again (``ServerStore/write(_:practice:tails:partly:now:db:)``).
+        var erasedChanges: [String] = []
+        for erasing in plan.erasing {
+            let ref = erasing.record
             try await connection.run(
                 "INSERT INTO erased (practice, type, id) VALUES (\(practice), \(ref.type), \(ref.id)) ON CONFLICT DO NOTHING",
                 logger
             )
             for table in ["change", "conflict", "record"] {
-                try await connection.run(
+                // `run` counts the rows returned.
+                let deleted = try await connection.run(
                     """
                     DELETE FROM \(unescaped: table) WHERE practice = \(practice) AND type = \(ref.type) AND id = \(ref.id)
+                    RETURNING 1
                     """,
                     logger
                 )
+                if table == "change" && deleted > 0 { erasedChanges.append(erasing.patient) }
             }
+        }
+        if !erasedChanges.isEmpty {
+            head += 1
+            try await connection.run(
+                "UPDATE purge SET position = \(head) WHERE practice = \(practice) AND patient = ANY(\(erasedChanges))",
+                logger
+            )
+            try await connection.run("UPDATE practice SET head = \(head) WHERE id = \(practice)", logger)
         }
         if !plan.accepted.isEmpty {
             let changes = plan.accepted.map(\.change)

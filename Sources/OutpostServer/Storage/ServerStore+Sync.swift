@@ -270,6 +270,43 @@ extension ServerStore: SyncStorage {
     ) throws -> (
         opened: Int, resolved: Int, tailRows: Int, mergedTailRows: Int
     ) {
+        var mergedTailRows = 0
+        // Records given to an erased patient: their ids kept, what an earlier push stored of them (without an owner,
+        // so its change rows are found by the `change_ownerless` index) erased. Its change rows may have been the
+        // feed's last: the erasure then takes a new position for the patient's purge, past every checkpoint given
+        // out, so the feed head does not go back (and pages kept from before it are not sent again).
+        var erasedChanges: Set<String> = []
+        for erasing in plan.erasing {
+            let ref = erasing.record
+            let arguments: StatementArguments = [practice, ref.type, ref.id]
+            try db.execute(
+                sql: "INSERT OR IGNORE INTO erased (practice, type, id) VALUES (?, ?, ?)",
+                arguments: arguments
+            )
+            try db.execute(
+                sql: "DELETE FROM change WHERE practice = ? AND type = ? AND id = ? AND owner IS NULL",
+                arguments: arguments
+            )
+            if db.changesCount > 0 { erasedChanges.insert(erasing.patient) }
+            for table in ["conflict", "record_tail", "record"] {
+                try db.execute(
+                    sql: "DELETE FROM \(table) WHERE practice = ? AND type = ? AND id = ?",
+                    arguments: arguments
+                )
+                if table == "record_tail" { mergedTailRows += db.changesCount }
+            }
+        }
+        if !erasedChanges.isEmpty {
+            let reserved =
+                (try Int64.fetchOne(db, sql: "SELECT MAX(seq) FROM sqlite_sequence WHERE name = 'change'") ?? 0) + 1
+            try Self.reserveFeedPosition(atLeast: reserved, db: db)
+            for patient in erasedChanges {
+                try db.execute(
+                    sql: "UPDATE purge SET position = ? WHERE practice = ? AND patient = ?",
+                    arguments: [reserved, practice, patient]
+                )
+            }
+        }
         // The feed positions go on from the last one given out (a change's, or one a purge reserved); SQLite moves
         // its AUTOINCREMENT counter to each row's `seq`.
         var position =
@@ -281,27 +318,6 @@ extension ServerStore: SyncStorage {
         let tail = try db.cachedStatement(
             sql: "INSERT INTO record_tail (practice, type, id, seq, payload) VALUES (?, ?, ?, ?, ?)"
         )
-        var mergedTailRows = 0
-        // Records given to an erased patient: their ids kept, what an earlier push stored of them (without an owner,
-        // so its change rows are found by the `change_ownerless` index) erased.
-        for ref in plan.erasing {
-            let arguments: StatementArguments = [practice, ref.type, ref.id]
-            try db.execute(
-                sql: "INSERT OR IGNORE INTO erased (practice, type, id) VALUES (?, ?, ?)",
-                arguments: arguments
-            )
-            try db.execute(
-                sql: "DELETE FROM change WHERE practice = ? AND type = ? AND id = ? AND owner IS NULL",
-                arguments: arguments
-            )
-            for table in ["conflict", "record_tail", "record"] {
-                try db.execute(
-                    sql: "DELETE FROM \(table) WHERE practice = ? AND type = ? AND id = ?",
-                    arguments: arguments
-                )
-                if table == "record_tail" { mergedTailRows += db.changesCount }
-            }
-        }
         // Tail rows are inserted after the change rows, in key order, so that they fill the tail table's pages in
         // one walk instead of at a random page per change.
         var tailed: [(ref: RecordRef, seq: Int64, payload: [UInt8])] = []

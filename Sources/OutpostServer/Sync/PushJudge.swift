@@ -77,7 +77,15 @@ struct PushPlan: Sendable {
     /// not heard of it), in key order: the storage keeps their ids with the purge's, so that their changes in later
     /// pushes are dropped too, and erases what it holds of them (the changes an earlier push stored before the
     /// one that names their patient: a record's changes may be split between pushes).
-    var erasing: [RecordRef] = []
+    var erasing: [Erasing] = []
+
+    /// A record given to an erased patient (``erasing``), and that patient: if an earlier push stored part of the
+    /// record, its erasure takes a feed position of the patient's purge, past every checkpoint given out, as the
+    /// purge did (the feed head stays, and snapshot pages kept from before it are not sent again).
+    struct Erasing: Sendable, Equatable {
+        var record: RecordRef
+        var patient: String
+    }
 
     /// For each accepted change, whether it is the first of a record the practice did not hold: the record is
     /// new, and no earlier accepted change of the push names it. Stored with the change, so a pull page knows
@@ -217,7 +225,7 @@ struct PushJudge {
             // refused, every record of the push was taken as written.
             if refused.isEmpty || written == Self.records(of: request, keeping: { refused[$0] == nil }, erased: erased)
             {
-                plan.erasing = erased.subtracting(context.erased).sorted()
+                plan.erasing = Self.erasing(erased.subtracting(context.erased), by: request, erased: context.erased)
                 return plan
             }
         }
@@ -242,6 +250,25 @@ struct PushJudge {
             }
         }
         return refs
+    }
+
+    /// For `records` that `request` gives to an erased patient (none a purge erased), each with that patient, in
+    /// key order (``PushPlan/erasing``).
+    static func erasing(
+        _ records: Set<RecordRef>,
+        by request: PushRequest,
+        erased: Set<RecordRef>
+    ) -> [PushPlan.Erasing] {
+        guard !records.isEmpty else { return [] }
+        var patients: [RecordRef: String] = [:]
+        for change in request.changes where records.contains(change.record) && patients[change.record] == nil {
+            if CareModel.ownerField[change.record.type] == change.field, let patient = change.value.stringValue,
+                erased.contains(RecordRef(type: RecordType.patient.rawValue, id: patient))
+            {
+                patients[change.record] = patient
+            }
+        }
+        return patients.map { PushPlan.Erasing(record: $0.key, patient: $0.value) }.sorted { $0.record < $1.record }
     }
 
     /// The records whose changes in `request` are acknowledged and not stored: those a purge erased
