@@ -180,11 +180,16 @@ struct ScopeEndToEndTests {
         #expect(pullStatus == 400)
     }
 
-    @Test(arguments: Backend.all) func aLegalPurgeErasesThePatientFromTheServerAndEveryDevice(
-        backend: Backend
-    ) async throws {
+    /// The small practice pushed by an admin device; a nurse's device scoped to its first team and an office's
+    /// device for the whole practice, each bootstrapped; the team's first patient, whom the purge tests erase.
+    func purgeScene(
+        on backend: Backend,
+        _ name: String
+    ) async throws -> (
+        server: TestServer, folder: TemporaryDirectory, admin: Device, nurse: Device, office: Device, patient: String
+    ) {
         let server = try await TestServer(backend: backend)
-        let folder = try TemporaryDirectory("outpost-purge")
+        let folder = try TemporaryDirectory(name)
         let admin = try await practiceAdmin(server, in: folder)
         let team = try await #require(try list(admin, "team", "list").compactMap { $0["id"] as? String }.sorted().first)
         let nurse = Device("nurse", in: folder)
@@ -192,6 +197,13 @@ struct ScopeEndToEndTests {
         let office = Device("office", in: folder)
         try await office.join(server, token: server.adminToken)
         let patient = try await #require(try ids(admin, "patient", "list", "--team", team).sorted().first)
+        return (server, folder, admin, nurse, office, patient)
+    }
+
+    @Test(arguments: Backend.all) func aLegalPurgeErasesThePatientFromTheServerAndEveryDevice(
+        backend: Backend
+    ) async throws {
+        let (server, folder, admin, nurse, office, patient) = try await purgeScene(on: backend, "outpost-purge")
         let shown = try await #require(
             try JSONSerialization.jsonObject(with: Data(try admin.ok("patient", "show", patient, "--json").utf8))
                 as? [String: Any]
@@ -243,15 +255,10 @@ struct ScopeEndToEndTests {
     @Test(arguments: Backend.all) func editsMadeOfflineToAPatientPurgedMeanwhileAreAcknowledgedAndNotStored(
         backend: Backend
     ) async throws {
-        let server = try await TestServer(backend: backend)
-        let folder = try TemporaryDirectory("outpost-purge-offline")
-        let admin = try await practiceAdmin(server, in: folder)
-        let team = try await #require(try list(admin, "team", "list").compactMap { $0["id"] as? String }.sorted().first)
-        let nurse = Device("nurse", in: folder)
-        try await nurse.join(server, token: try server.issueToken(role: "clinician", extra: ["--teams", team]))
-        let office = Device("office", in: folder)
-        try await office.join(server, token: server.adminToken)
-        let patient = try await #require(try ids(admin, "patient", "list", "--team", team).sorted().first)
+        let (server, folder, admin, nurse, office, patient) = try await purgeScene(
+            on: backend,
+            "outpost-purge-offline"
+        )
         let owned = try await tasks(of: [patient], in: admin)
         let noted = try #require(owned.sorted().first)
 
