@@ -804,7 +804,10 @@ extension ServerStore: SyncStorage {
         let practice = token.practice
         let scoped = !token.scope.isWholePractice
         let spared = sparingOwn ? replica : nil
-        let body = { @Sendable (db: Database) throws -> SnapshotSlice in
+        // `writing`: in a write transaction, which a scoped device's pages need when they record what it is sent
+        // (its first page) or told to leave (a later page, when a patient left the scope during the walk). Read
+        // without `writing`, a later page that would record a leaver is not made (`nil`): it is made again, writing.
+        let body = { @Sendable (db: Database, writing: Bool) throws -> SnapshotSlice? in
             let head = try Self.feedHead(practice: practice, db: db)
             var visibility = FeedPlanner.Visibility.wholePractice
             var removed: [String] = []
@@ -827,6 +830,7 @@ extension ServerStore: SyncStorage {
                         inScope: inScope
                     )
                     inScope = walk.patients
+                    if !writing && !walk.leaving.isEmpty { return nil }
                     for patient in walk.leaving {
                         try db.cachedStatement(
                             sql: """
@@ -942,8 +946,18 @@ extension ServerStore: SyncStorage {
             let records = zip(page.records, kept).map { StoredRecordState(record: $0, state: $1) }
             return SnapshotSlice(records: records, checkpoint: head, next: page.next, removed: removed)
         }
-        // A scoped device's pages record what it is sent (its first page) or told to leave (the pages after it).
-        return scoped && replica != nil ? try await writeAsync(body) : try await readAsync(body)
+        let written = { @Sendable (db: Database) throws -> SnapshotSlice in
+            guard let slice = try body(db, true) else {
+                throw ServerError(.internalError, .internalServerError, "a snapshot page could not be made")
+            }
+            return slice
+        }
+        // A scoped device's first page records what it is sent: a write. Its later pages are read, and made again
+        // writing only when a patient left its scope during the walk.
+        guard scoped, replica != nil else { return try await readAsync(written) }
+        if cursor == nil { return try await writeAsync(written) }
+        if let slice = try await readAsync({ db in try body(db, false) }) { return slice }
+        return try await writeAsync(written)
     }
 
     /// The query that walks one type of a snapshot page (``FeedPlanner/TypeWalk``) in id order: arguments the
