@@ -31,17 +31,30 @@ struct ScopeLeavingEditTests {
         return (server, directory, admin, otherTeam, token, nurse)
     }
 
-    @Test(arguments: Backend.all)
-    func anEditMadeWhileThePullRemovingItsPatientIsOnItsWayReachesTheServerFirst(backend: Backend) async throws {
+    /// ``nurseOfTheFirstTeam(on:)``, then the admin moves the tiny practice's first patient, which the nurse holds,
+    /// to the second team; the nurse has not synced since.
+    func firstPatientMovedOut(
+        on backend: Backend
+    ) async throws -> (
+        server: TestServer, directory: TemporaryDirectory, admin: LocalReplica, adminEngine: SyncEngine, token: String,
+        nurse: LocalReplica, patient: RecordRef
+    ) {
         let (server, directory, admin, otherTeam, token, nurse) = try await nurseOfTheFirstTeam(on: backend)
-        defer { withExtendedLifetime(directory) {} }
         let adminEngine = admin.engine(server.transport(server.adminToken))
         let patient = RecordRef(type: "patient", id: TinyPractice.patients[0])
         try #require(try nurse.care.record(patient) != nil)
-
-        // The admin moves the patient to another team; the nurse edits it as her next sync's pull goes out.
         try admin.care.update([.assign(patient, "primaryTeam", .string(otherTeam))])
         _ = try await adminEngine.sync()
+        return (server, directory, admin, adminEngine, token, nurse, patient)
+    }
+
+    @Test(arguments: Backend.all)
+    func anEditMadeWhileThePullRemovingItsPatientIsOnItsWayReachesTheServerFirst(backend: Backend) async throws {
+        // The admin moves the patient to another team; the nurse edits it as her next sync's pull goes out.
+        let (server, directory, admin, adminEngine, token, nurse, patient) = try await firstPatientMovedOut(
+            on: backend
+        )
+        defer { withExtendedLifetime(directory) {} }
         let care = nurse.care
         let transport = FaultTransport(
             server.transport(token),
@@ -71,14 +84,10 @@ struct ScopeLeavingEditTests {
     func anEditPendingWhenTheCheckpointExpiresReachesTheServerBeforeTheDeviceBootstrapsAgain(
         backend: Backend
     ) async throws {
-        let (server, directory, admin, otherTeam, token, nurse) = try await nurseOfTheFirstTeam(on: backend)
+        let (server, directory, admin, adminEngine, token, nurse, patient) = try await firstPatientMovedOut(
+            on: backend
+        )
         defer { withExtendedLifetime(directory) {} }
-        let adminEngine = admin.engine(server.transport(server.adminToken))
-        let patient = RecordRef(type: "patient", id: TinyPractice.patients[0])
-        try #require(try nurse.care.record(patient) != nil)
-
-        try admin.care.update([.assign(patient, "primaryTeam", .string(otherTeam))])
-        _ = try await adminEngine.sync()
         let care = nurse.care
         let expired = TransportResponse(
             status: 410,

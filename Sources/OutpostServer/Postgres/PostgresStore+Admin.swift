@@ -305,20 +305,7 @@ extension PostgresStore: AdminStorage {
                 throw ServerError.noPatient(patient, practice: practice)
             }
             for (type, id) in refs {
-                // Its id stays (ids only): an edit made to it on a device that had not heard of the purge is then
-                // acknowledged and not stored (``PushJudge/erasedRecords(of:context:)``).
-                try await connection.run(
-                    "INSERT INTO erased (practice, type, id) VALUES (\(practice), \(type), \(id)) ON CONFLICT DO NOTHING",
-                    logger
-                )
-                for table in ["change", "conflict", "record"] {
-                    try await connection.run(
-                        """
-                        DELETE FROM \(unescaped: table) WHERE practice = \(practice) AND type = \(type) AND id = \(id)
-                        """,
-                        logger
-                    )
-                }
+                _ = try await Self.erase(RecordRef(type: type, id: id), practice: practice, connection, logger)
             }
             for table in ["patient_scope", "patient_site", "device_patient"] {
                 try await connection.run(
@@ -347,6 +334,33 @@ extension PostgresStore: AdminStorage {
             )
             return PurgeEntry(practice: practice, patient: patient, reason: trimmed, records: refs.count, atMillis: now)
         }
+    }
+
+    /// Erases one record the practice holds, or held (see ``ServerStore/erase(_:practice:db:)``): its id kept (ids
+    /// only), its row, changes and conflicts deleted. Returns the change rows deleted.
+    static func erase(
+        _ ref: RecordRef,
+        practice: String,
+        _ connection: PostgresConnection,
+        _ logger: Logger
+    ) async throws -> Int {
+        try await connection.run(
+            "INSERT INTO erased (practice, type, id) VALUES (\(practice), \(ref.type), \(ref.id)) ON CONFLICT DO NOTHING",
+            logger
+        )
+        var changes = 0
+        for table in ["change", "conflict", "record"] {
+            // `run` counts the rows returned.
+            let deleted = try await connection.run(
+                """
+                DELETE FROM \(unescaped: table) WHERE practice = \(practice) AND type = \(ref.type) AND id = \(ref.id)
+                RETURNING 1
+                """,
+                logger
+            )
+            if table == "change" { changes = deleted }
+        }
+        return changes
     }
 
     public func purges(practice: String) async throws(ServerError) -> [PurgeEntry] {

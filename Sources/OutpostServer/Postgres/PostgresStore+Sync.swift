@@ -334,22 +334,8 @@ extension PostgresStore: SyncStorage {
         // kept from before it are not sent again (``ServerStore/write(_:practice:tails:partly:now:db:)``).
         var erasedChanges: [String] = []
         for erasing in plan.erasing {
-            let ref = erasing.record
-            try await connection.run(
-                "INSERT INTO erased (practice, type, id) VALUES (\(practice), \(ref.type), \(ref.id)) ON CONFLICT DO NOTHING",
-                logger
-            )
-            for table in ["change", "conflict", "record"] {
-                // `run` counts the rows returned.
-                let deleted = try await connection.run(
-                    """
-                    DELETE FROM \(unescaped: table) WHERE practice = \(practice) AND type = \(ref.type) AND id = \(ref.id)
-                    RETURNING 1
-                    """,
-                    logger
-                )
-                if table == "change" && deleted > 0 { erasedChanges.append(erasing.patient) }
-            }
+            let changes = try await Self.erase(erasing.record, practice: practice, connection, logger)
+            if changes > 0 { erasedChanges.append(erasing.patient) }
         }
         if !erasedChanges.isEmpty {
             head += 1

@@ -1,6 +1,7 @@
 import Foundation
 import GRDB
 import HTTPTypes
+import OutpostCRDT
 import OutpostModel
 import OutpostProtocol
 
@@ -59,20 +60,7 @@ extension ServerStore {
                 arguments: [practice, patient]
             )
             for ref in refs {
-                let arguments: StatementArguments = [practice, ref["type"] as String, ref["id"] as String]
-                // Its id stays (ids only): an edit made to it on a device that had not heard of the purge is then
-                // acknowledged and not stored (``PushJudge/erasedRecords(of:context:)``).
-                try db.execute(
-                    sql: "INSERT OR IGNORE INTO erased (practice, type, id) VALUES (?, ?, ?)",
-                    arguments: arguments
-                )
-                for table in ["conflict", "record_tail", "record"] {
-                    try db.execute(
-                        sql: "DELETE FROM \(table) WHERE practice = ? AND type = ? AND id = ?",
-                        arguments: arguments
-                    )
-                    if table == "record_tail" { tailRows += db.changesCount }
-                }
+                tailRows += try Self.erase(RecordRef(type: ref["type"], id: ref["id"]), practice: practice, db: db)
             }
             for table in ["patient_scope", "patient_site", "device_patient"] {
                 try db.execute(
@@ -80,11 +68,8 @@ extension ServerStore {
                     arguments: [practice, patient]
                 )
             }
-            // A new feed position, past every checkpoint ever given out: every device learns of the purge
-            // when it pulls from an earlier one. The next change takes the position after it.
-            let position =
-                (try Int64.fetchOne(db, sql: "SELECT MAX(seq) FROM sqlite_sequence WHERE name = 'change'") ?? 0) + 1
-            try Self.reserveFeedPosition(atLeast: position, db: db)
+            // Every device learns of the purge when it pulls from an earlier position.
+            let position = try Self.newPurgePosition(db: db)
             let entry = PurgeEntry(
                 practice: practice,
                 patient: patient,
@@ -110,6 +95,30 @@ extension ServerStore {
             )
             return entry
         }
+    }
+
+    /// Erases one record the practice holds, or held: its id kept (ids only), so that an edit made to it on a device
+    /// that had not heard of its erasure is acknowledged and not stored (``PushJudge/erasedRecords(of:context:)``);
+    /// its row, tail and conflicts deleted. Its change rows are the caller's: a purge deletes a patient's in one walk
+    /// of the feed. Returns the tail rows deleted.
+    static func erase(_ ref: RecordRef, practice: String, db: Database) throws -> Int {
+        let arguments: StatementArguments = [practice, ref.type, ref.id]
+        try db.execute(sql: "INSERT OR IGNORE INTO erased (practice, type, id) VALUES (?, ?, ?)", arguments: arguments)
+        var tailRows = 0
+        for table in ["conflict", "record_tail", "record"] {
+            try db.execute(sql: "DELETE FROM \(table) WHERE practice = ? AND type = ? AND id = ?", arguments: arguments)
+            if table == "record_tail" { tailRows = db.changesCount }
+        }
+        return tailRows
+    }
+
+    /// A new feed position for a purge, past every checkpoint ever given out, reserved: the next change takes the
+    /// position after it.
+    static func newPurgePosition(db: Database) throws -> Int64 {
+        let position =
+            (try Int64.fetchOne(db, sql: "SELECT MAX(seq) FROM sqlite_sequence WHERE name = 'change'") ?? 0) + 1
+        try reserveFeedPosition(atLeast: position, db: db)
+        return position
     }
 
     /// The practice's purges, oldest first.

@@ -278,28 +278,15 @@ extension ServerStore: SyncStorage {
         var erasedChanges: Set<String> = []
         for erasing in plan.erasing {
             let ref = erasing.record
-            let arguments: StatementArguments = [practice, ref.type, ref.id]
-            try db.execute(
-                sql: "INSERT OR IGNORE INTO erased (practice, type, id) VALUES (?, ?, ?)",
-                arguments: arguments
-            )
             try db.execute(
                 sql: "DELETE FROM change WHERE practice = ? AND type = ? AND id = ? AND owner IS NULL",
-                arguments: arguments
+                arguments: [practice, ref.type, ref.id]
             )
             if db.changesCount > 0 { erasedChanges.insert(erasing.patient) }
-            for table in ["conflict", "record_tail", "record"] {
-                try db.execute(
-                    sql: "DELETE FROM \(table) WHERE practice = ? AND type = ? AND id = ?",
-                    arguments: arguments
-                )
-                if table == "record_tail" { mergedTailRows += db.changesCount }
-            }
+            mergedTailRows += try Self.erase(ref, practice: practice, db: db)
         }
         if !erasedChanges.isEmpty {
-            let reserved =
-                (try Int64.fetchOne(db, sql: "SELECT MAX(seq) FROM sqlite_sequence WHERE name = 'change'") ?? 0) + 1
-            try Self.reserveFeedPosition(atLeast: reserved, db: db)
+            let reserved = try Self.newPurgePosition(db: db)
             for patient in erasedChanges {
                 try db.execute(
                     sql: "UPDATE purge SET position = ? WHERE practice = ? AND patient = ?",

@@ -211,7 +211,7 @@ struct PushJudge {
     /// heard of the purge, and its next pull removes the patient.
     func judge(_ request: PushRequest, context: PushContext, perChange: Bool = false) throws(ServerError) -> PushPlan {
         var refused: [Int: ServerError] = [:]
-        let erased = Self.erasedRecords(of: request, context: context)
+        let (erased, erasing) = Self.erasedRecords(of: request, context: context)
         while true {
             var (plan, written) = try judgeOnce(
                 request,
@@ -225,7 +225,7 @@ struct PushJudge {
             // refused, every record of the push was taken as written.
             if refused.isEmpty || written == Self.records(of: request, keeping: { refused[$0] == nil }, erased: erased)
             {
-                plan.erasing = Self.erasing(erased.subtracting(context.erased), by: request, erased: context.erased)
+                plan.erasing = erasing
                 return plan
             }
         }
@@ -252,34 +252,20 @@ struct PushJudge {
         return refs
     }
 
-    /// For `records` that `request` gives to an erased patient (none a purge erased), each with that patient, in
-    /// key order (``PushPlan/erasing``).
-    static func erasing(
-        _ records: Set<RecordRef>,
-        by request: PushRequest,
-        erased: Set<RecordRef>
-    ) -> [PushPlan.Erasing] {
-        guard !records.isEmpty else { return [] }
-        var patients: [RecordRef: String] = [:]
-        for change in request.changes where records.contains(change.record) && patients[change.record] == nil {
-            if CareModel.ownerField[change.record.type] == change.field, let patient = change.value.stringValue,
-                erased.contains(RecordRef(type: RecordType.patient.rawValue, id: patient))
-            {
-                patients[change.record] = patient
-            }
-        }
-        return patients.map { PushPlan.Erasing(record: $0.key, patient: $0.value) }.sorted { $0.record < $1.record }
-    }
-
     /// The records whose changes in `request` are acknowledged and not stored: those a purge erased
     /// (``PushContext/erased``), and those a change of the push gives to an erased patient while they have no owner
     /// (a task made offline for a patient purged since: new, or stored without its `patient` field by an earlier
     /// push). A record the practice holds with an owner keeps it (the field is written once): a change naming
-    /// another patient is judged, and refused, as without a purge.
-    static func erasedRecords(of request: PushRequest, context: PushContext) -> Set<RecordRef> {
+    /// another patient is judged, and refused, as without a purge. Also returns the latter, with their patients,
+    /// in key order (``PushPlan/erasing``).
+    static func erasedRecords(
+        of request: PushRequest,
+        context: PushContext
+    ) -> (records: Set<RecordRef>, erasing: [PushPlan.Erasing]) {
         let erased = context.erased
-        guard !erased.isEmpty else { return [] }
+        guard !erased.isEmpty else { return ([], []) }
         var records = Set<RecordRef>()
+        var erasing: [PushPlan.Erasing] = []
         for change in request.changes where !records.contains(change.record) {
             if erased.contains(change.record) {
                 records.insert(change.record)
@@ -289,9 +275,10 @@ struct PushJudge {
                 context.records[change.record]?.owner == nil
             {
                 records.insert(change.record)
+                erasing.append(PushPlan.Erasing(record: change.record, patient: patient))
             }
         }
-        return records
+        return (records, erasing.sorted { $0.record < $1.record })
     }
 
     /// The records a push's changes write (those at the indices `keeping` keeps). A push's changes come a record
