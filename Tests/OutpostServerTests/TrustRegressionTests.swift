@@ -358,6 +358,13 @@ struct TrustRegressionTests {
         #expect(try a.care.record(task) == nil)
         let again = try await between.engine(server.transport(server.adminToken)).sync()
         #expect(!again.bootstrapped, "the feed head went back past the device's checkpoint: \(again)")
+        // The device held the task's first part under no patient: the pull names the task beside the patient.
+        #expect(try between.care.record(task) == nil, "the part pulled between the pushes stayed on the device")
+        #expect(try between.export() == a.export())
+        // A device bootstrapping again is told the same on its snapshot's first page.
+        let (_, first) = try await server.request("GET", "/v1/snapshot?limit=100", token: server.adminToken)
+        let page = try JSONDecoder().decode(SnapshotPage.self, from: first)
+        #expect(page.removed == [patient, task.id].sorted(), "\(page.removed)")
 
         #expect(try await server.feed(server.adminToken).allSatisfy { $0.record != task })
         let b = try LocalReplica("site-b", in: folder)

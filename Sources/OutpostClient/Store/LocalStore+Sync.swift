@@ -1,6 +1,7 @@
 import Foundation
 import GRDB
 import OutpostCRDT
+import OutpostModel
 public import OutpostProtocol
 import OutpostSQLite
 
@@ -264,13 +265,26 @@ extension LocalStore {
             transaction.releaseHeldAside()
             if !removed.isEmpty {
                 let acked = try Int64.fetchOne(db, sql: "SELECT ackedCounter FROM replica WHERE id = 1") ?? 0
-                for patient in removed {
-                    let refs = try Row.fetchAll(
-                        db,
-                        sql: "SELECT type, id FROM record WHERE (type = 'patient' AND id = ?) OR owner = ?",
-                        arguments: [patient, patient]
-                    )
-                    if !refs.isEmpty { applied.report.removedPatients += 1 }
+                for id in removed {
+                    // A patient goes with the records it owns. Another record is named when a purge erased it on the
+                    // server after this device pulled part of it without an owner (protocol/README.md, "Erased
+                    // patients"): it goes alone.
+                    let type = RecordType(idPrefixOf: id)
+                    let refs =
+                        if let type, type != .patient {
+                            try Row.fetchAll(
+                                db,
+                                sql: "SELECT type, id FROM record WHERE type = ? AND id = ?",
+                                arguments: [type.rawValue, id]
+                            )
+                        } else {
+                            try Row.fetchAll(
+                                db,
+                                sql: "SELECT type, id FROM record WHERE (type = 'patient' AND id = ?) OR owner = ?",
+                                arguments: [id, id]
+                            )
+                        }
+                    if !refs.isEmpty && (type ?? .patient) == .patient { applied.report.removedPatients += 1 }
                     for ref in refs {
                         let arguments: StatementArguments = [ref["type"] as String, ref["id"] as String]
                         try db.execute(

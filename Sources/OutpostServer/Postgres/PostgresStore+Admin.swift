@@ -336,19 +336,40 @@ extension PostgresStore: AdminStorage {
         }
     }
 
+    /// What a device must remove for the purges after feed position `since`: the patients purged, and the records a
+    /// push's erasure gave them, which a device may hold without an owner (``ServerStore/purged(practice:since:db:)``).
+    /// Sorted; one round trip.
+    static func purged(
+        practice: String,
+        since: Int64,
+        _ connection: PostgresConnection,
+        _ logger: Logger
+    ) async throws -> [String] {
+        try await connection.all(
+            """
+            SELECT patient FROM purge WHERE practice = \(practice) AND position > \(since)
+            UNION ALL
+            SELECT e.id FROM purge p JOIN erased e ON e.practice = p.practice AND e.patient = p.patient
+            WHERE p.practice = \(practice) AND p.position > \(since)
+            """,
+            logger
+        ).map { try $0.decode(String.self) }.sorted()
+    }
+
     /// Erases one record the practice holds, or held (see ``ServerStore/erase(_:practice:db:)``): its id kept (ids
-    /// only), its row, changes and conflicts deleted. Returns the change rows deleted.
+    /// only), its row, changes and conflicts deleted. Returns whether the store held anything of it (change rows
+    /// or its row), which devices may have been sent.
     static func erase(
         _ ref: RecordRef,
         practice: String,
         _ connection: PostgresConnection,
         _ logger: Logger
-    ) async throws -> Int {
+    ) async throws -> Bool {
         try await connection.run(
             "INSERT INTO erased (practice, type, id) VALUES (\(practice), \(ref.type), \(ref.id)) ON CONFLICT DO NOTHING",
             logger
         )
-        var changes = 0
+        var held = false
         for table in ["change", "conflict", "record"] {
             // `run` counts the rows returned.
             let deleted = try await connection.run(
@@ -358,9 +379,9 @@ extension PostgresStore: AdminStorage {
                 """,
                 logger
             )
-            if table == "change" { changes = deleted }
+            if table != "conflict" && deleted > 0 { held = true }
         }
-        return changes
+        return held
     }
 
     public func purges(practice: String) async throws(ServerError) -> [PurgeEntry] {

@@ -61,7 +61,7 @@ extension PostgresStore {
                 ("records", "records"), ("at", "at"),
             ]
         ),
-        ("erased", [("practice", "practice"), ("type", "type"), ("id", "id")]),
+        ("erased", [("practice", "practice"), ("type", "type"), ("id", "id"), ("patient", "patient")]),
         (
             "audit",
             [

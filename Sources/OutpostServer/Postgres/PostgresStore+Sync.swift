@@ -331,11 +331,20 @@ extension PostgresStore: SyncStorage {
         var head = head
         // Records given to an erased patient: their ids kept, what an earlier push stored of them erased. The
         // erasure then takes a new feed position for the patient's purge, as the purge did, so that snapshot pages
-        // kept from before it are not sent again (``ServerStore/write(_:practice:tails:partly:now:db:)``).
+        // kept from before it are not sent again, and the record is kept with the patient, so that pulls name it
+        // beside the patient (``ServerStore/write(_:practice:tails:partly:now:db:)``).
         var erasedChanges: [String] = []
         for erasing in plan.erasing {
-            let changes = try await Self.erase(erasing.record, practice: practice, connection, logger)
-            if changes > 0 { erasedChanges.append(erasing.patient) }
+            let ref = erasing.record
+            guard try await Self.erase(ref, practice: practice, connection, logger) else { continue }
+            erasedChanges.append(erasing.patient)
+            try await connection.run(
+                """
+                UPDATE erased SET patient = \(erasing.patient)
+                WHERE practice = \(practice) AND type = \(ref.type) AND id = \(ref.id)
+                """,
+                logger
+            )
         }
         if !erasedChanges.isEmpty {
             head += 1
@@ -538,10 +547,7 @@ extension PostgresStore: SyncStorage {
             }
             // Caught up: move past any purge, so it is announced once.
             if !hasMore { checkpoint = max(checkpoint, head) }
-            let purged = try await connection.all(
-                "SELECT patient FROM purge WHERE practice = \(practice) AND position > \(since) ORDER BY patient",
-                logger
-            ).map { try $0.decode(String.self) }
+            let purged = try await Self.purged(practice: practice, since: since, connection, logger)
             if let replica {
                 try await Self.recordPull(
                     replica,
@@ -632,8 +638,7 @@ extension PostgresStore: SyncStorage {
             if cursor == nil {
                 // Every purge is at or before the head: the pulls from it announce the later ones.
                 removed = FeedPlanner.removedOnBootstrap(
-                    purged: try await connection.all("SELECT patient FROM purge WHERE practice = \(practice)", logger)
-                        .map { try $0.decode(String.self) },
+                    purged: try await Self.purged(practice: practice, since: 0, connection, logger),
                     known: [],
                     inScope: nil
                 )

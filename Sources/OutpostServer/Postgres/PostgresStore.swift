@@ -226,6 +226,14 @@ public final class PostgresStore: Sendable {
                 "INSERT INTO erased (practice, type, id) SELECT practice, 'patient', patient FROM purge",
             ]
         ),
+        // The patient a push's erasure gave a record to (see the SQLite migration `v16-erased-patient`).
+        (
+            7,
+            [
+                "ALTER TABLE erased ADD COLUMN patient text",
+                "CREATE INDEX erased_patient ON erased (practice, patient) WHERE patient IS NOT NULL",
+            ]
+        ),
     ]
 
     /// Applies the migrations this database lacks, under a transaction-level advisory lock, so that several

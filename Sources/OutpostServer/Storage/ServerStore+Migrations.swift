@@ -340,6 +340,17 @@ extension ServerStore {
                     """
             )
         }
+        // The patient a push's erasure gave a record to (``PushPlan/erasing``), for the records devices may hold
+        // without an owner: a pull that names the patient's purge in `removed` names them too. `NULL` for the
+        // records a purge itself erased (devices remove those with their patient).
+        migrator.registerMigration("v16-erased-patient") { db in
+            try db.execute(
+                sql: """
+                    ALTER TABLE erased ADD COLUMN patient TEXT;
+                    CREATE INDEX erased_patient ON erased (practice, patient) WHERE patient IS NOT NULL;
+                    """
+            )
+        }
         return migrator
     }
 }

@@ -61,6 +61,7 @@ extension ServerStore {
             )
             for ref in refs {
                 tailRows += try Self.erase(RecordRef(type: ref["type"], id: ref["id"]), practice: practice, db: db)
+                    .tailRows
             }
             for table in ["patient_scope", "patient_site", "device_patient"] {
                 try db.execute(
@@ -100,8 +101,8 @@ extension ServerStore {
     /// Erases one record the practice holds, or held: its id kept (ids only), so that an edit made to it on a device
     /// that had not heard of its erasure is acknowledged and not stored (``PushJudge/erasedRecords(of:context:)``);
     /// its row, tail and conflicts deleted. Its change rows are the caller's: a purge deletes a patient's in one walk
-    /// of the feed. Returns the tail rows deleted.
-    static func erase(_ ref: RecordRef, practice: String, db: Database) throws -> Int {
+    /// of the feed. Returns the tail rows deleted, and whether the practice held the record's row.
+    static func erase(_ ref: RecordRef, practice: String, db: Database) throws -> (tailRows: Int, held: Bool) {
         let arguments: StatementArguments = [practice, ref.type, ref.id]
         try db.execute(sql: "INSERT OR IGNORE INTO erased (practice, type, id) VALUES (?, ?, ?)", arguments: arguments)
         var tailRows = 0
@@ -109,7 +110,7 @@ extension ServerStore {
             try db.execute(sql: "DELETE FROM \(table) WHERE practice = ? AND type = ? AND id = ?", arguments: arguments)
             if table == "record_tail" { tailRows = db.changesCount }
         }
-        return tailRows
+        return (tailRows, db.changesCount > 0)
     }
 
     /// A new feed position for a purge, past every checkpoint ever given out, reserved: the next change takes the
@@ -140,13 +141,26 @@ extension ServerStore {
         }
     }
 
-    /// Patients purged after feed position `since`, which a device must remove.
+    /// What a device must remove for the purges after feed position `since`: the patients purged and, beside each,
+    /// the records a push gave it after its purge whose earlier part the store had held without an owner (kept with
+    /// the patient in `erased`; ``write(_:practice:tails:partly:now:db:)``), which devices may hold under no patient.
+    /// Sorted.
     static func purged(practice: String, since: Int64, db: Database) throws -> [String] {
-        try String.fetchAll(
+        let patients = try String.fetchAll(
             db,
             sql: "SELECT patient FROM purge WHERE practice = ? AND position > ? ORDER BY patient",
             arguments: [practice, since]
         )
+        guard !patients.isEmpty else { return [] }
+        let records = try String.fetchAll(
+            db,
+            sql: """
+                SELECT e.id FROM purge p JOIN erased e ON e.practice = p.practice AND e.patient = p.patient
+                WHERE p.practice = ? AND p.position > ?
+                """,
+            arguments: [practice, since]
+        )
+        return records.isEmpty ? patients : (patients + records).sorted()
     }
 
     /// The highest purge position of a practice (0 without purges).

@@ -274,16 +274,26 @@ extension ServerStore: SyncStorage {
         // Records given to an erased patient: their ids kept, what an earlier push stored of them (without an owner,
         // so its change rows are found by the `change_ownerless` index) erased. Its change rows may have been the
         // feed's last: the erasure then takes a new position for the patient's purge, past every checkpoint given
-        // out, so the feed head does not go back (and pages kept from before it are not sent again).
+        // out, so the feed head does not go back (and pages kept from before it are not sent again). Devices may
+        // hold that part under no patient: the record is kept with the patient, and pulls name it beside the
+        // patient (``purged(practice:since:db:)``).
         var erasedChanges: Set<String> = []
         for erasing in plan.erasing {
             let ref = erasing.record
+            let arguments: StatementArguments = [practice, ref.type, ref.id]
             try db.execute(
                 sql: "DELETE FROM change WHERE practice = ? AND type = ? AND id = ? AND owner IS NULL",
-                arguments: [practice, ref.type, ref.id]
+                arguments: arguments
             )
-            if db.changesCount > 0 { erasedChanges.insert(erasing.patient) }
-            mergedTailRows += try Self.erase(ref, practice: practice, db: db)
+            let changeRows = db.changesCount
+            let erased = try Self.erase(ref, practice: practice, db: db)
+            mergedTailRows += erased.tailRows
+            guard changeRows > 0 || erased.held else { continue }
+            erasedChanges.insert(erasing.patient)
+            try db.execute(
+                sql: "UPDATE erased SET patient = ? WHERE practice = ? AND type = ? AND id = ?",
+                arguments: [erasing.patient] + arguments
+            )
         }
         if !erasedChanges.isEmpty {
             let reserved = try Self.newPurgePosition(db: db)
