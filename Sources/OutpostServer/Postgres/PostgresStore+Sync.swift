@@ -189,8 +189,9 @@ extension PostgresStore: SyncStorage {
                     """,
                     logger
                 ).first?.decode(Int64.self) ?? 0
-            if !plan.accepted.isEmpty {
-                // Delivered at commit to every process listening: their long polls on this practice wake.
+            if !plan.accepted.isEmpty || !plan.erasing.isEmpty {
+                // Delivered at commit to every process listening: their long polls on this practice wake (an
+                // erasure may have moved a purge to a new feed position, which pulls announce).
                 try await connection.run("SELECT pg_notify(\(Self.feedChannel), \(practice))", logger)
             }
             await beforePushCommit?()
