@@ -511,6 +511,36 @@ struct SyncRulesTests {
         #expect(again.response.duplicates == changes.count && again.response.accepted == 0)
     }
 
+    /// A scoped token's pull without its device's replica id is refused by the store itself, not only by the route:
+    /// a scoped page is planned against what the device was sent, and without a replica the page would be the whole
+    /// practice's feed.
+    @Test func aScopedPullWithoutAReplicaIsRefusedByTheStore() async throws {
+        let directory = try TemporaryDirectory("outpost-scoped-no-replica")
+        let (replica, changes) = try loaded(directory)
+        let store = try ServerStore.quiet(directory.path("server"))
+        let practice = PracticeEntry(id: TinyPractice.practice, name: "Tiny", createdAtMillis: 0)
+        try store.write { db in try ServerStore.insertPractice(practice, now: nowMillis(), db: db) }
+        let admin = try store.tinyPracticeAdminToken()
+        _ = try await store.push(
+            PushRequest(replica: replica.store.replicaID, changes: changes),
+            token: admin,
+            now: nowMillis(),
+            maxClockSkewMillis: 60_000
+        )
+        var nurse = admin
+        nurse.role = .clinician
+        nurse.scope = Scope(teams: [TinyPractice.team])
+        do throws(ServerError) {
+            let page = try await store.pull(token: nurse, replica: nil, since: 0, limit: 10_000)
+            Issue.record("a scoped pull without a replica was answered with \(page.changes.count) changes")
+        } catch {
+            #expect(error.code == .invalidParameter && error.field == "replica", "\(error)")
+        }
+        // With its replica id, the same token's page holds only its scope.
+        let scoped = try await store.pull(token: nurse, replica: ReplicaID("nurse")!, since: 0, limit: 10_000)
+        #expect(scoped.changes.count < changes.count)
+    }
+
     /// A new store has 8 KiB pages, so a record's merged state (1 to 2 KB for a patient or a task) fits in its row
     /// instead of spilling to an overflow page; a store made with 4 KiB pages keeps them (SQLite sets a page size
     /// only on an empty file) and takes pushes as before.

@@ -511,6 +511,7 @@ extension PostgresStore: SyncStorage {
         deviceEpoch: String? = nil
     ) async throws(ServerError) -> FeedPage {
         let practice = token.practice
+        try FeedPlanner.requireReplica(replica, scope: token.scope)
         return try await transaction(.repeatableRead) { connection in
             // One read of the head: the page's snapshot sees the same one when it is caught up.
             let head = try await Self.head(practice: practice, connection, logger)

@@ -577,9 +577,7 @@ struct SyncRoutes: Sendable {
     /// device holds.
     func claimedReplica(_ query: Parameters, token: TokenEntry) async throws(ServerError) -> ReplicaID? {
         guard let text = query["replica"] else {
-            guard token.scope.isWholePractice else {
-                throw ServerError.parameter("replica", "a scoped token sends replica=<this device's replica id>")
-            }
+            try FeedPlanner.requireReplica(nil, scope: token.scope)
             return nil
         }
         guard let id = ReplicaID(String(text)) else {

@@ -540,6 +540,7 @@ extension ServerStore: SyncStorage {
     ) async throws(ServerError) -> FeedPage {
         let practice = token.practice
         let scoped = !token.scope.isWholePractice
+        try FeedPlanner.requireReplica(replica, scope: token.scope)
         // A whole-practice pull reads its page, then records where the device stands
         // (``recordPull(_:practice:report:now:pulledTo:from:placed:)``). A scoped pull also records which patients
         // the device was sent or told to leave, with its page: `writing`, in a write transaction. Read without

@@ -6,6 +6,14 @@ import OutpostProtocol
 /// to send and what to record. One path for every token: the whole practice is the scope that contains
 /// every record (``Visibility/wholePractice``).
 enum FeedPlanner {
+    /// A scoped token's pull is planned against what its device was sent (``scopedPage(rows:inScope:known:since:)``),
+    /// which is known by the device's replica id: without one there is nothing to plan against, and the page would
+    /// be the whole practice's. Refused, by the route before a store is asked and by each store again.
+    static func requireReplica(_ replica: ReplicaID?, scope: Scope) throws(ServerError) {
+        guard replica == nil, !scope.isWholePractice else { return }
+        throw ServerError.parameter("replica", "a scoped token sends replica=<this device's replica id>")
+    }
+
     /// Which records a token sees.
     enum Visibility: Sendable {
         /// Every record of the practice.
