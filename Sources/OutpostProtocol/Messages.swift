@@ -315,8 +315,10 @@ public struct PullResponse: Sendable, Hashable, Codable {
     /// For a scoped token: the current records of patients that entered its scope (each patient and the
     /// records it owns), to merge like a snapshot. Absent when empty.
     public var records: [SnapshotRecord]
-    /// For a scoped token: patients that left its scope; the device purges each and the records it owns
-    /// (after pushing its pending edits). Absent when empty.
+    /// Ids the device removes (after pushing its pending edits): patients legally purged since the request's
+    /// checkpoint and, for a scoped token, patients that left its scope, each with the records it owns; beside a
+    /// purged patient, a record of another type a push gave it after its purge, removed alone (protocol/README.md,
+    /// "Erased patients"). Absent when empty.
     public var removed: [String]
 
     /// Creates a pull page.
@@ -370,9 +372,9 @@ public struct SnapshotPage: Sendable, Hashable, Codable {
     public var checkpoint: String
     /// The cursor of the next page, or `nil` on the last page.
     public var next: String?
-    /// On a snapshot's first page only: patients the device is to purge with the records they own (after pushing
-    /// its pending edits), as a pull page's `removed`. They are the practice's patients purged at or before the
-    /// snapshot's checkpoint and, for a scoped token, the patients the server had sent the device that are out of
+    /// On a snapshot's first page only: ids the device is to remove (after pushing its pending edits), as a pull
+    /// page's `removed`. They are the practice's patients purged at or before the snapshot's checkpoint (each
+    /// with the records of other types a push gave it after its purge) and, for a scoped token, the patients the server had sent the device that are out of
     /// its scope now: a device bootstrapping again may hold them, and no pull from the checkpoint announces them.
     /// Absent when empty; in the binary encoding, written from layout 4 on (protocol/README.md, "Layout 4").
     public var removed: [String]

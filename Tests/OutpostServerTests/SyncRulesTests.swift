@@ -511,6 +511,39 @@ struct SyncRulesTests {
         #expect(again.response.duplicates == changes.count && again.response.accepted == 0)
     }
 
+    /// A push that erases what an earlier push stored of a record given to a purged patient moves the purge to a
+    /// new feed position, and says so (waiting pulls wake for it); a push of edits to records the purge erased
+    /// itself moves nothing.
+    @Test func aPushThatErasesStoredChangesMovesThePurgeAndSaysSo() async throws {
+        let directory = try TemporaryDirectory("outpost-erase-moves")
+        let (replica, changes) = try loaded(directory)
+        let store = try ServerStore.quiet(directory.path("server"))
+        let practice = PracticeEntry(id: TinyPractice.practice, name: "Tiny", createdAtMillis: 0)
+        try store.write { db in try ServerStore.insertPractice(practice, now: nowMillis(), db: db) }
+        let admin = try store.tinyPracticeAdminToken()
+        let patient = TinyPractice.patients[0]
+        let task = RecordRef(type: RecordType.task.rawValue, id: TinyPractice.task)
+        func push(_ changes: [Change]) async throws -> PushOutcome {
+            try await store.push(
+                PushRequest(replica: replica.store.replicaID, changes: changes),
+                token: admin,
+                now: nowMillis(),
+                maxClockSkewMillis: 60_000
+            )
+        }
+        _ = try await push(changes.filter { $0.record != task })
+        _ = try store.purge(practice: TinyPractice.practice, patient: patient, reason: "test erasure", now: nowMillis())
+        let purgedAt = try store.read { db in try ServerStore.purgeHead(practice: TinyPractice.practice, db: db) }
+
+        let unnamed = try await push(changes.filter { $0.record == task && $0.field != "patient" })
+        #expect(unnamed.response.accepted > 0 && !unnamed.movedPurge)
+        let named = try await push(changes.filter { $0.record == task && $0.field == "patient" })
+        #expect(named.response.erased == 1 && named.movedPurge)
+        #expect(try store.read { db in try ServerStore.purgeHead(practice: TinyPractice.practice, db: db) } > purgedAt)
+        let again = try await push(changes.filter { $0.record == RecordRef(type: "patient", id: patient) })
+        #expect(again.response.erased > 0 && !again.movedPurge)
+    }
+
     /// A scoped token's pull without its device's replica id is refused by the store itself, not only by the route:
     /// a scoped page is planned against what the device was sent, and without a replica the page would be the whole
     /// practice's feed.

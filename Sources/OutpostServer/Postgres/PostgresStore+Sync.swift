@@ -175,7 +175,7 @@ extension PostgresStore: SyncStorage {
             try await Self.bindDevice(request.replica, token: token, now: now, connection, logger)
             let context = try await Self.pushContext(for: request, token: token, connection, logger)
             let plan = try judge.judge(request, context: context, perChange: perChange)
-            let conflicts = try await Self.write(plan, practice: practice, head: head, now: now, connection, logger)
+            let written = try await Self.write(plan, practice: practice, head: head, now: now, connection, logger)
             let acknowledged =
                 try await connection.all(
                     """
@@ -189,9 +189,9 @@ extension PostgresStore: SyncStorage {
                     """,
                     logger
                 ).first?.decode(Int64.self) ?? 0
-            if !plan.accepted.isEmpty || !plan.erasing.isEmpty {
-                // Delivered at commit to every process listening: their long polls on this practice wake (an
-                // erasure may have moved a purge to a new feed position, which pulls announce).
+            if !plan.accepted.isEmpty || written.movedPurge {
+                // Delivered at commit to every process listening: their long polls on this practice wake (a purge
+                // moved to a new feed position is announced by pulls as a change is).
                 try await connection.run("SELECT pg_notify(\(Self.feedChannel), \(practice))", logger)
             }
             await beforePushCommit?()
@@ -205,8 +205,9 @@ extension PostgresStore: SyncStorage {
                     refused: plan.refused,
                     erased: plan.erased
                 ),
-                newConflicts: conflicts.opened,
-                resolvedConflicts: conflicts.resolved
+                newConflicts: written.opened,
+                resolvedConflicts: written.resolved,
+                movedPurge: written.movedPurge
             )
         }
     }
@@ -328,7 +329,7 @@ extension PostgresStore: SyncStorage {
         now: UInt64,
         _ connection: PostgresConnection,
         _ logger: Logger
-    ) async throws -> (opened: Int, resolved: Int) {
+    ) async throws -> (opened: Int, resolved: Int, movedPurge: Bool) {
         var head = head
         // Records given to an erased patient: their ids kept, what an earlier push stored of them erased. The
         // erasure then takes a new feed position for the patient's purge, as the purge did, so that snapshot pages
@@ -473,7 +474,7 @@ extension PostgresStore: SyncStorage {
                 logger
             )
         }
-        return (opened, resolved)
+        return (opened, resolved, !erasedChanges.isEmpty)
     }
 
     /// Records what a device did and reported on a pull: the checkpoint it was sent (`pulledTo`) and the one it

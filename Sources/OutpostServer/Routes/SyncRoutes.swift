@@ -180,14 +180,14 @@ struct SyncRoutes: Sendable {
             perChange: perChange,
             deviceEpoch: Self.deviceEpoch(request)
         )
+        // A purge moved to a new feed position (erasing records given to a purged patient) is announced by pulls,
+        // as changes are: waiting pulls wake for either.
+        if outcome.response.accepted > 0 || outcome.movedPurge { await notifier.notify(token.practice) }
         if outcome.response.accepted > 0 {
-            await notifier.notify(token.practice)
             Counter(label: "outpost_changes_accepted_total").increment(by: outcome.response.accepted)
         }
         if outcome.response.erased > 0 {
-            // Edits to patients a legal purge erased, made on devices that had not heard of it: dropped. Their
-            // erasure may have moved the purge to a new feed position, which waiting pulls announce.
-            if outcome.response.accepted == 0 { await notifier.notify(token.practice) }
+            // Edits to patients a legal purge erased, made on devices that had not heard of it: dropped.
             Counter(label: "outpost_changes_erased_total").increment(by: outcome.response.erased)
         }
         if outcome.newConflicts > 0 || outcome.resolvedConflicts > 0 {

@@ -61,7 +61,8 @@ extension ServerStore: SyncStorage {
                     erased: plan.erased
                 ),
                 newConflicts: written.opened,
-                resolvedConflicts: written.resolved
+                resolvedConflicts: written.resolved,
+                movedPurge: written.movedPurge
             )
             return (outcome: outcome, tailRows: written.tailRows, merged: written.mergedTailRows)
         }
@@ -268,7 +269,7 @@ extension ServerStore: SyncStorage {
         now: UInt64,
         db: Database
     ) throws -> (
-        opened: Int, resolved: Int, tailRows: Int, mergedTailRows: Int
+        opened: Int, resolved: Int, tailRows: Int, mergedTailRows: Int, movedPurge: Bool
     ) {
         var mergedTailRows = 0
         // Records given to an erased patient: their ids kept, what an earlier push stored of them (without an owner,
@@ -423,7 +424,7 @@ extension ServerStore: SyncStorage {
                 resolved += db.changesCount
             }
         }
-        return (opened, resolved, tailRows, mergedTailRows)
+        return (opened, resolved, tailRows, mergedTailRows, !erasedChanges.isEmpty)
     }
 
     /// Binds `replica` to the token on the device's first request (push or scoped pull); refuses a replica id

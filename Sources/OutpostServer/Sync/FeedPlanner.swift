@@ -121,8 +121,9 @@ enum FeedPlanner {
         return (patients, leaving.sorted())
     }
 
-    /// The patients a snapshot's first page tells the device to remove (``SnapshotPage/removed``): the
-    /// practice's patients `purged` at or before the snapshot's checkpoint, and those the device was sent, in or
+    /// The ids a snapshot's first page tells the device to remove (``SnapshotPage/removed``): what the practice's
+    /// purges at or before the snapshot's checkpoint remove (`purged`: the patients, and records a push gave them
+    /// after their purge), and the patients the device was sent, in or
     /// out (`known`, read before the first page resets it), that are not in `inScope` now (`nil` for the whole
     /// practice). A device bootstrapping again may hold them, and no pull from the snapshot's checkpoint
     /// announces them. Nothing else: a patient the snapshot does not send may be one the device created and

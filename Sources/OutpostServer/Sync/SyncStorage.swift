@@ -122,6 +122,9 @@ public struct PushOutcome: Sendable, Hashable {
     public var newConflicts: Int
     /// Conflicts this push resolved.
     public var resolvedConflicts: Int
+    /// Whether erasing records this push gave to purged patients moved a purge to a new feed position, which waiting
+    /// pulls announce (``PushPlan/erasing``).
+    public var movedPurge: Bool = false
 }
 
 /// One page of the changes feed for a token, ready to send.
@@ -134,8 +137,9 @@ public struct FeedPage: Sendable {
     public var hasMore: Bool
     /// For a scoped token: the current records of patients that entered its scope.
     public var records: [SnapshotRecord] = []
-    /// Patients that left the token's scope or were purged after the request's checkpoint: the device removes
-    /// them.
+    /// Patients that left the token's scope or were purged after the request's checkpoint, and beside a purged
+    /// patient the records a push gave it after its purge (``ServerStore/purged(practice:since:db:)``): the device
+    /// removes them.
     public var removed: [String] = []
 
     /// Records whose first stored change is among the page's (or may be: changes stored before servers
@@ -163,7 +167,7 @@ public struct SnapshotSlice: Sendable {
     public var checkpoint: Int64
     /// The last record of the page when another page follows.
     public var next: RecordRef?
-    /// On the first page: the patients the device is to remove (``FeedPlanner/removedOnBootstrap(purged:known:inScope:)``).
+    /// On the first page: the ids the device is to remove (``FeedPlanner/removedOnBootstrap(purged:known:inScope:)``).
     public var removed: [String] = []
 }
 
