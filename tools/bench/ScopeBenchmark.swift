@@ -18,17 +18,25 @@ struct ScopeBenchmark: AsyncParsableCommand {
             admin token, then bootstraps a new replica with: the admin token; a clinician token scoped to the \
             practice's first team; a site-device token scoped to its first site (a clinic); a site-device token \
             scoped to its home-visit site. Then the admin moves a patient of the team to another team and back, \
-            and the team's device syncs after each move (incremental: no resync). Bytes on the wire are HTTP \
-            bodies (requests and responses), without headers.
+            and the team's device syncs after each move (incremental: no resync). Last, a nurse back from days \
+            offline: the team's device pulls a backlog of the admin's edits (--backlog) alone, and while the \
+            office (a whole-practice device) pushes edits of its own (--beside), each round against the office's \
+            push alone. Bytes on the wire are HTTP bodies (requests and responses), without headers.
             """
     )
 
     @Option(help: "Seed of the generated practice.") var seed: UInt64 = 1
     @Option(help: "Practice size: small, medium or reference.") var size: String = "reference"
+    @Option(help: "Edits the team device misses while offline, for its pull beside a push.") var backlog: Int = 20_000
+    @Option(help: "Edits the office pushes while the team device pulls its backlog.") var beside: Int = 5_000
+    @Option(help: "Rounds of the pull beside a push.") var rounds: Int = 3
 
     func validate() throws {
         guard PracticeGenerator.Size(named: size) != nil else {
             throw ValidationError("--size must be small, medium or reference")
+        }
+        guard backlog > 0, beside > 0, rounds > 0 else {
+            throw ValidationError("--backlog, --beside and --rounds must be at least 1")
         }
     }
 
@@ -52,7 +60,9 @@ struct ScopeBenchmark: AsyncParsableCommand {
         defer { try? FileManager.default.removeItem(at: folder) }
         let server = try BenchServer(data: folder.appendingPathComponent("server").path)
         defer { server.stop() }
-        print("outpost-bench scope --seed \(seed) --size \(size)")
+        print(
+            "outpost-bench scope --seed \(seed) --size \(size) --backlog \(backlog) --beside \(beside) --rounds \(rounds)"
+        )
         print("server: \(server.url.absoluteString) (\(ProcessInfo.processInfo.activeProcessorCount) cores)")
 
         // The admin's device loads the practice and pushes all of it.
@@ -146,6 +156,54 @@ struct ScopeBenchmark: AsyncParsableCommand {
                     + "now holds \(move.patients) patients, \(move.records) records"
             )
         }
+
+        // 5. A nurse back from days offline: the admin makes `backlog` edits across the practice while the team
+        // device is away, and its next sync pulls them through scoped pages, most of each page outside its scope.
+        // Alone, then while the office (a whole-practice device, holding everything but its own new edits) pushes
+        // `beside` edits: on SQLite a scoped page read inside a write transaction held the writer the push waits for.
+        let (officeStore, officeEngine, _) = full.device
+        _ = try await officeEngine.sync()
+        _ = try await teamEngine.sync()
+        var generation: UInt64 = 100
+        func edits(_ store: CareStore, _ count: Int) throws {
+            generation += 1
+            try SyncBenchmark.makeEdits(store, dump: dump, seed: seed &+ generation, count: count)
+        }
+        func backlogWaiting() async throws {
+            try edits(adminStore, backlog)
+            _ = try await adminEngine.sync()
+            _ = try await officeEngine.sync()
+        }
+        var pulls: [(alone: Duration, beside: Duration)] = []
+        var pushes: [(alone: Duration, beside: Duration)] = []
+        for round in 1...rounds {
+            try await backlogWaiting()
+            let pullAlone = try await measure(teamStore, teamEngine, teamWire)
+            try edits(officeStore, beside)
+            let pushAlone = try await SyncBenchmark.measure { _ = try await officeEngine.sync() }
+            _ = try await teamEngine.sync()
+            try await backlogWaiting()
+            try edits(officeStore, beside)
+            async let pulled = measure(teamStore, teamEngine, teamWire)
+            async let pushed = SyncBenchmark.measure { _ = try await officeEngine.sync() }
+            let (pullBeside, pushBeside) = try await (pulled, pushed)
+            pulls.append((pullAlone.time, pullBeside.time))
+            pushes.append((pushAlone, pushBeside))
+            print(
+                "round \(round): the team device back from offline pulls \(pullAlone.report.pulled) changes of "
+                    + "\(backlog) in \(StoreBenchmark.format(pullAlone.time)) alone, "
+                    + "\(StoreBenchmark.format(pullBeside.time)) (\(pullBeside.report.pulled) changes) beside the "
+                    + "office's push; the office pushes \(beside) "
+                    + "edits in \(StoreBenchmark.format(pushAlone)) alone, \(StoreBenchmark.format(pushBeside)) beside "
+                    + "the pull"
+            )
+        }
+        func median(_ values: [Duration]) -> String { StoreBenchmark.format(values.sorted()[values.count / 2]) }
+        print(
+            "a nurse back from offline, medians of \(rounds): her pull \(median(pulls.map(\.alone))) alone, "
+                + "\(median(pulls.map(\.beside))) beside a push; the push \(median(pushes.map(\.alone))) alone, "
+                + "\(median(pushes.map(\.beside))) beside her pull"
+        )
         print("peak memory of this process: \(StoreBenchmark.mebibytes(StoreBenchmark.peakResidentBytes()))")
     }
 

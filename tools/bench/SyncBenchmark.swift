@@ -547,11 +547,17 @@ struct SyncBenchmark: AsyncParsableCommand {
     }
 
     func makeEdits(_ store: CareStore, dump: PracticeDump, seed: UInt64, count: Int? = nil) throws {
+        try Self.makeEdits(store, dump: dump, seed: seed, count: count ?? edits)
+    }
+
+    /// `count` edits a clinician makes in a day's round, at random across the practice: task priorities, due
+    /// dates and notes, patients' phones; saved 100 at a time.
+    static func makeEdits(_ store: CareStore, dump: PracticeDump, seed: UInt64, count: Int) throws {
         let tasks = dump.records.filter { $0.type == "task" }.map { RecordRef(type: "task", id: $0.id) }
         let patients = dump.records.filter { $0.type == "patient" }.map { RecordRef(type: "patient", id: $0.id) }
         var generator = SeededGenerator(seed: seed)
         var batch: [Edit] = []
-        for index in 0..<(count ?? edits) {
+        for index in 0..<count {
             let task = StoreBenchmark.pick(tasks, &generator)
             switch generator.next() % 4 {
             case 0:
