@@ -115,6 +115,49 @@ struct LocalStoreTests {
         }
     }
 
+    /// A push batch read with `wholeRecords` does not end inside a run of changes to a record the outbox creates that
+    /// goes on past it: it ends before the run, unless the run begins the push; `more` says whether the outbox goes
+    /// on. A run of edits to a record created before is cut anywhere.
+    @Test func aPushBatchEndsBeforeARecordsRunThatGoesOnPastIt() throws {
+        let store = try makeTestStore()
+        let other = RecordRef(type: "patient", id: "pat_2")
+        try store.commit([.assign(patient, "phone", "1"), .assign(patient, "phone", "2")], author: "per_1", site: nil)
+        // The second patient's run, changes 3 to 6.
+        try store.commit(
+            [
+                .assign(other, "phone", "3"), .assign(other, "phone", "4"), .append(other, "notes", "5"),
+                .append(other, "notes", "6"),
+            ],
+            author: "per_1",
+            site: nil
+        )
+        func counters(_ limit: Int, after: UInt64? = nil) throws -> ([UInt64], Bool) {
+            let batch = try store.pendingBatch(after: after, limit: limit, wholeRecords: true)
+            return (batch.changes.map(\.id.counter), batch.more)
+        }
+        // Ends before the run that would be cut: 1 and 2 only, for any limit inside the run.
+        for limit in 3...5 { #expect(try counters(limit) == ([1, 2], true), "limit \(limit)") }
+        // The run whole, or ending with the outbox.
+        #expect(try counters(6) == ([1, 2, 3, 4, 5, 6], false))
+        #expect(try counters(2) == ([1, 2], true))
+        // A run that begins the batch and is longer than it is split.
+        #expect(try counters(2, after: 2) == ([3, 4], true))
+        #expect(try counters(4, after: 2) == ([3, 4, 5, 6], false))
+        // Without `wholeRecords`, the first `limit` changes as before.
+        #expect(try store.pendingBatch(limit: 4).changes.map(\.id.counter) == [1, 2, 3, 4])
+        // Behind retried changes, the run does not begin the push: none of it goes.
+        let behind = try store.pendingBatch(after: 2, limit: 2, wholeRecords: true, beginsPush: false)
+        #expect(behind.changes.isEmpty && behind.more)
+
+        // Edits to records the server was sent already: cut by count.
+        try store.acknowledge(upTo: 6)
+        try store.commit([.assign(patient, "phone", "7")], author: "per_1", site: nil)
+        for index in 8...11 {
+            try store.commit([.assign(other, "phone", .string("\(index)"))], author: "per_1", site: nil)
+        }
+        #expect(try counters(3) == ([7, 8, 9], true))
+    }
+
     @Test func refusedEditWritesNothing() throws {
         let store = try makeTestStore()
         try store.commit([.assign(patient, "phone", "1")], author: "per_1", site: nil)

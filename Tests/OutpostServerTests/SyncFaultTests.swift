@@ -101,20 +101,26 @@ struct SyncFaultTests {
         let total = try a.store.status().pendingChanges
         try #require(total > 20)
 
-        // Batches of 10: the first is stored and acknowledged, the server dies during the second.
+        // Batches of at most 10 (ending at a record's end): the first is stored and acknowledged, the server dies
+        // during the second.
+        let sizes = try a.store.pushBatchSizes(limit: 10, count: 2)
+        try #require(sizes.count == 2)
         let transport = killing(server, token: admin, path: Wire.Path.push, number: 2, at: point)
         await #expect(throws: ClientError.self) {
             try await a.engine(transport, pushBatch: 10).sync()
         }
-        #expect(try a.store.status().pendingChanges == total - 10, "the outbox must keep every unacknowledged change")
+        #expect(
+            try a.store.status().pendingChanges == total - sizes[0],
+            "the outbox must keep every unacknowledged change"
+        )
 
         await server.stop()
         try await server.start()
         let report = try await a.engine(server.transport(admin), pushBatch: 10).sync()
         // Killed after answering, the server already held the second batch: it comes back as duplicates.
-        let stored = point == .afterTheAnswer ? 10 : 0
+        let stored = point == .afterTheAnswer ? sizes[1] : 0
         #expect(report.pushedDuplicates == stored)
-        #expect(report.pushed == total - 10 - stored)
+        #expect(report.pushed == total - sizes[0] - stored)
         #expect(report.pending == 0)
         try await expectFeedHoldsEachChangeOnce(server, admin, count: total)
 
@@ -208,9 +214,12 @@ struct SyncFaultTests {
         try await desk.ok("import", try TinyPractice.write(in: devices))
         let pending = try await #require(try desk.status()["pendingChanges"] as? Int)
 
-        // The desk's own store, synced in-process so the server dies right after storing the first batch.
+        // The desk's own store, synced in-process so the server dies right after storing the first batch (of at
+        // most 10 changes, ending at a record's end).
+        let stored: Int
         do {
             let replica = try LocalReplica(openingAt: desk.store)
+            stored = try #require(try replica.store.pushBatchSizes(limit: 10, count: 1).first)
             let transport = killing(server, token: admin, path: Wire.Path.push, number: 1, at: .afterTheAnswer)
             await #expect(throws: ClientError.self) {
                 try await replica.engine(transport, pushBatch: 10).sync()
@@ -228,8 +237,8 @@ struct SyncFaultTests {
         try await server.start()
         let text = try await desk.ok("sync", "--json")
         let report = try #require(try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any])
-        #expect(report["pushedDuplicates"] as? Int == 10)
-        #expect(report["pushed"] as? Int == pending - 10)
+        #expect(report["pushedDuplicates"] as? Int == stored)
+        #expect(report["pushed"] as? Int == pending - stored)
         #expect(report["pending"] as? Int == 0)
         try await expectFeedHoldsEachChangeOnce(server, admin, count: pending)
 
@@ -278,6 +287,7 @@ struct SyncFaultTests {
         let admin = server.adminToken
         let a = try practiceReplica(directory)
         let total = try a.store.status().pendingChanges
+        let first = try #require(try a.store.pushBatchSizes(limit: 10, count: 1).first)
 
         let transport = FaultTransport(
             server.transport(admin),
@@ -288,8 +298,8 @@ struct SyncFaultTests {
             }
         )
         let report = try await a.engine(transport, pushBatch: 10, retries: 2, encoding: encoding).sync()
-        #expect(report.pushedDuplicates == 10)
-        #expect(report.pushed == total - 10)
+        #expect(report.pushedDuplicates == first)
+        #expect(report.pushed == total - first)
         #expect(report.pending == 0)
         try await expectFeedHoldsEachChangeOnce(server, admin, count: total)
     }

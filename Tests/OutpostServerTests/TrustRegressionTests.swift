@@ -373,6 +373,48 @@ struct TrustRegressionTests {
         #expect(try b.export() == a.export())
     }
 
+    /// A push batch ends before a new record's creation rather than inside it (its fields come in order, `kind`
+    /// before `patient`): a sync cut off after the first batch leaves no part of the task on the server, where it
+    /// would be held without a patient, and a device bootstrapping meanwhile never holds a task of no patient.
+    @Test func aPushBatchDoesNotEndInsideANewRecord() async throws {
+        let server = try await TestServer()
+        let folder = try TemporaryDirectory("outpost-batch-whole")
+        let a = try LocalReplica("site-a", in: folder)
+        try TinyPractice.load(into: a.care)
+        _ = try await a.engine(server.transport(server.adminToken)).sync()
+        let patient = TinyPractice.patients[1]
+        _ = try a.care.update([
+            .assign(RecordRef(type: "patient", id: patient), "phone", "(406) 555-0171"),
+            .assign(RecordRef(type: "patient", id: TinyPractice.patients[0]), "phone", "(406) 555-0172"),
+        ])
+        let task = try a.care.create(
+            .task,
+            fields: [
+                "kind": ["outreach"], "patient": [.string(patient)], "priority": ["routine"], "status": ["requested"],
+                "team": [.string(TinyPractice.team)], "title": ["Ask about the fall"],
+            ]
+        )
+        let fields = try a.store.pendingChanges().filter { $0.record == task }.count
+        try #require(fields > 2)
+        // A batch of the two edits and all but one of the task's changes, were it cut by count; the sync cut off
+        // after it.
+        let cut = FaultTransport(
+            server.transport(server.adminToken),
+            before: { request, number in
+                if request.path == Wire.Path.push, number > 1 { throw InjectedFault(description: "cut off") }
+            }
+        )
+        await #expect(throws: (any Error).self) { try await a.engine(cut, pushBatch: fields + 1).sync() }
+        let between = try LocalReplica("site-c", in: folder)
+        _ = try await between.engine(server.transport(server.adminToken)).sync()
+        #expect(try between.care.record(task) == nil, "part of the task reached the server before the rest")
+        #expect(try between.export().contains("555-0172"), "the first batch held the two edits")
+
+        _ = try await a.engine(server.transport(server.adminToken), pushBatch: fields + 1).sync()
+        _ = try await between.engine(server.transport(server.adminToken)).sync()
+        #expect(try between.export() == a.export())
+    }
+
     @Test func aChangeMadeAfterAPurgeReachesADeviceThatPulledPastThePurge() async throws {
         let server = try await TestServer()
         let folder = try TemporaryDirectory("outpost-purge-order")

@@ -172,11 +172,22 @@ extension LocalStore {
 
     /// ``pendingChanges(after:limit:)``, and the records of those changes the server may not hold yet: one a
     /// change of the batch creates (its change-log row says so), or a change sent from its own copy names (held
-    /// aside after a refusal). A push names every other record by abbreviation (binary layout 3).
+    /// aside after a refusal). A push names every other record by abbreviation (binary layout 3). `more` says
+    /// whether pending changes follow the batch.
+    ///
+    /// With `wholeRecords`, a batch does not end inside a run of changes to a record this outbox creates that goes
+    /// on past it (a record's creation writes its fields in order, one counter each): it ends before the run, unless
+    /// the run begins the push (`beginsPush`: no retried change comes before the batch), as a run longer than a
+    /// push is split. A server given part of a new record cannot tell whose it is until its owner field arrives; it
+    /// holds that part without an owner, out of every scoped device's sight, and a device that pulls it meanwhile
+    /// holds a task of no patient (protocol/README.md, "Erased patients"). Runs of edits to records the server
+    /// holds are cut anywhere, as before.
     public func pendingBatch(
         after: UInt64? = nil,
-        limit: Int = .max
-    ) throws(ClientError) -> (changes: [Change], unsent: Set<RecordRef>) {
+        limit: Int = .max,
+        wholeRecords: Bool = false,
+        beginsPush: Bool = true
+    ) throws(ClientError) -> (changes: [Change], unsent: Set<RecordRef>, more: Bool) {
         try read(doing: "read the outbox") { db in
             let stored = try Int64.fetchOne(db, sql: "SELECT ackedCounter FROM replica WHERE id = 1") ?? 0
             let acked = max(stored, Int64(clamping: after ?? 0))
@@ -191,8 +202,10 @@ extension LocalStore {
             // A replica's counters are consecutive, so the first `limit` pending changes are those numbered
             // acked+1 ... acked+limit. Rows (one per record per commit) are read in order of their highest
             // counter; rows of one commit may interleave, so reading stops once every counter of that range
-            // has been seen, not at the first `limit` changes. A gap in the counters only means reading on.
-            var last = UInt64(acked) &+ UInt64(max(0, min(limit, Int(Int64.max))))
+            // has been seen, not at the first `limit` changes. A gap in the counters only means reading on. One
+            // change more is read, to tell whether the outbox goes on past the batch, and with what.
+            let reading = limit < Int.max ? limit + 1 : limit
+            var last = UInt64(acked) &+ UInt64(max(0, min(reading, Int(Int64.max))))
             // Above the acknowledgement (after a server restored from a backup put the outbox back:
             // LocalStore+Epoch.swift), changes held aside after a refusal are not in the outbox, and those sent
             // from their own copies (retried: LocalStore+Refusals.swift) are taken from them, in their place:
@@ -217,7 +230,8 @@ extension LocalStore {
                 unsent.insert(RecordRef(type: row["type"], id: row["id"]))
             }
             var inRange = copies.filter { $0.id.counter <= last }.count
-            while inRange < limit, let row = try rows.next() {
+            var created: Set<RecordRef> = []
+            while inRange < reading, let row = try rows.next() {
                 let record = RecordRef(type: row["type"], id: row["id"])
                 let creates: Bool = row["creates"]
                 for change in try codec.decodeChanges(row["payload"], of: record)
@@ -225,12 +239,24 @@ extension LocalStore {
                     && !copied.contains(change.id.counter)
                 {
                     changes.append(change)
-                    if creates { unsent.insert(record) }
+                    if creates {
+                        unsent.insert(record)
+                        created.insert(record)
+                    }
                     if change.id.counter <= last { inRange += 1 }
                 }
             }
             changes.sort { $0.id.counter < $1.id.counter }
-            return (Array(changes.prefix(limit)), unsent)
+            let more = changes.count > limit
+            var batch = Array(changes.prefix(limit))
+            if wholeRecords, more, let end = batch.last, changes[limit].record == end.record,
+                created.contains(end.record)
+            {
+                var start = batch.count - 1
+                while start > 0 && batch[start - 1].record == end.record { start -= 1 }
+                if start > 0 || !beginsPush { batch.removeSubrange(start...) }
+            }
+            return (batch, unsent, more)
         }
     }
 

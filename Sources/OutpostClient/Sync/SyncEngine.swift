@@ -458,6 +458,8 @@ public actor SyncEngine {
         var body: Data
         /// Its `Content-Encoding`, when compressed.
         var coding: String?
+        /// Whether outbox changes follow it (then the next push can be read while this one is stored).
+        var more: Bool = false
     }
 
     /// Reads the next push from `store` (the refused changes marked for retry first, then the outbox, or with
@@ -469,9 +471,18 @@ public actor SyncEngine {
         after: UInt64? = nil
     ) throws(ClientError) -> PreparedPush? {
         let retries = after == nil ? Array(try store.retryingChanges().prefix(batch)) : []
+        // A batch does not end inside a new record's creation where it can
+        // (``LocalStore/pendingBatch(after:limit:wholeRecords:beginsPush:)``). With retries filling the push, `more`
+        // is not read: a push that retries is not pipelined.
         let pending =
             retries.count < batch
-            ? try store.pendingBatch(after: after, limit: batch - retries.count) : (changes: [], unsent: [])
+            ? try store.pendingBatch(
+                after: after,
+                limit: batch - retries.count,
+                wholeRecords: true,
+                beginsPush: retries.isEmpty
+            )
+            : (changes: [], unsent: [], more: true)
         let changes = retries + pending.changes
         if changes.isEmpty { return nil }
         let push = PushRequest(replica: store.replicaID, changes: changes)
@@ -491,7 +502,7 @@ public actor SyncEngine {
         }
         var coding: String?
         if options.compression { (body, coding) = WireCompression.compressIfLarge(body) }
-        return PreparedPush(changes: changes, retries: retries.count, body: body, coding: coding)
+        return PreparedPush(changes: changes, retries: retries.count, body: body, coding: coding, more: pending.more)
     }
 
     private func pushAll(_ report: inout SyncReport, session: SessionInfo) async throws(ClientError) {
@@ -523,7 +534,7 @@ public actor SyncEngine {
             // numbered above this push's; a push that retries refused changes is not overlapped). It is used once
             // this push's answer is checked; if this push fails, it is dropped and read again.
             let next: Task<Result<PreparedPush?, ClientError>, Never>? =
-                options.pipelining && retries == 0 && changes.count == batch
+                options.pipelining && retries == 0 && push.more
                 ? Task.detached { [store, options] in
                     Result { () throws(ClientError) in
                         try Self.preparePush(

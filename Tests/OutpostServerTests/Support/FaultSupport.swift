@@ -397,3 +397,20 @@ final class StoreWriteLock: Sendable {
         )
     }
 }
+
+extension LocalStore {
+    /// The sizes of the next `count` push batches of at most `limit` changes a sync sends from this outbox: they end
+    /// before a new record's run where they can (``pendingBatch(after:limit:wholeRecords:beginsPush:)``), so may hold
+    /// fewer than `limit`.
+    func pushBatchSizes(limit: Int, count: Int) throws -> [Int] {
+        var sizes: [Int] = []
+        var after: UInt64?
+        for _ in 0..<count {
+            let batch = try pendingBatch(after: after, limit: limit, wholeRecords: true).changes
+            guard let last = batch.last else { break }
+            sizes.append(batch.count)
+            after = last.id.counter
+        }
+        return sizes
+    }
+}
