@@ -517,10 +517,7 @@ struct SyncRulesTests {
     @Test func aPushThatErasesStoredChangesMovesThePurgeAndSaysSo() async throws {
         let directory = try TemporaryDirectory("outpost-erase-moves")
         let (replica, changes) = try loaded(directory)
-        let store = try ServerStore.quiet(directory.path("server"))
-        let practice = PracticeEntry(id: TinyPractice.practice, name: "Tiny", createdAtMillis: 0)
-        try store.write { db in try ServerStore.insertPractice(practice, now: nowMillis(), db: db) }
-        let admin = try store.tinyPracticeAdminToken()
+        let (store, admin) = try ServerStore.tinyPractice(in: directory.path("server"))
         let patient = TinyPractice.patients[0]
         let task = RecordRef(type: RecordType.task.rawValue, id: TinyPractice.task)
         func push(_ changes: [Change]) async throws -> PushOutcome {
@@ -550,10 +547,7 @@ struct SyncRulesTests {
     @Test func aScopedPullWithoutAReplicaIsRefusedByTheStore() async throws {
         let directory = try TemporaryDirectory("outpost-scoped-no-replica")
         let (replica, changes) = try loaded(directory)
-        let store = try ServerStore.quiet(directory.path("server"))
-        let practice = PracticeEntry(id: TinyPractice.practice, name: "Tiny", createdAtMillis: 0)
-        try store.write { db in try ServerStore.insertPractice(practice, now: nowMillis(), db: db) }
-        let admin = try store.tinyPracticeAdminToken()
+        let (store, admin) = try ServerStore.tinyPractice(in: directory.path("server"))
         _ = try await store.push(
             PushRequest(replica: replica.store.replicaID, changes: changes),
             token: admin,

@@ -15,4 +15,12 @@ extension ServerStore {
             now: nowMillis()
         ).entry
     }
+
+    /// A new store in `directory` holding the tiny practice (its row, no records), with an administrator token of it.
+    static func tinyPractice(in directory: String) throws -> (store: ServerStore, admin: TokenEntry) {
+        let store = try ServerStore.quiet(directory)
+        let practice = PracticeEntry(id: TinyPractice.practice, name: "Tiny", createdAtMillis: 0)
+        try store.write { db in try ServerStore.insertPractice(practice, now: nowMillis(), db: db) }
+        return (store, try store.tinyPracticeAdminToken())
+    }
 }
