@@ -374,9 +374,10 @@ public struct SnapshotPage: Sendable, Hashable, Codable {
     public var next: String?
     /// On a snapshot's first page only: ids the device is to remove (after pushing its pending edits), as a pull
     /// page's `removed`. They are the practice's patients purged at or before the snapshot's checkpoint (each
-    /// with the records of other types a push gave it after its purge) and, for a scoped token, the patients the server had sent the device that are out of
-    /// its scope now: a device bootstrapping again may hold them, and no pull from the checkpoint announces them.
-    /// Absent when empty; in the binary encoding, written from layout 4 on (protocol/README.md, "Layout 4").
+    /// with the records of other types a push gave it after its purge) and, for a scoped token, the patients the
+    /// server had sent the device that are out of its scope now: a device bootstrapping again may hold them, and
+    /// no pull from the checkpoint announces them. Absent when empty; in the binary encoding, written from layout
+    /// 4 on (protocol/README.md, "Layout 4").
     public var removed: [String]
 
     /// Creates a snapshot page.

@@ -123,12 +123,11 @@ enum FeedPlanner {
 
     /// The ids a snapshot's first page tells the device to remove (``SnapshotPage/removed``): what the practice's
     /// purges at or before the snapshot's checkpoint remove (`purged`: the patients, and records a push gave them
-    /// after their purge), and the patients the device was sent, in or
-    /// out (`known`, read before the first page resets it), that are not in `inScope` now (`nil` for the whole
-    /// practice). A device bootstrapping again may hold them, and no pull from the snapshot's checkpoint
-    /// announces them. Nothing else: a patient the snapshot does not send may be one the device created and
-    /// pushed after the checkpoint of kept pages (``SnapshotCache``), or one a restored store lacks until another
-    /// device pushes it again. Sorted, each once.
+    /// after their purge), and the patients the device was sent, in or out (`known`, read before the first page
+    /// resets it), that are not in `inScope` now (`nil` for the whole practice). A device bootstrapping again may
+    /// hold them, and no pull from the snapshot's checkpoint announces them. Nothing else: a patient the snapshot
+    /// does not send may be one the device created and pushed after the checkpoint of kept pages
+    /// (``SnapshotCache``), or one a restored store lacks until another device pushes it again. Sorted, each once.
     static func removedOnBootstrap(
         purged: [String],
         known: some Sequence<String>,
