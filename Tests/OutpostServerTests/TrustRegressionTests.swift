@@ -313,6 +313,30 @@ struct TrustRegressionTests {
 
     // MARK: Purges keep the feed's order
 
+    /// A new outreach task for `patient` made on `replica`, and the fields its changes write, in outbox order (its
+    /// creation: `kind` comes before `patient`).
+    func outreachTask(for patient: String, on replica: LocalReplica) throws -> (task: RecordRef, fields: [String]) {
+        let task = try replica.care.create(
+            .task,
+            fields: [
+                "kind": ["outreach"], "patient": [.string(patient)], "priority": ["routine"], "status": ["requested"],
+                "team": [.string(TinyPractice.team)], "title": ["Ask about the fall"],
+            ]
+        )
+        return (task, try replica.store.pendingChanges().filter { $0.record == task }.map(\.field))
+    }
+
+    /// The administrator's transport, cut off before every push after the first: a sync fails after its first
+    /// batch is stored.
+    func cutAfterFirstPush(_ server: TestServer) -> FaultTransport {
+        FaultTransport(
+            server.transport(server.adminToken),
+            before: { request, number in
+                if request.path == Wire.Path.push, number > 1 { throw InjectedFault(description: "cut off") }
+            }
+        )
+    }
+
     /// A task made offline for a patient purged meanwhile, pushed a change at a time (a device's push batches may
     /// split a record's changes, in field order): the first batch, before the task's `patient` field, is stored
     /// without an owner; the batch that names the patient erases it, and the later ones are dropped by the task's
@@ -331,22 +355,10 @@ struct TrustRegressionTests {
         let purged = try await server.admin(["purge", "patient", patient, "--reason", "test erasure"])
         try #require(purged.status == 0, "\(purged)")
 
-        let task = try a.care.create(
-            .task,
-            fields: [
-                "kind": ["outreach"], "patient": [.string(patient)], "priority": ["routine"], "status": ["requested"],
-                "team": [.string(TinyPractice.team)], "title": ["Ask about the fall"],
-            ]
-        )
-        let fields = try a.store.pendingChanges().filter { $0.record == task }.map(\.field)
+        let (task, fields) = try outreachTask(for: patient, on: a)
         try #require(fields.first == "kind" && fields.count > 2, "the first change comes before the patient: \(fields)")
         // The first batch pushed, the sync cut off; a new device bootstraps meanwhile.
-        let cut = FaultTransport(
-            server.transport(server.adminToken),
-            before: { request, number in
-                if request.path == Wire.Path.push, number > 1 { throw InjectedFault(description: "cut off") }
-            }
-        )
+        let cut = cutAfterFirstPush(server)
         await #expect(throws: (any Error).self) { try await a.engine(cut, pushBatch: 1).sync() }
         let between = try LocalReplica("site-c", in: folder)
         _ = try await between.engine(server.transport(server.adminToken)).sync()
@@ -387,23 +399,12 @@ struct TrustRegressionTests {
             .assign(RecordRef(type: "patient", id: patient), "phone", "(406) 555-0171"),
             .assign(RecordRef(type: "patient", id: TinyPractice.patients[0]), "phone", "(406) 555-0172"),
         ])
-        let task = try a.care.create(
-            .task,
-            fields: [
-                "kind": ["outreach"], "patient": [.string(patient)], "priority": ["routine"], "status": ["requested"],
-                "team": [.string(TinyPractice.team)], "title": ["Ask about the fall"],
-            ]
-        )
-        let fields = try a.store.pendingChanges().filter { $0.record == task }.count
+        let (task, taskFields) = try outreachTask(for: patient, on: a)
+        let fields = taskFields.count
         try #require(fields > 2)
         // A batch of the two edits and all but one of the task's changes, were it cut by count; the sync cut off
         // after it.
-        let cut = FaultTransport(
-            server.transport(server.adminToken),
-            before: { request, number in
-                if request.path == Wire.Path.push, number > 1 { throw InjectedFault(description: "cut off") }
-            }
-        )
+        let cut = cutAfterFirstPush(server)
         await #expect(throws: (any Error).self) { try await a.engine(cut, pushBatch: fields + 1).sync() }
         let between = try LocalReplica("site-c", in: folder)
         _ = try await between.engine(server.transport(server.adminToken)).sync()
