@@ -115,6 +115,40 @@ struct ScopeLeavingEditTests {
         #expect(state.fields["preferredLanguage"]?.value == "es")
     }
 
+    /// A snapshot's first page whose answer is lost (the link drops as it comes back) after the server has reset
+    /// what it counts the device as holding: the patient that left the device's scope is still removed, by the
+    /// next sync. The first page records such a patient as told to leave, not yet applied, instead of forgetting
+    /// it; forgotten, no later page or pull named it, and the device kept a patient outside its scope for good.
+    @Test(arguments: Backend.all)
+    func aPatientThatLeftTheScopeIsRemovedWhenTheSnapshotsFirstAnswerIsLost(backend: Backend) async throws {
+        let (server, directory, _, _, token, nurse, patient) = try await firstPatientMovedOut(on: backend)
+        defer { withExtendedLifetime(directory) {} }
+        let expired = TransportResponse(
+            status: 410,
+            body: Data(PullBesidePushTests.OrderTransport.expired.utf8),
+            contentType: Wire.contentType
+        )
+        let cut = FaultTransport(
+            server.transport(token),
+            after: { request, number, _ in
+                if request.path == Wire.Path.snapshot, number == 1 {
+                    throw InjectedFault(description: "the link dropped as the first snapshot page came back")
+                }
+            },
+            answer: { request, number in request.path == Wire.Path.changes && number == 1 ? expired : nil }
+        )
+        await #expect(throws: (any Error).self) { _ = try await nurse.engine(cut).sync() }
+        #expect(try nurse.care.record(patient) != nil, "the lost page removed nothing")
+
+        let report = try await nurse.engine(server.transport(token)).sync()
+        #expect(report.purged == 1, "\(report)")
+        #expect(try nurse.care.record(patient) == nil, "the device holds a patient outside its scope")
+        #expect(try nurse.store.changes(owner: patient.id).isEmpty)
+        // Applied, the removal is forgotten: the next sync removes nothing more.
+        let again = try await nurse.engine(server.transport(token)).sync()
+        #expect(again.purged == 0, "\(again)")
+    }
+
     /// A pull page that removes a patient is written before the page after it is asked for: the server takes a
     /// pull from a page's checkpoint as that page applied, and forgets the removal, so a page asked for ahead of a
     /// removal that then failed to be written would have left the patient on the device for good.

@@ -397,6 +397,30 @@ struct SyncRulesTests {
         #expect(FeedPlanner.removedOnBootstrap(purged: [], known: [], inScope: ["p1"]).isEmpty)
     }
 
+    /// A scoped snapshot's first page records its scope as sent and every other patient the device was sent as told
+    /// to leave, all at the head, applied once the device pulls from the snapshot's checkpoint; a leaver is not
+    /// forgotten before, so a first page asked for again after a lost answer still removes it.
+    @Test func aSnapshotsFirstPageKeepsTheLeaversUntilTheDevicePullsFromItsCheckpoint() {
+        let known: [String: FeedPlanner.DevicePatient] = [
+            "p1": .init(isIn: true, at: 5, atSince: 4), "p2": .init(isIn: true, at: 5, atSince: 4),
+            "p3": .init(isIn: false, at: 8, atSince: 7),
+        ]
+        let record = FeedPlanner.bootstrapRecord(known: known, inScope: ["p1", "p4"], head: 20)
+        #expect(
+            record == [
+                "p1": .init(isIn: true, at: 20, atSince: 19), "p4": .init(isIn: true, at: 20, atSince: 19),
+                "p2": .init(isIn: false, at: 20, atSince: 19), "p3": .init(isIn: false, at: 20, atSince: 19),
+            ]
+        )
+        // The first page asked for again, its answer lost: the leavers are removed again.
+        #expect(FeedPlanner.removedOnBootstrap(purged: [], known: record.keys, inScope: ["p1", "p4"]) == ["p2", "p3"])
+        // Pulled from the snapshot's checkpoint (the head): applied, and forgotten by that pull.
+        let pull = FeedPlanner.scopedPage(rows: [], inScope: ["p1", "p4"], known: record, since: 20)
+        #expect(pull.removed.isEmpty && pull.entering.isEmpty && pull.forgotten == ["p2", "p3"])
+        // Pushed before it (the device's last pull began earlier): the leavers' edits are still taken.
+        #expect(FeedPlanner.heldPatients(recorded: record, pulledFrom: 12) == ["p1", "p2", "p3", "p4"])
+    }
+
     /// A scoped device still holds the patients it was sent and those it was told to remove until it pulls past
     /// the page that told it; its push may carry edits to them.
     @Test func aDeviceHoldsAPatientUntilItPullsPastItsRemoval() {

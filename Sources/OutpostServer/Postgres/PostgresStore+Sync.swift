@@ -682,11 +682,14 @@ extension PostgresStore: SyncStorage {
                         "DELETE FROM device_patient WHERE practice = \(practice) AND replica = \(replica.rawValue)",
                         logger
                     )
-                    for patient in inScope {
+                    for (patient, entry) in FeedPlanner.bootstrapRecord(known: known, inScope: inScope, head: head) {
                         try await connection.run(
                             """
                             INSERT INTO device_patient (practice, replica, patient, state, at, at_since)
-                            VALUES (\(practice), \(replica.rawValue), \(patient), 'in', \(head), \(head - 1))
+                            VALUES (
+                                \(practice), \(replica.rawValue), \(patient), \(entry.isIn ? "in" : "out"), \(entry.at),
+                                \(entry.atSince)
+                            )
                             """,
                             logger
                         )

@@ -843,22 +843,21 @@ extension ServerStore: SyncStorage {
                 if cursor == nil, let replica {
                     // The first page: what the device was sent before, then every patient now in its scope, as of
                     // the head.
-                    removed = FeedPlanner.removedOnBootstrap(
-                        purged: removed,
-                        known: try Self.devicePatients(practice: practice, replica: replica, db: db).keys,
-                        inScope: inScope
-                    )
+                    let known = try Self.devicePatients(practice: practice, replica: replica, db: db)
+                    removed = FeedPlanner.removedOnBootstrap(purged: removed, known: known.keys, inScope: inScope)
                     try db.execute(
                         sql: "DELETE FROM device_patient WHERE practice = ? AND replica = ?",
                         arguments: [practice, replica.rawValue]
                     )
-                    for patient in inScope {
+                    for (patient, entry) in FeedPlanner.bootstrapRecord(known: known, inScope: inScope, head: head) {
                         try db.cachedStatement(
                             sql: """
                                 INSERT INTO device_patient (practice, replica, patient, state, at, atSince)
-                                VALUES (?, ?, ?, 'in', ?, ?)
+                                VALUES (?, ?, ?, ?, ?, ?)
                                 """
-                        ).execute(arguments: [practice, replica.rawValue, patient, head, head - 1])
+                        ).execute(arguments: [
+                            practice, replica.rawValue, patient, entry.isIn ? "in" : "out", entry.at, entry.atSince,
+                        ])
                     }
                 }
             }

@@ -140,6 +140,26 @@ enum FeedPlanner {
         return removed.sorted()
     }
 
+    /// What a scoped snapshot's first page records as sent to the device, in place of what it `known` before: every
+    /// patient `inScope` sent (`in`), and every known patient out of it told to leave (`out`), both at the snapshot's
+    /// `head` and applied once the device pulls from the snapshot's checkpoint (``DevicePatient/isApplied(since:)``).
+    /// A leaver is kept, not forgotten, until then: the page's answer may be lost after it is recorded (the link
+    /// drops), and the first page asked for again names the leaver in `removed` only if it is still known
+    /// (``removedOnBootstrap(purged:known:inScope:)``). Forgotten at once, the device kept it for good.
+    static func bootstrapRecord(
+        known: [String: DevicePatient],
+        inScope: Set<String>,
+        head: Int64
+    ) -> [String: DevicePatient] {
+        var record: [String: DevicePatient] = [:]
+        record.reserveCapacity(inScope.count)
+        for patient in known.keys where !inScope.contains(patient) {
+            record[patient] = DevicePatient(isIn: false, at: head, atSince: head - 1)
+        }
+        for patient in inScope { record[patient] = DevicePatient(isIn: true, at: head, atSince: head - 1) }
+        return record
+    }
+
     /// Decides a scoped pull page from the changes scanned after `since`, the patients in scope now and what
     /// the device was last sent.
     static func scopedPage(
