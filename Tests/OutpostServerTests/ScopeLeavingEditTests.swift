@@ -48,6 +48,17 @@ struct ScopeLeavingEditTests {
         return (server, directory, admin, adminEngine, token, nurse, patient)
     }
 
+    /// Answers a sync's first pull `410 checkpoint_expired`, as a server does after a compaction past the device's
+    /// checkpoint: the device bootstraps again.
+    static let expiringFirstPull: FaultTransport.Answer = { request, number in
+        guard request.path == Wire.Path.changes, number == 1 else { return nil }
+        return TransportResponse(
+            status: 410,
+            body: Data(PullBesidePushTests.OrderTransport.expired.utf8),
+            contentType: Wire.contentType
+        )
+    }
+
     @Test(arguments: Backend.all)
     func anEditMadeWhileThePullRemovingItsPatientIsOnItsWayReachesTheServerFirst(backend: Backend) async throws {
         // The admin moves the patient to another team; the nurse edits it as her next sync's pull goes out.
@@ -89,11 +100,6 @@ struct ScopeLeavingEditTests {
         )
         defer { withExtendedLifetime(directory) {} }
         let care = nurse.care
-        let expired = TransportResponse(
-            status: 410,
-            body: Data(PullBesidePushTests.OrderTransport.expired.utf8),
-            contentType: Wire.contentType
-        )
         let transport = FaultTransport(
             server.transport(token),
             before: { request, number in
@@ -101,7 +107,7 @@ struct ScopeLeavingEditTests {
                     try care.update([.assign(patient, "preferredLanguage", "es")])
                 }
             },
-            answer: { request, number in request.path == Wire.Path.changes && number == 1 ? expired : nil }
+            answer: Self.expiringFirstPull
         )
         let report = try await nurse.engine(transport).sync()
         #expect(report.bootstrapped, "\(report)")
@@ -123,11 +129,6 @@ struct ScopeLeavingEditTests {
     func aPatientThatLeftTheScopeIsRemovedWhenTheSnapshotsFirstAnswerIsLost(backend: Backend) async throws {
         let (server, directory, _, _, token, nurse, patient) = try await firstPatientMovedOut(on: backend)
         defer { withExtendedLifetime(directory) {} }
-        let expired = TransportResponse(
-            status: 410,
-            body: Data(PullBesidePushTests.OrderTransport.expired.utf8),
-            contentType: Wire.contentType
-        )
         let cut = FaultTransport(
             server.transport(token),
             after: { request, number, _ in
@@ -135,7 +136,7 @@ struct ScopeLeavingEditTests {
                     throw InjectedFault(description: "the link dropped as the first snapshot page came back")
                 }
             },
-            answer: { request, number in request.path == Wire.Path.changes && number == 1 ? expired : nil }
+            answer: Self.expiringFirstPull
         )
         await #expect(throws: (any Error).self) { _ = try await nurse.engine(cut).sync() }
         #expect(try nurse.care.record(patient) != nil, "the lost page removed nothing")
