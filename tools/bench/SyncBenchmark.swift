@@ -320,6 +320,40 @@ struct SyncBenchmark: AsyncParsableCommand {
         if !(try await merged(server)) {
             print("  the server had not merged the tail rows a minute after the sites converged; measuring on")
         }
+
+        // 3c. The plain sites again, syncing at once instead of one after the other, as two sites that come back on
+        // line together do: each pushes beside the other (the server's one writer takes their batches in turn) and
+        // pulls what the other has stored so far; a second sync of both pulls the rest. Caught up first with the
+        // encrypted sites' edits (not measured), then as many offline edits of their own (other seeds).
+        _ = try await engineA.sync()
+        _ = try await engineB.sync()
+        try makeEdits(siteA, dump: dump, seed: seed &+ 55)
+        try makeEdits(siteB, dump: dump, seed: seed &+ 66)
+        wireA.reset()
+        wireB.reset()
+        var rounds: [Duration] = []
+        for _ in 0..<2 {
+            rounds.append(
+                try await measure {
+                    async let a = engineA.sync()
+                    async let b = engineB.sync()
+                    _ = try await (a, b)
+                }
+            )
+        }
+        let atOnce = rounds.reduce(.zero, +)
+        let atOnceSame = try siteA.exportCanonicalJSON() == siteB.exportCanonicalJSON()
+        print(
+            "two sites syncing at once, \(edits) offline edits each: converged in \(StoreBenchmark.format(atOnce)) "
+                + "(both sync: \(StoreBenchmark.format(rounds[0])), then both again: \(StoreBenchmark.format(rounds[1])))"
+                + " (exports identical: \(atOnceSame)); site A sent \(megabytes(wireA.sent)), received "
+                + "\(megabytes(wireA.received)); site B sent \(megabytes(wireB.sent)), received "
+                + "\(megabytes(wireB.received)); \(StoreBenchmark.ratio(atOnce, converge)) of one after the other's, "
+                + "measured before it"
+        )
+        if !(try await merged(server)) {
+            print("  the server had not merged the tail rows a minute after the sites converged; measuring on")
+        }
         print("peak memory of this process so far: \(StoreBenchmark.mebibytes(StoreBenchmark.peakResidentBytes()))")
 
         // 4. Many devices of a small practice sync at once.
