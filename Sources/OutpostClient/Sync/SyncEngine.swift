@@ -107,6 +107,11 @@ public actor SyncEngine {
         /// Whether pushes in layout 3 name by abbreviation the records the server holds (``RecordAbbreviation``):
         /// on, unless the server refused a push so (`unresolved_records`) earlier in the same pass of pushes.
         public var abbreviatesPushes = true
+        /// Called, on the engine, after each push the server answered and each snapshot or pull page written, with
+        /// how far the sync has come (``SyncProgress``, counted from the start of ``SyncEngine/sync()``, or of
+        /// ``SyncEngine/watch(wait:onReport:)``'s first sync): what a terminal or an app shows while a sync on a
+        /// slow link runs for minutes. Keep it quick.
+        public var progress: (@Sendable (SyncProgress) -> Void)?
 
         /// Creates the default options.
         public init() {
@@ -142,6 +147,8 @@ public actor SyncEngine {
     private var epoch: String?
     /// The refused changes held aside as this sync last knew them (``Wire/refusedHeader``).
     private var refusedHeld: Int?
+    /// How far the running ``sync()`` has come, reported through ``Options/progress``.
+    private var progress = SyncProgress(step: .push)
     /// Where pages are written: a page's transaction may wait for SQLite's write lock (another process using the
     /// store), and a thread of Swift's cooperative pool blocked on it would starve the tasks asking for and
     /// preparing the next page.
@@ -290,6 +297,7 @@ public actor SyncEngine {
     /// protocol, found once the first requests have gone out) fails it, and so does one that cannot be read.
     public func sync() async throws(ClientError) -> SyncReport {
         var report = SyncReport()
+        progress = SyncProgress(step: .push)
         let (knownEpoch, checkpoint) = (try store.serverEpoch(), try store.checkpoint())
         let kept = options.pipelining && checkpoint != nil && knownEpoch != nil ? try keptSession() : nil
         let beside = kept?.epoch == knownEpoch ? kept : nil
@@ -513,6 +521,7 @@ public actor SyncEngine {
         var restampedThisSync = false
         outbox = try store.pendingCount()
         refusedHeld = try store.refusedCount()
+        progress.toPush = progress.pushed + (outbox ?? 0)
         var prepared: PreparedPush?
         // Pipelined: the answer to the push before this one, recorded on the writer's queue while this one is sent
         // and stored. Every path that reads or rewrites the outbox, or leaves, waits for it first.
@@ -591,6 +600,7 @@ public actor SyncEngine {
                 report.pushed += response.accepted
                 report.pushedDuplicates += response.duplicates
                 report.erased += response.erased
+                moved(.push, by: changes.count)
                 // The next push, read while this one was stored; refused changes of this one are numbered below it.
                 if let next, case .success(let nextPush) = await next.value { prepared = nextPush }
             } catch let error where error.serverCode == ErrorCode.checkpointExpired.rawValue {
@@ -623,6 +633,21 @@ public actor SyncEngine {
                 if count == 0 { throw error }
             }
         }
+    }
+
+    /// Counts `count` changes pushed, records or changes written in ``progress`` and reports it through
+    /// ``Options/progress``; nothing when nothing moved (a page that sparing the device's own left empty).
+    private func moved(_ step: SyncProgress.Step, by count: Int) {
+        guard count > 0 else { return }
+        progress.step = step
+        switch step {
+        case .push:
+            progress.pushed += count
+            progress.toPush = max(progress.toPush, progress.pushed)
+        case .bootstrap: progress.records += count
+        case .pull: progress.pulled += count
+        }
+        options.progress?(progress)
     }
 
     /// The cause of a push refused because the server was restored from a backup since the session was read
@@ -784,6 +809,7 @@ public actor SyncEngine {
             report.snapshotRecords += applied.applied
             report.purged += applied.removedPatients
             report.add(applied)
+            moved(.bootstrap, by: applied.applied)
             guard let next else { break }
             // A written page (its tasks hold the records and their prepared forms) is freed on another thread:
             // freeing it here delayed the next page's write. Nothing else refers to it once
@@ -1015,6 +1041,7 @@ public actor SyncEngine {
             report.pulled += applied.applied
             report.purged += applied.removedPatients
             report.add(applied)
+            moved(.pull, by: applied.applied)
             wait = 0
             if !page.hasMore { return }
         }

@@ -21,21 +21,44 @@ struct SyncCommand: AsyncParsableCommand {
     @Flag(help: "Stay connected and apply live changes until interrupted.") var watch = false
     @Option(help: "With --watch, how long each live request waits, in seconds.") var wait = 25
     @Flag(help: "Print the report as JSON.") var json = false
+    @Flag(
+        help: ArgumentHelp(
+            "Print a progress line on stderr each time a push is answered or a page written, even when it is not a "
+                + "terminal.",
+            discussion: "On a terminal, a sync that moves over 10,000 changes or records always shows its progress "
+                + "on one updating line."
+        )
+    )
+    var progress = false
 
     func validate() throws {
         guard (1...30).contains(wait) else { throw ValidationError("--wait must be 1 to 30 seconds") }
+        if watch && progress {
+            throw ValidationError("--progress is for one sync; --watch prints a line for each round that moved")
+        }
     }
 
     func run() async throws {
         let store = try storeOptions.open()
-        let engine = try SyncEngine(store: store.store, logger: syncLogger())
+        var options = SyncEngine.Options()
+        let line = SyncProgressLine(lines: progress)
+        if !watch { options.progress = { line.report($0) } }
+        let engine = try SyncEngine(store: store.store, options: options, logger: syncLogger())
         let json = json
         if watch {
             try await engine.watch(wait: wait) { report in
                 Self.print(report, json: json)
             }
         } else {
-            Self.print(try await engine.sync(), json: json)
+            let report: SyncReport
+            do {
+                report = try await engine.sync()
+            } catch {
+                line.finish()
+                throw error
+            }
+            line.finish()
+            Self.print(report, json: json)
         }
     }
 

@@ -1,5 +1,7 @@
 import Foundation
+import OutpostClient
 import OutpostCommandLine
+import Synchronization
 
 /// Output helpers: stderr lines, aligned tables, canonical JSON.
 enum Terminal {
@@ -66,5 +68,36 @@ struct ImportProgress {
         } else {
             FileHandle.standardError.write(Data(("\r" + text + (done == total ? "\n" : "")).utf8))
         }
+    }
+}
+
+/// A sync's progress on stderr (``SyncProgress``): on a terminal, one line redrawn in place once the sync has moved
+/// over 10,000 changes or records (a first push, a new laptop's bootstrap, a backlog after days offline), or, with
+/// `--progress`, a line each time a push is answered or a page written, anywhere.
+final class SyncProgressLine: Sendable {
+    private let lines: Bool
+    private let onTerminal: Bool
+    /// Whether a line was drawn on the terminal (then ``finish()`` ends it).
+    private let drawn = Mutex(false)
+
+    init(lines: Bool) {
+        self.lines = lines
+        onTerminal = Terminal.stderrIsTerminal && !lines
+    }
+
+    func report(_ progress: SyncProgress) {
+        let text = "syncing: " + progress.summary
+        if lines {
+            Terminal.note(text)
+        } else if onTerminal, max(progress.toPush, progress.records + progress.pulled) > 10_000 {
+            drawn.withLock { $0 = true }
+            // Cleared to the line's end: the line before may have been longer.
+            FileHandle.standardError.write(Data(("\r" + text + "\u{1B}[K").utf8))
+        }
+    }
+
+    /// Ends the line drawn on the terminal, if any, so what follows starts on a line of its own.
+    func finish() {
+        if drawn.withLock({ $0 }) { FileHandle.standardError.write(Data("\n".utf8)) }
     }
 }

@@ -185,9 +185,11 @@ struct LocalReplica {
         retries: Int = 0,
         encoding: SyncEngine.Encoding = .binary,
         binaryLayout: UInt8 = BinaryWire.latestLayout,
-        pullBesidePushFrom: Int = SyncEngine.Options().pullBesidePushFrom
+        pullBesidePushFrom: Int = SyncEngine.Options().pullBesidePushFrom,
+        progress: (@Sendable (SyncProgress) -> Void)? = nil
     ) -> SyncEngine {
         var options = SyncEngine.Options()
+        options.progress = progress
         options.pullBesidePushFrom = pullBesidePushFrom
         options.encoding = encoding
         options.binaryLayout = binaryLayout

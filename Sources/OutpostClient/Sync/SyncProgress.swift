@@ -1,0 +1,44 @@
+/// How far a sync has come (``SyncEngine/Options/progress``): reported after each push the server answered and
+/// each snapshot or pull page written, so an app can show a sync that runs for minutes on a slow link (a first
+/// push of a whole practice, a new laptop's bootstrap, a backlog after days offline) as moving, not hung.
+public struct SyncProgress: Sendable, Hashable {
+    /// What moved.
+    public enum Step: String, Sendable, Hashable {
+        /// A push was answered.
+        case push
+        /// A snapshot page was written.
+        case bootstrap
+        /// A pull page was written.
+        case pull
+    }
+
+    /// The step that moved last.
+    public var step: Step
+    /// Changes of this sync's pushes the server has answered for (stored, found duplicate, erased or refused).
+    public var pushed = 0
+    /// The changes this sync is to push: the outbox when a push began, with the refused changes sent again; at
+    /// least ``pushed``.
+    public var toPush = 0
+    /// Records of a snapshot written (a bootstrap; the server does not say ahead how many there are).
+    public var records = 0
+    /// Changes pulled and written (the feed says only whether more follow).
+    public var pulled = 0
+
+    /// Creates a progress report.
+    public init(step: Step, pushed: Int = 0, toPush: Int = 0, records: Int = 0, pulled: Int = 0) {
+        self.step = step
+        self.pushed = pushed
+        self.toPush = toPush
+        self.records = records
+        self.pulled = pulled
+    }
+
+    /// "pushed 300000/659244 changes (45%), received 20000 records, pulled 5000 changes": the parts that moved.
+    public var summary: String {
+        var parts: [String] = []
+        if toPush > 0 { parts.append("pushed \(pushed)/\(toPush) changes (\(pushed * 100 / toPush)%)") }
+        if records > 0 { parts.append("received \(records) records") }
+        if pulled > 0 { parts.append("pulled \(pulled) changes") }
+        return parts.isEmpty ? "started" : parts.joined(separator: ", ")
+    }
+}

@@ -1,0 +1,101 @@
+import Foundation
+import OutpostCRDT
+import OutpostClient
+import OutpostProtocol
+import OutpostTestSupport
+import Synchronization
+import Testing
+
+/// A sync says how far it has come (``SyncProgress``) after each push answered and each page written, so a sync
+/// that runs for minutes on a slow link shows as moving; `outpost sync --progress` prints it.
+struct SyncProgressTests {
+    /// The progress reports an engine gives during one sync.
+    final class Seen: Sendable {
+        private let reports = Mutex<[SyncProgress]>([])
+        func add(_ progress: SyncProgress) { reports.withLock { $0.append(progress) } }
+        var all: [SyncProgress] { reports.withLock { $0 } }
+        func of(_ step: SyncProgress.Step) -> [SyncProgress] { all.filter { $0.step == step } }
+    }
+
+    @Test func aSyncReportsEachPushAnsweredAndEachPageWrittenAndEndsAtItsReport() async throws {
+        let server = try await TestServer(backend: .sqlite)
+        let directory = try TemporaryDirectory("outpost-progress")
+        let office = try LocalReplica("office", in: directory)
+        try TinyPractice.load(into: office.care)
+        let outbox = try office.store.pendingCount()
+        try #require(outbox > 20)
+
+        // The first push, in batches of at most 10 changes: a report per push answered, the total known from the
+        // start, the count growing to it.
+        let officeSeen = Seen()
+        let pushes = FaultTransport(server.transport(server.adminToken))
+        let pushed = try await office.engine(pushes, pushBatch: 10, progress: officeSeen.add).sync()
+        let pushReports = officeSeen.of(.push)
+        #expect(pushReports.count == pushes.count(Wire.Path.push))
+        #expect(pushReports.allSatisfy { $0.toPush == outbox && $0.records == 0 && $0.pulled == 0 })
+        #expect(zip(pushReports, pushReports.dropFirst()).allSatisfy { $0.pushed < $1.pushed })
+        #expect(pushReports.last?.pushed == outbox)
+        #expect(pushed.pushed == outbox)
+        #expect(pushReports.last?.summary == "pushed \(outbox)/\(outbox) changes (100%)")
+
+        // A new device's bootstrap in pages of 2 records: a report per page written, ending at what it wrote.
+        let laptop = try LocalReplica("laptop", in: directory)
+        let laptopSeen = Seen()
+        let pages = FaultTransport(server.transport(server.adminToken))
+        let bootstrap = try await laptop.engine(pages, pageSize: 2, progress: laptopSeen.add).sync()
+        let records = laptopSeen.of(.bootstrap).map(\.records)
+        #expect(bootstrap.snapshotRecords > 4)
+        #expect(records.count == (bootstrap.snapshotRecords + 1) / 2)
+        #expect(records == records.sorted() && records.last == bootstrap.snapshotRecords)
+        #expect(laptopSeen.of(.push).isEmpty)
+
+        // Seven edits pulled in pages of 3: reports at 3, 6 and 7 changes; a sync counts from its own start.
+        let patient = RecordRef(type: "patient", id: TinyPractice.patients[0])
+        for index in 0..<7 { try office.care.update([.assign(patient, "phone", .string("555-010\(index)"))]) }
+        _ = try await office.engine(server.transport(server.adminToken)).sync()
+        let pullSeen = Seen()
+        let pulled = try await laptop.engine(server.transport(server.adminToken), pageSize: 3, progress: pullSeen.add)
+            .sync()
+        #expect(pulled.pulled == 7)
+        #expect(pullSeen.all.map(\.pulled) == [3, 6, 7])
+        #expect(pullSeen.all.allSatisfy { $0.step == .pull && $0.records == 0 && $0.toPush == 0 })
+        #expect(pullSeen.all.last?.summary == "pulled 7 changes")
+    }
+
+    /// `outpost sync --progress`, the real binaries: a line on stderr per push answered and per page written,
+    /// anywhere (here a pipe); the report on stdout as before. With `--watch` it is refused.
+    @Test func outpostSyncProgressPrintsALineForEachStepOnStderr() async throws {
+        let server = try await TestServer(backend: .sqlite)
+        let devices = try TemporaryDirectory("outpost-progress-cli")
+        let url = server.url.absoluteString
+        let office = Device("office", in: devices)
+        try await office.ok("init", "--server", url, "--token", server.adminToken)
+        try await office.ok("import", Built.fixture("practice-small.json"))
+        let outbox = try #require(try await office.status()["pendingChanges"] as? Int)
+
+        let push = try await office.run("sync", "--progress")
+        try #require(push.status == 0, "\(push)")
+        #expect(push.stdout.hasPrefix("pushed \(outbox),"), "\(push)")
+        let lines = push.errorLines.filter { $0.hasPrefix("syncing: ") }
+        #expect(lines.count >= 2, "a push of \(outbox) changes goes in batches: \(push.stderr)")
+        #expect(lines.last == "syncing: pushed \(outbox)/\(outbox) changes (100%)", "\(push.stderr)")
+
+        let laptop = Device("laptop", in: devices)
+        try await laptop.ok("init", "--server", url, "--token", server.adminToken)
+        let bootstrap = try await laptop.run("sync", "--progress")
+        try #require(bootstrap.status == 0, "\(bootstrap)")
+        let records = try #require(
+            bootstrap.stdout.firstMatch(of: /bootstrapped (\d+) records/).flatMap { Int($0.1) },
+            "\(bootstrap)"
+        )
+        #expect(bootstrap.errorLines.last == "syncing: received \(records) records", "\(bootstrap.stderr)")
+
+        // Without --progress, and not on a terminal, nothing but the report.
+        let quiet = try await laptop.run("sync")
+        #expect(quiet.status == 0 && !quiet.stderr.contains("syncing:"), "\(quiet)")
+
+        let watching = try await laptop.run("sync", "--progress", "--watch")
+        #expect(watching.status != 0, "\(watching)")
+        #expect(watching.stderr.contains("--progress is for one sync"), "\(watching)")
+    }
+}
