@@ -121,6 +121,37 @@ struct ScopeLeavingEditTests {
         #expect(state.fields["preferredLanguage"]?.value == "es")
     }
 
+    /// An edit made while the snapshot's first page that removes its patient is on its way, after the push before
+    /// the bootstrap: the device removes the patient and keeps the edit in its outbox, and pushes it before the pull
+    /// from the snapshot's checkpoint, which the server takes as the removal applied. Pushed after that pull, the edit
+    /// was refused as out of the scope and held aside for good.
+    @Test(arguments: Backend.all)
+    func anEditMadeWhileTheSnapshotRemovingItsPatientIsOnItsWayReachesTheServer(backend: Backend) async throws {
+        let (server, directory, admin, adminEngine, token, nurse, patient) = try await firstPatientMovedOut(
+            on: backend
+        )
+        defer { withExtendedLifetime(directory) {} }
+        let care = nurse.care
+        let transport = FaultTransport(
+            server.transport(token),
+            after: { request, number, _ in
+                if request.path == Wire.Path.snapshot, number == 1 {
+                    try care.update([.assign(patient, "preferredLanguage", "es")])
+                }
+            },
+            answer: Self.expiringFirstPull
+        )
+        let report = try await nurse.engine(transport).sync()
+        #expect(report.bootstrapped && report.purged == 1, "\(report)")
+        #expect(report.pushed == 1, "the edit is pushed before the pull from the snapshot: \(report)")
+        #expect(report.refused == 0 && report.heldAside == 0 && report.pending == 0, "\(report)")
+        #expect(try nurse.care.record(patient) == nil)
+
+        _ = try await adminEngine.sync()
+        let state = try #require(try admin.care.record(patient))
+        #expect(state.fields["preferredLanguage"]?.value == "es")
+    }
+
     /// A snapshot's first page whose answer is lost (the link drops as it comes back) after the server has reset
     /// what it counts the device as holding: the patient that left the device's scope is still removed, by the
     /// next sync. The first page records such a patient as told to leave, not yet applied, instead of forgetting

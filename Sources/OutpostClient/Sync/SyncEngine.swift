@@ -147,6 +147,10 @@ public actor SyncEngine {
     private var epoch: String?
     /// The refused changes held aside as this sync last knew them (``Wire/refusedHeader``).
     private var refusedHeld: Int?
+    /// Whether a page written since the last push removed patients this device held: their pending edits (made
+    /// after the push before the removal, while the page was on its way) are pushed before the next pull, which the
+    /// server takes as the removal applied and after which it refuses them as out of scope.
+    private var removedSincePush = false
     /// How far the running ``sync()`` has come, reported through ``Options/progress``.
     private var progress = SyncProgress(step: .push)
     /// Where pages are written: a page's transaction may wait for SQLite's write lock (another process using the
@@ -519,6 +523,7 @@ public actor SyncEngine {
         var options = options
         options.binaryLayout = Self.pushLayout(mine: options.binaryLayout, server: session.binaryLayout)
         var restampedThisSync = false
+        removedSincePush = false
         outbox = try store.pendingCount()
         refusedHeld = try store.refusedCount()
         progress.toPush = progress.pushed + (outbox ?? 0)
@@ -808,6 +813,7 @@ public actor SyncEngine {
             )
             report.snapshotRecords += applied.applied
             report.purged += applied.removedPatients
+            if applied.removedPatients > 0 { removedSincePush = true }
             report.add(applied)
             moved(.bootstrap, by: applied.applied)
             guard let next else { break }
@@ -983,6 +989,14 @@ public actor SyncEngine {
                     ahead = nil
                     (page, readAhead) = try await Self.value(of: asked)
                 } else {
+                    // Edits made to patients a page removed, after the push before the removal (while a snapshot's
+                    // first page was on its way, or between a pull page's push and its write), reach the server
+                    // before this pull from past the removal makes it refuse them (a page that removes is never
+                    // asked ahead of).
+                    if removedSincePush && !besidePush {
+                        removedSincePush = false
+                        try await pushBeforeRemoving(&report, session: session)
+                    }
                     page = try await exchange(
                         pullRequest(since: try store.checkpoint() ?? "0", limit: limit, wait: wait)
                     )
@@ -1040,6 +1054,7 @@ public actor SyncEngine {
             }
             report.pulled += applied.applied
             report.purged += applied.removedPatients
+            if applied.removedPatients > 0 { removedSincePush = true }
             report.add(applied)
             moved(.pull, by: applied.applied)
             wait = 0
