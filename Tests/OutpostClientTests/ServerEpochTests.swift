@@ -68,9 +68,10 @@ struct ServerEpochTests {
         try store.recordPush(pushed, response: answer(pushed, refusing: [pushed[1]]))
         try store.retryRefused(pushed[1].id)
         #expect(try store.retryingChanges() == [pushed[1]])
+        #expect(try store.retryingCount() == 1)
         try store.recordPush([pushed[1]], response: answer([pushed[1]]))
         #expect(try store.refusedChanges(includingDiscarded: true).isEmpty)
-        #expect(try store.retryingChanges().isEmpty)
+        #expect(try store.retryingChanges().isEmpty && store.retryingCount() == 0)
         // Superseded and acknowledged: the change log drops it; its copy stays.
         #expect(try store.compactHistory().dropped > 0)
         #expect(try !store.history(of: patient).contains { $0.id == pushed[1].id })
@@ -85,6 +86,7 @@ struct ServerEpochTests {
         let sent = try store.retryingChanges() + store.pendingChanges()
         #expect(sent == again)
         #expect(try store.retryingChanges() == (holds >= 2 ? [pushed[1]] : []))
+        #expect(try store.retryingCount() == (holds >= 2 ? 1 : 0))
         #expect(try store.refusedCount() == 0 && store.refusedChanges(includingDiscarded: true).isEmpty)
         #expect(try store.status().refusedChanges == 0)
         // The server stores it again (a duplicate when its backup had it): nothing more to send.

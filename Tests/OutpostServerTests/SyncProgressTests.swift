@@ -60,6 +60,15 @@ struct SyncProgressTests {
         #expect(pullSeen.all.map(\.pulled) == [3, 6, 7])
         #expect(pullSeen.all.allSatisfy { $0.step == .pull && $0.records == 0 && $0.toPush == 0 })
         #expect(pullSeen.all.last?.summary == "pulled 7 changes")
+
+        // Bootstrapping again (its checkpoint lost), the laptop holds every record already: the pages still count
+        // what they bring, though nothing in them is new.
+        try laptop.store.forgetCheckpoint()
+        let againSeen = Seen()
+        let again = try await laptop.engine(server.transport(server.adminToken), pageSize: 2, progress: againSeen.add)
+            .sync()
+        #expect(again.bootstrapped && again.snapshotRecords == 0, "\(again)")
+        #expect(againSeen.of(.bootstrap).last?.records == bootstrap.snapshotRecords)
     }
 
     /// `outpost sync --progress`, the real binaries: a line on stderr per push answered and per page written,

@@ -149,6 +149,21 @@ extension LocalStore {
         }
     }
 
+    /// How many changes ``retryingChanges()`` holds, counted without reading them: what a push's progress adds to
+    /// the outbox it sends after them (``SyncProgress/toPush``).
+    func retryingCount() throws(ClientError) -> Int {
+        try read(doing: "count the changes to retry") { db in
+            try Int.fetchOne(
+                db,
+                sql: """
+                    SELECT (SELECT count(*) FROM refused_change WHERE state = 'retry' AND counter <= r.ackedCounter)
+                        + (SELECT count(*) FROM retried_change WHERE resend = 1 AND counter <= r.ackedCounter)
+                    FROM replica r WHERE r.id = 1
+                    """
+            ) ?? 0
+        }
+    }
+
     /// Every change sent from its own copy rather than from the change log, in counter order: the refused changes
     /// marked for retry, and the retried changes to send again after a restore.
     func copiesToSend(db: Database) throws -> [Change] {

@@ -526,7 +526,7 @@ public actor SyncEngine {
         removedSincePush = false
         outbox = try store.pendingCount()
         refusedHeld = try store.refusedCount()
-        progress.toPush = progress.pushed + (outbox ?? 0)
+        progress.toPush = progress.pushed + (outbox ?? 0) + (try store.retryingCount())
         var prepared: PreparedPush?
         // Pipelined: the answer to the push before this one, recorded on the writer's queue while this one is sent
         // and stored. Every path that reads or rewrites the outbox, or leaves, waits for it first.
@@ -640,7 +640,7 @@ public actor SyncEngine {
         }
     }
 
-    /// Counts `count` changes pushed, records or changes written in ``progress`` and reports it through
+    /// Counts `count` changes pushed, records or changes received in ``progress`` and reports it through
     /// ``Options/progress``; nothing when nothing moved (a page that sparing the device's own left empty).
     private func moved(_ step: SyncProgress.Step, by count: Int) {
         guard count > 0 else { return }
@@ -815,7 +815,7 @@ public actor SyncEngine {
             report.purged += applied.removedPatients
             if applied.removedPatients > 0 { removedSincePush = true }
             report.add(applied)
-            moved(.bootstrap, by: applied.applied)
+            moved(.bootstrap, by: applied.applied + applied.duplicates)
             guard let next else { break }
             // A written page (its tasks hold the records and their prepared forms) is freed on another thread:
             // freeing it here delayed the next page's write. Nothing else refers to it once
@@ -1056,7 +1056,7 @@ public actor SyncEngine {
             report.purged += applied.removedPatients
             if applied.removedPatients > 0 { removedSincePush = true }
             report.add(applied)
-            moved(.pull, by: applied.applied)
+            moved(.pull, by: applied.applied + applied.duplicates)
             wait = 0
             if !page.hasMore { return }
         }

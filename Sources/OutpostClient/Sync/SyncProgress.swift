@@ -16,12 +16,14 @@ public struct SyncProgress: Sendable, Hashable {
     public var step: Step
     /// Changes of this sync's pushes the server has answered for (stored, found duplicate, erased or refused).
     public var pushed = 0
-    /// The changes this sync is to push: the outbox when a push began, with the refused changes sent again; at
-    /// least ``pushed``.
+    /// The changes this sync is to push: the outbox when a push began, and the refused changes the user retries
+    /// (sent first); at least ``pushed``.
     public var toPush = 0
-    /// Records of a snapshot written (a bootstrap; the server does not say ahead how many there are).
+    /// Records of a snapshot received and written, those the device held already included (a bootstrap; the
+    /// server does not say ahead how many there are).
     public var records = 0
-    /// Changes pulled and written (the feed says only whether more follow).
+    /// Changes pulled and written, those the device held already included (the feed says only whether more
+    /// follow).
     public var pulled = 0
 
     /// Creates a progress report.

@@ -71,9 +71,9 @@ struct ImportProgress {
     }
 }
 
-/// A sync's progress on stderr (``SyncProgress``): on a terminal, one line redrawn in place once the sync has moved
-/// over 10,000 changes or records (a first push, a new laptop's bootstrap, a backlog after days offline), or, with
-/// `--progress`, a line each time a push is answered or a page written, anywhere.
+/// A sync's progress on stderr (``SyncProgress``): on a terminal, one line redrawn in place once the sync's push
+/// holds, or the sync has moved, over 10,000 changes and records (a first push, a new laptop's bootstrap, a backlog
+/// after days offline), or, with `--progress`, a line each time a push is answered or a page written, anywhere.
 final class SyncProgressLine: Sendable {
     private let lines: Bool
     private let onTerminal: Bool
@@ -89,7 +89,7 @@ final class SyncProgressLine: Sendable {
         let text = "syncing: " + progress.summary
         if lines {
             Terminal.note(text)
-        } else if onTerminal, max(progress.toPush, progress.records + progress.pulled) > 10_000 {
+        } else if onTerminal, max(progress.toPush, progress.pushed + progress.records + progress.pulled) > 10_000 {
             drawn.withLock { $0 = true }
             // Cleared to the line's end: the line before may have been longer.
             FileHandle.standardError.write(Data(("\r" + text + "\u{1B}[K").utf8))
