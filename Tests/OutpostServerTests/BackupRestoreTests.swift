@@ -173,6 +173,49 @@ struct BackupRestoreTests {
         await #expect(try nurse.export() == reference.nurse)
     }
 
+    /// A known gap (docs/backup.md, "What a restore cannot bring back"): a scoped nurse's edit to a patient that
+    /// leaves her scope after the backup is lost to a restore from it. The nurse removed the patient with her own
+    /// edit, and after a restore only a change's author sends it again; the admin's device, which pulled the edit,
+    /// keeps it, and the server and a new device lack it. Recorded as a known issue: mended, this test fails until
+    /// `withKnownIssue` is removed.
+    @Test(arguments: Backend.all)
+    func aScopedEditToAPatientThatLeftTheScopeAfterTheBackupIsLostToARestore(backend: Backend) async throws {
+        let server = try await TestServer(backend: backend)
+        let devices = try TemporaryDirectory("outpost-restore-left")
+        let scene = try await ScopedNurse(on: server, in: devices)
+        let (admin, nurse, teams) = (scene.admin, scene.nurse, scene.teams)
+        let patient = try #require(try await scene.nursePatients().first)
+        let file = devices.path("nightly.backup")
+        try await backup(server, to: file)
+
+        // After the backup: the nurse edits her patient; the admin hands the patient to the other team.
+        try await nurse.ok("patient", "set", patient, "preferredLanguage=es")
+        try await nurse.ok("sync")
+        try await admin.ok("sync")
+        try await admin.ok("patient", "set", patient, "primaryTeam=\(teams[1])")
+        try await admin.ok("sync")
+        let removed = try await nurse.ok("sync")
+        #expect(removed.contains("removed 1 patients"), "\(removed)")
+        let reference = try await admin.export()
+        #expect(reference.contains("\"es\""), "the nurse's edit reached the server")
+
+        try await restore(server, from: file)
+        for _ in 0..<2 {
+            for device in [admin, nurse] { try await device.ok("sync") }
+        }
+        let fresh = Device("fresh", in: devices)
+        try await fresh.join(server, token: server.adminToken)
+        await #expect(try admin.export() == reference, "the admin's device keeps what it pulled")
+        let shown = try await fresh.ok("patient", "show", patient, "--json")
+        let fields = try #require(
+            (try JSONSerialization.jsonObject(with: Data(shown.utf8)) as? [String: Any])?["fields"] as? [String: Any]
+        )
+        #expect(fields["primaryTeam"] as? String == teams[1], "the admin's own change is sent again")
+        withKnownIssue("a restore loses a scoped device's edits to a patient that left its scope after the backup") {
+            #expect(fields["preferredLanguage"] as? String == "es", "the restored server lacks the nurse's edit")
+        }
+    }
+
     @Test(arguments: Backend.all)
     func aBackupTakenWhileADevicePushesIsConsistentAndRestores(backend: Backend) async throws {
         let server = try await TestServer(backend: backend)
