@@ -73,7 +73,9 @@ public enum CommandLineTool {
             }
             if !message.isEmpty {
                 let path = commandPath(root, CommandLine.arguments.dropFirst())
-                writeError("\(name): \(message); see '\(path) --help'")
+                // ArgumentParser ends some messages with a period ("… was specified."): one stop, not ".;".
+                let clause = message.hasSuffix(".") ? String(message.dropLast()) : message
+                writeError("\(name): \(clause); see '\(path) --help'")
             }
             exit(ExitCode.badInput.rawValue)
         }

@@ -122,8 +122,12 @@ struct ReplicaCommandTests {
                 !result.stderr.contains("2999-01-01") && !result.stderr.contains("04/05/1970"),
                 "\(file): \(result)"
             )
+            // The line names the file, whether the file or a record in it is wrong.
+            #expect(result.stderr.contains(file), "\(file): \(result)")
         }
         try await sandbox.expectRefused(["import", sandbox.path("nothing-here.json")], mentioning: ["cannot read"])
+        // A folder given for the file: said so, not the file system's error.
+        try await sandbox.expectRefused(["import", folder.path], mentioning: ["is a folder"])
         await #expect(try sandbox.pendingChanges() == 0)
     }
 

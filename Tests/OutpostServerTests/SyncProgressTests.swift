@@ -106,5 +106,10 @@ struct SyncProgressTests {
         let watching = try await laptop.run("sync", "--progress", "--watch")
         #expect(watching.status != 0, "\(watching)")
         #expect(watching.stderr.contains("--progress is for one sync"), "\(watching)")
+        // Nor is --wait taken without --watch; a flag given a value is one sentence, one stop.
+        let waiting = try await laptop.run("sync", "--wait", "5")
+        #expect(waiting.status == 2 && waiting.stderr.contains("--wait is for --watch"), "\(waiting)")
+        let valued = try await laptop.run("sync", "--progress=yes")
+        #expect(valued.status == 2 && valued.errorLines.count == 1 && !valued.stderr.contains(".;"), "\(valued)")
     }
 }

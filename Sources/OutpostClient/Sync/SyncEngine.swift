@@ -1237,6 +1237,14 @@ public actor SyncEngine {
                 serverCode: code
             )
         }
+        if body == nil && response.status == 404 {
+            // Not an Outpost error body: no such path at this URL (protocol/README.md, section 2).
+            return ClientError(
+                code: .refused,
+                message: "\(path) was not found (HTTP 404); is the URL an Outpost server, and its version 1?",
+                serverCode: code
+            )
+        }
         return ClientError(code: .refused, message: "the server refused \(path): \(message)", serverCode: code)
     }
 }

@@ -259,8 +259,18 @@ public struct TransportFailure: Error, LocalizedError, CustomStringConvertible {
                 reason = "HTTP failure: \(error)"
             }
         } else if let error = error as? NIOSSLError {
-            reason =
-                "the TLS connection\(to) failed (\(error)); check the server's certificate, or give its CA with --ca-file"
+            let text = "\(error)"
+            if text.contains("WRONG_VERSION_NUMBER") || text.contains("wrong version number") {
+                reason =
+                    "the server\(server.map { " at \($0)" } ?? "") does not speak TLS: is its URL http://, not https://?"
+            } else if case .handshakeFailed(let cause) = error {
+                reason =
+                    "the TLS connection\(to) failed (\(Self.brief(cause))); check the server's certificate, or give its CA "
+                    + "with --ca-file"
+            } else {
+                reason =
+                    "the TLS connection\(to) failed (\(error)); check the server's certificate, or give its CA with --ca-file"
+            }
         } else if let error = error as? BoringSSLError {
             reason =
                 "the server's certificate is not trusted (\(Self.brief(error))); give its CA with 'outpost remote set URL --ca-file FILE'"

@@ -33,6 +33,10 @@ struct Import: ParsableCommand {
             header = try practiceFile.header()
         } catch let error as ModelError {
             throw CLIError.input("\(file): \(error.description)")
+        } catch let error as CLIError {
+            throw error
+        } catch {
+            throw CLIError.input("cannot read \(file); check the path and its permissions")
         }
         var progressBar = ImportProgress(lines: progress)
         let file = file
@@ -41,7 +45,7 @@ struct Import: ParsableCommand {
             case let error as ClientError: error
             case let error as ModelError:
                 ClientError(code: .invalidEdit, message: "\(file): \(error.description)", cause: error)
-            default: ClientError(code: .invalidEdit, message: "cannot read \(file); check the path")
+            default: ClientError(code: .invalidEdit, message: "cannot read \(file); check the path and its permissions")
             }
         }
         let records = PracticeRecords(
@@ -60,15 +64,31 @@ struct Import: ParsableCommand {
                 }
             }
         )
-        let count = try store.importPractice(
-            format: header.format,
-            version: header.version,
-            practice: header.practice,
-            records: records
-        ) { done, total in
-            progressBar.report(done: done, of: total)
+        let count: Int
+        do {
+            count = try store.importPractice(
+                format: header.format,
+                version: header.version,
+                practice: header.practice,
+                records: records
+            ) { done, total in
+                progressBar.report(done: done, of: total)
+            }
+        } catch {
+            // A record the store refuses: the line names the file, as the file's own errors do.
+            throw Self.namingFile(file, error)
         }
         print("imported \(count) records from \(file)")
+    }
+}
+
+extension Import {
+    /// `error`, an import's refusal, naming `file` when it does not already (a record the store refused).
+    static func namingFile(_ file: String, _ error: ClientError) -> any Error {
+        guard error.code == .invalidEdit, !error.message.hasPrefix("\(file): "),
+            !error.message.hasPrefix("cannot read ")
+        else { return error }
+        return CLIError.input("\(file): \(error.message)")
     }
 }
 
@@ -224,8 +244,12 @@ struct PracticeFile {
         member: (_ key: [UInt8], _ value: [UInt8]) throws -> Void,
         record: (_ bytes: [UInt8]) throws -> Void
     ) throws {
+        var isDirectory: ObjCBool = false
+        if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue {
+            throw CLIError.input("\(path) is a folder; give the practice's JSON file")
+        }
         guard let handle = FileHandle(forReadingAtPath: path) else {
-            throw CLIError.input("cannot read \(path); check the path")
+            throw CLIError.input("cannot read \(path); check the path and its permissions")
         }
         defer { try? handle.close() }
         var reader = ByteReader(handle: handle)

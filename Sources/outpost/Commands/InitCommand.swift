@@ -37,20 +37,27 @@ struct Init: AsyncParsableCommand {
             replicaID = parsed
         }
         let store = try create(replicaID: replicaID)
-        print("created replica \(store.replicaID) at \(storeOptions.path)")
+        var session: SessionInfo?
         if let remote {
-            let session: SessionInfo?
             do {
                 session = try await checkRemote(remote, trusting: certificates, store: store.store)
             } catch {
-                // A refused token leaves nothing behind: the new store goes too.
+                // A refused token leaves nothing behind: the new store goes too, and is not said to be made.
                 for suffix in ["", "-wal", "-shm"] {
                     try? FileManager.default.removeItem(atPath: storeOptions.path + suffix)
                 }
-                throw error
+                guard let error = error as? CLIError else { throw error }
+                throw CLIError(
+                    message: error.message.replacingOccurrences(of: "; local data and the outbox are kept", with: "")
+                        + "; no store was made",
+                    exitCode: error.exitCode
+                )
             }
             try store.store.setRemote(remote)
             try store.store.setTrustedCertificates(certificates)
+        }
+        print("created replica \(store.replicaID) at \(storeOptions.path)")
+        if let remote {
             print("server: \(remote.url.absoluteString)" + (session.map { " (practice \($0.practice))" } ?? ""))
             print("next: 'outpost sync' brings the practice's records to this replica")
         }

@@ -19,7 +19,7 @@ struct SyncCommand: AsyncParsableCommand {
 
     @OptionGroup var storeOptions: StoreOptions
     @Flag(help: "Stay connected and apply live changes until interrupted.") var watch = false
-    @Option(help: "With --watch, how long each live request waits, in seconds.") var wait = 25
+    @Option(help: "With --watch, how long each live request waits, in seconds (default: 25).") var wait: Int?
     @Flag(help: "Print the report as JSON.") var json = false
     @Flag(
         help: ArgumentHelp(
@@ -32,7 +32,10 @@ struct SyncCommand: AsyncParsableCommand {
     var progress = false
 
     func validate() throws {
-        guard (1...30).contains(wait) else { throw ValidationError("--wait must be 1 to 30 seconds") }
+        if let wait, !(1...30).contains(wait) { throw ValidationError("--wait must be 1 to 30 seconds") }
+        if !watch && wait != nil {
+            throw ValidationError("--wait is for --watch: how long each live request waits")
+        }
         if watch && progress {
             throw ValidationError("--progress is for one sync; --watch prints a line for each round that moved")
         }
@@ -46,7 +49,7 @@ struct SyncCommand: AsyncParsableCommand {
         let engine = try SyncEngine(store: store.store, options: options, logger: syncLogger())
         let json = json
         if watch {
-            try await engine.watch(wait: wait) { report in
+            try await engine.watch(wait: wait ?? 25) { report in
                 Self.print(report, json: json)
             }
         } else {

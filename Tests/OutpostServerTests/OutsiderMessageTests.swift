@@ -1,0 +1,62 @@
+import Foundation
+import Logging
+import OutpostClient
+import OutpostProtocol
+import OutpostTestSupport
+import Testing
+
+/// What a new user meets when a step goes wrong, as an outsider found it (the forty-second session's walk through
+/// the README with the real binaries): one line saying what was wrong and how to fix it, nothing claimed that did
+/// not happen, no library's internals.
+struct OutsiderMessageTests {
+    /// `outpost init` with a token the server refuses makes no store, and says so; it does not first say it made
+    /// one.
+    @Test func initWithARefusedTokenMakesNoStoreAndDoesNotSayItDid() async throws {
+        let server = try await TestServer(backend: .sqlite)
+        let devices = try TemporaryDirectory("outpost-outsider-init")
+        let device = Device("laptop", in: devices)
+        let result = try await device.run(
+            "init",
+            "--server",
+            server.url.absoluteString,
+            "--token",
+            "opt_notatokenthisserverissued"
+        )
+        #expect(result.status != 0, "\(result)")
+        #expect(!result.stdout.contains("created replica"), "\(result)")
+        #expect(result.errorLines.count == 1, "\(result)")
+        #expect(result.stderr.contains("token") && result.stderr.contains("no store was made"), "\(result)")
+        #expect(!result.stderr.contains("outbox are kept"), "\(result)")
+        #expect(!FileManager.default.fileExists(atPath: device.store))
+    }
+
+    /// A URL that answers `404` without an Outpost error body (another web server, or a path before `/v1`) is named
+    /// as possibly not an Outpost server.
+    @Test func aSessionNotFoundAtTheURLAsksWhetherItIsAnOutpostServer() async throws {
+        let directory = try TemporaryDirectory("outpost-outsider-404")
+        let replica = try LocalReplica("laptop", in: directory)
+        let notOutpost = FaultTransport(
+            HTTPTransport(baseURL: URL(string: "http://127.0.0.1:9")!, token: "x"),
+            answer: { _, _ in
+                TransportResponse(status: 404, body: Data("<h1>Not Found</h1>".utf8), contentType: "text/html")
+            }
+        )
+        let engine = replica.engine(notOutpost)
+        let error = await #expect(throws: ClientError.self) { _ = try await engine.fetchSession() }
+        #expect(error?.message.contains("is the URL an Outpost server") == true, "\(String(describing: error))")
+    }
+
+    /// An `https://` URL for a server that speaks plain HTTP: told to use `http://`, not to check a certificate,
+    /// and without the TLS library's internals (source paths, error codes).
+    @Test func anHTTPSURLForAPlainServerSaysItDoesNotSpeakTLS() async throws {
+        let server = try await TestServer(backend: .sqlite)
+        var components = try #require(URLComponents(url: server.url, resolvingAgainstBaseURL: false))
+        components.scheme = "https"
+        let transport = HTTPTransport(baseURL: try #require(components.url), token: server.adminToken)
+        let request = TransportRequest(method: "GET", path: Wire.Path.session)
+        let error = await #expect(throws: (any Error).self) { _ = try await transport.send(request) }
+        let text = "\(String(describing: error))"
+        #expect(text.contains("does not speak TLS") && text.contains("http://"), "\(text)")
+        #expect(!text.contains(".cc:") && !text.contains("BoringSSL"), "\(text)")
+    }
+}
