@@ -59,4 +59,35 @@ struct OutsiderMessageTests {
         #expect(text.contains("does not speak TLS") && text.contains("http://"), "\(text)")
         #expect(!text.contains(".cc:") && !text.contains("BoringSSL"), "\(text)")
     }
+
+    /// A new laptop whose first sync stops part way (the link lost after the first snapshot page) holds part of the
+    /// practice: `outpost status` says the sync is not finished, until a sync ends.
+    @Test func aFirstSyncStoppedPartWayIsShownAsNotFinished() async throws {
+        let server = try await TestServer(backend: .sqlite)
+        let directory = try TemporaryDirectory("outpost-outsider-partial")
+        let office = try LocalReplica("office", in: directory)
+        try TinyPractice.load(into: office.care)
+        _ = try await office.engine(server.transport(server.adminToken)).sync()
+        let laptop = try LocalReplica("laptop", in: directory)
+        let cut = FaultTransport(
+            server.transport(server.adminToken),
+            before: { request, number in
+                if request.path == Wire.Path.snapshot, number == 2 {
+                    throw InjectedFault(description: "the link dropped before the second page")
+                }
+            }
+        )
+        await #expect(throws: (any Error).self) { _ = try await laptop.engine(cut, pageSize: 2).sync() }
+        try #require(try laptop.store.status().recordCounts.values.reduce(0, +) > 0, "the first page was written")
+        #expect(try laptop.store.status().syncUnfinished)
+        let path = directory.path("laptop.sqlite")
+        let shown = try await runProcess(Built.outpost, ["status", "--store", path], in: directory.url)
+        #expect(shown.status == 0 && shown.stdout.contains("sync:            not finished"), "\(shown)")
+
+        _ = try await laptop.engine(server.transport(server.adminToken)).sync()
+        #expect(try !laptop.store.status().syncUnfinished)
+        #expect(try !office.store.status().syncUnfinished)
+        let after = try await runProcess(Built.outpost, ["status", "--store", path], in: directory.url)
+        #expect(after.status == 0 && !after.stdout.contains("not finished"), "\(after)")
+    }
 }

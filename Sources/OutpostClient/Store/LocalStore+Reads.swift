@@ -29,6 +29,10 @@ public struct StoreStatus: Sendable, Hashable {
     public var clock: Timestamp
     /// Local changes the server refused, held aside or marked for retry (not those discarded).
     public var refusedChanges = 0
+    /// Whether a sync with the server began (its epoch is recorded) and no bootstrap has ended since: a first sync
+    /// stopped part way (killed, the link lost), or one after a lost checkpoint. What the store holds may then be
+    /// a part of the practice, until a sync ends.
+    public var syncUnfinished = false
 }
 
 extension LocalStore {
@@ -324,6 +328,7 @@ extension LocalStore {
             )
             status.refusedChanges =
                 try Int.fetchOne(db, sql: "SELECT count(*) FROM refused_change WHERE state <> 'discarded'") ?? 0
+            status.syncUnfinished = (row["serverEpoch"] as String?) != nil && (row["checkpoint"] as String?) == nil
             return status
         }
     }

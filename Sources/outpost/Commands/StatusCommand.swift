@@ -27,6 +27,8 @@ struct Status: ParsableCommand {
         var records: [String: Int]
         var server: String?
         var lastSync: String?
+        /// A sync began and no bootstrap ended since (``StoreStatus/syncUnfinished``).
+        var syncUnfinished: Bool
     }
 
     mutating func run() throws {
@@ -46,7 +48,8 @@ struct Status: ParsableCommand {
             newConflicts: newConflicts,
             records: status.recordCounts,
             server: status.serverURL,
-            lastSync: status.lastSyncAtMillis.map(Format.millis)
+            lastSync: status.lastSyncAtMillis.map(Format.millis),
+            syncUnfinished: status.syncUnfinished
         )
         if output.json {
             try Terminal.json(report)
@@ -66,6 +69,10 @@ struct Status: ParsableCommand {
         )
         print("server:          \(report.server ?? "(none: offline only)")")
         print("last sync:       \(report.lastSync ?? "never")")
+        if report.syncUnfinished {
+            // A first sync stopped part way: the lists show part of the practice until one ends.
+            print("sync:            not finished; this store may hold only part of the practice: run 'outpost sync'")
+        }
         let counts = RecordType.allCases.compactMap { type in
             report.records[type.rawValue].map { "\($0) \(type)" }
         }
