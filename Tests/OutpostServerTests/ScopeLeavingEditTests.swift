@@ -59,6 +59,43 @@ struct ScopeLeavingEditTests {
         )
     }
 
+    /// ``firstPatientMovedOut(on:)``, then a sync of the nurse whose first pull meets an expired checkpoint, so she
+    /// bootstraps again and the snapshot's first page removes the patient; she edits the patient as the first
+    /// exchange with `path` goes (`goes`) or as its answer comes back. The edit is pushed once, `because`, never
+    /// refused, and the patient removed; the admin then holds the edit.
+    func editReachesTheServerBeforeTheBootstrapRemovesItsPatient(
+        on backend: Backend,
+        when path: String,
+        goes: Bool,
+        because: String
+    ) async throws {
+        let (server, directory, admin, adminEngine, token, nurse, patient) = try await firstPatientMovedOut(
+            on: backend
+        )
+        defer { withExtendedLifetime(directory) {} }
+        let care = nurse.care
+        let edit = { @Sendable (request: TransportRequest, number: Int, going: Bool) throws in
+            if request.path == path, number == 1, going == goes {
+                try care.update([.assign(patient, "preferredLanguage", "es")])
+            }
+        }
+        let transport = FaultTransport(
+            server.transport(token),
+            before: { request, number in try edit(request, number, true) },
+            after: { request, number, _ in try edit(request, number, false) },
+            answer: Self.expiringFirstPull
+        )
+        let report = try await nurse.engine(transport).sync()
+        #expect(report.bootstrapped && report.purged == 1, "\(report)")
+        #expect(report.pushed == 1, "\(because): \(report)")
+        #expect(report.refused == 0 && report.heldAside == 0 && report.pending == 0, "\(report)")
+        #expect(try nurse.care.record(patient) == nil)
+
+        _ = try await adminEngine.sync()
+        let state = try #require(try admin.care.record(patient))
+        #expect(state.fields["preferredLanguage"]?.value == "es")
+    }
+
     @Test(arguments: Backend.all)
     func anEditMadeWhileThePullRemovingItsPatientIsOnItsWayReachesTheServerFirst(backend: Backend) async throws {
         // The admin moves the patient to another team; the nurse edits it as her next sync's pull goes out.
@@ -95,30 +132,12 @@ struct ScopeLeavingEditTests {
     func anEditPendingWhenTheCheckpointExpiresReachesTheServerBeforeTheDeviceBootstrapsAgain(
         backend: Backend
     ) async throws {
-        let (server, directory, admin, adminEngine, token, nurse, patient) = try await firstPatientMovedOut(
-            on: backend
+        try await editReachesTheServerBeforeTheBootstrapRemovesItsPatient(
+            on: backend,
+            when: Wire.Path.changes,
+            goes: true,
+            because: "the edit is pushed before the bootstrap"
         )
-        defer { withExtendedLifetime(directory) {} }
-        let care = nurse.care
-        let transport = FaultTransport(
-            server.transport(token),
-            before: { request, number in
-                if request.path == Wire.Path.changes, number == 1 {
-                    try care.update([.assign(patient, "preferredLanguage", "es")])
-                }
-            },
-            answer: Self.expiringFirstPull
-        )
-        let report = try await nurse.engine(transport).sync()
-        #expect(report.bootstrapped, "\(report)")
-        #expect(report.pushed == 1, "the edit is pushed before the bootstrap: \(report)")
-        #expect(report.refused == 0 && report.heldAside == 0 && report.pending == 0, "\(report)")
-        #expect(report.purged == 1, "\(report)")
-        #expect(try nurse.care.record(patient) == nil)
-
-        _ = try await adminEngine.sync()
-        let state = try #require(try admin.care.record(patient))
-        #expect(state.fields["preferredLanguage"]?.value == "es")
     }
 
     /// An edit made while the snapshot's first page that removes its patient is on its way, after the push before
@@ -127,29 +146,12 @@ struct ScopeLeavingEditTests {
     /// was refused as out of the scope and held aside for good.
     @Test(arguments: Backend.all)
     func anEditMadeWhileTheSnapshotRemovingItsPatientIsOnItsWayReachesTheServer(backend: Backend) async throws {
-        let (server, directory, admin, adminEngine, token, nurse, patient) = try await firstPatientMovedOut(
-            on: backend
+        try await editReachesTheServerBeforeTheBootstrapRemovesItsPatient(
+            on: backend,
+            when: Wire.Path.snapshot,
+            goes: false,
+            because: "the edit is pushed before the pull from the snapshot"
         )
-        defer { withExtendedLifetime(directory) {} }
-        let care = nurse.care
-        let transport = FaultTransport(
-            server.transport(token),
-            after: { request, number, _ in
-                if request.path == Wire.Path.snapshot, number == 1 {
-                    try care.update([.assign(patient, "preferredLanguage", "es")])
-                }
-            },
-            answer: Self.expiringFirstPull
-        )
-        let report = try await nurse.engine(transport).sync()
-        #expect(report.bootstrapped && report.purged == 1, "\(report)")
-        #expect(report.pushed == 1, "the edit is pushed before the pull from the snapshot: \(report)")
-        #expect(report.refused == 0 && report.heldAside == 0 && report.pending == 0, "\(report)")
-        #expect(try nurse.care.record(patient) == nil)
-
-        _ = try await adminEngine.sync()
-        let state = try #require(try admin.care.record(patient))
-        #expect(state.fields["preferredLanguage"]?.value == "es")
     }
 
     /// A snapshot's first page whose answer is lost (the link drops as it comes back) after the server has reset
