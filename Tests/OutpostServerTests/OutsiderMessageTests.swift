@@ -89,5 +89,9 @@ struct OutsiderMessageTests {
         #expect(try !office.store.status().syncUnfinished)
         let after = try await runProcess(Built.outpost, ["status", "--store", path], in: directory.url)
         #expect(after.status == 0 && !after.stdout.contains("not finished"), "\(after)")
+        // Another server's URL forgets the checkpoint, but no sync began: nothing stopped part way.
+        try laptop.store.setRemote(Remote(url: URL(string: "http://127.0.0.1:9")!, token: "x"))
+        #expect(try laptop.store.checkpoint() == nil)
+        #expect(try !laptop.store.status().syncUnfinished)
     }
 }

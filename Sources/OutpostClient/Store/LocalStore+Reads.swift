@@ -29,9 +29,10 @@ public struct StoreStatus: Sendable, Hashable {
     public var clock: Timestamp
     /// Local changes the server refused, held aside or marked for retry (not those discarded).
     public var refusedChanges = 0
-    /// Whether a sync with the server began (its epoch is recorded) and no bootstrap has ended since: a first sync
-    /// stopped part way (killed, the link lost), or one after a lost checkpoint. What the store holds may then be
-    /// a part of the practice, until a sync ends.
+    /// Whether the last sync began and stopped before its end with no checkpoint (the server's epoch recorded, no
+    /// bootstrap ended): a new laptop's first sync stopped part way (killed, the link lost), whose store may hold
+    /// only part of the practice, or a first push cut off, or a bootstrap after a lost checkpoint. Not after
+    /// `outpost remote set` or a discard that forgot the checkpoint without a sync beginning.
     public var syncUnfinished = false
 }
 
@@ -328,7 +329,14 @@ extension LocalStore {
             )
             status.refusedChanges =
                 try Int.fetchOne(db, sql: "SELECT count(*) FROM refused_change WHERE state <> 'discarded'") ?? 0
-            status.syncUnfinished = (row["serverEpoch"] as String?) != nil && (row["checkpoint"] as String?) == nil
+            let started = try String.fetchOne(
+                db,
+                sql: "SELECT value FROM setting WHERE key = ?",
+                arguments: [SyncEngine.syncStartedSetting]
+            ).flatMap { Int64($0) }
+            status.syncUnfinished =
+                (row["serverEpoch"] as String?) != nil && (row["checkpoint"] as String?) == nil
+                && started.map { started in lastSync.map { started > $0 } ?? true } ?? false
             return status
         }
     }

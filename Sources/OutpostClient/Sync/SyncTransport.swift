@@ -207,7 +207,8 @@ public struct HTTPTransport: SyncTransport {
         } catch let failure as TransportFailure {
             throw failure
         } catch {
-            throw TransportFailure(error, timeout: timeout, server: baseURL.host.map { "\($0):\(baseURL.port ?? 0)" })
+            let port = baseURL.port ?? (baseURL.scheme == "https" ? 443 : 80)
+            throw TransportFailure(error, timeout: timeout, server: baseURL.host.map { "\($0):\(port)" })
         }
     }
 

@@ -47,9 +47,9 @@ struct Init: AsyncParsableCommand {
                     try? FileManager.default.removeItem(atPath: storeOptions.path + suffix)
                 }
                 guard let error = error as? CLIError else { throw error }
+                let message = error.message.replacingOccurrences(of: "; local data and the outbox are kept", with: "")
                 throw CLIError(
-                    message: error.message.replacingOccurrences(of: "; local data and the outbox are kept", with: "")
-                        + "; no store was made",
+                    message: message + (message.hasSuffix("?") ? " No store was made." : "; no store was made"),
                     exitCode: error.exitCode
                 )
             }

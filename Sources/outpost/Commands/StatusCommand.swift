@@ -71,7 +71,7 @@ struct Status: ParsableCommand {
         print("last sync:       \(report.lastSync ?? "never")")
         if report.syncUnfinished {
             // A first sync stopped part way: the lists show part of the practice until one ends.
-            print("sync:            not finished; this store may hold only part of the practice: run 'outpost sync'")
+            print("sync:            not finished (the last sync stopped before its end): run 'outpost sync'")
         }
         let counts = RecordType.allCases.compactMap { type in
             report.records[type.rawValue].map { "\($0) \(type)" }
