@@ -27,7 +27,7 @@ struct Status: ParsableCommand {
         var records: [String: Int]
         var server: String?
         var lastSync: String?
-        /// A sync began and no bootstrap ended since (``StoreStatus/syncUnfinished``).
+        /// The last sync stopped before its end with no checkpoint (``StoreStatus/syncUnfinished``).
         var syncUnfinished: Bool
     }
 
@@ -70,7 +70,7 @@ struct Status: ParsableCommand {
         print("server:          \(report.server ?? "(none: offline only)")")
         print("last sync:       \(report.lastSync ?? "never")")
         if report.syncUnfinished {
-            // A first sync stopped part way: the lists show part of the practice until one ends.
+            // A new laptop's first sync stopped part way shows part of the practice until a sync ends.
             print("sync:            not finished (the last sync stopped before its end): run 'outpost sync'")
         }
         let counts = RecordType.allCases.compactMap { type in

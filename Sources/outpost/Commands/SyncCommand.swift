@@ -25,8 +25,8 @@ struct SyncCommand: AsyncParsableCommand {
         help: ArgumentHelp(
             "Print a progress line on stderr each time a push is answered or a page written, even when it is not a "
                 + "terminal.",
-            discussion: "On a terminal, a sync that moves over 10,000 changes or records always shows its progress "
-                + "on one updating line."
+            discussion: "On a terminal, a sync whose push holds, or that moves, over 10,000 changes and records "
+                + "always shows its progress on one updating line."
         )
     )
     var progress = false
