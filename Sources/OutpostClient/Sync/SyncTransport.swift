@@ -264,13 +264,11 @@ public struct TransportFailure: Error, LocalizedError, CustomStringConvertible {
             if text.contains("WRONG_VERSION_NUMBER") || text.contains("wrong version number") {
                 reason =
                     "the server\(server.map { " at \($0)" } ?? "") does not speak TLS: is its URL http://, not https://?"
-            } else if case .handshakeFailed(let cause) = error {
-                reason =
-                    "the TLS connection\(to) failed (\(Self.brief(cause))); check the server's certificate, or give its CA "
-                    + "with --ca-file"
             } else {
+                // A failed handshake says BoringSSL's reason briefly, without its source paths.
+                let cause = if case .handshakeFailed(let cause) = error { Self.brief(cause) } else { text }
                 reason =
-                    "the TLS connection\(to) failed (\(error)); check the server's certificate, or give its CA with --ca-file"
+                    "the TLS connection\(to) failed (\(cause)); check the server's certificate, or give its CA with --ca-file"
             }
         } else if let error = error as? BoringSSLError {
             reason =
