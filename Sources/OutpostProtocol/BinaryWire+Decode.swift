@@ -551,8 +551,16 @@ extension PullResponse {
         }
         let records = try reader.snapshotRecords()
         let removed = try reader.stringList("removed")
+        let leftScope = reader.layout >= 5 ? try reader.stringList("leftScope") : []
         try reader.finish()
-        self.init(changes: changes, checkpoint: checkpoint, hasMore: hasMore, records: records, removed: removed)
+        self.init(
+            changes: changes,
+            checkpoint: checkpoint,
+            hasMore: hasMore,
+            records: records,
+            removed: removed,
+            leftScope: leftScope
+        )
     }
 }
 
@@ -569,8 +577,9 @@ extension SnapshotPage {
         default: throw reader.failure("the next-cursor flag is neither 0 nor 1", at: flagStart)
         }
         let removed = reader.layout >= 4 ? try reader.stringList("removed") : []
+        let leftScope = reader.layout >= 5 ? try reader.stringList("leftScope") : []
         try reader.finish()
-        self.init(records: records, checkpoint: checkpoint, next: next, removed: removed)
+        self.init(records: records, checkpoint: checkpoint, next: next, removed: removed, leftScope: leftScope)
     }
 }
 

@@ -16,8 +16,9 @@ public enum BinaryWire {
     /// The layout versions after the magic this side reads and writes; a reader refuses any other.
     /// Layout 2 writes a message's changes column by column and sortable record ids as bits
     /// (protocol/README.md, "Layout 2"); layout 3 names records the receiver holds by abbreviation ("Layout 3");
-    /// layout 4 adds a snapshot page's `removed` ("Layout 4").
-    public static let layouts: ClosedRange<UInt8> = 1...4
+    /// layout 4 adds a snapshot page's `removed` ("Layout 4"); layout 5 adds a pull or snapshot page's `leftScope`
+    /// ("Layout 5").
+    public static let layouts: ClosedRange<UInt8> = 1...5
     /// The newest layout: what a sender writes when the other side reads it.
     public static let latestLayout: UInt8 = layouts.upperBound
 
@@ -792,6 +793,10 @@ extension PullResponse: BinaryWireMessage {
         writer.write(records: records)
         writer.write(count: removed.count)
         for id in removed { writer.write(string: id) }
+        if writer.layout >= 5 {
+            writer.write(count: leftScope.count)
+            for id in leftScope { writer.write(string: id) }
+        }
         return writer.finish(kind: Self.binaryKind, abbreviating: known)
     }
 }
@@ -823,11 +828,18 @@ extension SnapshotPage: BinaryWireMessage {
     public func binaryEncoded(layout: UInt8, abbreviating known: (RecordRef) -> Bool) -> [UInt8] {
         var writer = BinaryMessageWriter(layout: layout, changes: [], records: records)
         writer.write(records: records)
-        return Self.finish(&writer, checkpoint: checkpoint, next: next, removed: removed, abbreviating: known)
+        return Self.finish(
+            &writer,
+            checkpoint: checkpoint,
+            next: next,
+            removed: removed,
+            leftScope: leftScope,
+            abbreviating: known
+        )
     }
 
-    /// The binary form in `layout` of the page of `stored` states, `checkpoint`, `next` and `removed`: the bytes
-    /// of the page of the same states decoded, written without decoding them.
+    /// The binary form in `layout` of the page of `stored` states, `checkpoint`, `next`, `removed` and `leftScope`:
+    /// the bytes of the page of the same states decoded, written without decoding them.
     ///
     /// - Throws: ``CRDTError`` when a stored state cannot be read.
     public static func binaryEncoded(
@@ -835,20 +847,23 @@ extension SnapshotPage: BinaryWireMessage {
         checkpoint: String,
         next: String?,
         removed: [String] = [],
+        leftScope: [String] = [],
         layout: UInt8
     ) throws(CRDTError) -> [UInt8] {
         var writer = try BinaryMessageWriter(layout: layout, stored: stored)
         try writer.write(stored: stored)
-        return finish(&writer, checkpoint: checkpoint, next: next, removed: removed)
+        return finish(&writer, checkpoint: checkpoint, next: next, removed: removed, leftScope: leftScope)
     }
 
     /// The page's tail. `removed` is written in layout 4 and later only: a reader of an older layout is sent none
-    /// and removes nothing, as before layout 4.
+    /// and removes nothing, as before layout 4; `leftScope` in layout 5 and later only, so that a reader of an
+    /// older layout keeps nothing of what it removes.
     private static func finish(
         _ writer: inout BinaryMessageWriter,
         checkpoint: String,
         next: String?,
         removed: [String],
+        leftScope: [String],
         abbreviating known: (RecordRef) -> Bool = { _ in false }
     ) -> [UInt8] {
         writer.write(inline: checkpoint)
@@ -861,6 +876,10 @@ extension SnapshotPage: BinaryWireMessage {
         if writer.layout >= 4 {
             writer.write(count: removed.count)
             for id in removed { writer.write(string: id) }
+        }
+        if writer.layout >= 5 {
+            writer.write(count: leftScope.count)
+            for id in leftScope { writer.write(string: id) }
         }
         return writer.finish(kind: binaryKind, abbreviating: known)
     }

@@ -320,6 +320,11 @@ public struct PullResponse: Sendable, Hashable, Codable {
     /// purged patient, a record of another type a push gave it after its purge, removed alone (protocol/README.md,
     /// "Erased patients"). Absent when empty.
     public var removed: [String]
+    /// The ids of `removed` that left the token's scope and were not purged: the device may keep its own
+    /// acknowledged edits to them, sealed, to send again to a server restored from a backup (protocol/README.md,
+    /// "Epochs"); it keeps nothing of any other id it removes. Absent when empty; in the binary encoding, written
+    /// from layout 5 on ("Layout 5").
+    public var leftScope: [String]
 
     /// Creates a pull page.
     public init(
@@ -327,17 +332,19 @@ public struct PullResponse: Sendable, Hashable, Codable {
         checkpoint: String,
         hasMore: Bool,
         records: [SnapshotRecord] = [],
-        removed: [String] = []
+        removed: [String] = [],
+        leftScope: [String] = []
     ) {
         self.changes = changes
         self.checkpoint = checkpoint
         self.hasMore = hasMore
         self.records = records
         self.removed = removed
+        self.leftScope = leftScope
     }
 
     private enum CodingKeys: String, CodingKey {
-        case changes, checkpoint, hasMore, records, removed
+        case changes, checkpoint, hasMore, records, removed, leftScope
     }
 
     public init(from decoder: any Decoder) throws {
@@ -347,6 +354,7 @@ public struct PullResponse: Sendable, Hashable, Codable {
         hasMore = try container.decode(Bool.self, forKey: .hasMore)
         records = try container.decodeIfPresent([SnapshotRecord].self, forKey: .records) ?? []
         removed = try container.decodeIfPresent([String].self, forKey: .removed) ?? []
+        leftScope = try container.decodeIfPresent([String].self, forKey: .leftScope) ?? []
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -356,6 +364,7 @@ public struct PullResponse: Sendable, Hashable, Codable {
         try container.encode(hasMore, forKey: .hasMore)
         if !records.isEmpty { try container.encode(records, forKey: .records) }
         if !removed.isEmpty { try container.encode(removed, forKey: .removed) }
+        if !leftScope.isEmpty { try container.encode(leftScope, forKey: .leftScope) }
     }
 }
 
@@ -379,17 +388,27 @@ public struct SnapshotPage: Sendable, Hashable, Codable {
     /// no pull from the checkpoint announces them. Absent when empty; in the binary encoding, written from layout
     /// 4 on (protocol/README.md, "Layout 4").
     public var removed: [String]
+    /// The ids of `removed` that left the token's scope and were not purged, as a pull page's
+    /// (``PullResponse/leftScope``). Absent when empty; in the binary encoding, written from layout 5 on.
+    public var leftScope: [String]
 
     /// Creates a snapshot page.
-    public init(records: [SnapshotRecord], checkpoint: String, next: String?, removed: [String] = []) {
+    public init(
+        records: [SnapshotRecord],
+        checkpoint: String,
+        next: String?,
+        removed: [String] = [],
+        leftScope: [String] = []
+    ) {
         self.records = records
         self.checkpoint = checkpoint
         self.next = next
         self.removed = removed
+        self.leftScope = leftScope
     }
 
     private enum CodingKeys: String, CodingKey {
-        case records, checkpoint, next, removed
+        case records, checkpoint, next, removed, leftScope
     }
 
     public init(from decoder: any Decoder) throws {
@@ -398,6 +417,7 @@ public struct SnapshotPage: Sendable, Hashable, Codable {
         checkpoint = try container.decode(String.self, forKey: .checkpoint)
         next = try container.decodeIfPresent(String.self, forKey: .next)
         removed = try container.decodeIfPresent([String].self, forKey: .removed) ?? []
+        leftScope = try container.decodeIfPresent([String].self, forKey: .leftScope) ?? []
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -406,6 +426,7 @@ public struct SnapshotPage: Sendable, Hashable, Codable {
         try container.encode(checkpoint, forKey: .checkpoint)
         try container.encodeIfPresent(next, forKey: .next)
         if !removed.isEmpty { try container.encode(removed, forKey: .removed) }
+        if !leftScope.isEmpty { try container.encode(leftScope, forKey: .leftScope) }
     }
 }
 

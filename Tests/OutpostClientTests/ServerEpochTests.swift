@@ -100,6 +100,71 @@ struct ServerEpochTests {
         #expect(try store.refusedChanges().map(\.id) == [pushed[1].id])
     }
 
+    /// A patient that left this device's scope (a page names it in `removed` and `leftScope`) goes with the records
+    /// it owns, and this replica's acknowledged changes to them are kept, unsent, for a server restored from a
+    /// backup that lacks them: a new epoch sends them again, those the server holds (below `holds`) at the head of
+    /// the push. A change held aside after a refusal stays as the clinician left it. Purged later (named in
+    /// `removed` alone), the patient's kept changes go, and no later restore is sent them.
+    @Test(arguments: [0, 2] as [UInt64])
+    func aPatientThatLeftTheScopeKeepsItsOwnChangesForARestoreUntilItsPurge(holds: UInt64) throws {
+        let store = try makeTestStore()
+        let left = RecordRef(type: "patient", id: "pat_1")
+        let other = RecordRef(type: "patient", id: "pat_2")
+        let task = RecordRef(type: "task", id: "tsk_1")
+        try store.commit([.assign(left, "phone", .string("555-0101"))], author: "per_1", site: nil)
+        try store.commit([.assign(other, "phone", .string("555-0102"))], author: "per_1", site: nil)
+        try store.commit([.assign(task, "patient", .string(left.id))], author: "per_1", site: nil)
+        try store.commit([.assign(left, "phone", .string("555-0104"))], author: "per_1", site: nil)
+        try store.commit([.assign(task, "status", .string("requested"))], author: "per_1", site: nil)
+        let pushed = try store.pendingChanges()
+        #expect(pushed.map(\.id.counter) == [1, 2, 3, 4, 5])
+        try store.recordPush(
+            pushed,
+            response: PushResponse(
+                accepted: 4,
+                duplicates: 0,
+                acknowledged: 5,
+                serverTimeMillis: 0,
+                refused: [RefusedChange(id: pushed[4].id, code: "forbidden", message: "no")]
+            )
+        )
+        try store.adoptServerEpoch("epo_00000000000000000000000000000001", serverHolds: nil)
+
+        let report = try store.applyPage(
+            changes: [],
+            records: [],
+            removed: [left.id],
+            leftScope: [left.id],
+            checkpoint: "50"
+        )
+        #expect(report.removedPatients == 1)
+        #expect(try store.record(left) == nil && store.record(task) == nil && store.record(other) != nil)
+        #expect(try store.pendingChanges().isEmpty && store.retryingChanges().isEmpty, "kept, not sent")
+        #expect(try store.refusedChanges().map(\.id) == [pushed[4].id])
+
+        // Restored: the kept changes go again, those the server holds too (its store may lack them: a backup
+        // from before a retry, or an older one); the refused change stays aside.
+        let resent = try store.adoptServerEpoch("epo_00000000000000000000000000000002", serverHolds: holds)
+        let again = [pushed[0], pushed[2], pushed[3]]
+        #expect(resent == (holds == 0 ? 4 : 3), "\(resent)")
+        #expect(
+            try store.retryingChanges() + store.pendingChanges()
+                == (holds == 0 ? [pushed[0], pushed[1]] + again[1...] : again)
+        )
+        #expect(try store.refusedChanges().map(\.id) == [pushed[4].id])
+        let sent = try store.retryingChanges() + store.pendingChanges()
+        try store.recordPush(
+            sent,
+            response: PushResponse(accepted: sent.count, duplicates: 0, acknowledged: 4, serverTimeMillis: 0)
+        )
+        #expect(try store.retryingChanges().isEmpty && store.pendingChanges().isEmpty)
+
+        // Purged: nothing of the patient is kept, and another restore sends none of it.
+        try store.applyPage(changes: [], records: [], removed: [left.id], checkpoint: "60")
+        try store.adoptServerEpoch("epo_00000000000000000000000000000003", serverHolds: 0)
+        #expect(try store.retryingChanges() + store.pendingChanges() == [pushed[1]])
+    }
+
     /// An answer acknowledges no further than the last change it answers. The server acknowledges the highest
     /// counter it holds: after a sync killed before it recorded the answers to two pipelined batches, the first
     /// batch pushed again can be answered past a change the server refused then (here change 5), which must stay

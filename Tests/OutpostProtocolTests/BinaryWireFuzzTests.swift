@@ -126,9 +126,9 @@ extension InvalidBinary {
             bytes: Array("OPB2".utf8) + valid.dropFirst(4)
         ),
         InvalidBinary(
-            file: "push.version-5.bin",
-            why: "layout version 5",
-            bytes: Array(valid[0..<4]) + [5] + valid.dropFirst(5)
+            file: "push.layout-unknown.bin",
+            why: "a layout one past the newest this version knows",
+            bytes: Array(valid[0..<4]) + [BinaryWire.latestLayout + 1] + valid.dropFirst(5)
         ),
         InvalidBinary(
             file: "push.kind-pull.bin",

@@ -105,6 +105,19 @@ enum BinaryCatalog {
                     json: "snapshot-page.removing.json",
                     layouts: 4...BinaryWire.latestLayout
                 ),
+                // `leftScope` on a pull or snapshot page is written from layout 5 on.
+                BinaryGolden.make(
+                    "pull-response.leaving.bin",
+                    GoldenCatalog.leavingPull,
+                    json: "pull-response.leaving.json",
+                    layouts: 5...BinaryWire.latestLayout
+                ),
+                BinaryGolden.make(
+                    "snapshot-page.leaving.bin",
+                    GoldenCatalog.leavingSnapshot,
+                    json: "snapshot-page.leaving.json",
+                    layouts: 5...BinaryWire.latestLayout
+                ),
             ].joined()
         )
         + [
@@ -176,13 +189,18 @@ struct BinaryWireTests {
         #expect(try PushRequest(binary: push.binaryEncoded()) == push)
     }
 
-    @Test(arguments: ["pull-response.json", "pull-response.caught-up.json"])
+    @Test(arguments: ["pull-response.json", "pull-response.caught-up.json", "pull-response.leaving.json"])
     func everyJSONPullGoldenRoundTripsThroughBinary(_ name: String) throws {
         let page = try BinaryCatalog.pulled(name)
         #expect(try PullResponse(binary: page.binaryEncoded()) == page)
     }
 
-    @Test(arguments: ["snapshot-page.json", "snapshot-page.last.json", "snapshot-page.removing.json"])
+    @Test(
+        arguments: [
+            "snapshot-page.json", "snapshot-page.last.json", "snapshot-page.removing.json",
+            "snapshot-page.leaving.json",
+        ]
+    )
     func everyJSONSnapshotGoldenRoundTripsThroughBinary(_ name: String) throws {
         let page = try BinaryCatalog.snapshot(name)
         #expect(try SnapshotPage(binary: page.binaryEncoded()) == page)
@@ -203,6 +221,39 @@ struct BinaryWireTests {
         let older = without.binaryEncoded(layout: 4)
         #expect(throws: BinaryWire.Failure.self) { try SnapshotPage(binary: Array(older.dropLast())) }
         #expect(four.count > older.count)
+    }
+
+    /// A pull or snapshot page's `leftScope` is written from layout 5 on: a page for a reader of an older layout
+    /// carries none (so that reader keeps nothing of what it removes), and is otherwise the same page; a layout-5
+    /// page cut before its `leftScope` is refused.
+    @Test func aPageNamesItsLeaversFromLayoutFiveOn() throws {
+        let pull = GoldenCatalog.leavingPull
+        let snapshot = GoldenCatalog.leavingSnapshot
+        try #require(!pull.leftScope.isEmpty && !snapshot.leftScope.isEmpty)
+        var pullWithout = pull
+        pullWithout.leftScope = []
+        var snapshotWithout = snapshot
+        snapshotWithout.leftScope = []
+        for layout in BinaryWire.layouts {
+            #expect(try PullResponse(binary: pull.binaryEncoded(layout: layout)) == (layout >= 5 ? pull : pullWithout))
+            if layout >= 4 {
+                #expect(
+                    try SnapshotPage(binary: snapshot.binaryEncoded(layout: layout))
+                        == (layout >= 5 ? snapshot : snapshotWithout),
+                    "layout \(layout)"
+                )
+            }
+        }
+        for (five, older) in [
+            (pull.binaryEncoded(layout: 5), pullWithout.binaryEncoded(layout: 4)),
+            (snapshot.binaryEncoded(layout: 5), snapshotWithout.binaryEncoded(layout: 4)),
+        ] {
+            #expect(five.count > older.count)
+        }
+        let cut = Array(pullWithout.binaryEncoded(layout: 5).dropLast())
+        #expect(throws: BinaryWire.Failure.self) { try PullResponse(binary: cut) }
+        let snapshotCut = Array(snapshotWithout.binaryEncoded(layout: 5).dropLast())
+        #expect(throws: BinaryWire.Failure.self) { try SnapshotPage(binary: snapshotCut) }
     }
 
     /// A page whose records are sorted by type then id is written without looking each record up; one out of

@@ -43,6 +43,8 @@ enum GoldenCatalog {
     static let complexSubgroup = "sub_01KK8X67VV1CJ35HDV77RVDJ1J"
     static let patient = RecordRef(type: "patient", id: "pat_01KKBFJZCTT8BHAW9GPEZGQKFM")
     static let otherPatient = RecordRef(type: "patient", id: "pat_01KKNS5VDNP7R9SQANPZJZJW5B")
+    /// A patient legally purged on the server (`removed`, and not `leftScope`).
+    static let purgedPatient = RecordRef(type: "patient", id: "pat_01KKR2M7J4XW3E9TQ5N8B6VZCD")
     static let task = RecordRef(type: "task", id: "tsk_01KKE1ZP8XSSKF2GFR5BE7A9T5")
     static let observation = RecordRef(type: "observation", id: "obs_01KKGMCD0N6CDWQA701ZZ8WNK2")
 
@@ -226,6 +228,7 @@ enum GoldenCatalog {
             )
         ),
         .make("pull-response.caught-up.json", PullResponse(changes: [], checkpoint: "1840", hasMore: false)),
+        .make("pull-response.leaving.json", leavingPull),
     ]
 
     // MARK: Snapshot
@@ -394,7 +397,27 @@ enum GoldenCatalog {
             SnapshotPage(records: [SnapshotRecord(record: task, state: taskState)], checkpoint: "1839", next: nil)
         ),
         .make("snapshot-page.removing.json", removingSnapshot),
+        .make("snapshot-page.leaving.json", leavingSnapshot),
     ]
+
+    /// A scoped device's pull page after one of its patients left its scope and another was purged: both are
+    /// `removed`, and `leftScope` names the one that left (the device keeps its own edits to it, sealed).
+    static let leavingPull = PullResponse(
+        changes: [],
+        checkpoint: "1845",
+        hasMore: false,
+        removed: [otherPatient.id, purgedPatient.id],
+        leftScope: [otherPatient.id]
+    )
+
+    /// ``removingSnapshot`` when the server says which removed patient left the scope (the other was purged).
+    static let leavingSnapshot = SnapshotPage(
+        records: [SnapshotRecord(record: patient, state: patientState)],
+        checkpoint: "1841",
+        next: "1841~patient~\(patient.id)",
+        removed: [otherPatient.id, purgedPatient.id],
+        leftScope: [otherPatient.id]
+    )
 
     /// A scoped device's first snapshot page as it bootstraps again: one patient left its scope (or was purged)
     /// before the checkpoint, so the page names it in `removed`.

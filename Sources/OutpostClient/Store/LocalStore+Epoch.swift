@@ -16,7 +16,9 @@ extension LocalStore {
     /// duplicate). Changes held aside after a refusal stay aside. A refused change that was retried and stored
     /// may lie below `serverHolds` (later changes went past it while it was held) yet be missing from the
     /// backup: every such change (`retried_change`) is sent again too, at the head of the next push, never shown
-    /// as refused. Returns how many changes were put back.
+    /// as refused, and so is every acknowledged change of this replica to a patient that left its scope, which the
+    /// device removed with the patient and keeps only there (``applyPage(changes:records:removed:leftScope:checkpoint:)``).
+    /// Returns how many changes were put back.
     @discardableResult
     public func adoptServerEpoch(_ epoch: String, serverHolds: UInt64?) throws(ClientError) -> Int {
         try write(doing: "record the server epoch") { db in

@@ -217,6 +217,13 @@ extension LocalStore {
         migrator.registerMigration("v14-write-generation") { db in
             try db.execute(sql: "ALTER TABLE replica ADD COLUMN generation INTEGER NOT NULL DEFAULT 0")
         }
+        // `retried_change` also keeps this replica's acknowledged changes to a patient that left its scope, which the
+        // device removed (LocalStore+Sync.swift, `remove`): a server restored from a backup taken before it stored
+        // them is sent them again, as the retried changes. `patient` names the patient whose they are, so that its
+        // purge drops them; `NULL` for a retried change kept before.
+        migrator.registerMigration("v15-sealed-own-changes") { db in
+            try db.execute(sql: "ALTER TABLE retried_change ADD COLUMN patient TEXT")
+        }
         return migrator
     }
 }

@@ -53,16 +53,23 @@ extension LocalStore {
     }
 
     /// Merges one prepared page of a snapshot and removes the patients it names in `removed` (its first page's
-    /// ``SnapshotPage/removed``), as a pull page does; with `checkpoint`, also records where to pull from
+    /// ``SnapshotPage/removed``, with ``SnapshotPage/leftScope``), as a pull page does; with `checkpoint`, also records where to pull from
     /// afterwards.
     @discardableResult
     public func applySnapshot(
         _ page: PreparedSnapshot,
         removed: [String] = [],
+        leftScope: [String] = [],
         checkpoint: String?
     ) throws(ClientError) -> ApplyReport {
-        try applyPage(changes: [], records: page.records, forms: page.forms, removed: removed, checkpoint: checkpoint)
-            .report
+        try applyPage(
+            changes: [],
+            records: page.records,
+            forms: page.forms,
+            removed: removed,
+            leftScope: leftScope,
+            checkpoint: checkpoint
+        ).report
     }
 
     /// The form `record` is written in when the store does not hold it and its state is `state`; with

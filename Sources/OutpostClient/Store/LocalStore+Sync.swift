@@ -136,7 +136,10 @@ extension LocalStore {
     /// snapshot), the changes, the removal of patients that left the scope, and the new checkpoint.
     ///
     /// A removed patient's records, history and conflicts go; its pending local changes stay in the outbox
-    /// (the server refused them, or they are still to be pushed), so nothing entered here is lost.
+    /// (the server refused them, or they are still to be pushed), so nothing entered here is lost. Of a patient
+    /// named in `leftScope` too (it left this device's scope, and was not purged), this replica's own acknowledged
+    /// changes are kept, sealed, to send again to a server restored from a backup that lacks them
+    /// (``adoptServerEpoch(_:serverHolds:)``); of any other id removed, nothing is kept.
     ///
     /// ``applyRemote(_:checkpoint:)`` and ``applySnapshot(_:checkpoint:)`` are this with no records, or no
     /// changes. Changes and records already held count as duplicates; without `checkpoint` the sync position
@@ -146,11 +149,19 @@ extension LocalStore {
         changes: [Change],
         records: [SnapshotRecord],
         removed: [String],
+        leftScope: [String] = [],
         checkpoint: String?
     )
         throws(ClientError) -> ApplyReport
     {
-        try applyPage(changes: changes, records: records, forms: nil, removed: removed, checkpoint: checkpoint).report
+        try applyPage(
+            changes: changes,
+            records: records,
+            forms: nil,
+            removed: removed,
+            leftScope: leftScope,
+            checkpoint: checkpoint
+        ).report
     }
 
     /// What ``applyPage(changes:records:forms:removed:checkpoint:preloaded:unprojected:)`` did.
@@ -174,6 +185,7 @@ extension LocalStore {
         records: [SnapshotRecord],
         forms: [PreparedRecord?]?,
         removed: [String],
+        leftScope: [String] = [],
         checkpoint: String?,
         preloaded: PreloadedRecords? = nil,
         unprojected: Set<RecordRef>? = nil
@@ -264,43 +276,99 @@ extension LocalStore {
             )
             transaction.releaseHeldAside()
             if !removed.isEmpty {
-                let acked = try Int64.fetchOne(db, sql: "SELECT ackedCounter FROM replica WHERE id = 1") ?? 0
-                for id in removed {
-                    // A patient goes with the records it owns. Another record is named when a purge erased it on the
-                    // server after this device pulled part of it without an owner (protocol/README.md, "Erased
-                    // patients"): it goes alone.
-                    let type = RecordType(idPrefixOf: id)
-                    let refs =
-                        if let type, type != .patient {
-                            try Row.fetchAll(
-                                db,
-                                sql: "SELECT type, id FROM record WHERE type = ? AND id = ?",
-                                arguments: [type.rawValue, id]
-                            )
-                        } else {
-                            try Row.fetchAll(
-                                db,
-                                sql: "SELECT type, id FROM record WHERE (type = 'patient' AND id = ?) OR owner = ?",
-                                arguments: [id, id]
-                            )
-                        }
-                    if !refs.isEmpty && (type ?? .patient) == .patient { applied.report.removedPatients += 1 }
-                    for ref in refs {
-                        let arguments: StatementArguments = [ref["type"] as String, ref["id"] as String]
-                        try db.execute(
-                            sql: """
-                                DELETE FROM change WHERE type = ? AND id = ?
-                                AND NOT (isLocal = 1 AND maxCounter > \(acked))
-                                """,
-                            arguments: arguments
-                        )
-                        try db.execute(sql: "DELETE FROM conflict WHERE type = ? AND id = ?", arguments: arguments)
-                        try db.execute(sql: "DELETE FROM record WHERE type = ? AND id = ?", arguments: arguments)
-                        try Projection.remove(RecordRef(type: ref["type"], id: ref["id"]), db: db)
-                    }
-                }
+                applied.report.removedPatients += try remove(removed, leftScope: Set(leftScope), db: db)
             }
             return (applied, written)
+        }
+    }
+
+    /// Removes the patients (and the records they own) and the records `removed` names, in the page's transaction;
+    /// returns how many patients this store held of them. Pending local changes stay in the outbox. This replica's
+    /// acknowledged changes to a patient in `leftScope` (it left the scope, and was not purged) are kept in
+    /// `retried_change`, unsent, with the patient's id: a server restored from a backup taken before it stored them
+    /// lacks them, and after a restore only a change's author sends it again (``adoptServerEpoch(_:serverHolds:)``).
+    /// Any other id is a purge, or said by a server before `leftScope`: nothing of it is kept, the copies kept so
+    /// far included.
+    private func remove(_ removed: [String], leftScope: Set<String>, db: Database) throws -> Int {
+        let acked = try Int64.fetchOne(db, sql: "SELECT ackedCounter FROM replica WHERE id = 1") ?? 0
+        var patients = 0
+        for id in removed {
+            // A patient goes with the records it owns. Another record is named when a purge erased it on the
+            // server after this device pulled part of it without an owner (protocol/README.md, "Erased
+            // patients"): it goes alone.
+            let type = RecordType(idPrefixOf: id)
+            let isPatient = (type ?? .patient) == .patient
+            let refs =
+                if let type, type != .patient {
+                    try Row.fetchAll(
+                        db,
+                        sql: "SELECT type, id FROM record WHERE type = ? AND id = ?",
+                        arguments: [type.rawValue, id]
+                    )
+                } else {
+                    try Row.fetchAll(
+                        db,
+                        sql: "SELECT type, id FROM record WHERE (type = 'patient' AND id = ?) OR owner = ?",
+                        arguments: [id, id]
+                    )
+                }
+            if !refs.isEmpty && isPatient { patients += 1 }
+            let sealing = isPatient && leftScope.contains(id)
+            if !sealing {
+                try db.execute(sql: "DELETE FROM retried_change WHERE patient = ?", arguments: [id])
+            }
+            for ref in refs {
+                let record = RecordRef(type: ref["type"], id: ref["id"])
+                let arguments: StatementArguments = [record.type, record.id]
+                if sealing {
+                    try seal(record, of: id, acked: acked, db: db)
+                } else {
+                    try db.execute(sql: "DELETE FROM retried_change WHERE type = ? AND id = ?", arguments: arguments)
+                }
+                try db.execute(
+                    sql: """
+                        DELETE FROM change WHERE type = ? AND id = ?
+                        AND NOT (isLocal = 1 AND maxCounter > \(acked))
+                        """,
+                    arguments: arguments
+                )
+                try db.execute(sql: "DELETE FROM conflict WHERE type = ? AND id = ?", arguments: arguments)
+                try db.execute(sql: "DELETE FROM record WHERE type = ? AND id = ?", arguments: arguments)
+                try Projection.remove(record, db: db)
+            }
+        }
+        return patients
+    }
+
+    /// Keeps a copy of each of this replica's acknowledged changes to `record` that its change log holds (at or
+    /// below `acked`: those above stay in the outbox), and marks the copies kept already (a retried change's), as
+    /// `patient`'s, in `retried_change`: not sent until a restore (``remove(_:leftScope:db:)``).
+    private func seal(_ record: RecordRef, of patient: String, acked: Int64, db: Database) throws {
+        try db.execute(
+            sql: "UPDATE retried_change SET patient = ? WHERE type = ? AND id = ?",
+            arguments: [patient, record.type, record.id]
+        )
+        let payloads = try Data.fetchAll(
+            db,
+            sql: "SELECT payload FROM change WHERE type = ? AND id = ? AND isLocal = 1 AND maxCounter <= ?",
+            arguments: [record.type, record.id, acked]
+        )
+        for payload in payloads {
+            for change in try codec.decodeChanges(payload, of: record)
+            where change.id.replica == replicaID && change.id.counter <= UInt64(max(0, acked)) {
+                // A change held aside after a refusal (or discarded) stays as the clinician left it.
+                try db.execute(
+                    sql: """
+                        INSERT INTO retried_change (counter, type, id, payload, patient)
+                        SELECT ?1, ?2, ?3, ?4, ?5 WHERE NOT EXISTS (SELECT 1 FROM refused_change WHERE counter = ?1)
+                        ON CONFLICT (counter) DO UPDATE SET patient = excluded.patient
+                        """,
+                    arguments: [
+                        Int64(change.id.counter), record.type, record.id, try codec.encode([change], of: record),
+                        patient,
+                    ]
+                )
+            }
         }
     }
 

@@ -856,8 +856,9 @@ public actor SyncEngine {
             let prepared = try await Self.value(of: pending.prepared)
             if Task.isCancelled { throw Self.cancelled() }
             let saved = page.next == nil ? checkpoint : nil
-            let applied = try await written { [store, removed = page.removed] () throws(ClientError) in
-                try store.applySnapshot(prepared, removed: removed, checkpoint: saved)
+            let applied = try await written {
+                [store, removed = page.removed, leftScope = page.leftScope] () throws(ClientError) in
+                try store.applySnapshot(prepared, removed: removed, leftScope: leftScope, checkpoint: saved)
             }
             return (next, applied)
         } catch {
@@ -1043,6 +1044,7 @@ public actor SyncEngine {
                         records: page.records,
                         forms: nil,
                         removed: page.removed,
+                        leftScope: page.leftScope,
                         checkpoint: page.checkpoint,
                         preloaded: readAhead?.records,
                         unprojected: readAhead?.unprojected

@@ -620,6 +620,7 @@ extension PostgresStore: SyncStorage {
                 hasMore: hasMore,
                 records: records,
                 removed: Array(Set(page.removed + purged)).sorted(),
+                leftScope: FeedPlanner.leftScope(removed: page.removed, purged: purged),
                 created: created
             )
         }
@@ -638,6 +639,7 @@ extension PostgresStore: SyncStorage {
             let head = try await Self.head(practice: practice, connection, logger)
             var visibility = FeedPlanner.Visibility.wholePractice
             var removed: [String] = []
+            var leftScope: [String] = []
             if cursor == nil {
                 // Every purge is at or before the head: the pulls from it announce the later ones.
                 removed = FeedPlanner.removedOnBootstrap(
@@ -677,7 +679,9 @@ extension PostgresStore: SyncStorage {
                     // The first page: what the device was sent before, then every patient now in its scope, as of
                     // the head.
                     let known = try await Self.devicePatients(practice: practice, replica: replica, connection, logger)
-                    removed = FeedPlanner.removedOnBootstrap(purged: removed, known: known.keys, inScope: inScope)
+                    let purged = removed
+                    removed = FeedPlanner.removedOnBootstrap(purged: purged, known: known.keys, inScope: inScope)
+                    leftScope = FeedPlanner.leftScope(removed: removed, purged: purged)
                     try await connection.run(
                         "DELETE FROM device_patient WHERE practice = \(practice) AND replica = \(replica.rawValue)",
                         logger
@@ -782,7 +786,13 @@ extension PostgresStore: SyncStorage {
                 }
             }
             let records = page.records.compactMap { ref in kept[ref].map { StoredRecordState(record: ref, state: $0) } }
-            return SnapshotSlice(records: records, checkpoint: head, next: page.next, removed: removed)
+            return SnapshotSlice(
+                records: records,
+                checkpoint: head,
+                next: page.next,
+                removed: removed,
+                leftScope: leftScope
+            )
         }
     }
 

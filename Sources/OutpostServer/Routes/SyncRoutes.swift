@@ -296,7 +296,8 @@ struct SyncRoutes: Sendable {
             checkpoint: String(page.checkpoint),
             hasMore: page.hasMore,
             records: page.records,
-            removed: page.removed
+            removed: page.removed,
+            leftScope: page.leftScope
         )
         if let layout = Self.binaryLayout(request) {
             // Layout 3: the records the device holds already are named by abbreviation.
@@ -412,6 +413,7 @@ struct SyncRoutes: Sendable {
                 checkpoint: checkpoint,
                 next: next,
                 removed: page.removed,
+                leftScope: page.leftScope,
                 layout: layout
             )
             contentType = BinaryWire.contentType
@@ -420,7 +422,8 @@ struct SyncRoutes: Sendable {
                 records: try page.records.map { try $0.decoded() },
                 checkpoint: checkpoint,
                 next: next,
-                removed: page.removed
+                removed: page.removed,
+                leftScope: page.leftScope
             )
             (body, contentType) = (Array(try Wire.makeEncoder().encode(message)), Wire.contentType)
         }

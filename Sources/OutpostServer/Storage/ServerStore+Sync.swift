@@ -682,6 +682,7 @@ extension ServerStore: SyncStorage {
                 hasMore: hasMore,
                 records: records,
                 removed: Array(Set(page.removed + purged)).sorted(),
+                leftScope: FeedPlanner.leftScope(removed: page.removed, purged: purged),
                 created: created
             )
         }
@@ -810,6 +811,7 @@ extension ServerStore: SyncStorage {
             let head = try Self.feedHead(practice: practice, db: db)
             var visibility = FeedPlanner.Visibility.wholePractice
             var removed: [String] = []
+            var leftScope: [String] = []
             if cursor == nil {
                 // Every purge is at or before the head: the pulls from it announce the later ones.
                 removed = FeedPlanner.removedOnBootstrap(
@@ -844,7 +846,9 @@ extension ServerStore: SyncStorage {
                     // The first page: what the device was sent before, then every patient now in its scope, as of
                     // the head.
                     let known = try Self.devicePatients(practice: practice, replica: replica, db: db)
-                    removed = FeedPlanner.removedOnBootstrap(purged: removed, known: known.keys, inScope: inScope)
+                    let purged = removed
+                    removed = FeedPlanner.removedOnBootstrap(purged: purged, known: known.keys, inScope: inScope)
+                    leftScope = FeedPlanner.leftScope(removed: removed, purged: purged)
                     try db.execute(
                         sql: "DELETE FROM device_patient WHERE practice = ? AND replica = ?",
                         arguments: [practice, replica.rawValue]
@@ -942,7 +946,13 @@ extension ServerStore: SyncStorage {
             )
             // The page's records are the first of those kept, in walk order.
             let records = zip(page.records, kept).map { StoredRecordState(record: $0, state: $1) }
-            return SnapshotSlice(records: records, checkpoint: head, next: page.next, removed: removed)
+            return SnapshotSlice(
+                records: records,
+                checkpoint: head,
+                next: page.next,
+                removed: removed,
+                leftScope: leftScope
+            )
         }
         let written = { @Sendable (db: Database) throws -> SnapshotSlice in
             guard let slice = try body(db, true) else {

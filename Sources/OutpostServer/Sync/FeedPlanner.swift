@@ -140,6 +140,14 @@ enum FeedPlanner {
         return removed.sorted()
     }
 
+    /// The ids of a page's `removed` that left the device's scope and were not `purged` (``PullResponse/leftScope``):
+    /// the device may keep its own acknowledged edits to them, sealed, to send again to a server restored from a
+    /// backup taken before they were stored. A purge erases the patient on every device, those edits included, so
+    /// a purged id is never one. Sorted, each once.
+    static func leftScope(removed: some Sequence<String>, purged: some Sequence<String>) -> [String] {
+        Set(removed).subtracting(purged).sorted()
+    }
+
     /// What a scoped snapshot's first page records as sent to the device, in place of what it `known` before: every
     /// patient `inScope` sent (`in`), and every known patient out of it told to leave (`out`), both at the snapshot's
     /// `head` and applied once the device pulls from the snapshot's checkpoint (``DevicePatient/isApplied(since:)``).

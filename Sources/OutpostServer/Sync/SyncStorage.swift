@@ -141,6 +141,8 @@ public struct FeedPage: Sendable {
     /// patient the records a push gave it after its purge (``ServerStore/purged(practice:since:db:)``): the device
     /// removes them.
     public var removed: [String] = []
+    /// The ids of `removed` that left the token's scope and were not purged (``FeedPlanner/leftScope(removed:purged:)``).
+    public var leftScope: [String] = []
 
     /// Records whose first stored change is among the page's (or may be: changes stored before servers
     /// recorded it): a device pulling the page cannot hold them yet, so layout 3 names them in full.
@@ -169,6 +171,8 @@ public struct SnapshotSlice: Sendable {
     public var next: RecordRef?
     /// On the first page: the ids the device is to remove (``FeedPlanner/removedOnBootstrap(purged:known:inScope:)``).
     public var removed: [String] = []
+    /// The ids of `removed` that left the token's scope and were not purged (``FeedPlanner/leftScope(removed:purged:)``).
+    public var leftScope: [String] = []
 }
 
 /// The store's epoch and a practice's feed positions, as one read saw them.
