@@ -80,6 +80,39 @@ final class CutOffServer: @unchecked Sendable {
     deinit { stop() }
 }
 
+/// A loopback TCP port that takes connections and never answers: it listens and never accepts, so the kernel
+/// completes each connection and holds what the client sends (a server hung, or a link that stalls).
+final class SilentServer: @unchecked Sendable {
+    let port: Int
+    private let listener: Int32
+
+    init() throws {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw HarnessError(description: "socket: \(errno)") }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = 0
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
+        }
+        guard bound == 0, listen(fd, 64) == 0 else {
+            close(fd)
+            throw HarnessError(description: "bind or listen: \(errno)")
+        }
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+        }
+        port = Int(UInt16(bigEndian: address.sin_port))
+        listener = fd
+    }
+
+    deinit { close(listener) }
+}
+
 extension Array where Element == UInt8 {
     fileprivate func ends(with suffix: [UInt8]) -> Bool {
         count >= suffix.count && Array(self[(count - suffix.count)...]) == suffix
@@ -142,6 +175,40 @@ struct ClientTransportTests {
         #expect(result.stderr.contains("your changes are kept"), "\(result)")
         #expect(!result.stderr.contains("Fatal error"), "\(result)")
         #expect(cutOff.connections > 1, "the cut-off answer was retried")
+        await #expect(try device.status()["pendingChanges"] as? Int == pending, "the outbox is kept")
+    }
+
+    /// A server that takes the connection and never answers: `outpost sync` says each retry as it begins, on
+    /// stderr (a nurse would otherwise wait minutes without a word: five retries of the request's timeout), then
+    /// fails with one line and exit 1, the outbox kept. `OUTPOST_SYNC_TIMEOUT=1` keeps the wait short.
+    @Test func aServerThatNeverAnswersIsSaidAtEachRetryThenOneErrorLine() async throws {
+        let silent = try SilentServer()
+        let devices = try TemporaryDirectory("outpost-silent")
+        let device = Device("waiting", in: devices)
+        let url = "http://127.0.0.1:\(silent.port)"
+        let environment = device.environment.merging(["OUTPOST_SYNC_TIMEOUT": "1"]) { _, new in new }
+        func outpost(_ arguments: String...) async throws -> RunResult {
+            try await runProcess(Built.outpost, arguments, in: devices.url, environment: environment)
+        }
+        // init asks for the session once more after a timeout, and keeps the store (the laptop may be offline).
+        let joined = try await outpost("init", "--server", url, "--token", "opt_0000000000000000")
+        #expect(joined.status == 0, "\(joined)")
+        #expect(
+            joined.errorLines.first == "waiting for the server: no whole answer within 1 s; trying again (1 of 1)",
+            "\(joined)"
+        )
+        try await device.ok("import", try TinyPractice.write(in: devices))
+        let pending = try await #require(try device.status()["pendingChanges"] as? Int)
+
+        let result = try await outpost("sync")
+        #expect(result.status == 1, "\(result)")
+        let waits = (1...5).map { "waiting for the server: no whole answer within 1 s; trying again (\($0) of 5)" }
+        #expect(Array(result.errorLines.prefix(5)) == waits, "\(result)")
+        #expect(result.errorLines.count == 6, "\(result)")
+        #expect(
+            result.errorLines.last?.hasPrefix("outpost: cannot reach the server (no whole answer within 1 s)") == true,
+            "\(result)"
+        )
         await #expect(try device.status()["pendingChanges"] as? Int == pending, "the outbox is kept")
     }
 

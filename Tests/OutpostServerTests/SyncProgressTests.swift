@@ -73,6 +73,96 @@ struct SyncProgressTests {
 
     /// `outpost sync --progress`, the real binaries: a line on stderr per push answered and per page written,
     /// anywhere (here a pipe); the report on stdout as before. With `--watch` it is refused.
+    /// `outpost sync --watch --progress`: the first round (a new laptop's bootstrap) prints its progress lines
+    /// on stderr before its report; a later round, a live change, prints its report alone.
+    @Test func watchShowsTheProgressOfItsFirstRound() async throws {
+        let server = try await TestServer()
+        let folder = try TemporaryDirectory("outpost-watch-progress")
+        let office = Device("office", in: folder)
+        try await office.ok("init", "--server", server.url.absoluteString, "--token", server.adminToken)
+        try await office.ok("import", Built.fixture("practice-small.json"))
+        try await office.ok("sync")
+        let laptop = Device("laptop", in: folder)
+        try await laptop.ok("init", "--server", server.url.absoluteString, "--token", server.adminToken)
+
+        let output = folder.path("watch.out")
+        let errors = folder.path("watch.err")
+        for path in [output, errors] { _ = FileManager.default.createFile(atPath: path, contents: nil) }
+        let watch = Process()
+        watch.executableURL = Built.outpost
+        watch.arguments = ["sync", "--watch", "--progress", "--wait", "30"]
+        watch.environment = laptop.environment.merging(["HOME": folder.url.path]) { _, new in new }
+        watch.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: output))
+        watch.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: errors))
+        let exit = try watch.start()
+        func read(_ path: String) -> String { (try? String(contentsOfFile: path, encoding: .utf8)) ?? "" }
+        func reports() -> [String] { read(output).split(separator: "\n").map(String.init) }
+        // The first round's report, then a live change's.
+        var polls = 0
+        while polls < 6_000, watch.isRunning, reports().isEmpty {
+            polls += 1
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        let first = read(errors)
+        try await office.ok(
+            "patient",
+            "set",
+            try #require(try await office.rows("patient", "list").first?["id"] as? String),
+            "phone=555-0199"
+        )
+        try await office.ok("sync")
+        while polls < 12_000, watch.isRunning, reports().count < 2 {
+            polls += 1
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        kill(watch.processIdentifier, SIGKILL)
+        await exit.wait()
+        let lines = reports()
+        #expect(lines.count == 2 && lines[0].contains("bootstrapped") && lines[1].contains("pulled 1"), "\(lines)")
+        #expect(first.contains("syncing: received "), "the first round's progress: \(first)")
+        #expect(read(errors) == first, "no progress for the live change: \(read(errors))")
+    }
+
+    /// Each retry of a transient failure is reported before it is made (``SyncRetry``): what failed, whether it
+    /// was the server not answering in time, and which retry of how many; a sync whose retries succeed ends as
+    /// usual.
+    @Test func eachRetryIsReportedWithWhatFailedBeforeItIsMade() async throws {
+        let server = try await TestServer()
+        let directory = try TemporaryDirectory("outpost-retrying")
+        let device = try LocalReplica("retrying", in: directory)
+        try TinyPractice.load(into: device.care)
+        let busy = TransportResponse(status: 503, body: Data(#"{"error":"unavailable","message":"busy"}"#.utf8))
+        let transport = FaultTransport(
+            server.transport(server.adminToken),
+            before: { request, number in
+                if request.path == Wire.Path.session && number == 1 {
+                    throw TransportFailure(reason: "no whole answer within 30 s", isTimeout: true)
+                }
+                if request.path == Wire.Path.session && number == 2 {
+                    throw TransportFailure(reason: "no connection to 127.0.0.1:9")
+                }
+            },
+            answer: { request, number in request.path == Wire.Path.session && number == 3 ? busy : nil }
+        )
+        let seen = Mutex<[SyncRetry]>([])
+        let report = try await device.engine(
+            transport,
+            retries: 3,
+            retrying: { retry in
+                seen.withLock { $0.append(retry) }
+            }
+        ).sync()
+        #expect(report.pending == 0 && report.pushed > 0, "\(report)")
+        let retries = seen.withLock { $0 }
+        #expect(retries.map(\.attempt) == [1, 2, 3] && retries.allSatisfy { $0.retries == 3 }, "\(retries)")
+        #expect(
+            retries.map(\.reason) == [
+                "no whole answer within 30 s", "no connection to 127.0.0.1:9", "the server answered 503",
+            ]
+        )
+        #expect(retries.map(\.timedOut) == [true, false, false])
+    }
+
     @Test func outpostSyncProgressPrintsALineForEachStepOnStderr() async throws {
         let server = try await TestServer(backend: .sqlite)
         let devices = try TemporaryDirectory("outpost-progress-cli")
@@ -103,10 +193,7 @@ struct SyncProgressTests {
         let quiet = try await laptop.run("sync")
         #expect(quiet.status == 0 && !quiet.stderr.contains("syncing:"), "\(quiet)")
 
-        let watching = try await laptop.run("sync", "--progress", "--watch")
-        #expect(watching.status != 0, "\(watching)")
-        #expect(watching.stderr.contains("--progress is for one sync"), "\(watching)")
-        // Nor is --wait taken without --watch; a flag given a value is one sentence, one stop.
+        // --wait is not taken without --watch; a flag given a value is one sentence, one stop.
         let waiting = try await laptop.run("sync", "--wait", "5")
         #expect(waiting.status == 2 && waiting.stderr.contains("--wait is for --watch"), "\(waiting)")
         let valued = try await laptop.run("sync", "--progress=yes")

@@ -112,6 +112,13 @@ public actor SyncEngine {
         /// ``SyncEngine/watch(wait:onReport:)``'s first sync): what a terminal or an app shows while a sync on a
         /// slow link runs for minutes. Keep it quick.
         public var progress: (@Sendable (SyncProgress) -> Void)?
+        /// Called before each retry of a transient failure (``SyncRetry``), so that a caller can tell its user
+        /// why a sync waits: a server that never answers takes ``requestTimeout`` seconds an attempt, and
+        /// ``retries`` attempts more. Keep it quick.
+        public var retrying: (@Sendable (SyncRetry) -> Void)?
+        /// How long a request waits for a whole answer, in seconds (a long poll waits its `wait` more): 30, or
+        /// the environment variable `OUTPOST_SYNC_TIMEOUT` (1 to 3,600) for a link slower than a page in 30 s.
+        public var requestTimeout: Double = 30
 
         /// Creates the default options.
         public init() {
@@ -123,6 +130,9 @@ public actor SyncEngine {
                 binaryLayout = layout
             }
             compression = environment["OUTPOST_SYNC_COMPRESSION"] != "off"
+            if let seconds = environment["OUTPOST_SYNC_TIMEOUT"].flatMap(Int.init), (1...3_600).contains(seconds) {
+                requestTimeout = Double(seconds)
+            }
         }
     }
 
@@ -192,7 +202,9 @@ public actor SyncEngine {
     public func fetchSession() async throws(ClientError) -> SessionInfo {
         let wall = store.configuration.wallClock
         let sent = wall.nowMillis()
-        let info: SessionInfo = try await exchange(TransportRequest(method: "GET", path: Wire.Path.session))
+        let info: SessionInfo = try await exchange(
+            TransportRequest(method: "GET", path: Wire.Path.session, timeout: options.requestTimeout)
+        )
         let received = wall.nowMillis()
         guard info.protocolVersion == OutpostVersion.wireProtocol else {
             // Read beside the first request no more: the next sync reads the session first, and stops there.
@@ -565,7 +577,8 @@ public actor SyncEngine {
                     path: Wire.Path.push,
                     body: push.body,
                     contentType: binary ? BinaryWire.contentType : Wire.contentType,
-                    contentEncoding: push.coding
+                    contentEncoding: push.coding,
+                    timeout: options.requestTimeout
                 )
                 request.headers = deviceHeaders
                 // Per-change refusals: a change the server refuses on its own is held aside, the rest is stored.
@@ -729,7 +742,8 @@ public actor SyncEngine {
             method: "POST",
             path: Wire.Path.push,
             body: try encode(PushRequest(replica: store.replicaID, changes: [])),
-            contentType: Wire.contentType
+            contentType: Wire.contentType,
+            timeout: options.requestTimeout
         )
         request.headers = deviceHeaders
         let held: PushResponse = try await exchange(request)
@@ -921,7 +935,8 @@ public actor SyncEngine {
             path: Wire.Path.snapshot,
             query: query,
             accept: accept,
-            acceptEncoding: acceptEncoding
+            acceptEncoding: acceptEncoding,
+            timeout: options.requestTimeout
         )
         request.headers = deviceHeaders
         let fetch = Task.detached { [self] () async throws -> SnapshotPage in try await exchange(request) }
@@ -1082,7 +1097,7 @@ public actor SyncEngine {
             query: query,
             accept: accept,
             acceptEncoding: acceptEncoding,
-            timeout: Double(wait + 30)
+            timeout: Double(wait) + options.requestTimeout
         )
         request.headers = deviceHeaders
         return request
@@ -1131,6 +1146,8 @@ public actor SyncEngine {
     ) async throws(ClientError) -> T {
         var request = request
         var attempt = 0
+        // What failed last, for ``Options/retrying``.
+        var failure = (reason: "", timedOut: false)
         while true {
             let outcome: Result<TransportResponse, any Error>
             do {
@@ -1183,6 +1200,7 @@ public actor SyncEngine {
                 throw refusal(response, path: request.path)
             case .success(let response):
                 if attempt >= options.retries { throw refusal(response, path: request.path) }
+                failure = (reason: "the server answered \(response.status)", timedOut: false)
             case .failure(let error):
                 if Task.isCancelled {
                     throw Self.cancelled(cause: error)
@@ -1195,10 +1213,24 @@ public actor SyncEngine {
                         cause: error
                     )
                 }
+                let transport = error as? TransportFailure
+                failure = (
+                    reason: transport?.reason ?? error.localizedDescription, timedOut: transport?.isTimeout ?? false
+                )
             }
             attempt += 1
             logger.info("retrying", metadata: ["path": "\(request.path)", "attempt": "\(attempt)"])
-            try? await Task.sleep(for: options.backoff * (1 << min(attempt - 1, 6)))
+            let delay = options.backoff * (1 << min(attempt - 1, 6))
+            options.retrying?(
+                SyncRetry(
+                    attempt: attempt,
+                    retries: options.retries,
+                    reason: failure.reason,
+                    timedOut: failure.timedOut,
+                    delay: delay
+                )
+            )
+            try? await Task.sleep(for: delay)
             // A cancelled sync does not retry: a cancelled sleep returns at once, so its retries would follow one
             // another (a server answering 5xx, or a transport that does not stop at cancellation).
             if Task.isCancelled { throw Self.cancelled() }

@@ -44,3 +44,29 @@ public struct SyncProgress: Sendable, Hashable {
         return parts.isEmpty ? "started" : parts.joined(separator: ", ")
     }
 }
+
+/// A transient failure the engine is about to retry (``SyncEngine/Options/retrying``): a server that does not
+/// answer, a connection lost, a `5xx` or `429`. What an app tells its user while a sync waits on a link that
+/// stalls, instead of nothing for minutes.
+public struct SyncRetry: Sendable, Hashable {
+    /// The retry about to be made, from 1.
+    public var attempt: Int
+    /// How many retries the engine makes at most (``SyncEngine/Options/retries``) before it gives up.
+    public var retries: Int
+    /// What failed, in words (no request or answer contents): the transport's reason, or the status answered.
+    public var reason: String
+    /// Whether the failed attempt ended because no whole answer came in time (a server that accepts the
+    /// connection and never answers, a link that stalls): such an attempt took the request's whole timeout.
+    public var timedOut: Bool
+    /// How long the engine waits before it tries again.
+    public var delay: Duration
+
+    /// Creates a retry report.
+    public init(attempt: Int, retries: Int, reason: String, timedOut: Bool, delay: Duration) {
+        self.attempt = attempt
+        self.retries = retries
+        self.reason = reason
+        self.timedOut = timedOut
+        self.delay = delay
+    }
+}

@@ -226,7 +226,10 @@ public struct HTTPTransport: SyncTransport {
             }
             defer { group.cancelAll() }
             guard let first = try await group.next(), let value = first else {
-                throw TransportFailure(reason: "no whole answer within \(TransportFailure.format(seconds)) s")
+                throw TransportFailure(
+                    reason: "no whole answer within \(TransportFailure.format(seconds)) s",
+                    isTimeout: true
+                )
             }
             return value
         }
@@ -238,10 +241,14 @@ public struct HTTPTransport: SyncTransport {
 public struct TransportFailure: Error, LocalizedError, CustomStringConvertible {
     /// What happened, in words (no request or response contents).
     public var reason: String
+    /// Whether no whole answer came in time (the request's deadline, or no connection within the connect
+    /// timeout), rather than a failure the link reported at once.
+    public var isTimeout = false
 
     /// Creates a failure with a reason.
-    public init(reason: String) {
+    public init(reason: String, isTimeout: Bool = false) {
         self.reason = reason
+        self.isTimeout = isTimeout
     }
 
     init(_ error: any Error, timeout: Double, server: String?) {
@@ -252,8 +259,10 @@ public struct TransportFailure: Error, LocalizedError, CustomStringConvertible {
                 reason = "the connection closed before a whole answer arrived"
             case .deadlineExceeded, .readTimeout, .writeTimeout:
                 reason = "no whole answer within \(Self.format(timeout)) s"
+                isTimeout = true
             case .connectTimeout:
                 reason = "no connection\(to) within 10 s"
+                isTimeout = true
             case .cancelled:
                 reason = "the request was cancelled"
             default:

@@ -4,6 +4,7 @@ import Logging
 import OutpostClient
 import OutpostCommandLine
 import OutpostProtocol
+import Synchronization
 
 struct SyncCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -26,7 +27,8 @@ struct SyncCommand: AsyncParsableCommand {
             "Print a progress line on stderr each time a push is answered or a page written, even when it is not a "
                 + "terminal.",
             discussion: "On a terminal, a sync whose push holds, or that moves, over 10,000 changes and records "
-                + "always shows its progress on one updating line."
+                + "always shows its progress on one updating line. With --watch, for its first round (the catch-up "
+                + "of a new laptop or of days offline); each later round is said by its report."
         )
     )
     var progress = false
@@ -36,20 +38,25 @@ struct SyncCommand: AsyncParsableCommand {
         if !watch && wait != nil {
             throw ValidationError("--wait is for --watch: how long each live request waits")
         }
-        if watch && progress {
-            throw ValidationError("--progress is for one sync; --watch prints a line for each round that moved")
-        }
     }
 
     func run() async throws {
         let store = try storeOptions.open()
         var options = SyncEngine.Options()
         let line = SyncProgressLine(lines: progress)
-        if !watch { options.progress = { line.report($0) } }
+        // Under --watch, the first round only: a new laptop's bootstrap, a backlog after days offline. Later rounds
+        // are a live change or a few, each said by its report.
+        let firstRound = Mutex(true)
+        options.progress = { progress in
+            if firstRound.withLock({ $0 }) { line.report(progress) }
+        }
+        options.retrying = { line.retrying($0) }
         let engine = try SyncEngine(store: store.store, options: options, logger: syncLogger())
         let json = json
         if watch {
             try await engine.watch(wait: wait ?? 25) { report in
+                firstRound.withLock { $0 = false }
+                line.finish()
                 Self.print(report, json: json)
             }
         } else {

@@ -74,6 +74,8 @@ func syncLogger() -> Logger {
 func checkRemote(_ remote: Remote, trusting certificates: String?, store: LocalStore) async throws -> SessionInfo? {
     var options = SyncEngine.Options()
     options.retries = 1
+    let line = SyncProgressLine(lines: false)
+    options.retrying = { line.retrying($0) }
     let engine = SyncEngine(
         store: store,
         transport: HTTPTransport(baseURL: remote.url, token: remote.token, trustedCertificates: certificates),

@@ -74,10 +74,12 @@ struct ImportProgress {
 /// A sync's progress on stderr (``SyncProgress``): on a terminal, one line redrawn in place once the sync's push
 /// holds, or the sync has moved, over 10,000 changes and records (a first push, a new laptop's bootstrap, a backlog
 /// after days offline), or, with `--progress`, a line each time a push is answered or a page written, anywhere.
+/// Also says each retry of a request the server did not answer in time (``SyncRetry``), anywhere: a server that
+/// accepts the connection and never answers would otherwise leave the sync silent for minutes.
 final class SyncProgressLine: Sendable {
     private let lines: Bool
     private let onTerminal: Bool
-    /// Whether a line was drawn on the terminal (then ``finish()`` ends it).
+    /// Whether a line is drawn on the terminal and not ended (then ``finish()`` ends it, and a note clears it).
     private let drawn = Mutex(false)
 
     init(lines: Bool) {
@@ -96,8 +98,29 @@ final class SyncProgressLine: Sendable {
         }
     }
 
+    /// Says a retry after the server did not answer in time; a quick failure (a refused connection while offline,
+    /// a `503`) is retried without a word, and its last one is the sync's error.
+    func retrying(_ retry: SyncRetry) {
+        guard retry.timedOut else { return }
+        note("waiting for the server: \(retry.reason); trying again (\(retry.attempt) of \(retry.retries))")
+    }
+
+    /// Writes `text` on a line of its own: over the drawn line, which the next report draws again.
+    func note(_ text: String) {
+        let clearing = drawn.withLock { drawn in
+            defer { drawn = false }
+            return drawn
+        }
+        FileHandle.standardError.write(Data(((clearing ? "\r\u{1B}[K" : "") + text + "\n").utf8))
+    }
+
     /// Ends the line drawn on the terminal, if any, so what follows starts on a line of its own.
     func finish() {
-        if drawn.withLock({ $0 }) { FileHandle.standardError.write(Data("\n".utf8)) }
+        if drawn.withLock({ drawn in
+            defer { drawn = false }
+            return drawn
+        }) {
+            FileHandle.standardError.write(Data("\n".utf8))
+        }
     }
 }

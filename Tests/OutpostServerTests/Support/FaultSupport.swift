@@ -186,10 +186,12 @@ struct LocalReplica {
         encoding: SyncEngine.Encoding = .binary,
         binaryLayout: UInt8 = BinaryWire.latestLayout,
         pullBesidePushFrom: Int = SyncEngine.Options().pullBesidePushFrom,
-        progress: (@Sendable (SyncProgress) -> Void)? = nil
+        progress: (@Sendable (SyncProgress) -> Void)? = nil,
+        retrying: (@Sendable (SyncRetry) -> Void)? = nil
     ) -> SyncEngine {
         var options = SyncEngine.Options()
         options.progress = progress
+        options.retrying = retrying
         options.pullBesidePushFrom = pullBesidePushFrom
         options.encoding = encoding
         options.binaryLayout = binaryLayout
