@@ -101,10 +101,12 @@ struct ServerEpochTests {
     }
 
     /// A patient that left this device's scope (a page names it in `removed` and `leftScope`) goes with the records
-    /// it owns, and this replica's acknowledged changes to them are kept, unsent, for a server restored from a
-    /// backup that lacks them: a new epoch sends them again, those the server holds (below `holds`) at the head of
-    /// the push. A change held aside after a refusal stays as the clinician left it. Purged later (named in
-    /// `removed` alone), the patient's kept changes go, and no later restore is sent them.
+    /// it owns, and this replica's changes to them are kept, unsent, for a server restored from a backup that lacks
+    /// them: a new epoch sends again those above what the restored store holds (`holds`; those at or below it are in
+    /// the backup). A change still in the outbox at the removal is kept too, and survives `compact` once pushed (its
+    /// log row outlives its record). A change held aside after a refusal stays as the clinician left it. Purged
+    /// later (named in `removed` alone), the patient's kept changes, refused changes and log rows all go, and no
+    /// later restore is sent any of them.
     @Test(arguments: [0, 2] as [UInt64])
     func aPatientThatLeftTheScopeKeepsItsOwnChangesForARestoreUntilItsPurge(holds: UInt64) throws {
         let store = try makeTestStore()
@@ -129,6 +131,9 @@ struct ServerEpochTests {
             )
         )
         try store.adoptServerEpoch("epo_00000000000000000000000000000001", serverHolds: nil)
+        // Made while the page removing the patient was on its way: still in the outbox when it is written.
+        try store.commit([.assign(left, "phone", .string("555-0106"))], author: "per_1", site: nil)
+        let late = try #require(try store.pendingChanges().first)
 
         let report = try store.applyPage(
             changes: [],
@@ -139,28 +144,35 @@ struct ServerEpochTests {
         )
         #expect(report.removedPatients == 1)
         #expect(try store.record(left) == nil && store.record(task) == nil && store.record(other) != nil)
+        #expect(try store.pendingChanges() == [late], "the outbox is sent as before")
+        try store.recordPush(
+            [late],
+            response: PushResponse(accepted: 1, duplicates: 0, acknowledged: 6, serverTimeMillis: 0)
+        )
         #expect(try store.pendingChanges().isEmpty && store.retryingChanges().isEmpty, "kept, not sent")
         #expect(try store.refusedChanges().map(\.id) == [pushed[4].id])
+        // The log row of the change pushed after the removal outlives its record, and compaction drops it.
+        #expect(try store.history(of: left).map(\.id) == [late.id])
+        try store.compactHistory()
+        #expect(try store.history(of: left).isEmpty, "only its kept copy is left to send")
 
-        // Restored: the kept changes go again, those the server holds too (its store may lack them: a backup
-        // from before a retry, or an older one); the refused change stays aside.
+        // Restored: the kept changes above what the store holds go again; the refused change stays aside.
         let resent = try store.adoptServerEpoch("epo_00000000000000000000000000000002", serverHolds: holds)
-        let again = [pushed[0], pushed[2], pushed[3]]
-        #expect(resent == (holds == 0 ? 4 : 3), "\(resent)")
-        #expect(
-            try store.retryingChanges() + store.pendingChanges()
-                == (holds == 0 ? [pushed[0], pushed[1]] + again[1...] : again)
-        )
-        #expect(try store.refusedChanges().map(\.id) == [pushed[4].id])
+        let again = holds == 0 ? [pushed[0], pushed[1], pushed[2], pushed[3], late] : [pushed[2], pushed[3], late]
+        #expect(resent == again.count, "\(resent)")
         let sent = try store.retryingChanges() + store.pendingChanges()
+        #expect(sent == again)
+        #expect(try store.refusedChanges().map(\.id) == [pushed[4].id])
         try store.recordPush(
             sent,
-            response: PushResponse(accepted: sent.count, duplicates: 0, acknowledged: 4, serverTimeMillis: 0)
+            response: PushResponse(accepted: sent.count, duplicates: 0, acknowledged: 6, serverTimeMillis: 0)
         )
         #expect(try store.retryingChanges().isEmpty && store.pendingChanges().isEmpty)
 
         // Purged: nothing of the patient is kept, and another restore sends none of it.
         try store.applyPage(changes: [], records: [], removed: [left.id], checkpoint: "60")
+        #expect(try store.refusedChanges(includingDiscarded: true).isEmpty, "the purged task's refused change goes")
+        #expect(try store.history(of: left).isEmpty && store.history(of: task).isEmpty)
         try store.adoptServerEpoch("epo_00000000000000000000000000000003", serverHolds: 0)
         #expect(try store.retryingChanges() + store.pendingChanges() == [pushed[1]])
     }

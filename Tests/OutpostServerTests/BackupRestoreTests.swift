@@ -178,7 +178,7 @@ struct BackupRestoreTests {
     /// in `leftScope`); after the restore only a change's author sends it again, and she does. She learns the
     /// patient left from a pull page, or from a snapshot's first page when she bootstraps again (a new server URL
     /// forgets her checkpoint), in either encoding.
-    @Test(arguments: Backend.all, [("json", false), ("binary", false), ("binary", true)])
+    @Test(arguments: Backend.all, [("json", false), ("json", true), ("binary", false), ("binary", true)])
     func aScopedEditToAPatientThatLeftTheScopeAfterTheBackupIsSentAgainAfterARestore(
         backend: Backend,
         way: (encoding: String, bootstrapping: Bool)

@@ -16,8 +16,8 @@ extension LocalStore {
     /// duplicate). Changes held aside after a refusal stay aside. A refused change that was retried and stored
     /// may lie below `serverHolds` (later changes went past it while it was held) yet be missing from the
     /// backup: every such change (`retried_change`) is sent again too, at the head of the next push, never shown
-    /// as refused, and so is every acknowledged change of this replica to a patient that left its scope, which the
-    /// device removed with the patient and keeps only there (``applyPage(changes:records:removed:leftScope:checkpoint:)``).
+    /// as refused, and so is every change of this replica above `serverHolds` to a patient that left its scope, which
+    /// the device removed with the patient and keeps only there (``applyPage(changes:records:removed:leftScope:checkpoint:)``).
     /// Returns how many changes were put back.
     @discardableResult
     public func adoptServerEpoch(_ epoch: String, serverHolds: UInt64?) throws(ClientError) -> Int {
@@ -28,9 +28,21 @@ extension LocalStore {
             let acked = try Int64.fetchOne(db, sql: "SELECT ackedCounter FROM replica WHERE id = 1") ?? 0
             let holds = Int64(clamping: serverHolds)
             // Sent from their own copies (the change log may have dropped them: LocalStore+Compaction.swift), at the
-            // head of the next push, and left out of the outbox proper (pendingChanges) when above `holds`.
-            try db.execute(sql: "UPDATE retried_change SET resend = 1")
-            let retried = try Int.fetchOne(db, sql: "SELECT count(*) FROM retried_change") ?? 0
+            // head of the next push, and left out of the outbox proper (pendingChanges) when above `holds`. A retried
+            // change may lie below `holds` and be missing from the backup; a change kept of a patient that left the
+            // scope (`sealed`) at or below it is in the backup (or was compacted there, superseded), so only those
+            // above it go: sent again, the others would be judged against today's scope, and refused.
+            try db.execute(
+                sql: "UPDATE retried_change SET resend = 1 WHERE sealed = 0 OR counter > ?",
+                arguments: [holds]
+            )
+            // Those the outbox does not hold already (a sealed change still in it is sent once, from its copy).
+            let retried =
+                try Int.fetchOne(
+                    db,
+                    sql: "SELECT count(*) FROM retried_change WHERE resend = 1 AND counter <= ?",
+                    arguments: [acked]
+                ) ?? 0
             guard holds < acked else { return retried }
             try db.execute(sql: "UPDATE replica SET ackedCounter = ? WHERE id = 1", arguments: [holds])
             let aside =

@@ -217,12 +217,19 @@ extension LocalStore {
         migrator.registerMigration("v14-write-generation") { db in
             try db.execute(sql: "ALTER TABLE replica ADD COLUMN generation INTEGER NOT NULL DEFAULT 0")
         }
-        // `retried_change` also keeps this replica's acknowledged changes to a patient that left its scope, which the
-        // device removed (LocalStore+Sync.swift, `remove`): a server restored from a backup taken before it stored
-        // them is sent them again, as the retried changes. `patient` names the patient whose they are, so that its
-        // purge drops them; `NULL` for a retried change kept before.
+        // `retried_change` also keeps this replica's changes to a patient that left its scope, which the device
+        // removed (LocalStore+Sync.swift, `remove`): a server restored from a backup taken before it stored them is
+        // sent them again. `sealed` marks them (1), apart from the retried changes (0): after a restore only those
+        // above what the restored store holds are sent, where every retried change is. `patient` names the patient
+        // whose they are, so that its purge drops them; `NULL` for a retried change kept before.
         migrator.registerMigration("v15-sealed-own-changes") { db in
-            try db.execute(sql: "ALTER TABLE retried_change ADD COLUMN patient TEXT")
+            try db.execute(
+                sql: """
+                    ALTER TABLE retried_change ADD COLUMN patient TEXT;
+                    ALTER TABLE retried_change ADD COLUMN sealed INTEGER NOT NULL DEFAULT 0;
+                    CREATE INDEX retried_change_patient ON retried_change (patient) WHERE patient IS NOT NULL;
+                    """
+            )
         }
         return migrator
     }

@@ -283,12 +283,18 @@ extension LocalStore {
     }
 
     /// Removes the patients (and the records they own) and the records `removed` names, in the page's transaction;
-    /// returns how many patients this store held of them. Pending local changes stay in the outbox. This replica's
-    /// acknowledged changes to a patient in `leftScope` (it left the scope, and was not purged) are kept in
-    /// `retried_change`, unsent, with the patient's id: a server restored from a backup taken before it stored them
-    /// lacks them, and after a restore only a change's author sends it again (``adoptServerEpoch(_:serverHolds:)``).
-    /// Any other id is a purge, or said by a server before `leftScope`: nothing of it is kept, the copies kept so
-    /// far included.
+    /// returns how many patients this store held of them. Pending local changes stay in the outbox.
+    ///
+    /// Of a patient in `leftScope` (it left the scope, and was not purged), this replica's changes to its records
+    /// are kept in `retried_change`, unsent, with the patient's id: a server restored from a backup taken before it
+    /// stored them lacks them, and after a restore only a change's author sends it again
+    /// (``adoptServerEpoch(_:serverHolds:)``). Those still in the outbox are kept too: pushed after the removal
+    /// (``SyncEngine`` pushes edits made while the removal was on its way), their log rows outlive their record, and
+    /// `outpost compact` drops such rows.
+    ///
+    /// Any other id is a purge, or said by a server before `leftScope`: nothing of it is kept. Every record of it
+    /// this store knows (those it holds, and those whose changes it kept when the patient left) loses its kept and
+    /// refused copies and the acknowledged rows of its change log, held or not.
     private func remove(_ removed: [String], leftScope: Set<String>, db: Database) throws -> Int {
         let acked = try Int64.fetchOne(db, sql: "SELECT ackedCounter FROM replica WHERE id = 1") ?? 0
         var patients = 0
@@ -298,39 +304,44 @@ extension LocalStore {
             // patients"): it goes alone.
             let type = RecordType(idPrefixOf: id)
             let isPatient = (type ?? .patient) == .patient
-            let refs =
-                if let type, type != .patient {
-                    try Row.fetchAll(
+            let held = try Row.fetchAll(
+                db,
+                sql: isPatient
+                    ? "SELECT type, id FROM record WHERE (type = 'patient' AND id = ?1) OR owner = ?1"
+                    : "SELECT type, id FROM record WHERE id = ?1 AND type = ?2",
+                arguments: isPatient ? [id] : [id, type?.rawValue]
+            ).map { RecordRef(type: $0["type"], id: $0["id"]) }
+            if !held.isEmpty && isPatient { patients += 1 }
+            if isPatient && leftScope.contains(id) {
+                for record in held { try seal(record, of: id, db: db) }
+            } else {
+                var known = Set(held)
+                known.insert(RecordRef(type: type?.rawValue ?? RecordType.patient.rawValue, id: id))
+                if isPatient {
+                    for row in try Row.fetchAll(
                         db,
-                        sql: "SELECT type, id FROM record WHERE type = ? AND id = ?",
-                        arguments: [type.rawValue, id]
-                    )
-                } else {
-                    try Row.fetchAll(
-                        db,
-                        sql: "SELECT type, id FROM record WHERE (type = 'patient' AND id = ?) OR owner = ?",
-                        arguments: [id, id]
-                    )
+                        sql: "SELECT DISTINCT type, id FROM retried_change WHERE patient = ?",
+                        arguments: [id]
+                    ) {
+                        known.insert(RecordRef(type: row["type"], id: row["id"]))
+                    }
+                    try db.execute(sql: "DELETE FROM retried_change WHERE patient = ?", arguments: [id])
                 }
-            if !refs.isEmpty && isPatient { patients += 1 }
-            let sealing = isPatient && leftScope.contains(id)
-            if !sealing {
-                try db.execute(sql: "DELETE FROM retried_change WHERE patient = ?", arguments: [id])
-            }
-            for ref in refs {
-                let record = RecordRef(type: ref["type"], id: ref["id"])
-                let arguments: StatementArguments = [record.type, record.id]
-                if sealing {
-                    try seal(record, of: id, acked: acked, db: db)
-                } else {
+                for record in known {
+                    let arguments: StatementArguments = [record.type, record.id]
                     try db.execute(sql: "DELETE FROM retried_change WHERE type = ? AND id = ?", arguments: arguments)
+                    try db.execute(sql: "DELETE FROM refused_change WHERE type = ? AND id = ?", arguments: arguments)
+                    try db.execute(
+                        sql: "DELETE FROM change WHERE type = ? AND id = ? AND NOT (isLocal = 1 AND maxCounter > ?)",
+                        arguments: [record.type, record.id, acked]
+                    )
                 }
+            }
+            for record in held {
+                let arguments: StatementArguments = [record.type, record.id]
                 try db.execute(
-                    sql: """
-                        DELETE FROM change WHERE type = ? AND id = ?
-                        AND NOT (isLocal = 1 AND maxCounter > \(acked))
-                        """,
-                    arguments: arguments
+                    sql: "DELETE FROM change WHERE type = ? AND id = ? AND NOT (isLocal = 1 AND maxCounter > ?)",
+                    arguments: [record.type, record.id, acked]
                 )
                 try db.execute(sql: "DELETE FROM conflict WHERE type = ? AND id = ?", arguments: arguments)
                 try db.execute(sql: "DELETE FROM record WHERE type = ? AND id = ?", arguments: arguments)
@@ -340,27 +351,27 @@ extension LocalStore {
         return patients
     }
 
-    /// Keeps a copy of each of this replica's acknowledged changes to `record` that its change log holds (at or
-    /// below `acked`: those above stay in the outbox), and marks the copies kept already (a retried change's), as
-    /// `patient`'s, in `retried_change`: not sent until a restore (``remove(_:leftScope:db:)``).
-    private func seal(_ record: RecordRef, of patient: String, acked: Int64, db: Database) throws {
+    /// Keeps a copy of each of this replica's changes to `record` in its change log, acknowledged or still in the
+    /// outbox, as `patient`'s in `retried_change` (`sealed`: sent again only after a restore, and only when above
+    /// what the restored store holds), and marks as `patient`'s the copies kept already (a retried change's), for
+    /// its purge to find (``remove(_:leftScope:db:)``). A change held aside after a refusal, or discarded, stays as
+    /// the clinician left it, and is not copied.
+    private func seal(_ record: RecordRef, of patient: String, db: Database) throws {
         try db.execute(
             sql: "UPDATE retried_change SET patient = ? WHERE type = ? AND id = ?",
             arguments: [patient, record.type, record.id]
         )
         let payloads = try Data.fetchAll(
             db,
-            sql: "SELECT payload FROM change WHERE type = ? AND id = ? AND isLocal = 1 AND maxCounter <= ?",
-            arguments: [record.type, record.id, acked]
+            sql: "SELECT payload FROM change WHERE type = ? AND id = ? AND isLocal = 1",
+            arguments: [record.type, record.id]
         )
         for payload in payloads {
-            for change in try codec.decodeChanges(payload, of: record)
-            where change.id.replica == replicaID && change.id.counter <= UInt64(max(0, acked)) {
-                // A change held aside after a refusal (or discarded) stays as the clinician left it.
+            for change in try codec.decodeChanges(payload, of: record) where change.id.replica == replicaID {
                 try db.execute(
                     sql: """
-                        INSERT INTO retried_change (counter, type, id, payload, patient)
-                        SELECT ?1, ?2, ?3, ?4, ?5 WHERE NOT EXISTS (SELECT 1 FROM refused_change WHERE counter = ?1)
+                        INSERT INTO retried_change (counter, type, id, payload, patient, sealed)
+                        SELECT ?1, ?2, ?3, ?4, ?5, 1 WHERE NOT EXISTS (SELECT 1 FROM refused_change WHERE counter = ?1)
                         ON CONFLICT (counter) DO UPDATE SET patient = excluded.patient
                         """,
                     arguments: [
