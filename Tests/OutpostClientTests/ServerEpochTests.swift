@@ -163,18 +163,54 @@ struct ServerEpochTests {
         let sent = try store.retryingChanges() + store.pendingChanges()
         #expect(sent == again)
         #expect(try store.refusedChanges().map(\.id) == [pushed[4].id])
+        // The restored store refuses one (judged against today's scope): held aside, shown.
         try store.recordPush(
             sent,
-            response: PushResponse(accepted: sent.count, duplicates: 0, acknowledged: 6, serverTimeMillis: 0)
+            response: PushResponse(
+                accepted: sent.count - 1,
+                duplicates: 0,
+                acknowledged: 6,
+                serverTimeMillis: 0,
+                refused: [RefusedChange(id: pushed[3].id, code: "out_of_scope", message: "out of scope")]
+            )
         )
         #expect(try store.retryingChanges().isEmpty && store.pendingChanges().isEmpty)
+        #expect(try store.refusedChanges().map(\.id) == [pushed[3].id, pushed[4].id])
 
-        // Purged: nothing of the patient is kept, and another restore sends none of it.
-        try store.applyPage(changes: [], records: [], removed: [left.id], checkpoint: "60")
-        #expect(try store.refusedChanges(includingDiscarded: true).isEmpty, "the purged task's refused change goes")
-        #expect(try store.history(of: left).isEmpty && store.history(of: task).isEmpty)
+        // Purged (named in `removed` alone, by a server that names leavers): nothing of the patient is kept, its
+        // refused changes included, and another restore sends none of it.
+        try store.applyPage(changes: [], records: [], removed: [left.id], leftScope: [], checkpoint: "60")
+        #expect(try store.refusedChanges(includingDiscarded: true).isEmpty, "the purged patient's refused changes go")
         try store.adoptServerEpoch("epo_00000000000000000000000000000003", serverHolds: 0)
         #expect(try store.retryingChanges() + store.pendingChanges() == [pushed[1]])
+    }
+
+    /// A server that does not say which removed patients left the scope (before `leftScope`: `nil`) cannot tell a
+    /// purge from a scope change: the patient's records go, and nothing of it is kept or dropped besides, as before
+    /// `leftScope` (its refused changes stay aside, shown, and a retried change's copy stays for a restore).
+    @Test func aServerThatDoesNotNameLeaversKeepsNothingAndDropsNothingButTheRecords() throws {
+        let store = try makeTestStore()
+        let patient = RecordRef(type: "patient", id: "pat_1")
+        for phone in ["555-0101", "555-0102"] {
+            try store.commit([.assign(patient, "phone", .string(phone))], author: "per_1", site: nil)
+        }
+        let pushed = try store.pendingChanges()
+        try store.recordPush(
+            pushed,
+            response: PushResponse(
+                accepted: 1,
+                duplicates: 0,
+                acknowledged: 2,
+                serverTimeMillis: 0,
+                refused: [RefusedChange(id: pushed[1].id, code: "out_of_scope", message: "out of scope")]
+            )
+        )
+        try store.adoptServerEpoch("epo_00000000000000000000000000000001", serverHolds: nil)
+        try store.applyPage(changes: [], records: [], removed: [patient.id], checkpoint: "50")
+        #expect(try store.record(patient) == nil)
+        #expect(try store.refusedChanges().map(\.id) == [pushed[1].id])
+        try store.adoptServerEpoch("epo_00000000000000000000000000000002", serverHolds: 0)
+        #expect(try store.retryingChanges().isEmpty && store.pendingChanges().isEmpty, "nothing kept to send")
     }
 
     /// An answer acknowledges no further than the last change it answers. The server acknowledges the highest

@@ -86,13 +86,16 @@ final class SilentServer: @unchecked Sendable {
     let port: Int
     private let listener: Int32
 
-    init() throws {
+    /// Listens on `port` (0: any free port), as a server stopped there would have.
+    init(port wanted: Int = 0) throws {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw HarnessError(description: "socket: \(errno)") }
+        var reuse: Int32 = 1
+        _ = setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &reuse, socklen_t(MemoryLayout<Int32>.size))
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        address.sin_port = 0
+        address.sin_port = UInt16(wanted).bigEndian
         let bound = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
                 bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
@@ -210,6 +213,36 @@ struct ClientTransportTests {
             "\(result)"
         )
         await #expect(try device.status()["pendingChanges"] as? Int == pending, "the outbox is kept")
+    }
+
+    /// A device that synced before reads the session beside its push: against a server that stopped answering,
+    /// both requests wait and retry side by side, and each retry is said once. A timeout that is not a number of
+    /// seconds is refused before anything is sent.
+    @Test func aDeviceThatSyncedBeforeSaysEachRetryOnceWhenItsServerStopsAnswering() async throws {
+        let server = try await TestServer()
+        let devices = try TemporaryDirectory("outpost-stopped-answering")
+        let device = Device("known", in: devices)
+        try await device.ok("init", "--server", server.url.absoluteString, "--token", server.adminToken)
+        try await device.ok("import", try TinyPractice.write(in: devices))
+        try await device.ok("sync")
+        try await device.ok("patient", "set", TinyPractice.patients[0], "phone=555-0199")
+        await server.stop()
+        let silent = try SilentServer(port: server.port)
+        func outpost(timeout: String) async throws -> RunResult {
+            let environment = device.environment.merging(["OUTPOST_SYNC_TIMEOUT": timeout]) { _, new in new }
+            return try await runProcess(Built.outpost, ["sync"], in: devices.url, environment: environment)
+        }
+        let refused = try await outpost(timeout: "1.5")
+        #expect(refused.status == 2 && refused.errorLines.count == 1, "\(refused)")
+        #expect(refused.stderr.contains("OUTPOST_SYNC_TIMEOUT is '1.5'"), "\(refused)")
+
+        let result = try await outpost(timeout: "1")
+        #expect(result.status == 1, "\(result)")
+        let waits = (1...5).map { "waiting for the server: no whole answer within 1 s; trying again (\($0) of 5)" }
+        #expect(Array(result.errorLines.prefix(5)) == waits && result.errorLines.count == 6, "\(result)")
+        #expect(result.errorLines.last?.hasPrefix("outpost: cannot reach the server") == true, "\(result)")
+        await #expect(try device.status()["pendingChanges"] as? Int == 1, "the edit is kept")
+        _ = silent
     }
 
     @Test func remoteSetWithoutATokenKeepsTheStoredTokenAndSaysSo() async throws {

@@ -71,8 +71,6 @@ struct SyncProgressTests {
         #expect(againSeen.of(.bootstrap).last?.records == bootstrap.snapshotRecords)
     }
 
-    /// `outpost sync --progress`, the real binaries: a line on stderr per push answered and per page written,
-    /// anywhere (here a pipe); the report on stdout as before. With `--watch` it is refused.
     /// `outpost sync --watch --progress`: the first round (a new laptop's bootstrap) prints its progress lines
     /// on stderr before its report; a later round, a live change, prints its report alone.
     @Test func watchShowsTheProgressOfItsFirstRound() async throws {
@@ -163,6 +161,8 @@ struct SyncProgressTests {
         #expect(retries.map(\.timedOut) == [true, false, false])
     }
 
+    /// `outpost sync --progress`, the real binaries: a line on stderr per push answered and per page written,
+    /// anywhere (here a pipe); the report on stdout as before.
     @Test func outpostSyncProgressPrintsALineForEachStepOnStderr() async throws {
         let server = try await TestServer(backend: .sqlite)
         let devices = try TemporaryDirectory("outpost-progress-cli")

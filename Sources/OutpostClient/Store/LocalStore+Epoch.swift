@@ -32,8 +32,9 @@ extension LocalStore {
             // change may lie below `holds` and be missing from the backup; a change kept of a patient that left the
             // scope (`sealed`) at or below it is in the backup (or was compacted there, superseded), so only those
             // above it go: sent again, the others would be judged against today's scope, and refused.
+            // (Set again at each restore: a sealed change marked by another one may be held by this one's store.)
             try db.execute(
-                sql: "UPDATE retried_change SET resend = 1 WHERE sealed = 0 OR counter > ?",
+                sql: "UPDATE retried_change SET resend = (sealed = 0 OR counter > ?)",
                 arguments: [holds]
             )
             // Those the outbox does not hold already (a sealed change still in it is sent once, from its copy).

@@ -219,15 +219,22 @@ extension LocalStore {
         }
         // `retried_change` also keeps this replica's changes to a patient that left its scope, which the device
         // removed (LocalStore+Sync.swift, `remove`): a server restored from a backup taken before it stored them is
-        // sent them again. `sealed` marks them (1), apart from the retried changes (0): after a restore only those
-        // above what the restored store holds are sent, where every retried change is. `patient` names the patient
-        // whose they are, so that its purge drops them; `NULL` for a retried change kept before.
+        // sent them again. `patient` names the patient whose they are, so that its purge drops them; `NULL` for a
+        // retried change kept before.
         migrator.registerMigration("v15-sealed-own-changes") { db in
+            try db.execute(sql: "ALTER TABLE retried_change ADD COLUMN patient TEXT")
+        }
+        // `retried_change.sealed` marks the changes kept of a patient that left the scope (1), apart from the retried
+        // changes (0): after a restore only those above what the restored store holds are sent, where every retried
+        // change is. `refused_change.patient` names the patient of a refused change once that patient left the scope
+        // (or of a kept change refused after a restore), so that the patient's purge drops it too.
+        migrator.registerMigration("v16-sealed-and-refused-patient") { db in
             try db.execute(
                 sql: """
-                    ALTER TABLE retried_change ADD COLUMN patient TEXT;
                     ALTER TABLE retried_change ADD COLUMN sealed INTEGER NOT NULL DEFAULT 0;
                     CREATE INDEX retried_change_patient ON retried_change (patient) WHERE patient IS NOT NULL;
+                    ALTER TABLE refused_change ADD COLUMN patient TEXT;
+                    CREATE INDEX refused_change_patient ON refused_change (patient) WHERE patient IS NOT NULL;
                     """
             )
         }

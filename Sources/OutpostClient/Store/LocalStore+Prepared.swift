@@ -59,7 +59,7 @@ extension LocalStore {
     public func applySnapshot(
         _ page: PreparedSnapshot,
         removed: [String] = [],
-        leftScope: [String] = [],
+        leftScope: [String]? = nil,
         checkpoint: String?
     ) throws(ClientError) -> ApplyReport {
         try applyPage(

@@ -201,11 +201,13 @@ extension LocalStore {
                 refusedIDs.insert(change.id)
                 try db.execute(
                     sql: """
-                        INSERT INTO refused_change (counter, type, id, payload, code, message, field, refusedAt, state)
-                        VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'refused')
+                        INSERT INTO refused_change
+                            (counter, type, id, payload, code, message, field, refusedAt, state, patient)
+                        VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'refused',
+                            (SELECT patient FROM retried_change WHERE counter = ?1))
                         ON CONFLICT (counter) DO UPDATE SET code = excluded.code, message = excluded.message,
                             field = excluded.field, refusedAt = excluded.refusedAt, refusals = refusals + 1,
-                            state = 'refused'
+                            state = 'refused', patient = coalesce(excluded.patient, patient)
                         """,
                     arguments: [
                         Int64(change.id.counter), change.record.type, change.record.id,
@@ -229,8 +231,8 @@ extension LocalStore {
                 for counter in retrying where stored.contains(counter) {
                     try db.execute(
                         sql: """
-                            INSERT OR REPLACE INTO retried_change (counter, type, id, payload)
-                            SELECT counter, type, id, payload FROM refused_change WHERE counter = ?
+                            INSERT OR REPLACE INTO retried_change (counter, type, id, payload, patient)
+                            SELECT counter, type, id, payload, patient FROM refused_change WHERE counter = ?
                             """,
                         arguments: [counter]
                     )

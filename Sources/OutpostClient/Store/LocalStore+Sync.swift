@@ -137,9 +137,10 @@ extension LocalStore {
     ///
     /// A removed patient's records, history and conflicts go; its pending local changes stay in the outbox
     /// (the server refused them, or they are still to be pushed), so nothing entered here is lost. Of a patient
-    /// named in `leftScope` too (it left this device's scope, and was not purged), this replica's own acknowledged
-    /// changes are kept, sealed, to send again to a server restored from a backup that lacks them
-    /// (``adoptServerEpoch(_:serverHolds:)``); of any other id removed, nothing is kept.
+    /// named in `leftScope` too (it left this device's scope, and was not purged), this replica's own changes are
+    /// kept, sealed, to send again to a server restored from a backup that lacks them
+    /// (``adoptServerEpoch(_:serverHolds:)``); of any other id removed, nothing is kept. `leftScope` is `nil` when the
+    /// server does not say which removals are purges (before `leftScope`): then nothing is kept, nor dropped.
     ///
     /// ``applyRemote(_:checkpoint:)`` and ``applySnapshot(_:checkpoint:)`` are this with no records, or no
     /// changes. Changes and records already held count as duplicates; without `checkpoint` the sync position
@@ -149,7 +150,7 @@ extension LocalStore {
         changes: [Change],
         records: [SnapshotRecord],
         removed: [String],
-        leftScope: [String] = [],
+        leftScope: [String]? = nil,
         checkpoint: String?
     )
         throws(ClientError) -> ApplyReport
@@ -185,7 +186,7 @@ extension LocalStore {
         records: [SnapshotRecord],
         forms: [PreparedRecord?]?,
         removed: [String],
-        leftScope: [String] = [],
+        leftScope: [String]? = nil,
         checkpoint: String?,
         preloaded: PreloadedRecords? = nil,
         unprojected: Set<RecordRef>? = nil
@@ -276,7 +277,7 @@ extension LocalStore {
             )
             transaction.releaseHeldAside()
             if !removed.isEmpty {
-                applied.report.removedPatients += try remove(removed, leftScope: Set(leftScope), db: db)
+                applied.report.removedPatients += try remove(removed, leftScope: leftScope.map(Set.init), db: db)
             }
             return (applied, written)
         }
@@ -292,10 +293,12 @@ extension LocalStore {
     /// (``SyncEngine`` pushes edits made while the removal was on its way), their log rows outlive their record, and
     /// `outpost compact` drops such rows.
     ///
-    /// Any other id is a purge, or said by a server before `leftScope`: nothing of it is kept. Every record of it
-    /// this store knows (those it holds, and those whose changes it kept when the patient left) loses its kept and
-    /// refused copies and the acknowledged rows of its change log, held or not.
-    private func remove(_ removed: [String], leftScope: Set<String>, db: Database) throws -> Int {
+    /// Any other id is a purge: nothing of it is kept. Every record of it this store knows (those it holds, and those
+    /// whose changes it kept, or held aside refused, when the patient left) loses its kept and refused copies and the
+    /// acknowledged rows of its change log, held or not. `leftScope` `nil` is a server that does not say which
+    /// removals are purges (before `leftScope`, or a page in binary layout 4 or older): the records go, and nothing
+    /// is kept or dropped besides, as before `leftScope`.
+    private func remove(_ removed: [String], leftScope: Set<String>?, db: Database) throws -> Int {
         let acked = try Int64.fetchOne(db, sql: "SELECT ackedCounter FROM replica WHERE id = 1") ?? 0
         var patients = 0
         for id in removed {
@@ -312,20 +315,24 @@ extension LocalStore {
                 arguments: isPatient ? [id] : [id, type?.rawValue]
             ).map { RecordRef(type: $0["type"], id: $0["id"]) }
             if !held.isEmpty && isPatient { patients += 1 }
-            if isPatient && leftScope.contains(id) {
+            if let leftScope, isPatient && leftScope.contains(id) {
                 for record in held { try seal(record, of: id, db: db) }
-            } else {
+            } else if leftScope != nil {
                 var known = Set(held)
                 known.insert(RecordRef(type: type?.rawValue ?? RecordType.patient.rawValue, id: id))
                 if isPatient {
                     for row in try Row.fetchAll(
                         db,
-                        sql: "SELECT DISTINCT type, id FROM retried_change WHERE patient = ?",
+                        sql: """
+                            SELECT type, id FROM retried_change WHERE patient = ?1
+                            UNION SELECT type, id FROM refused_change WHERE patient = ?1
+                            """,
                         arguments: [id]
                     ) {
                         known.insert(RecordRef(type: row["type"], id: row["id"]))
                     }
                     try db.execute(sql: "DELETE FROM retried_change WHERE patient = ?", arguments: [id])
+                    try db.execute(sql: "DELETE FROM refused_change WHERE patient = ?", arguments: [id])
                 }
                 for record in known {
                     let arguments: StatementArguments = [record.type, record.id]
@@ -354,13 +361,15 @@ extension LocalStore {
     /// Keeps a copy of each of this replica's changes to `record` in its change log, acknowledged or still in the
     /// outbox, as `patient`'s in `retried_change` (`sealed`: sent again only after a restore, and only when above
     /// what the restored store holds), and marks as `patient`'s the copies kept already (a retried change's), for
-    /// its purge to find (``remove(_:leftScope:db:)``). A change held aside after a refusal, or discarded, stays as
-    /// the clinician left it, and is not copied.
+    /// its purge to find (``remove(_:leftScope:db:)``), and so the changes held aside after a refusal, or
+    /// discarded: those stay as the clinician left them, and are not copied.
     private func seal(_ record: RecordRef, of patient: String, db: Database) throws {
-        try db.execute(
-            sql: "UPDATE retried_change SET patient = ? WHERE type = ? AND id = ?",
-            arguments: [patient, record.type, record.id]
-        )
+        for table in ["retried_change", "refused_change"] {
+            try db.execute(
+                sql: "UPDATE \(table) SET patient = ? WHERE type = ? AND id = ?",
+                arguments: [patient, record.type, record.id]
+            )
+        }
         let payloads = try Data.fetchAll(
             db,
             sql: "SELECT payload FROM change WHERE type = ? AND id = ? AND isLocal = 1",

@@ -161,6 +161,10 @@ public actor SyncEngine {
     /// after the push before the removal, while the page was on its way) are pushed before the next pull, which the
     /// server takes as the removal applied and after which it refuses them as out of scope.
     private var removedSincePush = false
+    /// Whether the server's pages say which removed patients left the scope (``PullResponse/leftScope``): the
+    /// store then keeps this replica's edits to those and drops everything of the others (purges); otherwise
+    /// nothing is kept or dropped besides the records (``namesLeavers(session:options:)``).
+    private var namesLeavers = false
     /// How far the running ``sync()`` has come, reported through ``Options/progress``.
     private var progress = SyncProgress(step: .push)
     /// Where pages are written: a page's transaction may wait for SQLite's write lock (another process using the
@@ -418,6 +422,7 @@ public actor SyncEngine {
         wait: Int,
         sparingOwn: Bool = false
     ) async throws(ClientError) {
+        namesLeavers = Self.namesLeavers(session: session, options: options)
         do throws(ClientError) {
             try await pushAndPullOnce(&report, session: session, wait: wait, sparingOwn: sparingOwn)
         } catch  where error.cause is PushMetAnotherEpoch {
@@ -871,7 +876,8 @@ public actor SyncEngine {
             if Task.isCancelled { throw Self.cancelled() }
             let saved = page.next == nil ? checkpoint : nil
             let applied = try await written {
-                [store, removed = page.removed, leftScope = page.leftScope] () throws(ClientError) in
+                [store, removed = page.removed, leftScope = namesLeavers ? page.leftScope : nil] () throws(ClientError)
+                in
                 try store.applySnapshot(prepared, removed: removed, leftScope: leftScope, checkpoint: saved)
             }
             return (next, applied)
@@ -1052,6 +1058,7 @@ public actor SyncEngine {
                 }
             }
             let applied: ApplyReport
+            let leavers = namesLeavers ? page.leftScope : nil
             do {
                 applied = try await written { [store, page, readAhead] () throws(ClientError) in
                     try store.applyPage(
@@ -1059,7 +1066,7 @@ public actor SyncEngine {
                         records: page.records,
                         forms: nil,
                         removed: page.removed,
-                        leftScope: page.leftScope,
+                        leftScope: leavers,
                         checkpoint: page.checkpoint,
                         preloaded: readAhead?.records,
                         unprojected: readAhead?.unprojected
@@ -1135,6 +1142,13 @@ public actor SyncEngine {
         }
     }
 
+    /// Whether pages from the server of `session`, asked for with `options`, name the patients that left the scope
+    /// (``PullResponse/leftScope``): a server of binary layout 5 or later does, in JSON and in layout 5; a page
+    /// asked for in an older layout (`OUTPOST_SYNC_BINARY_LAYOUT`) cannot carry them.
+    static func namesLeavers(session: SessionInfo, options: Options) -> Bool {
+        (session.binaryLayout ?? 1) >= 5 && (options.encoding == .json || options.binaryLayout >= 5)
+    }
+
     /// Sends a request, retrying transient failures with backoff, and decodes a `2xx` answer.
     ///
     /// A binary answer naming records by abbreviation (layout 3) is read with them looked up in the store and
@@ -1200,7 +1214,8 @@ public actor SyncEngine {
                 throw refusal(response, path: request.path)
             case .success(let response):
                 if attempt >= options.retries { throw refusal(response, path: request.path) }
-                failure = (reason: "the server answered \(response.status)", timedOut: false)
+                // A gateway's timeout (a proxy before a server that does not answer) took the proxy's whole wait.
+                failure = (reason: "the server answered \(response.status)", timedOut: response.status == 504)
             case .failure(let error):
                 if Task.isCancelled {
                     throw Self.cancelled(cause: error)

@@ -41,6 +41,7 @@ struct SyncCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
+        try checkSyncEnvironment()
         let store = try storeOptions.open()
         var options = SyncEngine.Options()
         let line = SyncProgressLine(lines: progress)
@@ -54,10 +55,15 @@ struct SyncCommand: AsyncParsableCommand {
         let engine = try SyncEngine(store: store.store, options: options, logger: syncLogger())
         let json = json
         if watch {
-            try await engine.watch(wait: wait ?? 25) { report in
-                firstRound.withLock { $0 = false }
+            do {
+                try await engine.watch(wait: wait ?? 25) { report in
+                    firstRound.withLock { $0 = false }
+                    line.finish()
+                    Self.print(report, json: json)
+                }
+            } catch {
                 line.finish()
-                Self.print(report, json: json)
+                throw error
             }
         } else {
             let report: SyncReport

@@ -61,6 +61,17 @@ struct RemoteOptions: ParsableArguments {
     }
 }
 
+/// Refuses an `OUTPOST_SYNC_TIMEOUT` the engine would not take (``SyncEngine/Options/requestTimeout``), rather than
+/// syncing with the default as if it were not set.
+func checkSyncEnvironment() throws {
+    guard let text = ProcessInfo.processInfo.environment["OUTPOST_SYNC_TIMEOUT"] else { return }
+    guard let seconds = Int(text), (1...3_600).contains(seconds) else {
+        throw CLIError.input(
+            "OUTPOST_SYNC_TIMEOUT is '\(text)': give a whole number of seconds from 1 to 3600, e.g. OUTPOST_SYNC_TIMEOUT=120"
+        )
+    }
+}
+
 /// The sync engine's logger for the CLI: warnings and errors only, so a failed sync is one line on stderr
 /// (its retries are logged at info).
 func syncLogger() -> Logger {
@@ -72,6 +83,7 @@ func syncLogger() -> Logger {
 /// Checks a remote by asking it for the token's session; an unreachable server is only a warning (the
 /// device may be offline), a refused token is an error and nothing is saved.
 func checkRemote(_ remote: Remote, trusting certificates: String?, store: LocalStore) async throws -> SessionInfo? {
+    try checkSyncEnvironment()
     var options = SyncEngine.Options()
     options.retries = 1
     let line = SyncProgressLine(lines: false)

@@ -79,8 +79,9 @@ struct ImportProgress {
 final class SyncProgressLine: Sendable {
     private let lines: Bool
     private let onTerminal: Bool
-    /// Whether a line is drawn on the terminal and not ended (then ``finish()`` ends it, and a note clears it).
-    private let drawn = Mutex(false)
+    /// Whether a line is drawn on the terminal and not ended (then ``finish()`` ends it, and a note clears it), and
+    /// the last retry said; every write to stderr is made holding it, so that a note and a redraw never mix.
+    private let state = Mutex((drawn: false, retry: 0))
 
     init(lines: Bool) {
         self.lines = lines
@@ -90,37 +91,44 @@ final class SyncProgressLine: Sendable {
     func report(_ progress: SyncProgress) {
         let text = "syncing: " + progress.summary
         if lines {
-            Terminal.note(text)
+            state.withLock { _ in Terminal.note(text) }
         } else if onTerminal, max(progress.toPush, progress.pushed + progress.records + progress.pulled) > 10_000 {
-            drawn.withLock { $0 = true }
-            // Cleared to the line's end: the line before may have been longer.
-            FileHandle.standardError.write(Data(("\r" + text + "\u{1B}[K").utf8))
+            state.withLock { state in
+                state.drawn = true
+                // Cleared to the line's end: the line before may have been longer.
+                FileHandle.standardError.write(Data(("\r" + text + "\u{1B}[K").utf8))
+            }
         }
     }
 
     /// Says a retry after the server did not answer in time; a quick failure (a refused connection while offline,
-    /// a `503`) is retried without a word, and its last one is the sync's error.
+    /// a `503`) is retried without a word, and its last one is the sync's error. Requests made side by side (a
+    /// session read beside a push) retry together against a server that never answers: each retry is said once.
     func retrying(_ retry: SyncRetry) {
         guard retry.timedOut else { return }
-        note("waiting for the server: \(retry.reason); trying again (\(retry.attempt) of \(retry.retries))")
+        let text = "waiting for the server: \(retry.reason); trying again (\(retry.attempt) of \(retry.retries))"
+        state.withLock { state in
+            guard state.retry != retry.attempt else { return }
+            state.retry = retry.attempt
+            Self.write(text, &state)
+        }
     }
 
     /// Writes `text` on a line of its own: over the drawn line, which the next report draws again.
     func note(_ text: String) {
-        let clearing = drawn.withLock { drawn in
-            defer { drawn = false }
-            return drawn
-        }
-        FileHandle.standardError.write(Data(((clearing ? "\r\u{1B}[K" : "") + text + "\n").utf8))
+        state.withLock { Self.write(text, &$0) }
+    }
+
+    private static func write(_ text: String, _ state: inout (drawn: Bool, retry: Int)) {
+        FileHandle.standardError.write(Data(((state.drawn ? "\r\u{1B}[K" : "") + text + "\n").utf8))
+        state.drawn = false
     }
 
     /// Ends the line drawn on the terminal, if any, so what follows starts on a line of its own.
     func finish() {
-        if drawn.withLock({ drawn in
-            defer { drawn = false }
-            return drawn
-        }) {
-            FileHandle.standardError.write(Data("\n".utf8))
+        state.withLock { state in
+            if state.drawn { FileHandle.standardError.write(Data("\n".utf8)) }
+            state.drawn = false
         }
     }
 }
