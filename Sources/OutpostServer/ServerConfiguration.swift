@@ -24,6 +24,10 @@ public struct ServerConfiguration: Sendable {
     public var snapshotCacheBytes = standardSnapshotCacheMiB << 20
     /// The mebibytes of snapshot pages kept unless configured otherwise.
     public static let standardSnapshotCacheMiB = 64
+    /// How long a snapshot page built ahead waits for the device's request before it is dropped, in milliseconds
+    /// (``PagePrefetch``): long enough for a device to write the page before, short enough that what it read is
+    /// recent.
+    public var pageAheadWaitMillis: UInt64 = 10_000
 
     var authThrottle: AuthThrottle.Policy {
         AuthThrottle.Policy(maxFailures: maxAuthFailuresPerMinute, windowMillis: authFailureWindowSeconds * 1_000)

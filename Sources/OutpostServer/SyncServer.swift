@@ -114,7 +114,7 @@ public enum SyncServer {
             notifier: notifier,
             clock: clock,
             throttle: AuthThrottle(policy: configuration.authThrottle),
-            prefetch: PagePrefetch(),
+            prefetch: PagePrefetch(policy: .init(maxAgeMillis: configuration.pageAheadWaitMillis)),
             kept: kept
         ).register(on: router)
         let limits = configuration.connections.fittedToProcess(logger: logger)

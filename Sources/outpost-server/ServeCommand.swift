@@ -48,6 +48,14 @@ struct Serve: AsyncParsableCommand {
         )
     )
     var snapshotCache = ServerConfiguration.standardSnapshotCacheMiB
+    @Option(
+        help: ArgumentHelp(
+            "Seconds a snapshot page built ahead (as the page before it is sent) waits for the device's request "
+                + "before it is dropped.",
+            valueName: "seconds"
+        )
+    )
+    var pageAheadWait = 10
 
     @Option(help: ArgumentHelp("Run 'compact' this often (24h, 7d); off unless given.", valueName: "interval"))
     var compactEvery: String?
@@ -68,6 +76,9 @@ struct Serve: AsyncParsableCommand {
         guard maxClockSkew > 0 else { throw ValidationError("--max-clock-skew must be a positive number of seconds") }
         guard (0...65_536).contains(snapshotCache) else {
             throw ValidationError("--snapshot-cache must be 0 to 65536 MiB")
+        }
+        guard (1...3_600).contains(pageAheadWait) else {
+            throw ValidationError("--page-ahead-wait must be 1 to 3600 seconds")
         }
         guard maxAuthFailures > 0 else { throw ValidationError("--max-auth-failures must be at least 1") }
         guard (1...86_400).contains(authFailureWindow) else {
@@ -138,6 +149,7 @@ struct Serve: AsyncParsableCommand {
         configuration.maxAuthFailuresPerMinute = maxAuthFailures
         configuration.authFailureWindowSeconds = UInt64(authFailureWindow)
         configuration.snapshotCacheBytes = snapshotCache << 20
+        configuration.pageAheadWaitMillis = UInt64(pageAheadWait) * 1_000
         if configuration.tls == nil && !ServerConfiguration.isLoopback(host) {
             logger.warning(
                 "serving plain HTTP on \(host): tokens and patient data cross the network in the clear; serve HTTPS with --tls-cert and --tls-key, or put a TLS proxy in front"
