@@ -338,6 +338,9 @@ extension LocalStore {
                     let arguments: StatementArguments = [record.type, record.id]
                     try db.execute(sql: "DELETE FROM retried_change WHERE type = ? AND id = ?", arguments: arguments)
                     try db.execute(sql: "DELETE FROM refused_change WHERE type = ? AND id = ?", arguments: arguments)
+                }
+                // The log rows of records no longer held (those held go below).
+                for record in known.subtracting(held) {
                     try db.execute(
                         sql: "DELETE FROM change WHERE type = ? AND id = ? AND NOT (isLocal = 1 AND maxCounter > ?)",
                         arguments: [record.type, record.id, acked]

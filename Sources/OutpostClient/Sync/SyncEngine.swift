@@ -130,9 +130,16 @@ public actor SyncEngine {
                 binaryLayout = layout
             }
             compression = environment["OUTPOST_SYNC_COMPRESSION"] != "off"
-            if let seconds = environment["OUTPOST_SYNC_TIMEOUT"].flatMap(Int.init), (1...3_600).contains(seconds) {
-                requestTimeout = Double(seconds)
+            if let seconds = environment["OUTPOST_SYNC_TIMEOUT"].flatMap(Self.requestTimeout(from:)) {
+                requestTimeout = seconds
             }
+        }
+
+        /// The request timeout `text` names (`OUTPOST_SYNC_TIMEOUT`): a whole number of seconds from 1 to 3,600, or
+        /// `nil` for anything else (the default then applies; the CLI refuses it).
+        public static func requestTimeout(from text: String) -> Double? {
+            guard let seconds = Int(text), (1...3_600).contains(seconds) else { return nil }
+            return Double(seconds)
         }
     }
 

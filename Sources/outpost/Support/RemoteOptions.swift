@@ -65,7 +65,7 @@ struct RemoteOptions: ParsableArguments {
 /// syncing with the default as if it were not set.
 func checkSyncEnvironment() throws {
     guard let text = ProcessInfo.processInfo.environment["OUTPOST_SYNC_TIMEOUT"] else { return }
-    guard let seconds = Int(text), (1...3_600).contains(seconds) else {
+    guard SyncEngine.Options.requestTimeout(from: text) != nil else {
         throw CLIError.input(
             "OUTPOST_SYNC_TIMEOUT is '\(text)': give a whole number of seconds from 1 to 3600, e.g. OUTPOST_SYNC_TIMEOUT=120"
         )

@@ -79,7 +79,7 @@ struct ImportProgress {
 final class SyncProgressLine: Sendable {
     private let lines: Bool
     private let onTerminal: Bool
-    /// Whether a line is drawn on the terminal and not ended (then ``finish()`` ends it, and a note clears it), and
+    /// Whether a line is drawn on the terminal and not ended (then ``finish()`` ends it, and a retry's note clears it), and
     /// the last retry said; every write to stderr is made holding it, so that a note and a redraw never mix.
     private let state = Mutex((drawn: false, retry: 0))
 
@@ -115,10 +115,6 @@ final class SyncProgressLine: Sendable {
     }
 
     /// Writes `text` on a line of its own: over the drawn line, which the next report draws again.
-    func note(_ text: String) {
-        state.withLock { Self.write(text, &$0) }
-    }
-
     private static func write(_ text: String, _ state: inout (drawn: Bool, retry: Int)) {
         FileHandle.standardError.write(Data(((state.drawn ? "\r\u{1B}[K" : "") + text + "\n").utf8))
         state.drawn = false
