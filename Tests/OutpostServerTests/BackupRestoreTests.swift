@@ -106,27 +106,28 @@ struct BackupRestoreTests {
         #expect(!again.contains("\"serverRestored\":true"), "\(again)")
     }
 
-    /// A scoped nurse's edit is refused (the patient is in another team) while its later edits are stored; the
-    /// backup is taken; the patient joins the nurse's team, the nurse retries the edit and the server stores it.
-    /// Restored from the backup, the server lacks the edit although it holds later changes of the nurse: the
-    /// nurse sends it again (its copy, even once the device compacted its history), without ever showing it as
-    /// refused, and after every device syncs twice the exports equal those of the run without the restore.
+    /// A school's site device settles a conflict, which a site device may not (its store forgot its role,
+    /// ``ForgetfulSchool``): refused, while its later edits are stored; the backup is taken; an admin settles the
+    /// conflict, the school retries its change, no longer a resolution, and the server stores it. Restored from the
+    /// backup, the server lacks it although it holds later changes of the school: the school sends it again (its
+    /// copy, even once the device compacted its history), after the admin's resolution is sent again, without ever
+    /// showing it as refused, and after every device syncs twice the exports equal those of the run without the
+    /// restore.
     @Test(arguments: Backend.all)
     func aRefusedChangeRetriedAndStoredAfterTheBackupIsSentAgainAfterTheRestore(backend: Backend) async throws {
         let server = try await TestServer(backend: backend)
         let devices = try TemporaryDirectory("outpost-restore-retried")
-        let scene = try await ScopedNurse(on: server, in: devices)
-        let (admin, nurse, teams) = (scene.admin, scene.nurse, scene.teams)
-        let mine = try await scene.nursePatients()
-        try #require(mine.count >= 2)
-        let registered = try await scene.registerForTheOtherTeam()
-        try await nurse.ok("sync")
-        try await nurse.ok("patient", "set", registered, "preferredLanguage=fr")
-        try await nurse.ok("patient", "set", mine[0], "preferredLanguage=es")
-        try await nurse.ok("patient", "set", mine[1], "preferredLanguage=pt")
-        let refused = try await nurse.ok("sync")
+        let scene = try await ForgetfulSchool(on: server, in: devices)
+        let (admin, school, patients) = (scene.admin, scene.school, scene.patients)
+        try #require(patients.count >= 3)
+        try await scene.conflict(on: patients[0])
+        try scene.forgetRole()
+        try await school.ok("patient", "set", patients[0], "birthDate=1975-05-06")
+        try await school.ok("patient", "set", patients[1], "preferredLanguage=es")
+        try await school.ok("patient", "set", patients[2], "preferredLanguage=pt")
+        let refused = try await school.ok("sync")
         #expect(refused.contains("pushed 2,") && refused.contains("refused: 1 change"), "\(refused)")
-        let held = try await nurse.rows("outbox", "list")
+        let held = try await school.rows("outbox", "list")
         let id = try #require(held.first?["id"] as? String)
         try #require(held.count == 1)
         try await admin.ok("sync")
@@ -134,43 +135,46 @@ struct BackupRestoreTests {
         let file = devices.path("nightly.backup")
         try await backup(server, to: file)
 
-        // After the backup: the cause is fixed (the patient joins the nurse's team), the edit retried and stored.
-        try await admin.ok("patient", "set", registered, "primaryTeam=\(teams[0])")
+        // After the backup: the cause goes (an admin settles the conflict), the change retried and stored.
+        try await admin.ok("conflicts", "resolve", "\(patients[0]).birthDate", "--value", "1970-01-02")
         try await admin.ok("sync")
-        try await nurse.ok("outbox", "retry", id)
-        let retried = try await nurse.ok("sync")
+        try await school.ok("outbox", "retry", id)
+        let retried = try await school.ok("sync")
         #expect(retried.contains("pushed 1,") && !retried.contains("refused"), "\(retried)")
-        try await nurse.ok("patient", "set", mine[0], "preferredLanguage=en")
-        try await nurse.ok("sync")
+        try await school.ok("patient", "set", patients[1], "preferredLanguage=en")
+        try await school.ok("sync")
         try await admin.ok("sync")
         // The device compacts its history: the retried edit is acknowledged; nothing here needs its log row.
-        try await nurse.ok("compact")
-        let reference = (admin: try await admin.export(), nurse: try await nurse.export())
-        #expect(reference.admin.contains("\"fr\""), "the retried edit reached the server")
+        try await school.ok("compact")
+        let reference = (admin: try await admin.export(), school: try await school.export())
+        await #expect(
+            try scene.birthDates(admin, patients[0]) == ["1970-01-02", "1975-05-06"],
+            "the retried edit reached the server"
+        )
 
         try await restore(server, from: file)
         for round in 0..<2 {
-            for device in [admin, nurse] {
+            for device in [admin, school] {
                 let text = try await device.ok("sync", "--json")
                 let report = try #require(try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any])
                 #expect(report["refused"] as? Int ?? 0 == 0, "\(device.name), round \(round): \(report)")
                 if round == 0 { #expect(report["serverRestored"] as? Bool == true, "\(device.name): \(report)") }
             }
             // Never shown as refused: not in the outbox list, not in status, not in what the device reports.
-            await #expect(try nurse.ok("outbox", "list") == "no refused changes held aside")
-            await #expect(try nurse.status()["refusedChanges"] as? Int == 0)
+            await #expect(try school.ok("outbox", "list") == "no refused changes held aside")
+            await #expect(try school.status()["refusedChanges"] as? Int == 0)
             let listed = try await server.admin(["devices", "list", "--all", "--json"])
             let entries = try #require(
                 try JSONSerialization.jsonObject(with: Data(listed.stdout.utf8)) as? [[String: Any]]
             )
-            let entry = try #require(entries.first { $0["replica"] as? String == "nurse-1" })
+            let entry = try #require(entries.first { $0["replica"] as? String == "school-1" })
             #expect(entry["refused"] as? Int == 0, "\(entry)")
         }
         let fresh = Device("fresh", in: devices)
         try await fresh.join(server, token: server.adminToken)
         await #expect(try fresh.export() == reference.admin, "the restored server lacks a change a device held")
         await #expect(try admin.export() == reference.admin)
-        await #expect(try nurse.export() == reference.nurse)
+        await #expect(try school.export() == reference.school)
     }
 
     /// A scoped nurse's edit to a patient that leaves her scope after the backup is sent again after a restore

@@ -72,47 +72,62 @@ struct CompactionTests {
         return results.first { $0.0 }?.1.stdout ?? ""
     }
 
-    /// A scoped nurse edits a patient it registered for another team: refused and held aside. `devices list`
-    /// shows the device's refused count as it reported it; discarded, the edit is withdrawn on the device (the
-    /// earlier value shows again) and the next sync reports none.
+    /// A school's site device that forgot its role (``ForgetfulSchool``) settles a conflict on a patient it
+    /// registered, which a site device may not: refused and held aside. `devices list` shows the device's refused
+    /// count as it reported it; discarded, the change is withdrawn on the device at once (its log holds every change
+    /// of the record: the conflict shows again) and the next sync reports none.
     @Test(arguments: Backend.all)
     func devicesListShowsRefusedChangesAndADiscardIsWithdrawnOnTheDevice(backend: Backend) async throws {
         let server = try await TestServer(backend: backend)
         let folder = try TemporaryDirectory("outpost-compaction")
-        let scene = try await ScopedNurse(on: server, in: folder)
-        let (admin, nurse) = (scene.admin, scene.nurse)
-        let registered = try await scene.registerForTheOtherTeam("Ana", "preferredLanguage=en")
-        try await nurse.ok("sync")
-        await #expect(try device(server, "nurse-1")["refused"] as? Int == 0)
+        let scene = try await ForgetfulSchool(on: server, in: folder)
+        let (admin, school) = (scene.admin, scene.school)
+        let subgroup = try #require(try await admin.rows("subgroup", "list").first?["id"] as? String)
+        let registered = try await school.ok(
+            "patient",
+            "add",
+            "givenName=Ana",
+            "familyName=Ruiz",
+            "birthDate=1980-01-02",
+            "sex=female",
+            "primaryTeam=\(scene.teams[0])",
+            "subgroup=\(subgroup)",
+            "status=active"
+        )
+        for device in [school, admin, scene.clinician] { try await device.ok("sync") }
+        try await scene.conflict(on: registered)
+        await #expect(try device(server, "school-1")["refused"] as? Int == 0)
 
-        try await nurse.ok("patient", "set", registered, "preferredLanguage=de")
-        await #expect(try language(nurse, registered) == "de")
-        let synced = try await nurse.ok("sync")
+        try scene.forgetRole()
+        try await school.ok("patient", "set", registered, "birthDate=1975-05-06")
+        await #expect(try scene.birthDates(school, registered) == ["1975-05-06"])
+        let synced = try await school.ok("sync")
         #expect(synced.contains("refused: 1 change"), "\(synced)")
-        let entry = try await device(server, "nurse-1")
+        let entry = try await device(server, "school-1")
         #expect(entry["refused"] as? Int == 1, "\(entry)")
         #expect(entry["outbox"] as? Int == 0, "\(entry)")
         let table = try await server.admin(["devices", "list"])
         #expect(table.stdout.contains("REFUSED"), "\(table.stdout)")
 
-        let held: [[String: Any]] = try json(try await nurse.ok("outbox", "list", "--json"))
+        let held: [[String: Any]] = try json(try await school.ok("outbox", "list", "--json"))
         let id = try #require(held.first?["id"] as? String)
-        let discarded = try await nurse.ok("outbox", "discard", id, "--reason", "wrong patient")
+        let discarded = try await school.ok("outbox", "discard", id, "--reason", "not mine to settle")
         #expect(!discarded.contains("bootstraps again"), "its log holds every change of the record: \(discarded)")
-        await #expect(try language(nurse, registered) == "en", "the discarded edit no longer shows")
-        await #expect(try nurse.status()["pendingChanges"] as? Int == 0)
-        try await nurse.ok("sync")
-        await #expect(try device(server, "nurse-1")["refused"] as? Int == 0)
+        let conflicting = ["1970-01-02", "1971-03-04"]
+        await #expect(try scene.birthDates(school, registered) == conflicting, "the discarded change no longer shows")
+        await #expect(try school.status()["pendingChanges"] as? Int == 0)
+        try await school.ok("sync")
+        await #expect(try device(server, "school-1")["refused"] as? Int == 0)
         try await admin.ok("sync")
-        await #expect(try language(admin, registered) == "en")
-        let audit = try await nurse.ok("audit", "--patient", registered)
+        await #expect(try scene.birthDates(admin, registered) == conflicting)
+        let audit = try await school.ok("audit", "--patient", registered)
         #expect(audit.contains("discarded"), "the discard stays on record: \(audit)")
 
         // Its token revoked, the device stays listed, marked so (it cannot sync until given another token).
         #expect(entry["tokenRevokedAtMillis"] == nil, "\(entry)")
         let tokenID = try #require(entry["token"] as? String)
         try #require(try await server.admin(["token", "revoke", tokenID]).status == 0)
-        await #expect(try device(server, "nurse-1")["tokenRevokedAtMillis"] as? Int != nil)
+        await #expect(try device(server, "school-1")["tokenRevokedAtMillis"] as? Int != nil)
         let listed = try await server.admin(["devices", "list"])
         #expect(listed.stdout.contains("\(tokenID) (revoked)"), "\(listed.stdout)")
     }

@@ -12,11 +12,12 @@ struct PerChangeRefusalTests {
         return object["fields"] as? [String: Any] ?? [:]
     }
 
-    /// Both sync encodings, on every backend: a scoped nurse registers two patients for another team (allowed:
-    /// its own push creates them), which leaves them outside its scope. Four later edits, the second and the
-    /// fourth to those patients: the server stores the first and the third and refuses the others one by one;
-    /// the device holds them aside and its outbox is empty. The cause is fixed for one (the patient moves into
-    /// the nurse's team) and it is retried; the other is discarded with a reason, which stays on record.
+    /// Both sync encodings, on every backend: a school's site device whose store forgot its role
+    /// (``ForgetfulSchool``) makes four edits offline, the second settling a conflict (which a site device may not)
+    /// and the fourth renaming a team (which only an admin may): the server stores the first and the third and
+    /// refuses the others one by one; the device holds them aside and its outbox is empty. The cause goes for the
+    /// first (an admin settles the conflict) and it is retried: no longer a resolution, it is stored beside the
+    /// admin's value, a conflict again for review. The other is discarded with a reason, which stays on record.
     @Test(arguments: Backend.all, ["json", "binary"])
     func aRefusedChangeInTheMiddleOfTheOutboxIsHeldAsideTheRestFlowsAndItIsRetriedOrDiscarded(
         backend: Backend,
@@ -24,21 +25,18 @@ struct PerChangeRefusalTests {
     ) async throws {
         let server = try await TestServer(backend: backend)
         let folder = try TemporaryDirectory("outpost-per-change")
-        let scene = try await ScopedNurse(on: server, in: folder, encoding: encoding)
-        let (admin, nurse, teams) = (scene.admin, scene.nurse, scene.teams)
-        let mine = try await scene.nursePatients()
-        try #require(mine.count >= 2)
-        let registered = [
-            try await scene.registerForTheOtherTeam("Ana"), try await scene.registerForTheOtherTeam("Bea"),
-        ]
-        let first = try await nurse.ok("sync")
-        #expect(!first.contains("refused"), "\(first)")
+        let scene = try await ForgetfulSchool(on: server, in: folder, encoding: encoding)
+        let (admin, school, patients, team) = (scene.admin, scene.school, scene.patients, scene.teams[0])
+        try #require(patients.count >= 3)
+        try await scene.conflict(on: patients[0])
+        let teamName = try await school.ok("team", "show", team, "--json")
+        try scene.forgetRole()
 
-        try await nurse.ok("patient", "set", mine[0], "preferredLanguage=es")
-        try await nurse.ok("patient", "set", registered[0], "preferredLanguage=fr")
-        try await nurse.ok("patient", "set", mine[1], "preferredLanguage=pt")
-        try await nurse.ok("patient", "set", registered[1], "preferredLanguage=de")
-        let report = try await nurse.ok("sync")
+        try await school.ok("patient", "set", patients[1], "preferredLanguage=es")
+        try await school.ok("patient", "set", patients[0], "birthDate=1975-05-06")
+        try await school.ok("patient", "set", patients[2], "preferredLanguage=pt")
+        try await school.ok("team", "set", team, "name=Healthy kids")
+        let report = try await school.ok("sync")
         #expect(report.contains("pushed 2,"), "\(report)")
         #expect(
             report.contains(
@@ -47,49 +45,51 @@ struct PerChangeRefusalTests {
             ),
             "\(report)"
         )
-        let status = try await nurse.status()
+        let status = try await school.status()
         #expect(status["pendingChanges"] as? Int == 0)
         #expect(status["refusedChanges"] as? Int == 2)
-        await #expect(try nurse.ok("status").contains("refused changes: 2 changes refused by the server"))
+        await #expect(try school.ok("status").contains("refused changes: 2 changes refused by the server"))
 
-        let held = try await nurse.rows("outbox", "list")
-        #expect(held.map { $0["record"] as? String } == registered.map { "patient/\($0)" })
-        #expect(held.allSatisfy { $0["code"] as? String == "out_of_scope" && $0["state"] as? String == "refused" })
+        let held = try await school.rows("outbox", "list")
+        #expect(held.map { $0["record"] as? String } == ["patient/\(patients[0])", "team/\(team)"])
+        #expect(held.allSatisfy { $0["code"] as? String == "forbidden" && $0["state"] as? String == "refused" })
         let ids = held.compactMap { $0["id"] as? String }
         try #require(ids.count == 2)
-        let shown = try await nurse.ok("outbox", "show", ids[0])
-        #expect(shown.contains("out_of_scope") && shown.contains("preferredLanguage"), "\(shown)")
+        let shown = try await school.ok("outbox", "show", ids[0])
+        #expect(shown.contains("forbidden") && shown.contains("birthDate"), "\(shown)")
+        #expect(shown.contains("site-device token cannot resolve"), "\(shown)")
         // Held aside, not re-sent: another sync pushes nothing and keeps them.
-        let again = try await nurse.ok("sync")
+        let again = try await school.ok("sync")
         #expect(again.contains("pushed 0,") && again.contains("refused: 2 changes"), "\(again)")
 
-        // Every other change went through.
+        // Every other change went through; the refused ones reached no one.
         try await admin.ok("sync")
-        await #expect(try fields(admin, mine[0])["preferredLanguage"] as? String == "es")
-        await #expect(try fields(admin, mine[1])["preferredLanguage"] as? String == "pt")
-        await #expect(try fields(admin, registered[0])["preferredLanguage"] == nil)
-        await #expect(try fields(admin, registered[1])["preferredLanguage"] == nil)
+        await #expect(try fields(admin, patients[1])["preferredLanguage"] as? String == "es")
+        await #expect(try fields(admin, patients[2])["preferredLanguage"] as? String == "pt")
+        await #expect(try scene.birthDates(admin, patients[0]) == ["1970-01-02", "1971-03-04"])
+        await #expect(try admin.ok("team", "show", team, "--json") == teamName)
 
-        // The cause is fixed for the first (the patient joins the nurse's team): retried, it is stored.
-        try await admin.ok("patient", "set", registered[0], "primaryTeam=\(teams[0])")
+        // The cause goes for the first (the admin settles the conflict): retried, it is stored.
+        try await admin.ok("conflicts", "resolve", "\(patients[0]).birthDate", "--value", "1970-01-02")
         try await admin.ok("sync")
-        await #expect(try nurse.ok("outbox", "retry", ids[0]).contains("will be sent again"))
+        await #expect(try school.ok("outbox", "retry", ids[0]).contains("will be sent again"))
         // The second is given up, with a reason.
-        try await nurse.ok("outbox", "discard", ids[1], "--reason", "registered for the wrong team; redone by them")
-        let retried = try await nurse.ok("sync")
+        try await school.ok("outbox", "discard", ids[1], "--reason", "only the office renames a team; asked them")
+        let retried = try await school.ok("sync")
         #expect(retried.contains("pushed 1,") && !retried.contains("refused"), "\(retried)")
-        await #expect(try nurse.status()["refusedChanges"] as? Int == 0)
-        await #expect(try nurse.ok("outbox", "list") == "no refused changes held aside")
-        let discarded = try await nurse.rows("outbox", "list", "--discarded")
+        await #expect(try school.status()["refusedChanges"] as? Int == 0)
+        await #expect(try school.ok("outbox", "list") == "no refused changes held aside")
+        let discarded = try await school.rows("outbox", "list", "--discarded")
         #expect(discarded.count == 1)
         #expect(discarded.first?["id"] as? String == ids[1])
         #expect(discarded.first?["state"] as? String == "discarded")
-        #expect(discarded.first?["discardReason"] as? String == "registered for the wrong team; redone by them")
-        await #expect(try nurse.run("outbox", "retry", ids[1]).status == 2, "a discard is final")
+        #expect(discarded.first?["discardReason"] as? String == "only the office renames a team; asked them")
+        await #expect(try school.run("outbox", "retry", ids[1]).status == 2, "a discard is final")
 
+        // The school's value stands beside the admin's, for review; the team keeps its name.
         try await admin.ok("sync")
-        await #expect(try fields(admin, registered[0])["preferredLanguage"] as? String == "fr")
-        await #expect(try fields(admin, registered[1])["preferredLanguage"] == nil)
+        await #expect(try scene.birthDates(admin, patients[0]) == ["1970-01-02", "1975-05-06"])
+        await #expect(try admin.ok("team", "show", team, "--json") == teamName)
     }
 
     /// A push without `Outpost-Refusals` (every client before per-change refusals) is all or nothing as before;

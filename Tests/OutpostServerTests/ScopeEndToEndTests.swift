@@ -122,6 +122,31 @@ struct ScopeEndToEndTests {
         await #expect(!(try nurse.export()).contains("Other clinic"))
     }
 
+    /// A nurse registers a patient for another team from the CLI and edits it before she syncs: her sync stores
+    /// both and removes the patient from her laptop, nothing refused, and the admin holds it with her edit. Before,
+    /// her laptop kept the patient as she registered it, stale, and refused her later edits (protocol/README.md
+    /// section 11).
+    @Test(arguments: Backend.all)
+    func aPatientANurseRegistersForAnotherTeamLeavesHerLaptopAtHerSync(backend: Backend) async throws {
+        let server = try await TestServer(backend: backend)
+        let folder = try TemporaryDirectory("outpost-scopes")
+        let scene = try await ScopedNurse(on: server, in: folder)
+        let (admin, nurse) = (scene.admin, scene.nurse)
+        let registered = try await scene.registerForTheOtherTeam("Ana", "preferredLanguage=en")
+        try await nurse.ok("patient", "set", registered, "preferredLanguage=fr")
+        await #expect(try nurse.ok("patient", "show", registered).contains("Ana"))
+        let report = try await nurse.ok("sync")
+        #expect(report.contains("removed 1 patients") && !report.contains("refused"), "\(report)")
+        await #expect(try nurse.run("patient", "show", registered).status == 2)
+        await #expect(try nurse.status()["pendingChanges"] as? Int == 0)
+        await #expect(try nurse.status()["refusedChanges"] as? Int == 0)
+        try await admin.ok("sync")
+        await #expect(try ids(admin, "patient", "list", "--team", scene.teams[1]).contains(registered))
+        let shown = try await admin.ok("patient", "show", registered, "--json")
+        let record = try #require(try JSONSerialization.jsonObject(with: Data(shown.utf8)) as? [String: Any])
+        #expect((record["fields"] as? [String: Any])?["preferredLanguage"] as? String == "fr", "\(shown)")
+    }
+
     @Test(arguments: Backend.all, ["team", "site"])
     func aScopedTokenCannotPushEditsToAPatientOutsideItsScopeNorPullWithoutItsReplica(
         backend: Backend,

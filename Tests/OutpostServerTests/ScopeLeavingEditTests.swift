@@ -183,6 +183,90 @@ struct ScopeLeavingEditTests {
     /// A pull page that removes a patient is written before the page after it is asked for: the server takes a
     /// pull from a page's checkpoint as that page applied, and forgets the removal, so a page asked for ahead of a
     /// removal that then failed to be written would have left the patient on the device for good.
+    /// A patient the nurse registers, with `team` as its primary team.
+    static func register(_ care: CareStore, team: String, familyName: String) throws -> RecordRef {
+        try care.create(
+            .patient,
+            fields: [
+                "givenName": ["Ana"], "familyName": [.string(familyName)], "birthDate": ["1980-01-02"],
+                "sex": ["female"], "status": ["active"], "subgroup": [.string(TinyPractice.subgroup)],
+                "primaryTeam": [.string(team)],
+            ]
+        )
+    }
+
+    /// A nurse registers a patient for another team and edits it before she syncs: her push creates it (allowed),
+    /// the server counts it as sent to her device, and the same sync's pull removes it, her edits stored. Before,
+    /// the device kept the patient as she registered it, received no later change to it, and had her later edits
+    /// refused (protocol/README.md section 11, the old known gap). The team's device receives it; a bootstrap of
+    /// the nurse's device does not bring it back.
+    @Test(arguments: Backend.all)
+    func aPatientTheDeviceRegistersForAnotherTeamLeavesItAtItsNextSyncWithItsEditsStored(
+        backend: Backend
+    ) async throws {
+        let (server, directory, admin, otherTeam, token, nurse) = try await nurseOfTheFirstTeam(on: backend)
+        defer { withExtendedLifetime(directory) {} }
+        let patient = try Self.register(nurse.care, team: otherTeam, familyName: "Ruiz")
+        try nurse.care.update([.assign(patient, "preferredLanguage", "fr")])
+        let staying = try Self.register(nurse.care, team: TinyPractice.team, familyName: "Soto")
+
+        let report = try await nurse.engine(server.transport(token)).sync()
+        #expect(report.pushed >= 2 && report.refused == 0 && report.heldAside == 0, "\(report)")
+        #expect(report.purged == 1, "the patient registered for the other team left the device: \(report)")
+        #expect(try nurse.care.record(patient) == nil)
+        #expect(try nurse.care.record(staying) != nil, "a patient registered for the nurse's own team stays")
+        let quiet = try await nurse.engine(server.transport(token)).sync()
+        #expect(quiet.purged == 0 && quiet.pulled == 0 && quiet.pushed == 0, "\(quiet)")
+
+        let otherToken = try await server.issueToken(role: "clinician", extra: ["--teams", otherTeam])
+        let colleague = try LocalReplica("colleague", in: directory)
+        _ = try await colleague.engine(server.transport(otherToken)).sync()
+        let received = try #require(try colleague.care.record(patient))
+        #expect(received.fields["preferredLanguage"]?.value == "fr", "the nurse's edit made before the sync")
+        #expect(try colleague.care.record(staying) == nil)
+        try colleague.care.update([.assign(patient, "phone", "555-0199")])
+        _ = try await colleague.engine(server.transport(otherToken)).sync()
+        let after = try await nurse.engine(server.transport(token)).sync()
+        #expect(after.pulled == 0 && after.purged == 0, "the team's later edit is not sent to the nurse: \(after)")
+        #expect(try nurse.care.record(patient) == nil)
+        _ = try await admin.engine(server.transport(server.adminToken)).sync()
+        #expect(try admin.care.record(patient)?.fields["phone"]?.value == "555-0199")
+
+        // A new device of the nurse's scope bootstraps without it.
+        let laptop = try LocalReplica("laptop", in: directory)
+        _ = try await laptop.engine(server.transport(token)).sync()
+        #expect(try laptop.care.record(patient) == nil)
+        #expect(try laptop.care.record(staying) != nil)
+    }
+
+    /// A patient the nurse registers for her own team, pushed (her sync's pull fails), then moved to another team
+    /// by the admin before she pulls: her next sync removes it. Before, a patient a device created was counted as
+    /// sent to it only once a pull sent it, and this one, never sent, stayed on the device, stale.
+    @Test(arguments: Backend.all)
+    func aPatientTheDeviceCreatedThatLeavesTheScopeBeforeItsNextPullIsRemovedThen(backend: Backend) async throws {
+        let (server, directory, admin, otherTeam, token, nurse) = try await nurseOfTheFirstTeam(on: backend)
+        defer { withExtendedLifetime(directory) {} }
+        let patient = try Self.register(nurse.care, team: TinyPractice.team, familyName: "Ruiz")
+        let pullFails = FaultTransport(
+            server.transport(token),
+            answer: { request, _ in
+                guard request.path == Wire.Path.changes else { return nil }
+                return TransportResponse(status: 404, body: Data("<h1>Not Found</h1>".utf8), contentType: "text/html")
+            }
+        )
+        await #expect(throws: ClientError.self) { _ = try await nurse.engine(pullFails).sync() }
+        #expect(try nurse.store.pendingCount() == 0, "the push went through before the pull failed")
+
+        let adminEngine = admin.engine(server.transport(server.adminToken))
+        _ = try await adminEngine.sync()
+        try admin.care.update([.assign(patient, "primaryTeam", .string(otherTeam))])
+        _ = try await adminEngine.sync()
+
+        let report = try await nurse.engine(server.transport(token)).sync()
+        #expect(report.purged == 1 && report.refused == 0, "\(report)")
+        #expect(try nurse.care.record(patient) == nil)
+    }
+
     @Test(arguments: Backend.all)
     func thePageAfterOneThatRemovesAPatientIsAskedForOnceThatOneIsWritten(backend: Backend) async throws {
         let (server, directory, admin, otherTeam, token, nurse) = try await nurseOfTheFirstTeam(on: backend)

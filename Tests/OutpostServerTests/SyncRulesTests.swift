@@ -433,6 +433,33 @@ struct SyncRulesTests {
         #expect(FeedPlanner.heldPatients(recorded: recorded, pulledFrom: 12) == ["in"], "pulled from past it")
     }
 
+    @Test func aScopedDeviceHoldsThePatientsItsPushCreatesUntilAPullSendsOrRemovesThem() {
+        func record(_ type: String, _ id: String, _ row: PushPlan.Record.RowChange) -> PushPlan.Record {
+            PushPlan.Record(
+                ref: RecordRef(type: type, id: id),
+                owner: type == "patient" ? nil : "pat_a",
+                state: RecordState(),
+                learntOwner: false,
+                row: row
+            )
+        }
+        var plan = PushPlan()
+        plan.records = [
+            record("patient", "pat_b", .insert), record("patient", "pat_a", .insert), record("task", "tsk_1", .insert),
+            record("patient", "pat_c", .state), record("patient", "pat_d", .stateAndOwner),
+        ]
+        let team = Scope(teams: ["tea_1"])
+        #expect(FeedPlanner.patientsCreated(by: plan, scope: team) == ["pat_a", "pat_b"], "new patients only")
+        #expect(FeedPlanner.patientsCreated(by: plan, scope: .practice).isEmpty, "the whole practice is not recorded")
+
+        // Recorded so, a created patient is held, never applied, and its device's next pull sends it whole if it
+        // is in the scope and removes it if not.
+        let recorded = ["pat_a": FeedPlanner.sentByPush, "pat_b": FeedPlanner.sentByPush]
+        #expect(FeedPlanner.heldPatients(recorded: recorded, pulledFrom: 1 << 40) == ["pat_a", "pat_b"])
+        let page = FeedPlanner.scopedPage(rows: [], inScope: ["pat_a"], known: recorded, since: 1 << 40)
+        #expect(page.entering == ["pat_a"] && page.removed == ["pat_b"] && page.forgotten.isEmpty)
+    }
+
     @Test func aSnapshotPageStopsOneVisibleRecordPastItsLimit() throws {
         let records = (0..<10).map { RecordRef(type: RecordType.patient.rawValue, id: "p\($0)") }
         var walked = 0

@@ -176,6 +176,19 @@ extension PostgresStore: SyncStorage {
             let context = try await Self.pushContext(for: request, token: token, connection, logger)
             let plan = try judge.judge(request, context: context, perChange: perChange)
             let written = try await Self.write(plan, practice: practice, head: head, now: now, connection, logger)
+            let created = FeedPlanner.patientsCreated(by: plan, scope: token.scope)
+            if !created.isEmpty {
+                let sent = FeedPlanner.sentByPush
+                try await connection.run(
+                    """
+                    INSERT INTO device_patient (practice, replica, patient, state, at, at_since)
+                    SELECT \(practice), \(request.replica.rawValue), patient, 'in', \(sent.at), \(sent.atSince)
+                    FROM unnest(\(created)::text[]) AS patient
+                    ON CONFLICT (practice, replica, patient) DO NOTHING
+                    """,
+                    logger
+                )
+            }
             let acknowledged =
                 try await connection.all(
                     """

@@ -30,6 +30,15 @@ extension ServerStore: SyncStorage {
             let (context, tails, partly) = try Self.pushContext(for: request, token: token, named: named, db: db)
             let plan = try judge.judge(request, context: context, perChange: perChange)
             let written = try Self.write(plan, practice: token.practice, tails: tails, partly: partly, now: now, db: db)
+            for patient in FeedPlanner.patientsCreated(by: plan, scope: token.scope) {
+                let sent = FeedPlanner.sentByPush
+                try db.cachedStatement(
+                    sql: """
+                        INSERT INTO device_patient (practice, replica, patient, state, at, atSince)
+                        VALUES (?, ?, ?, 'in', ?, ?) ON CONFLICT (practice, replica, patient) DO NOTHING
+                        """
+                ).execute(arguments: [token.practice, request.replica.rawValue, patient, sent.at, sent.atSince])
+            }
             try db.execute(
                 sql: """
                     UPDATE device SET acknowledged = MAX(acknowledged, ?), lastSeen = ? WHERE practice = ? AND replica = ?

@@ -88,6 +88,24 @@ enum FeedPlanner {
         var forgotten: [String]
     }
 
+    /// The patients a scoped device's push creates, which the device now holds as if it had been sent them: recorded
+    /// `in` and not yet applied (``sentByPush``), so its next pull sends each whole if it is in the scope, as
+    /// before, and removes it if not (a patient registered for another team, or moved out of the scope by another
+    /// device before this one pulls). Until that pull is applied its later edits to the patient are taken
+    /// (``heldPatients(recorded:pulledFrom:)``); without the record the device kept the patient as it registered
+    /// it, received no later change to it, and had its later edits refused. Empty for the whole practice, whose
+    /// devices are not recorded. Sorted, each once.
+    static func patientsCreated(by plan: PushPlan, scope: Scope) -> [String] {
+        guard !scope.isWholePractice else { return [] }
+        return Set(
+            plan.records.lazy.filter { $0.row == .insert && $0.ref.type == RecordType.patient.rawValue }.map(\.ref.id)
+        ).sorted()
+    }
+
+    /// How a patient a push created is recorded for its device (``patientsCreated(by:scope:)``): sent (`in`), at a
+    /// position no pull reaches, so it is never applied until a pull sends or removes it and records that pull.
+    static let sentByPush = DevicePatient(isIn: true, at: .max, atSince: .max)
+
     /// The patients a scoped device still holds, whose edits its push may carry beside those of its scope
     /// (``PushJudge``): those it was sent (`in`) and those it was told to remove but has not removed yet, by what
     /// it pulled since (`pulledFrom`, where its last pull began; `nil` before its first). An edit made while the

@@ -40,8 +40,8 @@ struct ScopedNurse {
     }
 
     /// The nurse registers a patient for the second team, with `fields` besides the required ones; not synced.
-    /// Allowed (the nurse's own push creates it), it leaves the patient outside the nurse's scope: the nurse's
-    /// later edits to it are refused.
+    /// Allowed (the nurse's own push creates it), it leaves the patient outside the nurse's scope: the server counts
+    /// it as sent to her device, and her next sync pushes her edits to it and then removes it.
     func registerForTheOtherTeam(_ givenName: String = "Ana", _ fields: String...) async throws -> String {
         try await nurse.ok(
             arguments: [
