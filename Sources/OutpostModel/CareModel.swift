@@ -43,6 +43,11 @@ public enum CareModel {
         indexes[type.ordinal].byName
     }
 
+    /// The record types of the practice's structure, which only an administrator's token may write (protocol/README.md
+    /// section 11): the server refuses them to any other (`forbidden`), and a device whose token is another's
+    /// refuses them to its user first.
+    public static let structureTypes: Set<RecordType> = [.practice, .site, .person, .team, .subgroup]
+
     /// For record types that belong to a patient (tasks, observations, encounters), the field naming the
     /// patient; for the local store's `ownerField`.
     public static let ownerField: [String: String] = [

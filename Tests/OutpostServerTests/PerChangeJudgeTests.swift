@@ -67,7 +67,7 @@ struct PerChangeJudgeTests {
         let request = PushRequest(replica: replica, changes: changes)
 
         let plan = try judge(.clinician).judge(request, context: PushContext(), perChange: true)
-        let structure = Set(PushJudge.structureTypes.map(\.rawValue))
+        let structure = Set(CareModel.structureTypes.map(\.rawValue))
         let refused = Dictionary(uniqueKeysWithValues: plan.refused.map { ($0.id, $0) })
         for change in changes where structure.contains(change.record.type) {
             #expect(refused[change.id]?.code == ErrorCode.forbidden.rawValue, "\(change.id)")

@@ -92,6 +92,40 @@ struct PerChangeRefusalTests {
         await #expect(try admin.ok("team", "show", team, "--json") == teamName)
     }
 
+    /// What a device's token may not write is refused to its user at once, before the server would refuse it and
+    /// the device hold it aside: a clinician renaming a team, adding a site, importing a practice or a FHIR bundle
+    /// that brings practitioners (people) gets exit 2 and one line naming the rule, and nothing is written. The
+    /// admin's device does the same edit.
+    @Test(arguments: Backend.all)
+    func aDeviceRefusesItsUserWhatItsTokenMayNotWriteBeforeTheServerDoes(backend: Backend) async throws {
+        let server = try await TestServer(backend: backend)
+        let folder = try TemporaryDirectory("outpost-per-change")
+        let scene = try await ScopedNurse(on: server, in: folder)
+        let (admin, nurse, team) = (scene.admin, scene.nurse, scene.teams[0])
+        let before = try await nurse.export()
+        for arguments in [
+            ["team", "set", team, "name=Healthy adults"],
+            ["site", "add", "name=School clinic", "kind=school", "status=active"],
+            ["import", Built.fixture("practice-small.json")],
+            ["fhir", "import", Built.fixture("fhir/practice-bundle.json"), "--team", team],
+        ] {
+            let result = try await nurse.run(arguments: arguments)
+            #expect(result.status == 2, "\(arguments): \(result)")
+            #expect(result.errorLines.count == 1, "\(arguments): \(result)")
+            #expect(
+                result.stderr.contains("only an admin token may change")
+                    && result.stderr.contains("clinician token"),
+                "\(arguments): \(result)"
+            )
+        }
+        await #expect(try nurse.status()["pendingChanges"] as? Int == 0)
+        await #expect(try nurse.export() == before)
+        try await admin.ok("team", "set", team, "name=Healthy adults")
+        try await admin.ok("sync")
+        try await nurse.ok("sync")
+        await #expect(try nurse.ok("team", "show", team).contains("Healthy adults"))
+    }
+
     /// A push without `Outpost-Refusals` (every client before per-change refusals) is all or nothing as before;
     /// with it, the same push stores what it can; another value of the header is refused.
     @Test(arguments: Backend.all)

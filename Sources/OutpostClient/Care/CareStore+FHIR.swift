@@ -57,6 +57,7 @@ extension CareStore {
     ) throws(ClientError) -> FHIRImportSummary {
         let today = today
         let millis = store.configuration.wallClock.nowMillis()
+        let role = try store.setting(SyncEngine.roleSetting)
         var summary: FHIRImportSummary?
         func invalid(_ error: any Error) -> any Error {
             if let error = error as? FHIRError { return ClientError(code: .invalidEdit, message: error.message) }
@@ -102,6 +103,11 @@ extension CareStore {
             var edits = 0
             func write(_ plan: FHIRImportPlan) throws {
                 for creation in plan.creations {
+                    try refuseStructure(
+                        creation.draft.type,
+                        role: role,
+                        source: "\(creation.origin): \(creation.resource)"
+                    )
                     do throws(ModelError) {
                         // A patient the data and the defaults do not place is created awaiting assignment.
                         try CareModel.validate(creation.draft, today: today, exists: exists, awaitingAssignment: true)
@@ -118,6 +124,7 @@ extension CareStore {
                 }
                 for update in plan.updates {
                     guard let type = RecordType(rawValue: update.record.type) else { continue }
+                    try refuseStructure(type, role: role, source: "\(update.origin): \(update.resource)")
                     do {
                         try CareModel.validateEdit(
                             type,

@@ -107,6 +107,7 @@ public struct CareStore: Sendable {
         let id = type.makeID(millis: store.configuration.wallClock.nowMillis(), using: &generator)
         let draft = DraftRecord(type: type, id: id, fields: fields)
         let today = today
+        try refuseStructure(type, role: try store.setting(SyncEngine.roleSetting))
         try store.commit(author: try author(), site: try site()) { context in
             do {
                 try CareModel.validate(draft, today: today, exists: context.exists)
@@ -126,7 +127,8 @@ public struct CareStore: Sendable {
     @discardableResult
     public func update(_ edits: [Edit]) throws(ClientError) -> [Change] {
         let today = today
-        let isSiteDevice = try store.setting(SyncEngine.roleSetting) == Role.siteDevice.rawValue
+        let role = try store.setting(SyncEngine.roleSetting)
+        let isSiteDevice = role == Role.siteDevice.rawValue
         return try store.commit(author: try author(), site: try site()) { context in
             for edit in edits {
                 guard let type = RecordType(rawValue: edit.record.type), context.exists(edit.record) else {
@@ -136,6 +138,7 @@ public struct CareStore: Sendable {
                             + "with 'outpost \(edit.record.type) list'"
                     )
                 }
+                try refuseStructure(type, role: role)
                 // An append to a log reads nothing of the record (only an immutable field needs its state), so
                 // the store can add it without loading the log: the cost of an append does not grow with it.
                 let readsState = edit.operation != .append || CareModel.spec(type, edit.field)?.isImmutable != false
@@ -164,6 +167,21 @@ public struct CareStore: Sendable {
             }
             return edits
         }
+    }
+
+    /// Refuses a write to a record of the practice's structure (``CareModel/structureTypes``) on a replica whose
+    /// server gave it a token other than an admin's (`role`, the role its last session said; `nil` before one): the
+    /// server would refuse it (`forbidden`) and the device would hold it aside. Refused here, the user learns it at
+    /// once and nothing is written.
+    /// `source` names where the write comes from (a file's entry), before the message.
+    func refuseStructure(_ type: RecordType, role: String?, source: String? = nil) throws(ClientError) {
+        guard let role, role != Role.admin.rawValue, CareModel.structureTypes.contains(type) else { return }
+        throw ClientError(
+            code: .invalidEdit,
+            message: (source.map { "\($0): " } ?? "") + "a \(type.rawValue) is part of the practice's structure, "
+                + "which only an admin token may change, and this replica syncs with a \(role) token; ask an "
+                + "administrator"
+        )
     }
 
     /// Whether `edit`, made on a replica holding `state`, would settle a conflict (``CareModel/closesConflict(_:in:)``):
@@ -274,6 +292,16 @@ public struct CareStore: Sendable {
                 code: .invalidEdit,
                 message: "dump.version: version \(version) is not one this Outpost reads "
                     + "(\(PracticeDump.currentVersion)); upgrade Outpost or re-export"
+            )
+        }
+        if let role = try store.setting(SyncEngine.roleSetting), role != Role.admin.rawValue {
+            // A dump holds its practice's record, and a server takes the practice's structure from an admin only.
+            throw ClientError(
+                code: .invalidEdit,
+                message:
+                    "an import writes the practice's structure (its practice, sites, people and teams), which only "
+                    + "an admin token may change, and this replica syncs with a \(role) token; import on an "
+                    + "administrator's replica"
             )
         }
         // Records are converted, validated and written one at a time (RecordCreator), so memory does not

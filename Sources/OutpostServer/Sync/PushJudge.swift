@@ -116,9 +116,6 @@ struct PushJudge {
     let now: UInt64
     let maxClockSkewMillis: UInt64
 
-    /// The record types only an administrator may write: the practice's structure.
-    static let structureTypes: Set<RecordType> = [.practice, .site, .person, .team, .subgroup]
-
     /// The records a push refers to, whose existence the judge asks about: each change's author (a person),
     /// site, and reference value. A storage reads which of these the practice holds into
     /// ``PushContext/existing``.
@@ -479,7 +476,7 @@ private struct Batch {
             lastValid.record = change.record
             lastValid.type = type
         }
-        if PushJudge.structureTypes.contains(type) && role != .admin {
+        if CareModel.structureTypes.contains(type) && role != .admin {
             throw ServerError.forbidden(
                 "change \(index) edits a \(type), part of the practice's structure, which only an admin token may "
                     + "change",

@@ -278,6 +278,12 @@ struct Device {
     /// Runs `outpost` on this device's store.
     @discardableResult
     func run(_ arguments: String...) async throws -> RunResult {
+        try await run(arguments: arguments)
+    }
+
+    /// Runs `outpost` with an argument list on this device's store.
+    @discardableResult
+    func run(arguments: [String]) async throws -> RunResult {
         try await runProcess(Built.outpost, arguments, in: directory.url, environment: environment)
     }
 
