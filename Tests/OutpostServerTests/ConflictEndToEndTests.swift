@@ -232,6 +232,38 @@ struct ConflictEndToEndTests {
         await #expect(try a.export() == b.export())
     }
 
+    /// A clinician's bulk resolution of `status` leaves a conflict on a team open, saying why, and settles the
+    /// patient's: settled on the clinician's device, the team's would be refused by the server (only an admin
+    /// changes the practice's structure) and the bulk resolution would stop half way.
+    @Test(arguments: Backend.all) func aClinicianBulkResolutionLeavesConflictsOnTheStructureToAnAdmin(
+        backend: Backend
+    ) async throws {
+        let (server, folder, a, b, _) = try await practice(backend)
+        let office = Device("office", in: folder)
+        try await office.ok("init", "--server", server.url.absoluteString, "--token", server.adminToken)
+        try await office.ok("sync")
+        let team = try #require(try await a.rows("team", "list").compactMap { $0["id"] as? String }.sorted().first)
+        let patient = try await firstPatient(a)
+        try await a.ok("team", "set", team, "status=inactive")
+        try await office.ok("team", "set", team, "status=active")
+        try await a.ok("patient", "set", patient, "status=inactive")
+        try await b.ok("patient", "set", patient, "status=active")
+        for device in [a, office, b, a, b] { try await device.ok("sync") }
+        try #require(try await conflicts(b).count == 2)
+
+        let done = try await b.ok("conflicts", "resolve", "--all", "--field", "status", "--rule", "newest")
+        #expect(
+            done.contains("\(team).status: left open (the practice's structure: only an admin token may settle it)"),
+            "\(done)"
+        )
+        #expect(done.contains("resolved 1 of 2 conflicts of status"), "\(done)")
+        await #expect(try conflicts(b).map { $0["id"] as? String } == ["\(team).status"])
+        let synced = try await b.ok("sync")
+        #expect(!synced.contains("refused"), "\(synced)")
+        try await a.ok("sync")
+        await #expect(try conflicts(a).map { $0["id"] as? String } == ["\(team).status"])
+    }
+
     @Test(arguments: Backend.all) func anOpenConflictSurvivesTheClientBeingKilled(backend: Backend) async throws {
         let (server, folder, a, b, _) = try await practice(backend)
         _ = server

@@ -124,6 +124,13 @@ struct PerChangeRefusalTests {
         try await admin.ok("sync")
         try await nurse.ok("sync")
         await #expect(try nurse.ok("team", "show", team).contains("Healthy adults"))
+
+        // Given another token while no server answers, the replica forgets the role the old one had (the new one's
+        // is read at its first session): it refuses nothing on the old role's account.
+        let moved = try await nurse.run("remote", "set", "http://127.0.0.1:9", "--token", server.adminToken)
+        #expect(moved.status == 0, "\(moved)")
+        try await nurse.ok("team", "set", team, "name=Healthy elders")
+        await #expect(try nurse.status()["pendingChanges"] as? Int == 1)
     }
 
     /// A push without `Outpost-Refusals` (every client before per-change refusals) is all or nothing as before;

@@ -11,8 +11,9 @@ import Testing
 @Suite
 struct PushPipelineTests {
     /// A clinician's outbox of many small batches in which every third change is to the team (structure only
-    /// admins may change): each of those is refused and held aside, every other change is stored once, and the
-    /// outbox ends empty, batch after batch, whatever was read ahead.
+    /// admins may change; the device's store forgot its role, as a client from before devices refused such edits
+    /// themselves): each of those is refused and held aside, every other change is stored once, and the outbox
+    /// ends empty, batch after batch, whatever was read ahead.
     @Test(arguments: Backend.all)
     func refusalsScatteredAcrossPipelinedBatchesAreHeldAsideAndEveryOtherChangeIsStoredOnce(
         backend: Backend
@@ -29,6 +30,7 @@ struct PushPipelineTests {
         _ = try await nurse.engine(server.transport(nurseToken)).sync()
         let patient = RecordRef(type: "patient", id: TinyPractice.patients[0])
         let team = RecordRef(type: "team", id: TinyPractice.team)
+        try nurse.store.setSetting(SyncEngine.roleSetting, to: nil)
         var forbidden = 0
         for index in 0..<30 {
             if index % 3 == 2 {

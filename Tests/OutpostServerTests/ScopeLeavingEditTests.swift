@@ -180,9 +180,6 @@ struct ScopeLeavingEditTests {
         #expect(try nurse.store.changes(owner: patient.id).isEmpty)
     }
 
-    /// A pull page that removes a patient is written before the page after it is asked for: the server takes a
-    /// pull from a page's checkpoint as that page applied, and forgets the removal, so a page asked for ahead of a
-    /// removal that then failed to be written would have left the patient on the device for good.
     /// A patient the nurse registers, with `team` as its primary team.
     static func register(_ care: CareStore, team: String, familyName: String) throws -> RecordRef {
         try care.create(
@@ -239,14 +236,23 @@ struct ScopeLeavingEditTests {
         #expect(try laptop.care.record(staying) != nil)
     }
 
-    /// A patient the nurse registers for her own team, pushed (her sync's pull fails), then moved to another team
-    /// by the admin before she pulls: her next sync removes it. Before, a patient a device created was counted as
-    /// sent to it only once a pull sent it, and this one, never sent, stayed on the device, stale.
-    @Test(arguments: Backend.all)
-    func aPatientTheDeviceCreatedThatLeavesTheScopeBeforeItsNextPullIsRemovedThen(backend: Backend) async throws {
+    /// A patient the nurse registers for another team (or for her own, then moved to another team by the admin),
+    /// pushed alone (her sync's pull fails); she edits it, and her next sync pushes the edit in a push of its own,
+    /// taken as an edit to a patient she holds, then removes the patient. Before, a patient a device created was
+    /// counted as sent to it only once a pull sent it: the one registered for another team stayed on the device,
+    /// stale, and her later edit to it was refused; the one moved out stayed too.
+    @Test(arguments: Backend.all, [true, false])
+    func aPatientTheDeviceCreatedThatLeavesTheScopeBeforeItsNextPullIsRemovedThen(
+        backend: Backend,
+        movedByTheAdmin: Bool
+    ) async throws {
         let (server, directory, admin, otherTeam, token, nurse) = try await nurseOfTheFirstTeam(on: backend)
         defer { withExtendedLifetime(directory) {} }
-        let patient = try Self.register(nurse.care, team: TinyPractice.team, familyName: "Ruiz")
+        let patient = try Self.register(
+            nurse.care,
+            team: movedByTheAdmin ? TinyPractice.team : otherTeam,
+            familyName: "Ruiz"
+        )
         let pullFails = FaultTransport(
             server.transport(token),
             answer: { request, _ in
@@ -259,14 +265,23 @@ struct ScopeLeavingEditTests {
 
         let adminEngine = admin.engine(server.transport(server.adminToken))
         _ = try await adminEngine.sync()
-        try admin.care.update([.assign(patient, "primaryTeam", .string(otherTeam))])
-        _ = try await adminEngine.sync()
+        if movedByTheAdmin {
+            try admin.care.update([.assign(patient, "primaryTeam", .string(otherTeam))])
+            _ = try await adminEngine.sync()
+        }
+        try nurse.care.update([.assign(patient, "preferredLanguage", "fr")])
 
         let report = try await nurse.engine(server.transport(token)).sync()
-        #expect(report.purged == 1 && report.refused == 0, "\(report)")
+        #expect(report.pushed == 1 && report.refused == 0 && report.heldAside == 0, "\(report)")
+        #expect(report.purged == 1, "\(report)")
         #expect(try nurse.care.record(patient) == nil)
+        _ = try await adminEngine.sync()
+        #expect(try admin.care.record(patient)?.fields["preferredLanguage"]?.value == "fr")
     }
 
+    /// A pull page that removes a patient is written before the page after it is asked for: the server takes a
+    /// pull from a page's checkpoint as that page applied, and forgets the removal, so a page asked for ahead of a
+    /// removal that then failed to be written would have left the patient on the device for good.
     @Test(arguments: Backend.all)
     func thePageAfterOneThatRemovesAPatientIsAskedForOnceThatOneIsWritten(backend: Backend) async throws {
         let (server, directory, admin, otherTeam, token, nurse) = try await nurseOfTheFirstTeam(on: backend)

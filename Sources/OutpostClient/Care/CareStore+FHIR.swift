@@ -20,6 +20,11 @@ public struct FHIRImportSummary: Sendable {
 }
 
 extension CareStore {
+    /// What a person does when a FHIR import under a non-admin token would add or change the practice's structure.
+    static let structureRemedy =
+        "import the file on an administrator's replica, or leave out the resources (organizations, locations, "
+        + "practitioners, care teams, groups) that add or change it"
+
     /// Imports FHIR R4 resources (read by `reader`) in one transaction: new resources become new records,
     /// resources imported before (known by their kept FHIR ids) update their records with ordinary edits
     /// that sync, and nothing changes when the data is the same. docs/fhir.md has the mapping.
@@ -104,9 +109,10 @@ extension CareStore {
             func write(_ plan: FHIRImportPlan) throws {
                 for creation in plan.creations {
                     try refuseStructure(
-                        creation.draft.type,
+                        creation.draft.ref,
                         role: role,
-                        source: "\(creation.origin): \(creation.resource)"
+                        source: "\(creation.origin): \(creation.resource)",
+                        remedy: Self.structureRemedy
                     )
                     do throws(ModelError) {
                         // A patient the data and the defaults do not place is created awaiting assignment.
@@ -124,7 +130,12 @@ extension CareStore {
                 }
                 for update in plan.updates {
                     guard let type = RecordType(rawValue: update.record.type) else { continue }
-                    try refuseStructure(type, role: role, source: "\(update.origin): \(update.resource)")
+                    try refuseStructure(
+                        update.record,
+                        role: role,
+                        source: "\(update.origin): \(update.resource)",
+                        remedy: Self.structureRemedy
+                    )
                     do {
                         try CareModel.validateEdit(
                             type,

@@ -107,7 +107,7 @@ public struct CareStore: Sendable {
         let id = type.makeID(millis: store.configuration.wallClock.nowMillis(), using: &generator)
         let draft = DraftRecord(type: type, id: id, fields: fields)
         let today = today
-        try refuseStructure(type, role: try store.setting(SyncEngine.roleSetting))
+        try refuseStructure(draft.ref, role: try store.setting(SyncEngine.roleSetting))
         try store.commit(author: try author(), site: try site()) { context in
             do {
                 try CareModel.validate(draft, today: today, exists: context.exists)
@@ -138,7 +138,7 @@ public struct CareStore: Sendable {
                             + "with 'outpost \(edit.record.type) list'"
                     )
                 }
-                try refuseStructure(type, role: role)
+                try refuseStructure(edit.record, role: role)
                 // An append to a log reads nothing of the record (only an immutable field needs its state), so
                 // the store can add it without loading the log: the cost of an append does not grow with it.
                 let readsState = edit.operation != .append || CareModel.spec(type, edit.field)?.isImmutable != false
@@ -173,14 +173,21 @@ public struct CareStore: Sendable {
     /// server gave it a token other than an admin's (`role`, the role its last session said; `nil` before one): the
     /// server would refuse it (`forbidden`) and the device would hold it aside. Refused here, the user learns it at
     /// once and nothing is written.
-    /// `source` names where the write comes from (a file's entry), before the message.
-    func refuseStructure(_ type: RecordType, role: String?, source: String? = nil) throws(ClientError) {
-        guard let role, role != Role.admin.rawValue, CareModel.structureTypes.contains(type) else { return }
+    /// `source` names where the write comes from (a file's entry), before the message, and `remedy` what to do.
+    func refuseStructure(
+        _ record: RecordRef,
+        role: String?,
+        source: String? = nil,
+        remedy: String = "ask an administrator"
+    ) throws(ClientError) {
+        guard let role, role != Role.admin.rawValue, let type = RecordType(rawValue: record.type),
+            CareModel.structureTypes.contains(type)
+        else { return }
         throw ClientError(
             code: .invalidEdit,
-            message: (source.map { "\($0): " } ?? "") + "a \(type.rawValue) is part of the practice's structure, "
-                + "which only an admin token may change, and this replica syncs with a \(role) token; ask an "
-                + "administrator"
+            message: (source.map { "\($0): " } ?? "") + "\(record.type) \(record.id) is part of the practice's "
+                + "structure, which only an admin token may change, and this replica syncs with a \(role) token; "
+                + remedy
         )
     }
 

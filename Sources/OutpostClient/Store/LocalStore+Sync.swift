@@ -41,7 +41,8 @@ extension LocalStore {
     }
 
     /// Sets (or, with `nil`, clears) the server. Changing the server forgets the sync checkpoint, so the next
-    /// sync bootstraps from the new server; the outbox is kept and pushed there.
+    /// sync bootstraps from the new server; the outbox is kept and pushed there. The session and the role the old
+    /// token had are forgotten either way.
     public func setRemote(_ remote: Remote?) throws(ClientError) {
         try write(doing: "save the server settings") { db in
             let previous = try String.fetchOne(db, sql: "SELECT serverURL FROM replica WHERE id = 1")
@@ -52,7 +53,12 @@ extension LocalStore {
                 sql: "UPDATE replica SET serverURL = ? WHERE id = 1",
                 arguments: [remote?.url.absoluteString]
             )
-            try db.execute(sql: "DELETE FROM setting WHERE key = ?", arguments: [Self.sessionSetting])
+            // What the old token's session said, its role included: the new one's is read again at its first
+            // session (a role left behind would refuse an admin's edits, or let a clinician's through).
+            try db.execute(
+                sql: "DELETE FROM setting WHERE key IN (?, ?)",
+                arguments: [Self.sessionSetting, SyncEngine.roleSetting]
+            )
             if let remote {
                 try db.execute(
                     sql: "INSERT OR REPLACE INTO setting (key, value) VALUES (?, ?)",

@@ -265,6 +265,12 @@ public actor SyncEngine {
 
     /// What the last session with this server said (its clock left out), if it is kept and readable.
     private func keptSession() throws(ClientError) -> SessionInfo? {
+        try Self.keptSession(in: store)
+    }
+
+    /// What the last session of `store`'s replica with its server said (its clock left out: its token's role and
+    /// scope), if it is kept and readable; `nil` before a first session, or after the server or token changed.
+    public static func keptSession(in store: LocalStore) throws(ClientError) -> SessionInfo? {
         guard let text = try store.setting(LocalStore.sessionSetting) else { return nil }
         return try? Wire.makeDecoder().decode(SessionInfo.self, from: Data(text.utf8))
     }

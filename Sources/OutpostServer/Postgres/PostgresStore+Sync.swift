@@ -184,7 +184,8 @@ extension PostgresStore: SyncStorage {
                     INSERT INTO device_patient (practice, replica, patient, state, at, at_since)
                     SELECT \(practice), \(request.replica.rawValue), patient, 'in', \(sent.at), \(sent.atSince)
                     FROM unnest(\(created)::text[]) AS patient
-                    ON CONFLICT (practice, replica, patient) DO NOTHING
+                    ON CONFLICT (practice, replica, patient) DO UPDATE
+                    SET state = 'in', at = excluded.at, at_since = excluded.at_since
                     """,
                     logger
                 )

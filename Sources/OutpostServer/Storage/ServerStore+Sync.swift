@@ -35,7 +35,8 @@ extension ServerStore: SyncStorage {
                 try db.cachedStatement(
                     sql: """
                         INSERT INTO device_patient (practice, replica, patient, state, at, atSince)
-                        VALUES (?, ?, ?, 'in', ?, ?) ON CONFLICT (practice, replica, patient) DO NOTHING
+                        VALUES (?, ?, ?, 'in', ?, ?) ON CONFLICT (practice, replica, patient) DO UPDATE
+                        SET state = 'in', at = excluded.at, atSince = excluded.atSince
                         """
                 ).execute(arguments: [token.practice, request.replica.rawValue, patient, sent.at, sent.atSince])
             }

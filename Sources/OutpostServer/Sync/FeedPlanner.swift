@@ -103,7 +103,9 @@ enum FeedPlanner {
     }
 
     /// How a patient a push created is recorded for its device (``patientsCreated(by:scope:)``): sent (`in`), at a
-    /// position no pull reaches, so it is never applied until a pull sends or removes it and records that pull.
+    /// position no pull reaches, so it is never applied until a pull sends or removes it and records that pull. It
+    /// replaces any row the device had of that id (none is expected: a purge drops them): the worst it costs is one
+    /// patient sent whole again.
     static let sentByPush = DevicePatient(isIn: true, at: .max, atSince: .max)
 
     /// The patients a scoped device still holds, whose edits its push may carry beside those of its scope

@@ -241,7 +241,8 @@ struct ConflictsCommand: AsyncParsableCommand {
 
         func run() async throws {
             let store = try storeOptions.open()
-            if let role = try store.store.setting(SyncEngine.roleSetting), role == "site-device" {
+            let role = try store.store.setting(SyncEngine.roleSetting)
+            if let role, role == "site-device" {
                 throw CLIError.input(
                     "this replica syncs with a site-device token, which cannot resolve conflicts; ask a clinician "
                         + "or an administrator"
@@ -253,6 +254,13 @@ struct ConflictsCommand: AsyncParsableCommand {
                 for (entry, pick) in plan {
                     guard let pick else {
                         print("\(entry.id): left open (no value from \(rule))")
+                        continue
+                    }
+                    if let role, role != Role.admin.rawValue,
+                        let type = RecordType(rawValue: entry.record.type), CareModel.structureTypes.contains(type)
+                    {
+                        // Settled here it would be refused (the practice's structure is an admin's to change).
+                        print("\(entry.id): left open (the practice's structure: only an admin token may settle it)")
                         continue
                     }
                     let chosen = entry.values[pick]

@@ -4,6 +4,7 @@ import OutpostCRDT
 import OutpostClient
 import OutpostFHIR
 import OutpostModel
+import OutpostProtocol
 
 /// `outpost fhir import|export`: FHIR R4 in and out (docs/fhir.md).
 struct FHIRCommand: ParsableCommand {
@@ -100,6 +101,14 @@ struct FHIRImport: ParsableCommand {
                 "\(summary.awaitingAssignment) new patient(s) await assignment (no subgroup or team in the data or "
                     + "--subgroup/--team): see 'outpost panel', then 'outpost patient set ID subgroup=… primaryTeam=…'"
             )
+            if let session = try SyncEngine.keptSession(in: store.store), !session.scope.isWholePractice {
+                // Outside the token's scope, they leave this replica at its next sync (the server keeps them).
+                print(
+                    "this replica's token sees only its scope: assign them to a team or site of it before the next "
+                        + "sync, which otherwise hands them to the practice (they leave this replica; the server keeps "
+                        + "them)"
+                )
+            }
         }
     }
 
