@@ -173,8 +173,17 @@ struct CompactionTests {
         let audit = try await server.admin(["audit", "--json"])
         #expect(audit.stdout.contains("\"compact\""), "\(audit.stdout)")
 
-        let back = try await laptop.ok("sync")
+        let result = try await laptop.run("sync")
+        try #require(result.status == 0, "\(result)")
+        let back = result.output
         #expect(back.contains("bootstrapped"), "\(back)")
+        // The engine's warning, on a line of its own, as a person reads it.
+        #expect(
+            result.errorLines == [
+                "outpost: warning: the server cannot serve this replica's checkpoint; bootstrapping again"
+            ],
+            "\(result)"
+        )
         #expect(back.contains("pushed 3"), "\(back)")
         try await office.ok("sync")
         for patient in patients.prefix(3) { await #expect(try language(office, patient) == "pt") }

@@ -52,7 +52,8 @@ struct SyncCommand: AsyncParsableCommand {
             if firstRound.withLock({ $0 }) { line.report(progress) }
         }
         options.retrying = { line.retrying($0) }
-        let engine = try SyncEngine(store: store.store, options: options, logger: syncLogger())
+        let engine = try SyncEngine(store: store.store, options: options, logger: syncLogger(line))
+        line.endLineOnInterrupt()
         let json = json
         if watch {
             do {

@@ -74,10 +74,9 @@ func checkSyncEnvironment() throws {
 
 /// The sync engine's logger for the CLI: warnings and errors only, so a failed sync is one line on stderr
 /// (its retries are logged at info).
-func syncLogger() -> Logger {
-    var logger = Logger(label: "outpost")
-    logger.logLevel = .warning
-    return logger
+/// The sync engine's log: its warnings on stderr, through `line` (``SyncLogHandler``).
+func syncLogger(_ line: SyncProgressLine) -> Logger {
+    Logger(label: "outpost") { _ in SyncLogHandler(line: line) }
 }
 
 /// Checks a remote by asking it for the token's session; an unreachable server is only a warning (the
@@ -92,7 +91,7 @@ func checkRemote(_ remote: Remote, trusting certificates: String?, store: LocalS
         store: store,
         transport: HTTPTransport(baseURL: remote.url, token: remote.token, trustedCertificates: certificates),
         options: options,
-        logger: syncLogger()
+        logger: syncLogger(line)
     )
     do {
         return try await engine.fetchSession()

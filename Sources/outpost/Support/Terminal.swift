@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import OutpostClient
 import OutpostCommandLine
 import Synchronization
@@ -114,6 +115,39 @@ final class SyncProgressLine: Sendable {
         }
     }
 
+    /// Writes `text` on stderr on a line of its own, over the drawn line if any (the next report draws it again): a
+    /// warning of the sync engine's log (``SyncLogHandler``) never glues onto the progress line.
+    func note(_ text: String) {
+        state.withLock { state in Self.write(text, &state) }
+    }
+
+    /// Ends the drawn line, then lets `signal` (SIGINT: Ctrl-C, SIGTERM) end the process as it would have: a sync
+    /// stopped on a terminal leaves the shell's prompt on a line of its own. What the sync wrote is committed page by
+    /// page, and the next sync resumes.
+    func endLineOnInterrupt() {
+        for signal in [SIGINT, SIGTERM] {
+            Foundation.signal(signal, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: signal, queue: .global())
+            source.setEventHandler { [self] in
+                finish()
+                // Raised on this thread, which the dispatch queue runs with signals blocked: unblocked first.
+                Foundation.signal(signal, SIG_DFL)
+                var signals = sigset_t()
+                sigemptyset(&signals)
+                sigaddset(&signals, signal)
+                pthread_sigmask(SIG_UNBLOCK, &signals, nil)
+                raise(signal)
+                _exit(128 + signal)
+            }
+            source.resume()
+            Self.interruptSources.append(source)
+        }
+    }
+
+    /// The signal sources ``endLineOnInterrupt()`` made, kept for the process's life; written only by the command,
+    /// before its sync begins.
+    nonisolated(unsafe) private static var interruptSources: [any DispatchSourceSignal] = []
+
     /// Writes `text` on a line of its own: over the drawn line, which the next report draws again.
     private static func write(_ text: String, _ state: inout (drawn: Bool, retry: Int)) {
         FileHandle.standardError.write(Data(((state.drawn ? "\r\u{1B}[K" : "") + text + "\n").utf8))
@@ -126,5 +160,27 @@ final class SyncProgressLine: Sendable {
             if state.drawn { FileHandle.standardError.write(Data("\n".utf8)) }
             state.drawn = false
         }
+    }
+}
+
+/// The sync engine's log for a person at a terminal: its warnings (a checkpoint the server no longer serves, a
+/// restored server) as one `outpost: warning: …` line each on stderr, with their details, written through the
+/// progress line (``SyncProgressLine/note(_:)``) so that none glues onto the line it draws.
+struct SyncLogHandler: LogHandler {
+    let line: SyncProgressLine
+    var logLevel: Logger.Level = .warning
+    var metadata: Logger.Metadata = [:]
+    var metadataProvider: Logger.MetadataProvider?
+
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    func log(event: LogEvent) {
+        let details = metadata.merging(event.metadata ?? [:]) { $1 }.sorted { $0.key < $1.key }
+        let suffix =
+            details.isEmpty ? "" : " (" + details.map { "\($0.key): \($0.value)" }.joined(separator: ", ") + ")"
+        line.note("outpost: \(event.level >= .error ? "error" : "warning"): \(event.message)\(suffix)")
     }
 }
