@@ -145,6 +145,19 @@ struct ScopeEndToEndTests {
         let shown = try await admin.ok("patient", "show", registered, "--json")
         let record = try #require(try JSONSerialization.jsonObject(with: Data(shown.utf8)) as? [String: Any])
         #expect((record["fields"] as? [String: Any])?["preferredLanguage"] as? String == "fr", "\(shown)")
+
+        // Patients a FHIR import creates unplaced (no team) are outside her scope too: the import says they leave
+        // at her next sync unless she assigns them, and they do; the practice keeps them.
+        let imported = try await nurse.ok("fhir", "import", Built.fixture("fhir/ndjson/Patient.ndjson"))
+        #expect(imported.contains("await assignment"), "\(imported)")
+        #expect(imported.contains("this replica's token sees only its scope"), "\(imported)")
+        let unplaced = try await ids(nurse, "patient", "list").subtracting(try ids(admin, "patient", "list"))
+        try #require(!unplaced.isEmpty)
+        let handed = try await nurse.ok("sync")
+        #expect(handed.contains("removed \(unplaced.count) patients") && !handed.contains("refused"), "\(handed)")
+        await #expect(try ids(nurse, "patient", "list").isDisjoint(with: unplaced))
+        try await admin.ok("sync")
+        await #expect(try ids(admin, "patient", "list").isSuperset(of: unplaced))
     }
 
     @Test(arguments: Backend.all, ["team", "site"])
