@@ -173,6 +173,7 @@ public struct CareStore: Sendable {
     /// server gave it a token other than an admin's (`role`, the role its last session said; `nil` before one): the
     /// server would refuse it (`forbidden`) and the device would hold it aside. Refused here, the user learns it at
     /// once and nothing is written.
+    ///
     /// `source` names where the write comes from (a file's entry), before the message, and `remedy` what to do.
     func refuseStructure(
         _ record: RecordRef,

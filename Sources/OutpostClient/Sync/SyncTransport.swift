@@ -137,6 +137,11 @@ public struct HTTPTransport: SyncTransport {
         // A refused connection fails the request at once: the engine retries with its own backoff, and an
         // offline device hears so in moments, not after the connect timeout of every attempt.
         configuration.connectionPool.retryConnectionEstablishment = false
+        // Idle connections are closed before the server closes them (`outpost-server serve --idle-timeout`, 60 s
+        // by default): at the same 60 s, a request sent on a pooled connection as the server closed it failed with
+        // "the connection closed before a whole answer arrived" (seen once in a CI run whose tests paused that long
+        // between requests).
+        configuration.connectionPool.idleTimeout = .seconds(45)
         return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
     }
 

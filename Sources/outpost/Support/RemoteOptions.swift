@@ -72,9 +72,8 @@ func checkSyncEnvironment() throws {
     }
 }
 
-/// The sync engine's logger for the CLI: warnings and errors only, so a failed sync is one line on stderr
-/// (its retries are logged at info).
-/// The sync engine's log: its warnings on stderr, through `line` (``SyncLogHandler``).
+/// The sync engine's logger for the CLI: warnings and errors only (its retries are logged at info), one line each
+/// on stderr, written through `line` (``SyncLogHandler``).
 func syncLogger(_ line: SyncProgressLine) -> Logger {
     Logger(label: "outpost") { _ in SyncLogHandler(line: line) }
 }
