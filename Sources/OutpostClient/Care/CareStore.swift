@@ -169,6 +169,13 @@ public struct CareStore: Sendable {
         }
     }
 
+    /// Whether a replica whose last session said `role` (`nil` before one) refuses its user writes to the practice's
+    /// structure (``CareModel/structureTypes``): any known role but an admin's. The one rule for edits, imports and
+    /// bulk conflict resolutions.
+    public static func refusesStructure(role: String?) -> Bool {
+        role.map { $0 != Role.admin.rawValue } ?? false
+    }
+
     /// Refuses a write to a record of the practice's structure (``CareModel/structureTypes``) on a replica whose
     /// server gave it a token other than an admin's (`role`, the role its last session said; `nil` before one): the
     /// server would refuse it (`forbidden`) and the device would hold it aside. Refused here, the user learns it at
@@ -181,7 +188,7 @@ public struct CareStore: Sendable {
         source: String? = nil,
         remedy: String = "ask an administrator"
     ) throws(ClientError) {
-        guard let role, role != Role.admin.rawValue, let type = RecordType(rawValue: record.type),
+        guard let role, Self.refusesStructure(role: role), let type = RecordType(rawValue: record.type),
             CareModel.structureTypes.contains(type)
         else { return }
         throw ClientError(
@@ -302,7 +309,7 @@ public struct CareStore: Sendable {
                     + "(\(PracticeDump.currentVersion)); upgrade Outpost or re-export"
             )
         }
-        if let role = try store.setting(SyncEngine.roleSetting), role != Role.admin.rawValue {
+        if let role = try store.setting(SyncEngine.roleSetting), Self.refusesStructure(role: role) {
             // A dump holds its practice's record, and a server takes the practice's structure from an admin only.
             throw ClientError(
                 code: .invalidEdit,

@@ -256,8 +256,8 @@ struct ConflictsCommand: AsyncParsableCommand {
                         print("\(entry.id): left open (no value from \(rule))")
                         continue
                     }
-                    if let role, role != Role.admin.rawValue,
-                        let type = RecordType(rawValue: entry.record.type), CareModel.structureTypes.contains(type)
+                    if CareStore.refusesStructure(role: role), let type = RecordType(rawValue: entry.record.type),
+                        CareModel.structureTypes.contains(type)
                     {
                         // Settled here it would be refused (the practice's structure is an admin's to change).
                         print("\(entry.id): left open (the practice's structure: only an admin token may settle it)")
