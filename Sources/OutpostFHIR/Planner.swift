@@ -103,7 +103,7 @@ public enum FHIRPlanner {
 
     /// Plans the import of `mapper`'s contributions into a store holding `index` (records added whole with
     /// ``FHIRIndex/add(_:)``); `makeID` gives new records their ids. Holds every contribution: large inputs are
-    /// planned a page at a time with ``FHIRImportSession``.
+    /// planned a page at a time with ``FHIRImportSession``. `keepsStructure` is the session's.
     ///
     /// - Throws: ``FHIRError`` when a required reference resolves to nothing. New patients that neither the
     ///   data nor `defaults` place are planned awaiting assignment (``FHIRImportPlan/awaitingAssignment``).
@@ -112,9 +112,15 @@ public enum FHIRPlanner {
         index: FHIRIndex,
         defaults: FHIRDefaults,
         today: CalendarDate,
+        keepsStructure: Bool = true,
         makeID: (RecordType) -> String
     ) throws(FHIRError) -> FHIRImportPlan {
-        var session = FHIRImportSession(index: index, defaults: defaults, today: today)
+        var session = FHIRImportSession(
+            index: index,
+            defaults: defaults,
+            today: today,
+            keepsStructure: keepsStructure
+        )
         for contribution in mapper.contributions { session.identify(contribution, makeID: makeID) }
         do {
             try session.resolve(aliases: mapper.aliases)
@@ -169,10 +175,17 @@ public struct FHIRImportSession {
         }
     }
 
+    /// Why a resource of the practice's structure is left out of an import that does not keep structure.
+    public static let structureLeftOut = "the practice's structure: only an admin token may add or change it"
+
     /// The store's records as the import needs them.
     public let index: FHIRIndex
     public let defaults: FHIRDefaults
     public let today: CalendarDate
+    /// Whether the import may add or change the practice's structure (``CareModel/structureTypes``): `false` on a
+    /// replica whose token is not an admin's. Then new resources of the structure are left out (references to them
+    /// too) and changes to the structure the store holds are not made, each noted as not kept.
+    public let keepsStructure: Bool
     /// What was not kept, noted while identifying and resolving (each page's plan has its own).
     public private(set) var issues = FHIRIssues()
     /// The records the import creates.
@@ -181,8 +194,10 @@ public struct FHIRImportSession {
     private var keyMap: [String: RecordRef] = [:]
     /// How many of the input's resources are each record.
     private var counts: [RecordRef: Int] = [:]
-    /// Keys of resources not imported (a second practice).
+    /// Keys of resources not imported (a second practice, the structure an import does not keep).
     private var skipped: Set<String> = []
+    /// Keys of the structure's resources left out (``keepsStructure``), which references to them name.
+    private var leftOut: Set<String> = []
     private var practice: RecordRef?
     private var aliases: [String: String] = [:]
     /// Contributions that add to other records (a Group's members, a Condition), in input order.
@@ -197,11 +212,21 @@ public struct FHIRImportSession {
     /// Record contributions of records named by more than one resource, planned by ``finish(load:)``.
     private var deferred: [FHIRContribution] = []
 
-    public init(index: FHIRIndex, defaults: FHIRDefaults, today: CalendarDate) {
+    public init(index: FHIRIndex, defaults: FHIRDefaults, today: CalendarDate, keepsStructure: Bool = true) {
         self.index = index
         self.defaults = defaults
         self.today = today
+        self.keepsStructure = keepsStructure
         practice = index.practice
+    }
+
+    private static func resourceType(_ contribution: FHIRContribution) -> String {
+        contribution.resource.split(separator: "/").first.map(String.init) ?? "resource"
+    }
+
+    /// Whether the import leaves out changes to a record of `type`.
+    private func leavesOut(_ type: RecordType) -> Bool {
+        !keepsStructure && CareModel.structureTypes.contains(type)
     }
 
     /// Pass 1: which record `contribution` is (one the store holds, by key, kept source id or Outpost id, or a
@@ -234,6 +259,12 @@ public struct FHIRImportSession {
             skipped.insert(contribution.key)
             return
         }
+        if isNew, leavesOut(contribution.type) {
+            issues.note(.notKept, "\(Self.resourceType(contribution)) (\(Self.structureLeftOut))")
+            skipped.insert(contribution.key)
+            leftOut.formUnion(keys)
+            return
+        }
         let target = ref ?? RecordRef(type: typeName, id: makeID(contribution.type))
         if contribution.type == .practice { practice = target }
         for key in keys { keyMap[key] = target }
@@ -258,6 +289,12 @@ public struct FHIRImportSession {
             guard let given else { return nil }
             guard given.contains("/") else { return .string(given) }
             guard let ref = resolve(given), ref.type == type.rawValue else {
+                if leftOut.contains(aliases[given] ?? given) {
+                    throw FHIRError(
+                        "\(given) names a \(type) this import leaves out (\(Self.structureLeftOut), and this "
+                            + "replica's token is not an admin's); give a \(type) the store holds"
+                    )
+                }
                 throw FHIRError("\(given) names no \(type) in the input or the store; check the default given")
             }
             return .string(ref.id)
@@ -270,8 +307,12 @@ public struct FHIRImportSession {
                             + "input nor in the store; include the Patient or fix the reference"
                     )
                 }
-                let resourceType = contribution.resource.split(separator: "/").first.map(String.init) ?? "resource"
-                issues.note(.unresolvedReference, "\(resourceType) (\(contribution.type) it adds to)")
+                let resourceType = Self.resourceType(contribution)
+                if leftOut.contains(aliases[contribution.key] ?? contribution.key) {
+                    issues.note(.notKept, "\(resourceType) (\(Self.structureLeftOut))")
+                } else {
+                    issues.note(.unresolvedReference, "\(resourceType) (\(contribution.type) it adds to)")
+                }
                 continue
             }
             patchesByTarget[ref, default: []].append(position)
@@ -323,6 +364,9 @@ public struct FHIRImportSession {
         var plan = FHIRImportPlan()
         var desired: [RecordRef: Desired] = [:]
         var order: [RecordRef] = []
+        /// Required references of new records to the structure left out, by record and field: the element, and
+        /// the type it names (step 3 may still fill the field from the defaults).
+        var requiredLeftOut: [RecordRef: [String: (element: String, type: String)]] = [:]
 
         // 1. The records, and the Outpost ids of the FHIR keys they are known by.
         for contribution in records {
@@ -363,7 +407,7 @@ public struct FHIRImportSession {
         var contributions = records
         for ref in order { contributions += (patchesByTarget[ref] ?? []).map { patches[$0] } }
         for contribution in contributions {
-            let resourceType = contribution.resource.split(separator: "/").first.map(String.init) ?? "resource"
+            let resourceType = Self.resourceType(contribution)
             let target: RecordRef
             if contribution.isRecord {
                 guard let ref = keyMap[contribution.key], desired[ref] != nil else { continue }
@@ -379,6 +423,17 @@ public struct FHIRImportSession {
                     guard case .reference(let type)? = CareModel.spec(contribution.type, field)?.kind,
                         let ref = resolve(key), ref.type == type.rawValue
                     else {
+                        if leftOut.contains(aliases[key] ?? key) {
+                            plan.issues.note(.notKept, "\(resourceType).\(element) (\(Self.structureLeftOut))")
+                            // A patient's placement left out leaves it awaiting assignment, as no placement does.
+                            if required, CareModel.spec(contribution.type, field)?.isPlacement != true {
+                                requiredLeftOut[target, default: [:]][field] = (
+                                    element: "\(resourceType).\(element)",
+                                    type: FHIRPlanner.referencedType(contribution.type, field)
+                                )
+                            }
+                            return nil
+                        }
                         if required {
                             throw FHIRError(
                                 "\(contribution.origin): \(resourceType).\(element): the reference names no "
@@ -460,6 +515,16 @@ public struct FHIRImportSession {
             default: break
             }
             desired[ref] = record
+        }
+        for (ref, fields) in requiredLeftOut {
+            guard let record = desired[ref] else { continue }
+            for (field, reference) in fields.sorted(by: { $0.key < $1.key }) where record.assign[field] == nil {
+                throw FHIRError(
+                    "\(record.origin): \(reference.element): names a \(reference.type) this import leaves out ("
+                        + "\(Self.structureLeftOut), and this replica's token is not an admin's); import the file on "
+                        + "an administrator's replica, or name a \(reference.type) the store holds"
+                )
+            }
         }
         // New patients the data and the defaults do not place are created awaiting assignment (docs/fhir.md,
         // "Placement"): never a reason to refuse the file.
@@ -544,6 +609,9 @@ public struct FHIRImportSession {
                 }
             }
             if updates.isEmpty {
+                plan.unchanged += 1
+            } else if leavesOut(record.type) {
+                plan.issues.note(.notKept, "\(resourceType) (\(Self.structureLeftOut))")
                 plan.unchanged += 1
             } else {
                 plan.updated[record.type, default: 0] += 1

@@ -24,10 +24,17 @@ struct FHIRMappingTests {
     static func plan(
         _ reader: FHIRReader,
         index: FHIRIndex = FHIRIndex(),
-        defaults: FHIRDefaults = FHIRDefaults()
+        defaults: FHIRDefaults = FHIRDefaults(),
+        keepsStructure: Bool = true
     ) throws -> FHIRImportPlan {
         var counter: UInt64 = 0
-        return try FHIRPlanner.plan(try FHIRMapper(reader), index: index, defaults: defaults, today: today) { type in
+        return try FHIRPlanner.plan(
+            try FHIRMapper(reader),
+            index: index,
+            defaults: defaults,
+            today: today,
+            keepsStructure: keepsStructure
+        ) { type in
             counter += 1
             var generator = SeededGenerator(seed: counter)
             return type.makeID(millis: 1_780_000_000_000 + counter, using: &generator)
@@ -138,6 +145,63 @@ struct FHIRMappingTests {
         #expect(first.creations.count == 11)
         #expect(again.isEmpty, "\(again.updates.map { "\($0.record).\($0.field)" })")
         #expect(again.unchanged == 11)
+    }
+
+    /// An import that may not change the practice's structure (a replica whose token is not an admin's) leaves out
+    /// the structure it does not hold and its changes to the structure it holds, each noted, and imports the rest
+    /// against the structure held; a record that needs a left-out one to exist is refused with why and what to do.
+    @Test func anImportThatMayNotChangeTheStructureLeavesItOutAndImportsTheRest() throws {
+        let first = try Self.plan(Self.read(["practice-bundle.json"]), defaults: FHIRDefaults(team: "CareTeam/example"))
+        let structure = Self.records(first).filter { CareModel.structureTypes.contains($0.type) }
+        let held = Self.index(structure)
+        func id(_ type: RecordType) throws -> String { try #require(structure.first { $0.type == type }).id }
+        // The same bundle with the care team renamed, and practitioners the store does not hold.
+        let text = try #require(String(bytes: try Self.bytes("practice-bundle.json"), encoding: .utf8))
+        var reader = FHIRReader()
+        try reader.read(
+            name: "renamed.json",
+            bytes: Array(text.replacingOccurrences(of: "Peter's Care Plan Team", with: "Peter's team").utf8)
+        )
+        let people = "ndjson/Practitioner.ndjson"
+        try reader.read(name: people, bytes: try Self.bytes(people))
+        let newPeople = try Self.read([people]).resources.count
+
+        let plan = try Self.plan(reader, index: held, keepsStructure: false)
+        #expect(plan.creations.allSatisfy { !CareModel.structureTypes.contains($0.draft.type) })
+        #expect(plan.updates.isEmpty, "\(plan.updates.map { "\($0.record).\($0.field)" })")
+        let records = Self.records(plan)
+        let patient = try #require(records.first { $0.type == .patient })
+        #expect(patient.string("subgroup") == (try id(.subgroup)))
+        #expect(patient.string("primaryTeam") == nil, "the bundle places the patient by a default only")
+        #expect(records.first { $0.type == .task }?.string("team") == nil)
+        let reason = FHIRImportSession.structureLeftOut
+        #expect(plan.issues.lines.contains("not kept: CareTeam (\(reason)) (1)"), "\(plan.issues.lines)")
+        #expect(plan.issues.lines.contains("not kept: Practitioner (\(reason)) (\(newPeople))"), "\(plan.issues.lines)")
+
+        // Kept by an admin's import: the rename and the new practitioners.
+        let admin = try Self.plan(reader, index: held, defaults: FHIRDefaults(team: "CareTeam/example", role: "rn"))
+        #expect(admin.updates.contains { $0.record.type == "team" && $0.field == "name" })
+        #expect(admin.creations.filter { $0.draft.type == .person }.count == newPeople)
+
+        // Into a store with no structure: a task owned by the care team left out has no team to be filed under,
+        // and a default naming that team is refused.
+        let owned = text.replacingOccurrences(
+            of: #""for": { "reference""#,
+            with: #""owner": { "reference": "urn:uuid:5d1e8a3b-0002-4f6e-8a2b-9c9c9c9c0002" }, "for": { "reference""#
+        )
+        var ownedReader = FHIRReader()
+        try ownedReader.read(name: "owned.json", bytes: Array(owned.utf8))
+        #expect(try Self.plan(ownedReader).creations.contains { $0.draft.type == .team }, "the owner is the team")
+        #expect {
+            try Self.plan(ownedReader, keepsStructure: false)
+        } throws: { error in
+            "\(error)".contains("Task.owner: names a CareTeam this import leaves out")
+        }
+        #expect {
+            try Self.plan(ownedReader, defaults: FHIRDefaults(team: "CareTeam/example"), keepsStructure: false)
+        } throws: { error in
+            "\(error)".contains("CareTeam/example names a team this import leaves out")
+        }
     }
 
     @Test func newerDataUpdatesTheRecordItNames() throws {

@@ -93,9 +93,9 @@ struct PerChangeRefusalTests {
     }
 
     /// What a device's token may not write is refused to its user at once, before the server would refuse it and
-    /// the device hold it aside: a clinician renaming a team, adding a site, importing a practice or a FHIR bundle
-    /// that brings practitioners (people) gets exit 2 and one line naming the rule, and nothing is written. The
-    /// admin's device does the same edit.
+    /// the device hold it aside: a clinician renaming a team, adding a site or importing a practice gets exit 2 and
+    /// one line naming the rule, and nothing is written; her FHIR import leaves out the structure its bundle brings
+    /// (noted as not kept) and imports the rest, which her sync stores whole. The admin's device does the same edit.
     @Test(arguments: Backend.all)
     func aDeviceRefusesItsUserWhatItsTokenMayNotWriteBeforeTheServerDoes(backend: Backend) async throws {
         let server = try await TestServer(backend: backend)
@@ -107,7 +107,6 @@ struct PerChangeRefusalTests {
             ["team", "set", team, "name=Healthy adults"],
             ["site", "add", "name=School clinic", "kind=school", "status=active"],
             ["import", Built.fixture("practice-small.json")],
-            ["fhir", "import", Built.fixture("fhir/practice-bundle.json"), "--team", team],
         ] {
             let result = try await nurse.run(arguments: arguments)
             #expect(result.status == 2, "\(arguments): \(result)")
@@ -120,6 +119,34 @@ struct PerChangeRefusalTests {
         }
         await #expect(try nurse.status()["pendingChanges"] as? Int == 0)
         await #expect(try nurse.export() == before)
+
+        // A FHIR bundle with an organization, a location, a practitioner, a care team and a group: the structure
+        // the store does not hold is left out, the group (the practice's "chronic" subgroup) is not changed, and
+        // the patient, her task and her clinical records are imported into the nurse's team.
+        let bundle = Built.fixture("fhir/practice-bundle.json")
+        let leftOut = "the practice's structure: only an admin token may add or change it"
+        let strict = try await nurse.run("fhir", "import", bundle, "--team", team, "--strict")
+        #expect(strict.status == 2 && strict.stderr.contains(leftOut), "\(strict)")
+        let imported = try await nurse.run("fhir", "import", bundle, "--team", team)
+        #expect(imported.status == 0, "\(imported)")
+        for resource in ["Location", "Practitioner", "PractitionerRole", "CareTeam", "Group"] {
+            #expect(imported.stderr.contains("not kept: \(resource) (\(leftOut))"), "\(imported)")
+        }
+        let patient = try #require(
+            try await nurse.rows("patient", "list").first {
+                ($0["fields"] as? [String: Any])?["familyName"] as? String == "Chalmers"
+            }
+        )
+        let id = try #require(patient["id"] as? String)
+        await #expect(try fields(nurse, id)["primaryTeam"] as? String == team)
+        let synced = try await nurse.ok("sync")
+        #expect(!synced.contains("refused"), "\(synced)")
+        await #expect(try nurse.status()["refusedChanges"] as? Int == 0)
+        try await admin.ok("sync")
+        await #expect(try fields(admin, id)["familyName"] as? String == "Chalmers")
+        let practice = try await admin.export()
+        #expect(!practice.contains("Adam Careful") && !practice.contains("South Wing"))
+
         try await admin.ok("team", "set", team, "name=Healthy adults")
         try await admin.ok("sync")
         try await nurse.ok("sync")

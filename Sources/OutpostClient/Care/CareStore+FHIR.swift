@@ -20,11 +20,6 @@ public struct FHIRImportSummary: Sendable {
 }
 
 extension CareStore {
-    /// What a person does when a FHIR import under a non-admin token would add or change the practice's structure.
-    static let structureRemedy =
-        "import the file on an administrator's replica, or leave out the resources (organizations, locations, "
-        + "practitioners, care teams, groups) that add or change it"
-
     /// Imports FHIR R4 resources (read by `reader`) in one transaction: new resources become new records,
     /// resources imported before (known by their kept FHIR ids) update their records with ordinary edits
     /// that sync, and nothing changes when the data is the same. docs/fhir.md has the mapping.
@@ -76,7 +71,14 @@ extension CareStore {
                 index.addKeys(of: MaterializedRecord(type: type, id: ref.id, state: state))
             }
             // Pass 1: every resource mapped (and so validated), only the identities and references kept.
-            var session = FHIRImportSession(index: index, defaults: defaults, today: today)
+            // On a replica whose token may not change the practice's structure, the import leaves it out (noted
+            // as not kept) and imports the rest, instead of writing changes the server would refuse.
+            var session = FHIRImportSession(
+                index: index,
+                defaults: defaults,
+                today: today,
+                keepsStructure: !Self.refusesStructure(role: role)
+            )
             var mapper = FHIRMapper()
             var generator = SystemRandomNumberGenerator()
             do {
@@ -108,12 +110,6 @@ extension CareStore {
             var edits = 0
             func write(_ plan: FHIRImportPlan) throws {
                 for creation in plan.creations {
-                    try refuseStructure(
-                        creation.draft.ref,
-                        role: role,
-                        source: "\(creation.origin): \(creation.resource)",
-                        remedy: Self.structureRemedy
-                    )
                     do throws(ModelError) {
                         // A patient the data and the defaults do not place is created awaiting assignment.
                         try CareModel.validate(creation.draft, today: today, exists: exists, awaitingAssignment: true)
@@ -130,12 +126,6 @@ extension CareStore {
                 }
                 for update in plan.updates {
                     guard let type = RecordType(rawValue: update.record.type) else { continue }
-                    try refuseStructure(
-                        update.record,
-                        role: role,
-                        source: "\(update.origin): \(update.resource)",
-                        remedy: Self.structureRemedy
-                    )
                     do {
                         try CareModel.validateEdit(
                             type,

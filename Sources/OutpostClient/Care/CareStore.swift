@@ -180,22 +180,14 @@ public struct CareStore: Sendable {
     /// server gave it a token other than an admin's (`role`, the role its last session said; `nil` before one): the
     /// server would refuse it (`forbidden`) and the device would hold it aside. Refused here, the user learns it at
     /// once and nothing is written.
-    ///
-    /// `source` names where the write comes from (a file's entry), before the message, and `remedy` what to do.
-    func refuseStructure(
-        _ record: RecordRef,
-        role: String?,
-        source: String? = nil,
-        remedy: String = "ask an administrator"
-    ) throws(ClientError) {
+    func refuseStructure(_ record: RecordRef, role: String?) throws(ClientError) {
         guard let role, Self.refusesStructure(role: role), let type = RecordType(rawValue: record.type),
             CareModel.structureTypes.contains(type)
         else { return }
         throw ClientError(
             code: .invalidEdit,
-            message: (source.map { "\($0): " } ?? "") + "\(record.type) \(record.id) is part of the practice's "
-                + "structure, which only an admin token may change, and this replica syncs with a \(role) token; "
-                + remedy
+            message: "\(record.type) \(record.id) is part of the practice's structure, which only an admin token may "
+                + "change, and this replica syncs with a \(role) token; ask an administrator"
         )
     }
 
