@@ -80,7 +80,9 @@ struct FHIRImport: ParsableCommand {
             }
             defaults.team = team
         }
-        var progressBar = ImportProgress(lines: progress, unit: "resources")
+        let progressBar = ImportProgress(lines: progress, unit: "resources")
+        // An import refused part way leaves no bar open before its error.
+        defer { progressBar.finish() }
         var resources = 0
         let summary = try store.importFHIR(inputs, defaults: defaults, strict: strict) { done, total in
             resources = total

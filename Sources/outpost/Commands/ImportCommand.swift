@@ -38,7 +38,9 @@ struct Import: ParsableCommand {
         } catch {
             throw CLIError.input("cannot read \(file); check the path and its permissions")
         }
-        var progressBar = ImportProgress(lines: progress)
+        let progressBar = ImportProgress(lines: progress)
+        // An import refused part way leaves no bar open before its error.
+        defer { progressBar.finish() }
         let file = file
         let refusal = { (error: any Error) -> ClientError in
             switch error {

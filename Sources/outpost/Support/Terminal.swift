@@ -40,34 +40,78 @@ enum Terminal {
     static func json(_ value: some Encodable) throws {
         try JSONOutput.print(value)
     }
+
+    /// Calls `finish` (ending a line drawn in place) when SIGINT (Ctrl-C) or SIGTERM arrives, then lets the signal end
+    /// the process as it would have: a command stopped on a terminal leaves the shell's prompt on a line of its own.
+    /// A signal the process was started ignoring (a background job of a non-interactive shell) stays ignored.
+    static func onInterrupt(_ finish: @escaping @Sendable () -> Void) {
+        for signal in [SIGINT, SIGTERM] {
+            let previous = Foundation.signal(signal, SIG_IGN)
+            if let previous, unsafeBitCast(previous, to: Int.self) == unsafeBitCast(SIG_IGN, to: Int.self) {
+                continue
+            }
+            let source = DispatchSource.makeSignalSource(signal: signal, queue: .global())
+            source.setEventHandler {
+                finish()
+                // Raised on this thread, which the dispatch queue runs with signals blocked: unblocked first.
+                Foundation.signal(signal, SIG_DFL)
+                var signals = sigset_t()
+                sigemptyset(&signals)
+                sigaddset(&signals, signal)
+                pthread_sigmask(SIG_UNBLOCK, &signals, nil)
+                raise(signal)
+                _exit(128 + signal)
+            }
+            source.resume()
+            interruptSources.append(source)
+        }
+    }
+
+    /// The signal sources ``onInterrupt(_:)`` made, kept for the process's life; written only by a command, before its
+    /// work begins.
+    nonisolated(unsafe) private static var interruptSources: [any DispatchSourceSignal] = []
 }
 
 /// An import's progress on stderr: a bar redrawn in place on a terminal for imports of over 10,000 fields, or,
-/// with `--progress`, one line per percent anywhere.
-struct ImportProgress {
+/// with `--progress`, one line per percent anywhere. On a terminal, Ctrl-C ends the bar's line before the import
+/// stops (it writes nothing then: its one transaction is not committed).
+final class ImportProgress: Sendable {
     /// Whether to print lines (`--progress`) rather than redraw on a terminal.
     let lines: Bool
     private let onTerminal: Bool
     /// What is counted: `fields` (field edits), `resources`.
     let unit: String
-    private var lastPercent = -1
+    /// The last percent said, and whether the bar is drawn and its line not ended; every write is made holding it.
+    private let state = Mutex((lastPercent: -1, drawn: false))
 
     init(lines: Bool, unit: String = "fields") {
         self.lines = lines
         self.unit = unit
         onTerminal = Terminal.stderrIsTerminal && !lines
+        if onTerminal { Terminal.onInterrupt { [self] in finish() } }
     }
 
-    mutating func report(done: Int, of total: Int) {
+    func report(done: Int, of total: Int) {
         guard lines || (onTerminal && total > 10_000) else { return }
         let percent = total == 0 ? 100 : done * 100 / total
-        guard percent != lastPercent else { return }
-        lastPercent = percent
-        let text = "importing: \(percent)% (\(done)/\(total) \(unit))"
-        if lines {
-            Terminal.note(text)
-        } else {
-            FileHandle.standardError.write(Data(("\r" + text + (done == total ? "\n" : "")).utf8))
+        state.withLock { state in
+            guard percent != state.lastPercent else { return }
+            state.lastPercent = percent
+            let text = "importing: \(percent)% (\(done)/\(total) \(unit))"
+            if lines {
+                Terminal.note(text)
+            } else {
+                state.drawn = done != total
+                FileHandle.standardError.write(Data(("\r" + text + (done == total ? "\n" : "")).utf8))
+            }
+        }
+    }
+
+    /// Ends the bar's line, if drawn and not ended.
+    func finish() {
+        state.withLock { state in
+            if state.drawn { FileHandle.standardError.write(Data("\n".utf8)) }
+            state.drawn = false
         }
     }
 }
@@ -121,32 +165,11 @@ final class SyncProgressLine: Sendable {
         state.withLock { state in Self.write(text, &state) }
     }
 
-    /// Ends the drawn line, then lets `signal` (SIGINT: Ctrl-C, SIGTERM) end the process as it would have: a sync
-    /// stopped on a terminal leaves the shell's prompt on a line of its own. What the sync wrote is committed page by
-    /// page, and the next sync resumes.
+    /// Ends the drawn line when Ctrl-C or SIGTERM ends the process (``Terminal/onInterrupt(_:)``). What the sync
+    /// wrote is committed page by page, and the next sync resumes.
     func endLineOnInterrupt() {
-        for signal in [SIGINT, SIGTERM] {
-            Foundation.signal(signal, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: signal, queue: .global())
-            source.setEventHandler { [self] in
-                finish()
-                // Raised on this thread, which the dispatch queue runs with signals blocked: unblocked first.
-                Foundation.signal(signal, SIG_DFL)
-                var signals = sigset_t()
-                sigemptyset(&signals)
-                sigaddset(&signals, signal)
-                pthread_sigmask(SIG_UNBLOCK, &signals, nil)
-                raise(signal)
-                _exit(128 + signal)
-            }
-            source.resume()
-            Self.interruptSources.append(source)
-        }
+        Terminal.onInterrupt { [self] in finish() }
     }
-
-    /// The signal sources ``endLineOnInterrupt()`` made, kept for the process's life; written only by the command,
-    /// before its sync begins.
-    nonisolated(unsafe) private static var interruptSources: [any DispatchSourceSignal] = []
 
     /// Writes `text` on a line of its own: over the drawn line, which the next report draws again.
     private static func write(_ text: String, _ state: inout (drawn: Bool, retry: Int)) {
