@@ -348,8 +348,21 @@ public struct FHIRImportSession {
         return try plan(records, patchOnly: false, load: load)
     }
 
-    /// The end of pass 2: plans the records named by more than one resource, and the store's records that the
-    /// input only adds to.
+    /// Plans the records named by more than one resource whose type's ``CareModel/creationRank`` is at most `rank`,
+    /// once every resource of those ranks has been planned: written before the records of higher ranks, which may name
+    /// them.
+    public mutating func planDeferred(
+        upTo rank: Int,
+        load: (RecordRef) throws -> MaterializedRecord?
+    ) throws -> FHIRImportPlan {
+        let ready = deferred.filter { (CareModel.creationRank[$0.type] ?? 0) <= rank }
+        guard !ready.isEmpty else { return FHIRImportPlan() }
+        deferred.removeAll { (CareModel.creationRank[$0.type] ?? 0) <= rank }
+        return try plan(ready, patchOnly: false, load: load)
+    }
+
+    /// The end of pass 2: plans the records named by more than one resource not planned yet, and the store's records
+    /// that the input only adds to.
     public mutating func finish(load: (RecordRef) throws -> MaterializedRecord?) throws -> FHIRImportPlan {
         let records = deferred
         deferred = []
@@ -507,22 +520,32 @@ public struct FHIRImportSession {
                 if record.assign["monthlyPaymentCents"] == nil { record.set("monthlyPaymentCents", .int(0)) }
                 if record.assign["label"] == nil, let key = record.assign["key"] { record.set("label", key) }
             case .task:
-                if record.assign["team"] == nil, let patient = record.assign["patient"]?.stringValue,
-                    let team = try teamOf(RecordRef(type: RecordType.patient.rawValue, id: patient))
-                {
-                    record.set("team", team)
+                if record.assign["team"] == nil, let patient = record.assign["patient"]?.stringValue {
+                    let patient = RecordRef(type: RecordType.patient.rawValue, id: patient)
+                    if let team = try teamOf(patient) {
+                        record.set("team", team)
+                    } else if case .reference(let key, let element)? = patientTeams[patient],
+                        leftOut.contains(aliases[key] ?? key)
+                    {
+                        // Its patient's team is one left out: the task has none to be filed under.
+                        requiredLeftOut[ref, default: [:]]["team"] = (
+                            element: "Patient.\(element) (the task's patient's team)",
+                            type: FHIRPlanner.referencedType(.task, "team")
+                        )
+                    }
                 }
             default: break
             }
             desired[ref] = record
         }
-        for (ref, fields) in requiredLeftOut {
-            guard let record = desired[ref] else { continue }
+        for ref in order {
+            guard let record = desired[ref], let fields = requiredLeftOut[ref] else { continue }
             for (field, reference) in fields.sorted(by: { $0.key < $1.key }) where record.assign[field] == nil {
+                // Only a task's team is a required reference to the structure outside it: --team gives one.
                 throw FHIRError(
                     "\(record.origin): \(reference.element): names a \(reference.type) this import leaves out ("
                         + "\(Self.structureLeftOut), and this replica's token is not an admin's); import the file on "
-                        + "an administrator's replica, or name a \(reference.type) the store holds"
+                        + "an administrator's replica, or give a team the store holds with --team"
                 )
             }
         }
@@ -535,13 +558,15 @@ public struct FHIRImportSession {
         for ref in order {
             guard var record = desired[ref] else { continue }
             let resourceType = record.resource.split(separator: "/").first.map(String.init) ?? "resource"
+            // Held structure an import does not keep: what differs is noted once, as the record left out.
+            let leftAsItIs = !record.isNew && leavesOut(record.type)
             func acceptable(_ field: String, _ value: Value) -> Bool {
                 guard let spec = CareModel.spec(record.type, field), !spec.isRequired else { return true }
                 do {
                     try CareModel.validate(record.type, field: field, value: value, today: today)
                     return true
                 } catch {
-                    plan.issues.note(.notKept, "\(resourceType) \(spec.path) (\(spec.rule))")
+                    if !leftAsItIs { plan.issues.note(.notKept, "\(resourceType) \(spec.path) (\(spec.rule))") }
                     return false
                 }
             }
@@ -584,7 +609,9 @@ public struct FHIRImportSession {
                 guard let value = record.assign[field] else { continue }
                 let held = current?.fields[field]
                 if held?.isConflict == true {
-                    plan.issues.note(.notKept, "\(record.type).\(field) (in conflict here; left for review)")
+                    if !leftAsItIs {
+                        plan.issues.note(.notKept, "\(record.type).\(field) (in conflict here; left for review)")
+                    }
                     continue
                 }
                 if held?.value != value { update(field, .assign, value) }
@@ -610,7 +637,7 @@ public struct FHIRImportSession {
             }
             if updates.isEmpty {
                 plan.unchanged += 1
-            } else if leavesOut(record.type) {
+            } else if leftAsItIs {
                 plan.issues.note(.notKept, "\(resourceType) (\(Self.structureLeftOut))")
                 plan.unchanged += 1
             } else {

@@ -163,19 +163,30 @@ public struct FHIRReader {
 /// once to write them), so that the whole input is never in memory at once. `read` must give the same
 /// resources both times, each with the Bundle full URLs of its input (empty for NDJSON).
 public struct FHIRInputs {
-    /// Calls `body` with every resource, in input order.
-    public let read: (_ body: (FHIRResource, _ fullURLs: [String: String]) throws -> Void) throws -> Void
+    /// A part of the input (a file): calls `body` with each of its resources, in order.
+    public typealias Part = (_ body: (FHIRResource, _ fullURLs: [String: String]) throws -> Void) throws -> Void
 
-    public init(
-        _ read: @escaping (_ body: (FHIRResource, _ fullURLs: [String: String]) throws -> Void) throws -> Void
-    ) {
-        self.read = read
+    /// The input's parts, in input order; each can be read on its own.
+    public let parts: [Part]
+
+    public init(parts: [Part]) {
+        self.parts = parts
+    }
+
+    /// An input of one part.
+    public init(_ read: @escaping Part) {
+        parts = [read]
     }
 
     /// The resources a reader holds.
     public init(_ reader: FHIRReader) {
-        self.read = { body in
+        self.init { body in
             for resource in reader.resources { try body(resource, reader.fullURLs) }
         }
+    }
+
+    /// Calls `body` with every resource, in input order.
+    public func read(_ body: (FHIRResource, _ fullURLs: [String: String]) throws -> Void) throws {
+        for part in parts { try part(body) }
     }
 }

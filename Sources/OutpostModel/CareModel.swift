@@ -48,6 +48,29 @@ public enum CareModel {
     /// refuses them to its user first.
     public static let structureTypes: Set<RecordType> = [.practice, .site, .person, .team, .subgroup]
 
+    /// The order in which an input that creates records naming each other writes them: a type's rank is one more than
+    /// the highest rank of the other types its fields name (sites before the people who work there, people and
+    /// subgroups before teams, teams before patients, patients before their tasks, observations and encounters).
+    /// Written in rank order, a new record's references name records written before it, as a server judging a push
+    /// change by change requires (protocol/README.md, section 5).
+    public static let creationRank: [RecordType: Int] = {
+        var ranks: [RecordType: Int] = [:]
+        func rank(_ type: RecordType, visiting: Set<RecordType>) -> Int {
+            if let known = ranks[type] { return known }
+            var result = 0
+            for spec in fields(of: type) {
+                guard case .reference(let target) = spec.kind, target != type, !visiting.contains(target) else {
+                    continue
+                }
+                result = max(result, rank(target, visiting: visiting.union([type])) + 1)
+            }
+            ranks[type] = result
+            return result
+        }
+        for type in RecordType.allCases { _ = rank(type, visiting: []) }
+        return ranks
+    }()
+
     /// For record types that belong to a patient (tasks, observations, encounters), the field naming the
     /// patient; for the local store's `ownerField`.
     public static let ownerField: [String: String] = [

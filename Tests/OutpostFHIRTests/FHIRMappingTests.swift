@@ -166,14 +166,22 @@ struct FHIRMappingTests {
         try reader.read(name: people, bytes: try Self.bytes(people))
         let newPeople = try Self.read([people]).resources.count
 
-        let plan = try Self.plan(reader, index: held, keepsStructure: false)
+        let plan = try Self.plan(
+            reader,
+            index: held,
+            defaults: FHIRDefaults(team: try id(.team)),
+            keepsStructure: false
+        )
         #expect(plan.creations.allSatisfy { !CareModel.structureTypes.contains($0.draft.type) })
+        #expect(plan.creations.count == first.creations.count - structure.count)
         #expect(plan.updates.isEmpty, "\(plan.updates.map { "\($0.record).\($0.field)" })")
+        #expect(plan.unchanged == structure.count, "the held structure, left as it is")
         let records = Self.records(plan)
         let patient = try #require(records.first { $0.type == .patient })
-        #expect(patient.string("subgroup") == (try id(.subgroup)))
-        #expect(patient.string("primaryTeam") == nil, "the bundle places the patient by a default only")
-        #expect(records.first { $0.type == .task }?.string("team") == nil)
+        #expect(patient.string("subgroup") == (try id(.subgroup)), "placed by the held subgroup's Group")
+        #expect(patient.string("primaryTeam") == (try id(.team)))
+        #expect(records.first { $0.type == .task }?.string("team") == (try id(.team)))
+        #expect(records.first { $0.type == .encounter }?.string("site") == (try id(.site)), "the held location")
         let reason = FHIRImportSession.structureLeftOut
         #expect(plan.issues.lines.contains("not kept: CareTeam (\(reason)) (1)"), "\(plan.issues.lines)")
         #expect(plan.issues.lines.contains("not kept: Practitioner (\(reason)) (\(newPeople))"), "\(plan.issues.lines)")
@@ -191,7 +199,9 @@ struct FHIRMappingTests {
         )
         var ownedReader = FHIRReader()
         try ownedReader.read(name: "owned.json", bytes: Array(owned.utf8))
-        #expect(try Self.plan(ownedReader).creations.contains { $0.draft.type == .team }, "the owner is the team")
+        let ownedRecords = Self.records(try Self.plan(ownedReader))
+        let ownerTeam = try #require(ownedRecords.first { $0.type == .team })
+        #expect(ownedRecords.first { $0.type == .task }?.string("team") == ownerTeam.id, "the owner is the team")
         #expect {
             try Self.plan(ownedReader, keepsStructure: false)
         } throws: { error in
@@ -201,6 +211,24 @@ struct FHIRMappingTests {
             try Self.plan(ownedReader, defaults: FHIRDefaults(team: "CareTeam/example"), keepsStructure: false)
         } throws: { error in
             "\(error)".contains("CareTeam/example names a team this import leaves out")
+        }
+        // A task with no owner whose patient's team is the care team left out: no team either.
+        let placed = text.replacingOccurrences(
+            of: #""resourceType": "Patient","#,
+            with: #""resourceType": "Patient", "extension": [{"url": ""#
+                + FHIRVocabulary.extensionURL(.patient, "primaryTeam")
+                + #"", "valueReference": {"reference": "urn:uuid:5d1e8a3b-0002-4f6e-8a2b-9c9c9c9c0002"}}],"#
+        )
+        var placedReader = FHIRReader()
+        try placedReader.read(name: "placed.json", bytes: Array(placed.utf8))
+        let placedRecords = Self.records(try Self.plan(placedReader))
+        let placedTeam = try #require(placedRecords.first { $0.type == .team })
+        #expect(placedRecords.first { $0.type == .task }?.string("team") == placedTeam.id, "the patient's team")
+        #expect {
+            try Self.plan(placedReader, keepsStructure: false)
+        } throws: { error in
+            "\(error)".contains("(the task's patient's team): names a CareTeam this import leaves out")
+                && "\(error)".contains("--team")
         }
     }
 

@@ -139,6 +139,12 @@ struct PerChangeRefusalTests {
         )
         let id = try #require(patient["id"] as? String)
         await #expect(try fields(nurse, id)["primaryTeam"] as? String == team)
+        let chronic = try #require(
+            try await admin.rows("subgroup", "list").first {
+                ($0["fields"] as? [String: Any])?["key"] as? String == "chronic"
+            }
+        )
+        await #expect(try fields(nurse, id)["subgroup"] as? String == chronic["id"] as? String)
         let synced = try await nurse.ok("sync")
         #expect(!synced.contains("refused"), "\(synced)")
         await #expect(try nurse.status()["refusedChanges"] as? Int == 0)
@@ -146,6 +152,7 @@ struct PerChangeRefusalTests {
         await #expect(try fields(admin, id)["familyName"] as? String == "Chalmers")
         let practice = try await admin.export()
         #expect(!practice.contains("Adam Careful") && !practice.contains("South Wing"))
+        #expect(!practice.contains("Chronic conditions") && practice.contains("Chronic disease"), "the group's name")
 
         try await admin.ok("team", "set", team, "name=Healthy adults")
         try await admin.ok("sync")

@@ -81,10 +81,23 @@ extension CareStore {
             )
             var mapper = FHIRMapper()
             var generator = SystemRandomNumberGenerator()
+            // The ranks (CareModel.creationRank) of each part's records, and whether the input gives its records in
+            // rank order (every record before those that may name it: a bundle or a dump written so).
+            var partRanks: [Set<Int>] = []
+            var highestRank = 0
+            var inRankOrder = true
             do {
-                try inputs.read { resource, fullURLs in
-                    for contribution in try mapper.map(resource, fullURLs: fullURLs) {
-                        session.identify(contribution) { $0.makeID(millis: millis, using: &generator) }
+                for part in inputs.parts {
+                    partRanks.append([])
+                    try part { resource, fullURLs in
+                        for contribution in try mapper.map(resource, fullURLs: fullURLs) {
+                            session.identify(contribution) { $0.makeID(millis: millis, using: &generator) }
+                            guard contribution.isRecord else { continue }
+                            let rank = Self.rank(contribution)
+                            partRanks[partRanks.count - 1].insert(rank)
+                            if rank < highestRank { inRankOrder = false }
+                            highestRank = max(highestRank, rank)
+                        }
                     }
                 }
                 try session.resolve(aliases: mapper.aliases)
@@ -110,6 +123,8 @@ extension CareStore {
             var edits = 0
             func write(_ plan: FHIRImportPlan) throws {
                 for creation in plan.creations {
+                    // The planner left the structure out; refused here too, as every write of this replica is.
+                    try refuseStructure(creation.draft.ref, role: role)
                     do throws(ModelError) {
                         // A patient the data and the defaults do not place is created awaiting assignment.
                         try CareModel.validate(creation.draft, today: today, exists: exists, awaitingAssignment: true)
@@ -126,6 +141,7 @@ extension CareStore {
                 }
                 for update in plan.updates {
                     guard let type = RecordType(rawValue: update.record.type) else { continue }
+                    try refuseStructure(update.record, role: role)
                     do {
                         try CareModel.validateEdit(
                             type,
@@ -158,20 +174,44 @@ extension CareStore {
                 counts.updates = []
                 totals.add(counts)
             }
-            var pass2 = FHIRMapper()
+            // Written in rank order, so that each new record's references name records written (and pushed) before
+            // it: in one reading of the input when it gives them so, else in one reading per rank, of the parts
+            // holding records of that rank.
+            let passes = inRankOrder ? [nil] : (0...highestRank).map { Optional($0) }
             var page: [FHIRContribution] = []
             var done = 0
             do {
-                try inputs.read { resource, fullURLs in
-                    page += try pass2.map(resource, fullURLs: fullURLs).filter(\.isRecord)
-                    done += 1
-                    if page.count >= max(pageSize, 1) {
+                for pass in passes {
+                    var pass2 = FHIRMapper()
+                    var rank = pass ?? 0
+                    func flush() throws {
                         try write(try session.plan(page: page, load: load))
                         page = []
                         progress?(done, total)
                     }
+                    for (index, part) in inputs.parts.enumerated() where pass.map(partRanks[index].contains) ?? true {
+                        try part { resource, fullURLs in
+                            let records = try pass2.map(resource, fullURLs: fullURLs).filter(\.isRecord)
+                            if let pass {
+                                page += records.filter { Self.rank($0) == pass }
+                                if records.map(Self.rank).max() == pass { done += 1 }
+                            } else {
+                                // In rank order: the records named by more than one resource of the ranks below are
+                                // all read; they are written before the first record of a higher rank.
+                                if let next = records.map(Self.rank).max(), next > rank {
+                                    try flush()
+                                    try write(try session.planDeferred(upTo: rank, load: load))
+                                    rank = next
+                                }
+                                page += records
+                                done += 1
+                            }
+                            if page.count >= max(pageSize, 1) { try flush() }
+                        }
+                    }
+                    try flush()
+                    try write(try session.planDeferred(upTo: pass ?? highestRank, load: load))
                 }
-                try write(try session.plan(page: page, load: load))
                 try write(try session.finish(load: load))
             } catch {
                 throw invalid(error)
@@ -192,6 +232,11 @@ extension CareStore {
         }
         guard let summary else { throw ClientError(code: .invalidEdit, message: "the FHIR import planned nothing") }
         return summary
+    }
+
+    /// The creation rank of a contribution's record type (``CareModel/creationRank``).
+    static func rank(_ contribution: FHIRContribution) -> Int {
+        CareModel.creationRank[contribution.type] ?? 0
     }
 
     static func strictRefusal(_ issues: FHIRIssues) -> ClientError {

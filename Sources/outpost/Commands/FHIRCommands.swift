@@ -284,54 +284,56 @@ final class NDJSONFile {
 }
 
 extension FHIRInputs {
-    /// The resources of `files`: an `.ndjson` file read a line at a time through a buffer, other files (a
-    /// Bundle, a single resource) whole, one at a time. A file that cannot be read is an ``FHIRError``.
+    /// The resources of `files`, a part each: an `.ndjson` file read a line at a time through a buffer, other files
+    /// (a Bundle, a single resource) whole, one at a time. A file that cannot be read is an ``FHIRError``.
     init(files: [String]) {
-        self.init { body in
-            for file in files {
-                guard file.hasSuffix(".ndjson") else {
-                    guard let data = FileManager.default.contents(atPath: file) else {
-                        throw FHIRError("cannot read \(file); check the path")
-                    }
-                    var reader = FHIRReader()
-                    try reader.read(name: file, bytes: Array(data))
-                    for resource in reader.resources { try body(resource, reader.fullURLs) }
-                    continue
-                }
-                guard let handle = FileHandle(forReadingAtPath: file) else {
+        self.init(parts: files.map { file in Self.part(file) })
+    }
+
+    private static func part(_ file: String) -> Part {
+        { body in
+            guard file.hasSuffix(".ndjson") else {
+                guard let data = FileManager.default.contents(atPath: file) else {
                     throw FHIRError("cannot read \(file); check the path")
                 }
-                defer { try? handle.close() }
-                var buffer: [UInt8] = []
-                var start = 0
-                var line = 0
-                var atEnd = false
-                while true {
-                    if let end = buffer[start...].firstIndex(of: UInt8(ascii: "\n")) {
-                        line += 1
-                        if let resource = try FHIRReader.resource(line: buffer[start..<end], file: file, number: line) {
-                            try body(resource, [:])
-                        }
-                        start = end + 1
-                        continue
+                var reader = FHIRReader()
+                try reader.read(name: file, bytes: Array(data))
+                for resource in reader.resources { try body(resource, reader.fullURLs) }
+                return
+            }
+            guard let handle = FileHandle(forReadingAtPath: file) else {
+                throw FHIRError("cannot read \(file); check the path")
+            }
+            defer { try? handle.close() }
+            var buffer: [UInt8] = []
+            var start = 0
+            var line = 0
+            var atEnd = false
+            while true {
+                if let end = buffer[start...].firstIndex(of: UInt8(ascii: "\n")) {
+                    line += 1
+                    if let resource = try FHIRReader.resource(line: buffer[start..<end], file: file, number: line) {
+                        try body(resource, [:])
                     }
-                    if atEnd {
-                        line += 1
-                        if let resource = try FHIRReader.resource(line: buffer[start...], file: file, number: line) {
-                            try body(resource, [:])
-                        }
-                        break
-                    }
-                    buffer.removeFirst(start)
-                    start = 0
-                    let chunk: Data?
-                    do {
-                        chunk = try handle.read(upToCount: 1 << 20)
-                    } catch {
-                        throw FHIRError("cannot read \(file); check the path")
-                    }
-                    if let chunk, !chunk.isEmpty { buffer.append(contentsOf: chunk) } else { atEnd = true }
+                    start = end + 1
+                    continue
                 }
+                if atEnd {
+                    line += 1
+                    if let resource = try FHIRReader.resource(line: buffer[start...], file: file, number: line) {
+                        try body(resource, [:])
+                    }
+                    break
+                }
+                buffer.removeFirst(start)
+                start = 0
+                let chunk: Data?
+                do {
+                    chunk = try handle.read(upToCount: 1 << 20)
+                } catch {
+                    throw FHIRError("cannot read \(file); check the path")
+                }
+                if let chunk, !chunk.isEmpty { buffer.append(contentsOf: chunk) } else { atEnd = true }
             }
         }
     }

@@ -43,8 +43,14 @@ enum Terminal {
 
     /// Calls `finish` (ending a line drawn in place) when SIGINT (Ctrl-C) or SIGTERM arrives, then lets the signal end
     /// the process as it would have: a command stopped on a terminal leaves the shell's prompt on a line of its own.
-    /// A signal the process was started ignoring (a background job of a non-interactive shell) stays ignored.
+    /// The handlers are installed once per process, at the first call; every call's `finish` runs, in order. A signal
+    /// the process was started ignoring (a background job of a non-interactive shell) stays ignored.
     static func onInterrupt(_ finish: @escaping @Sendable () -> Void) {
+        let first = interruptCallbacks.withLock { callbacks in
+            callbacks.append(finish)
+            return callbacks.count == 1
+        }
+        guard first else { return }
         for signal in [SIGINT, SIGTERM] {
             let previous = Foundation.signal(signal, SIG_IGN)
             if let previous, unsafeBitCast(previous, to: Int.self) == unsafeBitCast(SIG_IGN, to: Int.self) {
@@ -52,7 +58,7 @@ enum Terminal {
             }
             let source = DispatchSource.makeSignalSource(signal: signal, queue: .global())
             source.setEventHandler {
-                finish()
+                for finish in interruptCallbacks.withLock({ $0 }) { finish() }
                 // Raised on this thread, which the dispatch queue runs with signals blocked: unblocked first.
                 Foundation.signal(signal, SIG_DFL)
                 var signals = sigset_t()
@@ -67,8 +73,10 @@ enum Terminal {
         }
     }
 
-    /// The signal sources ``onInterrupt(_:)`` made, kept for the process's life; written only by a command, before its
-    /// work begins.
+    /// What ``onInterrupt(_:)`` calls, in the order given.
+    private static let interruptCallbacks = Mutex<[@Sendable () -> Void]>([])
+
+    /// The signal sources ``onInterrupt(_:)`` made, kept for the process's life; written only by its first call.
     nonisolated(unsafe) private static var interruptSources: [any DispatchSourceSignal] = []
 }
 
@@ -81,8 +89,9 @@ final class ImportProgress: Sendable {
     private let onTerminal: Bool
     /// What is counted: `fields` (field edits), `resources`.
     let unit: String
-    /// The last percent said, and whether the bar is drawn and its line not ended; every write is made holding it.
-    private let state = Mutex((lastPercent: -1, drawn: false))
+    /// The last percent said, whether the bar is drawn and its line not ended, and whether it was ended for good
+    /// (``finish()``: nothing is drawn after it); every write is made holding it.
+    private let state = Mutex((lastPercent: -1, drawn: false, finished: false))
 
     init(lines: Bool, unit: String = "fields") {
         self.lines = lines
@@ -95,7 +104,7 @@ final class ImportProgress: Sendable {
         guard lines || (onTerminal && total > 10_000) else { return }
         let percent = total == 0 ? 100 : done * 100 / total
         state.withLock { state in
-            guard percent != state.lastPercent else { return }
+            guard percent != state.lastPercent, !state.finished else { return }
             state.lastPercent = percent
             let text = "importing: \(percent)% (\(done)/\(total) \(unit))"
             if lines {
@@ -107,11 +116,12 @@ final class ImportProgress: Sendable {
         }
     }
 
-    /// Ends the bar's line, if drawn and not ended.
+    /// Ends the bar's line, if drawn and not ended; the bar is not drawn again.
     func finish() {
         state.withLock { state in
             if state.drawn { FileHandle.standardError.write(Data("\n".utf8)) }
             state.drawn = false
+            state.finished = true
         }
     }
 }

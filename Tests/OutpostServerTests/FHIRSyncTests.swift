@@ -1,0 +1,95 @@
+import Foundation
+import OutpostTestSupport
+import Testing
+
+/// A FHIR import synced through the real server: the records an import creates reach the server whole whatever the
+/// order of its files. A folder of Bulk Data NDJSON files is read in name order, observations before the patients
+/// they name and care teams before their members; the server judges a push change by change and refuses a
+/// reference to a record it does not hold yet, so the import writes records in creation rank
+/// (`CareModel.creationRank`), not in file order.
+@Suite(.serialized)
+struct FHIRSyncTests {
+    /// The observations of `device`'s replica: their ids and the patient each names.
+    func observationPatients(_ device: Device) async throws -> [String: String] {
+        var out: [String: String] = [:]
+        for row in try await device.rows("observation", "list") {
+            let id = try #require(row["id"] as? String)
+            out[id] = (row["fields"] as? [String: Any])?["patient"] as? String ?? ""
+        }
+        return out
+    }
+
+    @Test(arguments: Backend.all)
+    func anNDJSONFolderImportedIntoANewPracticeReachesTheServerWhole(backend: Backend) async throws {
+        let server = try await TestServer(backend: backend)
+        let folder = try TemporaryDirectory("outpost-fhir-sync")
+        let office = Device("office", in: folder)
+        try await office.ok("init", "--server", server.url.absoluteString, "--token", server.adminToken)
+        try await office.ok("fhir", "import", Built.fixture("fhir/ndjson"), "--team", "CareTeam/t1")
+        let synced = try await office.ok("sync")
+        #expect(!synced.contains("refused"), "\(synced)")
+        await #expect(try office.status()["refusedChanges"] as? Int == 0)
+
+        // A new device receives every record as the office holds it: each observation names its patient, the
+        // team has its leader and members.
+        let laptop = Device("laptop", in: folder)
+        try await laptop.ok("init", "--server", server.url.absoluteString, "--token", server.adminToken)
+        try await laptop.ok("sync")
+        let observations = try await observationPatients(laptop)
+        #expect(observations.count == 3)
+        #expect(observations == (try await observationPatients(office)))
+        let patients = Set(try await laptop.rows("patient", "list").compactMap { $0["id"] as? String })
+        #expect(observations.values.allSatisfy(patients.contains), "\(observations) \(patients)")
+        let team = try #require(try await laptop.rows("team", "list").first?["fields"] as? [String: Any])
+        #expect(team["leader"] as? String != nil && (team["members"] as? [Any])?.count == 1, "\(team)")
+        await #expect(try laptop.export() == (try await office.export()))
+    }
+
+    /// Files already in creation rank (patients, then observations), the same patients in two of them: a record
+    /// named by more than one resource is written once all its resources are read, and still before the first record
+    /// of a higher rank (here, the observations naming it).
+    @Test(arguments: Backend.all)
+    func patientsNamedInTwoFilesAreWrittenBeforeTheObservationsNamingThem(backend: Backend) async throws {
+        let server = try await TestServer(backend: backend)
+        let folder = try TemporaryDirectory("outpost-fhir-sync")
+        let input = folder.path("input")
+        try FileManager.default.createDirectory(atPath: input, withIntermediateDirectories: true)
+        for (name, fixture) in [("a", "Patient"), ("b", "Patient"), ("c", "Observation")] {
+            try FileManager.default.copyItem(
+                atPath: Built.fixture("fhir/ndjson/\(fixture).ndjson"),
+                toPath: input + "/\(name).ndjson"
+            )
+        }
+        let office = Device("office", in: folder)
+        try await office.ok("init", "--server", server.url.absoluteString, "--token", server.adminToken)
+        try await office.ok("fhir", "import", input)
+        let synced = try await office.ok("sync")
+        #expect(!synced.contains("refused"), "\(synced)")
+        await #expect(try office.status()["refusedChanges"] as? Int == 0)
+        let laptop = Device("laptop", in: folder)
+        try await laptop.ok("init", "--server", server.url.absoluteString, "--token", server.adminToken)
+        try await laptop.ok("sync")
+        let observations = try await observationPatients(laptop)
+        #expect(observations.count == 3 && !observations.values.contains(""), "\(observations)")
+    }
+
+    /// A nurse scoped to her team imports the folder into it: the structure is left out (her token may not write
+    /// it), and the patients and their observations, created by her own push, are stored whole.
+    @Test(arguments: Backend.all)
+    func aScopedNurseImportingTheFolderIntoHerTeamHasEveryObservationStored(backend: Backend) async throws {
+        let server = try await TestServer(backend: backend)
+        let folder = try TemporaryDirectory("outpost-fhir-sync")
+        let scene = try await ScopedNurse(on: server, in: folder)
+        let (admin, nurse) = (scene.admin, scene.nurse)
+        let before = try await observationPatients(nurse)
+        try await nurse.ok("fhir", "import", Built.fixture("fhir/ndjson"), "--team", scene.teams[0])
+        let synced = try await nurse.ok("sync")
+        #expect(!synced.contains("refused"), "\(synced)")
+        await #expect(try nurse.status()["refusedChanges"] as? Int == 0)
+        let observations = try await observationPatients(nurse).filter { before[$0.key] == nil }
+        #expect(observations.count == 3)
+        try await admin.ok("sync")
+        let stored = try await observationPatients(admin)
+        for (id, patient) in observations { #expect(stored[id] == patient, "\(id)") }
+    }
+}
