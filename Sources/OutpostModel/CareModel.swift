@@ -49,8 +49,8 @@ public enum CareModel {
     public static let structureTypes: Set<RecordType> = [.practice, .site, .person, .team, .subgroup]
 
     /// The order in which an input that creates records naming each other writes them: a type's rank is one more than
-    /// the highest rank of the other types its fields name (sites before the people who work there, people and
-    /// subgroups before teams, teams before patients, patients before their tasks, observations and encounters).
+    /// the highest rank of the other types its fields name (the practice, sites and subgroups first; then people,
+    /// teams, patients, and their tasks, observations and encounters).
     /// Written in rank order, a new record's references name records written before it, as a server judging a push
     /// change by change requires (protocol/README.md, section 5).
     public static let creationRank: [RecordType: Int] = {

@@ -22,6 +22,24 @@ struct FieldTableTests {
         }
     }
 
+    /// Every reference to another type names a type of lower creation rank, so records written in rank order name
+    /// only records written before them; the ranks are the ones the docs list.
+    @Test func everyReferenceNamesATypeOfLowerCreationRank() throws {
+        for type in RecordType.allCases {
+            let rank = try #require(CareModel.creationRank[type])
+            for spec in CareModel.fields(of: type) {
+                guard case .reference(let target) = spec.kind, target != type else { continue }
+                #expect(try #require(CareModel.creationRank[target]) < rank, "\(type).\(spec.name) names \(target)")
+            }
+        }
+        let byRank = Dictionary(grouping: RecordType.allCases) { CareModel.creationRank[$0] ?? -1 }
+            .mapValues { Set($0.map(\.rawValue)) }
+        #expect(byRank[0] == ["practice", "site", "subgroup"], "\(byRank)")
+        #expect(byRank[1] == ["person"], "\(byRank)")
+        #expect(byRank[2] == ["team"], "\(byRank)")
+        #expect(byRank[3] == ["patient"], "\(byRank)")
+    }
+
     @Test func schemaHasThePolicyOfEveryField() {
         for type in RecordType.allCases {
             #expect(CareModel.schema.types[type.rawValue]?.count == CareModel.fields(of: type).count)

@@ -260,6 +260,12 @@ public struct CareStore: Sendable {
         )
     }
 
+    /// The creation rank (``CareModel/creationRank``) of a record type's name; 0 for a name that is no type (refused
+    /// when its record is read).
+    static func creationRank(of type: String) -> Int {
+        RecordType(rawValue: type).flatMap { CareModel.creationRank[$0] } ?? 0
+    }
+
     /// The draft of a dump's record, or the model's refusal as an `invalidEdit`.
     static func draft(of record: DumpRecord) throws(ClientError) -> DraftRecord {
         do throws(ModelError) {
@@ -315,6 +321,10 @@ public struct CareStore: Sendable {
         // grow with the practice: only the set of ids is held for the whole import.
         var incoming = Set<RecordRef>()
         var totalEdits = 0
+        // Whether the dump gives its records in creation rank (CareModel.creationRank), as the generator writes
+        // them: then one reading writes them; else one reading per rank (below).
+        var highestRank = 0
+        var inRankOrder = true
         try records.readSummaries { summary throws(ClientError) in
             guard incoming.insert(summary.record).inserted else {
                 throw ClientError(
@@ -323,7 +333,15 @@ public struct CareStore: Sendable {
                 )
             }
             totalEdits += summary.edits
+            let rank = Self.creationRank(of: summary.record.type)
+            if rank < highestRank { inRankOrder = false }
+            highestRank = max(highestRank, rank)
         }
+        // Written in creation rank, whatever the file's order, so that each record's references name records
+        // written (and pushed) before it: a server judges a push change by change (protocol/README.md, section 5).
+        let passes =
+            inRankOrder
+            ? [records] : (0...highestRank).map { rank in records.filtered { Self.creationRank(of: $0.type) == rank } }
         let practice = RecordRef(type: RecordType.practice.rawValue, id: header.id)
         guard incoming.contains(practice) else {
             throw ClientError(
@@ -350,39 +368,44 @@ public struct CareStore: Sendable {
             let lookUp = try !context.storeWasEmpty()
             if lookUp {
                 let exists = { (ref: RecordRef) in incoming.contains(ref) || context.exists(ref) }
-                try records.read { record throws(ClientError) in
-                    let draft = try Self.draft(of: record)
-                    if try context.holds(draft.ref) {
-                        throw ClientError(
-                            code: .invalidEdit,
-                            message: "this replica already holds \(draft.ref); import into a new store, or remove the "
-                                + "record from the file"
-                        )
+                for records in passes {
+                    try records.read { record throws(ClientError) in
+                        let draft = try Self.draft(of: record)
+                        if try context.holds(draft.ref) {
+                            throw ClientError(
+                                code: .invalidEdit,
+                                message:
+                                    "this replica already holds \(draft.ref); import into a new store, or remove the "
+                                    + "record from the file"
+                            )
+                        }
+                        let edits = try Self.creation(of: draft, incoming: incoming, today: today, exists: exists)
+                        try creator.create(draft.ref, edits)
+                        count += 1
                     }
-                    let edits = try Self.creation(of: draft, incoming: incoming, today: today, exists: exists)
-                    try creator.create(draft.ref, edits)
-                    count += 1
                 }
             } else {
                 let incoming = incoming
                 // A second thread drafts each record (its changes stamped, encoded and projected: RecordDrafter)
                 // from the replica's counter and clock as they are now; the writer writes the drafts in order.
                 var drafter = creator.drafter()
-                try ImportPipeline.run(
-                    reading: records,
-                    converting: { record throws(ClientError) in
-                        let draft = try Self.draft(of: record)
-                        let edits = try Self.creation(of: draft, incoming: incoming, today: today) {
-                            incoming.contains($0)
+                for records in passes {
+                    try ImportPipeline.run(
+                        reading: records,
+                        converting: { record throws(ClientError) in
+                            let draft = try Self.draft(of: record)
+                            let edits = try Self.creation(of: draft, incoming: incoming, today: today) {
+                                incoming.contains($0)
+                            }
+                            return (draft.ref, edits)
+                        },
+                        finishing: { record, edits throws(ClientError) in try drafter.draft(record, edits) },
+                        writing: { drafted throws(ClientError) in
+                            try creator.write(drafted)
+                            count += 1
                         }
-                        return (draft.ref, edits)
-                    },
-                    finishing: { record, edits throws(ClientError) in try drafter.draft(record, edits) },
-                    writing: { drafted throws(ClientError) in
-                        try creator.write(drafted)
-                        count += 1
-                    }
-                )
+                    )
+                }
             }
             guard count == incoming.count else {
                 throw ClientError(
@@ -467,6 +490,16 @@ public struct PracticeRecords {
     /// Calls `body` once per record, in order.
     func read(_ body: (DumpRecord) throws(ClientError) -> Void) throws(ClientError) {
         try reader(body)
+    }
+
+    /// The records `isIncluded` keeps, in order.
+    func filtered(_ isIncluded: @escaping (DumpRecord) -> Bool) -> PracticeRecords {
+        let reader = reader
+        return PracticeRecords { body throws(ClientError) in
+            try reader { record throws(ClientError) in
+                if isIncluded(record) { try body(record) }
+            }
+        }
     }
 
     /// Calls `body` once per record's summary, in order.

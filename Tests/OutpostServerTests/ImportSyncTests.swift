@@ -2,13 +2,13 @@ import Foundation
 import OutpostTestSupport
 import Testing
 
-/// A FHIR import synced through the real server: the records an import creates reach the server whole whatever the
-/// order of its files. A folder of Bulk Data NDJSON files is read in name order, observations before the patients
-/// they name and care teams before their members; the server judges a push change by change and refuses a
-/// reference to a record it does not hold yet, so the import writes records in creation rank
-/// (`CareModel.creationRank`), not in file order.
+/// Imports synced through the real server: the records an import creates reach the server whole whatever the order
+/// of its input. A folder of Bulk Data NDJSON files is read in name order, observations before the patients they
+/// name and care teams before their members, and a practice file may give its records in any order; the server
+/// judges a push change by change and refuses a reference to a record it does not hold yet, so an import writes
+/// records in creation rank (`CareModel.creationRank`), not in input order.
 @Suite(.serialized)
-struct FHIRSyncTests {
+struct ImportSyncTests {
     /// The observations of `device`'s replica: their ids and the patient each names.
     func observationPatients(_ device: Device) async throws -> [String: String] {
         var out: [String: String] = [:]
@@ -22,7 +22,7 @@ struct FHIRSyncTests {
     @Test(arguments: Backend.all)
     func anNDJSONFolderImportedIntoANewPracticeReachesTheServerWhole(backend: Backend) async throws {
         let server = try await TestServer(backend: backend)
-        let folder = try TemporaryDirectory("outpost-fhir-sync")
+        let folder = try TemporaryDirectory("outpost-import-sync")
         let office = Device("office", in: folder)
         try await office.ok("init", "--server", server.url.absoluteString, "--token", server.adminToken)
         try await office.ok("fhir", "import", Built.fixture("fhir/ndjson"), "--team", "CareTeam/t1")
@@ -45,13 +45,36 @@ struct FHIRSyncTests {
         await #expect(try laptop.export() == (try await office.export()))
     }
 
+    /// A practice file with its records in reverse order (care records first, the practice last) is written in
+    /// creation rank: the office's sync is stored whole, and a new device holds what the office holds.
+    @Test(arguments: Backend.all)
+    func aPracticeFileInAnyOrderReachesTheServerWhole(backend: Backend) async throws {
+        let server = try await TestServer(backend: backend)
+        let folder = try TemporaryDirectory("outpost-import-sync")
+        let data = try Data(contentsOf: URL(fileURLWithPath: Built.fixture("practice-small.json")))
+        var dump = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+        dump["records"] = Array(try #require(dump["records"] as? [Any]).reversed())
+        let reversed = folder.path("reversed.json")
+        try JSONSerialization.data(withJSONObject: dump).write(to: URL(fileURLWithPath: reversed))
+        let office = Device("office", in: folder)
+        try await office.ok("init", "--server", server.url.absoluteString, "--token", server.adminToken)
+        try await office.ok("import", reversed)
+        let synced = try await office.ok("sync")
+        #expect(!synced.contains("refused"), "\(synced)")
+        await #expect(try office.status()["refusedChanges"] as? Int == 0)
+        let laptop = Device("laptop", in: folder)
+        try await laptop.ok("init", "--server", server.url.absoluteString, "--token", server.adminToken)
+        try await laptop.ok("sync")
+        await #expect(try laptop.export() == (try await office.export()))
+    }
+
     /// Files already in creation rank (patients, then observations), the same patients in two of them: a record
     /// named by more than one resource is written once all its resources are read, and still before the first record
     /// of a higher rank (here, the observations naming it).
     @Test(arguments: Backend.all)
     func patientsNamedInTwoFilesAreWrittenBeforeTheObservationsNamingThem(backend: Backend) async throws {
         let server = try await TestServer(backend: backend)
-        let folder = try TemporaryDirectory("outpost-fhir-sync")
+        let folder = try TemporaryDirectory("outpost-import-sync")
         let input = folder.path("input")
         try FileManager.default.createDirectory(atPath: input, withIntermediateDirectories: true)
         for (name, fixture) in [("a", "Patient"), ("b", "Patient"), ("c", "Observation")] {
@@ -78,7 +101,7 @@ struct FHIRSyncTests {
     @Test(arguments: Backend.all)
     func aScopedNurseImportingTheFolderIntoHerTeamHasEveryObservationStored(backend: Backend) async throws {
         let server = try await TestServer(backend: backend)
-        let folder = try TemporaryDirectory("outpost-fhir-sync")
+        let folder = try TemporaryDirectory("outpost-import-sync")
         let scene = try await ScopedNurse(on: server, in: folder)
         let (admin, nurse) = (scene.admin, scene.nurse)
         let before = try await observationPatients(nurse)
