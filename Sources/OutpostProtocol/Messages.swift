@@ -27,6 +27,9 @@ public struct SessionInfo: Sendable, Hashable, Codable {
     /// The newest binary layout the server reads and writes (``BinaryWire/layouts``; it reads every older one).
     /// Absent from servers before layout 2, which read and write layout 1 only.
     public var binaryLayout: Int?
+    /// The person the token is issued to (`per_…`), whose id every change it pushes must carry as its author; absent
+    /// for a token issued to no person, and from servers before it was said.
+    public var person: String?
 
     /// Creates a session description.
     public init(
@@ -39,10 +42,12 @@ public struct SessionInfo: Sendable, Hashable, Codable {
         maxClockSkewMillis: UInt64,
         limits: Limits,
         epoch: String? = nil,
-        binaryLayout: Int? = nil
+        binaryLayout: Int? = nil,
+        person: String? = nil
     ) {
         self.epoch = epoch
         self.binaryLayout = binaryLayout
+        self.person = person
         self.protocolVersion = protocolVersion
         self.serverVersion = serverVersion
         self.practice = practice

@@ -83,6 +83,22 @@ enum GoldenCatalog {
             )
         ),
         .make(
+            "session-info.person.json",
+            SessionInfo(
+                protocolVersion: 1,
+                serverVersion: "0.1.0",
+                practice: practice,
+                role: .clinician,
+                scope: .practice,
+                serverTimeMillis: serverTime,
+                maxClockSkewMillis: 300_000,
+                limits: .standard,
+                epoch: "epo_3f9c2a7d5e1b4c8a9d0e6f2b7a1c5d83",
+                binaryLayout: 2,
+                person: nurse
+            )
+        ),
+        .make(
             "session-info.site-device.json",
             SessionInfo(
                 protocolVersion: 1,

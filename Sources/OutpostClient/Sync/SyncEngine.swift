@@ -228,14 +228,34 @@ public actor SyncEngine {
             )
         }
         session = info
-        // Written only when it changed: a session read beside a sync's first request writes nothing while the
-        // sync's pages are written.
-        if try store.setting(Self.roleSetting) != info.role.rawValue {
-            try store.setSetting(Self.roleSetting, to: info.role.rawValue)
-        }
         try learnClock(from: info, sent: sent, received: received)
-        try keep(info)
+        try Self.remember(info, in: store)
         return info
+    }
+
+    /// Keeps what a session said in `store` (``keptSession(in:)``), for the next sync to read the session beside its
+    /// first push or pull, and for the replica to act on between syncs: the token's role (``roleSetting``), and the
+    /// person it is issued to, who then signs the replica's edits (``CareStore/SettingKey/person``: the server
+    /// refuses another author from such a token). Written only when it changed: a session read beside a sync's first
+    /// request writes nothing while the sync's pages are written.
+    public static func remember(_ info: SessionInfo, in store: LocalStore) throws(ClientError) {
+        if try store.setting(roleSetting) != info.role.rawValue {
+            try store.setSetting(roleSetting, to: info.role.rawValue)
+        }
+        if let person = info.person, try store.setting(CareStore.SettingKey.person) != person {
+            try store.setSetting(CareStore.SettingKey.person, to: person)
+        }
+        var kept = info
+        kept.serverTimeMillis = 0
+        guard kept != (try keptSession(in: store)) else { return }
+        do {
+            let text = String(decoding: try Wire.makeEncoder().encode(kept), as: UTF8.self)
+            try store.setSetting(LocalStore.sessionSetting, to: text)
+        } catch let error as ClientError {
+            throw error
+        } catch {
+            throw ClientError(code: .storage, message: "cannot encode the server's session: \(error)")
+        }
     }
 
     /// ``fetchSession()``'s outcome as a value.
@@ -244,22 +264,6 @@ public actor SyncEngine {
             return .success(try await fetchSession())
         } catch {
             return .failure(error)
-        }
-    }
-
-    /// Keeps what a session said, but its clock, for the next sync to read the session beside its first push or
-    /// pull (``sync()``); written only when it changed.
-    private func keep(_ info: SessionInfo) throws(ClientError) {
-        var kept = info
-        kept.serverTimeMillis = 0
-        guard kept != (try keptSession()) else { return }
-        do {
-            let text = String(decoding: try Wire.makeEncoder().encode(kept), as: UTF8.self)
-            try store.setSetting(LocalStore.sessionSetting, to: text)
-        } catch let error as ClientError {
-            throw error
-        } catch {
-            throw ClientError(code: .storage, message: "cannot encode the server's session: \(error)")
         }
     }
 

@@ -99,7 +99,8 @@ struct SyncRoutes: Sendable {
             maxClockSkewMillis: configuration.maxClockSkewMillis,
             limits: configuration.limits,
             epoch: try await store.epoch(),
-            binaryLayout: Int(BinaryWire.latestLayout)
+            binaryLayout: Int(BinaryWire.latestLayout),
+            person: token.person
         )
         return try ServerError.jsonResponse(info, status: .ok)
     }

@@ -47,7 +47,9 @@ struct Init: AsyncParsableCommand {
                     try? FileManager.default.removeItem(atPath: storeOptions.path + suffix)
                 }
                 guard let error = error as? CLIError else { throw error }
+                // No store is left to keep data in or to give a new token to: 'outpost init' is run again.
                 let message = error.message.replacingOccurrences(of: "; local data and the outbox are kept", with: "")
+                    .replacingOccurrences(of: "run 'outpost remote set'", with: "run 'outpost init' again with it")
                 throw CLIError(
                     message: message + (message.hasSuffix("?") ? " No store was made." : "; no store was made"),
                     exitCode: error.exitCode
@@ -55,13 +57,20 @@ struct Init: AsyncParsableCommand {
             }
             try store.store.setRemote(remote)
             try store.store.setTrustedCertificates(certificates)
+            if let session { try SyncEngine.remember(session, in: store.store) }
         }
         print("created replica \(store.replicaID) at \(storeOptions.path)")
         if let remote {
             print("server: \(remote.url.absoluteString)" + (session.map { " (practice \($0.practice))" } ?? ""))
             print("next: 'outpost sync' brings the practice's records to this replica")
         }
-        print("next: 'outpost use --person ID --site ID' signs your edits once you have a person record")
+        if let person = session?.person {
+            print(
+                "edits are signed by \(person), the person this token is issued to; 'outpost use --site ID' sets where"
+            )
+        } else {
+            print("next: 'outpost use --person ID --site ID' signs your edits once you have a person record")
+        }
     }
 }
 

@@ -76,6 +76,8 @@ struct RemoteCommand: AsyncParsableCommand {
             let session = try await checkRemote(remote, trusting: certificates, store: store.store)
             try store.store.setRemote(remote)
             try store.store.setTrustedCertificates(certificates)
+            // The new token's session, read above: setRemote forgot the old one's.
+            if let session { try SyncEngine.remember(session, in: store.store) }
             print("server: \(remote.url.absoluteString)")
             if kept { print("token:  \(remote.token.prefix(8))… (kept: no new token given)") }
             if let session { print("practice: \(session.practice) (role \(session.role.rawValue))") }

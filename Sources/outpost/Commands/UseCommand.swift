@@ -20,6 +20,12 @@ struct Use: ParsableCommand {
     mutating func run() throws {
         let store = try storeOptions.open()
         if let person {
+            if let issued = try SyncEngine.keptSession(in: store.store)?.person, issued != person {
+                throw CLIError.input(
+                    "this replica's token is issued to \(issued), whose id signs its edits (the server refuses any "
+                        + "other author from it); ask an administrator for a token of \(person)'s"
+                )
+            }
             _ = try RecordOutput.require(person, .person, in: store)
             try store.store.setSetting(CareStore.SettingKey.person, to: person)
         }
