@@ -512,10 +512,8 @@ public struct FHIRMapper {
             }
             if let gender = element("gender")?.string {
                 guard ["male", "female", "other", "unknown"].contains(gender) else {
-                    throw fail(
-                        "gender",
-                        "'\(gender)' is not a FHIR administrative gender (male, female, other, unknown)"
-                    )
+                    // Not quoted: a patient's sex is sensitive (docs/model.md), and errors never quote patient data.
+                    throw fail("gender", "not a FHIR administrative gender (male, female, other, unknown)")
                 }
                 patient.assign["sex"] = .value(.string(gender))
             }

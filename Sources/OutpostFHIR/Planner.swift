@@ -549,6 +549,17 @@ public struct FHIRImportSession {
                 )
             }
         }
+        // A new task with no team (no owner care team, and no team for its patient in the data, the store or the
+        // defaults) cannot be created: said here with what to do, rather than as the model's bare "required".
+        for ref in order {
+            guard let record = desired[ref], record.isNew, record.type == .task, record.assign["team"] == nil else {
+                continue
+            }
+            throw FHIRError(
+                "\(record.origin): \(record.resource): no team to file the task under: it names no care team as its "
+                    + "owner, and its patient has no team in the input or the store; give one with --team"
+            )
+        }
         // New patients the data and the defaults do not place are created awaiting assignment (docs/fhir.md,
         // "Placement"): never a reason to refuse the file.
         plan.awaitingAssignment = unplaced

@@ -133,7 +133,20 @@ struct ScopeEndToEndTests {
         let scene = try await ScopedNurse(on: server, in: folder)
         let (admin, nurse) = (scene.admin, scene.nurse)
         let registered = try await scene.registerForTheOtherTeam("Ana", "preferredLanguage=en")
-        try await nurse.ok("patient", "set", registered, "preferredLanguage=fr")
+        // Each write says the patient is outside her scope and leaves at the next sync; one of her own team's does not.
+        let edited = try await nurse.run("patient", "set", registered, "preferredLanguage=fr")
+        #expect(edited.status == 0, "\(edited)")
+        #expect(
+            edited.errorLines == [
+                "outpost: note: \(registered) is outside this replica's scope (neither its team nor its sites are its "
+                    + "token's): the next sync stores it on the server, then removes it from this replica; the server "
+                    + "keeps it for the practice"
+            ],
+            "\(edited)"
+        )
+        let own = try #require(try await scene.nursePatients().first { $0 != registered })
+        let ownEdit = try await nurse.run("patient", "set", own, "preferredLanguage=fr")
+        #expect(ownEdit.status == 0 && ownEdit.errorLines.isEmpty, "\(ownEdit)")
         await #expect(try nurse.ok("patient", "show", registered).contains("Ana"))
         let report = try await nurse.ok("sync")
         #expect(report.contains("removed 1 patients") && !report.contains("refused"), "\(report)")

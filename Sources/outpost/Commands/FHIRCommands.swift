@@ -112,6 +112,16 @@ struct FHIRImport: ParsableCommand {
                 )
             }
         }
+        if (summary.created[.patient] ?? 0) > 0, let team = defaults.team, !team.contains("/"),
+            let session = try SyncEngine.keptSession(in: store.store),
+            !session.scope.isWholePractice, !session.scope.teams.contains(team)
+        {
+            // Placed by --team outside the token's scope, they leave this replica at its next sync too.
+            print(
+                "--team \(team) is not a team of this replica's scope: the patients it places leave this replica at "
+                    + "the next sync, which stores them on the server (the server keeps them for the practice)"
+            )
+        }
     }
 
     /// The files named: files as given, folders' `.json` and `.ndjson` files sorted by name.

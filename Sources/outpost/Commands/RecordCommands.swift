@@ -86,6 +86,7 @@ struct AddRecord<Kind: CLIRecordKind>: ParsableCommand {
         for (name, value) in Kind.defaults where values[name] == nil { values[name] = [value] }
         let ref = try store.create(Kind.type, fields: values)
         print(ref.id)
+        try ScopeNote.noteIfOutside(ref, in: store)
     }
 }
 
@@ -151,6 +152,7 @@ struct SetFields<Kind: CLIRecordKind>: ParsableCommand {
         }
         let changes = try store.update(edits)
         print("\(record.id): \(changes.count) change\(changes.count == 1 ? "" : "s") saved")
+        try ScopeNote.noteIfOutside(record.ref, in: store)
     }
 }
 

@@ -1,0 +1,22 @@
+import OutpostCRDT
+import OutpostClient
+import OutpostModel
+import OutpostProtocol
+
+/// What a scoped replica says when its user places a patient outside its token's scope: allowed (the replica's own
+/// push stores the patient), but its next sync then removes the patient here, the server keeping it for the practice
+/// (protocol/README.md, section 11). Said at once, on stderr, so that the patient's going is no surprise.
+enum ScopeNote {
+    /// Says so when `ref` is a patient outside the scope the replica's last session gave its token.
+    static func noteIfOutside(_ ref: RecordRef, in store: CareStore) throws {
+        guard ref.type == RecordType.patient.rawValue,
+            let scope = try SyncEngine.keptSession(in: store.store)?.scope, !scope.isWholePractice,
+            let state = try store.store.record(ref), !scope.contains(PatientView.ScopeKeys(state: state))
+        else { return }
+        Terminal.error(
+            "note: \(ref.id) is outside this replica's scope (neither its team nor its sites are its token's): the "
+                + "next sync stores it on the server, then removes it from this replica; the server keeps it for the "
+                + "practice"
+        )
+    }
+}
