@@ -137,6 +137,7 @@ struct PatientCommandTests {
             (["favouriteColour=blue"], "no field 'favouriteColour'"),
             (["conditions=E11.9"], "conditions+="),
             (["notes-=anything"], "append-only"),
+            (["mergedInto=\(patient.id)"], "'outpost patient merge KEEP DUPLICATE --reason …'"),
         ] {
             let result = try await sandbox.expectRefused(
                 ["patient", "set", patient.id] + arguments,

@@ -117,6 +117,9 @@ struct PerChangeRefusalTests {
                 "\(arguments): \(result)"
             )
         }
+        // A record it would create is named by its type: its id was never anyone's.
+        let site = try await nurse.run("site", "add", "name=School clinic", "kind=school", "status=active")
+        #expect(site.stderr.hasPrefix("outpost: a site is part of the practice's structure"), "\(site)")
         await #expect(try nurse.status()["pendingChanges"] as? Int == 0)
         await #expect(try nurse.export() == before)
 

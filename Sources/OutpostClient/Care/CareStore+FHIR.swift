@@ -124,7 +124,7 @@ extension CareStore {
             func write(_ plan: FHIRImportPlan) throws {
                 for creation in plan.creations {
                     // The planner left the structure out; refused here too, as every write of this replica is.
-                    try refuseStructure(creation.draft.ref, role: role)
+                    try refuseStructure(creation.draft.ref, role: role, isNew: true)
                     do throws(ModelError) {
                         // A patient the data and the defaults do not place is created awaiting assignment.
                         try CareModel.validate(creation.draft, today: today, exists: exists, awaitingAssignment: true)

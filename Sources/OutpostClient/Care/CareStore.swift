@@ -107,7 +107,7 @@ public struct CareStore: Sendable {
         let id = type.makeID(millis: store.configuration.wallClock.nowMillis(), using: &generator)
         let draft = DraftRecord(type: type, id: id, fields: fields)
         let today = today
-        try refuseStructure(draft.ref, role: try store.setting(SyncEngine.roleSetting))
+        try refuseStructure(draft.ref, role: try store.setting(SyncEngine.roleSetting), isNew: true)
         try store.commit(author: try author(), site: try site()) { context in
             do {
                 try CareModel.validate(draft, today: today, exists: context.exists)
@@ -179,15 +179,17 @@ public struct CareStore: Sendable {
     /// Refuses a write to a record of the practice's structure (``CareModel/structureTypes``) on a replica whose
     /// server gave it a token other than an admin's (`role`, the role its last session said; `nil` before one): the
     /// server would refuse it (`forbidden`) and the device would hold it aside. Refused here, the user learns it at
-    /// once and nothing is written.
-    func refuseStructure(_ record: RecordRef, role: String?) throws(ClientError) {
+    /// once and nothing is written. A record being created (`isNew`) is named by its type alone: its id was never
+    /// anyone's.
+    func refuseStructure(_ record: RecordRef, role: String?, isNew: Bool = false) throws(ClientError) {
         guard let role, Self.refusesStructure(role: role), let type = RecordType(rawValue: record.type),
             CareModel.structureTypes.contains(type)
         else { return }
         throw ClientError(
             code: .invalidEdit,
-            message: "\(record.type) \(record.id) is part of the practice's structure, which only an admin token may "
-                + "change, and this replica syncs with a \(role) token; ask an administrator"
+            message: (isNew ? "a \(type.rawValue)" : "\(record.type) \(record.id)")
+                + " is part of the practice's structure, which only an admin token may change, and this replica syncs "
+                + "with a \(role) token; ask an administrator"
         )
     }
 

@@ -42,6 +42,14 @@ enum FieldArguments {
                     + CareModel.fields(of: type).map(\.name).joined(separator: ", ")
             )
         }
+        if type == .patient, name == "mergedInto" {
+            // A merge moves the duplicate's records, keeps why in both patients' logs and can be undone: its own
+            // commands, never a bare write of the field.
+            throw CLIError.input(
+                "patient.mergedInto: written by 'outpost patient merge KEEP DUPLICATE --reason …' and cleared by "
+                    + "'outpost patient unmerge DUPLICATE --reason …', not set directly"
+            )
+        }
         let resolved: Operation
         switch spec.policy {
         case .lww, .review, .status:
