@@ -220,8 +220,9 @@ public struct FHIRImportSession {
         practice = index.practice
     }
 
-    private static func resourceType(_ contribution: FHIRContribution) -> String {
-        contribution.resource.split(separator: "/").first.map(String.init) ?? "resource"
+    /// The resource type of a resource's key (`Practitioner/p1`).
+    private static func resourceType(_ resource: String) -> String {
+        resource.split(separator: "/").first.map(String.init) ?? "resource"
     }
 
     /// Whether the import leaves out changes to a record of `type`.
@@ -260,7 +261,7 @@ public struct FHIRImportSession {
             return
         }
         if isNew, leavesOut(contribution.type) {
-            issues.note(.notKept, "\(Self.resourceType(contribution)) (\(Self.structureLeftOut))")
+            issues.note(.notKept, "\(Self.resourceType(contribution.resource)) (\(Self.structureLeftOut))")
             skipped.insert(contribution.key)
             leftOut.formUnion(keys)
             return
@@ -271,6 +272,19 @@ public struct FHIRImportSession {
         counts[target, default: 0] += 1
         if isNew { incoming.insert(target) }
         if contribution.type == .patient, let team = contribution.assign["primaryTeam"] { patientTeams[target] = team }
+    }
+
+    /// Whether `key` (or what it is an alias of) names a resource of the structure this import leaves out.
+    private func isLeftOut(_ key: String) -> Bool {
+        leftOut.contains(aliases[key] ?? key)
+    }
+
+    /// Why a reference to a left-out `type` refuses the import, and what to do (`remedy`).
+    private static func leftOutRefusal(_ what: String, _ type: String, remedy: String) -> FHIRError {
+        FHIRError(
+            "\(what) names a \(type) this import leaves out (\(structureLeftOut), and this replica's token is not an "
+                + "admin's); \(remedy)"
+        )
     }
 
     private func resolve(_ key: String) -> RecordRef? {
@@ -289,11 +303,8 @@ public struct FHIRImportSession {
             guard let given else { return nil }
             guard given.contains("/") else { return .string(given) }
             guard let ref = resolve(given), ref.type == type.rawValue else {
-                if leftOut.contains(aliases[given] ?? given) {
-                    throw FHIRError(
-                        "\(given) names a \(type) this import leaves out (\(Self.structureLeftOut), and this "
-                            + "replica's token is not an admin's); give a \(type) the store holds"
-                    )
+                if isLeftOut(given) {
+                    throw Self.leftOutRefusal(given, "\(type)", remedy: "give a \(type) the store holds")
                 }
                 throw FHIRError("\(given) names no \(type) in the input or the store; check the default given")
             }
@@ -307,8 +318,8 @@ public struct FHIRImportSession {
                             + "input nor in the store; include the Patient or fix the reference"
                     )
                 }
-                let resourceType = Self.resourceType(contribution)
-                if leftOut.contains(aliases[contribution.key] ?? contribution.key) {
+                let resourceType = Self.resourceType(contribution.resource)
+                if isLeftOut(contribution.key) {
                     issues.note(.notKept, "\(resourceType) (\(Self.structureLeftOut))")
                 } else {
                     issues.note(.unresolvedReference, "\(resourceType) (\(contribution.type) it adds to)")
@@ -355,9 +366,17 @@ public struct FHIRImportSession {
         upTo rank: Int,
         load: (RecordRef) throws -> MaterializedRecord?
     ) throws -> FHIRImportPlan {
-        let ready = deferred.filter { (CareModel.creationRank[$0.type] ?? 0) <= rank }
+        var ready: [FHIRContribution] = []
+        var later: [FHIRContribution] = []
+        for contribution in deferred {
+            if CareModel.creationRank(of: contribution.type) <= rank {
+                ready.append(contribution)
+            } else {
+                later.append(contribution)
+            }
+        }
         guard !ready.isEmpty else { return FHIRImportPlan() }
-        deferred.removeAll { (CareModel.creationRank[$0.type] ?? 0) <= rank }
+        deferred = later
         return try plan(ready, patchOnly: false, load: load)
     }
 
@@ -420,7 +439,7 @@ public struct FHIRImportSession {
         var contributions = records
         for ref in order { contributions += (patchesByTarget[ref] ?? []).map { patches[$0] } }
         for contribution in contributions {
-            let resourceType = Self.resourceType(contribution)
+            let resourceType = Self.resourceType(contribution.resource)
             let target: RecordRef
             if contribution.isRecord {
                 guard let ref = keyMap[contribution.key], desired[ref] != nil else { continue }
@@ -436,7 +455,7 @@ public struct FHIRImportSession {
                     guard case .reference(let type)? = CareModel.spec(contribution.type, field)?.kind,
                         let ref = resolve(key), ref.type == type.rawValue
                     else {
-                        if leftOut.contains(aliases[key] ?? key) {
+                        if isLeftOut(key) {
                             plan.issues.note(.notKept, "\(resourceType).\(element) (\(Self.structureLeftOut))")
                             // A patient's placement left out leaves it awaiting assignment, as no placement does.
                             if required, CareModel.spec(contribution.type, field)?.isPlacement != true {
@@ -525,7 +544,7 @@ public struct FHIRImportSession {
                     if let team = try teamOf(patient) {
                         record.set("team", team)
                     } else if case .reference(let key, let element)? = patientTeams[patient],
-                        leftOut.contains(aliases[key] ?? key)
+                        isLeftOut(key)
                     {
                         // Its patient's team is one left out: the task has none to be filed under.
                         requiredLeftOut[ref, default: [:]]["team"] = (
@@ -542,10 +561,10 @@ public struct FHIRImportSession {
             guard let record = desired[ref], let fields = requiredLeftOut[ref] else { continue }
             for (field, reference) in fields.sorted(by: { $0.key < $1.key }) where record.assign[field] == nil {
                 // Only a task's team is a required reference to the structure outside it: --team gives one.
-                throw FHIRError(
-                    "\(record.origin): \(reference.element): names a \(reference.type) this import leaves out ("
-                        + "\(Self.structureLeftOut), and this replica's token is not an admin's); import the file on "
-                        + "an administrator's replica, or give a team the store holds with --team"
+                throw Self.leftOutRefusal(
+                    "\(record.origin): \(reference.element):",
+                    reference.type,
+                    remedy: "import the file on an administrator's replica, or give a team the store holds with --team"
                 )
             }
         }
@@ -555,9 +574,17 @@ public struct FHIRImportSession {
             guard let record = desired[ref], record.isNew, record.type == .task, record.assign["team"] == nil else {
                 continue
             }
+            // --team places the input's new patients; a patient the store holds is given a team there.
+            let patient = record.assign["patient"]?.stringValue.map {
+                RecordRef(type: RecordType.patient.rawValue, id: $0)
+            }
+            let remedy =
+                patient.map { !incoming.contains($0) } == true
+                ? "assign its patient a team first ('outpost patient set \(patient?.id ?? "ID") primaryTeam=…')"
+                : "give one with --team"
             throw FHIRError(
                 "\(record.origin): \(record.resource): no team to file the task under: it names no care team as its "
-                    + "owner, and its patient has no team in the input or the store; give one with --team"
+                    + "owner, and its patient has no team in the input or the store; \(remedy)"
             )
         }
         // New patients the data and the defaults do not place are created awaiting assignment (docs/fhir.md,
@@ -568,7 +595,7 @@ public struct FHIRImportSession {
         // refuses (a four-digit extension as a phone) is left out and counted, not a reason to refuse the file.
         for ref in order {
             guard var record = desired[ref] else { continue }
-            let resourceType = record.resource.split(separator: "/").first.map(String.init) ?? "resource"
+            let resourceType = Self.resourceType(record.resource)
             // Held structure an import does not keep: what differs is noted once, as the record left out.
             let leftAsItIs = !record.isNew && leavesOut(record.type)
             func acceptable(_ field: String, _ value: Value) -> Bool {

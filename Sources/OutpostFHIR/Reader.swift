@@ -160,8 +160,9 @@ public struct FHIRReader {
 }
 
 /// Inputs that an import reads twice, a resource at a time (once for the resources' identities and references,
-/// once to write them), so that the whole input is never in memory at once. `read` must give the same
-/// resources both times, each with the Bundle full URLs of its input (empty for NDJSON).
+/// once to write them, that part by part, once per creation rank when the input is not in that order), so that the
+/// whole input is never in memory at once. Each reading must give the same resources, each with the Bundle full
+/// URLs of its input (empty for NDJSON).
 public struct FHIRInputs {
     /// A part of the input (a file): calls `body` with each of its resources, in order.
     public typealias Part = (_ body: (FHIRResource, _ fullURLs: [String: String]) throws -> Void) throws -> Void

@@ -71,6 +71,34 @@ public enum CareModel {
         return ranks
     }()
 
+    /// `type`'s ``creationRank``.
+    public static func creationRank(of type: RecordType) -> Int {
+        creationRank[type] ?? 0
+    }
+
+    /// Which ranks an input's records come in, noted one record at a time, and the readings that write them in
+    /// ``creationRank`` order: one (`nil`: every record as it comes) when the input gives them in that order,
+    /// otherwise one per rank.
+    public struct CreationOrder: Sendable {
+        /// The highest rank noted.
+        public private(set) var highest = 0
+        /// Whether no record came after one of a higher rank.
+        public private(set) var isInOrder = true
+
+        public init() {}
+
+        /// Notes the next record's type.
+        public mutating func note(_ type: RecordType) {
+            let rank = CareModel.creationRank(of: type)
+            if rank < highest { isInOrder = false }
+            highest = max(highest, rank)
+        }
+
+        /// The readings that write the records in rank order: `nil` for one reading of every record, or the rank
+        /// each reading writes.
+        public var passes: [Int?] { isInOrder ? [nil] : (0...highest).map { $0 } }
+    }
+
     /// For record types that belong to a patient (tasks, observations, encounters), the field naming the
     /// patient; for the local store's `ownerField`.
     public static let ownerField: [String: String] = [

@@ -245,6 +245,24 @@ struct FHIRMappingTests {
             try Self.plan(Self.read(["practice-bundle.json"]), defaults: FHIRDefaults(team: "CareTeam/example"))
                 .creations.count == 11
         )
+        // For a patient the store holds, --team does not help (it places the input's new patients): the patient is
+        // given a team first.
+        let unplaced = try Self.plan(Self.read(["ndjson/Patient.ndjson"]))
+        let held = Self.index(Self.records(unplaced))
+        var task = FHIRReader()
+        try task.read(
+            name: "task.ndjson",
+            bytes: Array(
+                #"{"resourceType":"Task","id":"t9","status":"requested","intent":"order","priority":"routine","code":{"coding":[{"system":"http://outpost.invalid/fhir/CodeSystem/task-kind","code":"outreach"}]},"description":"Call","for":{"reference":"Patient/p1"}}"#
+                    .utf8
+            )
+        )
+        #expect {
+            try Self.plan(task, index: held, defaults: FHIRDefaults(team: "tea_01JWMCKG0EZVDB7887J503VJMX"))
+        } throws: { error in
+            "\(error)".contains("no team to file the task under")
+                && "\(error)".contains("assign its patient a team first")
+        }
     }
 
     @Test func newerDataUpdatesTheRecordItNames() throws {

@@ -105,7 +105,8 @@ struct ImportSyncTests {
         let scene = try await ScopedNurse(on: server, in: folder)
         let (admin, nurse) = (scene.admin, scene.nurse)
         let before = try await observationPatients(nurse)
-        try await nurse.ok("fhir", "import", Built.fixture("fhir/ndjson"), "--team", scene.teams[0])
+        let own = try await nurse.run("fhir", "import", Built.fixture("fhir/ndjson"), "--team", scene.teams[0])
+        #expect(own.status == 0 && !own.stderr.contains("outside this replica's scope"), "\(own)")
         let synced = try await nurse.ok("sync")
         #expect(!synced.contains("refused"), "\(synced)")
         await #expect(try nurse.status()["refusedChanges"] as? Int == 0)
@@ -114,5 +115,19 @@ struct ImportSyncTests {
         try await admin.ok("sync")
         let stored = try await observationPatients(admin)
         for (id, patient) in observations { #expect(stored[id] == patient, "\(id)") }
+
+        // Placed by --team in another team, the new patients leave her replica at the next sync: the import says so.
+        let elsewhere = try await nurse.run(
+            "fhir",
+            "import",
+            Built.fixture("fhir/practice-bundle.json"),
+            "--team",
+            scene.teams[1]
+        )
+        #expect(elsewhere.status == 0, "\(elsewhere)")
+        #expect(
+            elsewhere.stderr.contains("note: --team \(scene.teams[1]) is outside this replica's scope"),
+            "\(elsewhere)"
+        )
     }
 }

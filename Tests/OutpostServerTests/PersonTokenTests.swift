@@ -41,5 +41,12 @@ struct PersonTokenTests {
         let moved = try await laptop.ok("remote", "set", server.url.absoluteString, "--token", token)
         #expect(moved.contains("role clinician"), "\(moved)")
         #expect(try await laptop.ok("use").contains("author: \(people[0])"))
+        // Given a token issued to no one, it signs as itself again; a person chosen with `use` stays chosen.
+        try await laptop.ok("remote", "set", server.url.absoluteString, "--token", server.adminToken)
+        #expect(try await laptop.ok("use").contains("author: replica:"))
+        try await laptop.ok("sync")
+        try await laptop.ok("use", "--person", people[1])
+        try await laptop.ok("sync")
+        #expect(try await laptop.ok("use").contains("author: \(people[1])"))
     }
 }

@@ -42,8 +42,9 @@ extension CareStore {
     /// Imports FHIR R4 resources read from `inputs` a resource at a time, so that neither the input nor the
     /// store is ever held whole; otherwise the same as importing a reader. `inputs` is read twice in one write
     /// transaction: once for every resource's identity (validating every resource: any error writes nothing),
-    /// once to write the records a page at a time (`pageSize` resources' records at a time). `progress` is told
-    /// how many resources have been written.
+    /// once to write the records a page at a time (`pageSize` resources' records at a time), in creation rank
+    /// (``CareModel/creationRank``: an input not in that order is read again per rank, only the parts holding it).
+    /// `progress` is told how many resources have been written.
     ///
     /// - Throws: ``ClientError`` `invalidEdit` naming the file, entry or line and the element; nothing is
     ///   written. An error `inputs` throws is passed on as it is when it is a ``ClientError``.
@@ -81,22 +82,23 @@ extension CareStore {
             )
             var mapper = FHIRMapper()
             var generator = SystemRandomNumberGenerator()
-            // The ranks (CareModel.creationRank) of each part's records, and whether the input gives its records in
-            // rank order (every record before those that may name it: a bundle or a dump written so).
+            // The ranks (CareModel.creationRank) of each part's records, whether the input gives its records in rank
+            // order (every record before those that may name it: a bundle or a dump written so), and how many
+            // resources only add to other records (a Condition: planned with the record it adds to).
             var partRanks: [Set<Int>] = []
-            var highestRank = 0
-            var inRankOrder = true
+            var order = CareModel.CreationOrder()
+            var additionsOnly = 0
             do {
                 for part in inputs.parts {
                     partRanks.append([])
                     try part { resource, fullURLs in
-                        for contribution in try mapper.map(resource, fullURLs: fullURLs) {
+                        let contributions = try mapper.map(resource, fullURLs: fullURLs)
+                        if !contributions.contains(where: \.isRecord) { additionsOnly += 1 }
+                        for contribution in contributions {
                             session.identify(contribution) { $0.makeID(millis: millis, using: &generator) }
                             guard contribution.isRecord else { continue }
-                            let rank = Self.rank(contribution)
-                            partRanks[partRanks.count - 1].insert(rank)
-                            if rank < highestRank { inRankOrder = false }
-                            highestRank = max(highestRank, rank)
+                            partRanks[partRanks.count - 1].insert(CareModel.creationRank(of: contribution.type))
+                            order.note(contribution.type)
                         }
                     }
                 }
@@ -177,9 +179,11 @@ extension CareStore {
             // Written in rank order, so that each new record's references name records written (and pushed) before
             // it: in one reading of the input when it gives them so, else in one reading per rank, of the parts
             // holding records of that rank.
-            let passes = inRankOrder ? [nil] : (0...highestRank).map { Optional($0) }
+            let passes = order.passes
             var page: [FHIRContribution] = []
-            var done = 0
+            // Read once per rank, a resource is counted in the reading of its record's rank; one that only adds to
+            // other records is never read again.
+            var done = order.isInOrder ? 0 : additionsOnly
             do {
                 for pass in passes {
                     var pass2 = FHIRMapper()
@@ -192,13 +196,14 @@ extension CareStore {
                     for (index, part) in inputs.parts.enumerated() where pass.map(partRanks[index].contains) ?? true {
                         try part { resource, fullURLs in
                             let records = try pass2.map(resource, fullURLs: fullURLs).filter(\.isRecord)
+                            let ranks = records.map { CareModel.creationRank(of: $0.type) }
                             if let pass {
-                                page += records.filter { Self.rank($0) == pass }
-                                if records.map(Self.rank).max() == pass { done += 1 }
+                                page += records.filter { CareModel.creationRank(of: $0.type) == pass }
+                                if ranks.max() == pass { done += 1 }
                             } else {
                                 // In rank order: the records named by more than one resource of the ranks below are
                                 // all read; they are written before the first record of a higher rank.
-                                if let next = records.map(Self.rank).max(), next > rank {
+                                if let next = ranks.max(), next > rank {
                                     try flush()
                                     try write(try session.planDeferred(upTo: rank, load: load))
                                     rank = next
@@ -210,9 +215,17 @@ extension CareStore {
                         }
                     }
                     try flush()
-                    try write(try session.planDeferred(upTo: pass ?? highestRank, load: load))
+                    try write(try session.planDeferred(upTo: pass ?? order.highest, load: load))
                 }
                 try write(try session.finish(load: load))
+                // Every record pass 1 found new was created: an input read several times must give the same records.
+                guard totals.created.values.reduce(0, +) == session.incoming.count else {
+                    throw ClientError(
+                        code: .invalidEdit,
+                        message: "the input changed while it was imported (\(session.incoming.count) new records, then "
+                            + "\(totals.created.values.reduce(0, +))); import it again"
+                    )
+                }
             } catch {
                 throw invalid(error)
             }
@@ -232,11 +245,6 @@ extension CareStore {
         }
         guard let summary else { throw ClientError(code: .invalidEdit, message: "the FHIR import planned nothing") }
         return summary
-    }
-
-    /// The creation rank of a contribution's record type (``CareModel/creationRank``).
-    static func rank(_ contribution: FHIRContribution) -> Int {
-        CareModel.creationRank[contribution.type] ?? 0
     }
 
     static func strictRefusal(_ issues: FHIRIssues) -> ClientError {

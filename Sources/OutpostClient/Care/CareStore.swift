@@ -27,6 +27,9 @@ public struct CareStore: Sendable {
         public static let person = "person"
         /// The site id where this replica's edits are made.
         public static let site = "site"
+        /// The person the replica's token is issued to, as its last session said, while that person signs its edits
+        /// (``person``, set from the session); forgotten, with ``person``, when a later session names no one.
+        public static let tokenPerson = "tokenPerson"
     }
 
     init(store: LocalStore) {
@@ -262,12 +265,6 @@ public struct CareStore: Sendable {
         )
     }
 
-    /// The creation rank (``CareModel/creationRank``) of a record type's name; 0 for a name that is no type (refused
-    /// when its record is read).
-    static func creationRank(of type: String) -> Int {
-        RecordType(rawValue: type).flatMap { CareModel.creationRank[$0] } ?? 0
-    }
-
     /// The draft of a dump's record, or the model's refusal as an `invalidEdit`.
     static func draft(of record: DumpRecord) throws(ClientError) -> DraftRecord {
         do throws(ModelError) {
@@ -281,7 +278,8 @@ public struct CareStore: Sendable {
     /// practice is never in memory at once), in one transaction; like ``importPractice(_:progress:)``.
     ///
     /// `records` is read twice: once for the records' ids (references are resolved against the whole
-    /// dump) and the progress total, then once to write them. It must give the same records both times.
+    /// dump) and the progress total, then once to write them, in creation rank (``CareModel/creationRank``: a dump
+    /// not in that order is read once per rank). It must give the same records each time.
     ///
     /// - Returns: how many records were created.
     /// - Throws: ``ClientError`` `invalidEdit` for an invalid header or record; an error `records` throws
@@ -323,10 +321,9 @@ public struct CareStore: Sendable {
         // grow with the practice: only the set of ids is held for the whole import.
         var incoming = Set<RecordRef>()
         var totalEdits = 0
-        // Whether the dump gives its records in creation rank (CareModel.creationRank), as the generator writes
-        // them: then one reading writes them; else one reading per rank (below).
-        var highestRank = 0
-        var inRankOrder = true
+        // Whether the dump gives its records in creation rank, as the generator writes them: then one reading
+        // writes them; else one reading per rank (below).
+        var order = CareModel.CreationOrder()
         try records.readSummaries { summary throws(ClientError) in
             guard incoming.insert(summary.record).inserted else {
                 throw ClientError(
@@ -335,15 +332,17 @@ public struct CareStore: Sendable {
                 )
             }
             totalEdits += summary.edits
-            let rank = Self.creationRank(of: summary.record.type)
-            if rank < highestRank { inRankOrder = false }
-            highestRank = max(highestRank, rank)
+            // A name that is no type is refused when its record is read.
+            if let type = RecordType(rawValue: summary.record.type) { order.note(type) }
         }
         // Written in creation rank, whatever the file's order, so that each record's references name records
         // written (and pushed) before it: a server judges a push change by change (protocol/README.md, section 5).
-        let passes =
-            inRankOrder
-            ? [records] : (0...highestRank).map { rank in records.filtered { Self.creationRank(of: $0.type) == rank } }
+        let passes = order.passes.map { rank in
+            rank.map { rank in
+                records.filtered { (RecordType(rawValue: $0.type).map(CareModel.creationRank(of:)) ?? 0) == rank }
+            }
+                ?? records
+        }
         let practice = RecordRef(type: RecordType.practice.rawValue, id: header.id)
         guard incoming.contains(practice) else {
             throw ClientError(
@@ -469,7 +468,7 @@ public struct CareStore: Sendable {
 }
 
 /// The records of a practice, read in order, as often as asked (``CareStore/importPractice(format:version:practice:records:progress:)``
-/// reads them twice). For example, a file parsed one record at a time, or a ``PracticeDump``'s array.
+/// reads them twice or more). For example, a file parsed one record at a time, or a ``PracticeDump``'s array.
 public struct PracticeRecords {
     /// What the first reading needs of a record: its reference, and how many edits create it (one per
     /// register value that is not null, one per element of a `set` or `log`).

@@ -242,8 +242,20 @@ public actor SyncEngine {
         if try store.setting(roleSetting) != info.role.rawValue {
             try store.setSetting(roleSetting, to: info.role.rawValue)
         }
-        if let person = info.person, try store.setting(CareStore.SettingKey.person) != person {
-            try store.setSetting(CareStore.SettingKey.person, to: person)
+        if let person = info.person {
+            if try store.setting(CareStore.SettingKey.person) != person {
+                try store.setSetting(CareStore.SettingKey.person, to: person)
+            }
+            if try store.setting(CareStore.SettingKey.tokenPerson) != person {
+                try store.setSetting(CareStore.SettingKey.tokenPerson, to: person)
+            }
+        } else if let adopted = try store.setting(CareStore.SettingKey.tokenPerson) {
+            // A token issued to no one: the person an earlier token gave no longer signs (one chosen with `outpost
+            // use` since would have cleared the adoption).
+            if try store.setting(CareStore.SettingKey.person) == adopted {
+                try store.setSetting(CareStore.SettingKey.person, to: nil)
+            }
+            try store.setSetting(CareStore.SettingKey.tokenPerson, to: nil)
         }
         var kept = info
         kept.serverTimeMillis = 0

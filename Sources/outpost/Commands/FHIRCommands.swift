@@ -57,7 +57,7 @@ struct FHIRImport: ParsableCommand {
 
     mutating func run() throws {
         let store = try storeOptions.open()
-        // The inputs are read twice, a resource at a time (an NDJSON file a line at a time; a Bundle or single
+        // The inputs are read twice (the second time per creation rank when out of it), a resource at a time (an NDJSON file a line at a time; a Bundle or single
         // resource, one file at a time): the practice is never in memory at once (docs/fhir.md, "Size").
         let inputs = FHIRInputs(files: try Self.files(paths))
         var defaults = FHIRDefaults(role: role)
@@ -112,15 +112,8 @@ struct FHIRImport: ParsableCommand {
                 )
             }
         }
-        if (summary.created[.patient] ?? 0) > 0, let team = defaults.team, !team.contains("/"),
-            let session = try SyncEngine.keptSession(in: store.store),
-            !session.scope.isWholePractice, !session.scope.teams.contains(team)
-        {
-            // Placed by --team outside the token's scope, they leave this replica at its next sync too.
-            print(
-                "--team \(team) is not a team of this replica's scope: the patients it places leave this replica at "
-                    + "the next sync, which stores them on the server (the server keeps them for the practice)"
-            )
+        if (summary.created[.patient] ?? 0) > 0, let team = defaults.team, !team.contains("/") {
+            try ScopeNote.noteIfOutside(placedIn: team, in: store)
         }
     }
 

@@ -26,7 +26,8 @@ struct Import: ParsableCommand {
     mutating func run() throws {
         let store = try storeOptions.open()
         // The file is read as it goes, one record at a time (never whole): first its header, then its records
-        // twice (ids, then the import itself), so memory does not grow with the practice.
+        // twice (ids, then the import itself, per creation rank when out of it), so memory does not grow with the
+        // practice.
         let practiceFile = PracticeFile(path: file)
         let header: PracticeFile.Header
         do {

@@ -28,6 +28,8 @@ struct Use: ParsableCommand {
             }
             _ = try RecordOutput.require(person, .person, in: store)
             try store.store.setSetting(CareStore.SettingKey.person, to: person)
+            // Chosen here: a later token issued to no one leaves it.
+            try store.store.setSetting(CareStore.SettingKey.tokenPerson, to: nil)
         }
         if let site {
             _ = try RecordOutput.require(site, .site, in: store)

@@ -19,4 +19,16 @@ enum ScopeNote {
                 + "practice"
         )
     }
+
+    /// Says so when new patients placed in `team` (an import's `--team`) and at no site are outside the scope.
+    static func noteIfOutside(placedIn team: String, in store: CareStore) throws {
+        guard let scope = try SyncEngine.keptSession(in: store.store)?.scope, !scope.isWholePractice,
+            !scope.contains(PatientView.ScopeKeys(team: team, sites: []))
+        else { return }
+        Terminal.error(
+            "note: --team \(team) is outside this replica's scope: the new patients it places (at no site of the "
+                + "scope) leave this replica at the next sync, which stores them on the server; the server keeps them "
+                + "for the practice"
+        )
+    }
 }
