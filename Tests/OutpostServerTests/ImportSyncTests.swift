@@ -19,22 +19,40 @@ struct ImportSyncTests {
         return out
     }
 
+    /// An office replica of a new practice on `server` runs `import` (its arguments) and syncs, which the server
+    /// stores whole (nothing refused); then a new laptop bootstraps. Returns both.
+    func importAndSync(
+        _ server: TestServer,
+        in folder: TemporaryDirectory,
+        _ arguments: String...
+    ) async throws -> (office: Device, laptop: Device) {
+        let office = Device("office", in: folder)
+        try await office.ok("init", "--server", server.url.absoluteString, "--token", server.adminToken)
+        try await office.ok(arguments: arguments)
+        let synced = try await office.ok("sync")
+        #expect(!synced.contains("refused"), "\(synced)")
+        await #expect(try office.status()["refusedChanges"] as? Int == 0)
+        let laptop = Device("laptop", in: folder)
+        try await laptop.ok("init", "--server", server.url.absoluteString, "--token", server.adminToken)
+        try await laptop.ok("sync")
+        return (office, laptop)
+    }
+
     @Test(arguments: Backend.all)
     func anNDJSONFolderImportedIntoANewPracticeReachesTheServerWhole(backend: Backend) async throws {
         let server = try await TestServer(backend: backend)
         let folder = try TemporaryDirectory("outpost-import-sync")
-        let office = Device("office", in: folder)
-        try await office.ok("init", "--server", server.url.absoluteString, "--token", server.adminToken)
-        try await office.ok("fhir", "import", Built.fixture("fhir/ndjson"), "--team", "CareTeam/t1")
-        let synced = try await office.ok("sync")
-        #expect(!synced.contains("refused"), "\(synced)")
-        await #expect(try office.status()["refusedChanges"] as? Int == 0)
-
-        // A new device receives every record as the office holds it: each observation names its patient, the
+        let (office, laptop) = try await importAndSync(
+            server,
+            in: folder,
+            "fhir",
+            "import",
+            Built.fixture("fhir/ndjson"),
+            "--team",
+            "CareTeam/t1"
+        )
+        // The new device receives every record as the office holds it: each observation names its patient, the
         // team has its leader and members.
-        let laptop = Device("laptop", in: folder)
-        try await laptop.ok("init", "--server", server.url.absoluteString, "--token", server.adminToken)
-        try await laptop.ok("sync")
         let observations = try await observationPatients(laptop)
         #expect(observations.count == 3)
         #expect(observations == (try await observationPatients(office)))
@@ -56,15 +74,7 @@ struct ImportSyncTests {
         dump["records"] = Array(try #require(dump["records"] as? [Any]).reversed())
         let reversed = folder.path("reversed.json")
         try JSONSerialization.data(withJSONObject: dump).write(to: URL(fileURLWithPath: reversed))
-        let office = Device("office", in: folder)
-        try await office.ok("init", "--server", server.url.absoluteString, "--token", server.adminToken)
-        try await office.ok("import", reversed)
-        let synced = try await office.ok("sync")
-        #expect(!synced.contains("refused"), "\(synced)")
-        await #expect(try office.status()["refusedChanges"] as? Int == 0)
-        let laptop = Device("laptop", in: folder)
-        try await laptop.ok("init", "--server", server.url.absoluteString, "--token", server.adminToken)
-        try await laptop.ok("sync")
+        let (office, laptop) = try await importAndSync(server, in: folder, "import", reversed)
         await #expect(try laptop.export() == (try await office.export()))
     }
 
@@ -83,15 +93,7 @@ struct ImportSyncTests {
                 toPath: input + "/\(name).ndjson"
             )
         }
-        let office = Device("office", in: folder)
-        try await office.ok("init", "--server", server.url.absoluteString, "--token", server.adminToken)
-        try await office.ok("fhir", "import", input)
-        let synced = try await office.ok("sync")
-        #expect(!synced.contains("refused"), "\(synced)")
-        await #expect(try office.status()["refusedChanges"] as? Int == 0)
-        let laptop = Device("laptop", in: folder)
-        try await laptop.ok("init", "--server", server.url.absoluteString, "--token", server.adminToken)
-        try await laptop.ok("sync")
+        let (_, laptop) = try await importAndSync(server, in: folder, "fhir", "import", input)
         let observations = try await observationPatients(laptop)
         #expect(observations.count == 3 && !observations.values.contains(""), "\(observations)")
     }
