@@ -198,7 +198,7 @@ extension CareStore {
                             let records = try pass2.map(resource, fullURLs: fullURLs).filter(\.isRecord)
                             let ranks = records.map { CareModel.creationRank(of: $0.type) }
                             if let pass {
-                                page += records.filter { CareModel.creationRank(of: $0.type) == pass }
+                                page += zip(records, ranks).filter { $0.1 == pass }.map(\.0)
                                 if ranks.max() == pass { done += 1 }
                             } else {
                                 // In rank order: the records named by more than one resource of the ranks below are

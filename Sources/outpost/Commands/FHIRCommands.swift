@@ -57,8 +57,9 @@ struct FHIRImport: ParsableCommand {
 
     mutating func run() throws {
         let store = try storeOptions.open()
-        // The inputs are read twice (the second time per creation rank when out of it), a resource at a time (an NDJSON file a line at a time; a Bundle or single
-        // resource, one file at a time): the practice is never in memory at once (docs/fhir.md, "Size").
+        // The inputs are read twice (the second time per creation rank when out of it), a resource at a time (an
+        // NDJSON file a line at a time; a Bundle or single resource, one file at a time): the practice is never in
+        // memory at once (docs/fhir.md, "Size").
         let inputs = FHIRInputs(files: try Self.files(paths))
         var defaults = FHIRDefaults(role: role)
         if let subgroup, subgroup.contains("/") {
@@ -103,14 +104,7 @@ struct FHIRImport: ParsableCommand {
                 "\(summary.awaitingAssignment) new patient(s) await assignment (no subgroup or team in the data or "
                     + "--subgroup/--team): see 'outpost panel', then 'outpost patient set ID subgroup=… primaryTeam=…'"
             )
-            if let session = try SyncEngine.keptSession(in: store.store), !session.scope.isWholePractice {
-                // Outside the token's scope, they leave this replica at its next sync (the server keeps them).
-                print(
-                    "this replica's token sees only its scope: assign them to a team or site of it before the next "
-                        + "sync, which otherwise hands them to the practice (they leave this replica; the server keeps "
-                        + "them)"
-                )
-            }
+            try ScopeNote.noteIfScoped(unplaced: summary.awaitingAssignment, in: store)
         }
         if (summary.created[.patient] ?? 0) > 0, let team = defaults.team, !team.contains("/") {
             try ScopeNote.noteIfOutside(placedIn: team, in: store)
