@@ -9,10 +9,13 @@ struct MigrateCommand: AsyncParsableCommand {
         commandName: "migrate",
         abstract: "Copy a SQLite umbrella store into an empty PostgreSQL database.",
         discussion: """
-            Example: outpost-server migrate --from outpost-data --to postgres://outpost@db.example/outpost
             Stop the server first. Feed positions, tokens and device bindings are copied as they are, so devices \
             keep syncing without bootstrapping again; then serve with --database. The SQLite store's records take \
             in the edits they held apart (record tails); nothing else in it changes.
+
+            Example:
+              outpost-server migrate --from outpost-data \\
+                --to postgres://outpost@db.example/outpost
             """
     )
 

@@ -17,8 +17,9 @@ struct TokenCommand: AsyncParsableCommand {
             commandName: "issue",
             abstract: "Issue a token and print its secret once (it is stored only as a hash).",
             discussion: """
-                Example: outpost-server token issue --practice pra_... --role clinician --teams tea_... \
-                --expires-in 90 --label "home visits laptop"
+                Example:
+                  outpost-server token issue --practice pra_... --role clinician \\
+                    --teams tea_... --expires-in 90 --label "home visits laptop"
                 """
         )
         @OptionGroup var data: DataOptions

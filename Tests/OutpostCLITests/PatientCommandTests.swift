@@ -138,6 +138,8 @@ struct PatientCommandTests {
             (["conditions=E11.9"], "conditions+="),
             (["notes-=anything"], "append-only"),
             (["mergedInto=\(patient.id)"], "'outpost patient merge KEEP DUPLICATE --reason …'"),
+            (["resolutions+=birthDate: resolved"], "'outpost conflicts resolve ID"),
+            (["fhirIDs+=Patient/123"], "'outpost fhir import'"),
         ] {
             let result = try await sandbox.expectRefused(
                 ["patient", "set", patient.id] + arguments,
@@ -149,5 +151,32 @@ struct PatientCommandTests {
             ["patient", "add", "givenName=A", "familyName=B", "birthDate=1999-02-30"],
             mentioning: ["patient.birthDate"]
         )
+        try await sandbox.expectRefused(
+            ["patient", "add", "givenName=A", "familyName=B", "birthDate=1999-02-03", "fhirIDs=Patient/1"],
+            mentioning: ["'outpost fhir import'"]
+        )
+        let unchanged = try await sandbox.outpost("patient", "show", patient.id)
+        #expect(!unchanged.contains("resolutions:") && !unchanged.contains("fhirIDs:"))
+    }
+
+    @Test func aFHIRLinkCanBeRemovedButNotAdded() async throws {
+        let sandbox = try await Sandbox.withPractice()
+        let bundle = sandbox.directory.appendingPathComponent("one.json")
+        try Data(
+            #"""
+            {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": {"resourceType": "Patient",
+             "id": "p1", "name": [{"family": "Linked", "given": ["Ann"]}], "birthDate": "1980-02-03",
+             "gender": "female"}}]}
+            """#.utf8
+        ).write(to: bundle)
+        _ = try await sandbox.outpost("fhir", "import", bundle.path, "--team", try Fixture.first("team").id)
+        let rows = try #require(try await sandbox.json("patient", "list", "--all") as? [[String: Any]])
+        let linked = try #require(
+            rows.first { row in (row["fields"] as? [String: Any])?["familyName"] as? String == "Linked" }
+        )
+        let id = try #require(linked["id"] as? String)
+        #expect(try await sandbox.outpost("patient", "show", id).contains("fhirIDs: Patient/p1"))
+        _ = try await sandbox.outpost("patient", "set", id, "fhirIDs-=Patient/p1")
+        #expect(!(try await sandbox.outpost("patient", "show", id)).contains("Patient/p1"))
     }
 }

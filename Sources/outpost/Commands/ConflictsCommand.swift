@@ -193,9 +193,12 @@ struct ConflictsCommand: AsyncParsableCommand {
                 The resolving write replaces every concurrent value, is recorded with its reason in the record's \
                 resolutions log, and syncs like any edit. Two people resolving the same conflict differently \
                 while apart make a new conflict, never a loss. Site-device tokens cannot resolve.
+
                 Examples:
-                  outpost conflicts resolve pat_01J….birthDate --pick 2 --reason "checked the ID card"
-                  outpost conflicts resolve --all --field patient.subgroup --rule newest --dry-run
+                  outpost conflicts resolve pat_01J….birthDate --pick 2 \\
+                    --reason "checked the ID card"
+                  outpost conflicts resolve --all --field patient.subgroup \\
+                    --rule newest --dry-run
                 """
         )
         @OptionGroup var storeOptions: StoreOptions

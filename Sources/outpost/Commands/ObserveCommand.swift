@@ -10,10 +10,11 @@ struct Observe: ParsableCommand {
         commandName: "observe",
         abstract: "Record an observation for a patient: a LOINC code, a value and its unit.",
         discussion: """
-            Codes: 4548-4 HbA1c (%), 8480-6 systolic and 8462-4 diastolic blood pressure (mm[Hg]), 39156-5 BMI,
-            29463-7 weight, 44261-6 PHQ-9 total, 2089-1 LDL cholesterol. Observations never change once
-            written; to correct one, mark it entered-in-error (outpost observation set ID status=entered-in-error)
-            and record it again.
+            Codes: 4548-4 HbA1c (%), 8480-6 systolic and 8462-4 diastolic blood
+            pressure (mm[Hg]), 39156-5 BMI, 29463-7 weight, 44261-6 PHQ-9 total,
+            2089-1 LDL cholesterol. Observations never change once written; to
+            correct one, mark it entered-in-error (outpost observation set ID
+            status=entered-in-error) and record it again.
             """
     )
 

@@ -50,6 +50,22 @@ enum FieldArguments {
                     + "'outpost patient unmerge DUPLICATE --reason …', not set directly"
             )
         }
+        if name == "resolutions" {
+            // The record's audit of conflict resolutions: each entry says what was chosen for which field, written
+            // with the choice by the one command that makes it.
+            throw CLIError.input(
+                "\(spec.path): written by 'outpost conflicts resolve ID --pick N --reason …' with the value it "
+                    + "chooses, not set directly"
+            )
+        }
+        if name == "fhirIDs", operation != .remove || !isUpdate {
+            // The FHIR resources a record was imported from: the import writes them when it matches or makes the
+            // record; removing one unlinks it (the next import of that resource makes a new record).
+            throw CLIError.input(
+                "\(spec.path): written by 'outpost fhir import' for the resources it reads; a link can be removed "
+                    + "with fhirIDs-=TYPE/ID, not added by hand"
+            )
+        }
         let resolved: Operation
         switch spec.policy {
         case .lww, .review, .status:
