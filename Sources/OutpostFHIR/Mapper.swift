@@ -647,13 +647,16 @@ public struct FHIRMapper {
                     throw fail("valueQuantity", "missing; Outpost keeps measurements with a value and unit")
                 }
                 var observation = base
-                try self.quantity(quantity, "valueQuantity", into: &observation)
+                guard try self.quantity(quantity, "valueQuantity", code: code, into: &observation) else {
+                    return skip()
+                }
                 observation.assign["code"] = .value(.string(code))
                 contributions.append(observation)
                 if element("component") != nil { note(.notKept, "component") }
                 return
             }
             var kept = 0
+            var leftOut = 0
             for component in element("component")?.items ?? [] {
                 guard let code = codes(component["code"], system: FHIRVocabulary.loinc).first(where: modelled.contains),
                     let quantity = component["valueQuantity"]
@@ -665,13 +668,17 @@ public struct FHIRMapper {
                 observation.key = resource.key + "#" + code
                 observation.outpostID = nil
                 observation.otherKeys = base.otherKeys.map { $0 + "#" + code }
-                try self.quantity(quantity, "component.valueQuantity", into: &observation)
+                guard try self.quantity(quantity, "component.valueQuantity", code: code, into: &observation) else {
+                    leftOut += 1
+                    continue
+                }
                 observation.assign["code"] = .value(.string(code))
                 contributions.append(observation)
                 kept += 1
             }
             if kept == 0 {
-                note(.unmodelledCode, "code")
+                // Components left out for their unit are counted as such, not as an unmodelled code.
+                if leftOut == 0 { note(.unmodelledCode, "code") }
                 return skip()
             }
             if loinc.contains(where: FHIRVocabulary.bloodPressurePanel.contains) == false {
@@ -679,15 +686,28 @@ public struct FHIRMapper {
             }
         }
 
-        func quantity(_ quantity: JSON, _ element: String, into observation: inout FHIRContribution) throws(FHIRError) {
+        /// Reads a measurement of `code` into `observation`; `false` (noted, nothing read) when its unit is not one
+        /// Outpost records the code in (``CareModel/observationUnits``): the reading is left out, not kept in a unit
+        /// the scorecard would misread.
+        mutating func quantity(
+            _ quantity: JSON,
+            _ element: String,
+            code: String,
+            into observation: inout FHIRContribution
+        ) throws(FHIRError) -> Bool {
             guard let value = quantity["value"]?.number, !value.contains("e"), !value.contains("E") else {
                 throw fail(element + ".value", "missing or not a plain decimal")
             }
             guard let unit = quantity["code"]?.string ?? quantity["unit"]?.string else {
                 throw fail(element + ".code", "missing; Outpost keeps the UCUM unit")
             }
+            guard CareModel.observationUnits[code]?.contains(unit) ?? true else {
+                note(.unmodelledCode, element + ".code")
+                return false
+            }
             observation.assign["value"] = .value(.string(value))
             observation.assign["unit"] = .value(.string(unit))
+            return true
         }
 
         mutating func encounter() throws(FHIRError) {

@@ -80,7 +80,7 @@ struct DoctorCommandTests {
             }
             try db.execute(
                 sql: "DELETE FROM grdb_migrations WHERE identifier IN "
-                    + "('v6-projection', 'v8-projection-lean', 'v10-projection-scorecard')"
+                    + "('v6-projection', 'v8-projection-lean', 'v10-projection-scorecard', 'v17-observation-unit')"
             )
         }
         try queue.close()
@@ -116,6 +116,29 @@ struct DoctorCommandTests {
         for (command, expected) in zip(commands, before) {
             await #expect(try sandbox.outpost(arguments: command) == expected, "\(command)")
         }
+        await #expect(try sandbox.outpost("doctor") == "store ok")
+    }
+
+    /// A store from before `v17-observation-unit` (no unit column) gets its projection rebuilt when opened: every
+    /// observation's unit is projected, and the scorecard reads the same.
+    @Test func aStoreFromBeforeTheObservationUnitIsRebuiltWhenOpened() async throws {
+        let sandbox = try await importedPractice()
+        let scorecard = ["scorecard", "--period", "2026", "--json"]
+        let before = try await sandbox.outpost(arguments: scorecard)
+        let queue = try DatabaseQueue(path: sandbox.store)
+        try await queue.write { db in
+            try db.execute(sql: "ALTER TABLE observation_view DROP COLUMN unit")
+            try db.execute(sql: "DELETE FROM grdb_migrations WHERE identifier = 'v17-observation-unit'")
+        }
+        await #expect(try sandbox.outpost(arguments: scorecard) == before)
+        let (observations, withUnits) = try await queue.read { db in
+            (
+                try Int.fetchOne(db, sql: "SELECT count(*) FROM observation_view") ?? 0,
+                try Int.fetchOne(db, sql: "SELECT count(*) FROM observation_view WHERE unit IS NOT NULL") ?? 0
+            )
+        }
+        try queue.close()
+        #expect(observations > 0 && withUnits == observations)
         await #expect(try sandbox.outpost("doctor") == "store ok")
     }
 

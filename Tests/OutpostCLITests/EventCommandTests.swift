@@ -26,9 +26,11 @@ struct EventCommandTests {
 
         let other = try await sandbox.outpost("observe", patient, "2089-1", "3.1", "--unit", "mmol/L")
         await #expect(try self.fields(sandbox, "observation", other)["unit"] as? String == "mmol/L")
+        let ifcc = try await sandbox.outpost("observe", patient, "4548-4", "53", "--unit", "mmol/mol")
+        await #expect(try self.fields(sandbox, "observation", ifcc)["unit"] as? String == "mmol/mol")
         let listed = try await #require(try sandbox.json("observation", "list") as? [[String: Any]])
         #expect(listed.contains { $0["id"] as? String == observation })
-        #expect(listed.count == Fixture.all("observation").count + 2)
+        #expect(listed.count == Fixture.all("observation").count + 3)
     }
 
     @Test func observeRefusesBadInput() async throws {
@@ -47,6 +49,14 @@ struct EventCommandTests {
             mentioning: ["observation.effectiveAt"]
         )
         try await sandbox.expectRefused(["observe", patient, "4548-4", "high"], mentioning: ["observation.value"])
+        try await sandbox.expectRefused(
+            ["observe", patient, "8480-6", "17", "--unit", "kPa"],
+            mentioning: ["observation.unit", "'kPa' is not a unit Outpost records systolic blood pressure", "mm[Hg]"]
+        )
+        try await sandbox.expectRefused(
+            ["observe", patient, "4548-4", "7.2", "--unit", "mg/dL"],
+            mentioning: ["observation.unit", "% or mmol/mol"]
+        )
         try await sandbox.expectRefused(
             ["observe", "pat_01JWMCKG000000000000000000", "4548-4", "7.2"],
             mentioning: ["no patient with id pat_01JWMCKG000000000000000000"]

@@ -79,13 +79,21 @@ private struct HandBuiltPractice {
         try edit(name, .task, [("status", "completed", false)])
     }
 
-    mutating func observe(_ name: String, _ patient: String, _ code: String, _ value: String, at: String) throws {
+    mutating func observe(
+        _ name: String,
+        _ patient: String,
+        _ code: String,
+        _ value: String,
+        unit: String? = nil,
+        at: String
+    ) throws {
         try make(
             name,
             .observation,
             [
                 "patient": [.string(self[patient])], "code": [.string(code)], "value": [.string(value)],
-                "unit": [code == "4548-4" ? "%" : "mm[Hg]"], "effectiveAt": [.string(at)], "status": ["final"],
+                "unit": [.string(unit ?? (code == "4548-4" ? "%" : "mm[Hg]"))], "effectiveAt": [.string(at)],
+                "status": ["final"],
             ]
         )
     }
@@ -317,6 +325,22 @@ struct ScorecardTests {
         #expect(total.costPMPMCents == 143_684)  // 1,365,000 / 9.5
         #expect(a.marginCents == 2_492 - 165_000)
         #expect(total.marginCents == 47_653 - 1_365_000)
+    }
+
+    /// An HbA1c in mmol/mol is compared in % (IFCC–NGSP): 70 mmol/mol is 8.56 % (not controlled), 53 mmol/mol
+    /// 7.0 % (controlled); read as %, both would count as not controlled. The unit comes through the projection.
+    @Test func anHbA1cInMillimolesPerMoleIsComparedInPercent() throws {
+        var practice = try HandBuiltPractice()
+        practice.clock.set("2026-09-20T09:00:00Z")
+        try practice.observe("a1c-ifcc-high", "p1", "4548-4", "70", unit: "mmol/mol", at: "2026-09-01T09:00:00Z")
+        var card = Scorecard.compute(try practice.store.scorecardData(), period: q3, by: .subgroup)
+        #expect(card.groups.first { $0.label == "healthy" }?.diabetesControl == Ratio(numerator: 0, denominator: 1))
+        try practice.observe("a1c-ifcc-low", "p1", "4548-4", "53", unit: "mmol/mol", at: "2026-09-15T09:00:00Z")
+        card = Scorecard.compute(try practice.store.scorecardData(), period: q3, by: .subgroup)
+        #expect(card.groups.first { $0.label == "healthy" }?.diabetesControl == Ratio(numerator: 1, denominator: 1))
+        #expect(throws: ClientError.self) {
+            try practice.observe("bp-in-kpa", "p2", "8480-6", "17", unit: "kPa", at: "2026-09-15T09:00:00Z")
+        }
     }
 
     @Test func aGroupWithNoPatientsReportsZerosAndNoRates() throws {

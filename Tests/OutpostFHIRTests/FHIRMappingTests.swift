@@ -301,6 +301,44 @@ struct FHIRMappingTests {
         #expect(backward.issues.lines.contains("not kept: Patient.maritalStatus (1)"))
     }
 
+    /// A reading is kept only in a unit Outpost records its code in (``CareModel/observationUnits``); another unit
+    /// leaves it out, counted, instead of keeping a value the scorecard would compare in the wrong unit.
+    @Test func aReadingInAUnitItsCodeIsNotRecordedInIsLeftOutAndCounted() throws {
+        func quantity(_ code: String, _ value: String, _ unit: String) -> String {
+            #"{"code": {"coding": [{"system": "http://loinc.org", "code": "\#(code)"}]}, "#
+                + #""valueQuantity": {"value": \#(value), "system": "http://unitsofmeasure.org", "code": "\#(unit)"}}"#
+        }
+        func observation(_ id: String, _ body: String) -> String {
+            #"{"resource": {"resourceType": "Observation", "id": "\#(id)", "status": "final", "#
+                + #""subject": {"reference": "Patient/p"}, "effectiveDateTime": "2026-05-01T09:00:00Z", "#
+                + body.dropFirst() + "}"
+        }
+        let panel =
+            #"{"code": {"coding": [{"system": "http://loinc.org", "code": "85354-9"}]}, "component": ["#
+            + quantity("8480-6", "128", "mm[Hg]") + ", " + quantity("8462-4", "11", "kPa") + "]}"
+        let bundle =
+            #"{"resourceType": "Bundle", "type": "collection", "entry": ["#
+            + #"{"resource": {"resourceType": "Patient", "id": "p", "birthDate": "1960-01-02", "gender": "male"}}, "#
+            + [
+                observation("ifcc", quantity("4548-4", "53", "mmol/mol")),
+                observation("mass", quantity("4548-4", "7.1", "mg/dL")),
+                observation("bp", panel),
+            ].joined(separator: ", ") + "]}"
+        var reader = FHIRReader()
+        try reader.read(name: "units.json", bytes: Array(bundle.utf8))
+        let plan = try Self.plan(reader)
+        let observations = Self.records(plan).filter { $0.type == .observation }
+        #expect(
+            Set(
+                observations.map { "\($0.string("code") ?? "") \($0.string("value") ?? "") \($0.string("unit") ?? "")" }
+            )
+                == ["4548-4 53 mmol/mol", "8480-6 128 mm[Hg]"]
+        )
+        #expect(plan.issues.lines.contains("unmodelled code: Observation.valueQuantity.code (1)"))
+        #expect(plan.issues.lines.contains("unmodelled code: Observation.component.valueQuantity.code (1)"))
+        #expect(!plan.issues.lines.contains { $0.hasPrefix("unmodelled code: Observation.code ") })
+    }
+
     @Test func patientsNeitherTheDataNorTheDefaultsPlaceArePlannedAwaitingAssignment() throws {
         let names = ["Patient", "Group", "CareTeam", "PractitionerRole", "Practitioner"].map { "ndjson/\($0).ndjson" }
         let plan = try Self.plan(Self.read(names))

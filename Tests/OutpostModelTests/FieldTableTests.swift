@@ -129,4 +129,32 @@ struct FieldTableTests {
         }
         #expect(CareModel.ownerField["task"] == "patient")
     }
+
+    /// Every observation code has its units, and only those are accepted on a new observation; an HbA1c in
+    /// mmol/mol reads in % by the IFCC–NGSP master equation.
+    @Test func everyObservationCodeHasItsUnitsAndNoOthersAreAccepted() throws {
+        let codes = CareModel.spec(.observation, "code")?.kind.allowedValues ?? []
+        #expect(Set(CareModel.observationUnits.keys) == Set(codes))
+        func new(_ code: String, _ unit: String) throws {
+            try CareModel.validateNew(
+                .observation,
+                fields: [
+                    "patient": [.string(Fixture.id(.patient))], "code": [.string(code)], "value": ["7"],
+                    "unit": [.string(unit)], "effectiveAt": ["2026-05-01T09:00:00Z"], "status": ["final"],
+                ],
+                today: CalendarDate(year: 2026, month: 6, day: 1)!
+            )
+        }
+        for (code, units) in CareModel.observationUnits {
+            for unit in units { try new(code, unit) }
+        }
+        let error = try #require(throws: ModelError.self) { try new("8480-6", "kPa") }
+        #expect(error.code == .invalidEnum && error.field == "observation.unit")
+        #expect(error.message.contains("mm[Hg]"))
+        #expect(throws: ModelError.self) { try new("4548-4", "mg/dL") }
+        #expect(CareModel.percentHbA1c(7.2, unit: "%") == 7.2)
+        #expect(CareModel.percentHbA1c(7.2, unit: nil) == 7.2)
+        #expect(abs((CareModel.percentHbA1c(53, unit: "mmol/mol") ?? 0) - 7.00044) < 0.0001)
+        #expect(CareModel.percentHbA1c(53, unit: "mg/dL") == nil)
+    }
 }

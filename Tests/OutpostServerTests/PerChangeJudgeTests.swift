@@ -93,6 +93,54 @@ struct PerChangeJudgeTests {
         #expect(plan.refused.allSatisfy { !$0.message.contains("Ottoline") && !$0.message.contains("Zephyrine") })
     }
 
+    /// An observation's unit is judged against its code, whichever of the two comes second in the push, and against
+    /// the code the server holds for an observation an earlier push made without its unit.
+    @Test func anObservationsUnitMustBeOneItsCodeIsRecordedIn() throws {
+        let directory = try TemporaryDirectory("outpost-judge")
+        let replica = try LocalReplica("judge", in: directory)
+        try TinyPractice.load(into: replica.care)
+        let practice = try replica.store.pendingChanges(limit: 10_000)
+        for (code, unit) in [("4548-4", "%"), ("8480-6", "mm[Hg]")] {
+            try replica.care.create(
+                .observation,
+                fields: [
+                    "patient": [.string(TinyPractice.patients[0])], "code": [.string(code)], "value": ["7"],
+                    "unit": [.string(unit)], "effectiveAt": ["2026-05-01T09:00:00Z"], "status": ["final"],
+                ]
+            )
+        }
+        let all = try replica.store.pendingChanges(limit: 10_000)
+        var changes = Array(all.dropFirst(practice.count))
+        let units = changes.indices.filter { changes[$0].field == "unit" }
+        try #require(units.count == 2)
+        changes[units[0]].value = .string("mg/dL")
+        changes[units[1]].value = .string("kPa")
+        // The blood pressure's unit comes before its code: the code is the change refused.
+        let code = try #require(changes.indices.last { changes[$0].field == "code" })
+        changes.swapAt(code, units[1])
+        let request = PushRequest(replica: replica.store.replicaID, changes: practice + changes)
+        let plan = try judge(.admin).judge(request, context: PushContext(), perChange: true)
+        let refused = Dictionary(uniqueKeysWithValues: plan.refused.map { ($0.id, $0) })
+        #expect(plan.refused.count == 2)
+        #expect(refused[changes[units[0]].id]?.message.contains("% or mmol/mol") == true)
+        #expect(refused[changes[units[0]].id]?.field == "observation.unit")
+        #expect(refused[changes[units[1]].id]?.field == "observation.unit")
+        #expect(refused[changes[units[1]].id]?.message.contains("'kPa'") == true)
+        #expect(changes[units[1]].field == "code")
+
+        // An observation the server holds without its unit (a push split before it): its held code judges it.
+        let held = changes[units[0]].record
+        var state = RecordState()
+        for change in changes where change.record == held && change.field == "code" { _ = state.apply(change) }
+        var context = PushContext()
+        context.records[held] = (owner: TinyPractice.patients[0], state: state)
+        context.existing = Set(practice.map(\.record))
+        let later = PushRequest(replica: replica.store.replicaID, changes: [changes[units[0]]])
+        #expect(PushJudge.fieldsRead(by: later, of: [held])[held]?.contains("code") == true)
+        let split = try judge(.admin).judge(later, context: context, perChange: true)
+        #expect(split.refused.map(\.field) == ["observation.unit"])
+    }
+
     @Test func aClockAheadOrAnotherReplicasChangeStillRefusesTheWholePush() throws {
         let directory = try TemporaryDirectory("outpost-judge")
         let (replica, original) = try loaded(directory)

@@ -99,9 +99,9 @@ extension LocalStore {
         }
     }
 
-    /// Every observation as the projection holds it (with `values`, its value; without, none).
+    /// Every observation as the projection holds it (with `values`, its value and unit; without, neither).
     func projectedObservations(values withValues: Bool) throws(ClientError) -> [ScorecardObservation] {
-        let columns = ["patient", "code", "effectiveAt", "status"] + (withValues ? ["value"] : [])
+        let columns = ["patient", "code", "effectiveAt", "status"] + (withValues ? ["value", "unit"] : [])
         return try projectedRows(of: Projection.observation, columns: columns) { id, values, _ in
             ScorecardObservation(
                 id: id,
@@ -109,7 +109,8 @@ extension LocalStore {
                 code: values[1].text,
                 effectiveAt: values[2].text,
                 status: values[3].text,
-                value: withValues ? values[4].text : nil
+                value: withValues ? values[4].text : nil,
+                unit: withValues ? values[5].text : nil
             )
         }
     }

@@ -238,6 +238,14 @@ extension LocalStore {
                     """
             )
         }
+        // The scorecard reads an observation's unit (an HbA1c may be in % or mmol/mol): the projection gains it, and
+        // a store holding records is marked stale, so LocalStore.open rebuilds the projection as v10 did.
+        migrator.registerMigration("v17-observation-unit") { db in
+            try db.execute(sql: Projection.observationUnitSQL)
+            try db.execute(
+                sql: "INSERT OR IGNORE INTO projection_stale (id) SELECT 1 WHERE EXISTS (SELECT 1 FROM record)"
+            )
+        }
         return migrator
     }
 }

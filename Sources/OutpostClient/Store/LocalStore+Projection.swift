@@ -84,7 +84,7 @@ enum Projection {
     static let patientGap = Table(name: "patient_gap", columns: ["patient", "gap"])
     static let observation = Table(
         name: "observation_view",
-        columns: ["id", "patient", "code", "effectiveAt", "status", "value"],
+        columns: ["id", "patient", "code", "effectiveAt", "status", "value", "unit"],
         hasSealed: true
     )
     static let encounter = Table(
@@ -196,6 +196,12 @@ enum Projection {
         ALTER TABLE encounter_view ADD COLUMN costCents INTEGER;
         """
 
+    /// An observation's unit, added by the `v17-observation-unit` migration: the scorecard reads an HbA1c in
+    /// mmol/mol converted to % (``CareModel/percentHbA1c(_:unit:)``). Never edit once shipped: add a migration.
+    static let observationUnitSQL = """
+        ALTER TABLE observation_view ADD COLUMN unit TEXT;
+        """
+
     /// How a patient's conditions are held in one column: sorted, each once, one per line (codes hold no
     /// line breaks; `nil` when there are none).
     static func joinedConditions(_ record: RecordFields) -> String? {
@@ -220,7 +226,7 @@ enum Projection {
         RecordType.patient.rawValue: PatientView.ScopeKeys.fields.union(
             ["subgroup", "mergedInto", "status", "riskTier", "deceasedOn", "conditions", "careGaps"]
         ).union(CareModel.fields(of: .patient).filter(\.isPlacement).map(\.name)),
-        RecordType.observation.rawValue: ["patient", "code", "effectiveAt", "status", "value"],
+        RecordType.observation.rawValue: ["patient", "code", "effectiveAt", "status", "value", "unit"],
         RecordType.encounter.rawValue: ["patient", "kind", "occurredAt", "status", "costCents"],
     ]
 
@@ -340,7 +346,7 @@ enum Projection {
                     [
                         record.id.databaseValue, text(field: "patient"), text(field: "code"),
                         text(field: "effectiveAt"), text(field: "status"),
-                        text(field: "value"),
+                        text(field: "value"), text(field: "unit"),
                     ]
                 )
             ]

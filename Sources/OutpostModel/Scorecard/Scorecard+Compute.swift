@@ -203,7 +203,9 @@ private struct ScorecardRun {
             guard let code = observation.code,
                 let at = observation.effectiveAt.flatMap({ CalendarDate.parseDateTime($0) }),
                 at.date >= windowStart, at.date <= period.to,
-                let value = observation.value.flatMap({ Double($0) })
+                let value = observation.value.flatMap({ Double($0) }).flatMap({
+                    Self.measure(code, $0, observation.unit)
+                })
             else { continue }
             readings.append((code, at.millis, at.date, value))
         }
@@ -232,6 +234,16 @@ private struct ScorecardRun {
                 if isControlled { accumulator.hypertension.numerator += 1 }
                 if latestDay == nil { accumulator.hypertensionNoReading += 1 }
             }
+        }
+    }
+
+    /// A reading's value in the unit the measures compare it in: HbA1c in %, blood pressures in mm[Hg]; `nil` for a
+    /// reading in another unit (written by a client that did not check units), which counts as no reading.
+    static func measure(_ code: String, _ value: Double, _ unit: String?) -> Double? {
+        switch code {
+        case Scorecard.a1cCode: CareModel.percentHbA1c(value, unit: unit)
+        case Scorecard.systolicCode, Scorecard.diastolicCode: unit == nil || unit == "mm[Hg]" ? value : nil
+        default: value
         }
     }
 

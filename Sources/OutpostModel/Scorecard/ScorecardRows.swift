@@ -74,15 +74,26 @@ public struct ScorecardObservation: Sendable, Hashable {
     public var status: String?
     /// The value, as text (`Double` reads it).
     public var value: String?
+    /// The value's UCUM unit (``CareModel/observationUnits``).
+    public var unit: String?
 
     /// Creates a row from its fields.
-    public init(id: String, patient: String?, code: String?, effectiveAt: String?, status: String?, value: String?) {
+    public init(
+        id: String,
+        patient: String?,
+        code: String?,
+        effectiveAt: String?,
+        status: String?,
+        value: String?,
+        unit: String? = nil
+    ) {
         self.id = id
         self.patient = patient
         self.code = code
         self.effectiveAt = effectiveAt
         self.status = status
         self.value = value
+        self.unit = unit
     }
 
     /// Reads a materialized observation.
@@ -93,7 +104,8 @@ public struct ScorecardObservation: Sendable, Hashable {
             code: record.string("code"),
             effectiveAt: record.string("effectiveAt"),
             status: record.string("status"),
-            value: record.string("value")
+            value: record.string("value"),
+            unit: record.string("unit")
         )
     }
 

@@ -76,6 +76,11 @@ extension CareModel {
                     try check(spec, value, today: today, exists: exists)
                 }
             }
+            if type == .observation, let code = fields["code"]?.first?.stringValue,
+                let unit = fields["unit"]?.first?.stringValue
+            {
+                try checkUnit(unit, code: code)
+            }
         } catch {
             var error = error
             error.record = record

@@ -154,8 +154,9 @@ struct PushJudge {
     }
 
     /// The fields of each of `records` (records `request` writes that the storage holds) that the judge reads:
-    /// those the push's changes write, the record's owner field (its owner at the end of the push) and a
-    /// patient's scope fields (``PatientView/ScopeKeys/fields``). Nothing else of a record's state decides
+    /// those the push's changes write, the record's owner field (its owner at the end of the push), a
+    /// patient's scope fields (``PatientView/ScopeKeys/fields``) and an observation's code and unit (each checked
+    /// against the other). Nothing else of a record's state decides
     /// anything, so a storage may read only these of the states it holds (``PushContext/records``): a push edits
     /// a field or two of records whose states hold a dozen and their histories.
     static func fieldsRead(by request: PushRequest, of records: Set<RecordRef>) -> [RecordRef: Set<String>] {
@@ -188,6 +189,8 @@ struct PushJudge {
         var read = Set<String>()
         if let owner = CareModel.ownerField[type] { read.insert(owner) }
         if type == RecordType.patient.rawValue { read.formUnion(PatientView.ScopeKeys.fields) }
+        // An observation's unit is checked against its code, either written second (Batch.check).
+        if type == RecordType.observation.rawValue { read.formUnion(["code", "unit"]) }
         return read
     }
 
@@ -515,6 +518,16 @@ private struct Batch {
                 today: today,
                 exists: { ref in exists(ref) }
             )
+            // An observation's unit must be one its code is recorded in: whichever of the two comes second is
+            // checked against the first (both are written once, when the observation is made).
+            if type == .observation, change.field == "unit" || change.field == "code",
+                let value = change.value.stringValue,
+                let other = slots[slot].state.field(change.field == "unit" ? "code" : "unit")?.latestFirst.first?
+                    .value.stringValue
+            {
+                try change.field == "unit"
+                    ? CareModel.checkUnit(value, code: other) : CareModel.checkUnit(other, code: value)
+            }
         } catch {
             throw ServerError(
                 .invalidChange,

@@ -22,16 +22,14 @@ struct Observe: ParsableCommand {
     @Argument(help: ArgumentHelp("The patient's id.", valueName: "patient-id")) var patient: String
     @Argument(help: ArgumentHelp("LOINC code, for example 4548-4.", valueName: "code")) var code: String
     @Argument(help: ArgumentHelp("The value, for example 7.2.", valueName: "value")) var value: String
-    @Option(help: "UCUM unit (default: the code's usual unit).") var unit: String?
+    @Option(
+        help:
+            "UCUM unit: HbA1c in % or mmol/mol, weight in kg, [lb_av] or g, LDL in mg/dL or mmol/L (default: the first)."
+    ) var unit: String?
     @Option(help: ArgumentHelp("When it was measured (default: now).", valueName: "YYYY-MM-DDTHH:MM:SSZ")) var at:
         String?
     @Option(help: ArgumentHelp("Where it was measured (default: this replica's site).", valueName: "site-id"))
     var site: String?
-
-    static let usualUnits = [
-        "4548-4": "%", "8480-6": "mm[Hg]", "8462-4": "mm[Hg]", "39156-5": "kg/m2", "29463-7": "kg",
-        "44261-6": "{score}", "2089-1": "mg/dL",
-    ]
 
     mutating func run() throws {
         let store = try storeOptions.open()
@@ -43,7 +41,7 @@ struct Observe: ParsableCommand {
                     + codes.joined(separator: ", ")
             )
         }
-        guard let unit = unit ?? Self.usualUnits[code] else {
+        guard let unit = unit ?? CareModel.observationUnits[code]?.first else {
             throw CLIError.input("give the unit with --unit for code \(code)")
         }
         var fields: [String: [Value]] = [
