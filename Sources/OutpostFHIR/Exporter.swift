@@ -125,7 +125,11 @@ public enum FHIRExporter {
                 )
             }
             put("identifier", identifiers.isEmpty ? nil : .array(identifiers))
-            put("active", active())
+            // A merged duplicate is no longer an active record: FHIR says so with `active` false and a link to the
+            // patient that replaced it (its status, kept as it was, is in the status extension).
+            let survivor = ref(.patient, text("mergedInto"))
+            put("active", survivor == nil ? active() : .bool(false))
+            put("link", survivor.map { .array([.object([("other", $0), ("type", .string("replaced-by"))])]) })
             var name: [(String, JSON)] = [("use", .string("official"))]
             if let family = text("familyName") { name.append(("family", .string(family))) }
             if let given = text("givenName") { name.append(("given", .array([.string(given)]))) }

@@ -541,6 +541,8 @@ public struct FHIRMapper {
             if element("deceasedBoolean")?.bool == true { status = "deceased" }
             patient.assign["status"] = .value(.string(status))
             try extensions(into: &patient)
+            // Outpost's export says a merged duplicate's link twice: as FHIR's `replaced-by` and in its extension.
+            if patient.assign["mergedInto"] != nil { _ = element("link") }
             contributions.append(patient)
         }
 

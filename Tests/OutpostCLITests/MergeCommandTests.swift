@@ -91,6 +91,41 @@ struct MergeCommandTests {
         #expect(!after.contains { $0["id"] as? String == task })
         await #expect(try sandbox.outpost("patient", "duplicates").contains(copy))
     }
+
+    /// The survivor's chart shows what stays on its duplicate (an allergy, a note, a phone it lacks), each marked
+    /// with where it is from; the list leaves the duplicate out, `--all` keeps it; the duplicate says whom it
+    /// follows; a FHIR export marks it inactive, replaced by the survivor.
+    @Test func theSurvivorShowsItsDuplicatesAllergiesAndNotesAndListsHideTheDuplicate() async throws {
+        let sandbox = try await Sandbox.withPractice()
+        let original = try #require(Fixture.all("patient").first { $0.fields["status"] == "active" })
+        _ = try await sandbox.outpost("patient", "set", original.id, "phone=")
+        let copy = try await sandbox.outpost(
+            arguments: ["patient", "add"]
+                + ["givenName", "familyName", "birthDate", "sex", "subgroup", "primaryTeam"].map {
+                    "\($0)=\(original.fields[$0] ?? "")"
+                } + ["allergies=Latex", "notes=walk-in at the school clinic", "phone=(406) 555-0199"]
+        )
+        _ = try await sandbox.outpost("patient", "merge", original.id, copy, "--reason", "one person")
+        let chart = try await sandbox.outpost("patient", "show", original.id)
+        #expect(chart.contains("Latex (from merged \(copy))"), "\(chart)")
+        #expect(chart.contains("walk-in at the school clinic (from merged \(copy))"), "\(chart)")
+        #expect(chart.contains("phone: (406) 555-0199 (from merged \(copy))"), "\(chart)")
+        await #expect(
+            try sandbox.outpost("patient", "show", copy).hasPrefix("patient \(copy) (merged into \(original.id))")
+        )
+        let listed = try #require(try await sandbox.json("patient", "list") as? [[String: Any]])
+        #expect(!listed.contains { $0["id"] as? String == copy })
+        #expect(listed.contains { $0["id"] as? String == original.id })
+        let all = try #require(try await sandbox.json("patient", "list", "--all") as? [[String: Any]])
+        #expect(all.contains { $0["id"] as? String == copy })
+
+        let folder = sandbox.path("fhir")
+        _ = try await sandbox.outpost("fhir", "export", "--out", folder)
+        let lines = try String(contentsOfFile: folder + "/Patient.ndjson", encoding: .utf8).split(separator: "\n")
+        let exported = try #require(lines.first { $0.contains(copy.replacingOccurrences(of: "_", with: "-")) })
+        #expect(exported.contains(#""active":false"#))
+        #expect(exported.contains(#""type":"replaced-by""#))
+    }
 }
 
 /// Merges made on replicas apart from each other, exchanged as sync delivers them.

@@ -47,7 +47,7 @@ public struct PatientQuery: Sendable, Hashable {
     public var site: String?
     /// Only patients of this risk tier.
     public var riskTier: String?
-    /// Retired patients too.
+    /// Retired patients too (by their status, or merged into another patient).
     public var includesRetired: Bool
 
     /// Creates a query.
@@ -277,8 +277,11 @@ extension CareStore {
         let sql =
             "SELECT id FROM patient_view" + (clauses.isEmpty ? "" : " WHERE " + clauses.joined(separator: " AND "))
             + " ORDER BY id"
-        return try store.records(ofType: RecordType.patient.rawValue, selectedBy: sql, arguments: arguments).map {
-            MaterializedRecord(type: .patient, id: $0.id, state: $0.state)
+        // A merged duplicate is retired by its link (docs/model.md, "Duplicate merges"), as its survivor resolves.
+        let merges = query.includesRetired ? PatientMerges(links: [:], held: []) : try projectedMerges()
+        return try store.records(ofType: RecordType.patient.rawValue, selectedBy: sql, arguments: arguments).compactMap
+        {
+            merges.isMerged($0.id) ? nil : MaterializedRecord(type: .patient, id: $0.id, state: $0.state)
         }
     }
 

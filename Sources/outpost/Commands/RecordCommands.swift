@@ -117,7 +117,22 @@ struct ShowRecord<Kind: CLIRecordKind>: ParsableCommand {
 
     mutating func run() throws {
         let store = try storeOptions.open()
-        RecordOutput.printRecord(try RecordOutput.require(id, Kind.type, in: store), json: output.json)
+        let record = try RecordOutput.require(id, Kind.type, in: store)
+        guard Kind.type == .patient, !output.json else {
+            RecordOutput.printRecord(record, json: output.json)
+            return
+        }
+        // A merge's survivor is shown with what its duplicates hold (their sets, notes and contact details are
+        // read through it); a duplicate says whom it follows.
+        let merges = try store.projectedMerges()
+        let duplicates = try merges.duplicates(of: record.id).compactMap { id in
+            try store.record(RecordRef(type: RecordType.patient.rawValue, id: id))
+        }
+        RecordOutput.printPatient(
+            record,
+            survivor: merges.isMerged(record.id) ? merges.survivor(of: record.id) : nil,
+            duplicates: duplicates
+        )
     }
 }
 

@@ -77,6 +77,57 @@ enum RecordOutput {
         }
     }
 
+    /// Prints a patient as ``printRecord(_:json:)`` does, with what a merge reads through it: `survivor`, the patient
+    /// it was merged into (it is retired by that link); `duplicates`, the patients merged into it, whose notes, set
+    /// elements and contact details it lacks are shown with its own, each marked with the duplicate it is from
+    /// (docs/model.md, "Duplicate merges": they stay on the duplicate and are read from it).
+    static func printPatient(_ record: MaterializedRecord, survivor: String?, duplicates: [MaterializedRecord]) {
+        let retired = survivor.map { " (merged into \($0))" } ?? (record.isRetired ? " (retired)" : "")
+        print("patient \(record.id)\(retired)")
+        // What the merge copied (or put in the inbox) is the survivor's own; the merge's bookkeeping stays apart.
+        let notRead = Set(CareModel.mergedReviewFields + ["status", "mergedInto", "merges", "resolutions", "fhirIDs"])
+        func from(_ id: String?) -> String { id.map { " (from merged \($0))" } ?? "" }
+        for spec in CareModel.fields(of: .patient) {
+            let own = record.fields[spec.name]
+            let values =
+                [(String?.none, own)]
+                + (notRead.contains(spec.name) ? [] : duplicates.map { ($0.id, $0.fields[spec.name]) })
+            switch own ?? values.lazy.compactMap(\.1).first {
+            case .log?:
+                var lines: [(entry: Write, from: String?)] = []
+                for case (let id, .log(let entries)?) in values { lines += entries.map { ($0, id) } }
+                guard !lines.isEmpty || own != nil else { continue }
+                print("  \(spec.name):")
+                for (entry, id) in lines.sorted(by: { ($0.entry.clock, $0.entry.id) < ($1.entry.clock, $1.entry.id) }) {
+                    print("    [\(Format.clock(entry.clock)) \(entry.author)] \(entry.value)" + from(id))
+                }
+            case .set?:
+                var seen = Set<Value>()
+                var shown: [String] = []
+                for case (let id, .set(let elements)?) in values {
+                    for element in elements where seen.insert(element).inserted {
+                        shown.append(element.description + from(id))
+                    }
+                }
+                guard !shown.isEmpty || own != nil else { continue }
+                print("  \(spec.name): " + shown.joined(separator: ","))
+            case .single?:
+                // The survivor's own value; one it lacks, the first duplicate's that has one.
+                guard
+                    let (id, value) = values.lazy.compactMap({ id, value in value.map { (id, $0) } })
+                        .first(where: { !$0.1.isEmptySingle })
+                        ?? own.map({ (String?.none, $0) })
+                else { continue }
+                print(
+                    "  \(spec.name): \(cell(value).replacingOccurrences(of: " (!)", with: ""))" + from(id)
+                        + (value.isConflict ? "   <- conflict: see 'outpost conflicts list'" : "")
+                )
+            case nil:
+                continue
+            }
+        }
+    }
+
     /// The type's name with its indefinite article: `a patient`, `an encounter`.
     static func article(_ type: RecordType) -> String {
         ("aeiou".contains(type.rawValue.first ?? "x") ? "an " : "a ") + type.rawValue
@@ -108,5 +159,13 @@ enum RecordOutput {
             throw CLIError.input("no \(inferred) with id \(id) on this replica; see 'outpost \(inferred) list'")
         }
         return record
+    }
+}
+
+extension FieldValue {
+    /// Whether this is a register holding no value (never written, or cleared).
+    fileprivate var isEmptySingle: Bool {
+        guard case .single(let value, _) = self else { return false }
+        return value.map(\.isNull) ?? true
     }
 }
