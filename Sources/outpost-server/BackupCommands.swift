@@ -55,7 +55,8 @@ struct RestoreCommand: AsyncParsableCommand {
             Stop the server first (refused while one runs on the store). Refused over an existing store without \
             --force, and for a file that is not a backup; in either case nothing is changed. The restored store \
             starts a new epoch: on their next sync, devices bootstrap again and push again every change of \
-            theirs it lacks. A purge made after the backup must be made again. See docs/backup.md.
+            theirs it lacks. What the replaced store recorded after the backup is kept: tokens revoked since are \
+            revoked again, purges made since are made again, its audit entries are appended. See docs/backup.md.
             """
     )
 
@@ -69,6 +70,10 @@ struct RestoreCommand: AsyncParsableCommand {
         let place: String
         let backup = try BackupFile(path: file)
         let now = SystemWallClock().nowMillis()
+        // What the store being replaced recorded after the backup and a restore must not undo (revocations, purges,
+        // their audit): read before it is replaced. A store that cannot be read (the reason for a restore, perhaps)
+        // is replaced all the same, with a warning.
+        let replaced = await readReplaced(takenAtMillis: backup.takenAtMillis)
         if let url = data.databaseURL {
             var location = try PostgresLocation(url: url)
             // One connection: any other one is another process, and the restore is refused.
@@ -86,9 +91,58 @@ struct RestoreCommand: AsyncParsableCommand {
             "restored \(file) (taken \(taken)) into \(place): \(summary.practices) practice"
                 + "\(summary.practices == 1 ? "" : "s"), \(summary.changes) changes; new epoch \(summary.epoch)"
         )
+        var carried = RestoreCarryOver()
+        if let replaced {
+            let store = try await data.openStore()
+            defer { (store as? PostgresStore)?.close() }
+            carried = try await RestoreCarryOver.plan(replaced, for: store)
+            try await carried.apply(to: store, now: SystemWallClock().nowMillis())
+        }
+        if !carried.isEmpty {
+            print(
+                "kept from the store it replaced: \(carried.audit.count) audit entr"
+                    + "\(carried.audit.count == 1 ? "y" : "ies") recorded after the backup, "
+                    + "\(carried.revoke.count) token\(carried.revoke.count == 1 ? "" : "s") revoked again"
+                    + carried.revoke.map { " " + $0 }.joined(separator: ",") + ", "
+                    + "\(carried.purges.count) purge\(carried.purges.count == 1 ? "" : "s") made again"
+                    + carried.purges.map { " " + $0.patient }.joined(separator: ",")
+            )
+        }
         print(
-            "devices bootstrap again on their next sync and push again their changes it lacks; make again any "
-                + "purge made after the backup was taken"
+            "devices bootstrap again on their next sync and push again their changes it lacks"
+                + (replaced == nil
+                    ? "; revoke again any token revoked and make again any purge made after the backup was taken" : "")
         )
+    }
+
+    /// The revocations, purges and audit entries of the store about to be replaced (``RestoreCarryOver``); `nil`
+    /// when there is none, or it cannot be read (said on stderr: the administrator makes them again by hand).
+    private func readReplaced(takenAtMillis: UInt64) async -> RestoreCarryOver.Replaced? {
+        if data.databaseURL == nil,
+            !FileManager.default.fileExists(
+                atPath: (data.directory as NSString).appendingPathComponent("outpost-server.sqlite")
+            )
+        {
+            return nil
+        }
+        do {
+            let store = try await ServerBackends.open(
+                databaseURL: data.databaseURL,
+                directory: data.directory,
+                create: false,
+                logger: Logger(label: "outpost-server")
+            )
+            defer { (store as? PostgresStore)?.close() }
+            guard !(try await store.practices().isEmpty) else { return nil }
+            return try await RestoreCarryOver.read(from: store, takenAtMillis: takenAtMillis)
+        } catch {
+            FileHandle.standardError.write(
+                Data(
+                    ("outpost-server: warning: the store being replaced cannot be read (\(error.message)): revoke "
+                        + "again any token revoked, and make again any purge made, after the backup was taken\n").utf8
+                )
+            )
+            return nil
+        }
     }
 }

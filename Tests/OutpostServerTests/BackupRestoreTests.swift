@@ -235,8 +235,65 @@ struct BackupRestoreTests {
         let fresh = Device("fresh", in: devices)
         try await fresh.join(server, token: server.adminToken)
         let restored = try await fresh.export()
-        #expect(restored.contains(patient), "the restored server holds the patient as the backup did")
+        // The purge, made after the backup, is made again by the restore: the backup's copy of the patient is gone.
+        #expect(!restored.contains(patient), "the restore made the purge again")
         #expect(!restored.contains("\"pt\""), "the nurse's device did not send its edit to the purged patient again")
+    }
+
+    /// A restore does not undo what the replaced store recorded after the backup for security and the law: a token
+    /// revoked since stays revoked, a patient purged since stays purged (one the backup holds is erased again, one
+    /// registered after it is kept as erased, so a device that still holds it cannot push it back), and the audit
+    /// entries saying so are kept.
+    @Test(arguments: Backend.all)
+    func aRestoreKeepsTheRevocationsPurgesAndAuditMadeAfterTheBackup(backend: Backend) async throws {
+        let server = try await TestServer(backend: backend)
+        let devices = try TemporaryDirectory("outpost-restore-kept")
+        let office = Device("office", in: devices)
+        let tablet = Device("tablet", in: devices)
+        try await office.ok("init", "--server", server.url.absoluteString, "--token", server.adminToken)
+        try await office.ok("import", Built.fixture("practice-small.json"))
+        try await office.ok("sync")
+        let lost = try await server.issueTokenEntry(role: "clinician")
+        let laptop = Device("laptop", in: devices)
+        try await laptop.join(server, token: lost.secret)
+        try await tablet.join(server, token: server.adminToken)
+        let held = try await firstPatient(office)
+        let file = devices.path("nightly.backup")
+        try await backup(server, to: file)
+
+        // After the backup: the laptop is lost and its token revoked; a patient the backup holds and one registered
+        // since are purged. The tablet received the new patient and has not synced since.
+        let registered = try await office.registerPatient(like: held)
+        try await office.ok("sync")
+        try await tablet.ok("sync")
+        #expect(try await tablet.export().contains(registered))
+        let revoked = try await server.admin(["token", "revoke", lost.id])
+        try #require(revoked.status == 0, "\(revoked)")
+        for patient in [held, registered] {
+            let purged = try await server.admin(["purge", "patient", patient, "--reason", "court order 2026-131"])
+            try #require(purged.status == 0, "\(purged)")
+        }
+
+        await server.stop()
+        let result = try await server.admin(["restore", file, "--force"])
+        try #require(result.status == 0, "restore: \(result)")
+        #expect(result.output.contains("1 token revoked again \(lost.id)"), "\(result.output)")
+        #expect(result.output.contains("2 purges made again \(held), \(registered)"), "\(result.output)")
+        try await server.start()
+
+        let refused = try await laptop.run("sync")
+        #expect(refused.status != 0 && refused.stderr.contains("revoked"), "\(refused)")
+        for _ in 0..<2 {
+            for device in [office, tablet] { try await device.ok("sync") }
+        }
+        let fresh = Device("fresh", in: devices)
+        try await fresh.join(server, token: server.adminToken)
+        let restored = try await fresh.export()
+        #expect(!restored.contains(held) && !restored.contains(registered), "a purge was undone by the restore")
+        let purges = try await server.admin(["purge", "list"])
+        #expect(purges.output.contains(held) && purges.output.contains(registered), "\(purges)")
+        let audit = try await server.admin(["audit"])
+        #expect(audit.output.contains("token.revoke") && audit.output.contains("restore.carry-over"), "\(audit)")
     }
 
     /// The nurse's scene after a backup to `backup`: the nurse edits her first patient (`preferredLanguage=pt`)

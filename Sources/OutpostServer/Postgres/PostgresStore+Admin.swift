@@ -514,3 +514,70 @@ extension PostgresStore: AdminStorage {
         }
     }
 }
+
+extension PostgresStore {
+    public func carryOver(audit entries: [AuditEntry], now: UInt64) async throws(ServerError) {
+        let logger = logger
+        try await transaction { connection in
+            for entry in entries {
+                try await connection.run(
+                    """
+                    INSERT INTO audit (at, actor, action, practice, subject, detail)
+                    VALUES (\(Int64(entry.atMillis)), \(entry.actor), \(entry.action), \(entry.practice),
+                        \(entry.subject), \(entry.detail))
+                    """,
+                    logger
+                )
+            }
+            try await Self.audit(
+                "restore.carry-over",
+                practice: nil,
+                subject: nil,
+                detail: RestoreCarryOver.carryOverDetail(entries.count),
+                now: now,
+                connection,
+                logger
+            )
+        }
+    }
+
+    public func purgeAgain(_ purge: PurgeEntry, now: UInt64) async throws(ServerError) {
+        do {
+            _ = try await self.purge(practice: purge.practice, patient: purge.patient, reason: purge.reason, now: now)
+            return
+        } catch  where error.code == .notFound {
+            // Not held (made after the backup): recorded below.
+        }
+        let logger = logger
+        try await transaction { connection in
+            let position = try await Self.lockFeed(practice: purge.practice, connection, logger) + 1
+            try await connection.run(
+                """
+                INSERT INTO erased (practice, type, id) VALUES (\(purge.practice), 'patient', \(purge.patient))
+                ON CONFLICT DO NOTHING
+                """,
+                logger
+            )
+            try await connection.run("UPDATE practice SET head = \(position) WHERE id = \(purge.practice)", logger)
+            try await connection.run(
+                """
+                INSERT INTO purge (practice, patient, position, reason, records, at)
+                VALUES (\(purge.practice), \(purge.patient), \(position), \(purge.reason), \(Int64(purge.records)),
+                    \(Int64(purge.atMillis)))
+                ON CONFLICT (practice, patient) DO UPDATE SET position = excluded.position, reason = excluded.reason,
+                    records = excluded.records, at = excluded.at
+                """,
+                logger
+            )
+            try await Self.audit(
+                "purge",
+                practice: purge.practice,
+                subject: purge.patient,
+                detail: RestoreCarryOver.absentPurgeDetail,
+                now: now,
+                connection,
+                logger
+            )
+        }
+    }
+}

@@ -91,6 +91,16 @@ public protocol AdminStorage: Sendable {
 
     /// The audit log, oldest first, of one practice or of all.
     func auditLog(practice: String?) async throws(ServerError) -> [AuditEntry]
+
+    /// Appends `audit`, entries of the store this one replaced by a restore, as they were (their time, actor,
+    /// action and detail), and an entry saying so (``RestoreCarryOver``).
+    func carryOver(audit: [AuditEntry], now: UInt64) async throws(ServerError)
+
+    /// Makes again, in a store restored from a backup, a purge the store it replaced had made: the patient and its
+    /// records erased as ``purge(practice:patient:reason:now:)`` does when the store holds it; otherwise the purge
+    /// recorded (its reason, the patient's id kept as erased), so that devices pushing its records again are not
+    /// stored and those holding it remove it.
+    func purgeAgain(_ purge: PurgeEntry, now: UInt64) async throws(ServerError)
 }
 
 extension AdminStorage {

@@ -60,3 +60,26 @@ extension ServerStore {
         }
     }
 }
+
+extension ServerStore {
+    public func carryOver(audit entries: [AuditEntry], now: UInt64) throws(ServerError) {
+        try write { db in
+            for entry in entries {
+                try db.execute(
+                    sql: "INSERT INTO audit (at, actor, action, practice, subject, detail) VALUES (?, ?, ?, ?, ?, ?)",
+                    arguments: [
+                        Int64(entry.atMillis), entry.actor, entry.action, entry.practice, entry.subject, entry.detail,
+                    ]
+                )
+            }
+            try Self.audit(
+                "restore.carry-over",
+                practice: nil,
+                subject: nil,
+                detail: RestoreCarryOver.carryOverDetail(entries.count),
+                now: now,
+                db: db
+            )
+        }
+    }
+}

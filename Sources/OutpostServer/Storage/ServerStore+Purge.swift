@@ -168,3 +168,38 @@ extension ServerStore {
         try Int64.fetchOne(db, sql: "SELECT MAX(position) FROM purge WHERE practice = ?", arguments: [practice]) ?? 0
     }
 }
+
+extension ServerStore {
+    public func purgeAgain(_ purge: PurgeEntry, now: UInt64) throws(ServerError) {
+        do {
+            _ = try self.purge(practice: purge.practice, patient: purge.patient, reason: purge.reason, now: now)
+            return
+        } catch  where error.code == .notFound {
+            // Not held (made after the backup): recorded below.
+        }
+        try write { db in
+            try db.execute(
+                sql: "INSERT OR IGNORE INTO erased (practice, type, id) VALUES (?, 'patient', ?)",
+                arguments: [purge.practice, purge.patient]
+            )
+            let position = try Self.newPurgePosition(db: db)
+            try db.execute(
+                sql: """
+                    INSERT OR REPLACE INTO purge (practice, patient, position, reason, records, at)
+                    VALUES (?, ?, ?, ?, ?, ?)
+                    """,
+                arguments: [
+                    purge.practice, purge.patient, position, purge.reason, purge.records, Int64(purge.atMillis),
+                ]
+            )
+            try Self.audit(
+                "purge",
+                practice: purge.practice,
+                subject: purge.patient,
+                detail: RestoreCarryOver.absentPurgeDetail,
+                now: now,
+                db: db
+            )
+        }
+    }
+}
