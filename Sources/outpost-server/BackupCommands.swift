@@ -126,10 +126,12 @@ struct RestoreCommand: AsyncParsableCommand {
             return nil
         }
         do {
+            // The SQLite file is known to exist; a PostgreSQL database with no tables yet gets them (the restore
+            // would make them) and holds no practice.
             let store = try await ServerBackends.open(
                 databaseURL: data.databaseURL,
                 directory: data.directory,
-                create: false,
+                create: true,
                 logger: Logger(label: "outpost-server")
             )
             defer { (store as? PostgresStore)?.close() }

@@ -25,17 +25,39 @@ public final class PostgresStore: Sendable {
     ///
     /// - Throws: ``ServerError`` `unavailable` when the database cannot be reached or its schema is newer than
     ///   this version of the server.
-    public static func open(_ location: PostgresLocation, logger: Logger) async throws(ServerError) -> PostgresStore {
-        try await open(location, logger: logger, beforePushCommit: nil)
+    ///
+    /// - Parameter create: whether a database that holds no Outpost store yet gets its tables (a server, a restore,
+    ///   a migration) or is refused (an administration command, which would otherwise leave an empty store behind
+    ///   in a database named by mistake).
+    public static func open(
+        _ location: PostgresLocation,
+        logger: Logger,
+        create: Bool = true
+    ) async throws(ServerError) -> PostgresStore {
+        try await open(location, logger: logger, create: create, beforePushCommit: nil)
     }
 
     static func open(
         _ location: PostgresLocation,
         logger: Logger,
+        create: Bool = true,
         beforePushCommit: (@Sendable () async -> Void)?
     ) async throws(ServerError) -> PostgresStore {
+        try await probe(location)
         let store = PostgresStore(location: location, logger: logger, beforePushCommit: beforePushCommit)
-        do {
+        do throws(ServerError) {
+            if !create {
+                let held = try await store.transaction { connection in
+                    try await connection.all("SELECT to_regclass('outpost_migration') IS NOT NULL", logger).first?
+                        .decode(Bool.self) ?? false
+                }
+                guard held else {
+                    throw ServerError.storage(
+                        "the PostgreSQL database \(location.description) holds no server store; start "
+                            + "'outpost-server serve --database URL' once to create it"
+                    )
+                }
+            }
             try await store.migrate()
         } catch {
             store.close()
@@ -50,6 +72,69 @@ public final class PostgresStore: Sendable {
         self.logger = logger
         self.beforePushCommit = beforePushCommit
         self.runner = Task { await client.run() }
+    }
+
+    /// Connects once, alone, and says what is wrong when that fails: the pool retries a connection it cannot make
+    /// (a database that does not exist, a refused login, a port nobody listens on) for as long as it is asked to,
+    /// and its logs name none of it to the administrator who typed the URL.
+    ///
+    /// - Throws: ``ServerError`` `unavailable` naming the server, the database or the user, and what to check.
+    static func probe(_ location: PostgresLocation) async throws(ServerError) {
+        var configuration = PostgresConnection.Configuration(
+            host: location.host,
+            port: location.port,
+            username: location.user,
+            password: location.password,
+            database: location.database,
+            tls: .disable
+        )
+        configuration.options.connectTimeout = .seconds(10)
+        do {
+            if location.requiresTLS {
+                configuration.tls = .require(try NIOSSLContext(configuration: .makeClientConfiguration()))
+            }
+            // Its own logs stay quiet: the failure is said once, below.
+            let connection = try await PostgresConnection.connect(
+                configuration: configuration,
+                id: 0,
+                logger: Logger(label: "outpost-server.postgres-probe", factory: { _ in SwiftLogNoOpLogHandler() })
+            )
+            try? await connection.close()
+        } catch {
+            throw ServerError.storage(connectionFailure(error, location))
+        }
+    }
+
+    /// A failed first connection in words: what PostgreSQL answered, or why it could not be reached.
+    static func connectionFailure(_ error: any Error, _ location: PostgresLocation) -> String {
+        let place = "\(location.host):\(location.port)"
+        guard let error = error as? PSQLError else {
+            return "cannot connect to PostgreSQL at \(place): \(error); check the URL's host and port"
+        }
+        if let info = error.serverInfo {
+            let message = info[.message] ?? ""
+            switch info[.sqlState] ?? "" {
+            case "3D000":
+                return "PostgreSQL at \(place) has no database \(location.database) (\(message)); create it "
+                    + "(createdb \(location.database)) or name another in the URL"
+            case "28P01", "28000":
+                return "PostgreSQL at \(place) refused the login as \(location.user) (\(message)); check the user, "
+                    + "the password (in the URL or PGPASSWORD) and the server's pg_hba.conf"
+            default:
+                return "PostgreSQL at \(place) refused the connection: \(message)"
+            }
+        }
+        switch error.code {
+        case .sslUnsupported:
+            return "PostgreSQL at \(place) does not accept TLS, which sslmode=\(location.requiresTLS ? "require" : "") "
+                + "asks for; enable ssl on the server, or drop sslmode from the URL on a trusted network"
+        case .connectionError:
+            let cause = error.underlying.map { "\($0)" } ?? "no answer"
+            return "cannot connect to PostgreSQL at \(place): \(cause); check that it runs there and the URL's "
+                + "host and port"
+        default:
+            return "cannot connect to PostgreSQL at \(place): \(describe(error))"
+        }
     }
 
     /// Closes the connection pool.
