@@ -6,6 +6,7 @@ public enum TablePrinter {
     /// The table as text, one line per row, each ending in a newline.
     public static func render(_ header: [String], _ rows: [[String]]) -> String {
         // Each cell's width is counted once: for its column's width, then for its padding.
+        let rows = rows.map { $0.map(printable) }
         let cellWidths = [header.map(width)] + rows.map { $0.map(width) }
         var widths = cellWidths[0]
         for row in cellWidths.dropFirst() {
@@ -28,6 +29,25 @@ public enum TablePrinter {
         }
         for (row, rowWidths) in zip([header] + rows, cellWidths) { line(row, rowWidths) }
         return String(decoding: output, as: UTF8.self)
+    }
+
+    /// `text` as it can be printed on a terminal: each control character (C0, DEL, C1) and bidirectional embedding,
+    /// override or isolate written as its escape (`\u{1B}`), so that a stored value cannot clear the screen, move the
+    /// cursor, hide what follows or reorder a line. Ordinary text is returned as it is after one pass over its bytes.
+    public static func printable(_ text: String) -> String {
+        guard text.utf8.contains(where: { $0 < 0x20 || $0 == 0x7F || $0 == 0xC2 || $0 == 0xE2 }) else { return text }
+        var out = String.UnicodeScalarView()
+        for scalar in text.unicodeScalars {
+            let value = scalar.value
+            if value < 0x20 || (0x7F...0x9F).contains(value) || (0x202A...0x202E).contains(value)
+                || (0x2066...0x2069).contains(value)
+            {
+                out.append(contentsOf: "\\u{\(String(value, radix: 16, uppercase: true))}".unicodeScalars)
+            } else {
+                out.append(scalar)
+            }
+        }
+        return String(out)
     }
 
     /// A cell's width: its characters (an ASCII cell's bytes, counted on its contiguous bytes without walking

@@ -23,6 +23,20 @@ private struct Root: ParsableCommand {
 
 /// What both executables share: the help path of a usage error, the tables and the `--json` output.
 struct CommandLineToolTests {
+    /// A value stored before control characters were refused (or by another client) prints as escapes, not as
+    /// terminal commands; a table's columns stay aligned.
+    @Test func controlCharactersPrintAsEscapes() {
+        #expect(TablePrinter.printable("\u{1B}[2J\u{1B}[31mEve") == "\\u{1B}[2J\\u{1B}[31mEve")
+        #expect(TablePrinter.printable("Esc\rOver\u{202E}x\u{0}") == "Esc\\u{D}Over\\u{202E}x\\u{0}")
+        #expect(TablePrinter.printable("José Núñez — محمد") == "José Núñez — محمد")
+        let table = TablePrinter.render(["a", "b"], [["\u{1B}[2J", "x"], ["ok", "y"]])
+        #expect(!table.contains("\u{1B}"))
+        let lines = table.split(separator: "\n").map(String.init)
+        let x = lines[1].distance(from: lines[1].startIndex, to: lines[1].firstIndex(of: "x") ?? lines[1].endIndex)
+        let y = lines[2].distance(from: lines[2].startIndex, to: lines[2].firstIndex(of: "y") ?? lines[2].endIndex)
+        #expect(x == y && x > 0, "\(table)")
+    }
+
     @Test func theHelpPathFollowsTheSubcommandsTheArgumentsName() {
         #expect(CommandLineTool.commandPath(Root.self, ["patient", "list", "--frobnicate"]) == "tool patient list")
         #expect(CommandLineTool.commandPath(Root.self, ["patient", "--team"]) == "tool patient")

@@ -177,6 +177,28 @@ struct ValidationTests {
         check(value(.task, "attempts", 100), .outOfRange, "task.attempts", rule: "from 0 to 99")
     }
 
+    /// A text that would act on a terminal (an escape sequence clearing the screen, a carriage return overwriting the
+    /// line, NUL, a bell) or reorder what is shown (a right-to-left override) is refused, named by its code point and
+    /// place, never quoted; a log entry (notes) may hold line breaks and tabs.
+    @Test func controlCharactersAreRefusedOutsideALogsLineBreaks() {
+        for (text, scalar, position) in [
+            ("\u{1B}[2JEve", "1B", 1), ("Esc\rOverwritten", "D", 4), ("Ann\u{0}", "0", 4), ("Bo\u{7}b", "7", 3),
+            ("Ann\u{202E}lraC", "202E", 4), ("A\u{85}", "85", 2), ("Line\nbreak", "A", 5), ("\t-", "9", 1),
+        ] {
+            let error = value(.patient, "givenName", .string(text))
+            check(error, .invalidFormat, "patient.givenName", rule: "text", hidden: text)
+            #expect(
+                error?.message.contains("U+\(scalar) at position \(position)") == true,
+                "\(String(describing: error))"
+            )
+        }
+        #expect(value(.patient, "notes", "Seen at home.\r\nNext:\tcall Friday.") == nil)
+        check(value(.patient, "notes", "\u{1B}]0;owned\u{7}"), .invalidFormat, "patient.notes", rule: "text")
+        for good in ["José Núñez", "محمد", "李小龙", "O'Brien-Smith", "Zoë\u{200D}"] {
+            #expect(value(.patient, "givenName", .string(good)) == nil, "\(good)")
+        }
+    }
+
     @Test func decimalsPhonesCodesAndTextHaveTheirShape() {
         check(
             value(.observation, "value", "seven"),
@@ -215,7 +237,7 @@ struct ValidationTests {
                 rule: "non-empty text"
             )
         }
-        for text in ["a", "  x  ", "\u{00A0}é", "\u{2003}李", "\t-"] {
+        for text in ["a", "  x  ", "\u{00A0}é", "\u{2003}李", " -"] {
             #expect(value(.patient, "givenName", .string(text)) == nil, "\(Array(text.unicodeScalars))")
         }
         check(

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import OutpostCRDT
 import OutpostClient
+import OutpostCommandLine
 import OutpostModel
 import OutpostProtocol
 
@@ -179,7 +180,11 @@ struct ConflictsCommand: AsyncParsableCommand {
             if detail.before.isEmpty {
                 print("before: (not in this replica's history)")
             } else {
-                print("before: " + detail.before.map { "\($0.value) (\($0.author), \($0.at))" }.joined(separator: "; "))
+                print(
+                    "before: "
+                        + detail.before.map { "\(TablePrinter.printable("\($0.value)")) (\($0.author), \($0.at))" }
+                        .joined(separator: "; ")
+                )
             }
             print("resolve: outpost conflicts resolve \(detail.id) --pick N [--reason TEXT]")
         }
@@ -268,7 +273,7 @@ struct ConflictsCommand: AsyncParsableCommand {
                     }
                     let chosen = entry.values[pick]
                     print(
-                        "\(entry.id): \(dryRun ? "would keep" : "keep") #\(pick + 1) \(chosen.value) (\(chosen.author), \(Format.clock(chosen.clock)))"
+                        "\(entry.id): \(dryRun ? "would keep" : "keep") #\(pick + 1) \(TablePrinter.printable(chosen.value.description)) (\(chosen.author), \(Format.clock(chosen.clock)))"
                     )
                     if !dryRun {
                         try store.resolve(entry.id, choice: .pick(pick + 1), reason: reason ?? "bulk rule \(rule)")

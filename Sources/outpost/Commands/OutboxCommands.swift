@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import OutpostCRDT
 import OutpostClient
+import OutpostCommandLine
 
 /// `outpost outbox list|show|retry|discard`: the changes the server refused one by one, held aside on this
 /// device while the rest of the outbox flows (protocol/README.md, "Per-change refusals").
@@ -119,7 +120,9 @@ struct OutboxCommand: ParsableCommand {
             let change = refused.change
             print("change:   \(entry.id)")
             print("state:    \(entry.state)")
-            print("edit:     \(entry.operation) \(entry.record).\(entry.field) = \(change.value)")
+            print(
+                "edit:     \(entry.operation) \(entry.record).\(entry.field) = \(TablePrinter.printable(change.value.description))"
+            )
             print("by:       \(change.author)\(change.site.map { " at \($0)" } ?? "") at \(Format.clock(change.clock))")
             print("refused:  \(entry.code)\(entry.errorField.map { " (\($0))" } ?? ""): \(entry.message)")
             print("when:     \(entry.refusedAt) (\(entry.refusals) time\(entry.refusals == 1 ? "" : "s"))")

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import OutpostCRDT
 import OutpostClient
+import OutpostCommandLine
 import OutpostModel
 
 /// Shared pieces of the record commands.
@@ -15,10 +16,10 @@ enum RecordOutput {
     static func cell(_ value: FieldValue) -> String {
         switch value {
         case .single(let single, let isConflict):
-            let text = single.map { $0.isNull ? "" : $0.description } ?? ""
+            let text = single.map { $0.isNull ? "" : TablePrinter.printable($0.description) } ?? ""
             return isConflict ? text + " (!)" : text
         case .set(let elements):
-            return elements.map(\.description).joined(separator: ",")
+            return elements.map { TablePrinter.printable($0.description) }.joined(separator: ",")
         case .log(let entries):
             return "\(entries.count) entries"
         }
@@ -65,7 +66,9 @@ enum RecordOutput {
             case .log(let entries):
                 print("  \(spec.name):")
                 for entry in entries {
-                    print("    [\(Format.clock(entry.clock)) \(entry.author)] \(entry.value)")
+                    print(
+                        "    [\(Format.clock(entry.clock)) \(entry.author)] \(TablePrinter.printable(entry.value.description))"
+                    )
                 }
             default:
                 let isConflict = value.isConflict
@@ -99,14 +102,17 @@ enum RecordOutput {
                 guard !lines.isEmpty || own != nil else { continue }
                 print("  \(spec.name):")
                 for (entry, id) in lines.sorted(by: { ($0.entry.clock, $0.entry.id) < ($1.entry.clock, $1.entry.id) }) {
-                    print("    [\(Format.clock(entry.clock)) \(entry.author)] \(entry.value)" + from(id))
+                    print(
+                        "    [\(Format.clock(entry.clock)) \(entry.author)] \(TablePrinter.printable(entry.value.description))"
+                            + from(id)
+                    )
                 }
             case .set?:
                 var seen = Set<Value>()
                 var shown: [String] = []
                 for case (let id, .set(let elements)?) in values {
                     for element in elements where seen.insert(element).inserted {
-                        shown.append(element.description + from(id))
+                        shown.append(TablePrinter.printable(element.description) + from(id))
                     }
                 }
                 guard !shown.isEmpty || own != nil else { continue }
