@@ -135,19 +135,31 @@ struct FieldTableTests {
     @Test func everyObservationCodeHasItsUnitsAndNoOthersAreAccepted() throws {
         let codes = CareModel.spec(.observation, "code")?.kind.allowedValues ?? []
         #expect(Set(CareModel.observationUnits.keys) == Set(codes))
-        func new(_ code: String, _ unit: String) throws {
+        func new(_ code: String, _ unit: String, _ value: String? = nil) throws {
+            let value = value ?? CareModel.plausibleReadings[code]?[unit].map { String($0.lowerBound) } ?? "7"
             try CareModel.validateNew(
                 .observation,
                 fields: [
-                    "patient": [.string(Fixture.id(.patient))], "code": [.string(code)], "value": ["7"],
+                    "patient": [.string(Fixture.id(.patient))], "code": [.string(code)], "value": [.string(value)],
                     "unit": [.string(unit)], "effectiveAt": ["2026-05-01T09:00:00Z"], "status": ["final"],
                 ],
                 today: CalendarDate(year: 2026, month: 6, day: 1)!
             )
         }
         for (code, units) in CareModel.observationUnits {
+            #expect(Set(CareModel.plausibleReadings[code]?.keys.map { $0 } ?? []) == Set(units), "\(code)")
             for unit in units { try new(code, unit) }
         }
+        // A slip of a digit, a sign or a unit: outside what the reading can be, refused without quoting it.
+        for (code, unit, value) in [
+            ("4548-4", "%", "123456789012"), ("29463-7", "kg", "-5"), ("8480-6", "mm[Hg]", "1420"),
+            ("44261-6", "{score}", "28"), ("4548-4", "mmol/mol", "-1"),
+        ] {
+            let slip = try #require(throws: ModelError.self) { try new(code, unit, value) }
+            #expect(slip.code == .outOfRange && slip.field == "observation.value", "\(code) \(value)")
+            #expect(!slip.description.contains(value), "\(slip)")
+        }
+        try new("29463-7", "kg", "3.2")
         let error = try #require(throws: ModelError.self) { try new("8480-6", "kPa") }
         #expect(error.code == .invalidEnum && error.field == "observation.unit")
         #expect(error.message.contains("mm[Hg]"))

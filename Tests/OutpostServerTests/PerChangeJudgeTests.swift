@@ -100,11 +100,11 @@ struct PerChangeJudgeTests {
         let replica = try LocalReplica("judge", in: directory)
         try TinyPractice.load(into: replica.care)
         let practice = try replica.store.pendingChanges(limit: 10_000)
-        for (code, unit) in [("4548-4", "%"), ("8480-6", "mm[Hg]")] {
+        for (code, unit, value) in [("4548-4", "%", "7"), ("8480-6", "mm[Hg]", "128"), ("29463-7", "kg", "70")] {
             try replica.care.create(
                 .observation,
                 fields: [
-                    "patient": [.string(TinyPractice.patients[0])], "code": [.string(code)], "value": ["7"],
+                    "patient": [.string(TinyPractice.patients[0])], "code": [.string(code)], "value": [.string(value)],
                     "unit": [.string(unit)], "effectiveAt": ["2026-05-01T09:00:00Z"], "status": ["final"],
                 ]
             )
@@ -112,16 +112,22 @@ struct PerChangeJudgeTests {
         let all = try replica.store.pendingChanges(limit: 10_000)
         var changes = Array(all.dropFirst(practice.count))
         let units = changes.indices.filter { changes[$0].field == "unit" }
-        try #require(units.count == 2)
+        try #require(units.count == 3)
         changes[units[0]].value = .string("mg/dL")
         changes[units[1]].value = .string("kPa")
+        // The weight's value is a slip of a sign: refused, with its unit and code, whichever comes last.
+        let weight = try #require(changes.indices.last { changes[$0].field == "value" })
+        changes[weight].value = .string("-70")
         // The blood pressure's unit comes before its code: the code is the change refused.
-        let code = try #require(changes.indices.last { changes[$0].field == "code" })
+        let code = try #require(
+            changes.indices.first { changes[$0].field == "code" && changes[$0].record == changes[units[1]].record }
+        )
         changes.swapAt(code, units[1])
         let request = PushRequest(replica: replica.store.replicaID, changes: practice + changes)
         let plan = try judge(.admin).judge(request, context: PushContext(), perChange: true)
         let refused = Dictionary(uniqueKeysWithValues: plan.refused.map { ($0.id, $0) })
-        #expect(plan.refused.count == 2)
+        #expect(plan.refused.count == 3)
+        #expect(plan.refused.contains { $0.field == "observation.value" && !$0.message.contains("-70") })
         #expect(refused[changes[units[0]].id]?.message.contains("% or mmol/mol") == true)
         #expect(refused[changes[units[0]].id]?.field == "observation.unit")
         #expect(refused[changes[units[1]].id]?.field == "observation.unit")

@@ -37,6 +37,43 @@ extension CareModel {
         )
     }
 
+    /// What a reading of each code can be, by unit: a value outside is a slip (a unit mistaken, a digit too many,
+    /// a sign), refused rather than counted. Wide on purpose: a newborn's weight, a hypertensive crisis, an HbA1c
+    /// of 20 % are all inside.
+    public static let plausibleReadings: [String: [String: ClosedRange<Double>]] = [
+        "4548-4": ["%": 2...25, "mmol/mol": 0...300],
+        "8480-6": ["mm[Hg]": 40...300],
+        "8462-4": ["mm[Hg]": 20...200],
+        "39156-5": ["kg/m2": 5...150],
+        "29463-7": ["kg": 0.2...700, "[lb_av]": 0.5...1500, "g": 200...700_000],
+        "44261-6": ["{score}": 0...27],
+        "2089-1": ["mg/dL": 0...1000, "mmol/L": 0...26],
+    ]
+
+    /// Checks a reading: its unit is one its code is recorded in (``checkUnit(_:code:)``), and its value, when given,
+    /// is one the code can have in that unit (``plausibleReadings``).
+    ///
+    /// - Throws: ``ModelError`` on `observation.unit` or `observation.value`; the value is never quoted (a
+    ///   measurement is patient data).
+    public static func checkReading(code: String, unit: String, value: String?) throws(ModelError) {
+        try checkUnit(unit, code: code)
+        guard let value, let number = Double(value), let range = plausibleReadings[code]?[unit],
+            !range.contains(number)
+        else { return }
+        let name = observationNames[code] ?? code
+        let bounds = "\(Self.shown(range.lowerBound)) to \(Self.shown(range.upperBound)) \(unit)"
+        throw ModelError(
+            code: .outOfRange,
+            field: "observation.value",
+            rule: "a \(name) (\(code)) in \(unit) is from \(bounds)",
+            message: "the value is outside what a \(name) in \(unit) can be (\(bounds)); check the value and its unit"
+        )
+    }
+
+    private static func shown(_ bound: Double) -> String {
+        bound == bound.rounded() ? String(Int(bound)) : String(bound)
+    }
+
     /// An HbA1c value in %: as it is when in % (or in no unit, as written before units were checked), converted
     /// from mmol/mol (IFCC) by the IFCC–NGSP master equation (% = 0.09148 × mmol/mol + 2.152); `nil` for any
     /// other unit.

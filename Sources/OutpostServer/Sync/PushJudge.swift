@@ -155,8 +155,8 @@ struct PushJudge {
 
     /// The fields of each of `records` (records `request` writes that the storage holds) that the judge reads:
     /// those the push's changes write, the record's owner field (its owner at the end of the push), a
-    /// patient's scope fields (``PatientView/ScopeKeys/fields``) and an observation's code and unit (each checked
-    /// against the other). Nothing else of a record's state decides
+    /// patient's scope fields (``PatientView/ScopeKeys/fields``) and an observation's code, unit and value (checked
+    /// together). Nothing else of a record's state decides
     /// anything, so a storage may read only these of the states it holds (``PushContext/records``): a push edits
     /// a field or two of records whose states hold a dozen and their histories.
     static func fieldsRead(by request: PushRequest, of records: Set<RecordRef>) -> [RecordRef: Set<String>] {
@@ -189,8 +189,8 @@ struct PushJudge {
         var read = Set<String>()
         if let owner = CareModel.ownerField[type] { read.insert(owner) }
         if type == RecordType.patient.rawValue { read.formUnion(PatientView.ScopeKeys.fields) }
-        // An observation's unit is checked against its code, either written second (Batch.check).
-        if type == RecordType.observation.rawValue { read.formUnion(["code", "unit"]) }
+        // An observation's reading is checked whole, whichever of its fields is written last (Batch.check).
+        if type == RecordType.observation.rawValue { read.formUnion(Batch.readingFields) }
         return read
     }
 
@@ -420,6 +420,9 @@ private struct Batch {
         let storedScope: PatientView.ScopeKeys?
     }
 
+    /// An observation's fields checked together (``CareModel/checkReading(code:unit:value:)``).
+    static let readingFields: Set<String> = ["code", "unit", "value"]
+
     var slots: [Slot] = []
     var slotIndex: [RecordRef: Int] = [:]
     /// The slot found last: the next change is most likely of the same record.
@@ -518,15 +521,17 @@ private struct Batch {
                 today: today,
                 exists: { ref in exists(ref) }
             )
-            // An observation's unit must be one its code is recorded in: whichever of the two comes second is
-            // checked against the first (both are written once, when the observation is made).
-            if type == .observation, change.field == "unit" || change.field == "code",
-                let value = change.value.stringValue,
-                let other = slots[slot].state.field(change.field == "unit" ? "code" : "unit")?.latestFirst.first?
-                    .value.stringValue
-            {
-                try change.field == "unit"
-                    ? CareModel.checkUnit(value, code: other) : CareModel.checkUnit(other, code: value)
+            // An observation's reading: its unit one its code is recorded in, its value one the code can have in
+            // that unit; whichever of the three comes last is checked against the others (each is written once,
+            // when the observation is made).
+            if type == .observation, Self.readingFields.contains(change.field), let written = change.value.stringValue {
+                func reading(_ field: String) -> String? {
+                    field == change.field
+                        ? written : slots[slot].state.field(field)?.latestFirst.first?.value.stringValue
+                }
+                if let code = reading("code"), let unit = reading("unit") {
+                    try CareModel.checkReading(code: code, unit: unit, value: reading("value"))
+                }
             }
         } catch {
             throw ServerError(
