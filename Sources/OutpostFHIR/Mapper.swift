@@ -83,6 +83,9 @@ public struct FHIRMapper {
     public private(set) var aliases: [String: String] = [:]
     /// How many resources were mapped.
     public private(set) var resourceCount = 0
+    /// Each resource key mapped, where it was first read and its content's hash: the same resource twice with
+    /// different content is refused, not silently merged (the last one's values would win).
+    private var seen: [String: (origin: FHIROrigin, content: Int)] = [:]
 
     /// An empty mapper; ``map(_:)`` adds inputs.
     public init() {}
@@ -105,6 +108,17 @@ public struct FHIRMapper {
         _ resource: FHIRResource,
         fullURLs: [String: String]
     ) throws(FHIRError) -> [FHIRContribution] {
+        let content = resource.json.hashValue
+        if let first = seen[resource.key] {
+            guard first.content == content else {
+                throw FHIRError(
+                    "\(resource.origin): \(resource.key): the input holds this resource twice, differently (first at "
+                        + "\(first.origin)); keep the one that is right: Outpost would otherwise keep one silently"
+                )
+            }
+        } else {
+            seen[resource.key] = (resource.origin, content)
+        }
         var context = Context(resource: resource, fullURLs: fullURLs, issues: issues)
         try context.map()
         issues = context.issues

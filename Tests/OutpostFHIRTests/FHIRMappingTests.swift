@@ -339,6 +339,24 @@ struct FHIRMappingTests {
         #expect(!plan.issues.lines.contains { $0.hasPrefix("unmodelled code: Observation.code ") })
     }
 
+    /// The same resource twice with different content is refused, naming both places (it kept the last silently);
+    /// the same resource twice as it was (a searchset including a patient twice) is one resource.
+    @Test func aResourceTwiceWithDifferentContentIsRefusedNamingBoth() throws {
+        func patient(_ birthDate: String) -> String {
+            #"{"resourceType": "Patient", "id": "dup", "birthDate": "\#(birthDate)", "gender": "female"}"#
+        }
+        var twice = FHIRReader()
+        try twice.read(name: "a.ndjson", bytes: Array((patient("1970-01-02") + "\n" + patient("1971-03-04")).utf8))
+        let error = #expect(throws: FHIRError.self) { try Self.plan(twice) }
+        #expect(error?.message.contains("a.ndjson:2: Patient/dup: the input holds this resource twice") == true)
+        #expect(error?.message.contains("first at a.ndjson:1") == true, "\(String(describing: error))")
+        #expect(error?.message.contains("1970") == false && error?.message.contains("1971") == false)
+
+        var same = FHIRReader()
+        try same.read(name: "b.ndjson", bytes: Array((patient("1970-01-02") + "\n" + patient("1970-01-02")).utf8))
+        #expect(Self.records(try Self.plan(same)).filter { $0.type == .patient }.count == 1)
+    }
+
     @Test func patientsNeitherTheDataNorTheDefaultsPlaceArePlannedAwaitingAssignment() throws {
         let names = ["Patient", "Group", "CareTeam", "PractitionerRole", "Practitioner"].map { "ndjson/\($0).ndjson" }
         let plan = try Self.plan(Self.read(names))
