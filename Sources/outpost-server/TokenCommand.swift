@@ -247,8 +247,13 @@ struct TokenCommand: AsyncParsableCommand {
 
         func run() async throws {
             let store = try await data.openStore()
-            let token = try await store.revokeToken(id: id, now: SystemWallClock().nowMillis())
-            print("revoked \(token.id)")
+            let now = SystemWallClock().nowMillis()
+            let token = try await store.revokeToken(id: id, now: now)
+            if let revoked = token.revokedAtMillis, revoked != now {
+                print("\(token.id) was revoked already, at \(CalendarDate.dateTime(millis: revoked)); nothing changed")
+            } else {
+                print("revoked \(token.id)")
+            }
         }
     }
 }

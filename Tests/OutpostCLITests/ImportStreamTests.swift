@@ -93,4 +93,18 @@ struct ImportStreamTests {
             await #expect(try sandbox.pendingChanges() == 0, "\(name)")
         }
     }
+
+    /// An `outpost export` file is another format: import names it and says what to do, and writes nothing.
+    @Test func anExportIsNamedAsSuchAndNotImported() async throws {
+        let source = try await Sandbox.withPractice()
+        let exported = source.path("export.json")
+        try await source.outpost("export", "-o", exported)
+        let sandbox = try Sandbox()
+        try await sandbox.outpost("init")
+        try await sandbox.expectRefused(
+            ["import", exported],
+            mentioning: ["is an 'outpost export' (format outpost-export)", "'outpost fhir export'"]
+        )
+        await #expect(try sandbox.pendingChanges() == 0)
+    }
 }

@@ -82,4 +82,45 @@ struct TokenRotationAuditTests {
         #expect(!text.contains("court order"), "a purge's reason stays in the purge table")
         for sensitive in TinyPractice.sensitive { #expect(!text.contains(sensitive)) }
     }
+
+    /// A token has one successor (a second one's secret would fit no device); a successor revoked since no longer
+    /// counts. Revoking twice changes nothing and is audited once. A scope naming a team or site the practice does
+    /// not have is refused (a typo would scope the token to nothing).
+    @Test func aTokenHasOneSuccessorARevocationIsAuditedOnceAndAScopeNamesRealTeams() async throws {
+        let server = try await TestServer()
+        let folder = try TemporaryDirectory("outpost-successor")
+        let office = Device("office", in: folder)
+        try await office.ok("init", "--server", server.url.absoluteString, "--token", server.adminToken)
+        try await office.ok("import", Built.fixture("practice-small.json"))
+        try await office.ok("sync")
+        let laptop = try await server.issueTokenEntry(role: "clinician")
+        let first = try await server.admin(["token", "rotate", laptop.id, "--json"])
+        try #require(first.status == 0, "\(first)")
+        let rotated = try #require(try JSONSerialization.jsonObject(with: Data(first.stdout.utf8)) as? [String: Any])
+        let successor = try #require((rotated["token"] as? [String: Any])?["id"] as? String)
+        for again in [["token", "rotate", laptop.id], ["token", "issue", "--successor-of", laptop.id]] {
+            let refused = try await server.admin(again)
+            #expect(refused.status == 2, "\(again): \(refused)")
+            #expect(refused.stderr.contains("has a successor already, \(successor)"), "\(refused.stderr)")
+        }
+        let revoked = try await server.admin(["token", "revoke", successor])
+        #expect(revoked.output == "revoked \(successor)")
+        let twice = try await server.admin(["token", "revoke", successor])
+        #expect(twice.status == 0 && twice.output.hasPrefix("\(successor) was revoked already"), "\(twice)")
+        let revocations = try await audit(server).filter {
+            $0["action"] as? String == "token.revoke" && $0["subject"] as? String == successor
+        }
+        #expect(revocations.count == 1)
+        await #expect(
+            try server.admin(["token", "rotate", laptop.id]).status == 0,
+            "a revoked successor no longer counts"
+        )
+
+        let team = "tea_01JWMCKG000000000000000000"
+        let unknown = try await server.admin(["token", "issue", "--role", "clinician", "--teams", team])
+        #expect(unknown.status == 2 && unknown.stderr.contains("\(team) is not a team of practice"), "\(unknown)")
+        let site = "sit_01JWMCKG000000000000000000"
+        let nowhere = try await server.admin(["token", "issue", "--role", "site-device", "--sites", site])
+        #expect(nowhere.status == 2 && nowhere.stderr.contains("\(site) is not a site of practice"), "\(nowhere)")
+    }
 }

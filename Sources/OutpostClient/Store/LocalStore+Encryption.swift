@@ -85,8 +85,9 @@ extension LocalStore {
         guard let cipher = codec.cipher else {
             throw ClientError(
                 code: .invalidSetting,
-                message: "the store at \(path) is not encrypted, so it has no key to change; create an encrypted "
-                    + "store with 'outpost init' and import this one's export into it"
+                message: "the store at \(path) is not encrypted, so it has no key to change; make an encrypted one "
+                    + "with 'outpost init' (encrypted unless --no-encrypt) and sync it from the server, or, for a store "
+                    + "that never synced, carry its records with 'outpost fhir export' and 'outpost fhir import'"
             )
         }
         let row = try StoreKeyRow.wrap(cipher.key, with: key)

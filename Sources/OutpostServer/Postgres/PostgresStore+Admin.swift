@@ -128,6 +128,16 @@ extension PostgresStore: AdminStorage {
                 ) == 1
             else { throw ServerError.notAPerson(person, practice: draft.practice) }
         }
+        for (id, type) in draft.scope.namedRecords {
+            guard
+                try await connection.run(
+                    """
+                    SELECT 1 FROM record WHERE practice = \(draft.practice) AND type = \(type.rawValue) AND id = \(id)
+                    """,
+                    logger
+                ) == 1
+            else { throw ServerError.notInPractice(id, type, practice: draft.practice) }
+        }
         let secret = TokenSecret.make()
         var entry = draft
         entry.id = secret.id
@@ -198,6 +208,11 @@ extension PostgresStore: AdminStorage {
     ) async throws(ServerError) -> (secret: TokenSecret, entry: TokenEntry) {
         try await transaction { connection in
             let previous = try await Self.token(id: id, connection, logger)
+            var successors: [TokenEntry] = []
+            for row in try await connection.all("SELECT id FROM token WHERE successor_of = \(id)", logger) {
+                successors.append(try await Self.token(id: try row.decode(String.self), connection, logger))
+            }
+            try AdminRules.checkNoSuccessor(of: previous, among: successors, now: now)
             let entry = AdminRules.successor(of: previous, label: label, expiresAtMillis: expiresAtMillis, now: now)
             if let graceMillis {
                 let until = try AdminRules.graceEnd(of: previous, graceMillis: graceMillis, now: now)
@@ -237,10 +252,10 @@ extension PostgresStore: AdminStorage {
 
     public func revokeToken(id: String, now: UInt64) async throws(ServerError) -> TokenEntry {
         try await transaction { connection in
-            try await connection.run(
-                "UPDATE token SET revoked_at = COALESCE(revoked_at, \(Int64(now))) WHERE id = \(id)",
-                logger
-            )
+            // Revoked already: nothing changes, and nothing more is audited.
+            let previous = try await Self.token(id: id, connection, logger)
+            guard previous.revokedAtMillis == nil else { return previous }
+            try await connection.run("UPDATE token SET revoked_at = \(Int64(now)) WHERE id = \(id)", logger)
             let entry = try await Self.token(id: id, connection, logger)
             try await Self.audit(
                 "token.revoke",

@@ -160,6 +160,22 @@ public enum AdminRules {
         )
     }
 
+    /// Refuses a second successor: a token has one, which takes over its devices' replica ids; another would hold a
+    /// secret no device can use (its pushes are refused `replica_mismatch`). A successor revoked or expired since
+    /// no longer counts (its secret was lost before a device took it, say).
+    static func checkNoSuccessor(
+        of previous: TokenEntry,
+        among successors: [TokenEntry],
+        now: UInt64
+    ) throws(ServerError) {
+        guard let active = successors.first(where: { $0.isUsable(at: now) }) else { return }
+        throw ServerError.parameter(
+            "token",
+            "\(previous.id) has a successor already, \(active.id), which is active; rotate \(active.id) instead (or "
+                + "revoke it first, then issue \(previous.id)'s successor again)"
+        )
+    }
+
     /// The draft of a successor token: the same practice, role, scope and person, a new label if given.
     static func successor(
         of previous: TokenEntry,
@@ -334,6 +350,16 @@ extension ServerError {
         )
     }
 
+    /// `invalid_parameter` for a token scoped to a team or site that is not the practice's (a typo would scope the
+    /// token to nothing, silently).
+    static func notInPractice(_ id: String, _ type: RecordType, practice: String) -> ServerError {
+        ServerError.parameter(
+            type == .team ? "teams" : "sites",
+            "\(id) is not a \(type) of practice \(practice); list them with 'outpost \(type) list' on a synced "
+                + "replica"
+        )
+    }
+
     /// `not_found` for a purge of an unknown patient.
     static func noPatient(_ patient: String, practice: String) -> ServerError {
         ServerError(.notFound, .notFound, "no patient \(patient) in practice \(practice)", field: "patient")
@@ -347,5 +373,12 @@ extension ServerError {
             "practice \(practice) has no device \(replica); list them with 'outpost-server devices'",
             field: "replica"
         )
+    }
+}
+
+extension Scope {
+    /// The records a token's scope names, each with its type: looked up before the token is issued.
+    var namedRecords: [(id: String, type: RecordType)] {
+        teams.map { ($0, RecordType.team) } + sites.map { ($0, RecordType.site) }
     }
 }

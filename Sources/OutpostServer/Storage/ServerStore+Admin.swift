@@ -115,6 +115,8 @@ extension ServerStore: AdminStorage {
         try write { db in
             let row = try Self.tokenRow(id, db: db)
             let previous = Self.tokenEntry(row)
+            let successors = try Row.fetchAll(db, sql: "SELECT * FROM token WHERE successorOf = ?", arguments: [id])
+            try AdminRules.checkNoSuccessor(of: previous, among: successors.map(Self.tokenEntry), now: now)
             let entry = AdminRules.successor(of: previous, label: label, expiresAtMillis: expiresAtMillis, now: now)
             if let graceMillis {
                 let until = try AdminRules.graceEnd(of: previous, graceMillis: graceMillis, now: now)
@@ -166,6 +168,15 @@ extension ServerStore: AdminStorage {
                 throw ServerError.notAPerson(person, practice: draft.practice)
             }
         }
+        for (id, type) in draft.scope.namedRecords {
+            guard
+                try Bool.fetchOne(
+                    db,
+                    sql: "SELECT 1 FROM record WHERE practice = ? AND type = ? AND id = ?",
+                    arguments: [draft.practice, type.rawValue, id]
+                ) == true
+            else { throw ServerError.notInPractice(id, type, practice: draft.practice) }
+        }
         let secret = TokenSecret.make()
         var entry = draft
         entry.id = secret.id
@@ -213,12 +224,11 @@ extension ServerStore: AdminStorage {
     /// - Throws: ``ServerError`` `not_found` for an unknown token id.
     public func revokeToken(id: String, now: UInt64) throws(ServerError) -> TokenEntry {
         try write { db in
-            try db.execute(
-                sql: "UPDATE token SET revokedAt = COALESCE(revokedAt, ?) WHERE id = ?",
-                arguments: [Int64(now), id]
-            )
-            let row = try Self.tokenRow(id, db: db)
-            let entry = Self.tokenEntry(row)
+            // Revoked already: nothing changes, and nothing more is audited.
+            let previous = Self.tokenEntry(try Self.tokenRow(id, db: db))
+            guard previous.revokedAtMillis == nil else { return previous }
+            try db.execute(sql: "UPDATE token SET revokedAt = ? WHERE id = ?", arguments: [Int64(now), id])
+            let entry = Self.tokenEntry(try Self.tokenRow(id, db: db))
             try Self.audit("token.revoke", practice: entry.practice, subject: id, detail: "", now: now, db: db)
             return entry
         }

@@ -123,6 +123,21 @@ struct PracticeFile {
             record: { _ in }
         )
         members.append(UInt8(ascii: "}"))
+        // A file of another Outpost format is named as such, before its shape is found wanting.
+        struct Format: Decodable { var format: String? }
+        if let format = try? JSONDecoder().decode(Format.self, from: Data(members)).format,
+            format != PracticeDump.formatName
+        {
+            throw CLIError.input(
+                format == "outpost-export"
+                    ? "\(path) is an 'outpost export' (format outpost-export), which shows a replica's state to compare; "
+                        + "import reads practice files (format \(PracticeDump.formatName), docs/practice-format.md). "
+                        + "To carry records to another store, sync it from the server, or use 'outpost fhir export' "
+                        + "and 'outpost fhir import'"
+                    : "\(path) is of format '\(format)', not a practice file (format \(PracticeDump.formatName), "
+                        + "docs/practice-format.md)"
+            )
+        }
         do {
             return try JSONDecoder().decode(Header.self, from: Data(members))
         } catch {

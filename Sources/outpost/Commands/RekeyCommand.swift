@@ -30,8 +30,9 @@ struct Rekey: ParsableCommand {
         let store = try storeOptions.open().store
         guard store.isEncrypted else {
             throw CLIError.runtime(
-                "the store at \(path) is not encrypted, so it has no key to change; create an encrypted store with "
-                    + "'outpost init' and import this one's export into it"
+                "the store at \(path) is not encrypted, so it has no key to change; make an encrypted one with "
+                    + "'outpost init' (encrypted unless --no-encrypt) and sync it from the server, or, for a store that "
+                    + "never synced, carry its records with 'outpost fhir export' and 'outpost fhir import'"
             )
         }
         let (key, madeFile) = try Passphrase.newKey(
