@@ -166,6 +166,16 @@ public struct FHIRMapper {
             return resource.json[name]
         }
 
+        /// An element FHIR writes as a JSON string (a date, a code): `nil` when absent; refused when it is there as
+        /// something else (a number, an object), rather than read as missing.
+        mutating func text(_ name: String) throws(FHIRError) -> String? {
+            guard let value = element(name) else { return nil }
+            guard let text = value.string else {
+                throw fail(name, "not a JSON string; FHIR writes it as text, like \"1970-01-02\" or \"female\"")
+            }
+            return text
+        }
+
         mutating func note(_ kind: FHIRIssues.Kind, _ element: String) {
             issues.note(kind, "\(type).\(element)")
         }
@@ -358,8 +368,11 @@ public struct FHIRMapper {
         }
 
         /// The text of the first (official, else usual, else any) HumanName; other names noted.
-        mutating func humanName() -> (given: String?, family: String?, text: String?) {
+        mutating func humanName() throws(FHIRError) -> (given: String?, family: String?, text: String?) {
             let names = element("name")?.items ?? []
+            guard names.allSatisfy({ if case .object = $0 { true } else { false } }) else {
+                throw fail("name", "not a HumanName: write it as {\"family\": …, \"given\": […]}, not as text")
+            }
             let chosen =
                 names.first { $0["use"]?.string == "official" } ?? names.first { $0["use"]?.string == "usual" }
                 ?? names.first
@@ -419,7 +432,7 @@ public struct FHIRMapper {
 
         mutating func practitioner() throws(FHIRError) {
             var person = record(.person)
-            let name = humanName()
+            let name = try humanName()
             if let text = name.text { person.assign["name"] = .value(.string(text)) }
             let contact = telecom()
             if let phone = contact.phone { person.assign["phone"] = .value(.string(phone)) }
@@ -515,16 +528,16 @@ public struct FHIRMapper {
 
         mutating func patient() throws(FHIRError) {
             var patient = record(.patient)
-            let name = humanName()
+            let name = try humanName()
             if let given = name.given { patient.assign["givenName"] = .value(.string(given)) }
             if let family = name.family { patient.assign["familyName"] = .value(.string(family)) }
-            if let birthDate = element("birthDate")?.string {
+            if let birthDate = try text("birthDate") {
                 guard CalendarDate(birthDate) != nil else {
                     throw fail("birthDate", "not a full date YYYY-MM-DD; Outpost keeps full birth dates")
                 }
                 patient.assign["birthDate"] = .value(.string(birthDate))
             }
-            if let gender = element("gender")?.string {
+            if let gender = try text("gender") {
                 guard ["male", "female", "other", "unknown"].contains(gender) else {
                     // Not quoted: a patient's sex is sensitive (docs/model.md), and errors never quote patient data.
                     throw fail("gender", "not a FHIR administrative gender (male, female, other, unknown)")

@@ -53,6 +53,8 @@ public struct FHIRReader {
 
     /// Reads one input. `name` is how errors name it; a name ending `.ndjson` is read a line at a time.
     public mutating func read(name: String, bytes: [UInt8]) throws(FHIRError) {
+        // A UTF-8 byte order mark (some Windows tools write one) is not JSON: skipped, as JSON readers may.
+        let bytes = bytes.starts(with: Self.byteOrderMark) ? Array(bytes.dropFirst(3)) : bytes
         if name.hasSuffix(".ndjson") {
             var lineNumber = 0
             var start = 0
@@ -103,6 +105,8 @@ public struct FHIRReader {
     /// The resource on one line of an NDJSON file (`number` is 1-based), or `nil` for a blank line: for reading a
     /// large file a line at a time, holding one resource at a time.
     public static func resource(line: ArraySlice<UInt8>, file: String, number: Int) throws(FHIRError) -> FHIRResource? {
+        // A file's byte order mark, before its first line.
+        let line = number == 1 && line.starts(with: byteOrderMark) ? line.dropFirst(3) : line
         if line.allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }) { return nil }
         let origin = FHIROrigin(file: file, line: number)
         let json: JSON
@@ -122,7 +126,11 @@ public struct FHIRReader {
             throw FHIRError("\(origin): not a JSON object; a FHIR resource is an object with a resourceType")
         }
         guard let type = json["resourceType"]?.string else {
-            throw FHIRError("\(origin): resourceType: missing; every FHIR resource names its type")
+            throw FHIRError(
+                json["resourceType"] == nil
+                    ? "\(origin): resourceType: missing; every FHIR resource names its type"
+                    : "\(origin): resourceType: not a JSON string; write the type's name, like \"Patient\""
+            )
         }
         guard FHIRVocabulary.importedTypes.contains(type) else {
             throw FHIRError(
@@ -148,6 +156,9 @@ public struct FHIRReader {
         }
         return FHIRResource(json: json, type: type, key: key, origin: origin)
     }
+
+    /// The UTF-8 byte order mark.
+    public static let byteOrderMark: [UInt8] = [0xEF, 0xBB, 0xBF]
 
     /// Whether `id` is a FHIR id: 1 to 64 of letters, digits, `-` and `.`.
     static func isValidID(_ id: String) -> Bool {

@@ -6,6 +6,7 @@ import HummingbirdTLS
 public import Logging
 import Metrics
 import NIOCore
+import NIOPosix
 import NIOSSL
 public import OutpostCRDT
 import OutpostProtocol
@@ -177,6 +178,41 @@ extension SyncServer {
             return try .tls(base, tlsConfiguration: tls)
         } catch {
             throw ServerError.storage("the TLS certificate and key cannot be used together: \(error)")
+        }
+    }
+}
+
+extension SyncServer {
+    /// Binds `host:port` once and lets it go: a port in use, a privileged port or an address that is not this
+    /// machine's is said in words before the server opens its store or creates its first practice.
+    ///
+    /// - Throws: ``ServerError`` `unavailable` saying what to change.
+    public static func checkCanListen(host: String, port: Int) async throws(ServerError) {
+        do {
+            let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+                .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
+                .bind(host: host, port: port).get()
+            try await channel.close()
+        } catch {
+            throw ServerError.storage(listenFailure(error, host: host, port: port))
+        }
+    }
+
+    /// Why `host:port` cannot be listened on, and what to do.
+    static func listenFailure(_ error: any Error, host: String, port: Int) -> String {
+        switch (error as? IOError)?.errnoCode {
+        case EADDRINUSE?:
+            "port \(port) on \(host) is in use (another outpost-server?); stop what listens there, or give another "
+                + "--port"
+        case EACCES?:
+            "port \(port) needs privileges this user does not have (ports below 1024); give a --port from 1024 up, "
+                + "or put a proxy in front"
+        case EADDRNOTAVAIL?:
+            "\(host) is not an address of this machine; give one of its addresses with --host (127.0.0.1, or "
+                + "0.0.0.0 for all)"
+        default:
+            "cannot listen on \(host):\(port) (\(error)); give --host an address of this machine (127.0.0.1, or "
+                + "0.0.0.0 for all) and --port a free port"
         }
     }
 }

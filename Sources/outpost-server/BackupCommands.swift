@@ -94,7 +94,7 @@ struct RestoreCommand: AsyncParsableCommand {
         var carried = RestoreCarryOver()
         if let replaced {
             let store = try await data.openStore()
-            defer { (store as? PostgresStore)?.close() }
+            defer { store.close() }
             carried = try await RestoreCarryOver.plan(replaced, for: store)
             try await carried.apply(to: store, now: SystemWallClock().nowMillis())
         }
@@ -134,7 +134,7 @@ struct RestoreCommand: AsyncParsableCommand {
                 create: true,
                 logger: Logger(label: "outpost-server")
             )
-            defer { (store as? PostgresStore)?.close() }
+            defer { store.close() }
             guard !(try await store.practices().isEmpty) else { return nil }
             return try await RestoreCarryOver.read(from: store, takenAtMillis: takenAtMillis)
         } catch {

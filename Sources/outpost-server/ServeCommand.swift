@@ -110,6 +110,8 @@ struct Serve: AsyncParsableCommand {
         let logger = Logger(label: "outpost-server")
         let directory = data.directory
         let clock = SystemWallClock()
+        // Before anything is opened or written: the address and port are free (bound once and let go).
+        try await SyncServer.checkCanListen(host: host, port: port)
         let store = try await ServerBackends.open(
             databaseURL: data.databaseURL,
             directory: directory,
@@ -119,20 +121,6 @@ struct Serve: AsyncParsableCommand {
         )
         // On SQLite, held while serving: a restore is refused meanwhile (ServerLock).
         let lock = data.databaseURL == nil ? try ServerLock(directory: directory, exclusive: false) : nil
-        if let bootstrap = try await SyncServer.bootstrapIfNeeded(
-            store: store,
-            directory: directory,
-            practiceName: practiceName,
-            clock: clock
-        ) {
-            // Unbuffered: a supervisor or a test reading this output sees it at once.
-            FileHandle.standardOutput.write(
-                Data(
-                    ("created practice \(bootstrap.practice.id) (\(bootstrap.practice.name))\n"
-                        + "admin token written to \(bootstrap.tokenFile) (readable only by you)\n").utf8
-                )
-            )
-        }
         var configuration = ServerConfiguration(
             dataDirectory: directory,
             host: host,
@@ -150,12 +138,12 @@ struct Serve: AsyncParsableCommand {
         configuration.authFailureWindowSeconds = UInt64(authFailureWindow)
         configuration.snapshotCacheBytes = snapshotCache << 20
         configuration.pageAheadWaitMillis = UInt64(pageAheadWait) * 1_000
+        let host = host
         if configuration.tls == nil && !ServerConfiguration.isLoopback(host) {
             logger.warning(
                 "serving plain HTTP on \(host): tokens and patient data cross the network in the clear; serve HTTPS with --tls-cert and --tls-key, or put a TLS proxy in front"
             )
         }
-        let host = host
         let scheme = configuration.tls == nil ? "http" : "https"
         let app = try SyncServer.makeApplication(
             configuration: configuration,
@@ -165,6 +153,22 @@ struct Serve: AsyncParsableCommand {
             logger: logger
         ) { port in
             FileHandle.standardOutput.write(Data("listening on \(scheme)://\(host):\(port)\n".utf8))
+        }
+        // Nothing is created before the server is known to start: the address and port are free (checked first)
+        // and the TLS files readable (read above), so a failed first start leaves no practice or admin token.
+        if let bootstrap = try await SyncServer.bootstrapIfNeeded(
+            store: store,
+            directory: directory,
+            practiceName: practiceName,
+            clock: clock
+        ) {
+            // Unbuffered: a supervisor or a test reading this output sees it at once.
+            FileHandle.standardOutput.write(
+                Data(
+                    ("created practice \(bootstrap.practice.id) (\(bootstrap.practice.name))\n"
+                        + "admin token written to \(bootstrap.tokenFile) (readable only by you)\n").utf8
+                )
+            )
         }
         let compaction = compactEvery.flatMap(DevicesCommand.millis).map { interval in
             CompactCommand.schedule(

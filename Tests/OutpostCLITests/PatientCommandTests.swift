@@ -158,6 +158,12 @@ struct PatientCommandTests {
         )
         let unchanged = try await sandbox.outpost("patient", "show", patient.id)
         #expect(!unchanged.contains("resolutions:") && !unchanged.contains("fhirIDs:"))
+        // Spaces around a value are trimmed: the same allergy twice, not two.
+        try await sandbox.outpost("patient", "set", patient.id, "allergies+=Penicillin ", "allergies+= Penicillin")
+        let allergies = try #require(
+            (try await sandbox.json("patient", "show", patient.id) as? [String: Any])?["fields"] as? [String: Any]
+        )["allergies"]
+        #expect((allergies as? [String])?.filter { $0.hasPrefix("Penicillin") || $0.hasPrefix(" ") } == ["Penicillin"])
     }
 
     @Test func aFHIRLinkCanBeRemovedButNotAdded() async throws {

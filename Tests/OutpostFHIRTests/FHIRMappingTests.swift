@@ -396,6 +396,33 @@ struct FHIRMappingTests {
         #expect(dangling.hasPrefix("invalid/dangling-reference.json entry[0]: Observation.subject"), "\(dangling)")
     }
 
+    /// An element of the wrong JSON type is named as such, not as missing; a byte order mark is skipped.
+    @Test func anElementOfTheWrongTypeIsNamedAsSuchAndAByteOrderMarkIsSkipped() throws {
+        func refusal(_ line: String) throws -> String {
+            var reader = FHIRReader()
+            do {
+                try reader.read(name: "p.ndjson", bytes: Array(line.utf8))
+                _ = try Self.plan(reader)
+            } catch let error as FHIRError {
+                return error.message
+            }
+            Issue.record("\(line) was not refused")
+            return ""
+        }
+        let patient = #"{"resourceType": "Patient", "id": "p", "gender": "female", "birthDate": "1970-01-02""#
+        #expect(
+            try refusal(#"{"resourceType": "Patient", "id": "p", "birthDate": 19700102}"#)
+                .contains("Patient.birthDate: not a JSON string")
+        )
+        #expect(try refusal(patient + #", "name": "Jane Doe"}"#).contains("Patient.name: not a HumanName"))
+        #expect(try refusal(#"{"resourceType": 5, "id": "p"}"#).contains("resourceType: not a JSON string"))
+        var marked = FHIRReader()
+        try marked.read(name: "bom.ndjson", bytes: FHIRReader.byteOrderMark + Array((patient + "}").utf8))
+        #expect(Self.records(try Self.plan(marked)).contains { $0.type == .patient })
+        let line = FHIRReader.byteOrderMark + Array((patient + "}").utf8)
+        #expect(try FHIRReader.resource(line: line[...], file: "bom.ndjson", number: 1)?.key == "Patient/p")
+    }
+
     @Test func newPatientsWithNoPlacementAreNotAReasonToRefuseTheFile() throws {
         // Before issue 13's placement rule this refused the file; now it plans them awaiting assignment.
         var reader = FHIRReader()

@@ -112,5 +112,7 @@ struct TLSTests {
         )
         #expect(swapped.status != 0)
         #expect(swapped.stderr.contains("TLS"), "\(swapped.stderr)")
+        // A start that fails creates no practice and writes no admin token.
+        #expect(!FileManager.default.fileExists(atPath: data + "/admin-token"))
     }
 }

@@ -131,6 +131,9 @@ extension CareStore {
                         // A patient the data and the defaults do not place is created awaiting assignment.
                         try CareModel.validate(creation.draft, today: today, exists: exists, awaitingAssignment: true)
                     } catch {
+                        // Named by its resource: the record's id was made for a record that is not created.
+                        var error = error
+                        error.record = nil
                         throw ClientError(
                             code: .invalidEdit,
                             message: "\(creation.origin): \(creation.resource): \(error.description)",

@@ -114,7 +114,9 @@ public struct CareStore: Sendable {
         try store.commit(author: try author(), site: try site()) { context in
             do {
                 try CareModel.validate(draft, today: today, exists: context.exists)
-            } catch let error as ModelError {
+            } catch var error as ModelError {
+                // The id was made for a record that is not created: naming it would send the user looking for it.
+                error.record = nil
                 throw Self.invalid(error)
             }
             return Self.edits(creating: draft)

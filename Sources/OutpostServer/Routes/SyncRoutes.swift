@@ -605,6 +605,17 @@ struct SyncRoutes: Sendable {
         return number
     }
 
+    /// A Swift type as a JSON reader calls it: `an object`, not `Dictionary<String, Any>`.
+    static func jsonName(of type: Any.Type) -> String {
+        let name = String(describing: type)
+        if name.hasPrefix("Dictionary") || name.hasPrefix("KeyedDecodingContainer") { return "a JSON object" }
+        if name.hasPrefix("Array") || name.hasPrefix("UnkeyedDecodingContainer") { return "a JSON array" }
+        if name == "String" { return "a string" }
+        if name == "Bool" { return "true or false" }
+        if ["Int", "Int64", "UInt64", "Int32", "UInt32", "Double", "Float"].contains(name) { return "a number" }
+        return "a JSON value of another type"
+    }
+
     /// A decoding error in words, with the path to the offending key and no value.
     static func describe(_ error: DecodingError) -> String {
         func path(_ context: DecodingError.Context) -> String {
@@ -613,7 +624,7 @@ struct SyncRoutes: Sendable {
         }
         switch error {
         case .typeMismatch(let type, let context):
-            return "\(path(context)) has the wrong type (expected \(type))"
+            return "\(path(context)) has the wrong type (expected \(jsonName(of: type)))"
         case .valueNotFound(_, let context):
             return "\(path(context)) is missing a value"
         case .keyNotFound(let key, let context):

@@ -92,6 +92,9 @@ public protocol AdminStorage: Sendable {
     /// The audit log, oldest first, of one practice or of all.
     func auditLog(practice: String?) async throws(ServerError) -> [AuditEntry]
 
+    /// Closes the store's connections (a command done with it; a restore about to replace its file).
+    func close()
+
     /// Appends `audit`, entries of the store this one replaced by a restore, as they were (their time, actor,
     /// action and detail), and an entry saying so (``RestoreCarryOver``).
     func carryOver(audit: [AuditEntry], now: UInt64) async throws(ServerError)

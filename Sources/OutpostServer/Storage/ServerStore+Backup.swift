@@ -256,15 +256,7 @@ extension ServerStore {
                     + "backup does not restore into SQLite)"
             )
         }
-        do {
-            try FileManager.default.createDirectory(
-                atPath: directory,
-                withIntermediateDirectories: true,
-                attributes: [.posixPermissions: 0o700]
-            )
-        } catch {
-            throw ServerError.storage("cannot create \(directory): \(error)")
-        }
+        try makeDirectory(directory)
         let lock = try ServerLock(directory: directory, exclusive: true)
         defer { lock.release() }
         let path = (directory as NSString).appendingPathComponent("outpost-server.sqlite")

@@ -43,6 +43,39 @@ public final class ServerStore: Sendable {
     /// The page size of a new store (`PRAGMA page_size`).
     static let pageSize = 8192
 
+    /// Creates the data directory (and its parents), readable only by this user; a failure says why in words: a
+    /// file where a directory should be, or a parent this user may not write to.
+    static func makeDirectory(_ directory: String) throws(ServerError) {
+        do {
+            try FileManager.default.createDirectory(
+                atPath: directory,
+                withIntermediateDirectories: true,
+                attributes: [.posixPermissions: 0o700]
+            )
+        } catch {
+            // The nearest part of the path that exists tells what is in the way.
+            var existing = (directory as NSString).standardizingPath
+            var isDirectory: ObjCBool = false
+            while !existing.isEmpty && existing != "/"
+                && !FileManager.default.fileExists(atPath: existing, isDirectory: &isDirectory)
+            {
+                existing = (existing as NSString).deletingLastPathComponent
+            }
+            if FileManager.default.fileExists(atPath: existing, isDirectory: &isDirectory), !isDirectory.boolValue {
+                throw ServerError.storage(
+                    "cannot create the data directory \(directory): \(existing) is a file, not a directory; give "
+                        + "another with --data"
+                )
+            }
+            throw ServerError.storage(
+                "cannot create the data directory \(directory) in \(existing.isEmpty ? "/" : existing): "
+                    + (access(existing.isEmpty ? "/" : existing, W_OK) != 0
+                        ? "permission denied" : "\((error as NSError).localizedDescription)")
+                    + "; give a directory this user may write to with --data"
+            )
+        }
+    }
+
     /// Opens the store in `directory`, creating both when `create` is true. With `foldingTails` false, record
     /// tails are merged only when ``foldTails()`` is called (tests that look at the tails themselves).
     ///
@@ -52,6 +85,20 @@ public final class ServerStore: Sendable {
         let path = (directory as NSString).appendingPathComponent("outpost-server.sqlite")
         self.path = path
         self.logger = logger
+        guard !directory.isEmpty else {
+            throw ServerError.storage("the data directory is empty; give one with --data DIR or $OUTPOST_DATA")
+        }
+        var isDirectory: ObjCBool = false
+        if FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory), !isDirectory.boolValue {
+            throw ServerError.storage("\(directory) is a file, not a directory; give a data directory with --data")
+        }
+        // A directory this user may not enter hides the store: said as such, not as a missing store.
+        if isDirectory.boolValue, access(directory, R_OK | W_OK | X_OK) != 0 {
+            throw ServerError.storage(
+                "cannot use the data directory \(directory): \(String(cString: strerror(errno))); run as the user "
+                    + "who owns it, or give another with --data"
+            )
+        }
         let exists = FileManager.default.fileExists(atPath: path)
         if !exists && !create {
             throw ServerError.storage(
@@ -59,11 +106,7 @@ public final class ServerStore: Sendable {
             )
         }
         do {
-            try FileManager.default.createDirectory(
-                atPath: directory,
-                withIntermediateDirectories: true,
-                attributes: [.posixPermissions: 0o700]
-            )
+            try Self.makeDirectory(directory)
             let checkpointer = WALCheckpointer()
             var configuration = Configuration()
             configuration.busyMode = .timeout(10)
@@ -114,6 +157,15 @@ public final class ServerStore: Sendable {
     deinit {
         checkpointer.stop()
         folder.stop()
+    }
+
+    /// Closes the store's connections now, not when it is released: a restore replaces the file this store had
+    /// open (``RestoreCarryOver`` reads it first), and SQLite must not meet the old file's log and locks in the new.
+    public func close() {
+        checkpointer.stop()
+        folder.stop()
+        try? checkpointQueue.close()
+        try? pool.close()
     }
 
     /// Runs `body` in a write transaction; any failure other than a ``ServerError`` becomes an internal one.

@@ -211,6 +211,16 @@ struct FHIRExport: ParsableCommand {
         )
         try write(manifest.text + "\n", to: "manifest.json")
         print("exported \(output.reduce(0) { $0 + $1.count }) resources to \(out)")
+        // FHIR holds one value per element: a field with concurrent values went out as its provisional one.
+        let open = try store.conflictEntries().count
+        if open > 0 {
+            FileHandle.standardError.write(
+                Data(
+                    ("outpost: note: \(open) field\(open == 1 ? "" : "s") in conflict exported with \(open == 1 ? "its" : "their") "
+                        + "provisional value only (FHIR holds one); the others are in 'outpost conflicts list'\n").utf8
+                )
+            )
+        }
     }
 
     private func write(_ text: String, to name: String) throws {

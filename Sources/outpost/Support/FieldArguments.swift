@@ -90,6 +90,11 @@ enum FieldArguments {
     }
 
     static func value(_ text: String, for spec: FieldSpec) throws -> Value {
+        // Spaces around a value are a typing slip (`allergies+="Penicillin "` would be a second allergy).
+        var trimmed = Substring(text)
+        while trimmed.first == " " || trimmed.first == "\t" { trimmed.removeFirst() }
+        while trimmed.last == " " || trimmed.last == "\t" { trimmed.removeLast() }
+        let text = String(trimmed)
         if text.isEmpty { return .null }
         switch spec.kind {
         case .integer, .cents:
