@@ -85,9 +85,12 @@ public enum SyncServer {
         onListening: @escaping @Sendable (Int) async -> Void = { _ in }
     ) throws(ServerError) -> some ApplicationProtocol {
         let router = Router(context: OutpostRequestContext.self)
-        router.add(middleware: ErrorBodyMiddleware())
-        router.add(middleware: LogRequestsMiddleware(.info, includeHeaders: .none))
+        // Outermost first. The metrics see every answer as a response, a refusal too (ErrorBodyMiddleware, innermost,
+        // turns errors into JSON bodies): Hummingbird's MetricsMiddleware times only what is returned, not thrown,
+        // so 4xx answers had a count and no duration.
         router.add(middleware: MetricsMiddleware())
+        router.add(middleware: LogRequestsMiddleware(.info, includeHeaders: .none))
+        router.add(middleware: ErrorBodyMiddleware())
         router.get(.init(stringLiteral: Wire.Path.health)) { _, _ in
             try ServerError.jsonResponse(["status": "ok"], status: .ok)
         }

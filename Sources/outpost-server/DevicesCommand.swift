@@ -81,13 +81,15 @@ struct DevicesCommand: AsyncParsableCommand {
                 try JSONOutput.print(devices)
                 return
             }
+            // Devices of several practices (an umbrella store listed whole) say whose they are.
+            let practices = Set(devices.map(\.practice)).count > 1
             TablePrinter.print(
-                [
+                (practices ? ["PRACTICE"] : []) + [
                     "REPLICA", "TOKEN", "ROLE", "SCOPE", "LAST PUSH", "LAST PULL", "BEHIND", "OUTBOX", "REFUSED",
                     "CLIENT",
                 ],
                 devices.map {
-                    [
+                    (practices ? [$0.practice] : []) + [
                         $0.replica + ($0.retiredAtMillis == nil ? "" : " (retired)"),
                         $0.token + ($0.tokenRevokedAtMillis == nil ? "" : " (revoked)"), $0.role, $0.scope,
                         DevicesCommand.ago($0.lastPushMillis, now: now),
@@ -107,11 +109,24 @@ struct DevicesCommand: AsyncParsableCommand {
         @OptionGroup var data: DataOptions
         @Argument(help: "The device's replica id.") var replica: String
         @Option(help: "The practice (default: any that has this replica).") var practice: String?
+        @Flag(help: "Print JSON instead of one field a line.") var json = false
 
         func run() async throws {
             let store = try await data.openStore()
             let device = try await DevicesCommand.find(replica, practice: practice, in: store)
-            try JSONOutput.print(device)
+            if json {
+                try JSONOutput.print(device)
+                return
+            }
+            // One field a line, in the JSON's (sorted) order, with the same names.
+            let object = try JSONSerialization.jsonObject(with: JSONEncoder().encode(device)) as? [String: Any] ?? [:]
+            let width = object.keys.map(\.count).max() ?? 0
+            for key in object.keys.sorted() {
+                let value = object[key].map { "\($0)" } ?? ""
+                print(
+                    key + ":" + String(repeating: " ", count: width - key.count + 1) + (value == "<null>" ? "" : value)
+                )
+            }
         }
     }
 

@@ -75,6 +75,33 @@ struct ScorecardCommandTests {
         #expect(cost["change"] as? Double == 13_650)
     }
 
+    /// A period that ends after today is measured up to today (no member-months or payments counted ahead), said
+    /// on stderr; one that starts after today is refused.
+    @Test func aPeriodIsMeasuredUpToToday() async throws {
+        let sandbox = try await sample()
+        let clipped = try await sandbox.run(["scorecard", "--period", "2026-Q2", "--today", "2026-05-15"])
+        #expect(clipped.status == 0, "\(clipped)")
+        #expect(clipped.stdout.hasPrefix("Scorecard 2026-04-01..2026-05-15 by subgroup"), "\(clipped.stdout)")
+        #expect(clipped.stderr.contains("2026-04-01..2026-06-30 ends after today: measured up to 2026-05-15"))
+        await #expect(
+            try sandbox.outpost("scorecard", "--period", "2026-Q2", "--today", "2026-05-15", "--json")
+                == sandbox.outpost(
+                    "scorecard",
+                    "--from",
+                    "2026-04-01",
+                    "--to",
+                    "2026-05-15",
+                    "--today",
+                    "2026-06-30",
+                    "--json"
+                )
+        )
+        try await sandbox.expectRefused(
+            ["scorecard", "--period", "2026-Q2", "--today", "2026-03-31"],
+            mentioning: ["starts after today (2026-03-31)"]
+        )
+    }
+
     @Test func badPeriodsAndGroupingsAreRefused() async throws {
         let sandbox = try await sample()
         try await sandbox.expectRefused(["scorecard"], mentioning: ["--period"])

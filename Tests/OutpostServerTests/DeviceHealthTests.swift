@@ -103,5 +103,10 @@ struct DeviceHealthTests {
         let table = try await server.admin(["devices", "list"])
         let line = try #require(table.stdout.split(separator: "\n").first { $0.hasPrefix("spare-1") })
         #expect(line.components(separatedBy: "never").count - 1 == 2, "no push and no pull: \(line)")
+        // One device told: a field a line by default, JSON with --json.
+        let shown = try await server.admin(["devices", "show", "spare-1"])
+        #expect(shown.status == 0 && shown.stdout.contains("replica:") && !shown.stdout.hasPrefix("{"), "\(shown)")
+        let json = try await server.admin(["devices", "show", "spare-1", "--json"])
+        #expect(json.stdout.hasPrefix("{"), "\(json)")
     }
 }

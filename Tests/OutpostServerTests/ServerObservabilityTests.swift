@@ -32,6 +32,12 @@ struct ServerObservabilityTests {
         #expect(accepted.flatMap { Double($0.split(separator: " ").last ?? "") } == Double(report.pushed), "\(metrics)")
         #expect(metrics.contains("outpost_changes_served_total"), "\(metrics)")
         #expect(metrics.contains("hb_requests"), "no request counter: \(metrics)")
+        // A refusal is timed like an answer (it was counted, and not timed, before).
+        let refusalTimed = metrics.split(separator: "\n").contains {
+            $0.hasPrefix("http_server_request_duration") && $0.contains("count") && $0.contains("\"400\"")
+                && !$0.hasSuffix(" 0")
+        }
+        #expect(refusalTimed, "\(metrics)")
         for secret in TinyPractice.sensitive + TinyPractice.patients {
             #expect(!metrics.contains(secret), "/metrics carries \(secret)")
         }

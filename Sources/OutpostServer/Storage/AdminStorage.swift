@@ -311,7 +311,10 @@ public enum AdminRules {
     /// else the numeric user id.
     static var currentActor: String {
         let environment = ProcessInfo.processInfo.environment
-        return environment["SUDO_USER"] ?? environment["USER"] ?? "uid \(getuid())"
+        if let user = environment["SUDO_USER"] ?? environment["USER"], !user.isEmpty { return user }
+        // No USER (a service, a container): the account's name from the system, else its number.
+        if let entry = getpwuid(getuid()), let name = entry.pointee.pw_name { return String(cString: name) }
+        return "uid \(getuid())"
     }
 
     /// A token's grants in words, for the audit log.

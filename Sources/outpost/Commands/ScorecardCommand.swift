@@ -24,6 +24,8 @@ struct ScorecardCommand: ParsableCommand {
     var by = "subgroup"
     @Option(help: ArgumentHelp("Baseline period for a readout.", valueName: "D1..D2")) var baseline: String?
     @Option(help: ArgumentHelp("Period compared with the baseline.", valueName: "D3..D4")) var compare: String?
+    @Option(help: ArgumentHelp("The day measured up to (default: today, UTC).", valueName: "YYYY-MM-DD"))
+    var today: String?
     @Flag(help: "Print JSON (stable, keys sorted) instead of a table.") var json = false
     @Flag(help: "Print CSV (one row per group; with a readout, one row per measure).") var csv = false
 
@@ -39,8 +41,9 @@ struct ScorecardCommand: ParsableCommand {
             guard period == nil, from == nil, to == nil else {
                 throw CLIError.input("--baseline/--compare replace --period, --from and --to; give one or the other")
             }
-            let before = try Self.parse(baselineText, option: "--baseline")
-            let after = try Self.parse(compareText, option: "--compare")
+            let day = try Self.day(today)
+            let before = try Self.measured(try Self.parse(baselineText, option: "--baseline"), "--baseline", upTo: day)
+            let after = try Self.measured(try Self.parse(compareText, option: "--compare"), "--compare", upTo: day)
             let data = try storeOptions.open().scorecardData()
             let readout = ScorecardReadout(
                 baseline: Scorecard.compute(data, period: before, by: grouping),
@@ -60,8 +63,37 @@ struct ScorecardCommand: ParsableCommand {
         default:
             throw CLIError.input("give --period, or both --from and --to")
         }
-        let scorecard = Scorecard.compute(try storeOptions.open().scorecardData(), period: chosen, by: grouping)
+        let measured = try Self.measured(chosen, period == nil ? "--from/--to" : "--period", upTo: try Self.day(today))
+        let scorecard = Scorecard.compute(try storeOptions.open().scorecardData(), period: measured, by: grouping)
         try ScorecardOutput.print(scorecard, json: json, csv: csv)
+    }
+
+    /// `--today`, else today (UTC).
+    static func day(_ text: String?) throws -> CalendarDate {
+        guard let text else { return CalendarDate(millis: SystemWallClock().nowMillis()) }
+        guard let day = CalendarDate(text) else {
+            throw CLIError.input("--today: '\(text)' is not a date; use YYYY-MM-DD")
+        }
+        return day
+    }
+
+    /// The part of `period` that has happened by `today`: a period ending later is measured up to today (its
+    /// member-months and payments are not counted ahead), said on stderr; one starting later is refused.
+    static func measured(
+        _ period: ScorecardPeriod,
+        _ option: String,
+        upTo today: CalendarDate
+    ) throws -> ScorecardPeriod {
+        guard period.from <= today else {
+            throw CLIError.input(
+                "\(option): \(period) starts after today (\(today)); a scorecard measures what has happened"
+            )
+        }
+        guard period.to > today, let clipped = ScorecardPeriod(from: period.from, to: today) else { return period }
+        FileHandle.standardError.write(
+            Data("outpost: note: \(period) ends after today: measured up to \(today) (\(clipped))\n".utf8)
+        )
+        return clipped
     }
 
     static func parse(_ text: String, option: String) throws -> ScorecardPeriod {
