@@ -31,6 +31,11 @@ struct EventCommandTests {
         let listed = try await #require(try sandbox.json("observation", "list") as? [[String: Any]])
         #expect(listed.contains { $0["id"] as? String == observation })
         #expect(listed.count == Fixture.all("observation").count + 3)
+        // One patient's: the three recorded here and the fixture's of that patient.
+        let own = try await #require(try sandbox.json("observation", "list", "--patient", patient) as? [[String: Any]])
+        let fixture = Fixture.all("observation").filter { $0.fields["patient"] == patient }.count
+        #expect(own.count == fixture + 3 && own.contains { $0["id"] as? String == ifcc })
+        try await sandbox.expectRefused(["site", "list", "--patient", patient], mentioning: ["--patient"])
     }
 
     @Test func observeRefusesBadInput() async throws {

@@ -223,6 +223,18 @@ struct ConflictEndToEndTests {
             "loudest"
         )
         #expect(refused.status == 2)
+        // A site the replica does not hold is refused, not read as "no value from it" for every conflict.
+        let nowhere = try await a.run(
+            "conflicts",
+            "resolve",
+            "--all",
+            "--field",
+            "patient.birthDate",
+            "--rule",
+            "site:sit_01JWMCKG000000000000000000"
+        )
+        #expect(nowhere.status == 2 && nowhere.stderr.contains("no site with id"), "\(nowhere)")
+        await #expect(try conflicts(a).count == 3)
 
         let done = try await a.ok("conflicts", "resolve", "--all", "--field", "patient.birthDate", "--rule", "newest")
         #expect(done.contains("resolved 3 of 3"))

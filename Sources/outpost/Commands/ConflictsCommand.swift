@@ -257,6 +257,8 @@ struct ConflictsCommand: AsyncParsableCommand {
                 )
             }
             if all, let field, let rule, let parsed = Self.rule(rule) {
+                // A site named by mistake would leave every conflict open, silently.
+                if case .site(let site) = parsed { _ = try RecordOutput.require(site, .site, in: store) }
                 let plan = try store.plan(field: field, rule: parsed)
                 var resolved = 0
                 for (entry, pick) in plan {

@@ -98,11 +98,30 @@ struct ListRecords<Kind: CLIRecordKind>: ParsableCommand {
     @OptionGroup var storeOptions: StoreOptions
     @OptionGroup var output: OutputOptions
     @Flag(name: .long, help: "Include retired records.") var all = false
+    @Option(
+        help: ArgumentHelp(
+            "Only the records of this patient and of the duplicates merged into it (observations, encounters).",
+            valueName: "patient-id"
+        )
+    )
+    var patient: String?
+
+    mutating func validate() throws {
+        if patient != nil, CareModel.ownerField[Kind.type.rawValue] != RecordType.patient.rawValue {
+            throw ValidationError("--patient filters records that belong to a patient, not \(Kind.type) records")
+        }
+    }
 
     mutating func run() throws {
         let store = try storeOptions.open()
-        let records = try store.records(Kind.type).filter { all || !$0.isRetired }
-        try RecordOutput.printList(records, columns: Kind.columns, json: output.json)
+        let records: [MaterializedRecord]
+        if let patient {
+            let owner = try RecordOutput.require(patient, .patient, in: store)
+            records = try store.records(Kind.type, followingPatient: owner.id)
+        } else {
+            records = try store.records(Kind.type)
+        }
+        try RecordOutput.printList(records.filter { all || !$0.isRetired }, columns: Kind.columns, json: output.json)
     }
 }
 
