@@ -103,7 +103,7 @@ extension CareModel {
                     "The team responsible for the patient. Unset while awaiting assignment."
                 ),
                 ("sites", .set, .reference(.site), [], "Sites where the patient is seen."),
-                ("conditions", .set, .code, [.sensitive], "Active problems, ICD-10 codes such as E11.9."),
+                ("conditions", .set, .icd10, [.sensitive], "Active problems, ICD-10 codes such as E11.9."),
                 ("allergies", .set, .text, [.sensitive], "Allergies and intolerances."),
                 ("careGaps", .set, .code, [.sensitive], "Open care gaps, for example a1c-overdue."),
                 ("consentToText", .review, .bool, [], "Consents to text messages."),

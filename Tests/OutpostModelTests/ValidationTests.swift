@@ -199,6 +199,24 @@ struct ValidationTests {
         }
     }
 
+    /// A condition is an ICD-10 code by its shape; a made-up code is refused, named but not quoted (conditions are
+    /// patient data).
+    @Test func conditionsAreICD10Codes() {
+        for good in ["E11.9", "I10", "Z79.4", "R73.03", "E119", "U07.1", "M54.50"] {
+            #expect(value(.patient, "conditions", .string(good)) == nil, "\(good)")
+        }
+        for bad in ["ZZZ.999", "e11.9", "E1", "E11.", "E11.12345", "11.9", "E11 9", "diabetes"] {
+            check(value(.patient, "conditions", .string(bad)), .invalidFormat, "patient.conditions", rule: "ICD-10")
+        }
+        check(
+            value(.patient, "conditions", "ZZZ.999"),
+            .invalidFormat,
+            "patient.conditions",
+            rule: "ICD-10",
+            hidden: "ZZZ.999"
+        )
+    }
+
     @Test func decimalsPhonesCodesAndTextHaveTheirShape() {
         check(
             value(.observation, "value", "seven"),

@@ -5,6 +5,9 @@ public enum FieldKind: Sendable, Hashable {
     /// A short code with no spaces (letters, digits, `-`, `.`, `_`, `:`, `/`), 1 to 64 bytes: ICD-10
     /// `E11.9`, a language `es`, a care gap `a1c-overdue`, a subgroup key `complex`.
     case code
+    /// An ICD-10 code: a letter, a digit, a digit or letter, then optionally a dot and up to four letters or
+    /// digits (`E11.9`, `I10`, `Z79.4`; `E119` as some systems write it). Uppercase.
+    case icd10
     /// A calendar date, `YYYY-MM-DD`, from 1900-01-01.
     case date
     /// An instant, ISO 8601 in UTC: `2026-11-23T10:00:00Z` (fractional seconds allowed).
@@ -32,6 +35,7 @@ public enum FieldKind: Sendable, Hashable {
         switch self {
         case .text: "text"
         case .code: "code"
+        case .icd10: "icd10"
         case .date: "date"
         case .dateTime: "dateTime"
         case .enumeration: "enum"

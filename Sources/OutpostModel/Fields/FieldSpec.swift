@@ -85,6 +85,9 @@ public struct FieldSpec: Sendable, Hashable {
         switch kind {
         case .text: return "must be non-empty text of at most \(FieldKind.maxTextLength) bytes"
         case .code: return "must be a code of 1 to 64 letters, digits or - . _ : / (no spaces)"
+        case .icd10:
+            return
+                "must be an ICD-10 code: a letter, a digit, a digit or letter, then optionally a dot and up to four letters or digits, uppercase (E11.9, I10)"
         case .date: return "must be a date YYYY-MM-DD from 1900-01-01\(future)"
         case .dateTime: return "must be a UTC date-time YYYY-MM-DDTHH:MM:SSZ from 1900-01-01\(future)"
         case .enumeration(let values): return "must be one of: " + values.joined(separator: ", ")

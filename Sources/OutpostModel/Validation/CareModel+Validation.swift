@@ -218,6 +218,15 @@ extension CareModel {
                     "\(shown(spec, value)) is not a code; remove spaces and other punctuation"
                 )
             }
+        case .icd10:
+            let text = try string(spec, value)
+            guard isICD10(text) else {
+                throw fail(
+                    spec,
+                    .invalidFormat,
+                    "\(shown(spec, value)) is not an ICD-10 code; write it like E11.9 or I10"
+                )
+            }
         case .date:
             let text = try string(spec, value)
             guard let date = CalendarDate(text) else {
@@ -364,6 +373,22 @@ extension CareModel {
             }
         }
         return nil
+    }
+
+    /// Whether `text` has an ICD-10 code's shape (``FieldKind/icd10``).
+    static func isICD10(_ text: String) -> Bool {
+        let bytes = Array(text.utf8)
+        func letter(_ byte: UInt8) -> Bool { byte >= 0x41 && byte <= 0x5A }
+        func digit(_ byte: UInt8) -> Bool { byte >= 0x30 && byte <= 0x39 }
+        guard bytes.count >= 3, letter(bytes[0]), digit(bytes[1]), digit(bytes[2]) || letter(bytes[2]) else {
+            return false
+        }
+        var rest = bytes[3...]
+        if rest.first == 0x2E {
+            rest = rest.dropFirst()
+            guard !rest.isEmpty else { return false }
+        }
+        return rest.count <= 4 && rest.allSatisfy { letter($0) || digit($0) }
     }
 
     private static func isCode(_ text: String) -> Bool {
