@@ -44,6 +44,30 @@ public indirect enum JSON: Sendable, Hashable {
         return nil
     }
 
+    /// A hash of the content, objects' members taken in key order (two writers may order them differently).
+    public var contentHash: Int {
+        var hasher = Hasher()
+        hashContent(into: &hasher)
+        return hasher.finalize()
+    }
+
+    private func hashContent(into hasher: inout Hasher) {
+        switch self {
+        case .object(let members):
+            hasher.combine(0)
+            for (key, value) in members.sorted(by: { $0.0 < $1.0 }) {
+                hasher.combine(key)
+                value.hashContent(into: &hasher)
+            }
+        case .array(let items):
+            hasher.combine(1)
+            hasher.combine(items.count)
+            for item in items { item.hashContent(into: &hasher) }
+        default:
+            hasher.combine(self)
+        }
+    }
+
     /// A string's text.
     public var string: String? {
         if case .string(let text) = self { return text }

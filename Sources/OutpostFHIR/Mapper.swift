@@ -83,8 +83,9 @@ public struct FHIRMapper {
     public private(set) var aliases: [String: String] = [:]
     /// How many resources were mapped.
     public private(set) var resourceCount = 0
-    /// Each resource key mapped, where it was first read and its content's hash: the same resource twice with
-    /// different content is refused, not silently merged (the last one's values would win).
+    /// Each resource key mapped, where it was first read and its content's hash (its members in key order, so that
+    /// two writers' member orders agree): the same resource twice with different content is refused, not silently
+    /// merged (the last one's values would win).
     private var seen: [String: (origin: FHIROrigin, content: Int)] = [:]
 
     /// An empty mapper; ``map(_:)`` adds inputs.
@@ -108,7 +109,7 @@ public struct FHIRMapper {
         _ resource: FHIRResource,
         fullURLs: [String: String]
     ) throws(FHIRError) -> [FHIRContribution] {
-        let content = resource.json.hashValue
+        let content = resource.json.contentHash
         if let first = seen[resource.key] {
             guard first.content == content else {
                 throw FHIRError(
@@ -732,6 +733,11 @@ public struct FHIRMapper {
             }
             guard CareModel.observationUnits[code]?.contains(unit) ?? true else {
                 note(.unmodelledCode, element + ".code")
+                return false
+            }
+            // A value the code cannot have in that unit (a slip at the source) is left out like one in another unit.
+            guard (try? CareModel.checkReading(code: code, unit: unit, value: value)) != nil else {
+                note(.notKept, element + ".value (outside what the code can be in \(unit))")
                 return false
             }
             observation.assign["value"] = .value(.string(value))

@@ -96,7 +96,17 @@ struct RestoreCommand: AsyncParsableCommand {
             let store = try await data.openStore()
             defer { store.close() }
             carried = try await RestoreCarryOver.plan(replaced, for: store)
-            try await carried.apply(to: store, now: SystemWallClock().nowMillis())
+            for failure in await carried.apply(to: store, now: SystemWallClock().nowMillis()) {
+                FileHandle.standardError.write(Data("outpost-server: warning: \(failure)\n".utf8))
+            }
+            for purge in carried.outsidePractices {
+                FileHandle.standardError.write(
+                    Data(
+                        ("outpost-server: note: the purge of \(purge.patient) was of practice \(purge.practice), which "
+                            + "the backup does not hold: nothing of it was restored\n").utf8
+                    )
+                )
+            }
         }
         if !carried.isEmpty {
             print(

@@ -141,6 +141,7 @@ struct PatientCommandTests {
             (["resolutions+=birthDate: resolved"], "'outpost conflicts resolve ID"),
             (["fhirIDs+=Patient/123"], "'outpost fhir import'"),
             (["givenName=\u{1B}[2J\u{1B}[31mEve"], "control character, U+1B at position 1"),
+            (["phone=  "], "only spaces; write phone= to clear"),
         ] {
             let result = try await sandbox.expectRefused(
                 ["patient", "set", patient.id] + arguments,

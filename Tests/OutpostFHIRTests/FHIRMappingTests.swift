@@ -322,6 +322,7 @@ struct FHIRMappingTests {
             + [
                 observation("ifcc", quantity("4548-4", "53", "mmol/mol")),
                 observation("mass", quantity("4548-4", "7.1", "mg/dL")),
+                observation("slip", quantity("4548-4", "123", "%")),
                 observation("bp", panel),
             ].joined(separator: ", ") + "]}"
         var reader = FHIRReader()
@@ -336,6 +337,12 @@ struct FHIRMappingTests {
         )
         #expect(plan.issues.lines.contains("unmodelled code: Observation.valueQuantity.code (1)"))
         #expect(plan.issues.lines.contains("unmodelled code: Observation.component.valueQuantity.code (1)"))
+        #expect(
+            plan.issues.lines.contains(
+                "not kept: Observation.valueQuantity.value (outside what the code can be in %) (1)"
+            ),
+            "\(plan.issues.lines)"
+        )
         #expect(!plan.issues.lines.contains { $0.hasPrefix("unmodelled code: Observation.code ") })
     }
 

@@ -153,7 +153,7 @@ struct FieldTableTests {
         // A slip of a digit, a sign or a unit: outside what the reading can be, refused without quoting it.
         for (code, unit, value) in [
             ("4548-4", "%", "123456789012"), ("29463-7", "kg", "-5"), ("8480-6", "mm[Hg]", "1420"),
-            ("44261-6", "{score}", "28"), ("4548-4", "mmol/mol", "-1"),
+            ("44261-6", "{score}", "28"), ("4548-4", "mmol/mol", "-1"), ("4548-4", "mmol/mol", "9.5"),
         ] {
             let slip = try #require(throws: ModelError.self) { try new(code, unit, value) }
             #expect(slip.code == .outOfRange && slip.field == "observation.value", "\(code) \(value)")
@@ -165,7 +165,7 @@ struct FieldTableTests {
         #expect(error.message.contains("mm[Hg]"))
         #expect(throws: ModelError.self) { try new("4548-4", "mg/dL") }
         #expect(CareModel.percentHbA1c(7.2, unit: "%") == 7.2)
-        #expect(CareModel.percentHbA1c(7.2, unit: nil) == 7.2)
+        #expect(CareModel.percentHbA1c(7.2, unit: nil) == nil)
         #expect(abs((CareModel.percentHbA1c(53, unit: "mmol/mol") ?? 0) - 7.00044) < 0.0001)
         #expect(CareModel.percentHbA1c(53, unit: "mg/dL") == nil)
     }

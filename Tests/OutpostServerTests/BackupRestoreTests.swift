@@ -292,8 +292,15 @@ struct BackupRestoreTests {
         #expect(!restored.contains(held) && !restored.contains(registered), "a purge was undone by the restore")
         let purges = try await server.admin(["purge", "list"])
         #expect(purges.output.contains(held) && purges.output.contains(registered), "\(purges)")
-        let audit = try await server.admin(["audit"])
-        #expect(audit.output.contains("token.revoke") && audit.output.contains("restore.carry-over"), "\(audit)")
+        let audit = try await server.admin(["audit", "--json"])
+        let entries = try #require(try JSONSerialization.jsonObject(with: Data(audit.stdout.utf8)) as? [[String: Any]])
+        // The replaced store's revocation, carried over as it was, and the restored store's own, made again.
+        let revocations = entries.filter {
+            $0["action"] as? String == "token.revoke" && $0["subject"] as? String == lost.id
+        }
+        #expect(revocations.count == 2, "\(revocations)")
+        #expect(Set(revocations.compactMap { $0["atMillis"] as? Int }).count == 2, "each keeps its own time")
+        #expect(entries.contains { $0["action"] as? String == "restore.carry-over" })
     }
 
     /// The nurse's scene after a backup to `backup`: the nurse edits her first patient (`preferredLanguage=pt`)

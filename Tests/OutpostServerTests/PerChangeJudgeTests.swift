@@ -126,8 +126,18 @@ struct PerChangeJudgeTests {
         let request = PushRequest(replica: replica.store.replicaID, changes: practice + changes)
         let plan = try judge(.admin).judge(request, context: PushContext(), perChange: true)
         let refused = Dictionary(uniqueKeysWithValues: plan.refused.map { ($0.id, $0) })
-        #expect(plan.refused.count == 3)
+        // Each reading is refused whole: its code, unit and value, never a value kept without its unit (the
+        // scorecard would read it in the wrong one). The three observations' other fields are kept.
+        #expect(plan.refused.count == 9)
+        let readings = Set(changes.filter { $0.record.type == "observation" }.map(\.record))
+        #expect(
+            !plan.accepted.contains {
+                readings.contains($0.change.record) && ["code", "unit", "value"].contains($0.change.field)
+            }
+        )
+        #expect(plan.accepted.contains { readings.contains($0.change.record) && $0.change.field == "effectiveAt" })
         #expect(plan.refused.contains { $0.field == "observation.value" && !$0.message.contains("-70") })
+        #expect(plan.refused.contains { $0.message.contains("kept together or not at all") })
         #expect(refused[changes[units[0]].id]?.message.contains("% or mmol/mol") == true)
         #expect(refused[changes[units[0]].id]?.field == "observation.unit")
         #expect(refused[changes[units[1]].id]?.field == "observation.unit")

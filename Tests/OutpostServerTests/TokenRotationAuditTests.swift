@@ -86,8 +86,9 @@ struct TokenRotationAuditTests {
     /// A token has one successor (a second one's secret would fit no device); a successor revoked since no longer
     /// counts. Revoking twice changes nothing and is audited once. A scope naming a team or site the practice does
     /// not have is refused (a typo would scope the token to nothing).
-    @Test func aTokenHasOneSuccessorARevocationIsAuditedOnceAndAScopeNamesRealTeams() async throws {
-        let server = try await TestServer()
+    @Test(arguments: Backend.all)
+    func aTokenHasOneSuccessorARevocationIsAuditedOnceAndAScopeNamesRealTeams(backend: Backend) async throws {
+        let server = try await TestServer(backend: backend)
         let folder = try TemporaryDirectory("outpost-successor")
         let office = Device("office", in: folder)
         try await office.ok("init", "--server", server.url.absoluteString, "--token", server.adminToken)

@@ -238,11 +238,12 @@ private struct ScorecardRun {
     }
 
     /// A reading's value in the unit the measures compare it in: HbA1c in %, blood pressures in mm[Hg]; `nil` for a
-    /// reading in another unit (written by a client that did not check units), which counts as no reading.
+    /// reading in another unit or none (written by a client that did not check units, or whose unit was refused),
+    /// which counts as no reading.
     static func measure(_ code: String, _ value: Double, _ unit: String?) -> Double? {
         switch code {
         case Scorecard.a1cCode: CareModel.percentHbA1c(value, unit: unit)
-        case Scorecard.systolicCode, Scorecard.diastolicCode: unit == nil || unit == "mm[Hg]" ? value : nil
+        case Scorecard.systolicCode, Scorecard.diastolicCode: unit == "mm[Hg]" ? value : nil
         default: value
         }
     }

@@ -41,7 +41,8 @@ extension CareModel {
     /// a sign), refused rather than counted. Wide on purpose: a newborn's weight, a hypertensive crisis, an HbA1c
     /// of 20 % are all inside.
     public static let plausibleReadings: [String: [String: ClosedRange<Double>]] = [
-        "4548-4": ["%": 2...25, "mmol/mol": 0...300],
+        // 15 mmol/mol is 3.5 %: a value in % recorded as mmol/mol by mistake (9.5) is below it.
+        "4548-4": ["%": 2...25, "mmol/mol": 15...250],
         "8480-6": ["mm[Hg]": 40...300],
         "8462-4": ["mm[Hg]": 20...200],
         "39156-5": ["kg/m2": 5...150],
@@ -74,12 +75,11 @@ extension CareModel {
         bound == bound.rounded() ? String(Int(bound)) : String(bound)
     }
 
-    /// An HbA1c value in %: as it is when in % (or in no unit, as written before units were checked), converted
-    /// from mmol/mol (IFCC) by the IFCC–NGSP master equation (% = 0.09148 × mmol/mol + 2.152); `nil` for any
-    /// other unit.
+    /// An HbA1c value in %: as it is when in %, converted from mmol/mol (IFCC) by the IFCC–NGSP master equation
+    /// (% = 0.09148 × mmol/mol + 2.152); `nil` for any other unit, or none (a reading whose unit was refused).
     public static func percentHbA1c(_ value: Double, unit: String?) -> Double? {
         switch unit {
-        case nil, "%": value
+        case "%": value
         case "mmol/mol": value * 0.09148 + 2.152
         default: nil
         }

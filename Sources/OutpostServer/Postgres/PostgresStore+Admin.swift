@@ -207,6 +207,8 @@ extension PostgresStore: AdminStorage {
         now: UInt64
     ) async throws(ServerError) -> (secret: TokenSecret, entry: TokenEntry) {
         try await transaction { connection in
+            // The predecessor's row locked: two rotations at once take turns, and the second sees the first's successor.
+            try await connection.run("SELECT 1 FROM token WHERE id = \(id) FOR UPDATE", logger)
             let previous = try await Self.token(id: id, connection, logger)
             var successors: [TokenEntry] = []
             for row in try await connection.all("SELECT id FROM token WHERE successor_of = \(id)", logger) {
@@ -252,11 +254,13 @@ extension PostgresStore: AdminStorage {
 
     public func revokeToken(id: String, now: UInt64) async throws(ServerError) -> TokenEntry {
         try await transaction { connection in
-            // Revoked already: nothing changes, and nothing more is audited.
-            let previous = try await Self.token(id: id, connection, logger)
-            guard previous.revokedAtMillis == nil else { return previous }
-            try await connection.run("UPDATE token SET revoked_at = \(Int64(now)) WHERE id = \(id)", logger)
+            // Revoked already (by another command too, concurrently): nothing changes, and nothing more is audited.
+            let revoked = try await connection.run(
+                "UPDATE token SET revoked_at = \(Int64(now)) WHERE id = \(id) AND revoked_at IS NULL RETURNING 1",
+                logger
+            )
             let entry = try await Self.token(id: id, connection, logger)
+            guard revoked == 1 else { return entry }
             try await Self.audit(
                 "token.revoke",
                 practice: entry.practice,

@@ -31,11 +31,20 @@ public struct RestoreCarryOver: Sendable, Equatable {
     public var purges: [PurgeEntry] = []
     /// The replaced store's audit entries after the backup, appended to the restored store's log as they were.
     public var audit: [AuditEntry] = []
+    /// Purges of practices the restored store does not hold (added after the backup): nothing of them to erase, and
+    /// their tokens are not in it either; reported, not made.
+    public var outsidePractices: [PurgeEntry] = []
 
-    public init(revoke: [String] = [], purges: [PurgeEntry] = [], audit: [AuditEntry] = []) {
+    public init(
+        revoke: [String] = [],
+        purges: [PurgeEntry] = [],
+        audit: [AuditEntry] = [],
+        outsidePractices: [PurgeEntry] = []
+    ) {
         self.revoke = revoke
         self.purges = purges
         self.audit = audit
+        self.outsidePractices = outsidePractices
     }
 
     /// Whether nothing is carried over.
@@ -52,42 +61,73 @@ public struct RestoreCarryOver: Sendable, Equatable {
         return replaced
     }
 
-    /// What the restored store lacks of `replaced`, given its tokens and purges.
+    /// What the restored store lacks of `replaced`, given its practices, tokens and purges.
     public static func plan(
         _ replaced: Replaced,
+        restoredPractices: Set<String>,
         restoredTokens: [TokenEntry],
         restoredPurges: [PurgeEntry]
     ) -> RestoreCarryOver {
         let active = Set(restoredTokens.filter { $0.revokedAtMillis == nil }.map(\.id))
         let purged = Set(restoredPurges.map { "\($0.practice)/\($0.patient)" })
+        let missing = replaced.purges.filter { !purged.contains("\($0.practice)/\($0.patient)") }
+            .sorted { ($0.atMillis, $0.practice, $0.patient) < ($1.atMillis, $1.practice, $1.patient) }
         return RestoreCarryOver(
             revoke: replaced.revoked.map(\.id).filter(active.contains).sorted(),
-            purges: replaced.purges.filter { !purged.contains("\($0.practice)/\($0.patient)") }
-                .sorted { ($0.atMillis, $0.practice, $0.patient) < ($1.atMillis, $1.practice, $1.patient) },
-            audit: replaced.audit
+            purges: missing.filter { restoredPractices.contains($0.practice) },
+            audit: replaced.audit,
+            outsidePractices: missing.filter { !restoredPractices.contains($0.practice) }
         )
     }
 
-    /// Reads the restored store's tokens and purges and plans against them.
+    /// Reads the restored store's practices, tokens and purges and plans against them.
     public static func plan(
         _ replaced: Replaced,
         for store: any AdminStorage
     ) async throws(ServerError)
         -> RestoreCarryOver
     {
+        let practices = try await store.practices()
         var purges: [PurgeEntry] = []
-        for practice in try await store.practices() { purges += try await store.purges(practice: practice.id) }
-        return plan(replaced, restoredTokens: try await store.tokens(practice: nil), restoredPurges: purges)
+        for practice in practices { purges += try await store.purges(practice: practice.id) }
+        return plan(
+            replaced,
+            restoredPractices: Set(practices.map(\.id)),
+            restoredTokens: try await store.tokens(practice: nil),
+            restoredPurges: purges
+        )
     }
 
     /// Makes it so in the restored store: the audit entries appended as they were, then each token revoked and each
-    /// purge made again (each audited as it is made).
-    public func apply(to store: any AdminStorage, now: UInt64) async throws(ServerError) {
-        try await store.carryOver(audit: audit, now: now)
-        for token in revoke { _ = try await store.revokeToken(id: token, now: now) }
-        for purge in purges {
-            try await store.purgeAgain(purge, now: now)
+    /// purge made again (each audited as it is made). Each step stands alone: one that fails does not stop the
+    /// others (the replaced store is gone by now); what failed is returned, in words saying what to do by hand.
+    public func apply(to store: any AdminStorage, now: UInt64) async -> [String] {
+        var failures: [String] = []
+        do {
+            try await store.carryOver(audit: audit, now: now)
+        } catch {
+            failures.append("the replaced store's \(audit.count) audit entries were not appended (\(error.message))")
         }
+        for token in revoke {
+            do {
+                _ = try await store.revokeToken(id: token, now: now)
+            } catch {
+                failures.append(
+                    "\(token) was not revoked again (\(error.message)); revoke it: outpost-server token revoke \(token)"
+                )
+            }
+        }
+        for purge in purges {
+            do {
+                try await store.purgeAgain(purge, now: now)
+            } catch {
+                failures.append(
+                    "the purge of \(purge.patient) was not made again (\(error.message)); make it: outpost-server purge "
+                        + "patient \(purge.patient) --practice \(purge.practice) --reason …"
+                )
+            }
+        }
+        return failures
     }
 }
 

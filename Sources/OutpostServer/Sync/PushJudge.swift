@@ -220,6 +220,9 @@ struct PushJudge {
                 perChange: perChange,
                 refused: &refused
             )
+            // A reading refused in part is refused whole: a value kept without its refused unit would be read in
+            // the wrong one.
+            if Self.refuseReadingsWhole(request, &refused) { continue }
             // The records written by the changes kept are the ones a change may name as author or site: judge
             // again, leaving the refused changes out, until no refusal takes a written record away. With nothing
             // refused, every record of the push was taken as written.
@@ -229,6 +232,35 @@ struct PushJudge {
                 return plan
             }
         }
+    }
+
+    /// Refuses, with each refused code, unit or value of an observation, that observation's other reading changes of
+    /// the push (code, unit and value are kept together: ``CareModel/checkReading(code:unit:value:)``). Returns
+    /// whether it refused any change not refused before (the push is then judged again without them).
+    static func refuseReadingsWhole(_ request: PushRequest, _ refused: inout [Int: ServerError]) -> Bool {
+        let observation = RecordType.observation.rawValue
+        var partial: [RecordRef: Int] = [:]
+        for (index, _) in refused {
+            let change = request.changes[index]
+            if change.record.type == observation, Batch.readingFields.contains(change.field) {
+                partial[change.record] = min(partial[change.record] ?? index, index)
+            }
+        }
+        guard !partial.isEmpty else { return false }
+        var added = false
+        for (index, change) in request.changes.enumerated() where refused[index] == nil {
+            guard let first = partial[change.record], Batch.readingFields.contains(change.field) else { continue }
+            refused[index] = ServerError(
+                .invalidChange,
+                .unprocessableContent,
+                "change \(index): the reading of \(change.record) was refused (change \(first)); its code, unit and "
+                    + "value are kept together or not at all",
+                field: "observation.\(change.field)",
+                index: index
+            )
+            added = true
+        }
+        return added
     }
 
     /// The records whose erasure a storage looks up for `request` (into ``PushContext/erased``): those it writes

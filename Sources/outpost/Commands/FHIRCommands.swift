@@ -212,7 +212,14 @@ struct FHIRExport: ParsableCommand {
         try write(manifest.text + "\n", to: "manifest.json")
         print("exported \(output.reduce(0) { $0 + $1.count }) resources to \(out)")
         // FHIR holds one value per element: a field with concurrent values went out as its provisional one.
-        let open = try store.conflictEntries().count
+        // Of the records exported: of the types asked for (a conflict of a record older than --since may be counted).
+        let open = try store.conflictEntries().filter { entry in
+            types.isEmpty
+                || RecordType(rawValue: entry.record.type).flatMap { FHIRVocabulary.resourceType[$0] }.map(
+                    types.contains
+                )
+                    ?? false
+        }.count
         if open > 0 {
             FileHandle.standardError.write(
                 Data(

@@ -94,6 +94,9 @@ enum FieldArguments {
         var trimmed = Substring(text)
         while trimmed.first == " " || trimmed.first == "\t" { trimmed.removeFirst() }
         while trimmed.last == " " || trimmed.last == "\t" { trimmed.removeLast() }
+        guard !trimmed.isEmpty || text.isEmpty else {
+            throw CLIError.input("\(spec.path): the value is only spaces; write \(spec.name)= to clear the field")
+        }
         let text = String(trimmed)
         if text.isEmpty { return .null }
         switch spec.kind {
