@@ -198,41 +198,20 @@ struct ConflictEndToEndTests {
         try await a.ok("sync")
         try await #require(try conflicts(a).count == 3)
 
-        let dryRun = try await a.ok(
-            "conflicts",
-            "resolve",
-            "--all",
-            "--field",
-            "patient.birthDate",
-            "--rule",
-            "newest",
-            "--dry-run"
-        )
+        func resolveAll(_ rule: String, _ extra: [String] = []) async throws -> RunResult {
+            try await a.run(
+                arguments: ["conflicts", "resolve", "--all", "--field", "patient.birthDate", "--rule", rule] + extra
+            )
+        }
+        let dryRun = try await resolveAll("newest", ["--dry-run"]).output
         #expect(dryRun.contains("would keep"))
         #expect(dryRun.contains("nothing changed"))
         await #expect(try conflicts(a).count == 3)
         await #expect(try a.status()["pendingChanges"] as? Int == 0)
 
-        let refused = try await a.run(
-            "conflicts",
-            "resolve",
-            "--all",
-            "--field",
-            "patient.birthDate",
-            "--rule",
-            "loudest"
-        )
-        #expect(refused.status == 2)
+        #expect(try await resolveAll("loudest").status == 2)
         // A site the replica does not hold is refused, not read as "no value from it" for every conflict.
-        let nowhere = try await a.run(
-            "conflicts",
-            "resolve",
-            "--all",
-            "--field",
-            "patient.birthDate",
-            "--rule",
-            "site:sit_01JWMCKG000000000000000000"
-        )
+        let nowhere = try await resolveAll("site:sit_01JWMCKG000000000000000000")
         #expect(nowhere.status == 2 && nowhere.stderr.contains("no site with id"), "\(nowhere)")
         await #expect(try conflicts(a).count == 3)
 
