@@ -73,7 +73,7 @@ struct RestoreCommand: AsyncParsableCommand {
         // What the store being replaced recorded after the backup and a restore must not undo (revocations, purges,
         // their audit): read before it is replaced. A store that cannot be read (the reason for a restore, perhaps)
         // is replaced all the same, with a warning.
-        let replaced = await readReplaced(takenAtMillis: backup.takenAtMillis)
+        let (replaced, unreadable) = await readReplaced(takenAtMillis: backup.takenAtMillis)
         if let url = data.databaseURL {
             var location = try PostgresLocation(url: url)
             // One connection: any other one is another process, and the restore is refused.
@@ -120,20 +120,21 @@ struct RestoreCommand: AsyncParsableCommand {
         }
         print(
             "devices bootstrap again on their next sync and push again their changes it lacks"
-                + (replaced == nil
+                + (unreadable
                     ? "; revoke again any token revoked and make again any purge made after the backup was taken" : "")
         )
     }
 
     /// The revocations, purges and audit entries of the store about to be replaced (``RestoreCarryOver``); `nil`
-    /// when there is none, or it cannot be read (said on stderr: the administrator makes them again by hand).
-    private func readReplaced(takenAtMillis: UInt64) async -> RestoreCarryOver.Replaced? {
+    /// when there is none, or it cannot be read (`unreadable`, said on stderr: the administrator makes them again
+    /// by hand).
+    private func readReplaced(takenAtMillis: UInt64) async -> (RestoreCarryOver.Replaced?, unreadable: Bool) {
         if data.databaseURL == nil,
             !FileManager.default.fileExists(
                 atPath: (data.directory as NSString).appendingPathComponent("outpost-server.sqlite")
             )
         {
-            return nil
+            return (nil, false)
         }
         do {
             // The SQLite file is known to exist; a PostgreSQL database with no tables yet gets them (the restore
@@ -145,8 +146,8 @@ struct RestoreCommand: AsyncParsableCommand {
                 logger: Logger(label: "outpost-server")
             )
             defer { store.close() }
-            guard !(try await store.practices().isEmpty) else { return nil }
-            return try await RestoreCarryOver.read(from: store, takenAtMillis: takenAtMillis)
+            guard !(try await store.practices().isEmpty) else { return (nil, false) }
+            return (try await RestoreCarryOver.read(from: store, takenAtMillis: takenAtMillis), false)
         } catch {
             FileHandle.standardError.write(
                 Data(
@@ -154,7 +155,7 @@ struct RestoreCommand: AsyncParsableCommand {
                         + "again any token revoked, and make again any purge made, after the backup was taken\n").utf8
                 )
             )
-            return nil
+            return (nil, true)
         }
     }
 }
