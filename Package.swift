@@ -139,7 +139,8 @@ let package = Package(
         // What both executables share: how a command starts and fails (exit codes, one error line), and tables.
         .target(
             name: "OutpostCommandLine",
-            dependencies: [.product(name: "ArgumentParser", package: "swift-argument-parser")],
+            // OutpostCRDT for DisplayControl: the tables escape what the care model refuses in text, by one definition.
+            dependencies: ["OutpostCRDT", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: upcoming
         ),
         .executableTarget(

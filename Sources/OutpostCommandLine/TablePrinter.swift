@@ -1,4 +1,5 @@
 import Foundation
+import OutpostCRDT
 
 /// The aligned tables both executables print: a header, then one line per row, columns two spaces apart, every
 /// column but the last padded to its widest cell.
@@ -35,14 +36,11 @@ public enum TablePrinter {
     /// override or isolate written as its escape (`\u{1B}`), so that a stored value cannot clear the screen, move the
     /// cursor, hide what follows or reorder a line. Ordinary text is returned as it is after one pass over its bytes.
     public static func printable(_ text: String) -> String {
-        guard text.utf8.contains(where: { $0 < 0x20 || $0 == 0x7F || $0 == 0xC2 || $0 == 0xE2 }) else { return text }
+        guard DisplayControl.mayHold(text) else { return text }
         var out = String.UnicodeScalarView()
         for scalar in text.unicodeScalars {
-            let value = scalar.value
-            if value < 0x20 || (0x7F...0x9F).contains(value) || (0x202A...0x202E).contains(value)
-                || (0x2066...0x2069).contains(value)
-            {
-                out.append(contentsOf: "\\u{\(String(value, radix: 16, uppercase: true))}".unicodeScalars)
+            if DisplayControl.isControl(scalar) {
+                out.append(contentsOf: "\\u{\(String(scalar.value, radix: 16, uppercase: true))}".unicodeScalars)
             } else {
                 out.append(scalar)
             }

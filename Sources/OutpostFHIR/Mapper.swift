@@ -716,9 +716,9 @@ public struct FHIRMapper {
             }
         }
 
-        /// Reads a measurement of `code` into `observation`; `false` (noted, nothing read) when its unit is not one
-        /// Outpost records the code in (``CareModel/observationUnits``): the reading is left out, not kept in a unit
-        /// the scorecard would misread.
+        /// Reads a measurement of `code` into `observation`; `false` (noted, nothing read) when the model refuses the
+        /// reading (``CareModel/checkReading(code:unit:value:)``): it is left out, not kept in a unit the scorecard
+        /// would misread or with a value the code cannot have.
         mutating func quantity(
             _ quantity: JSON,
             _ element: String,
@@ -731,13 +731,16 @@ public struct FHIRMapper {
             guard let unit = quantity["code"]?.string ?? quantity["unit"]?.string else {
                 throw fail(element + ".code", "missing; Outpost keeps the UCUM unit")
             }
-            guard CareModel.observationUnits[code]?.contains(unit) ?? true else {
-                note(.unmodelledCode, element + ".code")
-                return false
-            }
-            // A value the code cannot have in that unit (a slip at the source) is left out like one in another unit.
-            guard (try? CareModel.checkReading(code: code, unit: unit, value: value)) != nil else {
-                note(.notKept, element + ".value (outside what the code can be in \(unit))")
+            // A unit Outpost does not record the code in, or a value the code cannot have in it (a slip at the
+            // source): the reading is left out, counted by what was wrong.
+            do throws(ModelError) {
+                try CareModel.checkReading(code: code, unit: unit, value: value)
+            } catch {
+                if error.field == "observation.unit" {
+                    note(.unmodelledCode, element + ".code")
+                } else {
+                    note(.notKept, element + ".value (outside what the code can be in \(unit))")
+                }
                 return false
             }
             observation.assign["value"] = .value(.string(value))

@@ -356,21 +356,14 @@ extension CareModel {
         return ModelError(code: code, field: spec.path, rule: rule, message: message)
     }
 
-    /// The first scalar of `text` that would act on a terminal or reorder what is shown rather than be read: a C0
-    /// control (but tab, line feed and carriage return where `allowingLineBreaks`), DEL, a C1 control, or a
-    /// bidirectional embedding, override or isolate (U+202A–U+202E, U+2066–U+2069); with its 1-based position among
-    /// the scalars. `nil` for ordinary text, which is settled by one pass over its bytes.
+    /// The first scalar of `text` that would act on a terminal or reorder what is shown rather than be read
+    /// (``DisplayControl``; tab, line feed and carriage return allowed where `allowingLineBreaks`), with its 1-based
+    /// position among the scalars. `nil` for ordinary text, which is settled by one pass over its bytes.
     static func firstControl(in text: String, allowingLineBreaks: Bool) -> (Unicode.Scalar, Int)? {
-        // C0 and DEL are single bytes; C1 starts with 0xC2 and the bidirectional controls with 0xE2 in UTF-8.
-        guard text.utf8.contains(where: { $0 < 0x20 || $0 == 0x7F || $0 == 0xC2 || $0 == 0xE2 }) else { return nil }
+        guard DisplayControl.mayHold(text) else { return nil }
         for (index, scalar) in text.unicodeScalars.enumerated() {
-            let value = scalar.value
-            if allowingLineBreaks && (value == 0x09 || value == 0x0A || value == 0x0D) { continue }
-            if value < 0x20 || (0x7F...0x9F).contains(value) || (0x202A...0x202E).contains(value)
-                || (0x2066...0x2069).contains(value)
-            {
-                return (scalar, index + 1)
-            }
+            if allowingLineBreaks && (scalar == "\t" || scalar == "\n" || scalar == "\r") { continue }
+            if DisplayControl.isControl(scalar) { return (scalar, index + 1) }
         }
         return nil
     }

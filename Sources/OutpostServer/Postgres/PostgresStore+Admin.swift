@@ -309,6 +309,28 @@ extension PostgresStore: AdminStorage {
         reason: String,
         now: UInt64
     ) async throws(ServerError) -> PurgeEntry {
+        try await purge(practice: practice, patient: patient, reason: reason, now: now, requireHeld: true)
+    }
+
+    public func purgeAgain(_ purge: PurgeEntry, now: UInt64) async throws(ServerError) {
+        _ = try await self.purge(
+            practice: purge.practice,
+            patient: purge.patient,
+            reason: purge.reason,
+            now: now,
+            requireHeld: false
+        )
+    }
+
+    /// A purge; without `requireHeld`, of a patient the store may not hold (``purgeAgain(_:now:)``): its id is kept
+    /// as erased and the purge recorded all the same.
+    private func purge(
+        practice: String,
+        patient: String,
+        reason: String,
+        now: UInt64,
+        requireHeld: Bool
+    ) async throws(ServerError) -> PurgeEntry {
         let trimmed = try AdminRules.purgeReason(reason)
         return try await transaction { connection in
             // A new feed position, past every checkpoint ever given out, taken under the feed lock like a push's.
@@ -320,11 +342,21 @@ extension PostgresStore: AdminStorage {
                 """,
                 logger
             ).map { try $0.decode((String, String).self) }
-            guard refs.contains(where: { $0.0 == "patient" && $0.1 == patient }) else {
+            let held = refs.contains { $0.0 == "patient" && $0.1 == patient }
+            guard held || !requireHeld else {
                 throw ServerError.noPatient(patient, practice: practice)
             }
             for (type, id) in refs {
                 _ = try await Self.erase(RecordRef(type: type, id: id), practice: practice, connection, logger)
+            }
+            // A patient not held is erased by id alone: a device pushing its records again is not stored.
+            if !held {
+                _ = try await Self.erase(
+                    RecordRef(type: RecordType.patient.rawValue, id: patient),
+                    practice: practice,
+                    connection,
+                    logger
+                )
             }
             for table in ["patient_scope", "patient_site", "device_patient"] {
                 try await connection.run(
@@ -553,46 +585,6 @@ extension PostgresStore {
                 practice: nil,
                 subject: nil,
                 detail: RestoreCarryOver.carryOverDetail(entries.count),
-                now: now,
-                connection,
-                logger
-            )
-        }
-    }
-
-    public func purgeAgain(_ purge: PurgeEntry, now: UInt64) async throws(ServerError) {
-        do {
-            _ = try await self.purge(practice: purge.practice, patient: purge.patient, reason: purge.reason, now: now)
-            return
-        } catch  where error.code == .notFound {
-            // Not held (made after the backup): recorded below.
-        }
-        let logger = logger
-        try await transaction { connection in
-            let position = try await Self.lockFeed(practice: purge.practice, connection, logger) + 1
-            try await connection.run(
-                """
-                INSERT INTO erased (practice, type, id) VALUES (\(purge.practice), 'patient', \(purge.patient))
-                ON CONFLICT DO NOTHING
-                """,
-                logger
-            )
-            try await connection.run("UPDATE practice SET head = \(position) WHERE id = \(purge.practice)", logger)
-            try await connection.run(
-                """
-                INSERT INTO purge (practice, patient, position, reason, records, at)
-                VALUES (\(purge.practice), \(purge.patient), \(position), \(purge.reason), \(Int64(purge.records)),
-                    \(Int64(purge.atMillis)))
-                ON CONFLICT (practice, patient) DO UPDATE SET position = excluded.position, reason = excluded.reason,
-                    records = excluded.records, at = excluded.at
-                """,
-                logger
-            )
-            try await Self.audit(
-                "purge",
-                practice: purge.practice,
-                subject: purge.patient,
-                detail: RestoreCarryOver.absentPurgeDetail,
                 now: now,
                 connection,
                 logger

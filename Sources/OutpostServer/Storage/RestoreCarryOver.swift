@@ -132,10 +132,6 @@ public struct RestoreCarryOver: Sendable, Equatable {
 }
 
 extension RestoreCarryOver {
-    /// The audit detail of a purge made again for a patient the restored store does not hold.
-    static let absentPurgeDetail =
-        "made again after a restore: the restored store held none of its records; its id kept as erased"
-
     /// The audit detail of the entry that closes the carried-over ones.
     static func carryOverDetail(_ count: Int) -> String {
         "\(count) audit entr\(count == 1 ? "y" : "ies") of the replaced store, recorded after the backup was taken, "

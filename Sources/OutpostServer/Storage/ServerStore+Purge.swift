@@ -28,17 +28,39 @@ extension ServerStore {
     /// - Throws: ``ServerError`` `not_found` when the practice holds no such patient.
     public func purge(practice: String, patient: String, reason: String, now: UInt64) throws(ServerError) -> PurgeEntry
     {
+        try purge(practice: practice, patient: patient, reason: reason, now: now, requireHeld: true)
+    }
+
+    public func purgeAgain(_ purge: PurgeEntry, now: UInt64) throws(ServerError) {
+        _ = try self.purge(
+            practice: purge.practice,
+            patient: purge.patient,
+            reason: purge.reason,
+            now: now,
+            requireHeld: false
+        )
+    }
+
+    /// A purge; without `requireHeld`, of a patient the store may not hold (``purgeAgain(_:now:)``): its id is kept
+    /// as erased and the purge recorded all the same.
+    private func purge(
+        practice: String,
+        patient: String,
+        reason: String,
+        now: UInt64,
+        requireHeld: Bool
+    ) throws(ServerError) -> PurgeEntry {
         let trimmed = try AdminRules.purgeReason(reason)
         var tailRows = 0
         defer { folder.folded(tailRows) }
         return try write { db in
-            guard
+            let held =
                 try Bool.fetchOne(
                     db,
                     sql: "SELECT 1 FROM record WHERE type = 'patient' AND id = ? AND practice = ?",
                     arguments: [patient, practice]
                 ) == true
-            else {
+            guard held || !requireHeld else {
                 throw ServerError.noPatient(patient, practice: practice)
             }
             let refs = try Row.fetchAll(
@@ -62,6 +84,14 @@ extension ServerStore {
             for ref in refs {
                 tailRows += try Self.erase(RecordRef(type: ref["type"], id: ref["id"]), practice: practice, db: db)
                     .tailRows
+            }
+            // A patient not held is erased by id alone: a device pushing its records again is not stored.
+            if !held {
+                _ = try Self.erase(
+                    RecordRef(type: RecordType.patient.rawValue, id: patient),
+                    practice: practice,
+                    db: db
+                )
             }
             for table in ["patient_scope", "patient_site", "device_patient"] {
                 try db.execute(
@@ -166,40 +196,5 @@ extension ServerStore {
     /// The highest purge position of a practice (0 without purges).
     static func purgeHead(practice: String, db: Database) throws -> Int64 {
         try Int64.fetchOne(db, sql: "SELECT MAX(position) FROM purge WHERE practice = ?", arguments: [practice]) ?? 0
-    }
-}
-
-extension ServerStore {
-    public func purgeAgain(_ purge: PurgeEntry, now: UInt64) throws(ServerError) {
-        do {
-            _ = try self.purge(practice: purge.practice, patient: purge.patient, reason: purge.reason, now: now)
-            return
-        } catch  where error.code == .notFound {
-            // Not held (made after the backup): recorded below.
-        }
-        try write { db in
-            try db.execute(
-                sql: "INSERT OR IGNORE INTO erased (practice, type, id) VALUES (?, 'patient', ?)",
-                arguments: [purge.practice, purge.patient]
-            )
-            let position = try Self.newPurgePosition(db: db)
-            try db.execute(
-                sql: """
-                    INSERT OR REPLACE INTO purge (practice, patient, position, reason, records, at)
-                    VALUES (?, ?, ?, ?, ?, ?)
-                    """,
-                arguments: [
-                    purge.practice, purge.patient, position, purge.reason, purge.records, Int64(purge.atMillis),
-                ]
-            )
-            try Self.audit(
-                "purge",
-                practice: purge.practice,
-                subject: purge.patient,
-                detail: RestoreCarryOver.absentPurgeDetail,
-                now: now,
-                db: db
-            )
-        }
     }
 }

@@ -147,7 +147,7 @@ struct ShowRecord<Kind: CLIRecordKind>: ParsableCommand {
         let duplicates = try merges.duplicates(of: record.id).compactMap { id in
             try store.record(RecordRef(type: RecordType.patient.rawValue, id: id))
         }
-        RecordOutput.printPatient(
+        RecordOutput.printRecord(
             record,
             survivor: merges.isMerged(record.id) ? merges.survivor(of: record.id) : nil,
             duplicates: duplicates

@@ -59,38 +59,20 @@ enum RecordOutput {
             print(record.canonicalJSON())
             return
         }
-        print("\(record.type) \(record.id)\(record.isRetired ? " (retired)" : "")")
-        for spec in CareModel.fields(of: record.type) {
-            guard let value = record.fields[spec.name] else { continue }
-            switch value {
-            case .log(let entries):
-                print("  \(spec.name):")
-                for entry in entries {
-                    print(
-                        "    [\(Format.clock(entry.clock)) \(entry.author)] \(TablePrinter.printable(entry.value.description))"
-                    )
-                }
-            default:
-                let isConflict = value.isConflict
-                print(
-                    "  \(spec.name): \(cell(record, spec.name).replacingOccurrences(of: " (!)", with: ""))"
-                        + (isConflict ? "   <- conflict: see 'outpost conflicts list'" : "")
-                )
-            }
-        }
+        printRecord(record, survivor: nil, duplicates: [])
     }
 
-    /// Prints a patient as ``printRecord(_:json:)`` does, with what a merge reads through it: `survivor`, the patient
-    /// it was merged into (it is retired by that link); `duplicates`, the patients merged into it, whose notes, set
-    /// elements and contact details it lacks are shown with its own, each marked with the duplicate it is from
-    /// (docs/model.md, "Duplicate merges": they stay on the duplicate and are read from it).
-    static func printPatient(_ record: MaterializedRecord, survivor: String?, duplicates: [MaterializedRecord]) {
+    /// Prints every field of a record, a field in conflict marked; for a patient, with what a merge reads through
+    /// it: `survivor`, the patient it was merged into (it is retired by that link); `duplicates`, the patients merged
+    /// into it, whose notes, set elements and contact details it lacks are shown with its own, each marked with the
+    /// duplicate it is from (docs/model.md, "Duplicate merges": they stay on the duplicate and are read from it).
+    static func printRecord(_ record: MaterializedRecord, survivor: String?, duplicates: [MaterializedRecord]) {
         let retired = survivor.map { " (merged into \($0))" } ?? (record.isRetired ? " (retired)" : "")
-        print("patient \(record.id)\(retired)")
+        print("\(record.type) \(record.id)\(retired)")
         // What the merge copied (or put in the inbox) is the survivor's own; the merge's bookkeeping stays apart.
         let notRead = Set(CareModel.mergedReviewFields + ["status", "mergedInto", "merges", "resolutions", "fhirIDs"])
         func from(_ id: String?) -> String { id.map { " (from merged \($0))" } ?? "" }
-        for spec in CareModel.fields(of: .patient) {
+        for spec in CareModel.fields(of: record.type) {
             let own = record.fields[spec.name]
             let values =
                 [(String?.none, own)]
