@@ -57,13 +57,26 @@ struct HTTPHardeningTests {
         for _ in 0..<(cap * 10) {
             idle.append(try RawConnection(port: server.port))
         }
-        let health = try await server.send("GET", Wire.Path.health)
+        // The health request's own connection may be accepted before the last idle ones still in the listen backlog,
+        // and so be the one evicted when they arrive (the cap closes the longest idle, and a connection whose request
+        // is not read yet is idle): a client then connects again, as a real one would. Seen once in a CI run.
+        func reconnecting<T>(_ send: () async throws -> T) async throws -> T {
+            for _ in 1..<3 {
+                do { return try await send() } catch let error as URLError where error.code == .networkConnectionLost {
+                    continue
+                }
+            }
+            return try await send()
+        }
+        let health = try await reconnecting { try await server.send("GET", Wire.Path.health) }
         #expect(health.status == 200)
         // The first connections opened waited longest: they made room for the later ones.
         let (_, closed) = await idle[0].readUntilClosed()
         #expect(closed, "the server kept more than \(cap) connections open")
         // A real request still goes through while the idle connections come and go.
-        let (status, _) = try await server.request("GET", Wire.Path.session, token: server.adminToken)
+        let (status, _) = try await reconnecting {
+            try await server.request("GET", Wire.Path.session, token: server.adminToken)
+        }
         #expect(status == 200)
     }
 
